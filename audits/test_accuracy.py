@@ -1,0 +1,19 @@
+"""Clean accuracy: the model, loaded and preprocessed by the suite, still classifies natural images.
+
+This is the gate under every other audit: their numbers mean little if the clean top-1 is off.
+"""
+
+import pytest
+
+pytestmark = pytest.mark.audit("accuracy")
+
+
+def test_clean_top1(imagenet_model, evaluated, record, thresholds):
+    correct = (evaluated.logits.argmax(1) == evaluated.labels)
+    top1 = float(correct.float().mean())
+    record.metric("n_images", len(evaluated.labels))
+    record.metric("top5", float((evaluated.logits.topk(5, 1).indices == evaluated.labels[:, None]).any(1).float().mean()))
+    assert record.check_min("clean_top1", top1, "min_top1", thresholds["min_top1"]), (
+        f"{imagenet_model.id}: clean top-1 {top1:.3f} on {evaluated.image_set.name} is below min_top1 "
+        f"{thresholds['min_top1']} (check its preprocessing: {imagenet_model.preprocessing.source})"
+    )

@@ -1,0 +1,15 @@
+"""Bad input shows as its message, not a traceback: the message already names the problem and the fix."""
+
+from __future__ import annotations
+
+import pytest
+
+from visionaudit.errors import VisionAuditError
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    if call.excinfo is not None and isinstance(call.excinfo.value, VisionAuditError) and report.failed:
+        report.longrepr = f"{type(call.excinfo.value).__name__}: {call.excinfo.value}"
+    return report

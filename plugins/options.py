@@ -1,0 +1,28 @@
+"""Command-line options of the audit suite, and the settings they resolve to."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("visionaudit", "visionaudit: model audits")
+    group.addoption("--model", action="append", default=None, metavar="SPEC",
+                    help="model to audit (repeatable): efficientnet_lite0, torchvision:NAME[:WEIGHTS|none], "
+                         "timm:NAME:CHECKPOINT, FILE.pt, FILE.pth|.safetensors with --arch, package.module:factory. "
+                         "Default: [run] models in audit.toml, else efficientnet_lite0")
+    group.addoption("--arch", default=None, metavar="ARCH",
+                    help="architecture for state-dict specs without ?arch= (torchvision:NAME, timm:NAME, package.module:factory)")
+    group.addoption("--device", dest="audit_device", default=None, metavar="DEVICE",
+                    help="auto (default), cpu, cuda, cuda:N or mps; under xdist, auto and cuda spread workers over GPUs")
+    group.addoption("--audit-data", default=None, metavar="DIR",
+                    help="data root holding cue-conflict/, imagenet-sample/, ... (default: $VISIONAUDIT_DATA)")
+    group.addoption("--audit-images", default=None, metavar="NAME|DIR",
+                    help="labelled natural images: a folder under the data root (default imagenet-sample), "
+                         "a path (WNID folders or <wnid>_<name> files), or 'imagenette'")
+    group.addoption("--audit-samples", type=int, default=None, metavar="N",
+                    help="audit a fixed, seeded, class-stratified subset of N images per image set (quick runs)")
+    group.addoption("--audit-seed", type=int, default=None, metavar="SEED", help="seed for subsets and transforms (default 0)")
+    group.addoption("--audit-config", default=None, metavar="PATH", help="thresholds file (default: audit.toml at the rootdir)")
+    group.addoption("--audit-batch-size", type=int, default=None, metavar="N",
+                    help="images per forward pass (default: 8 on CPU, 128 on accelerators)")

@@ -1,0 +1,32 @@
+"""Carries each audit's record on its test reports, so it reaches the controller under xdist.
+
+The record travels in ``report.user_properties`` as ``("visionaudit", dict)``: pytest serializes
+that field with the report (pytest-xdist included), so no custom serialization hook is needed.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from visionaudit.recording import RECORD_KEY, AuditRecord
+
+RECORD_STASH = pytest.StashKey[AuditRecord]()
+
+
+def record_of(report: pytest.TestReport) -> dict | None:
+    """The audit record a report carries, or None."""
+    for name, value in getattr(report, "user_properties", ()):
+        if name == RECORD_KEY:
+            return value
+    return None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    record = item.stash.get(RECORD_STASH, None)
+    if record is not None:
+        # A snapshot per phase: what was measured up to this point, also when the test fails.
+        report.user_properties = [p for p in report.user_properties if p[0] != RECORD_KEY]
+        report.user_properties.append((RECORD_KEY, record.to_dict()))
+    return report

@@ -1,0 +1,64 @@
+"""``python -m visionaudit``: commands that do not need pytest."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import VisionAuditError
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    from .fetch import BASE_URL, fetch, load_manifest
+
+    manifest = load_manifest(args.manifest)
+    names = sorted(manifest) if args.dataset == "all" else [args.dataset]
+    ok = True
+    for name in names:
+        result = fetch(name, args.dest, base_url=args.base_url or BASE_URL, manifest=manifest)
+        print(f"{name}: {len(result.downloaded)} downloaded, {len(result.kept)} already there, "
+              f"{len(result.rejected)} rejected, {len(result.failed)} failed -> {args.dest}/{name}")
+        ok = ok and result.ok
+    if not ok:
+        print("some files were rejected or failed; run the same command again to retry them", file=sys.stderr)
+    return 0 if ok else 1
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from .checkpoints import convert_to_safetensors
+
+    n = convert_to_safetensors(args.src, args.dst, trust_pickle=args.trust_pickle)
+    print(f"wrote {n} tensors to {args.dst}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m visionaudit", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    f = sub.add_parser("fetch", help="download the cue-conflict (or shape-only) stimuli, verified by sha256")
+    f.add_argument("dataset", choices=["cue-conflict", "edges", "filled-silhouettes", "all"])
+    f.add_argument("--dest", default="data", help="data root to fill (default: ./data); point --audit-data at it")
+    f.add_argument("--base-url", default=None, help="a mirror of the pinned repository (default: GitHub raw, pinned commit)")
+    f.add_argument("--manifest", default=None, help="a sha256 manifest to use instead of the shipped one")
+    f.set_defaults(func=_fetch)
+
+    c = sub.add_parser("convert-checkpoint", help="re-save a checkpoint as safetensors")
+    c.add_argument("src")
+    c.add_argument("dst")
+    c.add_argument("--trust-pickle", action="store_true",
+                   help="unpickle SRC (can run code it carries): only for files you trust")
+    c.set_defaults(func=_convert)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except VisionAuditError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to resume", file=sys.stderr)
+        return 130

@@ -1,0 +1,230 @@
+"""Image sets: which files, with which labels or cues; decoded once per process per geometry.
+
+Layouts understood:
+
+- cue-conflict stimuli: ``<root>/<shape>/<shape>N-<texture>M.png`` (Geirhos et al. 2019);
+- category folders: ``<root>/<category>/*.png`` (the edges and filled-silhouettes stimuli);
+- labelled natural images: WNID folders (``<root>/n01440764/*.JPEG``, ImageNet val, any ImageFolder
+  whose folders are WNIDs), flat ``<wnid>_<name>.JPEG`` files (imagenet-sample), or torchvision's
+  Imagenette (its 10 WNIDs mapped to ImageNet indices).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import random
+import re
+from collections import defaultdict
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from .decoding import decode_images
+from .errors import DataError
+from .imagenet import class_index
+from .preprocessing import Geometry
+
+log = logging.getLogger("visionaudit.datasets")
+
+DATA_ENV = "VISIONAUDIT_DATA"
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm"}
+FETCHABLE = ("cue-conflict", "edges", "filled-silhouettes")
+_CUE = re.compile(r"^(?P<shape>[a-z]+)\d+-(?P<texture>[a-z]+)\d+\.png$")
+_WNID = re.compile(r"^n\d{8}$")
+_FLAT = re.compile(r"^(?P<wnid>n\d{8})_")
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """A list of image files and what is known of each (ImageNet label, category, texture cue)."""
+
+    name: str
+    root: Path
+    paths: tuple[Path, ...]
+    labels: tuple[int, ...] | None = None  # ImageNet-1k class indices
+    categories: tuple[str, ...] | None = None  # shape category / class folder name
+    textures: tuple[str, ...] | None = None  # texture cue (cue-conflict only)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """Identity for caches: the set's name and a digest of its file list."""
+        digest = hashlib.sha1("\n".join(map(str, self.paths)).encode()).hexdigest()[:16]
+        return (self.name, digest)
+
+    def label_tensor(self) -> torch.Tensor:
+        if self.labels is None:
+            raise DataError(f"image set {self.name} has no ImageNet labels")
+        return torch.tensor(self.labels, dtype=torch.long)
+
+    def select(self, indices: list[int], name: str | None = None) -> "ImageSet":
+        pick = lambda seq: None if seq is None else tuple(seq[i] for i in indices)  # noqa: E731
+        return replace(
+            self,
+            name=name or self.name,
+            paths=pick(self.paths),
+            labels=pick(self.labels),
+            categories=pick(self.categories),
+            textures=pick(self.textures),
+        )
+
+    def stratified_subset(self, n: int | None, seed: int = 0) -> "ImageSet":
+        """A fixed, seeded subset of ``n`` images spread evenly over the classes (all when ``n`` is None or large)."""
+        if not n or n >= len(self):
+            return self
+        if n < 0:
+            raise ValueError(f"--audit-samples must be positive, got {n}")
+        classes = self.labels if self.labels is not None else self.categories
+        if classes is None:
+            classes = tuple(range(len(self)))
+        rng = random.Random(seed)
+        groups: dict[object, list[int]] = defaultdict(list)
+        for i, c in enumerate(classes):
+            groups[c].append(i)
+        order = sorted(groups, key=str)
+        rng.shuffle(order)
+        for c in order:
+            rng.shuffle(groups[c])
+        chosen: list[int] = []
+        depth = 0
+        while len(chosen) < n:
+            for c in order:
+                if depth < len(groups[c]):
+                    chosen.append(groups[c][depth])
+                    if len(chosen) == n:
+                        break
+            depth += 1
+        return self.select(sorted(chosen), name=f"{self.name}[{n} of {len(self)}, seed {seed}]")
+
+
+def data_root(explicit: str | os.PathLike | None = None) -> Path:
+    """The data root: ``--audit-data`` when given, else ``$VISIONAUDIT_DATA``."""
+    value = explicit or os.environ.get(DATA_ENV)
+    if not value:
+        raise DataError(
+            f"no data directory: pass --audit-data DIR or set {DATA_ENV}. Get the stimuli with "
+            "'python -m visionaudit fetch cue-conflict --dest DIR'"
+        )
+    root = Path(value).expanduser()
+    if not root.is_dir():
+        raise DataError(
+            f"data directory {root} does not exist. Point --audit-data / {DATA_ENV} at it, or fetch the "
+            f"stimuli into it: python -m visionaudit fetch cue-conflict --dest {root}"
+        )
+    return root
+
+
+def _require_dir(path: Path, what: str, fetch_name: str | None) -> None:
+    if path.is_dir():
+        return
+    fix = (f"fetch it: python -m visionaudit fetch {fetch_name} --dest {path.parent}" if fetch_name
+           else "point --audit-images at a folder of WNID folders or <wnid>_<name> files")
+    raise DataError(f"{what} not found at {path}; {fix}")
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def cue_conflict(root: Path) -> ImageSet:
+    """The cue-conflict stimuli; shape and texture cues parsed from each file name."""
+    _require_dir(root, "cue-conflict stimuli", "cue-conflict")
+    paths, shapes, textures = [], [], []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        for path in _images_in(folder):
+            m = _CUE.match(path.name)
+            if not m:
+                raise DataError(f"{path}: cue-conflict file names look like cat1-elephant2.png (shape, then texture)")
+            if m["shape"] != folder.name:
+                raise DataError(f"{path}: its shape cue {m['shape']!r} does not match its folder {folder.name!r}")
+            paths.append(path)
+            shapes.append(m["shape"])
+            textures.append(m["texture"])
+    if not paths:
+        raise DataError(f"no cue-conflict images under {root}; fetch them: python -m visionaudit fetch cue-conflict --dest {root.parent}")
+    return ImageSet("cue-conflict", root, tuple(paths), categories=tuple(shapes), textures=tuple(textures))
+
+
+def category_folders(root: Path, name: str) -> ImageSet:
+    """``<root>/<category>/*`` images, labelled by folder (edges, filled-silhouettes)."""
+    _require_dir(root, f"{name} stimuli", name if name in FETCHABLE else None)
+    paths, cats = [], []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        for path in _images_in(folder):
+            paths.append(path)
+            cats.append(folder.name)
+    if not paths:
+        raise DataError(f"no images under {root}/<category>/")
+    return ImageSet(name, root, tuple(paths), categories=tuple(cats))
+
+
+def labelled_images(root: Path, name: str | None = None) -> ImageSet:
+    """Natural images labelled by WNID: WNID folders, or flat ``<wnid>_<name>.ext`` files."""
+    _require_dir(root, "labelled images", None)
+    name = name or root.name
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and _WNID.match(p.name))
+    paths: list[Path] = []
+    labels: list[int] = []
+    if folders:
+        for folder in folders:
+            idx = class_index(folder.name, str(folder))
+            for path in _images_in(folder):
+                paths.append(path)
+                labels.append(idx)
+    else:
+        for path in _images_in(root):
+            m = _FLAT.match(path.name)
+            if not m:
+                raise DataError(
+                    f"{path}: cannot tell its class. Labelled images are WNID folders (n01440764/x.JPEG) "
+                    "or files named <wnid>_<name>.JPEG"
+                )
+            paths.append(path)
+            labels.append(class_index(m["wnid"], str(path)))
+    if not paths:
+        raise DataError(f"no images under {root}: expected WNID folders or <wnid>_<name>.JPEG files")
+    return ImageSet(name, root, tuple(paths), labels=tuple(labels), categories=tuple(str(i) for i in labels))
+
+
+def imagenette(root: Path, download: bool = False, size: str = "320px") -> ImageSet:
+    """torchvision's Imagenette validation split, its 10 WNIDs mapped to ImageNet-1k indices."""
+    from torchvision.datasets import Imagenette
+
+    try:
+        ds = Imagenette(str(root), split="val", size=size, download=download)
+    except RuntimeError as e:
+        raise DataError(f"Imagenette not found under {root} ({e}); run once on a networked machine with downloads allowed") from None
+    paths = tuple(Path(p) for p, _ in ds._samples)
+    labels = tuple(class_index(ds.wnids[local]) for _, local in ds._samples)
+    if not paths:
+        raise DataError(f"Imagenette under {root} holds no images")
+    return ImageSet("imagenette", root, paths, labels=labels, categories=tuple(str(i) for i in labels))
+
+
+# --- decoding, once per process ---------------------------------------------------------------------
+
+_DECODED: dict[tuple, torch.Tensor] = {}
+
+
+def load_images(
+    image_set: ImageSet,
+    geometry: Geometry,
+    progress: Callable[[int, int], None] | None = None,
+) -> torch.Tensor:
+    """The set's images as uint8 ``(N, 3, crop, crop)`` at ``geometry``, decoded once per process."""
+    key = (image_set.key, geometry)
+    if key not in _DECODED:
+        log.info("decoding %d images of %s at %s", len(image_set), image_set.name, geometry)
+        threads = min(8, os.cpu_count() or 1)
+        _DECODED[key] = decode_images(image_set.paths, geometry, threads=threads, progress=progress)
+    return _DECODED[key]
+
+
+def clear_decoded() -> None:
+    _DECODED.clear()

@@ -1,0 +1,60 @@
+"""Image files to uint8 tensors at a model's input geometry: the one place images are decoded."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+from PIL import Image, UnidentifiedImageError
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms.v2 import functional as F
+
+from .errors import DataError
+from .preprocessing import Geometry
+
+_MODES = {"nearest": InterpolationMode.NEAREST, "bilinear": InterpolationMode.BILINEAR, "bicubic": InterpolationMode.BICUBIC}
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Grayscale, palette, CMYK, RGBA and the rest become plain RGB."""
+    if img.mode == "RGB":
+        return img
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")  # PIL warns when a palette with transparency goes straight to RGB
+    return img.convert("RGB")
+
+
+def decode_image(path: str | Path, geometry: Geometry) -> torch.Tensor:
+    """Read ``path``, make it RGB, resize its short side and centre-crop: uint8 ``(3, crop, crop)``.
+
+    The resize runs on the PIL image (antialiased), as torchvision's evaluation transforms do.
+    """
+    try:
+        with Image.open(path) as img:
+            img.load()
+            rgb = to_rgb(img)
+    except FileNotFoundError:
+        raise DataError(f"image {path} does not exist") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise DataError(f"image {path} is unreadable or truncated ({type(e).__name__}: {e}); replace or remove the file") from None
+    rgb = F.resize(rgb, [geometry.resize_size], interpolation=_MODES[geometry.interpolation], antialias=True)
+    rgb = F.center_crop(rgb, [geometry.crop_size, geometry.crop_size])
+    return F.pil_to_tensor(rgb)
+
+
+def decode_images(
+    paths: Sequence[Path],
+    geometry: Geometry,
+    threads: int = 4,
+    progress: Callable[[int, int], None] | None = None,
+) -> torch.Tensor:
+    """Decode many files into one uint8 ``(N, 3, crop, crop)`` tensor (PIL releases the GIL, so threads help)."""
+    out = torch.empty((len(paths), 3, geometry.crop_size, geometry.crop_size), dtype=torch.uint8)
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        for i, tensor in enumerate(pool.map(lambda p: decode_image(p, geometry), paths)):
+            out[i] = tensor
+            if progress is not None:
+                progress(i + 1, len(paths))
+    return out

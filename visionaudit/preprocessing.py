@@ -1,0 +1,127 @@
+"""What a model expects of its input: geometry (resize, crop, interpolation) and normalization."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Mapping
+
+import torch
+
+from .errors import SpecError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """How an image file becomes a square uint8 tensor: resize the short side, then centre-crop."""
+
+    resize_size: int
+    crop_size: int
+    interpolation: str = "bilinear"
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """Geometry plus per-channel normalization ``(x / 255 - mean) / std``."""
+
+    crop_size: int = 224
+    resize_size: int = 256
+    interpolation: str = "bilinear"
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    source: str = "default ImageNet preprocessing"
+
+    def __post_init__(self) -> None:
+        if self.interpolation not in INTERPOLATIONS:
+            raise SpecError(f"interpolation {self.interpolation!r} is not one of {', '.join(INTERPOLATIONS)}")
+        if len(self.mean) != len(self.std):
+            raise SpecError(f"mean has {len(self.mean)} values but std has {len(self.std)}; give one per input channel")
+        if any(s <= 0 for s in self.std):
+            raise SpecError(f"std must be positive, got {self.std}")
+        if self.crop_size <= 0 or self.resize_size < self.crop_size:
+            raise SpecError(f"resize size {self.resize_size} must be at least the crop size {self.crop_size} (> 0)")
+
+    @property
+    def channels(self) -> int:
+        return len(self.mean)
+
+    @property
+    def geometry(self) -> Geometry:
+        return Geometry(self.resize_size, self.crop_size, self.interpolation)
+
+    def normalize(self, images: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """uint8 ``(N, C, H, W)`` in [0, 255] to the model's normalized float input, on the images' device."""
+        mean = torch.tensor(self.mean, dtype=dtype, device=images.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, dtype=dtype, device=images.device).view(1, -1, 1, 1)
+        return (images.to(dtype) / 255.0 - mean) / std
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["mean"], d["std"] = list(self.mean), list(self.std)
+        return d
+
+    def with_overrides(self, options: Mapping[str, str]) -> "Preprocessing":
+        """Apply ``size``, ``resize``, ``interpolation``, ``mean``, ``std`` given in a model spec."""
+        changes: dict[str, Any] = {}
+        if "size" in options:
+            changes["crop_size"] = _int(options["size"], "size")
+            if "resize" not in options:
+                # Keep the usual 0.875 crop ratio when only the input size is given.
+                changes["resize_size"] = math.floor(changes["crop_size"] / 0.875)
+        if "resize" in options:
+            changes["resize_size"] = _int(options["resize"], "resize")
+        if "interpolation" in options:
+            changes["interpolation"] = options["interpolation"].lower()
+        for key in ("mean", "std"):
+            if key in options:
+                changes[key] = _floats(options[key], key)
+        if not changes:
+            return self
+        return replace(self, **changes, source=f"{self.source}, overridden by the spec")
+
+
+def _int(text: str, key: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise SpecError(f"spec option {key}={text!r} must be a whole number") from None
+
+
+def _floats(text: str, key: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise SpecError(f"spec option {key}={text!r} must be comma-separated numbers, as in {key}=0.5,0.5,0.5") from None
+
+
+def from_torchvision_transforms(transforms: Any, source: str) -> Preprocessing:
+    """From a torchvision weights' ``transforms()`` (``ImageClassification``)."""
+    crop = transforms.crop_size[0] if isinstance(transforms.crop_size, (list, tuple)) else transforms.crop_size
+    resize = transforms.resize_size[0] if isinstance(transforms.resize_size, (list, tuple)) else transforms.resize_size
+    interpolation = getattr(transforms.interpolation, "value", str(transforms.interpolation))
+    return Preprocessing(
+        crop_size=int(crop),
+        resize_size=int(resize),
+        interpolation=str(interpolation),
+        mean=tuple(float(v) for v in transforms.mean),
+        std=tuple(float(v) for v in transforms.std),
+        source=source,
+    )
+
+
+def from_timm_config(config: Mapping[str, Any], source: str) -> Preprocessing:
+    """From timm's ``resolve_data_config`` dict (input_size, crop_pct, interpolation, mean, std)."""
+    crop = int(config["input_size"][-1])
+    crop_pct = float(config.get("crop_pct") or 0.875)
+    return Preprocessing(
+        crop_size=crop,
+        resize_size=math.floor(crop / crop_pct),
+        interpolation=str(config.get("interpolation", "bicubic")),
+        mean=tuple(float(v) for v in config["mean"]),
+        std=tuple(float(v) for v in config["std"]),
+        source=source,
+    )

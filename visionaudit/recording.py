@@ -1,0 +1,84 @@
+"""What an audit measured, in a form that survives JSON and pytest-xdist's report transport."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+RECORD_KEY = "visionaudit"  # the user_properties entry that carries a record on the test report
+
+
+def to_jsonable(value: Any) -> Any:
+    """Numbers, strings, lists and dicts only; tensors and numpy values become Python ones.
+
+    NaN and infinities become the strings "nan", "inf", "-inf": JSON has no such numbers.
+    """
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().tolist()
+    elif hasattr(value, "tolist") and not isinstance(value, (str, bytes)):  # numpy arrays and scalars
+        value = value.tolist()
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return value
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    return str(value)
+
+
+@dataclass
+class AuditRecord:
+    """Metrics, the bounds they were held to, and tables, for one audit of one model."""
+
+    audit: str
+    model: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    thresholds: dict[str, Any] = field(default_factory=dict)
+    tables: dict[str, Any] = field(default_factory=dict)
+    model_info: dict[str, Any] | None = None  # LoadedModel.to_dict(), for the report's models section
+
+    def metric(self, name: str, value: Any) -> Any:
+        self.metrics[name] = to_jsonable(value)
+        return value
+
+    def threshold(self, name: str, bound: Any) -> Any:
+        self.thresholds[name] = to_jsonable(bound)
+        return bound
+
+    def table(self, name: str, rows: Any) -> None:
+        """A per-class (or per-anything) table: a list of rows or a mapping."""
+        self.tables[name] = to_jsonable(rows)
+
+    def check_min(self, name: str, value: float, bound_name: str, bound: float) -> bool:
+        """Record ``value`` and its lower ``bound``; True when it holds."""
+        self.metric(name, value)
+        self.threshold(bound_name, bound)
+        return value >= bound
+
+    def check_max(self, name: str, value: float, bound_name: str, bound: float) -> bool:
+        self.metric(name, value)
+        self.threshold(bound_name, bound)
+        return value <= bound
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "audit": self.audit,
+            "model": self.model,
+            "params": to_jsonable(self.params),
+            "metrics": dict(self.metrics),
+            "thresholds": dict(self.thresholds),
+            "tables": dict(self.tables),
+            "model_info": self.model_info,
+        }
