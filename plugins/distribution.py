@@ -1,4 +1,9 @@
-"""Spreading audits over pytest-xdist workers: one model per worker where that saves loads, fair CPU shares."""
+"""Spreading audits over pytest-xdist workers: a model's audits on one worker where that saves loads.
+
+xdist's own ``loadgroup`` mode cannot be used: it tags node ids through a private attribute that
+pytest 9.2 no longer reads, so the groups silently vanish. We give xdist a scheduler instead that
+takes the model id from each test id as its scope.
+"""
 
 from __future__ import annotations
 
@@ -14,26 +19,37 @@ def _dist_given(config: pytest.Config) -> bool:
     return any(a == "-d" or a.startswith("--dist") for a in config.invocation_params.args)
 
 
-@pytest.hookimpl(trylast=True)
+def model_scope(nodeid: str, model_ids: list[str]) -> str:
+    """The model a test id belongs to (its scope), or the id itself when it names none."""
+    if not nodeid.endswith("]") or "[" not in nodeid:
+        return nodeid
+    params = nodeid[nodeid.index("[") + 1 : -1]
+    for mid in sorted(model_ids, key=len, reverse=True):
+        if params == mid or params.startswith(mid + "-") or params.endswith("-" + mid) or f"-{mid}-" in params:
+            return f"model:{mid}"
+    return nodeid
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    # Controller: -n N without --dist means "load"; switch to "loadgroup" so the xdist_group marks
-    # added below keep a model's audits on one worker. An explicit --dist is left alone.
-    if getattr(config.option, "dist", "no") == "load" and not _dist_given(config):
-        config.option.dist = "loadgroup"
     if worker_index() is not None:
         # Each worker takes an even share of the cores, not all of them each.
         torch.set_num_threads(cpu_thread_share(worker_count()))
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Group a model's audits onto one worker when there are at least as many models as workers.
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """Group by model when there are at least as many models as workers.
 
     With fewer models than workers, grouping would idle workers; loading a model twice costs less.
+    An explicit ``--dist`` is left alone.
     """
-    if worker_index() is None or len(get_settings(config).models) < worker_count():
-        return
-    for item in items:
-        callspec = getattr(item, "callspec", None)
-        if callspec is not None and "model" in callspec.params:
-            item.add_marker(pytest.mark.xdist_group(f"model-{callspec.params['model']}"))
+    models = list(get_settings(config).models)
+    workers = len(config.getvalue("tx") or ())
+    if _dist_given(config) or config.getvalue("dist") != "load" or len(models) < max(2, workers):
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModelScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return model_scope(nodeid, models)
+
+    return ModelScheduling(config, log)

@@ -42,6 +42,13 @@ def is_torchscript_archive(path: str | Path) -> bool:
         return False
 
 
+def _looks_like_torch_save(path: Path) -> bool:
+    """A zip archive (torch.save since 1.6) or a legacy pickle (protocol 2+ starts with 0x80)."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    return head.startswith(b"PK") or head[:1] == b"\x80"
+
+
 def _conversion_hint(path: Path) -> str:
     out = path.with_suffix(".safetensors")
     return (
@@ -72,13 +79,16 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as e:
-            first = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+            if not _looks_like_torch_save(path):
+                raise CheckpointError(f"checkpoint {path} is corrupt or truncated, or not a checkpoint (neither a torch.save archive nor safetensors); copy it again or re-export it") from None
+            lines = [ln.strip() for ln in str(e).splitlines() if "GLOBAL" in ln or "Unsupported" in ln]
+            why = lines[0] if lines else type(e).__name__
             raise CheckpointError(
                 f"checkpoint {path} holds pickled Python objects that a safe load refuses "
-                f"(torch.load(weights_only=True): {first}). visionaudit never unpickles by default.\n"
+                f"(torch.load(weights_only=True): {why}). visionaudit never unpickles by default.\n"
                 + _conversion_hint(path)
             ) from None
-        except (RuntimeError, EOFError, OSError, zipfile.BadZipFile) as e:
+        except Exception as e:  # torch raises many types on damaged files (RuntimeError, EOFError, IndexError, ...)
             raise CheckpointError(
                 f"checkpoint {path} is corrupt or truncated ({type(e).__name__}: {str(e).splitlines()[0]}); "
                 "copy it again or re-export it"

@@ -28,6 +28,7 @@ LICENCE = (
     "accuracy and robustness', ICLR 2019 (github.com/rgeirhos/texture-vs-shape), licensed CC BY 4.0 "
     "(https://creativecommons.org/licenses/by/4.0/): attribute the authors wherever you use them."
 )
+MAX_FAILURES_IN_A_ROW = 10
 MANIFEST_RESOURCE = "resources/stimuli_manifest.json"
 
 
@@ -80,13 +81,14 @@ def fetch(
     dest: str | Path,
     base_url: str = BASE_URL,
     manifest: dict | None = None,
-    log: TextIO = sys.stderr,
+    log: TextIO | None = None,
     timeout: float = 30.0,
     retries: int = 2,
     progress_every: float = 1.0,
     clock: Callable[[], float] = time.monotonic,
 ) -> FetchResult:
     """Fetch ``dataset`` into ``dest/<dataset>``; returns what was downloaded, kept, rejected or failed."""
+    log = log or sys.stderr
     manifest = manifest or load_manifest()
     if dataset not in manifest:
         raise DataError(f"unknown data set {dataset!r}; fetchable: {', '.join(sorted(manifest))}")
@@ -97,8 +99,12 @@ def fetch(
     files = entry["files"]
     result = FetchResult()
     last = 0.0
+    failed_in_a_row = 0
     for n, (rel, expected) in enumerate(sorted(files.items()), 1):
         target = root / rel
+        if failed_in_a_row >= MAX_FAILURES_IN_A_ROW:
+            result.failed.append(rel)  # the server is unreachable: do not wait out a timeout per file
+            continue
         if target.is_file() and sha256_file(target) == expected:
             result.kept.append(rel)
         else:
@@ -113,8 +119,11 @@ def fetch(
                     break
                 except (urllib.error.URLError, OSError) as e:
                     error = e
+            failed_in_a_row = failed_in_a_row + 1 if error is not None else 0
             if error is not None:
                 result.failed.append(rel)
+                if failed_in_a_row == MAX_FAILURES_IN_A_ROW:
+                    print(f"  {failed_in_a_row} downloads failed in a row: giving up on the rest", file=log)
                 print(f"  failed: {rel} ({error}); run the command again to resume", file=log)
             else:
                 digest = hashlib.sha256(part.read_bytes()).hexdigest()

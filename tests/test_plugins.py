@@ -1,0 +1,160 @@
+"""The pytest side: options, parametrization, recording, skips, config errors, xdist."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from plugins.recording import record_of
+
+ROOT = Path(__file__).resolve().parents[1]
+
+AUDIT = """
+import os
+import pytest
+
+pytestmark = pytest.mark.audit("accuracy")
+
+def test_first(imagenet_model, record, thresholds):
+    record.metric("worker", os.environ.get("PYTEST_XDIST_WORKER", "main"))
+    record.metric("classes", imagenet_model.num_classes)
+    assert record.check_min("score", 0.9, "min_top1", thresholds["min_top1"])
+
+@pytest.mark.parametrize("severity", [1, 2])
+def test_second(model, record, severity):
+    record.metric("worker", os.environ.get("PYTEST_XDIST_WORKER", "main"))
+    record.metric("severity_seen", severity)
+
+def test_failing(model, record):
+    record.metric("worker", os.environ.get("PYTEST_XDIST_WORKER", "main"))
+    record.metric("measured_before_failing", 0.25)
+    assert False, "planted failure"
+"""
+
+CONFIG = """
+[audits.accuracy]
+min_top1 = 0.5
+[models."tests.tiny_models:tiny_other".accuracy]
+min_top1 = 0.95
+"""
+
+COLLECT = """
+import json
+
+def pytest_runtest_logreport(report):
+    from plugins.recording import record_of
+    rec = record_of(report)
+    if rec is not None and report.when == "call" or (rec is not None and report.skipped):
+        with open("records.jsonl", "a") as f:
+            f.write(json.dumps({"nodeid": report.nodeid, "outcome": report.outcome, "record": rec}) + "\\n")
+"""
+
+
+@pytest.fixture
+def audit_dir(suite: pytest.Pytester, monkeypatch) -> pytest.Pytester:
+    suite.makepyfile(test_audit=AUDIT)
+    suite.makefile(".toml", audit=CONFIG)
+    conftest = (suite.path / "conftest.py").read_text()
+    (suite.path / "conftest.py").write_text(conftest + COLLECT)
+    monkeypatch.setenv("PYTHONPATH", str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    monkeypatch.setenv("VISIONAUDIT_TEST_LOAD_LOG", str(suite.path / "loads.log"))
+    return suite
+
+
+def records(p: pytest.Pytester) -> list[dict]:
+    return [json.loads(line) for line in (p.path / "records.jsonl").read_text().splitlines()]
+
+
+MODELS = ["--model", "tests.tiny_models:tiny", "--model", "tests.tiny_models:tiny_other", "--device", "cpu"]
+
+
+def test_records_thresholds_and_one_load_per_model(audit_dir):
+    result = audit_dir.runpytest_subprocess(*MODELS, "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=5, failed=3)
+    recs = {r["nodeid"]: r for r in records(audit_dir)}
+    first = recs["test_audit.py::test_first[tests.tiny_models:tiny]"]["record"]
+    assert first["audit"] == "accuracy" and first["model"] == "tests.tiny_models:tiny"
+    assert first["metrics"]["score"] == 0.9 and first["thresholds"] == {"min_top1": 0.5}
+    assert first["model_info"]["num_classes"] == 1000 and first["model_info"]["device"] == "cpu"
+    # The per-model override fails the other model, and the failed test still carries its metrics.
+    other = recs["test_audit.py::test_first[tests.tiny_models:tiny_other]"]
+    assert other["outcome"] == "failed" and other["record"]["thresholds"] == {"min_top1": 0.95}
+    assert recs["test_audit.py::test_failing[tests.tiny_models:tiny]"]["record"]["metrics"]["measured_before_failing"] == 0.25
+    assert recs["test_audit.py::test_second[tests.tiny_models:tiny-2]"]["record"]["params"] == {"severity": 2}
+    # Session scope: each model was built once in this process, not once per test.
+    assert len((audit_dir.path / "loads.log").read_text().splitlines()) == 2
+
+
+def test_model_without_imagenet_classes_is_skipped_with_reason(audit_dir):
+    result = audit_dir.runpytest_subprocess("--model", "tests.tiny_models:ten_classes", "-rs", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, failed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*has 10 output classes, not the 1,000 ImageNet-1k classes this audit needs*"])
+
+
+def test_unknown_spec_is_a_usage_error(audit_dir):
+    result = audit_dir.runpytest_subprocess("--model", "resnet50", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unknown model spec 'resnet50'. Did you mean torchvision:resnet50?*"])
+
+
+def test_bad_config_is_a_usage_error(audit_dir):
+    audit_dir.makefile(".toml", audit="[audits.accuracy]\nmin_top = 0.5\n")
+    result = audit_dir.runpytest_subprocess(*MODELS, "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{audit_dir.path / 'audit.toml'}: unknown key audits.accuracy.min_top*"])
+
+
+def test_unloadable_model_errors_once_with_the_message(audit_dir):
+    bad = audit_dir.path / "bad.pth"
+    bad.write_bytes(b"\x80garbage")
+    result = audit_dir.runpytest_subprocess(f"--model={bad}", "--arch", "torchvision:resnet18", "-p", "no:cacheprovider")
+    result.assert_outcomes(errors=4)
+    result.stdout.fnmatch_lines([f"*cannot load model {bad}: checkpoint {bad} is corrupt or truncated*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_missing_data_dir_names_the_fetch_command(suite, monkeypatch, tmp_path):
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    suite.makepyfile(test_data="def test_needs_data(cue_conflict_images):\n    pass\n")
+    result = suite.runpytest_subprocess(f"--audit-data={tmp_path / 'absent'}", "-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([f"*python -m visionaudit fetch cue-conflict --dest {tmp_path / 'absent'}*"])
+
+
+def test_xdist_groups_each_model_on_one_worker(audit_dir):
+    result = audit_dir.runpytest_subprocess(*MODELS, "-n", "2", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=5, failed=3)
+    workers: dict[str, set] = {}
+    for r in records(audit_dir):
+        workers.setdefault(r["record"]["model"], set()).add(r["record"]["metrics"]["worker"])
+    assert all(len(w) == 1 for w in workers.values()), workers
+    assert set().union(*workers.values()) <= {"gw0", "gw1"}
+    # Two models, two workers, grouped: two loads in all.
+    assert len((audit_dir.path / "loads.log").read_text().splitlines()) == 2
+
+
+def test_xdist_spreads_one_model_over_workers(audit_dir):
+    result = audit_dir.runpytest_subprocess("--model", "tests.tiny_models:tiny", "-n", "2", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3, failed=1)
+    assert {r["record"]["metrics"]["worker"] for r in records(audit_dir)} == {"gw0", "gw1"}
+
+
+def test_record_of_reads_user_properties():
+    class Report:
+        user_properties = [("other", 1), ("visionaudit", {"audit": "x"})]
+
+    assert record_of(Report()) == {"audit": "x"}
+
+
+def test_model_scope_reads_the_model_from_test_ids():
+    from plugins.distribution import model_scope
+
+    ids = ["efficientnet_lite0", "torchvision:resnet50", "torchvision:resnet50:none"]
+    assert model_scope("a.py::t[efficientnet_lite0]", ids) == "model:efficientnet_lite0"
+    assert model_scope("a.py::t[torchvision:resnet50:none-rotation]", ids) == "model:torchvision:resnet50:none"
+    assert model_scope("a.py::t[rotation-torchvision:resnet50]", ids) == "model:torchvision:resnet50"
+    assert model_scope("a.py::t[x-efficientnet_lite0-2]", ids) == "model:efficientnet_lite0"
+    assert model_scope("a.py::t[other]", ids) == "a.py::t[other]"
