@@ -7,6 +7,7 @@ pytest_plugins = [
     "plugins.distribution",
     "plugins.recording",
     "plugins.errors",
+    "plugins.report",
     "fixtures.models",
     "fixtures.data",
     "fixtures.recording",

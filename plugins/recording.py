@@ -21,10 +21,20 @@ def record_of(report: pytest.TestReport) -> dict | None:
     return None
 
 
+def skeleton_record(item: pytest.Item) -> AuditRecord | None:
+    """What is known of an audit test before it records anything (it may fail in setup)."""
+    mark = item.get_closest_marker("audit")
+    if mark is None or not mark.args:
+        return None
+    callspec = getattr(item, "callspec", None)
+    params = dict(callspec.params) if callspec else {}
+    return AuditRecord(audit=str(mark.args[0]), model=params.pop("model", None), params=params)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
-    record = item.stash.get(RECORD_STASH, None)
+    record = item.stash.get(RECORD_STASH, None) or skeleton_record(item)
     if record is not None:
         # A snapshot per phase: what was measured up to this point, also when the test fails.
         report.user_properties = [p for p in report.user_properties if p[0] != RECORD_KEY]

@@ -82,3 +82,11 @@ class AuditRecord:
             "tables": dict(self.tables),
             "model_info": self.model_info,
         }
+
+
+def report_schema() -> dict[str, Any]:
+    """The JSON Schema of the ``--audit-json`` report, shipped with the package."""
+    import json
+    from importlib import resources
+
+    return json.loads(resources.files("visionaudit").joinpath("resources/report.schema.json").read_text())

@@ -1,0 +1,195 @@
+"""The JSON report: schema, xdist equivalence, crashes, interruptions, summaries."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from plugins.report import write_atomically
+from visionaudit.recording import report_schema
+
+ROOT = Path(__file__).resolve().parents[1]
+
+AUDITS = """
+import os
+import pytest
+
+pytestmark = pytest.mark.audit("accuracy")
+
+def test_top1(imagenet_model, record, thresholds):
+    assert record.check_min("clean_top1", 0.9, "min_top1", thresholds["min_top1"])
+
+@pytest.mark.parametrize("angle", [10, 20])
+def test_rotation(model, record, angle):
+    record.metric("drop", angle / 100)
+    record.table("per_class", [{"class": 1, "top1": 0.5}])
+
+def test_fails(model, record):
+    record.metric("clean_top1", 0.1)
+    assert False, "clean top-1 too low"
+
+@pytest.mark.audit("shape_bias")
+def test_other_family(model, record):
+    record.metric("shape_bias", 0.2)
+
+def test_plain_check(model):
+    pass  # in the module's audit family, records nothing itself
+"""
+
+CONFIG = """
+[audits.accuracy]
+min_top1 = 0.5
+[models."tests.tiny_models:tiny_other".accuracy]
+min_top1 = 0.95
+"""
+
+MODELS = ["--model", "tests.tiny_models:tiny", "--model", "tests.tiny_models:tiny_other",
+          "--model", "tests.tiny_models:ten_classes", "--device", "cpu", "-p", "no:cacheprovider"]
+
+
+@pytest.fixture
+def audit_dir(suite: pytest.Pytester, monkeypatch) -> pytest.Pytester:
+    suite.makepyfile(test_audits=AUDITS)
+    suite.makefile(".toml", audit=CONFIG)
+    monkeypatch.setenv("PYTHONPATH", str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    return suite
+
+
+def load(path: Path) -> dict:
+    data = json.loads(path.read_text())
+    jsonschema.validate(data, report_schema())
+    return data
+
+
+def comparable(report: dict) -> dict:
+    audits = [{k: v for k, v in a.items() if k not in ("duration", "worker")} for a in report["audits"]]
+    return {"models": report["models"], "audits": audits, "summary": report["summary"], "incomplete": report["incomplete"]}
+
+
+def test_report_contents(audit_dir):
+    result = audit_dir.runpytest_subprocess(*MODELS, "--audit-json=report.json")
+    result.assert_outcomes(passed=13, failed=4, skipped=1)
+    data = load(audit_dir.path / "report.json")
+    assert data["run"]["workers"] == 0 and data["run"]["exit_status"] == 1
+    assert set(data["models"]) == {"tests.tiny_models:tiny", "tests.tiny_models:tiny_other", "tests.tiny_models:ten_classes"}
+    assert data["models"]["tests.tiny_models:ten_classes"]["num_classes"] == 10
+    by_id = {a["nodeid"]: a for a in data["audits"]}
+    top1 = by_id["test_audits.py::test_top1[tests.tiny_models:tiny]"]
+    assert top1["outcome"] == "passed" and top1["metrics"] == {"clean_top1": 0.9} and top1["thresholds"] == {"min_top1": 0.5}
+    other = by_id["test_audits.py::test_top1[tests.tiny_models:tiny_other]"]
+    assert other["outcome"] == "failed" and other["thresholds"] == {"min_top1": 0.95}
+    skipped = by_id["test_audits.py::test_top1[tests.tiny_models:ten_classes]"]
+    assert skipped["outcome"] == "skipped" and "not the 1,000 ImageNet-1k classes" in skipped["message"]
+    fails = by_id["test_audits.py::test_fails[tests.tiny_models:tiny]"]
+    assert fails["message"] == "AssertionError: clean top-1 too low" and fails["metrics"] == {"clean_top1": 0.1}
+    rot = by_id["test_audits.py::test_rotation[tests.tiny_models:tiny-20]"]
+    assert rot["params"] == {"angle": 20} and rot["tables"]["per_class"] == [{"class": 1, "top1": 0.5}]
+    assert by_id["test_audits.py::test_other_family[tests.tiny_models:tiny]"]["audit"] == "shape_bias"
+    assert data["summary"]["by_outcome"] == {"passed": 13, "failed": 4, "skipped": 1}
+    assert data["summary"]["by_audit"]["shape_bias"] == {"passed": 3}
+    assert data["summary"]["by_model"]["tests.tiny_models:tiny_other"] == {"failed": 2, "passed": 4}
+    assert data["incomplete"] == {"interrupted": False, "crashed": [], "not_run": []}
+    # The terminal summary has one row per model and audit, with the key metric, bound and verdict.
+    out = result.stdout.str()
+    assert "visionaudit summary" in out
+    for model in data["models"]:
+        for audit in ("accuracy", "shape_bias"):
+            assert any(line.startswith(model) and f" {audit} " in line for line in out.splitlines()), (model, audit)
+    result.stdout.fnmatch_lines(["tests.tiny_models:tiny_other *accuracy*clean_top1=0.1..0.9 (2 tests)*min_top1=0.95*FAIL*"])
+
+
+def test_same_report_with_and_without_xdist(audit_dir):
+    audit_dir.runpytest_subprocess(*MODELS, "--audit-json=serial.json")
+    audit_dir.runpytest_subprocess(*MODELS, "-n", "2", "--audit-json=parallel.json")
+    serial, parallel = load(audit_dir.path / "serial.json"), load(audit_dir.path / "parallel.json")
+    assert parallel["run"]["workers"] == 2
+    assert {a["worker"] for a in parallel["audits"]} <= {"gw0", "gw1"}
+    assert comparable(serial) == comparable(parallel)
+
+
+def test_crashed_worker_still_leaves_a_report(audit_dir):
+    audit_dir.makepyfile(test_crash="""
+import os
+import pytest
+
+pytestmark = pytest.mark.audit("accuracy")
+
+def test_dies(model, record):
+    record.metric("before", 1)
+    os._exit(3)
+""")
+    result = audit_dir.runpytest_subprocess("--model", "tests.tiny_models:tiny", "-n", "2", "-p", "no:cacheprovider", "--audit-json=report.json")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    data = load(audit_dir.path / "report.json")
+    lost = "test_crash.py::test_dies[tests.tiny_models:tiny]"
+    assert data["incomplete"]["crashed"] == [lost]
+    entry = next(a for a in data["audits"] if a["nodeid"] == lost)
+    assert entry["outcome"] in ("failed", "error") and "crashed" in entry["message"]
+    result.stdout.fnmatch_lines([f"crashed (worker died): {lost}"])
+
+
+def test_interrupted_run_leaves_a_partial_report(audit_dir):
+    audit_dir.makepyfile(test_audits="""
+import pytest
+
+pytestmark = pytest.mark.audit("accuracy")
+
+def test_a(model, record):
+    record.metric("clean_top1", 0.8)
+
+def test_b(model, record):
+    raise KeyboardInterrupt
+
+def test_c(model, record):
+    record.metric("clean_top1", 0.7)
+""")
+    result = audit_dir.runpytest_subprocess("--model", "tests.tiny_models:tiny", "-p", "no:cacheprovider", "--audit-json=report.json")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    data = load(audit_dir.path / "report.json")
+    assert data["incomplete"]["interrupted"] is True
+    assert "test_audits.py::test_c[tests.tiny_models:tiny]" in data["incomplete"]["not_run"]
+    done = {a["nodeid"]: a["outcome"] for a in data["audits"]}
+    assert done["test_audits.py::test_a[tests.tiny_models:tiny]"] == "passed"
+
+
+def test_model_that_fails_to_load_is_in_the_report(audit_dir):
+    result = audit_dir.runpytest_subprocess("--model", "torchvision:resnet18:NOPE", "-p", "no:cacheprovider", "--audit-json=report.json")
+    result.assert_outcomes(errors=6)
+    data = load(audit_dir.path / "report.json")
+    model = data["models"]["torchvision:resnet18:NOPE"]
+    assert model["loaded"] is False and "has no weights 'NOPE'" in model["error"]
+
+
+def test_github_step_summary(audit_dir, monkeypatch):
+    summary = audit_dir.path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    audit_dir.runpytest_subprocess(*MODELS)
+    text = summary.read_text()
+    assert "| model | audit | key metric | bound | verdict | tests |" in text
+    assert "| `tests.tiny_models:tiny_other` | accuracy | clean_top1=0.1..0.9 (2 tests) | min_top1=0.95 | **FAIL** | 3/5 passed |" in text
+
+
+def test_write_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "report.json"
+    write_atomically(path, {"a": 1})
+
+    def broken_dump(*a, **k):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(json, "dump", broken_dump)
+    with pytest.raises(RuntimeError):
+        write_atomically(path, {"a": 2})
+    assert json.loads(path.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
+
+
+def test_nan_metrics_are_valid_json(tmp_path):
+    from visionaudit.recording import to_jsonable
+
+    write_atomically(tmp_path / "r.json", to_jsonable({"x": float("nan"), "y": [float("inf")]}))
+    assert json.loads((tmp_path / "r.json").read_text()) == {"x": "nan", "y": ["inf"]}
