@@ -31,4 +31,24 @@ def test_main_job_runs_offline_on_cpu(shared_data, tmp_path):
     assert data["models"]["efficientnet_lite0"]["sha256"].startswith("57934424")
     (top1,) = [a for a in data["audits"] if a["audit"] == "accuracy"]
     assert top1["outcome"] == "passed" and top1["metrics"]["n_images"] == 200
-    assert "visionaudit summary" in proc.stdout
+    by_audit = {a["nodeid"].split("::")[1]: a for a in data["audits"]}
+    sb = by_audit["test_shape_bias[efficientnet_lite0]"]
+    assert sb["outcome"] == "passed" and sb["metrics"]["shape_hits"] + sb["metrics"]["texture_hits"] > 0
+    assert sb["tables"]["references"]["VGG-16"] == 0.092
+    assert {"test_shape_only_accuracy[efficientnet_lite0-edges]", "test_shape_only_accuracy[efficientnet_lite0-silhouettes]"} <= set(by_audit)
+    assert "visionaudit summary" in proc.stdout and "shape bias, published (Geirhos et al. 2019)" in proc.stdout
+
+
+def test_shape_bias_gate_fails_a_model_below_its_min(shared_data, tmp_path):
+    """A shape-bias-trained model's bound (min 0.9) fails lite0, and the report still has its numbers."""
+    config = tmp_path / "audit.toml"
+    config.write_text((ROOT / "audit.toml").read_text().replace("min = 0.05", "min = 0.9"))
+    report = tmp_path / "report.json"
+    env = {**os.environ, "VISIONAUDIT_DATA": str(shared_data), "CUDA_VISIBLE_DEVICES": ""}
+    cmd = [sys.executable, "-m", "pytest", "audits/test_shape_bias.py::test_shape_bias", "-p", "no:cacheprovider",
+           "--audit-samples", "96", f"--audit-config={config}", f"--audit-json={report}"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (entry,) = json.loads(report.read_text())["audits"]
+    assert entry["outcome"] == "failed" and entry["thresholds"]["min"] == 0.9
+    assert 0 < entry["metrics"]["shape_bias"] < 0.9 and "is outside [0.9, 0.95]" in entry["message"]

@@ -32,6 +32,20 @@ def _convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _shape_bias(args: argparse.Namespace) -> int:
+    import json
+    import math
+
+    from .shape_bias import shape_bias_from_csv
+
+    result = shape_bias_from_csv(args.decisions).to_dict()
+    # JSON has no NaN: a category without hits reads null.
+    clean = lambda v: None if isinstance(v, float) and math.isnan(v) else v  # noqa: E731
+    result = {k: ({c: clean(x) for c, x in v.items()} if isinstance(v, dict) else clean(v)) for k, v in result.items()}
+    print(json.dumps(result, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m visionaudit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -49,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--trust-pickle", action="store_true",
                    help="unpickle SRC (can run code it carries): only for files you trust")
     c.set_defaults(func=_convert)
+    b = sub.add_parser("shape-bias", help="shape bias from a decisions CSV in the authors' raw-data format")
+    b.add_argument("--decisions", required=True, metavar="FILE.csv",
+                   help="columns subj,session,trial,rt,object_response,category,condition,imagename")
+    b.set_defaults(func=_shape_bias)
     return parser
 
 

@@ -47,6 +47,13 @@ THRESHOLD_SCHEMA: dict[str, dict[str, str]] = {
     "accuracy": {
         "min_top1": "number",
     },
+    "shape_bias": {
+        "min": "number",  # a shape-bias-trained model sets a high min
+        "max": "number",
+        "aggregation": "str",  # mean (the authors'), sum or max
+        "min_edges_accuracy": "number",
+        "min_silhouettes_accuracy": "number",
+    },
 }
 
 

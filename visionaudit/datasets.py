@@ -103,6 +103,12 @@ class ImageSet:
         return self.select(sorted(chosen), name=f"{self.name}[{n} of {len(self)}, seed {seed}]")
 
 
+def parse_cue_name(name: str) -> tuple[str, str] | None:
+    """``cat1-elephant2.png`` -> ``("cat", "elephant")`` (shape, texture); None when it does not fit."""
+    m = _CUE.match(name)
+    return (m["shape"], m["texture"]) if m else None
+
+
 def data_root(explicit: str | os.PathLike | None = None) -> Path:
     """The data root: ``--audit-data`` when given, else ``$VISIONAUDIT_DATA``."""
     value = explicit or os.environ.get(DATA_ENV)
@@ -138,14 +144,14 @@ def cue_conflict(root: Path) -> ImageSet:
     paths, shapes, textures = [], [], []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         for path in _images_in(folder):
-            m = _CUE.match(path.name)
-            if not m:
+            cues = parse_cue_name(path.name)
+            if cues is None:
                 raise DataError(f"{path}: cue-conflict file names look like cat1-elephant2.png (shape, then texture)")
-            if m["shape"] != folder.name:
-                raise DataError(f"{path}: its shape cue {m['shape']!r} does not match its folder {folder.name!r}")
+            if cues[0] != folder.name:
+                raise DataError(f"{path}: its shape cue {cues[0]!r} does not match its folder {folder.name!r}")
             paths.append(path)
-            shapes.append(m["shape"])
-            textures.append(m["texture"])
+            shapes.append(cues[0])
+            textures.append(cues[1])
     if not paths:
         raise DataError(f"no cue-conflict images under {root}; fetch them: python -m visionaudit fetch cue-conflict --dest {root.parent}")
     return ImageSet("cue-conflict", root, tuple(paths), categories=tuple(shapes), textures=tuple(textures))
@@ -224,7 +230,3 @@ def load_images(
         threads = min(8, os.cpu_count() or 1)
         _DECODED[key] = decode_images(image_set.paths, geometry, threads=threads, progress=progress)
     return _DECODED[key]
-
-
-def clear_decoded() -> None:
-    _DECODED.clear()

@@ -60,9 +60,3 @@ def cpu_thread_share(worker_count: int | None, cpu_count: int | None = None) -> 
         cpu_count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, cpu_count // max(1, worker_count or 1))
 
-
-def describe(device: torch.device) -> str:
-    """A human name for the device, as the report shows it."""
-    if device.type == "cuda":
-        return f"{device} ({torch.cuda.get_device_name(device)})"
-    return str(device)
