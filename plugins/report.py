@@ -80,7 +80,8 @@ class ReportState:
                 "worker": None,
             }
         entry["duration"] += float(getattr(report, "duration", 0.0) or 0.0)
-        entry["worker"] = getattr(getattr(report, "node", None), "gateway", None) and report.node.gateway.id
+        node = getattr(report, "node", None)  # set by xdist on reports from workers
+        entry["worker"] = node.gateway.id if node is not None else None
         if rec is not None:
             for key in ("metrics", "thresholds", "tables"):
                 entry[key].update(rec[key])
@@ -96,7 +97,7 @@ class ReportState:
     def build(self, exitstatus: int | None, interrupted: bool) -> dict[str, Any]:
         settings = get_settings(self.config)
         audits = [self.entries[k] for k in sorted(self.entries)]
-        not_run = sorted(n for n in self.collected if n not in self.entries and n not in self.seen)
+        not_run = sorted(n for n in self.collected if n not in self.seen)
         models: dict[str, Any] = {}
         for mid in settings.models:
             info = self.models.get(mid)
