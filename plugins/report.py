@@ -83,6 +83,7 @@ class ReportState:
         node = getattr(report, "node", None)  # set by xdist on reports from workers
         entry["worker"] = node.gateway.id if node is not None else None
         if rec is not None:
+            entry["model"] = rec["model"] or entry["model"]  # an audit may name its own model (controls)
             for key in ("metrics", "thresholds", "tables"):
                 entry[key].update(rec[key])
             if rec.get("model_info") and rec["model"]:
@@ -98,13 +99,13 @@ class ReportState:
         settings = get_settings(self.config)
         audits = [self.entries[k] for k in sorted(self.entries)]
         not_run = sorted(n for n in self.collected if n not in self.seen)
-        models: dict[str, Any] = {}
+        # Every model an audit loaded (configured ones and an audit's own, like the channel-bias
+        # controls), then the configured ones that never loaded, with the reason.
+        models: dict[str, Any] = dict(sorted(self.models.items()))
         for mid in settings.models:
-            info = self.models.get(mid)
-            if info is None:
+            if mid not in models:
                 errors = [e["message"] for e in audits if e["model"] == mid and e["outcome"] == "error"]
-                info = {"spec": mid, "loaded": False, "error": errors[0] if errors else None}
-            models[mid] = info
+                models[mid] = {"spec": mid, "loaded": False, "error": errors[0] if errors else None}
         end = time.time()
         return {
             "schema_version": SCHEMA_VERSION,
@@ -126,6 +127,7 @@ class ReportState:
             "models": models,
             "audits": audits,
             "summary": _summary(audits),
+            "aggregates": _aggregates(audits),
             "incomplete": {
                 "interrupted": interrupted,
                 "crashed": sorted(set(self.crashed)),
@@ -169,6 +171,24 @@ def _summary(audits: list[dict[str, Any]]) -> dict[str, Any]:
         "by_audit": {k: dict(v) for k, v in sorted(by_audit.items())},
         "by_model": {k: dict(v) for k, v in sorted(by_model.items())},
     }
+
+
+def _aggregates(audits: list[dict[str, Any]]) -> dict[str, Any]:
+    """Results across models: the channel-bias zoo table (mean and std of shares per group)."""
+    from visionaudit.channel_bias import PUBLISHED_ZOO_MEAN, PUBLISHED_ZOO_STD, zoo_summary
+
+    groups: dict[str, dict[str, list[float]]] = defaultdict(dict)
+    for e in audits:
+        m = e["metrics"]
+        if e["audit"] == "channel_bias" and "shares" in m and "group" in m:
+            groups[m["group"]][str(e["model"])] = m["shares"]  # one row per model
+    out: dict[str, Any] = {}
+    if groups:
+        out["channel_bias"] = {
+            name: zoo_summary(list(by_model.values())) | {"model_ids": sorted(by_model)} for name, by_model in sorted(groups.items())
+        }
+        out["channel_bias"]["published_torchvision_zoo"] = {"models": 31, "mean": list(PUBLISHED_ZOO_MEAN), "std": list(PUBLISHED_ZOO_STD)}
+    return out
 
 
 def _iso(t: float) -> str:
@@ -332,6 +352,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     tr.write_sep("=", "visionaudit summary")
     for line in _table(summary_rows(data["audits"]), ["model", "audit", "metric", "bound", "verdict", "tests"]):
         tr.write_line(line)
+    for name, agg in data["aggregates"].get("channel_bias", {}).items():
+        tr.write_line(f"channel bias, {name} ({agg['models']} models): mean R,G,B {_fmt(agg['mean'])}"
+                      + (f", std {_fmt(agg['std'])}" if agg["std"] else ""))
     if any(a["audit"] == "shape_bias" and "shape_bias" in a["metrics"] for a in data["audits"]):
         from visionaudit.shape_bias import REFERENCES
 

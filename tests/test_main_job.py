@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import jsonschema
+import pytest
 
 from visionaudit.recording import report_schema
 
@@ -36,6 +37,11 @@ def test_main_job_runs_offline_on_cpu(shared_data, tmp_path):
     assert sb["outcome"] == "passed" and sb["metrics"]["shape_hits"] + sb["metrics"]["texture_hits"] > 0
     assert sb["tables"]["references"]["VGG-16"] == 0.092
     assert {"test_shape_only_accuracy[efficientnet_lite0-edges]", "test_shape_only_accuracy[efficientnet_lite0-silhouettes]"} <= set(by_audit)
+    shares = by_audit["test_weight_shares[efficientnet_lite0]"]["metrics"]["shares"]
+    assert shares[1] == max(shares) and sum(shares) == pytest.approx(1.0)
+    functional = by_audit["test_functional_shares[efficientnet_lite0]"]["metrics"]
+    assert {"contribution_shares", "ablation_drop", "gradient_shares"} <= set(functional)
+    assert data["aggregates"]["channel_bias"]["control (random init)"]["models"] == 18
     assert "visionaudit summary" in proc.stdout and "shape bias, published (Geirhos et al. 2019)" in proc.stdout
 
 

@@ -59,3 +59,50 @@ def nan_outputs() -> nn.Module:
 
 def not_a_module():
     return 42
+
+
+def red_dominant() -> nn.Module:
+    """TinyNet whose first-layer red kernels are scaled up tenfold: a planted dominant channel."""
+    net = tiny()
+    with torch.no_grad():
+        net.conv.weight[:, 0] *= 10
+    return net
+
+
+class RedThreshold(nn.Module):
+    """Two classes decided by the mean of the red channel alone: class 1 when red is bright.
+
+    Closed forms: replacing red by its dataset mean breaks it, green and blue do not matter, and the
+    gradient reaches only the red input.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 1, 1, bias=False)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1))
+
+    def forward(self, x):
+        r = self.conv(x).mean((1, 2, 3))
+        return torch.stack([-(r - 0.5), r - 0.5], dim=1) * 10
+
+
+def red_threshold() -> nn.Module:
+    return RedThreshold()
+
+
+class AffineFirst(nn.Module):
+    """A per-channel affine before the first conv (as inception_v3's transform_input does)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.later = nn.Conv2d(4, 4, 1)  # defined first, runs second
+        self.stem = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        x = x * torch.tensor([2.0, 1.0, 0.5]).view(1, 3, 1, 1) + 0.1
+        return self.later(self.stem(x)).mean((2, 3))
+
+
+def affine_first() -> nn.Module:
+    return AffineFirst()

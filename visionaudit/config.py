@@ -47,6 +47,13 @@ THRESHOLD_SCHEMA: dict[str, dict[str, str]] = {
     "accuracy": {
         "min_top1": "number",
     },
+    "channel_bias": {
+        "min_share": "number",  # every channel's share of |first-layer weights| at least this
+        "max_share": "number",
+        "max_ratio": "number",  # largest share / smallest share
+        "control_tolerance": "number",  # random-init controls: each share within 1/3 +- this
+        "functional_images": "int",  # images for ablation and gradient shares (stratified subset)
+    },
     "shape_bias": {
         "min": "number",  # a shape-bias-trained model sets a high min
         "max": "number",

@@ -1,0 +1,156 @@
+"""Channel bias against closed-form cases, and first-conv discovery on real architectures."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from visionaudit.channel_bias import (
+    ablation_drop,
+    contribution_shares,
+    gradient_shares,
+    normalized_shares,
+    weight_bias,
+    weight_shares,
+    zoo_summary,
+)
+from visionaudit.first_conv import find_first_conv
+from visionaudit.models import load_model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def conv_with(r: float, g: float, b: float, **kw) -> nn.Conv2d:
+    conv = nn.Conv2d(3, 8, 3, **kw)
+    with torch.no_grad():
+        sign = torch.where(torch.rand_like(conv.weight) < 0.5, -1.0, 1.0)  # |w| is what counts
+        conv.weight.copy_(sign * torch.tensor([r, g, b]).view(1, 3, 1, 1))
+    return conv
+
+
+def test_hand_built_kernels():
+    assert weight_shares(conv_with(1, 2, 1)) == pytest.approx([0.25, 0.5, 0.25])
+    assert weight_shares(conv_with(3, 3, 3)) == pytest.approx([1 / 3] * 3)
+
+
+def test_scaling_green_by_k_moves_its_share_as_closed_form():
+    torch.manual_seed(0)
+    conv = nn.Conv2d(3, 16, 5)
+    r, g, b = weight_shares(conv)
+    k = 2.5
+    with torch.no_grad():
+        conv.weight[:, 1] *= k
+    assert weight_shares(conv) == pytest.approx([r / (r + k * g + b), k * g / (r + k * g + b), b / (r + k * g + b)])
+
+
+def test_grouped_first_conv():
+    conv = nn.Conv2d(3, 6, 3, groups=3, bias=False)
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor([1.0, 1.0, 2.0, 2.0, 5.0, 5.0]).view(6, 1, 1, 1).expand(6, 1, 3, 3))
+    assert weight_shares(conv) == pytest.approx([2 / 16, 4 / 16, 10 / 16])
+
+
+def test_normalized_shares_divide_by_std():
+    # |w| = 1, 2, 1 on inputs normalized with std 0.5, 0.25, 0.5: on raw pixels 2, 8, 2.
+    assert normalized_shares(conv_with(1, 2, 1), (0.5, 0.25, 0.5)) == pytest.approx([1 / 6, 4 / 6, 1 / 6])
+
+
+def constant_images(values, n=4, size=16) -> torch.Tensor:
+    return torch.tensor(values, dtype=torch.uint8).view(1, 3, 1, 1).expand(n, 3, size, size).contiguous()
+
+
+def test_contribution_shares_closed_form():
+    model = load_model("tests.tiny_models:red_threshold?mean=0,0,0&std=1,1,1&size=16", "cpu")
+    with torch.no_grad():
+        model.module.conv.weight.copy_(torch.tensor([1.0, -2.0, 4.0]).view(1, 3, 1, 1))
+    first = find_first_conv(model.module, (1, 3, 16, 16))
+    # Pixels 255, 51, 102 are 1.0, 0.2, 0.4: terms |1 * 1.0|, |-2 * 0.2|, |4 * 0.4| = 1.0, 0.4, 1.6.
+    assert contribution_shares(model, first, constant_images([255, 51, 102])) == pytest.approx([1.0 / 3, 0.4 / 3, 1.6 / 3], abs=1e-6)
+
+
+def test_contribution_shares_are_exact_with_zero_padding():
+    """A padded 3x3 conv on a non-zero-mean input: the masked terms still add up to the conv output."""
+    model = load_model("tests.tiny_models:tiny?size=32", "cpu")
+    first = find_first_conv(model.module, (1, 3, 32, 32))
+    assert first.name == "conv"
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8)
+    x = model.preprocessing.normalize(images)
+    conv = first.module
+    terms = [conv(torch.where(torch.arange(3).view(1, 3, 1, 1) == c, x, 0)) - conv(torch.zeros_like(x)) for c in range(3)]
+    assert torch.allclose(sum(terms) + conv(torch.zeros_like(x)), conv(x), atol=1e-5)
+    expected = torch.tensor([t.abs().mean().item() for t in terms], dtype=torch.float64)
+    assert contribution_shares(model, first, images) == pytest.approx((expected / expected.sum()).tolist(), rel=1e-4)
+
+
+def red_labelled_images():
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (40, 3, 8, 8), dtype=torch.uint8)
+    images[:20, 0], images[20:, 0] = 220, 30  # bright red: class 1, dark red: class 0
+    labels = torch.tensor([1] * 20 + [0] * 20)
+    return images, labels
+
+
+def test_ablation_drop_closed_form():
+    model = load_model("tests.tiny_models:red_threshold?mean=0,0,0&std=1,1,1&size=8&imagenet=false", "cpu")
+    images, labels = red_labelled_images()
+    # Clean: all correct. Red replaced by its mean (125 -> 0.49 < 0.5): everything is class 0, half wrong.
+    assert ablation_drop(model, images, labels) == pytest.approx([0.5, 0.0, 0.0])
+
+
+def test_gradient_shares_only_red():
+    model = load_model("tests.tiny_models:red_threshold?mean=0,0,0&std=1,1,1&size=8&imagenet=false", "cpu")
+    images, labels = red_labelled_images()
+    assert gradient_shares(model, images, labels) == pytest.approx([1.0, 0.0, 0.0])
+
+
+def test_first_conv_is_found_from_the_computation():
+    vit = torchvision.models.vit_b_16(weights=None).eval()
+    assert next(iter(dict(vit.named_parameters()))) == "class_token"  # why "first parameter" is wrong
+    assert find_first_conv(vit, (1, 3, 224, 224)).name == "conv_proj"
+    lite0 = load_model("efficientnet_lite0", "cpu")
+    first = find_first_conv(lite0.module, (1, 3, 224, 224))
+    assert first.name == "_conv_stem" and type(first.module).__name__ == "Conv2dStaticSamePadding"
+    affine = find_first_conv(load_model("tests.tiny_models:affine_first?imagenet=false", "cpu").module, (1, 3, 32, 32))
+    assert affine.name == "stem" and not affine.input_is_model_input
+
+
+def test_lite0_is_green_dominant():
+    result = weight_bias(load_model("efficientnet_lite0", "cpu"))
+    assert result.dominant_channel == "g" and result.shares[1] > 0.45
+
+
+def test_one_channel_model_has_no_rgb_bias():
+    assert weight_bias(load_model("tests.tiny_models:gray?mean=0.5&std=0.25", "cpu")) is None
+
+
+def test_zoo_summary():
+    s = zoo_summary([[0.3, 0.4, 0.3], [0.34, 0.4, 0.26]])
+    assert s["mean"] == pytest.approx([0.32, 0.4, 0.28])
+    assert s["std"] == pytest.approx([0.028284, 0.0, 0.028284], abs=1e-6)
+    assert zoo_summary([[0.2, 0.5, 0.3]])["std"] is None
+
+
+def test_planted_dominant_channel_fails_the_gate(shared_data, tmp_path):
+    report = tmp_path / "report.json"
+    env = {**os.environ, "VISIONAUDIT_DATA": str(shared_data), "CUDA_VISIBLE_DEVICES": ""}
+    cmd = [sys.executable, "-m", "pytest", "audits/test_channel_bias.py::test_weight_shares", "-p", "no:cacheprovider",
+           "--model", "tests.tiny_models:red_dominant", "--model", "tests.tiny_models:tiny",
+           "--model", "tests.tiny_models:gray?mean=0.5&std=0.25", f"--audit-json={report}", "-rs"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-2000:]
+    by_model = {a["model"]: a for a in json.loads(report.read_text())["audits"]}
+    planted = by_model["tests.tiny_models:red_dominant"]
+    assert planted["outcome"] == "failed" and planted["metrics"]["dominant_channel"] == "r"
+    assert planted["metrics"]["shares"][0] > 0.6 and "largest/smallest <= 3.0" in planted["message"]
+    assert by_model["tests.tiny_models:tiny"]["outcome"] == "passed"
+    gray = by_model["tests.tiny_models:gray?mean=0.5&std=0.25"]
+    assert gray["outcome"] == "skipped" and "does not take 3 input channels" in gray["message"]
