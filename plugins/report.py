@@ -188,6 +188,41 @@ def _aggregates(audits: list[dict[str, Any]]) -> dict[str, Any]:
             name: zoo_summary(list(by_model.values())) | {"model_ids": sorted(by_model)} for name, by_model in sorted(groups.items())
         }
         out["channel_bias"]["published_torchvision_zoo"] = {"models": 31, "mean": list(PUBLISHED_ZOO_MEAN), "std": list(PUBLISHED_ZOO_STD)}
+    robustness = _robustness_aggregate(audits)
+    if robustness:
+        out["robustness"] = robustness
+    return out
+
+
+def _robustness_aggregate(audits: list[dict[str, Any]]) -> dict[str, Any]:
+    """Holm over each model's transforms (written back into its entries as ``significant``), and the
+    study's per-class test across models for each transform."""
+    from visionaudit.robustness import classes_affected, holm_over_transforms
+
+    by_model: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for e in audits:
+        if e["audit"] == "robustness" and isinstance(e["metrics"].get("p_value"), (int, float)) and "transform" in e["params"]:
+            by_model[str(e["model"])][e["params"]["transform"]] = e
+    if not by_model:
+        return {}
+    out: dict[str, Any] = {"models": {}, "across_models": {}}
+    for model, entries in sorted(by_model.items()):
+        alpha = next((e["thresholds"]["alpha"] for e in entries.values() if "alpha" in e["thresholds"]), 0.05)
+        holm = holm_over_transforms({t: e["metrics"]["p_value"] for t, e in entries.items()}, alpha)
+        for t, e in entries.items():
+            e["metrics"].update(holm[t])
+        out["models"][model] = {
+            t: {"drop": entries[t]["metrics"].get("drop"), "p_value": entries[t]["metrics"]["p_value"], **holm[t]}
+            for t in sorted(entries)
+        }
+    transforms = sorted({t for entries in by_model.values() for t in entries})
+    for t in transforms:
+        rows = [entries[t]["tables"] for entries in by_model.values() if t in entries]
+        if len(rows) >= 2 and all("classwise_clean" in r for r in rows):
+            as_float = lambda v: float(v) if not isinstance(v, str) else float("nan")  # noqa: E731
+            result = classes_affected([[as_float(v) for v in r["classwise_clean"]] for r in rows],
+                                      [[as_float(v) for v in r["classwise_transformed"]] for r in rows])
+            out["across_models"][t] = result
     return out
 
 
@@ -251,13 +286,17 @@ def summary_rows(audits: list[dict[str, Any]]) -> list[dict[str, str]]:
         values = [e["metrics"][key] for e in entries if key and key in e["metrics"]]
         # The bounds the key metric was held to (other tests of the family hold other metrics).
         keyed = [e for e in entries if key and key in e["metrics"]] or entries
-        bounds = {k: v for e in keyed for k, v in e["thresholds"].items()}
+        bounds: dict[str, list[Any]] = defaultdict(list)
+        for e in keyed:
+            for k, v in e["thresholds"].items():
+                if v not in bounds[k]:
+                    bounds[k].append(v)
         passed = sum(e["outcome"] == "passed" for e in entries)
         rows.append({
             "model": model,
             "audit": audit,
             "metric": f"{key}={_fmt_values(values)}" if values else "-",
-            "bound": ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(bounds.items())) or "-",
+            "bound": ", ".join(f"{k}={_fmt_values(v)}" for k, v in sorted(bounds.items())) or "-",
             "verdict": {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "SKIP"}[worst],
             "tests": f"{passed}/{len(entries)} passed",
         })
@@ -277,7 +316,7 @@ def _fmt_values(values: list[Any]) -> str:
         return _fmt(values[0])
     nums = [v for v in values if isinstance(v, (int, float))]
     if len(nums) == len(values):
-        return f"{_fmt(min(nums))}..{_fmt(max(nums))} ({len(nums)} tests)"
+        return f"{_fmt(min(nums))}..{_fmt(max(nums))}"
     return f"{_fmt(values[0])} (+{len(values) - 1} more)"
 
 
@@ -355,6 +394,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     for name, agg in data["aggregates"].get("channel_bias", {}).items():
         tr.write_line(f"channel bias, {name} ({agg['models']} models): mean R,G,B {_fmt(agg['mean'])}"
                       + (f", std {_fmt(agg['std'])}" if agg["std"] else ""))
+    for model, transforms in data["aggregates"].get("robustness", {}).get("models", {}).items():
+        hit = [t for t, r in transforms.items() if r["significant"]]
+        tr.write_line(f"robustness, {model}: significant drop (Holm, McNemar) under {', '.join(hit) or 'no transform'}")
+    for t, r in data["aggregates"].get("robustness", {}).get("across_models", {}).items():
+        tr.write_line(f"robustness across {r['models']} models, {t}: {r['classes_affected']} classes change significantly")
     if any(a["audit"] == "shape_bias" and "shape_bias" in a["metrics"] for a in data["audits"]):
         from visionaudit.shape_bias import REFERENCES
 

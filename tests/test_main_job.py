@@ -42,7 +42,14 @@ def test_main_job_runs_offline_on_cpu(shared_data, tmp_path):
     functional = by_audit["test_functional_shares[efficientnet_lite0]"]["metrics"]
     assert {"contribution_shares", "ablation_drop", "gradient_shares"} <= set(functional)
     assert data["aggregates"]["channel_bias"]["control (random init)"]["models"] == 18
-    assert "visionaudit summary" in proc.stdout and "shape bias, published (Geirhos et al. 2019)" in proc.stdout
+    rob = data["aggregates"]["robustness"]["models"]["efficientnet_lite0"]
+    assert set(rob) == {"rotation", "brightness", "histogram_equalization", "horizontal_flip", "translation", "zoom",
+                        "perspective", "vertical_flip", "histeq_zoom_brightness"}
+    # The study's finding on lite0 and real images: horizontal flip harmless, vertical flip not.
+    assert not rob["horizontal_flip"]["significant"] and rob["vertical_flip"]["significant"]
+    vflip = by_audit["test_transform[efficientnet_lite0-vertical_flip]"]
+    assert vflip["metrics"]["significant"] and len(vflip["tables"]["classwise_clean"]) == 1000
+        assert "visionaudit summary" in proc.stdout and "shape bias, published (Geirhos et al. 2019)" in proc.stdout
 
 
 def test_shape_bias_gate_fails_a_model_below_its_min(shared_data, tmp_path):

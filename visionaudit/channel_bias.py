@@ -73,7 +73,7 @@ def ablation_drop(model: LoadedModel, images: torch.Tensor, labels: torch.Tensor
     means = images.double().mean(dim=(0, 2, 3)).round().to(torch.uint8)
     drops = []
     for c in range(images.shape[1]):
-        def replace(batch, c=c):
+        def replace(batch, indices, c=c):
             batch = batch.clone()
             batch[:, c] = means[c].to(batch.device)
             return batch

@@ -32,7 +32,7 @@ from .errors import ConfigError
 
 CONFIG_FILE = "audit.toml"
 
-# type names: number (int or float), int, str, bool, list[str], list[number]
+# type names: number (int or float), int, str, bool, list[str], list[number], dict[number]
 RUN_SCHEMA: dict[str, str] = {
     "models": "list[str]",
     "device": "str",
@@ -53,6 +53,14 @@ THRESHOLD_SCHEMA: dict[str, dict[str, str]] = {
         "max_ratio": "number",  # largest share / smallest share
         "control_tolerance": "number",  # random-init controls: each share within 1/3 +- this
         "functional_images": "int",  # images for ablation and gradient shares (stratified subset)
+    },
+    "robustness": {
+        "max_drop": "number",  # default bound on the top-1 drop of every transform
+        "max_drop_by_transform": "dict[number]",  # per transform, overriding max_drop
+        "not_significant": "list[str]",  # transforms whose drop must not be significant (McNemar)
+        "alpha": "number",
+        "severities": "list[number]",  # severity sweep; 1.0 is the documented default magnitude
+        "bootstrap_resamples": "int",
     },
     "shape_bias": {
         "min": "number",  # a shape-bias-trained model sets a high min
@@ -78,6 +86,8 @@ def _type_ok(value: Any, kind: str) -> bool:
         return isinstance(value, list) and all(isinstance(v, str) for v in value)
     if kind == "list[number]":
         return isinstance(value, list) and all(number(v) for v in value)
+    if kind == "dict[number]":
+        return isinstance(value, dict) and all(number(v) for v in value.values())
     raise AssertionError(f"unknown schema type {kind}")
 
 
@@ -124,6 +134,9 @@ class Thresholds(Mapping[str, Any]):
                 f"{self.source or CONFIG_FILE} sets no {key} for the {self.audit} audit (model {self.model_id}); "
                 f"add it under [audits.{self.audit}] (the suite's own audit.toml has the default)"
             ) from None
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.bounds.get(key, default)
 
     def __iter__(self):
         return iter(self.bounds)

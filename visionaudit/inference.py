@@ -39,11 +39,12 @@ def predict_logits(
     model: "LoadedModel",
     images: torch.Tensor,
     batch_size: int | None = None,
-    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    transform: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Logits (float32, CPU) of ``model`` on uint8 ``images`` ``(N, C, H, W)``.
 
-    ``transform`` acts on each uint8 batch on the device, before normalization. NaN or infinite
+    ``transform(batch, indices)`` acts on each uint8 batch on the device, before normalization;
+    ``indices`` are the images' positions in ``images`` (for per-image seeding). NaN or infinite
     logits raise :class:`ModelOutputError` naming the first bad image.
     """
     if images.dim() != 4 or images.dtype != torch.uint8:
@@ -59,7 +60,7 @@ def predict_logits(
         for start in range(0, images.shape[0], batch_size):
             batch = images[start : start + batch_size].to(model.device, non_blocking=True)
             if transform is not None:
-                batch = transform(batch)
+                batch = transform(batch, torch.arange(start, start + batch.shape[0]))
             logits = as_logits(model.module(model.preprocessing.normalize(batch))).float()
             bad = ~torch.isfinite(logits).all(dim=1)
             if bad.any():

@@ -1,0 +1,100 @@
+"""The transform kernels: exact where a closed form exists, reproducible where they draw."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageOps
+
+from visionaudit.robustness import classes_affected, evaluate_transform
+from visionaudit.models import load_model
+from visionaudit.transforms import TRANSFORMS, get
+
+torch.manual_seed(0)
+IMAGES = torch.randint(0, 256, (8, 3, 40, 40), dtype=torch.uint8)
+IDX = torch.arange(8)
+
+
+def test_flips_are_exact():
+    assert torch.equal(get("horizontal_flip")(IMAGES, IDX, 0, 1.0), IMAGES.flip(-1))
+    assert torch.equal(get("vertical_flip")(IMAGES, IDX, 0, 1.0), IMAGES.flip(-2))
+
+
+def test_brightness_scales_and_clamps():
+    img = torch.tensor([100, 200, 0], dtype=torch.uint8).view(1, 3, 1, 1).expand(1, 3, 2, 2)
+    out = get("brightness")(img, IDX[:1], 0, 1.0)
+    assert out[0, :, 0, 0].tolist() == [150, 255, 0]
+
+
+def test_histogram_equalization_matches_pil():
+    out = get("histogram_equalization")(IMAGES[:2], IDX[:2], 0, 1.0)
+    for k in range(2):
+        ref = ImageOps.equalize(Image.fromarray(IMAGES[k].permute(1, 2, 0).numpy()))
+        assert torch.equal(out[k], torch.from_numpy(np.array(ref)).permute(2, 0, 1))
+
+
+def test_translation_is_a_pure_shift_in_one_of_four_directions():
+    out = get("translation")(IMAGES, IDX, 3, 1.0)
+    s = 8  # 20 % of 40
+    for k in range(8):
+        img, got = IMAGES[k], out[k]
+        candidates = []
+        for dx, dy in ((s, 0), (-s, 0), (0, s), (0, -s)):
+            shifted = torch.zeros_like(img)
+            src = img[:, max(0, -dy): 40 - max(0, dy), max(0, -dx): 40 - max(0, dx)]
+            shifted[:, max(0, dy): 40 - max(0, -dy), max(0, dx): 40 - max(0, -dx)] = src
+            candidates.append(torch.equal(shifted, got))
+        assert sum(candidates) == 1, k
+
+
+@pytest.mark.parametrize("name", list(TRANSFORMS))
+def test_per_image_draws_do_not_depend_on_the_batch(name):
+    whole = get(name)(IMAGES, IDX, 7, 1.0)
+    one_by_one = torch.cat([get(name)(IMAGES[k : k + 1], IDX[k : k + 1], 7, 1.0) for k in range(8)])
+    assert whole.dtype == torch.uint8 and whole.shape == IMAGES.shape
+    assert torch.equal(whole, one_by_one)
+
+
+def test_seeds_change_the_draws():
+    a = get("rotation")(IMAGES, IDX, 0, 1.0)
+    b = get("rotation")(IMAGES, IDX, 1, 1.0)
+    assert torch.equal(a, get("rotation")(IMAGES, IDX, 0, 1.0)) and not torch.equal(a, b)
+
+
+def test_zero_severity_perspective_is_identity():
+    assert torch.equal(get("perspective")(IMAGES, IDX, 0, 0.0), IMAGES)
+
+
+def test_unknown_transform():
+    with pytest.raises(ValueError, match="unknown transform 'blur'"):
+        get("blur")
+
+
+def red_images():
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (40, 3, 8, 8), dtype=torch.uint8)
+    images[:20, 0], images[20:, 0] = 200, 100  # red 0.78: class 1; red 0.39: class 0
+    return images, torch.tensor([1] * 20 + [0] * 20)
+
+
+def test_evaluate_transform_closed_form():
+    model = load_model("tests.tiny_models:red_threshold?mean=0,0,0&std=1,1,1&size=8&imagenet=false", "cpu")
+    images, labels = red_images()
+    clean = model.module(model.preprocessing.normalize(images)).detach()
+    flip = evaluate_transform(model, images, labels, clean, "horizontal_flip")
+    assert (flip.clean_top1, flip.top1, flip.drop, flip.flip_rate, flip.p_value) == (1.0, 1.0, 0.0, 0.0, 1.0)
+    # Brightness x1.5 lifts red 100 -> 150 (0.59 > 0.5): the 20 class-0 images all become class 1.
+    bright = evaluate_transform(model, images, labels, clean, "brightness")
+    assert (bright.top1, bright.drop, bright.flip_rate, bright.discordant) == (0.5, 0.5, 0.5, (20, 0))
+    assert bright.p_value == pytest.approx(2 * 0.5**20)
+    assert bright.classwise_clean[:2] == [1.0, 1.0] and bright.classwise_transformed[:2] == [0.0, 1.0]
+    assert bright.drop_ci[0] <= 0.5 <= bright.drop_ci[1]
+
+
+def test_classes_affected():
+    clean = [[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [1.0, 1.0, 0.0]]
+    after = [[0.0, 1.0, 0.0], [0.0, 1.0, 0.0], [0.0, 1.0, 0.0]]
+    assert classes_affected(clean, after) == {"classes_affected": 1, "classes": [0], "models": 3}
+    with pytest.raises(ValueError, match="at least two models"):
+        classes_affected(clean[:1], after[:1])

@@ -1,0 +1,122 @@
+"""The nine transforms of the robustness audit, as batched uint8 kernels on the model's device.
+
+Each acts on decoded uint8 images ``(B, 3, H, W)`` before the model's normalization, through
+torchvision.transforms.v2 functional kernels. Random choices (rotation sign, translation direction,
+perspective corners) are drawn per image from ``(seed, image index)``, so a run is reproducible and
+every image sees the same transform whatever the batch size or worker.
+
+Default magnitudes (severity 1; ``severity`` scales them):
+
+============================ ================================================================
+rotation                     +-30 degrees (sign per image), bilinear, black corners
+brightness                   factor 1.5 (``1 + 0.5 * severity``)
+histogram_equalization       per-channel histogram equalization (no magnitude)
+horizontal_flip              mirror left-right (no magnitude)
+translation                  20 % of the side, up, down, left or right (per image), black fill
+zoom                         zoom in 1.5x about the centre (``1 + 0.5 * severity``), bilinear
+perspective                  each corner moved inward by up to 30 % of the half side (per image)
+vertical_flip                upside down (no magnitude)
+histeq_zoom_brightness       histogram equalization, then zoom 1.5x, then brightness 1.5
+============================ ================================================================
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Callable
+
+import torch
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms.v2 import functional as F
+
+Kernel = Callable[[torch.Tensor, torch.Tensor, int, float], torch.Tensor]
+BILINEAR = InterpolationMode.BILINEAR
+
+
+def _rng(seed: int, index: int, salt: str) -> random.Random:
+    return random.Random(f"{seed}:{salt}:{index}")
+
+
+def _per_image(batch: torch.Tensor, indices: torch.Tensor, seed: int, salt: str, choose, apply) -> torch.Tensor:
+    """Group images by their drawn parameter and call the kernel once per group."""
+    params = [choose(_rng(seed, int(i), salt)) for i in indices.tolist()]
+    out = torch.empty_like(batch)
+    for value in set(params):
+        rows = [k for k, p in enumerate(params) if p == value]
+        out[rows] = apply(batch[rows], value)
+    return out
+
+
+def rotation(batch, indices, seed, severity):
+    angle = 30.0 * severity
+    return _per_image(batch, indices, seed, "rotation", lambda r: r.choice((-angle, angle)),
+                      lambda b, a: F.rotate(b, a, interpolation=BILINEAR))
+
+
+def brightness(batch, indices, seed, severity):
+    return F.adjust_brightness(batch, 1.0 + 0.5 * severity)
+
+
+def histogram_equalization(batch, indices, seed, severity):
+    return F.equalize(batch)
+
+
+def horizontal_flip(batch, indices, seed, severity):
+    return F.horizontal_flip(batch)
+
+
+def vertical_flip(batch, indices, seed, severity):
+    return F.vertical_flip(batch)
+
+
+def translation(batch, indices, seed, severity):
+    shift = round(0.2 * severity * batch.shape[-1])
+    moves = ((shift, 0), (-shift, 0), (0, shift), (0, -shift))
+    return _per_image(batch, indices, seed, "translation", lambda r: r.choice(moves),
+                      lambda b, t: F.affine(b, angle=0.0, translate=list(t), scale=1.0, shear=[0.0, 0.0]))
+
+
+def zoom(batch, indices, seed, severity):
+    return F.affine(batch, angle=0.0, translate=[0, 0], scale=1.0 + 0.5 * severity, shear=[0.0, 0.0], interpolation=BILINEAR)
+
+
+def perspective(batch, indices, seed, severity):
+    h, w = batch.shape[-2:]
+    d = 0.3 * severity
+
+    def corners(r: random.Random):
+        dx, dy = (w / 2) * d, (h / 2) * d
+        return (
+            (round(r.uniform(0, dx)), round(r.uniform(0, dy))),
+            (w - 1 - round(r.uniform(0, dx)), round(r.uniform(0, dy))),
+            (w - 1 - round(r.uniform(0, dx)), h - 1 - round(r.uniform(0, dy))),
+            (round(r.uniform(0, dx)), h - 1 - round(r.uniform(0, dy))),
+        )
+
+    start = [[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]]
+    return _per_image(batch, indices, seed, "perspective", corners,
+                      lambda b, end: F.perspective(b, start, [list(p) for p in end], interpolation=BILINEAR))
+
+
+def histeq_zoom_brightness(batch, indices, seed, severity):
+    return brightness(zoom(histogram_equalization(batch, indices, seed, severity), indices, seed, severity), indices, seed, severity)
+
+
+TRANSFORMS: dict[str, Kernel] = {
+    "rotation": rotation,
+    "brightness": brightness,
+    "histogram_equalization": histogram_equalization,
+    "horizontal_flip": horizontal_flip,
+    "translation": translation,
+    "zoom": zoom,
+    "perspective": perspective,
+    "vertical_flip": vertical_flip,
+    "histeq_zoom_brightness": histeq_zoom_brightness,
+}
+
+
+def get(name: str) -> Kernel:
+    try:
+        return TRANSFORMS[name]
+    except KeyError:
+        raise ValueError(f"unknown transform {name!r}; known: {', '.join(TRANSFORMS)}") from None
