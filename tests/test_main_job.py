@@ -49,7 +49,7 @@ def test_main_job_runs_offline_on_cpu(shared_data, tmp_path):
     assert not rob["horizontal_flip"]["significant"] and rob["vertical_flip"]["significant"]
     vflip = by_audit["test_transform[efficientnet_lite0-vertical_flip]"]
     assert vflip["metrics"]["significant"] and len(vflip["tables"]["classwise_clean"]) == 1000
-        assert "visionaudit summary" in proc.stdout and "shape bias, published (Geirhos et al. 2019)" in proc.stdout
+    assert "visionaudit summary" in proc.stdout and "shape bias, published (Geirhos et al. 2019)" in proc.stdout
 
 
 def test_shape_bias_gate_fails_a_model_below_its_min(shared_data, tmp_path):

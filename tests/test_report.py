@@ -193,3 +193,40 @@ def test_nan_metrics_are_valid_json(tmp_path):
 
     write_atomically(tmp_path / "r.json", to_jsonable({"x": float("nan"), "y": [float("inf")]}))
     assert json.loads((tmp_path / "r.json").read_text()) == {"x": "nan", "y": ["inf"]}
+
+
+ROBUSTNESS = """
+import pytest
+
+pytestmark = pytest.mark.audit("robustness")
+P = {"tests.tiny_models:tiny": {"vertical_flip": 0.001, "horizontal_flip": 0.5, "rotation": 0.02},
+     "tests.tiny_models:tiny_other": {"vertical_flip": 0.04, "horizontal_flip": 0.9, "rotation": 0.03}}
+
+@pytest.mark.parametrize("transform", ["vertical_flip", "horizontal_flip", "rotation"])
+def test_transform(model, record, transform):
+    record.metric("p_value", P[model.id][transform])
+    record.metric("drop", 0.1)
+    record.threshold("alpha", 0.05)
+    record.table("classwise_clean", [1.0, 1.0, 0.0, float("nan")])
+    record.table("classwise_transformed", [0.0, 1.0, 0.0, float("nan")] if transform == "vertical_flip" else [1.0, 1.0, 0.0, float("nan")])
+"""
+
+
+def test_robustness_aggregates_holm_and_classes_affected(audit_dir):
+    audit_dir.makepyfile(test_audits=ROBUSTNESS)
+    result = audit_dir.runpytest_subprocess("--model", "tests.tiny_models:tiny", "--model", "tests.tiny_models:tiny_other",
+                                            "-p", "no:cacheprovider", "--audit-json=report.json")
+    result.assert_outcomes(passed=6)
+    data = load(audit_dir.path / "report.json")
+    tiny = data["aggregates"]["robustness"]["models"]["tests.tiny_models:tiny"]
+    # Holm over three p-values: 0.001*3 = 0.003, 0.02*2 = 0.04, 0.5*1 = 0.5.
+    assert {t: round(r["p_value_holm"], 10) for t, r in tiny.items()} == {"vertical_flip": 0.003, "rotation": 0.04, "horizontal_flip": 0.5}
+    other = data["aggregates"]["robustness"]["models"]["tests.tiny_models:tiny_other"]
+    # 0.03*3 = 0.09 first, then max(0.04*2, 0.09): nothing is significant for the second model.
+    assert not any(r["significant"] for r in other.values())
+    entry = next(a for a in data["audits"] if a["nodeid"].endswith("test_transform[tests.tiny_models:tiny-rotation]"))
+    assert entry["metrics"]["significant"] is True and entry["metrics"]["p_value_holm"] == pytest.approx(0.04)
+    across = data["aggregates"]["robustness"]["across_models"]
+    assert across["vertical_flip"] == {"classes_affected": 1, "classes": [0], "models": 2}
+    assert across["horizontal_flip"]["classes_affected"] == 0
+    result.stdout.fnmatch_lines(["*robustness across 2 models, vertical_flip: 1 classes change significantly*"])
