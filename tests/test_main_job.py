@@ -49,6 +49,11 @@ def test_main_job_runs_offline_on_cpu(shared_data, tmp_path):
     assert not rob["horizontal_flip"]["significant"] and rob["vertical_flip"]["significant"]
     vflip = by_audit["test_transform[efficientnet_lite0-vertical_flip]"]
     assert vflip["metrics"]["significant"] and len(vflip["tables"]["classwise_clean"]) == 1000
+    for direction in ("rgb_to_gray", "gray_to_rgb"):
+        conv = by_audit[f"test_configured_model[efficientnet_lite0-{direction}]"]
+        assert conv["outcome"] == "passed" and conv["metrics"]["max_abs_diff"] < 1e-3
+    zoo = [a for a in data["audits"] if a["nodeid"].split("::")[1].startswith("test_zoo[")]
+    assert len(zoo) == 36 and all(a["outcome"] == "passed" for a in zoo)
     assert "visionaudit summary" in proc.stdout and "shape bias, published (Geirhos et al. 2019)" in proc.stdout
 
 

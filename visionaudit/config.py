@@ -54,6 +54,14 @@ THRESHOLD_SCHEMA: dict[str, dict[str, str]] = {
         "control_tolerance": "number",  # random-init controls: each share within 1/3 +- this
         "functional_images": "int",  # images for ablation and gradient shares (stratified subset)
     },
+    "conversion": {
+        "max_abs_diff": "number",  # float32 logits, converted vs original (configured models)
+        "max_rel_diff": "number",  # max |diff| / max |logit| (every model, random-init zoo included)
+        "min_top1_agreement": "number",
+        "real_images": "int",  # grayscale imagenet-sample images per configured model
+        "zoo_images": "int",  # per random-init zoo architecture
+        "random_images": "int",  # uniform random inputs, beside the real ones
+    },
     "robustness": {
         "max_drop": "number",  # default bound on the top-1 drop of every transform
         "max_drop_by_transform": "dict[number]",  # per transform, overriding max_drop

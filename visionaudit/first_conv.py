@@ -33,7 +33,8 @@ def find_first_conv(model: nn.Module, input_shape: tuple[int, ...], device: torc
     names = {m: n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
     if not names:
         raise ModelOutputError(f"{type(model).__name__} has no nn.Conv2d: there is no first convolution to audit")
-    x = torch.rand(input_shape, device=device)
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+    x = torch.rand(input_shape, device=device, dtype=dtype)
     seen: list[tuple[nn.Conv2d, torch.Tensor]] = []
 
     class _Found(Exception):

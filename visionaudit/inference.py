@@ -41,14 +41,15 @@ def predict_logits(
     batch_size: int | None = None,
     transform: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """Logits (float32, CPU) of ``model`` on uint8 ``images`` ``(N, C, H, W)``.
+    """Logits (float32, CPU) of ``model`` on ``images`` ``(N, C, H, W)`` in [0, 255] (uint8, or float
+    for exact comparisons such as an unrounded luminance image).
 
     ``transform(batch, indices)`` acts on each uint8 batch on the device, before normalization;
     ``indices`` are the images' positions in ``images`` (for per-image seeding). NaN or infinite
     logits raise :class:`ModelOutputError` naming the first bad image.
     """
-    if images.dim() != 4 or images.dtype != torch.uint8:
-        raise ValueError(f"expected uint8 images (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
+    if images.dim() != 4 or not (images.dtype == torch.uint8 or images.is_floating_point()):
+        raise ValueError(f"expected images (N, C, H, W) in [0, 255], uint8 or float, got {images.dtype} {tuple(images.shape)}")
     if images.shape[1] != model.preprocessing.channels:
         raise ModelOutputError(
             f"model {model.id} takes {model.preprocessing.channels} input channel(s) but the images have "

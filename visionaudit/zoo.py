@@ -6,3 +6,39 @@ CONTROL_ZOO = (
     "mobilenet_v2", "mobilenet_v3_small", "mnasnet0_5", "shufflenet_v2_x0_5", "squeezenet1_1",
     "efficientnet_b0", "regnet_y_400mf", "convnext_tiny", "vit_b_16", "swin_t", "maxvit_t",
 )
+
+
+def nondegenerate(model, seed: int = 0):
+    """Give zero-initialized weight matrices (ViT's head, for one) small random values, in place.
+
+    A random-init control whose logits are all zero would make every equivalence check pass vacuously.
+    """
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() > 1 and not p.any():
+                p.copy_(torch.randn(p.shape, generator=gen, dtype=p.dtype) * 0.02)
+    return model
+
+
+def calibrate_batchnorm(model, inputs):
+    """Set every BatchNorm's running statistics from ``inputs`` (normalized model inputs), in place.
+
+    Random-init networks keep BatchNorm's default statistics (mean 0, var 1), so activations can vanish
+    or explode with depth: GoogLeNet's logits come out identical for every image, Inception-v3's reach
+    1e5. One pass in training mode with cumulative averaging gives each control a sane scale.
+    """
+    import torch
+
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return model
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average over the calibration pass
+    model.train()
+    with torch.no_grad():
+        model(inputs)
+    return model.eval()

@@ -1,0 +1,158 @@
+"""Colour-space folding: exact in float64 for any first-conv configuration, and the failure modes."""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from visionaudit.conversion import ConversionError, gray_to_rgb, naive_rgb_to_gray, rgb_to_gray
+from visionaudit.models import load_model
+from visionaudit.preprocessing import Preprocessing
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def head(conv: nn.Conv2d) -> nn.Module:
+    # Non-linear after the conv, so an error in any output position shows in the result.
+    return nn.Sequential(conv, nn.Tanh(), nn.Conv2d(conv.out_channels, 5, 1), nn.Flatten()).double().eval()
+
+
+def run(model, pre: Preprocessing, raw: torch.Tensor) -> torch.Tensor:
+    """``raw`` in [0, 1], (N, C, H, W); normalized as the preprocessing says, in float64."""
+    m = torch.tensor(pre.mean, dtype=torch.float64).view(1, -1, 1, 1)
+    s = torch.tensor(pre.std, dtype=torch.float64).view(1, -1, 1, 1)
+    with torch.no_grad():
+        return model((raw - m) / s)
+
+
+conv_configs = st.fixed_dictionaries({
+    "kernel": st.integers(1, 5),
+    "stride": st.integers(1, 3),
+    "padding": st.one_of(st.integers(0, 3), st.just("same")),
+    "padding_mode": st.sampled_from(["zeros", "reflect", "replicate", "circular"]),
+    "dilation": st.integers(1, 2),
+    "bias": st.booleans(),
+    "size": st.integers(9, 17),
+    "mean": st.lists(st.floats(0.0, 1.0), min_size=3, max_size=3),
+    "std": st.lists(st.floats(0.05, 1.0), min_size=3, max_size=3),
+    "seed": st.integers(0, 2**16),
+})
+
+
+def build(cfg, in_channels):
+    torch.manual_seed(cfg["seed"])
+    stride = 1 if cfg["padding"] == "same" else cfg["stride"]
+    conv = nn.Conv2d(in_channels, 4, cfg["kernel"], stride=stride, padding=cfg["padding"],
+                     padding_mode=cfg["padding_mode"], dilation=cfg["dilation"], bias=cfg["bias"])
+    return head(conv)
+
+
+@settings(max_examples=60, deadline=None)
+@given(conv_configs)
+def test_rgb_to_gray_is_exact_for_any_conv(cfg):
+    model = build(cfg, 3)
+    size = cfg["size"]
+    pre = Preprocessing(crop_size=size, resize_size=size, mean=tuple(cfg["mean"]), std=tuple(cfg["std"]))
+    gray = torch.rand(2, 1, size, size, dtype=torch.float64)
+    reference = run(model, pre, gray.expand(-1, 3, -1, -1))
+    conv = rgb_to_gray(model, pre)
+    assert torch.allclose(run(conv.model, conv.preprocessing, gray), reference, atol=1e-10, rtol=0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(conv_configs, st.lists(st.floats(0.01, 1.0), min_size=3, max_size=3))
+def test_gray_to_rgb_is_exact_for_any_conv(cfg, weights):
+    lambdas = tuple(w / sum(weights) for w in weights)
+    model = build(cfg, 1)
+    size = cfg["size"]
+    pre = Preprocessing(crop_size=size, resize_size=size, mean=(cfg["mean"][0],), std=(cfg["std"][0],))
+    rgb = torch.rand(2, 3, size, size, dtype=torch.float64)
+    lum = (rgb * torch.tensor(lambdas, dtype=torch.float64).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    expanded = gray_to_rgb(model, pre, lambdas)
+    assert torch.allclose(run(expanded.model, expanded.preprocessing, rgb), run(model, pre, lum), atol=1e-10, rtol=0)
+
+
+def test_naive_fold_is_wrong_with_imagenet_normalization_and_padding():
+    torch.manual_seed(0)
+    model = head(nn.Conv2d(3, 4, 3, padding=1))
+    pre = Preprocessing(crop_size=12, resize_size=12)  # ImageNet mean/std: different per channel
+    gray = torch.rand(2, 1, 12, 12, dtype=torch.float64)
+    reference = run(model, pre, gray.expand(-1, 3, -1, -1))
+    naive = naive_rgb_to_gray(model, pre)
+    assert (run(naive.model, naive.preprocessing, gray) - reference).abs().max() > 1e-2
+    exact = rgb_to_gray(model, pre)
+    assert exact.offset_map  # the zero-padded borders need their own correction
+    assert (run(exact.model, exact.preprocessing, gray) - reference).abs().max() < 1e-12
+
+
+def test_lite0_keeps_its_static_same_padding_stem_and_is_not_modified():
+    lite0 = load_model("efficientnet_lite0", "cpu")
+    before = copy.deepcopy(lite0.module.state_dict())
+    conv = rgb_to_gray(lite0.module, lite0.preprocessing)
+    stem = conv.model._conv_stem
+    assert type(stem).__name__ == "Conv2dStaticSamePadding" and stem.in_channels == 1
+    assert isinstance(stem.static_padding, nn.ZeroPad2d)
+    assert not conv.offset_map  # one mean/std for all channels: the plain kernel sum is exact
+    assert (conv.params_saved, conv.macs_saved) == (32 * 2 * 9, 32 * 2 * 9 * 112 * 112)
+    assert all(torch.equal(before[k], v) for k, v in lite0.module.state_dict().items())
+
+
+def test_refusals():
+    pre = Preprocessing(crop_size=32, resize_size=32)
+    affine = load_model("tests.tiny_models:affine_first?imagenet=false&size=32", "cpu")
+    with pytest.raises(ConversionError, match=r"between the input and the first convolution \(stem\) changes the input"):
+        rgb_to_gray(affine.module, pre)
+    with pytest.raises(ConversionError, match="groups=3"):
+        rgb_to_gray(head(nn.Conv2d(3, 6, 3, groups=3)), pre)
+    with pytest.raises(ConversionError, match="must sum to 1"):
+        gray_to_rgb(head(nn.Conv2d(1, 4, 3)), Preprocessing(crop_size=32, resize_size=32, mean=(0.5,), std=(0.5,)), (0.3, 0.3, 0.3))
+    with pytest.raises(ConversionError, match="needs a 3-channel model"):
+        rgb_to_gray(head(nn.Conv2d(1, 4, 3)), Preprocessing(mean=(0.5,), std=(0.5,)))
+
+
+def test_offset_map_fixes_the_input_size():
+    model = head(nn.Conv2d(3, 4, 3, padding=1))
+    conv = rgb_to_gray(model, Preprocessing(crop_size=12, resize_size=12))
+    with pytest.raises(RuntimeError, match="convert it again for this input size"):
+        conv.model(torch.zeros(1, 1, 16, 16, dtype=torch.float64))
+
+
+PLANT_PLAIN_CONV = '''
+import copy
+import torch
+from torch import nn
+import visionaudit.conversion as conversion
+
+_real = conversion.rgb_to_gray
+
+def plain_rebuild(model, preprocessing, input_size=None):
+    """The folklore bug: rebuild the stem as a plain nn.Conv2d, losing its static "same" padding."""
+    result = _real(model, preprocessing, input_size)
+    stem = result.model._conv_stem
+    plain = nn.Conv2d(1, stem.out_channels, stem.kernel_size, stem.stride, bias=stem.bias is not None)
+    plain.weight = stem.weight
+    result.model._conv_stem = plain
+    return result
+
+conversion.rgb_to_gray = plain_rebuild
+'''
+
+
+def test_planted_plain_conv2d_rebuild_fails_the_audit(shared_data, tmp_path):
+    (tmp_path / "plant_bug.py").write_text(PLANT_PLAIN_CONV)
+    env = {**os.environ, "VISIONAUDIT_DATA": str(shared_data), "CUDA_VISIBLE_DEVICES": "",
+           "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    cmd = [sys.executable, "-m", "pytest", "audits/test_conversion.py::test_configured_model", "-p", "plant_bug",
+           "-p", "no:cacheprovider", "--audit-samples", "16", "-k", "rgb_to_gray"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert "efficientnet_lite0 rgb_to_gray: converted logits differ" in proc.stdout
