@@ -1,4 +1,4 @@
-"""Conversion equivalence: a folded first convolution gives the original model's logits.
+"""Conversion equivalence: a folded first convolution, or a deployment form, gives the original logits.
 
 rgb_to_gray: the original on the gray image stacked three times vs the converted model on the gray
 image. gray_to_rgb: a grayscale model (the rgb_to_gray result) on the luminance image vs its RGB
@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from visionaudit import datasets
+from visionaudit.deployment import DEPLOYMENTS, Unsupported, convert
 from visionaudit.conversion import gray_to_rgb, luminance, naive_rgb_to_gray, rgb_to_gray
 from visionaudit.inference import predict_logits
 from visionaudit.models import load_model
@@ -99,3 +100,24 @@ def test_zoo(arch, direction, audit_device, labelled_images, audit_seed, record,
     calibrate_batchnorm(model.module, model.preprocessing.normalize(rgb.to(model.device)))
     record.metric("n_images", len(rgb))
     _audit(model, rgb, direction, record, thresholds, absolute=False)
+
+
+@pytest.mark.parametrize("deployment", DEPLOYMENTS)
+def test_deployment(model, labelled_images, evaluate, audit_seed, record, thresholds, deployment):
+    """The model as it ships (TorchScript, torch.export, ONNX Runtime, bf16/fp16, channels_last) vs as loaded."""
+    subset = labelled_images.stratified_subset(thresholds["deployment_images"], audit_seed)
+    ev = evaluate(model, subset)
+    example = model.preprocessing.normalize(ev.images[:2].to(model.device))
+    try:
+        shipped = convert(model.module, deployment, example)
+    except Unsupported as e:
+        pytest.skip(f"{model.id} {deployment}: {e}")
+    logits = predict_logits(replace(model, module=shipped), ev.images)
+    metrics = _compare(ev.logits, logits)
+    record.metric("n_images", len(subset))
+    record.metric("max_rel_diff", metrics["max_rel_diff"])
+    ok = record.check_max("max_abs_diff", metrics["max_abs_diff"], "max_abs_diff", thresholds["deployment_max_abs_diff"][deployment])
+    ok &= record.check_min("top1_agreement", metrics["top1_agreement"], "min_top1_agreement",
+                           thresholds["deployment_min_top1_agreement"][deployment])
+    assert ok, (f"{model.id} as {deployment}: logits differ by up to {metrics['max_abs_diff']:.3g}, "
+                f"top-1 agreement {metrics['top1_agreement']:.3f} on {len(subset)} real images")

@@ -52,6 +52,9 @@ def test_main_job_runs_offline_on_cpu(shared_data, tmp_path):
     for direction in ("rgb_to_gray", "gray_to_rgb"):
         conv = by_audit[f"test_configured_model[efficientnet_lite0-{direction}]"]
         assert conv["outcome"] == "passed" and conv["metrics"]["max_abs_diff"] < 1e-3
+    deploy = {a["params"]["deployment"]: a for a in data["audits"] if "deployment" in a["params"]}
+    assert {d for d, a in deploy.items() if a["outcome"] == "passed"} == {"torchscript", "torch_export", "onnxruntime", "bf16_cpu", "channels_last"}
+    assert deploy["fp16_cuda"]["outcome"] == "skipped" and "CUDA" in deploy["fp16_cuda"]["message"]
     zoo = [a for a in data["audits"] if a["nodeid"].split("::")[1].startswith("test_zoo[")]
     assert len(zoo) == 36 and all(a["outcome"] == "passed" for a in zoo)
     assert "visionaudit summary" in proc.stdout and "shape bias, published (Geirhos et al. 2019)" in proc.stdout

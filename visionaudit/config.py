@@ -61,6 +61,9 @@ THRESHOLD_SCHEMA: dict[str, dict[str, str]] = {
         "real_images": "int",  # grayscale imagenet-sample images per configured model
         "zoo_images": "int",  # per random-init zoo architecture
         "random_images": "int",  # uniform random inputs, beside the real ones
+        "deployment_images": "int",  # real images for the deployment conversions
+        "deployment_max_abs_diff": "dict[number]",  # per deployment form
+        "deployment_min_top1_agreement": "dict[number]",
     },
     "robustness": {
         "max_drop": "number",  # default bound on the top-1 drop of every transform

@@ -1,0 +1,48 @@
+"""Deployment forms on a small model: each one agrees with the original, or says why it cannot."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from visionaudit.deployment import DEPLOYMENTS, Unsupported, convert
+
+
+def small() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(8, 10)).eval()
+
+
+@pytest.mark.parametrize("name", [d for d in DEPLOYMENTS if d != "fp16_cuda"])
+def test_forms_agree_with_the_original(name):
+    model = small()
+    x = torch.randn(5, 3, 16, 16)
+    if name == "onnxruntime":
+        pytest.importorskip("onnxruntime", reason="in the deploy extra: pip install 'visionaudit[deploy]'")
+    shipped = convert(model, name, x[:2])
+    with torch.no_grad():
+        expected, got = model(x), shipped(x)  # a batch size other than the example's
+    tolerance = 0.1 if name == "bf16_cpu" else 1e-4
+    assert got.shape == expected.shape and (got.float() - expected).abs().max() < tolerance
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # the original is untouched
+
+
+def test_fp16_needs_cuda():
+    with pytest.raises(Unsupported, match="fp16 inference is audited on CUDA; this run's device is cpu"):
+        convert(small(), "fp16_cuda", torch.randn(1, 3, 8, 8))
+
+
+class DataDependent(nn.Module):
+    def forward(self, x):
+        if x.sum() > 0:  # control flow on values: torch.export cannot capture it
+            return x.mean((2, 3))
+        return -x.mean((2, 3))
+
+
+def test_unexportable_model_is_unsupported_with_the_reason():
+    with pytest.raises(Unsupported, match="torch.export failed"):
+        convert(DataDependent(), "torch_export", torch.randn(2, 3, 8, 8))
+    with pytest.raises(ValueError, match="unknown deployment 'tensorrt'"):
+        convert(small(), "tensorrt", torch.randn(1, 3, 8, 8))

@@ -1,0 +1,92 @@
+"""Deployment conversions: the forms a model ships in, each returned as a module that maps the
+normalized input batch to logits, so the audit can compare them with the original on real images.
+
+``torchscript`` (trace), ``torch_export``, ``onnxruntime`` (onnx + onnxruntime, the ``deploy`` extra),
+``bf16_cpu``, ``fp16_cuda`` and ``channels_last``. A conversion a model or machine does not support
+raises :class:`Unsupported` with the exporter's reason; the audit reports it as a skip.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import tempfile
+
+import torch
+from torch import nn
+
+from .inference import as_logits
+
+DEPLOYMENTS = ("torchscript", "torch_export", "onnxruntime", "bf16_cpu", "fp16_cuda", "channels_last")
+
+
+class Unsupported(Exception):
+    """This deployment form does not apply here; the message says why."""
+
+
+class _Cast(nn.Module):
+    """Run ``module`` in ``dtype`` (and memory format); logits come back as float32."""
+
+    def __init__(self, module: nn.Module, dtype: torch.dtype, memory_format=torch.contiguous_format) -> None:
+        super().__init__()
+        self.module, self.dtype, self.memory_format = module, dtype, memory_format
+
+    def forward(self, x):
+        return as_logits(self.module(x.to(self.dtype).contiguous(memory_format=self.memory_format))).float()
+
+
+class _OnnxRuntime(nn.Module):
+    def __init__(self, session) -> None:
+        super().__init__()
+        self.session = session
+        self.input_name = session.get_inputs()[0].name
+
+    def forward(self, x):
+        out = self.session.run(None, {self.input_name: x.detach().float().cpu().numpy()})[0]
+        return torch.from_numpy(out).to(x.device)
+
+
+def _reason(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}"[:300]
+
+
+def convert(module: nn.Module, name: str, example: torch.Tensor) -> nn.Module:
+    """``module`` (eval, on ``example``'s device) in deployment form ``name``; the original is not modified."""
+    device = example.device
+    if name == "torchscript":
+        try:
+            return torch.jit.trace(copy.deepcopy(module), example, check_trace=False)
+        except Exception as e:
+            raise Unsupported(f"torch.jit.trace failed: {_reason(e)}") from None
+    if name == "torch_export":
+        try:
+            batch = torch.export.Dim("batch", min=1, max=4096)
+            return torch.export.export(copy.deepcopy(module), (example,), dynamic_shapes=({0: batch},)).module()
+        except Exception as e:
+            raise Unsupported(f"torch.export failed: {_reason(e)}") from None
+    if name == "onnxruntime":
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise Unsupported("onnxruntime is not installed: pip install 'visionaudit[deploy]'") from None
+        path = os.path.join(tempfile.mkdtemp(prefix="visionaudit-onnx-"), "model.onnx")
+        try:
+            batch = torch.export.Dim("batch", min=1, max=4096)
+            torch.onnx.export(copy.deepcopy(module).cpu(), (example.cpu(),), path, dynamo=True,
+                              dynamic_shapes=({0: batch},), verbose=False)
+            session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        except Exception as e:
+            raise Unsupported(f"ONNX export or ONNX Runtime load failed: {_reason(e)}") from None
+        return _OnnxRuntime(session)
+    if name == "bf16_cpu":
+        if device.type != "cpu":
+            raise Unsupported(f"bf16_cpu audits CPU inference; this run's device is {device}")
+        return _Cast(copy.deepcopy(module).to(torch.bfloat16), torch.bfloat16)
+    if name == "fp16_cuda":
+        if device.type != "cuda":
+            raise Unsupported(f"fp16 inference is audited on CUDA; this run's device is {device}")
+        return _Cast(copy.deepcopy(module).half(), torch.float16)
+    if name == "channels_last":
+        return _Cast(copy.deepcopy(module).to(memory_format=torch.channels_last), example.dtype, torch.channels_last)
+    raise ValueError(f"unknown deployment {name!r}; known: {', '.join(DEPLOYMENTS)}")
