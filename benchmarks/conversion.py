@@ -15,7 +15,6 @@ import torch
 
 from visionaudit.conversion import rgb_to_gray
 from visionaudit.devices import resolve_device
-from visionaudit.first_conv import find_first_conv
 from visionaudit.models import load_model
 
 
@@ -48,8 +47,8 @@ def main() -> None:
     converted = rgb_to_gray(model.module, model.preprocessing)
     gray = torch.rand(args.batch, 1, size, size, device=device)
     stacked = gray.expand(-1, 3, -1, -1).contiguous()
-    first = find_first_conv(model.module, (1, 3, size, size), device).module
-    first_new = find_first_conv(converted.model, (1, 1, size, size), device).module
+    first = model.module.get_submodule(converted.first_conv)
+    first_new = converted.model.get_submodule(converted.first_conv)  # the folded conv, or its BorderOffset wrapper
 
     t_first_orig = _time(first, stacked, args.repeats, device)
     t_first_conv = _time(first_new, gray, args.repeats, device)

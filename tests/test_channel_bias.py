@@ -22,6 +22,7 @@ from visionaudit.channel_bias import (
     weight_shares,
     zoo_summary,
 )
+from visionaudit.errors import ModelOutputError
 from visionaudit.first_conv import find_first_conv
 from visionaudit.models import load_model
 
@@ -121,6 +122,13 @@ def test_first_conv_is_found_from_the_computation():
     assert first.name == "_conv_stem" and type(first.module).__name__ == "Conv2dStaticSamePadding"
     affine = find_first_conv(load_model("tests.tiny_models:affine_first?imagenet=false", "cpu").module, (1, 3, 32, 32))
     assert affine.name == "stem" and not affine.input_is_model_input
+
+
+def test_contribution_shares_refuse_a_transformed_input_clearly():
+    model = load_model("tests.tiny_models:affine_first?imagenet=false", "cpu")
+    first = find_first_conv(model.module, (1, 3, 32, 32))
+    with pytest.raises(ModelOutputError, match="stem does not receive the model input unchanged.*fold that step"):
+        contribution_shares(model, first, torch.zeros(2, 3, 32, 32, dtype=torch.uint8))
 
 
 def test_lite0_is_green_dominant():

@@ -14,10 +14,11 @@ larger weight means a more important channel:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 
 import torch
 
+from .errors import ModelOutputError
 from .first_conv import FirstConv, find_first_conv, weight_per_input_channel
 from .inference import as_logits, predict_logits, top1_accuracy
 from .models import LoadedModel
@@ -50,7 +51,10 @@ def contribution_shares(model: LoadedModel, first: FirstConv, images: torch.Tens
     conv of zeros (the bias and any constant padding): exact for any linear Conv2d subclass.
     """
     if not first.input_is_model_input:
-        raise ValueError(f"{first.name} does not receive the model input unchanged; its per-channel terms are not the image's")
+        raise ModelOutputError(
+            f"{first.name} does not receive the model input unchanged (something before it transforms the input), so its "
+            "per-channel terms are not the image's; fold that step into the model's mean/std to measure contribution shares"
+        )
     conv = first.module
     totals = torch.zeros(conv.in_channels, dtype=torch.float64)
     count = 0
@@ -84,15 +88,12 @@ def ablation_drop(model: LoadedModel, images: torch.Tensor, labels: torch.Tensor
 
 def gradient_shares(model: LoadedModel, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 16) -> list[float]:
     """|d logit_true / d x| * x summed per channel over ``images`` (raw [0, 1] pixels), normalized."""
-    pre = model.preprocessing
-    mean = torch.tensor(pre.mean, device=model.device).view(1, -1, 1, 1)
-    std = torch.tensor(pre.std, device=model.device).view(1, -1, 1, 1)
     totals = torch.zeros(images.shape[1], dtype=torch.float64)
     for start in range(0, images.shape[0], batch_size):
         x = (images[start : start + batch_size].to(model.device).float() / 255.0).requires_grad_(True)
         y = labels[start : start + batch_size].to(model.device)
         with torch.enable_grad():
-            logits = as_logits(model.module((x - mean) / std))
+            logits = as_logits(model.module(model.preprocessing.normalize(x * 255.0)))
             logits.gather(1, y[:, None]).sum().backward()
         totals += (x.grad * x).detach().abs().double().sum(dim=(0, 2, 3)).cpu()
     return _normalize(totals)
@@ -105,9 +106,7 @@ class ChannelBias:
     dominant_channel: str
     dominant_ratio: float  # largest share / smallest share
     normalized_shares: list[float]
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+    first: FirstConv = field(repr=False)  # for the functional measures, found once
 
 
 def weight_bias(model: LoadedModel) -> ChannelBias | None:
@@ -122,6 +121,7 @@ def weight_bias(model: LoadedModel) -> ChannelBias | None:
         dominant_channel=CHANNELS[max(range(3), key=shares.__getitem__)],
         dominant_ratio=max(shares) / min(shares) if min(shares) > 0 else float("inf"),
         normalized_shares=normalized_shares(first.module, model.preprocessing.std),
+        first=first,
     )
 
 

@@ -32,13 +32,14 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
+from .errors import VisionAuditError
 from .first_conv import find_first_conv
 from .preprocessing import Preprocessing
 
 LUMINANCE = (0.2126, 0.7152, 0.0722)
 
 
-class ConversionError(ValueError):
+class ConversionError(VisionAuditError, ValueError):
     """The model cannot be converted exactly; the message names what stands in the way."""
 
 
@@ -82,7 +83,9 @@ def _conv_copy(conv: nn.Conv2d, weight: torch.Tensor, in_channels: int) -> nn.Co
     return new
 
 
-def _first(model: nn.Module, pre: Preprocessing, size: int, device) -> tuple:
+def _first(model: nn.Module, pre: Preprocessing, size: int) -> tuple:
+    """The first conv (refused when the input reaches it changed), its device and output size."""
+    device = next(iter(model.parameters()), torch.empty(0)).device
     first = find_first_conv(model, (1, pre.channels, size, size), device)
     if not first.input_is_model_input:
         raise ConversionError(
@@ -93,7 +96,7 @@ def _first(model: nn.Module, pre: Preprocessing, size: int, device) -> tuple:
     conv = first.module
     with torch.inference_mode():
         out_hw = conv(torch.zeros(1, pre.channels, size, size, device=device, dtype=conv.weight.dtype)).shape[-2:]
-    return first, conv, (int(out_hw[0]), int(out_hw[1]))
+    return first, conv, device, (int(out_hw[0]), int(out_hw[1]))
 
 
 def _macs(conv: nn.Conv2d, in_channels: int, out_hw: tuple[int, int]) -> int:
@@ -106,8 +109,7 @@ def rgb_to_gray(model: nn.Module, preprocessing: Preprocessing, input_size: int 
     if preprocessing.channels != 3:
         raise ConversionError(f"rgb_to_gray needs a 3-channel model; this one takes {preprocessing.channels}")
     size = input_size or preprocessing.crop_size
-    device = next(iter(model.parameters()), torch.empty(0)).device
-    first, conv, out_hw = _first(model, preprocessing, size, device)
+    first, conv, device, out_hw = _first(model, preprocessing, size)
     if conv.in_channels != 3 or conv.groups != 1:
         raise ConversionError(f"{first.name} has in_channels={conv.in_channels}, groups={conv.groups}; rgb_to_gray folds a 3-channel, ungrouped first conv")
     m = torch.tensor(preprocessing.mean, dtype=torch.float64)
@@ -149,9 +151,7 @@ def rgb_to_gray(model: nn.Module, preprocessing: Preprocessing, input_size: int 
 def naive_rgb_to_gray(model: nn.Module, preprocessing: Preprocessing) -> Conversion:
     """The folklore fold, for comparison: sum the kernels, keep the bias, feed gray normalized with the
     average mean and std, ignoring that each channel was normalized differently."""
-    size = preprocessing.crop_size
-    device = next(iter(model.parameters()), torch.empty(0)).device
-    first, conv, out_hw = _first(model, preprocessing, size, device)
+    first, conv, _, out_hw = _first(model, preprocessing, preprocessing.crop_size)
     new_conv = _conv_copy(conv, conv.weight.detach().sum(dim=1, keepdim=True), 1)
     converted = copy.deepcopy(model).eval()
     _swap(converted, first.name, new_conv)
@@ -167,15 +167,13 @@ def gray_to_rgb(model: nn.Module, preprocessing: Preprocessing, lambdas: tuple[f
         raise ConversionError(f"gray_to_rgb needs a 1-channel model; this one takes {preprocessing.channels}")
     if abs(sum(lambdas) - 1.0) > 1e-6:
         raise ConversionError(f"the luminance weights {lambdas} must sum to 1 for an exact expansion (they sum to {sum(lambdas)})")
-    size = preprocessing.crop_size
-    device = next(iter(model.parameters()), torch.empty(0)).device
-    first, conv, out_hw = _first(model, preprocessing, size, device)
+    first, conv, device, out_hw = _first(model, preprocessing, preprocessing.crop_size)
     if conv.in_channels != 1:
         raise ConversionError(f"{first.name} takes {conv.in_channels} channels; gray_to_rgb expands a 1-channel first conv")
-    lam = torch.tensor(lambdas, dtype=torch.float64, device=conv.weight.device).view(1, 3, 1, 1)
-    new_conv = _conv_copy(conv, conv.weight.detach().double() * lam, 3)
     if conv.groups != 1:
         raise ConversionError(f"{first.name} is grouped (groups={conv.groups}); gray_to_rgb expands an ungrouped first conv")
+    lam = torch.tensor(lambdas, dtype=torch.float64, device=device).view(1, 3, 1, 1)
+    new_conv = _conv_copy(conv, conv.weight.detach().double() * lam, 3)
     converted = copy.deepcopy(model).eval()
     _swap(converted, first.name, new_conv)
     rgb_pre = replace(preprocessing, mean=preprocessing.mean * 3, std=preprocessing.std * 3, source=f"{preprocessing.source}; expanded to RGB")
