@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tempfile
+
 import pytest
 import torch
 from torch import nn
@@ -46,3 +48,11 @@ def test_unexportable_model_is_unsupported_with_the_reason():
         convert(DataDependent(), "torch_export", torch.randn(2, 3, 8, 8))
     with pytest.raises(ValueError, match="unknown deployment 'tensorrt'"):
         convert(small(), "tensorrt", torch.randn(1, 3, 8, 8))
+
+
+def test_onnx_export_leaves_no_files_behind(tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime", reason="in the deploy extra: pip install 'visionaudit[deploy]'")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    shipped = convert(small(), "onnxruntime", torch.randn(2, 3, 16, 16))
+    assert list(tmp_path.iterdir()) == []
+    assert shipped(torch.randn(3, 3, 16, 16)).shape == (3, 10)  # the session outlives the file

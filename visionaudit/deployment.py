@@ -70,12 +70,14 @@ def convert(module: nn.Module, name: str, example: torch.Tensor) -> nn.Module:
             import onnxruntime as ort
         except ImportError:
             raise Unsupported("onnxruntime is not installed: pip install 'visionaudit[deploy]'") from None
-        path = os.path.join(tempfile.mkdtemp(prefix="visionaudit-onnx-"), "model.onnx")
+        # The session holds the model in memory once created, so the exported file need not outlive it.
         try:
-            batch = torch.export.Dim("batch", min=1, max=4096)
-            torch.onnx.export(copy.deepcopy(module).cpu(), (example.cpu(),), path, dynamo=True,
-                              dynamic_shapes=({0: batch},), verbose=False)
-            session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+            with tempfile.TemporaryDirectory(prefix="visionaudit-onnx-") as folder:
+                path = os.path.join(folder, "model.onnx")
+                batch = torch.export.Dim("batch", min=1, max=4096)
+                torch.onnx.export(copy.deepcopy(module).cpu(), (example.cpu(),), path, dynamo=True,
+                                  dynamic_shapes=({0: batch},), verbose=False)
+                session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
         except Exception as e:
             raise Unsupported(f"ONNX export or ONNX Runtime load failed: {_reason(e)}") from None
         return _OnnxRuntime(session)
