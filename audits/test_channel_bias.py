@@ -6,10 +6,8 @@ architectures are the control: with no training there is no colour preference, s
 """
 
 import pytest
-import torch
 
 from visionaudit.channel_bias import ablation_drop, contribution_shares, gradient_shares, weight_bias
-from visionaudit.models import load_model
 from visionaudit.zoo import CONTROL_ZOO
 
 pytestmark = pytest.mark.audit("channel_bias")
@@ -53,10 +51,8 @@ def test_functional_shares(imagenet_model, labelled_images, evaluate, record, th
 
 
 @pytest.mark.parametrize("arch", CONTROL_ZOO)
-def test_random_init_control(arch, audit_device, record, thresholds):
-    torch.manual_seed(0)  # one fixed draw of the random init, so the control is reproducible
-    model = load_model(f"torchvision:{arch}:none", audit_device)
-    record.model, record.model_info = model.id, model.to_dict()
+def test_random_init_control(arch, control_model, record, thresholds):
+    model = control_model(arch)
     result = _record_weight_bias(record, model)
     record.metric("group", "control (random init)")
     record.metric("shares", result.shares)

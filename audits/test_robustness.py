@@ -29,7 +29,7 @@ def test_transform(imagenet_model, evaluated, record, thresholds, audit_seed, tr
     if len(results) > 1:
         record.table("severity_sweep", [{"severity": r.severity, "top1": r.top1, "drop": r.drop, "p_value": r.p_value} for r in results])
 
-    bound = thresholds.get("max_drop_by_transform", {}).get(transform, thresholds["max_drop"])
+    bound = thresholds.entry("max_drop_by_transform", transform, fallback="max_drop")
     ok = record.check_max("drop", main.drop, "max_drop", bound)
     message = f"{imagenet_model.id}: {transform} lowers top-1 by {main.drop:.3f} (95% CI {main.drop_ci[0]:.3f}..{main.drop_ci[1]:.3f})"
     if transform in thresholds["not_significant"]:

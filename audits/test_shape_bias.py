@@ -10,7 +10,7 @@ import math
 import pytest
 
 from visionaudit.imagenet16 import decide
-from visionaudit.shape_bias import REFERENCES, shape_bias
+from visionaudit.shape_bias import REFERENCES, category_accuracy, shape_bias
 
 pytestmark = pytest.mark.audit("shape_bias")
 
@@ -37,7 +37,7 @@ def test_shape_bias(imagenet_model, cue_conflict_images, evaluate, record, thres
 def test_shape_only_accuracy(imagenet_model, shape_only_images, evaluate, record, thresholds, stimuli, metric):
     image_set = shape_only_images(stimuli)
     decisions = decide(evaluate(imagenet_model, image_set).logits, thresholds["aggregation"])
-    accuracy = sum(d == c for d, c in zip(decisions, image_set.categories)) / len(decisions)
+    accuracy = category_accuracy(decisions, image_set.categories)
     record.metric("n_images", len(decisions))
     assert record.check_min(metric, accuracy, f"min_{metric}", thresholds[f"min_{metric}"]), (
         f"{imagenet_model.id}: 16-way accuracy {accuracy:.3f} on {stimuli} is below min_{metric} {thresholds[f'min_{metric}']}"

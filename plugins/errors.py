@@ -1,4 +1,5 @@
-"""Bad input shows as its message, not a traceback: the message already names the problem and the fix."""
+"""Error display, in one place: bad input shows as its message, not a traceback (the message already
+names the problem and the fix), in whichever phase it surfaced: a fixture's setup or the test."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Command-line options of the audit suite, and the settings they resolve to."""
+"""Command-line options of the audit suite (plugins/settings.py resolves them with audit.toml)."""
 
 from __future__ import annotations
 
@@ -26,3 +26,4 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--audit-config", default=None, metavar="PATH", help="thresholds file (default: audit.toml at the rootdir)")
     group.addoption("--audit-batch-size", type=int, default=None, metavar="N",
                     help="images per forward pass (default: 8 on CPU, 128 on accelerators)")
+    group.addoption("--audit-json", default=None, metavar="PATH", help="write the audit report (JSON) to PATH")

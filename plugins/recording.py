@@ -10,6 +10,8 @@ import pytest
 
 from visionaudit.recording import RECORD_KEY, AuditRecord
 
+from .markers import family_of
+
 RECORD_STASH = pytest.StashKey[AuditRecord]()
 
 
@@ -23,12 +25,12 @@ def record_of(report: pytest.TestReport) -> dict | None:
 
 def skeleton_record(item: pytest.Item) -> AuditRecord | None:
     """What is known of an audit test before it records anything (it may fail in setup)."""
-    mark = item.get_closest_marker("audit")
-    if mark is None or not mark.args:
+    family = family_of(item)
+    if family is None:
         return None
     callspec = getattr(item, "callspec", None)
     params = dict(callspec.params) if callspec else {}
-    return AuditRecord(audit=str(mark.args[0]), model=params.pop("model", None), params=params)
+    return AuditRecord(audit=family, model=params.pop("model", None), params=params)
 
 
 @pytest.hookimpl(wrapper=True)

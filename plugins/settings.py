@@ -1,23 +1,24 @@
-"""Settings: command line over audit.toml's [run] over built-in defaults; validated once at configure."""
+"""Settings: command line over audit.toml's [run] over built-in defaults; validated once at configure,
+before any model loads (a bad spec or config exits 4 with its message)."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
+from typing import Mapping
 
 import pytest
 
 from visionaudit.config import CONFIG_FILE, AuditConfig, load_config
 from visionaudit.errors import VisionAuditError
-from visionaudit.models import DEFAULT_MODEL, parse_spec
+from visionaudit.specs import DEFAULT_MODEL, parse_spec
 
 SETTINGS_KEY = pytest.StashKey["Settings"]()
 
 
 @dataclass(frozen=True)
 class Settings:
-    models: tuple[str, ...]
+    models: tuple[str, ...]  # canonical specs: test ids, report keys, audit.toml tables
     arch: str | None
     device: str
     data: str | None
@@ -26,6 +27,7 @@ class Settings:
     seed: int
     batch_size: int | None
     config: AuditConfig
+    spellings: Mapping[str, str] = field(default_factory=dict)  # canonical spec -> as the user wrote it
 
 
 def worker_index() -> int | None:
@@ -43,21 +45,21 @@ def get_settings(config: pytest.Config) -> Settings:
 
 
 def _resolve(config: pytest.Config) -> Settings:
+    arch = config.getoption("arch")
     path = config.getoption("audit_config")
     if path is None and (config.rootpath / CONFIG_FILE).is_file():
         path = config.rootpath / CONFIG_FILE
-    audit_config = load_config(path)
+    audit_config = load_config(path, arch)
     run = audit_config.run
-    models = tuple(config.getoption("model") or run.get("models") or (DEFAULT_MODEL,))
-    arch = config.getoption("arch")
-    for spec in models:
-        parse_spec(spec, arch)  # a typo fails the run at once, not per test
+    spellings: dict[str, str] = {}
+    for spec in config.getoption("model") or run.get("models") or (DEFAULT_MODEL,):
+        spellings.setdefault(parse_spec(spec, arch).id, spec)  # a typo fails the run at once; a repeat counts once
     samples = config.getoption("audit_samples", None)
     samples = samples if samples is not None else run.get("samples")
     if samples is not None and samples <= 0:
         raise pytest.UsageError(f"--audit-samples must be a positive number of images, got {samples}")
     return Settings(
-        models=models,
+        models=tuple(spellings),
         arch=arch,
         device=config.getoption("audit_device") or run.get("device") or "auto",
         data=config.getoption("audit_data") or run.get("data"),
@@ -66,13 +68,19 @@ def _resolve(config: pytest.Config) -> Settings:
         seed=config.getoption("audit_seed") if config.getoption("audit_seed") is not None else run.get("seed", 0),
         batch_size=config.getoption("audit_batch_size") or run.get("batch_size"),
         config=audit_config,
+        spellings=spellings,
     )
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     try:
-        config.stash[SETTINGS_KEY] = _resolve(config)
+        settings = config.stash[SETTINGS_KEY] = _resolve(config)
     except VisionAuditError as e:
         raise pytest.UsageError(str(e)) from None
-    config.addinivalue_line("markers", "audit(name): the audit family a test belongs to")
+    if not hasattr(config, "workerinput"):  # said once, by the controller
+        for key in settings.config.models_not_in(settings.models):
+            # One audit.toml serves many runs: a table for another model is fine, but say so.
+            config.issue_config_time_warning(pytest.PytestConfigWarning(
+                f'{settings.config.path}: [models."{key}"] names a model that is not in this run '
+                f"({', '.join(settings.models)}); its bounds are not used"), stacklevel=2)

@@ -1,4 +1,5 @@
-"""audit.toml: validation, defaults, per-model overrides."""
+"""audit.toml: a closed config. Every key, nested key, enumeration and range is checked against the
+family descriptors, and per-model tables match the model whatever the spelling of its spec."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 
 from visionaudit.config import load_config
 from visionaudit.errors import ConfigError
+from visionaudit.specs import canonical_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,6 +24,7 @@ def test_the_shipped_config_is_valid():
     cfg = load_config(ROOT / "audit.toml")
     assert cfg.run["models"] == ["efficientnet_lite0"]
     assert cfg.thresholds("accuracy", "efficientnet_lite0")["min_top1"] == 0.85
+    assert cfg.thresholds("deployment", "efficientnet_lite0").entry("max_abs_diff", "bf16_cpu") == 1.5
 
 
 def test_overrides_apply_to_their_model_only(tmp_path):
@@ -32,19 +35,112 @@ min_top1 = 0.5
 min_top1 = 0.75
 """))
     assert cfg.thresholds("accuracy", "torchvision:resnet50")["min_top1"] == 0.75
-    assert cfg.thresholds("accuracy", "other")["min_top1"] == 0.5
+    assert cfg.thresholds("accuracy", "efficientnet_lite0")["min_top1"] == 0.5
+
+
+# -- the cases a new user tried: each was accepted and silently ignored before ----------------------
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        pytest.param("[audits.robustness]\nmax_drop_by_transform = {horizontal_flp = 0.5}\n",
+                     r"audits.robustness.max_drop_by_transform = \{'horizontal_flp': 0.5\} unknown key 'horizontal_flp'; "
+                     r"allowed: rotation, .*; did you mean 'horizontal_flip'\?", id="nested-key-typo"),
+        pytest.param('[audits.robustness]\nnot_significant = ["horizontal_flp"]\n',
+                     r"audits.robustness.not_significant = \['horizontal_flp'\] unknown item 'horizontal_flp'; .*did you mean 'horizontal_flip'\?",
+                     id="list-item-typo"),
+        pytest.param('[audits.shape_bias]\naggregation = "median"\n',
+                     r"audits.shape_bias.aggregation = 'median' unknown value 'median'; allowed: mean, sum, max", id="enumeration"),
+        pytest.param("[audits.accuracy]\nmin_top1 = 1.5\n", r"audits.accuracy.min_top1 = 1.5 is out of range; it must be in \[0, 1\]",
+                     id="fraction-above-1"),
+        pytest.param("[audits.robustness]\nalpha = -0.05\n", r"audits.robustness.alpha = -0.05 is out of range; it must be in \(0, 1\)",
+                     id="negative-alpha"),
+        pytest.param("[audits.robustness]\nalpha = 1.0\n", r"alpha = 1.0 is out of range", id="alpha-1"),
+        pytest.param("[audits.robustness]\nbootstrap_resamples = 0\n", r"bootstrap_resamples = 0 is out of range; it must be in \[1, inf\)",
+                     id="zero-count"),
+        pytest.param("[audits.channel_bias]\nfunctional_images = 2.5\n", r"functional_images = 2.5 has the wrong type; it must be int",
+                     id="float-count"),
+        pytest.param("[audits.robustness]\nmax_drop_by_transform = {zoom = 2.0}\n", r"has zoom = 2.0, out of range; values must be in \[-1, 1\]",
+                     id="nested-value-range"),
+        pytest.param("[audits.robustness]\nseverities = []\n", r"severities = \[\] is empty", id="empty-list"),
+        pytest.param('[models."efficientnet_lite0".accuracy]\nmin_top1 = 7\n', r'models."efficientnet_lite0".accuracy.min_top1 = 7 is out of range',
+                     id="range-in-a-model-table"),
+    ],
+)
+def test_typos_and_out_of_range_values_are_refused(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError, match=message) as e:
+        load_config(path)
+    assert str(path) in str(e.value)
+
+
+def test_dash_alias_names_the_model(tmp_path):
+    cfg = load_config(write(tmp_path, '[audits.accuracy]\nmin_top1 = 0.7\n[models."efficientnet-lite0".accuracy]\nmin_top1 = 0.85\n'))
+    assert cfg.thresholds("accuracy", canonical_spec("efficientnet_lite0"))["min_top1"] == 0.85
+    assert cfg.models_not_in(["efficientnet_lite0"]) == []
+
+
+def test_query_in_another_order_names_the_model(tmp_path):
+    cfg = load_config(write(tmp_path, """
+[audits.accuracy]
+min_top1 = 0.7
+[models."efficientnet_lite0?std=0.5,0.5,0.5&mean=0.5,0.5,0.5".accuracy]
+min_top1 = 0.6
+"""))
+    run_model = canonical_spec("efficientnet_lite0?mean=0.5,0.5,0.5&std=0.5,0.5,0.5")
+    assert cfg.thresholds("accuracy", run_model)["min_top1"] == 0.6
+    assert cfg.thresholds("accuracy", "efficientnet_lite0")["min_top1"] == 0.7
+
+
+def test_state_dict_table_matches_with_the_runs_arch(tmp_path):
+    cfg = load_config(write(tmp_path, '[models."w.pth".accuracy]\nmin_top1 = 0.6\n'), arch="torchvision:resnet18")
+    assert cfg.thresholds("accuracy", canonical_spec("w.pth?arch=torchvision:resnet18"))["min_top1"] == 0.6
+
+
+@pytest.mark.parametrize(
+    "key, message",
+    [
+        ("resnet50", r"Did you mean torchvision:resnet50\?"),
+        ("torchvision:resnet5", r"torchvision has no model 'resnet5'; did you mean torchvision:resnet50\?"),
+        ("efficientnet_lite3", r"Did you mean efficientnet_lite[012]\?"),
+    ],
+)
+def test_model_table_for_no_known_model_names_the_closest(tmp_path, key, message):
+    path = write(tmp_path, f'[models."{key}".accuracy]\nmin_top1 = 0.5\n')
+    with pytest.raises(ConfigError, match=rf'{path}: \[models."{key}"\] does not name a model: .*{message}'):
+        load_config(path)
+
+
+def test_two_spellings_of_one_model_are_refused(tmp_path):
+    path = write(tmp_path, '[models."efficientnet-lite0".accuracy]\nmin_top1 = 0.5\n[models."efficientnet_lite0".accuracy]\nmin_top1 = 0.6\n')
+    with pytest.raises(ConfigError, match=r"name the same model \(efficientnet_lite0\); merge them"):
+        load_config(path)
+
+
+def test_table_for_a_model_not_in_the_run_is_reported(tmp_path):
+    cfg = load_config(write(tmp_path, '[models."torchvision:resnet50".accuracy]\nmin_top1 = 0.75\n'))
+    assert cfg.models_not_in(["efficientnet_lite0"]) == ["torchvision:resnet50"]
+    assert cfg.models_not_in(["torchvision:resnet50"]) == []
+
+
+@pytest.mark.parametrize("old, new", [("deployment_images = 64", "images"), ("deployment_max_abs_diff = { torchscript = 1e-4 }", "max_abs_diff"),
+                                      ("deployment_min_top1_agreement = { torchscript = 0.99 }", "min_top1_agreement")])
+def test_moved_deployment_keys_say_where_they_went(tmp_path, old, new):
+    path = write(tmp_path, f"[audits.conversion]\n{old}\n")
+    with pytest.raises(ConfigError, match=rf"audits.conversion.deployment_\w+ has moved to \[audits.deployment\] {new}; move it there"):
+        load_config(path)
 
 
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("[audits.accuracy]\nmin_tp1 = 0.5\n", r"unknown key audits.accuracy.min_tp1; known keys of \[audits.accuracy\]: min_top1"),
-        ("[audits.accuracy]\nmin_top1 = 'high'\n", r"audits.accuracy.min_top1 = 'high' has the wrong type; it must be number"),
+        ("[audits.accuracy]\nmin_tp1 = 0.5\n", r"\[audits.accuracy\] unknown key 'min_tp1'; allowed: min_top1; did you mean 'min_top1'\?"),
+        ("[audits.accuracy]\nmin_top1 = 'high'\n", r"audits.accuracy.min_top1 = 'high' has the wrong type; it must be number in \[0, 1\]"),
         ("[audits.accuracy]\nmin_top1 = true\n", r"min_top1 = True has the wrong type"),
-        ("[audits.acuracy]\nmin_top1 = 0.5\n", r"unknown audit \[audits.acuracy\]"),
+        ("[audits.acuracy]\nmin_top1 = 0.5\n", r"\[audits.acuracy\] unknown audit family 'acuracy'; allowed: accuracy, .*did you mean 'accuracy'\?"),
         ("[run]\nmodels = 'efficientnet_lite0'\n", r"run.models = 'efficientnet_lite0' has the wrong type; it must be list\[str\]"),
-        ("[runs]\n", r"unknown top-level key\(s\) runs"),
-        ('[models."m".accuracy]\nmax_top1 = 1\n', r'unknown key models."m".accuracy.max_top1'),
+        ("[runs]\n", r"unknown top-level table 'runs'; allowed: run, audits, models; did you mean 'run'\?"),
+        ('[models."efficientnet_lite0".accuracy]\nmax_top1 = 1\n', r'\[models."efficientnet_lite0".accuracy\] unknown key \'max_top1\''),
         ("[audits\n", r"is not valid TOML"),
     ],
 )
@@ -59,8 +155,12 @@ def test_missing_threshold_names_where_to_add_it(tmp_path):
     cfg = load_config(write(tmp_path, "[run]\nseed = 1\n"))
     with pytest.raises(ConfigError, match=r"sets no min_top1 for the accuracy audit .*\[audits.accuracy\]"):
         cfg.thresholds("accuracy", "m")["min_top1"]
+    with pytest.raises(ConfigError, match=r"sets no max_abs_diff for onnxruntime in the deployment audit"):
+        cfg.thresholds("deployment", "m").entry("max_abs_diff", "onnxruntime")
 
 
 def test_missing_config_file(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.toml")
+    with pytest.raises(ConfigError, match="is a directory"):
+        load_config(tmp_path)

@@ -53,6 +53,8 @@ def test_main_job_runs_offline_on_cpu(shared_data, tmp_path):
         conv = by_audit[f"test_configured_model[efficientnet_lite0-{direction}]"]
         assert conv["outcome"] == "passed" and conv["metrics"]["max_abs_diff"] < 1e-3
     deploy = {a["params"]["deployment"]: a for a in data["audits"] if "deployment" in a["params"]}
+    assert {a["audit"] for a in deploy.values()} == {"deployment"} and all("test_deployment.py::" in a["nodeid"] for a in deploy.values())
+    assert data["schema_version"] == 2 and data["families"]["deployment"]["key_metric"] == "max_abs_diff"
     assert {d for d, a in deploy.items() if a["outcome"] == "passed"} == {"torchscript", "torch_export", "onnxruntime", "bf16_cpu", "channels_last"}
     assert deploy["fp16_cuda"]["outcome"] == "skipped" and "CUDA" in deploy["fp16_cuda"]["message"]
     zoo = [a for a in data["audits"] if a["nodeid"].split("::")[1].startswith("test_zoo[")]

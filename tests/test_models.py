@@ -32,21 +32,34 @@ X = torch.rand(2, 3, 64, 64)
 
 
 @pytest.mark.parametrize(
-    "spec, kind, name, weights",
+    "spec, kind, name, weights, canonical",
     [
-        ("efficientnet_lite0", "lite", "efficientnet_lite0", None),
-        ("efficientnet-lite2", "lite", "efficientnet_lite2", None),
-        ("torchvision:resnet50", "torchvision", "resnet50", "DEFAULT"),
-        ("torchvision:resnet50:IMAGENET1K_V2", "torchvision", "resnet50", "IMAGENET1K_V2"),
-        ("torchvision:vit_b_16:none", "torchvision", "vit_b_16", "none"),
-        ("timm:resnet18:none", "timm", "resnet18", "none"),
-        ("mypkg.models:build", "factory", "mypkg.models:build", None),
+        ("efficientnet_lite0", "lite", "efficientnet_lite0", None, "efficientnet_lite0"),
+        ("efficientnet-lite2", "lite", "efficientnet_lite2", None, "efficientnet_lite2"),
+        ("torchvision:resnet50", "torchvision", "resnet50", "DEFAULT", "torchvision:resnet50"),
+        ("torchvision:resnet50:default", "torchvision", "resnet50", "DEFAULT", "torchvision:resnet50"),
+        ("torchvision:resnet50:imagenet1k_v2", "torchvision", "resnet50", "IMAGENET1K_V2", "torchvision:resnet50:IMAGENET1K_V2"),
+        ("torchvision:vit_b_16:None", "torchvision", "vit_b_16", "none", "torchvision:vit_b_16:none"),
+        ("timm:resnet18:none", "timm", "resnet18", "none", "timm:resnet18:none"),
+        ("mypkg.models:build", "factory", "mypkg.models:build", None, "mypkg.models:build"),
+        ("efficientnet-lite0?std=0.5,0.5,0.5&interpolation=BICUBIC&mean=0.5,0.5,0.5", "lite", "efficientnet_lite0", None,
+         "efficientnet_lite0?interpolation=bicubic&mean=0.5,0.5,0.5&std=0.5,0.5,0.5"),
     ],
 )
-def test_parse_spec_forms(spec, kind, name, weights):
+def test_parse_spec_forms_and_canonical_id(spec, kind, name, weights, canonical):
     parsed = parse_spec(spec)
     assert (parsed.kind, parsed.name, parsed.weights) == (kind, name, weights)
-    assert parsed.id == spec
+    assert parsed.id == canonical and parsed.raw == spec
+    assert parse_spec(canonical).id == canonical  # the canonical form is a spec of the same model
+
+
+def test_canonical_spec_of_files_folds_arch_and_normalizes_the_path():
+    from visionaudit.specs import canonical_spec
+
+    assert canonical_spec("./ckpt/../w.pth", arch="torchvision:resnet18:DEFAULT") == "w.pth?arch=torchvision:resnet18"
+    assert canonical_spec("w.pth?size=240&arch=torchvision:resnet18") == "w.pth?arch=torchvision:resnet18&size=240"
+    with pytest.raises(SpecError, match=r"torchvision has no model 'resnet5'; did you mean torchvision:resnet50\?"):
+        canonical_spec("torchvision:resnet5")
 
 
 def test_unknown_spec_lists_forms_and_suggests_torchvision():

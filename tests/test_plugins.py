@@ -100,11 +100,42 @@ def test_unknown_spec_is_a_usage_error(audit_dir):
     result.stderr.fnmatch_lines(["*unknown model spec 'resnet50'. Did you mean torchvision:resnet50?*"])
 
 
-def test_bad_config_is_a_usage_error(audit_dir):
-    audit_dir.makefile(".toml", audit="[audits.accuracy]\nmin_top = 0.5\n")
-    result = audit_dir.runpytest_subprocess(*MODELS, "-p", "no:cacheprovider")
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_bad_config_is_a_usage_error_said_once_before_any_model_loads(audit_dir, workers):
+    audit_dir.makefile(".toml", audit='[audits.robustness]\nnot_significant = ["horizontal_flp"]\n')
+    result = audit_dir.runpytest_subprocess(*MODELS, *workers, "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([f"*{audit_dir.path / 'audit.toml'}: unknown key audits.accuracy.min_top*"])
+    message = f"{audit_dir.path / 'audit.toml'}: audits.robustness.not_significant = ['horizontal_flp'] unknown item 'horizontal_flp'"
+    output = result.stdout.str() + result.stderr.str()
+    assert output.count(message) == 1, output
+    assert "did you mean 'horizontal_flip'?" in output
+    assert not (audit_dir.path / "loads.log").exists()
+
+
+def test_model_table_for_another_model_is_a_warning_not_an_error(audit_dir):
+    audit_dir.makefile(".toml", audit=CONFIG + '[models."torchvision:resnet50".accuracy]\nmin_top1 = 0.75\n')
+    result = audit_dir.runpytest_subprocess(*MODELS, "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=5, failed=3)
+    result.stdout.fnmatch_lines(['*[[]models."torchvision:resnet50"[]] names a model that is not in this run*'])
+
+
+def test_spellings_of_one_model_share_its_canonical_id_and_table(audit_dir):
+    """The dash alias and a reordered query name the model the table names; test ids use the canonical spec."""
+    audit_dir.makefile(".toml", audit="""
+[audits.accuracy]
+min_top1 = 0.5
+[models."tests.tiny_models:tiny?mean=0.5,0.5,0.5&std=0.5,0.5,0.5".accuracy]
+min_top1 = 0.95
+""")
+    result = audit_dir.runpytest_subprocess("--model", "tests.tiny_models:tiny?std=0.5,0.5,0.5&mean=0.5,0.5,0.5", "--device", "cpu",
+                                            "-p", "no:cacheprovider", "--audit-json=report.json")
+    result.assert_outcomes(passed=2, failed=2)
+    canonical = "tests.tiny_models:tiny?mean=0.5,0.5,0.5&std=0.5,0.5,0.5"
+    recs = {r["nodeid"]: r for r in records(audit_dir)}
+    first = recs[f"test_audit.py::test_first[{canonical}]"]
+    assert first["outcome"] == "failed" and first["record"]["thresholds"] == {"min_top1": 0.95}
+    report = json.loads((audit_dir.path / "report.json").read_text())
+    assert report["models"][canonical]["spec_as_given"] == "tests.tiny_models:tiny?std=0.5,0.5,0.5&mean=0.5,0.5,0.5"
 
 
 def test_unloadable_model_errors_once_with_the_message(audit_dir):

@@ -7,7 +7,8 @@ from dataclasses import replace
 import pytest
 
 from visionaudit import datasets
-from visionaudit.inference import clean_logits, predict_logits, top1_accuracy
+from visionaudit.accuracy import top1_accuracy
+from visionaudit.inference import clean_logits, predict_logits
 from visionaudit.models import load_model
 from visionaudit.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 

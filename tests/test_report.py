@@ -9,7 +9,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from plugins.report import write_atomically
+from visionaudit.report import write_atomically
 from visionaudit.recording import report_schema
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -188,11 +188,13 @@ def test_write_is_atomic(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
 
 
-def test_nan_metrics_are_valid_json(tmp_path):
-    from visionaudit.recording import to_jsonable
+def test_non_finite_numbers_are_null(tmp_path):
+    import numpy as np
+    import torch
 
-    write_atomically(tmp_path / "r.json", to_jsonable({"x": float("nan"), "y": [float("inf")]}))
-    assert json.loads((tmp_path / "r.json").read_text()) == {"x": "nan", "y": ["inf"]}
+    write_atomically(tmp_path / "r.json", {"x": float("nan"), "y": [float("inf"), -float("inf"), 1.5], "t": torch.tensor([float("nan")]),
+                                           "n": np.float64("nan")})
+    assert json.loads((tmp_path / "r.json").read_text()) == {"x": None, "y": [None, None, 1.5], "t": [None], "n": None}
 
 
 ROBUSTNESS = """

@@ -4,6 +4,8 @@
 >>> model = load_model("efficientnet_lite0")
 """
 
+from . import threshold_fields
+from .accuracy import top1_accuracy, topk_accuracy
 from .config import AuditConfig, Thresholds, load_config
 from .datasets import ImageSet, category_folders, cue_conflict, data_root, imagenette, labelled_images, load_images
 from .devices import resolve_device
@@ -16,8 +18,9 @@ from .errors import (
     SpecError,
     VisionAuditError,
 )
-from .inference import clean_logits, predict_logits, top1_accuracy
-from .models import DEFAULT_MODEL, LoadedModel, ModelSpec, load_model, parse_spec
+from .families import Family, families, get_family, register_family
+from .inference import clean_logits, compare_logits, predict_logits
+from .models import DEFAULT_MODEL, LoadedModel, ModelSpec, canonical_spec, load_model, parse_spec
 from .preprocessing import Geometry, Preprocessing
 from .recording import AuditRecord
 
@@ -25,8 +28,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AuditConfig", "AuditRecord", "CheckpointError", "ConfigError", "DataError", "DeviceError", "DEFAULT_MODEL",
-    "Geometry", "ImageSet", "LoadedModel", "ModelOutputError", "ModelSpec", "Preprocessing", "SpecError",
-    "Thresholds", "VisionAuditError", "category_folders", "clean_logits", "cue_conflict", "data_root", "imagenette",
-    "labelled_images", "load_config", "load_images", "load_model", "parse_spec", "predict_logits",
-    "resolve_device", "top1_accuracy",
+    "Family", "Geometry", "ImageSet", "LoadedModel", "ModelOutputError", "ModelSpec", "Preprocessing", "SpecError",
+    "Thresholds", "VisionAuditError", "canonical_spec", "category_folders", "clean_logits", "compare_logits",
+    "cue_conflict", "data_root", "families", "get_family", "imagenette", "labelled_images", "load_config",
+    "load_images", "load_model", "parse_spec", "predict_logits", "register_family", "resolve_device",
+    "threshold_fields", "top1_accuracy", "topk_accuracy",
 ]

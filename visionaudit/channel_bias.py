@@ -14,14 +14,20 @@ larger weight means a more important channel:
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
+from . import threshold_fields as f
+from .accuracy import top1_accuracy
 from .errors import ModelOutputError
+from .families import Family, register_family
 from .first_conv import FirstConv, find_first_conv, weight_per_input_channel
-from .inference import as_logits, predict_logits, top1_accuracy
-from .models import LoadedModel
+from .formatting import fmt
+from .inference import predict_logits
+from .models import LoadedModel, as_logits
 
 CHANNELS = ("r", "g", "b")
 # Mean shares over 31 ImageNet-trained torchvision models in the study this audit follows (std 0.015, 0.033, 0.021).
@@ -130,3 +136,43 @@ def zoo_summary(all_shares: list[list[float]]) -> dict:
     t = torch.tensor(all_shares, dtype=torch.float64)
     std = t.std(dim=0, unbiased=True).tolist() if len(all_shares) > 1 else None  # undefined for one model
     return {"models": len(all_shares), "mean": t.mean(dim=0).tolist(), "std": std}
+
+
+def _aggregate(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The zoo table: mean and std of the weight shares per group (audited models, random-init controls)."""
+    groups: dict[str, dict[str, list[float]]] = defaultdict(dict)
+    for e in entries:
+        m = e["metrics"]
+        if "shares" in m and "group" in m:
+            groups[m["group"]][str(e["model"])] = m["shares"]  # one row per model
+    if not groups:
+        return None
+    out: dict[str, Any] = {name: zoo_summary(list(by_model.values())) | {"model_ids": sorted(by_model)}
+                           for name, by_model in sorted(groups.items())}
+    out["published_torchvision_zoo"] = {"models": 31, "mean": list(PUBLISHED_ZOO_MEAN), "std": list(PUBLISHED_ZOO_STD)}
+    return out
+
+
+def _summary_lines(report: dict[str, Any]) -> list[str]:
+    return [f"channel bias, {name} ({agg['models']} models): mean R,G,B {fmt(agg['mean'])}" + (f", std {fmt(agg['std'])}" if agg["std"] else "")
+            for name, agg in report["aggregates"].get("channel_bias", {}).items()]
+
+
+FAMILY = register_family(Family(
+    name="channel_bias",
+    gates="shares of |first-layer weights| per input channel (R+G+B = 1), bounded; beside them normalization-aware, "
+          "contribution, ablation and gradient shares on real images; 18 torchvision architectures with random weights "
+          "as the control (~1/3 each)",
+    key_metric="shares",
+    higher_is_better=None,  # a vector judged by its range: neither direction is better
+    metrics=("dominant_channel", "dominant_ratio", "normalized_shares", "contribution_shares", "ablation_drop", "gradient_shares"),
+    thresholds={
+        "min_share": f.fraction("every channel's share of |first-layer weights| at least this"),
+        "max_share": f.fraction("every channel's share at most this"),
+        "max_ratio": f.number("largest share / smallest share at most this", minimum=1.0),
+        "control_tolerance": f.fraction("random-init controls: each share within 1/3 +- this"),
+        "functional_images": f.count("images for ablation and gradient shares (a stratified subset)"),
+    },
+    aggregate=_aggregate,
+    summary_lines=_summary_lines,
+))

@@ -34,15 +34,33 @@ def _convert(args: argparse.Namespace) -> int:
 
 def _shape_bias(args: argparse.Namespace) -> int:
     import json
-    import math
 
+    from .recording import to_jsonable
     from .shape_bias import shape_bias_from_csv
 
-    result = shape_bias_from_csv(args.decisions).to_dict()
-    # JSON has no NaN: a category without hits reads null.
-    clean = lambda v: None if isinstance(v, float) and math.isnan(v) else v  # noqa: E731
-    result = {k: ({c: clean(x) for c, x in v.items()} if isinstance(v, dict) else clean(v)) for k, v in result.items()}
-    print(json.dumps(result, indent=2))
+    # JSON has no NaN: a category without hits reads null, as in the report.
+    print(json.dumps(to_jsonable(shape_bias_from_csv(args.decisions).to_dict()), indent=2))
+    return 0
+
+
+def _families(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .families import families, markdown_table, readme_table_problems
+
+    if args.check_readme:
+        problems = readme_table_problems(Path(args.check_readme).read_text())
+        for p in problems:
+            print(f"{args.check_readme}: {p}", file=sys.stderr)
+        return 1 if problems else 0
+    if args.markdown:
+        print(markdown_table())
+        return 0
+    for name, family in families().items():
+        print(f"{name}: {family.gates}\n  key metric: {family.key_metric} ({family.direction}); audits: {family.audit_file}")
+        if args.thresholds:
+            for key, field in family.thresholds.items():
+                print(f"  [audits.{name}] {key}: {field.describe()}" + (f"  -- {field.help}" if field.help else ""))
     return 0
 
 
@@ -67,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--decisions", required=True, metavar="FILE.csv",
                    help="columns subj,session,trial,rt,object_response,category,condition,imagename")
     b.set_defaults(func=_shape_bias)
+
+    fam = sub.add_parser("families", help="the registered audit families, their key metrics and threshold schemas")
+    fam.add_argument("--thresholds", action="store_true", help="list every threshold key with its type, range and allowed values")
+    fam.add_argument("--markdown", action="store_true", help="print the README's family table")
+    fam.add_argument("--check-readme", metavar="README.md", help="exit 1 when the README's family table does not match the registry")
+    fam.set_defaults(func=_families)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""``audit.toml``: run defaults, thresholds per audit, and overrides per model.
+"""``audit.toml``: run defaults, thresholds per audit family, and overrides per model.
 
 ```toml
 [run]
@@ -7,12 +7,16 @@ models = ["efficientnet_lite0"]      # used when no --model is given
 [audits.accuracy]                    # defaults for every model
 min_top1 = 0.85
 
-[models."torchvision:resnet50".accuracy]   # overrides for one model id (its --model spec)
+[models."torchvision:resnet50".accuracy]   # overrides for one model (any spelling of its spec)
 min_top1 = 0.75
 ```
 
-Every key is declared in :data:`RUN_SCHEMA` or :data:`THRESHOLD_SCHEMA`: an unknown key or a wrong
-type is an error naming the key and the file, so a typo never silently drops a bound.
+The config is closed: every key of every table is checked against the family's threshold schema
+(:mod:`visionaudit.families`): unknown keys and nested keys, values outside an enumeration and
+numbers out of range are errors naming the file, the table, the key, the allowed values and the
+closest one, so a typo never silently loosens a gate. Per-model tables are keyed by the model's
+canonical spec (:func:`visionaudit.specs.canonical_spec`), so ``efficientnet-lite0`` and a query
+written in another order match the model they name.
 """
 
 from __future__ import annotations
@@ -28,89 +32,47 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from .errors import ConfigError
+from . import threshold_fields as f
+from .errors import ConfigError, VisionAuditError
+from .families import families
+from .specs import canonical_spec
+from .threshold_fields import Field, unknown_name
 
 CONFIG_FILE = "audit.toml"
 
-# type names: number (int or float), int, str, bool, list[str], list[number], dict[number]
-RUN_SCHEMA: dict[str, str] = {
-    "models": "list[str]",
-    "device": "str",
-    "data": "str",
-    "images": "str",
-    "samples": "int",
-    "seed": "int",
-    "batch_size": "int",
+RUN_SCHEMA: dict[str, Field] = {
+    "models": Field("list[str]", "model specs used when no --model is given"),
+    "device": Field("str", "auto, cpu, cuda, cuda:N or mps"),
+    "data": Field("str", "data root"),
+    "images": Field("str", "labelled natural images: a folder under the data root, a path, or imagenette"),
+    "samples": f.count("a fixed, seeded, class-stratified subset of this many images per image set"),
+    "seed": f.whole("seed for subsets and transforms"),
+    "batch_size": f.count("images per forward pass"),
 }
-
-THRESHOLD_SCHEMA: dict[str, dict[str, str]] = {
-    "accuracy": {
-        "min_top1": "number",
-    },
-    "channel_bias": {
-        "min_share": "number",  # every channel's share of |first-layer weights| at least this
-        "max_share": "number",
-        "max_ratio": "number",  # largest share / smallest share
-        "control_tolerance": "number",  # random-init controls: each share within 1/3 +- this
-        "functional_images": "int",  # images for ablation and gradient shares (stratified subset)
-    },
-    "conversion": {
-        "max_abs_diff": "number",  # float32 logits, converted vs original (configured models)
-        "max_rel_diff": "number",  # max |diff| / max |logit| (every model, random-init zoo included)
-        "min_top1_agreement": "number",
-        "real_images": "int",  # grayscale imagenet-sample images per configured model
-        "zoo_images": "int",  # per random-init zoo architecture
-        "random_images": "int",  # uniform random inputs, beside the real ones
-        "deployment_images": "int",  # real images for the deployment conversions
-        "deployment_max_abs_diff": "dict[number]",  # per deployment form
-        "deployment_min_top1_agreement": "dict[number]",
-    },
-    "robustness": {
-        "max_drop": "number",  # default bound on the top-1 drop of every transform
-        "max_drop_by_transform": "dict[number]",  # per transform, overriding max_drop
-        "not_significant": "list[str]",  # transforms whose drop must not be significant (McNemar)
-        "alpha": "number",
-        "severities": "list[number]",  # severity sweep; 1.0 is the documented default magnitude
-        "bootstrap_resamples": "int",
-    },
-    "shape_bias": {
-        "min": "number",  # a shape-bias-trained model sets a high min
-        "max": "number",
-        "aggregation": "str",  # mean (the authors'), sum or max
-        "min_edges_accuracy": "number",
-        "min_silhouettes_accuracy": "number",
-    },
-}
+TOP_LEVEL = ("run", "audits", "models")
 
 
-def _type_ok(value: Any, kind: str) -> bool:
-    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
-    if kind == "number":
-        return number(value)
-    if kind == "int":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind == "str":
-        return isinstance(value, str)
-    if kind == "bool":
-        return isinstance(value, bool)
-    if kind == "list[str]":
-        return isinstance(value, list) and all(isinstance(v, str) for v in value)
-    if kind == "list[number]":
-        return isinstance(value, list) and all(number(v) for v in value)
-    if kind == "dict[number]":
-        return isinstance(value, dict) and all(number(v) for v in value.values())
-    raise AssertionError(f"unknown schema type {kind}")
-
-
-def _check_table(table: Any, schema: Mapping[str, str], where: str, path: Path) -> dict[str, Any]:
+def _check_table(table: Any, schema: Mapping[str, Field], where: str, path: Path,
+                 moved: Mapping[str, str] | None = None) -> dict[str, Any]:
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: [{where}] must be a table")
     for key, value in table.items():
+        if moved and key in moved:
+            raise ConfigError(f"{path}: {where}.{key} has moved to {moved[key]}; move it there")
         if key not in schema:
-            raise ConfigError(f"{path}: unknown key {where}.{key}; known keys of [{where}]: {', '.join(sorted(schema)) or 'none'}")
-        if not _type_ok(value, schema[key]):
-            raise ConfigError(f"{path}: {where}.{key} = {value!r} has the wrong type; it must be {schema[key]}")
+            raise ConfigError(f"{path}: [{where}] {unknown_name('key', key, schema)}")
+        problem = schema[key].problem(value)
+        if problem:
+            raise ConfigError(f"{path}: {where}.{key} = {value!r} {problem}")
     return dict(table)
+
+
+def _check_family_table(name: str, table: Any, where: str, path: Path) -> dict[str, Any]:
+    known = families()
+    if name not in known:
+        raise ConfigError(f"{path}: [{where}] {unknown_name('audit family', name, known)}")
+    family = known[name]
+    return _check_table(table, family.thresholds, where, path, family.moved_keys)
 
 
 @dataclass(frozen=True)
@@ -118,14 +80,21 @@ class AuditConfig:
     path: Path | None
     run: Mapping[str, Any] = field(default_factory=dict)
     audits: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    models: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
+    models: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)  # canonical spec -> family -> bounds
+    model_keys: Mapping[str, str] = field(default_factory=dict)  # canonical spec -> the table key as written
 
     def thresholds(self, audit: str, model_id: str) -> "Thresholds":
-        if audit not in THRESHOLD_SCHEMA:
-            raise ConfigError(f"audit {audit!r} has no threshold schema; known audits: {', '.join(sorted(THRESHOLD_SCHEMA))}")
+        """``audit``'s bounds for ``model_id`` (a canonical spec): defaults, then the model's overrides."""
+        known = families()
+        if audit not in known:
+            raise ConfigError(unknown_name("audit family", audit, known))
         merged = dict(self.audits.get(audit, {}))
         merged.update(self.models.get(model_id, {}).get(audit, {}))
         return Thresholds(audit, model_id, MappingProxyType(merged), self.path)
+
+    def models_not_in(self, run_models: list[str] | tuple[str, ...]) -> list[str]:
+        """Per-model tables (as written) whose model is not in ``run_models`` (canonical specs)."""
+        return [self.model_keys[m] for m in self.models if m not in run_models]
 
 
 class Thresholds(Mapping[str, Any]):
@@ -141,10 +110,21 @@ class Thresholds(Mapping[str, Any]):
         try:
             return self.bounds[key]
         except KeyError:
+            families()[self.audit].field(key)  # a key the family does not declare is a programming error
             raise ConfigError(
                 f"{self.source or CONFIG_FILE} sets no {key} for the {self.audit} audit (model {self.model_id}); "
                 f"add it under [audits.{self.audit}] (the suite's own audit.toml has the default)"
             ) from None
+
+    def entry(self, key: str, name: str, fallback: str | None = None) -> Any:
+        """``bounds[key][name]`` of a per-name table (a transform, a deployment form), else ``bounds[fallback]``."""
+        table = self.get(key) or {}
+        if name in table:
+            return table[name]
+        if fallback is not None:
+            return self[fallback]
+        raise ConfigError(f"{self.source or CONFIG_FILE} sets no {key} for {name} in the {self.audit} audit "
+                          f"(model {self.model_id}); add {name} = ... to {key} under [audits.{self.audit}]")
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.bounds.get(key, default)
@@ -156,8 +136,18 @@ class Thresholds(Mapping[str, Any]):
         return len(self.bounds)
 
 
-def load_config(path: str | Path | None) -> AuditConfig:
-    """Read and validate ``path``; ``None`` gives an empty config (no thresholds)."""
+def _canonical_key(key: str, arch: str | None, path: Path) -> str:
+    try:
+        return canonical_spec(key, arch)
+    except VisionAuditError as e:
+        raise ConfigError(f'{path}: [models."{key}"] does not name a model: {e}') from None
+
+
+def load_config(path: str | Path | None, arch: str | None = None) -> AuditConfig:
+    """Read and validate ``path``; ``None`` gives an empty config (no thresholds).
+
+    ``arch`` is the run's ``--arch``, folded into state-dict specs as it is for ``--model``.
+    """
     if path is None:
         return AuditConfig(None)
     path = Path(path)
@@ -165,30 +155,29 @@ def load_config(path: str | Path | None) -> AuditConfig:
         data = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist; pass --audit-config PATH or create {CONFIG_FILE}") from None
-    except tomllib.TOMLDecodeError as e:
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory; pass --audit-config PATH/{CONFIG_FILE}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path} is not valid TOML: {e}") from None
-    unknown = sorted(set(data) - {"run", "audits", "models"})
-    if unknown:
-        raise ConfigError(f"{path}: unknown top-level key(s) {', '.join(unknown)}; known: run, audits, models")
+    for key in data:
+        if key not in TOP_LEVEL:
+            raise ConfigError(f"{path}: {unknown_name('top-level table', key, TOP_LEVEL)}")
     run = _check_table(data.get("run", {}), RUN_SCHEMA, "run", path)
     audits_raw = data.get("audits", {})
     if not isinstance(audits_raw, dict):
         raise ConfigError(f"{path}: [audits] must be a table of [audits.NAME] tables")
-    audits = {}
-    for name, table in audits_raw.items():
-        if name not in THRESHOLD_SCHEMA:
-            raise ConfigError(f"{path}: unknown audit [audits.{name}]; known audits: {', '.join(sorted(THRESHOLD_SCHEMA))}")
-        audits[name] = _check_table(table, THRESHOLD_SCHEMA[name], f"audits.{name}", path)
+    audits = {name: _check_family_table(name, table, f"audits.{name}", path) for name, table in audits_raw.items()}
     models_raw = data.get("models", {})
     if not isinstance(models_raw, dict):
         raise ConfigError(f'{path}: [models] must hold [models."SPEC".AUDIT] tables')
     models: dict[str, dict[str, dict[str, Any]]] = {}
-    for model_id, per_audit in models_raw.items():
+    written: dict[str, str] = {}
+    for key, per_audit in models_raw.items():
         if not isinstance(per_audit, dict):
-            raise ConfigError(f'{path}: models."{model_id}" must be a table of [models."{model_id}".AUDIT] tables')
-        models[model_id] = {}
-        for name, table in per_audit.items():
-            if name not in THRESHOLD_SCHEMA:
-                raise ConfigError(f'{path}: unknown audit [models."{model_id}".{name}]; known audits: {", ".join(sorted(THRESHOLD_SCHEMA))}')
-            models[model_id][name] = _check_table(table, THRESHOLD_SCHEMA[name], f'models."{model_id}".{name}', path)
-    return AuditConfig(path, MappingProxyType(run), MappingProxyType(audits), MappingProxyType(models))
+            raise ConfigError(f'{path}: models."{key}" must be a table of [models."{key}".AUDIT] tables')
+        model_id = _canonical_key(key, arch, path)
+        if model_id in written:
+            raise ConfigError(f'{path}: [models."{written[model_id]}"] and [models."{key}"] name the same model ({model_id}); merge them')
+        written[model_id] = key
+        models[model_id] = {name: _check_family_table(name, table, f'models."{key}".{name}', path) for name, table in per_audit.items()}
+    return AuditConfig(path, MappingProxyType(run), MappingProxyType(audits), MappingProxyType(models), MappingProxyType(written))

@@ -32,11 +32,17 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
+from . import threshold_fields as f
+from .datasets import ImageSet, load_images
 from .errors import VisionAuditError
+from .families import Family, register_family
 from .first_conv import find_first_conv
+from .inference import LogitComparison, compare_logits, predict_logits
+from .models import LoadedModel
 from .preprocessing import Preprocessing
 
 LUMINANCE = (0.2126, 0.7152, 0.0722)
+DIRECTIONS = ("rgb_to_gray", "gray_to_rgb")
 
 
 class ConversionError(VisionAuditError, ValueError):
@@ -185,3 +191,75 @@ def luminance(images: torch.Tensor, lambdas: tuple[float, float, float] = LUMINA
     """uint8 RGB ``(N, 3, H, W)`` to float luminance in [0, 255], ``(N, 1, H, W)``."""
     lam = torch.tensor(lambdas, dtype=torch.float32, device=images.device).view(1, 3, 1, 1)
     return (images.float() * lam).sum(dim=1, keepdim=True)
+
+
+# -- the audit's measurement ------------------------------------------------------------------------
+
+
+@dataclass
+class Equivalence:
+    """A folded model against the original on the same images (see :func:`check_equivalence`)."""
+
+    direction: str
+    n_images: int
+    logits: LogitComparison
+    conversion: Conversion
+    naive_max_abs_diff: float | None  # rgb_to_gray only: the folklore fold's error, for comparison
+
+
+def audit_inputs(model: LoadedModel, image_set: ImageSet, n_real: int, n_random: int, seed: int) -> torch.Tensor:
+    """uint8 colour images at the model's geometry: a stratified subset of real ones, then uniform noise."""
+    real = load_images(image_set.stratified_subset(n_real, seed), model.preprocessing.geometry)
+    gen = torch.Generator().manual_seed(seed)
+    noise = torch.randint(0, 256, (n_random, *real.shape[1:]), generator=gen, dtype=torch.uint8)
+    return torch.cat([real, noise])
+
+
+def check_equivalence(model: LoadedModel, rgb: torch.Tensor, direction: str) -> Equivalence:
+    """Fold ``model`` and compare logits with the original on ``rgb`` (uint8 colour images).
+
+    rgb_to_gray: the original on the gray image stacked three times vs the folded model on the gray
+    image. gray_to_rgb: the folded (grayscale) model on the unrounded luminance image, its exact
+    counterpart, vs its RGB expansion on the colour image.
+    """
+    if direction not in DIRECTIONS:
+        raise ValueError(f"unknown direction {direction!r}; known: {', '.join(DIRECTIONS)}")
+    gray = luminance(rgb).round().clamp(0, 255).to(torch.uint8)
+    folded = rgb_to_gray(model.module, model.preprocessing)
+    gray_model = replace(model, module=folded.model, preprocessing=folded.preprocessing)
+    naive_error = None
+    if direction == "rgb_to_gray":
+        reference = predict_logits(model, gray.expand(-1, 3, -1, -1))
+        converted = predict_logits(gray_model, gray)
+        naive = naive_rgb_to_gray(model.module, model.preprocessing)
+        naive_logits = predict_logits(replace(model, module=naive.model, preprocessing=naive.preprocessing), gray)
+        naive_error = float((reference - naive_logits).abs().max())
+        result = folded
+    else:
+        result = gray_to_rgb(folded.model, folded.preprocessing)
+        reference = predict_logits(gray_model, luminance(rgb))
+        converted = predict_logits(replace(model, module=result.model, preprocessing=result.preprocessing), rgb)
+    return Equivalence(direction, len(rgb), compare_logits(reference, converted), result, naive_error)
+
+
+FAMILY = register_family(Family(
+    name="conversion",
+    gates="the colour-space folds of the first conv (`rgb_to_gray`, `gray_to_rgb`) give the original logits, on "
+          "grayscale imagenet-sample images and random inputs, for the configured models and the 18-architecture zoo",
+    key_metric="max_abs_diff",
+    higher_is_better=False,
+    metrics=("max_rel_diff", "top1_agreement", "params_saved", "macs_saved", "naive_max_abs_diff", "border_offset_map"),
+    thresholds={
+        "max_abs_diff": f.nonnegative("float32 logits, converted vs original (configured models)"),
+        "max_rel_diff": f.nonnegative("max |diff| / max |logit| (every model, random-init zoo included)"),
+        "min_top1_agreement": f.fraction("share of images whose top-1 class is unchanged"),
+        "real_images": f.count("grayscale imagenet-sample images per configured model"),
+        "zoo_images": f.count("real images per random-init zoo architecture"),
+        "random_images": f.whole("uniform random inputs, beside the real ones"),
+    },
+    moved_keys={
+        "deployment_images": "[audits.deployment] images",
+        "deployment_max_abs_diff": "[audits.deployment] max_abs_diff",
+        "deployment_min_top1_agreement": "[audits.deployment] min_top1_agreement",
+    },
+))

@@ -11,11 +11,15 @@ from __future__ import annotations
 import copy
 import os
 import tempfile
+from dataclasses import replace
 
 import torch
 from torch import nn
 
-from .inference import as_logits
+from . import threshold_fields as f
+from .families import Family, register_family
+from .inference import LogitComparison, compare_logits, predict_logits
+from .models import LoadedModel, as_logits
 
 DEPLOYMENTS = ("torchscript", "torch_export", "onnxruntime", "bf16_cpu", "fp16_cuda", "channels_last")
 
@@ -92,3 +96,33 @@ def convert(module: nn.Module, name: str, example: torch.Tensor) -> nn.Module:
     if name == "channels_last":
         return _Cast(copy.deepcopy(module).to(memory_format=torch.channels_last), example.dtype, torch.channels_last)
     raise ValueError(f"unknown deployment {name!r}; known: {', '.join(DEPLOYMENTS)}")
+
+
+def check_form(model: LoadedModel, images: torch.Tensor, reference_logits: torch.Tensor, name: str) -> LogitComparison:
+    """``model`` converted to deployment form ``name`` against ``reference_logits`` (the model as loaded)
+    on ``images`` (uint8). Raises :class:`Unsupported` when the form does not apply here.
+
+    The suite feeds CPU models channels_last input already, so ``channels_last`` is judged against a
+    plain NCHW forward pass instead of ``reference_logits``.
+    """
+    example = model.preprocessing.normalize(images[:2].to(model.device))
+    shipped = convert(model.module, name, example)
+    logits = predict_logits(replace(model, module=shipped), images)
+    if name == "channels_last":
+        reference_logits = predict_logits(model, images, memory_format=torch.contiguous_format)
+    return compare_logits(reference_logits, logits)
+
+
+FAMILY = register_family(Family(
+    name="deployment",
+    gates="the forms a model ships in (TorchScript, torch.export, ONNX Runtime, bf16 on CPU, fp16 on CUDA, "
+          "channels_last) give the logits of the model as loaded, on real images",
+    key_metric="max_abs_diff",
+    higher_is_better=False,
+    metrics=("max_rel_diff", "top1_agreement", "n_images"),
+    thresholds={
+        "images": f.count("real images (a stratified subset) each form is compared on"),
+        "max_abs_diff": f.per_name(DEPLOYMENTS, f.nonnegative(), "per form: largest |logit difference|"),
+        "min_top1_agreement": f.per_name(DEPLOYMENTS, f.fraction(), "per form: share of images with the same top-1"),
+    },
+))

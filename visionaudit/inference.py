@@ -7,12 +7,14 @@ that needs them shares one forward pass.
 from __future__ import annotations
 
 import weakref
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
 from .devices import inference_memory_format, retain_freed_cpu_memory
 from .errors import ModelOutputError
+from .models import as_logits
 
 if TYPE_CHECKING:
     from .datasets import ImageSet
@@ -26,14 +28,6 @@ _CLEAN_LOGITS: "weakref.WeakKeyDictionary[Any, dict[Any, torch.Tensor]]" = weakr
 
 def default_batch_size(device: torch.device) -> int:
     return CPU_BATCH_SIZE if device.type == "cpu" else ACCELERATOR_BATCH_SIZE
-
-
-def as_logits(output: Any) -> Any:
-    """The logits tensor inside a model's output (HF-style ``.logits``, or the first of a tuple)."""
-    output = getattr(output, "logits", output)
-    if isinstance(output, (tuple, list)) and output:
-        output = output[0]
-    return output
 
 
 def predict_logits(
@@ -89,7 +83,23 @@ def clean_logits(model: "LoadedModel", image_set: "ImageSet", images: torch.Tens
     return per_model[key]
 
 
-def top1_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    if len(labels) == 0:
-        raise ValueError("no labelled images to score")
-    return float((logits.argmax(dim=1) == labels).float().mean())
+@dataclass(frozen=True)
+class LogitComparison:
+    """How far a candidate's logits are from a reference's on the same images."""
+
+    max_abs_diff: float
+    max_rel_diff: float  # max |diff| / max |reference logit|: comparable across models' logit scales
+    top1_agreement: float
+    reference_spread: float  # largest per-class std over images: 0 means the logits ignore the input
+
+
+def compare_logits(reference: torch.Tensor, candidate: torch.Tensor) -> LogitComparison:
+    if reference.shape != candidate.shape:
+        raise ValueError(f"reference logits {tuple(reference.shape)} and candidate logits {tuple(candidate.shape)} differ in shape")
+    diff = (reference - candidate).abs()
+    return LogitComparison(
+        max_abs_diff=float(diff.max()),
+        max_rel_diff=float(diff.max() / reference.abs().max().clamp_min(1e-12)),
+        top1_agreement=float((reference.argmax(1) == candidate.argmax(1)).float().mean()),
+        reference_spread=float(reference.std(dim=0).max()) if reference.shape[0] > 1 else 0.0,
+    )

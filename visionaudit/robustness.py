@@ -9,14 +9,19 @@ accuracies). ``significant`` is Holm-corrected over the transforms of one model
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 
 from . import stats
+from . import threshold_fields as f
+from .families import Family, register_family
 from .inference import predict_logits
 from .models import LoadedModel
+from .transforms import TRANSFORMS
 from .transforms import get as get_transform
 
 
@@ -93,3 +98,60 @@ def classes_affected(clean: list[list[float]], transformed: list[list[float]], a
         raise ValueError("the per-class test across models needs at least two models")
     affected = [k for k in range(a.shape[1]) if (p := stats.ttest_two_sided(a[:, k], b[:, k])) == p and p < alpha]
     return {"classes_affected": len(affected), "classes": affected, "models": int(a.shape[0])}
+
+
+def _aggregate(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Holm over each model's transforms (written back into its entries as ``p_value_holm`` and
+    ``significant``), and the study's per-class test across models for each transform."""
+    by_model: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for e in entries:
+        p = e["metrics"].get("p_value")
+        if isinstance(p, (int, float)) and not isinstance(p, bool) and "transform" in e["params"]:
+            by_model[str(e["model"])][e["params"]["transform"]] = e
+    if not by_model:
+        return None
+    out: dict[str, Any] = {"models": {}, "across_models": {}}
+    for model, per in sorted(by_model.items()):
+        alpha = next((e["thresholds"]["alpha"] for e in per.values() if "alpha" in e["thresholds"]), 0.05)
+        holm = holm_over_transforms({t: e["metrics"]["p_value"] for t, e in per.items()}, alpha)
+        for t, e in per.items():
+            e["metrics"].update(holm[t])
+        out["models"][model] = {t: {"drop": per[t]["metrics"].get("drop"), "p_value": per[t]["metrics"]["p_value"], **holm[t]}
+                                for t in sorted(per)}
+    nan = float("nan")
+    as_float = lambda v: nan if v is None or isinstance(v, str) else float(v)  # noqa: E731  (null is NaN)
+    for t in sorted({t for per in by_model.values() for t in per}):
+        rows = [per[t]["tables"] for per in by_model.values() if t in per]
+        if len(rows) >= 2 and all("classwise_clean" in r and "classwise_transformed" in r for r in rows):
+            out["across_models"][t] = classes_affected([[as_float(v) for v in r["classwise_clean"]] for r in rows],
+                                                       [[as_float(v) for v in r["classwise_transformed"]] for r in rows])
+    return out
+
+
+def _summary_lines(report: dict[str, Any]) -> list[str]:
+    agg = report["aggregates"].get("robustness", {})
+    lines = [f"robustness, {model}: significant drop (Holm, McNemar) under {', '.join(t for t, r in per.items() if r['significant']) or 'no transform'}"
+             for model, per in agg.get("models", {}).items()]
+    lines += [f"robustness across {r['models']} models, {t}: {r['classes_affected']} classes change significantly"
+              for t, r in agg.get("across_models", {}).items()]
+    return lines
+
+
+FAMILY = register_family(Family(
+    name="robustness",
+    gates="top-1 under nine transforms (rotation, brightness, histogram equalization, horizontal flip, translation, zoom, "
+          "perspective, vertical flip, HistEq+Zoom+Brightness), paired with the shared clean pass",
+    key_metric="drop",
+    higher_is_better=False,
+    metrics=("clean_top1", "top1", "drop_ci", "flip_rate", "p_value", "p_value_ttest", "significant", "p_value_holm"),
+    thresholds={
+        "max_drop": f.signed_fraction("default bound on the top-1 drop of every transform"),
+        "max_drop_by_transform": f.per_name(TRANSFORMS, f.signed_fraction(), "per transform, overriding max_drop"),
+        "not_significant": f.names(TRANSFORMS, "transforms whose drop must not be significant (McNemar)"),
+        "alpha": f.level("significance level of the McNemar tests and Holm's correction"),
+        "severities": f.numbers("severity sweep; 1.0 is the documented default magnitude", minimum=0.0, exclusive_minimum=True),
+        "bootstrap_resamples": f.count("resamples of the paired bootstrap interval"),
+    },
+    aggregate=_aggregate,
+    summary_lines=_summary_lines,
+))

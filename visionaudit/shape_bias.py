@@ -13,8 +13,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
+from . import threshold_fields as f
 from .datasets import parse_cue_name
 from .errors import DataError
+from .families import Family, register_family
+from .imagenet16 import AGGREGATIONS
 
 # Published reference points (Geirhos et al. 2019, Fig. 4 / model-vs-human), as fractions.
 REFERENCES = {
@@ -78,6 +81,15 @@ def shape_bias(decisions: Sequence[str], shapes: Sequence[str], textures: Sequen
     )
 
 
+def category_accuracy(decisions: Sequence[str], categories: Sequence[str]) -> float:
+    """16-way accuracy: the share of decisions equal to the image's category (shape-only stimuli)."""
+    if len(decisions) != len(categories):
+        raise ValueError(f"{len(decisions)} decisions for {len(categories)} images")
+    if not decisions:
+        raise ValueError("no decisions to score")
+    return sum(d == c for d, c in zip(decisions, categories)) / len(decisions)
+
+
 def shape_bias_from_csv(path: str | Path) -> ShapeBiasResult:
     """Shape bias from a decisions CSV in the authors' raw-data format.
 
@@ -104,3 +116,27 @@ def shape_bias_from_csv(path: str | Path) -> ShapeBiasResult:
     if not decisions:
         raise DataError(f"{path} holds no decisions")
     return shape_bias(decisions, shapes, textures)
+
+
+def _summary_lines(report: dict) -> list[str]:
+    if not any(a["audit"] == "shape_bias" and a["metrics"].get("shape_bias") is not None for a in report["audits"]):
+        return []
+    return ["shape bias, published (Geirhos et al. 2019): " + ", ".join(f"{k} {v:.1%}" for k, v in REFERENCES.items())]
+
+
+FAMILY = register_family(Family(
+    name="shape_bias",
+    gates="Geirhos et al. (ICLR 2019) shape bias on the 1,280 cue-conflict stimuli, and 16-way accuracy on the shape-only stimuli",
+    key_metric="shape_bias",
+    higher_is_better=True,
+    metrics=("shape_hits", "texture_hits", "n_conflict", "shape_fraction", "texture_fraction", "neither_fraction",
+             "per_category", "edges_accuracy", "silhouettes_accuracy"),
+    thresholds={
+        "min": f.fraction("shape bias at least this (a shape-bias-trained model sets a high min)"),
+        "max": f.fraction("shape bias at most this"),
+        "aggregation": f.choice(AGGREGATIONS, "1,000 probabilities to 16 categories: mean (the authors'), sum or max"),
+        "min_edges_accuracy": f.fraction("16-way accuracy on the edge stimuli"),
+        "min_silhouettes_accuracy": f.fraction("16-way accuracy on the filled silhouettes"),
+    },
+    summary_lines=_summary_lines,
+))

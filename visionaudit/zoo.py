@@ -28,7 +28,9 @@ def calibrate_batchnorm(model, inputs):
 
     Random-init networks keep BatchNorm's default statistics (mean 0, var 1), so activations can vanish
     or explode with depth: GoogLeNet's logits come out identical for every image, Inception-v3's reach
-    1e5. One pass in training mode with cumulative averaging gives each control a sane scale.
+    1e5. One pass with cumulative averaging gives each control a sane scale. Only the BatchNorm layers
+    are put in training mode: dropout and stochastic depth stay off, so the statistics are those of the
+    network as it is evaluated, and no random draw (global RNG) enters them.
     """
     import torch
 
@@ -38,7 +40,9 @@ def calibrate_batchnorm(model, inputs):
     for bn in bns:
         bn.reset_running_stats()
         bn.momentum = None  # cumulative average over the calibration pass
-    model.train()
+    model.eval()
+    for bn in bns:
+        bn.train()
     with torch.no_grad():
         model(inputs)
     return model.eval()

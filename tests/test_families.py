@@ -1,0 +1,157 @@
+"""The family registry: one descriptor per family, read by the config check, markers, report,
+summaries and the README's family table; a family added through the public API shows up in all of them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from visionaudit import Family, register_family, threshold_fields as f
+from visionaudit.errors import ConfigError
+from visionaudit.families import README_END, README_START, families, get_family, markdown_table, readme_table_problems
+from visionaudit.recording import report_schema
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_readme_family_table_matches_the_registry():
+    problems = readme_table_problems((ROOT / "README.md").read_text())
+    assert not problems, "regenerate it with: python -m visionaudit families --markdown\n" + "\n".join(problems)
+
+
+def test_readme_check_names_a_missing_family():
+    text = f"{README_START}\n" + "\n".join(markdown_table().splitlines()[:-1]) + f"\n{README_END}\n"  # the last row dropped
+    problems = readme_table_problems(text)
+    assert len(problems) == 1 and problems[0].startswith("missing or changed row: | `deployment` |")
+    assert readme_table_problems("no table here")[0].startswith("the README has no generated family table")
+
+
+def test_each_builtin_family_has_its_audit_file_and_marker():
+    for name, family in families().items():
+        text = (ROOT / family.audit_file).read_text()
+        assert f'pytest.mark.audit("{name}")' in text, family.audit_file
+        assert family.key_metric and family.thresholds
+
+
+def test_unknown_family_names_the_closest():
+    with pytest.raises(ConfigError, match=r"unknown audit family 'robustnes'; allowed: .*did you mean 'robustness'\?"):
+        get_family("robustnes")
+
+
+def test_a_family_name_cannot_be_taken_twice():
+    with pytest.raises(ValueError, match="already registered"):
+        register_family(Family(name="accuracy", gates="x", key_metric="x", higher_is_better=True, thresholds={}))
+    with pytest.raises(ValueError, match="lower_snake_case"):
+        Family(name="Bad-Name", gates="x", key_metric="x", higher_is_better=True, thresholds={})
+
+
+def test_markers_select_a_family(shared_data):
+    env = {**os.environ, "VISIONAUDIT_DATA": str(shared_data)}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "audits", "--collect-only", "-q", "-m", "deployment", "-p", "no:cacheprovider"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    ids = [line for line in proc.stdout.splitlines() if "::" in line]
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert len(ids) == 6 and all(i.startswith("audits/test_deployment.py::test_deployment[efficientnet_lite0-") for i in ids), ids
+
+
+# -- a toy family, registered through the public API in a pytester project ----------------------------
+
+TOY_CONFTEST = """
+import sys
+sys.path.insert(0, {root!r})
+from visionaudit import Family, register_family, threshold_fields as f
+
+def _aggregate(entries):
+    scores = [e["metrics"]["score"] for e in entries if "score" in e["metrics"]]
+    return {{"models": len(scores), "mean_score": sum(scores) / len(scores)}} if scores else None
+
+def _lines(report):
+    agg = report["aggregates"].get("toy")
+    return [f"toy family across {{agg['models']}} models: mean score {{agg['mean_score']:.2f}}"] if agg else []
+
+register_family(Family(name="toy", gates="a toy score per model", key_metric="score", higher_is_better=True,
+                       thresholds={{"min_score": f.fraction("score at least this"), "mode": f.choice(["fast", "full"])}},
+                       aggregate=_aggregate, summary_lines=_lines))
+
+pytest_plugins = {plugins!r}
+"""
+
+TOY_AUDIT = """
+import pytest
+
+pytestmark = pytest.mark.audit("toy")
+SCORES = {"tests.tiny_models:tiny": 0.8, "tests.tiny_models:tiny_other": 0.3}
+
+def test_score(model, record, thresholds):
+    assert thresholds["mode"] == "full"
+    assert record.check_min("score", SCORES[model.id], "min_score", thresholds["min_score"]), f"{model.id}: score too low"
+"""
+
+TOY_README = """
+import pytest
+from visionaudit.families import readme_table_problems
+
+def test_readme_table():
+    problems = readme_table_problems(open("README.md").read())
+    assert not problems, problems
+"""
+
+TOY_ROW = "| `toy` | `audits/test_toy.py` | a toy score per model | `score` (higher is better) | - |"
+
+
+@pytest.fixture
+def toy(pytester: pytest.Pytester, monkeypatch) -> pytest.Pytester:
+    from tests.conftest import _root_plugins
+
+    pytester.makeconftest(TOY_CONFTEST.format(root=str(ROOT), plugins=_root_plugins()))
+    pytester.makepyfile(test_toy=TOY_AUDIT)
+    pytester.makefile(".toml", audit='[audits.toy]\nmin_score = 0.5\nmode = "full"\n')
+    monkeypatch.setenv("PYTHONPATH", str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    return pytester
+
+
+MODELS = ["--model", "tests.tiny_models:tiny", "--model", "tests.tiny_models:tiny_other", "--device", "cpu", "-p", "no:cacheprovider"]
+
+
+def test_toy_family_reaches_report_and_terminal_summary(toy):
+    result = toy.runpytest_subprocess(*MODELS, "-m", "toy", "--audit-json=report.json")
+    result.assert_outcomes(passed=1, failed=1)
+    data = json.loads((toy.path / "report.json").read_text())
+    jsonschema.validate(data, report_schema())
+    assert data["families"] == {"toy": {"key_metric": "score", "higher_is_better": True, "gates": "a toy score per model"}}
+    assert data["aggregates"]["toy"] == {"models": 2, "mean_score": pytest.approx(0.55)}
+    assert data["summary"]["by_audit"] == {"toy": {"passed": 1, "failed": 1}}
+    result.stdout.fnmatch_lines([
+        "*visionaudit summary*",
+        "tests.tiny_models:tiny_other *toy*score=0.3*min_score=0.5*FAIL*",
+        "toy family across 2 models: mean score 0.55",
+    ])
+
+
+def test_toy_family_thresholds_are_checked(toy):
+    toy.makefile(".toml", audit='[audits.toy]\nmin_scor = 0.5\nmode = "full"\n')
+    result = toy.runpytest_subprocess(*MODELS)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*[[]audits.toy[]] unknown key 'min_scor'; allowed: min_score, mode; did you mean 'min_score'?*"])
+    toy.makefile(".toml", audit='[audits.toy]\nmin_score = 0.5\nmode = "slow"\n')
+    result = toy.runpytest_subprocess(*MODELS)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*audits.toy.mode = 'slow' unknown value 'slow'; allowed: fast, full*"])
+
+
+def test_toy_family_in_the_readme_table_check(toy):
+    toy.makepyfile(test_readme=TOY_README)
+    builtin = markdown_table()
+    toy.path.joinpath("README.md").write_text(f"# toy\n\n{README_START}\n{builtin}\n{README_END}\n")
+    result = toy.runpytest_subprocess("test_readme.py", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"*missing or changed row: {TOY_ROW}*".replace("[", "[[]")])
+    toy.path.joinpath("README.md").write_text(f"# toy\n\n{README_START}\n{builtin}\n{TOY_ROW}\n{README_END}\n")
+    toy.runpytest_subprocess("test_readme.py", "-p", "no:cacheprovider").assert_outcomes(passed=1)

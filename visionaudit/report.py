@@ -1,0 +1,116 @@
+"""The report: per-test entries in, the ``--audit-json`` document out; usable without pytest.
+
+:func:`assemble` is the one place where results that need every test meet: counts per outcome,
+family and model, and each family's cross-model aggregate (the channel-bias zoo table, robustness's
+Holm correction and per-class tests), computed by the function the family's descriptor names.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+from .families import families
+from .recording import to_jsonable
+
+# 2: canonical model specs (with the spelling as given), the deployment family, `families`,
+#    null for every non-finite number.
+SCHEMA_VERSION = 2
+OUTCOME_RANK = {"error": 4, "failed": 3, "passed": 1, "skipped": 0}
+
+
+def summarize(audits: list[dict[str, Any]]) -> dict[str, Any]:
+    by_audit: dict[str, Counter] = defaultdict(Counter)
+    by_model: dict[str, Counter] = defaultdict(Counter)
+    for e in audits:
+        by_audit[e["audit"]][e["outcome"]] += 1
+        by_model[str(e["model"])][e["outcome"]] += 1
+    return {
+        "total": len(audits),
+        "by_outcome": dict(Counter(e["outcome"] for e in audits)),
+        "by_audit": {k: dict(v) for k, v in sorted(by_audit.items())},
+        "by_model": {k: dict(v) for k, v in sorted(by_model.items())},
+    }
+
+
+def aggregate(audits: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each family's cross-model results, keyed by family; a family may add metrics to its entries."""
+    out: dict[str, Any] = {}
+    for name, family in families().items():
+        entries = [e for e in audits if e["audit"] == name]
+        if family.aggregate is not None and entries:
+            result = family.aggregate(entries)
+            if result:
+                out[name] = to_jsonable(result)
+    return out
+
+
+def families_in(audits: list[dict[str, Any]]) -> dict[str, Any]:
+    """The descriptors (key metric, direction) of the families this report holds."""
+    known = families()
+    return {name: known[name].describe() for name in sorted({e["audit"] for e in audits}) if name in known}
+
+
+def assemble(run: dict[str, Any], models: dict[str, Any], audits: list[dict[str, Any]], incomplete: dict[str, Any]) -> dict[str, Any]:
+    audits = sorted(audits, key=lambda e: e["nodeid"])
+    aggregates = aggregate(audits)  # before the entries are copied out: it may add metrics to them
+    return to_jsonable({
+        "schema_version": SCHEMA_VERSION,
+        "run": run,
+        "families": families_in(audits),
+        "models": dict(sorted(models.items())),
+        "audits": audits,
+        "summary": summarize(audits),
+        "aggregates": aggregates,
+        "incomplete": incomplete,
+    })
+
+
+def software_versions(root: Path | None = None) -> dict[str, Any]:
+    """Python, torch, torchvision and visionaudit versions, and the suite's git commit when ``root`` is a checkout."""
+    import torch
+    import torchvision
+
+    import visionaudit
+
+    commit = None
+    if root is not None:
+        try:
+            commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5).stdout.strip() or None
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "visionaudit": visionaudit.__version__,
+        "visionaudit_commit": commit,
+    }
+
+
+def gpu_names() -> list[str]:
+    import torch
+
+    if not torch.cuda.is_available():
+        return []
+    return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+
+
+def write_atomically(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` as JSON to ``path`` through a temporary file and a rename: never half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(to_jsonable(data), f, indent=2, sort_keys=False, allow_nan=False)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
