@@ -102,3 +102,16 @@ def test_channels_last_inference_matches_the_plain_forward():
     suite = predict_logits(model, images)
     torch.testing.assert_close(suite, plain, rtol=1e-4, atol=1e-4)
     assert torch.equal(suite.argmax(1), plain.argmax(1))
+
+
+def test_cuda_models_run_float32_without_tf32():
+    """cuDNN's TF32 default moved lite0's logits by 5e-3 on an H200; loading onto CUDA turns it off."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    try:
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True  # PyTorch's cuDNN default, and worse
+        devices.use_exact_float32(torch.device("cpu"))
+        assert torch.backends.cudnn.allow_tf32  # a CPU run changes nothing
+        devices.use_exact_float32(torch.device("cuda", 0))
+        assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved

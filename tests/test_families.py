@@ -155,3 +155,17 @@ def test_toy_family_in_the_readme_table_check(toy):
     result.stdout.fnmatch_lines([f"*missing or changed row: {TOY_ROW}*".replace("[", "[[]")])
     toy.path.joinpath("README.md").write_text(f"# toy\n\n{README_START}\n{builtin}\n{TOY_ROW}\n{README_END}\n")
     toy.runpytest_subprocess("test_readme.py", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_an_audit_in_an_unknown_family_errors_with_the_closest(toy):
+    toy.makepyfile(test_typo="""
+import pytest
+
+pytestmark = pytest.mark.audit("tyo")
+
+def test_x(model, record):
+    record.metric("score", 1.0)
+""")
+    result = toy.runpytest_subprocess("test_typo.py", "--model", "tests.tiny_models:tiny", "--device", "cpu", "-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*ConfigError: unknown audit family 'tyo'; allowed: accuracy, *, toy; did you mean 'toy'?*"])

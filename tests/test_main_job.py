@@ -36,6 +36,10 @@ def test_main_job_runs_offline_on_cpu(shared_data, tmp_path):
     sb = by_audit["test_shape_bias[efficientnet_lite0]"]
     assert sb["outcome"] == "passed" and sb["metrics"]["shape_hits"] + sb["metrics"]["texture_hits"] > 0
     assert sb["tables"]["references"]["VGG-16"] == 0.092
+    assert sb["metrics"]["stimulus_geometry"] == {"mode": "native", "size": 224, "interpolation": "bicubic", "crop": False}
+    assert sb["metrics"]["cue_information_p"] < 0.01 and len(sb["metrics"]["per_category"]) == 16
+    lo, hi = sb["metrics"]["shape_bias_ci"]
+    assert lo < sb["metrics"]["shape_bias"] < hi
     assert {"test_shape_only_accuracy[efficientnet_lite0-edges]", "test_shape_only_accuracy[efficientnet_lite0-silhouettes]"} <= set(by_audit)
     shares = by_audit["test_weight_shares[efficientnet_lite0]"]["metrics"]["shares"]
     assert shares[1] == max(shares) and sum(shares) == pytest.approx(1.0)

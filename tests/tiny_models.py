@@ -106,3 +106,24 @@ class AffineFirst(nn.Module):
 
 def affine_first() -> nn.Module:
     return AffineFirst()
+
+
+class Constant(nn.Module):
+    """The same logits for every image: a model whose decisions carry no information."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.logits = nn.Parameter(torch.zeros(1000))
+
+    def forward(self, x):
+        return self.logits.expand(x.shape[0], -1)
+
+
+def constant() -> nn.Module:
+    return Constant()
+
+
+def fixed_size() -> nn.Module:
+    """Takes 32x32 input only (a flattened linear layer), as a ViT with fixed position embeddings takes one size."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 1000))

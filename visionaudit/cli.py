@@ -36,11 +36,48 @@ def _shape_bias(args: argparse.Namespace) -> int:
     import json
 
     from .recording import to_jsonable
-    from .shape_bias import shape_bias_from_csv
 
+    if bool(args.decisions) == bool(args.model):
+        raise VisionAuditError("give either --decisions FILE.csv ... (decisions made elsewhere) or --model SPEC (run a model here)")
+    out = _shape_bias_of_files(args.decisions) if args.decisions else _shape_bias_of_model(args)
     # JSON has no NaN: a category without hits reads null, as in the report.
-    print(json.dumps(to_jsonable(shape_bias_from_csv(args.decisions).to_dict()), indent=2))
+    print(json.dumps(to_jsonable(out), indent=2))
     return 0
+
+
+def _shape_bias_of_files(paths: list[str]) -> dict:
+    from .decisions_csv import read_decisions
+    from .shape_bias import shape_bias
+
+    read = [read_decisions(p) for p in paths]
+    if len(read) == 1:
+        return {"file": paths[0], **read[0].shape_bias().to_dict()}
+    per_file = {p: d.shape_bias().to_dict() for p, d in zip(paths, read)}
+    biases = [r["shape_bias"] for r in per_file.values()]
+    pooled = shape_bias([x for d in read for x in d.decisions], [x for d in read for x in d.shapes], [x for d in read for x in d.textures])
+    # Averaged over observers (as published for humans), and pooled over all their decisions.
+    return {"files": per_file, "mean_shape_bias": sum(biases) / len(biases), "pooled": pooled.to_dict()}
+
+
+def _shape_bias_of_model(args: argparse.Namespace) -> dict:
+    from .datasets import cue_conflict, data_root, load_images
+    from .decisions_csv import subject_name, write_decisions
+    from .imagenet16 import decide
+    from .inference import predict_logits
+    from .models import load_model
+    from .shape_bias import shape_bias, stimulus_geometry
+
+    model = load_model(args.model, args.device, arch=args.arch)
+    stimuli = cue_conflict(data_root(args.data) / "cue-conflict")
+    geometry = stimulus_geometry(model, args.geometry)
+    print(f"{model.id}: {len(stimuli)} cue-conflict stimuli at {geometry.crop_size}x{geometry.crop_size} ({args.geometry}) "
+          f"on {model.device}", file=sys.stderr)
+    decisions = decide(predict_logits(model, load_images(stimuli, geometry)), args.aggregation)
+    out = {"model": model.id, "stimulus_geometry": {"mode": args.geometry, **geometry.to_dict()},
+           **shape_bias(decisions, stimuli.categories, stimuli.textures).to_dict()}
+    if args.export:
+        out["export"] = str(write_decisions(args.export, args.name or subject_name(model.id), stimuli, decisions))
+    return out
 
 
 def _families(args: argparse.Namespace) -> int:
@@ -81,9 +118,20 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--trust-pickle", action="store_true",
                    help="unpickle SRC (can run code it carries): only for files you trust")
     c.set_defaults(func=_convert)
-    b = sub.add_parser("shape-bias", help="shape bias from a decisions CSV in the authors' raw-data format")
-    b.add_argument("--decisions", required=True, metavar="FILE.csv",
-                   help="columns subj,session,trial,rt,object_response,category,condition,imagename")
+    b = sub.add_parser("shape-bias", help="shape bias from decisions CSVs (raw-data format), or of a model, exported as "
+                                          "model-vs-human writes its raw data")
+    b.add_argument("--decisions", nargs="+", metavar="FILE.csv",
+                   help="columns subj,session,trial,rt,object_response,category,condition,imagename; several files "
+                        "(observers) also give their mean and pooled shape bias")
+    b.add_argument("--model", metavar="SPEC", help="run this model on the cue-conflict stimuli (any --model spec)")
+    b.add_argument("--arch", default=None, help="architecture for a state-dict spec")
+    b.add_argument("--data", default=None, help="data root holding cue-conflict/ (default: $VISIONAUDIT_DATA)")
+    b.add_argument("--device", default="auto")
+    b.add_argument("--geometry", choices=["native", "model_input"], default="native",
+                   help="native: the 224x224 stimuli unchanged, as published (default); model_input: resized, uncropped")
+    b.add_argument("--aggregation", choices=["mean", "sum", "max"], default="mean")
+    b.add_argument("--export", metavar="DIR", help="write DIR/cue-conflict_<name>_session-1.csv (model-vs-human raw data)")
+    b.add_argument("--name", default=None, help="the decision maker's name in the export (default: from the spec)")
     b.set_defaults(func=_shape_bias)
 
     fam = sub.add_parser("families", help="the registered audit families, their key metrics and threshold schemas")

@@ -27,9 +27,11 @@ def to_rgb(img: Image.Image) -> Image.Image:
 
 
 def decode_image(path: str | Path, geometry: Geometry) -> torch.Tensor:
-    """Read ``path``, make it RGB, resize its short side and centre-crop: uint8 ``(3, crop, crop)``.
+    """Read ``path``, make it RGB, and bring it to ``geometry``: uint8 ``(3, size, size)``.
 
-    The resize runs on the PIL image (antialiased), as torchvision's evaluation transforms do.
+    Natural images: resize the short side and centre-crop. Uncropped geometries (stimuli): the whole
+    image resized to the square size, or taken as it is when it already has that size. The resize runs
+    on the PIL image (antialiased), as torchvision's evaluation transforms do.
     """
     try:
         with Image.open(path) as img:
@@ -39,8 +41,12 @@ def decode_image(path: str | Path, geometry: Geometry) -> torch.Tensor:
         raise DataError(f"image {path} does not exist") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise DataError(f"image {path} is unreadable or truncated ({type(e).__name__}: {e}); replace or remove the file") from None
-    rgb = F.resize(rgb, [geometry.resize_size], interpolation=_MODES[geometry.interpolation], antialias=True)
-    rgb = F.center_crop(rgb, [geometry.crop_size, geometry.crop_size])
+    size = geometry.crop_size
+    if geometry.crop:
+        rgb = F.resize(rgb, [geometry.resize_size], interpolation=_MODES[geometry.interpolation], antialias=True)
+        rgb = F.center_crop(rgb, [size, size])
+    elif rgb.size != (size, size):
+        rgb = F.resize(rgb, [size, size], interpolation=_MODES[geometry.interpolation], antialias=True)
     return F.pil_to_tensor(rgb)
 
 

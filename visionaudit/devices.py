@@ -105,3 +105,17 @@ def inference_memory_format(device: torch.device, batch: torch.Tensor) -> torch.
     if device.type == "cpu" and batch.dim() == 4 and batch.dtype == torch.float32 and batch.shape[1] > 1:
         return torch.channels_last
     return torch.contiguous_format
+
+
+def use_exact_float32(device: torch.device) -> None:
+    """Run float32 work on CUDA in float32, not TF32.
+
+    Why: PyTorch lets cuDNN convolutions use TF32 on Ampere and later GPUs by default (10-bit mantissa).
+    On an H200 that moved lite0's logits by about 5e-3 between two exactly equivalent models and failed
+    every conversion audit (bound 1e-3), and it would make every reported number depend on the GPU. The
+    audits measure a model's float32 behaviour, so TF32 is off for convolutions and matrix products;
+    reduced precision is audited on purpose, as its own deployment form (fp16_cuda). Process-wide.
+    """
+    if device.type == "cuda":
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from . import checkpoints
-from .devices import resolve_device
+from .devices import resolve_device, use_exact_float32
 from .errors import CheckpointError, ModelOutputError, SpecError
 from .preprocessing import Preprocessing, from_timm_config, from_torchvision_transforms
 from .specs import DEFAULT_MODEL, LITE_SIZES, ModelSpec, canonical_spec, parse_spec
@@ -230,6 +230,7 @@ def load_model(spec: str | ModelSpec, device: str | torch.device = "cpu", arch: 
     parsed = spec if isinstance(spec, ModelSpec) else parse_spec(spec, arch)
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     built = _build(parsed)
+    use_exact_float32(dev)
     pre = built.preprocessing.with_overrides(parsed.options)
     module = built.module.eval().to(dev)
     for p in module.parameters():

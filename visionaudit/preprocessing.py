@@ -17,11 +17,28 @@ INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
 
 @dataclass(frozen=True)
 class Geometry:
-    """How an image file becomes a square uint8 tensor: resize the short side, then centre-crop."""
+    """How an image file becomes a square uint8 tensor.
+
+    ``crop=True`` (natural images): resize the short side to ``resize_size``, then centre-crop
+    ``crop_size``. ``crop=False`` (stimuli): the whole image to ``crop_size`` x ``crop_size``, nothing cut
+    away; an image already that size is taken unchanged.
+    """
 
     resize_size: int
     crop_size: int
     interpolation: str = "bilinear"
+    crop: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"size": self.crop_size, "interpolation": self.interpolation, "crop": self.crop}
+        if self.crop:
+            out["resize"] = self.resize_size
+        return out
+
+
+def whole_image(size: int, interpolation: str = "bilinear") -> Geometry:
+    """The uncropped geometry: every image becomes ``size`` x ``size`` as a whole."""
+    return Geometry(size, size, interpolation, crop=False)
 
 
 @dataclass(frozen=True)

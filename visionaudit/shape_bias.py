@@ -2,22 +2,32 @@
 
 Images whose shape and texture categories agree are dropped; among the rest, a decision equal to the
 shape category is a shape hit, one equal to the texture category a texture hit, and
-``shape_bias = shape_hits / (shape_hits + texture_hits)``.
+``shape_bias = shape_hits / (shape_hits + texture_hits)``; anything else (another category, or no
+response in human data) counts as neither.
+
+**Stimulus geometry.** The published protocol (texture-vs-shape, and the model-vs-human toolbox after
+it) feeds the 224x224 stimuli to every model unchanged: no resize, no crop, only the normalization.
+That is the default here (``native``). A model that cannot take 224x224 input (a ViT with fixed position
+embeddings) sets ``stimulus_geometry = "model_input"``: the whole stimulus is resized to its input size
+with its interpolation, still uncropped. The natural-image geometry (resize 256, crop 224) is never
+used for stimuli: it cuts away their border and moves the number (lite0: 0.2195 cropped, 0.2405 native).
 """
 
 from __future__ import annotations
 
-import csv
 import math
-from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
 
+import torch
+
+from . import stats
 from . import threshold_fields as f
-from .datasets import parse_cue_name
-from .errors import DataError
+from .errors import DataError, ModelOutputError
 from .families import Family, register_family
 from .imagenet16 import AGGREGATIONS
+from .models import LoadedModel, as_logits
+from .preprocessing import Geometry, whole_image
 
 # Published reference points (Geirhos et al. 2019, Fig. 4 / model-vs-human), as fractions.
 REFERENCES = {
@@ -27,7 +37,11 @@ REFERENCES = {
     "VGG-16": 0.092,
     "ResNet-50 trained on Stylized-ImageNet": 0.814,
 }
-CSV_COLUMNS = ("subj", "session", "trial", "rt", "object_response", "category", "condition", "imagename")
+STIMULUS_SIZE = 224  # the stimuli's own size (cue-conflict, edges, filled silhouettes)
+GEOMETRIES = ("native", "model_input")
+CHANCE_CUE = 2 / 16  # a uniform random decision hits the shape or the texture of a conflict image
+CHANCE_CATEGORY = 1 / 16  # ... or the category of a shape-only image
+CI_METHOD = "wilson"
 
 
 @dataclass(frozen=True)
@@ -39,8 +53,11 @@ class ShapeBiasResult:
     n_excluded: int  # images whose shape and texture agree
     shape_fraction: float
     texture_fraction: float
-    neither_fraction: float
-    per_category: dict[str, float]  # shape bias among conflict images of each shape category
+    neither_fraction: float  # another category, or no response
+    shape_bias_ci: tuple[float, float]  # 95 % Wilson interval of shape_hits / (shape_hits + texture_hits)
+    per_category: dict[str, dict[str, Any]]  # shape category -> shape_hits, texture_hits, n_conflict, shape_bias
+    n_no_response: int = 0  # conflict images without a response (human data: "na")
+    cue_information_p: float = field(default=math.nan)  # P(shape+texture hits >= observed | uniform random decisions)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -50,17 +67,21 @@ def _ratio(a: int, b: int) -> float:
     return a / (a + b) if a + b else math.nan
 
 
-def shape_bias(decisions: Sequence[str], shapes: Sequence[str], textures: Sequence[str]) -> ShapeBiasResult:
+def shape_bias(decisions: Sequence[str | None], shapes: Sequence[str], textures: Sequence[str]) -> ShapeBiasResult:
+    """``decisions``: a category per image, or None for no response (counted as neither)."""
     if not (len(decisions) == len(shapes) == len(textures)):
         raise ValueError(f"{len(decisions)} decisions for {len(shapes)} shapes and {len(textures)} textures")
-    shape_hits = texture_hits = n_conflict = 0
+    shape_hits = texture_hits = n_conflict = no_response = 0
     per: dict[str, list[int]] = {}
     for decision, shape, texture in zip(decisions, shapes, textures):
         if shape == texture:
             continue
         n_conflict += 1
-        hits = per.setdefault(shape, [0, 0])
-        if decision == shape:
+        hits = per.setdefault(shape, [0, 0, 0])
+        hits[2] += 1
+        if decision is None:
+            no_response += 1
+        elif decision == shape:
             shape_hits += 1
             hits[0] += 1
         elif decision == texture:
@@ -77,7 +98,11 @@ def shape_bias(decisions: Sequence[str], shapes: Sequence[str], textures: Sequen
         shape_fraction=shape_hits / n_conflict,
         texture_fraction=texture_hits / n_conflict,
         neither_fraction=(n_conflict - shape_hits - texture_hits) / n_conflict,
-        per_category={c: _ratio(*per[c]) for c in sorted(per)},
+        shape_bias_ci=stats.wilson_interval(shape_hits, shape_hits + texture_hits),
+        per_category={c: {"shape_hits": s, "texture_hits": t, "n_conflict": n, "shape_bias": _ratio(s, t)}
+                      for c, (s, t, n) in sorted(per.items())},
+        n_no_response=no_response,
+        cue_information_p=stats.binomial_greater_p(shape_hits + texture_hits, n_conflict, CHANCE_CUE),
     )
 
 
@@ -90,32 +115,34 @@ def category_accuracy(decisions: Sequence[str], categories: Sequence[str]) -> fl
     return sum(d == c for d, c in zip(decisions, categories)) / len(decisions)
 
 
-def shape_bias_from_csv(path: str | Path) -> ShapeBiasResult:
-    """Shape bias from a decisions CSV in the authors' raw-data format.
+def above_chance_p(hits: int, n: int, chance: float = CHANCE_CATEGORY) -> float:
+    """One-sided binomial p-value that ``hits`` of ``n`` is above what ``chance`` per image gives."""
+    return stats.binomial_greater_p(hits, n, chance)
 
-    Columns ``subj,session,trial,rt,object_response,category,condition,imagename``; the image name
-    ends in the stimulus file name, which carries both cues: ``0001_s5n_dnn_0_airplane_00_airplane1-bicycle2.png``.
-    """
-    path = Path(path)
-    try:
-        with open(path, newline="") as f:
-            reader = csv.DictReader(f)
-            missing = [c for c in ("object_response", "imagename") if c not in (reader.fieldnames or [])]
-            if missing:
-                raise DataError(f"{path}: missing column(s) {', '.join(missing)}; expected {','.join(CSV_COLUMNS)}")
-            decisions, shapes, textures = [], [], []
-            for line, row in enumerate(reader, start=2):
-                cues = parse_cue_name(row["imagename"].rsplit("_", 1)[-1])
-                if cues is None:
-                    raise DataError(f"{path}:{line}: image name {row['imagename']!r} does not end in SHAPEn-TEXTUREm.png")
-                decisions.append(row["object_response"].strip())
-                shapes.append(cues[0])
-                textures.append(cues[1])
-    except FileNotFoundError:
-        raise DataError(f"decisions file {path} does not exist") from None
-    if not decisions:
-        raise DataError(f"{path} holds no decisions")
-    return shape_bias(decisions, shapes, textures)
+
+def stimulus_geometry(model: LoadedModel, mode: str = "native") -> Geometry:
+    """How the stimuli reach ``model`` (see the module docstring); ``native`` refuses a model that
+    cannot take them at 224x224, naming the option that resizes them."""
+    if mode not in GEOMETRIES:
+        raise ValueError(f"stimulus geometry must be one of {', '.join(GEOMETRIES)}, got {mode!r}")
+    if mode == "model_input":
+        return whole_image(model.input_size, model.preprocessing.interpolation)
+    if model.input_size != STIMULUS_SIZE:
+        x = torch.zeros(1, model.preprocessing.channels, STIMULUS_SIZE, STIMULUS_SIZE, device=model.device)
+        try:
+            with torch.inference_mode():
+                out = as_logits(model.module(model.preprocessing.normalize(x)))
+            ok = isinstance(out, torch.Tensor) and out.shape == (1, model.num_classes)
+            reason = f"it returned {tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__}"
+        except Exception as e:  # the model's own error, whatever its type
+            ok, reason = False, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
+        if not ok:
+            raise ModelOutputError(
+                f"{model.id} cannot take the {STIMULUS_SIZE}x{STIMULUS_SIZE} stimuli unchanged, as the published protocol "
+                f"feeds them ({reason}); to resize them (uncropped) to its {model.input_size}x{model.input_size} input instead, "
+                f'set stimulus_geometry = "model_input" under [models."{model.id}".shape_bias] in audit.toml'
+            )
+    return whole_image(STIMULUS_SIZE, model.preprocessing.interpolation)
 
 
 def _summary_lines(report: dict) -> list[str]:
@@ -126,15 +153,20 @@ def _summary_lines(report: dict) -> list[str]:
 
 FAMILY = register_family(Family(
     name="shape_bias",
-    gates="Geirhos et al. (ICLR 2019) shape bias on the 1,280 cue-conflict stimuli, and 16-way accuracy on the shape-only stimuli",
+    gates="Geirhos et al. (ICLR 2019) shape bias on the 1,280 cue-conflict stimuli (fed at 224x224, uncropped, as "
+          "published), above-chance cue use, and 16-way accuracy above chance on the shape-only stimuli",
     key_metric="shape_bias",
     higher_is_better=True,
-    metrics=("shape_hits", "texture_hits", "n_conflict", "shape_fraction", "texture_fraction", "neither_fraction",
-             "per_category", "edges_accuracy", "silhouettes_accuracy"),
+    metrics=("shape_bias_ci", "shape_hits", "texture_hits", "n_conflict", "shape_fraction", "texture_fraction",
+             "neither_fraction", "per_category", "cue_information_p", "stimulus_geometry", "edges_accuracy",
+             "silhouettes_accuracy"),
     thresholds={
         "min": f.fraction("shape bias at least this (a shape-bias-trained model sets a high min)"),
         "max": f.fraction("shape bias at most this"),
         "aggregation": f.choice(AGGREGATIONS, "1,000 probabilities to 16 categories: mean (the authors'), sum or max"),
+        "stimulus_geometry": f.choice(GEOMETRIES, "native: the 224x224 stimuli unchanged (published); model_input: "
+                                                  "resized, uncropped, to the model's input size"),
+        "chance_alpha": f.level("one-sided binomial tests against chance: cue use (2/16) and shape-only accuracy (1/16)"),
         "min_edges_accuracy": f.fraction("16-way accuracy on the edge stimuli"),
         "min_silhouettes_accuracy": f.fraction("16-way accuracy on the filled silhouettes"),
     },

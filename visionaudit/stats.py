@@ -77,3 +77,21 @@ def ttest_two_sided(a: np.ndarray, b: np.ndarray) -> float:
         # Class-wise accuracies of a few images are 0/1 and often nearly constant: scipy warns, the p holds.
         warnings.simplefilter("ignore", RuntimeWarning)
         return float(stats.ttest_ind(a, b).pvalue)
+
+
+def binomial_greater_p(k: int, n: int, p: float) -> float:
+    """One-sided binomial p-value P(X >= k), X ~ Bin(n, p): is ``k`` of ``n`` more than chance ``p`` gives?"""
+    if n == 0:
+        return 1.0
+    return float(stats.binomtest(k, n, p, alternative="greater").pvalue)
+
+
+def wilson_interval(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of the proportion k / n (NaN, NaN when n is 0)."""
+    if n == 0:
+        return (math.nan, math.nan)
+    z = float(stats.norm.ppf(0.5 + level / 2))
+    phat = k / n
+    centre = (phat + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(phat * (1 - phat) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
