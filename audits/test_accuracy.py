@@ -10,9 +10,10 @@ from visionaudit.accuracy import top1_accuracy, topk_accuracy
 pytestmark = pytest.mark.audit("accuracy")
 
 
-def test_clean_top1(imagenet_model, evaluated, record, thresholds):
+def test_clean_top1(imagenet_model, evaluated, record, thresholds, judge_count):
     top1 = top1_accuracy(evaluated.logits, evaluated.labels)
     record.metric("n_images", len(evaluated.labels))
+    judge_count(len(evaluated.labels), "labelled images")
     record.metric("top5", topk_accuracy(evaluated.logits, evaluated.labels, 5))
     assert record.check_min("clean_top1", top1, "min_top1", thresholds["min_top1"]), (
         f"{imagenet_model.id}: clean top-1 {top1:.3f} on {evaluated.image_set.name} is below min_top1 "

@@ -10,8 +10,9 @@ pytestmark = pytest.mark.audit("deployment")
 
 
 @pytest.mark.parametrize("deployment", DEPLOYMENTS)
-def test_deployment(model, labelled_images, evaluate, audit_seed, record, thresholds, deployment):
+def test_deployment(model, labelled_images, evaluate, audit_seed, record, thresholds, deployment, judge_count):
     subset = labelled_images.stratified_subset(thresholds["images"], audit_seed)
+    judge_count(len(subset), "labelled images")
     ev = evaluate(model, subset)
     try:
         result = check_form(model, ev.images, ev.logits, deployment)

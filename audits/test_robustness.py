@@ -15,7 +15,8 @@ pytestmark = pytest.mark.audit("robustness")
 
 
 @pytest.mark.parametrize("transform", list(TRANSFORMS))
-def test_transform(imagenet_model, evaluated, record, thresholds, audit_seed, transform):
+def test_transform(imagenet_model, evaluated, record, thresholds, audit_seed, transform, judge_count):
+    judge_count(len(evaluated.labels), "labelled images")
     results = [
         evaluate_transform(imagenet_model, evaluated.images, evaluated.labels, evaluated.logits, transform, severity,
                            seed=audit_seed, resamples=thresholds["bootstrap_resamples"])

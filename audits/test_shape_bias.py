@@ -25,7 +25,7 @@ def _stimuli_geometry(model, record, thresholds):
     return geometry
 
 
-def test_shape_bias(imagenet_model, cue_conflict_images, evaluate, record, thresholds):
+def test_shape_bias(imagenet_model, cue_conflict_images, evaluate, record, thresholds, judge_count):
     geometry = _stimuli_geometry(imagenet_model, record, thresholds)
     logits = evaluate(imagenet_model, cue_conflict_images, geometry).logits
     result = shape_bias(decide(logits, thresholds["aggregation"]), cue_conflict_images.categories, cue_conflict_images.textures)
@@ -34,6 +34,7 @@ def test_shape_bias(imagenet_model, cue_conflict_images, evaluate, record, thres
         record.metric(name, getattr(result, name))
     record.metric("shape_bias_ci_method", CI_METHOD)
     record.table("references", REFERENCES)
+    judge_count(result.n_conflict, "cue-conflict images with conflicting cues")
     alpha = record.threshold("chance_alpha", thresholds["chance_alpha"])
     informative = record.metric("cue_information_p", result.cue_information_p) < alpha
     in_range = record.check_min("shape_bias", result.shape_bias, "min", thresholds["min"])
@@ -57,13 +58,14 @@ def test_shape_bias(imagenet_model, cue_conflict_images, evaluate, record, thres
     "stimuli, metric",
     [pytest.param("edges", "edges_accuracy", id="edges"), pytest.param("filled-silhouettes", "silhouettes_accuracy", id="silhouettes")],
 )
-def test_shape_only_accuracy(imagenet_model, shape_only_images, evaluate, record, thresholds, stimuli, metric):
+def test_shape_only_accuracy(imagenet_model, shape_only_images, evaluate, record, thresholds, stimuli, metric, judge_count):
     image_set = shape_only_images(stimuli)
     geometry = _stimuli_geometry(imagenet_model, record, thresholds)
     decisions = decide(evaluate(imagenet_model, image_set, geometry).logits, thresholds["aggregation"])
     accuracy = category_accuracy(decisions, image_set.categories)
     hits = sum(d == c for d, c in zip(decisions, image_set.categories))
     record.metric("n_images", len(decisions))
+    judge_count(len(decisions), f"{stimuli} stimuli")
     alpha = record.threshold("chance_alpha", thresholds["chance_alpha"])
     p = record.metric("p_above_chance", above_chance_p(hits, len(decisions), CHANCE_CATEGORY))
     bound = thresholds[f"min_{metric}"]

@@ -106,7 +106,7 @@ def main() -> None:
     model = load_model(args.model, device)
     image_set = labelled_images(Path(args.data) / "imagenet-sample").stratified_subset(args.images, seed=0)
     labels = image_set.label_tensor()
-    from visionaudit.inference import default_batch_size
+    from visionaudit.batching import default_batch_size
 
     bs = default_batch_size(device)
     if args.study_only:

@@ -1,76 +1,177 @@
-"""The collector: every test's outcome, metrics and model, gathered on the controller.
+"""The collector: every collected test's true outcome, metrics and model, gathered on the controller.
 
 Worker results arrive as ordinary test reports (the audit record rides in ``user_properties``, see
-plugins/recording.py), so ``-n 0`` and ``-n 2`` collect the same entries.
+plugins/recording.py), so ``-n 0`` and ``-n 2`` collect the same entries. Each test is ``not_run`` from
+collection, running from its start, and final at its end; what was running when the run stopped is
+``interrupted``, a test whose worker died ``crashed`` (with the worker's last output), one that passed
+its time limit ``timeout``. Every finished test goes to the journal as it finishes (visionaudit/journal.py).
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 
-from visionaudit.report import OUTCOME_RANK
+from visionaudit.journal import JournalWriter
+from visionaudit.report import OUTCOME_RANK, blank_entry
 
-from .recording import record_of
+from .collection import check_data, collection_meta
+from .recording import NOT_JUDGED_KEY, record_of, user_error_of
+from .worker_channel import get_channel
 
 COLLECTOR_KEY = pytest.StashKey["Collector"]()
+TIMEOUT_MARK = "from pytest-timeout"  # pytest-timeout's failure message ends with it
 
 
 class Collector:
-    def __init__(self) -> None:
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
         self.collected: list[str] = []
+        self.meta: dict[str, dict[str, Any]] = {}  # nodeid -> audit, model, params, data (from collection)
         self.entries: dict[str, dict[str, Any]] = {}
-        self.crashed: list[str] = []
-        self.seen: set[str] = set()  # every test with a report, audit or not
+        self.started: dict[str, float] = {}
+        self.finished: set[str] = set()
+        self.crashed: dict[str, str] = {}
         self.models: dict[str, dict[str, Any]] = {}
+        self.first_error: dict[str, str] = {}  # message -> the first test that showed it
+        self.journal: JournalWriter | None = None
+
+    # -- what is known before tests run ------------------------------------------------------------
+
+    def set_collected(self, nodeids: list[str]) -> None:
+        if not self.collected:
+            self.collected = list(nodeids)
+            if self.journal:
+                self.journal.write("collected", nodeids=self.collected)
+
+    def add_meta(self, tests: dict[str, dict[str, Any]]) -> None:
+        new = {k: v for k, v in tests.items() if k not in self.meta}
+        if new:
+            self.meta.update(new)
+            if self.journal:
+                self.journal.write("tests", tests=new)
+
+    # -- reports -------------------------------------------------------------------------------------
+
+    def _entry(self, nodeid: str) -> dict[str, Any]:
+        if nodeid not in self.entries:
+            self.entries[nodeid] = blank_entry(nodeid, self.meta.get(nodeid, {}), "passed")
+        return self.entries[nodeid]
 
     def add(self, report: pytest.TestReport) -> None:
-        self.seen.add(report.nodeid)
         rec = record_of(report)
-        entry = self.entries.get(report.nodeid)
-        if entry is None:
-            if rec is None:
-                return  # not an audit
-            entry = self.entries[report.nodeid] = {
-                "nodeid": report.nodeid, "audit": rec["audit"], "model": rec["model"], "params": rec["params"],
-                "outcome": "passed", "duration": 0.0, "metrics": {}, "thresholds": {}, "tables": {},
-                "message": None, "worker": None,
-            }
+        entry = self._entry(report.nodeid)
         entry["duration"] += float(getattr(report, "duration", 0.0) or 0.0)
         node = getattr(report, "node", None)  # set by xdist on reports from workers
         entry["worker"] = node.gateway.id if node is not None else None
         if rec is not None:
+            entry["audit"] = rec["audit"]
+            entry["params"] = rec["params"]
             entry["model"] = rec["model"] or entry["model"]  # an audit may name its own model (controls)
             for key in ("metrics", "thresholds", "tables"):
                 entry[key].update(rec[key])
-            if rec.get("model_info") and rec["model"]:
+            if rec.get("control"):
+                entry["control"] = rec["control"]
+            if rec.get("model_info") and rec["model"] and rec["model"] not in self.models:
                 self.models[rec["model"]] = rec["model_info"]
+                if self.journal:
+                    self.journal.write("model", id=rec["model"], info=rec["model_info"])
         outcome = _outcome(report)
-        if outcome and (OUTCOME_RANK[outcome] > OUTCOME_RANK[entry["outcome"]] or outcome == "skipped"):
+        if outcome and (OUTCOME_RANK[outcome] > OUTCOME_RANK.get(entry["outcome"], -1) or outcome == "skipped"):
             entry["outcome"] = outcome
             entry["message"] = _message(report)
+            if outcome == "skipped" and rec is not None and rec.get(NOT_JUDGED_KEY):
+                entry["outcome"] = "not_judged"
+            elif outcome == "failed" and user_error_of(report):
+                entry["outcome"] = "error"  # bad input (a data error), not a failed gate
+            elif outcome == "failed" and entry["message"] and TIMEOUT_MARK in entry["message"]:
+                entry["outcome"] = "timeout"
+            self._say_once(report, entry)
 
-    def not_run(self) -> list[str]:
-        return sorted(n for n in self.collected if n not in self.seen)
+    def _say_once(self, report: pytest.TestReport, entry: dict[str, Any]) -> None:
+        """The same error in many tests (a missing data folder, a model that will not load) is shown once."""
+        if entry["outcome"] != "error" or not entry["message"]:
+            return  # a failed gate says its own numbers; only errors are shared
+        first = self.first_error.setdefault(entry["message"], report.nodeid)
+        if first != report.nodeid:
+            entry["same_error_as"] = first
+            report.longrepr = f"same error as {first} (shown there): {entry['message'].splitlines()[0][:200]}"
+
+    def crash(self, nodeid: str, worker: str) -> None:
+        channel = get_channel(self.config)
+        if channel is not None:
+            channel.poll()
+        last = channel.last_lines(worker) if channel is not None else []
+        limit = self.config.getoption("audit_timeout", None)
+        ran = time.monotonic() - self.started.get(nodeid, time.monotonic())
+        self.crashed[nodeid] = "timeout" if limit and ran >= limit else "crashed"
+        text = (f"its time limit of {limit:g} s passed and its worker {worker} was stopped" if self.crashed[nodeid] == "timeout"
+                else f"worker {worker} died while running it (killed, out of memory, or a crash in native code)")
+        if last:
+            text += "; the worker's last output:\n" + "\n".join(last[-10:])
+        entry = self._entry(nodeid)
+        entry["outcome"], entry["message"], entry["worker"] = self.crashed[nodeid], text, worker
+        self.finish(nodeid)  # no logfinish comes from a dead worker
+
+    def finish(self, nodeid: str) -> None:
+        self.finished.add(nodeid)
+        self.started.pop(nodeid, None)
+        if nodeid in self.crashed:
+            self.entries[nodeid]["outcome"] = self.crashed[nodeid]
+        if self.journal and nodeid in self.entries:
+            self.journal.write("finished", entry=self.entries[nodeid])
+
+    def all_entries(self, stopped: bool) -> list[dict[str, Any]]:
+        """Every collected test: finished ones as they ended, the rest interrupted or not run."""
+        out = dict(self.entries)
+        for nodeid in self.collected or list(self.entries):
+            if nodeid in self.finished:
+                continue
+            if nodeid in self.started or nodeid in self.entries:
+                if stopped:  # running, or between its reports, when the run stopped
+                    entry = out.get(nodeid) or blank_entry(nodeid, self.meta.get(nodeid, {}), "interrupted")
+                    entry = {**entry, "outcome": "interrupted",
+                             "message": "it was running when the run stopped; its metrics are what it had measured by then"}
+                    out[nodeid] = entry
+            else:
+                out[nodeid] = blank_entry(nodeid, self.meta.get(nodeid, {}), "not_run")
+        return list(out.values())
 
     # -- hooks ----------------------------------------------------------------------------------------
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        if not self.collected:
-            self.collected = [item.nodeid for item in session.items]
+        self.set_collected([item.nodeid for item in session.items])
+        self.add_meta(collection_meta(session.items))
+        check_data(self.config, self.meta)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node, ids) -> None:
-        if not self.collected:
-            self.collected = list(ids)
+        channel = get_channel(self.config)
+        if channel is not None:
+            channel.poll()  # the worker sent its tests' families and data needs just before
+        self.set_collected(list(ids))
+        check_data(self.config, {i: self.meta.get(i, {}) for i in ids})
+
+    def pytest_runtest_logstart(self, nodeid: str) -> None:
+        self.started[nodeid] = time.monotonic()
+        if self.journal:
+            self.journal.write("started", nodeid=nodeid)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_handlecrashitem(self, crashitem: str, report, sched) -> None:
-        self.crashed.append(crashitem)
+        node = getattr(report, "node", None)
+        self.crash(crashitem, node.gateway.id if node is not None else "?")
 
+    @pytest.hookimpl(tryfirst=True)  # before the terminal stores the report: an error said once is shortened
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.nodeid in self.crashed and report.when == "???":
+            return  # xdist's stand-in report of the crash: crash() has the better message
         self.add(report)
+
+    def pytest_runtest_logfinish(self, nodeid: str) -> None:
+        self.finish(nodeid)
 
 
 def _outcome(report: pytest.TestReport) -> str | None:
@@ -102,5 +203,8 @@ def get_collector(config: pytest.Config) -> Collector | None:
 
 def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput"):  # the controller, or a run without xdist
-        collector = config.stash[COLLECTOR_KEY] = Collector()
+        collector = config.stash[COLLECTOR_KEY] = Collector(config)
         config.pluginmanager.register(collector, "visionaudit-collector")
+        channel = get_channel(config)
+        if channel is not None:
+            channel.subscribe(lambda worker, message: message.get("kind") == "tests" and collector.add_meta(message["tests"]))

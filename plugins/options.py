@@ -26,4 +26,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--audit-config", default=None, metavar="PATH", help="thresholds file (default: audit.toml at the rootdir)")
     group.addoption("--audit-batch-size", type=int, default=None, metavar="N",
                     help="images per forward pass (default: 8 on CPU, 128 on accelerators)")
-    group.addoption("--audit-json", default=None, metavar="PATH", help="write the audit report (JSON) to PATH")
+    group.addoption("--audit-json", default=None, metavar="PATH",
+                    help="write the audit report (JSON) to PATH; while the run goes on, PATH.journal.jsonl keeps every "
+                         "finished test (python -m visionaudit report --from-journal rebuilds a report from it)")
+    group.addoption("--audit-timeout", type=float, default=None, metavar="SECONDS",
+                    help="time limit per test (default 1800); a test past it ends as timeout (pytest-timeout)")

@@ -13,12 +13,22 @@ from visionaudit.recording import RECORD_KEY, AuditRecord
 from .markers import family_of
 
 RECORD_STASH = pytest.StashKey[AuditRecord]()
+NOT_JUDGED_KEY = "not_judged"  # the record's field saying why a gate was not judged
+USER_ERROR_KEY = "visionaudit-user-error"  # set by plugins/errors.py: the test stopped on bad input
 
 
 def record_of(report: pytest.TestReport) -> dict | None:
     """The audit record a report carries, or None."""
     for name, value in getattr(report, "user_properties", ()):
         if name == RECORD_KEY:
+            return value
+    return None
+
+
+def user_error_of(report: pytest.TestReport) -> str | None:
+    """The kind of bad-input error (DataError, ...) that stopped the test, if one did."""
+    for name, value in getattr(report, "user_properties", ()):
+        if name == USER_ERROR_KEY:
             return value
     return None
 

@@ -4,7 +4,9 @@ before any model loads (a bad spec or config exits 4 with its message)."""
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Mapping
 
 import pytest
@@ -14,6 +16,7 @@ from visionaudit.errors import VisionAuditError
 from visionaudit.specs import DEFAULT_MODEL, parse_spec
 
 SETTINGS_KEY = pytest.StashKey["Settings"]()
+STARTUP_USAGE_ERROR_KEY = pytest.StashKey[str]()  # what stopped the run at startup, for the report
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,13 @@ def _resolve(config: pytest.Config) -> Settings:
     samples = samples if samples is not None else run.get("samples")
     if samples is not None and samples <= 0:
         raise pytest.UsageError(f"--audit-samples must be a positive number of images, got {samples}")
+    batch_size = config.getoption("audit_batch_size", None)
+    if batch_size is not None and batch_size <= 0:
+        raise pytest.UsageError(f"--audit-batch-size must be a positive number of images per forward pass, got {batch_size}; "
+                                "leave it out for the default (8 on CPU, 128 on GPU)")
+    timeout = config.getoption("audit_timeout", None)
+    if timeout is not None and timeout <= 0:
+        raise pytest.UsageError(f"--audit-timeout must be a positive number of seconds per test, got {timeout:g}")
     return Settings(
         models=tuple(spellings),
         arch=arch,
@@ -66,17 +76,37 @@ def _resolve(config: pytest.Config) -> Settings:
         images=config.getoption("audit_images") or run.get("images") or "imagenet-sample",
         samples=samples,
         seed=config.getoption("audit_seed") if config.getoption("audit_seed") is not None else run.get("seed", 0),
-        batch_size=config.getoption("audit_batch_size") or run.get("batch_size"),
+        batch_size=batch_size if batch_size is not None else run.get("batch_size"),
         config=audit_config,
         spellings=spellings,
     )
 
 
+def check_report_path(path: str | None) -> None:
+    """Refuse an --audit-json path the report cannot be written to, now rather than after the run."""
+    if not path:
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise pytest.UsageError(f"--audit-json {path} is a directory; give a file path, such as {target / 'report.json'}")
+    folder = target.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".visionaudit-write-check-"):
+            pass
+    except OSError as e:
+        raise pytest.UsageError(f"--audit-json {path}: the report cannot be written there ({e.strerror or e}); "
+                                "give a path in a folder you can write to") from None
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):
+        check_report_path(config.getoption("audit_json", None))
     try:
         settings = config.stash[SETTINGS_KEY] = _resolve(config)
-    except VisionAuditError as e:
+    except (VisionAuditError, pytest.UsageError) as e:
+        config.stash[STARTUP_USAGE_ERROR_KEY] = str(e)
         raise pytest.UsageError(str(e)) from None
     if not hasattr(config, "workerinput"):  # said once, by the controller
         for key in settings.config.models_not_in(settings.models):

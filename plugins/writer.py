@@ -1,5 +1,11 @@
-"""The writer: the collected entries become the report (``--audit-json PATH``), written atomically at
-session end, also after Ctrl-C or a crashed worker, saying what did not finish."""
+"""The writer: the collected entries become the report (``--audit-json PATH``), written atomically and
+valid against the schema on every way out: normal end, Ctrl-C or SIGTERM (exit 2), a crashed worker,
+missing data found after collection, and a usage or config error at startup (exit 4, the error in the
+report). While the run goes on, every finished test is also in the journal beside the report
+(``PATH.journal.jsonl``), so that a run killed outright keeps its results:
+``visionaudit report --from-journal PATH.journal.jsonl`` rebuilds the report. The journal is removed once
+the report is written.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +17,18 @@ from typing import Any
 
 import pytest
 
+from visionaudit.journal import JournalWriter, journal_path
 from visionaudit.report import assemble, gpu_names, software_versions, write_atomically
 
+from .collection import STARTUP_ERROR_KEY
 from .collector import get_collector
-from .settings import get_settings
+from .progress import phase_timings
+from .settings import SETTINGS_KEY, STARTUP_USAGE_ERROR_KEY, get_settings
+from .worker_channel import get_channel
 
 REPORT_KEY = pytest.StashKey[dict]()
 START_KEY = pytest.StashKey[float]()
+WRITTEN_KEY = pytest.StashKey[bool]()
 
 
 def _iso(t: float) -> str:
@@ -27,7 +38,7 @@ def _iso(t: float) -> str:
 
 
 def _run_info(config: pytest.Config, exitstatus: int | None, models: dict[str, Any]) -> dict[str, Any]:
-    settings = get_settings(config)
+    settings = config.stash.get(SETTINGS_KEY, None)
     start, end = config.stash.get(START_KEY, time.time()), time.time()
     return {
         "start": _iso(start),
@@ -37,13 +48,27 @@ def _run_info(config: pytest.Config, exitstatus: int | None, models: dict[str, A
         "exit_status": int(exitstatus) if exitstatus is not None else None,
         "versions": {**software_versions(config.rootpath), "pytest": pytest.__version__},
         "platform": platform.platform(),
-        "devices": sorted({m["device"] for m in models.values() if m.get("device")}) or [settings.device],
+        "devices": sorted({m["device"] for m in models.values() if m.get("device")}) or ([settings.device] if settings else []),
         "gpus": gpu_names(),
         "workers": len(config.getvalue("tx") or ()) if config.pluginmanager.has_plugin("dsession") else 0,
-        "seed": settings.seed,
-        "samples": settings.samples,
-        "config_file": str(settings.config.path) if settings.config.path else None,
+        "seed": settings.seed if settings else 0,
+        "samples": settings.samples if settings else None,
+        "config_file": str(settings.config.path) if settings and settings.config.path else None,
+        "phases": phase_timings(config),
     }
+
+
+def _models(config: pytest.Config, loaded: dict[str, Any], audits: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every model an audit loaded (configured ones and an audit's own, like the random-init controls),
+    then the configured ones that never loaded, with the reason."""
+    models = dict(loaded)
+    settings = config.stash.get(SETTINGS_KEY, None)
+    for mid in settings.models if settings else ():
+        if mid not in models:
+            errors = [e["message"] for e in audits if e["model"] == mid and e["outcome"] == "error"]
+            models[mid] = {"spec": mid, "spec_as_given": settings.spellings.get(mid, mid), "loaded": False,
+                           "error": errors[0] if errors else None}
+    return models
 
 
 def report_data(session: pytest.Session) -> dict[str, Any] | None:
@@ -54,31 +79,54 @@ def report_data(session: pytest.Session) -> dict[str, Any] | None:
     collector = get_collector(config)
     if collector is None:
         return None
-    settings = get_settings(config)
-    audits = list(collector.entries.values())
-    # Every model an audit loaded (configured ones and an audit's own, like the channel-bias
-    # controls), then the configured ones that never loaded, with the reason.
-    models: dict[str, Any] = dict(collector.models)
-    for mid in settings.models:
-        if mid not in models:
-            errors = [e["message"] for e in audits if e["model"] == mid and e["outcome"] == "error"]
-            models[mid] = {"spec": mid, "spec_as_given": settings.spellings.get(mid, mid), "loaded": False,
-                           "error": errors[0] if errors else None}
-    exitstatus = session.exitstatus
-    incomplete = {"interrupted": exitstatus == pytest.ExitCode.INTERRUPTED, "crashed": sorted(set(collector.crashed)),
-                  "not_run": collector.not_run()}
-    data = assemble(_run_info(config, exitstatus, models), models, audits, incomplete)
+    channel = get_channel(config)
+    if channel is not None:
+        channel.poll()  # the workers' last words: progress, collected tests
+    stopped = session.exitstatus == pytest.ExitCode.INTERRUPTED or session.shouldstop is not False
+    audits = collector.all_entries(stopped=stopped)
+    models = _models(config, collector.models, audits)
+    data = assemble(_run_info(config, session.exitstatus, models), models, audits, stopped=stopped,
+                    error=config.stash.get(STARTUP_ERROR_KEY, None))
     config.stash[REPORT_KEY] = data
     return data
 
 
+def _report_path(config: pytest.Config) -> Path | None:
+    path = config.getoption("audit_json", None)
+    return Path(path) if path else None
+
+
+@pytest.hookimpl(trylast=True)  # after the collector (plugins' configure hooks run last-registered first)
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[START_KEY] = time.time()
+    collector = get_collector(config)
+    path = _report_path(config)
+    if collector is None or path is None:
+        return
+    settings = get_settings(config)
+    collector.journal = JournalWriter(journal_path(path))
+    collector.journal.write("run", run=_run_info(config, None, {}), models=list(settings.models), spellings=dict(settings.spellings))
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
     data = report_data(session)
-    path = session.config.getoption("audit_json")
-    if data is not None and path:
-        write_atomically(Path(path), data)
+    path = _report_path(session.config)
+    if data is None or path is None:
+        return
+    write_atomically(path, data)
+    session.config.stash[WRITTEN_KEY] = True
+    collector = get_collector(session.config)
+    if collector is not None and collector.journal is not None:
+        collector.journal.close(remove=True)  # the report holds everything now
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """A run that stopped before its session began (a usage or config error) still leaves a report."""
+    path = _report_path(config)
+    if path is None or config.stash.get(WRITTEN_KEY, False) or hasattr(config, "workerinput"):
+        return
+    error = config.stash.get(STARTUP_USAGE_ERROR_KEY, None)
+    if error is None:
+        return  # not ours to explain (pytest's own usage errors), or the path itself was refused
+    write_atomically(path, assemble(_run_info(config, int(pytest.ExitCode.USAGE_ERROR), {}), {}, [], error=error))

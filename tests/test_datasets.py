@@ -143,3 +143,13 @@ def test_stratified_subset_is_seeded_and_balanced(shared_data):
     assert s.stratified_subset(None) is s and s.stratified_subset(5000) is s
     natural = datasets.labelled_images(shared_data / "imagenet-sample").stratified_subset(100, seed=0)
     assert len(set(natural.labels)) == 100
+
+
+def test_every_unreadable_image_of_a_set_is_named_at_once(tmp_path):
+    _save(tmp_path / "n01440764_good.JPEG", "RGB")
+    (tmp_path / "n01440764_text.JPEG").write_text("hello")
+    _save(tmp_path / "n15075141_cut.JPEG", "RGB", size=(300, 300))
+    (tmp_path / "n15075141_cut.JPEG").write_bytes((tmp_path / "n15075141_cut.JPEG").read_bytes()[:400])
+    with pytest.raises(DataError, match=r"2 of 3 images cannot be used; replace or remove them:\n  .*n01440764_text.JPEG is "
+                                        r"unreadable.*\n  .*n15075141_cut.JPEG is unreadable or truncated"):
+        datasets.load_images(datasets.labelled_images(tmp_path), GEOM)

@@ -28,6 +28,8 @@ def test_main_job_runs_offline_on_cpu(shared_data, tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     data = json.loads(report.read_text())
     jsonschema.validate(data, report_schema())
+    assert data["verdict"] == "pass" and data["error"] is None and not list(tmp_path.glob("*.journal.jsonl"))
+    assert {p["phase"] for p in data["run"]["phases"]} == {"load", "decode", "forward"}
     assert data["models"]["efficientnet_lite0"]["device"] == "cpu"
     assert data["models"]["efficientnet_lite0"]["sha256"].startswith("57934424")
     (top1,) = [a for a in data["audits"] if a["audit"] == "accuracy"]

@@ -147,12 +147,34 @@ def test_unloadable_model_errors_once_with_the_message(audit_dir):
     assert "Traceback" not in result.stdout.str()
 
 
-def test_missing_data_dir_names_the_fetch_command(suite, monkeypatch, tmp_path):
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_missing_data_stops_the_run_at_startup_naming_every_folder(suite, monkeypatch, tmp_path, workers):
+    """Exit 4 before any test runs, one message naming each missing folder and its fetch command."""
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
-    suite.makepyfile(test_data="def test_needs_data(cue_conflict_images):\n    pass\n")
-    result = suite.runpytest_subprocess(f"--audit-data={tmp_path / 'absent'}", "-p", "no:cacheprovider")
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines([f"*python -m visionaudit fetch cue-conflict --dest {tmp_path / 'absent'}*"])
+    suite.makepyfile(test_data="""
+import pytest
+
+@pytest.mark.parametrize("stimuli", ["edges"])
+def test_shape_only(shape_only_images, stimuli):
+    pass
+
+def test_conflict(cue_conflict_images):
+    pass
+
+def test_weights_only():
+    pass
+""")
+    root = tmp_path / "data"
+    (root / "edges").mkdir(parents=True)  # there; cue-conflict is not
+    result = suite.runpytest_subprocess(f"--audit-data={root}", *workers, "-p", "no:cacheprovider", "--audit-json=r.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    output = result.stdout.str() + result.stderr.str()
+    fix = f"cue-conflict not found at {root / 'cue-conflict'}: python -m visionaudit fetch cue-conflict --dest {root}"
+    assert output.count(fix) == 1 and "edges not found" not in output, output
+    report = json.loads((suite.path / "r.json").read_text())
+    assert report["verdict"] == "incomplete" and fix in report["error"]
+    assert {a["nodeid"].split("::")[1]: a["outcome"] for a in report["audits"]} == {
+        "test_shape_only[edges]": "not_run", "test_conflict": "not_run", "test_weights_only": "not_run"}
 
 
 def test_xdist_groups_each_model_on_one_worker(audit_dir):

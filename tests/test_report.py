@@ -93,7 +93,8 @@ def test_report_contents(audit_dir):
     assert data["summary"]["by_outcome"] == {"passed": 13, "failed": 4, "skipped": 1}
     assert data["summary"]["by_audit"]["shape_bias"] == {"passed": 3}
     assert data["summary"]["by_model"]["tests.tiny_models:tiny_other"] == {"failed": 2, "passed": 4}
-    assert data["incomplete"] == {"interrupted": False, "crashed": [], "not_run": []}
+    assert data["incomplete"] == {"interrupted": False, "interrupted_tests": [], "crashed": [], "timeout": [], "not_run": []}
+    assert data["verdict"] == "fail" and data["error"] is None
     # The terminal summary has one row per model and audit, with the key metric, bound and verdict.
     out = result.stdout.str()
     assert "visionaudit summary" in out
@@ -129,7 +130,8 @@ def test_dies(model, record):
     lost = "test_crash.py::test_dies[tests.tiny_models:tiny]"
     assert data["incomplete"]["crashed"] == [lost]
     entry = next(a for a in data["audits"] if a["nodeid"] == lost)
-    assert entry["outcome"] in ("failed", "error") and "crashed" in entry["message"]
+    assert entry["outcome"] == "crashed" and "died while running it" in entry["message"]
+    assert data["verdict"] == "fail"
     result.stdout.fnmatch_lines([f"crashed (worker died): {lost}"])
 
 
@@ -151,10 +153,10 @@ def test_c(model, record):
     result = audit_dir.runpytest_subprocess("--model", "tests.tiny_models:tiny", "-p", "no:cacheprovider", "--audit-json=report.json")
     assert result.ret == pytest.ExitCode.INTERRUPTED
     data = load(audit_dir.path / "report.json")
-    assert data["incomplete"]["interrupted"] is True
-    assert "test_audits.py::test_c[tests.tiny_models:tiny]" in data["incomplete"]["not_run"]
+    assert data["incomplete"]["interrupted"] is True and data["verdict"] == "incomplete"
     done = {a["nodeid"]: a["outcome"] for a in data["audits"]}
-    assert done["test_audits.py::test_a[tests.tiny_models:tiny]"] == "passed"
+    assert done == {"test_audits.py::test_a[tests.tiny_models:tiny]": "passed", "test_audits.py::test_b[tests.tiny_models:tiny]": "interrupted",
+                    "test_audits.py::test_c[tests.tiny_models:tiny]": "not_run"}
 
 
 def test_model_that_fails_to_load_is_in_the_report(audit_dir):

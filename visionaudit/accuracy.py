@@ -31,5 +31,8 @@ FAMILY = register_family(Family(
     key_metric="clean_top1",
     higher_is_better=True,
     metrics=("top5", "n_images"),
-    thresholds={"min_top1": f.fraction("clean top-1 at least this")},
+    thresholds={
+        "min_top1": f.fraction("clean top-1 at least this"),
+        "min_images": f.count("fewer images than this and the gate is not judged (outcome not_judged): a handful of images says nothing"),
+    },
 ))

@@ -101,6 +101,23 @@ def _families(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .journal import rebuild
+    from .report import write_atomically
+    from .summary import terminal_lines
+
+    journal = Path(args.from_journal)
+    out = Path(args.output) if args.output else journal.with_name(journal.name.removesuffix(".journal.jsonl") or "report.json")
+    data = rebuild(journal)
+    write_atomically(out, data)
+    for line in terminal_lines(data):
+        print(line)
+    print(f"report rebuilt from {journal}: {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m visionaudit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -133,6 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--export", metavar="DIR", help="write DIR/cue-conflict_<name>_session-1.csv (model-vs-human raw data)")
     b.add_argument("--name", default=None, help="the decision maker's name in the export (default: from the spec)")
     b.set_defaults(func=_shape_bias)
+
+    r = sub.add_parser("report", help="rebuild the report of a run that was killed, from its journal")
+    r.add_argument("--from-journal", required=True, metavar="PATH.journal.jsonl",
+                   help="the journal written beside --audit-json PATH while the run went on")
+    r.add_argument("-o", "--output", default=None, help="where to write the report (default: PATH, the journal's report path)")
+    r.set_defaults(func=_report)
 
     fam = sub.add_parser("families", help="the registered audit families, their key metrics and threshold schemas")
     fam.add_argument("--thresholds", action="store_true", help="list every threshold key with its type, range and allowed values")

@@ -27,6 +27,7 @@ from .decoding import decode_images
 from .errors import DataError
 from .imagenet import class_index
 from .preprocessing import Geometry
+from .progress import phase
 
 log = logging.getLogger("visionaudit.datasets")
 
@@ -228,5 +229,11 @@ def load_images(
     if key not in _DECODED:
         log.info("decoding %d images of %s at %s", len(image_set), image_set.name, geometry)
         threads = min(8, os.cpu_count() or 1)
-        _DECODED[key] = decode_images(image_set.paths, geometry, threads=threads, progress=progress)
+        with phase("decode", image_set.name, f"at {geometry.crop_size}x{geometry.crop_size}", total=len(image_set)) as p:
+            def advance(done: int, total: int) -> None:
+                p.advance()
+                if progress is not None:
+                    progress(done, total)
+
+            _DECODED[key] = decode_images(image_set.paths, geometry, threads=threads, progress=advance)
     return _DECODED[key]

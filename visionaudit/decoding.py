@@ -56,11 +56,28 @@ def decode_images(
     threads: int = 4,
     progress: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
-    """Decode many files into one uint8 ``(N, 3, crop, crop)`` tensor (PIL releases the GIL, so threads help)."""
+    """Decode many files into one uint8 ``(N, 3, crop, crop)`` tensor (PIL releases the GIL, so threads help).
+
+    Every file is tried: a set with unreadable files is refused once, naming all of them.
+    """
     out = torch.empty((len(paths), 3, geometry.crop_size, geometry.crop_size), dtype=torch.uint8)
+    bad: list[str] = []
+
+    def one(path: Path) -> torch.Tensor | str:
+        try:
+            return decode_image(path, geometry)
+        except DataError as e:
+            return str(e)
+
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        for i, tensor in enumerate(pool.map(lambda p: decode_image(p, geometry), paths)):
-            out[i] = tensor
+        for i, result in enumerate(pool.map(one, paths)):
+            if isinstance(result, str):
+                bad.append(result)
+            else:
+                out[i] = result
             if progress is not None:
                 progress(i + 1, len(paths))
+    if bad:
+        shown = "\n  ".join(bad[:20]) + (f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else "")
+        raise DataError(f"{len(bad)} of {len(paths)} images cannot be used; replace or remove them:\n  {shown}")
     return out

@@ -12,23 +12,18 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
+from .batching import default_batch_size
 from .devices import inference_memory_format, retain_freed_cpu_memory
 from .errors import ModelOutputError
 from .models import as_logits
+from .progress import phase
 
 if TYPE_CHECKING:
     from .datasets import ImageSet
     from .models import LoadedModel
     from .preprocessing import Geometry
 
-# Measured on a 2-core CPU with lite0 (channels_last, tuned heap): about 11 ms/image from batch 8 to 32.
-CPU_BATCH_SIZE = 8
-ACCELERATOR_BATCH_SIZE = 128
 _CLEAN_LOGITS: "weakref.WeakKeyDictionary[Any, dict[Any, torch.Tensor]]" = weakref.WeakKeyDictionary()
-
-
-def default_batch_size(device: torch.device) -> int:
-    return CPU_BATCH_SIZE if device.type == "cpu" else ACCELERATOR_BATCH_SIZE
 
 
 def predict_logits(
@@ -37,6 +32,7 @@ def predict_logits(
     batch_size: int | None = None,
     transform: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     memory_format: torch.memory_format | None = None,
+    what: str = "",
 ) -> torch.Tensor:
     """Logits (float32, CPU) of ``model`` on ``images`` ``(N, C, H, W)`` in [0, 255] (uint8, or float
     for exact comparisons such as an unrounded luminance image).
@@ -45,6 +41,7 @@ def predict_logits(
     ``indices`` are the images' positions in ``images`` (for per-image seeding). NaN or infinite
     logits raise :class:`ModelOutputError` naming the first bad image. ``memory_format`` lays out the
     normalized batch; by default channels_last on the CPU (see ``devices.inference_memory_format``).
+    ``what`` names the pass in progress reports (``clean imagenet-sample``, ``rotation``).
     """
     if images.dim() != 4 or not (images.dtype == torch.uint8 or images.is_floating_point()):
         raise ValueError(f"expected images (N, C, H, W) in [0, 255], uint8 or float, got {images.dtype} {tuple(images.shape)}")
@@ -53,11 +50,11 @@ def predict_logits(
             f"model {model.id} takes {model.preprocessing.channels} input channel(s) but the images have "
             f"{images.shape[1]}; give the model's mean/std per channel (?mean=...&std=...) or convert the images"
         )
-    batch_size = batch_size or default_batch_size(model.device)
+    batch_size = batch_size or model.batch_size or default_batch_size(model.device)
     if model.device.type == "cpu":
         retain_freed_cpu_memory()
     out = []
-    with torch.inference_mode():
+    with torch.inference_mode(), phase("forward", model.id, what, total=images.shape[0]) as progress:
         for start in range(0, images.shape[0], batch_size):
             batch = images[start : start + batch_size].to(model.device, non_blocking=True)
             if transform is not None:
@@ -70,6 +67,7 @@ def predict_logits(
                 first = start + int(bad.nonzero()[0])
                 raise ModelOutputError(f"model {model.id} returned NaN or infinite logits for image {first} (and {int(bad.sum()) - 1} more in its batch)")
             out.append(logits.cpu())
+            progress.advance(batch.shape[0])
     if not out:
         return torch.empty(0, model.num_classes)
     return torch.cat(out)
@@ -84,7 +82,7 @@ def clean_logits(model: "LoadedModel", image_set: "ImageSet", images: torch.Tens
     per_model = _CLEAN_LOGITS.setdefault(model, {})
     key = (image_set.key, geometry or model.preprocessing.geometry)
     if key not in per_model:
-        per_model[key] = predict_logits(model, images, batch_size)
+        per_model[key] = predict_logits(model, images, batch_size, what=f"clean {image_set.name}")
     return per_model[key]
 
 

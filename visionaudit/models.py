@@ -18,6 +18,7 @@ from . import checkpoints
 from .devices import resolve_device, use_exact_float32
 from .errors import CheckpointError, ModelOutputError, SpecError
 from .preprocessing import Preprocessing, from_timm_config, from_torchvision_transforms
+from .progress import phase
 from .specs import DEFAULT_MODEL, LITE_SIZES, ModelSpec, canonical_spec, parse_spec
 
 __all__ = ["DEFAULT_MODEL", "LoadedModel", "ModelSpec", "as_logits", "build_architecture", "canonical_spec", "load_model", "parse_spec"]
@@ -46,6 +47,8 @@ class LoadedModel:
     sha256: str
     sha256_of: str  # the file hashed, or "state_dict" when the weights have no file
     architecture: str
+    batch_size: int | None = None  # images per forward pass when a caller gives none (visionaudit.batching)
+    batch_note: str | None = None  # why it was capped, when it was
 
     @property
     def input_size(self) -> int:
@@ -64,6 +67,8 @@ class LoadedModel:
             "imagenet_classes": self.imagenet_classes,
             "preprocessing": self.preprocessing.to_dict(),
             "device": str(self.device),
+            "batch_size": self.batch_size,
+            "batch_note": self.batch_note,
         }
 
 
@@ -229,6 +234,11 @@ def load_model(spec: str | ModelSpec, device: str | torch.device = "cpu", arch: 
     """Resolve a spec to a model in eval mode on ``device``, checked with one forward pass."""
     parsed = spec if isinstance(spec, ModelSpec) else parse_spec(spec, arch)
     dev = device if isinstance(device, torch.device) else resolve_device(device)
+    with phase("load", parsed.id, f"on {dev}"):
+        return _load(parsed, dev)
+
+
+def _load(parsed: ModelSpec, dev: torch.device) -> LoadedModel:
     built = _build(parsed)
     use_exact_float32(dev)
     pre = built.preprocessing.with_overrides(parsed.options)

@@ -45,6 +45,8 @@ class AuditRecord:
     thresholds: dict[str, Any] = field(default_factory=dict)
     tables: dict[str, Any] = field(default_factory=dict)
     model_info: dict[str, Any] | None = None  # LoadedModel.to_dict(), for the report's models section
+    control: str | None = None  # the control group of a model the audit built itself (random-init controls)
+    not_judged: str | None = None  # why the gate was not judged (too little data), when it was not
 
     def metric(self, name: str, value: Any) -> Any:
         self.metrics[name] = to_jsonable(value)
@@ -78,6 +80,8 @@ class AuditRecord:
             "thresholds": dict(self.thresholds),
             "tables": dict(self.tables),
             "model_info": self.model_info,
+            "control": self.control,
+            "not_judged": self.not_judged,
         }
 
 

@@ -20,16 +20,47 @@ from .families import families
 from .recording import to_jsonable
 
 # 2: canonical model specs (with the spelling as given), the deployment family, `families`,
-#    null for every non-finite number.
+#    null for every non-finite number, an entry for every collected test with its true outcome
+#    (interrupted, crashed, timeout, not_judged, not_run too), `verdict` and `error`.
 SCHEMA_VERSION = 2
+OUTCOMES = ("passed", "failed", "skipped", "error", "not_judged", "interrupted", "crashed", "timeout", "not_run")
+# Within one test, the worst phase wins (a passed call with a failed teardown is an error).
 OUTCOME_RANK = {"error": 4, "failed": 3, "passed": 1, "skipped": 0}
+# Across tests (summary rows, failures first): how bad each outcome is.
+SEVERITY = {"crashed": 8, "timeout": 7, "error": 6, "failed": 5, "interrupted": 4, "not_run": 3, "not_judged": 2, "passed": 1,
+            "skipped": 0}
+FAILING = ("failed", "error", "crashed", "timeout")
+
+
+def blank_entry(nodeid: str, meta: dict[str, Any], outcome: str, message: str | None = None) -> dict[str, Any]:
+    """The entry of a test that left no report of its own (never started, or stopped while running)."""
+    return {"nodeid": nodeid, "audit": meta.get("audit"), "model": meta.get("model"), "params": meta.get("params") or {},
+            "outcome": outcome, "duration": 0.0, "metrics": {}, "thresholds": {}, "tables": {}, "message": message,
+            "worker": None}
+
+
+def verdict(audits: list[dict[str, Any]], stopped: bool) -> str:
+    """fail: a gate failed or a test could not run as it should; incomplete: not every gate was judged
+    (the run stopped, tests did not run, or had too little data); pass otherwise."""
+    outcomes = {e["outcome"] for e in audits}
+    if outcomes & set(FAILING):
+        return "fail"
+    if stopped or not audits or outcomes & {"interrupted", "not_run", "not_judged"}:
+        return "incomplete"
+    return "pass"
+
+
+def incomplete_section(audits: list[dict[str, Any]], stopped: bool) -> dict[str, Any]:
+    by = lambda outcome: sorted(e["nodeid"] for e in audits if e["outcome"] == outcome)  # noqa: E731
+    return {"interrupted": stopped, "interrupted_tests": by("interrupted"), "crashed": by("crashed"), "timeout": by("timeout"),
+            "not_run": by("not_run")}
 
 
 def summarize(audits: list[dict[str, Any]]) -> dict[str, Any]:
     by_audit: dict[str, Counter] = defaultdict(Counter)
     by_model: dict[str, Counter] = defaultdict(Counter)
     for e in audits:
-        by_audit[e["audit"]][e["outcome"]] += 1
+        by_audit[str(e["audit"])][e["outcome"]] += 1
         by_model[str(e["model"])][e["outcome"]] += 1
     return {
         "total": len(audits),
@@ -54,21 +85,26 @@ def aggregate(audits: list[dict[str, Any]]) -> dict[str, Any]:
 def families_in(audits: list[dict[str, Any]]) -> dict[str, Any]:
     """The descriptors (key metric, direction) of the families this report holds."""
     known = families()
-    return {name: known[name].describe() for name in sorted({e["audit"] for e in audits}) if name in known}
+    return {name: known[name].describe() for name in sorted({e["audit"] for e in audits if e["audit"]}) if name in known}
 
 
-def assemble(run: dict[str, Any], models: dict[str, Any], audits: list[dict[str, Any]], incomplete: dict[str, Any]) -> dict[str, Any]:
+def assemble(run: dict[str, Any], models: dict[str, Any], audits: list[dict[str, Any]], stopped: bool = False,
+             error: str | None = None) -> dict[str, Any]:
+    """The report. ``stopped``: the run ended early (Ctrl-C, SIGTERM, killed); ``error``: what stopped it at
+    startup (a usage, config or missing-data error), if anything."""
     audits = sorted(audits, key=lambda e: e["nodeid"])
     aggregates = aggregate(audits)  # before the entries are copied out: it may add metrics to them
     return to_jsonable({
         "schema_version": SCHEMA_VERSION,
+        "verdict": verdict(audits, stopped or error is not None),
+        "error": error,
         "run": run,
         "families": families_in(audits),
         "models": dict(sorted(models.items())),
         "audits": audits,
         "summary": summarize(audits),
         "aggregates": aggregates,
-        "incomplete": incomplete,
+        "incomplete": incomplete_section(audits, stopped),
     })
 
 

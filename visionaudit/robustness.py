@@ -55,7 +55,8 @@ def evaluate_transform(
 ) -> TransformResult:
     """One transform at one severity, paired with the clean pass (``clean_logits``, computed once)."""
     kernel = get_transform(transform)
-    logits = predict_logits(model, images, batch_size, transform=lambda b, idx: kernel(b, idx, seed, severity))
+    logits = predict_logits(model, images, batch_size, transform=lambda b, idx: kernel(b, idx, seed, severity),
+                            what=transform if severity == 1.0 else f"{transform} x{severity:g}")
     clean_pred, pred = clean_logits.argmax(1), logits.argmax(1)
     before = (clean_pred == labels).numpy()
     after = (pred == labels).numpy()
@@ -151,6 +152,7 @@ FAMILY = register_family(Family(
         "alpha": f.level("significance level of the McNemar tests and Holm's correction"),
         "severities": f.numbers("severity sweep; 1.0 is the documented default magnitude", minimum=0.0, exclusive_minimum=True),
         "bootstrap_resamples": f.count("resamples of the paired bootstrap interval"),
+        "min_images": f.count("fewer images than this and the gate is not judged (outcome not_judged): a handful of images says nothing"),
     },
     aggregate=_aggregate,
     summary_lines=_summary_lines,

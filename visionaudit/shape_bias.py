@@ -167,6 +167,7 @@ FAMILY = register_family(Family(
         "stimulus_geometry": f.choice(GEOMETRIES, "native: the 224x224 stimuli unchanged (published); model_input: "
                                                   "resized, uncropped, to the model's input size"),
         "chance_alpha": f.level("one-sided binomial tests against chance: cue use (2/16) and shape-only accuracy (1/16)"),
+        "min_images": f.count("fewer stimuli (conflicting ones for shape bias) than this and the gate is not judged (outcome not_judged): a handful of images says nothing"),
         "min_edges_accuracy": f.fraction("16-way accuracy on the edge stimuli"),
         "min_silhouettes_accuracy": f.fraction("16-way accuracy on the filled silhouettes"),
     },

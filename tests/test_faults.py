@@ -1,0 +1,278 @@
+"""Fault injection: every way a run can end leaves a true, schema-valid report (or a journal that rebuilds one).
+
+Each scenario runs pytest in a subprocess on a tiny model. The fault is delivered at a deterministic
+point by the audited test itself: it waits until the run's journal shows the test before it finished
+and itself started, then sends the signal, kills its worker or the whole run, or hangs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from visionaudit.recording import report_schema
+
+ROOT = Path(__file__).resolve().parents[1]
+A, B, C = (f"test_fault.py::test_{x}[tests.tiny_models:tiny]" for x in "abc")
+
+AUDIT = """
+import json
+import os
+import signal
+import time
+
+import pytest
+
+pytestmark = pytest.mark.audit("accuracy")
+FAULT = os.environ.get("FAULT", "")
+JOURNAL = "report.json.journal.jsonl"
+
+
+def seen(event, nodeid):
+    try:
+        lines = open(JOURNAL).read().splitlines()
+    except OSError:
+        return False
+    for line in lines:
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue
+        if e["event"] == event and nodeid in (e.get("nodeid"), e.get("entry", {}).get("nodeid")):
+            return True
+    return False
+
+
+def when_journal_shows(*events, seconds=60):
+    deadline = time.time() + seconds
+    while not all(seen(*e) for e in events):
+        assert time.time() < deadline, f"the journal never showed {events}"
+        time.sleep(0.05)
+
+
+def controller():
+    return os.getppid() if os.environ.get("PYTEST_XDIST_WORKER") else os.getpid()
+
+
+def test_a(model, record):
+    record.metric("clean_top1", 0.9)
+
+
+def test_b(model, record, request):
+    record.metric("clean_top1", 0.8)
+    if not FAULT:
+        return
+    when_journal_shows(("finished", "test_fault.py::test_a[tests.tiny_models:tiny]"), ("started", request.node.nodeid))
+    if FAULT == "ctrl_c":
+        os.kill(controller(), signal.SIGINT)
+        time.sleep(30)
+    elif FAULT == "sigterm":
+        os.kill(controller(), signal.SIGTERM)
+        time.sleep(30)
+    elif FAULT == "kill_worker":
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif FAULT == "kill_run":
+        os.kill(controller(), signal.SIGKILL)
+        os._exit(0)  # a worker left behind ends too
+    elif FAULT == "hang":
+        time.sleep(120)
+
+
+def test_c(model, record):
+    record.metric("clean_top1", 0.7)
+"""
+
+ARGS = ["--model", "tests.tiny_models:tiny", "--device", "cpu", "-p", "no:cacheprovider", "--audit-json=report.json"]
+MODES = [pytest.param([], id="serial"), pytest.param(["-n", "1"], id="xdist")]
+
+
+@pytest.fixture
+def project(suite: pytest.Pytester, monkeypatch) -> pytest.Pytester:
+    suite.makepyfile(test_fault=AUDIT)
+    suite.makefile(".toml", audit="[audits.accuracy]\nmin_top1 = 0.5\nmin_images = 1\n")
+    monkeypatch.setenv("PYTHONPATH", str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    monkeypatch.setenv("VISIONAUDIT_TEST_LOAD_LOG", str(suite.path / "loads.log"))
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    return suite
+
+
+def run(project: pytest.Pytester, fault: str, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "FAULT": fault}
+    for var in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_CURRENT_TEST"):
+        env.pop(var, None)
+    return subprocess.run([sys.executable, "-m", "pytest", *ARGS, *args], cwd=project.path, env=env, capture_output=True,
+                          text=True, timeout=240)
+
+
+def report(project: pytest.Pytester) -> dict:
+    data = json.loads((project.path / "report.json").read_text())
+    jsonschema.validate(data, report_schema())
+    return data
+
+
+def outcomes(data: dict) -> dict[str, str]:
+    return {a["nodeid"]: a["outcome"] for a in data["audits"]}
+
+
+def metrics(data: dict, nodeid: str) -> dict:
+    return next(a["metrics"] for a in data["audits"] if a["nodeid"] == nodeid)
+
+
+@pytest.mark.parametrize("fault", ["ctrl_c", "sigterm"])
+@pytest.mark.parametrize("mode", MODES)
+def test_interrupt_keeps_the_finished_and_says_what_was_running(project, fault, mode):
+    proc = run(project, fault, *mode)
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, proc.stdout[-2000:] + proc.stderr[-2000:]
+    data = report(project)
+    assert outcomes(data) == {A: "passed", B: "interrupted", C: "not_run"}
+    assert metrics(data, A) == {"clean_top1": 0.9}
+    assert data["verdict"] == "incomplete" and data["incomplete"]["interrupted"] is True
+    assert not (project.path / "report.json.journal.jsonl").exists()  # the report holds everything now
+    assert f"interrupted while running: {B}" in proc.stdout
+
+
+@pytest.mark.parametrize("mode", [pytest.param(["-n", "1"], id="one-worker"), pytest.param(["-n", "2"], id="two-workers")])
+def test_a_killed_worker_is_crashed_with_its_last_output(project, mode):
+    proc = run(project, "kill_worker", *mode)
+    assert proc.returncode == pytest.ExitCode.TESTS_FAILED, proc.stdout[-2000:] + proc.stderr[-2000:]
+    data = report(project)
+    assert outcomes(data) == {A: "passed", B: "crashed", C: "passed"}  # xdist replaces the worker; the rest runs
+    crashed = next(a for a in data["audits"] if a["nodeid"] == B)
+    assert "died while running it" in crashed["message"] and "the worker's last output" in crashed["message"]
+    assert "tests.tiny_models:tiny: loading on cpu" in crashed["message"]
+    assert metrics(data, A) == {"clean_top1": 0.9} and metrics(data, C) == {"clean_top1": 0.7}
+    assert data["verdict"] == "fail"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_killed_run_leaves_a_journal_that_rebuilds_the_report(project, mode):
+    proc = run(project, "kill_run", *mode)
+    assert proc.returncode == -9, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert not (project.path / "report.json").exists()
+    journal = project.path / "report.json.journal.jsonl"
+    rebuilt = subprocess.run([sys.executable, "-m", "visionaudit", "report", "--from-journal", str(journal)],
+                             capture_output=True, text=True, timeout=120, cwd=project.path)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    data = report(project)
+    assert outcomes(data) == {A: "passed", B: "interrupted", C: "not_run"}
+    assert metrics(data, A) == {"clean_top1": 0.9}
+    assert data["verdict"] == "incomplete" and data["run"]["exit_status"] is None
+    assert "tests.tiny_models:tiny" in data["models"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_hanging_test_ends_as_timeout(project, mode):
+    proc = run(project, "hang", "--audit-timeout", "3", *mode)
+    assert proc.returncode == pytest.ExitCode.TESTS_FAILED, proc.stdout[-2000:] + proc.stderr[-2000:]
+    data = report(project)
+    assert outcomes(data) == {A: "passed", B: "timeout", C: "passed"}
+    assert metrics(data, B) == {"clean_top1": 0.8}  # what it measured before it hung
+    assert data["verdict"] == "fail" and data["incomplete"]["timeout"] == [B]
+
+
+def test_unreadable_images_are_one_data_error_naming_every_file(project, tmp_path):
+    from PIL import Image
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("n01440764_0.JPEG", "n01443537_1.JPEG"):
+        Image.new("RGB", (40, 40), (90, 120, 30)).save(images / name)
+    (images / "n01484850_2.JPEG").write_text("not a picture")
+    (images / "n01491361_3.JPEG").write_bytes(b"\xff\xd8\xff")
+    project.makepyfile(test_fault="""
+import pytest
+
+pytestmark = pytest.mark.audit("accuracy")
+
+def test_one(evaluated, record):
+    record.metric("clean_top1", 1.0)
+
+def test_two(evaluated, record):
+    record.metric("clean_top1", 1.0)
+""")
+    proc = run(project, "", f"--audit-images={images}", f"--audit-data={tmp_path}")
+    assert proc.returncode == pytest.ExitCode.TESTS_FAILED, proc.stdout[-2000:] + proc.stderr[-2000:]
+    data = report(project)
+    one, two = (next(a for a in data["audits"] if a["nodeid"].startswith(f"test_fault.py::test_{n}")) for n in ("one", "two"))
+    assert one["outcome"] == two["outcome"] == "error"  # bad data, not a failed gate
+    assert "2 of 4 images cannot be used" in one["message"]
+    assert "n01484850_2.JPEG" in one["message"] and "n01491361_3.JPEG" in one["message"]
+    assert two.get("same_error_as") == one["nodeid"]
+    assert proc.stdout.count("n01484850_2.JPEG is unreadable") == 1  # said once, where it belongs
+
+
+def test_an_unwritable_report_path_is_refused_before_any_model_loads(project):
+    (project.path / "a_file").write_text("")
+    proc = run(project, "", "--audit-json=a_file/report.json")
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR
+    assert "--audit-json a_file/report.json: the report cannot be written there" in proc.stderr
+    assert not (project.path / "loads.log").exists()
+    proc = run(project, "", f"--audit-json={project.path}")
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR and "is a directory; give a file path" in proc.stderr
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_config_error_exits_4_with_the_error_in_the_report(project, mode):
+    project.makefile(".toml", audit="[audits.accuracy]\nmin_top1 = 1.5\n")
+    proc = run(project, "", *mode)
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR
+    assert proc.stderr.count("audits.accuracy.min_top1 = 1.5 is out of range") == 1
+    data = report(project)
+    assert data["verdict"] == "incomplete" and "min_top1 = 1.5 is out of range" in data["error"]
+    assert data["audits"] == [] and data["run"]["exit_status"] == 4
+    assert not (project.path / "loads.log").exists()
+
+
+@pytest.mark.parametrize("value", ["-1", "0"])
+def test_a_bad_batch_size_is_a_usage_error(project, value):
+    proc = run(project, "", f"--audit-batch-size={value}")
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR
+    assert f"--audit-batch-size must be a positive number of images per forward pass, got {value}" in proc.stderr
+
+
+def test_too_few_images_is_not_judged_with_the_minimum(project):
+    project.makefile(".toml", audit="[audits.accuracy]\nmin_top1 = 0.5\nmin_images = 5\n")
+    project.makepyfile(test_fault="""
+import pytest
+
+pytestmark = pytest.mark.audit("accuracy")
+
+def test_small(model, record, judge_count):
+    record.metric("clean_top1", 1.0)
+    judge_count(3, "labelled images")
+    assert False, "a gate judged on 3 images"
+""")
+    proc = run(project, "")
+    assert proc.returncode == pytest.ExitCode.OK, proc.stdout[-2000:]
+    data = report(project)
+    (entry,) = data["audits"]
+    assert entry["outcome"] == "not_judged" and entry["metrics"] == {"clean_top1": 1.0}
+    assert entry["message"] == "not judged: 3 labelled images; this gate needs at least 5 (min_images in audit.toml)"
+    assert data["verdict"] == "incomplete"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_progress_reaches_the_terminal_and_the_report(project, mode):
+    proc = run(project, "", *mode)
+    first = proc.stdout.splitlines()[0]
+    assert first.startswith("visionaudit: 1 model (tests.tiny_models:tiny) on cpu"), first  # before workers start
+    worker = " [gw0]" if mode else ""
+    assert f"visionaudit{worker} tests.tiny_models:tiny: loading on cpu ..." in proc.stdout
+    data = report(project)
+    loads = [p for p in data["run"]["phases"] if p["phase"] == "load"]
+    assert loads and loads[0]["subject"] == "tests.tiny_models:tiny" and loads[0]["worker"] == (worker.strip(" []") or "main")
+    quiet = run(project, "", "-q", *mode)
+    assert "visionaudit: 1 model" not in quiet.stdout and "loading on cpu" not in quiet.stdout
+
+
+def test_a_batch_size_past_free_memory_is_capped_and_said(project):
+    proc = run(project, "", "--audit-batch-size=100000")
+    assert proc.returncode == pytest.ExitCode.OK, proc.stdout[-2000:]
+    info = report(project)["models"]["tests.tiny_models:tiny"]
+    assert 1 <= info["batch_size"] < 100000 and "batch size 100000 capped to" in info["batch_note"]
