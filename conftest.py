@@ -1,4 +1,7 @@
-"""The audit suite's pytest wiring: plugins (hooks) and fixtures, loaded for audits/ and tests/ alike."""
+"""The audit suite's pytest wiring: plugins (hooks) and fixtures, loaded for audits/ and tests/ alike.
+
+Listed so that a plugin comes after the plugins it imports (pytest warns when a plugin module was
+imported before it registers it)."""
 
 pytest_plugins = [
     "plugins.options",
@@ -10,9 +13,9 @@ pytest_plugins = [
     "plugins.recording",
     "plugins.errors",
     "plugins.worker_channel",
-    "plugins.progress",
     "plugins.collection",
     "plugins.collector",
+    "plugins.progress",
     "plugins.writer",
     "plugins.presenters",
     "fixtures.models",

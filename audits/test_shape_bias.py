@@ -11,22 +11,24 @@ import math
 
 import pytest
 
+from visionaudit.fingerprint import data_fingerprint
 from visionaudit.imagenet16 import decide
-from visionaudit.shape_bias import (CHANCE_CATEGORY, CHANCE_CUE, CI_METHOD, REFERENCES, above_chance_p, category_accuracy,
+from visionaudit.shape_bias import (CHANCE_CATEGORY, CHANCE_CUE, CI_METHOD, REFERENCES, above_chance_p, category_hits,
                                     shape_bias, stimulus_geometry)
 
 pytestmark = pytest.mark.audit("shape_bias")
 
 
-def _stimuli_geometry(model, record, thresholds):
+def _stimuli_geometry(model, image_set, record, thresholds):
     mode = thresholds["stimulus_geometry"]
     geometry = stimulus_geometry(model, mode)
     record.metric("stimulus_geometry", {"mode": mode, **geometry.to_dict()})
+    record.metric("data_fingerprint", data_fingerprint(image_set, geometry))  # what a later comparison must share
     return geometry
 
 
 def test_shape_bias(imagenet_model, cue_conflict_images, evaluate, record, thresholds, judge_count):
-    geometry = _stimuli_geometry(imagenet_model, record, thresholds)
+    geometry = _stimuli_geometry(imagenet_model, cue_conflict_images, record, thresholds)
     logits = evaluate(imagenet_model, cue_conflict_images, geometry).logits
     result = shape_bias(decide(logits, thresholds["aggregation"]), cue_conflict_images.categories, cue_conflict_images.textures)
     for name in ("shape_bias_ci", "shape_hits", "texture_hits", "n_conflict", "shape_fraction", "texture_fraction",
@@ -60,10 +62,10 @@ def test_shape_bias(imagenet_model, cue_conflict_images, evaluate, record, thres
 )
 def test_shape_only_accuracy(imagenet_model, shape_only_images, evaluate, record, thresholds, stimuli, metric, judge_count):
     image_set = shape_only_images(stimuli)
-    geometry = _stimuli_geometry(imagenet_model, record, thresholds)
+    geometry = _stimuli_geometry(imagenet_model, image_set, record, thresholds)
     decisions = decide(evaluate(imagenet_model, image_set, geometry).logits, thresholds["aggregation"])
-    accuracy = category_accuracy(decisions, image_set.categories)
-    hits = sum(d == c for d, c in zip(decisions, image_set.categories))
+    hits = category_hits(decisions, image_set.categories)
+    accuracy = hits / len(decisions)
     record.metric("n_images", len(decisions))
     judge_count(len(decisions), f"{stimuli} stimuli")
     alpha = record.threshold("chance_alpha", thresholds["chance_alpha"])

@@ -8,13 +8,11 @@ before xdist reports its collection, and the controller checks when the first wo
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from visionaudit.datasets import FETCHABLE, data_root
-from visionaudit.errors import DataError
+from visionaudit.datasets import LABELLED, missing_data
 from visionaudit.recording import to_jsonable
 
 from .markers import family_of
@@ -23,7 +21,7 @@ from .worker_channel import send
 
 STARTUP_ERROR_KEY = pytest.StashKey[str]()
 # The data each fixture reads: "labelled" is --audit-images, the rest are folders under the data root.
-DATA_FIXTURES = {"labelled_images": ("labelled",), "cue_conflict_images": ("cue-conflict",)}
+DATA_FIXTURES = {"labelled_images": (LABELLED,), "cue_conflict_images": ("cue-conflict",)}
 SHAPE_ONLY = {"edges": "edges", "filled-silhouettes": "filled-silhouettes"}
 
 
@@ -45,36 +43,12 @@ def collection_meta(items: list[pytest.Item]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def missing_data(config: pytest.Config, needs: set[str]) -> list[str]:
-    """Every missing data folder the collected tests need, each with its fix."""
-    if not needs:
-        return []
-    settings = get_settings(config)
-    try:
-        root = data_root(settings.data)
-    except DataError as e:
-        return [str(e)]
-    problems = []
-    for need in sorted(needs):
-        if need == "labelled":
-            if settings.images == "imagenette":
-                continue
-            path = Path(settings.images).expanduser()
-            path = path if path.is_absolute() or path.exists() else root / settings.images
-            if not path.is_dir():
-                problems.append(f"labelled images not found at {path}: point --audit-images at a folder of WNID folders "
-                                "or <wnid>_<name> files")
-        elif not (root / need).is_dir():
-            fix = f"python -m visionaudit fetch {need} --dest {root}" if need in FETCHABLE else "add it to the data root"
-            problems.append(f"{need} not found at {root / need}: {fix}")
-    return problems
-
-
 def check_data(config: pytest.Config, meta: dict[str, dict[str, Any]]) -> None:
     """Stop the run (exit 4) when data the collected tests need is missing; the collector calls it."""
     if config.getoption("collectonly") or config.stash.get(STARTUP_ERROR_KEY, None):
         return
-    problems = missing_data(config, {d for m in meta.values() for d in m.get("data", ())})
+    settings = get_settings(config)
+    problems = missing_data(settings.data, settings.images, {d for m in meta.values() for d in m.get("data", ())})
     if problems:
         message = "the collected audits need data that is not there (no test was run):\n  " + "\n  ".join(problems)
         config.stash[STARTUP_ERROR_KEY] = message

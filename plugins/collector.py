@@ -9,17 +9,19 @@ its time limit ``timeout``. Every finished test goes to the journal as it finish
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
 import pytest
 
 from visionaudit.journal import JournalWriter
-from visionaudit.report import OUTCOME_RANK, blank_entry
+from visionaudit.report import OUTCOME_RANK, blank_entry, settle
 
 from .collection import check_data, collection_meta
-from .recording import NOT_JUDGED_KEY, record_of, user_error_of
-from .worker_channel import get_channel
+from .interruptions import effective_timeout
+from .recording import NOT_JUDGED_KEY, RECORD_STASH, record_of, user_error_of
+from .worker_channel import get_channel, worker_fault_output
 
 COLLECTOR_KEY = pytest.StashKey["Collector"]()
 TIMEOUT_MARK = "from pytest-timeout"  # pytest-timeout's failure message ends with it
@@ -36,6 +38,7 @@ class Collector:
         self.crashed: dict[str, str] = {}
         self.models: dict[str, dict[str, Any]] = {}
         self.first_error: dict[str, str] = {}  # message -> the first test that showed it
+        self.collection_errors: list[str] = []
         self.journal: JournalWriter | None = None
 
     # -- what is known before tests run ------------------------------------------------------------
@@ -84,10 +87,10 @@ class Collector:
             entry["message"] = _message(report)
             if outcome == "skipped" and rec is not None and rec.get(NOT_JUDGED_KEY):
                 entry["outcome"] = "not_judged"
+            elif outcome in ("failed", "error") and entry["message"] and TIMEOUT_MARK in entry["message"]:
+                entry["outcome"] = "timeout"  # in the test or in a fixture (a model load, a decode) alike
             elif outcome == "failed" and user_error_of(report):
-                entry["outcome"] = "error"  # bad input (a data error), not a failed gate
-            elif outcome == "failed" and entry["message"] and TIMEOUT_MARK in entry["message"]:
-                entry["outcome"] = "timeout"
+                entry["outcome"] = "error"  # bad input, or the audit's own bug: not a failed gate
             self._say_once(report, entry)
 
     def _say_once(self, report: pytest.TestReport, entry: dict[str, Any]) -> None:
@@ -104,13 +107,16 @@ class Collector:
         if channel is not None:
             channel.poll()
         last = channel.last_lines(worker) if channel is not None else []
-        limit = self.config.getoption("audit_timeout", None)
+        limit = effective_timeout(self.config)
         ran = time.monotonic() - self.started.get(nodeid, time.monotonic())
         self.crashed[nodeid] = "timeout" if limit and ran >= limit else "crashed"
         text = (f"its time limit of {limit:g} s passed and its worker {worker} was stopped" if self.crashed[nodeid] == "timeout"
                 else f"worker {worker} died while running it (killed, out of memory, or a crash in native code)")
         if last:
             text += "; the worker's last output:\n" + "\n".join(last[-10:])
+        fault = worker_fault_output(self.config, worker)
+        if fault:
+            text += "\nits fatal-error traceback (faulthandler):\n" + fault
         entry = self._entry(nodeid)
         entry["outcome"], entry["message"], entry["worker"] = self.crashed[nodeid], text, worker
         self.finish(nodeid)  # no logfinish comes from a dead worker
@@ -118,26 +124,25 @@ class Collector:
     def finish(self, nodeid: str) -> None:
         self.finished.add(nodeid)
         self.started.pop(nodeid, None)
-        if nodeid in self.crashed:
-            self.entries[nodeid]["outcome"] = self.crashed[nodeid]
         if self.journal and nodeid in self.entries:
             self.journal.write("finished", entry=self.entries[nodeid])
 
-    def all_entries(self, stopped: bool) -> list[dict[str, Any]]:
-        """Every collected test: finished ones as they ended, the rest interrupted or not run."""
-        out = dict(self.entries)
-        for nodeid in self.collected or list(self.entries):
-            if nodeid in self.finished:
-                continue
-            if nodeid in self.started or nodeid in self.entries:
-                if stopped:  # running, or between its reports, when the run stopped
-                    entry = out.get(nodeid) or blank_entry(nodeid, self.meta.get(nodeid, {}), "interrupted")
-                    entry = {**entry, "outcome": "interrupted",
-                             "message": "it was running when the run stopped; its metrics are what it had measured by then"}
-                    out[nodeid] = entry
-            else:
-                out[nodeid] = blank_entry(nodeid, self.meta.get(nodeid, {}), "not_run")
-        return list(out.values())
+    def recover(self, items: list[pytest.Item]) -> None:
+        """What a test that never finished had recorded, when it ran in this process (no xdist)."""
+        for item in items:
+            record = item.stash.get(RECORD_STASH, None)
+            if item.nodeid in self.started and record is not None:
+                entry = self._entry(item.nodeid)
+                rec = record.to_dict()
+                for key in ("metrics", "thresholds", "tables"):
+                    entry[key].update(rec[key])
+
+    def all_entries(self) -> list[dict[str, Any]]:
+        """Every collected test: finished ones as they ended, the ones that began and did not finish
+        interrupted (whatever stopped the run), the rest not run."""
+        for nodeid in self.started:
+            self._entry(nodeid)
+        return settle(self.collected, self.meta, self.entries, self.finished)
 
     # -- hooks ----------------------------------------------------------------------------------------
 
@@ -173,6 +178,11 @@ class Collector:
     def pytest_runtest_logfinish(self, nodeid: str) -> None:
         self.finish(nodeid)
 
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:  # a test file that does not import: its tests were never collected
+            text = str(getattr(report, "longreprtext", "") or report.longrepr).strip().splitlines()
+            self.collection_errors.append(f"{report.nodeid or '.'}: {text[-1] if text else 'collection failed'}")
+
 
 def _outcome(report: pytest.TestReport) -> str | None:
     if report.when == "call":
@@ -192,6 +202,8 @@ def _message(report: pytest.TestReport) -> str | None:
         return str(longrepr[2]).removeprefix("Skipped: ")
     crash = getattr(getattr(longrepr, "reprcrash", None), "message", None)
     text = crash or getattr(report, "longreprtext", "") or str(longrepr)
+    # xdist puts the worker's "[gw0] linux -- Python 3.11.7 ..." line first: where it ran, not what went wrong.
+    text = re.sub(r"^\[gw\d+\] .* -- Python [^\n]*\n", "", text)
     # The assertion's own message is the readable part; pytest's introspection follows it.
     text = text.split("\nassert ")[0].split("\n +  where")[0]
     return text.strip()[-2000:] or None

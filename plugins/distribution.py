@@ -36,6 +36,7 @@ def pytest_configure(config: pytest.Config) -> None:
         torch.set_num_threads(cpu_thread_share(worker_count()))
 
 
+@pytest.hookimpl(optionalhook=True)  # so that -p no:xdist still runs
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
     """Group by model when there are at least as many models as workers.
 

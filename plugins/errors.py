@@ -10,11 +10,20 @@ from visionaudit.errors import VisionAuditError
 from .recording import USER_ERROR_KEY
 
 
+# A test fails a gate by an assertion (or pytest.fail, which pytest-timeout uses too); anything else it raises
+# is an error of the run: bad input, or a bug in the audit.
+GATE_FAILURES = (AssertionError, pytest.fail.Exception)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
-    if call.excinfo is not None and isinstance(call.excinfo.value, VisionAuditError) and report.failed:
-        report.longrepr = f"{type(call.excinfo.value).__name__}: {call.excinfo.value}"
-        # Bad input is an error of the run, not a failed gate, in whichever phase it surfaced.
-        report.user_properties.append((USER_ERROR_KEY, type(call.excinfo.value).__name__))
+    if call.excinfo is None or not report.failed:
+        return report
+    error = call.excinfo.value
+    if isinstance(error, VisionAuditError):
+        report.longrepr = f"{type(error).__name__}: {error}"
+        report.user_properties.append((USER_ERROR_KEY, type(error).__name__))
+    elif not isinstance(error, GATE_FAILURES):
+        report.user_properties.append((USER_ERROR_KEY, type(error).__name__))
     return report

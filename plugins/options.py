@@ -1,4 +1,8 @@
-"""Command-line options of the audit suite (plugins/settings.py resolves them with audit.toml)."""
+"""Command-line options of the audit suite (plugins/settings.py resolves them with audit.toml).
+
+Numbers are taken as text and checked there, so that a bad value (``--audit-batch-size abc``) is one of
+our usage errors, said once and written into the report, rather than argparse's exit before any plugin runs.
+"""
 
 from __future__ import annotations
 
@@ -20,14 +24,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--audit-images", default=None, metavar="NAME|DIR",
                     help="labelled natural images: a folder under the data root (default imagenet-sample), "
                          "a path (WNID folders or <wnid>_<name> files), or 'imagenette'")
-    group.addoption("--audit-samples", type=int, default=None, metavar="N",
+    group.addoption("--audit-samples", default=None, metavar="N",
                     help="audit a fixed, seeded, class-stratified subset of N images per image set (quick runs)")
-    group.addoption("--audit-seed", type=int, default=None, metavar="SEED", help="seed for subsets and transforms (default 0)")
+    group.addoption("--audit-seed", default=None, metavar="SEED", help="seed for subsets and transforms (default 0)")
     group.addoption("--audit-config", default=None, metavar="PATH", help="thresholds file (default: audit.toml at the rootdir)")
-    group.addoption("--audit-batch-size", type=int, default=None, metavar="N",
+    group.addoption("--audit-batch-size", default=None, metavar="N",
                     help="images per forward pass (default: 8 on CPU, 128 on accelerators)")
     group.addoption("--audit-json", default=None, metavar="PATH",
                     help="write the audit report (JSON) to PATH; while the run goes on, PATH.journal.jsonl keeps every "
                          "finished test (python -m visionaudit report --from-journal rebuilds a report from it)")
-    group.addoption("--audit-timeout", type=float, default=None, metavar="SECONDS",
+    group.addoption("--audit-timeout", default=None, metavar="SECONDS",
                     help="time limit per test (default 1800); a test past it ends as timeout (pytest-timeout)")

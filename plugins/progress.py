@@ -11,6 +11,8 @@ import pytest
 
 from visionaudit import progress
 
+from .collector import get_collector
+from .settings import get_settings
 from .worker_channel import get_channel, send
 
 PHASES_KEY = pytest.StashKey[dict]()
@@ -32,11 +34,12 @@ def _worth_printing(event: dict[str, Any], audited: tuple[str, ...]) -> bool:
 
 
 def _show(config: pytest.Config, worker: str, event: dict[str, Any]) -> None:
-    from .settings import get_settings
-
     tr = config.pluginmanager.get_plugin("terminalreporter")
     if tr is None or config.get_verbosity() < 0 or not _worth_printing(event, get_settings(config).models):
         return
+    collector = get_collector(config)
+    if collector is not None and collector.meta and not any(m.get("audit") for m in collector.meta.values()):
+        return  # no audit in this run (the suite's own tests): their models' progress is noise
     line = f"visionaudit{'' if worker == 'main' else f' [{worker}]'} {progress.describe(event)}"
     capman = config.pluginmanager.get_plugin("capturemanager")
     with _print_lock:
@@ -66,7 +69,7 @@ def _record(config: pytest.Config, worker: str, event: dict[str, Any]) -> None:
 def phase_timings(config: pytest.Config) -> list[dict[str, Any]]:
     """Per worker, model or image set, and phase: total seconds, images and calls, longest first."""
     rows = [{"worker": w, "subject": s, "phase": p, "what": what, "seconds": round(v["seconds"], 3), "images": v["images"],
-             "count": v["count"]} for (w, s, p, what), v in config.stash.get(PHASES_KEY, {}).items()]
+             "count": v["count"]} for (w, s, p, what), v in list(config.stash.get(PHASES_KEY, {}).items())]
     return sorted(rows, key=lambda r: -r["seconds"])
 
 
@@ -90,8 +93,6 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.hookimpl(tryfirst=True)  # before xdist brings up its workers
 def pytest_sessionstart(session: pytest.Session) -> None:
     """The first line, within a second of start: what will be audited, before workers and models load."""
-    from .settings import get_settings
-
     config = session.config
     tr = config.pluginmanager.get_plugin("terminalreporter")
     if tr is None or config.get_verbosity() < 0 or hasattr(config, "workerinput"):

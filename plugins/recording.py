@@ -14,7 +14,7 @@ from .markers import family_of
 
 RECORD_STASH = pytest.StashKey[AuditRecord]()
 NOT_JUDGED_KEY = "not_judged"  # the record's field saying why a gate was not judged
-USER_ERROR_KEY = "visionaudit-user-error"  # set by plugins/errors.py: the test stopped on bad input
+USER_ERROR_KEY = "visionaudit-error"  # set by plugins/errors.py: the test stopped on an error, not a failed gate
 
 
 def record_of(report: pytest.TestReport) -> dict | None:

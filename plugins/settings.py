@@ -4,14 +4,13 @@ before any model loads (a bad spec or config exits 4 with its message)."""
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Mapping
 
 import pytest
 
 from visionaudit.config import CONFIG_FILE, AuditConfig, load_config
+from visionaudit.devices import resolve_device
 from visionaudit.errors import VisionAuditError
 from visionaudit.specs import DEFAULT_MODEL, parse_spec
 
@@ -30,6 +29,7 @@ class Settings:
     seed: int
     batch_size: int | None
     config: AuditConfig
+    timeout: float | None = None  # --audit-timeout: seconds per test
     spellings: Mapping[str, str] = field(default_factory=dict)  # canonical spec -> as the user wrote it
 
 
@@ -57,52 +57,45 @@ def _resolve(config: pytest.Config) -> Settings:
     spellings: dict[str, str] = {}
     for spec in config.getoption("model") or run.get("models") or (DEFAULT_MODEL,):
         spellings.setdefault(parse_spec(spec, arch).id, spec)  # a typo fails the run at once; a repeat counts once
-    samples = config.getoption("audit_samples", None)
+    samples = _number(config, "audit_samples", int, "a positive number of images")
     samples = samples if samples is not None else run.get("samples")
-    if samples is not None and samples <= 0:
-        raise pytest.UsageError(f"--audit-samples must be a positive number of images, got {samples}")
-    batch_size = config.getoption("audit_batch_size", None)
-    if batch_size is not None and batch_size <= 0:
-        raise pytest.UsageError(f"--audit-batch-size must be a positive number of images per forward pass, got {batch_size}; "
-                                "leave it out for the default (8 on CPU, 128 on GPU)")
-    timeout = config.getoption("audit_timeout", None)
-    if timeout is not None and timeout <= 0:
-        raise pytest.UsageError(f"--audit-timeout must be a positive number of seconds per test, got {timeout:g}")
+    batch_size = _number(config, "audit_batch_size", int, "a positive number of images per forward pass",
+                         "; leave it out for the default (8 on CPU, 128 on GPU)")
+    seed = _number(config, "audit_seed", int, "a whole number, 0 or more", positive=False)
+    device = config.getoption("audit_device") or run.get("device") or "auto"
+    resolve_device(device)  # a typo or a missing GPU stops the run here, not in every test
     return Settings(
         models=tuple(spellings),
         arch=arch,
-        device=config.getoption("audit_device") or run.get("device") or "auto",
+        device=device,
         data=config.getoption("audit_data") or run.get("data"),
         images=config.getoption("audit_images") or run.get("images") or "imagenet-sample",
         samples=samples,
-        seed=config.getoption("audit_seed") if config.getoption("audit_seed") is not None else run.get("seed", 0),
+        seed=seed if seed is not None else run.get("seed", 0),
         batch_size=batch_size if batch_size is not None else run.get("batch_size"),
         config=audit_config,
+        timeout=_number(config, "audit_timeout", float, "a positive number of seconds per test"),
         spellings=spellings,
     )
 
 
-def check_report_path(path: str | None) -> None:
-    """Refuse an --audit-json path the report cannot be written to, now rather than after the run."""
-    if not path:
-        return
-    target = Path(path)
-    if target.is_dir():
-        raise pytest.UsageError(f"--audit-json {path} is a directory; give a file path, such as {target / 'report.json'}")
-    folder = target.parent
+def _number(config: pytest.Config, dest: str, kind: type, what: str, fix: str = "", positive: bool = True) -> float | int | None:
+    """An option's number, checked: ``--audit-samples -1`` or ``abc`` is a usage error naming the option."""
+    text = config.getoption(dest, None)
+    if text is None:
+        return None
+    flag = "--" + dest.replace("_", "-")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".visionaudit-write-check-"):
-            pass
-    except OSError as e:
-        raise pytest.UsageError(f"--audit-json {path}: the report cannot be written there ({e.strerror or e}); "
-                                "give a path in a folder you can write to") from None
+        value = kind(text)
+    except (TypeError, ValueError):
+        raise pytest.UsageError(f"{flag} must be {what}, got {text!r}{fix}") from None
+    if value < 0 or (positive and value == 0):
+        raise pytest.UsageError(f"{flag} must be {what}, got {text}{fix}")
+    return value
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    if not hasattr(config, "workerinput"):
-        check_report_path(config.getoption("audit_json", None))
     try:
         settings = config.stash[SETTINGS_KEY] = _resolve(config)
     except (VisionAuditError, pytest.UsageError) as e:

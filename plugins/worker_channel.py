@@ -11,6 +11,7 @@ messages go straight to the handlers in the same process.
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import shutil
 import tempfile
@@ -114,9 +115,29 @@ def send(config: pytest.Config, message: dict[str, Any]) -> None:
             pass  # the controller is gone; nothing to tell
 
 
+FAULT_FILE_KEY = pytest.StashKey[object]()
+
+
+def worker_fault_output(config: pytest.Config, worker: str) -> str:
+    """What a dead worker's faulthandler wrote (a segfault's traceback, say), or ""."""
+    channel = get_channel(config)
+    if channel is None or channel.folder is None:
+        return ""
+    try:
+        return (channel.folder / f"{worker}.fault").read_text(errors="replace").strip()[-3000:]
+    except OSError:
+        return ""
+
+
 @pytest.hookimpl(tryfirst=True)  # the progress and collector plugins subscribe to it in their configure
 def pytest_configure(config: pytest.Config) -> None:
-    if hasattr(config, "workerinput"):
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        folder = workerinput.get(INPUT_KEY)
+        if folder:  # a fatal error (a segfault in native code) leaves its traceback where the controller looks
+            fault_file = open(Path(folder) / f"{workerinput['workerid']}.fault", "w")
+            config.stash[FAULT_FILE_KEY] = fault_file
+            faulthandler.enable(file=fault_file, all_threads=True)
         return
     uses_xdist = config.getoption("dist", "no") != "no" and not config.getoption("collectonly", False)
     folder = Path(tempfile.mkdtemp(prefix="visionaudit-channel-")) if uses_xdist else None
@@ -133,6 +154,10 @@ def pytest_configure_node(node) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    fault_file = config.stash.get(FAULT_FILE_KEY, None)
+    if fault_file is not None:
+        faulthandler.disable()
+        fault_file.close()
     channel = get_channel(config)
     if channel is not None:
         channel.close()

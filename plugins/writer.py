@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import platform
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -18,15 +19,18 @@ from typing import Any
 import pytest
 
 from visionaudit.journal import JournalWriter, journal_path
-from visionaudit.report import assemble, gpu_names, software_versions, write_atomically
+from visionaudit.report import assemble, gpu_names, software_versions, unloaded_model, write_atomically
 
 from .collection import STARTUP_ERROR_KEY
+from .interruptions import effective_timeout
 from .collector import get_collector
 from .progress import phase_timings
 from .settings import SETTINGS_KEY, STARTUP_USAGE_ERROR_KEY, get_settings
 from .worker_channel import get_channel
 
 REPORT_KEY = pytest.StashKey[dict]()
+# Exit codes of a run that ended as it should: anything else (Ctrl-C, an internal error, pytest.exit) stopped it.
+FINISHED = (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED)
 START_KEY = pytest.StashKey[float]()
 WRITTEN_KEY = pytest.StashKey[bool]()
 
@@ -55,6 +59,7 @@ def _run_info(config: pytest.Config, exitstatus: int | None, models: dict[str, A
         "samples": settings.samples if settings else None,
         "config_file": str(settings.config.path) if settings and settings.config.path else None,
         "phases": phase_timings(config),
+        "timeout": effective_timeout(config),
     }
 
 
@@ -66,8 +71,7 @@ def _models(config: pytest.Config, loaded: dict[str, Any], audits: list[dict[str
     for mid in settings.models if settings else ():
         if mid not in models:
             errors = [e["message"] for e in audits if e["model"] == mid and e["outcome"] == "error"]
-            models[mid] = {"spec": mid, "spec_as_given": settings.spellings.get(mid, mid), "loaded": False,
-                           "error": errors[0] if errors else None}
+            models[mid] = unloaded_model(mid, settings.spellings.get(mid, mid), errors[0] if errors else None)
     return models
 
 
@@ -82,11 +86,19 @@ def report_data(session: pytest.Session) -> dict[str, Any] | None:
     channel = get_channel(config)
     if channel is not None:
         channel.poll()  # the workers' last words: progress, collected tests
-    stopped = session.exitstatus == pytest.ExitCode.INTERRUPTED or session.shouldstop is not False
-    audits = collector.all_entries(stopped=stopped)
+    if not config.pluginmanager.has_plugin("dsession"):
+        collector.recover(session.items)  # a test stopped mid-run in this process: keep what it recorded
+    stopped = session.exitstatus not in FINISHED or session.shouldstop is not False
+    audits = collector.all_entries()
     models = _models(config, collector.models, audits)
-    data = assemble(_run_info(config, session.exitstatus, models), models, audits, stopped=stopped,
-                    error=config.stash.get(STARTUP_ERROR_KEY, None))
+    error = config.stash.get(STARTUP_ERROR_KEY, None)
+    if collector.collection_errors:
+        error = "tests could not be collected: " + "; ".join(collector.collection_errors)
+    if session.exitstatus == pytest.ExitCode.OK and any(a["outcome"] == "not_judged" for a in audits):
+        # A gate that could not be judged has not passed: a CI job must not read exit 0 as a pass.
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    data = assemble(_run_info(config, session.exitstatus, models), models, audits, stopped=stopped, error=error,
+                    broken=bool(collector.collection_errors))
     config.stash[REPORT_KEY] = data
     return data
 
@@ -94,6 +106,28 @@ def report_data(session: pytest.Session) -> dict[str, Any] | None:
 def _report_path(config: pytest.Config) -> Path | None:
     path = config.getoption("audit_json", None)
     return Path(path) if path else None
+
+
+def check_report_path(path: str | None) -> None:
+    """Refuse an --audit-json path the report cannot be written to, now rather than after the run."""
+    if not path:
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise pytest.UsageError(f"--audit-json {path} is a directory; give a file path, such as {target / 'report.json'}")
+    folder = target.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".visionaudit-write-check-"):
+            pass
+    except OSError as e:
+        raise pytest.UsageError(f"--audit-json {path}: the report cannot be written there ({e.strerror or e}); "
+                                "give a path in a folder you can write to") from None
+
+
+@pytest.hookimpl(tryfirst=True)  # before the settings: a bad path is refused before anything else
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    check_report_path(config.getoption("audit_json", None))
 
 
 @pytest.hookimpl(trylast=True)  # after the collector (plugins' configure hooks run last-registered first)
@@ -104,7 +138,14 @@ def pytest_configure(config: pytest.Config) -> None:
     if collector is None or path is None:
         return
     settings = get_settings(config)
-    collector.journal = JournalWriter(journal_path(path))
+    journal = journal_path(path)
+    if journal.exists():  # an earlier run was killed and its journal not yet rebuilt: keep it
+        kept = journal.with_name(f"{journal.name}.{int(journal.stat().st_mtime)}")
+        journal.rename(kept)
+        config.issue_config_time_warning(pytest.PytestConfigWarning(
+            f"{journal} of an earlier, killed run was kept as {kept}; rebuild its report with "
+            f"python -m visionaudit report --from-journal {kept} -o REPORT.json"), stacklevel=2)
+    collector.journal = JournalWriter(journal)
     collector.journal.write("run", run=_run_info(config, None, {}), models=list(settings.models), spellings=dict(settings.spellings))
 
 
@@ -114,9 +155,11 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     path = _report_path(session.config)
     if data is None or path is None:
         return
+    collector = get_collector(session.config)
+    if collector is not None and collector.journal is not None:
+        collector.journal.write("end", exit_status=int(session.exitstatus))
     write_atomically(path, data)
     session.config.stash[WRITTEN_KEY] = True
-    collector = get_collector(session.config)
     if collector is not None and collector.journal is not None:
         collector.journal.close(remove=True)  # the report holds everything now
 

@@ -74,6 +74,20 @@ def test_typos_and_out_of_range_values_are_refused(tmp_path, text, message):
     assert str(path) in str(e.value)
 
 
+def test_a_model_table_overrides_only_the_names_it_lists(tmp_path):
+    cfg = load_config(write(tmp_path, """
+[audits.robustness]
+max_drop = 0.5
+max_drop_by_transform = { vertical_flip = 0.7, horizontal_flip = 0.05 }
+[models.efficientnet_lite0.robustness]
+max_drop_by_transform = { vertical_flip = 0.8 }
+"""))
+    lite0 = cfg.thresholds("robustness", "efficientnet_lite0")
+    assert lite0.entry("max_drop_by_transform", "vertical_flip", "max_drop") == 0.8
+    assert lite0.entry("max_drop_by_transform", "horizontal_flip", "max_drop") == 0.05  # not loosened to max_drop
+    assert cfg.thresholds("robustness", "torchvision:resnet50").entry("max_drop_by_transform", "vertical_flip") == 0.7
+
+
 def test_dash_alias_names_the_model(tmp_path):
     cfg = load_config(write(tmp_path, '[audits.accuracy]\nmin_top1 = 0.7\n[models."efficientnet-lite0".accuracy]\nmin_top1 = 0.85\n'))
     assert cfg.thresholds("accuracy", canonical_spec("efficientnet_lite0"))["min_top1"] == 0.85

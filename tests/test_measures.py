@@ -98,3 +98,12 @@ def test_batchnorm_calibration_draws_nothing_from_the_global_rng(control_model):
         stats.append([m.running_mean.clone() for m in model.module.modules() if isinstance(m, torch.nn.BatchNorm2d)])
         assert not model.module.training
     assert all(torch.equal(a, b) for a, b in zip(*stats))
+
+
+def test_control_model_leaves_the_cuda_generators_alone(control_model, monkeypatch):
+    def boom(seed):
+        raise AssertionError("the control reseeded the CUDA generators")
+
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", boom)
+    monkeypatch.setattr(torch.cuda, "manual_seed", boom)
+    assert control_model("squeezenet1_1").id == "torchvision:squeezenet1_1:none"

@@ -159,12 +159,28 @@ def test_c(model, record):
                     "test_audits.py::test_c[tests.tiny_models:tiny]": "not_run"}
 
 
-def test_model_that_fails_to_load_is_in_the_report(audit_dir):
-    result = audit_dir.runpytest_subprocess("--model", "torchvision:resnet18:NOPE", "-p", "no:cacheprovider", "--audit-json=report.json")
+def test_model_that_fails_to_load_is_in_the_report_and_said_once(audit_dir):
+    bad = audit_dir.path / "bad.pth"
+    bad.write_bytes(b"\x80garbage")
+    result = audit_dir.runpytest_subprocess(f"--model={bad}", "--arch", "torchvision:resnet18", "-p", "no:cacheprovider",
+                                            "--audit-json=report.json")
     result.assert_outcomes(errors=6)
     data = load(audit_dir.path / "report.json")
-    model = data["models"]["torchvision:resnet18:NOPE"]
-    assert model["loaded"] is False and "has no weights 'NOPE'" in model["error"]
+    (spec,) = data["models"]
+    model = data["models"][spec]
+    assert model["loaded"] is False and "is corrupt or truncated" in model["error"]
+    errors = [a for a in data["audits"] if a["outcome"] == "error"]
+    assert len(errors) == 6 and sum("same_error_as" not in a for a in errors) == 1
+    assert result.stdout.str().count("is corrupt or truncated") == 1  # said once; the other five point to it
+
+
+def test_unknown_weights_and_devices_stop_the_run_at_startup(audit_dir):
+    result = audit_dir.runpytest_subprocess("--model", "torchvision:resnet18:IMAGENET1K_V9", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*torchvision:resnet18 has no weights 'IMAGENET1K_V9'; known: DEFAULT, none, IMAGENET1K_V1*"])
+    result = audit_dir.runpytest_subprocess("--model", "tests.tiny_models:tiny", "--device", "cdua", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unknown device 'cdua': use auto, cpu, cuda, cuda:N or mps*"])
 
 
 def test_github_step_summary(audit_dir, monkeypatch):

@@ -269,3 +269,17 @@ def test_uncropped_geometry_keeps_the_whole_stimulus(shared_data):
     assert decode_image(path, whole_image(260, "bicubic")).shape == (3, 260, 260)
     cropped = decode_image(path, Geometry(256, 224, "bicubic"))  # the natural-image geometry cuts the border away
     assert not torch.equal(cropped, pixels)
+
+
+def test_errors_name_the_file_line_with_blank_lines_counted(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("object_response,imagename\ncat,cat1-dog2.png\n\n\ncow,cat1-dog3.png\n")
+    with pytest.raises(DataError, match=r"d.csv:5: unknown response 'cow'"):
+        shape_bias_from_csv(path)
+
+
+def test_a_journal_not_named_as_one_needs_an_output_path(tmp_path, capsys):
+    odd = tmp_path / "journal.txt"
+    odd.write_text("{}\n")
+    assert cli_main(["report", "--from-journal", str(odd)]) == 2
+    assert "say where the report goes with -o PATH" in capsys.readouterr().err and odd.read_text() == "{}\n"

@@ -33,6 +33,6 @@ FAMILY = register_family(Family(
     metrics=("top5", "n_images"),
     thresholds={
         "min_top1": f.fraction("clean top-1 at least this"),
-        "min_images": f.count("fewer images than this and the gate is not judged (outcome not_judged): a handful of images says nothing"),
+        "min_images": f.min_images(),
     },
 ))

@@ -109,7 +109,12 @@ def _report(args: argparse.Namespace) -> int:
     from .summary import terminal_lines
 
     journal = Path(args.from_journal)
-    out = Path(args.output) if args.output else journal.with_name(journal.name.removesuffix(".journal.jsonl") or "report.json")
+    if args.output:
+        out = Path(args.output)
+    elif journal.name.endswith(".journal.jsonl") and journal.name != ".journal.jsonl":
+        out = journal.with_name(journal.name.removesuffix(".journal.jsonl"))
+    else:
+        raise VisionAuditError(f"{journal} is not named REPORT.journal.jsonl; say where the report goes with -o PATH")
     data = rebuild(journal)
     write_atomically(out, data)
     for line in terminal_lines(data):

@@ -89,7 +89,13 @@ class AuditConfig:
         if audit not in known:
             raise ConfigError(unknown_name("audit family", audit, known))
         merged = dict(self.audits.get(audit, {}))
-        merged.update(self.models.get(model_id, {}).get(audit, {}))
+        for key, value in self.models.get(model_id, {}).get(audit, {}).items():
+            if isinstance(value, dict) and isinstance(merged.get(key), dict):
+                # A per-name table (transforms, deployment forms) overrides the names it lists, and only those:
+                # replacing the whole default table would drop the other names' bounds without a word.
+                merged[key] = {**merged[key], **value}
+            else:
+                merged[key] = value
         return Thresholds(audit, model_id, MappingProxyType(merged), self.path)
 
     def models_not_in(self, run_models: list[str] | tuple[str, ...]) -> list[str]:

@@ -127,6 +127,37 @@ def data_root(explicit: str | os.PathLike | None = None) -> Path:
     return root
 
 
+LABELLED = "labelled"  # the labelled natural images (--audit-images), among the data names below
+
+
+def labelled_path(root: Path, choice: str) -> Path:
+    """Where ``--audit-images CHOICE`` points: a path as given when it exists or is absolute, else a folder under the root."""
+    path = Path(choice).expanduser()
+    return path if path.is_absolute() or path.exists() else root / choice
+
+
+def missing_data(root_value: str | None, images: str, needs: set[str]) -> list[str]:
+    """Every data folder in ``needs`` (``labelled`` or a folder name under the data root) that is not there,
+    each with its fix; empty when all are there."""
+    if not needs:
+        return []
+    try:
+        root = data_root(root_value)
+    except DataError as e:
+        return [str(e)]
+    problems = []
+    for need in sorted(needs):
+        if need == LABELLED:
+            path = labelled_path(root, images)
+            if images != "imagenette" and not path.is_dir():
+                problems.append(f"labelled images not found at {path}: point --audit-images at a folder of WNID folders "
+                                "or <wnid>_<name> files")
+        elif not (root / need).is_dir():
+            fix = f"python -m visionaudit fetch {need} --dest {root}" if need in FETCHABLE else "add it to the data root"
+            problems.append(f"{need} not found at {root / need}: {fix}")
+    return problems
+
+
 def _require_dir(path: Path, what: str, fetch_name: str | None) -> None:
     if path.is_dir():
         return

@@ -54,7 +54,8 @@ def read_decisions(path: str | Path) -> Decisions:
             missing = [c for c in ("object_response", "imagename") if c not in (reader.fieldnames or [])]
             if missing:
                 raise DataError(f"{path}: missing column(s) {', '.join(missing)}; expected {','.join(COLUMNS)}")
-            for line, row in enumerate(reader, start=2):
+            for row in reader:
+                line = reader.line_num  # the file's line, blank lines counted
                 if None in row.values() or None in row:
                     raise DataError(f"{path}:{line}: the row has {len([v for v in row.values() if v is not None])} fields "
                                     f"where the header has {len(reader.fieldnames or [])}; fix or remove the line")

@@ -122,7 +122,7 @@ FAMILY = register_family(Family(
     metrics=("max_rel_diff", "top1_agreement", "n_images"),
     thresholds={
         "images": f.count("real images (a stratified subset) each form is compared on"),
-        "min_images": f.count("fewer images than this and the gate is not judged (outcome not_judged): a handful of images says nothing"),
+        "min_images": f.min_images(),
         "max_abs_diff": f.per_name(DEPLOYMENTS, f.nonnegative(), "per form: largest |logit difference|"),
         "min_top1_agreement": f.per_name(DEPLOYMENTS, f.fraction(), "per form: share of images with the same top-1"),
     },

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
 from .errors import DataError
 from .recording import to_jsonable
-from .report import assemble, blank_entry
+from .report import assemble, blank_entry, settle, unloaded_model
 
 
 def journal_path(report_path: str | Path) -> Path:
@@ -32,17 +33,21 @@ class JournalWriter:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(path, "w", encoding="utf-8")
+        self._lock = threading.Lock()  # the controller's channel thread writes too
 
     def write(self, event: str, **fields: Any) -> None:
-        if self._file.closed:
-            return
-        self._file.write(json.dumps(to_jsonable({"event": event, **fields}), allow_nan=False) + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())  # on disk, not in a buffer a SIGKILL would lose
+        line = json.dumps(to_jsonable({"event": event, **fields}), allow_nan=False) + "\n"
+        with self._lock:
+            if self._file.closed:
+                return
+            self._file.write(line)
+            self._file.flush()
+            os.fsync(self._file.fileno())  # on disk, not in a buffer a SIGKILL would lose
 
     def close(self, remove: bool = False) -> None:
-        if not self._file.closed:
-            self._file.close()
+        with self._lock:
+            if not self._file.closed:
+                self._file.close()
         if remove:
             self.path.unlink(missing_ok=True)
 
@@ -90,14 +95,12 @@ def rebuild(path: str | Path) -> dict[str, Any]:
             models[e["id"]] = e["info"]
         elif kind == "end":
             exit_status = e.get("exit_status")
-    stopped = exit_status is None
-    for nodeid in collected:
-        if nodeid not in entries:
-            outcome = "interrupted" if nodeid in started else "not_run"
-            entries[nodeid] = blank_entry(nodeid, meta.get(nodeid, {}), outcome)
+    finished = set(entries)
+    for nodeid in started - finished:  # began, never finished: settle() marks it interrupted
+        entries[nodeid] = blank_entry(nodeid, meta.get(nodeid, {}), "interrupted")
+    audits = settle(collected, meta, entries, finished)
     for mid in events[0].get("models", []):
-        models.setdefault(mid, {"spec": mid, "spec_as_given": events[0].get("spellings", {}).get(mid, mid), "loaded": False,
-                                "error": None})
+        models.setdefault(mid, unloaded_model(mid, events[0].get("spellings", {}).get(mid, mid), None))
     run["exit_status"] = exit_status
     run["rebuilt_from_journal"] = str(path)
-    return assemble(run, models, list(entries.values()), stopped=stopped)
+    return assemble(run, models, audits, stopped=exit_status is None)

@@ -39,11 +39,35 @@ def blank_entry(nodeid: str, meta: dict[str, Any], outcome: str, message: str | 
             "worker": None}
 
 
-def verdict(audits: list[dict[str, Any]], stopped: bool) -> str:
-    """fail: a gate failed or a test could not run as it should; incomplete: not every gate was judged
-    (the run stopped, tests did not run, or had too little data); pass otherwise."""
+INTERRUPTED_MESSAGE = "it was running when the run stopped; its metrics are what it had recorded by then"
+
+
+def settle(collected: list[str], meta: dict[str, dict[str, Any]], entries: dict[str, dict[str, Any]],
+           finished: set[str]) -> list[dict[str, Any]]:
+    """Every collected test with its true outcome at the end of a run: finished tests as they ended, those
+    that began and never finished ``interrupted`` (their metrics kept), the rest ``not_run``."""
+    out = dict(entries)
+    for nodeid in collected or list(entries):
+        if nodeid in finished:
+            continue
+        if nodeid in entries:
+            out[nodeid] = {**entries[nodeid], "outcome": "interrupted", "message": INTERRUPTED_MESSAGE}
+        else:
+            out[nodeid] = blank_entry(nodeid, meta.get(nodeid, {}), "not_run")
+    return list(out.values())
+
+
+def unloaded_model(model_id: str, spelling: str, error: str | None) -> dict[str, Any]:
+    """The models section's entry of a configured model that never loaded."""
+    return {"spec": model_id, "spec_as_given": spelling, "loaded": False, "error": error}
+
+
+def verdict(audits: list[dict[str, Any]], stopped: bool, broken: bool = False) -> str:
+    """fail: a gate failed, a test could not run as it should, or the run itself was broken (a test file
+    that does not import); incomplete: not every gate was judged (the run stopped, tests did not run, or
+    had too little data); pass otherwise."""
     outcomes = {e["outcome"] for e in audits}
-    if outcomes & set(FAILING):
+    if broken or outcomes & set(FAILING):
         return "fail"
     if stopped or not audits or outcomes & {"interrupted", "not_run", "not_judged"}:
         return "incomplete"
@@ -89,14 +113,14 @@ def families_in(audits: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def assemble(run: dict[str, Any], models: dict[str, Any], audits: list[dict[str, Any]], stopped: bool = False,
-             error: str | None = None) -> dict[str, Any]:
+             error: str | None = None, broken: bool = False) -> dict[str, Any]:
     """The report. ``stopped``: the run ended early (Ctrl-C, SIGTERM, killed); ``error``: what stopped it at
-    startup (a usage, config or missing-data error), if anything."""
+    startup (a usage, config or missing-data error) or broke it (``broken``: a collection error)."""
     audits = sorted(audits, key=lambda e: e["nodeid"])
     aggregates = aggregate(audits)  # before the entries are copied out: it may add metrics to them
     return to_jsonable({
         "schema_version": SCHEMA_VERSION,
-        "verdict": verdict(audits, stopped or error is not None),
+        "verdict": verdict(audits, stopped or error is not None, broken),
         "error": error,
         "run": run,
         "families": families_in(audits),

@@ -152,7 +152,7 @@ FAMILY = register_family(Family(
         "alpha": f.level("significance level of the McNemar tests and Holm's correction"),
         "severities": f.numbers("severity sweep; 1.0 is the documented default magnitude", minimum=0.0, exclusive_minimum=True),
         "bootstrap_resamples": f.count("resamples of the paired bootstrap interval"),
-        "min_images": f.count("fewer images than this and the gate is not judged (outcome not_judged): a handful of images says nothing"),
+        "min_images": f.min_images(),
     },
     aggregate=_aggregate,
     summary_lines=_summary_lines,

@@ -106,13 +106,18 @@ def shape_bias(decisions: Sequence[str | None], shapes: Sequence[str], textures:
     )
 
 
-def category_accuracy(decisions: Sequence[str], categories: Sequence[str]) -> float:
-    """16-way accuracy: the share of decisions equal to the image's category (shape-only stimuli)."""
+def category_hits(decisions: Sequence[str], categories: Sequence[str]) -> int:
+    """How many decisions equal the image's category (shape-only stimuli)."""
     if len(decisions) != len(categories):
         raise ValueError(f"{len(decisions)} decisions for {len(categories)} images")
+    return sum(d == c for d, c in zip(decisions, categories))
+
+
+def category_accuracy(decisions: Sequence[str], categories: Sequence[str]) -> float:
+    """16-way accuracy: the share of decisions equal to the image's category."""
     if not decisions:
         raise ValueError("no decisions to score")
-    return sum(d == c for d, c in zip(decisions, categories)) / len(decisions)
+    return category_hits(decisions, categories) / len(decisions)
 
 
 def above_chance_p(hits: int, n: int, chance: float = CHANCE_CATEGORY) -> float:
@@ -167,7 +172,7 @@ FAMILY = register_family(Family(
         "stimulus_geometry": f.choice(GEOMETRIES, "native: the 224x224 stimuli unchanged (published); model_input: "
                                                   "resized, uncropped, to the model's input size"),
         "chance_alpha": f.level("one-sided binomial tests against chance: cue use (2/16) and shape-only accuracy (1/16)"),
-        "min_images": f.count("fewer stimuli (conflicting ones for shape bias) than this and the gate is not judged (outcome not_judged): a handful of images says nothing"),
+        "min_images": f.min_images("stimuli (conflicting ones for shape bias)"),
         "min_edges_accuracy": f.fraction("16-way accuracy on the edge stimuli"),
         "min_silhouettes_accuracy": f.fraction("16-way accuracy on the filled silhouettes"),
     },

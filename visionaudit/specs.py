@@ -88,6 +88,22 @@ def _unknown(raw: str, body: str) -> SpecError:
     return SpecError(f"unknown model spec {raw!r}.{hint} " + _forms())
 
 
+def _check_weights(raw: str, name: str, weights: str) -> None:
+    """Weights that torchvision does not have are a spec error now, not a load error in every test."""
+    if weights in ("DEFAULT", "none"):
+        return
+    import torchvision
+
+    try:
+        enum = torchvision.models.get_model_weights(name)
+    except ValueError:
+        raise SpecError(f"--model {raw}: torchvision:{name} has no pretrained weights; use torchvision:{name}:none") from None
+    if weights not in enum.__members__:
+        near = closest(weights, enum.__members__)
+        raise SpecError(f"--model {raw}: torchvision:{name} has no weights {weights!r}; known: DEFAULT, none, "
+                        + ", ".join(enum.__members__) + (f"; did you mean {near}?" if near else ""))
+
+
 def _query(options: dict[str, str]) -> str:
     return "&".join(f"{k}={options[k]}" for k in sorted(options))
 
@@ -121,6 +137,7 @@ def _parse(spec: str, arch: str | None) -> ModelSpec:
             raise SpecError(f"--model {raw}: torchvision has no model {name!r}"
                             + (f"; did you mean torchvision:{near}?" if near else "; see torchvision.models.list_models()"))
         weights = "none" if weights.lower() == "none" else weights.upper()
+        _check_weights(raw, name, weights)
         base = f"torchvision:{name}" + ("" if weights == "DEFAULT" else f":{weights}")
         return ModelSpec(raw, "torchvision", base + ("?" + _query(options) if options else ""), name=name, weights=weights, options=options)
     if body.startswith("timm:"):

@@ -148,6 +148,11 @@ def count(help: str = "") -> Field:
     return Field("int", help, 1, None)
 
 
+def min_images(what: str = "images") -> Field:
+    """The smallest sample a gate is judged on; fewer and the test ends as not_judged."""
+    return Field("int", f"fewer {what} than this and the gate is not judged (outcome not_judged): a handful says nothing", 1, None)
+
+
 def choice(choices: Iterable[str], help: str = "") -> Field:
     return Field("str", help, choices=tuple(choices))
 
