@@ -116,6 +116,9 @@ def check_report_path(path: str | None) -> None:
     if target.is_dir():
         raise pytest.UsageError(f"--audit-json {path} is a directory; give a file path, such as {target / 'report.json'}")
     folder = target.parent
+    blocking = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise pytest.UsageError(f"--audit-json {path}: {blocking} is a file, not a folder; give a path in a folder you can write to")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".visionaudit-write-check-"):

@@ -223,7 +223,7 @@ def test_an_unwritable_report_path_is_refused_before_any_model_loads(project):
     (project.path / "a_file").write_text("")
     proc = run(project, "", "--audit-json=a_file/report.json")
     assert proc.returncode == pytest.ExitCode.USAGE_ERROR
-    assert "--audit-json a_file/report.json: the report cannot be written there" in proc.stderr
+    assert "--audit-json a_file/report.json: a_file is a file, not a folder" in proc.stderr
     assert not (project.path / "loads.log").exists()
     proc = run(project, "", f"--audit-json={project.path}")
     assert proc.returncode == pytest.ExitCode.USAGE_ERROR and "is a directory; give a file path" in proc.stderr
