@@ -12,7 +12,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from visionaudit import Family, register_family, threshold_fields as f
+from visionaudit import Family, register_family
 from visionaudit.errors import ConfigError
 from visionaudit.families import README_END, README_START, families, get_family, markdown_table, readme_table_problems
 from visionaudit.recording import report_schema
