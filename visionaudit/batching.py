@@ -29,9 +29,7 @@ def default_batch_size(device: torch.device) -> int:
 @dataclass(frozen=True)
 class BatchChoice:
     size: int
-    requested: int | None  # the size asked for (None: the default)
     bytes_per_image: int | None
-    available_bytes: int | None  # this process's share
     note: str | None  # set when the size was capped, saying why
 
 
@@ -95,7 +93,7 @@ def fit_batch_size(model: LoadedModel, requested: int | None, sharing: int = 1) 
     per_image = bytes_per_image(model) if model.device.type in ("cpu", "cuda") else None
     free = available_memory(model.device)
     if per_image is None or free is None:
-        return BatchChoice(size, requested, per_image, None, None)
+        return BatchChoice(size, per_image, None)
     share = int(free * (GPU_FRACTION if model.device.type == "cuda" else CPU_FRACTION) / max(1, sharing))
     cap = max(1, share // per_image)
     note = None
@@ -103,4 +101,4 @@ def fit_batch_size(model: LoadedModel, requested: int | None, sharing: int = 1) 
         note = (f"batch size {size} capped to {cap}: a probe batch needed about {per_image / 2**20:.0f} MiB per image "
                 f"and this process's share of free {model.device.type} memory is {share / 2**30:.1f} GiB")
         size = cap
-    return BatchChoice(size, requested, per_image, share, note)
+    return BatchChoice(size, per_image, note)

@@ -31,7 +31,6 @@ EXPERIMENT = "cue-conflict"
 
 @dataclass(frozen=True)
 class Decisions:
-    subjects: tuple[str, ...]
     image_names: tuple[str, ...]
     shapes: tuple[str, ...]
     textures: tuple[str, ...]
@@ -47,7 +46,7 @@ def read_decisions(path: str | Path) -> Decisions:
     if path.is_dir():
         raise DataError(f"{path} is a directory; give a decisions CSV file (columns {','.join(COLUMNS)})")
     allowed = set(categories())
-    subjects, names, shapes, textures, decisions = [], [], [], [], []
+    names, shapes, textures, decisions = [], [], [], []
     try:
         with open(path, newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
@@ -72,7 +71,6 @@ def read_decisions(path: str | Path) -> Decisions:
                 elif response not in allowed:
                     raise DataError(f"{path}:{line}: unknown response {response!r}; allowed: {', '.join(sorted(allowed))}, "
                                     f"or na / NaN for no response")
-                subjects.append((row.get("subj") or "").strip())
                 names.append(image)
                 shapes.append(cues[0])
                 textures.append(cues[1])
@@ -85,7 +83,7 @@ def read_decisions(path: str | Path) -> Decisions:
         raise DataError(f"{path}: not a readable CSV file ({e})") from None
     if not decisions:
         raise DataError(f"{path} holds no decisions")
-    return Decisions(tuple(sorted(set(subjects))), tuple(names), tuple(shapes), tuple(textures), tuple(decisions))
+    return Decisions(tuple(names), tuple(shapes), tuple(textures), tuple(decisions))
 
 
 def shape_bias_from_csv(path: str | Path) -> ShapeBiasResult:
