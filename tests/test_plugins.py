@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.terminal_text import said_once
+
 from plugins.recording import record_of
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,7 +109,7 @@ def test_bad_config_is_a_usage_error_said_once_before_any_model_loads(audit_dir,
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     message = f"{audit_dir.path / 'audit.toml'}: audits.robustness.not_significant = ['horizontal_flp'] unknown item 'horizontal_flp'"
     output = result.stdout.str() + result.stderr.str()
-    assert output.count(message) == 1, output
+    assert said_once(output, message), output
     assert "did you mean 'horizontal_flip'?" in output
     assert not (audit_dir.path / "loads.log").exists()
 
@@ -170,7 +172,7 @@ def test_weights_only():
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     output = result.stdout.str() + result.stderr.str()
     fix = f"cue-conflict not found at {root / 'cue-conflict'}: python -m visionaudit fetch cue-conflict --dest {root}"
-    assert output.count(fix) == 1 and "edges not found" not in output, output
+    assert said_once(output, fix) and "edges not found" not in output, output
     report = json.loads((suite.path / "r.json").read_text())
     assert report["verdict"] == "incomplete" and fix in report["error"]
     assert {a["nodeid"].split("::")[1]: a["outcome"] for a in report["audits"]} == {

@@ -9,6 +9,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from tests.terminal_text import said_once
+
 from visionaudit.report import write_atomically
 from visionaudit.recording import report_schema
 
@@ -171,7 +173,7 @@ def test_model_that_fails_to_load_is_in_the_report_and_said_once(audit_dir):
     assert model["loaded"] is False and "is corrupt or truncated" in model["error"]
     errors = [a for a in data["audits"] if a["outcome"] == "error"]
     assert len(errors) == 6 and sum("same_error_as" not in a for a in errors) == 1
-    assert result.stdout.str().count("is corrupt or truncated") == 1  # said once; the other five point to it
+    assert said_once(result.stdout.str(), "is corrupt or truncated")  # said once; the other five point to it
 
 
 def test_unknown_weights_and_devices_stop_the_run_at_startup(audit_dir):
