@@ -6,15 +6,14 @@ This is the gate under every other audit: their numbers mean little if the clean
 import pytest
 
 from visionaudit.accuracy import top1_accuracy, topk_accuracy
-from visionaudit.fingerprint import data_fingerprint
 
 pytestmark = pytest.mark.audit("accuracy")
 
 
-def test_clean_top1(imagenet_model, evaluated, record, thresholds, judge_count):
+def test_clean_top1(imagenet_model, evaluated, record, thresholds, judge_count, sample_set):
     top1 = top1_accuracy(evaluated.logits, evaluated.labels)
     record.metric("n_images", len(evaluated.labels))
-    record.metric("data_fingerprint", data_fingerprint(evaluated.image_set, imagenet_model.preprocessing.geometry))
+    record.outcomes_on(sample_set("labelled", evaluated.image_set), "clean", correct=evaluated.logits.argmax(1) == evaluated.labels)
     judge_count(len(evaluated.labels), "labelled images")
     record.metric("top5", topk_accuracy(evaluated.logits, evaluated.labels, 5))
     assert record.check_min("clean_top1", top1, "min_top1", thresholds["min_top1"]), (

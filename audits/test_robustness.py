@@ -8,21 +8,24 @@ and the study's per-class test across models are computed where all results meet
 
 import pytest
 
-from visionaudit.robustness import evaluate_transform
+from visionaudit.robustness import cached_transform
 from visionaudit.transforms import TRANSFORMS
 
 pytestmark = pytest.mark.audit("robustness")
 
 
 @pytest.mark.parametrize("transform", list(TRANSFORMS))
-def test_transform(imagenet_model, evaluated, record, thresholds, audit_seed, transform, judge_count):
+def test_transform(imagenet_model, evaluated, record, thresholds, audit_seed, transform, judge_count, sample_set):
     judge_count(len(evaluated.labels), "labelled images")
     results = [
-        evaluate_transform(imagenet_model, evaluated.images, evaluated.labels, evaluated.logits, transform, severity,
-                           seed=audit_seed, resamples=thresholds["bootstrap_resamples"])
+        cached_transform(imagenet_model, evaluated.image_set.key, evaluated.images, evaluated.labels, evaluated.logits, transform,
+                         severity, seed=audit_seed, resamples=thresholds["bootstrap_resamples"],
+                         sample_ids=evaluated.image_set.sample_ids)
         for severity in thresholds["severities"]
     ]
     main = next((r for r in results if r.severity == 1.0), results[0])
+    if main.severity == 1.0:  # what a later release is compared with, image by image
+        record.outcomes_on(sample_set("labelled", evaluated.image_set), transform, correct=main.correct)
     for name in ("severity", "n_images", "clean_top1", "top1", "drop_ci", "flip_rate", "p_value", "p_value_ttest", "discordant"):
         record.metric(name, getattr(main, name))
     record.table("classwise_clean", main.classwise_clean)

@@ -11,7 +11,6 @@ import math
 
 import pytest
 
-from visionaudit.fingerprint import data_fingerprint
 from visionaudit.imagenet16 import decide
 from visionaudit.shape_bias import (CHANCE_CATEGORY, CHANCE_CUE, CI_METHOD, REFERENCES, above_chance_p, category_hits,
                                     shape_bias, stimulus_geometry)
@@ -19,18 +18,18 @@ from visionaudit.shape_bias import (CHANCE_CATEGORY, CHANCE_CUE, CI_METHOD, REFE
 pytestmark = pytest.mark.audit("shape_bias")
 
 
-def _stimuli_geometry(model, image_set, record, thresholds):
+def _stimuli_geometry(model, record, thresholds):
     mode = thresholds["stimulus_geometry"]
     geometry = stimulus_geometry(model, mode)
-    record.metric("stimulus_geometry", {"mode": mode, **geometry.to_dict()})
-    record.metric("data_fingerprint", data_fingerprint(image_set, geometry))  # what a later comparison must share
+    record.metric("stimulus_geometry", {"mode": mode, **geometry.to_dict()})  # a later comparison must share the mode
     return geometry
 
 
-def test_shape_bias(imagenet_model, cue_conflict_images, evaluate, record, thresholds, judge_count):
-    geometry = _stimuli_geometry(imagenet_model, cue_conflict_images, record, thresholds)
-    logits = evaluate(imagenet_model, cue_conflict_images, geometry).logits
-    result = shape_bias(decide(logits, thresholds["aggregation"]), cue_conflict_images.categories, cue_conflict_images.textures)
+def test_shape_bias(imagenet_model, cue_conflict_images, evaluate, record, thresholds, judge_count, sample_set):
+    geometry = _stimuli_geometry(imagenet_model, record, thresholds)
+    decisions = decide(evaluate(imagenet_model, cue_conflict_images, geometry).logits, thresholds["aggregation"])
+    record.outcomes_on(sample_set("cue-conflict", cue_conflict_images), "cue-conflict", decisions=decisions)
+    result = shape_bias(decisions, cue_conflict_images.categories, cue_conflict_images.textures)
     for name in ("shape_bias_ci", "shape_hits", "texture_hits", "n_conflict", "shape_fraction", "texture_fraction",
                  "neither_fraction", "per_category"):
         record.metric(name, getattr(result, name))
@@ -60,10 +59,12 @@ def test_shape_bias(imagenet_model, cue_conflict_images, evaluate, record, thres
     "stimuli, metric",
     [pytest.param("edges", "edges_accuracy", id="edges"), pytest.param("filled-silhouettes", "silhouettes_accuracy", id="silhouettes")],
 )
-def test_shape_only_accuracy(imagenet_model, shape_only_images, evaluate, record, thresholds, stimuli, metric, judge_count):
+def test_shape_only_accuracy(imagenet_model, shape_only_images, evaluate, record, thresholds, stimuli, metric, judge_count,
+                             sample_set):
     image_set = shape_only_images(stimuli)
-    geometry = _stimuli_geometry(imagenet_model, image_set, record, thresholds)
+    geometry = _stimuli_geometry(imagenet_model, record, thresholds)
     decisions = decide(evaluate(imagenet_model, image_set, geometry).logits, thresholds["aggregation"])
+    record.outcomes_on(sample_set(stimuli, image_set), stimuli, decisions=decisions)
     hits = category_hits(decisions, image_set.categories)
     accuracy = hits / len(decisions)
     record.metric("n_images", len(decisions))

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from visionaudit.baseline import COMPARED, data_role
 from visionaudit.datasets import LABELLED, missing_data
 from visionaudit.recording import to_jsonable
 
@@ -28,9 +29,12 @@ SHAPE_ONLY = {"edges": "edges", "filled-silhouettes": "filled-silhouettes"}
 def _data_needs(item: pytest.Item) -> list[str]:
     names = getattr(item, "fixturenames", ())
     needs = [d for f in names for d in DATA_FIXTURES.get(f, ())]
+    params = getattr(getattr(item, "callspec", None), "params", {})
     if "shape_only_images" in names:
-        params = getattr(getattr(item, "callspec", None), "params", {})
         needs += [params["stimuli"]] if params.get("stimuli") in SHAPE_ONLY else list(SHAPE_ONLY)
+    if "compared_with_baseline" in names and params.get("comparison") in COMPARED:
+        role = data_role(COMPARED[params["comparison"]])
+        needs += [role] if role else []
     return sorted(set(needs))
 
 

@@ -37,6 +37,7 @@ class Collector:
         self.finished: set[str] = set()
         self.crashed: dict[str, str] = {}
         self.models: dict[str, dict[str, Any]] = {}
+        self.samples: dict[str, dict[str, Any]] = {}  # role -> image set (sample ids), the report's `samples`
         self.first_error: dict[str, str] = {}  # message -> the first test that showed it
         self.collection_errors: list[str] = []
         self.journal: JournalWriter | None = None
@@ -77,6 +78,9 @@ class Collector:
                 entry[key].update(rec[key])
             if rec.get("control"):
                 entry["control"] = rec["control"]
+            if rec.get("outcomes"):
+                entry["outcomes"] = rec["outcomes"]
+            self.add_samples(rec.get("samples") or {})
             if rec.get("model_info") and rec["model"] and rec["model"] not in self.models:
                 self.models[rec["model"]] = rec["model_info"]
                 if self.journal:
@@ -92,6 +96,13 @@ class Collector:
             elif outcome == "failed" and user_error_of(report):
                 entry["outcome"] = "error"  # bad input, or the audit's own bug: not a failed gate
             self._say_once(report, entry)
+
+    def add_samples(self, samples: dict[str, dict[str, Any]]) -> None:
+        new = {role: s for role, s in samples.items() if role not in self.samples}
+        if new:
+            self.samples.update(new)
+            if self.journal:
+                self.journal.write("samples", samples=new)
 
     def _say_once(self, report: pytest.TestReport, entry: dict[str, Any]) -> None:
         """The same error in many tests (a missing data folder, a model that will not load) is shown once."""
@@ -136,6 +147,9 @@ class Collector:
                 rec = record.to_dict()
                 for key in ("metrics", "thresholds", "tables"):
                     entry[key].update(rec[key])
+                if rec.get("outcomes"):
+                    entry["outcomes"] = rec["outcomes"]
+                self.add_samples(rec["samples"])
 
     def all_entries(self) -> list[dict[str, Any]]:
         """Every collected test: finished ones as they ended, the ones that began and did not finish

@@ -12,6 +12,8 @@ import torch
 
 from visionaudit.devices import cpu_thread_share
 
+from .baseline import get_baseline
+from .collector import get_collector
 from .settings import get_settings, worker_count, worker_index
 
 
@@ -21,13 +23,18 @@ def _dist_given(config: pytest.Config) -> bool:
 
 def model_scope(nodeid: str, model_ids: list[str]) -> str:
     """The model a test id belongs to (its scope), or the id itself when it names none."""
+    mid = model_of(nodeid, model_ids)
+    return f"model:{mid}" if mid else nodeid
+
+
+def model_of(nodeid: str, model_ids: list[str]) -> str | None:
     if not nodeid.endswith("]") or "[" not in nodeid:
-        return nodeid
+        return None
     params = nodeid[nodeid.index("[") + 1 : -1]
     for mid in sorted(model_ids, key=len, reverse=True):
         if params == mid or params.startswith(mid + "-") or params.endswith("-" + mid) or f"-{mid}-" in params:
-            return f"model:{mid}"
-    return nodeid
+            return mid
+    return None
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -38,19 +45,30 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(optionalhook=True)  # so that -p no:xdist still runs
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
-    """Group by model when there are at least as many models as workers.
+    """Group by model when there are at least as many models as workers; else keep each model's baseline
+    comparisons together (each computes the model's whole comparison set: once per worker that runs one).
 
     With fewer models than workers, grouping would idle workers; loading a model twice costs less.
     An explicit ``--dist`` is left alone.
     """
     models = list(get_settings(config).models)
     workers = len(config.getvalue("tx") or ())
-    if _dist_given(config) or config.getvalue("dist") != "load" or len(models) < max(2, workers):
+    if _dist_given(config) or config.getvalue("dist") != "load":
+        return None
+    by_model = len(models) >= max(2, workers)
+    if not by_model and get_baseline(config) is None:
         return None
     from xdist.scheduler import LoadScopeScheduling
 
+    def family(nodeid: str) -> str | None:
+        collector = get_collector(config)
+        return collector.meta.get(nodeid, {}).get("audit") if collector else None
+
     class ModelScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return model_scope(nodeid, models)
+            if by_model:
+                return model_scope(nodeid, models)
+            mid = model_of(nodeid, models) if family(nodeid) == "baseline" else None
+            return f"baseline:{mid}" if mid else nodeid
 
     return ModelScheduling(config, log)

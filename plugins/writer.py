@@ -98,7 +98,7 @@ def report_data(session: pytest.Session) -> dict[str, Any] | None:
         # A gate that could not be judged has not passed: a CI job must not read exit 0 as a pass.
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     data = assemble(_run_info(config, session.exitstatus, models), models, audits, stopped=stopped, error=error,
-                    broken=bool(collector.collection_errors))
+                    broken=bool(collector.collection_errors), samples=collector.samples)
     config.stash[REPORT_KEY] = data
     return data
 

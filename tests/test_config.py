@@ -153,9 +153,14 @@ def test_moved_deployment_keys_say_where_they_went(tmp_path, old, new):
         ("[audits.accuracy]\nmin_top1 = true\n", r"min_top1 = True has the wrong type"),
         ("[audits.acuracy]\nmin_top1 = 0.5\n", r"\[audits.acuracy\] unknown audit family 'acuracy'; allowed: accuracy, .*did you mean 'accuracy'\?"),
         ("[run]\nmodels = 'efficientnet_lite0'\n", r"run.models = 'efficientnet_lite0' has the wrong type; it must be list\[str\]"),
-        ("[runs]\n", r"unknown top-level table 'runs'; allowed: run, audits, models; did you mean 'run'\?"),
+        ("[runs]\n", r"unknown top-level table 'runs'; allowed: run, audits, models, baseline; did you mean 'run'\?"),
         ('[models."efficientnet_lite0".accuracy]\nmax_top1 = 1\n', r'\[models."efficientnet_lite0".accuracy\] unknown key \'max_top1\''),
         ("[audits\n", r"is not valid TOML"),
+        ("[audits.baseline]\ntolerance = { clean_top = 0.01 }\n", r"unknown key 'clean_top'.*did you mean 'clean_top1'\?"),
+        ("[audits.baseline]\ntolerance = { clean_top1 = -0.01 }\n", r"tolerance"),
+        ("[baseline]\npair = {}\n", r"\[baseline\] holds only a pairs table; unknown key 'pair'; allowed: pairs; did you mean 'pairs'\?"),
+        ('[baseline.pairs]\n"tests.tiny:x" = 3\n', r"\[baseline.pairs\] maps this run's model to the baseline's"),
+        ('[baseline.pairs]\n"resnet50" = "efficientnet_lite0"\n', r'\[models."resnet50"\] does not name a model'),
     ],
 )
 def test_bad_config_names_key_and_file(tmp_path, text, message):
@@ -163,6 +168,11 @@ def test_bad_config_names_key_and_file(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message) as e:
         load_config(path)
     assert str(path) in str(e.value)
+
+
+def test_baseline_pairs_are_canonical(tmp_path):
+    cfg = load_config(write(tmp_path, '[baseline.pairs]\n"efficientnet-lite0" = "torchvision:resnet50"\n'))
+    assert dict(cfg.baseline_pairs) == {"efficientnet_lite0": "torchvision:resnet50"}
 
 
 def test_missing_threshold_names_where_to_add_it(tmp_path):

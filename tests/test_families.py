@@ -28,7 +28,7 @@ def test_the_readme_family_table_matches_the_registry():
 def test_readme_check_names_a_missing_family():
     text = f"{README_START}\n" + "\n".join(markdown_table().splitlines()[:-1]) + f"\n{README_END}\n"  # the last row dropped
     problems = readme_table_problems(text)
-    assert len(problems) == 1 and problems[0].startswith("missing or changed row: | `deployment` |")
+    assert len(problems) == 1 and problems[0].startswith("missing or changed row: | `baseline` |")
     assert readme_table_problems("no table here")[0].startswith("the README has no generated family table")
 
 
@@ -125,7 +125,8 @@ def test_toy_family_reaches_report_and_terminal_summary(toy):
     result.assert_outcomes(passed=1, failed=1)
     data = json.loads((toy.path / "report.json").read_text())
     jsonschema.validate(data, report_schema())
-    assert data["families"] == {"toy": {"key_metric": "score", "higher_is_better": True, "gates": "a toy score per model"}}
+    assert data["families"] == {"toy": {"key_metric": "score", "higher_is_better": True, "gates": "a toy score per model",
+                                          "directions": {"score": True}}}
     assert data["aggregates"]["toy"] == {"models": 2, "mean_score": pytest.approx(0.55)}
     assert data["summary"]["by_audit"] == {"toy": {"passed": 1, "failed": 1}}
     result.stdout.fnmatch_lines([

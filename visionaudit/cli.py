@@ -123,6 +123,26 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from .compare_reports import Unpairable, compare_reports, regressions, render
+    from .config import load_config
+    from .pairing import read_report
+    from .specs import canonical_spec
+
+    if bool(args.model) != bool(args.baseline_model):
+        raise VisionAuditError("--model and --baseline-model go together: the new report's model and the old report's")
+    pairs = {canonical_spec(args.model): canonical_spec(args.baseline_model)} if args.model else None
+    config = load_config(args.config) if args.config else None
+    try:
+        comparison = compare_reports(read_report(args.old, "old report"), read_report(args.new, "new report"), pairs, config,
+                                     unpaired=args.unpaired)
+    except Unpairable as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 4
+    print(render(comparison, args.format))
+    return 1 if regressions(comparison) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m visionaudit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -161,6 +181,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the journal written beside --audit-json PATH while the run went on")
     r.add_argument("-o", "--output", default=None, help="where to write the report (default: PATH, the journal's report path)")
     r.set_defaults(func=_report)
+
+    cmp = sub.add_parser("compare", help="compare two saved reports image by image (the --audit-baseline gate, no model loaded); "
+                                         "exit 1 on a regression, 4 when they cannot be paired")
+    cmp.add_argument("old", metavar="OLD.json", help="the previous release's report")
+    cmp.add_argument("new", metavar="NEW.json", help="the candidate's report")
+    cmp.add_argument("--model", metavar="NEW_SPEC", help="the new report's model to compare (with --baseline-model)")
+    cmp.add_argument("--baseline-model", metavar="OLD_SPEC", help="the old report's model it is compared with")
+    cmp.add_argument("--format", choices=["table", "markdown", "json"], default="table")
+    cmp.add_argument("--config", metavar="audit.toml", help="tolerances from [audits.baseline] (default: the built-in ones)")
+    cmp.add_argument("--unpaired", action="store_true", help="compare reports made on other images, seed or subset with unpaired tests")
+    cmp.set_defaults(func=_compare)
 
     fam = sub.add_parser("families", help="the registered audit families, their key metrics and threshold schemas")
     fam.add_argument("--thresholds", action="store_true", help="list every threshold key with its type, range and allowed values")

@@ -49,7 +49,7 @@ RUN_SCHEMA: dict[str, Field] = {
     "seed": f.whole("seed for subsets and transforms"),
     "batch_size": f.count("images per forward pass"),
 }
-TOP_LEVEL = ("run", "audits", "models")
+TOP_LEVEL = ("run", "audits", "models", "baseline")
 
 
 def _check_table(table: Any, schema: Mapping[str, Field], where: str, path: Path,
@@ -82,6 +82,7 @@ class AuditConfig:
     audits: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     models: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)  # canonical spec -> family -> bounds
     model_keys: Mapping[str, str] = field(default_factory=dict)  # canonical spec -> the table key as written
+    baseline_pairs: Mapping[str, str] = field(default_factory=dict)  # [baseline.pairs]: this run's spec -> the baseline's
 
     def thresholds(self, audit: str, model_id: str) -> "Thresholds":
         """``audit``'s bounds for ``model_id`` (a canonical spec): defaults, then the model's overrides."""
@@ -186,4 +187,17 @@ def load_config(path: str | Path | None, arch: str | None = None) -> AuditConfig
             raise ConfigError(f'{path}: [models."{written[model_id]}"] and [models."{key}"] name the same model ({model_id}); merge them')
         written[model_id] = key
         models[model_id] = {name: _check_family_table(name, table, f'models."{key}".{name}', path) for name, table in per_audit.items()}
-    return AuditConfig(path, MappingProxyType(run), MappingProxyType(audits), MappingProxyType(models), MappingProxyType(written))
+    pairs = _baseline_pairs(data.get("baseline", {}), arch, path)
+    return AuditConfig(path, MappingProxyType(run), MappingProxyType(audits), MappingProxyType(models), MappingProxyType(written),
+                       MappingProxyType(pairs))
+
+
+def _baseline_pairs(table: Any, arch: str | None, path: Path) -> dict[str, str]:
+    """``[baseline.pairs]``: ``"NEW_SPEC" = "OLD_SPEC"``, both canonical (the run's model -> the baseline's)."""
+    if not isinstance(table, dict) or set(table) - {"pairs"}:
+        extra = next(iter(set(table) - {"pairs"})) if isinstance(table, dict) else str(table)
+        raise ConfigError(f"{path}: [baseline] holds only a pairs table; {unknown_name('key', extra, ['pairs'])}")
+    pairs = table.get("pairs", {})
+    if not isinstance(pairs, dict) or not all(isinstance(v, str) for v in pairs.values()):
+        raise ConfigError(f'{path}: [baseline.pairs] maps this run\'s model to the baseline\'s: "NEW_SPEC" = "OLD_SPEC"')
+    return {_canonical_key(new, arch, path): _canonical_key(old, arch, path) for new, old in pairs.items()}

@@ -54,6 +54,12 @@ class ImageSet:
         return len(self.paths)
 
     @property
+    def sample_ids(self) -> tuple[str, ...]:
+        """Stable names of the images: paths relative to the set's root, with ``/``. They key per-image
+        outcomes and seed random draws, so a subset, a shard or another machine sees the same ones."""
+        return tuple(p.relative_to(self.root).as_posix() if p.is_relative_to(self.root) else p.as_posix() for p in self.paths)
+
+    @property
     def key(self) -> tuple[str, str]:
         """Identity for caches: the set's name and a digest of its file list."""
         digest = hashlib.sha1("\n".join(map(str, self.paths)).encode()).hexdigest()[:16]
@@ -268,3 +274,21 @@ def load_images(
 
             _DECODED[key] = decode_images(image_set.paths, geometry, threads=threads, progress=advance)
     return _DECODED[key]
+
+
+ROLES = (LABELLED, "cue-conflict", "edges", "filled-silhouettes")  # the image sets of a run
+
+
+def run_image_set(role: str, root: Path, images: str = "imagenet-sample", samples: int | None = None, seed: int = 0,
+                  download: bool = True) -> ImageSet:
+    """The image set a run uses for ``role`` (``labelled`` is ``--audit-images``), subset by ``--audit-samples``."""
+    if role == LABELLED:
+        image_set = (imagenette(root / "imagenette", download=download) if images == "imagenette"
+                     else labelled_images(labelled_path(root, images)))
+    elif role == "cue-conflict":
+        image_set = cue_conflict(root / role)
+    elif role in ROLES:
+        image_set = category_folders(root / role, role)
+    else:
+        raise ValueError(f"unknown image set role {role!r}; known: {', '.join(ROLES)}")
+    return image_set.stratified_subset(samples, seed)

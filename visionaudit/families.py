@@ -33,6 +33,7 @@ BUILTIN_MODULES = (
     "visionaudit.robustness",
     "visionaudit.conversion",
     "visionaudit.deployment",
+    "visionaudit.baseline",
 )
 ENTRY_POINT_GROUP = "visionaudit.families"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -56,6 +57,7 @@ class Family:
     metrics: tuple[str, ...] = ()  # the other metrics it records, for the README table
     audit_file: str = ""  # default audits/test_<name>.py
     moved_keys: Mapping[str, str] = field(default_factory=dict)  # old key -> where it lives now
+    directions: Mapping[str, bool | None] = field(default_factory=dict)  # other metrics' directions (baseline comparisons)
     aggregate: Callable[[list[dict[str, Any]]], dict[str, Any] | None] | None = None
     summary_lines: Callable[[dict[str, Any]], list[str]] | None = None
     defined_in: str = ""
@@ -70,6 +72,14 @@ class Family:
     def direction(self) -> str:
         return {True: "higher is better", False: "lower is better", None: "no direction"}[self.higher_is_better]
 
+    def higher_is_better_for(self, metric: str) -> bool | None:
+        """The direction of ``metric``: the key metric's, or the one ``directions`` gives."""
+        if metric == self.key_metric:
+            return self.higher_is_better
+        if metric not in self.directions:
+            raise KeyError(f"the {self.name} family gives no direction for {metric!r}")
+        return self.directions[metric]
+
     def field(self, key: str) -> Field:
         try:
             return self.thresholds[key]
@@ -78,7 +88,8 @@ class Family:
 
     def describe(self) -> dict[str, Any]:
         """What a report reader needs to interpret this family's numbers without the code."""
-        return {"key_metric": self.key_metric, "higher_is_better": self.higher_is_better, "gates": self.gates}
+        return {"key_metric": self.key_metric, "higher_is_better": self.higher_is_better, "gates": self.gates,
+                "directions": {self.key_metric: self.higher_is_better, **self.directions}}
 
 
 _REGISTRY: dict[str, Family] = {}

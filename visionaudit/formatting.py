@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 
@@ -22,4 +23,6 @@ def fmt_values(values: list[Any]) -> str:
     nums = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
     if len(nums) == len(values):
         return f"{fmt(min(nums))}..{fmt(max(nums))}"
+    if all(isinstance(v, str) for v in values):  # verdicts, modes: how many of each
+        return ", ".join(f"{n} {v}" for v, n in Counter(values).most_common())
     return f"{fmt(values[0])} (+{len(values) - 1} more)"

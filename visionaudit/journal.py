@@ -6,7 +6,7 @@ they ended, tests that had started ``interrupted``, the rest ``not_run``.
 Lines: ``{"event": "run", "run": {...}, "models": [...], "spellings": {...}}``, ``{"event": "collected",
 "nodeids": [...]}``, ``{"event": "tests", "tests": {nodeid: {"audit", "model", "params"}}}``, ``{"event":
 "started", "nodeid"}``, ``{"event": "finished", "entry": {...}}``, ``{"event": "model", "id", "info"}``,
-``{"event": "end", "exit_status"}``.
+``{"event": "samples", "samples": {role: image set}}`` (what per-image outcomes refer to), ``{"event": "end", "exit_status"}``.
 """
 
 from __future__ import annotations
@@ -80,6 +80,7 @@ def rebuild(path: str | Path) -> dict[str, Any]:
     started: set[str] = set()
     entries: dict[str, dict[str, Any]] = {}
     models: dict[str, Any] = {}
+    samples: dict[str, Any] = {}
     exit_status = None
     for e in events[1:]:
         kind = e.get("event")
@@ -93,6 +94,8 @@ def rebuild(path: str | Path) -> dict[str, Any]:
             entries[e["entry"]["nodeid"]] = e["entry"]
         elif kind == "model":
             models[e["id"]] = e["info"]
+        elif kind == "samples":
+            samples.update(e["samples"])
         elif kind == "end":
             exit_status = e.get("exit_status")
     finished = set(entries)
@@ -103,4 +106,4 @@ def rebuild(path: str | Path) -> dict[str, Any]:
         models.setdefault(mid, unloaded_model(mid, events[0].get("spellings", {}).get(mid, mid), None))
     run["exit_status"] = exit_status
     run["rebuilt_from_journal"] = str(path)
-    return assemble(run, models, audits, stopped=exit_status is None)
+    return assemble(run, models, audits, stopped=exit_status is None, samples=samples)

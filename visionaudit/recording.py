@@ -47,6 +47,8 @@ class AuditRecord:
     model_info: dict[str, Any] | None = None  # LoadedModel.to_dict(), for the report's models section
     control: str | None = None  # the control group of a model the audit built itself (random-init controls)
     not_judged: str | None = None  # why the gate was not judged (too little data), when it was not
+    outcomes: dict[str, Any] | None = None  # per-image results of the condition it measured (visionaudit/outcomes.py)
+    samples: dict[str, Any] = field(default_factory=dict)  # role -> the image set they refer to (the report's `samples`)
 
     def metric(self, name: str, value: Any) -> Any:
         self.metrics[name] = to_jsonable(value)
@@ -59,6 +61,17 @@ class AuditRecord:
     def table(self, name: str, rows: Any) -> None:
         """A per-class (or per-anything) table: a list of rows or a mapping."""
         self.tables[name] = to_jsonable(rows)
+
+    def outcomes_on(self, sample_set: Any, condition: str, correct: Any = None, decisions: Any = None) -> None:
+        """Keep per-image results (``correct`` bits or 16-way ``decisions``) of ``condition`` on ``sample_set``
+        (a ``fingerprint.SampleSet``), for a later paired comparison."""
+        from .outcomes import encode_bits, encode_decisions
+
+        encoded = encode_bits(correct) if decisions is None else encode_decisions(decisions)
+        if encoded["n"] != len(sample_set.ids):
+            raise ValueError(f"{encoded['n']} outcomes for the {len(sample_set.ids)} images of {sample_set.role}")
+        self.outcomes = {"set": sample_set.role, "condition": condition, **encoded}
+        self.samples[sample_set.role] = sample_set.to_dict()
 
     def check_min(self, name: str, value: float, bound_name: str, bound: float) -> bool:
         """Record ``value`` and its lower ``bound``; True when it holds."""
@@ -82,6 +95,8 @@ class AuditRecord:
             "model_info": self.model_info,
             "control": self.control,
             "not_judged": self.not_judged,
+            "outcomes": self.outcomes,
+            "samples": dict(self.samples),
         }
 
 

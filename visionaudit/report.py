@@ -22,7 +22,9 @@ from .recording import to_jsonable
 # 2: canonical model specs (with the spelling as given), the deployment family, `families`,
 #    null for every non-finite number, an entry for every collected test with its true outcome
 #    (interrupted, crashed, timeout, not_judged, not_run too), `verdict` and `error`.
-SCHEMA_VERSION = 2
+# 3: per-image outcomes (entries' `outcomes`, the image sets' sample ids and fingerprints in `samples`),
+#    transforms drawn per sample id (protocol 2), the baseline family, `directions` in `families`.
+SCHEMA_VERSION = 3
 OUTCOMES = ("passed", "failed", "skipped", "error", "not_judged", "interrupted", "crashed", "timeout", "not_run")
 # Within one test, the worst phase wins (a passed call with a failed teardown is an error).
 OUTCOME_RANK = {"error": 4, "failed": 3, "passed": 1, "skipped": 0}
@@ -113,7 +115,7 @@ def families_in(audits: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def assemble(run: dict[str, Any], models: dict[str, Any], audits: list[dict[str, Any]], stopped: bool = False,
-             error: str | None = None, broken: bool = False) -> dict[str, Any]:
+             error: str | None = None, broken: bool = False, samples: dict[str, Any] | None = None) -> dict[str, Any]:
     """The report. ``stopped``: the run ended early (Ctrl-C, SIGTERM, killed); ``error``: what stopped it at
     startup (a usage, config or missing-data error) or broke it (``broken``: a collection error)."""
     audits = sorted(audits, key=lambda e: e["nodeid"])
@@ -125,6 +127,7 @@ def assemble(run: dict[str, Any], models: dict[str, Any], audits: list[dict[str,
         "run": run,
         "families": families_in(audits),
         "models": dict(sorted(models.items())),
+        "samples": dict(sorted((samples or {}).items())),
         "audits": audits,
         "summary": summarize(audits),
         "aggregates": aggregates,
@@ -167,6 +170,9 @@ def write_atomically(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes it private; a report is read by CI artifacts and colleagues
         with os.fdopen(fd, "w") as f:
             json.dump(to_jsonable(data), f, indent=2, sort_keys=False, allow_nan=False)
             f.write("\n")

@@ -9,9 +9,10 @@ accuracies). ``significant`` is Holm-corrected over the transforms of one model
 
 from __future__ import annotations
 
+import weakref
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -38,6 +39,7 @@ class TransformResult:
     p_value: float
     p_value_ttest: float
     discordant: tuple[int, int]  # (right -> wrong, wrong -> right)
+    correct: np.ndarray = field(repr=False)  # per image, under the transform: what a baseline comparison pairs
     classwise_clean: list[float] = field(repr=False)
     classwise_transformed: list[float] = field(repr=False)
 
@@ -52,10 +54,19 @@ def evaluate_transform(
     seed: int = 0,
     batch_size: int | None = None,
     resamples: int = 2000,
+    sample_ids: Sequence[str] | None = None,
 ) -> TransformResult:
-    """One transform at one severity, paired with the clean pass (``clean_logits``, computed once)."""
+    """One transform at one severity, paired with the clean pass (``clean_logits``, computed once).
+
+    Random draws are seeded by ``(seed, sample id)`` (``ImageSet.sample_ids``; positions when not given),
+    so an image sees the same transform in a subset, a shard or another run.
+    """
     kernel = get_transform(transform)
-    logits = predict_logits(model, images, batch_size, transform=lambda b, idx: kernel(b, idx, seed, severity),
+    ids = list(sample_ids) if sample_ids is not None else list(range(images.shape[0]))
+    if len(ids) != images.shape[0]:
+        raise ValueError(f"{len(ids)} sample ids for {images.shape[0]} images")
+    logits = predict_logits(model, images, batch_size,
+                            transform=lambda b, idx: kernel(b, [ids[i] for i in idx.tolist()], seed, severity),
                             what=transform if severity == 1.0 else f"{transform} x{severity:g}")
     clean_pred, pred = clean_logits.argmax(1), logits.argmax(1)
     before = (clean_pred == labels).numpy()
@@ -77,9 +88,26 @@ def evaluate_transform(
         p_value=stats.mcnemar_exact(b, c),
         p_value_ttest=stats.ttest_two_sided(cw_before, cw_after),
         discordant=(b, c),
+        correct=after,
         classwise_clean=cw_before.tolist(),
         classwise_transformed=cw_after.tolist(),
     )
+
+
+_RESULTS: "weakref.WeakKeyDictionary[LoadedModel, dict[tuple, TransformResult]]" = weakref.WeakKeyDictionary()
+
+
+def cached_transform(model: LoadedModel, set_key: Any, images: torch.Tensor, labels: torch.Tensor, clean_logits: torch.Tensor,
+                     transform: str, severity: float = 1.0, seed: int = 0, resamples: int = 2000,
+                     sample_ids: Sequence[str] | None = None) -> TransformResult:
+    """:func:`evaluate_transform`, once per (model, image set, transform, severity, seed, resamples) in a
+    process: the robustness audit and the baseline comparison share the forward passes."""
+    per_model = _RESULTS.setdefault(model, {})
+    key = (set_key, transform, severity, seed, resamples)
+    if key not in per_model:
+        per_model[key] = evaluate_transform(model, images, labels, clean_logits, transform, severity, seed=seed,
+                                            resamples=resamples, sample_ids=sample_ids)
+    return per_model[key]
 
 
 def holm_over_transforms(p_values: dict[str, float], alpha: float = 0.05) -> dict[str, dict[str, float | bool]]:
@@ -144,6 +172,7 @@ FAMILY = register_family(Family(
           "perspective, vertical flip, HistEq+Zoom+Brightness), paired with the shared clean pass",
     key_metric="drop",
     higher_is_better=False,
+    directions={"top1": True, "clean_top1": True, "flip_rate": False},
     metrics=("clean_top1", "top1", "drop_ci", "flip_rate", "p_value", "p_value_ttest", "significant", "p_value_holm"),
     thresholds={
         "max_drop": f.signed_fraction("default bound on the top-1 drop of every transform"),

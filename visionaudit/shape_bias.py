@@ -162,6 +162,7 @@ FAMILY = register_family(Family(
           "published), above-chance cue use, and 16-way accuracy above chance on the shape-only stimuli",
     key_metric="shape_bias",
     higher_is_better=True,
+    directions={"edges_accuracy": True, "silhouettes_accuracy": True},
     metrics=("shape_bias_ci", "shape_hits", "texture_hits", "n_conflict", "shape_fraction", "texture_fraction",
              "neither_fraction", "per_category", "cue_information_p", "stimulus_geometry", "edges_accuracy",
              "silhouettes_accuracy"),

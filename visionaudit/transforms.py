@@ -2,8 +2,8 @@
 
 Each acts on decoded uint8 images ``(B, 3, H, W)`` before the model's normalization, through
 torchvision.transforms.v2 functional kernels. Random choices (rotation sign, translation direction,
-perspective corners) are drawn per image from ``(seed, image index)``, so a run is reproducible and
-every image sees the same transform whatever the batch size or worker.
+perspective corners) are drawn per image from ``(seed, sample id)``, so a run is reproducible and every
+image sees the same transform whatever the batch, subset, shard or worker it is in.
 
 Default magnitudes (severity 1; ``severity`` scales them):
 
@@ -23,23 +23,25 @@ histeq_zoom_brightness       histogram equalization, then zoom 1.5x, then bright
 from __future__ import annotations
 
 import random
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
-Kernel = Callable[[torch.Tensor, torch.Tensor, int, float], torch.Tensor]
+# kernel(batch, sample ids (one per image: str, or int for images without files), seed, severity)
+Kernel = Callable[[torch.Tensor, Sequence, int, float], torch.Tensor]
 BILINEAR = InterpolationMode.BILINEAR
 
 
-def _rng(seed: int, index: int, salt: str) -> random.Random:
-    return random.Random(f"{seed}:{salt}:{index}")
+def _rng(seed: int, sample_id: str | int, salt: str) -> random.Random:
+    return random.Random(f"{seed}:{salt}:{sample_id}")
 
 
-def _per_image(batch: torch.Tensor, indices: torch.Tensor, seed: int, salt: str, choose, apply) -> torch.Tensor:
+def _per_image(batch: torch.Tensor, sample_ids: Sequence, seed: int, salt: str, choose, apply) -> torch.Tensor:
     """Group images by their drawn parameter and call the kernel once per group."""
-    params = [choose(_rng(seed, int(i), salt)) for i in indices.tolist()]
+    ids = sample_ids.tolist() if isinstance(sample_ids, torch.Tensor) else list(sample_ids)
+    params = [choose(_rng(seed, i, salt)) for i in ids]
     out = torch.empty_like(batch)
     for value in set(params):
         rows = [k for k, p in enumerate(params) if p == value]
@@ -47,40 +49,40 @@ def _per_image(batch: torch.Tensor, indices: torch.Tensor, seed: int, salt: str,
     return out
 
 
-def rotation(batch, indices, seed, severity):
+def rotation(batch, sample_ids, seed, severity):
     angle = 30.0 * severity
-    return _per_image(batch, indices, seed, "rotation", lambda r: r.choice((-angle, angle)),
+    return _per_image(batch, sample_ids, seed, "rotation", lambda r: r.choice((-angle, angle)),
                       lambda b, a: F.rotate(b, a, interpolation=BILINEAR))
 
 
-def brightness(batch, indices, seed, severity):
+def brightness(batch, sample_ids, seed, severity):
     return F.adjust_brightness(batch, 1.0 + 0.5 * severity)
 
 
-def histogram_equalization(batch, indices, seed, severity):
+def histogram_equalization(batch, sample_ids, seed, severity):
     return F.equalize(batch)
 
 
-def horizontal_flip(batch, indices, seed, severity):
+def horizontal_flip(batch, sample_ids, seed, severity):
     return F.horizontal_flip(batch)
 
 
-def vertical_flip(batch, indices, seed, severity):
+def vertical_flip(batch, sample_ids, seed, severity):
     return F.vertical_flip(batch)
 
 
-def translation(batch, indices, seed, severity):
+def translation(batch, sample_ids, seed, severity):
     shift = round(0.2 * severity * batch.shape[-1])
     moves = ((shift, 0), (-shift, 0), (0, shift), (0, -shift))
-    return _per_image(batch, indices, seed, "translation", lambda r: r.choice(moves),
+    return _per_image(batch, sample_ids, seed, "translation", lambda r: r.choice(moves),
                       lambda b, t: F.affine(b, angle=0.0, translate=list(t), scale=1.0, shear=[0.0, 0.0]))
 
 
-def zoom(batch, indices, seed, severity):
+def zoom(batch, sample_ids, seed, severity):
     return F.affine(batch, angle=0.0, translate=[0, 0], scale=1.0 + 0.5 * severity, shear=[0.0, 0.0], interpolation=BILINEAR)
 
 
-def perspective(batch, indices, seed, severity):
+def perspective(batch, sample_ids, seed, severity):
     h, w = batch.shape[-2:]
     d = 0.3 * severity
 
@@ -94,12 +96,13 @@ def perspective(batch, indices, seed, severity):
         )
 
     start = [[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]]
-    return _per_image(batch, indices, seed, "perspective", corners,
+    return _per_image(batch, sample_ids, seed, "perspective", corners,
                       lambda b, end: F.perspective(b, start, [list(p) for p in end], interpolation=BILINEAR))
 
 
-def histeq_zoom_brightness(batch, indices, seed, severity):
-    return brightness(zoom(histogram_equalization(batch, indices, seed, severity), indices, seed, severity), indices, seed, severity)
+def histeq_zoom_brightness(batch, sample_ids, seed, severity):
+    return brightness(zoom(histogram_equalization(batch, sample_ids, seed, severity), sample_ids, seed, severity),
+                      sample_ids, seed, severity)
 
 
 TRANSFORMS: dict[str, Kernel] = {

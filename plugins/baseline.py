@@ -1,0 +1,119 @@
+"""``--audit-baseline PREV.json``: compare each model with the previous release, image by image.
+
+At startup (before any model loads) the baseline is read and checked: a report that cannot be paired
+with this run (other images, seed, subset, protocol or schema) stops it with exit code 4 naming what
+differs, unless ``--audit-baseline-unpaired`` asks for unpaired tests. Without a baseline the comparison
+tests are deselected. The comparisons themselves are tests of the ``baseline`` family (audits/test_baseline.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from visionaudit.datasets import ROLES, data_root, missing_data, run_image_set
+from visionaudit.errors import VisionAuditError
+from visionaudit.fingerprint import SampleSet, sample_set
+from visionaudit.pairing import differences, model_pairs, read_report, refusal, stimulus_mode_of
+
+from .markers import family_of
+from .settings import STARTUP_USAGE_ERROR_KEY, Settings, get_settings
+
+BASELINE_KEY = pytest.StashKey["Baseline"]()
+PAIRED_INPUT = "visionaudit_baseline_paired"  # the controller's pairing verdict, handed to xdist workers
+
+
+@dataclass
+class Baseline:
+    path: Path
+    report: dict[str, Any]
+    pairs: dict[str, str]  # this run's model -> the baseline's
+    paired: bool = True
+    problems: list[str] = field(default_factory=list)  # why it does not pair (compared unpaired when asked)
+
+
+def get_baseline(config: pytest.Config) -> Baseline | None:
+    return config.stash.get(BASELINE_KEY, None)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("visionaudit")
+    group.addoption("--audit-baseline", default=None, metavar="PREV.json",
+                    help="compare each model with its entry in this report of the previous release, image by image")
+    group.addoption("--audit-baseline-as", default=None, metavar="OLD_SPEC",
+                    help="compare the run's one model with the baseline's OLD_SPEC (several models: [baseline.pairs] in audit.toml)")
+    group.addoption("--audit-baseline-unpaired", action="store_true", default=False,
+                    help="compare with a baseline made on other images, seed or subset by unpaired two-proportion tests")
+
+
+def _run_sample_sets(settings: Settings, roles: list[str]) -> dict[str, SampleSet]:
+    """This run's image sets (those whose data is here), as the report will describe them."""
+    out = {}
+    for role in roles:
+        if role in ROLES and not missing_data(settings.data, settings.images, {role}):
+            image_set = run_image_set(role, data_root(settings.data), settings.images, settings.samples, settings.seed, download=False)
+            out[role] = sample_set(role, image_set, settings.samples, settings.seed)
+    return out
+
+
+def _load(config: pytest.Config, path: str) -> Baseline:
+    settings = get_settings(config)
+    report = read_report(path)
+    pairs = model_pairs(settings.models, report, config.getoption("audit_baseline_as"), settings.config.baseline_pairs)
+    baseline = Baseline(Path(path), report, pairs)
+    if hasattr(config, "workerinput"):
+        baseline.paired = config.workerinput.get(PAIRED_INPUT, True)
+        return baseline
+    modes = {f"{new} vs {old}": (stimulus_mode_of(report, old), settings.config.thresholds("shape_bias", new).get("stimulus_geometry"))
+             for new, old in pairs.items()}
+    run_sets = _run_sample_sets(settings, sorted(report.get("samples") or {}))
+    baseline.problems = differences(report, run_sets, settings.seed, settings.samples, modes)
+    if baseline.problems and not config.getoption("audit_baseline_unpaired"):
+        raise VisionAuditError(refusal(path, baseline.problems))
+    baseline.paired = not baseline.problems
+    return baseline
+
+
+@pytest.hookimpl(trylast=True)  # after plugins/settings.py has resolved the settings
+def pytest_configure(config: pytest.Config) -> None:
+    path = config.getoption("audit_baseline")
+    if not path:
+        for flag, dest in (("--audit-baseline-as", "audit_baseline_as"), ("--audit-baseline-unpaired", "audit_baseline_unpaired")):
+            if config.getoption(dest):
+                config.stash[STARTUP_USAGE_ERROR_KEY] = message = f"{flag} needs --audit-baseline PREV.json"
+                raise pytest.UsageError(message)
+        return
+    try:
+        config.stash[BASELINE_KEY] = _load(config, path)
+    except VisionAuditError as e:
+        config.stash[STARTUP_USAGE_ERROR_KEY] = str(e)
+        raise pytest.UsageError(str(e)) from None
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:
+    baseline = get_baseline(node.config)
+    if baseline is not None:
+        node.workerinput[PAIRED_INPUT] = baseline.paired
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if get_baseline(config) is not None:
+        return
+    skipped = [item for item in items if family_of(item) == "baseline"]
+    if skipped:  # nothing to compare with: not tests that could run and did not
+        config.hook.pytest_deselected(items=skipped)
+        items[:] = [item for item in items if family_of(item) != "baseline"]
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    baseline = get_baseline(config)
+    if baseline is None or hasattr(config, "workerinput"):
+        return []
+    lines = [f"baseline: {baseline.path} ({', '.join(f'{n} vs {o}' for n, o in baseline.pairs.items())})"]
+    if not baseline.paired:
+        lines.append("baseline: UNPAIRED comparison (two-proportion tests), because " + "; ".join(baseline.problems))
+    return lines
