@@ -10,14 +10,10 @@ import warnings
 
 import pytest
 
-from visionaudit.baseline import COMPARED
+from visionaudit.baseline import COMPARED, BaselineWarning
 from visionaudit.formatting import fmt
 
 pytestmark = pytest.mark.audit("baseline")
-
-
-class BaselineWarning(UserWarning):
-    """A change against the baseline that is not a regression on its own evidence."""
 
 
 @pytest.mark.parametrize("comparison", list(COMPARED))

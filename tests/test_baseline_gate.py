@@ -164,7 +164,9 @@ def test_lite0_gate_catches_the_wrong_normalization_and_lets_a_few_flips_pass(sh
     assert m["lost_count"] > 40 and len(m["lost"]) == 20 and m["classes_lost"]
     assert f"p = {m['p_value_holm']:.3g}" in clean["message"]
 
-    proc, data = audit(tmp_path, shared_data, "shifted", *gate, model="efficientnet_lite0?mean=0.53,0.53,0.53&std=0.502,0.502,0.502")
+    # Under xdist: a warning travels from the worker to the controller, which re-imports its class.
+    proc, data = audit(tmp_path, shared_data, "shifted", *gate, "-n", "2",
+                       model="efficientnet_lite0?mean=0.53,0.53,0.53&std=0.502,0.502,0.502")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     m = baseline_entries(data)["clean_top1"]["metrics"]
     assert m["verdict"] == "warning" and m["delta"] < -0.005 and m["p_value_holm"] > 0.05, m

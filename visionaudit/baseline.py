@@ -26,6 +26,12 @@ from .outcomes import Outcome, decode
 from .transforms import TRANSFORMS
 
 
+class BaselineWarning(UserWarning):
+    """A change against the baseline that is not a regression on its own evidence (one of tolerance and
+    significance holds). Defined here, not in the audit: pytest-xdist re-imports a warning's class by its
+    module on the controller."""
+
+
 @dataclass(frozen=True)
 class Compared:
     name: str  # the comparison's test id
