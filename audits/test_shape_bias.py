@@ -22,6 +22,7 @@ def _stimuli_geometry(model, record, thresholds):
     mode = thresholds["stimulus_geometry"]
     geometry = stimulus_geometry(model, mode)
     record.metric("stimulus_geometry", {"mode": mode, **geometry.to_dict()})  # a later comparison must share the mode
+    record.metric("aggregation", thresholds["aggregation"])  # ... and how 1,000 classes become 16 categories
     return geometry
 
 

@@ -13,7 +13,7 @@ from visionaudit.recording import RECORD_KEY, AuditRecord
 from .markers import family_of
 
 RECORD_STASH = pytest.StashKey[AuditRecord]()
-_SAMPLES_SENT: dict[str, str] = {}  # role -> the test whose reports carry its sample ids from this process
+SAMPLES_SENT = pytest.StashKey[dict]()  # role + fingerprint -> the test whose reports carry its sample ids from this process
 NOT_JUDGED_KEY = "not_judged"  # the record's field saying why a gate was not judged
 USER_ERROR_KEY = "visionaudit-error"  # set by plugins/errors.py: the test stopped on an error, not a failed gate
 
@@ -44,10 +44,11 @@ def skeleton_record(item: pytest.Item) -> AuditRecord | None:
     return AuditRecord(audit=family, model=params.pop("model", None), params=params)
 
 
-def _once_per_process(nodeid: str, rec: dict) -> dict:
+def _once_per_process(item: pytest.Item, rec: dict) -> dict:
     """An image set's sample ids (up to megabytes at ImageNet scale) travel with the first test of this
-    process that used it; the collector keeps them for the report's ``samples`` section."""
-    samples = {role: s for role, s in rec["samples"].items() if _SAMPLES_SENT.setdefault(role + s["fingerprint"], nodeid) == nodeid}
+    session's process that used it; the collector keeps them for the report's ``samples`` section."""
+    sent = item.config.stash.setdefault(SAMPLES_SENT, {})
+    samples = {role: s for role, s in rec["samples"].items() if sent.setdefault(role + s["fingerprint"], item.nodeid) == item.nodeid}
     return {**rec, "samples": samples}
 
 
@@ -58,5 +59,5 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if record is not None:
         # A snapshot per phase: what was measured up to this point, also when the test fails.
         report.user_properties = [p for p in report.user_properties if p[0] != RECORD_KEY]
-        report.user_properties.append((RECORD_KEY, _once_per_process(item.nodeid, record.to_dict())))
+        report.user_properties.append((RECORD_KEY, _once_per_process(item, record.to_dict())))
     return report

@@ -18,7 +18,8 @@ from visionaudit.recording import report_schema
 ROOT = Path(__file__).resolve().parents[1]
 TINY = "tests.tiny_models:tiny"
 # Every audit that leaves per-image outcomes or channel shares, on 60 images per set.
-RECORDING = "test_clean_top1 or test_transform or test_weight_shares or test_shape_bias or test_shape_only"
+RECORDING = ("test_clean_top1 or test_transform or test_weight_shares or test_shape_bias or test_shape_only"
+             " or (test_random_init_control and resnet18)")  # a control too: it is not a release to compare
 
 
 def audit(tmp_path: Path, shared_data: Path, name: str, *args: str, model: str = TINY) -> tuple[subprocess.CompletedProcess, dict | None]:
@@ -113,9 +114,11 @@ def test_an_unpairable_baseline_is_refused_naming_what_differs(tiny_baseline, sh
     proc, data = audit(tmp_path, shared_data, "unpaired", "-m", "baseline", "--audit-samples", "50",
                        f"--audit-baseline={tiny_baseline}", "--audit-baseline-unpaired", "-k", "clean_top1", "-n", "2")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "UNPAIRED comparison" in proc.stdout  # and the workers were told (pytest_configure_node)
+    assert "UNPAIRED comparison" in proc.stdout  # in the header, and the workers were told (pytest_configure_node)
+    assert f"baseline, {TINY} vs {TINY}, UNPAIRED (two-proportion tests): 1 unchanged" in proc.stdout
     clean = baseline_entries(data)["clean_top1"]["metrics"]
-    assert clean["test"].startswith("two-proportion z-test (unpaired") and clean["lost_count"] == 0
+    assert clean["test"].startswith("two-proportion z-test (unpaired") and clean["paired"] is False
+    assert clean["discordant"] is None  # no pairs to count
 
 
 @pytest.mark.parametrize("args, message", [
@@ -171,3 +174,15 @@ def test_lite0_gate_catches_the_wrong_normalization_and_lets_a_few_flips_pass(sh
     m = baseline_entries(data)["clean_top1"]["metrics"]
     assert m["verdict"] == "warning" and m["delta"] < -0.005 and m["p_value_holm"] > 0.05, m
     assert "BaselineWarning" in proc.stdout
+
+
+def test_a_corrupt_baseline_is_refused_at_startup(tiny_baseline, shared_data, tmp_path):
+    data = json.loads(tiny_baseline.read_text())
+    data["samples"]["labelled"]["ids"] = data["samples"]["labelled"]["ids"][:50]  # 60 outcomes, 50 ids
+    bad = tmp_path / "corrupt-baseline.json"
+    bad.write_text(json.dumps(data))
+    proc, _ = audit(tmp_path, shared_data, "cut", "-m", "baseline", "--audit-samples", "60", f"--audit-baseline={bad}")
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR
+    assert "60 per-image outcomes for the 50 sample ids of labelled" in proc.stderr
+    cli = compare_cli(str(bad), str(tiny_baseline))
+    assert cli.returncode == 2 and "60 per-image outcomes for the 50 sample ids of labelled" in cli.stderr

@@ -174,9 +174,47 @@ def test_missing_conditions_are_not_compared_and_name_the_side():
     ss = SampleSet("labelled", "s", tuple(IDS), "f", None, 0)
     old.add(ss, "clean", np.ones(200, bool))
     new.add(ss, "clean", np.ones(200, bool))
+    new.add(ss, "rotation", np.ones(200, bool))
     results = compare_model(old, new, settings_from(DEFAULT_BOUNDS))
     assert set(results) == set(COMPARED) and results["clean_top1"].verdict == "unchanged"
-    assert results["top1_rotation"].verdict == "not_compared" and "the baseline and the candidate" in results["top1_rotation"].reason
+    rotation = results["top1_rotation"]
+    assert rotation.verdict == "not_compared" and rotation.missing_side == "baseline"
+    assert rotation.reason.startswith("the baseline has no per-image outcomes for rotation")
+    old.add(ss, "zoom", np.ones(200, bool))
+    assert compare_model(old, new, settings_from(DEFAULT_BOUNDS))["top1_zoom"].missing_side == "candidate"
+
+
+def test_stimuli_scored_another_way_are_not_compared_but_the_rest_is():
+    old, new = ModelOutcomes("a"), ModelOutcomes("b")
+    labelled = SampleSet("labelled", "s", tuple(IDS), "f", None, 0)
+    edges = SampleSet("edges", "e", tuple(f"{c}/{c}1.png" for c in categories()), "g", None, 0)
+    for side, mode in ((old, "native"), (new, "model_input")):
+        side.add(labelled, "clean", np.ones(200, bool))
+        side.add(edges, "edges", np.array(list(categories()), dtype=object))
+        side.stimulus_protocol = {"stimulus_geometry": mode, "aggregation": "mean"}
+    results = compare_model(old, new, settings_from(DEFAULT_BOUNDS))
+    assert results["clean_top1"].verdict == "unchanged"
+    assert results["edges_accuracy"].missing_side == "setup" and "scored another way" in results["edges_accuracy"].reason
+
+
+def test_not_a_number_is_never_a_verdict():
+    empty = unpaired_change(result(), (0, 0), (5, 10))  # no images on the baseline's side
+    shares = vector_change(Result("channel_shares", "shares", None, tolerance=Tolerance(0.005)), [0.3, None, 0.3], [0.3, 0.4, 0.3])
+    judge({"a": empty, "b": shares}, 0.05)
+    assert (empty.verdict, shares.verdict) == ("not_compared", "not_compared")
+    assert "not a finite number" in empty.reason and Tolerance(0.01).exceeded_by(math.nan, 0.5) is False
+
+
+def test_a_partial_tolerance_table_keeps_the_other_defaults():
+    s = settings_from({"tolerance": {"top1_rotation": 0.02}, "alpha": 0.05, "bootstrap_resamples": 100})
+    assert s.tolerances["top1_rotation"].absolute == 0.02 and s.tolerances["top1_zoom"].absolute == 0.01
+    assert s.tolerances["clean_top1"].absolute == 0.005 and s.tolerances["shape_bias"].absolute == 0.02
+
+
+def test_improvement_on_a_lower_is_better_metric():
+    r = Result("m", "m", False, tolerance=Tolerance(0.01))
+    r.baseline, r.candidate, r.delta, r.p_value = 0.3, 0.2, -0.1, 1e-4
+    assert judge({"m": r}, 0.05)["m"].verdict == "improvement"
 
 
 def test_suite_defaults_match_the_built_in_ones():
@@ -208,7 +246,6 @@ def test_every_difference_is_named():
     assert differences(_report(samples=200), run, 0, None)[0] == (
         "subset: the baseline scored a subset of 200 images per set (--audit-samples 200), this run the whole sets")
     assert "protocol 1" in differences(_report(protocol=1), run, 0, None)[0]
-    assert "native in the baseline, model_input here" in differences(_report(), {}, 0, None, {"a vs b": ("native", "model_input")})[0]
 
 
 def test_model_pairs():

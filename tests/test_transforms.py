@@ -56,6 +56,17 @@ def test_per_image_draws_do_not_depend_on_the_batch(name):
     assert torch.equal(whole, one_by_one)
 
 
+@pytest.mark.parametrize("name", ["rotation", "translation", "perspective"])
+def test_draws_follow_the_sample_id_not_the_position(name):
+    """Protocol 2: an image keeps its draw when it moves (another subset, shard or order)."""
+    order = [5, 2, 7, 0, 3, 1, 6, 4]
+    whole = get(name)(IMAGES, IDX, 7, 1.0)
+    moved = get(name)(IMAGES[order], [IDX[k] for k in order], 7, 1.0)
+    assert torch.equal(moved, whole[order])
+    by_position = get(name)(IMAGES[order], IDX, 7, 1.0)  # the same images under other ids draw otherwise
+    assert not torch.equal(by_position, whole[order])
+
+
 def test_seeds_change_the_draws():
     a = get("rotation")(IMAGES, IDX, 0, 1.0)
     b = get("rotation")(IMAGES, IDX, 1, 1.0)

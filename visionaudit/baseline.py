@@ -19,6 +19,7 @@ from . import threshold_fields as f
 from .comparison import (VERDICTS, Result, Tolerance, accuracy_change, judge, shape_bias_change, shape_bias_hits, unpaired_change,
                          vector_change)
 from .datasets import LABELLED
+from .errors import ConfigError, DataError
 from .families import Family, get_family, register_family
 from .fingerprint import SampleSet
 from .formatting import fmt
@@ -64,26 +65,39 @@ class ModelOutcomes:
     model: str
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     shares: list[float] | None = None
-    stimulus_geometry: str | None = None  # the shape-bias mode the stimuli were fed at
+    # How the stimuli were scored (shape_bias stimulus_geometry mode, 16-class aggregation): decisions made
+    # another way are not the same measurement, so the three stimulus comparisons need these equal.
+    stimulus_protocol: dict[str, Any] = field(default_factory=dict)
 
     def add(self, sample_set: SampleSet, condition: str, values: Any) -> None:
         self.outcomes[condition] = Outcome(sample_set.role, condition, sample_set.ids, np.asarray(values))
 
 
 def outcomes_from_report(report: dict[str, Any], spec: str) -> ModelOutcomes:
-    """What a saved report holds for ``spec``: its entries' per-image outcomes and channel shares."""
-    samples = {role: SampleSet.from_dict(role, s) for role, s in (report.get("samples") or {}).items()}
-    out = ModelOutcomes(spec)
-    for e in report.get("audits", []):
-        if e.get("model") != spec or e.get("control") or e.get("outcome") not in ("passed", "failed"):
-            continue
-        o = e.get("outcomes")
-        if o and o.get("set") in samples:
-            out.add(samples[o["set"]], o["condition"], decode(o))
-        if e.get("audit") == "channel_bias" and isinstance(e["metrics"].get("shares"), list):
-            out.shares = e["metrics"]["shares"]
-        mode = (e["metrics"].get("stimulus_geometry") or {}).get("mode") if e.get("audit") == "shape_bias" else None
-        out.stimulus_geometry = mode or out.stimulus_geometry
+    """What a saved report holds for ``spec``: its entries' per-image outcomes and channel shares.
+    A report that does not hold together (missing fields, outcomes of another length than their set's
+    ids) is a DataError naming what is wrong."""
+    try:
+        samples = {role: SampleSet.from_dict(role, s) for role, s in (report.get("samples") or {}).items()}
+        out = ModelOutcomes(spec)
+        for e in report.get("audits", []):
+            if e.get("model") != spec or e.get("control") or e.get("outcome") not in ("passed", "failed"):
+                continue
+            metrics = e.get("metrics") or {}
+            o = e.get("outcomes")
+            if o and o.get("set") in samples:
+                values = decode(o)
+                ids = samples[o["set"]].ids
+                if len(values) != len(ids):
+                    raise DataError(f"{e['nodeid']}: {len(values)} per-image outcomes for the {len(ids)} sample ids of {o['set']}")
+                out.add(samples[o["set"]], o["condition"], values)
+            if e.get("audit") == "channel_bias" and isinstance(metrics.get("shares"), list):
+                out.shares = metrics["shares"]
+            if e.get("audit") == "shape_bias":
+                out.stimulus_protocol.update({"stimulus_geometry": (metrics.get("stimulus_geometry") or {}).get("mode"),
+                                              "aggregation": metrics.get("aggregation")})
+    except (KeyError, TypeError, AttributeError) as e:
+        raise DataError(f"the report's per-image data is incomplete ({type(e).__name__}: {e}); is it a visionaudit report, intact?") from None
     return out
 
 
@@ -108,23 +122,33 @@ class Settings:
 
 def settings_from(thresholds: Any, seed: int = 0, paired: bool = True) -> Settings:
     """The comparison settings from the baseline family's bounds (``[audits.baseline]``, per model)."""
-    absolute, relative = thresholds["tolerance"], thresholds.get("relative_tolerance") or {}
+    # A table that names some metrics keeps the defaults of the others (never a silent tolerance of 0).
+    absolute = {**DEFAULT_BOUNDS["tolerance"], **(thresholds.get("tolerance") or {})}
+    relative = thresholds.get("relative_tolerance") or {}
     tolerances = {}
     for c in COMPARED.values():
         a = absolute.get(c.name, absolute.get(c.metric))
-        r = relative.get(c.name, relative.get(c.metric))
-        tolerances[c.name] = Tolerance(0.0 if a is None else a, r)
+        if a is None:
+            raise ConfigError(f"[audits.baseline] tolerance sets nothing for {c.name} or {c.metric}; add {c.metric} = ...")
+        tolerances[c.name] = Tolerance(a, relative.get(c.name, relative.get(c.metric)))
     return Settings(tolerances, thresholds["alpha"], thresholds["bootstrap_resamples"], seed, paired)
 
 
-def _missing(old: ModelOutcomes, new: ModelOutcomes, c: Compared) -> str | None:
+def _missing(old: ModelOutcomes, new: ModelOutcomes, c: Compared) -> tuple[str, str] | None:
+    """Why ``c`` cannot be compared, and whose side lacks it: "baseline" (it never measured this: nothing
+    to hold the candidate to), "candidate" (this run could not measure it), or "setup"."""
     if c.kind == "vector":
-        sides = {"the baseline": old.shares, "the candidate": new.shares}
-        gone = [side for side, v in sides.items() if v is None]
-        return f"{' and '.join(gone)} has no channel shares for it (its channel_bias audit did not run)" if gone else None
-    gone = [side for side, o in (("the baseline", old), ("the candidate", new)) if c.condition not in o.outcomes]
-    if gone:
-        return f"{' and '.join(gone)} has no per-image outcomes for {c.condition} (its {c.family} audit did not run or failed to)"
+        have = {"baseline": old.shares is not None, "candidate": new.shares is not None}
+        what = "channel shares (its channel_bias audit did not run, or the first conv does not take RGB)"
+    else:
+        have = {"baseline": c.condition in old.outcomes, "candidate": c.condition in new.outcomes}
+        what = f"per-image outcomes for {c.condition} (its {c.family} audit did not run or failed to)"
+    for side in ("baseline", "candidate"):
+        if not have[side]:
+            return f"the {side} has no {what}", side
+    if c.kind in ("shape_bias", "category") and old.stimulus_protocol != new.stimulus_protocol:
+        return (f"the stimuli were scored another way: {old.stimulus_protocol} in the baseline, {new.stimulus_protocol} here "
+                "(shape_bias stimulus_geometry and aggregation in audit.toml)", "setup")
     return None
 
 
@@ -132,14 +156,12 @@ def _compare_one(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Setting
     r = Result(c.name, c.metric, get_family(c.family).higher_is_better_for(c.metric), tolerance=s.tolerances[c.name])
     missing = _missing(old, new, c)
     if missing:
-        r.missing = r.reason = missing
+        r.missing, r.missing_side = missing
+        r.reason = r.missing
         return r
     if c.kind == "vector":
         return vector_change(r, old.shares, new.shares)
     a, b = old.outcomes[c.condition], new.outcomes[c.condition]
-    if c.kind == "shape_bias" and old.stimulus_geometry != new.stimulus_geometry:
-        r.missing = r.reason = f"the stimuli were fed at {old.stimulus_geometry} geometry in the baseline and {new.stimulus_geometry} here"
-        return r
     if not s.paired:
         return unpaired_change(r, _counts(a, c), _counts(b, c))
     old_values = a.aligned_to(b.ids)
@@ -175,7 +197,7 @@ def _summary_lines(report: dict[str, Any]) -> list[str]:
     for model, entries in sorted(by_model.items()):
         m0 = entries[0]["metrics"]
         counts = Counter(e["metrics"]["verdict"] for e in entries)
-        paired = "" if "unpaired" not in str(m0.get("test")) else ", UNPAIRED"
+        paired = ", UNPAIRED (two-proportion tests)" if any(e["metrics"].get("paired") is False for e in entries) else ""
         lines.append(f"baseline, {model} vs {m0.get('baseline_model')}{paired}: "
                      + ", ".join(f"{n} {v}" for v, n in sorted(counts.items(), key=lambda kv: VERDICTS.index(kv[0]))))
         for e in sorted(entries, key=lambda e: VERDICTS.index(e["metrics"]["verdict"])):
@@ -190,7 +212,8 @@ def _change_text(m: dict[str, Any]) -> str:
     if isinstance(m.get("delta"), list):
         return f"shares {fmt(m.get('baseline'))} -> {fmt(m.get('candidate'))}"
     ci = m.get("ci") or [None, None]
-    text = f"{fmt(m.get('baseline'))} -> {fmt(m.get('candidate'))}, {m['delta']:+.4f} [95% {fmt(ci[0])}, {fmt(ci[1])}]"
+    delta = f"{m['delta']:+.4f}" if isinstance(m.get("delta"), (int, float)) else "n/a"
+    text = f"{fmt(m.get('baseline'))} -> {fmt(m.get('candidate'))}, {delta} [95% {fmt(ci[0])}, {fmt(ci[1])}]"
     return text + (f", Holm p {m['p_value_holm']:.3g}" if isinstance(m.get("p_value_holm"), (int, float)) else "")
 
 

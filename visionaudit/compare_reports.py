@@ -16,7 +16,8 @@ from .config import AuditConfig
 from .errors import DataError
 from .fingerprint import SampleSet
 from .formatting import fmt
-from .pairing import differences, model_pairs, stimulus_mode_of
+from .pairing import differences, model_pairs
+from .recording import to_jsonable
 
 
 class Unpairable(DataError):
@@ -30,17 +31,20 @@ def compare_reports(old: dict[str, Any], new: dict[str, Any], pairs: Mapping[str
     ``pairs``: new spec -> old spec (default: every loaded model of ``new`` with the same spec in ``old``).
     Unpairable reports raise :class:`Unpairable` unless ``unpaired``.
     """
-    new_models = [m for m, info in new.get("models", {}).items() if info.get("loaded", True)]
+    controls = {e.get("model") for e in new.get("audits", []) if e.get("control")}  # random-init controls: not releases
+    new_models = [m for m, info in new.get("models", {}).items() if info.get("loaded", True) and m not in controls]
     run_models = list(pairs) if pairs else new_models
     if pairs:
         missing = [m for m in pairs if m not in new_models]
         if missing:
             raise DataError(f"the new report has no model {', '.join(missing)}; it holds {', '.join(new_models) or 'none'}")
-    pairing = model_pairs(run_models, old, None, pairs, where="the old report")
+    pairing = model_pairs(run_models, old, None, pairs, where="the old report", fix="--model NEW_SPEC --baseline-model OLD_SPEC")
     run = new.get("run", {})
-    new_sets = {role: SampleSet.from_dict(role, s) for role, s in (new.get("samples") or {}).items()}
-    modes = {f"{n} vs {o}": (stimulus_mode_of(old, o), stimulus_mode_of(new, n)) for n, o in pairing.items()}
-    problems = differences(old, new_sets, run.get("seed", 0), run.get("samples"), modes)
+    try:
+        new_sets = {role: SampleSet.from_dict(role, s) for role, s in (new.get("samples") or {}).items()}
+    except (KeyError, TypeError) as e:
+        raise DataError(f"the new report's samples section is incomplete ({type(e).__name__}: {e})") from None
+    problems = differences(old, new_sets, run.get("seed", 0), run.get("samples"))
     if problems and not unpaired:
         raise Unpairable("the two reports cannot be compared image by image:\n  " + "\n  ".join(problems) +
                          "\npass --unpaired to compare the proportions with unpaired tests")
@@ -64,18 +68,18 @@ def _row(r: Result) -> list[str]:
         return [r.name, fmt(r.baseline), fmt(r.candidate), fmt(max(r.delta, key=abs)), "-", "-", r.verdict, r.reason]
     ci = f"[{fmt(r.ci[0])}, {fmt(r.ci[1])}]" if r.ci else "-"
     p = fmt(r.p_value_holm) if r.p_value_holm is not None else "-"
-    return [r.name, fmt(r.baseline), fmt(r.candidate), f"{r.delta:+.4f}", ci, p, r.verdict, r.test]
+    delta = f"{r.delta:+.4f}" if isinstance(r.delta, (int, float)) else fmt(r.delta)
+    return [r.name, fmt(r.baseline), fmt(r.candidate), delta, ci, p, r.verdict, r.test]
 
 
 HEADER = ["comparison", "baseline", "new", "delta", "95% CI", "Holm p", "verdict", "test / reason"]
 
 
 def render(comparison: dict[str, Any], form: str = "table") -> str:
-    if form == "json":
-        return json.dumps({**comparison, "models": {m: {"baseline_model": per["baseline_model"],
-                                                          "results": {k: r.to_dict() for k, r in per["results"].items()}}
-                                                      for m, per in comparison["models"].items()}}, indent=2, allow_nan=False,
-                          default=lambda v: None)
+    if form == "json":  # non-finite numbers become null, as in the report
+        return json.dumps(to_jsonable({**comparison, "models": {m: {"baseline_model": per["baseline_model"],
+                                                                      "results": {k: r.to_dict() for k, r in per["results"].items()}}
+                                                                  for m, per in comparison["models"].items()}}), indent=2, allow_nan=False)
     lines = []
     for model, per in comparison["models"].items():
         rows = [_row(r) for r in sorted(per["results"].values(), key=lambda r: (VERDICTS.index(r.verdict), list(COMPARED).index(r.name)))]

@@ -34,7 +34,7 @@ class Tolerance:
     relative: float | None = None  # of the baseline value; when given, a regression must exceed both (MLflow's rule)
 
     def exceeded_by(self, change: float, baseline: float) -> bool:
-        if change <= self.absolute:
+        if not math.isfinite(change) or change <= self.absolute:
             return False
         return self.relative is None or change > self.relative * abs(baseline)
 
@@ -57,7 +57,9 @@ class Result:
     tolerance: Tolerance | None = None
     verdict: str = "not_compared"
     reason: str = ""  # what the verdict rests on, or why it was not compared
-    missing: str = ""  # set when it cannot be compared (no outcomes on one side, no decisions)
+    missing: str = ""  # set when it cannot be compared (no outcomes on one side, no decisions, not a number)
+    missing_side: str = ""  # "baseline" (it never measured this), "candidate" (this run could not), or "setup"
+    statistical: bool = True  # False: a deterministic metric judged by its tolerance alone
     discordant: tuple[int, int] | None = None  # (right -> wrong, wrong -> right)
     lost: list[str] = field(default_factory=list)  # the first sample ids that went from right to wrong
     lost_count: int = 0
@@ -73,7 +75,7 @@ class Result:
     def to_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in ("name", "metric", "higher_is_better", "baseline", "candidate", "delta", "ci",
                                              "p_value", "p_value_holm", "test", "n", "verdict", "reason", "discordant",
-                                             "lost_count", "lost", "classes_lost")}
+                                             "lost_count", "lost", "classes_lost", "missing_side")}
         out["tolerance"] = None if self.tolerance is None else {"absolute": self.tolerance.absolute, "relative": self.tolerance.relative}
         return out
 
@@ -140,6 +142,7 @@ def shape_bias_change(result: Result, ids: Sequence[str], old: Sequence, new: Se
     d = d[np.isfinite(d)]
     if d.size == 0 or not math.isfinite(result.delta):
         result.missing = result.reason = "no shape or texture decisions to compare"
+        result.missing_side = "setup"
         return result
     lo, hi = np.percentile(d, [2.5, 97.5])
     result.ci = (float(lo), float(hi))
@@ -164,16 +167,29 @@ def unpaired_change(result: Result, old: tuple[int, int], new: tuple[int, int]) 
 
 def vector_change(result: Result, old: Sequence[float], new: Sequence[float]) -> Result:
     """A deterministic vector (channel shares): the change per component, judged by tolerance alone."""
-    result.baseline, result.candidate = [float(v) for v in old], [float(v) for v in new]
+    result.test, result.statistical = "tolerance (deterministic: no sampling noise)", False
+    as_float = lambda v: float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan  # noqa: E731
+    result.baseline, result.candidate = [as_float(v) for v in old], [as_float(v) for v in new]
+    if len(old) != len(new):
+        result.missing, result.missing_side = f"{len(old)} values in the baseline, {len(new)} here", "setup"
+        result.reason = result.missing
+        return result
     result.delta = [b - a for a, b in zip(result.baseline, result.candidate)]
-    result.test, result.n = "tolerance (deterministic: no sampling noise)", len(result.delta)
+    result.n = len(result.delta)
     return result
 
 
 def judge(results: dict[str, Result], alpha: float) -> dict[str, Result]:
     """Holm over the results that have a p-value, then each result's verdict (see the module docstring)."""
+    for r in results.values():
+        if r.missing or r.delta is None:
+            continue
+        finite = all(math.isfinite(v) for v in (r.delta if isinstance(r.delta, list) else [r.delta]))
+        if not finite or (r.statistical and not (isinstance(r.p_value, float | int) and math.isfinite(r.p_value))):
+            r.missing = r.reason = "the change or its p-value is not a finite number (no images on one side?)"
+            r.missing_side = "setup"
     compared = {k: r for k, r in results.items() if r.delta is not None and not r.missing}
-    with_p = {k: r.p_value for k, r in compared.items() if r.p_value is not None and r.p_value == r.p_value}
+    with_p = {k: r.p_value for k, r in compared.items() if r.statistical}
     for name, (p, _) in stats.holm(with_p, alpha).items():
         results[name].p_value_holm = p
     for r in compared.values():
@@ -187,7 +203,7 @@ def _verdict(r: Result, alpha: float) -> tuple[str, str]:
     baseline = float(np.max(np.abs(r.baseline))) if isinstance(r.baseline, list) else r.baseline
     beyond = tol.exceeded_by(change, baseline)
     tol_text = f"tolerance {tol.absolute:g}" + (f" and {tol.relative:g} x baseline" if tol.relative is not None else "")
-    if r.p_value_holm is None:  # deterministic: the tolerance alone decides
+    if not r.statistical:  # deterministic: the tolerance alone decides
         return ("regression", f"changed by {change:.4g}, beyond its {tol_text}") if beyond else (
             "unchanged", f"changed by {change:.4g}, within its {tol_text}")
     significant = r.p_value_holm < alpha

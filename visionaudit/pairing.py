@@ -40,7 +40,8 @@ def read_report(path: str | Path, what: str = "baseline report") -> dict[str, An
 
 
 def model_pairs(run_models: Sequence[str], baseline: dict[str, Any], baseline_as: str | None = None,
-                pairs: Mapping[str, str] | None = None, where: str = "the baseline") -> dict[str, str]:
+                pairs: Mapping[str, str] | None = None, where: str = "the baseline",
+                fix: str = "--audit-baseline-as SPEC (one model) or [baseline.pairs] in audit.toml") -> dict[str, str]:
     """This run's model -> the baseline's: ``baseline_as`` (one model only), else ``[baseline.pairs]``, else the same spec."""
     if baseline_as and len(run_models) != 1:
         raise DataError(f"--audit-baseline-as pairs one model, and this run has {len(run_models)} ({', '.join(run_models)}); "
@@ -54,8 +55,7 @@ def model_pairs(run_models: Sequence[str], baseline: dict[str, Any], baseline_as
             problems.append(f"{model}: {where} has no model {old}")
         out[model] = old
     if problems:
-        raise DataError("; ".join(problems) + f". {where} holds {', '.join(known) or 'no loaded model'}: pair with "
-                        "--audit-baseline-as SPEC (one model) or [baseline.pairs] in audit.toml")
+        raise DataError("; ".join(problems) + f". {where} holds {', '.join(known) or 'no loaded model'}: pair with {fix}")
     return out
 
 
@@ -70,12 +70,10 @@ def _set_difference(role: str, old: SampleSet, new: SampleSet) -> str | None:
     return text + f"the same {len(new.ids)} sample ids, but files with other contents (re-encoded or replaced images)"
 
 
-def differences(baseline: dict[str, Any], run: Mapping[str, SampleSet], seed: int, subset: int | None,
-                stimulus_modes: Mapping[str, tuple[str | None, str | None]] | None = None) -> list[str]:
+def differences(baseline: dict[str, Any], run: Mapping[str, SampleSet], seed: int, subset: int | None) -> list[str]:
     """What stands between the baseline and this run's image sets ``run`` (by role); empty when they pair.
-
-    ``stimulus_modes``: per model pair, (baseline's, this run's) shape-bias stimulus geometry mode.
-    """
+    (How a model's stimuli were scored, geometry mode and aggregation, is checked per comparison: it
+    concerns three of them, not the run.)"""
     problems = []
     old_run = baseline.get("run", {})
     if old_run.get("seed", 0) != seed:
@@ -84,7 +82,10 @@ def differences(baseline: dict[str, Any], run: Mapping[str, SampleSet], seed: in
         show = lambda n: "the whole sets" if n is None else f"a subset of {n} images per set (--audit-samples {n})"  # noqa: E731
         problems.append(f"subset: the baseline scored {show(old_run.get('samples'))}, this run {show(subset)}")
     for role, data in sorted((baseline.get("samples") or {}).items()):
-        old = SampleSet.from_dict(role, data)
+        try:
+            old = SampleSet.from_dict(role, data)
+        except (KeyError, TypeError) as e:
+            raise DataError(f"the baseline's samples.{role} is incomplete ({type(e).__name__}: {e}); is the report intact?") from None
         if old.protocol != PROTOCOL_VERSION:
             problems.append(f"protocol: the baseline drew its {role} transforms by protocol {old.protocol}, this visionaudit "
                             f"by {PROTOCOL_VERSION}; run the baseline release's audit again with this version")
@@ -92,10 +93,6 @@ def differences(baseline: dict[str, Any], run: Mapping[str, SampleSet], seed: in
             diff = _set_difference(role, old, run[role])
             if diff:
                 problems.append(diff)
-    for pair, (old_mode, new_mode) in sorted((stimulus_modes or {}).items()):
-        if old_mode and new_mode and old_mode != new_mode:
-            problems.append(f"stimulus geometry of {pair}: {old_mode} in the baseline, {new_mode} here "
-                            "(shape_bias.stimulus_geometry in audit.toml)")
     return problems
 
 
@@ -103,12 +100,3 @@ def refusal(path: str | Path, problems: Sequence[str]) -> str:
     return (f"the baseline {path} cannot be compared image by image with this run:\n  " + "\n  ".join(problems) +
             "\nMake both runs on the same data, seed and subset, or pass --audit-baseline-unpaired to compare the "
             "proportions with unpaired tests (weaker: they cannot tell a real change from a reshuffle of images)")
-
-
-def stimulus_mode_of(baseline: dict[str, Any], spec: str) -> str | None:
-    for e in baseline.get("audits", []):
-        if e.get("model") == spec and e.get("audit") == "shape_bias":
-            mode = (e.get("metrics", {}).get("stimulus_geometry") or {}).get("mode")
-            if mode:
-                return mode
-    return None

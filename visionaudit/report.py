@@ -170,9 +170,7 @@ def write_atomically(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes it private; a report is read by CI artifacts and colleagues
+        os.fchmod(fd, 0o644)  # mkstemp makes it private; a report is read by CI artifacts and colleagues
         with os.fdopen(fd, "w") as f:
             json.dump(to_jsonable(data), f, indent=2, sort_keys=False, allow_nan=False)
             f.write("\n")
