@@ -19,6 +19,7 @@ pytest_plugins = [
     "plugins.progress",
     "plugins.writer",
     "plugins.presenters",
+    "plugins.html_page",
     "fixtures.models",
     "fixtures.data",
     "fixtures.recording",

@@ -57,6 +57,7 @@ def _run_info(config: pytest.Config, exitstatus: int | None, models: dict[str, A
         "workers": len(config.getvalue("tx") or ()) if config.pluginmanager.has_plugin("dsession") else 0,
         "seed": settings.seed if settings else 0,
         "samples": settings.samples if settings else None,
+        "images": settings.images if settings else None,
         "config_file": str(settings.config.path) if settings and settings.config.path else None,
         "phases": phase_timings(config),
         "timeout": effective_timeout(config),

@@ -23,12 +23,15 @@ def test_main_job_runs_offline_on_cpu(shared_data, tmp_path):
     # --audit-samples keeps this test short; the full run is the README's main command.
     report = tmp_path / "report.json"
     cmd = [sys.executable, "-m", "pytest", "audits", "-n", "2", "-p", "no:cacheprovider", "--audit-samples", "200",
-           "--device", "auto", f"--audit-json={report}"]
+           "--device", "auto", f"--audit-json={report}", f"--audit-html={tmp_path / 'report.html'}"]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     data = json.loads(report.read_text())
     jsonschema.validate(data, report_schema())
     assert data["verdict"] == "pass" and data["error"] is None and not list(tmp_path.glob("*.journal.jsonl"))
+    html = (tmp_path / "report.html").read_text()  # the README's main job writes the page too, with what the model saw
+    assert all(f'<section id="{s}">' in html for s in ("shape_bias", "channel_bias", "robustness", "conversion"))
+    assert html.count('src="data:image/jpeg;base64,') == 3 * 10
     assert {p["phase"] for p in data["run"]["phases"]} == {"load", "decode", "forward"}
     assert data["models"]["efficientnet_lite0"]["device"] == "cpu"
     assert data["models"]["efficientnet_lite0"]["sha256"].startswith("57934424")
@@ -60,7 +63,11 @@ def test_main_job_runs_offline_on_cpu(shared_data, tmp_path):
         assert conv["outcome"] == "passed" and conv["metrics"]["max_abs_diff"] < 1e-3
     deploy = {a["params"]["deployment"]: a for a in data["audits"] if "deployment" in a["params"]}
     assert {a["audit"] for a in deploy.values()} == {"deployment"} and all("test_deployment.py::" in a["nodeid"] for a in deploy.values())
-    assert data["schema_version"] == 2 and data["families"]["deployment"]["key_metric"] == "max_abs_diff"
+    assert data["schema_version"] == 3 and data["families"]["deployment"]["key_metric"] == "max_abs_diff"
+    # What a later release is compared with: every image set's sample ids, and 13 conditions' outcomes.
+    assert {r: s["n"] for r, s in data["samples"].items()} == {"labelled": 200, "cue-conflict": 200, "edges": 160,
+                                                               "filled-silhouettes": 160}
+    assert sum(1 for a in data["audits"] if a.get("outcomes")) == 13
     assert {d for d, a in deploy.items() if a["outcome"] == "passed"} == {"torchscript", "torch_export", "onnxruntime", "bf16_cpu", "channels_last"}
     assert deploy["fp16_cuda"]["outcome"] == "skipped" and "CUDA" in deploy["fp16_cuda"]["message"]
     zoo = [a for a in data["audits"] if a["nodeid"].split("::")[1].startswith("test_zoo[")]

@@ -143,6 +143,37 @@ def _compare(args: argparse.Namespace) -> int:
     return 1 if regressions(comparison) else 0
 
 
+def _html(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    from .html_report import write_html
+    from .pairing import read_report
+    from .thumbnails import transform_strips
+
+    start = time.perf_counter()
+    report = read_report(args.report, "report") if not args.any_schema else _read_json(args.report)
+    comparison = None
+    if args.baseline:
+        from .compare_reports import compare_reports
+
+        comparison = compare_reports(read_report(args.baseline), report, unpaired=args.unpaired)
+    strips = transform_strips(report, Path(args.data), args.images) if args.data else None
+    path = write_html(args.output, report, args.shape_bias_reference or (), strips, comparison)
+    print(f"{path}: {path.stat().st_size / 1024:.0f} KiB in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def _read_json(path: str) -> dict:
+    import json
+    from pathlib import Path
+
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise VisionAuditError(f"{path} is not a readable JSON report ({e})") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m visionaudit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -192,6 +223,18 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--config", metavar="audit.toml", help="tolerances from [audits.baseline] (default: the built-in ones)")
     cmp.add_argument("--unpaired", action="store_true", help="compare reports made on other images, seed or subset with unpaired tests")
     cmp.set_defaults(func=_compare)
+
+    h = sub.add_parser("html", help="the report as one self-contained HTML file (figures inline, no network)")
+    h.add_argument("report", metavar="REPORT.json")
+    h.add_argument("-o", "--output", required=True, metavar="PATH.html")
+    h.add_argument("--baseline", metavar="OLD.json", help="show the changes against this earlier report (as visionaudit compare)")
+    h.add_argument("--unpaired", action="store_true", help="with --baseline: compare reports made on other images")
+    h.add_argument("--shape-bias-reference", nargs="+", metavar="FILE.csv",
+                   help="decision CSVs (raw-data format, one per observer) drawn as per-category references")
+    h.add_argument("--data", metavar="DIR", help="the data root: show a few images under each transform, as the model saw them")
+    h.add_argument("--images", default=None, help="the labelled images under the data root (default: the report's)")
+    h.add_argument("--any-schema", action="store_true", help="render a report older than schema 3 (no per-image outcomes)")
+    h.set_defaults(func=_html)
 
     fam = sub.add_parser("families", help="the registered audit families, their key metrics and threshold schemas")
     fam.add_argument("--thresholds", action="store_true", help="list every threshold key with its type, range and allowed values")

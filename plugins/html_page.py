@@ -1,0 +1,56 @@
+"""``--audit-html PATH``: the report as one self-contained HTML page, written at the end of the run.
+
+A failure to render it (a missing extra, a bug in a figure) is said on the terminal and never touches the
+JSON report or the exit status.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from .settings import get_settings
+from .writer import report_data
+
+HTML_RESULT_KEY = pytest.StashKey[str]()  # the line the terminal summary prints
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("visionaudit")
+    group.addoption("--audit-html", default=None, metavar="PATH",
+                    help="also write the report as one self-contained HTML file (figures inline, no network access)")
+    group.addoption("--shape-bias-reference", nargs="+", default=None, metavar="FILE.csv",
+                    help="decision CSVs (the authors' raw-data format, one per observer) drawn as per-category "
+                         "references in the HTML shape-bias figure")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    path = config.getoption("audit_html", None)
+    if not path or hasattr(config, "workerinput"):
+        return
+    try:
+        from visionaudit.datasets import data_root
+        from visionaudit.html_report import write_html
+        from visionaudit.thumbnails import transform_strips
+
+        data = report_data(session)
+        if data is None:
+            return
+        settings = get_settings(config)
+        try:
+            strips = transform_strips(data, data_root(settings.data), settings.images)
+        except Exception:  # noqa: BLE001  (no data root, an unreadable image: the page goes without the strip)
+            strips = None
+        written = write_html(path, data, config.getoption("shape_bias_reference") or (), strips)
+        config.stash[HTML_RESULT_KEY] = f"html: {written}"
+    except Exception as e:  # noqa: BLE001  (whatever went wrong, the JSON report and the exit status stand)
+        config.stash[HTML_RESULT_KEY] = (f"html: not written ({type(e).__name__}: {e}); the JSON report is complete; "
+                                         "python -m visionaudit html REPORT.json -o PATH renders it later")
+
+
+@pytest.hookimpl(trylast=True)  # after the summary and its "report:" line
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    line = config.stash.get(HTML_RESULT_KEY, None)
+    if line:
+        terminalreporter.write_line(line)

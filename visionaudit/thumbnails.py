@@ -1,0 +1,52 @@
+"""What the model saw: a few labelled images under each transform, as small inline JPEGs.
+
+The report holds the sample ids and the seed, so the transforms are redrawn exactly (per sample id) from
+the data root, during the run or later from the CLI; the images are ImageNet's, shown with its terms.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from .datasets import ImageSet, LABELLED, labelled_path
+from .preprocessing import Geometry
+from .transforms import TRANSFORMS
+
+ATTRIBUTION = ("Images: ImageNet (ILSVRC 2012) validation/sample images, used under the ImageNet terms of access "
+               "(non-commercial research and education); cue-conflict stimuli: Geirhos et al. 2019, CC BY 4.0.")
+
+
+def _jpeg_uri(image: torch.Tensor, size: int) -> str:
+    pil = Image.fromarray(image.permute(1, 2, 0).numpy()).resize((size, size), Image.BILINEAR)
+    buf = io.BytesIO()
+    pil.save(buf, format="JPEG", quality=70)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def transform_strips(report: dict[str, Any], data_root: Path, images: str | None = None, n: int = 3,
+                     size: int = 72) -> dict[str, list[str]] | None:
+    """``{"clean": [uri, ...], transform: [uri, ...]}`` for the first ``n`` labelled sample ids of the
+    report, or None when the report or the data root does not have them."""
+    from .datasets import load_images
+
+    labelled = (report.get("samples") or {}).get(LABELLED)
+    choice = images or report.get("run", {}).get("images") or "imagenet-sample"
+    root = labelled_path(Path(data_root), choice)
+    if not labelled or not root.is_dir():
+        return None
+    paths = tuple(root / i for i in labelled["ids"][:n])
+    if not all(p.is_file() for p in paths):
+        return None
+    image_set = ImageSet("thumbnails", root, paths)
+    batch = load_images(image_set, Geometry(256, 224, "bilinear", crop=True))
+    seed = report.get("run", {}).get("seed", 0)
+    out = {"clean": [_jpeg_uri(img, size) for img in batch]}
+    for name, kernel in TRANSFORMS.items():
+        out[name] = [_jpeg_uri(img, size) for img in kernel(batch, list(image_set.sample_ids), seed, 1.0)]
+    return out
