@@ -29,6 +29,16 @@ def _jpeg_uri(image: torch.Tensor, size: int) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
+def _geometry(report: dict[str, Any]) -> Geometry:
+    """The first audited model's resize and crop (the transforms act on what it was fed), else 256/224."""
+    controls = {e.get("model") for e in report.get("audits", []) if e.get("control")}
+    for spec, info in report.get("models", {}).items():
+        p = info.get("preprocessing") or {}
+        if spec not in controls and isinstance(p.get("crop_size"), int) and isinstance(p.get("resize_size"), int):
+            return Geometry(p["resize_size"], p["crop_size"], p.get("interpolation") or "bilinear", crop=True)
+    return Geometry(256, 224, "bilinear", crop=True)
+
+
 def transform_strips(report: dict[str, Any], data_root: Path, images: str | None = None, n: int = 3,
                      size: int = 72) -> dict[str, list[str]] | None:
     """``{"clean": [uri, ...], transform: [uri, ...]}`` for the first ``n`` labelled sample ids of the
@@ -44,7 +54,7 @@ def transform_strips(report: dict[str, Any], data_root: Path, images: str | None
     if not all(p.is_file() for p in paths):
         return None
     image_set = ImageSet("thumbnails", root, paths)
-    batch = load_images(image_set, Geometry(256, 224, "bilinear", crop=True))
+    batch = load_images(image_set, _geometry(report))
     seed = report.get("run", {}).get("seed", 0)
     out = {"clean": [_jpeg_uri(img, size) for img in batch]}
     for name, kernel in TRANSFORMS.items():
