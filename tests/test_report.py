@@ -198,10 +198,10 @@ def test_write_is_atomic(tmp_path, monkeypatch):
     path = tmp_path / "report.json"
     write_atomically(path, {"a": 1})
 
-    def broken_dump(*a, **k):
+    def broken_replace(*a, **k):  # the new text is in the temporary file; the rename fails
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(json, "dump", broken_dump)
+    monkeypatch.setattr(os, "replace", broken_replace)
     with pytest.raises(RuntimeError):
         write_atomically(path, {"a": 2})
     assert json.loads(path.read_text()) == {"a": 1}
