@@ -6,10 +6,12 @@ JSON report or the exit status.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from .settings import get_settings
-from .writer import report_data
+from .writer import report_data, startup_report
 
 HTML_RESULT_KEY = pytest.StashKey[str]()  # the line the terminal summary prints
 
@@ -23,30 +25,43 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "references in the HTML shape-bias figure")
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    config = session.config
+def _write(config: pytest.Config, data: dict | None, with_strips: bool) -> None:
     path = config.getoption("audit_html", None)
-    if not path or hasattr(config, "workerinput"):
+    if not path or data is None or hasattr(config, "workerinput") or HTML_RESULT_KEY in config.stash:
         return
     try:
         from visionaudit.datasets import data_root
         from visionaudit.html_report import write_html
         from visionaudit.thumbnails import transform_strips
 
-        data = report_data(session)
-        if data is None:
-            return
-        settings = get_settings(config)
-        try:
-            strips = transform_strips(data, data_root(settings.data), settings.images)
-        except Exception:  # noqa: BLE001  (no data root, an unreadable image: the page goes without the strip)
-            strips = None
+        strips = None
+        if with_strips:
+            settings = get_settings(config)
+            try:
+                strips = transform_strips(data, data_root(settings.data), settings.images)
+            except Exception:  # noqa: BLE001  (no data root, an unreadable image: the page goes without the strip)
+                strips = None
         written = write_html(path, data, config.getoption("shape_bias_reference") or (), strips)
         config.stash[HTML_RESULT_KEY] = f"html: {written}"
     except Exception as e:  # noqa: BLE001  (whatever went wrong, the JSON report and the exit status stand)
-        config.stash[HTML_RESULT_KEY] = (f"html: not written ({type(e).__name__}: {e}); the JSON report is complete; "
-                                         "python -m visionaudit html REPORT.json -o PATH renders it later")
+        stale = Path(path)
+        if stale.is_file():
+            stale.unlink()  # an earlier run's page must not pass for this one's
+        json_note = "the JSON report is complete; python -m visionaudit html REPORT.json -o PATH renders it later" \
+            if config.getoption("audit_json", None) else "pass --audit-json PATH to keep the report"
+        config.stash[HTML_RESULT_KEY] = f"html: not written ({type(e).__name__}: {e}); {json_note}"
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    _write(session.config, report_data(session), with_strips=True)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """A run stopped at startup gets its page too (the error, no test), so no earlier page stands for it."""
+    if "audit_html" in vars(config.option):
+        _write(config, startup_report(config), with_strips=False)
 
 
 @pytest.hookimpl(trylast=True)  # after the summary and its "report:" line

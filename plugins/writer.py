@@ -168,12 +168,19 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         collector.journal.close(remove=True)  # the report holds everything now
 
 
+def startup_report(config: pytest.Config) -> dict[str, Any] | None:
+    """The report of a run that stopped before its session began (a usage or config error), else None."""
+    error = config.stash.get(STARTUP_USAGE_ERROR_KEY, None)
+    if error is None or REPORT_KEY in config.stash or hasattr(config, "workerinput"):
+        return None  # not ours to explain (pytest's own usage errors), or the session ran
+    return assemble(_run_info(config, int(pytest.ExitCode.USAGE_ERROR), {}), {}, [], error=error)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     """A run that stopped before its session began (a usage or config error) still leaves a report."""
     path = _report_path(config)
-    if path is None or config.stash.get(WRITTEN_KEY, False) or hasattr(config, "workerinput"):
+    if path is None or config.stash.get(WRITTEN_KEY, False):
         return
-    error = config.stash.get(STARTUP_USAGE_ERROR_KEY, None)
-    if error is None:
-        return  # not ours to explain (pytest's own usage errors), or the path itself was refused
-    write_atomically(path, assemble(_run_info(config, int(pytest.ExitCode.USAGE_ERROR), {}), {}, [], error=error))
+    data = startup_report(config)
+    if data is not None:
+        write_atomically(path, data)

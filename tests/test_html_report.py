@@ -110,10 +110,61 @@ def test_page_holds_every_section_with_the_reports_numbers():
 
 
 def test_thumbnails_redraw_the_runs_transforms(shared_data):
-    strips = transform_strips(TWO, shared_data)
+    """Three images per transform the run measured, at its recorded severity, drawn from the report's
+    sample ids and seed at the audited model's crop."""
+    from visionaudit.thumbnails import _jpeg_uri
+    from visionaudit.datasets import ImageSet, load_images
+    from visionaudit.preprocessing import Geometry
+    from visionaudit.transforms import get
+
+    got = transform_strips(TWO, shared_data)
+    strips = got["strips"]
     assert set(strips) == {"clean", *TRANSFORMS} and all(len(v) == 3 for v in strips.values())
-    assert strips["horizontal_flip"] != strips["clean"] and all(u.startswith("data:image/jpeg;base64,") for u in strips["zoom"])
+    ids = TWO["samples"]["labelled"]["ids"][:3]
+    root = shared_data / "imagenet-sample"
+    batch = load_images(ImageSet("t", root, tuple(root / i for i in ids)), Geometry(256, 224, "bilinear"))
+    assert strips["rotation"] == [_jpeg_uri(x, 72) for x in get("rotation")(batch, ids, TWO["run"]["seed"], 1.0)]
+    assert strips["rotation"] != [_jpeg_uri(x, 72) for x in get("rotation")(batch, ids, TWO["run"]["seed"] + 1, 1.0)] or \
+        strips["perspective"] != [_jpeg_uri(x, 72) for x in get("perspective")(batch, ids, TWO["run"]["seed"] + 1, 1.0)]
+    assert all(i in got["caption"] for i in ids) and "tests.tiny_models:tiny" in got["caption"]
+    report = json.loads(json.dumps(TWO))
+    report["audits"] = [e for e in report["audits"] if e["params"].get("transform") in (None, "zoom")]
+    for e in report["audits"]:
+        if e["params"].get("transform") == "zoom":
+            e["metrics"]["severity"] = 0.5
+    assert set(transform_strips(report, shared_data)["strips"]) == {"clean", "zoom (severity 0.5)"}
     assert transform_strips(TWO, shared_data / "nowhere") is None
+
+
+def test_the_baseline_figure_draws_every_comparison_and_says_how_it_paired():
+    html = render(AGAINST)
+    assert all(f"red_dominant channel_shares {c}" in html for c in "RGB")  # the vector regression, one row per channel
+    assert "Paired, image by image" in html
+    unpaired = json.loads(json.dumps(AGAINST))
+    for e in unpaired["audits"]:
+        e["metrics"]["paired"] = False
+    assert "UNPAIRED: two-proportion tests" in render(unpaired)
+
+
+def test_models_table_and_a_page_for_a_run_that_never_started():
+    html = render(TWO)
+    assert "1 random-init control(s): <code>torchvision:resnet18:none</code>" in html
+    stopped = {"schema_version": 3, "verdict": "incomplete", "error": "the baseline x.json does not exist", "run": {},
+               "models": {}, "audits": [], "samples": {}, "summary": {}, "aggregates": {}, "incomplete": {}}
+    page = render(stopped)
+    assert "No test ran: the run stopped at startup." in page and "the baseline x.json does not exist" in page
+    assert "Every test passed" not in page
+
+
+def test_bad_values_cost_a_figure_at_most():
+    report = json.loads(json.dumps(TWO))
+    entry(report, f"test_weight_shares[{MODELS[0]}]")["metrics"]["shares"] = [None, 0.5, 0.5]
+    entry(report, f"test_shape_bias[{MODELS[0]}]")["metrics"]["shape_bias"] = None
+    entry(report, f"test_transform[{MODELS[0]}-zoom]")["metrics"]["drop_ci"] = [0.9, 0.95]  # does not contain its estimate
+    entry(report, f"test_configured_model[{MODELS[0]}-rgb_to_gray]")["metrics"]["max_abs_diff"] = None
+    html = render(report)
+    assert all(f'<section id="{s}">' in html for s in ("shape_bias", "channel_bias", "robustness", "conversion"))
+    assert "<td>rgb_to_gray</td><td>n/a</td>" in html
 
 
 @pytest.fixture
@@ -158,11 +209,12 @@ def test_baseline_section_from_the_cli(tmp_path):
 
 
 def test_a_failing_render_keeps_the_json_and_the_exit_status(tmp_path, shared_data):
-    """matplotlib made to fail inside the run: the JSON is written, the exit status is the audits', and
-    the terminal says how to render the page later."""
-    (tmp_path / "sitecustomize.py").write_text("import visionaudit.figures as f\n"
-                                               "def boom(*a, **k):\n    raise RuntimeError('planted figure failure')\n"
-                                               "f.channel_bars = boom\n")
+    """The page made to fail inside the run: the JSON is written, the exit status is the audits', an
+    earlier run's page is not left to pass for this one's, and the terminal says how to render it later."""
+    (tmp_path / "sitecustomize.py").write_text("import visionaudit.html_report as h\n"
+                                               "def boom(*a, **k):\n    raise RuntimeError('planted render failure')\n"
+                                               "h.render = boom\n")
+    (tmp_path / "r.html").write_text("an earlier run's page")
     env = {**os.environ, "VISIONAUDIT_DATA": str(shared_data), "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"}
     for var in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "GITHUB_STEP_SUMMARY"):
         env.pop(var, None)
@@ -171,7 +223,18 @@ def test_a_failing_render_keeps_the_json_and_the_exit_status(tmp_path, shared_da
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:]
     assert json.loads((tmp_path / "r.json").read_text())["verdict"] == "pass" and not (tmp_path / "r.html").exists()
-    assert "html: not written (RuntimeError: planted figure failure); the JSON report is complete" in proc.stdout
+    assert "html: not written (RuntimeError: planted render failure); the JSON report is complete" in proc.stdout
+
+
+def test_a_failing_figure_costs_only_that_figure(monkeypatch):
+    import visionaudit.figures as figures
+
+    def boom(*a, **k):
+        raise RuntimeError("planted figure failure")
+
+    monkeypatch.setattr(figures, "channel_bars", boom)
+    html = render(TWO)
+    assert "figure not drawn (RuntimeError: planted figure failure)" in html and '<section id="robustness">' in html
 
 
 def test_not_a_number_renders_as_na():
@@ -179,3 +242,17 @@ def test_not_a_number_renders_as_na():
     report = json.loads(json.dumps(TWO))
     entry(report, f"test_transform[{MODELS[0]}-zoom]")["metrics"]["drop_ci"] = [None, None]
     assert "<td>[n/a, n/a]</td>" in render(report)
+
+
+def test_a_run_stopped_at_startup_leaves_its_own_page(tmp_path, shared_data):
+    (tmp_path / "r.html").write_text("an earlier run's page")
+    env = {**os.environ, "VISIONAUDIT_DATA": str(shared_data)}
+    for var in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "GITHUB_STEP_SUMMARY"):
+        env.pop(var, None)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "audits", "-p", "no:cacheprovider", f"--audit-baseline={tmp_path / 'none.json'}",
+                           "--audit-json", str(tmp_path / "r.json"), "--audit-html", str(tmp_path / "r.html")],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR
+    page = (tmp_path / "r.html").read_text()
+    assert "No test ran: the run stopped at startup." in page and "none.json does not exist" in page
+    assert json.loads((tmp_path / "r.json").read_text())["verdict"] == "incomplete"

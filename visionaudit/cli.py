@@ -156,8 +156,14 @@ def _html(args: argparse.Namespace) -> int:
     comparison = None
     if args.baseline:
         from .compare_reports import compare_reports
+        from .config import load_config
+        from .specs import canonical_spec
 
-        comparison = compare_reports(read_report(args.baseline), report, unpaired=args.unpaired)
+        if bool(args.model) != bool(args.baseline_model):
+            raise VisionAuditError("--model and --baseline-model go together: the report's model and the baseline's")
+        pairs = {canonical_spec(args.model): canonical_spec(args.baseline_model)} if args.model else None
+        comparison = compare_reports(read_report(args.baseline), report, pairs, load_config(args.config) if args.config else None,
+                                     unpaired=args.unpaired)
     strips = transform_strips(report, Path(args.data), args.images) if args.data else None
     path = write_html(args.output, report, args.shape_bias_reference or (), strips, comparison)
     print(f"{path}: {path.stat().st_size / 1024:.0f} KiB in {time.perf_counter() - start:.1f} s")
@@ -229,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("-o", "--output", required=True, metavar="PATH.html")
     h.add_argument("--baseline", metavar="OLD.json", help="show the changes against this earlier report (as visionaudit compare)")
     h.add_argument("--unpaired", action="store_true", help="with --baseline: compare reports made on other images")
+    h.add_argument("--model", metavar="NEW_SPEC", help="with --baseline: the report's model to compare (with --baseline-model)")
+    h.add_argument("--baseline-model", metavar="OLD_SPEC", help="with --baseline: the baseline's model it is compared with")
+    h.add_argument("--config", metavar="audit.toml", help="with --baseline: tolerances from [audits.baseline]")
     h.add_argument("--shape-bias-reference", nargs="+", metavar="FILE.csv",
                    help="decision CSVs (raw-data format, one per observer) drawn as per-category references")
     h.add_argument("--data", metavar="DIR", help="the data root: show a few images under each transform, as the model saw them")

@@ -71,7 +71,7 @@ def max_differences(report: dict[str, Any]) -> list[dict[str, Any]]:
     for audit, param in (("conversion", "direction"), ("deployment", "deployment")):
         for e in _entries(report, audit):
             value, bound = e["metrics"].get("max_abs_diff"), e["thresholds"].get("max_abs_diff")
-            if isinstance(value, (int, float)):
+            if "max_abs_diff" in e["metrics"]:  # null: not a finite number (an overflow), kept and shown as such
                 label = e["params"].get(param) or e["params"].get("arch") or e["nodeid"].split("::")[-1]
                 rows.append({"audit": audit, "model": e["model"], "label": str(label), "max_abs_diff": value, "bound": bound,
                              "outcome": e["outcome"]})

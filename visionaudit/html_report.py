@@ -46,10 +46,25 @@ def human_per_category(paths: Sequence[str | Path]) -> dict[str, float] | None:
     return {c: sum(v) / len(v) for c, v in per.items() if v}
 
 
-def _sections(report: dict[str, Any], references: dict[str, float] | None, strips: dict[str, list[str]] | None,
+def audited_models(report: dict[str, Any]) -> list[str]:
+    """The models the run audited (not the random-init controls), in the report's order."""
+    audited = {e.get("model") for e in report.get("audits", []) if e.get("model") and not e.get("control")}
+    return [m for m in report.get("models", {}) if m in audited] + sorted(audited - set(report.get("models", {})) - {None})
+
+
+def _figure(draw, *args, **kwargs) -> str | None:
+    """A figure, or a note in its place: one bad value never costs the page."""
+    try:
+        return draw(*args, **kwargs)
+    except Exception as e:  # noqa: BLE001
+        return f'<p class="muted">figure not drawn ({type(e).__name__}: {str(e)[:200]}); the table and the JSON hold the numbers</p>'
+
+
+def _sections(report: dict[str, Any], references: dict[str, float] | None, strips: dict[str, Any] | None,
               comparison: dict[str, Any] | None = None) -> list[dict]:
     from . import figures
 
+    style = figures.styles(audited_models(report))
     out = []
     acc = data.accuracies(report)
     if acc:
@@ -57,18 +72,18 @@ def _sections(report: dict[str, Any], references: dict[str, float] | None, strip
                     "table": {"header": ["model", "clean top-1", "top-5", "images"],
                               "rows": [[r["model"], fmt(r["clean_top1"]), fmt(r["top5"]), fmt(r["n_images"])] for r in acc]}})
     sb = data.shape_bias_by_category(report)
-    svg = figures.shape_bias_figure(sb, references)
+    svg = _figure(figures.shape_bias_figure, sb, references, style)
     if svg:
         figs = [{"svg": svg, "alt": "shape bias per category for each model, with published references",
                  "caption": "Fraction of shape decisions per category (cue-conflict images whose cues differ). " + SHAPE_BIAS_CITATION}]
-        scatter = figures.accuracy_scatter(data.shape_bias_vs_accuracy(report))
+        scatter = _figure(figures.accuracy_scatter, data.shape_bias_vs_accuracy(report), style)
         if scatter:
             figs.append({"svg": scatter, "alt": "shape bias against clean top-1 accuracy", "caption": "Shape bias against clean top-1."})
         rows = [[m, fmt(v["overall"]), f"[{fmt(v['ci'][0])}, {fmt(v['ci'][1])}]" if v.get("ci") else "-"] for m, v in sb["models"].items()]
         out.append({"id": "shape_bias", "title": "Shape bias", "figures": figs,
                     "table": {"header": ["model", "shape bias", "95% interval"], "rows": rows}})
     shares = data.channel_shares(report)
-    svg = figures.channel_bars(shares)
+    svg = _figure(figures.channel_bars, shares) if shares["models"] else None
     if svg:
         rows = [[m, *(fmt(v) for v in s)] for m, s in {**shares["models"], **shares["groups"]}.items()]
         out.append({"id": "channel_bias", "title": "Channel bias", "figures": [{
@@ -76,16 +91,16 @@ def _sections(report: dict[str, Any], references: dict[str, float] | None, strip
             "caption": "Shares of |first-layer weights| per input channel, beside the random-init control and the published torchvision zoo."}],
             "table": {"header": ["model or group", "R", "G", "B"], "rows": rows}})
     drops = data.robustness_drops(report)
-    svg = figures.robustness_figure(drops)
+    svg = _figure(figures.robustness_figure, drops, style)
     if svg:
         rows = [[m, t, fmt(r["drop"]), f"[{fmt(r['ci'][0])}, {fmt(r['ci'][1])}]" if r.get("ci") else "-", fmt(r.get("p_value_holm")),
                  "yes" if r.get("significant") else "no"] for m, per in drops["models"].items() for t, r in per.items()]
         out.append({"id": "robustness", "title": "Transform robustness", "figures": [{
             "svg": svg, "alt": "top-1 drop per transform with 95 % intervals", "caption": "Top-1 drop per transform, paired with the clean pass."}],
             "table": {"header": ["model", "transform", "drop", "95% interval", "Holm p", "significant"], "rows": rows},
-            "strips": strips, "attribution": _attribution()})
+            "strips": (strips or {}).get("strips"), "strips_caption": (strips or {}).get("caption"), "attribution": _attribution()})
     diffs = data.max_differences(report)
-    svg = figures.max_diff_figure(diffs)
+    svg = _figure(figures.max_diff_figure, diffs)
     if svg:
         out.append({"id": "conversion", "title": "Conversion and deployment", "figures": [{
             "svg": svg, "alt": "maximum logit differences against their bounds, log scale",
@@ -94,13 +109,19 @@ def _sections(report: dict[str, Any], references: dict[str, float] | None, strip
                       "rows": [[r["model"], r["audit"], r["label"], fmt(r["max_abs_diff"]), fmt(r["bound"]), r["outcome"]] for r in diffs]}})
     deltas = data.deltas_from_comparison(comparison) if comparison else data.baseline_deltas(report)
     if deltas:
-        svg = figures.baseline_figure(deltas)
+        svg = _figure(figures.baseline_figure, deltas)
+        paired = comparison["paired"] if comparison else not any(
+            e["metrics"].get("paired") is False for e in report.get("audits", []) if e.get("audit") == "baseline")
+        how = ("Paired, image by image; a regression is beyond its tolerance and significant (Holm)." if paired else
+               "UNPAIRED: two-proportion tests on reports that did not score the same images"
+               + (" (" + "; ".join(comparison["problems"]) + ")" if comparison and comparison.get("problems") else "")
+               + "; a regression is beyond its tolerance and significant (Holm).")
         rows = [[r["model"], r["baseline_model"], r["comparison"], fmt(r["baseline"]), fmt(r["candidate"]),
                  f"{r['delta']:+.4f}" if isinstance(r["delta"], (int, float)) else fmt(r["delta"]),
                  f"[{fmt(r['ci'][0])}, {fmt(r['ci'][1])}]" if r.get("ci") else "-", fmt(r["p_value_holm"]), r["verdict"]] for r in deltas]
         out.append({"id": "baseline", "title": "Against the baseline", "figures": [{
             "svg": svg, "alt": "change of each compared metric against the baseline with 95 % intervals",
-            "caption": "Paired, image by image; a regression is beyond its tolerance and significant (Holm)."}] if svg else [],
+            "caption": how}] if svg else [], "text": how,
             "table": {"header": ["model", "baseline", "comparison", "was", "now", "change", "95% interval", "Holm p", "verdict"],
                       "rows": rows}})
     return out
@@ -123,17 +144,18 @@ def render(report: dict[str, Any], references: Sequence[str | Path] = (), strips
         raise DataError("the HTML report needs Jinja2 and matplotlib: pip install 'visionaudit[html]'") from None
     env = jinja2.Environment(loader=jinja2.PackageLoader("visionaudit", "resources"), autoescape=True)
     labels = {v: k for k, v in VERDICTS.items()}
-    controls = {e.get("model") for e in report.get("audits", []) if e.get("control")}
-    models = {m: info for m, info in report.get("models", {}).items() if m not in controls}
-    if controls:  # one row for the random-init controls: the first, and how many more
-        first = sorted(controls)[0]
-        models[first] = {**report["models"].get(first, {}), "control_count": len(controls) - 1}
+    audited = audited_models(report)
+    models = {m: report.get("models", {}).get(m, {}) for m in audited}
+    controls = sorted({e.get("model") for e in report.get("audits", []) if e.get("control")})
+    if controls:  # one row for the random-init controls: how many, and their names
+        models[f"{len(controls)} random-init control(s)"] = {"control_names": ", ".join(controls)}
     rows = [{**r, "outcome": labels.get(r["verdict"], "skipped")} for r in summary_rows(report.get("audits", []))]
     problems = [{**p, "plain": PLAIN.get(p["outcome"], p["outcome"])} for p in data.not_passed(report)]
     return env.get_template("report.html.j2").render(
         verdict=report.get("verdict", "incomplete"), error=report.get("error"), run=report.get("run", {}),
         versions=report.get("run", {}).get("versions", {}), models=models, rows=rows,
         lines=family_lines(report), sections=_sections(report, human_per_category(references), strips, comparison), problems=problems,
+        any_tests=bool(report.get("audits")), incomplete=report.get("incomplete") or {},
         schema_version=report.get("schema_version"))
 
 

@@ -29,6 +29,11 @@ def _jpeg_uri(image: torch.Tensor, size: int) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
+def _model_of(report: dict[str, Any]) -> str:
+    controls = {e.get("model") for e in report.get("audits", []) if e.get("control")}
+    return next((m for m in report.get("models", {}) if m not in controls), "the model")
+
+
 def _geometry(report: dict[str, Any]) -> Geometry:
     """The first audited model's resize and crop (the transforms act on what it was fed), else 256/224."""
     controls = {e.get("model") for e in report.get("audits", []) if e.get("control")}
@@ -39,10 +44,22 @@ def _geometry(report: dict[str, Any]) -> Geometry:
     return Geometry(256, 224, "bilinear", crop=True)
 
 
+def _measured(report: dict[str, Any]) -> dict[str, float]:
+    """Each transform the run measured, at the severity its entries recorded."""
+    out: dict[str, float] = {}
+    for e in report.get("audits", []):
+        t = e.get("params", {}).get("transform") if e.get("audit") == "robustness" else None
+        if t in TRANSFORMS and t not in out:
+            severity = e.get("metrics", {}).get("severity")
+            out[t] = float(severity) if isinstance(severity, (int, float)) else 1.0
+    return out
+
+
 def transform_strips(report: dict[str, Any], data_root: Path, images: str | None = None, n: int = 3,
-                     size: int = 72) -> dict[str, list[str]] | None:
-    """``{"clean": [uri, ...], transform: [uri, ...]}`` for the first ``n`` labelled sample ids of the
-    report, or None when the report or the data root does not have them."""
+                     size: int = 72) -> dict[str, Any] | None:
+    """``{"strips": {"clean": [uri, ...], "<transform> (severity s)": [...]}, "caption": ...}`` for the first
+    ``n`` labelled sample ids of the report, the transforms it measured at their severities, at the first
+    audited model's resize and crop; None when the report or the data root does not have them."""
     from .datasets import load_images
 
     labelled = (report.get("samples") or {}).get(LABELLED)
@@ -56,7 +73,14 @@ def transform_strips(report: dict[str, Any], data_root: Path, images: str | None
     image_set = ImageSet("thumbnails", root, paths)
     batch = load_images(image_set, _geometry(report))
     seed = report.get("run", {}).get("seed", 0)
+    measured = _measured(report)
+    if not measured:
+        return None
     out = {"clean": [_jpeg_uri(img, size) for img in batch]}
-    for name, kernel in TRANSFORMS.items():
-        out[name] = [_jpeg_uri(img, size) for img in kernel(batch, list(image_set.sample_ids), seed, 1.0)]
-    return out
+    for name, severity in measured.items():
+        label = name if severity == 1.0 else f"{name} (severity {severity:g})"
+        out[label] = [_jpeg_uri(img, size) for img in TRANSFORMS[name](batch, list(image_set.sample_ids), seed, severity)]
+    geometry = _geometry(report)
+    caption = (f"The first {len(paths)} labelled images ({', '.join(image_set.sample_ids)}) at {_model_of(report)}'s resize "
+               f"{geometry.resize_size} and crop {geometry.crop_size}, with the run's seed {seed}: the draws it made.")
+    return {"strips": out, "caption": caption}
