@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from .settings import get_settings
-from .writer import report_data, startup_report
+from .settings import STARTUP_USAGE_ERROR_KEY, get_settings
+from .writer import check_report_path, report_data, startup_report
 
 HTML_RESULT_KEY = pytest.StashKey[str]()  # the line the terminal summary prints
 
@@ -23,6 +23,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--shape-bias-reference", nargs="+", default=None, metavar="FILE.csv",
                     help="decision CSVs (the authors' raw-data format, one per observer) drawn as per-category "
                          "references in the HTML shape-bias figure")
+
+
+@pytest.hookimpl(tryfirst=True)  # as --audit-json's path: refused before anything else
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    check_report_path(config.getoption("audit_html", None), "--audit-html", "report.html")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """References that are not there or not decision files stop the run now (exit 4), not after it."""
+    if hasattr(config, "workerinput"):
+        return
+    from visionaudit.decisions_csv import read_decisions
+    from visionaudit.errors import VisionAuditError
+
+    for path in config.getoption("shape_bias_reference", None) or ():
+        try:
+            read_decisions(path)
+        except VisionAuditError as e:
+            config.stash[STARTUP_USAGE_ERROR_KEY] = message = f"--shape-bias-reference: {e}"
+            raise pytest.UsageError(message) from None
 
 
 def _write(config: pytest.Config, data: dict | None, with_strips: bool) -> None:

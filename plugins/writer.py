@@ -109,23 +109,23 @@ def _report_path(config: pytest.Config) -> Path | None:
     return Path(path) if path else None
 
 
-def check_report_path(path: str | None) -> None:
-    """Refuse an --audit-json path the report cannot be written to, now rather than after the run."""
+def check_report_path(path: str | None, flag: str = "--audit-json", example: str = "report.json") -> None:
+    """Refuse a report path (``flag``) the report cannot be written to, now rather than after the run."""
     if not path:
         return
     target = Path(path)
     if target.is_dir():
-        raise pytest.UsageError(f"--audit-json {path} is a directory; give a file path, such as {target / 'report.json'}")
+        raise pytest.UsageError(f"{flag} {path} is a directory; give a file path, such as {target / example}")
     folder = target.parent
     blocking = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
     if blocking is not None:
-        raise pytest.UsageError(f"--audit-json {path}: {blocking} is a file, not a folder; give a path in a folder you can write to")
+        raise pytest.UsageError(f"{flag} {path}: {blocking} is a file, not a folder; give a path in a folder you can write to")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".visionaudit-write-check-"):
             pass
     except OSError as e:
-        raise pytest.UsageError(f"--audit-json {path}: the report cannot be written there ({e.strerror or e}); "
+        raise pytest.UsageError(f"{flag} {path}: the report cannot be written there ({e.strerror or e}); "
                                 "give a path in a folder you can write to") from None
 
 

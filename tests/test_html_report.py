@@ -256,3 +256,15 @@ def test_a_run_stopped_at_startup_leaves_its_own_page(tmp_path, shared_data):
     page = (tmp_path / "r.html").read_text()
     assert "No test ran: the run stopped at startup." in page and "none.json does not exist" in page
     assert json.loads((tmp_path / "r.json").read_text())["verdict"] == "incomplete"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--audit-html", "{tmp}"], "--audit-html {tmp} is a directory; give a file path, such as {tmp}/report.html"),
+    (["--audit-html", "{tmp}/r.html", "--shape-bias-reference", "{tmp}/missing.csv"], "--shape-bias-reference: "),
+])
+def test_bad_html_options_stop_the_run_before_any_model_loads(tmp_path, args, message):
+    args = [a.format(tmp=tmp_path) for a in args]
+    proc = subprocess.run([sys.executable, "-m", "pytest", "audits", "-p", "no:cacheprovider", "-k", "test_clean_top1", *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR and message.format(tmp=tmp_path) in proc.stderr, proc.stderr[-1500:]
+    assert "missing.csv" in proc.stderr or "is a directory" in proc.stderr
