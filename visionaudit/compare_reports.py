@@ -18,6 +18,7 @@ from .fingerprint import SampleSet
 from .formatting import fmt
 from .pairing import differences, model_pairs
 from .recording import to_jsonable
+from .report import control_models
 
 
 class Unpairable(DataError):
@@ -31,7 +32,7 @@ def compare_reports(old: dict[str, Any], new: dict[str, Any], pairs: Mapping[str
     ``pairs``: new spec -> old spec (default: every loaded model of ``new`` with the same spec in ``old``).
     Unpairable reports raise :class:`Unpairable` unless ``unpaired``.
     """
-    controls = {e.get("model") for e in new.get("audits", []) if e.get("control")}  # random-init controls: not releases
+    controls = control_models(new)  # random-init controls: not releases
     new_models = [m for m, info in new.get("models", {}).items() if info.get("loaded", True) and m not in controls]
     run_models = list(pairs) if pairs else new_models
     if pairs:

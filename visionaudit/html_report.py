@@ -16,6 +16,7 @@ from typing import Any, Sequence
 from . import figure_data as data
 from .errors import DataError
 from .formatting import fmt
+from .report import audited_models, control_models
 from .summary import VERDICTS, family_lines, summary_rows
 
 PLAIN = {
@@ -44,12 +45,6 @@ def human_per_category(paths: Sequence[str | Path]) -> dict[str, float] | None:
             if row["shape_bias"] == row["shape_bias"]:
                 per[category].append(row["shape_bias"])
     return {c: sum(v) / len(v) for c, v in per.items() if v}
-
-
-def audited_models(report: dict[str, Any]) -> list[str]:
-    """The models the run audited (not the random-init controls), in the report's order."""
-    audited = {e.get("model") for e in report.get("audits", []) if e.get("model") and not e.get("control")}
-    return [m for m in report.get("models", {}) if m in audited] + sorted(audited - set(report.get("models", {})) - {None})
 
 
 def _figure(draw, *args, **kwargs) -> str | None:
@@ -146,7 +141,7 @@ def render(report: dict[str, Any], references: Sequence[str | Path] = (), strips
     labels = {v: k for k, v in VERDICTS.items()}
     audited = audited_models(report)
     models = {m: report.get("models", {}).get(m, {}) for m in audited}
-    controls = sorted({e.get("model") for e in report.get("audits", []) if e.get("control")})
+    controls = sorted(control_models(report))
     if controls:  # one row for the random-init controls: how many, and their names
         models[f"{len(controls)} random-init control(s)"] = {"control_names": ", ".join(controls)}
     rows = [{**r, "outcome": labels.get(r["verdict"], "skipped")} for r in summary_rows(report.get("audits", []))]

@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 
 from .errors import DataError
 from .fingerprint import PROTOCOL_VERSION, SampleSet
-from .report import SCHEMA_VERSION
+from .report import SCHEMA_VERSION, control_models
 
 FIRST_WITH_OUTCOMES = 3  # the schema version that added per-image outcomes
 
@@ -46,7 +46,7 @@ def model_pairs(run_models: Sequence[str], baseline: dict[str, Any], baseline_as
     if baseline_as and len(run_models) != 1:
         raise DataError(f"--audit-baseline-as pairs one model, and this run has {len(run_models)} ({', '.join(run_models)}); "
                         "pair several with a [baseline.pairs] table in audit.toml")
-    controls = {e.get("model") for e in baseline.get("audits", []) if e.get("control")}  # random-init controls: not releases
+    controls = control_models(baseline)  # random-init controls: not releases
     known = [m for m, info in baseline.get("models", {}).items() if info.get("loaded", True) and m not in controls]
     out, problems = {}, []
     for model in run_models:

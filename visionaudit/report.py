@@ -59,6 +59,17 @@ def settle(collected: list[str], meta: dict[str, dict[str, Any]], entries: dict[
     return list(out.values())
 
 
+def control_models(report: dict[str, Any]) -> set[str]:
+    """The models a report audited as random-init controls (an audit's own models, not releases)."""
+    return {e["model"] for e in report.get("audits", []) if e.get("control") and e.get("model")}
+
+
+def audited_models(report: dict[str, Any]) -> list[str]:
+    """The models the run audited, not the controls: the models section's order, then any others."""
+    audited = {e["model"] for e in report.get("audits", []) if e.get("model") and not e.get("control")}
+    return [m for m in report.get("models", {}) if m in audited] + sorted(audited - set(report.get("models", {})))
+
+
 def unloaded_model(model_id: str, spelling: str, error: str | None) -> dict[str, Any]:
     """The models section's entry of a configured model that never loaded."""
     return {"spec": model_id, "spec_as_given": spelling, "loaded": False, "error": error}

@@ -16,6 +16,7 @@ from PIL import Image
 
 from .datasets import ImageSet, LABELLED, labelled_path
 from .preprocessing import Geometry
+from .report import audited_models
 from .transforms import TRANSFORMS
 
 ATTRIBUTION = ("Images: ImageNet (ILSVRC 2012) validation/sample images, used under the ImageNet terms of access "
@@ -30,16 +31,14 @@ def _jpeg_uri(image: torch.Tensor, size: int) -> str:
 
 
 def _model_of(report: dict[str, Any]) -> str:
-    controls = {e.get("model") for e in report.get("audits", []) if e.get("control")}
-    return next((m for m in report.get("models", {}) if m not in controls), "the model")
+    return next(iter(audited_models(report)), "the model")
 
 
 def _geometry(report: dict[str, Any]) -> Geometry:
     """The first audited model's resize and crop (the transforms act on what it was fed), else 256/224."""
-    controls = {e.get("model") for e in report.get("audits", []) if e.get("control")}
-    for spec, info in report.get("models", {}).items():
-        p = info.get("preprocessing") or {}
-        if spec not in controls and isinstance(p.get("crop_size"), int) and isinstance(p.get("resize_size"), int):
+    for spec in audited_models(report):
+        p = report.get("models", {}).get(spec, {}).get("preprocessing") or {}
+        if isinstance(p.get("crop_size"), int) and isinstance(p.get("resize_size"), int):
             return Geometry(p["resize_size"], p["crop_size"], p.get("interpolation") or "bilinear", crop=True)
     return Geometry(256, 224, "bilinear", crop=True)
 
