@@ -14,6 +14,7 @@ pytest_plugins = [
     "plugins.worker_channel",
     "plugins.collection",
     "plugins.baseline",
+    "plugins.sharding",
     "plugins.collector",
     "plugins.distribution",
     "plugins.progress",

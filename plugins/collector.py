@@ -78,8 +78,9 @@ class Collector:
                 entry[key].update(rec[key])
             if rec.get("control"):
                 entry["control"] = rec["control"]
-            if rec.get("outcomes"):
-                entry["outcomes"] = rec["outcomes"]
+            for key in ("outcomes", "shard_data"):
+                if rec.get(key):
+                    entry[key] = rec[key]
             self.add_samples(rec.get("samples") or {})
             if rec.get("model_info") and rec["model"] and rec["model"] not in self.models:
                 self.models[rec["model"]] = rec["model_info"]
@@ -147,8 +148,9 @@ class Collector:
                 rec = record.to_dict()
                 for key in ("metrics", "thresholds", "tables"):
                     entry[key].update(rec[key])
-                if rec.get("outcomes"):
-                    entry["outcomes"] = rec["outcomes"]
+                for key in ("outcomes", "shard_data"):
+                    if rec.get(key):
+                        entry[key] = rec[key]
                 self.add_samples(rec["samples"])
 
     def all_entries(self) -> list[dict[str, Any]]:

@@ -26,6 +26,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "a path (WNID folders or <wnid>_<name> files), or 'imagenette'")
     group.addoption("--audit-samples", default=None, metavar="N",
                     help="audit a fixed, seeded, class-stratified subset of N images per image set (quick runs)")
+    group.addoption("--audit-shard", default=None, metavar="I/N",
+                    help="run shard I of N: the images whose sample id hashes to I (audits that do not split by image "
+                         "run whole in shard 1); python -m visionaudit merge joins the N partial reports")
     group.addoption("--audit-seed", default=None, metavar="SEED", help="seed for subsets and transforms (default 0)")
     group.addoption("--audit-config", default=None, metavar="PATH", help="thresholds file (default: audit.toml at the rootdir)")
     group.addoption("--audit-batch-size", default=None, metavar="N",

@@ -12,6 +12,7 @@ import pytest
 from visionaudit.config import CONFIG_FILE, AuditConfig, load_config
 from visionaudit.devices import resolve_device
 from visionaudit.errors import VisionAuditError
+from visionaudit.sharding import Shard, parse_shard
 from visionaudit.specs import DEFAULT_MODEL, parse_spec
 
 SETTINGS_KEY = pytest.StashKey["Settings"]()
@@ -31,6 +32,7 @@ class Settings:
     config: AuditConfig
     timeout: float | None = None  # --audit-timeout: seconds per test
     spellings: Mapping[str, str] = field(default_factory=dict)  # canonical spec -> as the user wrote it
+    shard: Shard | None = None  # --audit-shard I/N: this job's share of the images (visionaudit/sharding.py)
 
 
 def worker_index() -> int | None:
@@ -76,7 +78,23 @@ def _resolve(config: pytest.Config) -> Settings:
         config=audit_config,
         timeout=_number(config, "audit_timeout", float, "a positive number of seconds per test"),
         spellings=spellings,
+        shard=_shard(config),
     )
+
+
+def _shard(config: pytest.Config) -> Shard | None:
+    text = config.getoption("audit_shard", None)
+    if text is None:
+        return None
+    try:
+        shard = parse_shard(text)
+    except ValueError as e:
+        raise pytest.UsageError(str(e)) from None
+    if config.getoption("audit_baseline", None):
+        raise pytest.UsageError(f"--audit-shard {text} with --audit-baseline: a shard holds only some of the images. "
+                                "Run the shards without a baseline, merge them (python -m visionaudit merge PART.json ... "
+                                "-o REPORT.json), then compare: python -m visionaudit compare BASELINE.json REPORT.json")
+    return shard
 
 
 def _number(config: pytest.Config, dest: str, kind: type, what: str, fix: str = "", positive: bool = True) -> float | int | None:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 import torch
 
 from . import threshold_fields as f
+from .assessment import assessor, require_count
 from .families import Family, register_family
+from .recording import AuditRecord
 
 
 def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor, k: int = 1) -> float:
@@ -25,11 +29,27 @@ def top1_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return topk_accuracy(logits, labels, 1)
 
 
+@assessor("accuracy.clean_top1")
+def assess_clean_top1(record: AuditRecord, sample_set: Any, arrays: Mapping[str, Any], thresholds: Mapping[str, Any],
+                      context: Mapping[str, Any]) -> None:
+    """``arrays``: ``correct`` (top-1 right, per image) and ``top5`` (label among the 5 largest logits)."""
+    correct = arrays["correct"]
+    record.metric("n_images", len(correct))
+    record.outcomes_on(sample_set, "clean", correct=correct)
+    require_count(record, thresholds, len(correct), "labelled images")
+    record.metric("top5", float(arrays["top5"].mean()))
+    top1 = float(correct.mean())
+    if not record.check_min("clean_top1", top1, "min_top1", thresholds["min_top1"]):
+        raise AssertionError(f"{context['model']}: clean top-1 {top1:.3f} on {context['set_name']} is below min_top1 "
+                             f"{thresholds['min_top1']} (check its preprocessing: {context['preprocessing']})")
+
+
 FAMILY = register_family(Family(
     name="accuracy",
     gates="clean top-1 on labelled natural images, through the model's own preprocessing",
     key_metric="clean_top1",
     higher_is_better=True,
+    splits_by_image=True,
     metrics=("top5", "n_images"),
     thresholds={
         "min_top1": f.fraction("clean top-1 at least this"),

@@ -143,6 +143,26 @@ def _compare(args: argparse.Namespace) -> int:
     return 1 if regressions(comparison) else 0
 
 
+def _merge(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .merge import Unmergeable, merge_reports
+    from .report import write_atomically
+    from .summary import terminal_lines
+
+    parts = [_read_json(path) for path in args.parts]
+    try:
+        report = merge_reports(parts, args.parts)
+    except Unmergeable as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 4
+    write_atomically(Path(args.output), report)
+    for line in terminal_lines(report):
+        print(line)
+    print(f"merged {len(parts)} shards: {args.output}")
+    return report["run"]["exit_status"]
+
+
 def _html(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
@@ -229,6 +249,13 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--config", metavar="audit.toml", help="tolerances from [audits.baseline] (default: the built-in ones)")
     cmp.add_argument("--unpaired", action="store_true", help="compare reports made on other images, seed or subset with unpaired tests")
     cmp.set_defaults(func=_compare)
+
+    m = sub.add_parser("merge", help="join the partial reports of a sharded run (--audit-shard I/N) into the unsharded run's "
+                                     "report, every statistic recomputed from all images; exit 1 when its verdict is not pass, "
+                                     "4 when the parts are not the shards of one run")
+    m.add_argument("parts", nargs="+", metavar="PART.json", help="the N shards' reports, in any order")
+    m.add_argument("-o", "--output", required=True, metavar="REPORT.json")
+    m.set_defaults(func=_merge)
 
     h = sub.add_parser("html", help="the report as one self-contained HTML file (figures inline, no network)")
     h.add_argument("report", metavar="REPORT.json")

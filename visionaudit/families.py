@@ -58,6 +58,9 @@ class Family:
     audit_file: str = ""  # default audits/test_<name>.py
     moved_keys: Mapping[str, str] = field(default_factory=dict)  # old key -> where it lives now
     directions: Mapping[str, bool | None] = field(default_factory=dict)  # other metrics' directions (baseline comparisons)
+    # Its tests judge per-image data through an assessor (visionaudit/assessment.py), so shards split its
+    # images and a merge re-judges them; a family without one runs whole in shard 1.
+    splits_by_image: bool = False
     aggregate: Callable[[list[dict[str, Any]]], dict[str, Any] | None] | None = None
     summary_lines: Callable[[dict[str, Any]], list[str]] | None = None
     defined_in: str = ""

@@ -52,14 +52,17 @@ class SampleSet:
     subset: int | None  # --audit-samples (None: the whole set)
     seed: int
     protocol: int = PROTOCOL_VERSION
+    shard: dict[str, Any] | None = None  # in a shard: which one, and the whole set it is part of (visionaudit/sharding.py)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "n": len(self.ids), "subset": self.subset, "seed": self.seed, "protocol": self.protocol,
-                "fingerprint": self.fingerprint, "ids": list(self.ids)}
+        out = {"name": self.name, "n": len(self.ids), "subset": self.subset, "seed": self.seed, "protocol": self.protocol,
+               "fingerprint": self.fingerprint, "ids": list(self.ids)}
+        return {**out, "shard": self.shard} if self.shard is not None else out
 
     @classmethod
     def from_dict(cls, role: str, data: dict[str, Any]) -> "SampleSet":
-        return cls(role, data["name"], tuple(data["ids"]), data["fingerprint"], data.get("subset"), data["seed"], data["protocol"])
+        return cls(role, data["name"], tuple(data["ids"]), data["fingerprint"], data.get("subset"), data["seed"], data["protocol"],
+                   data.get("shard"))
 
 
 def sample_set(role: str, image_set: ImageSet, subset: int | None, seed: int) -> SampleSet:

@@ -49,6 +49,7 @@ class AuditRecord:
     not_judged: str | None = None  # why the gate was not judged (too little data), when it was not
     outcomes: dict[str, Any] | None = None  # per-image results of the condition it measured (visionaudit/outcomes.py)
     samples: dict[str, Any] = field(default_factory=dict)  # role -> the image set they refer to (the report's `samples`)
+    shard_data: dict[str, Any] | None = None  # in a shard: what visionaudit merge re-judges (visionaudit/assessment.py)
 
     def metric(self, name: str, value: Any) -> Any:
         self.metrics[name] = to_jsonable(value)
@@ -97,6 +98,7 @@ class AuditRecord:
             "not_judged": self.not_judged,
             "outcomes": self.outcomes,
             "samples": dict(self.samples),
+            "shard_data": self.shard_data,
         }
 
 

@@ -12,16 +12,18 @@ from __future__ import annotations
 import weakref
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from . import stats
 from . import threshold_fields as f
+from .assessment import assessor, require_count
 from .families import Family, register_family
 from .inference import predict_logits
 from .models import LoadedModel
+from .recording import AuditRecord
 from .transforms import TRANSFORMS
 from .transforms import get as get_transform
 
@@ -40,6 +42,7 @@ class TransformResult:
     p_value_ttest: float
     discordant: tuple[int, int]  # (right -> wrong, wrong -> right)
     correct: np.ndarray = field(repr=False)  # per image, under the transform: what a baseline comparison pairs
+    changed: np.ndarray = field(repr=False)  # per image: the prediction differs from the clean one
     classwise_clean: list[float] = field(repr=False)
     classwise_transformed: list[float] = field(repr=False)
 
@@ -69,13 +72,21 @@ def evaluate_transform(
                             transform=lambda b, idx: kernel(b, [ids[i] for i in idx.tolist()], seed, severity),
                             what=transform if severity == 1.0 else f"{transform} x{severity:g}")
     clean_pred, pred = clean_logits.argmax(1), logits.argmax(1)
-    before = (clean_pred == labels).numpy()
-    after = (pred == labels).numpy()
+    return transform_result(transform, severity, (clean_pred == labels).numpy(), (pred == labels).numpy(),
+                            (clean_pred != pred).numpy(), labels.numpy(), model.num_classes, resamples, seed)
+
+
+def transform_result(transform: str, severity: float, before: np.ndarray, after: np.ndarray, changed: np.ndarray,
+                     labels: np.ndarray, model_classes: int, resamples: int = 2000, seed: int = 0) -> TransformResult:
+    """Every statistic of one transform from per-image data alone: right before and after, whether the
+    prediction changed, and the labels (a run and a merge of shards both compute them here)."""
+    before, after, changed = (np.asarray(a, dtype=bool) for a in (before, after, changed))
+    labels = np.asarray(labels)
     b = int((before & ~after).sum())
     c = int((~before & after).sum())
-    num_classes = max(model.num_classes, int(labels.max()) + 1)
-    cw_before = stats.classwise_accuracy(before, labels.numpy(), num_classes)
-    cw_after = stats.classwise_accuracy(after, labels.numpy(), num_classes)
+    num_classes = max(model_classes, int(labels.max()) + 1 if labels.size else 0)
+    cw_before = stats.classwise_accuracy(before, labels, num_classes)
+    cw_after = stats.classwise_accuracy(after, labels, num_classes)
     return TransformResult(
         transform=transform,
         severity=severity,
@@ -84,11 +95,12 @@ def evaluate_transform(
         top1=float(after.mean()),
         drop=float(before.mean() - after.mean()),
         drop_ci=stats.paired_bootstrap_ci(before, after, resamples=resamples, seed=seed),
-        flip_rate=float((clean_pred != pred).float().mean()),
+        flip_rate=float(changed.mean()),
         p_value=stats.mcnemar_exact(b, c),
         p_value_ttest=stats.ttest_two_sided(cw_before, cw_after),
         discordant=(b, c),
         correct=after,
+        changed=changed,
         classwise_clean=cw_before.tolist(),
         classwise_transformed=cw_after.tolist(),
     )
@@ -108,6 +120,50 @@ def cached_transform(model: LoadedModel, set_key: Any, images: torch.Tensor, lab
         per_model[key] = evaluate_transform(model, images, labels, clean_logits, transform, severity, seed=seed,
                                             resamples=resamples, sample_ids=sample_ids)
     return per_model[key]
+
+
+def severity_key(severity: float) -> str:
+    return f"{severity:g}"
+
+
+def transform_arrays(results: Sequence[TransformResult], clean: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
+    """The per-image data :func:`assess_transform` judges: clean right/wrong, labels, and per severity
+    right/wrong and changed predictions under the transform."""
+    arrays = {"clean": np.asarray(clean, dtype=bool), "labels": np.asarray(labels)}
+    for r in results:
+        arrays[f"correct@{severity_key(r.severity)}"] = r.correct
+        arrays[f"changed@{severity_key(r.severity)}"] = r.changed
+    return arrays
+
+
+@assessor("robustness.transform")
+def assess_transform(record: AuditRecord, sample_set: Any, arrays: Mapping[str, Any], thresholds: Mapping[str, Any],
+                     context: Mapping[str, Any]) -> None:
+    """One transform of one model, at every severity of ``thresholds["severities"]``."""
+    transform = context["transform"]
+    require_count(record, thresholds, len(arrays["labels"]), "labelled images")
+    results = [transform_result(transform, severity, arrays["clean"], arrays[f"correct@{severity_key(severity)}"],
+                                arrays[f"changed@{severity_key(severity)}"], arrays["labels"], context["model_classes"],
+                                thresholds["bootstrap_resamples"], context["seed"])
+               for severity in thresholds["severities"]]
+    main = next((r for r in results if r.severity == 1.0), results[0])
+    if main.severity == 1.0:  # what a later release is compared with, image by image
+        record.outcomes_on(sample_set, transform, correct=main.correct)
+    for name in ("severity", "n_images", "clean_top1", "top1", "drop_ci", "flip_rate", "p_value", "p_value_ttest", "discordant"):
+        record.metric(name, getattr(main, name))
+    record.table("classwise_clean", main.classwise_clean)
+    record.table("classwise_transformed", main.classwise_transformed)
+    if len(results) > 1:
+        record.table("severity_sweep", [{"severity": r.severity, "top1": r.top1, "drop": r.drop, "p_value": r.p_value} for r in results])
+
+    bound = thresholds.entry("max_drop_by_transform", transform, fallback="max_drop")
+    ok = record.check_max("drop", main.drop, "max_drop", bound)
+    message = f"{context['model']}: {transform} lowers top-1 by {main.drop:.3f} (95% CI {main.drop_ci[0]:.3f}..{main.drop_ci[1]:.3f})"
+    if transform in thresholds["not_significant"]:
+        ok &= record.check_min("p_value", main.p_value, "alpha", thresholds["alpha"]) or main.drop <= 0
+        message += f", McNemar p = {main.p_value:.3g}: it must not change top-1 significantly (alpha {thresholds['alpha']})"
+    if not ok:
+        raise AssertionError(message + f"; max_drop {bound}")
 
 
 def holm_over_transforms(p_values: dict[str, float], alpha: float = 0.05) -> dict[str, dict[str, float | bool]]:
@@ -172,6 +228,7 @@ FAMILY = register_family(Family(
           "perspective, vertical flip, HistEq+Zoom+Brightness), paired with the shared clean pass",
     key_metric="drop",
     higher_is_better=False,
+    splits_by_image=True,
     directions={"top1": True, "clean_top1": True, "flip_rate": False},
     metrics=("clean_top1", "top1", "drop_ci", "flip_rate", "p_value", "p_value_ttest", "significant", "p_value_holm"),
     thresholds={

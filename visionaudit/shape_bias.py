@@ -17,17 +17,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 
 from . import stats
 from . import threshold_fields as f
+from .assessment import assessor, require_count
 from .errors import DataError, ModelOutputError
 from .families import Family, register_family
 from .imagenet16 import AGGREGATIONS
 from .models import LoadedModel, as_logits
 from .preprocessing import Geometry, whole_image
+from .recording import AuditRecord
 
 # Published reference points (Geirhos et al. 2019, Fig. 4 / model-vs-human), as fractions.
 REFERENCES = {
@@ -156,12 +158,75 @@ def _summary_lines(report: dict) -> list[str]:
     return ["shape bias, published (Geirhos et al. 2019): " + ", ".join(f"{k} {v:.1%}" for k, v in REFERENCES.items())]
 
 
+def _record_geometry(record: AuditRecord, context: Mapping[str, Any]) -> None:
+    record.metric("stimulus_geometry", context["stimulus_geometry"])  # a later comparison must share the mode
+    record.metric("aggregation", context["aggregation"])  # ... and how 1,000 classes become 16 categories
+
+
+@assessor("shape_bias.cue_conflict")
+def assess_shape_bias(record: AuditRecord, sample_set: Any, arrays: Mapping[str, Any], thresholds: Mapping[str, Any],
+                      context: Mapping[str, Any]) -> None:
+    """``arrays``: 16-way ``decisions``, shape ``categories`` and ``textures`` per cue-conflict image."""
+    model = context["model"]
+    _record_geometry(record, context)
+    decisions = list(arrays["decisions"])
+    record.outcomes_on(sample_set, "cue-conflict", decisions=decisions)
+    result = shape_bias(decisions, list(arrays["categories"]), list(arrays["textures"]))
+    for name in ("shape_bias_ci", "shape_hits", "texture_hits", "n_conflict", "shape_fraction", "texture_fraction",
+                 "neither_fraction", "per_category"):
+        record.metric(name, getattr(result, name))
+    record.metric("shape_bias_ci_method", CI_METHOD)
+    record.table("references", REFERENCES)
+    require_count(record, thresholds, result.n_conflict, "cue-conflict images with conflicting cues")
+    alpha = record.threshold("chance_alpha", thresholds["chance_alpha"])
+    informative = record.metric("cue_information_p", result.cue_information_p) < alpha
+    in_range = record.check_min("shape_bias", result.shape_bias, "min", thresholds["min"])
+    in_range &= record.check_max("shape_bias", result.shape_bias, "max", thresholds["max"])
+    hits = result.shape_hits + result.texture_hits
+    if not informative:
+        raise AssertionError(
+            f"{model}: its decisions carry no cue information: {hits} of {result.n_conflict} decisions hit the shape "
+            f"or the texture ({hits / result.n_conflict:.3f}), where uniform random decisions hit {CHANCE_CUE:.3f} "
+            f"({CHANCE_CUE * result.n_conflict:.0f} expected); one-sided binomial p = {result.cue_information_p:.3g}, "
+            f"not below {alpha}. Its shape bias ({result.shape_bias:.3f}) means nothing")
+    if math.isnan(result.shape_bias):
+        raise AssertionError(f"{model} made neither a shape nor a texture decision on {result.n_conflict} images")
+    if not in_range:
+        raise AssertionError(
+            f"{model}: shape bias {result.shape_bias:.3f} (95% {CI_METHOD} "
+            f"{result.shape_bias_ci[0]:.3f}..{result.shape_bias_ci[1]:.3f}) is outside [{thresholds['min']}, {thresholds['max']}] "
+            f"({result.shape_hits} shape vs {result.texture_hits} texture decisions of {result.n_conflict})")
+
+
+@assessor("shape_bias.shape_only")
+def assess_shape_only(record: AuditRecord, sample_set: Any, arrays: Mapping[str, Any], thresholds: Mapping[str, Any],
+                      context: Mapping[str, Any]) -> None:
+    """16-way accuracy on shape-only stimuli (``context["stimuli"]``: edges or filled-silhouettes)."""
+    stimuli, metric = context["stimuli"], context["metric"]
+    _record_geometry(record, context)
+    decisions = list(arrays["decisions"])
+    record.outcomes_on(sample_set, stimuli, decisions=decisions)
+    hits = category_hits(decisions, list(arrays["categories"]))
+    accuracy = hits / len(decisions) if decisions else math.nan
+    record.metric("n_images", len(decisions))
+    require_count(record, thresholds, len(decisions), f"{stimuli} stimuli")
+    alpha = record.threshold("chance_alpha", thresholds["chance_alpha"])
+    p = record.metric("p_above_chance", above_chance_p(hits, len(decisions), CHANCE_CATEGORY))
+    bound = thresholds[f"min_{metric}"]
+    ok = record.check_min(metric, accuracy, f"min_{metric}", bound)
+    if not (ok and p < alpha):
+        raise AssertionError(
+            f"{context['model']}: 16-way accuracy {accuracy:.3f} on {stimuli} ({hits} of {len(decisions)}), where chance gives "
+            f"{CHANCE_CATEGORY:.4f}: one-sided binomial p = {p:.3g} (must be below {alpha}); min_{metric} {bound}")
+
+
 FAMILY = register_family(Family(
     name="shape_bias",
     gates="Geirhos et al. (ICLR 2019) shape bias on the 1,280 cue-conflict stimuli (fed at 224x224, uncropped, as "
           "published), above-chance cue use, and 16-way accuracy above chance on the shape-only stimuli",
     key_metric="shape_bias",
     higher_is_better=True,
+    splits_by_image=True,
     directions={"edges_accuracy": True, "silhouettes_accuracy": True},
     metrics=("shape_bias_ci", "shape_hits", "texture_hits", "n_conflict", "shape_fraction", "texture_fraction",
              "neither_fraction", "per_category", "cue_information_p", "stimulus_geometry", "edges_accuracy",

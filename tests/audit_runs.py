@@ -1,0 +1,30 @@
+"""Runs of the real audits in a subprocess (their report read back and validated against the schema)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+
+from visionaudit.recording import report_schema
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = "tests.tiny_models:tiny"
+
+
+def audit(tmp_path: Path, shared_data: Path, name: str, *args: str, model: str = TINY) -> tuple[subprocess.CompletedProcess, dict | None]:
+    env = {**os.environ, "VISIONAUDIT_DATA": str(shared_data), "CUDA_VISIBLE_DEVICES": ""}
+    for var in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "GITHUB_STEP_SUMMARY"):
+        env.pop(var, None)
+    report = tmp_path / f"{name}.json"
+    cmd = [sys.executable, "-m", "pytest", "audits", "-p", "no:cacheprovider", "--model", model, "--device", "cpu",
+           f"--audit-json={report}", *args]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    data = json.loads(report.read_text()) if report.exists() else None
+    if data is not None:
+        jsonschema.validate(data, report_schema())
+    return proc, data
