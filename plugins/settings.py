@@ -13,6 +13,7 @@ from visionaudit.config import CONFIG_FILE, AuditConfig, load_config
 from visionaudit.devices import resolve_device
 from visionaudit.errors import VisionAuditError
 from visionaudit.specs import DEFAULT_MODEL, parse_spec
+from visionaudit.user_cache import offline
 
 SETTINGS_KEY = pytest.StashKey["Settings"]()
 STARTUP_USAGE_ERROR_KEY = pytest.StashKey[str]()  # what stopped the run at startup, for the report
@@ -31,6 +32,7 @@ class Settings:
     config: AuditConfig
     timeout: float | None = None  # --audit-timeout: seconds per test
     spellings: Mapping[str, str] = field(default_factory=dict)  # canonical spec -> as the user wrote it
+    offline: bool = False  # --audit-offline or VISIONAUDIT_OFFLINE=1: never download
 
 
 def worker_index() -> int | None:
@@ -76,6 +78,7 @@ def _resolve(config: pytest.Config) -> Settings:
         config=audit_config,
         timeout=_number(config, "audit_timeout", float, "a positive number of seconds per test"),
         spellings=spellings,
+        offline=offline(bool(config.getoption("audit_offline", False))),
     )
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
+from tests.terminal_text import said_once
 from visionaudit.cli import main as cli_main
 from visionaudit.datasets import cue_conflict, labelled_images
 from visionaudit.errors import DataError
@@ -242,4 +243,83 @@ def test_fetch_refuses_when_offline(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("VISIONAUDIT_OFFLINE", "1")
     assert cli_main(["fetch", "--all", "--dest", str(tmp_path)]) == 2
     assert "VISIONAUDIT_OFFLINE is set: downloads are off" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+RUN_FILE = """
+import os
+from pathlib import Path
+
+import pytest
+
+def test_conflict(cue_conflict_images):
+    assert len(cue_conflict_images) == 2
+    assert cue_conflict_images.root == Path(os.environ["VISIONAUDIT_CACHE"]) / "cue-conflict"
+
+def test_labelled(labelled_images):
+    assert labelled_images.labels == (0, 1)  # tench, goldfish
+
+@pytest.mark.parametrize("stimuli", ["edges", "filled-silhouettes"])
+def test_shape_only(shape_only_images, stimuli):
+    assert len(shape_only_images(stimuli)) == 2
+"""
+
+
+@pytest.fixture
+def first_use(suite, tmp_path, shared_data, monkeypatch):
+    """A pytest run with no data root: an empty VISIONAUDIT_CACHE, a mirror named by the environment."""
+    root, manifest = _two_of_everything(tmp_path, shared_data)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    monkeypatch.delenv("VISIONAUDIT_DATA", raising=False)
+    monkeypatch.delenv("VISIONAUDIT_OFFLINE", raising=False)
+    monkeypatch.setenv("VISIONAUDIT_CACHE", str(cache))
+    monkeypatch.setenv(MANIFEST_ENV, str(manifest))
+    suite.makepyfile(test_run=RUN_FILE)
+    with serving(root) as url:
+        monkeypatch.setenv(BASE_URL_ENV, url)
+        yield suite, cache, url
+
+
+def test_a_run_without_a_data_root_fetches_into_the_cache_once_then_runs(first_use):
+    suite, cache, _ = first_use
+    result = suite.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
+    output = result.stdout.str() + result.stderr.str()
+    result.assert_outcomes(passed=4)
+    # Once, by the controller: each of the 8 files asked for once although two workers collected.
+    assert len(RangeHandler.requests) == 8 and len(set(RangeHandler.requests)) == 8, RangeHandler.requests
+    assert said_once(output, LICENCE) and said_once(output, "ImageNet terms of access apply"), output
+    assert f"fetching cue-conflict, edges, filled-silhouettes, imagenet-sample into the data cache {cache}" in output
+    assert "imagenet-sample: [########################] 2/2 files" in output
+    assert sorted(p.name for p in cache.iterdir()) == [*STIMULI, IMAGENET_SAMPLE]  # no .partial left
+
+    again = suite.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
+    again.assert_outcomes(passed=4)
+    assert len(RangeHandler.requests) == 8 and "fetching" not in again.stdout.str()  # there now: nothing asked for
+
+
+@pytest.mark.parametrize("how, workers", [("option", []), ("variable", ["-n", "2"])])
+def test_offline_without_the_data_is_one_clear_error(first_use, monkeypatch, how, workers):
+    suite, cache, url = first_use
+    if how == "variable":
+        monkeypatch.setenv("VISIONAUDIT_OFFLINE", "1")
+    result = suite.runpytest_subprocess(*workers, "-p", "no:cacheprovider", *(["--audit-offline"] if how == "option" else []))
+    output = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR and RangeHandler.requests == [] and not cache.exists()
+    for name, folder in (("cue-conflict", f"/{UPSTREAM}"), ("imagenet-sample", "")):
+        message = (f"{name} is not in the data cache {cache} and downloads are off (--audit-offline / VISIONAUDIT_OFFLINE=1). "
+                   f"On a machine with internet run: python -m visionaudit fetch {name} --dest {cache}; or download "
+                   f"{url}{folder}/<file> for each file listed in visionaudit/resources/")
+        assert said_once(output, message), output
+    assert "Traceback" not in output and "passed" not in output
+
+
+def test_a_data_root_the_user_named_is_never_written_to(tmp_path, monkeypatch):
+    from visionaudit.provision import provide
+
+    monkeypatch.setenv(BASE_URL_ENV, "http://127.0.0.1:9")  # nothing listens: a download would fail loudly
+    monkeypatch.setenv("VISIONAUDIT_DATA", str(tmp_path))
+    assert provide(None, "imagenet-sample", {"cue-conflict", "labelled"}, offline=False) == [
+        f"cue-conflict not found at {tmp_path / 'cue-conflict'}: python -m visionaudit fetch cue-conflict --dest {tmp_path}",
+        f"labelled images not found at {tmp_path / 'imagenet-sample'}: python -m visionaudit fetch imagenet-sample --dest {tmp_path}"]
     assert not list(tmp_path.iterdir())

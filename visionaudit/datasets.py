@@ -28,6 +28,7 @@ from .errors import DataError
 from .imagenet import class_index
 from .preprocessing import Geometry
 from .progress import phase
+from .user_cache import cache_dir
 
 log = logging.getLogger("visionaudit.datasets")
 
@@ -37,6 +38,9 @@ FETCHABLE = ("cue-conflict", "edges", "filled-silhouettes")
 _CUE = re.compile(r"^(?P<shape>[a-z]+)\d+-(?P<texture>[a-z]+)\d+\.png$")
 _WNID = re.compile(r"^n\d{8}$")
 _FLAT = re.compile(r"^(?P<wnid>n\d{8})_")
+IMAGENETTE_FOLDER = "imagenette2-320"  # torchvision's folder for the 320px Imagenette, the size used here
+LABELLED_LAYOUTS = ("a folder of WNID folders, of <wnid>_<name> files, or of ILSVRC2012_val_*.JPEG files with the devkit's "
+                    "ground truth or Kaggle's LOC_val_solution.csv")
 
 
 @dataclass(frozen=True)
@@ -117,20 +121,24 @@ def parse_cue_name(name: str) -> tuple[str, str] | None:
 
 
 def data_root(explicit: str | os.PathLike | None = None) -> Path:
-    """The data root: ``--audit-data`` when given, else ``$VISIONAUDIT_DATA``."""
+    """The data root: ``--audit-data`` when given, else ``$VISIONAUDIT_DATA``, else the user cache
+    (``$VISIONAUDIT_CACHE``; the run fills it on first use, see visionaudit/provision.py)."""
     value = explicit or os.environ.get(DATA_ENV)
     if not value:
-        raise DataError(
-            f"no data directory: pass --audit-data DIR or set {DATA_ENV}. Get the stimuli with "
-            "'python -m visionaudit fetch cue-conflict --dest DIR'"
-        )
+        return cache_dir()
     root = Path(value).expanduser()
     if not root.is_dir():
         raise DataError(
             f"data directory {root} does not exist. Point --audit-data / {DATA_ENV} at it, or fetch the "
-            f"stimuli into it: python -m visionaudit fetch cue-conflict --dest {root}"
+            f"data into it: python -m visionaudit fetch --all --dest {root}"
         )
     return root
+
+
+def uses_cache(explicit: str | os.PathLike | None = None) -> bool:
+    """True when the data root is the user cache (no --audit-data, no $VISIONAUDIT_DATA): the only root
+    the suite fills by itself; a root the user named is theirs."""
+    return not (explicit or os.environ.get(DATA_ENV))
 
 
 LABELLED = "labelled"  # the labelled natural images (--audit-images), among the data names below
@@ -155,9 +163,14 @@ def missing_data(root_value: str | None, images: str, needs: set[str]) -> list[s
     for need in sorted(needs):
         if need == LABELLED:
             path = labelled_path(root, images)
-            if images != "imagenette" and not path.is_dir():
-                problems.append(f"labelled images not found at {path}: point --audit-images at a folder of WNID folders "
-                                "or <wnid>_<name> files")
+            if images == "imagenette":
+                if not (root / "imagenette" / IMAGENETTE_FOLDER).is_dir():
+                    problems.append(f"Imagenette not found under {root / 'imagenette'}: run once on a machine with internet "
+                                    "(torchvision downloads it there)")
+            elif not path.is_dir():
+                fix = (f"python -m visionaudit fetch {images} --dest {root}" if images == "imagenet-sample" else
+                       f"point --audit-images at {LABELLED_LAYOUTS}")
+                problems.append(f"labelled images not found at {path}: {fix}")
         elif not (root / need).is_dir():
             fix = f"python -m visionaudit fetch {need} --dest {root}" if need in FETCHABLE else "add it to the data root"
             problems.append(f"{need} not found at {root / need}: {fix}")
@@ -242,8 +255,10 @@ def imagenette(root: Path, download: bool = False, size: str = "320px") -> Image
 
     try:
         ds = Imagenette(str(root), split="val", size=size, download=download)
-    except RuntimeError as e:
-        raise DataError(f"Imagenette not found under {root} ({e}); run once on a networked machine with downloads allowed") from None
+    except (RuntimeError, OSError) as e:  # not there, or its download failed (URLError is an OSError)
+        url = Imagenette._ARCHIVES[size][0]
+        raise DataError(f"Imagenette not found under {root} ({e}); run once on a networked machine with downloads allowed, "
+                        f"or download {url} and unpack it there") from None
     paths = tuple(Path(p) for p, _ in ds._samples)
     labels = tuple(class_index(ds.wnids[local]) for _, local in ds._samples)
     if not paths:
