@@ -323,3 +323,17 @@ def test_a_data_root_the_user_named_is_never_written_to(tmp_path, monkeypatch):
         f"cue-conflict not found at {tmp_path / 'cue-conflict'}: python -m visionaudit fetch cue-conflict --dest {tmp_path}",
         f"labelled images not found at {tmp_path / 'imagenet-sample'}: python -m visionaudit fetch imagenet-sample --dest {tmp_path}"]
     assert not list(tmp_path.iterdir())
+
+
+def test_imagenette_offline_is_one_clear_error(suite, tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    suite.makepyfile(test_run="def test_labelled(labelled_images):\n    pass\n")
+    result = suite.runpytest_subprocess(f"--audit-data={tmp_path}", "--audit-images=imagenette", "--audit-offline",
+                                        "-p", "no:cacheprovider")
+    output = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    message = (f"Imagenette not found under {tmp_path / 'imagenette'}: downloads are off (--audit-offline / VISIONAUDIT_OFFLINE=1). "
+               "Run once on a machine with internet, or download https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-320.tgz "
+               f"and unpack it into {tmp_path / 'imagenette'}/")
+    assert said_once(output, message), output
+    assert "Traceback" not in output and len(output.splitlines()) < 15, output

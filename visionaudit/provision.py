@@ -73,6 +73,7 @@ def _imagenette(root, offline: bool) -> str | None:
         imagenette(folder, download=not offline)
         return None
     except DataError as e:
-        how = f"downloads are off (--audit-offline / {OFFLINE_ENV}=1)" if offline else str(e)
-        return (f"Imagenette not found under {folder}: {how}. Run once on a machine with internet, or download {url} "
-                f"and unpack it into {folder}/")
+        if not offline:
+            return str(e)  # the download failed: its error names the archive's URL and the folder
+        return (f"Imagenette not found under {folder}: downloads are off (--audit-offline / {OFFLINE_ENV}=1). "
+                f"Run once on a machine with internet, or download {url} and unpack it into {folder}/")
