@@ -27,7 +27,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "get it (also VISIONAUDIT_OFFLINE=1)")
     group.addoption("--audit-images", default=None, metavar="NAME|DIR",
                     help="labelled natural images: a folder under the data root (default imagenet-sample), "
-                         "a path (WNID folders or <wnid>_<name> files), or 'imagenette'")
+                         "a path (WNID folders, <wnid>_<name> files, or ILSVRC2012_val_* files with the devkit's ground truth "
+                         "or Kaggle's LOC_val_solution.csv), or 'imagenette'")
     group.addoption("--audit-samples", default=None, metavar="N",
                     help="audit a fixed, seeded, class-stratified subset of N images per image set (quick runs)")
     group.addoption("--audit-seed", default=None, metavar="SEED", help="seed for subsets and transforms (default 0)")

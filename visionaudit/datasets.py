@@ -5,8 +5,9 @@ Layouts understood:
 - cue-conflict stimuli: ``<root>/<shape>/<shape>N-<texture>M.png`` (Geirhos et al. 2019);
 - category folders: ``<root>/<category>/*.png`` (the edges and filled-silhouettes stimuli);
 - labelled natural images: WNID folders (``<root>/n01440764/*.JPEG``, ImageNet val, any ImageFolder
-  whose folders are WNIDs), flat ``<wnid>_<name>.JPEG`` files (imagenet-sample), or torchvision's
-  Imagenette (its 10 WNIDs mapped to ImageNet indices).
+  whose folders are WNIDs), flat ``<wnid>_<name>.JPEG`` files (imagenet-sample), flat ImageNet validation
+  files ``ILSVRC2012_val_00000001.JPEG`` with the devkit's ground truth or Kaggle's LOC_val_solution.csv
+  (visionaudit/imagenet_val.py), or torchvision's Imagenette (its 10 WNIDs mapped to ImageNet indices).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import torch
 from .decoding import decode_images
 from .errors import DataError
 from .imagenet import class_index
+from .imagenet_val import val_wnids
 from .preprocessing import Geometry
 from .progress import phase
 from .user_cache import cache_dir
@@ -181,7 +183,7 @@ def _require_dir(path: Path, what: str, fetch_name: str | None) -> None:
     if path.is_dir():
         return
     fix = (f"fetch it: python -m visionaudit fetch {fetch_name} --dest {path.parent}" if fetch_name
-           else "point --audit-images at a folder of WNID folders or <wnid>_<name> files")
+           else f"point --audit-images at {LABELLED_LAYOUTS}")
     raise DataError(f"{what} not found at {path}; {fix}")
 
 
@@ -222,7 +224,8 @@ def category_folders(root: Path, name: str) -> ImageSet:
 
 
 def labelled_images(root: Path, name: str | None = None) -> ImageSet:
-    """Natural images labelled by WNID: WNID folders, or flat ``<wnid>_<name>.ext`` files."""
+    """Natural images labelled by WNID: WNID folders, flat ``<wnid>_<name>.ext`` files, or flat ImageNet
+    validation files (``ILSVRC2012_val_*``, labels from the devkit or Kaggle's CSV: visionaudit/imagenet_val.py)."""
     _require_dir(root, "labelled images", None)
     name = name or root.name
     folders = sorted(p for p in root.iterdir() if p.is_dir() and _WNID.match(p.name))
@@ -235,17 +238,17 @@ def labelled_images(root: Path, name: str | None = None) -> ImageSet:
                 paths.append(path)
                 labels.append(idx)
     else:
-        for path in _images_in(root):
+        files = _images_in(root)
+        val = val_wnids(root, files)  # ILSVRC2012_val_* files: labelled by the devkit or Kaggle's CSV
+        for path in files:
             m = _FLAT.match(path.name)
-            if not m:
-                raise DataError(
-                    f"{path}: cannot tell its class. Labelled images are WNID folders (n01440764/x.JPEG) "
-                    "or files named <wnid>_<name>.JPEG"
-                )
+            wnid = m["wnid"] if m else val.get(path)
+            if wnid is None:
+                raise DataError(f"{path}: cannot tell its class. Labelled images are {LABELLED_LAYOUTS}")
             paths.append(path)
-            labels.append(class_index(m["wnid"], str(path)))
+            labels.append(class_index(wnid, str(path)))
     if not paths:
-        raise DataError(f"no images under {root}: expected WNID folders or <wnid>_<name>.JPEG files")
+        raise DataError(f"no images under {root}: expected {LABELLED_LAYOUTS}")
     return ImageSet(name, root, tuple(paths), labels=tuple(labels), categories=tuple(str(i) for i in labels))
 
 
