@@ -220,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(observers) also give their mean and pooled shape bias")
     b.add_argument("--model", metavar="SPEC", help="run this model on the cue-conflict stimuli (any --model spec)")
     b.add_argument("--arch", default=None, help="architecture for a state-dict spec")
-    b.add_argument("--data", default=None, help="data root holding cue-conflict/ (default: $VISIONAUDIT_DATA)")
+    b.add_argument("--data", default=None, help="data root holding cue-conflict/ (default: $VISIONAUDIT_DATA, else the user cache)")
     b.add_argument("--device", default="auto")
     b.add_argument("--geometry", choices=["native", "model_input"], default="native",
                    help="native: the 224x224 stimuli unchanged, as published (default); model_input: resized, uncropped")
