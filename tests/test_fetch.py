@@ -18,7 +18,7 @@ from tests.terminal_text import said_once
 from visionaudit.cli import main as cli_main
 from visionaudit.datasets import cue_conflict, labelled_images
 from visionaudit.errors import DataError
-from visionaudit.fetch import BASE_URL_ENV, IMAGENET_SAMPLE, LICENCE, MANIFEST_ENV, STIMULI, fetch, file_url, load_manifest
+from visionaudit.fetch import BASE_URL_ENV, COMMIT, IMAGENET_SAMPLE, LICENCE, MANIFEST_ENV, STIMULI, fetch, file_url, load_manifest
 
 UPSTREAM = "stimuli/style-transfer-preprocessed-512"
 FILES = ["airplane/airplane1-bicycle2.png", "bear/bear1-airplane3.png", "cat/cat1-bird1.png", "dog/dog1-bear1.png"]
@@ -237,6 +237,20 @@ def test_fetch_all_into_the_cache_from_a_configured_mirror(tmp_path, shared_data
         assert f"{name}: 2 downloaded, 0 already there, 0 rejected, 0 failed -> {cache / name}" in out.out
     assert labelled_images(cache / IMAGENET_SAMPLE).labels == (0, 1)  # tench, goldfish: class indices 0 and 1
     assert len(RangeHandler.requests) == 8
+
+
+def test_manifest_override_replaces_files_and_keeps_the_rest(tmp_path, monkeypatch):
+    override = tmp_path / "m.json"
+    override.write_text(json.dumps({"edges": {"files": {"a/b.png": "0" * 64}}, "mine": {"files": {"x.png": "1" * 64}}}))
+    monkeypatch.setenv(MANIFEST_ENV, str(override))
+    manifest = load_manifest()
+    assert manifest["edges"]["files"] == {"a/b.png": "0" * 64} and manifest["edges"]["terms"] == LICENCE
+    assert file_url(manifest["edges"], "a/b.png") == f"https://raw.githubusercontent.com/rgeirhos/texture-vs-shape/{COMMIT}/stimuli/edges/a/b.png"
+    assert len(manifest["cue-conflict"]["files"]) == 1280  # not named in the override: shipped
+    assert file_url(manifest["mine"], "x.png", "http://mirror") == "http://mirror/x.png"
+    override.write_text("{not json")
+    with pytest.raises(DataError, match="cannot read the fetch manifest"):
+        load_manifest()
 
 
 def test_fetch_refuses_when_offline(tmp_path, monkeypatch, capsys):

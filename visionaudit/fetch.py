@@ -75,7 +75,8 @@ def load_manifest(path: str | Path | None = None) -> dict:
         for name, entry in override.items():
             if not isinstance(entry, dict) or not isinstance(entry.get("files"), dict):
                 raise DataError(f'{path}: data set {name!r} needs "files": {{relative path: sha256}}')
-            out[name] = {**out.get(name, {"base_url": None, "terms": None}), "upstream": "", **entry}
+            # Files replace the shipped set's; the folder, address and terms stay unless the file names its own.
+            out[name] = {**out.get(name, {"base_url": None, "terms": None, "upstream": ""}), **entry}
     return out
 
 
