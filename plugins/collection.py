@@ -1,6 +1,7 @@
 """What the collected tests are (family, model, parameters, the data each reads) and, before any test
-runs, whether that data is there: a missing data folder stops the run with exit code 4 and one message
-naming every missing folder and how to get it, before any model loads.
+runs, whether that data is there: with no data root given, what is missing is fetched into the user cache
+first (visionaudit/provision.py); a data folder still missing stops the run with exit code 4 and one
+message naming every missing folder and how to get it, before any model loads.
 
 Under xdist only the workers collect, so each sends this to the controller (plugins/worker_channel.py)
 before xdist reports its collection, and the controller checks when the first worker's arrives.
@@ -13,7 +14,8 @@ from typing import Any
 import pytest
 
 from visionaudit.baseline import COMPARED, data_role
-from visionaudit.datasets import LABELLED, missing_data
+from visionaudit.datasets import LABELLED
+from visionaudit.provision import provide
 from visionaudit.recording import to_jsonable
 
 from .markers import family_of
@@ -47,12 +49,41 @@ def collection_meta(items: list[pytest.Item]) -> dict[str, dict[str, Any]]:
     return out
 
 
+class _TerminalLog:
+    """A text stream onto pytest's terminal, for the download's progress and terms (uncaptured, even mid-collection)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.pending = ""
+
+    def write(self, text: str) -> int:
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        capman = self.config.pluginmanager.get_plugin("capturemanager")
+        for line in lines:
+            if tr is None:
+                continue
+            if capman is not None:
+                with capman.global_and_fixture_disabled():
+                    tr.write_line(line)
+            else:
+                tr.write_line(line)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
 def check_data(config: pytest.Config, meta: dict[str, dict[str, Any]]) -> None:
     """Stop the run (exit 4) when data the collected tests need is missing; the collector calls it."""
     if config.getoption("collectonly") or config.stash.get(STARTUP_ERROR_KEY, None):
         return
     settings = get_settings(config)
-    problems = missing_data(settings.data, settings.images, {d for m in meta.values() for d in m.get("data", ())})
+    needs = {d for m in meta.values() for d in m.get("data", ())}
+    # Here, on the controller before any test runs (under xdist: at the first worker's collection), and once:
+    # the next worker's check finds the data in place.
+    problems = provide(settings.data, settings.images, needs, settings.offline, _TerminalLog(config))
     if problems:
         message = "the collected audits need data that is not there (no test was run):\n  " + "\n  ".join(problems)
         config.stash[STARTUP_ERROR_KEY] = message

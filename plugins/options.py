@@ -20,10 +20,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--device", dest="audit_device", default=None, metavar="DEVICE",
                     help="auto (default), cpu, cuda, cuda:N or mps; under xdist, auto and cuda spread workers over GPUs")
     group.addoption("--audit-data", default=None, metavar="DIR",
-                    help="data root holding cue-conflict/, imagenet-sample/, ... (default: $VISIONAUDIT_DATA)")
+                    help="data root holding cue-conflict/, imagenet-sample/, ... (default: $VISIONAUDIT_DATA, else the user "
+                         "cache $VISIONAUDIT_CACHE, filled on first use)")
+    group.addoption("--audit-offline", action="store_true", default=False,
+                    help="never download: data missing from the user cache (or Imagenette) is an error naming how to "
+                         "get it (also VISIONAUDIT_OFFLINE=1)")
     group.addoption("--audit-images", default=None, metavar="NAME|DIR",
                     help="labelled natural images: a folder under the data root (default imagenet-sample), "
-                         "a path (WNID folders or <wnid>_<name> files), or 'imagenette'")
+                         "a path (WNID folders, <wnid>_<name> files, or ILSVRC2012_val_* files with the devkit's ground truth "
+                         "or Kaggle's LOC_val_solution.csv), or 'imagenette'")
     group.addoption("--audit-samples", default=None, metavar="N",
                     help="audit a fixed, seeded, class-stratified subset of N images per image set (quick runs)")
     group.addoption("--audit-shard", default=None, metavar="I/N",

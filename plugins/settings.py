@@ -14,6 +14,7 @@ from visionaudit.devices import resolve_device
 from visionaudit.errors import VisionAuditError
 from visionaudit.sharding import Shard, parse_shard
 from visionaudit.specs import DEFAULT_MODEL, parse_spec
+from visionaudit.user_cache import offline
 
 SETTINGS_KEY = pytest.StashKey["Settings"]()
 STARTUP_USAGE_ERROR_KEY = pytest.StashKey[str]()  # what stopped the run at startup, for the report
@@ -33,6 +34,7 @@ class Settings:
     timeout: float | None = None  # --audit-timeout: seconds per test
     spellings: Mapping[str, str] = field(default_factory=dict)  # canonical spec -> as the user wrote it
     shard: Shard | None = None  # --audit-shard I/N: this job's share of the images (visionaudit/sharding.py)
+    offline: bool = False  # --audit-offline or VISIONAUDIT_OFFLINE=1: never download
 
 
 def worker_index() -> int | None:
@@ -79,6 +81,7 @@ def _resolve(config: pytest.Config) -> Settings:
         timeout=_number(config, "audit_timeout", float, "a positive number of seconds per test"),
         spellings=spellings,
         shard=_shard(config),
+        offline=offline(bool(config.getoption("audit_offline", False))),
     )
 
 

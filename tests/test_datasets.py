@@ -126,12 +126,56 @@ def test_imagenette_layout_maps_wnids_to_imagenet(tmp_path):
 
 def test_missing_data_dirs_give_the_fetch_command(tmp_path, monkeypatch):
     monkeypatch.delenv(datasets.DATA_ENV, raising=False)
-    with pytest.raises(DataError, match="--audit-data DIR or set VISIONAUDIT_DATA"):
-        datasets.data_root(None)
-    with pytest.raises(DataError, match=f"fetch cue-conflict --dest {tmp_path / 'nowhere'}"):
+    with pytest.raises(DataError, match=f"fetch --all --dest {tmp_path / 'nowhere'}"):
         datasets.data_root(tmp_path / "nowhere")
     with pytest.raises(DataError, match=f"python -m visionaudit fetch cue-conflict --dest {tmp_path}"):
         datasets.cue_conflict(tmp_path / "cue-conflict")
+
+
+def test_data_root_is_the_option_then_the_variable_then_the_user_cache(tmp_path, monkeypatch):
+    given, env, cache = (tmp_path / n for n in ("given", "env", "cache"))
+    given.mkdir()
+    env.mkdir()
+    monkeypatch.setenv("VISIONAUDIT_CACHE", str(cache))
+    monkeypatch.setenv(datasets.DATA_ENV, str(env))
+    assert datasets.data_root(given) == given and not datasets.uses_cache(str(given))
+    assert datasets.data_root(None) == env and not datasets.uses_cache(None)
+    monkeypatch.delenv(datasets.DATA_ENV)
+    assert datasets.data_root(None) == cache and datasets.uses_cache(None)  # need not exist yet: filled on first use
+
+
+def test_user_cache_default_is_the_platforms(tmp_path, monkeypatch):
+    from visionaudit import user_cache
+
+    monkeypatch.delenv("VISIONAUDIT_CACHE", raising=False)
+    monkeypatch.setattr(user_cache.sys, "platform", "linux")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert user_cache.cache_dir() == tmp_path / "xdg" / "visionaudit"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert user_cache.cache_dir() == tmp_path / "home" / ".cache" / "visionaudit"
+    monkeypatch.setattr(user_cache.sys, "platform", "darwin")
+    assert user_cache.cache_dir() == tmp_path / "home" / "Library" / "Caches" / "visionaudit"
+    monkeypatch.setattr(user_cache.sys, "platform", "win32")
+    monkeypatch.setenv("LOCALAPPDATA", str(tmp_path / "local"))
+    assert user_cache.cache_dir() == tmp_path / "local" / "visionaudit" / "Cache"
+    monkeypatch.setenv("VISIONAUDIT_CACHE", "~/elsewhere")
+    assert user_cache.cache_dir() == tmp_path / "home" / "elsewhere"
+
+
+@pytest.mark.parametrize("value, expected", [("1", True), ("true", True), ("YES", True), ("0", False), ("", False)])
+def test_offline_variable(monkeypatch, value, expected):
+    from visionaudit.user_cache import offline
+
+    monkeypatch.setenv("VISIONAUDIT_OFFLINE", value)
+    assert offline() is expected and offline(True) is True
+
+
+def test_imagenette_without_its_files_offline_is_one_clear_error(tmp_path):
+    with pytest.raises(DataError, match=r"Imagenette not found under .*imagenette2-320.tgz and unpack it there"):
+        datasets.imagenette(tmp_path, download=False)
+    assert datasets.missing_data(str(tmp_path), "imagenette", {datasets.LABELLED}) == [
+        f"Imagenette not found under {tmp_path / 'imagenette'}: run once on a machine with internet (torchvision downloads it there)"]
 
 
 def test_stratified_subset_is_seeded_and_balanced(shared_data):

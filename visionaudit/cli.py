@@ -4,24 +4,36 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from .errors import VisionAuditError
 
 
 def _fetch(args: argparse.Namespace) -> int:
-    from .fetch import BASE_URL, fetch, load_manifest
+    from .fetch import fetch_all, load_manifest
+    from .user_cache import OFFLINE_ENV, cache_dir, offline
 
+    if offline():
+        raise VisionAuditError(f"{OFFLINE_ENV} is set: downloads are off. Unset it to fetch, on a machine with internet")
+    if bool(args.all) == bool(args.dataset):
+        raise VisionAuditError("name one data set to fetch, or --all")
     manifest = load_manifest(args.manifest)
-    names = sorted(manifest) if args.dataset == "all" else [args.dataset]
-    ok = True
-    for name in names:
-        result = fetch(name, args.dest, base_url=args.base_url or BASE_URL, manifest=manifest)
+    names = sorted(manifest) if args.all or args.dataset == "all" else [args.dataset]
+    unknown = [n for n in names if n not in manifest]
+    if unknown:
+        raise VisionAuditError(f"unknown data set {unknown[0]!r}; fetchable: {', '.join(sorted(manifest))}")
+    dest = Path(args.dest).expanduser() if args.dest else cache_dir()
+    results = fetch_all(names, dest, base_url=args.base_url, manifest=manifest)
+    for name, result in results.items():
         print(f"{name}: {len(result.downloaded)} downloaded, {len(result.kept)} already there, "
-              f"{len(result.rejected)} rejected, {len(result.failed)} failed -> {args.dest}/{name}")
-        ok = ok and result.ok
-    if not ok:
-        print("some files were rejected or failed; run the same command again to retry them", file=sys.stderr)
-    return 0 if ok else 1
+              f"{len(result.rejected)} rejected, {len(result.failed)} failed -> {result.path}")
+    if not all(r.ok for r in results.values()):
+        print("some files were rejected or failed, and their data sets were not put in place; run the same command "
+              "again to retry them (verified files are kept)", file=sys.stderr)
+        return 1
+    print(f"data root: {dest} (the default when --audit-data and VISIONAUDIT_DATA are not given)"
+          if not args.dest else f"data root: {dest}; point --audit-data or VISIONAUDIT_DATA at it")
+    return 0
 
 
 def _convert(args: argparse.Namespace) -> int:
@@ -204,11 +216,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m visionaudit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    f = sub.add_parser("fetch", help="download the cue-conflict (or shape-only) stimuli, verified by sha256")
-    f.add_argument("dataset", choices=["cue-conflict", "edges", "filled-silhouettes", "all"])
-    f.add_argument("--dest", default="data", help="data root to fill (default: ./data); point --audit-data at it")
-    f.add_argument("--base-url", default=None, help="a mirror of the pinned repository (default: GitHub raw, pinned commit)")
-    f.add_argument("--manifest", default=None, help="a sha256 manifest to use instead of the shipped one")
+    f = sub.add_parser("fetch", help="download the stimuli and the labelled ImageNet sample, verified by sha256")
+    f.add_argument("dataset", nargs="?", help="cue-conflict, edges, filled-silhouettes or imagenet-sample")
+    f.add_argument("--all", action="store_true", help="every data set (about 248 MB)")
+    f.add_argument("--dest", default=None,
+                   help="data root to fill (default: the user cache, $VISIONAUDIT_CACHE, which runs use when no data root is given)")
+    f.add_argument("--base-url", default=None,
+                   help="a mirror of the pinned repositories (default: $VISIONAUDIT_FETCH_BASE_URL, else GitHub raw at the pinned commits)")
+    f.add_argument("--manifest", default=None,
+                   help="a JSON manifest whose data sets replace the shipped ones (default: $VISIONAUDIT_FETCH_MANIFEST)")
     f.set_defaults(func=_fetch)
 
     c = sub.add_parser("convert-checkpoint", help="re-save a checkpoint as safetensors")
@@ -224,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(observers) also give their mean and pooled shape bias")
     b.add_argument("--model", metavar="SPEC", help="run this model on the cue-conflict stimuli (any --model spec)")
     b.add_argument("--arch", default=None, help="architecture for a state-dict spec")
-    b.add_argument("--data", default=None, help="data root holding cue-conflict/ (default: $VISIONAUDIT_DATA)")
+    b.add_argument("--data", default=None, help="data root holding cue-conflict/ (default: $VISIONAUDIT_DATA, else the user cache)")
     b.add_argument("--device", default="auto")
     b.add_argument("--geometry", choices=["native", "model_input"], default="native",
                    help="native: the 224x224 stimuli unchanged, as published (default); model_input: resized, uncropped")

@@ -5,8 +5,9 @@ Layouts understood:
 - cue-conflict stimuli: ``<root>/<shape>/<shape>N-<texture>M.png`` (Geirhos et al. 2019);
 - category folders: ``<root>/<category>/*.png`` (the edges and filled-silhouettes stimuli);
 - labelled natural images: WNID folders (``<root>/n01440764/*.JPEG``, ImageNet val, any ImageFolder
-  whose folders are WNIDs), flat ``<wnid>_<name>.JPEG`` files (imagenet-sample), or torchvision's
-  Imagenette (its 10 WNIDs mapped to ImageNet indices).
+  whose folders are WNIDs), flat ``<wnid>_<name>.JPEG`` files (imagenet-sample), flat ImageNet validation
+  files ``ILSVRC2012_val_00000001.JPEG`` with the devkit's ground truth or Kaggle's LOC_val_solution.csv
+  (visionaudit/imagenet_val.py), or torchvision's Imagenette (its 10 WNIDs mapped to ImageNet indices).
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ import torch
 from .decoding import decode_images
 from .errors import DataError
 from .imagenet import class_index
+from .imagenet_val import val_wnids
 from .preprocessing import Geometry
 from .progress import phase
+from .user_cache import cache_dir
 
 log = logging.getLogger("visionaudit.datasets")
 
@@ -37,6 +40,9 @@ FETCHABLE = ("cue-conflict", "edges", "filled-silhouettes")
 _CUE = re.compile(r"^(?P<shape>[a-z]+)\d+-(?P<texture>[a-z]+)\d+\.png$")
 _WNID = re.compile(r"^n\d{8}$")
 _FLAT = re.compile(r"^(?P<wnid>n\d{8})_")
+IMAGENETTE_FOLDER = "imagenette2-320"  # torchvision's folder for the 320px Imagenette, the size used here
+LABELLED_LAYOUTS = ("a folder of WNID folders, of <wnid>_<name> files, or of ILSVRC2012_val_*.JPEG files with the devkit's "
+                    "ground truth or Kaggle's LOC_val_solution.csv")
 
 
 @dataclass(frozen=True)
@@ -117,20 +123,24 @@ def parse_cue_name(name: str) -> tuple[str, str] | None:
 
 
 def data_root(explicit: str | os.PathLike | None = None) -> Path:
-    """The data root: ``--audit-data`` when given, else ``$VISIONAUDIT_DATA``."""
+    """The data root: ``--audit-data`` when given, else ``$VISIONAUDIT_DATA``, else the user cache
+    (``$VISIONAUDIT_CACHE``; the run fills it on first use, see visionaudit/provision.py)."""
     value = explicit or os.environ.get(DATA_ENV)
     if not value:
-        raise DataError(
-            f"no data directory: pass --audit-data DIR or set {DATA_ENV}. Get the stimuli with "
-            "'python -m visionaudit fetch cue-conflict --dest DIR'"
-        )
+        return cache_dir()
     root = Path(value).expanduser()
     if not root.is_dir():
         raise DataError(
             f"data directory {root} does not exist. Point --audit-data / {DATA_ENV} at it, or fetch the "
-            f"stimuli into it: python -m visionaudit fetch cue-conflict --dest {root}"
+            f"data into it: python -m visionaudit fetch --all --dest {root}"
         )
     return root
+
+
+def uses_cache(explicit: str | os.PathLike | None = None) -> bool:
+    """True when the data root is the user cache (no --audit-data, no $VISIONAUDIT_DATA): the only root
+    the suite fills by itself; a root the user named is theirs."""
+    return not (explicit or os.environ.get(DATA_ENV))
 
 
 LABELLED = "labelled"  # the labelled natural images (--audit-images), among the data names below
@@ -155,9 +165,14 @@ def missing_data(root_value: str | None, images: str, needs: set[str]) -> list[s
     for need in sorted(needs):
         if need == LABELLED:
             path = labelled_path(root, images)
-            if images != "imagenette" and not path.is_dir():
-                problems.append(f"labelled images not found at {path}: point --audit-images at a folder of WNID folders "
-                                "or <wnid>_<name> files")
+            if images == "imagenette":
+                if not (root / "imagenette" / IMAGENETTE_FOLDER).is_dir():
+                    problems.append(f"Imagenette not found under {root / 'imagenette'}: run once on a machine with internet "
+                                    "(torchvision downloads it there)")
+            elif not path.is_dir():
+                fix = (f"python -m visionaudit fetch {images} --dest {root}" if images == "imagenet-sample" else
+                       f"point --audit-images at {LABELLED_LAYOUTS}")
+                problems.append(f"labelled images not found at {path}: {fix}")
         elif not (root / need).is_dir():
             fix = f"python -m visionaudit fetch {need} --dest {root}" if need in FETCHABLE else "add it to the data root"
             problems.append(f"{need} not found at {root / need}: {fix}")
@@ -168,7 +183,7 @@ def _require_dir(path: Path, what: str, fetch_name: str | None) -> None:
     if path.is_dir():
         return
     fix = (f"fetch it: python -m visionaudit fetch {fetch_name} --dest {path.parent}" if fetch_name
-           else "point --audit-images at a folder of WNID folders or <wnid>_<name> files")
+           else f"point --audit-images at {LABELLED_LAYOUTS}")
     raise DataError(f"{what} not found at {path}; {fix}")
 
 
@@ -209,7 +224,8 @@ def category_folders(root: Path, name: str) -> ImageSet:
 
 
 def labelled_images(root: Path, name: str | None = None) -> ImageSet:
-    """Natural images labelled by WNID: WNID folders, or flat ``<wnid>_<name>.ext`` files."""
+    """Natural images labelled by WNID: WNID folders, flat ``<wnid>_<name>.ext`` files, or flat ImageNet
+    validation files (``ILSVRC2012_val_*``, labels from the devkit or Kaggle's CSV: visionaudit/imagenet_val.py)."""
     _require_dir(root, "labelled images", None)
     name = name or root.name
     folders = sorted(p for p in root.iterdir() if p.is_dir() and _WNID.match(p.name))
@@ -222,17 +238,17 @@ def labelled_images(root: Path, name: str | None = None) -> ImageSet:
                 paths.append(path)
                 labels.append(idx)
     else:
-        for path in _images_in(root):
+        files = _images_in(root)
+        val = val_wnids(root, files)  # ILSVRC2012_val_* files: labelled by the devkit or Kaggle's CSV
+        for path in files:
             m = _FLAT.match(path.name)
-            if not m:
-                raise DataError(
-                    f"{path}: cannot tell its class. Labelled images are WNID folders (n01440764/x.JPEG) "
-                    "or files named <wnid>_<name>.JPEG"
-                )
+            wnid = m["wnid"] if m else val.get(path)
+            if wnid is None:
+                raise DataError(f"{path}: cannot tell its class. Labelled images are {LABELLED_LAYOUTS}")
             paths.append(path)
-            labels.append(class_index(m["wnid"], str(path)))
+            labels.append(class_index(wnid, str(path)))
     if not paths:
-        raise DataError(f"no images under {root}: expected WNID folders or <wnid>_<name>.JPEG files")
+        raise DataError(f"no images under {root}: expected {LABELLED_LAYOUTS}")
     return ImageSet(name, root, tuple(paths), labels=tuple(labels), categories=tuple(str(i) for i in labels))
 
 
@@ -242,8 +258,10 @@ def imagenette(root: Path, download: bool = False, size: str = "320px") -> Image
 
     try:
         ds = Imagenette(str(root), split="val", size=size, download=download)
-    except RuntimeError as e:
-        raise DataError(f"Imagenette not found under {root} ({e}); run once on a networked machine with downloads allowed") from None
+    except (RuntimeError, OSError) as e:  # not there, or its download failed (URLError is an OSError)
+        url = Imagenette._ARCHIVES[size][0]
+        raise DataError(f"Imagenette not found under {root} ({e}); run once on a networked machine with downloads allowed, "
+                        f"or download {url} and unpack it there") from None
     paths = tuple(Path(p) for p, _ in ds._samples)
     labels = tuple(class_index(ds.wnids[local]) for _, local in ds._samples)
     if not paths:
