@@ -22,20 +22,22 @@ if TYPE_CHECKING:
     from .datasets import ImageSet
     from .models import LoadedModel
     from .preprocessing import Geometry
+    from .streaming import StreamedImages
 
 _CLEAN_LOGITS: "weakref.WeakKeyDictionary[Any, dict[Any, torch.Tensor]]" = weakref.WeakKeyDictionary()
 
 
 def predict_logits(
     model: "LoadedModel",
-    images: torch.Tensor,
+    images: "torch.Tensor | StreamedImages",
     batch_size: int | None = None,
     transform: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     memory_format: torch.memory_format | None = None,
     what: str = "",
 ) -> torch.Tensor:
     """Logits (float32, CPU) of ``model`` on ``images`` ``(N, C, H, W)`` in [0, 255] (uint8, or float
-    for exact comparisons such as an unrounded luminance image).
+    for exact comparisons such as an unrounded luminance image), or a :class:`StreamedImages` set, read
+    batch by batch in order so that its next batches decode while the model runs.
 
     ``transform(batch, indices)`` acts on each uint8 batch on the device, before normalization;
     ``indices`` are the images' positions in ``images`` (for per-image seeding). NaN or infinite
