@@ -54,10 +54,12 @@ def default_budget(sharing: int = 1) -> int:
     return _default
 
 
-def set_budget(nbytes: int | None) -> None:
-    """Fix this process's budget (the pytest plugin does, from its settings); None goes back to the default."""
+def set_budget(nbytes: int | None) -> int | None:
+    """Fix this process's budget (the pytest plugin does, from its settings); None goes back to the default.
+    Returns the one set before, to put back."""
     global _explicit
-    _explicit = nbytes
+    previous, _explicit = _explicit, nbytes
+    return previous
 
 
 def budget() -> int:
