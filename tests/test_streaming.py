@@ -3,13 +3,14 @@ from the set decoded whole (real images from imagenet-sample, a tiny model)."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
 import pytest
 import torch
 
-from visionaudit import datasets, decode_budget
+from visionaudit import datasets, decode_budget, devices
 from visionaudit.channel_bias import ablation_drop, contribution_shares, gradient_shares
 from visionaudit.decoding import decode_images
 from visionaudit.deployment import check_form
@@ -192,3 +193,26 @@ def test_seen():
     result = suite.runpytest("--audit-decode-memory=lots")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "--audit-decode-memory must be a size such as 2GiB, 512MiB or a number of bytes, got 'lots'" in result.stderr.str()
+
+
+def _rss() -> int:
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def test_freed_heap_memory_past_the_limit_goes_back_to_the_os():
+    """The tuned heap never trims by itself; release_heap_fragments does, once the process has grown past its limit."""
+    assert devices.retain_freed_cpu_memory() and devices._libc is not None  # glibc on Linux, as in CI
+    devices.release_heap_fragments(1 << 40)  # where the growth is counted from
+
+    def churn():  # 256 MiB allocated and freed in this thread's own arena
+        kept = [torch.ones(1 << 20) for _ in range(64)]
+        del kept
+
+    thread = threading.Thread(target=churn)
+    thread.start()
+    thread.join()
+    before = _rss()
+    assert devices._libc.mallinfo2().fordblks > 200 << 20
+    assert devices.release_heap_fragments(128 << 20)
+    assert _rss() < before - (150 << 20)
+    assert not devices.release_heap_fragments(128 << 20)  # nothing left past the limit

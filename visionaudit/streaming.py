@@ -18,6 +18,7 @@ from typing import Iterator, Sequence
 import torch
 
 from .decoding import DECODE_THREADS, decode_or_reason, refuse_unusable
+from .devices import release_heap_fragments
 from .preprocessing import Geometry
 
 READ_AHEAD = 2  # batches decoded ahead of the reader: enough to hide a decode behind a forward pass
@@ -100,6 +101,7 @@ class StreamedImages:
             else:
                 out[i] = result
         refuse_unusable(bad, len(futures))
+        release_heap_fragments()  # the decoders' freed buffers would otherwise pile up (see there)
         return out
 
     def _forget_ahead(self, keep: Sequence[tuple[int, int]] = ()) -> None:
