@@ -31,6 +31,11 @@ log = logging.getLogger("visionaudit.inference")
 _CLEAN_LOGITS: "weakref.WeakKeyDictionary[Any, dict[Any, torch.Tensor]]" = weakref.WeakKeyDictionary()
 
 
+def _batch_size(model: "LoadedModel", requested: int | None) -> int:
+    """The batch size a pass runs at: the caller's, else the model's fitted one, else the device's default."""
+    return requested or model.batch_size or default_batch_size(model.device)
+
+
 def predict_logits(
     model: "LoadedModel",
     images: "torch.Tensor | StreamedImages",
@@ -56,7 +61,7 @@ def predict_logits(
             f"model {model.id} takes {model.preprocessing.channels} input channel(s) but the images have "
             f"{images.shape[1]}; give the model's mean/std per channel (?mean=...&std=...) or convert the images"
         )
-    batch_size = batch_size or model.batch_size or default_batch_size(model.device)
+    batch_size = _batch_size(model, batch_size)
     if model.device.type == "cpu":
         retain_freed_cpu_memory()
     out = []
@@ -100,7 +105,7 @@ def _clean_pass(model: "LoadedModel", image_set: "ImageSet", images: "torch.Tens
     directory = logit_cache.cache_dir()
     if directory is None:
         return predict_logits(model, images, batch_size, what=what)
-    entry = logit_cache.entry(directory, model, image_set, geometry, batch_size or model.batch_size or default_batch_size(model.device))
+    entry = logit_cache.entry(directory, model, image_set, geometry, _batch_size(model, batch_size))
     logits, problem = logit_cache.load(entry)
     if logits is not None:
         with phase("cache", model.id, f"{what}: {len(image_set)} logits read from {entry.path}, forward pass skipped"):
