@@ -38,6 +38,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--audit-config", default=None, metavar="PATH", help="thresholds file (default: audit.toml at the rootdir)")
     group.addoption("--audit-batch-size", default=None, metavar="N",
                     help="images per forward pass (default: 8 on CPU, 128 on accelerators)")
+    group.addoption("--audit-decode-memory", default=None, metavar="SIZE",
+                    help="decoded images each process keeps, such as 2GiB or 512MiB; a larger image set is decoded in "
+                         "batches as the model reads it (default: $VISIONAUDIT_DECODE_MEMORY, else 2 GiB or a quarter "
+                         "of the available memory shared by the workers, whichever is less)")
+    group.addoption("--audit-cache", default=None, metavar="DIR",
+                    help="keep clean logits in DIR, keyed by model weights, images and preprocessing, so the next run "
+                         "skips the clean forward pass (default: $VISIONAUDIT_LOGIT_CACHE, else off)")
     group.addoption("--audit-json", default=None, metavar="PATH",
                     help="write the audit report (JSON) to PATH; while the run goes on, PATH.journal.jsonl keeps every "
                          "finished test (python -m visionaudit report --from-journal rebuilds a report from it)")

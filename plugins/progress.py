@@ -26,6 +26,8 @@ def _worth_printing(event: dict[str, Any], audited: tuple[str, ...]) -> bool:
     kind, phase, total = event["event"], event["phase"], event.get("total") or 0
     if kind == "update":
         return True
+    if phase == "cache":  # a skipped clean pass, or a cache entry refused: said once, when it happens
+        return kind == "start"
     if kind == "start":
         return (phase == "load" and event["subject"] in audited) or (phase == "decode" and total >= 50) or (
             phase == "forward" and total >= 200)

@@ -9,6 +9,7 @@ from typing import Mapping
 
 import pytest
 
+from visionaudit import decode_budget, logit_cache
 from visionaudit.config import CONFIG_FILE, AuditConfig, load_config
 from visionaudit.devices import resolve_device
 from visionaudit.errors import VisionAuditError
@@ -18,6 +19,7 @@ from visionaudit.user_cache import offline
 
 SETTINGS_KEY = pytest.StashKey["Settings"]()
 STARTUP_USAGE_ERROR_KEY = pytest.StashKey[str]()  # what stopped the run at startup, for the report
+PREVIOUS_KEY = pytest.StashKey[tuple]()  # the decode budget and logit cache before this run, put back after it
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,8 @@ class Settings:
     spellings: Mapping[str, str] = field(default_factory=dict)  # canonical spec -> as the user wrote it
     shard: Shard | None = None  # --audit-shard I/N: this job's share of the images (visionaudit/sharding.py)
     offline: bool = False  # --audit-offline or VISIONAUDIT_OFFLINE=1: never download
+    decode_memory: int | None = None  # bytes of decoded images per process; None: decode_budget's default
+    cache: str | None = None  # the clean-logit cache directory; None: off
 
 
 def worker_index() -> int | None:
@@ -82,6 +86,8 @@ def _resolve(config: pytest.Config) -> Settings:
         spellings=spellings,
         shard=_shard(config),
         offline=offline(bool(config.getoption("audit_offline", False))),
+        decode_memory=_decode_memory(config, run),
+        cache=config.getoption("audit_cache") or run.get("cache") or os.environ.get(logit_cache.CACHE_ENV) or None,
     )
 
 
@@ -98,6 +104,16 @@ def _shard(config: pytest.Config) -> Shard | None:
                                 "Run the shards without a baseline, merge them (python -m visionaudit merge PART.json ... "
                                 "-o REPORT.json), then compare: python -m visionaudit compare BASELINE.json REPORT.json")
     return shard
+
+
+def _decode_memory(config: pytest.Config, run: Mapping) -> int | None:
+    """``--audit-decode-memory``, else ``[run] decode_memory``, else the environment's, in bytes; None: the default."""
+    for value, where in ((config.getoption("audit_decode_memory"), "--audit-decode-memory"),
+                         (run.get("decode_memory"), "[run] decode_memory"),
+                         (os.environ.get(decode_budget.DECODE_MEMORY_ENV), f"${decode_budget.DECODE_MEMORY_ENV}")):
+        if value:
+            return decode_budget.parse_size(value, where)
+    return None
 
 
 def _number(config: pytest.Config, dest: str, kind: type, what: str, fix: str = "", positive: bool = True) -> float | int | None:
@@ -122,9 +138,19 @@ def pytest_configure(config: pytest.Config) -> None:
     except (VisionAuditError, pytest.UsageError) as e:
         config.stash[STARTUP_USAGE_ERROR_KEY] = str(e)
         raise pytest.UsageError(str(e)) from None
+    # Each process (controller and xdist workers alike) keeps its own decoded images and reads the same cache.
+    config.stash[PREVIOUS_KEY] = (decode_budget.set_budget(settings.decode_memory or decode_budget.default_budget(worker_count())),
+                                  logit_cache.configure(settings.cache))
     if not hasattr(config, "workerinput"):  # said once, by the controller
         for key in settings.config.models_not_in(settings.models):
             # One audit.toml serves many runs: a table for another model is fine, but say so.
             config.issue_config_time_warning(pytest.PytestConfigWarning(
                 f'{settings.config.path}: [models."{key}"] names a model that is not in this run '
                 f"({', '.join(settings.models)}); its bounds are not used"), stacklevel=2)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    previous = config.stash.get(PREVIOUS_KEY, None)
+    if previous is not None:  # a run inside another (pytester) leaves the outer one's settings as they were
+        decode_budget.set_budget(previous[0])
+        logit_cache.configure(previous[1])

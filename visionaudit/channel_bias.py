@@ -28,6 +28,7 @@ from .first_conv import FirstConv, find_first_conv, weight_per_input_channel
 from .formatting import fmt
 from .inference import predict_logits
 from .models import LoadedModel, as_logits
+from .streaming import channel_means
 
 CHANNELS = ("r", "g", "b")
 # Mean shares over 31 ImageNet-trained torchvision models in the study this audit follows (std 0.015, 0.033, 0.021).
@@ -80,7 +81,7 @@ def ablation_drop(model: LoadedModel, images: torch.Tensor, labels: torch.Tensor
                   batch_size: int | None = None) -> list[float]:
     """Top-1 lost when channel i of every image is replaced by that channel's mean over ``images``."""
     clean = top1_accuracy(clean_logits if clean_logits is not None else predict_logits(model, images, batch_size), labels)
-    means = images.double().mean(dim=(0, 2, 3)).round().to(torch.uint8)
+    means = channel_means(images).round().to(torch.uint8)  # batch by batch: the images may be streamed
     drops = []
     for c in range(images.shape[1]):
         def replace(batch, indices, c=c):

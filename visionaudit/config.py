@@ -48,6 +48,8 @@ RUN_SCHEMA: dict[str, Field] = {
     "samples": f.count("a fixed, seeded, class-stratified subset of this many images per image set"),
     "seed": f.whole("seed for subsets and transforms"),
     "batch_size": f.count("images per forward pass"),
+    "decode_memory": Field("str", "decoded images kept per process, such as 2GiB; larger image sets are streamed"),
+    "cache": Field("str", "directory of the clean-logit cache"),
 }
 TOP_LEVEL = ("run", "audits", "models", "baseline")
 

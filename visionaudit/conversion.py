@@ -38,6 +38,7 @@ from .errors import VisionAuditError
 from .families import Family, register_family
 from .first_conv import find_first_conv
 from .inference import LogitComparison, compare_logits, predict_logits
+from .streaming import as_tensor
 from .models import LoadedModel
 from .preprocessing import Preprocessing
 
@@ -209,7 +210,7 @@ class Equivalence:
 
 def audit_inputs(model: LoadedModel, image_set: ImageSet, n_real: int, n_random: int, seed: int) -> torch.Tensor:
     """uint8 colour images at the model's geometry: a stratified subset of real ones, then uniform noise."""
-    real = load_images(image_set.stratified_subset(n_real, seed), model.preprocessing.geometry)
+    real = as_tensor(load_images(image_set.stratified_subset(n_real, seed), model.preprocessing.geometry))  # a configured few
     gen = torch.Generator().manual_seed(seed)
     noise = torch.randint(0, 256, (n_random, *real.shape[1:]), generator=gen, dtype=torch.uint8)
     return torch.cat([real, noise])

@@ -1,4 +1,5 @@
-"""Image sets: which files, with which labels or cues; decoded once per process per geometry.
+"""Image sets: which files, with which labels or cues; decoded once per process per geometry (or streamed
+when larger than the decode budget).
 
 Layouts understood:
 
@@ -17,19 +18,21 @@ import logging
 import os
 import random
 import re
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 import torch
 
-from .decoding import decode_images
+from . import decode_budget
+from .decoding import DECODE_THREADS, decode_images
 from .errors import DataError
 from .imagenet import class_index
 from .imagenet_val import val_wnids
 from .preprocessing import Geometry
 from .progress import phase
+from .streaming import StreamedImages
 from .user_cache import cache_dir
 
 log = logging.getLogger("visionaudit.datasets")
@@ -269,28 +272,45 @@ def imagenette(root: Path, download: bool = False, size: str = "320px") -> Image
     return ImageSet("imagenette", root, paths, labels=labels, categories=tuple(str(i) for i in labels))
 
 
-# --- decoding, once per process ---------------------------------------------------------------------
+# --- decoding, once per process, within the decode budget -----------------------------------------
 
-_DECODED: dict[tuple, torch.Tensor] = {}
+_DECODED: "OrderedDict[tuple, torch.Tensor]" = OrderedDict()  # least recently used first
 
 
 def load_images(
     image_set: ImageSet,
     geometry: Geometry,
     progress: Callable[[int, int], None] | None = None,
-) -> torch.Tensor:
-    """The set's images as uint8 ``(N, 3, crop, crop)`` at ``geometry``, decoded once per process."""
-    key = (image_set.key, geometry)
-    if key not in _DECODED:
-        log.info("decoding %d images of %s at %s", len(image_set), image_set.name, geometry)
-        threads = min(8, os.cpu_count() or 1)
-        with phase("decode", image_set.name, f"at {geometry.crop_size}x{geometry.crop_size}", total=len(image_set)) as p:
-            def advance(done: int, total: int) -> None:
-                p.advance()
-                if progress is not None:
-                    progress(done, total)
+) -> torch.Tensor | StreamedImages:
+    """The set's images as uint8 ``(N, 3, crop, crop)`` at ``geometry``.
 
-            _DECODED[key] = decode_images(image_set.paths, geometry, threads=threads, progress=advance)
+    A set that fits the decode budget (:mod:`visionaudit.decode_budget`) is decoded once per process and
+    kept, the least recently used sets making room for it; a larger one is a :class:`StreamedImages`,
+    decoded batch by batch as it is read, so memory does not grow with the set.
+    """
+    key = (image_set.key, geometry)
+    if key in _DECODED:
+        _DECODED.move_to_end(key)
+        return _DECODED[key]
+    need = len(image_set) * 3 * geometry.crop_size * geometry.crop_size
+    limit = decode_budget.budget()
+    size = f"{geometry.crop_size}x{geometry.crop_size}"
+    if need > limit:
+        log.info("streaming %d images of %s at %s: %d bytes exceed the decode budget %d", len(image_set), image_set.name,
+                 geometry, need, limit)
+        with phase("decode", image_set.name, f"at {size} in batches as they are read ({need / 2**20:.0f} MiB exceed the "
+                   f"decode budget of {limit / 2**20:.0f} MiB)", total=len(image_set)):
+            return StreamedImages(image_set.paths, geometry)
+    while _DECODED and sum(t.nbytes for t in _DECODED.values()) + need > limit:
+        _DECODED.popitem(last=False)
+    log.info("decoding %d images of %s at %s", len(image_set), image_set.name, geometry)
+    with phase("decode", image_set.name, f"at {size}", total=len(image_set)) as p:
+        def advance(done: int, total: int) -> None:
+            p.advance()
+            if progress is not None:
+                progress(done, total)
+
+        _DECODED[key] = decode_images(image_set.paths, geometry, threads=DECODE_THREADS, progress=advance)
     return _DECODED[key]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Sequence
@@ -14,6 +15,7 @@ from torchvision.transforms.v2 import functional as F
 from .errors import DataError
 from .preprocessing import Geometry
 
+DECODE_THREADS = min(8, os.cpu_count() or 1)  # PIL releases the GIL while decoding: one thread per core helps
 _MODES = {"nearest": InterpolationMode.NEAREST, "bilinear": InterpolationMode.BILINEAR, "bicubic": InterpolationMode.BICUBIC}
 
 
@@ -50,6 +52,21 @@ def decode_image(path: str | Path, geometry: Geometry) -> torch.Tensor:
     return F.pil_to_tensor(rgb)
 
 
+def decode_or_reason(path: Path, geometry: Geometry) -> torch.Tensor | str:
+    """:func:`decode_image`, or why the file cannot be used (so that a set names all its bad files at once)."""
+    try:
+        return decode_image(path, geometry)
+    except DataError as e:
+        return str(e)
+
+
+def refuse_unusable(bad: Sequence[str], total: int) -> None:
+    """Raise one :class:`DataError` naming the unusable files (the first 20), when there are any."""
+    if bad:
+        shown = "\n  ".join(bad[:20]) + (f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else "")
+        raise DataError(f"{len(bad)} of {total} images cannot be used; replace or remove them:\n  {shown}")
+
+
 def decode_images(
     paths: Sequence[Path],
     geometry: Geometry,
@@ -62,22 +79,13 @@ def decode_images(
     """
     out = torch.empty((len(paths), 3, geometry.crop_size, geometry.crop_size), dtype=torch.uint8)
     bad: list[str] = []
-
-    def one(path: Path) -> torch.Tensor | str:
-        try:
-            return decode_image(path, geometry)
-        except DataError as e:
-            return str(e)
-
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        for i, result in enumerate(pool.map(one, paths)):
+        for i, result in enumerate(pool.map(lambda path: decode_or_reason(path, geometry), paths)):
             if isinstance(result, str):
                 bad.append(result)
             else:
                 out[i] = result
             if progress is not None:
                 progress(i + 1, len(paths))
-    if bad:
-        shown = "\n  ".join(bad[:20]) + (f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else "")
-        raise DataError(f"{len(bad)} of {len(paths)} images cannot be used; replace or remove them:\n  {shown}")
+    refuse_unusable(bad, len(paths))
     return out

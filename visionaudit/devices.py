@@ -95,7 +95,51 @@ def retain_freed_cpu_memory() -> bool:
     _heap_tuned = bool(
         mallopt(_M_MMAP_THRESHOLD, 1 << 30) and mallopt(_M_TRIM_THRESHOLD, 1 << 30) and mallopt(_M_TOP_PAD, 64 << 20)
     )
+    if _heap_tuned and hasattr(libc, "mallinfo2") and hasattr(libc, "malloc_trim"):  # glibc >= 2.33
+        global _libc
+        libc.mallinfo2.restype = _MallInfo2
+        libc.malloc_trim.argtypes, libc.malloc_trim.restype = [ctypes.c_size_t], ctypes.c_int
+        _libc = libc
     return _heap_tuned
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+_libc = None
+HEAP_FREE_LIMIT = 128 << 20  # growth of the process, with as much free in the heap, before that goes back to the OS
+_resident_after_trim: int | None = None
+
+
+def _resident_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def release_heap_fragments(limit: int = HEAP_FREE_LIMIT) -> bool:
+    """Hand the tuned heap's free memory back to the OS when the process has grown by more than ``limit``
+    bytes since the last time (or the first call) and the heap holds that much free.
+
+    Why: with :func:`retain_freed_cpu_memory`, buffers up to 1 GiB come from malloc's arenas and are
+    never trimmed. Threads that decode images of many sizes (a streamed image set) free them into their
+    own arenas, where later allocations of other sizes do not reuse them: streaming 10,000 images grew a
+    process by 4 GB while 160 MB were in use. Called once per streamed batch, this trims
+    (``malloc_trim``) every ``limit`` of growth, every few seconds at most, so the forward passes rarely
+    fault their activations in again. A no-op when the heap is not tuned. Returns whether it trimmed.
+    """
+    global _resident_after_trim
+    if _libc is None:
+        return False
+    resident = _resident_bytes()
+    if _resident_after_trim is None or resident < _resident_after_trim:
+        _resident_after_trim = resident
+    if resident - _resident_after_trim <= limit or _libc.mallinfo2().fordblks <= limit:
+        return False  # trimmed pages still count as free in mallinfo: growth says whether there is more
+    _libc.malloc_trim(0)
+    _resident_after_trim = _resident_bytes()
+    return True
 
 
 def inference_memory_format(device: torch.device, batch: torch.Tensor) -> torch.memory_format:

@@ -1,17 +1,19 @@
 """Forward passes: uint8 images in, logits out, batched on the model's device.
 
 Clean logits are cached per (model, image set) for the life of the model object, so every audit
-that needs them shares one forward pass.
+that needs them shares one forward pass, and on disk across runs when a logit cache is configured.
 """
 
 from __future__ import annotations
 
+import logging
 import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
+from . import logit_cache
 from .batching import default_batch_size
 from .devices import inference_memory_format, retain_freed_cpu_memory
 from .errors import ModelOutputError
@@ -22,20 +24,29 @@ if TYPE_CHECKING:
     from .datasets import ImageSet
     from .models import LoadedModel
     from .preprocessing import Geometry
+    from .streaming import StreamedImages
+
+log = logging.getLogger("visionaudit.inference")
 
 _CLEAN_LOGITS: "weakref.WeakKeyDictionary[Any, dict[Any, torch.Tensor]]" = weakref.WeakKeyDictionary()
 
 
+def _batch_size(model: "LoadedModel", requested: int | None) -> int:
+    """The batch size a pass runs at: the caller's, else the model's fitted one, else the device's default."""
+    return requested or model.batch_size or default_batch_size(model.device)
+
+
 def predict_logits(
     model: "LoadedModel",
-    images: torch.Tensor,
+    images: "torch.Tensor | StreamedImages",
     batch_size: int | None = None,
     transform: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     memory_format: torch.memory_format | None = None,
     what: str = "",
 ) -> torch.Tensor:
     """Logits (float32, CPU) of ``model`` on ``images`` ``(N, C, H, W)`` in [0, 255] (uint8, or float
-    for exact comparisons such as an unrounded luminance image).
+    for exact comparisons such as an unrounded luminance image), or a :class:`StreamedImages` set, read
+    batch by batch in order so that its next batches decode while the model runs.
 
     ``transform(batch, indices)`` acts on each uint8 batch on the device, before normalization;
     ``indices`` are the images' positions in ``images`` (for per-image seeding). NaN or infinite
@@ -50,7 +61,7 @@ def predict_logits(
             f"model {model.id} takes {model.preprocessing.channels} input channel(s) but the images have "
             f"{images.shape[1]}; give the model's mean/std per channel (?mean=...&std=...) or convert the images"
         )
-    batch_size = batch_size or model.batch_size or default_batch_size(model.device)
+    batch_size = _batch_size(model, batch_size)
     if model.device.type == "cpu":
         retain_freed_cpu_memory()
     out = []
@@ -73,17 +84,39 @@ def predict_logits(
     return torch.cat(out)
 
 
-def clean_logits(model: "LoadedModel", image_set: "ImageSet", images: torch.Tensor, batch_size: int | None = None,
+def clean_logits(model: "LoadedModel", image_set: "ImageSet", images: "torch.Tensor | StreamedImages", batch_size: int | None = None,
                  geometry: "Geometry | None" = None) -> torch.Tensor:
-    """``predict_logits`` on untransformed images, computed once per (model, image set, geometry).
+    """``predict_logits`` on untransformed images, computed once per (model, image set, geometry), and read
+    from the logit cache on disk instead when one is configured and holds them (:mod:`visionaudit.logit_cache`).
 
     ``geometry`` is how ``images`` were decoded; the model's own (natural images) when not given.
     """
     per_model = _CLEAN_LOGITS.setdefault(model, {})
-    key = (image_set.key, geometry or model.preprocessing.geometry)
+    geometry = geometry or model.preprocessing.geometry
+    key = (image_set.key, geometry)
     if key not in per_model:
-        per_model[key] = predict_logits(model, images, batch_size, what=f"clean {image_set.name}")
+        per_model[key] = _clean_pass(model, image_set, images, batch_size, geometry)
     return per_model[key]
+
+
+def _clean_pass(model: "LoadedModel", image_set: "ImageSet", images: "torch.Tensor | StreamedImages", batch_size: int | None,
+                geometry: "Geometry") -> torch.Tensor:
+    what = f"clean {image_set.name}"
+    directory = logit_cache.cache_dir()
+    if directory is None:
+        return predict_logits(model, images, batch_size, what=what)
+    entry = logit_cache.entry(directory, model, image_set, geometry, _batch_size(model, batch_size))
+    logits, problem = logit_cache.load(entry)
+    if logits is not None:
+        with phase("cache", model.id, f"{what}: {len(image_set)} logits read from {entry.path}, forward pass skipped"):
+            return logits
+    if problem is not None:  # said once: the entry is replaced below
+        log.warning("logit cache entry %s ignored (%s); recomputing and replacing it", entry.path, problem)
+        with phase("cache", model.id, f"{what}: cache entry {entry.path} ignored ({problem}); recomputing and replacing it"):
+            pass
+    logits = predict_logits(model, images, batch_size, what=what)
+    logit_cache.store(entry, logits)
+    return logits
 
 
 @dataclass(frozen=True)
