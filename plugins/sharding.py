@@ -16,7 +16,8 @@ from .markers import family_of
 from .settings import get_settings
 
 
-def _splits(item: pytest.Item) -> bool:
+def splits_by_image(item: pytest.Item) -> bool:
+    """Whether ``item``'s family splits by image (shards give it their part of each image set)."""
     name = family_of(item)
     return name is not None and name in families() and families()[name].splits_by_image
 
@@ -26,10 +27,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     shard = get_settings(config).shard
     if shard is None or shard.first:
         return
-    whole = [item for item in items if not _splits(item)]
+    whole = [item for item in items if not splits_by_image(item)]
     if whole:  # they run in shard 1: here they are not tests that could run and did not
         config.hook.pytest_deselected(items=whole)
-        items[:] = [item for item in items if _splits(item)]
+        items[:] = [item for item in items if splits_by_image(item)]
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

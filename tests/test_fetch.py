@@ -18,7 +18,7 @@ from tests.terminal_text import said_once
 from visionaudit.cli import main as cli_main
 from visionaudit.datasets import cue_conflict, labelled_images
 from visionaudit.errors import DataError
-from visionaudit.fetch import BASE_URL_ENV, COMMIT, IMAGENET_SAMPLE, LICENCE, MANIFEST_ENV, STIMULI, fetch, file_url, load_manifest
+from visionaudit.fetch import BASE_URL_ENV, COMMIT, IMAGENET_SAMPLE, LICENCE, LOCK_FILE, MANIFEST_ENV, STIMULI, fetch, file_url, load_manifest
 
 UPSTREAM = "stimuli/style-transfer-preprocessed-512"
 FILES = ["airplane/airplane1-bicycle2.png", "bear/bear1-airplane3.png", "cat/cat1-bird1.png", "dog/dog1-bear1.png"]
@@ -305,7 +305,8 @@ def test_a_run_without_a_data_root_fetches_into_the_cache_once_then_runs(first_u
     assert said_once(output, LICENCE) and said_once(output, "ImageNet terms of access apply"), output
     assert f"fetching cue-conflict, edges, filled-silhouettes, imagenet-sample into the data cache {cache}" in output
     assert "imagenet-sample: [########################] 2/2 files" in output
-    assert sorted(p.name for p in cache.iterdir()) == [*STIMULI, IMAGENET_SAMPLE]  # no .partial left
+    # no .partial left (the lock file that lets two runners share a cache stays)
+    assert sorted(p.name for p in cache.iterdir() if p.name != LOCK_FILE) == [*STIMULI, IMAGENET_SAMPLE]
 
     again = suite.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
     again.assert_outcomes(passed=4)
@@ -351,3 +352,39 @@ def test_imagenette_offline_is_one_clear_error(suite, tmp_path, monkeypatch):
                f"and unpack it into {tmp_path / 'imagenette'}/")
     assert said_once(output, message), output
     assert "Traceback" not in output and len(output.splitlines()) < 15, output
+
+
+def test_two_processes_filling_one_cache_take_turns(tmp_path):
+    """The lock beside the set: while one process holds it, another waits instead of sharing its .part files."""
+    import multiprocessing
+    import time as clock
+
+    from visionaudit import fetch as fetch_module
+
+    dest = tmp_path / "cache"
+    dest.mkdir()
+    lock_path = dest / LOCK_FILE
+    ctx = multiprocessing.get_context("fork")
+    held = ctx.Event()
+
+    def holder():
+        import fcntl
+
+        with open(lock_path, "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            held.set()
+            clock.sleep(1.5)
+
+    p = ctx.Process(target=holder)
+    p.start()
+    held.wait(10)
+    start = clock.monotonic()
+    seen = []
+    original = fetch_module._fetch_unlocked
+    try:
+        fetch_module._fetch_unlocked = lambda *a, **k: seen.append(clock.monotonic() - start)
+        fetch_module.fetch("cue-conflict", dest)
+    finally:
+        fetch_module._fetch_unlocked = original
+        p.join()
+    assert seen and seen[0] >= 1.0  # it waited for the holder to finish

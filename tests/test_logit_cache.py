@@ -220,3 +220,31 @@ def test_second_run_skips_the_clean_pass(tmp_path, shared_data):
     [clean_a], [clean_b] = a["audits"], b["audits"]
     assert "clean_top1" in clean_a["metrics"] and clean_a["metrics"] == clean_b["metrics"]
     assert clean_a["outcomes"] == clean_b["outcomes"] and a["samples"] == b["samples"]  # image by image
+
+
+def test_a_change_of_model_code_alone_misses(tmp_path, sample, images, monkeypatch):
+    """Same weights, same spec, other forward: the factory's source is in the key (a code-only release)."""
+    module = tmp_path / "codechange_model.py"
+    source = ("import torch\n"
+              "class Net(torch.nn.Module):\n"
+              "    def __init__(self):\n"
+              "        super().__init__()\n"
+              "        self.fc = torch.nn.Linear(3, 1000)\n"
+              "    def forward(self, x):\n"
+              "        return SIGN * self.fc(x.mean(dim=(2, 3)))\n"
+              "def factory():\n"
+              "    torch.manual_seed(0)\n"
+              "    return Net()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    previous = logit_cache.configure(tmp_path / "cache")
+    try:
+        results = []
+        for sign in (1, -1):
+            module.write_text(f"SIGN = {sign}\n" + source)
+            sys.modules.pop("codechange_model", None)
+            model = load_model("codechange_model:factory?size=32&resize=40", "cpu")
+            results.append(inference.clean_logits(model, sample, images, batch_size=4))
+    finally:
+        logit_cache.configure(previous)
+    assert torch.allclose(results[1], -results[0])  # recomputed with the new code, not read back
+    assert len(list((tmp_path / "cache").glob("clean-*.safetensors"))) == 1  # the stale entry was replaced

@@ -49,8 +49,6 @@ def without_timings(report: dict) -> dict:
 def test_shards_partition_the_images_whatever_else_is_in_the_set(ids, count):
     shards = [{i for i in ids if shard_of(i, count) == k} for k in range(1, count + 1)]
     assert sorted(i for s in shards for i in s) == sorted(ids)  # each image in exactly one shard
-    # An image's shard depends on its id alone: the same in any subset, on any machine.
-    assert all(shard_of(i, count) == shard_of(i, count) for i in ids[: len(ids) // 2])
 
 
 def test_shards_of_the_real_labelled_sample_are_balanced_and_named_as_the_whole(shared_data):
@@ -146,3 +144,95 @@ def test_a_shard_is_never_compared_with_a_baseline(shared_data, tmp_path):
     assert proc.returncode == 4
     assert "python -m visionaudit compare BASELINE.json REPORT.json" in proc.stdout + proc.stderr
     assert data is not None and "--audit-shard 1/2 with --audit-baseline" in data["error"]
+
+
+def test_known_shards_of_known_ids():
+    """The assignment is sha256 of the id, first 8 bytes big-endian, mod N, plus 1: fixed, so reports made
+    on other machines and Python versions agree."""
+    import hashlib
+
+    for sample_id in ("n01440764_tench.JPEG", "cat/cat1-elephant2.png", "a"):
+        expected = int(hashlib.sha256(sample_id.encode()).hexdigest()[:16], 16) % 7 + 1
+        assert shard_of(sample_id, 7) == expected
+    # Outside Python: printf a | sha256sum | cut -c1-16, then "ibase=16; X % 3" | bc, plus 1.
+    assert [shard_of(i, 3) for i in ("a", "b", "c", "d")] == [2, 2, 3, 3]
+
+
+def _synthetic_run(shard, arrays_of, ids, families):
+    """A report of assessors judging per-image arrays (a whole run when ``shard`` is None, else one part)."""
+    import numpy as np
+
+    from visionaudit.assessment import NotJudged, assess
+    from visionaudit.config import Thresholds, load_config
+    from visionaudit.fingerprint import SampleSet
+    from visionaudit.recording import AuditRecord
+    from visionaudit.report import assemble
+
+    config = load_config(ROOT / "audit.toml")
+    keep = [k for k, i in enumerate(ids) if shard is None or shard_of(i, shard.count) == shard.index]
+    section = None if shard is None else {**shard.to_dict(), "whole": {"n": len(ids), "fingerprint": "f"}, "positions": keep}
+    sample_set = SampleSet("labelled", "synthetic", tuple(ids[k] for k in keep), "f" if shard is None else f"f{shard}", None, 0,
+                           shard=section)
+    entries, samples = [], {}
+    for name, family, params, context in (
+            ("accuracy.clean_top1", "accuracy", {}, {"model": "m", "set_name": "synthetic", "preprocessing": "p"}),
+            ("robustness.transform", "robustness", {"transform": "rotation"},
+             {"model": "m", "model_classes": 1000, "transform": "rotation", "seed": 0}),
+            ("robustness.transform", "robustness", {"transform": "zoom"},
+             {"model": "m", "model_classes": 1000, "transform": "zoom", "seed": 0})):
+        if family not in families:
+            continue
+        record = AuditRecord(audit=family, model="m", params=params)
+        bounds = dict(config.thresholds(family, "m"))
+        bounds["min_images"] = 200  # the whole run (400 images) is judged, no part (about 133) is
+        outcome, message = "passed", None
+        arrays = {k: np.asarray(v)[keep] for k, v in arrays_of(params.get("transform")).items()}
+        try:
+            assess(name, record, sample_set, arrays, Thresholds(family, "m", bounds, None), context, keep_for_merge=shard is not None)
+        except NotJudged as e:
+            outcome, message = "not_judged", f"not judged: {e}"
+        except AssertionError as e:
+            outcome, message = "failed", f"AssertionError: {e}"
+        d = record.to_dict()
+        entry = {"nodeid": f"{name}[{params}]", "audit": family, "model": "m", "params": params, "outcome": outcome,
+                 "duration": 0.0, "metrics": d["metrics"], "thresholds": d["thresholds"], "tables": d["tables"],
+                 "message": message, "worker": None}
+        entry.update({k: d[k] for k in ("outcomes", "shard_data") if d.get(k)})
+        entries.append(entry)
+        samples.update(d["samples"])  # as the collector gathers them
+    run = {"seed": 0, "samples": None, "images": "synthetic", "versions": {}, "shard": shard.to_dict() if shard else None}
+    return assemble(run, {"m": {"sha256": "0" * 64}}, entries, samples=samples)
+
+
+@pytest.mark.parametrize("families", [("accuracy", "robustness"), ("robustness",)])
+def test_merge_of_varied_per_image_data_equals_the_whole_judgement(families):
+    """Random, varied right/wrong, changed predictions and labels (the tiny model of the runs above is
+    always wrong, so those cannot tell a scrambled merge from a right one); parts out of order."""
+    import numpy as np
+
+    from visionaudit.merge import merge_reports
+
+    rng = np.random.default_rng(3)
+    n = 400
+    ids = [f"n{k:08d}_img.JPEG" for k in rng.permutation(10 * n)[:n]]
+    labels = rng.integers(0, 50, n)
+    clean = rng.random(n) < 0.8
+    per_transform = {t: (clean & (rng.random(n) < p), rng.random(n) < 0.3) for t, p in (("rotation", 0.7), ("zoom", 0.95))}
+
+    def arrays_of(transform):
+        if transform is None:
+            return {"correct": clean, "top5": clean | (labels % 3 == 0)}
+        after, changed = per_transform[transform]
+        return {"clean": clean, "labels": labels, "correct@1": after, "changed@1": changed | (after != clean)}
+
+    whole = _synthetic_run(None, arrays_of, ids, families)
+    parts = [_synthetic_run(Shard(k, 3), arrays_of, ids, families) for k in (3, 1, 2)]
+    merged = merge_reports(parts, ["p3", "p1", "p2"])
+    for entry in whole["audits"]:
+        assert entry["outcome"] in ("passed", "failed")
+    strip = lambda r: [{k: e[k] for k in ("nodeid", "outcome", "metrics", "tables", "message", "outcomes")} for e in r["audits"]]  # noqa: E731
+    assert strip(merged) == strip(whole)
+    assert merged["aggregates"] == whole["aggregates"]  # Holm over the two transforms
+    assert merged["samples"] == whole["samples"]  # also when no assessor but robustness's named the set
+    assert all(e["outcome"] == "not_judged" or e["metrics"]["n_images"] < n for p in parts for e in p["audits"]
+               if "n_images" in e["metrics"])

@@ -59,7 +59,8 @@ def assess(name: str, record: AuditRecord, sample_set: Any, arrays: Mapping[str,
            context: Mapping[str, Any], keep_for_merge: bool = False) -> None:
     """Call assessor ``name``; with ``keep_for_merge`` (a shard) first put its inputs into the record."""
     arrays = {k: np.asarray(v) if not isinstance(v, np.ndarray) else v for k, v in arrays.items()}
-    if keep_for_merge:
+    if keep_for_merge:  # the part's ids and positions too, whether or not the assessor records outcomes
+        record.samples[sample_set.role] = sample_set.to_dict()
         record.shard_data = {"assessor": name, "set": sample_set.role, "thresholds": to_jsonable(dict(thresholds)),
                              "context": to_jsonable(dict(context)), "arrays": encode_arrays(arrays)}
     get_assessor(name)(record, sample_set, arrays, thresholds, context)

@@ -188,7 +188,32 @@ def _unreachable(error: Exception) -> bool:
     return isinstance(error, urllib.error.URLError) and not isinstance(error, urllib.error.HTTPError)
 
 
-def fetch(
+LOCK_FILE = ".visionaudit-fetch.lock"
+
+
+def fetch(dataset: str, dest: str | Path, **options) -> FetchResult:
+    """Fetch ``dataset`` into ``dest/<dataset>``; returns what was downloaded, kept, rejected or failed.
+
+    Options as :func:`_fetch_unlocked`. Processes filling the same cache (runners sharing a host) take
+    turns through a lock file in ``dest`` (``LOCK_FILE``): the second finds the set in place instead of sharing
+    the first one's ``.part`` files."""
+    folder = Path(dest).expanduser()
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / LOCK_FILE, "a") as lock:
+        try:
+            import fcntl
+        except ImportError:  # not on Windows: one process per cache there
+            fcntl = None
+        if fcntl is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return _fetch_unlocked(dataset, dest, **options)
+        finally:
+            if fcntl is not None:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _fetch_unlocked(
     dataset: str,
     dest: str | Path,
     base_url: str | None = None,
@@ -200,7 +225,7 @@ def fetch(
     clock: Callable[[], float] = time.monotonic,
     say_terms: bool = True,
 ) -> FetchResult:
-    """Fetch ``dataset`` into ``dest/<dataset>``; returns what was downloaded, kept, rejected or failed."""
+    """:func:`fetch` without the lock."""
     log = log or sys.stderr
     manifest = manifest or load_manifest()
     if dataset not in manifest:

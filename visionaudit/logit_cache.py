@@ -22,10 +22,14 @@ import hashlib
 import json
 import logging
 import os
+import sys
 from dataclasses import dataclass
+from functools import lru_cache
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import PIL
 import torch
 from safetensors import safe_open
 from safetensors.torch import save
@@ -71,6 +75,27 @@ def files_key(image_set: "ImageSet") -> str:
     return digest.hexdigest()
 
 
+@lru_cache(maxsize=1)
+def _distributions() -> dict[str, list[str]]:
+    return metadata.packages_distributions()
+
+
+def model_code(module: torch.nn.Module) -> dict[str, str | None]:
+    """What defines the model's forward besides its weights: the defining package's version and a digest of
+    the module's source file (a factory in the user's own code), so that a code-only change is a miss."""
+    name = type(module).__module__
+    source = getattr(sys.modules.get(name), "__file__", None)
+    try:
+        digest = hashlib.sha256(Path(source).read_bytes()).hexdigest() if source else None
+    except OSError:
+        digest = None
+    try:
+        version = metadata.version(_distributions().get(name.split(".")[0], [name.split(".")[0]])[0])
+    except (metadata.PackageNotFoundError, IndexError):
+        version = None
+    return {"module": name, "version": version, "source_sha256": digest}
+
+
 @dataclass(frozen=True)
 class Entry:
     path: Path
@@ -92,7 +117,8 @@ def entry(directory: Path, model: "LoadedModel", image_set: "ImageSet", geometry
         "preprocessing": {"geometry": geometry.to_dict(), "mean": list(pre.mean), "std": list(pre.std)},
     }
     how = {"format": FORMAT, "device": model.device.type, "batch_size": batch_size, "torch": torch.__version__,
-           "torchvision": torchvision.__version__, "visionaudit": __version__}
+           "torchvision": torchvision.__version__, "visionaudit": __version__, "pillow": PIL.__version__,
+           "model_code": model_code(model.module)}
     name = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:32]
     return Entry(directory / f"clean-{name}.safetensors", {**what, **how}, (len(image_set), model.num_classes))
 

@@ -212,7 +212,9 @@ def merge_reports(parts: Sequence[dict[str, Any]], names: Sequence[str]) -> dict
            "command": "visionaudit merge " + " ".join(names)}
     stopped = any((p.get("incomplete") or {}).get("interrupted") for p in parts)
     errors = [f"{n}: {p['error']}" for p, n in zip(parts, names) if p.get("error")]
+    # As in a normal run, the report names the image sets that per-image outcomes refer to.
+    referred = {e["outcomes"]["set"] for e in entries if e.get("outcomes")}
     report = assemble(run, models, entries, stopped=stopped, error="; ".join(errors) or None,
-                      samples={role: s.to_dict() for role, s in samples.items()})
+                      samples={role: s.to_dict() for role, s in samples.items() if role in referred})
     report["run"]["exit_status"] = 0 if report["verdict"] == "pass" else 1
     return report
