@@ -24,4 +24,5 @@ pytest_plugins = [
     "fixtures.data",
     "fixtures.recording",
     "fixtures.baseline",
+    "fixtures.corruption",
 ]

@@ -4,6 +4,7 @@ before any model loads (a bad spec or config exits 4 with its message)."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -12,6 +13,7 @@ import pytest
 from visionaudit.config import CONFIG_FILE, AuditConfig, load_config
 from visionaudit.devices import resolve_device
 from visionaudit.errors import VisionAuditError
+from visionaudit.imagenet_c import check_root
 from visionaudit.specs import DEFAULT_MODEL, parse_spec
 
 SETTINGS_KEY = pytest.StashKey["Settings"]()
@@ -30,6 +32,7 @@ class Settings:
     batch_size: int | None
     config: AuditConfig
     timeout: float | None = None  # --audit-timeout: seconds per test
+    imagenet_c: str | None = None  # --audit-imagenet-c: a downloaded ImageNet-C folder, checked at startup
     spellings: Mapping[str, str] = field(default_factory=dict)  # canonical spec -> as the user wrote it
 
 
@@ -75,8 +78,14 @@ def _resolve(config: pytest.Config) -> Settings:
         batch_size=batch_size if batch_size is not None else run.get("batch_size"),
         config=audit_config,
         timeout=_number(config, "audit_timeout", float, "a positive number of seconds per test"),
+        imagenet_c=_imagenet_c(config.getoption("audit_imagenet_c", None)),
         spellings=spellings,
     )
+
+
+def _imagenet_c(path: str | None) -> str | None:
+    """The ImageNet-C folder, checked now: a wrong path stops the run before any model loads."""
+    return None if path is None else str(check_root(Path(path)))
 
 
 def _number(config: pytest.Config, dest: str, kind: type, what: str, fix: str = "", positive: bool = True) -> float | int | None:
