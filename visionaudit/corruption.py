@@ -26,6 +26,7 @@ scored instead of the kernels (visionaudit/corruption_folder.py).
 from __future__ import annotations
 
 import math
+import warnings
 import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -73,7 +74,11 @@ def describe_feed(model: LoadedModel, jpeg: bool) -> dict[str, Any]:
 def jpeg_round_trip(batch: torch.Tensor, quality: int = JPEG_QUALITY) -> torch.Tensor:
     """Encode and decode each uint8 image as JPEG (libjpeg on the CPU, as PIL stored ImageNet-C)."""
     cpu = batch.cpu()
-    decoded = decode_jpeg(encode_jpeg(list(cpu), quality=quality))
+    with warnings.catch_warnings():
+        # torchvision 0.29 deprecates its codecs for TorchCodec; they stay in the pinned 0.29.1, and a test
+        # holds them to PIL's pixels, so the warning would only repeat in every run.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        decoded = decode_jpeg(encode_jpeg(list(cpu), quality=quality))
     return torch.stack(decoded).to(batch.device)
 
 
