@@ -1,0 +1,76 @@
+"""The ImageNet-C corruptions (Hendrycks & Dietterich, ICLR 2019) as batched uint8 torch kernels.
+
+``kernel(batch, sample_ids, seed, severity)``: ``batch`` is uint8 ``(B, 3, 224, 224)`` on any device,
+``sample_ids`` one per image (str, or int for images without files), ``severity`` 1..5; the result is
+uint8 of the same shape on the same device. Parameters per severity are those of the reference,
+``make_imagenet_c.py`` in github.com/hendrycks/robustness (ImageNet-C/create_c/, the 224 version).
+Random draws are per image, seeded by (seed, corruption, sample id) (see ``seeding``), so an image gets
+the same corruption whatever batch, subset, shard, worker or device it is in. Outputs are truncated to
+uint8 as ImageNet-C's ``np.uint8(...)`` did (the published files were then saved as JPEG quality 85;
+that last step is not part of the kernels).
+
+Modules: ``noise`` (gaussian, shot, impulse, speckle), ``blur`` (defocus, glass, motion, zoom,
+gaussian), ``weather`` (snow, frost, fog, spatter), ``digital`` (brightness, contrast, saturate,
+pixelate, jpeg_compression, elastic_transform). How each kernel compares with the reference is said in
+its docstring and tested in tests/test_corruption_kernels.py.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+
+from . import digital, noise
+
+# kernel(batch uint8 (B, 3, 224, 224), sample ids (one per image), seed, severity 1..5) -> uint8 batch
+Kernel = Callable[[torch.Tensor, Sequence, int, int], torch.Tensor]
+
+
+def _not_yet(name: str) -> Kernel:
+    def kernel(batch, sample_ids, seed, severity):
+        raise NotImplementedError(f"corruption {name!r} is not implemented yet")
+    kernel.__name__ = name
+    return kernel
+
+
+# The published order (ImageNet-C's folder names).
+CORRUPTIONS: dict[str, Kernel] = {
+    "gaussian_noise": noise.gaussian_noise,
+    "shot_noise": noise.shot_noise,
+    "impulse_noise": noise.impulse_noise,
+    "defocus_blur": _not_yet("defocus_blur"),
+    "glass_blur": _not_yet("glass_blur"),
+    "motion_blur": _not_yet("motion_blur"),
+    "zoom_blur": _not_yet("zoom_blur"),
+    "snow": _not_yet("snow"),
+    "frost": _not_yet("frost"),
+    "fog": _not_yet("fog"),
+    "brightness": digital.brightness,
+    "contrast": digital.contrast,
+    "elastic_transform": _not_yet("elastic_transform"),
+    "pixelate": digital.pixelate,
+    "jpeg_compression": digital.jpeg_compression,
+}
+
+# The four held-out corruptions of ImageNet-C (for validation, not in mCE).
+EXTRA_CORRUPTIONS: dict[str, Kernel] = {
+    "speckle_noise": noise.speckle_noise,
+    "gaussian_blur": _not_yet("gaussian_blur"),
+    "spatter": _not_yet("spatter"),
+    "saturate": digital.saturate,
+}
+
+
+def unavailable(name: str) -> str | None:
+    """Why corruption ``name`` cannot run here, or None when it can."""
+    get(name)
+    return None
+
+
+def get(name: str) -> Kernel:
+    try:
+        return {**CORRUPTIONS, **EXTRA_CORRUPTIONS}[name]
+    except KeyError:
+        known = ", ".join([*CORRUPTIONS, *EXTRA_CORRUPTIONS])
+        raise ValueError(f"unknown corruption {name!r}; known: {known}") from None
