@@ -202,7 +202,7 @@ def test_config_keys_are_checked(tmp_path):
         "extras = []": ('extras = ["frost"]', "unknown item 'frost'; allowed: speckle_noise, gaussian_blur, spatter, saturate"),
         "max_error_by_corruption = {}": ("max_error_by_corruption = { fogg = 0.9 }", "unknown key 'fogg'.*did you mean 'fog'"),
         "jpeg_round_trip = true": ('jpeg_round_trip = "yes"', "jpeg_round_trip = 'yes' has the wrong type"),
-        "images = 150": ("images = -1", "audits.corruption.images = -1 is out of range"),
+        "images = 100": ("images = -1", "audits.corruption.images = -1 is out of range"),
     }
     for old, (new, message) in cases.items():
         assert old in base, old
