@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema
 import numpy as np
 import pytest
 import torch
@@ -27,6 +28,7 @@ from visionaudit.imagenet_c import (ALEXNET_CLEAN_ERROR, ALEXNET_ERRORS, BENCHMA
                                     relative_corruption_error, summarize)
 from visionaudit.models import load_model
 from visionaudit.preprocessing import Geometry, whole_image
+from visionaudit.recording import report_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,7 +88,10 @@ def test_fewer_corruptions_or_severities_are_marked_not_published():
     errors = {c: {s: 0.5 for s in (1, 2, 3, 4, 5)} for c in BENCHMARK if c != "frost"}
     s = summarize(errors, 0.2, {"frost": "not available: no frost pictures"})
     assert not s.complete and s.missing == {"frost": "not available: no frost pictures"} and "frost" not in s.ce
-    assert "mCE over 14 of the 15 corruptions (frost: not available: no frost pictures): not the published mCE" in s.note
+    assert "mCE over 14 of the 15 corruptions (not available: no frost pictures: frost): not the published mCE" in s.note
+    fewer = summarize({c: errors[c] for c in ("fog", "snow")}, 0.2, {"frost": "not available: no pictures"})
+    assert fewer.note.startswith("mCE over 2 of the 15 corruptions (not in the configured corruptions: gaussian_noise, shot_noise, ")
+    assert "; not available: no pictures: frost)" in fewer.note
     assert s.mce == pytest.approx(sum(100 * 2.5 / sum(ALEXNET_ERRORS[c]) for c in errors) / 14)
     partial = summarize({c: {1: 0.4, 3: 0.6} for c in BENCHMARK}, 0.2)
     assert not partial.complete and "severities 1, 3 only" in partial.note
@@ -295,24 +300,30 @@ def _audit(shared_data: Path, tmp_path: Path, max_mce: float, *extra: str) -> tu
     cmd = [sys.executable, "-m", "pytest", "audits/test_corruption.py", "-p", "no:cacheprovider", "--model", "tests.tiny_models:tiny",
            "--audit-samples", "60", f"--audit-config={config}", f"--audit-json={report}", *extra]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-    return proc, json.loads(report.read_text())
+    data = json.loads(report.read_text())
+    jsonschema.validate(data, report_schema())
+    return proc, data
 
 
 def test_the_audit_on_a_tiny_model(shared_data, tmp_path):
+    """The tiny random model gets every image wrong: contrast's own bound (0.999) fails it, the default (1.0) not."""
     proc, data = _audit(shared_data, tmp_path, 1000.0, "-n", "2")
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     entries = {a["nodeid"].split("::")[1]: a for a in data["audits"]}
     conditions = [a for a in data["audits"] if "corruption" in a["params"]]
     assert len(conditions) == 4 and len({a["worker"] for a in data["audits"]}) == 1  # one worker ran the whole family
-    fog = entries["test_corruption[tests.tiny_models:tiny-contrast-5]"]
-    assert fog["thresholds"]["max_error"] == 0.999 and fog["metrics"]["n_images"] == 40
-    assert fog["metrics"]["subset"] == "40 of 60 labelled images" and fog["metrics"]["protocol"]["jpeg_quality"] == 85
-    assert fog["outcomes"]["set"] == "corruption" and fog["outcomes"]["n"] == 40 and data["samples"]["corruption"]["n"] == 40
+    assert {a["params"]["corruption"]: a["outcome"] for a in conditions} == {"brightness": "passed", "contrast": "failed"}
+    contrast = entries["test_corruption[tests.tiny_models:tiny-contrast-5]"]
+    assert "under contrast at severity 5 is above max_error 0.999" in contrast["message"]
+    assert contrast["thresholds"]["max_error"] == 0.999 and contrast["metrics"]["n_images"] == 40
+    assert contrast["metrics"]["subset"] == "40 of 60 labelled images" and contrast["metrics"]["protocol"]["jpeg_quality"] == 85
+    assert contrast["outcomes"]["set"] == "corruption" and contrast["outcomes"]["n"] == 40 and data["samples"]["corruption"]["n"] == 40
     mce = entries["test_mce[tests.tiny_models:tiny]"]["metrics"]
     errors = {c: {s: entries[f"test_corruption[tests.tiny_models:tiny-{c}-{s}]"]["metrics"]["error"] for s in (1, 5)}
               for c in ("brightness", "contrast")}
     by_hand = [100 * (errors[c][1] + errors[c][5]) / (ALEXNET_ERRORS[c][0] + ALEXNET_ERRORS[c][4]) for c in errors]
     assert mce["mce"] == pytest.approx(sum(by_hand) / 2) and not mce["complete"]
+    assert entries["test_mce[tests.tiny_models:tiny]"]["outcome"] == "passed"
     assert data["aggregates"]["corruption"]["models"]["tests.tiny_models:tiny"]["mce"] == pytest.approx(mce["mce"])
     lo, hi = mce["mce_ci"]
     assert lo <= mce["mce"] <= hi and "mCE over 2 of the 15 corruptions" in mce["note"]

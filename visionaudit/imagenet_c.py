@@ -126,8 +126,11 @@ def summarize(errors: Mapping[str, Mapping[int, float]], clean_error: float | No
     complete = not why and severities == SEVERITIES
     notes = []
     if why:
-        notes.append(f"mCE over {len(used)} of the 15 corruptions ({', '.join(f'{c}: {r}' for c, r in why.items())}): "
-                     "not the published mCE")
+        by_reason: dict[str, list[str]] = {}
+        for c, r in why.items():
+            by_reason.setdefault(r, []).append(c)
+        said = "; ".join(f"{r}: {', '.join(cs)}" for r, cs in by_reason.items())
+        notes.append(f"mCE over {len(used)} of the 15 corruptions ({said}): not the published mCE")
     if severities != SEVERITIES:
         notes.append(f"severities {', '.join(map(str, severities))} only: not the published mCE (all five)")
     return Summary(
