@@ -24,6 +24,8 @@ from visionaudit.corruption_folder import FolderRun
 from visionaudit.datasets import labelled_images, load_images
 from visionaudit.decoding import decode_image
 from visionaudit.errors import ConfigError, DataError
+from visionaudit.formatting import fmt
+from visionaudit.html_report import render
 from visionaudit.imagenet_c import (ALEXNET_CLEAN_ERROR, ALEXNET_ERRORS, BENCHMARK, check_root, corruption_error,
                                     relative_corruption_error, summarize)
 from visionaudit.models import load_model
@@ -328,6 +330,10 @@ def test_the_audit_on_a_tiny_model(shared_data, tmp_path):
     lo, hi = mce["mce_ci"]
     assert lo <= mce["mce"] <= hi and "mCE over 2 of the 15 corruptions" in mce["note"]
     assert "corruption, tests.tiny_models:tiny: mCE" in proc.stdout and "not comparable with published" in proc.stdout
+    html = render(data)  # the page's section: the mCE line, the caveat, a row per corruption with its errors
+    section = html.split('<section id="corruption">', 1)[1].split("</section>", 1)[0]
+    assert f"mCE {fmt(mce['mce'])} [95% {fmt(lo)}, {fmt(hi)}]" in section and "not comparable with published" in section
+    assert f"<td>contrast</td><td>{fmt(mce['ce']['contrast'])}</td>" in section
 
 
 def test_the_mce_gate_fails_above_its_bound(shared_data, tmp_path):
