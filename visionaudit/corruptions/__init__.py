@@ -21,17 +21,10 @@ from typing import Callable, Sequence
 
 import torch
 
-from . import digital, noise
+from . import blur, digital, noise, weather
 
 # kernel(batch uint8 (B, 3, 224, 224), sample ids (one per image), seed, severity 1..5) -> uint8 batch
 Kernel = Callable[[torch.Tensor, Sequence, int, int], torch.Tensor]
-
-
-def _not_yet(name: str) -> Kernel:
-    def kernel(batch, sample_ids, seed, severity):
-        raise NotImplementedError(f"corruption {name!r} is not implemented yet")
-    kernel.__name__ = name
-    return kernel
 
 
 # The published order (ImageNet-C's folder names).
@@ -39,16 +32,16 @@ CORRUPTIONS: dict[str, Kernel] = {
     "gaussian_noise": noise.gaussian_noise,
     "shot_noise": noise.shot_noise,
     "impulse_noise": noise.impulse_noise,
-    "defocus_blur": _not_yet("defocus_blur"),
-    "glass_blur": _not_yet("glass_blur"),
-    "motion_blur": _not_yet("motion_blur"),
-    "zoom_blur": _not_yet("zoom_blur"),
-    "snow": _not_yet("snow"),
-    "frost": _not_yet("frost"),
-    "fog": _not_yet("fog"),
+    "defocus_blur": blur.defocus_blur,
+    "glass_blur": blur.glass_blur,
+    "motion_blur": blur.motion_blur,
+    "zoom_blur": blur.zoom_blur,
+    "snow": weather.snow,
+    "frost": weather.frost,
+    "fog": weather.fog,
     "brightness": digital.brightness,
     "contrast": digital.contrast,
-    "elastic_transform": _not_yet("elastic_transform"),
+    "elastic_transform": digital.elastic_transform,
     "pixelate": digital.pixelate,
     "jpeg_compression": digital.jpeg_compression,
 }
@@ -56,8 +49,8 @@ CORRUPTIONS: dict[str, Kernel] = {
 # The four held-out corruptions of ImageNet-C (for validation, not in mCE).
 EXTRA_CORRUPTIONS: dict[str, Kernel] = {
     "speckle_noise": noise.speckle_noise,
-    "gaussian_blur": _not_yet("gaussian_blur"),
-    "spatter": _not_yet("spatter"),
+    "gaussian_blur": blur.gaussian_blur,
+    "spatter": weather.spatter,
     "saturate": digital.saturate,
 }
 
@@ -65,6 +58,8 @@ EXTRA_CORRUPTIONS: dict[str, Kernel] = {
 def unavailable(name: str) -> str | None:
     """Why corruption ``name`` cannot run here, or None when it can."""
     get(name)
+    if name == "frost":
+        return weather.frost_unavailable()
     return None
 
 

@@ -67,7 +67,7 @@ def _symmetric_index(n: int, before: int, after: int, device) -> torch.Tensor:
 
 def gaussian_blur(x: torch.Tensor, sigma: float, mode: str = "replicate", truncate: float = 4.0) -> torch.Tensor:
     """skimage.filters.gaussian on float images (default mode 'nearest' = torch 'replicate')."""
-    return separable(x, gaussian_kernel1d(sigma, truncate, x.device), mode)
+    return separable(x, gaussian_kernel1d(sigma, truncate, x.device).to(x.dtype), mode)
 
 
 def ceil_div(a: float, b: float) -> int:

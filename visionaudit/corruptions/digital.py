@@ -12,7 +12,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .common import to_float, to_uint8
+from . import seeding
+from .common import gaussian_blur, to_float, to_uint8
 
 BRIGHTNESS = [0.1, 0.2, 0.3, 0.4, 0.5]
 CONTRAST = [0.4, 0.3, 0.2, 0.1, 0.05]
@@ -101,3 +102,107 @@ def pixelate(batch, sample_ids, seed, severity):
     small = int(size * PIXELATE[severity - 1])
     x = _pil_box_resize(batch.float(), small)
     return _pil_box_resize(x, size).to(torch.uint8)
+
+
+# 244 should have been 224, says the reference, "but ultimately nothing is incorrect": kept as published.
+ELASTIC = [(244 * 2, 244 * 0.7, 244 * 0.1), (244 * 2, 244 * 0.08, 244 * 0.2),
+           (244 * 0.05, 244 * 0.01, 244 * 0.02), (244 * 0.07, 244 * 0.01, 244 * 0.02),
+           (244 * 0.12, 244 * 0.01, 244 * 0.02)]  # alpha, sigma, affine jitter
+
+
+def _affine_source_coords(matrix: np.ndarray, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """cv2.warpAffine's source coordinates for each destination pixel, with its fixed-point rounding:
+    the inverse map is evaluated in 1/1024 steps and sampled in 1/32 pixel steps (INTER_BITS 5)."""
+    inv = np.linalg.inv(np.vstack([matrix.astype(np.float64), [0, 0, 1]]))[:2]
+    xs = np.arange(w, dtype=np.float64)
+    ys = np.arange(h, dtype=np.float64)
+    ab = 1024
+    ax = np.rint(inv[0, 0] * xs * ab).astype(np.int64)[None, :] + np.rint((inv[0, 1] * ys + inv[0, 2]) * ab).astype(np.int64)[:, None]
+    ay = np.rint(inv[1, 0] * xs * ab).astype(np.int64)[None, :] + np.rint((inv[1, 1] * ys + inv[1, 2]) * ab).astype(np.int64)[:, None]
+    sx = ((ax + 16) >> 5) / 32.0
+    sy = ((ay + 16) >> 5) / 32.0
+    return torch.from_numpy(sy), torch.from_numpy(sx)
+
+
+def _bilinear(x: torch.Tensor, sy: torch.Tensor, sx: torch.Tensor, fold) -> torch.Tensor:
+    """Bilinear samples of (B, C, H, W) at (B, H, W) coordinates, ``fold`` mapping integer indices
+    into the image (the border rule)."""
+    b, c, h, w = x.shape
+    y0 = torch.floor(sy)
+    x0 = torch.floor(sx)
+    fy = (sy - y0).to(x.dtype)[:, None]
+    fx = (sx - x0).to(x.dtype)[:, None]
+    y0 = y0.long()
+    x0 = x0.long()
+    bidx = torch.arange(b, device=x.device).view(b, 1, 1)
+    flat = x.permute(0, 2, 3, 1)
+
+    def at(yy, xx):
+        return flat[bidx, fold(yy, h), fold(xx, w)].permute(0, 3, 1, 2)
+
+    top = at(y0, x0) * (1 - fx) + at(y0, x0 + 1) * fx
+    bottom = at(y0 + 1, x0) * (1 - fx) + at(y0 + 1, x0 + 1) * fx
+    return top * (1 - fy) + bottom * fy
+
+
+def _reflect101(i: torch.Tensor, n: int) -> torch.Tensor:
+    period = 2 * n - 2
+    i = i.abs() % period
+    return torch.where(i >= n, period - i, i)
+
+
+def _symmetric(i: torch.Tensor, n: int) -> torch.Tensor:
+    period = 2 * n
+    i = i % period
+    return torch.where(i >= n, period - 1 - i, i)
+
+
+def elastic_points(size: int) -> np.ndarray:
+    center = np.float32((size, size)) // 2
+    square = size // 3
+    return np.float32([center + square, [center[0] + square, center[1] - square], center - square])
+
+
+def apply_elastic(x: torch.Tensor, jitter: np.ndarray, ux: torch.Tensor, uy: torch.Tensor, severity: int) -> torch.Tensor:
+    """The reference's elastic transform given its draws: ``jitter`` (B, 3, 2) uniform in [-1, 1) for
+    the affine points, ``ux``/``uy`` (B, H, W) uniform in [-1, 1) for the displacement fields.
+
+    A random affine (cv2.warpAffine, bilinear, reflect-101 border), then a smooth displacement
+    (gaussian-blurred uniform noise, scipy 'reflect' border, truncate 3) sampled bilinearly with
+    scipy's 'reflect' (edge-repeating) border."""
+    alpha, sigma, jit = ELASTIC[severity - 1]
+    b, _, h, w = x.shape
+    pts1 = elastic_points(h)
+    rows = []
+    for k in range(b):
+        pts2 = pts1 + (np.asarray(jitter[k], dtype=np.float64) * jit).astype(np.float32)
+        # cv2.getAffineTransform: the exact affine through three point pairs (solved in double).
+        src = np.hstack([pts1.astype(np.float64), np.ones((3, 1))])
+        matrix = np.linalg.solve(src, pts2.astype(np.float64)).T
+        sy, sx = _affine_source_coords(matrix, h, w)
+        rows.append((sy, sx))
+    sy = torch.stack([r[0] for r in rows]).to(x.device)
+    sx = torch.stack([r[1] for r in rows]).to(x.device)
+    x = _bilinear(x, sy, sx, _reflect101)
+
+    fields = torch.stack([ux, uy], 1).to(x.device, torch.float64)
+    blurred = gaussian_blur(fields, sigma, mode="symmetric", truncate=3)
+    dx = (blurred[:, 0] * alpha).float().double()
+    dy = (blurred[:, 1] * alpha).float().double()
+    ys = torch.arange(h, device=x.device, dtype=torch.float64).view(1, h, 1)
+    xs = torch.arange(w, device=x.device, dtype=torch.float64).view(1, 1, w)
+    return to_uint8(_bilinear(x, ys + dy, xs + dx, _symmetric))
+
+
+def elastic_transform(batch, sample_ids, seed, severity):
+    h, w = batch.shape[-2:]
+
+    def draws(g):
+        return torch.cat([torch.rand(6, generator=g, dtype=torch.float64),
+                          torch.rand(2 * h * w, generator=g, dtype=torch.float64)]) * 2 - 1
+
+    u = seeding.draw(sample_ids, seed, "elastic_transform", "cpu", draws)
+    jitter = u[:, :6].reshape(-1, 3, 2).numpy()
+    ux = u[:, 6:6 + h * w].reshape(-1, h, w)
+    uy = u[:, 6 + h * w:].reshape(-1, h, w)
+    return apply_elastic(to_float(batch), jitter, ux, uy, severity)
