@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import math
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -134,102 +133,84 @@ def apply_motion_blur(x: torch.Tensor, radius: float, sigma: float, angles: list
     return out
 
 
+def imagemagick_8bit(x: torch.Tensor) -> torch.Tensor:
+    """ImageMagick's result on a 0..255 scale as the reference reads it back: rounded to its 16-bit
+    quantum (Q16, 257 per grey level), then cut down to 8 bits (which truncates)."""
+    return torch.floor(torch.round(x * 257) / 257).clamp(0, 255)
+
+
 def motion_blur(batch, sample_ids, seed, severity, *, _angles=None):
     """ImageMagick's motion blur (as the reference calls it through Wand), angle uniform in
-    [-45, 45) per image; the 16-bit result written to 8-bit PNG is rounded, not truncated."""
+    [-45, 45) per image."""
     radius, sigma = MOTION[severity - 1]
     angles = _angles if _angles is not None else seeding.scalars(
         sample_ids, seed, "motion_blur", lambda r: r.uniform(-45, 45))
-    out = apply_motion_blur(batch.float(), radius, sigma, list(angles))
-    return torch.round(out).clamp(0, 255).to(torch.uint8)
+    out = apply_motion_blur(batch.double(), radius, sigma, list(angles))
+    return imagemagick_8bit(out).to(torch.uint8)
 
 
-# --- glass -----------------------------------------------------------------------------------------
+# --- glass ---------------------------------------------------------------------------------------
 
-_GLASS_TABLE = Path(__file__).with_name("glass_blur_displacements.npz")
+def glass_sources(draws: torch.Tensor, max_delta: int, size: int) -> torch.Tensor:
+    """Where each pixel's value comes from after one pass of the reference's shuffle, batched.
 
+    The reference scans (h, w) from (size - max_delta, size - max_delta) down to
+    (max_delta + 1, max_delta + 1), row by row, and does ``x[h, w], x[h', w'] = x[h', w'], x[h, w]``
+    with (h', w') = (h + dy, w + dx), (dx, dy) drawn from [-max_delta, max_delta). On a numpy image
+    ``x[h, w]`` is a view, so that line is not a swap: it copies the current pixel at (h', w') into
+    (h, w) and leaves (h', w') as it was. The current pixel at (h', w') is the pass's final one when
+    (h', w') was scanned before (h, w), else the pass's input. So each pixel's source is found by
+    following those pointers until one lands on a position not yet scanned, done here for all pixels
+    at once by pointer jumping (about log2 of the longest chain rounds). Exact given the draws.
 
-def reference_swap_permutation(severity: int, rng: np.random.Generator, size: int = 224) -> np.ndarray:
-    """The reference's pixel shuffle as a permutation: ``perm[h, w]`` is the flat index of the pixel
-    that ends at (h, w). Sequential Python swaps exactly as make_imagenet_c.py does them (slow: only
-    to build and check the displacement table, never in the kernel)."""
-    _, md, iterations = GLASS[severity - 1]
-    cells = np.arange(size * size).reshape(size, size).tolist()
-    for _ in range(iterations):
-        n = (size - 2 * md) ** 2
-        draws = rng.integers(-md, md, size=(n, 2)).tolist()  # randint(-md, md): md excluded, as there
-        k = 0
-        for h in range(size - md, md, -1):
-            for w in range(size - md, md, -1):
-                dx, dy = draws[k]
-                k += 1
-                hp, wp = h + dy, w + dx
-                cells[h][w], cells[hp][wp] = cells[hp][wp], cells[h][w]
-    return np.array(cells)
-
-
-@functools.lru_cache(maxsize=None)
-def glass_displacements(severity: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(offsets (K, 2) as (dy, dx) source minus destination, cumulative probabilities (K,)) of the
-    reference's shuffle, tabulated in glass_blur_displacements.npz by ``_build_glass_table``."""
-    with np.load(_GLASS_TABLE) as table:
-        offsets = torch.from_numpy(table[f"offsets_{severity}"].astype(np.int64))
-        counts = torch.from_numpy(table[f"counts_{severity}"].astype(np.float64))
-    return offsets, torch.cumsum(counts / counts.sum(), 0)
-
-
-def _build_glass_table(runs: int = 24, seed: int = 0) -> None:
-    """Tabulate the displacement (source - destination) of the reference's shuffle, pooled over
-    ``runs`` simulated permutations, interior pixels only (the border band is never swapped)."""
-    rng = np.random.default_rng(seed)
-    arrays = {}
-    for severity in range(1, 6):
-        md = GLASS[severity - 1][1]
-        pairs = []
-        for _ in range(runs):
-            perm = reference_swap_permutation(severity, rng)
-            sy, sx = np.divmod(perm, perm.shape[1])
-            yy, xx = np.mgrid[: perm.shape[0], : perm.shape[1]]
-            inner = (slice(md + 1, -md - 1),) * 2
-            pairs.append(np.stack([(sy - yy)[inner].ravel(), (sx - xx)[inner].ravel()], 1))
-        offsets, counts = np.unique(np.concatenate(pairs), axis=0, return_counts=True)
-        arrays[f"offsets_{severity}"] = offsets.astype(np.int8)
-        arrays[f"counts_{severity}"] = counts.astype(np.int32)
-    np.savez_compressed(_GLASS_TABLE, **arrays)
+    ``draws`` (B, n * n, 2) as (dx, dy) in scan order (n = size - 2 max_delta); returns (B, size * size)
+    flat source indices.
+    """
+    b = draws.shape[0]
+    device = draws.device
+    md = max_delta
+    line = torch.arange(size - md, md, -1, device=device)  # scan order along one axis
+    n = line.numel()
+    hs = line.repeat_interleave(n)
+    ws = line.repeat(n)
+    pos = hs * size + ws  # (n * n,) flat positions in scan order
+    scan_index = torch.full((size * size,), -1, dtype=torch.long, device=device)
+    scan_index[pos] = torch.arange(n * n, device=device)
+    target = (hs + draws[..., 1]) * size + (ws + draws[..., 0])  # (B, n * n)
+    t_index = scan_index[target]
+    # Follow the pointer when the target was scanned earlier in this pass (its value is then final).
+    follow = (t_index >= 0) & (t_index < torch.arange(n * n, device=device))
+    ptr = torch.arange(size * size, device=device).repeat(b, 1)
+    done = torch.ones(b, size * size, dtype=torch.bool, device=device)
+    ptr[:, pos] = target
+    done[:, pos] = ~follow
+    while not bool(done.all()):
+        ptr, done = torch.where(done, ptr, ptr.gather(1, ptr)), done | done.gather(1, ptr)
+    return ptr
 
 
-def apply_glass_shuffle(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, margin: int) -> torch.Tensor:
-    """Each pixel of (B, C, H, W) inside the ``margin`` band takes the pixel at its offset (dy, dx)
-    ((B, H, W) integer tensors), clamped into the image."""
+def apply_glass_shuffle(x: torch.Tensor, passes: list[torch.Tensor], max_delta: int) -> torch.Tensor:
+    """The reference's shuffle of (B, C, H, W), one (B, n * n, 2) draw tensor per pass."""
     b, c, h, w = x.shape
-    ys = torch.arange(h, device=x.device).view(1, h, 1)
-    xs = torch.arange(w, device=x.device).view(1, 1, w)
-    inside = (ys > margin) & (ys <= h - margin) & (xs > margin) & (xs <= w - margin)  # the scanned range
-    sy = torch.where(inside, (ys + dy).clamp(0, h - 1), ys.expand(b, h, w))
-    sx = torch.where(inside, (xs + dx).clamp(0, w - 1), xs.expand(b, h, w))
-    bidx = torch.arange(b, device=x.device).view(b, 1, 1)
-    return x.permute(0, 2, 3, 1)[bidx, sy, sx].permute(0, 3, 1, 2)
+    flat = x.reshape(b, c, h * w)
+    for draws in passes:
+        src = glass_sources(draws.to(x.device), max_delta, h)
+        flat = flat.gather(2, src[:, None, :].expand(b, c, h * w))
+    return flat.reshape(b, c, h, w)
+
+
+def apply_glass_blur(batch: torch.Tensor, passes: list[torch.Tensor], severity: int) -> torch.Tensor:
+    sigma, md, _ = GLASS[severity - 1]
+    x = to_uint8(_gaussian(to_float(batch), sigma)).float()
+    return to_uint8(_gaussian(apply_glass_shuffle(x, passes, md) / 255.0, sigma))
 
 
 def glass_blur(batch, sample_ids, seed, severity):
-    """Gaussian blur, local pixel shuffle, gaussian blur (the reference's sigma and max_delta).
-
-    The reference shuffles with ~50 000 sequential Python swaps per iteration (each pixel, scanned
-    from bottom-right, swapped with a neighbour at offset in [-max_delta, max_delta)); a swapped pixel
-    that lands on a position not yet scanned is carried on, so displacements have a long one-sided
-    tail. The batched equivalent draws each pixel's source offset independently from the reference's
-    own displacement distribution (tabulated from simulations of its exact swap sequence,
-    glass_blur_displacements.npz) and gathers once. Each pixel's displacement then has the reference's
-    distribution; what differs is that the reference is a permutation (every pixel used once) while
-    independent draws may use a pixel twice or not at all, which changes no blur statistic measurably
-    (tests compare spectra with the reference's outputs)."""
-    sigma, md, _ = GLASS[severity - 1]
-    x = to_uint8(_gaussian(to_float(batch), sigma)).float()
-    offsets, cdf = glass_displacements(severity)
-    b, _, h, w = x.shape
-    u = seeding.draw(sample_ids, seed, "glass_blur", "cpu",
-                     lambda g: torch.rand((h, w), generator=g, dtype=torch.float64))
-    pick = torch.searchsorted(cdf, u.contiguous()).clamp_max(len(cdf) - 1)
-    d = offsets[pick].to(batch.device)  # (B, H, W, 2)
-    shuffled = apply_glass_shuffle(x, d[..., 0], d[..., 1], md)
-    return to_uint8(_gaussian(shuffled / 255.0, sigma))
+    """Gaussian blur, the reference's local pixel shuffle, gaussian blur again, batched (see
+    :func:`glass_sources` for how the reference's ~50 000 sequential Python "swaps" per pass become a
+    few gathers); the same process as the reference, exact given its draws."""
+    _, md, iterations = GLASS[severity - 1]
+    n = batch.shape[-1] - 2 * md
+    draws = seeding.draw(sample_ids, seed, "glass_blur", "cpu",
+                         lambda g: torch.randint(-md, md, (iterations, n * n, 2), generator=g))
+    return apply_glass_blur(batch, list(draws.unbind(1)), severity)

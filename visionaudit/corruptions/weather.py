@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from . import seeding
-from .blur import apply_motion_blur, clipped_zoom
+from .blur import apply_motion_blur, clipped_zoom, imagemagick_8bit
 from .common import gaussian_blur, to_float, to_uint8
 
 FOG = [(1.5, 2), (2.0, 2), (2.5, 1.7), (2.5, 1.5), (3.0, 1.4)]
@@ -130,10 +130,10 @@ def frost(batch, sample_ids, seed, severity):
 def apply_snow(x: torch.Tensor, unit_normal: torch.Tensor, angles: list[float], severity: int) -> torch.Tensor:
     """``unit_normal`` (B, H, W) standard-normal draws, ``angles`` the motion-blur angles."""
     loc, scale, zoom, threshold, radius, sigma, blend = SNOW[severity - 1]
-    layer = clipped_zoom(unit_normal.to(x) * scale + loc, zoom)
+    layer = clipped_zoom(unit_normal.double() * scale + loc, zoom)
     layer = torch.where(layer < threshold, torch.zeros_like(layer), layer)
-    layer = (layer.clamp(0, 1) * 255).to(torch.uint8).float()  # the reference's 8-bit greyscale PNG
-    layer = torch.round(apply_motion_blur(layer[:, None], radius, sigma, angles)).clamp(0, 255) / 255
+    layer = (layer.clamp(0, 1) * 255).to(torch.uint8).double()  # the reference's 8-bit greyscale PNG
+    layer = (imagemagick_8bit(apply_motion_blur(layer[:, None], radius, sigma, angles)) / 255).to(x.dtype)
     grey = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])  # cv2 RGB2GRAY
     x = blend * x + (1 - blend) * torch.maximum(x, grey * 1.5 + 0.5)
     return to_uint8(x + layer + torch.rot90(layer, 2, dims=(-2, -1)))
