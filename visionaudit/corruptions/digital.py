@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from . import seeding
-from .common import gaussian_blur, to_float, to_uint8
+from .common import fold, gaussian_blur, to_float, to_uint8
 
 BRIGHTNESS = [0.1, 0.2, 0.3, 0.4, 0.5]
 CONTRAST = [0.4, 0.3, 0.2, 0.1, 0.05]
@@ -124,9 +124,8 @@ def _affine_source_coords(matrix: np.ndarray, h: int, w: int) -> tuple[torch.Ten
     return torch.from_numpy(sy), torch.from_numpy(sx)
 
 
-def _bilinear(x: torch.Tensor, sy: torch.Tensor, sx: torch.Tensor, fold) -> torch.Tensor:
-    """Bilinear samples of (B, C, H, W) at (B, H, W) coordinates, ``fold`` mapping integer indices
-    into the image (the border rule)."""
+def _bilinear(x: torch.Tensor, sy: torch.Tensor, sx: torch.Tensor, border: str) -> torch.Tensor:
+    """Bilinear samples of (B, C, H, W) at (B, H, W) coordinates; ``border`` is common.fold's mode."""
     b, c, h, w = x.shape
     y0 = torch.floor(sy)
     x0 = torch.floor(sx)
@@ -138,23 +137,11 @@ def _bilinear(x: torch.Tensor, sy: torch.Tensor, sx: torch.Tensor, fold) -> torc
     flat = x.permute(0, 2, 3, 1)
 
     def at(yy, xx):
-        return flat[bidx, fold(yy, h), fold(xx, w)].permute(0, 3, 1, 2)
+        return flat[bidx, fold(yy, h, border), fold(xx, w, border)].permute(0, 3, 1, 2)
 
     top = at(y0, x0) * (1 - fx) + at(y0, x0 + 1) * fx
     bottom = at(y0 + 1, x0) * (1 - fx) + at(y0 + 1, x0 + 1) * fx
     return top * (1 - fy) + bottom * fy
-
-
-def _reflect101(i: torch.Tensor, n: int) -> torch.Tensor:
-    period = 2 * n - 2
-    i = i.abs() % period
-    return torch.where(i >= n, period - i, i)
-
-
-def _symmetric(i: torch.Tensor, n: int) -> torch.Tensor:
-    period = 2 * n
-    i = i % period
-    return torch.where(i >= n, period - 1 - i, i)
 
 
 def elastic_points(size: int) -> np.ndarray:
@@ -183,7 +170,7 @@ def apply_elastic(x: torch.Tensor, jitter: np.ndarray, ux: torch.Tensor, uy: tor
         rows.append((sy, sx))
     sy = torch.stack([r[0] for r in rows]).to(x.device)
     sx = torch.stack([r[1] for r in rows]).to(x.device)
-    x = _bilinear(x, sy, sx, _reflect101)
+    x = _bilinear(x, sy, sx, "reflect")  # cv2 BORDER_REFLECT_101
 
     fields = torch.stack([ux, uy], 1).to(x.device, torch.float64)
     blurred = gaussian_blur(fields, sigma, mode="symmetric", truncate=3)
@@ -191,7 +178,7 @@ def apply_elastic(x: torch.Tensor, jitter: np.ndarray, ux: torch.Tensor, uy: tor
     dy = (blurred[:, 1] * alpha).float().double()
     ys = torch.arange(h, device=x.device, dtype=torch.float64).view(1, h, 1)
     xs = torch.arange(w, device=x.device, dtype=torch.float64).view(1, 1, w)
-    return to_uint8(_bilinear(x, ys + dy, xs + dx, _symmetric))
+    return to_uint8(_bilinear(x, ys + dy, xs + dx, "symmetric"))  # scipy mode="reflect"
 
 
 def elastic_transform(batch, sample_ids, seed, severity):

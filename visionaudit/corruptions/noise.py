@@ -57,8 +57,8 @@ def shot_noise(batch, sample_ids, seed, severity):
 def apply_impulse_noise(x: torch.Tensor, flip_u: torch.Tensor, salt_u: torch.Tensor, severity: int) -> torch.Tensor:
     """skimage.util.random_noise(mode='s&p', amount=c): each value (per channel) is replaced with
     probability c, by 1 or 0 with even odds; given uniforms decide which and how."""
-    flipped = flip_u < IMPULSE[severity - 1]
-    salted = salt_u < 0.5
+    flipped = flip_u <= IMPULSE[severity - 1]  # skimage's _bernoulli: random() <= p
+    salted = salt_u <= 0.5
     out = torch.where(flipped & salted, torch.ones_like(x), x)
     out = torch.where(flipped & ~salted, torch.zeros_like(x), out)
     return to_uint8(out)

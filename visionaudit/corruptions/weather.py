@@ -155,48 +155,88 @@ def _box3(x: torch.Tensor) -> torch.Tensor:
     return F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), 3, stride=1)
 
 
-def _edt_truncated(edges: torch.Tensor, cap: int = 20) -> torch.Tensor:
-    """Euclidean distance to the nearest True of (B, H, W), capped at ``cap``: the exact transform
-    by two 1-D passes (rows, then columns) over a window of +-cap."""
-    inf = float(cap * cap * 4)
-    e = edges.float()
-    b, h, w = e.shape
-    off = torch.arange(-cap, cap + 1, device=e.device, dtype=torch.float32)
-    big = torch.full_like(e, inf)
-    col = torch.where(edges, torch.zeros_like(e), big)
-    col = F.pad(col, (0, 0, cap, cap), value=inf).unfold(1, 2 * cap + 1, 1)  # (B, H, W, 2cap+1) along H
-    g = torch.where(col < inf, off ** 2, torch.full_like(col, inf)).amin(-1)
-    row = F.pad(g, (cap, cap), value=inf).unfold(2, 2 * cap + 1, 1)  # along W
-    d2 = (row + off ** 2).amin(-1)
-    return d2.clamp_max(cap * cap).sqrt()
+def _canny(img: torch.Tensor, low: int = 50, high: int = 150) -> torch.Tensor:
+    """cv2.Canny(img, low, high) of integer-valued (B, 1, H, W) floats: 3x3 Sobel (replicated border),
+    L1 magnitude, non-maximum suppression in OpenCV's four directions (its tan 22.5 / 67.5 degree
+    tests and tie rules; magnitude 0 outside the image), then hysteresis (8-connected)."""
+    sobel_x = torch.tensor([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], dtype=img.dtype, device=img.device)
+    padded = F.pad(img, (1, 1, 1, 1), mode="replicate")
+    dx = F.conv2d(padded, sobel_x[None, None])
+    dy = F.conv2d(padded, sobel_x.T.contiguous()[None, None])
+    mag = dx.abs() + dy.abs()
+    m = F.pad(mag, (1, 1, 1, 1), value=0)
+
+    def at(oy, ox):
+        h, w = mag.shape[-2:]
+        return m[..., 1 + oy:1 + oy + h, 1 + ox:1 + ox + w]
+
+    shift = 15
+    tg22 = int(0.4142135623730950488016887242097 * (1 << shift) + 0.5)
+    ax, ay = dx.abs(), dy.abs() * (1 << shift)
+    tg22x = ax * tg22
+    tg67x = tg22x + ax * (1 << (shift + 1))
+    horizontal = ay < tg22x
+    vertical = ~horizontal & (ay > tg67x)
+    diagonal = ~horizontal & ~vertical
+    s = torch.where((dx < 0) != (dy < 0), -1, 1)
+    keep_h = (mag > at(0, -1)) & (mag >= at(0, 1))
+    keep_v = (mag > at(-1, 0)) & (mag >= at(1, 0))
+    keep_d_pos = (mag > at(-1, -1)) & (mag > at(1, 1))  # s = 1
+    keep_d_neg = (mag > at(-1, 1)) & (mag > at(1, -1))  # s = -1
+    keep_d = torch.where(s > 0, keep_d_pos, keep_d_neg)
+    nms = (horizontal & keep_h) | (vertical & keep_v) | (diagonal & keep_d)
+    candidate = nms & (mag > low)
+    edges = candidate & (mag > high)
+    while True:
+        grown = candidate & (F.max_pool2d(edges.float(), 3, stride=1, padding=1) > 0)
+        if torch.equal(grown, edges):
+            return edges
+        edges = grown
+
+
+def _chamfer_distance(zero: torch.Tensor, cap: float = 20.0) -> torch.Tensor:
+    """cv2.distanceTransform(DIST_L2, 5) to the True pixels of (B, 1, H, W), capped at ``cap``: the
+    5x5 chamfer metric (steps 1, 1.4 and 2.1969 for axial, diagonal and knight moves), computed by
+    parallel min-plus relaxation until it settles (at most ``cap`` rounds matter)."""
+    big = 1e6
+    d = torch.where(zero, 0.0, big).to(torch.float32)
+    moves = [(oy, ox) for oy in range(-2, 3) for ox in range(-2, 3) if (oy, ox) != (0, 0)]
+    cost = {1: 1.0, 2: 1.4, 5: 2.1969}
+    moves = [(oy, ox, cost[oy * oy + ox * ox]) for oy, ox in moves if oy * oy + ox * ox in cost]
+    h, w = d.shape[-2:]
+    for _ in range(int(cap) + 1):
+        p = F.pad(d, (2, 2, 2, 2), value=big)
+        new = d
+        for oy, ox, c in moves:
+            new = torch.minimum(new, p[..., 2 + oy:2 + oy + h, 2 + ox:2 + ox + w] + c)
+        if torch.equal(new, d):
+            break
+        d = new
+    return d.clamp_max(cap)
 
 
 def apply_spatter(x: torch.Tensor, unit_normal: torch.Tensor, severity: int) -> torch.Tensor:
+    """``unit_normal`` (B, H, W) standard-normal draws. Water (severities 1-3) follows the reference's
+    OpenCV steps (Canny, distance transform, equalization, emboss) in torch; mud (4-5) is a blurred,
+    thresholded mask blended with brown."""
     loc, scale, sigma, threshold, intensity, mud = SPATTER[severity - 1]
-    liquid = gaussian_blur((unit_normal.to(x) * scale + loc)[:, None], sigma)  # (B, 1, H, W)
+    liquid = gaussian_blur((unit_normal.double() * scale + loc)[:, None], sigma)  # (B, 1, H, W)
     liquid = torch.where(liquid < threshold, torch.zeros_like(liquid), liquid)
     if mud:
-        m = gaussian_blur((liquid > threshold).float(), intensity)
+        m = gaussian_blur((liquid > threshold).float(), intensity).to(x.dtype)
         m = torch.where(m < 0.8, torch.zeros_like(m), m)
         color = torch.tensor([63, 42, 20], dtype=x.dtype, device=x.device).view(1, 3, 1, 1) / 255
         return to_uint8(x * (1 - m) + color * m)
-    # Water. The reference runs cv2.Canny(50, 150) on the 8-bit liquid layer; thresholding made its
-    # only strong gradients the jump from 0 to >= threshold, so its edges are the boundary of the
-    # wet mask: here the wet pixels with a dry 4-neighbour.
-    wet = liquid > 0
-    dry = ~wet
-    pad = F.pad(dry.float(), (1, 1, 1, 1), value=0)
-    dry_near = (pad[..., :-2, 1:-1] + pad[..., 2:, 1:-1] + pad[..., 1:-1, :-2] + pad[..., 1:-1, 2:]) > 0
-    edges = (wet & dry_near)[:, 0]
-    dist = _edt_truncated(edges)[:, None]  # distanceTransform, then threshold TRUNC at 20
-    dist = torch.floor(_box3(dist))  # .astype(uint8)
+    liquid8 = torch.floor(liquid * 255).float()  # .astype(np.uint8)
+    dist = _chamfer_distance(_canny(liquid8))  # distance to the edges, truncated at 20
+    dist = torch.floor(_box3(dist))  # .astype(np.uint8)
     dist = _equalize(dist)
-    emboss = torch.tensor([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]], dtype=x.dtype, device=x.device)
+    emboss = torch.tensor([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]], dtype=torch.float32, device=x.device)
     dist = torch.round(F.conv2d(F.pad(dist, (1, 1, 1, 1), mode="reflect"), emboss[None, None])).clamp(0, 255)
     dist = _box3(dist)
-    liquid8 = torch.floor(liquid * 255)
     m = liquid8 * dist
-    m = m / m.amax(dim=(2, 3), keepdim=True).clamp_min(1e-12) * intensity
+    m = (m / m.amax(dim=(2, 3), keepdim=True).clamp_min(1e-12) * intensity).to(x.dtype)
+    # The reference adds (175, 238, 238) / 255 through BGR-named OpenCV calls to an RGB image.
     color = torch.tensor([175, 238, 238], dtype=x.dtype, device=x.device).view(1, 3, 1, 1) / 255
     return to_uint8(x + m * color)
 
