@@ -169,12 +169,16 @@ def test_own_impulse_fraction_matches_the_reference():
 
 def test_own_glass_blur_draws_match_the_reference_spectrum():
     # The power spectrum's change, in 8 radial bands (log10), depends on the shuffle's displacement
-    # statistics; with different draws it differs from the reference's by < 0.05 in every band
-    # (measured: < 0.02), while a severity step changes some band by > 0.1.
+    # statistics; with other draws than the reference's it differs from the reference's by < 0.05
+    # in every band (measured: <= 0.034), while the next severity differs by > 0.07 in some band.
+    def worst_gap(ours_severity, ref_severity):
+        return max(np.abs(np.subtract(o["band_power_ratio"], r["band_power_ratio"])).max()
+                   for o, r in zip(own("glass_blur", ours_severity), reference_summary("glass_blur", ref_severity)))
+
     for severity in SEVERITIES:
-        for ours, theirs in zip(own("glass_blur", severity), reference_summary("glass_blur", severity)):
-            gap = np.abs(np.subtract(ours["band_power_ratio"], theirs["band_power_ratio"]))
-            assert gap.max() < 0.05, f"glass_blur {severity}: band gaps {gap.round(3)}"
+        assert worst_gap(severity, severity) < 0.05, f"glass_blur {severity}"
+        if severity < 5:
+            assert worst_gap(severity + 1, severity) > 0.05
 
 
 # --- seeding and the API ------------------------------------------------------------------------
