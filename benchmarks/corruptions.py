@@ -96,7 +96,11 @@ def main() -> None:
     ap.add_argument("--reference-python", default=None, help="interpreter of the reference's environment")
     ap.add_argument("--reference", type=Path, default=None, help="path to make_imagenet_c.py")
     ap.add_argument("--slow-images", type=int, default=4, help="images for the reference's glass blur")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch CPU threads (default: torch's); 1 compares core for core with the single-threaded reference")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     names = args.only or list(ALL)
 
     image_set = labelled_images(data_root(args.data) / "imagenet-sample")

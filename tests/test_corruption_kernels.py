@@ -232,9 +232,17 @@ def test_all_available_here_and_frost_says_why_when_its_textures_are_missing(mon
         get("frost")(_images(1), ["a"], 0, 1)
 
 
-def test_non_uint8_input_is_refused_with_the_expected_layout_named():
+def test_bad_input_is_refused_with_what_is_expected():
     with pytest.raises(ValueError, match=r"uint8 \(B, 3, H, W\)"):
         get("contrast")(_images(1).float(), ["a"], 0, 1)
+    for severity in (0, 6, 2.5, True):
+        with pytest.raises(ValueError, match="severity must be a whole number from 1 to 5"):
+            get("contrast")(_images(1), ["a"], 0, severity)
+    with pytest.raises(ValueError, match="1 images but 2 sample ids"):
+        get("fog")(_images(1), ["a", "b"], 0, 1)
+    with pytest.raises(ValueError, match="must be square"):
+        get("fog")(_images(1)[..., :200], ["a"], 0, 1)
+    assert torch.equal(get("contrast")(_images(1), ["a"], 0, np.int64(2)), get("contrast")(_images(1), ["a"], 0, 2))
 
 
 def test_kernel_type_is_exported():

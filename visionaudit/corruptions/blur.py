@@ -44,13 +44,18 @@ def _disk(radius: int, alias_blur: float) -> torch.Tensor:
 
 
 def defocus_blur(batch, sample_ids, seed, severity):
-    """cv2.filter2D of each channel with the anti-aliased disk (reflect-101 border)."""
+    """cv2.filter2D of each channel with the anti-aliased disk (reflect-101 border), through the FFT
+    (as OpenCV itself does for kernels this large): pad, multiply the spectra, keep the valid part."""
     kernel = _disk(*DEFOCUS[severity - 1]).to(batch.device)
     x = to_float(batch)
     r = kernel.shape[0] // 2
-    b, c, h, w = x.shape
-    y = F.pad(x.reshape(b * c, 1, h, w), (r, r, r, r), mode="reflect")
-    return to_uint8(F.conv2d(y, kernel[None, None]).reshape(b, c, h, w))
+    h, w = x.shape[-2:]
+    padded = F.pad(x, (r, r, r, r), mode="reflect")
+    size = padded.shape[-2:]
+    # The disk is symmetric, so correlation = convolution; circular convolution equals the linear one
+    # on the window that starts 2r in.
+    y = torch.fft.irfft2(torch.fft.rfft2(padded) * torch.fft.rfft2(kernel, s=size), s=size)
+    return to_uint8(y[..., 2 * r:2 * r + h, 2 * r:2 * r + w])
 
 
 # --- gaussian --------------------------------------------------------------------------------------
@@ -115,21 +120,16 @@ def motion_kernel(radius: float, sigma: float, angle: float) -> tuple[list[float
 
 def apply_motion_blur(x: torch.Tensor, radius: float, sigma: float, angles: list[float]) -> torch.Tensor:
     """Blur each image of float (B, C, H, W) along its own angle; pixels outside repeat the edge
-    (ImageMagick's default virtual pixels). Returns floats on x's scale."""
+    (ImageMagick's default virtual pixels). Returns floats on x's scale. Each tap of each image is
+    a shifted window of the edge-padded batch (the offsets differ per image, the slicing is cheap)."""
     b, c, h, w = x.shape
     kernels = [motion_kernel(radius, sigma, a) for a in angles]
-    taps = len(kernels[0][0])
-    weights = torch.tensor([k[0] for k in kernels], dtype=x.dtype, device=x.device)  # (B, taps)
-    offsets = torch.tensor([k[1] for k in kernels], device=x.device)  # (B, taps, 2) as (dx, dy)
-    ys = torch.arange(h, device=x.device)
-    xs = torch.arange(w, device=x.device)
-    bidx = torch.arange(b, device=x.device)[:, None, None]
+    reach = max(max(abs(o) for off in k[1] for o in off) for k in kernels)
+    padded = F.pad(x, (reach, reach, reach, reach), mode="replicate")
     out = torch.zeros_like(x)
-    flat = x.permute(0, 2, 3, 1)  # gather (B, H, W) positions, channels last
-    for i in range(taps):
-        yy = (ys[None, :] + offsets[:, i, 1:2]).clamp(0, h - 1)[:, :, None]
-        xx = (xs[None, :] + offsets[:, i, 0:1]).clamp(0, w - 1)[:, None, :]
-        out += weights[:, i].view(b, 1, 1, 1) * flat[bidx, yy, xx].permute(0, 3, 1, 2)
+    for k, (weights, offsets) in enumerate(kernels):
+        for wt, (ox, oy) in zip(weights, offsets):
+            out[k] += wt * padded[k, :, reach + oy:reach + oy + h, reach + ox:reach + ox + w]
     return out
 
 

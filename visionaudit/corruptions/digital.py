@@ -129,19 +129,20 @@ def _bilinear(x: torch.Tensor, sy: torch.Tensor, sx: torch.Tensor, border: str) 
     b, c, h, w = x.shape
     y0 = torch.floor(sy)
     x0 = torch.floor(sx)
-    fy = (sy - y0).to(x.dtype)[:, None]
-    fx = (sx - x0).to(x.dtype)[:, None]
+    fy = (sy - y0).to(x.dtype).reshape(b, 1, h * w)
+    fx = (sx - x0).to(x.dtype).reshape(b, 1, h * w)
     y0 = y0.long()
     x0 = x0.long()
-    bidx = torch.arange(b, device=x.device).view(b, 1, 1)
-    flat = x.permute(0, 2, 3, 1)
+    rows = (fold(y0, h, border) * w, fold(y0 + 1, h, border) * w)
+    cols = (fold(x0, w, border), fold(x0 + 1, w, border))
+    flat = x.reshape(b, c, h * w)
 
-    def at(yy, xx):
-        return flat[bidx, fold(yy, h, border), fold(xx, w, border)].permute(0, 3, 1, 2)
+    def at(r, q):
+        return flat.gather(2, (r + q).reshape(b, 1, h * w).expand(b, c, h * w))
 
-    top = at(y0, x0) * (1 - fx) + at(y0, x0 + 1) * fx
-    bottom = at(y0 + 1, x0) * (1 - fx) + at(y0 + 1, x0 + 1) * fx
-    return top * (1 - fy) + bottom * fy
+    top = at(rows[0], cols[0]) * (1 - fx) + at(rows[0], cols[1]) * fx
+    bottom = at(rows[1], cols[0]) * (1 - fx) + at(rows[1], cols[1]) * fx
+    return (top * (1 - fy) + bottom * fy).reshape(b, c, h, w)
 
 
 def elastic_points(size: int) -> np.ndarray:
@@ -172,10 +173,11 @@ def apply_elastic(x: torch.Tensor, jitter: np.ndarray, ux: torch.Tensor, uy: tor
     sx = torch.stack([r[1] for r in rows]).to(x.device)
     x = _bilinear(x, sy, sx, "reflect")  # cv2 BORDER_REFLECT_101
 
-    fields = torch.stack([ux, uy], 1).to(x.device, torch.float64)
-    blurred = gaussian_blur(fields, sigma, mode="symmetric", truncate=3)
-    dx = (blurred[:, 0] * alpha).float().double()
-    dy = (blurred[:, 1] * alpha).float().double()
+    # float32 is enough for the fields: the reference casts them to float32 too.
+    fields = torch.stack([ux, uy], 1).to(x.device, torch.float32)
+    blurred = gaussian_blur(fields, sigma, mode="symmetric", truncate=3) * alpha
+    dx = blurred[:, 0].double()
+    dy = blurred[:, 1].double()
     ys = torch.arange(h, device=x.device, dtype=torch.float64).view(1, h, 1)
     xs = torch.arange(w, device=x.device, dtype=torch.float64).view(1, 1, w)
     return to_uint8(_bilinear(x, ys + dy, xs + dx, "symmetric"))  # scipy mode="reflect"
