@@ -96,6 +96,8 @@ def main() -> None:
     ap.add_argument("--reference-python", default=None, help="interpreter of the reference's environment")
     ap.add_argument("--reference", type=Path, default=None, help="path to make_imagenet_c.py")
     ap.add_argument("--slow-images", type=int, default=4, help="images for the reference's glass blur")
+    ap.add_argument("--random", action="store_true",
+                    help="random uint8 images instead of imagenet-sample (where the data is absent; no reference run)")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch CPU threads (default: torch's); 1 compares core for core with the single-threaded reference")
     args = ap.parse_args()
@@ -103,12 +105,16 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     names = args.only or list(ALL)
 
-    image_set = labelled_images(data_root(args.data) / "imagenet-sample")
     n = args.images
-    image_set = dataclasses.replace(image_set, paths=image_set.paths[:n], labels=image_set.labels[:n],
-                                    categories=image_set.categories[:n])
-    batch = load_images(image_set, Geometry(256, 224))  # ImageNet-C's Resize(256) + CenterCrop(224)
-    ids = [p.name for p in image_set.paths]
+    if args.random:
+        batch = torch.randint(0, 256, (n, 3, 224, 224), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+        ids = list(range(n))
+    else:
+        image_set = labelled_images(data_root(args.data) / "imagenet-sample")
+        image_set = dataclasses.replace(image_set, paths=image_set.paths[:n], labels=image_set.labels[:n],
+                                        categories=image_set.categories[:n])
+        batch = load_images(image_set, Geometry(256, 224))  # ImageNet-C's Resize(256) + CenterCrop(224)
+        ids = [p.name for p in image_set.paths]
 
     cpu = {n: ours_per_second(n, batch, ids, args.severity, args.repeats) for n in names}
     gpu = {}
@@ -116,7 +122,7 @@ def main() -> None:
         on_gpu = batch.cuda()
         gpu = {n: ours_per_second(n, on_gpu, ids, args.severity, args.repeats) for n in names}
     ref = {}
-    if args.reference_python:
+    if args.reference_python and not args.random:
         if args.reference is None:
             raise SystemExit("--reference-python needs --reference (the path of make_imagenet_c.py)")
         ref = reference_per_second(args, batch.permute(0, 2, 3, 1).numpy(), names)

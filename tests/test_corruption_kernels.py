@@ -12,8 +12,8 @@ are checked against the reference's summary statistics.
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +25,18 @@ from visionaudit import corruptions
 from visionaudit.corruptions import CORRUPTIONS, EXTRA_CORRUPTIONS, blur, digital, get, noise, unavailable, weather
 
 HERE = Path(__file__).resolve().parent / "corruption_reference"
-sys.path.insert(0, str(HERE))
-import stats  # noqa: E402  (shared with make_reference.py, numpy only)
+
+
+def _load_stats():
+    """corruption_reference/stats.py, shared with make_reference.py (which runs in the reference's
+    environment, outside this package), loaded under a name of its own."""
+    spec = importlib.util.spec_from_file_location("corruption_reference_stats", HERE / "stats.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+stats = _load_stats()
 
 REF = np.load(HERE / "reference.npz")
 SUMMARY = json.loads((HERE / "reference_stats.json").read_text())
