@@ -341,3 +341,43 @@ def test_the_mce_gate_fails_above_its_bound(shared_data, tmp_path):
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     (entry,) = [a for a in data["audits"] if a["outcome"] != "deselected" and "mce" in a["metrics"]]
     assert entry["outcome"] == "failed" and "is above max_mce 1.0" in entry["message"]
+
+
+FOLDER_CONFIG = CONFIG.replace('corruptions = ["brightness", "contrast"]', 'corruptions = ["fog", "snow"]').replace(
+    "severities = [1, 5]", "severities = [1, 2]").replace("min_images = 10", "min_images = 5").replace(
+    "max_error_by_corruption = { contrast = 0.999 }", "max_error_by_corruption = {}")
+
+
+def test_an_imagenet_c_folder_through_the_audit(tmp_path):
+    """--audit-imagenet-c end to end: the files scored as they are, paired with their originals by sample id."""
+    clean = {"a.JPEG": DARK, "b.JPEG": DARK, "c.JPEG": DARK, "d.JPEG": BRIGHT, "e.JPEG": BRIGHT}
+    _write(tmp_path / "val", clean, size=300)
+    _write(tmp_path / "c" / "fog" / "1", {**clean, "c.JPEG": BRIGHT, "e.JPEG": DARK})  # 2 of 5 wrong
+    _write(tmp_path / "c" / "fog" / "2", {**clean, "a.JPEG": BRIGHT})  # 1 of 5 wrong
+    config = tmp_path / "audit.toml"
+    config.write_text(FOLDER_CONFIG.format(max_mce=1000.0))
+    report = tmp_path / "report.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+    cmd = [sys.executable, "-m", "pytest", "audits/test_corruption.py", "-p", "no:cacheprovider", "--model",
+           "tests.tiny_models:red_threshold?imagenet=true", f"--audit-data={tmp_path}", f"--audit-images={tmp_path / 'val'}",
+           f"--audit-imagenet-c={tmp_path / 'c'}", f"--audit-config={config}", f"--audit-json={report}"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    data = json.loads(report.read_text())
+    jsonschema.validate(data, report_schema())
+    by = {(a["params"].get("corruption"), a["params"].get("severity")): a for a in data["audits"]}
+    assert by[("fog", 1)]["metrics"]["error"] == pytest.approx(0.4) and by[("fog", 2)]["metrics"]["error"] == pytest.approx(0.2)
+    assert by[("fog", 1)]["metrics"]["discordant"] == [2, 0] and by[("fog", 1)]["metrics"]["clean_error"] == 0.0
+    assert by[("fog", 1)]["metrics"]["source"] == f"ImageNet-C folder {tmp_path / 'c'}" and by[("fog", 1)].get("outcomes") is None
+    assert all(by[("snow", s)]["outcome"] == "skipped" and "snow/" in by[("snow", s)]["message"] for s in (1, 2))
+    mce = by[(None, None)]["metrics"]
+    assert mce["ce"]["fog"] == pytest.approx(100 * 0.6 / (0.67474 + 0.7605))
+    assert mce["relative_ce"]["fog"] == pytest.approx(100 * 0.6 / (0.67474 + 0.7605 - 2 * 0.43478))
+    assert mce["missing"]["snow"].startswith("not available: snow/1 is not in the ImageNet-C folder")
+    assert not mce["comparable"] and "not comparable" in proc.stdout
+
+
+def test_a_wrong_imagenet_c_folder_stops_the_run_at_startup(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "pytest", "audits/test_corruption.py", "--collect-only", "-q", "-p", "no:cacheprovider",
+                           f"--audit-imagenet-c={tmp_path / 'nowhere'}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 4 and "ImageNet-C folder" in proc.stderr and "does not exist" in proc.stderr, proc.stderr[-2000:]
