@@ -57,6 +57,8 @@ def _checked(kernel: Kernel) -> Kernel:
             raise ValueError(f"{name}: images must be square, 16 to 256 pixels (ImageNet-C's are 224 x 224); got {h} x {w}")
         if len(sample_ids) != len(batch):
             raise ValueError(f"{name}: {len(batch)} images but {len(sample_ids)} sample ids; give one id per image")
+        if batch.device.type == "mps":  # several kernels work in float64, which MPS lacks
+            return kernel(batch.cpu(), sample_ids, seed, level).to(batch.device)
         return kernel(batch, sample_ids, seed, level)
     return run
 
