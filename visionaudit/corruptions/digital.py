@@ -26,7 +26,7 @@ def brightness(batch, sample_ids, seed, severity):
     """HSV value + c, clipped (skimage rgb2hsv/hsv2rgb). With hue and saturation kept, the HSV round
     trip scales every channel by v'/v (v = max channel); a black pixel (v = 0) becomes grey v'."""
     c = BRIGHTNESS[severity - 1]
-    x = to_float(batch)
+    x = batch.double() / 255  # float64 as the reference: its truncation to uint8 sees the same values
     v = x.amax(dim=1, keepdim=True)
     v_new = (v + c).clamp(0, 1)
     out = torch.where(v > 0, x * (v_new / v.clamp_min(1e-12)), v_new.expand_as(x))
@@ -44,7 +44,7 @@ def saturate(batch, sample_ids, seed, severity):
     """HSV saturation * a + b, clipped. With hue and value kept, each channel moves along
     v - (v - channel) * s'/s; a grey pixel (s = 0, hue 0 in skimage) gets R = v, G = B = v (1 - s')."""
     a, b = SATURATE[severity - 1]
-    x = to_float(batch)
+    x = batch.double() / 255  # float64 as the reference
     v = x.amax(dim=1, keepdim=True)
     mn = x.amin(dim=1, keepdim=True)
     delta = v - mn
@@ -87,20 +87,26 @@ def _box_weights(n_in: int, n_out: int) -> torch.Tensor:
     return w
 
 
+_PRECISION_BITS = 22  # PIL's 8-bit resampling: weights in fixed point, 32 - 8 - 2 bits
+
+
 def _pil_box_resize(x: torch.Tensor, n_out: int) -> torch.Tensor:
-    """Resize a float (B, C, H, W) holding uint8 values with PIL's BOX filter: horizontal pass, then
-    vertical, each rounded to uint8 as PIL's 8-bit path does."""
+    """Resize a float64 (B, C, H, W) holding uint8 values with PIL's BOX filter: horizontal pass, then
+    vertical, each in PIL's fixed-point arithmetic (weights rounded to 2^-22, half added, shifted
+    down, clipped to uint8); exact in float64, whose integers are exact far beyond these sums."""
     h, w = x.shape[-2:]
-    wh = _box_weights(w, n_out).to(x.device, torch.float32)
-    wv = _box_weights(h, n_out).to(x.device, torch.float32)
-    x = torch.round(torch.einsum("bchw,ow->bcho", x, wh)).clamp(0, 255)
-    return torch.round(torch.einsum("bchw,oh->bcow", x, wv)).clamp(0, 255)
+    scale = float(1 << _PRECISION_BITS)
+    wh = torch.round(_box_weights(w, n_out) * scale).to(x.device)
+    wv = torch.round(_box_weights(h, n_out) * scale).to(x.device)
+    half = float(1 << (_PRECISION_BITS - 1))
+    x = torch.floor((torch.einsum("bchw,ow->bcho", x, wh) + half) / scale).clamp(0, 255)
+    return torch.floor((torch.einsum("bchw,oh->bcow", x, wv) + half) / scale).clamp(0, 255)
 
 
 def pixelate(batch, sample_ids, seed, severity):
     size = batch.shape[-1]
     small = int(size * PIXELATE[severity - 1])
-    x = _pil_box_resize(batch.float(), small)
+    x = _pil_box_resize(batch.double(), small)
     return _pil_box_resize(x, size).to(torch.uint8)
 
 

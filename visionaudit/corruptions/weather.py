@@ -113,7 +113,7 @@ def apply_frost(batch: torch.Tensor, draws, severity: int) -> torch.Tensor:
     a, b = FROST[severity - 1]
     h, w = batch.shape[-2:]
     crops = torch.stack([frost_texture(i)[:, t:t + h, l:l + w] for i, t, l in draws]).to(batch.device)
-    return (a * batch.float() + b * crops.float()).clamp(0, 255).to(torch.uint8)
+    return (a * batch.double() + b * crops.double()).clamp(0, 255).to(torch.uint8)  # float64 as the reference
 
 
 def frost(batch, sample_ids, seed, severity):
