@@ -4,8 +4,8 @@ before any model loads (a bad spec or config exits 4 with its message)."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Mapping
 
 import pytest
