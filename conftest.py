@@ -25,4 +25,5 @@ pytest_plugins = [
     "fixtures.data",
     "fixtures.recording",
     "fixtures.baseline",
+    "fixtures.corruption",
 ]

@@ -12,7 +12,6 @@ import torch
 
 from visionaudit.devices import cpu_thread_share
 
-from .baseline import get_baseline
 from .collector import get_collector
 from .settings import get_settings, worker_count, worker_index
 
@@ -43,12 +42,18 @@ def pytest_configure(config: pytest.Config) -> None:
         torch.set_num_threads(cpu_thread_share(worker_count()))
 
 
+# Families whose tests of one model share one computation that a test of theirs reads whole: the baseline
+# comparisons (Holm over the model's comparison set) and the corruption conditions (test_mce reads all 75).
+GROUPED_FAMILIES = ("baseline", "corruption")
+
+
 @pytest.hookimpl(optionalhook=True)  # so that -p no:xdist still runs
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
-    """Group by model when there are at least as many models as workers; else keep each model's baseline
-    comparisons together (each computes the model's whole comparison set: once per worker that runs one).
+    """Group by model when there are at least as many models as workers; else keep each model's tests of a
+    grouped family together (baseline comparisons, corruption conditions), so that what they share is
+    computed once, on one worker, and the rest spread test by test.
 
-    With fewer models than workers, grouping would idle workers; loading a model twice costs less.
+    With fewer models than workers, grouping by model would idle workers; loading a model twice costs less.
     An explicit ``--dist`` is left alone.
     """
     models = list(get_settings(config).models)
@@ -56,8 +61,6 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
     if _dist_given(config) or config.getvalue("dist") != "load":
         return None
     by_model = len(models) >= max(2, workers)
-    if not by_model and get_baseline(config) is None:
-        return None
     from xdist.scheduler import LoadScopeScheduling
 
     def family(nodeid: str) -> str | None:
@@ -68,7 +71,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
         def _split_scope(self, nodeid: str) -> str:
             if by_model:
                 return model_scope(nodeid, models)
-            mid = model_of(nodeid, models) if family(nodeid) == "baseline" else None
-            return f"baseline:{mid}" if mid else nodeid
+            name = family(nodeid)
+            mid = model_of(nodeid, models) if name in GROUPED_FAMILIES else None
+            return f"{name}:{mid}" if mid else nodeid
 
     return ModelScheduling(config, log)

@@ -50,3 +50,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "finished test (python -m visionaudit report --from-journal rebuilds a report from it)")
     group.addoption("--audit-timeout", default=None, metavar="SECONDS",
                     help="time limit per test (default 1800); a test past it ends as timeout (pytest-timeout)")
+    group.addoption("--audit-imagenet-c", default=None, metavar="DIR",
+                    help="score a downloaded ImageNet-C folder (<corruption>/<severity>/<wnid>/*.JPEG) as it is, instead "
+                         "of corrupting the labelled images with the kernels (the corruption family)")

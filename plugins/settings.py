@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Mapping
 
 import pytest
@@ -13,6 +14,7 @@ from visionaudit import decode_budget, logit_cache
 from visionaudit.config import CONFIG_FILE, AuditConfig, load_config
 from visionaudit.devices import resolve_device
 from visionaudit.errors import VisionAuditError
+from visionaudit.imagenet_c import check_root
 from visionaudit.sharding import Shard, parse_shard
 from visionaudit.specs import DEFAULT_MODEL, parse_spec
 from visionaudit.user_cache import offline
@@ -34,6 +36,7 @@ class Settings:
     batch_size: int | None
     config: AuditConfig
     timeout: float | None = None  # --audit-timeout: seconds per test
+    imagenet_c: str | None = None  # --audit-imagenet-c: a downloaded ImageNet-C folder, checked at startup
     spellings: Mapping[str, str] = field(default_factory=dict)  # canonical spec -> as the user wrote it
     shard: Shard | None = None  # --audit-shard I/N: this job's share of the images (visionaudit/sharding.py)
     offline: bool = False  # --audit-offline or VISIONAUDIT_OFFLINE=1: never download
@@ -83,6 +86,7 @@ def _resolve(config: pytest.Config) -> Settings:
         batch_size=batch_size if batch_size is not None else run.get("batch_size"),
         config=audit_config,
         timeout=_number(config, "audit_timeout", float, "a positive number of seconds per test"),
+        imagenet_c=_imagenet_c(config.getoption("audit_imagenet_c", None)),
         spellings=spellings,
         shard=_shard(config),
         offline=offline(bool(config.getoption("audit_offline", False))),
@@ -114,6 +118,11 @@ def _decode_memory(config: pytest.Config, run: Mapping) -> int | None:
         if value:
             return decode_budget.parse_size(value, where)
     return None
+
+
+def _imagenet_c(path: str | None) -> str | None:
+    """The ImageNet-C folder, checked now: a wrong path stops the run before any model loads."""
+    return None if path is None else str(check_root(Path(path)))
 
 
 def _number(config: pytest.Config, dest: str, kind: type, what: str, fix: str = "", positive: bool = True) -> float | int | None:

@@ -24,7 +24,8 @@ def test_main_job_runs_offline_on_cpu(shared_data, tmp_path):
     report = tmp_path / "report.json"
     cmd = [sys.executable, "-m", "pytest", "audits", "-n", "2", "-p", "no:cacheprovider", "--audit-samples", "200",
            "--device", "auto", f"--audit-json={report}", f"--audit-html={tmp_path / 'report.html'}"]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    # The corruption family's 100-image subset adds about 4 worker-minutes (README, Common corruptions).
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     data = json.loads(report.read_text())
     jsonschema.validate(data, report_schema())
@@ -66,13 +67,22 @@ def test_main_job_runs_offline_on_cpu(shared_data, tmp_path):
     assert data["schema_version"] == 3 and data["families"]["deployment"]["key_metric"] == "max_abs_diff"
     # What a later release is compared with: every image set's sample ids, and 13 conditions' outcomes.
     assert {r: s["n"] for r, s in data["samples"].items()} == {"labelled": 200, "cue-conflict": 200, "edges": 160,
-                                                               "filled-silhouettes": 160}
-    assert sum(1 for a in data["audits"] if a.get("outcomes")) == 13
+                                                               "filled-silhouettes": 160, "corruption": 100}
+    assert sum(1 for a in data["audits"] if a.get("outcomes") and a["audit"] != "corruption") == 13
+    # ImageNet-C: every condition that ran kept its outcomes on the 100-image subset; the mCE is marked as a subset's.
+    conditions = [a for a in data["audits"] if a["audit"] == "corruption" and "severity" in a["params"]]
+    ran = [a for a in conditions if a["outcome"] == "passed"]
+    assert len(conditions) == 75 and len(ran) >= 70 and all(a["outcomes"]["n"] == 100 for a in ran)
+    assert all(a["outcome"] == "skipped" and a["message"].startswith("not available") for a in conditions if a not in ran)
+    mce = by_audit["test_mce[efficientnet_lite0]"]["metrics"]
+    assert mce["subset"] == "100 of 200 labelled images" and not mce["comparable"] and mce["mce_ci"][0] < mce["mce"] < mce["mce_ci"][1]
+    assert data["aggregates"]["corruption"]["models"]["efficientnet_lite0"]["mce"] == pytest.approx(mce["mce"])
     assert {d for d, a in deploy.items() if a["outcome"] == "passed"} == {"torchscript", "torch_export", "onnxruntime", "bf16_cpu", "channels_last"}
     assert deploy["fp16_cuda"]["outcome"] == "skipped" and "CUDA" in deploy["fp16_cuda"]["message"]
     zoo = [a for a in data["audits"] if a["nodeid"].split("::")[1].startswith("test_zoo[")]
     assert len(zoo) == 36 and all(a["outcome"] == "passed" for a in zoo)
     assert "visionaudit summary" in proc.stdout and "shape bias, published (Geirhos et al. 2019)" in proc.stdout
+    assert "corruption, efficientnet_lite0: mCE" in proc.stdout and "not comparable with published ImageNet-C values" in proc.stdout
 
 
 def test_shape_bias_gate_fails_a_model_below_its_min(shared_data, tmp_path):

@@ -31,6 +31,7 @@ BUILTIN_MODULES = (
     "visionaudit.shape_bias",
     "visionaudit.channel_bias",
     "visionaudit.robustness",
+    "visionaudit.corruption",
     "visionaudit.conversion",
     "visionaudit.deployment",
     "visionaudit.baseline",

@@ -109,3 +109,22 @@ def not_passed(report: dict[str, Any]) -> list[dict[str, Any]]:
     rows = [{"nodeid": e["nodeid"], "outcome": e["outcome"], "message": e.get("message") or "",
              "same_error_as": e.get("same_error_as")} for e in report.get("audits", []) if e["outcome"] != "passed"]
     return sorted(rows, key=lambda r: (-SEVERITY.get(r["outcome"], 0), r["nodeid"]))
+
+
+def corruption_errors(report: dict[str, Any]) -> dict[str, Any]:
+    """Per model and ImageNet-C corruption: CE, relative CE and the error at each severity (from the mCE
+    test's table); per model the mCE line of the family's aggregate."""
+    rows, text = [], []
+    for e in _entries(report, "corruption", True):
+        m, errors = e["metrics"], e["tables"].get("errors")
+        if "mce" not in m or not isinstance(errors, dict):
+            continue
+        ci = m.get("mce_ci") or [None, None]
+        text.append({"model": e["model"], "mce": m["mce"], "ci": ci, "relative_mce": m.get("relative_mce"),
+                     "n_images": m.get("n_images"), "subset": m.get("subset"), "comparable": m.get("comparable"),
+                     "note": m.get("note")})
+        for corruption, per in errors.items():
+            rows.append({"model": e["model"], "corruption": corruption, "ce": (m.get("ce") or {}).get(corruption),
+                         "relative_ce": (m.get("relative_ce") or {}).get(corruption),
+                         "errors": [per[s] for s in sorted(per, key=int)]})
+    return {"rows": rows, "models": text}

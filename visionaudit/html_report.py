@@ -16,6 +16,7 @@ from typing import Any, Sequence
 from . import figure_data as data
 from .errors import DataError
 from .formatting import fmt
+from .imagenet_c import NOT_COMPARABLE
 from .report import audited_models, control_models
 from .summary import VERDICTS, family_lines, summary_rows
 
@@ -94,6 +95,17 @@ def _sections(report: dict[str, Any], references: dict[str, float] | None, strip
             "svg": svg, "alt": "top-1 drop per transform with 95 % intervals", "caption": "Top-1 drop per transform, paired with the clean pass."}],
             "table": {"header": ["model", "transform", "drop", "95% interval", "Holm p", "significant"], "rows": rows},
             "strips": (strips or {}).get("strips"), "strips_caption": (strips or {}).get("caption"), "attribution": _attribution()})
+    ce = data.corruption_errors(report)
+    if ce["rows"]:
+        said = " ".join(f"{r['model']}: mCE {fmt(r['mce'])} [95% {fmt(r['ci'][0])}, {fmt(r['ci'][1])}], relative mCE "
+                        f"{fmt(r['relative_mce'])} ({r['subset'] or str(r['n_images']) + ' images'})"
+                        + (f"; {r['note']}" if r.get("note") else "") + "." for r in ce["models"])
+        caveat = "" if all(r["comparable"] for r in ce["models"]) else f" {NOT_COMPARABLE}."
+        out.append({"id": "corruption", "title": "Common corruptions (ImageNet-C)", "figures": [],
+                    "text": said + caveat + " CE in % of AlexNet's published errors (AlexNet = 100).",
+                    "table": {"header": ["model", "corruption", "CE", "relative CE", "error per severity"],
+                              "rows": [[r["model"], r["corruption"], fmt(r["ce"]), fmt(r["relative_ce"]),
+                                        ", ".join(fmt(v) for v in r["errors"])] for r in ce["rows"]]}})
     diffs = data.max_differences(report)
     svg = _figure(figures.max_diff_figure, diffs)
     if svg:

@@ -1,0 +1,143 @@
+"""Benchmark of the corruption kernels: throughput against ImageNet-C's own code, as ratios.
+
+For each corruption (at one severity), images per second of visionaudit.corruptions' batched kernels
+(CPU; and CUDA when present) over the reference's (make_imagenet_c.py, one PIL/numpy image at a
+time, as ImageNet-C was made). Speed is printed, never asserted.
+
+The reference needs numpy < 2, scikit-image < 0.20, OpenCV, Wand and ImageMagick, which the project's
+environment does not hold: it runs in a subprocess with the interpreter of a throwaway environment
+(the one tests/corruption_reference/make_reference.py describes), given by ``--reference-python``, on
+the same decoded images (handed over as a .npy file).
+
+    python benchmarks/corruptions.py --data ../shared/data --images 32 \
+        --reference-python /tmp/refenv/bin/python --reference /tmp/ref/make_imagenet_c.py
+
+Without ``--reference-python`` only our throughput is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from visionaudit.corruptions import CORRUPTIONS, EXTRA_CORRUPTIONS
+from visionaudit.datasets import data_root, labelled_images, load_images
+from visionaudit.preprocessing import Geometry
+
+ROOT = Path(__file__).resolve().parents[1]
+ALL = {**CORRUPTIONS, **EXTRA_CORRUPTIONS}
+
+# Runs under the reference's interpreter: time each reference function on the images, one at a time.
+REFERENCE_SCRIPT = """
+import json, sys, time
+import numpy as np
+from PIL import Image
+sys.path.insert(0, {helper_dir!r})
+from make_reference import load_reference
+from pathlib import Path
+import os
+ref = load_reference(Path({reference!r}))
+images = [Image.fromarray(a) for a in np.load({images!r})]
+os.chdir({frost_dir!r})
+out = {{}}
+for name, count in json.loads({plan!r}):
+    np.random.seed(0)
+    start = time.perf_counter()
+    for img in images[:count]:
+        np.uint8(getattr(ref, name)(img.copy(), {severity}))
+    out[name] = count / (time.perf_counter() - start)
+print(json.dumps(out))
+"""
+
+
+def ours_per_second(name: str, batch: torch.Tensor, ids: list, severity: int, repeats: int) -> float:
+    kernel = ALL[name]
+    kernel(batch[:2], ids[:2], 0, severity)  # warm-up: caches, CUDA context
+    sync = torch.cuda.synchronize if batch.device.type == "cuda" else (lambda: None)
+    sync()
+    start = time.perf_counter()
+    for r in range(repeats):
+        kernel(batch, ids, r, severity)
+    sync()
+    return repeats * len(batch) / (time.perf_counter() - start)
+
+
+def reference_per_second(args, images: np.ndarray, names: list[str]) -> dict[str, float]:
+    # Glass blur's ~50 000 Python swaps per pass take seconds per image: fewer images for it.
+    plan = [(n, min(len(images), args.slow_images) if n == "glass_blur" else len(images)) for n in names]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "images.npy"
+        np.save(path, images)
+        script = REFERENCE_SCRIPT.format(
+            helper_dir=str(ROOT / "tests" / "corruption_reference"), reference=str(args.reference),
+            images=str(path), frost_dir=str(ROOT / "visionaudit" / "resources" / "frost"),
+            plan=json.dumps(plan), severity=args.severity)
+        done = subprocess.run([args.reference_python, "-c", script], capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"the reference run failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", default=None, help="data root holding imagenet-sample (default: $VISIONAUDIT_DATA)")
+    ap.add_argument("--images", type=int, default=32)
+    ap.add_argument("--severity", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--only", nargs="*", default=None, help="corruption names (default: all 19)")
+    ap.add_argument("--reference-python", default=None, help="interpreter of the reference's environment")
+    ap.add_argument("--reference", type=Path, default=None, help="path to make_imagenet_c.py")
+    ap.add_argument("--slow-images", type=int, default=4, help="images for the reference's glass blur")
+    ap.add_argument("--random", action="store_true",
+                    help="random uint8 images instead of imagenet-sample (where the data is absent; no reference run)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch CPU threads (default: torch's); 1 compares core for core with the single-threaded reference")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    names = args.only or list(ALL)
+
+    n = args.images
+    if args.random:
+        batch = torch.randint(0, 256, (n, 3, 224, 224), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+        ids = list(range(n))
+    else:
+        image_set = labelled_images(data_root(args.data) / "imagenet-sample")
+        image_set = dataclasses.replace(image_set, paths=image_set.paths[:n], labels=image_set.labels[:n],
+                                        categories=image_set.categories[:n])
+        batch = load_images(image_set, Geometry(256, 224))  # ImageNet-C's Resize(256) + CenterCrop(224)
+        ids = [p.name for p in image_set.paths]
+
+    cpu = {n: ours_per_second(n, batch, ids, args.severity, args.repeats) for n in names}
+    gpu = {}
+    if torch.cuda.is_available():
+        on_gpu = batch.cuda()
+        gpu = {n: ours_per_second(n, on_gpu, ids, args.severity, args.repeats) for n in names}
+    ref = {}
+    if args.reference_python and not args.random:
+        if args.reference is None:
+            raise SystemExit("--reference-python needs --reference (the path of make_imagenet_c.py)")
+        ref = reference_per_second(args, batch.permute(0, 2, 3, 1).numpy(), names)
+
+    print(f"{len(batch)} images 224x224, severity {args.severity}, torch threads {torch.get_num_threads()}; images/s")
+    head = f"{'corruption':<18} {'ours CPU':>9} {'ours GPU':>9} {'reference':>9} {'CPU/ref':>8} {'GPU/ref':>8}"
+    print(head)
+    print("-" * len(head))
+    for n in names:
+        r = ref.get(n)
+        g = gpu.get(n)
+        cells = [f"{cpu[n]:9.1f}", f"{g:9.1f}" if g else f"{'-':>9}", f"{r:9.2f}" if r else f"{'-':>9}",
+                 f"{cpu[n] / r:8.1f}" if r else f"{'-':>8}", f"{g / r:8.1f}" if (r and g) else f"{'-':>8}"]
+        print(f"{n:<18} " + " ".join(cells))
+
+
+if __name__ == "__main__":
+    main()

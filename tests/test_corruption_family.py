@@ -1,0 +1,383 @@
+"""The corruption family: metrics against hand-computed and published values, the protocol's steps against
+independent references (PIL), the ImageNet-C folder path on a synthetic folder counted by hand, and the
+audit run end to end on a tiny model."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from visionaudit import corruption as C
+from visionaudit.config import load_config
+from visionaudit.corruption_folder import FolderRun
+from visionaudit.datasets import labelled_images, load_images
+from visionaudit.decoding import decode_image
+from visionaudit.errors import ConfigError, DataError
+from visionaudit.formatting import fmt
+from visionaudit.html_report import render
+from visionaudit.imagenet_c import (ALEXNET_CLEAN_ERROR, ALEXNET_ERRORS, BENCHMARK, check_root, corruption_error,
+                                    relative_corruption_error, summarize)
+from visionaudit.models import load_model
+from visionaudit.preprocessing import Geometry, whole_image
+from visionaudit.recording import report_schema
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# google-research/augmix imagenet.py, ALEXNET_ERR ("Raw AlexNet errors taken from hendrycks/robustness"),
+# typed from that source: per-corruption means, a transcription independent of the per-severity table.
+AUGMIX_ALEXNET_ERR = [0.886428, 0.894468, 0.922640, 0.819880, 0.826268, 0.785948, 0.798360, 0.866816, 0.826572,
+                      0.819324, 0.564592, 0.853204, 0.646056, 0.717840, 0.606500]
+
+
+def augmix_compute_mce(corruption_accs: dict[str, list[float]]) -> float:
+    """AugMix's compute_mce (imagenet.py), as written there: a reference implementation of the mCE."""
+    mce = 0.0
+    for i, name in enumerate(BENCHMARK):
+        avg_err = 1 - np.mean(corruption_accs[name])
+        mce += 100 * avg_err / AUGMIX_ALEXNET_ERR[i] / 15
+    return mce
+
+
+# -- metrics --------------------------------------------------------------------------------------------
+
+
+def test_the_two_transcriptions_of_alexnets_errors_agree():
+    assert list(ALEXNET_ERRORS) == ["gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",
+                                    "zoom_blur", "snow", "frost", "fog", "brightness", "contrast", "elastic_transform",
+                                    "pixelate", "jpeg_compression"]
+    for (name, per_severity), mean in zip(ALEXNET_ERRORS.items(), AUGMIX_ALEXNET_ERR):
+        assert sum(per_severity) / 5 == pytest.approx(mean, abs=5e-7), name
+
+
+def test_alexnet_scores_100_on_every_measure():
+    """The normalization's fixed point: AlexNet's own errors give CE 100 everywhere, mCE and relative mCE 100."""
+    errors = {c: dict(zip((1, 2, 3, 4, 5), e)) for c, e in ALEXNET_ERRORS.items()}
+    s = summarize(errors, ALEXNET_CLEAN_ERROR)
+    assert s.complete and not s.note and s.mce == pytest.approx(100) and s.relative_mce == pytest.approx(100)
+    assert all(v == pytest.approx(100) for v in (*s.ce.values(), *s.relative_ce.values()))
+    assert s.mean_error == pytest.approx(sum(AUGMIX_ALEXNET_ERR) / 15)
+
+
+def test_ce_and_relative_ce_by_hand():
+    # gaussian noise: AlexNet sums to 4.43214; a model at 0.5 on every severity with clean error 0.2
+    errors = {s: 0.5 for s in (1, 2, 3, 4, 5)}
+    assert corruption_error(errors, "gaussian_noise") == pytest.approx(100 * 2.5 / 4.43214)
+    # relative: sum of (0.5 - 0.2) = 1.5 over sum of (AlexNet - 0.43478) = 4.43214 - 2.1739 = 2.25824
+    assert relative_corruption_error(errors, 0.2, "gaussian_noise") == pytest.approx(100 * 1.5 / 2.25824)
+    # two severities only: AlexNet's same two (0.69528 + 0.99452)
+    assert corruption_error({1: 0.3, 5: 0.9}, "gaussian_noise") == pytest.approx(100 * 1.2 / 1.6898)
+
+
+def test_mce_matches_augmix_reference_implementation():
+    rng = np.random.default_rng(3)
+    accs = {c: list(rng.uniform(0.05, 0.9, 5)) for c in BENCHMARK}
+    errors = {c: {s + 1: 1 - a for s, a in enumerate(v)} for c, v in accs.items()}
+    assert summarize(errors, 0.25).mce == pytest.approx(augmix_compute_mce(accs), rel=1e-6)
+
+
+def test_fewer_corruptions_or_severities_are_marked_not_published():
+    errors = {c: {s: 0.5 for s in (1, 2, 3, 4, 5)} for c in BENCHMARK if c != "frost"}
+    s = summarize(errors, 0.2, {"frost": "not available: no frost pictures"})
+    assert not s.complete and s.missing == {"frost": "not available: no frost pictures"} and "frost" not in s.ce
+    assert "mCE over 14 of the 15 corruptions (not available: no frost pictures: frost): not the published mCE" in s.note
+    fewer = summarize({c: errors[c] for c in ("fog", "snow")}, 0.2, {"frost": "not available: no pictures"})
+    assert fewer.note.startswith("mCE over 2 of the 15 corruptions (not in the configured corruptions: gaussian_noise, shot_noise, ")
+    assert "; not available: no pictures: frost)" in fewer.note
+    assert s.mce == pytest.approx(sum(100 * 2.5 / sum(ALEXNET_ERRORS[c]) for c in errors) / 14)
+    partial = summarize({c: {1: 0.4, 3: 0.6} for c in BENCHMARK}, 0.2)
+    assert not partial.complete and "severities 1, 3 only" in partial.note
+    with pytest.raises(ValueError, match="different severities"):
+        summarize({"fog": {1: 0.4}, "snow": {1: 0.4, 2: 0.5}}, 0.2)
+
+
+def test_holm_over_conditions_by_hand():
+    out = C.holm_over_conditions({"fog-1": 0.01, "snow-2": 0.04, "frost-3": 0.03, "folder-1": math.nan}, alpha=0.05)
+    # sorted 0.01, 0.03, 0.04: adjusted 3 * 0.01 = 0.03, 2 * 0.03 = 0.06, max(0.06, 1 * 0.04) = 0.06; NaN left out
+    assert out == {"fog-1": {"p_value_holm": pytest.approx(0.03), "significant": True},
+                   "frost-3": {"p_value_holm": pytest.approx(0.06), "significant": False},
+                   "snow-2": {"p_value_holm": pytest.approx(0.06), "significant": False}}
+
+
+def test_paired_condition_counts_and_mcnemar():
+    clean = np.array([1, 1, 1, 0, 0, 1, 1, 1], dtype=bool)
+    corrupted = np.array([0, 0, 1, 1, 0, 0, 1, 0], dtype=bool)
+    r = C.paired("fog", 2, corrupted, clean)
+    assert r.discordant == (4, 1) and r.error == pytest.approx(5 / 8) and r.clean_error == pytest.approx(2 / 8)
+    assert r.p_value == pytest.approx(12 / 32)  # P(|X - 2.5| >= 1.5), X ~ Bin(5, 1/2): 2 * (1 + 5) / 32
+
+
+def test_aggregate_writes_holm_back_and_summarizes_from_entries():
+    entries = [{"model": "m", "params": {"corruption": c, "severity": s}, "thresholds": {"alpha": 0.05},
+                "metrics": {"error": 0.5, "clean_error": 0.2, "p_value": 1e-4 if c == "fog" else 0.5, "n_images": 10,
+                            "source": "kernels", "comparable": False}}
+               for c in BENCHMARK for s in (1, 2, 3, 4, 5)]
+    agg = C.FAMILY.aggregate(entries)["models"]["m"]
+    assert agg["mce"] == pytest.approx(sum(250 / sum(ALEXNET_ERRORS[c]) for c in BENCHMARK) / 15)
+    assert agg["significant"] == [f"fog-{s}" for s in (1, 2, 3, 4, 5)] and agg["complete"]  # 75 * 1e-4 < 0.05
+    assert entries[0]["metrics"]["significant"] is False and entries[0]["metrics"]["p_value_holm"] == 1.0
+    line = C.FAMILY.summary_lines({"aggregates": {"corruption": {"models": {"m": agg}}}})[0]
+    assert line.startswith(f"corruption, m: mCE {agg['mce']:.1f}") and "not comparable with published ImageNet-C values" in line
+
+
+# -- the protocol's steps -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sample(shared_data):
+    return labelled_images(shared_data / "imagenet-sample").stratified_subset(12, 0)
+
+
+def test_jpeg_round_trip_gives_pils_pixels(sample):
+    """ImageNet-C was stored by PIL's save(quality=85, optimize=True); our round trip must give its pixels."""
+    images = load_images(sample, C.PROTOCOL_GEOMETRY)
+    ours = C.jpeg_round_trip(images)
+    assert not torch.equal(ours, images)  # it did something
+    for k in range(images.shape[0]):
+        buf = io.BytesIO()
+        Image.fromarray(images[k].permute(1, 2, 0).numpy()).save(buf, format="JPEG", quality=85, optimize=True)
+        pil = torch.from_numpy(np.array(Image.open(buf).convert("RGB"))).permute(2, 0, 1)
+        assert torch.equal(ours[k], pil), k
+
+
+def test_protocol_decodes_as_imagenet_c_was_made(sample):
+    """Resize 256 (PIL bilinear) and centre crop 224, whatever the model's own preprocessing."""
+    path = sample.paths[0]
+    with Image.open(path) as img:
+        rgb = img.convert("RGB")
+        w, h = rgb.size
+        scale = 256 / min(w, h)
+        resized = rgb.resize((round(w * scale), round(h * scale)), Image.BILINEAR)
+        left, top = (resized.width - 224) // 2, (resized.height - 224) // 2
+        ref = np.array(resized.crop((left, top, left + 224, top + 224)))
+    ours = load_images(sample, C.PROTOCOL_GEOMETRY)[0].permute(1, 2, 0).numpy()
+    assert np.abs(ours.astype(int) - ref.astype(int)).max() <= 1
+
+
+def test_a_224_model_is_fed_the_images_as_stored_and_another_by_its_own_rule(sample, tmp_path):
+    as_stored = load_model("tests.tiny_models:tiny")
+    assert C.feed_geometry(as_stored) is None and C.describe_feed(as_stored, True)["feed"] == "as stored (224)"
+    big = load_model("tests.tiny_models:tiny?size=240&interpolation=bicubic")
+    feed = C.feed_geometry(big)
+    assert feed == Geometry(274, 240, "bicubic")  # 240 / 0.875, the model's own crop ratio
+    assert C.describe_feed(big, False) == {"decode": {"size": 224, "interpolation": "bilinear", "crop": True, "resize": 256},
+                                           "jpeg_round_trip": False, "jpeg_quality": None,
+                                           "feed": {"resize": 274, "size": 240, "interpolation": "bicubic"}}
+    images = load_images(sample, C.PROTOCOL_GEOMETRY)[:3]
+    out = C.to_model_input(images, feed)
+    assert out.shape == (3, 3, 240, 240) and torch.equal(C.to_model_input(images, None), images)
+    for k in range(3):  # reference: the 224 image saved losslessly and decoded by PIL at the model's geometry
+        path = tmp_path / f"{k}.png"
+        Image.fromarray(images[k].permute(1, 2, 0).numpy()).save(path)
+        ref = decode_image(path, feed)
+        diff = (out[k].int() - ref.int()).abs()
+        assert diff.float().mean() < 1.0 and diff.max() <= 12, (k, diff.float().mean(), diff.max())
+
+
+def test_unavailable_corruption_is_reported_with_its_reason(monkeypatch, sample):
+    def kernel_for(name):
+        if name == "frost":
+            raise C.Unavailable("the frost pictures are not installed")
+        return lambda b, ids, seed, severity: 255 - b
+
+    monkeypatch.setattr(C, "kernel_for", kernel_for)
+    model = load_model("tests.tiny_models:tiny")
+    images = load_images(sample, C.PROTOCOL_GEOMETRY)
+    run = C.CorruptionRun(model, images, sample.label_tensor(), sample.sample_ids, 0, jpeg=False)
+    with pytest.raises(C.Unavailable, match="frost pictures"):
+        run.condition("frost", 1)
+    inverted = run.condition("fog", 1)
+    logits = model.module(model.preprocessing.normalize(255 - images))
+    assert np.array_equal(inverted.correct, (logits.argmax(1) == sample.label_tensor()).numpy())
+
+
+def test_config_keys_are_checked(tmp_path):
+    base = (ROOT / "audit.toml").read_text()
+    load_config(ROOT / "audit.toml").thresholds("corruption", "efficientnet_lite0")  # the shipped file is valid
+    cases = {
+        "severities = [1, 2, 3, 4, 5]": ("severities = [1, 6]", r"audits.corruption.severities = \[1, 6\] holds 6, out of range"),
+        "extras = []": ('extras = ["frost"]', "unknown item 'frost'; allowed: speckle_noise, gaussian_blur, spatter, saturate"),
+        "max_error_by_corruption = {}": ("max_error_by_corruption = { fogg = 0.9 }", "unknown key 'fogg'.*did you mean 'fog'"),
+        "jpeg_round_trip = true": ('jpeg_round_trip = "yes"', "jpeg_round_trip = 'yes' has the wrong type"),
+        "images = 100": ("images = -1", "audits.corruption.images = -1 is out of range"),
+    }
+    for old, (new, message) in cases.items():
+        assert old in base, old
+        path = tmp_path / "audit.toml"
+        path.write_text(base.replace(old, new))
+        with pytest.raises(ConfigError, match=message):
+            load_config(path)
+    with pytest.raises(ConfigError, match="whole numbers 1 to 5.*2.5"):
+        C.check_severities([1, 2.5])
+
+
+# -- a downloaded ImageNet-C folder, synthetic ----------------------------------------------------------
+
+BRIGHT, DARK = (235, 30, 30), (25, 30, 30)  # red_threshold: class 1 (n01443537) when red is bright, else class 0
+FILES = {"n01440764": ["a.JPEG", "b.JPEG", "c.JPEG"], "n01443537": ["d.JPEG", "e.JPEG"]}
+
+
+def _write(root: Path, colours: dict[str, tuple[int, int, int]], size: int = 224) -> None:
+    for wnid, names in FILES.items():
+        (root / wnid).mkdir(parents=True, exist_ok=True)
+        for name in names:
+            Image.new("RGB", (size, size), colours[name]).save(root / wnid / name, quality=85)
+
+
+def test_imagenet_c_folder_is_scored_as_it_is(tmp_path):
+    clean = {"a.JPEG": DARK, "b.JPEG": DARK, "c.JPEG": DARK, "d.JPEG": BRIGHT, "e.JPEG": BRIGHT}  # all right
+    _write(tmp_path / "val", clean, size=300)
+    # fog 1: c (class 0) bright -> wrong; e (class 1) dark -> wrong: 2 of 5, both right on clean
+    _write(tmp_path / "c" / "fog" / "1", {**clean, "c.JPEG": BRIGHT, "e.JPEG": DARK})
+    # fog 2: everything wrong
+    _write(tmp_path / "c" / "fog" / "2", {"a.JPEG": BRIGHT, "b.JPEG": BRIGHT, "c.JPEG": BRIGHT, "d.JPEG": DARK, "e.JPEG": DARK})
+    _write(tmp_path / "c" / "snow" / "1", clean)
+    (tmp_path / "c" / "snow" / "1" / "n01443537" / "e.JPEG").unlink()  # a condition with other images
+    model = load_model("tests.tiny_models:red_threshold")
+    labelled = labelled_images(tmp_path / "val")
+    run = FolderRun(model, tmp_path / "c", labelled, load_images(labelled, C.PROTOCOL_GEOMETRY))
+    assert run.ids == ("n01440764/a.JPEG", "n01440764/b.JPEG", "n01440764/c.JPEG", "n01443537/d.JPEG", "n01443537/e.JPEG")
+    one, two = run.condition("fog", 1), run.condition("fog", 2)
+    assert one.error == pytest.approx(2 / 5) and one.clean_error == 0.0 and one.discordant == (2, 0)
+    assert one.p_value == pytest.approx(0.5)  # two discordant pairs, both one way: 2 * (1/2)^2
+    assert two.error == 1.0 and two.discordant == (5, 0) and two.p_value == pytest.approx(2 / 32)
+    s = summarize({"fog": {1: one.error, 2: two.error}}, 0.0)
+    assert s.ce["fog"] == pytest.approx(100 * 1.4 / (0.67474 + 0.7605))
+    with pytest.raises(C.Unavailable, match="fog/3 is not in the ImageNet-C folder"):
+        run.condition("fog", 3)
+    with pytest.raises(DataError, match="holds other images than the other ImageNet-C conditions"):
+        run.condition("snow", 1)
+    # labelled images that are not ImageNet-C's originals: no clean reference, said so
+    other = labelled_images(tmp_path / "c" / "fog" / "1")
+    elsewhere = FolderRun(model, tmp_path / "c", other.select([0, 1]), load_images(other.select([0, 1]), C.PROTOCOL_GEOMETRY))
+    r = elsewhere.condition("fog", 1)
+    assert r.error == pytest.approx(2 / 5) and math.isnan(r.p_value) and math.isnan(r.clean_error)
+    assert "3 of the 5 ImageNet-C images have no original" in elsewhere.describe()["clean"]
+
+
+def test_imagenet_c_root_is_checked(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        check_root(tmp_path / "nowhere")
+    (tmp_path / "blur").mkdir()
+    with pytest.raises(DataError, match="holds no ImageNet-C corruption folder.*it holds blur"):
+        check_root(tmp_path)
+    assert whole_image(224).crop is False  # the files are fed uncropped
+
+
+# -- the audit, end to end ------------------------------------------------------------------------------
+
+CONFIG = """
+[audits.corruption]
+max_mce = {max_mce}
+max_error = 1.0
+max_error_by_corruption = {{ contrast = 0.999 }}
+corruptions = ["brightness", "contrast"]
+extras = []
+severities = [1, 5]
+jpeg_round_trip = true
+images = 40
+alpha = 0.05
+bootstrap_resamples = 200
+min_images = 10
+"""
+
+
+def _audit(shared_data: Path, tmp_path: Path, max_mce: float, *extra: str) -> tuple[subprocess.CompletedProcess, dict]:
+    config = tmp_path / "audit.toml"
+    config.write_text(CONFIG.format(max_mce=max_mce))
+    report = tmp_path / "report.json"
+    env = {**os.environ, "VISIONAUDIT_DATA": str(shared_data), "CUDA_VISIBLE_DEVICES": ""}
+    env.pop("PYTEST_XDIST_WORKER", None)
+    env.pop("PYTEST_XDIST_WORKER_COUNT", None)
+    cmd = [sys.executable, "-m", "pytest", "audits/test_corruption.py", "-p", "no:cacheprovider", "--model", "tests.tiny_models:tiny",
+           "--audit-samples", "60", f"--audit-config={config}", f"--audit-json={report}", *extra]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    data = json.loads(report.read_text())
+    jsonschema.validate(data, report_schema())
+    return proc, data
+
+
+def test_the_audit_on_a_tiny_model(shared_data, tmp_path):
+    """The tiny random model gets every image wrong: contrast's own bound (0.999) fails it, the default (1.0) not."""
+    proc, data = _audit(shared_data, tmp_path, 1000.0, "-n", "2")
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    entries = {a["nodeid"].split("::")[1]: a for a in data["audits"]}
+    conditions = [a for a in data["audits"] if "corruption" in a["params"]]
+    assert len(conditions) == 4 and len({a["worker"] for a in data["audits"]}) == 1  # one worker ran the whole family
+    assert {a["params"]["corruption"]: a["outcome"] for a in conditions} == {"brightness": "passed", "contrast": "failed"}
+    contrast = entries["test_corruption[tests.tiny_models:tiny-contrast-5]"]
+    assert "under contrast at severity 5 is above max_error 0.999" in contrast["message"]
+    assert contrast["thresholds"]["max_error"] == 0.999 and contrast["metrics"]["n_images"] == 40
+    assert contrast["metrics"]["subset"] == "40 of 60 labelled images" and contrast["metrics"]["protocol"]["jpeg_quality"] == 85
+    assert contrast["outcomes"]["set"] == "corruption" and contrast["outcomes"]["n"] == 40 and data["samples"]["corruption"]["n"] == 40
+    mce = entries["test_mce[tests.tiny_models:tiny]"]["metrics"]
+    errors = {c: {s: entries[f"test_corruption[tests.tiny_models:tiny-{c}-{s}]"]["metrics"]["error"] for s in (1, 5)}
+              for c in ("brightness", "contrast")}
+    by_hand = [100 * (errors[c][1] + errors[c][5]) / (ALEXNET_ERRORS[c][0] + ALEXNET_ERRORS[c][4]) for c in errors]
+    assert mce["mce"] == pytest.approx(sum(by_hand) / 2) and not mce["complete"]
+    assert entries["test_mce[tests.tiny_models:tiny]"]["outcome"] == "passed"
+    assert data["aggregates"]["corruption"]["models"]["tests.tiny_models:tiny"]["mce"] == pytest.approx(mce["mce"])
+    lo, hi = mce["mce_ci"]
+    assert lo <= mce["mce"] <= hi and "mCE over 2 of the 15 corruptions" in mce["note"]
+    assert "corruption, tests.tiny_models:tiny: mCE" in proc.stdout and "not comparable with published" in proc.stdout
+    html = render(data)  # the page's section: the mCE line, the caveat, a row per corruption with its errors
+    section = html.split('<section id="corruption">', 1)[1].split("</section>", 1)[0]
+    assert f"mCE {fmt(mce['mce'])} [95% {fmt(lo)}, {fmt(hi)}]" in section and "not comparable with published" in section
+    assert f"<td>contrast</td><td>{fmt(mce['ce']['contrast'])}</td>" in section
+
+
+def test_the_mce_gate_fails_above_its_bound(shared_data, tmp_path):
+    proc, data = _audit(shared_data, tmp_path, 1.0, "-k", "mce")
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (entry,) = [a for a in data["audits"] if a["outcome"] != "deselected" and "mce" in a["metrics"]]
+    assert entry["outcome"] == "failed" and "is above max_mce 1.0" in entry["message"]
+
+
+FOLDER_CONFIG = CONFIG.replace('corruptions = ["brightness", "contrast"]', 'corruptions = ["fog", "snow"]').replace(
+    "severities = [1, 5]", "severities = [1, 2]").replace("min_images = 10", "min_images = 5").replace(
+    "max_error_by_corruption = { contrast = 0.999 }", "max_error_by_corruption = {}")
+
+
+def test_an_imagenet_c_folder_through_the_audit(tmp_path):
+    """--audit-imagenet-c end to end: the files scored as they are, paired with their originals by sample id."""
+    clean = {"a.JPEG": DARK, "b.JPEG": DARK, "c.JPEG": DARK, "d.JPEG": BRIGHT, "e.JPEG": BRIGHT}
+    _write(tmp_path / "val", clean, size=300)
+    _write(tmp_path / "c" / "fog" / "1", {**clean, "c.JPEG": BRIGHT, "e.JPEG": DARK})  # 2 of 5 wrong
+    _write(tmp_path / "c" / "fog" / "2", {**clean, "a.JPEG": BRIGHT})  # 1 of 5 wrong
+    config = tmp_path / "audit.toml"
+    config.write_text(FOLDER_CONFIG.format(max_mce=1000.0))
+    report = tmp_path / "report.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+    cmd = [sys.executable, "-m", "pytest", "audits/test_corruption.py", "-p", "no:cacheprovider", "--model",
+           "tests.tiny_models:red_threshold?imagenet=true", f"--audit-data={tmp_path}", f"--audit-images={tmp_path / 'val'}",
+           f"--audit-imagenet-c={tmp_path / 'c'}", f"--audit-config={config}", f"--audit-json={report}"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    data = json.loads(report.read_text())
+    jsonschema.validate(data, report_schema())
+    by = {(a["params"].get("corruption"), a["params"].get("severity")): a for a in data["audits"]}
+    assert by[("fog", 1)]["metrics"]["error"] == pytest.approx(0.4) and by[("fog", 2)]["metrics"]["error"] == pytest.approx(0.2)
+    assert by[("fog", 1)]["metrics"]["discordant"] == [2, 0] and by[("fog", 1)]["metrics"]["clean_error"] == 0.0
+    assert by[("fog", 1)]["metrics"]["source"] == f"ImageNet-C folder {tmp_path / 'c'}" and by[("fog", 1)].get("outcomes") is None
+    assert all(by[("snow", s)]["outcome"] == "skipped" and "snow/" in by[("snow", s)]["message"] for s in (1, 2))
+    mce = by[(None, None)]["metrics"]
+    assert mce["ce"]["fog"] == pytest.approx(100 * 0.6 / (0.67474 + 0.7605))
+    assert mce["relative_ce"]["fog"] == pytest.approx(100 * 0.6 / (0.67474 + 0.7605 - 2 * 0.43478))
+    assert mce["missing"]["snow"].startswith("not available: snow/1 is not in the ImageNet-C folder")
+    assert not mce["comparable"] and "not comparable" in proc.stdout
+
+
+def test_a_wrong_imagenet_c_folder_stops_the_run_at_startup(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "pytest", "audits/test_corruption.py", "--collect-only", "-q", "-p", "no:cacheprovider",
+                           f"--audit-imagenet-c={tmp_path / 'nowhere'}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 4 and "ImageNet-C folder" in proc.stderr and "does not exist" in proc.stderr, proc.stderr[-2000:]
