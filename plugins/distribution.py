@@ -75,4 +75,19 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
             mid = model_of(nodeid, models) if name in GROUPED_FAMILIES else None
             return f"{name}:{mid}" if mid else nodeid
 
+        def remove_node(self, node):
+            """As xdist's, except that the test that took its worker down is not queued again: xdist's scope
+            scheduler would hand it to the replacement worker, which it would take down too, until the run's
+            worker restarts ran out (LoadScheduling, xdist's default, reports it crashed and goes on)."""
+            workload = self.assigned_work.pop(node)
+            if not self._pending_of(workload):
+                return None
+            crashitem = next(nodeid for unit in workload.values() for nodeid, done in unit.items() if not done)
+            for unit in workload.values():
+                unit.pop(crashitem, None)
+            self.workqueue.update({scope: unit for scope, unit in workload.items() if not all(unit.values())})
+            for other in self.assigned_work:
+                self._reschedule(other)
+            return crashitem
+
     return ModelScheduling(config, log)

@@ -107,7 +107,7 @@ def entry(directory: Path, model: "LoadedModel", image_set: "ImageSet", geometry
     """Where the clean logits of ``model`` on ``image_set`` decoded at ``geometry`` live, and their key."""
     import torchvision
 
-    from . import __version__  # here: the package imports this module while it initializes
+    from .version import __version__
 
     pre = model.preprocessing
     what = {

@@ -151,7 +151,7 @@ def software_versions(root: Path | None = None) -> dict[str, Any]:
     import torch
     import torchvision
 
-    import visionaudit
+    from .version import __version__
 
     commit = None
     if root is not None:
@@ -163,7 +163,7 @@ def software_versions(root: Path | None = None) -> dict[str, Any]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
-        "visionaudit": visionaudit.__version__,
+        "visionaudit": __version__,
         "visionaudit_commit": commit,
     }
 
