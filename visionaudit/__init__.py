@@ -24,7 +24,7 @@ from .models import DEFAULT_MODEL, LoadedModel, ModelSpec, canonical_spec, load_
 from .preprocessing import Geometry, Preprocessing
 from .recording import AuditRecord
 
-from .version import __version__  # noqa: E402  (one home: visionaudit/version.py)
+from .version import __version__ as __version__  # one home: visionaudit/version.py
 
 __all__ = [
     "AuditConfig", "AuditRecord", "CheckpointError", "ConfigError", "DataError", "DeviceError", "DEFAULT_MODEL",
