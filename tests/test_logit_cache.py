@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import visionaudit
+import visionaudit.version
 from visionaudit import datasets, inference, logit_cache
 from visionaudit.models import load_model
 from visionaudit.preprocessing import Geometry
@@ -101,7 +101,7 @@ def test_every_key_component_misses(tmp_path, sample, monkeypatch):
             if "torch" in patch:
                 m.setattr(torch, "__version__", patch["torch"])
             if "visionaudit" in patch:
-                m.setattr(visionaudit, "__version__", patch["visionaudit"])
+                m.setattr(visionaudit.version, "__version__", patch["visionaudit"])  # its one home
             variant = logit_cache.entry(tmp_path, other, image_set, geometry, batch)
             logits, problem = logit_cache.load(variant)
         assert logits is None, name
