@@ -1,7 +1,7 @@
 """Clean accuracy: the model, loaded and preprocessed by the suite, still classifies natural images.
 
 This is the gate under every other audit: their numbers mean little if the clean top-1 is off.
-The per-image results are judged by ``visionaudit.accuracy.assess_clean_top1`` (min_top1).
+The per-image results are judged by ``visionaudit.families.accuracy.assess_clean_top1`` (min_top1).
 """
 
 import pytest

@@ -10,7 +10,7 @@ import warnings
 
 import pytest
 
-from visionaudit.baseline import COMPARED, BaselineWarning
+from visionaudit.families.baseline import COMPARED, BaselineWarning
 from visionaudit.formatting import fmt
 
 pytestmark = pytest.mark.audit("baseline")

@@ -7,8 +7,13 @@ architectures are the control: with no training there is no colour preference, s
 
 import pytest
 
-from visionaudit.channel_bias import ablation_drop, contribution_shares, gradient_shares, weight_bias
-from visionaudit.zoo import CONTROL_ZOO
+from visionaudit.families.channel_bias import (
+    ablation_drop,
+    contribution_shares,
+    gradient_shares,
+    weight_bias,
+)
+from visionaudit.models.controls import CONTROL_ZOO
 
 pytestmark = pytest.mark.audit("channel_bias")
 

@@ -8,8 +8,8 @@ configured models and a zoo of torchvision architectures with random weights.
 
 import pytest
 
-from visionaudit.conversion import DIRECTIONS, audit_inputs, check_equivalence
-from visionaudit.zoo import CONTROL_ZOO, calibrate_batchnorm, nondegenerate
+from visionaudit.families.conversion import DIRECTIONS, audit_inputs, check_equivalence
+from visionaudit.models.controls import CONTROL_ZOO, calibrate_batchnorm, nondegenerate
 
 pytestmark = pytest.mark.audit("conversion")
 

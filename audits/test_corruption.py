@@ -1,6 +1,6 @@
 """Common corruptions (ImageNet-C): top-1 error under each corruption and severity, and the mCE.
 
-Each condition is scored on the same images as the protocol's clean pass (visionaudit/corruption.py), so it
+Each condition is scored on the same images as the protocol's clean pass (visionaudit/families/corruption/__init__.py), so it
 is paired: exact McNemar against clean, Holm over a model's conditions (in the report, where all meet).
 ``test_mce`` reads every condition of its model from the same run (the scheduler keeps a model's
 corruption tests on one worker) and gates the mCE, normalized by AlexNet's published errors. On other
@@ -11,8 +11,14 @@ summary say so.
 import pytest
 
 from fixtures.corruption import protocol_metrics
-from visionaudit.corruption import Unavailable, check_severities, condition_name, holm_over_conditions, mce_interval
-from visionaudit.imagenet_c import NOT_COMPARABLE, summarize
+from visionaudit.families.corruption import (
+    Unavailable,
+    check_severities,
+    condition_name,
+    holm_over_conditions,
+    mce_interval,
+)
+from visionaudit.families.corruption.imagenet_c import NOT_COMPARABLE, summarize
 
 pytestmark = pytest.mark.audit("corruption")
 

@@ -4,7 +4,7 @@ here (fp16 without a GPU) or that its exporter refuses is a skip carrying the re
 
 import pytest
 
-from visionaudit.deployment import DEPLOYMENTS, Unsupported, check_form
+from visionaudit.families.deployment import DEPLOYMENTS, Unsupported, check_form
 
 pytestmark = pytest.mark.audit("deployment")
 

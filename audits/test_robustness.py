@@ -8,15 +8,15 @@ and the study's per-class test across models are computed where all results meet
 
 import pytest
 
-from visionaudit.robustness import cached_transform, transform_arrays
-from visionaudit.transforms import TRANSFORMS
+from visionaudit.families.robustness import cached_transform, transform_arrays
+from visionaudit.families.robustness.transforms import TRANSFORMS
 
 pytestmark = pytest.mark.audit("robustness")
 
 
 @pytest.mark.parametrize("transform", list(TRANSFORMS))
 def test_transform(imagenet_model, evaluated, thresholds, audit_seed, transform, assess, sample_set):
-    """Judged by ``visionaudit.robustness.assess_transform``: max_drop (per transform), not_significant."""
+    """Judged by ``visionaudit.families.robustness.assess_transform``: max_drop (per transform), not_significant."""
     results = [
         cached_transform(imagenet_model, evaluated.image_set.key, evaluated.images, evaluated.labels, evaluated.logits, transform,
                          severity, seed=audit_seed, resamples=thresholds["bootstrap_resamples"],

@@ -9,8 +9,8 @@ whose shape-only accuracy is not above chance, fails whatever its number.
 
 import pytest
 
-from visionaudit.imagenet16 import decide
-from visionaudit.shape_bias import stimulus_geometry
+from visionaudit.data.imagenet16 import decide
+from visionaudit.families.shape_bias import stimulus_geometry
 
 pytestmark = pytest.mark.audit("shape_bias")
 
@@ -25,7 +25,7 @@ def _decisions(model, image_set, evaluate, thresholds):
 
 
 def test_shape_bias(imagenet_model, cue_conflict_images, evaluate, thresholds, assess, sample_set):
-    """Judged by ``visionaudit.shape_bias.assess_shape_bias``: cue information above chance, min/max."""
+    """Judged by ``visionaudit.families.shape_bias.assess_shape_bias``: cue information above chance, min/max."""
     decisions, context = _decisions(imagenet_model, cue_conflict_images, evaluate, thresholds)
     assess("shape_bias.cue_conflict", sample_set("cue-conflict", cue_conflict_images),
            {"decisions": decisions, "categories": cue_conflict_images.categories, "textures": cue_conflict_images.textures},
@@ -37,7 +37,7 @@ def test_shape_bias(imagenet_model, cue_conflict_images, evaluate, thresholds, a
     [pytest.param("edges", "edges_accuracy", id="edges"), pytest.param("filled-silhouettes", "silhouettes_accuracy", id="silhouettes")],
 )
 def test_shape_only_accuracy(imagenet_model, shape_only_images, evaluate, thresholds, stimuli, metric, assess, sample_set):
-    """Judged by ``visionaudit.shape_bias.assess_shape_only``: 16-way accuracy above chance and min_<metric>."""
+    """Judged by ``visionaudit.families.shape_bias.assess_shape_only``: 16-way accuracy above chance and min_<metric>."""
     image_set = shape_only_images(stimuli)
     decisions, context = _decisions(imagenet_model, image_set, evaluate, thresholds)
     assess("shape_bias.shape_only", sample_set(stimuli, image_set), {"decisions": decisions, "categories": image_set.categories},

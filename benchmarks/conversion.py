@@ -13,9 +13,9 @@ import time
 
 import torch
 
-from visionaudit.conversion import rgb_to_gray
 from visionaudit.devices import resolve_device
-from visionaudit.models import load_model
+from visionaudit.families.conversion import rgb_to_gray
+from visionaudit.models.loading import load_model
 
 
 def _time(fn, x, repeats: int, device: torch.device) -> float:

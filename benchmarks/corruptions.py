@@ -1,6 +1,6 @@
 """Benchmark of the corruption kernels: throughput against ImageNet-C's own code, as ratios.
 
-For each corruption (at one severity), images per second of visionaudit.corruptions' batched kernels
+For each corruption (at one severity), images per second of visionaudit.families.corruption.kernels' batched kernels
 (CPU; and CUDA when present) over the reference's (make_imagenet_c.py, one PIL/numpy image at a
 time, as ImageNet-C was made). Speed is printed, never asserted.
 
@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from visionaudit.corruptions import CORRUPTIONS, EXTRA_CORRUPTIONS
-from visionaudit.datasets import data_root, labelled_images, load_images
+from visionaudit.data.image_sets import data_root, labelled_images, load_images
+from visionaudit.families.corruption.kernels import CORRUPTIONS, EXTRA_CORRUPTIONS
 from visionaudit.preprocessing import Geometry
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -46,12 +46,12 @@ def make_copies(source: Path, dest: Path, n: int) -> Path:
 def child(args: argparse.Namespace) -> None:
     import torch
 
-    from visionaudit import decode_budget
-    from visionaudit.datasets import labelled_images, load_images
-    from visionaudit.decoding import decode_images
-    from visionaudit.inference import predict_logits
-    from visionaudit.models import load_model
-    from visionaudit.streaming import StreamedImages
+    from visionaudit.data import decode_budget
+    from visionaudit.data.decoding import decode_images
+    from visionaudit.data.image_sets import labelled_images, load_images
+    from visionaudit.data.streaming import StreamedImages
+    from visionaudit.models.inference import predict_logits
+    from visionaudit.models.loading import load_model
 
     model = load_model(args.model, args.device)
     geometry = model.preprocessing.geometry

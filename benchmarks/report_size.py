@@ -13,9 +13,9 @@ import json
 
 import numpy as np
 
-from visionaudit.imagenet16 import categories
-from visionaudit.outcomes import encode_bits, encode_decisions
-from visionaudit.transforms import TRANSFORMS
+from visionaudit.data.imagenet16 import categories
+from visionaudit.families.outcomes import encode_bits, encode_decisions
+from visionaudit.families.robustness.transforms import TRANSFORMS
 
 STIMULI = {"cue-conflict": 1280, "edges": 160, "filled-silhouettes": 160}
 

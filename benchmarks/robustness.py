@@ -24,12 +24,12 @@ from PIL import Image, ImageEnhance, ImageOps
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
-from visionaudit.datasets import labelled_images, load_images
+from visionaudit.data.image_sets import labelled_images, load_images
 from visionaudit.devices import resolve_device
-from visionaudit.inference import predict_logits
-from visionaudit.models import load_model
-from visionaudit.robustness import evaluate_transform
-from visionaudit.transforms import TRANSFORMS
+from visionaudit.families.robustness import evaluate_transform
+from visionaudit.families.robustness.transforms import TRANSFORMS
+from visionaudit.models.inference import predict_logits
+from visionaudit.models.loading import load_model
 
 
 def _sync(device: torch.device) -> None:
@@ -38,7 +38,7 @@ def _sync(device: torch.device) -> None:
 
 
 def pil_transform(img: Image.Image, name: str, index: int) -> Image.Image:
-    """The study's way: one PIL operation per image (same magnitudes as visionaudit.transforms)."""
+    """The study's way: one PIL operation per image (same magnitudes as visionaudit.families.robustness.transforms)."""
     w, h = img.size
     sign = 1 if index % 2 else -1
     if name == "rotation":
@@ -106,7 +106,7 @@ def main() -> None:
     model = load_model(args.model, device)
     image_set = labelled_images(Path(args.data) / "imagenet-sample").stratified_subset(args.images, seed=0)
     labels = image_set.label_tensor()
-    from visionaudit.batching import default_batch_size
+    from visionaudit.models.batching import default_batch_size
 
     bs = default_batch_size(device)
     if args.study_only:

@@ -14,12 +14,16 @@ from typing import Any
 
 import pytest
 
-from visionaudit.datasets import ROLES, data_root, missing_data, run_image_set
-from visionaudit.errors import VisionAuditError
-from visionaudit.fingerprint import SampleSet, sample_set
-from visionaudit.baseline import outcomes_from_report
-from visionaudit.errors import DataError
-from visionaudit.pairing import differences, model_pairs, read_report, refusal
+from visionaudit.data.fingerprint import SampleSet, sample_set
+from visionaudit.data.image_sets import ROLES, data_root, missing_data, run_image_set
+from visionaudit.errors import DataError, VisionAuditError
+from visionaudit.families.baseline import outcomes_from_report
+from visionaudit.families.baseline.pairing import (
+    differences,
+    model_pairs,
+    read_report,
+    refusal,
+)
 
 from .markers import family_of
 from .settings import STARTUP_USAGE_ERROR_KEY, Settings, get_settings

@@ -1,10 +1,10 @@
 """The collector: every collected test's true outcome, metrics and model, gathered on the controller.
 
 Worker results arrive as ordinary test reports (the audit record rides in ``user_properties``, see
-plugins/recording.py), so ``-n 0`` and ``-n 2`` collect the same entries. Each test is ``not_run`` from
+plugins/record_transport.py), so ``-n 0`` and ``-n 2`` collect the same entries. Each test is ``not_run`` from
 collection, running from its start, and final at its end; what was running when the run stopped is
 ``interrupted``, a test whose worker died ``crashed`` (with the worker's last output), one that passed
-its time limit ``timeout``. Every finished test goes to the journal as it finishes (visionaudit/journal.py).
+its time limit ``timeout``. Every finished test goes to the journal as it finishes (visionaudit/report/journal.py).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from visionaudit.journal import JournalWriter
-from visionaudit.report import OUTCOME_RANK, blank_entry, settle
+from visionaudit.report.assembly import OUTCOME_RANK, blank_entry, settle
+from visionaudit.report.journal import JournalWriter
 
 from .collection import check_data, collection_meta
 from .interruptions import effective_timeout

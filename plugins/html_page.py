@@ -34,8 +34,8 @@ def pytest_configure(config: pytest.Config) -> None:
     """References that are not there or not decision files stop the run now (exit 4), not after it."""
     if hasattr(config, "workerinput"):
         return
-    from visionaudit.decisions_csv import read_decisions
     from visionaudit.errors import VisionAuditError
+    from visionaudit.families.shape_bias.decisions_csv import read_decisions
 
     for path in config.getoption("shape_bias_reference", None) or ():
         try:
@@ -50,9 +50,9 @@ def _write(config: pytest.Config, data: dict | None, with_strips: bool) -> None:
     if not path or data is None or hasattr(config, "workerinput") or HTML_RESULT_KEY in config.stash:
         return
     try:
-        from visionaudit.datasets import data_root
-        from visionaudit.html_report import write_html
-        from visionaudit.thumbnails import transform_strips
+        from visionaudit.data.image_sets import data_root
+        from visionaudit.html.page import write_html
+        from visionaudit.html.thumbnails import transform_strips
 
         strips = None
         if with_strips:

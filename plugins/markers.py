@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from visionaudit.families import families, get_family
+from visionaudit.families.registry import families, get_family
 
 STATIC_MARKERS = (
     "audit(name): the audit family a test belongs to (python -m visionaudit families lists them)",

@@ -10,14 +10,15 @@ from typing import Mapping
 
 import pytest
 
-from visionaudit import decode_budget, logit_cache
 from visionaudit.config import CONFIG_FILE, AuditConfig, load_config
+from visionaudit.data import decode_budget
+from visionaudit.data.shards import Shard, parse_shard
+from visionaudit.data.user_cache import offline
 from visionaudit.devices import resolve_device
 from visionaudit.errors import VisionAuditError
-from visionaudit.imagenet_c import check_root
-from visionaudit.sharding import Shard, parse_shard
-from visionaudit.specs import DEFAULT_MODEL, parse_spec
-from visionaudit.user_cache import offline
+from visionaudit.families.corruption.imagenet_c import check_root
+from visionaudit.models import logit_cache
+from visionaudit.models.specs import DEFAULT_MODEL, parse_spec
 
 SETTINGS_KEY = pytest.StashKey["Settings"]()
 STARTUP_USAGE_ERROR_KEY = pytest.StashKey[str]()  # what stopped the run at startup, for the report
@@ -38,7 +39,7 @@ class Settings:
     timeout: float | None = None  # --audit-timeout: seconds per test
     imagenet_c: str | None = None  # --audit-imagenet-c: a downloaded ImageNet-C folder, checked at startup
     spellings: Mapping[str, str] = field(default_factory=dict)  # canonical spec -> as the user wrote it
-    shard: Shard | None = None  # --audit-shard I/N: this job's share of the images (visionaudit/sharding.py)
+    shard: Shard | None = None  # --audit-shard I/N: this job's share of the images (visionaudit/data/shards.py)
     offline: bool = False  # --audit-offline or VISIONAUDIT_OFFLINE=1: never download
     decode_memory: int | None = None  # bytes of decoded images per process; None: decode_budget's default
     cache: str | None = None  # the clean-logit cache directory; None: off

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from visionaudit.families import families
+from visionaudit.families.registry import families
 
 from .markers import family_of
 from .settings import get_settings

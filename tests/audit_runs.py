@@ -10,7 +10,7 @@ from pathlib import Path
 
 import jsonschema
 
-from visionaudit.recording import report_schema
+from visionaudit.families.records import report_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = "tests.tiny_models:tiny"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import shutil
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -10,11 +11,26 @@ PACKAGES = ("visionaudit", "plugins", "fixtures")
 MAX_LINES = 420  # "about 400": one concern per module, readable in one sitting
 
 
-def _modules() -> dict[str, Path]:
+# The core's layers, bottom to top (../shared/DESIGN.md): a module imports only from its own layer or
+# those below. A layer is a list of module prefixes; the first layer whose prefix fits a module is its.
+LAYERS = (
+    ("base", ("visionaudit.errors", "visionaudit.files", "visionaudit.devices", "visionaudit.formatting",
+              "visionaudit.progress", "visionaudit.stats", "visionaudit.preprocessing", "visionaudit.version")),
+    ("data", ("visionaudit.data",)),
+    ("models", ("visionaudit.models",)),
+    ("families", ("visionaudit.families",)),
+    ("config", ("visionaudit.config",)),
+    ("report", ("visionaudit.report",)),
+    ("html", ("visionaudit.html",)),
+    ("top", ("visionaudit.cli", "visionaudit.__main__", "visionaudit")),
+)
+
+
+def _modules(root: Path = ROOT) -> dict[str, Path]:
     out = {}
     for package in PACKAGES:
-        for path in sorted((ROOT / package).rglob("*.py")):
-            parts = path.relative_to(ROOT).with_suffix("").parts
+        for path in sorted((root / package).rglob("*.py")):
+            parts = path.relative_to(root).with_suffix("").parts
             name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
             out[name] = path
     return out
@@ -45,8 +61,8 @@ def _imports(name: str, path: Path, known: set[str]) -> set[str]:
     return found
 
 
-def import_graph() -> dict[str, set[str]]:
-    modules = _modules()
+def import_graph(root: Path = ROOT) -> dict[str, set[str]]:
+    modules = _modules(root)
     known = set(modules)
     return {name: _imports(name, path, known) for name, path in modules.items()}
 
@@ -73,6 +89,39 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
+def layer_of(module: str) -> int:
+    for rank, (_, prefixes) in enumerate(LAYERS):
+        if any(module == p or module.startswith(p + ".") for p in prefixes):
+            return rank
+    raise AssertionError(f"{module} is in no layer: add it to LAYERS (and to docs/architecture.md)")
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """Every import of the core that points up the layers: ``a (layer) -> b (higher layer)``."""
+    out = []
+    for name in sorted(graph):
+        if not name.startswith("visionaudit"):
+            continue
+        for dep in sorted(d for d in graph[name] if d.startswith("visionaudit")):
+            if layer_of(dep) > layer_of(name):
+                out.append(f"{name} ({LAYERS[layer_of(name)][0]}) -> {dep} ({LAYERS[layer_of(dep)][0]})")
+    return out
+
+
+def test_layers_only_import_downwards():
+    assert upward_imports(import_graph()) == []
+
+
+def test_the_layer_check_fails_on_a_planted_upward_import(tmp_path):
+    """A copy of the tree with one data module importing the report: the check names that import."""
+    for package in PACKAGES:
+        shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
+    planted = tmp_path / "visionaudit" / "data" / "decoding.py"
+    planted.write_text(planted.read_text() + "\nfrom visionaudit.report.assembly import verdict  # planted\n")
+    assert upward_imports(import_graph(tmp_path)) == [
+        "visionaudit.data.decoding (data) -> visionaudit.report.assembly (report)"]
+
+
 def test_no_import_cycle():
     cycle = find_cycle(import_graph())
     assert cycle is None, " -> ".join(cycle)
@@ -81,8 +130,8 @@ def test_no_import_cycle():
 def test_the_cycle_check_can_fail():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     graph = import_graph()
-    assert "visionaudit.models" in graph["visionaudit.inference"]  # typing and runtime imports both seen
-    assert "visionaudit.datasets" in graph["visionaudit.inference"]  # under TYPE_CHECKING only
+    assert "visionaudit.models.loading" in graph["visionaudit.models.inference"]  # typing and runtime imports both seen
+    assert "visionaudit.data.image_sets" in graph["visionaudit.models.inference"]  # under TYPE_CHECKING only
 
 
 def test_core_imports_no_pytest():

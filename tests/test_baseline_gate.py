@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from visionaudit.baseline import COMPARED
-
 from tests.audit_runs import ROOT, TINY, audit
+from visionaudit.families.baseline import COMPARED
 
 # Every audit that leaves per-image outcomes or channel shares, on 60 images per set.
 RECORDING = ("test_clean_top1 or test_transform or test_weight_shares or test_shape_bias or test_shape_only"

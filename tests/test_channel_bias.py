@@ -13,7 +13,8 @@ import torch
 import torchvision
 from torch import nn
 
-from visionaudit.channel_bias import (
+from visionaudit.errors import ModelOutputError
+from visionaudit.families.channel_bias import (
     ablation_drop,
     contribution_shares,
     gradient_shares,
@@ -22,9 +23,8 @@ from visionaudit.channel_bias import (
     weight_shares,
     zoo_summary,
 )
-from visionaudit.errors import ModelOutputError
-from visionaudit.first_conv import find_first_conv
-from visionaudit.models import load_model
+from visionaudit.models.first_conv import find_first_conv
+from visionaudit.models.loading import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 

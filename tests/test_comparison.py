@@ -11,15 +11,29 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from visionaudit.baseline import COMPARED, DEFAULT_BOUNDS, ModelOutcomes, compare_model, settings_from
-from visionaudit.comparison import (Result, Tolerance, accuracy_change, class_of, judge, shape_bias_change, unpaired_change,
-                                    vector_change)
 from visionaudit.config import load_config
+from visionaudit.data.fingerprint import PROTOCOL_VERSION, SampleSet
+from visionaudit.data.imagenet16 import categories
 from visionaudit.errors import DataError
-from visionaudit.fingerprint import PROTOCOL_VERSION, SampleSet
-from visionaudit.imagenet16 import categories
-from visionaudit.outcomes import decode, encode_bits, encode_decisions
-from visionaudit.pairing import differences, model_pairs, read_report
+from visionaudit.families.baseline import (
+    COMPARED,
+    DEFAULT_BOUNDS,
+    ModelOutcomes,
+    compare_model,
+    settings_from,
+)
+from visionaudit.families.baseline.pairing import differences, model_pairs, read_report
+from visionaudit.families.baseline.statistics import (
+    Result,
+    Tolerance,
+    accuracy_change,
+    class_of,
+    judge,
+    shape_bias_change,
+    unpaired_change,
+    vector_change,
+)
+from visionaudit.families.outcomes import decode, encode_bits, encode_decisions
 
 from .conftest import ROOT
 
@@ -276,9 +290,9 @@ def test_unreadable_baselines_say_why(tmp_path):
 
 def test_a_journal_rebuilds_a_report_that_serves_as_a_baseline(tmp_path):
     """A killed run's journal keeps the image sets and outcomes: its rebuilt report pairs like any other."""
-    from visionaudit.baseline import outcomes_from_report
-    from visionaudit.journal import JournalWriter, rebuild
-    from visionaudit.report import blank_entry
+    from visionaudit.families.baseline import outcomes_from_report
+    from visionaudit.report.assembly import blank_entry
+    from visionaudit.report.journal import JournalWriter, rebuild
 
     ss = SampleSet("labelled", "s", tuple(IDS), "f1", None, 0)
     bits = np.arange(200) % 3 > 0

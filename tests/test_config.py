@@ -9,7 +9,7 @@ import pytest
 
 from visionaudit.config import load_config
 from visionaudit.errors import ConfigError
-from visionaudit.specs import canonical_spec
+from visionaudit.models.specs import canonical_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,8 +14,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from visionaudit.conversion import ConversionError, gray_to_rgb, naive_rgb_to_gray, rgb_to_gray
-from visionaudit.models import load_model
+from visionaudit.families.conversion import (
+    ConversionError,
+    gray_to_rgb,
+    naive_rgb_to_gray,
+    rgb_to_gray,
+)
+from visionaudit.models.loading import load_model
 from visionaudit.preprocessing import Preprocessing
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,19 +18,26 @@ import pytest
 import torch
 from PIL import Image
 
-from visionaudit import corruption as C
 from visionaudit.config import load_config
-from visionaudit.corruption_folder import FolderRun
-from visionaudit.datasets import labelled_images, load_images
-from visionaudit.decoding import decode_image
+from visionaudit.data.decoding import decode_image
+from visionaudit.data.image_sets import labelled_images, load_images
 from visionaudit.errors import ConfigError, DataError
+from visionaudit.families import corruption as C
+from visionaudit.families.corruption.folder import FolderRun
+from visionaudit.families.corruption.imagenet_c import (
+    ALEXNET_CLEAN_ERROR,
+    ALEXNET_ERRORS,
+    BENCHMARK,
+    check_root,
+    corruption_error,
+    relative_corruption_error,
+    summarize,
+)
+from visionaudit.families.records import report_schema
 from visionaudit.formatting import fmt
-from visionaudit.html_report import render
-from visionaudit.imagenet_c import (ALEXNET_CLEAN_ERROR, ALEXNET_ERRORS, BENCHMARK, check_root, corruption_error,
-                                    relative_corruption_error, summarize)
-from visionaudit.models import load_model
+from visionaudit.html.page import render
+from visionaudit.models.loading import load_model
 from visionaudit.preprocessing import Geometry, whole_image
-from visionaudit.recording import report_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 

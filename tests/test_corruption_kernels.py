@@ -22,8 +22,17 @@ import pytest
 import torch
 from PIL import Image
 
-from visionaudit import corruptions
-from visionaudit.corruptions import CORRUPTIONS, EXTRA_CORRUPTIONS, blur, digital, get, noise, unavailable, weather
+from visionaudit.families.corruption import kernels as corruptions
+from visionaudit.families.corruption.kernels import (
+    CORRUPTIONS,
+    EXTRA_CORRUPTIONS,
+    blur,
+    digital,
+    get,
+    noise,
+    unavailable,
+    weather,
+)
 
 HERE = Path(__file__).resolve().parent / "corruption_reference"
 

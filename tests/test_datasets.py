@@ -9,8 +9,9 @@ import torch
 from PIL import Image
 from torchvision import transforms as T
 
-from visionaudit import datasets, imagenet
-from visionaudit.decoding import decode_image
+from visionaudit.data import image_sets as datasets
+from visionaudit.data import imagenet
+from visionaudit.data.decoding import decode_image
 from visionaudit.errors import DataError
 from visionaudit.preprocessing import Geometry
 
@@ -145,7 +146,7 @@ def test_data_root_is_the_option_then_the_variable_then_the_user_cache(tmp_path,
 
 
 def test_user_cache_default_is_the_platforms(tmp_path, monkeypatch):
-    from visionaudit import user_cache
+    from visionaudit.data import user_cache
 
     monkeypatch.delenv("VISIONAUDIT_CACHE", raising=False)
     monkeypatch.setattr(user_cache.sys, "platform", "linux")
@@ -165,7 +166,7 @@ def test_user_cache_default_is_the_platforms(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("value, expected", [("1", True), ("true", True), ("YES", True), ("0", False), ("", False)])
 def test_offline_variable(monkeypatch, value, expected):
-    from visionaudit.user_cache import offline
+    from visionaudit.data.user_cache import offline
 
     monkeypatch.setenv("VISIONAUDIT_OFFLINE", value)
     assert offline() is expected and offline(True) is True

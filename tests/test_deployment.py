@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from visionaudit.deployment import DEPLOYMENTS, Unsupported, convert
+from visionaudit.families.deployment import DEPLOYMENTS, Unsupported, convert
 
 
 def small() -> nn.Module:

@@ -92,8 +92,8 @@ def test_inference_memory_format():
 
 
 def test_channels_last_inference_matches_the_plain_forward():
-    from visionaudit.inference import predict_logits
-    from visionaudit.models import load_model
+    from visionaudit.models.inference import predict_logits
+    from visionaudit.models.loading import load_model
 
     model = load_model("torchvision:resnet18:none", "cpu")
     images = torch.randint(0, 256, (4, 3, 224, 224), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))

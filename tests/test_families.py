@@ -14,8 +14,15 @@ import pytest
 
 from visionaudit import Family, register_family
 from visionaudit.errors import ConfigError
-from visionaudit.families import README_END, README_START, families, get_family, markdown_table, readme_table_problems
-from visionaudit.recording import report_schema
+from visionaudit.families.records import report_schema
+from visionaudit.families.registry import (
+    README_END,
+    README_START,
+    families,
+    get_family,
+    markdown_table,
+    readme_table_problems,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 

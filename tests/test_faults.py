@@ -17,8 +17,7 @@ import jsonschema
 import pytest
 
 from tests.terminal_text import said_once
-
-from visionaudit.recording import report_schema
+from visionaudit.families.records import report_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 A, B, C = (f"test_fault.py::test_{x}[tests.tiny_models:tiny]" for x in "abc")

@@ -16,9 +16,20 @@ import pytest
 from tests.conftest import ROOT
 from tests.terminal_text import said_once
 from visionaudit.cli import main as cli_main
-from visionaudit.datasets import cue_conflict, labelled_images
+from visionaudit.data.fetch import (
+    BASE_URL_ENV,
+    COMMIT,
+    IMAGENET_SAMPLE,
+    LICENCE,
+    LOCK_FILE,
+    MANIFEST_ENV,
+    STIMULI,
+    fetch,
+    file_url,
+    load_manifest,
+)
+from visionaudit.data.image_sets import cue_conflict, labelled_images
 from visionaudit.errors import DataError
-from visionaudit.fetch import BASE_URL_ENV, COMMIT, IMAGENET_SAMPLE, LICENCE, LOCK_FILE, MANIFEST_ENV, STIMULI, fetch, file_url, load_manifest
 
 UPSTREAM = "stimuli/style-transfer-preprocessed-512"
 FILES = ["airplane/airplane1-bicycle2.png", "bear/bear1-airplane3.png", "cat/cat1-bird1.png", "dog/dog1-bear1.png"]
@@ -330,7 +341,7 @@ def test_offline_without_the_data_is_one_clear_error(first_use, monkeypatch, how
 
 
 def test_a_data_root_the_user_named_is_never_written_to(tmp_path, monkeypatch):
-    from visionaudit.provision import provide
+    from visionaudit.data.provision import provide
 
     monkeypatch.setenv(BASE_URL_ENV, "http://127.0.0.1:9")  # nothing listens: a download would fail loudly
     monkeypatch.setenv("VISIONAUDIT_DATA", str(tmp_path))
@@ -359,7 +370,7 @@ def test_two_processes_filling_one_cache_take_turns(tmp_path):
     import multiprocessing
     import time as clock
 
-    from visionaudit import fetch as fetch_module
+    from visionaudit.data import fetch as fetch_module
 
     dest = tmp_path / "cache"
     dest.mkdir()

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from visionaudit import figure_data
-from visionaudit.html_report import human_per_category, render, write_html
-from visionaudit.imagenet16 import categories
-from visionaudit.thumbnails import transform_strips
-from visionaudit.transforms import TRANSFORMS
+from visionaudit.data.imagenet16 import categories
+from visionaudit.families.robustness.transforms import TRANSFORMS
+from visionaudit.html import figure_data
+from visionaudit.html.page import human_per_category, render, write_html
+from visionaudit.html.thumbnails import transform_strips
 
 from .browser import chromedriver, visit
 
@@ -112,10 +112,10 @@ def test_page_holds_every_section_with_the_reports_numbers():
 def test_thumbnails_redraw_the_runs_transforms(shared_data):
     """Three images per transform the run measured, at its recorded severity, drawn from the report's
     sample ids and seed at the audited model's crop."""
-    from visionaudit.thumbnails import _jpeg_uri
-    from visionaudit.datasets import ImageSet, load_images
+    from visionaudit.data.image_sets import ImageSet, load_images
+    from visionaudit.families.robustness.transforms import get
+    from visionaudit.html.thumbnails import _jpeg_uri
     from visionaudit.preprocessing import Geometry
-    from visionaudit.transforms import get
 
     got = transform_strips(TWO, shared_data)
     strips = got["strips"]
@@ -211,7 +211,7 @@ def test_baseline_section_from_the_cli(tmp_path):
 def test_a_failing_render_keeps_the_json_and_the_exit_status(tmp_path, shared_data):
     """The page made to fail inside the run: the JSON is written, the exit status is the audits', an
     earlier run's page is not left to pass for this one's, and the terminal says how to render it later."""
-    (tmp_path / "sitecustomize.py").write_text("import visionaudit.html_report as h\n"
+    (tmp_path / "sitecustomize.py").write_text("import visionaudit.html.page as h\n"
                                                "def boom(*a, **k):\n    raise RuntimeError('planted render failure')\n"
                                                "h.render = boom\n")
     (tmp_path / "r.html").write_text("an earlier run's page")
@@ -227,7 +227,7 @@ def test_a_failing_render_keeps_the_json_and_the_exit_status(tmp_path, shared_da
 
 
 def test_a_failing_figure_costs_only_that_figure(monkeypatch):
-    import visionaudit.figures as figures
+    import visionaudit.html.figures as figures
 
     def boom(*a, **k):
         raise RuntimeError("planted figure failure")

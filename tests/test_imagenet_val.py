@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from scipy.io import savemat
 
-from visionaudit import datasets
+from visionaudit.data import image_sets as datasets
 from visionaudit.errors import DataError
 
 # The devkit numbers classes its own way: here ID 1 is parachute, ID 2 tench, ID 3 English springer.

@@ -17,8 +17,9 @@ import pytest
 import torch
 
 import visionaudit.version
-from visionaudit import datasets, inference, logit_cache
-from visionaudit.models import load_model
+from visionaudit.data import image_sets as datasets
+from visionaudit.models import inference, logit_cache
+from visionaudit.models.loading import load_model
 from visionaudit.preprocessing import Geometry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,7 +141,7 @@ def test_corrupt_entry_is_said_once_recomputed_and_replaced(cache, sample, image
     truth = inference.clean_logits(fresh_model(), sample, images, batch_size=4)
     [path] = cache.glob("clean-*.safetensors")
     _corrupt(path, how)
-    with caplog.at_level(logging.WARNING, logger="visionaudit.inference"):
+    with caplog.at_level(logging.WARNING, logger="visionaudit.models.inference"):
         model = fresh_model()
         again = inference.clean_logits(model, sample, images, batch_size=4)
         inference.clean_logits(model, sample, images, batch_size=4)

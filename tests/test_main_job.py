@@ -11,7 +11,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from visionaudit.recording import report_schema
+from visionaudit.families.records import report_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,12 +7,12 @@ import pytest
 import torch
 import torchvision
 
-from visionaudit.accuracy import top1_accuracy, topk_accuracy
-from visionaudit.conversion import check_equivalence
-from visionaudit.deployment import Unsupported, check_form
-from visionaudit.inference import compare_logits
-from visionaudit.models import load_model
-from visionaudit.shape_bias import category_accuracy
+from visionaudit.families.accuracy import top1_accuracy, topk_accuracy
+from visionaudit.families.conversion import check_equivalence
+from visionaudit.families.deployment import Unsupported, check_form
+from visionaudit.families.shape_bias import category_hits
+from visionaudit.models.inference import compare_logits
+from visionaudit.models.loading import load_model
 
 
 def test_topk_by_hand():
@@ -37,10 +37,10 @@ def test_compare_logits_closed_form():
         compare_logits(ref, cand[:, :2])
 
 
-def test_category_accuracy():
-    assert category_accuracy(["cat", "dog", "cat", "car"], ["cat", "cat", "cat", "car"]) == 0.75
+def test_category_hits():
+    assert category_hits(["cat", "dog", "cat", "car"], ["cat", "cat", "cat", "car"]) == 3
     with pytest.raises(ValueError, match="2 decisions for 1 images"):
-        category_accuracy(["cat", "dog"], ["cat"])
+        category_hits(["cat", "dog"], ["cat"])
 
 
 def _tiny_model():
@@ -62,7 +62,7 @@ def test_check_equivalence_is_exact_where_the_naive_fold_is_not():
 def test_check_form_compares_with_the_reference_and_refuses_what_does_not_apply():
     model = _tiny_model()
     images = torch.randint(0, 256, (4, 3, 32, 32), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
-    from visionaudit.inference import predict_logits
+    from visionaudit.models.inference import predict_logits
 
     reference = predict_logits(model, images)
     assert check_form(model, images, reference, "torchscript").max_abs_diff < 1e-5
@@ -87,7 +87,7 @@ def test_control_model_is_todays_draw_and_leaves_the_global_rng_alone(control_mo
 def test_batchnorm_calibration_draws_nothing_from_the_global_rng(control_model):
     """Stochastic depth and dropout stay off while BatchNorm statistics are calibrated, so a control is the
     same model whatever ran before it (efficientnet_b0 has both stochastic depth and BatchNorm)."""
-    from visionaudit.zoo import calibrate_batchnorm
+    from visionaudit.models.controls import calibrate_batchnorm
 
     x = torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     stats = []

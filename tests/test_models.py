@@ -10,11 +10,11 @@ import pytest
 import torch
 import torchvision
 
-from visionaudit import checkpoints
 from visionaudit.cli import main as cli_main
 from visionaudit.errors import CheckpointError, ModelOutputError, SpecError
-from visionaudit.inference import predict_logits
-from visionaudit.models import load_model, parse_spec
+from visionaudit.models import checkpoints
+from visionaudit.models.inference import predict_logits
+from visionaudit.models.loading import load_model, parse_spec
 from visionaudit.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 
 
@@ -53,7 +53,7 @@ def test_parse_spec_forms_and_canonical_id(spec, kind, name, weights, canonical)
 
 
 def test_canonical_spec_of_files_folds_arch_and_normalizes_the_path():
-    from visionaudit.specs import canonical_spec
+    from visionaudit.models.specs import canonical_spec
 
     assert canonical_spec("./ckpt/../w.pth", arch="torchvision:resnet18:DEFAULT") == "w.pth?arch=torchvision:resnet18"
     assert canonical_spec("w.pth?size=240&arch=torchvision:resnet18") == "w.pth?arch=torchvision:resnet18&size=240"

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from plugins.record_transport import record_of
 from tests.terminal_text import said_once
-
-from plugins.recording import record_of
 
 ROOT = Path(__file__).resolve().parents[1]
 

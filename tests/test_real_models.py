@@ -6,10 +6,10 @@ from dataclasses import replace
 
 import pytest
 
-from visionaudit import datasets
-from visionaudit.accuracy import top1_accuracy
-from visionaudit.inference import clean_logits, predict_logits
-from visionaudit.models import load_model
+from visionaudit.data import image_sets as datasets
+from visionaudit.families.accuracy import top1_accuracy
+from visionaudit.models.inference import clean_logits, predict_logits
+from visionaudit.models.loading import load_model
 from visionaudit.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 
 

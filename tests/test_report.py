@@ -10,9 +10,8 @@ import jsonschema
 import pytest
 
 from tests.terminal_text import said_once
-
-from visionaudit.report import write_atomically
-from visionaudit.recording import report_schema
+from visionaudit.families.records import report_schema
+from visionaudit.files import write_atomically
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,11 +9,11 @@ import os
 import pytest
 import torch
 
-from visionaudit import imagenet16
 from visionaudit.cli import main as cli_main
-from visionaudit.decisions_csv import shape_bias_from_csv
+from visionaudit.data import imagenet16
 from visionaudit.errors import DataError
-from visionaudit.shape_bias import shape_bias
+from visionaudit.families.shape_bias import shape_bias
+from visionaudit.families.shape_bias.decisions_csv import shape_bias_from_csv
 
 M = imagenet16.mapping()
 
@@ -189,8 +189,13 @@ def test_nine_observers_through_the_cli(shared_data, capsys):
 def test_export_is_model_vs_human_raw_data_and_reads_back_the_same(shared_data, tmp_path):
     import csv
 
-    from visionaudit.datasets import cue_conflict
-    from visionaudit.decisions_csv import COLUMNS, read_decisions, subject_name, write_decisions
+    from visionaudit.data.image_sets import cue_conflict
+    from visionaudit.families.shape_bias.decisions_csv import (
+        COLUMNS,
+        read_decisions,
+        subject_name,
+        write_decisions,
+    )
 
     stimuli = cue_conflict(shared_data / "cue-conflict")
     cats = imagenet16.categories()
@@ -241,8 +246,8 @@ def test_guards_fail_meaningless_models_and_pass_lite0(shared_data, tmp_path):
 
 def test_stimulus_geometry_native_by_default_and_model_input_for_models_that_need_it():
     from visionaudit.errors import ModelOutputError
-    from visionaudit.models import load_model
-    from visionaudit.shape_bias import stimulus_geometry
+    from visionaudit.families.shape_bias import stimulus_geometry
+    from visionaudit.models.loading import load_model
 
     convnet = load_model("tests.tiny_models:tiny?size=32", "cpu")  # global pooling: takes 224 as well
     native = stimulus_geometry(convnet)
@@ -257,7 +262,7 @@ def test_stimulus_geometry_native_by_default_and_model_input_for_models_that_nee
 
 
 def test_uncropped_geometry_keeps_the_whole_stimulus(shared_data):
-    from visionaudit.decoding import decode_image
+    from visionaudit.data.decoding import decode_image
     from visionaudit.preprocessing import Geometry, whole_image
 
     path = next((shared_data / "cue-conflict" / "airplane").iterdir())

@@ -48,11 +48,11 @@ def reference_decisions(shared_data, name: str, mode: str, every: int) -> tuple[
 
 
 def suite_decisions(shared_data, name: str, mode: str) -> dict[str, str]:
-    from visionaudit.datasets import cue_conflict, load_images
-    from visionaudit.imagenet16 import decide
-    from visionaudit.inference import predict_logits
-    from visionaudit.models import load_model
-    from visionaudit.shape_bias import stimulus_geometry
+    from visionaudit.data.image_sets import cue_conflict, load_images
+    from visionaudit.data.imagenet16 import decide
+    from visionaudit.families.shape_bias import stimulus_geometry
+    from visionaudit.models.inference import predict_logits
+    from visionaudit.models.loading import load_model
 
     model = load_model(name, "cpu")
     stimuli = cue_conflict(shared_data / "cue-conflict")

@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.audit_runs import ROOT, audit
-from visionaudit.datasets import labelled_images
-from visionaudit.sharding import Shard, parse_shard, select, shard_of
+from visionaudit.data.image_sets import labelled_images
+from visionaudit.data.shards import Shard, parse_shard, select, shard_of
 
 # The split families (accuracy, robustness, shape bias) and two that run whole in shard 1.
 SELECTION = "test_clean_top1 or test_transform or test_shape_bias or test_shape_only or test_weight_shares or bf16_cpu"
@@ -162,11 +162,11 @@ def _synthetic_run(shard, arrays_of, ids, families):
     """A report of assessors judging per-image arrays (a whole run when ``shard`` is None, else one part)."""
     import numpy as np
 
-    from visionaudit.assessment import NotJudged, assess
     from visionaudit.config import Thresholds, load_config
-    from visionaudit.fingerprint import SampleSet
-    from visionaudit.recording import AuditRecord
-    from visionaudit.report import assemble
+    from visionaudit.data.fingerprint import SampleSet
+    from visionaudit.families.assessment import NotJudged, assess
+    from visionaudit.families.records import AuditRecord
+    from visionaudit.report.assembly import assemble
 
     config = load_config(ROOT / "audit.toml")
     keep = [k for k, i in enumerate(ids) if shard is None or shard_of(i, shard.count) == shard.index]
@@ -210,7 +210,7 @@ def test_merge_of_varied_per_image_data_equals_the_whole_judgement(families):
     always wrong, so those cannot tell a scrambled merge from a right one); parts out of order."""
     import numpy as np
 
-    from visionaudit.merge import merge_reports
+    from visionaudit.report.merge import merge_reports
 
     rng = np.random.default_rng(3)
     n = 400

@@ -10,17 +10,23 @@ import time
 import pytest
 import torch
 
-from visionaudit import datasets, decode_budget, devices
-from visionaudit.channel_bias import ablation_drop, contribution_shares, gradient_shares
-from visionaudit.decoding import decode_images
-from visionaudit.deployment import check_form
+from visionaudit import devices
+from visionaudit.data import decode_budget
+from visionaudit.data import image_sets as datasets
+from visionaudit.data.decoding import decode_images
+from visionaudit.data.streaming import StreamedImages, channel_means
 from visionaudit.errors import ConfigError, DataError
-from visionaudit.first_conv import find_first_conv
-from visionaudit.inference import predict_logits
-from visionaudit.models import load_model
+from visionaudit.families.channel_bias import (
+    ablation_drop,
+    contribution_shares,
+    gradient_shares,
+)
+from visionaudit.families.deployment import check_form
+from visionaudit.families.robustness import evaluate_transform
+from visionaudit.models.first_conv import find_first_conv
+from visionaudit.models.inference import predict_logits
+from visionaudit.models.loading import load_model
 from visionaudit.preprocessing import Geometry
-from visionaudit.robustness import evaluate_transform
-from visionaudit.streaming import StreamedImages, channel_means
 
 GEOM = Geometry(40, 32, "bicubic")  # small, so that 48 real images decode in a second
 IMAGE_BYTES = 3 * 32 * 32
@@ -121,7 +127,7 @@ def test_streamed_images_index_like_the_decoded_tensor(sample):
 
 def test_reading_in_order_decodes_the_next_batches_ahead_and_holds_no_more(sample, monkeypatch):
     """While the reader holds batch k, batches k+1 and k+2 are decoding or done; k+3 is not started."""
-    from visionaudit import streaming
+    from visionaudit.data import streaming
 
     started: list[int] = []
     real = streaming.decode_or_reason
@@ -173,7 +179,7 @@ def test_every_consumer_gives_the_same_numbers_streamed_or_whole(sample, tiny):
 
 
 def test_option_then_audit_toml_then_environment_set_each_process_budget_and_cache(suite, monkeypatch, tmp_path):
-    from visionaudit import logit_cache
+    from visionaudit.models import logit_cache
 
     suite.makepyfile(test_seen="""
 from visionaudit import decode_budget, logit_cache

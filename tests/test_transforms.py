@@ -7,9 +7,9 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
-from visionaudit.robustness import classes_affected, evaluate_transform
-from visionaudit.models import load_model
-from visionaudit.transforms import TRANSFORMS, get
+from visionaudit.families.robustness import classes_affected, evaluate_transform
+from visionaudit.families.robustness.transforms import TRANSFORMS, get
+from visionaudit.models.loading import load_model
 
 torch.manual_seed(0)
 IMAGES = torch.randint(0, 256, (8, 3, 40, 40), dtype=torch.uint8)

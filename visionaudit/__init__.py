@@ -4,12 +4,18 @@
 >>> model = load_model("efficientnet_lite0")
 """
 
-from . import threshold_fields
-from .accuracy import top1_accuracy, topk_accuracy
-from .config import AuditConfig, Thresholds, load_config
-from .datasets import ImageSet, category_folders, cue_conflict, data_root, imagenette, labelled_images, load_images
-from .devices import resolve_device
-from .errors import (
+from visionaudit.config import AuditConfig, Thresholds, load_config
+from visionaudit.data.image_sets import (
+    ImageSet,
+    category_folders,
+    cue_conflict,
+    data_root,
+    imagenette,
+    labelled_images,
+    load_images,
+)
+from visionaudit.devices import resolve_device
+from visionaudit.errors import (
     CheckpointError,
     ConfigError,
     DataError,
@@ -18,13 +24,23 @@ from .errors import (
     SpecError,
     VisionAuditError,
 )
-from .families import Family, families, get_family, register_family
-from .inference import clean_logits, compare_logits, predict_logits
-from .models import DEFAULT_MODEL, LoadedModel, ModelSpec, canonical_spec, load_model, parse_spec
-from .preprocessing import Geometry, Preprocessing
-from .recording import AuditRecord
-
-from .version import __version__ as __version__  # one home: visionaudit/version.py
+from visionaudit.families import thresholds as threshold_fields
+from visionaudit.families.accuracy import top1_accuracy, topk_accuracy
+from visionaudit.families.records import AuditRecord
+from visionaudit.families.registry import Family, families, get_family, register_family
+from visionaudit.models.inference import clean_logits, compare_logits, predict_logits
+from visionaudit.models.loading import (
+    DEFAULT_MODEL,
+    LoadedModel,
+    ModelSpec,
+    canonical_spec,
+    load_model,
+    parse_spec,
+)
+from visionaudit.preprocessing import Geometry, Preprocessing
+from visionaudit.version import (
+    __version__ as __version__,  # one home: visionaudit/version.py
+)
 
 __all__ = [
     "AuditConfig", "AuditRecord", "CheckpointError", "ConfigError", "DataError", "DeviceError", "DEFAULT_MODEL",

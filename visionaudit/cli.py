@@ -6,12 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import VisionAuditError
+from visionaudit.errors import VisionAuditError
 
 
 def _fetch(args: argparse.Namespace) -> int:
-    from .fetch import fetch_all, load_manifest
-    from .user_cache import OFFLINE_ENV, cache_dir, offline
+    from visionaudit.data.fetch import fetch_all, load_manifest
+    from visionaudit.data.user_cache import OFFLINE_ENV, cache_dir, offline
 
     if offline():
         raise VisionAuditError(f"{OFFLINE_ENV} is set: downloads are off. Unset it to fetch, on a machine with internet")
@@ -37,7 +37,7 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from .checkpoints import convert_to_safetensors
+    from visionaudit.models.checkpoints import convert_to_safetensors
 
     n = convert_to_safetensors(args.src, args.dst, trust_pickle=args.trust_pickle)
     print(f"wrote {n} tensors to {args.dst}")
@@ -47,7 +47,7 @@ def _convert(args: argparse.Namespace) -> int:
 def _shape_bias(args: argparse.Namespace) -> int:
     import json
 
-    from .recording import to_jsonable
+    from visionaudit.files import to_jsonable
 
     if bool(args.decisions) == bool(args.model):
         raise VisionAuditError("give either --decisions FILE.csv ... (decisions made elsewhere) or --model SPEC (run a model here)")
@@ -58,8 +58,8 @@ def _shape_bias(args: argparse.Namespace) -> int:
 
 
 def _shape_bias_of_files(paths: list[str]) -> dict:
-    from .decisions_csv import read_decisions
-    from .shape_bias import shape_bias
+    from visionaudit.families.shape_bias import shape_bias
+    from visionaudit.families.shape_bias.decisions_csv import read_decisions
 
     read = [read_decisions(p) for p in paths]
     if len(read) == 1:
@@ -72,12 +72,15 @@ def _shape_bias_of_files(paths: list[str]) -> dict:
 
 
 def _shape_bias_of_model(args: argparse.Namespace) -> dict:
-    from .datasets import cue_conflict, data_root, load_images
-    from .decisions_csv import subject_name, write_decisions
-    from .imagenet16 import decide
-    from .inference import predict_logits
-    from .models import load_model
-    from .shape_bias import shape_bias, stimulus_geometry
+    from visionaudit.data.image_sets import cue_conflict, data_root, load_images
+    from visionaudit.data.imagenet16 import decide
+    from visionaudit.families.shape_bias import shape_bias, stimulus_geometry
+    from visionaudit.families.shape_bias.decisions_csv import (
+        subject_name,
+        write_decisions,
+    )
+    from visionaudit.models.inference import predict_logits
+    from visionaudit.models.loading import load_model
 
     model = load_model(args.model, args.device, arch=args.arch)
     stimuli = cue_conflict(data_root(args.data) / "cue-conflict")
@@ -95,7 +98,11 @@ def _shape_bias_of_model(args: argparse.Namespace) -> dict:
 def _families(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .families import families, markdown_table, readme_table_problems
+    from visionaudit.families.registry import (
+        families,
+        markdown_table,
+        readme_table_problems,
+    )
 
     if args.check_readme:
         problems = readme_table_problems(Path(args.check_readme).read_text())
@@ -116,9 +123,9 @@ def _families(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .journal import rebuild
-    from .report import write_atomically
-    from .summary import terminal_lines
+    from visionaudit.files import write_atomically
+    from visionaudit.report.journal import rebuild
+    from visionaudit.report.summaries import terminal_lines
 
     journal = Path(args.from_journal)
     if args.output:
@@ -136,10 +143,15 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from .compare_reports import Unpairable, compare_reports, regressions, render
-    from .config import load_config
-    from .pairing import read_report
-    from .specs import canonical_spec
+    from visionaudit.config import load_config
+    from visionaudit.families.baseline.pairing import read_report
+    from visionaudit.models.specs import canonical_spec
+    from visionaudit.report.compare import (
+        Unpairable,
+        compare_reports,
+        regressions,
+        render,
+    )
 
     if bool(args.model) != bool(args.baseline_model):
         raise VisionAuditError("--model and --baseline-model go together: the new report's model and the old report's")
@@ -158,9 +170,9 @@ def _compare(args: argparse.Namespace) -> int:
 def _merge(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .merge import Unmergeable, merge_reports
-    from .report import write_atomically
-    from .summary import terminal_lines
+    from visionaudit.files import write_atomically
+    from visionaudit.report.merge import Unmergeable, merge_reports
+    from visionaudit.report.summaries import terminal_lines
 
     parts = [_read_json(path) for path in args.parts]
     try:
@@ -179,17 +191,17 @@ def _html(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
-    from .html_report import write_html
-    from .pairing import read_report
-    from .thumbnails import transform_strips
+    from visionaudit.families.baseline.pairing import read_report
+    from visionaudit.html.page import write_html
+    from visionaudit.html.thumbnails import transform_strips
 
     start = time.perf_counter()
     report = read_report(args.report, "report") if not args.any_schema else _read_json(args.report)
     comparison = None
     if args.baseline:
-        from .compare_reports import compare_reports
-        from .config import load_config
-        from .specs import canonical_spec
+        from visionaudit.config import load_config
+        from visionaudit.models.specs import canonical_spec
+        from visionaudit.report.compare import compare_reports
 
         if bool(args.model) != bool(args.baseline_model):
             raise VisionAuditError("--model and --baseline-model go together: the report's model and the baseline's")

@@ -15,7 +15,7 @@ The config is closed: every key of every table is checked against the family's t
 (:mod:`visionaudit.families`): unknown keys and nested keys, values outside an enumeration and
 numbers out of range are errors naming the file, the table, the key, the allowed values and the
 closest one, so a typo never silently loosens a gate. Per-model tables are keyed by the model's
-canonical spec (:func:`visionaudit.specs.canonical_spec`), so ``efficientnet-lite0`` and a query
+canonical spec (:func:`visionaudit.models.specs.canonical_spec`), so ``efficientnet-lite0`` and a query
 written in another order match the model they name.
 """
 
@@ -32,11 +32,11 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from . import threshold_fields as f
-from .errors import ConfigError, VisionAuditError
-from .families import families
-from .specs import canonical_spec
-from .threshold_fields import Field, unknown_name
+from visionaudit.errors import ConfigError, VisionAuditError, unknown_name
+from visionaudit.families import thresholds as f
+from visionaudit.families.registry import families
+from visionaudit.families.thresholds import Field
+from visionaudit.models.specs import canonical_spec
 
 CONFIG_FILE = "audit.toml"
 

@@ -10,7 +10,7 @@ import sys
 
 import torch
 
-from .errors import DeviceError
+from visionaudit.errors import DeviceError
 
 
 def _mps_available() -> bool:
@@ -163,3 +163,25 @@ def use_exact_float32(device: torch.device) -> None:
     if device.type == "cuda":
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cuda.matmul.allow_tf32 = False
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes free for new allocations on ``device`` (the host's available memory for the CPU, within a
+    container's limit when there is one); None when it cannot be told."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    if device.type != "cpu":
+        return None
+    try:
+        meminfo = dict(line.split(":", 1) for line in open("/proc/meminfo").read().splitlines() if ":" in line)
+        free = int(meminfo["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return None
+    try:  # cgroup v2: a container's limit may be far below the host's memory
+        limit = open("/sys/fs/cgroup/memory.max").read().strip()
+        used = int(open("/sys/fs/cgroup/memory.current").read().strip())
+        if limit != "max":
+            free = min(free, int(limit) - used)
+    except (OSError, ValueError):
+        pass
+    return max(0, free)

@@ -1,3 +1,11 @@
 """The suite's version: one home, importable without the package's other modules (logit-cache keys, reports)."""
 
 __version__ = "0.1.0"
+
+# The report's schema, bumped when a metric's name or the report's shape changes (CHANGELOG.md).
+# 2: canonical model specs (with the spelling as given), the deployment family, `families`,
+#    null for every non-finite number, an entry for every collected test with its true outcome
+#    (interrupted, crashed, timeout, not_judged, not_run too), `verdict` and `error`.
+# 3: per-image outcomes (entries' `outcomes`, the image sets' sample ids and fingerprints in `samples`),
+#    transforms drawn per sample id (protocol 2), the baseline family, `directions` in `families`.
+SCHEMA_VERSION = 3

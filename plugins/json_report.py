@@ -1,0 +1,193 @@
+"""The writer: the collected entries become the report (``--audit-json PATH``), written atomically and
+valid against the schema on every way out: normal end, Ctrl-C or SIGTERM (exit 2), a crashed worker,
+missing data found after collection, and a usage or config error at startup (exit 4, the error in the
+report). While the run goes on, every finished test is also in the journal beside the report
+(``PATH.journal.jsonl``), so that a run killed outright keeps its results:
+``visionaudit report --from-journal PATH.journal.jsonl`` rebuilds the report. The journal is removed once
+the report is written.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from visionaudit.files import write_atomically
+from visionaudit.report.assembly import (
+    assemble,
+    gpu_names,
+    software_versions,
+    unloaded_model,
+)
+from visionaudit.report.journal import JournalWriter, journal_path
+
+from .collection import STARTUP_ERROR_KEY
+from .collector import get_collector
+from .interruptions import effective_timeout
+from .progress import phase_timings
+from .settings import SETTINGS_KEY, STARTUP_USAGE_ERROR_KEY, get_settings
+from .worker_channel import get_channel
+
+REPORT_KEY = pytest.StashKey[dict]()
+# Exit codes of a run that ended as it should: anything else (Ctrl-C, an internal error, pytest.exit) stopped it.
+FINISHED = (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED)
+START_KEY = pytest.StashKey[float]()
+WRITTEN_KEY = pytest.StashKey[bool]()
+
+
+def _iso(t: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _run_info(config: pytest.Config, exitstatus: int | None, models: dict[str, Any]) -> dict[str, Any]:
+    settings = config.stash.get(SETTINGS_KEY, None)
+    start, end = config.stash.get(START_KEY, time.time()), time.time()
+    return {
+        "start": _iso(start),
+        "end": _iso(end),
+        "duration": round(end - start, 3),
+        "command": " ".join([Path(sys.argv[0]).name, *map(str, config.invocation_params.args)]),
+        "exit_status": int(exitstatus) if exitstatus is not None else None,
+        "versions": {**software_versions(config.rootpath), "pytest": pytest.__version__},
+        "platform": platform.platform(),
+        "devices": sorted({m["device"] for m in models.values() if m.get("device")}) or ([settings.device] if settings else []),
+        "gpus": gpu_names(),
+        "workers": len(config.getvalue("tx") or ()) if config.pluginmanager.has_plugin("dsession") else 0,
+        "seed": settings.seed if settings else 0,
+        "samples": settings.samples if settings else None,
+        "images": settings.images if settings else None,
+        "shard": settings.shard.to_dict() if settings and settings.shard else None,
+        "config_file": str(settings.config.path) if settings and settings.config.path else None,
+        "phases": phase_timings(config),
+        "timeout": effective_timeout(config),
+    }
+
+
+def _models(config: pytest.Config, loaded: dict[str, Any], audits: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every model an audit loaded (configured ones and an audit's own, like the random-init controls),
+    then the configured ones that never loaded, with the reason."""
+    models = dict(loaded)
+    settings = config.stash.get(SETTINGS_KEY, None)
+    for mid in settings.models if settings else ():
+        if mid not in models:
+            errors = [e["message"] for e in audits if e["model"] == mid and e["outcome"] == "error"]
+            models[mid] = unloaded_model(mid, settings.spellings.get(mid, mid), errors[0] if errors else None)
+    return models
+
+
+def report_data(session: pytest.Session) -> dict[str, Any] | None:
+    """The report of this run, built once at session end (None in an xdist worker)."""
+    config = session.config
+    if REPORT_KEY in config.stash:
+        return config.stash[REPORT_KEY]
+    collector = get_collector(config)
+    if collector is None:
+        return None
+    channel = get_channel(config)
+    if channel is not None:
+        channel.poll()  # the workers' last words: progress, collected tests
+    if not config.pluginmanager.has_plugin("dsession"):
+        collector.recover(session.items)  # a test stopped mid-run in this process: keep what it recorded
+    stopped = session.exitstatus not in FINISHED or session.shouldstop is not False
+    audits = collector.all_entries()
+    models = _models(config, collector.models, audits)
+    error = config.stash.get(STARTUP_ERROR_KEY, None)
+    if collector.collection_errors:
+        error = "tests could not be collected: " + "; ".join(collector.collection_errors)
+    if session.exitstatus == pytest.ExitCode.OK and any(a["outcome"] == "not_judged" for a in audits):
+        # A gate that could not be judged has not passed: a CI job must not read exit 0 as a pass.
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    data = assemble(_run_info(config, session.exitstatus, models), models, audits, stopped=stopped, error=error,
+                    broken=bool(collector.collection_errors), samples=collector.samples)
+    config.stash[REPORT_KEY] = data
+    return data
+
+
+def _report_path(config: pytest.Config) -> Path | None:
+    path = config.getoption("audit_json", None)
+    return Path(path) if path else None
+
+
+def check_report_path(path: str | None, flag: str = "--audit-json", example: str = "report.json") -> None:
+    """Refuse a report path (``flag``) the report cannot be written to, now rather than after the run."""
+    if not path:
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise pytest.UsageError(f"{flag} {path} is a directory; give a file path, such as {target / example}")
+    folder = target.parent
+    blocking = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise pytest.UsageError(f"{flag} {path}: {blocking} is a file, not a folder; give a path in a folder you can write to")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".visionaudit-write-check-"):
+            pass
+    except OSError as e:
+        raise pytest.UsageError(f"{flag} {path}: the report cannot be written there ({e.strerror or e}); "
+                                "give a path in a folder you can write to") from None
+
+
+@pytest.hookimpl(tryfirst=True)  # before the settings: a bad path is refused before anything else
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    check_report_path(config.getoption("audit_json", None))
+
+
+@pytest.hookimpl(trylast=True)  # after the collector (plugins' configure hooks run last-registered first)
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[START_KEY] = time.time()
+    collector = get_collector(config)
+    path = _report_path(config)
+    if collector is None or path is None:
+        return
+    settings = get_settings(config)
+    journal = journal_path(path)
+    if journal.exists():  # an earlier run was killed and its journal not yet rebuilt: keep it
+        kept = journal.with_name(f"{journal.name}.{int(journal.stat().st_mtime)}")
+        journal.rename(kept)
+        config.issue_config_time_warning(pytest.PytestConfigWarning(
+            f"{journal} of an earlier, killed run was kept as {kept}; rebuild its report with "
+            f"python -m visionaudit report --from-journal {kept} -o REPORT.json"), stacklevel=2)
+    collector.journal = JournalWriter(journal)
+    collector.journal.write("run", run=_run_info(config, None, {}), models=list(settings.models), spellings=dict(settings.spellings))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    data = report_data(session)
+    path = _report_path(session.config)
+    if data is None or path is None:
+        return
+    collector = get_collector(session.config)
+    if collector is not None and collector.journal is not None:
+        collector.journal.write("end", exit_status=int(session.exitstatus))
+    write_atomically(path, data)
+    session.config.stash[WRITTEN_KEY] = True
+    if collector is not None and collector.journal is not None:
+        collector.journal.close(remove=True)  # the report holds everything now
+
+
+def startup_report(config: pytest.Config) -> dict[str, Any] | None:
+    """The report of a run that stopped before its session began (a usage or config error), else None."""
+    error = config.stash.get(STARTUP_USAGE_ERROR_KEY, None)
+    if error is None or REPORT_KEY in config.stash or hasattr(config, "workerinput"):
+        return None  # not ours to explain (pytest's own usage errors), or the session ran
+    return assemble(_run_info(config, int(pytest.ExitCode.USAGE_ERROR), {}), {}, [], error=error)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """A run that stopped before its session began (a usage or config error) still leaves a report."""
+    path = _report_path(config)
+    if path is None or config.stash.get(WRITTEN_KEY, False):
+        return
+    data = startup_report(config)
+    if data is not None:
+        write_atomically(path, data)

@@ -1,0 +1,63 @@
+"""Carries each audit's record on its test reports, so it reaches the controller under xdist.
+
+The record travels in ``report.user_properties`` as ``("visionaudit", dict)``: pytest serializes
+that field with the report (pytest-xdist included), so no custom serialization hook is needed.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from visionaudit.families.records import RECORD_KEY, AuditRecord
+
+from .markers import family_of
+
+RECORD_STASH = pytest.StashKey[AuditRecord]()
+SAMPLES_SENT = pytest.StashKey[dict]()  # role + fingerprint -> the test whose reports carry its sample ids from this process
+NOT_JUDGED_KEY = "not_judged"  # the record's field saying why a gate was not judged
+USER_ERROR_KEY = "visionaudit-error"  # set by plugins/error_display.py: the test stopped on an error, not a failed gate
+
+
+def record_of(report: pytest.TestReport) -> dict | None:
+    """The audit record a report carries, or None."""
+    for name, value in getattr(report, "user_properties", ()):
+        if name == RECORD_KEY:
+            return value
+    return None
+
+
+def user_error_of(report: pytest.TestReport) -> str | None:
+    """The kind of bad-input error (DataError, ...) that stopped the test, if one did."""
+    for name, value in getattr(report, "user_properties", ()):
+        if name == USER_ERROR_KEY:
+            return value
+    return None
+
+
+def skeleton_record(item: pytest.Item) -> AuditRecord | None:
+    """What is known of an audit test before it records anything (it may fail in setup)."""
+    family = family_of(item)
+    if family is None:
+        return None
+    callspec = getattr(item, "callspec", None)
+    params = dict(callspec.params) if callspec else {}
+    return AuditRecord(audit=family, model=params.pop("model", None), params=params)
+
+
+def _once_per_process(item: pytest.Item, rec: dict) -> dict:
+    """An image set's sample ids (up to megabytes at ImageNet scale) travel with the first test of this
+    session's process that used it; the collector keeps them for the report's ``samples`` section."""
+    sent = item.config.stash.setdefault(SAMPLES_SENT, {})
+    samples = {role: s for role, s in rec["samples"].items() if sent.setdefault(role + s["fingerprint"], item.nodeid) == item.nodeid}
+    return {**rec, "samples": samples}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    record = item.stash.get(RECORD_STASH, None) or skeleton_record(item)
+    if record is not None:
+        # A snapshot per phase: what was measured up to this point, also when the test fails.
+        report.user_properties = [p for p in report.user_properties if p[0] != RECORD_KEY]
+        report.user_properties.append((RECORD_KEY, _once_per_process(item, record.to_dict())))
+    return report

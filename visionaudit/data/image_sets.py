@@ -1,0 +1,332 @@
+"""Image sets: which files, with which labels or cues; decoded once per process per geometry (or streamed
+when larger than the decode budget).
+
+Layouts understood:
+
+- cue-conflict stimuli: ``<root>/<shape>/<shape>N-<texture>M.png`` (Geirhos et al. 2019);
+- category folders: ``<root>/<category>/*.png`` (the edges and filled-silhouettes stimuli);
+- labelled natural images: WNID folders (``<root>/n01440764/*.JPEG``, ImageNet val, any ImageFolder
+  whose folders are WNIDs), flat ``<wnid>_<name>.JPEG`` files (imagenet-sample), flat ImageNet validation
+  files ``ILSVRC2012_val_00000001.JPEG`` with the devkit's ground truth or Kaggle's LOC_val_solution.csv
+  (visionaudit/data/imagenet_val.py), or torchvision's Imagenette (its 10 WNIDs mapped to ImageNet indices).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import random
+import re
+from collections import OrderedDict, defaultdict
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from visionaudit.data import decode_budget
+from visionaudit.data.decoding import DECODE_THREADS, decode_images
+from visionaudit.data.imagenet import class_index
+from visionaudit.data.imagenet_val import val_wnids
+from visionaudit.data.streaming import StreamedImages
+from visionaudit.data.user_cache import cache_dir
+from visionaudit.errors import DataError
+from visionaudit.preprocessing import Geometry
+from visionaudit.progress import phase
+
+log = logging.getLogger("visionaudit.data.image_sets")
+
+DATA_ENV = "VISIONAUDIT_DATA"
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm"}
+FETCHABLE = ("cue-conflict", "edges", "filled-silhouettes")
+_CUE = re.compile(r"^(?P<shape>[a-z]+)\d+-(?P<texture>[a-z]+)\d+\.png$")
+_WNID = re.compile(r"^n\d{8}$")
+_FLAT = re.compile(r"^(?P<wnid>n\d{8})_")
+IMAGENETTE_FOLDER = "imagenette2-320"  # torchvision's folder for the 320px Imagenette, the size used here
+LABELLED_LAYOUTS = ("a folder of WNID folders, of <wnid>_<name> files, or of ILSVRC2012_val_*.JPEG files with the devkit's "
+                    "ground truth or Kaggle's LOC_val_solution.csv")
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """A list of image files and what is known of each (ImageNet label, category, texture cue)."""
+
+    name: str
+    root: Path
+    paths: tuple[Path, ...]
+    labels: tuple[int, ...] | None = None  # ImageNet-1k class indices
+    categories: tuple[str, ...] | None = None  # shape category / class folder name
+    textures: tuple[str, ...] | None = None  # texture cue (cue-conflict only)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def sample_ids(self) -> tuple[str, ...]:
+        """Stable names of the images: paths relative to the set's root, with ``/``. They key per-image
+        outcomes and seed random draws, so a subset, a shard or another machine sees the same ones."""
+        return tuple(p.relative_to(self.root).as_posix() if p.is_relative_to(self.root) else p.as_posix() for p in self.paths)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """Identity for caches: the set's name and a digest of its file list."""
+        digest = hashlib.sha1("\n".join(map(str, self.paths)).encode()).hexdigest()[:16]
+        return (self.name, digest)
+
+    def label_tensor(self) -> torch.Tensor:
+        if self.labels is None:
+            raise DataError(f"image set {self.name} has no ImageNet labels")
+        return torch.tensor(self.labels, dtype=torch.long)
+
+    def select(self, indices: list[int], name: str | None = None) -> "ImageSet":
+        pick = lambda seq: None if seq is None else tuple(seq[i] for i in indices)  # noqa: E731
+        return replace(
+            self,
+            name=name or self.name,
+            paths=pick(self.paths),
+            labels=pick(self.labels),
+            categories=pick(self.categories),
+            textures=pick(self.textures),
+        )
+
+    def stratified_subset(self, n: int | None, seed: int = 0) -> "ImageSet":
+        """A fixed, seeded subset of ``n`` images spread evenly over the classes (all when ``n`` is None or large)."""
+        if not n or n >= len(self):
+            return self
+        if n < 0:
+            raise ValueError(f"--audit-samples must be positive, got {n}")
+        classes = self.labels if self.labels is not None else self.categories
+        if classes is None:
+            classes = tuple(range(len(self)))
+        rng = random.Random(seed)
+        groups: dict[object, list[int]] = defaultdict(list)
+        for i, c in enumerate(classes):
+            groups[c].append(i)
+        order = sorted(groups, key=str)
+        rng.shuffle(order)
+        for c in order:
+            rng.shuffle(groups[c])
+        chosen: list[int] = []
+        depth = 0
+        while len(chosen) < n:
+            for c in order:
+                if depth < len(groups[c]):
+                    chosen.append(groups[c][depth])
+                    if len(chosen) == n:
+                        break
+            depth += 1
+        return self.select(sorted(chosen), name=f"{self.name}[{n} of {len(self)}, seed {seed}]")
+
+
+def parse_cue_name(name: str) -> tuple[str, str] | None:
+    """``cat1-elephant2.png`` -> ``("cat", "elephant")`` (shape, texture); None when it does not fit."""
+    m = _CUE.match(name)
+    return (m["shape"], m["texture"]) if m else None
+
+
+def data_root(explicit: str | os.PathLike | None = None) -> Path:
+    """The data root: ``--audit-data`` when given, else ``$VISIONAUDIT_DATA``, else the user cache
+    (``$VISIONAUDIT_CACHE``; the run fills it on first use, see visionaudit/data/provision.py)."""
+    value = explicit or os.environ.get(DATA_ENV)
+    if not value:
+        return cache_dir()
+    root = Path(value).expanduser()
+    if not root.is_dir():
+        raise DataError(
+            f"data directory {root} does not exist. Point --audit-data / {DATA_ENV} at it, or fetch the "
+            f"data into it: python -m visionaudit fetch --all --dest {root}"
+        )
+    return root
+
+
+def uses_cache(explicit: str | os.PathLike | None = None) -> bool:
+    """True when the data root is the user cache (no --audit-data, no $VISIONAUDIT_DATA): the only root
+    the suite fills by itself; a root the user named is theirs."""
+    return not (explicit or os.environ.get(DATA_ENV))
+
+
+LABELLED = "labelled"  # the labelled natural images (--audit-images), among the data names below
+
+
+def labelled_path(root: Path, choice: str) -> Path:
+    """Where ``--audit-images CHOICE`` points: a path as given when it exists or is absolute, else a folder under the root."""
+    path = Path(choice).expanduser()
+    return path if path.is_absolute() or path.exists() else root / choice
+
+
+def missing_data(root_value: str | None, images: str, needs: set[str]) -> list[str]:
+    """Every data folder in ``needs`` (``labelled`` or a folder name under the data root) that is not there,
+    each with its fix; empty when all are there."""
+    if not needs:
+        return []
+    try:
+        root = data_root(root_value)
+    except DataError as e:
+        return [str(e)]
+    problems = []
+    for need in sorted(needs):
+        if need == LABELLED:
+            path = labelled_path(root, images)
+            if images == "imagenette":
+                if not (root / "imagenette" / IMAGENETTE_FOLDER).is_dir():
+                    problems.append(f"Imagenette not found under {root / 'imagenette'}: run once on a machine with internet "
+                                    "(torchvision downloads it there)")
+            elif not path.is_dir():
+                fix = (f"python -m visionaudit fetch {images} --dest {root}" if images == "imagenet-sample" else
+                       f"point --audit-images at {LABELLED_LAYOUTS}")
+                problems.append(f"labelled images not found at {path}: {fix}")
+        elif not (root / need).is_dir():
+            fix = f"python -m visionaudit fetch {need} --dest {root}" if need in FETCHABLE else "add it to the data root"
+            problems.append(f"{need} not found at {root / need}: {fix}")
+    return problems
+
+
+def _require_dir(path: Path, what: str, fetch_name: str | None) -> None:
+    if path.is_dir():
+        return
+    fix = (f"fetch it: python -m visionaudit fetch {fetch_name} --dest {path.parent}" if fetch_name
+           else f"point --audit-images at {LABELLED_LAYOUTS}")
+    raise DataError(f"{what} not found at {path}; {fix}")
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def cue_conflict(root: Path) -> ImageSet:
+    """The cue-conflict stimuli; shape and texture cues parsed from each file name."""
+    _require_dir(root, "cue-conflict stimuli", "cue-conflict")
+    paths, shapes, textures = [], [], []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        for path in _images_in(folder):
+            cues = parse_cue_name(path.name)
+            if cues is None:
+                raise DataError(f"{path}: cue-conflict file names look like cat1-elephant2.png (shape, then texture)")
+            if cues[0] != folder.name:
+                raise DataError(f"{path}: its shape cue {cues[0]!r} does not match its folder {folder.name!r}")
+            paths.append(path)
+            shapes.append(cues[0])
+            textures.append(cues[1])
+    if not paths:
+        raise DataError(f"no cue-conflict images under {root}; fetch them: python -m visionaudit fetch cue-conflict --dest {root.parent}")
+    return ImageSet("cue-conflict", root, tuple(paths), categories=tuple(shapes), textures=tuple(textures))
+
+
+def category_folders(root: Path, name: str) -> ImageSet:
+    """``<root>/<category>/*`` images, labelled by folder (edges, filled-silhouettes)."""
+    _require_dir(root, f"{name} stimuli", name if name in FETCHABLE else None)
+    paths, cats = [], []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        for path in _images_in(folder):
+            paths.append(path)
+            cats.append(folder.name)
+    if not paths:
+        raise DataError(f"no images under {root}/<category>/")
+    return ImageSet(name, root, tuple(paths), categories=tuple(cats))
+
+
+def labelled_images(root: Path, name: str | None = None) -> ImageSet:
+    """Natural images labelled by WNID: WNID folders, flat ``<wnid>_<name>.ext`` files, or flat ImageNet
+    validation files (``ILSVRC2012_val_*``, labels from the devkit or Kaggle's CSV: visionaudit/data/imagenet_val.py)."""
+    _require_dir(root, "labelled images", None)
+    name = name or root.name
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and _WNID.match(p.name))
+    paths: list[Path] = []
+    labels: list[int] = []
+    if folders:
+        for folder in folders:
+            idx = class_index(folder.name, str(folder))
+            for path in _images_in(folder):
+                paths.append(path)
+                labels.append(idx)
+    else:
+        files = _images_in(root)
+        val = val_wnids(root, files)  # ILSVRC2012_val_* files: labelled by the devkit or Kaggle's CSV
+        for path in files:
+            m = _FLAT.match(path.name)
+            wnid = m["wnid"] if m else val.get(path)
+            if wnid is None:
+                raise DataError(f"{path}: cannot tell its class. Labelled images are {LABELLED_LAYOUTS}")
+            paths.append(path)
+            labels.append(class_index(wnid, str(path)))
+    if not paths:
+        raise DataError(f"no images under {root}: expected {LABELLED_LAYOUTS}")
+    return ImageSet(name, root, tuple(paths), labels=tuple(labels), categories=tuple(str(i) for i in labels))
+
+
+def imagenette(root: Path, download: bool = False, size: str = "320px") -> ImageSet:
+    """torchvision's Imagenette validation split, its 10 WNIDs mapped to ImageNet-1k indices."""
+    from torchvision.datasets import Imagenette
+
+    try:
+        ds = Imagenette(str(root), split="val", size=size, download=download)
+    except (RuntimeError, OSError) as e:  # not there, or its download failed (URLError is an OSError)
+        url = Imagenette._ARCHIVES[size][0]
+        raise DataError(f"Imagenette not found under {root} ({e}); run once on a networked machine with downloads allowed, "
+                        f"or download {url} and unpack it there") from None
+    paths = tuple(Path(p) for p, _ in ds._samples)
+    labels = tuple(class_index(ds.wnids[local]) for _, local in ds._samples)
+    if not paths:
+        raise DataError(f"Imagenette under {root} holds no images")
+    return ImageSet("imagenette", root, paths, labels=labels, categories=tuple(str(i) for i in labels))
+
+
+# --- decoding, once per process, within the decode budget -----------------------------------------
+
+_DECODED: "OrderedDict[tuple, torch.Tensor]" = OrderedDict()  # least recently used first
+
+
+def load_images(
+    image_set: ImageSet,
+    geometry: Geometry,
+    progress: Callable[[int, int], None] | None = None,
+) -> torch.Tensor | StreamedImages:
+    """The set's images as uint8 ``(N, 3, crop, crop)`` at ``geometry``.
+
+    A set that fits the decode budget (:mod:`visionaudit.data.decode_budget`) is decoded once per process and
+    kept, the least recently used sets making room for it; a larger one is a :class:`StreamedImages`,
+    decoded batch by batch as it is read, so memory does not grow with the set.
+    """
+    key = (image_set.key, geometry)
+    if key in _DECODED:
+        _DECODED.move_to_end(key)
+        return _DECODED[key]
+    need = len(image_set) * 3 * geometry.crop_size * geometry.crop_size
+    limit = decode_budget.budget()
+    size = f"{geometry.crop_size}x{geometry.crop_size}"
+    if need > limit:
+        log.info("streaming %d images of %s at %s: %d bytes exceed the decode budget %d", len(image_set), image_set.name,
+                 geometry, need, limit)
+        with phase("decode", image_set.name, f"at {size} in batches as they are read ({need / 2**20:.0f} MiB exceed the "
+                   f"decode budget of {limit / 2**20:.0f} MiB)", total=len(image_set)):
+            return StreamedImages(image_set.paths, geometry)
+    while _DECODED and sum(t.nbytes for t in _DECODED.values()) + need > limit:
+        _DECODED.popitem(last=False)
+    log.info("decoding %d images of %s at %s", len(image_set), image_set.name, geometry)
+    with phase("decode", image_set.name, f"at {size}", total=len(image_set)) as p:
+        def advance(done: int, total: int) -> None:
+            p.advance()
+            if progress is not None:
+                progress(done, total)
+
+        _DECODED[key] = decode_images(image_set.paths, geometry, threads=DECODE_THREADS, progress=advance)
+    return _DECODED[key]
+
+
+ROLES = (LABELLED, "cue-conflict", "edges", "filled-silhouettes")  # the image sets of a run
+
+
+def run_image_set(role: str, root: Path, images: str = "imagenet-sample", samples: int | None = None, seed: int = 0,
+                  download: bool = True) -> ImageSet:
+    """The image set a run uses for ``role`` (``labelled`` is ``--audit-images``), subset by ``--audit-samples``."""
+    if role == LABELLED:
+        image_set = (imagenette(root / "imagenette", download=download) if images == "imagenette"
+                     else labelled_images(labelled_path(root, images)))
+    elif role == "cue-conflict":
+        image_set = cue_conflict(root / role)
+    elif role in ROLES:
+        image_set = category_folders(root / role, role)
+    else:
+        raise ValueError(f"unknown image set role {role!r}; known: {', '.join(ROLES)}")
+    return image_set.stratified_subset(samples, seed)

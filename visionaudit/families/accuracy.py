@@ -1,0 +1,58 @@
+"""Clean accuracy: top-k of logits against ImageNet labels; the family under every other audit."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+
+from visionaudit.families import thresholds as f
+from visionaudit.families.assessment import assessor, require_count
+from visionaudit.families.records import AuditRecord
+from visionaudit.families.registry import Family, register_family
+
+
+def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor, k: int = 1) -> float:
+    """Share of rows whose label is among the ``k`` largest logits."""
+    if len(labels) == 0:
+        raise ValueError("no labelled images to score")
+    if logits.shape[0] != labels.shape[0]:
+        raise ValueError(f"{logits.shape[0]} rows of logits for {labels.shape[0]} labels")
+    if k == 1:  # argmax: ties go to the first class, as everywhere else in the suite
+        return float((logits.argmax(dim=1) == labels.to(logits.device)).float().mean())
+    k = min(k, logits.shape[1])
+    hits = (logits.topk(k, dim=1).indices == labels.to(logits.device)[:, None]).any(dim=1)
+    return float(hits.float().mean())
+
+
+def top1_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    return topk_accuracy(logits, labels, 1)
+
+
+@assessor("accuracy.clean_top1")
+def assess_clean_top1(record: AuditRecord, sample_set: Any, arrays: Mapping[str, Any], thresholds: Mapping[str, Any],
+                      context: Mapping[str, Any]) -> None:
+    """``arrays``: ``correct`` (top-1 right, per image) and ``top5`` (label among the 5 largest logits)."""
+    correct = arrays["correct"]
+    record.metric("n_images", len(correct))
+    record.outcomes_on(sample_set, "clean", correct=correct)
+    require_count(record, thresholds, len(correct), "labelled images")
+    record.metric("top5", float(arrays["top5"].mean()))
+    top1 = float(correct.mean())
+    if not record.check_min("clean_top1", top1, "min_top1", thresholds["min_top1"]):
+        raise AssertionError(f"{context['model']}: clean top-1 {top1:.3f} on {context['set_name']} is below min_top1 "
+                             f"{thresholds['min_top1']} (check its preprocessing: {context['preprocessing']})")
+
+
+FAMILY = register_family(Family(
+    name="accuracy",
+    gates="clean top-1 on labelled natural images, through the model's own preprocessing",
+    key_metric="clean_top1",
+    higher_is_better=True,
+    splits_by_image=True,
+    metrics=("top5", "n_images"),
+    thresholds={
+        "min_top1": f.fraction("clean top-1 at least this"),
+        "min_images": f.min_images(),
+    },
+))

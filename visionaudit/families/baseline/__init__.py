@@ -1,0 +1,245 @@
+"""The baseline family: each model against the previous release's report, paired image by image.
+
+What is compared (:data:`COMPARED`), where each side's per-image outcomes come from (:class:`ModelOutcomes`:
+a saved report, or the running audit), and :func:`compare_model`, which computes one model's whole
+comparison set, so Holm's correction over it is known wherever one of its comparisons is judged.
+The statistics and verdicts are in visionaudit/families/baseline/statistics.py; what makes two reports pairable is in
+visionaudit/families/baseline/pairing.py.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from visionaudit.data.fingerprint import SampleSet
+from visionaudit.data.image_sets import LABELLED
+from visionaudit.errors import ConfigError, DataError
+from visionaudit.families import thresholds as f
+from visionaudit.families.baseline.statistics import (
+    VERDICTS,
+    Result,
+    Tolerance,
+    accuracy_change,
+    judge,
+    shape_bias_change,
+    shape_bias_hits,
+    unpaired_change,
+    vector_change,
+)
+from visionaudit.families.outcomes import Outcome, decode
+from visionaudit.families.registry import Family, get_family, register_family
+from visionaudit.families.robustness.transforms import TRANSFORMS
+from visionaudit.formatting import fmt
+
+
+class BaselineWarning(UserWarning):
+    """A change against the baseline that is not a regression on its own evidence (one of tolerance and
+    significance holds). Defined here, not in the audit: pytest-xdist re-imports a warning's class by its
+    module on the controller."""
+
+
+@dataclass(frozen=True)
+class Compared:
+    name: str  # the comparison's test id
+    family: str
+    metric: str  # the family's metric: its direction and the tolerance key
+    condition: str | None  # the per-image outcomes it pairs; None: a deterministic metric
+    kind: str  # accuracy | category | shape_bias | vector
+
+
+COMPARED: dict[str, Compared] = {c.name: c for c in [
+    Compared("clean_top1", "accuracy", "clean_top1", "clean", "accuracy"),
+    *(Compared(f"top1_{t}", "robustness", "top1", t, "accuracy") for t in TRANSFORMS),
+    Compared("shape_bias", "shape_bias", "shape_bias", "cue-conflict", "shape_bias"),
+    Compared("edges_accuracy", "shape_bias", "edges_accuracy", "edges", "category"),
+    Compared("silhouettes_accuracy", "shape_bias", "silhouettes_accuracy", "filled-silhouettes", "category"),
+    Compared("channel_shares", "channel_bias", "shares", None, "vector"),
+]}
+def data_role(c: Compared) -> str | None:
+    """The image set a comparison reads (None: none, a weight statistic)."""
+    return None if c.condition is None else c.condition if c.kind in ("shape_bias", "category") else LABELLED
+
+
+TOLERANCE_KEYS = tuple(dict.fromkeys([c.metric for c in COMPARED.values()] + list(COMPARED)))
+
+
+@dataclass
+class ModelOutcomes:
+    """One model's per-image outcomes by condition, and its deterministic metrics (channel shares)."""
+
+    model: str
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    shares: list[float] | None = None
+    # How the stimuli were scored (shape_bias stimulus_geometry mode, 16-class aggregation): decisions made
+    # another way are not the same measurement, so the three stimulus comparisons need these equal.
+    stimulus_protocol: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, sample_set: SampleSet, condition: str, values: Any) -> None:
+        self.outcomes[condition] = Outcome(sample_set.role, condition, sample_set.ids, np.asarray(values))
+
+
+def outcomes_from_report(report: dict[str, Any], spec: str) -> ModelOutcomes:
+    """What a saved report holds for ``spec``: its entries' per-image outcomes and channel shares.
+    A report that does not hold together (missing fields, outcomes of another length than their set's
+    ids) is a DataError naming what is wrong."""
+    try:
+        samples = {role: SampleSet.from_dict(role, s) for role, s in (report.get("samples") or {}).items()}
+        out = ModelOutcomes(spec)
+        for e in report.get("audits", []):
+            if e.get("model") != spec or e.get("control") or e.get("outcome") not in ("passed", "failed"):
+                continue
+            metrics = e.get("metrics") or {}
+            o = e.get("outcomes")
+            if o and o.get("set") in samples:
+                values = decode(o)
+                ids = samples[o["set"]].ids
+                if len(values) != len(ids):
+                    raise DataError(f"{e['nodeid']}: {len(values)} per-image outcomes for the {len(ids)} sample ids of {o['set']}")
+                out.add(samples[o["set"]], o["condition"], values)
+            if e.get("audit") == "channel_bias" and isinstance(metrics.get("shares"), list):
+                out.shares = metrics["shares"]
+            if e.get("audit") == "shape_bias":
+                out.stimulus_protocol.update({"stimulus_geometry": (metrics.get("stimulus_geometry") or {}).get("mode"),
+                                              "aggregation": metrics.get("aggregation")})
+    except (KeyError, TypeError, AttributeError) as e:
+        raise DataError(f"the report's per-image data is incomplete ({type(e).__name__}: {e}); is it a visionaudit report, intact?") from None
+    return out
+
+
+# What audit.toml's [audits.baseline] says, for reports compared without one (visionaudit compare).
+DEFAULT_BOUNDS: dict[str, Any] = {
+    "tolerance": {"clean_top1": 0.005, "top1": 0.01, "shape_bias": 0.02, "edges_accuracy": 0.03, "silhouettes_accuracy": 0.03,
+                  "shares": 0.005},
+    "relative_tolerance": {},
+    "alpha": 0.05,
+    "bootstrap_resamples": 2000,
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    tolerances: dict[str, Tolerance]  # by comparison name
+    alpha: float = 0.05
+    resamples: int = 2000
+    seed: int = 0
+    paired: bool = True
+
+
+def settings_from(thresholds: Any, seed: int = 0, paired: bool = True) -> Settings:
+    """The comparison settings from the baseline family's bounds (``[audits.baseline]``, per model)."""
+    # A table that names some metrics keeps the defaults of the others (never a silent tolerance of 0).
+    absolute = {**DEFAULT_BOUNDS["tolerance"], **(thresholds.get("tolerance") or {})}
+    relative = thresholds.get("relative_tolerance") or {}
+    tolerances = {}
+    for c in COMPARED.values():
+        a = absolute.get(c.name, absolute.get(c.metric))
+        if a is None:
+            raise ConfigError(f"[audits.baseline] tolerance sets nothing for {c.name} or {c.metric}; add {c.metric} = ...")
+        tolerances[c.name] = Tolerance(a, relative.get(c.name, relative.get(c.metric)))
+    return Settings(tolerances, thresholds["alpha"], thresholds["bootstrap_resamples"], seed, paired)
+
+
+def _missing(old: ModelOutcomes, new: ModelOutcomes, c: Compared) -> tuple[str, str] | None:
+    """Why ``c`` cannot be compared, and whose side lacks it: "baseline" (it never measured this: nothing
+    to hold the candidate to), "candidate" (this run could not measure it), or "setup"."""
+    if c.kind == "vector":
+        have = {"baseline": old.shares is not None, "candidate": new.shares is not None}
+        what = "channel shares (its channel_bias audit did not run, or the first conv does not take RGB)"
+    else:
+        have = {"baseline": c.condition in old.outcomes, "candidate": c.condition in new.outcomes}
+        what = f"per-image outcomes for {c.condition} (its {c.family} audit did not run or failed to)"
+    for side in ("baseline", "candidate"):
+        if not have[side]:
+            return f"the {side} has no {what}", side
+    if c.kind in ("shape_bias", "category") and old.stimulus_protocol != new.stimulus_protocol:
+        return (f"the stimuli were scored another way: {old.stimulus_protocol} in the baseline, {new.stimulus_protocol} here "
+                "(shape_bias stimulus_geometry and aggregation in audit.toml)", "setup")
+    return None
+
+
+def _compare_one(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Settings) -> Result:
+    r = Result(c.name, c.metric, get_family(c.family).higher_is_better_for(c.metric), tolerance=s.tolerances[c.name])
+    missing = _missing(old, new, c)
+    if missing:
+        r.missing, r.missing_side = missing
+        r.reason = r.missing
+        return r
+    if c.kind == "vector":
+        return vector_change(r, old.shares, new.shares)
+    a, b = old.outcomes[c.condition], new.outcomes[c.condition]
+    if not s.paired:
+        return unpaired_change(r, _counts(a, c), _counts(b, c))
+    old_values = a.aligned_to(b.ids)
+    if c.kind == "shape_bias":
+        return shape_bias_change(r, b.ids, old_values, b.values, s.resamples, s.seed)
+    if c.kind == "category":
+        truth = np.array([i.split("/")[0] for i in b.ids], dtype=object)
+        return accuracy_change(r, b.ids, old_values == truth, b.values == truth, s.resamples, s.seed)
+    return accuracy_change(r, b.ids, old_values, b.values, s.resamples, s.seed)
+
+
+def _counts(o: Outcome, c: Compared) -> tuple[int, int]:
+    """(hits, n): correct images, or shape hits among shape + texture hits."""
+    if c.kind == "shape_bias":
+        shape, texture = shape_bias_hits(o.ids, o.values)
+        return int(shape.sum()), int(shape.sum() + texture.sum())
+    hits = o.values == np.array([i.split("/")[0] for i in o.ids], dtype=object) if c.kind == "category" else o.values
+    return int(np.sum(hits)), len(o.values)
+
+
+def compare_model(old: ModelOutcomes, new: ModelOutcomes, settings: Settings) -> dict[str, Result]:
+    """Every comparison of one model with its baseline, judged together (Holm over its p-values)."""
+    return judge({name: _compare_one(old, new, c, settings) for name, c in COMPARED.items()}, settings.alpha)
+
+
+def _summary_lines(report: dict[str, Any]) -> list[str]:
+    """Per model: the verdict counts, then each change that is not ``unchanged`` with its interval."""
+    by_model: dict[str, list[dict[str, Any]]] = {}
+    for e in report["audits"]:
+        if e["audit"] == "baseline" and "verdict" in e["metrics"]:
+            by_model.setdefault(str(e["model"]), []).append(e)
+    lines = []
+    for model, entries in sorted(by_model.items()):
+        m0 = entries[0]["metrics"]
+        counts = Counter(e["metrics"]["verdict"] for e in entries)
+        paired = ", UNPAIRED (two-proportion tests)" if any(e["metrics"].get("paired") is False for e in entries) else ""
+        lines.append(f"baseline, {model} vs {m0.get('baseline_model')}{paired}: "
+                     + ", ".join(f"{n} {v}" for v, n in sorted(counts.items(), key=lambda kv: VERDICTS.index(kv[0]))))
+        for e in sorted(entries, key=lambda e: VERDICTS.index(e["metrics"]["verdict"])):
+            m = e["metrics"]
+            if m["verdict"] in ("regression", "warning", "improvement"):
+                lines.append(f"  {e['params'].get('comparison')}: {_change_text(m)}: {m['verdict']}")
+    return lines
+
+
+def _change_text(m: dict[str, Any]) -> str:
+    """``0.879 -> 0.768, -0.111 [95% -0.13, -0.09], Holm p 1e-20`` (vectors: the largest change)."""
+    if isinstance(m.get("delta"), list):
+        return f"shares {fmt(m.get('baseline'))} -> {fmt(m.get('candidate'))}"
+    ci = m.get("ci") or [None, None]
+    delta = f"{m['delta']:+.4f}" if isinstance(m.get("delta"), (int, float)) else "n/a"
+    text = f"{fmt(m.get('baseline'))} -> {fmt(m.get('candidate'))}, {delta} [95% {fmt(ci[0])}, {fmt(ci[1])}]"
+    return text + (f", Holm p {m['p_value_holm']:.3g}" if isinstance(m.get("p_value_holm"), (int, float)) else "")
+
+
+FAMILY = register_family(Family(
+    name="baseline",
+    gates="no regression against the previous release's report, image by image (--audit-baseline PREV.json): "
+          "McNemar on accuracies, paired bootstrap on shape bias, tolerance on channel shares, Holm per model",
+    key_metric="verdict",
+    higher_is_better=None,  # each comparison takes its metric's direction from that metric's family
+    metrics=("delta", "baseline", "candidate", "ci", "p_value", "p_value_holm", "lost", "classes_lost", "baseline_model"),
+    thresholds={
+        "tolerance": f.per_name(TOLERANCE_KEYS, f.nonnegative(), "absolute change allowed per metric or comparison "
+                                "(top1 covers every transform; top1_rotation overrides it)"),
+        "relative_tolerance": f.per_name(TOLERANCE_KEYS, f.nonnegative(), "change allowed relative to the baseline value; "
+                                         "when given, a regression must exceed both"),
+        "alpha": f.level("significance level of the paired tests after Holm's correction over one model's comparisons"),
+        "bootstrap_resamples": f.count("resamples of the paired bootstrap (intervals, shape-bias p-value)"),
+    },
+    summary_lines=_summary_lines,
+))

@@ -1,0 +1,103 @@
+"""Whether a run can be compared image by image with a baseline report, and which model pairs with which.
+
+Two runs pair when they scored the same images (the data fingerprint of each image set: sample ids and
+file hashes), drew the same random transforms (seed and protocol version), on the same subset, and
+fed the cue-conflict stimuli at the same geometry mode. A model's preprocessing is part of the model and
+never a reason to refuse. Each problem is named with what to do about it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from visionaudit.data.fingerprint import PROTOCOL_VERSION, SampleSet
+from visionaudit.errors import DataError
+from visionaudit.families.records import control_models
+from visionaudit.version import SCHEMA_VERSION
+
+FIRST_WITH_OUTCOMES = 3  # the schema version that added per-image outcomes
+
+
+def read_report(path: str | Path, what: str = "baseline report") -> dict[str, Any]:
+    """A saved ``--audit-json`` report that holds per-image outcomes, or a DataError saying why not."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataError(f"{what} {path} does not exist; give the --audit-json file of the release to compare with") from None
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise DataError(f"{what} {path} is not readable JSON ({e}); is it a visionaudit report?") from None
+    version = data.get("schema_version") if isinstance(data, dict) else None
+    if not isinstance(version, int) or "audits" not in data:
+        raise DataError(f"{what} {path} is not a visionaudit report (no schema_version or audits)")
+    if version < FIRST_WITH_OUTCOMES:
+        raise DataError(f"{what} {path} has report schema {version}, which holds no per-image outcomes (schema "
+                        f"{FIRST_WITH_OUTCOMES} added them); run the baseline release's audit again with this version")
+    if version > SCHEMA_VERSION:
+        raise DataError(f"{what} {path} has report schema {version}, newer than this visionaudit's {SCHEMA_VERSION}; upgrade visionaudit")
+    return data
+
+
+def model_pairs(run_models: Sequence[str], baseline: dict[str, Any], baseline_as: str | None = None,
+                pairs: Mapping[str, str] | None = None, where: str = "the baseline",
+                fix: str = "--audit-baseline-as SPEC (one model) or [baseline.pairs] in audit.toml") -> dict[str, str]:
+    """This run's model -> the baseline's: ``baseline_as`` (one model only), else ``[baseline.pairs]``, else the same spec."""
+    if baseline_as and len(run_models) != 1:
+        raise DataError(f"--audit-baseline-as pairs one model, and this run has {len(run_models)} ({', '.join(run_models)}); "
+                        "pair several with a [baseline.pairs] table in audit.toml")
+    controls = control_models(baseline)  # random-init controls: not releases
+    known = [m for m, info in baseline.get("models", {}).items() if info.get("loaded", True) and m not in controls]
+    out, problems = {}, []
+    for model in run_models:
+        old = baseline_as or (pairs or {}).get(model, model)
+        if old not in known:
+            problems.append(f"{model}: {where} has no model {old}")
+        out[model] = old
+    if problems:
+        raise DataError("; ".join(problems) + f". {where} holds {', '.join(known) or 'no loaded model'}: pair with {fix}")
+    return out
+
+
+def _set_difference(role: str, old: SampleSet, new: SampleSet) -> str | None:
+    if old.fingerprint == new.fingerprint:
+        return None
+    only_old, only_new = sorted(set(old.ids) - set(new.ids)), sorted(set(new.ids) - set(old.ids))
+    text = f"{role} images differ (data fingerprint {old.fingerprint[:12]} vs {new.fingerprint[:12]}): "
+    if only_old or only_new:
+        example = (only_old or only_new)[0]
+        return text + f"{len(only_old)} only in the baseline, {len(only_new)} only in this run (e.g. {example})"
+    return text + f"the same {len(new.ids)} sample ids, but files with other contents (re-encoded or replaced images)"
+
+
+def differences(baseline: dict[str, Any], run: Mapping[str, SampleSet], seed: int, subset: int | None) -> list[str]:
+    """What stands between the baseline and this run's image sets ``run`` (by role); empty when they pair.
+    (How a model's stimuli were scored, geometry mode and aggregation, is checked per comparison: it
+    concerns three of them, not the run.)"""
+    problems = []
+    old_run = baseline.get("run", {})
+    if old_run.get("seed", 0) != seed:
+        problems.append(f"seed: the baseline ran with seed {old_run.get('seed')}, this run with {seed} (--audit-seed)")
+    if old_run.get("samples") != subset:
+        show = lambda n: "the whole sets" if n is None else f"a subset of {n} images per set (--audit-samples {n})"  # noqa: E731
+        problems.append(f"subset: the baseline scored {show(old_run.get('samples'))}, this run {show(subset)}")
+    for role, data in sorted((baseline.get("samples") or {}).items()):
+        try:
+            old = SampleSet.from_dict(role, data)
+        except (KeyError, TypeError) as e:
+            raise DataError(f"the baseline's samples.{role} is incomplete ({type(e).__name__}: {e}); is the report intact?") from None
+        if old.protocol != PROTOCOL_VERSION:
+            problems.append(f"protocol: the baseline drew its {role} transforms by protocol {old.protocol}, this visionaudit "
+                            f"by {PROTOCOL_VERSION}; run the baseline release's audit again with this version")
+        elif role in run and old.subset == subset and old.seed == seed:
+            diff = _set_difference(role, old, run[role])
+            if diff:
+                problems.append(diff)
+    return problems
+
+
+def refusal(path: str | Path, problems: Sequence[str]) -> str:
+    return (f"the baseline {path} cannot be compared image by image with this run:\n  " + "\n  ".join(problems) +
+            "\nMake both runs on the same data, seed and subset, or pass --audit-baseline-unpaired to compare the "
+            "proportions with unpaired tests (weaker: they cannot tell a real change from a reshuffle of images)")

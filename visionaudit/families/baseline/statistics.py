@@ -1,0 +1,218 @@
+"""Paired comparison of a model with the previous release, image by image: statistics and verdicts.
+
+Accuracies (clean, under each transform, 16-way on shape-only stimuli) by exact McNemar on the paired
+right/wrong bits; shape bias by a paired bootstrap over the cue-conflict images; deterministic metrics
+(channel shares) by tolerance alone. Holm's correction runs over one model's p-values. A change is a
+``regression`` (the gate fails) when it goes the bad way by more than its tolerance AND its Holm-adjusted
+p is below alpha; a ``warning`` when only one of the two holds; an ``improvement`` when it goes the good
+way by more than the tolerance or significantly; else ``unchanged``. Reports that cannot be paired can
+still be compared ``unpaired``: two-proportion z-tests on the counts, said in every result.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+from scipy import stats as sps
+
+from visionaudit import stats
+from visionaudit.data.image_sets import parse_cue_name
+
+VERDICTS = ("regression", "warning", "improvement", "unchanged", "not_compared")
+LOST_SHOWN = 20  # sample ids listed per comparison (the count is always given)
+_WNID = re.compile(r"(?:^|/)(n\d{8})(?:_|/)")
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    absolute: float
+    relative: float | None = None  # of the baseline value; when given, a regression must exceed both (MLflow's rule)
+
+    def exceeded_by(self, change: float, baseline: float) -> bool:
+        if not math.isfinite(change) or change <= self.absolute:
+            return False
+        return self.relative is None or change > self.relative * abs(baseline)
+
+
+@dataclass
+class Result:
+    """One compared metric of one model."""
+
+    name: str  # the comparison: clean_top1, top1_rotation, shape_bias, edges_accuracy, ...
+    metric: str
+    higher_is_better: bool | None
+    baseline: Any = None
+    candidate: Any = None
+    delta: Any = None  # candidate - baseline (a list for vectors)
+    ci: tuple[float, float] | None = None  # 95 % interval of delta
+    p_value: float | None = None
+    p_value_holm: float | None = None
+    test: str = ""
+    n: int = 0
+    tolerance: Tolerance | None = None
+    verdict: str = "not_compared"
+    reason: str = ""  # what the verdict rests on, or why it was not compared
+    missing: str = ""  # set when it cannot be compared (no outcomes on one side, no decisions, not a number)
+    missing_side: str = ""  # "baseline" (it never measured this), "candidate" (this run could not), or "setup"
+    statistical: bool = True  # False: a deterministic metric judged by its tolerance alone
+    discordant: tuple[int, int] | None = None  # (right -> wrong, wrong -> right)
+    lost: list[str] = field(default_factory=list)  # the first sample ids that went from right to wrong
+    lost_count: int = 0
+    classes_lost: list[tuple[str, int]] = field(default_factory=list)  # classes with the most net losses
+
+    @property
+    def bad_change(self) -> float:
+        """How far the metric moved the bad way (negative: the good way); for no direction, the largest |delta|."""
+        if self.higher_is_better is None:
+            return float(np.max(np.abs(self.delta)))
+        return -self.delta if self.higher_is_better else self.delta
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: getattr(self, k) for k in ("name", "metric", "higher_is_better", "baseline", "candidate", "delta", "ci",
+                                             "p_value", "p_value_holm", "test", "n", "verdict", "reason", "discordant",
+                                             "lost_count", "lost", "classes_lost", "missing_side")}
+        out["tolerance"] = None if self.tolerance is None else {"absolute": self.tolerance.absolute, "relative": self.tolerance.relative}
+        return out
+
+
+def class_of(sample_id: str) -> str:
+    """The class a sample id belongs to: its WNID (flat ``n01440764_x.JPEG`` or a WNID folder), else its folder."""
+    m = _WNID.search(sample_id)
+    return m.group(1) if m else sample_id.split("/")[0]
+
+
+def _losses(ids: Sequence[str], old: np.ndarray, new: np.ndarray) -> tuple[list[str], int, list[tuple[str, int]]]:
+    lost = [s for s, a, b in zip(ids, old, new) if a and not b]
+    net: Counter = Counter()
+    for s, a, b in zip(ids, old, new):
+        if a != b:
+            net[class_of(s)] += 1 if a else -1
+    worst = [(c, k) for c, k in net.most_common() if k > 0][:5]
+    return lost[:LOST_SHOWN], len(lost), worst
+
+
+def accuracy_change(result: Result, ids: Sequence[str], old: np.ndarray, new: np.ndarray, resamples: int, seed: int) -> Result:
+    """Paired accuracies: exact McNemar on the discordant pairs, a paired bootstrap interval on the change."""
+    old, new = np.asarray(old, dtype=bool), np.asarray(new, dtype=bool)
+    b, c = int((old & ~new).sum()), int((~old & new).sum())
+    lo, hi = stats.paired_bootstrap_ci(new, old, resamples=resamples, seed=seed)  # of mean(new - old)
+    result.baseline, result.candidate = float(old.mean()), float(new.mean())
+    result.delta, result.ci, result.n = result.candidate - result.baseline, (lo, hi), int(old.size)
+    result.p_value, result.test, result.discordant = stats.mcnemar_exact(b, c), "exact McNemar (paired)", (b, c)
+    result.lost, result.lost_count, result.classes_lost = _losses(ids, old, new)
+    return result
+
+
+def shape_bias_hits(ids: Sequence[str], decisions: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray]:
+    """Per conflicting cue-conflict image: (shape hit, texture hit); images whose cues agree are dropped."""
+    shape_hits, texture_hits = [], []
+    for sample_id, decision in zip(ids, decisions):
+        cues = parse_cue_name(sample_id.rsplit("/", 1)[-1])
+        if cues is None or cues[0] == cues[1]:
+            continue
+        shape_hits.append(decision == cues[0])
+        texture_hits.append(decision == cues[1])
+    return np.array(shape_hits, dtype=bool), np.array(texture_hits, dtype=bool)
+
+
+def _bias(s: np.ndarray, t: np.ndarray, axis: int | None = None) -> Any:
+    hits = s.sum(axis=axis) + t.sum(axis=axis)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return s.sum(axis=axis) / hits
+
+
+def shape_bias_change(result: Result, ids: Sequence[str], old: Sequence, new: Sequence, resamples: int, seed: int) -> Result:
+    """Paired bootstrap over the conflicting images (both models' decisions resampled together): percentile
+    interval of the change, and p = 2 x the smaller tail share of the resampled changes about 0."""
+    s0, t0 = shape_bias_hits(ids, old)
+    s1, t1 = shape_bias_hits(ids, new)
+    result.baseline, result.candidate = float(_bias(s0, t0)), float(_bias(s1, t1))
+    result.delta, result.n, result.test = result.candidate - result.baseline, int(s0.size), "paired bootstrap over images"
+    rng = np.random.default_rng(seed)
+    changes = []
+    for start in range(0, resamples, 250):  # chunks keep memory bounded
+        idx = rng.integers(0, s0.size, size=(min(250, resamples - start), s0.size))
+        changes.append(_bias(s1[idx], t1[idx], axis=1) - _bias(s0[idx], t0[idx], axis=1))
+    d = np.concatenate(changes)
+    d = d[np.isfinite(d)]
+    if d.size == 0 or not math.isfinite(result.delta):
+        result.missing = result.reason = "no shape or texture decisions to compare"
+        result.missing_side = "setup"
+        return result
+    lo, hi = np.percentile(d, [2.5, 97.5])
+    result.ci = (float(lo), float(hi))
+    tail = min((d <= 0).sum(), (d >= 0).sum())
+    result.p_value = float(min(1.0, 2 * (tail + 1) / (d.size + 1)))
+    return result
+
+
+def unpaired_change(result: Result, old: tuple[int, int], new: tuple[int, int]) -> Result:
+    """Two proportions (hits, n) from different image sets: pooled two-proportion z-test, Wald interval."""
+    (k0, n0), (k1, n1) = old, new
+    result.baseline, result.candidate = k0 / n0 if n0 else math.nan, k1 / n1 if n1 else math.nan
+    result.delta, result.n = result.candidate - result.baseline, n1
+    result.test = "two-proportion z-test (unpaired: the reports did not score the same images)"
+    pooled = (k0 + k1) / (n0 + n1) if n0 + n1 else math.nan
+    se0 = math.sqrt(pooled * (1 - pooled) * (1 / n0 + 1 / n1)) if n0 and n1 else math.nan
+    result.p_value = 1.0 if se0 == 0 else float(2 * sps.norm.sf(abs(result.delta) / se0)) if se0 == se0 else math.nan
+    se = math.sqrt(result.baseline * (1 - result.baseline) / n0 + result.candidate * (1 - result.candidate) / n1) if n0 and n1 else math.nan
+    result.ci = (result.delta - 1.96 * se, result.delta + 1.96 * se)
+    return result
+
+
+def vector_change(result: Result, old: Sequence[float], new: Sequence[float]) -> Result:
+    """A deterministic vector (channel shares): the change per component, judged by tolerance alone."""
+    result.test, result.statistical = "tolerance (deterministic: no sampling noise)", False
+    as_float = lambda v: float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan  # noqa: E731
+    result.baseline, result.candidate = [as_float(v) for v in old], [as_float(v) for v in new]
+    if len(old) != len(new):
+        result.missing, result.missing_side = f"{len(old)} values in the baseline, {len(new)} here", "setup"
+        result.reason = result.missing
+        return result
+    result.delta = [b - a for a, b in zip(result.baseline, result.candidate)]
+    result.n = len(result.delta)
+    return result
+
+
+def judge(results: dict[str, Result], alpha: float) -> dict[str, Result]:
+    """Holm over the results that have a p-value, then each result's verdict (see the module docstring)."""
+    for r in results.values():
+        if r.missing or r.delta is None:
+            continue
+        finite = all(math.isfinite(v) for v in (r.delta if isinstance(r.delta, list) else [r.delta]))
+        if not finite or (r.statistical and not (isinstance(r.p_value, float | int) and math.isfinite(r.p_value))):
+            r.missing = r.reason = "the change or its p-value is not a finite number (no images on one side?)"
+            r.missing_side = "setup"
+    compared = {k: r for k, r in results.items() if r.delta is not None and not r.missing}
+    with_p = {k: r.p_value for k, r in compared.items() if r.statistical}
+    for name, (p, _) in stats.holm(with_p, alpha).items():
+        results[name].p_value_holm = p
+    for r in compared.values():
+        r.verdict, r.reason = _verdict(r, alpha)
+    return results
+
+
+def _verdict(r: Result, alpha: float) -> tuple[str, str]:
+    change = r.bad_change
+    tol = r.tolerance or Tolerance(0.0)
+    baseline = float(np.max(np.abs(r.baseline))) if isinstance(r.baseline, list) else r.baseline
+    beyond = tol.exceeded_by(change, baseline)
+    tol_text = f"tolerance {tol.absolute:g}" + (f" and {tol.relative:g} x baseline" if tol.relative is not None else "")
+    if not r.statistical:  # deterministic: the tolerance alone decides
+        return ("regression", f"changed by {change:.4g}, beyond its {tol_text}") if beyond else (
+            "unchanged", f"changed by {change:.4g}, within its {tol_text}")
+    significant = r.p_value_holm < alpha
+    p_text = f"Holm-adjusted p = {r.p_value_holm:.3g} ({'below' if significant else 'not below'} alpha {alpha:g})"
+    if change > 0 and beyond and significant:
+        return "regression", f"worse by {change:.4g}, beyond its {tol_text}, and {p_text}"
+    if change > 0 and (beyond or significant):
+        why = f"beyond its {tol_text}" if beyond else f"within its {tol_text}"
+        return "warning", f"worse by {change:.4g}, {why}; {p_text}: not a regression on this evidence alone"
+    if change < 0 and (tol.exceeded_by(-change, baseline) or significant):
+        return "improvement", f"better by {-change:.4g}; {p_text}"
+    return "unchanged", f"changed by {-change:+.4g} (good direction positive); {p_text}"

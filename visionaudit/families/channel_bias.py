@@ -1,0 +1,183 @@
+"""Channel bias: how much the first layer weights each input colour channel, and whether it matters.
+
+``shares`` is the measure of the study this audit reproduces: the sum of |first-layer weights| per
+input channel, normalized so R + G + B = 1 (ImageNet CNNs weight green most). The rest ask whether a
+larger weight means a more important channel:
+
+- ``normalized_shares``: |w_i| / std_i, the weights acting on raw [0, 1] pixels, so models with
+  different input normalization compare fairly (x_norm = (x - mean) / std, so w * x_norm = (w / std) x + c);
+- ``contribution_shares``: mean |w_i * x_i| of each channel's term in the first conv's output on real
+  images (weight times signal);
+- ``ablation_drop``: top-1 lost when one channel is replaced by its dataset mean;
+- ``gradient_shares``: |gradient x input| summed per channel, on raw pixels, for the true class.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from visionaudit.data.streaming import channel_means
+from visionaudit.errors import ModelOutputError
+from visionaudit.families import thresholds as f
+from visionaudit.families.accuracy import top1_accuracy
+from visionaudit.families.registry import Family, register_family
+from visionaudit.formatting import fmt
+from visionaudit.models.first_conv import (
+    FirstConv,
+    find_first_conv,
+    weight_per_input_channel,
+)
+from visionaudit.models.inference import predict_logits
+from visionaudit.models.loading import LoadedModel, as_logits
+
+CHANNELS = ("r", "g", "b")
+# Mean shares over 31 ImageNet-trained torchvision models in the study this audit follows (std 0.015, 0.033, 0.021).
+PUBLISHED_ZOO_MEAN = (0.338, 0.402, 0.260)
+PUBLISHED_ZOO_STD = (0.015, 0.033, 0.021)
+
+
+def _normalize(v: torch.Tensor) -> list[float]:
+    v = v.double()
+    return (v / v.sum()).tolist()
+
+
+def weight_shares(conv: torch.nn.Conv2d) -> list[float]:
+    """Sum of |w| per input channel, normalized to sum to 1."""
+    return _normalize(weight_per_input_channel(conv))
+
+
+def normalized_shares(conv: torch.nn.Conv2d, std: tuple[float, ...]) -> list[float]:
+    """Shares of |w_i| / std_i: the first layer's weights on raw [0, 1] pixels."""
+    return _normalize(weight_per_input_channel(conv) / torch.tensor(std, dtype=torch.float64))
+
+
+def contribution_shares(model: LoadedModel, first: FirstConv, images: torch.Tensor, batch_size: int = 32) -> list[float]:
+    """Mean |term of channel i| in the first conv's output, on ``images`` (uint8), normalized.
+
+    Each channel's term is the conv applied to its input with the other channels zeroed, minus the
+    conv of zeros (the bias and any constant padding): exact for any linear Conv2d subclass.
+    """
+    if not first.input_is_model_input:
+        raise ModelOutputError(
+            f"{first.name} does not receive the model input unchanged (something before it transforms the input), so its "
+            "per-channel terms are not the image's; fold that step into the model's mean/std to measure contribution shares"
+        )
+    conv = first.module
+    totals = torch.zeros(conv.in_channels, dtype=torch.float64)
+    count = 0
+    with torch.inference_mode():
+        for start in range(0, images.shape[0], batch_size):
+            x = model.preprocessing.normalize(images[start : start + batch_size].to(model.device))
+            base = conv(torch.zeros_like(x[:1]))
+            for c in range(conv.in_channels):
+                masked = torch.zeros_like(x)
+                masked[:, c] = x[:, c]
+                totals[c] += (conv(masked) - base).abs().double().mean(dim=(1, 2, 3)).sum().cpu()
+            count += x.shape[0]
+    return _normalize(totals / count)
+
+
+def ablation_drop(model: LoadedModel, images: torch.Tensor, labels: torch.Tensor, clean_logits: torch.Tensor | None = None,
+                  batch_size: int | None = None) -> list[float]:
+    """Top-1 lost when channel i of every image is replaced by that channel's mean over ``images``."""
+    clean = top1_accuracy(clean_logits if clean_logits is not None else predict_logits(model, images, batch_size), labels)
+    means = channel_means(images).round().to(torch.uint8)  # batch by batch: the images may be streamed
+    drops = []
+    for c in range(images.shape[1]):
+        def replace(batch, indices, c=c):
+            batch = batch.clone()
+            batch[:, c] = means[c].to(batch.device)
+            return batch
+
+        drops.append(clean - top1_accuracy(predict_logits(model, images, batch_size, transform=replace), labels))
+    return drops
+
+
+def gradient_shares(model: LoadedModel, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 16) -> list[float]:
+    """|d logit_true / d x| * x summed per channel over ``images`` (raw [0, 1] pixels), normalized."""
+    totals = torch.zeros(images.shape[1], dtype=torch.float64)
+    for start in range(0, images.shape[0], batch_size):
+        x = (images[start : start + batch_size].to(model.device).float() / 255.0).requires_grad_(True)
+        y = labels[start : start + batch_size].to(model.device)
+        with torch.enable_grad():
+            logits = as_logits(model.module(model.preprocessing.normalize(x * 255.0)))
+            logits.gather(1, y[:, None]).sum().backward()
+        totals += (x.grad * x).detach().abs().double().sum(dim=(0, 2, 3)).cpu()
+    return _normalize(totals)
+
+
+@dataclass
+class ChannelBias:
+    first_conv: str
+    shares: list[float]
+    dominant_channel: str
+    dominant_ratio: float  # largest share / smallest share
+    normalized_shares: list[float]
+    first: FirstConv = field(repr=False)  # for the functional measures, found once
+
+
+def weight_bias(model: LoadedModel) -> ChannelBias | None:
+    """The weight-based measures for ``model``; None when its first conv does not take 3 channels."""
+    first = find_first_conv(model.module, (1, model.preprocessing.channels, model.input_size, model.input_size), model.device)
+    if first.in_channels != 3:
+        return None
+    shares = weight_shares(first.module)
+    return ChannelBias(
+        first_conv=first.name,
+        shares=shares,
+        dominant_channel=CHANNELS[max(range(3), key=shares.__getitem__)],
+        dominant_ratio=max(shares) / min(shares) if min(shares) > 0 else float("inf"),
+        normalized_shares=normalized_shares(first.module, model.preprocessing.std),
+        first=first,
+    )
+
+
+def zoo_summary(all_shares: list[list[float]]) -> dict:
+    """Mean and (sample) standard deviation of the shares over models, per channel."""
+    t = torch.tensor(all_shares, dtype=torch.float64)
+    std = t.std(dim=0, unbiased=True).tolist() if len(all_shares) > 1 else None  # undefined for one model
+    return {"models": len(all_shares), "mean": t.mean(dim=0).tolist(), "std": std}
+
+
+def _aggregate(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The zoo table: mean and std of the weight shares per group (audited models, random-init controls)."""
+    groups: dict[str, dict[str, list[float]]] = defaultdict(dict)
+    for e in entries:
+        m = e["metrics"]
+        if "shares" in m and "group" in m:
+            groups[m["group"]][str(e["model"])] = m["shares"]  # one row per model
+    if not groups:
+        return None
+    out: dict[str, Any] = {name: zoo_summary(list(by_model.values())) | {"model_ids": sorted(by_model)}
+                           for name, by_model in sorted(groups.items())}
+    out["published_torchvision_zoo"] = {"models": 31, "mean": list(PUBLISHED_ZOO_MEAN), "std": list(PUBLISHED_ZOO_STD)}
+    return out
+
+
+def _summary_lines(report: dict[str, Any]) -> list[str]:
+    return [f"channel bias, {name} ({agg['models']} models): mean R,G,B {fmt(agg['mean'])}" + (f", std {fmt(agg['std'])}" if agg["std"] else "")
+            for name, agg in report["aggregates"].get("channel_bias", {}).items()]
+
+
+FAMILY = register_family(Family(
+    name="channel_bias",
+    gates="shares of |first-layer weights| per input channel (R+G+B = 1), bounded; beside them normalization-aware, "
+          "contribution, ablation and gradient shares on real images; 18 torchvision architectures with random weights "
+          "as the control (~1/3 each)",
+    key_metric="shares",
+    higher_is_better=None,  # a vector judged by its range: neither direction is better
+    metrics=("dominant_channel", "dominant_ratio", "normalized_shares", "contribution_shares", "ablation_drop", "gradient_shares"),
+    thresholds={
+        "min_share": f.fraction("every channel's share of |first-layer weights| at least this"),
+        "max_share": f.fraction("every channel's share at most this"),
+        "max_ratio": f.number("largest share / smallest share at most this", minimum=1.0),
+        "control_tolerance": f.fraction("random-init controls: each share within 1/3 +- this"),
+        "functional_images": f.count("images for ablation and gradient shares (a stratified subset)"),
+    },
+    aggregate=_aggregate,
+    summary_lines=_summary_lines,
+))

@@ -1,0 +1,330 @@
+"""The corruption family: top-1 error under ImageNet-C's corruptions, scored as the dataset was made.
+
+Protocol (Hendrycks & Dietterich 2019; hendrycks/robustness ``make_imagenet_c.py`` and ``test.py``):
+
+1. the labelled images are decoded as ImageNet-C was made from the validation set, whatever the model's
+   own preprocessing: short side resized to 256 (PIL bilinear, antialiased), centre crop 224
+   (:data:`PROTOCOL_GEOMETRY`, through visionaudit.data.decoding);
+2. each corruption kernel (visionaudit.families.corruption.kernels) acts on the uint8 224x224 batch on the model's device,
+   with draws seeded by (seed, sample id);
+3. the JPEG round trip the dataset was stored with: PIL's ``save(quality=85, optimize=True)``; here
+   torchvision.io's libjpeg encode and decode on the CPU, which give PIL's pixels exactly (a test checks
+   it); ``jpeg_round_trip = false`` in audit.toml leaves it out, and every entry records which;
+4. the model is fed as the dataset is fed: a 224 model gets the 224 images unchanged (``test.py``'s
+   CenterCrop(224) is a no-op on them); any other model gets its own rule applied to the 224 image
+   (short side resized to its resize size with its interpolation, centre crop to its input size), and
+   the entry records it (``feed``).
+
+Clean baseline: the published clean error (AlexNet 43.478 %, the E_clean of the relative CE) is the
+ordinary validation set at resize 256 / crop 224, not re-encoded (``test.py``'s ``clean_loader``), so the
+clean pass here is steps 1 and 4 without corruption and without the JPEG round trip. The round trip's own
+cost is measured beside it (``jpeg_only_error``, one more pass), so a reader sees how much of a
+corruption's error is the re-encoding. With ``--audit-imagenet-c DIR`` the downloaded dataset's files are
+scored instead of the kernels (visionaudit/families/corruption/folder.py).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+import weakref
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torchvision.io import decode_jpeg, encode_jpeg
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms.v2 import functional as F
+
+from visionaudit import stats
+from visionaudit.errors import ConfigError
+from visionaudit.families import thresholds as f
+from visionaudit.families.corruption.imagenet_c import (
+    ALL_CORRUPTIONS,
+    BENCHMARK,
+    EXTRAS,
+    NOT_COMPARABLE,
+    SEVERITIES,
+    summarize,
+)
+from visionaudit.families.registry import Family, register_family
+from visionaudit.families.thresholds import Field
+from visionaudit.models.inference import predict_logits
+from visionaudit.models.loading import LoadedModel
+from visionaudit.preprocessing import Geometry
+
+PROTOCOL_GEOMETRY = Geometry(256, 224, "bilinear")  # torchvision's Resize(256) + CenterCrop(224) on PIL images
+JPEG_QUALITY = 85
+_MODES = {"nearest": InterpolationMode.NEAREST, "bilinear": InterpolationMode.BILINEAR, "bicubic": InterpolationMode.BICUBIC}
+
+
+class Unavailable(Exception):
+    """A corruption that cannot run here (frost without its pictures): its conditions are reported as
+    not available, with the reason, and the mCE over the rest says so."""
+
+
+def feed_geometry(model: LoadedModel) -> Geometry | None:
+    """How the 224 images reach ``model``: None when it takes 224 (as stored), else its own resize and crop."""
+    pre = model.preprocessing
+    return None if pre.crop_size == PROTOCOL_GEOMETRY.crop_size else pre.geometry
+
+
+def describe_feed(model: LoadedModel, jpeg: bool) -> dict[str, Any]:
+    """What the report records of the protocol, per entry."""
+    feed = feed_geometry(model)
+    return {"decode": PROTOCOL_GEOMETRY.to_dict(), "jpeg_round_trip": jpeg, "jpeg_quality": JPEG_QUALITY if jpeg else None,
+            "feed": "as stored (224)" if feed is None else {"resize": feed.resize_size, "size": feed.crop_size,
+                                                            "interpolation": feed.interpolation}}
+
+
+def jpeg_round_trip(batch: torch.Tensor, quality: int = JPEG_QUALITY) -> torch.Tensor:
+    """Encode and decode each uint8 image as JPEG (libjpeg on the CPU, as PIL stored ImageNet-C)."""
+    cpu = batch.cpu()
+    with warnings.catch_warnings():
+        # torchvision 0.29 deprecates its codecs for TorchCodec; they stay in the pinned 0.29.1, and a test
+        # holds them to PIL's pixels, so the warning would only repeat in every run.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        decoded = decode_jpeg(encode_jpeg(list(cpu), quality=quality))
+    return torch.stack(decoded).to(batch.device)
+
+
+def to_model_input(batch: torch.Tensor, feed: Geometry | None) -> torch.Tensor:
+    """The 224 batch as the model is fed it (see :func:`feed_geometry`)."""
+    if feed is None:
+        return batch
+    out = F.resize(batch, [feed.resize_size], interpolation=_MODES[feed.interpolation], antialias=True)
+    return F.center_crop(out, [feed.crop_size, feed.crop_size])
+
+
+def kernel_for(name: str) -> Callable:
+    """The corruption's kernel, or :class:`Unavailable` with the kernels' reason."""
+    from visionaudit.families.corruption import (
+        kernels as corruptions,  # imported when first needed: the family's schema does not need the kernels
+    )
+
+    reason = corruptions.unavailable(name)
+    if reason:
+        raise Unavailable(reason)
+    return corruptions.get(name)
+
+
+def check_severities(severities: Sequence[Any]) -> tuple[int, ...]:
+    bad = [s for s in severities if s not in SEVERITIES or isinstance(s, bool)]
+    if bad:
+        raise ConfigError(f"[audits.corruption] severities must be whole numbers 1 to 5 (ImageNet-C's levels), got {bad[0]!r}")
+    return tuple(sorted({int(s) for s in severities}))
+
+
+@dataclass
+class Condition:
+    """One corruption at one severity, paired image by image with the clean pass."""
+
+    corruption: str
+    severity: int
+    n_images: int
+    error: float
+    error_ci: tuple[float, float]  # 95 % Wilson interval
+    clean_error: float  # NaN when there is no clean reference (an ImageNet-C folder of other images)
+    p_value: float  # exact McNemar against clean; NaN without a clean reference
+    discordant: tuple[int, int]  # (right clean -> wrong corrupted, wrong -> right)
+    correct: np.ndarray = field(repr=False)
+
+
+def paired(corruption: str, severity: int, correct: np.ndarray, clean: np.ndarray | None) -> Condition:
+    n = int(correct.size)
+    wrong = int((~correct).sum())
+    if clean is None:
+        p, b, c, clean_error = math.nan, 0, 0, math.nan
+    else:
+        b, c = int((clean & ~correct).sum()), int((~clean & correct).sum())
+        p, clean_error = stats.mcnemar_exact(b, c), float(1.0 - clean.mean())
+    return Condition(corruption, severity, n, wrong / n, stats.wilson_interval(wrong, n), clean_error, p, (b, c), correct)
+
+
+class CorruptionRun:
+    """One model on one image set under the protocol: the clean pass and each condition, computed once."""
+
+    def __init__(self, model: LoadedModel, images: torch.Tensor, labels: torch.Tensor, sample_ids: Sequence[str],
+                 seed: int = 0, jpeg: bool = True) -> None:
+        if images.shape[-2:] != (PROTOCOL_GEOMETRY.crop_size,) * 2:
+            raise ValueError(f"the corruption protocol takes 224x224 images, got {tuple(images.shape[-2:])}")
+        if len(sample_ids) != images.shape[0]:
+            raise ValueError(f"{len(sample_ids)} sample ids for {images.shape[0]} images")
+        self.model, self.images, self.labels, self.ids = model, images, labels, list(sample_ids)
+        self.seed, self.jpeg, self.feed = seed, jpeg, feed_geometry(model)
+        self._clean: np.ndarray | None = None
+        self._jpeg_only: np.ndarray | None = None
+        self._conditions: dict[tuple[str, int], Condition] = {}
+
+    @property
+    def n_images(self) -> int:
+        return len(self.ids)
+
+    def describe(self, jpeg: bool) -> dict[str, Any]:
+        return describe_feed(self.model, jpeg)
+
+    def _correct(self, corrupt: Callable | None, jpeg: bool, what: str) -> np.ndarray:
+        def transform(batch: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+            if corrupt is not None:
+                batch = corrupt(batch, [self.ids[i] for i in idx.tolist()])
+            if jpeg:
+                batch = jpeg_round_trip(batch)
+            return to_model_input(batch, self.feed)
+
+        logits = predict_logits(self.model, self.images, transform=transform, what=what)
+        return (logits.argmax(1) == self.labels).numpy()
+
+    def clean(self) -> np.ndarray:
+        """Right/wrong per image without corruption and without re-encoding (the published clean error)."""
+        if self._clean is None:
+            self._clean = self._correct(None, False, "ImageNet-C protocol, clean")
+        return self._clean
+
+    def jpeg_only(self) -> np.ndarray:
+        """Right/wrong per image after the JPEG round trip alone: what re-encoding costs by itself."""
+        if self._jpeg_only is None:
+            self._jpeg_only = self._correct(None, True, "ImageNet-C protocol, JPEG round trip only")
+        return self._jpeg_only
+
+    def condition(self, corruption: str, severity: int) -> Condition:
+        key = (corruption, severity)
+        if key not in self._conditions:
+            kernel = kernel_for(corruption)
+            correct = self._correct(lambda b, ids: kernel(b, ids, self.seed, severity), self.jpeg, f"{corruption} {severity}")
+            self._conditions[key] = paired(corruption, severity, correct, self.clean())
+        return self._conditions[key]
+
+
+_RUNS: "weakref.WeakKeyDictionary[LoadedModel, dict[tuple, CorruptionRun]]" = weakref.WeakKeyDictionary()
+
+
+def cached_run(model: LoadedModel, set_key: Any, images: torch.Tensor, labels: torch.Tensor, sample_ids: Sequence[str],
+               seed: int, jpeg: bool) -> CorruptionRun:
+    """One :class:`CorruptionRun` per (model, image set, seed, JPEG round trip) in a process: every test of the
+    family (each condition, the mCE) shares its passes."""
+    per_model = _RUNS.setdefault(model, {})
+    key = (set_key, seed, jpeg)
+    if key not in per_model:
+        per_model[key] = CorruptionRun(model, images, labels, sample_ids, seed, jpeg)
+    return per_model[key]
+
+
+def mce_interval(correct: dict[tuple[str, int], np.ndarray], clean: np.ndarray | None, resamples: int = 2000,
+                 level: float = 0.95, seed: int = 0) -> dict[str, tuple[float, float]]:
+    """Percentile intervals of mCE, relative mCE and mean error over images resampled with replacement (the
+    same resample for every condition and the clean pass, so their correlation is kept)."""
+    keys = [k for k in correct if k[0] in BENCHMARK]
+    if not keys:
+        return {}
+    bits = np.stack([correct[k] for k in keys] + ([clean] if clean is not None else [])).astype(np.float64)
+    n = bits.shape[1]
+    rng = np.random.default_rng(seed)
+    draws: dict[str, list[float]] = {"mce": [], "relative_mce": [], "mean_error": []}
+    for start in range(0, resamples, 250):
+        weights = rng.multinomial(n, np.full(n, 1.0 / n), size=min(250, resamples - start)).T / n  # (n, r)
+        errors = 1.0 - bits @ weights  # (conditions [+ clean], r)
+        for r in range(errors.shape[1]):
+            per: dict[str, dict[int, float]] = {}
+            for (c, s), e in zip(keys, errors[: len(keys), r]):
+                per.setdefault(c, {})[s] = float(e)
+            summary = summarize(per, float(errors[-1, r]) if clean is not None else None)
+            for name in draws:
+                draws[name].append(getattr(summary, name))
+    tail = (1.0 - level) / 2 * 100
+    return {name: tuple(float(v) for v in np.percentile(values, [tail, 100 - tail])) for name, values in draws.items()}
+
+
+def holm_over_conditions(p_values: dict[str, float], alpha: float = 0.05) -> dict[str, dict[str, float | bool]]:
+    """Holm over one model's conditions (``corruption-severity``); NaN p-values (no clean reference) are left out."""
+    finite = {k: p for k, p in p_values.items() if p == p}
+    return {k: {"p_value_holm": p, "significant": sig} for k, (p, sig) in stats.holm(finite, alpha).items()}
+
+
+def condition_name(corruption: str, severity: int) -> str:
+    return f"{corruption}-{severity}"
+
+
+def _aggregate(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Per model: Holm over its conditions (written back into their entries as ``p_value_holm`` and
+    ``significant``) and the ImageNet-C summary (mCE, relative mCE, mean error, CE per corruption) from the
+    conditions' errors, whichever workers measured them."""
+    by_model: dict[str, list[dict[str, Any]]] = {}
+    for e in entries:
+        if "corruption" in e["params"] and isinstance(e["metrics"].get("error"), (int, float)):
+            by_model.setdefault(str(e["model"]), []).append(e)
+    if not by_model:
+        return None
+    out: dict[str, Any] = {"models": {}}
+    for model, conditions in sorted(by_model.items()):
+        alpha = next((e["thresholds"]["alpha"] for e in conditions if "alpha" in e["thresholds"]), 0.05)
+        named = {condition_name(e["params"]["corruption"], e["params"]["severity"]): e for e in conditions}
+        holm = holm_over_conditions({k: e["metrics"].get("p_value") if e["metrics"].get("p_value") is not None else math.nan
+                                     for k, e in named.items()}, alpha)
+        for k, e in named.items():
+            e["metrics"].update(holm.get(k, {}))
+        errors: dict[str, dict[int, float]] = {}
+        for e in conditions:
+            errors.setdefault(e["params"]["corruption"], {})[int(e["params"]["severity"])] = float(e["metrics"]["error"])
+        clean = next((e["metrics"].get("clean_error") for e in conditions if e["metrics"].get("clean_error") is not None), None)
+        mce_entry = next((e for e in entries if e["model"] == model and "mce" in e["metrics"]), None)
+        missing = (mce_entry or {}).get("metrics", {}).get("missing") or {}
+        try:
+            summary = summarize(errors, clean, missing).to_dict()
+        except ValueError as err:  # extras only, or severities that differ between workers' configs
+            summary = {"error": str(err)}
+        first = conditions[0]["metrics"]
+        out["models"][model] = {**summary, "n_images": first.get("n_images"), "source": first.get("source"),
+                                "comparable": first.get("comparable", False),
+                                "significant": sorted(k for k, r in holm.items() if r["significant"]),
+                                "mce_ci": (mce_entry or {}).get("metrics", {}).get("mce_ci")}
+    return out
+
+
+def _summary_lines(report: dict[str, Any]) -> list[str]:
+    lines = []
+    for model, r in report["aggregates"].get("corruption", {}).get("models", {}).items():
+        if "mce" not in r:
+            lines.append(f"corruption, {model}: no mCE ({r.get('error', 'no benchmark corruption scored')})")
+            continue
+        ci = r.get("mce_ci")
+        text = (f"corruption, {model}: mCE {r['mce']:.1f}" + (f" [95% {ci[0]:.1f}, {ci[1]:.1f}]" if ci else "")
+                + (f", relative mCE {r['relative_mce']:.1f}" if r.get("relative_mce") is not None else "")
+                + f", mean error {r['mean_error']:.3f} ({r.get('n_images')} images, {r.get('source')})")
+        if r.get("note"):
+            text += f"; {r['note']}"
+        if not r.get("comparable"):
+            text += f"; {NOT_COMPARABLE}"
+        lines.append(text)
+        worst = sorted(r["ce"].items(), key=lambda kv: -kv[1])[:3]
+        lines.append(f"corruption, {model}: highest CE {', '.join(f'{c} {v:.1f}' for c, v in worst)} (AlexNet = 100); "
+                     f"{len(r.get('significant', []))} conditions differ from clean (McNemar, Holm)")
+    return lines
+
+
+FAMILY = register_family(Family(
+    name="corruption",
+    gates="ImageNet-C's 15 corruptions at five severities (Hendrycks & Dietterich 2019), made as the dataset was "
+          "(resize 256, crop 224, JPEG quality 85), top-1 error per condition and the mCE normalized by AlexNet",
+    key_metric="mce",
+    higher_is_better=False,
+    directions={"error": False, "relative_mce": False, "mean_error": False, "clean_error": False},
+    metrics=("error", "error_ci", "clean_error", "p_value", "p_value_holm", "significant", "ce", "relative_ce",
+             "relative_mce", "mean_error", "mce_ci", "jpeg_only_error", "protocol"),
+    thresholds={
+        "max_mce": f.nonnegative("mCE in % (AlexNet = 100) at most this"),
+        "max_error": f.fraction("default bound on the top-1 error of every corruption at every severity"),
+        "max_error_by_corruption": f.per_name(ALL_CORRUPTIONS, f.fraction(), "per corruption, overriding max_error"),
+        "corruptions": f.names(BENCHMARK, "the benchmark corruptions scored (the mCE is the published one with all 15)"),
+        "extras": f.names(EXTRAS, "ImageNet-C's four extra corruptions to score too (outside the mCE)"),
+        "severities": f.numbers("severities scored, whole numbers 1 to 5 (the mCE is the published one with all five)",
+                                minimum=1, maximum=5),
+        "jpeg_round_trip": Field("bool", "JPEG quality 85 round trip after each corruption, as ImageNet-C was stored"),
+        "images": f.whole("a seeded, class-stratified subset of the labelled images this many strong (0: all of them)"),
+        "alpha": f.level("significance level of the McNemar tests against clean and Holm's correction"),
+        "bootstrap_resamples": f.count("resamples of the bootstrap interval on the mCE"),
+        "min_images": f.min_images(),
+    },
+    aggregate=_aggregate,
+    summary_lines=_summary_lines,
+))

@@ -1,0 +1,132 @@
+"""A downloaded ImageNet-C folder scored as it is (``--audit-imagenet-c DIR``), bypassing the kernels.
+
+``DIR/<corruption>/<severity>/<wnid>/<file>.JPEG``: each file is decoded as stored (224x224; a file of
+another size is resized whole to 224) and fed as the dataset is fed (visionaudit.families.corruption's step 4), the
+way hendrycks/robustness's ``test.py`` scores it. On the complete dataset (50,000 images per condition, all
+75 conditions) the mCE is the published one. Files are decoded and scored in chunks, so the 3.75 million
+files never sit in memory at once.
+
+The clean reference is the labelled images (``--audit-images``) under the protocol's clean pass, matched by
+sample id (``<wnid>/<file>``): pointed at the ImageNet validation folder, every ImageNet-C image has its
+clean original, and the McNemar tests and the relative mCE are computed; otherwise they are not (NaN), and
+the entries say why.
+"""
+
+from __future__ import annotations
+
+import weakref
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from visionaudit.data.decoding import decode_images
+from visionaudit.data.image_sets import ImageSet, labelled_images
+from visionaudit.errors import DataError
+from visionaudit.families.corruption import (
+    PROTOCOL_GEOMETRY,
+    Condition,
+    Unavailable,
+    feed_geometry,
+    paired,
+    to_model_input,
+)
+from visionaudit.families.corruption.imagenet_c import (
+    SEVERITIES,
+    check_root,
+    condition_folder,
+)
+from visionaudit.models.inference import predict_logits
+from visionaudit.models.loading import LoadedModel
+from visionaudit.preprocessing import whole_image
+
+FULL_SIZE = 50_000  # images per condition in ImageNet-C (the ImageNet validation set)
+CHUNK = 1_000
+
+
+class FolderRun:
+    """One model on an ImageNet-C folder: each condition scored once, paired with the clean originals."""
+
+    def __init__(self, model: LoadedModel, root: str | Path, labelled: ImageSet, clean_images: torch.Tensor,
+                 samples: int | None = None, seed: int = 0) -> None:
+        self.root = check_root(Path(root))
+        self.model, self.labelled, self.clean_images = model, labelled, clean_images
+        self.samples, self.seed, self.feed = samples, seed, feed_geometry(model)
+        first = next((condition_folder(self.root, c, s) for c in sorted(p.name for p in self.root.iterdir())
+                      for s in SEVERITIES if condition_folder(self.root, c, s).is_dir()))
+        reference = labelled_images(first, name="imagenet-c")
+        chosen = reference.stratified_subset(samples, seed)
+        self.ids: tuple[str, ...] = chosen.sample_ids
+        self.total = len(reference)
+        self.subset = None if chosen is reference else f"{len(chosen)} of {len(reference)} ImageNet-C images"
+        self.comparable = chosen is reference and len(reference) == FULL_SIZE
+        self._clean: np.ndarray | None = None
+        self.clean_note = ""
+        self._conditions: dict[tuple[str, int], Condition] = {}
+
+    @property
+    def n_images(self) -> int:
+        return len(self.ids)
+
+    def describe(self, jpeg: bool = False) -> dict[str, Any]:
+        feed = self.feed
+        return {"decode": "ImageNet-C files as stored (224x224 JPEG, quality 85)", "jpeg_round_trip": False,
+                "feed": "as stored (224)" if feed is None else {"resize": feed.resize_size, "size": feed.crop_size,
+                                                                "interpolation": feed.interpolation},
+                "clean": self.clean_note or f"the labelled images at {PROTOCOL_GEOMETRY.to_dict()}, matched by sample id"}
+
+    def _score(self, paths: Sequence[Path], labels: torch.Tensor, what: str) -> np.ndarray:
+        out = []
+        for start in range(0, len(paths), CHUNK):
+            images = decode_images(paths[start:start + CHUNK], whole_image(PROTOCOL_GEOMETRY.crop_size))
+            logits = predict_logits(self.model, images, transform=lambda b, idx: to_model_input(b, self.feed), what=what)
+            out.append((logits.argmax(1) == labels[start:start + CHUNK]).numpy())
+        return np.concatenate(out) if out else np.zeros(0, dtype=bool)
+
+    def clean(self) -> np.ndarray | None:
+        """Right/wrong on the clean originals in the order of :attr:`ids`, or None (and :attr:`clean_note`)
+        when the labelled images are not the ones ImageNet-C was made from."""
+        if self._clean is None and not self.clean_note:
+            where = {s: i for i, s in enumerate(self.labelled.sample_ids)}
+            found = [where.get(s) for s in self.ids]
+            missing = sum(i is None for i in found)
+            if missing:
+                self.clean_note = (f"no clean reference: {missing} of the {len(self.ids)} ImageNet-C images have no original among "
+                                   f"the labelled images {self.labelled.name} (point --audit-images at the ImageNet validation "
+                                   "folder, WNID folders, for the relative mCE and the McNemar tests)")
+                return None
+            logits = predict_logits(self.model, self.clean_images[found], transform=lambda b, idx: to_model_input(b, self.feed),
+                                    what="ImageNet-C clean originals")
+            self._clean = (logits.argmax(1) == self.labelled.label_tensor()[found]).numpy()
+        return self._clean
+
+    def jpeg_only(self) -> None:
+        return None  # the files are already the stored JPEGs
+
+    def condition(self, corruption: str, severity: int) -> Condition:
+        key = (corruption, severity)
+        if key not in self._conditions:
+            folder = condition_folder(self.root, corruption, severity)
+            if not folder.is_dir():
+                raise Unavailable(f"{corruption}/{severity} is not in the ImageNet-C folder {self.root}")
+            images = labelled_images(folder, name=f"imagenet-c {corruption}/{severity}").stratified_subset(self.samples, self.seed)
+            if images.sample_ids != self.ids:
+                extra = sorted(set(images.sample_ids) ^ set(self.ids))
+                raise DataError(f"{folder} holds other images than the other ImageNet-C conditions ({len(extra)} differ, e.g. "
+                                f"{extra[0] if extra else '(order)'}); download or extract it again")
+            correct = self._score(images.paths, images.label_tensor(), f"ImageNet-C {corruption} {severity}")
+            self._conditions[key] = paired(corruption, severity, correct, self.clean())
+        return self._conditions[key]
+
+
+_RUNS: "weakref.WeakKeyDictionary[LoadedModel, dict[tuple, FolderRun]]" = weakref.WeakKeyDictionary()
+
+
+def cached_folder_run(model: LoadedModel, root: str | Path, labelled: ImageSet, clean_images: torch.Tensor,
+                      samples: int | None, seed: int) -> FolderRun:
+    per_model = _RUNS.setdefault(model, {})
+    key = (str(root), labelled.key, samples, seed)
+    if key not in per_model:
+        per_model[key] = FolderRun(model, root, labelled, clean_images, samples, seed)
+    return per_model[key]

@@ -1,0 +1,129 @@
+"""Deployment conversions: the forms a model ships in, each returned as a module that maps the
+normalized input batch to logits, so the audit can compare them with the original on real images.
+
+``torchscript`` (trace), ``torch_export``, ``onnxruntime`` (onnx + onnxruntime, the ``deploy`` extra),
+``bf16_cpu``, ``fp16_cuda`` and ``channels_last``. A conversion a model or machine does not support
+raises :class:`Unsupported` with the exporter's reason; the audit reports it as a skip.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import tempfile
+from dataclasses import replace
+
+import torch
+from torch import nn
+
+from visionaudit.families import thresholds as f
+from visionaudit.families.registry import Family, register_family
+from visionaudit.models.inference import LogitComparison, compare_logits, predict_logits
+from visionaudit.models.loading import LoadedModel, as_logits
+
+DEPLOYMENTS = ("torchscript", "torch_export", "onnxruntime", "bf16_cpu", "fp16_cuda", "channels_last")
+
+
+class Unsupported(Exception):
+    """This deployment form does not apply here; the message says why."""
+
+
+class _Cast(nn.Module):
+    """Run ``module`` in ``dtype`` (and memory format); logits come back as float32."""
+
+    def __init__(self, module: nn.Module, dtype: torch.dtype, memory_format=torch.contiguous_format) -> None:
+        super().__init__()
+        self.module, self.dtype, self.memory_format = module, dtype, memory_format
+
+    def forward(self, x):
+        return as_logits(self.module(x.to(self.dtype).contiguous(memory_format=self.memory_format))).float()
+
+
+class _OnnxRuntime(nn.Module):
+    def __init__(self, session) -> None:
+        super().__init__()
+        self.session = session
+        self.input_name = session.get_inputs()[0].name
+
+    def forward(self, x):
+        out = self.session.run(None, {self.input_name: x.detach().float().cpu().numpy()})[0]
+        return torch.from_numpy(out).to(x.device)
+
+
+def _reason(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}"[:300]
+
+
+def convert(module: nn.Module, name: str, example: torch.Tensor) -> nn.Module:
+    """``module`` (eval, on ``example``'s device) in deployment form ``name``; the original is not modified."""
+    device = example.device
+    if name == "torchscript":
+        try:
+            return torch.jit.trace(copy.deepcopy(module), example, check_trace=False)
+        except Exception as e:
+            raise Unsupported(f"torch.jit.trace failed: {_reason(e)}") from None
+    if name == "torch_export":
+        try:
+            batch = torch.export.Dim("batch", min=1, max=4096)
+            return torch.export.export(copy.deepcopy(module), (example,), dynamic_shapes=({0: batch},)).module()
+        except Exception as e:
+            raise Unsupported(f"torch.export failed: {_reason(e)}") from None
+    if name == "onnxruntime":
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise Unsupported("onnxruntime is not installed: pip install 'visionaudit[deploy]'") from None
+        # The session holds the model in memory once created, so the exported file need not outlive it.
+        try:
+            with tempfile.TemporaryDirectory(prefix="visionaudit-onnx-") as folder:
+                path = os.path.join(folder, "model.onnx")
+                batch = torch.export.Dim("batch", min=1, max=4096)
+                torch.onnx.export(copy.deepcopy(module).cpu(), (example.cpu(),), path, dynamo=True,
+                                  dynamic_shapes=({0: batch},), verbose=False)
+                session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        except Exception as e:
+            raise Unsupported(f"ONNX export or ONNX Runtime load failed: {_reason(e)}") from None
+        return _OnnxRuntime(session)
+    if name == "bf16_cpu":
+        if device.type != "cpu":
+            raise Unsupported(f"bf16_cpu audits CPU inference; this run's device is {device}")
+        return _Cast(copy.deepcopy(module).to(torch.bfloat16), torch.bfloat16)
+    if name == "fp16_cuda":
+        if device.type != "cuda":
+            raise Unsupported(f"fp16 inference is audited on CUDA; this run's device is {device}")
+        return _Cast(copy.deepcopy(module).half(), torch.float16)
+    if name == "channels_last":
+        return _Cast(copy.deepcopy(module).to(memory_format=torch.channels_last), example.dtype, torch.channels_last)
+    raise ValueError(f"unknown deployment {name!r}; known: {', '.join(DEPLOYMENTS)}")
+
+
+def check_form(model: LoadedModel, images: torch.Tensor, reference_logits: torch.Tensor, name: str) -> LogitComparison:
+    """``model`` converted to deployment form ``name`` against ``reference_logits`` (the model as loaded)
+    on ``images`` (uint8). Raises :class:`Unsupported` when the form does not apply here.
+
+    The suite feeds CPU models channels_last input already, so ``channels_last`` is judged against a
+    plain NCHW forward pass instead of ``reference_logits``.
+    """
+    example = model.preprocessing.normalize(images[:2].to(model.device))
+    shipped = convert(model.module, name, example)
+    logits = predict_logits(replace(model, module=shipped), images)
+    if name == "channels_last":
+        reference_logits = predict_logits(model, images, memory_format=torch.contiguous_format)
+    return compare_logits(reference_logits, logits)
+
+
+FAMILY = register_family(Family(
+    name="deployment",
+    gates="the forms a model ships in (TorchScript, torch.export, ONNX Runtime, bf16 on CPU, fp16 on CUDA, "
+          "channels_last) give the logits of the model as loaded, on real images",
+    key_metric="max_abs_diff",
+    higher_is_better=False,
+    metrics=("max_rel_diff", "top1_agreement", "n_images"),
+    thresholds={
+        "images": f.count("real images (a stratified subset) each form is compared on"),
+        "min_images": f.min_images(),
+        "max_abs_diff": f.per_name(DEPLOYMENTS, f.nonnegative(), "per form: largest |logit difference|"),
+        "min_top1_agreement": f.per_name(DEPLOYMENTS, f.fraction(), "per form: share of images with the same top-1"),
+    },
+))

@@ -1,0 +1,71 @@
+"""Per-image outcomes in the report, compactly: right/wrong as bits, 16-way decisions as bytes, base64.
+
+An entry that measured a condition on an image set carries ``outcomes``: ``{"set": role, "condition":
+name, "encoding": "bits" | "categories16", "n": count, "data": base64}``, in the order of the report's
+``samples.<role>.ids``. Bits are packed little-endian (about 8 KB of base64 per 50,000 images); a
+decision is the index of its category in ``imagenet16.categories()``, 255 for none.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from visionaudit.data.imagenet16 import categories
+from visionaudit.errors import DataError
+
+NO_DECISION = 255
+
+
+def encode_bits(correct: Sequence[bool] | np.ndarray) -> dict[str, Any]:
+    bits = np.asarray(correct, dtype=bool)
+    return {"encoding": "bits", "n": int(bits.size), "data": base64.b64encode(np.packbits(bits, bitorder="little").tobytes()).decode()}
+
+
+def encode_decisions(decisions: Sequence[str | None]) -> dict[str, Any]:
+    index = {c: i for i, c in enumerate(categories())}
+    codes = bytes(NO_DECISION if d is None else index[d] for d in decisions)
+    return {"encoding": "categories16", "n": len(codes), "data": base64.b64encode(codes).decode()}
+
+
+def decode(outcome: dict[str, Any]) -> np.ndarray:
+    """Bits as a bool array; decisions as an object array of category names (None for none)."""
+    try:
+        raw = base64.b64decode(outcome["data"], validate=True)
+        n, encoding = int(outcome["n"]), outcome["encoding"]
+    except (KeyError, TypeError, ValueError) as e:
+        raise DataError(f"per-image outcomes {outcome.get('condition', '?')!r} are not readable ({e}); is the report intact?") from None
+    if encoding == "bits":
+        bits = np.unpackbits(np.frombuffer(raw, dtype=np.uint8), bitorder="little")
+        if bits.size < n:
+            raise DataError(f"per-image outcomes {outcome.get('condition')!r}: {bits.size} bits for {n} images")
+        return bits[:n].astype(bool)
+    if encoding == "categories16":
+        names = categories()
+        if len(raw) != n or any(b >= len(names) and b != NO_DECISION for b in raw):
+            raise DataError(f"per-image decisions {outcome.get('condition')!r} do not decode to {n} 16-class decisions")
+        return np.array([None if b == NO_DECISION else names[b] for b in raw], dtype=object)
+    raise DataError(f"per-image outcomes {outcome.get('condition')!r}: unknown encoding {encoding!r}")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One condition's per-image values on one image set, with the set's sample ids."""
+
+    role: str
+    condition: str
+    ids: tuple[str, ...]
+    values: np.ndarray  # bool (right/wrong) or category names
+
+    def aligned_to(self, ids: Sequence[str]) -> np.ndarray:
+        """The values in the order of ``ids`` (which must be the same images)."""
+        if tuple(ids) == self.ids:
+            return self.values
+        where = {s: i for i, s in enumerate(self.ids)}
+        missing = [s for s in ids if s not in where]
+        if missing or len(ids) != len(self.ids):
+            raise DataError(f"{self.condition}: the two runs did not score the same images ({len(missing)} of {len(ids)} not in the other)")
+        return self.values[[where[s] for s in ids]]

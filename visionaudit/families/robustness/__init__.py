@@ -1,0 +1,245 @@
+"""Transform robustness: accuracy with and without each transform, on the same images, paired.
+
+Per model and transform: ``clean_top1``, ``top1``, ``drop``, ``drop_ci`` (95 % paired bootstrap over
+images), ``flip_rate`` (share of images whose prediction changes), ``p_value`` (exact McNemar on the
+paired correct/incorrect outcomes) and ``p_value_ttest`` (the study's two-sided t-test on class-wise
+accuracies). ``significant`` is Holm-corrected over the transforms of one model
+(:func:`holm_over_transforms`); across models, :func:`classes_affected` is the study's per-class test.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from visionaudit import stats
+from visionaudit.families import thresholds as f
+from visionaudit.families.assessment import assessor, require_count
+from visionaudit.families.records import AuditRecord
+from visionaudit.families.registry import Family, register_family
+from visionaudit.families.robustness.transforms import TRANSFORMS
+from visionaudit.families.robustness.transforms import get as get_transform
+from visionaudit.models.inference import predict_logits
+from visionaudit.models.loading import LoadedModel
+
+
+@dataclass
+class TransformResult:
+    transform: str
+    severity: float
+    n_images: int
+    clean_top1: float
+    top1: float
+    drop: float
+    drop_ci: tuple[float, float]
+    flip_rate: float
+    p_value: float
+    p_value_ttest: float
+    discordant: tuple[int, int]  # (right -> wrong, wrong -> right)
+    correct: np.ndarray = field(repr=False)  # per image, under the transform: what a baseline comparison pairs
+    changed: np.ndarray = field(repr=False)  # per image: the prediction differs from the clean one
+    classwise_clean: list[float] = field(repr=False)
+    classwise_transformed: list[float] = field(repr=False)
+
+
+def evaluate_transform(
+    model: LoadedModel,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    clean_logits: torch.Tensor,
+    transform: str,
+    severity: float = 1.0,
+    seed: int = 0,
+    batch_size: int | None = None,
+    resamples: int = 2000,
+    sample_ids: Sequence[str] | None = None,
+) -> TransformResult:
+    """One transform at one severity, paired with the clean pass (``clean_logits``, computed once).
+
+    Random draws are seeded by ``(seed, sample id)`` (``ImageSet.sample_ids``; positions when not given),
+    so an image sees the same transform in a subset, a shard or another run.
+    """
+    kernel = get_transform(transform)
+    ids = list(sample_ids) if sample_ids is not None else list(range(images.shape[0]))
+    if len(ids) != images.shape[0]:
+        raise ValueError(f"{len(ids)} sample ids for {images.shape[0]} images")
+    logits = predict_logits(model, images, batch_size,
+                            transform=lambda b, idx: kernel(b, [ids[i] for i in idx.tolist()], seed, severity),
+                            what=transform if severity == 1.0 else f"{transform} x{severity:g}")
+    clean_pred, pred = clean_logits.argmax(1), logits.argmax(1)
+    return transform_result(transform, severity, (clean_pred == labels).numpy(), (pred == labels).numpy(),
+                            (clean_pred != pred).numpy(), labels.numpy(), model.num_classes, resamples, seed)
+
+
+def transform_result(transform: str, severity: float, before: np.ndarray, after: np.ndarray, changed: np.ndarray,
+                     labels: np.ndarray, model_classes: int, resamples: int = 2000, seed: int = 0) -> TransformResult:
+    """Every statistic of one transform from per-image data alone: right before and after, whether the
+    prediction changed, and the labels (a run and a merge of shards both compute them here)."""
+    before, after, changed = (np.asarray(a, dtype=bool) for a in (before, after, changed))
+    labels = np.asarray(labels)
+    b = int((before & ~after).sum())
+    c = int((~before & after).sum())
+    num_classes = max(model_classes, int(labels.max()) + 1 if labels.size else 0)
+    cw_before = stats.classwise_accuracy(before, labels, num_classes)
+    cw_after = stats.classwise_accuracy(after, labels, num_classes)
+    return TransformResult(
+        transform=transform,
+        severity=severity,
+        n_images=len(labels),
+        clean_top1=float(before.mean()),
+        top1=float(after.mean()),
+        drop=float(before.mean() - after.mean()),
+        drop_ci=stats.paired_bootstrap_ci(before, after, resamples=resamples, seed=seed),
+        flip_rate=float(changed.mean()),
+        p_value=stats.mcnemar_exact(b, c),
+        p_value_ttest=stats.ttest_two_sided(cw_before, cw_after),
+        discordant=(b, c),
+        correct=after,
+        changed=changed,
+        classwise_clean=cw_before.tolist(),
+        classwise_transformed=cw_after.tolist(),
+    )
+
+
+_RESULTS: "weakref.WeakKeyDictionary[LoadedModel, dict[tuple, TransformResult]]" = weakref.WeakKeyDictionary()
+
+
+def cached_transform(model: LoadedModel, set_key: Any, images: torch.Tensor, labels: torch.Tensor, clean_logits: torch.Tensor,
+                     transform: str, severity: float = 1.0, seed: int = 0, resamples: int = 2000,
+                     sample_ids: Sequence[str] | None = None) -> TransformResult:
+    """:func:`evaluate_transform`, once per (model, image set, transform, severity, seed, resamples) in a
+    process: the robustness audit and the baseline comparison share the forward passes."""
+    per_model = _RESULTS.setdefault(model, {})
+    key = (set_key, transform, severity, seed, resamples)
+    if key not in per_model:
+        per_model[key] = evaluate_transform(model, images, labels, clean_logits, transform, severity, seed=seed,
+                                            resamples=resamples, sample_ids=sample_ids)
+    return per_model[key]
+
+
+def severity_key(severity: float) -> str:
+    return f"{severity:g}"
+
+
+def transform_arrays(results: Sequence[TransformResult], clean: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
+    """The per-image data :func:`assess_transform` judges: clean right/wrong, labels, and per severity
+    right/wrong and changed predictions under the transform."""
+    arrays = {"clean": np.asarray(clean, dtype=bool), "labels": np.asarray(labels)}
+    for r in results:
+        arrays[f"correct@{severity_key(r.severity)}"] = r.correct
+        arrays[f"changed@{severity_key(r.severity)}"] = r.changed
+    return arrays
+
+
+@assessor("robustness.transform")
+def assess_transform(record: AuditRecord, sample_set: Any, arrays: Mapping[str, Any], thresholds: Mapping[str, Any],
+                     context: Mapping[str, Any]) -> None:
+    """One transform of one model, at every severity of ``thresholds["severities"]``."""
+    transform = context["transform"]
+    require_count(record, thresholds, len(arrays["labels"]), "labelled images")
+    results = [transform_result(transform, severity, arrays["clean"], arrays[f"correct@{severity_key(severity)}"],
+                                arrays[f"changed@{severity_key(severity)}"], arrays["labels"], context["model_classes"],
+                                thresholds["bootstrap_resamples"], context["seed"])
+               for severity in thresholds["severities"]]
+    main = next((r for r in results if r.severity == 1.0), results[0])
+    if main.severity == 1.0:  # what a later release is compared with, image by image
+        record.outcomes_on(sample_set, transform, correct=main.correct)
+    for name in ("severity", "n_images", "clean_top1", "top1", "drop_ci", "flip_rate", "p_value", "p_value_ttest", "discordant"):
+        record.metric(name, getattr(main, name))
+    record.table("classwise_clean", main.classwise_clean)
+    record.table("classwise_transformed", main.classwise_transformed)
+    if len(results) > 1:
+        record.table("severity_sweep", [{"severity": r.severity, "top1": r.top1, "drop": r.drop, "p_value": r.p_value} for r in results])
+
+    bound = thresholds.entry("max_drop_by_transform", transform, fallback="max_drop")
+    ok = record.check_max("drop", main.drop, "max_drop", bound)
+    message = f"{context['model']}: {transform} lowers top-1 by {main.drop:.3f} (95% CI {main.drop_ci[0]:.3f}..{main.drop_ci[1]:.3f})"
+    if transform in thresholds["not_significant"]:
+        ok &= record.check_min("p_value", main.p_value, "alpha", thresholds["alpha"]) or main.drop <= 0
+        message += f", McNemar p = {main.p_value:.3g}: it must not change top-1 significantly (alpha {thresholds['alpha']})"
+    if not ok:
+        raise AssertionError(message + f"; max_drop {bound}")
+
+
+def holm_over_transforms(p_values: dict[str, float], alpha: float = 0.05) -> dict[str, dict[str, float | bool]]:
+    """``{transform: {"p_value_holm": adjusted p, "significant": bool}}`` for one model."""
+    return {name: {"p_value_holm": p, "significant": sig} for name, (p, sig) in stats.holm(p_values, alpha).items()}
+
+
+def classes_affected(clean: list[list[float]], transformed: list[list[float]], alpha: float = 0.05) -> dict:
+    """The study's per-class test across models: for each class, clean accuracies of the models vs
+    transformed ones, two-sided t-test; returns the count and the classes with p < ``alpha``.
+
+    ``clean`` and ``transformed`` hold one class-wise accuracy list per model (two models at least).
+    """
+    a = np.asarray(clean, dtype=np.float64)
+    b = np.asarray(transformed, dtype=np.float64)
+    if a.shape[0] < 2:
+        raise ValueError("the per-class test across models needs at least two models")
+    affected = [k for k in range(a.shape[1]) if (p := stats.ttest_two_sided(a[:, k], b[:, k])) == p and p < alpha]
+    return {"classes_affected": len(affected), "classes": affected, "models": int(a.shape[0])}
+
+
+def _aggregate(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Holm over each model's transforms (written back into its entries as ``p_value_holm`` and
+    ``significant``), and the study's per-class test across models for each transform."""
+    by_model: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for e in entries:
+        p = e["metrics"].get("p_value")
+        if isinstance(p, (int, float)) and not isinstance(p, bool) and "transform" in e["params"]:
+            by_model[str(e["model"])][e["params"]["transform"]] = e
+    if not by_model:
+        return None
+    out: dict[str, Any] = {"models": {}, "across_models": {}}
+    for model, per in sorted(by_model.items()):
+        alpha = next((e["thresholds"]["alpha"] for e in per.values() if "alpha" in e["thresholds"]), 0.05)
+        holm = holm_over_transforms({t: e["metrics"]["p_value"] for t, e in per.items()}, alpha)
+        for t, e in per.items():
+            e["metrics"].update(holm[t])
+        out["models"][model] = {t: {"drop": per[t]["metrics"].get("drop"), "p_value": per[t]["metrics"]["p_value"], **holm[t]}
+                                for t in sorted(per)}
+    nan = float("nan")
+    as_float = lambda v: nan if v is None or isinstance(v, str) else float(v)  # noqa: E731  (null is NaN)
+    for t in sorted({t for per in by_model.values() for t in per}):
+        rows = [per[t]["tables"] for per in by_model.values() if t in per]
+        if len(rows) >= 2 and all("classwise_clean" in r and "classwise_transformed" in r for r in rows):
+            out["across_models"][t] = classes_affected([[as_float(v) for v in r["classwise_clean"]] for r in rows],
+                                                       [[as_float(v) for v in r["classwise_transformed"]] for r in rows])
+    return out
+
+
+def _summary_lines(report: dict[str, Any]) -> list[str]:
+    agg = report["aggregates"].get("robustness", {})
+    lines = [f"robustness, {model}: significant drop (Holm, McNemar) under {', '.join(t for t, r in per.items() if r['significant']) or 'no transform'}"
+             for model, per in agg.get("models", {}).items()]
+    lines += [f"robustness across {r['models']} models, {t}: {r['classes_affected']} classes change significantly"
+              for t, r in agg.get("across_models", {}).items()]
+    return lines
+
+
+FAMILY = register_family(Family(
+    name="robustness",
+    gates="top-1 under nine transforms (rotation, brightness, histogram equalization, horizontal flip, translation, zoom, "
+          "perspective, vertical flip, HistEq+Zoom+Brightness), paired with the shared clean pass",
+    key_metric="drop",
+    higher_is_better=False,
+    splits_by_image=True,
+    directions={"top1": True, "clean_top1": True, "flip_rate": False},
+    metrics=("clean_top1", "top1", "drop_ci", "flip_rate", "p_value", "p_value_ttest", "significant", "p_value_holm"),
+    thresholds={
+        "max_drop": f.signed_fraction("default bound on the top-1 drop of every transform"),
+        "max_drop_by_transform": f.per_name(TRANSFORMS, f.signed_fraction(), "per transform, overriding max_drop"),
+        "not_significant": f.names(TRANSFORMS, "transforms whose drop must not be significant (McNemar)"),
+        "alpha": f.level("significance level of the McNemar tests and Holm's correction"),
+        "severities": f.numbers("severity sweep; 1.0 is the documented default magnitude", minimum=0.0, exclusive_minimum=True),
+        "bootstrap_resamples": f.count("resamples of the paired bootstrap interval"),
+        "min_images": f.min_images(),
+    },
+    aggregate=_aggregate,
+    summary_lines=_summary_lines,
+))

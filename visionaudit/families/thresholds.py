@@ -1,0 +1,160 @@
+"""Threshold fields: the type, range and allowed values of one key of an audit.toml table.
+
+A family declares its bounds as ``{key: Field}`` (see :mod:`visionaudit.families`); the config check
+reads them, so a typo in a key, a nested key (a transform or deployment form) or an enumerated value is
+an error naming the closest allowed one instead of a silently looser gate.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from visionaudit.errors import unknown_name
+
+KINDS = ("number", "int", "str", "bool", "list[str]", "list[number]", "map[number]")
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+@dataclass(frozen=True)
+class Field:
+    """One threshold key. ``choices``: the allowed values of a str, the allowed items of a list[str],
+    or the allowed keys of a map[number]. Ranges apply to numbers, list items and map values."""
+
+    kind: str
+    help: str = ""
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: bool = False
+    exclusive_maximum: bool = False
+    choices: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown field kind {self.kind!r}; known: {', '.join(KINDS)}")
+
+    @property
+    def range_text(self) -> str:
+        if self.minimum is None and self.maximum is None:
+            return ""
+        lo = "-inf" if self.minimum is None else f"{self.minimum:g}"
+        hi = "inf" if self.maximum is None else f"{self.maximum:g}"
+        return f"{'(' if self.exclusive_minimum or self.minimum is None else '['}{lo}, {hi}{')' if self.exclusive_maximum or self.maximum is None else ']'}"
+
+    def describe(self) -> str:
+        text = self.kind
+        if self.range_text:
+            text += f" in {self.range_text}"
+        if self.choices is not None:
+            text += f" ({'keys' if self.kind == 'map[number]' else 'one of'}: {', '.join(self.choices)})"
+        return text
+
+    def _in_range(self, v: float) -> bool:
+        if self.minimum is not None and (v < self.minimum or (self.exclusive_minimum and v == self.minimum)):
+            return False
+        if self.maximum is not None and (v > self.maximum or (self.exclusive_maximum and v == self.maximum)):
+            return False
+        return True
+
+    def problem(self, value: Any) -> str | None:
+        """What is wrong with ``value`` for this field, in words, or None when it is fine."""
+        wrong_type = f"has the wrong type; it must be {self.describe()}"
+        if self.kind in ("number", "int"):
+            if not _is_number(value) or (self.kind == "int" and not isinstance(value, int)):
+                return wrong_type
+            return None if self._in_range(value) else f"is out of range; it must be in {self.range_text}"
+        if self.kind == "str":
+            if not isinstance(value, str):
+                return wrong_type
+            if self.choices is not None and value not in self.choices:
+                return unknown_name("value", value, self.choices)
+            return None
+        if self.kind == "bool":
+            return None if isinstance(value, bool) else wrong_type
+        if self.kind == "list[str]":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                return wrong_type
+            bad = [v for v in value if self.choices is not None and v not in self.choices]
+            return unknown_name("item", bad[0], self.choices or ()) if bad else None
+        if self.kind == "list[number]":
+            if not isinstance(value, list) or not all(_is_number(v) for v in value):
+                return wrong_type
+            if not value:
+                return "is empty; give at least one value"
+            bad = [v for v in value if not self._in_range(v)]
+            return f"holds {bad[0]!r}, out of range; each must be in {self.range_text}" if bad else None
+        # map[number]
+        if not isinstance(value, dict):
+            return wrong_type
+        for key, v in value.items():
+            if self.choices is not None and key not in self.choices:
+                return unknown_name("key", key, self.choices)
+            if not _is_number(v):
+                return f"has {key} = {v!r}; values must be numbers"
+            if not self._in_range(v):
+                return f"has {key} = {v!r}, out of range; values must be in {self.range_text}"
+        return None
+
+
+# -- the shapes families use ----------------------------------------------------------------------
+
+
+def number(help: str = "", minimum: float | None = None, maximum: float | None = None) -> Field:
+    return Field("number", help, minimum, maximum)
+
+
+def fraction(help: str = "") -> Field:
+    """A proportion: accuracies, drops, shares, agreements, in [0, 1]."""
+    return Field("number", help, 0.0, 1.0)
+
+
+def signed_fraction(help: str = "") -> Field:
+    """A difference of proportions, in [-1, 1] (a drop bound may allow improvements)."""
+    return Field("number", help, -1.0, 1.0)
+
+
+def level(help: str = "") -> Field:
+    """A significance level alpha, in the open interval (0, 1)."""
+    return Field("number", help, 0.0, 1.0, exclusive_minimum=True, exclusive_maximum=True)
+
+
+def nonnegative(help: str = "") -> Field:
+    return Field("number", help, 0.0, None)
+
+
+def whole(help: str = "") -> Field:
+    """A whole number that may be 0 (extra random inputs, say)."""
+    return Field("int", help, 0, None)
+
+
+def count(help: str = "") -> Field:
+    """A whole number of images, resamples, ...: at least 1."""
+    return Field("int", help, 1, None)
+
+
+def min_images(what: str = "images") -> Field:
+    """The smallest sample a gate is judged on; fewer and the test ends as not_judged."""
+    return Field("int", f"fewer {what} than this and the gate is not judged (outcome not_judged): a handful says nothing", 1, None)
+
+
+def choice(choices: Iterable[str], help: str = "") -> Field:
+    return Field("str", help, choices=tuple(choices))
+
+
+def names(choices: Iterable[str], help: str = "") -> Field:
+    """A list of names, each one of ``choices`` (transforms, deployment forms)."""
+    return Field("list[str]", help, choices=tuple(choices))
+
+
+def per_name(choices: Iterable[str], value: Field, help: str = "") -> Field:
+    """A table ``{name: number}`` whose keys are ``choices`` and whose values obey ``value``'s range."""
+    return Field("map[number]", help, value.minimum, value.maximum, value.exclusive_minimum, value.exclusive_maximum,
+                 tuple(choices))
+
+
+def numbers(help: str = "", minimum: float | None = None, maximum: float | None = None, exclusive_minimum: bool = False) -> Field:
+    return Field("list[number]", help, minimum, maximum, exclusive_minimum)

@@ -1,0 +1,130 @@
+"""What each figure of the HTML report shows, read from a report (plain data, tested against the JSON).
+
+One function per figure; visionaudit/html/figures.py draws them, visionaudit/html/page.py places them.
+Random-init controls are left out of per-model figures (their group mean is shown beside the shares).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from visionaudit.data.imagenet16 import categories
+from visionaudit.families.shape_bias import REFERENCES
+
+
+def _entries(report: dict[str, Any], audit: str, passed_only: bool = False) -> list[dict[str, Any]]:
+    ok = ("passed", "failed") if passed_only else None
+    return [e for e in report.get("audits", []) if e.get("audit") == audit and not e.get("control")
+            and (ok is None or e.get("outcome") in ok)]
+
+
+def shape_bias_by_category(report: dict[str, Any]) -> dict[str, Any]:
+    """Per model: overall shape bias and the shape fraction (shape / (shape + texture)) per category,
+    in the style of the model-vs-human figure; the published overall references beside them."""
+    models = {}
+    for e in _entries(report, "shape_bias", passed_only=True):
+        per = e["metrics"].get("per_category")
+        if not isinstance(per, dict) or "shape_bias" not in e["metrics"]:
+            continue
+        models[e["model"]] = {"overall": e["metrics"]["shape_bias"], "ci": e["metrics"].get("shape_bias_ci"),
+                              "per_category": {c: per[c]["shape_bias"] for c in categories() if c in per}}
+    return {"categories": list(categories()), "models": models, "references": dict(REFERENCES)}
+
+
+def accuracies(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Clean top-1 and top-5 per model, with the number of images."""
+    return [{"model": e["model"], "clean_top1": e["metrics"]["clean_top1"], "top5": e["metrics"].get("top5"),
+             "n_images": e["metrics"].get("n_images")} for e in _entries(report, "accuracy", True) if "clean_top1" in e["metrics"]]
+
+
+def shape_bias_vs_accuracy(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """(model, clean top-1, shape bias) for every model with both."""
+    top1 = {e["model"]: e["metrics"]["clean_top1"] for e in _entries(report, "accuracy", True) if "clean_top1" in e["metrics"]}
+    sb = {e["model"]: e["metrics"]["shape_bias"] for e in _entries(report, "shape_bias", True) if "shape_bias" in e["metrics"]}
+    return [{"model": m, "clean_top1": top1[m], "shape_bias": sb[m]} for m in sorted(set(top1) & set(sb))]
+
+
+def channel_shares(report: dict[str, Any]) -> dict[str, Any]:
+    """R, G, B weight shares per audited model, and the groups' means (random-init control, published zoo)."""
+    models = {e["model"]: e["metrics"]["shares"] for e in _entries(report, "channel_bias", True)
+              if e["metrics"].get("group") == "audited" and isinstance(e["metrics"].get("shares"), list)}
+    groups = {name: g["mean"] for name, g in (report.get("aggregates", {}).get("channel_bias") or {}).items()
+              if name != "audited" and isinstance(g, dict) and isinstance(g.get("mean"), list)}
+    return {"channels": ["R", "G", "B"], "models": models, "groups": groups}
+
+
+def robustness_drops(report: dict[str, Any]) -> dict[str, Any]:
+    """Per model and transform: the top-1 drop, its 95 % interval and Holm significance."""
+    models: dict[str, dict[str, Any]] = defaultdict(dict)
+    for e in _entries(report, "robustness", True):
+        m, t = e["metrics"], e["params"].get("transform")
+        if t and isinstance(m.get("drop"), (int, float)):
+            models[e["model"]][t] = {"drop": m["drop"], "ci": m.get("drop_ci"), "significant": m.get("significant"),
+                                     "p_value_holm": m.get("p_value_holm"), "bound": e["thresholds"].get("max_drop")}
+    return {"models": dict(models)}
+
+
+def max_differences(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Conversion and deployment: each test's max |logit difference| and its bound (log axis)."""
+    rows = []
+    for audit, param in (("conversion", "direction"), ("deployment", "deployment")):
+        for e in _entries(report, audit):
+            value, bound = e["metrics"].get("max_abs_diff"), e["thresholds"].get("max_abs_diff")
+            if "max_abs_diff" in e["metrics"]:  # null: not a finite number (an overflow), kept and shown as such
+                label = e["params"].get(param) or e["params"].get("arch") or e["nodeid"].split("::")[-1]
+                rows.append({"audit": audit, "model": e["model"], "label": str(label), "max_abs_diff": value, "bound": bound,
+                             "outcome": e["outcome"]})
+    return rows
+
+
+def baseline_deltas(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The baseline family's comparisons: delta, interval, verdict."""
+    rows = []
+    for e in _entries(report, "baseline"):
+        m = e["metrics"]
+        if "verdict" in m:
+            rows.append({"model": e["model"], "baseline_model": m.get("baseline_model"), "comparison": e["params"].get("comparison"),
+                         "baseline": m.get("baseline"), "candidate": m.get("candidate"), "delta": m.get("delta"),
+                         "ci": m.get("ci"), "p_value_holm": m.get("p_value_holm"), "verdict": m["verdict"],
+                         "reason": m.get("reason"), "lost_count": m.get("lost_count")})
+    return rows
+
+
+def deltas_from_comparison(comparison: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows of :func:`baseline_deltas`, from ``compare_reports.compare_reports`` (two saved reports)."""
+    rows = []
+    for model, per in comparison["models"].items():
+        for name, r in per["results"].items():
+            rows.append({"model": model, "baseline_model": per["baseline_model"], "comparison": name, "baseline": r.baseline,
+                         "candidate": r.candidate, "delta": r.delta, "ci": r.ci, "p_value_holm": r.p_value_holm,
+                         "verdict": r.verdict, "reason": r.reason, "lost_count": r.lost_count})
+    return rows
+
+
+def not_passed(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every test that did not pass, worst first, with its message in plain words."""
+    from visionaudit.report.assembly import SEVERITY
+
+    rows = [{"nodeid": e["nodeid"], "outcome": e["outcome"], "message": e.get("message") or "",
+             "same_error_as": e.get("same_error_as")} for e in report.get("audits", []) if e["outcome"] != "passed"]
+    return sorted(rows, key=lambda r: (-SEVERITY.get(r["outcome"], 0), r["nodeid"]))
+
+
+def corruption_errors(report: dict[str, Any]) -> dict[str, Any]:
+    """Per model and ImageNet-C corruption: CE, relative CE and the error at each severity (from the mCE
+    test's table); per model the mCE line of the family's aggregate."""
+    rows, text = [], []
+    for e in _entries(report, "corruption", True):
+        m, errors = e["metrics"], e["tables"].get("errors")
+        if "mce" not in m or not isinstance(errors, dict):
+            continue
+        ci = m.get("mce_ci") or [None, None]
+        text.append({"model": e["model"], "mce": m["mce"], "ci": ci, "relative_mce": m.get("relative_mce"),
+                     "n_images": m.get("n_images"), "subset": m.get("subset"), "comparable": m.get("comparable"),
+                     "note": m.get("note")})
+        for corruption, per in errors.items():
+            rows.append({"model": e["model"], "corruption": corruption, "ce": (m.get("ce") or {}).get(corruption),
+                         "relative_ce": (m.get("relative_ce") or {}).get(corruption),
+                         "errors": [per[s] for s in sorted(per, key=int)]})
+    return {"rows": rows, "models": text}

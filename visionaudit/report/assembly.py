@@ -1,0 +1,158 @@
+"""The report: per-test entries in, the ``--audit-json`` document out; usable without pytest.
+
+:func:`assemble` is the one place where results that need every test meet: counts per outcome,
+family and model, and each family's cross-model aggregate (the channel-bias zoo table, robustness's
+Holm correction and per-class tests), computed by the function the family's descriptor names.
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+from visionaudit.families.registry import families
+from visionaudit.files import to_jsonable
+from visionaudit.version import SCHEMA_VERSION
+
+# Within one test, the worst phase wins (a passed call with a failed teardown is an error).
+OUTCOME_RANK = {"error": 4, "failed": 3, "passed": 1, "skipped": 0}
+# Across tests (summary rows, failures first): how bad each outcome is.
+SEVERITY = {"crashed": 8, "timeout": 7, "error": 6, "failed": 5, "interrupted": 4, "not_run": 3, "not_judged": 2, "passed": 1,
+            "skipped": 0}
+FAILING = ("failed", "error", "crashed", "timeout")
+
+
+def blank_entry(nodeid: str, meta: dict[str, Any], outcome: str, message: str | None = None) -> dict[str, Any]:
+    """The entry of a test that left no report of its own (never started, or stopped while running)."""
+    return {"nodeid": nodeid, "audit": meta.get("audit"), "model": meta.get("model"), "params": meta.get("params") or {},
+            "outcome": outcome, "duration": 0.0, "metrics": {}, "thresholds": {}, "tables": {}, "message": message,
+            "worker": None}
+
+
+INTERRUPTED_MESSAGE = "it was running when the run stopped; its metrics are what it had recorded by then"
+
+
+def settle(collected: list[str], meta: dict[str, dict[str, Any]], entries: dict[str, dict[str, Any]],
+           finished: set[str]) -> list[dict[str, Any]]:
+    """Every collected test with its true outcome at the end of a run: finished tests as they ended, those
+    that began and never finished ``interrupted`` (their metrics kept), the rest ``not_run``."""
+    out = dict(entries)
+    for nodeid in collected or list(entries):
+        if nodeid in finished:
+            continue
+        if nodeid in entries:
+            out[nodeid] = {**entries[nodeid], "outcome": "interrupted", "message": INTERRUPTED_MESSAGE}
+        else:
+            out[nodeid] = blank_entry(nodeid, meta.get(nodeid, {}), "not_run")
+    return list(out.values())
+
+
+def unloaded_model(model_id: str, spelling: str, error: str | None) -> dict[str, Any]:
+    """The models section's entry of a configured model that never loaded."""
+    return {"spec": model_id, "spec_as_given": spelling, "loaded": False, "error": error}
+
+
+def verdict(audits: list[dict[str, Any]], stopped: bool, broken: bool = False) -> str:
+    """fail: a gate failed, a test could not run as it should, or the run itself was broken (a test file
+    that does not import); incomplete: not every gate was judged (the run stopped, tests did not run, or
+    had too little data); pass otherwise."""
+    outcomes = {e["outcome"] for e in audits}
+    if broken or outcomes & set(FAILING):
+        return "fail"
+    if stopped or not audits or outcomes & {"interrupted", "not_run", "not_judged"}:
+        return "incomplete"
+    return "pass"
+
+
+def incomplete_section(audits: list[dict[str, Any]], stopped: bool) -> dict[str, Any]:
+    by = lambda outcome: sorted(e["nodeid"] for e in audits if e["outcome"] == outcome)  # noqa: E731
+    return {"interrupted": stopped, "interrupted_tests": by("interrupted"), "crashed": by("crashed"), "timeout": by("timeout"),
+            "not_run": by("not_run")}
+
+
+def summarize(audits: list[dict[str, Any]]) -> dict[str, Any]:
+    by_audit: dict[str, Counter] = defaultdict(Counter)
+    by_model: dict[str, Counter] = defaultdict(Counter)
+    for e in audits:
+        by_audit[str(e["audit"])][e["outcome"]] += 1
+        by_model[str(e["model"])][e["outcome"]] += 1
+    return {
+        "total": len(audits),
+        "by_outcome": dict(Counter(e["outcome"] for e in audits)),
+        "by_audit": {k: dict(v) for k, v in sorted(by_audit.items())},
+        "by_model": {k: dict(v) for k, v in sorted(by_model.items())},
+    }
+
+
+def aggregate(audits: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each family's cross-model results, keyed by family; a family may add metrics to its entries."""
+    out: dict[str, Any] = {}
+    for name, family in families().items():
+        entries = [e for e in audits if e["audit"] == name]
+        if family.aggregate is not None and entries:
+            result = family.aggregate(entries)
+            if result:
+                out[name] = to_jsonable(result)
+    return out
+
+
+def families_in(audits: list[dict[str, Any]]) -> dict[str, Any]:
+    """The descriptors (key metric, direction) of the families this report holds."""
+    known = families()
+    return {name: known[name].describe() for name in sorted({e["audit"] for e in audits if e["audit"]}) if name in known}
+
+
+def assemble(run: dict[str, Any], models: dict[str, Any], audits: list[dict[str, Any]], stopped: bool = False,
+             error: str | None = None, broken: bool = False, samples: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The report. ``stopped``: the run ended early (Ctrl-C, SIGTERM, killed); ``error``: what stopped it at
+    startup (a usage, config or missing-data error) or broke it (``broken``: a collection error)."""
+    audits = sorted(audits, key=lambda e: e["nodeid"])
+    aggregates = aggregate(audits)  # before the entries are copied out: it may add metrics to them
+    return to_jsonable({
+        "schema_version": SCHEMA_VERSION,
+        "verdict": verdict(audits, stopped or error is not None, broken),
+        "error": error,
+        "run": run,
+        "families": families_in(audits),
+        "models": dict(sorted(models.items())),
+        "samples": dict(sorted((samples or {}).items())),
+        "audits": audits,
+        "summary": summarize(audits),
+        "aggregates": aggregates,
+        "incomplete": incomplete_section(audits, stopped),
+    })
+
+
+def software_versions(root: Path | None = None) -> dict[str, Any]:
+    """Python, torch, torchvision and visionaudit versions, and the suite's git commit when ``root`` is a checkout."""
+    import torch
+    import torchvision
+
+    from visionaudit.version import __version__
+
+    commit = None
+    if root is not None:
+        try:
+            commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5).stdout.strip() or None
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "visionaudit": __version__,
+        "visionaudit_commit": commit,
+    }
+
+
+def gpu_names() -> list[str]:
+    import torch
+
+    if not torch.cuda.is_available():
+        return []
+    return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+
+

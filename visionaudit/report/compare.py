@@ -1,0 +1,103 @@
+"""``visionaudit compare OLD.json NEW.json``: the baseline comparison of two saved reports, no model loaded.
+
+The same functions as ``--audit-baseline`` in a run (visionaudit/families/baseline/__init__.py), fed from the new report's
+per-image outcomes instead of live forward passes; rendered as a table, markdown (a PR comment or step
+summary) or JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping
+
+from visionaudit.config import AuditConfig
+from visionaudit.data.fingerprint import SampleSet
+from visionaudit.errors import DataError
+from visionaudit.families.baseline import (
+    COMPARED,
+    DEFAULT_BOUNDS,
+    compare_model,
+    outcomes_from_report,
+    settings_from,
+)
+from visionaudit.families.baseline.pairing import differences, model_pairs
+from visionaudit.families.baseline.statistics import VERDICTS, Result
+from visionaudit.families.records import control_models
+from visionaudit.files import to_jsonable
+from visionaudit.formatting import fmt
+
+
+class Unpairable(DataError):
+    """The reports did not score the same images the same way (exit 4 on the command line)."""
+
+
+def compare_reports(old: dict[str, Any], new: dict[str, Any], pairs: Mapping[str, str] | None = None,
+                    config: AuditConfig | None = None, unpaired: bool = False) -> dict[str, Any]:
+    """``{"paired": bool, "problems": [...], "models": {new spec: {"baseline_model": old spec, "results": {name: Result}}}}``.
+
+    ``pairs``: new spec -> old spec (default: every loaded model of ``new`` with the same spec in ``old``).
+    Unpairable reports raise :class:`Unpairable` unless ``unpaired``.
+    """
+    controls = control_models(new)  # random-init controls: not releases
+    new_models = [m for m, info in new.get("models", {}).items() if info.get("loaded", True) and m not in controls]
+    run_models = list(pairs) if pairs else new_models
+    if pairs:
+        missing = [m for m in pairs if m not in new_models]
+        if missing:
+            raise DataError(f"the new report has no model {', '.join(missing)}; it holds {', '.join(new_models) or 'none'}")
+    pairing = model_pairs(run_models, old, None, pairs, where="the old report", fix="--model NEW_SPEC --baseline-model OLD_SPEC")
+    run = new.get("run", {})
+    try:
+        new_sets = {role: SampleSet.from_dict(role, s) for role, s in (new.get("samples") or {}).items()}
+    except (KeyError, TypeError) as e:
+        raise DataError(f"the new report's samples section is incomplete ({type(e).__name__}: {e})") from None
+    problems = differences(old, new_sets, run.get("seed", 0), run.get("samples"))
+    if problems and not unpaired:
+        raise Unpairable("the two reports cannot be compared image by image:\n  " + "\n  ".join(problems) +
+                         "\npass --unpaired to compare the proportions with unpaired tests")
+    out: dict[str, Any] = {"paired": not problems, "problems": problems, "models": {}}
+    for new_spec, old_spec in pairing.items():
+        bounds = {**DEFAULT_BOUNDS, **(config.thresholds("baseline", new_spec) if config and config.path else {})}
+        settings = settings_from(bounds, run.get("seed", 0), paired=not problems)
+        results = compare_model(outcomes_from_report(old, old_spec), outcomes_from_report(new, new_spec), settings)
+        out["models"][new_spec] = {"baseline_model": old_spec, "results": results}
+    return out
+
+
+def regressions(comparison: dict[str, Any]) -> list[str]:
+    return [f"{m}: {name}" for m, per in comparison["models"].items() for name, r in per["results"].items() if r.verdict == "regression"]
+
+
+def _row(r: Result) -> list[str]:
+    if r.verdict == "not_compared":
+        return [r.name, "-", "-", "-", "-", "-", "not compared", r.reason]
+    if isinstance(r.delta, list):
+        return [r.name, fmt(r.baseline), fmt(r.candidate), fmt(max(r.delta, key=abs)), "-", "-", r.verdict, r.reason]
+    ci = f"[{fmt(r.ci[0])}, {fmt(r.ci[1])}]" if r.ci else "-"
+    p = fmt(r.p_value_holm) if r.p_value_holm is not None else "-"
+    delta = f"{r.delta:+.4f}" if isinstance(r.delta, (int, float)) else fmt(r.delta)
+    return [r.name, fmt(r.baseline), fmt(r.candidate), delta, ci, p, r.verdict, r.test]
+
+
+HEADER = ["comparison", "baseline", "new", "delta", "95% CI", "Holm p", "verdict", "test / reason"]
+
+
+def render(comparison: dict[str, Any], form: str = "table") -> str:
+    if form == "json":  # non-finite numbers become null, as in the report
+        return json.dumps(to_jsonable({**comparison, "models": {m: {"baseline_model": per["baseline_model"],
+                                                                      "results": {k: r.to_dict() for k, r in per["results"].items()}}
+                                                                  for m, per in comparison["models"].items()}}), indent=2, allow_nan=False)
+    lines = []
+    for model, per in comparison["models"].items():
+        rows = [_row(r) for r in sorted(per["results"].values(), key=lambda r: (VERDICTS.index(r.verdict), list(COMPARED).index(r.name)))]
+        title = f"{model} vs {per['baseline_model']}" + ("" if comparison["paired"] else " (UNPAIRED: " + "; ".join(comparison["problems"]) + ")")
+        if form == "markdown":
+            lines += [f"### {title}", "", "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+            lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows] + [""]
+        else:
+            widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(HEADER[:-1])]
+            lines += [title, "  ".join(h.ljust(w) for h, w in zip(HEADER, widths)) + "  " + HEADER[-1]]
+            lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[-1] for row in rows] + [""]
+    found = regressions(comparison)
+    lines.append(f"{'FAIL' if found else 'PASS'}: {len(found)} regression(s)" + (": " + ", ".join(found) if found else ""))
+    return "\n".join(lines)

@@ -1,0 +1,109 @@
+"""The journal: what a run has done, appended as it happens (JSON lines, each flushed to disk), so that a
+run killed by anything (SIGKILL, the OOM killer, a cancelled CI job) keeps every finished test's
+metrics. ``visionaudit report --from-journal PATH`` rebuilds a valid report from it: finished tests as
+they ended, tests that had started ``interrupted``, the rest ``not_run``.
+
+Lines: ``{"event": "run", "run": {...}, "models": [...], "spellings": {...}}``, ``{"event": "collected",
+"nodeids": [...]}``, ``{"event": "tests", "tests": {nodeid: {"audit", "model", "params"}}}``, ``{"event":
+"started", "nodeid"}``, ``{"event": "finished", "entry": {...}}``, ``{"event": "model", "id", "info"}``,
+``{"event": "samples", "samples": {role: image set}}`` (what per-image outcomes refer to), ``{"event": "end", "exit_status"}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from visionaudit.errors import DataError
+from visionaudit.files import to_jsonable
+from visionaudit.report.assembly import assemble, blank_entry, settle, unloaded_model
+
+
+def journal_path(report_path: str | Path) -> Path:
+    """``report.json`` -> ``report.json.journal.jsonl``, beside it."""
+    report_path = Path(report_path)
+    return report_path.with_name(report_path.name + ".journal.jsonl")
+
+
+class JournalWriter:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(path, "w", encoding="utf-8")
+        self._lock = threading.Lock()  # the controller's channel thread writes too
+
+    def write(self, event: str, **fields: Any) -> None:
+        line = json.dumps(to_jsonable({"event": event, **fields}), allow_nan=False) + "\n"
+        with self._lock:
+            if self._file.closed:
+                return
+            self._file.write(line)
+            self._file.flush()
+            os.fsync(self._file.fileno())  # on disk, not in a buffer a SIGKILL would lose
+
+    def close(self, remove: bool = False) -> None:
+        with self._lock:
+            if not self._file.closed:
+                self._file.close()
+        if remove:
+            self.path.unlink(missing_ok=True)
+
+
+def read_journal(path: str | Path) -> list[dict[str, Any]]:
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise DataError(f"journal {path} does not exist; it is written beside the --audit-json report while a run goes on") from None
+    events = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            if number == len(lines):
+                break  # the last line was cut short when the run was killed: everything before it stands
+            raise DataError(f"{path}:{number}: not a journal line; is this a visionaudit journal?") from None
+    if not events or events[0].get("event") != "run":
+        raise DataError(f"{path} does not start with a run line; is this a visionaudit journal?")
+    return events
+
+
+def rebuild(path: str | Path) -> dict[str, Any]:
+    """The report of the run the journal describes (see the module docstring)."""
+    events = read_journal(path)
+    run = dict(events[0]["run"])
+    collected: list[str] = []
+    meta: dict[str, dict[str, Any]] = {}
+    started: set[str] = set()
+    entries: dict[str, dict[str, Any]] = {}
+    models: dict[str, Any] = {}
+    samples: dict[str, Any] = {}
+    exit_status = None
+    for e in events[1:]:
+        kind = e.get("event")
+        if kind == "collected":
+            collected = collected or list(e["nodeids"])
+        elif kind == "tests":
+            meta.update(e["tests"])
+        elif kind == "started":
+            started.add(e["nodeid"])
+        elif kind == "finished":
+            entries[e["entry"]["nodeid"]] = e["entry"]
+        elif kind == "model":
+            models[e["id"]] = e["info"]
+        elif kind == "samples":
+            samples.update(e["samples"])
+        elif kind == "end":
+            exit_status = e.get("exit_status")
+    finished = set(entries)
+    for nodeid in started - finished:  # began, never finished: settle() marks it interrupted
+        entries[nodeid] = blank_entry(nodeid, meta.get(nodeid, {}), "interrupted")
+    audits = settle(collected, meta, entries, finished)
+    for mid in events[0].get("models", []):
+        models.setdefault(mid, unloaded_model(mid, events[0].get("spellings", {}).get(mid, mid), None))
+    run["exit_status"] = exit_status
+    run["rebuilt_from_journal"] = str(path)
+    return assemble(run, models, audits, stopped=exit_status is None, samples=samples)

@@ -1,0 +1,221 @@
+"""``visionaudit merge``: the partial reports of one sharded run (``--audit-shard I/N``) joined into the
+report the unsharded run writes.
+
+Nothing is averaged: each split test's per-image arrays (kept in the parts by visionaudit/families/assessment.py)
+are put back in the whole set's order and judged again by the same assessor a normal run calls, so every
+statistic (McNemar, bootstrap intervals, t-tests, Holm over transforms, verdicts) is computed once, from
+all images. Tests that do not split by image ran whole in shard 1 and are taken from it. Parts that do
+not belong together (another seed, subset, data, model weights, thresholds or suite version; a shard
+missing or given twice) are refused with every difference named.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from visionaudit.config import Thresholds
+from visionaudit.data.fingerprint import SampleSet
+from visionaudit.errors import VisionAuditError
+from visionaudit.families.assessment import NotJudged, decode_arrays, get_assessor
+from visionaudit.families.records import AuditRecord
+from visionaudit.report.assembly import SEVERITY, assemble
+from visionaudit.version import SCHEMA_VERSION
+
+
+class Unmergeable(VisionAuditError):
+    """The parts are not the shards of one run; the message names every difference."""
+
+
+def _shard_of(part: dict[str, Any], name: str) -> tuple[int, int]:
+    shard = (part.get("run") or {}).get("shard")
+    if not shard:
+        raise Unmergeable(f"{name} is not a partial report: it was not run with --audit-shard I/N")
+    return int(shard["index"]), int(shard["count"])
+
+
+def check_parts(parts: Sequence[dict[str, Any]], names: Sequence[str]) -> list[int]:
+    """The parts' shard indices, in order; :class:`Unmergeable` when they are not the N shards of one run."""
+    problems: list[str] = []
+    for part, name in zip(parts, names):
+        if part.get("schema_version") != SCHEMA_VERSION:
+            problems.append(f"{name} has schema {part.get('schema_version')}; this suite reads schema {SCHEMA_VERSION}")
+    if problems:
+        raise Unmergeable("; ".join(problems))
+    shards = [_shard_of(p, n) for p, n in zip(parts, names)]
+    counts = {c for _, c in shards}
+    if len(counts) > 1:
+        problems.append("the parts split the images differently: " + ", ".join(f"{n} is shard {i}/{c}" for n, (i, c) in zip(names, shards)))
+    else:
+        count = counts.pop()
+        seen: dict[int, str] = {}
+        for name, (index, _) in zip(names, shards):
+            if index in seen:
+                problems.append(f"shard {index}/{count} given twice ({seen[index]} and {name})")
+            seen[index] = name
+        missing = [i for i in range(1, count + 1) if i not in seen]
+        if missing:
+            problems.append(f"shard(s) {', '.join(f'{i}/{count}' for i in missing)} missing: run them and pass their reports too")
+    first, first_name = parts[0], names[0]
+    for key, what in (("seed", "seed (--audit-seed)"), ("samples", "subset (--audit-samples)"), ("images", "labelled images (--audit-images)")):
+        values = {n: (p.get("run") or {}).get(key) for p, n in zip(parts, names)}
+        if len({repr(v) for v in values.values()}) > 1:
+            problems.append(f"{what} differs: " + ", ".join(f"{n}: {v}" for n, v in values.items()))
+    for key in ("visionaudit", "torch", "torchvision"):
+        values = {n: ((p.get("run") or {}).get("versions") or {}).get(key) for p, n in zip(parts, names)}
+        if len(set(values.values())) > 1:
+            problems.append(f"{key} version differs: " + ", ".join(f"{n}: {v}" for n, v in values.items()))
+    for part, name in zip(parts[1:], names[1:]):
+        for model, info in part.get("models", {}).items():
+            other = first.get("models", {}).get(model)
+            if other and info.get("sha256") and other.get("sha256") and info["sha256"] != other["sha256"]:
+                problems.append(f"model {model} has other weights in {name} (sha256 {info['sha256'][:12]}...) than in "
+                                f"{first_name} ({other['sha256'][:12]}...)")
+    problems += _check_samples(parts, names)
+    if problems:
+        raise Unmergeable("the reports are not the shards of one run:\n  " + "\n  ".join(problems))
+    return [i for i, _ in shards]
+
+
+def _check_samples(parts: Sequence[dict[str, Any]], names: Sequence[str]) -> list[str]:
+    problems = []
+    roles = sorted({r for p in parts for r in p.get("samples", {})})
+    for role in roles:
+        sets = {n: p["samples"][role] for p, n in zip(parts, names) if role in p.get("samples", {})}
+        if any("shard" not in s for s in sets.values()):
+            problems.append(f"samples.{role} of {', '.join(n for n, s in sets.items() if 'shard' not in s)} has no shard section")
+            continue
+        for key in ("subset", "seed", "protocol"):
+            if len({repr(s.get(key)) for s in sets.values()}) > 1:
+                problems.append(f"samples.{role}: {key} differs between parts")
+        wholes = {(s["shard"]["whole"]["n"], s["shard"]["whole"]["fingerprint"]) for s in sets.values()}
+        if len(wholes) > 1:
+            problems.append(f"samples.{role}: the parts were cut from different image sets (data fingerprints differ)")
+            continue
+        n = wholes.pop()[0]
+        positions = [q for s in sets.values() for q in s["shard"]["positions"]]
+        if len(positions) != len(set(positions)):
+            problems.append(f"samples.{role}: an image is in two parts")
+        for name, s in sets.items():
+            if len(s["shard"]["positions"]) != len(s["ids"]):
+                problems.append(f"samples.{role} of {name}: {len(s['ids'])} ids but {len(s['shard']['positions'])} positions")
+        if len(sets) == len(parts) and sorted(positions) != list(range(n)):
+            problems.append(f"samples.{role}: the parts hold {len(set(positions))} of the set's {n} images")
+    return problems
+
+
+def merged_samples(parts: Sequence[dict[str, Any]]) -> dict[str, SampleSet]:
+    """Each image set as the unsharded run names it: all ids, in the whole set's order."""
+    out = {}
+    for role in sorted({r for p in parts for r in p.get("samples", {})}):
+        sets = [p["samples"][role] for p in parts if role in p.get("samples", {})]
+        whole = sets[0]["shard"]["whole"]
+        ids: list[str | None] = [None] * whole["n"]
+        for s in sets:
+            for position, sample_id in zip(s["shard"]["positions"], s["ids"]):
+                ids[position] = sample_id
+        if any(i is None for i in ids):  # a part that recorded no outcome on this set: not every image is known
+            continue
+        first = sets[0]
+        out[role] = SampleSet(role, first["name"], tuple(ids), whole["fingerprint"], first.get("subset"), first["seed"],
+                              first["protocol"])
+    return out
+
+
+def _merged_arrays(pieces: list[tuple[dict[str, Any], dict[str, Any]]], n: int) -> dict[str, np.ndarray]:
+    """Per-image arrays of the parts (``(shard_data, samples section)`` each) in the whole set's order."""
+    out: dict[str, np.ndarray] = {}
+    for data, section in pieces:
+        arrays = decode_arrays(data["arrays"])
+        positions = np.asarray(section["shard"]["positions"], dtype=np.int64)
+        for key, values in arrays.items():
+            if values.size != positions.size:
+                raise Unmergeable(f"per-image array {key!r} holds {values.size} values for the part's {positions.size} images")
+            if key not in out:
+                out[key] = np.empty(n, dtype=values.dtype)
+            out[key][positions] = values
+    return out
+
+
+def _judge(nodeid: str, entries: list[dict[str, Any]], parts: Sequence[dict[str, Any]], samples: dict[str, SampleSet]) -> dict[str, Any]:
+    """One split test judged again on every shard's per-image data."""
+    base = entries[0]
+    data = [e["shard_data"] for e in entries]
+    for key in ("assessor", "set", "thresholds", "context"):
+        if any(d[key] != data[0][key] for d in data[1:]):
+            raise Unmergeable(f"{nodeid}: the parts judged it with different {key} (another audit.toml or option?)")
+    role = data[0]["set"]
+    if role not in samples:
+        raise Unmergeable(f"{nodeid}: the parts do not together hold every image of {role}")
+    pieces = [(d, p["samples"][role]) for d, p in zip(data, parts)]
+    arrays = _merged_arrays(pieces, len(samples[role].ids))
+    record = AuditRecord(audit=base["audit"], model=base["model"], params=dict(base.get("params") or {}))
+    thresholds = Thresholds(str(base["audit"]), str(base["model"] or ""), data[0]["thresholds"], None)
+    outcome, message = "passed", None
+    try:
+        get_assessor(data[0]["assessor"])(record, samples[role], arrays, thresholds, data[0]["context"])
+    except NotJudged as e:
+        outcome, message = "not_judged", f"not judged: {e}"
+    except AssertionError as e:
+        outcome, message = "failed", f"AssertionError: {e}"
+    entry = {"nodeid": nodeid, "audit": base["audit"], "model": base["model"], "params": base.get("params") or {},
+             "outcome": outcome, "duration": round(sum(float(e.get("duration") or 0.0) for e in entries), 3),
+             "metrics": record.metrics, "thresholds": record.thresholds, "tables": record.tables, "message": message,
+             "worker": None}
+    if record.outcomes:
+        entry["outcomes"] = record.outcomes
+    return entry
+
+
+def _unjudgeable(nodeid: str, entries: dict[int, dict[str, Any]], count: int) -> dict[str, Any]:
+    """A split test some shard could not measure: the worst shard's outcome, named."""
+    index, worst = max(entries.items(), key=lambda kv: SEVERITY.get(kv[1]["outcome"], 0))
+    message = f"shard {index}/{count}: {worst.get('message') or worst['outcome']}"
+    out = {k: v for k, v in worst.items() if k not in ("shard_data", "outcomes")}
+    return {**out, "metrics": {}, "tables": {}, "message": message, "worker": None}
+
+
+def merge_reports(parts: Sequence[dict[str, Any]], names: Sequence[str]) -> dict[str, Any]:
+    """The report of the unsharded run, from its N partial reports (in any order)."""
+    if not parts:
+        raise Unmergeable("no partial reports to merge")
+    indices = check_parts(parts, names)
+    order = sorted(range(len(parts)), key=lambda k: indices[k])
+    parts, names = [parts[k] for k in order], [names[k] for k in order]
+    count = len(parts)
+    samples = merged_samples(parts)
+    by_test: dict[str, dict[int, dict[str, Any]]] = {}
+    for index, part in enumerate(parts, 1):
+        for entry in part.get("audits", []):
+            by_test.setdefault(entry["nodeid"], {})[index] = entry
+    entries = []
+    for nodeid, found in sorted(by_test.items()):
+        if all("shard_data" in e for e in found.values()):
+            if len(found) != count:
+                missing = [f"{i}/{count}" for i in range(1, count + 1) if i not in found]
+                raise Unmergeable(f"{nodeid} splits by image but is not in shard(s) {', '.join(missing)}: were the shards "
+                                  "run with the same -k/-m selection?")
+            entries.append(_judge(nodeid, [found[i] for i in sorted(found)], parts, samples))
+        elif set(found) == {1}:  # a test that does not split by image: it ran whole in shard 1
+            entries.append({k: v for k, v in found[1].items() if k != "shard_data"})
+        else:
+            entries.append(_unjudgeable(nodeid, found, count))
+    models: dict[str, Any] = {}
+    for part in parts:
+        for model, info in part.get("models", {}).items():
+            models.setdefault(model, info)
+    first_run = parts[0].get("run") or {}
+    runs = [p.get("run") or {} for p in parts]
+    run = {**first_run, "shard": None, "merged_from": list(names),
+           "start": min(r.get("start") or "" for r in runs) or None, "end": max(r.get("end") or "" for r in runs) or None,
+           "duration": round(sum(float(r.get("duration") or 0.0) for r in runs), 3),
+           "command": "visionaudit merge " + " ".join(names)}
+    stopped = any((p.get("incomplete") or {}).get("interrupted") for p in parts)
+    errors = [f"{n}: {p['error']}" for p, n in zip(parts, names) if p.get("error")]
+    # As in a normal run, the report names the image sets that per-image outcomes refer to.
+    referred = {e["outcomes"]["set"] for e in entries if e.get("outcomes")}
+    report = assemble(run, models, entries, stopped=stopped, error="; ".join(errors) or None,
+                      samples={role: s.to_dict() for role, s in samples.items() if role in referred})
+    report["run"]["exit_status"] = 0 if report["verdict"] == "pass" else 1
+    return report
