@@ -18,9 +18,9 @@ import pytest
 from visionaudit.report.assembly import OUTCOME_RANK, blank_entry, settle
 from visionaudit.report.journal import JournalWriter
 
-from .collection import check_data, collection_meta
+from .data_check import check_data, collection_meta
 from .interruptions import effective_timeout
-from .recording import NOT_JUDGED_KEY, RECORD_STASH, record_of, user_error_of
+from .record_transport import NOT_JUDGED_KEY, RECORD_STASH, record_of, user_error_of
 from .worker_channel import get_channel, worker_fault_output
 
 COLLECTOR_KEY = pytest.StashKey["Collector"]()

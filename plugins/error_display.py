@@ -7,7 +7,7 @@ import pytest
 
 from visionaudit.errors import VisionAuditError
 
-from .recording import USER_ERROR_KEY
+from .record_transport import USER_ERROR_KEY
 
 # A test fails a gate by an assertion (or pytest.fail, which pytest-timeout uses too); anything else it raises
 # is an error of the run: bad input, or a bug in the audit.

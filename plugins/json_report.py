@@ -27,7 +27,7 @@ from visionaudit.report.assembly import (
 )
 from visionaudit.report.journal import JournalWriter, journal_path
 
-from .collection import STARTUP_ERROR_KEY
+from .data_check import STARTUP_ERROR_KEY
 from .collector import get_collector
 from .interruptions import effective_timeout
 from .progress import phase_timings

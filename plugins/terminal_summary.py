@@ -8,7 +8,7 @@ import pytest
 
 from visionaudit.report.summaries import markdown_summary, terminal_lines
 
-from .writer import REPORT_KEY, report_data
+from .json_report import REPORT_KEY, report_data
 
 
 @pytest.hookimpl(trylast=True)
