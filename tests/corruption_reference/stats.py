@@ -1,5 +1,5 @@
 """Summary statistics shared by make_reference.py (run in the reference's environment) and
-tests/test_corruption_kernels.py: numpy only, so both sides compute them the same way.
+tests/families/corruption/test_corruption_kernels.py: numpy only, so both sides compute them the same way.
 
 All take uint8 HWC arrays (the reference's layout)."""
 

@@ -26,7 +26,7 @@ from visionaudit.families.channel_bias import (
 from visionaudit.models.first_conv import find_first_conv
 from visionaudit.models.loading import load_model
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def conv_with(r: float, g: float, b: float, **kw) -> nn.Conv2d:

@@ -23,7 +23,7 @@ from visionaudit.families.conversion import (
 from visionaudit.models.loading import load_model
 from visionaudit.preprocessing import Preprocessing
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def head(conv: nn.Conv2d) -> nn.Module:

@@ -24,7 +24,7 @@ from visionaudit.families.registry import (
     readme_table_problems,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_readme_family_table_matches_the_registry():

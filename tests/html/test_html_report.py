@@ -18,9 +18,9 @@ from visionaudit.html import figure_data
 from visionaudit.html.page import human_per_category, render, write_html
 from visionaudit.html.thumbnails import transform_strips
 
-from .browser import chromedriver, visit
+from tests.browser import chromedriver, visit
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "report_fixtures"
 TWO = json.loads((FIXTURES / "report_two_models.json").read_text())
 AGAINST = json.loads((FIXTURES / "report_against_baseline.json").read_text())

@@ -22,7 +22,7 @@ from visionaudit.models import inference, logit_cache
 from visionaudit.models.loading import load_model
 from visionaudit.preprocessing import Geometry
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SPEC = "tests.tiny_models:tiny?size=32&resize=40"
 
 

@@ -11,7 +11,7 @@ import pytest
 from plugins.record_transport import record_of
 from tests.terminal_text import said_once
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 AUDIT = """
 import os

@@ -35,7 +35,7 @@ from visionaudit.families.baseline.statistics import (
 )
 from visionaudit.families.outcomes import decode, encode_bits, encode_decisions
 
-from .conftest import ROOT
+from tests.conftest import ROOT
 
 IDS = [f"n{1440764 + k % 10:08d}_{k}.JPEG" for k in range(200)]
 

@@ -39,7 +39,7 @@ from visionaudit.html.page import render
 from visionaudit.models.loading import load_model
 from visionaudit.preprocessing import Geometry, whole_image
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 # google-research/augmix imagenet.py, ALEXNET_ERR ("Raw AlexNet errors taken from hendrycks/robustness"),
 # typed from that source: per-corruption means, a transcription independent of the per-severity table.

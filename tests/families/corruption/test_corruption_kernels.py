@@ -34,7 +34,7 @@ from visionaudit.families.corruption.kernels import (
     weather,
 )
 
-HERE = Path(__file__).resolve().parent / "corruption_reference"
+HERE = Path(__file__).resolve().parents[2] / "corruption_reference"
 
 
 def _load_stats():

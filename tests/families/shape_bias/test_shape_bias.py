@@ -220,7 +220,7 @@ def test_guards_fail_meaningless_models_and_pass_lite0(shared_data, tmp_path):
     import sys
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[3]
     report = tmp_path / "report.json"
     env = {**os.environ, "VISIONAUDIT_DATA": str(shared_data), "CUDA_VISIBLE_DEVICES": ""}
     cmd = [sys.executable, "-m", "pytest", "audits/test_shape_bias.py", "-p", "no:cacheprovider", "--audit-samples", "320",

@@ -12,8 +12,8 @@ that last step is not part of the kernels).
 Modules: ``noise`` (gaussian, shot, impulse, speckle), ``blur`` (defocus, glass, motion, zoom,
 gaussian), ``weather`` (snow, frost, fog, spatter), ``digital`` (brightness, contrast, saturate,
 pixelate, jpeg_compression, elastic_transform). How each kernel compares with the reference is said in
-its docstring and tested in tests/test_corruption_kernels.py against ImageNet-C's own code: given the
-reference's random draws, every kernel reproduces its output within 1 grey level (most exactly),
+its docstring and tested in tests/families/corruption/test_corruption_kernels.py against ImageNet-C's
+own code: given the reference's random draws, every kernel reproduces its output within 1 grey level (most exactly),
 glass blur included (its ~50 000 sequential Python pixel copies per pass become a few batched gathers,
 see ``blur.glass_sources``), as do motion blur and snow (ImageMagick's motion-blur kernel and its
 16-bit rounding) and spatter (OpenCV's Canny, chamfer distance and equalization, in torch).
