@@ -12,10 +12,31 @@ pytest_plugins = ["pytester"]
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# The quick loop (pytest tests -m "not slow") runs on a fresh clone without ../shared/data: a test that
+# reads the data or starts the real audits is marked slow, and the two hooks below keep that true.
+DATA_ENV = "VISIONAUDIT_DATA"
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test that asks for the real data (the shared_data fixture, directly or through another fixture)
+    without the slow mark fails before it reads anything."""
+    if "shared_data" in getattr(item, "fixturenames", ()) and item.get_closest_marker("slow") is None:
+        pytest.fail(f"{item.nodeid} reads the real data (shared_data) but is not marked slow: add @pytest.mark.slow "
+                    "(or pytestmark = pytest.mark.slow) so that pytest -m 'not slow' runs without the data", pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _no_data_outside_slow(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside slow tests $VISIONAUDIT_DATA is unset (subprocesses included), so that a quick test cannot read
+    the real data through it by accident and runs as it would on a fresh clone."""
+    if request.node.get_closest_marker("slow") is None:
+        monkeypatch.delenv(DATA_ENV, raising=False)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """The real data beside the checkout (CI sets VISIONAUDIT_DATA to ../shared/data)."""
-    path = Path(os.environ.get("VISIONAUDIT_DATA") or ROOT.parent / "shared" / "data")
+    """The real data beside the checkout (CI sets VISIONAUDIT_DATA to ../shared/data); slow tests only."""
+    path = Path(os.environ.get(DATA_ENV) or ROOT.parent / "shared" / "data")
     if not (path / "imagenet-sample").is_dir():
         pytest.fail(f"the real data is not at {path}: set VISIONAUDIT_DATA to ../shared/data", pytrace=False)
     return path

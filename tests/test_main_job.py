@@ -13,6 +13,8 @@ import pytest
 
 from visionaudit.families.records import report_schema
 
+pytestmark = pytest.mark.slow  # the real audits on the real data
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

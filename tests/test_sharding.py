@@ -51,6 +51,7 @@ def test_shards_partition_the_images_whatever_else_is_in_the_set(ids, count):
     assert sorted(i for s in shards for i in s) == sorted(ids)  # each image in exactly one shard
 
 
+@pytest.mark.slow
 def test_shards_of_the_real_labelled_sample_are_balanced_and_named_as_the_whole(shared_data):
     whole = labelled_images(shared_data / "imagenet-sample")
     parts = [select(whole, Shard(k, 3)) for k in (1, 2, 3)]
@@ -82,6 +83,7 @@ def runs(shared_data, tmp_path_factory):
     return tmp, out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("count", [2, 3])
 def test_merged_shards_equal_the_unsharded_run(runs, count):
     tmp, out = runs
@@ -100,6 +102,7 @@ def test_merged_shards_equal_the_unsharded_run(runs, count):
     assert "shard_data" not in json.dumps(merged) and merged["run"]["shard"] is None
 
 
+@pytest.mark.slow
 def test_only_split_audits_run_in_later_shards(runs):
     _, out = runs
     families = lambda data: {e["audit"] for e in data["audits"]}  # noqa: E731
@@ -108,6 +111,7 @@ def test_only_split_audits_run_in_later_shards(runs):
     assert "shard 2/3" in out["2/3"][0].stdout
 
 
+@pytest.mark.slow
 def test_parts_that_do_not_belong_together_are_refused_naming_each_difference(runs):
     tmp, _ = runs
     part = lambda i, n: json.loads((tmp / f"part{i}of{n}.json").read_text())  # noqa: E731
@@ -137,6 +141,7 @@ def test_parts_that_do_not_belong_together_are_refused_naming_each_difference(ru
     assert not (tmp / "refused.json").exists()
 
 
+@pytest.mark.slow
 def test_a_shard_is_never_compared_with_a_baseline(shared_data, tmp_path):
     baseline = tmp_path / "old.json"
     baseline.write_text("{}")

@@ -18,12 +18,14 @@ from visionaudit.preprocessing import Geometry
 GEOM = Geometry(resize_size=64, crop_size=56, interpolation="bilinear")
 
 
+@pytest.mark.slow
 def test_shipped_wnids_match_the_shared_list(shared_data):
     shared = [line.strip() for line in (shared_data / "imagenet_wnids.txt").read_text().splitlines() if line.strip()]
     assert list(imagenet.wnids()) == shared
     assert imagenet.class_index("n01440764") == 0 and imagenet.class_index("n15075141") == 999
 
 
+@pytest.mark.slow
 def test_cue_conflict_real_stimuli(shared_data):
     s = datasets.cue_conflict(shared_data / "cue-conflict")
     assert len(s) == 1280
@@ -34,12 +36,14 @@ def test_cue_conflict_real_stimuli(shared_data):
     assert (s.categories[i], s.textures[i]) == ("airplane", "bicycle")
 
 
+@pytest.mark.slow
 def test_shape_only_stimuli(shared_data):
     for name in ("edges", "filled-silhouettes"):
         s = datasets.category_folders(shared_data / name, name)
         assert len(s) == 160 and len(set(s.categories)) == 16
 
 
+@pytest.mark.slow
 def test_imagenet_sample_flat_files(shared_data):
     s = datasets.labelled_images(shared_data / "imagenet-sample")
     assert len(s) == 1000
@@ -179,6 +183,7 @@ def test_imagenette_without_its_files_offline_is_one_clear_error(tmp_path):
         f"Imagenette not found under {tmp_path / 'imagenette'}: run once on a machine with internet (torchvision downloads it there)"]
 
 
+@pytest.mark.slow
 def test_stratified_subset_is_seeded_and_balanced(shared_data):
     s = datasets.cue_conflict(shared_data / "cue-conflict")
     a, b, c = s.stratified_subset(32, seed=0), s.stratified_subset(32, seed=0), s.stratified_subset(32, seed=1)

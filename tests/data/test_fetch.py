@@ -110,6 +110,7 @@ def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.slow
 def test_fetch_verifies_rejects_and_resumes(tmp_path, mirror, shared_data, capsys):
     url, manifest = mirror
     dest = tmp_path / "data"
@@ -136,6 +137,7 @@ def test_fetch_verifies_rejects_and_resumes(tmp_path, mirror, shared_data, capsy
     assert result.rejected == [FILES[2]] and not result.downloaded
 
 
+@pytest.mark.slow
 def test_fetch_unreachable_server_fails_cleanly(tmp_path, mirror, capsys):
     _, manifest = mirror
     result = fetch("cue-conflict", tmp_path, base_url="http://127.0.0.1:9", manifest=json.loads(manifest.read_text()), retries=0, timeout=2)
@@ -143,6 +145,7 @@ def test_fetch_unreachable_server_fails_cleanly(tmp_path, mirror, capsys):
     assert "run the command again to resume" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_shipped_manifest_matches_the_real_stimuli(shared_data):
     manifest = load_manifest()
     assert {k: len(manifest[k]["files"]) for k in STIMULI} == {"cue-conflict": 1280, "edges": 160, "filled-silhouettes": 160}
@@ -152,6 +155,7 @@ def test_shipped_manifest_matches_the_real_stimuli(shared_data):
         assert manifest[name]["terms"] == LICENCE
 
 
+@pytest.mark.slow
 def test_shipped_imagenet_sample_manifest_is_the_upstream_listing(shared_data):
     shipped = json.loads((ROOT / "visionaudit" / "resources" / "imagenet_sample_manifest.json").read_text())
     assert shipped == json.loads((shared_data / "manifests" / "imagenet-sample-upstream.json").read_text())
@@ -168,6 +172,7 @@ def test_shipped_imagenet_sample_manifest_is_the_upstream_listing(shared_data):
     assert not resized & {f["sha256"] for f in entry["files"].values()}
 
 
+@pytest.mark.slow
 def test_corrupted_file_is_rejected_and_nothing_valid_looking_is_left(tmp_path, mirror, shared_data, capsys):
     url, manifest = mirror
     dest = tmp_path / "cache"
@@ -191,6 +196,7 @@ def test_corrupted_file_is_rejected_and_nothing_valid_looking_is_left(tmp_path, 
         assert sha(dest / "cue-conflict" / rel) == sha(shared_data / "cue-conflict" / rel)
 
 
+@pytest.mark.slow
 def test_dropped_connection_mid_file_resumes_with_range(tmp_path, mirror, shared_data, capsys):
     url, manifest = mirror
     (tmp_path / "mirror" / UPSTREAM / FILES[2]).write_bytes((shared_data / "cue-conflict" / FILES[2]).read_bytes())
@@ -231,6 +237,7 @@ def _two_of_everything(tmp_path: Path, shared_data: Path) -> tuple[Path, Path]:
     return root, path
 
 
+@pytest.mark.slow
 def test_fetch_all_into_the_cache_from_a_configured_mirror(tmp_path, shared_data, monkeypatch, capsys):
     root, manifest = _two_of_everything(tmp_path, shared_data)
     cache = tmp_path / "cache"
@@ -306,6 +313,7 @@ def first_use(suite, tmp_path, shared_data, monkeypatch):
         yield suite, cache, url
 
 
+@pytest.mark.slow
 def test_a_run_without_a_data_root_fetches_into_the_cache_once_then_runs(first_use):
     suite, cache, _ = first_use
     result = suite.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
@@ -324,6 +332,7 @@ def test_a_run_without_a_data_root_fetches_into_the_cache_once_then_runs(first_u
     assert len(RangeHandler.requests) == 8 and "fetching" not in again.stdout.str()  # there now: nothing asked for
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how, workers", [("option", []), ("variable", ["-n", "2"])])
 def test_offline_without_the_data_is_one_clear_error(first_use, monkeypatch, how, workers):
     suite, cache, url = first_use

@@ -87,6 +87,7 @@ def test_environment_sets_the_budget_when_nothing_else_does(monkeypatch, budget)
         decode_budget.budget()
 
 
+@pytest.mark.slow
 def test_a_set_over_the_budget_streams_and_one_within_it_is_decoded_once(sample, budget):
     budget(len(sample) * IMAGE_BYTES)  # exactly fits
     whole = datasets.load_images(sample, GEOM)
@@ -98,6 +99,7 @@ def test_a_set_over_the_budget_streams_and_one_within_it_is_decoded_once(sample,
     assert streamed.shape == whole.shape and streamed.dtype == torch.uint8 and streamed.dim() == 4 and len(streamed) == 48
 
 
+@pytest.mark.slow
 def test_least_recently_used_sets_make_room(sample, budget):
     a, b, c = (sample.select(list(range(i, i + 10)), name=f"part{i}") for i in (0, 10, 20))
     budget(25 * IMAGE_BYTES)  # two sets of 10 fit, not three
@@ -109,6 +111,7 @@ def test_least_recently_used_sets_make_room(sample, budget):
     assert sum(t.nbytes for t in datasets._DECODED.values()) <= 25 * IMAGE_BYTES
 
 
+@pytest.mark.slow
 def test_streamed_images_index_like_the_decoded_tensor(sample):
     whole = decode_images(sample.paths, GEOM)
     streamed = StreamedImages(sample.paths, GEOM)
@@ -125,6 +128,7 @@ def test_streamed_images_index_like_the_decoded_tensor(sample):
         streamed[[1, 48]]
 
 
+@pytest.mark.slow
 def test_reading_in_order_decodes_the_next_batches_ahead_and_holds_no_more(sample, monkeypatch):
     """While the reader holds batch k, batches k+1 and k+2 are decoding or done; k+3 is not started."""
     from visionaudit.data import streaming
@@ -151,6 +155,7 @@ def test_reading_in_order_decodes_the_next_batches_ahead_and_holds_no_more(sampl
     assert not streamed._ahead
 
 
+@pytest.mark.slow
 def test_an_unreadable_file_in_a_streamed_batch_is_named(tmp_path, sample):
     bad = tmp_path / "n01440764_broken.JPEG"
     bad.write_text("not a jpeg")
@@ -160,6 +165,7 @@ def test_an_unreadable_file_in_a_streamed_batch_is_named(tmp_path, sample):
         streamed[2:4]
 
 
+@pytest.mark.slow
 def test_every_consumer_gives_the_same_numbers_streamed_or_whole(sample, tiny):
     """Logits, per-image outcomes under a transform, channel measures and a deployment form: bit for bit."""
     whole = decode_images(sample.paths, GEOM)

@@ -147,6 +147,7 @@ def test_zoo_summary():
     assert zoo_summary([[0.2, 0.5, 0.3]])["std"] is None
 
 
+@pytest.mark.slow
 def test_planted_dominant_channel_fails_the_gate(shared_data, tmp_path):
     report = tmp_path / "report.json"
     env = {**os.environ, "VISIONAUDIT_DATA": str(shared_data), "CUDA_VISIBLE_DEVICES": ""}

@@ -152,6 +152,7 @@ conversion.rgb_to_gray = plain_rebuild
 '''
 
 
+@pytest.mark.slow
 def test_planted_plain_conv2d_rebuild_fails_the_audit(shared_data, tmp_path):
     (tmp_path / "plant_bug.py").write_text(PLANT_PLAIN_CONV)
     env = {**os.environ, "VISIONAUDIT_DATA": str(shared_data), "CUDA_VISIBLE_DEVICES": "",

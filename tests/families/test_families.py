@@ -58,6 +58,7 @@ def test_a_family_name_cannot_be_taken_twice():
         Family(name="Bad-Name", gates="x", key_metric="x", higher_is_better=True, thresholds={})
 
 
+@pytest.mark.slow
 def test_markers_select_a_family(shared_data):
     env = {**os.environ, "VISIONAUDIT_DATA": str(shared_data)}
     proc = subprocess.run([sys.executable, "-m", "pytest", "audits", "--collect-only", "-q", "-m", "deployment", "-p", "no:cacheprovider"],

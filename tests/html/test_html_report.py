@@ -70,6 +70,7 @@ def test_max_differences_and_baseline_deltas_are_the_reports():
     assert deltas["channel_shares"]["verdict"] == "regression" and deltas["channel_shares"]["delta"] == shares["delta"]
 
 
+@pytest.mark.slow
 def test_human_references_are_the_mean_of_the_observers(shared_data):
     """Per category, the mean over the nine observers of shape / (shape + texture), computed here by hand."""
     paths = sorted((shared_data / "texture-vs-shape-raw").glob("*.csv"))
@@ -109,6 +110,7 @@ def test_page_holds_every_section_with_the_reports_numbers():
     assert all(n in html for n in failed) and "a gate failed: the measured value is outside its bound" in html
 
 
+@pytest.mark.slow
 def test_thumbnails_redraw_the_runs_transforms(shared_data):
     """Three images per transform the run measured, at its recorded severity, drawn from the report's
     sample ids and seed at the audited model's crop."""
@@ -177,6 +179,7 @@ def browser() -> None:
         pytest.skip(message)
 
 
+@pytest.mark.slow
 def test_the_page_in_a_real_browser_offline(tmp_path, shared_data, browser):
     page = write_html(tmp_path / "report.html", TWO, sorted((shared_data / "texture-vs-shape-raw").glob("*.csv")),
                       transform_strips(TWO, shared_data))
@@ -208,6 +211,7 @@ def test_baseline_section_from_the_cli(tmp_path):
     assert '<section id="baseline">' in html and html.count(">unchanged<") == 2 * 14
 
 
+@pytest.mark.slow
 def test_a_failing_render_keeps_the_json_and_the_exit_status(tmp_path, shared_data):
     """The page made to fail inside the run: the JSON is written, the exit status is the audits', an
     earlier run's page is not left to pass for this one's, and the terminal says how to render it later."""
@@ -244,6 +248,7 @@ def test_not_a_number_renders_as_na():
     assert "<td>[n/a, n/a]</td>" in render(report)
 
 
+@pytest.mark.slow
 def test_a_run_stopped_at_startup_leaves_its_own_page(tmp_path, shared_data):
     (tmp_path / "r.html").write_text("an earlier run's page")
     env = {**os.environ, "VISIONAUDIT_DATA": str(shared_data)}

@@ -22,6 +22,8 @@ from visionaudit.models import inference, logit_cache
 from visionaudit.models.loading import load_model
 from visionaudit.preprocessing import Geometry
 
+pytestmark = pytest.mark.slow  # images from the real data, and a run of the real accuracy audit
+
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = "tests.tiny_models:tiny?size=32&resize=40"
 

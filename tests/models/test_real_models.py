@@ -12,6 +12,8 @@ from visionaudit.models.inference import clean_logits, predict_logits
 from visionaudit.models.loading import load_model
 from visionaudit.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 
+pytestmark = pytest.mark.slow  # real weights on the real data
+
 
 @pytest.fixture(scope="module")
 def lite0():

@@ -13,6 +13,8 @@ import pytest
 from tests.audit_runs import ROOT, TINY, audit
 from visionaudit.families.baseline import COMPARED
 
+pytestmark = pytest.mark.slow  # the real audits on the real data
+
 # Every audit that leaves per-image outcomes or channel shares, on 60 images per set.
 RECORDING = ("test_clean_top1 or test_transform or test_weight_shares or test_shape_bias or test_shape_only"
              " or (test_random_init_control and resnet18)")  # a control too: it is not a release to compare

@@ -145,6 +145,7 @@ def sample(shared_data):
     return labelled_images(shared_data / "imagenet-sample").stratified_subset(12, 0)
 
 
+@pytest.mark.slow
 def test_jpeg_round_trip_gives_pils_pixels(sample):
     """ImageNet-C was stored by PIL's save(quality=85, optimize=True); our round trip must give its pixels."""
     images = load_images(sample, C.PROTOCOL_GEOMETRY)
@@ -157,6 +158,7 @@ def test_jpeg_round_trip_gives_pils_pixels(sample):
         assert torch.equal(ours[k], pil), k
 
 
+@pytest.mark.slow
 def test_protocol_decodes_as_imagenet_c_was_made(sample):
     """Resize 256 (PIL bilinear) and centre crop 224, whatever the model's own preprocessing."""
     path = sample.paths[0]
@@ -171,6 +173,7 @@ def test_protocol_decodes_as_imagenet_c_was_made(sample):
     assert np.abs(ours.astype(int) - ref.astype(int)).max() <= 1
 
 
+@pytest.mark.slow
 def test_a_224_model_is_fed_the_images_as_stored_and_another_by_its_own_rule(sample, tmp_path):
     as_stored = load_model("tests.tiny_models:tiny")
     assert C.feed_geometry(as_stored) is None and C.describe_feed(as_stored, True)["feed"] == "as stored (224)"
@@ -191,6 +194,7 @@ def test_a_224_model_is_fed_the_images_as_stored_and_another_by_its_own_rule(sam
         assert diff.float().mean() < 1.0 and diff.max() <= 12, (k, diff.float().mean(), diff.max())
 
 
+@pytest.mark.slow
 def test_unavailable_corruption_is_reported_with_its_reason(monkeypatch, sample):
     def kernel_for(name):
         if name == "frost":
@@ -314,6 +318,7 @@ def _audit(shared_data: Path, tmp_path: Path, max_mce: float, *extra: str) -> tu
     return proc, data
 
 
+@pytest.mark.slow
 def test_the_audit_on_a_tiny_model(shared_data, tmp_path):
     """The tiny random model gets every image wrong: contrast's own bound (0.999) fails it, the default (1.0) not."""
     proc, data = _audit(shared_data, tmp_path, 1000.0, "-n", "2")
@@ -343,6 +348,7 @@ def test_the_audit_on_a_tiny_model(shared_data, tmp_path):
     assert f"<td>contrast</td><td>{fmt(mce['ce']['contrast'])}</td>" in section
 
 
+@pytest.mark.slow
 def test_the_mce_gate_fails_above_its_bound(shared_data, tmp_path):
     proc, data = _audit(shared_data, tmp_path, 1.0, "-k", "mce")
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -355,6 +361,7 @@ FOLDER_CONFIG = CONFIG.replace('corruptions = ["brightness", "contrast"]', 'corr
     "max_error_by_corruption = { contrast = 0.999 }", "max_error_by_corruption = {}")
 
 
+@pytest.mark.slow
 def test_an_imagenet_c_folder_through_the_audit(tmp_path):
     """--audit-imagenet-c end to end: the files scored as they are, paired with their originals by sample id."""
     clean = {"a.JPEG": DARK, "b.JPEG": DARK, "c.JPEG": DARK, "d.JPEG": BRIGHT, "e.JPEG": BRIGHT}

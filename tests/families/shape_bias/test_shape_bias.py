@@ -30,6 +30,7 @@ def probs_with(**mass: float) -> torch.Tensor:
     return p
 
 
+@pytest.mark.slow
 def test_mapping_is_the_published_one(shared_data):
     shared = json.loads((shared_data / "imagenet16_indices.json").read_text())["categories"]
     assert {k: list(v) for k, v in M.items()} == shared
@@ -173,6 +174,7 @@ def _independent_count(path):
     return shape / (shape + texture)
 
 
+@pytest.mark.slow
 def test_nine_observers_through_the_cli(shared_data, capsys):
     files = sorted(str(p) for p in (shared_data / "texture-vs-shape-raw").glob("*.csv"))
     assert len(files) == 9
@@ -186,6 +188,7 @@ def test_nine_observers_through_the_cli(shared_data, capsys):
     assert out["pooled"]["n_conflict"] == 9 * 1200
 
 
+@pytest.mark.slow
 def test_export_is_model_vs_human_raw_data_and_reads_back_the_same(shared_data, tmp_path):
     import csv
 
@@ -215,6 +218,7 @@ def test_export_is_model_vs_human_raw_data_and_reads_back_the_same(shared_data, 
     assert read_decisions(path).shape_bias() == shape_bias(decisions, stimuli.categories, stimuli.textures)
 
 
+@pytest.mark.slow
 def test_guards_fail_meaningless_models_and_pass_lite0(shared_data, tmp_path):
     import subprocess
     import sys
@@ -261,6 +265,7 @@ def test_stimulus_geometry_native_by_default_and_model_input_for_models_that_nee
     assert stimulus_geometry(fixed, "model_input").crop_size == 32
 
 
+@pytest.mark.slow
 def test_uncropped_geometry_keeps_the_whole_stimulus(shared_data):
     from visionaudit.data.decoding import decode_image
     from visionaudit.preprocessing import Geometry, whole_image
