@@ -12,7 +12,7 @@ from visionaudit.families.registry import families, get_family
 
 STATIC_MARKERS = (
     "audit(name): the audit family a test belongs to (python -m visionaudit families lists them)",
-    "slow: loads real models or decodes the real data sets",
+    "slow: reads the real data (../shared/data) or starts the real audits; pytest tests -m 'not slow' is the quick loop",
 )
 
 
