@@ -1,5 +1,5 @@
-"""The docs stay true: docs/architecture.md names every module with its layer, and every relative link
-in README.md and docs/ points to a file that exists."""
+"""The docs stay true: docs/architecture.md names every module with its layer, every relative link in
+README.md and docs/ points to a file that exists, and so does every repository path they name."""
 
 from __future__ import annotations
 
@@ -63,6 +63,17 @@ def broken_links(path: Path) -> list[str]:
     return out
 
 
+# A repository path in a code span: `visionaudit/data/fetch.py`, `audits/test_accuracy.py`, `visionaudit/families/`
+PATH = re.compile(r"`((?:visionaudit|plugins|fixtures|audits|benchmarks|tests)/[\w./-]*)`")
+
+
+def missing_paths(path: Path, root: Path = ROOT) -> list[str]:
+    """Repository paths named in a page's text (code blocks aside: they hold examples) that do not exist."""
+    text = re.sub(r"```.*?```", "", path.read_text(), flags=re.DOTALL)
+    return [f"{path.relative_to(root)} names {p}, which does not exist"
+            for p in dict.fromkeys(PATH.findall(text)) if not (root / p).exists()]
+
+
 def test_architecture_page_names_every_module_with_its_layer():
     assert architecture_problems(ARCHITECTURE.read_text()) == []
 
@@ -102,3 +113,18 @@ def test_the_link_check_can_fail(tmp_path, monkeypatch):
                     "```\n[in code](nowhere.md)\n```\n[ref]: ../README.md\n")
     assert broken_links(page) == ["docs/index.md: link to gone.md, which does not exist",
                                   "docs/index.md: link to ../README.md, which does not exist"]
+
+
+def test_paths_named_in_the_docs_exist():
+    """Module paths in README.md and docs/ follow the code (CHANGELOG.md names old paths on purpose)."""
+    pages = [p for p in doc_files() if p.exists() and p.name != "CHANGELOG.md"]
+    assert [problem for p in pages for problem in missing_paths(p)] == []
+
+
+def test_the_path_check_can_fail(tmp_path):
+    (tmp_path / "visionaudit" / "data").mkdir(parents=True)
+    (tmp_path / "visionaudit" / "data" / "fetch.py").write_text("")
+    page = tmp_path / "page.md"
+    page.write_text("`visionaudit/data/fetch.py`, `visionaudit/data/`, `visionaudit/datasets.py`\n"
+                    "```python\n# visionaudit/mine.py (an example)\n```\n")
+    assert missing_paths(page, tmp_path) == ["page.md names visionaudit/datasets.py, which does not exist"]
