@@ -188,7 +188,8 @@ def test_option_then_audit_toml_then_environment_set_each_process_budget_and_cac
     from visionaudit.models import logit_cache
 
     suite.makepyfile(test_seen="""
-from visionaudit import decode_budget, logit_cache
+from visionaudit.data import decode_budget
+from visionaudit.models import logit_cache
 
 def test_seen():
     print("SEEN", decode_budget.budget(), logit_cache.cache_dir())
