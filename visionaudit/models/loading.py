@@ -16,6 +16,7 @@ import torch
 
 from visionaudit.devices import resolve_device, use_exact_float32
 from visionaudit.errors import CheckpointError, ModelOutputError, SpecError
+from visionaudit.files import sha256_file
 from visionaudit.models import checkpoints
 from visionaudit.models.specs import (
     DEFAULT_MODEL,
@@ -260,7 +261,7 @@ def _load(parsed: ModelSpec, dev: torch.device) -> LoadedModel:
     if "imagenet" in parsed.options:
         imagenet = parsed.options["imagenet"].lower() in ("1", "true", "yes")
     if built.weights_file is not None:
-        sha, sha_of = checkpoints.sha256_file(built.weights_file), str(built.weights_file)
+        sha, sha_of = sha256_file(built.weights_file), str(built.weights_file)
     else:
         sha, sha_of = checkpoints.sha256_state_dict(module.state_dict()), "state_dict"
     return LoadedModel(
