@@ -46,7 +46,7 @@ COLLECT = """
 import json
 
 def pytest_runtest_logreport(report):
-    from plugins.recording import record_of
+    from plugins.record_transport import record_of
     rec = record_of(report)
     if rec is not None and report.when == "call" or (rec is not None and report.skipped):
         with open("records.jsonl", "a") as f:
