@@ -132,11 +132,11 @@ def corruption_errors(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def family_entries(report: dict[str, Any], audit: str, key_metric: str | None) -> list[dict[str, Any]]:
-    """The generic section's rows: each test of ``audit`` that was selected, by model then test id, with its
-    key metric (``missing`` when the test recorded none), outcome and message."""
+    """The generic section's rows: each test of ``audit``, by model then test id, with its key metric
+    (``missing`` when the test recorded none), outcome and message."""
     rows = []
     for e in report.get("audits", []):
-        if e.get("audit") != audit or e.get("outcome") == "deselected":
+        if e.get("audit") != audit:
             continue
         metrics = e.get("metrics") or {}
         rows.append({"model": e.get("model") or "-", "test": e["nodeid"].split("::", 1)[-1], "value": metrics.get(key_metric),
