@@ -190,13 +190,14 @@ SPREAD = Family(name="toy_spread", gates="a toy score, test by test", key_metric
 """
 
 PACKAGE_AUDIT = """
-import os
+import time
 import pytest
 
 pytestmark = pytest.mark.audit({family!r})
 
-@pytest.mark.parametrize("k", range(4))
+@pytest.mark.parametrize("k", range({n}))
 def test_score(model, record, k):
+    time.sleep({pause})
     record.metric("score", {base} + k / 8)
     assert k != 3, "planted failure"
 """
@@ -211,8 +212,9 @@ def package(suite: pytest.Pytester, monkeypatch) -> pytest.Pytester:
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: toyaudit\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text("[visionaudit.families]\ntoy_grouped = toyaudit:GROUPED\ntoy_spread = toyaudit:SPREAD\n")
-    suite.makepyfile(test_grouped=PACKAGE_AUDIT.format(family="toy_grouped", base=0.25),
-                     test_spread=PACKAGE_AUDIT.format(family="toy_spread", base=0.5))
+    # The spread family's tests take a while, so that both workers are still taking work when they are queued.
+    suite.makepyfile(test_grouped=PACKAGE_AUDIT.format(family="toy_grouped", n=4, pause=0, base=0.25),
+                     test_spread=PACKAGE_AUDIT.format(family="toy_spread", n=6, pause=0.25, base=0.5))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), str(site), os.environ.get("PYTHONPATH", "")]))
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
     return suite
@@ -221,7 +223,7 @@ def package(suite: pytest.Pytester, monkeypatch) -> pytest.Pytester:
 def test_a_family_from_a_package_is_grouped_shown_on_the_page_and_in_the_readme_table(package):
     result = package.runpytest_subprocess("--model", "tests.tiny_models:tiny", "--device", "cpu", "-n", "2", "-p", "no:cacheprovider",
                                           "--audit-json=report.json", "--audit-html=page.html")
-    result.assert_outcomes(passed=6, failed=2)
+    result.assert_outcomes(passed=8, failed=2)
     report = json.loads((package.path / "report.json").read_text())
     workers = {name: {e["worker"] for e in report["audits"] if e["audit"] == name} for name in ("toy_grouped", "toy_spread")}
     assert len(workers["toy_grouped"]) == 1, workers  # it asked: one worker ran the model's tests of the family
