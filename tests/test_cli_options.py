@@ -91,10 +91,15 @@ def test_the_one_home_check_names_an_option_added_elsewhere(tmp_path):
                                                   f"plugins/html_page.py:{lines + 3}: addoption"]
 
 
-def test_the_visionaudit_group_holds_exactly_what_plugins_options_registers(pytestconfig):
-    """The loaded session's parser (every plugin's hooks ran) against plugins/options.py alone."""
-    group = pytestconfig._parser.getgroup("visionaudit")
-    assert {a.names()[0] for a in group.options} == set(pytest_options())
+def test_the_sessions_audit_options_are_exactly_those_of_plugins_options(pytestconfig):
+    """This session ran every plugin's pytest_addoption (installed ones too): its ``audit_*`` destinations
+    are those plugins/options.py declares, and nothing else declared one."""
+    recorder = _RecordingParser()
+    options_plugin.pytest_addoption(recorder)
+    declared = {a.dest for a in recorder.as_argparse()._actions if a.dest != "help"}
+    session = {dest for dest in vars(pytestconfig.option) if dest.startswith("audit_")}
+    assert session == {d for d in declared if d.startswith("audit_")}
+    assert {"model", "arch"} <= declared and {"audit_device", "audit_html", "audit_baseline_unpaired"} <= session
 
 
 # -- one declaration, one spelling -----------------------------------------------------------------------
