@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from .settings import STARTUP_USAGE_ERROR_KEY, get_settings
 from .json_report import check_report_path, report_data, startup_report
+from .settings import STARTUP_USAGE_ERROR_KEY, get_settings
 
 HTML_RESULT_KEY = pytest.StashKey[str]()  # the line the terminal summary prints
 

@@ -11,7 +11,16 @@ import sys
 
 from visionaudit.errors import VisionAuditError
 
-from . import compare, convert_checkpoint, families, fetch, html, merge, report, shape_bias
+from . import (
+    compare,
+    convert_checkpoint,
+    families,
+    fetch,
+    html,
+    merge,
+    report,
+    shape_bias,
+)
 
 COMMANDS = (fetch, convert_checkpoint, shape_bias, report, compare, merge, html, families)
 
