@@ -260,7 +260,9 @@ def test_a_run_stopped_at_startup_leaves_its_own_page(tmp_path, shared_data):
 
 @pytest.mark.parametrize("args, message", [
     (["--audit-html", "{tmp}"], "--audit-html {tmp} is a directory; give a file path, such as {tmp}/report.html"),
-    (["--audit-html", "{tmp}/r.html", "--shape-bias-reference", "{tmp}/missing.csv"], "--shape-bias-reference: "),
+    (["--audit-html", "{tmp}/r.html", "--audit-shape-bias-reference", "{tmp}/missing.csv"], "--audit-shape-bias-reference: "),
+    # the old spelling, still accepted (deprecated)
+    (["--audit-html", "{tmp}/r.html", "--shape-bias-reference", "{tmp}/missing.csv"], "--audit-shape-bias-reference: "),
 ])
 def test_bad_html_options_stop_the_run_before_any_model_loads(tmp_path, args, message):
     args = [a.format(tmp=tmp_path) for a in args]
