@@ -45,16 +45,6 @@ def get_baseline(config: pytest.Config) -> Baseline | None:
     return config.stash.get(BASELINE_KEY, None)
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("visionaudit")
-    group.addoption("--audit-baseline", default=None, metavar="PREV.json",
-                    help="compare each model with its entry in this report of the previous release, image by image")
-    group.addoption("--audit-baseline-as", default=None, metavar="OLD_SPEC",
-                    help="compare the run's one model with the baseline's OLD_SPEC (several models: [baseline.pairs] in audit.toml)")
-    group.addoption("--audit-baseline-unpaired", action="store_true", default=False,
-                    help="compare with a baseline made on other images, seed or subset by unpaired two-proportion tests")
-
-
 def _run_sample_sets(settings: Settings, roles: list[str]) -> dict[str, SampleSet]:
     """This run's image sets (those whose data is here), as the report will describe them."""
     out = {}

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from visionaudit.devices import cpu_thread_share
+from visionaudit.families import families
 
 from .collector import get_collector
 from .settings import get_settings, worker_count, worker_index
@@ -42,16 +43,21 @@ def pytest_configure(config: pytest.Config) -> None:
         torch.set_num_threads(cpu_thread_share(worker_count()))
 
 
-# Families whose tests of one model share one computation that a test of theirs reads whole: the baseline
-# comparisons (Holm over the model's comparison set) and the corruption conditions (test_mce reads all 75).
-GROUPED_FAMILIES = ("baseline", "corruption")
+def family_scope(nodeid: str, family: str | None, model_ids: list[str]) -> str:
+    """The scope of a test when models are not grouped whole: its family and model when its family's
+    descriptor asks for one worker per model (its tests share a computation one of them reads whole),
+    else the test id itself."""
+    known = families()
+    grouped = family in known and known[family].one_worker_per_model
+    mid = model_of(nodeid, model_ids) if grouped else None
+    return f"{family}:{mid}" if mid else nodeid
 
 
 @pytest.hookimpl(optionalhook=True)  # so that -p no:xdist still runs
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
     """Group by model when there are at least as many models as workers; else keep each model's tests of a
-    grouped family together (baseline comparisons, corruption conditions), so that what they share is
-    computed once, on one worker, and the rest spread test by test.
+    family that asks for it together (``Family.one_worker_per_model``: baseline comparisons, corruption
+    conditions), so that what they share is computed once, on one worker, and the rest spread test by test.
 
     With fewer models than workers, grouping by model would idle workers; loading a model twice costs less.
     An explicit ``--dist`` is left alone.
@@ -71,9 +77,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
         def _split_scope(self, nodeid: str) -> str:
             if by_model:
                 return model_scope(nodeid, models)
-            name = family(nodeid)
-            mid = model_of(nodeid, models) if name in GROUPED_FAMILIES else None
-            return f"{name}:{mid}" if mid else nodeid
+            return family_scope(nodeid, family(nodeid), models)
 
         def remove_node(self, node):
             """As xdist's, except that the test that took its worker down is not queued again: xdist's scope

@@ -10,19 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from .settings import STARTUP_USAGE_ERROR_KEY, get_settings
 from .json_report import check_report_path, report_data, startup_report
+from .settings import STARTUP_USAGE_ERROR_KEY, get_settings
 
 HTML_RESULT_KEY = pytest.StashKey[str]()  # the line the terminal summary prints
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("visionaudit")
-    group.addoption("--audit-html", default=None, metavar="PATH",
-                    help="also write the report as one self-contained HTML file (figures inline, no network access)")
-    group.addoption("--shape-bias-reference", nargs="+", default=None, metavar="FILE.csv",
-                    help="decision CSVs (the authors' raw-data format, one per observer) drawn as per-category "
-                         "references in the HTML shape-bias figure")
 
 
 @pytest.hookimpl(tryfirst=True)  # as --audit-json's path: refused before anything else
@@ -37,11 +28,11 @@ def pytest_configure(config: pytest.Config) -> None:
     from visionaudit.errors import VisionAuditError
     from visionaudit.families.shape_bias.decisions_csv import read_decisions
 
-    for path in config.getoption("shape_bias_reference", None) or ():
+    for path in config.getoption("audit_shape_bias_reference", None) or ():
         try:
             read_decisions(path)
         except VisionAuditError as e:
-            config.stash[STARTUP_USAGE_ERROR_KEY] = message = f"--shape-bias-reference: {e}"
+            config.stash[STARTUP_USAGE_ERROR_KEY] = message = f"--audit-shape-bias-reference: {e}"
             raise pytest.UsageError(message) from None
 
 
@@ -61,7 +52,7 @@ def _write(config: pytest.Config, data: dict | None, with_strips: bool) -> None:
                 strips = transform_strips(data, data_root(settings.data), settings.images)
             except Exception:  # noqa: BLE001  (no data root, an unreadable image: the page goes without the strip)
                 strips = None
-        written = write_html(path, data, config.getoption("shape_bias_reference") or (), strips)
+        written = write_html(path, data, config.getoption("audit_shape_bias_reference") or (), strips)
         config.stash[HTML_RESULT_KEY] = f"html: {written}"
     except Exception as e:  # noqa: BLE001  (whatever went wrong, the JSON report and the exit status stand)
         stale = Path(path)

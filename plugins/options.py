@@ -1,5 +1,8 @@
-"""Command-line options of the audit suite (plugins/settings.py resolves them with audit.toml).
+"""Every command-line option of the audit suite, registered here and nowhere else (plugins/settings.py
+resolves them with audit.toml).
 
+Options that mean the same in ``python -m visionaudit`` commands come from the builders in
+visionaudit/cli/options.py, with the ``audit-`` prefix: one declaration, one help text for both.
 Numbers are taken as text and checked there, so that a bad value (``--audit-batch-size abc``) is one of
 our usage errors, said once and written into the report, rather than argparse's exit before any plugin runs.
 """
@@ -8,6 +11,15 @@ from __future__ import annotations
 
 import pytest
 
+from visionaudit.cli.options import (
+    PYTEST_PREFIX,
+    add_baseline_options,
+    add_config_option,
+    add_data_options,
+    add_model_options,
+    add_shape_bias_reference_option,
+)
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("visionaudit", "visionaudit: model audits")
@@ -15,27 +27,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="model to audit (repeatable): efficientnet_lite0, torchvision:NAME[:WEIGHTS|none], "
                          "timm:NAME:CHECKPOINT, FILE.pt, FILE.pth|.safetensors with --arch, package.module:factory. "
                          "Default: [run] models in audit.toml, else efficientnet_lite0")
-    group.addoption("--arch", default=None, metavar="ARCH",
-                    help="architecture for state-dict specs without ?arch= (torchvision:NAME, timm:NAME, package.module:factory)")
-    group.addoption("--device", dest="audit_device", default=None, metavar="DEVICE",
-                    help="auto (default), cpu, cuda, cuda:N or mps; under xdist, auto and cuda spread workers over GPUs")
-    group.addoption("--audit-data", default=None, metavar="DIR",
-                    help="data root holding cue-conflict/, imagenet-sample/, ... (default: $VISIONAUDIT_DATA, else the user "
-                         "cache $VISIONAUDIT_CACHE, filled on first use)")
+    add_model_options(group.addoption, PYTEST_PREFIX)
+    add_data_options(group.addoption, PYTEST_PREFIX)
     group.addoption("--audit-offline", action="store_true", default=False,
                     help="never download: data missing from the user cache (or Imagenette) is an error naming how to "
                          "get it (also VISIONAUDIT_OFFLINE=1)")
-    group.addoption("--audit-images", default=None, metavar="NAME|DIR",
-                    help="labelled natural images: a folder under the data root (default imagenet-sample), "
-                         "a path (WNID folders, <wnid>_<name> files, or ILSVRC2012_val_* files with the devkit's ground truth "
-                         "or Kaggle's LOC_val_solution.csv), or 'imagenette'")
     group.addoption("--audit-samples", default=None, metavar="N",
                     help="audit a fixed, seeded, class-stratified subset of N images per image set (quick runs)")
     group.addoption("--audit-shard", default=None, metavar="I/N",
                     help="run shard I of N: the images whose sample id hashes to I (audits that do not split by image "
                          "run whole in shard 1); python -m visionaudit merge joins the N partial reports")
     group.addoption("--audit-seed", default=None, metavar="SEED", help="seed for subsets and transforms (default 0)")
-    group.addoption("--audit-config", default=None, metavar="PATH", help="thresholds file (default: audit.toml at the rootdir)")
+    add_config_option(group.addoption, PYTEST_PREFIX)
     group.addoption("--audit-batch-size", default=None, metavar="N",
                     help="images per forward pass (default: 8 on CPU, 128 on accelerators)")
     group.addoption("--audit-decode-memory", default=None, metavar="SIZE",
@@ -53,3 +56,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--audit-imagenet-c", default=None, metavar="DIR",
                     help="score a downloaded ImageNet-C folder (<corruption>/<severity>/<wnid>/*.JPEG) as it is, instead "
                          "of corrupting the labelled images with the kernels (the corruption family)")
+    add_baseline_options(group.addoption, PYTEST_PREFIX)
+    group.addoption("--audit-html", default=None, metavar="PATH",
+                    help="also write the report as one self-contained HTML file (figures inline, no network access)")
+    add_shape_bias_reference_option(group.addoption, PYTEST_PREFIX)

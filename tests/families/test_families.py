@@ -178,3 +178,66 @@ def test_x(model, record):
     result = toy.runpytest_subprocess("test_typo.py", "--model", "tests.tiny_models:tiny", "--device", "cpu", "-p", "no:cacheprovider")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*ConfigError: unknown audit family 'tyo'; allowed: accuracy, *, toy; did you mean 'toy'?*"])
+
+
+# -- a family from an installed package (the entry-point group), no file of the core edited ----------
+
+PACKAGE = """
+from visionaudit import Family
+
+GROUPED = Family(name="toy_grouped", gates="a toy score whose tests share one computation per model", key_metric="score",
+                 higher_is_better=True, thresholds={}, one_worker_per_model=True)
+SPREAD = Family(name="toy_spread", gates="a toy score, test by test", key_metric="score", higher_is_better=True, thresholds={})
+"""
+
+PACKAGE_AUDIT = """
+import time
+import pytest
+
+pytestmark = pytest.mark.audit({family!r})
+
+@pytest.mark.parametrize("k", range({n}))
+def test_score(model, record, k):
+    time.sleep({pause})
+    record.metric("score", {base} + k / 8)
+    assert k != 3, "planted failure"
+"""
+
+
+@pytest.fixture
+def package(suite: pytest.Pytester, monkeypatch) -> pytest.Pytester:
+    """A project whose families come from an installed package: a module and its dist-info on the path."""
+    site = suite.mkdir("site")
+    (site / "toyaudit.py").write_text(PACKAGE)
+    info = site / "toyaudit-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: toyaudit\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[visionaudit.families]\ntoy_grouped = toyaudit:GROUPED\ntoy_spread = toyaudit:SPREAD\n")
+    # The spread family's tests take a while, so that both workers are still taking work when they are queued.
+    suite.makepyfile(test_grouped=PACKAGE_AUDIT.format(family="toy_grouped", n=4, pause=0, base=0.25),
+                     test_spread=PACKAGE_AUDIT.format(family="toy_spread", n=6, pause=0.25, base=0.5))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), str(site), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    return suite
+
+
+def test_a_family_from_a_package_is_grouped_shown_on_the_page_and_in_the_readme_table(package):
+    result = package.runpytest_subprocess("--model", "tests.tiny_models:tiny", "--device", "cpu", "-n", "2", "-p", "no:cacheprovider",
+                                          "--audit-json=report.json", "--audit-html=page.html")
+    result.assert_outcomes(passed=8, failed=2)
+    report = json.loads((package.path / "report.json").read_text())
+    workers = {name: {e["worker"] for e in report["audits"] if e["audit"] == name} for name in ("toy_grouped", "toy_spread")}
+    assert len(workers["toy_grouped"]) == 1, workers  # it asked: one worker ran the model's tests of the family
+    assert workers["toy_spread"] == {"gw0", "gw1"}, workers  # it did not: spread test by test (so the check above can fail)
+    page = (package.path / "page.html").read_text()
+    section = page.split('<section id="toy_grouped">', 1)[1].split("</section>", 1)[0]
+    assert "<p>a toy score whose tests share one computation per model. Key metric: score (higher is better).</p>" in section
+    for k, score, outcome in ((0, "0.25", "passed"), (2, "0.5", "passed"), (3, "0.625", "failed")):
+        assert f"<td>test_score[tests.tiny_models:tiny-{k}]</td><td>{score}</td><td>{outcome}</td>" in section
+    assert "AssertionError: planted failure" in section and '<section id="toy_spread">' in page
+    table = subprocess.run([sys.executable, "-m", "visionaudit", "families", "--markdown"], capture_output=True, text=True,
+                           timeout=120, cwd=package.path).stdout.splitlines()
+    assert table[-2:] == [
+        "| `toy_grouped` | `audits/test_toy_grouped.py` | a toy score whose tests share one computation per model | `score` (higher is better) | - |",
+        "| `toy_spread` | `audits/test_toy_spread.py` | a toy score, test by test | `score` (higher is better) | - |",
+    ]

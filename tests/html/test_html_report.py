@@ -265,7 +265,9 @@ def test_a_run_stopped_at_startup_leaves_its_own_page(tmp_path, shared_data):
 
 @pytest.mark.parametrize("args, message", [
     (["--audit-html", "{tmp}"], "--audit-html {tmp} is a directory; give a file path, such as {tmp}/report.html"),
-    (["--audit-html", "{tmp}/r.html", "--shape-bias-reference", "{tmp}/missing.csv"], "--shape-bias-reference: "),
+    (["--audit-html", "{tmp}/r.html", "--audit-shape-bias-reference", "{tmp}/missing.csv"], "--audit-shape-bias-reference: "),
+    # the old spelling, still accepted (deprecated)
+    (["--audit-html", "{tmp}/r.html", "--shape-bias-reference", "{tmp}/missing.csv"], "--audit-shape-bias-reference: "),
 ])
 def test_bad_html_options_stop_the_run_before_any_model_loads(tmp_path, args, message):
     args = [a.format(tmp=tmp_path) for a in args]
@@ -273,3 +275,94 @@ def test_bad_html_options_stop_the_run_before_any_model_loads(tmp_path, args, me
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == pytest.ExitCode.USAGE_ERROR and message.format(tmp=tmp_path) in proc.stderr, proc.stderr[-1500:]
     assert "missing.csv" in proc.stderr or "is a directory" in proc.stderr
+
+
+# -- sections named by the family descriptors ----------------------------------------------------------
+
+@pytest.fixture
+def registry(monkeypatch):
+    """The family registry, restored after the test: families registered in it do not outlive the test."""
+    from visionaudit.families import registry
+
+    registry.families()  # the built-in families loaded first
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    return registry
+
+
+def _toy_entry(model: str, test: str, outcome: str, metrics: dict, message: str | None = None, audit: str = "toy") -> dict:
+    return {"nodeid": f"audits/test_{audit}.py::{test}[{model}]", "audit": audit, "model": model, "params": {}, "outcome": outcome,
+            "duration": 0.1, "metrics": metrics, "thresholds": {}, "tables": {}, "message": message, "worker": None}
+
+
+def _section(html: str, sid: str) -> str:
+    assert html.count(f'<section id="{sid}">') == 1, sid
+    return html.split(f'<section id="{sid}">', 1)[1].split("</section>", 1)[0]
+
+
+def test_a_family_without_a_section_gets_the_generic_one(registry):
+    from visionaudit import Family, register_family
+
+    register_family(Family(name="toy", gates="a toy score per model", key_metric="score", higher_is_better=True, thresholds={}))
+    report = json.loads(json.dumps(TWO))
+    report["audits"] += [
+        _toy_entry(MODELS[1], "test_score", "failed", {"score": 0.3, "other": 1}, "AssertionError: score 0.3 is below min_score 0.5"),
+        _toy_entry(MODELS[0], "test_score", "passed", {"score": 0.8125}),
+        _toy_entry(MODELS[0], "test_unmeasured", "error", {}, "RuntimeError: planted"),
+    ]
+    html = render(report)
+    section = _section(html, "toy")
+    assert "<h2>toy</h2>" in section and "<p>a toy score per model. Key metric: score (higher is better).</p>" in section
+    rows = re.findall(r"<tr>((?:<td>.*?</td>)+)</tr>", section)
+    assert [re.findall(r"<td>(.*?)</td>", r) for r in rows] == [
+        [MODELS[0], f"test_score[{MODELS[0]}]", "0.8125", "passed", ""],
+        [MODELS[0], f"test_unmeasured[{MODELS[0]}]", "-", "error", "RuntimeError: planted"],
+        [MODELS[1], f"test_score[{MODELS[1]}]", "0.3", "failed", "AssertionError: score 0.3 is below min_score 0.5"],
+    ]  # by model, then test; no score recorded: "-"
+    assert re.findall(r'<th scope="col">(.*?)</th>', section) == ["model", "test", "score", "outcome", "message"]
+    # after the built-in families' sections, in the registry's order
+    ids = re.findall(r'<section id="([a-z_]+)">', html)
+    assert ids == ["verdicts", "accuracy", "shape_bias", "channel_bias", "robustness", "conversion", "toy", "problems"]
+    assert '<section id="toy">' not in render(TWO)  # a family the report does not hold has no section
+
+
+def test_a_family_no_installed_package_registers_is_described_by_the_report():
+    """A report from a run with a family's package, rendered where that package is missing."""
+    report = json.loads(json.dumps(TWO))
+    report["families"]["elsewhere"] = {"key_metric": "error_rate", "higher_is_better": False, "gates": "an error rate",
+                                       "directions": {"error_rate": False}}
+    report["audits"].append(_toy_entry(MODELS[0], "test_rate", "passed", {"error_rate": 0.125}, audit="elsewhere"))
+    section = _section(render(report), "elsewhere")
+    assert "<p>an error rate. Key metric: error_rate (lower is better).</p>" in section
+    assert f"<td>{MODELS[0]}</td><td>test_rate[{MODELS[0]}]</td><td>0.125</td><td>passed</td>" in section
+
+
+def test_a_family_names_its_own_section_and_a_failing_one_costs_only_itself(registry, monkeypatch):
+    from visionaudit import Family, register_family
+
+    def own(page):
+        scores = [e["metrics"]["score"] for e in page.report["audits"] if e["audit"] == "toy"]
+        return {"title": "Toy scores", "text": f"mean score {sum(scores) / len(scores)}"}
+
+    def broken(page):
+        raise RuntimeError("planted section failure")
+
+    register_family(Family(name="toy", gates="x", key_metric="score", higher_is_better=True, thresholds={}, html_section=own))
+    register_family(Family(name="toy_by_path", gates="x", key_metric="score", higher_is_better=True, thresholds={},
+                           html_section=f"{__name__}:_toy_builder"))
+    register_family(Family(name="toy_broken", gates="x", key_metric="score", higher_is_better=True, thresholds={}, html_section=broken))
+    monkeypatch.setattr(sys.modules[__name__], "_toy_builder", lambda page: {"id": "by_path", "title": "Named by its path"}, raising=False)
+    report = json.loads(json.dumps(TWO))
+    report["audits"] += [_toy_entry(MODELS[0], "test_score", "passed", {"score": 0.25}),
+                         _toy_entry(MODELS[1], "test_score", "passed", {"score": 0.75})]
+    html = render(report)
+    assert "<h2>Toy scores</h2>\n<p>mean score 0.5</p>" in _section(html, "toy")  # its id defaults to the family's name
+    assert "<h2>Named by its path</h2>" in _section(html, "by_path")
+    assert "section not drawn (RuntimeError: planted section failure)" in _section(html, "toy_broken")
+    assert all(f'<section id="{s}">' in html for s in ("accuracy", "shape_bias", "channel_bias", "robustness", "conversion", "problems"))
+
+
+def test_conversion_and_deployment_share_one_section():
+    """The two families name one builder: one section, with both families' rows."""
+    section = _section(render(TWO), "conversion")
+    assert "<td>conversion</td>" in section and "<td>deployment</td>" in section
+    assert '<section id="deployment">' not in render(TWO)

@@ -212,3 +212,25 @@ def test_model_scope_reads_the_model_from_test_ids():
     assert model_scope("a.py::t[rotation-torchvision:resnet50]", ids) == "model:torchvision:resnet50"
     assert model_scope("a.py::t[x-efficientnet_lite0-2]", ids) == "model:efficientnet_lite0"
     assert model_scope("a.py::t[other]", ids) == "a.py::t[other]"
+
+
+def test_a_family_that_asks_keeps_a_models_tests_on_one_worker(monkeypatch):
+    """The scope the scheduler gives a test when models are not grouped whole: its family and model when the
+    family's descriptor asks for one worker per model (a family registered at runtime, as a package would)."""
+    from plugins.distribution import family_scope
+    from visionaudit import Family, register_family
+    from visionaudit.families import registry
+
+    registry.families()
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    register_family(Family(name="toy_grouped", gates="x", key_metric="s", higher_is_better=True, thresholds={}, one_worker_per_model=True))
+    register_family(Family(name="toy_spread", gates="x", key_metric="s", higher_is_better=True, thresholds={}))
+    ids = ["tests.tiny_models:tiny", "tests.tiny_models:tiny_other"]
+    assert family_scope("t.py::test_a[tests.tiny_models:tiny-1]", "toy_grouped", ids) == "toy_grouped:tests.tiny_models:tiny"
+    assert family_scope("t.py::test_b[2-tests.tiny_models:tiny]", "toy_grouped", ids) == "toy_grouped:tests.tiny_models:tiny"
+    assert family_scope("t.py::test_a[tests.tiny_models:tiny_other-1]", "toy_grouped", ids) == "toy_grouped:tests.tiny_models:tiny_other"
+    assert family_scope("t.py::test_a[tests.tiny_models:tiny-1]", "toy_spread", ids) == "t.py::test_a[tests.tiny_models:tiny-1]"
+    assert family_scope("t.py::test_a[no-model]", "toy_grouped", ids) == "t.py::test_a[no-model]"
+    assert family_scope("t.py::test_a[tests.tiny_models:tiny]", None, ids) == "t.py::test_a[tests.tiny_models:tiny]"
+    # the built-in families as before: baseline and corruption grouped, the rest spread
+    assert {n for n, f in registry.families().items() if f.one_worker_per_model} == {"baseline", "corruption", "toy_grouped"}

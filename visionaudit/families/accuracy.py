@@ -55,4 +55,5 @@ FAMILY = register_family(Family(
         "min_top1": f.fraction("clean top-1 at least this"),
         "min_images": f.min_images(),
     },
+    html_section="visionaudit.html.sections:accuracy",
 ))

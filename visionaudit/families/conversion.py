@@ -263,4 +263,5 @@ FAMILY = register_family(Family(
         "deployment_max_abs_diff": "[audits.deployment] max_abs_diff",
         "deployment_min_top1_agreement": "[audits.deployment] min_top1_agreement",
     },
+    html_section="visionaudit.html.sections:conversion_and_deployment",
 ))

@@ -126,4 +126,5 @@ FAMILY = register_family(Family(
         "max_abs_diff": f.per_name(DEPLOYMENTS, f.nonnegative(), "per form: largest |logit difference|"),
         "min_top1_agreement": f.per_name(DEPLOYMENTS, f.fraction(), "per form: share of images with the same top-1"),
     },
+    html_section="visionaudit.html.sections:conversion_and_deployment",  # one section with conversion
 ))

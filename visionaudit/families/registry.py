@@ -65,6 +65,14 @@ class Family:
     aggregate: Callable[[list[dict[str, Any]]], dict[str, Any] | None] | None = None
     summary_lines: Callable[[dict[str, Any]], list[str]] | None = None
     defined_in: str = ""
+    # Under pytest-xdist, its tests of one model run on one worker: they share a computation that one of them
+    # reads whole (plugins/distribution.py).
+    one_worker_per_model: bool = False
+    # What builds its section of the HTML page: a callable given the page's inputs
+    # (visionaudit.html.sections.SectionInputs) returning a section dict or None, or a "module:function"
+    # string naming one, resolved when the page is drawn (a family's module need not import the html layer).
+    # None: the generic section (its entries with the key metric). Families naming one builder share its section.
+    html_section: str | Callable[[Any], dict[str, Any] | None] | None = None
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):

@@ -1,6 +1,7 @@
 """What each figure of the HTML report shows, read from a report (plain data, tested against the JSON).
 
-One function per figure; visionaudit/html/figures.py draws them, visionaudit/html/page.py places them.
+One function per figure (and the rows of the generic section); visionaudit/html/figures.py draws them,
+visionaudit/html/sections.py builds the sections from them.
 Random-init controls are left out of per-model figures (their group mean is shown beside the shares).
 """
 
@@ -128,3 +129,16 @@ def corruption_errors(report: dict[str, Any]) -> dict[str, Any]:
                          "relative_ce": (m.get("relative_ce") or {}).get(corruption),
                          "errors": [per[s] for s in sorted(per, key=int)]})
     return {"rows": rows, "models": text}
+
+
+def family_entries(report: dict[str, Any], audit: str, key_metric: str | None) -> list[dict[str, Any]]:
+    """The generic section's rows: each test of ``audit``, by model then test id, with its key metric
+    (``missing`` when the test recorded none), outcome and message."""
+    rows = []
+    for e in report.get("audits", []):
+        if e.get("audit") != audit:
+            continue
+        metrics = e.get("metrics") or {}
+        rows.append({"model": e.get("model") or "-", "test": e["nodeid"].split("::", 1)[-1], "value": metrics.get(key_metric),
+                     "missing": key_metric not in metrics, "outcome": e["outcome"], "message": (e.get("message") or "")[:300]})
+    return sorted(rows, key=lambda r: (r["model"], r["test"]))

@@ -1,23 +1,27 @@
 """The report for people: one self-contained HTML file (inline SVG figures, small inline JPEGs, no
 script, no network: a Content-Security-Policy forbids every external load), rendered from the JSON report.
 
-``render(report)`` needs Jinja2 and matplotlib (the ``html`` extra). Sections appear for the families the
-report holds: shape bias (per category, model-vs-human style, and against clean accuracy), channel
-shares, robustness drops (with what the model saw, when the images are at hand), conversion and
-deployment differences on a log axis, baseline deltas, and every test that did not pass in plain words.
+``render(report)`` needs Jinja2 and matplotlib (the ``html`` extra). The page holds the models, the verdict
+per model and family, one section per family the report holds (built as its descriptor's ``html_section``
+names, visionaudit/html/sections.py: shape bias per category and against clean accuracy, channel shares,
+robustness drops with what the model saw, ImageNet-C errors, conversion and deployment differences on a
+log axis, baseline deltas; a generic table for a family that names none), and every test that did not
+pass in plain words.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from visionaudit.errors import DataError
-from visionaudit.families.corruption.imagenet_c import NOT_COMPARABLE
 from visionaudit.families.records import audited_models, control_models
-from visionaudit.formatting import fmt
+from visionaudit.families.registry import Family, families
 from visionaudit.html import figure_data as data
+from visionaudit.html import sections
+from visionaudit.html.sections import SectionInputs
 from visionaudit.report.summaries import VERDICTS, family_lines, summary_rows
 
 PLAIN = {
@@ -30,8 +34,6 @@ PLAIN = {
     "timeout": "it passed its time limit and was stopped",
     "not_run": "it never started (the run stopped first)",
 }
-SHAPE_BIAS_CITATION = ("Published values: Geirhos et al., ImageNet-trained CNNs are biased towards texture, ICLR 2019 (Fig. 4) "
-                       "and the model-vs-human toolbox; humans are the mean of the nine observers.")
 
 
 def human_per_category(paths: Sequence[str | Path]) -> dict[str, float] | None:
@@ -48,96 +50,44 @@ def human_per_category(paths: Sequence[str | Path]) -> dict[str, float] | None:
     return {c: sum(v) / len(v) for c, v in per.items() if v}
 
 
-def _figure(draw, *args, **kwargs) -> str | None:
-    """A figure, or a note in its place: one bad value never costs the page."""
-    try:
-        return draw(*args, **kwargs)
-    except Exception as e:  # noqa: BLE001
-        return f'<p class="muted">figure not drawn ({type(e).__name__}: {str(e)[:200]}); the table and the JSON hold the numbers</p>'
+def _builder(family: Family) -> Callable[[SectionInputs], dict | None] | None:
+    """The callable a family's ``html_section`` names (None: the generic section)."""
+    named = family.html_section
+    if named is None or callable(named):
+        return named
+    module, _, attribute = named.partition(":")
+    if not module or not attribute:
+        raise DataError(f"the {family.name} family's html_section {named!r} must name a function as 'module:function'")
+    obj: Any = importlib.import_module(module)
+    for part in attribute.split("."):
+        obj = getattr(obj, part)
+    return obj
 
 
 def _sections(report: dict[str, Any], references: dict[str, float] | None, strips: dict[str, Any] | None,
               comparison: dict[str, Any] | None = None) -> list[dict]:
+    """One section per family, in the registry's order, as its descriptor's ``html_section`` builds it;
+    families naming the same builder share one section; a family that names none, or that the report holds
+    but no installed package registers, gets the generic section. A section that fails to build leaves a
+    note in its place: it never costs the page."""
     from visionaudit.html import figures
 
-    style = figures.styles(audited_models(report))
-    out = []
-    acc = data.accuracies(report)
-    if acc:
-        out.append({"id": "accuracy", "title": "Clean accuracy", "figures": [],
-                    "table": {"header": ["model", "clean top-1", "top-5", "images"],
-                              "rows": [[r["model"], fmt(r["clean_top1"]), fmt(r["top5"]), fmt(r["n_images"])] for r in acc]}})
-    sb = data.shape_bias_by_category(report)
-    svg = _figure(figures.shape_bias_figure, sb, references, style)
-    if svg:
-        figs = [{"svg": svg, "alt": "shape bias per category for each model, with published references",
-                 "caption": "Fraction of shape decisions per category (cue-conflict images whose cues differ). " + SHAPE_BIAS_CITATION}]
-        scatter = _figure(figures.accuracy_scatter, data.shape_bias_vs_accuracy(report), style)
-        if scatter:
-            figs.append({"svg": scatter, "alt": "shape bias against clean top-1 accuracy", "caption": "Shape bias against clean top-1."})
-        rows = [[m, fmt(v["overall"]), f"[{fmt(v['ci'][0])}, {fmt(v['ci'][1])}]" if v.get("ci") else "-"] for m, v in sb["models"].items()]
-        out.append({"id": "shape_bias", "title": "Shape bias", "figures": figs,
-                    "table": {"header": ["model", "shape bias", "95% interval"], "rows": rows}})
-    shares = data.channel_shares(report)
-    svg = _figure(figures.channel_bars, shares) if shares["models"] else None
-    if svg:
-        rows = [[m, *(fmt(v) for v in s)] for m, s in {**shares["models"], **shares["groups"]}.items()]
-        out.append({"id": "channel_bias", "title": "Channel bias", "figures": [{
-            "svg": svg, "alt": "red, green and blue shares of the first-layer weights per model and group",
-            "caption": "Shares of |first-layer weights| per input channel, beside the random-init control and the published torchvision zoo."}],
-            "table": {"header": ["model or group", "R", "G", "B"], "rows": rows}})
-    drops = data.robustness_drops(report)
-    svg = _figure(figures.robustness_figure, drops, style)
-    if svg:
-        rows = [[m, t, fmt(r["drop"]), f"[{fmt(r['ci'][0])}, {fmt(r['ci'][1])}]" if r.get("ci") else "-", fmt(r.get("p_value_holm")),
-                 "yes" if r.get("significant") else "no"] for m, per in drops["models"].items() for t, r in per.items()]
-        out.append({"id": "robustness", "title": "Transform robustness", "figures": [{
-            "svg": svg, "alt": "top-1 drop per transform with 95 % intervals", "caption": "Top-1 drop per transform, paired with the clean pass."}],
-            "table": {"header": ["model", "transform", "drop", "95% interval", "Holm p", "significant"], "rows": rows},
-            "strips": (strips or {}).get("strips"), "strips_caption": (strips or {}).get("caption"), "attribution": _attribution()})
-    ce = data.corruption_errors(report)
-    if ce["rows"]:
-        said = " ".join(f"{r['model']}: mCE {fmt(r['mce'])} [95% {fmt(r['ci'][0])}, {fmt(r['ci'][1])}], relative mCE "
-                        f"{fmt(r['relative_mce'])} ({r['subset'] or str(r['n_images']) + ' images'})"
-                        + (f"; {r['note']}" if r.get("note") else "") + "." for r in ce["models"])
-        caveat = "" if all(r["comparable"] for r in ce["models"]) else f" {NOT_COMPARABLE}."
-        out.append({"id": "corruption", "title": "Common corruptions (ImageNet-C)", "figures": [],
-                    "text": said + caveat + " CE in % of AlexNet's published errors (AlexNet = 100).",
-                    "table": {"header": ["model", "corruption", "CE", "relative CE", "error per severity"],
-                              "rows": [[r["model"], r["corruption"], fmt(r["ce"]), fmt(r["relative_ce"]),
-                                        ", ".join(fmt(v) for v in r["errors"])] for r in ce["rows"]]}})
-    diffs = data.max_differences(report)
-    svg = _figure(figures.max_diff_figure, diffs)
-    if svg:
-        out.append({"id": "conversion", "title": "Conversion and deployment", "figures": [{
-            "svg": svg, "alt": "maximum logit differences against their bounds, log scale",
-            "caption": "Largest |logit difference| of each converted or deployed form against its bound."}],
-            "table": {"header": ["model", "family", "form", "max |diff|", "bound", "outcome"],
-                      "rows": [[r["model"], r["audit"], r["label"], fmt(r["max_abs_diff"]), fmt(r["bound"]), r["outcome"]] for r in diffs]}})
-    deltas = data.deltas_from_comparison(comparison) if comparison else data.baseline_deltas(report)
-    if deltas:
-        svg = _figure(figures.baseline_figure, deltas)
-        paired = comparison["paired"] if comparison else not any(
-            e["metrics"].get("paired") is False for e in report.get("audits", []) if e.get("audit") == "baseline")
-        how = ("Paired, image by image; a regression is beyond its tolerance and significant (Holm)." if paired else
-               "UNPAIRED: two-proportion tests on reports that did not score the same images"
-               + (" (" + "; ".join(comparison["problems"]) + ")" if comparison and comparison.get("problems") else "")
-               + "; a regression is beyond its tolerance and significant (Holm).")
-        rows = [[r["model"], r["baseline_model"], r["comparison"], fmt(r["baseline"]), fmt(r["candidate"]),
-                 f"{r['delta']:+.4f}" if isinstance(r["delta"], (int, float)) else fmt(r["delta"]),
-                 f"[{fmt(r['ci'][0])}, {fmt(r['ci'][1])}]" if r.get("ci") else "-", fmt(r["p_value_holm"]), r["verdict"]] for r in deltas]
-        out.append({"id": "baseline", "title": "Against the baseline", "figures": [{
-            "svg": svg, "alt": "change of each compared metric against the baseline with 95 % intervals",
-            "caption": how}] if svg else [], "text": how,
-            "table": {"header": ["model", "baseline", "comparison", "was", "now", "change", "95% interval", "Holm p", "verdict"],
-                      "rows": rows}})
+    page = SectionInputs(report, references, strips, comparison, figures.styles(audited_models(report)))
+    known = families()
+    unregistered = sorted({e.get("audit") for e in report.get("audits", []) if e.get("audit") and e.get("audit") not in known})
+    out, built = [], []
+    for name in [*known, *unregistered]:
+        try:
+            builder = _builder(known[name]) if name in known else None
+            if builder is not None and any(builder is b for b in built):
+                continue
+            built.append(builder)
+            section = builder(page) if builder is not None else sections.generic(page, name)
+        except Exception as e:  # noqa: BLE001
+            section = {"id": name, "title": name, "text": f"section not drawn ({type(e).__name__}: {str(e)[:200]}); the JSON holds the numbers"}
+        if section:
+            out.append({"id": name, "title": name, "figures": [], **section})
     return out
-
-
-def _attribution() -> str:
-    from visionaudit.html.thumbnails import ATTRIBUTION
-
-    return ATTRIBUTION
 
 
 def render(report: dict[str, Any], references: Sequence[str | Path] = (), strips: dict[str, list[str]] | None = None,

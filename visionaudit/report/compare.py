@@ -45,7 +45,7 @@ def compare_reports(old: dict[str, Any], new: dict[str, Any], pairs: Mapping[str
         missing = [m for m in pairs if m not in new_models]
         if missing:
             raise DataError(f"the new report has no model {', '.join(missing)}; it holds {', '.join(new_models) or 'none'}")
-    pairing = model_pairs(run_models, old, None, pairs, where="the old report", fix="--model NEW_SPEC --baseline-model OLD_SPEC")
+    pairing = model_pairs(run_models, old, None, pairs, where="the old report", fix="--model NEW_SPEC --baseline-as OLD_SPEC")
     run = new.get("run", {})
     try:
         new_sets = {role: SampleSet.from_dict(role, s) for role, s in (new.get("samples") or {}).items()}
@@ -54,7 +54,7 @@ def compare_reports(old: dict[str, Any], new: dict[str, Any], pairs: Mapping[str
     problems = differences(old, new_sets, run.get("seed", 0), run.get("samples"))
     if problems and not unpaired:
         raise Unpairable("the two reports cannot be compared image by image:\n  " + "\n  ".join(problems) +
-                         "\npass --unpaired to compare the proportions with unpaired tests")
+                         "\npass --baseline-unpaired to compare the proportions with unpaired tests")
     out: dict[str, Any] = {"paired": not problems, "problems": problems, "models": {}}
     for new_spec, old_spec in pairing.items():
         bounds = {**DEFAULT_BOUNDS, **(config.thresholds("baseline", new_spec) if config and config.path else {})}

@@ -129,8 +129,10 @@ def test_compare_two_saved_reports(tiny_baseline, tmp_path, shared_data):
     _, other = audit(tmp_path, shared_data, "other", "-k", "test_clean_top1", "--audit-samples", "80")
     refused = compare_cli(str(tiny_baseline), str(tmp_path / "other.json"))
     assert refused.returncode == 4 and "subset: the baseline scored a subset of 60" in refused.stderr
-    unpaired = compare_cli(str(tiny_baseline), str(tmp_path / "other.json"), "--unpaired")
-    assert "UNPAIRED" in unpaired.stdout and "two-proportion z-test" in unpaired.stdout
+    assert "pass --baseline-unpaired" in refused.stderr
+    for spelling in ("--baseline-unpaired", "--unpaired"):  # the second: the old spelling, deprecated
+        unpaired = compare_cli(str(tiny_baseline), str(tmp_path / "other.json"), spelling)
+        assert "UNPAIRED" in unpaired.stdout and "two-proportion z-test" in unpaired.stdout, spelling
 
 
 @pytest.mark.slow

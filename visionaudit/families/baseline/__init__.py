@@ -242,4 +242,6 @@ FAMILY = register_family(Family(
         "bootstrap_resamples": f.count("resamples of the paired bootstrap (intervals, shape-bias p-value)"),
     },
     summary_lines=_summary_lines,
+    one_worker_per_model=True,  # Holm over the model's comparison set
+    html_section="visionaudit.html.sections:baseline",
 ))

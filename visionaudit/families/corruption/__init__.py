@@ -327,4 +327,6 @@ FAMILY = register_family(Family(
     },
     aggregate=_aggregate,
     summary_lines=_summary_lines,
+    one_worker_per_model=True,  # test_mce reads every condition's outcomes
+    html_section="visionaudit.html.sections:corruption",
 ))

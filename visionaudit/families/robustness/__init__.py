@@ -242,4 +242,5 @@ FAMILY = register_family(Family(
     },
     aggregate=_aggregate,
     summary_lines=_summary_lines,
+    html_section="visionaudit.html.sections:robustness",
 ))

@@ -236,4 +236,5 @@ FAMILY = register_family(Family(
         "min_silhouettes_accuracy": f.fraction("16-way accuracy on the filled silhouettes"),
     },
     summary_lines=_summary_lines,
+    html_section="visionaudit.html.sections:shape_bias",
 ))

@@ -1,0 +1,181 @@
+"""Options in one home: every pytest option is registered in plugins/options.py, and an option that the
+``visionaudit`` commands share with the pytest run is one declaration (visionaudit/cli/options.py) with the
+same help and default on both sides, named the same up to the ``audit-`` prefix."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from plugins import options as options_plugin
+from visionaudit.cli import build_parser, main
+from visionaudit.cli.options import DEPRECATED_ALIASES, PYTEST_PREFIX
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMANDS = {"fetch", "convert-checkpoint", "shape-bias", "report", "compare", "merge", "html", "families"}
+# Shared with the pytest run: (CLI spelling, pytest spelling).
+SHARED = {"--arch": "--arch", "--device": "--device", "--data": "--audit-data", "--images": "--audit-images",
+          "--config": "--audit-config", "--baseline": "--audit-baseline", "--baseline-as": "--audit-baseline-as",
+          "--baseline-unpaired": "--audit-baseline-unpaired", "--shape-bias-reference": "--audit-shape-bias-reference"}
+# --model is the one name both sides use for different options: the run's models (repeatable, default from
+# audit.toml) versus the one model a command runs or picks from a report.
+DIFFERENT_ON_PURPOSE = {"--model"}
+
+
+class _RecordingParser:
+    """Stands in for pytest's parser: records every addoption call, as pytest would receive it."""
+
+    def __init__(self):
+        self.calls: list[tuple[tuple[str, ...], dict]] = []
+
+    def getgroup(self, *args, **kwargs):
+        return self
+
+    def addoption(self, *names, **attrs):
+        self.calls.append((names, attrs))
+
+    addini = None  # not an option: would need its own check
+
+    def as_argparse(self) -> argparse.ArgumentParser:
+        parser = argparse.ArgumentParser()
+        for names, attrs in self.calls:
+            parser.add_argument(*names, **attrs)
+        return parser
+
+
+def pytest_options() -> dict[str, dict]:
+    recorder = _RecordingParser()
+    options_plugin.pytest_addoption(recorder)
+    return {names[0]: attrs for names, attrs in recorder.calls}
+
+
+def cli_options() -> dict[str, dict[str, argparse.Action]]:
+    """command -> {option string: action}."""
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return {name: {s: a for a in p._actions for s in a.option_strings} for name, p in sub.choices.items()}
+
+
+# -- one home ---------------------------------------------------------------------------------------------
+
+def options_declared_outside(root: Path) -> list[str]:
+    """Every pytest_addoption hook or addoption call in plugins/, fixtures/ and conftest files, but plugins/options.py."""
+    home = root / "plugins" / "options.py"
+    paths = [*(root / "plugins").rglob("*.py"), *(root / "fixtures").rglob("*.py"), *root.glob("conftest.py"),
+             *(root / "audits").rglob("conftest.py"), *(root / "tests").rglob("conftest.py")]
+    found = []
+    for path in sorted(p for p in paths if p != home):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef) and node.name == "pytest_addoption":
+                found.append(f"{path.relative_to(root)}:{node.lineno}: pytest_addoption")
+            elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) in ("addoption", "_addoption"):
+                found.append(f"{path.relative_to(root)}:{node.lineno}: addoption")
+    return found
+
+
+def test_every_pytest_option_is_registered_in_plugins_options_only():
+    assert options_declared_outside(ROOT) == []
+
+
+def test_the_one_home_check_names_an_option_added_elsewhere(tmp_path):
+    for package in ("plugins", "fixtures"):
+        shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
+    planted = tmp_path / "plugins" / "html_page.py"
+    lines = len(planted.read_text().splitlines())
+    planted.write_text(planted.read_text() + "\ndef pytest_addoption(parser):\n    parser.getgroup('x').addoption('--x')\n")
+    assert options_declared_outside(tmp_path) == [f"plugins/html_page.py:{lines + 2}: pytest_addoption",
+                                                  f"plugins/html_page.py:{lines + 3}: addoption"]
+
+
+def test_the_sessions_audit_options_are_exactly_those_of_plugins_options(pytestconfig):
+    """This session ran every plugin's pytest_addoption (installed ones too): its ``audit_*`` destinations
+    are those plugins/options.py declares, and nothing else declared one."""
+    recorder = _RecordingParser()
+    options_plugin.pytest_addoption(recorder)
+    declared = {a.dest for a in recorder.as_argparse()._actions if a.dest != "help"}
+    session = {dest for dest in vars(pytestconfig.option) if dest.startswith("audit_")}
+    assert session == {d for d in declared if d.startswith("audit_")}
+    assert {"model", "arch"} <= declared and {"audit_device", "audit_html", "audit_baseline_unpaired"} <= session
+
+
+# -- one declaration, one spelling -----------------------------------------------------------------------
+
+def without_alias_note(text: str) -> str:
+    """The help as declared, without the note a deprecated spelling adds on its side only."""
+    return re.sub(r" \(--[a-z-]+: the old spelling, deprecated\)$", "", text)
+
+
+def test_shared_options_have_one_help_and_default_in_the_cli_and_in_pytest():
+    in_pytest = pytest_options()
+    seen = set()
+    for command, actions in cli_options().items():
+        for flag, action in actions.items():
+            if flag in DIFFERENT_ON_PURPOSE or flag != action.option_strings[0]:  # an alias: checked with its option
+                continue
+            twin = next((f for f in (f"--{PYTEST_PREFIX}{flag[2:]}", flag) if f in in_pytest), None)
+            if twin is None:
+                continue
+            assert SHARED.get(flag) == twin, f"{command} {flag}: a pytest option's name, not in SHARED"
+            attrs = in_pytest[twin]
+            assert (without_alias_note(action.help), action.default) == (without_alias_note(attrs["help"]), attrs.get("default")), \
+                f"{command} {flag} vs {twin}"
+            seen.add(flag)
+    assert seen == set(SHARED)  # each shared option appears in at least one command
+
+
+def test_every_subcommand_has_a_one_line_help():
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    helps = {a.dest: a.help for a in sub._choices_actions}
+    assert set(helps) == COMMANDS
+    for name, text in helps.items():
+        assert text and "\n" not in text and len(text) < 120, name
+
+
+@pytest.mark.parametrize("argv, dest, value", [
+    (["compare", "a.json", "b.json", "--unpaired"], "baseline_unpaired", True),
+    (["compare", "a.json", "b.json", "--baseline-unpaired"], "baseline_unpaired", True),
+    (["html", "r.json", "-o", "r.html", "--baseline-model", "old"], "baseline_as", "old"),
+    (["html", "r.json", "-o", "r.html", "--unpaired"], "baseline_unpaired", True),
+    (["shape-bias", "--model", "m"], "device", None),
+])
+def test_cli_spellings_and_deprecated_aliases(argv, dest, value):
+    assert getattr(build_parser().parse_args(argv), dest) == value
+
+
+@pytest.mark.parametrize("argv, dest, value", [
+    (["--shape-bias-reference", "a.csv"], "audit_shape_bias_reference", ["a.csv"]),
+    (["--audit-shape-bias-reference", "a.csv", "b.csv"], "audit_shape_bias_reference", ["a.csv", "b.csv"]),
+    (["--device", "cpu"], "audit_device", "cpu"),
+    (["--audit-baseline-as", "m"], "audit_baseline_as", "m"),
+])
+def test_pytest_spellings_and_deprecated_aliases(argv, dest, value):
+    recorder = _RecordingParser()
+    options_plugin.pytest_addoption(recorder)
+    assert getattr(recorder.as_argparse().parse_args(argv), dest) == value
+
+
+def test_deprecated_aliases_are_said_deprecated_in_the_help():
+    found = set()
+    for command, actions in cli_options().items():
+        for new, old in DEPRECATED_ALIASES.items():
+            if new in actions:
+                assert actions[new] is actions.get(old), (command, new, old)
+                assert actions[new].help.endswith(f"({old}: the old spelling, deprecated)"), (command, new)
+                found.add(new)
+    recorder = _RecordingParser()
+    options_plugin.pytest_addoption(recorder)
+    for names, attrs in recorder.calls:
+        if names[0] in DEPRECATED_ALIASES:
+            assert names == (names[0], DEPRECATED_ALIASES[names[0]])
+            assert attrs["help"].endswith(f"({DEPRECATED_ALIASES[names[0]]}: the old spelling, deprecated)")
+            found.add(names[0])
+    assert found == set(DEPRECATED_ALIASES)
+
+
+def test_baseline_as_needs_model_and_says_so(capsys, tmp_path):
+    assert main(["compare", "a.json", "b.json", "--baseline-as", "old"]) == 2
+    assert "--model and --baseline-as go together" in capsys.readouterr().err

@@ -1,0 +1,52 @@
+"""``visionaudit html``: a saved report as one self-contained HTML page."""
+
+from __future__ import annotations
+
+import argparse
+
+from .options import (
+    add_baseline_options,
+    add_config_option,
+    add_data_options,
+    add_shape_bias_reference_option,
+)
+from .report_files import model_pairs, read_json
+
+HELP = "the report as one self-contained HTML file (figures inline, no network)"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    h = sub.add_parser("html", help=HELP, description=HELP)
+    h.add_argument("report", metavar="REPORT.json")
+    h.add_argument("-o", "--output", required=True, metavar="PATH.html")
+    add_baseline_options(h.add_argument)
+    h.add_argument("--model", metavar="NEW_SPEC", help="with --baseline: the report's model to compare (with --baseline-as)")
+    add_config_option(h.add_argument)
+    add_shape_bias_reference_option(h.add_argument)
+    add_data_options(h.add_argument)
+    h.add_argument("--any-schema", action="store_true", help="render a report older than schema 3 (no per-image outcomes)")
+    h.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    from visionaudit.families.baseline.pairing import read_report
+    from visionaudit.html.page import write_html
+    from visionaudit.html.thumbnails import transform_strips
+
+    start = time.perf_counter()
+    report = read_report(args.report, "report") if not args.any_schema else read_json(args.report)
+    comparison = None
+    if args.baseline:
+        from visionaudit.config import load_config
+        from visionaudit.report.compare import compare_reports
+
+        pairs = model_pairs(args, "the report's model and the baseline's")
+        comparison = compare_reports(read_report(args.baseline), report, pairs, load_config(args.config) if args.config else None,
+                                     unpaired=args.baseline_unpaired)
+    strips = transform_strips(report, Path(args.data), args.images) if args.data else None
+    path = write_html(args.output, report, args.shape_bias_reference or (), strips, comparison)
+    print(f"{path}: {path.stat().st_size / 1024:.0f} KiB in {time.perf_counter() - start:.1f} s")
+    return 0

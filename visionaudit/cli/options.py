@@ -1,0 +1,81 @@
+"""Options that mean the same in a pytest run and in a ``visionaudit`` command, each declared once.
+
+pytest-benchmark's pattern: a builder takes an ``addoption``-like callable (argparse's ``add_argument``,
+pytest's ``group.addoption``) and a ``prefix``, and adds one group of related options. plugins/options.py
+passes ``"audit-"`` (``--audit-data``), the commands ``""`` (``--data``): one help text, one default, one
+name up to the prefix. ``--model``, ``--arch`` and ``--device`` carry no prefix anywhere: they name the
+model in every example of both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+AddOption = Callable[..., Any]
+
+PYTEST_PREFIX = "audit-"
+
+# Spellings replaced by one name everywhere, still accepted (scripts use them) and said deprecated in the help.
+DEPRECATED_ALIASES = {
+    "--baseline-unpaired": "--unpaired",
+    "--baseline-as": "--baseline-model",
+    "--audit-shape-bias-reference": "--shape-bias-reference",
+}
+
+ARCH_HELP = "architecture for state-dict specs without ?arch= (torchvision:NAME, timm:NAME, package.module:factory)"
+DEVICE_HELP = "auto (default), cpu, cuda, cuda:N or mps; under xdist, auto and cuda spread workers over GPUs"
+DATA_HELP = ("data root holding cue-conflict/, imagenet-sample/, ... (default: $VISIONAUDIT_DATA, else the user cache "
+             "$VISIONAUDIT_CACHE, which a run fills on first use; visionaudit html shows no images without it)")
+IMAGES_HELP = ("labelled natural images: a folder under the data root (default imagenet-sample; visionaudit html: the "
+               "report's), a path (WNID folders, <wnid>_<name> files, or ILSVRC2012_val_* files with the devkit's ground "
+               "truth or Kaggle's LOC_val_solution.csv), or 'imagenette'")
+CONFIG_HELP = ("thresholds file (default: audit.toml at the rootdir; visionaudit compare and html read only its "
+               "[audits.baseline] tolerances, the built-in ones without it)")
+BASELINE_HELP = "compare each model with its entry in this report of the previous release, image by image"
+BASELINE_AS_HELP = ("compare the model with the baseline's OLD_SPEC instead of its entry of the same spec: the run's one "
+                    "model (several: [baseline.pairs] in audit.toml), or --model NEW_SPEC in visionaudit compare and html")
+BASELINE_UNPAIRED_HELP = "compare with a baseline made on other images, seed or subset by unpaired two-proportion tests"
+SHAPE_BIAS_REFERENCE_HELP = ("decision CSVs (the authors' raw-data format, one per observer) drawn as per-category "
+                             "references in the HTML shape-bias figure")
+
+
+def _add(addoption: AddOption, flag: str, help: str, **kwargs: Any) -> None:
+    """``flag`` and its deprecated old spelling, if it has one (the help says which)."""
+    old = DEPRECATED_ALIASES.get(flag)
+    if old:
+        addoption(flag, old, help=f"{help} ({old}: the old spelling, deprecated)", **kwargs)
+    else:
+        addoption(flag, help=help, **kwargs)
+
+
+def add_model_options(addoption: AddOption, prefix: str = "") -> None:
+    """How a model spec loads: the architecture of a state dict and the device."""
+    _add(addoption, "--arch", ARCH_HELP, default=None, metavar="ARCH")
+    # In pytest the dest carries the prefix: "device" is too common a name to claim among every plugin's options.
+    _add(addoption, "--device", DEVICE_HELP, dest=f"{prefix.replace('-', '_')}device", default=None, metavar="DEVICE")
+
+
+def add_data_options(addoption: AddOption, prefix: str = "", images: bool = True) -> None:
+    """Where the data is: the data root and, with ``images``, the labelled natural images under it."""
+    _add(addoption, f"--{prefix}data", DATA_HELP, default=None, metavar="DIR")
+    if images:
+        _add(addoption, f"--{prefix}images", IMAGES_HELP, default=None, metavar="NAME|DIR")
+
+
+def add_config_option(addoption: AddOption, prefix: str = "") -> None:
+    _add(addoption, f"--{prefix}config", CONFIG_HELP, default=None, metavar="PATH")
+
+
+def add_baseline_options(addoption: AddOption, prefix: str = "", report: bool = True) -> None:
+    """The comparison with the previous release: its report (unless the command takes it as an argument),
+    the model paired with ours, and unpaired tests for reports made on other images."""
+    if report:
+        _add(addoption, f"--{prefix}baseline", BASELINE_HELP, default=None, metavar="PREV.json")
+    _add(addoption, f"--{prefix}baseline-as", BASELINE_AS_HELP, default=None, metavar="OLD_SPEC")
+    _add(addoption, f"--{prefix}baseline-unpaired", BASELINE_UNPAIRED_HELP, action="store_true", default=False)
+
+
+def add_shape_bias_reference_option(addoption: AddOption, prefix: str = "") -> None:
+    _add(addoption, f"--{prefix}shape-bias-reference", SHAPE_BIAS_REFERENCE_HELP, nargs="+", default=None,
+         metavar="FILE.csv")

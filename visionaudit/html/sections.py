@@ -1,0 +1,183 @@
+"""The sections of the HTML page, one builder per family, named by each family's descriptor
+(``Family.html_section = "visionaudit.html.sections:NAME"``), and the generic section for a family
+that names none.
+
+A builder takes the page's inputs (:class:`SectionInputs`) and returns a section, or None when the
+report holds nothing to show. A section is a dict:
+
+- ``id``, ``title``: the HTML id (default: the family's name) and the heading;
+- ``text``: a paragraph under the heading (optional);
+- ``figures``: a list of ``{"svg", "alt", "caption"}`` (inline SVG, no external load);
+- ``table``: ``{"header": [...], "rows": [[...], ...]}``, cells as text (optional);
+- ``strips``, ``strips_caption``, ``attribution``: thumbnails (robustness).
+
+A family from another package names its own builder (a callable, or a ``"module:function"`` string).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from visionaudit.families.corruption.imagenet_c import NOT_COMPARABLE
+from visionaudit.families.registry import families
+from visionaudit.formatting import fmt
+from visionaudit.html import figure_data as data
+
+SHAPE_BIAS_CITATION = ("Published values: Geirhos et al., ImageNet-trained CNNs are biased towards texture, ICLR 2019 (Fig. 4) "
+                       "and the model-vs-human toolbox; humans are the mean of the nine observers.")
+
+
+@dataclass(frozen=True)
+class SectionInputs:
+    """What a section may draw from: the report, and what the page was given beside it."""
+
+    report: dict[str, Any]
+    references: dict[str, float] | None = None  # per-category human shape bias (decision CSVs)
+    strips: dict[str, Any] | None = None  # what thumbnails.transform_strips returned
+    comparison: dict[str, Any] | None = None  # compare_reports(baseline, report), from the CLI's --baseline
+    style: dict[str, Any] | None = None  # figures.styles: one colour and marker per audited model
+
+
+def figure(draw, *args, **kwargs) -> str | None:
+    """A figure, or a note in its place: one bad value never costs the page."""
+    try:
+        return draw(*args, **kwargs)
+    except Exception as e:  # noqa: BLE001
+        return f'<p class="muted">figure not drawn ({type(e).__name__}: {str(e)[:200]}); the table and the JSON hold the numbers</p>'
+
+
+def _interval(ci: Any) -> str:
+    return f"[{fmt(ci[0])}, {fmt(ci[1])}]" if ci else "-"
+
+
+def accuracy(page: SectionInputs) -> dict | None:
+    acc = data.accuracies(page.report)
+    if not acc:
+        return None
+    return {"id": "accuracy", "title": "Clean accuracy", "figures": [],
+            "table": {"header": ["model", "clean top-1", "top-5", "images"],
+                      "rows": [[r["model"], fmt(r["clean_top1"]), fmt(r["top5"]), fmt(r["n_images"])] for r in acc]}}
+
+
+def shape_bias(page: SectionInputs) -> dict | None:
+    from visionaudit.html import figures
+
+    sb = data.shape_bias_by_category(page.report)
+    svg = figure(figures.shape_bias_figure, sb, page.references, page.style)
+    if not svg:
+        return None
+    figs = [{"svg": svg, "alt": "shape bias per category for each model, with published references",
+             "caption": "Fraction of shape decisions per category (cue-conflict images whose cues differ). " + SHAPE_BIAS_CITATION}]
+    scatter = figure(figures.accuracy_scatter, data.shape_bias_vs_accuracy(page.report), page.style)
+    if scatter:
+        figs.append({"svg": scatter, "alt": "shape bias against clean top-1 accuracy", "caption": "Shape bias against clean top-1."})
+    rows = [[m, fmt(v["overall"]), _interval(v.get("ci"))] for m, v in sb["models"].items()]
+    return {"id": "shape_bias", "title": "Shape bias", "figures": figs,
+            "table": {"header": ["model", "shape bias", "95% interval"], "rows": rows}}
+
+
+def channel_bias(page: SectionInputs) -> dict | None:
+    from visionaudit.html import figures
+
+    shares = data.channel_shares(page.report)
+    svg = figure(figures.channel_bars, shares) if shares["models"] else None
+    if not svg:
+        return None
+    rows = [[m, *(fmt(v) for v in s)] for m, s in {**shares["models"], **shares["groups"]}.items()]
+    return {"id": "channel_bias", "title": "Channel bias", "figures": [{
+        "svg": svg, "alt": "red, green and blue shares of the first-layer weights per model and group",
+        "caption": "Shares of |first-layer weights| per input channel, beside the random-init control and the published torchvision zoo."}],
+        "table": {"header": ["model or group", "R", "G", "B"], "rows": rows}}
+
+
+def robustness(page: SectionInputs) -> dict | None:
+    from visionaudit.html import figures
+    from visionaudit.html.thumbnails import ATTRIBUTION
+
+    drops = data.robustness_drops(page.report)
+    svg = figure(figures.robustness_figure, drops, page.style)
+    if not svg:
+        return None
+    rows = [[m, t, fmt(r["drop"]), _interval(r.get("ci")), fmt(r.get("p_value_holm")), "yes" if r.get("significant") else "no"]
+            for m, per in drops["models"].items() for t, r in per.items()]
+    strips = page.strips or {}
+    return {"id": "robustness", "title": "Transform robustness", "figures": [{
+        "svg": svg, "alt": "top-1 drop per transform with 95 % intervals", "caption": "Top-1 drop per transform, paired with the clean pass."}],
+        "table": {"header": ["model", "transform", "drop", "95% interval", "Holm p", "significant"], "rows": rows},
+        "strips": strips.get("strips"), "strips_caption": strips.get("caption"), "attribution": ATTRIBUTION}
+
+
+def corruption(page: SectionInputs) -> dict | None:
+    ce = data.corruption_errors(page.report)
+    if not ce["rows"]:
+        return None
+    said = " ".join(f"{r['model']}: mCE {fmt(r['mce'])} [95% {fmt(r['ci'][0])}, {fmt(r['ci'][1])}], relative mCE "
+                    f"{fmt(r['relative_mce'])} ({r['subset'] or str(r['n_images']) + ' images'})"
+                    + (f"; {r['note']}" if r.get("note") else "") + "." for r in ce["models"])
+    caveat = "" if all(r["comparable"] for r in ce["models"]) else f" {NOT_COMPARABLE}."
+    return {"id": "corruption", "title": "Common corruptions (ImageNet-C)", "figures": [],
+            "text": said + caveat + " CE in % of AlexNet's published errors (AlexNet = 100).",
+            "table": {"header": ["model", "corruption", "CE", "relative CE", "error per severity"],
+                      "rows": [[r["model"], r["corruption"], fmt(r["ce"]), fmt(r["relative_ce"]),
+                                ", ".join(fmt(v) for v in r["errors"])] for r in ce["rows"]]}}
+
+
+def conversion_and_deployment(page: SectionInputs) -> dict | None:
+    """One section for both families: their differences share one log axis."""
+    from visionaudit.html import figures
+
+    diffs = data.max_differences(page.report)
+    svg = figure(figures.max_diff_figure, diffs)
+    if not svg:
+        return None
+    return {"id": "conversion", "title": "Conversion and deployment", "figures": [{
+        "svg": svg, "alt": "maximum logit differences against their bounds, log scale",
+        "caption": "Largest |logit difference| of each converted or deployed form against its bound."}],
+        "table": {"header": ["model", "family", "form", "max |diff|", "bound", "outcome"],
+                  "rows": [[r["model"], r["audit"], r["label"], fmt(r["max_abs_diff"]), fmt(r["bound"]), r["outcome"]] for r in diffs]}}
+
+
+def baseline(page: SectionInputs) -> dict | None:
+    """The report's baseline tests, or the CLI's comparison of two saved reports."""
+    from visionaudit.html import figures
+
+    report, comparison = page.report, page.comparison
+    deltas = data.deltas_from_comparison(comparison) if comparison else data.baseline_deltas(report)
+    if not deltas:
+        return None
+    svg = figure(figures.baseline_figure, deltas)
+    paired = comparison["paired"] if comparison else not any(
+        e["metrics"].get("paired") is False for e in report.get("audits", []) if e.get("audit") == "baseline")
+    how = ("Paired, image by image; a regression is beyond its tolerance and significant (Holm)." if paired else
+           "UNPAIRED: two-proportion tests on reports that did not score the same images"
+           + (" (" + "; ".join(comparison["problems"]) + ")" if comparison and comparison.get("problems") else "")
+           + "; a regression is beyond its tolerance and significant (Holm).")
+    rows = [[r["model"], r["baseline_model"], r["comparison"], fmt(r["baseline"]), fmt(r["candidate"]),
+             f"{r['delta']:+.4f}" if isinstance(r["delta"], (int, float)) else fmt(r["delta"]),
+             _interval(r.get("ci")), fmt(r["p_value_holm"]), r["verdict"]] for r in deltas]
+    return {"id": "baseline", "title": "Against the baseline", "figures": [{
+        "svg": svg, "alt": "change of each compared metric against the baseline with 95 % intervals",
+        "caption": how}] if svg else [], "text": how,
+        "table": {"header": ["model", "baseline", "comparison", "was", "now", "change", "95% interval", "Holm p", "verdict"],
+                  "rows": rows}}
+
+
+def generic(page: SectionInputs, name: str) -> dict | None:
+    """The section of a family that names no builder: what it gates, then one row per test (model, test,
+    key metric, outcome, message). Its descriptor comes from the registry, else from the report (a family
+    registered by a package the renderer does not have)."""
+    known = families()
+    described = known[name].describe() if name in known else (page.report.get("families") or {}).get(name) or {}
+    key = described.get("key_metric")
+    rows = data.family_entries(page.report, name, key)
+    if not rows:
+        return None
+    direction = {True: "higher is better", False: "lower is better"}.get(described.get("higher_is_better"), "no direction")
+    text = " ".join(part for part in (
+        described.get("gates", "").rstrip(".") + "." if described.get("gates") else "",
+        f"Key metric: {key} ({direction})." if key else "") if part)
+    return {"id": name, "title": name, "figures": [], "text": text,
+            "table": {"header": ["model", "test", key or "key metric", "outcome", "message"],
+                      "rows": [[r["model"], r["test"], "-" if r["missing"] else fmt(r["value"]), r["outcome"], r["message"]]
+                               for r in rows]}}
