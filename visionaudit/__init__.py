@@ -27,7 +27,9 @@ from visionaudit.errors import (
 from visionaudit.families import thresholds as threshold_fields
 from visionaudit.families.accuracy import top1_accuracy, topk_accuracy
 from visionaudit.families.records import AuditRecord
-from visionaudit.families.registry import Family, families, get_family, register_family
+# ``visionaudit.families`` is the families' package (import its modules as visionaudit.families.NAME); the
+# registry's list is visionaudit.families.families().
+from visionaudit.families.registry import Family, get_family, register_family
 from visionaudit.models.inference import clean_logits, compare_logits, predict_logits
 from visionaudit.models.loading import (
     DEFAULT_MODEL,
