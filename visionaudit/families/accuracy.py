@@ -52,7 +52,7 @@ FAMILY = register_family(Family(
     splits_by_image=True,
     metrics=("top5", "n_images"),
     thresholds={
-        "min_top1": f.fraction("clean top-1 at least this"),
-        "min_images": f.min_images(),
+        "min_top1": f.fraction("clean top-1 at least this", default=0.70),
+        "min_images": f.min_images(default=50),
     },
 ))

@@ -172,11 +172,11 @@ FAMILY = register_family(Family(
     higher_is_better=None,  # a vector judged by its range: neither direction is better
     metrics=("dominant_channel", "dominant_ratio", "normalized_shares", "contribution_shares", "ablation_drop", "gradient_shares"),
     thresholds={
-        "min_share": f.fraction("every channel's share of |first-layer weights| at least this"),
-        "max_share": f.fraction("every channel's share at most this"),
-        "max_ratio": f.number("largest share / smallest share at most this", minimum=1.0),
-        "control_tolerance": f.fraction("random-init controls: each share within 1/3 +- this"),
-        "functional_images": f.count("images for ablation and gradient shares (a stratified subset)"),
+        "min_share": f.fraction("every channel's share of |first-layer weights| at least this", default=0.10),
+        "max_share": f.fraction("every channel's share at most this", default=0.60),
+        "max_ratio": f.number("largest share / smallest share at most this", minimum=1.0, default=3.0),
+        "control_tolerance": f.fraction("random-init controls: each share within 1/3 +- this", default=0.05),
+        "functional_images": f.count("images for ablation and gradient shares (a stratified subset)", default=250),
     },
     aggregate=_aggregate,
     summary_lines=_summary_lines,

@@ -110,16 +110,6 @@ def outcomes_from_report(report: dict[str, Any], spec: str) -> ModelOutcomes:
     return out
 
 
-# What audit.toml's [audits.baseline] says, for reports compared without one (visionaudit compare).
-DEFAULT_BOUNDS: dict[str, Any] = {
-    "tolerance": {"clean_top1": 0.005, "top1": 0.01, "shape_bias": 0.02, "edges_accuracy": 0.03, "silhouettes_accuracy": 0.03,
-                  "shares": 0.005},
-    "relative_tolerance": {},
-    "alpha": 0.05,
-    "bootstrap_resamples": 2000,
-}
-
-
 @dataclass(frozen=True)
 class Settings:
     tolerances: dict[str, Tolerance]  # by comparison name
@@ -131,8 +121,9 @@ class Settings:
 
 def settings_from(thresholds: Any, seed: int = 0, paired: bool = True) -> Settings:
     """The comparison settings from the baseline family's bounds (``[audits.baseline]``, per model)."""
-    # A table that names some metrics keeps the defaults of the others (never a silent tolerance of 0).
-    absolute = {**DEFAULT_BOUNDS["tolerance"], **(thresholds.get("tolerance") or {})}
+    # A table that names some metrics keeps the defaults of the others (visionaudit/config.py merges per-name
+    # tables over the family's defaults), so no tolerance is ever a silent 0.
+    absolute = thresholds.get("tolerance") or {}
     relative = thresholds.get("relative_tolerance") or {}
     tolerances = {}
     for c in COMPARED.values():
@@ -235,11 +226,14 @@ FAMILY = register_family(Family(
     metrics=("delta", "baseline", "candidate", "ci", "p_value", "p_value_holm", "lost", "classes_lost", "baseline_model"),
     thresholds={
         "tolerance": f.per_name(TOLERANCE_KEYS, f.nonnegative(), "absolute change allowed per metric or comparison "
-                                "(top1 covers every transform; top1_rotation overrides it)"),
+                                "(top1 covers every transform; top1_rotation overrides it)",
+                                default={"clean_top1": 0.005, "top1": 0.01, "shape_bias": 0.02, "edges_accuracy": 0.03,
+                                         "silhouettes_accuracy": 0.03, "shares": 0.005}),
         "relative_tolerance": f.per_name(TOLERANCE_KEYS, f.nonnegative(), "change allowed relative to the baseline value; "
-                                         "when given, a regression must exceed both"),
-        "alpha": f.level("significance level of the paired tests after Holm's correction over one model's comparisons"),
-        "bootstrap_resamples": f.count("resamples of the paired bootstrap (intervals, shape-bias p-value)"),
+                                         "when given, a regression must exceed both", default={}),
+        "alpha": f.level("significance level of the paired tests after Holm's correction over one model's comparisons",
+                         default=0.05),
+        "bootstrap_resamples": f.count("resamples of the paired bootstrap (intervals, shape-bias p-value)", default=2000),
     },
     summary_lines=_summary_lines,
 ))

@@ -49,7 +49,6 @@ from visionaudit.families.corruption.imagenet_c import (
     summarize,
 )
 from visionaudit.families.registry import Family, register_family
-from visionaudit.families.thresholds import Field
 from visionaudit.models.inference import predict_logits
 from visionaudit.models.loading import LoadedModel
 from visionaudit.preprocessing import Geometry
@@ -312,18 +311,19 @@ FAMILY = register_family(Family(
     metrics=("error", "error_ci", "clean_error", "p_value", "p_value_holm", "significant", "ce", "relative_ce",
              "relative_mce", "mean_error", "mce_ci", "jpeg_only_error", "protocol"),
     thresholds={
-        "max_mce": f.nonnegative("mCE in % (AlexNet = 100) at most this"),
-        "max_error": f.fraction("default bound on the top-1 error of every corruption at every severity"),
-        "max_error_by_corruption": f.per_name(ALL_CORRUPTIONS, f.fraction(), "per corruption, overriding max_error"),
-        "corruptions": f.names(BENCHMARK, "the benchmark corruptions scored (the mCE is the published one with all 15)"),
-        "extras": f.names(EXTRAS, "ImageNet-C's four extra corruptions to score too (outside the mCE)"),
+        "max_mce": f.nonnegative("mCE in % (AlexNet = 100) at most this", default=100.0),
+        "max_error": f.fraction("default bound on the top-1 error of every corruption at every severity", default=0.99),
+        "max_error_by_corruption": f.per_name(ALL_CORRUPTIONS, f.fraction(), "per corruption, overriding max_error", default={}),
+        "corruptions": f.names(BENCHMARK, "the benchmark corruptions scored (the mCE is the published one with all 15)",
+                               default=list(BENCHMARK)),
+        "extras": f.names(EXTRAS, "ImageNet-C's four extra corruptions to score too (outside the mCE)", default=[]),
         "severities": f.numbers("severities scored, whole numbers 1 to 5 (the mCE is the published one with all five)",
-                                minimum=1, maximum=5),
-        "jpeg_round_trip": Field("bool", "JPEG quality 85 round trip after each corruption, as ImageNet-C was stored"),
-        "images": f.whole("a seeded, class-stratified subset of the labelled images this many strong (0: all of them)"),
-        "alpha": f.level("significance level of the McNemar tests against clean and Holm's correction"),
-        "bootstrap_resamples": f.count("resamples of the bootstrap interval on the mCE"),
-        "min_images": f.min_images(),
+                                minimum=1, maximum=5, default=[1, 2, 3, 4, 5]),
+        "jpeg_round_trip": f.flag("JPEG quality 85 round trip after each corruption, as ImageNet-C was stored", default=True),
+        "images": f.whole("a seeded, class-stratified subset of the labelled images this many strong (0: all of them)", default=100),
+        "alpha": f.level("significance level of the McNemar tests against clean and Holm's correction", default=0.05),
+        "bootstrap_resamples": f.count("resamples of the bootstrap interval on the mCE", default=2000),
+        "min_images": f.min_images(default=50),
     },
     aggregate=_aggregate,
     summary_lines=_summary_lines,
