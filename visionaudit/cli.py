@@ -96,6 +96,7 @@ def _shape_bias_of_model(args: argparse.Namespace) -> dict:
 
 
 def _families(args: argparse.Namespace) -> int:
+    import json
     from pathlib import Path
 
     from visionaudit.families.registry import (
@@ -116,7 +117,8 @@ def _families(args: argparse.Namespace) -> int:
         print(f"{name}: {family.gates}\n  key metric: {family.key_metric} ({family.direction}); audits: {family.audit_file}")
         if args.thresholds:
             for key, field in family.thresholds.items():
-                print(f"  [audits.{name}] {key}: {field.describe()}" + (f"  -- {field.help}" if field.help else ""))
+                default = f", default {json.dumps(field.default)}" if field.has_default else ", no default"
+                print(f"  [audits.{name}] {key}: {field.describe()}{default}" + (f"  -- {field.help}" if field.help else ""))
     return 0
 
 

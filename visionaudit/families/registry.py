@@ -51,7 +51,7 @@ class Family:
     - ``thresholds``: ``{key: Field}``; a field's ``default`` applies when audit.toml does not set the key
       (:attr:`defaults`), so a family needs no audit.toml entry.
     - ``assessors``: ``{test name: assessor}``, the functions that judge its gates from what a test measured
-      (visionaudit/families/assessment.py); ``assessor_names`` maps older stored names to these.
+      (visionaudit/families/assessment.py); a partial report stores one as ``"<family>.<test name>"``.
     """
 
     name: str
@@ -68,7 +68,6 @@ class Family:
     splits_by_image: bool = False
     # test name -> assessor(record, measured, thresholds, context); stored in partial reports as "<family>.<test name>"
     assessors: Mapping[str, Callable[..., None]] = field(default_factory=dict)
-    assessor_names: Mapping[str, str] = field(default_factory=dict)  # an older stored name -> its test name here
     aggregate: Callable[[list[dict[str, Any]]], dict[str, Any] | None] | None = None
     summary_lines: Callable[[dict[str, Any]], list[str]] | None = None
     defined_in: str = ""
@@ -97,11 +96,10 @@ class Family:
         return {key: f.default_value() for key, f in self.thresholds.items() if f.has_default}
 
     def assessor(self, test: str) -> Callable[..., None]:
-        """The assessor of ``test`` (a name in :attr:`assessors`, or an older one in :attr:`assessor_names`)."""
-        name = self.assessor_names.get(test, test)
-        if name not in self.assessors:
+        """The assessor that judges ``test`` (a name in :attr:`assessors`)."""
+        if test not in self.assessors:
             raise ValueError(unknown_name(f"assessor of the {self.name} family", test, self.assessors))
-        return self.assessors[name]
+        return self.assessors[test]
 
     def field(self, key: str) -> Field:
         try:

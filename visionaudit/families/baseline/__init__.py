@@ -9,9 +9,10 @@ visionaudit/families/baseline/pairing.py.
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -19,6 +20,7 @@ from visionaudit.data.fingerprint import SampleSet
 from visionaudit.data.image_sets import LABELLED
 from visionaudit.errors import ConfigError, DataError
 from visionaudit.families import thresholds as f
+from visionaudit.families.assessment import NotApplicable, NotJudged
 from visionaudit.families.baseline.statistics import (
     VERDICTS,
     Result,
@@ -31,6 +33,7 @@ from visionaudit.families.baseline.statistics import (
     vector_change,
 )
 from visionaudit.families.outcomes import Outcome, decode
+from visionaudit.families.records import AuditRecord
 from visionaudit.families.registry import Family, get_family, register_family
 from visionaudit.families.robustness.transforms import TRANSFORMS
 from visionaudit.formatting import fmt
@@ -187,6 +190,44 @@ def compare_model(old: ModelOutcomes, new: ModelOutcomes, settings: Settings) ->
     return judge({name: _compare_one(old, new, c, settings) for name, c in COMPARED.items()}, settings.alpha)
 
 
+@dataclass(frozen=True)
+class BaselineComparison:
+    """One comparison of one model with its baseline (judged with the model's others: Holm over them)."""
+
+    result: Result
+    baseline_model: str  # the baseline report's spec
+    paired: bool
+
+
+def assess_comparison(record: AuditRecord, measured: BaselineComparison, thresholds: Mapping[str, Any],
+                      context: Mapping[str, Any]) -> None:
+    """A regression (worse beyond its tolerance AND significant) fails; a change where only one of the two
+    holds passes with a :class:`BaselineWarning`; nothing to compare is not judged (this run could not measure
+    it) or not applicable (the baseline never measured it)."""
+    result, old_spec = measured.result, measured.baseline_model
+    record.metric("baseline_model", old_spec)
+    record.metric("paired", measured.paired)
+    for name, value in result.to_dict().items():
+        if name != "name":
+            record.metric(name, value)
+    record.threshold("alpha", thresholds["alpha"])
+    if result.tolerance is not None:
+        record.threshold("tolerance", result.tolerance.absolute)
+        if result.tolerance.relative is not None:
+            record.threshold("relative_tolerance", result.tolerance.relative)
+    if result.verdict == "not_compared":
+        if result.missing_side == "candidate":  # this run could not measure what the gate needs
+            record.not_judged = f"not compared with {old_spec}: {result.reason}"
+            raise NotJudged(record.not_judged)
+        raise NotApplicable(f"not compared with {old_spec}: {result.reason}")  # nothing in the baseline to hold it to
+    where = f"{context['model']} vs {old_spec}, {context['comparison']}: {fmt(result.baseline)} -> {fmt(result.candidate)}"
+    lost = f"; {result.lost_count} images went from right to wrong (first: {', '.join(result.lost[:5])})" if result.lost_count else ""
+    if result.verdict == "warning":
+        warnings.warn(BaselineWarning(f"{where}: {result.reason}{lost}"), stacklevel=2)
+    if result.verdict == "regression":
+        raise AssertionError(f"{where}: regression, {result.reason}{lost}")
+
+
 def _summary_lines(report: dict[str, Any]) -> list[str]:
     """Per model: the verdict counts, then each change that is not ``unchanged`` with its interval."""
     by_model: dict[str, list[dict[str, Any]]] = {}
@@ -223,6 +264,7 @@ FAMILY = register_family(Family(
           "McNemar on accuracies, paired bootstrap on shape bias, tolerance on channel shares, Holm per model",
     key_metric="verdict",
     higher_is_better=None,  # each comparison takes its metric's direction from that metric's family
+    assessors={"against_baseline": assess_comparison},
     metrics=("delta", "baseline", "candidate", "ci", "p_value", "p_value_holm", "lost", "classes_lost", "baseline_model"),
     thresholds={
         "tolerance": f.per_name(TOLERANCE_KEYS, f.nonnegative(), "absolute change allowed per metric or comparison "
