@@ -135,7 +135,7 @@ PLANT_PLAIN_CONV = '''
 import copy
 import torch
 from torch import nn
-import visionaudit.conversion as conversion
+import visionaudit.families.conversion as conversion
 
 _real = conversion.rgb_to_gray
 

@@ -177,3 +177,53 @@ def test_x(model, record):
     result = toy.runpytest_subprocess("test_typo.py", "--model", "tests.tiny_models:tiny", "--device", "cpu", "-p", "no:cacheprovider")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*ConfigError: unknown audit family 'tyo'; allowed: accuracy, *, toy; did you mean 'toy'?*"])
+
+
+# -- a family's defaults and assessors live on its descriptor ------------------------------------------
+
+GRADED_CONFTEST = """
+import sys
+sys.path.insert(0, {root!r})
+from visionaudit import Family, register_family, threshold_fields as f
+
+def judge_score(record, measured, thresholds, context):
+    if not record.check_min("score", measured, "min_score", thresholds["min_score"]):
+        raise AssertionError(f"{{context['model']}}: score {{measured}} is below min_score {{thresholds['min_score']}}")
+
+register_family(Family(name="graded", gates="a graded score per model", key_metric="score", higher_is_better=True,
+                       thresholds={{"min_score": f.fraction("score at least this", default=0.5),
+                                    "mode": f.choice(["fast", "full"], default="full")}},
+                       assessors={{"score": judge_score}}))
+
+pytest_plugins = {plugins!r}
+"""
+
+GRADED_AUDIT = """
+import pytest
+
+pytestmark = pytest.mark.audit("graded")
+SCORES = {"tests.tiny_models:tiny": 0.8, "tests.tiny_models:tiny_other": 0.3}
+
+def test_score(model, assess, thresholds):
+    assert thresholds["mode"] == "full"  # the family's default: no audit.toml entry
+    assess("score", SCORES[model.id], model=model.id)
+"""
+
+
+def test_a_family_gets_its_defaults_and_assessors_from_its_descriptor(pytester: pytest.Pytester, monkeypatch):
+    """No [audits.graded] table anywhere: the descriptor's defaults apply, an override replaces one key,
+    and its assessor (named on the descriptor) judges the gate."""
+    from tests.conftest import _root_plugins
+
+    pytester.makeconftest(GRADED_CONFTEST.format(root=str(ROOT), plugins=_root_plugins()))
+    pytester.makepyfile(test_graded=GRADED_AUDIT)
+    pytester.makefile(".toml", audit='[run]\nseed = 0\n')
+    monkeypatch.setenv("PYTHONPATH", str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    result = pytester.runpytest_subprocess(*MODELS, "--audit-json=report.json")
+    result.assert_outcomes(passed=1, failed=1)
+    entries = {e["model"]: e for e in json.loads((pytester.path / "report.json").read_text())["audits"]}
+    assert entries["tests.tiny_models:tiny_other"]["thresholds"] == {"min_score": 0.5}
+    assert entries["tests.tiny_models:tiny_other"]["message"] == "AssertionError: tests.tiny_models:tiny_other: score 0.3 is below min_score 0.5"
+    pytester.makefile(".toml", audit='[models."tests.tiny_models:tiny_other".graded]\nmin_score = 0.25\n')
+    pytester.runpytest_subprocess(*MODELS).assert_outcomes(passed=2)
