@@ -6,12 +6,11 @@ The per-image results are judged by ``visionaudit.families.accuracy.assess_clean
 
 import pytest
 
+from visionaudit.families.accuracy import clean_outcomes
+
 pytestmark = pytest.mark.audit("accuracy")
 
 
 def test_clean_top1(imagenet_model, evaluated, assess, sample_set):
-    logits, labels = evaluated.logits, evaluated.labels
-    top5 = (logits.topk(min(5, logits.shape[1]), dim=1).indices == labels[:, None]).any(dim=1)
-    assess("accuracy.clean_top1", sample_set("labelled", evaluated.image_set),
-           {"correct": logits.argmax(1) == labels, "top5": top5},
+    assess("clean_top1", clean_outcomes(sample_set("labelled", evaluated.image_set), evaluated.logits, evaluated.labels),
            model=imagenet_model.id, set_name=evaluated.image_set.name, preprocessing=imagenet_model.preprocessing.source)

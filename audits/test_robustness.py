@@ -8,8 +8,7 @@ and the study's per-class test across models are computed where all results meet
 
 import pytest
 
-from visionaudit.families.robustness import cached_transform, transform_arrays
-from visionaudit.families.robustness.transforms import TRANSFORMS
+from visionaudit.families.robustness import TRANSFORMS, cached_transform, transform_outcomes
 
 pytestmark = pytest.mark.audit("robustness")
 
@@ -23,7 +22,5 @@ def test_transform(imagenet_model, evaluated, thresholds, audit_seed, transform,
                          sample_ids=evaluated.image_set.sample_ids)
         for severity in thresholds["severities"]
     ]
-    clean = evaluated.logits.argmax(1) == evaluated.labels
-    assess("robustness.transform", sample_set("labelled", evaluated.image_set),
-           transform_arrays(results, clean, evaluated.labels), model=imagenet_model.id,
-           model_classes=imagenet_model.num_classes, transform=transform, seed=audit_seed)
+    assess("transform", transform_outcomes(sample_set("labelled", evaluated.image_set), results, evaluated.logits, evaluated.labels),
+           model=imagenet_model.id, model_classes=imagenet_model.num_classes, transform=transform, seed=audit_seed)

@@ -9,27 +9,23 @@ whose shape-only accuracy is not above chance, fails whatever its number.
 
 import pytest
 
-from visionaudit.data.imagenet16 import decide
-from visionaudit.families.shape_bias import stimulus_geometry
+from visionaudit.families.shape_bias import cue_conflict_outcomes, shape_only_outcomes, stimulus_context, stimulus_geometry
 
 pytestmark = pytest.mark.audit("shape_bias")
 
 
-def _decisions(model, image_set, evaluate, thresholds):
-    """16-way decisions on stimuli fed as ``stimulus_geometry`` says, and the context the assessors record."""
+def _logits(model, image_set, evaluate, thresholds):
+    """The model's logits on stimuli fed as ``stimulus_geometry`` says, and the context the assessors record."""
     mode = thresholds["stimulus_geometry"]
     geometry = stimulus_geometry(model, mode)
-    decisions = decide(evaluate(model, image_set, geometry).logits, thresholds["aggregation"])
-    return decisions, {"model": model.id, "stimulus_geometry": {"mode": mode, **geometry.to_dict()},
-                       "aggregation": thresholds["aggregation"]}
+    return evaluate(model, image_set, geometry).logits, stimulus_context(model, mode, geometry, thresholds["aggregation"])
 
 
 def test_shape_bias(imagenet_model, cue_conflict_images, evaluate, thresholds, assess, sample_set):
     """Judged by ``visionaudit.families.shape_bias.assess_shape_bias``: cue information above chance, min/max."""
-    decisions, context = _decisions(imagenet_model, cue_conflict_images, evaluate, thresholds)
-    assess("shape_bias.cue_conflict", sample_set("cue-conflict", cue_conflict_images),
-           {"decisions": decisions, "categories": cue_conflict_images.categories, "textures": cue_conflict_images.textures},
-           **context)
+    logits, context = _logits(imagenet_model, cue_conflict_images, evaluate, thresholds)
+    assess("cue_conflict", cue_conflict_outcomes(sample_set("cue-conflict", cue_conflict_images), cue_conflict_images, logits,
+                                                 thresholds["aggregation"]), **context)
 
 
 @pytest.mark.parametrize(
@@ -39,6 +35,6 @@ def test_shape_bias(imagenet_model, cue_conflict_images, evaluate, thresholds, a
 def test_shape_only_accuracy(imagenet_model, shape_only_images, evaluate, thresholds, stimuli, metric, assess, sample_set):
     """Judged by ``visionaudit.families.shape_bias.assess_shape_only``: 16-way accuracy above chance and min_<metric>."""
     image_set = shape_only_images(stimuli)
-    decisions, context = _decisions(imagenet_model, image_set, evaluate, thresholds)
-    assess("shape_bias.shape_only", sample_set(stimuli, image_set), {"decisions": decisions, "categories": image_set.categories},
+    logits, context = _logits(imagenet_model, image_set, evaluate, thresholds)
+    assess("shape_only", shape_only_outcomes(sample_set(stimuli, image_set), image_set, logits, thresholds["aggregation"]),
            stimuli=stimuli, metric=metric, **context)

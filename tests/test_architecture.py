@@ -152,3 +152,67 @@ def test_core_does_not_import_the_pytest_side():
 def test_no_module_is_too_long():
     long = {name: n for name, path in _modules().items() if (n := len(path.read_text().splitlines())) > MAX_LINES}
     assert not long, long
+
+
+# -- audits/ import only public names of visionaudit --------------------------------------------------
+# Public: a name listed in ``visionaudit.__all__`` (imported from ``visionaudit``), or a name without a
+# leading underscore of a family's own module, ``visionaudit.families.<family>`` (the module a built-in family
+# is registered from). Anything deeper (``visionaudit.data...``, a family's inner modules) is machinery an
+# audit reaches through its family; the pytest side (plugins, fixtures) reaches audits as fixtures.
+
+
+def _public_names() -> dict[str, set[str] | None]:
+    """Module -> the names an audit may import from it (None: any name without a leading underscore)."""
+    import visionaudit
+    from visionaudit.families import BUILTIN_MODULES
+
+    return {"visionaudit": set(visionaudit.__all__), **{m: None for m in BUILTIN_MODULES}}
+
+
+def non_public_imports(root: Path = ROOT) -> list[str]:
+    """Every import in ``root/audits`` of a project module or name that is not public (see above)."""
+    import importlib
+
+    allowed = _public_names()
+    project = {p.name for p in root.iterdir() if p.is_dir() and (p / "__init__.py").exists()} | set(PACKAGES) | {"visionaudit"}
+    out = []
+    for path in sorted((root / "audits").glob("*.py")):
+        where = path.relative_to(root)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                out += [f"{where}: import {a.name}" for a in node.names
+                        if a.name.split(".")[0] in project and a.name != "visionaudit"]
+            elif isinstance(node, ast.ImportFrom):
+                module = node.module or ""
+                if node.level or module.split(".")[0] not in project:
+                    if node.level:
+                        out.append(f"{where}: a relative import")
+                    continue
+                if module not in allowed:
+                    out.append(f"{where}: from {module} import {', '.join(a.name for a in node.names)}")
+                    continue
+                names = allowed[module]
+                for a in node.names:
+                    exists = a.name != "*" and hasattr(importlib.import_module(module), a.name)
+                    public = (names is None and not a.name.startswith("_")) or (names is not None and a.name in names)
+                    if not (exists and public):
+                        out.append(f"{where}: from {module} import {a.name}")
+    return out
+
+
+def test_audits_import_only_public_names():
+    assert non_public_imports() == []
+
+
+def test_the_audit_import_check_names_a_private_import(tmp_path):
+    for package in (*PACKAGES, "audits"):
+        shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
+    planted = tmp_path / "audits" / "test_accuracy.py"
+    planted.write_text(planted.read_text() + "\nfrom visionaudit.data.imagenet16 import decide\n"
+                       "from visionaudit.families.shape_bias import _record_geometry\nfrom fixtures.recording import assess\n"
+                       "from visionaudit import top1_accuracy, Family\n")
+    assert non_public_imports(tmp_path) == [
+        "audits/test_accuracy.py: from visionaudit.data.imagenet16 import decide",
+        "audits/test_accuracy.py: from visionaudit.families.shape_bias import _record_geometry",
+        "audits/test_accuracy.py: from fixtures.recording import assess",
+    ]

@@ -175,12 +175,39 @@ def test_baseline_pairs_are_canonical(tmp_path):
     assert dict(cfg.baseline_pairs) == {"efficientnet_lite0": "torchvision:resnet50"}
 
 
+def test_without_a_table_the_family_defaults_apply(tmp_path):
+    """A config that sets nothing for a family gives the defaults its descriptor declares; a table overrides
+    only the keys it sets, and a per-name table only the names it lists."""
+    from visionaudit.families import get_family
+
+    cfg = load_config(write(tmp_path, "[audits.deployment]\nmax_abs_diff = { onnxruntime = 0.01 }\n"))
+    for name in ("accuracy", "shape_bias", "channel_bias", "robustness", "corruption", "conversion", "baseline"):
+        declared = {k: f.default for k, f in get_family(name).thresholds.items()}
+        assert dict(cfg.thresholds(name, "m")) == declared and None not in declared.values(), name
+    deployment = cfg.thresholds("deployment", "m")
+    assert deployment.entry("max_abs_diff", "onnxruntime") == 0.01
+    assert deployment.entry("max_abs_diff", "bf16_cpu") == 1.5  # the default of a name the table does not list
+    assert deployment["images"] == 64 and load_config(None).thresholds("accuracy", "m")["min_top1"] == 0.70
+
+
+def test_a_default_is_checked_against_its_field():
+    from visionaudit.families import thresholds as f
+
+    with pytest.raises(ValueError, match=r"default 1.5 is out of range; it must be in \[0, 1\]"):
+        f.fraction("a share", default=1.5)
+    with pytest.raises(ValueError, match=r"default \{'nope': 0.1\} unknown key 'nope'"):
+        f.per_name(["a", "b"], f.fraction(), default={"nope": 0.1})
+
+
 def test_missing_threshold_names_where_to_add_it(tmp_path):
-    cfg = load_config(write(tmp_path, "[run]\nseed = 1\n"))
-    with pytest.raises(ConfigError, match=r"sets no min_top1 for the accuracy audit .*\[audits.accuracy\]"):
-        cfg.thresholds("accuracy", "m")["min_top1"]
-    with pytest.raises(ConfigError, match=r"sets no max_abs_diff for onnxruntime in the deployment audit"):
-        cfg.thresholds("deployment", "m").entry("max_abs_diff", "onnxruntime")
+    """A key whose family gives no default (a family from a package may leave one to the config)."""
+    from visionaudit.config import Thresholds
+
+    with pytest.raises(ConfigError, match=r"sets no min_top1 for the accuracy audit .*gives no default; add it under \[audits.accuracy\]"):
+        Thresholds("accuracy", "m", {})["min_top1"]
+    cfg = load_config(write(tmp_path, "[audits.deployment]\nmax_abs_diff = { onnxruntime = 0.01 }\n"))
+    with pytest.raises(ConfigError, match=r"sets no max_drop_by_transform for zoom in the robustness audit"):
+        cfg.thresholds("robustness", "m").entry("max_drop_by_transform", "zoom")
 
 
 def test_missing_config_file(tmp_path):

@@ -256,16 +256,19 @@ import pytest
 
 pytestmark = pytest.mark.audit("accuracy")
 
-def test_small(model, record, judge_count):
-    record.metric("clean_top1", 1.0)
-    judge_count(3, "labelled images")
-    assert False, "a gate judged on 3 images"
+from visionaudit.data.fingerprint import SampleSet
+from visionaudit.families.assessment import PerImage
+
+def test_small(model, assess):
+    three = SampleSet("labelled", "three", ("a/1.png", "a/2.png", "b/3.png"), "f", None, 0)
+    assess("clean_top1", PerImage(three, {"correct": [True, True, True], "top5": [True, True, True]}),
+           model=model.id, set_name="three", preprocessing="p")  # 3 of 3 right: a pass, were it judged
 """)
     proc = run(project, "")
     assert proc.returncode == pytest.ExitCode.TESTS_FAILED, proc.stdout[-2000:]  # not judged is not a pass
     data = report(project)
     (entry,) = data["audits"]
-    assert entry["outcome"] == "not_judged" and entry["metrics"] == {"clean_top1": 1.0}
+    assert entry["outcome"] == "not_judged" and entry["metrics"] == {"n_images": 3} and "clean_top1" not in entry["thresholds"]
     assert entry["message"] == "not judged: 3 labelled images; this gate needs at least 5 (min_images in audit.toml)"
     assert data["verdict"] == "incomplete"
 

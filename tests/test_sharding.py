@@ -169,7 +169,7 @@ def _synthetic_run(shard, arrays_of, ids, families):
 
     from visionaudit.config import Thresholds, load_config
     from visionaudit.data.fingerprint import SampleSet
-    from visionaudit.families.assessment import NotJudged, assess
+    from visionaudit.families.assessment import NotJudged, PerImage, assess
     from visionaudit.families.records import AuditRecord
     from visionaudit.report.assembly import assemble
 
@@ -193,7 +193,8 @@ def _synthetic_run(shard, arrays_of, ids, families):
         outcome, message = "passed", None
         arrays = {k: np.asarray(v)[keep] for k, v in arrays_of(params.get("transform")).items()}
         try:
-            assess(name, record, sample_set, arrays, Thresholds(family, "m", bounds, None), context, keep_for_merge=shard is not None)
+            assess(family, name.split(".")[1], record, PerImage(sample_set, arrays), Thresholds(family, "m", bounds), context,
+                   keep_for_merge=shard is not None)
         except NotJudged as e:
             outcome, message = "not_judged", f"not judged: {e}"
         except AssertionError as e:
@@ -241,3 +242,47 @@ def test_merge_of_varied_per_image_data_equals_the_whole_judgement(families):
     assert merged["samples"] == whole["samples"]  # also when no assessor but robustness's named the set
     assert all(e["outcome"] == "not_judged" or e["metrics"]["n_images"] < n for p in parts for e in p["audits"]
                if "n_images" in e["metrics"])
+
+
+# The assessor names partial reports have stored since sharding began ("<family>.<test>"), before assessors
+# moved onto the family descriptors: a merge must still find each one.
+STORED_ASSESSOR_NAMES = {"accuracy.clean_top1": ("accuracy", "clean_top1"), "robustness.transform": ("robustness", "transform"),
+                         "shape_bias.cue_conflict": ("shape_bias", "cue_conflict"), "shape_bias.shape_only": ("shape_bias", "shape_only")}
+
+
+def test_stored_assessor_names_resolve_through_the_family_descriptors():
+    from visionaudit.families import get_family
+    from visionaudit.families.assessment import find_assessor
+
+    for stored, (family, test) in STORED_ASSESSOR_NAMES.items():
+        assert find_assessor(stored) is get_family(family).assessors[test], stored
+    with pytest.raises(ValueError, match=r"no assessor named 'accuracy.clean_top5' .*did you mean 'clean_top1'\?"):
+        find_assessor("accuracy.clean_top5")
+
+
+def test_a_partial_report_with_the_stored_assessor_names_merges():
+    """Parts whose shard_data names the assessor as older suites wrote it merge into the whole run's judgement."""
+    import numpy as np
+
+    from visionaudit.report.merge import merge_reports
+
+    rng = np.random.default_rng(5)
+    n = 300
+    ids = [f"n{k:08d}_img.JPEG" for k in rng.permutation(10 * n)[:n]]
+    labels, clean = rng.integers(0, 20, n), rng.random(n) < 0.8
+    after = clean & (rng.random(n) < 0.9)
+
+    def arrays_of(transform):
+        if transform is None:
+            return {"correct": clean, "top5": clean | (labels % 2 == 0)}
+        return {"clean": clean, "labels": labels, "correct@1": after, "changed@1": after != clean}
+
+    whole = _synthetic_run(None, arrays_of, ids, ("accuracy", "robustness"))
+    parts = [_synthetic_run(Shard(k, 2), arrays_of, ids, ("accuracy", "robustness")) for k in (1, 2)]
+    for part in parts:
+        for entry in part["audits"]:
+            old = {"accuracy": "accuracy.clean_top1", "robustness": "robustness.transform"}[entry["audit"]]
+            entry["shard_data"]["assessor"] = old  # as an older suite wrote it
+    merged = merge_reports(parts, ["p1", "p2"])
+    strip = lambda r: [{k: e[k] for k in ("nodeid", "outcome", "metrics", "message", "outcomes")} for e in r["audits"]]  # noqa: E731
+    assert strip(merged) == strip(whole) and len(merged["audits"]) == 3

@@ -1,10 +1,13 @@
-"""``audit.toml``: run defaults, thresholds per audit family, and overrides per model.
+"""``audit.toml``: run defaults, and overrides of the audit families' thresholds, for every model or per model.
+
+Each family declares its thresholds with their defaults (its descriptor, :mod:`visionaudit.families`); the
+bounds that apply are the family's defaults, then ``[audits.NAME]``, then the model's own table:
 
 ```toml
 [run]
 models = ["efficientnet_lite0"]      # used when no --model is given
 
-[audits.accuracy]                    # defaults for every model
+[audits.accuracy]                    # overrides for every model
 min_top1 = 0.85
 
 [models."torchvision:resnet50".accuracy]   # overrides for one model (any spelling of its spec)
@@ -87,18 +90,20 @@ class AuditConfig:
     baseline_pairs: Mapping[str, str] = field(default_factory=dict)  # [baseline.pairs]: this run's spec -> the baseline's
 
     def thresholds(self, audit: str, model_id: str) -> "Thresholds":
-        """``audit``'s bounds for ``model_id`` (a canonical spec): defaults, then the model's overrides."""
+        """``audit``'s bounds for ``model_id`` (a canonical spec): the family's defaults, then ``[audits.NAME]``,
+        then the model's own table."""
         known = families()
         if audit not in known:
             raise ConfigError(unknown_name("audit family", audit, known))
-        merged = dict(self.audits.get(audit, {}))
-        for key, value in self.models.get(model_id, {}).get(audit, {}).items():
-            if isinstance(value, dict) and isinstance(merged.get(key), dict):
-                # A per-name table (transforms, deployment forms) overrides the names it lists, and only those:
-                # replacing the whole default table would drop the other names' bounds without a word.
-                merged[key] = {**merged[key], **value}
-            else:
-                merged[key] = value
+        merged = known[audit].defaults
+        for layer in (self.audits.get(audit, {}), self.models.get(model_id, {}).get(audit, {})):
+            for key, value in layer.items():
+                if isinstance(value, dict) and isinstance(merged.get(key), dict):
+                    # A per-name table (transforms, deployment forms) overrides the names it lists, and only those:
+                    # replacing the whole table below it would drop the other names' bounds without a word.
+                    merged[key] = {**merged[key], **value}
+                else:
+                    merged[key] = value
         return Thresholds(audit, model_id, MappingProxyType(merged), self.path)
 
     def models_not_in(self, run_models: list[str] | tuple[str, ...]) -> list[str]:
@@ -109,7 +114,7 @@ class AuditConfig:
 class Thresholds(Mapping[str, Any]):
     """One audit's bounds for one model: defaults with that model's overrides applied."""
 
-    def __init__(self, audit: str, model_id: str, bounds: Mapping[str, Any], source: Path | None) -> None:
+    def __init__(self, audit: str, model_id: str, bounds: Mapping[str, Any], source: Path | None = None) -> None:
         self.audit, self.model_id, self.bounds, self.source = audit, model_id, bounds, source
 
     def __repr__(self) -> str:
@@ -121,8 +126,8 @@ class Thresholds(Mapping[str, Any]):
         except KeyError:
             families()[self.audit].field(key)  # a key the family does not declare is a programming error
             raise ConfigError(
-                f"{self.source or CONFIG_FILE} sets no {key} for the {self.audit} audit (model {self.model_id}); "
-                f"add it under [audits.{self.audit}] (the suite's own audit.toml has the default)"
+                f"{self.source or CONFIG_FILE} sets no {key} for the {self.audit} audit (model {self.model_id}), and the "
+                f"family gives no default; add it under [audits.{self.audit}]"
             ) from None
 
     def entry(self, key: str, name: str, fallback: str | None = None) -> Any:
@@ -153,7 +158,7 @@ def _canonical_key(key: str, arch: str | None, path: Path) -> str:
 
 
 def load_config(path: str | Path | None, arch: str | None = None) -> AuditConfig:
-    """Read and validate ``path``; ``None`` gives an empty config (no thresholds).
+    """Read and validate ``path``; ``None`` gives an empty config (the families' defaults apply).
 
     ``arch`` is the run's ``--arch``, folded into state-dict specs as it is for ``--model``.
     """

@@ -183,11 +183,17 @@ def test_x(model, record):
 # -- a family from an installed package (the entry-point group), no file of the core edited ----------
 
 PACKAGE = """
-from visionaudit import Family
+from visionaudit import Family, threshold_fields as f
 
+def judge(record, measured, thresholds, context):
+    if not record.check_min("score", measured, "min_score", thresholds["min_score"]):
+        raise AssertionError(f"score {measured} is below min_score {thresholds['min_score']}")
+
+BOUNDS = {"min_score": f.fraction("score at least this", default=0.5)}
 GROUPED = Family(name="toy_grouped", gates="a toy score whose tests share one computation per model", key_metric="score",
-                 higher_is_better=True, thresholds={}, one_worker_per_model=True)
-SPREAD = Family(name="toy_spread", gates="a toy score, test by test", key_metric="score", higher_is_better=True, thresholds={})
+                 higher_is_better=True, thresholds=BOUNDS, assessors={"score": judge}, one_worker_per_model=True)
+SPREAD = Family(name="toy_spread", gates="a toy score, test by test", key_metric="score", higher_is_better=True,
+                thresholds=BOUNDS, assessors={"score": judge})
 """
 
 PACKAGE_AUDIT = """
@@ -197,10 +203,9 @@ import pytest
 pytestmark = pytest.mark.audit({family!r})
 
 @pytest.mark.parametrize("k", range({n}))
-def test_score(model, record, k):
+def test_score(model, assess, k):
     time.sleep({pause})
-    record.metric("score", {base} + k / 8)
-    assert k != 3, "planted failure"
+    assess("score", {base} + k / 8, model=model.id)
 """
 
 
@@ -222,22 +227,85 @@ def package(suite: pytest.Pytester, monkeypatch) -> pytest.Pytester:
 
 
 def test_a_family_from_a_package_is_grouped_shown_on_the_page_and_in_the_readme_table(package):
+    """The Show of the layout issue: no audit.toml entry and no file of the core edited; the package's
+    defaults and assessor judge, its keys are checked, its tests stay on one worker, the page and the
+    README table show it."""
     result = package.runpytest_subprocess("--model", "tests.tiny_models:tiny", "--device", "cpu", "-n", "2", "-p", "no:cacheprovider",
                                           "--audit-json=report.json", "--audit-html=page.html")
-    result.assert_outcomes(passed=8, failed=2)
+    result.assert_outcomes(passed=8, failed=2)  # scores 0.25 and 0.375 are below the default min_score 0.5
     report = json.loads((package.path / "report.json").read_text())
+    assert {e["thresholds"]["min_score"] for e in report["audits"]} == {0.5}  # the descriptor's default, no audit.toml
     workers = {name: {e["worker"] for e in report["audits"] if e["audit"] == name} for name in ("toy_grouped", "toy_spread")}
     assert len(workers["toy_grouped"]) == 1, workers  # it asked: one worker ran the model's tests of the family
     assert workers["toy_spread"] == {"gw0", "gw1"}, workers  # it did not: spread test by test (so the check above can fail)
     page = (package.path / "page.html").read_text()
     section = page.split('<section id="toy_grouped">', 1)[1].split("</section>", 1)[0]
     assert "<p>a toy score whose tests share one computation per model. Key metric: score (higher is better).</p>" in section
-    for k, score, outcome in ((0, "0.25", "passed"), (2, "0.5", "passed"), (3, "0.625", "failed")):
+    for k, score, outcome in ((0, "0.25", "failed"), (2, "0.5", "passed"), (3, "0.625", "passed")):
         assert f"<td>test_score[tests.tiny_models:tiny-{k}]</td><td>{score}</td><td>{outcome}</td>" in section
-    assert "AssertionError: planted failure" in section and '<section id="toy_spread">' in page
+    assert "AssertionError: score 0.25 is below min_score 0.5" in section and '<section id="toy_spread">' in page
     table = subprocess.run([sys.executable, "-m", "visionaudit", "families", "--markdown"], capture_output=True, text=True,
                            timeout=120, cwd=package.path).stdout.splitlines()
     assert table[-2:] == [
         "| `toy_grouped` | `audits/test_toy_grouped.py` | a toy score whose tests share one computation per model | `score` (higher is better) | - |",
         "| `toy_spread` | `audits/test_toy_spread.py` | a toy score, test by test | `score` (higher is better) | - |",
     ]
+    # its keys are checked like a built-in family's: a typo stops the run at startup, naming the closest key
+    package.makefile(".toml", audit="[audits.toy_grouped]\nmin_scor = 0.25\n")
+    typo = package.runpytest_subprocess("--model", "tests.tiny_models:tiny", "--device", "cpu", "-p", "no:cacheprovider")
+    assert typo.ret == pytest.ExitCode.USAGE_ERROR
+    typo.stderr.fnmatch_lines(["*[[]audits.toy_grouped[]] unknown key 'min_scor'; allowed: min_score; did you mean 'min_score'?*"])
+    # and an override applies to it
+    package.makefile(".toml", audit="[audits.toy_grouped]\nmin_score = 0.25\n")
+    package.runpytest_subprocess("--model", "tests.tiny_models:tiny", "--device", "cpu", "-p", "no:cacheprovider",
+                                 "-m", "toy_grouped").assert_outcomes(passed=4)
+
+
+# -- a family's defaults and assessors live on its descriptor ------------------------------------------
+
+GRADED_CONFTEST = """
+import sys
+sys.path.insert(0, {root!r})
+from visionaudit import Family, register_family, threshold_fields as f
+
+def judge_score(record, measured, thresholds, context):
+    if not record.check_min("score", measured, "min_score", thresholds["min_score"]):
+        raise AssertionError(f"{{context['model']}}: score {{measured}} is below min_score {{thresholds['min_score']}}")
+
+register_family(Family(name="graded", gates="a graded score per model", key_metric="score", higher_is_better=True,
+                       thresholds={{"min_score": f.fraction("score at least this", default=0.5),
+                                    "mode": f.choice(["fast", "full"], default="full")}},
+                       assessors={{"score": judge_score}}))
+
+pytest_plugins = {plugins!r}
+"""
+
+GRADED_AUDIT = """
+import pytest
+
+pytestmark = pytest.mark.audit("graded")
+SCORES = {"tests.tiny_models:tiny": 0.8, "tests.tiny_models:tiny_other": 0.3}
+
+def test_score(model, assess, thresholds):
+    assert thresholds["mode"] == "full"  # the family's default: no audit.toml entry
+    assess("score", SCORES[model.id], model=model.id)
+"""
+
+
+def test_a_family_gets_its_defaults_and_assessors_from_its_descriptor(pytester: pytest.Pytester, monkeypatch):
+    """No [audits.graded] table anywhere: the descriptor's defaults apply, an override replaces one key,
+    and its assessor (named on the descriptor) judges the gate."""
+    from tests.conftest import _root_plugins
+
+    pytester.makeconftest(GRADED_CONFTEST.format(root=str(ROOT), plugins=_root_plugins()))
+    pytester.makepyfile(test_graded=GRADED_AUDIT)
+    pytester.makefile(".toml", audit='[run]\nseed = 0\n')
+    monkeypatch.setenv("PYTHONPATH", str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    result = pytester.runpytest_subprocess(*MODELS, "--audit-json=report.json")
+    result.assert_outcomes(passed=1, failed=1)
+    entries = {e["model"]: e for e in json.loads((pytester.path / "report.json").read_text())["audits"]}
+    assert entries["tests.tiny_models:tiny_other"]["thresholds"] == {"min_score": 0.5}
+    assert entries["tests.tiny_models:tiny_other"]["message"] == "AssertionError: tests.tiny_models:tiny_other: score 0.3 is below min_score 0.5"
+    pytester.makefile(".toml", audit='[models."tests.tiny_models:tiny_other".graded]\nmin_score = 0.25\n')
+    pytester.runpytest_subprocess(*MODELS).assert_outcomes(passed=2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 HELP = "the registered audit families, their key metrics and threshold schemas"
@@ -37,5 +38,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"{name}: {family.gates}\n  key metric: {family.key_metric} ({family.direction}); audits: {family.audit_file}")
         if args.thresholds:
             for key, field in family.thresholds.items():
-                print(f"  [audits.{name}] {key}: {field.describe()}" + (f"  -- {field.help}" if field.help else ""))
+                default = f", default {json.dumps(field.default)}" if field.has_default else ", no default"
+                print(f"  [audits.{name}] {key}: {field.describe()}{default}" + (f"  -- {field.help}" if field.help else ""))
     return 0

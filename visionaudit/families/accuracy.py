@@ -4,35 +4,50 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+import numpy as np
 import torch
 
 from visionaudit.families import thresholds as f
-from visionaudit.families.assessment import assessor, require_count
+from visionaudit.families.assessment import PerImage, require_count
 from visionaudit.families.records import AuditRecord
 from visionaudit.families.registry import Family, register_family
+
+
+def topk_hits(logits: torch.Tensor, labels: torch.Tensor, k: int = 1) -> torch.Tensor:
+    """Per row: whether its label is among the ``k`` largest logits (bool, on the logits' device)."""
+    if logits.shape[0] != labels.shape[0]:
+        raise ValueError(f"{logits.shape[0]} rows of logits for {labels.shape[0]} labels")
+    if k == 1:  # argmax: ties go to the first class, as everywhere else in the suite
+        return logits.argmax(dim=1) == labels.to(logits.device)
+    k = min(k, logits.shape[1])
+    return (logits.topk(k, dim=1).indices == labels.to(logits.device)[:, None]).any(dim=1)
 
 
 def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor, k: int = 1) -> float:
     """Share of rows whose label is among the ``k`` largest logits."""
     if len(labels) == 0:
         raise ValueError("no labelled images to score")
-    if logits.shape[0] != labels.shape[0]:
-        raise ValueError(f"{logits.shape[0]} rows of logits for {labels.shape[0]} labels")
-    if k == 1:  # argmax: ties go to the first class, as everywhere else in the suite
-        return float((logits.argmax(dim=1) == labels.to(logits.device)).float().mean())
-    k = min(k, logits.shape[1])
-    hits = (logits.topk(k, dim=1).indices == labels.to(logits.device)[:, None]).any(dim=1)
-    return float(hits.float().mean())
+    return float(topk_hits(logits, labels, k).float().mean())
 
 
 def top1_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return topk_accuracy(logits, labels, 1)
 
 
-@assessor("accuracy.clean_top1")
-def assess_clean_top1(record: AuditRecord, sample_set: Any, arrays: Mapping[str, Any], thresholds: Mapping[str, Any],
-                      context: Mapping[str, Any]) -> None:
-    """``arrays``: ``correct`` (top-1 right, per image) and ``top5`` (label among the 5 largest logits)."""
+def top1_correct(logits: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
+    """Per image: the top-1 class is the label (what a later release is compared with, image by image)."""
+    return topk_hits(logits, labels, 1).cpu().numpy()
+
+
+def clean_outcomes(sample_set: Any, logits: torch.Tensor, labels: torch.Tensor) -> PerImage:
+    """What :func:`assess_clean_top1` judges: per image, top-1 right (``correct``) and the label among the 5
+    largest logits (``top5``), on ``sample_set`` (the images ``logits`` scored)."""
+    return PerImage(sample_set, {"correct": top1_correct(logits, labels), "top5": topk_hits(logits, labels, 5).cpu().numpy()})
+
+
+def assess_clean_top1(record: AuditRecord, measured: PerImage, thresholds: Mapping[str, Any], context: Mapping[str, Any]) -> None:
+    """``measured.arrays``: ``correct`` (top-1 right, per image) and ``top5`` (label among the 5 largest logits)."""
+    sample_set, arrays = measured.sample_set, measured.arrays
     correct = arrays["correct"]
     record.metric("n_images", len(correct))
     record.outcomes_on(sample_set, "clean", correct=correct)
@@ -50,10 +65,11 @@ FAMILY = register_family(Family(
     key_metric="clean_top1",
     higher_is_better=True,
     splits_by_image=True,
+    assessors={"clean_top1": assess_clean_top1},
     metrics=("top5", "n_images"),
     thresholds={
-        "min_top1": f.fraction("clean top-1 at least this"),
-        "min_images": f.min_images(),
+        "min_top1": f.fraction("clean top-1 at least this", default=0.70),
+        "min_images": f.min_images(default=50),
     },
     html_section="visionaudit.html.sections:accuracy",
 ))

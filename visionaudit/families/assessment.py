@@ -1,70 +1,85 @@
-"""Judging an audit from its per-image data: the one function a run and a merge of shards both call.
+"""Judging a gate: every audit hands what it measured to its family's *assessor*, the one function that
+records the statistics and ends the gate (returns: passed; raises ``AssertionError``: failed; raises
+:class:`NotJudged`: too little data; raises :class:`NotApplicable`: nothing here to judge).
 
-An audit that splits by image (accuracy, robustness, shape bias) measures per-image arrays (right or
-wrong, 16-way decisions, labels) and hands them to its family's *assessor*: a function that computes every
-statistic from those arrays alone, records it, and ends the gate (returns: passed; raises
-``AssertionError``: failed; raises :class:`NotJudged`: too little data). In a sharded run
-(``--audit-shard``) the arrays also go into the partial report, so that ``visionaudit merge`` can call the
-same assessor on the arrays of all shards and get what an unsharded run gets.
+A family names its assessors on its descriptor (``Family.assessors``: test name -> function); an
+assessor is ``assessor(record, measured, thresholds, context)``, where ``context`` holds what is not
+measured (the model's id, a test parameter). An audit that splits by image (accuracy, robustness, shape
+bias) measures :class:`PerImage` arrays (right or wrong, 16-way decisions, labels) and its assessor
+computes every statistic from those alone. In a sharded run (``--audit-shard``) the arrays also go into
+the partial report under the assessor's stored name ``"<family>.<test name>"``, so that ``visionaudit
+merge`` calls the same assessor on the arrays of all shards and gets what an unsharded run gets.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from visionaudit.errors import ConfigError
 from visionaudit.families.outcomes import decode, encode_bits
 from visionaudit.families.records import AuditRecord
+from visionaudit.families.registry import get_family
 from visionaudit.files import to_jsonable
 
-# assessor(record, sample_set, arrays, thresholds, context): context holds what is not per image
-# (the model's id and class count, the set's name, a test parameter), the same in every shard.
-Assessor = Callable[[AuditRecord, Any, Mapping[str, Any], Mapping[str, Any], Mapping[str, Any]], None]
-_ASSESSORS: dict[str, Assessor] = {}
+# assessor(record, measured, thresholds, context)
+Assessor = Callable[[AuditRecord, Any, Mapping[str, Any], Mapping[str, Any]], None]
 
 
 class NotJudged(Exception):
     """The gate had too little data to be judged (``min_images``); the record says why."""
 
 
-def assessor(name: str) -> Callable[[Assessor], Assessor]:
-    """Register an assessor under ``name`` (``family.test``), for a merge to find it."""
-    def register(fn: Assessor) -> Assessor:
-        _ASSESSORS[name] = fn
-        return fn
-    return register
+class NotApplicable(Exception):
+    """The gate does not apply here (nothing to hold the model to); the test is skipped with this message."""
 
 
-def get_assessor(name: str) -> Assessor:
-    from visionaudit.families.registry import families
+@dataclass(frozen=True)
+class PerImage:
+    """What a test that splits by image measured: per-image ``arrays`` on ``sample_set`` (a ``SampleSet``)."""
 
-    families()  # the built-in families' modules register their assessors on import
-    try:
-        return _ASSESSORS[name]
-    except KeyError:
-        raise ValueError(f"no assessor named {name!r} (known: {', '.join(sorted(_ASSESSORS))}); "
-                         "was the partial report written by another version of the suite?") from None
+    sample_set: Any
+    arrays: Mapping[str, np.ndarray]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "arrays", {k: v if isinstance(v, np.ndarray) else np.asarray(v) for k, v in self.arrays.items()})
 
 
 def require_count(record: AuditRecord, thresholds: Mapping[str, Any], n: int, what: str = "images",
                   key: str = "min_images") -> None:
-    """Too few samples for the gate: ``NotJudged`` with the count and the minimum, instead of gating on noise."""
+    """The one "too few images" rule: fewer than ``thresholds[key]`` and the gate ends as ``NotJudged``, with
+    the count and the minimum, instead of passing or failing on noise."""
     minimum = thresholds[key]
     if n < minimum:
         record.not_judged = f"{n} {what}; this gate needs at least {minimum} ({key} in audit.toml)"
         raise NotJudged(record.not_judged)
 
 
-def assess(name: str, record: AuditRecord, sample_set: Any, arrays: Mapping[str, Any], thresholds: Mapping[str, Any],
+def find_assessor(name: str) -> Assessor:
+    """The assessor stored as ``"<family>.<test name>"`` (a partial report's), from its family's descriptor."""
+    family, _, test = name.partition(".")
+    try:
+        return get_family(family).assessor(test)
+    except (ValueError, ConfigError) as e:
+        raise ValueError(f"no assessor named {name!r} ({e}); was the partial report written by another version of "
+                         "the suite?") from None
+
+
+def assess(family: str, test: str, record: AuditRecord, measured: Any, thresholds: Mapping[str, Any],
            context: Mapping[str, Any], keep_for_merge: bool = False) -> None:
-    """Call assessor ``name``; with ``keep_for_merge`` (a shard) first put its inputs into the record."""
-    arrays = {k: np.asarray(v) if not isinstance(v, np.ndarray) else v for k, v in arrays.items()}
-    if keep_for_merge:  # the part's ids and positions too, whether or not the assessor records outcomes
+    """Judge ``measured`` with ``family``'s assessor of ``test``; with ``keep_for_merge`` (a shard), first put
+    its per-image inputs into the record for ``visionaudit merge``."""
+    judge = get_family(family).assessor(test)
+    if keep_for_merge:
+        if not isinstance(measured, PerImage):
+            raise TypeError(f"{family}.{test}: only per-image data is kept for a merge, got {type(measured).__name__}")
+        sample_set = measured.sample_set  # the part's ids and positions too, whether or not the assessor records outcomes
         record.samples[sample_set.role] = sample_set.to_dict()
-        record.shard_data = {"assessor": name, "set": sample_set.role, "thresholds": to_jsonable(dict(thresholds)),
-                             "context": to_jsonable(dict(context)), "arrays": encode_arrays(arrays)}
-    get_assessor(name)(record, sample_set, arrays, thresholds, context)
+        record.shard_data = {"assessor": f"{family}.{test}", "set": sample_set.role, "thresholds": to_jsonable(dict(thresholds)),
+                             "context": to_jsonable(dict(context)), "arrays": encode_arrays(measured.arrays)}
+    judge(record, measured, thresholds, context)
 
 
 def encode_arrays(arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 
@@ -24,6 +24,8 @@ from visionaudit.data.streaming import channel_means
 from visionaudit.errors import ModelOutputError
 from visionaudit.families import thresholds as f
 from visionaudit.families.accuracy import top1_accuracy
+from visionaudit.families.assessment import NotApplicable
+from visionaudit.families.records import AuditRecord
 from visionaudit.families.registry import Family, register_family
 from visionaudit.formatting import fmt
 from visionaudit.models.first_conv import (
@@ -31,6 +33,7 @@ from visionaudit.models.first_conv import (
     find_first_conv,
     weight_per_input_channel,
 )
+from visionaudit.models.controls import CONTROL_ZOO  # noqa: F401  (the controls its audit parametrizes over)
 from visionaudit.models.inference import predict_logits
 from visionaudit.models.loading import LoadedModel, as_logits
 
@@ -136,6 +139,84 @@ def weight_bias(model: LoadedModel) -> ChannelBias | None:
     )
 
 
+@dataclass
+class FunctionalShares:
+    """The functional measures on real images (recorded beside the weight shares, not gated)."""
+
+    weight: ChannelBias
+    n_images: int
+    ablation_drop: list[float]
+    gradient_shares: list[float]
+    contribution_shares: list[float] | None
+    contribution_error: Exception | None = None  # contribution shares refused (the input is transformed first)
+
+
+def functional_shares(model: LoadedModel, weight: ChannelBias, images: torch.Tensor, labels: torch.Tensor,
+                      clean_logits: torch.Tensor) -> FunctionalShares:
+    """Ablation, gradient and contribution shares of ``model`` on ``images``; a refusal of the contribution
+    shares is kept, so that the others are still recorded before it is raised."""
+    ablation = ablation_drop(model, images, labels, clean_logits=clean_logits)
+    gradient = gradient_shares(model, images, labels)
+    try:
+        contribution, error = contribution_shares(model, weight.first, images), None
+    except ModelOutputError as e:
+        contribution, error = None, e
+    return FunctionalShares(weight, len(labels), ablation, gradient, contribution, error)
+
+
+# -- judging: the assessors its audit hands what it measured ----------------------------------------
+
+
+def _record_weight_bias(record: AuditRecord, result: ChannelBias | None, who: str) -> ChannelBias:
+    if result is None:
+        raise NotApplicable(f"{who}: its first convolution does not take 3 input channels; channel bias needs RGB")
+    record.metric("first_conv", result.first_conv)
+    record.metric("dominant_channel", result.dominant_channel)
+    record.metric("normalized_shares", result.normalized_shares)
+    return result
+
+
+def assess_weight_shares(record: AuditRecord, measured: ChannelBias | None, thresholds: Mapping[str, Any],
+                         context: Mapping[str, Any]) -> None:
+    """The gate: every share within [min_share, max_share], largest / smallest at most max_ratio."""
+    result = _record_weight_bias(record, measured, context["model"])
+    record.metric("group", "audited")
+    ok = record.check_min("min_share_seen", min(result.shares), "min_share", thresholds["min_share"])
+    ok &= record.check_max("max_share_seen", max(result.shares), "max_share", thresholds["max_share"])
+    ok &= record.check_max("dominant_ratio", result.dominant_ratio, "max_ratio", thresholds["max_ratio"])
+    record.metric("shares", result.shares)
+    if not ok:
+        raise AssertionError(
+            f"{context['model']}: first-layer shares R,G,B = {', '.join(f'{s:.3f}' for s in result.shares)} "
+            f"({result.first_conv}); bounds: each in [{thresholds['min_share']}, {thresholds['max_share']}], "
+            f"largest/smallest <= {thresholds['max_ratio']}")
+
+
+def assess_functional_shares(record: AuditRecord, measured: FunctionalShares | None, thresholds: Mapping[str, Any],
+                             context: Mapping[str, Any]) -> None:
+    """Weight times signal, channel ablation and gradient x input: recorded, not gated."""
+    result = _record_weight_bias(record, None if measured is None else measured.weight, context["model"])
+    record.metric("n_images", measured.n_images)
+    record.metric("shares", result.shares)
+    record.metric("ablation_drop", measured.ablation_drop)
+    record.metric("gradient_shares", measured.gradient_shares)
+    if measured.contribution_error is not None:  # last: the others are kept
+        raise measured.contribution_error
+    record.metric("contribution_shares", measured.contribution_shares)
+
+
+def assess_random_init_control(record: AuditRecord, measured: ChannelBias | None, thresholds: Mapping[str, Any],
+                               context: Mapping[str, Any]) -> None:
+    """A random-init architecture has no colour preference: each share within control_tolerance of 1/3."""
+    result = _record_weight_bias(record, measured, context["model"])
+    record.metric("group", "control (random init)")
+    record.metric("shares", result.shares)
+    worst = max(abs(s - 1 / 3) for s in result.shares)
+    if not record.check_max("max_deviation_from_third", worst, "control_tolerance", thresholds["control_tolerance"]):
+        raise AssertionError(f"{context['arch']} with random weights has shares {result.shares} ({result.first_conv}): "
+                             "random init should sit near 1/3 each")
+
+
 def zoo_summary(all_shares: list[list[float]]) -> dict:
     """Mean and (sample) standard deviation of the shares over models, per channel."""
     t = torch.tensor(all_shares, dtype=torch.float64)
@@ -170,13 +251,15 @@ FAMILY = register_family(Family(
           "as the control (~1/3 each)",
     key_metric="shares",
     higher_is_better=None,  # a vector judged by its range: neither direction is better
+    assessors={"weight_shares": assess_weight_shares, "functional_shares": assess_functional_shares,
+               "random_init_control": assess_random_init_control},
     metrics=("dominant_channel", "dominant_ratio", "normalized_shares", "contribution_shares", "ablation_drop", "gradient_shares"),
     thresholds={
-        "min_share": f.fraction("every channel's share of |first-layer weights| at least this"),
-        "max_share": f.fraction("every channel's share at most this"),
-        "max_ratio": f.number("largest share / smallest share at most this", minimum=1.0),
-        "control_tolerance": f.fraction("random-init controls: each share within 1/3 +- this"),
-        "functional_images": f.count("images for ablation and gradient shares (a stratified subset)"),
+        "min_share": f.fraction("every channel's share of |first-layer weights| at least this", default=0.10),
+        "max_share": f.fraction("every channel's share at most this", default=0.60),
+        "max_ratio": f.number("largest share / smallest share at most this", minimum=1.0, default=3.0),
+        "control_tolerance": f.fraction("random-init controls: each share within 1/3 +- this", default=0.05),
+        "functional_images": f.count("images for ablation and gradient shares (a stratified subset)", default=250),
     },
     aggregate=_aggregate,
     summary_lines=_summary_lines,

@@ -2,7 +2,7 @@
 
 A family is one kind of audit (accuracy, shape_bias, ...): its name is the pytest marker its tests
 carry (``@pytest.mark.audit("shape_bias")``, also selectable as ``-m shape_bias``), its threshold
-schema is what ``[audits.NAME]`` in audit.toml may hold, its key metric and direction are what the
+schema (each key with its default) is what ``[audits.NAME]`` in audit.toml may hold, its key metric and direction are what the
 summaries show, and its optional aggregate and summary lines are what the report computes across
 models. Config validation, marker registration, the report, the summaries and the README's family
 table all read this registry, so adding a family is its core module (with the descriptor) and its
@@ -48,6 +48,10 @@ class Family:
     - ``aggregate(entries)``: results across this family's report entries (every model), or None;
       it may add metrics to the entries (robustness writes its Holm-adjusted p-values back).
     - ``summary_lines(report)``: lines for the terminal and step summaries, given the whole report.
+    - ``thresholds``: ``{key: Field}``; a field's ``default`` applies when audit.toml does not set the key
+      (:attr:`defaults`), so a family needs no audit.toml entry.
+    - ``assessors``: ``{test name: assessor}``, the functions that judge its gates from what a test measured
+      (visionaudit/families/assessment.py); a partial report stores one as ``"<family>.<test name>"``.
     """
 
     name: str
@@ -62,6 +66,8 @@ class Family:
     # Its tests judge per-image data through an assessor (visionaudit/families/assessment.py), so shards split its
     # images and a merge re-judges them; a family without one runs whole in shard 1.
     splits_by_image: bool = False
+    # test name -> assessor(record, measured, thresholds, context); stored in partial reports as "<family>.<test name>"
+    assessors: Mapping[str, Callable[..., None]] = field(default_factory=dict)
     aggregate: Callable[[list[dict[str, Any]]], dict[str, Any] | None] | None = None
     summary_lines: Callable[[dict[str, Any]], list[str]] | None = None
     defined_in: str = ""
@@ -91,6 +97,17 @@ class Family:
         if metric not in self.directions:
             raise KeyError(f"the {self.name} family gives no direction for {metric!r}")
         return self.directions[metric]
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """The bounds that apply when audit.toml sets nothing: each field's default (copies), in schema order."""
+        return {key: f.default_value() for key, f in self.thresholds.items() if f.has_default}
+
+    def assessor(self, test: str) -> Callable[..., None]:
+        """The assessor that judges ``test`` (a name in :attr:`assessors`)."""
+        if test not in self.assessors:
+            raise ValueError(unknown_name(f"assessor of the {self.name} family", test, self.assessors))
+        return self.assessors[test]
 
     def field(self, key: str) -> Field:
         try:

@@ -1,14 +1,17 @@
-"""Threshold fields: the type, range and allowed values of one key of an audit.toml table.
+"""Threshold fields: the type, range, allowed values and default of one key of an audit.toml table.
 
 A family declares its bounds as ``{key: Field}`` (see :mod:`visionaudit.families`); the config check
 reads them, so a typo in a key, a nested key (a transform or deployment form) or an enumerated value is
-an error naming the closest allowed one instead of a silently looser gate.
+an error naming the closest allowed one instead of a silently looser gate. A field's ``default`` is the
+bound that applies when audit.toml does not set the key: the family's defaults live beside its schema,
+and audit.toml holds only overrides.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import copy
+from dataclasses import dataclass, replace
 from typing import Any, Iterable
 
 from visionaudit.errors import unknown_name
@@ -23,7 +26,8 @@ def _is_number(v: Any) -> bool:
 @dataclass(frozen=True)
 class Field:
     """One threshold key. ``choices``: the allowed values of a str, the allowed items of a list[str],
-    or the allowed keys of a map[number]. Ranges apply to numbers, list items and map values."""
+    or the allowed keys of a map[number]. Ranges apply to numbers, list items and map values.
+    ``default``: the value when audit.toml does not set the key (None: none, the key must be set)."""
 
     kind: str
     help: str = ""
@@ -32,10 +36,25 @@ class Field:
     exclusive_minimum: bool = False
     exclusive_maximum: bool = False
     choices: tuple[str, ...] | None = None
+    default: Any = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown field kind {self.kind!r}; known: {', '.join(KINDS)}")
+        if self.default is not None and (problem := self.problem(self.default)):
+            raise ValueError(f"default {self.default!r} {problem}")
+
+    @property
+    def has_default(self) -> bool:
+        return self.default is not None
+
+    def default_value(self) -> Any:
+        """A copy of the default: a table or list handed out must not change the schema's."""
+        return copy.deepcopy(self.default)
+
+    def with_default(self, default: Any) -> "Field":
+        """This field with ``default`` (checked against the field's type and range)."""
+        return replace(self, default=default)
 
     @property
     def range_text(self) -> str:
@@ -103,58 +122,65 @@ class Field:
 # -- the shapes families use ----------------------------------------------------------------------
 
 
-def number(help: str = "", minimum: float | None = None, maximum: float | None = None) -> Field:
-    return Field("number", help, minimum, maximum)
+def number(help: str = "", minimum: float | None = None, maximum: float | None = None, default: Any = None) -> Field:
+    return Field("number", help, minimum, maximum, default=default)
 
 
-def fraction(help: str = "") -> Field:
+def fraction(help: str = "", default: Any = None) -> Field:
     """A proportion: accuracies, drops, shares, agreements, in [0, 1]."""
-    return Field("number", help, 0.0, 1.0)
+    return Field("number", help, 0.0, 1.0, default=default)
 
 
-def signed_fraction(help: str = "") -> Field:
+def signed_fraction(help: str = "", default: Any = None) -> Field:
     """A difference of proportions, in [-1, 1] (a drop bound may allow improvements)."""
-    return Field("number", help, -1.0, 1.0)
+    return Field("number", help, -1.0, 1.0, default=default)
 
 
-def level(help: str = "") -> Field:
+def level(help: str = "", default: Any = None) -> Field:
     """A significance level alpha, in the open interval (0, 1)."""
-    return Field("number", help, 0.0, 1.0, exclusive_minimum=True, exclusive_maximum=True)
+    return Field("number", help, 0.0, 1.0, exclusive_minimum=True, exclusive_maximum=True, default=default)
 
 
-def nonnegative(help: str = "") -> Field:
-    return Field("number", help, 0.0, None)
+def nonnegative(help: str = "", default: Any = None) -> Field:
+    return Field("number", help, 0.0, None, default=default)
 
 
-def whole(help: str = "") -> Field:
+def whole(help: str = "", default: Any = None) -> Field:
     """A whole number that may be 0 (extra random inputs, say)."""
-    return Field("int", help, 0, None)
+    return Field("int", help, 0, None, default=default)
 
 
-def count(help: str = "") -> Field:
+def count(help: str = "", default: Any = None) -> Field:
     """A whole number of images, resamples, ...: at least 1."""
-    return Field("int", help, 1, None)
+    return Field("int", help, 1, None, default=default)
 
 
-def min_images(what: str = "images") -> Field:
+def min_images(what: str = "images", default: Any = None) -> Field:
     """The smallest sample a gate is judged on; fewer and the test ends as not_judged."""
-    return Field("int", f"fewer {what} than this and the gate is not judged (outcome not_judged): a handful says nothing", 1, None)
+    return Field("int", f"fewer {what} than this and the gate is not judged (outcome not_judged): a handful says nothing", 1, None,
+                 default=default)
 
 
-def choice(choices: Iterable[str], help: str = "") -> Field:
-    return Field("str", help, choices=tuple(choices))
+def choice(choices: Iterable[str], help: str = "", default: Any = None) -> Field:
+    return Field("str", help, choices=tuple(choices), default=default)
 
 
-def names(choices: Iterable[str], help: str = "") -> Field:
+def names(choices: Iterable[str], help: str = "", default: Any = None) -> Field:
     """A list of names, each one of ``choices`` (transforms, deployment forms)."""
-    return Field("list[str]", help, choices=tuple(choices))
+    return Field("list[str]", help, choices=tuple(choices), default=default)
 
 
-def per_name(choices: Iterable[str], value: Field, help: str = "") -> Field:
+def per_name(choices: Iterable[str], value: Field, help: str = "", default: Any = None) -> Field:
     """A table ``{name: number}`` whose keys are ``choices`` and whose values obey ``value``'s range."""
     return Field("map[number]", help, value.minimum, value.maximum, value.exclusive_minimum, value.exclusive_maximum,
-                 tuple(choices))
+                 tuple(choices), default)
 
 
-def numbers(help: str = "", minimum: float | None = None, maximum: float | None = None, exclusive_minimum: bool = False) -> Field:
-    return Field("list[number]", help, minimum, maximum, exclusive_minimum)
+def numbers(help: str = "", minimum: float | None = None, maximum: float | None = None, exclusive_minimum: bool = False,
+            default: Any = None) -> Field:
+    return Field("list[number]", help, minimum, maximum, exclusive_minimum, default=default)
+
+
+def flag(help: str = "", default: Any = None) -> Field:
+    """True or false."""
+    return Field("bool", help, default=default)

@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping
 
-from visionaudit.config import AuditConfig
+from visionaudit.config import AuditConfig, load_config
 from visionaudit.data.fingerprint import SampleSet
 from visionaudit.errors import DataError
 from visionaudit.families.baseline import (
     COMPARED,
-    DEFAULT_BOUNDS,
     compare_model,
     outcomes_from_report,
     settings_from,
@@ -56,8 +55,9 @@ def compare_reports(old: dict[str, Any], new: dict[str, Any], pairs: Mapping[str
         raise Unpairable("the two reports cannot be compared image by image:\n  " + "\n  ".join(problems) +
                          "\npass --baseline-unpaired to compare the proportions with unpaired tests")
     out: dict[str, Any] = {"paired": not problems, "problems": problems, "models": {}}
+    config = config or load_config(None)  # without a config file: the baseline family's defaults
     for new_spec, old_spec in pairing.items():
-        bounds = {**DEFAULT_BOUNDS, **(config.thresholds("baseline", new_spec) if config and config.path else {})}
+        bounds = config.thresholds("baseline", new_spec)
         settings = settings_from(bounds, run.get("seed", 0), paired=not problems)
         results = compare_model(outcomes_from_report(old, old_spec), outcomes_from_report(new, new_spec), settings)
         out["models"][new_spec] = {"baseline_model": old_spec, "results": results}

@@ -18,7 +18,7 @@ import numpy as np
 from visionaudit.config import Thresholds
 from visionaudit.data.fingerprint import SampleSet
 from visionaudit.errors import VisionAuditError
-from visionaudit.families.assessment import NotJudged, decode_arrays, get_assessor
+from visionaudit.families.assessment import NotJudged, PerImage, decode_arrays, find_assessor
 from visionaudit.families.records import AuditRecord
 from visionaudit.report.assembly import SEVERITY, assemble
 from visionaudit.version import SCHEMA_VERSION
@@ -151,10 +151,11 @@ def _judge(nodeid: str, entries: list[dict[str, Any]], parts: Sequence[dict[str,
     pieces = [(d, p["samples"][role]) for d, p in zip(data, parts)]
     arrays = _merged_arrays(pieces, len(samples[role].ids))
     record = AuditRecord(audit=base["audit"], model=base["model"], params=dict(base.get("params") or {}))
-    thresholds = Thresholds(str(base["audit"]), str(base["model"] or ""), data[0]["thresholds"], None)
+    thresholds = Thresholds(str(base["audit"]), str(base["model"] or ""), data[0]["thresholds"])
     outcome, message = "passed", None
     try:
-        get_assessor(data[0]["assessor"])(record, samples[role], arrays, thresholds, data[0]["context"])
+        # The assessor by its stored name, "<family>.<test name>", from its family's descriptor.
+        find_assessor(data[0]["assessor"])(record, PerImage(samples[role], arrays), thresholds, data[0]["context"])
     except NotJudged as e:
         outcome, message = "not_judged", f"not judged: {e}"
     except AssertionError as e:

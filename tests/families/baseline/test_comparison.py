@@ -17,7 +17,6 @@ from visionaudit.data.imagenet16 import categories
 from visionaudit.errors import DataError
 from visionaudit.families.baseline import (
     COMPARED,
-    DEFAULT_BOUNDS,
     ModelOutcomes,
     compare_model,
     settings_from,
@@ -34,9 +33,11 @@ from visionaudit.families.baseline.statistics import (
     vector_change,
 )
 from visionaudit.families.outcomes import decode, encode_bits, encode_decisions
+from visionaudit.families.robustness.transforms import TRANSFORMS
 
 from tests.conftest import ROOT
 
+DEFAULTS = load_config(None).thresholds("baseline", "m")  # the family's own defaults, no audit.toml
 IDS = [f"n{1440764 + k % 10:08d}_{k}.JPEG" for k in range(200)]
 
 
@@ -189,13 +190,13 @@ def test_missing_conditions_are_not_compared_and_name_the_side():
     old.add(ss, "clean", np.ones(200, bool))
     new.add(ss, "clean", np.ones(200, bool))
     new.add(ss, "rotation", np.ones(200, bool))
-    results = compare_model(old, new, settings_from(DEFAULT_BOUNDS))
+    results = compare_model(old, new, settings_from(DEFAULTS))
     assert set(results) == set(COMPARED) and results["clean_top1"].verdict == "unchanged"
     rotation = results["top1_rotation"]
     assert rotation.verdict == "not_compared" and rotation.missing_side == "baseline"
     assert rotation.reason.startswith("the baseline has no per-image outcomes for rotation")
     old.add(ss, "zoom", np.ones(200, bool))
-    assert compare_model(old, new, settings_from(DEFAULT_BOUNDS))["top1_zoom"].missing_side == "candidate"
+    assert compare_model(old, new, settings_from(DEFAULTS))["top1_zoom"].missing_side == "candidate"
 
 
 def test_stimuli_scored_another_way_are_not_compared_but_the_rest_is():
@@ -206,7 +207,7 @@ def test_stimuli_scored_another_way_are_not_compared_but_the_rest_is():
         side.add(labelled, "clean", np.ones(200, bool))
         side.add(edges, "edges", np.array(list(categories()), dtype=object))
         side.stimulus_protocol = {"stimulus_geometry": mode, "aggregation": "mean"}
-    results = compare_model(old, new, settings_from(DEFAULT_BOUNDS))
+    results = compare_model(old, new, settings_from(DEFAULTS))
     assert results["clean_top1"].verdict == "unchanged"
     assert results["edges_accuracy"].missing_side == "setup" and "scored another way" in results["edges_accuracy"].reason
 
@@ -219,10 +220,17 @@ def test_not_a_number_is_never_a_verdict():
     assert "not a finite number" in empty.reason and Tolerance(0.01).exceeded_by(math.nan, 0.5) is False
 
 
-def test_a_partial_tolerance_table_keeps_the_other_defaults():
-    s = settings_from({"tolerance": {"top1_rotation": 0.02}, "alpha": 0.05, "bootstrap_resamples": 100})
+def test_a_partial_tolerance_table_keeps_the_other_defaults(tmp_path):
+    path = tmp_path / "audit.toml"
+    path.write_text('[audits.baseline]\ntolerance = { top1_rotation = 0.02 }\nbootstrap_resamples = 100\n'
+                    '[models.efficientnet_lite0.baseline]\ntolerance = { shape_bias = 0.05 }\n')
+    config = load_config(path)
+    s = settings_from(config.thresholds("baseline", "other"))
     assert s.tolerances["top1_rotation"].absolute == 0.02 and s.tolerances["top1_zoom"].absolute == 0.01
     assert s.tolerances["clean_top1"].absolute == 0.005 and s.tolerances["shape_bias"].absolute == 0.02
+    assert s.resamples == 100 and s.alpha == 0.05
+    m = settings_from(config.thresholds("baseline", "efficientnet_lite0"))
+    assert m.tolerances["shape_bias"].absolute == 0.05 and m.tolerances["top1_rotation"].absolute == 0.02
 
 
 def test_improvement_on_a_lower_is_better_metric():
@@ -231,9 +239,15 @@ def test_improvement_on_a_lower_is_better_metric():
     assert judge({"m": r}, 0.05)["m"].verdict == "improvement"
 
 
-def test_suite_defaults_match_the_built_in_ones():
-    bounds = load_config(ROOT / "audit.toml").thresholds("baseline", "efficientnet_lite0")
-    assert dict(bounds) == DEFAULT_BOUNDS
+def test_without_a_config_the_family_defaults_apply():
+    """What `visionaudit compare` uses without --config: the baseline family's defaults (the values the
+    README documents), the same as the shipped audit.toml gives, which no longer repeats them."""
+    s = settings_from(DEFAULTS)
+    assert {n: t.absolute for n, t in s.tolerances.items()} == {
+        "clean_top1": 0.005, **{f"top1_{t}": 0.01 for t in TRANSFORMS}, "shape_bias": 0.02, "edges_accuracy": 0.03,
+        "silhouettes_accuracy": 0.03, "channel_shares": 0.005}
+    assert all(t.relative is None for t in s.tolerances.values()) and (s.alpha, s.resamples) == (0.05, 2000)
+    assert dict(load_config(ROOT / "audit.toml").thresholds("baseline", "efficientnet_lite0")) == dict(DEFAULTS)
 
 
 # -- pairing ------------------------------------------------------------------------------------------

@@ -215,17 +215,16 @@ def test_unavailable_corruption_is_reported_with_its_reason(monkeypatch, sample)
 def test_config_keys_are_checked(tmp_path):
     base = (ROOT / "audit.toml").read_text()
     load_config(ROOT / "audit.toml").thresholds("corruption", "efficientnet_lite0")  # the shipped file is valid
-    cases = {
-        "severities = [1, 2, 3, 4, 5]": ("severities = [1, 6]", r"audits.corruption.severities = \[1, 6\] holds 6, out of range"),
-        "extras = []": ('extras = ["frost"]', "unknown item 'frost'; allowed: speckle_noise, gaussian_blur, spatter, saturate"),
-        "max_error_by_corruption = {}": ("max_error_by_corruption = { fogg = 0.9 }", "unknown key 'fogg'.*did you mean 'fog'"),
-        "jpeg_round_trip = true": ('jpeg_round_trip = "yes"', "jpeg_round_trip = 'yes' has the wrong type"),
-        "images = 100": ("images = -1", "audits.corruption.images = -1 is out of range"),
-    }
-    for old, (new, message) in cases.items():
-        assert old in base, old
+    cases = [
+        ("severities = [1, 6]", r"audits.corruption.severities = \[1, 6\] holds 6, out of range"),
+        ('extras = ["frost"]', "unknown item 'frost'; allowed: speckle_noise, gaussian_blur, spatter, saturate"),
+        ("max_error_by_corruption = { fogg = 0.9 }", "unknown key 'fogg'.*did you mean 'fog'"),
+        ('jpeg_round_trip = "yes"', "jpeg_round_trip = 'yes' has the wrong type"),
+        ("images = -1", "audits.corruption.images = -1 is out of range"),
+    ]
+    for new, message in cases:
         path = tmp_path / "audit.toml"
-        path.write_text(base.replace(old, new))
+        path.write_text(f"{base}\n[audits.corruption]\n{new}\n")
         with pytest.raises(ConfigError, match=message):
             load_config(path)
     with pytest.raises(ConfigError, match="whole numbers 1 to 5.*2.5"):

@@ -9,9 +9,10 @@ visionaudit/families/baseline/pairing.py.
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -19,6 +20,7 @@ from visionaudit.data.fingerprint import SampleSet
 from visionaudit.data.image_sets import LABELLED
 from visionaudit.errors import ConfigError, DataError
 from visionaudit.families import thresholds as f
+from visionaudit.families.assessment import NotApplicable, NotJudged
 from visionaudit.families.baseline.statistics import (
     VERDICTS,
     Result,
@@ -31,6 +33,7 @@ from visionaudit.families.baseline.statistics import (
     vector_change,
 )
 from visionaudit.families.outcomes import Outcome, decode
+from visionaudit.families.records import AuditRecord
 from visionaudit.families.registry import Family, get_family, register_family
 from visionaudit.families.robustness.transforms import TRANSFORMS
 from visionaudit.formatting import fmt
@@ -110,16 +113,6 @@ def outcomes_from_report(report: dict[str, Any], spec: str) -> ModelOutcomes:
     return out
 
 
-# What audit.toml's [audits.baseline] says, for reports compared without one (visionaudit compare).
-DEFAULT_BOUNDS: dict[str, Any] = {
-    "tolerance": {"clean_top1": 0.005, "top1": 0.01, "shape_bias": 0.02, "edges_accuracy": 0.03, "silhouettes_accuracy": 0.03,
-                  "shares": 0.005},
-    "relative_tolerance": {},
-    "alpha": 0.05,
-    "bootstrap_resamples": 2000,
-}
-
-
 @dataclass(frozen=True)
 class Settings:
     tolerances: dict[str, Tolerance]  # by comparison name
@@ -131,8 +124,9 @@ class Settings:
 
 def settings_from(thresholds: Any, seed: int = 0, paired: bool = True) -> Settings:
     """The comparison settings from the baseline family's bounds (``[audits.baseline]``, per model)."""
-    # A table that names some metrics keeps the defaults of the others (never a silent tolerance of 0).
-    absolute = {**DEFAULT_BOUNDS["tolerance"], **(thresholds.get("tolerance") or {})}
+    # A table that names some metrics keeps the defaults of the others (visionaudit/config.py merges per-name
+    # tables over the family's defaults), so no tolerance is ever a silent 0.
+    absolute = thresholds.get("tolerance") or {}
     relative = thresholds.get("relative_tolerance") or {}
     tolerances = {}
     for c in COMPARED.values():
@@ -196,6 +190,44 @@ def compare_model(old: ModelOutcomes, new: ModelOutcomes, settings: Settings) ->
     return judge({name: _compare_one(old, new, c, settings) for name, c in COMPARED.items()}, settings.alpha)
 
 
+@dataclass(frozen=True)
+class BaselineComparison:
+    """One comparison of one model with its baseline (judged with the model's others: Holm over them)."""
+
+    result: Result
+    baseline_model: str  # the baseline report's spec
+    paired: bool
+
+
+def assess_comparison(record: AuditRecord, measured: BaselineComparison, thresholds: Mapping[str, Any],
+                      context: Mapping[str, Any]) -> None:
+    """A regression (worse beyond its tolerance AND significant) fails; a change where only one of the two
+    holds passes with a :class:`BaselineWarning`; nothing to compare is not judged (this run could not measure
+    it) or not applicable (the baseline never measured it)."""
+    result, old_spec = measured.result, measured.baseline_model
+    record.metric("baseline_model", old_spec)
+    record.metric("paired", measured.paired)
+    for name, value in result.to_dict().items():
+        if name != "name":
+            record.metric(name, value)
+    record.threshold("alpha", thresholds["alpha"])
+    if result.tolerance is not None:
+        record.threshold("tolerance", result.tolerance.absolute)
+        if result.tolerance.relative is not None:
+            record.threshold("relative_tolerance", result.tolerance.relative)
+    if result.verdict == "not_compared":
+        if result.missing_side == "candidate":  # this run could not measure what the gate needs
+            record.not_judged = f"not compared with {old_spec}: {result.reason}"
+            raise NotJudged(record.not_judged)
+        raise NotApplicable(f"not compared with {old_spec}: {result.reason}")  # nothing in the baseline to hold it to
+    where = f"{context['model']} vs {old_spec}, {context['comparison']}: {fmt(result.baseline)} -> {fmt(result.candidate)}"
+    lost = f"; {result.lost_count} images went from right to wrong (first: {', '.join(result.lost[:5])})" if result.lost_count else ""
+    if result.verdict == "warning":
+        warnings.warn(BaselineWarning(f"{where}: {result.reason}{lost}"), stacklevel=2)
+    if result.verdict == "regression":
+        raise AssertionError(f"{where}: regression, {result.reason}{lost}")
+
+
 def _summary_lines(report: dict[str, Any]) -> list[str]:
     """Per model: the verdict counts, then each change that is not ``unchanged`` with its interval."""
     by_model: dict[str, list[dict[str, Any]]] = {}
@@ -232,14 +264,18 @@ FAMILY = register_family(Family(
           "McNemar on accuracies, paired bootstrap on shape bias, tolerance on channel shares, Holm per model",
     key_metric="verdict",
     higher_is_better=None,  # each comparison takes its metric's direction from that metric's family
+    assessors={"against_baseline": assess_comparison},
     metrics=("delta", "baseline", "candidate", "ci", "p_value", "p_value_holm", "lost", "classes_lost", "baseline_model"),
     thresholds={
         "tolerance": f.per_name(TOLERANCE_KEYS, f.nonnegative(), "absolute change allowed per metric or comparison "
-                                "(top1 covers every transform; top1_rotation overrides it)"),
+                                "(top1 covers every transform; top1_rotation overrides it)",
+                                default={"clean_top1": 0.005, "top1": 0.01, "shape_bias": 0.02, "edges_accuracy": 0.03,
+                                         "silhouettes_accuracy": 0.03, "shares": 0.005}),
         "relative_tolerance": f.per_name(TOLERANCE_KEYS, f.nonnegative(), "change allowed relative to the baseline value; "
-                                         "when given, a regression must exceed both"),
-        "alpha": f.level("significance level of the paired tests after Holm's correction over one model's comparisons"),
-        "bootstrap_resamples": f.count("resamples of the paired bootstrap (intervals, shape-bias p-value)"),
+                                         "when given, a regression must exceed both", default={}),
+        "alpha": f.level("significance level of the paired tests after Holm's correction over one model's comparisons",
+                         default=0.05),
+        "bootstrap_resamples": f.count("resamples of the paired bootstrap (intervals, shape-bias p-value)", default=2000),
     },
     summary_lines=_summary_lines,
     one_worker_per_model=True,  # Holm over the model's comparison set

@@ -38,18 +38,24 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
 from visionaudit import stats
-from visionaudit.errors import ConfigError
 from visionaudit.families import thresholds as f
 from visionaudit.families.corruption.imagenet_c import (
     ALL_CORRUPTIONS,
     BENCHMARK,
     EXTRAS,
     NOT_COMPARABLE,
-    SEVERITIES,
     summarize,
 )
+# Re-exported: the family's public names, whichever of its modules holds them.
+from visionaudit.families.corruption.judging import Corrupted, assess_condition, assess_mce  # noqa: F401
+from visionaudit.families.corruption.scoring import (  # noqa: F401
+    Unavailable,
+    check_severities,
+    condition_name,
+    holm_over_conditions,
+    mce_interval,
+)
 from visionaudit.families.registry import Family, register_family
-from visionaudit.families.thresholds import Field
 from visionaudit.models.inference import predict_logits
 from visionaudit.models.loading import LoadedModel
 from visionaudit.preprocessing import Geometry
@@ -57,11 +63,6 @@ from visionaudit.preprocessing import Geometry
 PROTOCOL_GEOMETRY = Geometry(256, 224, "bilinear")  # torchvision's Resize(256) + CenterCrop(224) on PIL images
 JPEG_QUALITY = 85
 _MODES = {"nearest": InterpolationMode.NEAREST, "bilinear": InterpolationMode.BILINEAR, "bicubic": InterpolationMode.BICUBIC}
-
-
-class Unavailable(Exception):
-    """A corruption that cannot run here (frost without its pictures): its conditions are reported as
-    not available, with the reason, and the mCE over the rest says so."""
 
 
 def feed_geometry(model: LoadedModel) -> Geometry | None:
@@ -107,13 +108,6 @@ def kernel_for(name: str) -> Callable:
     if reason:
         raise Unavailable(reason)
     return corruptions.get(name)
-
-
-def check_severities(severities: Sequence[Any]) -> tuple[int, ...]:
-    bad = [s for s in severities if s not in SEVERITIES or isinstance(s, bool)]
-    if bad:
-        raise ConfigError(f"[audits.corruption] severities must be whole numbers 1 to 5 (ImageNet-C's levels), got {bad[0]!r}")
-    return tuple(sorted({int(s) for s in severities}))
 
 
 @dataclass
@@ -210,41 +204,6 @@ def cached_run(model: LoadedModel, set_key: Any, images: torch.Tensor, labels: t
     return per_model[key]
 
 
-def mce_interval(correct: dict[tuple[str, int], np.ndarray], clean: np.ndarray | None, resamples: int = 2000,
-                 level: float = 0.95, seed: int = 0) -> dict[str, tuple[float, float]]:
-    """Percentile intervals of mCE, relative mCE and mean error over images resampled with replacement (the
-    same resample for every condition and the clean pass, so their correlation is kept)."""
-    keys = [k for k in correct if k[0] in BENCHMARK]
-    if not keys:
-        return {}
-    bits = np.stack([correct[k] for k in keys] + ([clean] if clean is not None else [])).astype(np.float64)
-    n = bits.shape[1]
-    rng = np.random.default_rng(seed)
-    draws: dict[str, list[float]] = {"mce": [], "relative_mce": [], "mean_error": []}
-    for start in range(0, resamples, 250):
-        weights = rng.multinomial(n, np.full(n, 1.0 / n), size=min(250, resamples - start)).T / n  # (n, r)
-        errors = 1.0 - bits @ weights  # (conditions [+ clean], r)
-        for r in range(errors.shape[1]):
-            per: dict[str, dict[int, float]] = {}
-            for (c, s), e in zip(keys, errors[: len(keys), r]):
-                per.setdefault(c, {})[s] = float(e)
-            summary = summarize(per, float(errors[-1, r]) if clean is not None else None)
-            for name in draws:
-                draws[name].append(getattr(summary, name))
-    tail = (1.0 - level) / 2 * 100
-    return {name: tuple(float(v) for v in np.percentile(values, [tail, 100 - tail])) for name, values in draws.items()}
-
-
-def holm_over_conditions(p_values: dict[str, float], alpha: float = 0.05) -> dict[str, dict[str, float | bool]]:
-    """Holm over one model's conditions (``corruption-severity``); NaN p-values (no clean reference) are left out."""
-    finite = {k: p for k, p in p_values.items() if p == p}
-    return {k: {"p_value_holm": p, "significant": sig} for k, (p, sig) in stats.holm(finite, alpha).items()}
-
-
-def condition_name(corruption: str, severity: int) -> str:
-    return f"{corruption}-{severity}"
-
-
 def _aggregate(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
     """Per model: Holm over its conditions (written back into their entries as ``p_value_holm`` and
     ``significant``) and the ImageNet-C summary (mCE, relative mCE, mean error, CE per corruption) from the
@@ -308,22 +267,24 @@ FAMILY = register_family(Family(
           "(resize 256, crop 224, JPEG quality 85), top-1 error per condition and the mCE normalized by AlexNet",
     key_metric="mce",
     higher_is_better=False,
+    assessors={"condition": assess_condition, "mce": assess_mce},
     directions={"error": False, "relative_mce": False, "mean_error": False, "clean_error": False},
     metrics=("error", "error_ci", "clean_error", "p_value", "p_value_holm", "significant", "ce", "relative_ce",
              "relative_mce", "mean_error", "mce_ci", "jpeg_only_error", "protocol"),
     thresholds={
-        "max_mce": f.nonnegative("mCE in % (AlexNet = 100) at most this"),
-        "max_error": f.fraction("default bound on the top-1 error of every corruption at every severity"),
-        "max_error_by_corruption": f.per_name(ALL_CORRUPTIONS, f.fraction(), "per corruption, overriding max_error"),
-        "corruptions": f.names(BENCHMARK, "the benchmark corruptions scored (the mCE is the published one with all 15)"),
-        "extras": f.names(EXTRAS, "ImageNet-C's four extra corruptions to score too (outside the mCE)"),
+        "max_mce": f.nonnegative("mCE in % (AlexNet = 100) at most this", default=100.0),
+        "max_error": f.fraction("default bound on the top-1 error of every corruption at every severity", default=0.99),
+        "max_error_by_corruption": f.per_name(ALL_CORRUPTIONS, f.fraction(), "per corruption, overriding max_error", default={}),
+        "corruptions": f.names(BENCHMARK, "the benchmark corruptions scored (the mCE is the published one with all 15)",
+                               default=list(BENCHMARK)),
+        "extras": f.names(EXTRAS, "ImageNet-C's four extra corruptions to score too (outside the mCE)", default=[]),
         "severities": f.numbers("severities scored, whole numbers 1 to 5 (the mCE is the published one with all five)",
-                                minimum=1, maximum=5),
-        "jpeg_round_trip": Field("bool", "JPEG quality 85 round trip after each corruption, as ImageNet-C was stored"),
-        "images": f.whole("a seeded, class-stratified subset of the labelled images this many strong (0: all of them)"),
-        "alpha": f.level("significance level of the McNemar tests against clean and Holm's correction"),
-        "bootstrap_resamples": f.count("resamples of the bootstrap interval on the mCE"),
-        "min_images": f.min_images(),
+                                minimum=1, maximum=5, default=[1, 2, 3, 4, 5]),
+        "jpeg_round_trip": f.flag("JPEG quality 85 round trip after each corruption, as ImageNet-C was stored", default=True),
+        "images": f.whole("a seeded, class-stratified subset of the labelled images this many strong (0: all of them)", default=100),
+        "alpha": f.level("significance level of the McNemar tests against clean and Holm's correction", default=0.05),
+        "bootstrap_resamples": f.count("resamples of the bootstrap interval on the mCE", default=2000),
+        "min_images": f.min_images(default=50),
     },
     aggregate=_aggregate,
     summary_lines=_summary_lines,

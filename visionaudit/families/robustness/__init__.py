@@ -19,7 +19,8 @@ import torch
 
 from visionaudit import stats
 from visionaudit.families import thresholds as f
-from visionaudit.families.assessment import assessor, require_count
+from visionaudit.families.accuracy import top1_correct
+from visionaudit.families.assessment import PerImage, require_count
 from visionaudit.families.records import AuditRecord
 from visionaudit.families.registry import Family, register_family
 from visionaudit.families.robustness.transforms import TRANSFORMS
@@ -136,10 +137,16 @@ def transform_arrays(results: Sequence[TransformResult], clean: np.ndarray, labe
     return arrays
 
 
-@assessor("robustness.transform")
-def assess_transform(record: AuditRecord, sample_set: Any, arrays: Mapping[str, Any], thresholds: Mapping[str, Any],
-                     context: Mapping[str, Any]) -> None:
+def transform_outcomes(sample_set: Any, results: Sequence[TransformResult], clean_logits: torch.Tensor,
+                       labels: torch.Tensor) -> PerImage:
+    """What :func:`assess_transform` judges, on ``sample_set``: :func:`transform_arrays` with the clean pass's
+    right/wrong from ``clean_logits``."""
+    return PerImage(sample_set, transform_arrays(results, top1_correct(clean_logits, labels), labels))
+
+
+def assess_transform(record: AuditRecord, measured: PerImage, thresholds: Mapping[str, Any], context: Mapping[str, Any]) -> None:
     """One transform of one model, at every severity of ``thresholds["severities"]``."""
+    sample_set, arrays = measured.sample_set, measured.arrays
     transform = context["transform"]
     require_count(record, thresholds, len(arrays["labels"]), "labelled images")
     results = [transform_result(transform, severity, arrays["clean"], arrays[f"correct@{severity_key(severity)}"],
@@ -229,16 +236,19 @@ FAMILY = register_family(Family(
     key_metric="drop",
     higher_is_better=False,
     splits_by_image=True,
+    assessors={"transform": assess_transform},
     directions={"top1": True, "clean_top1": True, "flip_rate": False},
     metrics=("clean_top1", "top1", "drop_ci", "flip_rate", "p_value", "p_value_ttest", "significant", "p_value_holm"),
     thresholds={
-        "max_drop": f.signed_fraction("default bound on the top-1 drop of every transform"),
-        "max_drop_by_transform": f.per_name(TRANSFORMS, f.signed_fraction(), "per transform, overriding max_drop"),
-        "not_significant": f.names(TRANSFORMS, "transforms whose drop must not be significant (McNemar)"),
-        "alpha": f.level("significance level of the McNemar tests and Holm's correction"),
-        "severities": f.numbers("severity sweep; 1.0 is the documented default magnitude", minimum=0.0, exclusive_minimum=True),
-        "bootstrap_resamples": f.count("resamples of the paired bootstrap interval"),
-        "min_images": f.min_images(),
+        "max_drop": f.signed_fraction("default bound on the top-1 drop of every transform", default=0.5),
+        "max_drop_by_transform": f.per_name(TRANSFORMS, f.signed_fraction(), "per transform, overriding max_drop",
+                                            default={"vertical_flip": 0.7, "histeq_zoom_brightness": 0.7, "horizontal_flip": 0.05}),
+        "not_significant": f.names(TRANSFORMS, "transforms whose drop must not be significant (McNemar)", default=["horizontal_flip"]),
+        "alpha": f.level("significance level of the McNemar tests and Holm's correction", default=0.05),
+        "severities": f.numbers("severity sweep; 1.0 is the documented default magnitude", minimum=0.0, exclusive_minimum=True,
+                                default=[1.0]),
+        "bootstrap_resamples": f.count("resamples of the paired bootstrap interval", default=2000),
+        "min_images": f.min_images(default=50),
     },
     aggregate=_aggregate,
     summary_lines=_summary_lines,

@@ -22,10 +22,10 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from visionaudit import stats
-from visionaudit.data.imagenet16 import AGGREGATIONS
+from visionaudit.data.imagenet16 import AGGREGATIONS, decide
 from visionaudit.errors import DataError, ModelOutputError
 from visionaudit.families import thresholds as f
-from visionaudit.families.assessment import assessor, require_count
+from visionaudit.families.assessment import PerImage, require_count
 from visionaudit.families.records import AuditRecord
 from visionaudit.families.registry import Family, register_family
 from visionaudit.models.loading import LoadedModel, as_logits
@@ -145,6 +145,23 @@ def stimulus_geometry(model: LoadedModel, mode: str = "native") -> Geometry:
     return whole_image(STIMULUS_SIZE, model.preprocessing.interpolation)
 
 
+def stimulus_context(model: LoadedModel, mode: str, geometry: Geometry, aggregation: str) -> dict[str, Any]:
+    """What the assessors record of how the stimuli were scored (a later comparison must share it)."""
+    return {"model": model.id, "stimulus_geometry": {"mode": mode, **geometry.to_dict()}, "aggregation": aggregation}
+
+
+def cue_conflict_outcomes(sample_set: Any, image_set: Any, logits: torch.Tensor, aggregation: str) -> PerImage:
+    """What :func:`assess_shape_bias` judges: the 16-way decision from ``logits``, the shape category and the
+    texture of each cue-conflict image of ``image_set`` (``sample_set`` names them)."""
+    return PerImage(sample_set, {"decisions": decide(logits, aggregation), "categories": image_set.categories,
+                                 "textures": image_set.textures})
+
+
+def shape_only_outcomes(sample_set: Any, image_set: Any, logits: torch.Tensor, aggregation: str) -> PerImage:
+    """What :func:`assess_shape_only` judges: the 16-way decision and the category of each shape-only stimulus."""
+    return PerImage(sample_set, {"decisions": decide(logits, aggregation), "categories": image_set.categories})
+
+
 def _summary_lines(report: dict) -> list[str]:
     if not any(a["audit"] == "shape_bias" and a["metrics"].get("shape_bias") is not None for a in report["audits"]):
         return []
@@ -156,10 +173,9 @@ def _record_geometry(record: AuditRecord, context: Mapping[str, Any]) -> None:
     record.metric("aggregation", context["aggregation"])  # ... and how 1,000 classes become 16 categories
 
 
-@assessor("shape_bias.cue_conflict")
-def assess_shape_bias(record: AuditRecord, sample_set: Any, arrays: Mapping[str, Any], thresholds: Mapping[str, Any],
-                      context: Mapping[str, Any]) -> None:
-    """``arrays``: 16-way ``decisions``, shape ``categories`` and ``textures`` per cue-conflict image."""
+def assess_shape_bias(record: AuditRecord, measured: PerImage, thresholds: Mapping[str, Any], context: Mapping[str, Any]) -> None:
+    """``measured.arrays``: 16-way ``decisions``, shape ``categories`` and ``textures`` per cue-conflict image."""
+    sample_set, arrays = measured.sample_set, measured.arrays
     model = context["model"]
     _record_geometry(record, context)
     decisions = list(arrays["decisions"])
@@ -191,10 +207,9 @@ def assess_shape_bias(record: AuditRecord, sample_set: Any, arrays: Mapping[str,
             f"({result.shape_hits} shape vs {result.texture_hits} texture decisions of {result.n_conflict})")
 
 
-@assessor("shape_bias.shape_only")
-def assess_shape_only(record: AuditRecord, sample_set: Any, arrays: Mapping[str, Any], thresholds: Mapping[str, Any],
-                      context: Mapping[str, Any]) -> None:
+def assess_shape_only(record: AuditRecord, measured: PerImage, thresholds: Mapping[str, Any], context: Mapping[str, Any]) -> None:
     """16-way accuracy on shape-only stimuli (``context["stimuli"]``: edges or filled-silhouettes)."""
+    sample_set, arrays = measured.sample_set, measured.arrays
     stimuli, metric = context["stimuli"], context["metric"]
     _record_geometry(record, context)
     decisions = list(arrays["decisions"])
@@ -220,20 +235,23 @@ FAMILY = register_family(Family(
     key_metric="shape_bias",
     higher_is_better=True,
     splits_by_image=True,
+    assessors={"cue_conflict": assess_shape_bias, "shape_only": assess_shape_only},
     directions={"edges_accuracy": True, "silhouettes_accuracy": True},
     metrics=("shape_bias_ci", "shape_hits", "texture_hits", "n_conflict", "shape_fraction", "texture_fraction",
              "neither_fraction", "per_category", "cue_information_p", "stimulus_geometry", "edges_accuracy",
              "silhouettes_accuracy"),
     thresholds={
-        "min": f.fraction("shape bias at least this (a shape-bias-trained model sets a high min)"),
-        "max": f.fraction("shape bias at most this"),
-        "aggregation": f.choice(AGGREGATIONS, "1,000 probabilities to 16 categories: mean (the authors'), sum or max"),
+        "min": f.fraction("shape bias at least this (a shape-bias-trained model sets a high min)", default=0.05),
+        "max": f.fraction("shape bias at most this", default=0.95),
+        "aggregation": f.choice(AGGREGATIONS, "1,000 probabilities to 16 categories: mean (the authors'), sum or max",
+                                default="mean"),
         "stimulus_geometry": f.choice(GEOMETRIES, "native: the 224x224 stimuli unchanged (published); model_input: "
-                                                  "resized, uncropped, to the model's input size"),
-        "chance_alpha": f.level("one-sided binomial tests against chance: cue use (2/16) and shape-only accuracy (1/16)"),
-        "min_images": f.min_images("stimuli (conflicting ones for shape bias)"),
-        "min_edges_accuracy": f.fraction("16-way accuracy on the edge stimuli"),
-        "min_silhouettes_accuracy": f.fraction("16-way accuracy on the filled silhouettes"),
+                                                  "resized, uncropped, to the model's input size", default="native"),
+        "chance_alpha": f.level("one-sided binomial tests against chance: cue use (2/16) and shape-only accuracy (1/16)",
+                                default=0.01),
+        "min_images": f.min_images("stimuli (conflicting ones for shape bias)", default=50),
+        "min_edges_accuracy": f.fraction("16-way accuracy on the edge stimuli", default=0.0625),
+        "min_silhouettes_accuracy": f.fraction("16-way accuracy on the filled silhouettes", default=0.0625),
     },
     summary_lines=_summary_lines,
     html_section="visionaudit.html.sections:shape_bias",

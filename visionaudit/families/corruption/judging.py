@@ -1,0 +1,134 @@
+"""The corruption audit's measurement and judging: what a model's tests share (:class:`Corrupted`, one run per
+model), what each test measured (:class:`ConditionScore`, :class:`MceScore`), and the assessors that record
+and gate them (a condition's error, the mCE)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from visionaudit.families.assessment import NotApplicable, require_count
+from visionaudit.families.corruption.imagenet_c import NOT_COMPARABLE, summarize
+from visionaudit.families.corruption.scoring import Unavailable, condition_name, holm_over_conditions, mce_interval
+from visionaudit.families.records import AuditRecord
+
+
+@dataclass(frozen=True)
+class ConditionScore:
+    """One corruption at one severity, as its test measured it (``condition``: a ``Condition``, or None with
+    the reason it is not available here)."""
+
+    protocol: Mapping[str, Any]  # how the images were scored: every corruption entry records it
+    n_images: int
+    sample_set: Any  # a SampleSet, what per-image outcomes are keyed by; None for an ImageNet-C folder
+    condition: Any = None
+    unavailable: str | None = None
+
+
+@dataclass(frozen=True)
+class MceScore:
+    """Every benchmark condition of one model, the clean pass and the JPEG-only pass (None when not made)."""
+
+    protocol: Mapping[str, Any]
+    n_images: int
+    conditions: dict[tuple[str, int], Any]  # (corruption, severity) -> Condition
+    errors: dict[str, dict[int, float]]  # the corruptions scored at every severity
+    missing: dict[str, str]  # corruption -> why it is not available
+    clean: np.ndarray | None
+    jpeg_only: np.ndarray | None
+    comparable: bool
+
+
+@dataclass(frozen=True)
+class Corrupted:
+    """What the corruption tests of one model share."""
+
+    run: Any  # a CorruptionRun (the kernels) or a FolderRun (an ImageNet-C folder)
+    sample_set: Any  # what per-image outcomes are keyed by (None: an ImageNet-C folder, see the README)
+    source: str  # "kernels" or "ImageNet-C folder DIR"
+    subset: str | None  # "150 of 1000 labelled images" when a subset was scored
+    comparable: bool  # an mCE that can be set beside published ones (the complete ImageNet-C folder)
+
+    @property
+    def n_images(self) -> int:
+        return self.run.n_images
+
+    def protocol_metrics(self, jpeg: bool) -> dict[str, Any]:
+        """What every corruption entry records of how it was measured."""
+        return {"n_images": self.n_images, "source": self.source, "subset": self.subset, "comparable": self.comparable,
+                "protocol": self.run.describe(jpeg)}
+
+    def condition_score(self, corruption: str, severity: int, jpeg: bool) -> ConditionScore:
+        try:
+            condition, reason = self.run.condition(corruption, severity), None
+        except Unavailable as e:
+            condition, reason = None, str(e)
+        return ConditionScore(self.protocol_metrics(jpeg), self.n_images, self.sample_set, condition, reason)
+
+    def mce_score(self, corruptions: Sequence[str], severities: Sequence[int], jpeg: bool) -> MceScore:
+        errors: dict[str, dict[int, float]] = {}
+        conditions: dict[tuple[str, int], Any] = {}
+        missing: dict[str, str] = {}
+        for corruption in corruptions:
+            try:
+                for s in severities:
+                    r = self.run.condition(corruption, s)
+                    errors.setdefault(corruption, {})[s], conditions[(corruption, s)] = r.error, r
+            except Unavailable as e:
+                errors.pop(corruption, None)
+                missing[corruption] = f"not available: {e}"
+        return MceScore(self.protocol_metrics(jpeg), self.n_images, conditions, errors, missing, self.run.clean(),
+                        self.run.jpeg_only() if jpeg else None, self.comparable)
+
+
+def _record_protocol(record: AuditRecord, protocol: Mapping[str, Any], n_images: int, thresholds: Mapping[str, Any]) -> None:
+    for name, value in protocol.items():
+        record.metric(name, value)
+    require_count(record, thresholds, n_images, "images")
+
+
+def assess_condition(record: AuditRecord, measured: ConditionScore, thresholds: Mapping[str, Any],
+                     context: Mapping[str, Any]) -> None:
+    """One condition's top-1 error within max_error (or its corruption's own bound)."""
+    corruption, severity = context["corruption"], context["severity"]
+    _record_protocol(record, measured.protocol, measured.n_images, thresholds)
+    if measured.condition is None:
+        record.metric("available", False)
+        raise NotApplicable(f"not available: {measured.unavailable}")
+    r = measured.condition
+    if measured.sample_set is not None:  # what a later release is compared with, image by image
+        record.outcomes_on(measured.sample_set, condition_name(corruption, severity), correct=r.correct)
+    for name in ("error_ci", "clean_error", "p_value", "discordant"):
+        record.metric(name, getattr(r, name))
+    bound = thresholds.entry("max_error_by_corruption", corruption, fallback="max_error")
+    if not record.check_max("error", r.error, "max_error", bound):
+        raise AssertionError(
+            f"{context['model']}: top-1 error {r.error:.3f} (95% CI {r.error_ci[0]:.3f}..{r.error_ci[1]:.3f}) under {corruption} "
+            f"at severity {severity} is above max_error {bound} (clean {r.clean_error:.3f}, {measured.n_images} images)")
+
+
+def assess_mce(record: AuditRecord, measured: MceScore, thresholds: Mapping[str, Any], context: Mapping[str, Any]) -> None:
+    """The mCE (AlexNet = 100) within max_mce, with its bootstrap interval and Holm over the conditions."""
+    _record_protocol(record, measured.protocol, measured.n_images, thresholds)
+    clean = measured.clean
+    summary = summarize(measured.errors, None if clean is None else float(1 - clean.mean()), measured.missing)
+    record.metric("clean_error", None if clean is None else float(1 - clean.mean()))
+    jpeg_only = measured.jpeg_only
+    record.metric("jpeg_only_error", None if jpeg_only is None else float(1 - jpeg_only.mean()))
+    for name, value in summary.to_dict().items():
+        record.metric(name, value)
+    correct = {k: r.correct for k, r in measured.conditions.items()}
+    ci = mce_interval(correct, clean, thresholds["bootstrap_resamples"], seed=context["seed"])
+    record.metric("mce_ci", ci.get("mce"))
+    record.metric("relative_mce_ci", ci.get("relative_mce"))
+    record.table("errors", measured.errors)
+    record.table("holm", holm_over_conditions({condition_name(*k): r.p_value for k, r in measured.conditions.items()},
+                                              thresholds["alpha"]))
+    caveat = "" if measured.comparable else f"; {NOT_COMPARABLE}"
+    if not record.check_max("mce", summary.mce, "max_mce", thresholds["max_mce"]):
+        raise AssertionError(
+            f"{context['model']}: mCE {summary.mce:.1f} (95% CI {ci['mce'][0]:.1f}..{ci['mce'][1]:.1f}, AlexNet = 100) is above "
+            f"max_mce {thresholds['max_mce']}; highest CE {max(summary.ce, key=summary.ce.get)} {max(summary.ce.values()):.1f}"
+            + (f"; {summary.note}" if summary.note else "") + caveat)

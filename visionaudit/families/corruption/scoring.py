@@ -1,0 +1,59 @@
+"""Statistics over a model's ImageNet-C conditions: which severities are valid, Holm over the conditions, and
+the bootstrap interval of the mCE (the conditions and the clean pass resampled together)."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from visionaudit import stats
+from visionaudit.errors import ConfigError
+from visionaudit.families.corruption.imagenet_c import BENCHMARK, SEVERITIES, summarize
+
+
+class Unavailable(Exception):
+    """A corruption that cannot run here (frost without its pictures): its conditions are reported as
+    not available, with the reason, and the mCE over the rest says so."""
+
+
+def check_severities(severities: Sequence[Any]) -> tuple[int, ...]:
+    bad = [s for s in severities if s not in SEVERITIES or isinstance(s, bool)]
+    if bad:
+        raise ConfigError(f"[audits.corruption] severities must be whole numbers 1 to 5 (ImageNet-C's levels), got {bad[0]!r}")
+    return tuple(sorted({int(s) for s in severities}))
+
+
+def mce_interval(correct: dict[tuple[str, int], np.ndarray], clean: np.ndarray | None, resamples: int = 2000,
+                 level: float = 0.95, seed: int = 0) -> dict[str, tuple[float, float]]:
+    """Percentile intervals of mCE, relative mCE and mean error over images resampled with replacement (the
+    same resample for every condition and the clean pass, so their correlation is kept)."""
+    keys = [k for k in correct if k[0] in BENCHMARK]
+    if not keys:
+        return {}
+    bits = np.stack([correct[k] for k in keys] + ([clean] if clean is not None else [])).astype(np.float64)
+    n = bits.shape[1]
+    rng = np.random.default_rng(seed)
+    draws: dict[str, list[float]] = {"mce": [], "relative_mce": [], "mean_error": []}
+    for start in range(0, resamples, 250):
+        weights = rng.multinomial(n, np.full(n, 1.0 / n), size=min(250, resamples - start)).T / n  # (n, r)
+        errors = 1.0 - bits @ weights  # (conditions [+ clean], r)
+        for r in range(errors.shape[1]):
+            per: dict[str, dict[int, float]] = {}
+            for (c, s), e in zip(keys, errors[: len(keys), r]):
+                per.setdefault(c, {})[s] = float(e)
+            summary = summarize(per, float(errors[-1, r]) if clean is not None else None)
+            for name in draws:
+                draws[name].append(getattr(summary, name))
+    tail = (1.0 - level) / 2 * 100
+    return {name: tuple(float(v) for v in np.percentile(values, [tail, 100 - tail])) for name, values in draws.items()}
+
+
+def holm_over_conditions(p_values: dict[str, float], alpha: float = 0.05) -> dict[str, dict[str, float | bool]]:
+    """Holm over one model's conditions (``corruption-severity``); NaN p-values (no clean reference) are left out."""
+    finite = {k: p for k, p in p_values.items() if p == p}
+    return {k: {"p_value_holm": p, "significant": sig} for k, (p, sig) in stats.holm(finite, alpha).items()}
+
+
+def condition_name(corruption: str, severity: int) -> str:
+    return f"{corruption}-{severity}"
