@@ -9,7 +9,11 @@ convolution does not take RGB is skipped there, saying so.
 
 import pytest
 
-from visionaudit.families.channel_bias import CONTROL_ZOO, functional_shares, weight_bias
+from visionaudit.families.channel_bias import (
+    CONTROL_ZOO,
+    functional_shares,
+    weight_bias,
+)
 
 pytestmark = pytest.mark.audit("channel_bias")
 

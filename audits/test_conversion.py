@@ -9,7 +9,13 @@ assessors (visionaudit/families/conversion.py).
 
 import pytest
 
-from visionaudit.families.conversion import CONTROL_ZOO, DIRECTIONS, audit_inputs, check_equivalence, zoo_inputs
+from visionaudit.families.conversion import (
+    CONTROL_ZOO,
+    DIRECTIONS,
+    audit_inputs,
+    check_equivalence,
+    zoo_inputs,
+)
 
 pytestmark = pytest.mark.audit("conversion")
 

@@ -5,7 +5,12 @@ here (fp16 without a GPU) or that its exporter refuses is a skip carrying the re
 
 import pytest
 
-from visionaudit.families.deployment import DEPLOYMENTS, FormCheck, Unsupported, check_form
+from visionaudit.families.deployment import (
+    DEPLOYMENTS,
+    FormCheck,
+    Unsupported,
+    check_form,
+)
 
 pytestmark = pytest.mark.audit("deployment")
 

@@ -8,7 +8,11 @@ and the study's per-class test across models are computed where all results meet
 
 import pytest
 
-from visionaudit.families.robustness import TRANSFORMS, cached_transform, transform_outcomes
+from visionaudit.families.robustness import (
+    TRANSFORMS,
+    cached_transform,
+    transform_outcomes,
+)
 
 pytestmark = pytest.mark.audit("robustness")
 

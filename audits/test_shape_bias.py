@@ -9,7 +9,12 @@ whose shape-only accuracy is not above chance, fails whatever its number.
 
 import pytest
 
-from visionaudit.families.shape_bias import cue_conflict_outcomes, shape_only_outcomes, stimulus_context, stimulus_geometry
+from visionaudit.families.shape_bias import (
+    cue_conflict_outcomes,
+    shape_only_outcomes,
+    stimulus_context,
+    stimulus_geometry,
+)
 
 pytestmark = pytest.mark.audit("shape_bias")
 

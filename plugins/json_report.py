@@ -27,8 +27,8 @@ from visionaudit.report.assembly import (
 )
 from visionaudit.report.journal import JournalWriter, journal_path
 
-from .data_check import STARTUP_ERROR_KEY
 from .collector import get_collector
+from .data_check import STARTUP_ERROR_KEY
 from .interruptions import effective_timeout
 from .progress import phase_timings
 from .settings import SETTINGS_KEY, STARTUP_USAGE_ERROR_KEY, get_settings

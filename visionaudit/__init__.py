@@ -27,6 +27,7 @@ from visionaudit.errors import (
 from visionaudit.families import thresholds as threshold_fields
 from visionaudit.families.accuracy import top1_accuracy, topk_accuracy
 from visionaudit.families.records import AuditRecord
+
 # ``visionaudit.families`` is the families' package (import its modules as visionaudit.families.NAME); the
 # registry's list is visionaudit.families.families().
 from visionaudit.families.registry import Family, get_family, register_family

@@ -12,13 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser import chromedriver, visit
 from visionaudit.data.imagenet16 import categories
 from visionaudit.families.robustness.transforms import TRANSFORMS
 from visionaudit.html import figure_data
 from visionaudit.html.page import human_per_category, render, write_html
 from visionaudit.html.thumbnails import transform_strips
-
-from tests.browser import chromedriver, visit
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "report_fixtures"

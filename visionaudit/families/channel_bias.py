@@ -28,12 +28,12 @@ from visionaudit.families.assessment import NotApplicable
 from visionaudit.families.records import AuditRecord
 from visionaudit.families.registry import Family, register_family
 from visionaudit.formatting import fmt
+from visionaudit.models.controls import CONTROL_ZOO  # noqa: F401  (the controls its audit parametrizes over)
 from visionaudit.models.first_conv import (
     FirstConv,
     find_first_conv,
     weight_per_input_channel,
 )
-from visionaudit.models.controls import CONTROL_ZOO  # noqa: F401  (the controls its audit parametrizes over)
 from visionaudit.models.inference import predict_logits
 from visionaudit.models.loading import LoadedModel, as_logits
 

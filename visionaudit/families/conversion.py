@@ -39,8 +39,11 @@ from visionaudit.errors import VisionAuditError
 from visionaudit.families import thresholds as f
 from visionaudit.families.records import AuditRecord
 from visionaudit.families.registry import Family, register_family
-from visionaudit.models.controls import CONTROL_ZOO  # noqa: F401  (the controls its audit parametrizes over)
-from visionaudit.models.controls import calibrate_batchnorm, nondegenerate
+from visionaudit.models.controls import (
+    CONTROL_ZOO,  # noqa: F401  (the controls its audit parametrizes over)
+    calibrate_batchnorm,
+    nondegenerate,
+)
 from visionaudit.models.first_conv import find_first_conv
 from visionaudit.models.inference import LogitComparison, compare_logits, predict_logits
 from visionaudit.models.loading import LoadedModel

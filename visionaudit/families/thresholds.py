@@ -9,8 +9,8 @@ and audit.toml holds only overrides.
 
 from __future__ import annotations
 
-import math
 import copy
+import math
 from dataclasses import dataclass, replace
 from typing import Any, Iterable
 

@@ -18,7 +18,12 @@ import numpy as np
 from visionaudit.config import Thresholds
 from visionaudit.data.fingerprint import SampleSet
 from visionaudit.errors import VisionAuditError
-from visionaudit.families.assessment import NotJudged, PerImage, decode_arrays, find_assessor
+from visionaudit.families.assessment import (
+    NotJudged,
+    PerImage,
+    decode_arrays,
+    find_assessor,
+)
 from visionaudit.families.records import AuditRecord
 from visionaudit.report.assembly import SEVERITY, assemble
 from visionaudit.version import SCHEMA_VERSION

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
+from tests.conftest import ROOT
 from visionaudit.config import load_config
 from visionaudit.data.fingerprint import PROTOCOL_VERSION, SampleSet
 from visionaudit.data.imagenet16 import categories
@@ -34,8 +35,6 @@ from visionaudit.families.baseline.statistics import (
 )
 from visionaudit.families.outcomes import decode, encode_bits, encode_decisions
 from visionaudit.families.robustness.transforms import TRANSFORMS
-
-from tests.conftest import ROOT
 
 DEFAULTS = load_config(None).thresholds("baseline", "m")  # the family's own defaults, no audit.toml
 IDS = [f"n{1440764 + k % 10:08d}_{k}.JPEG" for k in range(200)]

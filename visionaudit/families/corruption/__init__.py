@@ -46,8 +46,13 @@ from visionaudit.families.corruption.imagenet_c import (
     NOT_COMPARABLE,
     summarize,
 )
+
 # Re-exported: the family's public names, whichever of its modules holds them.
-from visionaudit.families.corruption.judging import Corrupted, assess_condition, assess_mce  # noqa: F401
+from visionaudit.families.corruption.judging import (  # noqa: F401
+    Corrupted,
+    assess_condition,
+    assess_mce,
+)
 from visionaudit.families.corruption.scoring import (  # noqa: F401
     Unavailable,
     check_severities,

@@ -11,7 +11,12 @@ import numpy as np
 
 from visionaudit.families.assessment import NotApplicable, require_count
 from visionaudit.families.corruption.imagenet_c import NOT_COMPARABLE, summarize
-from visionaudit.families.corruption.scoring import Unavailable, condition_name, holm_over_conditions, mce_interval
+from visionaudit.families.corruption.scoring import (
+    Unavailable,
+    condition_name,
+    holm_over_conditions,
+    mce_interval,
+)
 from visionaudit.families.records import AuditRecord
 
 
