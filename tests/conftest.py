@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # The quick loop (pytest tests -m "not slow") runs on a fresh clone without ../shared/data: a test that
 # reads the data or starts the real audits is marked slow, and the two hooks below keep that true.
 DATA_ENV = "VISIONAUDIT_DATA"
+CACHE_ENV = "VISIONAUDIT_CACHE"
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -26,11 +27,14 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _no_data_outside_slow(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Outside slow tests $VISIONAUDIT_DATA is unset (subprocesses included), so that a quick test cannot read
-    the real data through it by accident and runs as it would on a fresh clone."""
+def _no_data_outside_slow(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
+                          tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Outside slow tests $VISIONAUDIT_DATA is unset and the user cache is an empty folder of the test's own
+    (subprocesses included), so that a quick test cannot read the real data, nor a developer's filled
+    cache, by accident, and runs as it would on a fresh clone."""
     if request.node.get_closest_marker("slow") is None:
         monkeypatch.delenv(DATA_ENV, raising=False)
+        monkeypatch.setenv(CACHE_ENV, str(tmp_path_factory.mktemp("user-cache")))
 
 
 @pytest.fixture(scope="session")

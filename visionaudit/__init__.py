@@ -26,6 +26,7 @@ from visionaudit.errors import (
 )
 from visionaudit.families import thresholds as threshold_fields
 from visionaudit.families.accuracy import top1_accuracy, topk_accuracy
+from visionaudit.families.assessment import Deferred
 from visionaudit.families.records import AuditRecord
 
 # ``visionaudit.families`` is the families' package (import its modules as visionaudit.families.NAME); the
@@ -46,10 +47,10 @@ from visionaudit.version import (
 )
 
 __all__ = [
-    "AuditConfig", "AuditRecord", "CheckpointError", "ConfigError", "DataError", "DeviceError", "DEFAULT_MODEL",
+    "AuditConfig", "AuditRecord", "CheckpointError", "ConfigError", "DataError", "Deferred", "DeviceError", "DEFAULT_MODEL",
     "Family", "Geometry", "ImageSet", "LoadedModel", "ModelOutputError", "ModelSpec", "Preprocessing", "SpecError",
     "Thresholds", "VisionAuditError", "canonical_spec", "category_folders", "clean_logits", "compare_logits",
-    "cue_conflict", "data_root", "families", "get_family", "imagenette", "labelled_images", "load_config",
+    "cue_conflict", "data_root", "get_family", "imagenette", "labelled_images", "load_config",
     "load_images", "load_model", "parse_spec", "predict_logits", "register_family", "resolve_device",
     "threshold_fields", "top1_accuracy", "topk_accuracy",
 ]

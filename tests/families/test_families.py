@@ -309,3 +309,25 @@ def test_a_family_gets_its_defaults_and_assessors_from_its_descriptor(pytester: 
     assert entries["tests.tiny_models:tiny_other"]["message"] == "AssertionError: tests.tiny_models:tiny_other: score 0.3 is below min_score 0.5"
     pytester.makefile(".toml", audit='[models."tests.tiny_models:tiny_other".graded]\nmin_score = 0.25\n')
     pytester.runpytest_subprocess(*MODELS).assert_outcomes(passed=2)
+
+
+def test_descriptor_defaults_equal_the_shipped_audit_toml_before_they_moved():
+    """Every family's defaults, key by key, are the values the shipped audit.toml held at 8205e79 (the
+    independent reference: the file itself, copied before the defaults moved into the descriptors)."""
+    import tomllib
+
+    before = tomllib.loads((Path(__file__).with_name("thresholds_before_layout.toml")).read_text())["audits"]
+    builtin = {name: family for name, family in families().items() if name in before}
+    assert set(builtin) == set(before) == {"accuracy", "shape_bias", "channel_bias", "robustness", "corruption",
+                                            "conversion", "deployment", "baseline"}
+    for name, family in builtin.items():
+        assert family.defaults == before[name], name
+
+
+def test_each_builtin_html_section_resolves():
+    """A typo in a descriptor's "module:function" section would only leave a note on the page: caught here."""
+    from visionaudit.html.page import _builder
+
+    for name, family in families().items():
+        assert family.html_section is not None, f"{name}: a built-in family draws its own section"
+        assert callable(_builder(family)), name

@@ -25,13 +25,14 @@ DEPRECATED_ALIASES = {
 
 ARCH_HELP = "architecture for state-dict specs without ?arch= (torchvision:NAME, timm:NAME, package.module:factory)"
 DEVICE_HELP = "auto (default), cpu, cuda, cuda:N or mps; under xdist, auto and cuda spread workers over GPUs"
-DATA_HELP = ("data root holding cue-conflict/, imagenet-sample/, ... (default: $VISIONAUDIT_DATA, else the user cache "
-             "$VISIONAUDIT_CACHE, which a run fills on first use; visionaudit html shows no images without it)")
+DATA_HELP = ("data root holding cue-conflict/, imagenet-sample/, ... (a run's default: $VISIONAUDIT_DATA, else the user "
+             "cache $VISIONAUDIT_CACHE, which it fills on first use; visionaudit html has no default and shows no "
+             "images without it)")
 IMAGES_HELP = ("labelled natural images: a folder under the data root (default imagenet-sample; visionaudit html: the "
                "report's), a path (WNID folders, <wnid>_<name> files, or ILSVRC2012_val_* files with the devkit's ground "
                "truth or Kaggle's LOC_val_solution.csv), or 'imagenette'")
-CONFIG_HELP = ("thresholds file (default: audit.toml at the rootdir; visionaudit compare and html read only its "
-               "[audits.baseline] tolerances, the built-in ones without it)")
+CONFIG_HELP = ("thresholds file (a run's default: audit.toml at the rootdir; visionaudit compare and html have no "
+               "default, read only its [audits.baseline] tolerances, and use the family's built-in ones without it)")
 BASELINE_HELP = "compare each model with its entry in this report of the previous release, image by image"
 BASELINE_AS_HELP = ("compare the model with the baseline's OLD_SPEC instead of its entry of the same spec: the run's one "
                     "model (several: [baseline.pairs] in audit.toml), or --model NEW_SPEC in visionaudit compare and html")

@@ -47,6 +47,16 @@ class PerImage:
         object.__setattr__(self, "arrays", {k: v if isinstance(v, np.ndarray) else np.asarray(v) for k, v in self.arrays.items()})
 
 
+@dataclass(frozen=True)
+class Deferred:
+    """What a test measures, handed to its assessor unmeasured: the image count the gate is judged on, and
+    ``measure()``, which the assessor calls once that count is enough (too few images measure nothing),
+    after recording what must survive a measurement that fails."""
+
+    n_images: int
+    measure: Callable[[], Any]
+
+
 def require_count(record: AuditRecord, thresholds: Mapping[str, Any], n: int, what: str = "images",
                   key: str = "min_images") -> None:
     """The one "too few images" rule: fewer than ``thresholds[key]`` and the gate ends as ``NotJudged``, with

@@ -37,6 +37,7 @@ from visionaudit.data.image_sets import ImageSet, load_images
 from visionaudit.data.streaming import as_tensor
 from visionaudit.errors import VisionAuditError
 from visionaudit.families import thresholds as f
+from visionaudit.families.assessment import Deferred
 from visionaudit.families.records import AuditRecord
 from visionaudit.families.registry import Family, register_family
 from visionaudit.models.controls import (
@@ -262,9 +263,11 @@ def check_equivalence(model: LoadedModel, rgb: torch.Tensor, direction: str) -> 
 # -- judging: the assessors its audit hands the measured equivalence --------------------------------
 
 
-def _judge(record: AuditRecord, result: Equivalence, thresholds: Mapping[str, Any], context: Mapping[str, Any],
+def _judge(record: AuditRecord, measured: Deferred, thresholds: Mapping[str, Any], context: Mapping[str, Any],
            absolute: bool) -> None:
-    record.metric("n_images", result.n_images)
+    """``measured.measure()`` gives the :class:`Equivalence` (:func:`check_equivalence`)."""
+    record.metric("n_images", measured.n_images)  # kept even when the fold or the comparison fails
+    result: Equivalence = measured.measure()
     logits = result.logits
     # A model whose logits ignore the input would make the comparison pass vacuously.
     spread = record.metric("reference_spread", logits.reference_spread)
@@ -290,13 +293,13 @@ def _judge(record: AuditRecord, result: Equivalence, thresholds: Mapping[str, An
                              f"(top-1 agreement {logits.top1_agreement:.3f}) on {result.n_images} images")
 
 
-def assess_configured_model(record: AuditRecord, measured: Equivalence, thresholds: Mapping[str, Any],
+def assess_configured_model(record: AuditRecord, measured: Deferred, thresholds: Mapping[str, Any],
                             context: Mapping[str, Any]) -> None:
     """A configured model: relative and absolute logit differences, and top-1 agreement."""
     _judge(record, measured, thresholds, context, absolute=True)
 
 
-def assess_zoo(record: AuditRecord, measured: Equivalence, thresholds: Mapping[str, Any], context: Mapping[str, Any]) -> None:
+def assess_zoo(record: AuditRecord, measured: Deferred, thresholds: Mapping[str, Any], context: Mapping[str, Any]) -> None:
     """A random-init control: relative differences only (its logits' scale means nothing), and top-1 agreement."""
     _judge(record, measured, thresholds, context, absolute=False)
 

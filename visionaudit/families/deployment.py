@@ -11,14 +11,14 @@ from __future__ import annotations
 import copy
 import os
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Mapping
 
 import torch
 from torch import nn
 
 from visionaudit.families import thresholds as f
-from visionaudit.families.assessment import require_count
+from visionaudit.families.assessment import Deferred, NotApplicable, require_count
 from visionaudit.families.records import AuditRecord
 from visionaudit.families.registry import Family, register_family
 from visionaudit.models.inference import LogitComparison, compare_logits, predict_logits
@@ -116,18 +116,16 @@ def check_form(model: LoadedModel, images: torch.Tensor, reference_logits: torch
     return compare_logits(reference_logits, logits)
 
 
-@dataclass(frozen=True)
-class FormCheck:
-    """One deployment form against the model as loaded, on ``n_images`` real images."""
-
-    n_images: int
-    logits: LogitComparison
-
-
-def assess_form(record: AuditRecord, measured: FormCheck, thresholds: Mapping[str, Any], context: Mapping[str, Any]) -> None:
-    """The form's largest logit difference and top-1 agreement, within its own bounds (``context["deployment"]``)."""
-    form, result = context["deployment"], measured.logits
+def assess_form(record: AuditRecord, measured: Deferred, thresholds: Mapping[str, Any], context: Mapping[str, Any]) -> None:
+    """The form's largest logit difference and top-1 agreement, within its own bounds (``context["deployment"]``).
+    ``measured.measure()`` exports and compares (:func:`check_form`), raising :class:`Unsupported` where the
+    form does not apply here."""
+    form = context["deployment"]
     require_count(record, thresholds, measured.n_images, "labelled images")
+    try:
+        result = measured.measure()
+    except Unsupported as e:
+        raise NotApplicable(f"{context['model']} {form}: {e}") from None
     record.metric("n_images", measured.n_images)
     record.metric("max_rel_diff", result.max_rel_diff)
     ok = record.check_max("max_abs_diff", result.max_abs_diff, "max_abs_diff", thresholds.entry("max_abs_diff", form))

@@ -19,6 +19,7 @@ from visionaudit.config import Thresholds
 from visionaudit.data.fingerprint import SampleSet
 from visionaudit.errors import VisionAuditError
 from visionaudit.families.assessment import (
+    NotApplicable,
     NotJudged,
     PerImage,
     decode_arrays,
@@ -163,6 +164,8 @@ def _judge(nodeid: str, entries: list[dict[str, Any]], parts: Sequence[dict[str,
         find_assessor(data[0]["assessor"])(record, PerImage(samples[role], arrays), thresholds, data[0]["context"])
     except NotJudged as e:
         outcome, message = "not_judged", f"not judged: {e}"
+    except NotApplicable as e:  # as a run skips it (fixtures/recording.py)
+        outcome, message = "skipped", str(e)
     except AssertionError as e:
         outcome, message = "failed", f"AssertionError: {e}"
     entry = {"nodeid": nodeid, "audit": base["audit"], "model": base["model"], "params": base.get("params") or {},

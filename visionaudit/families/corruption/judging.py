@@ -5,7 +5,7 @@ and gate them (a condition's error, the mCE)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -22,28 +22,35 @@ from visionaudit.families.records import AuditRecord
 
 @dataclass(frozen=True)
 class ConditionScore:
-    """One corruption at one severity, as its test measured it (``condition``: a ``Condition``, or None with
-    the reason it is not available here)."""
+    """One corruption at one severity, as its test measures it. ``measure()`` scores it (a ``Condition``, or
+    ``Unavailable`` with the reason it is not available here); the assessor calls it only once the image
+    count is judged enough, so that a gate with too few images corrupts nothing."""
 
     protocol: Mapping[str, Any]  # how the images were scored: every corruption entry records it
     n_images: int
     sample_set: Any  # a SampleSet, what per-image outcomes are keyed by; None for an ImageNet-C folder
-    condition: Any = None
-    unavailable: str | None = None
+    measure: Callable[[], Any]
 
 
 @dataclass(frozen=True)
-class MceScore:
+class MceConditions:
     """Every benchmark condition of one model, the clean pass and the JPEG-only pass (None when not made)."""
 
-    protocol: Mapping[str, Any]
-    n_images: int
     conditions: dict[tuple[str, int], Any]  # (corruption, severity) -> Condition
     errors: dict[str, dict[int, float]]  # the corruptions scored at every severity
     missing: dict[str, str]  # corruption -> why it is not available
     clean: np.ndarray | None
     jpeg_only: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class MceScore:
+    """The mCE test's measurement: ``measure()`` scores every condition (after the count is judged)."""
+
+    protocol: Mapping[str, Any]
+    n_images: int
     comparable: bool
+    measure: Callable[[], MceConditions]
 
 
 @dataclass(frozen=True)
@@ -66,26 +73,25 @@ class Corrupted:
                 "protocol": self.run.describe(jpeg)}
 
     def condition_score(self, corruption: str, severity: int, jpeg: bool) -> ConditionScore:
-        try:
-            condition, reason = self.run.condition(corruption, severity), None
-        except Unavailable as e:
-            condition, reason = None, str(e)
-        return ConditionScore(self.protocol_metrics(jpeg), self.n_images, self.sample_set, condition, reason)
+        return ConditionScore(self.protocol_metrics(jpeg), self.n_images, self.sample_set,
+                              lambda: self.run.condition(corruption, severity))
 
     def mce_score(self, corruptions: Sequence[str], severities: Sequence[int], jpeg: bool) -> MceScore:
-        errors: dict[str, dict[int, float]] = {}
-        conditions: dict[tuple[str, int], Any] = {}
-        missing: dict[str, str] = {}
-        for corruption in corruptions:
-            try:
-                for s in severities:
-                    r = self.run.condition(corruption, s)
-                    errors.setdefault(corruption, {})[s], conditions[(corruption, s)] = r.error, r
-            except Unavailable as e:
-                errors.pop(corruption, None)
-                missing[corruption] = f"not available: {e}"
-        return MceScore(self.protocol_metrics(jpeg), self.n_images, conditions, errors, missing, self.run.clean(),
-                        self.run.jpeg_only() if jpeg else None, self.comparable)
+        def measure() -> MceConditions:
+            errors: dict[str, dict[int, float]] = {}
+            conditions: dict[tuple[str, int], Any] = {}
+            missing: dict[str, str] = {}
+            for corruption in corruptions:
+                try:
+                    for s in severities:
+                        r = self.run.condition(corruption, s)
+                        errors.setdefault(corruption, {})[s], conditions[(corruption, s)] = r.error, r
+                except Unavailable as e:
+                    errors.pop(corruption, None)
+                    missing[corruption] = f"not available: {e}"
+            return MceConditions(conditions, errors, missing, self.run.clean(), self.run.jpeg_only() if jpeg else None)
+
+        return MceScore(self.protocol_metrics(jpeg), self.n_images, self.comparable, measure)
 
 
 def _record_protocol(record: AuditRecord, protocol: Mapping[str, Any], n_images: int, thresholds: Mapping[str, Any]) -> None:
@@ -99,10 +105,11 @@ def assess_condition(record: AuditRecord, measured: ConditionScore, thresholds: 
     """One condition's top-1 error within max_error (or its corruption's own bound)."""
     corruption, severity = context["corruption"], context["severity"]
     _record_protocol(record, measured.protocol, measured.n_images, thresholds)
-    if measured.condition is None:
+    try:
+        r = measured.measure()
+    except Unavailable as e:
         record.metric("available", False)
-        raise NotApplicable(f"not available: {measured.unavailable}")
-    r = measured.condition
+        raise NotApplicable(f"not available: {e}") from None
     if measured.sample_set is not None:  # what a later release is compared with, image by image
         record.outcomes_on(measured.sample_set, condition_name(corruption, severity), correct=r.correct)
     for name in ("error_ci", "clean_error", "p_value", "discordant"):
@@ -117,6 +124,7 @@ def assess_condition(record: AuditRecord, measured: ConditionScore, thresholds: 
 def assess_mce(record: AuditRecord, measured: MceScore, thresholds: Mapping[str, Any], context: Mapping[str, Any]) -> None:
     """The mCE (AlexNet = 100) within max_mce, with its bootstrap interval and Holm over the conditions."""
     _record_protocol(record, measured.protocol, measured.n_images, thresholds)
+    comparable, measured = measured.comparable, measured.measure()
     clean = measured.clean
     summary = summarize(measured.errors, None if clean is None else float(1 - clean.mean()), measured.missing)
     record.metric("clean_error", None if clean is None else float(1 - clean.mean()))
@@ -131,7 +139,7 @@ def assess_mce(record: AuditRecord, measured: MceScore, thresholds: Mapping[str,
     record.table("errors", measured.errors)
     record.table("holm", holm_over_conditions({condition_name(*k): r.p_value for k, r in measured.conditions.items()},
                                               thresholds["alpha"]))
-    caveat = "" if measured.comparable else f"; {NOT_COMPARABLE}"
+    caveat = "" if comparable else f"; {NOT_COMPARABLE}"
     if not record.check_max("mce", summary.mce, "max_mce", thresholds["max_mce"]):
         raise AssertionError(
             f"{context['model']}: mCE {summary.mce:.1f} (95% CI {ci['mce'][0]:.1f}..{ci['mce'][1]:.1f}, AlexNet = 100) is above "

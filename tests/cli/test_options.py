@@ -16,7 +16,7 @@ from plugins import options as options_plugin
 from visionaudit.cli import build_parser, main
 from visionaudit.cli.options import DEPRECATED_ALIASES, PYTEST_PREFIX
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COMMANDS = {"fetch", "convert-checkpoint", "shape-bias", "report", "compare", "merge", "html", "families"}
 # Shared with the pytest run: (CLI spelling, pytest spelling).
 SHARED = {"--arch": "--arch", "--device": "--device", "--data": "--audit-data", "--images": "--audit-images",
