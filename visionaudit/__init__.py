@@ -25,7 +25,6 @@ from visionaudit.errors import (
     VisionAuditError,
 )
 from visionaudit.families import thresholds as threshold_fields
-from visionaudit.families.accuracy import top1_accuracy, topk_accuracy
 from visionaudit.families.assessment import Deferred
 from visionaudit.families.records import AuditRecord
 
@@ -41,6 +40,7 @@ from visionaudit.models.loading import (
     load_model,
     parse_spec,
 )
+from visionaudit.models.topk import top1_accuracy, topk_accuracy
 from visionaudit.preprocessing import Geometry, Preprocessing
 from visionaudit.version import (
     __version__ as __version__,  # one home: visionaudit/version.py

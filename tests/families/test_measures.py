@@ -7,12 +7,12 @@ import pytest
 import torch
 import torchvision
 
-from visionaudit.families.accuracy import top1_accuracy, topk_accuracy
 from visionaudit.families.conversion import check_equivalence
 from visionaudit.families.deployment import Unsupported, check_form
 from visionaudit.families.shape_bias import category_hits
 from visionaudit.models.inference import compare_logits
 from visionaudit.models.loading import load_model
+from visionaudit.models.topk import top1_accuracy, topk_accuracy
 
 
 def test_topk_by_hand():

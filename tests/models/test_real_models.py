@@ -7,9 +7,9 @@ from dataclasses import replace
 import pytest
 
 from visionaudit.data import image_sets as datasets
-from visionaudit.families.accuracy import top1_accuracy
 from visionaudit.models.inference import clean_logits, predict_logits
 from visionaudit.models.loading import load_model
+from visionaudit.models.topk import top1_accuracy
 from visionaudit.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 
 pytestmark = pytest.mark.slow  # real weights on the real data

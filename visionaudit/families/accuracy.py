@@ -4,39 +4,18 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-import numpy as np
 import torch
 
 from visionaudit.families import thresholds as f
 from visionaudit.families.assessment import PerImage, require_count
 from visionaudit.families.records import AuditRecord
 from visionaudit.families.registry import Family, register_family
-
-
-def topk_hits(logits: torch.Tensor, labels: torch.Tensor, k: int = 1) -> torch.Tensor:
-    """Per row: whether its label is among the ``k`` largest logits (bool, on the logits' device)."""
-    if logits.shape[0] != labels.shape[0]:
-        raise ValueError(f"{logits.shape[0]} rows of logits for {labels.shape[0]} labels")
-    if k == 1:  # argmax: ties go to the first class, as everywhere else in the suite
-        return logits.argmax(dim=1) == labels.to(logits.device)
-    k = min(k, logits.shape[1])
-    return (logits.topk(k, dim=1).indices == labels.to(logits.device)[:, None]).any(dim=1)
-
-
-def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor, k: int = 1) -> float:
-    """Share of rows whose label is among the ``k`` largest logits."""
-    if len(labels) == 0:
-        raise ValueError("no labelled images to score")
-    return float(topk_hits(logits, labels, k).float().mean())
-
-
-def top1_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    return topk_accuracy(logits, labels, 1)
-
-
-def top1_correct(logits: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
-    """Per image: the top-1 class is the label (what a later release is compared with, image by image)."""
-    return topk_hits(logits, labels, 1).cpu().numpy()
+from visionaudit.models.topk import (  # noqa: F401 (public here too)
+    top1_accuracy,
+    top1_correct,
+    topk_accuracy,
+    topk_hits,
+)
 
 
 def clean_outcomes(sample_set: Any, logits: torch.Tensor, labels: torch.Tensor) -> PerImage:

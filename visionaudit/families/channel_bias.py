@@ -23,7 +23,6 @@ import torch
 from visionaudit.data.streaming import channel_means
 from visionaudit.errors import ModelOutputError
 from visionaudit.families import thresholds as f
-from visionaudit.families.accuracy import top1_accuracy
 from visionaudit.families.assessment import NotApplicable
 from visionaudit.families.records import AuditRecord
 from visionaudit.families.registry import Family, register_family
@@ -36,6 +35,7 @@ from visionaudit.models.first_conv import (
 )
 from visionaudit.models.inference import predict_logits
 from visionaudit.models.loading import LoadedModel, as_logits
+from visionaudit.models.topk import top1_accuracy
 
 CHANNELS = ("r", "g", "b")
 # Mean shares over 31 ImageNet-trained torchvision models in the study this audit follows (std 0.015, 0.033, 0.021).

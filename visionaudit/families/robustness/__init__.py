@@ -19,7 +19,6 @@ import torch
 
 from visionaudit import stats
 from visionaudit.families import thresholds as f
-from visionaudit.families.accuracy import top1_correct
 from visionaudit.families.assessment import PerImage, require_count
 from visionaudit.families.records import AuditRecord
 from visionaudit.families.registry import Family, register_family
@@ -27,6 +26,7 @@ from visionaudit.families.robustness.transforms import TRANSFORMS
 from visionaudit.families.robustness.transforms import get as get_transform
 from visionaudit.models.inference import predict_logits
 from visionaudit.models.loading import LoadedModel
+from visionaudit.models.topk import top1_correct
 
 
 @dataclass
