@@ -60,8 +60,8 @@ def shape_bias_figure(data: dict[str, Any], human_per_category: dict[str, float]
     fig, ax = plt.subplots(figsize=(6.4, 0.28 * len(cats) + 1.6))
     ys = list(range(len(cats)))[::-1]
     for name, value in data["references"].items():
-        color, style = REFERENCE_STYLE.get(name, ("#888888", "--"))
-        ax.axvline(value, color=color, linestyle=style, linewidth=1, label=f"{name}: {value:.3f} (published)")
+        color, linestyle = REFERENCE_STYLE.get(name, ("#888888", "--"))
+        ax.axvline(value, color=color, linestyle=linestyle, linewidth=1, label=f"{name}: {value:.3f} (published)")
     if human_per_category:
         ax.scatter([human_per_category.get(c, math.nan) for c in cats], ys, marker="D", s=26, facecolors="none",
                    edgecolors="#c03030", label="humans (given decisions), per category")

@@ -1,0 +1,22 @@
+"""The figures, drawn from the data a report gives them (no browser: tests/html/test_page.py shows the page)."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("matplotlib")
+
+from visionaudit.html.figures import REFERENCE_STYLE, shape_bias_figure, styles  # noqa: E402
+
+
+def test_shape_bias_figure_is_drawn_with_the_published_references_and_the_pages_styles():
+    """The page passes its per-model styles and every published reference: the reference lines' own line
+    styles once overwrote the models' styles, so the suite's headline figure was never drawn (issue 23, item 8)."""
+    data = {"categories": ["airplane", "bear", "cat"],
+            "references": {name: 0.1 + 0.1 * k for k, name in enumerate(REFERENCE_STYLE)},
+            "models": {"efficientnet_lite0": {"per_category": {"airplane": 0.2, "bear": None, "cat": 0.4}, "overall": 0.24},
+                       "resnet18": {"per_category": {"airplane": 0.1, "bear": 0.3, "cat": 0.5}, "overall": 0.3}}}
+    svg = shape_bias_figure(data, {"airplane": 0.9, "cat": 1.0}, styles(list(data["models"])))
+    assert svg is not None and "<svg" in svg
+    assert svg.count("efficientnet_lite0") >= 1 and "humans (average)" in svg  # legend entries: models and references
+    assert shape_bias_figure(data) is not None  # without given styles too
