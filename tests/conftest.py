@@ -64,3 +64,15 @@ def _root_plugins() -> list[str]:
     namespace: dict = {}
     exec((ROOT / "conftest.py").read_text(), namespace)
     return list(namespace["pytest_plugins"])
+
+
+@pytest.fixture
+def browser() -> None:
+    """Skips without a browser, except in CI (.ci/run sets VISIONAUDIT_REQUIRE_BROWSER), where that fails."""
+    from tests.browser import chromedriver
+
+    if chromedriver() is None:
+        message = "needs Debian's chromium and chromium-driver: apt-get install chromium chromium-driver (.ci/run does)"
+        if os.environ.get("VISIONAUDIT_REQUIRE_BROWSER"):
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)

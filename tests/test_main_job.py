@@ -11,6 +11,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from tests.browser import visit
 from visionaudit.families.records import report_schema
 
 pytestmark = pytest.mark.slow  # the real audits on the real data
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.slow  # the real audits on the real data
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_main_job_runs_offline_on_cpu(shared_data, tmp_path):
+def test_main_job_runs_offline_on_cpu(shared_data, tmp_path, browser):
     env = {**os.environ, "VISIONAUDIT_DATA": str(shared_data), "CUDA_VISIBLE_DEVICES": ""}
     env.pop("PYTEST_XDIST_WORKER", None)
     env.pop("PYTEST_XDIST_WORKER_COUNT", None)
@@ -35,6 +36,10 @@ def test_main_job_runs_offline_on_cpu(shared_data, tmp_path):
     html = (tmp_path / "report.html").read_text()  # the README's main job writes the page too, with what the model saw
     assert all(f'<section id="{s}">' in html for s in ("shape_bias", "channel_bias", "robustness", "conversion"))
     assert html.count('src="data:image/jpeg;base64,') == 3 * 10
+    # As a person sees it: every figure drawn, and no axis label left as raw mathtext (issue 23, item 8).
+    seen = visit(tmp_path / "report.html")
+    assert "figure not drawn" not in seen.text and "section not drawn" not in seen.text
+    assert "\\mathdefault" not in seen.text and "$" not in seen.text
     assert {p["phase"] for p in data["run"]["phases"]} == {"load", "decode", "forward"}
     assert data["models"]["efficientnet_lite0"]["device"] == "cpu"
     assert data["models"]["efficientnet_lite0"]["sha256"].startswith("57934424")

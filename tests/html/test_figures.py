@@ -20,3 +20,20 @@ def test_shape_bias_figure_is_drawn_with_the_published_references_and_the_pages_
     assert svg is not None and "<svg" in svg
     assert svg.count("efficientnet_lite0") >= 1 and "humans (average)" in svg  # legend entries: models and references
     assert shape_bias_figure(data) is not None  # without given styles too
+
+
+def test_log_axis_labels_are_plain_text_not_raw_mathtext():
+    """SVG text is kept as text with math parsing off, so the log axis's default labels
+    ($\\mathdefault{10^{-10}}$) showed raw in the browser (issue 23, item 8)."""
+    from visionaudit.html.figures import max_diff_figure
+
+    rows = [{"model": "efficientnet_lite0", "audit": "conversion", "label": "rgb_to_gray", "max_abs_diff": 9.3e-6,
+             "bound": 1e-3, "outcome": "passed"},
+            {"model": "efficientnet_lite0", "audit": "deployment", "label": "torchscript", "max_abs_diff": 0.0,
+             "bound": 1e-4, "outcome": "passed"},
+            {"model": "efficientnet_lite0", "audit": "deployment", "label": "bf16_cpu", "max_abs_diff": 0.42,
+             "bound": 1.5, "outcome": "passed"}]
+    svg = max_diff_figure(rows)
+    assert svg is not None and "<svg" in svg
+    assert "mathdefault" not in svg and "$" not in svg
+    assert ">1e-10<" in svg and ">1<" in svg  # the plain labels, from the floor (an exact 0) to 1

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import chromedriver, visit
+from tests.browser import visit
 from visionaudit.data.imagenet16 import categories
 from visionaudit.families.robustness.transforms import TRANSFORMS
 from visionaudit.html import figure_data
@@ -166,16 +166,6 @@ def test_bad_values_cost_a_figure_at_most():
     html = render(report)
     assert all(f'<section id="{s}">' in html for s in ("shape_bias", "channel_bias", "robustness", "conversion"))
     assert "<td>rgb_to_gray</td><td>n/a</td>" in html
-
-
-@pytest.fixture
-def browser() -> None:
-    """Skips without a browser, except in CI (.ci/run sets VISIONAUDIT_REQUIRE_BROWSER), where that fails."""
-    if chromedriver() is None:
-        message = "needs Debian's chromium and chromium-driver: apt-get install chromium chromium-driver (.ci/run does)"
-        if os.environ.get("VISIONAUDIT_REQUIRE_BROWSER"):
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
 
 
 @pytest.mark.slow

@@ -16,6 +16,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display, no GUI toolkit: CI machines and notebooks alike
 
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 
 plt.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "visionaudit", "font.size": 9, "axes.spines.top": False,
                      "axes.spines.right": False, "figure.dpi": 100, "text.parse_math": False})  # a "$" in a spec is text
@@ -157,6 +158,10 @@ def max_diff_figure(rows: list[dict[str, Any]]) -> str | None:
         if isinstance(r.get("bound"), (int, float)):
             ax.scatter(r["bound"], y, marker="|", color="#333333", s=80)
     ax.set_xscale("log")
+    # The log axis labels itself in mathtext ($\mathdefault{10^{-10}}$), which SVG text with math parsing off
+    # shows raw in a browser: plain labels instead (1e-10 ... 10).
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_yticks(range(len(rows)), [f"{r['model']} {r['audit']} {r['label']}" for r in rows[::-1]], fontsize=7)
     ax.set_xlabel(f"max |logit difference| (dot; 0 drawn at {floor:g}, not finite as x at the right) and its bound (bar)")
     return _svg(fig)
