@@ -41,6 +41,11 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 
+def direction_words(higher_is_better: bool | None) -> str:
+    """How a direction reads: the summaries', the README table's and the page's one wording."""
+    return {True: "higher is better", False: "lower is better"}.get(higher_is_better, "no direction")
+
+
 @dataclass(frozen=True)
 class Family:
     """Everything the suite needs to know about one audit family.
@@ -88,7 +93,7 @@ class Family:
 
     @property
     def direction(self) -> str:
-        return {True: "higher is better", False: "lower is better", None: "no direction"}[self.higher_is_better]
+        return direction_words(self.higher_is_better)
 
     def higher_is_better_for(self, metric: str) -> bool | None:
         """The direction of ``metric``: the key metric's, or the one ``directions`` gives."""

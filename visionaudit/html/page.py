@@ -94,7 +94,7 @@ def render(report: dict[str, Any], references: Sequence[str | Path] = (), strips
            comparison: dict[str, Any] | None = None) -> str:
     """The HTML page of ``report``. ``references``: decision CSVs for per-category human references;
     ``strips``: what ``thumbnails.transform_strips`` returns (shown under robustness); ``comparison``:
-    ``compare_reports.compare_reports(baseline, report)``, when the report itself holds no baseline tests."""
+    ``visionaudit.report.compare.compare_reports(baseline, report)``, when the report itself holds no baseline tests."""
     try:
         import jinja2
     except ImportError:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from visionaudit.families.corruption.imagenet_c import NOT_COMPARABLE
-from visionaudit.families.registry import families
+from visionaudit.families.registry import direction_words, families
 from visionaudit.formatting import fmt
 from visionaudit.html import figure_data as data
 
@@ -173,7 +173,7 @@ def generic(page: SectionInputs, name: str) -> dict | None:
     rows = data.family_entries(page.report, name, key)
     if not rows:
         return None
-    direction = {True: "higher is better", False: "lower is better"}.get(described.get("higher_is_better"), "no direction")
+    direction = direction_words(described.get("higher_is_better"))
     text = " ".join(part for part in (
         described.get("gates", "").rstrip(".") + "." if described.get("gates") else "",
         f"Key metric: {key} ({direction})." if key else "") if part)
