@@ -29,6 +29,7 @@ from visionaudit.data import decode_budget
 from visionaudit.data.decoding import DECODE_THREADS, decode_images
 from visionaudit.data.imagenet import class_index
 from visionaudit.data.imagenet_val import val_wnids
+from visionaudit.data.label_space import LabelSpace, imagenet1k, unmatched
 from visionaudit.data.streaming import StreamedImages
 from visionaudit.data.user_cache import cache_dir
 from visionaudit.errors import DataError
@@ -55,9 +56,11 @@ class ImageSet:
     name: str
     root: Path
     paths: tuple[Path, ...]
-    labels: tuple[int, ...] | None = None  # ImageNet-1k class indices
+    labels: tuple[int, ...] | None = None  # class indices in ``classes``
     categories: tuple[str, ...] | None = None  # shape category / class folder name
     textures: tuple[str, ...] | None = None  # texture cue (cue-conflict only)
+    label_names: tuple[str, ...] | None = None  # each image's class as the data names it (WNID, folder, CSV label)
+    classes: LabelSpace | None = None  # the label space ``labels`` index (None until bound: :meth:`for_classes`)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -76,8 +79,23 @@ class ImageSet:
 
     def label_tensor(self) -> torch.Tensor:
         if self.labels is None:
-            raise DataError(f"image set {self.name} has no ImageNet labels")
+            raise DataError(f"image set {self.name} has no class labels")
         return torch.tensor(self.labels, dtype=torch.long)
+
+    def for_classes(self, space: LabelSpace) -> "ImageSet":
+        """The set with ``labels`` as output indices of ``space`` (a model's classes), each image's class matched
+        by name (:meth:`LabelSpace.index`); a class name matching none stops with them all named."""
+        if self.classes == space or self.label_names is None:
+            return self
+        missing = unmatched(space, self.label_names)
+        if missing:
+            raise DataError(
+                f"{len(missing)} class name(s) of the images in {self.root} match no class of the model "
+                f"({len(space)} classes, from {space.source}): {'; '.join(missing[:10])}"
+                f"{' ...' if len(missing) > 10 else ''}. Rename the folders (or CSV labels) to the model's class names, "
+                "or give the model's classes (--audit-classes FILE or ?classes=FILE in the spec)")
+        labels = tuple(space.index(n) for n in self.label_names)
+        return replace(self, labels=labels, classes=space)  # type: ignore[arg-type]
 
     def select(self, indices: list[int], name: str | None = None) -> "ImageSet":
         pick = lambda seq: None if seq is None else tuple(seq[i] for i in indices)  # noqa: E731
@@ -88,6 +106,7 @@ class ImageSet:
             labels=pick(self.labels),
             categories=pick(self.categories),
             textures=pick(self.textures),
+            label_names=pick(self.label_names),
         )
 
     def stratified_subset(self, n: int | None, seed: int = 0) -> "ImageSet":
@@ -252,7 +271,13 @@ def labelled_images(root: Path, name: str | None = None) -> ImageSet:
             labels.append(class_index(wnid, str(path)))
     if not paths:
         raise DataError(f"no images under {root}: expected {LABELLED_LAYOUTS}")
-    return ImageSet(name, root, tuple(paths), labels=tuple(labels), categories=tuple(str(i) for i in labels))
+    return _imagenet_set(name, root, tuple(paths), tuple(labels))
+
+
+def _imagenet_set(name: str, root: Path, paths: tuple[Path, ...], labels: tuple[int, ...]) -> ImageSet:
+    space = imagenet1k()
+    return ImageSet(name, root, paths, labels=labels, categories=tuple(str(i) for i in labels),
+                    label_names=tuple(space.ids[i] for i in labels), classes=space)  # type: ignore[index]
 
 
 def imagenette(root: Path, download: bool = False, size: str = "320px") -> ImageSet:
@@ -269,7 +294,7 @@ def imagenette(root: Path, download: bool = False, size: str = "320px") -> Image
     labels = tuple(class_index(ds.wnids[local]) for _, local in ds._samples)
     if not paths:
         raise DataError(f"Imagenette under {root} holds no images")
-    return ImageSet("imagenette", root, paths, labels=labels, categories=tuple(str(i) for i in labels))
+    return _imagenet_set("imagenette", root, paths, labels)
 
 
 # --- decoding, once per process, within the decode budget -----------------------------------------

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from visionaudit.data.label_space import LabelSpace, imagenet1k, output_indices
 from visionaudit.devices import resolve_device, use_exact_float32
 from visionaudit.errors import CheckpointError, ModelOutputError, SpecError
 from visionaudit.files import sha256_file
@@ -60,6 +61,7 @@ class LoadedModel:
     architecture: str
     batch_size: int | None = None  # images per forward pass when a caller gives none (visionaudit.models.batching)
     batch_note: str | None = None  # why it was capped, when it was
+    label_space: LabelSpace | None = None  # its classes in output order (visionaudit.data.label_space); set by load_model
 
     @property
     def input_size(self) -> int:
@@ -76,6 +78,7 @@ class LoadedModel:
             "input_size": self.input_size,
             "num_classes": self.num_classes,
             "imagenet_classes": self.imagenet_classes,
+            "classes": self.label_space.to_dict() if self.label_space is not None else None,
             "preprocessing": self.preprocessing.to_dict(),
             "device": str(self.device),
             "batch_size": self.batch_size,
@@ -276,6 +279,7 @@ def _load(parsed: ModelSpec, dev: torch.device) -> LoadedModel:
         sha256=sha,
         sha256_of=sha_of,
         architecture=built.architecture,
+        label_space=imagenet1k() if imagenet else output_indices(num_classes),
     )
 
 
