@@ -20,7 +20,7 @@ from visionaudit.report.journal import JournalWriter
 
 from .data_check import check_data, collection_meta
 from .interruptions import effective_timeout
-from .record_transport import NOT_JUDGED_KEY, RECORD_STASH, record_of, user_error_of
+from .record_transport import NOT_JUDGED_KEY, RECORD_STASH, json_properties, record_of, user_error_of
 from .worker_channel import get_channel, worker_fault_output
 
 COLLECTOR_KEY = pytest.StashKey["Collector"]()
@@ -41,6 +41,9 @@ class Collector:
         self.first_error: dict[str, str] = {}  # message -> the first test that showed it
         self.collection_errors: list[str] = []
         self.journal: JournalWriter | None = None
+        self.ran_any = False  # a test began: the run measured something, and its report replaces the last
+        self.failures = 0  # failed reports, counted as -x/--maxfail counts them
+        self.stopped_by: str | None = None  # the failed test that reached --maxfail
 
     # -- what is known before tests run ------------------------------------------------------------
 
@@ -67,6 +70,11 @@ class Collector:
     def add(self, report: pytest.TestReport) -> None:
         rec = record_of(report)
         entry = self._entry(report.nodeid)
+        if report.failed:
+            self.failures += 1
+            maxfail = self.config.getoption("maxfail", 0)
+            if maxfail and self.failures >= maxfail and self.stopped_by is None:
+                self.stopped_by = report.nodeid
         entry["duration"] += float(getattr(report, "duration", 0.0) or 0.0)
         node = getattr(report, "node", None)  # set by xdist on reports from workers
         entry["worker"] = node.gateway.id if node is not None else None
@@ -125,7 +133,11 @@ class Collector:
         text = (f"its time limit of {limit:g} s passed and its worker {worker} was stopped" if self.crashed[nodeid] == "timeout"
                 else f"worker {worker} died while running it (killed, out of memory, or a crash in native code)")
         if last:
-            text += "; the worker's last output:\n" + "\n".join(last[-10:])
+            # Its last progress line says where it died (a forward pass, a decode), so it comes first; the
+            # lines before it (its model's load, say) follow, oldest first.
+            text += f"; its last progress: {last[-1]}"
+            if len(last) > 1:
+                text += "\nthe worker's output before that:\n" + "\n".join(last[-10:-1])
         fault = worker_fault_output(self.config, worker)
         if fault:
             text += "\nits fatal-error traceback (faulthandler):\n" + fault
@@ -176,6 +188,7 @@ class Collector:
         check_data(self.config, {i: self.meta.get(i, {}) for i in ids})
 
     def pytest_runtest_logstart(self, nodeid: str) -> None:
+        self.ran_any = True
         self.started[nodeid] = time.monotonic()
         if self.journal:
             self.journal.write("started", nodeid=nodeid)
@@ -185,8 +198,9 @@ class Collector:
         node = getattr(report, "node", None)
         self.crash(crashitem, node.gateway.id if node is not None else "?")
 
-    @pytest.hookimpl(tryfirst=True)  # before the terminal stores the report: an error said once is shortened
+    @pytest.hookimpl(tryfirst=True)  # before the terminal and junitxml: an error said once is shortened, the record JSON
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        json_properties(report)  # before junitxml writes them
         if report.nodeid in self.crashed and report.when == "???":
             return  # xdist's stand-in report of the crash: crash() has the better message
         self.add(report)

@@ -5,6 +5,10 @@ report). While the run goes on, every finished test is also in the journal besid
 (``PATH.journal.jsonl``), so that a run killed outright keeps its results:
 ``visionaudit report --from-journal PATH.journal.jsonl`` rebuilds the report. The journal is removed once
 the report is written.
+
+One run per report path: the run holds ``PATH.lock`` (visionaudit/report/run_lock.py) from startup until its
+report is written, and a second run on the same path stops at startup (exit 4) naming the first. A run
+that executes no test (``--collect-only``, everything deselected) leaves the report at PATH as it was.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from visionaudit.errors import VisionAuditError
 from visionaudit.files import write_atomically
 from visionaudit.report.assembly import (
     assemble,
@@ -26,6 +31,7 @@ from visionaudit.report.assembly import (
     unloaded_model,
 )
 from visionaudit.report.journal import JournalWriter, journal_path
+from visionaudit.report.run_lock import RunLock, acquire
 
 from .collector import get_collector
 from .data_check import STARTUP_ERROR_KEY
@@ -38,7 +44,8 @@ REPORT_KEY = pytest.StashKey[dict]()
 # Exit codes of a run that ended as it should: anything else (Ctrl-C, an internal error, pytest.exit) stopped it.
 FINISHED = (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED)
 START_KEY = pytest.StashKey[float]()
-WRITTEN_KEY = pytest.StashKey[bool]()
+WRITTEN_KEY = pytest.StashKey[bool]()  # True: the report is written; False: left alone (no test ran)
+LOCK_KEY = pytest.StashKey[RunLock]()
 
 
 def _iso(t: float) -> str:
@@ -96,7 +103,12 @@ def report_data(session: pytest.Session) -> dict[str, Any] | None:
         channel.poll()  # the workers' last words: progress, collected tests
     if not config.pluginmanager.has_plugin("dsession"):
         collector.recover(session.items)  # a test stopped mid-run in this process: keep what it recorded
-    stopped = session.exitstatus not in FINISHED or session.shouldstop is not False
+    stopped_by = maxfail_stop(session, collector.stopped_by)
+    if stopped_by is not None:
+        # -x/--maxfail is a failure that stopped the run, the same under xdist (which raises it as an
+        # interruption, exit 2) as without: exit 1, the report naming the test that stopped it.
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    stopped = session.exitstatus not in FINISHED or session.shouldstop is not False or stopped_by is not None
     audits = collector.all_entries()
     models = _models(config, collector.models, audits)
     error = config.stash.get(STARTUP_ERROR_KEY, None)
@@ -106,9 +118,29 @@ def report_data(session: pytest.Session) -> dict[str, Any] | None:
         # A gate that could not be judged has not passed: a CI job must not read exit 0 as a pass.
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     data = assemble(_run_info(config, session.exitstatus, models), models, audits, stopped=stopped, error=error,
-                    broken=bool(collector.collection_errors), samples=collector.samples)
+                    broken=bool(collector.collection_errors), samples=collector.samples, stopped_by=stopped_by)
     config.stash[REPORT_KEY] = data
     return data
+
+
+def maxfail_stop(session: pytest.Session, failed_test: str | None) -> dict[str, str] | None:
+    """``{"test", "reason"}`` when -x/--maxfail stopped the run after ``failed_test``, else None (a run
+    that ended by itself, or was interrupted)."""
+    if failed_test is None:
+        return None
+    dsession = session.config.pluginmanager.get_plugin("dsession")
+    reason = getattr(dsession, "shouldstop", None) if dsession is not None else session.shouldstop
+    if not isinstance(reason, str) or not reason.startswith("stopping after"):
+        return None
+    return {"test": failed_test, "reason": f"{reason} (-x/--maxfail)"}
+
+
+def ran_no_test(session: pytest.Session) -> bool:
+    """No test began and nothing stopped the run at startup or broke it: --collect-only, all deselected."""
+    collector = get_collector(session.config)
+    return session.config.getoption("collectonly", False) or (
+        collector is not None and not collector.ran_any and STARTUP_ERROR_KEY not in session.config.stash
+        and not collector.collection_errors)
 
 
 def _report_path(config: pytest.Config) -> Path | None:
@@ -118,8 +150,11 @@ def _report_path(config: pytest.Config) -> Path | None:
 
 def check_report_path(path: str | None, flag: str = "--audit-json", example: str = "report.json") -> None:
     """Refuse a report path (``flag``) the report cannot be written to, now rather than after the run."""
-    if not path:
+    if path is None:
         return
+    if not path.strip():  # an unset CI variable: `--audit-json "$REPORT"`
+        raise pytest.UsageError(f"{flag} is empty (an unset variable?); give a file path, such as {example}, or leave "
+                                f"{flag} out")
     target = Path(path)
     if target.is_dir():
         raise pytest.UsageError(f"{flag} {path} is a directory; give a file path, such as {target / example}")
@@ -138,7 +173,14 @@ def check_report_path(path: str | None, flag: str = "--audit-json", example: str
 
 @pytest.hookimpl(tryfirst=True)  # before the settings: a bad path is refused before anything else
 def pytest_cmdline_main(config: pytest.Config) -> None:
-    check_report_path(config.getoption("audit_json", None))
+    path = config.getoption("audit_json", None)
+    check_report_path(path)
+    if path and not hasattr(config, "workerinput") and not config.getoption("collectonly", False):
+        # Taken before configure, so that a config error's report (written at unconfigure) is written under it too.
+        try:
+            config.stash[LOCK_KEY] = acquire(path, " ".join([Path(sys.argv[0]).name, *map(str, config.invocation_params.args)]))
+        except VisionAuditError as e:
+            raise pytest.UsageError(str(e)) from None
 
 
 @pytest.hookimpl(trylast=True)  # after the collector (plugins' configure hooks run last-registered first)
@@ -146,11 +188,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[START_KEY] = time.time()
     collector = get_collector(config)
     path = _report_path(config)
-    if collector is None or path is None:
+    if collector is None or path is None or config.getoption("collectonly", False):
         return
     settings = get_settings(config)
     journal = journal_path(path)
-    if journal.exists():  # an earlier run was killed and its journal not yet rebuilt: keep it
+    if journal.exists():  # we hold the report's lock, so its writer is gone: a killed run's, not yet rebuilt; keep it
         kept = journal.with_name(f"{journal.name}.{int(journal.stat().st_mtime)}")
         journal.rename(kept)
         config.issue_config_time_warning(pytest.PytestConfigWarning(
@@ -167,6 +209,11 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if data is None or path is None:
         return
     collector = get_collector(session.config)
+    if ran_no_test(session):  # nothing measured: a report from an earlier run at this path stays as it was
+        session.config.stash[WRITTEN_KEY] = False
+        if collector is not None and collector.journal is not None:
+            collector.journal.close(remove=True)
+        return
     if collector is not None and collector.journal is not None:
         collector.journal.write("end", exit_status=int(session.exitstatus))
     write_atomically(path, data)
@@ -186,8 +233,10 @@ def startup_report(config: pytest.Config) -> dict[str, Any] | None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     """A run that stopped before its session began (a usage or config error) still leaves a report."""
     path = _report_path(config)
-    if path is None or config.stash.get(WRITTEN_KEY, False):
-        return
-    data = startup_report(config)
-    if data is not None:
-        write_atomically(path, data)
+    lock = config.stash.get(LOCK_KEY, None)
+    if path is not None and WRITTEN_KEY not in config.stash and lock is not None:
+        data = startup_report(config)
+        if data is not None:
+            write_atomically(path, data)
+    if lock is not None:
+        lock.release()

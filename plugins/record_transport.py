@@ -1,14 +1,20 @@
 """Carries each audit's record on its test reports, so it reaches the controller under xdist.
 
 The record travels in ``report.user_properties`` as ``("visionaudit", dict)``: pytest serializes
-that field with the report (pytest-xdist included), so no custom serialization hook is needed.
+that field with the report (pytest-xdist included), so no custom serialization hook is needed. Where the
+reports are logged (the controller, or the one process), the dict becomes a :class:`JsonRecord`: junitxml
+writes each property with ``str()``, and a plain dict would reach ``--junitxml`` as a Python repr
+(``None``, ``True``, single quotes) that JSON parsers reject.
 """
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from visionaudit.families.records import RECORD_KEY, AuditRecord
+from visionaudit.files import to_jsonable
 
 from .markers import family_of
 
@@ -16,6 +22,13 @@ RECORD_STASH = pytest.StashKey[AuditRecord]()
 SAMPLES_SENT = pytest.StashKey[dict]()  # role + fingerprint -> the test whose reports carry its sample ids from this process
 NOT_JUDGED_KEY = "not_judged"  # the record's field saying why a gate was not judged
 USER_ERROR_KEY = "visionaudit-error"  # set by plugins/error_display.py: the test stopped on an error, not a failed gate
+
+
+class JsonRecord(dict):
+    """A record whose text (what junitxml writes) is JSON, non-finite numbers as null like the report's."""
+
+    def __str__(self) -> str:
+        return json.dumps(to_jsonable(dict(self)), allow_nan=False)
 
 
 def record_of(report: pytest.TestReport) -> dict | None:
@@ -61,3 +74,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         report.user_properties = [p for p in report.user_properties if p[0] != RECORD_KEY]
         report.user_properties.append((RECORD_KEY, _once_per_process(item, record.to_dict())))
     return report
+
+
+
+def json_properties(report: pytest.TestReport) -> None:
+    """The report's record as a :class:`JsonRecord`; the collector calls it on the controller before junitxml
+    reads the properties (not in a worker: xdist's serializer takes plain dicts only)."""
+    report.user_properties = [(n, JsonRecord(v) if n == RECORD_KEY and type(v) is dict else v)
+                              for n, v in getattr(report, "user_properties", ())]

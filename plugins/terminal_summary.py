@@ -1,4 +1,5 @@
-"""Presenters: the report for people, on the terminal and in the GitHub step summary."""
+"""Presenters: the report for people, on the terminal and in the GitHub step summary (``GITHUB_STEP_SUMMARY``),
+the latter also for a run stopped at startup (exit 4), so that a CI job's page says why."""
 
 from __future__ import annotations
 
@@ -6,27 +7,51 @@ import os
 
 import pytest
 
+from visionaudit.report.assembly import assemble
 from visionaudit.report.summaries import markdown_summary, terminal_lines
 
-from .json_report import REPORT_KEY, report_data
+from .json_report import REPORT_KEY, WRITTEN_KEY, ran_no_test, report_data, startup_report
+
+SUMMARY_WRITTEN_KEY = pytest.StashKey[bool]()
+
+
+def _write_step_summary(config: pytest.Config, data: dict) -> None:
+    summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary_file and not config.stash.get(SUMMARY_WRITTEN_KEY, False) and not hasattr(config, "workerinput"):
+        config.stash[SUMMARY_WRITTEN_KEY] = True
+        with open(summary_file, "a", encoding="utf-8") as f:
+            f.write(markdown_summary(data))
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
     data = report_data(session)
-    summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary_file and data and any(a["audit"] for a in data["audits"]):
-        with open(summary_file, "a") as f:
-            f.write(markdown_summary(data))
+    if data and (data["error"] or any(a["audit"] for a in data["audits"])) and not ran_no_test(session):
+        _write_step_summary(session.config, data)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_cmdline_main(config: pytest.Config):
+    """A usage error at startup (ours, raised before the session, or a config error at configure) ends here:
+    the step summary says it as the terminal does."""
+    try:
+        return (yield)
+    except pytest.UsageError as e:
+        data = startup_report(config) or assemble({"exit_status": int(pytest.ExitCode.USAGE_ERROR)}, {}, [], error=str(e))
+        _write_step_summary(config, data)
+        raise
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     data = config.stash.get(REPORT_KEY, None)  # built at session end, before this summary
     if not data or not any(a["audit"] for a in data["audits"]):
         return  # no audit in this run (the suite's own tests, say)
+    path = config.getoption("audit_json")
+    if config.stash.get(WRITTEN_KEY, None) is False or config.getoption("collectonly", False):
+        terminalreporter.write_line(f"visionaudit: no test ran; {'the report ' + path + ' was left as it was' if path else 'no report'}")
+        return
     terminalreporter.write_sep("=", "visionaudit summary")
     for line in terminal_lines(data, verbose=config.get_verbosity() > 0):
         terminalreporter.write_line(line)
-    path = config.getoption("audit_json")
     if path:
         terminalreporter.write_line(f"report: {path}")

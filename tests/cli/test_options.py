@@ -177,5 +177,5 @@ def test_deprecated_aliases_are_said_deprecated_in_the_help():
 
 
 def test_baseline_as_needs_model_and_says_so(capsys, tmp_path):
-    assert main(["compare", "a.json", "b.json", "--baseline-as", "old"]) == 2
+    assert main(["compare", "a.json", "b.json", "--baseline-as", "old"]) == 4
     assert "--model and --baseline-as go together" in capsys.readouterr().err

@@ -273,7 +273,7 @@ def test_manifest_override_replaces_files_and_keeps_the_rest(tmp_path, monkeypat
 
 def test_fetch_refuses_when_offline(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("VISIONAUDIT_OFFLINE", "1")
-    assert cli_main(["fetch", "--all", "--dest", str(tmp_path)]) == 2
+    assert cli_main(["fetch", "--all", "--dest", str(tmp_path)]) == 4
     assert "VISIONAUDIT_OFFLINE is set: downloads are off" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
 

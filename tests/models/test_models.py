@@ -160,7 +160,7 @@ def test_whole_module_pickle_refused_then_converted(tmp_path, capsys):
     with pytest.raises(CheckpointError, match="pickled Python objects"):
         checkpoints.load_state_dict(path)
     # Without --trust-pickle the converter refuses too; with it, the result loads safely.
-    assert cli_main(["convert-checkpoint", str(path), str(tmp_path / "whole.safetensors")]) == 2
+    assert cli_main(["convert-checkpoint", str(path), str(tmp_path / "whole.safetensors")]) == 4
     assert "pickled Python objects" in capsys.readouterr().err
     assert cli_main(["convert-checkpoint", str(path), str(tmp_path / "whole.safetensors"), "--trust-pickle"]) == 0
     loaded = load_model(str(tmp_path / "whole.safetensors"), "cpu", arch="torchvision:resnet18")

@@ -1,7 +1,9 @@
 """``python -m visionaudit``: commands that do not need pytest.
 
 One module per command, each with its parser builder (``add_parser``) and its ``run``; the options a
-command shares with the pytest run come from visionaudit/cli/options.py.
+command shares with the pytest run come from visionaudit/cli/options.py. Every command exits with the
+codes of visionaudit/exit_codes.py, as a pytest run does: 4 for a usage error or unreadable input, 2 when
+interrupted.
 """
 
 from __future__ import annotations
@@ -9,7 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from visionaudit import exit_codes
 from visionaudit.errors import VisionAuditError
+from visionaudit.version import __version__
 
 from . import (
     compare,
@@ -25,11 +29,26 @@ from . import (
 COMMANDS = (fetch, convert_checkpoint, shape_bias, report, compare, merge, html, families)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's, with a usage error exiting 4 (argparse's own is 2, which the table keeps for interrupted)."""
+
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        self.exit(exit_codes.USAGE, f"{self.prog}: error: {message}\n")
+
+
+EPILOG = "exit codes (every command, and pytest runs): " + "; ".join(f"{code} {what}" for code, what in exit_codes.TABLE)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m visionaudit", description="visionaudit commands that do not need pytest")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = Parser(prog="python -m visionaudit", description="visionaudit commands that do not need pytest "
+                    "(the audits themselves run as pytest audits --model SPEC ...)", epilog=EPILOG)
+    parser.add_argument("--version", action="version", version=f"visionaudit {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.add_parser(sub)
+    for command_parser in sub.choices.values():
+        command_parser.epilog = command_parser.epilog or EPILOG
     return parser
 
 
@@ -39,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except VisionAuditError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return exit_codes.USAGE
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
+        return exit_codes.INTERRUPTED

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from visionaudit import exit_codes
+
 from .options import add_baseline_options, add_config_option
 from .report_files import model_pairs
 
@@ -40,6 +42,6 @@ def run(args: argparse.Namespace) -> int:
                                      unpaired=args.baseline_unpaired)
     except Unpairable as e:
         print(f"error: {e}", file=sys.stderr)
-        return 4
+        return exit_codes.USAGE
     print(render(comparison, args.format))
-    return 1 if regressions(comparison) else 0
+    return exit_codes.NOT_PASS if regressions(comparison) else exit_codes.PASS

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from visionaudit import exit_codes
+
 from .report_files import read_json
 
 HELP = "join the partial reports of a sharded run (--audit-shard I/N) into the unsharded run's report"
@@ -31,9 +33,9 @@ def run(args: argparse.Namespace) -> int:
         report = merge_reports(parts, args.parts)
     except Unmergeable as e:
         print(f"error: {e}", file=sys.stderr)
-        return 4
+        return exit_codes.USAGE
     write_atomically(Path(args.output), report)
     for line in terminal_lines(report):
         print(line)
     print(f"merged {len(parts)} shards: {args.output}")
-    return report["run"]["exit_status"]
+    return exit_codes.for_verdict(report["verdict"])

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 
+from visionaudit import exit_codes
 from visionaudit.errors import VisionAuditError
 
 HELP = "rebuild the report of a run that was killed, from its journal"
+DESCRIPTION = HELP + "; exit 1 when its verdict is not pass (a killed run's is incomplete), 4 when the journal is unreadable"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    r = sub.add_parser("report", help=HELP, description=HELP)
+    r = sub.add_parser("report", help=HELP, description=DESCRIPTION)
     r.add_argument("--from-journal", required=True, metavar="PATH.journal.jsonl",
                    help="the journal written beside --audit-json PATH while the run went on")
     r.add_argument("-o", "--output", default=None, help="where to write the report (default: PATH, the journal's report path)")
@@ -36,4 +38,4 @@ def run(args: argparse.Namespace) -> int:
     for line in terminal_lines(data):
         print(line)
     print(f"report rebuilt from {journal}: {out}")
-    return 0
+    return exit_codes.for_verdict(data["verdict"])  # like merge: a report that is not pass fails the step

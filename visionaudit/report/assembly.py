@@ -67,10 +67,15 @@ def verdict(audits: list[dict[str, Any]], stopped: bool, broken: bool = False) -
     return "pass"
 
 
-def incomplete_section(audits: list[dict[str, Any]], stopped: bool) -> dict[str, Any]:
+def incomplete_section(audits: list[dict[str, Any]], stopped: bool, stopped_by: dict[str, str] | None = None) -> dict[str, Any]:
+    """What did not finish; ``stopped_by``: the failed test after which -x/--maxfail stopped the run (not an
+    interruption)."""
     by = lambda outcome: sorted(e["nodeid"] for e in audits if e["outcome"] == outcome)  # noqa: E731
-    return {"interrupted": stopped, "interrupted_tests": by("interrupted"), "crashed": by("crashed"), "timeout": by("timeout"),
-            "not_run": by("not_run")}
+    section = {"interrupted": stopped and stopped_by is None, "interrupted_tests": by("interrupted"), "crashed": by("crashed"),
+               "timeout": by("timeout"), "not_run": by("not_run")}
+    if stopped_by is not None:
+        section["stopped_by"] = stopped_by
+    return section
 
 
 def summarize(audits: list[dict[str, Any]]) -> dict[str, Any]:
@@ -106,9 +111,11 @@ def families_in(audits: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def assemble(run: dict[str, Any], models: dict[str, Any], audits: list[dict[str, Any]], stopped: bool = False,
-             error: str | None = None, broken: bool = False, samples: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The report. ``stopped``: the run ended early (Ctrl-C, SIGTERM, killed); ``error``: what stopped it at
-    startup (a usage, config or missing-data error) or broke it (``broken``: a collection error)."""
+             error: str | None = None, broken: bool = False, samples: dict[str, Any] | None = None,
+             stopped_by: dict[str, str] | None = None) -> dict[str, Any]:
+    """The report. ``stopped``: the run ended early (Ctrl-C, SIGTERM, killed, -x); ``error``: what stopped it at
+    startup (a usage, config or missing-data error) or broke it (``broken``: a collection error);
+    ``stopped_by``: the failed test after which -x/--maxfail stopped it."""
     audits = sorted(audits, key=lambda e: e["nodeid"])
     aggregates = aggregate(audits)  # before the entries are copied out: it may add metrics to them
     return to_jsonable({
@@ -122,7 +129,7 @@ def assemble(run: dict[str, Any], models: dict[str, Any], audits: list[dict[str,
         "audits": audits,
         "summary": summarize(audits),
         "aggregates": aggregates,
-        "incomplete": incomplete_section(audits, stopped),
+        "incomplete": incomplete_section(audits, stopped, stopped_by),
     })
 
 

@@ -7,6 +7,8 @@ Lines: ``{"event": "run", "run": {...}, "models": [...], "spellings": {...}}``, 
 "nodeids": [...]}``, ``{"event": "tests", "tests": {nodeid: {"audit", "model", "params"}}}``, ``{"event":
 "started", "nodeid"}``, ``{"event": "finished", "entry": {...}}``, ``{"event": "model", "id", "info"}``,
 ``{"event": "samples", "samples": {role: image set}}`` (what per-image outcomes refer to), ``{"event": "end", "exit_status"}``.
+Every line carries ``time`` (seconds since the epoch): the rebuilt report's ``run.end`` is the last line's
+(a journal without times: the file's last change).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +40,7 @@ class JournalWriter:
         self._lock = threading.Lock()  # the controller's channel thread writes too
 
     def write(self, event: str, **fields: Any) -> None:
-        line = json.dumps(to_jsonable({"event": event, **fields}), allow_nan=False) + "\n"
+        line = json.dumps(to_jsonable({"event": event, **fields, "time": round(time.time(), 3)}), allow_nan=False) + "\n"
         with self._lock:
             if self._file.closed:
                 return
@@ -106,4 +110,19 @@ def rebuild(path: str | Path) -> dict[str, Any]:
         models.setdefault(mid, unloaded_model(mid, events[0].get("spellings", {}).get(mid, mid), None))
     run["exit_status"] = exit_status
     run["rebuilt_from_journal"] = str(path)
+    _set_end(run, events, Path(path))
     return assemble(run, models, audits, stopped=exit_status is None, samples=samples)
+
+
+def _set_end(run: dict[str, Any], events: list[dict[str, Any]], path: Path) -> None:
+    """The run's end and duration: its last journal line's time (the run line holds those of its start)."""
+    times = [e["time"] for e in events if isinstance(e.get("time"), (int, float))]
+    end = max(times) if times else path.stat().st_mtime
+    start = events[0].get("time")  # written as the run began; run.start is rounded to the second
+    if not isinstance(start, (int, float)):
+        try:
+            start = datetime.fromisoformat(run["start"]).timestamp()
+        except (KeyError, TypeError, ValueError):
+            start = end
+    run["end"] = datetime.fromtimestamp(end, timezone.utc).isoformat(timespec="seconds")
+    run["duration"] = round(max(0.0, end - start), 3)

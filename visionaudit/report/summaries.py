@@ -3,6 +3,7 @@ family's summary lines. The terminal and the GitHub step summary render the same
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from typing import Any
 
@@ -78,8 +79,10 @@ def incomplete_lines(report: dict[str, Any]) -> list[str]:
         lines.append(f"timeout (stopped at the time limit): {', '.join(inc['timeout'])}")
     if inc["interrupted_tests"]:
         lines.append(f"interrupted while running: {', '.join(inc['interrupted_tests'])}")
+    if inc.get("stopped_by"):
+        lines.append(f"stopped after {inc['stopped_by']['test']} failed: {inc['stopped_by']['reason']}")
     if inc["not_run"]:
-        lines.append(f"not run: {len(inc['not_run'])} test(s)" + (" (the run stopped)" if inc["interrupted"] else ""))
+        lines.append(f"not run: {len(inc['not_run'])} test(s)" + (" (the run stopped)" if inc["interrupted"] or inc.get("stopped_by") else ""))
     return lines
 
 
@@ -96,14 +99,26 @@ def terminal_lines(report: dict[str, Any], verbose: bool = False) -> list[str]:
     return table + family_lines(report) + incomplete_lines(report) + [verdict_line(report)]
 
 
+def markdown_text(text: str) -> str:
+    """``text`` shown as it is in GitHub's Markdown: its punctuation escaped (``<file>`` is otherwise dropped as
+    an HTML tag, ``*`` and ``_`` read as emphasis)."""
+    return re.sub(r"([\\`*_{}\[\]<>|#])", r"\\\1", text)
+
+
 def markdown_summary(report: dict[str, Any]) -> str:
+    """The GitHub step summary: the summary table, family and incomplete lines, the verdict in bold on one
+    line, and a startup error's message as plain lines after it."""
     rows = summary_rows(report["audits"])
-    lines = ["## visionaudit", "", "| model | audit | key metric | bound | verdict | tests |", "|---|---|---|---|---|---|"]
-    lines += [f"| `{r['model']}` | {r['audit']} | {r['metric']} | {r['bound']} | **{r['verdict']}** | {r['tests']} |" for r in rows]
-    extra = family_lines(report)
+    lines = ["## visionaudit", ""]
+    if rows:
+        lines += ["| model | audit | key metric | bound | verdict | tests |", "|---|---|---|---|---|---|"]
+        lines += [f"| `{r['model']}` | {markdown_text(str(r['audit']))} | {markdown_text(str(r['metric']))} | "
+                  f"{markdown_text(str(r['bound']))} | **{r['verdict']}** | {r['tests']} |" for r in rows]
+    extra = family_lines(report) + incomplete_lines(report)
     if extra:
-        lines += [""] + [f"- {line}" for line in extra]
-    extra = incomplete_lines(report)
-    lines += [""] + [f"- {line}" for line in extra] if extra else []
-    lines += ["", f"**{verdict_line(report)}**"]
+        lines += [""] + [f"- {markdown_text(line)}" for line in extra]
+    lines += ["", f"**{markdown_text(verdict_line({**report, 'error': None}))}**"]
+    if report.get("error"):
+        error = [line.strip() for line in str(report["error"]).splitlines() if line.strip()]
+        lines += ["", f"Stopped at startup: {markdown_text(error[0])}"] + [f"- {markdown_text(line)}" for line in error[1:]]
     return "\n".join(lines) + "\n\n"

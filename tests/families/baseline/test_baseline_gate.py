@@ -171,4 +171,4 @@ def test_a_corrupt_baseline_is_refused_at_startup(tiny_baseline, shared_data, tm
     assert proc.returncode == pytest.ExitCode.USAGE_ERROR
     assert "60 per-image outcomes for the 50 sample ids of labelled" in proc.stderr
     cli = compare_cli(str(bad), str(tiny_baseline))
-    assert cli.returncode == 2 and "60 per-image outcomes for the 50 sample ids of labelled" in cli.stderr
+    assert cli.returncode == 4 and "60 per-image outcomes for the 50 sample ids of labelled" in cli.stderr

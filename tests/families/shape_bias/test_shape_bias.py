@@ -117,7 +117,7 @@ def test_csv_and_cli(tmp_path, capsys):
 def test_csv_errors(tmp_path, capsys):
     bad = tmp_path / "bad.csv"
     bad.write_text("subj,response\n1,cat\n")
-    assert cli_main(["shape-bias", "--decisions", str(bad)]) == 2
+    assert cli_main(["shape-bias", "--decisions", str(bad)]) == 4
     assert "missing column(s) object_response, imagename" in capsys.readouterr().err
     odd = tmp_path / "odd.csv"
     odd.write_text("object_response,imagename\ncat,0001_picture.jpg\n")
@@ -154,7 +154,7 @@ def test_bad_decision_files_name_file_and_line(tmp_path, content, message):
 
 
 def test_a_directory_is_not_a_decisions_file(tmp_path, capsys):
-    assert cli_main(["shape-bias", "--decisions", str(tmp_path)]) == 2
+    assert cli_main(["shape-bias", "--decisions", str(tmp_path)]) == 4
     assert "is a directory; give a decisions CSV file" in capsys.readouterr().err
 
 
@@ -291,5 +291,5 @@ def test_errors_name_the_file_line_with_blank_lines_counted(tmp_path):
 def test_a_journal_not_named_as_one_needs_an_output_path(tmp_path, capsys):
     odd = tmp_path / "journal.txt"
     odd.write_text("{}\n")
-    assert cli_main(["report", "--from-journal", str(odd)]) == 2
+    assert cli_main(["report", "--from-journal", str(odd)]) == 4
     assert "say where the report goes with -o PATH" in capsys.readouterr().err and odd.read_text() == "{}\n"
