@@ -11,6 +11,7 @@ import threading
 import pytest
 
 DEFAULT_TIMEOUT = 1800.0  # seconds per test: far above the slowest audit on a 2-core CPU (about a minute)
+WORKER_EXIT_SECONDS = 0.5  # after an interruption: how long an idle worker has to exit before it is killed
 TIMEOUT_KEY = pytest.StashKey[float]()
 _PREVIOUS_KEY = pytest.StashKey[dict]()
 
@@ -55,14 +56,26 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[_PREVIOUS_KEY] = {signal.SIGTERM: signal.signal(signal.SIGTERM, _sigterm_as_interrupt)}
 
 
-@pytest.hookimpl(tryfirst=True)
+@pytest.hookimpl(tryfirst=True)  # before xdist's own sessionfinish, which takes its workers down
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Once the run is ending, a second signal (GitHub Actions sends SIGINT, then SIGTERM) must not stop
-    the report from being written."""
+    the report from being written; an interrupted run's workers are stopped at once."""
     previous = session.config.stash.get(_PREVIOUS_KEY, None)
     if previous is not None and threading.current_thread() is threading.main_thread():
         previous.setdefault(signal.SIGINT, signal.signal(signal.SIGINT, signal.SIG_IGN))
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if session.exitstatus == pytest.ExitCode.INTERRUPTED:
+        _stop_workers_soon(session.config)
+
+
+def _stop_workers_soon(config: pytest.Config) -> None:
+    """xdist waits up to 10 s for each busy worker to finish its test before killing it, and GitHub
+    Actions kills the whole job 7.5 s after its SIGTERM. Nothing is gained by waiting: the controller
+    stopped reading the workers' reports when it was interrupted, and a test still running ends
+    ``interrupted`` either way. So the workers get a moment to exit, then are killed."""
+    nodemanager = getattr(config.pluginmanager.get_plugin("dsession"), "nodemanager", None)
+    if nodemanager is not None and hasattr(nodemanager, "EXIT_TIMEOUT"):
+        nodemanager.EXIT_TIMEOUT = min(nodemanager.EXIT_TIMEOUT, WORKER_EXIT_SECONDS)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -10,7 +10,13 @@ import pytest
 from visionaudit.report.assembly import assemble
 from visionaudit.report.summaries import markdown_summary, terminal_lines
 
-from .json_report import REPORT_KEY, WRITTEN_KEY, ran_no_test, report_data, startup_report
+from .json_report import (
+    REPORT_KEY,
+    WRITTEN_KEY,
+    ran_no_test,
+    report_data,
+    startup_report,
+)
 
 SUMMARY_WRITTEN_KEY = pytest.StashKey[bool]()
 

@@ -14,11 +14,11 @@ USAGE = 4  # usage, configuration or unreadable input, said at startup (before a
 
 TABLE = (
     (PASS, "the verdict is pass"),
-    (NOT_PASS, "a gate failed, or the verdict is not pass (fail or incomplete; -x/--maxfail stopping the run "
-               "after a failure included)"),
+    (NOT_PASS, ("a gate failed, or the verdict is not pass (fail or incomplete; -x/--maxfail stopping the run "
+                "after a failure included)")),
     (INTERRUPTED, "interrupted: Ctrl-C or SIGTERM (a cancelled CI job)"),
-    (USAGE, "usage, configuration or unreadable input (a misspelled option value, an audit.toml typo, missing data, "
-            "a report or journal that is not one, another run writing the same report)"),
+    (USAGE, ("usage, configuration or unreadable input (a misspelled option value, an audit.toml typo, missing data, "
+             "a report or journal that is not one, another run writing the same report)")),
 )
 
 

@@ -66,7 +66,8 @@ def acquire(report_path: str | Path, command: str = "") -> RunLock:
         return RunLock(path, None)
     path.parent.mkdir(parents=True, exist_ok=True)
     for _ in range(10):
-        file = open(path, "a+", encoding="utf-8")  # not truncated: the holder's details stay readable
+        # Held open until release; "a+" does not truncate: a refused run reads the holder's details.
+        file = open(path, "a+", encoding="utf-8")  # noqa: SIM115
         try:
             fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
