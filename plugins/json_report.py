@@ -129,7 +129,8 @@ def maxfail_stop(session: pytest.Session, failed_test: str | None) -> dict[str, 
     if failed_test is None:
         return None
     dsession = session.config.pluginmanager.get_plugin("dsession")
-    reason = getattr(dsession, "shouldstop", None) if dsession is not None else session.shouldstop
+    # xdist's controller says it in its own shouldstop; pytest alone in the session's shouldfail.
+    reason = getattr(dsession, "shouldstop", None) if dsession is not None else session.shouldfail
     if not isinstance(reason, str) or not reason.startswith("stopping after"):
         return None
     return {"test": failed_test, "reason": f"{reason} (-x/--maxfail)"}

@@ -1,0 +1,125 @@
+"""One table of exit codes for every command (visionaudit/exit_codes.py): 0 pass, 1 not pass, 2 interrupted,
+4 usage or unreadable input; and the CLI's --version."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from visionaudit import exit_codes
+from visionaudit.cli import build_parser, main
+from visionaudit.version import __version__
+
+ROOT = Path(__file__).resolve().parents[2]
+NODE = "test_a.py::test_a[tests.tiny_models:tiny]"
+OTHER = "test_a.py::test_b[tests.tiny_models:tiny]"
+
+
+def test_the_table_is_pytests_numbers():
+    assert (exit_codes.PASS, exit_codes.NOT_PASS, exit_codes.INTERRUPTED, exit_codes.USAGE) == (
+        pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.INTERRUPTED, pytest.ExitCode.USAGE_ERROR)
+    assert [code for code, _ in exit_codes.TABLE] == [0, 1, 2, 4]
+    assert exit_codes.for_verdict("pass") == 0
+    assert exit_codes.for_verdict("incomplete") == exit_codes.for_verdict("fail") == 1
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.strip() == f"visionaudit {__version__}"
+
+
+def test_every_command_has_a_description_and_the_exit_codes():
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    for name, parser in sub.choices.items():
+        assert parser.description, name
+        assert "4 usage" in (parser.epilog or ""), name
+    assert {a.dest: a.help for a in sub._choices_actions}.keys() == sub.choices.keys()  # a line each in the listing
+
+
+def test_a_usage_error_exits_4_not_argparses_2(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["no-such-command"])
+    assert stop.value.code == exit_codes.USAGE
+    with pytest.raises(SystemExit) as stop:
+        main(["compare", "only-one.json"])
+    assert stop.value.code == exit_codes.USAGE
+
+
+def test_compare_on_a_truncated_report_exits_4_like_the_baseline_option(tmp_path, capsys):
+    whole = tmp_path / "whole.json"
+    whole.write_text(json.dumps({"schema_version": 3, "audits": [], "verdict": "pass"}))
+    truncated = tmp_path / "truncated.json"
+    truncated.write_text(whole.read_text()[:25])
+    assert main(["compare", str(truncated), str(whole)]) == exit_codes.USAGE
+    assert f"old report {truncated} is not readable JSON" in capsys.readouterr().err
+
+
+def _journal(path: Path, t0: float, finished: list[str], started: list[str], end: bool) -> None:
+    """A journal as a run writes it (plugins/json_report.py, plugins/collector.py), with the lines' times."""
+    entry = lambda nodeid: {"nodeid": nodeid, "audit": "accuracy", "model": "tests.tiny_models:tiny", "params": {},  # noqa: E731
+                            "outcome": "passed", "duration": 1.0, "metrics": {"clean_top1": 0.9}, "thresholds": {},
+                            "tables": {}, "message": None, "worker": None}
+    start = datetime.fromtimestamp(t0).astimezone().isoformat(timespec="seconds")
+    lines = [{"event": "run", "run": {"start": start, "end": start, "duration": 0.0, "command": "pytest", "exit_status": None,
+                                      "versions": {}, "seed": 0}, "models": [], "spellings": {}, "time": t0},
+             {"event": "collected", "nodeids": [NODE, OTHER], "time": t0 + 1}]
+    t = t0 + 1
+    for nodeid in finished:
+        t += 20
+        lines += [{"event": "started", "nodeid": nodeid, "time": t - 20}, {"event": "finished", "entry": entry(nodeid), "time": t}]
+    for nodeid in started:
+        t += 1.5
+        lines.append({"event": "started", "nodeid": nodeid, "time": t})
+    if end:
+        t += 0.5
+        lines.append({"event": "end", "exit_status": 0, "time": t})
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+
+def test_report_from_journal_exits_1_when_its_verdict_is_not_pass_and_ends_at_the_last_line(tmp_path, capsys):
+    t0 = float(int(datetime(2026, 3, 1, 12, 0, 0).timestamp()))
+    journal = tmp_path / "killed.json.journal.jsonl"
+    _journal(journal, t0, finished=[NODE], started=[OTHER], end=False)  # killed while the second test ran
+    assert main(["report", "--from-journal", str(journal)]) == exit_codes.NOT_PASS
+    data = json.loads((tmp_path / "killed.json").read_text())
+    assert data["verdict"] == "incomplete"
+    # The last line, OTHER's start, came 1 + 20 + 1.5 s after the run began (the run line's own end is its start).
+    assert data["run"]["duration"] == pytest.approx(22.5)
+    assert datetime.fromisoformat(data["run"]["end"]).timestamp() == pytest.approx(t0 + 22.5, abs=1)
+
+    done = tmp_path / "done.json.journal.jsonl"
+    _journal(done, t0, finished=[NODE, OTHER], started=[], end=True)
+    assert main(["report", "--from-journal", str(done)]) == exit_codes.PASS
+    assert json.loads((tmp_path / "done.json").read_text())["run"]["duration"] == pytest.approx(41.5)
+
+
+def test_a_journal_that_is_not_one_exits_4(tmp_path, capsys):
+    odd = tmp_path / "odd.json.journal.jsonl"
+    odd.write_text("not json\nnor this\n")
+    assert main(["report", "--from-journal", str(odd)]) == exit_codes.USAGE
+
+
+def test_interrupted_is_2(monkeypatch, capsys):
+    from visionaudit.cli import families
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(families, "run", interrupted)
+    assert main(["families"]) == exit_codes.INTERRUPTED
+
+
+def test_python_m_visionaudit_exits_with_the_table(tmp_path):
+    truncated = tmp_path / "t.json"
+    truncated.write_text('{"schema_version": 3, "aud')
+    proc = subprocess.run([sys.executable, "-m", "visionaudit", "compare", str(truncated), str(truncated)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 4, proc.stderr
+    assert "Traceback" not in proc.stderr

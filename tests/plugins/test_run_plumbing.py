@@ -1,0 +1,218 @@
+"""A run's plumbing around the report: one run per report path (two runs are two subprocesses), a run that
+runs no test leaves the report alone, -x exits 1 under xdist too, the step summary on a startup error, the
+junit property as JSON, and a crashed worker's last progress line."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from visionaudit.families.records import report_schema
+
+ROOT = Path(__file__).resolve().parents[2]
+A, B, C = (f"test_run.py::test_{x}[tests.tiny_models:tiny]" for x in "abc")
+
+AUDIT = """
+import os
+import signal
+import time
+
+import pytest
+
+from visionaudit.progress import phase
+
+pytestmark = pytest.mark.audit("accuracy")
+MODE = os.environ.get("MODE", "")
+
+
+def test_a(model, record):
+    record.metric("clean_top1", 0.9)
+    if MODE == "hold":  # the first of two runs: holds the report until the test lets it go
+        open("holding", "w").write(str(os.getpid()))
+        deadline = time.time() + 120
+        while not os.path.exists("release") and time.time() < deadline:
+            time.sleep(0.05)
+
+
+def test_b(model, record):
+    record.metric("clean_top1", 0.8)
+    if MODE == "fail":
+        assert False, "planted failure"
+    if MODE == "die_in_a_pass":
+        with phase("forward", model.id, "clean planted", total=10) as p:
+            p.advance(3)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_c(model, record):
+    if MODE == "fail":
+        time.sleep(1)  # still running, or not yet begun, when the failure stops the run
+    record.metric("clean_top1", 0.7)
+"""
+
+ARGS = ["--model", "tests.tiny_models:tiny", "--device", "cpu", "-p", "no:cacheprovider", "--audit-json=report.json"]
+
+
+@pytest.fixture
+def project(suite: pytest.Pytester, monkeypatch) -> pytest.Pytester:
+    suite.makepyfile(test_run=AUDIT)
+    suite.makefile(".toml", audit="[audits.accuracy]\nmin_top1 = 0.5\nmin_images = 1\n")
+    monkeypatch.setenv("PYTHONPATH", str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    return suite
+
+
+def _env(mode: str, **extra: str) -> dict[str, str]:
+    env = {**os.environ, "MODE": mode, **extra}
+    for var in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_CURRENT_TEST"):
+        env.pop(var, None)
+    return env
+
+
+def start(project: pytest.Pytester, mode: str, *args: str, **env: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "pytest", *ARGS, *args], cwd=project.path, env=_env(mode, **env),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def run(project: pytest.Pytester, mode: str, *args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pytest", *ARGS, *args], cwd=project.path, env=_env(mode, **env),
+                          capture_output=True, text=True, timeout=240)
+
+
+def wait_for(path: Path, proc: subprocess.Popen, seconds: float = 180) -> None:
+    deadline = time.time() + seconds
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()[0][-3000:]
+        assert time.time() < deadline, f"{path} never appeared"
+        time.sleep(0.1)
+
+
+def report(project: pytest.Pytester) -> dict:
+    data = json.loads((project.path / "report.json").read_text())
+    jsonschema.validate(data, report_schema())
+    return data
+
+
+def test_a_second_run_on_the_same_report_refuses_naming_the_first(project):
+    first = start(project, "hold")
+    try:
+        wait_for(project.path / "holding", first)
+        second = run(project, "")
+        out = second.stdout + second.stderr
+        assert second.returncode == pytest.ExitCode.USAGE_ERROR, out[-3000:]
+        assert f"another run is writing the report report.json: pid {first.pid} on host " in out
+        assert "Traceback" not in out
+        # The first run's journal is left where it writes it, and the second wrote no report.
+        assert sorted(p.name for p in project.path.glob("report.json*")) == ["report.json.journal.jsonl", "report.json.lock"]
+    finally:
+        (project.path / "release").touch()
+        out, _ = first.communicate(timeout=240)
+    assert first.returncode == 0, out[-3000:]
+    assert "killed run" not in out
+    data = report(project)
+    assert {a["nodeid"]: a["outcome"] for a in data["audits"]} == {A: "passed", B: "passed", C: "passed"}
+    assert sorted(p.name for p in project.path.glob("report.json*")) == ["report.json"]  # journal and lock gone
+
+
+def test_a_killed_runs_lock_does_not_block_and_its_journal_is_kept(project):
+    first = start(project, "hold")
+    try:
+        wait_for(project.path / "holding", first)
+        os.kill(first.pid, signal.SIGKILL)
+        first.communicate(timeout=60)
+    finally:
+        (project.path / "release").touch()
+    assert (project.path / "report.json.lock").exists()  # left behind, as a killed run leaves it
+    second = run(project, "")
+    out = second.stdout + second.stderr
+    assert second.returncode == 0, out[-3000:]
+    assert "of an earlier, killed run was kept as" in out
+    kept = [p for p in project.path.glob("report.json.journal.jsonl.*")]
+    assert len(kept) == 1 and f"--from-journal {kept[0].name}" in out.replace(str(project.path) + os.sep, "")
+    assert report(project)["verdict"] == "pass"
+
+
+@pytest.mark.parametrize("args", [["--collect-only"], ["-k", "no_such_test"]], ids=["collect-only", "all-deselected"])
+def test_a_run_that_runs_no_test_leaves_the_report_alone(project, args):
+    earlier = '{"schema_version": 3, "verdict": "pass", "an": "earlier run"}\n'
+    (project.path / "report.json").write_text(earlier)
+    proc = run(project, "", *args)
+    assert proc.returncode in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED), proc.stdout[-3000:]
+    assert (project.path / "report.json").read_text() == earlier
+    assert sorted(p.name for p in project.path.glob("report.json*")) == ["report.json"]
+    assert "INCOMPLETE" not in proc.stdout
+
+
+@pytest.mark.parametrize("mode", [pytest.param([], id="serial"), pytest.param(["-n", "2"], id="two-workers")])
+def test_x_exits_1_under_xdist_too_and_the_report_names_the_test(project, mode):
+    proc = run(project, "fail", "-x", "--junitxml=junit.xml", *mode)
+    assert proc.returncode == pytest.ExitCode.TESTS_FAILED, proc.stdout[-3000:] + proc.stderr[-3000:]
+    data = report(project)
+    assert data["verdict"] == "fail" and data["run"]["exit_status"] == 1
+    assert data["incomplete"]["interrupted"] is False
+    assert data["incomplete"]["stopped_by"] == {"test": B, "reason": "stopping after 1 failures (-x/--maxfail)"}
+    assert f"stopped after {B} failed" in proc.stdout
+    # The junit property is the record as JSON, readable by any JSON parser.
+    properties = [p for p in ET.parse(project.path / "junit.xml").iter("property") if p.get("name") == "visionaudit"]
+    assert properties
+    records = [json.loads(p.get("value")) for p in properties]
+    assert {r["audit"] for r in records} == {"accuracy"}
+    assert {r["metrics"].get("clean_top1") for r in records} >= {0.9, 0.8}
+
+
+def test_an_empty_report_path_is_a_usage_error_said_in_the_step_summary(project):
+    summary = project.path / "summary.md"
+    proc = subprocess.run([sys.executable, "-m", "pytest", *ARGS[:-1], "--audit-json", ""], cwd=project.path,
+                          env=_env("", GITHUB_STEP_SUMMARY=str(summary)), capture_output=True, text=True, timeout=240)
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "--audit-json is empty (an unset variable?)" in proc.stderr
+    text = summary.read_text()
+    assert "Stopped at startup: --audit-json is empty (an unset variable?)" in text
+
+
+def test_a_startup_error_writes_the_step_summary(project):
+    summary = project.path / "summary.md"
+    proc = run(project, "", "--device", "cdua", GITHUB_STEP_SUMMARY=str(summary))
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR, proc.stdout[-3000:] + proc.stderr[-3000:]
+    text = summary.read_text()
+    assert "Stopped at startup: unknown device 'cdua'" in text
+    assert plain_markdown_problems(text) == []
+
+
+def plain_markdown_problems(text: str) -> list[str]:
+    """Lines GitHub would not show as written: bold left open at the line's end, or an unescaped ``<``
+    (``<file>`` is dropped as an HTML tag)."""
+    return [line for line in text.splitlines()
+            if line.replace("\\*", "").count("**") % 2 or "<" in line.replace("\\<", "")]
+
+
+def test_the_step_summary_of_a_multi_line_error_is_plain_markdown():
+    from visionaudit.report.assembly import assemble
+    from visionaudit.report.summaries import markdown_summary
+
+    error = ("the collected audits need data that is not there (no test was run):\n"
+             "  cue-conflict: /data/cue-conflict is missing; python -m visionaudit fetch cue-conflict\n"
+             "  imagenet-sample: put /data/imagenet-sample/<file> for each file listed in visionaudit/x.txt")
+    text = markdown_summary(assemble({"exit_status": 4}, {}, [], error=error))
+    assert plain_markdown_problems(text) == [], text
+    assert "**verdict: INCOMPLETE ()**" in text.splitlines()
+    assert "- imagenet-sample: put /data/imagenet-sample/\\<file\\> for each file listed in visionaudit/x.txt" in text
+
+
+def test_a_crashed_worker_says_its_last_progress_line_first(project):
+    proc = run(project, "die_in_a_pass", "-n", "1")
+    assert proc.returncode == pytest.ExitCode.TESTS_FAILED, proc.stdout[-3000:] + proc.stderr[-3000:]
+    crashed = next(a for a in report(project)["audits"] if a["nodeid"] == B)
+    assert crashed["outcome"] == "crashed"
+    first_line = crashed["message"].splitlines()[0]
+    assert "its last progress: tests.tiny_models:tiny: forward passes clean planted, 10 images ..." in first_line
+    assert "tests.tiny_models:tiny: loading on cpu" in crashed["message"]  # earlier output follows
