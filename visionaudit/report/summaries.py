@@ -101,8 +101,10 @@ def terminal_lines(report: dict[str, Any], verbose: bool = False) -> list[str]:
 
 def markdown_text(text: str) -> str:
     """``text`` shown as it is in GitHub's Markdown: its punctuation escaped (``<file>`` is otherwise dropped as
-    an HTML tag, ``*`` and ``_`` read as emphasis)."""
-    return re.sub(r"([\\`*_{}\[\]<>|#])", r"\\\1", text)
+    an HTML tag, ``*`` and ``_`` read as emphasis). An underscore inside a word (``clean_top1``) is no
+    emphasis in GitHub's Markdown and stays as it is."""
+    text = re.sub(r"([\\`*{}\[\]<>|#])", r"\\\1", text)
+    return re.sub(r"(?<!\w)_|_(?!\w)", r"\\_", text)
 
 
 def markdown_summary(report: dict[str, Any]) -> str:
