@@ -50,7 +50,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "skips the clean forward pass (default: $VISIONAUDIT_LOGIT_CACHE, else off)")
     group.addoption("--audit-json", default=None, metavar="PATH",
                     help="write the audit report (JSON) to PATH; while the run goes on, PATH.journal.jsonl keeps every "
-                         "finished test (python -m visionaudit report --from-journal rebuilds a report from it)")
+                         "finished test (python -m visionaudit report --from-journal rebuilds a report from it) and "
+                         "PATH.lock keeps a second run off PATH (it stops at startup, exit 4)")
     group.addoption("--audit-timeout", default=None, metavar="SECONDS",
                     help="time limit per test (default 1800); a test past it ends as timeout (pytest-timeout)")
     group.addoption("--audit-imagenet-c", default=None, metavar="DIR",
