@@ -47,6 +47,10 @@ def test_b(model, record):
     record.metric("clean_top1", 0.8)
     if MODE == "fail":
         assert False, "planted failure"
+    if MODE == "sigterm":  # a cancelled CI job: SIGTERM to the controller while this worker is busy
+        open("killed_at", "w").write(repr(time.time()))
+        os.kill(os.getppid(), signal.SIGTERM)
+        time.sleep(30)
     if MODE == "die_in_a_pass":
         with phase("forward", model.id, "clean planted", total=10) as p:
             p.advance(3)
@@ -216,3 +220,14 @@ def test_a_crashed_worker_says_its_last_progress_line_first(project):
     first_line = crashed["message"].splitlines()[0]
     assert "its last progress: tests.tiny_models:tiny: forward passes clean planted, 10 images ..." in first_line
     assert "tests.tiny_models:tiny: loading on cpu" in crashed["message"]  # earlier output follows
+
+
+def test_after_sigterm_busy_workers_are_not_waited_for(project):
+    """xdist waits 10 s for a busy worker before killing it; GitHub Actions kills the job 7.5 s after its
+    SIGTERM. The report is written (after the workers are down) within a few seconds of the signal."""
+    proc = run(project, "sigterm", "-n", "2")
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, proc.stdout[-3000:] + proc.stderr[-3000:]
+    data = report(project)
+    assert data["verdict"] == "incomplete" and data["incomplete"]["interrupted"] is True
+    waited = (project.path / "report.json").stat().st_mtime - float((project.path / "killed_at").read_text())
+    assert waited < 5, f"the report came {waited:.1f} s after the SIGTERM"
