@@ -89,7 +89,7 @@ def start(project: pytest.Pytester, mode: str, *args: str, **env: str) -> subpro
 
 def run(project: pytest.Pytester, mode: str, *args: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pytest", *ARGS, *args], cwd=project.path, env=_env(mode, **env),
-                          capture_output=True, text=True, timeout=240)
+                          capture_output=True, text=True, timeout=240, check=False)
 
 
 def wait_for(path: Path, proc: subprocess.Popen, seconds: float = 180) -> None:
@@ -176,7 +176,7 @@ def test_x_exits_1_under_xdist_too_and_the_report_names_the_test(project, mode):
 def test_an_empty_report_path_is_a_usage_error_said_in_the_step_summary(project):
     summary = project.path / "summary.md"
     proc = subprocess.run([sys.executable, "-m", "pytest", *ARGS[:-1], "--audit-json", ""], cwd=project.path,
-                          env=_env("", GITHUB_STEP_SUMMARY=str(summary)), capture_output=True, text=True, timeout=240)
+                          env=_env("", GITHUB_STEP_SUMMARY=str(summary)), capture_output=True, text=True, timeout=240, check=False)
     assert proc.returncode == pytest.ExitCode.USAGE_ERROR, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "--audit-json is empty (an unset variable?)" in proc.stderr
     text = summary.read_text()
