@@ -93,7 +93,9 @@ def outcomes_from_report(report: dict[str, Any], spec: str) -> ModelOutcomes:
         samples = {role: SampleSet.from_dict(role, s) for role, s in (report.get("samples") or {}).items()}
         out = ModelOutcomes(spec)
         for e in report.get("audits", []):
-            if e.get("model") != spec or e.get("control") or e.get("outcome") not in ("passed", "failed"):
+            # A not_judged gate (too few images for its own bound) still measured every image: its outcomes are a
+            # baseline for a run of the same size.
+            if e.get("model") != spec or e.get("control") or e.get("outcome") not in ("passed", "failed", "not_judged"):
                 continue
             metrics = e.get("metrics") or {}
             o = e.get("outcomes")
@@ -235,6 +237,10 @@ def _summary_lines(report: dict[str, Any]) -> list[str]:
         if e["audit"] == "baseline" and "verdict" in e["metrics"]:
             by_model.setdefault(str(e["model"]), []).append(e)
     lines = []
+    accepted = (report.get("run") or {}).get("baseline") or {}
+    if by_model and accepted.get("accepted"):
+        lines.append(f"baseline: {accepted.get('path')} has verdict {accepted.get('verdict')}, not pass; accepted "
+                     "(--audit-accept-incomplete-baseline)")
     for model, entries in sorted(by_model.items()):
         m0 = entries[0]["metrics"]
         counts = Counter(e["metrics"]["verdict"] for e in entries)
@@ -279,5 +285,6 @@ FAMILY = register_family(Family(
     },
     summary_lines=_summary_lines,
     one_worker_per_model=True,  # Holm over the model's comparison set
+    needs_a_judgement=True,  # a baseline gate that compared nothing has not passed
     html_section="visionaudit.html.sections:baseline",
 ))
