@@ -72,14 +72,13 @@ def verdict_reasons(audits: list[dict[str, Any]], run: dict[str, Any] | None = N
             by_model[str(e["model"])].append(e)
     reasons = []
     for model, entries in sorted(by_model.items()):
-        if {e["outcome"] for e in entries} <= ENDED_UNJUDGED:
-            reasons.append(f"{model}: none of its {len(entries)} test(s) judged anything ({_ended(entries)})")
-            continue
-        for name in sorted({e["audit"] for e in entries}):
-            family = known.get(name)
-            gate = [e for e in entries if e["audit"] == name]
-            if family is not None and family.needs_a_judgement and {e["outcome"] for e in gate} <= ENDED_UNJUDGED:
-                reasons.append(f"{model}: its {name} gate judged none of its {len(gate)} test(s) ({_ended(gate)})")
+        gates = [f"{model}: its {name} gate judged none of its {len(gate)} test(s) ({_ended(gate)})"
+                 for name in sorted({e["audit"] for e in entries})
+                 for gate in [[e for e in entries if e["audit"] == name]]
+                 if name in known and known[name].needs_a_judgement and {e["outcome"] for e in gate} <= ENDED_UNJUDGED]
+        if not gates and {e["outcome"] for e in entries} <= ENDED_UNJUDGED:
+            gates = [f"{model}: none of its {len(entries)} test(s) judged anything ({_ended(entries)})"]
+        reasons += gates
     baseline = (run or {}).get("baseline") or {}
     if baseline.get("verdict") not in (None, "pass") and not baseline.get("accepted"):
         reasons.append(f"the baseline {baseline.get('path')} has verdict {baseline['verdict']}, not pass: comparisons with it "
