@@ -55,8 +55,7 @@ def unloaded_model(model_id: str, spelling: str, error: str | None) -> dict[str,
     return {"spec": model_id, "spec_as_given": spelling, "loaded": False, "error": error}
 
 
-# A test that ended on a judgement of its gate; skipped and not_judged tests judged nothing.
-JUDGED = ("passed", "failed")
+# Tests that ended without judging their gate (those that did not end are the incomplete section's).
 ENDED_UNJUDGED = {"skipped", "not_judged"}
 
 
@@ -80,7 +79,7 @@ def verdict_reasons(audits: list[dict[str, Any]], run: dict[str, Any] | None = N
             gates = [f"{model}: none of its {len(entries)} test(s) judged anything ({_ended(entries)})"]
         reasons += gates
     baseline = (run or {}).get("baseline") or {}
-    if baseline.get("verdict") not in (None, "pass") and not baseline.get("accepted"):
+    if baseline and baseline.get("verdict") != "pass" and not baseline.get("accepted"):
         reasons.append(f"the baseline {baseline.get('path')} has verdict {baseline['verdict']}, not pass: comparisons with it "
                        "cannot make a pass (--audit-accept-incomplete-baseline accepts it, and the report says so)")
     return reasons
