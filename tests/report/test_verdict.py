@@ -54,6 +54,14 @@ def test_a_model_that_judged_nothing_does_not_pass():
     assert judged["verdict"] == "pass" and judged["verdict_reason"] is None
 
 
+def test_the_page_says_why_it_is_not_a_pass():
+    pytest.importorskip("jinja2")  # the html extra
+    from visionaudit.html.page import render
+
+    data = report([entry("audits/test_deployment.py::test_fp16[m]", "deployment", "skipped", message="no GPU here")])
+    assert f'<p id="verdict-reason"><strong>Not a pass:</strong> {data["verdict_reason"]}</p>' in render(data)
+
+
 def test_a_baseline_gate_that_compared_nothing_does_not_pass():
     clean = entry("audits/test_accuracy.py::test_clean_top1[m]", "accuracy", "passed")
     data = report([clean, *baseline_entries()])
