@@ -11,4 +11,4 @@ __version__ = "0.1.0"
 # 4: `verdict_reason` (a pass is never on nothing: a model or a baseline gate that judged nothing, a baseline
 #    that is not a pass), `run.baseline`; not_judged entries keep what was measured. Schema 3 is still read.
 SCHEMA_VERSION = 4
-OLDEST_READ = 3  # the oldest schema still read as a baseline or merge part (3 added per-image outcomes)
+OLDEST_READABLE = 3  # the oldest schema still read as a baseline or a merge part
