@@ -39,6 +39,12 @@ class Baseline:
     pairs: dict[str, str]  # this run's model -> the baseline's
     paired: bool = True
     problems: list[str] = field(default_factory=list)  # why it does not pair (compared unpaired when asked)
+    accepted: bool = False  # --audit-accept-incomplete-baseline: a baseline whose own verdict is not pass is taken
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report's ``run.baseline``: the verdict of a run against it can pass only when this one did, or
+        when a baseline that did not was accepted (visionaudit/report/assembly.py)."""
+        return {"path": str(self.path), "verdict": self.report.get("verdict"), "accepted": self.accepted}
 
 
 def get_baseline(config: pytest.Config) -> Baseline | None:
@@ -63,7 +69,8 @@ def _load(config: pytest.Config, path: str) -> Baseline:
     settings = get_settings(config)
     report = read_report(path)
     pairs = model_pairs(settings.models, report, config.getoption("audit_baseline_as"), settings.config.baseline_pairs)
-    baseline = Baseline(Path(path), report, pairs)
+    baseline = Baseline(Path(path), report, pairs,
+                        accepted=bool(config.getoption("audit_accept_incomplete_baseline")) and report.get("verdict") != "pass")
     if hasattr(config, "workerinput"):
         baseline.paired = config.workerinput.get(PAIRED_INPUT, True)
         return baseline
@@ -81,7 +88,8 @@ def _load(config: pytest.Config, path: str) -> Baseline:
 def pytest_configure(config: pytest.Config) -> None:
     path = config.getoption("audit_baseline")
     if not path:
-        for flag, dest in (("--audit-baseline-as", "audit_baseline_as"), ("--audit-baseline-unpaired", "audit_baseline_unpaired")):
+        for flag, dest in (("--audit-baseline-as", "audit_baseline_as"), ("--audit-baseline-unpaired", "audit_baseline_unpaired"),
+                           ("--audit-accept-incomplete-baseline", "audit_accept_incomplete_baseline")):
             if config.getoption(dest):
                 config.stash[STARTUP_USAGE_ERROR_KEY] = message = f"{flag} needs --audit-baseline PREV.json"
                 raise pytest.UsageError(message)
@@ -114,6 +122,10 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     if baseline is None or hasattr(config, "workerinput"):
         return []
     lines = [f"baseline: {baseline.path} ({', '.join(f'{n} vs {o}' for n, o in baseline.pairs.items())})"]
+    verdict = baseline.report.get("verdict")
+    if verdict != "pass":
+        lines.append(f"baseline: its own verdict is {verdict}; " + ("accepted (--audit-accept-incomplete-baseline)" if baseline.accepted
+                     else "this run's verdict cannot be pass (--audit-accept-incomplete-baseline accepts it)"))
     if not baseline.paired:
         lines.append("baseline: UNPAIRED comparison (two-proportion tests), because " + "; ".join(baseline.problems))
     return lines

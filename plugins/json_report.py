@@ -29,10 +29,12 @@ from visionaudit.report.assembly import (
     gpu_names,
     software_versions,
     unloaded_model,
+    verdict_reasons,
 )
 from visionaudit.report.journal import JournalWriter, journal_path
 from visionaudit.report.run_lock import RunLock, acquire
 
+from .baseline import get_baseline
 from .collector import get_collector
 from .data_check import STARTUP_ERROR_KEY
 from .interruptions import effective_timeout
@@ -57,6 +59,7 @@ def _iso(t: float) -> str:
 def _run_info(config: pytest.Config, exitstatus: int | None, models: dict[str, Any]) -> dict[str, Any]:
     settings = config.stash.get(SETTINGS_KEY, None)
     start, end = config.stash.get(START_KEY, time.time()), time.time()
+    baseline = get_baseline(config)
     return {
         "start": _iso(start),
         "end": _iso(end),
@@ -75,6 +78,7 @@ def _run_info(config: pytest.Config, exitstatus: int | None, models: dict[str, A
         "config_file": str(settings.config.path) if settings and settings.config.path else None,
         "phases": phase_timings(config),
         "timeout": effective_timeout(config),
+        **({"baseline": baseline.to_dict()} if baseline is not None else {}),
     }
 
 
@@ -114,11 +118,15 @@ def report_data(session: pytest.Session) -> dict[str, Any] | None:
     error = config.stash.get(STARTUP_ERROR_KEY, None)
     if collector.collection_errors:
         error = "tests could not be collected: " + "; ".join(collector.collection_errors)
-    if session.exitstatus == pytest.ExitCode.OK and any(a["outcome"] == "not_judged" for a in audits):
-        # A gate that could not be judged has not passed: a CI job must not read exit 0 as a pass.
+    run = _run_info(config, session.exitstatus, models)
+    if session.exitstatus == pytest.ExitCode.OK and (any(a["outcome"] == "not_judged" for a in audits)
+                                                     or verdict_reasons(audits, run)):
+        # A gate that could not be judged, or a run that judged nothing, has not passed: a CI job must not
+        # read exit 0 as a pass.
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    data = assemble(_run_info(config, session.exitstatus, models), models, audits, stopped=stopped, error=error,
-                    broken=bool(collector.collection_errors), samples=collector.samples, stopped_by=stopped_by)
+        run["exit_status"] = int(session.exitstatus)
+    data = assemble(run, models, audits, stopped=stopped, error=error, broken=bool(collector.collection_errors),
+                    samples=collector.samples, stopped_by=stopped_by)
     config.stash[REPORT_KEY] = data
     return data
 

@@ -13,6 +13,7 @@ import pytest
 
 from visionaudit.cli.options import (
     PYTEST_PREFIX,
+    add_accept_incomplete_baseline_option,
     add_baseline_options,
     add_config_option,
     add_data_options,
@@ -58,6 +59,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="score a downloaded ImageNet-C folder (<corruption>/<severity>/<wnid>/*.JPEG) as it is, instead "
                          "of corrupting the labelled images with the kernels (the corruption family)")
     add_baseline_options(group.addoption, PYTEST_PREFIX)
+    add_accept_incomplete_baseline_option(group.addoption, PYTEST_PREFIX)
     group.addoption("--audit-html", default=None, metavar="PATH",
                     help="also write the report as one self-contained HTML file (figures inline, no network access)")
     add_shape_bias_reference_option(group.addoption, PYTEST_PREFIX)

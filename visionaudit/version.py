@@ -8,4 +8,7 @@ __version__ = "0.1.0"
 #    (interrupted, crashed, timeout, not_judged, not_run too), `verdict` and `error`.
 # 3: per-image outcomes (entries' `outcomes`, the image sets' sample ids and fingerprints in `samples`),
 #    transforms drawn per sample id (protocol 2), the baseline family, `directions` in `families`.
-SCHEMA_VERSION = 3
+# 4: `verdict_reason` (a pass is never on nothing: a model or a baseline gate that judged nothing, a baseline
+#    that is not a pass), `run.baseline`; not_judged entries keep what was measured. Schema 3 is still read.
+SCHEMA_VERSION = 4
+OLDEST_READABLE = 3  # the oldest schema still read as a baseline or a merge part

@@ -21,7 +21,8 @@ COMMANDS = {"fetch", "convert-checkpoint", "shape-bias", "report", "compare", "m
 # Shared with the pytest run: (CLI spelling, pytest spelling).
 SHARED = {"--arch": "--arch", "--device": "--device", "--data": "--audit-data", "--images": "--audit-images",
           "--config": "--audit-config", "--baseline": "--audit-baseline", "--baseline-as": "--audit-baseline-as",
-          "--baseline-unpaired": "--audit-baseline-unpaired", "--shape-bias-reference": "--audit-shape-bias-reference"}
+          "--baseline-unpaired": "--audit-baseline-unpaired", "--shape-bias-reference": "--audit-shape-bias-reference",
+          "--accept-incomplete-baseline": "--audit-accept-incomplete-baseline"}
 # --model is the one name both sides use for different options: the run's models (repeatable, default from
 # audit.toml) versus the one model a command runs or picks from a report.
 DIFFERENT_ON_PURPOSE = {"--model"}

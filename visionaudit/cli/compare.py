@@ -7,7 +7,11 @@ import sys
 
 from visionaudit import exit_codes
 
-from .options import add_baseline_options, add_config_option
+from .options import (
+    add_accept_incomplete_baseline_option,
+    add_baseline_options,
+    add_config_option,
+)
 from .report_files import model_pairs
 
 HELP = "compare two saved reports image by image (the --audit-baseline gate, no model loaded)"
@@ -15,11 +19,13 @@ HELP = "compare two saved reports image by image (the --audit-baseline gate, no 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     cmp = sub.add_parser("compare", help=HELP,
-                         description=HELP + "; exit 1 on a regression, 4 when they cannot be paired")
+                         description=HELP + "; exit 1 on a regression or when the verdict is not pass (nothing compared, "
+                                     "or OLD is itself not a pass), 4 when they cannot be paired")
     cmp.add_argument("old", metavar="OLD.json", help="the previous release's report")
     cmp.add_argument("new", metavar="NEW.json", help="the candidate's report")
     cmp.add_argument("--model", metavar="NEW_SPEC", help="the new report's model to compare (with --baseline-as)")
     add_baseline_options(cmp.add_argument, report=False)
+    add_accept_incomplete_baseline_option(cmp.add_argument)
     cmp.add_argument("--format", choices=["table", "markdown", "json"], default="table")
     add_config_option(cmp.add_argument)
     cmp.set_defaults(func=run)
@@ -31,7 +37,6 @@ def run(args: argparse.Namespace) -> int:
     from visionaudit.report.compare import (
         Unpairable,
         compare_reports,
-        regressions,
         render,
     )
 
@@ -39,9 +44,9 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config) if args.config else None
     try:
         comparison = compare_reports(read_report(args.old, "old report"), read_report(args.new, "new report"), pairs, config,
-                                     unpaired=args.baseline_unpaired)
+                                     unpaired=args.baseline_unpaired, accept_incomplete=args.accept_incomplete_baseline)
     except Unpairable as e:
         print(f"error: {e}", file=sys.stderr)
         return exit_codes.USAGE
     print(render(comparison, args.format))
-    return exit_codes.NOT_PASS if regressions(comparison) else exit_codes.PASS
+    return exit_codes.PASS if comparison["verdict"] == "pass" else exit_codes.NOT_PASS

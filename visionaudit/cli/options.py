@@ -37,6 +37,9 @@ BASELINE_HELP = "compare each model with its entry in this report of the previou
 BASELINE_AS_HELP = ("compare the model with the baseline's OLD_SPEC instead of its entry of the same spec: the run's one "
                     "model (several: [baseline.pairs] in audit.toml), or --model NEW_SPEC in visionaudit compare and html")
 BASELINE_UNPAIRED_HELP = "compare with a baseline made on other images, seed or subset by unpaired two-proportion tests"
+ACCEPT_INCOMPLETE_BASELINE_HELP = ("accept a baseline report whose own verdict is not pass (incomplete: an interrupted "
+                                   "run, gates not judged; or fail): without it such a baseline makes the verdict "
+                                   "incomplete (exit 1); with it the report says it was accepted")
 SHAPE_BIAS_REFERENCE_HELP = ("decision CSVs (the authors' raw-data format, one per observer) drawn as per-category "
                              "references in the HTML shape-bias figure")
 
@@ -75,6 +78,11 @@ def add_baseline_options(addoption: AddOption, prefix: str = "", report: bool = 
         _add(addoption, f"--{prefix}baseline", BASELINE_HELP, default=None, metavar="PREV.json")
     _add(addoption, f"--{prefix}baseline-as", BASELINE_AS_HELP, default=None, metavar="OLD_SPEC")
     _add(addoption, f"--{prefix}baseline-unpaired", BASELINE_UNPAIRED_HELP, action="store_true", default=False)
+
+
+def add_accept_incomplete_baseline_option(addoption: AddOption, prefix: str = "") -> None:
+    """Where a verdict is judged against a baseline (a run, ``compare``; not ``html``, which judges nothing)."""
+    _add(addoption, f"--{prefix}accept-incomplete-baseline", ACCEPT_INCOMPLETE_BASELINE_HELP, action="store_true", default=False)
 
 
 def add_shape_bias_reference_option(addoption: AddOption, prefix: str = "") -> None:

@@ -30,9 +30,10 @@ def assess_clean_top1(record: AuditRecord, measured: PerImage, thresholds: Mappi
     correct = arrays["correct"]
     record.metric("n_images", len(correct))
     record.outcomes_on(sample_set, "clean", correct=correct)
+    # Measured before the count is checked: a not_judged report keeps them (a baseline for a run of its size).
+    record.metric("top5", float(arrays["top5"].mean()) if len(correct) else float("nan"))
+    top1 = record.metric("clean_top1", float(correct.mean()) if len(correct) else float("nan"))
     require_count(record, thresholds, len(correct), "labelled images")
-    record.metric("top5", float(arrays["top5"].mean()))
-    top1 = float(correct.mean())
     if not record.check_min("clean_top1", top1, "min_top1", thresholds["min_top1"]):
         raise AssertionError(f"{context['model']}: clean top-1 {top1:.3f} on {context['set_name']} is below min_top1 "
                              f"{thresholds['min_top1']} (check its preprocessing: {context['preprocessing']})")

@@ -79,6 +79,9 @@ class Family:
     # Under pytest-xdist, its tests of one model run on one worker: they share a computation that one of them
     # reads whole (plugins/distribution.py).
     one_worker_per_model: bool = False
+    # A model whose tests of this family all end skipped or not judged has not passed it (the baseline: a
+    # comparison set that compared nothing), even where other families judged that model.
+    needs_a_judgement: bool = False
     # What builds its section of the HTML page: a callable given the page's inputs
     # (visionaudit.html.sections.SectionInputs) returning a section dict or None, or a "module:function"
     # string naming one, resolved when the page is drawn (a family's module need not import the html layer).

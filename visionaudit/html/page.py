@@ -109,7 +109,8 @@ def render(report: dict[str, Any], references: Sequence[str | Path] = (), strips
     rows = [{**r, "outcome": labels.get(r["verdict"], "skipped")} for r in summary_rows(report.get("audits", []))]
     problems = [{**p, "plain": PLAIN.get(p["outcome"], p["outcome"])} for p in data.not_passed(report)]
     return env.get_template("report.html.j2").render(
-        verdict=report.get("verdict", "incomplete"), error=report.get("error"), run=report.get("run", {}),
+        verdict=report.get("verdict", "incomplete"), verdict_reason=report.get("verdict_reason"), error=report.get("error"),
+        run=report.get("run", {}),
         versions=report.get("run", {}).get("versions", {}), models=models, rows=rows,
         lines=family_lines(report), sections=_sections(report, human_per_category(references), strips, comparison), problems=problems,
         any_tests=bool(report.get("audits")), incomplete=report.get("incomplete") or {},

@@ -55,14 +55,53 @@ def unloaded_model(model_id: str, spelling: str, error: str | None) -> dict[str,
     return {"spec": model_id, "spec_as_given": spelling, "loaded": False, "error": error}
 
 
-def verdict(audits: list[dict[str, Any]], stopped: bool, broken: bool = False) -> str:
+# Tests that ended without judging their gate (those that did not end are the incomplete section's).
+ENDED_UNJUDGED = {"skipped", "not_judged"}
+
+
+def verdict_reasons(audits: list[dict[str, Any]], run: dict[str, Any] | None = None) -> list[str]:
+    """Why a run whose counts alone would pass is not a pass, one line each: a model whose tests all ended
+    without a judgement (skipped, not judged), a gate that must judge something to pass (the baseline: a
+    comparison set that compared nothing) and judged nothing, a baseline report (``run["baseline"]``) that
+    is itself not a pass and was not accepted. Tests that did not run are the incomplete section's, not these."""
+    known = families()
+    by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for e in audits:
+        if e.get("model") and e.get("audit") and not e.get("control"):
+            by_model[str(e["model"])].append(e)
+    reasons = []
+    for model, entries in sorted(by_model.items()):
+        gates = [f"{model}: its {name} gate judged none of its {len(gate)} test(s) ({_ended(gate)})"
+                 for name in sorted({e["audit"] for e in entries})
+                 for gate in [[e for e in entries if e["audit"] == name]]
+                 if name in known and known[name].needs_a_judgement and {e["outcome"] for e in gate} <= ENDED_UNJUDGED]
+        if not gates and {e["outcome"] for e in entries} <= ENDED_UNJUDGED:
+            gates = [f"{model}: none of its {len(entries)} test(s) judged anything ({_ended(entries)})"]
+        reasons += gates
+    baseline = (run or {}).get("baseline") or {}
+    if baseline and baseline.get("verdict") != "pass" and not baseline.get("accepted"):
+        reasons.append(f"the baseline {baseline.get('path')} has verdict {baseline['verdict']}, not pass: comparisons with it "
+                       "cannot make a pass (--audit-accept-incomplete-baseline accepts it, and the report says so)")
+    return reasons
+
+
+def _ended(entries: list[dict[str, Any]]) -> str:
+    """``14 skipped, first: <its message>``."""
+    counts = Counter(e["outcome"].replace("_", " ") for e in entries)
+    first = next((e.get("message") for e in entries if e.get("message")), None)
+    text = ", ".join(f"{n} {o}" for o, n in sorted(counts.items()))
+    return text + (f"; first: {first.splitlines()[0][:200]}" if first else "")
+
+
+def verdict(audits: list[dict[str, Any]], stopped: bool, broken: bool = False, reasons: list[str] | None = None) -> str:
     """fail: a gate failed, a test could not run as it should, or the run itself was broken (a test file
     that does not import); incomplete: not every gate was judged (the run stopped, tests did not run, or
-    had too little data); pass otherwise."""
+    had too little data) or something that must be judged was not (``reasons``: :func:`verdict_reasons`);
+    pass otherwise: never on nothing."""
     outcomes = {e["outcome"] for e in audits}
     if broken or outcomes & set(FAILING):
         return "fail"
-    if stopped or not audits or outcomes & {"interrupted", "not_run", "not_judged"}:
+    if stopped or not audits or outcomes & {"interrupted", "not_run", "not_judged"} or reasons:
         return "incomplete"
     return "pass"
 
@@ -118,9 +157,11 @@ def assemble(run: dict[str, Any], models: dict[str, Any], audits: list[dict[str,
     ``stopped_by``: the failed test after which -x/--maxfail stopped it."""
     audits = sorted(audits, key=lambda e: e["nodeid"])
     aggregates = aggregate(audits)  # before the entries are copied out: it may add metrics to them
+    reasons = verdict_reasons(audits, run)
     return to_jsonable({
         "schema_version": SCHEMA_VERSION,
-        "verdict": verdict(audits, stopped or error is not None, broken),
+        "verdict": verdict(audits, stopped or error is not None, broken, reasons),
+        "verdict_reason": "; ".join(reasons) or None,
         "error": error,
         "run": run,
         "families": families_in(audits),

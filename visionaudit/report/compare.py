@@ -31,11 +31,13 @@ class Unpairable(DataError):
 
 
 def compare_reports(old: dict[str, Any], new: dict[str, Any], pairs: Mapping[str, str] | None = None,
-                    config: AuditConfig | None = None, unpaired: bool = False) -> dict[str, Any]:
-    """``{"paired": bool, "problems": [...], "models": {new spec: {"baseline_model": old spec, "results": {name: Result}}}}``.
+                    config: AuditConfig | None = None, unpaired: bool = False, accept_incomplete: bool = False) -> dict[str, Any]:
+    """``{"paired": bool, "problems": [...], "models": {new spec: {"baseline_model": old spec, "results": {name: Result}}},
+    "verdict": ..., "verdict_reason": ..., "baseline_verdict": ..., "accepted": bool}`` (:func:`comparison_verdict`).
 
     ``pairs``: new spec -> old spec (default: every loaded model of ``new`` with the same spec in ``old``).
-    Unpairable reports raise :class:`Unpairable` unless ``unpaired``.
+    Unpairable reports raise :class:`Unpairable` unless ``unpaired``. ``accept_incomplete``: an old report whose
+    own verdict is not pass may still make a pass (``accepted`` says it was taken).
     """
     controls = control_models(new)  # random-init controls: not releases
     new_models = [m for m, info in new.get("models", {}).items() if info.get("loaded", True) and m not in controls]
@@ -61,7 +63,37 @@ def compare_reports(old: dict[str, Any], new: dict[str, Any], pairs: Mapping[str
         settings = settings_from(bounds, run.get("seed", 0), paired=not problems)
         results = compare_model(outcomes_from_report(old, old_spec), outcomes_from_report(new, new_spec), settings)
         out["models"][new_spec] = {"baseline_model": old_spec, "results": results}
+    out["baseline_verdict"] = old.get("verdict")
+    out["accepted"] = bool(accept_incomplete) and out["baseline_verdict"] != "pass"
+    out["verdict"], out["verdict_reason"] = comparison_verdict(out)
     return out
+
+
+def comparison_verdict(comparison: dict[str, Any]) -> tuple[str, str | None]:
+    """The rule of a run against ``--audit-baseline`` (visionaudit/report/assembly.py): ``fail`` on a regression;
+    ``incomplete`` when a model compared nothing, a comparison lacks the new report's side (a run would not
+    judge it), or the old report is itself not a pass and was not accepted; ``pass`` otherwise, never on nothing.
+    Returns the verdict and, when it is not pass for these reasons, why in one line."""
+    reasons = []
+    if not comparison["models"]:
+        reasons.append("no model was compared")
+    for model, per in comparison["models"].items():
+        results = list(per["results"].values())
+        where = f"{model} vs {per['baseline_model']}"
+        not_compared = [r for r in results if r.verdict == "not_compared"]
+        if len(not_compared) == len(results):
+            reasons.append(f"{where}: nothing compared ({len(results)} not compared; first: {not_compared[0].reason})" if results
+                           else f"{where}: nothing compared")
+            continue
+        lacking = [r for r in not_compared if r.missing_side == "candidate"]
+        if lacking:
+            reasons.append(f"{where}: {len(lacking)} comparison(s) not judged ({', '.join(r.name for r in lacking)}): "
+                           f"{lacking[0].reason}")
+    if comparison.get("baseline_verdict") != "pass" and not comparison.get("accepted"):
+        reasons.append(f"the old report has verdict {comparison.get('baseline_verdict')}, not pass: comparisons with it cannot "
+                       "make a pass (--accept-incomplete-baseline accepts it)")
+    verdict = "fail" if regressions(comparison) else "incomplete" if reasons else "pass"
+    return verdict, "; ".join(reasons) or None
 
 
 def regressions(comparison: dict[str, Any]) -> list[str]:
@@ -98,6 +130,10 @@ def render(comparison: dict[str, Any], form: str = "table") -> str:
             widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(HEADER[:-1])]
             lines += [title, "  ".join(h.ljust(w) for h, w in zip(HEADER, widths)) + "  " + HEADER[-1]]
             lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[-1] for row in rows] + [""]
+    if comparison.get("accepted"):
+        lines.append(f"the old report has verdict {comparison.get('baseline_verdict')}, not pass; accepted (--accept-incomplete-baseline)")
     found = regressions(comparison)
-    lines.append(f"{'FAIL' if found else 'PASS'}: {len(found)} regression(s)" + (": " + ", ".join(found) if found else ""))
+    verdict, reason = comparison.get("verdict") or comparison_verdict(comparison)[0], comparison.get("verdict_reason")
+    lines.append(f"{verdict.upper()}: {len(found)} regression(s)" + (": " + ", ".join(found) if found else "")
+                 + (f"; not a pass: {reason}" if reason else ""))
     return "\n".join(lines)

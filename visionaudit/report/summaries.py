@@ -89,6 +89,7 @@ def incomplete_lines(report: dict[str, Any]) -> list[str]:
 def verdict_line(report: dict[str, Any]) -> str:
     counts = report["summary"]["by_outcome"]
     text = f"verdict: {report['verdict'].upper()} (" + ", ".join(f"{n} {o.replace('_', ' ')}" for o, n in sorted(counts.items())) + ")"
+    text += f"; not a pass: {report['verdict_reason']}" if report.get("verdict_reason") else ""
     return text + (f"; stopped at startup: {report['error']}" if report.get("error") else "")
 
 

@@ -12,8 +12,13 @@ import pytest
 
 from tests.audit_runs import ROOT, TINY, audit
 from visionaudit.families.baseline import COMPARED
+from visionaudit.families.outcomes import decode
 
 pytestmark = pytest.mark.slow  # the real audits on the real data
+
+# The tiny model fails its own gates (clean top-1, shape bias): a baseline whose verdict is fail, which a run
+# (or compare) takes only when told to.
+ACCEPT = "--audit-accept-incomplete-baseline"
 
 # Every audit that leaves per-image outcomes or channel shares, on 60 images per set.
 RECORDING = ("test_clean_top1 or test_transform or test_weight_shares or test_shape_bias or test_shape_only"
@@ -50,8 +55,10 @@ def test_report_carries_per_image_outcomes(tiny_baseline):
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
 def test_a_model_against_its_own_report_changes_nothing(tiny_baseline, shared_data, tmp_path, workers):
     proc, data = audit(tmp_path, shared_data, "self", "-m", "baseline", "--audit-samples", "60",
-                       f"--audit-baseline={tiny_baseline}", *workers)
+                       f"--audit-baseline={tiny_baseline}", ACCEPT, *workers)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert data["verdict"] == "pass" and data["run"]["baseline"] == {"path": str(tiny_baseline), "verdict": "fail", "accepted": True}
+    assert f"baseline: {tiny_baseline} has verdict fail, not pass; accepted (--audit-accept-incomplete-baseline)" in proc.stdout
     entries = baseline_entries(data)
     assert set(entries) == set(COMPARED)  # one test per compared metric
     for name, e in entries.items():
@@ -96,7 +103,7 @@ def test_an_unpairable_baseline_is_refused_naming_what_differs(tiny_baseline, sh
     assert data["verdict"] == "incomplete" and "--audit-samples 60" in data["error"]
 
     proc, data = audit(tmp_path, shared_data, "unpaired", "-m", "baseline", "--audit-samples", "50",
-                       f"--audit-baseline={tiny_baseline}", "--audit-baseline-unpaired", "-k", "clean_top1", "-n", "2")
+                       f"--audit-baseline={tiny_baseline}", "--audit-baseline-unpaired", "-k", "clean_top1", "-n", "2", ACCEPT)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "UNPAIRED comparison" in proc.stdout  # in the header, and the workers were told (pytest_configure_node)
     assert f"baseline, {TINY} vs {TINY}, UNPAIRED (two-proportion tests): 1 unchanged" in proc.stdout
@@ -118,11 +125,12 @@ def test_bad_baseline_options_stop_the_run_before_any_model_loads(tiny_baseline,
 
 
 def test_compare_two_saved_reports(tiny_baseline, tmp_path, shared_data):
-    same = compare_cli(str(tiny_baseline), str(tiny_baseline))
+    same = compare_cli(str(tiny_baseline), str(tiny_baseline), "--accept-incomplete-baseline")
     assert same.returncode == 0, same.stderr
     assert "PASS: 0 regression(s)" in same.stdout and same.stdout.count("unchanged") == 14
     as_json = json.loads(compare_cli(str(tiny_baseline), str(tiny_baseline), "--format", "json").stdout)
     assert as_json["paired"] and as_json["models"][TINY]["results"]["clean_top1"]["delta"] == 0.0
+    assert as_json["verdict"] == "incomplete" and as_json["baseline_verdict"] == "fail"  # not accepted: the old report failed
     markdown = compare_cli(str(tiny_baseline), str(tiny_baseline), "--format", "markdown").stdout
     assert f"### {TINY} vs {TINY}" in markdown and "| comparison | baseline | new |" in markdown
 
@@ -172,3 +180,59 @@ def test_a_corrupt_baseline_is_refused_at_startup(tiny_baseline, shared_data, tm
     assert "60 per-image outcomes for the 50 sample ids of labelled" in proc.stderr
     cli = compare_cli(str(bad), str(tiny_baseline))
     assert cli.returncode == 4 and "60 per-image outcomes for the 50 sample ids of labelled" in cli.stderr
+
+
+def test_a_pass_is_never_on_nothing(shared_data, tmp_path):
+    """Issue 23, items 1 and 2, as observed: 32 images (below accuracy's min_images) leave accuracy not judged,
+    with its clean top-1 and per-image outcomes kept; as a baseline for a run of the same size it is compared
+    with, but its own verdict (incomplete) makes the run's incomplete unless accepted; a baseline that holds
+    nothing to compare makes a gate that compared nothing: incomplete, exit 1, the reason in one line.
+    `visionaudit compare` the same."""
+    small = ["--audit-samples", "32"]
+    proc, data = audit(tmp_path, shared_data, "small", "-k", "test_clean_top1", *small, model="efficientnet_lite0")
+    assert proc.returncode == 1 and data["verdict"] == "incomplete", proc.stdout[-3000:] + proc.stderr[-3000:]
+    [kept] = data["audits"]
+    assert kept["outcome"] == "not_judged" and "32 labelled images; this gate needs at least 50" in kept["message"]
+    # The same 32 images judged (min_images 10): the not_judged gate measured exactly what the judged one did.
+    config = tmp_path / "ten.toml"
+    config.write_text("[audits.accuracy]\nmin_images = 10\n")
+    _, judged = audit(tmp_path, shared_data, "judged", "-k", "test_clean_top1", *small, f"--audit-config={config}",
+                      model="efficientnet_lite0")
+    [twin] = judged["audits"]
+    assert twin["outcome"] in ("passed", "failed") and twin["metrics"]["clean_top1"] > 0.5
+    for name in ("clean_top1", "top5", "n_images"):
+        assert kept["metrics"][name] == twin["metrics"][name], name
+    assert kept["outcomes"] == twin["outcomes"] and decode(kept["outcomes"]).sum() == round(32 * twin["metrics"]["clean_top1"])
+
+    # As a baseline: compared (item 2), and not a pass on a baseline that is itself incomplete (item 1).
+    gate = ["-m", "baseline", "-k", "clean_top1", *small, f"--audit-baseline={tmp_path / 'small.json'}"]
+    proc, data = audit(tmp_path, shared_data, "gate", *gate, model="efficientnet_lite0")
+    clean = baseline_entries(data)["clean_top1"]
+    assert clean["outcome"] == "passed" and clean["metrics"]["verdict"] == "unchanged", clean
+    assert proc.returncode == 1 and data["verdict"] == "incomplete" and data["run"]["baseline"]["accepted"] is False
+    reason = (f"the baseline {tmp_path / 'small.json'} has verdict incomplete, not pass: comparisons with it cannot make a "
+              "pass (--audit-accept-incomplete-baseline accepts it, and the report says so)")
+    assert data["verdict_reason"] == reason and f"verdict: INCOMPLETE (1 passed); not a pass: {reason}" in proc.stdout
+    proc, data = audit(tmp_path, shared_data, "accepted", *gate, ACCEPT, model="efficientnet_lite0")
+    assert proc.returncode == 0 and data["verdict"] == "pass" and data["run"]["baseline"]["accepted"] is True
+    assert "has verdict incomplete, not pass; accepted (--audit-accept-incomplete-baseline)" in proc.stdout
+
+    # A baseline that holds nothing this gate compares (channel shares only): it compared nothing.
+    proc, shares = audit(tmp_path, shared_data, "shares", "-k", "test_weight_shares", *small, model="efficientnet_lite0")
+    assert shares["verdict"] == "pass", proc.stdout[-3000:]
+    gate[-1] = f"--audit-baseline={tmp_path / 'shares.json'}"
+    proc, data = audit(tmp_path, shared_data, "nothing", *gate, model="efficientnet_lite0")
+    assert proc.returncode == 1 and data["verdict"] == "incomplete", proc.stdout[-3000:]
+    assert data["verdict_reason"].startswith("efficientnet_lite0: its baseline gate judged none of its 1 test(s) (1 skipped; "
+                                             "first: not compared with efficientnet_lite0: the baseline has no per-image "
+                                             "outcomes for clean (its accuracy audit was not in that run))")
+    assert "verdict: INCOMPLETE (1 skipped); not a pass: efficientnet_lite0: its baseline gate" in proc.stdout
+
+    # compare: the same rule.
+    old_small, old_shares = str(tmp_path / "small.json"), str(tmp_path / "shares.json")
+    refused = compare_cli(old_small, old_small)
+    assert refused.returncode == 1 and "INCOMPLETE: 0 regression(s); not a pass: the old report has verdict incomplete" in refused.stdout
+    accepted = compare_cli(old_small, old_small, "--accept-incomplete-baseline")
+    assert accepted.returncode == 0 and accepted.stdout.splitlines()[-1] == "PASS: 0 regression(s)", accepted.stdout
+    nothing = compare_cli(old_shares, old_small)
+    assert nothing.returncode == 1 and "not a pass: efficientnet_lite0 vs efficientnet_lite0: nothing compared" in nothing.stdout

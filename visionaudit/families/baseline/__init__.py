@@ -80,6 +80,8 @@ class ModelOutcomes:
     # How the stimuli were scored (shape_bias stimulus_geometry mode, 16-class aggregation): decisions made
     # another way are not the same measurement, so the three stimulus comparisons need these equal.
     stimulus_protocol: dict[str, Any] = field(default_factory=dict)
+    # From a saved report: family -> how its entries without usable outcomes ended (why a condition is absent).
+    ended: dict[str, list[str]] | None = None
 
     def add(self, sample_set: SampleSet, condition: str, values: Any) -> None:
         self.outcomes[condition] = Outcome(sample_set.role, condition, sample_set.ids, np.asarray(values))
@@ -91,9 +93,14 @@ def outcomes_from_report(report: dict[str, Any], spec: str) -> ModelOutcomes:
     ids) is a DataError naming what is wrong."""
     try:
         samples = {role: SampleSet.from_dict(role, s) for role, s in (report.get("samples") or {}).items()}
-        out = ModelOutcomes(spec)
+        out = ModelOutcomes(spec, ended={})
         for e in report.get("audits", []):
-            if e.get("model") != spec or e.get("control") or e.get("outcome") not in ("passed", "failed"):
+            if e.get("model") != spec or e.get("control"):
+                continue
+            # A not_judged gate (too few images for its own bound) still measured every image: its outcomes are a
+            # baseline for a run of the same size.
+            if e.get("outcome") not in ("passed", "failed", "not_judged"):
+                out.ended.setdefault(str(e.get("audit")), []).append(str(e.get("outcome")).replace("_", " "))
                 continue
             metrics = e.get("metrics") or {}
             o = e.get("outcomes")
@@ -140,19 +147,25 @@ def settings_from(thresholds: Any, seed: int = 0, paired: bool = True) -> Settin
 def _missing(old: ModelOutcomes, new: ModelOutcomes, c: Compared) -> tuple[str, str] | None:
     """Why ``c`` cannot be compared, and whose side lacks it: "baseline" (it never measured this: nothing
     to hold the candidate to), "candidate" (this run could not measure it), or "setup"."""
-    if c.kind == "vector":
-        have = {"baseline": old.shares is not None, "candidate": new.shares is not None}
-        what = "channel shares (its channel_bias audit did not run, or the first conv does not take RGB)"
-    else:
-        have = {"baseline": c.condition in old.outcomes, "candidate": c.condition in new.outcomes}
-        what = f"per-image outcomes for {c.condition} (its {c.family} audit did not run or failed to)"
-    for side in ("baseline", "candidate"):
-        if not have[side]:
-            return f"the {side} has no {what}", side
+    for side, o in (("baseline", old), ("candidate", new)):
+        if c.kind == "vector" and o.shares is None:
+            return f"the {side} has no channel shares (its channel_bias audit did not run, or the first conv does not take RGB)", side
+        if c.kind != "vector" and c.condition not in o.outcomes:
+            return f"the {side} has no per-image outcomes for {c.condition} ({_absent(o, c.family)})", side
     if c.kind in ("shape_bias", "category") and old.stimulus_protocol != new.stimulus_protocol:
         return (f"the stimuli were scored another way: {old.stimulus_protocol} in the baseline, {new.stimulus_protocol} here "
                 "(shape_bias stimulus_geometry and aggregation in audit.toml)", "setup")
     return None
+
+
+def _absent(o: ModelOutcomes, family: str) -> str:
+    """Why a side holds no outcomes of ``family``'s condition: how its report's entries ended, when known."""
+    if o.ended is None:
+        return f"its {family} audit did not run or failed to"
+    if family not in o.ended:
+        return f"its {family} audit was not in that run"
+    counts = Counter(o.ended[family])
+    return f"its {family} audit ended " + ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
 
 
 def _compare_one(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Settings) -> Result:
@@ -235,6 +248,10 @@ def _summary_lines(report: dict[str, Any]) -> list[str]:
         if e["audit"] == "baseline" and "verdict" in e["metrics"]:
             by_model.setdefault(str(e["model"]), []).append(e)
     lines = []
+    accepted = (report.get("run") or {}).get("baseline") or {}
+    if by_model and accepted.get("accepted"):
+        lines.append(f"baseline: {accepted.get('path')} has verdict {accepted.get('verdict')}, not pass; accepted "
+                     "(--audit-accept-incomplete-baseline)")
     for model, entries in sorted(by_model.items()):
         m0 = entries[0]["metrics"]
         counts = Counter(e["metrics"]["verdict"] for e in entries)
@@ -279,5 +296,6 @@ FAMILY = register_family(Family(
     },
     summary_lines=_summary_lines,
     one_worker_per_model=True,  # Holm over the model's comparison set
+    needs_a_judgement=True,  # a baseline gate that compared nothing has not passed
     html_section="visionaudit.html.sections:baseline",
 ))

@@ -148,7 +148,8 @@ def assess_transform(record: AuditRecord, measured: PerImage, thresholds: Mappin
     """One transform of one model, at every severity of ``thresholds["severities"]``."""
     sample_set, arrays = measured.sample_set, measured.arrays
     transform = context["transform"]
-    require_count(record, thresholds, len(arrays["labels"]), "labelled images")
+    if not len(arrays["labels"]):
+        require_count(record, thresholds, 0, "labelled images")  # nothing measured to keep
     results = [transform_result(transform, severity, arrays["clean"], arrays[f"correct@{severity_key(severity)}"],
                                 arrays[f"changed@{severity_key(severity)}"], arrays["labels"], context["model_classes"],
                                 thresholds["bootstrap_resamples"], context["seed"])
@@ -162,6 +163,8 @@ def assess_transform(record: AuditRecord, measured: PerImage, thresholds: Mappin
     record.table("classwise_transformed", main.classwise_transformed)
     if len(results) > 1:
         record.table("severity_sweep", [{"severity": r.severity, "top1": r.top1, "drop": r.drop, "p_value": r.p_value} for r in results])
+    record.metric("drop", main.drop)  # all of it kept when not judged (too few images), as measured
+    require_count(record, thresholds, len(arrays["labels"]), "labelled images")
 
     bound = thresholds.entry("max_drop_by_transform", transform, fallback="max_drop")
     ok = record.check_max("drop", main.drop, "max_drop", bound)

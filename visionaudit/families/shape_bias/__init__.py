@@ -186,6 +186,7 @@ def assess_shape_bias(record: AuditRecord, measured: PerImage, thresholds: Mappi
         record.metric(name, getattr(result, name))
     record.metric("shape_bias_ci_method", CI_METHOD)
     record.table("references", REFERENCES)
+    record.metric("shape_bias", result.shape_bias)  # kept when not judged (too few images), as measured
     require_count(record, thresholds, result.n_conflict, "cue-conflict images with conflicting cues")
     alpha = record.threshold("chance_alpha", thresholds["chance_alpha"])
     informative = record.metric("cue_information_p", result.cue_information_p) < alpha
@@ -217,6 +218,7 @@ def assess_shape_only(record: AuditRecord, measured: PerImage, thresholds: Mappi
     hits = category_hits(decisions, list(arrays["categories"]))
     accuracy = hits / len(decisions) if decisions else math.nan
     record.metric("n_images", len(decisions))
+    record.metric(metric, accuracy)  # kept when not judged (too few images), as measured
     require_count(record, thresholds, len(decisions), f"{stimuli} stimuli")
     alpha = record.threshold("chance_alpha", thresholds["chance_alpha"])
     p = record.metric("p_above_chance", above_chance_p(hits, len(decisions), CHANCE_CATEGORY))

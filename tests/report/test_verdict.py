@@ -1,0 +1,141 @@
+"""The verdict rule, core-level: a pass is never on nothing (issue 23, items 1 and 2).
+
+A model whose tests all ended skipped or not judged, a baseline gate that compared nothing, a baseline
+report that is itself not a pass, and `visionaudit compare` on the same cases; a not_judged gate keeps
+what it measured, and its outcomes serve as a baseline. (End to end, with the real audits:
+tests/families/baseline/test_baseline_gate.py.)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from visionaudit.data.fingerprint import SampleSet
+from visionaudit.families.accuracy import assess_clean_top1
+from visionaudit.families.assessment import NotJudged, PerImage
+from visionaudit.families.baseline import COMPARED, outcomes_from_report
+from visionaudit.families.outcomes import encode_bits
+from visionaudit.families.records import AuditRecord
+from visionaudit.report.assembly import assemble, blank_entry
+from visionaudit.report.compare import compare_reports, render
+from visionaudit.report.summaries import verdict_line
+
+IDS = [f"n{1440764 + k % 10:08d}_{k}.JPEG" for k in range(40)]
+SAMPLES = {"labelled": {"name": "s", "n": len(IDS), "subset": 40, "seed": 0, "protocol": 2, "fingerprint": "f1", "ids": IDS}}
+
+
+def entry(nodeid: str, audit: str, outcome: str, model: str = "m", message: str | None = None, **extra) -> dict:
+    return {**blank_entry(nodeid, {"audit": audit, "model": model}, outcome, message), **extra}
+
+
+def baseline_entries(outcome: str = "skipped") -> list[dict]:
+    message = "not compared with m: the baseline has no per-image outcomes for clean"
+    return [entry(f"audits/test_baseline.py::test_against_baseline[m-{name}]", "baseline", outcome, message=message)
+            for name in COMPARED]
+
+
+def report(audits: list[dict], run: dict | None = None) -> dict:
+    return assemble({"seed": 0, "samples": 40, **(run or {})}, {"m": {"loaded": True}}, audits, samples=SAMPLES)
+
+
+# -- the run's verdict ------------------------------------------------------------------------------------
+
+def test_a_model_that_judged_nothing_does_not_pass():
+    skipped = [entry("audits/test_deployment.py::test_fp16[m]", "deployment", "skipped", message="no GPU here"),
+               entry("audits/test_channel_bias.py::test_weight_shares[m]", "channel_bias", "skipped", message="1 channel")]
+    data = report(skipped)
+    assert data["verdict"] == "incomplete"
+    assert data["verdict_reason"] == "m: none of its 2 test(s) judged anything (2 skipped; first: 1 channel)"
+    assert "\n" not in data["verdict_reason"]
+    assert verdict_line(data) == f"verdict: INCOMPLETE (2 skipped); not a pass: {data['verdict_reason']}"
+    # One judged gate is enough: a family that does not apply here (deployment without a GPU) is not a hole.
+    judged = report([*skipped, entry("audits/test_accuracy.py::test_clean_top1[m]", "accuracy", "passed")])
+    assert judged["verdict"] == "pass" and judged["verdict_reason"] is None
+
+
+def test_the_page_says_why_it_is_not_a_pass():
+    pytest.importorskip("jinja2")  # the html extra
+    from visionaudit.html.page import render
+
+    data = report([entry("audits/test_deployment.py::test_fp16[m]", "deployment", "skipped", message="no GPU here")])
+    assert f'<p id="verdict-reason"><strong>Not a pass:</strong> {data["verdict_reason"]}</p>' in render(data)
+
+
+def test_a_baseline_gate_that_compared_nothing_does_not_pass():
+    clean = entry("audits/test_accuracy.py::test_clean_top1[m]", "accuracy", "passed")
+    data = report([clean, *baseline_entries()])
+    assert data["verdict"] == "incomplete"
+    assert data["verdict_reason"].startswith(f"m: its baseline gate judged none of its {len(COMPARED)} test(s) "
+                                             f"({len(COMPARED)} skipped; first: not compared with m: the baseline has no")
+    # One comparison made is a comparison: the rest may be absent from the baseline.
+    some = baseline_entries()
+    some[0] = {**some[0], "outcome": "passed", "message": None}
+    assert report([clean, *some])["verdict"] == "pass"
+    # A control's tests (an audit's own model, not a release) are not a model of the run.
+    control = entry("audits/test_channel_bias.py::test_random_init_control[c]", "channel_bias", "skipped", model="c",
+                    control="control (random init)")
+    assert report([clean, control])["verdict"] == "pass"
+
+
+@pytest.mark.parametrize("baseline_verdict", ["incomplete", "fail"])
+def test_a_baseline_that_is_not_a_pass_makes_no_pass_unless_accepted(baseline_verdict):
+    audits = [entry("audits/test_accuracy.py::test_clean_top1[m]", "accuracy", "passed"), *baseline_entries("passed")]
+    refused = report(audits, {"baseline": {"path": "old.json", "verdict": baseline_verdict, "accepted": False}})
+    assert refused["verdict"] == "incomplete"
+    assert refused["verdict_reason"] == (f"the baseline old.json has verdict {baseline_verdict}, not pass: comparisons with it "
+                                         "cannot make a pass (--audit-accept-incomplete-baseline accepts it, and the report says so)")
+    accepted = report(audits, {"baseline": {"path": "old.json", "verdict": baseline_verdict, "accepted": True}})
+    assert accepted["verdict"] == "pass" and accepted["run"]["baseline"]["accepted"] is True
+    assert report(audits, {"baseline": {"path": "old.json", "verdict": "pass", "accepted": False}})["verdict"] == "pass"
+
+
+# -- not_judged keeps what it measured --------------------------------------------------------------------
+
+def test_a_gate_with_too_few_images_keeps_its_numbers_and_outcomes():
+    correct = np.arange(32) % 4 != 0  # 24 of 32 right
+    top5 = np.arange(32) % 8 != 0  # 28 of 32
+    ids = tuple(f"n{1440764 + k:08d}_{k}.JPEG" for k in range(32))
+    sample_set = SampleSet("labelled", "s", ids, "f", 32, 0)
+    record = AuditRecord("accuracy", "m")
+    context = {"model": "m", "set_name": "s", "preprocessing": "-"}
+    with pytest.raises(NotJudged, match="32 labelled images; this gate needs at least 50"):
+        assess_clean_top1(record, PerImage(sample_set, {"correct": correct, "top5": top5}), {"min_top1": 0.7, "min_images": 50},
+                          context)
+    assert record.not_judged and record.metrics["n_images"] == 32
+    assert record.metrics["clean_top1"] == 24 / 32 and record.metrics["top5"] == 28 / 32
+    assert "min_top1" not in record.thresholds  # measured, not held to its bound
+    assert record.outcomes["condition"] == "clean" and record.outcomes["n"] == 32
+
+
+def not_judged_report(verdict: str = "incomplete") -> dict:
+    bits = np.arange(40) % 3 > 0
+    accuracy = entry("audits/test_accuracy.py::test_clean_top1[m]", "accuracy", "not_judged",
+                     outcomes={"set": "labelled", "condition": "clean", **encode_bits(bits)})
+    return {"schema_version": 3, "verdict": verdict, "run": {"seed": 0, "samples": 40}, "models": {"m": {"loaded": True}},
+            "samples": SAMPLES, "audits": [accuracy]}
+
+
+def test_a_not_judged_gate_serves_as_a_baseline():
+    old = outcomes_from_report(not_judged_report(), "m")
+    assert list(old.outcomes) == ["clean"] and old.outcomes["clean"].values.tolist() == [k % 3 > 0 for k in range(40)]
+
+
+# -- visionaudit compare ----------------------------------------------------------------------------------
+
+def test_compare_does_not_pass_on_nothing_nor_on_a_baseline_that_is_not_a_pass():
+    incomplete = not_judged_report()
+    refused = compare_reports(incomplete, incomplete)
+    assert refused["models"]["m"]["results"]["clean_top1"].verdict == "unchanged"  # compared, as a run of its size
+    assert refused["verdict"] == "incomplete" and "the old report has verdict incomplete, not pass" in refused["verdict_reason"]
+    assert render(refused).splitlines()[-1].startswith("INCOMPLETE: 0 regression(s); not a pass: the old report has verdict")
+    accepted = compare_reports(incomplete, incomplete, accept_incomplete=True)
+    assert accepted["verdict"] == "pass" and accepted["accepted"] is True
+    assert render(accepted).splitlines()[-2:] == [
+        "the old report has verdict incomplete, not pass; accepted (--accept-incomplete-baseline)", "PASS: 0 regression(s)"]
+
+    nothing = {**not_judged_report("pass"), "audits": []}  # a passing report without outcomes: nothing to compare
+    empty = compare_reports(nothing, not_judged_report("pass"))
+    assert empty["verdict"] == "incomplete"
+    assert empty["verdict_reason"].startswith(f"m vs m: nothing compared ({len(COMPARED)} not compared; first: the baseline has "
+                                              "no per-image outcomes for clean (its accuracy audit was not in that run))")
