@@ -28,7 +28,7 @@ from visionaudit.report.assembly import (
 from visionaudit.report.journal import JournalWriter, journal_path
 
 from .collector import get_collector
-from .data_check import STARTUP_ERROR_KEY
+from .data_check import NOTES_KEY, STARTUP_ERROR_KEY
 from .interruptions import effective_timeout
 from .progress import phase_timings
 from .settings import SETTINGS_KEY, STARTUP_USAGE_ERROR_KEY, get_settings
@@ -68,6 +68,7 @@ def _run_info(config: pytest.Config, exitstatus: int | None, models: dict[str, A
         "config_file": str(settings.config.path) if settings and settings.config.path else None,
         "phases": phase_timings(config),
         "timeout": effective_timeout(config),
+        "notes": list(config.stash.get(NOTES_KEY, [])),  # said once on the terminal: a subset larger than a set, ...
     }
 
 
