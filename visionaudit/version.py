@@ -8,4 +8,7 @@ __version__ = "0.1.0"
 #    (interrupted, crashed, timeout, not_judged, not_run too), `verdict` and `error`.
 # 3: per-image outcomes (entries' `outcomes`, the image sets' sample ids and fingerprints in `samples`),
 #    transforms drawn per sample id (protocol 2), the baseline family, `directions` in `families`.
-SCHEMA_VERSION = 3
+# 4: the model entry's `classes` (its label space: class names in output order, their source, WNIDs for
+#    ImageNet-1k), `run.notes` (what the run said once about its input).
+SCHEMA_VERSION = 4
+OLDEST_READABLE = 3  # the oldest schema still read as a baseline or a merge part

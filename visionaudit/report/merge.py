@@ -27,7 +27,7 @@ from visionaudit.families.assessment import (
 )
 from visionaudit.families.records import AuditRecord
 from visionaudit.report.assembly import SEVERITY, assemble
-from visionaudit.version import SCHEMA_VERSION
+from visionaudit.version import OLDEST_READABLE, SCHEMA_VERSION
 
 
 class Unmergeable(VisionAuditError):
@@ -45,8 +45,9 @@ def check_parts(parts: Sequence[dict[str, Any]], names: Sequence[str]) -> list[i
     """The parts' shard indices, in order; :class:`Unmergeable` when they are not the N shards of one run."""
     problems: list[str] = []
     for part, name in zip(parts, names):
-        if part.get("schema_version") != SCHEMA_VERSION:
-            problems.append(f"{name} has schema {part.get('schema_version')}; this suite reads schema {SCHEMA_VERSION}")
+        version = part.get("schema_version")
+        if not isinstance(version, int) or not OLDEST_READABLE <= version <= SCHEMA_VERSION:
+            problems.append(f"{name} has schema {version}; this suite reads schemas {OLDEST_READABLE} to {SCHEMA_VERSION}")
     if problems:
         raise Unmergeable("; ".join(problems))
     shards = [_shard_of(p, n) for p, n in zip(parts, names)]
