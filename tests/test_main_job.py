@@ -71,7 +71,7 @@ def test_main_job_runs_offline_on_cpu(shared_data, tmp_path, browser):
         assert conv["outcome"] == "passed" and conv["metrics"]["max_abs_diff"] < 1e-3
     deploy = {a["params"]["deployment"]: a for a in data["audits"] if "deployment" in a["params"]}
     assert {a["audit"] for a in deploy.values()} == {"deployment"} and all("test_deployment.py::" in a["nodeid"] for a in deploy.values())
-    assert data["schema_version"] == 3 and data["families"]["deployment"]["key_metric"] == "max_abs_diff"
+    assert data["schema_version"] == 4 and data["families"]["deployment"]["key_metric"] == "max_abs_diff"
     # What a later release is compared with: every image set's sample ids, and 13 conditions' outcomes.
     assert {r: s["n"] for r, s in data["samples"].items()} == {"labelled": 200, "cue-conflict": 200, "edges": 160,
                                                                "filled-silhouettes": 160, "corruption": 100}
