@@ -29,8 +29,9 @@ DATA_HELP = ("data root holding cue-conflict/, imagenet-sample/, ... (a run's de
              "cache $VISIONAUDIT_CACHE, which it fills on first use; visionaudit html has no default and shows no "
              "images without it)")
 IMAGES_HELP = ("labelled natural images: a folder under the data root (default imagenet-sample; visionaudit html: the "
-               "report's), a path (WNID folders, <wnid>_<name> files, or ILSVRC2012_val_* files with the devkit's ground "
-               "truth or Kaggle's LOC_val_solution.csv), or 'imagenette'")
+               "report's), a path (class folders named by class name or WNID, a CSV manifest of path,label rows, "
+               "<wnid>_<name> files, or ILSVRC2012_val_* files with the devkit's ground truth or Kaggle's "
+               "LOC_val_solution.csv), or 'imagenette'")
 CLASSES_HELP = ("the model's class names in output order (one per line, or a JSON list), for models that carry none "
                 "of their own (torchvision weights, timm, a Hugging Face config.id2label do); one model's own: "
                 "?classes=FILE in its spec")
