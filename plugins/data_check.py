@@ -185,15 +185,14 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
             terminalreporter.write_line(f"note: {note}")
 
 
-def stop_run(config: pytest.Config, message: str) -> NoReturn:
+def stop_run(session: pytest.Session, message: str) -> NoReturn:
     """Stop the run with exit 4 and ``message``, as a startup error does, from a fixture (a model's classes that
     do not fit, found as it loads). In an xdist worker the test that found it errors with the message, the worker
     stops after it and tells the controller, which stops the other workers and exits 4."""
+    config = session.config
     if hasattr(config, "workerinput"):
         send(config, {"kind": "stop_run", "message": message})
-        session = getattr(config, "_visionaudit_session", None)
-        if session is not None:
-            session.shouldstop = message
+        session.shouldstop = message  # xdist's worker loop ends after this test and passes it to the controller
         raise ConfigError(message)
     config.stash[STARTUP_ERROR_KEY] = message
     pytest.exit(message, returncode=pytest.ExitCode.USAGE_ERROR)
@@ -208,10 +207,6 @@ def pytest_configure(config: pytest.Config) -> None:
             elif message.get("kind") == "note":
                 say_once(config, message["note"], now=False)  # not from this thread: in the summary
         channel.subscribe(handler)
-
-
-def pytest_sessionstart(session: pytest.Session) -> None:
-    session.config._visionaudit_session = session  # type: ignore[attr-defined]  # for stop_run in a fixture
 
 
 @pytest.hookimpl(tryfirst=True)  # before the report is built and written
