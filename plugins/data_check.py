@@ -34,7 +34,7 @@ from .settings import Settings, get_settings
 from .worker_channel import get_channel, send
 
 STARTUP_ERROR_KEY = pytest.StashKey[str]()
-WORKER_STOP_KEY = pytest.StashKey[str]()  # a worker's stop_run message, on the controller
+STOP_KEY = pytest.StashKey[str]()  # the first stop_run message (from a worker or this process), on the controller
 NOTES_KEY = pytest.StashKey[list]()  # things said once: the report's run.notes
 CHECKED_KEY = pytest.StashKey[bool]()  # the image sets were listed and matched
 PRINTED_KEY = pytest.StashKey[set]()  # the notes already on the terminal
@@ -187,15 +187,15 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
 
 def stop_run(session: pytest.Session, message: str) -> NoReturn:
     """Stop the run with exit 4 and ``message``, as a startup error does, from a fixture (a model's classes that
-    do not fit, found as it loads). In an xdist worker the test that found it errors with the message, the worker
-    stops after it and tells the controller, which stops the other workers and exits 4."""
+    do not fit, found as it loads): the test that found it errors with the message, the run stops after it (an
+    xdist worker tells the controller, which stops the other workers), the report's ``error`` says it."""
     config = session.config
     if hasattr(config, "workerinput"):
         send(config, {"kind": "stop_run", "message": message})
-        session.shouldstop = message  # xdist's worker loop ends after this test and passes it to the controller
-        raise ConfigError(message)
-    config.stash[STARTUP_ERROR_KEY] = message
-    pytest.exit(message, returncode=pytest.ExitCode.USAGE_ERROR)
+    else:
+        config.stash.setdefault(STOP_KEY, message)
+    session.shouldstop = message  # pytest's loop (xdist's worker loop) ends after this test
+    raise ConfigError(message)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -203,7 +203,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if channel is not None and not hasattr(config, "workerinput"):
         def handler(worker: str, message: dict[str, Any]) -> None:
             if message.get("kind") == "stop_run":
-                config.stash.setdefault(WORKER_STOP_KEY, message["message"])
+                config.stash.setdefault(STOP_KEY, message["message"])
             elif message.get("kind") == "note":
                 say_once(config, message["note"], now=False)  # not from this thread: in the summary
         channel.subscribe(handler)
@@ -215,7 +215,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     channel = get_channel(config)
     if channel is not None:
         channel.poll()
-    message = config.stash.get(WORKER_STOP_KEY, None)
+    message = config.stash.get(STOP_KEY, None)
     if message is not None and not hasattr(config, "workerinput"):
         config.stash.setdefault(STARTUP_ERROR_KEY, message)
         session.exitstatus = pytest.ExitCode.USAGE_ERROR
