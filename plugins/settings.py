@@ -19,6 +19,7 @@ from visionaudit.devices import resolve_device
 from visionaudit.errors import VisionAuditError
 from visionaudit.families.corruption.imagenet_c import check_root
 from visionaudit.models import logit_cache
+from visionaudit.models.classes import check_before_load
 from visionaudit.models.specs import DEFAULT_MODEL, parse_spec
 
 SETTINGS_KEY = pytest.StashKey["Settings"]()
@@ -101,13 +102,15 @@ def _resolve(config: pytest.Config) -> Settings:
 
 def _class_files(run_classes: str | None, spellings: Mapping[str, str]) -> str | None:
     """The run's class file, after every class file of the run (``--audit-classes``, each ``?classes=``) was read
-    once here: one that is missing, unreadable or empty stops the run before any model loads."""
-    for model_id in spellings:  # canonical: a state dict's --arch is in its query
-        options = parse_spec(model_id).options
-        if "classes" in options:
-            read_classes_file(options["classes"])
+    once here: one that is missing, unreadable or empty, or whose length differs from outputs known before the
+    model loads (visionaudit/models/classes.py), stops the run before any model loads."""
     if run_classes:
         read_classes_file(run_classes)
+    for model_id in spellings:  # canonical: a state dict's --arch is in its query
+        spec = parse_spec(model_id)
+        if "classes" in spec.options:
+            read_classes_file(spec.options["classes"])
+        check_before_load(spec, run_classes)  # a length known to differ from the outputs (torchvision, lite)
     return run_classes
 
 

@@ -148,3 +148,15 @@ def test_label_space_matches_loosely_and_by_index():
     space = LabelSpace(tuple(["Golden Retriever", "tabby-cat", "ship"]), "test")
     assert [space.index(n) for n in ("golden_retriever", "TabbyCat", "ship", "2", "3", "goldfish")] == [0, 1, 2, 2, None, None]
     assert space.closest("tabby cats") == "tabby-cat"
+
+
+def test_a_length_known_to_differ_before_loading_is_refused_then(ten_file):
+    from visionaudit.models.classes import check_before_load
+
+    with pytest.raises(ClassCountMismatch, match="torchvision:resnet18:none.* has 1000 outputs.*names 10 classes"):
+        check_before_load(parse_spec(f"torchvision:resnet18:none?classes={ten_file}"))
+    with pytest.raises(ClassCountMismatch, match="efficientnet_lite0.* has 1000 outputs.*names 10 classes"):
+        check_before_load(parse_spec(f"efficientnet_lite0?classes={ten_file}"))
+    # The run's file does not apply to weights that name their classes; a factory's outputs are known at load.
+    check_before_load(parse_spec("torchvision:resnet18"), str(ten_file))
+    check_before_load(parse_spec("tests.tiny_models:ten_classes"), str(ten_file))

@@ -143,3 +143,28 @@ def known_before_load(spec: ModelSpec, run_classes: str | None = None) -> LabelS
     if spec.kind == "torchscript" and run_classes:  # a TorchScript file carries no names
         return from_file(run_classes, "--audit-classes")
     return None
+
+
+def outputs_before_load(spec: ModelSpec) -> int | None:
+    """How many outputs ``spec``'s model has, when that is known without loading it: EfficientNet-Lite's and a
+    torchvision classifier's 1,000 (its weights' category count); None otherwise."""
+    if spec.kind == "lite":
+        return 1000
+    if spec.kind == "torchvision":
+        import torchvision
+
+        if spec.name not in torchvision.models.list_models(module=torchvision.models):
+            return None
+        if spec.weights not in (None, "none"):
+            enum = torchvision.models.get_model_weights(spec.name)
+            weights = enum.DEFAULT if spec.weights == "DEFAULT" else enum[spec.weights]
+            return len((weights.meta or {}).get("categories") or ()) or None
+        return 1000
+    return None
+
+
+def check_before_load(spec: ModelSpec, run_classes: str | None = None) -> None:
+    """A class list whose length is known to differ from the outputs before the model loads: refused now."""
+    space, outputs = known_before_load(spec, run_classes), outputs_before_load(spec)
+    if space is not None and outputs is not None and spec.options.get("imagenet") not in ("true", "1", "yes"):
+        check_count(spec.id, space, outputs)
