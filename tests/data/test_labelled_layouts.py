@@ -43,7 +43,12 @@ def test_class_name_folders_bind_by_name_with_any_extension_case(tmp_path):
 def test_a_file_that_is_not_an_image_is_named(tmp_path):
     _image(tmp_path / "cat" / "a.jpg")
     (tmp_path / "cat" / "notes.txt").write_text("x")
-    with pytest.raises(DataError, match=r"1 file\(s\) .* not images: cat/notes.txt"):
+    with pytest.raises(DataError, match=r"1 file\(s\) .* cannot be used: cat/notes.txt\. Each image goes in its class's folder"):
+        datasets.labelled_images(tmp_path)
+    (tmp_path / "cat" / "notes.txt").unlink()
+    _image(tmp_path / "loose.PNG")  # an image beside the class folders has no class
+    (tmp_path / "README.md").write_text("x")  # other files beside them are not images: fine
+    with pytest.raises(DataError, match=r"1 file\(s\) .* cannot be used: loose.PNG\."):
         datasets.labelled_images(tmp_path)
 
 

@@ -296,10 +296,12 @@ def _class_folders(root: Path, name: str, folders: list[Path]) -> ImageSet:
                 names.append(folder.name)
             elif path.is_file():
                 strays.append(path)
+    strays += _images_in(root)  # beside the class folders: no class
     if strays:
         shown = ", ".join(str(p.relative_to(root)) for p in strays[:5]) + (f" and {len(strays) - 5} more" if len(strays) > 5 else "")
-        raise DataError(f"{len(strays)} file(s) in the class folders of {root} are not images: {shown}. Images end in "
-                        f"{', '.join(sorted(IMAGE_SUFFIXES))} (any case); move the other files out")
+        raise DataError(f"{len(strays)} file(s) of {root} cannot be used: {shown}. Each image goes in its class's folder "
+                        "(an image beside the class folders has no class), and class folders hold only images "
+                        f"({', '.join(sorted(IMAGE_SUFFIXES))}, any case)")
     if not paths:
         raise DataError(f"no images under {root}: its folders {', '.join(f.name for f in folders[:5])} hold none. "
                         f"Expected {LABELLED_LAYOUTS}")
