@@ -3,26 +3,41 @@ runs, whether that data is there: with no data root given, what is missing is fe
 first (visionaudit/data/provision.py); a data folder still missing stops the run with exit code 4 and one
 message naming every missing folder and how to get it, before any model loads.
 
+Then each image set the tests read is listed, and the labelled images' class names are matched against the
+classes of every model whose label space is known before it loads (visionaudit/models/classes.py): a folder
+or CSV label that names no class stops the run (exit 4) naming it with the closest class; classes with no
+images, and a subset larger than a set, are said once (terminal and the report's ``run.notes``). A model
+whose classes are known only once loaded is checked as it loads, in its worker: :func:`stop_run` stops the
+run there with exit 4 and the one message, as a startup error does.
+
 Under xdist only the workers collect, so each sends this to the controller (plugins/worker_channel.py)
 before xdist reports its collection, and the controller checks when the first worker's arrives.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
-from visionaudit.data.image_sets import LABELLED
+from visionaudit.data.image_sets import LABELLED, ROLES, ImageSet, classes_without_images, data_root, run_image_set
+from visionaudit.data.label_space import LabelSpace
 from visionaudit.data.provision import provide
+from visionaudit.errors import ConfigError, DataError
 from visionaudit.families.baseline import COMPARED, data_role
 from visionaudit.files import to_jsonable
+from visionaudit.models.classes import known_before_load
+from visionaudit.models.specs import parse_spec
 
 from .markers import family_of
-from .settings import get_settings
-from .worker_channel import send
+from .settings import Settings, get_settings
+from .worker_channel import get_channel, send
 
 STARTUP_ERROR_KEY = pytest.StashKey[str]()
+STOP_KEY = pytest.StashKey[str]()  # the first stop_run message (from a worker or this process), on the controller
+NOTES_KEY = pytest.StashKey[list]()  # things said once: the report's run.notes
+CHECKED_KEY = pytest.StashKey[bool]()  # the image sets were listed and matched
+PRINTED_KEY = pytest.StashKey[set]()  # the notes already on the terminal
 # The data each fixture reads: "labelled" is --audit-images, the rest are folders under the data root.
 DATA_FIXTURES = {"labelled_images": (LABELLED,), "cue_conflict_images": ("cue-conflict",)}
 SHAPE_ONLY = {"edges": "edges", "filled-silhouettes": "filled-silhouettes"}
@@ -88,6 +103,122 @@ def check_data(config: pytest.Config, meta: dict[str, dict[str, Any]]) -> None:
         message = "the collected audits need data that is not there (no test was run):\n  " + "\n  ".join(problems)
         config.stash[STARTUP_ERROR_KEY] = message
         pytest.exit(message, returncode=pytest.ExitCode.USAGE_ERROR)
+    if needs and not config.stash.get(CHECKED_KEY, False):  # once: the next worker's collection finds it done
+        config.stash[CHECKED_KEY] = True
+        problems = check_image_sets(config, settings, needs)
+        if problems:
+            message = "the collected audits cannot read their images (no test was run):\n  " + "\n  ".join(problems)
+            config.stash[STARTUP_ERROR_KEY] = message
+            pytest.exit(message, returncode=pytest.ExitCode.USAGE_ERROR)
+
+
+def check_image_sets(config: pytest.Config, settings: Settings, needs: set[str]) -> list[str]:
+    """List each image set the tests read, match the labelled images' class names against every model's classes
+    known before it loads; the problems, each naming its fix (the notes go to the terminal and the report)."""
+    problems: list[str] = []
+    try:
+        root = data_root(settings.data)
+    except DataError as e:
+        return [str(e)]
+    for role in [r for r in ROLES if r in needs]:
+        try:
+            whole = run_image_set(role, root, settings.images, None, settings.seed, download=False)
+        except DataError as e:
+            problems.append(str(e))
+            continue
+        if settings.samples and settings.samples > len(whole):
+            say_once(config, f"--audit-samples {settings.samples:,} is more than the {len(whole):,} images of {whole.name}: "
+                             f"all {len(whole):,} are used")
+        if role == LABELLED:
+            problems += _check_labels(config, settings, whole)
+    return problems
+
+
+def _check_labels(config: pytest.Config, settings: Settings, images: ImageSet) -> list[str]:
+    spaces: dict[LabelSpace, list[str]] = {}
+    for model_id in settings.models:
+        try:
+            space = known_before_load(parse_spec(model_id), settings.classes)
+        except (ConfigError, ValueError, KeyError):
+            continue  # said where the model loads
+        if space is not None:
+            spaces.setdefault(space, []).append(model_id)
+    problems = []
+    for space, models in spaces.items():
+        try:
+            missing = classes_without_images(images, space)
+        except DataError as e:
+            problems.append(f"{', '.join(models)}: {e}")
+            continue
+        note_uncovered(config, images, space, missing, models)
+    return problems
+
+
+def note_uncovered(config: pytest.Config, images: ImageSet, space: LabelSpace, missing: list[str], models: list[str]) -> None:
+    """Say once that the images cover only some of a model's classes (which is fine: results are per class seen)."""
+    if missing:
+        shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10:,} more" if len(missing) > 10 else "")
+        say_once(config, f"the labelled images {images.name} ({len(images):,} images) cover {len(space) - len(missing):,} of the "
+                         f"{len(space):,} classes of {', '.join(models)}; {len(missing):,} class(es) have no images: {shown}")
+
+
+def say_once(config: pytest.Config, note: str, now: bool = True) -> None:
+    """A note for the report (``run.notes``) and the terminal (``now``, else in the summary), each said once.
+    In a worker it goes to the controller."""
+    if hasattr(config, "workerinput"):
+        send(config, {"kind": "note", "note": note})
+        return
+    notes = config.stash.setdefault(NOTES_KEY, [])
+    if note in notes:
+        return
+    notes.append(note)
+    if now:
+        _TerminalLog(config).write(f"note: {note}\n")
+        config.stash.setdefault(PRINTED_KEY, set()).add(note)
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    """The notes that came from workers (said as they loaded a model), not printed yet."""
+    printed = config.stash.get(PRINTED_KEY, set())
+    for note in config.stash.get(NOTES_KEY, []):
+        if note not in printed:
+            terminalreporter.write_line(f"note: {note}")
+
+
+def stop_run(session: pytest.Session, message: str) -> NoReturn:
+    """Stop the run with exit 4 and ``message``, as a startup error does, from a fixture (a model's classes that
+    do not fit, found as it loads): the test that found it errors with the message, the run stops after it (an
+    xdist worker tells the controller, which stops the other workers), the report's ``error`` says it."""
+    config = session.config
+    if hasattr(config, "workerinput"):
+        send(config, {"kind": "stop_run", "message": message})
+    else:
+        config.stash.setdefault(STOP_KEY, message)
+    session.shouldstop = message  # pytest's loop (xdist's worker loop) ends after this test
+    raise ConfigError(message)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    channel = get_channel(config)
+    if channel is not None and not hasattr(config, "workerinput"):
+        def handler(worker: str, message: dict[str, Any]) -> None:
+            if message.get("kind") == "stop_run":
+                config.stash.setdefault(STOP_KEY, message["message"])
+            elif message.get("kind") == "note":
+                say_once(config, message["note"], now=False)  # not from this thread: in the summary
+        channel.subscribe(handler)
+
+
+@pytest.hookimpl(tryfirst=True)  # before the report is built and written
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    channel = get_channel(config)
+    if channel is not None:
+        channel.poll()
+    message = config.stash.get(STOP_KEY, None)
+    if message is not None and not hasattr(config, "workerinput"):
+        config.stash.setdefault(STARTUP_ERROR_KEY, message)
+        session.exitstatus = pytest.ExitCode.USAGE_ERROR
 
 
 @pytest.hookimpl(tryfirst=True)  # in a worker: before xdist tells the controller its collection is done

@@ -36,7 +36,7 @@ from visionaudit.report.run_lock import RunLock, acquire
 
 from .baseline import get_baseline
 from .collector import get_collector
-from .data_check import STARTUP_ERROR_KEY
+from .data_check import NOTES_KEY, STARTUP_ERROR_KEY
 from .interruptions import effective_timeout
 from .progress import phase_timings
 from .settings import SETTINGS_KEY, STARTUP_USAGE_ERROR_KEY, get_settings
@@ -79,6 +79,7 @@ def _run_info(config: pytest.Config, exitstatus: int | None, models: dict[str, A
         "phases": phase_timings(config),
         "timeout": effective_timeout(config),
         **({"baseline": baseline.to_dict()} if baseline is not None else {}),
+        "notes": list(config.stash.get(NOTES_KEY, [])),  # said once on the terminal: a subset larger than a set, ...
     }
 
 

@@ -15,6 +15,7 @@ from visionaudit.cli.options import (
     PYTEST_PREFIX,
     add_accept_incomplete_baseline_option,
     add_baseline_options,
+    add_classes_option,
     add_config_option,
     add_data_options,
     add_model_options,
@@ -29,6 +30,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "timm:NAME:CHECKPOINT, FILE.pt, FILE.pth|.safetensors with --arch, package.module:factory. "
                          "Default: [run] models in audit.toml, else efficientnet_lite0")
     add_model_options(group.addoption, PYTEST_PREFIX)
+    add_classes_option(group.addoption, PYTEST_PREFIX)
     add_data_options(group.addoption, PYTEST_PREFIX)
     group.addoption("--audit-offline", action="store_true", default=False,
                     help="never download: data missing from the user cache (or Imagenette) is an error naming how to "

@@ -12,12 +12,14 @@ import pytest
 
 from visionaudit.config import CONFIG_FILE, AuditConfig, load_config
 from visionaudit.data import decode_budget
+from visionaudit.data.label_space import read_classes_file
 from visionaudit.data.shards import Shard, parse_shard
 from visionaudit.data.user_cache import offline
 from visionaudit.devices import resolve_device
 from visionaudit.errors import VisionAuditError
 from visionaudit.families.corruption.imagenet_c import check_root
 from visionaudit.models import logit_cache
+from visionaudit.models.classes import check_before_load
 from visionaudit.models.specs import DEFAULT_MODEL, parse_spec
 
 SETTINGS_KEY = pytest.StashKey["Settings"]()
@@ -43,6 +45,7 @@ class Settings:
     offline: bool = False  # --audit-offline or VISIONAUDIT_OFFLINE=1: never download
     decode_memory: int | None = None  # bytes of decoded images per process; None: decode_budget's default
     cache: str | None = None  # the clean-logit cache directory; None: off
+    classes: str | None = None  # --audit-classes / [run] classes: class names for models that carry none
 
 
 def worker_index() -> int | None:
@@ -93,7 +96,22 @@ def _resolve(config: pytest.Config) -> Settings:
         offline=offline(bool(config.getoption("audit_offline", False))),
         decode_memory=_decode_memory(config, run),
         cache=config.getoption("audit_cache") or run.get("cache") or os.environ.get(logit_cache.CACHE_ENV) or None,
+        classes=_class_files(config.getoption("audit_classes", None) or run.get("classes"), spellings),
     )
+
+
+def _class_files(run_classes: str | None, spellings: Mapping[str, str]) -> str | None:
+    """The run's class file, after every class file of the run (``--audit-classes``, each ``?classes=``) was read
+    once here: one that is missing, unreadable or empty, or whose length differs from outputs known before the
+    model loads (visionaudit/models/classes.py), stops the run before any model loads."""
+    if run_classes:
+        read_classes_file(run_classes)
+    for model_id in spellings:  # canonical: a state dict's --arch is in its query
+        spec = parse_spec(model_id)
+        if "classes" in spec.options:
+            read_classes_file(spec.options["classes"])
+        check_before_load(spec, run_classes)  # a length known to differ from the outputs (torchvision, lite)
+    return run_classes
 
 
 def _shard(config: pytest.Config) -> Shard | None:

@@ -53,6 +53,7 @@ RUN_SCHEMA: dict[str, Field] = {
     "batch_size": f.count("images per forward pass"),
     "decode_memory": Field("str", "decoded images kept per process, such as 2GiB; larger image sets are streamed"),
     "cache": Field("str", "directory of the clean-logit cache"),
+    "classes": Field("str", "file of class names in output order, for models that carry none of their own"),
 }
 TOP_LEVEL = ("run", "audits", "models", "baseline")
 

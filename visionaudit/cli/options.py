@@ -29,8 +29,12 @@ DATA_HELP = ("data root holding cue-conflict/, imagenet-sample/, ... (a run's de
              "cache $VISIONAUDIT_CACHE, which it fills on first use; visionaudit html has no default and shows no "
              "images without it)")
 IMAGES_HELP = ("labelled natural images: a folder under the data root (default imagenet-sample; visionaudit html: the "
-               "report's), a path (WNID folders, <wnid>_<name> files, or ILSVRC2012_val_* files with the devkit's ground "
-               "truth or Kaggle's LOC_val_solution.csv), or 'imagenette'")
+               "report's), a path (class folders named by class name or WNID, a CSV manifest of path,label rows, "
+               "<wnid>_<name> files, or ILSVRC2012_val_* files with the devkit's ground truth or Kaggle's "
+               "LOC_val_solution.csv), or 'imagenette'")
+CLASSES_HELP = ("the model's class names in output order (one per line, or a JSON list), for models that carry none "
+                "of their own (torchvision weights, timm, a Hugging Face config.id2label do); one model's own: "
+                "?classes=FILE in its spec")
 CONFIG_HELP = ("thresholds file (a run's default: audit.toml at the rootdir; visionaudit compare and html have no "
                "default, read only its [audits.baseline] tolerances, and use the family's built-in ones without it)")
 BASELINE_HELP = "compare each model with its entry in this report of the previous release, image by image"
@@ -58,6 +62,10 @@ def add_model_options(addoption: AddOption, prefix: str = "") -> None:
     _add(addoption, "--arch", ARCH_HELP, default=None, metavar="ARCH")
     # In pytest the dest carries the prefix: "device" is too common a name to claim among every plugin's options.
     _add(addoption, "--device", DEVICE_HELP, dest=f"{prefix.replace('-', '_')}device", default=None, metavar="DEVICE")
+
+
+def add_classes_option(addoption: AddOption, prefix: str = "") -> None:
+    _add(addoption, f"--{prefix}classes", CLASSES_HELP, default=None, metavar="FILE")
 
 
 def add_data_options(addoption: AddOption, prefix: str = "", images: bool = True) -> None:

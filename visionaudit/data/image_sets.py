@@ -5,10 +5,16 @@ Layouts understood:
 
 - cue-conflict stimuli: ``<root>/<shape>/<shape>N-<texture>M.png`` (Geirhos et al. 2019);
 - category folders: ``<root>/<category>/*.png`` (the edges and filled-silhouettes stimuli);
-- labelled natural images: WNID folders (``<root>/n01440764/*.JPEG``, ImageNet val, any ImageFolder
-  whose folders are WNIDs), flat ``<wnid>_<name>.JPEG`` files (imagenet-sample), flat ImageNet validation
-  files ``ILSVRC2012_val_00000001.JPEG`` with the devkit's ground truth or Kaggle's LOC_val_solution.csv
+- labelled natural images, for any label space: class folders (``<root>/<class>/*.jpg``, the folder named
+  by a class name or a WNID: ImageNet val, any ImageFolder), a CSV manifest (``path,label`` rows, each label
+  a class name or an output index, each path relative to the CSV's folder and inside it), flat
+  ``<wnid>_<name>.JPEG`` files (imagenet-sample), flat ImageNet validation files
+  ``ILSVRC2012_val_00000001.JPEG`` with the devkit's ground truth or Kaggle's LOC_val_solution.csv
   (visionaudit/data/imagenet_val.py), or torchvision's Imagenette (its 10 WNIDs mapped to ImageNet indices).
+
+A set whose classes are all ImageNet-1k WNIDs is bound to the ImageNet-1k label space as it is read; any
+other keeps each image's class name (``label_names``) and is bound to a model's classes by name when a model
+reads it (:meth:`ImageSet.for_classes`), after the controller checked every name at startup.
 """
 
 from __future__ import annotations
@@ -27,8 +33,9 @@ import torch
 
 from visionaudit.data import decode_budget
 from visionaudit.data.decoding import DECODE_THREADS, decode_images
-from visionaudit.data.imagenet import class_index
+from visionaudit.data.imagenet import class_index, wnid_to_index
 from visionaudit.data.imagenet_val import val_wnids
+from visionaudit.data.manifest import read_manifest
 from visionaudit.data.label_space import LabelSpace, imagenet1k, unmatched
 from visionaudit.data.streaming import StreamedImages
 from visionaudit.data.user_cache import cache_dir
@@ -39,14 +46,15 @@ from visionaudit.progress import phase
 log = logging.getLogger("visionaudit.data.image_sets")
 
 DATA_ENV = "VISIONAUDIT_DATA"
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm"}  # any case
 FETCHABLE = ("cue-conflict", "edges", "filled-silhouettes")
 _CUE = re.compile(r"^(?P<shape>[a-z]+)\d+-(?P<texture>[a-z]+)\d+\.png$")
 _WNID = re.compile(r"^n\d{8}$")
 _FLAT = re.compile(r"^(?P<wnid>n\d{8})_")
 IMAGENETTE_FOLDER = "imagenette2-320"  # torchvision's folder for the 320px Imagenette, the size used here
-LABELLED_LAYOUTS = ("a folder of WNID folders, of <wnid>_<name> files, or of ILSVRC2012_val_*.JPEG files with the devkit's "
-                    "ground truth or Kaggle's LOC_val_solution.csv")
+LABELLED_LAYOUTS = ("a folder of class folders (named by class name or WNID), a CSV manifest of path,label rows, a folder "
+                    "of <wnid>_<name> files, or of ILSVRC2012_val_*.JPEG files with the devkit's ground truth or Kaggle's "
+                    "LOC_val_solution.csv")
 
 
 @dataclass(frozen=True)
@@ -191,7 +199,7 @@ def missing_data(root_value: str | None, images: str, needs: set[str]) -> list[s
                 if not (root / "imagenette" / IMAGENETTE_FOLDER).is_dir():
                     problems.append(f"Imagenette not found under {root / 'imagenette'}: run once on a machine with internet "
                                     "(torchvision downloads it there)")
-            elif not path.is_dir():
+            elif not path.is_dir() and not (path.is_file() and path.suffix.lower() == ".csv"):
                 fix = (f"python -m visionaudit fetch {images} --dest {root}" if images == "imagenet-sample" else
                        f"point --audit-images at {LABELLED_LAYOUTS}")
                 problems.append(f"labelled images not found at {path}: {fix}")
@@ -246,32 +254,73 @@ def category_folders(root: Path, name: str) -> ImageSet:
 
 
 def labelled_images(root: Path, name: str | None = None) -> ImageSet:
-    """Natural images labelled by WNID: WNID folders, flat ``<wnid>_<name>.ext`` files, or flat ImageNet
-    validation files (``ILSVRC2012_val_*``, labels from the devkit or Kaggle's CSV: visionaudit/data/imagenet_val.py)."""
+    """Labelled natural images (see the module docstring for the layouts): ``root`` a folder, or a CSV manifest.
+
+    Nothing is dropped without a word: a folder beside the class folders is a class (its name is checked
+    against the model's classes), and a file in a class folder that is not an image stops with it named.
+    """
+    if root.is_file() and root.suffix.lower() == ".csv":
+        return csv_manifest(root, name)
     _require_dir(root, "labelled images", None)
     name = name or root.name
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and _WNID.match(p.name))
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if folders:
+        return _class_folders(root, name, folders)
+    files = _images_in(root)
+    val = val_wnids(root, files)  # ILSVRC2012_val_* files: labelled by the devkit or Kaggle's CSV
     paths: list[Path] = []
     labels: list[int] = []
-    if folders:
-        for folder in folders:
-            idx = class_index(folder.name, str(folder))
-            for path in _images_in(folder):
-                paths.append(path)
-                labels.append(idx)
-    else:
-        files = _images_in(root)
-        val = val_wnids(root, files)  # ILSVRC2012_val_* files: labelled by the devkit or Kaggle's CSV
-        for path in files:
-            m = _FLAT.match(path.name)
-            wnid = m["wnid"] if m else val.get(path)
-            if wnid is None:
-                raise DataError(f"{path}: cannot tell its class. Labelled images are {LABELLED_LAYOUTS}")
-            paths.append(path)
-            labels.append(class_index(wnid, str(path)))
+    for path in files:
+        m = _FLAT.match(path.name)
+        wnid = m["wnid"] if m else val.get(path)
+        if wnid is None:
+            raise DataError(f"{path}: cannot tell its class. Labelled images are {LABELLED_LAYOUTS}")
+        paths.append(path)
+        labels.append(class_index(wnid, str(path)))
     if not paths:
         raise DataError(f"no images under {root}: expected {LABELLED_LAYOUTS}")
     return _imagenet_set(name, root, tuple(paths), tuple(labels))
+
+
+def _class_folders(root: Path, name: str, folders: list[Path]) -> ImageSet:
+    """``<root>/<class>/*``: every image labelled by its folder's name (a class name or a WNID)."""
+    paths: list[Path] = []
+    names: list[str] = []
+    strays: list[Path] = []
+    for folder in folders:
+        for path in sorted(folder.iterdir()):
+            if path.name.startswith("."):
+                continue  # .DS_Store and the like: no one's data
+            if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+                paths.append(path)
+                names.append(folder.name)
+            elif path.is_file():
+                strays.append(path)
+    strays += _images_in(root)  # beside the class folders: no class
+    if strays:
+        shown = ", ".join(str(p.relative_to(root)) for p in strays[:5]) + (f" and {len(strays) - 5} more" if len(strays) > 5 else "")
+        raise DataError(f"{len(strays)} file(s) of {root} cannot be used: {shown}. Each image goes in its class's folder "
+                        "(an image beside the class folders has no class), and class folders hold only images "
+                        f"({', '.join(sorted(IMAGE_SUFFIXES))}, any case)")
+    if not paths:
+        raise DataError(f"no images under {root}: its folders {', '.join(f.name for f in folders[:5])} hold none. "
+                        f"Expected {LABELLED_LAYOUTS}")
+    if all(_WNID.match(f.name) and f.name in wnid_to_index() for f in folders):  # an ImageNet-1k set, bound now
+        return _imagenet_set(name, root, tuple(paths), tuple(class_index(n) for n in names))
+    return ImageSet(name, root, tuple(paths), categories=tuple(names), label_names=tuple(names))
+
+
+def csv_manifest(manifest: Path, name: str | None = None) -> ImageSet:
+    """A CSV of ``path,label`` rows (visionaudit/data/manifest.py), the images labelled by name or output index."""
+    root, paths, names = read_manifest(manifest, IMAGE_SUFFIXES)
+    return ImageSet(name or manifest.stem, root, paths, categories=names, label_names=names)
+
+
+def classes_without_images(image_set: ImageSet, space: LabelSpace) -> list[str]:
+    """The classes of ``space`` that no image of ``image_set`` belongs to (an image set may cover some only)."""
+    bound = image_set.for_classes(space)
+    covered = set(bound.labels or ())
+    return [space.label(i) for i in range(len(space)) if i not in covered]
 
 
 def _imagenet_set(name: str, root: Path, paths: tuple[Path, ...], labels: tuple[int, ...]) -> ImageSet:

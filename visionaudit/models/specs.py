@@ -37,6 +37,7 @@ SPEC_OPTIONS = {
     "mean": "per-channel mean, comma-separated, in [0, 1] units",
     "std": "per-channel std, comma-separated, in [0, 1] units",
     "imagenet": "true or false: whether the outputs are the ImageNet-1k classes (default: 1,000 outputs)",
+    "classes": "a file of the model's class names in output order (one per line, or a JSON list)",
 }
 LITE_SIZES = {"efficientnet_lite0": 224, "efficientnet_lite1": 240, "efficientnet_lite2": 260}
 DEFAULT_MODEL = "efficientnet_lite0"
@@ -123,6 +124,10 @@ def _parse(spec: str, arch: str | None) -> ModelSpec:
     for key in _LOWERCASE_OPTIONS:
         if key in options:
             options[key] = options[key].lower()
+    if options.get("classes"):  # a path: one spelling of it, so the model's id (and its logit-cache key) is stable
+        options["classes"] = os.path.normpath(os.path.expanduser(options["classes"]))
+    elif "classes" in options:
+        raise SpecError(f"--model {raw}: ?classes= needs a file of class names (one per line in output order, or a JSON list)")
     lite = body.replace("-", "_")
     if lite in LITE_SIZES:
         return ModelSpec(raw, "lite", lite + ("?" + _query(options) if options else ""), name=lite, options=options)

@@ -15,9 +15,9 @@ from typing import Any, Mapping, Sequence
 from visionaudit.data.fingerprint import PROTOCOL_VERSION, SampleSet
 from visionaudit.errors import DataError
 from visionaudit.families.records import control_models
-from visionaudit.version import SCHEMA_VERSION
+from visionaudit.version import OLDEST_READABLE, SCHEMA_VERSION
 
-FIRST_WITH_OUTCOMES = 3  # the schema version that added per-image outcomes
+FIRST_WITH_OUTCOMES = OLDEST_READABLE  # schema 3 added per-image outcomes; 4 (the model's classes) reads the same
 
 
 def read_report(path: str | Path, what: str = "baseline report") -> dict[str, Any]:

@@ -1,0 +1,135 @@
+"""Labelled images for any label space: class-name folders, CSV manifests, WNID folders with a stray folder
+(visionaudit/data/image_sets.py, visionaudit/data/manifest.py), bound to a model's classes by name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from visionaudit.data import image_sets as datasets
+from visionaudit.data.label_space import LabelSpace, imagenet1k
+from visionaudit.errors import DataError
+
+TEN = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+SPACE = LabelSpace(TEN, "test classes")
+
+
+def _image(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".bmp": "BMP"}[path.suffix.lower()]
+    Image.new("RGB", (8, 8), (10, 20, 30)).save(path, format=fmt)
+    return path
+
+
+def test_class_name_folders_bind_by_name_with_any_extension_case(tmp_path):
+    # Folder names as people write them: case, spaces, - and _ ignored; extensions in any case.
+    files = {"Airplane": ["a.jpg", "b.JPEG"], "auto mobile": ["c.png"], "TRUCK": ["d.WebP", "e.BMP"], "cat": []}
+    for folder, names in files.items():
+        (tmp_path / folder).mkdir()
+        for name in names:
+            _image(tmp_path / folder / name)
+    (tmp_path / "cat" / ".DS_Store").write_text("")  # hidden: nobody's data
+    s = datasets.labelled_images(tmp_path)
+    assert s.labels is None and s.classes is None  # not bound until a model reads it
+    bound = s.for_classes(SPACE)
+    expected = {"Airplane/a.jpg": 0, "Airplane/b.JPEG": 0, "TRUCK/d.WebP": 9, "TRUCK/e.BMP": 9, "auto mobile/c.png": 1}
+    assert dict(zip(bound.sample_ids, bound.labels)) == expected
+    # Classes without images, said by name (the set covers 3 of the 10)
+    assert datasets.classes_without_images(s, SPACE) == [n for n in TEN if n not in ("airplane", "automobile", "truck")]
+
+
+def test_a_file_that_is_not_an_image_is_named(tmp_path):
+    _image(tmp_path / "cat" / "a.jpg")
+    (tmp_path / "cat" / "notes.txt").write_text("x")
+    with pytest.raises(DataError, match=r"1 file\(s\) .* cannot be used: cat/notes.txt\. Each image goes in its class's folder"):
+        datasets.labelled_images(tmp_path)
+    (tmp_path / "cat" / "notes.txt").unlink()
+    _image(tmp_path / "loose.PNG")  # an image beside the class folders has no class
+    (tmp_path / "README.md").write_text("x")  # other files beside them are not images: fine
+    with pytest.raises(DataError, match=r"1 file\(s\) .* cannot be used: loose.PNG\."):
+        datasets.labelled_images(tmp_path)
+
+
+def test_unmatched_folders_are_named_with_the_closest_class(tmp_path):
+    for folder in ("cats", "truck", "Horsе"):  # the last with a Cyrillic 'е': looks right, is not
+        _image(tmp_path / folder / "a.png")
+    with pytest.raises(DataError) as e:
+        datasets.labelled_images(tmp_path).for_classes(SPACE)
+    text = str(e.value)
+    assert "2 class name(s)" in text and "'cats' (closest class: 'cat')" in text
+    assert "'Horsе' (closest class: 'horse')" in text and "'truck'" not in text
+
+
+def test_a_folder_among_wnid_folders_is_not_dropped(tmp_path):
+    # issue 23, item 3: cats/ and a typo beside WNID folders stop the ImageNet-1k binding, named with the closest
+    for folder in ("n01440764", "n01443537", "cats", "n0144O764"):
+        _image(tmp_path / folder / "a.jpg")
+    s = datasets.labelled_images(tmp_path)
+    assert len(s) == 4 and s.classes is None
+    with pytest.raises(DataError) as e:
+        s.for_classes(imagenet1k())
+    text = str(e.value)
+    assert "2 class name(s)" in text and "'n0144O764' (closest class: 'tench (n01440764)')" in text and "'cats'" in text
+    # WNID folders only: bound to ImageNet-1k as they are read, as before
+    (tmp_path / "cats" / "a.jpg").unlink(), (tmp_path / "cats").rmdir()
+    (tmp_path / "n0144O764" / "a.jpg").unlink(), (tmp_path / "n0144O764").rmdir()
+    s = datasets.labelled_images(tmp_path)
+    assert s.labels == (0, 1) and s.classes == imagenet1k()
+
+
+def test_csv_manifest_with_names_and_indices(tmp_path):
+    _image(tmp_path / "img" / "x.jpg")
+    _image(tmp_path / "img" / "deep" / "y.PNG")
+    _image(tmp_path / "z.webp")
+    manifest = tmp_path / "labels.csv"
+    manifest.write_text("path,label\nimg/x.jpg,Ship\nimg/deep/y.PNG,3\n\nz.webp,auto_mobile\n")
+    s = datasets.labelled_images(manifest)
+    assert s.name == "labels" and s.label_names == ("Ship", "3", "auto_mobile")
+    bound = s.for_classes(SPACE)
+    assert dict(zip(bound.sample_ids, bound.labels)) == {"img/x.jpg": 8, "img/deep/y.PNG": 3, "z.webp": 1}
+    # without a header too
+    manifest.write_text("img/x.jpg,ship\n")
+    assert datasets.labelled_images(manifest).for_classes(SPACE).labels == (8,)
+
+
+def test_csv_manifest_refuses_every_bad_row_by_line(tmp_path):
+    _image(tmp_path / "in" / "ok.jpg")
+    _image(tmp_path / "outside.jpg")
+    (tmp_path / "in" / "doc.txt").write_text("x")
+    manifest = tmp_path / "in" / "labels.csv"
+    manifest.write_text(f"path,label\nok.jpg,cat\n../outside.jpg,cat\n{tmp_path / 'outside.jpg'},cat\nmissing.jpg,dog\n"
+                        "doc.txt,dog\nok.jpg\n")
+    with pytest.raises(DataError) as e:
+        datasets.labelled_images(manifest)
+    text = str(e.value)
+    assert "5 row(s) unusable" in text
+    for needle in ("line 3: ../outside.jpg is outside", "line 4: ", "line 5: no such file missing.jpg",
+                   "line 6: doc.txt is not an image", "line 7: 'ok.jpg' is not one path,label pair"):
+        assert needle in text
+    manifest.write_text("ok.jpg,cat\nok.jpg,dog\n")
+    with pytest.raises(DataError, match="ok.jpg more than once"):
+        datasets.labelled_images(manifest)
+
+
+def test_csv_label_out_of_range_is_unmatched(tmp_path):
+    _image(tmp_path / "a.jpg")
+    (tmp_path / "m.csv").write_text("a.jpg,10\n")
+    with pytest.raises(DataError, match="'10'"):
+        datasets.labelled_images(tmp_path / "m.csv").for_classes(SPACE)
+
+
+def test_stratified_subset_of_unbound_folders_spreads_over_folders(tmp_path):
+    for folder in ("cat", "dog"):
+        for i in range(5):
+            _image(tmp_path / folder / f"{i}.png")
+    sub = datasets.labelled_images(tmp_path).stratified_subset(4, seed=1)
+    assert sorted(sub.label_names) == ["cat", "cat", "dog", "dog"]
+
+
+def test_missing_data_accepts_a_manifest(tmp_path):
+    _image(tmp_path / "a.jpg")
+    (tmp_path / "m.csv").write_text("a.jpg,cat\n")
+    assert datasets.missing_data(str(tmp_path), str(tmp_path / "m.csv"), {datasets.LABELLED}) == []
+    assert datasets.missing_data(str(tmp_path), str(tmp_path / "nope.csv"), {datasets.LABELLED})

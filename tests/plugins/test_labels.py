@@ -1,0 +1,160 @@
+"""A team's 10-class model on its own labelled images, end to end (issue 24, items 1 and 2; issue 23, item 3):
+classes from a file or the spec, class-name folders or a CSV manifest, and the refusals (exit 4) for names that
+match no class, a class list of the wrong length, a stray folder among WNID folders; notes said once."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.terminal_text import said_once
+
+ROOT = Path(__file__).resolve().parents[2]
+TEN = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+AUDIT = """
+import json
+import os
+import pytest
+
+pytestmark = pytest.mark.audit("accuracy")
+
+def test_labels(model, labelled_images, evaluate, record):
+    ev = evaluate(model, labelled_images)
+    record.metric("n", len(ev.labels))
+    with open(f"labels-{os.getpid()}.json", "w") as f:
+        json.dump(dict(zip(ev.image_set.sample_ids, ev.labels.tolist())), f)
+"""
+
+RUN = ("-p", "no:cacheprovider", "--device", "cpu", "--audit-json=report.json")
+
+
+@pytest.fixture
+def team(suite: pytest.Pytester, monkeypatch) -> pytest.Pytester:
+    suite.makepyfile(test_audit=AUDIT)
+    monkeypatch.setenv("PYTHONPATH", str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    (suite.path / "classes.txt").write_text("\n".join(TEN) + "\n")
+    (suite.path / "data").mkdir()
+    return suite
+
+
+def _images(root: Path, folders: dict[str, int], suffix: str = ".jpg") -> None:
+    for folder, n in folders.items():
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            Image.new("RGB", (12, 12), (20 * i, 40, 60)).save(root / folder / f"{i}{suffix}")
+
+
+def _labels(p: pytest.Pytester) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for path in p.path.glob("labels-*.json"):
+        out.update(json.loads(path.read_text()))
+    return out
+
+
+def _report(p: pytest.Pytester) -> dict:
+    return json.loads((p.path / "report.json").read_text())
+
+
+def _output(result: pytest.RunResult) -> str:
+    return result.stdout.str() + result.stderr.str()
+
+
+def _one_message(output: str, text: str) -> bool:
+    """A startup error is one message: in the summary's verdict line and pytest's own exit line, nowhere else."""
+    lines = [line for line in output.splitlines() if text in line]
+    return bool(lines) and all(line.startswith(("verdict:", "! _pytest.outcomes.Exit", "  ")) for line in lines) \
+        and len(lines) <= 2
+
+
+def test_ten_classes_from_a_file_then_from_a_csv_manifest(team):
+    # Class-name folders (as people spell them) with --audit-classes: each image labelled by its folder's class.
+    _images(team.path / "team", {"airplane": 2, "Automobile": 1, "ship": 2, "TRUCK": 1})
+    result = team.runpytest_subprocess("--model", "tests.tiny_models:ten_classes", "--audit-classes", "classes.txt",
+                                       "--audit-images", "team", "--audit-data", "data", *RUN)
+    assert result.ret == 0, _output(result)
+    expected = {f"{folder}/{i}.jpg": TEN.index(folder.lower()) for folder, n in
+                {"airplane": 2, "Automobile": 1, "ship": 2, "TRUCK": 1}.items() for i in range(n)}
+    assert _labels(team) == expected
+    entry = _report(team)["models"]["tests.tiny_models:ten_classes"]
+    assert entry["classes"]["names"] == TEN and entry["classes"]["source"] == "--audit-classes classes.txt"
+    assert entry["classes"]["count"] == 10 and not entry["imagenet_classes"] and _report(team)["schema_version"] == 4
+
+    # The same model named by its spec's ?classes=, its images listed by a CSV manifest (names and indices).
+    for path in team.path.glob("labels-*.json"):
+        path.unlink()
+    _images(team.path / "flat", {".": 0})
+    for i, label in enumerate(["dog", "7", "Frog", "0"]):
+        Image.new("RGB", (12, 12), (i, 0, 0)).save(team.path / "flat" / f"img{i}.png")
+    (team.path / "flat" / "labels.csv").write_text("path,label\n" + "".join(
+        f"img{i}.png,{label}\n" for i, label in enumerate(["dog", "7", "Frog", "0"])))
+    spec = "tests.tiny_models:ten_classes?classes=classes.txt"
+    result = team.runpytest_subprocess("--model", spec, "--audit-images", "flat/labels.csv", "--audit-data", "data", *RUN)
+    assert result.ret == 0, _output(result)
+    assert _labels(team) == {"img0.png": 5, "img1.png": 7, "img2.png": 6, "img3.png": 0}
+    assert _report(team)["models"][spec]["classes"]["source"] == "?classes= classes.txt"
+
+
+def test_unmatched_folders_stop_the_run_before_any_model_loads(team):
+    _images(team.path / "team", {"airplane": 1, "cats": 1, "trucks": 1})
+    result = team.runpytest_subprocess("--model", "tests.tiny_models:ten_classes?classes=classes.txt",
+                                       "--audit-images", "team", "--audit-data", "data", *RUN)
+    output = _output(result)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, output
+    assert _one_message(output, "'cats' (closest class: 'cat'); 'trucks' (closest class: 'truck')"), output
+    assert "loading" not in output and not _labels(team)  # on the controller, before any model loads
+    report = _report(team)
+    assert report["verdict"] != "pass" and "'cats' (closest class: 'cat')" in report["error"]
+
+
+def test_unmatched_folders_of_a_model_known_only_once_loaded(team):
+    # A factory may carry its own names, so --audit-classes is known to apply only once it loads: checked then.
+    _images(team.path / "team", {"airplane": 1, "cats": 1})
+    result = team.runpytest_subprocess("--model", "tests.tiny_models:ten_classes", "--audit-classes", "classes.txt",
+                                       "--audit-images", "team", "--audit-data", "data", *RUN)
+    output = _output(result)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, output
+    assert "'cats' (closest class: 'cat')" in output and not _labels(team)
+    assert "'cats' (closest class: 'cat')" in _report(team)["error"]
+
+
+def test_class_count_mismatch_stops_the_run_under_xdist(team):
+    (team.path / "nine.txt").write_text("\n".join(TEN[:9]))
+    _images(team.path / "team", {"airplane": 2, "ship": 2})
+    result = team.runpytest_subprocess("--model", "tests.tiny_models:ten_classes", "--audit-classes", "nine.txt",
+                                       "--audit-images", "team", "--audit-data", "data", "-n", "2", *RUN)
+    output = _output(result)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, output
+    message = "has 10 outputs, but its class list (--audit-classes nine.txt) names 9 classes"
+    assert message in output and message in _report(team)["error"]
+    assert _report(team)["run"]["exit_status"] == 4 and not _labels(team)
+
+
+def test_images_of_three_of_ten_classes_and_a_subset_larger_than_the_set_are_said_once(team):
+    _images(team.path / "team", {"bird": 2, "deer": 1, "horse": 1}, suffix=".PNG")
+    result = team.runpytest_subprocess("--model", "tests.tiny_models:ten_classes?classes=classes.txt", "--audit-images",
+                                       "team", "--audit-data", "data", "--audit-samples", "5000", *RUN)
+    output = _output(result)
+    assert result.ret == 0, output
+    uncovered = ("the labelled images team (4 images) cover 3 of the 10 classes of tests.tiny_models:ten_classes?"
+                 "classes=classes.txt; 7 class(es) have no images: airplane, automobile, cat, dog, frog, ship, truck")
+    larger = "--audit-samples 5,000 is more than the 4 images of team: all 4 are used"
+    assert said_once(output, uncovered) and said_once(output, larger), output
+    assert _report(team)["run"]["notes"] == [larger, uncovered]
+    assert len(_labels(team)) == 4
+
+
+@pytest.mark.parametrize("stray, closest", [("cats", None), ("n0144O764", "tench (n01440764)")])
+def test_a_folder_among_wnid_folders_stops_the_run(team, stray, closest):
+    # issue 23, item 3: it was dropped without a word (21 images, n_images 20, PASS)
+    _images(team.path / "team", {"n01440764": 2, "n01443537": 2, stray: 1})
+    result = team.runpytest_subprocess("--model", "torchvision:resnet18:none", "--audit-images", "team",
+                                       "--audit-data", "data", *RUN)
+    output = _output(result)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, output
+    assert _one_message(output, "1 class name(s) of the images in team match no class"), output
+    assert f"'{stray}'" in output and (closest is None or f"'{stray}' (closest class: '{closest}')" in output)

@@ -1,0 +1,81 @@
+"""Schema 4 (the model entry's classes, run.notes) still reads version-3 reports: as a baseline (the gate and
+``compare``) and as merge parts."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from tests.test_sharding import _synthetic_run
+from visionaudit.data.shards import Shard
+from visionaudit.families.baseline.pairing import read_report
+from visionaudit.report.compare import compare_reports, regressions
+from visionaudit.report.merge import Unmergeable, merge_reports
+from visionaudit.families.records import report_schema
+from visionaudit.version import SCHEMA_VERSION
+
+ROOT = Path(__file__).resolve().parents[2]
+V3 = ROOT / "tests" / "report_fixtures" / "report_two_models.json"  # written by the suite at schema 3
+
+
+def test_the_schema_is_version_4_with_the_model_classes():
+    schema = report_schema()
+    assert SCHEMA_VERSION == 4 and schema["properties"]["schema_version"]["const"] == 4
+    model = schema["properties"]["models"]["additionalProperties"]
+    assert "classes" in model["else"]["required"] and "notes" in schema["properties"]["run"]["properties"]
+
+
+def test_a_version_3_report_is_a_baseline_for_a_version_4_run(tmp_path):
+    old = read_report(V3)  # the gate's reader: accepted, not refused as old
+    assert old["schema_version"] == 3 and all("classes" not in m for m in old["models"].values())
+    new = copy.deepcopy(old)
+    new["schema_version"] = 4
+    for info in new["models"].values():
+        info["classes"] = {"count": info["num_classes"], "source": "test", "imagenet1k": False,
+                           "names": [str(i) for i in range(info["num_classes"])]}
+    (tmp_path / "new.json").write_text(json.dumps(new))
+    comparison = compare_reports(old, read_report(tmp_path / "new.json"))
+    results = [r for per in comparison["models"].values() for r in per["results"].values()]
+    assert comparison["paired"] and len(results) >= 2  # something was compared, image by image
+    assert regressions(comparison) == [] and {r.verdict for r in results} <= {"unchanged", "not_compared"}
+    assert any(r.verdict == "unchanged" for r in results)
+
+
+def test_version_3_parts_merge_into_a_version_4_report():
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    n = 300
+    ids = [f"n{k:08d}_img.JPEG" for k in rng.permutation(10 * n)[:n]]
+    clean = rng.random(n) < 0.8
+    top5 = clean | (rng.random(n) < 0.5)
+
+    def arrays_of(transform):
+        return {"correct": clean, "top5": top5}
+
+    whole = _synthetic_run(None, arrays_of, ids, ("accuracy",))
+    parts = [_synthetic_run(Shard(k, 2), arrays_of, ids, ("accuracy",)) for k in (1, 2)]
+    for part in parts:
+        part["schema_version"] = 3  # as a version-3 suite wrote them
+    merged = merge_reports(parts, ["p1", "p2"])
+    assert merged["schema_version"] == 4
+    assert [e["metrics"] for e in merged["audits"]] == [e["metrics"] for e in whole["audits"]]
+    parts[0]["schema_version"] = 5
+    with pytest.raises(Unmergeable, match="p1 has schema 5; this suite reads schemas 3 to 4"):
+        merge_reports(parts, ["p1", "p2"])
+
+
+def test_a_run_report_validates_with_classes_and_notes():
+    report = json.loads(V3.read_text())
+    report["schema_version"] = 4
+    report["run"]["notes"] = ["a note"]
+    for info in report["models"].values():
+        info["classes"] = {"count": 2, "source": "file", "imagenet1k": False, "names": ["a", "b"]}
+    jsonschema.validate(report, report_schema())
+    del next(iter(report["models"].values()))["classes"]
+    with pytest.raises(jsonschema.ValidationError, match="'classes' is a required property"):
+        jsonschema.validate(report, report_schema())

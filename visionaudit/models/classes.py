@@ -1,0 +1,170 @@
+"""A model's classes (its :class:`~visionaudit.data.label_space.LabelSpace`): from the model when it carries
+them, else from a class file, checked against the number of outputs.
+
+Where the names come from, first found wins:
+
+1. ``?classes=FILE`` in the spec (this model's, explicitly);
+2. the model's own: torchvision weights' ``meta["categories"]``, a timm model's pretrained configuration (its
+   ImageNet subset, through timm's ``infer_imagenet_subset`` / ``ImageNetInfo``), a Hugging Face
+   ``config.id2label`` (unless it is the ``LABEL_0 ...`` placeholder), EfficientNet-Lite's ImageNet-1k;
+3. ``--audit-classes FILE`` / ``[run] classes`` (the run's default for models that carry no names);
+4. ImageNet-1k for a model with 1,000 outputs (or ``?imagenet=true``), else the output indices.
+
+A list whose length is not the model's number of outputs is a :class:`ClassCountMismatch`. Some label spaces
+are known before any model loads (:func:`known_before_load`): the controller checks the labelled images
+against them at startup.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from visionaudit.data.label_space import LabelSpace, imagenet1k, imagenet_names, output_indices, read_classes_file
+from visionaudit.errors import ConfigError
+from visionaudit.models.specs import ModelSpec
+
+_HF_PLACEHOLDER = re.compile(r"^LABEL_\d+$")  # transformers' id2label when nobody named the classes
+
+
+class ClassCountMismatch(ConfigError):
+    """A class list whose length differs from the model's outputs."""
+
+
+def from_file(path: str | Path, where: str) -> LabelSpace:
+    """The classes in a class file (one name per line, or a JSON list); ``where`` says who named the file."""
+    return LabelSpace(read_classes_file(path), f"{where} {path}")
+
+
+def from_names(names: list[str] | tuple[str, ...], source: str) -> LabelSpace:
+    """A list of names; ImageNet-1k's own names (in its order) keep their WNIDs."""
+    names = tuple(str(n) for n in names)
+    if len(names) == 1000 and names == imagenet_names():
+        return imagenet1k(source)
+    return LabelSpace(names, source)
+
+
+def torchvision_classes(weights: Any, name: str) -> LabelSpace | None:
+    """The classes of torchvision weights (their ``meta["categories"]``), None for weights without them."""
+    categories = (getattr(weights, "meta", None) or {}).get("categories")
+    if not categories:
+        return None
+    return from_names(categories, f"torchvision:{name} weights {weights.name} (meta['categories'])")
+
+
+def timm_classes(module: Any, name: str) -> LabelSpace | None:
+    """A timm model's classes from its pretrained configuration: the ImageNet subset timm infers from it, its
+    label names (WNIDs) and descriptions through ``timm.data.ImageNetInfo``; None when timm infers none."""
+    try:
+        from timm.data import ImageNetInfo, infer_imagenet_subset
+    except ImportError:  # an older timm without the helpers: the model's outputs decide
+        return None
+    try:
+        subset = infer_imagenet_subset(module)
+    except Exception:  # a configuration timm cannot read: no names rather than a failed load
+        return None
+    if not subset:
+        return None
+    source = f"timm:{name} pretrained configuration ({subset})"
+    if subset == "imagenet-1k":
+        return imagenet1k(source)  # torchvision's readable names, the same in every model entry
+    info = ImageNetInfo(subset)
+    ids = tuple(info.label_names())
+    names = tuple(d.split(",")[0].strip() for d in info.label_descriptions())
+    return LabelSpace(names, source, ids)
+
+
+def hf_classes(module: Any) -> LabelSpace | None:
+    """A Hugging Face model's ``config.id2label`` in output order; None when absent or the placeholder."""
+    id2label = getattr(getattr(module, "config", None), "id2label", None)
+    if not isinstance(id2label, dict) or not id2label:
+        return None
+    try:
+        by_index = {int(k): str(v) for k, v in id2label.items()}
+    except (TypeError, ValueError):
+        return None
+    if sorted(by_index) != list(range(len(by_index))):
+        return None
+    names = [by_index[i] for i in range(len(by_index))]
+    if all(_HF_PLACEHOLDER.match(n) for n in names):
+        return None
+    return from_names(names, "the model's config.id2label (Hugging Face)")
+
+
+def resolve(spec: ModelSpec, own: LabelSpace | None, num_classes: int, run_classes: str | None = None) -> LabelSpace:
+    """The model's label space (see the module docstring for the order), its length checked against its outputs."""
+    space = None
+    if "classes" in spec.options:
+        space = from_file(spec.options["classes"], "?classes=")
+    elif own is not None:
+        space = own
+    elif run_classes:
+        space = from_file(run_classes, "--audit-classes")
+    imagenet_flag = spec.options.get("imagenet")
+    if space is not None and imagenet_flag not in ("true", "1", "yes"):
+        check_count(spec.id, space, num_classes)
+        return space
+    if imagenet_flag in ("true", "1", "yes") or (imagenet_flag is None and num_classes == 1000):
+        return imagenet1k()
+    return output_indices(num_classes)
+
+
+def check_count(model_id: str, space: LabelSpace, num_classes: int) -> None:
+    if len(space) != num_classes:
+        raise ClassCountMismatch(
+            f"model {model_id} has {num_classes} outputs, but its class list ({space.source}) names {len(space)} "
+            f"classes: give one class name per output, in output order")
+
+
+def known_before_load(spec: ModelSpec, run_classes: str | None = None) -> LabelSpace | None:
+    """The label space of ``spec`` when it can be known without loading the model (on the controller, at
+    startup): ``?classes=``, EfficientNet-Lite, torchvision weights' categories or a torchvision architecture's
+    1,000 ImageNet outputs, ``--audit-classes`` for a TorchScript file (it carries no names); None otherwise."""
+    imagenet_flag = spec.options.get("imagenet")
+    if "classes" in spec.options:
+        return from_file(spec.options["classes"], "?classes=")
+    if spec.kind == "lite":
+        return imagenet1k()
+    if spec.kind == "torchvision":
+        import torchvision
+
+        if spec.weights not in (None, "none"):
+            enum = torchvision.models.get_model_weights(spec.name)
+            weights = enum.DEFAULT if spec.weights == "DEFAULT" else enum[spec.weights]
+            own = torchvision_classes(weights, spec.name)
+            if own is not None:
+                return own
+        if run_classes:  # random weights carry no names
+            return from_file(run_classes, "--audit-classes")
+        if imagenet_flag not in ("false", "0", "no") and spec.name in torchvision.models.list_models(module=torchvision.models):
+            return imagenet1k()  # a classification architecture: 1,000 outputs
+        return None
+    if spec.kind == "torchscript" and run_classes:  # a TorchScript file carries no names
+        return from_file(run_classes, "--audit-classes")
+    return None
+
+
+def outputs_before_load(spec: ModelSpec) -> int | None:
+    """How many outputs ``spec``'s model has, when that is known without loading it: EfficientNet-Lite's and a
+    torchvision classifier's 1,000 (its weights' category count); None otherwise."""
+    if spec.kind == "lite":
+        return 1000
+    if spec.kind == "torchvision":
+        import torchvision
+
+        if spec.name not in torchvision.models.list_models(module=torchvision.models):
+            return None
+        if spec.weights not in (None, "none"):
+            enum = torchvision.models.get_model_weights(spec.name)
+            weights = enum.DEFAULT if spec.weights == "DEFAULT" else enum[spec.weights]
+            return len((weights.meta or {}).get("categories") or ()) or None
+        return 1000
+    return None
+
+
+def check_before_load(spec: ModelSpec, run_classes: str | None = None) -> None:
+    """A class list whose length is known to differ from the outputs before the model loads: refused now."""
+    space, outputs = known_before_load(spec, run_classes), outputs_before_load(spec)
+    if space is not None and outputs is not None and spec.options.get("imagenet") not in ("true", "1", "yes"):
+        check_count(spec.id, space, outputs)
