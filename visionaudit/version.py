@@ -9,8 +9,7 @@ __version__ = "0.1.0"
 # 3: per-image outcomes (entries' `outcomes`, the image sets' sample ids and fingerprints in `samples`),
 #    transforms drawn per sample id (protocol 2), the baseline family, `directions` in `families`.
 # 4: `verdict_reason` (a pass is never on nothing: a model or a baseline gate that judged nothing, a baseline
-#    that is not a pass), `run.baseline`; not_judged entries keep what was measured.
-# 4: the model entry's `classes` (its label space: class names in output order, their source, WNIDs for
+#    that is not a pass), `run.baseline`; not_judged entries keep what was measured; the model entry's `classes` (its label space: class names in output order, their source, WNIDs for
 #    ImageNet-1k), `run.notes` (what the run said once about its input);
 #    `incomplete.stopped_by` (the test that -x/--maxfail stopped after). Schema 3 is still read.
 SCHEMA_VERSION = 4
