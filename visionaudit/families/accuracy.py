@@ -107,8 +107,7 @@ def assess_clean_top1(record: AuditRecord, measured: PerImage, thresholds: Mappi
 
 FAMILY = register_family(Family(
     name="accuracy",
-    gates="clean top-1 on labelled natural images, through the model's own preprocessing, in the model's own label space "
-          "(with top-5, per-class and balanced accuracy)",
+    gates="clean top-1 on labelled natural images, through the model's own preprocessing",
     key_metric="clean_top1",
     higher_is_better=True,
     splits_by_image=True,

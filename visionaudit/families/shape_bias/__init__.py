@@ -247,8 +247,7 @@ def assess_shape_only(record: AuditRecord, measured: PerImage, thresholds: Mappi
 FAMILY = register_family(Family(
     name="shape_bias",
     gates="Geirhos et al. (ICLR 2019) shape bias on the 1,280 cue-conflict stimuli (fed at 224x224, uncropped, as "
-          "published), above-chance cue use, and 16-way accuracy above chance on the shape-only stimuli (ImageNet-1k "
-          "models, models with the 16 categories among their classes, or mapped onto them by category_map)",
+          "published), above-chance cue use, and 16-way accuracy above chance on the shape-only stimuli",
     key_metric="shape_bias",
     higher_is_better=True,
     splits_by_image=True,
