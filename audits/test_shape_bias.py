@@ -10,10 +10,9 @@ whose shape-only accuracy is not above chance, fails whatever its number.
 
 import pytest
 
-from visionaudit.families.assessment import NotApplicable
 from visionaudit.families.shape_bias import (
     cue_conflict_outcomes,
-    shape_categories,
+    categories_or_reason,
     shape_only_outcomes,
     stimulus_context,
     stimulus_geometry,
@@ -24,10 +23,10 @@ pytestmark = pytest.mark.audit("shape_bias")
 
 def _categories(model, thresholds):
     """Which of the model's classes make each of the 16 categories; the test is skipped, saying why, without them."""
-    try:
-        return shape_categories(model.label_space, thresholds["category_map"])
-    except NotApplicable as e:
-        pytest.skip(f"{model.id}: no shape bias: {e}")
+    categories, reason = categories_or_reason(model.label_space, thresholds["category_map"])
+    if categories is None:
+        pytest.skip(f"{model.id}: no shape bias: {reason}")
+    return categories
 
 
 def _logits(model, image_set, evaluate, thresholds, categories):

@@ -216,3 +216,13 @@ def test_robustness_names_the_most_affected_classes_and_pairs_only_one_label_spa
                                     "models": {"a": {"classes": {"names": NAMES}}}})
     assert any("robustness across 2 models (a, b), rotation" in line for line in lines)
     assert math.isclose(R.FAMILY.aggregate(entries[:2])["across_models"]["rotation"]["models"], 2)
+
+
+def test_the_summary_names_the_worst_classes_with_enough_images():
+    record = AuditRecord("accuracy", "m")
+    A.assess_clean_top1(record, PerImage(_samples(10), {"correct": CORRECT, "labels": LABELS}), _bounds(min_class_images=2),
+                        {"model": "m", "set_name": "hand", "preprocessing": "p", "class_names": NAMES})
+    e = {"audit": "accuracy", "model": "m", **{k: v for k, v in record.to_dict().items() if k in ("metrics", "thresholds", "tables")}}
+    (line,) = A.FAMILY.summary_lines({"audits": [e]})
+    # bird has one image (< 2): not named; dog 1/5 then cat 3/4, by hand
+    assert line == "accuracy, m: balanced accuracy 0.650 over 3 classes with images; worst: dog 0.20 (1/5), cat 0.75 (3/4)"

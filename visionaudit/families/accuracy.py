@@ -105,6 +105,24 @@ def assess_clean_top1(record: AuditRecord, measured: PerImage, thresholds: Mappi
         raise AssertionError(f"{context['model']} on {context['set_name']}: " + "; ".join(failures))
 
 
+def _summary_lines(report: dict[str, Any]) -> list[str]:
+    """Per model: balanced accuracy over its classes, and its worst classes by name (those with enough images to
+    say: ``min_class_images``)."""
+    lines = []
+    for e in report.get("audits", []):
+        if e.get("audit") != "accuracy" or e.get("control") or "balanced_accuracy" not in e.get("metrics", {}):
+            continue
+        m, classes = e["metrics"], e.get("tables", {}).get("per_class") or {}
+        enough = e.get("thresholds", {}).get("min_class_images", 1)
+        judged = {n: c for n, c in classes.items() if c["n_images"] >= enough}
+        text = (f"accuracy, {e['model']}: balanced accuracy {m['balanced_accuracy']:.3f} over {len(classes)} classes with images"
+                + (f" (of {m['n_classes']})" if m.get("n_classes") and m["n_classes"] != len(classes) else ""))
+        text += (f"; worst: {', '.join(worst_classes(judged, 3))}" if judged else
+                 f"; no class has {enough} images or more to name the worst")
+        lines.append(text)
+    return lines
+
+
 FAMILY = register_family(Family(
     name="accuracy",
     gates="clean top-1 on labelled natural images, through the model's own preprocessing",
@@ -125,6 +143,7 @@ FAMILY = register_family(Family(
                                     default=10),
         "min_images": f.min_images(default=50),
     },
+    summary_lines=_summary_lines,
     html_section="visionaudit.html.sections:accuracy",
 ))
 

@@ -26,7 +26,7 @@ from visionaudit.data.imagenet16 import AGGREGATIONS, decide
 from visionaudit.data.imagenet16 import categories as category_names
 from visionaudit.errors import DataError, ModelOutputError
 from visionaudit.families import thresholds as f
-from visionaudit.families.assessment import PerImage, require_count
+from visionaudit.families.assessment import NotApplicable, PerImage, require_count
 from visionaudit.families.records import AuditRecord
 from visionaudit.families.registry import Family, register_family
 from visionaudit.families.shape_bias.categories import ShapeCategories, shape_categories  # noqa: F401 (public here)
@@ -155,6 +155,14 @@ def stimulus_context(model: LoadedModel, mode: str, geometry: Geometry, aggregat
     if categories is not None and not categories.imagenet:
         context["category_mapping"] = categories.to_dict()
     return context
+
+
+def categories_or_reason(label_space: Any, category_map: Mapping[str, str] | None = None) -> tuple[ShapeCategories | None, str]:
+    """:func:`shape_categories`, or None with the reason the family does not apply to this label space."""
+    try:
+        return shape_categories(label_space, category_map), ""
+    except NotApplicable as e:
+        return None, str(e)
 
 
 def _decide(logits: torch.Tensor, aggregation: str, categories: ShapeCategories | None) -> list[str]:
