@@ -288,8 +288,7 @@ def _summary_lines(report: dict[str, Any]) -> list[str]:
 FAMILY = register_family(Family(
     name="corruption",
     gates="ImageNet-C's 15 corruptions at five severities (Hendrycks & Dietterich 2019), made as the dataset was "
-          "(resize 256, crop 224, JPEG quality 85), top-1 error per condition and the mCE normalized by AlexNet "
-          "(ImageNet-1k models; any other: the mean error and its mean rise over the clean error)",
+          "(resize 256, crop 224, JPEG quality 85), top-1 error per condition and the mCE normalized by AlexNet",
     key_metric="mce",
     higher_is_better=False,
     assessors={"condition": assess_condition, "mce": assess_mce},

@@ -272,7 +272,7 @@ def class_labels(report: dict[str, Any], models: Sequence[str] | None, indices: 
         names = ((report.get("models", {}).get(model) or {}).get("classes") or {}).get("names")
         ids = ((report.get("models", {}).get(model) or {}).get("classes") or {}).get("ids")
         if names:
-            return [f"{names[i]} ({ids[i]})" if ids else names[i] if i < len(names) else str(i) for i in indices]
+            return [str(i) if i >= len(names) else f"{names[i]} ({ids[i]})" if ids else names[i] for i in indices]
     return [str(i) for i in indices]
 
 
