@@ -15,6 +15,6 @@ pytestmark = pytest.mark.audit("baseline")
 
 
 @pytest.mark.parametrize("comparison", list(COMPARED))
-def test_against_baseline(imagenet_model, comparison, compared_with_baseline, assess, request):
-    assess("against_baseline", compared_with_baseline(imagenet_model, comparison, request), model=imagenet_model.id,
+def test_against_baseline(model, comparison, compared_with_baseline, assess, request):
+    assess("against_baseline", compared_with_baseline(model, comparison, request), model=model.id,
            comparison=comparison)

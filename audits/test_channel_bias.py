@@ -22,14 +22,14 @@ def test_weight_shares(model, assess):
     assess("weight_shares", weight_bias(model), model=model.id)
 
 
-def test_functional_shares(imagenet_model, labelled_images, evaluate, assess, thresholds, audit_seed):
+def test_functional_shares(model, labelled_images, evaluate, assess, thresholds, audit_seed):
     """Weight times signal, channel ablation and gradient x input, on real images (recorded, not gated)."""
-    weight = weight_bias(imagenet_model)
+    weight = weight_bias(model)
     measured = None
     if weight is not None:  # RGB only: the assessor says so
-        ev = evaluate(imagenet_model, labelled_images.stratified_subset(thresholds["functional_images"], audit_seed))
-        measured = functional_shares(imagenet_model, weight, ev.images, ev.labels, ev.logits)
-    assess("functional_shares", measured, model=imagenet_model.id)
+        ev = evaluate(model, labelled_images.stratified_subset(thresholds["functional_images"], audit_seed))
+        measured = functional_shares(model, weight, ev.images, ev.labels, ev.logits)
+    assess("functional_shares", measured, model=model.id)
 
 
 @pytest.mark.parametrize("arch", CONTROL_ZOO)

@@ -355,3 +355,58 @@ def test_conversion_and_deployment_share_one_section():
     section = _section(render(TWO), "conversion")
     assert "<td>conversion</td>" in section and "<td>deployment</td>" in section
     assert '<section id="deployment">' not in render(TWO)
+
+
+# -- a model of its own label space (issue 24) ----------------------------------------------------------
+
+def _own_classes_report(n_classes: int) -> dict:
+    """TWO with its first model's accuracy entry as a model of ``n_classes`` named classes would write it: class
+    ``k`` has k + 1 images, k of them right (accuracy k / (k + 1), so the worst is class 0)."""
+    report = json.loads(json.dumps(TWO))
+    e = entry(report, f"test_clean_top1[{MODELS[0]}]")
+    per = {f"class {k} name": {"index": k, "n_images": k + 1, "correct": k, "accuracy": k / (k + 1)} for k in range(n_classes)}
+    e["tables"]["per_class"] = per
+    e["metrics"].update(balanced_accuracy=sum(c["accuracy"] for c in per.values()) / n_classes,
+                        lowest_class={"class": "class 0 name", **per["class 0 name"]})
+    e["metrics"].pop("top5")  # five classes or fewer record no top-5
+    return report
+
+
+def _rows(table_html: str) -> list[list[str]]:
+    return [re.findall(r"<td>(.*?)</td>", row) for row in table_html.split("<tr>")[2:]]
+
+
+def test_the_per_class_table_names_every_class_worst_first():
+    html = render(_own_classes_report(4))
+    section = _section(html, "accuracy")
+    assert f"<h3>{MODELS[0]}: accuracy per class</h3>" in section
+    table = section.split('<table class="per-class">', 1)[1].split("</table>", 1)[0]
+    rows = _rows(table)
+    # by hand: accuracies 0, 1/2, 2/3, 3/4, worst first, each class by its name with its output index
+    assert rows == [["class 0 name", "0", "1", "0", "0"], ["class 1 name", "1", "2", "1", "0.5"],
+                    ["class 2 name", "2", "3", "2", "0.6667"], ["class 3 name", "3", "4", "3", "0.75"]]
+    assert "all 4 classes with images" in section
+    main = _rows(section.split("<table>", 1)[1].split("</table>", 1)[0])
+    mine = next(r for r in main if r[0] == MODELS[0])
+    assert mine[2] == "- (5 classes or fewer)" and mine[3] == "0.4792" and mine[4] == "class 0 name 0 (0/1)"
+
+
+def test_a_large_label_space_shows_its_worst_classes():
+    section = _section(render(_own_classes_report(120)), "accuracy")
+    rows = _rows(section.split('<table class="per-class">', 1)[1].split("</table>", 1)[0])
+    assert len(rows) == 50 and rows[0][0] == "class 0 name" and rows[-1][0] == "class 49 name"
+    assert "the 50 worst of 120 classes with images" in section
+
+
+def test_corruption_of_an_own_label_space_model_says_no_mce():
+    report = json.loads(json.dumps(TWO))
+    report["audits"] = [e for e in report["audits"] if e["audit"] != "corruption"] + [{
+        "nodeid": f"audits/test_corruption.py::test_mce[{MODELS[0]}]", "audit": "corruption", "model": MODELS[0],
+        "params": {}, "outcome": "passed", "duration": 0.1, "message": None, "worker": None, "outcomes": None,
+        "thresholds": {"max_mean_error": 0.9}, "tables": {"errors": {"fog": {"1": 0.2, "2": 0.4}}},
+        "metrics": {"alexnet_normalized": False, "mean_error": 0.3, "mean_rise": 0.2, "clean_error": 0.1,
+                    "mean_error_ci": [0.25, 0.35], "n_images": 10, "subset": None}}]
+    section = _section(render(report), "corruption")
+    assert "mean error 0.3 [0.25, 0.35], mean rise over its clean error 0.2 (clean 0.1" in section
+    assert "<td>fog</td><td>0.3</td><td>0.2</td><td>0.2, 0.4</td>" in section  # mean over severities, its rise by hand
+    assert "mCE" not in section.replace("no mCE", "")

@@ -1,9 +1,16 @@
-"""Clean accuracy: top-k of logits against ImageNet labels; the family under every other audit."""
+"""Clean accuracy: top-k of logits against the labels, in the model's own label space; the family under every
+other audit.
+
+Top-1 is the gate under every other audit; beside it, top-5 (only when the model has more than five classes:
+with five or fewer it is always 1), the accuracy of each class (named by the model's class names) and the
+balanced accuracy (the mean of the per-class accuracies over the classes that have images), each with a bound.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
+import numpy as np
 import torch
 
 from visionaudit.families import thresholds as f
@@ -17,26 +24,105 @@ from visionaudit.models.topk import (  # noqa: F401 (public here too)
     topk_hits,
 )
 
+TOP5_MIN_CLASSES = 6  # top-5 of five classes or fewer is every class: always right, so it is not recorded
+
 
 def clean_outcomes(sample_set: Any, logits: torch.Tensor, labels: torch.Tensor) -> PerImage:
-    """What :func:`assess_clean_top1` judges: per image, top-1 right (``correct``) and the label among the 5
-    largest logits (``top5``), on ``sample_set`` (the images ``logits`` scored)."""
-    return PerImage(sample_set, {"correct": top1_correct(logits, labels), "top5": topk_hits(logits, labels, 5).cpu().numpy()})
+    """What :func:`assess_clean_top1` judges: per image, top-1 right (``correct``), the label among the 5
+    largest logits (``top5``, only when there are more than 5 classes) and the label (``labels``, the output
+    index), on ``sample_set`` (the images ``logits`` scored)."""
+    arrays = {"correct": top1_correct(logits, labels), "labels": np.asarray(labels.cpu(), dtype=np.int64)}
+    if logits.shape[1] >= TOP5_MIN_CLASSES:
+        arrays["top5"] = topk_hits(logits, labels, 5).cpu().numpy()
+    return PerImage(sample_set, arrays)
+
+
+def per_class(correct: np.ndarray, labels: np.ndarray, class_names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``{class name: {"index", "n_images", "correct", "accuracy"}}`` for every class with images, in output order."""
+    correct, labels = np.asarray(correct, dtype=bool), np.asarray(labels, dtype=np.int64)
+    totals = np.bincount(labels, minlength=len(class_names))
+    hits = np.bincount(labels, weights=correct.astype(np.float64), minlength=len(class_names))
+    return {str(class_names[i]): {"index": i, "n_images": int(totals[i]), "correct": int(hits[i]),
+                                  "accuracy": float(hits[i] / totals[i])}
+            for i in range(len(totals)) if totals[i] > 0}
+
+
+def balanced_accuracy(classes: Mapping[str, Mapping[str, Any]]) -> float:
+    """The mean of the per-class accuracies over the classes that have images (each class counts once)."""
+    return float(np.mean([c["accuracy"] for c in classes.values()])) if classes else float("nan")
+
+
+def worst_classes(classes: Mapping[str, Mapping[str, Any]], k: int = 5) -> list[str]:
+    """The ``k`` classes of lowest accuracy (fewer images first among ties, then output order), named."""
+    ranked = sorted(classes.items(), key=lambda kv: (kv[1]["accuracy"], -kv[1]["n_images"], kv[1]["index"]))
+    return [f"{name} {c['accuracy']:.2f} ({c['correct']}/{c['n_images']})" for name, c in ranked[:k]]
 
 
 def assess_clean_top1(record: AuditRecord, measured: PerImage, thresholds: Mapping[str, Any], context: Mapping[str, Any]) -> None:
-    """``measured.arrays``: ``correct`` (top-1 right, per image) and ``top5`` (label among the 5 largest logits)."""
+    """``measured.arrays``: ``correct`` (top-1 right, per image), ``top5`` (label among the 5 largest logits; absent
+    for 5 classes or fewer) and ``labels`` (output indices); ``context["class_names"]``: the model's classes
+    as people read them, in output order (absent in a report of version 3: the classes are named by index)."""
     sample_set, arrays = measured.sample_set, measured.arrays
     correct = arrays["correct"]
     record.metric("n_images", len(correct))
     record.outcomes_on(sample_set, "clean", correct=correct)
     # Measured before the count is checked: a not_judged report keeps them (a baseline for a run of its size).
-    record.metric("top5", float(arrays["top5"].mean()) if len(correct) else float("nan"))
     top1 = record.metric("clean_top1", float(correct.mean()) if len(correct) else float("nan"))
+    top5 = record.metric("top5", float(arrays["top5"].mean()) if len(correct) else float("nan")) if "top5" in arrays else None
+    classes: dict[str, dict[str, Any]] | None = None
+    if "labels" in arrays:
+        labels = arrays["labels"]
+        names = context.get("class_names") or [str(i) for i in range(int(labels.max()) + 1 if labels.size else 0)]
+        classes = per_class(correct, labels, names)
+        record.table("per_class", classes)
+        record.metric("n_classes", len(names))
+        record.metric("classes_with_images", len(classes))
+        balanced = record.metric("balanced_accuracy", balanced_accuracy(classes))
+        judged = {n: c for n, c in classes.items() if c["n_images"] >= thresholds["min_class_images"]}
+        record.threshold("min_class_images", thresholds["min_class_images"])
+        record.metric("classes_judged", len(judged))
+        lowest = min(judged.items(), key=lambda kv: (kv[1]["accuracy"], kv[1]["index"])) if judged else None
+        record.metric("lowest_class", None if lowest is None else {"class": lowest[0], **lowest[1]})
+        below = [n for n, c in judged.items() if c["accuracy"] < thresholds["min_class_accuracy"]]
+        record.threshold("min_class_accuracy", thresholds["min_class_accuracy"])
+        record.metric("classes_below", below)
     require_count(record, thresholds, len(correct), "labelled images")
-    if not record.check_min("clean_top1", top1, "min_top1", thresholds["min_top1"]):
+    failures = []
+    if top5 is not None and not record.check_min("top5", top5, "min_top5", thresholds["min_top5"]):
+        failures.append(f"top-5 {top5:.3f} is below min_top5 {thresholds['min_top5']}")
+    top1_ok = record.check_min("clean_top1", top1, "min_top1", thresholds["min_top1"])
+    if classes is not None:
+        if not record.check_min("balanced_accuracy", balanced, "min_balanced_accuracy", thresholds["min_balanced_accuracy"]):
+            failures.append(f"balanced accuracy {balanced:.3f} (mean over {len(classes)} classes) is below "
+                            f"min_balanced_accuracy {thresholds['min_balanced_accuracy']}; worst: {', '.join(worst_classes(classes))}")
+        if below:
+            failures.append(f"{len(below)} of {len(judged)} classes with at least {thresholds['min_class_images']} images are "
+                            f"below min_class_accuracy {thresholds['min_class_accuracy']}: "
+                            f"{', '.join(worst_classes({n: judged[n] for n in below}, 10))}")
+    if not top1_ok:
         raise AssertionError(f"{context['model']}: clean top-1 {top1:.3f} on {context['set_name']} is below min_top1 "
-                             f"{thresholds['min_top1']} (check its preprocessing: {context['preprocessing']})")
+                             f"{thresholds['min_top1']} (check its preprocessing: {context['preprocessing']})"
+                             + "".join(f"; {m}" for m in failures))
+    if failures:
+        raise AssertionError(f"{context['model']} on {context['set_name']}: " + "; ".join(failures))
+
+
+def _summary_lines(report: dict[str, Any]) -> list[str]:
+    """Per model: balanced accuracy over its classes, and its worst classes by name (those with enough images to
+    say: ``min_class_images``)."""
+    lines = []
+    for e in report.get("audits", []):
+        if e.get("audit") != "accuracy" or e.get("control") or "balanced_accuracy" not in e.get("metrics", {}):
+            continue
+        m, classes = e["metrics"], e.get("tables", {}).get("per_class") or {}
+        enough = e.get("thresholds", {}).get("min_class_images", 1)
+        judged = {n: c for n, c in classes.items() if c["n_images"] >= enough}
+        text = (f"accuracy, {e['model']}: balanced accuracy {m['balanced_accuracy']:.3f} over {len(classes)} classes with images"
+                + (f" (of {m['n_classes']})" if m.get("n_classes") and m["n_classes"] != len(classes) else ""))
+        text += (f"; worst: {', '.join(worst_classes(judged, 3))}" if judged else
+                 f"; no class has {enough} images or more to name the worst")
+        lines.append(text)
+    return lines
 
 
 FAMILY = register_family(Family(
@@ -46,10 +132,28 @@ FAMILY = register_family(Family(
     higher_is_better=True,
     splits_by_image=True,
     assessors={"clean_top1": assess_clean_top1},
-    metrics=("top5", "n_images"),
+    directions={"top5": True, "balanced_accuracy": True},
+    metrics=("top5", "balanced_accuracy", "per_class", "lowest_class", "n_images"),
     thresholds={
         "min_top1": f.fraction("clean top-1 at least this", default=0.70),
+        "min_top5": f.fraction("clean top-5 at least this (recorded and judged only for more than 5 classes)", default=0.85),
+        "min_balanced_accuracy": f.fraction("balanced accuracy (the mean of the per-class accuracies) at least this",
+                                            default=0.60),
+        "min_class_accuracy": f.fraction("every class with at least min_class_images images at least this accurate "
+                                         "(0: per-class accuracy recorded, not gated)", default=0.0),
+        "min_class_images": f.count("a class's accuracy is held to min_class_accuracy only with this many images",
+                                    default=10),
         "min_images": f.min_images(default=50),
     },
+    summary_lines=_summary_lines,
     html_section="visionaudit.html.sections:accuracy",
 ))
+
+
+def class_names(model: Any) -> list[str]:
+    """How the report and messages name a model's classes, in output order (``LabelSpace.label``: the name, with
+    the WNID for ImageNet-1k); output indices when it has no label space."""
+    space = getattr(model, "label_space", None)
+    if space is None:
+        return [str(i) for i in range(model.num_classes)]
+    return [space.label(i) for i in range(len(space))]

@@ -316,7 +316,7 @@ FAMILY = register_family(Family(
         "max_abs_diff": f.nonnegative("float32 logits, converted vs original (configured models)", default=1e-3),
         "max_rel_diff": f.nonnegative("max |diff| / max |logit| (every model, random-init zoo included)", default=1e-4),
         "min_top1_agreement": f.fraction("share of images whose top-1 class is unchanged", default=0.99),
-        "real_images": f.count("grayscale imagenet-sample images per configured model", default=64),
+        "real_images": f.count("grayscale labelled images (--audit-images) per configured model", default=64),
         "zoo_images": f.count("real images per random-init zoo architecture", default=8),
         "random_images": f.whole("uniform random inputs, beside the real ones", default=4),
     },

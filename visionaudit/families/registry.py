@@ -87,6 +87,8 @@ class Family:
     # string naming one, resolved when the page is drawn (a family's module need not import the html layer).
     # None: the generic section (its entries with the key metric). Families naming one builder share its section.
     html_section: str | Callable[[Any], dict[str, Any] | None] | None = None
+    # Metrics the summaries show when an entry has no key metric (corruption: a model of its own label space has no mCE).
+    alt_key_metrics: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):

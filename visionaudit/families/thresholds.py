@@ -16,7 +16,7 @@ from typing import Any, Iterable
 
 from visionaudit.errors import unknown_name
 
-KINDS = ("number", "int", "str", "bool", "list[str]", "list[number]", "map[number]")
+KINDS = ("number", "int", "str", "bool", "list[str]", "list[number]", "map[number]", "map[str]")
 
 
 def _is_number(v: Any) -> bool:
@@ -69,7 +69,7 @@ class Field:
         if self.range_text:
             text += f" in {self.range_text}"
         if self.choices is not None:
-            text += f" ({'keys' if self.kind == 'map[number]' else 'one of'}: {', '.join(self.choices)})"
+            text += f" ({'keys' if self.kind == 'map[number]' else 'values' if self.kind == 'map[str]' else 'one of'}: {', '.join(self.choices)})"
         return text
 
     def _in_range(self, v: float) -> bool:
@@ -106,9 +106,16 @@ class Field:
                 return "is empty; give at least one value"
             bad = [v for v in value if not self._in_range(v)]
             return f"holds {bad[0]!r}, out of range; each must be in {self.range_text}" if bad else None
-        # map[number]
         if not isinstance(value, dict):
             return wrong_type
+        if self.kind == "map[str]":
+            for key, v in value.items():
+                if not isinstance(v, str):
+                    return f"has {key} = {v!r}; values must be strings"
+                if self.choices is not None and v not in self.choices:
+                    return f"has {key} = " + unknown_name("value", v, self.choices)
+            return None
+        # map[number]
         for key, v in value.items():
             if self.choices is not None and key not in self.choices:
                 return unknown_name("key", key, self.choices)
@@ -184,3 +191,8 @@ def numbers(help: str = "", minimum: float | None = None, maximum: float | None 
 def flag(help: str = "", default: Any = None) -> Field:
     """True or false."""
     return Field("bool", help, default=default)
+
+
+def text_map(choices: Iterable[str], help: str = "", default: Any = None) -> Field:
+    """A table ``{name: text}`` whose keys are free (class names) and whose values are ``choices``."""
+    return Field("map[str]", help, choices=tuple(choices), default=default)

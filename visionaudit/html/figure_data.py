@@ -34,9 +34,12 @@ def shape_bias_by_category(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def accuracies(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """Clean top-1 and top-5 per model, with the number of images."""
+    """Clean top-1, top-5 (None for 5 classes or fewer), balanced accuracy and the lowest class per model, with the
+    number of images and the per-class table (class name -> index, images, correct, accuracy)."""
     return [{"model": e["model"], "clean_top1": e["metrics"]["clean_top1"], "top5": e["metrics"].get("top5"),
-             "n_images": e["metrics"].get("n_images")} for e in _entries(report, "accuracy", True) if "clean_top1" in e["metrics"]]
+             "n_images": e["metrics"].get("n_images"), "balanced_accuracy": e["metrics"].get("balanced_accuracy"),
+             "lowest_class": e["metrics"].get("lowest_class"), "per_class": e["tables"].get("per_class")}
+            for e in _entries(report, "accuracy", True) if "clean_top1" in e["metrics"]]
 
 
 def shape_bias_vs_accuracy(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -128,6 +131,26 @@ def corruption_errors(report: dict[str, Any]) -> dict[str, Any]:
             rows.append({"model": e["model"], "corruption": corruption, "ce": (m.get("ce") or {}).get(corruption),
                          "relative_ce": (m.get("relative_ce") or {}).get(corruption),
                          "errors": [per[s] for s in sorted(per, key=int)]})
+    return {"rows": rows, "models": text}
+
+
+def own_corruption_errors(report: dict[str, Any]) -> dict[str, Any]:
+    """Models of their own label spaces (no mCE): per corruption the mean error over severities, its rise over the
+    clean error and the error at each severity; per model the mean error and mean rise."""
+    rows, text = [], []
+    for e in _entries(report, "corruption", True):
+        m, errors = e["metrics"], e["tables"].get("errors")
+        if m.get("alexnet_normalized") is not False or "mean_error" not in m or not isinstance(errors, dict):
+            continue
+        text.append({"model": e["model"], "mean_error": m["mean_error"], "ci": m.get("mean_error_ci"),
+                     "mean_rise": m.get("mean_rise"), "clean_error": m.get("clean_error"), "n_images": m.get("n_images"),
+                     "subset": m.get("subset")})
+        for corruption, per in errors.items():
+            values = [per[s] for s in sorted(per, key=int)]
+            mean = sum(values) / len(values) if values else None
+            clean = m.get("clean_error")
+            rows.append({"model": e["model"], "corruption": corruption, "mean_error": mean,
+                         "rise": None if mean is None or clean is None else mean - clean, "errors": values})
     return {"rows": rows, "models": text}
 
 

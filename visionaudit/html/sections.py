@@ -51,13 +51,41 @@ def _interval(ci: Any) -> str:
     return f"[{fmt(ci[0])}, {fmt(ci[1])}]" if ci else "-"
 
 
+PER_CLASS_ROWS = 50  # a model's per-class table shows all its classes up to this many, else its worst this many
+
+
 def accuracy(page: SectionInputs) -> dict | None:
+    """Top-1, top-5 and balanced accuracy per model; then per model a table of its classes by name, worst first
+    (all of them up to :data:`PER_CLASS_ROWS`, else the worst that many)."""
     acc = data.accuracies(page.report)
     if not acc:
         return None
+    tables = []
+    for r in acc:
+        classes = r.get("per_class") or {}
+        if not classes:
+            continue
+        ranked = sorted(classes.items(), key=lambda kv: (kv[1]["accuracy"], -kv[1]["n_images"], kv[1]["index"]))
+        shown = ranked[:PER_CLASS_ROWS]
+        what = (f"all {len(ranked)} classes with images" if len(shown) == len(ranked)
+                else f"the {len(shown)} worst of {len(ranked)} classes with images")
+        tables.append({"title": f"{r['model']}: accuracy per class", "class": "per-class",
+                       "caption": f"Top-1 per class, worst first ({what}; the JSON report holds every class).",
+                       "header": ["class", "output", "images", "correct", "accuracy"],
+                       "rows": [[name, str(c["index"]), str(c["n_images"]), str(c["correct"]), fmt(c["accuracy"])]
+                                for name, c in shown]})
     return {"id": "accuracy", "title": "Clean accuracy", "figures": [],
-            "table": {"header": ["model", "clean top-1", "top-5", "images"],
-                      "rows": [[r["model"], fmt(r["clean_top1"]), fmt(r["top5"]), fmt(r["n_images"])] for r in acc]}}
+            "table": {"header": ["model", "clean top-1", "top-5", "balanced accuracy", "lowest class", "images"],
+                      "rows": [[r["model"], fmt(r["clean_top1"]), fmt(r["top5"]) if r["top5"] is not None else "- (5 classes or fewer)",
+                                fmt(r.get("balanced_accuracy")), _lowest(r.get("lowest_class")), fmt(r["n_images"])]
+                               for r in acc]},
+            "tables": tables}
+
+
+def _lowest(lowest: Any) -> str:
+    if not isinstance(lowest, dict):
+        return "-"
+    return f"{lowest['class']} {fmt(lowest['accuracy'])} ({lowest['correct']}/{lowest['n_images']})"
 
 
 def shape_bias(page: SectionInputs) -> dict | None:
@@ -110,17 +138,36 @@ def robustness(page: SectionInputs) -> dict | None:
 
 def corruption(page: SectionInputs) -> dict | None:
     ce = data.corruption_errors(page.report)
+    own = data.own_corruption_errors(page.report)
     if not ce["rows"]:
-        return None
+        return _own_corruption(own) if own["rows"] else None
     said = " ".join(f"{r['model']}: mCE {fmt(r['mce'])} [95% {fmt(r['ci'][0])}, {fmt(r['ci'][1])}], relative mCE "
                     f"{fmt(r['relative_mce'])} ({r['subset'] or str(r['n_images']) + ' images'})"
                     + (f"; {r['note']}" if r.get("note") else "") + "." for r in ce["models"])
     caveat = "" if all(r["comparable"] for r in ce["models"]) else f" {NOT_COMPARABLE}."
+    section = {"id": "corruption", "title": "Common corruptions (ImageNet-C)", "figures": [],
+               "text": said + caveat + " CE in % of AlexNet's published errors (AlexNet = 100).",
+               "table": {"header": ["model", "corruption", "CE", "relative CE", "error per severity"],
+                         "rows": [[r["model"], r["corruption"], fmt(r["ce"]), fmt(r["relative_ce"]),
+                                   ", ".join(fmt(v) for v in r["errors"])] for r in ce["rows"]]}}
+    if own["rows"]:  # models of their own label spaces beside ImageNet-1k ones
+        mine = _own_corruption(own)
+        section["tables"] = [{"title": "Models of their own label spaces (no mCE)", "caption": mine["text"], **mine["table"]}]
+    return section
+
+
+def _own_corruption(own: dict[str, Any]) -> dict:
+    """Models whose label space is not ImageNet-1k: the mean error and its mean rise over the clean error, not
+    normalized (AlexNet's errors are ImageNet-1k's), never called an mCE."""
+    said = " ".join(f"{r['model']}: mean error {fmt(r['mean_error'])} {_interval(r.get('ci'))}, mean rise over its clean error "
+                    f"{fmt(r['mean_rise'])} (clean {fmt(r['clean_error'])}; {r['subset'] or str(r['n_images']) + ' images'})."
+                    for r in own["models"])
     return {"id": "corruption", "title": "Common corruptions (ImageNet-C)", "figures": [],
-            "text": said + caveat + " CE in % of AlexNet's published errors (AlexNet = 100).",
-            "table": {"header": ["model", "corruption", "CE", "relative CE", "error per severity"],
-                      "rows": [[r["model"], r["corruption"], fmt(r["ce"]), fmt(r["relative_ce"]),
-                                ", ".join(fmt(v) for v in r["errors"])] for r in ce["rows"]]}}
+            "text": said + " Not normalized by AlexNet (its errors are ImageNet-1k's): the top-1 error in the model's own "
+                           "label space, and its rise over the model's own clean error.",
+            "table": {"header": ["model", "corruption", "mean error", "rise over clean", "error per severity"],
+                      "rows": [[r["model"], r["corruption"], fmt(r["mean_error"]), fmt(r["rise"]),
+                                ", ".join(fmt(v) for v in r["errors"])] for r in own["rows"]]}}
 
 
 def conversion_and_deployment(page: SectionInputs) -> dict | None:

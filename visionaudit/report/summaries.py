@@ -32,6 +32,8 @@ def summary_rows(audits: list[dict[str, Any]], fold_controls: bool = True) -> li
         if entries[0].get("control") and fold_controls:
             model = f"{len({e['model'] for e in entries})} {model}"
         key = known[audit].key_metric if audit in known else None
+        if key and not any(key in e["metrics"] for e in entries):  # e.g. the mean error of a model with no mCE
+            key = next((k for k in known[audit].alt_key_metrics if any(k in e["metrics"] for e in entries)), key)
         values = [e["metrics"][key] for e in entries if key and key in e["metrics"]]
         # The bounds the key metric was held to (other tests of the family hold other metrics).
         keyed = [e for e in entries if key and key in e["metrics"]] or entries

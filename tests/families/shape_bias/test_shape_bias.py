@@ -293,3 +293,39 @@ def test_a_journal_not_named_as_one_needs_an_output_path(tmp_path, capsys):
     odd.write_text("{}\n")
     assert cli_main(["report", "--from-journal", str(odd)]) == 4
     assert "say where the report goes with -o PATH" in capsys.readouterr().err and odd.read_text() == "{}\n"
+
+
+@pytest.mark.slow
+def test_a_category_map_through_the_audit_gives_the_imagenet_shape_bias(suite, shared_data, monkeypatch):
+    """The same tiny weights twice: as an ImageNet-1k model, and as a 1,000-output model of its own classes (output
+    indices) whose ``category_map`` reproduces Geirhos et al.'s mapping. Same decisions, same numbers (issue 24)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from visionaudit.data.imagenet16 import mapping
+
+    root = Path(__file__).resolve().parents[3]
+    suite.makepyfile(test_shape_bias=(root / "audits" / "test_shape_bias.py").read_text())
+    lines = ["[audits.shape_bias]", "min_images = 1", "", "[audits.shape_bias.category_map]"]
+    lines += [f'"{i}" = "{category}"' for category, idx in mapping().items() for i in idx]
+    suite.makefile(".toml", audit="\n".join(lines) + "\n")
+    env = {**os.environ, "VISIONAUDIT_DATA": str(shared_data), "CUDA_VISIBLE_DEVICES": "",
+           "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    for var in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "GITHUB_STEP_SUMMARY"):
+        env.pop(var, None)
+    mine = "tests.tiny_models:tiny?imagenet=false"
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--model", "tests.tiny_models:tiny",
+                           "--model", mine, "--device", "cpu", "--audit-samples", "160", "--audit-json=r.json", "-k",
+                           "test_shape_bias", "-rs"], cwd=suite.path, env=env, capture_output=True, text=True, timeout=600)
+    data = json.loads((suite.path / "r.json").read_text())
+    entries = {e["model"]: e for e in data["audits"] if e["nodeid"].split("::")[-1].startswith("test_shape_bias[")}
+    assert set(entries) == {"tests.tiny_models:tiny", mine}, proc.stdout[-3000:]
+    imagenet, mapped = entries["tests.tiny_models:tiny"], entries[mine]
+    assert mapped["metrics"].pop("category_mapping") == {
+        "source": "category_map", "classes_per_category": {c: len(i) for c, i in mapping().items()}}
+    assert mapped["outcomes"] == imagenet["outcomes"]  # the 16-way decision of every stimulus
+    assert mapped["metrics"] == imagenet["metrics"] and mapped["outcome"] == imagenet["outcome"]
+    assert data["models"][mine]["classes"]["imagenet1k"] is False

@@ -59,6 +59,7 @@ from visionaudit.families.corruption.scoring import (  # noqa: F401
     condition_name,
     holm_over_conditions,
     mce_interval,
+    own_summary,
 )
 from visionaudit.families.registry import Family, register_family
 from visionaudit.models.inference import predict_logits
@@ -231,23 +232,41 @@ def _aggregate(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
         for e in conditions:
             errors.setdefault(e["params"]["corruption"], {})[int(e["params"]["severity"])] = float(e["metrics"]["error"])
         clean = next((e["metrics"].get("clean_error") for e in conditions if e["metrics"].get("clean_error") is not None), None)
-        mce_entry = next((e for e in entries if e["model"] == model and "mce" in e["metrics"]), None)
+        normalized = all(e["metrics"].get("alexnet_normalized", True) for e in conditions)
+        summary_key = "mce" if normalized else "mean_error"
+        mce_entry = next((e for e in entries if e["model"] == model and e["params"].get("corruption") is None
+                          and summary_key in e["metrics"]), None)
         missing = (mce_entry or {}).get("metrics", {}).get("missing") or {}
         try:
-            summary = summarize(errors, clean, missing).to_dict()
+            summary = summarize(errors, clean, missing).to_dict() if normalized else own_summary(errors, clean, missing)
         except ValueError as err:  # extras only, or severities that differ between workers' configs
             summary = {"error": str(err)}
         first = conditions[0]["metrics"]
         out["models"][model] = {**summary, "n_images": first.get("n_images"), "source": first.get("source"),
                                 "comparable": first.get("comparable", False),
-                                "significant": sorted(k for k, r in holm.items() if r["significant"]),
-                                "mce_ci": (mce_entry or {}).get("metrics", {}).get("mce_ci")}
+                                "significant": sorted(k for k, r in holm.items() if r["significant"])}
+        if normalized:
+            out["models"][model]["mce_ci"] = (mce_entry or {}).get("metrics", {}).get("mce_ci")
+        else:  # its own label space: no AlexNet normalization, no mCE
+            out["models"][model].update(alexnet_normalized=False, mean_error_ci=(mce_entry or {}).get("metrics", {}).get("mean_error_ci"),
+                                        mean_rise_ci=(mce_entry or {}).get("metrics", {}).get("mean_rise_ci"))
     return out
 
 
 def _summary_lines(report: dict[str, Any]) -> list[str]:
     lines = []
     for model, r in report["aggregates"].get("corruption", {}).get("models", {}).items():
+        if r.get("alexnet_normalized") is False and "mean_error" in r:
+            ci = r.get("mean_error_ci")
+            rise = r.get("mean_rise")
+            lines.append(f"corruption, {model} (its own label space, not normalized by AlexNet: no mCE): mean error "
+                         f"{r['mean_error']:.3f}" + (f" [95% {ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+                         + (f", mean rise over its clean error {rise:.3f} (clean {r['clean_error']:.3f})" if rise is not None else "")
+                         + f" ({r.get('n_images')} images, {r.get('source')})")
+            worst = sorted(r["corruption_errors"].items(), key=lambda kv: -kv[1])[:3]
+            lines.append(f"corruption, {model}: highest error {', '.join(f'{c} {v:.3f}' for c, v in worst)}; "
+                         f"{len(r.get('significant', []))} conditions differ from clean (McNemar, Holm)")
+            continue
         if "mce" not in r:
             lines.append(f"corruption, {model}: no mCE ({r.get('error', 'no benchmark corruption scored')})")
             continue
@@ -273,11 +292,16 @@ FAMILY = register_family(Family(
     key_metric="mce",
     higher_is_better=False,
     assessors={"condition": assess_condition, "mce": assess_mce},
-    directions={"error": False, "relative_mce": False, "mean_error": False, "clean_error": False},
+    directions={"error": False, "relative_mce": False, "mean_error": False, "clean_error": False, "mean_rise": False},
+    alt_key_metrics=("mean_error",),  # a model of its own label space has no mCE
     metrics=("error", "error_ci", "clean_error", "p_value", "p_value_holm", "significant", "ce", "relative_ce",
-             "relative_mce", "mean_error", "mce_ci", "jpeg_only_error", "protocol"),
+             "relative_mce", "mean_error", "mce_ci", "mean_rise", "mean_error_ci", "mean_rise_ci", "jpeg_only_error", "protocol"),
     thresholds={
-        "max_mce": f.nonnegative("mCE in % (AlexNet = 100) at most this", default=100.0),
+        "max_mce": f.nonnegative("mCE in % (AlexNet = 100) at most this (ImageNet-1k label spaces)", default=100.0),
+        "max_mean_error": f.fraction("a model of its own label space (no mCE): the mean top-1 error over the benchmark "
+                                     "conditions at most this", default=0.9),
+        "max_mean_rise": f.signed_fraction("a model of its own label space (no mCE): the mean error's rise over its own "
+                                           "clean error at most this", default=0.5),
         "max_error": f.fraction("default bound on the top-1 error of every corruption at every severity", default=0.99),
         "max_error_by_corruption": f.per_name(ALL_CORRUPTIONS, f.fraction(), "per corruption, overriding max_error", default={}),
         "corruptions": f.names(BENCHMARK, "the benchmark corruptions scored (the mCE is the published one with all 15)",

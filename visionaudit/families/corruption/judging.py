@@ -16,6 +16,8 @@ from visionaudit.families.corruption.scoring import (
     condition_name,
     holm_over_conditions,
     mce_interval,
+    mean_error_interval,
+    own_summary,
 )
 from visionaudit.families.records import AuditRecord
 
@@ -105,6 +107,8 @@ def assess_condition(record: AuditRecord, measured: ConditionScore, thresholds: 
     """One condition's top-1 error within max_error (or its corruption's own bound)."""
     corruption, severity = context["corruption"], context["severity"]
     _record_protocol(record, measured.protocol, measured.n_images, thresholds)
+    if not context.get("imagenet", True):  # the report's summary of its conditions is then no mCE
+        record.metric("alexnet_normalized", False)
     try:
         r = measured.measure()
     except Unavailable as e:
@@ -122,7 +126,11 @@ def assess_condition(record: AuditRecord, measured: ConditionScore, thresholds: 
 
 
 def assess_mce(record: AuditRecord, measured: MceScore, thresholds: Mapping[str, Any], context: Mapping[str, Any]) -> None:
-    """The mCE (AlexNet = 100) within max_mce, with its bootstrap interval and Holm over the conditions."""
+    """The mCE (AlexNet = 100) within max_mce, with its bootstrap interval and Holm over the conditions; for a
+    model whose label space is not ImageNet-1k (``context["imagenet"]`` false), the mean error and the mean
+    rise over its own clean error instead (:func:`assess_mean_error`): AlexNet's errors are ImageNet-1k's."""
+    if not context.get("imagenet", True):
+        return assess_mean_error(record, measured, thresholds, context)
     _record_protocol(record, measured.protocol, measured.n_images, thresholds)
     comparable, measured = measured.comparable, measured.measure()
     clean = measured.clean
@@ -145,3 +153,38 @@ def assess_mce(record: AuditRecord, measured: MceScore, thresholds: Mapping[str,
             f"{context['model']}: mCE {summary.mce:.1f} (95% CI {ci['mce'][0]:.1f}..{ci['mce'][1]:.1f}, AlexNet = 100) is above "
             f"max_mce {thresholds['max_mce']}; highest CE {max(summary.ce, key=summary.ce.get)} {max(summary.ce.values()):.1f}"
             + (f"; {summary.note}" if summary.note else "") + caveat)
+
+
+def assess_mean_error(record: AuditRecord, measured: MceScore, thresholds: Mapping[str, Any], context: Mapping[str, Any]) -> None:
+    """A model of its own label space: the mean top-1 error over the benchmark conditions (``mean_error``) and its
+    mean rise over the model's own clean error (``mean_rise``), each with a bound and a bootstrap interval. No
+    mCE: AlexNet's published errors, its normalization, are errors on ImageNet-1k's 1,000 classes."""
+    _record_protocol(record, measured.protocol, measured.n_images, thresholds)
+    record.metric("alexnet_normalized", False)
+    measured = measured.measure()
+    clean = measured.clean
+    summary = own_summary(measured.errors, None if clean is None else float(1 - clean.mean()), measured.missing)
+    record.metric("clean_error", None if clean is None else float(1 - clean.mean()))
+    jpeg_only = measured.jpeg_only
+    record.metric("jpeg_only_error", None if jpeg_only is None else float(1 - jpeg_only.mean()))
+    for name, value in summary.items():
+        record.metric(name, value)
+    correct = {k: r.correct for k, r in measured.conditions.items()}
+    ci = mean_error_interval(correct, clean, thresholds["bootstrap_resamples"], seed=context["seed"])
+    record.metric("mean_error_ci", ci.get("mean_error"))
+    record.metric("mean_rise_ci", ci.get("mean_rise"))
+    record.table("errors", measured.errors)
+    record.table("holm", holm_over_conditions({condition_name(*k): r.p_value for k, r in measured.conditions.items()},
+                                              thresholds["alpha"]))
+    failures = []
+    if not record.check_max("mean_error", summary["mean_error"], "max_mean_error", thresholds["max_mean_error"]):
+        failures.append(f"mean corruption error {summary['mean_error']:.3f} is above max_mean_error {thresholds['max_mean_error']}")
+    rise = summary["mean_rise"]
+    if rise is not None and not record.check_max("mean_rise", rise, "max_mean_rise", thresholds["max_mean_rise"]):
+        failures.append(f"mean rise over its clean error {rise:.3f} (clean error {summary['clean_error']:.3f}) is above "
+                        f"max_mean_rise {thresholds['max_mean_rise']}")
+    if failures:
+        worst = max(summary["corruption_errors"], key=summary["corruption_errors"].get)
+        raise AssertionError(f"{context['model']} ({len(summary['corruptions'])} corruptions x {len(summary['severities'])} severities, "
+                             f"its own label space: no mCE): " + "; ".join(failures)
+                             + f"; highest error {worst} {summary['corruption_errors'][worst]:.3f}")

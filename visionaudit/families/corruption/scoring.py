@@ -57,3 +57,43 @@ def holm_over_conditions(p_values: dict[str, float], alpha: float = 0.05) -> dic
 
 def condition_name(corruption: str, severity: int) -> str:
     return f"{corruption}-{severity}"
+
+
+def own_summary(errors: dict[str, dict[int, float]], clean_error: float | None,
+                missing: dict[str, str] | None = None) -> dict[str, Any]:
+    """A model of its own label space, over the benchmark corruptions scored (extras left out, as in the mCE):
+    ``mean_error`` (the mean top-1 error over corruptions and severities), ``mean_rise`` (its rise over the
+    model's own clean error; None without a clean pass), and the mean error per corruption. Not normalized."""
+    used = [c for c in BENCHMARK if errors.get(c)]
+    if not used:
+        raise ValueError("no ImageNet-C benchmark corruption was scored: the mean corruption error is undefined")
+    severities = sorted({s for c in used for s in errors[c]})
+    values = [errors[c][s] for c in used for s in errors[c]]
+    mean_error = sum(values) / len(values)
+    return {"mean_error": mean_error, "mean_rise": None if clean_error is None else mean_error - clean_error,
+            "clean_error": clean_error, "corruption_errors": {c: sum(errors[c].values()) / len(errors[c]) for c in used},
+            "corruptions": used, "severities": severities,
+            "missing": {c: (missing or {}).get(c, "not in the configured corruptions") for c in BENCHMARK if c not in used}}
+
+
+def mean_error_interval(correct: dict[tuple[str, int], np.ndarray], clean: np.ndarray | None, resamples: int = 2000,
+                        level: float = 0.95, seed: int = 0) -> dict[str, tuple[float, float]]:
+    """Percentile intervals of the mean error and the mean rise over the clean error, images resampled with
+    replacement (one resample for every condition and the clean pass)."""
+    keys = [k for k in correct if k[0] in BENCHMARK]
+    if not keys:
+        return {}
+    bits = np.stack([correct[k] for k in keys] + ([clean] if clean is not None else [])).astype(np.float64)
+    n = bits.shape[1]
+    rng = np.random.default_rng(seed)
+    draws: dict[str, list[np.ndarray]] = {"mean_error": [], "mean_rise": []}
+    for start in range(0, resamples, 250):
+        weights = rng.multinomial(n, np.full(n, 1.0 / n), size=min(250, resamples - start)).T / n  # (n, r)
+        errors = 1.0 - bits @ weights  # (conditions [+ clean], r)
+        mean = errors[: len(keys)].mean(axis=0)
+        draws["mean_error"].append(mean)
+        if clean is not None:
+            draws["mean_rise"].append(mean - errors[-1])
+    tail = (1.0 - level) / 2 * 100
+    return {name: tuple(float(v) for v in np.percentile(np.concatenate(values), [tail, 100 - tail]))
+            for name, values in draws.items() if values}

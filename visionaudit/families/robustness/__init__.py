@@ -9,6 +9,7 @@ accuracies). ``significant`` is Holm-corrected over the transforms of one model
 
 from __future__ import annotations
 
+import hashlib
 import weakref
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -166,14 +167,34 @@ def assess_transform(record: AuditRecord, measured: PerImage, thresholds: Mappin
     record.metric("drop", main.drop)  # all of it kept when not judged (too few images), as measured
     require_count(record, thresholds, len(arrays["labels"]), "labelled images")
 
+    names = context.get("class_names")
+    if names is not None:  # the classes by name (a partial report of version 3 has none)
+        record.metric("label_space", label_space_key(names))
+        record.metric("most_affected_classes", most_affected(main.classwise_clean, main.classwise_transformed, names))
     bound = thresholds.entry("max_drop_by_transform", transform, fallback="max_drop")
     ok = record.check_max("drop", main.drop, "max_drop", bound)
     message = f"{context['model']}: {transform} lowers top-1 by {main.drop:.3f} (95% CI {main.drop_ci[0]:.3f}..{main.drop_ci[1]:.3f})"
+    if names is not None and record.metrics["most_affected_classes"]:
+        message += "; most affected classes: " + ", ".join(
+            f"{c['class']} {c['clean']:.2f} -> {c['transformed']:.2f}" for c in record.metrics["most_affected_classes"])
     if transform in thresholds["not_significant"]:
         ok &= record.check_min("p_value", main.p_value, "alpha", thresholds["alpha"]) or main.drop <= 0
         message += f", McNemar p = {main.p_value:.3g}: it must not change top-1 significantly (alpha {thresholds['alpha']})"
     if not ok:
         raise AssertionError(message + f"; max_drop {bound}")
+
+
+def label_space_key(names: Sequence[str]) -> str:
+    """A short fingerprint of a model's class names in output order: the per-class test across models pairs
+    only models with the same classes."""
+    return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
+
+
+def most_affected(clean: Sequence[float], transformed: Sequence[float], names: Sequence[str], k: int = 3) -> list[dict[str, Any]]:
+    """The ``k`` classes whose accuracy falls most under the transform (those with images), named."""
+    drops = [(c - t, i) for i, (c, t) in enumerate(zip(clean, transformed)) if c == c and t == t and c - t > 0]
+    return [{"class": names[i] if i < len(names) else str(i), "clean": clean[i], "transformed": transformed[i]}
+            for _, i in sorted(drops, key=lambda d: (-d[0], d[1]))[:k]]
 
 
 def holm_over_transforms(p_values: dict[str, float], alpha: float = 0.05) -> dict[str, dict[str, float | bool]]:
@@ -216,10 +237,22 @@ def _aggregate(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
     nan = float("nan")
     as_float = lambda v: nan if v is None or isinstance(v, str) else float(v)  # noqa: E731  (null is NaN)
     for t in sorted({t for per in by_model.values() for t in per}):
-        rows = [per[t]["tables"] for per in by_model.values() if t in per]
-        if len(rows) >= 2 and all("classwise_clean" in r and "classwise_transformed" in r for r in rows):
-            out["across_models"][t] = classes_affected([[as_float(v) for v in r["classwise_clean"]] for r in rows],
-                                                       [[as_float(v) for v in r["classwise_transformed"]] for r in rows])
+        # Only models with the same classes are paired class by class (entries without a label space: by class count).
+        groups: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+        for per in by_model.values():
+            if t in per:
+                tables = per[t]["tables"]
+                groups[per[t]["metrics"].get("label_space") or len(tables.get("classwise_clean", ()))].append(per[t])
+        for key, group in groups.items():
+            rows = [e["tables"] for e in group]
+            if len(rows) >= 2 and all("classwise_clean" in r and "classwise_transformed" in r for r in rows):
+                result = classes_affected([[as_float(v) for v in r["classwise_clean"]] for r in rows],
+                                          [[as_float(v) for v in r["classwise_transformed"]] for r in rows])
+                if len(groups) > 1:  # models of several label spaces: one test per label space, its models named
+                    result["of_models"] = sorted(str(e["model"]) for e in group)
+                    out["across_models"].setdefault(t, {"by_label_space": {}})["by_label_space"][str(key)] = result
+                else:
+                    out["across_models"][t] = result
     return out
 
 
@@ -227,9 +260,23 @@ def _summary_lines(report: dict[str, Any]) -> list[str]:
     agg = report["aggregates"].get("robustness", {})
     lines = [f"robustness, {model}: significant drop (Holm, McNemar) under {', '.join(t for t, r in per.items() if r['significant']) or 'no transform'}"
              for model, per in agg.get("models", {}).items()]
-    lines += [f"robustness across {r['models']} models, {t}: {r['classes_affected']} classes change significantly"
-              for t, r in agg.get("across_models", {}).items()]
+    for t, r in agg.get("across_models", {}).items():
+        for result in (r["by_label_space"].values() if "by_label_space" in r else [r]):
+            named = class_labels(report, result.get("of_models"), result["classes"])
+            models = f"{result['models']} models" + (f" ({', '.join(result['of_models'])})" if result.get("of_models") else "")
+            lines.append(f"robustness across {models}, {t}: {result['classes_affected']} classes change significantly"
+                         + (f": {', '.join(named[:5])}{', ...' if len(named) > 5 else ''}" if named else ""))
     return lines
+
+
+def class_labels(report: dict[str, Any], models: Sequence[str] | None, indices: Sequence[int]) -> list[str]:
+    """Class indices as the report's models section names them (the first model of ``models`` that has names)."""
+    for model in (models or list(report.get("models", {}))):
+        names = ((report.get("models", {}).get(model) or {}).get("classes") or {}).get("names")
+        ids = ((report.get("models", {}).get(model) or {}).get("classes") or {}).get("ids")
+        if names:
+            return [str(i) if i >= len(names) else f"{names[i]} ({ids[i]})" if ids else names[i] for i in indices]
+    return [str(i) for i in indices]
 
 
 FAMILY = register_family(Family(

@@ -23,11 +23,13 @@ import torch
 
 from visionaudit import stats
 from visionaudit.data.imagenet16 import AGGREGATIONS, decide
+from visionaudit.data.imagenet16 import categories as category_names
 from visionaudit.errors import DataError, ModelOutputError
 from visionaudit.families import thresholds as f
-from visionaudit.families.assessment import PerImage, require_count
+from visionaudit.families.assessment import NotApplicable, PerImage, require_count
 from visionaudit.families.records import AuditRecord
 from visionaudit.families.registry import Family, register_family
+from visionaudit.families.shape_bias.categories import ShapeCategories, shape_categories  # noqa: F401 (public here)
 from visionaudit.models.loading import LoadedModel, as_logits
 from visionaudit.preprocessing import Geometry, whole_image
 
@@ -145,21 +147,41 @@ def stimulus_geometry(model: LoadedModel, mode: str = "native") -> Geometry:
     return whole_image(STIMULUS_SIZE, model.preprocessing.interpolation)
 
 
-def stimulus_context(model: LoadedModel, mode: str, geometry: Geometry, aggregation: str) -> dict[str, Any]:
-    """What the assessors record of how the stimuli were scored (a later comparison must share it)."""
-    return {"model": model.id, "stimulus_geometry": {"mode": mode, **geometry.to_dict()}, "aggregation": aggregation}
+def stimulus_context(model: LoadedModel, mode: str, geometry: Geometry, aggregation: str,
+                     categories: ShapeCategories | None = None) -> dict[str, Any]:
+    """What the assessors record of how the stimuli were scored (a later comparison must share it), and where the
+    16-category mapping came from when it is not ImageNet-1k's."""
+    context = {"model": model.id, "stimulus_geometry": {"mode": mode, **geometry.to_dict()}, "aggregation": aggregation}
+    if categories is not None and not categories.imagenet:
+        context["category_mapping"] = categories.to_dict()
+    return context
 
 
-def cue_conflict_outcomes(sample_set: Any, image_set: Any, logits: torch.Tensor, aggregation: str) -> PerImage:
-    """What :func:`assess_shape_bias` judges: the 16-way decision from ``logits``, the shape category and the
-    texture of each cue-conflict image of ``image_set`` (``sample_set`` names them)."""
-    return PerImage(sample_set, {"decisions": decide(logits, aggregation), "categories": image_set.categories,
+def categories_or_reason(label_space: Any, category_map: Mapping[str, str] | None = None) -> tuple[ShapeCategories | None, str]:
+    """:func:`shape_categories`, or None with the reason the family does not apply to this label space."""
+    try:
+        return shape_categories(label_space, category_map), ""
+    except NotApplicable as e:
+        return None, str(e)
+
+
+def _decide(logits: torch.Tensor, aggregation: str, categories: ShapeCategories | None) -> list[str]:
+    return decide(logits, aggregation) if categories is None else categories.decide(logits, aggregation)
+
+
+def cue_conflict_outcomes(sample_set: Any, image_set: Any, logits: torch.Tensor, aggregation: str,
+                          categories: ShapeCategories | None = None) -> PerImage:
+    """What :func:`assess_shape_bias` judges: the 16-way decision from ``logits`` (through ``categories``, the
+    model's classes of each category; ImageNet-1k's when None), the shape category and the texture of each
+    cue-conflict image of ``image_set`` (``sample_set`` names them)."""
+    return PerImage(sample_set, {"decisions": _decide(logits, aggregation, categories), "categories": image_set.categories,
                                  "textures": image_set.textures})
 
 
-def shape_only_outcomes(sample_set: Any, image_set: Any, logits: torch.Tensor, aggregation: str) -> PerImage:
+def shape_only_outcomes(sample_set: Any, image_set: Any, logits: torch.Tensor, aggregation: str,
+                        categories: ShapeCategories | None = None) -> PerImage:
     """What :func:`assess_shape_only` judges: the 16-way decision and the category of each shape-only stimulus."""
-    return PerImage(sample_set, {"decisions": decide(logits, aggregation), "categories": image_set.categories})
+    return PerImage(sample_set, {"decisions": _decide(logits, aggregation, categories), "categories": image_set.categories})
 
 
 def _summary_lines(report: dict) -> list[str]:
@@ -171,6 +193,8 @@ def _summary_lines(report: dict) -> list[str]:
 def _record_geometry(record: AuditRecord, context: Mapping[str, Any]) -> None:
     record.metric("stimulus_geometry", context["stimulus_geometry"])  # a later comparison must share the mode
     record.metric("aggregation", context["aggregation"])  # ... and how 1,000 classes become 16 categories
+    if context.get("category_mapping"):  # a model of its own label space: which of its classes make each category
+        record.metric("category_mapping", context["category_mapping"])
 
 
 def assess_shape_bias(record: AuditRecord, measured: PerImage, thresholds: Mapping[str, Any], context: Mapping[str, Any]) -> None:
@@ -251,6 +275,9 @@ FAMILY = register_family(Family(
                                                   "resized, uncropped, to the model's input size", default="native"),
         "chance_alpha": f.level("one-sided binomial tests against chance: cue use (2/16) and shape-only accuracy (1/16)",
                                 default=0.01),
+        "category_map": f.text_map(sorted(category_names()), "a model of its own label space: class name -> one of the 16 "
+                                   "categories (several classes may map to one; aggregated as `aggregation` says); "
+                                   "unused for ImageNet-1k models", default={}),
         "min_images": f.min_images("stimuli (conflicting ones for shape bias)", default=50),
         "min_edges_accuracy": f.fraction("16-way accuracy on the edge stimuli", default=0.0625),
         "min_silhouettes_accuracy": f.fraction("16-way accuracy on the filled silhouettes", default=0.0625),

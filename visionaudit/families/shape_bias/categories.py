@@ -1,0 +1,88 @@
+"""Which of a model's classes make each of the 16 shape-bias categories (Geirhos et al. 2019).
+
+- an ImageNet-1k model: the published mapping (visionaudit/data/imagenet16.py);
+- a model whose class names include the 16 category names (``airplane``, ``bear``, ... matched as label spaces
+  match names: exactly, then ignoring case, spaces, ``-`` and ``_``): each category is its one class;
+- a model whose classes map onto them through ``[audits.shape_bias] category_map`` (class name -> category;
+  several classes may map to one category, aggregated as for ImageNet: ``mean`` by default).
+
+Every one of the 16 categories needs at least one class: the published chance levels (2/16 for a cue, 1/16 for
+a category) and the stimuli assume all 16. Otherwise the family does not apply, and :func:`shape_categories`
+says why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import torch
+
+from visionaudit.data.imagenet16 import AGGREGATIONS, categories, mapping
+from visionaudit.data.imagenet16 import decide as imagenet_decide
+from visionaudit.families.assessment import NotApplicable
+
+IMAGENET_SOURCE = "ImageNet-1k (Geirhos et al.'s 16-category mapping)"
+
+
+@dataclass(frozen=True)
+class ShapeCategories:
+    """The output indices of each of the 16 categories (alphabetical), and where the mapping came from."""
+
+    indices: Mapping[str, tuple[int, ...]]
+    source: str  # IMAGENET_SOURCE, "class names", or "category_map"
+    imagenet: bool = False
+
+    def decide(self, logits: torch.Tensor, aggregation: str = "mean") -> list[str]:
+        """The 16-way decision per row of ``logits``: softmax over all of the model's outputs, each category's
+        probabilities aggregated (``mean``, ``sum`` or ``max``), the top category (ties: the first)."""
+        if self.imagenet:
+            return imagenet_decide(logits, aggregation)  # the published mapping, exactly as before
+        if aggregation not in AGGREGATIONS:
+            raise ValueError(f"aggregation must be one of {', '.join(AGGREGATIONS)}, got {aggregation!r}")
+        probabilities = torch.softmax(logits.double(), dim=1)
+        cols = []
+        for idx in self.indices.values():
+            sub = probabilities[:, list(idx)]
+            cols.append(sub.mean(1) if aggregation == "mean" else sub.sum(1) if aggregation == "sum" else sub.amax(1))
+        names = list(self.indices)
+        return [names[i] for i in torch.stack(cols, dim=1).argmax(dim=1).tolist()]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "classes_per_category": {c: len(i) for c, i in self.indices.items()}}
+
+
+def shape_categories(label_space: Any, category_map: Mapping[str, str] | None = None) -> ShapeCategories:
+    """The mapping for a model of ``label_space`` (a ``LabelSpace``); :class:`NotApplicable` naming why when there
+    is none. ``category_map`` (class name -> category) wins over matching by name for any label space but
+    ImageNet-1k's, which always uses the published mapping."""
+    if label_space.imagenet1k:
+        return ShapeCategories(mapping(), IMAGENET_SOURCE, imagenet=True)
+    wanted = categories()
+    if category_map:
+        per: dict[str, list[int]] = {c: [] for c in wanted}
+        unknown = []
+        for name, category in category_map.items():
+            i = label_space.index(name)
+            if i is None:
+                near = label_space.closest(name)
+                unknown.append(f"{name!r}" + (f" (closest class: {near!r})" if near else ""))
+            elif i not in per[category]:
+                per[category].append(i)
+        if unknown:
+            raise NotApplicable(f"[audits.shape_bias] category_map names {len(unknown)} class(es) the model does not have: "
+                                f"{', '.join(unknown[:10])}")
+        empty = [c for c in wanted if not per[c]]
+        if empty:
+            raise NotApplicable(f"[audits.shape_bias] category_map maps no class onto {len(empty)} of the 16 categories "
+                                f"({', '.join(empty)}); shape bias needs all 16")
+        return ShapeCategories({c: tuple(sorted(per[c])) for c in wanted}, "category_map")
+    found = {c: label_space.index(c) for c in wanted}
+    missing = [c for c, i in found.items() if i is None]
+    if not missing:
+        return ShapeCategories({c: (i,) for c, i in found.items()}, "class names")
+    return_reason = (f"its {len(label_space)} classes are not ImageNet-1k's and do not include the 16 shape-bias categories "
+                     f"by name (missing: {', '.join(missing[:8])}{', ...' if len(missing) > 8 else ''}); map its classes onto them "
+                     "with category_map = {\"class name\" = \"category\", ...} under [audits.shape_bias] (or "
+                     "[models.\"ID\".shape_bias]) in audit.toml")
+    raise NotApplicable(return_reason)
