@@ -1,0 +1,136 @@
+"""Issue 24's Show: a real classifier that is not an ImageNet-1k model, on real images.
+
+The 16-category classifier made from lite0 (tests/sixteen_classifier.py) on the imagenet-sample images of
+those 16 categories, placed by the test in 16 class-name folders: its accuracy equals a computation that
+does not go through the suite; robustness, corruption, deployment and conversion run and judge; the
+baseline gate against its own report changes nothing and against a preprocessing change fails; its shape
+bias equals lite0's exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tests.audit_runs import audit
+from tests.sixteen_classifier import LITE_MEAN, LITE_STD, lite0, published_mapping, spec
+
+pytestmark = pytest.mark.slow  # a real model on the real data
+
+N_IMAGES = 207  # imagenet-sample holds one image per ImageNet class: 207 classes make up the 16 categories
+
+
+@pytest.fixture(scope="module")
+def team(shared_data, tmp_path_factory) -> Path:
+    """16 class-name folders of imagenet-sample images (links), and the classes file beside them."""
+    root = tmp_path_factory.mktemp("team16")
+    wnids = (shared_data / "imagenet_wnids.txt").read_text().split()
+    images = root / "images"
+    for category, indices in published_mapping().items():
+        (images / category).mkdir(parents=True)
+        for i in indices:
+            for src in (shared_data / "imagenet-sample").glob(f"{wnids[i]}_*"):
+                (images / category / src.name).symlink_to(src)
+    (root / "classes.txt").write_text("\n".join(published_mapping()) + "\n")
+    assert sum(1 for _ in images.rglob("*.JPEG")) == N_IMAGES
+    return root
+
+
+def _entries(data: dict, audit_name: str) -> list[dict]:
+    return [e for e in data["audits"] if e["audit"] == audit_name]
+
+
+@pytest.fixture(scope="module")
+def team_report(team, shared_data, tmp_path_factory) -> dict:
+    tmp = tmp_path_factory.mktemp("team16-run")
+    proc, data = audit(tmp, shared_data, "team", "-n", "2", f"--audit-images={team / 'images'}",
+                       "-k", "not control and not zoo", model=spec(team / "classes.txt"))
+    assert data is not None, proc.stdout[-3000:] + proc.stderr[-3000:]
+    data["_path"] = str(tmp / "team.json")
+    data["_proc"] = proc
+    return data
+
+
+def _independent_top1(folder: Path) -> tuple[int, int]:
+    """Top-1 hits of the 16-category model computed here: PIL resize (short side 256, bicubic), centre crop
+    224, (x - 127) / 128, lite0 straight from its package, probabilities averaged per category."""
+    model = lite0().eval()
+    mapping = published_mapping()
+    hits, batch, truth = 0, [], []
+    for c, (category, indices) in enumerate(mapping.items()):
+        for path in sorted((folder / category).iterdir()):
+            with Image.open(path) as img:
+                rgb = img.convert("RGB")
+            w, h = rgb.size
+            nw, nh = (256, int(256 * h / w)) if w <= h else (int(256 * w / h), 256)
+            rgb = rgb.resize((nw, nh), Image.BICUBIC)
+            left, top = int(round((nw - 224) / 2.0)), int(round((nh - 224) / 2.0))
+            rgb = rgb.crop((left, top, left + 224, top + 224))
+            x = torch.from_numpy(np.asarray(rgb, dtype=np.float32)).permute(2, 0, 1) / 255.0
+            batch.append((x - LITE_MEAN) / LITE_STD)
+            truth.append(c)
+    with torch.no_grad():
+        p = torch.cat([model(torch.stack(batch[i:i + 32])).softmax(1) for i in range(0, len(batch), 32)])
+    for row, c in zip(p, truth):
+        scores = [float(row[idx].mean()) for idx in mapping.values()]
+        hits += int(max(range(len(scores)), key=scores.__getitem__) == c)
+    return hits, len(truth)
+
+
+def test_its_label_space_is_recorded(team_report, team):
+    entry = team_report["models"][0] if isinstance(team_report["models"], list) else next(iter(team_report["models"].values()))
+    classes = entry["classes"]
+    assert classes["names"] == list(published_mapping()) and classes["count"] == 16 and not classes["imagenet1k"]
+    assert "classes.txt" in classes["source"]
+
+
+def test_accuracy_equals_an_independent_computation(team_report, team):
+    (acc,) = [e for e in _entries(team_report, "accuracy") if e["test"].endswith("test_clean_top1")] or _entries(team_report, "accuracy")[:1]
+    hits, total = _independent_top1(team / "images")
+    assert total == N_IMAGES and acc["metrics"]["n_images"] == N_IMAGES
+    assert round(acc["metrics"]["clean_top1"] * N_IMAGES) == hits, (acc["metrics"]["clean_top1"], hits)
+    assert acc["outcome"] in ("passed", "failed")  # judged
+
+
+@pytest.mark.parametrize("family", ["robustness", "corruption", "deployment", "conversion"])
+def test_the_families_run_and_judge(team_report, family):
+    entries = _entries(team_report, family)
+    assert entries, f"no {family} entries"
+    judged = [e for e in entries if e["outcome"] in ("passed", "failed")]
+    assert judged, [(e["test"], e["outcome"], e.get("message")) for e in entries]
+    if family == "corruption":
+        names = {k for e in entries for k in e["metrics"]}
+        assert "mCE" not in names and "mce" not in names  # never called mCE for a label space that is not ImageNet-1k
+
+
+def test_shape_bias_equals_lite0s_exactly(team_report, shared_data, tmp_path):
+    (mine,) = [e for e in _entries(team_report, "shape_bias") if e["test"].endswith("test_shape_bias")]
+    proc, data = audit(tmp_path, shared_data, "lite0-shape", "-k", "test_shape_bias", model="efficientnet_lite0")
+    assert data is not None, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (theirs,) = [e for e in _entries(data, "shape_bias") if e["test"].endswith("test_shape_bias")]
+    assert mine["outcome"] in ("passed", "failed") and mine["metrics"]["shape_bias"] == theirs["metrics"]["shape_bias"]
+    assert mine["outcomes"] == theirs["outcomes"]  # the same decision on every stimulus
+
+
+def test_baseline_gate_against_itself_and_a_preprocessing_change(team_report, team, shared_data, tmp_path):
+    base = team_report["_path"]
+    proc, data = audit(tmp_path, shared_data, "self", "-n", "2", "-m", "baseline", f"--audit-images={team / 'images'}",
+                       f"--audit-baseline={base}", model=spec(team / "classes.txt"))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    entries = _entries(data, "baseline")
+    assert entries
+    for e in entries:
+        assert e["outcome"] == "passed" and e["metrics"]["verdict"] == "unchanged", (e["params"], e["metrics"])
+    # ImageNet's mean/std instead of lite0's (x - 127) / 128: clean top-1 drops, the gate fails as lite0's does.
+    wrong = spec(team / "classes.txt").replace(f"mean={','.join([repr(LITE_MEAN)] * 3)}&std={','.join([repr(LITE_STD)] * 3)}",
+                                               "mean=0.485,0.456,0.406&std=0.229,0.224,0.225")
+    proc, data = audit(tmp_path, shared_data, "wrong", "-m", "baseline", "-k", "clean_top1", f"--audit-images={team / 'images'}",
+                       f"--audit-baseline={base}", "--audit-baseline-as", spec(team / "classes.txt"), model=wrong)
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (clean,) = [e for e in _entries(data, "baseline") if e["params"]["comparison"] == "clean_top1"]
+    assert clean["outcome"] == "failed" and clean["metrics"]["verdict"] == "regression" and clean["metrics"]["delta"] < 0
