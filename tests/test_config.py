@@ -148,7 +148,7 @@ def test_moved_deployment_keys_say_where_they_went(tmp_path, old, new):
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("[audits.accuracy]\nmin_tp1 = 0.5\n", r"\[audits.accuracy\] unknown key 'min_tp1'; allowed: min_top1, min_images; did you mean 'min_top1'\?"),
+        ("[audits.accuracy]\nmin_tp1 = 0.5\n", r"\[audits.accuracy\] unknown key 'min_tp1'; allowed: min_top1, min_top5, min_balanced_accuracy, min_class_accuracy, min_class_images, min_images; did you mean 'min_top1'\?"),
         ("[audits.accuracy]\nmin_top1 = 'high'\n", r"audits.accuracy.min_top1 = 'high' has the wrong type; it must be number in \[0, 1\]"),
         ("[audits.accuracy]\nmin_top1 = true\n", r"min_top1 = True has the wrong type"),
         ("[audits.acuracy]\nmin_top1 = 0.5\n", r"\[audits.acuracy\] unknown audit family 'acuracy'; allowed: accuracy, .*did you mean 'accuracy'\?"),
