@@ -11,7 +11,7 @@ from typing import Mapping
 import pytest
 
 from visionaudit.config import CONFIG_FILE, AuditConfig, load_config
-from visionaudit.data import decode_budget
+from visionaudit.data import decode_budget, decoding
 from visionaudit.data.shards import Shard, parse_shard
 from visionaudit.data.user_cache import offline
 from visionaudit.devices import resolve_device
@@ -22,7 +22,7 @@ from visionaudit.models.specs import DEFAULT_MODEL, parse_spec
 
 SETTINGS_KEY = pytest.StashKey["Settings"]()
 STARTUP_USAGE_ERROR_KEY = pytest.StashKey[str]()  # what stopped the run at startup, for the report
-PREVIOUS_KEY = pytest.StashKey[tuple]()  # the decode budget and logit cache before this run, put back after it
+PREVIOUS_KEY = pytest.StashKey[tuple]()  # the decode budget, logit cache and image-size limit before this run, put back after it
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,7 @@ class Settings:
     offline: bool = False  # --audit-offline or VISIONAUDIT_OFFLINE=1: never download
     decode_memory: int | None = None  # bytes of decoded images per process; None: decode_budget's default
     cache: str | None = None  # the clean-logit cache directory; None: off
+    max_image_pixels: int | None = None  # images with more pixels are refused; None: decoding's default
 
 
 def worker_index() -> int | None:
@@ -93,6 +94,7 @@ def _resolve(config: pytest.Config) -> Settings:
         offline=offline(bool(config.getoption("audit_offline", False))),
         decode_memory=_decode_memory(config, run),
         cache=config.getoption("audit_cache") or run.get("cache") or os.environ.get(logit_cache.CACHE_ENV) or None,
+        max_image_pixels=_number(config, "audit_max_image_pixels", int, "a positive number of pixels") or run.get("max_image_pixels"),
     )
 
 
@@ -150,7 +152,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(e)) from None
     # Each process (controller and xdist workers alike) keeps its own decoded images and reads the same cache.
     config.stash[PREVIOUS_KEY] = (decode_budget.set_budget(settings.decode_memory or decode_budget.default_budget(worker_count())),
-                                  logit_cache.configure(settings.cache))
+                                  logit_cache.configure(settings.cache), decoding.set_max_image_pixels(settings.max_image_pixels))
     if not hasattr(config, "workerinput"):  # said once, by the controller
         for key in settings.config.models_not_in(settings.models):
             # One audit.toml serves many runs: a table for another model is fine, but say so.
@@ -164,3 +166,4 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if previous is not None:  # a run inside another (pytester) leaves the outer one's settings as they were
         decode_budget.set_budget(previous[0])
         logit_cache.configure(previous[1])
+        decoding.set_max_image_pixels(previous[2])

@@ -53,6 +53,7 @@ RUN_SCHEMA: dict[str, Field] = {
     "batch_size": f.count("images per forward pass"),
     "decode_memory": Field("str", "decoded images kept per process, such as 2GiB; larger image sets are streamed"),
     "cache": Field("str", "directory of the clean-logit cache"),
+    "max_image_pixels": f.count("refuse images of more than this many pixels (a guard against decompression bombs)"),
 }
 TOP_LEVEL = ("run", "audits", "models", "baseline")
 
