@@ -154,11 +154,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[PREVIOUS_KEY] = (decode_budget.set_budget(settings.decode_memory or decode_budget.default_budget(worker_count())),
                                   logit_cache.configure(settings.cache), decoding.set_max_image_pixels(settings.max_image_pixels))
     if not hasattr(config, "workerinput"):  # said once, by the controller
-        for key in settings.config.models_not_in(settings.models):
-            # One audit.toml serves many runs: a table for another model is fine, but say so.
+        for key, near in settings.config.mistyped_models(settings.models):
+            # One audit.toml serves many runs: a table for another model is normal; one that looks like a typo is not.
             config.issue_config_time_warning(pytest.PytestConfigWarning(
-                f'{settings.config.path}: [models."{key}"] names a model that is not in this run '
-                f"({', '.join(settings.models)}); its bounds are not used"), stacklevel=2)
+                f'{settings.config.path}: [models."{key}"] names no model of this run nor one that exists here; did you '
+                f'mean "{near}"? Its bounds are not used'), stacklevel=2)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
