@@ -297,7 +297,8 @@ def _fetch_unlocked(
             if error is not None and _unreachable(error) and not result.downloaded:
                 # No answer at all: every other file would wait out the same timeout. Stop, and say it once.
                 result.unreachable = f"{urllib.parse.urlsplit(url).netloc or url} ({getattr(error, 'reason', error)})"
-                result.not_tried = [r for r, _ in ordered[n - 1:]]
+                result.failed.append(rel)
+                result.not_tried = [r for r, _ in ordered[n:]]
                 bar.note(f"  {dataset}: cannot reach {result.unreachable}; stopped after the first download, "
                          f"{len(result.not_tried)} file(s) not tried")
                 break
