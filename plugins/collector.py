@@ -20,7 +20,13 @@ from visionaudit.report.journal import JournalWriter
 
 from .data_check import check_data, collection_meta
 from .interruptions import effective_timeout
-from .record_transport import NOT_JUDGED_KEY, RECORD_STASH, model_of, record_of, user_error_of
+from .record_transport import (
+    NOT_JUDGED_KEY,
+    RECORD_STASH,
+    model_of,
+    record_of,
+    user_error_of,
+)
 from .worker_channel import get_channel, worker_fault_output
 
 COLLECTOR_KEY = pytest.StashKey["Collector"]()

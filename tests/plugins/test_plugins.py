@@ -118,8 +118,8 @@ def test_model_table_for_another_model_is_silent_and_a_typo_a_warning(audit_dir)
                                                '[models."tests.tiny_models:tiny_othre".accuracy]\nmin_top1 = 0.75\n')
     result = audit_dir.runpytest_subprocess(*MODELS, "-p", "no:cacheprovider")
     result.assert_outcomes(passed=5, failed=3)
-    result.stdout.fnmatch_lines(['*[[]models."tests.tiny_models:tiny_othre"[]] names no model of this run nor one that exists '
-                                 'here; did you mean "tests.tiny_models:tiny_other"? Its bounds are not used*'])
+    result.stdout.fnmatch_lines([('*[[]models."tests.tiny_models:tiny_othre"[]] names no model of this run nor one that exists '
+                                  'here; did you mean "tests.tiny_models:tiny_other"? Its bounds are not used*')])
     assert "resnet50" not in result.stdout.str()  # a table for a model of another run says nothing
 
 

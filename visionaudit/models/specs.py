@@ -190,7 +190,10 @@ def parse_spec(spec: str, arch: str | None = None) -> ModelSpec:
     Files must exist: a TorchScript archive becomes kind ``torchscript``, anything else ``state_dict``
     (which needs an architecture).
     """
-    from visionaudit.models.checkpoints import is_torchscript_archive, looks_like_checkpoint
+    from visionaudit.models.checkpoints import (
+        is_torchscript_archive,
+        looks_like_checkpoint,
+    )
 
     parsed = _parse(spec, arch)
     if parsed.kind != "file":
