@@ -11,8 +11,8 @@ whose shape-only accuracy is not above chance, fails whatever its number.
 import pytest
 
 from visionaudit.families.shape_bias import (
-    cue_conflict_outcomes,
     categories_or_reason,
+    cue_conflict_outcomes,
     shape_only_outcomes,
     stimulus_context,
     stimulus_geometry,

@@ -24,6 +24,7 @@ from .record_transport import (
     NOT_JUDGED_KEY,
     RECORD_STASH,
     json_properties,
+    model_of,
     record_of,
     user_error_of,
 )
@@ -96,10 +97,11 @@ class Collector:
                 if rec.get(key):
                     entry[key] = rec[key]
             self.add_samples(rec.get("samples") or {})
-            if rec.get("model_info") and rec["model"] and rec["model"] not in self.models:
-                self.models[rec["model"]] = rec["model_info"]
-                if self.journal:
-                    self.journal.write("model", id=rec["model"], info=rec["model_info"])
+            if rec.get("model_info") and rec["model"]:  # a model an audit loaded itself (the random-init controls)
+                self.add_model(rec["model"], rec["model_info"])
+        model = model_of(report)
+        if model is not None:  # the run's model, as its fixture left it: loaded, or its load error
+            self.add_model(model["spec"], model)
         outcome = _outcome(report)
         if outcome and (OUTCOME_RANK[outcome] > OUTCOME_RANK.get(entry["outcome"], -1) or outcome == "skipped"):
             entry["outcome"] = outcome
@@ -111,6 +113,15 @@ class Collector:
             elif outcome == "failed" and user_error_of(report):
                 entry["outcome"] = "error"  # bad input, or the audit's own bug: not a failed gate
             self._say_once(report, entry)
+
+    def add_model(self, model_id: str, info: dict[str, Any]) -> None:
+        """What became of a model: its identity once any process loaded it, else its load error."""
+        known = self.models.get(model_id)
+        if known is not None and (known.get("loaded", True) or info.get("loaded") is False):
+            return
+        self.models[model_id] = info
+        if self.journal:
+            self.journal.write("model", id=model_id, info=info)
 
     def add_samples(self, samples: dict[str, dict[str, Any]]) -> None:
         new = {role: s for role, s in samples.items() if role not in self.samples}

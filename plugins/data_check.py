@@ -20,7 +20,14 @@ from typing import Any, NoReturn
 
 import pytest
 
-from visionaudit.data.image_sets import LABELLED, ROLES, ImageSet, classes_without_images, data_root, run_image_set
+from visionaudit.data.image_sets import (
+    LABELLED,
+    ROLES,
+    ImageSet,
+    classes_without_images,
+    data_root,
+    run_image_set,
+)
 from visionaudit.data.label_space import LabelSpace
 from visionaudit.data.provision import provide
 from visionaudit.errors import ConfigError, DataError

@@ -83,15 +83,15 @@ def _run_info(config: pytest.Config, exitstatus: int | None, models: dict[str, A
     }
 
 
-def _models(config: pytest.Config, loaded: dict[str, Any], audits: list[dict[str, Any]]) -> dict[str, Any]:
-    """Every model an audit loaded (configured ones and an audit's own, like the random-init controls),
-    then the configured ones that never loaded, with the reason."""
+def _models(config: pytest.Config, loaded: dict[str, Any]) -> dict[str, Any]:
+    """Every model a process loaded or failed to load (configured ones and an audit's own, like the random-init
+    controls), then the configured ones no test got as far as loading (error null): a test's data error or skip
+    is the test's, never the model's."""
     models = dict(loaded)
     settings = config.stash.get(SETTINGS_KEY, None)
     for mid in settings.models if settings else ():
         if mid not in models:
-            errors = [e["message"] for e in audits if e["model"] == mid and e["outcome"] == "error"]
-            models[mid] = unloaded_model(mid, settings.spellings.get(mid, mid), errors[0] if errors else None)
+            models[mid] = unloaded_model(mid, settings.spellings.get(mid, mid), None)
     return models
 
 
@@ -115,7 +115,7 @@ def report_data(session: pytest.Session) -> dict[str, Any] | None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     stopped = session.exitstatus not in FINISHED or session.shouldstop is not False or stopped_by is not None
     audits = collector.all_entries()
-    models = _models(config, collector.models, audits)
+    models = _models(config, collector.models)
     error = config.stash.get(STARTUP_ERROR_KEY, None)
     if collector.collection_errors:
         error = "tests could not be collected: " + "; ".join(collector.collection_errors)

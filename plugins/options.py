@@ -48,6 +48,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="decoded images each process keeps, such as 2GiB or 512MiB; a larger image set is decoded in "
                          "batches as the model reads it (default: $VISIONAUDIT_DECODE_MEMORY, else 2 GiB or a quarter "
                          "of the available memory shared by the workers, whichever is less)")
+    group.addoption("--audit-max-image-pixels", default=None, metavar="N",
+                    help="refuse images of more than N pixels, a guard against decompression bombs (default 178956970, "
+                         "where PIL refuses; also [run] max_image_pixels)")
     group.addoption("--audit-cache", default=None, metavar="DIR",
                     help="keep clean logits in DIR, keyed by model weights, images and preprocessing, so the next run "
                          "skips the clean forward pass (default: $VISIONAUDIT_LOGIT_CACHE, else off)")

@@ -22,6 +22,9 @@ RECORD_STASH = pytest.StashKey[AuditRecord]()
 SAMPLES_SENT = pytest.StashKey[dict]()  # role + fingerprint -> the test whose reports carry its sample ids from this process
 NOT_JUDGED_KEY = "not_judged"  # the record's field saying why a gate was not judged
 USER_ERROR_KEY = "visionaudit-error"  # set by plugins/error_display.py: the test stopped on an error, not a failed gate
+MODEL_KEY = "visionaudit-model"  # what became of a model in this process: its identity, or its load error
+MODELS_STASH = pytest.StashKey[dict]()  # canonical spec -> the models section's entry (fixtures/models.py fills it)
+MODELS_SENT = pytest.StashKey[set]()  # the specs whose entry a report of this process carried already
 
 
 class JsonRecord(dict):
@@ -47,6 +50,32 @@ def user_error_of(report: pytest.TestReport) -> str | None:
     return None
 
 
+def model_of(report: pytest.TestReport) -> dict | None:
+    """The models section's entry a report carries (a model loaded or failed to load in this process), or None."""
+    for name, value in getattr(report, "user_properties", ()):
+        if name == MODEL_KEY:
+            return value
+    return None
+
+
+def note_model(config: pytest.Config, model_id: str, entry: dict) -> None:
+    """Keep what became of ``model_id`` in this process (fixtures/models.py), for the next report to carry."""
+    config.stash.setdefault(MODELS_STASH, {})[model_id] = entry
+
+
+def _model_news(item: pytest.Item) -> dict | None:
+    """The entry of this test's model, on the first report after its load (or failed load) in this process: the
+    models section then says what happened to the model whatever the test did next (a data error, a skip)."""
+    callspec = getattr(item, "callspec", None)
+    model_id = callspec.params.get("model") if callspec else None
+    entry = item.config.stash.get(MODELS_STASH, {}).get(model_id)
+    sent = item.config.stash.setdefault(MODELS_SENT, set())
+    if entry is None or model_id in sent:
+        return None
+    sent.add(model_id)
+    return entry
+
+
 def skeleton_record(item: pytest.Item) -> AuditRecord | None:
     """What is known of an audit test before it records anything (it may fail in setup)."""
     family = family_of(item)
@@ -68,6 +97,9 @@ def _once_per_process(item: pytest.Item, rec: dict) -> dict:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
+    news = _model_news(item)
+    if news is not None:
+        report.user_properties.append((MODEL_KEY, news))
     record = item.stash.get(RECORD_STASH, None) or skeleton_record(item)
     if record is not None:
         # A snapshot per phase: what was measured up to this point, also when the test fails.

@@ -11,7 +11,7 @@ from typing import Mapping
 import pytest
 
 from visionaudit.config import CONFIG_FILE, AuditConfig, load_config
-from visionaudit.data import decode_budget
+from visionaudit.data import decode_budget, decoding
 from visionaudit.data.label_space import read_classes_file
 from visionaudit.data.shards import Shard, parse_shard
 from visionaudit.data.user_cache import offline
@@ -24,7 +24,7 @@ from visionaudit.models.specs import DEFAULT_MODEL, parse_spec
 
 SETTINGS_KEY = pytest.StashKey["Settings"]()
 STARTUP_USAGE_ERROR_KEY = pytest.StashKey[str]()  # what stopped the run at startup, for the report
-PREVIOUS_KEY = pytest.StashKey[tuple]()  # the decode budget and logit cache before this run, put back after it
+PREVIOUS_KEY = pytest.StashKey[tuple]()  # the decode budget, logit cache and image-size limit before this run, put back after it
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,7 @@ class Settings:
     decode_memory: int | None = None  # bytes of decoded images per process; None: decode_budget's default
     cache: str | None = None  # the clean-logit cache directory; None: off
     classes: str | None = None  # --audit-classes / [run] classes: class names for models that carry none
+    max_image_pixels: int | None = None  # images with more pixels are refused; None: decoding's default
 
 
 def worker_index() -> int | None:
@@ -97,6 +98,7 @@ def _resolve(config: pytest.Config) -> Settings:
         decode_memory=_decode_memory(config, run),
         cache=config.getoption("audit_cache") or run.get("cache") or os.environ.get(logit_cache.CACHE_ENV) or None,
         classes=_class_files(config.getoption("audit_classes", None) or run.get("classes"), spellings),
+        max_image_pixels=_number(config, "audit_max_image_pixels", int, "a positive number of pixels") or run.get("max_image_pixels"),
     )
 
 
@@ -168,13 +170,13 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(e)) from None
     # Each process (controller and xdist workers alike) keeps its own decoded images and reads the same cache.
     config.stash[PREVIOUS_KEY] = (decode_budget.set_budget(settings.decode_memory or decode_budget.default_budget(worker_count())),
-                                  logit_cache.configure(settings.cache))
+                                  logit_cache.configure(settings.cache), decoding.set_max_image_pixels(settings.max_image_pixels))
     if not hasattr(config, "workerinput"):  # said once, by the controller
-        for key in settings.config.models_not_in(settings.models):
-            # One audit.toml serves many runs: a table for another model is fine, but say so.
+        for key, near in settings.config.mistyped_models(settings.models):
+            # One audit.toml serves many runs: a table for another model is normal; one that looks like a typo is not.
             config.issue_config_time_warning(pytest.PytestConfigWarning(
-                f'{settings.config.path}: [models."{key}"] names a model that is not in this run '
-                f"({', '.join(settings.models)}); its bounds are not used"), stacklevel=2)
+                f'{settings.config.path}: [models."{key}"] names no model of this run nor one that exists here; did you '
+                f'mean "{near}"? Its bounds are not used'), stacklevel=2)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -182,3 +184,4 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if previous is not None:  # a run inside another (pytester) leaves the outer one's settings as they were
         decode_budget.set_budget(previous[0])
         logit_cache.configure(previous[1])
+        decoding.set_max_image_pixels(previous[2])

@@ -9,7 +9,6 @@ bias equals lite0's exactly.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np

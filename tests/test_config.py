@@ -137,6 +137,26 @@ def test_table_for_a_model_not_in_the_run_is_reported(tmp_path):
     assert cfg.models_not_in(["torchvision:resnet50"]) == []
 
 
+def test_only_a_table_that_looks_like_a_typo_is_a_warning(tmp_path):
+    """Issue 23, item 13: every run of another model warned about the shipped audit.toml's lite0 table."""
+    shipped = load_config(ROOT / "audit.toml")
+    for run in (["efficientnet_lite1"], ["torchvision:resnet18"], ["tests.tiny_models:tiny"], ["efficientnet_lite0"]):
+        assert shipped.mistyped_models(run) == [], run
+    (tmp_path / "weights.pth").write_bytes(b"")
+    cfg = load_config(write(tmp_path, "".join(f'[models."{key}".accuracy]\nmin_top1 = 0.5\n' for key in (
+        "tests.tiny_models:tinny",        # no such factory in a module that exists
+        "tests.tiny_modles:tiny",         # no such module
+        f"{tmp_path}/weigths.pth",        # no such file
+        f"{tmp_path}/weights.pth",        # a file that is there: a model of another run
+        "tests.tiny_models:tiny_other",   # a factory that is there: another model
+        "torchvision:resnet50",           # checked when read: another model
+    ))), arch="torchvision:resnet18")
+    assert cfg.mistyped_models(["tests.tiny_models:tiny"]) == [("tests.tiny_models:tinny", "tests.tiny_models:tiny"),
+                                                               ("tests.tiny_modles:tiny", "tests.tiny_models:tiny")]
+    near_file = canonical_spec(f"{tmp_path}/weights2.pth", "torchvision:resnet18")
+    assert cfg.mistyped_models([near_file]) == [(f"{tmp_path}/weigths.pth", near_file)]
+
+
 @pytest.mark.parametrize("old, new", [("deployment_images = 64", "images"), ("deployment_max_abs_diff = { torchscript = 1e-4 }", "max_abs_diff"),
                                       ("deployment_min_top1_agreement = { torchscript = 0.99 }", "min_top1_agreement")])
 def test_moved_deployment_keys_say_where_they_went(tmp_path, old, new):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -218,6 +219,50 @@ def test_two(evaluated, record):
     first, second = sorted((one, two), key=lambda a: "same_error_as" in a)
     assert second.get("same_error_as") == first["nodeid"] and first["message"].startswith("DataError: 2 of 4")
     assert said_once(proc.stdout, "n01484850_2.JPEG is unreadable")  # said once, where it belongs, by any worker
+
+
+def test_an_oversized_image_is_named_once_with_the_limit_and_the_model_keeps_its_identity(project, tmp_path):
+    """Issue 23, items 6 and 5: a decompression bomb was 60 lines of traceback naming no file, and the data error
+    became the model's error in the report."""
+    from PIL import Image
+
+    from tests.data.test_image_sets import decompression_bomb
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("n01440764_0.JPEG", "n01443537_1.JPEG"):
+        Image.new("RGB", (40, 40), (90, 120, 30)).save(images / name)
+    bomb = decompression_bomb(images / "n01484850_bomb.png")
+    project.makepyfile(test_fault="""
+import pytest
+
+pytestmark = pytest.mark.audit("accuracy")
+
+def test_one(evaluated, record):
+    record.metric("clean_top1", 1.0)
+
+def test_two(evaluated, record):
+    record.metric("clean_top1", 1.0)
+""")
+    proc = run(project, "", f"--audit-images={images}", f"--audit-data={tmp_path}")
+    output = proc.stdout + proc.stderr
+    assert "Traceback" not in output and "DecompressionBomb" not in output, output[-3000:]
+    assert said_once(proc.stdout, f"image {bomb} is too large to decode: 30000 x 30000 = 900,000,000 pixels, more than "
+                                  "the limit of 178,956,970\n"), output[-3000:]
+    assert said_once(proc.stdout, "Images over the limit of 178,956,970 pixels: it is a guard against decompression bombs; "
+                                  "if they are genuine, raise it with --audit-max-image-pixels N or [run] max_image_pixels = N")
+    data = report(project)
+    assert {a["outcome"] for a in data["audits"]} == {"error"}
+    model = data["models"]["tests.tiny_models:tiny"]
+    assert "loaded" not in model and re.fullmatch(r"[0-9a-f]{64}", model["sha256"]) and model["parameters"] == 5112
+
+    bomb.unlink()  # the limit, from audit.toml, then from the command line over it
+    project.makefile(".toml", audit="[run]\nmax_image_pixels = 1000\n[audits.accuracy]\nmin_top1 = 0.5\nmin_images = 1\n")
+    proc = run(project, "", f"--audit-images={images}", f"--audit-data={tmp_path}")
+    assert "n01440764_0.JPEG is too large to decode: 40 x 40 = 1,600 pixels, more than the limit of 1,000\n" in proc.stdout
+    assert said_once(proc.stdout, "Images over the limit of 1,000 pixels"), proc.stdout[-4000:]
+    proc = run(project, "", f"--audit-images={images}", f"--audit-data={tmp_path}", "--audit-max-image-pixels", "1600")
+    assert proc.returncode == 0 and {a["outcome"] for a in report(project)["audits"]} == {"passed"}, proc.stdout[-3000:]
 
 
 def test_an_unwritable_report_path_is_refused_before_any_model_loads(project):

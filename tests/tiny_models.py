@@ -48,6 +48,16 @@ def gray() -> nn.Module:
     return TinyNet(in_channels=1)
 
 
+def gray_resnet18() -> nn.Module:
+    """A real architecture trained on grayscale would look so: torchvision's resnet18 with a 1-channel first conv."""
+    import torchvision
+
+    torch.manual_seed(0)
+    net = torchvision.models.resnet18()
+    net.conv1 = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
+    return net
+
+
 class NaNNet(TinyNet):
     def forward(self, x):
         return super().forward(x) * float("nan")

@@ -35,11 +35,11 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from visionaudit.errors import ConfigError, VisionAuditError, unknown_name
+from visionaudit.errors import ConfigError, VisionAuditError, closest, unknown_name
 from visionaudit.families import thresholds as f
 from visionaudit.families.registry import families
 from visionaudit.families.thresholds import Field
-from visionaudit.models.specs import canonical_spec
+from visionaudit.models.specs import canonical_spec, parse_spec
 
 CONFIG_FILE = "audit.toml"
 
@@ -54,6 +54,7 @@ RUN_SCHEMA: dict[str, Field] = {
     "decode_memory": Field("str", "decoded images kept per process, such as 2GiB; larger image sets are streamed"),
     "cache": Field("str", "directory of the clean-logit cache"),
     "classes": Field("str", "file of class names in output order, for models that carry none of their own"),
+    "max_image_pixels": f.count("refuse images of more than this many pixels (a guard against decompression bombs)"),
 }
 TOP_LEVEL = ("run", "audits", "models", "baseline")
 
@@ -111,6 +112,20 @@ class AuditConfig:
         """Per-model tables (as written) whose model is not in ``run_models`` (canonical specs)."""
         return [self.model_keys[m] for m in self.models if m not in run_models]
 
+    def mistyped_models(self, run_models: list[str] | tuple[str, ...]) -> list[tuple[str, str]]:
+        """``(table key as written, the run's model it is close to)`` for each per-model table that looks like a typo.
+
+        One audit.toml serves many runs, so a table for a model not in this run is normal and says nothing. A
+        table is a likely typo when its model is close to one of the run's and cannot exist here (a file that is
+        not there, a factory that does not import, a timm name timm does not know); lite and torchvision names
+        were checked when the file was read."""
+        out = []
+        for model_id in self.models:
+            near = closest(model_id, run_models) if model_id not in run_models else None
+            if near is not None and not _could_exist(model_id):
+                out.append((self.model_keys[model_id], near))
+        return out
+
 
 class Thresholds(Mapping[str, Any]):
     """One audit's bounds for one model: defaults with that model's overrides applied."""
@@ -149,6 +164,35 @@ class Thresholds(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return len(self.bounds)
+
+
+def _could_exist(model_id: str) -> bool:
+    """Whether the model a table names can be found here, judged without loading it."""
+    import importlib
+    import importlib.util
+
+    try:
+        spec = parse_spec(model_id)  # a file must exist and be of a kind that is read
+    except VisionAuditError:
+        return False
+    if spec.kind == "factory":
+        module, _, attr = spec.name.partition(":")
+        try:
+            if importlib.util.find_spec(module) is None:
+                return False
+        except (ImportError, ValueError):  # a parent package that is not there
+            return False
+        try:
+            return callable(getattr(importlib.import_module(module), attr, None))
+        except Exception:  # noqa: BLE001  (it is there but fails to import: a run of it will say why, not a typo)
+            return True
+    if spec.kind == "timm":
+        try:
+            import timm
+        except ImportError:
+            return True  # cannot tell
+        return bool(timm.list_models(spec.name)) or bool(timm.list_models(spec.name, pretrained=True))
+    return True
 
 
 def _canonical_key(key: str, arch: str | None, path: Path) -> str:

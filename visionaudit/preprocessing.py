@@ -10,6 +10,9 @@ import torch
 
 from visionaudit.errors import SpecError
 
+# A 1-channel model is fed the luminance of each RGB image, with ITU-R BT.601's weights (as PIL's "L" mode and
+# OpenCV's RGB2GRAY, and the corruption kernels' gray conversion).
+LUMA_BT601 = (0.299, 0.587, 0.114)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
@@ -70,15 +73,35 @@ class Preprocessing:
     def geometry(self) -> Geometry:
         return Geometry(self.resize_size, self.crop_size, self.interpolation)
 
+    @property
+    def gray(self) -> bool:
+        """A 1-channel model: RGB images reach it as their luminance (:data:`LUMA_BT601`)."""
+        return self.channels == 1
+
     def normalize(self, images: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """uint8 ``(N, C, H, W)`` in [0, 255] to the model's normalized float input, on the images' device."""
+        """uint8 ``(N, C, H, W)`` in [0, 255] to the model's normalized float input, on the images' device; RGB
+        images become their (unrounded) luminance for a 1-channel model."""
+        x = images.to(dtype)
+        if self.gray and x.shape[1] == 3:
+            x = luminance(x)
         mean = torch.tensor(self.mean, dtype=dtype, device=images.device).view(1, -1, 1, 1)
         std = torch.tensor(self.std, dtype=dtype, device=images.device).view(1, -1, 1, 1)
-        return (images.to(dtype) / 255.0 - mean) / std
+        return (x / 255.0 - mean) / std
+
+    def as_gray(self) -> "Preprocessing":
+        """This preprocessing for a model that takes one channel: one mean and one std, the luminance of the RGB ones
+        (exact for the mean; the same weighting for the std)."""
+        if self.gray:
+            return self
+        mean, std = (sum(w * v for w, v in zip(LUMA_BT601, values)) for values in (self.mean, self.std))
+        return replace(self, mean=(mean,), std=(std,),
+                       source=f"{self.source}; one input channel: the luminance (ITU-R BT.601) of its RGB mean and std")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["mean"], d["std"] = list(self.mean), list(self.std)
+        if self.gray:  # said in the report: what the model was fed, and how it was made
+            d["input"], d["luminance_weights"] = "gray", list(LUMA_BT601)
         return d
 
     def with_overrides(self, options: Mapping[str, str]) -> "Preprocessing":
@@ -142,3 +165,10 @@ def from_timm_config(config: Mapping[str, Any], source: str) -> Preprocessing:
         std=tuple(float(v) for v in config["std"]),
         source=source,
     )
+
+
+def luminance(images: torch.Tensor) -> torch.Tensor:
+    """RGB ``(N, 3, H, W)`` to float luminance ``(N, 1, H, W)`` on the same scale (ITU-R BT.601 weights)."""
+    weights = torch.tensor(LUMA_BT601, dtype=images.dtype if images.is_floating_point() else torch.float32,
+                           device=images.device).view(1, 3, 1, 1)
+    return (images * weights).sum(dim=1, keepdim=True)

@@ -25,6 +25,7 @@ from visionaudit.data.fetch import (
     MANIFEST_ENV,
     STIMULI,
     fetch,
+    fetch_all,
     file_url,
     load_manifest,
 )
@@ -137,12 +138,80 @@ def test_fetch_verifies_rejects_and_resumes(tmp_path, mirror, shared_data, capsy
     assert result.rejected == [FILES[2]] and not result.downloaded
 
 
-@pytest.mark.slow
-def test_fetch_unreachable_server_fails_cleanly(tmp_path, mirror, capsys):
-    _, manifest = mirror
-    result = fetch("cue-conflict", tmp_path, base_url="http://127.0.0.1:9", manifest=json.loads(manifest.read_text()), retries=0, timeout=2)
-    assert sorted(result.failed) == sorted(FILES) and not result.ok
-    assert "run the command again to resume" in capsys.readouterr().err
+def _closed_port() -> int:
+    """A loopback port nothing listens on (bound, then closed): a connection there is refused at once."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_fetch_stops_at_an_unreachable_server_and_says_so_once(tmp_path, capsys):
+    """Issue 23, item 13: one file tried, the rest not tried (not "4 bad"), and the host named once."""
+    url = f"http://127.0.0.1:{_closed_port()}"
+    manifest = {"cue-conflict": {"upstream": UPSTREAM, "files": {r: "0" * 64 for r in FILES}},
+                "edges": {"upstream": "e", "files": {"a.png": "1" * 64}}}
+    results = fetch_all(["cue-conflict", "edges"], tmp_path, base_url=url, manifest=manifest, retries=0, timeout=2)
+    first, second = results["cue-conflict"], results["edges"]
+    assert first.failed == sorted(FILES)[:1] and first.not_tried == sorted(FILES)[1:] and not first.ok
+    assert first.unreachable is not None and first.unreachable.startswith(url.removeprefix("http://"))
+    assert second.not_tried == ["a.png"] and second.unreachable == first.unreachable  # the same host: not tried again
+    err = capsys.readouterr().err
+    assert said_once(err, f"cannot reach {first.unreachable}") and " bad)" not in err, err
+
+
+def test_a_run_that_cannot_reach_the_server_names_both_fixes_once(tmp_path, monkeypatch):
+    from visionaudit.data.provision import provide
+
+    cache = tmp_path / "cache"
+    monkeypatch.delenv("VISIONAUDIT_DATA", raising=False)
+    monkeypatch.setenv("VISIONAUDIT_CACHE", str(cache))
+    monkeypatch.setenv(BASE_URL_ENV, f"http://127.0.0.1:{_closed_port()}")
+    problems = provide(None, "imagenet-sample", {"cue-conflict", "edges", "labelled"}, offline=False)
+    assert len(problems) == 1, problems
+    (problem,) = problems
+    assert problem.startswith("cannot reach the download server 127.0.0.1:")
+    assert "cue-conflict, edges, imagenet-sample could not be fetched (nothing else was tried)" in problem
+    assert "Run on a machine with network access" in problem and "point --audit-data" in problem
+    assert "could not be fetched into" not in problem and "of 1000" not in problem
+
+
+@pytest.mark.parametrize("rel, why", [("../escape.png", "it holds .."), ("a/../../escape.png", "it holds .."),
+                                      ("/tmp/escape.png", "it is absolute"), ("C:/escape.png", "it is absolute"),
+                                      ("a\\..\\b.png", "it holds a backslash")])
+def test_manifest_paths_outside_the_data_root_are_refused(tmp_path, monkeypatch, rel, why):
+    """Issue 23, item 12: through --manifest / VISIONAUDIT_FETCH_MANIFEST, and a manifest handed to fetch()."""
+    override = tmp_path / "m.json"
+    override.write_text(json.dumps({"edges": {"files": {"ok.png": "0" * 64, rel: "0" * 64}}}))
+    monkeypatch.setenv(MANIFEST_ENV, str(override))
+    with pytest.raises(DataError) as refused:
+        load_manifest()
+    assert f"file {rel!r} is refused: {why}" in str(refused.value) and str(override) in str(refused.value)
+    dest = tmp_path / "dest"
+    with pytest.raises(DataError, match="is refused"):
+        fetch("edges", dest, base_url="http://127.0.0.1:9", manifest={"edges": {"files": {rel: "0" * 64}}})
+    assert not (tmp_path / "escape.png").exists() and not Path("/tmp/escape.png").exists()
+
+
+def test_a_data_set_name_that_leaves_the_root_is_refused(tmp_path, monkeypatch, capsys):
+    override = tmp_path / "m.json"
+    override.write_text(json.dumps({"../up": {"files": {"x.png": "0" * 64}}}))
+    assert cli_main(["fetch", "../up", "--dest", str(tmp_path / "d"), "--manifest", str(override)]) != 0  # its code: the exit-code table
+    assert "data set name '../up' is refused: it holds .." in capsys.readouterr().err
+    assert not (tmp_path / "up").exists()
+
+
+def test_a_symlink_out_of_the_data_set_is_refused_before_anything_is_written(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    root = tmp_path / "dest" / "edges"
+    root.mkdir(parents=True)
+    (root / "link").symlink_to(outside, target_is_directory=True)
+    manifest = {"edges": {"files": {"a.png": "0" * 64, "link/b.png": "0" * 64}}}
+    with pytest.raises(DataError, match=r"file 'link/b.png' is refused: .* through a symlink, outside"):
+        fetch("edges", tmp_path / "dest", base_url="http://127.0.0.1:9", manifest=manifest)
+    assert list(outside.iterdir()) == [] and not (root / "a.png.part").exists()
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from torchvision import transforms as T
 
 from visionaudit.data import image_sets as datasets
 from visionaudit.data import imagenet
-from visionaudit.data.decoding import decode_image
+from visionaudit.data.decoding import decode_image, set_max_image_pixels
 from visionaudit.errors import DataError
 from visionaudit.preprocessing import Geometry
 
@@ -94,6 +95,55 @@ def test_truncated_image_is_named(tmp_path):
     not_an_image.write_text("hello")
     with pytest.raises(DataError, match="n01440764_text.JPEG is unreadable"):
         datasets.load_images(datasets.labelled_images(tmp_path).select([1]), GEOM)
+
+
+def decompression_bomb(path: Path, side: int = 30000) -> Path:
+    """A valid 1-bit PNG of ``side`` x ``side`` zeros: about 100 kB on disk, ``side``² pixels decoded."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    row = b"\0" * (1 + (side + 7) // 8)  # filter byte, then the row's bits
+    z = zlib.compressobj(9)
+    body = b"".join(z.compress(row * 1000) for _ in range(side // 1000)) + z.compress(row * (side % 1000)) + z.flush()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
+                     + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+    return path
+
+
+def test_an_oversized_image_is_named_with_the_limit_and_how_to_raise_it(tmp_path):
+    """Issue 23, item 6: PIL's DecompressionBombError became a traceback that never named the file."""
+    bomb = decompression_bomb(tmp_path / "n01440764_bomb.png")
+    assert bomb.stat().st_size < 1_000_000
+    good = tmp_path / "n01443537_good.JPEG"
+    _save(good, "RGB", size=(80, 60))
+    image_set = datasets.labelled_images(tmp_path)
+    with pytest.raises(DataError) as refused:
+        datasets.load_images(image_set, GEOM)
+    message = str(refused.value)
+    assert message.startswith("1 of 2 images cannot be used")
+    # From the header (30000 x 30000 = ...) once a run set the limit; from PIL's own refusal in a bare process.
+    assert re.search(rf"image {re.escape(str(bomb))} is too large to decode: (30000 x 30000 = )?900,000,000 pixels, more "
+                     r"than the limit of 178,956,970\n", message), message
+    assert message.endswith("Images over the limit of 178,956,970 pixels: it is a guard against decompression bombs; if "
+                            "they are genuine, raise it with --audit-max-image-pixels N or [run] max_image_pixels = N in audit.toml")
+
+
+@pytest.mark.filterwarnings("error::PIL.Image.DecompressionBombWarning")  # PIL's guard, which names no file, is off
+def test_the_image_size_limit_moves_both_ways(tmp_path):
+    path = tmp_path / "n01440764_a.JPEG"
+    _save(path, "RGB", size=(80, 60))
+    previous = set_max_image_pixels(80 * 60 - 1)
+    try:
+        with pytest.raises(DataError, match=r"is too large to decode: 80 x 60 = 4,800 pixels, more than the limit of 4,799"):
+            decode_image(path, GEOM)
+        set_max_image_pixels(80 * 60)
+        assert decode_image(path, GEOM).shape == (3, 56, 56)
+    finally:
+        set_max_image_pixels(previous)
 
 
 def test_wnid_folders(tmp_path):

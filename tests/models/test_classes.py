@@ -13,7 +13,11 @@ import torchvision
 from tests.tiny_models import TinyNet
 from visionaudit.data.label_space import LabelSpace
 from visionaudit.errors import ConfigError, SpecError
-from visionaudit.models.classes import ClassCountMismatch, known_before_load, torchvision_classes
+from visionaudit.models.classes import (
+    ClassCountMismatch,
+    known_before_load,
+    torchvision_classes,
+)
 from visionaudit.models.loading import load_model
 from visionaudit.models.specs import canonical_spec, parse_spec
 

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import subprocess
+import sys
 import urllib.error
 from pathlib import Path
 
@@ -10,6 +14,7 @@ import pytest
 import torch
 import torchvision
 
+from tests.conftest import ROOT
 from visionaudit.cli import main as cli_main
 from visionaudit.errors import CheckpointError, ModelOutputError, SpecError
 from visionaudit.models import checkpoints
@@ -216,13 +221,100 @@ def test_class_count_and_imagenet_flag():
     assert not load_model("tests.tiny_models:tiny?imagenet=false", "cpu").imagenet_classes
 
 
-def test_wrong_channel_count_at_load():
-    with pytest.raises(ModelOutputError, match=r"failed on a \(1, 3, 224, 224\) input.*input channels"):
-        load_model("tests.tiny_models:gray", "cpu")
-    gray = load_model("tests.tiny_models:gray?mean=0.5&std=0.25", "cpu")
-    assert gray.preprocessing.channels == 1
-    with pytest.raises(ModelOutputError, match="takes 1 input channel.*images have 3"):
-        predict_logits(gray, torch.zeros(2, 3, 224, 224, dtype=torch.uint8))
+def test_a_one_channel_model_is_fed_the_luminance_of_each_image():
+    """Issue 23, item 11: a 1-channel model was told to give ?mean= per channel, then, with it, that the images have 3."""
+    model = load_model("tests.tiny_models:gray_resnet18", "cpu")
+    pre = model.preprocessing
+    luma = (0.299, 0.587, 0.114)  # ITU-R BT.601
+    # One mean and one std: the luminance of the default ImageNet ones, by hand.
+    assert pre.mean == pytest.approx((0.299 * 0.485 + 0.587 * 0.456 + 0.114 * 0.406,))
+    assert pre.std == pytest.approx((0.299 * 0.229 + 0.587 * 0.224 + 0.114 * 0.225,))
+    info = model.to_dict()["preprocessing"]
+    assert info["input"] == "gray" and info["luminance_weights"] == list(luma)
+    assert model.num_classes == 1000 and model.parameters == 11_689_512 - 2 * 64 * 7 * 7  # resnet18, 2 channels fewer
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (3, 3, 224, 224), generator=gen, dtype=torch.uint8)
+    images[2] = images[2, :1]  # a gray image too: its luminance is the image itself
+    by_hand = torch.zeros(3, 1, 224, 224, dtype=torch.float64)
+    for c, w in enumerate(luma):
+        by_hand[:, 0] += w * images[:, c].double()
+    assert torch.allclose(by_hand[2, 0], images[2, 0].double(), atol=1e-9)
+    x = ((by_hand / 255.0 - pre.mean[0]) / pre.std[0]).float()
+    with torch.inference_mode():
+        expected = model.module(x)
+    logits = predict_logits(model, images, batch_size=2)
+    assert logits.shape == (3, 1000) and logits.std(dim=0).max() > 0  # the logits depend on the image
+    assert torch.allclose(logits, expected, rtol=1e-4, atol=1e-4), (logits - expected).abs().max()
+    # What the model was fed is the luminance, not any one channel.
+    swapped = images[:, [2, 1, 0]]
+    assert not torch.allclose(predict_logits(model, swapped[:2], batch_size=2), logits[:2], atol=1e-3)
+
+
+@pytest.mark.slow
+def test_every_family_that_needs_only_logits_runs_on_a_one_channel_model(shared_data, tmp_path):
+    report = tmp_path / "report.json"
+    env = {**os.environ, "VISIONAUDIT_DATA": str(shared_data), "CUDA_VISIBLE_DEVICES": ""}
+    cmd = [sys.executable, "-m", "pytest", "audits", "-p", "no:cacheprovider", "-n", "0", "--model", "tests.tiny_models:gray",
+           "--device", "cpu", "--audit-samples", "32", f"--audit-json={report}",
+           "-k", "(accuracy or robustness or shape_bias or deployment or channel_bias) and not control and not zoo"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    data = json.loads(report.read_text())
+    outcomes = {}
+    for a in data["audits"]:
+        outcomes.setdefault(a["audit"], set()).add(a["outcome"])
+    assert set(outcomes) == {"accuracy", "robustness", "shape_bias", "deployment", "channel_bias"}, proc.stdout[-3000:]
+    for family in ("accuracy", "robustness", "shape_bias", "deployment"):  # measured: judged, or too few images to judge
+        assert outcomes[family] <= {"passed", "failed", "not_judged", "skipped"} and outcomes[family] - {"skipped"}, (family, outcomes)
+    assert outcomes["channel_bias"] == {"skipped"}  # weights per R, G, B: not for a 1-channel model, and it says so
+    accuracy = next(a for a in data["audits"] if a["audit"] == "accuracy")
+    assert accuracy["metrics"]["n_images"] == 32
+    assert data["models"]["tests.tiny_models:gray"]["preprocessing"]["input"] == "gray"
+
+
+def test_channel_counts_that_cannot_be_fed_say_how_to_get_there():
+    with pytest.raises(SpecError, match=r"takes 1 input channel \(conv is its first convolution\), so it is fed grayscale "
+                                        r"images \(their luminance\): give one mean and one std in its spec, \?mean=M&std=S, not 3"):
+        load_model("tests.tiny_models:gray?mean=0.5,0.5,0.5&std=0.2,0.2,0.2", "cpu")
+    with pytest.raises(SpecError, match=r"takes 3 input channels \(conv is its first convolution\) but its spec gives 1 "
+                                        r"mean/std value\(s\): give three"):
+        load_model("tests.tiny_models:tiny?mean=0.5&std=0.25", "cpu")
+    gray = load_model("tests.tiny_models:gray?mean=0.5&std=0.25", "cpu")  # the user's own gray mean/std are kept
+    assert (gray.preprocessing.mean, gray.preprocessing.std) == ((0.5,), (0.25,)) and gray.preprocessing.gray
+    with pytest.raises(ModelOutputError, match="takes 1 input channel.*images have 2"):
+        predict_logits(gray, torch.zeros(2, 2, 224, 224, dtype=torch.uint8))
+
+
+@pytest.mark.parametrize("name, what", [("model.onnx", "ONNX"), ("model.tflite", "TensorFlow Lite"), ("m.h5", "Keras (HDF5)")])
+def test_a_model_file_of_another_format_says_which_files_are_read(tmp_path, name, what):
+    """Issue 23, item 11: an .onnx file was "a state dict" that needs --arch, then "corrupt or truncated"."""
+    path = tmp_path / name
+    path.write_bytes(b"\x08\x07\x12\x04onnx")
+    for arch in (None, "torchvision:resnet18"):
+        with pytest.raises(SpecError) as refused:
+            parse_spec(str(path), arch=arch)
+        message = str(refused.value)
+        assert f"{what} model files ({path.suffix}) are not supported; a model file is a TorchScript archive" in message
+        assert "state dict" in message and "corrupt" not in message and "needs its architecture" not in message
+    odd = tmp_path / "model.weights"
+    odd.write_bytes(b"\x08\x07\x12\x04onnx")
+    with pytest.raises(SpecError, match=r"is not a model file visionaudit reads \(neither a TorchScript archive"):
+        parse_spec(str(odd))
+    torch.save(resnet18().state_dict(), tmp_path / "w.pth.tar")  # a torch.save file under another suffix is still read
+    assert parse_spec(str(tmp_path / "w.pth.tar"), arch="torchvision:resnet18").kind == "state_dict"
+
+
+def test_a_folder_says_it_is_a_folder_and_which_are_read(tmp_path):
+    folder = tmp_path / "hf-model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    with pytest.raises(CheckpointError) as refused:
+        parse_spec(str(folder))
+    message = str(refused.value)
+    assert f"{folder} is a folder, and no model folder is supported (a Hugging Face save_pretrained folder included)" in message
+    assert "no such file" not in message and "model.safetensors" not in message
+    (folder / "model.safetensors").write_bytes(b"")
+    with pytest.raises(CheckpointError, match=rf"its weights {folder / 'model.safetensors'} load as a state dict: --model "):
+        parse_spec(str(folder))
 
 
 def test_nan_outputs_are_refused():

@@ -113,11 +113,14 @@ def test_bad_config_is_a_usage_error_said_once_before_any_model_loads(audit_dir,
     assert not (audit_dir.path / "loads.log").exists()
 
 
-def test_model_table_for_another_model_is_a_warning_not_an_error(audit_dir):
-    audit_dir.makefile(".toml", audit=CONFIG + '[models."torchvision:resnet50".accuracy]\nmin_top1 = 0.75\n')
+def test_model_table_for_another_model_is_silent_and_a_typo_a_warning(audit_dir):
+    audit_dir.makefile(".toml", audit=CONFIG + '[models."torchvision:resnet50".accuracy]\nmin_top1 = 0.75\n'
+                                               '[models."tests.tiny_models:tiny_othre".accuracy]\nmin_top1 = 0.75\n')
     result = audit_dir.runpytest_subprocess(*MODELS, "-p", "no:cacheprovider")
     result.assert_outcomes(passed=5, failed=3)
-    result.stdout.fnmatch_lines(['*[[]models."torchvision:resnet50"[]] names a model that is not in this run*'])
+    result.stdout.fnmatch_lines([('*[[]models."tests.tiny_models:tiny_othre"[]] names no model of this run nor one that exists '
+                                  'here; did you mean "tests.tiny_models:tiny_other"? Its bounds are not used*')])
+    assert "resnet50" not in result.stdout.str()  # a table for a model of another run says nothing
 
 
 def test_spellings_of_one_model_share_its_canonical_id_and_table(audit_dir):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import jsonschema
@@ -173,6 +174,52 @@ def test_model_that_fails_to_load_is_in_the_report_and_said_once(audit_dir):
     errors = [a for a in data["audits"] if a["outcome"] == "error"]
     assert len(errors) == 6 and sum("same_error_as" not in a for a in errors) == 1
     assert said_once(result.stdout.str(), "is corrupt or truncated")  # said once; the other five point to it
+
+
+@pytest.mark.parametrize("workers", [pytest.param([], id="serial"), pytest.param(["-n", "2"], id="two-workers")])
+def test_the_models_section_says_what_became_of_each_model_whatever_its_tests_did(audit_dir, tmp_path, workers):
+    """Issue 23, item 5: a data error made a loaded model ``loaded: false`` with the data error as its error, and a
+    model whose first test was skipped ``loaded: false, error: null``; each has its identity now, and a model that
+    failed to load its load error."""
+    from PIL import Image
+
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.new("RGB", (40, 40), (90, 120, 30)).save(images / "n01440764_0.JPEG")
+    (images / "n01443537_1.JPEG").write_text("not a picture")
+    audit_dir.makepyfile(test_audits="""
+import pytest
+
+pytestmark = pytest.mark.audit("accuracy")
+
+def test_a_skipped_first(imagenet_model, record):
+    record.metric("clean_top1", 1.0)
+
+def test_b_data_error(evaluated, record):
+    record.metric("clean_top1", 1.0)
+""")
+    result = audit_dir.runpytest_subprocess("--model", "tests.tiny_models:ten_classes", "--model", "tests.tiny_models:tiny",
+                                            "--model", "tests.tiny_models:not_a_module", "--device", "cpu", "-p",
+                                            "no:cacheprovider", f"--audit-images={images}", f"--audit-data={tmp_path}",
+                                            "--audit-json=report.json", *workers)
+    data = load(audit_dir.path / "report.json")
+    outcomes = {(a["model"], a["nodeid"].split("::")[1].split("[")[0]): a["outcome"] for a in data["audits"]}
+    assert outcomes == {("tests.tiny_models:ten_classes", "test_a_skipped_first"): "skipped",
+                        ("tests.tiny_models:ten_classes", "test_b_data_error"): "error",
+                        ("tests.tiny_models:tiny", "test_a_skipped_first"): "passed",
+                        ("tests.tiny_models:tiny", "test_b_data_error"): "error",
+                        ("tests.tiny_models:not_a_module", "test_a_skipped_first"): "error",
+                        ("tests.tiny_models:not_a_module", "test_b_data_error"): "error"}, result.stdout.str()[-3000:]
+    models = data["models"]
+    # TinyNet: a 3->4 conv with 3x3 kernels and bias (112), then a 4->classes linear layer with bias.
+    for spec, classes in (("tests.tiny_models:ten_classes", 10), ("tests.tiny_models:tiny", 1000)):
+        entry = models[spec]
+        assert "loaded" not in entry and "error" not in entry, entry
+        assert entry["parameters"] == 3 * 4 * 9 + 4 + 4 * classes + classes and entry["num_classes"] == classes
+        assert re.fullmatch(r"[0-9a-f]{64}", entry["sha256"]) and entry["spec_as_given"] == spec
+    broken = models["tests.tiny_models:not_a_module"]
+    assert broken["loaded"] is False and "returned int, not a torch.nn.Module" in broken["error"], broken
+    assert "cannot be used" not in broken["error"]  # the load error, not the data error of a test
 
 
 def test_unknown_weights_and_devices_stop_the_run_at_startup(audit_dir):

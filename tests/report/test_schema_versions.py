@@ -13,9 +13,9 @@ import pytest
 from tests.test_sharding import _synthetic_run
 from visionaudit.data.shards import Shard
 from visionaudit.families.baseline.pairing import read_report
+from visionaudit.families.records import report_schema
 from visionaudit.report.compare import compare_reports, regressions
 from visionaudit.report.merge import Unmergeable, merge_reports
-from visionaudit.families.records import report_schema
 from visionaudit.version import SCHEMA_VERSION
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -41,7 +41,14 @@ def run(args: argparse.Namespace) -> int:
     results = fetch_all(names, dest, base_url=args.base_url, manifest=manifest)
     for name, result in results.items():
         print(f"{name}: {len(result.downloaded)} downloaded, {len(result.kept)} already there, "
-              f"{len(result.rejected)} rejected, {len(result.failed)} failed -> {result.path}")
+              f"{len(result.rejected)} rejected, {len(result.failed)} failed"
+              + (f", {len(result.not_tried)} not tried" if result.not_tried else "") + (f" -> {result.path}" if result.path else ""))
+    unreachable = sorted({r.unreachable for r in results.values() if r.unreachable})
+    if unreachable:
+        print(f"cannot reach the download server {'; '.join(unreachable)}: nothing else was tried. Run this command on a "
+              "machine with network access (or give --base-url a mirror you can reach), or point a run's --audit-data "
+              "(or VISIONAUDIT_DATA) at a folder that already holds the data", file=sys.stderr)
+        return 1
     if not all(r.ok for r in results.values()):
         print("some files were rejected or failed, and their data sets were not put in place; run the same command "
               "again to retry them (verified files are kept)", file=sys.stderr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Sequence
@@ -16,6 +17,12 @@ from visionaudit.errors import DataError
 from visionaudit.preprocessing import Geometry
 
 DECODE_THREADS = min(8, os.cpu_count() or 1)  # PIL releases the GIL while decoding: one thread per core helps
+# The guard against decompression bombs (a 1 MB PNG that decodes to 30000 x 30000): an image with more pixels is
+# refused. The default is where PIL itself refuses (twice its MAX_IMAGE_PIXELS of 89,478,485), so every image
+# that decoded before still does; --audit-max-image-pixels / [run] max_image_pixels move it.
+DEFAULT_MAX_IMAGE_PIXELS = 2 * 89_478_485
+MAX_PIXELS_FIX = "--audit-max-image-pixels N or [run] max_image_pixels = N in audit.toml"
+_max_pixels = DEFAULT_MAX_IMAGE_PIXELS
 _MODES = {"nearest": InterpolationMode.NEAREST, "bilinear": InterpolationMode.BILINEAR, "bicubic": InterpolationMode.BICUBIC}
 
 
@@ -28,6 +35,32 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+def set_max_image_pixels(limit: int | None) -> int:
+    """Refuse images of more than ``limit`` pixels in this process (None: the default); the previous limit.
+
+    The check here (:func:`decode_image`, from the header, before anything is decoded) replaces PIL's own
+    guard, which is turned off: PIL would warn from half its limit, and its warnings and its refusal name no
+    file. The images the suite opens besides the user's are its own (frost pictures, JPEG round trips)."""
+    global _max_pixels
+    previous, _max_pixels = _max_pixels, limit or DEFAULT_MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    return previous
+
+
+def max_image_pixels() -> int:
+    return _max_pixels
+
+
+def _too_large_fix() -> str:
+    return (f" (a guard against decompression bombs); if the image is genuine, raise the limit with {MAX_PIXELS_FIX}, "
+            "or shrink or remove the file")
+
+
+def _too_large(path: str | Path, pixels: str) -> DataError:
+    return DataError(f"image {path} is too large to decode: {pixels} pixels, more than the limit of {_max_pixels:,}"
+                     + _too_large_fix())
+
+
 def decode_image(path: str | Path, geometry: Geometry) -> torch.Tensor:
     """Read ``path``, make it RGB, and bring it to ``geometry``: uint8 ``(3, size, size)``.
 
@@ -36,11 +69,16 @@ def decode_image(path: str | Path, geometry: Geometry) -> torch.Tensor:
     on the PIL image (antialiased), as torchvision's evaluation transforms do.
     """
     try:
-        with Image.open(path) as img:
+        with Image.open(path) as img:  # reads the header only: the size is known before anything is decoded
+            if img.width * img.height > _max_pixels:
+                raise _too_large(path, f"{img.width} x {img.height} = {img.width * img.height:,}")
             img.load()
             rgb = to_rgb(img)
     except FileNotFoundError:
         raise DataError(f"image {path} does not exist") from None
+    except Image.DecompressionBombError as e:  # PIL's own guard, when set_max_image_pixels was not called
+        found = re.search(r"\((\d+) pixels\)", str(e))
+        raise _too_large(path, f"{int(found.group(1)):,}" if found else "so many") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise DataError(f"image {path} is unreadable or truncated ({type(e).__name__}: {e}); replace or remove the file") from None
     size = geometry.crop_size
@@ -63,8 +101,12 @@ def decode_or_reason(path: Path, geometry: Geometry) -> torch.Tensor | str:
 def refuse_unusable(bad: Sequence[str], total: int) -> None:
     """Raise one :class:`DataError` naming the unusable files (the first 20), when there are any."""
     if bad:
-        shown = "\n  ".join(bad[:20]) + (f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else "")
-        raise DataError(f"{len(bad)} of {total} images cannot be used; replace or remove them:\n  {shown}")
+        fix = _too_large_fix()
+        lines = [reason.removesuffix(fix) for reason in bad]  # the limit's fix is said once, below the files
+        shown = "\n  ".join(lines[:20]) + (f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else "")
+        over = (f"\nImages over the limit of {_max_pixels:,} pixels: it is a guard against decompression bombs; if they "
+                f"are genuine, raise it with {MAX_PIXELS_FIX}" if any(r.endswith(fix) for r in bad) else "")
+        raise DataError(f"{len(bad)} of {total} images cannot be used; replace or remove them:\n  {shown}{over}")
 
 
 def decode_images(

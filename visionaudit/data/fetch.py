@@ -20,10 +20,11 @@ import os
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from importlib import resources
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Callable, TextIO
 
 from visionaudit.errors import DataError
@@ -75,9 +76,46 @@ def load_manifest(path: str | Path | None = None) -> dict:
         for name, entry in override.items():
             if not isinstance(entry, dict) or not isinstance(entry.get("files"), dict):
                 raise DataError(f'{path}: data set {name!r} needs "files": {{relative path: sha256}}')
+            check_paths(name, entry["files"], path)
             # Files replace the shipped set's; the folder, address and terms stay unless the file names its own.
             out[name] = {**out.get(name, {"base_url": None, "terms": None, "upstream": ""}), **entry}
     return out
+
+
+def _outside(rel: str) -> str | None:
+    """Why the manifest path ``rel`` could land outside its data set's folder, or None when it cannot."""
+    if not rel or not isinstance(rel, str):
+        return "it is empty"
+    if "\\" in rel:
+        return "it holds a backslash (write paths with /)"
+    pure = PurePosixPath(rel)
+    if pure.is_absolute() or PureWindowsPath(rel).is_absolute() or PureWindowsPath(rel).drive:
+        return "it is absolute"
+    if ".." in pure.parts:
+        return "it holds .."
+    return None
+
+
+def check_paths(name: str, files: dict, source: str | Path) -> None:
+    """A manifest from outside the package writes where its paths say: each must stay inside the data set's folder
+    (relative, no ``..``), and the data set's name must be one plain folder name."""
+    why = _outside(name) or ("it holds a folder separator" if "/" in name else None) or ("it is ." if name == "." else None)
+    if why:
+        raise DataError(f"{source}: data set name {name!r} is refused: {why}; a data set is one folder under the data root")
+    for rel in files:
+        why = _outside(rel)
+        if why:
+            raise DataError(f"{source}: data set {name!r}, file {rel!r} is refused: {why}; manifest paths are relative "
+                            "to the data set's folder and stay inside it")
+
+
+def _inside(root: Path, target: Path, dataset: str, rel: str) -> None:
+    """Refuse ``target`` when a symlink on its way (a folder or the file itself) leads out of the data set's ``root``."""
+    real_root = root.resolve()
+    real = target.resolve()
+    if real != real_root and real_root not in real.parents:
+        raise DataError(f"data set {dataset!r}, file {rel!r} is refused: {target} leads to {real} through a symlink, outside "
+                        f"{real_root}; remove the symlink or fetch into another --dest")
 
 
 def file_url(entry: dict, rel: str, base_url: str | None = None) -> str:
@@ -99,12 +137,14 @@ class FetchResult:
     kept: list[str] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    not_tried: list[str] = field(default_factory=list)  # left alone once the server was unreachable or kept failing
+    unreachable: str | None = None  # "HOST (why)": no answer at all, so nothing else was tried
     path: Path | None = None  # where the set is (complete) or is being assembled (not complete)
     bytes: int = 0
 
     @property
     def ok(self) -> bool:
-        return not self.rejected and not self.failed
+        return not self.rejected and not self.failed and not self.not_tried and self.unreachable is None
 
 
 def _download(url: str, part: Path, timeout: float) -> int:
@@ -222,6 +262,7 @@ def _fetch_unlocked(
     if dataset not in manifest:
         raise DataError(f"unknown data set {dataset!r}; fetchable: {', '.join(sorted(manifest))}")
     entry = manifest[dataset]
+    check_paths(dataset, entry["files"], "the fetch manifest")
     final = Path(dest).expanduser() / dataset
     # A set already there is checked in place; a new one is assembled aside and moved in when complete.
     root = final if final.is_dir() else final.with_name(f".{dataset}.partial")
@@ -233,12 +274,12 @@ def _fetch_unlocked(
     result = FetchResult(path=root)
     bar = _Progress(dataset, len(files), sum(sizes) if sizes and None not in sizes else None, log, progress_every, clock)
     failed_in_a_row = 0
-    give_up = None
-    for n, (rel, (expected, _size)) in enumerate(sorted(files.items()), 1):
+    ordered = sorted(files.items())
+    for rel, _ in ordered:  # every path, before anything is written
+        _inside(root, root / rel, dataset, rel)
+    for n, (rel, (expected, _size)) in enumerate(ordered, 1):
         target = root / rel
-        if give_up:
-            result.failed.append(rel)  # the server is unreachable: do not wait out a timeout per file
-        elif target.is_file() and sha256_file(target) == expected:
+        if target.is_file() and sha256_file(target) == expected:
             result.kept.append(rel)
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -253,12 +294,22 @@ def _fetch_unlocked(
                 except (urllib.error.URLError, OSError, http.client.HTTPException) as e:  # a dropped connection too
                     error = e
             failed_in_a_row = failed_in_a_row + 1 if error is not None else 0
+            if error is not None and _unreachable(error) and not result.downloaded:
+                # No answer at all: every other file would wait out the same timeout. Stop, and say it once.
+                result.unreachable = f"{urllib.parse.urlsplit(url).netloc or url} ({getattr(error, 'reason', error)})"
+                result.failed.append(rel)
+                result.not_tried = [r for r, _ in ordered[n:]]
+                bar.note(f"  {dataset}: cannot reach {result.unreachable}; stopped after the first download, "
+                         f"{len(result.not_tried)} file(s) not tried")
+                break
             if error is not None:
                 result.failed.append(rel)
                 bar.note(f"  failed: {rel} from {url} ({error}); run the command again to resume")
-                if failed_in_a_row >= MAX_FAILURES_IN_A_ROW or (_unreachable(error) and not result.downloaded):
-                    give_up = f"  {failed_in_a_row} download(s) failed in a row: giving up on the rest of {dataset}"
-                    bar.note(give_up)
+                if failed_in_a_row >= MAX_FAILURES_IN_A_ROW:
+                    result.not_tried = [r for r, _ in ordered[n:]]
+                    bar.note(f"  {failed_in_a_row} download(s) failed in a row: giving up on the rest of {dataset} "
+                             f"({len(result.not_tried)} file(s) not tried)")
+                    break
             else:
                 digest = sha256_file(part)
                 if digest == expected:
@@ -281,13 +332,20 @@ def fetch_all(names: list[str], dest: str | Path, base_url: str | None = None, m
     log = log or sys.stderr
     manifest = manifest or load_manifest()
     said: set[str] = set()
-    out = {}
+    out: dict[str, FetchResult] = {}
+    unreachable: dict[str, str] = {}  # host -> why, once one set found it so: later sets from it are not tried
     for name in names:
+        host = urllib.parse.urlsplit(file_url(manifest[name], "", base_url)).netloc if name in manifest else ""
+        if host in unreachable:
+            out[name] = FetchResult(not_tried=sorted(manifest[name]["files"]), unreachable=unreachable[host])
+            continue
         terms = manifest.get(name, {}).get("terms")
         if terms and terms not in said:
             said.add(terms)
             print(terms, file=log)
         out[name] = fetch(name, dest, base_url=base_url, manifest=manifest, log=log, say_terms=False, **kwargs)
+        if out[name].unreachable:
+            unreachable[host] = out[name].unreachable
     return out
 
 

@@ -35,8 +35,8 @@ from visionaudit.data import decode_budget
 from visionaudit.data.decoding import DECODE_THREADS, decode_images
 from visionaudit.data.imagenet import class_index, wnid_to_index
 from visionaudit.data.imagenet_val import val_wnids
-from visionaudit.data.manifest import read_manifest
 from visionaudit.data.label_space import LabelSpace, imagenet1k, unmatched
+from visionaudit.data.manifest import read_manifest
 from visionaudit.data.streaming import StreamedImages
 from visionaudit.data.user_cache import cache_dir
 from visionaudit.errors import DataError

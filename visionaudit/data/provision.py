@@ -60,12 +60,22 @@ def provide(data: str | None, images: str, needs: set[str], offline: bool, log: 
     print(f"visionaudit: no data root given (--audit-data, VISIONAUDIT_DATA): fetching {', '.join(sorted(fetchable.values()))} "
           f"into the data cache {root} ({CACHE_ENV}), once", file=log)
     results = fetch_all(sorted(fetchable.values()), root, manifest=manifest, log=log)
+    unreachable: dict[str, list[str]] = {}  # why -> the data sets that could not be fetched for it: said once
     for name, result in results.items():
-        if not result.ok:
+        if result.unreachable:
+            unreachable.setdefault(result.unreachable, []).append(name)
+        elif not result.ok:
             bad = result.rejected + result.failed
-            problems.append(f"{name}: {len(bad)} of {len(bad) + len(result.downloaded) + len(result.kept)} files could not "
-                            f"be fetched into {root} (first: {bad[0]}); run again to resume "
+            total = len(bad) + len(result.downloaded) + len(result.kept) + len(result.not_tried)
+            untried = f", {len(result.not_tried)} not tried" if result.not_tried else ""
+            problems.append(f"{name}: {len(bad)} of {total} files could not be fetched into {root}{untried} "
+                            f"(first: {(bad or result.not_tried)[0]}); run again to resume "
                             f"(python -m visionaudit fetch {name}), or download {by_hand(name, manifest)} by hand")
+    for why, names in unreachable.items():
+        sets = ", ".join(names)
+        problems.append(f"cannot reach the download server {why}, so {sets} could not be fetched (nothing else was tried). "
+                        f"Run on a machine with network access (python -m visionaudit fetch {names[0]} --dest {root} "
+                        f"fills the data cache), or point --audit-data (or VISIONAUDIT_DATA) at a folder that holds {sets}")
     return problems + missing_data(data, images, missing - set(fetchable))
 
 

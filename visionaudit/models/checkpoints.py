@@ -34,6 +34,16 @@ def is_torchscript_archive(path: str | Path) -> bool:
         return False
 
 
+def looks_like_checkpoint(path: str | Path) -> bool:
+    """A ``torch.save`` file or safetensors (an 8-byte header length, then its JSON header), whatever its suffix."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except OSError:
+        return False
+    return _looks_like_torch_save(Path(path)) or (len(head) == 9 and head[8:9] == b"{")
+
+
 def _looks_like_torch_save(path: Path) -> bool:
     """A zip archive (torch.save since 1.6) or a legacy pickle (protocol 2+ starts with 0x80)."""
     with open(path, "rb") as f:

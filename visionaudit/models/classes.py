@@ -21,7 +21,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-from visionaudit.data.label_space import LabelSpace, imagenet1k, imagenet_names, output_indices, read_classes_file
+from visionaudit.data.label_space import (
+    LabelSpace,
+    imagenet1k,
+    imagenet_names,
+    output_indices,
+    read_classes_file,
+)
 from visionaudit.errors import ConfigError
 from visionaudit.models.specs import ModelSpec
 

@@ -10,11 +10,13 @@ keeps the tensor it received, so callers can tell whether anything changed the i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
 
 import torch
 from torch import nn
 
-from visionaudit.errors import ModelOutputError
+from visionaudit.errors import ModelOutputError, SpecError
+from visionaudit.preprocessing import Preprocessing
 
 
 @dataclass
@@ -71,3 +73,29 @@ def weight_per_input_channel(conv: nn.Conv2d) -> torch.Tensor:
         block = w[g * outs_per_group : (g + 1) * outs_per_group].sum(dim=(0, 2, 3))
         per[g * cin_per_group : (g + 1) * cin_per_group] += block
     return per.cpu()
+
+
+def fit_input_channels(model: nn.Module, pre: Preprocessing, device: torch.device | str, spec: str,
+                       given: Mapping[str, str]) -> Preprocessing:
+    """``pre`` made to fit the channels the model's first convolution takes from its input: a 1-channel model is fed
+    grayscale (:meth:`Preprocessing.as_gray`). ``given``: the spec's options (a mean/std given there is the user's).
+    Left as it is when no first convolution can be found (a TorchScript or functional conv; the load's probe then
+    says what is wrong) or something before it changes the input."""
+    try:
+        first = find_first_conv(model, (1, pre.channels, pre.crop_size, pre.crop_size), device)
+    except Exception:  # noqa: BLE001  (any failure here is the probe's to explain, with the model's own error)
+        return pre
+    if not first.input_is_model_input or first.in_channels == pre.channels:
+        return pre
+    from_spec = "mean" in given or "std" in given
+    where = f"({first.name} is its first convolution)"
+    if first.in_channels == 1 and not from_spec:
+        return pre.as_gray()
+    if first.in_channels == 1:
+        raise SpecError(f"model {spec} takes 1 input channel {where}, so it is fed grayscale images (their luminance): "
+                        f"give one mean and one std in its spec, ?mean=M&std=S, not {pre.channels}")
+    if first.in_channels == 3:
+        raise SpecError(f"model {spec} takes 3 input channels {where} but its spec gives {pre.channels} mean/std "
+                        "value(s): give three, ?mean=R,G,B&std=R,G,B, or leave them out for the default")
+    raise SpecError(f"model {spec} takes {first.in_channels} input channels {where}: the suite feeds RGB images "
+                    "(3 channels), or their luminance to a 1-channel model")

@@ -56,10 +56,11 @@ def predict_logits(
     """
     if images.dim() != 4 or not (images.dtype == torch.uint8 or images.is_floating_point()):
         raise ValueError(f"expected images (N, C, H, W) in [0, 255], uint8 or float, got {images.dtype} {tuple(images.shape)}")
-    if images.shape[1] != model.preprocessing.channels:
+    gray_from_rgb = model.preprocessing.gray and images.shape[1] == 3  # normalize() feeds it their luminance
+    if images.shape[1] != model.preprocessing.channels and not gray_from_rgb:
         raise ModelOutputError(
             f"model {model.id} takes {model.preprocessing.channels} input channel(s) but the images have "
-            f"{images.shape[1]}; give the model's mean/std per channel (?mean=...&std=...) or convert the images"
+            f"{images.shape[1]}; the suite feeds RGB images, or their luminance to a 1-channel model"
         )
     batch_size = _batch_size(model, batch_size)
     if model.device.type == "cpu":

@@ -19,7 +19,13 @@ from visionaudit.devices import resolve_device, use_exact_float32
 from visionaudit.errors import CheckpointError, ModelOutputError, SpecError
 from visionaudit.files import sha256_file
 from visionaudit.models import checkpoints
-from visionaudit.models.classes import hf_classes, resolve, timm_classes, torchvision_classes
+from visionaudit.models.classes import (
+    hf_classes,
+    resolve,
+    timm_classes,
+    torchvision_classes,
+)
+from visionaudit.models.first_conv import fit_input_channels
 from visionaudit.models.specs import (
     DEFAULT_MODEL,
     LITE_SIZES,
@@ -265,6 +271,7 @@ def _load(parsed: ModelSpec, dev: torch.device, classes: str | None = None) -> L
     module = built.module.eval().to(dev)
     for p in module.parameters():
         p.requires_grad_(False)
+    pre = fit_input_channels(module, pre, dev, parsed.raw, parsed.options)  # a 1-channel model is fed grayscale
     num_classes = _probe_classes(module, pre, dev, parsed.raw)
     space = resolve(parsed, built.classes, num_classes, classes)
     imagenet = space.imagenet1k
@@ -299,7 +306,8 @@ def _probe_classes(module: torch.nn.Module, pre: Preprocessing, device: torch.de
     except Exception as e:
         raise ModelOutputError(
             f"model {spec} failed on a {tuple(x.shape)} input ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
-            "check its input channels and size (?size=, ?mean= with one value per channel)"
+            "check its input size (?size=N); a model that takes grayscale is fed it when its first convolution can be "
+            "found, else give it one mean and one std (?mean=M&std=S)"
         ) from None
     out = as_logits(out)
     if not isinstance(out, torch.Tensor) or out.dim() != 2:

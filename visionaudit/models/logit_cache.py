@@ -114,7 +114,9 @@ def entry(directory: Path, model: "LoadedModel", image_set: "ImageSet", geometry
         "model": {"spec": model.spec.canonical, "architecture": model.architecture, "sha256": model.sha256,
                   "sha256_of": model.sha256_of, "num_classes": model.num_classes},
         "data": {"name": image_set.name, "n": len(image_set), "files": files_key(image_set)},
-        "preprocessing": {"geometry": geometry.to_dict(), "mean": list(pre.mean), "std": list(pre.std)},
+        # A 1-channel model's input is made from RGB by fixed weights: they are part of what its logits depend on.
+        "preprocessing": {"geometry": geometry.to_dict(), "mean": list(pre.mean), "std": list(pre.std),
+                          **({"luminance_weights": pre.to_dict()["luminance_weights"]} if pre.gray else {})},
     }
     how = {"format": FORMAT, "device": model.device.type, "batch_size": batch_size, "torch": torch.__version__,
            "torchvision": torchvision.__version__, "visionaudit": __version__, "pillow": PIL.__version__,

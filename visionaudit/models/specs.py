@@ -12,6 +12,9 @@ Spec forms (``?key=value&...`` may follow any of them; see :data:`SPEC_OPTIONS`)
   architecture (any spec form above, or ``package.module:factory``);
 - ``package.module:factory``: a team's own code; the factory returns an ``nn.Module``.
 
+Other model files (ONNX, Keras, TensorFlow Lite, ...) and folders (a Hugging Face ``save_pretrained`` folder) are
+refused saying what they are and which files are read.
+
 The canonical form (:func:`canonical_spec`) names a model one way whatever the spelling: the lite
 alias with ``_``, torchvision's ``DEFAULT`` weights left out and enum names upper-cased, file paths
 normalized, ``--arch`` folded into the query, and the query's keys sorted. It is the model's id in
@@ -44,6 +47,13 @@ DEFAULT_MODEL = "efficientnet_lite0"
 
 _FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _CHECKPOINT_SUFFIXES = {".pt", ".pth", ".ts", ".torchscript", ".safetensors", ".bin", ".ckpt", ".jit"}
+SUPPORTED_FILES = ("a TorchScript archive (.pt, .ts, .torchscript, .jit) or a state dict (.pth, .pt, .safetensors, .bin, "
+                   ".ckpt) with --arch naming its architecture")
+# Model files of other frameworks and formats: named as what they are, with what is read instead.
+_OTHER_FORMATS = {".onnx": "ONNX", ".ort": "ONNX Runtime", ".h5": "Keras (HDF5)", ".hdf5": "Keras (HDF5)",
+                  ".keras": "Keras", ".tflite": "TensorFlow Lite", ".pb": "TensorFlow", ".mlmodel": "Core ML",
+                  ".mlpackage": "Core ML", ".engine": "TensorRT", ".plan": "TensorRT", ".pdmodel": "PaddlePaddle",
+                  ".msgpack": "Flax", ".gguf": "GGUF", ".pkl": "pickle", ".pickle": "pickle", ".npz": "NumPy", ".npy": "NumPy"}
 _LOWERCASE_OPTIONS = ("interpolation", "imagenet")
 
 
@@ -155,7 +165,7 @@ def _parse(spec: str, arch: str | None) -> ModelSpec:
         return ModelSpec(raw, "timm", base + ("?" + _query(options) if options else ""), name=tname,
                          weights=ckpt or "pretrained", path=path, options=options)
     path = Path(body).expanduser()
-    if path.suffix.lower() in _CHECKPOINT_SUFFIXES or os.sep in body or path.exists():
+    if path.suffix.lower() in _CHECKPOINT_SUFFIXES | set(_OTHER_FORMATS) or os.sep in body or path.exists():
         if arch and "arch" not in options:
             options = {**options, "arch": arch}
         if "arch" in options:
@@ -164,6 +174,14 @@ def _parse(spec: str, arch: str | None) -> ModelSpec:
     if _FACTORY.match(body):
         return ModelSpec(raw, "factory", body + ("?" + _query(options) if options else ""), name=body, options=options)
     raise _unknown(raw, body)
+
+
+def _weights_inside(folder: Path) -> str:
+    """The way in for a folder that holds a weights file a state-dict spec reads (a Hugging Face folder's)."""
+    inside = next((folder / n for n in ("model.safetensors", "pytorch_model.bin") if (folder / n).is_file()), None)
+    if inside is None:
+        return ""
+    return f"; its weights {inside} load as a state dict: --model {inside} --arch package.module:factory (the architecture)"
 
 
 def canonical_spec(spec: str, arch: str | None = None) -> str:
@@ -177,17 +195,31 @@ def parse_spec(spec: str, arch: str | None = None) -> ModelSpec:
     Files must exist: a TorchScript archive becomes kind ``torchscript``, anything else ``state_dict``
     (which needs an architecture).
     """
-    from visionaudit.models.checkpoints import is_torchscript_archive
+    from visionaudit.models.checkpoints import (
+        is_torchscript_archive,
+        looks_like_checkpoint,
+    )
 
     parsed = _parse(spec, arch)
     if parsed.kind != "file":
         return parsed
     path, body = parsed.path, parsed.raw.partition("?")[0]
     assert path is not None
+    suffix = path.suffix.lower()
+    if suffix in _OTHER_FORMATS:
+        raise SpecError(f"--model {parsed.raw}: {_OTHER_FORMATS[suffix]} model files ({suffix}) are not supported; a model "
+                        f"file is {SUPPORTED_FILES}, else give a spec (torchvision:NAME, timm:NAME:CHECKPOINT, "
+                        "package.module:factory)")
+    if path.is_dir():
+        raise CheckpointError(f"--model {parsed.raw}: {path} is a folder, and no model folder is supported (a Hugging Face "
+                              f"save_pretrained folder included); a model file is {SUPPORTED_FILES}" + _weights_inside(path))
     if not path.is_file():
         raise CheckpointError(f"--model {parsed.raw}: no such file {path}; check the path (relative paths start at the working directory {Path.cwd()})")
-    if path.suffix.lower() != ".safetensors" and is_torchscript_archive(path):
+    if suffix != ".safetensors" and is_torchscript_archive(path):
         return ModelSpec(parsed.raw, "torchscript", parsed.canonical, path=path, options=parsed.options)
+    if suffix not in _CHECKPOINT_SUFFIXES and not looks_like_checkpoint(path):
+        raise SpecError(f"--model {parsed.raw}: {path} is not a model file visionaudit reads (neither a TorchScript "
+                        f"archive, a torch.save file nor safetensors); a model file is {SUPPORTED_FILES}")
     if "arch" not in parsed.options:
         raise SpecError(
             f"--model {parsed.raw} is a state dict, which needs its architecture: add --arch torchvision:NAME "

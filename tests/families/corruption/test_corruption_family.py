@@ -137,6 +137,30 @@ def test_aggregate_writes_holm_back_and_summarizes_from_entries():
     assert line.startswith(f"corruption, m: mCE {agg['mce']:.1f}") and "not comparable with published ImageNet-C values" in line
 
 
+def test_the_summary_says_why_each_corruption_is_missing():
+    """Issue 23, item 13: corruptions deselected by -k were "not in the configured corruptions"."""
+    def entry(model, c, s, outcome="passed", message=None, **metrics):
+        scored = {"error": 0.5, "clean_error": 0.2, "p_value": 0.5} if outcome == "passed" else {}
+        return {"model": model, "params": {"corruption": c, "severity": s}, "thresholds": {"alpha": 0.05}, "outcome": outcome,
+                "message": message, "metrics": {**scored, **metrics}}
+
+    skip = "fog at severity 1 is not configured for m ([audits.corruption])"
+    entries = [entry("m", "gaussian_noise", 1), entry("m", "snow", 1),  # -k "noise-1 or snow-1 or fog-1 or frost-1"
+               entry("m", "fog", 1, "skipped", skip), entry("m", "frost", 1, "error", "DataError: ...")]
+    missing = C.FAMILY.aggregate([dict(e) for e in entries])["models"]["m"]["missing"]
+    assert missing["fog"] == "not configured for m" and missing["frost"] == "not measured (its tests ended error)"
+    assert missing["shot_noise"] == "not in this run's tests (deselected, e.g. by -k, or configured for no model)"
+    assert "not in the configured corruptions" not in missing.values()
+    # With the mCE's own account (it scores every configured corruption): deselected, or truly not configured.
+    mce = {"model": "m", "params": {}, "thresholds": {}, "outcome": "passed", "message": None,
+           "metrics": {"mce": 90.0, "missing": {"zoom_blur": "not in the configured corruptions", "fog": "not in the configured corruptions"}}}
+    missing = C.FAMILY.aggregate([dict(e) for e in entries] + [mce])["models"]["m"]["missing"]
+    assert missing["shot_noise"] == "deselected: its tests were not collected in this run (-k, or the test paths given)"
+    assert missing["zoom_blur"] == "not in the configured corruptions" and missing["fog"] == "not configured for m"
+    note = C.FAMILY.aggregate([dict(e) for e in entries] + [mce])["models"]["m"]["note"]
+    assert note.startswith("mCE over 2 of the 15 corruptions (deselected: its tests were not collected in this run")
+
+
 # -- the protocol's steps -------------------------------------------------------------------------------
 
 

@@ -210,6 +210,38 @@ def cached_run(model: LoadedModel, set_key: Any, images: torch.Tensor, labels: t
     return per_model[key]
 
 
+NOT_CONFIGURED = "not in the configured corruptions"  # summarize()'s reason for a corruption nobody gave
+
+
+def _not_scored(model: str, entries: list[dict[str, Any]], errors: dict[str, Any], mce: dict[str, Any] | None) -> dict[str, str]:
+    """Why each benchmark corruption has no scored condition of ``model`` in this report.
+
+    The mCE test scores every configured corruption itself, so its reasons hold where it ran (not available, not
+    configured); a corruption whose condition tests are not in the report at all was deselected (``-k``, a test
+    path); one whose tests are there but scored nothing says how they ended."""
+    outcomes: dict[str, set[str]] = {}
+    messages: dict[str, list[str]] = {}
+    for e in entries:
+        if e["model"] == model and "corruption" in e["params"]:
+            outcomes.setdefault(e["params"]["corruption"], set()).add(e.get("outcome", "passed"))
+            messages.setdefault(e["params"]["corruption"], []).append(e.get("message") or "")
+    mce_missing = (mce or {}).get("missing") or {}
+    why = {}
+    for c in BENCHMARK:
+        if c in errors:
+            continue
+        if c in mce_missing and (mce_missing[c] != NOT_CONFIGURED or c not in outcomes):
+            why[c] = mce_missing[c]
+        elif c not in outcomes:
+            why[c] = ("deselected: its tests were not collected in this run (-k, or the test paths given)" if mce is not None
+                      else "not in this run's tests (deselected, e.g. by -k, or configured for no model)")
+        elif outcomes[c] == {"skipped"} and all("is not configured for" in m for m in messages[c]):
+            why[c] = f"not configured for {model}"
+        else:
+            why[c] = f"not measured (its tests ended {', '.join(sorted(outcomes[c]))})"
+    return why
+
+
 def _aggregate(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
     """Per model: Holm over its conditions (written back into their entries as ``p_value_holm`` and
     ``significant``) and the ImageNet-C summary (mCE, relative mCE, mean error, CE per corruption) from the
@@ -236,7 +268,7 @@ def _aggregate(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
         summary_key = "mce" if normalized else "mean_error"
         mce_entry = next((e for e in entries if e["model"] == model and e["params"].get("corruption") is None
                           and summary_key in e["metrics"]), None)
-        missing = (mce_entry or {}).get("metrics", {}).get("missing") or {}
+        missing = _not_scored(model, entries, errors, mce_entry["metrics"] if mce_entry else None)
         try:
             summary = summarize(errors, clean, missing).to_dict() if normalized else own_summary(errors, clean, missing)
         except ValueError as err:  # extras only, or severities that differ between workers' configs
