@@ -13,6 +13,7 @@ import pytest
 from tests.terminal_text import said_once
 from visionaudit.families.records import report_schema
 from visionaudit.files import write_atomically
+from visionaudit.models.specs import canonical_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -198,21 +199,24 @@ def test_a_skipped_first(imagenet_model, record):
 def test_b_data_error(evaluated, record):
     record.metric("clean_top1", 1.0)
 """)
-    result = audit_dir.runpytest_subprocess("--model", "tests.tiny_models:ten_classes", "--model", "tests.tiny_models:tiny",
+    # The 10-class model names its classes so that the images' two WNIDs are classes of it (else they stop the run).
+    (tmp_path / "ten.txt").write_text("\n".join(["n01440764", "n01443537"] + [f"class{i}" for i in range(8)]))
+    ten = canonical_spec(f"tests.tiny_models:ten_classes?classes={tmp_path / 'ten.txt'}")
+    result = audit_dir.runpytest_subprocess("--model", ten, "--model", "tests.tiny_models:tiny",
                                             "--model", "tests.tiny_models:not_a_module", "--device", "cpu", "-p",
                                             "no:cacheprovider", f"--audit-images={images}", f"--audit-data={tmp_path}",
                                             "--audit-json=report.json", *workers)
     data = load(audit_dir.path / "report.json")
     outcomes = {(a["model"], a["nodeid"].split("::")[1].split("[")[0]): a["outcome"] for a in data["audits"]}
-    assert outcomes == {("tests.tiny_models:ten_classes", "test_a_skipped_first"): "skipped",
-                        ("tests.tiny_models:ten_classes", "test_b_data_error"): "error",
+    assert outcomes == {(ten, "test_a_skipped_first"): "skipped",
+                        (ten, "test_b_data_error"): "error",
                         ("tests.tiny_models:tiny", "test_a_skipped_first"): "passed",
                         ("tests.tiny_models:tiny", "test_b_data_error"): "error",
                         ("tests.tiny_models:not_a_module", "test_a_skipped_first"): "error",
                         ("tests.tiny_models:not_a_module", "test_b_data_error"): "error"}, result.stdout.str()[-3000:]
     models = data["models"]
     # TinyNet: a 3->4 conv with 3x3 kernels and bias (112), then a 4->classes linear layer with bias.
-    for spec, classes in (("tests.tiny_models:ten_classes", 10), ("tests.tiny_models:tiny", 1000)):
+    for spec, classes in ((ten, 10), ("tests.tiny_models:tiny", 1000)):
         entry = models[spec]
         assert "loaded" not in entry and "error" not in entry, entry
         assert entry["parameters"] == 3 * 4 * 9 + 4 + 4 * classes + classes and entry["num_classes"] == classes
