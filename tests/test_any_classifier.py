@@ -89,7 +89,7 @@ def test_its_label_space_is_recorded(team_report, team):
 
 
 def test_accuracy_equals_an_independent_computation(team_report, team):
-    (acc,) = [e for e in _entries(team_report, "accuracy") if e["test"].endswith("test_clean_top1")] or _entries(team_report, "accuracy")[:1]
+    (acc,) = [e for e in _entries(team_report, "accuracy") if "::test_clean_top1" in e["nodeid"]] or _entries(team_report, "accuracy")[:1]
     hits, total = _independent_top1(team / "images")
     assert total == N_IMAGES and acc["metrics"]["n_images"] == N_IMAGES
     assert round(acc["metrics"]["clean_top1"] * N_IMAGES) == hits, (acc["metrics"]["clean_top1"], hits)
@@ -101,17 +101,17 @@ def test_the_families_run_and_judge(team_report, family):
     entries = _entries(team_report, family)
     assert entries, f"no {family} entries"
     judged = [e for e in entries if e["outcome"] in ("passed", "failed")]
-    assert judged, [(e["test"], e["outcome"], e.get("message")) for e in entries]
+    assert judged, [(e["nodeid"], e["outcome"], e.get("message")) for e in entries]
     if family == "corruption":
         names = {k for e in entries for k in e["metrics"]}
         assert "mCE" not in names and "mce" not in names  # never called mCE for a label space that is not ImageNet-1k
 
 
 def test_shape_bias_equals_lite0s_exactly(team_report, shared_data, tmp_path):
-    (mine,) = [e for e in _entries(team_report, "shape_bias") if e["test"].endswith("test_shape_bias")]
+    (mine,) = [e for e in _entries(team_report, "shape_bias") if "::test_shape_bias[" in e["nodeid"]]
     proc, data = audit(tmp_path, shared_data, "lite0-shape", "-k", "test_shape_bias", model="efficientnet_lite0")
     assert data is not None, proc.stdout[-3000:] + proc.stderr[-3000:]
-    (theirs,) = [e for e in _entries(data, "shape_bias") if e["test"].endswith("test_shape_bias")]
+    (theirs,) = [e for e in _entries(data, "shape_bias") if "::test_shape_bias[" in e["nodeid"]]
     assert mine["outcome"] in ("passed", "failed") and mine["metrics"]["shape_bias"] == theirs["metrics"]["shape_bias"]
     assert mine["outcomes"] == theirs["outcomes"]  # the same decision on every stimulus
 
