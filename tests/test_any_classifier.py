@@ -48,7 +48,7 @@ def _entries(data: dict, audit_name: str) -> list[dict]:
 def team_report(team, shared_data, tmp_path_factory) -> dict:
     tmp = tmp_path_factory.mktemp("team16-run")
     proc, data = audit(tmp, shared_data, "team", "-n", "2", f"--audit-images={team / 'images'}",
-                       "-k", "not control and not zoo", model=spec(team / "classes.txt"))
+                       "-k", "not control and not test_zoo", model=spec(team / "classes.txt"))
     assert data is not None, proc.stdout[-3000:] + proc.stderr[-3000:]
     data["_path"] = str(tmp / "team.json")
     data["_proc"] = proc
@@ -102,6 +102,8 @@ def test_the_families_run_and_judge(team_report, family):
     assert entries, f"no {family} entries"
     judged = [e for e in entries if e["outcome"] in ("passed", "failed")]
     assert judged, [(e["nodeid"], e["outcome"], e.get("message")) for e in entries]
+    if family == "robustness":  # all nine transforms
+        assert len({e["params"]["transform"] for e in entries}) == 9, [e["params"] for e in entries]
     if family == "corruption":
         names = {k for e in entries for k in e["metrics"]}
         assert "mCE" not in names and "mce" not in names  # never called mCE for a label space that is not ImageNet-1k
