@@ -134,6 +134,8 @@ def test_a_stop_found_at_load_stays_exit_4_under_x_and_names_imagenet_true(team)
     report = _report(team)
     assert report["run"]["exit_status"] == 4 and "'n01440764'" in report["error"] and "?imagenet=true" in report["error"]
     assert not _labels(team)
+    entry = report["models"]["tests.tiny_models:tiny"]  # it loaded before its classes stopped the run: said so
+    assert entry.get("loaded", True) and entry["num_classes"] == 1000 and len(entry["sha256"]) == 64, entry
     # Known before the model loads (?classes=): refused at startup, with the same hint.
     result = team.runpytest_subprocess("--model", "tests.tiny_models:tiny?classes=thousand.txt", "-x",
                                        "--audit-images", "team", "--audit-data", "data", *RUN)
@@ -151,6 +153,8 @@ def test_class_count_mismatch_stops_the_run_under_xdist(team):
     message = "has 10 outputs, but its class list (--audit-classes nine.txt) names 9 classes"
     assert message in output and message in _report(team)["error"]
     assert _report(team)["run"]["exit_status"] == 4 and not _labels(team)
+    entry = _report(team)["models"]["tests.tiny_models:ten_classes"]
+    assert entry["loaded"] is False and message in entry["error"] and entry["error"].startswith("ClassCountMismatch: ")
 
 
 def test_images_of_three_of_ten_classes_and_a_subset_larger_than_the_set_are_said_once(team):
