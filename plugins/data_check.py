@@ -33,7 +33,7 @@ from visionaudit.data.provision import provide
 from visionaudit.errors import ConfigError, DataError
 from visionaudit.families.baseline import COMPARED, data_role
 from visionaudit.files import to_jsonable
-from visionaudit.models.classes import known_before_load
+from visionaudit.models.classes import imagenet_hint, known_before_load
 from visionaudit.models.specs import parse_spec
 
 from .markers import family_of
@@ -155,7 +155,7 @@ def _check_labels(config: pytest.Config, settings: Settings, images: ImageSet) -
         try:
             missing = classes_without_images(images, space)
         except DataError as e:
-            problems.append(f"{', '.join(models)}: {e}")
+            problems.append(f"{', '.join(models)}: {e}{imagenet_hint(space)}")
             continue
         note_uncovered(config, images, space, missing, models)
     return problems

@@ -71,6 +71,11 @@ def not_a_module():
     return 42
 
 
+def factory_bug() -> nn.Module:
+    """A team's factory that fails with an ordinary exception (not one of visionaudit's)."""
+    raise RuntimeError("factory bug: weights file missing")
+
+
 def red_dominant() -> nn.Module:
     """TinyNet whose first-layer red kernels are scaled up tenfold: a planted dominant channel."""
     net = tiny()

@@ -15,10 +15,11 @@ USAGE = 4  # usage, configuration or unreadable input, said at startup (before a
 TABLE = (
     (PASS, "the verdict is pass"),
     (NOT_PASS, ("a gate failed, or the verdict is not pass (fail or incomplete; -x/--maxfail stopping the run "
-                "after a failure included)")),
+                "after a failure included); fetch: files that failed or were rejected (run it again)")),
     (INTERRUPTED, "interrupted: Ctrl-C or SIGTERM (a cancelled CI job)"),
     (USAGE, ("usage, configuration or unreadable input (a misspelled option value, an audit.toml typo, missing data, "
-             "a report or journal that is not one, another run writing the same report)")),
+             "a report or journal that is not one, another run writing the same report, a download server fetch "
+             "cannot reach)")),
 )
 
 

@@ -124,3 +124,22 @@ def test_python_m_visionaudit_exits_with_the_table(tmp_path):
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 4, proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_fetch_from_an_unreachable_server_exits_4(tmp_path, capsys):
+    """Review of issues 23/24: fetch exited 1 (a gate failed) when the server could not be reached; the data cannot
+    be had from here, which the table's 4 says (docs/report.md)."""
+    import socket
+
+    with socket.socket() as s:  # a loopback port nothing listens on: refused at once
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    manifest = tmp_path / "m.json"
+    manifest.write_text(json.dumps({"edges": {"upstream": "e", "files": {"a.png": "0" * 64}}}))
+    code = main(["fetch", "edges", "--dest", str(tmp_path / "d"), "--base-url", f"http://127.0.0.1:{port}",
+                 "--manifest", str(manifest)])
+    assert code == exit_codes.USAGE
+    assert "cannot reach the download server 127.0.0.1:" in capsys.readouterr().err
+    table = (ROOT / "docs" / "report.md").read_text()
+    row = next(line for line in table.splitlines() if line.startswith("| 4 |"))
+    assert "`fetch` cannot reach" in row

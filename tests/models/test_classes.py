@@ -13,8 +13,11 @@ import torchvision
 from tests.tiny_models import TinyNet
 from visionaudit.data.label_space import LabelSpace
 from visionaudit.errors import ConfigError, SpecError
+from visionaudit.data.label_space import imagenet_names
 from visionaudit.models.classes import (
     ClassCountMismatch,
+    imagenet_hint,
+    is_imagenet1k,
     known_before_load,
     torchvision_classes,
 )
@@ -40,6 +43,21 @@ def hf_pets():
 def hf_placeholder():
     torch.manual_seed(0)
     return HFStandIn({i: f"LABEL_{i}" for i in range(3)})
+
+
+def classic_imagenet_labels() -> list[str]:
+    """A Hugging Face ImageNet id2label as the configs write it (the classic imagenet1000_clsidx_to_labels): every
+    other name with its synonyms / Latin name after a comma, and the classic spellings where torchvision renamed a
+    duplicate (134 "crane", 639 "maillot, tank suit") or kept only the first lemma."""
+    names = [f"{n}, {n.split()[-1]}us latinus" if i % 2 else n for i, n in enumerate(imagenet_names())]
+    names[134], names[639] = "crane", "maillot, tank suit"
+    names[0], names[1] = "tench, Tinca tinca", "goldfish, Carassius auratus"
+    return names
+
+
+def hf_imagenet():
+    torch.manual_seed(0)
+    return HFStandIn({str(i): n for i, n in enumerate(classic_imagenet_labels())})
 
 
 def timm_imagenet_wnids() -> list[str]:
@@ -164,3 +182,44 @@ def test_a_length_known_to_differ_before_loading_is_refused_then(ten_file):
     # The run's file does not apply to weights that name their classes; a factory's outputs are known at load.
     check_before_load(parse_spec("torchvision:resnet18"), str(ten_file))
     check_before_load(parse_spec("tests.tiny_models:ten_classes"), str(ten_file))
+
+
+def test_hugging_face_imagenet_id2label_is_imagenet1k():
+    """Review of issues 23/24: an HF ImageNet model's "tench, Tinca tinca" names lost ImageNet-1k (and its audits)."""
+    loaded = load_model("tests.models.test_classes:hf_imagenet", "cpu")
+    assert loaded.label_space.imagenet1k and loaded.imagenet_classes
+    assert loaded.label_space.ids == tuple(timm_imagenet_wnids()) and "id2label" in loaded.label_space.source
+    assert loaded.label_space.label(0) == "tench (n01440764)"
+    assert is_imagenet1k(timm_imagenet_wnids())  # WNIDs as names
+    # Not ImageNet-1k: 1,000 names of which a few dozen differ, or the right names out of order.
+    names = classic_imagenet_labels()
+    off = names[:]
+    for i in range(0, 1000, 50):
+        off[i] = f"class {i}"
+    assert not is_imagenet1k(off)
+    assert not is_imagenet1k(names[1:] + names[:1]) and not is_imagenet1k(names[:999])
+
+
+def test_imagenet_flag_applies_to_the_label_space():
+    """?imagenet= decides the label space itself, so that imagenet_classes and classes.imagenet1k agree."""
+    plain = load_model("torchvision:resnet18:none?imagenet=false", "cpu")
+    assert not plain.imagenet_classes and not plain.label_space.imagenet1k and plain.label_space.ids is None
+    assert not plain.to_dict()["classes"]["imagenet1k"]
+    hf = load_model("tests.models.test_classes:hf_imagenet?imagenet=false", "cpu")
+    assert not hf.imagenet_classes and not hf.label_space.imagenet1k and len(hf.label_space) == 1000
+    before = known_before_load(parse_spec("torchvision:resnet18:IMAGENET1K_V1?imagenet=false"))
+    assert before is not None and not before.imagenet1k
+    forced = load_model("tests.tiny_models:tiny?imagenet=true", "cpu")
+    assert forced.imagenet_classes and forced.label_space.imagenet1k
+    # ?imagenet=true on a model without 1,000 outputs: refused, naming both numbers (exit 4 as a ConfigError).
+    with pytest.raises(ClassCountMismatch) as refused:
+        load_model("tests.tiny_models:ten_classes?imagenet=true", "cpu")
+    assert "10 outputs" in str(refused.value) and "1,000" in str(refused.value) and "?imagenet=true" in str(refused.value)
+    with pytest.raises(ConfigError, match="neither true nor false"):
+        load_model("tests.tiny_models:tiny?imagenet=maybe", "cpu")
+
+
+def test_the_imagenet_hint_is_given_for_1000_classes_that_are_not_imagenet():
+    assert "?imagenet=true" in imagenet_hint(LabelSpace(tuple(f"c{i}" for i in range(1000)), "test"))
+    assert imagenet_hint(LabelSpace(tuple(TEN), "test")) == ""
+    assert imagenet_hint(known_before_load(parse_spec("efficientnet_lite0"))) == ""

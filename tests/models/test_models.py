@@ -303,6 +303,21 @@ def test_a_model_file_of_another_format_says_which_files_are_read(tmp_path, name
     assert parse_spec(str(tmp_path / "w.pth.tar"), arch="torchvision:resnet18").kind == "state_dict"
 
 
+@pytest.mark.parametrize("suffix", [".pkl", ".pickle"])
+def test_a_torch_save_state_dict_named_pkl_loads_with_arch(tmp_path, suffix):
+    """A torch.save file named .pkl/.pickle is a state dict (as before issue 23), not refused as a "pickle" format;
+    a .pkl that is no torch.save file is still refused for what it holds."""
+    net = resnet18()
+    path = tmp_path / f"weights{suffix}"
+    torch.save(net.state_dict(), path)
+    loaded = load_model(str(path), "cpu", arch="torchvision:resnet18")
+    assert torch.equal(loaded.module(X), net(X).detach())
+    junk = tmp_path / f"notes{suffix}"
+    junk.write_bytes(b"just some text")
+    with pytest.raises(SpecError, match="is not a model file visionaudit reads"):
+        parse_spec(str(junk), arch="torchvision:resnet18")
+
+
 def test_a_folder_says_it_is_a_folder_and_which_are_read(tmp_path):
     folder = tmp_path / "hf-model"
     folder.mkdir()

@@ -122,6 +122,27 @@ def test_unmatched_folders_of_a_model_known_only_once_loaded(team):
     assert "'cats' (closest class: 'cat')" in _report(team)["error"]
 
 
+def test_a_stop_found_at_load_stays_exit_4_under_x_and_names_imagenet_true(team):
+    """Review of issues 23/24: with -x, a model whose classes do not match the images (found as it loads) ended the
+    run with exit 1; and for a 1,000-output model whose names are not ImageNet-1k's, the fix ?imagenet=true is named."""
+    (team.path / "thousand.txt").write_text("".join(f"class{i}\n" for i in range(1000)))
+    _images(team.path / "team", {"n01440764": 1, "n01443537": 1})
+    result = team.runpytest_subprocess("--model", "tests.tiny_models:tiny", "--audit-classes", "thousand.txt", "-x",
+                                       "--audit-images", "team", "--audit-data", "data", *RUN)
+    output = _output(result)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, output
+    report = _report(team)
+    assert report["run"]["exit_status"] == 4 and "'n01440764'" in report["error"] and "?imagenet=true" in report["error"]
+    assert not _labels(team)
+    entry = report["models"]["tests.tiny_models:tiny"]  # it loaded before its classes stopped the run: said so
+    assert entry.get("loaded", True) and entry["num_classes"] == 1000 and len(entry["sha256"]) == 64, entry
+    # Known before the model loads (?classes=): refused at startup, with the same hint.
+    result = team.runpytest_subprocess("--model", "tests.tiny_models:tiny?classes=thousand.txt", "-x",
+                                       "--audit-images", "team", "--audit-data", "data", *RUN)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, _output(result)
+    assert "?imagenet=true" in _report(team)["error"]
+
+
 def test_class_count_mismatch_stops_the_run_under_xdist(team):
     (team.path / "nine.txt").write_text("\n".join(TEN[:9]))
     _images(team.path / "team", {"airplane": 2, "ship": 2})
@@ -132,6 +153,8 @@ def test_class_count_mismatch_stops_the_run_under_xdist(team):
     message = "has 10 outputs, but its class list (--audit-classes nine.txt) names 9 classes"
     assert message in output and message in _report(team)["error"]
     assert _report(team)["run"]["exit_status"] == 4 and not _labels(team)
+    entry = _report(team)["models"]["tests.tiny_models:ten_classes"]
+    assert entry["loaded"] is False and message in entry["error"] and entry["error"].startswith("ClassCountMismatch: ")
 
 
 def test_images_of_three_of_ten_classes_and_a_subset_larger_than_the_set_are_said_once(team):

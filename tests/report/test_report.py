@@ -203,7 +203,8 @@ def test_b_data_error(evaluated, record):
     (tmp_path / "ten.txt").write_text("\n".join(["n01440764", "n01443537"] + [f"class{i}" for i in range(8)]))
     ten = canonical_spec(f"tests.tiny_models:ten_classes?classes={tmp_path / 'ten.txt'}")
     result = audit_dir.runpytest_subprocess("--model", ten, "--model", "tests.tiny_models:tiny",
-                                            "--model", "tests.tiny_models:not_a_module", "--device", "cpu", "-p",
+                                            "--model", "tests.tiny_models:not_a_module",
+                                            "--model", "tests.tiny_models:factory_bug", "--device", "cpu", "-p",
                                             "no:cacheprovider", f"--audit-images={images}", f"--audit-data={tmp_path}",
                                             "--audit-json=report.json", *workers)
     data = load(audit_dir.path / "report.json")
@@ -213,7 +214,9 @@ def test_b_data_error(evaluated, record):
                         ("tests.tiny_models:tiny", "test_a_skipped_first"): "passed",
                         ("tests.tiny_models:tiny", "test_b_data_error"): "error",
                         ("tests.tiny_models:not_a_module", "test_a_skipped_first"): "error",
-                        ("tests.tiny_models:not_a_module", "test_b_data_error"): "error"}, result.stdout.str()[-3000:]
+                        ("tests.tiny_models:not_a_module", "test_b_data_error"): "error",
+                        ("tests.tiny_models:factory_bug", "test_a_skipped_first"): "error",
+                        ("tests.tiny_models:factory_bug", "test_b_data_error"): "error"}, result.stdout.str()[-3000:]
     models = data["models"]
     # TinyNet: a 3->4 conv with 3x3 kernels and bias (112), then a 4->classes linear layer with bias.
     for spec, classes in ((ten, 10), ("tests.tiny_models:tiny", 1000)):
@@ -224,6 +227,9 @@ def test_b_data_error(evaluated, record):
     broken = models["tests.tiny_models:not_a_module"]
     assert broken["loaded"] is False and "returned int, not a torch.nn.Module" in broken["error"], broken
     assert "cannot be used" not in broken["error"]  # the load error, not the data error of a test
+    # A load failing with an exception that is not visionaudit's: its error too, not "error": null.
+    bug = models["tests.tiny_models:factory_bug"]
+    assert bug["loaded"] is False and bug["error"] == "RuntimeError: factory bug: weights file missing", bug
 
 
 def test_unknown_weights_and_devices_stop_the_run_at_startup(audit_dir):

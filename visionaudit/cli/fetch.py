@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from visionaudit import exit_codes
 from visionaudit.errors import VisionAuditError
 
 HELP = "download the stimuli and the labelled ImageNet sample, verified by sha256"
@@ -48,11 +49,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"cannot reach the download server {'; '.join(unreachable)}: nothing else was tried. Run this command on a "
               "machine with network access (or give --base-url a mirror you can reach), or point a run's --audit-data "
               "(or VISIONAUDIT_DATA) at a folder that already holds the data", file=sys.stderr)
-        return 1
+        return exit_codes.USAGE  # the data cannot be had from here: the set-up's problem, as missing data is a run's
     if not all(r.ok for r in results.values()):
         print("some files were rejected or failed, and their data sets were not put in place; run the same command "
               "again to retry them (verified files are kept)", file=sys.stderr)
-        return 1
+        return exit_codes.NOT_PASS  # a download that may succeed when retried
     print(f"data root: {dest} (the default when --audit-data and VISIONAUDIT_DATA are not given)"
           if not args.dest else f"data root: {dest}; point --audit-data or VISIONAUDIT_DATA at it")
     return 0

@@ -8,7 +8,12 @@ Where the names come from, first found wins:
    ImageNet subset, through timm's ``infer_imagenet_subset`` / ``ImageNetInfo``), a Hugging Face
    ``config.id2label`` (unless it is the ``LABEL_0 ...`` placeholder), EfficientNet-Lite's ImageNet-1k;
 3. ``--audit-classes FILE`` / ``[run] classes`` (the run's default for models that carry no names);
-4. ImageNet-1k for a model with 1,000 outputs (or ``?imagenet=true``), else the output indices.
+4. ImageNet-1k for a model with 1,000 outputs, else the output indices.
+
+``?imagenet=true`` makes the label space ImageNet-1k whatever the model names (its outputs must be 1,000, else a
+:class:`ClassCountMismatch`); ``?imagenet=false`` keeps the names but not as ImageNet-1k (no WNIDs; output indices
+when nothing names them). A 1,000-name list that is ImageNet-1k's classes in order, as torchvision writes them or as
+Hugging Face configs do (``"tench, Tinca tinca"``), is ImageNet-1k (:func:`is_imagenet1k`).
 
 A list whose length is not the model's number of outputs is a :class:`ClassCountMismatch`. Some label spaces
 are known before any model loads (:func:`known_before_load`): the controller checks the labelled images
@@ -21,10 +26,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+from visionaudit.data.imagenet import wnids
 from visionaudit.data.label_space import (
     LabelSpace,
     imagenet1k,
     imagenet_names,
+    loose,
     output_indices,
     read_classes_file,
 )
@@ -32,6 +39,11 @@ from visionaudit.errors import ConfigError
 from visionaudit.models.specs import ModelSpec
 
 _HF_PLACEHOLDER = re.compile(r"^LABEL_\d+$")  # transformers' id2label when nobody named the classes
+# Hugging Face ImageNet configs carry the classic list ("tench, Tinca tinca", ...); torchvision's names are one
+# lemma each and rename a few duplicates (class 134 "crane" is "crane bird", 639 "maillot" "tank suit"), so a
+# handful of indices may differ; 990 of 1,000 matching at their index is ImageNet-1k, not chance.
+_IMAGENET_MIN_MATCHES = 990
+_TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
 
 
 class ClassCountMismatch(ConfigError):
@@ -44,11 +56,53 @@ def from_file(path: str | Path, where: str) -> LabelSpace:
 
 
 def from_names(names: list[str] | tuple[str, ...], source: str) -> LabelSpace:
-    """A list of names; ImageNet-1k's own names (in its order) keep their WNIDs."""
+    """A list of names; ImageNet-1k's classes in its order (:func:`is_imagenet1k`) become ImageNet-1k, with its
+    WNIDs and torchvision's readable names."""
     names = tuple(str(n) for n in names)
-    if len(names) == 1000 and names == imagenet_names():
+    if is_imagenet1k(names):
         return imagenet1k(source)
     return LabelSpace(names, source)
+
+
+def is_imagenet1k(names: tuple[str, ...] | list[str]) -> bool:
+    """Whether 1,000 names are ImageNet-1k's classes in its order: at (nearly) every index the name is the WNID,
+    or one of its comma-separated lemmas matches torchvision's name loosely (``"tench, Tinca tinca"``)."""
+    if len(names) != 1000:
+        return False
+    tv, ids = imagenet_names(), wnids()
+    matches = sum(
+        1 for i, name in enumerate(names)
+        if name.strip() == ids[i] or loose(tv[i]) in {loose(lemma) for lemma in name.split(",")}
+    )
+    return matches >= _IMAGENET_MIN_MATCHES
+
+
+def imagenet_flag(spec: ModelSpec) -> bool | None:
+    """``?imagenet=``: True, False, or None when the spec does not say."""
+    value = spec.options.get("imagenet")
+    if value is None:
+        return None
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"--model {spec.raw}: ?imagenet={value} is neither true nor false; write ?imagenet=true or ?imagenet=false")
+
+
+def not_imagenet(space: LabelSpace) -> LabelSpace:
+    """``space`` as a plain label space (``?imagenet=false``): its names, without ImageNet-1k's WNIDs."""
+    if not space.imagenet1k:
+        return space
+    return LabelSpace(space.names, f"{space.source}, not ImageNet-1k (?imagenet=false)")
+
+
+def imagenet_hint(space: LabelSpace) -> str:
+    """For refusals of image classes that match none of a model's: ``?imagenet=true`` when it has 1,000 classes
+    that are not ImageNet-1k's (its outputs may be ImageNet-1k's all the same)."""
+    if len(space) == 1000 and not space.imagenet1k:
+        return (" (the model has 1,000 outputs: if they are ImageNet-1k's classes, add ?imagenet=true to its spec, "
+                "e.g. --model 'SPEC?imagenet=true')")
+    return ""
 
 
 def torchvision_classes(weights: Any, name: str) -> LabelSpace | None:
@@ -107,13 +161,23 @@ def resolve(spec: ModelSpec, own: LabelSpace | None, num_classes: int, run_class
         space = own
     elif run_classes:
         space = from_file(run_classes, "--audit-classes")
-    imagenet_flag = spec.options.get("imagenet")
-    if space is not None and imagenet_flag not in ("true", "1", "yes"):
+    flag = imagenet_flag(spec)
+    if flag:  # the user says the outputs are ImageNet-1k's: they must be 1,000
+        if num_classes != 1000:
+            raise _not_imagenet_outputs(spec, num_classes)
+        return imagenet1k("ImageNet-1k (?imagenet=true)")
+    if space is not None:
         check_count(spec.id, space, num_classes)
-        return space
-    if imagenet_flag in ("true", "1", "yes") or (imagenet_flag is None and num_classes == 1000):
+        return not_imagenet(space) if flag is False else space
+    if flag is None and num_classes == 1000:
         return imagenet1k()
     return output_indices(num_classes)
+
+
+def _not_imagenet_outputs(spec: ModelSpec, outputs: int) -> ClassCountMismatch:
+    return ClassCountMismatch(
+        f"model {spec.id} has {outputs} outputs, but ?imagenet=true says they are ImageNet-1k's 1,000 classes: drop "
+        "?imagenet=true (and name its classes with ?classes=FILE or --audit-classes FILE)")
 
 
 def check_count(model_id: str, space: LabelSpace, num_classes: int) -> None:
@@ -126,7 +190,16 @@ def check_count(model_id: str, space: LabelSpace, num_classes: int) -> None:
 def known_before_load(spec: ModelSpec, run_classes: str | None = None) -> LabelSpace | None:
     """The label space of ``spec`` when it can be known without loading the model (on the controller, at
     startup): ``?classes=``, EfficientNet-Lite, torchvision weights' categories or a torchvision architecture's
-    1,000 ImageNet outputs, ``--audit-classes`` for a TorchScript file (it carries no names); None otherwise."""
+    1,000 ImageNet outputs, ``--audit-classes`` for a TorchScript file (it carries no names); None otherwise.
+    ``?imagenet=`` applies as in :func:`resolve`."""
+    flag = imagenet_flag(spec)
+    if flag:
+        return imagenet1k("ImageNet-1k (?imagenet=true)")  # else the model refuses to load (ClassCountMismatch)
+    space = _known_before_load(spec, run_classes)
+    return not_imagenet(space) if space is not None and flag is False else space
+
+
+def _known_before_load(spec: ModelSpec, run_classes: str | None) -> LabelSpace | None:
     imagenet_flag = spec.options.get("imagenet")
     if "classes" in spec.options:
         return from_file(spec.options["classes"], "?classes=")
@@ -172,5 +245,7 @@ def outputs_before_load(spec: ModelSpec) -> int | None:
 def check_before_load(spec: ModelSpec, run_classes: str | None = None) -> None:
     """A class list whose length is known to differ from the outputs before the model loads: refused now."""
     space, outputs = known_before_load(spec, run_classes), outputs_before_load(spec)
-    if space is not None and outputs is not None and spec.options.get("imagenet") not in ("true", "1", "yes"):
+    if space is not None and outputs is not None:
+        if imagenet_flag(spec) and outputs != 1000:
+            raise _not_imagenet_outputs(spec, outputs)
         check_count(spec.id, space, outputs)

@@ -274,9 +274,7 @@ def _load(parsed: ModelSpec, dev: torch.device, classes: str | None = None) -> L
     pre = fit_input_channels(module, pre, dev, parsed.raw, parsed.options)  # a 1-channel model is fed grayscale
     num_classes = _probe_classes(module, pre, dev, parsed.raw)
     space = resolve(parsed, built.classes, num_classes, classes)
-    imagenet = space.imagenet1k
-    if "imagenet" in parsed.options:
-        imagenet = parsed.options["imagenet"].lower() in ("1", "true", "yes")
+    imagenet = space.imagenet1k  # ?imagenet= is applied to the label space itself (classes.resolve)
     if built.weights_file is not None:
         sha, sha_of = sha256_file(built.weights_file), str(built.weights_file)
     else:

@@ -49,11 +49,12 @@ _FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _CHECKPOINT_SUFFIXES = {".pt", ".pth", ".ts", ".torchscript", ".safetensors", ".bin", ".ckpt", ".jit"}
 SUPPORTED_FILES = ("a TorchScript archive (.pt, .ts, .torchscript, .jit) or a state dict (.pth, .pt, .safetensors, .bin, "
                    ".ckpt) with --arch naming its architecture")
-# Model files of other frameworks and formats: named as what they are, with what is read instead.
+# Model files of other frameworks and formats: named as what they are, with what is read instead. Not .pkl or
+# .pickle: a torch.save state dict may be named so (its content decides, as for any other suffix).
 _OTHER_FORMATS = {".onnx": "ONNX", ".ort": "ONNX Runtime", ".h5": "Keras (HDF5)", ".hdf5": "Keras (HDF5)",
                   ".keras": "Keras", ".tflite": "TensorFlow Lite", ".pb": "TensorFlow", ".mlmodel": "Core ML",
                   ".mlpackage": "Core ML", ".engine": "TensorRT", ".plan": "TensorRT", ".pdmodel": "PaddlePaddle",
-                  ".msgpack": "Flax", ".gguf": "GGUF", ".pkl": "pickle", ".pickle": "pickle", ".npz": "NumPy", ".npy": "NumPy"}
+                  ".msgpack": "Flax", ".gguf": "GGUF", ".npz": "NumPy", ".npy": "NumPy"}
 _LOWERCASE_OPTIONS = ("interpolation", "imagenet")
 
 
