@@ -88,11 +88,28 @@ def test_top5_only_with_more_than_five_classes(classes, has_top5):
         assert record.metrics["top5"] == pytest.approx(sum(hand) / 8)
 
 
-def test_the_defaults_hold_an_imagenet_model_as_before():
-    # One image per class (imagenet-sample): balanced accuracy is top-1, so min_balanced_accuracy (0.60, below
-    # min_top1 0.70) never fails a model that min_top1 passes; per-class accuracy is recorded, not gated.
-    d = A.FAMILY.defaults
-    assert d["min_balanced_accuracy"] <= d["min_top1"] and d["min_class_accuracy"] == 0.0
+def test_the_defaults_follow_min_top1_so_a_model_it_passes_still_passes():
+    """A team's ``min_top1 = 0.5`` and nothing else: the bounds added with per-class accuracy must not fail the
+    model top-1 passes (one image per class, as imagenet-sample: balanced accuracy is top-1)."""
+    from visionaudit.config import Thresholds
+
+    n = 20
+    correct = np.arange(n) < 11  # 11 of 20: top-1 = balanced accuracy = 0.55
+    top5 = np.arange(n) < 12  # 0.60: below any fixed top-5 bound of the old defaults
+    bounds = Thresholds("accuracy", "m", {**A.FAMILY.defaults, "min_top1": 0.5, "min_images": 1})
+    record = AuditRecord("accuracy", "m")
+    A.assess_clean_top1(record, PerImage(_samples(n), {"correct": correct, "top5": top5, "labels": np.arange(n)}), bounds,
+                        {"model": "m", "set_name": "s", "preprocessing": "p", "class_names": [f"c{i}" for i in range(n)]})
+    assert record.metrics["balanced_accuracy"] == pytest.approx(0.55) and record.metrics["top5"] == pytest.approx(0.6)
+    # What was applied is recorded: balanced accuracy held to min_top1's value; top-5 recorded, not gated.
+    assert record.thresholds["min_balanced_accuracy"] == 0.5 and "min_top5" not in record.thresholds
+    assert A.FAMILY.defaults["min_class_accuracy"] == 0.0
+    # Set, they gate as before.
+    with pytest.raises(AssertionError, match=r"top-5 0\.600 is below min_top5 0\.85.*balanced accuracy 0\.550"):
+        A.assess_clean_top1(AuditRecord("accuracy", "m"),
+                            PerImage(_samples(n), {"correct": correct, "top5": top5, "labels": np.arange(n)}),
+                            Thresholds("accuracy", "m", {**bounds, "min_top5": 0.85, "min_balanced_accuracy": 0.6}),
+                            {"model": "m", "set_name": "s", "preprocessing": "p"})
 
 
 # -- corruption without the mCE ------------------------------------------------------------------------
