@@ -204,9 +204,23 @@ def test_no_mapping_is_not_applicable_with_the_reason():
         shape_categories(LabelSpace(tuple(NAMES), "test"))
     with pytest.raises(NotApplicable, match=r"maps no class onto 14 of the 16"):
         shape_categories(LabelSpace(tuple(NAMES), "test"), {"cat": "cat", "dog": "dog"})
-    with pytest.raises(NotApplicable, match=r"'birds' \(closest class: 'bird'\)"):
-        shape_categories(LabelSpace(tuple(NAMES), "test"), {"birds": "bird"})
     assert shape_categories(imagenet1k(), {"whatever": "cat"}).imagenet  # ImageNet-1k: the published mapping
+
+
+def test_a_category_map_typo_is_a_config_error_naming_each_with_the_closest():
+    # A class the model does not have, or a category that is not one of the 16, is a typo: an error, not a skip.
+    from visionaudit.errors import ConfigError
+    from visionaudit.families.shape_bias.categories import check_category_map
+
+    space = LabelSpace(tuple(NAMES), "test")
+    with pytest.raises(ConfigError) as e:
+        shape_categories(space, {"birds": "bird", "cat": "cats", "dog": "dog"})
+    text = str(e.value)
+    assert text.count("[audits.shape_bias] category_map") == 1
+    assert "class 'birds' is not one of the model's 3 classes (closest class: 'bird')" in text
+    assert "'cat' = 'cats': 'cats' is not one of the 16 categories (closest: 'cat')" in text and "'dog'" not in text
+    check_category_map(space, {"bird": "bird"})  # known names: no error (the 16 are checked when mapped)
+    check_category_map(imagenet1k(), {"whatever": "cat"})  # ImageNet-1k ignores the map
 
 
 # -- robustness ----------------------------------------------------------------------------------------
