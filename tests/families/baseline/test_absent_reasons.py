@@ -3,7 +3,12 @@ comparison reads can be absent while the others ran (issue 24 review)."""
 
 from __future__ import annotations
 
-from visionaudit.families.baseline import COMPARED, ModelOutcomes, _missing, outcomes_from_report
+from visionaudit.families.baseline import (
+    COMPARED,
+    ModelOutcomes,
+    _missing,
+    outcomes_from_report,
+)
 
 
 def _report(*entries: tuple[str, str, str]) -> dict:
