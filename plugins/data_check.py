@@ -32,6 +32,7 @@ from visionaudit.data.label_space import LabelSpace
 from visionaudit.data.provision import provide
 from visionaudit.errors import ConfigError, DataError
 from visionaudit.families.baseline import COMPARED, data_role
+from visionaudit.families.shape_bias import check_category_map
 from visionaudit.files import to_jsonable
 from visionaudit.models.classes import imagenet_hint, known_before_load
 from visionaudit.models.specs import parse_spec
@@ -117,6 +118,11 @@ def check_data(config: pytest.Config, meta: dict[str, dict[str, Any]]) -> None:
             message = "the collected audits cannot read their images (no test was run):\n  " + "\n  ".join(problems)
             config.stash[STARTUP_ERROR_KEY] = message
             pytest.exit(message, returncode=pytest.ExitCode.USAGE_ERROR)
+        problems = check_category_maps(settings) if "cue-conflict" in needs else []
+        if problems:
+            message = "audit.toml does not fit the models' classes (no test was run):\n  " + "\n  ".join(problems)
+            config.stash[STARTUP_ERROR_KEY] = message
+            pytest.exit(message, returncode=pytest.ExitCode.USAGE_ERROR)
 
 
 def check_image_sets(config: pytest.Config, settings: Settings, needs: set[str]) -> list[str]:
@@ -138,6 +144,25 @@ def check_image_sets(config: pytest.Config, settings: Settings, needs: set[str])
                              f"all {len(whole):,} are used")
         if role == LABELLED:
             problems += _check_labels(config, settings, whole)
+    return problems
+
+
+def check_category_maps(settings: Settings) -> list[str]:
+    """A shape-bias ``category_map`` typo (a class the model lacks, a category not of the 16), for each model whose
+    classes are known before it loads (the others: when the model loads, as the test's error)."""
+    problems = []
+    for model_id in settings.models:
+        try:
+            spec = parse_spec(model_id)
+            space = known_before_load(spec, settings.classes)
+        except (ConfigError, ValueError, KeyError):
+            continue  # said where the model loads
+        if space is None:
+            continue
+        try:
+            check_category_map(space, settings.config.thresholds("shape_bias", spec.id).get("category_map"))
+        except ConfigError as e:
+            problems.append(f"{model_id}: {e}")
     return problems
 
 

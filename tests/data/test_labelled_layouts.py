@@ -79,6 +79,35 @@ def test_a_folder_among_wnid_folders_is_not_dropped(tmp_path):
     assert s.labels == (0, 1) and s.classes == imagenet1k()
 
 
+def test_a_folder_inside_a_class_folder_stops_named(tmp_path):
+    # Its images would be left out without a word (or put in a class nobody chose): refused, named, with the fix.
+    _image(tmp_path / "n01440764" / "a.JPEG")
+    _image(tmp_path / "n01440764" / "sub" / "x.JPEG")
+    _image(tmp_path / "n01443537" / "b.JPEG")
+    with pytest.raises(DataError, match=r"1 folder\(s\) inside the class folders of .*: n01440764/sub/\. Nested folders "
+                                        r"are not read; move the images up into their class folder or list them in a CSV manifest"):
+        datasets.labelled_images(tmp_path)
+
+
+def test_a_number_folder_is_not_an_output_index(tmp_path):
+    # A stray 7/ among WNID folders (or class-name folders) is no class, not class 7.
+    for folder in ("n01440764", "n01443537", "7"):
+        _image(tmp_path / folder / "a.jpg")
+    with pytest.raises(DataError, match=r"1 class name\(s\) .* '7'"):
+        datasets.labelled_images(tmp_path).for_classes(imagenet1k())
+    (tmp_path / "n01440764" / "a.jpg").rename(tmp_path / "7" / "b.jpg")
+    (tmp_path / "n01440764").rmdir(), (tmp_path / "n01443537" / "a.jpg").unlink(), (tmp_path / "n01443537").rmdir()
+    _image(tmp_path / "cat" / "a.jpg")
+    with pytest.raises(DataError, match=r"'7'"):
+        datasets.labelled_images(tmp_path).for_classes(SPACE)
+    # Where the model's classes are its output indices, those are their names: 7/ is class 7.
+    from visionaudit.data.label_space import output_indices
+
+    (tmp_path / "cat" / "a.jpg").unlink(), (tmp_path / "cat").rmdir()
+    bound = datasets.labelled_images(tmp_path).for_classes(output_indices(10))
+    assert dict(zip(bound.sample_ids, bound.labels)) == {"7/a.jpg": 7, "7/b.jpg": 7}
+
+
 def test_csv_manifest_with_names_and_indices(tmp_path):
     _image(tmp_path / "img" / "x.jpg")
     _image(tmp_path / "img" / "deep" / "y.PNG")

@@ -323,7 +323,7 @@ def test_descriptor_defaults_equal_the_shipped_audit_toml_before_they_moved():
     for name, family in builtin.items():
         added = ADDED_SINCE.get(name, set())  # keys new since, each a bound the old file could not hold
         assert {k: v for k, v in family.defaults.items() if k not in added} == before[name], name
-        assert added <= set(family.defaults) and not added & set(before[name]), name
+        assert added <= set(family.thresholds) and not added & set(before[name]), name
 
 
 # Bounds added after the defaults moved (issue 24: any label space); none changes an old key's value.

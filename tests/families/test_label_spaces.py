@@ -88,11 +88,28 @@ def test_top5_only_with_more_than_five_classes(classes, has_top5):
         assert record.metrics["top5"] == pytest.approx(sum(hand) / 8)
 
 
-def test_the_defaults_hold_an_imagenet_model_as_before():
-    # One image per class (imagenet-sample): balanced accuracy is top-1, so min_balanced_accuracy (0.60, below
-    # min_top1 0.70) never fails a model that min_top1 passes; per-class accuracy is recorded, not gated.
-    d = A.FAMILY.defaults
-    assert d["min_balanced_accuracy"] <= d["min_top1"] and d["min_class_accuracy"] == 0.0
+def test_the_defaults_follow_min_top1_so_a_model_it_passes_still_passes():
+    """A team's ``min_top1 = 0.5`` and nothing else: the bounds added with per-class accuracy must not fail the
+    model top-1 passes (one image per class, as imagenet-sample: balanced accuracy is top-1)."""
+    from visionaudit.config import Thresholds
+
+    n = 20
+    correct = np.arange(n) < 11  # 11 of 20: top-1 = balanced accuracy = 0.55
+    top5 = np.arange(n) < 12  # 0.60: below any fixed top-5 bound of the old defaults
+    bounds = Thresholds("accuracy", "m", {**A.FAMILY.defaults, "min_top1": 0.5, "min_images": 1})
+    record = AuditRecord("accuracy", "m")
+    A.assess_clean_top1(record, PerImage(_samples(n), {"correct": correct, "top5": top5, "labels": np.arange(n)}), bounds,
+                        {"model": "m", "set_name": "s", "preprocessing": "p", "class_names": [f"c{i}" for i in range(n)]})
+    assert record.metrics["balanced_accuracy"] == pytest.approx(0.55) and record.metrics["top5"] == pytest.approx(0.6)
+    # What was applied is recorded: balanced accuracy held to min_top1's value; top-5 recorded, not gated.
+    assert record.thresholds["min_balanced_accuracy"] == 0.5 and "min_top5" not in record.thresholds
+    assert A.FAMILY.defaults["min_class_accuracy"] == 0.0
+    # Set, they gate as before.
+    with pytest.raises(AssertionError, match=r"top-5 0\.600 is below min_top5 0\.85.*balanced accuracy 0\.550"):
+        A.assess_clean_top1(AuditRecord("accuracy", "m"),
+                            PerImage(_samples(n), {"correct": correct, "top5": top5, "labels": np.arange(n)}),
+                            Thresholds("accuracy", "m", {**bounds, "min_top5": 0.85, "min_balanced_accuracy": 0.6}),
+                            {"model": "m", "set_name": "s", "preprocessing": "p"})
 
 
 # -- corruption without the mCE ------------------------------------------------------------------------
@@ -187,9 +204,23 @@ def test_no_mapping_is_not_applicable_with_the_reason():
         shape_categories(LabelSpace(tuple(NAMES), "test"))
     with pytest.raises(NotApplicable, match=r"maps no class onto 14 of the 16"):
         shape_categories(LabelSpace(tuple(NAMES), "test"), {"cat": "cat", "dog": "dog"})
-    with pytest.raises(NotApplicable, match=r"'birds' \(closest class: 'bird'\)"):
-        shape_categories(LabelSpace(tuple(NAMES), "test"), {"birds": "bird"})
     assert shape_categories(imagenet1k(), {"whatever": "cat"}).imagenet  # ImageNet-1k: the published mapping
+
+
+def test_a_category_map_typo_is_a_config_error_naming_each_with_the_closest():
+    # A class the model does not have, or a category that is not one of the 16, is a typo: an error, not a skip.
+    from visionaudit.errors import ConfigError
+    from visionaudit.families.shape_bias.categories import check_category_map
+
+    space = LabelSpace(tuple(NAMES), "test")
+    with pytest.raises(ConfigError) as e:
+        shape_categories(space, {"birds": "bird", "cat": "cats", "dog": "dog"})
+    text = str(e.value)
+    assert text.count("[audits.shape_bias] category_map") == 1
+    assert "class 'birds' is not one of the model's 3 classes (closest class: 'bird')" in text
+    assert "'cat' = 'cats': 'cats' is not one of the 16 categories (closest: 'cat')" in text and "'dog'" not in text
+    check_category_map(space, {"bird": "bird"})  # known names: no error (the 16 are checked when mapped)
+    check_category_map(imagenet1k(), {"whatever": "cat"})  # ImageNet-1k ignores the map
 
 
 # -- robustness ----------------------------------------------------------------------------------------

@@ -45,6 +45,25 @@ def test_a_version_3_report_is_a_baseline_for_a_version_4_run(tmp_path):
     assert any(r.verdict == "unchanged" for r in results)
 
 
+def _as_version_3(part):
+    """A partial report as the version-3 suite wrote it: none of what schema 4 added (the model entry's classes,
+    run.notes, the per-image labels, the class names, the bounds added with per-class accuracy)."""
+    from tests.families.test_families import ADDED_SINCE
+
+    part["schema_version"] = 3
+    part["run"].pop("notes", None)
+    for info in part["models"].values():
+        info.pop("classes", None)
+    for entry in part["audits"]:
+        data = entry.get("shard_data")
+        if data:
+            data["arrays"].pop("labels", None)
+            data["context"].pop("class_names", None)
+            for key in ADDED_SINCE.get(entry["audit"], ()):
+                data["thresholds"].pop(key, None)
+    return part
+
+
 def test_version_3_parts_merge_into_a_version_4_report():
     import numpy as np
 
@@ -53,20 +72,44 @@ def test_version_3_parts_merge_into_a_version_4_report():
     ids = [f"n{k:08d}_img.JPEG" for k in rng.permutation(10 * n)[:n]]
     clean = rng.random(n) < 0.8
     top5 = clean | (rng.random(n) < 0.5)
+    labels = rng.integers(0, 20, n)
 
-    def arrays_of(transform):
-        return {"correct": clean, "top5": top5}
-
-    whole = _synthetic_run(None, arrays_of, ids, ("accuracy",))
-    parts = [_synthetic_run(Shard(k, 2), arrays_of, ids, ("accuracy",)) for k in (1, 2)]
-    for part in parts:
-        part["schema_version"] = 3  # as a version-3 suite wrote them
+    whole = _synthetic_run(None, lambda t: {"correct": clean, "top5": top5}, ids, ("accuracy",))  # no labels in v3
+    parts = [_as_version_3(_synthetic_run(Shard(k, 2), lambda t: {"correct": clean, "top5": top5, "labels": labels},
+                                          ids, ("accuracy",))) for k in (1, 2)]
+    data = parts[0]["audits"][0]["shard_data"]
+    assert "min_class_images" not in data["thresholds"] and "labels" not in data["arrays"]  # a genuine v3 part
     merged = merge_reports(parts, ["p1", "p2"])
     assert merged["schema_version"] == 4
+    assert [e["outcome"] for e in merged["audits"]] == [e["outcome"] for e in whole["audits"]] == ["passed"]
     assert [e["metrics"] for e in merged["audits"]] == [e["metrics"] for e in whole["audits"]]
+    assert merged["audits"][0]["metrics"]["clean_top1"] == float(clean.mean())  # independent of the assessor
     parts[0]["schema_version"] = 5
     with pytest.raises(Unmergeable, match="p1 has schema 5; this suite reads schemas 3 to 4"):
         merge_reports(parts, ["p1", "p2"])
+
+
+def test_a_bound_missing_from_the_parts_is_judged_at_the_family_default():
+    """Any family, any bound newer than the part: re-judged at the descriptor's default, not refused (here the
+    per-class bounds taken out of parts that keep their labels)."""
+    import numpy as np
+
+    from visionaudit.families import get_family
+
+    rng = np.random.default_rng(11)
+    n = 300
+    ids = [f"n{k:08d}_img.JPEG" for k in rng.permutation(10 * n)[:n]]
+    arrays = {"correct": rng.random(n) < 0.8, "labels": rng.integers(0, 5, n)}
+    whole = _synthetic_run(None, lambda t: arrays, ids, ("accuracy",))
+    parts = [_synthetic_run(Shard(k, 2), lambda t: arrays, ids, ("accuracy",)) for k in (1, 2)]
+    for part in parts:
+        for key in ("min_class_images", "min_class_accuracy"):
+            del part["audits"][0]["shard_data"]["thresholds"][key]
+    merged = merge_reports(parts, ["p1", "p2"])["audits"][0]
+    defaults = get_family("accuracy").defaults
+    assert merged["thresholds"]["min_class_images"] == defaults["min_class_images"] == 10
+    assert merged["thresholds"]["min_class_accuracy"] == defaults["min_class_accuracy"]
+    assert merged["metrics"] == whole["audits"][0]["metrics"] and merged["outcome"] == whole["audits"][0]["outcome"]
 
 
 def test_a_run_report_validates_with_classes_and_notes():

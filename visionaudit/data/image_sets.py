@@ -69,6 +69,7 @@ class ImageSet:
     textures: tuple[str, ...] | None = None  # texture cue (cue-conflict only)
     label_names: tuple[str, ...] | None = None  # each image's class as the data names it (WNID, folder, CSV label)
     classes: LabelSpace | None = None  # the label space ``labels`` index (None until bound: :meth:`for_classes`)
+    numeric_labels: bool = False  # a CSV manifest's labels may be output indices written as numbers; folders' may not
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -95,14 +96,14 @@ class ImageSet:
         by name (:meth:`LabelSpace.index`); a class name matching none stops with them all named."""
         if self.classes == space or self.label_names is None:
             return self
-        missing = unmatched(space, self.label_names)
+        missing = unmatched(space, self.label_names, self.numeric_labels)
         if missing:
             raise DataError(
                 f"{len(missing)} class name(s) of the images in {self.root} match no class of the model "
                 f"({len(space)} classes, from {space.source}): {'; '.join(missing[:10])}"
                 f"{' ...' if len(missing) > 10 else ''}. Rename the folders (or CSV labels) to the model's class names, "
                 "or give the model's classes (--audit-classes FILE or ?classes=FILE in the spec)")
-        labels = tuple(space.index(n) for n in self.label_names)
+        labels = tuple(space.index(n, self.numeric_labels) for n in self.label_names)
         return replace(self, labels=labels, classes=space)  # type: ignore[arg-type]
 
     def select(self, indices: list[int], name: str | None = None) -> "ImageSet":
@@ -287,6 +288,7 @@ def _class_folders(root: Path, name: str, folders: list[Path]) -> ImageSet:
     paths: list[Path] = []
     names: list[str] = []
     strays: list[Path] = []
+    nested: list[Path] = []
     for folder in folders:
         for path in sorted(folder.iterdir()):
             if path.name.startswith("."):
@@ -296,6 +298,12 @@ def _class_folders(root: Path, name: str, folders: list[Path]) -> ImageSet:
                 names.append(folder.name)
             elif path.is_file():
                 strays.append(path)
+            elif path.is_dir():
+                nested.append(path)
+    if nested:  # its images would be left out without a word, or given a class nobody chose
+        shown = ", ".join(f"{p.relative_to(root)}/" for p in nested[:5]) + (f" and {len(nested) - 5} more" if len(nested) > 5 else "")
+        raise DataError(f"{len(nested)} folder(s) inside the class folders of {root}: {shown}. Nested folders are not "
+                        "read; move the images up into their class folder or list them in a CSV manifest")
     strays += _images_in(root)  # beside the class folders: no class
     if strays:
         shown = ", ".join(str(p.relative_to(root)) for p in strays[:5]) + (f" and {len(strays) - 5} more" if len(strays) > 5 else "")
@@ -313,7 +321,7 @@ def _class_folders(root: Path, name: str, folders: list[Path]) -> ImageSet:
 def csv_manifest(manifest: Path, name: str | None = None) -> ImageSet:
     """A CSV of ``path,label`` rows (visionaudit/data/manifest.py), the images labelled by name or output index."""
     root, paths, names = read_manifest(manifest, IMAGE_SUFFIXES)
-    return ImageSet(name or manifest.stem, root, paths, categories=names, label_names=names)
+    return ImageSet(name or manifest.stem, root, paths, categories=names, label_names=names, numeric_labels=True)
 
 
 def classes_without_images(image_set: ImageSet, space: LabelSpace) -> list[str]:

@@ -61,13 +61,15 @@ class LabelSpace:
         name = self.names[index]
         return f"{name} ({self.ids[index]})" if self.ids is not None else name
 
-    def index(self, name: str) -> int | None:
+    def index(self, name: str, numeric: bool = False) -> int | None:
         """The output index of a class named ``name``: a WNID, a name, a name up to case, spaces, - and _, or
-        else an output index written as a number (a CSV manifest's label may be either)."""
+        else, with ``numeric`` (a CSV manifest's label, which may be either), an output index written as a number.
+        A folder's name is a class name only: a stray ``7/`` among WNID folders is not class 7 (where the
+        classes are output indices, their names are the numbers and match as names)."""
         if name in self._exact:
             return self._exact[name]
         found = self._loose.get(loose(name))
-        if found is None and name.strip().isdigit() and int(name) < len(self.names):
+        if found is None and numeric and name.strip().isdigit() and int(name) < len(self.names):
             found = int(name)
         return found
 
@@ -133,11 +135,12 @@ def read_classes_file(path: str | Path) -> tuple[str, ...]:
     return tuple(names)
 
 
-def unmatched(space: LabelSpace, labels: Iterable[str]) -> list[str]:
-    """The labels in ``labels`` that name no class of ``space``, each with the closest class name."""
+def unmatched(space: LabelSpace, labels: Iterable[str], numeric: bool = False) -> list[str]:
+    """The labels in ``labels`` that name no class of ``space`` (``numeric``: :meth:`LabelSpace.index`), each with
+    the closest class name."""
     out = []
     for label in sorted(set(labels)):
-        if space.index(label) is None:
+        if space.index(label, numeric) is None:
             near = space.closest(label)
             out.append(f"{label!r}" + (f" (closest class: {near!r})" if near else ""))
     return out

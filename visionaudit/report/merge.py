@@ -26,6 +26,7 @@ from visionaudit.families.assessment import (
     find_assessor,
 )
 from visionaudit.families.records import AuditRecord
+from visionaudit.families.registry import families
 from visionaudit.report.assembly import SEVERITY, assemble
 from visionaudit.version import OLDEST_READABLE, SCHEMA_VERSION
 
@@ -158,7 +159,11 @@ def _judge(nodeid: str, entries: list[dict[str, Any]], parts: Sequence[dict[str,
     pieces = [(d, p["samples"][role]) for d, p in zip(data, parts)]
     arrays = _merged_arrays(pieces, len(samples[role].ids))
     record = AuditRecord(audit=base["audit"], model=base["model"], params=dict(base.get("params") or {}))
-    thresholds = Thresholds(str(base["audit"]), str(base["model"] or ""), data[0]["thresholds"])
+    # A bound added to the family after the part was written (a version-3 part has no min_class_images) is
+    # judged at its descriptor default, as the run that wrote the part would have had it.
+    family = families().get(str(base["audit"]))
+    bounds = {**(family.defaults if family is not None else {}), **data[0]["thresholds"]}
+    thresholds = Thresholds(str(base["audit"]), str(base["model"] or ""), bounds)
     outcome, message = "passed", None
     try:
         # The assessor by its stored name, "<family>.<test name>", from its family's descriptor.

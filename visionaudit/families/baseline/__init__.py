@@ -52,15 +52,17 @@ class Compared:
     metric: str  # the family's metric: its direction and the tolerance key
     condition: str | None  # the per-image outcomes it pairs; None: a deterministic metric
     kind: str  # accuracy | category | shape_bias | vector
+    test: str = ""  # the audit test that measures it (a family runs several: say which one a report lacks)
 
 
 COMPARED: dict[str, Compared] = {c.name: c for c in [
-    Compared("clean_top1", "accuracy", "clean_top1", "clean", "accuracy"),
-    *(Compared(f"top1_{t}", "robustness", "top1", t, "accuracy") for t in TRANSFORMS),
-    Compared("shape_bias", "shape_bias", "shape_bias", "cue-conflict", "shape_bias"),
-    Compared("edges_accuracy", "shape_bias", "edges_accuracy", "edges", "category"),
-    Compared("silhouettes_accuracy", "shape_bias", "silhouettes_accuracy", "filled-silhouettes", "category"),
-    Compared("channel_shares", "channel_bias", "shares", None, "vector"),
+    Compared("clean_top1", "accuracy", "clean_top1", "clean", "accuracy", "test_clean_top1"),
+    *(Compared(f"top1_{t}", "robustness", "top1", t, "accuracy", "test_transform") for t in TRANSFORMS),
+    Compared("shape_bias", "shape_bias", "shape_bias", "cue-conflict", "shape_bias", "test_shape_bias"),
+    Compared("edges_accuracy", "shape_bias", "edges_accuracy", "edges", "category", "test_shape_only_accuracy"),
+    Compared("silhouettes_accuracy", "shape_bias", "silhouettes_accuracy", "filled-silhouettes", "category",
+             "test_shape_only_accuracy"),
+    Compared("channel_shares", "channel_bias", "shares", None, "vector", "test_functional_shares"),
 ]}
 def data_role(c: Compared) -> str | None:
     """The image set a comparison reads (None: none, a weight statistic)."""
@@ -80,8 +82,10 @@ class ModelOutcomes:
     # How the stimuli were scored (shape_bias stimulus_geometry mode, 16-class aggregation): decisions made
     # another way are not the same measurement, so the three stimulus comparisons need these equal.
     stimulus_protocol: dict[str, Any] = field(default_factory=dict)
-    # From a saved report: family -> how its entries without usable outcomes ended (why a condition is absent).
+    # From a saved report: test -> how its entries without usable outcomes ended (why a condition is absent),
+    # and family -> the tests of it the report holds (a family present may still lack the one test compared).
     ended: dict[str, list[str]] | None = None
+    ran: dict[str, set[str]] = field(default_factory=dict)
 
     def add(self, sample_set: SampleSet, condition: str, values: Any) -> None:
         self.outcomes[condition] = Outcome(sample_set.role, condition, sample_set.ids, np.asarray(values))
@@ -97,10 +101,12 @@ def outcomes_from_report(report: dict[str, Any], spec: str) -> ModelOutcomes:
         for e in report.get("audits", []):
             if e.get("model") != spec or e.get("control"):
                 continue
+            test = test_name(str(e.get("nodeid") or ""))
+            out.ran.setdefault(str(e.get("audit")), set()).add(test)
             # A not_judged gate (too few images for its own bound) still measured every image: its outcomes are a
             # baseline for a run of the same size.
             if e.get("outcome") not in ("passed", "failed", "not_judged"):
-                out.ended.setdefault(str(e.get("audit")), []).append(str(e.get("outcome")).replace("_", " "))
+                out.ended.setdefault(test, []).append(str(e.get("outcome")).replace("_", " "))
                 continue
             metrics = e.get("metrics") or {}
             o = e.get("outcomes")
@@ -151,21 +157,31 @@ def _missing(old: ModelOutcomes, new: ModelOutcomes, c: Compared) -> tuple[str, 
         if c.kind == "vector" and o.shares is None:
             return f"the {side} has no channel shares (its channel_bias audit did not run, or the first conv does not take RGB)", side
         if c.kind != "vector" and c.condition not in o.outcomes:
-            return f"the {side} has no per-image outcomes for {c.condition} ({_absent(o, c.family)})", side
+            return f"the {side} has no per-image outcomes for {c.condition} ({_absent(o, c)})", side
     if c.kind in ("shape_bias", "category") and old.stimulus_protocol != new.stimulus_protocol:
         return (f"the stimuli were scored another way: {old.stimulus_protocol} in the baseline, {new.stimulus_protocol} here "
                 "(shape_bias stimulus_geometry and aggregation in audit.toml)", "setup")
     return None
 
 
-def _absent(o: ModelOutcomes, family: str) -> str:
-    """Why a side holds no outcomes of ``family``'s condition: how its report's entries ended, when known."""
+def test_name(nodeid: str) -> str:
+    """A report entry's test function: ``audits/test_shape_bias.py::test_shape_bias[m]`` -> ``test_shape_bias``."""
+    return nodeid.rsplit("::", 1)[-1].split("[", 1)[0]
+
+
+def _absent(o: ModelOutcomes, c: Compared) -> str:
+    """Why a side holds no outcomes of ``c``'s condition: how its report's entries of that test ended, when known."""
     if o.ended is None:
-        return f"its {family} audit did not run or failed to"
-    if family not in o.ended:
-        return f"its {family} audit was not in that run"
-    counts = Counter(o.ended[family])
-    return f"its {family} audit ended " + ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
+        return f"its {c.family} audit did not run or failed to"
+    if not o.ran.get(c.family):
+        return f"its {c.family} audit was not in that run"
+    what = f"its {c.condition} test ({c.test})"
+    if c.test not in o.ran[c.family]:
+        return f"{what} was not in that run"  # the family ran, this test of it did not
+    counts = Counter(o.ended.get(c.test, ()))
+    if not counts:
+        return f"{what} recorded none"
+    return f"{what} ended " + ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
 
 
 def _compare_one(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Settings) -> Result:

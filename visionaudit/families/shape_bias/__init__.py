@@ -29,7 +29,11 @@ from visionaudit.families import thresholds as f
 from visionaudit.families.assessment import NotApplicable, PerImage, require_count
 from visionaudit.families.records import AuditRecord
 from visionaudit.families.registry import Family, register_family
-from visionaudit.families.shape_bias.categories import ShapeCategories, shape_categories  # noqa: F401 (public here)
+from visionaudit.families.shape_bias.categories import (  # noqa: F401 (public here)
+    ShapeCategories,
+    check_category_map,
+    shape_categories,
+)
 from visionaudit.models.loading import LoadedModel, as_logits
 from visionaudit.preprocessing import Geometry, whole_image
 

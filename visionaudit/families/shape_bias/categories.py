@@ -6,7 +6,8 @@
 - a model whose classes map onto them through ``[audits.shape_bias] category_map`` (class name -> category;
   several classes may map to one category, aggregated as for ImageNet: ``mean`` by default).
 
-Every one of the 16 categories needs at least one class: the published chance levels (2/16 for a cue, 1/16 for
+A ``category_map`` naming a class the model does not have, or no one of the 16 categories, is a ConfigError
+(:func:`check_category_map`). Every one of the 16 categories needs at least one class: the published chance levels (2/16 for a cue, 1/16 for
 a category) and the stimuli assume all 16. Otherwise the family does not apply, and :func:`shape_categories`
 says why.
 """
@@ -20,6 +21,7 @@ import torch
 
 from visionaudit.data.imagenet16 import AGGREGATIONS, categories, mapping
 from visionaudit.data.imagenet16 import decide as imagenet_decide
+from visionaudit.errors import ConfigError, closest
 from visionaudit.families.assessment import NotApplicable
 
 IMAGENET_SOURCE = "ImageNet-1k (Geirhos et al.'s 16-category mapping)"
@@ -52,6 +54,29 @@ class ShapeCategories:
         return {"source": self.source, "classes_per_category": {c: len(i) for c, i in self.indices.items()}}
 
 
+def check_category_map(label_space: Any, category_map: Mapping[str, str] | None) -> None:
+    """A ``category_map`` naming a class the model does not have, or a category that is not one of the 16, is a
+    typo: :class:`ConfigError` naming them all, each with the closest class or category (not a skip, which would
+    hide it). Nothing to check for an ImageNet-1k model, which always uses the published mapping."""
+    if not category_map or label_space.imagenet1k:
+        return
+    wanted = categories()
+    problems = []
+    for name, category in category_map.items():
+        if label_space.index(name) is None:
+            near = label_space.closest(name)
+            problems.append(f"class {name!r} is not one of the model's {len(label_space)} classes"
+                            + (f" (closest class: {near!r})" if near else ""))
+        if category not in wanted:
+            near = closest(category, wanted)
+            problems.append(f"{name!r} = {category!r}: {category!r} is not one of the 16 categories"
+                            + (f" (closest: {near!r})" if near else ""))
+    if problems:
+        raise ConfigError(f"[audits.shape_bias] category_map: {'; '.join(problems[:10])}"
+                          f"{' ...' if len(problems) > 10 else ''}. Name the model's classes (from {label_space.source}) "
+                          f"and the 16 categories ({', '.join(wanted)})")
+
+
 def shape_categories(label_space: Any, category_map: Mapping[str, str] | None = None) -> ShapeCategories:
     """The mapping for a model of ``label_space`` (a ``LabelSpace``); :class:`NotApplicable` naming why when there
     is none. ``category_map`` (class name -> category) wins over matching by name for any label space but
@@ -60,18 +85,12 @@ def shape_categories(label_space: Any, category_map: Mapping[str, str] | None = 
         return ShapeCategories(mapping(), IMAGENET_SOURCE, imagenet=True)
     wanted = categories()
     if category_map:
+        check_category_map(label_space, category_map)
         per: dict[str, list[int]] = {c: [] for c in wanted}
-        unknown = []
         for name, category in category_map.items():
             i = label_space.index(name)
-            if i is None:
-                near = label_space.closest(name)
-                unknown.append(f"{name!r}" + (f" (closest class: {near!r})" if near else ""))
-            elif i not in per[category]:
+            if i not in per[category]:
                 per[category].append(i)
-        if unknown:
-            raise NotApplicable(f"[audits.shape_bias] category_map names {len(unknown)} class(es) the model does not have: "
-                                f"{', '.join(unknown[:10])}")
         empty = [c for c in wanted if not per[c]]
         if empty:
             raise NotApplicable(f"[audits.shape_bias] category_map maps no class onto {len(empty)} of the 16 categories "
