@@ -11,9 +11,8 @@ import torch
 import torchvision
 
 from tests.tiny_models import TinyNet
-from visionaudit.data.label_space import LabelSpace
+from visionaudit.data.label_space import LabelSpace, imagenet_names
 from visionaudit.errors import ConfigError, SpecError
-from visionaudit.data.label_space import imagenet_names
 from visionaudit.models.classes import (
     ClassCountMismatch,
     imagenet_hint,
