@@ -48,7 +48,8 @@ def lite0_16() -> nn.Module:
     return CategoryAverage(lite0(), list(published_mapping().values()))
 
 
-def spec(classes_file: Path, mean: float = LITE_MEAN) -> str:
-    """The spec of the 16-category model with lite0's preprocessing and its classes from ``classes_file``."""
-    m, s = ",".join([repr(mean)] * 3), ",".join([repr(LITE_STD)] * 3)
-    return f"tests.sixteen_classifier:lite0_16?classes={classes_file}&size=224&resize=256&interpolation=bicubic&mean={m}&std={s}"
+def spec(classes_file: Path, size: int = 224, resize: int = 256) -> str:
+    """The spec of the 16-category model with lite0's preprocessing (or another input size) and its classes
+    from ``classes_file``."""
+    m, s = ",".join([repr(LITE_MEAN)] * 3), ",".join([repr(LITE_STD)] * 3)
+    return f"tests.sixteen_classifier:lite0_16?classes={classes_file}&size={size}&resize={resize}&interpolation=bicubic&mean={m}&std={s}"
