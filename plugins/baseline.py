@@ -24,6 +24,7 @@ from visionaudit.families.baseline.pairing import (
     read_report,
     refusal,
 )
+from visionaudit.models.specs import canonical_spec
 
 from .markers import family_of
 from .settings import STARTUP_USAGE_ERROR_KEY, Settings, get_settings
@@ -65,10 +66,21 @@ def _run_sample_sets(settings: Settings, roles: list[str]) -> dict[str, SampleSe
     return out
 
 
+def _canonical(spec: str | None) -> str | None:
+    """``--audit-baseline-as`` in its canonical form, as the baseline's models are keyed (as ``compare`` does); as
+    given when it no longer parses here (the old model's files may be gone)."""
+    if not spec:
+        return spec
+    try:
+        return canonical_spec(spec)
+    except VisionAuditError:
+        return spec
+
+
 def _load(config: pytest.Config, path: str) -> Baseline:
     settings = get_settings(config)
     report = read_report(path)
-    pairs = model_pairs(settings.models, report, config.getoption("audit_baseline_as"), settings.config.baseline_pairs)
+    pairs = model_pairs(settings.models, report, _canonical(config.getoption("audit_baseline_as")), settings.config.baseline_pairs)
     baseline = Baseline(Path(path), report, pairs,
                         accepted=bool(config.getoption("audit_accept_incomplete_baseline")) and report.get("verdict") != "pass")
     if hasattr(config, "workerinput"):

@@ -106,6 +106,18 @@ def red_threshold() -> nn.Module:
     return RedThreshold()
 
 
+class RedThreshold1k(RedThreshold):
+    """:class:`RedThreshold` as an ImageNet-1k model: its two logits are classes 0 and 1, the other 998 never win."""
+
+    def forward(self, x):
+        two = super().forward(x)
+        return torch.cat([two, torch.full((two.shape[0], 998), -1e4, dtype=two.dtype, device=two.device)], dim=1)
+
+
+def red_threshold_1k() -> nn.Module:
+    return RedThreshold1k()
+
+
 class AffineFirst(nn.Module):
     """A per-channel affine before the first conv (as inception_v3's transform_input does)."""
 

@@ -167,7 +167,9 @@ def test_known_before_load_only_where_it_is_known(ten_file):
 
 def test_label_space_matches_loosely_and_by_index():
     space = LabelSpace(tuple(["Golden Retriever", "tabby-cat", "ship"]), "test")
-    assert [space.index(n) for n in ("golden_retriever", "TabbyCat", "ship", "2", "3", "goldfish")] == [0, 1, 2, 2, None, None]
+    assert [space.index(n) for n in ("golden_retriever", "TabbyCat", "ship", "2", "3", "goldfish")] == [0, 1, 2, None, None, None]
+    # A number is an output index only where the data says so (a CSV manifest's label), never a folder's name.
+    assert [space.index(n, numeric=True) for n in ("2", "3")] == [2, None]
     assert space.closest("tabby cats") == "tabby-cat"
 
 

@@ -396,7 +396,7 @@ def test_an_imagenet_c_folder_through_the_audit(tmp_path):
     report = tmp_path / "report.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
     cmd = [sys.executable, "-m", "pytest", "audits/test_corruption.py", "-p", "no:cacheprovider", "--model",
-           "tests.tiny_models:red_threshold?imagenet=true", f"--audit-data={tmp_path}", f"--audit-images={tmp_path / 'val'}",
+           "tests.tiny_models:red_threshold_1k", f"--audit-data={tmp_path}", f"--audit-images={tmp_path / 'val'}",
            f"--audit-imagenet-c={tmp_path / 'c'}", f"--audit-config={config}", f"--audit-json={report}"]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
