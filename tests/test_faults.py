@@ -17,6 +17,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from tests.image_folders import TWO_ACCURACY_TESTS, plain_images
 from tests.terminal_text import said_once
 from visionaudit.families.records import report_schema
 
@@ -190,25 +191,10 @@ def test_a_hanging_test_ends_as_timeout(project, mode):
 
 @pytest.mark.parametrize("mode", [pytest.param([], id="serial"), pytest.param(["-n", "2"], id="two-workers")])
 def test_unreadable_images_are_one_data_error_naming_every_file(project, tmp_path, mode):
-    from PIL import Image
-
-    images = tmp_path / "images"
-    images.mkdir()
-    for name in ("n01440764_0.JPEG", "n01443537_1.JPEG"):
-        Image.new("RGB", (40, 40), (90, 120, 30)).save(images / name)
+    images = plain_images(tmp_path / "images", "n01440764_0.JPEG", "n01443537_1.JPEG")
     (images / "n01484850_2.JPEG").write_text("not a picture")
     (images / "n01491361_3.JPEG").write_bytes(b"\xff\xd8\xff")
-    project.makepyfile(test_fault="""
-import pytest
-
-pytestmark = pytest.mark.audit("accuracy")
-
-def test_one(evaluated, record):
-    record.metric("clean_top1", 1.0)
-
-def test_two(evaluated, record):
-    record.metric("clean_top1", 1.0)
-""")
+    project.makepyfile(test_fault=TWO_ACCURACY_TESTS)
     proc = run(project, "", f"--audit-images={images}", f"--audit-data={tmp_path}", *mode)
     assert proc.returncode == pytest.ExitCode.TESTS_FAILED, proc.stdout[-2000:] + proc.stderr[-2000:]
     data = report(project)
@@ -224,26 +210,11 @@ def test_two(evaluated, record):
 def test_an_oversized_image_is_named_once_with_the_limit_and_the_model_keeps_its_identity(project, tmp_path):
     """Issue 23, items 6 and 5: a decompression bomb was 60 lines of traceback naming no file, and the data error
     became the model's error in the report."""
-    from PIL import Image
-
     from tests.data.test_image_sets import decompression_bomb
 
-    images = tmp_path / "images"
-    images.mkdir()
-    for name in ("n01440764_0.JPEG", "n01443537_1.JPEG"):
-        Image.new("RGB", (40, 40), (90, 120, 30)).save(images / name)
+    images = plain_images(tmp_path / "images", "n01440764_0.JPEG", "n01443537_1.JPEG")
     bomb = decompression_bomb(images / "n01484850_bomb.png")
-    project.makepyfile(test_fault="""
-import pytest
-
-pytestmark = pytest.mark.audit("accuracy")
-
-def test_one(evaluated, record):
-    record.metric("clean_top1", 1.0)
-
-def test_two(evaluated, record):
-    record.metric("clean_top1", 1.0)
-""")
+    project.makepyfile(test_fault=TWO_ACCURACY_TESTS)
     proc = run(project, "", f"--audit-images={images}", f"--audit-data={tmp_path}")
     output = proc.stdout + proc.stderr
     assert "Traceback" not in output and "DecompressionBomb" not in output, output[-3000:]

@@ -10,6 +10,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from tests.image_folders import plain_images
 from tests.terminal_text import said_once
 from visionaudit.families.records import report_schema
 from visionaudit.files import write_atomically
@@ -182,11 +183,7 @@ def test_the_models_section_says_what_became_of_each_model_whatever_its_tests_di
     """Issue 23, item 5: a data error made a loaded model ``loaded: false`` with the data error as its error, and a
     model whose first test was skipped ``loaded: false, error: null``; each has its identity now, and a model that
     failed to load its load error."""
-    from PIL import Image
-
-    images = tmp_path / "images"
-    images.mkdir()
-    Image.new("RGB", (40, 40), (90, 120, 30)).save(images / "n01440764_0.JPEG")
+    images = plain_images(tmp_path / "images", "n01440764_0.JPEG")
     (images / "n01443537_1.JPEG").write_text("not a picture")
     audit_dir.makepyfile(test_audits="""
 import pytest

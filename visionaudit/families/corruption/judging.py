@@ -125,28 +125,41 @@ def assess_condition(record: AuditRecord, measured: ConditionScore, thresholds: 
             f"at severity {severity} is above max_error {bound} (clean {r.clean_error:.3f}, {measured.n_images} images)")
 
 
+def _measure_and_record_references(record: AuditRecord, measured: MceScore, thresholds: Mapping[str, Any]):
+    """What the mCE and the mean error share: the protocol, the measured conditions, and the clean and JPEG-only
+    errors they are read against. Returns the measured score, the clean outcomes and the clean error (None without)."""
+    _record_protocol(record, measured.protocol, measured.n_images, thresholds)
+    measured = measured.measure()
+    clean = measured.clean
+    clean_error = None if clean is None else float(1 - clean.mean())
+    record.metric("clean_error", clean_error)
+    jpeg_only = measured.jpeg_only
+    record.metric("jpeg_only_error", None if jpeg_only is None else float(1 - jpeg_only.mean()))
+    return measured, clean, clean_error
+
+
+def _record_condition_tables(record: AuditRecord, measured: Any, thresholds: Mapping[str, Any]) -> None:
+    record.table("errors", measured.errors)
+    record.table("holm", holm_over_conditions({condition_name(*k): r.p_value for k, r in measured.conditions.items()},
+                                              thresholds["alpha"]))
+
+
 def assess_mce(record: AuditRecord, measured: MceScore, thresholds: Mapping[str, Any], context: Mapping[str, Any]) -> None:
     """The mCE (AlexNet = 100) within max_mce, with its bootstrap interval and Holm over the conditions; for a
     model whose label space is not ImageNet-1k (``context["imagenet"]`` false), the mean error and the mean
     rise over its own clean error instead (:func:`assess_mean_error`): AlexNet's errors are ImageNet-1k's."""
     if not context.get("imagenet", True):
         return assess_mean_error(record, measured, thresholds, context)
-    _record_protocol(record, measured.protocol, measured.n_images, thresholds)
-    comparable, measured = measured.comparable, measured.measure()
-    clean = measured.clean
-    summary = summarize(measured.errors, None if clean is None else float(1 - clean.mean()), measured.missing)
-    record.metric("clean_error", None if clean is None else float(1 - clean.mean()))
-    jpeg_only = measured.jpeg_only
-    record.metric("jpeg_only_error", None if jpeg_only is None else float(1 - jpeg_only.mean()))
+    comparable = measured.comparable
+    measured, clean, clean_error = _measure_and_record_references(record, measured, thresholds)
+    summary = summarize(measured.errors, clean_error, measured.missing)
     for name, value in summary.to_dict().items():
         record.metric(name, value)
     correct = {k: r.correct for k, r in measured.conditions.items()}
     ci = mce_interval(correct, clean, thresholds["bootstrap_resamples"], seed=context["seed"])
     record.metric("mce_ci", ci.get("mce"))
     record.metric("relative_mce_ci", ci.get("relative_mce"))
-    record.table("errors", measured.errors)
-    record.table("holm", holm_over_conditions({condition_name(*k): r.p_value for k, r in measured.conditions.items()},
-                                              thresholds["alpha"]))
+    _record_condition_tables(record, measured, thresholds)
     caveat = "" if comparable else f"; {NOT_COMPARABLE}"
     if not record.check_max("mce", summary.mce, "max_mce", thresholds["max_mce"]):
         raise AssertionError(
@@ -159,23 +172,16 @@ def assess_mean_error(record: AuditRecord, measured: MceScore, thresholds: Mappi
     """A model of its own label space: the mean top-1 error over the benchmark conditions (``mean_error``) and its
     mean rise over the model's own clean error (``mean_rise``), each with a bound and a bootstrap interval. No
     mCE: AlexNet's published errors, its normalization, are errors on ImageNet-1k's 1,000 classes."""
-    _record_protocol(record, measured.protocol, measured.n_images, thresholds)
     record.metric("alexnet_normalized", False)
-    measured = measured.measure()
-    clean = measured.clean
-    summary = own_summary(measured.errors, None if clean is None else float(1 - clean.mean()), measured.missing)
-    record.metric("clean_error", None if clean is None else float(1 - clean.mean()))
-    jpeg_only = measured.jpeg_only
-    record.metric("jpeg_only_error", None if jpeg_only is None else float(1 - jpeg_only.mean()))
+    measured, clean, clean_error = _measure_and_record_references(record, measured, thresholds)
+    summary = own_summary(measured.errors, clean_error, measured.missing)
     for name, value in summary.items():
         record.metric(name, value)
     correct = {k: r.correct for k, r in measured.conditions.items()}
     ci = mean_error_interval(correct, clean, thresholds["bootstrap_resamples"], seed=context["seed"])
     record.metric("mean_error_ci", ci.get("mean_error"))
     record.metric("mean_rise_ci", ci.get("mean_rise"))
-    record.table("errors", measured.errors)
-    record.table("holm", holm_over_conditions({condition_name(*k): r.p_value for k, r in measured.conditions.items()},
-                                              thresholds["alpha"]))
+    _record_condition_tables(record, measured, thresholds)
     failures = []
     if not record.check_max("mean_error", summary["mean_error"], "max_mean_error", thresholds["max_mean_error"]):
         failures.append(f"mean corruption error {summary['mean_error']:.3f} is above max_mean_error {thresholds['max_mean_error']}")

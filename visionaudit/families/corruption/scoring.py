@@ -3,7 +3,7 @@ the bootstrap interval of the mCE (the conditions and the clean pass resampled t
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -17,6 +17,23 @@ class Unavailable(Exception):
     not available, with the reason, and the mCE over the rest says so."""
 
 
+def _benchmark_keys(correct: dict[tuple[str, int], np.ndarray]) -> list[tuple[str, int]]:
+    return [k for k in correct if k[0] in BENCHMARK]
+
+
+def _resampled_errors(correct: dict[tuple[str, int], np.ndarray], keys: list[tuple[str, int]], clean: np.ndarray | None,
+                      resamples: int, seed: int) -> Iterator[np.ndarray]:
+    """Top-1 errors of ``keys`` (and the clean pass, last, when given) under ``resamples`` bootstrap resamples of
+    the images, in chunks of (conditions [+ clean], chunk) arrays: one resample serves every condition, so their
+    correlation is kept."""
+    bits = np.stack([correct[k] for k in keys] + ([clean] if clean is not None else [])).astype(np.float64)
+    n = bits.shape[1]
+    rng = np.random.default_rng(seed)
+    for start in range(0, resamples, 250):  # chunks bound the (images, resamples) weight matrix's memory
+        weights = rng.multinomial(n, np.full(n, 1.0 / n), size=min(250, resamples - start)).T / n  # (n, r)
+        yield 1.0 - bits @ weights
+
+
 def check_severities(severities: Sequence[Any]) -> tuple[int, ...]:
     bad = [s for s in severities if s not in SEVERITIES or isinstance(s, bool)]
     if bad:
@@ -28,16 +45,11 @@ def mce_interval(correct: dict[tuple[str, int], np.ndarray], clean: np.ndarray |
                  level: float = 0.95, seed: int = 0) -> dict[str, tuple[float, float]]:
     """Percentile intervals of mCE, relative mCE and mean error over images resampled with replacement (the
     same resample for every condition and the clean pass, so their correlation is kept)."""
-    keys = [k for k in correct if k[0] in BENCHMARK]
+    keys = _benchmark_keys(correct)
     if not keys:
         return {}
-    bits = np.stack([correct[k] for k in keys] + ([clean] if clean is not None else [])).astype(np.float64)
-    n = bits.shape[1]
-    rng = np.random.default_rng(seed)
     draws: dict[str, list[float]] = {"mce": [], "relative_mce": [], "mean_error": []}
-    for start in range(0, resamples, 250):
-        weights = rng.multinomial(n, np.full(n, 1.0 / n), size=min(250, resamples - start)).T / n  # (n, r)
-        errors = 1.0 - bits @ weights  # (conditions [+ clean], r)
+    for errors in _resampled_errors(correct, keys, clean, resamples, seed):
         for r in range(errors.shape[1]):
             per: dict[str, dict[int, float]] = {}
             for (c, s), e in zip(keys, errors[: len(keys), r]):
@@ -80,16 +92,11 @@ def mean_error_interval(correct: dict[tuple[str, int], np.ndarray], clean: np.nd
                         level: float = 0.95, seed: int = 0) -> dict[str, tuple[float, float]]:
     """Percentile intervals of the mean error and the mean rise over the clean error, images resampled with
     replacement (one resample for every condition and the clean pass)."""
-    keys = [k for k in correct if k[0] in BENCHMARK]
+    keys = _benchmark_keys(correct)
     if not keys:
         return {}
-    bits = np.stack([correct[k] for k in keys] + ([clean] if clean is not None else [])).astype(np.float64)
-    n = bits.shape[1]
-    rng = np.random.default_rng(seed)
     draws: dict[str, list[np.ndarray]] = {"mean_error": [], "mean_rise": []}
-    for start in range(0, resamples, 250):
-        weights = rng.multinomial(n, np.full(n, 1.0 / n), size=min(250, resamples - start)).T / n  # (n, r)
-        errors = 1.0 - bits @ weights  # (conditions [+ clean], r)
+    for errors in _resampled_errors(correct, keys, clean, resamples, seed):
         mean = errors[: len(keys)].mean(axis=0)
         draws["mean_error"].append(mean)
         if clean is not None:

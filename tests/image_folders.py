@@ -1,0 +1,28 @@
+"""Small image folders and test modules that the fault and report tests write into their own tmp paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# Two accuracy tests that need the evaluated images: a data error must reach both, said once.
+TWO_ACCURACY_TESTS = """
+import pytest
+
+pytestmark = pytest.mark.audit("accuracy")
+
+def test_one(evaluated, record):
+    record.metric("clean_top1", 1.0)
+
+def test_two(evaluated, record):
+    record.metric("clean_top1", 1.0)
+"""
+
+
+def plain_images(folder: Path, *names: str) -> Path:
+    """``folder`` with a 40 x 40 one-colour image per name (ImageNet file names put them in WNID classes)."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        Image.new("RGB", (40, 40), (90, 120, 30)).save(folder / name)
+    return folder
