@@ -37,6 +37,13 @@ def _no_data_outside_slow(request: pytest.FixtureRequest, monkeypatch: pytest.Mo
         monkeypatch.setenv(CACHE_ENV, str(tmp_path_factory.mktemp("user-cache")))
 
 
+@pytest.fixture(autouse=True)
+def _no_hypothesis_plugin_in_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The audit runs the tests start (pytester and subprocess, controller and xdist workers) use no hypothesis,
+    whose pytest plugin costs every such process about a second of imports (more on a loaded machine)."""
+    monkeypatch.setenv("PYTEST_ADDOPTS", (os.environ.get("PYTEST_ADDOPTS", "") + " -p no:hypothesispytest").strip())
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The real data beside the checkout (CI sets VISIONAUDIT_DATA to ../shared/data); slow tests only."""
