@@ -76,7 +76,11 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
     from visionaudit.families.assessment import Deferred
     from visionaudit.families.records import AuditRecord
     from visionaudit.families.registry import Family, get_family, register_family
-    from visionaudit.models.inference import clean_logits, compare_logits, predict_logits
+    from visionaudit.models.inference import (
+        clean_logits,
+        compare_logits,
+        predict_logits,
+    )
     from visionaudit.models.loading import (
         DEFAULT_MODEL,
         LoadedModel,
