@@ -23,8 +23,9 @@ class Geometry:
     """How an image file becomes a square uint8 tensor.
 
     ``crop=True`` (natural images): resize the short side to ``resize_size``, then centre-crop
-    ``crop_size``. ``crop=False`` (stimuli): the whole image to ``crop_size`` x ``crop_size``, nothing cut
-    away; an image already that size is taken unchanged.
+    ``crop_size``. ``crop=False`` (stimuli, and models whose processor warps, as ViT's): the whole image to
+    ``resize_size`` x ``resize_size``, its aspect not kept, then centre-cropped to ``crop_size`` when that is
+    smaller (for stimuli the two are equal: nothing cut away); an image already that size is taken unchanged.
     """
 
     resize_size: int
@@ -34,7 +35,7 @@ class Geometry:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"size": self.crop_size, "interpolation": self.interpolation, "crop": self.crop}
-        if self.crop:
+        if self.crop or self.resize_size != self.crop_size:
             out["resize"] = self.resize_size
         return out
 
@@ -46,7 +47,13 @@ def whole_image(size: int, interpolation: str = "bilinear") -> Geometry:
 
 @dataclass(frozen=True)
 class Preprocessing:
-    """Geometry plus per-channel normalization ``(x / 255 - mean) / std``."""
+    """Geometry plus per-channel normalization ``(x / 255 - mean) / std``.
+
+    ``keep_aspect`` (the usual rule): the short side is resized to ``resize_size``, then the centre ``crop_size``
+    is cut; False (a Hugging Face processor's ``size={"height": H, "width": W}``): the whole image is resized to
+    ``resize_size`` x ``resize_size``, then centre-cropped to ``crop_size`` (nothing when they are equal). Said in
+    the report only when False.
+    """
 
     crop_size: int = 224
     resize_size: int = 256
@@ -54,6 +61,7 @@ class Preprocessing:
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
     source: str = "default ImageNet preprocessing"
+    keep_aspect: bool = True
 
     def __post_init__(self) -> None:
         if self.interpolation not in INTERPOLATIONS:
@@ -71,7 +79,7 @@ class Preprocessing:
 
     @property
     def geometry(self) -> Geometry:
-        return Geometry(self.resize_size, self.crop_size, self.interpolation)
+        return Geometry(self.resize_size, self.crop_size, self.interpolation, crop=self.keep_aspect)
 
     @property
     def gray(self) -> bool:
@@ -100,6 +108,8 @@ class Preprocessing:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["mean"], d["std"] = list(self.mean), list(self.std)
+        if self.keep_aspect:  # the usual rule goes unsaid: reports of such models read as before
+            del d["keep_aspect"]
         if self.gray:  # said in the report: what the model was fed, and how it was made
             d["input"], d["luminance_weights"] = "gray", list(LUMA_BT601)
         return d
@@ -110,8 +120,9 @@ class Preprocessing:
         if "size" in options:
             changes["crop_size"] = _int(options["size"], "size")
             if "resize" not in options:
-                # Keep the usual 0.875 crop ratio when only the input size is given.
-                changes["resize_size"] = math.floor(changes["crop_size"] / 0.875)
+                # Keep the usual 0.875 crop ratio when only the input size is given (a warped image with no crop: none).
+                warp_only = not self.keep_aspect and self.resize_size == self.crop_size
+                changes["resize_size"] = changes["crop_size"] if warp_only else math.floor(changes["crop_size"] / 0.875)
         if "resize" in options:
             changes["resize_size"] = _int(options["resize"], "resize")
         if "interpolation" in options:
