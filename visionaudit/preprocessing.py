@@ -32,11 +32,14 @@ class Geometry:
     crop_size: int
     interpolation: str = "bilinear"
     crop: bool = True
+    floor_crop: bool = False  # the centre crop's offset rounded down (Hugging Face's), not to the nearest (torchvision's)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"size": self.crop_size, "interpolation": self.interpolation, "crop": self.crop}
         if self.crop or self.resize_size != self.crop_size:
             out["resize"] = self.resize_size
+        if self.floor_crop:
+            out["crop_offset"] = "floor"
         return out
 
 
@@ -52,7 +55,9 @@ class Preprocessing:
     ``keep_aspect`` (the usual rule): the short side is resized to ``resize_size``, then the centre ``crop_size``
     is cut; False (a Hugging Face processor's ``size={"height": H, "width": W}``): the whole image is resized to
     ``resize_size`` x ``resize_size``, then centre-cropped to ``crop_size`` (nothing when they are equal). Said in
-    the report only when False.
+    the report only when False. ``floor_crop``: the centre crop starts at ``(side - crop) // 2`` (Hugging Face
+    image processors' ``center_crop``) instead of torchvision's ``round((side - crop) / 2)``, one pixel apart when
+    the difference is odd; said in the report only when True.
     """
 
     crop_size: int = 224
@@ -62,6 +67,7 @@ class Preprocessing:
     std: tuple[float, ...] = IMAGENET_STD
     source: str = "default ImageNet preprocessing"
     keep_aspect: bool = True
+    floor_crop: bool = False
 
     def __post_init__(self) -> None:
         if self.interpolation not in INTERPOLATIONS:
@@ -79,7 +85,7 @@ class Preprocessing:
 
     @property
     def geometry(self) -> Geometry:
-        return Geometry(self.resize_size, self.crop_size, self.interpolation, crop=self.keep_aspect)
+        return Geometry(self.resize_size, self.crop_size, self.interpolation, crop=self.keep_aspect, floor_crop=self.floor_crop)
 
     @property
     def gray(self) -> bool:
@@ -108,8 +114,9 @@ class Preprocessing:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["mean"], d["std"] = list(self.mean), list(self.std)
-        if self.keep_aspect:  # the usual rule goes unsaid: reports of such models read as before
-            del d["keep_aspect"]
+        for key, usual in (("keep_aspect", True), ("floor_crop", False)):
+            if d[key] == usual:  # the usual rule goes unsaid: reports of such models read as before
+                del d[key]
         if self.gray:  # said in the report: what the model was fed, and how it was made
             d["input"], d["luminance_weights"] = "gray", list(LUMA_BT601)
         return d

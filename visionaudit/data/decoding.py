@@ -85,14 +85,22 @@ def decode_image(path: str | Path, geometry: Geometry) -> torch.Tensor:
     size = geometry.crop_size
     if geometry.crop:
         rgb = F.resize(rgb, [geometry.resize_size], interpolation=_MODES[geometry.interpolation], antialias=True)
-        rgb = F.center_crop(rgb, [size, size])
+        rgb = _centre_crop(rgb, size, geometry.floor_crop)
     else:
         warp = geometry.resize_size
         if rgb.size != (warp, warp):
             rgb = F.resize(rgb, [warp, warp], interpolation=_MODES[geometry.interpolation], antialias=True)
         if warp != size:
-            rgb = F.center_crop(rgb, [size, size])
+            rgb = _centre_crop(rgb, size, geometry.floor_crop)
     return F.pil_to_tensor(rgb)
+
+
+def _centre_crop(rgb: Image.Image, size: int, floor: bool) -> Image.Image:
+    """torchvision's centre crop (offset rounded to the nearest pixel), or Hugging Face's (rounded down)."""
+    if not floor or rgb.width < size or rgb.height < size:
+        return F.center_crop(rgb, [size, size])
+    left, top = (rgb.width - size) // 2, (rgb.height - size) // 2
+    return rgb.crop((left, top, left + size, top + size))
 
 
 def decode_or_reason(path: Path, geometry: Geometry) -> torch.Tensor | str:

@@ -18,7 +18,12 @@ The image processor's rule, in the suite's :class:`~visionaudit.preprocessing.Pr
   ``crop_size``;
 - ``resample`` (PIL's numbers: 0 nearest, 2 bilinear, 3 bicubic; others are refused: the suite resizes with
   those three), ``rescale_factor`` (folded into mean and std: ``(x * r - m) / s = (x / 255 - m / 255r) / (s / 255r)``),
-  ``image_mean``, ``image_std`` (0 and 1 when ``do_normalize`` is off).
+  ``image_mean``, ``image_std`` (0 and 1 when ``do_normalize`` is off);
+- the centre crop's offset rounded down, as transformers' ``center_crop`` does (``floor_crop``).
+
+The suite resizes with PIL, as transformers' PIL processors do (``backend="pil"``, the "slow" ones): their output is
+matched exactly. The torchvision backend (the default in transformers 5) resizes tensors: within one level for
+bilinear, up to about 11 levels at some pixels for bicubic (torchvision's tensor bicubic is not PIL's).
 
 Anything else (``longest_edge``, non-square sizes, processors with an offset) is refused naming ``?size=``, ``?resize=``,
 ``?mean=``/``?std=``: the spec's query overrides what the processor says.
@@ -129,7 +134,7 @@ def from_image_processor(config: Mapping[str, Any], source: str) -> Preprocessin
         mean, std = tuple(m / scale for m in mean), tuple(s / scale for s in std)
         rule += f", rescale {factor:g} (folded into mean and std)"
     return Preprocessing(crop_size=crop_size, resize_size=resize, interpolation=_RESAMPLE[resample], mean=mean, std=std,
-                         keep_aspect=keep_aspect, source=f"{source}: {rule}, {_RESAMPLE[resample]}")
+                         keep_aspect=keep_aspect, floor_crop=True, source=f"{source}: {rule}, {_RESAMPLE[resample]}")
 
 
 def processor_config(folder: Path) -> dict[str, Any] | None:
