@@ -137,9 +137,9 @@ def resolve_files(repo_id: str, revision: str | None, required: Sequence[Sequenc
         elif needed:
             missing.append(" or ".join(group))
     if missing and offline:
-        raise HubUnavailable(f"{what}: {', '.join(missing)} of the Hugging Face repo {repo_id}"
-                             f"{'@' + revision if revision else ''} is not in the cache {hub_cache()}, and {_why_off()}; "
-                             f"fetch it: {download_command(repo_id, revision)}, or allow downloads")
+        raise HubUnavailable(f"{what}: the Hugging Face repo {repo_id}{'@' + revision if revision else ''} is not in the "
+                             f"cache {hub_cache()} (it lacks {'; '.join(missing)}), and {_why_off()}; fetch it: "
+                             f"{download_command(repo_id, revision)}, or allow downloads")
     if missing:
         raise SpecError(f"{what}: the Hugging Face repo {repo_id} has no {', '.join(missing)}; it is not a model "
                         "visionaudit reads this way")

@@ -224,9 +224,7 @@ def _parse_hf(raw: str, target: str, options: dict[str, str]) -> ModelSpec:
 
 
 def _weights_inside(folder: Path) -> str:
-    """The way in for a folder: ``hf:PATH`` for a save_pretrained folder, else the weights file a state-dict spec reads."""
-    if (folder / "config.json").is_file():
-        return f"; a Hugging Face save_pretrained folder is read as --model hf:{folder} (pip install 'visionaudit[hf]')"
+    """The way in for a folder that holds a weights file a state-dict spec reads."""
     inside = next((folder / n for n in ("model.safetensors", "pytorch_model.bin") if (folder / n).is_file()), None)
     if inside is None:
         return ""
@@ -262,8 +260,12 @@ def parse_spec(spec: str, arch: str | None = None) -> ModelSpec:
                         f"file is {SUPPORTED_FILES}, else give a spec (torchvision:NAME, timm:NAME:CHECKPOINT, "
                         "package.module:factory)")
     if path.is_dir():
-        raise CheckpointError(f"--model {parsed.raw}: {path} is a folder, and no model folder is supported (a Hugging Face "
-                              f"save_pretrained folder included); a model file is {SUPPORTED_FILES}" + _weights_inside(path))
+        if (path / "config.json").is_file():
+            raise CheckpointError(f"--model {parsed.raw}: {path} is a folder; a Hugging Face save_pretrained folder (it has "
+                                  f"config.json) is read as --model hf:{path} (pip install 'visionaudit[hf]')")
+        raise CheckpointError(f"--model {parsed.raw}: {path} is a folder, and only Hugging Face save_pretrained folders are "
+                              f"read (as hf:FOLDER; this one has no config.json); a model file is {SUPPORTED_FILES}"
+                              + _weights_inside(path))
     if not path.is_file():
         raise CheckpointError(f"--model {parsed.raw}: no such file {path}; check the path (relative paths start at the working directory {Path.cwd()})")
     if suffix != ".safetensors" and is_torchscript_archive(path):
