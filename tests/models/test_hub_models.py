@@ -153,6 +153,12 @@ def test_the_same_model_through_a_hub_cache_with_downloads_off(vit_folder, hub_c
     with torch.no_grad():
         assert torch.equal(as_logits(model.module(x)), as_logits(folder_model.module(x)))
     assert model.preprocessing.to_dict() | {"source": ""} == folder_model.preprocessing.to_dict() | {"source": ""}
+    # Its classes are known before it loads (the controller matches the images' folders against them at startup).
+    from visionaudit.models.classes import known_before_load, outputs_before_load
+
+    for known in (spec, parse_spec(f"hf:{vit_folder}")):
+        assert known_before_load(known).names == CLASSES and outputs_before_load(known) == len(CLASSES)
+    assert known_before_load(parse_spec("hf:tiny-org/not-cached")) is None  # not on disk: known once it loads
     # A revision: the snapshot named by it, and one the cache does not hold is refused with the command.
     assert load_model(f"hf:tiny-org/tiny-vit@{REVISION}", "cpu").sha256 == model.sha256
     with pytest.raises(HubUnavailable, match=r"hf download tiny-org/tiny-vit --revision v2"):

@@ -209,6 +209,19 @@ def timm_weights(name: str, raw: str, offline: bool | None = None) -> Path:
     raise SpecError(f"{what}: timm names no source for the weights of {name}; give a checkpoint: timm:{name.split('.')[0]}:PATH")
 
 
+def hf_config_file(spec: ModelSpec) -> Path | None:
+    """An ``hf:`` model's ``config.json`` where it is already on disk (the folder's, or the cache's), without any
+    download; None otherwise."""
+    if spec.path is not None:
+        path = spec.path / HF_CONFIG
+        return path if path.is_file() else None
+    try:
+        found = _cached(spec.name, HF_CONFIG, spec.weights)
+    except Exception:  # noqa: BLE001  (a malformed repo id: the load says why)
+        return None
+    return found if isinstance(found, Path) else None
+
+
 # --- the startup check, and the model's identity ----------------------------------------------------
 
 
