@@ -3,6 +3,7 @@ pretrained tags, found in a Hugging Face cache the tests write (no network: ``HF
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -220,3 +221,48 @@ def test_timm_refusals_come_at_startup(hub_cache):
                                              r"model.safetensors or pytorch_model.bin\).*hf download timm/test_resnet.r160_in1k"):
         check_available(parse_spec("timm:test_resnet.r160_in1k"))
     check_available(parse_spec("timm:test_resnet:none"))  # random weights: nothing to fetch
+
+
+# --- the model's id where the suite keys things by it ------------------------------------------------
+
+
+def test_audit_toml_tables_name_hub_models_in_their_canonical_form(tmp_path):
+    from visionaudit.config import load_config
+
+    toml = tmp_path / "audit.toml"
+    toml.write_text('[models."hf:tiny-org/tiny-vit@main".accuracy]\nmin_top1 = 0.5\n'
+                    '[models."timm:resnet18".accuracy]\nmin_top1 = 0.6\n')
+    config = load_config(toml)
+    assert config.thresholds("accuracy", "hf:tiny-org/tiny-vit")["min_top1"] == 0.5
+    assert config.thresholds("accuracy", "timm:resnet18.a1_in1k")["min_top1"] == 0.6
+    toml.write_text('[models."timm:resnet18".accuracy]\nmin_top1 = 0.6\n[models."timm:resnet18.a1_in1k".accuracy]\nmin_top1 = 0.7\n')
+    with pytest.raises(Exception, match="name the same model"):
+        load_config(toml)
+
+
+def test_the_logit_cache_key_covers_every_file_of_an_hf_model(tmp_path, vit_folder):
+    """The processor's file is part of the model: another mean is another entry, though the weights are the same."""
+    from visionaudit.models import logit_cache
+
+    folder = tmp_path / "m"
+    folder.mkdir()
+    for p in vit_folder.iterdir():
+        (folder / p.name).write_bytes(p.read_bytes())
+    first = load_model(f"hf:{folder}", "cpu")
+    config = json.loads((folder / "preprocessor_config.json").read_text())
+    config["image_mean"] = [0.5, 0.5, 0.5]
+    (folder / "preprocessor_config.json").write_text(json.dumps(config))
+    second = load_model(f"hf:{folder}", "cpu")
+    assert first.id == second.id and first.sha256 != second.sha256
+
+    class Images:  # what the key reads of an image set
+        name, sample_ids, paths = "x", ["a.png"], [tmp_path / "a.png"]
+
+        def __len__(self):
+            return 1
+
+    (tmp_path / "a.png").write_bytes(b"not read")
+    entries = [logit_cache.entry(tmp_path, m, Images(), m.preprocessing.geometry, 8) for m in (first, second)]
+    assert entries[0].path != entries[1].path
+    assert entries[0].key["model"]["sha256"] == first.sha256 and "preprocessor_config.json" in entries[0].key["model"]["sha256_of"]
+    assert entries[0].key["model_code"]["module"].startswith("transformers.")  # transformers' version is in the key

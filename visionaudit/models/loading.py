@@ -2,7 +2,9 @@
 mode on its device, checked with one forward pass.
 
 Pretrained torchvision files go through torchvision's own cache (``TORCH_HOME``), so a populated cache
-works offline; checkpoints load safely (:mod:`visionaudit.models.checkpoints`).
+works offline; timm's pretrained tags and ``hf:`` models through the Hugging Face cache
+(:mod:`visionaudit.models.hub`, :mod:`visionaudit.models.hf`); checkpoints load safely
+(:mod:`visionaudit.models.checkpoints`).
 """
 
 from __future__ import annotations
