@@ -266,3 +266,21 @@ def test_the_logit_cache_key_covers_every_file_of_an_hf_model(tmp_path, vit_fold
     assert entries[0].path != entries[1].path
     assert entries[0].key["model"]["sha256"] == first.sha256 and "preprocessor_config.json" in entries[0].key["model"]["sha256_of"]
     assert entries[0].key["model_code"]["module"].startswith("transformers.")  # transformers' version is in the key
+
+
+def test_class_folders_that_match_no_id2label_name_stop_the_run_at_startup(tmp_path, vit_folder):
+    """The model's classes are read from its config.json on the controller, before any model loads."""
+    import numpy as np
+    from PIL import Image
+
+    for name in ("zebra", "banana"):
+        (tmp_path / "images" / name).mkdir(parents=True)
+        Image.fromarray(np.full((40, 40, 3), 128, np.uint8)).save(tmp_path / "images" / name / "a.png")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
+    env.pop("PYTEST_XDIST_WORKER", None)
+    cmd = [sys.executable, "-m", "pytest", "audits", "-p", "no:cacheprovider", "-n", "0", "--model", f"hf:{vit_folder}",
+           f"--audit-images={tmp_path / 'images'}", "-k", "test_clean_top1", f"--audit-json={tmp_path / 'r.json'}"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 4, out[-3000:]
+    assert "banana" in out and "Loading weights" not in out and "Traceback" not in out, out[-3000:]
