@@ -284,3 +284,20 @@ def test_class_folders_that_match_no_id2label_name_stop_the_run_at_startup(tmp_p
     out = proc.stdout + proc.stderr
     assert proc.returncode == 4, out[-3000:]
     assert "banana" in out and "Loading weights" not in out and "Traceback" not in out, out[-3000:]
+
+
+def test_the_colour_space_folds_run_on_an_hf_model(vit_folder):
+    """ViT checks the input's channels against the num_channels its embeddings and config keep: the folded copy says
+    1 (and the expansion back 3), the original still 3. The fold is exact: the original on the gray image stacked
+    three times gives the folded model's logits on the gray image."""
+    from visionaudit.families.conversion import gray_to_rgb, rgb_to_gray
+
+    model = load_model(f"hf:{vit_folder}", "cpu")
+    gray = rgb_to_gray(model.module, model.preprocessing)
+    assert gray.model.config.num_channels == 1 and model.module.config.num_channels == 3
+    g = torch.rand(2, 1, 64, 64)
+    with torch.no_grad():
+        stacked = as_logits(model.module(model.preprocessing.normalize(255 * g.expand(-1, 3, -1, -1))))
+        folded = as_logits(gray.model(gray.preprocessing.normalize(255 * g)))
+    assert torch.allclose(stacked, folded, atol=1e-5), (stacked - folded).abs().max()
+    assert gray_to_rgb(gray.model, gray.preprocessing).model.config.num_channels == 3
