@@ -301,3 +301,39 @@ def test_the_colour_space_folds_run_on_an_hf_model(vit_folder):
         folded = as_logits(gray.model(gray.preprocessing.normalize(255 * g)))
     assert torch.allclose(stacked, folded, atol=1e-5), (stacked - folded).abs().max()
     assert gray_to_rgb(gray.model, gray.preprocessing).model.config.num_channels == 3
+
+
+def test_downloads_happen_on_first_use_when_allowed_and_never_when_off(vit_folder, hub_cache, monkeypatch):
+    """huggingface_hub's downloader replaced by one that writes the file into the cache (as a download does) and
+    records the call: online, only what the cache lacks is fetched, once; offline, nothing is asked for; a failed
+    download names the command."""
+    import huggingface_hub
+
+    from tests.hub_models import write_cache_entry
+
+    calls = []
+
+    def fake_download(repo_id, filename, *, revision=None, cache_dir=None, **_):
+        calls.append(filename)
+        snapshot = write_cache_entry(Path(cache_dir), repo_id, {filename: (vit_folder / filename).read_bytes()})
+        return str(snapshot / filename)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    spec = parse_spec("hf:tiny-org/fetched")
+    with pytest.raises(HubUnavailable):
+        check_available(spec, offline=True)
+    assert calls == []  # --audit-offline: nothing asked of the network
+    check_available(spec)
+    assert sorted(calls) == ["config.json", "model.safetensors", "preprocessor_config.json"]  # not pytorch_model.bin
+    check_available(spec)
+    assert len(calls) == 3  # found in the cache the second time
+    assert load_model(spec, "cpu").sha256 == sha256sum_lines(list(vit_folder.iterdir()))
+
+    def failing(*args, **kwargs):
+        raise OSError("Network is unreachable")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", failing)
+    with pytest.raises(HubUnavailable, match=r"could not download config.json of tiny-org/other \(OSError: Network is "
+                                             r"unreachable\); fetch it where the network works: hf download tiny-org/other"):
+        check_available(parse_spec("hf:tiny-org/other"))
