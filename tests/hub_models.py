@@ -5,7 +5,6 @@ and a timm architecture's random weights where huggingface_hub looks for its pre
 from __future__ import annotations
 
 import hashlib
-import shutil
 from pathlib import Path
 
 import torch
@@ -70,7 +69,3 @@ def sha256sum_lines(files: list[Path]) -> str:
         lines += hashlib.sha256(path.read_bytes()).hexdigest() + "  " + path.name + "\n"
     return hashlib.sha256(lines.encode()).hexdigest()
 
-
-def copy_folder(src: Path, dst: Path) -> Path:
-    shutil.copytree(src, dst)
-    return dst

@@ -70,12 +70,7 @@ class HubFiles:
 
     repo_id: str
     revision: str | None
-    files: dict[str, Path]
-
-    @property
-    def folder(self) -> Path:
-        """The snapshot folder (the files of one revision side by side, as ``save_pretrained`` writes them)."""
-        return next(iter(self.files.values())).parent
+    files: dict[str, Path]  # in one snapshot folder: the files of one revision side by side, as save_pretrained writes them
 
 
 def _cached(repo_id: str, name: str, revision: str | None) -> Path | bool | None:
