@@ -20,6 +20,7 @@ from visionaudit.errors import VisionAuditError
 from visionaudit.families.corruption.imagenet_c import check_root
 from visionaudit.models import logit_cache
 from visionaudit.models.classes import check_before_load
+from visionaudit.models.hub import check_available
 from visionaudit.models.specs import DEFAULT_MODEL, parse_spec
 
 SETTINGS_KEY = pytest.StashKey["Settings"]()
@@ -71,8 +72,12 @@ def _resolve(config: pytest.Config) -> Settings:
     audit_config = load_config(path, arch)
     run = audit_config.run
     spellings: dict[str, str] = {}
+    no_downloads = offline(bool(config.getoption("audit_offline", False)))
     for spec in config.getoption("model") or run.get("models") or (DEFAULT_MODEL,):
-        spellings.setdefault(parse_spec(spec, arch).id, spec)  # a typo fails the run at once; a repeat counts once
+        parsed = parse_spec(spec, arch)  # a typo fails the run at once; a repeat counts once
+        if parsed.id not in spellings:
+            check_available(parsed, no_downloads)  # a hub model's files: in the cache (fetched now if allowed), or exit 4
+        spellings.setdefault(parsed.id, spec)
     samples = _number(config, "audit_samples", int, "a positive number of images")
     samples = samples if samples is not None else run.get("samples")
     batch_size = _number(config, "audit_batch_size", int, "a positive number of images per forward pass",
@@ -94,7 +99,7 @@ def _resolve(config: pytest.Config) -> Settings:
         imagenet_c=_imagenet_c(config.getoption("audit_imagenet_c", None)),
         spellings=spellings,
         shard=_shard(config),
-        offline=offline(bool(config.getoption("audit_offline", False))),
+        offline=no_downloads,
         decode_memory=_decode_memory(config, run),
         cache=config.getoption("audit_cache") or run.get("cache") or os.environ.get(logit_cache.CACHE_ENV) or None,
         classes=_class_files(config.getoption("audit_classes", None) or run.get("classes"), spellings),

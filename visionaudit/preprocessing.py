@@ -23,19 +23,23 @@ class Geometry:
     """How an image file becomes a square uint8 tensor.
 
     ``crop=True`` (natural images): resize the short side to ``resize_size``, then centre-crop
-    ``crop_size``. ``crop=False`` (stimuli): the whole image to ``crop_size`` x ``crop_size``, nothing cut
-    away; an image already that size is taken unchanged.
+    ``crop_size``. ``crop=False`` (stimuli, and models whose processor warps, as ViT's): the whole image to
+    ``resize_size`` x ``resize_size``, its aspect not kept, then centre-cropped to ``crop_size`` when that is
+    smaller (for stimuli the two are equal: nothing cut away); an image already that size is taken unchanged.
     """
 
     resize_size: int
     crop_size: int
     interpolation: str = "bilinear"
     crop: bool = True
+    floor_crop: bool = False  # the centre crop's offset rounded down (Hugging Face's), not to the nearest (torchvision's)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"size": self.crop_size, "interpolation": self.interpolation, "crop": self.crop}
-        if self.crop:
+        if self.crop or self.resize_size != self.crop_size:
             out["resize"] = self.resize_size
+        if self.floor_crop:
+            out["crop_offset"] = "floor"
         return out
 
 
@@ -46,7 +50,15 @@ def whole_image(size: int, interpolation: str = "bilinear") -> Geometry:
 
 @dataclass(frozen=True)
 class Preprocessing:
-    """Geometry plus per-channel normalization ``(x / 255 - mean) / std``."""
+    """Geometry plus per-channel normalization ``(x / 255 - mean) / std``.
+
+    ``keep_aspect`` (the usual rule): the short side is resized to ``resize_size``, then the centre ``crop_size``
+    is cut; False (a Hugging Face processor's ``size={"height": H, "width": W}``): the whole image is resized to
+    ``resize_size`` x ``resize_size``, then centre-cropped to ``crop_size`` (nothing when they are equal). Said in
+    the report only when False. ``floor_crop``: the centre crop starts at ``(side - crop) // 2`` (Hugging Face
+    image processors' ``center_crop``) instead of torchvision's ``round((side - crop) / 2)``, one pixel apart when
+    the difference is odd; said in the report only when True.
+    """
 
     crop_size: int = 224
     resize_size: int = 256
@@ -54,6 +66,8 @@ class Preprocessing:
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
     source: str = "default ImageNet preprocessing"
+    keep_aspect: bool = True
+    floor_crop: bool = False
 
     def __post_init__(self) -> None:
         if self.interpolation not in INTERPOLATIONS:
@@ -71,7 +85,7 @@ class Preprocessing:
 
     @property
     def geometry(self) -> Geometry:
-        return Geometry(self.resize_size, self.crop_size, self.interpolation)
+        return Geometry(self.resize_size, self.crop_size, self.interpolation, crop=self.keep_aspect, floor_crop=self.floor_crop)
 
     @property
     def gray(self) -> bool:
@@ -100,6 +114,9 @@ class Preprocessing:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["mean"], d["std"] = list(self.mean), list(self.std)
+        for key, usual in (("keep_aspect", True), ("floor_crop", False)):
+            if d[key] == usual:  # the usual rule goes unsaid: reports of such models read as before
+                del d[key]
         if self.gray:  # said in the report: what the model was fed, and how it was made
             d["input"], d["luminance_weights"] = "gray", list(LUMA_BT601)
         return d
@@ -110,8 +127,9 @@ class Preprocessing:
         if "size" in options:
             changes["crop_size"] = _int(options["size"], "size")
             if "resize" not in options:
-                # Keep the usual 0.875 crop ratio when only the input size is given.
-                changes["resize_size"] = math.floor(changes["crop_size"] / 0.875)
+                # Keep the usual 0.875 crop ratio when only the input size is given (a warped image with no crop: none).
+                warp_only = not self.keep_aspect and self.resize_size == self.crop_size
+                changes["resize_size"] = changes["crop_size"] if warp_only else math.floor(changes["crop_size"] / 0.875)
         if "resize" in options:
             changes["resize_size"] = _int(options["resize"], "resize")
         if "interpolation" in options:

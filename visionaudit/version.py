@@ -12,5 +12,8 @@ __version__ = "0.1.0"
 #    that is not a pass), `run.baseline`; not_judged entries keep what was measured; the model entry's `classes` (its label space: class names in output order, their source, WNIDs for
 #    ImageNet-1k), `run.notes` (what the run said once about its input);
 #    `incomplete.stopped_by` (the test that -x/--maxfail stopped after). Schema 3 is still read.
-SCHEMA_VERSION = 4
+# 5: the model entry's `preprocessing.keep_aspect` (false: the whole image warped to the resize size, as a Hugging
+#    Face ViT processor does) and `preprocessing.floor_crop` (true: the centre crop's offset rounded down), each
+#    present only when not the usual rule; `sha256_of` may name several files hashed together (hf: models).
+SCHEMA_VERSION = 5
 OLDEST_READABLE = 3  # the oldest schema still read as a baseline or a merge part

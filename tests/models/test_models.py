@@ -319,16 +319,24 @@ def test_a_torch_save_state_dict_named_pkl_loads_with_arch(tmp_path, suffix):
 
 
 def test_a_folder_says_it_is_a_folder_and_which_are_read(tmp_path):
-    folder = tmp_path / "hf-model"
+    folder = tmp_path / "weights-only"
     folder.mkdir()
-    (folder / "config.json").write_text("{}")
     with pytest.raises(CheckpointError) as refused:
         parse_spec(str(folder))
     message = str(refused.value)
-    assert f"{folder} is a folder, and no model folder is supported (a Hugging Face save_pretrained folder included)" in message
+    assert f"{folder} is a folder, and only Hugging Face save_pretrained folders are read (as hf:FOLDER" in message
     assert "no such file" not in message and "model.safetensors" not in message
     (folder / "model.safetensors").write_bytes(b"")
     with pytest.raises(CheckpointError, match=rf"its weights {folder / 'model.safetensors'} load as a state dict: --model "):
+        parse_spec(str(folder))
+
+
+def test_a_save_pretrained_folder_given_bare_is_pointed_to_hf(tmp_path):
+    """Issue 25: the folder is read as hf:FOLDER (the prefix names the kind; a folder has one id)."""
+    folder = tmp_path / "hf-model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    with pytest.raises(CheckpointError, match=rf"is read as --model hf:{folder} "):
         parse_spec(str(folder))
 
 

@@ -64,8 +64,9 @@ def _too_large(path: str | Path, pixels: str) -> DataError:
 def decode_image(path: str | Path, geometry: Geometry) -> torch.Tensor:
     """Read ``path``, make it RGB, and bring it to ``geometry``: uint8 ``(3, size, size)``.
 
-    Natural images: resize the short side and centre-crop. Uncropped geometries (stimuli): the whole
-    image resized to the square size, or taken as it is when it already has that size. The resize runs
+    Natural images: resize the short side and centre-crop. Uncropped geometries (stimuli, warping models): the
+    whole image resized to the square resize size, or taken as it is when it already has that size, then
+    centre-cropped when the crop is smaller. The resize runs
     on the PIL image (antialiased), as torchvision's evaluation transforms do.
     """
     try:
@@ -84,10 +85,22 @@ def decode_image(path: str | Path, geometry: Geometry) -> torch.Tensor:
     size = geometry.crop_size
     if geometry.crop:
         rgb = F.resize(rgb, [geometry.resize_size], interpolation=_MODES[geometry.interpolation], antialias=True)
-        rgb = F.center_crop(rgb, [size, size])
-    elif rgb.size != (size, size):
-        rgb = F.resize(rgb, [size, size], interpolation=_MODES[geometry.interpolation], antialias=True)
+        rgb = _centre_crop(rgb, size, geometry.floor_crop)
+    else:
+        warp = geometry.resize_size
+        if rgb.size != (warp, warp):
+            rgb = F.resize(rgb, [warp, warp], interpolation=_MODES[geometry.interpolation], antialias=True)
+        if warp != size:
+            rgb = _centre_crop(rgb, size, geometry.floor_crop)
     return F.pil_to_tensor(rgb)
+
+
+def _centre_crop(rgb: Image.Image, size: int, floor: bool) -> Image.Image:
+    """torchvision's centre crop (offset rounded to the nearest pixel), or Hugging Face's (rounded down)."""
+    if not floor or rgb.width < size or rgb.height < size:
+        return F.center_crop(rgb, [size, size])
+    left, top = (rgb.width - size) // 2, (rgb.height - size) // 2
+    return rgb.crop((left, top, left + size, top + size))
 
 
 def decode_or_reason(path: Path, geometry: Geometry) -> torch.Tensor | str:

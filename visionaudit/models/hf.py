@@ -1,0 +1,172 @@
+"""Hugging Face ``transformers`` image classifiers (``hf:PATH``, ``hf:ORG/NAME[@REVISION]``; ``pip install '.[hf]'``).
+
+The folder is what ``save_pretrained`` writes: ``config.json``, the weights (``model.safetensors`` or
+``pytorch_model.bin``) and, beside them, the image processor's ``preprocessor_config.json``. A hub model's files
+come from the local Hugging Face cache (:mod:`visionaudit.models.hub`: the download policy). The model loads
+through ``AutoModelForImageClassification`` from local files only; its classes are ``config.id2label``
+(:func:`visionaudit.models.classes.hf_classes`); its output's ``.logits`` are the logits
+(:func:`visionaudit.models.loading.as_logits`).
+
+The image processor's rule, in the suite's :class:`~visionaudit.preprocessing.Preprocessing`
+(:func:`from_image_processor`):
+
+- ``size={"height": H, "width": W}`` (ViT, DeiT, BEiT, Swin): the whole image to H x W, aspect not kept
+  (``keep_aspect=False``), then ``crop_size`` centre-cropped when ``do_center_crop``; H must equal W;
+- ``size={"shortest_edge": S}`` with ``crop_pct`` (ConvNeXt): below 384, the short side to ``int(S / crop_pct)`` and a
+  centre crop of S; from 384 on, the whole image to S x S (as ``ConvNextImageProcessor.resize`` does);
+- ``size={"shortest_edge": S}`` with ``do_center_crop`` (BiT, CLIP-style, ResNet): the short side to S, centre crop
+  ``crop_size``;
+- ``resample`` (PIL's numbers: 0 nearest, 2 bilinear, 3 bicubic; others are refused: the suite resizes with
+  those three), ``rescale_factor`` (folded into mean and std: ``(x * r - m) / s = (x / 255 - m / 255r) / (s / 255r)``),
+  ``image_mean``, ``image_std`` (0 and 1 when ``do_normalize`` is off);
+- the centre crop's offset rounded down, as transformers' ``center_crop`` does (``floor_crop``).
+
+The suite resizes with PIL, as transformers' PIL processors do (``backend="pil"``, the "slow" ones): their output is
+matched exactly. The torchvision backend (the default in transformers 5) resizes tensors: within one level for
+bilinear, up to about 11 levels at some pixels for bicubic (torchvision's tensor bicubic is not PIL's).
+
+Anything else (``longest_edge``, non-square sizes, processors with an offset) is refused naming ``?size=``, ``?resize=``,
+``?mean=``/``?std=``: the spec's query overrides what the processor says.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Mapping
+
+from visionaudit.errors import CheckpointError, SpecError
+from visionaudit.models import hub
+from visionaudit.models.classes import hf_classes
+from visionaudit.models.specs import ModelSpec
+from visionaudit.preprocessing import Preprocessing
+
+_RESAMPLE = {0: "nearest", 2: "bilinear", 3: "bicubic"}  # PIL.Image.Resampling values
+_RESAMPLE_NAMES = {1: "LANCZOS", 4: "BOX", 5: "HAMMING"}
+_CONVNEXT_SQUASH_FROM = 384  # ConvNextImageProcessor: from this size on, the image is warped to it, not cropped
+
+
+def _need_transformers(raw: str):
+    try:
+        import transformers
+    except ImportError:
+        raise SpecError(f"--model {raw}: Hugging Face models need transformers: pip install 'visionaudit[hf]'") from None
+    return transformers
+
+
+def model_files(spec: ModelSpec) -> list[Path]:
+    """The files that make the model (configuration, weights, image processor's configuration), for its identity."""
+    if spec.path is not None:
+        folder = spec.path
+        weights = next((folder / n for n in hub.HF_WEIGHTS if (folder / n).is_file()), None)
+        if weights is None:
+            raise CheckpointError(f"--model {spec.raw}: {folder} holds no {' or '.join(hub.HF_WEIGHTS)}; save the model "
+                                  "with save_pretrained (sharded checkpoints are not read)")
+        return [p for p in (folder / hub.HF_CONFIG, weights, folder / hub.HF_PROCESSOR) if p.is_file()]
+    return list(hub.hf_repo_files(spec).files.values())
+
+
+def _resample(value: Any) -> int:
+    value = getattr(value, "value", value)  # PIL.Image.Resampling, or torchvision's InterpolationMode by name
+    if isinstance(value, str):
+        return {"nearest": 0, "bilinear": 2, "bicubic": 3}.get(value.lower(), -1)
+    return int(value) if value is not None else 2
+
+
+def from_image_processor(config: Mapping[str, Any], source: str) -> Preprocessing:
+    """The suite's preprocessing for an image processor's configuration (``preprocessor_config.json``'s keys, or a
+    processor's ``to_dict()``); see the module docstring for the rules."""
+    kind = str(config.get("image_processor_type") or "")
+    size = config.get("size") or {"height": 224, "width": 224}
+    if isinstance(size, int):
+        size = {"shortest_edge": size}
+    crop = config.get("crop_size") if config.get("do_center_crop") else None
+    if isinstance(crop, int):
+        crop = {"height": crop, "width": crop}
+    if crop is not None and crop.get("height") != crop.get("width"):
+        raise SpecError(f"{source}: a {crop['height']} x {crop['width']} crop is not square; the suite feeds square "
+                        "images: give ?size=N (and ?resize=N)")
+    resample = _resample(config.get("resample", 2))
+    if resample not in _RESAMPLE:
+        raise SpecError(f"{source}: resample={_RESAMPLE_NAMES.get(resample, resample)} is not one the suite resizes "
+                        "with; give ?interpolation=bilinear|bicubic|nearest")
+    keep_aspect = True
+    if "height" in size and "width" in size:
+        if size["height"] != size["width"]:
+            raise SpecError(f"{source}: resizing to {size['height']} x {size['width']} (not square); the suite feeds "
+                            "square images: give ?size=N")
+        resize = int(size["height"])
+        keep_aspect = False
+        crop_size = int(crop["height"]) if crop else resize
+        rule = f"whole image to {resize} x {resize}" + (f", centre crop {crop_size}" if crop else "")
+    elif "shortest_edge" in size and config.get("crop_pct") is not None and kind.startswith("ConvNext"):
+        edge = int(size["shortest_edge"])
+        if edge < _CONVNEXT_SQUASH_FROM:
+            resize, crop_size = int(edge / float(config["crop_pct"])), edge
+            rule = f"short side to {resize} (crop_pct {config['crop_pct']}), centre crop {edge}"
+        else:
+            resize = crop_size = edge
+            keep_aspect = False
+            rule = f"whole image to {edge} x {edge}"
+    elif "shortest_edge" in size and crop:
+        resize, crop_size = int(size["shortest_edge"]), int(crop["height"])
+        rule = f"short side to {resize}, centre crop {crop_size}"
+    else:
+        raise SpecError(f"{source}: the image processor resizes by {sorted(size)} without a square crop, which the suite "
+                        "cannot follow; give ?size=N&resize=N")
+    if not config.get("do_resize", True):
+        raise SpecError(f"{source}: the image processor does not resize; give ?size=N&resize=N")
+    if config.get("do_rescale", True):
+        factor = float(config.get("rescale_factor", 1 / 255))
+    else:
+        factor = 1.0
+    if config.get("rescale_offset"):
+        raise SpecError(f"{source}: rescale_offset (values in [-1, 1] before normalizing) is not followed; give "
+                        "?mean=M&std=S for the whole mapping from [0, 1]")
+    if config.get("do_normalize", True):
+        mean = tuple(float(v) for v in config.get("image_mean", (0.5, 0.5, 0.5)))
+        std = tuple(float(v) for v in config.get("image_std", (0.5, 0.5, 0.5)))
+    else:
+        mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+    scale = 255.0 * factor  # the suite normalizes x / 255: fold the processor's own factor into mean and std
+    if not math.isclose(scale, 1.0, rel_tol=1e-9):
+        mean, std = tuple(m / scale for m in mean), tuple(s / scale for s in std)
+        rule += f", rescale {factor:g} (folded into mean and std)"
+    return Preprocessing(crop_size=crop_size, resize_size=resize, interpolation=_RESAMPLE[resample], mean=mean, std=std,
+                         keep_aspect=keep_aspect, floor_crop=True, source=f"{source}: {rule}, {_RESAMPLE[resample]}")
+
+
+def processor_config(folder: Path) -> dict[str, Any] | None:
+    """The image processor's configuration as transformers completes it (its class defaults for keys the file leaves
+    out); None when the folder has none."""
+    path = folder / hub.HF_PROCESSOR
+    if not path.is_file():
+        return None
+    try:
+        from transformers import AutoImageProcessor
+
+        return AutoImageProcessor.from_pretrained(str(folder), local_files_only=True).to_dict()
+    except Exception:  # noqa: BLE001  (a processor class this transformers lacks: the file's own keys)
+        return json.loads(path.read_text())
+
+
+def build(spec: ModelSpec):
+    """The module, its preprocessing and classes, and the files that make it (``loading._Built`` is made from these)."""
+    _need_transformers(spec.raw)
+    from transformers import AutoModelForImageClassification
+
+    files = model_files(spec)
+    folder = files[0].parent
+    where = str(spec.path) if spec.path is not None else f"{spec.name}{'@' + spec.weights if spec.weights else ''} ({folder})"
+    try:
+        module = AutoModelForImageClassification.from_pretrained(str(folder), local_files_only=True)
+    except Exception as e:
+        raise CheckpointError(f"--model {spec.raw}: transformers could not load an image classifier from {where} "
+                              f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+    config = processor_config(folder)
+    if config is None:
+        pre = Preprocessing(source=f"default ImageNet preprocessing (no {hub.HF_PROCESSOR} in {where})")
+    else:
+        pre = from_image_processor(config, f"image processor {config.get('image_processor_type', '')} of {where}".replace("  ", " "))
+    return module, pre, f"hf:{type(module).__name__}", files, hf_classes(module)
