@@ -85,7 +85,12 @@ def read_graph(path: str | Path) -> OnnxGraph:
     its external data files present, its metadata properties well formed. Read once per file version."""
     path = Path(path)
     st = path.stat()
-    return _read_graph(str(path.resolve()), st.st_size, st.st_mtime_ns)
+    graph = _read_graph(str(path.resolve()), st.st_size, st.st_mtime_ns)
+    missing = [str(f) for f in graph.external_files if not f.is_file()]
+    if missing:  # looked for at every read: the cache keys on the .onnx file alone
+        raise CheckpointError(f"{path} keeps its weights in external data files, and {', '.join(missing)} is not there; "
+                              "copy them beside the .onnx file")
+    return graph
 
 
 @lru_cache(maxsize=8)
@@ -151,12 +156,7 @@ def _external_files(proto: Any, path: Path) -> tuple[Path, ...]:
     for t in proto.graph.initializer:
         if t.data_location == 1:  # onnx.TensorProto.EXTERNAL
             names.update(e.value for e in t.external_data if e.key == "location")
-    files = tuple(sorted(path.parent / n for n in names))
-    missing = [str(f) for f in files if not f.is_file()]
-    if missing:
-        raise CheckpointError(f"{path} keeps its weights in external data files, and {', '.join(missing)} is not there; "
-                              "copy them beside the .onnx file")
-    return files
+    return tuple(sorted(path.parent / n for n in names))
 
 
 def model_identity(graph: OnnxGraph) -> tuple[str, str]:

@@ -121,7 +121,9 @@ def _check_weights(raw: str, name: str, weights: str) -> None:
 
 
 def _query(options: dict[str, str]) -> str:
-    return "&".join(f"{k}={options[k]}" for k in sorted(options))
+    # A value that is a spec with its own query (?reference=SPEC?a=1&b=2) keeps its "&" escaped, so that the
+    # canonical form parses back to itself.
+    return "&".join(f"{k}={options[k].replace('&', '%26')}" for k in sorted(options))
 
 
 def _parse(spec: str, arch: str | None) -> ModelSpec:
