@@ -94,6 +94,17 @@ def conv_graph(path: Path, weight: np.ndarray, before: list = (), conv_attrs: di
     return path
 
 
+def expected_identity(path: Path) -> str:
+    """The documented identity, computed here: the file's sha256, or over ``NAME<tab>SHA256`` lines of it and the
+    external data files its initializers name."""
+    proto = onnx.load(str(path), load_external_data=False)
+    names = {e.value for t in proto.graph.initializer for e in t.external_data if e.key == "location"}
+    if not names:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    lines = "".join(f"{n}\t{hashlib.sha256((path.parent / n).read_bytes()).hexdigest()}\n" for n in sorted({path.name, *names}))
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
 def weights(out=4, cin=3, k=3, seed=0) -> np.ndarray:
     return np.random.default_rng(seed).normal(size=(out, cin, k, k)).astype(np.float32)
 
@@ -173,7 +184,8 @@ def test_identity_is_the_files_sha256_with_its_external_data(tmp_path):
     data = folder / "w.data"
     lines = "".join(f"{name}\t{hashlib.sha256((folder / name).read_bytes()).hexdigest()}\n" for name in sorted(["b.onnx", "w.data"]))
     model = load_model(str(split), "cpu")
-    assert model.sha256 == hashlib.sha256(lines.encode()).hexdigest() and model.sha256_of == f"{split} + {data}"
+    assert model.sha256 == hashlib.sha256(lines.encode()).hexdigest() == expected_identity(split)
+    assert model.sha256_of == f"{split} + {data}"
     assert model.parameters == 4 * 3 * 3 * 3 + 4
     data.unlink()
     with pytest.raises(CheckpointError, match=r"keeps its weights in external data files, and .*w.data is not there"):
@@ -332,3 +344,41 @@ def test_a_run_stops_at_startup_with_exit_4(tmp_path, case):
     output = proc.stdout + proc.stderr
     assert proc.returncode == 4 and expected in output, output[-3000:]
     assert "Traceback" not in output
+
+
+def test_the_logit_cache_keys_an_onnx_model_by_its_file_and_runtime(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from visionaudit.data import image_sets as datasets
+    from visionaudit.models import inference, logit_cache
+
+    for i in range(4):
+        folder = tmp_path / "images" / f"class{i % 2}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.random.default_rng(i).integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    sample = datasets.labelled_images(tmp_path / "images")
+    path = export_tiny(tmp_path / "tiny.onnx", None)
+    previous = logit_cache.configure(tmp_path / "cache")
+    try:
+        first_model = load_model(str(path), "cpu")
+        images = datasets.load_images(sample, first_model.preprocessing.geometry)
+        first = inference.clean_logits(first_model, sample, images)
+        entry = logit_cache.entry(tmp_path / "cache", first_model, sample, first_model.preprocessing.geometry, 8)
+        assert entry.path.is_file() and entry.key["model"]["sha256"] == expected_identity(path)
+        assert f"ONNX Runtime {ort.__version__}" in entry.key["model"]["architecture"]
+        assert entry.key["model_code"]["module"] == "visionaudit.models.onnx_model"
+
+        def no_forward(*args, **kwargs):
+            raise AssertionError("the clean pass ran although the cache holds it")
+
+        with monkeypatch.context() as patch:
+            patch.setattr(inference, "predict_logits", no_forward)
+            assert torch.equal(inference.clean_logits(load_model(str(path), "cpu"), sample, images), first)
+        from tests.tiny_models import tiny_other
+
+        torch.onnx.export(tiny_other().eval(), (torch.zeros(2, 3, 32, 32),), str(path), dynamo=True, verbose=False)
+        other = load_model(str(path), "cpu")  # the same path, other weights: another entry
+        assert logit_cache.entry(tmp_path / "cache", other, sample, other.preprocessing.geometry, 8).path != entry.path
+        assert not torch.equal(inference.clean_logits(other, sample, images), first)
+    finally:
+        logit_cache.configure(previous)

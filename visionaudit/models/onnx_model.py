@@ -291,21 +291,17 @@ def open_model(path: Path, device: torch.device) -> OnnxModel:
 
 def export_onnx(module: nn.Module, example: torch.Tensor, path: str | Path, preprocessing: Preprocessing | None = None,
                 names: list[str] | tuple[str, ...] | None = None) -> Path:
-    """``module`` (eval) exported to ``path`` by torch's dynamo exporter, its batch dimension dynamic; with
-    ``preprocessing`` and ``names`` the metadata properties this module reads back (module docstring)."""
+    """``module`` (eval) exported to ``path`` by torch's dynamo exporter, its batch dimension dynamic, its weights in
+    the file (external data only past protobuf's 2 GB); with ``preprocessing`` and ``names`` the metadata properties
+    this module reads back (module docstring)."""
     path = Path(path)
     batch = torch.export.Dim("batch", min=1, max=4096)
-    torch.onnx.export(module, (example,), str(path), dynamo=True, dynamic_shapes=({0: batch},), verbose=False)
-    props = {}
+    program = torch.onnx.export(module, (example,), dynamo=True, dynamic_shapes=({0: batch},), verbose=False)
     if preprocessing is not None:
-        props[METADATA_PREPROCESSING] = json.dumps({"size": preprocessing.crop_size, "resize": preprocessing.resize_size,
-                                                    "interpolation": preprocessing.interpolation,
-                                                    "mean": list(preprocessing.mean), "std": list(preprocessing.std)})
+        program.model.metadata_props[METADATA_PREPROCESSING] = json.dumps(
+            {"size": preprocessing.crop_size, "resize": preprocessing.resize_size, "interpolation": preprocessing.interpolation,
+             "mean": list(preprocessing.mean), "std": list(preprocessing.std)})
     if names is not None:
-        props[METADATA_CLASSES] = json.dumps(list(names))
-    if props:
-        onnx = _onnx()
-        proto = onnx.load(str(path))
-        onnx.helper.set_model_props(proto, {**{p.key: p.value for p in proto.metadata_props}, **props})
-        onnx.save(proto, str(path))
+        program.model.metadata_props[METADATA_CLASSES] = json.dumps(list(names))
+    program.save(str(path))
     return path
