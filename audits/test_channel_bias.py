@@ -11,6 +11,7 @@ import pytest
 
 from visionaudit.families.channel_bias import (
     CONTROL_ZOO,
+    ChannelBias,
     functional_shares,
     weight_bias,
 )
@@ -25,8 +26,8 @@ def test_weight_shares(model, assess):
 def test_functional_shares(model, labelled_images, evaluate, assess, thresholds, audit_seed):
     """Weight times signal, channel ablation and gradient x input, on real images (recorded, not gated)."""
     weight = weight_bias(model)
-    measured = None
-    if weight is not None:  # RGB only: the assessor says so
+    measured = weight
+    if isinstance(weight, ChannelBias):  # RGB weight shares only: the assessor says why not
         ev = evaluate(model, labelled_images.stratified_subset(thresholds["functional_images"], audit_seed))
         measured = functional_shares(model, weight, ev.images, ev.labels, ev.logits)
     assess("functional_shares", measured, model=model.id)

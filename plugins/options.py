@@ -27,7 +27,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("visionaudit", "visionaudit: model audits")
     group.addoption("--model", action="append", default=None, metavar="SPEC",
                     help="model to audit (repeatable): efficientnet_lite0, torchvision:NAME[:WEIGHTS|none], "
-                         "timm:NAME:CHECKPOINT, FILE.pt, FILE.pth|.safetensors with --arch, package.module:factory. "
+                         "timm:NAME:CHECKPOINT, FILE.pt, FILE.pth|.safetensors with --arch, FILE.onnx, package.module:factory. "
                          "Default: [run] models in audit.toml, else efficientnet_lite0")
     add_model_options(group.addoption, PYTEST_PREFIX)
     add_classes_option(group.addoption, PYTEST_PREFIX)

@@ -284,16 +284,18 @@ def test_channel_counts_that_cannot_be_fed_say_how_to_get_there():
         predict_logits(gray, torch.zeros(2, 2, 224, 224, dtype=torch.uint8))
 
 
-@pytest.mark.parametrize("name, what", [("model.onnx", "ONNX"), ("model.tflite", "TensorFlow Lite"), ("m.h5", "Keras (HDF5)")])
+@pytest.mark.parametrize("name, what", [("model.ort", "ONNX Runtime"), ("model.tflite", "TensorFlow Lite"), ("m.h5", "Keras (HDF5)")])
 def test_a_model_file_of_another_format_says_which_files_are_read(tmp_path, name, what):
-    """Issue 23, item 11: an .onnx file was "a state dict" that needs --arch, then "corrupt or truncated"."""
+    """Issue 23, item 11: an .onnx file was "a state dict" that needs --arch, then "corrupt or truncated" (since issue 25
+    .onnx files are read: tests/models/test_onnx_model.py)."""
     path = tmp_path / name
     path.write_bytes(b"\x08\x07\x12\x04onnx")
     for arch in (None, "torchvision:resnet18"):
         with pytest.raises(SpecError) as refused:
             parse_spec(str(path), arch=arch)
         message = str(refused.value)
-        assert f"{what} model files ({path.suffix}) are not supported; a model file is a TorchScript archive" in message
+        assert (f"{what} model files ({path.suffix}) are not supported; a model file is an ONNX file (.onnx), a TorchScript "
+                "archive") in message
         assert "state dict" in message and "corrupt" not in message and "needs its architecture" not in message
     odd = tmp_path / "model.weights"
     odd.write_bytes(b"\x08\x07\x12\x04onnx")

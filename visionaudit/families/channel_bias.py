@@ -35,6 +35,8 @@ from visionaudit.models.first_conv import (
 )
 from visionaudit.models.inference import predict_logits
 from visionaudit.models.loading import LoadedModel, as_logits
+from visionaudit.models.onnx_conv import graph_first_conv
+from visionaudit.models.onnx_model import OnnxModule
 from visionaudit.models.topk import top1_accuracy
 
 CHANNELS = ("r", "g", "b")
@@ -113,6 +115,13 @@ def gradient_shares(model: LoadedModel, images: torch.Tensor, labels: torch.Tens
     return _normalize(totals)
 
 
+@dataclass(frozen=True)
+class FirstConvUnread:
+    """No first convolution could be read (an ONNX graph whose input reaches no stored-weight Conv): the reason."""
+
+    reason: str
+
+
 @dataclass
 class ChannelBias:
     first_conv: str
@@ -123,9 +132,16 @@ class ChannelBias:
     first: FirstConv = field(repr=False)  # for the functional measures, found once
 
 
-def weight_bias(model: LoadedModel) -> ChannelBias | None:
-    """The weight-based measures for ``model``; None when its first conv does not take 3 channels."""
-    first = find_first_conv(model.module, (1, model.preprocessing.channels, model.input_size, model.input_size), model.device)
+def weight_bias(model: LoadedModel) -> ChannelBias | FirstConvUnread | None:
+    """The weight-based measures for ``model``; None when its first conv does not take 3 channels. An ONNX graph's
+    first convolution is read from its weight initializer (:func:`graph_first_conv`), or why it cannot be."""
+    if isinstance(model.module, OnnxModule):
+        try:
+            first = graph_first_conv(model.module.graph)
+        except ModelOutputError as e:
+            return FirstConvUnread(str(e))
+    else:
+        first = find_first_conv(model.module, (1, model.preprocessing.channels, model.input_size, model.input_size), model.device)
     if first.in_channels != 3:
         return None
     shares = weight_shares(first.module)
@@ -149,6 +165,7 @@ class FunctionalShares:
     gradient_shares: list[float]
     contribution_shares: list[float] | None
     contribution_error: Exception | None = None  # contribution shares refused (the input is transformed first)
+    gradient_error: str | None = None  # why gradient shares were not measured (an ONNX graph gives no gradients)
 
 
 def functional_shares(model: LoadedModel, weight: ChannelBias, images: torch.Tensor, labels: torch.Tensor,
@@ -156,18 +173,25 @@ def functional_shares(model: LoadedModel, weight: ChannelBias, images: torch.Ten
     """Ablation, gradient and contribution shares of ``model`` on ``images``; a refusal of the contribution
     shares is kept, so that the others are still recorded before it is raised."""
     ablation = ablation_drop(model, images, labels, clean_logits=clean_logits)
-    gradient = gradient_shares(model, images, labels)
+    gradient, gradient_error = None, None
+    if isinstance(model.module, OnnxModule):
+        gradient_error = (f"{model.id}: gradient x input needs gradients through the model, which an ONNX Runtime session "
+                          "does not give; ablation and contribution shares are recorded")
+    else:
+        gradient = gradient_shares(model, images, labels)
     try:
         contribution, error = contribution_shares(model, weight.first, images), None
     except ModelOutputError as e:
         contribution, error = None, e
-    return FunctionalShares(weight, len(labels), ablation, gradient, contribution, error)
+    return FunctionalShares(weight, len(labels), ablation, gradient, contribution, error, gradient_error)
 
 
 # -- judging: the assessors its audit hands what it measured ----------------------------------------
 
 
-def _record_weight_bias(record: AuditRecord, result: ChannelBias | None, who: str) -> ChannelBias:
+def _record_weight_bias(record: AuditRecord, result: ChannelBias | FirstConvUnread | None, who: str) -> ChannelBias:
+    if isinstance(result, FirstConvUnread):
+        raise NotApplicable(f"{who}: {result.reason}")
     if result is None:
         raise NotApplicable(f"{who}: its first convolution does not take 3 input channels; channel bias needs RGB")
     record.metric("first_conv", result.first_conv)
@@ -176,7 +200,7 @@ def _record_weight_bias(record: AuditRecord, result: ChannelBias | None, who: st
     return result
 
 
-def assess_weight_shares(record: AuditRecord, measured: ChannelBias | None, thresholds: Mapping[str, Any],
+def assess_weight_shares(record: AuditRecord, measured: ChannelBias | FirstConvUnread | None, thresholds: Mapping[str, Any],
                          context: Mapping[str, Any]) -> None:
     """The gate: every share within [min_share, max_share], largest / smallest at most max_ratio."""
     result = _record_weight_bias(record, measured, context["model"])
@@ -192,20 +216,24 @@ def assess_weight_shares(record: AuditRecord, measured: ChannelBias | None, thre
             f"largest/smallest <= {thresholds['max_ratio']}")
 
 
-def assess_functional_shares(record: AuditRecord, measured: FunctionalShares | None, thresholds: Mapping[str, Any],
+def assess_functional_shares(record: AuditRecord, measured: FunctionalShares | FirstConvUnread | None, thresholds: Mapping[str, Any],
                              context: Mapping[str, Any]) -> None:
-    """Weight times signal, channel ablation and gradient x input: recorded, not gated."""
-    result = _record_weight_bias(record, None if measured is None else measured.weight, context["model"])
+    """Weight times signal, channel ablation and gradient x input: recorded, not gated. ``measured`` is what
+    :func:`weight_bias` gave instead when there are no RGB weight shares to start from."""
+    result = _record_weight_bias(record, measured.weight if isinstance(measured, FunctionalShares) else measured, context["model"])
     record.metric("n_images", measured.n_images)
     record.metric("shares", result.shares)
     record.metric("ablation_drop", measured.ablation_drop)
-    record.metric("gradient_shares", measured.gradient_shares)
+    if measured.gradient_error is None:
+        record.metric("gradient_shares", measured.gradient_shares)
     if measured.contribution_error is not None:  # last: the others are kept
         raise measured.contribution_error
     record.metric("contribution_shares", measured.contribution_shares)
+    if measured.gradient_error is not None:
+        raise NotApplicable(measured.gradient_error)
 
 
-def assess_random_init_control(record: AuditRecord, measured: ChannelBias | None, thresholds: Mapping[str, Any],
+def assess_random_init_control(record: AuditRecord, measured: ChannelBias | FirstConvUnread | None, thresholds: Mapping[str, Any],
                                context: Mapping[str, Any]) -> None:
     """A random-init architecture has no colour preference: each share within control_tolerance of 1/3."""
     result = _record_weight_bias(record, measured, context["model"])

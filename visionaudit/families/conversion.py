@@ -37,7 +37,7 @@ from visionaudit.data.image_sets import ImageSet, load_images
 from visionaudit.data.streaming import as_tensor
 from visionaudit.errors import VisionAuditError
 from visionaudit.families import thresholds as f
-from visionaudit.families.assessment import Deferred
+from visionaudit.families.assessment import Deferred, NotApplicable
 from visionaudit.families.records import AuditRecord
 from visionaudit.families.registry import Family, register_family
 from visionaudit.models.controls import (
@@ -48,6 +48,7 @@ from visionaudit.models.controls import (
 from visionaudit.models.first_conv import find_first_conv
 from visionaudit.models.inference import LogitComparison, compare_logits, predict_logits
 from visionaudit.models.loading import LoadedModel
+from visionaudit.models.onnx_model import OnnxModule
 from visionaudit.preprocessing import Preprocessing
 
 LUMINANCE = (0.2126, 0.7152, 0.0722)
@@ -253,6 +254,9 @@ def check_equivalence(model: LoadedModel, rgb: torch.Tensor, direction: str) -> 
     """
     if direction not in DIRECTIONS:
         raise ValueError(f"unknown direction {direction!r}; known: {', '.join(DIRECTIONS)}")
+    if isinstance(model.module, OnnxModule):
+        raise NotApplicable(f"{model.id} is an ONNX graph (run by ONNX Runtime): the colour-space folds rewrite the first "
+                            "convolution of a torch model; audit the torch model it was exported from")
     gray = luminance(rgb).round().clamp(0, 255).to(torch.uint8)
     folded = rgb_to_gray(model.module, model.preprocessing)
     gray_model = replace(model, module=folded.model, preprocessing=folded.preprocessing)

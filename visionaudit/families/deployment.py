@@ -4,6 +4,10 @@ normalized input batch to logits, so the audit can compare them with the origina
 ``torchscript`` (trace), ``torch_export``, ``onnxruntime`` (onnx + onnxruntime, the ``deploy`` extra),
 ``bf16_cpu``, ``fp16_cuda`` and ``channels_last``. A conversion a model or machine does not support
 raises :class:`Unsupported` with the exporter's reason; the audit reports it as a skip.
+
+An ONNX file audited as the model (:mod:`visionaudit.models.onnx_model`) is already in deployment form: its
+``onnxruntime`` row compares it with the torch model it was exported from (``?reference=SPEC``), image by image,
+under the ``onnxruntime`` bounds (:func:`check_against_reference`); the torch forms do not apply to it.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from visionaudit.families.assessment import Deferred, NotApplicable, require_cou
 from visionaudit.families.records import AuditRecord
 from visionaudit.families.registry import Family, register_family
 from visionaudit.models.inference import LogitComparison, compare_logits, predict_logits
-from visionaudit.models.loading import LoadedModel, as_logits
+from visionaudit.models.loading import LoadedModel, as_logits, load_model
+from visionaudit.models.onnx_model import OnnxModule, export_onnx
 
 DEPLOYMENTS = ("torchscript", "torch_export", "onnxruntime", "bf16_cpu", "fp16_cuda", "channels_last")
 
@@ -81,9 +86,7 @@ def convert(module: nn.Module, name: str, example: torch.Tensor) -> nn.Module:
         try:
             with tempfile.TemporaryDirectory(prefix="visionaudit-onnx-") as folder:
                 path = os.path.join(folder, "model.onnx")
-                batch = torch.export.Dim("batch", min=1, max=4096)
-                torch.onnx.export(copy.deepcopy(module).cpu(), (example.cpu(),), path, dynamo=True,
-                                  dynamic_shapes=({0: batch},), verbose=False)
+                export_onnx(copy.deepcopy(module).cpu(), example.cpu(), path)
                 session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
         except Exception as e:
             raise Unsupported(f"ONNX export or ONNX Runtime load failed: {_reason(e)}") from None
@@ -106,14 +109,46 @@ def check_form(model: LoadedModel, images: torch.Tensor, reference_logits: torch
     on ``images`` (uint8). Raises :class:`Unsupported` when the form does not apply here.
 
     The suite feeds CPU models channels_last input already, so ``channels_last`` is judged against a
-    plain NCHW forward pass instead of ``reference_logits``.
+    plain NCHW forward pass instead of ``reference_logits``. An ONNX model: :func:`check_against_reference`.
     """
+    if isinstance(model.module, OnnxModule):
+        return check_against_reference(model, images, reference_logits, name)
     example = model.preprocessing.normalize(images[:2].to(model.device))
     shipped = convert(model.module, name, example)
     logits = predict_logits(replace(model, module=shipped), images)
     if name == "channels_last":
         reference_logits = predict_logits(model, images, memory_format=torch.contiguous_format)
     return compare_logits(reference_logits, logits)
+
+
+def _same_input(a: LoadedModel, b: LoadedModel) -> bool:
+    pa, pb = a.preprocessing, b.preprocessing
+    close = all(abs(x - y) <= 1e-9 for x, y in zip(pa.mean + pa.std, pb.mean + pb.std))
+    return pa.geometry == pb.geometry and pa.channels == pb.channels and close
+
+
+def check_against_reference(model: LoadedModel, images: torch.Tensor, logits: torch.Tensor, name: str) -> LogitComparison:
+    """An ONNX ``model`` (its ``logits`` on ``images``) against the torch model named by its ``?reference=SPEC``, on
+    the same images, each normalized by its own preprocessing: the deployed file and its source must agree image by
+    image. Only the ``onnxruntime`` form applies (the others are torch conversions: :class:`Unsupported`); a
+    preprocessing that differs from the reference's fails, naming both (the file would be fed other pixels)."""
+    if name != "onnxruntime":
+        raise Unsupported(f"the model is an ONNX graph run by ONNX Runtime; {name} is a form of a torch model (audit its "
+                          "torch model for it)")
+    reference_spec = model.spec.options.get("reference")
+    if not reference_spec:
+        raise Unsupported("no ?reference=SPEC names the torch model this ONNX file was exported from; add it to the spec "
+                          "to compare the two image by image")
+    reference = load_model(reference_spec, model.device)
+    if not _same_input(model, reference):
+        raise AssertionError(f"{model.id} is fed other input than its reference {reference.id}: its preprocessing "
+                             f"{model.preprocessing.to_dict()} vs the reference's {reference.preprocessing.to_dict()}; set "
+                             "the file's metadata (visionaudit.preprocessing) or its spec's options to the reference's")
+    expected = predict_logits(reference, images)
+    if expected.shape != logits.shape:
+        raise AssertionError(f"{model.id} returns {logits.shape[1]} logits per image, its reference {reference.id} "
+                             f"{expected.shape[1]}: the reference is not the model the file was exported from")
+    return compare_logits(expected, logits)
 
 
 def assess_form(record: AuditRecord, measured: Deferred, thresholds: Mapping[str, Any], context: Mapping[str, Any]) -> None:

@@ -22,6 +22,7 @@ from visionaudit.errors import CheckpointError, ModelOutputError, SpecError
 from visionaudit.files import sha256_file
 from visionaudit.models import checkpoints, hf, hub
 from visionaudit.models.classes import (
+    from_names,
     hf_classes,
     resolve,
     timm_classes,
@@ -114,6 +115,7 @@ class _Built:
     weights_file: Path | None = None
     classes: LabelSpace | None = None  # the names the model carries (visionaudit.models.classes), if any
     files: tuple[Path, ...] = ()  # several files that make the model (a Hugging Face folder's): hashed together
+    identity: tuple[str, str, int] | None = None  # sha256, what was hashed, parameters: weights outside torch (ONNX)
 
 
 def _build_lite(name: str, pretrained: bool) -> _Built:
@@ -238,7 +240,17 @@ def build_architecture(arch: str) -> _Built:
     raise SpecError(f"--arch {arch}: name an architecture (torchvision:NAME, timm:NAME, efficientnet_lite0, package.module:factory), not a file")
 
 
-def _build(spec: ModelSpec) -> _Built:
+def _build_onnx(spec: ModelSpec, device: torch.device | None = None) -> _Built:
+    from visionaudit.models.onnx_model import open_model
+
+    assert spec.path is not None
+    opened = open_model(spec.path, device or torch.device("cpu"))
+    names = from_names(opened.class_names, opened.classes_source) if opened.class_names else None
+    return _Built(opened.module, opened.preprocessing, opened.architecture, classes=names,
+                  identity=(opened.sha256, opened.sha256_of, opened.parameters))
+
+
+def _build(spec: ModelSpec, device: torch.device | None = None) -> _Built:
     if spec.kind == "lite":
         return _build_lite(spec.name, pretrained=True)
     if spec.kind == "torchvision":
@@ -254,6 +266,8 @@ def _build(spec: ModelSpec) -> _Built:
         except Exception as e:
             raise CheckpointError(f"TorchScript file {spec.path} could not be loaded ({type(e).__name__}: {str(e).splitlines()[0]}); re-export it") from None
         return _Built(module, Preprocessing(source="default ImageNet preprocessing (TorchScript file)"), "torchscript", spec.path)
+    if spec.kind == "onnx":
+        return _build_onnx(spec, device)  # its session is made for the device (CUDA's provider on a GPU)
     if spec.kind == "state_dict":
         built = build_architecture(spec.options["arch"])
         assert spec.path is not None
@@ -275,7 +289,7 @@ def load_model(spec: str | ModelSpec, device: str | torch.device = "cpu", arch: 
 
 
 def _load(parsed: ModelSpec, dev: torch.device, classes: str | None = None) -> LoadedModel:
-    built = _build(parsed)
+    built = _build(parsed, dev)
     use_exact_float32(dev)
     pre = built.preprocessing.with_overrides(parsed.options)
     module = built.module.eval().to(dev)
@@ -285,7 +299,9 @@ def _load(parsed: ModelSpec, dev: torch.device, classes: str | None = None) -> L
     num_classes = _probe_classes(module, pre, dev, parsed.raw)
     space = resolve(parsed, built.classes, num_classes, classes)
     imagenet = space.imagenet1k  # ?imagenet= is applied to the label space itself (classes.resolve)
-    if built.files:
+    if built.identity is not None:
+        sha, sha_of, _ = built.identity
+    elif built.files:
         sha, sha_of = hub.files_sha256(built.files), hub.files_described(built.files)
     elif built.weights_file is not None:
         sha, sha_of = sha256_file(built.weights_file), str(built.weights_file)
@@ -299,7 +315,7 @@ def _load(parsed: ModelSpec, dev: torch.device, classes: str | None = None) -> L
         device=dev,
         num_classes=num_classes,
         imagenet_classes=imagenet,
-        parameters=sum(p.numel() for p in module.parameters()),
+        parameters=built.identity[2] if built.identity is not None else sum(p.numel() for p in module.parameters()),
         sha256=sha,
         sha256_of=sha_of,
         architecture=built.architecture,

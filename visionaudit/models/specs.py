@@ -15,15 +15,18 @@ Spec forms (``?key=value&...`` may follow any of them; see :data:`SPEC_OPTIONS`)
 - ``PATH.pt`` / ``PATH.ts``: a TorchScript archive;
 - ``PATH.pth`` / ``PATH.safetensors``: a state dict, with ``--arch`` or ``?arch=`` naming the
   architecture (any spec form above, or ``package.module:factory``);
-- ``package.module:factory``: a team's own code; the factory returns an ``nn.Module``.
+- ``package.module:factory``: a team's own code; the factory returns an ``nn.Module``;
+- ``PATH.onnx``: an ONNX file, run by ONNX Runtime (:mod:`visionaudit.models.onnx_model`); ``?reference=SPEC``
+  names the torch model it was exported from, for the deployment audit to compare them.
 
-Other model files (ONNX, Keras, TensorFlow Lite, ...) and folders are refused saying what they are and which files
-are read; a Hugging Face ``save_pretrained`` folder given bare is pointed to ``hf:PATH`` (the prefix names the
-kind, so a folder has one id and nothing is guessed from its contents).
+Other model files (ONNX Runtime's .ort, Keras, TensorFlow Lite, ...) and folders are refused saying what they are
+and which files are read; a Hugging Face ``save_pretrained`` folder given bare is pointed to ``hf:PATH`` (the prefix
+names the kind, so a folder has one id and nothing is guessed from its contents).
 
 The canonical form (:func:`canonical_spec`) names a model one way whatever the spelling: the lite
 alias with ``_``, torchvision's ``DEFAULT`` weights left out and enum names upper-cased, file paths
-normalized, ``--arch`` folded into the query, timm's default pretrained tag written out, a Hugging Face
+normalized, ``--arch`` folded into the query (not an ONNX file's: its graph is its architecture), ``?arch=`` and
+``?reference=`` in their own canonical form, timm's default pretrained tag written out, a Hugging Face
 revision ``main`` left out, and the query's keys sorted. It is the model's id in
 test ids, in the report and in audit.toml's ``[models."SPEC"]`` tables; the user's spelling is kept
 beside it.
@@ -48,17 +51,19 @@ SPEC_OPTIONS = {
     "std": "per-channel std, comma-separated, in [0, 1] units",
     "imagenet": "true or false: whether the outputs are the ImageNet-1k classes (default: 1,000 outputs)",
     "classes": "a file of the model's class names in output order (one per line, or a JSON list)",
+    "reference": "an ONNX file's source: the torch model (a spec) the deployment audit compares it with",
 }
 LITE_SIZES = {"efficientnet_lite0": 224, "efficientnet_lite1": 240, "efficientnet_lite2": 260}
 DEFAULT_MODEL = "efficientnet_lite0"
 
 _FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _CHECKPOINT_SUFFIXES = {".pt", ".pth", ".ts", ".torchscript", ".safetensors", ".bin", ".ckpt", ".jit"}
-SUPPORTED_FILES = ("a TorchScript archive (.pt, .ts, .torchscript, .jit) or a state dict (.pth, .pt, .safetensors, .bin, "
-                   ".ckpt) with --arch naming its architecture")
+SUPPORTED_FILES = ("an ONNX file (.onnx), a TorchScript archive (.pt, .ts, .torchscript, .jit) or a state dict (.pth, .pt, "
+                   ".safetensors, .bin, .ckpt) with --arch naming its architecture")
+ONNX_SUFFIX = ".onnx"
 # Model files of other frameworks and formats: named as what they are, with what is read instead. Not .pkl or
 # .pickle: a torch.save state dict may be named so (its content decides, as for any other suffix).
-_OTHER_FORMATS = {".onnx": "ONNX", ".ort": "ONNX Runtime", ".h5": "Keras (HDF5)", ".hdf5": "Keras (HDF5)",
+_OTHER_FORMATS = {".ort": "ONNX Runtime", ".h5": "Keras (HDF5)", ".hdf5": "Keras (HDF5)",
                   ".keras": "Keras", ".tflite": "TensorFlow Lite", ".pb": "TensorFlow", ".mlmodel": "Core ML",
                   ".mlpackage": "Core ML", ".engine": "TensorRT", ".plan": "TensorRT", ".pdmodel": "PaddlePaddle",
                   ".msgpack": "Flax", ".gguf": "GGUF", ".npz": "NumPy", ".npy": "NumPy"}
@@ -69,7 +74,7 @@ REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")  # a Hugging
 @dataclass(frozen=True)
 class ModelSpec:
     raw: str  # as the user wrote it
-    kind: str  # lite | torchvision | timm | hf | file | factory (parse_spec: torchscript | state_dict for files)
+    kind: str  # lite | torchvision | timm | hf | file | factory (parse_spec: torchscript | state_dict | onnx for files)
     canonical: str
     name: str = ""
     weights: str | None = None
@@ -92,7 +97,7 @@ def _forms() -> str:
     return (
         "Accepted forms: efficientnet_lite0|1|2, torchvision:NAME[:WEIGHTS|DEFAULT|none], "
         "timm:NAME[.TAG][:CHECKPOINT|none], hf:FOLDER, hf:ORG/NAME[@REVISION], FILE.pt (TorchScript), FILE.pth|FILE.safetensors with --arch, "
-        "package.module:factory"
+        "FILE.onnx, package.module:factory"
     )
 
 
@@ -124,7 +129,9 @@ def _check_weights(raw: str, name: str, weights: str) -> None:
 
 
 def _query(options: dict[str, str]) -> str:
-    return "&".join(f"{k}={options[k]}" for k in sorted(options))
+    # A value that is a spec with its own query (?reference=SPEC?a=1&b=2) keeps its "&" escaped, so that the
+    # canonical form parses back to itself.
+    return "&".join(f"{k}={options[k].replace('&', '%26')}" for k in sorted(options))
 
 
 def _parse(spec: str, arch: str | None) -> ModelSpec:
@@ -178,11 +185,12 @@ def _parse(spec: str, arch: str | None) -> ModelSpec:
     if body.startswith("hf:"):
         return _parse_hf(raw, body[3:], options)
     path = Path(body).expanduser()
-    if path.suffix.lower() in _CHECKPOINT_SUFFIXES | set(_OTHER_FORMATS) or os.sep in body or path.exists():
-        if arch and "arch" not in options:
+    if path.suffix.lower() in _CHECKPOINT_SUFFIXES | set(_OTHER_FORMATS) | {ONNX_SUFFIX} or os.sep in body or path.exists():
+        if arch and "arch" not in options and path.suffix.lower() != ONNX_SUFFIX:
             options = {**options, "arch": arch}
-        if "arch" in options:
-            options["arch"] = canonical_spec(options["arch"])
+        for key in ("arch", "reference"):
+            if key in options:
+                options[key] = canonical_spec(options[key])
         return ModelSpec(raw, "file", os.path.normpath(body) + ("?" + _query(options) if options else ""), path=path, options=options)
     if _FACTORY.match(body):
         return ModelSpec(raw, "factory", body + ("?" + _query(options) if options else ""), name=body, options=options)
@@ -248,13 +256,16 @@ def parse_spec(spec: str, arch: str | None = None) -> ModelSpec:
     )
 
     parsed = _parse(spec, arch)
+    path, body = parsed.path, parsed.raw.partition("?")[0]
+    suffix = path.suffix.lower() if path is not None and parsed.kind == "file" else ""
+    if "reference" in parsed.options and (parsed.kind != "file" or suffix != ONNX_SUFFIX):
+        raise SpecError(f"--model {parsed.raw}: ?reference= names the torch model an ONNX file (.onnx) was exported from; "
+                        "this model is not an ONNX file")
     if parsed.kind == "hf" and parsed.path is not None:
         _check_hf_folder(parsed)
     if parsed.kind != "file":
         return parsed
-    path, body = parsed.path, parsed.raw.partition("?")[0]
     assert path is not None
-    suffix = path.suffix.lower()
     if suffix in _OTHER_FORMATS:
         raise SpecError(f"--model {parsed.raw}: {_OTHER_FORMATS[suffix]} model files ({suffix}) are not supported; a model "
                         f"file is {SUPPORTED_FILES}, else give a spec (torchvision:NAME, timm:NAME:CHECKPOINT, "
@@ -268,6 +279,14 @@ def parse_spec(spec: str, arch: str | None = None) -> ModelSpec:
                               + _weights_inside(path))
     if not path.is_file():
         raise CheckpointError(f"--model {parsed.raw}: no such file {path}; check the path (relative paths start at the working directory {Path.cwd()})")
+    if suffix == ONNX_SUFFIX:
+        from visionaudit.models.onnx_model import check_onnx_spec
+
+        check_onnx_spec(parsed)  # ONNX Runtime there, the file an ONNX model with one image input
+        if "reference" in parsed.options and parse_spec(parsed.options["reference"]).kind == "onnx":  # known now
+            raise SpecError(f"--model {parsed.raw}: ?reference= names the torch model the ONNX file was exported from, "
+                            "not another ONNX file")
+        return ModelSpec(parsed.raw, "onnx", parsed.canonical, path=path, options=parsed.options)
     if suffix != ".safetensors" and is_torchscript_archive(path):
         return ModelSpec(parsed.raw, "torchscript", parsed.canonical, path=path, options=parsed.options)
     if suffix not in _CHECKPOINT_SUFFIXES and not looks_like_checkpoint(path):
