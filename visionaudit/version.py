@@ -12,5 +12,8 @@ __version__ = "0.1.0"
 #    that is not a pass), `run.baseline`; not_judged entries keep what was measured; the model entry's `classes` (its label space: class names in output order, their source, WNIDs for
 #    ImageNet-1k), `run.notes` (what the run said once about its input);
 #    `incomplete.stopped_by` (the test that -x/--maxfail stopped after). Schema 3 is still read.
-SCHEMA_VERSION = 4
+# 5: the shape-bias entry's error consistency with the human observers (`human_error_consistency`, its `_ci`,
+#    `observers_error_consistency`, `error_consistency_detail`; tables `error_consistency`,
+#    `observers_error_consistency`). Schemas 3 and 4 are still read.
+SCHEMA_VERSION = 5
 OLDEST_READABLE = 3  # the oldest schema still read as a baseline or a merge part

@@ -34,6 +34,7 @@ from visionaudit.families.shape_bias.categories import (  # noqa: F401 (public h
     check_category_map,
     shape_categories,
 )
+from visionaudit.families.shape_bias.consistency import observer_consistency
 from visionaudit.models.loading import LoadedModel, as_logits
 from visionaudit.preprocessing import Geometry, whole_image
 
@@ -201,6 +202,19 @@ def _record_geometry(record: AuditRecord, context: Mapping[str, Any]) -> None:
         record.metric("category_mapping", context["category_mapping"])
 
 
+def _record_consistency(record: AuditRecord, ids: Sequence[str], decisions: list[str], shapes: list[str],
+                        observers: Mapping[str, Any]) -> None:
+    """The model's error consistency with each human observer and their mean, beside the observers' own
+    (visionaudit/families/shape_bias/consistency.py)."""
+    found = observer_consistency(ids, decisions, shapes, observers)
+    record.metric("human_error_consistency", found["mean"])
+    record.metric("human_error_consistency_ci", found["mean_ci"])
+    record.metric("observers_error_consistency", found["observers_mean"])
+    record.metric("error_consistency_detail", found["detail"])
+    record.table("error_consistency", found["per_observer"])
+    record.table("observers_error_consistency", found["observers_pairwise"])
+
+
 def assess_shape_bias(record: AuditRecord, measured: PerImage, thresholds: Mapping[str, Any], context: Mapping[str, Any]) -> None:
     """``measured.arrays``: 16-way ``decisions``, shape ``categories`` and ``textures`` per cue-conflict image."""
     sample_set, arrays = measured.sample_set, measured.arrays
@@ -214,6 +228,8 @@ def assess_shape_bias(record: AuditRecord, measured: PerImage, thresholds: Mappi
         record.metric(name, getattr(result, name))
     record.metric("shape_bias_ci_method", CI_METHOD)
     record.table("references", REFERENCES)
+    if context.get("observers"):  # recorded, not judged: no bound by default
+        _record_consistency(record, sample_set.ids, decisions, list(arrays["categories"]), context["observers"])
     record.metric("shape_bias", result.shape_bias)  # kept when not judged (too few images), as measured
     require_count(record, thresholds, result.n_conflict, "cue-conflict images with conflicting cues")
     alpha = record.threshold("chance_alpha", thresholds["chance_alpha"])
@@ -269,7 +285,8 @@ FAMILY = register_family(Family(
     directions={"edges_accuracy": True, "silhouettes_accuracy": True},
     metrics=("shape_bias_ci", "shape_hits", "texture_hits", "n_conflict", "shape_fraction", "texture_fraction",
              "neither_fraction", "per_category", "cue_information_p", "stimulus_geometry", "edges_accuracy",
-             "silhouettes_accuracy"),
+             "silhouettes_accuracy", "human_error_consistency", "human_error_consistency_ci", "observers_error_consistency",
+             "error_consistency_detail"),
     thresholds={
         "min": f.fraction("shape bias at least this (a shape-bias-trained model sets a high min)", default=0.05),
         "max": f.fraction("shape bias at most this", default=0.95),
