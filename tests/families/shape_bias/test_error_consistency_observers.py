@@ -133,7 +133,7 @@ def test_lite0_in_the_audit_report_is_model_vs_humans_on_its_exported_decisions(
     exported = read_csv(tmp_path / "cue-conflict_efficientnet-lite0_session-1.csv")
     report = tmp_path / "r.json"
     run = subprocess.run([sys.executable, "-m", "pytest", "audits/test_shape_bias.py", "-p", "no:cacheprovider", "-k",
-                          "test_shape_bias", "--model", "efficientnet_lite0", f"--audit-json={report}"],
+                          "not shape_only", "--model", "efficientnet_lite0", f"--audit-json={report}"],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     entry = next(a for a in json.loads(report.read_text())["audits"] if "test_shape_bias" in a["nodeid"])
