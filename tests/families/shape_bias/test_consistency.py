@@ -108,3 +108,17 @@ def test_the_assessor_records_the_kappas_beside_the_shape_bias_and_nothing_witho
     without = _assess(None)
     assert "human_error_consistency" not in without["metrics"] and "error_consistency" not in without["tables"]
     assert without["metrics"]["shape_bias"] == m["shape_bias"]  # the shape bias is the same either way
+
+
+def test_the_summary_names_each_models_mean_kappa_and_the_observers():
+    from visionaudit.families.shape_bias import _summary_lines
+
+    def entry(model, kappa, control=False):
+        return {"audit": "shape_bias", "model": model, "control": control,
+                "metrics": {"shape_bias": 0.3, "human_error_consistency": kappa, "observers_error_consistency": 0.345}}
+
+    report = {"audits": [entry("a", 0.0758), entry("b", 0.1234), entry("ctl", 0.01, control=True)]}
+    assert _summary_lines(report)[1] == ("error consistency with the human observers (mean kappa, Geirhos et al. 2020): "
+                                         "a 0.076, b 0.123; the observers with each other 0.345")
+    report["audits"] = [{**e, "metrics": {"shape_bias": 0.3}} for e in report["audits"]]  # schema 4: no line
+    assert len(_summary_lines(report)) == 1

@@ -192,7 +192,15 @@ def shape_only_outcomes(sample_set: Any, image_set: Any, logits: torch.Tensor, a
 def _summary_lines(report: dict) -> list[str]:
     if not any(a["audit"] == "shape_bias" and a["metrics"].get("shape_bias") is not None for a in report["audits"]):
         return []
-    return ["shape bias, published (Geirhos et al. 2019): " + ", ".join(f"{k} {v:.1%}" for k, v in REFERENCES.items())]
+    lines = ["shape bias, published (Geirhos et al. 2019): " + ", ".join(f"{k} {v:.1%}" for k, v in REFERENCES.items())]
+    consistency = [a for a in report["audits"] if a["audit"] == "shape_bias" and not a.get("control")
+                   and isinstance(a["metrics"].get("human_error_consistency"), (int, float))]
+    if consistency:
+        observers = consistency[0]["metrics"].get("observers_error_consistency")
+        lines.append("error consistency with the human observers (mean kappa, Geirhos et al. 2020): "
+                     + ", ".join(f"{a['model']} {a['metrics']['human_error_consistency']:.3f}" for a in consistency)
+                     + (f"; the observers with each other {observers:.3f}" if isinstance(observers, (int, float)) else ""))
+    return lines
 
 
 def _record_geometry(record: AuditRecord, context: Mapping[str, Any]) -> None:
