@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 
 import pytest
 
+from visionaudit.data.fetch import OBSERVERS
 from visionaudit.data.image_sets import (
     LABELLED,
     ROLES,
@@ -28,7 +29,6 @@ from visionaudit.data.image_sets import (
     data_root,
     run_image_set,
 )
-from visionaudit.data.fetch import OBSERVERS
 from visionaudit.data.label_space import LabelSpace
 from visionaudit.data.observers import observer_files
 from visionaudit.data.provision import provide
