@@ -4,7 +4,8 @@ Cue-conflict stimuli carry the shape of one category and the texture of another.
 as published: 224x224, uncropped, only normalized (``stimulus_geometry``). The model's probabilities map to 16
 categories by averaging each category's classes (ImageNet-1k's published mapping, the 16 categories among its
 classes by name, or ``category_map``; a model with none of these is skipped, saying so); images whose cues agree are dropped; shape
-bias = shape hits / (shape hits + texture hits). A model whose decisions carry no cue information, or
+bias = shape hits / (shape hits + texture hits). Beside it, the model's error consistency with each human observer
+(Geirhos, Meding & Wichmann 2020, as model-vs-human computes it) and the observers' with each other, recorded only. A model whose decisions carry no cue information, or
 whose shape-only accuracy is not above chance, fails whatever its number.
 """
 
@@ -36,12 +37,13 @@ def _logits(model, image_set, evaluate, thresholds, categories):
     return evaluate(model, image_set, geometry).logits, stimulus_context(model, mode, geometry, thresholds["aggregation"], categories)
 
 
-def test_shape_bias(model, cue_conflict_images, evaluate, thresholds, assess, sample_set):
-    """Judged by ``visionaudit.families.shape_bias.assess_shape_bias``: cue information above chance, min/max."""
+def test_shape_bias(model, cue_conflict_images, evaluate, thresholds, assess, sample_set, human_observers):
+    """Judged by ``visionaudit.families.shape_bias.assess_shape_bias``: cue information above chance, min/max; the
+    error consistency with the human observers (``texture-vs-shape-raw``) is recorded beside it, not judged."""
     categories = _categories(model, thresholds)
     logits, context = _logits(model, cue_conflict_images, evaluate, thresholds, categories)
     assess("cue_conflict", cue_conflict_outcomes(sample_set("cue-conflict", cue_conflict_images), cue_conflict_images, logits,
-                                                 thresholds["aggregation"], categories), **context)
+                                                 thresholds["aggregation"], categories), observers=human_observers, **context)
 
 
 @pytest.mark.parametrize(

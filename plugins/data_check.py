@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 
 import pytest
 
+from visionaudit.data.fetch import OBSERVERS
 from visionaudit.data.image_sets import (
     LABELLED,
     ROLES,
@@ -29,6 +30,7 @@ from visionaudit.data.image_sets import (
     run_image_set,
 )
 from visionaudit.data.label_space import LabelSpace
+from visionaudit.data.observers import observer_files
 from visionaudit.data.provision import provide
 from visionaudit.errors import ConfigError, DataError
 from visionaudit.families.baseline import COMPARED, data_role
@@ -47,7 +49,7 @@ NOTES_KEY = pytest.StashKey[list]()  # things said once: the report's run.notes
 CHECKED_KEY = pytest.StashKey[bool]()  # the image sets were listed and matched
 PRINTED_KEY = pytest.StashKey[set]()  # the notes already on the terminal
 # The data each fixture reads: "labelled" is --audit-images, the rest are folders under the data root.
-DATA_FIXTURES = {"labelled_images": (LABELLED,), "cue_conflict_images": ("cue-conflict",)}
+DATA_FIXTURES = {"labelled_images": (LABELLED,), "cue_conflict_images": ("cue-conflict",), "human_observers": (OBSERVERS,)}
 SHAPE_ONLY = {"edges": "edges", "filled-silhouettes": "filled-silhouettes"}
 
 
@@ -144,6 +146,13 @@ def check_image_sets(config: pytest.Config, settings: Settings, needs: set[str])
                              f"all {len(whole):,} are used")
         if role == LABELLED:
             problems += _check_labels(config, settings, whole)
+    if OBSERVERS in needs:  # verified here, once; an absent observer is said, not skipped silently
+        try:
+            note = observer_files(root / OBSERVERS).note()
+            if note:
+                say_once(config, note)
+        except DataError as e:
+            problems.append(str(e))
     return problems
 
 

@@ -55,6 +55,12 @@ def test_main_job_runs_offline_on_cpu(shared_data, tmp_path, browser):
     lo, hi = sb["metrics"]["shape_bias_ci"]
     assert lo < sb["metrics"]["shape_bias"] < hi
     assert {"test_shape_only_accuracy[efficientnet_lite0-edges]", "test_shape_only_accuracy[efficientnet_lite0-silhouettes]"} <= set(by_audit)
+    # The human observers are a data set of the main job: error consistency on the 200 stimuli, subject-01 said absent.
+    ec = sb["metrics"]["error_consistency_detail"]
+    assert ec["n_trials"] == 200 and ec["n_observers"] == 9 and ec["observers_missing"] == ["subject-01"]
+    assert sb["metrics"]["human_error_consistency"] < sb["metrics"]["observers_error_consistency"]
+    assert any("subject-01 absent" in note for note in data["run"]["notes"])
+    assert "error consistency with the human observers" in proc.stdout
     shares = by_audit["test_weight_shares[efficientnet_lite0]"]["metrics"]["shares"]
     assert shares[1] == max(shares) and sum(shares) == pytest.approx(1.0)
     functional = by_audit["test_functional_shares[efficientnet_lite0]"]["metrics"]

@@ -96,6 +96,9 @@ def test_merged_shards_equal_the_unsharded_run(runs, count):
     # Not vacuous: the shards judged fewer images, and the merge re-judged the statistics on all of them.
     split = [e for e in whole["audits"] if e["audit"] in ("accuracy", "robustness", "shape_bias")]
     assert len(split) == 13 and all(e["outcome"] in ("passed", "failed") for e in split)
+    # the shape-bias entry's error consistency with the observers is among what the merge recomputed (issue 26)
+    (sb,) = [e for e in split if "::test_shape_bias[" in e["nodeid"]]
+    assert sb["metrics"]["error_consistency_detail"]["n_trials"] == 60 and len(sb["tables"]["error_consistency"]) == 9
     part = out[f"1/{count}"][1]
     assert all(e["outcome"] == "not_judged" for e in part["audits"] if e["audit"] in ("accuracy", "robustness", "shape_bias"))
     assert merged["samples"]["labelled"]["ids"] == whole["samples"]["labelled"]["ids"]

@@ -15,5 +15,8 @@ __version__ = "0.1.0"
 # 5: the model entry's `preprocessing.keep_aspect` (false: the whole image warped to the resize size, as a Hugging
 #    Face ViT processor does) and `preprocessing.floor_crop` (true: the centre crop's offset rounded down), each
 #    present only when not the usual rule; `sha256_of` may name several files hashed together (hf: models).
+#    Also in 5: the shape-bias entry's error consistency with the human observers (`human_error_consistency`, its `_ci`,
+#    `observers_error_consistency`, `error_consistency_detail`; tables `error_consistency`,
+#    `observers_error_consistency`). Schemas 3 and 4 are still read.
 SCHEMA_VERSION = 5
 OLDEST_READABLE = 3  # the oldest schema still read as a baseline or a merge part

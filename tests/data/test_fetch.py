@@ -23,6 +23,7 @@ from visionaudit.data.fetch import (
     LICENCE,
     LOCK_FILE,
     MANIFEST_ENV,
+    OBSERVERS,
     STIMULI,
     fetch,
     fetch_all,
@@ -33,6 +34,7 @@ from visionaudit.data.image_sets import cue_conflict, labelled_images
 from visionaudit.errors import DataError
 
 UPSTREAM = "stimuli/style-transfer-preprocessed-512"
+OBSERVERS_FOLDER = "raw-data/style-transfer-512-nomask-experiment"
 FILES = ["airplane/airplane1-bicycle2.png", "bear/bear1-airplane3.png", "cat/cat1-bird1.png", "dog/dog1-bear1.png"]
 
 
@@ -225,6 +227,20 @@ def test_shipped_manifest_matches_the_real_stimuli(shared_data):
 
 
 @pytest.mark.slow
+def test_shipped_observers_manifest_is_the_upstream_listing_at_the_stimuli_commit(shared_data):
+    shipped = json.loads((ROOT / "visionaudit" / "resources" / "texture_vs_shape_raw_manifest.json").read_text())
+    assert shipped == json.loads((shared_data / "manifests" / "texture-vs-shape-raw-upstream.json").read_text())
+    entry = load_manifest()[OBSERVERS]
+    assert len(entry["files"]) == 10 and shipped["commit"] == COMMIT  # the stimuli's pinned commit
+    name = "style-transfer-512-nomask-experiment_subject-01_session_1.csv"
+    assert file_url(entry, name) == f"https://raw.githubusercontent.com/rgeirhos/texture-vs-shape/{COMMIT}/{OBSERVERS_FOLDER}/{name}"
+    # ../shared holds nine of the ten, byte for byte; subject-01 is not there
+    local = {p.name: sha(p) for p in (shared_data / OBSERVERS).iterdir()}
+    assert len(local) == 9 and name not in local
+    assert all(entry["files"][n]["sha256"] == digest for n, digest in local.items())
+
+
+@pytest.mark.slow
 def test_shipped_imagenet_sample_manifest_is_the_upstream_listing(shared_data):
     shipped = json.loads((ROOT / "visionaudit" / "resources" / "imagenet_sample_manifest.json").read_text())
     assert shipped == json.loads((shared_data / "manifests" / "imagenet-sample-upstream.json").read_text())
@@ -292,7 +308,7 @@ def _two_of_everything(tmp_path: Path, shared_data: Path) -> tuple[Path, Path]:
     root = tmp_path / "mirror"
     manifest: dict = {}
     upstream = {"cue-conflict": UPSTREAM, "edges": "stimuli/edges", "filled-silhouettes": "stimuli/filled-silhouettes",
-                IMAGENET_SAMPLE: ""}
+                IMAGENET_SAMPLE: "", OBSERVERS: OBSERVERS_FOLDER}
     for name, folder in upstream.items():
         files = sorted(p for p in (shared_data / name).rglob("*") if p.is_file())[:2]
         entry = manifest[name] = {"upstream": folder, "files": {}}
@@ -319,11 +335,14 @@ def test_fetch_all_into_the_cache_from_a_configured_mirror(tmp_path, shared_data
     out = capsys.readouterr()
     assert code == 0, out.err
     assert out.err.count(LICENCE) == 1 and out.err.count("ImageNet terms") == 1  # said once, not per set
-    for name in (*STIMULI, IMAGENET_SAMPLE):
+    assert out.err.count("Human observers' trial-by-trial decisions") == 1
+    for name in (*STIMULI, IMAGENET_SAMPLE, OBSERVERS):
         assert len([p for p in (cache / name).rglob("*") if p.is_file()]) == 2, name
         assert f"{name}: 2 downloaded, 0 already there, 0 rejected, 0 failed -> {cache / name}" in out.out
     assert labelled_images(cache / IMAGENET_SAMPLE).labels == (0, 1)  # tench, goldfish: class indices 0 and 1
-    assert len(RangeHandler.requests) == 8
+    # the observers' files at their place in the stimuli's repository (a mirror keeps its layout)
+    assert all(r[0].startswith(f"/{OBSERVERS_FOLDER}/") for r in RangeHandler.requests if r[0].endswith(".csv"))
+    assert len(RangeHandler.requests) == 10
 
 
 def test_manifest_override_replaces_files_and_keeps_the_rest(tmp_path, monkeypatch):
@@ -416,6 +435,26 @@ def test_offline_without_the_data_is_one_clear_error(first_use, monkeypatch, how
                    f"{url}{folder}/<file> for each file listed in visionaudit/resources/")
         assert said_once(output, message), output
     assert "Traceback" not in output and "passed" not in output
+
+
+@pytest.mark.slow
+def test_a_run_that_reads_the_observers_fetches_them_on_first_use_and_names_them_offline(first_use, monkeypatch):
+    """The observers' decisions are a data set like the stimuli: offline, the run stops naming them; online, the
+    controller fetches them once into the cache, verified, and the fixture reads them."""
+    suite, cache, url = first_use
+    suite.makepyfile(test_run="def test_observers(human_observers):\n"
+                              "    assert sorted(human_observers['subjects']) == ['subject-02', 'subject-03']\n"
+                              "    assert len(human_observers['images']) == 1280 and human_observers['missing'] == []\n")
+    offline = suite.runpytest_subprocess("-p", "no:cacheprovider", "--audit-offline")
+    output = offline.stdout.str() + offline.stderr.str()
+    assert offline.ret == pytest.ExitCode.USAGE_ERROR and RangeHandler.requests == []
+    assert said_once(output, f"{OBSERVERS} is not in the data cache {cache} and downloads are off"), output
+    assert f"{url}/{OBSERVERS_FOLDER}/<file> for each file listed in visionaudit/resources/texture_vs_shape_raw_manifest.json" in output
+    result = suite.runpytest_subprocess("-p", "no:cacheprovider")
+    output = result.stdout.str() + result.stderr.str()
+    result.assert_outcomes(passed=1)
+    assert f"fetching {OBSERVERS} into the data cache {cache}" in output and len(RangeHandler.requests) == 2
+    assert said_once(output, "Human observers' trial-by-trial decisions on the cue-conflict stimuli"), output
 
 
 def test_a_data_root_the_user_named_is_never_written_to(tmp_path, monkeypatch):

@@ -37,3 +37,18 @@ def test_log_axis_labels_are_plain_text_not_raw_mathtext():
     assert svg is not None and "<svg" in svg
     assert "mathdefault" not in svg and "$" not in svg
     assert ">1e-10<" in svg and ">1<" in svg  # the plain labels, from the floor (an exact 0) to 1
+
+
+def test_error_consistency_figure_draws_each_models_kappa_per_observer_and_the_observers_pairs():
+    from visionaudit.html.figures import error_consistency_figure
+
+    data = {"observers": ["subject-02", "subject-03", "subject-04"], "observers_mean": 0.33, "n_trials": 1280,
+            "pairwise": {"subject-02": [0.3, 0.35], "subject-03": [0.3, 0.34], "subject-04": [0.35, 0.34]},
+            "models": {"efficientnet_lite0": {"mean": 0.2, "ci": [0.17, 0.23], "per_observer": {
+                "subject-02": {"kappa": 0.21, "ci": [0.15, 0.27]}, "subject-03": {"kappa": None, "ci": None},
+                "subject-04": {"kappa": 0.19, "ci": None}}}}}
+    svg = error_consistency_figure(data, styles(["efficientnet_lite0"]))
+    assert svg is not None and "<svg" in svg
+    assert "efficientnet_lite0: mean kappa 0.200" in svg and "observers' mean pairwise kappa: 0.330" in svg
+    assert all(s in svg for s in data["observers"]) and "error consistency (Cohen's kappa)" in svg
+    assert error_consistency_figure({**data, "models": {}}) is None  # nothing measured: no figure

@@ -410,3 +410,38 @@ def test_corruption_of_an_own_label_space_model_says_no_mce():
     assert "mean error 0.3 [0.25, 0.35], mean rise over its clean error 0.2 (clean 0.1" in section
     assert "<td>fog</td><td>0.3</td><td>0.2</td><td>0.2, 0.4</td>" in section  # mean over severities, its rise by hand
     assert "mCE" not in section.replace("no mCE", "")
+
+
+def _with_error_consistency(report: dict) -> dict:
+    """The fixture report with each shape-bias entry's error consistency (schema 5), numbers made up for the page."""
+    import copy
+
+    report = copy.deepcopy(report)
+    for k, model in enumerate(MODELS):
+        e = entry(report, f"test_shape_bias[{model}]")
+        e["tables"]["error_consistency"] = {
+            "subject-02": {"kappa": 0.2 + 0.1 * k, "kappa_ci": [0.1 + 0.1 * k, 0.3 + 0.1 * k]},
+            "subject-03": {"kappa": None, "kappa_ci": None, "reason": "kappa is undefined"}}
+        e["tables"]["observers_error_consistency"] = {"subject-02 / subject-03": 0.31}
+        e["metrics"].update({"human_error_consistency": 0.2 + 0.1 * k, "human_error_consistency_ci": [0.1, 0.4],
+                             "observers_error_consistency": 0.31, "error_consistency_detail": {"n_trials": 1280}})
+    return report
+
+
+def test_error_consistency_figure_data_is_the_reports_and_the_page_draws_it():
+    report = _with_error_consistency(TWO)
+    d = figure_data.error_consistency(report)
+    assert d["observers"] == ["subject-02", "subject-03"] and d["n_trials"] == 1280 and d["observers_mean"] == 0.31
+    assert d["pairwise"] == {"subject-02": [0.31], "subject-03": [0.31]}
+    for k, model in enumerate(MODELS):
+        assert d["models"][model]["mean"] == pytest.approx(0.2 + 0.1 * k)
+        assert d["models"][model]["per_observer"]["subject-02"] == {"kappa": pytest.approx(0.2 + 0.1 * k),
+                                                                    "ci": pytest.approx([0.1 + 0.1 * k, 0.3 + 0.1 * k])}
+        assert d["models"][model]["per_observer"]["subject-03"]["kappa"] is None  # undefined: drawn as nothing
+    html = render(report)
+    assert 'aria-label="error consistency (kappa) of each model with each human observer' in html
+    assert "Error consistency with the human observers on the cue-conflict stimuli (1280 trials" in html
+    assert "Observers&#39; mean pairwise kappa 0.31" in html or "Observers' mean pairwise kappa 0.31" in html
+    # a report without it (schema 4, or no observers) draws no such figure and keeps the rest
+    assert figure_data.error_consistency(TWO)["models"] == {}
+    assert "error consistency (kappa) of each model" not in render(TWO)

@@ -9,13 +9,13 @@ from pathlib import Path
 from visionaudit import exit_codes
 from visionaudit.errors import VisionAuditError
 
-HELP = "download the stimuli and the labelled ImageNet sample, verified by sha256"
+HELP = "download the stimuli, the human observers' decisions and the labelled ImageNet sample, verified by sha256"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     f = sub.add_parser("fetch", help=HELP, description=HELP)
-    f.add_argument("dataset", nargs="?", help="cue-conflict, edges, filled-silhouettes or imagenet-sample")
-    f.add_argument("--all", action="store_true", help="every data set (about 248 MB)")
+    f.add_argument("dataset", nargs="?", help="cue-conflict, edges, filled-silhouettes, texture-vs-shape-raw or imagenet-sample")
+    f.add_argument("--all", action="store_true", help="every data set (about 249 MB)")
     f.add_argument("--dest", default=None,
                    help="data root to fill (default: the user cache, $VISIONAUDIT_CACHE, which runs use when no data root is given)")
     f.add_argument("--base-url", default=None,

@@ -1,6 +1,7 @@
 """Download the data sets from their pinned upstream repositories, verified against manifests shipped in
 the package: the Geirhos et al. stimuli (cue-conflict, edges, filled-silhouettes; CC BY 4.0) and the
-labelled natural-image sample (imagenet-sample: one ImageNet image per class; ImageNet terms).
+labelled natural-image sample (imagenet-sample: one ImageNet image per class; ImageNet terms), and the human
+observers' decisions on the cue-conflict stimuli (texture-vs-shape-raw, from the stimuli's repository and commit).
 
 Files already present with the right sha256 are kept; a partial download (``*.part``) resumes with an
 HTTP Range request; a file whose bytes do not match the manifest is rejected (deleted) and named. A data
@@ -39,10 +40,12 @@ LICENCE = (
     "(https://creativecommons.org/licenses/by/4.0/): attribute the authors wherever you use them."
 )
 IMAGENET_SAMPLE = "imagenet-sample"
+OBSERVERS = "texture-vs-shape-raw"  # the human observers' decisions on the cue-conflict stimuli
 STIMULI = ("cue-conflict", "edges", "filled-silhouettes")
 MAX_FAILURES_IN_A_ROW = 10
 MANIFEST_RESOURCE = "resources/stimuli_manifest.json"
 IMAGENET_MANIFEST_RESOURCE = "resources/imagenet_sample_manifest.json"  # a verbatim copy of the upstream listing
+OBSERVERS_MANIFEST_RESOURCE = "resources/texture_vs_shape_raw_manifest.json"  # ditto
 BASE_URL_ENV = "VISIONAUDIT_FETCH_BASE_URL"
 MANIFEST_ENV = "VISIONAUDIT_FETCH_MANIFEST"
 
@@ -60,12 +63,27 @@ def _shipped_imagenet_sample() -> dict:
             "files": {name: {"sha256": f["sha256"], "size": f["size"]} for name, f in upstream["files"].items()}}
 
 
+def observers_terms(source: str, commit: str, folder: str) -> str:
+    return (f"Human observers' trial-by-trial decisions on the cue-conflict stimuli, from github.com/"
+            f"{source.removeprefix('github.com/')} (commit {commit[:12]}, {folder}): Geirhos et al., ICLR 2019. The "
+            "repository's CC BY 4.0 licence names the stimuli; cite the paper wherever you use these decisions.")
+
+
+def _shipped_observers() -> dict:
+    upstream = json.loads(resources.files("visionaudit").joinpath(OBSERVERS_MANIFEST_RESOURCE).read_text())
+    # The repository's raw root, the folder as the set's upstream: a mirror (--base-url) keeps the repository's layout.
+    base = upstream["raw_url"].format(commit=upstream["commit"], folder="", name="").rstrip("/")
+    return {"upstream": upstream["folder"], "base_url": base, "terms": observers_terms(upstream["source"], upstream["commit"], upstream["folder"]),
+            "files": {name: {"sha256": f["sha256"], "size": f["size"]} for name, f in upstream["files"].items()}}
+
+
 def load_manifest(path: str | Path | None = None) -> dict:
     """``{dataset: {"upstream": folder, "files": {relative path: sha256 or {"sha256", "size"}}, "base_url", "terms"}}``:
     the shipped manifests, with the data sets of ``path`` (else ``$VISIONAUDIT_FETCH_MANIFEST``) replacing theirs."""
     shipped = json.loads(resources.files("visionaudit").joinpath(MANIFEST_RESOURCE).read_text())
     out = {name: {"base_url": BASE_URL, "terms": LICENCE, **entry} for name, entry in shipped.items()}
     out[IMAGENET_SAMPLE] = _shipped_imagenet_sample()
+    out[OBSERVERS] = _shipped_observers()
     path = path or os.environ.get(MANIFEST_ENV)
     if path:
         try:
@@ -354,5 +372,5 @@ def by_hand(dataset: str, manifest: dict | None = None) -> str:
     manifest = manifest or load_manifest()
     entry = manifest[dataset]
     folder = file_url(entry, "").rstrip("/")
-    listing = IMAGENET_MANIFEST_RESOURCE if dataset == IMAGENET_SAMPLE else MANIFEST_RESOURCE
+    listing = {IMAGENET_SAMPLE: IMAGENET_MANIFEST_RESOURCE, OBSERVERS: OBSERVERS_MANIFEST_RESOURCE}.get(dataset, MANIFEST_RESOURCE)
     return f"{folder}/<file> for each file listed in visionaudit/{listing}"

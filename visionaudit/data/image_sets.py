@@ -47,7 +47,7 @@ log = logging.getLogger("visionaudit.data.image_sets")
 
 DATA_ENV = "VISIONAUDIT_DATA"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm"}  # any case
-FETCHABLE = ("cue-conflict", "edges", "filled-silhouettes")
+FETCHABLE = ("cue-conflict", "edges", "filled-silhouettes", "texture-vs-shape-raw")
 _CUE = re.compile(r"^(?P<shape>[a-z]+)\d+-(?P<texture>[a-z]+)\d+\.png$")
 _WNID = re.compile(r"^n\d{8}$")
 _FLAT = re.compile(r"^(?P<wnid>n\d{8})_")

@@ -33,6 +33,30 @@ def shape_bias_by_category(report: dict[str, Any]) -> dict[str, Any]:
     return {"categories": list(categories()), "models": models, "references": dict(REFERENCES)}
 
 
+def error_consistency(report: dict[str, Any]) -> dict[str, Any]:
+    """The shape-bias entries' error consistency with the human observers (model-vs-human's plot): per model its
+    kappa with each observer (with the interval) and their mean; per observer its kappas with the other observers,
+    and their mean (the observers' pairwise kappas are the same trials for every model of a run: the first's)."""
+    models, pairwise, observers_mean, n_trials = {}, {}, None, None
+    for e in _entries(report, "shape_bias", passed_only=True):
+        per = (e.get("tables") or {}).get("error_consistency")
+        if not isinstance(per, dict) or not per:
+            continue
+        m = e["metrics"]
+        models[e["model"]] = {"mean": m.get("human_error_consistency"), "ci": m.get("human_error_consistency_ci"),
+                              "per_observer": {s: {"kappa": r.get("kappa"), "ci": r.get("kappa_ci")} for s, r in per.items()}}
+        if not pairwise:
+            for pair, kappa in ((e.get("tables") or {}).get("observers_error_consistency") or {}).items():
+                a, _, b = pair.partition(" / ")
+                pairwise.setdefault(a, []).append(kappa)
+                pairwise.setdefault(b, []).append(kappa)
+            observers_mean = m.get("observers_error_consistency")
+            n_trials = (m.get("error_consistency_detail") or {}).get("n_trials")
+    observers = sorted({s for v in models.values() for s in v["per_observer"]} | set(pairwise))
+    return {"observers": observers, "models": models, "pairwise": pairwise, "observers_mean": observers_mean,
+            "n_trials": n_trials}
+
+
 def accuracies(report: dict[str, Any]) -> list[dict[str, Any]]:
     """Clean top-1, top-5 (None for 5 classes or fewer), balanced accuracy and the lowest class per model, with the
     number of images and the per-class table (class name -> index, images, correct, accuracy)."""

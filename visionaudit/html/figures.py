@@ -79,6 +79,47 @@ def shape_bias_figure(data: dict[str, Any], human_per_category: dict[str, float]
     return _svg(fig)
 
 
+HUMAN_COLOR = "#c03030"
+
+
+def error_consistency_figure(data: dict[str, Any], style: dict[str, tuple[str, str]] | None = None) -> str | None:
+    """Kappa per human observer (model-vs-human's error-consistency plot): each model's kappa with each observer
+    (95 % interval) and its mean as a line; each observer's kappas with the other observers as red diamonds, and
+    their mean as a red line; 0 is what independent errors give."""
+    observers = data["observers"]
+    if not data["models"] or not observers:
+        return None
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    xs = list(range(len(observers)))
+    ax.axhline(0.0, color="#bbbbbb", linewidth=0.8)
+    humans = [(x, k) for x, s in zip(xs, observers) for k in data["pairwise"].get(s, []) if isinstance(k, (int, float))]
+    if humans:
+        ax.scatter([x + 0.18 for x, _ in humans], [k for _, k in humans], marker="D", s=12, facecolors="none",
+                   edgecolors=HUMAN_COLOR, linewidths=0.8, label="observer vs each other observer")
+    mean = data.get("observers_mean")
+    if isinstance(mean, (int, float)) and math.isfinite(mean):
+        ax.axhline(mean, color=HUMAN_COLOR, linewidth=1, label=f"observers' mean pairwise kappa: {_label(mean)}")
+    style = style or styles(list(data["models"]))
+    n = len(data["models"])
+    for k, (model, m) in enumerate(data["models"].items()):
+        marker, color = style.get(model, ("o", "#333333"))
+        offset = -0.3 + 0.25 * (k + 0.5) / n  # models left of each observer, the humans right
+        points = [(x + offset, m["per_observer"][s]) for x, s in zip(xs, observers) if s in m["per_observer"]]
+        points = [(x, r) for x, r in points if isinstance(r.get("kappa"), (int, float))]
+        if points:
+            errs = [_xerr(r["kappa"], r.get("ci")) for _, r in points]
+            ax.errorbar([x for x, _ in points], [r["kappa"] for _, r in points],
+                        yerr=[[e[0][0] for e in errs], [e[1][0] for e in errs]], fmt=marker, color=color, markersize=4,
+                        elinewidth=0.8, linestyle="none", label=f"{model}: mean kappa {_label(m.get('mean'))}")
+        if isinstance(m.get("mean"), (int, float)):
+            ax.axhline(m["mean"], color=color, linewidth=1, linestyle="--")
+    ax.set_xticks(xs, observers, rotation=45, ha="right")
+    ax.set_ylim(-0.2, 1)  # model-vs-human's axis
+    ax.set_ylabel("error consistency (Cohen's kappa)")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.32), fontsize=7, ncol=2, frameon=False)
+    return _svg(fig)
+
+
 def accuracy_scatter(rows: list[dict[str, Any]], style: dict[str, tuple[str, str]] | None = None) -> str | None:
     if len(rows) < 2:
         return None

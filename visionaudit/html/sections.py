@@ -100,9 +100,20 @@ def shape_bias(page: SectionInputs) -> dict | None:
     scatter = figure(figures.accuracy_scatter, data.shape_bias_vs_accuracy(page.report), page.style)
     if scatter:
         figs.append({"svg": scatter, "alt": "shape bias against clean top-1 accuracy", "caption": "Shape bias against clean top-1."})
-    rows = [[m, fmt(v["overall"]), _interval(v.get("ci"))] for m, v in sb["models"].items()]
+    ec = data.error_consistency(page.report)
+    consistency = figure(figures.error_consistency_figure, ec, page.style)
+    if consistency:
+        figs.append({"svg": consistency, "alt": "error consistency (kappa) of each model with each human observer, and of "
+                                                "the observers with each other",
+                     "caption": f"Error consistency with the human observers on the cue-conflict stimuli "
+                                f"({ec['n_trials'] or '?'} trials; right = the shape category): "
+                                "Geirhos, Meding & Wichmann, NeurIPS 2020, as model-vs-human computes it. "
+                                f"Observers' mean pairwise kappa {fmt(ec['observers_mean'])}."})
+    rows = [[m, fmt(v["overall"]), _interval(v.get("ci")), fmt((ec["models"].get(m) or {}).get("mean")),
+             _interval((ec["models"].get(m) or {}).get("ci"))] for m, v in sb["models"].items()]
     return {"id": "shape_bias", "title": "Shape bias", "figures": figs,
-            "table": {"header": ["model", "shape bias", "95% interval"], "rows": rows}}
+            "table": {"header": ["model", "shape bias", "95% interval", "error consistency with observers (mean kappa)",
+                                 "95% interval"], "rows": rows}}
 
 
 def channel_bias(page: SectionInputs) -> dict | None:

@@ -34,6 +34,7 @@ from visionaudit.families.shape_bias.categories import (  # noqa: F401 (public h
     check_category_map,
     shape_categories,
 )
+from visionaudit.families.shape_bias.consistency import observer_consistency
 from visionaudit.models.loading import LoadedModel, as_logits
 from visionaudit.preprocessing import Geometry, whole_image
 
@@ -191,7 +192,15 @@ def shape_only_outcomes(sample_set: Any, image_set: Any, logits: torch.Tensor, a
 def _summary_lines(report: dict) -> list[str]:
     if not any(a["audit"] == "shape_bias" and a["metrics"].get("shape_bias") is not None for a in report["audits"]):
         return []
-    return ["shape bias, published (Geirhos et al. 2019): " + ", ".join(f"{k} {v:.1%}" for k, v in REFERENCES.items())]
+    lines = ["shape bias, published (Geirhos et al. 2019): " + ", ".join(f"{k} {v:.1%}" for k, v in REFERENCES.items())]
+    consistency = [a for a in report["audits"] if a["audit"] == "shape_bias" and not a.get("control")
+                   and isinstance(a["metrics"].get("human_error_consistency"), (int, float))]
+    if consistency:
+        observers = consistency[0]["metrics"].get("observers_error_consistency")
+        lines.append("error consistency with the human observers (mean kappa, Geirhos et al. 2020): "
+                     + ", ".join(f"{a['model']} {a['metrics']['human_error_consistency']:.3f}" for a in consistency)
+                     + (f"; the observers with each other {observers:.3f}" if isinstance(observers, (int, float)) else ""))
+    return lines
 
 
 def _record_geometry(record: AuditRecord, context: Mapping[str, Any]) -> None:
@@ -199,6 +208,19 @@ def _record_geometry(record: AuditRecord, context: Mapping[str, Any]) -> None:
     record.metric("aggregation", context["aggregation"])  # ... and how 1,000 classes become 16 categories
     if context.get("category_mapping"):  # a model of its own label space: which of its classes make each category
         record.metric("category_mapping", context["category_mapping"])
+
+
+def _record_consistency(record: AuditRecord, ids: Sequence[str], decisions: list[str], shapes: list[str],
+                        observers: Mapping[str, Any]) -> None:
+    """The model's error consistency with each human observer and their mean, beside the observers' own
+    (visionaudit/families/shape_bias/consistency.py)."""
+    found = observer_consistency(ids, decisions, shapes, observers)
+    record.metric("human_error_consistency", found["mean"])
+    record.metric("human_error_consistency_ci", found["mean_ci"])
+    record.metric("observers_error_consistency", found["observers_mean"])
+    record.metric("error_consistency_detail", found["detail"])
+    record.table("error_consistency", found["per_observer"])
+    record.table("observers_error_consistency", found["observers_pairwise"])
 
 
 def assess_shape_bias(record: AuditRecord, measured: PerImage, thresholds: Mapping[str, Any], context: Mapping[str, Any]) -> None:
@@ -214,6 +236,8 @@ def assess_shape_bias(record: AuditRecord, measured: PerImage, thresholds: Mappi
         record.metric(name, getattr(result, name))
     record.metric("shape_bias_ci_method", CI_METHOD)
     record.table("references", REFERENCES)
+    if context.get("observers"):  # recorded, not judged: no bound by default
+        _record_consistency(record, sample_set.ids, decisions, list(arrays["categories"]), context["observers"])
     record.metric("shape_bias", result.shape_bias)  # kept when not judged (too few images), as measured
     require_count(record, thresholds, result.n_conflict, "cue-conflict images with conflicting cues")
     alpha = record.threshold("chance_alpha", thresholds["chance_alpha"])
@@ -269,7 +293,8 @@ FAMILY = register_family(Family(
     directions={"edges_accuracy": True, "silhouettes_accuracy": True},
     metrics=("shape_bias_ci", "shape_hits", "texture_hits", "n_conflict", "shape_fraction", "texture_fraction",
              "neither_fraction", "per_category", "cue_information_p", "stimulus_geometry", "edges_accuracy",
-             "silhouettes_accuracy"),
+             "silhouettes_accuracy", "human_error_consistency", "human_error_consistency_ci", "observers_error_consistency",
+             "error_consistency_detail"),
     thresholds={
         "min": f.fraction("shape bias at least this (a shape-bias-trained model sets a high min)", default=0.05),
         "max": f.fraction("shape bias at most this", default=0.95),

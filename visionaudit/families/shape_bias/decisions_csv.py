@@ -1,5 +1,5 @@
 """Cue-conflict decisions as CSV files, in the raw-data format of texture-vs-shape and model-vs-human:
-the one home of that format, read and written.
+the one home of that format, read and written (a model's, and the human observers' data set).
 
 Columns ``subj,session,trial,rt,object_response,category,condition,imagename``. model-vs-human
 (``modelvshuman/evaluation/evaluate.py``, ``ResultPrinter``) writes a model's decisions to
@@ -21,6 +21,7 @@ from typing import Sequence
 
 from visionaudit.data.image_sets import ImageSet, parse_cue_name
 from visionaudit.data.imagenet16 import categories
+from visionaudit.data.observers import ObserverFiles
 from visionaudit.errors import DataError
 from visionaudit.families.shape_bias import ShapeBiasResult, shape_bias
 
@@ -116,3 +117,33 @@ def write_decisions(folder: str | Path, subject: str, image_set: ImageSet, decis
         for trial, i in enumerate(order, start=1):
             writer.writerow([subject, 1, trial, "NaN", decisions[i], image_set.categories[i], "NaN", image_set.paths[i].name])
     return path
+
+
+def image_id(imagename: str) -> str:
+    """The stimulus a row is about, as model-vs-human keys trials (``helper/plotting_helper.py``,
+    ``get_short_imagename``): the last ``_``-part, ``0001_s5n_s02_0_clock_00_clock4-chair1.png`` -> ``clock4-chair1.png``."""
+    return imagename.rsplit("_", 1)[-1]
+
+
+def read_observers(files: ObserverFiles) -> dict:
+    """The observers' decisions, compactly (what the shape-bias assessor takes, JSON-ready for a shard's merge):
+    ``{"images": [image ids, sorted], "subjects": {subject: [response or None per image]}, "missing": [...],
+    "note": ...}``. Every observer must have seen each image once (model-vs-human pairs trials by image)."""
+    images: list[str] | None = None
+    subjects: dict[str, list[str | None]] = {}
+    for subject, path in files.files.items():
+        read = read_decisions(path)
+        by_image: dict[str, str | None] = {}
+        for name, decision in zip(read.image_names, read.decisions):
+            key = image_id(name)
+            if key in by_image:
+                raise DataError(f"{path}: image {key} appears twice; an observer's file has one trial per stimulus")
+            by_image[key] = decision
+        keys = sorted(by_image)
+        if images is None:
+            images = keys
+        elif keys != images:
+            raise DataError(f"{path}: its {len(keys)} images are not the {len(images)} of {next(iter(subjects))}'s file; "
+                            "the observers must have seen the same stimuli")
+        subjects[subject] = [by_image[k] for k in keys]
+    return {"images": images or [], "subjects": subjects, "missing": list(files.missing), "note": files.note()}

@@ -1,0 +1,124 @@
+"""The shape-bias family's error consistency with observers, on synthetic decisions (no data needed): what the
+assessor records, that trial order (a shard's merge) does not change it, and a model image no observer saw."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from visionaudit.data.fingerprint import SampleSet
+from visionaudit.data.imagenet16 import categories
+from visionaudit.families.assessment import PerImage
+from visionaudit.families.records import AuditRecord
+from visionaudit.families.registry import get_family
+from visionaudit.families.shape_bias import assess_shape_bias
+from visionaudit.families.shape_bias.consistency import observer_consistency
+from visionaudit.files import to_jsonable
+
+
+def _stimuli(n=160, seed=0):
+    rng = random.Random(seed)
+    cats = list(categories())
+    names, shapes, textures = [], [], []
+    for k in range(n):
+        s, t = cats[k % 16], rng.choice(cats)
+        names.append(f"{s}{k}-{t}1.png")
+        shapes.append(s)
+        textures.append(t)
+    return names, shapes, textures
+
+
+def _decider(shapes, p, rng):
+    return [s if rng.random() < p else rng.choice([c for c in categories() if c != s]) for s in shapes]
+
+
+def _observers(names, shapes, seed=1):
+    rng = random.Random(seed)
+    order = sorted(range(len(names)), key=lambda i: names[i])
+    subjects = {f"subject-0{k}": _decider([shapes[i] for i in order], q, rng) for k, q in ((2, 0.8), (3, 0.7), (4, 0.85))}
+    subjects["subject-03"][0] = None  # an "na": wrong, as in model-vs-human
+    return {"images": [names[i] for i in order], "subjects": subjects, "missing": ["subject-01"], "note": "n"}
+
+
+def _plain_kappa(a, b):
+    p1, p2 = sum(a) / len(a), sum(b) / len(b)
+    obs = sum(x == y for x, y in zip(a, b)) / len(a)
+    exp = p1 * p2 + (1 - p1) * (1 - p2)
+    return (obs - exp) / (1 - exp)
+
+
+def test_kappas_are_on_shape_correctness_over_every_trial_and_independent_of_order():
+    names, shapes, _ = _stimuli()
+    observers = _observers(names, shapes)
+    model = _decider(shapes, 0.5, random.Random(9))
+    ids = [f"{s}/{n}" for s, n in zip(shapes, names)]
+    found = observer_consistency(ids, model, shapes, observers, resamples=100)
+    by_name = dict(zip(names, zip(model, shapes)))
+    right_model = [by_name[n][0] == by_name[n][1] for n in observers["images"]]
+    for s, responses in observers["subjects"].items():
+        right = [r == by_name[n][1] for r, n in zip(responses, observers["images"])]
+        assert found["per_observer"][s]["kappa"] == pytest.approx(_plain_kappa(right_model, right))
+    # the same trials in another order (a merge of shards) give the same numbers, intervals included
+    perm = list(range(len(ids)))
+    random.Random(3).shuffle(perm)
+    again = observer_consistency([ids[i] for i in perm], [model[i] for i in perm], [shapes[i] for i in perm], observers,
+                                 resamples=100)
+    assert again == found
+    assert found["detail"]["n_trials"] == 160 and found["detail"]["observers_missing"] == ["subject-01"]
+
+
+def test_a_model_image_no_observer_saw_is_counted_not_paired():
+    names, shapes, _ = _stimuli()
+    observers = _observers(names, shapes)
+    ids = [f"{s}/{n}" for s, n in zip(shapes, names)] + ["cat/cat99-dog9.png"]
+    found = observer_consistency(ids, list(shapes) + ["cat"], list(shapes) + ["cat"], observers, resamples=0)
+    assert found["detail"]["n_trials"] == 160 and found["detail"]["unmatched"] == ["cat99-dog9.png"]
+
+
+def _assess(observers):
+    names, shapes, textures = _stimuli()
+    ids = tuple(f"{s}/{n}" for s, n in zip(shapes, names))
+    record = AuditRecord(audit="shape_bias", model="m", params={})
+    measured = PerImage(SampleSet("cue-conflict", "cue-conflict", ids, "f", None, 0),
+                        {"decisions": _decider(shapes, 0.6, random.Random(4)), "categories": shapes, "textures": textures})
+    context = {"model": "m", "stimulus_geometry": {"mode": "native"}, "aggregation": "mean"}
+    if observers:
+        context["observers"] = observers(names, shapes)
+    try:
+        assess_shape_bias(record, measured, get_family("shape_bias").defaults, context)
+    except AssertionError:
+        pass  # synthetic decisions: the gate's verdict is not what this test is about
+    return record.to_dict()
+
+
+def test_the_assessor_records_the_kappas_beside_the_shape_bias_and_nothing_without_observers():
+    d = _assess(_observers)
+    m = d["metrics"]
+    assert set(d["tables"]["error_consistency"]) == {"subject-02", "subject-03", "subject-04"}
+    kappas = [r["kappa"] for r in d["tables"]["error_consistency"].values()]
+    assert m["human_error_consistency"] == pytest.approx(sum(kappas) / 3)
+    lo, hi = m["human_error_consistency_ci"]
+    assert lo < m["human_error_consistency"] < hi
+    pairs = d["tables"]["observers_error_consistency"]
+    assert list(pairs) == ["subject-02 / subject-03", "subject-02 / subject-04", "subject-03 / subject-04"]
+    assert m["observers_error_consistency"] == pytest.approx(sum(pairs.values()) / 3)
+    json.dumps(to_jsonable(d), allow_nan=False)
+    without = _assess(None)
+    assert "human_error_consistency" not in without["metrics"] and "error_consistency" not in without["tables"]
+    assert without["metrics"]["shape_bias"] == m["shape_bias"]  # the shape bias is the same either way
+
+
+def test_the_summary_names_each_models_mean_kappa_and_the_observers():
+    from visionaudit.families.shape_bias import _summary_lines
+
+    def entry(model, kappa, control=False):
+        return {"audit": "shape_bias", "model": model, "control": control,
+                "metrics": {"shape_bias": 0.3, "human_error_consistency": kappa, "observers_error_consistency": 0.345}}
+
+    report = {"audits": [entry("a", 0.0758), entry("b", 0.1234), entry("ctl", 0.01, control=True)]}
+    assert _summary_lines(report)[1] == ("error consistency with the human observers (mean kappa, Geirhos et al. 2020): "
+                                         "a 0.076, b 0.123; the observers with each other 0.345")
+    report["audits"] = [{**e, "metrics": {"shape_bias": 0.3}} for e in report["audits"]]  # schema 4: no line
+    assert len(_summary_lines(report)) == 1
