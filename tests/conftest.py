@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # reads the data or starts the real audits is marked slow, and the two hooks below keep that true.
 DATA_ENV = "VISIONAUDIT_DATA"
 CACHE_ENV = "VISIONAUDIT_CACHE"
+LOGIT_CACHE_ENV = "VISIONAUDIT_LOGIT_CACHE"  # visionaudit.models.logit_cache.CACHE_ENV
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -35,6 +36,19 @@ def _no_data_outside_slow(request: pytest.FixtureRequest, monkeypatch: pytest.Mo
     if request.node.get_closest_marker("slow") is None:
         monkeypatch.delenv(DATA_ENV, raising=False)
         monkeypatch.setenv(CACHE_ENV, str(tmp_path_factory.mktemp("user-cache")))
+    elif getattr(request.module, "SHARE_LOGIT_CACHE", True) and not os.environ.get(LOGIT_CACHE_ENV):
+        # The slow tests' real-model runs repeat the same clean passes (lite0 on the cue-conflict stimuli, on
+        # imagenet-sample): one logit cache for the session computes each once. Its key covers the weights, the
+        # images and the preprocessing, so a reused entry is the same logits (tests/models/test_logit_cache.py).
+        monkeypatch.setenv(LOGIT_CACHE_ENV, str(_session_logit_cache(tmp_path_factory)))
+
+
+def _session_logit_cache(factory: pytest.TempPathFactory) -> Path:
+    # Under xdist each worker has its own base temp; the entries are written atomically, so sharing is safe,
+    # but one per worker keeps it simple and still removes the repeats within a worker.
+    path = factory.getbasetemp() / "logit-cache"
+    path.mkdir(exist_ok=True)
+    return path
 
 
 @pytest.fixture(autouse=True)

@@ -19,6 +19,9 @@ pytestmark = pytest.mark.slow  # the real audits on the real data
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# The main job as a user runs it: no logit cache (tests/conftest.py shares one among the other slow tests).
+SHARE_LOGIT_CACHE = False
+
 
 def test_main_job_runs_offline_on_cpu(shared_data, tmp_path, browser):
     env = {**os.environ, "VISIONAUDIT_DATA": str(shared_data), "CUDA_VISIBLE_DEVICES": ""}
