@@ -42,7 +42,12 @@ def __getattr__(name: str):
     elif name in _HOME:
         value = getattr(importlib.import_module(_HOME[name]), name)
     else:
-        raise AttributeError(f"module 'visionaudit' has no attribute {name!r}")
+        try:  # a submodule (visionaudit.families, .models, ...), as the eager imports used to make attributes of
+            value = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module 'visionaudit' has no attribute {name!r}") from None
     globals()[name] = value  # once imported, an ordinary attribute
     return value
 
