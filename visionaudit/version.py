@@ -12,5 +12,8 @@ __version__ = "0.1.0"
 #    that is not a pass), `run.baseline`; not_judged entries keep what was measured; the model entry's `classes` (its label space: class names in output order, their source, WNIDs for
 #    ImageNet-1k), `run.notes` (what the run said once about its input);
 #    `incomplete.stopped_by` (the test that -x/--maxfail stopped after). Schema 3 is still read.
-SCHEMA_VERSION = 4
+# 5: the clean accuracy entry's `outcomes.labels` (each image's class), the baseline family's
+#    `balanced_accuracy` and `per_class_accuracy` comparisons (`per_class` in their metrics). Schemas 3 and 4
+#    are still read (without per-image classes: those two comparisons are not compared, and say why).
+SCHEMA_VERSION = 5
 OLDEST_READABLE = 3  # the oldest schema still read as a baseline or a merge part

@@ -4,6 +4,10 @@ An entry that measured a condition on an image set carries ``outcomes``: ``{"set
 name, "encoding": "bits" | "categories16", "n": count, "data": base64}``, in the order of the report's
 ``samples.<role>.ids``. Bits are packed little-endian (about 8 KB of base64 per 50,000 images); a
 decision is the index of its category in ``imagenet16.categories()``, 255 for none.
+
+The clean accuracy entry also carries each image's class (schema 5): ``outcomes.labels``, ``{"encoding":
+"uint32", "n": count, "data": base64}``, output indices little-endian, named by the entry's ``per_class`` table;
+the baseline gate compares balanced and per-class accuracy on them.
 """
 
 from __future__ import annotations
@@ -29,6 +33,24 @@ def encode_decisions(decisions: Sequence[str | None]) -> dict[str, Any]:
     index = {c: i for i, c in enumerate(categories())}
     codes = bytes(NO_DECISION if d is None else index[d] for d in decisions)
     return {"encoding": "categories16", "n": len(codes), "data": base64.b64encode(codes).decode()}
+
+
+def encode_labels(labels: Sequence[int] | np.ndarray) -> dict[str, Any]:
+    """Each image's class (its output index), 4 bytes little-endian each."""
+    values = np.asarray(labels, dtype="<u4")
+    return {"encoding": "uint32", "n": int(values.size), "data": base64.b64encode(values.tobytes()).decode()}
+
+
+def decode_labels(labels: dict[str, Any]) -> np.ndarray:
+    """The output indices of :func:`encode_labels`."""
+    try:
+        raw = base64.b64decode(labels["data"], validate=True)
+        n, encoding = int(labels["n"]), labels["encoding"]
+    except (KeyError, TypeError, ValueError) as e:
+        raise DataError(f"per-image classes are not readable ({e}); is the report intact?") from None
+    if encoding != "uint32" or len(raw) != 4 * n:
+        raise DataError(f"per-image classes: {len(raw)} bytes of {encoding!r} for {n} images; is the report intact?")
+    return np.frombuffer(raw, dtype="<u4").astype(np.int64)
 
 
 def decode(outcome: dict[str, Any]) -> np.ndarray:
