@@ -15,6 +15,7 @@ from visionaudit.data.label_space import LabelSpace, imagenet_names
 from visionaudit.errors import ConfigError, SpecError
 from visionaudit.models.classes import (
     ClassCountMismatch,
+    check_before_load,
     imagenet_hint,
     is_imagenet1k,
     known_before_load,
@@ -224,3 +225,36 @@ def test_the_imagenet_hint_is_given_for_1000_classes_that_are_not_imagenet():
     assert "?imagenet=true" in imagenet_hint(LabelSpace(tuple(f"c{i}" for i in range(1000)), "test"))
     assert imagenet_hint(LabelSpace(tuple(TEN), "test")) == ""
     assert imagenet_hint(known_before_load(parse_spec("efficientnet_lite0"))) == ""
+
+
+def test_timm_classes_are_known_before_load_from_the_pretrained_configuration(ten_file, monkeypatch):
+    """Issue 24, item 3: the label space a timm model gets when it loads, from timm's pretrained configuration alone
+    (in the package: no model built, no weights, no network)."""
+    import timm
+    from timm.data import ImageNetInfo
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("a timm model was built")
+
+    monkeypatch.setattr(timm, "create_model", no_build)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for spec in ("timm:resnet18", "timm:resnet18.a1_in1k", "timm:resnet18:none"):
+        space = known_before_load(parse_spec(spec))
+        assert space.imagenet1k and space.ids == tuple(timm_imagenet_wnids()), spec
+    big = known_before_load(parse_spec("timm:vit_tiny_patch16_224.augreg_in21k"))
+    assert len(big) == 21843 and big.ids == tuple(ImageNetInfo("imagenet-21k-goog").label_names()) and not big.imagenet1k
+    assert known_before_load(parse_spec("timm:convnext_tiny.fb_in22k")).ids == tuple(ImageNetInfo("imagenet-22k").label_names())
+    # ?classes= and ?imagenet=false as for every model; a name timm does not know: said where it loads.
+    assert known_before_load(parse_spec(f"timm:resnet18?classes={ten_file}")).names == tuple(TEN)
+    assert not known_before_load(parse_spec("timm:resnet18?imagenet=false")).imagenet1k
+    assert known_before_load(parse_spec("timm:no_such_net_xyz")) is None
+    # A class file whose length is not the configuration's outputs: refused before the model loads.
+    with pytest.raises(ClassCountMismatch, match="has 1000 outputs, but its class list"):
+        check_before_load(parse_spec(f"timm:resnet18?classes={ten_file}"))
+
+
+def test_timm_classes_before_load_equal_those_at_load():
+    for spec in ("timm:resnet18:none", "timm:vit_tiny_patch16_224.augreg_in21k:none"):
+        loaded = load_model(spec, "cpu")
+        before = known_before_load(parse_spec(spec))
+        assert before == loaded.label_space and before.ids == loaded.label_space.ids and before.source == loaded.label_space.source
