@@ -82,7 +82,7 @@ def test_ten_classes_from_a_file_then_from_a_csv_manifest(team):
     assert _labels(team) == expected
     entry = _report(team)["models"]["tests.tiny_models:ten_classes"]
     assert entry["classes"]["names"] == TEN and entry["classes"]["source"] == "--audit-classes classes.txt"
-    assert entry["classes"]["count"] == 10 and not entry["imagenet_classes"] and _report(team)["schema_version"] == 4
+    assert entry["classes"]["count"] == 10 and not entry["imagenet_classes"] and _report(team)["schema_version"] == 5
 
     # The same model named by its spec's ?classes=, its images listed by a CSV manifest (names and indices).
     for path in team.path.glob("labels-*.json"):

@@ -22,9 +22,10 @@ ROOT = Path(__file__).resolve().parents[2]
 V3 = ROOT / "tests" / "report_fixtures" / "report_two_models.json"  # written by the suite at schema 3
 
 
-def test_the_schema_is_version_4_with_the_model_classes():
+def test_the_schema_is_version_5_with_the_model_classes_and_per_image_labels():
     schema = report_schema()
-    assert SCHEMA_VERSION == 4 and schema["properties"]["schema_version"]["const"] == 4
+    assert SCHEMA_VERSION == 5 and schema["properties"]["schema_version"]["const"] == 5
+    assert "labels" in schema["properties"]["audits"]["items"]["properties"]["outcomes"]["properties"]
     model = schema["properties"]["models"]["additionalProperties"]
     assert "classes" in model["else"]["required"] and "notes" in schema["properties"]["run"]["properties"]
 
@@ -43,6 +44,11 @@ def test_a_version_3_report_is_a_baseline_for_a_version_4_run(tmp_path):
     assert comparison["paired"] and len(results) >= 2  # something was compared, image by image
     assert regressions(comparison) == [] and {r.verdict for r in results} <= {"unchanged", "not_compared"}
     assert any(r.verdict == "unchanged" for r in results)
+    # No per-image classes in a version-3 report: balanced and per-class accuracy are not compared, and say why.
+    for per in comparison["models"].values():
+        for name in ("balanced_accuracy", "per_class_accuracy"):
+            r = per["results"][name]
+            assert r.verdict == "not_compared" and r.missing_side == "baseline" and "(schema 3) records no per-image classes" in r.reason
 
 
 def _as_version_3(part):
@@ -80,12 +86,12 @@ def test_version_3_parts_merge_into_a_version_4_report():
     data = parts[0]["audits"][0]["shard_data"]
     assert "min_class_images" not in data["thresholds"] and "labels" not in data["arrays"]  # a genuine v3 part
     merged = merge_reports(parts, ["p1", "p2"])
-    assert merged["schema_version"] == 4
+    assert merged["schema_version"] == SCHEMA_VERSION
     assert [e["outcome"] for e in merged["audits"]] == [e["outcome"] for e in whole["audits"]] == ["passed"]
     assert [e["metrics"] for e in merged["audits"]] == [e["metrics"] for e in whole["audits"]]
     assert merged["audits"][0]["metrics"]["clean_top1"] == float(clean.mean())  # independent of the assessor
-    parts[0]["schema_version"] = 5
-    with pytest.raises(Unmergeable, match="p1 has schema 5; this suite reads schemas 3 to 4"):
+    parts[0]["schema_version"] = SCHEMA_VERSION + 1
+    with pytest.raises(Unmergeable, match=f"p1 has schema {SCHEMA_VERSION + 1}; this suite reads schemas 3 to {SCHEMA_VERSION}"):
         merge_reports(parts, ["p1", "p2"])
 
 
@@ -114,7 +120,7 @@ def test_a_bound_missing_from_the_parts_is_judged_at_the_family_default():
 
 def test_a_run_report_validates_with_classes_and_notes():
     report = json.loads(V3.read_text())
-    report["schema_version"] = 4
+    report["schema_version"] = SCHEMA_VERSION
     report["run"]["notes"] = ["a note"]
     for info in report["models"].values():
         info["classes"] = {"count": 2, "source": "file", "imagenet1k": False, "names": ["a", "b"]}
