@@ -137,7 +137,7 @@ def _timm_subset(subset: str | None, name: str, info_class: Any) -> LabelSpace |
     info = info_class(subset)
     ids = tuple(info.label_names())
     names = tuple(d.split(",")[0].strip() for d in info.label_descriptions())
-    return LabelSpace(names, source, ids)
+    return LabelSpace(names, source, ids, subset)
 
 
 def _timm_outputs(name: str) -> int | None:
