@@ -200,7 +200,8 @@ def baseline(page: SectionInputs) -> dict | None:
            "UNPAIRED: two-proportion tests on reports that did not score the same images"
            + (" (" + "; ".join(comparison["problems"]) + ")" if comparison and comparison.get("problems") else "")
            + "; a regression is beyond its tolerance and significant (Holm).")
-    rows = [[r["model"], r["baseline_model"], r["comparison"], fmt(r["baseline"]), fmt(r["candidate"]),
+    rows = [[r["model"], r["baseline_model"], r["comparison"] + (f" ({r['per_class']['shown']})" if (r.get("per_class") or {}).get("shown")
+                                                                 else ""), fmt(r["baseline"]), fmt(r["candidate"]),
              f"{r['delta']:+.4f}" if isinstance(r["delta"], (int, float)) else fmt(r["delta"]),
              _interval(r.get("ci")), fmt(r["p_value_holm"]), r["verdict"]] for r in deltas]
     said, tables = _classes_against_baseline(deltas)

@@ -248,6 +248,14 @@ def test_summary_and_page_name_the_worse_classes():
     assert "  per_class_accuracy: 1 classes not compared (fewer than 10 paired images)" in lines
     section = baseline(SectionInputs(report=report))
     assert "new: per_class_accuracy: significantly worse, worst first: cat 1 -> 0.625" in section["text"], section["text"]
+    (table,) = section["tables"]
+    assert table["rows"][0][:5] == ["cat", "40", "1", "0.625", "-0.3750"] and "classes significantly worse" in table["title"]
+    assert any(row[2] == "per_class_accuracy (cat)" for row in section["table"]["rows"])
+    # `visionaudit compare`'s table names them too.
+    from visionaudit.report.compare import render
+
+    text = render({"paired": True, "problems": [], "models": {"new": {"baseline_model": "old", "results": results}}})
+    assert "numbers of class cat; significantly worse: cat 1 -> 0.625" in text and text.endswith(", new: per_class_accuracy")
 
 
 def test_judge_leaves_a_class_significant_only_when_the_comparison_is():
