@@ -270,3 +270,19 @@ def test_judge_leaves_a_class_significant_only_when_the_comparison_is():
              for k in range(5000)}
     judged = judge({"per_class_accuracy": r, **extra}, 0.05)["per_class_accuracy"]
     assert judged.p_value_holm >= 0.05 and judged.verdict == "unchanged" and judged.per_class["worse"] == []
+
+
+def test_labels_round_trip_in_two_or_four_bytes():
+    import base64
+
+    from visionaudit.errors import DataError
+    from visionaudit.families.outcomes import decode_labels, encode_labels
+
+    small = encode_labels([0, 7, 21842, 3])
+    assert small["encoding"] == "uint16" and base64.b64decode(small["data"]) == bytes([0, 0, 7, 0, 0x52, 0x55, 3, 0])
+    assert decode_labels(small).tolist() == [0, 7, 21842, 3]
+    big = encode_labels([70000, 1])
+    assert big["encoding"] == "uint32" and base64.b64decode(big["data"]) == (70000).to_bytes(4, "little") + (1).to_bytes(4, "little")
+    assert decode_labels(big).tolist() == [70000, 1]
+    with pytest.raises(DataError, match="per-image classes: 4 bytes of 'uint32' for 2 images"):
+        decode_labels({**small, "encoding": "uint32", "n": 2, "data": base64.b64encode(b"\0" * 4).decode()})
