@@ -120,7 +120,7 @@ def named_space(name: str) -> LabelSpace | None:
 
         info = ImageNetInfo(name)
         ids, descriptions = tuple(info.label_names()), info.label_descriptions()
-    except Exception:  # no timm, or a subset this timm does not know
+    except Exception:  # noqa: BLE001 (no timm, or a subset this timm does not know)
         return None
     return LabelSpace(tuple(d.split(",")[0].strip() for d in descriptions), f"timm ({name})", ids, name)
 

@@ -44,7 +44,11 @@ class AuditRecord:
         """Keep per-image results (``correct`` bits or 16-way ``decisions``) of ``condition`` on ``sample_set``
         (a ``fingerprint.SampleSet``), for a later paired comparison; ``labels``: each image's class (output index),
         for the per-class comparisons."""
-        from visionaudit.families.outcomes import encode_bits, encode_decisions, encode_labels
+        from visionaudit.families.outcomes import (
+            encode_bits,
+            encode_decisions,
+            encode_labels,
+        )
 
         encoded = encode_bits(correct) if decisions is None else encode_decisions(decisions)
         if encoded["n"] != len(sample_set.ids):

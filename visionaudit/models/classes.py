@@ -150,7 +150,7 @@ def _timm_outputs(name: str) -> int | None:
         return None
     try:
         cfg = get_pretrained_cfg(name)
-    except Exception:  # a name timm cannot parse: the load names the problem
+    except Exception:  # noqa: BLE001 (a name timm cannot parse: the load names the problem)
         return None
     outputs = getattr(cfg, "num_classes", None)
     return outputs if isinstance(outputs, int) and outputs > 0 else None

@@ -23,7 +23,12 @@ from visionaudit.families.baseline import (
     outcomes_from_report,
     settings_from,
 )
-from visionaudit.families.baseline.statistics import Result, Tolerance, balanced_accuracy_change, judge
+from visionaudit.families.baseline.statistics import (
+    Result,
+    Tolerance,
+    balanced_accuracy_change,
+    judge,
+)
 from visionaudit.families.records import AuditRecord
 
 DEFAULTS = load_config(None).thresholds("baseline", "m")

@@ -188,9 +188,9 @@ def _missing(old: ModelOutcomes, new: ModelOutcomes, c: Compared) -> tuple[str, 
     if c.kind in CLASS_KINDS:
         for side, o in (("baseline", old), ("candidate", new)):
             if o.classes is None:  # a report from before schema 5 (a run always has them)
-                return (f"the {side} report (schema {o.schema}) records no per-image classes; they are recorded from "
-                        f"schema 5 on: run the {side}'s accuracy audit with this version to compare {c.name.replace('_', ' ')}",
-                        "baseline" if side == "baseline" else "setup")
+                why = (f"the {side} report (schema {o.schema}) records no per-image classes; they are recorded from "
+                       f"schema 5 on: run the {side}'s accuracy audit with this version to compare {c.name.replace('_', ' ')}")
+                return why, "baseline" if side == "baseline" else "setup"
     if c.kind in ("shape_bias", "category") and old.stimulus_protocol != new.stimulus_protocol:
         return (f"the stimuli were scored another way: {old.stimulus_protocol} in the baseline, {new.stimulus_protocol} here "
                 "(shape_bias stimulus_geometry and aggregation in audit.toml)", "setup")
