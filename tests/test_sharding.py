@@ -289,3 +289,68 @@ def test_a_partial_report_with_the_stored_assessor_names_merges():
     merged = merge_reports(parts, ["p1", "p2"])
     strip = lambda r: [{k: e[k] for k in ("nodeid", "outcome", "metrics", "message", "outcomes")} for e in r["audits"]]  # noqa: E731
     assert strip(merged) == strip(whole) and len(merged["audits"]) == 3
+
+
+TEN = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+@pytest.mark.slow  # three runs of the real audits (its images are written here; the other sets are not read)
+def test_a_ten_class_model_sharded_and_merged_equals_its_unsharded_run(shared_data, tmp_path):
+    """Issue 24: a team's 10-class model (classes from a file) on its own class-name folders, in 2 shards merged by
+    `visionaudit merge`: accuracy (top-1, per class, balanced), robustness and the class names equal the unsharded
+    run's; and the merged report serves as a baseline (`compare`), its per-image classes read back by name."""
+    import numpy as np
+    from PIL import Image
+
+    images = tmp_path / "team"
+    rng = np.random.default_rng(0)
+    for c, name in enumerate(TEN):
+        (images / name).mkdir(parents=True)
+        for i in range(6 + c % 3):  # 6 to 8 images per class: uneven, so balanced accuracy is not top-1
+            pixels = np.clip(rng.normal(25 * c, 60, (40, 40, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(images / name / f"{name}{i}.png")
+    (tmp_path / "classes.txt").write_text("\n".join(TEN) + "\n")
+    model = f"tests.tiny_models:ten_classes?classes={tmp_path / 'classes.txt'}"
+    args = ("-k", "test_clean_top1 or test_transform", f"--audit-images={images}")
+    runs = {"whole": audit(tmp_path, shared_data, "whole", *args, model=model)}
+    for index in (1, 2):
+        runs[index] = audit(tmp_path, shared_data, f"part{index}", *args, "--audit-shard", f"{index}/2", model=model)
+    for name, (proc, data) in runs.items():
+        assert data is not None and not data["error"], (name, proc.stdout[-3000:], proc.stderr[-3000:])
+    proc = merge_cli(str(tmp_path / "part2.json"), str(tmp_path / "part1.json"), "-o", str(tmp_path / "merged.json"))
+    whole = runs["whole"][1]
+    assert proc.returncode == whole["run"]["exit_status"], proc.stdout + proc.stderr
+    merged = json.loads((tmp_path / "merged.json").read_text())
+    assert differences(without_timings(whole), without_timings(merged)) == []
+
+    # Not vacuous: the parts held fewer images each, the merge judged all 69 again, and the numbers are the images'.
+    (accuracy,) = [e for e in merged["audits"] if e["audit"] == "accuracy"]
+    assert accuracy["outcome"] in ("passed", "failed") and accuracy["metrics"]["n_images"] == 69
+    assert all(e["audit"] != "accuracy" or e["outcome"] == "not_judged" for i in (1, 2) for e in runs[i][1]["audits"])
+    sizes = [len(runs[i][1]["samples"]["labelled"]["ids"]) for i in (1, 2)]
+    assert sum(sizes) == 69 and max(sizes) < 69, sizes
+    transforms = [e for e in merged["audits"] if e["audit"] == "robustness"]
+    assert len(transforms) == 9 and all(e["outcome"] in ("passed", "failed") for e in transforms), \
+        [(e["nodeid"], e["outcome"], e["message"]) for e in transforms]
+    from visionaudit.families.outcomes import decode, decode_labels
+
+    ids = merged["samples"]["labelled"]["ids"]
+    correct, labels = decode(accuracy["outcomes"]), decode_labels(accuracy["outcomes"]["labels"])
+    assert [TEN[k] for k in labels] == [i.split("/")[0] for i in ids]  # each image's class, from its folder
+    per_class = accuracy["tables"]["per_class"]
+    assert list(per_class) == TEN  # by name, in output order
+    for c, name in enumerate(TEN):
+        mine = correct[labels == c]
+        assert per_class[name] == {"index": c, "n_images": mine.size, "correct": int(mine.sum()), "accuracy": float(mine.mean())}
+    assert accuracy["metrics"]["balanced_accuracy"] == pytest.approx(np.mean([correct[labels == c].mean() for c in range(10)]))
+    assert accuracy["metrics"]["clean_top1"] == float(correct.mean())
+    assert merged["models"][model]["classes"]["names"] == TEN
+
+    # The merged report as a baseline for the unsharded one: the per-class comparisons read its classes by name.
+    compared = subprocess.run([sys.executable, "-m", "visionaudit", "compare", str(tmp_path / "merged.json"),
+                               str(tmp_path / "whole.json"), "--format", "json", "--accept-incomplete-baseline"],
+                              cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    results = json.loads(compared.stdout)["models"][model]["results"]
+    assert results["balanced_accuracy"]["verdict"] == "unchanged" and results["balanced_accuracy"]["delta"] == 0.0
+    assert results["per_class_accuracy"]["verdict"] == "not_compared"  # 6 to 8 images a class: fewer than 10, said
+    assert "10 classes not compared" in results["per_class_accuracy"]["reason"]

@@ -18,5 +18,8 @@ __version__ = "0.1.0"
 #    Also in 5: the shape-bias entry's error consistency with the human observers (`human_error_consistency`, its `_ci`,
 #    `observers_error_consistency`, `error_consistency_detail`; tables `error_consistency`,
 #    `observers_error_consistency`). Schemas 3 and 4 are still read.
+#    Also in 5: the clean accuracy entry's `outcomes.labels` (each image's class), the baseline family's
+#    `balanced_accuracy` and `per_class_accuracy` comparisons (`per_class` in their metrics). Schemas 3 and 4
+#    are still read (without per-image classes: those two comparisons are not compared, and say why).
 SCHEMA_VERSION = 5
 OLDEST_READABLE = 3  # the oldest schema still read as a baseline or a merge part

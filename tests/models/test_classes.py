@@ -15,6 +15,7 @@ from visionaudit.data.label_space import LabelSpace, imagenet_names
 from visionaudit.errors import ConfigError, SpecError
 from visionaudit.models.classes import (
     ClassCountMismatch,
+    check_before_load,
     imagenet_hint,
     is_imagenet1k,
     known_before_load,
@@ -224,3 +225,93 @@ def test_the_imagenet_hint_is_given_for_1000_classes_that_are_not_imagenet():
     assert "?imagenet=true" in imagenet_hint(LabelSpace(tuple(f"c{i}" for i in range(1000)), "test"))
     assert imagenet_hint(LabelSpace(tuple(TEN), "test")) == ""
     assert imagenet_hint(known_before_load(parse_spec("efficientnet_lite0"))) == ""
+
+
+def test_timm_classes_are_known_before_load_from_the_pretrained_configuration(ten_file, monkeypatch):
+    """Issue 24, item 3: the label space a timm model gets when it loads, from timm's pretrained configuration alone
+    (in the package: no model built, no weights, no network)."""
+    import timm
+    from timm.data import ImageNetInfo
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("a timm model was built")
+
+    monkeypatch.setattr(timm, "create_model", no_build)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for spec in ("timm:resnet18", "timm:resnet18.a1_in1k", "timm:resnet18:none"):
+        space = known_before_load(parse_spec(spec))
+        assert space.imagenet1k and space.ids == tuple(timm_imagenet_wnids()), spec
+    big = known_before_load(parse_spec("timm:vit_tiny_patch16_224.augreg_in21k"))
+    assert len(big) == 21843 and big.ids == tuple(ImageNetInfo("imagenet-21k-goog").label_names()) and not big.imagenet1k
+    assert known_before_load(parse_spec("timm:convnext_tiny.fb_in22k")).ids == tuple(ImageNetInfo("imagenet-22k").label_names())
+    # ?classes= and ?imagenet=false as for every model; a name timm does not know: said where it loads.
+    assert known_before_load(parse_spec(f"timm:resnet18?classes={ten_file}")).names == tuple(TEN)
+    assert not known_before_load(parse_spec("timm:resnet18?imagenet=false")).imagenet1k
+    assert known_before_load(parse_spec("timm:no_such_net_xyz")) is None
+    # A class file whose length is not the configuration's outputs: refused before the model loads.
+    with pytest.raises(ClassCountMismatch, match="has 1000 outputs, but its class list"):
+        check_before_load(parse_spec(f"timm:resnet18?classes={ten_file}"))
+
+
+def test_timm_classes_before_load_equal_those_at_load():
+    for spec in ("timm:resnet18:none", "timm:vit_tiny_patch16_224.augreg_in21k:none"):
+        loaded = load_model(spec, "cpu")
+        before = known_before_load(parse_spec(spec))
+        assert before == loaded.label_space and before.ids == loaded.label_space.ids and before.source == loaded.label_space.source
+
+
+def test_a_huge_named_label_space_is_recorded_by_name_count_and_sha256():
+    """Issue 24, item 4: timm's ImageNet-21k (21,843 names) is not written name by name into the model entry; its
+    name, count and sha256 are, and readers rebuild the names from them (the robustness summary's class labels)."""
+    import hashlib
+
+    import jsonschema
+    from timm.data import ImageNetInfo
+
+    from visionaudit.data.label_space import NAMES_IN_FULL, names_of
+    from visionaudit.families.robustness import class_labels
+    from visionaudit.models.classes import timm_classes_before_load
+
+    big = timm_classes_before_load("vit_tiny_patch16_224.augreg_in21k")
+    entry = big.to_dict()
+    info = ImageNetInfo("imagenet-21k-goog")
+    descriptions = [d.split(",")[0].strip() for d in info.label_descriptions()]
+    assert "names" not in entry and "ids" not in entry and entry["names_omitted"] == entry["count"] == 21843 > NAMES_IN_FULL
+    assert entry["label_space"] == "imagenet-21k-goog"
+    assert entry["sha256"] == hashlib.sha256("\n".join(descriptions).encode()).hexdigest()
+    assert len(json.dumps(entry)) < 500
+    names, ids = names_of(entry)
+    assert list(names) == descriptions and ids == tuple(info.label_names())
+    assert LabelSpace.from_dict(entry) == big
+    assert names_of({**entry, "sha256": "0" * 64}) is None  # other names than this timm's: not guessed
+    report = {"models": {"m": {"classes": entry}}}
+    assert class_labels(report, ["m"], [0, 5]) == [f"{descriptions[k]} ({info.label_names()[k]})" for k in (0, 5)]
+    assert class_labels({"models": {"m": {"classes": {**entry, "sha256": "0" * 64}}}}, ["m"], [5]) == ["5"]
+    # ImageNet-1k stays in full, with its name and sha256 beside; a team's own classes are never omitted.
+    one_k = known_before_load(parse_spec("efficientnet_lite0")).to_dict()
+    assert len(one_k["names"]) == 1000 and one_k["label_space"] == "imagenet-1k" and "names_omitted" not in one_k
+    many = LabelSpace(tuple(f"part{i}" for i in range(3000)), "a class file").to_dict()
+    assert len(many["names"]) == 3000 and "label_space" not in many
+    for classes in (entry, one_k, many):
+        _validate_classes(classes)
+    with pytest.raises(jsonschema.ValidationError):
+        _validate_classes({k: v for k, v in entry.items() if k != "names_omitted"})  # neither names nor a count of omitted
+
+
+def _validate_classes(classes: dict) -> None:
+    """A model entry's ``classes`` against the report schema's definition of it."""
+    import jsonschema
+
+    from visionaudit.families.records import report_schema
+
+    def find(node):
+        if isinstance(node, dict):
+            props = node.get("properties") or {}
+            if isinstance(props.get("classes"), dict) and "imagenet1k" in (props["classes"].get("properties") or {}):
+                return props["classes"]
+            return next((f for v in node.values() if (f := find(v)) is not None), None)
+        if isinstance(node, list):
+            return next((f for v in node if (f := find(v)) is not None), None)
+        return None
+
+    jsonschema.validate(classes, find(report_schema()["properties"]["models"]))

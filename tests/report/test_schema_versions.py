@@ -22,9 +22,10 @@ ROOT = Path(__file__).resolve().parents[2]
 V3 = ROOT / "tests" / "report_fixtures" / "report_two_models.json"  # written by the suite at schema 3
 
 
-def test_the_schema_is_version_5_with_the_model_classes():
+def test_the_schema_is_version_5_with_the_model_classes_and_per_image_labels():
     schema = report_schema()
-    assert SCHEMA_VERSION == 5 and schema["properties"]["schema_version"]["const"] == 5  # 5: preprocessing keys (issue 25), error consistency (issue 26)
+    assert SCHEMA_VERSION == 5 and schema["properties"]["schema_version"]["const"] == 5  # 5: preprocessing keys (issue 25), per-image labels (issue 24), error consistency (issue 26)
+    assert "labels" in schema["properties"]["audits"]["items"]["properties"]["outcomes"]["properties"]
     model = schema["properties"]["models"]["additionalProperties"]
     assert "classes" in model["else"]["required"] and "notes" in schema["properties"]["run"]["properties"]
 
@@ -43,6 +44,11 @@ def test_a_version_3_report_is_a_baseline_for_a_version_4_run(tmp_path):
     assert comparison["paired"] and len(results) >= 2  # something was compared, image by image
     assert regressions(comparison) == [] and {r.verdict for r in results} <= {"unchanged", "not_compared"}
     assert any(r.verdict == "unchanged" for r in results)
+    # No per-image classes in a version-3 report: balanced and per-class accuracy are not compared, and say why.
+    for per in comparison["models"].values():
+        for name in ("balanced_accuracy", "per_class_accuracy"):
+            r = per["results"][name]
+            assert r.verdict == "not_compared" and r.missing_side == "baseline" and "(schema 3) records no per-image classes" in r.reason
 
 
 def _as_version_3(part):

@@ -8,6 +8,7 @@ matches such a name to an output index (exactly, then ignoring case, spaces, ``-
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -20,6 +21,9 @@ from visionaudit.errors import ConfigError, closest
 
 IMAGENET1K = "ImageNet-1k"
 _LOOSE = re.compile(r"[\s\-_]+")
+# A named label space (ImageNet-1k, timm's ImageNet subsets) longer than this is recorded in the report by its
+# name, count and sha256, not name by name (timm's ImageNet-21k: 21,843 names and WNIDs, about 700 KB per model).
+NAMES_IN_FULL = 2000
 
 
 def loose(name: str) -> str:
@@ -33,7 +37,8 @@ class LabelSpace:
 
     names: tuple[str, ...]
     source: str = field(compare=False)  # the same classes are the same label space wherever the names came from
-    ids: tuple[str, ...] | None = None  # the WNIDs, for ImageNet-1k label spaces
+    ids: tuple[str, ...] | None = None  # the WNIDs, for ImageNet-1k label spaces (and timm's other ImageNet subsets)
+    named: str | None = field(default=None, compare=False)  # a known label space: imagenet-1k, imagenet-21k-goog, ...
     _exact: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
     _loose: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
 
@@ -83,13 +88,55 @@ class LabelSpace:
         return self.label(self.ids.index(near)) if near is not None and self.ids is not None else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"count": len(self.names), "source": self.source, "imagenet1k": self.imagenet1k,
-                "names": list(self.names), **({"ids": list(self.ids)} if self.ids is not None else {})}
+        """The report's model entry ``classes``: a known named label space also by its name and the sha256 of its
+        names, which alone stand for names beyond :data:`NAMES_IN_FULL` (``names_omitted``: their count)."""
+        out: dict[str, Any] = {"count": len(self.names), "source": self.source, "imagenet1k": self.imagenet1k}
+        if self.named:
+            out.update({"label_space": self.named, "sha256": names_sha256(self.names)})
+            if len(self.names) > NAMES_IN_FULL:
+                return {**out, "names_omitted": len(self.names)}
+        return {**out, "names": list(self.names), **({"ids": list(self.ids)} if self.ids is not None else {})}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "LabelSpace":
-        ids = d.get("ids")
-        return cls(tuple(d["names"]), d.get("source", "report"), tuple(ids) if ids is not None else None)
+        names_ids = names_of(d)
+        if names_ids is None:
+            raise ValueError(f"the report names none of these {d.get('count')} classes ({d.get('label_space')}), and "
+                             "they cannot be rebuilt here")
+        return cls(names_ids[0], d.get("source", "report"), names_ids[1], d.get("label_space"))
+
+
+def names_sha256(names: Iterable[str]) -> str:
+    """The sha256 of the names, one per line (UTF-8), as the report records it for a named label space."""
+    return hashlib.sha256("\n".join(names).encode()).hexdigest()
+
+
+def named_space(name: str) -> LabelSpace | None:
+    """A known label space by its name: ImageNet-1k, or one of timm's ImageNet subsets (when timm is here)."""
+    if name == "imagenet-1k":
+        return imagenet1k()
+    try:
+        from timm.data import ImageNetInfo
+
+        info = ImageNetInfo(name)
+        ids, descriptions = tuple(info.label_names()), info.label_descriptions()
+    except Exception:  # noqa: BLE001 (no timm, or a subset this timm does not know)
+        return None
+    return LabelSpace(tuple(d.split(",")[0].strip() for d in descriptions), f"timm ({name})", ids, name)
+
+
+def names_of(classes: dict[str, Any] | None) -> tuple[tuple[str, ...], tuple[str, ...] | None] | None:
+    """A report model entry's ``classes`` as (names, WNIDs or None): as written, or, where the names were omitted,
+    rebuilt from the named label space when its sha256 matches; None when neither can be had."""
+    if not classes:
+        return None
+    if classes.get("names") is not None:
+        ids = classes.get("ids")
+        return tuple(classes["names"]), tuple(ids) if ids is not None else None
+    space = named_space(str(classes.get("label_space") or ""))
+    if space is None or names_sha256(space.names) != classes.get("sha256"):
+        return None
+    return space.names, space.ids
 
 
 @lru_cache(maxsize=1)
@@ -101,7 +148,7 @@ def imagenet_names() -> tuple[str, ...]:
 
 
 def imagenet1k(source: str = "ImageNet-1k (1,000 outputs)") -> LabelSpace:
-    return LabelSpace(imagenet_names(), source, wnids())
+    return LabelSpace(imagenet_names(), source, wnids(), "imagenet-1k")
 
 
 def output_indices(count: int) -> LabelSpace:

@@ -65,7 +65,7 @@ def assess_clean_top1(record: AuditRecord, measured: PerImage, thresholds: Mappi
     sample_set, arrays = measured.sample_set, measured.arrays
     correct = arrays["correct"]
     record.metric("n_images", len(correct))
-    record.outcomes_on(sample_set, "clean", correct=correct)
+    record.outcomes_on(sample_set, "clean", correct=correct, labels=arrays.get("labels"))  # labels: per-class comparisons
     # Measured before the count is checked: a not_judged report keeps them (a baseline for a run of its size).
     top1 = record.metric("clean_top1", float(correct.mean()) if len(correct) else float("nan"))
     top5 = record.metric("top5", float(arrays["top5"].mean()) if len(correct) else float("nan")) if "top5" in arrays else None
@@ -139,7 +139,7 @@ FAMILY = register_family(Family(
     higher_is_better=True,
     splits_by_image=True,
     assessors={"clean_top1": assess_clean_top1},
-    directions={"top5": True, "balanced_accuracy": True},
+    directions={"top5": True, "balanced_accuracy": True, "class_accuracy": True},  # class_accuracy: the baseline's
     metrics=("top5", "balanced_accuracy", "per_class", "lowest_class", "n_images"),
     thresholds={
         "min_top1": f.fraction("clean top-1 at least this", default=0.70),

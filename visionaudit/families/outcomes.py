@@ -4,6 +4,10 @@ An entry that measured a condition on an image set carries ``outcomes``: ``{"set
 name, "encoding": "bits" | "categories16", "n": count, "data": base64}``, in the order of the report's
 ``samples.<role>.ids``. Bits are packed little-endian (about 8 KB of base64 per 50,000 images); a
 decision is the index of its category in ``imagenet16.categories()``, 255 for none.
+
+The clean accuracy entry also carries each image's class (schema 5): ``outcomes.labels``, ``{"encoding":
+"uint16" | "uint32", "n": count, "data": base64}``, output indices little-endian, named by the entry's ``per_class`` table;
+the baseline gate compares balanced and per-class accuracy on them.
 """
 
 from __future__ import annotations
@@ -29,6 +33,31 @@ def encode_decisions(decisions: Sequence[str | None]) -> dict[str, Any]:
     index = {c: i for i, c in enumerate(categories())}
     codes = bytes(NO_DECISION if d is None else index[d] for d in decisions)
     return {"encoding": "categories16", "n": len(codes), "data": base64.b64encode(codes).decode()}
+
+
+_LABEL_TYPES = {"uint16": "<u2", "uint32": "<u4"}
+
+
+def encode_labels(labels: Sequence[int] | np.ndarray) -> dict[str, Any]:
+    """Each image's class (its output index), little-endian: 2 bytes each below 65,536 classes (timm's ImageNet-21k
+    included: 133 KB of base64 per 50,000 images), else 4."""
+    values = np.asarray(labels, dtype=np.int64)
+    encoding = "uint16" if values.size == 0 or values.max() < 1 << 16 else "uint32"
+    packed = values.astype(_LABEL_TYPES[encoding]).tobytes()
+    return {"encoding": encoding, "n": int(values.size), "data": base64.b64encode(packed).decode()}
+
+
+def decode_labels(labels: dict[str, Any]) -> np.ndarray:
+    """The output indices of :func:`encode_labels`."""
+    try:
+        raw = base64.b64decode(labels["data"], validate=True)
+        n, encoding = int(labels["n"]), labels["encoding"]
+    except (KeyError, TypeError, ValueError) as e:
+        raise DataError(f"per-image classes are not readable ({e}); is the report intact?") from None
+    dtype = _LABEL_TYPES.get(encoding)
+    if dtype is None or len(raw) != np.dtype(dtype).itemsize * n:
+        raise DataError(f"per-image classes: {len(raw)} bytes of {encoding!r} for {n} images; is the report intact?")
+    return np.frombuffer(raw, dtype=dtype).astype(np.int64)
 
 
 def decode(outcome: dict[str, Any]) -> np.ndarray:

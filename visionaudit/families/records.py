@@ -39,15 +39,25 @@ class AuditRecord:
         """A per-class (or per-anything) table: a list of rows or a mapping."""
         self.tables[name] = to_jsonable(rows)
 
-    def outcomes_on(self, sample_set: Any, condition: str, correct: Any = None, decisions: Any = None) -> None:
+    def outcomes_on(self, sample_set: Any, condition: str, correct: Any = None, decisions: Any = None,
+                    labels: Any = None) -> None:
         """Keep per-image results (``correct`` bits or 16-way ``decisions``) of ``condition`` on ``sample_set``
-        (a ``fingerprint.SampleSet``), for a later paired comparison."""
-        from visionaudit.families.outcomes import encode_bits, encode_decisions
+        (a ``fingerprint.SampleSet``), for a later paired comparison; ``labels``: each image's class (output index),
+        for the per-class comparisons."""
+        from visionaudit.families.outcomes import (
+            encode_bits,
+            encode_decisions,
+            encode_labels,
+        )
 
         encoded = encode_bits(correct) if decisions is None else encode_decisions(decisions)
         if encoded["n"] != len(sample_set.ids):
             raise ValueError(f"{encoded['n']} outcomes for the {len(sample_set.ids)} images of {sample_set.role}")
         self.outcomes = {"set": sample_set.role, "condition": condition, **encoded}
+        if labels is not None:
+            self.outcomes["labels"] = encode_labels(labels)
+            if self.outcomes["labels"]["n"] != encoded["n"]:
+                raise ValueError(f"{self.outcomes['labels']['n']} labels for the {encoded['n']} outcomes of {condition}")
         self.samples[sample_set.role] = sample_set.to_dict()
 
     def check_min(self, name: str, value: float, bound_name: str, bound: float) -> bool:

@@ -115,7 +115,7 @@ def baseline_deltas(report: dict[str, Any]) -> list[dict[str, Any]]:
             rows.append({"model": e["model"], "baseline_model": m.get("baseline_model"), "comparison": e["params"].get("comparison"),
                          "baseline": m.get("baseline"), "candidate": m.get("candidate"), "delta": m.get("delta"),
                          "ci": m.get("ci"), "p_value_holm": m.get("p_value_holm"), "verdict": m["verdict"],
-                         "reason": m.get("reason"), "lost_count": m.get("lost_count")})
+                         "reason": m.get("reason"), "lost_count": m.get("lost_count"), "per_class": m.get("per_class")})
     return rows
 
 
@@ -126,7 +126,7 @@ def deltas_from_comparison(comparison: dict[str, Any]) -> list[dict[str, Any]]:
         for name, r in per["results"].items():
             rows.append({"model": model, "baseline_model": per["baseline_model"], "comparison": name, "baseline": r.baseline,
                          "candidate": r.candidate, "delta": r.delta, "ci": r.ci, "p_value_holm": r.p_value_holm,
-                         "verdict": r.verdict, "reason": r.reason, "lost_count": r.lost_count})
+                         "verdict": r.verdict, "reason": r.reason, "lost_count": r.lost_count, "per_class": r.per_class})
     return rows
 
 

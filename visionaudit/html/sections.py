@@ -211,14 +211,44 @@ def baseline(page: SectionInputs) -> dict | None:
            "UNPAIRED: two-proportion tests on reports that did not score the same images"
            + (" (" + "; ".join(comparison["problems"]) + ")" if comparison and comparison.get("problems") else "")
            + "; a regression is beyond its tolerance and significant (Holm).")
-    rows = [[r["model"], r["baseline_model"], r["comparison"], fmt(r["baseline"]), fmt(r["candidate"]),
+    rows = [[r["model"], r["baseline_model"], r["comparison"] + (f" ({r['per_class']['shown']})" if (r.get("per_class") or {}).get("shown")
+                                                                 else ""), fmt(r["baseline"]), fmt(r["candidate"]),
              f"{r['delta']:+.4f}" if isinstance(r["delta"], (int, float)) else fmt(r["delta"]),
              _interval(r.get("ci")), fmt(r["p_value_holm"]), r["verdict"]] for r in deltas]
+    said, tables = _classes_against_baseline(deltas)
     return {"id": "baseline", "title": "Against the baseline", "figures": [{
         "svg": svg, "alt": "change of each compared metric against the baseline with 95 % intervals",
-        "caption": how}] if svg else [], "text": how,
+        "caption": how}] if svg else [], "text": " ".join([how, *said]),
         "table": {"header": ["model", "baseline", "comparison", "was", "now", "change", "95% interval", "Holm p", "verdict"],
-                  "rows": rows}}
+                  "rows": rows},
+        "tables": tables}
+
+
+def _classes_against_baseline(deltas: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
+    """The per-class comparison's classes by name: a sentence per model (the classes significantly worse, worst
+    first; those not compared, counted) and a table of the worse ones. (Its row above shows one class's numbers.)"""
+    said, tables = [], []
+    for r in deltas:
+        per_class = r.get("per_class")
+        if not per_class:
+            continue
+        worse = per_class.get("worse") or []
+        text = f"{r['model']}: {r['comparison']}: " + (
+            "significantly worse, worst first: " + ", ".join(f"{w['class']} {fmt(w['baseline'])} -> {fmt(w['candidate'])}"
+                                                             for w in worse[:10]) + (", ..." if len(worse) > 10 else "")
+            if worse else f"no class significantly worse of {per_class.get('compared', 0)} compared")
+        skipped = (per_class.get("not_compared") or {}).get("count")
+        said.append(text + (f"; {skipped} classes not compared (fewer than {per_class.get('min_images')} paired images)."
+                            if skipped else "."))
+        if worse:
+            tables.append({"title": f"{r['model']}: classes significantly worse than in {r['baseline_model']}",
+                           "caption": "Exact McNemar per class, Holm over the classes and over the model's comparisons; "
+                                      "worst first.",
+                           "header": ["class", "images", "was", "now", "change", "lost", "won", "Holm p", "beyond tolerance"],
+                           "rows": [[w["class"], str(w["n"]), fmt(w["baseline"]), fmt(w["candidate"]), f"{w['delta']:+.4f}",
+                                     str(w["discordant"][0]), str(w["discordant"][1]), fmt(w["p_value_holm"]),
+                                     "yes" if w.get("beyond_tolerance") else "no"] for w in worse]})
+    return said, tables
 
 
 def generic(page: SectionInputs, name: str) -> dict | None:

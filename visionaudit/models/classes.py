@@ -127,15 +127,47 @@ def timm_classes(module: Any, name: str) -> LabelSpace | None:
         subset = infer_imagenet_subset(module)
     except Exception:  # a configuration timm cannot read: no names rather than a failed load
         return None
+    return _timm_subset(subset, name, ImageNetInfo)
+
+
+def _timm_subset(subset: str | None, name: str, info_class: Any) -> LabelSpace | None:
+    """The label space of one of timm's ImageNet subsets (``imagenet-1k``, ``imagenet-21k-goog``, ...)."""
     if not subset:
         return None
     source = f"timm:{name} pretrained configuration ({subset})"
     if subset == "imagenet-1k":
         return imagenet1k(source)  # torchvision's readable names, the same in every model entry
-    info = ImageNetInfo(subset)
+    info = info_class(subset)
     ids = tuple(info.label_names())
     names = tuple(d.split(",")[0].strip() for d in info.label_descriptions())
-    return LabelSpace(names, source, ids)
+    return LabelSpace(names, source, ids, subset)
+
+
+def _timm_outputs(name: str) -> int | None:
+    """The outputs of timm model ``name`` (a tag such as ``resnet18.a1_in1k`` included) by its pretrained
+    configuration, which ships in the package: nothing is built or downloaded. None when timm is absent or does
+    not know the name (the load then says so)."""
+    try:
+        from timm.models import get_pretrained_cfg
+    except ImportError:
+        return None
+    try:
+        cfg = get_pretrained_cfg(name)
+    except Exception:  # noqa: BLE001 (a name timm cannot parse: the load names the problem)
+        return None
+    outputs = getattr(cfg, "num_classes", None)
+    return outputs if isinstance(outputs, int) and outputs > 0 else None
+
+
+def timm_classes_before_load(name: str) -> LabelSpace | None:
+    """What :func:`timm_classes` gives once ``timm:NAME`` loads, from its pretrained configuration alone: a timm
+    model is built (pretrained, random or for a checkpoint, which must fit it) with its configuration's outputs."""
+    try:
+        from timm.data import ImageNetInfo, infer_imagenet_subset
+    except ImportError:
+        return None
+    outputs = _timm_outputs(name)
+    return None if outputs is None else _timm_subset(infer_imagenet_subset({"num_classes": outputs}), name, ImageNetInfo)
 
 
 def hf_classes(module: Any) -> LabelSpace | None:
@@ -193,8 +225,9 @@ def check_count(model_id: str, space: LabelSpace, num_classes: int) -> None:
 def known_before_load(spec: ModelSpec, run_classes: str | None = None) -> LabelSpace | None:
     """The label space of ``spec`` when it can be known without loading the model (on the controller, at
     startup): ``?classes=``, EfficientNet-Lite, torchvision weights' categories or a torchvision architecture's
-    1,000 ImageNet outputs, a Hugging Face model's ``id2label`` (its config.json), ``--audit-classes`` for a TorchScript
-    file (it carries no names); None otherwise.
+    1,000 ImageNet outputs, a Hugging Face model's ``id2label`` (its config.json), a timm model's ImageNet subset
+    from its pretrained configuration (no model built), ``--audit-classes`` for a TorchScript file (it carries no
+    names); None otherwise.
     ``?imagenet=`` applies as in :func:`resolve`."""
     flag = imagenet_flag(spec)
     if flag:
@@ -228,6 +261,12 @@ def _known_before_load(spec: ModelSpec, run_classes: str | None) -> LabelSpace |
         if own is not None:
             return own
         return from_file(run_classes, "--audit-classes") if run_classes else None
+    if spec.kind == "timm":
+        own = timm_classes_before_load(spec.name)
+        if own is not None:
+            return own
+        # No ImageNet subset: at load the model names none, so the run's class file applies, as it will then.
+        return from_file(run_classes, "--audit-classes") if run_classes and _timm_outputs(spec.name) else None
     if spec.kind == "torchscript" and run_classes:  # a TorchScript file carries no names
         return from_file(run_classes, "--audit-classes")
     return None
@@ -250,13 +289,15 @@ def _hf_config_classes(spec: ModelSpec) -> LabelSpace | None:
 
 def outputs_before_load(spec: ModelSpec) -> int | None:
     """How many outputs ``spec``'s model has, when that is known without loading it: EfficientNet-Lite's and a
-    torchvision classifier's 1,000 (its weights' category count), a Hugging Face classifier's ``id2label``'s length;
-    None otherwise."""
+    torchvision classifier's 1,000 (its weights' category count), a Hugging Face classifier's ``id2label``'s length,
+    a timm model's pretrained configuration's; None otherwise."""
     if spec.kind == "lite":
         return 1000
     if spec.kind == "hf":
         id2label = _hf_id2label(spec)
         return len(id2label) if id2label else None
+    if spec.kind == "timm":
+        return _timm_outputs(spec.name)
     if spec.kind == "torchvision":
         import torchvision
 

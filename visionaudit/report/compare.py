@@ -108,7 +108,13 @@ def _row(r: Result) -> list[str]:
     ci = f"[{fmt(r.ci[0])}, {fmt(r.ci[1])}]" if r.ci else "-"
     p = fmt(r.p_value_holm) if r.p_value_holm is not None else "-"
     delta = f"{r.delta:+.4f}" if isinstance(r.delta, (int, float)) else fmt(r.delta)
-    return [r.name, fmt(r.baseline), fmt(r.candidate), delta, ci, p, r.verdict, r.test]
+    said = r.test
+    if r.per_class is not None:  # its numbers are one class's: name it, and the classes significantly worse
+        worse = r.per_class.get("worse") or []
+        said += f"; numbers of class {r.per_class.get('shown')}" + (
+            "; significantly worse: " + ", ".join(f"{w['class']} {fmt(w['baseline'])} -> {fmt(w['candidate'])}" for w in worse[:10])
+            if worse else "")
+    return [r.name, fmt(r.baseline), fmt(r.candidate), delta, ci, p, r.verdict, said]
 
 
 HEADER = ["comparison", "baseline", "new", "delta", "95% CI", "Holm p", "verdict", "test / reason"]

@@ -61,13 +61,18 @@ def test_a_model_against_its_own_report_changes_nothing(tiny_baseline, shared_da
     assert f"baseline: {tiny_baseline} has verdict fail, not pass; accepted (--audit-accept-incomplete-baseline)" in proc.stdout
     entries = baseline_entries(data)
     assert set(entries) == set(COMPARED)  # one test per compared metric
+    # 60 images of 1,000 classes: no class has the 10 paired images a per-class comparison needs; said, with the count.
+    per_class = entries.pop("per_class_accuracy")
+    assert per_class["outcome"] == "skipped" and "no class has 10 paired images or more (min_class_images): 60 classes" \
+        in per_class["message"], per_class
+    assert entries["balanced_accuracy"]["metrics"]["test"].startswith("paired bootstrap over images, resampled within each of 60")
     for name, e in entries.items():
         m = e["metrics"]
         assert e["outcome"] == "passed" and m["verdict"] == "unchanged", (name, m)
         assert m["delta"] == ([0.0, 0.0, 0.0] if name == "channel_shares" else 0.0), name
         if name != "channel_shares":
             assert m["p_value"] == 1.0 and m["lost_count"] == 0, name
-    assert "baseline, tests.tiny_models:tiny vs tests.tiny_models:tiny: 14 unchanged" in proc.stdout
+    assert "baseline, tests.tiny_models:tiny vs tests.tiny_models:tiny: 15 unchanged" in proc.stdout
     if workers:  # a model's comparisons run on one worker: its comparison set is computed once
         assert len({e["worker"] for e in entries.values()}) == 1
 
@@ -127,7 +132,7 @@ def test_bad_baseline_options_stop_the_run_before_any_model_loads(tiny_baseline,
 def test_compare_two_saved_reports(tiny_baseline, tmp_path, shared_data):
     same = compare_cli(str(tiny_baseline), str(tiny_baseline), "--accept-incomplete-baseline")
     assert same.returncode == 0, same.stderr
-    assert "PASS: 0 regression(s)" in same.stdout and same.stdout.count("unchanged") == 14
+    assert "PASS: 0 regression(s)" in same.stdout and same.stdout.count("unchanged") == 15
     as_json = json.loads(compare_cli(str(tiny_baseline), str(tiny_baseline), "--format", "json").stdout)
     assert as_json["paired"] and as_json["models"][TINY]["results"]["clean_top1"]["delta"] == 0.0
     assert as_json["verdict"] == "incomplete" and as_json["baseline_verdict"] == "fail"  # not accepted: the old report failed

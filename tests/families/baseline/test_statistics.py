@@ -243,9 +243,10 @@ def test_without_a_config_the_family_defaults_apply():
     README documents), the same as the shipped audit.toml gives, which no longer repeats them."""
     s = settings_from(DEFAULTS)
     assert {n: t.absolute for n, t in s.tolerances.items()} == {
-        "clean_top1": 0.005, **{f"top1_{t}": 0.01 for t in TRANSFORMS}, "shape_bias": 0.02, "edges_accuracy": 0.03,
-        "silhouettes_accuracy": 0.03, "channel_shares": 0.005}
+        "clean_top1": 0.005, "balanced_accuracy": 0.005, "per_class_accuracy": 0.05, **{f"top1_{t}": 0.01 for t in TRANSFORMS},
+        "shape_bias": 0.02, "edges_accuracy": 0.03, "silhouettes_accuracy": 0.03, "channel_shares": 0.005}
     assert all(t.relative is None for t in s.tolerances.values()) and (s.alpha, s.resamples) == (0.05, 2000)
+    assert s.min_class_images == 10
     assert dict(load_config(ROOT / "audit.toml").thresholds("baseline", "efficientnet_lite0")) == dict(DEFAULTS)
 
 

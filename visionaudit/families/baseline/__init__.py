@@ -26,13 +26,15 @@ from visionaudit.families.baseline.statistics import (
     Result,
     Tolerance,
     accuracy_change,
+    balanced_accuracy_change,
     judge,
+    per_class_change,
     shape_bias_change,
     shape_bias_hits,
     unpaired_change,
     vector_change,
 )
-from visionaudit.families.outcomes import Outcome, decode
+from visionaudit.families.outcomes import Outcome, decode, decode_labels
 from visionaudit.families.records import AuditRecord
 from visionaudit.families.registry import Family, get_family, register_family
 from visionaudit.families.robustness.transforms import TRANSFORMS
@@ -51,12 +53,14 @@ class Compared:
     family: str
     metric: str  # the family's metric: its direction and the tolerance key
     condition: str | None  # the per-image outcomes it pairs; None: a deterministic metric
-    kind: str  # accuracy | category | shape_bias | vector
+    kind: str  # accuracy | balanced | per_class | category | shape_bias | vector
     test: str = ""  # the audit test that measures it (a family runs several: say which one a report lacks)
 
 
 COMPARED: dict[str, Compared] = {c.name: c for c in [
     Compared("clean_top1", "accuracy", "clean_top1", "clean", "accuracy", "test_clean_top1"),
+    Compared("balanced_accuracy", "accuracy", "balanced_accuracy", "clean", "balanced", "test_clean_top1"),
+    Compared("per_class_accuracy", "accuracy", "class_accuracy", "clean", "per_class", "test_clean_top1"),
     *(Compared(f"top1_{t}", "robustness", "top1", t, "accuracy", "test_transform") for t in TRANSFORMS),
     Compared("shape_bias", "shape_bias", "shape_bias", "cue-conflict", "shape_bias", "test_shape_bias"),
     Compared("edges_accuracy", "shape_bias", "edges_accuracy", "edges", "category", "test_shape_only_accuracy"),
@@ -64,6 +68,9 @@ COMPARED: dict[str, Compared] = {c.name: c for c in [
              "test_shape_only_accuracy"),
     Compared("channel_shares", "channel_bias", "shares", None, "vector", "test_functional_shares"),
 ]}
+CLASS_KINDS = ("balanced", "per_class")  # compared on each image's class: a baseline of schema 5 or later
+
+
 def data_role(c: Compared) -> str | None:
     """The image set a comparison reads (None: none, a weight statistic)."""
     return None if c.condition is None else c.condition if c.kind in ("shape_bias", "category") else LABELLED
@@ -86,9 +93,16 @@ class ModelOutcomes:
     # and family -> the tests of it the report holds (a family present may still lack the one test compared).
     ended: dict[str, list[str]] | None = None
     ran: dict[str, set[str]] = field(default_factory=dict)
+    # Each labelled image's class by name (schema 5 on: the clean accuracy entry's labels); None when not recorded.
+    classes: Outcome | None = None
+    schema: int | None = None  # of the report it was read from (None: this run)
 
     def add(self, sample_set: SampleSet, condition: str, values: Any) -> None:
         self.outcomes[condition] = Outcome(sample_set.role, condition, sample_set.ids, np.asarray(values))
+
+    def add_classes(self, sample_set: SampleSet, names: Any) -> None:
+        """Each image's class, by the name the model gives it (its ``per_class`` table's key)."""
+        self.classes = Outcome(sample_set.role, "classes", sample_set.ids, np.asarray(names, dtype=object))
 
 
 def outcomes_from_report(report: dict[str, Any], spec: str) -> ModelOutcomes:
@@ -97,7 +111,7 @@ def outcomes_from_report(report: dict[str, Any], spec: str) -> ModelOutcomes:
     ids) is a DataError naming what is wrong."""
     try:
         samples = {role: SampleSet.from_dict(role, s) for role, s in (report.get("samples") or {}).items()}
-        out = ModelOutcomes(spec, ended={})
+        out = ModelOutcomes(spec, ended={}, schema=report.get("schema_version"))
         for e in report.get("audits", []):
             if e.get("model") != spec or e.get("control"):
                 continue
@@ -116,6 +130,8 @@ def outcomes_from_report(report: dict[str, Any], spec: str) -> ModelOutcomes:
                 if len(values) != len(ids):
                     raise DataError(f"{e['nodeid']}: {len(values)} per-image outcomes for the {len(ids)} sample ids of {o['set']}")
                 out.add(samples[o["set"]], o["condition"], values)
+                if o.get("labels") and o["condition"] == "clean":
+                    out.add_classes(samples[o["set"]], _class_names(e, decode_labels(o["labels"]), len(ids)))
             if e.get("audit") == "channel_bias" and isinstance(metrics.get("shares"), list):
                 out.shares = metrics["shares"]
             if e.get("audit") == "shape_bias":
@@ -126,6 +142,15 @@ def outcomes_from_report(report: dict[str, Any], spec: str) -> ModelOutcomes:
     return out
 
 
+def _class_names(entry: dict[str, Any], labels: np.ndarray, n: int) -> np.ndarray:
+    """Each image's class name: its output index named by the entry's ``per_class`` table."""
+    by_index = {int(c["index"]): str(name) for name, c in ((entry.get("tables") or {}).get("per_class") or {}).items()}
+    if len(labels) != n or any(int(i) not in by_index for i in set(labels.tolist())):
+        raise DataError(f"{entry['nodeid']}: {len(labels)} per-image classes for {n} images, or classes its per_class "
+                        "table does not name; is the report intact?")
+    return np.array([by_index[int(i)] for i in labels], dtype=object)
+
+
 @dataclass(frozen=True)
 class Settings:
     tolerances: dict[str, Tolerance]  # by comparison name
@@ -133,6 +158,7 @@ class Settings:
     resamples: int = 2000
     seed: int = 0
     paired: bool = True
+    min_class_images: int = 10  # paired images a class needs to be compared on its own
 
 
 def settings_from(thresholds: Any, seed: int = 0, paired: bool = True) -> Settings:
@@ -147,7 +173,8 @@ def settings_from(thresholds: Any, seed: int = 0, paired: bool = True) -> Settin
         if a is None:
             raise ConfigError(f"[audits.baseline] tolerance sets nothing for {c.name} or {c.metric}; add {c.metric} = ...")
         tolerances[c.name] = Tolerance(a, relative.get(c.name, relative.get(c.metric)))
-    return Settings(tolerances, thresholds["alpha"], thresholds["bootstrap_resamples"], seed, paired)
+    return Settings(tolerances, thresholds["alpha"], thresholds["bootstrap_resamples"], seed, paired,
+                    thresholds.get("min_class_images", 10))
 
 
 def _missing(old: ModelOutcomes, new: ModelOutcomes, c: Compared) -> tuple[str, str] | None:
@@ -158,6 +185,12 @@ def _missing(old: ModelOutcomes, new: ModelOutcomes, c: Compared) -> tuple[str, 
             return f"the {side} has no channel shares (its channel_bias audit did not run, or the first conv does not take RGB)", side
         if c.kind != "vector" and c.condition not in o.outcomes:
             return f"the {side} has no per-image outcomes for {c.condition} ({_absent(o, c)})", side
+    if c.kind in CLASS_KINDS:
+        for side, o in (("baseline", old), ("candidate", new)):
+            if o.classes is None:  # a report from before schema 5 (a run always has them)
+                why = (f"the {side} report (schema {o.schema}) records no per-image classes; they are recorded from "
+                       f"schema 5 on: run the {side}'s accuracy audit with this version to compare {c.name.replace('_', ' ')}")
+                return why, "baseline" if side == "baseline" else "setup"
     if c.kind in ("shape_bias", "category") and old.stimulus_protocol != new.stimulus_protocol:
         return (f"the stimuli were scored another way: {old.stimulus_protocol} in the baseline, {new.stimulus_protocol} here "
                 "(shape_bias stimulus_geometry and aggregation in audit.toml)", "setup")
@@ -194,9 +227,26 @@ def _compare_one(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Setting
     if c.kind == "vector":
         return vector_change(r, old.shares, new.shares)
     a, b = old.outcomes[c.condition], new.outcomes[c.condition]
+    if not s.paired and c.kind in CLASS_KINDS:
+        r.missing = r.reason = "compared only image by image (paired): the reports did not score the same images"
+        r.missing_side = "setup"
+        return r
     if not s.paired:
         return unpaired_change(r, _counts(a, c), _counts(b, c))
     old_values = a.aligned_to(b.ids)
+    if c.kind in CLASS_KINDS:
+        classes = new.classes.aligned_to(b.ids)
+        old_classes = old.classes.aligned_to(b.ids)
+        differ = np.flatnonzero(old_classes != classes)
+        if differ.size:  # other class names for the same images: not the same per-class measurement
+            k = int(differ[0])
+            r.missing = r.reason = (f"the two runs give {differ.size} images other classes (e.g. {b.ids[k]}: "
+                                    f"{old_classes[k]!r} in the baseline, {classes[k]!r} here)")
+            r.missing_side = "setup"
+            return r
+        if c.kind == "balanced":
+            return balanced_accuracy_change(r, b.ids, classes, old_values, b.values, s.resamples, s.seed)
+        return per_class_change(r, classes, old_values, b.values, s.min_class_images)
     if c.kind == "shape_bias":
         return shape_bias_change(r, b.ids, old_values, b.values, s.resamples, s.seed)
     if c.kind == "category":
@@ -250,6 +300,8 @@ def assess_comparison(record: AuditRecord, measured: BaselineComparison, thresho
             raise NotJudged(record.not_judged)
         raise NotApplicable(f"not compared with {old_spec}: {result.reason}")  # nothing in the baseline to hold it to
     where = f"{context['model']} vs {old_spec}, {context['comparison']}: {fmt(result.baseline)} -> {fmt(result.candidate)}"
+    if result.per_class is not None:  # its numbers are one class's: say which (the reason names the others)
+        where = f"{context['model']} vs {old_spec}, {context['comparison']}"
     lost = f"; {result.lost_count} images went from right to wrong (first: {', '.join(result.lost[:5])})" if result.lost_count else ""
     if result.verdict == "warning":
         warnings.warn(BaselineWarning(f"{where}: {result.reason}{lost}"), stacklevel=2)
@@ -278,11 +330,24 @@ def _summary_lines(report: dict[str, Any]) -> list[str]:
             m = e["metrics"]
             if m["verdict"] in ("regression", "warning", "improvement"):
                 lines.append(f"  {e['params'].get('comparison')}: {_change_text(m)}: {m['verdict']}")
+            not_compared = ((m.get("per_class") or {}).get("not_compared") or {}).get("count")
+            if not_compared:
+                lines.append(f"  {e['params'].get('comparison')}: {not_compared} classes not compared (fewer than "
+                             f"{m['per_class']['min_images']} paired images)")
     return lines
 
 
 def _change_text(m: dict[str, Any]) -> str:
-    """``0.879 -> 0.768, -0.111 [95% -0.13, -0.09], Holm p 1e-20`` (vectors: the largest change)."""
+    """``0.879 -> 0.768, -0.111 [95% -0.13, -0.09], Holm p 1e-20`` (vectors: the largest change; per class: the
+    classes significantly worse, worst first)."""
+    per_class = m.get("per_class")
+    if per_class is not None:
+        worse = per_class.get("worse") or []
+        if worse:
+            return f"{len(worse)} of {per_class['compared']} classes significantly worse: " + ", ".join(
+                f"{w['class']} {fmt(w['baseline'])} -> {fmt(w['candidate'])}" for w in worse[:5]) + (", ..." if len(worse) > 5 else "")
+        return f"{len(per_class.get('better') or [])} of {per_class['compared']} classes significantly better: " + ", ".join(
+            (per_class.get("better") or [])[:5])
     if isinstance(m.get("delta"), list):
         return f"shares {fmt(m.get('baseline'))} -> {fmt(m.get('candidate'))}"
     ci = m.get("ci") or [None, None]
@@ -294,21 +359,27 @@ def _change_text(m: dict[str, Any]) -> str:
 FAMILY = register_family(Family(
     name="baseline",
     gates="no regression against the previous release's report, image by image (--audit-baseline PREV.json): "
-          "McNemar on accuracies, paired bootstrap on shape bias, tolerance on channel shares, Holm per model",
+          "McNemar on accuracies, a bootstrap within classes on balanced accuracy, McNemar per class (Holm over the "
+          "classes) on per-class accuracy, paired bootstrap on shape bias, tolerance on channel shares, Holm per model",
     key_metric="verdict",
     higher_is_better=None,  # each comparison takes its metric's direction from that metric's family
     assessors={"against_baseline": assess_comparison},
-    metrics=("delta", "baseline", "candidate", "ci", "p_value", "p_value_holm", "lost", "classes_lost", "baseline_model"),
+    metrics=("delta", "baseline", "candidate", "ci", "p_value", "p_value_holm", "lost", "classes_lost", "per_class",
+             "baseline_model"),
     thresholds={
         "tolerance": f.per_name(TOLERANCE_KEYS, f.nonnegative(), "absolute change allowed per metric or comparison "
                                 "(top1 covers every transform; top1_rotation overrides it)",
-                                default={"clean_top1": 0.005, "top1": 0.01, "shape_bias": 0.02, "edges_accuracy": 0.03,
+                                default={"clean_top1": 0.005, "balanced_accuracy": 0.005, "class_accuracy": 0.05,
+                                         "top1": 0.01, "shape_bias": 0.02, "edges_accuracy": 0.03,
                                          "silhouettes_accuracy": 0.03, "shares": 0.005}),
         "relative_tolerance": f.per_name(TOLERANCE_KEYS, f.nonnegative(), "change allowed relative to the baseline value; "
                                          "when given, a regression must exceed both", default={}),
         "alpha": f.level("significance level of the paired tests after Holm's correction over one model's comparisons",
                          default=0.05),
-        "bootstrap_resamples": f.count("resamples of the paired bootstrap (intervals, shape-bias p-value)", default=2000),
+        "bootstrap_resamples": f.count("resamples of the paired bootstrap (intervals, shape-bias and balanced-accuracy "
+                                       "p-values)", default=2000),
+        "min_class_images": f.count("paired images a class needs for its own comparison (per_class_accuracy); classes "
+                                    "with fewer are named as not compared", default=10),
     },
     summary_lines=_summary_lines,
     one_worker_per_model=True,  # Holm over the model's comparison set

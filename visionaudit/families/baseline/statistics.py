@@ -1,12 +1,21 @@
 """Paired comparison of a model with the previous release, image by image: statistics and verdicts.
 
 Accuracies (clean, under each transform, 16-way on shape-only stimuli) by exact McNemar on the paired
-right/wrong bits; shape bias by a paired bootstrap over the cue-conflict images; deterministic metrics
+right/wrong bits; balanced accuracy by a paired bootstrap over images resampled within each class (each class
+keeps its count, so its weight); per-class accuracy by exact McNemar per class with Holm over the classes;
+shape bias by a paired bootstrap over the cue-conflict images; deterministic metrics
 (channel shares) by tolerance alone. Holm's correction runs over one model's p-values. A change is a
 ``regression`` (the gate fails) when it goes the bad way by more than its tolerance AND its Holm-adjusted
 p is below alpha; a ``warning`` when only one of the two holds; an ``improvement`` when it goes the good
 way by more than the tolerance or significantly; else ``unchanged``. Reports that cannot be paired can
 still be compared ``unpaired``: two-proportion z-tests on the counts, said in every result.
+
+Per-class accuracy is one comparison of the model's set: its p-value is the smallest Holm-adjusted p over the
+classes (a test of "no class changed"), adjusted again with the model's others. A class is significantly worse
+when its Holm p over the classes is below alpha and so is the comparison's; the comparison is a regression when
+a significantly worse class also fell beyond its tolerance, a warning when classes are significantly worse within
+it. A class's fall beyond the tolerance without significance is counted, not warned of: a class has few images,
+and such falls come and go between any two releases.
 """
 
 from __future__ import annotations
@@ -64,6 +73,8 @@ class Result:
     lost: list[str] = field(default_factory=list)  # the first sample ids that went from right to wrong
     lost_count: int = 0
     classes_lost: list[tuple[str, int]] = field(default_factory=list)  # classes with the most net losses
+    per_class: dict[str, Any] | None = None  # the per-class comparison's classes (see per_class_change)
+    class_rows: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)  # every compared class (not reported)
 
     @property
     def bad_change(self) -> float:
@@ -76,6 +87,8 @@ class Result:
         out = {k: getattr(self, k) for k in ("name", "metric", "higher_is_better", "baseline", "candidate", "delta", "ci",
                                              "p_value", "p_value_holm", "test", "n", "verdict", "reason", "discordant",
                                              "lost_count", "lost", "classes_lost", "missing_side")}
+        if self.per_class is not None:
+            out["per_class"] = self.per_class
         out["tolerance"] = None if self.tolerance is None else {"absolute": self.tolerance.absolute, "relative": self.tolerance.relative}
         return out
 
@@ -86,12 +99,13 @@ def class_of(sample_id: str) -> str:
     return m.group(1) if m else sample_id.split("/")[0]
 
 
-def _losses(ids: Sequence[str], old: np.ndarray, new: np.ndarray) -> tuple[list[str], int, list[tuple[str, int]]]:
+def _losses(ids: Sequence[str], old: np.ndarray, new: np.ndarray,
+            classes: Sequence[str] | None = None) -> tuple[list[str], int, list[tuple[str, int]]]:
     lost = [s for s, a, b in zip(ids, old, new) if a and not b]
     net: Counter = Counter()
-    for s, a, b in zip(ids, old, new):
+    for k, (s, a, b) in enumerate(zip(ids, old, new)):
         if a != b:
-            net[class_of(s)] += 1 if a else -1
+            net[class_of(s) if classes is None else str(classes[k])] += 1 if a else -1
     worst = [(c, k) for c, k in net.most_common() if k > 0][:5]
     return lost[:LOST_SHOWN], len(lost), worst
 
@@ -105,6 +119,81 @@ def accuracy_change(result: Result, ids: Sequence[str], old: np.ndarray, new: np
     result.delta, result.ci, result.n = result.candidate - result.baseline, (lo, hi), int(old.size)
     result.p_value, result.test, result.discordant = stats.mcnemar_exact(b, c), "exact McNemar (paired)", (b, c)
     result.lost, result.lost_count, result.classes_lost = _losses(ids, old, new)
+    return result
+
+
+def _class_groups(classes: Sequence[str]) -> dict[str, np.ndarray]:
+    """Image positions by class, classes in sorted order (a fixed order: the bootstrap's draws depend on it)."""
+    classes = np.asarray(classes, dtype=object)
+    return {str(c): np.flatnonzero(classes == c) for c in sorted(set(classes.tolist()), key=str)}
+
+
+def _percentile_ci_and_p(changes: np.ndarray) -> tuple[tuple[float, float], float]:
+    """Percentile 95 % interval of resampled changes, and p = 2 x the smaller tail share about 0 (+1 smoothed)."""
+    lo, hi = np.percentile(changes, [2.5, 97.5])
+    tail = min((changes <= 0).sum(), (changes >= 0).sum())
+    return (float(lo), float(hi)), float(min(1.0, 2 * (tail + 1) / (changes.size + 1)))
+
+
+def balanced_accuracy_change(result: Result, ids: Sequence[str], classes: Sequence[str], old: np.ndarray, new: np.ndarray,
+                             resamples: int, seed: int) -> Result:
+    """Paired balanced accuracy (the mean of the per-class accuracies over the classes with images): the change,
+    a bootstrap that resamples image pairs within each class (every class keeps its count, so its weight of
+    1/classes), its percentile 95 % interval and p = 2 x the smaller tail share about 0."""
+    old, new = np.asarray(old, dtype=bool), np.asarray(new, dtype=bool)
+    groups = _class_groups(classes)
+    k = len(groups)
+    result.baseline = float(np.mean([old[g].mean() for g in groups.values()]))
+    result.candidate = float(np.mean([new[g].mean() for g in groups.values()]))
+    result.delta, result.n = result.candidate - result.baseline, int(old.size)
+    result.test = f"paired bootstrap over images, resampled within each of {k} classes"
+    result.discordant = (int((old & ~new).sum()), int((~old & new).sum()))
+    result.lost, result.lost_count, result.classes_lost = _losses(ids, old, new, classes)
+    rng = np.random.default_rng(seed)
+    changes = np.zeros(resamples)
+    for g in groups.values():
+        d = new[g].astype(np.float64) - old[g].astype(np.float64)
+        if not d.any():
+            continue  # a class where no image changed adds 0 to every resample
+        for start in range(0, resamples, 250):  # chunks keep memory bounded
+            stop = min(resamples, start + 250)
+            changes[start:stop] += d[rng.integers(0, d.size, size=(stop - start, d.size))].mean(axis=1)
+    changes /= k
+    result.ci, result.p_value = _percentile_ci_and_p(changes)
+    return result
+
+
+def per_class_change(result: Result, classes: Sequence[str], old: np.ndarray, new: np.ndarray, min_images: int) -> Result:
+    """Each class with at least ``min_images`` paired images: its accuracies, discordant pairs and exact McNemar p,
+    Holm-adjusted over those classes; the others are named as not compared, with their count. The comparison's
+    p-value is the smallest adjusted p (judged with the model's other comparisons; :func:`judge` then names the
+    classes significantly worse)."""
+    old, new = np.asarray(old, dtype=bool), np.asarray(new, dtype=bool)
+    rows, few = {}, {}
+    for name, g in _class_groups(classes).items():
+        if g.size < min_images:
+            few[name] = int(g.size)
+            continue
+        b, c = int((old[g] & ~new[g]).sum()), int((~old[g] & new[g]).sum())
+        rows[name] = {"class": name, "n": int(g.size), "baseline": float(old[g].mean()), "candidate": float(new[g].mean()),
+                      "delta": float(new[g].mean() - old[g].mean()), "discordant": [b, c], "p_value": stats.mcnemar_exact(b, c)}
+    for name, (p, _) in stats.holm({n: r["p_value"] for n, r in rows.items()}).items():
+        rows[name]["p_value_classes"] = p  # Holm over the classes
+    result.test = f"exact McNemar per class, Holm over the {len(rows)} classes with {min_images} or more paired images"
+    result.n = sum(r["n"] for r in rows.values())
+    result.per_class = {"min_images": min_images, "compared": len(rows), "worse": [], "better": [],
+                        "not_compared": {"count": len(few), "classes": dict(sorted(few.items(), key=lambda kv: (kv[1], kv[0]))[:20])}}
+    result.class_rows = rows  # judged in judge(), after Holm over the model's comparisons
+    if not rows:
+        result.missing = result.reason = (
+            f"no class has {min_images} paired images or more (min_class_images): {len(few)} classes not compared, "
+            + ", ".join(f"{n} ({k})" for n, k in list(result.per_class["not_compared"]["classes"].items())[:5])
+            + (", ..." if len(few) > 5 else ""))
+        result.missing_side = "setup"
+        return result
+    shown = min(rows.values(), key=lambda r: (r["p_value_classes"], r["delta"], r["class"]))
+    result.baseline, result.candidate, result.delta = shown["baseline"], shown["candidate"], shown["delta"]
+    result.p_value = min(r["p_value_classes"] for r in rows.values())
     return result
 
 
@@ -193,8 +282,50 @@ def judge(results: dict[str, Result], alpha: float) -> dict[str, Result]:
     for name, (p, _) in stats.holm(with_p, alpha).items():
         results[name].p_value_holm = p
     for r in compared.values():
-        r.verdict, r.reason = _verdict(r, alpha)
+        r.verdict, r.reason = _class_verdict(r, alpha) if r.per_class is not None else _verdict(r, alpha)
     return results
+
+
+def _class_text(row: dict[str, Any]) -> str:
+    b, c = row["discordant"]
+    return (f"{row['class']} {row['baseline']:.3f} -> {row['candidate']:.3f} ({row['delta']:+.3f}, {b} lost, {c} won of "
+            f"{row['n']}, Holm p {row['p_value_holm']:.3g})")
+
+
+def _class_verdict(r: Result, alpha: float) -> tuple[str, str]:
+    """The per-class comparison (module docstring): each class's adjusted p is the larger of its Holm p over the
+    classes and the comparison's Holm p over the model's comparisons."""
+    rows = r.class_rows
+    tol = r.tolerance or Tolerance(0.0)
+    sign = 1.0 if r.higher_is_better is not False else -1.0
+    for row in rows.values():
+        row["p_value_holm"] = max(row["p_value_classes"], r.p_value_holm)
+        row["beyond_tolerance"] = tol.exceeded_by(-sign * row["delta"], row["baseline"])
+    worse = sorted((row for row in rows.values() if sign * row["delta"] < 0 and row["p_value_holm"] < alpha),
+                   key=lambda row: (sign * row["delta"], row["p_value_holm"], row["class"]))
+    better = sorted((row for row in rows.values() if sign * row["delta"] > 0 and row["p_value_holm"] < alpha),
+                    key=lambda row: (-sign * row["delta"], row["p_value_holm"], row["class"]))
+    r.per_class["worse"], r.per_class["better"] = worse, [row["class"] for row in better]
+    shown = worse[0] if worse else min(rows.values(), key=lambda row: (row["p_value_holm"], sign * row["delta"], row["class"]))
+    r.baseline, r.candidate, r.delta = shown["baseline"], shown["candidate"], shown["delta"]
+    r.per_class["shown"] = shown["class"]
+    noisy = sum(1 for row in rows.values() if row["beyond_tolerance"] and row not in worse)
+    tol_text = f"tolerance {tol.absolute:g}" + (f" and {tol.relative:g} x baseline" if tol.relative is not None else "")
+    of = f"of {len(rows)} classes compared"
+    skipped = r.per_class["not_compared"]["count"]
+    tail = (f"; {noisy} fell beyond the {tol_text} without significance" if noisy else "") + (
+        f"; {skipped} classes not compared (fewer than {r.per_class['min_images']} paired images)" if skipped else "")
+    regressed = [row for row in worse if row["beyond_tolerance"]]
+    if regressed:
+        return "regression", (f"{len(regressed)} {of} worse beyond the {tol_text} and significant (Holm over the classes "
+                              f"and the model's comparisons, alpha {alpha:g}), worst first: "
+                              + ", ".join(_class_text(row) for row in regressed[:10]) + tail)
+    if worse:
+        return "warning", (f"{len(worse)} {of} significantly worse within the {tol_text}: "
+                           + ", ".join(_class_text(row) for row in worse[:10]) + "; not a regression on this evidence alone" + tail)
+    if better:
+        return "improvement", f"{len(better)} {of} significantly better: " + ", ".join(_class_text(row) for row in better[:10]) + tail
+    return "unchanged", f"no class significantly changed ({len(rows)} compared, smallest Holm p {r.p_value_holm:.3g})" + tail
 
 
 def _verdict(r: Result, alpha: float) -> tuple[str, str]:

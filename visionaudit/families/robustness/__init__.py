@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from visionaudit import stats
+from visionaudit.data.label_space import names_of
 from visionaudit.families import thresholds as f
 from visionaudit.families.assessment import PerImage, require_count
 from visionaudit.families.records import AuditRecord
@@ -272,8 +273,8 @@ def _summary_lines(report: dict[str, Any]) -> list[str]:
 def class_labels(report: dict[str, Any], models: Sequence[str] | None, indices: Sequence[int]) -> list[str]:
     """Class indices as the report's models section names them (the first model of ``models`` that has names)."""
     for model in (models or list(report.get("models", {}))):
-        names = ((report.get("models", {}).get(model) or {}).get("classes") or {}).get("names")
-        ids = ((report.get("models", {}).get(model) or {}).get("classes") or {}).get("ids")
+        # As written, or rebuilt for a named label space whose names the report omits (timm's ImageNet-21k).
+        names, ids = names_of((report.get("models", {}).get(model) or {}).get("classes")) or (None, None)
         if names:
             return [str(i) if i >= len(names) else f"{names[i]} ({ids[i]})" if ids else names[i] for i in indices]
     return [str(i) for i in indices]
