@@ -47,8 +47,9 @@ def hub_cache(tmp_path, monkeypatch) -> Path:
     ("hf:google/vit-base-patch16-224@v1.0?size=224", "hf:google/vit-base-patch16-224@v1.0?size=224"),
     ("hf:./models/x/../vit", "hf:./models/vit"),  # a folder that reads like ORG/NAME keeps its ./
     ("hf:/abs/folder/", "hf:/abs/folder"),
-    ("timm:resnet18", "timm:resnet18.a1_in1k"),  # timm's default tag, written out: one model, one id
+    ("timm:resnet18", "timm:resnet18"),  # as main writes it: a baseline naming it still pairs (the tag is in architecture)
     ("timm:resnet18.a1_in1k", "timm:resnet18.a1_in1k"),
+    ("w.pt?arch=timm:resnet18", "w.pt?arch=timm:resnet18"),  # as an architecture too
     ("timm:resnet18:none", "timm:resnet18:none"),
 ])
 def test_canonical_forms_of_hub_specs(spec, canonical):
@@ -86,13 +87,32 @@ def test_processor_rules_by_hand():
                                 "crop_pct": 0.875, "resample": 3}, "convnext")
     assert (big.resize_size, big.crop_size, big.keep_aspect) == (384, 384, False)  # warped from 384 on
     # A rescale factor of 1 (values in 0..255) folds into mean and std: (x - m) / s = (x / 255 - m / 255) / (s / 255).
-    raw = from_image_processor({"size": {"height": 8, "width": 8}, "rescale_factor": 1.0, "image_mean": [127.5] * 3,
+    raw = from_image_processor({"image_processor_type": "ViTImageProcessor", "size": {"height": 8, "width": 8}, "rescale_factor": 1.0, "image_mean": [127.5] * 3,
                                 "image_std": [51.0] * 3}, "raw")
     assert raw.mean == pytest.approx((0.5,) * 3) and raw.std == pytest.approx((0.2,) * 3)
-    off = from_image_processor({"size": {"height": 8, "width": 8}, "do_normalize": False}, "off")
+    off = from_image_processor({"image_processor_type": "ViTImageProcessor", "size": {"height": 8, "width": 8}, "do_normalize": False}, "off")
     assert (off.mean, off.std) == ((0.0,) * 3, (1.0,) * 3)
-    for bad, why in [({"size": {"height": 224, "width": 320}}, "not square"), ({"size": {"longest_edge": 224}}, "cannot follow"),
-                     ({"size": {"height": 8, "width": 8}, "resample": 1}, "LANCZOS")]:
+    # LeViT: the short side to int(256 / 224 * S) = 256 for S = 224 (LevitImageProcessor.resize), then the crop.
+    levit = from_image_processor({"image_processor_type": "LevitImageProcessor", "size": {"shortest_edge": 224}, "do_center_crop": True,
+                                  "crop_size": {"height": 224, "width": 224}, "resample": 3}, "levit")
+    assert (levit.resize_size, levit.crop_size, levit.keep_aspect, levit.interpolation) == (256, 224, True, "bicubic")
+    # PoolFormer: the short side to int(S / crop_pct) = int(224 / 0.9) = 248 (PoolFormerImageProcessor.resize); a square
+    # size is read as its side, the aspect kept (not warped as ViT's is).
+    for size in ({"shortest_edge": 224}, {"height": 224, "width": 224}):
+        pool = from_image_processor({"image_processor_type": "PoolFormerImageProcessorPil", "size": size, "crop_pct": 0.9,
+                                     "do_center_crop": True, "crop_size": {"height": 224, "width": 224}, "resample": 3}, "pool")
+        assert (pool.resize_size, pool.crop_size, pool.keep_aspect) == (248, 224, True), size
+    vit_kind = {"image_processor_type": "ViTImageProcessor"}
+    fix = r"\?size=N&resize=N&interpolation=bilinear\|bicubic\|nearest&mean=R,G,B&std=R,G,B"
+    for bad, why in [(vit_kind | {"size": {"height": 224, "width": 320}}, "not square"),
+                     (vit_kind | {"size": {"longest_edge": 224}}, "caps the longest edge.*" + fix),
+                     (vit_kind | {"size": {"shortest_edge": 224, "longest_edge": 1333}, "do_center_crop": True,
+                                  "crop_size": {"height": 224, "width": 224}}, "caps the longest edge.*" + fix),
+                     (vit_kind | {"size": {"height": 8, "width": 8}, "resample": 1}, "LANCZOS"),
+                     ({"image_processor_type": "MobileViTImageProcessor", "size": {"shortest_edge": 288}, "do_center_crop": True,
+                       "crop_size": {"height": 256, "width": 256}, "do_flip_channel_order": True}, "MobileViTImageProcessor is not one.*" + fix),
+                     (vit_kind | {"size": {"height": 8, "width": 8}, "do_flip_channel_order": True}, "flips the channels.*" + fix),
+                     ({"size": {"height": 8, "width": 8}}, "of no named type.*" + fix)]:
         with pytest.raises(SpecError, match=why):
             from_image_processor(bad, "bad")
 
@@ -197,8 +217,8 @@ def test_an_absent_hub_model_stops_the_run_at_startup_with_exit_4(tmp_path):
 
 def test_a_timm_pretrained_tag_through_a_hub_cache(hub_cache):
     reference, weights = timm_random_weights(hub_cache, TIMM_TAG)
-    spec = parse_spec("timm:test_efficientnet")  # the default tag, written out
-    assert spec.id == f"timm:{TIMM_TAG}" and spec.weights == "pretrained"
+    spec = parse_spec("timm:test_efficientnet")  # the default tag: the id as written, the tag in the architecture
+    assert spec.id == "timm:test_efficientnet" and spec.weights == "pretrained"
     check_available(spec)
     model = load_model(spec, "cpu")
     x = torch.rand(2, 3, 160, 160)
@@ -210,6 +230,7 @@ def test_a_timm_pretrained_tag_through_a_hub_cache(hub_cache):
     import hashlib
 
     assert model.sha256 == hashlib.sha256(weights.read_bytes()).hexdigest() and model.sha256_of == str(weights)
+    assert model.architecture == f"timm:{TIMM_TAG}" == load_model(f"timm:{TIMM_TAG}", "cpu").architecture
 
 
 def test_timm_refusals_come_at_startup(hub_cache):
@@ -234,10 +255,10 @@ def test_audit_toml_tables_name_hub_models_in_their_canonical_form(tmp_path):
                     '[models."timm:resnet18".accuracy]\nmin_top1 = 0.6\n')
     config = load_config(toml)
     assert config.thresholds("accuracy", "hf:tiny-org/tiny-vit")["min_top1"] == 0.5
-    assert config.thresholds("accuracy", "timm:resnet18.a1_in1k")["min_top1"] == 0.6
+    assert config.thresholds("accuracy", "timm:resnet18")["min_top1"] == 0.6  # as main names it: old tables still apply
     toml.write_text('[models."timm:resnet18".accuracy]\nmin_top1 = 0.6\n[models."timm:resnet18.a1_in1k".accuracy]\nmin_top1 = 0.7\n')
-    with pytest.raises(Exception, match="name the same model"):
-        load_config(toml)
+    config = load_config(toml)  # the tag written out is another spec (which tag is the default depends on timm's version)
+    assert (config.thresholds("accuracy", "timm:resnet18")["min_top1"], config.thresholds("accuracy", "timm:resnet18.a1_in1k")["min_top1"]) == (0.6, 0.7)
 
 
 def test_the_logit_cache_key_covers_every_file_of_an_hf_model(tmp_path, vit_folder):
