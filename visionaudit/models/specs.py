@@ -191,7 +191,10 @@ def _parse(spec: str, arch: str | None) -> ModelSpec:
             options = {**options, "arch": arch}
         for key in ("arch", "reference"):
             if key in options:
-                options[key] = canonical_spec(options[key])
+                try:
+                    options[key] = canonical_spec(options[key])
+                except VisionAuditError as e:  # the fix is in ?arch= / ?reference=, not in the spec it names
+                    raise SpecError(f"--model {raw}: its ?{key}={options[key]} is refused: {e}") from None
         return ModelSpec(raw, "file", os.path.normpath(body) + ("?" + _query(options) if options else ""), path=path, options=options)
     if _FACTORY.match(body):
         return ModelSpec(raw, "factory", body + ("?" + _query(options) if options else ""), name=body, options=options)
