@@ -336,8 +336,6 @@ def test_downloads_happen_on_first_use_when_allowed_and_never_when_off(vit_folde
 
     def fake_download(repo_id, filename, *, revision=None, cache_dir=None, **_):
         calls.append(filename)
-        if (Path(cache_dir) / ("models--" + repo_id.replace("/", "--")) / "snapshots" / new / filename).exists():
-            return str(Path(cache_dir) / ("models--" + repo_id.replace("/", "--")) / "snapshots" / new / filename)
         snapshot = write_cache_entry(Path(cache_dir), repo_id, {filename: (vit_folder / filename).read_bytes()})
         return str(snapshot / filename)
 
