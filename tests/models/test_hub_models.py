@@ -112,7 +112,9 @@ def test_processor_rules_by_hand():
                      ({"image_processor_type": "MobileViTImageProcessor", "size": {"shortest_edge": 288}, "do_center_crop": True,
                        "crop_size": {"height": 256, "width": 256}, "do_flip_channel_order": True}, "MobileViTImageProcessor is not one.*" + fix),
                      (vit_kind | {"size": {"height": 8, "width": 8}, "do_flip_channel_order": True}, "flips the channels.*" + fix),
-                     ({"size": {"height": 8, "width": 8}}, "of no named type.*" + fix)]:
+                     ({"size": {"height": 8, "width": 8}}, "of no named type.*" + fix),
+                     ({"image_processor_type": "PoolFormerImageProcessor", "size": {"height": 224, "width": 224}, "crop_pct": 0.9,
+                       "do_center_crop": False}, "without a square crop.*" + fix)]:
         with pytest.raises(SpecError, match=why):
             from_image_processor(bad, "bad")
 

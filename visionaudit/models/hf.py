@@ -129,8 +129,11 @@ def from_image_processor(config: Mapping[str, Any], source: str) -> Preprocessin
     if square and size["height"] != size["width"]:
         raise SpecError(f"{source}: resizing to {size['height']} x {size['width']} (not square); the suite feeds "
                         "square images: give ?size=N")
-    if kind == "PoolFormerImageProcessor" and config.get("crop_pct") is not None and crop and (square or "shortest_edge" in size):
+    if kind == "PoolFormerImageProcessor" and config.get("crop_pct") is not None:
         # PoolFormerImageProcessor.resize: the short side to int(S / crop_pct), S the shortest edge or the (square) size
+        if not crop or not (square or "shortest_edge" in size):
+            raise _refuse(source, f"PoolFormer's processor resizes the short side by crop_pct (size={dict(size)}) without "
+                                  "a square crop, which the suite cannot follow")
         edge = int(size["height"] if square else size["shortest_edge"])
         resize, crop_size = int(edge / float(config["crop_pct"])), int(crop["height"])
         rule = f"short side to {resize} (crop_pct {config['crop_pct']}), centre crop {crop_size}"
