@@ -10,7 +10,9 @@ and the tests that point it elsewhere agree.
 
 :func:`check_available` is the startup check (plugins/settings.py): cheap when the files are there, a download
 when they are not and that is allowed, a refusal otherwise. The loaders (:mod:`visionaudit.models.hf`, timm's in
-:mod:`visionaudit.models.loading`) resolve the same files the same way.
+:mod:`visionaudit.models.loading`) resolve the same files the same way; they read the switch from the environment
+(:func:`downloads_off`), where plugins/settings.py puts ``--audit-offline`` for the run's processes. A model's files
+come from one snapshot folder (one commit), so that they belong together.
 """
 
 from __future__ import annotations

@@ -7,11 +7,13 @@ Spec forms (``?key=value&...`` may follow any of them; see :data:`SPEC_OPTIONS`)
 - ``torchvision:NAME[:WEIGHTS]``: WEIGHTS is an enum name (``IMAGENET1K_V2``), ``DEFAULT`` (the
   default when omitted) or ``none`` for random init;
 - ``timm:NAME[:CHECKPOINT|none]``: a timm architecture with a local checkpoint (``none``: random); without one,
-  timm's pretrained weights (``timm:NAME.TAG``; ``timm:NAME`` is its default tag, written so in the canonical
-  form) from the Hugging Face cache (:mod:`visionaudit.models.hub`);
+  timm's pretrained weights (``timm:NAME.TAG``; ``timm:NAME`` is its default tag, kept as written in the canonical
+  form: which tag that is depends on timm's version; the model entry's architecture names it) from the Hugging
+  Face cache (:mod:`visionaudit.models.hub`);
 - ``hf:PATH`` (a ``save_pretrained`` folder) or ``hf:ORG/NAME[@REVISION]`` (from the Hugging Face cache): a
   ``transformers`` image classifier with its image processor (:mod:`visionaudit.models.hf`); PATH is told from
-  ORG/NAME as transformers tells them: an existing folder, or a path starting with ``/``, ``.`` or ``~``;
+  ORG/NAME as transformers tells them: an existing folder, or a path starting with ``/``, ``.`` or ``~`` (write a
+  relative folder ``./models/vit``: an absent ``models/vit`` reads as a hub repo id);
 - ``PATH.pt`` / ``PATH.ts``: a TorchScript archive;
 - ``PATH.pth`` / ``PATH.safetensors``: a state dict, with ``--arch`` or ``?arch=`` naming the
   architecture (any spec form above, or ``package.module:factory``);
