@@ -14,14 +14,15 @@ from visionaudit.config import CONFIG_FILE, AuditConfig, load_config
 from visionaudit.data import decode_budget, decoding
 from visionaudit.data.label_space import read_classes_file
 from visionaudit.data.shards import Shard, parse_shard
-from visionaudit.data.user_cache import offline
+from visionaudit.data.user_cache import OFFLINE_ENV, offline
 from visionaudit.devices import resolve_device
 from visionaudit.errors import VisionAuditError
 from visionaudit.families.corruption.imagenet_c import check_root
 from visionaudit.models import logit_cache
 from visionaudit.models.classes import check_before_load
+from visionaudit.models.hf import check_preprocessing
 from visionaudit.models.hub import check_available
-from visionaudit.models.specs import DEFAULT_MODEL, parse_spec
+from visionaudit.models.specs import DEFAULT_MODEL, ModelSpec, parse_spec, reference_spec
 
 SETTINGS_KEY = pytest.StashKey["Settings"]()
 STARTUP_USAGE_ERROR_KEY = pytest.StashKey[str]()  # what stopped the run at startup, for the report
@@ -76,7 +77,7 @@ def _resolve(config: pytest.Config) -> Settings:
     for spec in config.getoption("model") or run.get("models") or (DEFAULT_MODEL,):
         parsed = parse_spec(spec, arch)  # a typo fails the run at once; a repeat counts once
         if parsed.id not in spellings:
-            check_available(parsed, no_downloads)  # a hub model's files: in the cache (fetched now if allowed), or exit 4
+            _check_model(parsed, no_downloads)
         spellings.setdefault(parsed.id, spec)
     samples = _number(config, "audit_samples", int, "a positive number of images")
     samples = samples if samples is not None else run.get("samples")
@@ -105,6 +106,21 @@ def _resolve(config: pytest.Config) -> Settings:
         classes=_class_files(config.getoption("audit_classes", None) or run.get("classes"), spellings),
         max_image_pixels=_number(config, "audit_max_image_pixels", int, "a positive number of pixels") or run.get("max_image_pixels"),
     )
+
+
+def _check_model(parsed: ModelSpec, no_downloads: bool) -> None:
+    """A hub model's files: in the cache (fetched now if allowed), its image processor one the suite follows; the
+    same for an ONNX file's ``?reference=`` model (the deployment audit loads it); else exit 4."""
+    check_available(parsed, no_downloads)
+    check_preprocessing(parsed)
+    if "reference" in parsed.options:
+        reference = reference_spec(parsed)
+        try:
+            check_available(reference, no_downloads)
+            check_preprocessing(reference)
+        except VisionAuditError as e:
+            raise VisionAuditError(f"--model {parsed.raw}: its ?reference={parsed.options['reference']} (the torch model "
+                                   f"the ONNX file was exported from) is refused: {e}") from None
 
 
 def _class_files(run_classes: str | None, spellings: Mapping[str, str]) -> str | None:
@@ -175,7 +191,10 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(e)) from None
     # Each process (controller and xdist workers alike) keeps its own decoded images and reads the same cache.
     config.stash[PREVIOUS_KEY] = (decode_budget.set_budget(settings.decode_memory or decode_budget.default_budget(worker_count())),
-                                  logit_cache.configure(settings.cache), decoding.set_max_image_pixels(settings.max_image_pixels))
+                                  logit_cache.configure(settings.cache), decoding.set_max_image_pixels(settings.max_image_pixels),
+                                  os.environ.get(OFFLINE_ENV))
+    if settings.offline:  # --audit-offline reaches every loader (hub.downloads_off reads it), xdist workers included
+        os.environ[OFFLINE_ENV] = "1"
     if not hasattr(config, "workerinput"):  # said once, by the controller
         for key, near in settings.config.mistyped_models(settings.models):
             # One audit.toml serves many runs: a table for another model is normal; one that looks like a typo is not.
@@ -190,3 +209,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         decode_budget.set_budget(previous[0])
         logit_cache.configure(previous[1])
         decoding.set_max_image_pixels(previous[2])
+        if previous[3] is None:
+            os.environ.pop(OFFLINE_ENV, None)
+        else:
+            os.environ[OFFLINE_ENV] = previous[3]

@@ -37,6 +37,9 @@ PROCESSORS = {  # one per resize rule the suite follows (visionaudit/models/hf.p
     "convnext (crop_pct)": ("ConvNextImageProcessor", {"size": {"shortest_edge": 224}, "crop_pct": 0.875}),
     "convnext (warp from 384)": ("ConvNextImageProcessor", {"size": {"shortest_edge": 384}}),
     "bit (short side, crop)": ("BitImageProcessor", {}),
+    "levit (short side 256/224 of S, crop)": ("LevitImageProcessor", {}),
+    "poolformer (crop_pct)": ("PoolFormerImageProcessor", {}),
+    "poolformer (crop_pct of a square size)": ("PoolFormerImageProcessor", {"size": {"height": 224, "width": 224}, "crop_pct": 0.875}),
 }
 
 

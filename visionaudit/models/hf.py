@@ -25,8 +25,11 @@ The suite resizes with PIL, as transformers' PIL processors do (``backend="pil"`
 matched exactly. The torchvision backend (the default in transformers 5) resizes tensors: within one level for
 bilinear, up to about 11 levels at some pixels for bicubic (torchvision's tensor bicubic is not PIL's).
 
-Anything else (``longest_edge``, non-square sizes, processors with an offset) is refused naming ``?size=``, ``?resize=``,
-``?mean=``/``?std=``: the spec's query overrides what the processor says.
+Only the processors of :data:`FOLLOWED` are read; LeViT's (the short side to ``int(256 / 224 * S)``, centre crop) and
+PoolFormer's (the short side to ``int(S / crop_pct)``, centre crop) rules are their own ``resize``. Any other processor
+(MobileViT's, say, which also flips RGB to BGR), ``do_flip_channel_order``, a ``longest_edge`` cap, non-square sizes
+and processors with an offset are refused at startup (exit 4) naming ``?size=&resize=&interpolation=&mean=&std=``:
+given all five, the spec's query is the preprocessing and the processor is not read; fewer override what it says.
 """
 
 from __future__ import annotations
@@ -45,6 +48,12 @@ from visionaudit.preprocessing import Preprocessing
 _RESAMPLE = {0: "nearest", 2: "bilinear", 3: "bicubic"}  # PIL.Image.Resampling values
 _RESAMPLE_NAMES = {1: "LANCZOS", 4: "BOX", 5: "HAMMING"}
 _CONVNEXT_SQUASH_FROM = 384  # ConvNextImageProcessor: from this size on, the image is warped to it, not cropped
+# The image processors whose rules the suite implements (checked against transformers' PIL processors). Others are
+# refused at startup: their own resize or _preprocess may do what their keys do not say (MobileViT flips to BGR).
+# Swin, ResNet and DINOv2 checkpoints ship ViT's, ConvNext's and BiT's processors.
+FOLLOWED = frozenset({"ViTImageProcessor", "DeiTImageProcessor", "BeitImageProcessor", "BitImageProcessor",
+                      "CLIPImageProcessor", "SiglipImageProcessor", "ConvNextImageProcessor", "LevitImageProcessor",
+                      "PoolFormerImageProcessor"})
 
 
 def _need_transformers(raw: str):
@@ -74,13 +83,37 @@ def _resample(value: Any) -> int:
     return int(value) if value is not None else 2
 
 
+def processor_family(config: Mapping[str, Any]) -> str:
+    """The processor's class without its backend suffix (``ViTImageProcessorPil`` -> ``ViTImageProcessor``; an old
+    ``ViTFeatureExtractor`` reads as ``ViTImageProcessor``)."""
+    kind = str(config.get("image_processor_type") or config.get("feature_extractor_type") or "")
+    for suffix in ("Fast", "Pil"):
+        kind = kind.removesuffix(suffix)
+    return kind.replace("FeatureExtractor", "ImageProcessor")
+
+
+def _refuse(source: str, why: str) -> SpecError:
+    return SpecError(f"{source}: {why}; give the preprocessing in the spec instead: "
+                     "?size=N&resize=N&interpolation=bilinear|bicubic|nearest&mean=R,G,B&std=R,G,B")
+
+
 def from_image_processor(config: Mapping[str, Any], source: str) -> Preprocessing:
     """The suite's preprocessing for an image processor's configuration (``preprocessor_config.json``'s keys, or a
-    processor's ``to_dict()``); see the module docstring for the rules."""
-    kind = str(config.get("image_processor_type") or "")
+    processor's ``to_dict()``); see the module docstring for the rules. Only the processors of :data:`FOLLOWED`
+    are read (another class may resize, crop or reorder channels its own way, which its keys do not say)."""
+    kind = processor_family(config)
+    if kind not in FOLLOWED:
+        raise _refuse(source, f"the image processor {kind or '(of no named type)'} is not one whose rules the suite "
+                              f"follows ({', '.join(sorted(FOLLOWED))})")
+    if config.get("do_flip_channel_order"):
+        raise _refuse(source, "the image processor flips the channels (RGB to BGR: do_flip_channel_order), which the "
+                              "suite does not do")
     size = config.get("size") or {"height": 224, "width": 224}
     if isinstance(size, int):
         size = {"shortest_edge": size}
+    if size.get("longest_edge") is not None:
+        raise _refuse(source, f"the image processor also caps the longest edge (size={dict(size)}), which the suite "
+                              "does not follow")
     crop = config.get("crop_size") if config.get("do_center_crop") else None
     if isinstance(crop, int):
         crop = {"height": crop, "width": crop}
@@ -92,15 +125,28 @@ def from_image_processor(config: Mapping[str, Any], source: str) -> Preprocessin
         raise SpecError(f"{source}: resample={_RESAMPLE_NAMES.get(resample, resample)} is not one the suite resizes "
                         "with; give ?interpolation=bilinear|bicubic|nearest")
     keep_aspect = True
-    if "height" in size and "width" in size:
-        if size["height"] != size["width"]:
-            raise SpecError(f"{source}: resizing to {size['height']} x {size['width']} (not square); the suite feeds "
-                            "square images: give ?size=N")
+    square = "height" in size and "width" in size
+    if square and size["height"] != size["width"]:
+        raise SpecError(f"{source}: resizing to {size['height']} x {size['width']} (not square); the suite feeds "
+                        "square images: give ?size=N")
+    if kind == "PoolFormerImageProcessor" and config.get("crop_pct") is not None:
+        # PoolFormerImageProcessor.resize: the short side to int(S / crop_pct), S the shortest edge or the (square) size
+        if not crop or not (square or "shortest_edge" in size):
+            raise _refuse(source, f"PoolFormer's processor resizes the short side by crop_pct (size={dict(size)}) without "
+                                  "a square crop, which the suite cannot follow")
+        edge = int(size["height"] if square else size["shortest_edge"])
+        resize, crop_size = int(edge / float(config["crop_pct"])), int(crop["height"])
+        rule = f"short side to {resize} (crop_pct {config['crop_pct']}), centre crop {crop_size}"
+    elif kind == "LevitImageProcessor" and "shortest_edge" in size and crop:
+        # LevitImageProcessor.resize: the short side to int((256 / 224) * shortest_edge)
+        resize, crop_size = int((256 / 224) * int(size["shortest_edge"])), int(crop["height"])
+        rule = f"short side to {resize} (256/224 of {size['shortest_edge']}), centre crop {crop_size}"
+    elif square:
         resize = int(size["height"])
         keep_aspect = False
         crop_size = int(crop["height"]) if crop else resize
         rule = f"whole image to {resize} x {resize}" + (f", centre crop {crop_size}" if crop else "")
-    elif "shortest_edge" in size and config.get("crop_pct") is not None and kind.startswith("ConvNext"):
+    elif "shortest_edge" in size and config.get("crop_pct") is not None and kind == "ConvNextImageProcessor":
         edge = int(size["shortest_edge"])
         if edge < _CONVNEXT_SQUASH_FROM:
             resize, crop_size = int(edge / float(config["crop_pct"])), edge
@@ -113,8 +159,8 @@ def from_image_processor(config: Mapping[str, Any], source: str) -> Preprocessin
         resize, crop_size = int(size["shortest_edge"]), int(crop["height"])
         rule = f"short side to {resize}, centre crop {crop_size}"
     else:
-        raise SpecError(f"{source}: the image processor resizes by {sorted(size)} without a square crop, which the suite "
-                        "cannot follow; give ?size=N&resize=N")
+        raise _refuse(source, f"the image processor resizes by {sorted(size)} without a square crop, which the suite "
+                              "cannot follow")
     if not config.get("do_resize", True):
         raise SpecError(f"{source}: the image processor does not resize; give ?size=N&resize=N")
     if config.get("do_rescale", True):
@@ -151,22 +197,45 @@ def processor_config(folder: Path) -> dict[str, Any] | None:
         return json.loads(path.read_text())
 
 
+SPEC_PREPROCESSING = ("size", "resize", "interpolation", "mean", "std")  # all given: the processor is not read
+
+
+def preprocessing(spec: ModelSpec, folder: Path, where: str) -> Preprocessing:
+    """The model's preprocessing from the image processor in ``folder``; one the suite does not follow is refused,
+    unless the spec's query gives the whole of it (``?size=&resize=&interpolation=&mean=&std=``)."""
+    if all(k in spec.options for k in SPEC_PREPROCESSING):
+        return Preprocessing(source=f"the spec's query (the image processor of {where} is not read)")
+    config = processor_config(folder)
+    if config is None:
+        return Preprocessing(source=f"default ImageNet preprocessing (no {hub.HF_PROCESSOR} in {where})")
+    try:
+        return from_image_processor(config, f"image processor {config.get('image_processor_type', '')} of {where}".replace("  ", " "))
+    except SpecError as e:
+        raise SpecError(f"--model {spec.raw}: {e}") from None
+
+
+def check_preprocessing(spec: ModelSpec) -> None:
+    """At startup (after :func:`hub.check_available`): an ``hf:`` model's image processor is one the suite follows,
+    or the spec gives its preprocessing; else a SpecError (exit 4) naming the query that does. Other specs: nothing."""
+    if spec.kind != "hf":
+        return
+    path = hub.hf_config_file(spec, hub.HF_PROCESSOR)
+    if path is not None:
+        _need_transformers(spec.raw)
+        preprocessing(spec, path.parent, str(spec.path) if spec.path is not None else spec.name)
+
+
 def build(spec: ModelSpec):
     """The module, its preprocessing and classes, and the files that make it (``loading._Built`` is made from these)."""
     _need_transformers(spec.raw)
     from transformers import AutoModelForImageClassification
 
     files = model_files(spec)
-    folder = files[0].parent
+    folder = files[0].parent  # all in one folder (hub.resolve_files: one snapshot)
     where = str(spec.path) if spec.path is not None else f"{spec.name}{'@' + spec.weights if spec.weights else ''} ({folder})"
     try:
         module = AutoModelForImageClassification.from_pretrained(str(folder), local_files_only=True)
     except Exception as e:
         raise CheckpointError(f"--model {spec.raw}: transformers could not load an image classifier from {where} "
                               f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
-    config = processor_config(folder)
-    if config is None:
-        pre = Preprocessing(source=f"default ImageNet preprocessing (no {hub.HF_PROCESSOR} in {where})")
-    else:
-        pre = from_image_processor(config, f"image processor {config.get('image_processor_type', '')} of {where}".replace("  ", " "))
-    return module, pre, f"hf:{type(module).__name__}", files, hf_classes(module)
+    return module, preprocessing(spec, folder, where), f"hf:{type(module).__name__}", files, hf_classes(module)

@@ -10,7 +10,9 @@ and the tests that point it elsewhere agree.
 
 :func:`check_available` is the startup check (plugins/settings.py): cheap when the files are there, a download
 when they are not and that is allowed, a refusal otherwise. The loaders (:mod:`visionaudit.models.hf`, timm's in
-:mod:`visionaudit.models.loading`) resolve the same files the same way.
+:mod:`visionaudit.models.loading`) resolve the same files the same way; they read the switch from the environment
+(:func:`downloads_off`), where plugins/settings.py puts ``--audit-offline`` for the run's processes. A model's files
+come from one snapshot folder (one commit), so that they belong together.
 """
 
 from __future__ import annotations
@@ -115,7 +117,21 @@ def _download(repo_id: str, name: str, revision: str | None, what: str) -> Path 
 def resolve_files(repo_id: str, revision: str | None, required: Sequence[Sequence[str]], optional: Sequence[str],
                   offline: bool, what: str) -> HubFiles:
     """Each of ``required`` (a group of alternatives, the first found wins) and those of ``optional`` the repo has,
-    from the cache, downloaded first when absent and allowed (see the module docstring)."""
+    from the cache, downloaded first when absent and allowed (see the module docstring); all from one snapshot."""
+    for _ in range(2):
+        got = _resolve_once(repo_id, revision, required, optional, offline, what)
+        if len({p.parent for p in got.files.values()}) <= 1:
+            return got
+        # A download moved the ref (the hub's main went on since the cached files came): look again, now at the new
+        # commit, so that what lacks there is fetched into it too.
+    folders = ", ".join(sorted({f"{p.parent.name}: {p.name}" for p in got.files.values()}))
+    raise HubUnavailable(f"{what}: the files of the Hugging Face repo {repo_id}{'@' + revision if revision else ''} in the "
+                         f"cache {hub_cache()} come from different commits ({folders}), so they may not belong together; "
+                         f"fetch one revision whole: {download_command(repo_id, revision)}")
+
+
+def _resolve_once(repo_id: str, revision: str | None, required: Sequence[Sequence[str]], optional: Sequence[str],
+                  offline: bool, what: str) -> HubFiles:
     files: dict[str, Path] = {}
     missing: list[str] = []
     for group, needed in [*((g, True) for g in required), *(((n,), False) for n in optional)]:
@@ -204,14 +220,14 @@ def timm_weights(name: str, raw: str, offline: bool | None = None) -> Path:
     raise SpecError(f"{what}: timm names no source for the weights of {name}; give a checkpoint: timm:{name.split('.')[0]}:PATH")
 
 
-def hf_config_file(spec: ModelSpec) -> Path | None:
-    """An ``hf:`` model's ``config.json`` where it is already on disk (the folder's, or the cache's), without any
-    download; None otherwise."""
+def hf_config_file(spec: ModelSpec, name: str = HF_CONFIG) -> Path | None:
+    """An ``hf:`` model's ``config.json`` (or its file ``name``) where it is already on disk (the folder's, or the
+    cache's), without any download; None otherwise."""
     if spec.path is not None:
-        path = spec.path / HF_CONFIG
+        path = spec.path / name
         return path if path.is_file() else None
     try:
-        found = _cached(spec.name, HF_CONFIG, spec.weights)
+        found = _cached(spec.name, name, spec.weights)
     except Exception:  # noqa: BLE001  (a malformed repo id: the load says why)
         return None
     return found if isinstance(found, Path) else None

@@ -196,7 +196,9 @@ def _build_timm(name: str, checkpoint: Path | None, pretrained: bool) -> _Built:
     overlay = None
     if pretrained:  # timm's own weights, from the Hugging Face cache under the suite's download policy
         checkpoint = hub.timm_weights(name, f"timm:{name}")
-        overlay = {"file": str(checkpoint)}
+        # Read by the suite (safetensors, or torch.load(weights_only=True)), never unpickled by timm's own loader;
+        # timm still applies its filter and head adaptation to the state dict (its "state_dict" source).
+        overlay = {"state_dict": checkpoints.load_state_dict(checkpoint), "source": ""}
     try:
         module = timm.create_model(name, pretrained=pretrained, pretrained_cfg_overlay=overlay)
     except RuntimeError as e:
@@ -208,7 +210,12 @@ def _build_timm(name: str, checkpoint: Path | None, pretrained: bool) -> _Built:
     pre = from_timm_config(resolve_data_config({}, model=module), f"timm {name} data config")
     if checkpoint is not None and not pretrained:
         checkpoints.apply_state_dict(module, checkpoints.load_state_dict(checkpoint), str(checkpoint), f"timm:{name}")
-    return _Built(module, pre, f"timm:{name}", checkpoint, timm_classes(module, name))
+    architecture = f"timm:{name}"
+    if pretrained:  # the tag timm resolved (timm:resnet18 is its default tag, which depends on timm's version)
+        cfg = getattr(module, "pretrained_cfg", None) or {}
+        arch, tag = cfg.get("architecture") or name.split(".")[0], cfg.get("tag")
+        architecture = f"timm:{arch}.{tag}" if tag else architecture
+    return _Built(module, pre, architecture, checkpoint, timm_classes(module, name))
 
 
 def _build_factory(target: str) -> _Built:

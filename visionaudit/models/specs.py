@@ -7,11 +7,13 @@ Spec forms (``?key=value&...`` may follow any of them; see :data:`SPEC_OPTIONS`)
 - ``torchvision:NAME[:WEIGHTS]``: WEIGHTS is an enum name (``IMAGENET1K_V2``), ``DEFAULT`` (the
   default when omitted) or ``none`` for random init;
 - ``timm:NAME[:CHECKPOINT|none]``: a timm architecture with a local checkpoint (``none``: random); without one,
-  timm's pretrained weights (``timm:NAME.TAG``; ``timm:NAME`` is its default tag, written so in the canonical
-  form) from the Hugging Face cache (:mod:`visionaudit.models.hub`);
+  timm's pretrained weights (``timm:NAME.TAG``; ``timm:NAME`` is its default tag, kept as written in the canonical
+  form: which tag that is depends on timm's version; the model entry's architecture names it) from the Hugging
+  Face cache (:mod:`visionaudit.models.hub`);
 - ``hf:PATH`` (a ``save_pretrained`` folder) or ``hf:ORG/NAME[@REVISION]`` (from the Hugging Face cache): a
   ``transformers`` image classifier with its image processor (:mod:`visionaudit.models.hf`); PATH is told from
-  ORG/NAME as transformers tells them: an existing folder, or a path starting with ``/``, ``.`` or ``~``;
+  ORG/NAME as transformers tells them: an existing folder, or a path starting with ``/``, ``.`` or ``~`` (write a
+  relative folder ``./models/vit``: an absent ``models/vit`` reads as a hub repo id);
 - ``PATH.pt`` / ``PATH.ts``: a TorchScript archive;
 - ``PATH.pth`` / ``PATH.safetensors``: a state dict, with ``--arch`` or ``?arch=`` naming the
   architecture (any spec form above, or ``package.module:factory``);
@@ -40,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl
 
-from visionaudit.errors import CheckpointError, SpecError, closest
+from visionaudit.errors import CheckpointError, SpecError, VisionAuditError, closest
 
 SPEC_OPTIONS = {
     "arch": "architecture for a state-dict file (torchvision:NAME, timm:NAME, package.module:factory)",
@@ -176,8 +178,9 @@ def _parse(spec: str, arch: str | None) -> ModelSpec:
             raise SpecError(f"--model {raw}: write timm:NAME:CHECKPOINT (a local file) or timm:NAME:none")
         if ckpt.lower() == "none":
             ckpt = "none"
-        if not ckpt:  # pretrained: timm's default tag, written out, so that NAME and NAME.TAG are one model
-            tname = default_timm_tag(tname)
+        # Pretrained without a tag stays as written (timm:resnet18): its default tag depends on timm's version, and a
+        # baseline or [baseline.pairs] naming timm:resnet18 must keep pairing; the model entry's architecture records
+        # the tag that was resolved (loading._build_timm).
         path = Path(ckpt).expanduser() if ckpt and ckpt != "none" else None
         base = f"timm:{tname}" + (f":{os.path.normpath(ckpt)}" if path else f":{ckpt}" if ckpt else "")
         return ModelSpec(raw, "timm", base + ("?" + _query(options) if options else ""), name=tname,
@@ -190,28 +193,14 @@ def _parse(spec: str, arch: str | None) -> ModelSpec:
             options = {**options, "arch": arch}
         for key in ("arch", "reference"):
             if key in options:
-                options[key] = canonical_spec(options[key])
+                try:
+                    options[key] = canonical_spec(options[key])
+                except VisionAuditError as e:  # the fix is in ?arch= / ?reference=, not in the spec it names
+                    raise SpecError(f"--model {raw}: its ?{key}={options[key]} is refused: {e}") from None
         return ModelSpec(raw, "file", os.path.normpath(body) + ("?" + _query(options) if options else ""), path=path, options=options)
     if _FACTORY.match(body):
         return ModelSpec(raw, "factory", body + ("?" + _query(options) if options else ""), name=body, options=options)
     raise _unknown(raw, body)
-
-
-def default_timm_tag(name: str) -> str:
-    """``NAME`` with timm's default pretrained tag (``resnet18`` -> ``resnet18.a1_in1k``); ``name`` as it is when it
-    has a tag, when timm is absent or knows no weights for it (the load then says why)."""
-    if "." in name:
-        return name
-    try:
-        from timm.models import get_pretrained_cfg
-    except ImportError:
-        return name
-    try:
-        cfg = get_pretrained_cfg(name)
-    except Exception:  # noqa: BLE001  (unknown model: refused with its reason where the spec is checked)
-        return name
-    tag = getattr(cfg, "tag", None) if cfg is not None else None
-    return f"{name}.{tag}" if tag else name
 
 
 def _parse_hf(raw: str, target: str, options: dict[str, str]) -> ModelSpec:
@@ -283,7 +272,7 @@ def parse_spec(spec: str, arch: str | None = None) -> ModelSpec:
         from visionaudit.models.onnx_model import check_onnx_spec
 
         check_onnx_spec(parsed)  # ONNX Runtime there, the file an ONNX model with one image input
-        if "reference" in parsed.options and parse_spec(parsed.options["reference"]).kind == "onnx":  # known now
+        if "reference" in parsed.options and reference_spec(parsed).kind == "onnx":  # known now
             raise SpecError(f"--model {parsed.raw}: ?reference= names the torch model the ONNX file was exported from, "
                             "not another ONNX file")
         return ModelSpec(parsed.raw, "onnx", parsed.canonical, path=path, options=parsed.options)
@@ -298,6 +287,17 @@ def parse_spec(spec: str, arch: str | None = None) -> ModelSpec:
             f"(or timm:NAME, or package.module:factory), or write {body}?arch=torchvision:NAME"
         )
     return ModelSpec(parsed.raw, "state_dict", parsed.canonical, path=path, options=parsed.options)
+
+
+def reference_spec(parsed: ModelSpec) -> ModelSpec:
+    """The torch model an ONNX file's ``?reference=`` names, parsed and checked as ``--model`` is; refused naming
+    ``?reference=`` (the fix is there, not in ``--model``)."""
+    reference = parsed.options["reference"]
+    try:
+        return parse_spec(reference)
+    except VisionAuditError as e:
+        raise SpecError(f"--model {parsed.raw}: its ?reference={reference} (the torch model the ONNX file was exported "
+                        f"from) is refused: {e}") from None
 
 
 def _check_hf_folder(parsed: ModelSpec) -> None:
