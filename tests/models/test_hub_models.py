@@ -364,6 +364,16 @@ def test_downloads_happen_on_first_use_when_allowed_and_never_when_off(vit_folde
                                              r"unreachable\); fetch it where the network works: hf download tiny-org/other"):
         check_available(parse_spec("hf:tiny-org/other"))
 
+    def unreachable(*args, **kwargs):  # what huggingface_hub raises when the hub cannot be reached: a 404's subclass
+        from huggingface_hub.errors import LocalEntryNotFoundError
+
+        raise LocalEntryNotFoundError("An error happened while trying to locate the file on the Hub")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", unreachable)
+    with pytest.raises(HubUnavailable, match=r"could not reach the Hugging Face Hub for config.json of tiny-org/third .*"
+                                             r"hf download tiny-org/third"):  # not "the repo has no config.json"
+        check_available(parse_spec("hf:tiny-org/third"))
+
 
 # --- review fixes: startup refusals, --audit-offline in the loaders, one snapshot, the suite's own weight loader ---
 

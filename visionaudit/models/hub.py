@@ -91,12 +91,18 @@ def _download(repo_id: str, name: str, revision: str | None, what: str) -> Path 
     from huggingface_hub.errors import (
         EntryNotFoundError,
         GatedRepoError,
+        LocalEntryNotFoundError,
         RepositoryNotFoundError,
         RevisionNotFoundError,
     )
 
     try:
         return Path(hf_hub_download(repo_id, name, revision=revision, cache_dir=hub_cache()))
+    except LocalEntryNotFoundError as e:  # the hub unreachable and the file not cached (a subclass of the 404 below)
+        raise HubUnavailable(f"{what}: could not reach the Hugging Face Hub for {name} of {repo_id} "
+                             f"({str(e).splitlines()[0] if str(e) else 'no connection'}); fetch it where the network works: "
+                             f"{download_command(repo_id, revision)}, into the cache {hub_cache()} (HF_HOME / HF_HUB_CACHE), "
+                             "or run with --audit-offline to be told at once") from None
     except EntryNotFoundError:
         return None
     except GatedRepoError:
