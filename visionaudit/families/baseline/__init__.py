@@ -351,9 +351,10 @@ def _change_text(m: dict[str, Any]) -> str:
             (per_class.get("better") or [])[:5])
     if isinstance(m.get("delta"), list):
         return f"shares {fmt(m.get('baseline'))} -> {fmt(m.get('candidate'))}"
-    ci = m.get("ci") or [None, None]
+    ci = m.get("ci")
     delta = f"{m['delta']:+.4f}" if isinstance(m.get("delta"), (int, float)) else "n/a"
-    text = f"{fmt(m.get('baseline'))} -> {fmt(m.get('candidate'))}, {delta} [95% {fmt(ci[0])}, {fmt(ci[1])}]"
+    interval = f"[95% {fmt(ci[0])}, {fmt(ci[1])}]" if ci else "(no interval)"  # balanced accuracy with small classes
+    text = f"{fmt(m.get('baseline'))} -> {fmt(m.get('candidate'))}, {delta} {interval}"
     return text + (f", Holm p {m['p_value_holm']:.3g}" if isinstance(m.get("p_value_holm"), (int, float)) else "")
 
 
