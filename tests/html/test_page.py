@@ -147,6 +147,20 @@ def test_the_baseline_figure_draws_every_comparison_and_says_how_it_paired():
     assert "UNPAIRED: two-proportion tests" in render(unpaired)
 
 
+def test_the_per_class_comparison_names_its_class_and_a_skipped_one_says_why():
+    from visionaudit.html import figures, sections
+    row = {"model": "m", "baseline_model": "b", "comparison": "per_class_accuracy", "baseline": 1.0, "candidate": 0.6,
+           "delta": -0.4, "ci": None, "p_value_holm": 0.001, "verdict": "regression",
+           "per_class": {"min_images": 10, "compared": 3, "shown": "tabby cat", "worse": [], "better": [],
+                         "not_compared": {"count": 0, "classes": {}}}}
+    assert "m per_class_accuracy (tabby cat)" in figures.baseline_figure([row])
+    skipped = {**row, "delta": None, "verdict": "not_compared",
+               "per_class": {"min_images": 10, "compared": 0, "worse": [], "better": [],
+                             "not_compared": {"count": 1000, "classes": {"a": 1}}}}
+    (said,), _ = sections._classes_against_baseline([skipped])
+    assert said == "m: per_class_accuracy: not compared: no class has 10 paired images (1000 classes with fewer)."
+
+
 def test_models_table_and_a_page_for_a_run_that_never_started():
     html = render(TWO)
     assert "1 random-init control(s): <code>torchvision:resnet18:none</code>" in html

@@ -48,7 +48,7 @@ def test_a_version_3_report_is_a_baseline_for_a_version_4_run(tmp_path):
     for per in comparison["models"].values():
         for name in ("balanced_accuracy", "per_class_accuracy"):
             r = per["results"][name]
-            assert r.verdict == "not_compared" and r.missing_side == "baseline" and "(schema 3) records no per-image classes" in r.reason
+            assert r.verdict == "not_compared" and r.missing_side == "baseline" and "accuracy entry has no per-image classes (outcomes.labels): a run before schema 5" in r.reason
 
 
 def _as_version_3(part):

@@ -225,6 +225,8 @@ def baseline_figure(rows: list[dict[str, Any]]) -> str | None:
         ax.errorbar(r["delta"], y, xerr=_xerr(r["delta"], r.get("ci")), fmt="o", color=colors.get(r["verdict"], "#333333"),
                     capsize=2)
     ax.axvline(0, color="#333333", linewidth=0.6)
-    ax.set_yticks(range(len(rows)), [f"{r['model']} {r['comparison']}" for r in rows[::-1]], fontsize=7)
+    shown = lambda r: (r.get("per_class") or {}).get("shown")  # noqa: E731  the per-class bar is one class's change
+    ax.set_yticks(range(len(rows)), [f"{r['model']} {r['comparison']}" + (f" ({shown(r)})" if shown(r) else "")
+                                     for r in rows[::-1]], fontsize=7)
     ax.set_xlabel("change against the baseline with 95 % interval (red regression, orange warning, green improvement)")
     return _svg(fig)

@@ -238,11 +238,16 @@ def _classes_against_baseline(deltas: list[dict[str, Any]]) -> tuple[list[str], 
                                                              for w in worse[:10]) + (", ..." if len(worse) > 10 else "")
             if worse else f"no class significantly worse of {per_class.get('compared', 0)} compared")
         skipped = (per_class.get("not_compared") or {}).get("count")
+        if not per_class.get("compared"):
+            said.append(f"{r['model']}: {r['comparison']}: not compared: no class has {per_class.get('min_images')} "
+                        f"paired images ({skipped} classes with fewer).")
+            continue
         said.append(text + (f"; {skipped} classes not compared (fewer than {per_class.get('min_images')} paired images)."
                             if skipped else "."))
         if worse:
             tables.append({"title": f"{r['model']}: classes significantly worse than in {r['baseline_model']}",
-                           "caption": "Exact McNemar per class, Holm over the classes and over the model's comparisons; "
+                           "caption": "Exact McNemar per class; Holm p: the Holm p over the classes times the Holm "
+                                      "factor of the per-class comparison among the model's comparisons (capped at 1); "
                                       "worst first.",
                            "header": ["class", "images", "was", "now", "change", "lost", "won", "Holm p", "beyond tolerance"],
                            "rows": [[w["class"], str(w["n"]), fmt(w["baseline"]), fmt(w["candidate"]), f"{w['delta']:+.4f}",

@@ -89,20 +89,57 @@ def test_balanced_accuracy_change_keeps_the_class_weights(unequal):
     assert r.classes_lost[0] == ("small", 12)  # by class name
 
 
-def test_balanced_accuracy_without_variance_is_its_closed_form():
-    """Every image of a class changes the same way: every resample gives the same change (the interval is that
-    point, p the smallest the bootstrap gives); nothing changed: 0, p = 1."""
-    classes = np.array(["a"] * 30 + ["b"] * 10 + ["c"] * 5, dtype=object)
-    old = np.array([True] * 30 + [False] * 10 + [True] * 5)
-    new = np.array([True] * 30 + [True] * 10 + [False] * 5)  # a same, b all won, c all lost
+def _sign_flip_by_enumeration(classes, old, new):
+    """The sign-flip p written out here: every +/- pattern over the changed images, each weighing
+    1/(classes x its class's images), as a fraction of all patterns whose |sum| reaches the observed one."""
+    import itertools
+    names = np.unique(classes)
+    size = {c: (classes == c).sum() for c in names}
+    changed = np.flatnonzero(old != new)
+    w = np.array([1.0 / (len(names) * size[classes[i]]) for i in changed])
+    observed = abs(np.dot(w, new[changed].astype(float) - old[changed]))
+    hits = sum(abs(np.dot(w, s)) >= observed - 1e-12 for s in itertools.product((-1.0, 1.0), repeat=len(changed)))
+    return hits / 2 ** len(changed)
+
+
+def test_balanced_accuracy_p_with_one_image_per_class_is_exact_mcnemar():
+    """One image per class (ImageNet's sample set): every weight is equal, so the sign-flip p is exact McNemar's
+    (scipy's binomial test on the discordant pairs); and there is no interval, said, rather than a degenerate one."""
+    rng = np.random.default_rng(3)
+    classes = np.array([f"c{k}" for k in range(300)], dtype=object)
+    old = rng.random(300) < 0.7
+    new = old.copy()
+    new[np.flatnonzero(old)[:9]] = False  # 9 lost
+    new[np.flatnonzero(~old)[:4]] = True  # 4 won
+    ids = [f"{c}/0.jpg" for c in classes]
+    r = balanced_accuracy_change(Result("b", "balanced_accuracy", True), ids, classes, old, new, 500, 0)
+    assert r.delta == pytest.approx((4 - 9) / 300)
+    assert r.p_value == pytest.approx(sps.binomtest(4, 13, 0.5).pvalue)  # 0.267: not the bootstrap's 2/501
+    assert r.ci is None and "no interval: 300 of 300 classes have fewer than 5 paired images" in r.test
+    # Past the exact limit (30 changed images): Monte Carlo, close to McNemar's.
+    new[np.flatnonzero(old)[9:30]] = False
+    r = balanced_accuracy_change(Result("b", "balanced_accuracy", True), ids, classes, old, new, 4000, 0)
+    assert r.p_value == pytest.approx(sps.binomtest(4, 34, 0.5).pvalue, abs=0.01)
+    assert "4000 random sign patterns" in r.test
+
+
+def test_balanced_accuracy_p_with_unequal_classes_against_enumeration():
+    """Classes of 5, 6 and 8 images: the weights differ; the p-value against an enumeration written here, the
+    interval from the within-class bootstrap (every class has 5 images), and no change at all gives p = 1."""
+    classes = np.array(["a"] * 5 + ["b"] * 6 + ["c"] * 8, dtype=object)
+    old = np.array([1, 1, 1, 1, 0] + [1, 1, 1, 0, 0, 1] + [1, 1, 1, 1, 1, 1, 0, 0], bool)
+    new = old.copy()
+    new[:3] = False  # a: 3 lost
+    new[8] = True  # b: 1 won
+    new[11:13] = False  # c: 2 lost
+    new[17] = True  # c: 1 won
     ids = [f"{c}/{k}.png" for k, c in enumerate(classes)]
-    r = balanced_accuracy_change(Result("b", "balanced_accuracy", True), ids, classes, old, new, 500, 0)
-    assert r.delta == pytest.approx((0 + 1 - 1) / 3) and r.ci == pytest.approx((0.0, 0.0))
-    new[30:40] = False  # b unchanged too: only c's loss, -1/3 in every resample
-    r = balanced_accuracy_change(Result("b", "balanced_accuracy", True), ids, classes, old, new, 500, 0)
-    assert r.delta == pytest.approx(-1 / 3) and r.ci == pytest.approx((-1 / 3, -1 / 3)) and r.p_value == pytest.approx(2 / 501)
-    same = balanced_accuracy_change(Result("b", "balanced_accuracy", True), ids, classes, old, old, 500, 0)
-    assert (same.delta, same.ci, same.p_value) == (0.0, (0.0, 0.0), 1.0)
+    r = balanced_accuracy_change(Result("b", "balanced_accuracy", True), ids, classes, old, new, 2000, 0)
+    assert r.p_value == pytest.approx(_sign_flip_by_enumeration(classes, old, new))
+    assert r.delta == pytest.approx(_balanced(classes, new) - _balanced(classes, old))
+    assert r.ci is not None and r.ci[0] < r.delta < r.ci[1]
+    same = balanced_accuracy_change(Result("b", "balanced_accuracy", True), ids, classes, old, old, 2000, 0)
+    assert (same.delta, same.p_value) == (0.0, 1.0)
 
 
 def _side(name, ids, classes, correct):
@@ -146,6 +183,14 @@ def test_per_class_mcnemar_holm_and_the_classes_named():
     assert cat["p_value"] == pytest.approx(raw["cat"]) and cat["p_value_holm"] == pytest.approx(max(by_classes["cat"], model["per_class_accuracy"]))
     assert (r.baseline, r.candidate, r.delta) == (1.0, 25 / 40, pytest.approx(-15 / 40))
     assert r.per_class["better"] == []  # ship's 6 wins: Holm p 2 x 2^-5 = 0.0625, not below 0.05
+    # Alpha spent once: a class's p is its Holm p over the classes times the comparison's Holm factor (its step
+    # among the model's 3 comparisons with a p-value), never below the comparison's Holm p.
+    p_model = {k: results[k].p_value for k in ("clean_top1", "balanced_accuracy", "per_class_accuracy")}
+    factor = 3 - sorted(p_model.values()).index(p_model["per_class_accuracy"])
+    for name in ("dog", "ship"):
+        expected = max(min(1.0, factor * by_classes[name]), model["per_class_accuracy"])
+        assert r.class_rows[name]["p_value_holm"] == pytest.approx(expected)
+    assert r.class_rows["ship"]["p_value_holm"] == pytest.approx(min(1.0, factor * 0.0625)) and factor > 1
     assert r.per_class["not_compared"] == {"count": 1, "classes": {"frog": 5}} and r.per_class["compared"] == 3
     assert "1 of 3 classes compared worse beyond the tolerance 0.05 and significant" in r.reason
     assert "cat 1.000 -> 0.625 (-0.375, 15 lost, 0 won of 40" in r.reason and "dog" not in r.reason.split(";")[0]
@@ -216,7 +261,8 @@ def test_a_report_gives_each_images_class_by_name_and_an_old_one_says_it_has_non
     for name in ("balanced_accuracy", "per_class_accuracy"):
         r = results[name]
         assert r.verdict == "not_compared" and r.missing_side == "baseline"
-        assert r.reason.startswith("the baseline report (schema 4) records no per-image classes; they are recorded from schema 5")
+        assert r.reason.startswith("the baseline report's accuracy entry has no per-image classes (outcomes.labels): a run "
+                                    "before schema 5, or merged from such parts; run the baseline's accuracy audit")
     # Images that the two runs put in other classes: not the same measurement, said.
     other = _accuracy_report(["airplane", "car", "bird"], labels, [1, 0, 1, 1, 1, 0])
     other["samples"] = report["samples"]

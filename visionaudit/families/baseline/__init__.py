@@ -187,9 +187,10 @@ def _missing(old: ModelOutcomes, new: ModelOutcomes, c: Compared) -> tuple[str, 
             return f"the {side} has no per-image outcomes for {c.condition} ({_absent(o, c)})", side
     if c.kind in CLASS_KINDS:
         for side, o in (("baseline", old), ("candidate", new)):
-            if o.classes is None:  # a report from before schema 5 (a run always has them)
-                why = (f"the {side} report (schema {o.schema}) records no per-image classes; they are recorded from "
-                       f"schema 5 on: run the {side}'s accuracy audit with this version to compare {c.name.replace('_', ' ')}")
+            if o.classes is None:  # a report from before schema 5, or merged from such parts (a run always has them)
+                why = (f"the {side} report's accuracy entry has no per-image classes (outcomes.labels): a run before "
+                       f"schema 5, or merged from such parts; run the {side}'s accuracy audit with this version to "
+                       f"compare {c.name.replace('_', ' ')}")
                 return why, "baseline" if side == "baseline" else "setup"
     if c.kind in ("shape_bias", "category") and old.stimulus_protocol != new.stimulus_protocol:
         return (f"the stimuli were scored another way: {old.stimulus_protocol} in the baseline, {new.stimulus_protocol} here "
@@ -350,9 +351,10 @@ def _change_text(m: dict[str, Any]) -> str:
             (per_class.get("better") or [])[:5])
     if isinstance(m.get("delta"), list):
         return f"shares {fmt(m.get('baseline'))} -> {fmt(m.get('candidate'))}"
-    ci = m.get("ci") or [None, None]
+    ci = m.get("ci")
     delta = f"{m['delta']:+.4f}" if isinstance(m.get("delta"), (int, float)) else "n/a"
-    text = f"{fmt(m.get('baseline'))} -> {fmt(m.get('candidate'))}, {delta} [95% {fmt(ci[0])}, {fmt(ci[1])}]"
+    interval = f"[95% {fmt(ci[0])}, {fmt(ci[1])}]" if ci else "(no interval)"  # balanced accuracy with small classes
+    text = f"{fmt(m.get('baseline'))} -> {fmt(m.get('candidate'))}, {delta} {interval}"
     return text + (f", Holm p {m['p_value_holm']:.3g}" if isinstance(m.get("p_value_holm"), (int, float)) else "")
 
 

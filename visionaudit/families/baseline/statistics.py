@@ -1,9 +1,10 @@
 """Paired comparison of a model with the previous release, image by image: statistics and verdicts.
 
 Accuracies (clean, under each transform, 16-way on shape-only stimuli) by exact McNemar on the paired
-right/wrong bits; balanced accuracy by a paired bootstrap over images resampled within each class (each class
-keeps its count, so its weight); per-class accuracy by exact McNemar per class with Holm over the classes;
-shape bias by a paired bootstrap over the cue-conflict images; deterministic metrics
+right/wrong bits; balanced accuracy by a sign-flip test on the images whose outcome changed, each weighing
+1/(classes x its class's images) (with equal weights: exact McNemar), its interval by a paired bootstrap within
+each class when every class has enough images; per-class accuracy by exact McNemar per class with Holm over the
+classes; shape bias by a paired bootstrap over the cue-conflict images; deterministic metrics
 (channel shares) by tolerance alone. Holm's correction runs over one model's p-values. A change is a
 ``regression`` (the gate fails) when it goes the bad way by more than its tolerance AND its Holm-adjusted
 p is below alpha; a ``warning`` when only one of the two holds; an ``improvement`` when it goes the good
@@ -11,8 +12,10 @@ way by more than the tolerance or significantly; else ``unchanged``. Reports tha
 still be compared ``unpaired``: two-proportion z-tests on the counts, said in every result.
 
 Per-class accuracy is one comparison of the model's set: its p-value is the smallest Holm-adjusted p over the
-classes (a test of "no class changed"), adjusted again with the model's others. A class is significantly worse
-when its Holm p over the classes is below alpha and so is the comparison's; the comparison is a regression when
+classes (a test of "no class changed"), adjusted again with the model's others. A class's adjusted p is its Holm
+p over the classes times the Holm factor the comparison had at its step among the model's comparisons (capped
+at 1, never below the comparison's Holm p), so alpha is spent once. A class is significantly worse when that p
+is below alpha; the comparison is a regression when
 a significantly worse class also fell beyond its tolerance, a warning when classes are significantly worse within
 it. A class's fall beyond the tolerance without significance is counted, not warned of: a class has few images,
 and such falls come and go between any two releases.
@@ -128,27 +131,63 @@ def _class_groups(classes: Sequence[str]) -> dict[str, np.ndarray]:
     return {str(c): np.flatnonzero(classes == c) for c in sorted(set(classes.tolist()), key=str)}
 
 
-def _percentile_ci_and_p(changes: np.ndarray) -> tuple[tuple[float, float], float]:
-    """Percentile 95 % interval of resampled changes, and p = 2 x the smaller tail share about 0 (+1 smoothed)."""
-    lo, hi = np.percentile(changes, [2.5, 97.5])
-    tail = min((changes <= 0).sum(), (changes >= 0).sum())
-    return (float(lo), float(hi)), float(min(1.0, 2 * (tail + 1) / (changes.size + 1)))
+MIN_CLASS_BOOTSTRAP = 5  # paired images every class needs for the balanced-accuracy bootstrap interval
+SIGN_FLIP_EXACT = 20  # up to this many changed images the sign-flip p is exact (2^20 sign patterns)
+
+
+def sign_flip_p(weights: np.ndarray, signs: np.ndarray, resamples: int, seed: int) -> float:
+    """Two-sided sign-flip (randomization) test of a weighted sum of paired changes: each changed image adds
+    ``weight * sign``; under no change each sign is + or - with equal chance. p = P(|sum w s| >= |observed|),
+    exact by enumeration for up to ``SIGN_FLIP_EXACT`` changed images, else Monte Carlo (hits + 1) / (resamples + 1).
+    With equal weights this is exact McNemar."""
+    w = np.asarray(weights, dtype=np.float64)
+    if w.size == 0:
+        return 1.0
+    observed = abs(float(np.dot(w, signs)))
+    eps = 1e-12 * max(1.0, float(w.sum()))  # sums equal in exact arithmetic count as equal
+    if w.size <= SIGN_FLIP_EXACT:
+        patterns = ((np.arange(2 ** w.size)[:, None] >> np.arange(w.size)) & 1) * 2 - 1
+        return float(min(1.0, np.mean(np.abs(patterns @ w) >= observed - eps)))
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for start in range(0, resamples, 500):  # chunks keep memory bounded
+        flips = rng.integers(0, 2, size=(min(500, resamples - start), w.size)) * 2 - 1
+        hits += int((np.abs(flips @ w) >= observed - eps).sum())
+    return float(min(1.0, (hits + 1) / (resamples + 1)))
 
 
 def balanced_accuracy_change(result: Result, ids: Sequence[str], classes: Sequence[str], old: np.ndarray, new: np.ndarray,
                              resamples: int, seed: int) -> Result:
-    """Paired balanced accuracy (the mean of the per-class accuracies over the classes with images): the change,
-    a bootstrap that resamples image pairs within each class (every class keeps its count, so its weight of
-    1/classes), its percentile 95 % interval and p = 2 x the smaller tail share about 0."""
+    """Paired balanced accuracy (the mean of the per-class accuracies over the K classes with images): the change;
+    p from a sign-flip test on the images whose outcome changed, each weighing 1 / (K x its class's images) (equal
+    weights: exact McNemar); a 95 % percentile interval from a bootstrap that resamples image pairs within each
+    class (each class keeps its count, so its weight) when every class has ``MIN_CLASS_BOOTSTRAP`` paired images,
+    else no interval (a class of one image has no spread to resample: the interval would collapse to the change)."""
     old, new = np.asarray(old, dtype=bool), np.asarray(new, dtype=bool)
     groups = _class_groups(classes)
     k = len(groups)
     result.baseline = float(np.mean([old[g].mean() for g in groups.values()]))
     result.candidate = float(np.mean([new[g].mean() for g in groups.values()]))
     result.delta, result.n = result.candidate - result.baseline, int(old.size)
-    result.test = f"paired bootstrap over images, resampled within each of {k} classes"
     result.discordant = (int((old & ~new).sum()), int((~old & new).sum()))
     result.lost, result.lost_count, result.classes_lost = _losses(ids, old, new, classes)
+    weights, signs = [], []
+    for g in groups.values():
+        d = new[g].astype(np.int8) - old[g].astype(np.int8)
+        changed = d[d != 0]
+        weights.extend([1.0 / (k * g.size)] * changed.size)
+        signs.extend(changed.tolist())
+    weights_arr, signs_arr = np.asarray(weights), np.asarray(signs, dtype=np.float64)
+    result.p_value = sign_flip_p(weights_arr, signs_arr, resamples, seed)
+    how = "exact" if weights_arr.size <= SIGN_FLIP_EXACT else f"{resamples} random sign patterns"
+    result.test = (f"sign-flip test on the {weights_arr.size} changed images, each weighing 1/(classes x its class's "
+                   f"images), {how}, over {k} classes")
+    small = sum(1 for g in groups.values() if g.size < MIN_CLASS_BOOTSTRAP)
+    if small:
+        result.ci = None
+        result.test += (f"; no interval: {small} of {k} classes have fewer than {MIN_CLASS_BOOTSTRAP} paired images "
+                        "(a within-class bootstrap has no spread there)")
+        return result
     rng = np.random.default_rng(seed)
     changes = np.zeros(resamples)
     for g in groups.values():
@@ -159,7 +198,9 @@ def balanced_accuracy_change(result: Result, ids: Sequence[str], classes: Sequen
             stop = min(resamples, start + 250)
             changes[start:stop] += d[rng.integers(0, d.size, size=(stop - start, d.size))].mean(axis=1)
     changes /= k
-    result.ci, result.p_value = _percentile_ci_and_p(changes)
+    lo, hi = np.percentile(changes, [2.5, 97.5])
+    result.ci = (float(lo), float(hi))
+    result.test += "; interval: paired bootstrap resampled within each class"
     return result
 
 
@@ -281,8 +322,10 @@ def judge(results: dict[str, Result], alpha: float) -> dict[str, Result]:
     with_p = {k: r.p_value for k, r in compared.items() if r.statistical}
     for name, (p, _) in stats.holm(with_p, alpha).items():
         results[name].p_value_holm = p
+    order = sorted(with_p, key=lambda k: (with_p[k], k))  # Holm's step order (stats.holm's)
     for r in compared.values():
-        r.verdict, r.reason = _class_verdict(r, alpha) if r.per_class is not None else _verdict(r, alpha)
+        factor = len(order) - order.index(r.name) if r.name in order else 1
+        r.verdict, r.reason = _class_verdict(r, alpha, factor) if r.per_class is not None else _verdict(r, alpha)
     return results
 
 
@@ -292,14 +335,16 @@ def _class_text(row: dict[str, Any]) -> str:
             f"{row['n']}, Holm p {row['p_value_holm']:.3g})")
 
 
-def _class_verdict(r: Result, alpha: float) -> tuple[str, str]:
-    """The per-class comparison (module docstring): each class's adjusted p is the larger of its Holm p over the
-    classes and the comparison's Holm p over the model's comparisons."""
+def _class_verdict(r: Result, alpha: float, factor: int) -> tuple[str, str]:
+    """The per-class comparison (module docstring): each class's adjusted p is its Holm p over the classes times
+    ``factor``, the Holm multiplier the comparison had at its step among the model's comparisons (capped at 1),
+    and never below the comparison's own Holm p (the step-down stops where an earlier step did not reject). Holm
+    over the classes then runs at alpha / factor, the share of alpha the comparison was given: alpha is spent once."""
     rows = r.class_rows
     tol = r.tolerance or Tolerance(0.0)
     sign = 1.0 if r.higher_is_better is not False else -1.0
     for row in rows.values():
-        row["p_value_holm"] = max(row["p_value_classes"], r.p_value_holm)
+        row["p_value_holm"] = max(min(1.0, factor * row["p_value_classes"]), r.p_value_holm)
         row["beyond_tolerance"] = tol.exceeded_by(-sign * row["delta"], row["baseline"])
     worse = sorted((row for row in rows.values() if sign * row["delta"] < 0 and row["p_value_holm"] < alpha),
                    key=lambda row: (sign * row["delta"], row["p_value_holm"], row["class"]))
