@@ -30,7 +30,7 @@ from visionaudit.data.image_sets import (
     run_image_set,
 )
 from visionaudit.data.label_space import LabelSpace
-from visionaudit.data.observers import observer_files
+from visionaudit.data.observers import ObserversAbsent, observer_files
 from visionaudit.data.provision import provide
 from visionaudit.errors import ConfigError, DataError
 from visionaudit.families.baseline import COMPARED, data_role
@@ -50,6 +50,10 @@ CHECKED_KEY = pytest.StashKey[bool]()  # the image sets were listed and matched
 PRINTED_KEY = pytest.StashKey[set]()  # the notes already on the terminal
 # The data each fixture reads: "labelled" is --audit-images, the rest are folders under the data root.
 DATA_FIXTURES = {"labelled_images": (LABELLED,), "cue_conflict_images": ("cue-conflict",), "human_observers": (OBSERVERS,)}
+# Data a test reads if it is there: absent and not fetchable (offline, a data root without it, a failed fetch),
+# what it feeds is left out with the reason (said once), and the test runs. Its value: what is left out.
+OPTIONAL_DATA = {OBSERVERS: "the error consistency with the human observers (shape bias is judged without it)"}
+OPTIONAL_KEY = pytest.StashKey[set]()  # the optional data already provided or said absent
 SHAPE_ONLY = {"edges": "edges", "filled-silhouettes": "filled-silhouettes"}
 
 
@@ -108,7 +112,12 @@ def check_data(config: pytest.Config, meta: dict[str, dict[str, Any]]) -> None:
     needs = {d for m in meta.values() for d in m.get("data", ())}
     # Here, on the controller before any test runs (under xdist: at the first worker's collection), and once:
     # the next worker's check finds the data in place.
-    problems = provide(settings.data, settings.images, needs, settings.offline, _TerminalLog(config))
+    problems = provide(settings.data, settings.images, needs - set(OPTIONAL_DATA), settings.offline, _TerminalLog(config))
+    for need in sorted(needs & set(OPTIONAL_DATA) - config.stash.setdefault(OPTIONAL_KEY, set())):
+        config.stash[OPTIONAL_KEY].add(need)  # tried once: a later worker's collection does not fetch again
+        absent = provide(settings.data, settings.images, {need}, settings.offline, _TerminalLog(config))
+        if absent:
+            say_once(config, f"{OPTIONAL_DATA[need]} is not recorded: " + "; ".join(absent))
     if problems:
         message = "the collected audits need data that is not there (no test was run):\n  " + "\n  ".join(problems)
         config.stash[STARTUP_ERROR_KEY] = message
@@ -151,7 +160,10 @@ def check_image_sets(config: pytest.Config, settings: Settings, needs: set[str])
             note = observer_files(root / OBSERVERS).note()
             if note:
                 say_once(config, note)
-        except DataError as e:
+        except ObserversAbsent as e:  # optional; an absent folder was said by check_data, an empty one is said here
+            if (root / OBSERVERS).is_dir():
+                say_once(config, f"{OPTIONAL_DATA[OBSERVERS]} is not recorded: {e}")
+        except DataError as e:  # a file with other bytes: the fix named
             problems.append(str(e))
     return problems
 
