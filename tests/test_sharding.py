@@ -304,8 +304,8 @@ def test_parts_judged_with_other_human_observers_are_refused_naming_both_sets(tm
     seen = {"images": ["a", "b"], "missing": [], "note": None}
     observers = ({**seen, "subjects": {"subject-02": ["oven", "bear"], "subject-03": ["oven", "oven"]}}, {"absent": "not there"})
     paths = []
-    for k, (part, given) in enumerate(zip(parts, observers), 1):
-        next(e for e in part["audits"] if "shard_data" in e)["shard_data"]["context"]["observers"] = given
+    for k, (part, held) in enumerate(zip(parts, observers), 1):
+        next(e for e in part["audits"] if "shard_data" in e)["shard_data"]["context"]["observers"] = held
         paths.append(tmp_path / f"part{k}.json")
         paths[-1].write_text(json.dumps(part))
     proc = merge_cli(*map(str, paths), "-o", str(tmp_path / "merged.json"))

@@ -107,7 +107,8 @@ def shape_bias(page: SectionInputs) -> dict | None:
                                                 "the observers with each other",
                      "caption": f"Error consistency with the human observers on the cue-conflict stimuli "
                                 f"({ec['n_trials'] or '?'} trials; right = the shape category): "
-                                "Geirhos, Meding & Wichmann, NeurIPS 2020, as model-vs-human computes it. "
+                                "Geirhos, Meding & Wichmann, NeurIPS 2020, as model-vs-human computes it, except that an "
+                                "undefined kappa (both always right or always wrong, where it gives 1.0) is left out of the means. "
                                 f"Observers' mean pairwise kappa {fmt(ec['observers_mean'])}."})
     rows = [[m, fmt(v["overall"]), _interval(v.get("ci")), fmt((ec["models"].get(m) or {}).get("mean")),
              _interval((ec["models"].get(m) or {}).get("ci"))] for m, v in sb["models"].items()]

@@ -194,7 +194,7 @@ def test_a_corrupt_observers_file_still_stops_the_run_naming_the_fix(shared_data
 
     root = _root_without_observers(shared_data, tmp_path)
     shutil.copytree(shared_data / OBSERVERS, root / OBSERVERS)
-    victim = sorted((root / OBSERVERS).glob("*.csv"))[0]
+    victim = min((root / OBSERVERS).glob("*.csv"))
     victim.chmod(0o644)
     victim.write_bytes(victim.read_bytes().replace(b"oven", b"bear", 1))
     proc, _ = audit(tmp_path, root, "r", "-n", "0", "-k", "test_shape_bias", "--audit-samples", "64", "--audit-offline")
