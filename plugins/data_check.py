@@ -54,6 +54,7 @@ DATA_FIXTURES = {"labelled_images": (LABELLED,), "cue_conflict_images": ("cue-co
 # what it feeds is left out with the reason (said once), and the test runs. Its value: what is left out.
 OPTIONAL_DATA = {OBSERVERS: "the error consistency with the human observers (shape bias is judged without it)"}
 OPTIONAL_KEY = pytest.StashKey[set]()  # the optional data already provided or said absent
+ABSENT_KEY = pytest.StashKey[set]()  # the optional data said absent (a failed fetch may leave an empty folder)
 SHAPE_ONLY = {"edges": "edges", "filled-silhouettes": "filled-silhouettes"}
 
 
@@ -113,15 +114,16 @@ def check_data(config: pytest.Config, meta: dict[str, dict[str, Any]]) -> None:
     # Here, on the controller before any test runs (under xdist: at the first worker's collection), and once:
     # the next worker's check finds the data in place.
     problems = provide(settings.data, settings.images, needs - set(OPTIONAL_DATA), settings.offline, _TerminalLog(config))
-    for need in sorted(needs & set(OPTIONAL_DATA) - config.stash.setdefault(OPTIONAL_KEY, set())):
-        config.stash[OPTIONAL_KEY].add(need)  # tried once: a later worker's collection does not fetch again
-        absent = provide(settings.data, settings.images, {need}, settings.offline, _TerminalLog(config))
-        if absent:
-            say_once(config, f"{OPTIONAL_DATA[need]} is not recorded: " + "; ".join(absent))
     if problems:
         message = "the collected audits need data that is not there (no test was run):\n  " + "\n  ".join(problems)
         config.stash[STARTUP_ERROR_KEY] = message
         pytest.exit(message, returncode=pytest.ExitCode.USAGE_ERROR)
+    for need in sorted(needs & set(OPTIONAL_DATA) - config.stash.setdefault(OPTIONAL_KEY, set())):
+        config.stash[OPTIONAL_KEY].add(need)  # tried once: a later worker's collection does not fetch again
+        absent = provide(settings.data, settings.images, {need}, settings.offline, _TerminalLog(config))
+        if absent:
+            config.stash.setdefault(ABSENT_KEY, set()).add(need)
+            say_once(config, f"{OPTIONAL_DATA[need]} is not recorded: " + "; ".join(absent))
     if needs and not config.stash.get(CHECKED_KEY, False):  # once: the next worker's collection finds it done
         config.stash[CHECKED_KEY] = True
         problems = check_image_sets(config, settings, needs)
@@ -160,8 +162,8 @@ def check_image_sets(config: pytest.Config, settings: Settings, needs: set[str])
             note = observer_files(root / OBSERVERS).note()
             if note:
                 say_once(config, note)
-        except ObserversAbsent as e:  # optional; an absent folder was said by check_data, an empty one is said here
-            if (root / OBSERVERS).is_dir():
+        except ObserversAbsent as e:  # optional; absent was said by check_data, an empty folder is said here
+            if OBSERVERS not in config.stash.get(ABSENT_KEY, set()):
                 say_once(config, f"{OPTIONAL_DATA[OBSERVERS]} is not recorded: {e}")
         except DataError as e:  # a file with other bytes: the fix named
             problems.append(str(e))
