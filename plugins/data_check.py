@@ -30,7 +30,7 @@ from visionaudit.data.image_sets import (
     run_image_set,
 )
 from visionaudit.data.label_space import LabelSpace
-from visionaudit.data.observers import observer_files
+from visionaudit.data.observers import ObserversAbsent, observer_files
 from visionaudit.data.provision import provide
 from visionaudit.errors import ConfigError, DataError
 from visionaudit.families.baseline import COMPARED, data_role
@@ -50,6 +50,11 @@ CHECKED_KEY = pytest.StashKey[bool]()  # the image sets were listed and matched
 PRINTED_KEY = pytest.StashKey[set]()  # the notes already on the terminal
 # The data each fixture reads: "labelled" is --audit-images, the rest are folders under the data root.
 DATA_FIXTURES = {"labelled_images": (LABELLED,), "cue_conflict_images": ("cue-conflict",), "human_observers": (OBSERVERS,)}
+# Data a test reads if it is there: absent and not fetchable (offline, a data root without it, a failed fetch),
+# what it feeds is left out with the reason (said once), and the test runs. Its value: what is left out.
+OPTIONAL_DATA = {OBSERVERS: "the error consistency with the human observers (shape bias is judged without it)"}
+OPTIONAL_KEY = pytest.StashKey[set]()  # the optional data already provided or said absent
+ABSENT_KEY = pytest.StashKey[set]()  # the optional data said absent (a failed fetch may leave an empty folder)
 SHAPE_ONLY = {"edges": "edges", "filled-silhouettes": "filled-silhouettes"}
 
 
@@ -108,11 +113,17 @@ def check_data(config: pytest.Config, meta: dict[str, dict[str, Any]]) -> None:
     needs = {d for m in meta.values() for d in m.get("data", ())}
     # Here, on the controller before any test runs (under xdist: at the first worker's collection), and once:
     # the next worker's check finds the data in place.
-    problems = provide(settings.data, settings.images, needs, settings.offline, _TerminalLog(config))
+    problems = provide(settings.data, settings.images, needs - set(OPTIONAL_DATA), settings.offline, _TerminalLog(config))
     if problems:
         message = "the collected audits need data that is not there (no test was run):\n  " + "\n  ".join(problems)
         config.stash[STARTUP_ERROR_KEY] = message
         pytest.exit(message, returncode=pytest.ExitCode.USAGE_ERROR)
+    for need in sorted(needs & set(OPTIONAL_DATA) - config.stash.setdefault(OPTIONAL_KEY, set())):
+        config.stash[OPTIONAL_KEY].add(need)  # tried once: a later worker's collection does not fetch again
+        absent = provide(settings.data, settings.images, {need}, settings.offline, _TerminalLog(config))
+        if absent:
+            config.stash.setdefault(ABSENT_KEY, set()).add(need)
+            say_once(config, f"{OPTIONAL_DATA[need]} is not recorded: " + "; ".join(absent))
     if needs and not config.stash.get(CHECKED_KEY, False):  # once: the next worker's collection finds it done
         config.stash[CHECKED_KEY] = True
         problems = check_image_sets(config, settings, needs)
@@ -151,7 +162,10 @@ def check_image_sets(config: pytest.Config, settings: Settings, needs: set[str])
             note = observer_files(root / OBSERVERS).note()
             if note:
                 say_once(config, note)
-        except DataError as e:
+        except ObserversAbsent as e:  # optional; absent was said by check_data, an empty folder is said here
+            if OBSERVERS not in config.stash.get(ABSENT_KEY, set()):
+                say_once(config, f"{OPTIONAL_DATA[OBSERVERS]} is not recorded: {e}")
+        except DataError as e:  # a file with other bytes: the fix named
             problems.append(str(e))
     return problems
 

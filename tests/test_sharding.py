@@ -354,3 +354,29 @@ def test_a_ten_class_model_sharded_and_merged_equals_its_unsharded_run(shared_da
     assert results["balanced_accuracy"]["verdict"] == "unchanged" and results["balanced_accuracy"]["delta"] == 0.0
     assert results["per_class_accuracy"]["verdict"] == "not_compared"  # 6 to 8 images a class: fewer than 10, said
     assert "10 classes not compared" in results["per_class_accuracy"]["reason"]
+def test_parts_judged_with_other_human_observers_are_refused_naming_both_sets(tmp_path):
+    """Shape-bias parts run on data roots with other observers (one without texture-vs-shape-raw, one with two
+    observers): the merge would recompute the error consistency over the first part's only; it refuses, exit 4."""
+    import numpy as np
+
+    rng = np.random.default_rng(9)
+    n = 300
+    ids = [f"n{k:08d}_img.JPEG" for k in rng.permutation(10 * n)[:n]]
+    clean = rng.random(n) < 0.8
+    parts = [_synthetic_run(Shard(k, 2), lambda _: {"correct": clean, "top5": clean}, ids, ("accuracy",)) for k in (1, 2)]
+    seen = {"images": ["a", "b"], "missing": [], "note": None}
+    observers = ({**seen, "subjects": {"subject-02": ["oven", "bear"], "subject-03": ["oven", "oven"]}}, {"absent": "not there"})
+    paths = []
+    for k, (part, held) in enumerate(zip(parts, observers), 1):
+        next(e for e in part["audits"] if "shard_data" in e)["shard_data"]["context"]["observers"] = held
+        paths.append(tmp_path / f"part{k}.json")
+        paths[-1].write_text(json.dumps(part))
+    proc = merge_cli(*map(str, paths), "-o", str(tmp_path / "merged.json"))
+    assert proc.returncode == 4 and not (tmp_path / "merged.json").exists(), proc.stderr
+    assert "different human observers" in proc.stderr and "subject-02, subject-03" in proc.stderr, proc.stderr
+    assert "none (texture-vs-shape-raw absent)" in proc.stderr and str(paths[0]) in proc.stderr and str(paths[1]) in proc.stderr
+    # the same observers in both parts merge
+    for path, part in zip(paths, parts):
+        next(e for e in part["audits"] if "shard_data" in e)["shard_data"]["context"]["observers"] = observers[0]
+        path.write_text(json.dumps(part))
+    assert merge_cli(*map(str, paths), "-o", str(tmp_path / "merged.json")).returncode in (0, 1)

@@ -459,3 +459,19 @@ def test_error_consistency_figure_data_is_the_reports_and_the_page_draws_it():
     # a report without it (schema 4, or no observers) draws no such figure and keeps the rest
     assert figure_data.error_consistency(TWO)["models"] == {}
     assert "error consistency (kappa) of each model" not in render(TWO)
+
+
+def test_a_not_judged_shape_bias_entrys_kappas_are_drawn_and_marked():
+    """Too few stimuli leave shape bias not judged, but its kappas were recorded: the figure and the table show them,
+    marked not judged (the shape-bias figure leaves the entry out, as it leaves out every not-judged entry)."""
+    report = _with_error_consistency(TWO)
+    e = entry(report, f"test_shape_bias[{MODELS[1]}]")
+    e["outcome"], e["message"] = "not_judged", "not judged: 20 cue-conflict images with conflicting cues, fewer than 100"
+    d = figure_data.error_consistency(report)
+    assert d["models"][MODELS[1]]["mean"] == pytest.approx(0.3) and d["models"][MODELS[1]]["not_judged"] is True
+    assert d["models"][MODELS[0]]["not_judged"] is False
+    assert MODELS[1] not in figure_data.shape_bias_by_category(report)["models"]
+    section = _section(render(report), "shape_bias")
+    assert f"{MODELS[1]} (not judged): mean kappa 0.3" in section  # the figure's legend
+    assert f"<td>{MODELS[1]} (not judged)</td><td>-</td><td>-</td><td>0.3</td>" in section  # the table's row
+    assert "error consistency (kappa) of each model" not in render(TWO)

@@ -45,12 +45,23 @@ class ObserverFiles:
         return "; ".join(parts)
 
 
+class ObserversAbsent(DataError):
+    """The observers' decisions are not under the data root (none of their files): the error consistency with them
+    is then left out, with this reason, and shape bias is judged without it (plugins/data_check.py)."""
+
+
+def absent_reason(folder: Path) -> str:
+    """Why the error consistency with the observers is not recorded, and how to fetch them."""
+    return (f"the human observers' decisions ({OBSERVERS}) are not at {folder}, so the error consistency with them is not "
+            f"recorded (shape bias is judged without it); fetch them: python -m visionaudit fetch {OBSERVERS} --dest {folder.parent}")
+
+
 def observer_files(folder: str | Path, manifest: dict | None = None) -> ObserverFiles:
-    """The observers' files in ``folder``, verified; a file whose bytes differ from the manifest's is refused."""
+    """The observers' files in ``folder``, verified; a file whose bytes differ from the manifest's is refused (a
+    DataError naming the fix); none there: :class:`ObserversAbsent`."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise DataError(f"the human observers' decisions are not at {folder}; fetch them: "
-                        f"python -m visionaudit fetch {OBSERVERS} --dest {folder.parent}")
+        raise ObserversAbsent(absent_reason(folder))
     listed = (manifest or load_manifest())[OBSERVERS]["files"]
     files, missing = {}, []
     for name, expected in sorted(listed.items()):
@@ -66,7 +77,6 @@ def observer_files(folder: str | Path, manifest: dict | None = None) -> Observer
                             f"and fetch it again: python -m visionaudit fetch {OBSERVERS} --dest {folder.parent}")
         files[subject] = path
     if not files:
-        raise DataError(f"none of the {len(listed)} observers' files is in {folder}; fetch them: "
-                        f"python -m visionaudit fetch {OBSERVERS} --dest {folder.parent}")
+        raise ObserversAbsent(f"none of the {len(listed)} observers' files is in {folder}: " + absent_reason(folder))
     extra = tuple(sorted(p.name for p in folder.iterdir() if p.suffix == ".csv" and p.name not in listed))
     return ObserverFiles(folder, dict(sorted(files.items())), tuple(missing), len(listed), extra)

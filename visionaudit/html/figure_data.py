@@ -36,14 +36,18 @@ def shape_bias_by_category(report: dict[str, Any]) -> dict[str, Any]:
 def error_consistency(report: dict[str, Any]) -> dict[str, Any]:
     """The shape-bias entries' error consistency with the human observers (model-vs-human's plot): per model its
     kappa with each observer (with the interval) and their mean; per observer its kappas with the other observers,
-    and their mean (the observers' pairwise kappas are the same trials for every model of a run: the first's)."""
+    and their mean (the observers' pairwise kappas are the same trials for every model of a run: the first's).
+    A not-judged entry (too few stimuli for the gate) recorded its kappas too: it is shown, marked ``not_judged``."""
     models, pairwise, observers_mean, n_trials = {}, {}, None, None
-    for e in _entries(report, "shape_bias", passed_only=True):
+    for e in _entries(report, "shape_bias"):
+        if e.get("outcome") not in ("passed", "failed", "not_judged"):
+            continue
         per = (e.get("tables") or {}).get("error_consistency")
         if not isinstance(per, dict) or not per:
             continue
         m = e["metrics"]
         models[e["model"]] = {"mean": m.get("human_error_consistency"), "ci": m.get("human_error_consistency_ci"),
+                              "not_judged": e.get("outcome") == "not_judged",
                               "per_observer": {s: {"kappa": r.get("kappa"), "ci": r.get("kappa_ci")} for s, r in per.items()}}
         if not pairwise:
             for pair, kappa in ((e.get("tables") or {}).get("observers_error_consistency") or {}).items():

@@ -93,24 +93,28 @@ def shape_bias(page: SectionInputs) -> dict | None:
 
     sb = data.shape_bias_by_category(page.report)
     svg = figure(figures.shape_bias_figure, sb, page.references, page.style)
-    if not svg:
+    ec = data.error_consistency(page.report)
+    if not svg and not ec["models"]:
         return None
     figs = [{"svg": svg, "alt": "shape bias per category for each model, with published references",
-             "caption": "Fraction of shape decisions per category (cue-conflict images whose cues differ). " + SHAPE_BIAS_CITATION}]
+             "caption": "Fraction of shape decisions per category (cue-conflict images whose cues differ). " + SHAPE_BIAS_CITATION}] if svg else []
     scatter = figure(figures.accuracy_scatter, data.shape_bias_vs_accuracy(page.report), page.style)
     if scatter:
         figs.append({"svg": scatter, "alt": "shape bias against clean top-1 accuracy", "caption": "Shape bias against clean top-1."})
-    ec = data.error_consistency(page.report)
     consistency = figure(figures.error_consistency_figure, ec, page.style)
     if consistency:
         figs.append({"svg": consistency, "alt": "error consistency (kappa) of each model with each human observer, and of "
                                                 "the observers with each other",
                      "caption": f"Error consistency with the human observers on the cue-conflict stimuli "
                                 f"({ec['n_trials'] or '?'} trials; right = the shape category): "
-                                "Geirhos, Meding & Wichmann, NeurIPS 2020, as model-vs-human computes it. "
+                                "Geirhos, Meding & Wichmann, NeurIPS 2020, as model-vs-human computes it, except that an "
+                                "undefined kappa (both always right or always wrong, where it gives 1.0) is left out of the means. "
                                 f"Observers' mean pairwise kappa {fmt(ec['observers_mean'])}."})
     rows = [[m, fmt(v["overall"]), _interval(v.get("ci")), fmt((ec["models"].get(m) or {}).get("mean")),
              _interval((ec["models"].get(m) or {}).get("ci"))] for m, v in sb["models"].items()]
+    # a not-judged entry's kappas (its shape bias is not drawn: too few stimuli), marked as the figure marks it
+    rows += [[m + figures.NOT_JUDGED, "-", "-", fmt(v.get("mean")), _interval(v.get("ci"))]
+             for m, v in ec["models"].items() if m not in sb["models"]]
     return {"id": "shape_bias", "title": "Shape bias", "figures": figs,
             "table": {"header": ["model", "shape bias", "95% interval", "error consistency with observers (mean kappa)",
                                  "95% interval"], "rows": rows}}

@@ -26,9 +26,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any, Mapping
 
 import numpy as np
@@ -152,10 +153,22 @@ def _parse_property(props: Mapping[str, str], key: str, path: Path) -> Any:
 
 
 def _external_files(proto: Any, path: Path) -> tuple[Path, ...]:
+    """The external data files the initializers name, each inside the .onnx file's folder: an absolute location,
+    or one that leads out of the folder (``../``), is refused (the ONNX format's rule; a graph that reads files
+    elsewhere on the machine is not what was shipped beside it, and its identity could not name them)."""
     names = set()
     for t in proto.graph.initializer:
         if t.data_location == 1:  # onnx.TensorProto.EXTERNAL
             names.update(e.value for e in t.external_data if e.key == "location")
+    fix = ("keep its external data files in the .onnx file's folder, named relative to it (onnx.save_model(..., "
+           "save_as_external_data=True, location='NAME.data'))")
+    for name in sorted(names):
+        if Path(name).is_absolute() or PureWindowsPath(name).is_absolute() or PureWindowsPath(name).drive:
+            raise CheckpointError(f"{path}: its initializers name external data at the absolute location {name!r}; {fix}")
+        inside = os.path.normpath(path.parent / name)
+        if not Path(inside).is_relative_to(path.parent):
+            raise CheckpointError(f"{path}: its initializers name external data at {name!r}, outside the .onnx file's folder "
+                                  f"{path.parent}; {fix}")
     return tuple(sorted(path.parent / n for n in names))
 
 
@@ -215,8 +228,13 @@ def check_onnx_spec(spec: Any) -> None:
     check_input(graph, own_preprocessing(graph).with_overrides(spec.options), spec.raw)
 
 
+# onnx.TensorProto's floating-point element types: FLOAT, FLOAT16, DOUBLE, BFLOAT16, the FLOAT8 kinds, FLOAT4E2M1
+_FLOAT_TYPES = frozenset({1, 10, 11, 16, 17, 18, 19, 20, 23})
+
+
 def parameter_count(graph: OnnxGraph) -> int:
-    return sum(math.prod(t.dims) for t in graph.proto.graph.initializer)
+    """The weights: elements of the floating-point initializers (integer ones are shapes, axes, indices)."""
+    return sum(math.prod(t.dims) for t in graph.proto.graph.initializer if t.data_type in _FLOAT_TYPES)
 
 
 def session(graph: OnnxGraph, device: torch.device) -> tuple[Any, str]:
@@ -232,9 +250,10 @@ def session(graph: OnnxGraph, device: torch.device) -> tuple[Any, str]:
     try:
         sess = ort.InferenceSession(str(graph.path), sess_options=options, providers=providers)
     except Exception as e:  # noqa: BLE001  (ONNX Runtime raises its own types for invalid or unsupported graphs)
-        raise CheckpointError(f"ONNX Runtime {ort.__version__} could not load {graph.path} ({type(e).__name__}: "
-                              f"{str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}); re-export it with an "
-                              "opset this ONNX Runtime supports") from None
+        # ONNX Runtime's own words: the cause (an operator or opset it lacks, a bad attribute, ...) is in them
+        said = " ".join(str(e).split())[:1000] or "no message"
+        raise CheckpointError(f"ONNX Runtime {ort.__version__} could not load {graph.path}; it says: "
+                              f"{type(e).__name__}: {said}") from None
     return sess, sess.get_providers()[0]
 
 

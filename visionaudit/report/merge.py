@@ -146,10 +146,34 @@ def _merged_arrays(pieces: list[tuple[dict[str, Any], dict[str, Any]]], n: int) 
     return out
 
 
-def _judge(nodeid: str, entries: list[dict[str, Any]], parts: Sequence[dict[str, Any]], samples: dict[str, SampleSet]) -> dict[str, Any]:
+def _observer_set(context: dict[str, Any]) -> str:
+    """The human observers a shape-bias part was judged with, in words (the error consistency is over them)."""
+    observers = context.get("observers")
+    if not isinstance(observers, dict) or observers.get("absent"):
+        return "none (texture-vs-shape-raw absent)"
+    return ", ".join(sorted(observers.get("subjects") or {})) or "none"
+
+
+def _same_observers(nodeid: str, data: list[dict[str, Any]], names: Sequence[str]) -> None:
+    """Parts whose shape-bias error consistency is over other observers (another data root) cannot be merged: the
+    merge would recompute it over one part's observers only."""
+    if not any("observers" in (d.get("context") or {}) for d in data):
+        return
+    sets = [_observer_set(d.get("context") or {}) for d in data]
+    if len(set(sets)) > 1:
+        first = sets[0]
+        other = next(k for k, s in enumerate(sets) if s != first)
+        raise Unmergeable(f"{nodeid}: the parts hold different human observers' decisions ({names[0]}: {first}; "
+                          f"{names[other]}: {sets[other]}); run every shard on the same data root's texture-vs-shape-raw "
+                          "(python -m visionaudit fetch texture-vs-shape-raw) and merge those parts")
+
+
+def _judge(nodeid: str, entries: list[dict[str, Any]], parts: Sequence[dict[str, Any]], samples: dict[str, SampleSet],
+           names: Sequence[str]) -> dict[str, Any]:
     """One split test judged again on every shard's per-image data."""
     base = entries[0]
     data = [e["shard_data"] for e in entries]
+    _same_observers(nodeid, data, names)
     for key in ("assessor", "set", "thresholds", "context"):
         if any(d[key] != data[0][key] for d in data[1:]):
             raise Unmergeable(f"{nodeid}: the parts judged it with different {key} (another audit.toml or option?)")
@@ -211,7 +235,7 @@ def merge_reports(parts: Sequence[dict[str, Any]], names: Sequence[str]) -> dict
                 missing = [f"{i}/{count}" for i in range(1, count + 1) if i not in found]
                 raise Unmergeable(f"{nodeid} splits by image but is not in shard(s) {', '.join(missing)}: were the shards "
                                   "run with the same -k/-m selection?")
-            entries.append(_judge(nodeid, [found[i] for i in sorted(found)], parts, samples))
+            entries.append(_judge(nodeid, [found[i] for i in sorted(found)], parts, samples, names))
         elif set(found) == {1}:  # a test that does not split by image: it ran whole in shard 1
             entries.append({k: v for k, v in found[1].items() if k != "shard_data"})
         else:

@@ -96,14 +96,27 @@ def _assess(observers):
 def test_the_assessor_records_the_kappas_beside_the_shape_bias_and_nothing_without_observers():
     d = _assess(_observers)
     m = d["metrics"]
+    # the kappas by hand from the same synthetic decisions (_assess's seeds), never from the record's own numbers
+    names, shapes, _ = _stimuli()
+    observers = _observers(names, shapes)
+    shape_of = dict(zip(names, shapes))
+    model_of = dict(zip(names, _decider(shapes, 0.6, random.Random(4))))
+    right = {s: [r == shape_of[n] for r, n in zip(responses, observers["images"])]  # None ("na"): wrong
+             for s, responses in observers["subjects"].items()}
+    right_model = [model_of[n] == shape_of[n] for n in observers["images"]]
+    expected = {s: _plain_kappa(right_model, r) for s, r in right.items()}
     assert set(d["tables"]["error_consistency"]) == {"subject-02", "subject-03", "subject-04"}
-    kappas = [r["kappa"] for r in d["tables"]["error_consistency"].values()]
-    assert m["human_error_consistency"] == pytest.approx(sum(kappas) / 3)
+    for s, kappa in expected.items():
+        assert d["tables"]["error_consistency"][s]["kappa"] == pytest.approx(kappa, abs=1e-12), s
+    assert m["human_error_consistency"] == pytest.approx(sum(expected.values()) / 3, abs=1e-12)
     lo, hi = m["human_error_consistency_ci"]
     assert lo < m["human_error_consistency"] < hi
+    by_hand = {f"{a} / {b}": _plain_kappa(right[a], right[b])
+               for a, b in (("subject-02", "subject-03"), ("subject-02", "subject-04"), ("subject-03", "subject-04"))}
+    assert len(set(by_hand.values())) == 3  # three different numbers: a mixed-up pair would show
     pairs = d["tables"]["observers_error_consistency"]
-    assert list(pairs) == ["subject-02 / subject-03", "subject-02 / subject-04", "subject-03 / subject-04"]
-    assert m["observers_error_consistency"] == pytest.approx(sum(pairs.values()) / 3)
+    assert list(pairs) == list(by_hand) and pairs == pytest.approx(by_hand, abs=1e-12)
+    assert m["observers_error_consistency"] == pytest.approx(sum(by_hand.values()) / 3, abs=1e-12)
     json.dumps(to_jsonable(d), allow_nan=False)
     without = _assess(None)
     assert "human_error_consistency" not in without["metrics"] and "error_consistency" not in without["tables"]
@@ -122,3 +135,12 @@ def test_the_summary_names_each_models_mean_kappa_and_the_observers():
                                          "a 0.076, b 0.123; the observers with each other 0.345")
     report["audits"] = [{**e, "metrics": {"shape_bias": 0.3}} for e in report["audits"]]  # schema 4: no line
     assert len(_summary_lines(report)) == 1
+
+
+def test_without_the_observers_the_reason_is_recorded_and_shape_bias_judged_the_same():
+    """Absent observers (plugins/data_check.py says so once): the reason and the fix in error_consistency_detail."""
+    reason = "the human observers' decisions (texture-vs-shape-raw) are not at /d/texture-vs-shape-raw ..."
+    d = _assess(lambda names, shapes: {"absent": reason})
+    assert d["metrics"]["error_consistency_detail"] == {"reason": reason}
+    assert "human_error_consistency" not in d["metrics"] and "error_consistency" not in d["tables"]
+    assert d["metrics"]["shape_bias"] == _assess(None)["metrics"]["shape_bias"]

@@ -154,3 +154,50 @@ def test_lite0_in_the_audit_report_is_model_vs_humans_on_its_exported_decisions(
     assert detail["n_trials"] == 1280 and detail["observers_missing"] == ["subject-01"]
     notes = json.loads(report.read_text())["run"]["notes"]
     assert any("subject-01 absent" in n for n in notes), notes
+
+
+def _root_without_observers(shared_data: Path, tmp_path: Path) -> Path:
+    """A data root with everything the shape-bias and accuracy audits read but the observers' decisions."""
+    root = tmp_path / "data"
+    root.mkdir()
+    for item in shared_data.iterdir():
+        if item.name != OBSERVERS:
+            (root / item.name).symlink_to(item)
+    return root
+
+
+@pytest.mark.parametrize("offline", [True, False])
+def test_without_the_observers_shape_bias_runs_and_the_reason_is_recorded(shared_data, tmp_path, offline):
+    """The observers are optional for the gate: a data root without them (offline, or a root the user named, which
+    is never fetched into) runs shape bias and records why the error consistency is absent, said once."""
+    from tests.audit_runs import audit
+
+    root = _root_without_observers(shared_data, tmp_path)
+    proc, report = audit(tmp_path, root, "r", "-n", "0", "-k", "accuracy or test_shape_bias", "--audit-samples", "64",
+                         *(["--audit-offline"] if offline else []))
+    output = proc.stdout + proc.stderr
+    assert proc.returncode in (0, 1) and "stopped at startup" not in output and "Traceback" not in output, output[-3000:]
+    entry = next(a for a in report["audits"] if a["nodeid"].endswith("test_shape_bias[tests.tiny_models:tiny]"))
+    assert entry["outcome"] in ("passed", "failed") and isinstance(entry["metrics"]["shape_bias"], float)
+    assert "human_error_consistency" not in entry["metrics"] and "error_consistency" not in entry["tables"]
+    reason = entry["metrics"]["error_consistency_detail"]["reason"]
+    fetch = f"python -m visionaudit fetch {OBSERVERS} --dest {root}"
+    assert str(root / OBSERVERS) in reason and fetch in reason
+    said = [n for n in report["run"]["notes"] if "error consistency with the human observers" in n]
+    assert len(said) == 1 and fetch in said[0], report["run"]["notes"]
+    assert output.count(f"note: {said[0]}") == 1
+    assert any(a["audit"] == "accuracy" and a["outcome"] in ("passed", "failed") for a in report["audits"])
+
+
+def test_a_corrupt_observers_file_still_stops_the_run_naming_the_fix(shared_data, tmp_path):
+    from tests.audit_runs import audit
+
+    root = _root_without_observers(shared_data, tmp_path)
+    shutil.copytree(shared_data / OBSERVERS, root / OBSERVERS)
+    victim = min((root / OBSERVERS).glob("*.csv"))
+    victim.chmod(0o644)
+    victim.write_bytes(victim.read_bytes().replace(b"oven", b"bear", 1))
+    proc, _ = audit(tmp_path, root, "r", "-n", "0", "-k", "test_shape_bias", "--audit-samples", "64", "--audit-offline")
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 4 and f"{victim.name} is not the upstream file" in output, output[-3000:]
+    assert f"python -m visionaudit fetch {OBSERVERS} --dest {root}" in output and "Traceback" not in output

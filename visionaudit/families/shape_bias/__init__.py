@@ -236,8 +236,11 @@ def assess_shape_bias(record: AuditRecord, measured: PerImage, thresholds: Mappi
         record.metric(name, getattr(result, name))
     record.metric("shape_bias_ci_method", CI_METHOD)
     record.table("references", REFERENCES)
-    if context.get("observers"):  # recorded, not judged: no bound by default
-        _record_consistency(record, sample_set.ids, decisions, list(arrays["categories"]), context["observers"])
+    observers = context.get("observers")
+    if observers and observers.get("absent"):  # optional data: why the error consistency is not there, and the fix
+        record.metric("error_consistency_detail", {"reason": observers["absent"]})
+    elif observers:  # recorded, not judged: no bound by default
+        _record_consistency(record, sample_set.ids, decisions, list(arrays["categories"]), observers)
     record.metric("shape_bias", result.shape_bias)  # kept when not judged (too few images), as measured
     require_count(record, thresholds, result.n_conflict, "cue-conflict images with conflicting cues")
     alpha = record.threshold("chance_alpha", thresholds["chance_alpha"])
