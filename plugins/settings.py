@@ -22,7 +22,12 @@ from visionaudit.models import logit_cache
 from visionaudit.models.classes import check_before_load
 from visionaudit.models.hf import check_preprocessing
 from visionaudit.models.hub import check_available
-from visionaudit.models.specs import DEFAULT_MODEL, ModelSpec, parse_spec, reference_spec
+from visionaudit.models.specs import (
+    DEFAULT_MODEL,
+    ModelSpec,
+    parse_spec,
+    reference_spec,
+)
 
 SETTINGS_KEY = pytest.StashKey["Settings"]()
 STARTUP_USAGE_ERROR_KEY = pytest.StashKey[str]()  # what stopped the run at startup, for the report

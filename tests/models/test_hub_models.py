@@ -13,7 +13,14 @@ import pytest
 import torch
 
 from tests.conftest import ROOT
-from tests.hub_models import CLASSES, REVISION, cache_folder, sha256sum_lines, timm_random_weights, tiny_vit
+from tests.hub_models import (
+    CLASSES,
+    REVISION,
+    cache_folder,
+    sha256sum_lines,
+    timm_random_weights,
+    tiny_vit,
+)
 from visionaudit.errors import CheckpointError, SpecError
 from visionaudit.models.hf import from_image_processor
 from visionaudit.models.hub import HubUnavailable, check_available
