@@ -47,13 +47,17 @@ def encode_labels(labels: Sequence[int] | np.ndarray) -> dict[str, Any]:
     return {"encoding": encoding, "n": int(values.size), "data": base64.b64encode(packed).decode()}
 
 
+def _unpacked(entry: dict[str, Any], what: str) -> tuple[bytes, int, str]:
+    """The bytes, image count and encoding of a packed per-image entry (outcomes or classes)."""
+    try:
+        return base64.b64decode(entry["data"], validate=True), int(entry["n"]), entry["encoding"]
+    except (KeyError, TypeError, ValueError) as e:
+        raise DataError(f"{what} are not readable ({e}); is the report intact?") from None
+
+
 def decode_labels(labels: dict[str, Any]) -> np.ndarray:
     """The output indices of :func:`encode_labels`."""
-    try:
-        raw = base64.b64decode(labels["data"], validate=True)
-        n, encoding = int(labels["n"]), labels["encoding"]
-    except (KeyError, TypeError, ValueError) as e:
-        raise DataError(f"per-image classes are not readable ({e}); is the report intact?") from None
+    raw, n, encoding = _unpacked(labels, "per-image classes")
     dtype = _LABEL_TYPES.get(encoding)
     if dtype is None or len(raw) != np.dtype(dtype).itemsize * n:
         raise DataError(f"per-image classes: {len(raw)} bytes of {encoding!r} for {n} images; is the report intact?")
@@ -62,11 +66,7 @@ def decode_labels(labels: dict[str, Any]) -> np.ndarray:
 
 def decode(outcome: dict[str, Any]) -> np.ndarray:
     """Bits as a bool array; decisions as an object array of category names (None for none)."""
-    try:
-        raw = base64.b64decode(outcome["data"], validate=True)
-        n, encoding = int(outcome["n"]), outcome["encoding"]
-    except (KeyError, TypeError, ValueError) as e:
-        raise DataError(f"per-image outcomes {outcome.get('condition', '?')!r} are not readable ({e}); is the report intact?") from None
+    raw, n, encoding = _unpacked(outcome, f"per-image outcomes {outcome.get('condition', '?')!r}")
     if encoding == "bits":
         bits = np.unpackbits(np.frombuffer(raw, dtype=np.uint8), bitorder="little")
         if bits.size < n:
