@@ -380,3 +380,78 @@ def test_parts_judged_with_other_human_observers_are_refused_naming_both_sets(tm
         next(e for e in part["audits"] if "shard_data" in e)["shard_data"]["context"]["observers"] = observers[0]
         path.write_text(json.dumps(part))
     assert merge_cli(*map(str, paths), "-o", str(tmp_path / "merged.json")).returncode in (0, 1)
+
+
+# -- the corruption family in shards (issue 26) ------------------------------------------------------------
+
+CORRUPTION_CONFIG = """
+[audits.corruption]
+corruptions = ["gaussian_noise", "contrast"]
+severities = [2, 4]
+images = 60
+bootstrap_resamples = 300
+min_images = 40
+"""
+CORRUPTION_FIELDS = ("error", "error_ci", "clean_error", "p_value", "p_value_holm", "significant", "discordant", "n_images",
+                     "mce", "mce_ci", "relative_mce", "relative_mce_ci", "mean_error", "ce", "relative_ce", "jpeg_only_error")
+
+
+@pytest.fixture(scope="module")
+def corruption_runs(shared_data, tmp_path_factory):
+    """lite0's corruption audit (2 corruptions x 2 severities on a 60-image subset of 100 labelled images):
+    unsharded, and in 2 and 3 shards merged."""
+    tmp = tmp_path_factory.mktemp("corruption-shards")
+    config = tmp / "audit.toml"
+    config.write_text(CORRUPTION_CONFIG)
+    args = ("audits/test_corruption.py", "--audit-samples", "100", f"--audit-config={config}")
+    out = {"whole": audit(tmp, shared_data, "whole", *args, model="efficientnet_lite0")}
+    for count in (2, 3):
+        for index in range(1, count + 1):
+            out[f"{index}/{count}"] = audit(tmp, shared_data, f"part{index}of{count}", *args, "--audit-shard", f"{index}/{count}",
+                                            model="efficientnet_lite0")
+    for name, (proc, data) in out.items():
+        assert data is not None and not data["error"], name + proc.stdout[-3000:] + proc.stderr[-3000:]
+    for count in (2, 3):
+        proc = merge_cli(*[str(tmp / f"part{i}of{count}.json") for i in range(count, 0, -1)], "-o", str(tmp / f"merged{count}.json"))
+        assert proc.returncode == out["whole"][1]["run"]["exit_status"], proc.stdout + proc.stderr
+        out[f"merged{count}"] = json.loads((tmp / f"merged{count}.json").read_text())
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("count", [2, 3])
+def test_merged_corruption_shards_equal_the_unsharded_run(corruption_runs, count):
+    """Errors, Wilson intervals, McNemar p-values, Holm, CE, mCE and its bootstrap interval, the clean and JPEG-only
+    errors: the merge recomputes them from the shards' per-image bits and gets the unsharded run's, field by field."""
+    from visionaudit.families.corruption.imagenet_c import ALEXNET_ERRORS
+    from visionaudit.families.outcomes import decode
+
+    whole, merged = corruption_runs["whole"][1], corruption_runs[f"merged{count}"]
+    assert differences(without_timings(whole), without_timings(merged)) == []
+    entries = [e for e in merged["audits"] if e["audit"] == "corruption"]
+    assert len(entries) == 5 and all(e["outcome"] in ("passed", "failed") for e in entries), [(e["nodeid"], e["outcome"]) for e in entries]
+    for entry in entries:  # the listed fields are there, so the equality above covers them
+        assert set(CORRUPTION_FIELDS) & set(entry["metrics"]) >= ({"error", "error_ci", "p_value", "p_value_holm", "discordant"}
+                                                                   if "corruption" in entry["params"] else {"mce", "mce_ci", "ce"})
+    # Not vacuous: each part scored fewer images (too few to judge: min_images 40), all 60 merged.
+    parts = [corruption_runs[f"{i}/{count}"][1] for i in range(1, count + 1)]
+    sizes = [len(p["samples"]["corruption"]["ids"]) for p in parts]
+    assert sum(sizes) == 60 and max(sizes) < 40, sizes
+    assert all(e["outcome"] == "not_judged" for p in parts for e in p["audits"] if e["audit"] == "corruption")
+    # the shards' ids together are the unsharded subset, in its order
+    assert merged["samples"]["corruption"]["ids"] == whole["samples"]["corruption"]["ids"]
+    assert sorted(i for p in parts for i in p["samples"]["corruption"]["ids"]) == sorted(whole["samples"]["corruption"]["ids"])
+    # The merged numbers are the images': each condition's error from its bits, the mCE from AlexNet's errors by hand.
+    by = {(e["params"].get("corruption"), e["params"].get("severity")): e for e in entries}
+    errors = {}
+    for (c, s), e in by.items():
+        if c is not None:
+            bits = decode(e["outcomes"])
+            assert e["metrics"]["error"] == pytest.approx(1 - bits.mean()) and e["metrics"]["n_images"] == bits.size == 60
+            errors.setdefault(c, {})[s] = e["metrics"]["error"]
+    mce = by[(None, None)]["metrics"]
+    by_hand = [100 * sum(errors[c].values()) / sum(ALEXNET_ERRORS[c][s - 1] for s in errors[c]) for c in errors]
+    assert mce["mce"] == pytest.approx(sum(by_hand) / len(by_hand))
+    assert mce["mce_ci"][0] <= mce["mce"] <= mce["mce_ci"][1] and mce["n_images"] == 60
+    assert merged["aggregates"]["corruption"] == whole["aggregates"]["corruption"]
+    assert "shard_data" not in json.dumps(merged)

@@ -13,7 +13,7 @@ merge`` calls the same assessor on the arrays of all shards and gets what an uns
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -38,10 +38,13 @@ class NotApplicable(Exception):
 
 @dataclass(frozen=True)
 class PerImage:
-    """What a test that splits by image measured: per-image ``arrays`` on ``sample_set`` (a ``SampleSet``)."""
+    """What a test that splits by image measured: per-image ``arrays`` on ``sample_set`` (a ``SampleSet``), and
+    ``context``: what the measurement says of itself that its assessor reads beside the test's context (how the
+    images were scored, which conditions were not available), stored with that context for a merge."""
 
     sample_set: Any
     arrays: Mapping[str, np.ndarray]
+    context: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "arrays", {k: v if isinstance(v, np.ndarray) else np.asarray(v) for k, v in self.arrays.items()})
@@ -82,6 +85,8 @@ def assess(family: str, test: str, record: AuditRecord, measured: Any, threshold
     """Judge ``measured`` with ``family``'s assessor of ``test``; with ``keep_for_merge`` (a shard), first put
     its per-image inputs into the record for ``visionaudit merge``."""
     judge = get_family(family).assessor(test)
+    if isinstance(measured, PerImage) and measured.context:
+        context = {**context, **measured.context}
     if keep_for_merge:
         if not isinstance(measured, PerImage):
             raise TypeError(f"{family}.{test}: only per-image data is kept for a merge, got {type(measured).__name__}")

@@ -28,7 +28,6 @@ from __future__ import annotations
 import math
 import warnings
 import weakref
-from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -37,7 +36,6 @@ from torchvision.io import decode_jpeg, encode_jpeg
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
-from visionaudit import stats
 from visionaudit.families import thresholds as f
 from visionaudit.families.corruption.imagenet_c import (
     ALL_CORRUPTIONS,
@@ -54,12 +52,14 @@ from visionaudit.families.corruption.judging import (  # noqa: F401
     assess_mce,
 )
 from visionaudit.families.corruption.scoring import (  # noqa: F401
+    Condition,
     Unavailable,
     check_severities,
     condition_name,
     holm_over_conditions,
     mce_interval,
     own_summary,
+    paired,
 )
 from visionaudit.families.registry import Family, register_family
 from visionaudit.models.inference import predict_logits
@@ -114,32 +114,6 @@ def kernel_for(name: str) -> Callable:
     if reason:
         raise Unavailable(reason)
     return corruptions.get(name)
-
-
-@dataclass
-class Condition:
-    """One corruption at one severity, paired image by image with the clean pass."""
-
-    corruption: str
-    severity: int
-    n_images: int
-    error: float
-    error_ci: tuple[float, float]  # 95 % Wilson interval
-    clean_error: float  # NaN when there is no clean reference (an ImageNet-C folder of other images)
-    p_value: float  # exact McNemar against clean; NaN without a clean reference
-    discordant: tuple[int, int]  # (right clean -> wrong corrupted, wrong -> right)
-    correct: np.ndarray = field(repr=False)
-
-
-def paired(corruption: str, severity: int, correct: np.ndarray, clean: np.ndarray | None) -> Condition:
-    n = int(correct.size)
-    wrong = int((~correct).sum())
-    if clean is None:
-        p, b, c, clean_error = math.nan, 0, 0, math.nan
-    else:
-        b, c = int((clean & ~correct).sum()), int((~clean & correct).sum())
-        p, clean_error = stats.mcnemar_exact(b, c), float(1.0 - clean.mean())
-    return Condition(corruption, severity, n, wrong / n, stats.wilson_interval(wrong, n), clean_error, p, (b, c), correct)
 
 
 class CorruptionRun:
@@ -350,5 +324,6 @@ FAMILY = register_family(Family(
     aggregate=_aggregate,
     summary_lines=_summary_lines,
     one_worker_per_model=True,  # test_mce reads every condition's outcomes
+    splits_by_image=True,  # a shard scores its share of the subset; visionaudit merge judges the shards' bits together
     html_section="visionaudit.html.sections:corruption",
 ))

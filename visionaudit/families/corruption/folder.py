@@ -10,6 +10,11 @@ The clean reference is the labelled images (``--audit-images``) under the protoc
 sample id (``<wnid>/<file>``): pointed at the ImageNet validation folder, every ImageNet-C image has its
 clean original, and the McNemar tests and the relative mCE are computed; otherwise they are not (NaN), and
 the entries say why.
+
+Per-image outcomes are kept as for the kernels: the scored files' sample ids once, as the report's image set
+``imagenet-c`` (:data:`ROLE`, fingerprinted by the first condition folder's files), and a condition's right/wrong
+bits on its entry. In a shard (``--audit-shard``) the images are chosen from the whole folder first and the
+shard scores its share of them, so that ``visionaudit merge`` joins the shards into the unsharded run.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from visionaudit.data import shards as sharding
 from visionaudit.data.decoding import decode_images
+from visionaudit.data.fingerprint import SampleSet, data_fingerprint
 from visionaudit.data.image_sets import ImageSet, labelled_images
 from visionaudit.errors import DataError
 from visionaudit.families.corruption import (
@@ -41,6 +48,7 @@ from visionaudit.models.inference import predict_logits
 from visionaudit.models.loading import LoadedModel
 from visionaudit.preprocessing import whole_image
 
+ROLE = "imagenet-c"  # the report's name for the folder's image set (samples.imagenet-c)
 FULL_SIZE = 50_000  # images per condition in ImageNet-C (the ImageNet validation set)
 CHUNK = 1_000
 
@@ -49,15 +57,19 @@ class FolderRun:
     """One model on an ImageNet-C folder: each condition scored once, paired with the clean originals."""
 
     def __init__(self, model: LoadedModel, root: str | Path, labelled: ImageSet, clean_images: torch.Tensor,
-                 samples: int | None = None, seed: int = 0) -> None:
+                 samples: int | None = None, seed: int = 0, shard: sharding.Shard | None = None) -> None:
         self.root = check_root(Path(root))
         self.model, self.labelled, self.clean_images = model, labelled, clean_images
         self.samples, self.seed, self.feed = samples, seed, feed_geometry(model)
         first = next((condition_folder(self.root, c, s) for c in sorted(p.name for p in self.root.iterdir())
                       for s in SEVERITIES if condition_folder(self.root, c, s).is_dir()))
-        reference = labelled_images(first, name="imagenet-c")
+        reference = labelled_images(first, name=ROLE)
         chosen = reference.stratified_subset(samples, seed)
-        self.ids: tuple[str, ...] = chosen.sample_ids
+        self.shard, self._chosen = shard, chosen
+        self.whole_ids: tuple[str, ...] = chosen.sample_ids  # the run's images (all shards)
+        self._part = chosen if shard is None else sharding.select(chosen, shard)
+        self.ids: tuple[str, ...] = self._part.sample_ids  # the images scored here
+        self._sample_set: SampleSet | None = None
         self.total = len(reference)
         self.subset = None if chosen is reference else f"{len(chosen)} of {len(reference)} ImageNet-C images"
         self.comparable = chosen is reference and len(reference) == FULL_SIZE
@@ -68,6 +80,16 @@ class FolderRun:
     @property
     def n_images(self) -> int:
         return len(self.ids)
+
+    def sample_set(self) -> SampleSet:
+        """The scored images as the report names them (``samples.imagenet-c``); in a shard, with where each sits
+        among the run's images, for ``visionaudit merge``."""
+        if self._sample_set is None:
+            whole = data_fingerprint(self._chosen)
+            section = None if self.shard is None else sharding.shard_section(self._chosen, self.shard, whole)
+            self._sample_set = SampleSet(ROLE, self._chosen.name, self.ids, whole if self.shard is None else data_fingerprint(self._part),
+                                         self.samples, self.seed, shard=section)
+        return self._sample_set
 
     def describe(self, jpeg: bool = False) -> dict[str, Any]:
         feed = self.feed
@@ -89,10 +111,11 @@ class FolderRun:
         when the labelled images are not the ones ImageNet-C was made from."""
         if self._clean is None and not self.clean_note:
             where = {s: i for i, s in enumerate(self.labelled.sample_ids)}
+            # Judged on the run's images, not the shard's: every shard has a clean reference or none does.
+            missing = sum(s not in where for s in self.whole_ids)
             found = [where.get(s) for s in self.ids]
-            missing = sum(i is None for i in found)
             if missing:
-                self.clean_note = (f"no clean reference: {missing} of the {len(self.ids)} ImageNet-C images have no original among "
+                self.clean_note = (f"no clean reference: {missing} of the {len(self.whole_ids)} ImageNet-C images have no original among "
                                    f"the labelled images {self.labelled.name} (point --audit-images at the ImageNet validation "
                                    "folder, WNID folders, for the relative mCE and the McNemar tests)")
                 return None
@@ -111,10 +134,12 @@ class FolderRun:
             if not folder.is_dir():
                 raise Unavailable(f"{corruption}/{severity} is not in the ImageNet-C folder {self.root}")
             images = labelled_images(folder, name=f"imagenet-c {corruption}/{severity}").stratified_subset(self.samples, self.seed)
-            if images.sample_ids != self.ids:
-                extra = sorted(set(images.sample_ids) ^ set(self.ids))
+            if images.sample_ids != self.whole_ids:
+                extra = sorted(set(images.sample_ids) ^ set(self.whole_ids))
                 raise DataError(f"{folder} holds other images than the other ImageNet-C conditions ({len(extra)} differ, e.g. "
                                 f"{extra[0] if extra else '(order)'}); download or extract it again")
+            if self.shard is not None:
+                images = sharding.select(images, self.shard)
             correct = self._score(images.paths, images.label_tensor(), f"ImageNet-C {corruption} {severity}")
             self._conditions[key] = paired(corruption, severity, correct, self.clean())
         return self._conditions[key]
@@ -124,9 +149,9 @@ _RUNS: "weakref.WeakKeyDictionary[LoadedModel, dict[tuple, FolderRun]]" = weakre
 
 
 def cached_folder_run(model: LoadedModel, root: str | Path, labelled: ImageSet, clean_images: torch.Tensor,
-                      samples: int | None, seed: int) -> FolderRun:
+                      samples: int | None, seed: int, shard: sharding.Shard | None = None) -> FolderRun:
     per_model = _RUNS.setdefault(model, {})
-    key = (str(root), labelled.key, samples, seed)
+    key = (str(root), labelled.key, samples, seed, shard)
     if key not in per_model:
-        per_model[key] = FolderRun(model, root, labelled, clean_images, samples, seed)
+        per_model[key] = FolderRun(model, root, labelled, clean_images, samples, seed, shard)
     return per_model[key]

@@ -9,7 +9,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from visionaudit.families.assessment import NotApplicable, require_count
+from visionaudit.families.assessment import NotApplicable, PerImage, require_count
 from visionaudit.families.corruption.imagenet_c import NOT_COMPARABLE, summarize
 from visionaudit.families.corruption.scoring import (
     Unavailable,
@@ -18,7 +18,12 @@ from visionaudit.families.corruption.scoring import (
     mce_interval,
     mean_error_interval,
     own_summary,
+    paired,
 )
+
+# The context key under which a shard's corruption measurement describes itself (PerImage.context): how the images
+# were scored, and for the mCE which conditions were scored and which corruptions were not available.
+MEASUREMENT = "corruption_measurement"
 from visionaudit.families.records import AuditRecord
 
 
@@ -57,13 +62,16 @@ class MceScore:
 
 @dataclass(frozen=True)
 class Corrupted:
-    """What the corruption tests of one model share."""
+    """What the corruption tests of one model share. In a shard (``split``) each test measures at once and hands
+    its assessor per-image arrays (:class:`PerImage`: the condition's and the clean pass's right/wrong bits), so
+    that ``visionaudit merge`` judges the shards' arrays together with the same assessor."""
 
     run: Any  # a CorruptionRun (the kernels) or a FolderRun (an ImageNet-C folder)
-    sample_set: Any  # what per-image outcomes are keyed by (None: an ImageNet-C folder, see the README)
+    sample_set: Any  # the SampleSet per-image outcomes are keyed by ("corruption", or "imagenet-c" for a folder)
     source: str  # "kernels" or "ImageNet-C folder DIR"
-    subset: str | None  # "150 of 1000 labelled images" when a subset was scored
+    subset: str | None  # "150 of 1000 labelled images" when a subset was scored (of the whole run, in a shard too)
     comparable: bool  # an mCE that can be set beside published ones (the complete ImageNet-C folder)
+    split: bool = False  # a shard (--audit-shard): the run holds the shard's part of the images
 
     @property
     def n_images(self) -> int:
@@ -71,14 +79,26 @@ class Corrupted:
 
     def protocol_metrics(self, jpeg: bool) -> dict[str, Any]:
         """What every corruption entry records of how it was measured."""
-        return {"n_images": self.n_images, "source": self.source, "subset": self.subset, "comparable": self.comparable,
-                "protocol": self.run.describe(jpeg)}
+        return {"n_images": self.n_images, **self._described(jpeg)}
 
-    def condition_score(self, corruption: str, severity: int, jpeg: bool) -> ConditionScore:
-        return ConditionScore(self.protocol_metrics(jpeg), self.n_images, self.sample_set,
-                              lambda: self.run.condition(corruption, severity))
+    def _described(self, jpeg: bool) -> dict[str, Any]:
+        """The protocol metrics but the image count: the same in every shard of a run."""
+        return {"source": self.source, "subset": self.subset, "comparable": self.comparable, "protocol": self.run.describe(jpeg)}
 
-    def mce_score(self, corruptions: Sequence[str], severities: Sequence[int], jpeg: bool) -> MceScore:
+    def condition_score(self, corruption: str, severity: int, jpeg: bool) -> ConditionScore | PerImage:
+        if not self.split:
+            return ConditionScore(self.protocol_metrics(jpeg), self.n_images, self.sample_set,
+                                  lambda: self.run.condition(corruption, severity))
+        described = self._described(jpeg)
+        try:
+            r = self.run.condition(corruption, severity)
+        except Unavailable as e:  # judged (skipped, saying why) by the assessor, in the shard and in the merge alike
+            return PerImage(self.sample_set, {}, {MEASUREMENT: {**described, "unavailable": str(e)}})
+        clean = self.run.clean()
+        arrays = {"correct": r.correct, **({"clean": clean} if clean is not None else {})}
+        return PerImage(self.sample_set, arrays, {MEASUREMENT: described})
+
+    def mce_score(self, corruptions: Sequence[str], severities: Sequence[int], jpeg: bool) -> MceScore | PerImage:
         def measure() -> MceConditions:
             errors: dict[str, dict[int, float]] = {}
             conditions: dict[tuple[str, int], Any] = {}
@@ -90,10 +110,53 @@ class Corrupted:
                         errors.setdefault(corruption, {})[s], conditions[(corruption, s)] = r.error, r
                 except Unavailable as e:
                     errors.pop(corruption, None)
+                    for s in severities:  # a corruption left out of the mCE is left out of its interval too
+                        conditions.pop((corruption, s), None)
                     missing[corruption] = f"not available: {e}"
             return MceConditions(conditions, errors, missing, self.run.clean(), self.run.jpeg_only() if jpeg else None)
 
-        return MceScore(self.protocol_metrics(jpeg), self.n_images, self.comparable, measure)
+        if not self.split:
+            return MceScore(self.protocol_metrics(jpeg), self.n_images, self.comparable, measure)
+        m = measure()
+        arrays = {condition_name(*k): r.correct for k, r in m.conditions.items()}
+        arrays.update({name: bits for name, bits in (("clean", m.clean), ("jpeg_only", m.jpeg_only)) if bits is not None})
+        return PerImage(self.sample_set, arrays, {MEASUREMENT: {**self._described(jpeg), "conditions": [list(k) for k in m.conditions],
+                                                                "missing": m.missing}})
+
+
+def _condition_from_arrays(measured: PerImage, context: Mapping[str, Any]) -> ConditionScore:
+    """A shard's (or the merged shards') arrays as the condition's measurement: the error, its interval and the
+    McNemar test against clean computed from the bits by the function the unsharded run uses."""
+    described = dict(context[MEASUREMENT])
+    unavailable = described.pop("unavailable", None)
+    n = len(measured.sample_set.ids)
+
+    def measure() -> Any:
+        if unavailable is not None:
+            raise Unavailable(unavailable)
+        return paired(context["corruption"], int(context["severity"]), np.asarray(measured.arrays["correct"], dtype=bool),
+                      None if "clean" not in measured.arrays else np.asarray(measured.arrays["clean"], dtype=bool))
+
+    return ConditionScore({"n_images": n, **described}, n, measured.sample_set, measure)
+
+
+def _mce_from_arrays(measured: PerImage, context: Mapping[str, Any]) -> MceScore:
+    """A shard's (or the merged shards') arrays as the mCE test's measurement: every scored condition paired with
+    the clean pass again, the missing corruptions as measured."""
+    described = dict(context[MEASUREMENT])
+    scored, missing = described.pop("conditions"), dict(described.pop("missing"))
+    n = len(measured.sample_set.ids)
+    bits = {k: np.asarray(v, dtype=bool) for k, v in measured.arrays.items()}
+
+    def measure() -> MceConditions:
+        clean = bits.get("clean")
+        conditions = {(c, int(s)): paired(c, int(s), bits[condition_name(c, s)], clean) for c, s in scored}
+        errors: dict[str, dict[int, float]] = {}
+        for (c, s), r in conditions.items():
+            errors.setdefault(c, {})[s] = r.error
+        return MceConditions(conditions, errors, missing, clean, bits.get("jpeg_only"))
+
+    return MceScore({"n_images": n, **described}, n, bool(described["comparable"]), measure)
 
 
 def _record_protocol(record: AuditRecord, protocol: Mapping[str, Any], n_images: int, thresholds: Mapping[str, Any]) -> None:
@@ -106,6 +169,8 @@ def assess_condition(record: AuditRecord, measured: ConditionScore, thresholds: 
                      context: Mapping[str, Any]) -> None:
     """One condition's top-1 error within max_error (or its corruption's own bound)."""
     corruption, severity = context["corruption"], context["severity"]
+    if isinstance(measured, PerImage):  # a shard, or the merge of the shards
+        measured = _condition_from_arrays(measured, context)
     _record_protocol(record, measured.protocol, measured.n_images, thresholds)
     if not context.get("imagenet", True):  # the report's summary of its conditions is then no mCE
         record.metric("alexnet_normalized", False)
@@ -148,6 +213,8 @@ def assess_mce(record: AuditRecord, measured: MceScore, thresholds: Mapping[str,
     """The mCE (AlexNet = 100) within max_mce, with its bootstrap interval and Holm over the conditions; for a
     model whose label space is not ImageNet-1k (``context["imagenet"]`` false), the mean error and the mean
     rise over its own clean error instead (:func:`assess_mean_error`): AlexNet's errors are ImageNet-1k's."""
+    if isinstance(measured, PerImage):  # a shard, or the merge of the shards
+        measured = _mce_from_arrays(measured, context)
     if not context.get("imagenet", True):
         return assess_mean_error(record, measured, thresholds, context)
     comparable = measured.comparable

@@ -3,6 +3,8 @@ the bootstrap interval of the mCE (the conditions and the clean pass resampled t
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -10,6 +12,32 @@ import numpy as np
 from visionaudit import stats
 from visionaudit.errors import ConfigError
 from visionaudit.families.corruption.imagenet_c import BENCHMARK, SEVERITIES, summarize
+
+
+@dataclass
+class Condition:
+    """One corruption at one severity, paired image by image with the clean pass."""
+
+    corruption: str
+    severity: int
+    n_images: int
+    error: float
+    error_ci: tuple[float, float]  # 95 % Wilson interval
+    clean_error: float  # NaN when there is no clean reference (an ImageNet-C folder of other images)
+    p_value: float  # exact McNemar against clean; NaN without a clean reference
+    discordant: tuple[int, int]  # (right clean -> wrong corrupted, wrong -> right)
+    correct: np.ndarray = field(repr=False)
+
+
+def paired(corruption: str, severity: int, correct: np.ndarray, clean: np.ndarray | None) -> Condition:
+    n = int(correct.size)
+    wrong = int((~correct).sum())
+    if clean is None:
+        p, b, c, clean_error = math.nan, 0, 0, math.nan
+    else:
+        b, c = int((clean & ~correct).sum()), int((~clean & correct).sum())
+        p, clean_error = stats.mcnemar_exact(b, c), float(1.0 - clean.mean())
+    return Condition(corruption, severity, n, wrong / n, stats.wilson_interval(wrong, n), clean_error, p, (b, c), correct)
 
 
 class Unavailable(Exception):
