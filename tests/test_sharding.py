@@ -403,7 +403,7 @@ def corruption_runs(shared_data, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("corruption-shards")
     config = tmp / "audit.toml"
     config.write_text(CORRUPTION_CONFIG)
-    args = ("audits/test_corruption.py", "--audit-samples", "100", f"--audit-config={config}")
+    args = ("-k", "test_corruption or test_mce", "--audit-samples", "100", f"--audit-config={config}")
     out = {"whole": audit(tmp, shared_data, "whole", *args, model="efficientnet_lite0")}
     for count in (2, 3):
         for index in range(1, count + 1):
@@ -455,3 +455,94 @@ def test_merged_corruption_shards_equal_the_unsharded_run(corruption_runs, count
     assert mce["mce_ci"][0] <= mce["mce"] <= mce["mce_ci"][1] and mce["n_images"] == 60
     assert merged["aggregates"]["corruption"] == whole["aggregates"]["corruption"]
     assert "shard_data" not in json.dumps(merged)
+
+
+def _synthetic_corruption_run(shard, ids, clean, bits, imagenet, unavailable=()):
+    """A report of the corruption assessors judging per-image bits, as a shard hands them on (a whole run when
+    ``shard`` is None, else one part): each condition, and the mCE (or mean error) test over all of them."""
+    from visionaudit.config import Thresholds, load_config
+    from visionaudit.data.fingerprint import SampleSet
+    from visionaudit.families.assessment import NotApplicable, NotJudged, PerImage, assess
+    from visionaudit.families.corruption.judging import MEASUREMENT
+    from visionaudit.families.records import AuditRecord
+    from visionaudit.report.assembly import assemble
+
+    config = load_config(ROOT / "audit.toml")
+    keep = [k for k, i in enumerate(ids) if shard is None or shard_of(i, shard.count) == shard.index]
+    section = None if shard is None else {**shard.to_dict(), "whole": {"n": len(ids), "fingerprint": "f"}, "positions": keep}
+    sample_set = SampleSet("corruption", "synthetic", tuple(ids[k] for k in keep), "f" if shard is None else f"f{shard}", None, 0,
+                           shard=section)
+    described = {"source": "kernels", "subset": None, "comparable": False, "protocol": {"jpeg_round_trip": True}}
+    bounds = {**dict(config.thresholds("corruption", "m")), "min_images": 200, "bootstrap_resamples": 300,
+              "severities": sorted({s for _, s in bits}), "corruptions": sorted({c for c, _ in bits} | set(unavailable))}
+    tests = [({"corruption": c, "severity": s}, "condition",
+              PerImage(sample_set, {"correct": v[keep], "clean": clean[keep]}, {MEASUREMENT: described})) for (c, s), v in bits.items()]
+    tests += [({"corruption": c, "severity": s}, "condition",
+               PerImage(sample_set, {}, {MEASUREMENT: {**described, "unavailable": f"{c} is not here"}}))
+              for c in unavailable for s in bounds["severities"]]
+    mce_arrays = {f"{c}-{s}": v[keep] for (c, s), v in bits.items()}
+    tests.append(({}, "mce", PerImage(sample_set, {**mce_arrays, "clean": clean[keep], "jpeg_only": clean[keep][::-1].copy()},
+                                      {MEASUREMENT: {**described, "conditions": [list(k) for k in bits],
+                                                     "missing": {c: f"not available: {c} is not here" for c in unavailable}}})))
+    entries, samples = [], {}
+    for params, test, measured in tests:
+        record = AuditRecord(audit="corruption", model="m", params=params)
+        outcome, message = "passed", None
+        try:
+            assess("corruption", test, record, measured, Thresholds("corruption", "m", bounds),
+                   {"model": "m", "imagenet": imagenet, "seed": 0, **params}, keep_for_merge=shard is not None)
+        except NotJudged as e:
+            outcome, message = "not_judged", f"not judged: {e}"
+        except NotApplicable as e:
+            outcome, message = "skipped", str(e)
+        except AssertionError as e:
+            outcome, message = "failed", f"AssertionError: {e}"
+        d = record.to_dict()
+        entry = {"nodeid": f"corruption.{test}[{params}]", "audit": "corruption", "model": "m", "params": params, "outcome": outcome,
+                 "duration": 0.0, "metrics": d["metrics"], "thresholds": d["thresholds"], "tables": d["tables"],
+                 "message": message, "worker": None}
+        entry.update({k: d[k] for k in ("outcomes", "shard_data") if d.get(k)})
+        entries.append(entry)
+        samples.update(d["samples"])
+    run = {"seed": 0, "samples": None, "images": "synthetic", "versions": {}, "shard": shard.to_dict() if shard else None}
+    return assemble(run, {"m": {"sha256": "0" * 64}}, entries, samples=samples)
+
+
+@pytest.mark.parametrize("imagenet", [True, False])
+def test_merge_of_varied_corruption_bits_equals_the_whole_judgement(imagenet):
+    """Random right/wrong per condition (lite0's runs above are mostly right; these vary), a corruption not available,
+    an ImageNet-1k model (mCE) and one of its own label space (mean error and mean rise: the 10-class case); parts out
+    of order. The merge judges the bits with the same assessors and gets the whole run's entries and aggregate."""
+    import numpy as np
+
+    from visionaudit.report.merge import merge_reports
+
+    rng = np.random.default_rng(11)
+    n = 400
+    ids = [f"n{k:08d}_img.JPEG" for k in rng.permutation(10 * n)[:n]]
+    clean = rng.random(n) < 0.7
+    bits = {(c, s): clean & (rng.random(n) < 1 - p) | (rng.random(n) < 0.05)
+            for c, s, p in (("fog", 1, 0.1), ("fog", 3, 0.4), ("contrast", 1, 0.05), ("contrast", 3, 0.6))}
+    whole = _synthetic_corruption_run(None, ids, clean, bits, imagenet, unavailable=("frost",))
+    parts = [_synthetic_corruption_run(Shard(k, 3), ids, clean, bits, imagenet, unavailable=("frost",)) for k in (2, 3, 1)]
+    merged = merge_reports(parts, ["p2", "p3", "p1"])
+    strip = lambda r: [{k: e.get(k) for k in ("nodeid", "outcome", "metrics", "tables", "message", "outcomes")} for e in r["audits"]]  # noqa: E731
+    assert strip(merged) == strip(whole)
+    assert merged["aggregates"] == whole["aggregates"] and merged["samples"] == whole["samples"]
+    outcomes = {e["nodeid"]: e["outcome"] for e in whole["audits"]}
+    assert sum(o == "skipped" for o in outcomes.values()) == 2 and all(o != "not_judged" for o in outcomes.values()), outcomes
+    assert all(e["outcome"] in ("not_judged", "skipped") for p in parts for e in p["audits"])
+    # the numbers are the bits' (by hand)
+    mce = next(e for e in merged["audits"] if e["params"] == {})["metrics"]
+    mean_error = np.mean([1 - v.mean() for v in bits.values()])
+    if imagenet:
+        assert "mce" in mce and mce["mce_ci"][0] <= mce["mce"] <= mce["mce_ci"][1]
+        assert mce["mean_error"] == pytest.approx(mean_error)
+    else:
+        assert "mce" not in mce and mce["mean_error"] == pytest.approx(mean_error)
+        assert mce["mean_rise"] == pytest.approx(mean_error - (1 - clean.mean()))
+        assert mce["mean_error_ci"][0] <= mce["mean_error"] <= mce["mean_error_ci"][1]
+    assert mce["clean_error"] == pytest.approx(1 - clean.mean()) and mce["jpeg_only_error"] == pytest.approx(1 - clean.mean())
+    fog3 = next(e for e in merged["audits"] if e["params"] == {"corruption": "fog", "severity": 3})["metrics"]
+    right_to_wrong, wrong_to_right = int((clean & ~bits[("fog", 3)]).sum()), int((~clean & bits[("fog", 3)]).sum())
+    assert fog3["discordant"] == [right_to_wrong, wrong_to_right] and fog3["n_images"] == n
