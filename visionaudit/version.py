@@ -21,5 +21,8 @@ __version__ = "0.1.0"
 #    Also in 5: the clean accuracy entry's `outcomes.labels` (each image's class), the baseline family's
 #    `balanced_accuracy` and `per_class_accuracy` comparisons (`per_class` in their metrics). Schemas 3 and 4
 #    are still read (without per-image classes: those two comparisons are not compared, and say why).
-SCHEMA_VERSION = 5
+# 6: (issue 26) the corruption family's per-image outcomes with a downloaded ImageNet-C folder (`samples.imagenet-c`,
+#    `outcomes` on its condition entries); in a partial report (--audit-shard) the corruption entries carry `shard_data`
+#    and `samples.corruption` / `samples.imagenet-c` their `shard` section. Schemas 3 to 5 are still read.
+SCHEMA_VERSION = 6
 OLDEST_READABLE = 3  # the oldest schema still read as a baseline or a merge part

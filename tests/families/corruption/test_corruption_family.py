@@ -33,6 +33,7 @@ from visionaudit.families.corruption.imagenet_c import (
     relative_corruption_error,
     summarize,
 )
+from visionaudit.families.outcomes import decode
 from visionaudit.families.records import report_schema
 from visionaudit.formatting import fmt
 from visionaudit.html.page import render
@@ -299,6 +300,40 @@ def test_imagenet_c_folder_is_scored_as_it_is(tmp_path):
     assert "3 of the 5 ImageNet-C images have no original" in elsewhere.describe()["clean"]
 
 
+def test_an_imagenet_c_folder_in_shards_scores_each_shards_share_of_the_whole_choice(tmp_path):
+    """Issue 26: the folder's images are named once (samples.imagenet-c); a shard scores its share of the images chosen
+    from the whole folder, its sample set says where they sit, and its bits are the whole run's at those places."""
+    from visionaudit.data.fingerprint import data_fingerprint
+    from visionaudit.data.shards import Shard, shard_of
+
+    clean = {"a.JPEG": DARK, "b.JPEG": DARK, "c.JPEG": DARK, "d.JPEG": BRIGHT, "e.JPEG": BRIGHT}
+    _write(tmp_path / "val", clean, size=300)
+    _write(tmp_path / "c" / "fog" / "1", {**clean, "c.JPEG": BRIGHT, "e.JPEG": DARK})  # c and e wrong
+    model = load_model("tests.tiny_models:red_threshold")
+    labelled = labelled_images(tmp_path / "val")
+    images = load_images(labelled, C.PROTOCOL_GEOMETRY)
+    whole = FolderRun(model, tmp_path / "c", labelled, images)
+    named = whole.sample_set()
+    assert named.role == "imagenet-c" and named.ids == whole.ids and named.shard is None
+    assert named.fingerprint == data_fingerprint(labelled_images(tmp_path / "c" / "fog" / "1"))  # the files' bytes
+    expected = {"n01440764/a.JPEG": True, "n01440764/b.JPEG": True, "n01440764/c.JPEG": False, "n01443537/d.JPEG": True,
+                "n01443537/e.JPEG": False}
+    assert dict(zip(whole.ids, whole.condition("fog", 1).correct.tolist())) == expected
+    seen = []
+    for k in (1, 2):
+        part = FolderRun(model, tmp_path / "c", labelled, images, shard=Shard(k, 2))
+        mine = [i for i in whole.ids if shard_of(i, 2) == k]
+        assert part.ids == tuple(mine) and part.whole_ids == whole.ids
+        section = part.sample_set().shard
+        assert section["whole"] == {"n": 5, "fingerprint": named.fingerprint}
+        assert [whole.ids[q] for q in section["positions"]] == mine
+        r = part.condition("fog", 1)
+        assert r.correct.tolist() == [expected[i] for i in mine] and r.n_images == len(mine)
+        assert part.clean() is not None and part.clean().all()
+        seen += mine
+    assert sorted(seen) == sorted(whole.ids) and 0 < len(mine) < 5  # both shards hold images (ids fixed above)
+
+
 def test_imagenet_c_root_is_checked(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         check_root(tmp_path / "nowhere")
@@ -405,13 +440,32 @@ def test_an_imagenet_c_folder_through_the_audit(tmp_path):
     by = {(a["params"].get("corruption"), a["params"].get("severity")): a for a in data["audits"]}
     assert by[("fog", 1)]["metrics"]["error"] == pytest.approx(0.4) and by[("fog", 2)]["metrics"]["error"] == pytest.approx(0.2)
     assert by[("fog", 1)]["metrics"]["discordant"] == [2, 0] and by[("fog", 1)]["metrics"]["clean_error"] == 0.0
-    assert by[("fog", 1)]["metrics"]["source"] == f"ImageNet-C folder {tmp_path / 'c'}" and by[("fog", 1)].get("outcomes") is None
+    assert by[("fog", 1)]["metrics"]["source"] == f"ImageNet-C folder {tmp_path / 'c'}"
+    # per-image outcomes, compactly: the ids once (samples.imagenet-c), bits per condition (issue 26)
+    ids = data["samples"]["imagenet-c"]["ids"]
+    assert ids == ["n01440764/a.JPEG", "n01440764/b.JPEG", "n01440764/c.JPEG", "n01443537/d.JPEG", "n01443537/e.JPEG"]
+    assert by[("fog", 1)]["outcomes"]["set"] == "imagenet-c"
+    assert decode(by[("fog", 1)]["outcomes"]).tolist() == [True, True, False, True, False]
+    assert decode(by[("fog", 2)]["outcomes"]).tolist() == [False, True, True, True, True]
     assert all(by[("snow", s)]["outcome"] == "skipped" and "snow/" in by[("snow", s)]["message"] for s in (1, 2))
     mce = by[(None, None)]["metrics"]
     assert mce["ce"]["fog"] == pytest.approx(100 * 0.6 / (0.67474 + 0.7605))
     assert mce["relative_ce"]["fog"] == pytest.approx(100 * 0.6 / (0.67474 + 0.7605 - 2 * 0.43478))
     assert mce["missing"]["snow"].startswith("not available: snow/1 is not in the ImageNet-C folder")
     assert not mce["comparable"] and "not comparable" in proc.stdout
+
+    # In 2 shards merged (visionaudit merge): the unsharded report, field by field.
+    from tests.test_sharding import differences, merge_cli, without_timings
+
+    for k in (1, 2):
+        part = subprocess.run([*cmd[:-1], f"--audit-json={tmp_path / f'part{k}.json'}", "--audit-shard", f"{k}/2"], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert (tmp_path / f"part{k}.json").exists(), part.stdout[-3000:] + part.stderr[-3000:]
+        sizes = json.loads((tmp_path / f"part{k}.json").read_text())["samples"]["imagenet-c"]["n"]
+        assert 0 < sizes < 5
+    merged = merge_cli(str(tmp_path / "part2.json"), str(tmp_path / "part1.json"), "-o", str(tmp_path / "merged.json"))
+    assert merged.returncode == 0, merged.stdout + merged.stderr
+    assert differences(without_timings(data), without_timings(json.loads((tmp_path / "merged.json").read_text()))) == []
 
 
 def test_a_wrong_imagenet_c_folder_stops_the_run_at_startup(tmp_path):
