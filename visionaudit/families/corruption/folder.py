@@ -74,7 +74,14 @@ class FolderRun:
         self.subset = None if chosen is reference else f"{len(chosen)} of {len(reference)} ImageNet-C images"
         self.comparable = chosen is reference and len(reference) == FULL_SIZE
         self._clean: np.ndarray | None = None
-        self.clean_note = ""
+        # Known before anything is scored (every entry's protocol says it), and judged on the run's images, not the
+        # shard's: every shard has a clean reference or none does.
+        labelled_ids = set(labelled.sample_ids)
+        missing = sum(s not in labelled_ids for s in self.whole_ids)
+        self.clean_note = "" if not missing else (
+            f"no clean reference: {missing} of the {len(self.whole_ids)} ImageNet-C images have no original among the labelled "
+            f"images {labelled.name} (point --audit-images at the ImageNet validation folder, WNID folders, for the relative "
+            "mCE and the McNemar tests)")
         self._conditions: dict[tuple[str, int], Condition] = {}
 
     @property
@@ -109,16 +116,11 @@ class FolderRun:
     def clean(self) -> np.ndarray | None:
         """Right/wrong on the clean originals in the order of :attr:`ids`, or None (and :attr:`clean_note`)
         when the labelled images are not the ones ImageNet-C was made from."""
-        if self._clean is None and not self.clean_note:
+        if self.clean_note:
+            return None
+        if self._clean is None:
             where = {s: i for i, s in enumerate(self.labelled.sample_ids)}
-            # Judged on the run's images, not the shard's: every shard has a clean reference or none does.
-            missing = sum(s not in where for s in self.whole_ids)
-            found = [where.get(s) for s in self.ids]
-            if missing:
-                self.clean_note = (f"no clean reference: {missing} of the {len(self.whole_ids)} ImageNet-C images have no original among "
-                                   f"the labelled images {self.labelled.name} (point --audit-images at the ImageNet validation "
-                                   "folder, WNID folders, for the relative mCE and the McNemar tests)")
-                return None
+            found = [where[s] for s in self.ids]
             logits = predict_logits(self.model, self.clean_images[found], transform=lambda b, idx: to_model_input(b, self.feed),
                                     what="ImageNet-C clean originals")
             self._clean = (logits.argmax(1) == self.labelled.label_tensor()[found]).numpy()
