@@ -45,7 +45,7 @@ class SampleSet:
     """One image set of a run as the report describes it (``samples.<role>``): per-image outcomes of every
     condition on it are in the order of ``ids``."""
 
-    role: str  # labelled, cue-conflict, edges, filled-silhouettes
+    role: str  # labelled, cue-conflict, edges, filled-silhouettes, corruption, imagenet-c
     name: str
     ids: tuple[str, ...]
     fingerprint: str
