@@ -546,3 +546,43 @@ def test_merge_of_varied_corruption_bits_equals_the_whole_judgement(imagenet):
     fog3 = next(e for e in merged["audits"] if e["params"] == {"corruption": "fog", "severity": 3})["metrics"]
     right_to_wrong, wrong_to_right = int((clean & ~bits[("fog", 3)]).sum()), int((~clean & bits[("fog", 3)]).sum())
     assert fog3["discordant"] == [right_to_wrong, wrong_to_right] and fog3["n_images"] == n
+
+
+@pytest.mark.slow  # three short runs of the corruption audit (a tiny 10-class model on 69 small images written here)
+def test_a_ten_class_models_corruption_mean_error_merged_equals_its_unsharded_run(shared_data, tmp_path):
+    """Issue 26: a model of its own label space (no mCE: the mean error and mean rise over its clean error) in 2
+    shards merged equals its unsharded run, the corruption subset being all 69 images of its class folders."""
+    import numpy as np
+    from PIL import Image
+
+    images = tmp_path / "team"
+    rng = np.random.default_rng(0)
+    for c, name in enumerate(TEN):
+        (images / name).mkdir(parents=True)
+        for i in range(6 + c % 3):
+            pixels = np.clip(rng.normal(25 * c, 60, (40, 40, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(images / name / f"{name}{i}.png")
+    (tmp_path / "classes.txt").write_text("\n".join(TEN) + "\n")
+    config = tmp_path / "audit.toml"
+    config.write_text(CORRUPTION_CONFIG.replace("images = 60", "images = 0").replace("severities = [2, 4]", "severities = [1, 3]"))
+    model = f"tests.tiny_models:ten_classes?classes={tmp_path / 'classes.txt'}"
+    args = ("-k", "test_corruption or test_mce", f"--audit-images={images}", f"--audit-config={config}")
+    runs = {"whole": audit(tmp_path, shared_data, "whole", *args, model=model)}
+    for index in (1, 2):
+        runs[index] = audit(tmp_path, shared_data, f"part{index}", *args, "--audit-shard", f"{index}/2", model=model)
+    for name, (proc, data) in runs.items():
+        assert data is not None and not data["error"], (name, proc.stdout[-3000:], proc.stderr[-3000:])
+    proc = merge_cli(str(tmp_path / "part2.json"), str(tmp_path / "part1.json"), "-o", str(tmp_path / "merged.json"))
+    whole = runs["whole"][1]
+    assert proc.returncode == whole["run"]["exit_status"], proc.stdout + proc.stderr
+    merged = json.loads((tmp_path / "merged.json").read_text())
+    assert differences(without_timings(whole), without_timings(merged)) == []
+    entries = [e for e in merged["audits"] if e["audit"] == "corruption"]
+    assert len(entries) == 5 and all(e["outcome"] in ("passed", "failed") for e in entries)
+    (summary,) = [e["metrics"] for e in entries if e["params"] == {}]
+    conditions = [e["metrics"]["error"] for e in entries if e["params"]]
+    assert "mce" not in summary and summary["alexnet_normalized"] is False and summary["n_images"] == 69
+    assert summary["mean_error"] == pytest.approx(sum(conditions) / 4)
+    assert summary["mean_error_ci"][0] <= summary["mean_error"] <= summary["mean_error_ci"][1]
+    sizes = [len(runs[i][1]["samples"]["corruption"]["ids"]) for i in (1, 2)]
+    assert sum(sizes) == 69 and max(sizes) < 40, sizes  # each part too few to judge (min_images 40): the merge judged
