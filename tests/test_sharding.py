@@ -462,7 +462,12 @@ def _synthetic_corruption_run(shard, ids, clean, bits, imagenet, unavailable=())
     ``shard`` is None, else one part): each condition, and the mCE (or mean error) test over all of them."""
     from visionaudit.config import Thresholds, load_config
     from visionaudit.data.fingerprint import SampleSet
-    from visionaudit.families.assessment import NotApplicable, NotJudged, PerImage, assess
+    from visionaudit.families.assessment import (
+        NotApplicable,
+        NotJudged,
+        PerImage,
+        assess,
+    )
     from visionaudit.families.corruption.judging import MEASUREMENT
     from visionaudit.families.records import AuditRecord
     from visionaudit.report.assembly import assemble
