@@ -21,5 +21,8 @@ __version__ = "0.1.0"
 #    Also in 5: the clean accuracy entry's `outcomes.labels` (each image's class), the baseline family's
 #    `balanced_accuracy` and `per_class_accuracy` comparisons (`per_class` in their metrics). Schemas 3 and 4
 #    are still read (without per-image classes: those two comparisons are not compared, and say why).
-SCHEMA_VERSION = 5
+# 6: the baseline family's corruption comparisons (`corruption_<corruption>_<severity>`, `mce` / `mean_error`) and each
+#    paired right/wrong comparison's `error_consistency` (observed, expected, kappa, kappa_ci, n, below).
+#    Schemas 3 to 5 are still read (without the corruption bits of another mode, those comparisons say so).
+SCHEMA_VERSION = 6
 OLDEST_READABLE = 3  # the oldest schema still read as a baseline or a merge part

@@ -17,18 +17,29 @@ from typing import Any, Mapping
 import numpy as np
 
 from visionaudit.data.fingerprint import SampleSet
-from visionaudit.data.image_sets import LABELLED
 from visionaudit.errors import ConfigError, DataError
 from visionaudit.families import thresholds as f
 from visionaudit.families.assessment import NotApplicable, NotJudged
 from visionaudit.families.baseline import corruptions as corr
+from visionaudit.families.baseline.compared import (  # noqa: F401  (re-exported: the family's public names)
+    ALL_COMPARED,
+    CLASS_KINDS,
+    COMPARED,
+    CORRUPTION_COMPARED,
+    RIGHT_WRONG_KINDS,
+    TOLERANCE_KEYS,
+    Compared,
+    baseline_comparisons,
+    comparisons_for,
+    corruption_outcomes,
+    data_role,
+)
 from visionaudit.families.baseline.consistency import (
     consistency_of,
     judge_consistency,
     kappa_text,
 )
 from visionaudit.families.baseline.statistics import (
-    VERDICTS,
     Result,
     Tolerance,
     accuracy_change,
@@ -40,10 +51,11 @@ from visionaudit.families.baseline.statistics import (
     unpaired_change,
     vector_change,
 )
+from visionaudit.families.baseline.summary import summary_lines as _summary_lines  # noqa: F401  (the old name)
+from visionaudit.families.baseline.summary import summary_lines as summary_lines
 from visionaudit.families.outcomes import Outcome, decode, decode_labels
 from visionaudit.families.records import AuditRecord
 from visionaudit.families.registry import Family, get_family, register_family
-from visionaudit.families.robustness.transforms import TRANSFORMS
 from visionaudit.formatting import fmt
 
 
@@ -51,86 +63,6 @@ class BaselineWarning(UserWarning):
     """A change against the baseline that is not a regression on its own evidence (one of tolerance and
     significance holds). Defined here, not in the audit: pytest-xdist re-imports a warning's class by its
     module on the controller."""
-
-
-@dataclass(frozen=True)
-class Compared:
-    name: str  # the comparison's test id
-    family: str
-    metric: str  # the family's metric: its direction and the tolerance key
-    condition: str | None  # the per-image outcomes it pairs; None: a deterministic metric
-    kind: str  # accuracy | balanced | per_class | category | shape_bias | vector | error (a corruption condition) | summary
-    test: str = ""  # the audit test that measures it (a family runs several: say which one a report lacks)
-
-
-COMPARED: dict[str, Compared] = {c.name: c for c in [
-    Compared("clean_top1", "accuracy", "clean_top1", "clean", "accuracy", "test_clean_top1"),
-    Compared("balanced_accuracy", "accuracy", "balanced_accuracy", "clean", "balanced", "test_clean_top1"),
-    Compared("per_class_accuracy", "accuracy", "class_accuracy", "clean", "per_class", "test_clean_top1"),
-    *(Compared(f"top1_{t}", "robustness", "top1", t, "accuracy", "test_transform") for t in TRANSFORMS),
-    Compared("shape_bias", "shape_bias", "shape_bias", "cue-conflict", "shape_bias", "test_shape_bias"),
-    Compared("edges_accuracy", "shape_bias", "edges_accuracy", "edges", "category", "test_shape_only_accuracy"),
-    Compared("silhouettes_accuracy", "shape_bias", "silhouettes_accuracy", "filled-silhouettes", "category",
-             "test_shape_only_accuracy"),
-    Compared("channel_shares", "channel_bias", "shares", None, "vector", "test_functional_shares"),
-]}
-CLASS_KINDS = ("balanced", "per_class")  # compared on each image's class: a baseline of schema 5 or later
-RIGHT_WRONG_KINDS = ("accuracy", "balanced", "per_class", "category", "error")  # paired right/wrong: error consistency
-
-# The corruption family's comparisons: one per condition a report can hold (which ones a run compares depends on
-# the configured conditions and on what the baseline holds: :func:`comparisons_for`), and its summary.
-CORRUPTION_COMPARED: dict[str, Compared] = {
-    **{corr.comparison_name(c, s): Compared(corr.comparison_name(c, s), "corruption", "error", corr.condition_name(c, s),
-                                            "error", "test_corruption") for c, s in corr.ALL_CONDITIONS},
-    **{k: Compared(k, "corruption", k, None, "summary", "test_mce") for k in corr.SUMMARIES},
-}
-ALL_COMPARED: dict[str, Compared] = {**COMPARED, **CORRUPTION_COMPARED}
-
-
-def comparisons_for(old: ModelOutcomes, new: ModelOutcomes, extra: Any = ()) -> dict[str, Compared]:
-    """What one model's comparison set holds: :data:`COMPARED`, each corruption condition either side holds, the
-    corruption summary of either side's label space (when either holds a condition), and ``extra`` names (a run's
-    parametrized comparisons: its configured conditions)."""
-    names = [corr.comparison_name(*k) for o in (old, new) for k in sorted(corruption_outcomes(o))]
-    summaries = [o.corruption_summary for o in (old, new) if o.corruption_summary and corruption_outcomes(o)]
-    wanted = set(names) | set(summaries) | set(extra)
-    unknown = sorted(n for n in wanted if n not in ALL_COMPARED)
-    if unknown:
-        raise ValueError(f"no such baseline comparison: {', '.join(unknown)}")
-    return {**COMPARED, **{k: c for k, c in CORRUPTION_COMPARED.items() if k in wanted}}
-
-
-def baseline_comparisons(report: Mapping[str, Any], specs: Any, configured: Any = ()) -> list[str]:
-    """A run's comparison names (its tests' ids) against ``report`` for the baseline models ``specs``: every name of
-    :data:`COMPARED`; and, when the baseline holds per-image corruption outcomes for them, each condition it holds or
-    this run is configured to score (``configured``: (corruption, severity) pairs), then the corruption summary of
-    their label space (``mce`` or ``mean_error``). A condition on one side only is compared as absent, with the
-    reason (never a pass). A baseline without corruption outcomes adds none: nothing to hold the run to."""
-    held = corr.report_conditions(dict(report), list(specs))
-    if not held:
-        return list(COMPARED)
-    order = {k: i for i, k in enumerate(corr.ALL_CONDITIONS)}
-    conditions = sorted(set(held) | {(c, int(sv)) for c, sv in configured if (c, int(sv)) in order}, key=order.__getitem__)
-    summaries = {corr.report_summary(dict(report), spec) for spec in specs} - {None}
-    return [*COMPARED, *(corr.comparison_name(*k) for k in conditions), *(k for k in corr.SUMMARIES if k in summaries)]
-
-
-def corruption_outcomes(o: ModelOutcomes) -> dict[tuple[str, int], Outcome]:
-    """A side's corruption conditions: (corruption, severity) -> per-image right/wrong."""
-    out = {}
-    for condition, outcome in o.outcomes.items():
-        parsed = corr.parse_condition(condition) if outcome.role == corr.ROLE else None
-        if parsed:
-            out[parsed] = outcome
-    return out
-
-
-def data_role(c: Compared) -> str | None:
-    """The image set a comparison reads (None: none, a weight statistic)."""
-    return None if c.condition is None else c.condition if c.kind in ("shape_bias", "category") else LABELLED
-
-
-TOLERANCE_KEYS = tuple(dict.fromkeys([c.metric for c in ALL_COMPARED.values()] + list(ALL_COMPARED)))
 
 
 @dataclass
@@ -435,67 +367,6 @@ def assess_comparison(record: AuditRecord, measured: BaselineComparison, thresho
         raise AssertionError(f"{where}: regression, {result.reason}{lost}")
 
 
-def _summary_lines(report: dict[str, Any]) -> list[str]:
-    """Per model: the verdict counts, then each change that is not ``unchanged`` with its interval."""
-    by_model: dict[str, list[dict[str, Any]]] = {}
-    for e in report["audits"]:
-        if e["audit"] == "baseline" and "verdict" in e["metrics"]:
-            by_model.setdefault(str(e["model"]), []).append(e)
-    lines = []
-    accepted = (report.get("run") or {}).get("baseline") or {}
-    if by_model and accepted.get("accepted"):
-        lines.append(f"baseline: {accepted.get('path')} has verdict {accepted.get('verdict')}, not pass; accepted "
-                     "(--audit-accept-incomplete-baseline)")
-    for model, entries in sorted(by_model.items()):
-        m0 = entries[0]["metrics"]
-        counts = Counter(e["metrics"]["verdict"] for e in entries)
-        paired = ", UNPAIRED (two-proportion tests)" if any(e["metrics"].get("paired") is False for e in entries) else ""
-        lines.append(f"baseline, {model} vs {m0.get('baseline_model')}{paired}: "
-                     + ", ".join(f"{n} {v}" for v, n in sorted(counts.items(), key=lambda kv: VERDICTS.index(kv[0])))
-                     + _lowest_kappa(entries))
-        for e in sorted(entries, key=lambda e: VERDICTS.index(e["metrics"]["verdict"])):
-            m = e["metrics"]
-            if m["verdict"] in ("regression", "warning", "improvement"):
-                lines.append(f"  {e['params'].get('comparison')}: {_change_text(m)}: {m['verdict']}"
-                             + ("; errors moved" if (m.get("error_consistency") or {}).get("below") else ""))
-            not_compared = ((m.get("per_class") or {}).get("not_compared") or {}).get("count")
-            if not_compared:
-                lines.append(f"  {e['params'].get('comparison')}: {not_compared} classes not compared (fewer than "
-                             f"{m['per_class']['min_images']} paired images)")
-    return lines
-
-
-def _lowest_kappa(entries: list[dict[str, Any]]) -> str:
-    """``; error consistency: lowest kappa 0.62 [95% 0.55, 0.69] (top1_fog)`` over a model's comparisons."""
-    kappas = [(e["metrics"]["error_consistency"], e["params"].get("comparison")) for e in entries
-              if (e["metrics"].get("error_consistency") or {}).get("kappa") is not None]
-    if not kappas:
-        return ""
-    ec, name = min(kappas, key=lambda x: (x[0]["kappa"], str(x[1])))
-    return f"; error consistency: lowest {kappa_text(ec)} ({name})"
-
-
-def _change_text(m: dict[str, Any]) -> str:
-    """``0.879 -> 0.768, -0.111 [95% -0.13, -0.09], Holm p 1e-20`` (vectors: the largest change; per class: the
-    classes significantly worse, worst first)."""
-    per_class = m.get("per_class")
-    if per_class is not None:
-        worse = per_class.get("worse") or []
-        if worse:
-            return f"{len(worse)} of {per_class['compared']} classes significantly worse: " + ", ".join(
-                f"{w['class']} {fmt(w['baseline'])} -> {fmt(w['candidate'])}" for w in worse[:5]) + (", ..." if len(worse) > 5 else "")
-        return f"{len(per_class.get('better') or [])} of {per_class['compared']} classes significantly better: " + ", ".join(
-            (per_class.get("better") or [])[:5])
-    if isinstance(m.get("delta"), list):
-        return f"shares {fmt(m.get('baseline'))} -> {fmt(m.get('candidate'))}"
-    ci = m.get("ci")
-    delta = f"{m['delta']:+.4f}" if isinstance(m.get("delta"), (int, float)) else "n/a"
-    interval = f"[95% {fmt(ci[0])}, {fmt(ci[1])}]" if ci else "(no interval)"  # balanced accuracy with small classes
-    text = f"{fmt(m.get('baseline'))} -> {fmt(m.get('candidate'))}, {delta} {interval}"
-    text += f", Holm p {m['p_value_holm']:.3g}" if isinstance(m.get("p_value_holm"), (int, float)) else ""
-    return text + (f", {kappa_text(m['error_consistency'])}" if m.get("error_consistency") else "")
-
-
 FAMILY = register_family(Family(
     name="baseline",
     gates="no regression against the previous release's report, image by image (--audit-baseline PREV.json): "
@@ -531,7 +402,7 @@ FAMILY = register_family(Family(
         "min_class_images": f.count("paired images a class needs for its own comparison (per_class_accuracy); classes "
                                     "with fewer are named as not compared", default=10),
     },
-    summary_lines=_summary_lines,
+    summary_lines=summary_lines,
     one_worker_per_model=True,  # Holm over the model's comparison set
     needs_a_judgement=True,  # a baseline gate that compared nothing has not passed
     html_section="visionaudit.html.sections:baseline",
