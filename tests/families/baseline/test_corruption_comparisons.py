@@ -171,3 +171,23 @@ def test_a_schema_5_baseline_without_error_consistency_is_read():
                             _settings())
     assert results["corruption_fog_1"].verdict == "unchanged" and results["mce"].verdict == "unchanged"
     assert results["corruption_fog_1"].error_consistency["kappa"] == pytest.approx(1.0)
+
+
+def test_summary_and_compare_show_the_corruption_changes_and_kappa():
+    from visionaudit.families.baseline import _summary_lines
+    from visionaudit.report.compare import render
+
+    old = _report({"fog-1": _bits([0, 1]), "fog-3": _bits([0, 1, 2])}, clean=_bits(list(range(10))))
+    new = _report({"fog-1": _bits([0, 1]), "fog-3": _bits(list(range(30)))}, clean=_bits(list(range(8, 18))))
+    results = compare_model(outcomes_from_report(old, "m"), outcomes_from_report(new, "m"), _settings())
+    entries = [{"audit": "baseline", "model": "m", "params": {"comparison": k},
+                "metrics": {**r.to_dict(), "baseline_model": "m", "paired": True}} for k, r in results.items()]
+    lines = _summary_lines({"audits": entries, "run": {}})
+    kappa = _kappa(_bits(list(range(10))), _bits(list(range(8, 18))))
+    fog = results["corruption_fog_3"]
+    assert lines[0].startswith("baseline, m vs m: ") and f"lowest kappa {min(kappa, fog.error_consistency['kappa']):.3f}" in lines[0]
+    assert any(line.startswith("  corruption_fog_3: 0.075 -> 0.75, +0.6750") and "regression" in line for line in lines), lines
+    assert any(line.startswith("  clean_top1: ") and line.endswith("warning; errors moved") for line in lines), lines
+    table = render({"paired": True, "problems": [], "models": {"m": {"baseline_model": "m", "results": results}}})
+    row = next(line for line in table.splitlines() if line.startswith("clean_top1"))
+    assert f"{kappa:.3f} [95%" in row and "errors moved (kappa below kappa_warning)" in row

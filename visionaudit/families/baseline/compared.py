@@ -88,6 +88,8 @@ def corruption_outcomes(o: Any) -> dict[tuple[str, int], Outcome]:
 
 def data_role(c: Compared) -> str | None:
     """The image set a comparison reads (None: none, a weight statistic)."""
+    if c.kind == "summary":  # the corruption conditions: a subset of the labelled images
+        return LABELLED
     return None if c.condition is None else c.condition if c.kind in ("shape_bias", "category") else LABELLED
 
 

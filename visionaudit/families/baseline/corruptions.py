@@ -78,7 +78,7 @@ def error_change(result: Result, ids: Sequence[str], old: np.ndarray, new: np.nd
     result.baseline, result.candidate = 1.0 - result.baseline, 1.0 - result.candidate
     result.delta = result.candidate - result.baseline
     lo, hi = result.ci
-    result.ci = (-hi, -lo)
+    result.ci = (0.0 - hi, 0.0 - lo)  # 0.0 - x: no "-0" for an unchanged error
     return result
 
 
