@@ -83,9 +83,6 @@ def test_lite0_against_imagenet_normalization_corruptions_mce_and_kappa(runs):
     tmp, base, cand, stdout = runs
     [spec] = list(cand["models"])  # the candidate's spec as the report keys it
     gate = baseline_entries(cand)
-    print({k: {m: e["metrics"].get(m) for m in ("baseline", "candidate", "delta", "ci", "p_value", "p_value_holm", "verdict")}
-           | {"kappa": (e["metrics"].get("error_consistency") or {}).get("kappa"),
-              "kappa_ci": (e["metrics"].get("error_consistency") or {}).get("kappa_ci")} for k, e in gate.items()})
     old_bits, new_bits = {}, {}
     for c, s in CONDITIONS:
         name = f"corruption_{c}_{s}"
@@ -111,8 +108,13 @@ def test_lite0_against_imagenet_normalization_corruptions_mce_and_kappa(runs):
     _, old_clean = _bits(base, LITE0, "clean")
     _, new_clean = _bits(cand, spec, "clean")
     assert clean["error_consistency"]["kappa"] == pytest.approx(_kappa(old_clean, new_clean))
-    assert clean["verdict"] == "regression"  # about 11 points lower on clean images: the gate fails
-    assert "error consistency: lowest kappa" in stdout and cand["verdict"] == "fail"
+    # On these 100 images clean top-1 barely moves (0.86 -> 0.85 measured: not a regression); the corruptions catch it:
+    # the mCE rises significantly (38.7 -> 53.3 measured) and so does the error under gaussian noise.
+    assert clean["verdict"] != "regression" and abs(clean["delta"]) <= 0.03, clean
+    assert gate["mce"]["outcome"] == "failed" and mce["verdict"] == "regression" and mce["ci"][0] > 0 and mce["p_value_holm"] < 0.05
+    regressed = [k for k, e in gate.items() if k.startswith("corruption_") and e["metrics"]["verdict"] == "regression"]
+    assert regressed and all(gate[k]["outcome"] == "failed" and "regression" in gate[k]["message"] for k in regressed)
+    assert "error consistency: lowest kappa" in stdout and "  mce: " in stdout and cand["verdict"] == "fail"
     # compare on the two saved reports gives the same numbers (no model loaded)
     cli = compare_cli(str(tmp / "lite0.json"), str(tmp / "imagenet-norm.json"), "--baseline-as", LITE0, "--format", "json",
                       "--model", spec)
