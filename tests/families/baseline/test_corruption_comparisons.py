@@ -191,3 +191,18 @@ def test_summary_and_compare_show_the_corruption_changes_and_kappa():
     table = render({"paired": True, "problems": [], "models": {"m": {"baseline_model": "m", "results": results}}})
     row = next(line for line in table.splitlines() if line.startswith("clean_top1"))
     assert f"{kappa:.3f} [95%" in row and "errors moved (kappa below kappa_warning)" in row
+
+
+def test_a_condition_this_run_did_not_score_is_not_judged_saying_why():
+    from visionaudit.data.fingerprint import SampleSet
+    from visionaudit.families.baseline import ModelOutcomes
+
+    old = outcomes_from_report(_report({"fog-1": _bits([0]), "fog-3": _bits([1])}), "m")
+    live = ModelOutcomes("m", corruption_summary="mce")  # this run's side: no report behind it
+    live.add(SampleSet("corruption", "s", tuple(IDS), "f", None, 0), "fog-1", _bits([0]))
+    results = compare_model(old, live, _settings(), ["corruption_fog_3"])
+    r = results["corruption_fog_3"]
+    assert r.verdict == "not_compared" and r.missing_side == "candidate" and r.reason.startswith("this run did not score fog-3")
+    assert results["corruption_fog_1"].verdict == "unchanged"
+    assert results["mce"].verdict == "unchanged" and "over the 1 benchmark conditions both scored" in results["mce"].test
+    assert "fog-3" in results["mce"].test  # left out of the paired mCE, and said

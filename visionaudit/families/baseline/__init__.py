@@ -173,6 +173,10 @@ def _missing(old: ModelOutcomes, new: ModelOutcomes, c: Compared) -> tuple[str, 
     for side, o in (("baseline", old), ("candidate", new)):
         if c.kind == "vector" and o.shares is None:
             return f"the {side} has no channel shares (its channel_bias audit did not run, or the first conv does not take RGB)", side
+        if c.kind == "error" and c.condition not in o.outcomes and o.ended is None:  # this run's side
+            return (f"this run did not score {c.condition} (not in this model's [audits.corruption] corruptions, extras "
+                    "and severities, an ImageNet-C folder run (--audit-imagenet-c keeps no per-image outcomes here), or "
+                    "the corruption is not available here)"), side
         if c.kind != "vector" and c.condition not in o.outcomes:
             return f"the {side} has no per-image outcomes for {c.condition} ({_absent(o, c)})", side
     if c.kind in CLASS_KINDS:
