@@ -9,12 +9,11 @@ warning; an improvement is reported as such.
 
 import pytest
 
-from visionaudit.families.baseline import COMPARED
-
 pytestmark = pytest.mark.audit("baseline")
 
 
-@pytest.mark.parametrize("comparison", list(COMPARED))
+# ``comparison`` is parametrized by fixtures/baseline.py: the fixed comparisons and the corruption conditions
+# (configured here, held by the baseline), e.g. test_against_baseline[lite0-corruption_fog_3].
 def test_against_baseline(model, comparison, compared_with_baseline, assess, request):
     assess("against_baseline", compared_with_baseline(model, comparison, request), model=model.id,
            comparison=comparison)

@@ -33,7 +33,7 @@ from visionaudit.data.label_space import LabelSpace
 from visionaudit.data.observers import ObserversAbsent, observer_files
 from visionaudit.data.provision import provide
 from visionaudit.errors import ConfigError, DataError
-from visionaudit.families.baseline import COMPARED, data_role
+from visionaudit.families.baseline import ALL_COMPARED, data_role
 from visionaudit.families.shape_bias import check_category_map
 from visionaudit.files import to_jsonable
 from visionaudit.models.classes import imagenet_hint, known_before_load
@@ -64,8 +64,8 @@ def _data_needs(item: pytest.Item) -> list[str]:
     params = getattr(getattr(item, "callspec", None), "params", {})
     if "shape_only_images" in names:
         needs += [params["stimuli"]] if params.get("stimuli") in SHAPE_ONLY else list(SHAPE_ONLY)
-    if "compared_with_baseline" in names and params.get("comparison") in COMPARED:
-        role = data_role(COMPARED[params["comparison"]])
+    if "compared_with_baseline" in names and params.get("comparison") in ALL_COMPARED:
+        role = data_role(ALL_COMPARED[params["comparison"]])
         needs += [role] if role else []
     return sorted(set(needs))
 

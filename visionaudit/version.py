@@ -23,6 +23,8 @@ __version__ = "0.1.0"
 #    are still read (without per-image classes: those two comparisons are not compared, and say why).
 # 6: (issue 26) the corruption family's per-image outcomes with a downloaded ImageNet-C folder (`samples.imagenet-c`,
 #    `outcomes` on its condition entries); in a partial report (--audit-shard) the corruption entries carry `shard_data`
-#    and `samples.corruption` / `samples.imagenet-c` their `shard` section. Schemas 3 to 5 are still read.
+#    and `samples.corruption` / `samples.imagenet-c` their `shard` section. Also in 6: the baseline family's corruption comparisons (`corruption_<corruption>_<severity>`, `mce` / `mean_error`) and each
+#    paired right/wrong comparison's `error_consistency` (observed, expected, kappa, kappa_ci, n, below).
+#    Schemas 3 to 5 are still read (without the corruption bits of another mode, those comparisons say so).
 SCHEMA_VERSION = 6
 OLDEST_READABLE = 3  # the oldest schema still read as a baseline or a merge part

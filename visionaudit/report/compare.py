@@ -14,11 +14,12 @@ from visionaudit.config import AuditConfig, load_config
 from visionaudit.data.fingerprint import SampleSet
 from visionaudit.errors import DataError
 from visionaudit.families.baseline import (
-    COMPARED,
+    ALL_COMPARED,
     compare_model,
     outcomes_from_report,
     settings_from,
 )
+from visionaudit.families.baseline.consistency import kappa_text
 from visionaudit.families.baseline.pairing import differences, model_pairs
 from visionaudit.families.baseline.statistics import VERDICTS, Result
 from visionaudit.families.records import control_models
@@ -102,9 +103,9 @@ def regressions(comparison: dict[str, Any]) -> list[str]:
 
 def _row(r: Result) -> list[str]:
     if r.verdict == "not_compared":
-        return [r.name, "-", "-", "-", "-", "-", "not compared", r.reason]
+        return [r.name, "-", "-", "-", "-", "-", "-", "not compared", r.reason]
     if isinstance(r.delta, list):
-        return [r.name, fmt(r.baseline), fmt(r.candidate), fmt(max(r.delta, key=abs)), "-", "-", r.verdict, r.reason]
+        return [r.name, fmt(r.baseline), fmt(r.candidate), fmt(max(r.delta, key=abs)), "-", "-", "-", r.verdict, r.reason]
     ci = f"[{fmt(r.ci[0])}, {fmt(r.ci[1])}]" if r.ci else "-"
     p = fmt(r.p_value_holm) if r.p_value_holm is not None else "-"
     delta = f"{r.delta:+.4f}" if isinstance(r.delta, (int, float)) else fmt(r.delta)
@@ -114,10 +115,17 @@ def _row(r: Result) -> list[str]:
         said += f"; numbers of class {r.per_class.get('shown')}" + (
             "; significantly worse: " + ", ".join(f"{w['class']} {fmt(w['baseline'])} -> {fmt(w['candidate'])}" for w in worse[:10])
             if worse else "")
-    return [r.name, fmt(r.baseline), fmt(r.candidate), delta, ci, p, r.verdict, said]
+    ec = r.error_consistency
+    kappa = kappa_text(ec).removeprefix("kappa ") if ec else "-"
+    if ec and ec.get("below"):  # the errors moved: say it where the verdict is read
+        said = f"errors moved (kappa below {ec['below']}); {said}"
+    return [r.name, fmt(r.baseline), fmt(r.candidate), delta, ci, p, kappa, r.verdict, said]
 
 
-HEADER = ["comparison", "baseline", "new", "delta", "95% CI", "Holm p", "verdict", "test / reason"]
+HEADER = ["comparison", "baseline", "new", "delta", "95% CI", "Holm p", "kappa [95%]", "verdict", "test / reason"]
+
+
+ORDER = {name: i for i, name in enumerate(ALL_COMPARED)}  # the fixed comparisons, then corruption conditions, then mCE
 
 
 def render(comparison: dict[str, Any], form: str = "table") -> str:
@@ -127,7 +135,7 @@ def render(comparison: dict[str, Any], form: str = "table") -> str:
                                                                   for m, per in comparison["models"].items()}}), indent=2, allow_nan=False)
     lines = []
     for model, per in comparison["models"].items():
-        rows = [_row(r) for r in sorted(per["results"].values(), key=lambda r: (VERDICTS.index(r.verdict), list(COMPARED).index(r.name)))]
+        rows = [_row(r) for r in sorted(per["results"].values(), key=lambda r: (VERDICTS.index(r.verdict), ORDER.get(r.name, len(ORDER))))]
         title = f"{model} vs {per['baseline_model']}" + ("" if comparison["paired"] else " (UNPAIRED: " + "; ".join(comparison["problems"]) + ")")
         if form == "markdown":
             lines += [f"### {title}", "", "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]

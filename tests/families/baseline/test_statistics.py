@@ -33,6 +33,7 @@ from visionaudit.families.baseline.statistics import (
     unpaired_change,
     vector_change,
 )
+from visionaudit.families.corruption.imagenet_c import ALL_CORRUPTIONS
 from visionaudit.families.outcomes import decode, encode_bits, encode_decisions
 from visionaudit.families.robustness.transforms import TRANSFORMS
 
@@ -244,9 +245,10 @@ def test_without_a_config_the_family_defaults_apply():
     s = settings_from(DEFAULTS)
     assert {n: t.absolute for n, t in s.tolerances.items()} == {
         "clean_top1": 0.005, "balanced_accuracy": 0.005, "per_class_accuracy": 0.05, **{f"top1_{t}": 0.01 for t in TRANSFORMS},
-        "shape_bias": 0.02, "edges_accuracy": 0.03, "silhouettes_accuracy": 0.03, "channel_shares": 0.005}
+        "shape_bias": 0.02, "edges_accuracy": 0.03, "silhouettes_accuracy": 0.03, "channel_shares": 0.005,
+        **{f"corruption_{c}_{k}": 0.02 for c in ALL_CORRUPTIONS for k in range(1, 6)}, "mce": 1.0, "mean_error": 0.01}
     assert all(t.relative is None for t in s.tolerances.values()) and (s.alpha, s.resamples) == (0.05, 2000)
-    assert s.min_class_images == 10
+    assert s.min_class_images == 10 and (s.min_kappa, s.kappa_warning) == (-1.0, 0.5)
     assert dict(load_config(ROOT / "audit.toml").thresholds("baseline", "efficientnet_lite0")) == dict(DEFAULTS)
 
 

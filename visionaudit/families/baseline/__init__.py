@@ -17,12 +17,29 @@ from typing import Any, Mapping
 import numpy as np
 
 from visionaudit.data.fingerprint import SampleSet
-from visionaudit.data.image_sets import LABELLED
 from visionaudit.errors import ConfigError, DataError
 from visionaudit.families import thresholds as f
 from visionaudit.families.assessment import NotApplicable, NotJudged
+from visionaudit.families.baseline import corruptions as corr
+from visionaudit.families.baseline.compared import (  # noqa: F401  (re-exported: the family's public names)
+    ALL_COMPARED,
+    CLASS_KINDS,
+    COMPARED,
+    CORRUPTION_COMPARED,
+    RIGHT_WRONG_KINDS,
+    TOLERANCE_KEYS,
+    Compared,
+    baseline_comparisons,
+    comparisons_for,
+    corruption_outcomes,
+    data_role,
+)
+from visionaudit.families.baseline.consistency import (
+    consistency_of,
+    judge_consistency,
+    kappa_text,
+)
 from visionaudit.families.baseline.statistics import (
-    VERDICTS,
     Result,
     Tolerance,
     accuracy_change,
@@ -34,10 +51,11 @@ from visionaudit.families.baseline.statistics import (
     unpaired_change,
     vector_change,
 )
+from visionaudit.families.baseline.summary import summary_lines as _summary_lines  # noqa: F401  (the old name)
+from visionaudit.families.baseline.summary import summary_lines as summary_lines
 from visionaudit.families.outcomes import Outcome, decode, decode_labels
 from visionaudit.families.records import AuditRecord
 from visionaudit.families.registry import Family, get_family, register_family
-from visionaudit.families.robustness.transforms import TRANSFORMS
 from visionaudit.formatting import fmt
 
 
@@ -45,38 +63,6 @@ class BaselineWarning(UserWarning):
     """A change against the baseline that is not a regression on its own evidence (one of tolerance and
     significance holds). Defined here, not in the audit: pytest-xdist re-imports a warning's class by its
     module on the controller."""
-
-
-@dataclass(frozen=True)
-class Compared:
-    name: str  # the comparison's test id
-    family: str
-    metric: str  # the family's metric: its direction and the tolerance key
-    condition: str | None  # the per-image outcomes it pairs; None: a deterministic metric
-    kind: str  # accuracy | balanced | per_class | category | shape_bias | vector
-    test: str = ""  # the audit test that measures it (a family runs several: say which one a report lacks)
-
-
-COMPARED: dict[str, Compared] = {c.name: c for c in [
-    Compared("clean_top1", "accuracy", "clean_top1", "clean", "accuracy", "test_clean_top1"),
-    Compared("balanced_accuracy", "accuracy", "balanced_accuracy", "clean", "balanced", "test_clean_top1"),
-    Compared("per_class_accuracy", "accuracy", "class_accuracy", "clean", "per_class", "test_clean_top1"),
-    *(Compared(f"top1_{t}", "robustness", "top1", t, "accuracy", "test_transform") for t in TRANSFORMS),
-    Compared("shape_bias", "shape_bias", "shape_bias", "cue-conflict", "shape_bias", "test_shape_bias"),
-    Compared("edges_accuracy", "shape_bias", "edges_accuracy", "edges", "category", "test_shape_only_accuracy"),
-    Compared("silhouettes_accuracy", "shape_bias", "silhouettes_accuracy", "filled-silhouettes", "category",
-             "test_shape_only_accuracy"),
-    Compared("channel_shares", "channel_bias", "shares", None, "vector", "test_functional_shares"),
-]}
-CLASS_KINDS = ("balanced", "per_class")  # compared on each image's class: a baseline of schema 5 or later
-
-
-def data_role(c: Compared) -> str | None:
-    """The image set a comparison reads (None: none, a weight statistic)."""
-    return None if c.condition is None else c.condition if c.kind in ("shape_bias", "category") else LABELLED
-
-
-TOLERANCE_KEYS = tuple(dict.fromkeys([c.metric for c in COMPARED.values()] + list(COMPARED)))
 
 
 @dataclass
@@ -96,6 +82,7 @@ class ModelOutcomes:
     # Each labelled image's class by name (schema 5 on: the clean accuracy entry's labels); None when not recorded.
     classes: Outcome | None = None
     schema: int | None = None  # of the report it was read from (None: this run)
+    corruption_summary: str | None = None  # "mce" (ImageNet-1k label space) or "mean_error"; None: no corruption entry
 
     def add(self, sample_set: SampleSet, condition: str, values: Any) -> None:
         self.outcomes[condition] = Outcome(sample_set.role, condition, sample_set.ids, np.asarray(values))
@@ -137,6 +124,7 @@ def outcomes_from_report(report: dict[str, Any], spec: str) -> ModelOutcomes:
             if e.get("audit") == "shape_bias":
                 out.stimulus_protocol.update({"stimulus_geometry": (metrics.get("stimulus_geometry") or {}).get("mode"),
                                               "aggregation": metrics.get("aggregation")})
+        out.corruption_summary = corr.report_summary(report, spec)
     except (KeyError, TypeError, AttributeError) as e:
         raise DataError(f"the report's per-image data is incomplete ({type(e).__name__}: {e}); is it a visionaudit report, intact?") from None
     return out
@@ -159,6 +147,8 @@ class Settings:
     seed: int = 0
     paired: bool = True
     min_class_images: int = 10  # paired images a class needs to be compared on its own
+    min_kappa: float = -1.0  # error consistency: below it a comparison fails (-1: off)
+    kappa_warning: float = 0.5  # below it an unchanged comparison is a warning
 
 
 def settings_from(thresholds: Any, seed: int = 0, paired: bool = True) -> Settings:
@@ -168,13 +158,13 @@ def settings_from(thresholds: Any, seed: int = 0, paired: bool = True) -> Settin
     absolute = thresholds.get("tolerance") or {}
     relative = thresholds.get("relative_tolerance") or {}
     tolerances = {}
-    for c in COMPARED.values():
+    for c in ALL_COMPARED.values():
         a = absolute.get(c.name, absolute.get(c.metric))
         if a is None:
             raise ConfigError(f"[audits.baseline] tolerance sets nothing for {c.name} or {c.metric}; add {c.metric} = ...")
         tolerances[c.name] = Tolerance(a, relative.get(c.name, relative.get(c.metric)))
     return Settings(tolerances, thresholds["alpha"], thresholds["bootstrap_resamples"], seed, paired,
-                    thresholds.get("min_class_images", 10))
+                    thresholds.get("min_class_images", 10), thresholds.get("min_kappa", -1.0), thresholds.get("kappa_warning", 0.5))
 
 
 def _missing(old: ModelOutcomes, new: ModelOutcomes, c: Compared) -> tuple[str, str] | None:
@@ -183,6 +173,10 @@ def _missing(old: ModelOutcomes, new: ModelOutcomes, c: Compared) -> tuple[str, 
     for side, o in (("baseline", old), ("candidate", new)):
         if c.kind == "vector" and o.shares is None:
             return f"the {side} has no channel shares (its channel_bias audit did not run, or the first conv does not take RGB)", side
+        if c.kind == "error" and c.condition not in o.outcomes and o.ended is None:  # this run's side
+            return (f"this run did not score {c.condition} (not in this model's [audits.corruption] corruptions, extras "
+                    "and severities, an ImageNet-C folder run (--audit-imagenet-c keeps no per-image outcomes here), or "
+                    "the corruption is not available here)"), side
         if c.kind != "vector" and c.condition not in o.outcomes:
             return f"the {side} has no per-image outcomes for {c.condition} ({_absent(o, c)})", side
     if c.kind in CLASS_KINDS:
@@ -220,6 +214,8 @@ def _absent(o: ModelOutcomes, c: Compared) -> str:
 
 def _compare_one(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Settings) -> Result:
     r = Result(c.name, c.metric, get_family(c.family).higher_is_better_for(c.metric), tolerance=s.tolerances[c.name])
+    if c.kind == "summary":
+        return _compare_summary(old, new, c, s, r)
     missing = _missing(old, new, c)
     if missing:
         r.missing, r.missing_side = missing
@@ -228,6 +224,10 @@ def _compare_one(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Setting
     if c.kind == "vector":
         return vector_change(r, old.shares, new.shares)
     a, b = old.outcomes[c.condition], new.outcomes[c.condition]
+    if c.kind == "error" and set(a.ids) != set(b.ids):
+        return _not_compared(r, f"the two runs scored {c.condition} on other images ({len(set(a.ids) - set(b.ids))} only in the "
+                                f"baseline, {len(set(b.ids) - set(a.ids))} only here): [audits.corruption] images or the "
+                                "labelled set differ")
     if not s.paired and c.kind in CLASS_KINDS:
         r.missing = r.reason = "compared only image by image (paired): the reports did not score the same images"
         r.missing_side = "setup"
@@ -253,7 +253,56 @@ def _compare_one(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Setting
     if c.kind == "category":
         truth = np.array([i.split("/")[0] for i in b.ids], dtype=object)
         return accuracy_change(r, b.ids, old_values == truth, b.values == truth, s.resamples, s.seed)
+    if c.kind == "error":
+        return corr.error_change(r, b.ids, old_values, b.values, s.resamples, s.seed)
     return accuracy_change(r, b.ids, old_values, b.values, s.resamples, s.seed)
+
+
+def _not_compared(r: Result, why: str, side: str = "setup") -> Result:
+    r.missing = r.reason = why
+    r.missing_side = side
+    return r
+
+
+def _compare_summary(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Settings, r: Result) -> Result:
+    """The mCE or mean error over the conditions both sides scored, by a paired bootstrap over images."""
+    for side, o in (("baseline", old), ("candidate", new)):
+        if not corruption_outcomes(o):
+            conditions = Compared(c.name, c.family, "error", "corruption conditions", "error", "test_corruption")
+            return _not_compared(r, f"the {side} has no per-image corruption outcomes ({_absent(o, conditions)})", side)
+    if not s.paired:
+        return _not_compared(r, "compared only image by image (paired): the reports did not score the same images")
+    if old.corruption_summary != new.corruption_summary:
+        return _not_compared(r, f"the baseline's corruption summary is the {old.corruption_summary}, this run's the "
+                                f"{new.corruption_summary}: label spaces of another kind (the mCE is ImageNet-1k's)")
+    if c.name != new.corruption_summary:
+        return _not_compared(r, f"{new.model}'s corruption summary is compared as {new.corruption_summary} "
+                                f"({'an ImageNet-1k label space' if new.corruption_summary == 'mce' else 'its own label space: no mCE'})")
+    a, b = corruption_outcomes(old), corruption_outcomes(new)
+    keys, said = corr.summary_keys(a, b)
+    if not keys:
+        return _not_compared(r, "no benchmark corruption condition was scored by both at the same severities")
+    ids = b[keys[0]].ids
+    try:
+        old_bits = np.stack([a[k].aligned_to(ids) for k in keys]).astype(bool)
+        new_bits = np.stack([b[k].aligned_to(ids) for k in keys]).astype(bool)
+    except DataError as e:
+        return _not_compared(r, f"the two runs scored the corruptions on other images ({e})")
+    return corr.summary_change(r, c.name, keys, old_bits, new_bits, s.resamples, s.seed, said)
+
+
+def _with_consistency(r: Result, old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Settings) -> Result:
+    """``error_consistency`` of a paired right/wrong comparison (visionaudit/families/baseline/consistency.py)."""
+    if r.missing or not s.paired or c.kind not in RIGHT_WRONG_KINDS or c.condition not in old.outcomes \
+            or c.condition not in new.outcomes:
+        return r
+    a, b = old.outcomes[c.condition], new.outcomes[c.condition]
+    old_values, new_values = a.aligned_to(b.ids), b.values
+    if c.kind == "category":
+        truth = np.array([i.split("/")[0] for i in b.ids], dtype=object)
+        old_values, new_values = old_values == truth, new_values == truth
+    r.error_consistency = consistency_of(old_values, new_values, s.resamples, s.seed)
+    return r
 
 
 def _counts(o: Outcome, c: Compared) -> tuple[int, int]:
@@ -262,12 +311,20 @@ def _counts(o: Outcome, c: Compared) -> tuple[int, int]:
         shape, texture = shape_bias_hits(o.ids, o.values)
         return int(shape.sum()), int(shape.sum() + texture.sum())
     hits = o.values == np.array([i.split("/")[0] for i in o.ids], dtype=object) if c.kind == "category" else o.values
+    if c.kind == "error":  # a corruption condition's error: the wrong images
+        return len(o.values) - int(np.sum(hits)), len(o.values)
     return int(np.sum(hits)), len(o.values)
 
 
-def compare_model(old: ModelOutcomes, new: ModelOutcomes, settings: Settings) -> dict[str, Result]:
-    """Every comparison of one model with its baseline, judged together (Holm over its p-values)."""
-    return judge({name: _compare_one(old, new, c, settings) for name, c in COMPARED.items()}, settings.alpha)
+def compare_model(old: ModelOutcomes, new: ModelOutcomes, settings: Settings, extra: Any = ()) -> dict[str, Result]:
+    """Every comparison of one model with its baseline (:func:`comparisons_for`; ``extra``: comparison names a run
+    asks for besides), judged together (Holm over its p-values), then each right/wrong comparison's error
+    consistency judged (visionaudit/families/baseline/consistency.py)."""
+    compared = comparisons_for(old, new, extra)
+    results = judge({name: _with_consistency(_compare_one(old, new, c, settings), old, new, c, settings)
+                     for name, c in compared.items()}, settings.alpha)
+    judge_consistency(results, {k: c.kind for k, c in compared.items()}, settings.min_kappa, settings.kappa_warning)
+    return results
 
 
 @dataclass(frozen=True)
@@ -304,86 +361,52 @@ def assess_comparison(record: AuditRecord, measured: BaselineComparison, thresho
     if result.per_class is not None:  # its numbers are one class's: say which (the reason names the others)
         where = f"{context['model']} vs {old_spec}, {context['comparison']}"
     lost = f"; {result.lost_count} images went from right to wrong (first: {', '.join(result.lost[:5])})" if result.lost_count else ""
+    ec = result.error_consistency or {}
+    if ec.get("below") and result.verdict == "improvement":  # the errors moved though the metric improved
+        warnings.warn(BaselineWarning(f"{where}: errors moved, {kappa_text(ec)} below kappa_warning "
+                                      f"{thresholds['kappa_warning']:g}; {result.reason}"), stacklevel=2)
     if result.verdict == "warning":
         warnings.warn(BaselineWarning(f"{where}: {result.reason}{lost}"), stacklevel=2)
     if result.verdict == "regression":
         raise AssertionError(f"{where}: regression, {result.reason}{lost}")
 
 
-def _summary_lines(report: dict[str, Any]) -> list[str]:
-    """Per model: the verdict counts, then each change that is not ``unchanged`` with its interval."""
-    by_model: dict[str, list[dict[str, Any]]] = {}
-    for e in report["audits"]:
-        if e["audit"] == "baseline" and "verdict" in e["metrics"]:
-            by_model.setdefault(str(e["model"]), []).append(e)
-    lines = []
-    accepted = (report.get("run") or {}).get("baseline") or {}
-    if by_model and accepted.get("accepted"):
-        lines.append(f"baseline: {accepted.get('path')} has verdict {accepted.get('verdict')}, not pass; accepted "
-                     "(--audit-accept-incomplete-baseline)")
-    for model, entries in sorted(by_model.items()):
-        m0 = entries[0]["metrics"]
-        counts = Counter(e["metrics"]["verdict"] for e in entries)
-        paired = ", UNPAIRED (two-proportion tests)" if any(e["metrics"].get("paired") is False for e in entries) else ""
-        lines.append(f"baseline, {model} vs {m0.get('baseline_model')}{paired}: "
-                     + ", ".join(f"{n} {v}" for v, n in sorted(counts.items(), key=lambda kv: VERDICTS.index(kv[0]))))
-        for e in sorted(entries, key=lambda e: VERDICTS.index(e["metrics"]["verdict"])):
-            m = e["metrics"]
-            if m["verdict"] in ("regression", "warning", "improvement"):
-                lines.append(f"  {e['params'].get('comparison')}: {_change_text(m)}: {m['verdict']}")
-            not_compared = ((m.get("per_class") or {}).get("not_compared") or {}).get("count")
-            if not_compared:
-                lines.append(f"  {e['params'].get('comparison')}: {not_compared} classes not compared (fewer than "
-                             f"{m['per_class']['min_images']} paired images)")
-    return lines
-
-
-def _change_text(m: dict[str, Any]) -> str:
-    """``0.879 -> 0.768, -0.111 [95% -0.13, -0.09], Holm p 1e-20`` (vectors: the largest change; per class: the
-    classes significantly worse, worst first)."""
-    per_class = m.get("per_class")
-    if per_class is not None:
-        worse = per_class.get("worse") or []
-        if worse:
-            return f"{len(worse)} of {per_class['compared']} classes significantly worse: " + ", ".join(
-                f"{w['class']} {fmt(w['baseline'])} -> {fmt(w['candidate'])}" for w in worse[:5]) + (", ..." if len(worse) > 5 else "")
-        return f"{len(per_class.get('better') or [])} of {per_class['compared']} classes significantly better: " + ", ".join(
-            (per_class.get("better") or [])[:5])
-    if isinstance(m.get("delta"), list):
-        return f"shares {fmt(m.get('baseline'))} -> {fmt(m.get('candidate'))}"
-    ci = m.get("ci")
-    delta = f"{m['delta']:+.4f}" if isinstance(m.get("delta"), (int, float)) else "n/a"
-    interval = f"[95% {fmt(ci[0])}, {fmt(ci[1])}]" if ci else "(no interval)"  # balanced accuracy with small classes
-    text = f"{fmt(m.get('baseline'))} -> {fmt(m.get('candidate'))}, {delta} {interval}"
-    return text + (f", Holm p {m['p_value_holm']:.3g}" if isinstance(m.get("p_value_holm"), (int, float)) else "")
-
-
 FAMILY = register_family(Family(
     name="baseline",
     gates="no regression against the previous release's report, image by image (--audit-baseline PREV.json): "
           "McNemar on accuracies, a bootstrap within classes on balanced accuracy, McNemar per class (Holm over the "
-          "classes) on per-class accuracy, paired bootstrap on shape bias, tolerance on channel shares, Holm per model",
+          "classes) on per-class accuracy, paired bootstrap on shape bias, tolerance on channel shares, McNemar per "
+          "corruption condition and a paired bootstrap on the mCE (or mean error), Holm per model; error consistency "
+          "(kappa) on every paired right/wrong comparison",
     key_metric="verdict",
     higher_is_better=None,  # each comparison takes its metric's direction from that metric's family
     assessors={"against_baseline": assess_comparison},
     metrics=("delta", "baseline", "candidate", "ci", "p_value", "p_value_holm", "lost", "classes_lost", "per_class",
-             "baseline_model"),
+             "baseline_model", "error_consistency"),
     thresholds={
         "tolerance": f.per_name(TOLERANCE_KEYS, f.nonnegative(), "absolute change allowed per metric or comparison "
                                 "(top1 covers every transform; top1_rotation overrides it)",
                                 default={"clean_top1": 0.005, "balanced_accuracy": 0.005, "class_accuracy": 0.05,
                                          "top1": 0.01, "shape_bias": 0.02, "edges_accuracy": 0.03,
-                                         "silhouettes_accuracy": 0.03, "shares": 0.005}),
+                                         "silhouettes_accuracy": 0.03, "shares": 0.005,
+                                         # corruption: error covers every condition (corruption_fog_3 overrides it);
+                                         # the mCE is in % (AlexNet = 100)
+                                         "error": 0.02, "mce": 1.0, "mean_error": 0.01}),
         "relative_tolerance": f.per_name(TOLERANCE_KEYS, f.nonnegative(), "change allowed relative to the baseline value; "
                                          "when given, a regression must exceed both", default={}),
         "alpha": f.level("significance level of the paired tests after Holm's correction over one model's comparisons",
                          default=0.05),
         "bootstrap_resamples": f.count("resamples of the paired bootstrap (intervals, shape-bias and balanced-accuracy "
                                        "p-values)", default=2000),
+        "min_kappa": f.number("error consistency (Cohen's kappa of the two releases' right/wrong per image): below this an "
+                              "accuracy-like comparison fails even when its accuracy held (-1: off)", minimum=-1.0, maximum=1.0,
+                              default=-1.0),
+        "kappa_warning": f.number("error consistency: below this kappa an unchanged comparison is a warning", minimum=-1.0,
+                                  maximum=1.0, default=0.5),
         "min_class_images": f.count("paired images a class needs for its own comparison (per_class_accuracy); classes "
                                     "with fewer are named as not compared", default=10),
     },
-    summary_lines=_summary_lines,
+    summary_lines=summary_lines,
     one_worker_per_model=True,  # Holm over the model's comparison set
     needs_a_judgement=True,  # a baseline gate that compared nothing has not passed
     html_section="visionaudit.html.sections:baseline",

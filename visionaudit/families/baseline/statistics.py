@@ -78,6 +78,8 @@ class Result:
     classes_lost: list[tuple[str, int]] = field(default_factory=list)  # classes with the most net losses
     per_class: dict[str, Any] | None = None  # the per-class comparison's classes (see per_class_change)
     class_rows: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)  # every compared class (not reported)
+    # observed, expected, kappa, kappa_ci, n (and below: the bound kappa fell below): visionaudit/families/baseline/consistency.py
+    error_consistency: dict[str, Any] | None = None
 
     @property
     def bad_change(self) -> float:
@@ -92,6 +94,7 @@ class Result:
                                              "lost_count", "lost", "classes_lost", "missing_side")}
         if self.per_class is not None:
             out["per_class"] = self.per_class
+        out["error_consistency"] = self.error_consistency
         out["tolerance"] = None if self.tolerance is None else {"absolute": self.tolerance.absolute, "relative": self.tolerance.relative}
         return out
 

@@ -1,0 +1,208 @@
+"""The corruption family and error consistency in the baseline gate, on small synthetic reports: every number
+checked against a hand computation or an independent reimplementation (scipy's binomtest for McNemar, numpy for
+the mCE's paired bootstrap and for Cohen's kappa)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from visionaudit.families.baseline import (
+    COMPARED,
+    baseline_comparisons,
+    compare_model,
+    outcomes_from_report,
+    settings_from,
+)
+from visionaudit.families.corruption.imagenet_c import ALEXNET_ERRORS
+from visionaudit.families.outcomes import encode_bits
+from visionaudit.families.registry import get_family
+
+N = 40
+IDS = [f"n{1000000 + i:08d}_{i}.JPEG" for i in range(N)]
+DEFAULTS = {name: field.default for name, field in get_family("baseline").thresholds.items()}
+
+
+def _entry(spec, condition, bits, audit="corruption", role="corruption", alexnet=True):
+    corruption, _, severity = condition.rpartition("-")
+    metrics = {"error": float(1 - np.mean(bits))}
+    if not alexnet:
+        metrics["alexnet_normalized"] = False
+    params = {"corruption": corruption, "severity": int(severity)} if audit == "corruption" else {}
+    test = "test_corruption" if audit == "corruption" else "test_clean_top1"
+    return {"nodeid": f"audits/test_{audit}.py::{test}[{spec}-{condition}]", "audit": audit, "model": spec,
+            "outcome": "passed", "params": params, "metrics": metrics,
+            "outcomes": {"set": role, "condition": condition, **encode_bits(bits)}}
+
+
+def _report(conditions: dict[str, np.ndarray], spec="m", schema=5, alexnet=True, clean=None):
+    audits = [_entry(spec, c, b, alexnet=alexnet) for c, b in conditions.items()]
+    if clean is not None:
+        audits.append(_entry(spec, "clean-0", clean, audit="accuracy", role="labelled") | {
+            "outcomes": {"set": "labelled", "condition": "clean", **encode_bits(clean)}})
+    sets = {"corruption": {"name": "s", "n": N, "subset": None, "seed": 0, "protocol": 2, "fingerprint": "f", "ids": IDS}}
+    if clean is not None:
+        sets["labelled"] = sets["corruption"]
+    return {"schema_version": schema, "run": {"seed": 0, "samples": None}, "models": {spec: {"loaded": True}},
+            "audits": audits, "samples": sets}
+
+
+def _settings(**bounds):
+    return settings_from({**DEFAULTS, "bootstrap_resamples": 400, **bounds})
+
+
+def _bits(wrong: list[int]) -> np.ndarray:
+    out = np.ones(N, dtype=bool)
+    out[wrong] = False
+    return out
+
+
+def test_conditions_pair_and_a_condition_on_one_side_only_is_not_a_pass():
+    old = _report({"fog-1": _bits([0, 1, 2]), "fog-2": _bits(list(range(10))), "defocus_blur-1": _bits([5])})
+    new = _report({"fog-1": _bits([0, 1, 2]), "fog-2": _bits(list(range(4, 20))), "snow-1": _bits([7])})
+    results = compare_model(outcomes_from_report(old, "m"), outcomes_from_report(new, "m"), _settings())
+    fog2 = results["corruption_fog_2"]
+    # by hand: baseline wrong on 0..9 (error 10/40), candidate on 4..19 (16/40); right -> wrong 10..19 (10), wrong -> right 0..3 (4)
+    assert (fog2.baseline, fog2.candidate, fog2.delta) == pytest.approx((0.25, 0.4, 0.15))
+    assert fog2.discordant == (10, 4) and fog2.lost_count == 10 and fog2.higher_is_better is False
+    assert fog2.p_value == pytest.approx(sps.binomtest(4, 14, 0.5).pvalue)
+    assert fog2.ci[0] < 0.15 < fog2.ci[1]
+    assert results["corruption_fog_1"].verdict == "unchanged" and results["corruption_fog_1"].p_value == 1.0
+    blur, snow = results["corruption_defocus_blur_1"], results["corruption_snow_1"]
+    assert blur.verdict == snow.verdict == "not_compared"
+    assert blur.missing_side == "candidate" and "the candidate has no per-image outcomes for defocus_blur-1" in blur.reason
+    assert snow.missing_side == "baseline" and "the baseline has no per-image outcomes for snow-1" in snow.reason
+    # Holm over the model's comparisons: the fixed ones found nothing (no clean outcomes), the corruption ones count.
+    assert sorted(k for k, r in results.items() if r.p_value_holm is not None) == ["corruption_fog_1", "corruption_fog_2", "mce"]
+    mce_p = results["mce"].p_value
+    assert fog2.p_value_holm == pytest.approx(min(1.0, (3 if fog2.p_value <= mce_p else 2) * fog2.p_value))
+
+
+def _independent_mce(bits: dict[tuple[str, int], np.ndarray], idx: np.ndarray | None = None) -> float:
+    """mCE by hand: per corruption 100 x (sum of its errors) / (sum of AlexNet's at the same severities), averaged."""
+    per: dict[str, list[tuple[int, float]]] = {}
+    for (c, s), b in bits.items():
+        b = b if idx is None else b[idx]
+        per.setdefault(c, []).append((s, 1.0 - b.mean()))
+    return float(np.mean([100 * sum(e for _, e in v) / sum(ALEXNET_ERRORS[c][s - 1] for s, _ in v) for c, v in per.items()]))
+
+
+def test_the_mce_change_by_a_paired_bootstrap_over_images():
+    rng = np.random.default_rng(3)
+    old = {(c, s): rng.random(N) > 0.3 + 0.1 * s for c in ("fog", "contrast") for s in (1, 3)}
+    new = {k: v & (rng.random(N) > 0.15) for k, v in old.items()}  # the candidate loses some images everywhere
+    new[("snow", 1)] = rng.random(N) > 0.5  # the candidate only: left out of the paired mCE, and said
+    as_report = lambda d: _report({f"{c}-{s}": b for (c, s), b in d.items()})  # noqa: E731
+    resamples = 300
+    results = compare_model(outcomes_from_report(as_report(old), "m"), outcomes_from_report(as_report(new), "m"),
+                            _settings(bootstrap_resamples=resamples))
+    r = results["mce"]
+    common = {k: new[k] for k in old}
+    assert r.baseline == pytest.approx(_independent_mce(old)) and r.candidate == pytest.approx(_independent_mce(common))
+    assert r.delta == pytest.approx(r.candidate - r.baseline) and r.delta > 0 and r.higher_is_better is False
+    assert "snow-1" in r.test and r.n == N
+    # The same paired bootstrap by hand: images drawn with replacement (multinomial counts, one draw for both sides).
+    draw = np.random.default_rng(0)
+    changes = []
+    for _ in range(resamples):
+        counts = draw.multinomial(N, np.full(N, 1.0 / N))
+        idx = np.repeat(np.arange(N), counts)
+        changes.append(_independent_mce(common, idx) - _independent_mce(old, idx))
+    changes = np.array(changes)
+    assert r.ci == pytest.approx(tuple(np.percentile(changes, [2.5, 97.5])), abs=1e-9)
+    p = min(1.0, 2 * (min((changes <= 0).sum(), (changes >= 0).sum()) + 1) / (resamples + 1))
+    assert r.p_value == pytest.approx(p)
+    assert "mean_error" not in results  # an ImageNet-1k label space: its summary is the mCE
+
+
+def test_the_mean_error_for_another_label_space_and_no_mce_across_kinds():
+    old = {"fog-1": _bits([0, 1, 2, 3]), "frost-1": _bits([1, 2])}
+    new = {"fog-1": _bits([0, 1]), "frost-1": _bits([1, 2, 3, 4, 5, 6])}
+    a = outcomes_from_report(_report(old, alexnet=False), "m")
+    results = compare_model(a, outcomes_from_report(_report(new, alexnet=False), "m"), _settings())
+    r = results["mean_error"]
+    assert (r.baseline, r.candidate) == pytest.approx(((4 + 2) / 80, (2 + 6) / 80)) and "mce" not in results
+    mixed = compare_model(a, outcomes_from_report(_report(new), "m"), _settings())  # the candidate's is an mCE
+    assert mixed["mce"].verdict == mixed["mean_error"].verdict == "not_compared"
+    assert "label spaces of another kind" in mixed["mce"].reason
+
+
+def test_comparison_names_follow_the_baseline_and_the_configured_conditions():
+    held = _report({"fog-3": _bits([1]), "gaussian_noise-1": _bits([2])})
+    names = baseline_comparisons(held, ["m"], [("fog", 3), ("speckle_noise", 2)])
+    assert names == [*COMPARED, "corruption_gaussian_noise_1", "corruption_fog_3", "corruption_speckle_noise_2", "mce"]
+    assert baseline_comparisons(_report({}), ["m"], [("fog", 3)]) == list(COMPARED)  # nothing held: nothing to hold to
+
+
+def _kappa(a: np.ndarray, b: np.ndarray) -> float:
+    """Cohen's kappa as model-vs-human defines it, written out."""
+    p1, p2 = a.mean(), b.mean()
+    observed = np.mean(a == b)
+    expected = p1 * p2 + (1 - p1) * (1 - p2)
+    return float((observed - expected) / (1 - expected))
+
+
+def test_error_consistency_in_every_paired_comparison_and_its_bounds():
+    """Equal accuracy (30 of 40 right on both sides), errors on other images: the accuracy holds, kappa is low."""
+    old_clean, new_clean = _bits(list(range(10))), _bits(list(range(8, 18)))
+    old_fog, new_fog = _bits([0, 1, 2, 3]), _bits([0, 1, 2, 3])
+    old = _report({"fog-1": old_fog}, clean=old_clean)
+    new = _report({"fog-1": new_fog}, clean=new_clean)
+    results = compare_model(outcomes_from_report(old, "m"), outcomes_from_report(new, "m"), _settings())
+    clean, fog = results["clean_top1"], results["corruption_fog_1"]
+    kappa = _kappa(old_clean, new_clean)
+    ec = clean.error_consistency
+    assert ec["kappa"] == pytest.approx(kappa) and ec["n"] == N
+    assert ec["observed"] == pytest.approx(np.mean(old_clean == new_clean)) and ec["expected"] == pytest.approx(0.75 ** 2 + 0.25 ** 2)
+    assert ec["kappa_ci"][0] < kappa < ec["kappa_ci"][1]
+    assert kappa < 0.5 and clean.verdict == "warning" and "errors moved: kappa" in clean.reason and ec["below"] == "kappa_warning"
+    assert fog.error_consistency["kappa"] == pytest.approx(1.0) and fog.verdict == "unchanged"
+    strict = compare_model(outcomes_from_report(old, "m"), outcomes_from_report(new, "m"), _settings(min_kappa=0.6))
+    assert strict["clean_top1"].verdict == "regression" and strict["clean_top1"].delta == 0.0
+    assert "below min_kappa 0.6 (its clean_top1 was unchanged)" in strict["clean_top1"].reason
+    assert "error_consistency" in strict["clean_top1"].to_dict()
+
+
+def test_a_schema_5_baseline_without_error_consistency_is_read():
+    """A schema-5 report holds corruption bits but no error_consistency nor top1: it is compared all the same."""
+    old = _report({"fog-1": _bits([0, 1])}, schema=5)
+    results = compare_model(outcomes_from_report(old, "m"), outcomes_from_report(_report({"fog-1": _bits([0, 1])}, schema=6), "m"),
+                            _settings())
+    assert results["corruption_fog_1"].verdict == "unchanged" and results["mce"].verdict == "unchanged"
+    assert results["corruption_fog_1"].error_consistency["kappa"] == pytest.approx(1.0)
+
+
+def test_summary_and_compare_show_the_corruption_changes_and_kappa():
+    from visionaudit.families.baseline import _summary_lines
+    from visionaudit.report.compare import render
+
+    old = _report({"fog-1": _bits([0, 1]), "fog-3": _bits([0, 1, 2])}, clean=_bits(list(range(10))))
+    new = _report({"fog-1": _bits([0, 1]), "fog-3": _bits(list(range(30)))}, clean=_bits(list(range(8, 18))))
+    results = compare_model(outcomes_from_report(old, "m"), outcomes_from_report(new, "m"), _settings())
+    entries = [{"audit": "baseline", "model": "m", "params": {"comparison": k},
+                "metrics": {**r.to_dict(), "baseline_model": "m", "paired": True}} for k, r in results.items()]
+    lines = _summary_lines({"audits": entries, "run": {}})
+    kappa = _kappa(_bits(list(range(10))), _bits(list(range(8, 18))))
+    fog = results["corruption_fog_3"]
+    assert lines[0].startswith("baseline, m vs m: ") and f"lowest kappa {min(kappa, fog.error_consistency['kappa']):.3f}" in lines[0]
+    assert any(line.startswith("  corruption_fog_3: 0.075 -> 0.75, +0.6750") and "regression" in line for line in lines), lines
+    assert any(line.startswith("  clean_top1: ") and line.endswith("warning; errors moved") for line in lines), lines
+    table = render({"paired": True, "problems": [], "models": {"m": {"baseline_model": "m", "results": results}}})
+    row = next(line for line in table.splitlines() if line.startswith("clean_top1"))
+    assert f"{kappa:.3f} [95%" in row and "errors moved (kappa below kappa_warning)" in row
+
+
+def test_a_condition_this_run_did_not_score_is_not_judged_saying_why():
+    from visionaudit.data.fingerprint import SampleSet
+    from visionaudit.families.baseline import ModelOutcomes
+
+    old = outcomes_from_report(_report({"fog-1": _bits([0]), "fog-3": _bits([1])}), "m")
+    live = ModelOutcomes("m", corruption_summary="mce")  # this run's side: no report behind it
+    live.add(SampleSet("corruption", "s", tuple(IDS), "f", None, 0), "fog-1", _bits([0]))
+    results = compare_model(old, live, _settings(), ["corruption_fog_3"])
+    r = results["corruption_fog_3"]
+    assert r.verdict == "not_compared" and r.missing_side == "candidate" and r.reason.startswith("this run did not score fog-3")
+    assert results["corruption_fog_1"].verdict == "unchanged"
+    assert results["mce"].verdict == "unchanged" and "over the 1 benchmark conditions both scored" in results["mce"].test
+    assert "fog-3" in results["mce"].test  # left out of the paired mCE, and said

@@ -1,0 +1,147 @@
+"""The corruption family in the baseline gate: each condition's error, and the mCE (or the mean error).
+
+A condition (one corruption at one severity, scored on the same images by both releases) is compared by exact
+McNemar on the paired right/wrong bits, its error's change with a paired bootstrap interval (as an accuracy, sign
+turned). The summary over the conditions both releases scored, the mCE (AlexNet = 100) for an ImageNet-1k label
+space or else the mean error, by a paired bootstrap over images: each resample draws the images once, recomputes
+every condition's error on both sides from those images and both sides' summary with the corruption family's own
+code (``summarize``, ``own_summary``); the interval is the percentile interval of the change, the p-value twice
+the smaller tail share of changes at or beyond zero. Holm then runs over the model's whole comparison set.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+
+from visionaudit.families.baseline.statistics import Result, accuracy_change
+from visionaudit.families.corruption.imagenet_c import (
+    ALL_CORRUPTIONS,
+    BENCHMARK,
+    SEVERITIES,
+    summarize,
+)
+from visionaudit.families.corruption.scoring import condition_name, own_summary
+
+ROLE = "corruption"  # the sample set of the corruption family's per-image outcomes (kernels mode)
+SUMMARIES = ("mce", "mean_error")  # the summary compared: mCE for ImageNet-1k label spaces, else the mean error
+
+
+def comparison_name(corruption: str, severity: int) -> str:
+    """The comparison's name and test id: ``corruption_fog_3``."""
+    return f"corruption_{corruption}_{severity}"
+
+
+def parse_condition(condition: str) -> tuple[str, int] | None:
+    """``fog-3`` (the corruption family's condition name) -> ``("fog", 3)``; None for another name."""
+    name, _, severity = condition.rpartition("-")
+    if name in ALL_CORRUPTIONS and severity.isdigit() and int(severity) in SEVERITIES:
+        return name, int(severity)
+    return None
+
+
+ALL_CONDITIONS = [(c, s) for c in ALL_CORRUPTIONS for s in SEVERITIES]  # what a report can hold
+
+
+def summary_of(imagenet1k: bool) -> str:
+    return "mce" if imagenet1k else "mean_error"
+
+
+def report_summary(report: dict[str, Any], spec: str) -> str | None:
+    """Which corruption summary ``spec``'s entries in a saved report stand for (``mce`` or ``mean_error``; None when
+    it holds no corruption entry): an entry of a model of its own label space records ``alexnet_normalized`` false."""
+    entries = [e for e in report.get("audits", []) if e.get("model") == spec and e.get("audit") == "corruption"
+               and not e.get("control")]
+    if not entries:
+        return None
+    return summary_of(all((e.get("metrics") or {}).get("alexnet_normalized", True) is not False for e in entries))
+
+
+def report_conditions(report: dict[str, Any], specs: Sequence[str]) -> list[tuple[str, int]]:
+    """The conditions whose per-image outcomes a saved report holds for any of ``specs`` (kernels mode)."""
+    found: set[tuple[str, int]] = set()
+    for e in report.get("audits", []):
+        o = e.get("outcomes") or {}
+        if e.get("model") in specs and o.get("set") == ROLE:
+            parsed = parse_condition(str(o.get("condition")))
+            if parsed:
+                found.add(parsed)
+    return sorted(found, key=lambda k: (ALL_CORRUPTIONS.index(k[0]), k[1]))
+
+
+def error_change(result: Result, ids: Sequence[str], old: np.ndarray, new: np.ndarray, resamples: int, seed: int) -> Result:
+    """One condition's top-1 error, paired: exact McNemar on the right/wrong bits (as :func:`accuracy_change`), the
+    error and its change (the accuracy's, sign turned) with a paired bootstrap interval."""
+    accuracy_change(result, ids, old, new, resamples, seed)
+    result.baseline, result.candidate = 1.0 - result.baseline, 1.0 - result.candidate
+    result.delta = result.candidate - result.baseline
+    lo, hi = result.ci
+    result.ci = (0.0 - hi, 0.0 - lo)  # 0.0 - x: no "-0" for an unchanged error
+    return result
+
+
+def _summary(kind: str, errors: dict[str, dict[int, float]]) -> float:
+    return summarize(errors, None).mce if kind == "mce" else own_summary(errors, None)["mean_error"]
+
+
+def summary_keys(old: dict[tuple[str, int], Any], new: dict[tuple[str, int], Any]) -> tuple[list[tuple[str, int]], str]:
+    """The benchmark conditions a paired summary uses: those both sides scored, of the corruptions scored at every
+    severity both scored (the mCE needs one set of severities); and what was left out, said."""
+    common = set(old) & set(new)
+    severities = sorted({s for c, s in common if c in BENCHMARK})
+    used = [c for c in BENCHMARK if all((c, s) in common for s in severities) and severities]
+    keys = [(c, s) for c in used for s in severities]
+    left = sorted((set(old) | set(new)) - set(keys), key=lambda k: (ALL_CORRUPTIONS.index(k[0]), k[1]))
+    bench_left = [k for k in left if k[0] in BENCHMARK]
+    said = (f"over the {len(keys)} benchmark conditions both scored ({len(used)} corruptions x severities "
+            f"{', '.join(map(str, severities))})")
+    if bench_left:
+        said += ("; left out, not scored by both or not at every severity: "
+                 + ", ".join(condition_name(*k) for k in bench_left[:8]) + (", ..." if len(bench_left) > 8 else ""))
+    return keys, said
+
+
+def summary_change(result: Result, kind: str, keys: list[tuple[str, int]], old: np.ndarray, new: np.ndarray,
+                   resamples: int, seed: int, said: str = "") -> Result:
+    """The mCE (``kind`` ``mce``) or mean error over ``keys``, paired: ``old`` and ``new`` are (conditions, images)
+    right/wrong matrices, rows in ``keys``' order, columns the same images. A paired bootstrap over the images (both
+    sides resampled with the same draws) gives the change's percentile interval and a two-sided p-value (twice the
+    smaller share of resampled changes at or beyond 0, with +1 smoothing)."""
+    old, new = np.asarray(old, dtype=np.float64), np.asarray(new, dtype=np.float64)
+    n = old.shape[1]
+
+    def summary(bits: np.ndarray) -> float:
+        errors: dict[str, dict[int, float]] = {}
+        for (c, s), e in zip(keys, 1.0 - bits.mean(axis=1)):
+            errors.setdefault(c, {})[s] = float(e)
+        return _summary(kind, errors)
+
+    def summaries(errors: np.ndarray) -> np.ndarray:  # errors: (conditions, resamples)
+        if kind == "mean_error":  # own_summary's mean over conditions, vectorized
+            return errors.mean(axis=0)
+        out = np.empty(errors.shape[1])
+        for r in range(errors.shape[1]):
+            per: dict[str, dict[int, float]] = {}
+            for (c, s), e in zip(keys, errors[:, r]):
+                per.setdefault(c, {})[s] = float(e)
+            out[r] = _summary(kind, per)
+        return out
+
+    result.baseline, result.candidate = summary(old), summary(new)
+    result.delta, result.n = result.candidate - result.baseline, int(n)
+    rng = np.random.default_rng(seed)
+    changes = []
+    for start in range(0, resamples, 250):  # chunks bound the (images, resamples) count matrix's memory
+        counts = rng.multinomial(n, np.full(n, 1.0 / n), size=min(250, resamples - start)).T / n  # (n, r)
+        changes.append(summaries(1.0 - new @ counts) - summaries(1.0 - old @ counts))
+    d = np.concatenate(changes) if changes else np.empty(0)
+    if d.size:
+        lo, hi = np.percentile(d, [2.5, 97.5])
+        result.ci = (float(lo), float(hi))
+        result.p_value = float(min(1.0, 2 * (min((d <= 0).sum(), (d >= 0).sum()) + 1) / (d.size + 1)))
+    else:
+        result.p_value = math.nan
+    result.test = f"paired bootstrap over images ({resamples} resamples)" + (f", {said}" if said else "")
+    return result
