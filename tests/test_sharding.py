@@ -227,12 +227,13 @@ def test_merge_of_varied_per_image_data_equals_the_whole_judgement(families):
     labels = rng.integers(0, 50, n)
     clean = rng.random(n) < 0.8
     per_transform = {t: (clean & (rng.random(n) < p), rng.random(n) < 0.3) for t, p in (("rotation", 0.7), ("zoom", 0.95))}
+    top1 = {t: rng.integers(0, 50, n) for t in (None, "rotation", "zoom")}  # each image's top-1 (schema 6)
 
     def arrays_of(transform):
         if transform is None:
-            return {"correct": clean, "top5": clean | (labels % 3 == 0)}
+            return {"correct": clean, "top5": clean | (labels % 3 == 0), "top1": top1[None]}
         after, changed = per_transform[transform]
-        return {"clean": clean, "labels": labels, "correct@1": after, "changed@1": changed | (after != clean)}
+        return {"clean": clean, "labels": labels, "correct@1": after, "changed@1": changed | (after != clean), "top1": top1[transform]}
 
     whole = _synthetic_run(None, arrays_of, ids, families)
     parts = [_synthetic_run(Shard(k, 3), arrays_of, ids, families) for k in (3, 1, 2)]
@@ -243,6 +244,9 @@ def test_merge_of_varied_per_image_data_equals_the_whole_judgement(families):
     assert strip(merged) == strip(whole)
     assert merged["aggregates"] == whole["aggregates"]  # Holm over the two transforms
     assert merged["samples"] == whole["samples"]  # also when no assessor but robustness's named the set
+    from visionaudit.families.outcomes import decode_labels
+    for entry in merged["audits"]:  # the top-1 carried through the parts, in the whole set's order
+        assert decode_labels(entry["outcomes"]["top1"]).tolist() == top1[entry["params"].get("transform")].tolist()
     assert all(e["outcome"] == "not_judged" or e["metrics"]["n_images"] < n for p in parts for e in p["audits"]
                if "n_images" in e["metrics"])
 

@@ -21,5 +21,9 @@ __version__ = "0.1.0"
 #    Also in 5: the clean accuracy entry's `outcomes.labels` (each image's class), the baseline family's
 #    `balanced_accuracy` and `per_class_accuracy` comparisons (`per_class` in their metrics). Schemas 3 and 4
 #    are still read (without per-image classes: those two comparisons are not compared, and say why).
-SCHEMA_VERSION = 5
+# 6: `outcomes.top1` on the labelled sets' entries (clean accuracy, each transform, each corruption condition: the
+#    top-1 output index per image, packed like `outcomes.labels`, named by the model entry's `classes`); the baseline
+#    comparisons' `lost_examples` (up to 24 images that went right -> wrong, with each side's top-1 class name).
+#    Schemas 3, 4 and 5 are still read (without top-1: the lost images' classes are None).
+SCHEMA_VERSION = 6
 OLDEST_READABLE = 3  # the oldest schema still read as a baseline or a merge part

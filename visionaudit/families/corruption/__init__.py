@@ -129,9 +129,11 @@ class Condition:
     p_value: float  # exact McNemar against clean; NaN without a clean reference
     discordant: tuple[int, int]  # (right clean -> wrong corrupted, wrong -> right)
     correct: np.ndarray = field(repr=False)
+    predicted: np.ndarray | None = field(default=None, repr=False)  # top-1 output index per image (names what was lost)
 
 
-def paired(corruption: str, severity: int, correct: np.ndarray, clean: np.ndarray | None) -> Condition:
+def paired(corruption: str, severity: int, correct: np.ndarray, clean: np.ndarray | None,
+           predicted: np.ndarray | None = None) -> Condition:
     n = int(correct.size)
     wrong = int((~correct).sum())
     if clean is None:
@@ -139,7 +141,8 @@ def paired(corruption: str, severity: int, correct: np.ndarray, clean: np.ndarra
     else:
         b, c = int((clean & ~correct).sum()), int((~clean & correct).sum())
         p, clean_error = stats.mcnemar_exact(b, c), float(1.0 - clean.mean())
-    return Condition(corruption, severity, n, wrong / n, stats.wilson_interval(wrong, n), clean_error, p, (b, c), correct)
+    return Condition(corruption, severity, n, wrong / n, stats.wilson_interval(wrong, n), clean_error, p, (b, c), correct,
+                     predicted)
 
 
 class CorruptionRun:
@@ -165,6 +168,10 @@ class CorruptionRun:
         return describe_feed(self.model, jpeg)
 
     def _correct(self, corrupt: Callable | None, jpeg: bool, what: str) -> np.ndarray:
+        return self._predicted(corrupt, jpeg, what) == self.labels.numpy()
+
+    def _predicted(self, corrupt: Callable | None, jpeg: bool, what: str) -> np.ndarray:
+        """The top-1 output index per image."""
         def transform(batch: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
             if corrupt is not None:
                 batch = corrupt(batch, [self.ids[i] for i in idx.tolist()])
@@ -173,7 +180,7 @@ class CorruptionRun:
             return to_model_input(batch, self.feed)
 
         logits = predict_logits(self.model, self.images, transform=transform, what=what)
-        return (logits.argmax(1) == self.labels).numpy()
+        return logits.argmax(1).numpy().astype(np.int64)
 
     def clean(self) -> np.ndarray:
         """Right/wrong per image without corruption and without re-encoding (the published clean error)."""
@@ -191,8 +198,8 @@ class CorruptionRun:
         key = (corruption, severity)
         if key not in self._conditions:
             kernel = kernel_for(corruption)
-            correct = self._correct(lambda b, ids: kernel(b, ids, self.seed, severity), self.jpeg, f"{corruption} {severity}")
-            self._conditions[key] = paired(corruption, severity, correct, self.clean())
+            predicted = self._predicted(lambda b, ids: kernel(b, ids, self.seed, severity), self.jpeg, f"{corruption} {severity}")
+            self._conditions[key] = paired(corruption, severity, predicted == self.labels.numpy(), self.clean(), predicted)
         return self._conditions[key]
 
 
