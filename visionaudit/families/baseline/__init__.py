@@ -18,10 +18,10 @@ import numpy as np
 
 from visionaudit.data.fingerprint import SampleSet
 from visionaudit.data.image_sets import LABELLED
-from visionaudit.data.label_space import LabelSpace
 from visionaudit.errors import ConfigError, DataError
 from visionaudit.families import thresholds as f
 from visionaudit.families.assessment import NotApplicable, NotJudged
+from visionaudit.families.baseline.lost import top1_names, with_lost_examples
 from visionaudit.families.baseline.statistics import (
     VERDICTS,
     Result,
@@ -29,7 +29,6 @@ from visionaudit.families.baseline.statistics import (
     accuracy_change,
     balanced_accuracy_change,
     judge,
-    lost_examples,
     per_class_change,
     shape_bias_change,
     shape_bias_hits,
@@ -109,7 +108,7 @@ class ModelOutcomes:
         self.classes = Outcome(sample_set.role, "classes", sample_set.ids, np.asarray(names, dtype=object))
 
     def add_top1(self, sample_set: SampleSet, condition: str, names: Any) -> None:
-        """Each image's top-1 class under ``condition``, by name (as :func:`class_namer` names them)."""
+        """Each image's top-1 class under ``condition``, by name (as ``lost.class_namer`` names them)."""
         self.top1[condition] = Outcome(sample_set.role, condition, sample_set.ids, np.asarray(names, dtype=object))
 
 
@@ -141,7 +140,7 @@ def outcomes_from_report(report: dict[str, Any], spec: str) -> ModelOutcomes:
                 if o.get("labels") and o["condition"] == "clean":
                     out.add_classes(samples[o["set"]], _class_names(e, decode_labels(o["labels"]), len(ids)))
                 if o.get("top1"):  # schema 6 on
-                    out.add_top1(samples[o["set"]], o["condition"], _top1_names(report, spec, e, decode_labels(o["top1"]), len(ids)))
+                    out.add_top1(samples[o["set"]], o["condition"], top1_names(report, spec, e, decode_labels(o["top1"]), len(ids)))
             if e.get("audit") == "channel_bias" and isinstance(metrics.get("shares"), list):
                 out.shares = metrics["shares"]
             if e.get("audit") == "shape_bias":
@@ -150,24 +149,6 @@ def outcomes_from_report(report: dict[str, Any], spec: str) -> ModelOutcomes:
     except (KeyError, TypeError, AttributeError) as e:
         raise DataError(f"the report's per-image data is incomplete ({type(e).__name__}: {e}); is it a visionaudit report, intact?") from None
     return out
-
-
-def class_namer(classes: dict[str, Any] | None) -> Any:
-    """index -> class name as a run names a model's outputs (``accuracy.class_names``: LabelSpace.label), from a report
-    model entry's ``classes``; the output index as text where the report names no classes."""
-    try:
-        space = LabelSpace.from_dict(classes) if classes else None
-    except ValueError:
-        space = None
-    return (lambda i: str(i)) if space is None else (lambda i: space.label(i) if 0 <= i < len(space.names) else str(i))
-
-
-def _top1_names(report: dict[str, Any], spec: str, entry: dict[str, Any], top1: np.ndarray, n: int) -> np.ndarray:
-    """Each image's top-1 class name: its output index named by the report's model entry ``classes``."""
-    if len(top1) != n:
-        raise DataError(f"{entry['nodeid']}: {len(top1)} per-image top-1 classes for {n} images; is the report intact?")
-    name = class_namer(((report.get("models") or {}).get(spec) or {}).get("classes"))
-    return np.array([name(int(i)) for i in top1], dtype=object)
 
 
 def _class_names(entry: dict[str, Any], labels: np.ndarray, n: int) -> np.ndarray:
@@ -293,28 +274,10 @@ def _counts(o: Outcome, c: Compared) -> tuple[int, int]:
     return int(np.sum(hits)), len(o.values)
 
 
-def _with_lost_examples(r: Result, old: ModelOutcomes, new: ModelOutcomes, c: Compared) -> Result:
-    """A paired comparison of right/wrong outcomes names up to 24 images it lost, with each side's top-1 class
-    (the 16-way decisions on the stimuli; a side without top-1, a report before schema 6: None)."""
-    if r.missing or r.discordant is None or c.kind not in ("accuracy", "category") or not r.lost_count:
-        return r
-    a, b = old.outcomes[c.condition], new.outcomes[c.condition]
-    if c.kind == "category":
-        truth = np.array([i.split("/")[0] for i in b.ids], dtype=object)
-        old_values, new_values = a.aligned_to(b.ids), b.values
-        right_old, right_new, old_top1, new_top1 = old_values == truth, new_values == truth, old_values, new_values
-    else:
-        right_old, right_new = a.aligned_to(b.ids), b.values
-        old_top1 = old.top1[c.condition].aligned_to(b.ids) if c.condition in old.top1 else None
-        new_top1 = new.top1[c.condition].aligned_to(b.ids) if c.condition in new.top1 else None
-    r.lost_examples = lost_examples(b.ids, right_old, right_new, b.role, c.condition, old_top1, new_top1)
-    return r
-
-
 def compare_model(old: ModelOutcomes, new: ModelOutcomes, settings: Settings) -> dict[str, Result]:
     """Every comparison of one model with its baseline, judged together (Holm over its p-values)."""
     results = {name: _compare_one(old, new, c, settings) for name, c in COMPARED.items()}
-    results = {name: _with_lost_examples(r, old, new, COMPARED[name]) for name, r in results.items()}
+    results = {name: with_lost_examples(r, old, new, COMPARED[name]) for name, r in results.items()}
     return judge(results, settings.alpha)
 
 
