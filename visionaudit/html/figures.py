@@ -286,7 +286,7 @@ def corruption_ce_figure(data: dict[str, Any], style: dict[str, tuple[str, str]]
         return None
     corruptions = sorted({c for v in models.values() for c in v["ce"]})
     style = style or styles(list(models))
-    fig, ax = plt.subplots(figsize=(6.4, 0.3 * len(corruptions) * max(1, len(models)) ** 0.5 + 1.2))
+    fig, ax = plt.subplots(figsize=(6.4, 0.28 * len(corruptions) * max(1, len(models)) ** 0.5 + 0.9))
     ax.axvline(100, color=REFERENCE_STYLE["AlexNet"][0], linestyle=REFERENCE_STYLE["AlexNet"][1], linewidth=1,
                label="AlexNet = 100")
     n = len(models)
@@ -296,7 +296,8 @@ def corruption_ce_figure(data: dict[str, Any], style: dict[str, tuple[str, str]]
                   if c in v["ce"]]
         ax.scatter([x for _, x in points], [y for y, _ in points], marker=marker, color=color, s=24, label=model)
     ax.set_yticks(range(len(corruptions)), [c.replace("_", " ") for c in corruptions[::-1]])
+    ax.set_ylim(-0.6, len(corruptions) - 0.4)
     ax.set_xlim(0, max(120.0, *(x for v in models.values() for x in v["ce"].values())) * 1.05)
     ax.set_xlabel("corruption error (CE, % of AlexNet's errors over the severities run)")
-    ax.legend(fontsize=7, frameon=False, loc="lower right")
+    ax.legend(fontsize=7, frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(n + 1, 3))
     return _svg(fig)

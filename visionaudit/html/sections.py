@@ -280,7 +280,9 @@ def _lost_gallery(page: SectionInputs, deltas: list[dict[str, Any]]) -> dict[str
         return None
     uris, why_not = page.images.thumbnails(page.report, examples) if page.images is not None else ({}, {})
     no_data = "the page was rendered without the data root (visionaudit html --data DIR draws them)"
+    several = len({ex["model"] for ex in examples}) > 1  # the model named on each image only when there are several
     items = [{**ex, "uri": uris.get(k), "why": None if k in uris else why_not.get(k, no_data),
+              "where": f"{ex['model']} · {ex.get('condition')}" if several else str(ex.get("condition")),
               "was": ex.get("baseline_top1") or "not recorded (a baseline before schema 6)",
               "now": ex.get("candidate_top1") or "not recorded"} for k, ex in enumerate(examples)]
     total = sum(int(r.get("lost_count") or 0) for r in deltas)
