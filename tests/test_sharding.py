@@ -251,6 +251,34 @@ def test_merge_of_varied_per_image_data_equals_the_whole_judgement(families):
                if "n_images" in e["metrics"])
 
 
+def test_a_part_without_top1_merges_without_it_rather_than_with_unset_values():
+    """A part written before schema 6 holds no per-image top-1: the merged entries then hold none (not the other
+    parts' values beside uninitialized ones), and the rest merges as before."""
+    import numpy as np
+
+    from visionaudit.report.merge import merge_reports
+
+    rng = np.random.default_rng(4)
+    n = 120
+    ids = [f"n{k:08d}_img.JPEG" for k in rng.permutation(10 * n)[:n]]
+    labels, clean, top1 = rng.integers(0, 20, n), rng.random(n) < 0.8, rng.integers(0, 20, n)
+
+    def arrays_of(transform):
+        if transform is None:
+            return {"correct": clean, "top5": clean, "top1": top1}
+        return {"clean": clean, "labels": labels, "correct@1": clean, "changed@1": ~clean, "top1": top1}
+
+    parts = [_synthetic_run(Shard(k, 2), arrays_of, ids, ("accuracy", "robustness")) for k in (1, 2)]
+    whole = merge_reports(parts, ["p1", "p2"])
+    assert all("top1" in e["outcomes"] for e in whole["audits"])
+    for entry in parts[1]["audits"]:
+        entry["shard_data"]["arrays"].pop("top1")
+    merged = merge_reports(parts, ["p1", "p2"])
+    assert all("top1" not in e["outcomes"] for e in merged["audits"])
+    strip = lambda r: [{k: e[k] for k in ("nodeid", "outcome", "metrics")} for e in r["audits"]]  # noqa: E731
+    assert strip(merged) == strip(whole)
+
+
 # The assessor names partial reports have stored since sharding began ("<family>.<test>"), before assessors
 # moved onto the family descriptors: a merge must still find each one.
 STORED_ASSESSOR_NAMES = {"accuracy.clean_top1": ("accuracy", "clean_top1"), "robustness.transform": ("robustness", "transform"),
