@@ -261,7 +261,10 @@ def baseline(page: SectionInputs) -> dict | None:
 
 
 def _kappa(ec: Any) -> str:
-    """A comparison's error consistency beside its change: kappa and its interval; why there is none."""
+    """A comparison's error consistency beside its change: kappa and its interval; why there is none. ``ec``: the
+    report's ``error_consistency`` dict (or, from ``compare_reports``, an object with the same fields)."""
+    if ec is not None and not isinstance(ec, dict):
+        ec = ec.to_dict() if hasattr(ec, "to_dict") else getattr(ec, "__dict__", None)
     if not isinstance(ec, dict):
         return "-"
     if ec.get("kappa") is None:
