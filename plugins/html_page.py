@@ -43,16 +43,18 @@ def _write(config: pytest.Config, data: dict | None, with_strips: bool) -> None:
     try:
         from visionaudit.data.image_sets import data_root
         from visionaudit.html.page import write_html
-        from visionaudit.html.thumbnails import transform_strips
+        from visionaudit.html.thumbnails import ImageSource, transform_strips
 
-        strips = None
+        strips, images = None, None
         if with_strips:
             settings = get_settings(config)
             try:
-                strips = transform_strips(data, data_root(settings.data), settings.images)
+                images = ImageSource(data_root(settings.data), settings.images)  # the lost images' thumbnails
+                strips = transform_strips(data, images.data_root, settings.images)
             except Exception:  # noqa: BLE001  (no data root, an unreadable image: the page goes without the strip)
                 strips = None
-        written = write_html(path, data, config.getoption("audit_shape_bias_reference") or (), strips)
+        written = write_html(path, data, config.getoption("audit_shape_bias_reference") or (), strips, comparison=None,
+                             images=images)
         config.stash[HTML_RESULT_KEY] = f"html: {written}"
     except Exception as e:  # noqa: BLE001  (whatever went wrong, the JSON report and the exit status stand)
         stale = Path(path)

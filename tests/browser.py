@@ -21,6 +21,8 @@ class PageVisit:
     sections: list[str]  # ids of the <section> elements
     width: int  # the document's width at the viewport's (no horizontal scrolling when it fits)
     viewport: int
+    images: list[dict] | None = None  # every <img>: alt, loaded (complete with a natural width), its natural size
+    figures: list[dict] | None = None  # every <figure>: aria-label, whether it holds a drawn <svg> or <img>, its size
 
 
 def chromedriver() -> str | None:
@@ -65,6 +67,14 @@ def visit(path: Path, screenshot: Path | None = None, width: int = 1200, height:
             sections=[e.get_attribute("id") for e in driver.find_elements(By.TAG_NAME, "section")],
             width=int(driver.execute_script("return document.documentElement.scrollWidth")),
             viewport=int(driver.execute_script("return document.documentElement.clientWidth")),
+            images=driver.execute_script(
+                "return Array.from(document.images).map(i => ({alt: i.alt, loaded: i.complete && i.naturalWidth > 0,"
+                " width: i.naturalWidth, height: i.naturalHeight, shown: i.getBoundingClientRect().width}))"),
+            figures=driver.execute_script(
+                "return Array.from(document.querySelectorAll('figure')).map(f => {const g = f.querySelector('svg, img');"
+                " const r = g ? g.getBoundingClientRect() : {width: 0, height: 0};"
+                " return {label: f.getAttribute('aria-label') || '', drawn: !!g, width: r.width, height: r.height,"
+                " text: f.innerText}})"),
         )
     finally:
         driver.quit()

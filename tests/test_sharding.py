@@ -227,12 +227,13 @@ def test_merge_of_varied_per_image_data_equals_the_whole_judgement(families):
     labels = rng.integers(0, 50, n)
     clean = rng.random(n) < 0.8
     per_transform = {t: (clean & (rng.random(n) < p), rng.random(n) < 0.3) for t, p in (("rotation", 0.7), ("zoom", 0.95))}
+    top1 = {t: rng.integers(0, 50, n) for t in (None, "rotation", "zoom")}  # each image's top-1 (schema 6)
 
     def arrays_of(transform):
         if transform is None:
-            return {"correct": clean, "top5": clean | (labels % 3 == 0)}
+            return {"correct": clean, "top5": clean | (labels % 3 == 0), "top1": top1[None]}
         after, changed = per_transform[transform]
-        return {"clean": clean, "labels": labels, "correct@1": after, "changed@1": changed | (after != clean)}
+        return {"clean": clean, "labels": labels, "correct@1": after, "changed@1": changed | (after != clean), "top1": top1[transform]}
 
     whole = _synthetic_run(None, arrays_of, ids, families)
     parts = [_synthetic_run(Shard(k, 3), arrays_of, ids, families) for k in (3, 1, 2)]
@@ -243,8 +244,39 @@ def test_merge_of_varied_per_image_data_equals_the_whole_judgement(families):
     assert strip(merged) == strip(whole)
     assert merged["aggregates"] == whole["aggregates"]  # Holm over the two transforms
     assert merged["samples"] == whole["samples"]  # also when no assessor but robustness's named the set
+    from visionaudit.families.outcomes import decode_labels
+    for entry in merged["audits"]:  # the top-1 carried through the parts, in the whole set's order
+        assert decode_labels(entry["outcomes"]["top1"]).tolist() == top1[entry["params"].get("transform")].tolist()
     assert all(e["outcome"] == "not_judged" or e["metrics"]["n_images"] < n for p in parts for e in p["audits"]
                if "n_images" in e["metrics"])
+
+
+def test_a_part_without_top1_merges_without_it_rather_than_with_unset_values():
+    """A part written before schema 6 holds no per-image top-1: the merged entries then hold none (not the other
+    parts' values beside uninitialized ones), and the rest merges as before."""
+    import numpy as np
+
+    from visionaudit.report.merge import merge_reports
+
+    rng = np.random.default_rng(4)
+    n = 120
+    ids = [f"n{k:08d}_img.JPEG" for k in rng.permutation(10 * n)[:n]]
+    labels, clean, top1 = rng.integers(0, 20, n), rng.random(n) < 0.8, rng.integers(0, 20, n)
+
+    def arrays_of(transform):
+        if transform is None:
+            return {"correct": clean, "top5": clean, "top1": top1}
+        return {"clean": clean, "labels": labels, "correct@1": clean, "changed@1": ~clean, "top1": top1}
+
+    parts = [_synthetic_run(Shard(k, 2), arrays_of, ids, ("accuracy", "robustness")) for k in (1, 2)]
+    whole = merge_reports(parts, ["p1", "p2"])
+    assert all("top1" in e["outcomes"] for e in whole["audits"])
+    for entry in parts[1]["audits"]:
+        entry["shard_data"]["arrays"].pop("top1")
+    merged = merge_reports(parts, ["p1", "p2"])
+    assert all("top1" not in e["outcomes"] for e in merged["audits"])
+    strip = lambda r: [{k: e[k] for k in ("nodeid", "outcome", "metrics")} for e in r["audits"]]  # noqa: E731
+    assert strip(merged) == strip(whole)
 
 
 # The assessor names partial reports have stored since sharding began ("<family>.<test>"), before assessors

@@ -25,6 +25,9 @@ __version__ = "0.1.0"
 #    `outcomes` on its condition entries); in a partial report (--audit-shard) the corruption entries carry `shard_data`
 #    and `samples.corruption` / `samples.imagenet-c` their `shard` section. Also in 6: the baseline family's corruption comparisons (`corruption_<corruption>_<severity>`, `mce` / `mean_error`) and each
 #    paired right/wrong comparison's `error_consistency` (observed, expected, kappa, kappa_ci, n, below).
-#    Schemas 3 to 5 are still read (without the corruption bits of another mode, those comparisons say so).
+#    Also in 6: `outcomes.top1` on the labelled sets' entries (clean accuracy, each transform, each corruption condition: the
+#    top-1 output index per image, packed like `outcomes.labels`, named by the model entry's `classes`); the baseline
+#    comparisons' `lost_examples` (up to 24 images that went right -> wrong, with each side's top-1 class name).
+#    Schemas 3, 4 and 5 are still read (without top-1: the lost images' classes are None).
 SCHEMA_VERSION = 6
 OLDEST_READABLE = 3  # the oldest schema still read as a baseline or a merge part

@@ -22,10 +22,10 @@ ROOT = Path(__file__).resolve().parents[2]
 V3 = ROOT / "tests" / "report_fixtures" / "report_two_models.json"  # written by the suite at schema 3
 
 
-def test_the_schema_is_version_6_with_the_model_classes_and_per_image_labels():
+def test_the_schema_is_version_6_with_the_model_classes_and_per_image_labels_and_top1():
     schema = report_schema()
-    assert SCHEMA_VERSION == 6 and schema["properties"]["schema_version"]["const"] == 6  # 6: corruption per-image outcomes in folder mode and shards, the baseline gate's corruption comparisons and error consistency (issue 26); 5: preprocessing keys (issue 25), per-image labels (issue 24), error consistency (issue 26)
-    assert "labels" in schema["properties"]["audits"]["items"]["properties"]["outcomes"]["properties"]
+    assert SCHEMA_VERSION == 6 and schema["properties"]["schema_version"]["const"] == 6  # 6: per-image top-1, corruption per-image outcomes in folder mode and shards, the baseline gate's corruption comparisons and error consistency (issue 26); 5: preprocessing keys (issue 25), per-image labels (issue 24)
+    assert {"labels", "top1"} <= set(schema["properties"]["audits"]["items"]["properties"]["outcomes"]["properties"])
     model = schema["properties"]["models"]["additionalProperties"]
     assert "classes" in model["else"]["required"] and "notes" in schema["properties"]["run"]["properties"]
 

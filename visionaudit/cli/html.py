@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
     from visionaudit.families.baseline.pairing import read_report
     from visionaudit.html.page import write_html
-    from visionaudit.html.thumbnails import transform_strips
+    from visionaudit.html.thumbnails import ImageSource, transform_strips
 
     start = time.perf_counter()
     report = read_report(args.report, "report") if not args.any_schema else read_json(args.report)
@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
         comparison = compare_reports(read_report(args.baseline), report, pairs, load_config(args.config) if args.config else None,
                                      unpaired=args.baseline_unpaired)
     strips = transform_strips(report, Path(args.data), args.images) if args.data else None
-    path = write_html(args.output, report, args.shape_bias_reference or (), strips, comparison)
+    images = ImageSource(Path(args.data), args.images) if args.data else None  # the lost images' thumbnails
+    path = write_html(args.output, report, args.shape_bias_reference or (), strips, comparison, images)
     print(f"{path}: {path.stat().st_size / 1024:.0f} KiB in {time.perf_counter() - start:.1f} s")
     return 0

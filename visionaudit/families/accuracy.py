@@ -29,9 +29,10 @@ TOP5_MIN_CLASSES = 6  # top-5 of five classes or fewer is every class: always ri
 
 def clean_outcomes(sample_set: Any, logits: torch.Tensor, labels: torch.Tensor) -> PerImage:
     """What :func:`assess_clean_top1` judges: per image, top-1 right (``correct``), the label among the 5
-    largest logits (``top5``, only when there are more than 5 classes) and the label (``labels``, the output
-    index), on ``sample_set`` (the images ``logits`` scored)."""
-    arrays = {"correct": top1_correct(logits, labels), "labels": np.asarray(labels.cpu(), dtype=np.int64)}
+    largest logits (``top5``, only when there are more than 5 classes), the label (``labels``, the output
+    index) and the top-1 output index (``top1``), on ``sample_set`` (the images ``logits`` scored)."""
+    arrays = {"correct": top1_correct(logits, labels), "labels": np.asarray(labels.cpu(), dtype=np.int64),
+              "top1": np.asarray(logits.argmax(1).cpu(), dtype=np.int64)}
     if logits.shape[1] >= TOP5_MIN_CLASSES:
         arrays["top5"] = topk_hits(logits, labels, 5).cpu().numpy()
     return PerImage(sample_set, arrays)
@@ -65,7 +66,8 @@ def assess_clean_top1(record: AuditRecord, measured: PerImage, thresholds: Mappi
     sample_set, arrays = measured.sample_set, measured.arrays
     correct = arrays["correct"]
     record.metric("n_images", len(correct))
-    record.outcomes_on(sample_set, "clean", correct=correct, labels=arrays.get("labels"))  # labels: per-class comparisons
+    # labels: per-class comparisons; top1 (absent in a shard part of schema 5): the images a release lost, named
+    record.outcomes_on(sample_set, "clean", correct=correct, labels=arrays.get("labels"), top1=arrays.get("top1"))
     # Measured before the count is checked: a not_judged report keeps them (a baseline for a run of its size).
     top1 = record.metric("clean_top1", float(correct.mean()) if len(correct) else float("nan"))
     top5 = record.metric("top5", float(arrays["top5"].mean()) if len(correct) else float("nan")) if "top5" in arrays else None

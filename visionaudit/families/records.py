@@ -40,10 +40,11 @@ class AuditRecord:
         self.tables[name] = to_jsonable(rows)
 
     def outcomes_on(self, sample_set: Any, condition: str, correct: Any = None, decisions: Any = None,
-                    labels: Any = None) -> None:
+                    labels: Any = None, top1: Any = None) -> None:
         """Keep per-image results (``correct`` bits or 16-way ``decisions``) of ``condition`` on ``sample_set``
         (a ``fingerprint.SampleSet``), for a later paired comparison; ``labels``: each image's class (output index),
-        for the per-class comparisons."""
+        for the per-class comparisons; ``top1``: the model's top-1 output index per image, which the baseline gate
+        names for the images a release lost."""
         from visionaudit.families.outcomes import (
             encode_bits,
             encode_decisions,
@@ -54,10 +55,11 @@ class AuditRecord:
         if encoded["n"] != len(sample_set.ids):
             raise ValueError(f"{encoded['n']} outcomes for the {len(sample_set.ids)} images of {sample_set.role}")
         self.outcomes = {"set": sample_set.role, "condition": condition, **encoded}
-        if labels is not None:
-            self.outcomes["labels"] = encode_labels(labels)
-            if self.outcomes["labels"]["n"] != encoded["n"]:
-                raise ValueError(f"{self.outcomes['labels']['n']} labels for the {encoded['n']} outcomes of {condition}")
+        for key, values in (("labels", labels), ("top1", top1)):  # both packed as output indices
+            if values is not None:
+                self.outcomes[key] = encode_labels(values)
+                if self.outcomes[key]["n"] != encoded["n"]:
+                    raise ValueError(f"{self.outcomes[key]['n']} {key} values for the {encoded['n']} outcomes of {condition}")
         self.samples[sample_set.role] = sample_set.to_dict()
 
     def check_min(self, name: str, value: float, bound_name: str, bound: float) -> bool:

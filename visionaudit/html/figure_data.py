@@ -119,7 +119,8 @@ def baseline_deltas(report: dict[str, Any]) -> list[dict[str, Any]]:
             rows.append({"model": e["model"], "baseline_model": m.get("baseline_model"), "comparison": e["params"].get("comparison"),
                          "baseline": m.get("baseline"), "candidate": m.get("candidate"), "delta": m.get("delta"),
                          "ci": m.get("ci"), "p_value_holm": m.get("p_value_holm"), "verdict": m["verdict"],
-                         "reason": m.get("reason"), "lost_count": m.get("lost_count"), "per_class": m.get("per_class")})
+                         "reason": m.get("reason"), "lost_count": m.get("lost_count"), "per_class": m.get("per_class"),
+                         "error_consistency": m.get("error_consistency"), "lost_examples": m.get("lost_examples") or []})
     return rows
 
 
@@ -130,8 +131,35 @@ def deltas_from_comparison(comparison: dict[str, Any]) -> list[dict[str, Any]]:
         for name, r in per["results"].items():
             rows.append({"model": model, "baseline_model": per["baseline_model"], "comparison": name, "baseline": r.baseline,
                          "candidate": r.candidate, "delta": r.delta, "ci": r.ci, "p_value_holm": r.p_value_holm,
-                         "verdict": r.verdict, "reason": r.reason, "lost_count": r.lost_count, "per_class": r.per_class})
+                         "verdict": r.verdict, "reason": r.reason, "lost_count": r.lost_count, "per_class": r.per_class,
+                         "error_consistency": getattr(r, "error_consistency", None),
+                         "lost_examples": getattr(r, "lost_examples", None) or []})
     return rows
+
+
+GALLERY = 24  # right -> wrong images the baseline section shows, over all of a run's comparisons
+
+
+def lost_gallery(deltas: list[dict[str, Any]], limit: int = GALLERY) -> list[dict[str, Any]]:
+    """Up to ``limit`` images that went right -> wrong, taken in turn from each comparison's ``lost_examples`` (so
+    every comparison that lost images shows some), each with its model and comparison; an image lost in several
+    comparisons of a model is shown once per condition."""
+    queues = [[{**ex, "model": r["model"], "comparison": r["comparison"]} for ex in r.get("lost_examples") or []
+               if isinstance(ex, dict) and ex.get("id")] for r in deltas]
+    out: list[dict[str, Any]] = []
+    seen: set[tuple[Any, ...]] = set()
+    while len(out) < limit and any(queues):
+        for queue in queues:
+            while queue:
+                ex = queue.pop(0)
+                key = (ex["model"], ex.get("set"), ex["id"], ex.get("condition"))
+                if key not in seen:
+                    seen.add(key)
+                    out.append(ex)
+                    break
+            if len(out) == limit:
+                break
+    return out
 
 
 def not_passed(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -180,6 +208,24 @@ def own_corruption_errors(report: dict[str, Any]) -> dict[str, Any]:
             rows.append({"model": e["model"], "corruption": corruption, "mean_error": mean,
                          "rise": None if mean is None or clean is None else mean - clean, "errors": values})
     return {"rows": rows, "models": text}
+
+
+def corruption_curves(report: dict[str, Any]) -> dict[str, Any]:
+    """Per model: each corruption's top-1 error with its 95 % (Wilson) interval at each severity, from the condition
+    entries; the CE per corruption (AlexNet = 100) from its mCE entry; ``normalized``: False for a model of its own
+    label space (AlexNet's errors are ImageNet-1k's: no CE)."""
+    models: dict[str, dict[str, Any]] = {}
+    for e in _entries(report, "corruption", True):
+        m, p = e["metrics"], e.get("params") or {}
+        model = models.setdefault(e["model"], {"errors": defaultdict(dict), "ce": {}, "normalized": True})
+        if m.get("alexnet_normalized") is False:
+            model["normalized"] = False
+        if p.get("corruption") and p.get("severity") is not None and isinstance(m.get("error"), (int, float)):
+            model["errors"][str(p["corruption"])][int(p["severity"])] = {"error": m["error"], "ci": m.get("error_ci")}
+        if isinstance(m.get("ce"), dict):
+            model["ce"] = {c: v for c, v in m["ce"].items() if isinstance(v, (int, float))}
+    return {"models": {k: {**v, "errors": {c: dict(sorted(per.items())) for c, per in v["errors"].items()}}
+                       for k, v in models.items() if v["errors"] or v["ce"]}}
 
 
 def family_entries(report: dict[str, Any], audit: str, key_metric: str | None) -> list[dict[str, Any]]:

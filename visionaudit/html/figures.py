@@ -233,3 +233,71 @@ def baseline_figure(rows: list[dict[str, Any]]) -> str | None:
                                      for r in rows[::-1]], fontsize=7)
     ax.set_xlabel("change against the baseline with 95 % interval (red regression, orange warning, green improvement)")
     return _svg(fig)
+
+
+def _yerr(value: float, ci: Any) -> list[float]:
+    lo_hi = _xerr(value, ci)
+    return [lo_hi[0][0], lo_hi[1][0]]
+
+
+def corruption_error_figure(data: dict[str, Any], style: dict[str, tuple[str, str]] | None = None) -> str | None:
+    """Top-1 error against severity, one panel per corruption, one line per model with its 95 % intervals."""
+    models = {m: v for m, v in data["models"].items() if v["errors"]}
+    if not models:
+        return None
+    corruptions = sorted({c for v in models.values() for c in v["errors"]})
+    columns = min(len(corruptions), 4)
+    rows = math.ceil(len(corruptions) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(1.7 * columns + 1.0, 1.7 * rows + 0.9), squeeze=False, sharey=True)
+    style = style or styles(list(models))
+    n = len(models)
+    for ax, corruption in zip(axes.flat, corruptions):
+        for k, (model, v) in enumerate(models.items()):
+            per = v["errors"].get(corruption) or {}
+            if not per:
+                continue
+            marker, color = style.get(model, ("o", "#333333"))
+            xs = [s + (k - (n - 1) / 2) * 0.08 for s in per]  # models side by side at each severity
+            errs = [_yerr(r["error"], r.get("ci")) for r in per.values()]
+            ax.errorbar(xs, [r["error"] for r in per.values()], yerr=[[e[0] for e in errs], [e[1] for e in errs]],
+                        fmt=f"{marker}-", color=color, markersize=3.5, linewidth=1, elinewidth=0.8, capsize=2, label=model)
+        ax.set_title(corruption.replace("_", " "), fontsize=8)
+        ax.set_xticks(range(1, 6))
+        ax.set_xlim(0.5, 5.5)
+        ax.set_ylim(0, 1)
+    for ax in list(axes.flat)[len(corruptions):]:
+        ax.axis("off")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("top-1 error")
+    for ax in axes[-1, :]:
+        ax.set_xlabel("severity")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, -0.02 - 0.03 * n), fontsize=7, frameon=False,
+               ncol=min(n, 2))
+    fig.tight_layout()
+    return _svg(fig)
+
+
+def corruption_ce_figure(data: dict[str, Any], style: dict[str, tuple[str, str]] | None = None) -> str | None:
+    """CE per corruption (the model's errors summed over severities in % of AlexNet's: AlexNet = 100), one marker per
+    model, a reference line at 100; only the models normalized by AlexNet (ImageNet-1k)."""
+    models = {m: v for m, v in data["models"].items() if v["normalized"] and v["ce"]}
+    if not models:
+        return None
+    corruptions = sorted({c for v in models.values() for c in v["ce"]})
+    style = style or styles(list(models))
+    fig, ax = plt.subplots(figsize=(6.4, 0.28 * len(corruptions) * max(1, len(models)) ** 0.5 + 0.9))
+    ax.axvline(100, color=REFERENCE_STYLE["AlexNet"][0], linestyle=REFERENCE_STYLE["AlexNet"][1], linewidth=1,
+               label="AlexNet = 100")
+    n = len(models)
+    for k, (model, v) in enumerate(models.items()):
+        marker, color = style.get(model, ("o", "#333333"))
+        points = [(len(corruptions) - 1 - i + (k - (n - 1) / 2) * 0.6 / n, v["ce"][c]) for i, c in enumerate(corruptions)
+                  if c in v["ce"]]
+        ax.scatter([x for _, x in points], [y for y, _ in points], marker=marker, color=color, s=24, label=model)
+    ax.set_yticks(range(len(corruptions)), [c.replace("_", " ") for c in corruptions[::-1]])
+    ax.set_ylim(-0.6, len(corruptions) - 0.4)
+    ax.set_xlim(0, max(120.0, *(x for v in models.values() for x in v["ce"].values())) * 1.05)
+    ax.set_xlabel("corruption error (CE, % of AlexNet's errors over the severities run)")
+    ax.legend(fontsize=7, frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(n + 1, 3))
+    return _svg(fig)

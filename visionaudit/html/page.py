@@ -65,14 +65,14 @@ def _builder(family: Family) -> Callable[[SectionInputs], dict | None] | None:
 
 
 def _sections(report: dict[str, Any], references: dict[str, float] | None, strips: dict[str, Any] | None,
-              comparison: dict[str, Any] | None = None) -> list[dict]:
+              comparison: dict[str, Any] | None = None, images: Any = None) -> list[dict]:
     """One section per family, in the registry's order, as its descriptor's ``html_section`` builds it;
     families naming the same builder share one section; a family that names none, or that the report holds
     but no installed package registers, gets the generic section. A section that fails to build leaves a
     note in its place: it never costs the page."""
     from visionaudit.html import figures
 
-    page = SectionInputs(report, references, strips, comparison, figures.styles(audited_models(report)))
+    page = SectionInputs(report, references, strips, comparison, figures.styles(audited_models(report)), images)
     known = families()
     unregistered = sorted({e.get("audit") for e in report.get("audits", []) if e.get("audit") and e.get("audit") not in known})
     out, built = [], []
@@ -91,10 +91,11 @@ def _sections(report: dict[str, Any], references: dict[str, float] | None, strip
 
 
 def render(report: dict[str, Any], references: Sequence[str | Path] = (), strips: dict[str, list[str]] | None = None,
-           comparison: dict[str, Any] | None = None) -> str:
+           comparison: dict[str, Any] | None = None, images: Any = None) -> str:
     """The HTML page of ``report``. ``references``: decision CSVs for per-category human references;
     ``strips``: what ``thumbnails.transform_strips`` returns (shown under robustness); ``comparison``:
-    ``visionaudit.report.compare.compare_reports(baseline, report)``, when the report itself holds no baseline tests."""
+    ``visionaudit.report.compare.compare_reports(baseline, report)``, when the report itself holds no baseline tests;
+    ``images``: a ``thumbnails.ImageSource`` (the data root), for the thumbnails of the images a release lost."""
     try:
         import jinja2
     except ImportError:
@@ -112,15 +113,17 @@ def render(report: dict[str, Any], references: Sequence[str | Path] = (), strips
         verdict=report.get("verdict", "incomplete"), verdict_reason=report.get("verdict_reason"), error=report.get("error"),
         run=report.get("run", {}),
         versions=report.get("run", {}).get("versions", {}), models=models, rows=rows,
-        lines=family_lines(report), sections=_sections(report, human_per_category(references), strips, comparison), problems=problems,
+        lines=family_lines(report), sections=_sections(report, human_per_category(references), strips, comparison, images),
+        problems=problems,
         any_tests=bool(report.get("audits")), incomplete=report.get("incomplete") or {},
         schema_version=report.get("schema_version"))
 
 
 def write_html(path: str | Path, report: dict[str, Any], references: Sequence[str | Path] = (),
-               strips: dict[str, list[str]] | None = None, comparison: dict[str, Any] | None = None) -> Path:
+               strips: dict[str, list[str]] | None = None, comparison: dict[str, Any] | None = None,
+               images: Any = None) -> Path:
     from visionaudit.files import write_text_atomically
 
     path = Path(path)
-    write_text_atomically(path, render(report, references, strips, comparison))
+    write_text_atomically(path, render(report, references, strips, comparison, images))
     return path

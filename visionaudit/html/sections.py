@@ -37,6 +37,7 @@ class SectionInputs:
     strips: dict[str, Any] | None = None  # what thumbnails.transform_strips returned
     comparison: dict[str, Any] | None = None  # compare_reports(baseline, report), from the CLI's --baseline
     style: dict[str, Any] | None = None  # figures.styles: one colour and marker per audited model
+    images: Any = None  # a thumbnails.ImageSource: the data root the page is rendered with (the baseline gallery's images)
 
 
 def figure(draw, *args, **kwargs) -> str | None:
@@ -151,7 +152,37 @@ def robustness(page: SectionInputs) -> dict | None:
         "strips": strips.get("strips"), "strips_caption": strips.get("caption"), "attribution": ATTRIBUTION}
 
 
+def _corruption_figures(page: SectionInputs) -> list[dict[str, Any]]:
+    """Error against severity per corruption (every model) and CE per corruption against AlexNet = 100 (the models
+    AlexNet normalizes); a model of its own label space has no CE, and the caption says why."""
+    from visionaudit.html import figures
+
+    curves = data.corruption_curves(page.report)
+    out = []
+    errors = figure(figures.corruption_error_figure, curves, page.style)
+    if errors:
+        out.append({"svg": errors, "alt": "top-1 error against severity per corruption with 95 % intervals",
+                    "caption": "Top-1 error against severity, one panel per corruption, with 95 % (Wilson) intervals."})
+    ce = figure(figures.corruption_ce_figure, curves, page.style)
+    if ce:
+        out.append({"svg": ce, "alt": "corruption error per corruption against AlexNet = 100",
+                    "caption": "CE per corruption: the model's top-1 errors summed over the severities run, in % of "
+                               "AlexNet's published errors (the dashed line: AlexNet = 100; lower is better)."})
+    own = [m for m, v in curves["models"].items() if not v["normalized"]]
+    if own and errors:  # said under the error figure, which draws them
+        out[0]["caption"] += (f" No CE for {', '.join(own)}: a model of its own label space is not "
+                              "normalized by AlexNet (its errors are ImageNet-1k's).")
+    return out
+
+
 def corruption(page: SectionInputs) -> dict | None:
+    section = _corruption_table(page)
+    if section is not None:
+        section["figures"] = _corruption_figures(page)
+    return section
+
+
+def _corruption_table(page: SectionInputs) -> dict | None:
     ce = data.corruption_errors(page.report)
     own = data.own_corruption_errors(page.report)
     if not ce["rows"]:
@@ -218,14 +249,53 @@ def baseline(page: SectionInputs) -> dict | None:
     rows = [[r["model"], r["baseline_model"], r["comparison"] + (f" ({r['per_class']['shown']})" if (r.get("per_class") or {}).get("shown")
                                                                  else ""), fmt(r["baseline"]), fmt(r["candidate"]),
              f"{r['delta']:+.4f}" if isinstance(r["delta"], (int, float)) else fmt(r["delta"]),
-             _interval(r.get("ci")), fmt(r["p_value_holm"]), r["verdict"]] for r in deltas]
+             _interval(r.get("ci")), _kappa(r.get("error_consistency")), fmt(r["p_value_holm"]), r["verdict"]] for r in deltas]
     said, tables = _classes_against_baseline(deltas)
     return {"id": "baseline", "title": "Against the baseline", "figures": [{
         "svg": svg, "alt": "change of each compared metric against the baseline with 95 % intervals",
         "caption": how}] if svg else [], "text": " ".join([how, *said]),
-        "table": {"header": ["model", "baseline", "comparison", "was", "now", "change", "95% interval", "Holm p", "verdict"],
+        "table": {"header": ["model", "baseline", "comparison", "was", "now", "change", "95% interval",
+                             "error consistency (kappa, 95% interval)", "Holm p", "verdict"],
                   "rows": rows},
-        "tables": tables}
+        "tables": tables, "gallery": _lost_gallery(page, deltas)}
+
+
+def _kappa(ec: Any) -> str:
+    """A comparison's error consistency beside its change: kappa and its interval; why there is none. ``ec``: the
+    report's ``error_consistency`` dict (or, from ``compare_reports``, an object with the same fields)."""
+    if ec is not None and not isinstance(ec, dict):
+        ec = ec.to_dict() if hasattr(ec, "to_dict") else getattr(ec, "__dict__", None)
+    if not isinstance(ec, dict):
+        return "-"
+    if ec.get("kappa") is None:
+        return f"- (undefined: observed {fmt(ec.get('observed'))}, expected {fmt(ec.get('expected'))})"
+    return f"{fmt(ec['kappa'])} {_interval(ec.get('kappa_ci'))}"
+
+
+def _lost_gallery(page: SectionInputs, deltas: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Up to 24 images that went right -> wrong over the model's comparisons: each as the model saw it (when the data
+    root the page is rendered with holds it), with the baseline's and the candidate's top-1 class and the condition;
+    else its id and the classes as text, saying why there is no thumbnail."""
+    from visionaudit.html.thumbnails import ATTRIBUTION
+
+    examples = data.lost_gallery(deltas)
+    if not examples:
+        return None
+    uris, why_not = page.images.thumbnails(page.report, examples) if page.images is not None else ({}, {})
+    no_data = "the page was rendered without the data root (visionaudit html --data DIR draws them)"
+    several = len({ex["model"] for ex in examples}) > 1  # the model named on each image only when there are several
+    items = [{**ex, "uri": uris.get(k), "why": None if k in uris else why_not.get(k, no_data),
+              "where": f"{ex['model']} · {ex.get('condition')}" if several else str(ex.get("condition")),
+              "was": ex.get("baseline_top1") or "not recorded (a baseline before schema 6)",
+              "now": ex.get("candidate_top1") or "not recorded"} for k, ex in enumerate(examples)]
+    total = sum(int(r.get("lost_count") or 0) for r in deltas)
+    caption = (f"{len(items)} of the images that went from right to wrong ({total} right-to-wrong changes over the "
+               "comparisons), taken in turn from each comparison; each as the model saw it under its condition (a "
+               "transform redrawn with the run's seed; a corruption: the image before it), with the class the baseline "
+               "and the candidate put first.")
+    if not uris:
+        caption += f" No thumbnails: {no_data if page.images is None else 'the images are not under the data root'}."
+    return {"caption": caption, "items": items, "attribution": ATTRIBUTION if uris else None}
 
 
 def _classes_against_baseline(deltas: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:

@@ -83,3 +83,47 @@ def transform_strips(report: dict[str, Any], data_root: Path, images: str | None
     caption = (f"The first {len(paths)} labelled images ({', '.join(image_set.sample_ids)}) at {_model_of(report)}'s resize "
                f"{geometry.resize_size} and crop {geometry.crop_size}, with the run's seed {seed}: the draws it made.")
     return {"strips": out, "caption": caption}
+
+
+GALLERY_SIZE = 96  # px: a lost image's thumbnail in the baseline section's gallery
+
+
+class ImageSource:
+    """Where the page finds a report's images: the data root it is rendered with (``--audit-data``) and the labelled
+    images' choice (``--audit-images``, else the report's ``run.images``)."""
+
+    def __init__(self, data_root: Path, images: str | None = None) -> None:
+        self.data_root, self.images = Path(data_root), images
+
+    def folder(self, report: dict[str, Any], role: str) -> Path:
+        """The folder of an image set's ids: the labelled images for the labelled set and the corruption subset of
+        them, else the stimuli's folder under the data root (edges, filled-silhouettes, cue-conflict)."""
+        if role in (LABELLED, "corruption"):
+            return labelled_path(self.data_root, self.images or report.get("run", {}).get("images") or "imagenet-sample")
+        return self.data_root / role
+
+    def thumbnails(self, report: dict[str, Any], examples: list[dict[str, Any]],
+                   size: int = GALLERY_SIZE) -> tuple[dict[int, str], dict[int, str]]:
+        """For each example (``{"id", "set", "condition", ...}``): an inline JPEG of the image as the model saw it under
+        its condition (a transform redrawn with the run's seed; other conditions: the image before it), or why there is
+        none. Returns ``(uris, why_not)`` by the examples' positions."""
+        from visionaudit.data.image_sets import load_images
+
+        uris, why_not = {}, {}
+        seed = report.get("run", {}).get("seed", 0)
+        geometry = _geometry(report)
+        for k, ex in enumerate(examples):
+            folder = self.folder(report, str(ex.get("set")))
+            path = folder / str(ex.get("id"))
+            if not path.is_file():
+                why_not[k] = f"not under {folder}" if folder.is_dir() else f"{folder} is not here"
+                continue
+            try:
+                batch = load_images(ImageSet("gallery", folder, (path,)), geometry)
+                transform = TRANSFORMS.get(str(ex.get("condition")))
+                if transform is not None:  # the draw the run made for this image (seeded per sample id)
+                    batch = transform(batch, [str(ex["id"])], seed, 1.0)
+                uris[k] = _jpeg_uri(batch[0], size)
+            except Exception as e:  # noqa: BLE001  (an unreadable image costs its thumbnail, not the page)
+                why_not[k] = f"not readable ({type(e).__name__})"
+        return uris, why_not

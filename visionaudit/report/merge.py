@@ -143,7 +143,10 @@ def _merged_arrays(pieces: list[tuple[dict[str, Any], dict[str, Any]]], n: int) 
             if key not in out:
                 out[key] = np.empty(n, dtype=values.dtype)
             out[key][positions] = values
-    return out
+    # An array some parts lack (``top1`` in a part written before schema 6) would leave the others' images unset:
+    # the merge keeps only what every part holds, as that older part's run would have recorded it.
+    held = [set(data["arrays"]) for data, _ in pieces]
+    return {key: values for key, values in out.items() if all(key in h for h in held)}
 
 
 def _observer_set(context: dict[str, Any]) -> str:

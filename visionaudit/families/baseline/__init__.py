@@ -39,6 +39,7 @@ from visionaudit.families.baseline.consistency import (
     judge_consistency,
     kappa_text,
 )
+from visionaudit.families.baseline.lost import top1_names, with_lost_examples
 from visionaudit.families.baseline.statistics import (
     Result,
     Tolerance,
@@ -83,6 +84,8 @@ class ModelOutcomes:
     classes: Outcome | None = None
     schema: int | None = None  # of the report it was read from (None: this run)
     corruption_summary: str | None = None  # "mce" (ImageNet-1k label space) or "mean_error"; None: no corruption entry
+    # condition -> each image's top-1 class by name (schema 6 on: ``outcomes.top1``), to name the images a release lost.
+    top1: dict[str, Outcome] = field(default_factory=dict)
 
     def add(self, sample_set: SampleSet, condition: str, values: Any) -> None:
         self.outcomes[condition] = Outcome(sample_set.role, condition, sample_set.ids, np.asarray(values))
@@ -90,6 +93,10 @@ class ModelOutcomes:
     def add_classes(self, sample_set: SampleSet, names: Any) -> None:
         """Each image's class, by the name the model gives it (its ``per_class`` table's key)."""
         self.classes = Outcome(sample_set.role, "classes", sample_set.ids, np.asarray(names, dtype=object))
+
+    def add_top1(self, sample_set: SampleSet, condition: str, names: Any) -> None:
+        """Each image's top-1 class under ``condition``, by name (as ``lost.class_namer`` names them)."""
+        self.top1[condition] = Outcome(sample_set.role, condition, sample_set.ids, np.asarray(names, dtype=object))
 
 
 def outcomes_from_report(report: dict[str, Any], spec: str) -> ModelOutcomes:
@@ -119,6 +126,8 @@ def outcomes_from_report(report: dict[str, Any], spec: str) -> ModelOutcomes:
                 out.add(samples[o["set"]], o["condition"], values)
                 if o.get("labels") and o["condition"] == "clean":
                     out.add_classes(samples[o["set"]], _class_names(e, decode_labels(o["labels"]), len(ids)))
+                if o.get("top1"):  # schema 6 on
+                    out.add_top1(samples[o["set"]], o["condition"], top1_names(report, spec, e, decode_labels(o["top1"]), len(ids)))
             if e.get("audit") == "channel_bias" and isinstance(metrics.get("shares"), list):
                 out.shares = metrics["shares"]
             if e.get("audit") == "shape_bias":
@@ -321,7 +330,8 @@ def compare_model(old: ModelOutcomes, new: ModelOutcomes, settings: Settings, ex
     asks for besides), judged together (Holm over its p-values), then each right/wrong comparison's error
     consistency judged (visionaudit/families/baseline/consistency.py)."""
     compared = comparisons_for(old, new, extra)
-    results = judge({name: _with_consistency(_compare_one(old, new, c, settings), old, new, c, settings)
+    results = judge({name: with_lost_examples(_with_consistency(_compare_one(old, new, c, settings), old, new, c, settings),
+                                              old, new, c)
                      for name, c in compared.items()}, settings.alpha)
     judge_consistency(results, {k: c.kind for k, c in compared.items()}, settings.min_kappa, settings.kappa_warning)
     return results
@@ -381,8 +391,8 @@ FAMILY = register_family(Family(
     key_metric="verdict",
     higher_is_better=None,  # each comparison takes its metric's direction from that metric's family
     assessors={"against_baseline": assess_comparison},
-    metrics=("delta", "baseline", "candidate", "ci", "p_value", "p_value_holm", "lost", "classes_lost", "per_class",
-             "baseline_model", "error_consistency"),
+    metrics=("delta", "baseline", "candidate", "ci", "p_value", "p_value_holm", "lost", "lost_examples", "classes_lost",
+             "per_class", "baseline_model", "error_consistency"),
     thresholds={
         "tolerance": f.per_name(TOLERANCE_KEYS, f.nonnegative(), "absolute change allowed per metric or comparison "
                                 "(top1 covers every transform; top1_rotation overrides it)",

@@ -80,6 +80,8 @@ class Result:
     class_rows: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)  # every compared class (not reported)
     # observed, expected, kappa, kappa_ci, n (and below: the bound kappa fell below): visionaudit/families/baseline/consistency.py
     error_consistency: dict[str, Any] | None = None
+    # Up to LOST_EXAMPLES images that went right -> wrong, with each side's top-1 class (see lost_examples).
+    lost_examples: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def bad_change(self) -> float:
@@ -91,12 +93,28 @@ class Result:
     def to_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in ("name", "metric", "higher_is_better", "baseline", "candidate", "delta", "ci",
                                              "p_value", "p_value_holm", "test", "n", "verdict", "reason", "discordant",
-                                             "lost_count", "lost", "classes_lost", "missing_side")}
+                                             "lost_count", "lost", "classes_lost", "missing_side", "lost_examples")}
         if self.per_class is not None:
             out["per_class"] = self.per_class
         out["error_consistency"] = self.error_consistency
         out["tolerance"] = None if self.tolerance is None else {"absolute": self.tolerance.absolute, "relative": self.tolerance.relative}
         return out
+
+
+LOST_EXAMPLES = 24  # right -> wrong images the page shows per comparison (with their two top-1 classes)
+
+
+def lost_examples(ids: Sequence[str], old: np.ndarray, new: np.ndarray, role: str, condition: str,
+                  old_top1: Sequence[Any] | None, new_top1: Sequence[Any] | None,
+                  limit: int = LOST_EXAMPLES) -> list[dict[str, Any]]:
+    """The first ``limit`` images (in ``ids`` order) right in the baseline (``old``) and wrong in the candidate (``new``),
+    each ``{"id", "set", "condition", "baseline_top1", "candidate_top1"}``: the class names each side predicted
+    (``old_top1``/``new_top1``, aligned to ``ids``), None for a side that did not record them (a report before
+    schema 6)."""
+    lost = np.flatnonzero(np.asarray(old, dtype=bool) & ~np.asarray(new, dtype=bool))[:limit]
+    name = lambda top1, k: None if top1 is None or top1[k] is None else str(top1[k])
+    return [{"id": ids[k], "set": role, "condition": condition, "baseline_top1": name(old_top1, k),
+             "candidate_top1": name(new_top1, k)} for k in lost.tolist()]
 
 
 def class_of(sample_id: str) -> str:

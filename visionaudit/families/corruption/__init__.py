@@ -139,6 +139,10 @@ class CorruptionRun:
         return describe_feed(self.model, jpeg)
 
     def _correct(self, corrupt: Callable | None, jpeg: bool, what: str) -> np.ndarray:
+        return self._predicted(corrupt, jpeg, what) == self.labels.numpy()
+
+    def _predicted(self, corrupt: Callable | None, jpeg: bool, what: str) -> np.ndarray:
+        """The top-1 output index per image."""
         def transform(batch: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
             if corrupt is not None:
                 batch = corrupt(batch, [self.ids[i] for i in idx.tolist()])
@@ -147,7 +151,7 @@ class CorruptionRun:
             return to_model_input(batch, self.feed)
 
         logits = predict_logits(self.model, self.images, transform=transform, what=what)
-        return (logits.argmax(1) == self.labels).numpy()
+        return logits.argmax(1).numpy().astype(np.int64)
 
     def clean(self) -> np.ndarray:
         """Right/wrong per image without corruption and without re-encoding (the published clean error)."""
@@ -165,8 +169,8 @@ class CorruptionRun:
         key = (corruption, severity)
         if key not in self._conditions:
             kernel = kernel_for(corruption)
-            correct = self._correct(lambda b, ids: kernel(b, ids, self.seed, severity), self.jpeg, f"{corruption} {severity}")
-            self._conditions[key] = paired(corruption, severity, correct, self.clean())
+            predicted = self._predicted(lambda b, ids: kernel(b, ids, self.seed, severity), self.jpeg, f"{corruption} {severity}")
+            self._conditions[key] = paired(corruption, severity, predicted == self.labels.numpy(), self.clean(), predicted)
         return self._conditions[key]
 
 

@@ -180,7 +180,7 @@ def assess_condition(record: AuditRecord, measured: ConditionScore, thresholds: 
         record.metric("available", False)
         raise NotApplicable(f"not available: {e}") from None
     if measured.sample_set is not None:  # what a later release is compared with, image by image
-        record.outcomes_on(measured.sample_set, condition_name(corruption, severity), correct=r.correct)
+        record.outcomes_on(measured.sample_set, condition_name(corruption, severity), correct=r.correct, top1=r.predicted)
     for name in ("error_ci", "clean_error", "p_value", "discordant"):
         record.metric(name, getattr(r, name))
     bound = thresholds.entry("max_error_by_corruption", corruption, fallback="max_error")

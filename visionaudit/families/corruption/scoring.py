@@ -27,9 +27,11 @@ class Condition:
     p_value: float  # exact McNemar against clean; NaN without a clean reference
     discordant: tuple[int, int]  # (right clean -> wrong corrupted, wrong -> right)
     correct: np.ndarray = field(repr=False)
+    predicted: np.ndarray | None = field(default=None, repr=False)  # top-1 output index per image (names what was lost)
 
 
-def paired(corruption: str, severity: int, correct: np.ndarray, clean: np.ndarray | None) -> Condition:
+def paired(corruption: str, severity: int, correct: np.ndarray, clean: np.ndarray | None,
+           predicted: np.ndarray | None = None) -> Condition:
     n = int(correct.size)
     wrong = int((~correct).sum())
     if clean is None:
@@ -37,7 +39,8 @@ def paired(corruption: str, severity: int, correct: np.ndarray, clean: np.ndarra
     else:
         b, c = int((clean & ~correct).sum()), int((~clean & correct).sum())
         p, clean_error = stats.mcnemar_exact(b, c), float(1.0 - clean.mean())
-    return Condition(corruption, severity, n, wrong / n, stats.wilson_interval(wrong, n), clean_error, p, (b, c), correct)
+    return Condition(corruption, severity, n, wrong / n, stats.wilson_interval(wrong, n), clean_error, p, (b, c), correct,
+                     predicted)
 
 
 class Unavailable(Exception):

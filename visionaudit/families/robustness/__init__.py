@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import weakref
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -48,6 +48,7 @@ class TransformResult:
     changed: np.ndarray = field(repr=False)  # per image: the prediction differs from the clean one
     classwise_clean: list[float] = field(repr=False)
     classwise_transformed: list[float] = field(repr=False)
+    predicted: np.ndarray | None = field(default=None, repr=False)  # top-1 output index per image, when the run scored it
 
 
 def evaluate_transform(
@@ -75,8 +76,9 @@ def evaluate_transform(
                             transform=lambda b, idx: kernel(b, [ids[i] for i in idx.tolist()], seed, severity),
                             what=transform if severity == 1.0 else f"{transform} x{severity:g}")
     clean_pred, pred = clean_logits.argmax(1), logits.argmax(1)
-    return transform_result(transform, severity, (clean_pred == labels).numpy(), (pred == labels).numpy(),
-                            (clean_pred != pred).numpy(), labels.numpy(), model.num_classes, resamples, seed)
+    result = transform_result(transform, severity, (clean_pred == labels).numpy(), (pred == labels).numpy(),
+                              (clean_pred != pred).numpy(), labels.numpy(), model.num_classes, resamples, seed)
+    return replace(result, predicted=pred.numpy().astype(np.int64))
 
 
 def transform_result(transform: str, severity: float, before: np.ndarray, after: np.ndarray, changed: np.ndarray,
@@ -136,6 +138,8 @@ def transform_arrays(results: Sequence[TransformResult], clean: np.ndarray, labe
     for r in results:
         arrays[f"correct@{severity_key(r.severity)}"] = r.correct
         arrays[f"changed@{severity_key(r.severity)}"] = r.changed
+        if r.severity == 1.0 and r.predicted is not None:  # the severity a baseline compares: its images named
+            arrays["top1"] = r.predicted
     return arrays
 
 
@@ -158,7 +162,7 @@ def assess_transform(record: AuditRecord, measured: PerImage, thresholds: Mappin
                for severity in thresholds["severities"]]
     main = next((r for r in results if r.severity == 1.0), results[0])
     if main.severity == 1.0:  # what a later release is compared with, image by image
-        record.outcomes_on(sample_set, transform, correct=main.correct)
+        record.outcomes_on(sample_set, transform, correct=main.correct, top1=arrays.get("top1"))
     for name in ("severity", "n_images", "clean_top1", "top1", "drop_ci", "flip_rate", "p_value", "p_value_ttest", "discordant"):
         record.metric(name, getattr(main, name))
     record.table("classwise_clean", main.classwise_clean)
