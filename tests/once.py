@@ -35,26 +35,34 @@ def logit_cache_dir(factory: pytest.TempPathFactory) -> Path:
 
 
 def built_once(factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:
-    """``session_dir/name``, made by ``build(folder)`` in the first process that asks, whole: a build that raised
-    leaves no mark, so the next asker builds it again (and fails the same way, in its own test)."""
+    """``session_dir/name``, made by ``build(folder)`` in the first process that asks, whole. A build that raised
+    is not tried again: the processes that ask after it fail at once, with its error (a retry would cost each
+    waiting worker the same minutes, and fail the same way)."""
     root = session_dir(factory)
-    folder, done = root / name, root / f"{name}.built"
+    folder, done, failed = root / name, root / f"{name}.built", root / f"{name}.failed"
     with FileLock(str(root / f"{name}.lock")):
+        if failed.exists():
+            raise RuntimeError(f"{name}: its build failed in another worker of this session: {failed.read_text()}")
         if not done.exists():
             shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir(parents=True)
-            build(folder)
+            try:
+                build(folder)
+            except BaseException as err:
+                failed.write_text(f"{type(err).__name__}: {err}"[:3000])
+                raise
             done.touch()
     return folder
 
 
-def audit_once(factory: pytest.TempPathFactory, shared_data: Path, name: str, *args: str,
-               model: str) -> tuple[subprocess.CompletedProcess, dict | None, Path]:
+def audit_once(factory: pytest.TempPathFactory, shared_data: Path, name: str, *args: str, model: str,
+               timeout: float = 600) -> tuple[subprocess.CompletedProcess, dict | None, Path]:
     """tests.audit_runs.audit run once per session for ``name`` (same arguments wherever it is asked for): its
     process (exit status and output, kept beside the report) and its report, and the report's path."""
 
     def build(folder: Path) -> None:
-        save_process(folder / "process.json", run_audit(factory, folder, shared_data, name, *args, model=model))
+        save_process(folder / "process.json", run_audit(factory, folder, shared_data, name, *args, model=model,
+                                                        timeout=timeout))
 
     folder = built_once(factory, f"audit-{name}", build)
     proc = load_process(folder / "process.json")
@@ -63,7 +71,7 @@ def audit_once(factory: pytest.TempPathFactory, shared_data: Path, name: str, *a
 
 
 def run_audit(factory: pytest.TempPathFactory, folder: Path, shared_data: Path, name: str, *args: str, model: str,
-              logit_cache: bool = True) -> subprocess.CompletedProcess:
+              logit_cache: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
     """tests.audit_runs.audit inside a build: its report at ``folder/name.json``; on the session's logit cache
     unless ``logit_cache`` is False (the run exactly as a user makes it)."""
     from tests.audit_runs import audit
@@ -73,7 +81,7 @@ def run_audit(factory: pytest.TempPathFactory, folder: Path, shared_data: Path, 
     with pytest.MonkeyPatch.context() as env:
         if logit_cache and not os.environ.get(LOGIT_CACHE_ENV):
             env.setenv(LOGIT_CACHE_ENV, str(logit_cache_dir(factory)))
-        proc, _ = audit(folder, shared_data, name, *args, model=model)
+        proc, _ = audit(folder, shared_data, name, *args, model=model, timeout=timeout)
     return proc
 
 

@@ -53,8 +53,9 @@ def _entries(data: dict, audit_name: str) -> list[dict]:
 def team_report(team, shared_data, tmp_path_factory) -> dict:
     """The whole audit suite on the 16-category model, run once per session (tests/once.py): under xdist this
     module's tests are spread over the workers, and each used to make this 8-minute run for itself."""
+    # 466 s in CI; on a loaded 2-core machine more than the 600 s tests.audit_runs allows by default
     proc, data, path = audit_once(tmp_path_factory, shared_data, "team", "-n", "2", f"--audit-images={team / 'images'}",
-                                  "-k", "not control and not test_zoo", model=spec(team / "classes.txt"))
+                                  "-k", "not control and not test_zoo", model=spec(team / "classes.txt"), timeout=1500)
     assert data is not None, proc.stdout[-3000:] + proc.stderr[-3000:]
     data["_path"] = str(path)
     return data
