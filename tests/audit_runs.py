@@ -16,14 +16,15 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = "tests.tiny_models:tiny"
 
 
-def audit(tmp_path: Path, shared_data: Path, name: str, *args: str, model: str = TINY) -> tuple[subprocess.CompletedProcess, dict | None]:
+def audit(tmp_path: Path, shared_data: Path, name: str, *args: str, model: str = TINY,
+          timeout: float = 600) -> tuple[subprocess.CompletedProcess, dict | None]:
     env = {**os.environ, "VISIONAUDIT_DATA": str(shared_data), "CUDA_VISIBLE_DEVICES": ""}
     for var in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "GITHUB_STEP_SUMMARY"):
         env.pop(var, None)
     report = tmp_path / f"{name}.json"
     cmd = [sys.executable, "-m", "pytest", "audits", "-p", "no:cacheprovider", "--model", model, "--device", "cpu",
            f"--audit-json={report}", *args]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     data = json.loads(report.read_text()) if report.exists() else None
     if data is not None:
         jsonschema.validate(data, report_schema())

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.once import audit_once, logit_cache_dir
+
 pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -16,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # reads the data or starts the real audits is marked slow, and the two hooks below keep that true.
 DATA_ENV = "VISIONAUDIT_DATA"
 CACHE_ENV = "VISIONAUDIT_CACHE"
-LOGIT_CACHE_ENV = "VISIONAUDIT_LOGIT_CACHE"  # visionaudit.models.logit_cache.CACHE_ENV
+LOGIT_CACHE_ENV = "VISIONAUDIT_LOGIT_CACHE"  # visionaudit.models.logit_cache.CACHE_ENV; also tests/once.py
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -40,15 +42,8 @@ def _no_data_outside_slow(request: pytest.FixtureRequest, monkeypatch: pytest.Mo
         # The slow tests' real-model runs repeat the same clean passes (lite0 on the cue-conflict stimuli, on
         # imagenet-sample): one logit cache for the session computes each once. Its key covers the weights, the
         # images and the preprocessing, so a reused entry is the same logits (tests/models/test_logit_cache.py).
-        monkeypatch.setenv(LOGIT_CACHE_ENV, str(_session_logit_cache(tmp_path_factory)))
-
-
-def _session_logit_cache(factory: pytest.TempPathFactory) -> Path:
-    # Under xdist each worker has its own base temp; the entries are written atomically, so sharing is safe,
-    # but one per worker keeps it simple and still removes the repeats within a worker.
-    path = factory.getbasetemp() / "logit-cache"
-    path.mkdir(exist_ok=True)
-    return path
+        # One for the whole session, shared by the xdist workers (tests/once.py).
+        monkeypatch.setenv(LOGIT_CACHE_ENV, str(logit_cache_dir(tmp_path_factory)))
 
 
 @pytest.fixture(autouse=True)
@@ -65,6 +60,15 @@ def shared_data() -> Path:
     if not (path / "imagenet-sample").is_dir():
         pytest.fail(f"the real data is not at {path}: set VISIONAUDIT_DATA to ../shared/data", pytrace=False)
     return path
+
+
+@pytest.fixture(scope="session")
+def lite0_shape_bias_run(shared_data: Path, tmp_path_factory: pytest.TempPathFactory):
+    """lite0's shape-bias audit on all the cue-conflict stimuli (not the shape-only ones), run once per session and
+    shared by the xdist workers (tests/once.py): several slow tests compare against it. Returns (process, report,
+    report path)."""
+    return audit_once(tmp_path_factory, shared_data, "lite0-shape-bias", "-k", "test_shape_bias and not shape_only",
+                      model="efficientnet_lite0")
 
 
 @pytest.fixture

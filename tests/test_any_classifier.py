@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 from tests.audit_runs import audit
+from tests.once import audit_once, built_once
 from tests.sixteen_classifier import LITE_MEAN, LITE_STD, lite0, published_mapping, spec
 
 pytestmark = pytest.mark.slow  # a real model on the real data
@@ -24,19 +25,23 @@ pytestmark = pytest.mark.slow  # a real model on the real data
 N_IMAGES = 207  # imagenet-sample holds one image per ImageNet class: 207 classes make up the 16 categories
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def team(shared_data, tmp_path_factory) -> Path:
-    """16 class-name folders of imagenet-sample images (links), and the classes file beside them."""
-    root = tmp_path_factory.mktemp("team16")
-    wnids = (shared_data / "imagenet_wnids.txt").read_text().split()
-    images = root / "images"
-    for category, indices in published_mapping().items():
-        (images / category).mkdir(parents=True)
-        for i in indices:
-            for src in (shared_data / "imagenet-sample").glob(f"{wnids[i]}_*"):
-                (images / category / src.name).symlink_to(src)
-    (root / "classes.txt").write_text("\n".join(published_mapping()) + "\n")
-    assert sum(1 for _ in images.rglob("*.JPEG")) == N_IMAGES
+    """16 class-name folders of imagenet-sample images (links), and the classes file beside them; made once per
+    session and shared by the xdist workers (tests/once.py): team_report's paths are these."""
+
+    def build(root: Path) -> None:
+        wnids = (shared_data / "imagenet_wnids.txt").read_text().split()
+        images = root / "images"
+        for category, indices in published_mapping().items():
+            (images / category).mkdir(parents=True)
+            for i in indices:
+                for src in (shared_data / "imagenet-sample").glob(f"{wnids[i]}_*"):
+                    (images / category / src.name).symlink_to(src)
+        (root / "classes.txt").write_text("\n".join(published_mapping()) + "\n")
+
+    root = built_once(tmp_path_factory, "team16", build)
+    assert sum(1 for _ in (root / "images").rglob("*.JPEG")) == N_IMAGES
     return root
 
 
@@ -44,14 +49,15 @@ def _entries(data: dict, audit_name: str) -> list[dict]:
     return [e for e in data["audits"] if e["audit"] == audit_name]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def team_report(team, shared_data, tmp_path_factory) -> dict:
-    tmp = tmp_path_factory.mktemp("team16-run")
-    proc, data = audit(tmp, shared_data, "team", "-n", "2", f"--audit-images={team / 'images'}",
-                       "-k", "not control and not test_zoo", model=spec(team / "classes.txt"))
+    """The whole audit suite on the 16-category model, run once per session (tests/once.py): under xdist this
+    module's tests are spread over the workers, and each used to make this 8-minute run for itself."""
+    # 466 s in CI; on a loaded 2-core machine more than the 600 s tests.audit_runs allows by default
+    proc, data, path = audit_once(tmp_path_factory, shared_data, "team", "-n", "2", f"--audit-images={team / 'images'}",
+                                  "-k", "not control and not test_zoo", model=spec(team / "classes.txt"), timeout=1500)
     assert data is not None, proc.stdout[-3000:] + proc.stderr[-3000:]
-    data["_path"] = str(tmp / "team.json")
-    data["_proc"] = proc
+    data["_path"] = str(path)
     return data
 
 
@@ -109,16 +115,18 @@ def test_the_families_run_and_judge(team_report, family):
         assert "mCE" not in names and "mce" not in names  # never called mCE for a label space that is not ImageNet-1k
 
 
-def test_shape_bias_equals_lite0s_exactly(team_report, shared_data, tmp_path):
+def test_shape_bias_equals_lite0s_exactly(team_report, lite0_shape_bias_run):
     (mine,) = [e for e in _entries(team_report, "shape_bias") if "::test_shape_bias[" in e["nodeid"]]
-    proc, data = audit(tmp_path, shared_data, "lite0-shape", "-k", "test_shape_bias", model="efficientnet_lite0")
+    proc, data, _ = lite0_shape_bias_run  # lite0's own run on the cue-conflict stimuli (tests/conftest.py)
     assert data is not None, proc.stdout[-3000:] + proc.stderr[-3000:]
     (theirs,) = [e for e in _entries(data, "shape_bias") if "::test_shape_bias[" in e["nodeid"]]
     assert mine["outcome"] in ("passed", "failed") and mine["metrics"]["shape_bias"] == theirs["metrics"]["shape_bias"]
     assert mine["outcomes"] == theirs["outcomes"]  # the same decision on every stimulus
 
 
-def test_baseline_gate_against_itself_and_a_preprocessing_change(team_report, team, shared_data, tmp_path):
+# The gate against its own report and against a preprocessing change: two tests (two independent runs of several
+# minutes each), so that xdist's workers make them at the same time.
+def test_baseline_gate_against_itself(team_report, team, shared_data, tmp_path):
     base = team_report["_path"]
     proc, data = audit(tmp_path, shared_data, "self", "-n", "2", "-m", "baseline", f"--audit-images={team / 'images'}",
                        f"--audit-baseline={base}", model=spec(team / "classes.txt"))
@@ -127,6 +135,10 @@ def test_baseline_gate_against_itself_and_a_preprocessing_change(team_report, te
     assert entries
     for e in entries:
         assert e["outcome"] == "passed" and e["metrics"]["verdict"] == "unchanged", (e["params"], e["metrics"])
+
+
+def test_baseline_gate_against_a_preprocessing_change(team_report, team, shared_data, tmp_path):
+    base = team_report["_path"]
     # A wrong input size (96 instead of 224): clean top-1 drops and the gate fails, as lite0's does. (ImageNet's
     # mean/std, lite0's failing change, loses only 5 of these 207 images at the 16 categories' level and wins none:
     # exact McNemar p = 0.0625, beyond the tolerance but not significant, a warning; 96 px loses 15.)

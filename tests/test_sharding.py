@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.audit_runs import ROOT, audit
+from tests.audit_runs import ROOT, TINY, audit
+from tests.once import built_once, load_process, run_audit, save_process
 from visionaudit.data.image_sets import labelled_images
 from visionaudit.data.shards import Shard, parse_shard, select, shard_of
 
@@ -69,15 +70,23 @@ def test_a_bad_shard_is_refused_naming_the_form(text, error):
         parse_shard(text)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def runs(shared_data, tmp_path_factory):
-    """The unsharded run and its 2 and 3 shards, on 60 images per set."""
-    tmp = tmp_path_factory.mktemp("shards")
+    """The unsharded run and its 2 and 3 shards, on 60 images per set; made once per session and shared by the
+    xdist workers (tests/once.py), which this module's tests are spread over."""
     args = ("-k", SELECTION, "--audit-samples", "60")
-    out = {"whole": audit(tmp, shared_data, "whole", *args)}
-    for count in (2, 3):
-        for index in range(1, count + 1):
-            out[f"{index}/{count}"] = audit(tmp, shared_data, f"part{index}of{count}", *args, "--audit-shard", f"{index}/{count}")
+    names = {"whole": ("whole", ())} | {f"{i}/{n}": (f"part{i}of{n}", ("--audit-shard", f"{i}/{n}"))
+                                        for n in (2, 3) for i in range(1, n + 1)}
+
+    def build(folder):
+        for name, extra in names.values():  # without the logit cache, as the module-scoped fixture ran them
+            proc = run_audit(tmp_path_factory, folder, shared_data, name, *args, *extra, model=TINY, logit_cache=False)
+            save_process(folder / f"{name}.process.json", proc)
+
+    tmp = built_once(tmp_path_factory, "shards", build)
+    out = {key: (load_process(tmp / f"{name}.process.json"),
+                 json.loads((tmp / f"{name}.json").read_text()) if (tmp / f"{name}.json").exists() else None)
+           for key, (name, _) in names.items()}
     for name, (proc, data) in out.items():
         assert data is not None, name + proc.stdout[-3000:] + proc.stderr[-3000:]
     return tmp, out

@@ -123,20 +123,18 @@ def test_observers_kappas_are_model_vs_humans_on_their_csvs(shared_data):
     assert found["detail"]["n_trials"] == 1280 and found["detail"]["observers_missing"] == ["subject-01"]
 
 
-def test_lite0_in_the_audit_report_is_model_vs_humans_on_its_exported_decisions(shared_data, tmp_path):
+def test_lite0_in_the_audit_report_is_model_vs_humans_on_its_exported_decisions(shared_data, tmp_path, lite0_shape_bias_run):
     """lite0's decisions exported as model-vs-human raw data (``visionaudit shape-bias --export``), compared with each
-    observer's CSV by the re-implementation, against what the real audit recorded (all 1,280 stimuli)."""
+    observer's CSV by the re-implementation, against what the real audit recorded (all 1,280 stimuli): the session's
+    run of lite0's shape-bias audit (tests/conftest.py), which other tests compare against too."""
     env = {**os.environ, "VISIONAUDIT_DATA": str(shared_data), "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(ROOT)}
     export = subprocess.run([sys.executable, "-m", "visionaudit", "shape-bias", "--model", "efficientnet_lite0", "--export",
                              str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert export.returncode == 0, export.stderr[-3000:]
     exported = read_csv(tmp_path / "cue-conflict_efficientnet-lite0_session-1.csv")
-    report = tmp_path / "r.json"
-    run = subprocess.run([sys.executable, "-m", "pytest", "audits/test_shape_bias.py", "-p", "no:cacheprovider", "-k",
-                          "not shape_only", "--model", "efficientnet_lite0", f"--audit-json={report}"],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    run, data, report = lite0_shape_bias_run
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
-    entry = next(a for a in json.loads(report.read_text())["audits"] if "test_shape_bias" in a["nodeid"])
+    entry = next(a for a in data["audits"] if "test_shape_bias" in a["nodeid"])
     assert entry["metrics"]["shape_bias"] == pytest.approx(0.2405, abs=5e-5)  # unchanged (the family's docstring)
     table = entry["tables"]["error_consistency"]
     csvs = _csvs(shared_data / OBSERVERS)
