@@ -4,6 +4,7 @@ unsharded run's, metric by metric (real audits, a tiny model, real data)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -437,25 +438,33 @@ CORRUPTION_FIELDS = ("error", "error_ci", "clean_error", "p_value", "p_value_hol
                      "mce", "mce_ci", "relative_mce", "relative_mce_ci", "mean_error", "ce", "relative_ce", "jpeg_only_error")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def corruption_runs(shared_data, tmp_path_factory):
     """lite0's corruption audit (2 corruptions x 2 severities on a 60-image subset of 100 labelled images):
-    unsharded, and in 2 and 3 shards merged."""
-    tmp = tmp_path_factory.mktemp("corruption-shards")
-    config = tmp / "audit.toml"
-    config.write_text(CORRUPTION_CONFIG)
-    args = ("-k", "test_corruption or test_mce", "--audit-samples", "100", f"--audit-config={config}")
-    out = {"whole": audit(tmp, shared_data, "whole", *args, model="efficientnet_lite0")}
-    for count in (2, 3):
-        for index in range(1, count + 1):
-            out[f"{index}/{count}"] = audit(tmp, shared_data, f"part{index}of{count}", *args, "--audit-shard", f"{index}/{count}",
-                                            model="efficientnet_lite0")
+    unsharded, and in 2 and 3 shards merged; made once per session and shared by the xdist workers (tests/once.py)."""
+    args = ("-k", "test_corruption or test_mce", "--audit-samples", "100")
+    names = {"whole": ("whole", ())} | {f"{i}/{n}": (f"part{i}of{n}", ("--audit-shard", f"{i}/{n}"))
+                                        for n in (2, 3) for i in range(1, n + 1)}
+
+    def build(folder):
+        config = folder / "audit.toml"
+        config.write_text(CORRUPTION_CONFIG)
+        for name, extra in names.values():
+            proc = run_audit(tmp_path_factory, folder, shared_data, name, *args, f"--audit-config={config}", *extra,
+                             model="efficientnet_lite0")
+            save_process(folder / f"{name}.process.json", proc)
+
+    tmp = built_once(tmp_path_factory, "corruption-shards", build)
+    out = {key: (load_process(tmp / f"{name}.process.json"),
+                 json.loads((tmp / f"{name}.json").read_text()) if (tmp / f"{name}.json").exists() else None)
+           for key, (name, _) in names.items()}
     for name, (proc, data) in out.items():
         assert data is not None and not data["error"], name + proc.stdout[-3000:] + proc.stderr[-3000:]
     for count in (2, 3):
-        proc = merge_cli(*[str(tmp / f"part{i}of{count}.json") for i in range(count, 0, -1)], "-o", str(tmp / f"merged{count}.json"))
+        merged = tmp / f"merged{count}-{os.getpid()}.json"  # each worker merges for itself: merge is what is tested
+        proc = merge_cli(*[str(tmp / f"part{i}of{count}.json") for i in range(count, 0, -1)], "-o", str(merged))
         assert proc.returncode == out["whole"][1]["run"]["exit_status"], proc.stdout + proc.stderr
-        out[f"merged{count}"] = json.loads((tmp / f"merged{count}.json").read_text())
+        out[f"merged{count}"] = json.loads(merged.read_text())
     return out
 
 
