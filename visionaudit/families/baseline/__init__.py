@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import warnings
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 import numpy as np
@@ -46,6 +46,7 @@ from visionaudit.families.baseline.statistics import (
     accuracy_change,
     balanced_accuracy_change,
     judge,
+    p_resamples_for,
     per_class_change,
     shape_bias_change,
     shape_bias_hits,
@@ -158,6 +159,9 @@ class Settings:
     min_class_images: int = 10  # paired images a class needs to be compared on its own
     min_kappa: float = -1.0  # error consistency: below it a comparison fails (-1: off)
     kappa_warning: float = 0.5  # below it an unchanged comparison is a warning
+    # Resamples of the bootstrap and Monte Carlo p-values (None: ``resamples``); compare_model sets it from the
+    # model's comparison set (statistics.p_resamples_for) so that those p-values can pass Holm's first step.
+    p_resamples: int | None = None
 
 
 def settings_from(thresholds: Any, seed: int = 0, paired: bool = True) -> Settings:
@@ -255,10 +259,10 @@ def _compare_one(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Setting
             r.missing_side = "setup"
             return r
         if c.kind == "balanced":
-            return balanced_accuracy_change(r, b.ids, classes, old_values, b.values, s.resamples, s.seed)
+            return balanced_accuracy_change(r, b.ids, classes, old_values, b.values, s.resamples, s.seed, s.p_resamples)
         return per_class_change(r, classes, old_values, b.values, s.min_class_images)
     if c.kind == "shape_bias":
-        return shape_bias_change(r, b.ids, old_values, b.values, s.resamples, s.seed)
+        return shape_bias_change(r, b.ids, old_values, b.values, s.resamples, s.seed, s.p_resamples)
     if c.kind == "category":
         truth = np.array([i.split("/")[0] for i in b.ids], dtype=object)
         return accuracy_change(r, b.ids, old_values == truth, b.values == truth, s.resamples, s.seed)
@@ -297,7 +301,7 @@ def _compare_summary(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Set
         new_bits = np.stack([b[k].aligned_to(ids) for k in keys]).astype(bool)
     except DataError as e:
         return _not_compared(r, f"the two runs scored the corruptions on other images ({e})")
-    return corr.summary_change(r, c.name, keys, old_bits, new_bits, s.resamples, s.seed, said)
+    return corr.summary_change(r, c.name, keys, old_bits, new_bits, s.resamples, s.seed, said, s.p_resamples)
 
 
 def _with_consistency(r: Result, old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Settings) -> Result:
@@ -330,6 +334,10 @@ def compare_model(old: ModelOutcomes, new: ModelOutcomes, settings: Settings, ex
     asks for besides), judged together (Holm over its p-values), then each right/wrong comparison's error
     consistency judged (visionaudit/families/baseline/consistency.py)."""
     compared = comparisons_for(old, new, extra)
+    # Holm's first step is alpha / m over the m p-valued comparisons: the bootstrap and Monte Carlo p-values get
+    # enough resamples to go below it (statistics.p_resamples_for).
+    m = sum(1 for c in compared.values() if c.kind != "vector")
+    settings = replace(settings, p_resamples=p_resamples_for(m, settings.alpha, settings.resamples))
     results = judge({name: with_lost_examples(_with_consistency(_compare_one(old, new, c, settings), old, new, c, settings),
                                               old, new, c)
                      for name, c in compared.items()}, settings.alpha)

@@ -103,12 +103,28 @@ def summary_keys(old: dict[tuple[str, int], Any], new: dict[tuple[str, int], Any
     return keys, said
 
 
+def summary_weights(kind: str, keys: list[tuple[str, int]]) -> np.ndarray:
+    """The summary as a weighted sum of the conditions' errors, one weight per key: the mCE is the mean over
+    corruptions of 100 x the errors summed over severities / AlexNet's, so each error weighs 100 / (corruptions x
+    AlexNet's summed errors of its corruption); the mean error weighs 1 / conditions. Linear: a resample's change
+    is the resampled mean of each image's weighted error change (checked against ``summarize`` at the point)."""
+    if kind == "mean_error":
+        return np.full(len(keys), 1.0 / len(keys))
+    from visionaudit.families.corruption.imagenet_c import ALEXNET_ERRORS
+
+    severities: dict[str, list[int]] = {}
+    for c, s in keys:
+        severities.setdefault(c, []).append(s)
+    return np.array([100.0 / (len(severities) * sum(ALEXNET_ERRORS[c][v - 1] for v in severities[c])) for c, _ in keys])
+
+
 def summary_change(result: Result, kind: str, keys: list[tuple[str, int]], old: np.ndarray, new: np.ndarray,
-                   resamples: int, seed: int, said: str = "") -> Result:
+                   resamples: int, seed: int, said: str = "", p_resamples: int | None = None) -> Result:
     """The mCE (``kind`` ``mce``) or mean error over ``keys``, paired: ``old`` and ``new`` are (conditions, images)
     right/wrong matrices, rows in ``keys``' order, columns the same images. A paired bootstrap over the images (both
-    sides resampled with the same draws) gives the change's percentile interval and a two-sided p-value (twice the
-    smaller share of resampled changes at or beyond 0, with +1 smoothing)."""
+    sides resampled with the same draws) gives the change's percentile interval (the first ``resamples`` draws) and
+    a two-sided p-value (twice the smaller share of all ``p_resamples`` resampled changes at or beyond 0, with +1
+    smoothing; ``p_resamples`` at least ``resamples``, see :func:`statistics.p_resamples_for`)."""
     old, new = np.asarray(old, dtype=np.float64), np.asarray(new, dtype=np.float64)
     n = old.shape[1]
 
@@ -118,30 +134,26 @@ def summary_change(result: Result, kind: str, keys: list[tuple[str, int]], old: 
             errors.setdefault(c, {})[s] = float(e)
         return _summary(kind, errors)
 
-    def summaries(errors: np.ndarray) -> np.ndarray:  # errors: (conditions, resamples)
-        if kind == "mean_error":  # own_summary's mean over conditions, vectorized
-            return errors.mean(axis=0)
-        out = np.empty(errors.shape[1])
-        for r in range(errors.shape[1]):
-            per: dict[str, dict[int, float]] = {}
-            for (c, s), e in zip(keys, errors[:, r]):
-                per.setdefault(c, {})[s] = float(e)
-            out[r] = _summary(kind, per)
-        return out
-
     result.baseline, result.candidate = summary(old), summary(new)
     result.delta, result.n = result.candidate - result.baseline, int(n)
+    weights = summary_weights(kind, keys)
+    per_image = weights @ (old - new)  # each image's weighted error change (new error - old error)
+    if n and not math.isclose(float(per_image.mean()), result.delta, rel_tol=1e-9, abs_tol=1e-9):
+        raise AssertionError(f"the {kind}'s weights do not reproduce its change ({per_image.mean()} != {result.delta})")
+    total = max(resamples, p_resamples or 0)
     rng = np.random.default_rng(seed)
     changes = []
-    for start in range(0, resamples, 250):  # chunks bound the (images, resamples) count matrix's memory
-        counts = rng.multinomial(n, np.full(n, 1.0 / n), size=min(250, resamples - start)).T / n  # (n, r)
-        changes.append(summaries(1.0 - new @ counts) - summaries(1.0 - old @ counts))
-    d = np.concatenate(changes) if changes else np.empty(0)
-    if d.size:
-        lo, hi = np.percentile(d, [2.5, 97.5])
+    for start in range(0, total if n else 0, 2000):  # chunks bound the (resamples, images) draw matrix's memory
+        idx = rng.integers(0, n, size=(min(2000, total - start), n))
+        changes.append(per_image[idx].mean(axis=1))
+    every = np.concatenate(changes) if changes else np.empty(0)
+    if every.size:
+        lo, hi = np.percentile(every[:resamples], [2.5, 97.5])
         result.ci = (float(lo), float(hi))
-        result.p_value = float(min(1.0, 2 * (min((d <= 0).sum(), (d >= 0).sum()) + 1) / (d.size + 1)))
+        result.p_value = float(min(1.0, 2 * (min((every <= 0).sum(), (every >= 0).sum()) + 1) / (every.size + 1)))
+        result.p_resamples = total
     else:
         result.p_value = math.nan
-    result.test = f"paired bootstrap over images ({resamples} resamples)" + (f", {said}" if said else "")
+    result.test = (f"paired bootstrap over images ({total} resamples for the p-value, {resamples} for the interval)"
+                   + (f", {said}" if said else ""))
     return result

@@ -82,6 +82,9 @@ class Result:
     error_consistency: dict[str, Any] | None = None
     # Up to LOST_EXAMPLES images that went right -> wrong, with each side's top-1 class (see lost_examples).
     lost_examples: list[dict[str, Any]] = field(default_factory=list)
+    # Resamples behind a bootstrap or Monte Carlo p-value (None: an exact test), enough that its floor
+    # 2 / (p_resamples + 1) lies below Holm's first step alpha / m (see p_resamples_for).
+    p_resamples: int | None = None
 
     @property
     def bad_change(self) -> float:
@@ -93,7 +96,7 @@ class Result:
     def to_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in ("name", "metric", "higher_is_better", "baseline", "candidate", "delta", "ci",
                                              "p_value", "p_value_holm", "test", "n", "verdict", "reason", "discordant",
-                                             "lost_count", "lost", "classes_lost", "missing_side", "lost_examples")}
+                                             "lost_count", "lost", "classes_lost", "missing_side", "lost_examples", "p_resamples")}
         if self.per_class is not None:
             out["per_class"] = self.per_class
         out["error_consistency"] = self.error_consistency
@@ -156,6 +159,14 @@ MIN_CLASS_BOOTSTRAP = 5  # paired images every class needs for the balanced-accu
 SIGN_FLIP_EXACT = 20  # up to this many changed images the sign-flip p is exact (2^20 sign patterns)
 
 
+def p_resamples_for(m: int, alpha: float, resamples: int) -> int:
+    """Resamples of a bootstrap or Monte Carlo p-value among ``m`` p-valued comparisons Holm-corrected at ``alpha``:
+    at least ``resamples`` and ceil(20 m / alpha), so that the smallest p the resamples can give, 2 / (R + 1), is a
+    tenth of Holm's first step alpha / m (with 2000 resamples the floor 0.001 is above 0.05 / 92: such a comparison
+    could never be significant among the 75 corruption conditions)."""
+    return max(int(resamples), math.ceil(20 * max(1, int(m)) / alpha))
+
+
 def sign_flip_p(weights: np.ndarray, signs: np.ndarray, resamples: int, seed: int) -> float:
     """Two-sided sign-flip (randomization) test of a weighted sum of paired changes: each changed image adds
     ``weight * sign``; under no change each sign is + or - with equal chance. p = P(|sum w s| >= |observed|),
@@ -178,7 +189,7 @@ def sign_flip_p(weights: np.ndarray, signs: np.ndarray, resamples: int, seed: in
 
 
 def balanced_accuracy_change(result: Result, ids: Sequence[str], classes: Sequence[str], old: np.ndarray, new: np.ndarray,
-                             resamples: int, seed: int) -> Result:
+                             resamples: int, seed: int, p_resamples: int | None = None) -> Result:
     """Paired balanced accuracy (the mean of the per-class accuracies over the K classes with images): the change;
     p from a sign-flip test on the images whose outcome changed, each weighing 1 / (K x its class's images) (equal
     weights: exact McNemar); a 95 % percentile interval from a bootstrap that resamples image pairs within each
@@ -199,8 +210,10 @@ def balanced_accuracy_change(result: Result, ids: Sequence[str], classes: Sequen
         weights.extend([1.0 / (k * g.size)] * changed.size)
         signs.extend(changed.tolist())
     weights_arr, signs_arr = np.asarray(weights), np.asarray(signs, dtype=np.float64)
-    result.p_value = sign_flip_p(weights_arr, signs_arr, resamples, seed)
-    how = "exact" if weights_arr.size <= SIGN_FLIP_EXACT else f"{resamples} random sign patterns"
+    p_resamples = max(resamples, p_resamples or 0)
+    result.p_value = sign_flip_p(weights_arr, signs_arr, p_resamples, seed)
+    how = "exact" if weights_arr.size <= SIGN_FLIP_EXACT else f"{p_resamples} random sign patterns"
+    result.p_resamples = None if weights_arr.size <= SIGN_FLIP_EXACT else p_resamples
     result.test = (f"sign-flip test on the {weights_arr.size} changed images, each weighing 1/(classes x its class's "
                    f"images), {how}, over {k} classes")
     small = sum(1 for g in groups.values() if g.size < MIN_CLASS_BOOTSTRAP)
@@ -277,19 +290,23 @@ def _bias(s: np.ndarray, t: np.ndarray, axis: int | None = None) -> Any:
         return s.sum(axis=axis) / hits
 
 
-def shape_bias_change(result: Result, ids: Sequence[str], old: Sequence, new: Sequence, resamples: int, seed: int) -> Result:
+def shape_bias_change(result: Result, ids: Sequence[str], old: Sequence, new: Sequence, resamples: int, seed: int,
+                      p_resamples: int | None = None) -> Result:
     """Paired bootstrap over the conflicting images (both models' decisions resampled together): percentile
-    interval of the change, and p = 2 x the smaller tail share of the resampled changes about 0."""
+    interval of the change from the first ``resamples`` draws, and p = 2 x the smaller tail share of the resampled
+    changes about 0 from all ``p_resamples`` draws (at least ``resamples``: see :func:`p_resamples_for`)."""
+    total = max(resamples, p_resamples or 0)
     s0, t0 = shape_bias_hits(ids, old)
     s1, t1 = shape_bias_hits(ids, new)
     result.baseline, result.candidate = float(_bias(s0, t0)), float(_bias(s1, t1))
     result.delta, result.n, result.test = result.candidate - result.baseline, int(s0.size), "paired bootstrap over images"
     rng = np.random.default_rng(seed)
     changes = []
-    for start in range(0, resamples, 250):  # chunks keep memory bounded
-        idx = rng.integers(0, s0.size, size=(min(250, resamples - start), s0.size))
+    for start in range(0, total, 250):  # chunks keep memory bounded
+        idx = rng.integers(0, s0.size, size=(min(250, total - start), s0.size))
         changes.append(_bias(s1[idx], t1[idx], axis=1) - _bias(s0[idx], t0[idx], axis=1))
-    d = np.concatenate(changes)
+    every = np.concatenate(changes)
+    d, every = every[:resamples], every[np.isfinite(every)]  # the interval's draws (as before), the p-value's
     d = d[np.isfinite(d)]
     if d.size == 0 or not math.isfinite(result.delta):
         result.missing = result.reason = "no shape or texture decisions to compare"
@@ -297,8 +314,10 @@ def shape_bias_change(result: Result, ids: Sequence[str], old: Sequence, new: Se
         return result
     lo, hi = np.percentile(d, [2.5, 97.5])
     result.ci = (float(lo), float(hi))
-    tail = min((d <= 0).sum(), (d >= 0).sum())
-    result.p_value = float(min(1.0, 2 * (tail + 1) / (d.size + 1)))
+    tail = min((every <= 0).sum(), (every >= 0).sum())
+    result.p_value = float(min(1.0, 2 * (tail + 1) / (every.size + 1)))
+    result.p_resamples = total
+    result.test += f" ({total} resamples for the p-value, {resamples} for the interval)"
     return result
 
 
