@@ -211,3 +211,22 @@ def test_a_condition_this_run_did_not_score_is_not_judged_saying_why():
     assert results["corruption_fog_1"].verdict == "unchanged"
     assert results["mce"].verdict == "unchanged" and "over the 1 benchmark conditions both scored" in results["mce"].test
     assert "fog-3" in results["mce"].test  # left out of the paired mCE, and said
+
+
+def test_corruptions_scored_on_other_images_are_not_judged_naming_the_fix():
+    """Review 26, finding 5: this run scored the corruptions on 30 of the baseline's 40 images (another
+    [audits.corruption] images): not a silent skip (setup -> not applicable) but not judged, with the fix."""
+    from visionaudit.data.fingerprint import SampleSet
+    from visionaudit.families.baseline import ModelOutcomes
+
+    old = outcomes_from_report(_report({"fog-1": _bits([0]), "fog-3": _bits([1])}), "m")
+    live = ModelOutcomes("m", corruption_summary="mce")
+    fewer = SampleSet("corruption", "s", tuple(IDS[:30]), "f", None, 0)
+    live.add(fewer, "fog-1", _bits([0])[:30])
+    live.add(fewer, "fog-3", _bits([1])[:30])
+    results = compare_model(old, live, _settings())
+    for name in ("corruption_fog_1", "corruption_fog_3", "mce"):
+        r = results[name]
+        assert r.verdict == "not_compared" and r.missing_side == "candidate", (name, r.missing_side, r.reason)
+        assert "10 only in the baseline, 0 only here" in r.reason
+        assert "set [audits.corruption] images = 40 as in the baseline" in r.reason

@@ -238,9 +238,7 @@ def _compare_one(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Setting
         return vector_change(r, old.shares, new.shares)
     a, b = old.outcomes[c.condition], new.outcomes[c.condition]
     if c.kind == "error" and set(a.ids) != set(b.ids):
-        return _not_compared(r, f"the two runs scored {c.condition} on other images ({len(set(a.ids) - set(b.ids))} only in the "
-                                f"baseline, {len(set(b.ids) - set(a.ids))} only here): [audits.corruption] images or the "
-                                "labelled set differ")
+        return _not_compared(r, _other_images(c.condition, a.ids, b.ids), "candidate")
     if not s.paired and c.kind in CLASS_KINDS:
         r.missing = r.reason = "compared only image by image (paired): the reports did not score the same images"
         r.missing_side = "setup"
@@ -271,6 +269,15 @@ def _compare_one(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Setting
     return accuracy_change(r, b.ids, old_values, b.values, s.resamples, s.seed)
 
 
+def _other_images(condition: str, old_ids: Any, new_ids: Any) -> str:
+    """Why a corruption condition scored on other images than the baseline's is not judged: this run's choice of
+    images made it incomparable (a gate never passes on that), and the fix."""
+    old_set, new_set = set(old_ids), set(new_ids)
+    return (f"this run scored {condition} on other images than the baseline ({len(old_set - new_set)} only in the baseline, "
+            f"{len(new_set - old_set)} only here; {len(old_set)} images there, {len(new_set)} here): set [audits.corruption] "
+            f"images = {len(old_set)} as in the baseline (and the same labelled set and seed) to compare it")
+
+
 def _not_compared(r: Result, why: str, side: str = "setup") -> Result:
     r.missing = r.reason = why
     r.missing_side = side
@@ -299,8 +306,9 @@ def _compare_summary(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Set
     try:
         old_bits = np.stack([a[k].aligned_to(ids) for k in keys]).astype(bool)
         new_bits = np.stack([b[k].aligned_to(ids) for k in keys]).astype(bool)
-    except DataError as e:
-        return _not_compared(r, f"the two runs scored the corruptions on other images ({e})")
+    except DataError:
+        first = next((k for k in keys if set(a[k].ids) != set(b[k].ids)), keys[0])
+        return _not_compared(r, _other_images(corr.condition_name(*first), a[first].ids, b[first].ids), "candidate")
     return corr.summary_change(r, c.name, keys, old_bits, new_bits, s.resamples, s.seed, said, s.p_resamples)
 
 
