@@ -230,3 +230,52 @@ def test_corruptions_scored_on_other_images_are_not_judged_naming_the_fix():
         assert r.verdict == "not_compared" and r.missing_side == "candidate", (name, r.missing_side, r.reason)
         assert "10 only in the baseline, 0 only here" in r.reason
         assert "set [audits.corruption] images = 40 as in the baseline" in r.reason
+
+
+def _with_protocol(report, source="kernels", jpeg=True, feed="as stored (224)"):
+    for e in report["audits"]:
+        if e["audit"] == "corruption":
+            e["metrics"].update({"source": source, "subset": None, "comparable": False,
+                                 "protocol": {"decode": {"resize": 256, "size": 224}, "jpeg_round_trip": jpeg,
+                                              "jpeg_quality": 85 if jpeg else None, "feed": feed}})
+    return report
+
+
+def test_corruptions_measured_another_way_are_not_paired_naming_both_values():
+    """Review 26, finding 2b: a baseline scored with the JPEG round trip against a candidate without it (or from
+    another source) is not the same measurement: not judged, the reason naming both values; the same protocol pairs."""
+    conditions = {"fog-1": _bits([0, 1]), "fog-3": _bits([1, 2, 3])}
+    old = outcomes_from_report(_with_protocol(_report(conditions)), "m")
+    assert old.corruption_protocol == {"source": "kernels", "decode": {"resize": 256, "size": 224}, "jpeg_round_trip": True,
+                                       "jpeg_quality": 85, "feed": "as stored (224)"}
+    no_jpeg = outcomes_from_report(_with_protocol(_report(conditions), jpeg=False), "m")
+    results = compare_model(old, no_jpeg, _settings())
+    for name in ("corruption_fog_1", "corruption_fog_3", "mce"):
+        r = results[name]
+        assert r.verdict == "not_compared" and r.missing_side == "candidate", (name, r.reason)
+        assert "jpeg_round_trip True in the baseline, False here" in r.reason
+        assert "jpeg_quality 85 in the baseline, None here" in r.reason
+    folder = outcomes_from_report(_with_protocol(_report(conditions), source="ImageNet-C folder /data/imagenet-c"), "m")
+    assert "source 'kernels' in the baseline, 'ImageNet-C folder' here" in compare_model(old, folder, _settings())["mce"].reason
+    same = compare_model(old, outcomes_from_report(_with_protocol(_report(conditions)), "m"), _settings())
+    assert same["mce"].verdict == same["corruption_fog_3"].verdict == "unchanged"
+    # another folder path is the same source
+    a = outcomes_from_report(_with_protocol(_report(conditions), source="ImageNet-C folder /a"), "m")
+    b = outcomes_from_report(_with_protocol(_report(conditions), source="ImageNet-C folder /b"), "m")
+    assert compare_model(a, b, _settings())["mce"].verdict == "unchanged"
+
+
+def test_the_live_side_protocol_is_the_one_its_entries_record():
+    """The live side reads Corrupted.protocol_metrics, what every corruption entry records: the same protocol."""
+    from types import SimpleNamespace
+
+    from visionaudit.families.baseline.corruptions import protocol_of
+    from visionaudit.families.corruption.judging import Corrupted
+
+    described = {"decode": "ImageNet-C files as stored", "jpeg_round_trip": False, "feed": "as stored (224)", "clean": "x"}
+    run = SimpleNamespace(n_images=7, describe=lambda jpeg: described)
+    live = protocol_of(Corrupted(run, None, "ImageNet-C folder /x", None, True).protocol_metrics(False))
+    assert live == {"source": "ImageNet-C folder", "decode": "ImageNet-C files as stored", "jpeg_round_trip": False,
+                    "feed": "as stored (224)"}
+    entry_metrics = {"n_images": 7, "source": "ImageNet-C folder /y", "subset": None, "comparable": True, "protocol": described}
+    assert protocol_of(entry_metrics) == live

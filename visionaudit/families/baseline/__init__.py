@@ -87,6 +87,9 @@ class ModelOutcomes:
     corruption_summary: str | None = None  # "mce" (ImageNet-1k label space) or "mean_error"; None: no corruption entry
     # condition -> each image's top-1 class by name (schema 6 on: ``outcomes.top1``), to name the images a release lost.
     top1: dict[str, Outcome] = field(default_factory=dict)
+    # How the corruption images were made and fed (corruptions.protocol_of: source, decode, JPEG round trip, feed):
+    # outcomes measured another way are not paired. Empty: not recorded (nothing to check).
+    corruption_protocol: dict[str, Any] = field(default_factory=dict)
 
     def add(self, sample_set: SampleSet, condition: str, values: Any) -> None:
         self.outcomes[condition] = Outcome(sample_set.role, condition, sample_set.ids, np.asarray(values))
@@ -135,6 +138,7 @@ def outcomes_from_report(report: dict[str, Any], spec: str) -> ModelOutcomes:
                 out.stimulus_protocol.update({"stimulus_geometry": (metrics.get("stimulus_geometry") or {}).get("mode"),
                                               "aggregation": metrics.get("aggregation")})
         out.corruption_summary = corr.report_summary(report, spec)
+        out.corruption_protocol = corr.report_protocol(report, spec)
     except (KeyError, TypeError, AttributeError) as e:
         raise DataError(f"the report's per-image data is incomplete ({type(e).__name__}: {e}); is it a visionaudit report, intact?") from None
     return out
@@ -237,6 +241,8 @@ def _compare_one(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Setting
     if c.kind == "vector":
         return vector_change(r, old.shares, new.shares)
     a, b = old.outcomes[c.condition], new.outcomes[c.condition]
+    if c.kind == "error" and _protocol_differs(old, new):
+        return _not_compared(r, _protocol_differs(old, new), "candidate")
     if c.kind == "error" and set(a.ids) != set(b.ids):
         return _not_compared(r, _other_images(c.condition, a.ids, b.ids), "candidate")
     if not s.paired and c.kind in CLASS_KINDS:
@@ -269,6 +275,12 @@ def _compare_one(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Setting
     return accuracy_change(r, b.ids, old_values, b.values, s.resamples, s.seed)
 
 
+def _protocol_differs(old: ModelOutcomes, new: ModelOutcomes) -> str | None:
+    """Why the two sides' corruption outcomes are not the same measurement (corruptions.protocol_difference): this
+    run measured them otherwise than the baseline, so it is not judged (never a pass), the reason naming both."""
+    return corr.protocol_difference(old.corruption_protocol, new.corruption_protocol)
+
+
 def _other_images(condition: str, old_ids: Any, new_ids: Any) -> str:
     """Why a corruption condition scored on other images than the baseline's is not judged: this run's choice of
     images made it incomparable (a gate never passes on that), and the fix."""
@@ -290,6 +302,8 @@ def _compare_summary(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Set
         if not corruption_outcomes(o):
             conditions = Compared(c.name, c.family, "error", "corruption conditions", "error", "test_corruption")
             return _not_compared(r, f"the {side} has no per-image corruption outcomes ({_absent(o, conditions)})", side)
+    if _protocol_differs(old, new):
+        return _not_compared(r, _protocol_differs(old, new), "candidate")
     if not s.paired:
         return _not_compared(r, "compared only image by image (paired): the reports did not score the same images")
     if old.corruption_summary != new.corruption_summary:

@@ -157,3 +157,42 @@ def summary_change(result: Result, kind: str, keys: list[tuple[str, int]], old: 
     result.test = (f"paired bootstrap over images ({total} resamples for the p-value, {resamples} for the interval)"
                    + (f", {said}" if said else ""))
     return result
+
+
+PROTOCOL_KEYS = ("decode", "jpeg_round_trip", "jpeg_quality", "feed")  # of an entry's metrics ``protocol``
+
+
+def protocol_of(metrics: dict[str, Any]) -> dict[str, Any]:
+    """How a side's corruption images were made and fed, from a corruption entry's metrics (or the live
+    ``Corrupted.protocol_metrics``): the source (``kernels`` or ``ImageNet-C folder``: the folder's path is not the
+    protocol) and the decode, JPEG round trip and feed of ``protocol``. Empty when the entry records none."""
+    out: dict[str, Any] = {}
+    source = metrics.get("source")
+    if isinstance(source, str):
+        out["source"] = "ImageNet-C folder" if source.startswith("ImageNet-C folder") else source
+    described = metrics.get("protocol")
+    if isinstance(described, dict):
+        out.update({k: described[k] for k in PROTOCOL_KEYS if k in described})
+    return out
+
+
+def report_protocol(report: dict[str, Any], spec: str) -> dict[str, Any]:
+    """``spec``'s corruption protocol in a saved report (:func:`protocol_of` of its first corruption entry that
+    records one; every entry of a run records the same); empty when none does."""
+    for e in report.get("audits", []):
+        if e.get("model") == spec and e.get("audit") == "corruption" and not e.get("control"):
+            found = protocol_of(e.get("metrics") or {})
+            if found:
+                return found
+    return {}
+
+
+def protocol_difference(old: dict[str, Any], new: dict[str, Any]) -> str | None:
+    """Why two sides' corruption outcomes are not the same measurement (each differing protocol value, both named),
+    or None. Only what both sides record is compared (a report that records nothing of it cannot be checked)."""
+    differ = [k for k in old if k in new and old[k] != new[k]]
+    if not differ:
+        return None
+    said = "; ".join(f"{k} {old[k]!r} in the baseline, {new[k]!r} here" for k in differ)
+    return (f"the corruptions were measured another way ({said}): not the same measurement; measure them as the "
+            "baseline did ([audits.corruption] jpeg_round_trip, the kernels or --audit-imagenet-c, the model's feed)")
