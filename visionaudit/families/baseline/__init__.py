@@ -38,6 +38,7 @@ from visionaudit.families.baseline.consistency import (
     consistency_of,
     judge_consistency,
     kappa_text,
+    pooled_consistency,
 )
 from visionaudit.families.baseline.lost import top1_names, with_lost_examples
 from visionaudit.families.baseline.statistics import (
@@ -323,7 +324,16 @@ def _compare_summary(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Set
     except DataError:
         first = next((k for k in keys if set(a[k].ids) != set(b[k].ids)), keys[0])
         return _not_compared(r, _other_images(corr.condition_name(*first), a[first].ids, b[first].ids), "candidate")
-    return corr.summary_change(r, c.name, keys, old_bits, new_bits, s.resamples, s.seed, said, s.p_resamples)
+    corr.summary_change(r, c.name, keys, old_bits, new_bits, s.resamples, s.seed, said, s.p_resamples)
+    # Error consistency judged once for the family: pooled over every condition both scored (consistency.py).
+    common = [k for k in corr.ALL_CONDITIONS if k in a and k in b]
+    try:
+        pooled_old = np.stack([a[k].aligned_to(ids) for k in common]).astype(bool)
+        pooled_new = np.stack([b[k].aligned_to(ids) for k in common]).astype(bool)
+    except DataError:  # an extra condition on other images: pool the benchmark conditions of the summary
+        pooled_old, pooled_new = old_bits, new_bits
+    r.error_consistency = pooled_consistency(pooled_old, pooled_new, s.resamples, s.seed)
+    return r
 
 
 def _with_consistency(r: Result, old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Settings) -> Result:

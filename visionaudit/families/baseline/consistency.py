@@ -4,11 +4,17 @@ Each paired comparison of right/wrong outcomes records ``error_consistency`` (ob
 Cohen's kappa with its 95 % bootstrap interval over images, n; visionaudit/error_consistency.py, after Geirhos,
 Meding & Wichmann 2020). Two releases of equal accuracy that fail on other images have a low kappa while the
 accuracy test sees nothing. Judged on the accuracy-like comparisons (clean top-1, each transform, the 16-way
-shape-only accuracies, each corruption condition), on the point estimate of kappa: below ``min_kappa`` (default
+shape-only accuracies) and once for the corruption family, on the point estimate of kappa: below ``min_kappa`` (default
 -1: off) the comparison fails even when its accuracy held; below ``kappa_warning`` (default 0.5) an unchanged
 comparison becomes a warning. Balanced and per-class accuracy carry the same images' consistency as clean top-1,
 recorded but not judged again (one change would fail three times). An undefined kappa (both releases right on
 every image, or wrong on every image) is not judged: nothing is claimed about errors that did not happen.
+
+The corruption family is judged once, not per condition: its 75 default conditions would each be judged, and at
+severities 4-5 the errors are near chance, so two honestly different releases would draw dozens of warnings. The
+mCE (or mean error) entry carries the kappa of the pooled (image, condition) right/wrong outcomes of the conditions
+both sides scored (:func:`pooled_consistency`, its interval by a bootstrap over images that keeps each image's
+conditions together); each condition's entry records its own kappa, not judged.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import numpy as np
 
 from visionaudit.error_consistency import error_consistency
 
-JUDGED_KINDS = ("accuracy", "category", "error")  # the comparisons whose kappa is judged (see the module docstring)
+JUDGED_KINDS = ("accuracy", "category", "summary")  # the comparisons whose kappa is judged (see the module docstring)
 KEYS = ("observed", "expected", "kappa", "kappa_ci", "n")
 
 
@@ -30,6 +36,37 @@ def consistency_of(old: Any, new: Any, resamples: int, seed: int) -> dict[str, A
     out = {k: ec[k] for k in KEYS}
     if ec.get("reason"):
         out["reason"] = ec["reason"]
+    return out
+
+
+def pooled_consistency(old: Any, new: Any, resamples: int, seed: int, level: float = 0.95) -> dict[str, Any]:
+    """Error consistency of (conditions, images) right/wrong matrices pooled over every (image, condition) pair: the
+    observed and expected consistency and kappa of the pooled outcomes (as :func:`consistency_of` of the flattened
+    matrices), ``n`` the pooled pairs, ``images`` and ``conditions``; the interval from a bootstrap over images, each
+    drawn image bringing all its conditions (the conditions of one image are not independent trials)."""
+    a, b = np.asarray(old, dtype=bool), np.asarray(new, dtype=bool)
+    k, n = a.shape
+    out = consistency_of(a.ravel(), b.ravel(), 0, seed)
+    out.update(images=int(n), conditions=int(k), kappa_ci=None)
+    if out["kappa"] is None or resamples <= 0 or n == 0:
+        return out
+    right_a, right_b, agree = a.sum(axis=0), b.sum(axis=0), (a == b).sum(axis=0)  # per image, over its conditions
+    rng = np.random.default_rng(seed)
+    values, ok = np.empty(resamples), np.empty(resamples, dtype=bool)
+    for start in range(0, resamples, 500):  # chunks keep the (resamples, images) draws bounded
+        stop = min(resamples, start + 500)
+        idx = rng.integers(0, n, size=(stop - start, n))
+        p1, p2 = right_a[idx].sum(axis=1) / (n * k), right_b[idx].sum(axis=1) / (n * k)
+        observed = agree[idx].sum(axis=1) / (n * k)
+        expected = p1 * p2 + (1 - p1) * (1 - p2)
+        ok[start:stop] = expected < 1.0
+        values[start:stop] = np.where(ok[start:stop], (observed - expected) / np.where(ok[start:stop], 1.0 - expected, 1.0), np.nan)
+    if ok.sum() >= resamples / 2:
+        tail = (1.0 - level) / 2 * 100
+        lo, hi = np.percentile(values[ok], [tail, 100 - tail])
+        out["kappa_ci"] = [float(lo), float(hi)]
+    else:
+        out["reason"] = f"no interval: kappa is undefined in {int((~ok).sum())} of {resamples} resamples (errors too rare)"
     return out
 
 
@@ -53,7 +90,8 @@ def judge_consistency(results: dict[str, Any], kinds: dict[str, str], min_kappa:
             continue
         kappa = ec["kappa"]
         ec["below"] = "min_kappa" if kappa < min_kappa else "kappa_warning" if kappa < kappa_warning else None
-        text = f"{kappa_text(ec)} over {ec['n']} paired images"
+        text = (f"{kappa_text(ec)} over {ec['n']} paired images" if not ec.get("conditions") else
+                f"pooled {kappa_text(ec)} over {ec['images']} paired images x {ec['conditions']} conditions")
         if kappa < min_kappa:
             held = "" if r.verdict == "regression" else f" (its {r.metric} was {r.verdict.replace('_', ' ')})"
             r.reason = (f"errors moved: {text} is below min_kappa {min_kappa:g}{held}; " + r.reason)
