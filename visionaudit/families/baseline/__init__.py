@@ -17,7 +17,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from visionaudit.data.fingerprint import SampleSet
-from visionaudit.errors import ConfigError, DataError
+from visionaudit.errors import DataError
 from visionaudit.families import thresholds as f
 from visionaudit.families.assessment import NotApplicable, NotJudged
 from visionaudit.families.baseline import corruptions as corr
@@ -41,9 +41,10 @@ from visionaudit.families.baseline.consistency import (
     pooled_consistency,
 )
 from visionaudit.families.baseline.lost import top1_names, with_lost_examples
+from visionaudit.families.baseline.settings import Settings, settings_from  # noqa: F401  (re-exported)
 from visionaudit.families.baseline.statistics import (
     Result,
-    Tolerance,
+    Tolerance,  # noqa: F401  (re-exported)
     accuracy_change,
     balanced_accuracy_change,
     judge,
@@ -154,37 +155,6 @@ def _class_names(entry: dict[str, Any], labels: np.ndarray, n: int) -> np.ndarra
     return np.array([by_index[int(i)] for i in labels], dtype=object)
 
 
-@dataclass(frozen=True)
-class Settings:
-    tolerances: dict[str, Tolerance]  # by comparison name
-    alpha: float = 0.05
-    resamples: int = 2000
-    seed: int = 0
-    paired: bool = True
-    min_class_images: int = 10  # paired images a class needs to be compared on its own
-    min_kappa: float = -1.0  # error consistency: below it a comparison fails (-1: off)
-    kappa_warning: float = 0.5  # below it an unchanged comparison is a warning
-    # Resamples of the bootstrap and Monte Carlo p-values (None: ``resamples``); compare_model sets it from the
-    # model's comparison set (statistics.p_resamples_for) so that those p-values can pass Holm's first step.
-    p_resamples: int | None = None
-
-
-def settings_from(thresholds: Any, seed: int = 0, paired: bool = True) -> Settings:
-    """The comparison settings from the baseline family's bounds (``[audits.baseline]``, per model)."""
-    # A table that names some metrics keeps the defaults of the others (visionaudit/config.py merges per-name
-    # tables over the family's defaults), so no tolerance is ever a silent 0.
-    absolute = thresholds.get("tolerance") or {}
-    relative = thresholds.get("relative_tolerance") or {}
-    tolerances = {}
-    for c in ALL_COMPARED.values():
-        a = absolute.get(c.name, absolute.get(c.metric))
-        if a is None:
-            raise ConfigError(f"[audits.baseline] tolerance sets nothing for {c.name} or {c.metric}; add {c.metric} = ...")
-        tolerances[c.name] = Tolerance(a, relative.get(c.name, relative.get(c.metric)))
-    return Settings(tolerances, thresholds["alpha"], thresholds["bootstrap_resamples"], seed, paired,
-                    thresholds.get("min_class_images", 10), thresholds.get("min_kappa", -1.0), thresholds.get("kappa_warning", 0.5))
-
-
 def _missing(old: ModelOutcomes, new: ModelOutcomes, c: Compared) -> tuple[str, str] | None:
     """Why ``c`` cannot be compared, and whose side lacks it: "baseline" (it never measured this: nothing
     to hold the candidate to), "candidate" (this run could not measure it), or "setup"."""
@@ -242,10 +212,10 @@ def _compare_one(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Setting
     if c.kind == "vector":
         return vector_change(r, old.shares, new.shares)
     a, b = old.outcomes[c.condition], new.outcomes[c.condition]
-    if c.kind == "error" and _protocol_differs(old, new):
-        return _not_compared(r, _protocol_differs(old, new), "candidate")
+    if c.kind == "error" and corr.protocol_difference(old.corruption_protocol, new.corruption_protocol):
+        return _not_compared(r, corr.protocol_difference(old.corruption_protocol, new.corruption_protocol), "candidate")
     if c.kind == "error" and set(a.ids) != set(b.ids):
-        return _not_compared(r, _other_images(c.condition, a.ids, b.ids), "candidate")
+        return _not_compared(r, corr.other_images(c.condition, a.ids, b.ids), "candidate")
     if not s.paired and c.kind in CLASS_KINDS:
         r.missing = r.reason = "compared only image by image (paired): the reports did not score the same images"
         r.missing_side = "setup"
@@ -276,21 +246,6 @@ def _compare_one(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Setting
     return accuracy_change(r, b.ids, old_values, b.values, s.resamples, s.seed)
 
 
-def _protocol_differs(old: ModelOutcomes, new: ModelOutcomes) -> str | None:
-    """Why the two sides' corruption outcomes are not the same measurement (corruptions.protocol_difference): this
-    run measured them otherwise than the baseline, so it is not judged (never a pass), the reason naming both."""
-    return corr.protocol_difference(old.corruption_protocol, new.corruption_protocol)
-
-
-def _other_images(condition: str, old_ids: Any, new_ids: Any) -> str:
-    """Why a corruption condition scored on other images than the baseline's is not judged: this run's choice of
-    images made it incomparable (a gate never passes on that), and the fix."""
-    old_set, new_set = set(old_ids), set(new_ids)
-    return (f"this run scored {condition} on other images than the baseline ({len(old_set - new_set)} only in the baseline, "
-            f"{len(new_set - old_set)} only here; {len(old_set)} images there, {len(new_set)} here): set [audits.corruption] "
-            f"images = {len(old_set)} as in the baseline (and the same labelled set and seed) to compare it")
-
-
 def _not_compared(r: Result, why: str, side: str = "setup") -> Result:
     r.missing = r.reason = why
     r.missing_side = side
@@ -303,8 +258,8 @@ def _compare_summary(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Set
         if not corruption_outcomes(o):
             conditions = Compared(c.name, c.family, "error", "corruption conditions", "error", "test_corruption")
             return _not_compared(r, f"the {side} has no per-image corruption outcomes ({_absent(o, conditions)})", side)
-    if _protocol_differs(old, new):
-        return _not_compared(r, _protocol_differs(old, new), "candidate")
+    if corr.protocol_difference(old.corruption_protocol, new.corruption_protocol):  # this run measured otherwise
+        return _not_compared(r, corr.protocol_difference(old.corruption_protocol, new.corruption_protocol), "candidate")
     if not s.paired:
         return _not_compared(r, "compared only image by image (paired): the reports did not score the same images")
     if old.corruption_summary != new.corruption_summary:
@@ -323,7 +278,7 @@ def _compare_summary(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Set
         new_bits = np.stack([b[k].aligned_to(ids) for k in keys]).astype(bool)
     except DataError:
         first = next((k for k in keys if set(a[k].ids) != set(b[k].ids)), keys[0])
-        return _not_compared(r, _other_images(corr.condition_name(*first), a[first].ids, b[first].ids), "candidate")
+        return _not_compared(r, corr.other_images(corr.condition_name(*first), a[first].ids, b[first].ids), "candidate")
     corr.summary_change(r, c.name, keys, old_bits, new_bits, s.resamples, s.seed, said, s.p_resamples)
     # Error consistency judged once for the family: pooled over every condition both scored (consistency.py).
     common = [k for k in corr.ALL_CONDITIONS if k in a and k in b]
@@ -446,8 +401,9 @@ FAMILY = register_family(Family(
                                          "when given, a regression must exceed both", default={}),
         "alpha": f.level("significance level of the paired tests after Holm's correction over one model's comparisons",
                          default=0.05),
-        "bootstrap_resamples": f.count("resamples of the paired bootstrap (intervals, shape-bias and balanced-accuracy "
-                                       "p-values)", default=2000),
+        "bootstrap_resamples": f.count("resamples of the paired bootstrap intervals, and the least of the bootstrap and Monte "
+                                       "Carlo p-values (shape bias, mCE, balanced accuracy), which draw ceil(20 m / alpha) "
+                                       "for m p-valued comparisons when that is more", default=2000),
         "min_kappa": f.number("error consistency (Cohen's kappa of the two releases' right/wrong per image): below this an "
                               "accuracy-like comparison fails even when its accuracy held (-1: off)", minimum=-1.0, maximum=1.0,
                               default=-1.0),

@@ -196,3 +196,12 @@ def protocol_difference(old: dict[str, Any], new: dict[str, Any]) -> str | None:
     said = "; ".join(f"{k} {old[k]!r} in the baseline, {new[k]!r} here" for k in differ)
     return (f"the corruptions were measured another way ({said}): not the same measurement; measure them as the "
             "baseline did ([audits.corruption] jpeg_round_trip, the kernels or --audit-imagenet-c, the model's feed)")
+
+
+def other_images(condition: str, old_ids: Sequence[str], new_ids: Sequence[str]) -> str:
+    """Why a corruption condition scored on other images than the baseline's is not judged: this run's choice of
+    images made it incomparable (a gate never passes on that), and the fix."""
+    old_set, new_set = set(old_ids), set(new_ids)
+    return (f"this run scored {condition} on other images than the baseline ({len(old_set - new_set)} only in the baseline, "
+            f"{len(new_set - old_set)} only here; {len(old_set)} images there, {len(new_set)} here): set [audits.corruption] "
+            f"images = {len(old_set)} as in the baseline (and the same labelled set and seed) to compare it")

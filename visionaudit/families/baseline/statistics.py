@@ -34,6 +34,11 @@ from scipy import stats as sps
 
 from visionaudit import stats
 from visionaudit.data.image_sets import parse_cue_name
+from visionaudit.families.baseline.resampling import (  # noqa: F401  (re-exported)
+    SIGN_FLIP_EXACT,
+    p_resamples_for,
+    sign_flip_p,
+)
 
 VERDICTS = ("regression", "warning", "improvement", "unchanged", "not_compared")
 LOST_SHOWN = 20  # sample ids listed per comparison (the count is always given)
@@ -156,38 +161,6 @@ def _class_groups(classes: Sequence[str]) -> dict[str, np.ndarray]:
 
 
 MIN_CLASS_BOOTSTRAP = 5  # paired images every class needs for the balanced-accuracy bootstrap interval
-SIGN_FLIP_EXACT = 20  # up to this many changed images the sign-flip p is exact (2^20 sign patterns)
-
-
-def p_resamples_for(m: int, alpha: float, resamples: int) -> int:
-    """Resamples of a bootstrap or Monte Carlo p-value among ``m`` p-valued comparisons Holm-corrected at ``alpha``:
-    at least ``resamples`` and ceil(20 m / alpha), so that the smallest p the resamples can give, 2 / (R + 1), is a
-    tenth of Holm's first step alpha / m (with 2000 resamples the floor 0.001 is above 0.05 / 92: such a comparison
-    could never be significant among the 75 corruption conditions)."""
-    return max(int(resamples), math.ceil(20 * max(1, int(m)) / alpha))
-
-
-def sign_flip_p(weights: np.ndarray, signs: np.ndarray, resamples: int, seed: int) -> float:
-    """Two-sided sign-flip (randomization) test of a weighted sum of paired changes: each changed image adds
-    ``weight * sign``; under no change each sign is + or - with equal chance. p = P(|sum w s| >= |observed|),
-    exact by enumeration for up to ``SIGN_FLIP_EXACT`` changed images, else Monte Carlo (hits + 1) / (resamples + 1).
-    With equal weights this is exact McNemar."""
-    w = np.asarray(weights, dtype=np.float64)
-    if w.size == 0:
-        return 1.0
-    observed = abs(float(np.dot(w, signs)))
-    eps = 1e-12 * max(1.0, float(w.sum()))  # sums equal in exact arithmetic count as equal
-    if w.size <= SIGN_FLIP_EXACT:
-        patterns = ((np.arange(2 ** w.size)[:, None] >> np.arange(w.size)) & 1) * 2 - 1
-        return float(min(1.0, np.mean(np.abs(patterns @ w) >= observed - eps)))
-    rng = np.random.default_rng(seed)
-    hits = 0
-    for start in range(0, resamples, 500):  # chunks keep memory bounded
-        flips = rng.integers(0, 2, size=(min(500, resamples - start), w.size)) * 2 - 1
-        hits += int((np.abs(flips @ w) >= observed - eps).sum())
-    return float(min(1.0, (hits + 1) / (resamples + 1)))
-
-
 def balanced_accuracy_change(result: Result, ids: Sequence[str], classes: Sequence[str], old: np.ndarray, new: np.ndarray,
                              resamples: int, seed: int, p_resamples: int | None = None) -> Result:
     """Paired balanced accuracy (the mean of the per-class accuracies over the K classes with images): the change;
