@@ -4,6 +4,8 @@ the mCE's paired bootstrap and for Cohen's kappa)."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from scipy import stats as sps
@@ -15,6 +17,7 @@ from visionaudit.families.baseline import (
     outcomes_from_report,
     settings_from,
 )
+from visionaudit.families.baseline import corruptions as corr
 from visionaudit.families.corruption.imagenet_c import ALEXNET_ERRORS
 from visionaudit.families.outcomes import encode_bits
 from visionaudit.families.registry import get_family
@@ -279,3 +282,8 @@ def test_the_live_side_protocol_is_the_one_its_entries_record():
                     "feed": "as stored (224)"}
     entry_metrics = {"n_images": 7, "source": "ImageNet-C folder /y", "subset": None, "comparable": True, "protocol": described}
     assert protocol_of(entry_metrics) == live
+    # the live side holds tuples where a saved report holds lists: still the same protocol
+    kernels = {"decode": {"size": 224, "resize": 256}, "jpeg_round_trip": True, "jpeg_quality": 85, "feed": {"size": (224, 224)}}
+    live = protocol_of({"source": "kernels", "protocol": kernels})
+    saved = protocol_of(json.loads(json.dumps({"source": "kernels", "protocol": kernels})))
+    assert live == saved and corr.protocol_difference(saved, live) is None

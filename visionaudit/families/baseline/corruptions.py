@@ -24,6 +24,7 @@ from visionaudit.families.corruption.imagenet_c import (
     summarize,
 )
 from visionaudit.families.corruption.scoring import condition_name, own_summary
+from visionaudit.files import to_jsonable
 
 ROLE = "corruption"  # the sample set of the corruption family's per-image outcomes (kernels mode)
 SUMMARIES = ("mce", "mean_error")  # the summary compared: mCE for ImageNet-1k label spaces, else the mean error
@@ -173,7 +174,7 @@ def protocol_of(metrics: dict[str, Any]) -> dict[str, Any]:
     described = metrics.get("protocol")
     if isinstance(described, dict):
         out.update({k: described[k] for k in PROTOCOL_KEYS if k in described})
-    return out
+    return to_jsonable(out)  # as a report holds it (tuples as lists): the live side compares equal to its entries
 
 
 def report_protocol(report: dict[str, Any], spec: str) -> dict[str, Any]:
