@@ -184,8 +184,8 @@ def _missing(old: ModelOutcomes, new: ModelOutcomes, c: Compared) -> tuple[str, 
             return f"the {side} has no channel shares (its channel_bias audit did not run, or the first conv does not take RGB)", side
         if c.kind == "error" and c.condition not in o.outcomes and o.ended is None:  # this run's side
             return (f"this run did not score {c.condition} (not in this model's [audits.corruption] corruptions, extras "
-                    "and severities, an ImageNet-C folder run (--audit-imagenet-c keeps no per-image outcomes here), or "
-                    "the corruption is not available here)"), side
+                    "and severities, not in the ImageNet-C folder (--audit-imagenet-c), or the corruption is not available "
+                    "here)"), side
         if c.kind != "vector" and c.condition not in o.outcomes:
             return f"the {side} has no per-image outcomes for {c.condition} ({_absent(o, c)})", side
     if c.kind in CLASS_KINDS:
@@ -233,6 +233,9 @@ def _compare_one(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Setting
     if c.kind == "vector":
         return vector_change(r, old.shares, new.shares)
     a, b = old.outcomes[c.condition], new.outcomes[c.condition]
+    other = corr.other_measurement(c.condition, a.role, b.role) if c.kind == "error" else None
+    if other:  # the kernels' corruptions against a folder's: the ids may even match (the folder keeps the val names)
+        return _not_compared(r, other)
     if c.kind == "error" and set(a.ids) != set(b.ids):
         return _not_compared(r, f"the two runs scored {c.condition} on other images ({len(set(a.ids) - set(b.ids))} only in the "
                                 f"baseline, {len(set(b.ids) - set(a.ids))} only here): [audits.corruption] images or the "
@@ -288,6 +291,10 @@ def _compare_summary(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Set
         return _not_compared(r, f"{new.model}'s corruption summary is compared as {new.corruption_summary} "
                                 f"({'an ImageNet-1k label space' if new.corruption_summary == 'mce' else 'its own label space: no mCE'})")
     a, b = corruption_outcomes(old), corruption_outcomes(new)
+    roles = sorted({o.role for o in a.values()}), sorted({o.role for o in b.values()})
+    other = corr.other_measurement("its corruption conditions", "/".join(roles[0]), "/".join(roles[1]))
+    if other:
+        return _not_compared(r, other)
     keys, said = corr.summary_keys(a, b)
     if not keys:
         return _not_compared(r, "no benchmark corruption condition was scored by both at the same severities")
@@ -418,6 +425,7 @@ FAMILY = register_family(Family(
     },
     summary_lines=summary_lines,
     one_worker_per_model=True,  # Holm over the model's comparison set
+    shares_worker_with="corruption",  # its live side reads the corruption run (15 x 5 conditions by default) again
     needs_a_judgement=True,  # a baseline gate that compared nothing has not passed
     html_section="visionaudit.html.sections:baseline",
 ))

@@ -26,6 +26,8 @@ from visionaudit.families.corruption.imagenet_c import (
 from visionaudit.families.corruption.scoring import condition_name, own_summary
 
 ROLE = "corruption"  # the sample set of the corruption family's per-image outcomes (kernels mode)
+FOLDER_ROLE = "imagenet-c"  # ... of a downloaded ImageNet-C folder's (--audit-imagenet-c): other images, other measurement
+ROLES = (ROLE, FOLDER_ROLE)
 SUMMARIES = ("mce", "mean_error")  # the summary compared: mCE for ImageNet-1k label spaces, else the mean error
 
 
@@ -45,6 +47,21 @@ def parse_condition(condition: str) -> tuple[str, int] | None:
 ALL_CONDITIONS = [(c, s) for c in ALL_CORRUPTIONS for s in SEVERITIES]  # what a report can hold
 
 
+def scored_by(role: str) -> str:
+    """How a side's corruption outcomes were measured, in words (its sample set's role)."""
+    return ("a downloaded ImageNet-C folder (--audit-imagenet-c)" if role == FOLDER_ROLE
+            else "the corruption kernels on the labelled images")
+
+
+def other_measurement(what: str, old_role: str, new_role: str) -> str | None:
+    """Why a corruption comparison cannot pair a kernels run with an ImageNet-C folder run (None when both are one
+    mode): other images (the folder's JPEGs, not the labelled set's) and another measurement, so never compared."""
+    if old_role == new_role:
+        return None
+    return (f"the baseline scored {what} with {scored_by(old_role)}, this run with {scored_by(new_role)}: other images "
+            "and another measurement, not compared; run both with --audit-imagenet-c (the same folder) or both without")
+
+
 def summary_of(imagenet1k: bool) -> str:
     return "mce" if imagenet1k else "mean_error"
 
@@ -60,11 +77,11 @@ def report_summary(report: dict[str, Any], spec: str) -> str | None:
 
 
 def report_conditions(report: dict[str, Any], specs: Sequence[str]) -> list[tuple[str, int]]:
-    """The conditions whose per-image outcomes a saved report holds for any of ``specs`` (kernels mode)."""
+    """The conditions whose per-image outcomes a saved report holds for any of ``specs`` (kernels or folder mode)."""
     found: set[tuple[str, int]] = set()
     for e in report.get("audits", []):
         o = e.get("outcomes") or {}
-        if e.get("model") in specs and o.get("set") == ROLE:
+        if e.get("model") in specs and o.get("set") in ROLES:
             parsed = parse_condition(str(o.get("condition")))
             if parsed:
                 found.add(parsed)
