@@ -233,13 +233,9 @@ def _compare_one(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Setting
     if c.kind == "vector":
         return vector_change(r, old.shares, new.shares)
     a, b = old.outcomes[c.condition], new.outcomes[c.condition]
-    other = corr.other_measurement(c.condition, a.role, b.role) if c.kind == "error" else None
-    if other:  # the kernels' corruptions against a folder's: the ids may even match (the folder keeps the val names)
-        return _not_compared(r, other)
-    if c.kind == "error" and set(a.ids) != set(b.ids):
-        return _not_compared(r, f"the two runs scored {c.condition} on other images ({len(set(a.ids) - set(b.ids))} only in the "
-                                f"baseline, {len(set(b.ids) - set(a.ids))} only here): [audits.corruption] images or the "
-                                "labelled set differ")
+    unpaired = corr.not_paired(c.condition, a, b) if c.kind == "error" else None
+    if unpaired:
+        return _not_compared(r, unpaired)
     if not s.paired and c.kind in CLASS_KINDS:
         r.missing = r.reason = "compared only image by image (paired): the reports did not score the same images"
         r.missing_side = "setup"
@@ -291,13 +287,9 @@ def _compare_summary(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Set
         return _not_compared(r, f"{new.model}'s corruption summary is compared as {new.corruption_summary} "
                                 f"({'an ImageNet-1k label space' if new.corruption_summary == 'mce' else 'its own label space: no mCE'})")
     a, b = corruption_outcomes(old), corruption_outcomes(new)
-    roles = sorted({o.role for o in a.values()}), sorted({o.role for o in b.values()})
-    other = corr.other_measurement("its corruption conditions", "/".join(roles[0]), "/".join(roles[1]))
-    if other:
-        return _not_compared(r, other)
     keys, said = corr.summary_keys(a, b)
-    if not keys:
-        return _not_compared(r, "no benchmark corruption condition was scored by both at the same severities")
+    if not keys:  # said: why (a kernels run against a folder run, or no benchmark condition in common)
+        return _not_compared(r, said)
     ids = b[keys[0]].ids
     try:
         old_bits = np.stack([a[k].aligned_to(ids) for k in keys]).astype(bool)
