@@ -252,7 +252,8 @@ def baseline(page: SectionInputs) -> dict | None:
              _interval(r.get("ci")), _kappa(r.get("error_consistency")), fmt(r["p_value_holm"]), r["verdict"]] for r in deltas]
     said, tables = _classes_against_baseline(deltas)
     return {"id": "baseline", "title": "Against the baseline", "figures": [{
-        "svg": svg, "alt": "change of each compared metric against the baseline with 95 % intervals",
+        "svg": svg, "alt": "change of each compared metric against the baseline with 95 % intervals, each kind on its own "
+                       "scale (corruption conditions, if any: a corruption by severity grid)",
         "caption": how}] if svg else [], "text": " ".join([how, *said]),
         "table": {"header": ["model", "baseline", "comparison", "was", "now", "change", "95% interval",
                              "error consistency (kappa, 95% interval)", "Holm p", "verdict"],
