@@ -135,3 +135,40 @@ def test_with_the_data_root_each_lost_image_is_a_thumbnail_with_its_classes(tmp_
     thumbs = re.findall(r'<img src="data:image/jpeg;base64,[^"]+" alt="([^"]+)">', section)
     assert thumbs == ["img0.png under rotation", "img2.png under rotation"]
     assert f"no thumbnail: not under {images}" in section and "was: old2" in section and "ImageNet" in section
+
+
+def test_a_missing_baseline_top1_is_blamed_on_the_schema_only_when_the_baseline_predates_it():
+    """A schema-6 baseline also lacks top-1 classes (a merge of mixed-schema parts, a condition that records none):
+    the gallery said "a baseline before schema 6" for every one (review of issue 26, finding 6)."""
+    report = _baseline_report()
+    for e in report["audits"]:
+        for ex in e["metrics"].get("lost_examples") or []:
+            ex["baseline_top1"] = None
+    report["run"]["baseline"] = {"path": "old.json", "verdict": "pass", "accepted": False, "schema_version": 6}
+    gallery = _section(render(report), "baseline").split('id="lost-gallery">')[1]
+    assert gallery.count("was: not recorded in the baseline report") == 3 and "schema" not in gallery
+    report["run"]["baseline"]["schema_version"] = 5
+    gallery = _section(render(report), "baseline").split('id="lost-gallery">')[1]
+    assert gallery.count("was: not recorded (a baseline of schema 5, before schema 6)") == 3
+    del report["run"]["baseline"]  # not known: not blamed on the schema
+    gallery = _section(render(report), "baseline").split('id="lost-gallery">')[1]
+    assert gallery.count("was: not recorded in the baseline report") == 3
+    lost = next(e for e in report["audits"] if e["metrics"].get("lost_examples"))["metrics"]["lost_examples"]
+    lost[0]["reason"] = "the ImageNet-C folder run records none"  # an example's own reason, when it gives one
+    gallery = _section(render(report), "baseline").split('id="lost-gallery">')[1]
+    assert "was: not recorded (the ImageNet-C folder run records none)" in gallery
+
+
+def test_the_cli_comparison_says_the_baseline_schema_for_the_gallery():
+    from visionaudit.html.sections import SectionInputs, _baseline_top1_missing
+
+    assert _baseline_top1_missing(SectionInputs({}, comparison={"baseline_schema": 4})) == \
+        "not recorded (a baseline of schema 4, before schema 6)"
+    assert _baseline_top1_missing(SectionInputs({}, comparison={"baseline_schema": 6})) == "not recorded in the baseline report"
+
+
+def test_the_run_records_the_baseline_reports_schema_for_the_page():
+    from plugins.baseline import Baseline
+
+    got = Baseline(Path("old.json"), {"schema_version": 5, "verdict": "pass"}, {}).to_dict()
+    assert got == {"path": "old.json", "verdict": "pass", "accepted": False, "schema_version": 5}
