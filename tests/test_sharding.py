@@ -266,7 +266,7 @@ def test_a_part_without_top1_merges_without_it_rather_than_with_unset_values():
     parts' values beside uninitialized ones), and the rest merges as before."""
     import numpy as np
 
-    from visionaudit.report.merge import merge_reports
+    from visionaudit.report.merge import Unmergeable, merge_reports
 
     rng = np.random.default_rng(4)
     n = 120
@@ -287,6 +287,16 @@ def test_a_part_without_top1_merges_without_it_rather_than_with_unset_values():
     assert all("top1" not in e["outcomes"] for e in merged["audits"])
     strip = lambda r: [{k: e[k] for k in ("nodeid", "outcome", "metrics")} for e in r["audits"]]  # noqa: E731
     assert strip(merged) == strip(whole)
+    # Said, not dropped without a word (review of issue 26, finding 7): one note per entry, naming the part and key.
+    notes = [n for n in merged["run"]["notes"] if "left out of the merge" in n]
+    assert len(notes) == len(merged["audits"]) and all("p2 lack(s) it" in n and "'top1'" in n for n in notes)
+    assert sorted(n.split(": per-image")[0] for n in notes) == sorted(e["nodeid"] for e in merged["audits"])
+    assert not any("left out" in n for n in whole["run"]["notes"])
+    # Any other per-image array one part lacks: the parts do not belong together, said with the part and the key.
+    parts = [_synthetic_run(Shard(k, 2), arrays_of, ids, ("accuracy", "robustness")) for k in (1, 2)]
+    next(e for e in parts[0]["audits"] if e["audit"] == "accuracy")["shard_data"]["arrays"].pop("top5")
+    with pytest.raises(Unmergeable, match=r"p1 lack\(s\) the per-image array 'top5' that the other parts hold"):
+        merge_reports(parts, ["p1", "p2"])
 
 
 # The assessor names partial reports have stored since sharding began ("<family>.<test>"), before assessors

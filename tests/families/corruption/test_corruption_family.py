@@ -444,6 +444,7 @@ def test_an_imagenet_c_folder_through_the_audit(tmp_path):
     assert by[("fog", 1)]["metrics"]["error"] == pytest.approx(0.4) and by[("fog", 2)]["metrics"]["error"] == pytest.approx(0.2)
     assert by[("fog", 1)]["metrics"]["discordant"] == [2, 0] and by[("fog", 1)]["metrics"]["clean_error"] == 0.0
     assert by[("fog", 1)]["metrics"]["source"] == f"ImageNet-C folder {tmp_path / 'c'}"
+    assert data["run"]["imagenet_c"] == str((tmp_path / "c").resolve())  # where the page finds its images (review 26, 8)
     # per-image outcomes, compactly: the ids once (samples.imagenet-c), bits per condition (issue 26)
     ids = data["samples"]["imagenet-c"]["ids"]
     assert ids == ["n01440764/a.JPEG", "n01440764/b.JPEG", "n01440764/c.JPEG", "n01443537/d.JPEG", "n01443537/e.JPEG"]
