@@ -1,0 +1,98 @@
+"""Benchmark of the robustness transforms: batched kernels against today's per-image torchvision calls.
+
+For every transform with per-image parameters (rotation, translation, perspective) and each severity, on real
+images: (1) the share of uint8 values within one grey level of the per-image torchvision path, and the largest
+difference; (2) the time of the transform phase per image, per-image calls vs batched, at the audit's batch
+size on this device.
+
+    python benchmarks/transforms.py --data ../shared/data --images 200 [--sizes 224,97] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+from pathlib import Path
+
+import torch
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms.v2 import functional as F
+
+from visionaudit.data.image_sets import labelled_images, load_images
+from visionaudit.devices import resolve_device
+from visionaudit.families.robustness.transforms import TRANSFORMS
+from visionaudit.preprocessing import Geometry
+
+SEVERITIES = (0.5, 1.0, 2.0)
+
+
+def per_image(name: str, batch: torch.Tensor, ids, seed: int, severity: float) -> torch.Tensor:
+    """The pre-batching path: draws as in transforms.py, one torchvision call per image."""
+    h, w = batch.shape[-2:]
+    out = torch.empty_like(batch)
+    for k, i in enumerate(ids):
+        r = random.Random(f"{seed}:{name}:{i}")
+        img = batch[k : k + 1]
+        if name == "rotation":
+            out[k] = F.rotate(img, r.choice((-30.0 * severity, 30.0 * severity)), interpolation=InterpolationMode.BILINEAR)[0]
+        elif name == "translation":
+            s = round(0.2 * severity * w)
+            t = r.choice(((s, 0), (-s, 0), (0, s), (0, -s)))
+            out[k] = F.affine(img, angle=0.0, translate=list(t), scale=1.0, shear=[0.0, 0.0])[0]
+        else:
+            dx, dy = (w / 2) * 0.3 * severity, (h / 2) * 0.3 * severity
+            end = [[round(r.uniform(0, dx)), round(r.uniform(0, dy))], [w - 1 - round(r.uniform(0, dx)), round(r.uniform(0, dy))],
+                   [w - 1 - round(r.uniform(0, dx)), h - 1 - round(r.uniform(0, dy))], [round(r.uniform(0, dx)), h - 1 - round(r.uniform(0, dy))]]
+            start = [[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]]
+            out[k] = F.perspective(img, start, end, interpolation=InterpolationMode.BILINEAR)[0]
+    return out
+
+
+def _timed(fn, batches, device) -> float:
+    t0 = time.perf_counter()
+    for b, ids in batches:
+        fn(b, ids)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="../shared/data")
+    ap.add_argument("--images", type=int, default=200)
+    ap.add_argument("--sizes", default="224,97", help="crop sizes (comma separated); the first is timed")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--batch", type=int, default=None, help="default: the audit's batch size on the device")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    device = resolve_device(args.device)
+    from visionaudit.models.batching import default_batch_size
+
+    bs = args.batch or default_batch_size(device)
+    image_set = labelled_images(Path(args.data) / "imagenet-sample").stratified_subset(args.images, seed=0)
+    ids = list(image_set.sample_ids)
+    print(f"{len(ids)} images, batch {bs}, {device}, {torch.get_num_threads()} CPU threads")
+    print("equality with the per-image torchvision path (share of uint8 values within 1 grey level; max |diff|; exact share)")
+    for size in [int(s) for s in args.sizes.split(",")]:
+        images = load_images(image_set, Geometry(round(size * 256 / 224), size)).to(device)
+        for name in ("rotation", "translation", "perspective"):
+            for sev in SEVERITIES:
+                new = TRANSFORMS[name](images, ids, args.seed, sev).int()
+                ref = per_image(name, images, ids, args.seed, sev).int()
+                d = (new - ref).abs()
+                print(f"  {size:4d} {name:12s} sev {sev:3.1f}: within1 {(d <= 1).double().mean().item():.6f}  "
+                      f"max {d.max().item():3d}  exact {(d == 0).double().mean().item():.6f}")
+    size = int(args.sizes.split(",")[0])
+    images = load_images(image_set, Geometry(round(size * 256 / 224), size)).to(device)
+    batches = [(images[s : s + bs], ids[s : s + bs]) for s in range(0, len(ids), bs)]
+    print(f"transform phase, microseconds per image ({size}x{size}, severity 1): per-image calls / batched")
+    for name in ("rotation", "translation", "perspective"):
+        old = _timed(lambda b, i: per_image(name, b, i, args.seed, 1.0), batches, device)
+        new = _timed(lambda b, i: TRANSFORMS[name](b, i, args.seed, 1.0), batches, device)
+        print(f"  {name:12s} {1e6 * old / len(ids):9.0f} {1e6 * new / len(ids):9.0f}   x{old / new:.2f}")
+
+
+if __name__ == "__main__":
+    main()
