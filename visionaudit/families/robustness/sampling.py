@@ -45,7 +45,7 @@ def affine_grid(matrices: Sequence[Sequence[float]], h: int, w: int, device) -> 
 def perspective_coefficients(start: Sequence[Sequence[int]], ends: Sequence[Sequence[Sequence[int]]]) -> torch.Tensor:
     """The 8 coefficients per image ``(B, 8)``, float32, mapping each image's end corners onto ``start``: one
     batched float64 least-squares solve of torchvision's ``_get_perspective_coeffs`` system."""
-    e = torch.tensor(ends, dtype=torch.float64)  # (B, 4, 2)
+    e = torch.tensor(ends, dtype=torch.float64).reshape(-1, 4, 2)  # (B, 4, 2), B may be 0
     s = torch.tensor(start, dtype=torch.float64).expand_as(e)
     x, y, sx, sy = e[..., 0], e[..., 1], s[..., 0], s[..., 1]
     one, zero = torch.ones_like(x), torch.zeros_like(x)
