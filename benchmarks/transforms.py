@@ -106,9 +106,9 @@ def main() -> None:
     print(f"transform phase, microseconds per image ({size}x{size}, severity 1): "
           "per-image calls / one call per drawn value (before) / batched (now)")
     for name in ("rotation", "translation", "perspective"):
-        one = _timed(lambda b, i: per_image(name, b, i, args.seed, 1.0), batches, device)
-        before = _timed(lambda b, i: per_image(name, b, i, args.seed, 1.0, group=True), batches, device)
-        now = _timed(lambda b, i: TRANSFORMS[name](b, i, args.seed, 1.0), batches, device)
+        one = _timed(lambda b, i, name=name: per_image(name, b, i, args.seed, 1.0), batches, device)
+        before = _timed(lambda b, i, name=name: per_image(name, b, i, args.seed, 1.0, group=True), batches, device)
+        now = _timed(lambda b, i, name=name: TRANSFORMS[name](b, i, args.seed, 1.0), batches, device)
         print(f"  {name:12s} {1e6 * one / len(ids):9.0f} {1e6 * before / len(ids):9.0f} {1e6 * now / len(ids):9.0f}"
               f"   before/now x{before / now:.2f}")
 

@@ -10,7 +10,7 @@ of per-image matrices (the same arithmetic: float32, output pixel centres at hal
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch.nn.functional import grid_sample
