@@ -81,23 +81,7 @@ def _timed(fn, batches, device, repeats: int) -> tuple[float, float]:
     return min(walls), min(cpus)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default="../shared/data")
-    ap.add_argument("--images", type=int, default=200)
-    ap.add_argument("--sizes", default="224,97", help="crop sizes (comma separated); the first is timed")
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--batch", type=int, default=None, help="default: the audit's batch size on the device")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--repeats", type=int, default=3, help="timed passes per path; the best is printed")
-    args = ap.parse_args()
-    device = resolve_device(args.device)
-    from visionaudit.models.batching import default_batch_size
-
-    bs = args.batch or default_batch_size(device)
-    image_set = labelled_images(Path(args.data) / "imagenet-sample").stratified_subset(args.images, seed=0)
-    ids = list(image_set.sample_ids)
-    print(f"{len(ids)} images, batch {bs}, {device}, {torch.get_num_threads()} CPU threads")
+def equality(image_set, ids, args, device) -> None:
     print("equality with the per-image torchvision path (share of uint8 values within 1 grey level; max |diff|; exact share)")
     for size in [int(s) for s in args.sizes.split(",")]:
         images = load_images(image_set, Geometry(round(size * 256 / 224), size)).to(device)
@@ -108,6 +92,28 @@ def main() -> None:
                 d = (new - ref).abs()
                 print(f"  {size:4d} {name:12s} sev {sev:3.1f}: within1 {(d <= 1).double().mean().item():.6f}  "
                       f"max {d.max().item():3d}  exact {(d == 0).double().mean().item():.6f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="../shared/data")
+    ap.add_argument("--images", type=int, default=200)
+    ap.add_argument("--sizes", default="224,97", help="crop sizes (comma separated); the first is timed")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--batch", type=int, default=None, help="default: the audit's batch size on the device")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--timing-only", action="store_true", help="skip the equality table")
+    ap.add_argument("--repeats", type=int, default=3, help="timed passes per path; the best is printed")
+    args = ap.parse_args()
+    device = resolve_device(args.device)
+    from visionaudit.models.batching import default_batch_size
+
+    bs = args.batch or default_batch_size(device)
+    image_set = labelled_images(Path(args.data) / "imagenet-sample").stratified_subset(args.images, seed=0)
+    ids = list(image_set.sample_ids)
+    print(f"{len(ids)} images, batch {bs}, {device}, {torch.get_num_threads()} CPU threads")
+    if not args.timing_only:
+        equality(image_set, ids, args, device)
     size = int(args.sizes.split(",")[0])
     images = load_images(image_set, Geometry(round(size * 256 / 224), size)).to(device)
     batches = [(images[s : s + bs], ids[s : s + bs]) for s in range(0, len(ids), bs)]
