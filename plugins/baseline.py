@@ -45,7 +45,8 @@ class Baseline:
     def to_dict(self) -> dict[str, Any]:
         """The report's ``run.baseline``: the verdict of a run against it can pass only when this one did, or
         when a baseline that did not was accepted (visionaudit/report/assembly.py)."""
-        return {"path": str(self.path), "verdict": self.report.get("verdict"), "accepted": self.accepted}
+        return {"path": str(self.path), "verdict": self.report.get("verdict"), "accepted": self.accepted,
+                "schema_version": self.report.get("schema_version")}  # the page: why its top-1 classes are missing
 
 
 def get_baseline(config: pytest.Config) -> Baseline | None:

@@ -45,12 +45,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def family_scope(nodeid: str, family: str | None, model_ids: list[str]) -> str:
     """The scope of a test when models are not grouped whole: its family and model when its family's
-    descriptor asks for one worker per model (its tests share a computation one of them reads whole),
-    else the test id itself."""
-    known = families()
-    grouped = family in known and known[family].one_worker_per_model
-    mid = model_of(nodeid, model_ids) if grouped else None
-    return f"{family}:{mid}" if mid else nodeid
+    descriptor asks for one worker per model (its tests share a computation one of them reads whole), the
+    family it shares a worker with (``Family.shares_worker_with``: whose work it reuses) and model when it
+    names one, else the test id itself."""
+    descriptor = families().get(family) if family else None
+    if descriptor is None or not (descriptor.one_worker_per_model or descriptor.shares_worker_with):
+        return nodeid
+    mid = model_of(nodeid, model_ids)
+    return f"{descriptor.shares_worker_with or family}:{mid}" if mid else nodeid
 
 
 @pytest.hookimpl(optionalhook=True)  # so that -p no:xdist still runs

@@ -74,6 +74,7 @@ def _run_info(config: pytest.Config, exitstatus: int | None, models: dict[str, A
         "seed": settings.seed if settings else 0,
         "samples": settings.samples if settings else None,
         "images": settings.images if settings else None,
+        "imagenet_c": str(Path(settings.imagenet_c).resolve()) if settings and settings.imagenet_c else None,  # the page finds that run's images there
         "shard": settings.shard.to_dict() if settings and settings.shard else None,
         "config_file": str(settings.config.path) if settings and settings.config.path else None,
         "phases": phase_timings(config),

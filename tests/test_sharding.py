@@ -266,7 +266,7 @@ def test_a_part_without_top1_merges_without_it_rather_than_with_unset_values():
     parts' values beside uninitialized ones), and the rest merges as before."""
     import numpy as np
 
-    from visionaudit.report.merge import merge_reports
+    from visionaudit.report.merge import Unmergeable, merge_reports
 
     rng = np.random.default_rng(4)
     n = 120
@@ -287,6 +287,16 @@ def test_a_part_without_top1_merges_without_it_rather_than_with_unset_values():
     assert all("top1" not in e["outcomes"] for e in merged["audits"])
     strip = lambda r: [{k: e[k] for k in ("nodeid", "outcome", "metrics")} for e in r["audits"]]  # noqa: E731
     assert strip(merged) == strip(whole)
+    # Said, not dropped without a word (review of issue 26, finding 7): one note per entry, naming the part and key.
+    notes = [n for n in merged["run"]["notes"] if "left out of the merge" in n]
+    assert len(notes) == len(merged["audits"]) and all("p2 lack(s) it" in n and "'top1'" in n for n in notes)
+    assert sorted(n.split(": per-image")[0] for n in notes) == sorted(e["nodeid"] for e in merged["audits"])
+    assert not any("left out" in n for n in whole["run"]["notes"])
+    # Any other per-image array one part lacks: the parts do not belong together, said with the part and the key.
+    parts = [_synthetic_run(Shard(k, 2), arrays_of, ids, ("accuracy", "robustness")) for k in (1, 2)]
+    next(e for e in parts[0]["audits"] if e["audit"] == "accuracy")["shard_data"]["arrays"].pop("top5")
+    with pytest.raises(Unmergeable, match=r"p1 lack\(s\) the per-image array 'top5' that the other parts hold"):
+        merge_reports(parts, ["p1", "p2"])
 
 
 # The assessor names partial reports have stored since sharding began ("<family>.<test>"), before assessors
@@ -507,18 +517,40 @@ def test_merged_corruption_shards_equal_the_unsharded_run(corruption_runs, count
     assert "shard_data" not in json.dumps(merged)
 
 
-def _synthetic_corruption_run(shard, ids, clean, bits, imagenet, unavailable=()):
-    """A report of the corruption assessors judging per-image bits, as a shard hands them on (a whole run when
-    ``shard`` is None, else one part): each condition, and the mCE (or mean error) test over all of them."""
+class _GivenCorruptionBits:
+    """A corruption run (the kernels' or a folder's) whose conditions are given bits and top-1 indices: the images
+    ``keep`` of them (a shard's share), paired with the clean pass by :func:`paired` as the real runs pair them."""
+
+    def __init__(self, keep, clean, bits, top1, unavailable):
+        self.keep, self._clean, self.bits, self.top1, self.unavailable = keep, clean, bits, top1, unavailable
+        self.n_images = len(keep)
+
+    def condition(self, corruption, severity):
+        from visionaudit.families.corruption.scoring import Unavailable, paired
+
+        if corruption in self.unavailable:
+            raise Unavailable(f"{corruption} is not here")
+        key = (corruption, severity)
+        return paired(corruption, severity, self.bits[key][self.keep], self._clean[self.keep], self.top1[key][self.keep])
+
+    def clean(self):
+        return self._clean[self.keep]
+
+    def jpeg_only(self):
+        return self._clean[self.keep][::-1].copy()
+
+    def describe(self, jpeg):
+        return {"jpeg_round_trip": jpeg}
+
+
+def _synthetic_corruption_run(shard, ids, clean, bits, imagenet, unavailable=(), top1=None):
+    """A report of the corruption assessors judging per-image bits (``top1``: each condition's top-1 indices), measured
+    by :class:`Corrupted` as a run measures them (a whole run when ``shard`` is None, else one part, which hands its
+    assessors per-image arrays): each condition, and the mCE (or mean error) test over all of them."""
     from visionaudit.config import Thresholds, load_config
     from visionaudit.data.fingerprint import SampleSet
-    from visionaudit.families.assessment import (
-        NotApplicable,
-        NotJudged,
-        PerImage,
-        assess,
-    )
-    from visionaudit.families.corruption.judging import MEASUREMENT
+    from visionaudit.families.assessment import NotApplicable, NotJudged, assess
+    from visionaudit.families.corruption.judging import Corrupted
     from visionaudit.families.records import AuditRecord
     from visionaudit.report.assembly import assemble
 
@@ -527,18 +559,16 @@ def _synthetic_corruption_run(shard, ids, clean, bits, imagenet, unavailable=())
     section = None if shard is None else {**shard.to_dict(), "whole": {"n": len(ids), "fingerprint": "f"}, "positions": keep}
     sample_set = SampleSet("corruption", "synthetic", tuple(ids[k] for k in keep), "f" if shard is None else f"f{shard}", None, 0,
                            shard=section)
-    described = {"source": "kernels", "subset": None, "comparable": False, "protocol": {"jpeg_round_trip": True}}
+    top1 = top1 if top1 is not None else {k: (~v).astype(int) for k, v in bits.items()}
+    run = _GivenCorruptionBits(keep, clean, bits, top1, unavailable)
+    corrupted = Corrupted(run, sample_set, "kernels", None, False, split=shard is not None)
     bounds = {**dict(config.thresholds("corruption", "m")), "min_images": 200, "bootstrap_resamples": 300,
               "severities": sorted({s for _, s in bits}), "corruptions": sorted({c for c, _ in bits} | set(unavailable))}
-    tests = [({"corruption": c, "severity": s}, "condition",
-              PerImage(sample_set, {"correct": v[keep], "clean": clean[keep]}, {MEASUREMENT: described})) for (c, s), v in bits.items()]
-    tests += [({"corruption": c, "severity": s}, "condition",
-               PerImage(sample_set, {}, {MEASUREMENT: {**described, "unavailable": f"{c} is not here"}}))
+    tests = [({"corruption": c, "severity": s}, "condition", corrupted.condition_score(c, s, True)) for c, s in bits]
+    tests += [({"corruption": c, "severity": s}, "condition", corrupted.condition_score(c, s, True))
               for c in unavailable for s in bounds["severities"]]
-    mce_arrays = {f"{c}-{s}": v[keep] for (c, s), v in bits.items()}
-    tests.append(({}, "mce", PerImage(sample_set, {**mce_arrays, "clean": clean[keep], "jpeg_only": clean[keep][::-1].copy()},
-                                      {MEASUREMENT: {**described, "conditions": [list(k) for k in bits],
-                                                     "missing": {c: f"not available: {c} is not here" for c in unavailable}}})))
+    corruptions = list(dict.fromkeys([c for c, _ in bits] + list(unavailable)))
+    tests.append(({}, "mce", corrupted.mce_score(corruptions, bounds["severities"], True)))
     entries, samples = [], {}
     for params, test, measured in tests:
         record = AuditRecord(audit="corruption", model="m", params=params)
@@ -570,6 +600,7 @@ def test_merge_of_varied_corruption_bits_equals_the_whole_judgement(imagenet):
     of order. The merge judges the bits with the same assessors and gets the whole run's entries and aggregate."""
     import numpy as np
 
+    from visionaudit.families.outcomes import decode_labels
     from visionaudit.report.merge import merge_reports
 
     rng = np.random.default_rng(11)
@@ -578,9 +609,15 @@ def test_merge_of_varied_corruption_bits_equals_the_whole_judgement(imagenet):
     clean = rng.random(n) < 0.7
     bits = {(c, s): clean & (rng.random(n) < 1 - p) | (rng.random(n) < 0.05)
             for c, s, p in (("fog", 1, 0.1), ("fog", 3, 0.4), ("contrast", 1, 0.05), ("contrast", 3, 0.6))}
-    whole = _synthetic_corruption_run(None, ids, clean, bits, imagenet, unavailable=("frost",))
-    parts = [_synthetic_corruption_run(Shard(k, 3), ids, clean, bits, imagenet, unavailable=("frost",)) for k in (2, 3, 1)]
+    top1 = {k: rng.integers(0, 1000, n) for k in bits}
+    whole = _synthetic_corruption_run(None, ids, clean, bits, imagenet, unavailable=("frost",), top1=top1)
+    parts = [_synthetic_corruption_run(Shard(k, 3), ids, clean, bits, imagenet, unavailable=("frost",), top1=top1) for k in (2, 3, 1)]
     merged = merge_reports(parts, ["p2", "p3", "p1"])
+    # each condition's top-1 (the names of the images a release lost) comes through the shards as the whole run's
+    for report in (whole, merged):
+        for (c, s), values in top1.items():
+            (entry,) = [e for e in report["audits"] if e["params"] == {"corruption": c, "severity": s}]
+            assert decode_labels(entry["outcomes"]["top1"]).tolist() == values.tolist(), (c, s)
     strip = lambda r: [{k: e.get(k) for k in ("nodeid", "outcome", "metrics", "tables", "message", "outcomes")} for e in r["audits"]]  # noqa: E731
     assert strip(merged) == strip(whole)
     assert merged["aggregates"] == whole["aggregates"] and merged["samples"] == whole["samples"]

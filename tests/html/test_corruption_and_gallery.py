@@ -135,3 +135,82 @@ def test_with_the_data_root_each_lost_image_is_a_thumbnail_with_its_classes(tmp_
     thumbs = re.findall(r'<img src="data:image/jpeg;base64,[^"]+" alt="([^"]+)">', section)
     assert thumbs == ["img0.png under rotation", "img2.png under rotation"]
     assert f"no thumbnail: not under {images}" in section and "was: old2" in section and "ImageNet" in section
+
+
+def test_a_missing_baseline_top1_is_blamed_on_the_schema_only_when_the_baseline_predates_it():
+    """A schema-6 baseline also lacks top-1 classes (a merge of mixed-schema parts, a condition that records none):
+    the gallery said "a baseline before schema 6" for every one (review of issue 26, finding 6)."""
+    report = _baseline_report()
+    for e in report["audits"]:
+        for ex in e["metrics"].get("lost_examples") or []:
+            ex["baseline_top1"] = None
+    report["run"]["baseline"] = {"path": "old.json", "verdict": "pass", "accepted": False, "schema_version": 6}
+    gallery = _section(render(report), "baseline").split('id="lost-gallery">')[1]
+    assert gallery.count("was: not recorded in the baseline report") == 3 and "schema" not in gallery
+    report["run"]["baseline"]["schema_version"] = 5
+    gallery = _section(render(report), "baseline").split('id="lost-gallery">')[1]
+    assert gallery.count("was: not recorded (a baseline of schema 5, before schema 6)") == 3
+    del report["run"]["baseline"]  # not known: not blamed on the schema
+    gallery = _section(render(report), "baseline").split('id="lost-gallery">')[1]
+    assert gallery.count("was: not recorded in the baseline report") == 3
+    lost = next(e for e in report["audits"] if e["metrics"].get("lost_examples"))["metrics"]["lost_examples"]
+    lost[0]["reason"] = "the ImageNet-C folder run records none"  # an example's own reason, when it gives one
+    gallery = _section(render(report), "baseline").split('id="lost-gallery">')[1]
+    assert "was: not recorded (the ImageNet-C folder run records none)" in gallery
+
+
+def test_the_cli_comparison_says_the_baseline_schema_for_the_gallery():
+    from visionaudit.html.sections import SectionInputs, _baseline_top1_missing
+
+    assert _baseline_top1_missing(SectionInputs({}, comparison={"baseline_schema": 4})) == \
+        "not recorded (a baseline of schema 4, before schema 6)"
+    assert _baseline_top1_missing(SectionInputs({}, comparison={"baseline_schema": 6})) == "not recorded in the baseline report"
+
+
+def test_the_run_records_the_baseline_reports_schema_for_the_page():
+    from plugins.baseline import Baseline
+
+    got = Baseline(Path("old.json"), {"schema_version": 5, "verdict": "pass"}, {}).to_dict()
+    assert got == {"path": "old.json", "verdict": "pass", "accepted": False, "schema_version": 5}
+
+
+def test_a_lost_imagenet_c_image_is_drawn_from_the_runs_imagenet_c_folder_under_its_condition(tmp_path):
+    """The images of a downloaded ImageNet-C folder (role imagenet-c) were looked for under <data root>/imagenet-c,
+    not in the --audit-imagenet-c folder the run recorded, nor in the condition's <corruption>/<severity> folder
+    (review of issue 26, finding 8)."""
+    folder = tmp_path / "somewhere" / "ImageNet-C"
+    for corruption, severity, shade in (("fog", 3, 200), ("fog", 1, 20), ("gaussian_noise", 5, 90)):
+        (folder / corruption / str(severity) / "n01440764").mkdir(parents=True)
+        Image.fromarray(np.full((224, 224, 3), shade, np.uint8)).save(folder / corruption / str(severity) / "n01440764" / "a.JPEG")
+    lost = [{"id": "n01440764/a.JPEG", "set": "imagenet-c", "condition": c, "baseline_top1": "tench", "candidate_top1": "goldfish"}
+            for c in ("fog-3", "gaussian_noise-5", "snow-2")]  # snow/2 is not in the folder
+    report = _baseline_report()
+    entry = next(e for e in report["audits"] if e["metrics"].get("lost_examples"))
+    entry["metrics"]["lost_examples"] = lost
+    report["run"]["imagenet_c"] = str(folder)
+    data_root = tmp_path / "data"
+    (data_root / "imagenet-c").mkdir(parents=True)  # where it looked: a decoy holding the same id
+    (data_root / "imagenet-c" / "n01440764").mkdir()
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(data_root / "imagenet-c" / "n01440764" / "a.JPEG")
+    source = ImageSource(data_root)
+    uris, why_not = source.thumbnails(report, lost + [{**lost[0], "condition": "fog"}])
+    assert sorted(uris) == [0, 1] and why_not[2] == f"{folder / 'snow' / '2'} is not here"
+    assert why_not[3] == "fog is not an ImageNet-C condition (<corruption>-<severity>)"
+
+    def shade(uri):  # the thumbnail's mean grey level: which condition's file it was drawn from
+        import base64
+        import io
+        return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))).mean()
+
+    assert abs(shade(uris[0]) - 200) < 8 and abs(shade(uris[1]) - 90) < 8  # fog/3's file, gaussian_noise/5's; not the decoy
+    # A report before run.imagenet_c: the corruption entries' source names the folder.
+    del report["run"]["imagenet_c"]
+    report["audits"].append({"nodeid": "audits/test_corruption.py::test_corruption[m-fog-3]", "audit": "corruption",
+                             "model": "m", "params": {"corruption": "fog", "severity": 3}, "outcome": "passed",
+                             "metrics": {"source": f"ImageNet-C folder {folder}"}, "thresholds": {}, "tables": {}})
+    uris, _ = source.thumbnails(report, lost[:1])
+    assert abs(shade(uris[0]) - 200) < 8
+    report["audits"].pop()
+    assert source.thumbnails(report, lost[:1])[1] == {0: "the report does not record its ImageNet-C folder (--audit-imagenet-c)"}
+    section = _section(render(report | {"run": {**report["run"], "imagenet_c": str(folder)}}, images=source), "baseline")
+    assert re.findall(r'alt="([^"]+)">', section)[:2] == ["n01440764/a.JPEG under fog-3", "n01440764/a.JPEG under gaussian_noise-5"]

@@ -52,3 +52,42 @@ def test_error_consistency_figure_draws_each_models_kappa_per_observer_and_the_o
     assert "efficientnet_lite0: mean kappa 0.200" in svg and "observers' mean pairwise kappa: 0.330" in svg
     assert all(s in svg for s in data["observers"]) and "error consistency (Cohen's kappa)" in svg
     assert error_consistency_figure({**data, "models": {}}) is None  # nothing measured: no figure
+
+
+def _baseline_rows(conditions=True):
+    """16 fixed comparisons of fractional changes, the mCE in its points and 15 x 5 corruption conditions."""
+    fixed = [{"model": "m", "comparison": f"top1_t{k}", "delta": -0.01 * (k % 5), "ci": [-0.01 * (k % 5) - 0.02, 0.02],
+              "verdict": "unchanged"} for k in range(16)]
+    mce = [{"model": "m", "comparison": "mce", "delta": 7.8, "ci": [4.0, 12.2], "verdict": "regression"}]
+    grid = [{"model": "m", "comparison": f"corruption_c{c}_{s}", "delta": 0.06 if (c, s) == (2, 3) else 0.001,
+             "ci": [0.0, 0.1], "verdict": "regression" if (c, s) == (2, 3) else "unchanged"}
+            for c in range(15) for s in range(1, 6)]
+    return fixed + mce + (grid if conditions else [])
+
+
+def test_the_baseline_figure_keeps_the_fixed_comparisons_readable_beside_the_mce_and_the_conditions():
+    """The mCE's change is in mCE points and the conditions' in fractions: on one axis with the fixed comparisons
+    every interval collapsed onto 0, and 92 rows made the figure 25 inches tall (review of issue 26, finding 4)."""
+    import re
+
+    import matplotlib.pyplot as plt
+
+    from visionaudit.html.figures import baseline_figure, baseline_plot
+
+    rows = _baseline_rows()
+    fig = baseline_plot(rows)
+    fixed = next(ax for ax in fig.axes if any(t.get_text() == "m top1_t0" for t in ax.get_yticklabels()))
+    lo, hi = fixed.get_xlim()
+    assert -0.2 < lo < -0.04 and 0.02 < hi < 0.2  # the fixed comparisons' scale, not the mCE's 4 .. 12.2
+    mce = next(ax for ax in fig.axes if any(t.get_text() == "m mce" for t in ax.get_yticklabels()))
+    assert mce is not fixed and mce.get_xlim()[1] >= 12.2 and "mCE" in mce.get_xlabel()
+    assert not any("corruption_" in t.get_text() for ax in fig.axes for t in ax.get_yticklabels())  # not 75 bars
+    assert fig.get_size_inches()[1] < 12
+    plt.close(fig)
+    svg = baseline_figure(rows)
+    height = float(re.search(r'<svg[^>]*height="([\d.]+)pt"', svg).group(1)) / 72
+    assert height < 12  # inches, as drawn (it was 0.26 * 92 + 1 = 25)
+    assert "top-1 error change per corruption condition" in svg and "severity" in svg
+    assert all(f">c{c}<" in svg for c in range(15)) and ">+6.0<" in svg and svg.count(">+0.1<") == 74  # the grid's cells
+    without = baseline_figure(_baseline_rows(conditions=False))
+    assert "per corruption condition" not in without and "m top1_t0" in without  # no grid without corruption entries

@@ -237,3 +237,24 @@ def test_a_family_that_asks_keeps_a_models_tests_on_one_worker(monkeypatch):
     assert family_scope("t.py::test_a[tests.tiny_models:tiny]", None, ids) == "t.py::test_a[tests.tiny_models:tiny]"
     # the built-in families as before: baseline and corruption grouped, the rest spread
     assert {n for n, f in registry.families().items() if f.one_worker_per_model} == {"baseline", "corruption", "toy_grouped"}
+    # a family that reuses another's per-model work runs on that family's worker for the model
+    register_family(Family(name="toy_reader", gates="x", key_metric="s", higher_is_better=True, thresholds={},
+                           shares_worker_with="toy_grouped"))
+    assert family_scope("t.py::test_r[tests.tiny_models:tiny-x]", "toy_reader", ids) == "toy_grouped:tests.tiny_models:tiny"
+
+
+def test_a_models_baseline_comparisons_run_on_its_corruption_tests_worker():
+    """The baseline's live side reads the model's corruption run (fixtures/baseline.py): on another worker it would
+    score every condition again, doubling the heaviest audit. So a model's baseline comparisons share the scope of
+    its corruption conditions and mCE test, and another model's stay apart."""
+    from plugins.distribution import family_scope
+
+    ids = ["efficientnet_lite0", "efficientnet_lite0?mean=0.485,0.456,0.406"]
+    lite0 = {family_scope("audits/test_baseline.py::test_against_baseline[efficientnet_lite0-corruption_fog_3]", "baseline", ids),
+             family_scope("audits/test_baseline.py::test_against_baseline[efficientnet_lite0-clean_top1]", "baseline", ids),
+             family_scope("audits/test_corruption.py::test_corruption[efficientnet_lite0-fog-3]", "corruption", ids),
+             family_scope("audits/test_corruption.py::test_mce[efficientnet_lite0]", "corruption", ids)}
+    assert lite0 == {"corruption:efficientnet_lite0"}
+    other = family_scope("audits/test_baseline.py::test_against_baseline[efficientnet_lite0?mean=0.485,0.456,0.406-mce]",
+                         "baseline", ids)
+    assert other == "corruption:efficientnet_lite0?mean=0.485,0.456,0.406"

@@ -42,6 +42,7 @@ def test_a_version_3_report_is_a_baseline_for_a_version_4_run(tmp_path):
     comparison = compare_reports(old, read_report(tmp_path / "new.json"))
     results = [r for per in comparison["models"].values() for r in per["results"].values()]
     assert comparison["paired"] and len(results) >= 2  # something was compared, image by image
+    assert comparison["baseline_schema"] == 3  # the page says why the old side names no top-1 classes
     assert regressions(comparison) == [] and {r.verdict for r in results} <= {"unchanged", "not_compared"}
     assert any(r.verdict == "unchanged" for r in results)
     # No per-image classes in a version-3 report: balanced and per-class accuracy are not compared, and say why.

@@ -79,6 +79,9 @@ class Family:
     # Under pytest-xdist, its tests of one model run on one worker: they share a computation that one of them
     # reads whole (plugins/distribution.py).
     one_worker_per_model: bool = False
+    # The family whose per-model work its tests reuse (the baseline's live side reads the corruption run): under
+    # pytest-xdist its tests of a model run on that family's worker for the model, so the work is done once.
+    shares_worker_with: str | None = None
     # A model whose tests of this family all end skipped or not judged has not passed it (the baseline: a
     # comparison set that compared nothing), even where other families judged that model.
     needs_a_judgement: bool = False

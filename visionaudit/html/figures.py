@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")  # no display, no GUI toolkit: CI machines and notebooks alike
 
@@ -211,28 +212,94 @@ def max_diff_figure(rows: list[dict[str, Any]]) -> str | None:
     return _svg(fig)
 
 
-def baseline_figure(rows: list[dict[str, Any]]) -> str | None:
-    drawn = []
-    for r in rows:  # a vector (channel shares) is one row per component, with the comparison's verdict
-        if isinstance(r.get("delta"), list):
-            drawn += [{**r, "comparison": f"{r['comparison']} {c}", "delta": d, "ci": None}
+VERDICT_COLORS = {"regression": "#d04040", "warning": "#d09020", "improvement": "#40a040", "unchanged": "#cccccc"}
+_CONDITION = re.compile(r"^corruption_(.+)_(\d+)$")  # corruption_<corruption>_<severity> (docs/baseline.md)
+SUMMARIES = {"mce": "mCE change (points of the AlexNet-normalized mCE)",
+             "mean_error": "mean corruption error change (top-1 error, own label space)"}
+
+
+def _split_baseline_rows(rows: list[dict[str, Any]]) -> tuple[list, dict[str, list], dict[str, dict]]:
+    """The fixed comparisons (a vector one row per component), the corruption summaries by name (``mce``,
+    ``mean_error``: their own scales) and the corruption conditions by model as ``{(corruption, severity): row}``."""
+    fixed, summaries, conditions = [], {}, {}
+    for r in rows:
+        name = str(r.get("comparison"))
+        m = _CONDITION.match(name)
+        if m:
+            conditions.setdefault(r["model"], {})[(m.group(1), int(m.group(2)))] = r
+        elif name in SUMMARIES:
+            if isinstance(r.get("delta"), (int, float)):
+                summaries.setdefault(name, []).append(r)
+        elif isinstance(r.get("delta"), list):  # a vector (channel shares): one row per component, the comparison's verdict
+            fixed += [{**r, "comparison": f"{r['comparison']} {c}", "delta": d, "ci": None}
                       for c, d in zip("RGB", r["delta"]) if isinstance(d, (int, float))]
         elif isinstance(r.get("delta"), (int, float)):
-            drawn.append(r)
-    rows = drawn
-    if not rows:
-        return None
-    colors = {"regression": "#d04040", "warning": "#d09020", "improvement": "#40a040", "unchanged": "#777777"}
-    fig, ax = plt.subplots(figsize=(6.4, 0.26 * len(rows) + 1.0))
+            fixed.append(r)
+    return fixed, summaries, conditions
+
+
+def _delta_rows(ax, rows: list[dict[str, Any]], xlabel: str) -> None:
     for y, r in enumerate(rows[::-1]):
-        ax.errorbar(r["delta"], y, xerr=_xerr(r["delta"], r.get("ci")), fmt="o", color=colors.get(r["verdict"], "#333333"),
-                    capsize=2)
+        ax.errorbar(r["delta"], y, xerr=_xerr(r["delta"], r.get("ci")), fmt="o",
+                    color=VERDICT_COLORS.get(r["verdict"], "#333333") if r["verdict"] != "unchanged" else "#777777", capsize=2)
     ax.axvline(0, color="#333333", linewidth=0.6)
     shown = lambda r: (r.get("per_class") or {}).get("shown")  # noqa: E731  the per-class bar is one class's change
     ax.set_yticks(range(len(rows)), [f"{r['model']} {r['comparison']}" + (f" ({shown(r)})" if shown(r) else "")
                                      for r in rows[::-1]], fontsize=7)
-    ax.set_xlabel("change against the baseline with 95 % interval (red regression, orange warning, green improvement)")
-    return _svg(fig)
+    ax.set_ylim(-0.6, len(rows) - 0.4)
+    ax.set_xlabel(xlabel, fontsize=7)
+
+
+def _condition_grid(ax, model: str, cells: dict[tuple[str, int], dict[str, Any]]) -> None:
+    """Corruption x severity: each cell coloured by its verdict, its change in percentage points written in it
+    (n/c: not compared)."""
+    corruptions = sorted({c for c, _ in cells})
+    severities = sorted({s for _, s in cells})
+    grid = np.ones((len(corruptions), len(severities), 3))
+    for (c, s), r in cells.items():
+        i, j = corruptions.index(c), severities.index(s)
+        grid[i, j] = matplotlib.colors.to_rgb(VERDICT_COLORS.get(r.get("verdict"), "#ffffff"))
+        delta = r.get("delta")
+        text = f"{100 * delta:+.1f}" if isinstance(delta, (int, float)) else "n/c"
+        bold = r.get("verdict") in ("regression", "warning", "improvement")
+        ax.text(j, i, text, ha="center", va="center", fontsize=6.5, fontweight="bold" if bold else "normal")
+    ax.imshow(grid, aspect="auto", interpolation="nearest")
+    ax.set_xticks(range(len(severities)), [str(s) for s in severities])
+    ax.set_yticks(range(len(corruptions)), [c.replace("_", " ") for c in corruptions], fontsize=7)
+    ax.tick_params(length=0)
+    ax.set_xlabel("severity", fontsize=7)
+    ax.set_title(f"{model}: top-1 error change per corruption condition (percentage points)", fontsize=8)
+
+
+def baseline_plot(rows: list[dict[str, Any]]):
+    """The figure of :func:`baseline_figure` (a matplotlib Figure, or None): the fixed comparisons on one axis; each
+    corruption summary (mCE in its points, the mean error) on its own axis; each model's corruption conditions as a
+    corruption x severity grid, drawn only when there are some."""
+    fixed, summaries, conditions = _split_baseline_rows(rows)
+    if not fixed and not summaries and not conditions:
+        return None
+    panels = ([("fixed", fixed, 0.26 * len(fixed) + 0.7)] if fixed else []) + [
+        ("summary", (name, rs), 0.26 * len(rs) + 0.7) for name, rs in summaries.items()] + [
+        ("grid", (model, cells), 0.2 * len({c for c, _ in cells}) + 0.9) for model, cells in conditions.items()]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(6.4, sum(h for *_, h in panels) + 0.3), squeeze=False,
+                             gridspec_kw={"height_ratios": [h for *_, h in panels]})
+    for ax, (kind, what, _) in zip(axes[:, 0], panels):
+        if kind == "fixed":
+            _delta_rows(ax, what, "change against the baseline with 95 % interval (red regression, orange warning, "
+                                  "green improvement)")
+        elif kind == "summary":
+            name, rs = what
+            _delta_rows(ax, rs, SUMMARIES[name] + " with 95 % interval")
+        else:
+            _condition_grid(ax, *what)
+    fig.tight_layout()
+    return fig
+
+
+def baseline_figure(rows: list[dict[str, Any]]) -> str | None:
+    """Each comparison's change against the baseline on a scale of its own kind (see :func:`baseline_plot`)."""
+    fig = baseline_plot(rows)
+    return None if fig is None else _svg(fig)
 
 
 def _yerr(value: float, ci: Any) -> list[float]:

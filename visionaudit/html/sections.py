@@ -252,7 +252,8 @@ def baseline(page: SectionInputs) -> dict | None:
              _interval(r.get("ci")), _kappa(r.get("error_consistency")), fmt(r["p_value_holm"]), r["verdict"]] for r in deltas]
     said, tables = _classes_against_baseline(deltas)
     return {"id": "baseline", "title": "Against the baseline", "figures": [{
-        "svg": svg, "alt": "change of each compared metric against the baseline with 95 % intervals",
+        "svg": svg, "alt": "change of each compared metric against the baseline with 95 % intervals, each kind on its own "
+                       "scale (corruption conditions, if any: a corruption by severity grid)",
         "caption": how}] if svg else [], "text": " ".join([how, *said]),
         "table": {"header": ["model", "baseline", "comparison", "was", "now", "change", "95% interval",
                              "error consistency (kappa, 95% interval)", "Holm p", "verdict"],
@@ -272,6 +273,17 @@ def _kappa(ec: Any) -> str:
     return f"{fmt(ec['kappa'])} {_interval(ec.get('kappa_ci'))}"
 
 
+def _baseline_top1_missing(page: SectionInputs) -> str:
+    """Why a lost image has no baseline top-1 class: the schema only when the baseline report is known to predate
+    schema 6 (its ``schema_version``, recorded in ``run.baseline`` or by ``compare_reports``); otherwise the top-1 can
+    also be missing from a schema-6 report (a merge of mixed-schema parts, a condition that records none)."""
+    schema = (page.comparison or {}).get("baseline_schema") if page.comparison else (
+        (page.report.get("run") or {}).get("baseline") or {}).get("schema_version")
+    if isinstance(schema, int) and schema < 6:
+        return f"not recorded (a baseline of schema {schema}, before schema 6)"
+    return "not recorded in the baseline report"
+
+
 def _lost_gallery(page: SectionInputs, deltas: list[dict[str, Any]]) -> dict[str, Any] | None:
     """Up to 24 images that went right -> wrong over the model's comparisons: each as the model saw it (when the data
     root the page is rendered with holds it), with the baseline's and the candidate's top-1 class and the condition;
@@ -284,9 +296,10 @@ def _lost_gallery(page: SectionInputs, deltas: list[dict[str, Any]]) -> dict[str
     uris, why_not = page.images.thumbnails(page.report, examples) if page.images is not None else ({}, {})
     no_data = "the page was rendered without the data root (visionaudit html --data DIR draws them)"
     several = len({ex["model"] for ex in examples}) > 1  # the model named on each image only when there are several
+    was_missing = _baseline_top1_missing(page)
     items = [{**ex, "uri": uris.get(k), "why": None if k in uris else why_not.get(k, no_data),
               "where": f"{ex['model']} · {ex.get('condition')}" if several else str(ex.get("condition")),
-              "was": ex.get("baseline_top1") or "not recorded (a baseline before schema 6)",
+              "was": ex.get("baseline_top1") or (f"not recorded ({ex['reason']})" if ex.get("reason") else was_missing),
               "now": ex.get("candidate_top1") or "not recorded"} for k, ex in enumerate(examples)]
     total = sum(int(r.get("lost_count") or 0) for r in deltas)
     caption = (f"{len(items)} of the images that went from right to wrong ({total} right-to-wrong changes over the "

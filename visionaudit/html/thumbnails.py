@@ -88,18 +88,53 @@ def transform_strips(report: dict[str, Any], data_root: Path, images: str | None
 GALLERY_SIZE = 96  # px: a lost image's thumbnail in the baseline section's gallery
 
 
+IMAGENET_C = "imagenet-c"  # the role of a downloaded ImageNet-C folder's images (families/corruption/folder.py ROLE)
+_FOLDER_SOURCE = "ImageNet-C folder "  # a corruption entry's metrics.source in folder mode, before run.imagenet_c
+
+
+def imagenet_c_root(report: dict[str, Any]) -> Path | None:
+    """The ``--audit-imagenet-c`` folder a report's corruption family scored: ``run.imagenet_c`` (schema 6 on), else
+    the corruption entries' ``source`` ("ImageNet-C folder DIR"); None when the report names none."""
+    recorded = (report.get("run") or {}).get("imagenet_c")
+    if recorded:
+        return Path(recorded)
+    for e in report.get("audits", []):
+        source = (e.get("metrics") or {}).get("source") if e.get("audit") == "corruption" else None
+        if isinstance(source, str) and source.startswith(_FOLDER_SOURCE):
+            return Path(source[len(_FOLDER_SOURCE):])
+    return None
+
+
+def _condition_parts(condition: str) -> tuple[str, str] | None:
+    """``"fog-3"`` (families/corruption/scoring.py condition_name) -> ``("fog", "3")``."""
+    corruption, _, severity = condition.rpartition("-")
+    return (corruption, severity) if corruption and severity.isdigit() else None
+
+
 class ImageSource:
-    """Where the page finds a report's images: the data root it is rendered with (``--audit-data``) and the labelled
-    images' choice (``--audit-images``, else the report's ``run.images``)."""
+    """Where the page finds a report's images: the data root it is rendered with (``--audit-data``), the labelled
+    images' choice (``--audit-images``, else the report's ``run.images``) and the downloaded ImageNet-C folder
+    (``imagenet_c``, else the report's record of it)."""
 
-    def __init__(self, data_root: Path, images: str | None = None) -> None:
+    def __init__(self, data_root: Path, images: str | None = None, imagenet_c: Path | None = None) -> None:
         self.data_root, self.images = Path(data_root), images
+        self.imagenet_c = Path(imagenet_c) if imagenet_c else None
 
-    def folder(self, report: dict[str, Any], role: str) -> Path:
+    def folder(self, report: dict[str, Any], role: str, condition: str | None = None) -> Path | str:
         """The folder of an image set's ids: the labelled images for the labelled set and the corruption subset of
-        them, else the stimuli's folder under the data root (edges, filled-silhouettes, cue-conflict)."""
+        them; for a downloaded ImageNet-C folder's images, the condition's ``<corruption>/<severity>`` folder in it
+        (the files the model saw); else the stimuli's folder under the data root (edges, filled-silhouettes,
+        cue-conflict). A str instead of a Path: why there is no folder."""
         if role in (LABELLED, "corruption"):
             return labelled_path(self.data_root, self.images or report.get("run", {}).get("images") or "imagenet-sample")
+        if role == IMAGENET_C:
+            root = self.imagenet_c or imagenet_c_root(report)
+            parts = _condition_parts(str(condition))
+            if root is None:
+                return "the report does not record its ImageNet-C folder (--audit-imagenet-c)"
+            if parts is None:
+                return f"{condition} is not an ImageNet-C condition (<corruption>-<severity>)"
+            return root / parts[0] / parts[1]
         return self.data_root / role
 
     def thumbnails(self, report: dict[str, Any], examples: list[dict[str, Any]],
@@ -113,7 +148,10 @@ class ImageSource:
         seed = report.get("run", {}).get("seed", 0)
         geometry = _geometry(report)
         for k, ex in enumerate(examples):
-            folder = self.folder(report, str(ex.get("set")))
+            folder = self.folder(report, str(ex.get("set")), ex.get("condition"))
+            if isinstance(folder, str):
+                why_not[k] = folder
+                continue
             path = folder / str(ex.get("id"))
             if not path.is_file():
                 why_not[k] = f"not under {folder}" if folder.is_dir() else f"{folder} is not here"

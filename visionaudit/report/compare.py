@@ -34,7 +34,8 @@ class Unpairable(DataError):
 def compare_reports(old: dict[str, Any], new: dict[str, Any], pairs: Mapping[str, str] | None = None,
                     config: AuditConfig | None = None, unpaired: bool = False, accept_incomplete: bool = False) -> dict[str, Any]:
     """``{"paired": bool, "problems": [...], "models": {new spec: {"baseline_model": old spec, "results": {name: Result}}},
-    "verdict": ..., "verdict_reason": ..., "baseline_verdict": ..., "accepted": bool}`` (:func:`comparison_verdict`).
+    "verdict": ..., "verdict_reason": ..., "baseline_verdict": ..., "baseline_schema": int | None,
+    "accepted": bool}`` (:func:`comparison_verdict`).
 
     ``pairs``: new spec -> old spec (default: every loaded model of ``new`` with the same spec in ``old``).
     Unpairable reports raise :class:`Unpairable` unless ``unpaired``. ``accept_incomplete``: an old report whose
@@ -65,6 +66,7 @@ def compare_reports(old: dict[str, Any], new: dict[str, Any], pairs: Mapping[str
         results = compare_model(outcomes_from_report(old, old_spec), outcomes_from_report(new, new_spec), settings)
         out["models"][new_spec] = {"baseline_model": old_spec, "results": results}
     out["baseline_verdict"] = old.get("verdict")
+    out["baseline_schema"] = old.get("schema_version")  # the page says why a baseline names no top-1 classes
     out["accepted"] = bool(accept_incomplete) and out["baseline_verdict"] != "pass"
     out["verdict"], out["verdict_reason"] = comparison_verdict(out)
     return out

@@ -131,22 +131,44 @@ def merged_samples(parts: Sequence[dict[str, Any]]) -> dict[str, SampleSet]:
     return out
 
 
-def _merged_arrays(pieces: list[tuple[dict[str, Any], dict[str, Any]]], n: int) -> dict[str, np.ndarray]:
-    """Per-image arrays of the parts (``(shard_data, samples section)`` each) in the whole set's order."""
+# Per-image arrays a part may lack because the suite that wrote it predates them (the schema that added each): the
+# merge leaves them out and says so. Any other array missing from a part is a part that does not belong.
+LATER_ARRAYS = {"labels": 5, "top1": 6}
+
+
+def _merged_arrays(pieces: list[tuple[dict[str, Any], dict[str, Any]]], n: int, nodeid: str = "",
+                   names: Sequence[str] = (), notes: list[str] | None = None) -> dict[str, np.ndarray]:
+    """Per-image arrays of the parts (``(shard_data, samples section)`` each) in the whole set's order. An array some
+    parts lack would leave the others' images unset: one of :data:`LATER_ARRAYS` is left out with a note appended to
+    ``notes`` (naming the parts that lack it), any other is :class:`Unmergeable`."""
+    names = list(names) or [f"part {k}" for k in range(1, len(pieces) + 1)]
+    held = [set(data["arrays"]) for data, _ in pieces]
+    every = set().union(*held) if held else set()
+    left_out = set()
+    for key in sorted(every):
+        lacking = [name for name, h in zip(names, held) if key not in h]
+        if not lacking:
+            continue
+        if key not in LATER_ARRAYS:
+            raise Unmergeable(f"{nodeid}: {', '.join(lacking)} lack(s) the per-image array {key!r} that the other parts hold; "
+                              "were all shards run with the same suite version and options?")
+        left_out.add(key)
+        if notes is not None:
+            notes.append(f"{nodeid}: per-image {key!r} left out of the merge: {', '.join(lacking)} lack(s) it (written "
+                         f"before schema {LATER_ARRAYS[key]}, or not recorded there)")
     out: dict[str, np.ndarray] = {}
     for data, section in pieces:
         arrays = decode_arrays(data["arrays"])
         positions = np.asarray(section["shard"]["positions"], dtype=np.int64)
         for key, values in arrays.items():
+            if key in left_out:
+                continue
             if values.size != positions.size:
                 raise Unmergeable(f"per-image array {key!r} holds {values.size} values for the part's {positions.size} images")
             if key not in out:
                 out[key] = np.empty(n, dtype=values.dtype)
             out[key][positions] = values
-    # An array some parts lack (``top1`` in a part written before schema 6) would leave the others' images unset:
-    # the merge keeps only what every part holds, as that older part's run would have recorded it.
-    held = [set(data["arrays"]) for data, _ in pieces]
-    return {key: values for key, values in out.items() if all(key in h for h in held)}
+    return out
 
 
 def _observer_set(context: dict[str, Any]) -> str:
@@ -172,8 +194,8 @@ def _same_observers(nodeid: str, data: list[dict[str, Any]], names: Sequence[str
 
 
 def _judge(nodeid: str, entries: list[dict[str, Any]], parts: Sequence[dict[str, Any]], samples: dict[str, SampleSet],
-           names: Sequence[str]) -> dict[str, Any]:
-    """One split test judged again on every shard's per-image data."""
+           names: Sequence[str], notes: list[str] | None = None) -> dict[str, Any]:
+    """One split test judged again on every shard's per-image data (what the merge left out appended to ``notes``)."""
     base = entries[0]
     data = [e["shard_data"] for e in entries]
     _same_observers(nodeid, data, names)
@@ -184,7 +206,7 @@ def _judge(nodeid: str, entries: list[dict[str, Any]], parts: Sequence[dict[str,
     if role not in samples:
         raise Unmergeable(f"{nodeid}: the parts do not together hold every image of {role}")
     pieces = [(d, p["samples"][role]) for d, p in zip(data, parts)]
-    arrays = _merged_arrays(pieces, len(samples[role].ids))
+    arrays = _merged_arrays(pieces, len(samples[role].ids), nodeid, names, notes)
     record = AuditRecord(audit=base["audit"], model=base["model"], params=dict(base.get("params") or {}))
     # A bound added to the family after the part was written (a version-3 part has no min_class_images) is
     # judged at its descriptor default, as the run that wrote the part would have had it.
@@ -231,14 +253,14 @@ def merge_reports(parts: Sequence[dict[str, Any]], names: Sequence[str]) -> dict
     for index, part in enumerate(parts, 1):
         for entry in part.get("audits", []):
             by_test.setdefault(entry["nodeid"], {})[index] = entry
-    entries = []
+    entries, notes = [], []
     for nodeid, found in sorted(by_test.items()):
         if all("shard_data" in e for e in found.values()):
             if len(found) != count:
                 missing = [f"{i}/{count}" for i in range(1, count + 1) if i not in found]
                 raise Unmergeable(f"{nodeid} splits by image but is not in shard(s) {', '.join(missing)}: were the shards "
                                   "run with the same -k/-m selection?")
-            entries.append(_judge(nodeid, [found[i] for i in sorted(found)], parts, samples, names))
+            entries.append(_judge(nodeid, [found[i] for i in sorted(found)], parts, samples, names, notes))
         elif set(found) == {1}:  # a test that does not split by image: it ran whole in shard 1
             entries.append({k: v for k, v in found[1].items() if k != "shard_data"})
         else:
@@ -252,7 +274,8 @@ def merge_reports(parts: Sequence[dict[str, Any]], names: Sequence[str]) -> dict
     run = {**first_run, "shard": None, "merged_from": list(names),
            "start": min(r.get("start") or "" for r in runs) or None, "end": max(r.get("end") or "" for r in runs) or None,
            "duration": round(sum(float(r.get("duration") or 0.0) for r in runs), 3),
-           "command": "visionaudit merge " + " ".join(names)}
+           "command": "visionaudit merge " + " ".join(names),
+           "notes": list(first_run.get("notes") or []) + notes}  # and what the merge left out
     stopped = any((p.get("incomplete") or {}).get("interrupted") for p in parts)
     errors = [f"{n}: {p['error']}" for p, n in zip(parts, names) if p.get("error")]
     # As in a normal run, the report names the image sets that per-image outcomes refer to.

@@ -39,14 +39,14 @@ def _entry(spec, condition, bits, audit="corruption", role="corruption", alexnet
             "outcomes": {"set": role, "condition": condition, **encode_bits(bits)}}
 
 
-def _report(conditions: dict[str, np.ndarray], spec="m", schema=5, alexnet=True, clean=None):
-    audits = [_entry(spec, c, b, alexnet=alexnet) for c, b in conditions.items()]
+def _report(conditions: dict[str, np.ndarray], spec="m", schema=5, alexnet=True, clean=None, role="corruption"):
+    audits = [_entry(spec, c, b, alexnet=alexnet, role=role) for c, b in conditions.items()]
     if clean is not None:
         audits.append(_entry(spec, "clean-0", clean, audit="accuracy", role="labelled") | {
             "outcomes": {"set": "labelled", "condition": "clean", **encode_bits(clean)}})
-    sets = {"corruption": {"name": "s", "n": N, "subset": None, "seed": 0, "protocol": 2, "fingerprint": "f", "ids": IDS}}
+    sets = {role: {"name": "s", "n": N, "subset": None, "seed": 0, "protocol": 2, "fingerprint": "f", "ids": IDS}}
     if clean is not None:
-        sets["labelled"] = sets["corruption"]
+        sets["labelled"] = sets[role]
     return {"schema_version": schema, "run": {"seed": 0, "samples": None}, "models": {spec: {"loaded": True}},
             "audits": audits, "samples": sets}
 
@@ -287,3 +287,46 @@ def test_the_live_side_protocol_is_the_one_its_entries_record():
     live = protocol_of({"source": "kernels", "protocol": kernels})
     saved = protocol_of(json.loads(json.dumps({"source": "kernels", "protocol": kernels})))
     assert live == saved and corr.protocol_difference(saved, live) is None
+
+
+def test_folder_runs_pair_with_folder_runs_and_never_with_kernel_runs():
+    """Issue 26: an ImageNet-C folder run (--audit-imagenet-c, sample set imagenet-c) keeps per-image outcomes; against a
+    folder baseline its conditions and summary are compared. Against a kernels run (or the reverse) they are other
+    images and another measurement: not compared, saying so, though the ids match (the folder keeps the val names)."""
+    old_bits, new_bits = {"fog-1": _bits([0, 1, 2]), "fog-2": _bits(list(range(10)))}, {"fog-1": _bits([0]), "fog-2": _bits(list(range(4, 20)))}
+    folder_old, folder_new = _report(old_bits, role="imagenet-c"), _report(new_bits, role="imagenet-c")
+    assert baseline_comparisons(folder_old, ["m"]) == [*COMPARED, "corruption_fog_1", "corruption_fog_2", "mce"]
+    results = compare_model(outcomes_from_report(folder_old, "m"), outcomes_from_report(folder_new, "m"), _settings())
+    fog2 = results["corruption_fog_2"]
+    assert fog2.discordant == (10, 4) and fog2.p_value == pytest.approx(sps.binomtest(4, 14, 0.5).pvalue)
+    assert results["mce"].verdict != "not_compared" and results["mce"].delta == pytest.approx(
+        _independent_mce({k: v for k, v in zip([("fog", 1), ("fog", 2)], new_bits.values())})
+        - _independent_mce({k: v for k, v in zip([("fog", 1), ("fog", 2)], old_bits.values())}))
+    kernels_old, kernels_new = _report(old_bits), _report(new_bits)
+    for old, new, first, second in ((kernels_old, folder_new, "the corruption kernels", "ImageNet-C folder"),
+                                    (folder_old, kernels_new, "ImageNet-C folder", "the corruption kernels")):
+        results = compare_model(outcomes_from_report(old, "m"), outcomes_from_report(new, "m"), _settings())
+        for name in ("corruption_fog_1", "corruption_fog_2", "mce"):
+            r = results[name]
+            assert r.verdict == "not_compared" and r.missing_side == "setup", (name, r.verdict)
+            assert "other images and another measurement" in r.reason and r.reason.index(first) < r.reason.index(second), r.reason
+            assert r.error_consistency is None and not r.lost_examples
+
+
+def test_a_lost_corruption_image_is_named_by_both_sides_top1():
+    """The images a corruption condition lost carry each side's top-1 class (the baseline's from its report's
+    outcomes.top1, this run's from the live side), like the clean and transform comparisons'."""
+    from visionaudit.data.fingerprint import SampleSet
+    from visionaudit.families.baseline import ModelOutcomes
+    from visionaudit.families.outcomes import encode_labels
+
+    report = _report({"fog-1": _bits([0])}, schema=6)
+    report["audits"][0]["outcomes"]["top1"] = encode_labels([7] * N)  # named by index: the report names no classes
+    live = ModelOutcomes("m", corruption_summary="mce")
+    sample_set = SampleSet("corruption", "s", tuple(IDS), "f", None, 0)
+    live.add(sample_set, "fog-1", _bits([0, 3, 5]))
+    live.add_top1(sample_set, "fog-1", np.array(["tench"] * 3 + ["goldfish"] * (N - 3), dtype=object))
+    r = compare_model(outcomes_from_report(report, "m"), live, _settings())["corruption_fog_1"]
+    assert r.lost_count == 2
+    assert r.lost_examples == [{"id": IDS[k], "set": "corruption", "condition": "fog-1", "baseline_top1": "7",
+                                "candidate_top1": name} for k, name in ((3, "goldfish"), (5, "goldfish"))]

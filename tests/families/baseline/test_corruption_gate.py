@@ -100,6 +100,15 @@ def test_lite0_against_imagenet_normalization_corruptions_mce_and_kappa(runs):
         ec = m["error_consistency"]
         assert ec["kappa"] == pytest.approx(_kappa(old, new)) and ec["n"] == len(ids) == 100
         assert ec["kappa_ci"][0] <= ec["kappa"] <= ec["kappa_ci"][1]
+    # the images a condition lost, named by both sides' top-1 (this run's from the live side's own corruption run):
+    # right in the baseline, wrong here, so the two names differ
+    for name in (f"corruption_{c}_{s}" for c, s in CONDITIONS):
+        m = gate[name]["metrics"]
+        examples = m.get("lost_examples") or []
+        assert len(examples) == min(24, m["lost_count"]), name
+        assert all(x["baseline_top1"] and x["candidate_top1"] and x["baseline_top1"] != x["candidate_top1"]
+                   and x["set"] == "corruption" for x in examples), examples[:3]
+    assert sum(gate[f"corruption_{c}_{s}"]["metrics"]["lost_count"] for c, s in CONDITIONS) > 0
     mce = gate["mce"]["metrics"]
     assert mce["baseline"] == pytest.approx(_mce(old_bits)) and mce["candidate"] == pytest.approx(_mce(new_bits))
     assert mce["ci"][0] <= mce["delta"] <= mce["ci"][1] and 0 < mce["p_value"] <= 1

@@ -286,6 +286,8 @@ def test_imagenet_c_folder_is_scored_as_it_is(tmp_path):
     assert one.error == pytest.approx(2 / 5) and one.clean_error == 0.0 and one.discordant == (2, 0)
     assert one.p_value == pytest.approx(0.5)  # two discordant pairs, both one way: 2 * (1/2)^2
     assert two.error == 1.0 and two.discordant == (5, 0) and two.p_value == pytest.approx(2 / 32)
+    # the top-1 per image (red_threshold: class 1 when bright), which names what a later release lost
+    assert one.predicted.tolist() == [0, 0, 1, 1, 0] and two.predicted.tolist() == [1, 1, 1, 0, 0]
     s = summarize({"fog": {1: one.error, 2: two.error}}, 0.0)
     assert s.ce["fog"] == pytest.approx(100 * 1.4 / (0.67474 + 0.7605))
     with pytest.raises(C.Unavailable, match="fog/3 is not in the ImageNet-C folder"):
@@ -442,6 +444,7 @@ def test_an_imagenet_c_folder_through_the_audit(tmp_path):
     assert by[("fog", 1)]["metrics"]["error"] == pytest.approx(0.4) and by[("fog", 2)]["metrics"]["error"] == pytest.approx(0.2)
     assert by[("fog", 1)]["metrics"]["discordant"] == [2, 0] and by[("fog", 1)]["metrics"]["clean_error"] == 0.0
     assert by[("fog", 1)]["metrics"]["source"] == f"ImageNet-C folder {tmp_path / 'c'}"
+    assert data["run"]["imagenet_c"] == str((tmp_path / "c").resolve())  # where the page finds its images (review 26, 8)
     # per-image outcomes, compactly: the ids once (samples.imagenet-c), bits per condition (issue 26)
     ids = data["samples"]["imagenet-c"]["ids"]
     assert ids == ["n01440764/a.JPEG", "n01440764/b.JPEG", "n01440764/c.JPEG", "n01443537/d.JPEG", "n01443537/e.JPEG"]

@@ -163,8 +163,8 @@ def _missing(old: ModelOutcomes, new: ModelOutcomes, c: Compared) -> tuple[str, 
             return f"the {side} has no channel shares (its channel_bias audit did not run, or the first conv does not take RGB)", side
         if c.kind == "error" and c.condition not in o.outcomes and o.ended is None:  # this run's side
             return (f"this run did not score {c.condition} (not in this model's [audits.corruption] corruptions, extras "
-                    "and severities, an ImageNet-C folder run (--audit-imagenet-c keeps no per-image outcomes here), or "
-                    "the corruption is not available here)"), side
+                    "and severities, not in the ImageNet-C folder (--audit-imagenet-c), or the corruption is not available "
+                    "here)"), side
         if c.kind != "vector" and c.condition not in o.outcomes:
             return f"the {side} has no per-image outcomes for {c.condition} ({_absent(o, c)})", side
     if c.kind in CLASS_KINDS:
@@ -212,10 +212,10 @@ def _compare_one(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Setting
     if c.kind == "vector":
         return vector_change(r, old.shares, new.shares)
     a, b = old.outcomes[c.condition], new.outcomes[c.condition]
-    if c.kind == "error" and corr.protocol_difference(old.corruption_protocol, new.corruption_protocol):
-        return _not_compared(r, corr.protocol_difference(old.corruption_protocol, new.corruption_protocol), "candidate")
-    if c.kind == "error" and set(a.ids) != set(b.ids):
-        return _not_compared(r, corr.other_images(c.condition, a.ids, b.ids), "candidate")
+    if c.kind == "error":  # kernels against a folder: another measurement (setup); this run's other images or protocol:
+        unpaired = corr.not_paired(c.condition, a, b) or corr.protocol_difference(old.corruption_protocol, new.corruption_protocol)
+        if unpaired:  # not judged, never a pass
+            return _not_compared(r, unpaired, "setup" if a.role != b.role else "candidate")
     if not s.paired and c.kind in CLASS_KINDS:
         r.missing = r.reason = "compared only image by image (paired): the reports did not score the same images"
         r.missing_side = "setup"
@@ -258,8 +258,6 @@ def _compare_summary(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Set
         if not corruption_outcomes(o):
             conditions = Compared(c.name, c.family, "error", "corruption conditions", "error", "test_corruption")
             return _not_compared(r, f"the {side} has no per-image corruption outcomes ({_absent(o, conditions)})", side)
-    if corr.protocol_difference(old.corruption_protocol, new.corruption_protocol):  # this run measured otherwise
-        return _not_compared(r, corr.protocol_difference(old.corruption_protocol, new.corruption_protocol), "candidate")
     if not s.paired:
         return _not_compared(r, "compared only image by image (paired): the reports did not score the same images")
     if old.corruption_summary != new.corruption_summary:
@@ -270,8 +268,10 @@ def _compare_summary(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Set
                                 f"({'an ImageNet-1k label space' if new.corruption_summary == 'mce' else 'its own label space: no mCE'})")
     a, b = corruption_outcomes(old), corruption_outcomes(new)
     keys, said = corr.summary_keys(a, b)
-    if not keys:
-        return _not_compared(r, "no benchmark corruption condition was scored by both at the same severities")
+    if not keys:  # said: why (a kernels run against a folder run, or no benchmark condition in common)
+        return _not_compared(r, said)
+    if corr.protocol_difference(old.corruption_protocol, new.corruption_protocol):  # this run measured otherwise
+        return _not_compared(r, corr.protocol_difference(old.corruption_protocol, new.corruption_protocol), "candidate")
     ids = b[keys[0]].ids
     try:
         old_bits = np.stack([a[k].aligned_to(ids) for k in keys]).astype(bool)
@@ -414,6 +414,7 @@ FAMILY = register_family(Family(
     },
     summary_lines=summary_lines,
     one_worker_per_model=True,  # Holm over the model's comparison set
+    shares_worker_with="corruption",  # its live side reads the corruption run (15 x 5 conditions by default) again
     needs_a_judgement=True,  # a baseline gate that compared nothing has not passed
     html_section="visionaudit.html.sections:baseline",
 ))

@@ -80,7 +80,7 @@ def corruption_outcomes(o: Any) -> dict[tuple[str, int], Outcome]:
     """A side's (a ModelOutcomes) corruption conditions: (corruption, severity) -> per-image right/wrong."""
     out = {}
     for condition, outcome in o.outcomes.items():
-        parsed = corr.parse_condition(condition) if outcome.role == corr.ROLE else None
+        parsed = corr.parse_condition(condition) if outcome.role in corr.ROLES else None
         if parsed:
             out[parsed] = outcome
     return out

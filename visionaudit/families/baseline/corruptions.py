@@ -27,6 +27,8 @@ from visionaudit.families.corruption.scoring import condition_name, own_summary
 from visionaudit.files import to_jsonable
 
 ROLE = "corruption"  # the sample set of the corruption family's per-image outcomes (kernels mode)
+FOLDER_ROLE = "imagenet-c"  # ... of a downloaded ImageNet-C folder's (--audit-imagenet-c): other images, other measurement
+ROLES = (ROLE, FOLDER_ROLE)
 SUMMARIES = ("mce", "mean_error")  # the summary compared: mCE for ImageNet-1k label spaces, else the mean error
 
 
@@ -46,6 +48,29 @@ def parse_condition(condition: str) -> tuple[str, int] | None:
 ALL_CONDITIONS = [(c, s) for c in ALL_CORRUPTIONS for s in SEVERITIES]  # what a report can hold
 
 
+def scored_by(role: str) -> str:
+    """How a side's corruption outcomes were measured, in words (its sample set's role)."""
+    return ("a downloaded ImageNet-C folder (--audit-imagenet-c)" if role == FOLDER_ROLE
+            else "the corruption kernels on the labelled images")
+
+
+def not_paired(condition: str, old: Any, new: Any) -> str | None:
+    """Why the two sides' outcomes of one condition (``Outcome``s) cannot be paired, or None: a kernels run against an
+    ImageNet-C folder run (the ids may even match: the folder keeps the val names), or other images."""
+    if old.role != new.role:
+        return other_measurement(condition, old.role, new.role)
+    if set(old.ids) != set(new.ids):
+        return other_images(condition, old.ids, new.ids)
+    return None
+
+
+def other_measurement(what: str, old_role: str, new_role: str) -> str:
+    """Why a corruption comparison cannot pair a kernels run with an ImageNet-C folder run: other images (the
+    folder's JPEGs, not the labelled set's) and another measurement, so never compared."""
+    return (f"the baseline scored {what} with {scored_by(old_role)}, this run with {scored_by(new_role)}: other images "
+            "and another measurement, not compared; run both with --audit-imagenet-c (the same folder) or both without")
+
+
 def summary_of(imagenet1k: bool) -> str:
     return "mce" if imagenet1k else "mean_error"
 
@@ -61,11 +86,11 @@ def report_summary(report: dict[str, Any], spec: str) -> str | None:
 
 
 def report_conditions(report: dict[str, Any], specs: Sequence[str]) -> list[tuple[str, int]]:
-    """The conditions whose per-image outcomes a saved report holds for any of ``specs`` (kernels mode)."""
+    """The conditions whose per-image outcomes a saved report holds for any of ``specs`` (kernels or folder mode)."""
     found: set[tuple[str, int]] = set()
     for e in report.get("audits", []):
         o = e.get("outcomes") or {}
-        if e.get("model") in specs and o.get("set") == ROLE:
+        if e.get("model") in specs and o.get("set") in ROLES:
             parsed = parse_condition(str(o.get("condition")))
             if parsed:
                 found.add(parsed)
@@ -89,11 +114,17 @@ def _summary(kind: str, errors: dict[str, dict[int, float]]) -> float:
 
 def summary_keys(old: dict[tuple[str, int], Any], new: dict[tuple[str, int], Any]) -> tuple[list[tuple[str, int]], str]:
     """The benchmark conditions a paired summary uses: those both sides scored, of the corruptions scored at every
-    severity both scored (the mCE needs one set of severities); and what was left out, said."""
+    severity both scored (the mCE needs one set of severities); and what was left out, said. No keys, and why, when
+    one side is a kernels run and the other an ImageNet-C folder run, or no benchmark condition is in common."""
+    roles = ["/".join(sorted({o.role for o in side.values()})) for side in (old, new)]
+    if roles[0] != roles[1]:
+        return [], other_measurement("its corruption conditions", *roles)
     common = set(old) & set(new)
     severities = sorted({s for c, s in common if c in BENCHMARK})
     used = [c for c in BENCHMARK if all((c, s) in common for s in severities) and severities]
     keys = [(c, s) for c in used for s in severities]
+    if not keys:
+        return [], "no benchmark corruption condition was scored by both at the same severities"
     left = sorted((set(old) | set(new)) - set(keys), key=lambda k: (ALL_CORRUPTIONS.index(k[0]), k[1]))
     bench_left = [k for k in left if k[0] in BENCHMARK]
     said = (f"over the {len(keys)} benchmark conditions both scored ({len(used)} corruptions x severities "

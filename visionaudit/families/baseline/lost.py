@@ -34,7 +34,7 @@ def with_lost_examples(r: Result, old: Any, new: Any, c: Any) -> Result:
     """A paired comparison of right/wrong outcomes names up to 24 images it lost, with each side's top-1 class
     (the 16-way decisions on the stimuli; a side without top-1, a report before schema 6: None). ``old``/``new``: the
     two sides' ``ModelOutcomes``; ``c``: the comparison (``Compared``)."""
-    if r.missing or r.discordant is None or c.kind not in ("accuracy", "category") or not r.lost_count:
+    if r.missing or r.discordant is None or c.kind not in ("accuracy", "category", "error") or not r.lost_count:
         return r
     a, b = old.outcomes[c.condition], new.outcomes[c.condition]
     if c.kind == "category":

@@ -105,13 +105,15 @@ class FolderRun:
                                                                 "interpolation": feed.interpolation},
                 "clean": self.clean_note or f"the labelled images at {PROTOCOL_GEOMETRY.to_dict()}, matched by sample id"}
 
-    def _score(self, paths: Sequence[Path], labels: torch.Tensor, what: str) -> np.ndarray:
+    def _score(self, paths: Sequence[Path], labels: torch.Tensor, what: str) -> tuple[np.ndarray, np.ndarray]:
+        """Per image, right/wrong and the top-1 output index (which names what a later release lost)."""
         out = []
         for start in range(0, len(paths), CHUNK):
             images = decode_images(paths[start:start + CHUNK], whole_image(PROTOCOL_GEOMETRY.crop_size))
             logits = predict_logits(self.model, images, transform=lambda b, idx: to_model_input(b, self.feed), what=what)
-            out.append((logits.argmax(1) == labels[start:start + CHUNK]).numpy())
-        return np.concatenate(out) if out else np.zeros(0, dtype=bool)
+            out.append(logits.argmax(1).numpy().astype(np.int64))
+        predicted = np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+        return predicted == labels.numpy(), predicted
 
     def clean(self) -> np.ndarray | None:
         """Right/wrong on the clean originals in the order of :attr:`ids`, or None (and :attr:`clean_note`)
@@ -142,8 +144,8 @@ class FolderRun:
                                 f"{extra[0] if extra else '(order)'}); download or extract it again")
             if self.shard is not None:
                 images = sharding.select(images, self.shard)
-            correct = self._score(images.paths, images.label_tensor(), f"ImageNet-C {corruption} {severity}")
-            self._conditions[key] = paired(corruption, severity, correct, self.clean())
+            correct, predicted = self._score(images.paths, images.label_tensor(), f"ImageNet-C {corruption} {severity}")
+            self._conditions[key] = paired(corruption, severity, correct, self.clean(), predicted)
         return self._conditions[key]
 
 

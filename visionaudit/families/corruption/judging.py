@@ -95,7 +95,10 @@ class Corrupted:
         except Unavailable as e:  # judged (skipped, saying why) by the assessor, in the shard and in the merge alike
             return PerImage(self.sample_set, {}, {MEASUREMENT: {**described, "unavailable": str(e)}})
         clean = self.run.clean()
-        arrays = {"correct": r.correct, **({"clean": clean} if clean is not None else {})}
+        # top1: the condition's top-1 output index per image (names the images a later release lost), as merge
+        # carries the accuracy and robustness families' top1
+        arrays = {"correct": r.correct, **({"clean": clean} if clean is not None else {}),
+                  **({"top1": r.predicted} if r.predicted is not None else {})}
         return PerImage(self.sample_set, arrays, {MEASUREMENT: described})
 
     def mce_score(self, corruptions: Sequence[str], severities: Sequence[int], jpeg: bool) -> MceScore | PerImage:
@@ -134,8 +137,10 @@ def _condition_from_arrays(measured: PerImage, context: Mapping[str, Any]) -> Co
     def measure() -> Any:
         if unavailable is not None:
             raise Unavailable(unavailable)
-        return paired(context["corruption"], int(context["severity"]), np.asarray(measured.arrays["correct"], dtype=bool),
-                      None if "clean" not in measured.arrays else np.asarray(measured.arrays["clean"], dtype=bool))
+        arrays = measured.arrays
+        return paired(context["corruption"], int(context["severity"]), np.asarray(arrays["correct"], dtype=bool),
+                      None if "clean" not in arrays else np.asarray(arrays["clean"], dtype=bool),
+                      None if "top1" not in arrays else np.asarray(arrays["top1"], dtype=np.int64))  # absent in a schema-5 part
 
     return ConditionScore({"n_images": n, **described}, n, measured.sample_set, measure)
 

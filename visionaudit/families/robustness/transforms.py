@@ -1,7 +1,8 @@
 """The nine transforms of the robustness audit, as batched uint8 kernels on the model's device.
 
 Each acts on decoded uint8 images ``(B, 3, H, W)`` before the model's normalization, through
-torchvision.transforms.v2 functional kernels. Random choices (rotation sign, translation direction,
+torchvision.transforms.v2 functional kernels, or, where the parameters differ per image (rotation,
+translation, perspective), through one batched grid sample that reproduces them (:mod:`.sampling`). Random choices (rotation sign, translation direction,
 perspective corners) are drawn per image from ``(seed, sample id)``, so a run is reproducible and every
 image sees the same transform whatever the batch, subset, shard or worker it is in.
 
@@ -29,6 +30,8 @@ import torch
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
+from visionaudit.families.robustness import sampling
+
 # kernel(batch, sample ids (one per image: str, or int for images without files), seed, severity)
 Kernel = Callable[[torch.Tensor, Sequence, int, float], torch.Tensor]
 BILINEAR = InterpolationMode.BILINEAR
@@ -38,21 +41,19 @@ def _rng(seed: int, sample_id: str | int, salt: str) -> random.Random:
     return random.Random(f"{seed}:{salt}:{sample_id}")
 
 
-def _per_image(batch: torch.Tensor, sample_ids: Sequence, seed: int, salt: str, choose, apply) -> torch.Tensor:
-    """Group images by their drawn parameter and call the kernel once per group."""
+def _draws(sample_ids: Sequence, seed: int, salt: str, choose) -> list:
     ids = sample_ids.tolist() if isinstance(sample_ids, torch.Tensor) else list(sample_ids)
-    params = [choose(_rng(seed, i, salt)) for i in ids]
-    out = torch.empty_like(batch)
-    for value in set(params):
-        rows = [k for k, p in enumerate(params) if p == value]
-        out[rows] = apply(batch[rows], value)
-    return out
+    return [choose(_rng(seed, i, salt)) for i in ids]
 
 
 def rotation(batch, sample_ids, seed, severity):
     angle = 30.0 * severity
-    return _per_image(batch, sample_ids, seed, "rotation", lambda r: r.choice((-angle, angle)),
-                      lambda b, a: F.rotate(b, a, interpolation=BILINEAR))
+    angles = _draws(sample_ids, seed, "rotation", lambda r: r.choice((-angle, angle)))
+    if angle % 90 == 0:  # torchvision's exact fast paths (rot90, clone) for these angles: keep them
+        return torch.cat([F.rotate(batch[k : k + 1], a, interpolation=BILINEAR) for k, a in enumerate(angles)])
+    h, w = batch.shape[-2:]
+    grid = sampling.affine_grid([sampling.inverse_rotation(a) for a in angles], h, w, batch.device)
+    return sampling.sample(batch, grid, "bilinear")
 
 
 def brightness(batch, sample_ids, seed, severity):
@@ -74,8 +75,10 @@ def vertical_flip(batch, sample_ids, seed, severity):
 def translation(batch, sample_ids, seed, severity):
     shift = round(0.2 * severity * batch.shape[-1])
     moves = ((shift, 0), (-shift, 0), (0, shift), (0, -shift))
-    return _per_image(batch, sample_ids, seed, "translation", lambda r: r.choice(moves),
-                      lambda b, t: F.affine(b, angle=0.0, translate=list(t), scale=1.0, shear=[0.0, 0.0]))
+    chosen = _draws(sample_ids, seed, "translation", lambda r: r.choice(moves))
+    h, w = batch.shape[-2:]
+    grid = sampling.affine_grid([sampling.inverse_translation(*t) for t in chosen], h, w, batch.device)
+    return sampling.sample(batch, grid, "nearest")  # F.affine's default interpolation, as before
 
 
 def zoom(batch, sample_ids, seed, severity):
@@ -96,8 +99,8 @@ def perspective(batch, sample_ids, seed, severity):
         )
 
     start = [[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]]
-    return _per_image(batch, sample_ids, seed, "perspective", corners,
-                      lambda b, end: F.perspective(b, start, [list(p) for p in end], interpolation=BILINEAR))
+    coeffs = sampling.perspective_coefficients(start, _draws(sample_ids, seed, "perspective", corners))
+    return sampling.sample(batch, sampling.perspective_grid(coeffs, h, w, batch.device), "bilinear")
 
 
 def histeq_zoom_brightness(batch, sample_ids, seed, severity):
