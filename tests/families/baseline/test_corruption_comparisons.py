@@ -10,8 +10,11 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
+from visionaudit.families.assessment import NotJudged
 from visionaudit.families.baseline import (
     COMPARED,
+    BaselineComparison,
+    assess_comparison,
     baseline_comparisons,
     compare_model,
     outcomes_from_report,
@@ -20,6 +23,7 @@ from visionaudit.families.baseline import (
 from visionaudit.families.baseline import corruptions as corr
 from visionaudit.families.corruption.imagenet_c import ALEXNET_ERRORS
 from visionaudit.families.outcomes import encode_bits
+from visionaudit.families.records import AuditRecord
 from visionaudit.families.registry import get_family
 
 N = 40
@@ -308,9 +312,24 @@ def test_folder_runs_pair_with_folder_runs_and_never_with_kernel_runs():
         results = compare_model(outcomes_from_report(old, "m"), outcomes_from_report(new, "m"), _settings())
         for name in ("corruption_fog_1", "corruption_fog_2", "mce"):
             r = results[name]
-            assert r.verdict == "not_compared" and r.missing_side == "setup", (name, r.verdict)
+            assert r.verdict == "not_compared" and r.missing_side == "candidate", (name, r.verdict)  # not judged
             assert "other images and another measurement" in r.reason and r.reason.index(first) < r.reason.index(second), r.reason
+            assert "run both with --audit-imagenet-c (the same folder) or both without" in r.reason
             assert r.error_consistency is None and not r.lost_examples
+            with pytest.raises(NotJudged, match="run both with --audit-imagenet-c"):  # the gate is not a pass (review2, 2)
+                assess_comparison(AuditRecord("baseline", "m"), BaselineComparison(r, "m", True), DEFAULTS,
+                                  {"model": "m", "comparison": name})
+
+
+def test_no_benchmark_severity_in_common_is_not_judged_naming_the_fix():
+    """Review 2, finding 2: a run that scored none of the baseline's severities could have scored them; its summary
+    is the candidate's side (not judged), never skipped while the gate passes on the clean comparisons."""
+    old, new = _report({"fog-1": _bits([0, 1])}), _report({"fog-2": _bits([0])})
+    r = compare_model(outcomes_from_report(old, "m"), outcomes_from_report(new, "m"), _settings())["mce"]
+    assert r.verdict == "not_compared" and r.missing_side == "candidate", (r.missing_side, r.reason)
+    assert "at the same severities" in r.reason and "[audits.corruption] corruptions, severities" in r.reason
+    with pytest.raises(NotJudged):
+        assess_comparison(AuditRecord("baseline", "m"), BaselineComparison(r, "m", True), DEFAULTS, {"model": "m", "comparison": "mce"})
 
 
 def test_a_lost_corruption_image_is_named_by_both_sides_top1():

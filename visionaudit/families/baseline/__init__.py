@@ -212,10 +212,10 @@ def _compare_one(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Setting
     if c.kind == "vector":
         return vector_change(r, old.shares, new.shares)
     a, b = old.outcomes[c.condition], new.outcomes[c.condition]
-    if c.kind == "error":  # kernels against a folder: another measurement (setup); this run's other images or protocol:
+    if c.kind == "error":  # kernels against a folder, other images or protocol: this run could have measured as the
         unpaired = corr.not_paired(c.condition, a, b) or corr.protocol_difference(old.corruption_protocol, new.corruption_protocol)
-        if unpaired:  # not judged, never a pass
-            return _not_compared(r, unpaired, "setup" if a.role != b.role else "candidate")
+        if unpaired:  # baseline did, so not judged (the candidate's side), never a pass
+            return _not_compared(r, unpaired, "candidate")
     if not s.paired and c.kind in CLASS_KINDS:
         r.missing = r.reason = "compared only image by image (paired): the reports did not score the same images"
         r.missing_side = "setup"
@@ -268,8 +268,8 @@ def _compare_summary(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Set
                                 f"({'an ImageNet-1k label space' if new.corruption_summary == 'mce' else 'its own label space: no mCE'})")
     a, b = corruption_outcomes(old), corruption_outcomes(new)
     keys, said = corr.summary_keys(a, b)
-    if not keys:  # said: why (a kernels run against a folder run, or no benchmark condition in common)
-        return _not_compared(r, said)
+    if not keys:  # said: why (kernels against a folder, or no benchmark condition in common): the candidate's side
+        return _not_compared(r, said, "candidate")
     if corr.protocol_difference(old.corruption_protocol, new.corruption_protocol):  # this run measured otherwise
         return _not_compared(r, corr.protocol_difference(old.corruption_protocol, new.corruption_protocol), "candidate")
     ids = b[keys[0]].ids

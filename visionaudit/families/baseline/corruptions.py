@@ -124,7 +124,8 @@ def summary_keys(old: dict[tuple[str, int], Any], new: dict[tuple[str, int], Any
     used = [c for c in BENCHMARK if all((c, s) in common for s in severities) and severities]
     keys = [(c, s) for c in used for s in severities]
     if not keys:
-        return [], "no benchmark corruption condition was scored by both at the same severities"
+        return [], ("no benchmark corruption condition was scored by both at the same severities: score the baseline's "
+                    "corruptions and severities ([audits.corruption] corruptions, severities) to compare them")
     left = sorted((set(old) | set(new)) - set(keys), key=lambda k: (ALL_CORRUPTIONS.index(k[0]), k[1]))
     bench_left = [k for k in left if k[0] in BENCHMARK]
     said = (f"over the {len(keys)} benchmark conditions both scored ({len(used)} corruptions x severities "
