@@ -272,6 +272,24 @@ def test_corruptions_measured_another_way_are_not_paired_naming_both_values():
     assert compare_model(a, b, _settings())["mce"].verdict == "unchanged"
 
 
+def test_another_feed_alone_is_compared_and_named():
+    """Review 2, finding 3: the feed is the model's own resize/crop; a release that changes its input size is compared
+    (as clean top-1 and the transforms are), both feeds named in the summary's description, not refused forever."""
+    conditions = {"fog-1": _bits([0, 1]), "fog-3": _bits([1, 2, 3])}
+    old = outcomes_from_report(_with_protocol(_report(conditions)), "m")
+    new = outcomes_from_report(_with_protocol(_report(conditions), feed="resize 274, crop 260"), "m")
+    assert new.corruption_protocol["feed"] == "resize 274, crop 260"  # recorded
+    results = compare_model(old, new, _settings())
+    for name in ("corruption_fog_1", "corruption_fog_3", "mce"):
+        assert results[name].verdict == "unchanged", (name, results[name].reason)
+    assert "the model's feed 'as stored (224)' in the baseline, 'resize 274, crop 260' here" in results["mce"].test
+    assert "feed" not in results["corruption_fog_1"].reason
+    # with another JPEG round trip as well, only that is the reason
+    other = outcomes_from_report(_with_protocol(_report(conditions), jpeg=False, feed="resize 274, crop 260"), "m")
+    r = compare_model(old, other, _settings())["mce"]
+    assert r.missing_side == "candidate" and "jpeg_round_trip" in r.reason and "feed" not in r.reason
+
+
 def test_the_live_side_protocol_is_the_one_its_entries_record():
     """The live side reads Corrupted.protocol_metrics, what every corruption entry records: the same protocol."""
     from types import SimpleNamespace

@@ -89,8 +89,7 @@ class ModelOutcomes:
     corruption_summary: str | None = None  # "mce" (ImageNet-1k label space) or "mean_error"; None: no corruption entry
     # condition -> each image's top-1 class by name (schema 6 on: ``outcomes.top1``), to name the images a release lost.
     top1: dict[str, Outcome] = field(default_factory=dict)
-    # How the corruption images were made and fed (corruptions.protocol_of: source, decode, JPEG round trip, feed):
-    # outcomes measured another way are not paired. Empty: not recorded (nothing to check).
+    # How the corruption images were made (corruptions.protocol_of; feed recorded, not compared); empty: not recorded.
     corruption_protocol: dict[str, Any] = field(default_factory=dict)
 
     def add(self, sample_set: SampleSet, condition: str, values: Any) -> None:
@@ -279,6 +278,7 @@ def _compare_summary(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Set
     except DataError:
         first = next((k for k in keys if set(a[k].ids) != set(b[k].ids)), keys[0])
         return _not_compared(r, corr.other_images(corr.condition_name(*first), a[first].ids, b[first].ids), "candidate")
+    said += corr.feed_note(old.corruption_protocol, new.corruption_protocol)  # compared across: the feed is the model's
     corr.summary_change(r, c.name, keys, old_bits, new_bits, s.resamples, s.seed, said, s.p_resamples)
     # Error consistency judged once for the family: pooled over every condition both scored (consistency.py).
     common = [k for k in corr.ALL_CONDITIONS if k in a and k in b]

@@ -193,6 +193,9 @@ def summary_change(result: Result, kind: str, keys: list[tuple[str, int]], old: 
 
 
 PROTOCOL_KEYS = ("decode", "jpeg_round_trip", "jpeg_quality", "feed")  # of an entry's metrics ``protocol``
+# The model's own resize/crop of the 224 image: part of the model under test (a release may change its input size, as
+# clean top-1 and the transforms are compared across), so recorded and named, never a reason not to compare.
+INFORMATION_KEYS = ("feed",)
 
 
 def protocol_of(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -223,12 +226,20 @@ def report_protocol(report: dict[str, Any], spec: str) -> dict[str, Any]:
 def protocol_difference(old: dict[str, Any], new: dict[str, Any]) -> str | None:
     """Why two sides' corruption outcomes are not the same measurement (each differing protocol value, both named),
     or None. Only what both sides record is compared (a report that records nothing of it cannot be checked)."""
-    differ = [k for k in old if k in new and old[k] != new[k]]
+    differ = [k for k in old if k in new and k not in INFORMATION_KEYS and old[k] != new[k]]
     if not differ:
         return None
     said = "; ".join(f"{k} {old[k]!r} in the baseline, {new[k]!r} here" for k in differ)
     return (f"the corruptions were measured another way ({said}): not the same measurement; measure them as the "
-            "baseline did ([audits.corruption] jpeg_round_trip, the kernels or --audit-imagenet-c, the model's feed)")
+            "baseline did ([audits.corruption] jpeg_round_trip, the kernels or --audit-imagenet-c)")
+
+
+def feed_note(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """``; the model's feed ... in the baseline, ... here`` when the two sides' feeds differ (compared all the same:
+    the feed is the model's), else empty."""
+    if "feed" not in old or "feed" not in new or old["feed"] == new["feed"]:
+        return ""
+    return f"; the model's feed {old['feed']!r} in the baseline, {new['feed']!r} here (the model's own, compared across)"
 
 
 def other_images(condition: str, old_ids: Sequence[str], new_ids: Sequence[str]) -> str:
