@@ -367,3 +367,25 @@ def test_a_lost_corruption_image_is_named_by_both_sides_top1():
     assert r.lost_count == 2
     assert r.lost_examples == [{"id": IDS[k], "set": "corruption", "condition": "fog-1", "baseline_top1": "7",
                                 "candidate_top1": name} for k, name in ((3, "goldfish"), (5, "goldfish"))]
+
+
+def test_the_bootstrap_blocks_are_bounded_and_do_not_change_the_draws(monkeypatch):
+    """Review 2, finding 6: the mCE bootstrap drew (2000, images) blocks, 0.8 GB of indices at 50,000 images; blocks
+    are now sized by an element budget, and the interval and p are the same whatever the block size."""
+    from visionaudit.families.baseline import resampling
+    from visionaudit.families.baseline.consistency import pooled_consistency
+    from visionaudit.families.baseline.statistics import Result
+
+    assert resampling.block_rows(50_000, 2000) * 50_000 <= 20_000_000 and resampling.block_rows(10, 2000) == 2000
+    rng = np.random.default_rng(5)
+    keys = [("fog", 1), ("fog", 2), ("snow", 1), ("snow", 2)]
+    old, new = rng.random((4, 37)) < 0.6, rng.random((4, 37)) < 0.5
+
+    def draws():
+        mce = corr.summary_change(Result("mce", "mce", False), "mce", keys, old, new, 300, 0, p_resamples=1100)
+        return mce.ci, mce.p_value, pooled_consistency(old, new, 300, 0)["kappa_ci"]
+
+    whole = draws()
+    monkeypatch.setattr(resampling, "BLOCK_ELEMENTS", 37 * 7)  # blocks of 7 resamples
+    assert resampling.block_rows(37, 2000) == 7
+    assert draws() == whole

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from visionaudit.error_consistency import error_consistency, kappa_of
+from visionaudit.families.baseline import resampling
 
 JUDGED_KINDS = ("accuracy", "category", "summary")  # the comparisons whose kappa is judged (see the module docstring)
 KEYS = ("observed", "expected", "kappa", "kappa_ci", "n")
@@ -68,7 +69,7 @@ def pooled_consistency(old: Any, new: Any, resamples: int, seed: int, level: flo
     fa, fb, agree = a.T.astype(np.float64), b.T.astype(np.float64), (a == b).sum(axis=0).astype(np.float64)
     rng = np.random.default_rng(seed)
     values, ok = np.empty(resamples), np.empty(resamples, dtype=bool)
-    rows = max(1, min(500, 20_000_000 // n))  # chunks keep the (rows, images) draws and counts bounded
+    rows = resampling.block_rows(n, 500)  # blocks keep the (rows, images) draws and counts bounded
     for start in range(0, resamples, rows):
         stop = min(resamples, start + rows)
         idx = rng.integers(0, n, size=(stop - start, n))

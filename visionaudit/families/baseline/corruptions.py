@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from visionaudit.families.baseline import resampling
 from visionaudit.families.baseline.statistics import Result, accuracy_change
 from visionaudit.families.corruption.imagenet_c import (
     ALL_CORRUPTIONS,
@@ -176,8 +177,9 @@ def summary_change(result: Result, kind: str, keys: list[tuple[str, int]], old: 
     total = max(resamples, p_resamples or 0)
     rng = np.random.default_rng(seed)
     changes = []
-    for start in range(0, total if n else 0, 2000):  # chunks bound the (resamples, images) draw matrix's memory
-        idx = rng.integers(0, n, size=(min(2000, total - start), n))
+    rows = resampling.block_rows(n, 2000)  # blocks bound the (resamples, images) draw matrix's memory
+    for start in range(0, total if n else 0, rows):
+        idx = rng.integers(0, n, size=(min(rows, total - start), n))
         changes.append(per_image[idx].mean(axis=1))
     every = np.concatenate(changes) if changes else np.empty(0)
     if every.size:
