@@ -237,6 +237,22 @@ def test_corruptions_scored_on_other_images_are_not_judged_naming_the_fix():
         assert r.verdict == "not_compared" and r.missing_side == "candidate", (name, r.missing_side, r.reason)
         assert "10 only in the baseline, 0 only here" in r.reason
         assert "set [audits.corruption] images = 40 as in the baseline" in r.reason
+        assert "ImageNet-C folder" not in r.reason
+
+
+def test_a_folder_run_on_other_images_is_told_to_score_the_same_folder():
+    """Review 2, finding 7: ImageNet-C folder runs take no [audits.corruption] images; the fix for a folder run that
+    scored other images than the folder baseline is the same folder and the same --audit-samples."""
+    old = outcomes_from_report(_report({"fog-1": _bits([0]), "fog-3": _bits([1])}, role="imagenet-c"), "m")
+    other = _report({"fog-1": _bits([0]), "fog-3": _bits([1])}, role="imagenet-c")
+    other["samples"]["imagenet-c"]["ids"] = IDS[:30] + [f"n09999999_{i}.JPEG" for i in range(10)]
+    results = compare_model(old, outcomes_from_report(other, "m"), _settings())
+    for name in ("corruption_fog_1", "corruption_fog_3", "mce"):
+        r = results[name]
+        assert r.verdict == "not_compared" and r.missing_side == "candidate", (name, r.missing_side, r.reason)
+        assert "10 only in the baseline, 10 only here" in r.reason
+        assert "score the same ImageNet-C folder as the baseline (--audit-imagenet-c) with the same --audit-samples" in r.reason
+        assert "images = " not in r.reason
 
 
 def _with_protocol(report, source="kernels", jpeg=True, feed="as stored (224)"):

@@ -277,7 +277,7 @@ def _compare_summary(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Set
         new_bits = np.stack([b[k].aligned_to(ids) for k in keys]).astype(bool)
     except DataError:
         first = next((k for k in keys if set(a[k].ids) != set(b[k].ids)), keys[0])
-        return _not_compared(r, corr.other_images(corr.condition_name(*first), a[first].ids, b[first].ids), "candidate")
+        return _not_compared(r, corr.other_images(corr.condition_name(*first), a[first].ids, b[first].ids, b[first].role), "candidate")
     said += corr.feed_note(old.corruption_protocol, new.corruption_protocol)  # compared across: the feed is the model's
     corr.summary_change(r, c.name, keys, old_bits, new_bits, s.resamples, s.seed, said, s.p_resamples)
     # Error consistency judged once for the family: pooled over every condition both scored (consistency.py).

@@ -61,7 +61,7 @@ def not_paired(condition: str, old: Any, new: Any) -> str | None:
     if old.role != new.role:
         return other_measurement(condition, old.role, new.role)
     if set(old.ids) != set(new.ids):
-        return other_images(condition, old.ids, new.ids)
+        return other_images(condition, old.ids, new.ids, new.role)
     return None
 
 
@@ -244,10 +244,13 @@ def feed_note(old: dict[str, Any], new: dict[str, Any]) -> str:
     return f"; the model's feed {old['feed']!r} in the baseline, {new['feed']!r} here (the model's own, compared across)"
 
 
-def other_images(condition: str, old_ids: Sequence[str], new_ids: Sequence[str]) -> str:
+def other_images(condition: str, old_ids: Sequence[str], new_ids: Sequence[str], role: str = ROLE) -> str:
     """Why a corruption condition scored on other images than the baseline's is not judged: this run's choice of
-    images made it incomparable (a gate never passes on that), and the fix."""
+    images made it incomparable (a gate never passes on that), and the fix for how both sides were scored (``role``:
+    the kernels' labelled subset, ``[audits.corruption] images``, or an ImageNet-C folder, which takes no ``images``)."""
     old_set, new_set = set(old_ids), set(new_ids)
+    fix = (f"score the same ImageNet-C folder as the baseline (--audit-imagenet-c) with the same --audit-samples and seed"
+           if role == FOLDER_ROLE else
+           f"set [audits.corruption] images = {len(old_set)} as in the baseline (and the same labelled set and seed)")
     return (f"this run scored {condition} on other images than the baseline ({len(old_set - new_set)} only in the baseline, "
-            f"{len(new_set - old_set)} only here; {len(old_set)} images there, {len(new_set)} here): set [audits.corruption] "
-            f"images = {len(old_set)} as in the baseline (and the same labelled set and seed) to compare it")
+            f"{len(new_set - old_set)} only here; {len(old_set)} images there, {len(new_set)} here): {fix} to compare it")
