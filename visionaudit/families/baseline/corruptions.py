@@ -249,7 +249,7 @@ def other_images(condition: str, old_ids: Sequence[str], new_ids: Sequence[str],
     images made it incomparable (a gate never passes on that), and the fix for how both sides were scored (``role``:
     the kernels' labelled subset, ``[audits.corruption] images``, or an ImageNet-C folder, which takes no ``images``)."""
     old_set, new_set = set(old_ids), set(new_ids)
-    fix = (f"score the same ImageNet-C folder as the baseline (--audit-imagenet-c) with the same --audit-samples and seed"
+    fix = ("score the same ImageNet-C folder as the baseline (--audit-imagenet-c) with the same --audit-samples and seed"
            if role == FOLDER_ROLE else
            f"set [audits.corruption] images = {len(old_set)} as in the baseline (and the same labelled set and seed)")
     return (f"this run scored {condition} on other images than the baseline ({len(old_set - new_set)} only in the baseline, "
