@@ -10,8 +10,11 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
+from visionaudit.families.assessment import NotJudged
 from visionaudit.families.baseline import (
     COMPARED,
+    BaselineComparison,
+    assess_comparison,
     baseline_comparisons,
     compare_model,
     outcomes_from_report,
@@ -20,6 +23,7 @@ from visionaudit.families.baseline import (
 from visionaudit.families.baseline import corruptions as corr
 from visionaudit.families.corruption.imagenet_c import ALEXNET_ERRORS
 from visionaudit.families.outcomes import encode_bits
+from visionaudit.families.records import AuditRecord
 from visionaudit.families.registry import get_family
 
 N = 40
@@ -233,6 +237,22 @@ def test_corruptions_scored_on_other_images_are_not_judged_naming_the_fix():
         assert r.verdict == "not_compared" and r.missing_side == "candidate", (name, r.missing_side, r.reason)
         assert "10 only in the baseline, 0 only here" in r.reason
         assert "set [audits.corruption] images = 40 as in the baseline" in r.reason
+        assert "ImageNet-C folder" not in r.reason
+
+
+def test_a_folder_run_on_other_images_is_told_to_score_the_same_folder():
+    """Review 2, finding 7: ImageNet-C folder runs take no [audits.corruption] images; the fix for a folder run that
+    scored other images than the folder baseline is the same folder and the same --audit-samples."""
+    old = outcomes_from_report(_report({"fog-1": _bits([0]), "fog-3": _bits([1])}, role="imagenet-c"), "m")
+    other = _report({"fog-1": _bits([0]), "fog-3": _bits([1])}, role="imagenet-c")
+    other["samples"]["imagenet-c"]["ids"] = IDS[:30] + [f"n09999999_{i}.JPEG" for i in range(10)]
+    results = compare_model(old, outcomes_from_report(other, "m"), _settings())
+    for name in ("corruption_fog_1", "corruption_fog_3", "mce"):
+        r = results[name]
+        assert r.verdict == "not_compared" and r.missing_side == "candidate", (name, r.missing_side, r.reason)
+        assert "10 only in the baseline, 10 only here" in r.reason
+        assert "score the same ImageNet-C folder as the baseline (--audit-imagenet-c) with the same --audit-samples" in r.reason
+        assert "images = " not in r.reason
 
 
 def _with_protocol(report, source="kernels", jpeg=True, feed="as stored (224)"):
@@ -266,6 +286,24 @@ def test_corruptions_measured_another_way_are_not_paired_naming_both_values():
     a = outcomes_from_report(_with_protocol(_report(conditions), source="ImageNet-C folder /a"), "m")
     b = outcomes_from_report(_with_protocol(_report(conditions), source="ImageNet-C folder /b"), "m")
     assert compare_model(a, b, _settings())["mce"].verdict == "unchanged"
+
+
+def test_another_feed_alone_is_compared_and_named():
+    """Review 2, finding 3: the feed is the model's own resize/crop; a release that changes its input size is compared
+    (as clean top-1 and the transforms are), both feeds named in the summary's description, not refused forever."""
+    conditions = {"fog-1": _bits([0, 1]), "fog-3": _bits([1, 2, 3])}
+    old = outcomes_from_report(_with_protocol(_report(conditions)), "m")
+    new = outcomes_from_report(_with_protocol(_report(conditions), feed="resize 274, crop 260"), "m")
+    assert new.corruption_protocol["feed"] == "resize 274, crop 260"  # recorded
+    results = compare_model(old, new, _settings())
+    for name in ("corruption_fog_1", "corruption_fog_3", "mce"):
+        assert results[name].verdict == "unchanged", (name, results[name].reason)
+    assert "the model's feed 'as stored (224)' in the baseline, 'resize 274, crop 260' here" in results["mce"].test
+    assert "feed" not in results["corruption_fog_1"].reason
+    # with another JPEG round trip as well, only that is the reason
+    other = outcomes_from_report(_with_protocol(_report(conditions), jpeg=False, feed="resize 274, crop 260"), "m")
+    r = compare_model(old, other, _settings())["mce"]
+    assert r.missing_side == "candidate" and "jpeg_round_trip" in r.reason and "feed" not in r.reason
 
 
 def test_the_live_side_protocol_is_the_one_its_entries_record():
@@ -308,9 +346,24 @@ def test_folder_runs_pair_with_folder_runs_and_never_with_kernel_runs():
         results = compare_model(outcomes_from_report(old, "m"), outcomes_from_report(new, "m"), _settings())
         for name in ("corruption_fog_1", "corruption_fog_2", "mce"):
             r = results[name]
-            assert r.verdict == "not_compared" and r.missing_side == "setup", (name, r.verdict)
+            assert r.verdict == "not_compared" and r.missing_side == "candidate", (name, r.verdict)  # not judged
             assert "other images and another measurement" in r.reason and r.reason.index(first) < r.reason.index(second), r.reason
+            assert "run both with --audit-imagenet-c (the same folder) or both without" in r.reason
             assert r.error_consistency is None and not r.lost_examples
+            with pytest.raises(NotJudged, match="run both with --audit-imagenet-c"):  # the gate is not a pass (review2, 2)
+                assess_comparison(AuditRecord("baseline", "m"), BaselineComparison(r, "m", True), DEFAULTS,
+                                  {"model": "m", "comparison": name})
+
+
+def test_no_benchmark_severity_in_common_is_not_judged_naming_the_fix():
+    """Review 2, finding 2: a run that scored none of the baseline's severities could have scored them; its summary
+    is the candidate's side (not judged), never skipped while the gate passes on the clean comparisons."""
+    old, new = _report({"fog-1": _bits([0, 1])}), _report({"fog-2": _bits([0])})
+    r = compare_model(outcomes_from_report(old, "m"), outcomes_from_report(new, "m"), _settings())["mce"]
+    assert r.verdict == "not_compared" and r.missing_side == "candidate", (r.missing_side, r.reason)
+    assert "at the same severities" in r.reason and "[audits.corruption] corruptions, severities" in r.reason
+    with pytest.raises(NotJudged):
+        assess_comparison(AuditRecord("baseline", "m"), BaselineComparison(r, "m", True), DEFAULTS, {"model": "m", "comparison": "mce"})
 
 
 def test_a_lost_corruption_image_is_named_by_both_sides_top1():
@@ -330,3 +383,25 @@ def test_a_lost_corruption_image_is_named_by_both_sides_top1():
     assert r.lost_count == 2
     assert r.lost_examples == [{"id": IDS[k], "set": "corruption", "condition": "fog-1", "baseline_top1": "7",
                                 "candidate_top1": name} for k, name in ((3, "goldfish"), (5, "goldfish"))]
+
+
+def test_the_bootstrap_blocks_are_bounded_and_do_not_change_the_draws(monkeypatch):
+    """Review 2, finding 6: the mCE bootstrap drew (2000, images) blocks, 0.8 GB of indices at 50,000 images; blocks
+    are now sized by an element budget, and the interval and p are the same whatever the block size."""
+    from visionaudit.families.baseline import resampling
+    from visionaudit.families.baseline.consistency import pooled_consistency
+    from visionaudit.families.baseline.statistics import Result
+
+    assert resampling.block_rows(50_000, 2000) * 50_000 <= 20_000_000 and resampling.block_rows(10, 2000) == 2000
+    rng = np.random.default_rng(5)
+    keys = [("fog", 1), ("fog", 2), ("snow", 1), ("snow", 2)]
+    old, new = rng.random((4, 37)) < 0.6, rng.random((4, 37)) < 0.5
+
+    def draws():
+        mce = corr.summary_change(Result("mce", "mce", False), "mce", keys, old, new, 300, 0, p_resamples=1100)
+        return mce.ci, mce.p_value, pooled_consistency(old, new, 300, 0)["kappa_ci"]
+
+    whole = draws()
+    monkeypatch.setattr(resampling, "BLOCK_ELEMENTS", 37 * 7)  # blocks of 7 resamples
+    assert resampling.block_rows(37, 2000) == 7
+    assert draws() == whole

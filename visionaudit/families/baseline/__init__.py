@@ -89,8 +89,7 @@ class ModelOutcomes:
     corruption_summary: str | None = None  # "mce" (ImageNet-1k label space) or "mean_error"; None: no corruption entry
     # condition -> each image's top-1 class by name (schema 6 on: ``outcomes.top1``), to name the images a release lost.
     top1: dict[str, Outcome] = field(default_factory=dict)
-    # How the corruption images were made and fed (corruptions.protocol_of: source, decode, JPEG round trip, feed):
-    # outcomes measured another way are not paired. Empty: not recorded (nothing to check).
+    # How the corruption images were made (corruptions.protocol_of; feed recorded, not compared); empty: not recorded.
     corruption_protocol: dict[str, Any] = field(default_factory=dict)
 
     def add(self, sample_set: SampleSet, condition: str, values: Any) -> None:
@@ -212,10 +211,10 @@ def _compare_one(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Setting
     if c.kind == "vector":
         return vector_change(r, old.shares, new.shares)
     a, b = old.outcomes[c.condition], new.outcomes[c.condition]
-    if c.kind == "error":  # kernels against a folder: another measurement (setup); this run's other images or protocol:
+    if c.kind == "error":  # kernels against a folder, other images or protocol: this run could have measured as the
         unpaired = corr.not_paired(c.condition, a, b) or corr.protocol_difference(old.corruption_protocol, new.corruption_protocol)
-        if unpaired:  # not judged, never a pass
-            return _not_compared(r, unpaired, "setup" if a.role != b.role else "candidate")
+        if unpaired:  # baseline did, so not judged (the candidate's side), never a pass
+            return _not_compared(r, unpaired, "candidate")
     if not s.paired and c.kind in CLASS_KINDS:
         r.missing = r.reason = "compared only image by image (paired): the reports did not score the same images"
         r.missing_side = "setup"
@@ -268,8 +267,8 @@ def _compare_summary(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Set
                                 f"({'an ImageNet-1k label space' if new.corruption_summary == 'mce' else 'its own label space: no mCE'})")
     a, b = corruption_outcomes(old), corruption_outcomes(new)
     keys, said = corr.summary_keys(a, b)
-    if not keys:  # said: why (a kernels run against a folder run, or no benchmark condition in common)
-        return _not_compared(r, said)
+    if not keys:  # said: why (kernels against a folder, or no benchmark condition in common): the candidate's side
+        return _not_compared(r, said, "candidate")
     if corr.protocol_difference(old.corruption_protocol, new.corruption_protocol):  # this run measured otherwise
         return _not_compared(r, corr.protocol_difference(old.corruption_protocol, new.corruption_protocol), "candidate")
     ids = b[keys[0]].ids
@@ -278,7 +277,8 @@ def _compare_summary(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Set
         new_bits = np.stack([b[k].aligned_to(ids) for k in keys]).astype(bool)
     except DataError:
         first = next((k for k in keys if set(a[k].ids) != set(b[k].ids)), keys[0])
-        return _not_compared(r, corr.other_images(corr.condition_name(*first), a[first].ids, b[first].ids), "candidate")
+        return _not_compared(r, corr.other_images(corr.condition_name(*first), a[first].ids, b[first].ids, b[first].role), "candidate")
+    said += corr.feed_note(old.corruption_protocol, new.corruption_protocol)  # compared across: the feed is the model's
     corr.summary_change(r, c.name, keys, old_bits, new_bits, s.resamples, s.seed, said, s.p_resamples)
     # Error consistency judged once for the family: pooled over every condition both scored (consistency.py).
     common = [k for k in corr.ALL_CONDITIONS if k in a and k in b]

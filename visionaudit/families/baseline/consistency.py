@@ -13,8 +13,9 @@ every image, or wrong on every image) is not judged: nothing is claimed about er
 The corruption family is judged once, not per condition: its 75 default conditions would each be judged, and at
 severities 4-5 the errors are near chance, so two honestly different releases would draw dozens of warnings. The
 mCE (or mean error) entry carries the kappa of the pooled (image, condition) right/wrong outcomes of the conditions
-both sides scored (:func:`pooled_consistency`, its interval by a bootstrap over images that keeps each image's
-conditions together); each condition's entry records its own kappa, not judged.
+both sides scored, its expected consistency taken within each condition (:func:`pooled_consistency`: the conditions'
+different difficulty is not agreement), its interval by a bootstrap over images that keeps each image's conditions
+together; each condition's entry records its own kappa, not judged.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from visionaudit.error_consistency import error_consistency
+from visionaudit.error_consistency import error_consistency, kappa_of
+from visionaudit.families.baseline import resampling
 
 JUDGED_KINDS = ("accuracy", "category", "summary")  # the comparisons whose kappa is judged (see the module docstring)
 KEYS = ("observed", "expected", "kappa", "kappa_ci", "n")
@@ -40,25 +42,42 @@ def consistency_of(old: Any, new: Any, resamples: int, seed: int) -> dict[str, A
 
 
 def pooled_consistency(old: Any, new: Any, resamples: int, seed: int, level: float = 0.95) -> dict[str, Any]:
-    """Error consistency of (conditions, images) right/wrong matrices pooled over every (image, condition) pair: the
-    observed and expected consistency and kappa of the pooled outcomes (as :func:`consistency_of` of the flattened
-    matrices), ``n`` the pooled pairs, ``images`` and ``conditions``; the interval from a bootstrap over images, each
-    drawn image bringing all its conditions (the conditions of one image are not independent trials)."""
+    """Error consistency of (conditions, images) right/wrong matrices pooled over every (image, condition) pair, the
+    expected consistency stratified by condition: ``observed`` is the share of pairs both got right or both wrong,
+    ``expected`` the mean over conditions of each condition's p1 p2 + (1 - p1)(1 - p2) (every condition has the same
+    images), so two releases that are both right on the easy conditions and wrong on the hard ones, errors
+    independent within each, have kappa ~0 (accuracies pooled over all conditions made that 0.64 at 0.9 and 0.1);
+    ``n`` the pooled pairs, ``images`` and ``conditions``; the interval from a bootstrap over images, each drawn
+    image bringing all its conditions (the conditions of one image are not independent trials)."""
     a, b = np.asarray(old, dtype=bool), np.asarray(new, dtype=bool)
     k, n = a.shape
-    out = consistency_of(a.ravel(), b.ravel(), 0, seed)
-    out.update(images=int(n), conditions=int(k), kappa_ci=None)
-    if out["kappa"] is None or resamples <= 0 or n == 0:
+    out: dict[str, Any] = {"observed": None, "expected": None, "kappa": None, "kappa_ci": None, "n": int(k * n),
+                           "images": int(n), "conditions": int(k)}
+    if k == 0 or n == 0:
+        out["reason"] = "kappa is undefined: no (image, condition) pair"
         return out
-    right_a, right_b, agree = a.sum(axis=0), b.sum(axis=0), (a == b).sum(axis=0)  # per image, over its conditions
+    p1, p2 = a.mean(axis=1), b.mean(axis=1)
+    out["observed"] = float(np.mean(a == b))
+    out["expected"] = float(np.mean(p1 * p2 + (1 - p1) * (1 - p2)))
+    out["kappa"] = kappa_of(out["observed"], out["expected"])
+    if out["kappa"] is None:
+        out["reason"] = ("kappa is undefined: in every condition both are right on every image or both wrong on every "
+                         "image, so the expected consistency is 1")
+        return out
+    if resamples <= 0:
+        return out
+    fa, fb, agree = a.T.astype(np.float64), b.T.astype(np.float64), (a == b).sum(axis=0).astype(np.float64)
     rng = np.random.default_rng(seed)
     values, ok = np.empty(resamples), np.empty(resamples, dtype=bool)
-    for start in range(0, resamples, 500):  # chunks keep the (resamples, images) draws bounded
-        stop = min(resamples, start + 500)
+    rows = resampling.block_rows(n, 500)  # blocks keep the (rows, images) draws and counts bounded
+    for start in range(0, resamples, rows):
+        stop = min(resamples, start + rows)
         idx = rng.integers(0, n, size=(stop - start, n))
-        p1, p2 = right_a[idx].sum(axis=1) / (n * k), right_b[idx].sum(axis=1) / (n * k)
-        observed = agree[idx].sum(axis=1) / (n * k)
-        expected = p1 * p2 + (1 - p1) * (1 - p2)
+        counts = np.bincount((idx + n * np.arange(stop - start)[:, None]).ravel(),
+                             minlength=(stop - start) * n).reshape(stop - start, n).astype(np.float64)  # draws per image
+        q1, q2 = counts @ fa / n, counts @ fb / n  # (rows, conditions): each condition's accuracies in the resample
+        observed = counts @ agree / (n * k)
+        expected = np.mean(q1 * q2 + (1 - q1) * (1 - q2), axis=1)
         ok[start:stop] = expected < 1.0
         values[start:stop] = np.where(ok[start:stop], (observed - expected) / np.where(ok[start:stop], 1.0 - expected, 1.0), np.nan)
     if ok.sum() >= resamples / 2:

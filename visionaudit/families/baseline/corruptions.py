@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from visionaudit.families.baseline import resampling
 from visionaudit.families.baseline.statistics import Result, accuracy_change
 from visionaudit.families.corruption.imagenet_c import (
     ALL_CORRUPTIONS,
@@ -60,7 +61,7 @@ def not_paired(condition: str, old: Any, new: Any) -> str | None:
     if old.role != new.role:
         return other_measurement(condition, old.role, new.role)
     if set(old.ids) != set(new.ids):
-        return other_images(condition, old.ids, new.ids)
+        return other_images(condition, old.ids, new.ids, new.role)
     return None
 
 
@@ -124,7 +125,8 @@ def summary_keys(old: dict[tuple[str, int], Any], new: dict[tuple[str, int], Any
     used = [c for c in BENCHMARK if all((c, s) in common for s in severities) and severities]
     keys = [(c, s) for c in used for s in severities]
     if not keys:
-        return [], "no benchmark corruption condition was scored by both at the same severities"
+        return [], ("no benchmark corruption condition was scored by both at the same severities: score the baseline's "
+                    "corruptions and severities ([audits.corruption] corruptions, severities) to compare them")
     left = sorted((set(old) | set(new)) - set(keys), key=lambda k: (ALL_CORRUPTIONS.index(k[0]), k[1]))
     bench_left = [k for k in left if k[0] in BENCHMARK]
     said = (f"over the {len(keys)} benchmark conditions both scored ({len(used)} corruptions x severities "
@@ -175,8 +177,9 @@ def summary_change(result: Result, kind: str, keys: list[tuple[str, int]], old: 
     total = max(resamples, p_resamples or 0)
     rng = np.random.default_rng(seed)
     changes = []
-    for start in range(0, total if n else 0, 2000):  # chunks bound the (resamples, images) draw matrix's memory
-        idx = rng.integers(0, n, size=(min(2000, total - start), n))
+    rows = resampling.block_rows(n, 2000)  # blocks bound the (resamples, images) draw matrix's memory
+    for start in range(0, total if n else 0, rows):
+        idx = rng.integers(0, n, size=(min(rows, total - start), n))
         changes.append(per_image[idx].mean(axis=1))
     every = np.concatenate(changes) if changes else np.empty(0)
     if every.size:
@@ -192,6 +195,9 @@ def summary_change(result: Result, kind: str, keys: list[tuple[str, int]], old: 
 
 
 PROTOCOL_KEYS = ("decode", "jpeg_round_trip", "jpeg_quality", "feed")  # of an entry's metrics ``protocol``
+# The model's own resize/crop of the 224 image: part of the model under test (a release may change its input size, as
+# clean top-1 and the transforms are compared across), so recorded and named, never a reason not to compare.
+INFORMATION_KEYS = ("feed",)
 
 
 def protocol_of(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -222,18 +228,29 @@ def report_protocol(report: dict[str, Any], spec: str) -> dict[str, Any]:
 def protocol_difference(old: dict[str, Any], new: dict[str, Any]) -> str | None:
     """Why two sides' corruption outcomes are not the same measurement (each differing protocol value, both named),
     or None. Only what both sides record is compared (a report that records nothing of it cannot be checked)."""
-    differ = [k for k in old if k in new and old[k] != new[k]]
+    differ = [k for k in old if k in new and k not in INFORMATION_KEYS and old[k] != new[k]]
     if not differ:
         return None
     said = "; ".join(f"{k} {old[k]!r} in the baseline, {new[k]!r} here" for k in differ)
     return (f"the corruptions were measured another way ({said}): not the same measurement; measure them as the "
-            "baseline did ([audits.corruption] jpeg_round_trip, the kernels or --audit-imagenet-c, the model's feed)")
+            "baseline did ([audits.corruption] jpeg_round_trip, the kernels or --audit-imagenet-c)")
 
 
-def other_images(condition: str, old_ids: Sequence[str], new_ids: Sequence[str]) -> str:
+def feed_note(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """``; the model's feed ... in the baseline, ... here`` when the two sides' feeds differ (compared all the same:
+    the feed is the model's), else empty."""
+    if "feed" not in old or "feed" not in new or old["feed"] == new["feed"]:
+        return ""
+    return f"; the model's feed {old['feed']!r} in the baseline, {new['feed']!r} here (the model's own, compared across)"
+
+
+def other_images(condition: str, old_ids: Sequence[str], new_ids: Sequence[str], role: str = ROLE) -> str:
     """Why a corruption condition scored on other images than the baseline's is not judged: this run's choice of
-    images made it incomparable (a gate never passes on that), and the fix."""
+    images made it incomparable (a gate never passes on that), and the fix for how both sides were scored (``role``:
+    the kernels' labelled subset, ``[audits.corruption] images``, or an ImageNet-C folder, which takes no ``images``)."""
     old_set, new_set = set(old_ids), set(new_ids)
+    fix = ("score the same ImageNet-C folder as the baseline (--audit-imagenet-c) with the same --audit-samples and seed"
+           if role == FOLDER_ROLE else
+           f"set [audits.corruption] images = {len(old_set)} as in the baseline (and the same labelled set and seed)")
     return (f"this run scored {condition} on other images than the baseline ({len(old_set - new_set)} only in the baseline, "
-            f"{len(new_set - old_set)} only here; {len(old_set)} images there, {len(new_set)} here): set [audits.corruption] "
-            f"images = {len(old_set)} as in the baseline (and the same labelled set and seed) to compare it")
+            f"{len(new_set - old_set)} only here; {len(old_set)} images there, {len(new_set)} here): {fix} to compare it")

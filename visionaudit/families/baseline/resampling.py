@@ -8,6 +8,13 @@ import math
 import numpy as np
 
 SIGN_FLIP_EXACT = 20  # up to this many changed images the sign-flip p is exact (2^20 sign patterns)
+BLOCK_ELEMENTS = 20_000_000  # a bootstrap block's (resamples, images) draws: 160 MB of int64 at most
+
+
+def block_rows(images: int, most: int) -> int:
+    """How many resamples of ``images`` draws one block takes: at most ``most`` and :data:`BLOCK_ELEMENTS` draws in
+    all (2000 x 50,000 images was 0.8 GB of indices and as much again of values), at least one."""
+    return max(1, min(int(most), BLOCK_ELEMENTS // max(1, int(images))))
 
 
 def p_resamples_for(m: int, alpha: float, resamples: int) -> int:
