@@ -91,3 +91,25 @@ def test_the_baseline_figure_keeps_the_fixed_comparisons_readable_beside_the_mce
     assert all(f">c{c}<" in svg for c in range(15)) and ">+6.0<" in svg and svg.count(">+0.1<") == 74  # the grid's cells
     without = baseline_figure(_baseline_rows(conditions=False))
     assert "per corruption condition" not in without and "m top1_t0" in without  # no grid without corruption entries
+
+
+def test_the_baseline_grid_lists_corruptions_in_the_benchmarks_order():
+    """Noise, blur, weather, digital, then the extras, as the corruption family's own figure and table (Hendrycks &
+    Dietterich's order, written out here); the grid sorted them alphabetically (review2, finding 8). A name outside
+    the benchmark goes last."""
+    import random
+
+    import matplotlib.pyplot as plt
+
+    from visionaudit.html.figures import baseline_plot
+
+    order = ["gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",
+             "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression",
+             "speckle_noise", "gaussian_blur", "spatter", "saturate", "zz_custom"]
+    shuffled = random.Random(0).sample(order, len(order))
+    rows = [{"model": "m", "comparison": f"corruption_{c}_{s}", "delta": 0.01, "ci": [0.0, 0.02], "verdict": "unchanged"}
+            for c in shuffled for s in (1, 3)]
+    fig = baseline_plot(rows)
+    (grid,) = fig.axes
+    assert [t.get_text() for t in grid.get_yticklabels()] == [c.replace("_", " ") for c in order]
+    plt.close(fig)

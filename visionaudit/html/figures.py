@@ -14,6 +14,8 @@ from typing import Any
 import matplotlib
 import numpy as np
 
+from visionaudit.families.corruption.imagenet_c import ALL_CORRUPTIONS
+
 matplotlib.use("Agg")  # no display, no GUI toolkit: CI machines and notebooks alike
 
 import matplotlib.pyplot as plt  # noqa: E402
@@ -250,10 +252,17 @@ def _delta_rows(ax, rows: list[dict[str, Any]], xlabel: str) -> None:
     ax.set_xlabel(xlabel, fontsize=7)
 
 
+def _benchmark_order(corruption: str) -> tuple[int, str]:
+    """The benchmark's order (noise, blur, weather, digital, then the extras), as the corruption family's own figure
+    and table; a name outside it goes last, alphabetically."""
+    known = corruption in ALL_CORRUPTIONS
+    return (ALL_CORRUPTIONS.index(corruption) if known else len(ALL_CORRUPTIONS), "" if known else corruption)
+
+
 def _condition_grid(ax, model: str, cells: dict[tuple[str, int], dict[str, Any]]) -> None:
     """Corruption x severity: each cell coloured by its verdict, its change in percentage points written in it
     (n/c: not compared)."""
-    corruptions = sorted({c for c, _ in cells})
+    corruptions = sorted({c for c, _ in cells}, key=_benchmark_order)
     severities = sorted({s for _, s in cells})
     grid = np.ones((len(corruptions), len(severities), 3))
     for (c, s), r in cells.items():

@@ -4,7 +4,9 @@ torchvision.transforms.v2.functional's rotate/affine/perspective on uint8 tensor
 call, so images with different parameters need one call each. These helpers build the same grids for a batch
 of per-image matrices (the same arithmetic: float32, output pixel centres at half-pixel offsets,
 ``align_corners=False``, zero padding, rounded back to uint8; no ``fill``), so that one
-``torch.nn.functional.grid_sample`` serves the batch and the pixels stay torchvision's.
+``torch.nn.functional.grid_sample`` serves the batch. The pixels are bit-exact to torchvision's on the CPU
+(tests/families/robustness/test_batched_transforms.py); on CUDA the batched ``bmm`` may round a grid coordinate
+by an ulp otherwise, so within one grey level is the stated bound there, unmeasured so far (docs/robustness.md).
 """
 
 from __future__ import annotations

@@ -49,8 +49,12 @@ def _draws(sample_ids: Sequence, seed: int, salt: str, choose) -> list:
 def rotation(batch, sample_ids, seed, severity):
     angle = 30.0 * severity
     angles = _draws(sample_ids, seed, "rotation", lambda r: r.choice((-angle, angle)))
-    if angle % 90 == 0:  # torchvision's exact fast paths (rot90, clone) for these angles: keep them
-        return torch.cat([F.rotate(batch[k : k + 1], a, interpolation=BILINEAR) for k, a in enumerate(angles)])
+    if angle % 90 == 0:  # torchvision's exact fast paths (rot90, clone): one call per drawn angle, at most two
+        out = torch.empty_like(batch)
+        for a in set(angles):
+            at = torch.tensor([k for k, x in enumerate(angles) if x == a], device=batch.device)
+            out[at] = F.rotate(batch[at], a, interpolation=BILINEAR)
+        return out
     h, w = batch.shape[-2:]
     grid = sampling.affine_grid([sampling.inverse_rotation(a) for a in angles], h, w, batch.device)
     return sampling.sample(batch, grid, "bilinear")
