@@ -352,27 +352,8 @@ def test_a_ten_class_model_sharded_and_merged_equals_its_unsharded_run(shared_da
     `visionaudit merge`: accuracy (top-1, per class, balanced), robustness and the class names equal the unsharded
     run's; and the merged report serves as a baseline (`compare`), its per-image classes read back by name."""
     import numpy as np
-    from PIL import Image
 
-    images = tmp_path / "team"
-    rng = np.random.default_rng(0)
-    for c, name in enumerate(TEN):
-        (images / name).mkdir(parents=True)
-        for i in range(6 + c % 3):  # 6 to 8 images per class: uneven, so balanced accuracy is not top-1
-            pixels = np.clip(rng.normal(25 * c, 60, (40, 40, 3)), 0, 255).astype(np.uint8)
-            Image.fromarray(pixels).save(images / name / f"{name}{i}.png")
-    (tmp_path / "classes.txt").write_text("\n".join(TEN) + "\n")
-    model = f"tests.tiny_models:ten_classes?classes={tmp_path / 'classes.txt'}"
-    args = ("-k", "test_clean_top1 or test_transform", f"--audit-images={images}")
-    runs = {"whole": audit(tmp_path, shared_data, "whole", *args, model=model)}
-    for index in (1, 2):
-        runs[index] = audit(tmp_path, shared_data, f"part{index}", *args, "--audit-shard", f"{index}/2", model=model)
-    for name, (proc, data) in runs.items():
-        assert data is not None and not data["error"], (name, proc.stdout[-3000:], proc.stderr[-3000:])
-    proc = merge_cli(str(tmp_path / "part2.json"), str(tmp_path / "part1.json"), "-o", str(tmp_path / "merged.json"))
-    whole = runs["whole"][1]
-    assert proc.returncode == whole["run"]["exit_status"], proc.stdout + proc.stderr
-    merged = json.loads((tmp_path / "merged.json").read_text())
+    model, runs, whole, merged = _ten_class_model_sharded(tmp_path, shared_data, "-k", "test_clean_top1 or test_transform")
     assert differences(without_timings(whole), without_timings(merged)) == []
 
     # Not vacuous: the parts held fewer images each, the merge judged all 69 again, and the numbers are the images'.
@@ -644,30 +625,11 @@ def test_merge_of_varied_corruption_bits_equals_the_whole_judgement(imagenet):
 def test_a_ten_class_models_corruption_mean_error_merged_equals_its_unsharded_run(shared_data, tmp_path):
     """Issue 26: a model of its own label space (no mCE: the mean error and mean rise over its clean error) in 2
     shards merged equals its unsharded run, the corruption subset being all 69 images of its class folders."""
-    import numpy as np
-    from PIL import Image
 
-    images = tmp_path / "team"
-    rng = np.random.default_rng(0)
-    for c, name in enumerate(TEN):
-        (images / name).mkdir(parents=True)
-        for i in range(6 + c % 3):
-            pixels = np.clip(rng.normal(25 * c, 60, (40, 40, 3)), 0, 255).astype(np.uint8)
-            Image.fromarray(pixels).save(images / name / f"{name}{i}.png")
-    (tmp_path / "classes.txt").write_text("\n".join(TEN) + "\n")
     config = tmp_path / "audit.toml"
     config.write_text(CORRUPTION_CONFIG.replace("images = 60", "images = 0").replace("severities = [2, 4]", "severities = [1, 3]"))
-    model = f"tests.tiny_models:ten_classes?classes={tmp_path / 'classes.txt'}"
-    args = ("-k", "test_corruption or test_mce", f"--audit-images={images}", f"--audit-config={config}")
-    runs = {"whole": audit(tmp_path, shared_data, "whole", *args, model=model)}
-    for index in (1, 2):
-        runs[index] = audit(tmp_path, shared_data, f"part{index}", *args, "--audit-shard", f"{index}/2", model=model)
-    for name, (proc, data) in runs.items():
-        assert data is not None and not data["error"], (name, proc.stdout[-3000:], proc.stderr[-3000:])
-    proc = merge_cli(str(tmp_path / "part2.json"), str(tmp_path / "part1.json"), "-o", str(tmp_path / "merged.json"))
-    whole = runs["whole"][1]
-    assert proc.returncode == whole["run"]["exit_status"], proc.stdout + proc.stderr
-    merged = json.loads((tmp_path / "merged.json").read_text())
+    _, runs, whole, merged = _ten_class_model_sharded(tmp_path, shared_data, "-k", "test_corruption or test_mce",
+                                                      f"--audit-config={config}")
     assert differences(without_timings(whole), without_timings(merged)) == []
     entries = [e for e in merged["audits"] if e["audit"] == "corruption"]
     assert len(entries) == 5 and all(e["outcome"] in ("passed", "failed") for e in entries)
@@ -678,3 +640,30 @@ def test_a_ten_class_models_corruption_mean_error_merged_equals_its_unsharded_ru
     assert summary["mean_error_ci"][0] <= summary["mean_error"] <= summary["mean_error_ci"][1]
     sizes = [len(runs[i][1]["samples"]["corruption"]["ids"]) for i in (1, 2)]
     assert sum(sizes) == 69 and max(sizes) < 40, sizes  # each part too few to judge (min_images 40): the merge judged
+
+
+def _ten_class_model_sharded(tmp_path, shared_data, *args: str):
+    """A team's 10-class model (classes from a file) on 69 images in 10 uneven class folders written here, run whole
+    and in 2 shards merged by `visionaudit merge`: (model spec, the runs, the whole report, the merged report)."""
+    import numpy as np
+    from PIL import Image
+
+    images = tmp_path / "team"
+    rng = np.random.default_rng(0)
+    for c, name in enumerate(TEN):
+        (images / name).mkdir(parents=True)
+        for i in range(6 + c % 3):  # 6 to 8 images per class: uneven, so balanced accuracy is not top-1
+            pixels = np.clip(rng.normal(25 * c, 60, (40, 40, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(images / name / f"{name}{i}.png")
+    (tmp_path / "classes.txt").write_text("\n".join(TEN) + "\n")
+    model = f"tests.tiny_models:ten_classes?classes={tmp_path / 'classes.txt'}"
+    args = (*args, f"--audit-images={images}")
+    runs = {"whole": audit(tmp_path, shared_data, "whole", *args, model=model)}
+    for index in (1, 2):
+        runs[index] = audit(tmp_path, shared_data, f"part{index}", *args, "--audit-shard", f"{index}/2", model=model)
+    for name, (proc, data) in runs.items():
+        assert data is not None and not data["error"], (name, proc.stdout[-3000:], proc.stderr[-3000:])
+    proc = merge_cli(str(tmp_path / "part2.json"), str(tmp_path / "part1.json"), "-o", str(tmp_path / "merged.json"))
+    whole = runs["whole"][1]
+    assert proc.returncode == whole["run"]["exit_status"], proc.stdout + proc.stderr
+    return model, runs, whole, json.loads((tmp_path / "merged.json").read_text())
