@@ -194,7 +194,9 @@ def summary_change(result: Result, kind: str, keys: list[tuple[str, int]], old: 
     return result
 
 
-PROTOCOL_KEYS = ("decode", "jpeg_round_trip", "jpeg_quality", "feed")  # of an entry's metrics ``protocol``
+PROTOCOL_KEYS = ("decode", "jpeg_round_trip", "jpeg_quality", "jpeg_codec", "feed")  # of an entry's metrics ``protocol``
+# Reports from before the codec was recorded made their round trip with libjpeg on the CPU (the only codec then).
+LEGACY_JPEG_CODEC = "libjpeg"
 # The model's own resize/crop of the 224 image: part of the model under test (a release may change its input size, as
 # clean top-1 and the transforms are compared across), so recorded and named, never a reason not to compare.
 INFORMATION_KEYS = ("feed",)
@@ -227,13 +229,21 @@ def report_protocol(report: dict[str, Any], spec: str) -> dict[str, Any]:
 
 def protocol_difference(old: dict[str, Any], new: dict[str, Any]) -> str | None:
     """Why two sides' corruption outcomes are not the same measurement (each differing protocol value, both named),
-    or None. Only what both sides record is compared (a report that records nothing of it cannot be checked)."""
+    or None. Only what both sides record is compared (a report that records nothing of it cannot be checked), but for
+    the JPEG codec of a round trip made before it was recorded (:data:`LEGACY_JPEG_CODEC`)."""
+    old, new = _with_codec(old), _with_codec(new)
     differ = [k for k in old if k in new and k not in INFORMATION_KEYS and old[k] != new[k]]
     if not differ:
         return None
     said = "; ".join(f"{k} {old[k]!r} in the baseline, {new[k]!r} here" for k in differ)
     return (f"the corruptions were measured another way ({said}): not the same measurement; measure them as the "
-            "baseline did ([audits.corruption] jpeg_round_trip, the kernels or --audit-imagenet-c)")
+            "baseline did ([audits.corruption] jpeg_round_trip and jpeg_on_device, the kernels or --audit-imagenet-c)")
+
+
+def _with_codec(protocol: dict[str, Any]) -> dict[str, Any]:
+    if protocol.get("jpeg_round_trip") is True and "jpeg_codec" not in protocol:
+        return {**protocol, "jpeg_codec": LEGACY_JPEG_CODEC}
+    return protocol
 
 
 def feed_note(old: dict[str, Any], new: dict[str, Any]) -> str:

@@ -8,8 +8,9 @@ Protocol (Hendrycks & Dietterich 2019; hendrycks/robustness ``make_imagenet_c.py
 2. each corruption kernel (visionaudit.families.corruption.kernels) acts on the uint8 224x224 batch on the model's device,
    with draws seeded by (seed, sample id);
 3. the JPEG round trip the dataset was stored with: PIL's ``save(quality=85, optimize=True)``; here
-   torchvision.io's libjpeg encode and decode on the CPU, which give PIL's pixels exactly (a test checks
-   it); ``jpeg_round_trip = false`` in audit.toml leaves it out, and every entry records which;
+   torchvision's libjpeg encode and decode on the CPU, which give PIL's pixels exactly (a test checks
+   it), or on request nvJPEG on the model's GPU, which does not (visionaudit.families.corruption.jpeg);
+   ``jpeg_round_trip = false`` in audit.toml leaves it out, and every entry records which, with the codec;
 4. the model is fed as the dataset is fed: a 224 model gets the 224 images unchanged (``test.py``'s
    CenterCrop(224) is a no-op on them); any other model gets its own rule applied to the 224 image
    (short side resized to its resize size with its interpolation, centre crop to its input size), and
@@ -21,22 +22,24 @@ clean pass here is steps 1 and 4 without corruption and without the JPEG round t
 cost is measured beside it (``jpeg_only_error``, one more pass), so a reader sees how much of a
 corruption's error is the re-encoding. With ``--audit-imagenet-c DIR`` the downloaded dataset's files are
 scored instead of the kernels (visionaudit/families/corruption/folder.py).
+
+Each pass's CPU work (the kernels' draws, the kernels that run on the CPU, the JPEG round trip) is done in threads
+ahead of the device, batch by batch, with the same pixels as in turn (visionaudit.families.corruption.ahead).
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 import weakref
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
-from torchvision.io import decode_jpeg, encode_jpeg
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
 from visionaudit.families import thresholds as f
+from visionaudit.families.corruption.ahead import PreparedBatches, default_ahead
 from visionaudit.families.corruption.imagenet_c import (
     ALL_CORRUPTIONS,
     BENCHMARK,
@@ -46,6 +49,13 @@ from visionaudit.families.corruption.imagenet_c import (
 )
 
 # Re-exported: the family's public names, whichever of its modules holds them.
+from visionaudit.families.corruption.jpeg import (  # noqa: F401
+    CPU_CODEC,
+    CUDA_CODEC,
+    JPEG_QUALITY,
+    codec_for,
+    jpeg_round_trip,
+)
 from visionaudit.families.corruption.judging import (  # noqa: F401
     Corrupted,
     assess_condition,
@@ -67,7 +77,6 @@ from visionaudit.models.loading import LoadedModel
 from visionaudit.preprocessing import Geometry
 
 PROTOCOL_GEOMETRY = Geometry(256, 224, "bilinear")  # torchvision's Resize(256) + CenterCrop(224) on PIL images
-JPEG_QUALITY = 85
 _MODES = {"nearest": InterpolationMode.NEAREST, "bilinear": InterpolationMode.BILINEAR, "bicubic": InterpolationMode.BICUBIC}
 
 
@@ -77,23 +86,13 @@ def feed_geometry(model: LoadedModel) -> Geometry | None:
     return None if pre.crop_size == PROTOCOL_GEOMETRY.crop_size else pre.geometry
 
 
-def describe_feed(model: LoadedModel, jpeg: bool) -> dict[str, Any]:
-    """What the report records of the protocol, per entry."""
+def describe_feed(model: LoadedModel, jpeg: bool, codec: str = CPU_CODEC) -> dict[str, Any]:
+    """What the report records of the protocol, per entry (``codec``: the JPEG round trip's, see jpeg.py)."""
     feed = feed_geometry(model)
     return {"decode": PROTOCOL_GEOMETRY.to_dict(), "jpeg_round_trip": jpeg, "jpeg_quality": JPEG_QUALITY if jpeg else None,
+            "jpeg_codec": codec if jpeg else None,
             "feed": "as stored (224)" if feed is None else {"resize": feed.resize_size, "size": feed.crop_size,
                                                             "interpolation": feed.interpolation}}
-
-
-def jpeg_round_trip(batch: torch.Tensor, quality: int = JPEG_QUALITY) -> torch.Tensor:
-    """Encode and decode each uint8 image as JPEG (libjpeg on the CPU, as PIL stored ImageNet-C)."""
-    cpu = batch.cpu()
-    with warnings.catch_warnings():
-        # torchvision 0.29 deprecates its codecs for TorchCodec; they stay in the pinned 0.29.1, and a test
-        # holds them to PIL's pixels, so the warning would only repeat in every run.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        decoded = decode_jpeg(encode_jpeg(list(cpu), quality=quality))
-    return torch.stack(decoded).to(batch.device)
 
 
 def to_model_input(batch: torch.Tensor, feed: Geometry | None) -> torch.Tensor:
@@ -120,13 +119,17 @@ class CorruptionRun:
     """One model on one image set under the protocol: the clean pass and each condition, computed once."""
 
     def __init__(self, model: LoadedModel, images: torch.Tensor, labels: torch.Tensor, sample_ids: Sequence[str],
-                 seed: int = 0, jpeg: bool = True) -> None:
+                 seed: int = 0, jpeg: bool = True, jpeg_on_device: bool = False, ahead: int | None = None) -> None:
+        """``jpeg_on_device``: the round trip with nvJPEG on a CUDA model's GPU (see jpeg.py); ``ahead``: batches
+        prepared in threads ahead of the device (None: the device's default, 0: each in turn; see ahead.py)."""
         if images.shape[-2:] != (PROTOCOL_GEOMETRY.crop_size,) * 2:
             raise ValueError(f"the corruption protocol takes 224x224 images, got {tuple(images.shape[-2:])}")
         if len(sample_ids) != images.shape[0]:
             raise ValueError(f"{len(sample_ids)} sample ids for {images.shape[0]} images")
         self.model, self.images, self.labels, self.ids = model, images, labels, list(sample_ids)
         self.seed, self.jpeg, self.feed = seed, jpeg, feed_geometry(model)
+        self.codec = codec_for(model.device, jpeg_on_device)
+        self.ahead = default_ahead(model.device) if ahead is None else ahead
         self._clean: np.ndarray | None = None
         self._jpeg_only: np.ndarray | None = None
         self._conditions: dict[tuple[str, int], Condition] = {}
@@ -136,21 +139,34 @@ class CorruptionRun:
         return len(self.ids)
 
     def describe(self, jpeg: bool) -> dict[str, Any]:
-        return describe_feed(self.model, jpeg)
+        return describe_feed(self.model, jpeg, self.codec)
 
     def _correct(self, corrupt: Callable | None, jpeg: bool, what: str) -> np.ndarray:
         return self._predicted(corrupt, jpeg, what) == self.labels.numpy()
 
+    def prepare(self, corrupt: Callable | None, jpeg: bool) -> Callable[[torch.Tensor, Sequence[int]], torch.Tensor] | None:
+        """What a pass does to each batch before the model's feed (positions are the images' in ``images``): the
+        corruption, then the JPEG round trip; None when it does nothing (the clean pass)."""
+        if corrupt is None and not jpeg:
+            return None
+
+        def prepare(batch: torch.Tensor, positions: Sequence[int]) -> torch.Tensor:
+            if corrupt is not None:
+                batch = corrupt(batch, [self.ids[i] for i in positions])
+            return jpeg_round_trip(batch, codec=self.codec) if jpeg else batch
+        return prepare
+
     def _predicted(self, corrupt: Callable | None, jpeg: bool, what: str) -> np.ndarray:
         """The top-1 output index per image."""
-        def transform(batch: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-            if corrupt is not None:
-                batch = corrupt(batch, [self.ids[i] for i in idx.tolist()])
-            if jpeg:
-                batch = jpeg_round_trip(batch)
-            return to_model_input(batch, self.feed)
-
-        logits = predict_logits(self.model, self.images, transform=transform, what=what)
+        prepare = self.prepare(corrupt, jpeg)
+        if prepare is not None and self.ahead:
+            with PreparedBatches(self.images, prepare, self.model.device, self.ahead) as prepared:
+                logits = predict_logits(self.model, prepared, transform=lambda batch, _: to_model_input(batch, self.feed),
+                                        what=what)
+        else:
+            def transform(batch: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+                return to_model_input(batch if prepare is None else prepare(batch, idx.tolist()), self.feed)
+            logits = predict_logits(self.model, self.images, transform=transform, what=what)
         return logits.argmax(1).numpy().astype(np.int64)
 
     def clean(self) -> np.ndarray:
@@ -178,13 +194,13 @@ _RUNS: "weakref.WeakKeyDictionary[LoadedModel, dict[tuple, CorruptionRun]]" = we
 
 
 def cached_run(model: LoadedModel, set_key: Any, images: torch.Tensor, labels: torch.Tensor, sample_ids: Sequence[str],
-               seed: int, jpeg: bool) -> CorruptionRun:
-    """One :class:`CorruptionRun` per (model, image set, seed, JPEG round trip) in a process: every test of the
-    family (each condition, the mCE) shares its passes."""
+               seed: int, jpeg: bool, jpeg_on_device: bool = False) -> CorruptionRun:
+    """One :class:`CorruptionRun` per (model, image set, seed, JPEG round trip and codec) in a process: every test
+    of the family (each condition, the mCE) shares its passes."""
     per_model = _RUNS.setdefault(model, {})
-    key = (set_key, seed, jpeg)
+    key = (set_key, seed, jpeg, codec_for(model.device, jpeg_on_device))
     if key not in per_model:
-        per_model[key] = CorruptionRun(model, images, labels, sample_ids, seed, jpeg)
+        per_model[key] = CorruptionRun(model, images, labels, sample_ids, seed, jpeg, jpeg_on_device)
     return per_model[key]
 
 
@@ -320,6 +336,9 @@ FAMILY = register_family(Family(
         "severities": f.numbers("severities scored, whole numbers 1 to 5 (the mCE is the published one with all five)",
                                 minimum=1, maximum=5, default=[1, 2, 3, 4, 5]),
         "jpeg_round_trip": f.flag("JPEG quality 85 round trip after each corruption, as ImageNet-C was stored", default=True),
+        "jpeg_on_device": f.flag("the JPEG round trip with nvJPEG on the model's CUDA device instead of libjpeg on the CPU: "
+                                 "faster, but not PIL's pixels (the protocol records the codec; a baseline is compared "
+                                 "only with the same codec)", default=False),
         "images": f.whole("a seeded, class-stratified subset of the labelled images this many strong (0: all of them)", default=100),
         "alpha": f.level("significance level of the McNemar tests against clean and Holm's correction", default=0.05),
         "bootstrap_resamples": f.count("resamples of the bootstrap interval on the mCE", default=2000),
