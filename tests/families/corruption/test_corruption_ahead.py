@@ -1,0 +1,141 @@
+"""Threads ahead of the device (visionaudit/families/corruption/ahead.py): the same pixels and outcomes as each batch
+in turn, bit for bit, on real images; batches in order, at most ``ahead`` in the making; a worker's error reaches
+the run as it does in turn, never a hang; an error of the reader's own leaves no worker running."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import torch
+
+from visionaudit.data.image_sets import labelled_images, load_images
+from visionaudit.errors import ModelOutputError
+from visionaudit.families import corruption as C
+from visionaudit.families.corruption import ahead as A
+from visionaudit.models.loading import load_model
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"))]
+HANG = 120  # seconds: a pass that has not ended by then hangs (a failure, not a wait for ever)
+
+
+def _workers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("visionaudit-corrupt")]
+
+
+def _within(fn, seconds: float = HANG):
+    """``fn()``'s result or its exception, or a failure when it does not end in ``seconds``."""
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(fn)
+        try:
+            return future.result(timeout=seconds)
+        except TimeoutError:
+            pytest.fail(f"the pass did not end within {seconds} s: it hangs")
+
+
+# -- the reader's contract, on a stand-in preparation ------------------------------------------------------------------
+
+
+def test_batches_come_back_in_order_with_at_most_ahead_in_the_making():
+    images = torch.arange(40, dtype=torch.uint8).view(40, 1, 1, 1).expand(40, 3, 2, 2).contiguous()
+    lock, running, most = threading.Lock(), [0], [0]
+
+    def prepare(batch, positions):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.02)  # long enough for the reader to find later batches being made
+        with lock:
+            running[0] -= 1
+        return batch + torch.tensor(list(positions), dtype=torch.uint8).view(-1, 1, 1, 1)
+
+    for ahead in (1, 3):
+        with A.PreparedBatches(images, prepare, torch.device("cpu"), ahead) as prepared:
+            assert prepared.shape == images.shape and prepared.dim() == 4 and not prepared.is_floating_point()
+            got = torch.cat([prepared[s:s + 6] for s in range(0, 40, 6)])  # the last batch is short
+        # each image i became 2 i: its own value plus its position, so a batch out of order shows
+        assert torch.equal(got[:, 0, 0, 0], torch.arange(40, dtype=torch.uint8) * 2), ahead
+        assert 1 <= most[0] <= ahead, (ahead, most[0])
+        most[0] = 0
+    assert not _workers()
+    with pytest.raises(TypeError, match="contiguous slices"):
+        A.PreparedBatches(images, prepare, torch.device("cpu"), 1)[3]
+    with pytest.raises(ValueError, match="at least 1 batch"):
+        A.PreparedBatches(images, prepare, torch.device("cpu"), 0)
+
+
+def test_default_ahead_by_device():
+    assert A.default_ahead(torch.device("cpu")) == A.CPU_AHEAD
+    assert A.default_ahead(torch.device("cuda")) == A.CUDA_AHEAD >= 2  # the GPU must never wait: more than one
+
+
+# -- errors -------------------------------------------------------------------------------------------------------------
+
+
+def _tiny_run(ahead: int, spec: str = "tests.tiny_models:tiny") -> C.CorruptionRun:
+    images = torch.randint(0, 256, (40, 3, 224, 224), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    return C.CorruptionRun(load_model(spec), images, torch.zeros(40, dtype=torch.long), [f"i{k}" for k in range(40)],
+                           ahead=ahead)
+
+
+def test_a_workers_error_reaches_the_run_as_in_turn_never_a_hang(monkeypatch):
+    def failing(batch, ids, seed, severity):
+        if "i20" in ids:  # the third batch of eight
+            raise ValueError(f"fog: cannot corrupt {ids[0]}..{ids[-1]}")
+        return batch
+
+    monkeypatch.setattr(C, "kernel_for", lambda name: failing)
+    said = {}
+    for ahead in (0, 1, 3):
+        run = _tiny_run(ahead)
+        with pytest.raises(ValueError) as caught:
+            _within(lambda: run.condition("fog", 3))
+        said[ahead] = str(caught.value)
+        assert not _workers(), ahead
+    assert said[1] == said[3] == said[0] == "fog: cannot corrupt i16..i23"
+
+
+def test_an_error_of_the_readers_own_leaves_no_worker_running():
+    """NaN logits: predict_logits raises in the reader's thread while the workers prepare the next batches."""
+    run = _tiny_run(3, "tests.tiny_models:nan_outputs")
+    with pytest.raises(ModelOutputError, match="NaN or infinite logits for image 0"):
+        _within(lambda: run.condition("gaussian_noise", 1))
+    assert not _workers()
+
+
+# -- the same bits on real images ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fifty(shared_data):
+    return labelled_images(shared_data / "imagenet-sample").stratified_subset(48, 0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("device", DEVICES)
+def test_threads_ahead_give_the_same_pixels_and_outcomes_bit_for_bit(fifty, device):
+    """48 real images, fog and speckle noise (draws on the CPU) at two severities with the JPEG round trip, and the
+    JPEG round trip alone: each batch's pixels the same with two threads ahead as in turn; and lite0's top-1 output
+    and right/wrong per image, and the condition's numbers, for one severity of each (the passes are the slow part)."""
+    model = load_model("efficientnet_lite0", device)
+    subset = fifty.for_classes(model.label_space)
+    images = load_images(subset, C.PROTOCOL_GEOMETRY)
+    in_turn = C.CorruptionRun(model, images, subset.label_tensor(), subset.sample_ids, seed=3, ahead=0)
+    threads = C.CorruptionRun(model, images, subset.label_tensor(), subset.sample_ids, seed=3, ahead=2)
+    size = 16
+    conditions = [("fog", 2), ("fog", 5), ("speckle_noise", 1), ("speckle_noise", 4), (None, None)]
+    for corruption, severity in conditions:
+        kernel = corruption and C.kernel_for(corruption)
+        prepare = in_turn.prepare(kernel and (lambda b, ids: kernel(b, ids, in_turn.seed, severity)), True)
+        with A.PreparedBatches(images, prepare, model.device, 2) as prepared:
+            for s in range(0, len(images), size):
+                expected = prepare(images[s:s + size].to(model.device), range(s, s + size))
+                assert torch.equal(prepared[s:s + size], expected), (corruption, severity, s)
+    threads._clean = in_turn.clean()  # the clean pass prepares nothing: it never goes through the threads
+    for corruption, severity in [("fog", 5), ("speckle_noise", 4)]:
+        a, b = in_turn.condition(corruption, severity), threads.condition(corruption, severity)
+        assert (a.predicted == b.predicted).all() and (a.correct == b.correct).all(), (corruption, severity)
+        assert (a.error, a.p_value, a.discordant) == (b.error, b.p_value, b.discordant)
+    assert not _workers()
