@@ -13,6 +13,13 @@ the same decoded images (handed over as a .npy file).
         --reference-python /tmp/refenv/bin/python --reference /tmp/ref/make_imagenet_c.py
 
 Without ``--reference-python`` only our throughput is printed.
+
+``--ahead`` measures the corruption audit's passes instead (a real model, ``--model``, on ``--device``): each
+condition's pass (kernel, JPEG round trip, forward) with each batch prepared in turn and with batches prepared in
+threads ahead of the device (visionaudit.families.corruption.ahead), the ratio of the two, and the bare forward pass
+beside them; on a CUDA device also with the JPEG round trip on the GPU (nvJPEG, ``jpeg_on_device``):
+
+    python benchmarks/corruptions.py --ahead --images 96 --only fog speckle_noise --severity 3
 """
 
 from __future__ import annotations
@@ -29,7 +36,11 @@ import numpy as np
 import torch
 
 from visionaudit.data.image_sets import data_root, labelled_images, load_images
+from visionaudit.families.corruption import PROTOCOL_GEOMETRY, CorruptionRun
+from visionaudit.families.corruption.ahead import default_ahead
 from visionaudit.families.corruption.kernels import CORRUPTIONS, EXTRA_CORRUPTIONS
+from visionaudit.models.inference import predict_logits
+from visionaudit.models.loading import load_model
 from visionaudit.preprocessing import Geometry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,6 +97,54 @@ def reference_per_second(args, images: np.ndarray, names: list[str]) -> dict[str
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def ahead_table(args) -> None:
+    """Seconds per condition's pass, in turn and with threads ahead (and with nvJPEG on a GPU), and the ratios."""
+    model = load_model(args.model, args.device)
+    image_set = labelled_images(data_root(args.data) / "imagenet-sample").stratified_subset(args.images, 0)
+    image_set = image_set.for_classes(model.label_space)
+    images = load_images(image_set, PROTOCOL_GEOMETRY)
+    sync = torch.cuda.synchronize if model.device.type == "cuda" else (lambda: None)
+    ahead = args.ahead_batches or max(1, default_ahead(model.device))
+    modes = [("in turn", 0, False), (f"{ahead} ahead", ahead, False)]
+    if model.device.type == "cuda":
+        modes += [("in turn, nvjpeg", 0, True), (f"{ahead} ahead, nvjpeg", ahead, True)]
+    names = args.only or ["fog", "speckle_noise", "jpeg_compression"]
+    labels = image_set.label_tensor()
+    few = min(len(images), 8)
+    for name in names:  # warm-up: each kernel's caches, the device's first launches
+        CorruptionRun(model, images[:few], labels[:few], image_set.sample_ids[:few], ahead=0).condition(name, args.severity)
+
+    def timed(fn) -> float:
+        sync()
+        start = time.perf_counter()
+        fn()
+        sync()
+        return time.perf_counter() - start
+
+    # The modes take turns within each repeat, so that a machine's load drifting over the run weighs on all alike.
+    seconds: dict[str, dict[str, float]] = {label: dict.fromkeys(names, 0.0) for label, _, _ in modes}
+    bare = 0.0
+    for r in range(args.repeats):
+        bare += timed(lambda: predict_logits(model, images)) / args.repeats
+        runs = {label: CorruptionRun(model, images, labels, image_set.sample_ids, seed=r, jpeg=True, jpeg_on_device=on_device,
+                                     ahead=batches_ahead) for label, batches_ahead, on_device in modes}
+        clean = runs[modes[0][0]].clean()
+        for run in runs.values():
+            run._clean = clean  # not timed, and the same for every mode: the clean pass prepares nothing
+        for name in names:
+            for label, run in runs.items():
+                seconds[label][name] += timed(lambda run=run, name=name: run.condition(name, args.severity)) / args.repeats
+    print(f"{model.id} on {model.device}, {len(images)} images, batch {model.batch_size or 'default'}, severity "
+          f"{args.severity}, torch threads {torch.get_num_threads()}; seconds per pass (bare forward {bare:.2f} s)")
+    head = f"{'corruption':<18} " + " ".join(f"{label:>20}" for label, _, _ in modes) + f" {'in turn / ahead':>16}"
+    print(head)
+    print("-" * len(head))
+    for name in names + ["all"]:
+        row = {label: (sum(per.values()) if name == "all" else per[name]) for label, per in seconds.items()}
+        ratio = row[modes[0][0]] / row[modes[1][0]]
+        print(f"{name:<18} " + " ".join(f"{row[label]:20.2f}" for label, _, _ in modes) + f" {ratio:16.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=None, help="data root holding imagenet-sample (default: $VISIONAUDIT_DATA)")
@@ -100,9 +159,15 @@ def main() -> None:
                     help="random uint8 images instead of imagenet-sample (where the data is absent; no reference run)")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch CPU threads (default: torch's); 1 compares core for core with the single-threaded reference")
+    ap.add_argument("--ahead", action="store_true", help="time the audit's passes in turn and with threads ahead")
+    ap.add_argument("--ahead-batches", type=int, default=None, help="with --ahead: batches ahead (default: the device's)")
+    ap.add_argument("--model", default="efficientnet_lite0", help="with --ahead: the model")
+    ap.add_argument("--device", default="cpu", help="with --ahead: the model's device")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.ahead:
+        return ahead_table(args)
     names = args.only or list(ALL)
 
     n = args.images

@@ -91,7 +91,7 @@ def test_a_workers_error_reaches_the_run_as_in_turn_never_a_hang(monkeypatch):
     for ahead in (0, 1, 3):
         run = _tiny_run(ahead)
         with pytest.raises(ValueError) as caught:
-            _within(lambda: run.condition("fog", 3))
+            _within(lambda run=run: run.condition("fog", 3))
         said[ahead] = str(caught.value)
         assert not _workers(), ahead
     assert said[1] == said[3] == said[0] == "fog: cannot corrupt i16..i23"
@@ -128,7 +128,7 @@ def test_threads_ahead_give_the_same_pixels_and_outcomes_bit_for_bit(fifty, devi
     conditions = [("fog", 2), ("fog", 5), ("speckle_noise", 1), ("speckle_noise", 4), (None, None)]
     for corruption, severity in conditions:
         kernel = corruption and C.kernel_for(corruption)
-        prepare = in_turn.prepare(kernel and (lambda b, ids: kernel(b, ids, in_turn.seed, severity)), True)
+        prepare = in_turn.prepare(kernel and (lambda b, ids, k=kernel, s=severity: k(b, ids, in_turn.seed, s)), True)
         with A.PreparedBatches(images, prepare, model.device, 2) as prepared:
             for s in range(0, len(images), size):
                 expected = prepare(images[s:s + size].to(model.device), range(s, s + size))

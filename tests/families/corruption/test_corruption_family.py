@@ -4,7 +4,6 @@ audit run end to end on a tiny model."""
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
