@@ -138,4 +138,11 @@ def test_threads_ahead_give_the_same_pixels_and_outcomes_bit_for_bit(fifty, devi
         a, b = in_turn.condition(corruption, severity), threads.condition(corruption, severity)
         assert (a.predicted == b.predicted).all() and (a.correct == b.correct).all(), (corruption, severity)
         assert (a.error, a.p_value, a.discordant) == (b.error, b.p_value, b.discordant)
+    if model.device.type == "cuda":  # the JPEG round trip on the GPU (nvJPEG) from the threads too
+        in_turn = C.CorruptionRun(model, images, subset.label_tensor(), subset.sample_ids, seed=3, jpeg_on_device=True, ahead=0)
+        threads = C.CorruptionRun(model, images, subset.label_tensor(), subset.sample_ids, seed=3, jpeg_on_device=True, ahead=2)
+        assert in_turn.codec == threads.codec == "nvjpeg"
+        threads._clean = in_turn.clean()
+        a, b = in_turn.condition("fog", 5), threads.condition("fog", 5)
+        assert (a.predicted == b.predicted).all() and (in_turn.jpeg_only() == threads.jpeg_only()).all()
     assert not _workers()
