@@ -8,14 +8,18 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from visionaudit.data.image_sets import labelled_images, load_images
+from visionaudit.data.streaming import StreamedImages
 from visionaudit.errors import ModelOutputError
 from visionaudit.families import corruption as C
 from visionaudit.families.corruption import ahead as A
 from visionaudit.models.loading import load_model
+from visionaudit.preprocessing import Geometry
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"))]
 HANG = 120  # seconds: a pass that has not ended by then hangs (a failure, not a wait for ever)
@@ -64,6 +68,20 @@ def test_batches_come_back_in_order_with_at_most_ahead_in_the_making():
         A.PreparedBatches(images, prepare, torch.device("cpu"), 1)[3]
     with pytest.raises(ValueError, match="at least 1 batch"):
         A.PreparedBatches(images, prepare, torch.device("cpu"), 0)
+
+
+def test_a_streamed_set_gives_every_image_in_place(tmp_path):
+    """A set larger than the decode budget is a StreamedImages, with a read-ahead of its own: read by several
+    workers (one at a time, under a lock), every image comes back once, in place."""
+    rng = np.random.default_rng(0)
+    paths = []
+    for k in range(30):
+        paths.append(tmp_path / f"{k:02d}.png")
+        Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(paths[-1])
+    whole = StreamedImages(paths, Geometry(32, 32))[:]
+    for ahead in (1, 4):
+        with A.PreparedBatches(StreamedImages(paths, Geometry(32, 32)), lambda b, _: b, torch.device("cpu"), ahead) as prepared:
+            assert torch.equal(torch.cat([prepared[s:s + 4] for s in range(0, 30, 4)]), whole), ahead
 
 
 def test_default_ahead_by_device():

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Sequence
 
@@ -44,8 +45,8 @@ def default_ahead(device: torch.device) -> int:
 
 
 class PreparedBatches:
-    """``prepare`` applied to ``images`` (uint8 ``(N, C, H, W)`` on the CPU) batch by batch, read by contiguous
-    slices (see the module docstring)."""
+    """``prepare`` applied to ``images`` (uint8 ``(N, C, H, W)`` on the CPU, or a StreamedImages set) batch by
+    batch, read by contiguous slices (see the module docstring)."""
 
     dtype = torch.uint8
 
@@ -56,6 +57,7 @@ class PreparedBatches:
         self.shape = images.shape
         self._pool: ThreadPoolExecutor | None = None
         self._pending: dict[tuple[int, int], Future] = {}
+        self._reading = threading.Lock()  # a StreamedImages set is read by one thread at a time (its read-ahead is not shared)
 
     def dim(self) -> int:
         return 4
@@ -84,8 +86,10 @@ class PreparedBatches:
     def _make(self, start: int, stop: int) -> torch.Tensor:
         """One batch, in a worker thread: as the reader's thread would make it (inference mode, the device)."""
         guard = torch.cuda.device(self.device) if self.device.type == "cuda" else contextlib.nullcontext()
+        with self._reading:
+            batch = self.images[start:stop]
         with guard, torch.inference_mode():
-            return self.prepare(self.images[start:stop].to(self.device), range(start, stop))
+            return self.prepare(batch.to(self.device), range(start, stop))
 
     def _submit(self, key: tuple[int, int]) -> Future:
         if self._pool is None:
