@@ -17,9 +17,11 @@ raises it; leaving the ``with`` block (done, or on an error of the reader's own)
 waits for what has.
 
 How many batches ahead: on a CUDA device the kernels and the model run on the GPU and the CPU work is what it
-waits for, so :data:`CUDA_AHEAD` batches are prepared at once. On a CPU device the forward pass uses every core, so
-a thread ahead only moves work from one core to another; :data:`CPU_AHEAD` was chosen by measurement
-(benchmarks/corruptions.py ``--ahead``; the numbers are in docs/corruption.md).
+waits for, so :data:`CUDA_AHEAD` batches are prepared at once (one thread cannot keep up with a GPU's forward
+passes: fog's fractal and a JPEG round trip cost milliseconds per image on a core). On a CPU device the forward
+pass uses every core, so a thread ahead only moves work between cores: :data:`CPU_AHEAD` is 1, measured never
+slower than in turn (benchmarks/corruptions.py ``--ahead``; the numbers and their caveats are in
+docs/corruption.md).
 """
 
 from __future__ import annotations
