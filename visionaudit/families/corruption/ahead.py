@@ -1,7 +1,7 @@
 """A corruption pass's batches prepared in CPU threads ahead of the device.
 
-Each batch of a condition's pass is corrupted (the kernels' per-image draws are made on the CPU, and fog's fractal,
-shot noise's Poisson counts and the JPEG-compression corruption run there outright), then goes through the JPEG
+Each batch of a condition's pass is corrupted (the kernels' per-image draws are made on the CPU, and shot noise's
+Poisson counts and the JPEG-compression corruption run there outright), then goes through the JPEG
 round trip (on the CPU with the default codec), and only then to the model. Done in turn, the device waits for
 all of it. :class:`PreparedBatches` stands where the pass's uint8 images would (as
 visionaudit.data.streaming.StreamedImages does for decoding): a reader that walks it in slices of one size, as
@@ -18,7 +18,7 @@ waits for what has.
 
 How many batches ahead: on a CUDA device the kernels and the model run on the GPU and the CPU work is what it
 waits for, so :data:`CUDA_AHEAD` batches are prepared at once (one thread cannot keep up with a GPU's forward
-passes: fog's fractal and a JPEG round trip cost milliseconds per image on a core). On a CPU device the forward
+passes: fog's draws, speckle noise's and a JPEG round trip cost about a millisecond per image each on a core). On a CPU device the forward
 pass uses every core, so a thread ahead only moves work between cores: :data:`CPU_AHEAD` is 1, measured never
 slower than in turn (benchmarks/corruptions.py ``--ahead``; the numbers and their caveats are in
 docs/corruption.md).
