@@ -18,9 +18,9 @@ waits for what has.
 
 How many batches ahead: on a CUDA device the kernels and the model run on the GPU and the CPU work is what it
 waits for, so :data:`CUDA_AHEAD` batches are prepared at once (one thread cannot keep up with a GPU's forward
-passes: fog's draws, speckle noise's and a JPEG round trip cost about a millisecond per image each on a core). On a CPU device the forward
-pass uses every core, so a thread ahead only moves work between cores: :data:`CPU_AHEAD` is 1, measured never
-slower than in turn (benchmarks/corruptions.py ``--ahead``; the numbers and their caveats are in
+passes: a JPEG round trip, speckle noise's draws or fog's cost 0.5 to 1.4 ms per image each on a core). On a CPU
+device the forward pass uses every core, so a thread ahead only moves work between cores: :data:`CPU_AHEAD` is 1,
+measured never slower than in turn (benchmarks/corruptions.py ``--ahead``; the numbers and their caveats are in
 docs/corruption.md).
 """
 
