@@ -6,7 +6,7 @@ makes it.
   tables, not the pixels).
 - ``nvjpeg`` (``[audits.corruption] jpeg_on_device = true``, on a CUDA model): torchvision's nvJPEG encode and
   decode on the model's GPU. Not PIL's pixels: torchvision's nvJPEG encoder keeps the colour at full resolution
-  (4:4:4, where PIL and libjpeg subsample it 4:2:0 at quality 85) and nvJPEG decodes with its own inverse DCT, so
+  (4:4:4, where PIL and libjpeg subsample it 4:2:0 at quality 85) and nvJPEG decodes with its own implementation, so
   a condition's error can move (tests/families/corruption/test_corruption_jpeg.py measures how far from PIL's
   pixels, on a CUDA machine). Hence not the default; every entry's protocol names the codec that ran
   (``jpeg_codec``), and the baseline gate compares only runs of the same codec.
