@@ -2,7 +2,7 @@
 makes it.
 
 - ``libjpeg`` (the default): torchvision's libjpeg encode and decode on the CPU, which give PIL's pixels exactly
-  (tests/families/corruption/test_corruption_family.py holds them to PIL; ``optimize`` only shortens the Huffman
+  (tests/families/corruption/test_corruption_jpeg.py holds them to PIL; ``optimize`` only shortens the Huffman
   tables, not the pixels).
 - ``nvjpeg`` (``[audits.corruption] jpeg_on_device = true``, on a CUDA model): torchvision's nvJPEG encode and
   decode on the model's GPU. Not PIL's pixels: torchvision's nvJPEG encoder keeps the colour at full resolution
