@@ -31,12 +31,13 @@ def _workers() -> list[threading.Thread]:
 
 def _within(fn, seconds: float = HANG):
     """``fn()``'s result or its exception, or a failure when it does not end in ``seconds``."""
-    with ThreadPoolExecutor(1) as pool:
-        future = pool.submit(fn)
-        try:
-            return future.result(timeout=seconds)
-        except TimeoutError:
-            pytest.fail(f"the pass did not end within {seconds} s: it hangs")
+    pool = ThreadPoolExecutor(1)
+    try:
+        return pool.submit(fn).result(timeout=seconds)
+    except TimeoutError:
+        pytest.fail(f"the pass did not end within {seconds} s: it hangs")
+    finally:
+        pool.shutdown(wait=False)  # a hung pass must not hang the test too
 
 
 # -- the reader's contract, on a stand-in preparation ------------------------------------------------------------------
