@@ -263,17 +263,17 @@ def measure_model(spec: str, args, device: torch.device, root: Path, decoded: di
             passes, whole = passes + 1, whole + clean_s
         per = n * passes
         rows[family] = {
-            "passes": passes, "audit_s": round(whole, 4), "bare_forward_s": round(forward_s * passes, 4),
+            "passes": passes, "audit_s": round(whole, 6), "bare_forward_s": round(forward_s * passes, 6),
             "ratio": round(whole / (forward_s * passes), 3),
             "own_us": round(max(0.0, whole - forward_s * passes) / per * 1e6, 1),
             "phases_us": {p: round(clock.seconds.get(p, 0.0) / per * 1e6, 1) for p in PHASES},
-            "phases_s": {p: round(clock.seconds.get(p, 0.0), 4) for p in PHASES},
+            "phases_s": {p: round(clock.seconds.get(p, 0.0), 6) for p in PHASES},
         }
     if "accuracy" not in args.families:
         rows.pop("accuracy", None)
     return {
         "model": spec, "images": n, "batch": args.batch, "load_s": round(load_s, 3),
-        "forward_us": round(forward_s / n * 1e6, 1),
+        "forward_us": round(forward_s / n * 1e6, 3),
         "decode_us": {f"{g.resize_size}/{g.crop_size} {g.interpolation}": round(decoded[g] / n * 1e6, 1)
                       for g in geometries.values()},
         "naming_us": round(naming_s / n * 1e6, 1),
