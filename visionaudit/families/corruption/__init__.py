@@ -28,13 +28,9 @@ from __future__ import annotations
 import math
 import warnings
 import weakref
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
-import torch
-from torchvision.io import decode_jpeg, encode_jpeg
-from torchvision.transforms import InterpolationMode
-from torchvision.transforms.v2 import functional as F
 
 from visionaudit.families import thresholds as f
 from visionaudit.families.corruption.imagenet_c import (
@@ -62,13 +58,15 @@ from visionaudit.families.corruption.scoring import (  # noqa: F401
     paired,
 )
 from visionaudit.families.registry import Family, register_family
-from visionaudit.models.inference import predict_logits
-from visionaudit.models.loading import LoadedModel
 from visionaudit.preprocessing import Geometry
+
+if TYPE_CHECKING:  # torch, torchvision and the models are imported where images are scored: the descriptor is read
+    import torch  # on the xdist controller, which never imports torch (benchmarks/phases.py times the start-up)
+
+    from visionaudit.models.loading import LoadedModel
 
 PROTOCOL_GEOMETRY = Geometry(256, 224, "bilinear")  # torchvision's Resize(256) + CenterCrop(224) on PIL images
 JPEG_QUALITY = 85
-_MODES = {"nearest": InterpolationMode.NEAREST, "bilinear": InterpolationMode.BILINEAR, "bicubic": InterpolationMode.BICUBIC}
 
 
 def feed_geometry(model: LoadedModel) -> Geometry | None:
@@ -87,6 +85,9 @@ def describe_feed(model: LoadedModel, jpeg: bool) -> dict[str, Any]:
 
 def jpeg_round_trip(batch: torch.Tensor, quality: int = JPEG_QUALITY) -> torch.Tensor:
     """Encode and decode each uint8 image as JPEG (libjpeg on the CPU, as PIL stored ImageNet-C)."""
+    import torch
+    from torchvision.io import decode_jpeg, encode_jpeg
+
     cpu = batch.cpu()
     with warnings.catch_warnings():
         # torchvision 0.29 deprecates its codecs for TorchCodec; they stay in the pinned 0.29.1, and a test
@@ -100,7 +101,10 @@ def to_model_input(batch: torch.Tensor, feed: Geometry | None) -> torch.Tensor:
     """The 224 batch as the model is fed it (see :func:`feed_geometry`)."""
     if feed is None:
         return batch
-    out = F.resize(batch, [feed.resize_size], interpolation=_MODES[feed.interpolation], antialias=True)
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms.v2 import functional as F
+
+    out = F.resize(batch, [feed.resize_size], interpolation=InterpolationMode(feed.interpolation), antialias=True)
     return F.center_crop(out, [feed.crop_size, feed.crop_size])
 
 
@@ -149,6 +153,8 @@ class CorruptionRun:
             if jpeg:
                 batch = jpeg_round_trip(batch)
             return to_model_input(batch, self.feed)
+
+        from visionaudit.models.inference import predict_logits
 
         logits = predict_logits(self.model, self.images, transform=transform, what=what)
         return logits.argmax(1).numpy().astype(np.int64)
