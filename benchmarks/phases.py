@@ -38,6 +38,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import scipy.stats  # noqa: F401  (imported once per worker in a run, not per image: kept out of the phases)
 import torch
 
 import visionaudit.families.corruption as corruption_family

@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from visionaudit.families.deployment import DEPLOYMENTS, Unsupported, convert
+from visionaudit.families.deployment import DEPLOYMENTS, Unsupported
+from visionaudit.families.deployment_forms import convert
 
 
 def small() -> nn.Module:
