@@ -10,8 +10,13 @@ assessors (visionaudit/families/conversion.py).
 import pytest
 
 from visionaudit import Deferred
-from visionaudit.families.conversion import CONTROL_ZOO, DIRECTIONS
-from visionaudit.families.conversion_folds import audit_inputs, check_equivalence, zoo_inputs
+from visionaudit.families.conversion import (
+    CONTROL_ZOO,
+    DIRECTIONS,
+    audit_inputs,
+    check_equivalence,
+    zoo_inputs,
+)
 
 pytestmark = pytest.mark.audit("conversion")
 

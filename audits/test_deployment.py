@@ -6,8 +6,10 @@ here (fp16 without a GPU) or that its exporter refuses is a skip carrying the re
 import pytest
 
 from visionaudit import Deferred
-from visionaudit.families.deployment import DEPLOYMENTS
-from visionaudit.families.deployment_forms import check_form
+from visionaudit.families.deployment import (
+    DEPLOYMENTS,
+    check_form,
+)
 
 pytestmark = pytest.mark.audit("deployment")
 

@@ -14,7 +14,7 @@ import time
 import torch
 
 from visionaudit.devices import resolve_device
-from visionaudit.families.conversion_folds import rgb_to_gray
+from visionaudit.families.conversion import rgb_to_gray
 from visionaudit.models.loading import load_model
 
 

@@ -24,14 +24,14 @@ def tiny_run(shared_data: Path, tmp_path_factory: pytest.TempPathFactory):
     done = subprocess.run([sys.executable, "benchmarks/phases.py", "--data", str(shared_data), "--images", "6", "--batch", "4",
                            "--device", "cpu", "--model", "benchmarks.near_free:conv1x1", "--corruption-severities", "1",
                            "--startup-repeats", "1", "--startup-workers", "0", "--json", str(out)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout, json.loads(out.read_text())
 
 
 @pytest.mark.slow
 def test_every_phase_and_family_is_printed(tiny_run):
-    stdout, data = tiny_run
+    stdout, _ = tiny_run
     header = next(line for line in stdout.splitlines() if line.strip().startswith("family"))
     for phase in PHASES:
         assert phase in header

@@ -21,7 +21,7 @@ from visionaudit.families.channel_bias import (
     contribution_shares,
     gradient_shares,
 )
-from visionaudit.families.deployment_forms import check_form
+from visionaudit.families.deployment import check_form
 from visionaudit.families.robustness import evaluate_transform
 from visionaudit.models.first_conv import find_first_conv
 from visionaudit.models.inference import predict_logits

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from visionaudit.families.conversion_folds import (
+from visionaudit.families.conversion import (
     ConversionError,
     gray_to_rgb,
     naive_rgb_to_gray,
@@ -135,7 +135,7 @@ PLANT_PLAIN_CONV = '''
 import copy
 import torch
 from torch import nn
-import visionaudit.families.conversion_folds as conversion
+import visionaudit.families.conversion as conversion
 
 _real = conversion.rgb_to_gray
 

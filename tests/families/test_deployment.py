@@ -8,8 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from visionaudit.families.deployment import DEPLOYMENTS, Unsupported
-from visionaudit.families.deployment_forms import convert
+from visionaudit.families.deployment import DEPLOYMENTS, Unsupported, convert
 
 
 def small() -> nn.Module:

@@ -7,9 +7,8 @@ import pytest
 import torch
 import torchvision
 
-from visionaudit.families.conversion_folds import check_equivalence
-from visionaudit.families.deployment import Unsupported
-from visionaudit.families.deployment_forms import check_form
+from visionaudit.families.conversion import check_equivalence
+from visionaudit.families.deployment import Unsupported, check_form
 from visionaudit.families.shape_bias import category_hits
 from visionaudit.models.inference import compare_logits
 from visionaudit.models.loading import load_model

@@ -323,7 +323,7 @@ def test_the_colour_space_folds_run_on_an_hf_model(vit_folder):
     """ViT checks the input's channels against the num_channels its embeddings and config keep: the folded copy says
     1 (and the expansion back 3), the original still 3. The fold is exact: the original on the gray image stacked
     three times gives the folded model's logits on the gray image."""
-    from visionaudit.families.conversion_folds import gray_to_rgb, rgb_to_gray
+    from visionaudit.families.conversion import gray_to_rgb, rgb_to_gray
 
     model = load_model(f"hf:{vit_folder}", "cpu")
     gray = rgb_to_gray(model.module, model.preprocessing)

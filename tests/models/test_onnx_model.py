@@ -24,9 +24,8 @@ from visionaudit.families.channel_bias import (
     contribution_shares,
     weight_bias,
 )
-from visionaudit.families.conversion_folds import check_equivalence
-from visionaudit.families.deployment import Unsupported
-from visionaudit.families.deployment_forms import check_form
+from visionaudit.families.conversion import check_equivalence
+from visionaudit.families.deployment import Unsupported, check_form
 from visionaudit.families.records import AuditRecord
 from visionaudit.models.inference import predict_logits
 from visionaudit.models.loading import load_model
