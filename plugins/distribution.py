@@ -8,7 +8,6 @@ takes the model id from each test id as its scope.
 from __future__ import annotations
 
 import pytest
-import torch
 
 from visionaudit.devices import cpu_thread_share
 from visionaudit.families import families
@@ -39,7 +38,10 @@ def model_of(nodeid: str, model_ids: list[str]) -> str | None:
 
 def pytest_configure(config: pytest.Config) -> None:
     if worker_index() is not None:
-        # Each worker takes an even share of the cores, not all of them each.
+        # Each worker takes an even share of the cores, not all of them each (torch imported here: in a worker, not
+        # in the controller, which never imports it).
+        import torch
+
         torch.set_num_threads(cpu_thread_share(worker_count()))
 
 

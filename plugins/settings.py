@@ -15,7 +15,7 @@ from visionaudit.data import decode_budget, decoding
 from visionaudit.data.label_space import read_classes_file
 from visionaudit.data.shards import Shard, parse_shard
 from visionaudit.data.user_cache import OFFLINE_ENV, offline
-from visionaudit.devices import resolve_device
+from visionaudit.devices import check_device
 from visionaudit.errors import VisionAuditError
 from visionaudit.families.corruption.imagenet_c import check_root
 from visionaudit.models import logit_cache
@@ -90,7 +90,7 @@ def _resolve(config: pytest.Config) -> Settings:
                          "; leave it out for the default (8 on CPU, 128 on GPU)")
     seed = _number(config, "audit_seed", int, "a whole number, 0 or more", positive=False)
     device = config.getoption("audit_device") or run.get("device") or "auto"
-    resolve_device(device)  # a typo or a missing GPU stops the run here, not in every test
+    check_device(device)  # a typo or a missing GPU stops the run here, not in every test
     return Settings(
         models=tuple(spellings),
         arch=arch,

@@ -7,13 +7,20 @@ import ctypes
 import ctypes.util
 import os
 import sys
-
-import torch
+from typing import TYPE_CHECKING
 
 from visionaudit.errors import DeviceError
 
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported by the functions that need it, not by this module: the settings plugin checks --device on the
+# xdist controller, which never imports torch for ``cpu`` or ``auto`` (benchmarks/phases.py times the start-up).
+
 
 def _mps_available() -> bool:
+    import torch
+
     backend = getattr(torch.backends, "mps", None)
     return bool(backend and backend.is_available())
 
@@ -25,6 +32,8 @@ def resolve_device(requested: str = "auto", worker_index: int | None = None) -> 
     (``worker_index`` given), ``auto`` and a bare ``cuda`` spread the workers over the GPUs as
     ``worker_index % gpu_count``; ``cuda:N`` is taken as given.
     """
+    import torch
+
     req = (requested or "auto").strip().lower()
     if req == "auto":
         if torch.cuda.is_available():
@@ -142,10 +151,20 @@ def release_heap_fragments(limit: int = HEAP_FREE_LIMIT) -> bool:
     return True
 
 
+def check_device(requested: str) -> None:
+    """Stop on a ``--device`` that cannot work, before any model loads: a misspelling, or a GPU asked for that is
+    not there. ``auto`` and ``cpu`` always work, so they are checked without importing torch."""
+    req = (requested or "auto").strip().lower()
+    if req not in ("auto", "cpu"):
+        resolve_device(requested)
+
+
 def inference_memory_format(device: torch.device, batch: torch.Tensor) -> torch.memory_format:
     """Layout for a normalized input batch: channels_last for float32 images on the CPU, where oneDNN's
     NHWC convolutions ran lite0 about 1.5x faster on the project's machine; as given elsewhere (a GPU's
     best layout depends on the model and dtype, so it is left to the user's model)."""
+    import torch
+
     if device.type == "cpu" and batch.dim() == 4 and batch.dtype == torch.float32 and batch.shape[1] > 1:
         return torch.channels_last
     return torch.contiguous_format
@@ -161,16 +180,21 @@ def use_exact_float32(device: torch.device) -> None:
     reduced precision is audited on purpose, as its own deployment form (fp16_cuda). Process-wide.
     """
     if device.type == "cuda":
+        import torch
+
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cuda.matmul.allow_tf32 = False
 
 
-def available_memory(device: torch.device) -> int | None:
+def available_memory(device: torch.device | str) -> int | None:
     """Bytes free for new allocations on ``device`` (the host's available memory for the CPU, within a
     container's limit when there is one); None when it cannot be told."""
-    if device.type == "cuda":
+    kind = device if isinstance(device, str) else device.type  # "cpu": asked without importing torch
+    if kind == "cuda":
+        import torch
+
         return int(torch.cuda.mem_get_info(device)[0])
-    if device.type != "cpu":
+    if kind != "cpu":
         return None
     try:
         meminfo = dict(line.split(":", 1) for line in open("/proc/meminfo").read().splitlines() if ":" in line)

@@ -7,11 +7,10 @@ import hashlib
 import json
 import math
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
-
-import torch
 
 
 def to_jsonable(value: Any) -> Any:
@@ -20,7 +19,8 @@ def to_jsonable(value: Any) -> Any:
     NaN and infinities become null (JSON has no such numbers): in the report, null in a number's
     place means "not a finite number" (an undefined ratio, a test that had no data).
     """
-    if isinstance(value, torch.Tensor):
+    torch = sys.modules.get("torch")  # not imported here: a process that never imported torch holds no tensor
+    if torch is not None and isinstance(value, torch.Tensor):
         value = value.detach().cpu().tolist()
     elif hasattr(value, "tolist") and not isinstance(value, (str, bytes)):  # numpy arrays and scalars
         value = value.tolist()

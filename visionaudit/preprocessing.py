@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Mapping
-
-import torch
+from typing import TYPE_CHECKING, Any, Mapping
 
 from visionaudit.errors import SpecError
+
+if TYPE_CHECKING:  # imported where tensors are made: the xdist controller reads geometries without torch
+    import torch
 
 # A 1-channel model is fed the luminance of each RGB image, with ITU-R BT.601's weights (as PIL's "L" mode and
 # OpenCV's RGB2GRAY, and the corruption kernels' gray conversion).
@@ -92,9 +93,12 @@ class Preprocessing:
         """A 1-channel model: RGB images reach it as their luminance (:data:`LUMA_BT601`)."""
         return self.channels == 1
 
-    def normalize(self, images: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """uint8 ``(N, C, H, W)`` in [0, 255] to the model's normalized float input, on the images' device; RGB
-        images become their (unrounded) luminance for a 1-channel model."""
+    def normalize(self, images: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """uint8 ``(N, C, H, W)`` in [0, 255] to the model's normalized float input (``dtype``, float32 by default), on
+        the images' device; RGB images become their (unrounded) luminance for a 1-channel model."""
+        import torch
+
+        dtype = dtype or torch.float32
         x = images.to(dtype)
         if self.gray and x.shape[1] == 3:
             x = luminance(x)
@@ -187,6 +191,8 @@ def from_timm_config(config: Mapping[str, Any], source: str) -> Preprocessing:
 
 def luminance(images: torch.Tensor) -> torch.Tensor:
     """RGB ``(N, 3, H, W)`` to float luminance ``(N, 1, H, W)`` on the same scale (ITU-R BT.601 weights)."""
+    import torch
+
     weights = torch.tensor(LUMA_BT601, dtype=images.dtype if images.is_floating_point() else torch.float32,
                            device=images.device).view(1, 3, 1, 1)
     return (images * weights).sum(dim=1, keepdim=True)

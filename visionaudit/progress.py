@@ -10,6 +10,7 @@ CLI). With no listener nothing is printed, so a notebook stays quiet. Events are
 
 from __future__ import annotations
 
+import os
 import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
@@ -18,6 +19,10 @@ Listener = Callable[[dict[str, Any]], None]
 UPDATE_EVERY = 3.0  # seconds between update events of one phase
 
 _listeners: list[Listener] = []
+# When set, the wall-clock time (and pid) of each process's first forward pass is appended to this file:
+# benchmarks/phases.py measures the time from ``pytest audits`` to the first forward pass with it.
+FIRST_FORWARD_LOG = "VISIONAUDIT_FIRST_FORWARD_LOG"
+_forward_noted = False
 
 
 def subscribe(listener: Listener) -> None:
@@ -61,6 +66,8 @@ class Phase:
 def phase(kind: str, subject: str, what: str = "", total: int | None = None) -> Iterator[Phase]:
     """``with phase("forward", model.id, "clean imagenet-sample", total=n) as p: ... p.advance(k)``."""
     p = Phase(kind, subject, what, total)
+    if kind == "forward":
+        _note_first_forward()
     if _listeners:
         _emit({"event": "start", **p.base, "done": 0, "seconds": 0.0, "rate": None})
     try:
@@ -68,6 +75,16 @@ def phase(kind: str, subject: str, what: str = "", total: int | None = None) -> 
     finally:
         if _listeners:
             _emit(p._event("end"))
+
+
+def _note_first_forward() -> None:
+    global _forward_noted
+    if not _forward_noted:
+        _forward_noted = True
+        path = os.environ.get(FIRST_FORWARD_LOG)
+        if path:
+            with open(path, "a") as f:
+                f.write(f"{time.time():.6f} {os.getpid()}\n")
 
 
 def describe(event: dict[str, Any]) -> str:

@@ -6,7 +6,9 @@ import math
 import warnings
 
 import numpy as np
-from scipy import stats
+
+# scipy.stats (a second or two to import) is imported by the functions that need it: the families import this module
+# when their descriptors are read, on the xdist controller too, which computes no statistic at start-up.
 
 
 def mcnemar_exact(b: int, c: int) -> float:
@@ -18,6 +20,8 @@ def mcnemar_exact(b: int, c: int) -> float:
     n = b + c
     if n == 0:
         return 1.0
+    from scipy import stats
+
     return float(stats.binomtest(b, n, 0.5, alternative="two-sided").pvalue)
 
 
@@ -76,6 +80,8 @@ def ttest_two_sided(a: np.ndarray, b: np.ndarray) -> float:
     with warnings.catch_warnings():
         # Class-wise accuracies of a few images are 0/1 and often nearly constant: scipy warns, the p holds.
         warnings.simplefilter("ignore", RuntimeWarning)
+        from scipy import stats
+
         return float(stats.ttest_ind(a, b).pvalue)
 
 
@@ -83,6 +89,8 @@ def binomial_greater_p(k: int, n: int, p: float) -> float:
     """One-sided binomial p-value P(X >= k), X ~ Bin(n, p): is ``k`` of ``n`` more than chance ``p`` gives?"""
     if n == 0:
         return 1.0
+    from scipy import stats
+
     return float(stats.binomtest(k, n, p, alternative="greater").pvalue)
 
 
@@ -90,6 +98,8 @@ def wilson_interval(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
     """Wilson score interval of the proportion k / n (NaN, NaN when n is 0)."""
     if n == 0:
         return (math.nan, math.nan)
+    from scipy import stats
+
     z = float(stats.norm.ppf(0.5 + level / 2))
     phat = k / n
     centre = (phat + z * z / (2 * n)) / (1 + z * z / n)

@@ -15,8 +15,6 @@ from __future__ import annotations
 import os
 import re
 
-import torch
-
 from visionaudit.devices import available_memory
 from visionaudit.errors import ConfigError
 
@@ -49,7 +47,7 @@ def default_budget(sharing: int = 1) -> int:
     measured once per process, so the choice does not change in the middle of a run."""
     global _default
     if _default is None:
-        free = available_memory(torch.device("cpu"))
+        free = available_memory("cpu")
         _default = DEFAULT_CAP if free is None else max(1, min(DEFAULT_CAP, int(free * SHARE_OF_AVAILABLE / max(1, sharing))))
     return _default
 

@@ -6,15 +6,18 @@ import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
-import torch
 from PIL import Image, UnidentifiedImageError
-from torchvision.transforms import InterpolationMode
-from torchvision.transforms.v2 import functional as F
 
 from visionaudit.errors import DataError
 from visionaudit.preprocessing import Geometry
+
+if TYPE_CHECKING:
+    import torch
+
+# torch and torchvision are imported where images are decoded: the settings plugin sets the pixel limit here on the
+# xdist controller, which never imports them (benchmarks/phases.py times the start-up).
 
 DECODE_THREADS = min(8, os.cpu_count() or 1)  # PIL releases the GIL while decoding: one thread per core helps
 # The guard against decompression bombs (a 1 MB PNG that decodes to 30000 x 30000): an image with more pixels is
@@ -23,7 +26,13 @@ DECODE_THREADS = min(8, os.cpu_count() or 1)  # PIL releases the GIL while decod
 DEFAULT_MAX_IMAGE_PIXELS = 2 * 89_478_485
 MAX_PIXELS_FIX = "--audit-max-image-pixels N or [run] max_image_pixels = N in audit.toml"
 _max_pixels = DEFAULT_MAX_IMAGE_PIXELS
-_MODES = {"nearest": InterpolationMode.NEAREST, "bilinear": InterpolationMode.BILINEAR, "bicubic": InterpolationMode.BICUBIC}
+
+
+def _resize(rgb: Image.Image, size: list[int], interpolation: str) -> Image.Image:
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms.v2 import functional as F
+
+    return F.resize(rgb, size, interpolation=InterpolationMode(interpolation), antialias=True)
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -84,20 +93,24 @@ def decode_image(path: str | Path, geometry: Geometry) -> torch.Tensor:
         raise DataError(f"image {path} is unreadable or truncated ({type(e).__name__}: {e}); replace or remove the file") from None
     size = geometry.crop_size
     if geometry.crop:
-        rgb = F.resize(rgb, [geometry.resize_size], interpolation=_MODES[geometry.interpolation], antialias=True)
+        rgb = _resize(rgb, [geometry.resize_size], geometry.interpolation)
         rgb = _centre_crop(rgb, size, geometry.floor_crop)
     else:
         warp = geometry.resize_size
         if rgb.size != (warp, warp):
-            rgb = F.resize(rgb, [warp, warp], interpolation=_MODES[geometry.interpolation], antialias=True)
+            rgb = _resize(rgb, [warp, warp], geometry.interpolation)
         if warp != size:
             rgb = _centre_crop(rgb, size, geometry.floor_crop)
+    from torchvision.transforms.v2 import functional as F
+
     return F.pil_to_tensor(rgb)
 
 
 def _centre_crop(rgb: Image.Image, size: int, floor: bool) -> Image.Image:
     """torchvision's centre crop (offset rounded to the nearest pixel), or Hugging Face's (rounded down)."""
     if not floor or rgb.width < size or rgb.height < size:
+        from torchvision.transforms.v2 import functional as F
+
         return F.center_crop(rgb, [size, size])
     left, top = (rgb.width - size) // 2, (rgb.height - size) // 2
     return rgb.crop((left, top, left + size, top + size))
@@ -132,6 +145,8 @@ def decode_images(
 
     Every file is tried: a set with unreadable files is refused once, naming all of them.
     """
+    import torch
+
     out = torch.empty((len(paths), 3, geometry.crop_size, geometry.crop_size), dtype=torch.uint8)
     bad: list[str] = []
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:

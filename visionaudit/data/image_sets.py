@@ -27,9 +27,7 @@ import re
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
-
-import torch
+from typing import TYPE_CHECKING, Callable
 
 from visionaudit.data import decode_budget
 from visionaudit.data.decoding import DECODE_THREADS, decode_images
@@ -37,11 +35,15 @@ from visionaudit.data.imagenet import class_index, wnid_to_index
 from visionaudit.data.imagenet_val import val_wnids
 from visionaudit.data.label_space import LabelSpace, imagenet1k, unmatched
 from visionaudit.data.manifest import read_manifest
-from visionaudit.data.streaming import StreamedImages
 from visionaudit.data.user_cache import cache_dir
 from visionaudit.errors import DataError
 from visionaudit.preprocessing import Geometry
 from visionaudit.progress import phase
+
+if TYPE_CHECKING:  # torch and the streaming are imported where images are decoded: the xdist controller lists sets without them
+    import torch
+
+    from visionaudit.data.streaming import StreamedImages
 
 log = logging.getLogger("visionaudit.data.image_sets")
 
@@ -89,6 +91,8 @@ class ImageSet:
     def label_tensor(self) -> torch.Tensor:
         if self.labels is None:
             raise DataError(f"image set {self.name} has no class labels")
+        import torch
+
         return torch.tensor(self.labels, dtype=torch.long)
 
     def for_classes(self, space: LabelSpace) -> "ImageSet":
@@ -382,6 +386,8 @@ def load_images(
                  geometry, need, limit)
         with phase("decode", image_set.name, f"at {size} in batches as they are read ({need / 2**20:.0f} MiB exceed the "
                    f"decode budget of {limit / 2**20:.0f} MiB)", total=len(image_set)):
+            from visionaudit.data.streaming import StreamedImages
+
             return StreamedImages(image_set.paths, geometry)
     while _DECODED and sum(t.nbytes for t in _DECODED.values()) + need > limit:
         _DECODED.popitem(last=False)

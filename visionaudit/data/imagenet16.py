@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from importlib import resources
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # imported where logits are read: the category names are read on the xdist controller without torch
+    import torch
 
 AGGREGATIONS = ("mean", "sum", "max")
 
@@ -34,6 +36,8 @@ def category_probabilities(probabilities: torch.Tensor, aggregation: str = "mean
         raise ValueError(f"aggregation must be one of {', '.join(AGGREGATIONS)}, got {aggregation!r}")
     if probabilities.dim() != 2 or probabilities.shape[1] != 1000:
         raise ValueError(f"expected (N, 1000) ImageNet-1k probabilities, got {tuple(probabilities.shape)}")
+    import torch
+
     cols = []
     for idx in mapping().values():
         sub = probabilities[:, list(idx)]
@@ -43,6 +47,8 @@ def category_probabilities(probabilities: torch.Tensor, aggregation: str = "mean
 
 def decide(logits: torch.Tensor, aggregation: str = "mean") -> list[str]:
     """The 16-class decision for each row of ImageNet logits: softmax, aggregate, top category."""
+    import torch
+
     scores = category_probabilities(torch.softmax(logits.double(), dim=1), aggregation)
     names = categories()
     return [names[i] for i in scores.argmax(dim=1).tolist()]  # argmax returns the first maximum on ties

@@ -141,10 +141,15 @@ def names_of(classes: dict[str, Any] | None) -> tuple[tuple[str, ...], tuple[str
 
 @lru_cache(maxsize=1)
 def imagenet_names() -> tuple[str, ...]:
-    """The 1,000 readable ImageNet-1k names in class-index order (torchvision's, shipped with it)."""
-    from torchvision.models import ResNet50_Weights
+    """The 1,000 readable ImageNet-1k names in class-index order: torchvision's (its weights' ``categories``), shipped
+    here as a file so that the data check reads them without importing torch (tests/data/test_imagenet_names.py holds
+    the file to torchvision's list)."""
+    from importlib import resources
 
-    return tuple(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
+    text = resources.files("visionaudit").joinpath("resources/imagenet_names.txt").read_text(encoding="utf-8")
+    names = tuple(line for line in text.splitlines() if line)
+    assert len(names) == 1000, "the shipped ImageNet-1k name list must have 1,000 lines"
+    return names
 
 
 def imagenet1k(source: str = "ImageNet-1k (1,000 outputs)") -> LabelSpace:

@@ -8,10 +8,9 @@ balanced accuracy (the mean of the per-class accuracies over the classes that ha
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
-import torch
 
 from visionaudit.families import thresholds as f
 from visionaudit.families.assessment import PerImage, require_count
@@ -23,6 +22,9 @@ from visionaudit.models.topk import (  # noqa: F401 (public here too)
     topk_accuracy,
     topk_hits,
 )
+
+if TYPE_CHECKING:  # only tensors' own methods are called: the descriptor is read on the xdist controller without torch
+    import torch
 
 TOP5_MIN_CLASSES = 6  # top-5 of five classes or fewer is every class: always right, so it is not recorded
 

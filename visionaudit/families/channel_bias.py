@@ -15,12 +15,10 @@ larger weight means a more important channel:
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from visionaudit.data.streaming import channel_means
 from visionaudit.errors import ModelOutputError
 from visionaudit.families import thresholds as f
 from visionaudit.families.assessment import NotApplicable
@@ -28,16 +26,13 @@ from visionaudit.families.records import AuditRecord
 from visionaudit.families.registry import Family, register_family
 from visionaudit.formatting import fmt
 from visionaudit.models.controls import CONTROL_ZOO  # noqa: F401  (the controls its audit parametrizes over)
-from visionaudit.models.first_conv import (
-    FirstConv,
-    find_first_conv,
-    weight_per_input_channel,
-)
-from visionaudit.models.inference import predict_logits
-from visionaudit.models.loading import LoadedModel, as_logits
-from visionaudit.models.onnx_conv import graph_first_conv
-from visionaudit.models.onnx_model import OnnxModule
 from visionaudit.models.topk import top1_accuracy
+
+if TYPE_CHECKING:  # torch and the models are imported where a model is measured: the descriptor is read on the xdist
+    import torch  # controller, which never imports torch (benchmarks/phases.py times the start-up)
+
+    from visionaudit.models.first_conv import FirstConv
+    from visionaudit.models.loading import LoadedModel
 
 CHANNELS = ("r", "g", "b")
 # Mean shares over 31 ImageNet-trained torchvision models in the study this audit follows (std 0.015, 0.033, 0.021).
@@ -52,11 +47,17 @@ def _normalize(v: torch.Tensor) -> list[float]:
 
 def weight_shares(conv: torch.nn.Conv2d) -> list[float]:
     """Sum of |w| per input channel, normalized to sum to 1."""
+    from visionaudit.models.first_conv import weight_per_input_channel
+
     return _normalize(weight_per_input_channel(conv))
 
 
 def normalized_shares(conv: torch.nn.Conv2d, std: tuple[float, ...]) -> list[float]:
     """Shares of |w_i| / std_i: the first layer's weights on raw [0, 1] pixels."""
+    import torch
+
+    from visionaudit.models.first_conv import weight_per_input_channel
+
     return _normalize(weight_per_input_channel(conv) / torch.tensor(std, dtype=torch.float64))
 
 
@@ -66,6 +67,8 @@ def contribution_shares(model: LoadedModel, first: FirstConv, images: torch.Tens
     Each channel's term is the conv applied to its input with the other channels zeroed, minus the
     conv of zeros (the bias and any constant padding): exact for any linear Conv2d subclass.
     """
+    import torch
+
     if not first.input_is_model_input:
         raise ModelOutputError(
             f"{first.name} does not receive the model input unchanged (something before it transforms the input), so its "
@@ -89,6 +92,11 @@ def contribution_shares(model: LoadedModel, first: FirstConv, images: torch.Tens
 def ablation_drop(model: LoadedModel, images: torch.Tensor, labels: torch.Tensor, clean_logits: torch.Tensor | None = None,
                   batch_size: int | None = None) -> list[float]:
     """Top-1 lost when channel i of every image is replaced by that channel's mean over ``images``."""
+    import torch
+
+    from visionaudit.data.streaming import channel_means
+    from visionaudit.models.inference import predict_logits
+
     clean = top1_accuracy(clean_logits if clean_logits is not None else predict_logits(model, images, batch_size), labels)
     means = channel_means(images).round().to(torch.uint8)  # batch by batch: the images may be streamed
     drops = []
@@ -104,6 +112,10 @@ def ablation_drop(model: LoadedModel, images: torch.Tensor, labels: torch.Tensor
 
 def gradient_shares(model: LoadedModel, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 16) -> list[float]:
     """|d logit_true / d x| * x summed per channel over ``images`` (raw [0, 1] pixels), normalized."""
+    import torch
+
+    from visionaudit.models.loading import as_logits
+
     totals = torch.zeros(images.shape[1], dtype=torch.float64)
     for start in range(0, images.shape[0], batch_size):
         x = (images[start : start + batch_size].to(model.device).float() / 255.0).requires_grad_(True)
@@ -135,6 +147,10 @@ class ChannelBias:
 def weight_bias(model: LoadedModel) -> ChannelBias | FirstConvUnread | None:
     """The weight-based measures for ``model``; None when its first conv does not take 3 channels. An ONNX graph's
     first convolution is read from its weight initializer (:func:`graph_first_conv`), or why it cannot be."""
+    from visionaudit.models.first_conv import find_first_conv
+    from visionaudit.models.onnx_conv import graph_first_conv
+    from visionaudit.models.onnx_model import OnnxModule
+
     if isinstance(model.module, OnnxModule):
         try:
             first = graph_first_conv(model.module.graph)
@@ -172,6 +188,8 @@ def functional_shares(model: LoadedModel, weight: ChannelBias, images: torch.Ten
                       clean_logits: torch.Tensor) -> FunctionalShares:
     """Ablation, gradient and contribution shares of ``model`` on ``images``; a refusal of the contribution
     shares is kept, so that the others are still recorded before it is raised."""
+    from visionaudit.models.onnx_model import OnnxModule
+
     ablation = ablation_drop(model, images, labels, clean_logits=clean_logits)
     gradient, gradient_error = None, None
     if isinstance(model.module, OnnxModule):
@@ -247,6 +265,8 @@ def assess_random_init_control(record: AuditRecord, measured: ChannelBias | Firs
 
 def zoo_summary(all_shares: list[list[float]]) -> dict:
     """Mean and (sample) standard deviation of the shares over models, per channel."""
+    import torch  # at the report's assembly, once: the same numbers as before (float64 torch)
+
     t = torch.tensor(all_shares, dtype=torch.float64)
     std = t.std(dim=0, unbiased=True).tolist() if len(all_shares) > 1 else None  # undefined for one model
     return {"models": len(all_shares), "mean": t.mean(dim=0).tolist(), "std": std}

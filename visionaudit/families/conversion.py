@@ -27,29 +27,25 @@ mode, dilation, groups and bias are kept. The original model is not modified.
 from __future__ import annotations
 
 import copy
+import functools
 from dataclasses import dataclass, replace
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-import torch
-from torch import nn
-
-from visionaudit.data.image_sets import ImageSet, load_images
-from visionaudit.data.streaming import as_tensor
+from visionaudit.data.image_sets import ImageSet
 from visionaudit.errors import VisionAuditError
 from visionaudit.families import thresholds as f
 from visionaudit.families.assessment import Deferred, NotApplicable
 from visionaudit.families.records import AuditRecord
 from visionaudit.families.registry import Family, register_family
-from visionaudit.models.controls import (
-    CONTROL_ZOO,  # noqa: F401  (the controls its audit parametrizes over)
-    calibrate_batchnorm,
-    nondegenerate,
-)
-from visionaudit.models.first_conv import find_first_conv
-from visionaudit.models.inference import LogitComparison, compare_logits, predict_logits
-from visionaudit.models.loading import LoadedModel
-from visionaudit.models.onnx_model import OnnxModule
+from visionaudit.models.controls import CONTROL_ZOO  # noqa: F401  (the controls its audit parametrizes over)
 from visionaudit.preprocessing import Preprocessing
+
+if TYPE_CHECKING:  # torch and the models are imported where a model is converted: the descriptor is read on the xdist
+    import torch  # controller, which never imports torch (benchmarks/phases.py times the start-up)
+    from torch import nn
+
+    from visionaudit.models.inference import LogitComparison
+    from visionaudit.models.loading import LoadedModel
 
 LUMINANCE = (0.2126, 0.7152, 0.0722)
 DIRECTIONS = ("rgb_to_gray", "gray_to_rgb")
@@ -59,22 +55,36 @@ class ConversionError(VisionAuditError, ValueError):
     """The model cannot be converted exactly; the message names what stands in the way."""
 
 
-class BorderOffset(nn.Module):
-    """The converted conv plus a fixed output map (the zero-padded borders' correction)."""
+def __getattr__(name: str):
+    # BorderOffset is an nn.Module: defined on first use, as this module is read for its descriptor without torch.
+    if name == "BorderOffset":
+        return _border_offset()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-    def __init__(self, conv: nn.Conv2d, offset: torch.Tensor) -> None:
-        super().__init__()
-        self.conv = conv
-        self.register_buffer("offset", offset)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.conv(x)
-        if y.shape[-2:] != self.offset.shape[-2:]:
-            raise RuntimeError(
-                f"this converted model was folded for first-conv outputs of {tuple(self.offset.shape[-2:])}, got "
-                f"{tuple(y.shape[-2:])}: convert it again for this input size"
-            )
-        return y + self.offset.to(y.dtype)
+@functools.cache
+def _border_offset() -> type:
+    from torch import nn
+
+    class BorderOffset(nn.Module):
+        """The converted conv plus a fixed output map (the zero-padded borders' correction)."""
+
+        def __init__(self, conv: nn.Conv2d, offset: torch.Tensor) -> None:
+            super().__init__()
+            self.conv = conv
+            self.register_buffer("offset", offset)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.conv(x)
+            if y.shape[-2:] != self.offset.shape[-2:]:
+                raise RuntimeError(
+                    f"this converted model was folded for first-conv outputs of {tuple(self.offset.shape[-2:])}, got "
+                    f"{tuple(y.shape[-2:])}: convert it again for this input size"
+                )
+            return y + self.offset.to(y.dtype)
+
+    BorderOffset.__module__, BorderOffset.__qualname__ = __name__, "BorderOffset"  # found by name, as a module-level class
+    return BorderOffset
 
 
 @dataclass
@@ -104,6 +114,8 @@ def _swap(model: nn.Module, name: str, new: nn.Module) -> None:
 
 
 def _conv_copy(conv: nn.Conv2d, weight: torch.Tensor, in_channels: int) -> nn.Conv2d:
+    from torch import nn
+
     new = copy.deepcopy(conv)
     new.weight = nn.Parameter(weight.to(conv.weight.dtype), requires_grad=conv.weight.requires_grad)
     new.in_channels = in_channels
@@ -112,6 +124,10 @@ def _conv_copy(conv: nn.Conv2d, weight: torch.Tensor, in_channels: int) -> nn.Co
 
 def _first(model: nn.Module, pre: Preprocessing, size: int) -> tuple:
     """The first conv (refused when the input reaches it changed), its device and output size."""
+    import torch
+
+    from visionaudit.models.first_conv import find_first_conv
+
     device = next(iter(model.parameters()), torch.empty(0)).device
     first = find_first_conv(model, (1, pre.channels, size, size), device)
     if not first.input_is_model_input:
@@ -133,6 +149,9 @@ def _macs(conv: nn.Conv2d, in_channels: int, out_hw: tuple[int, int]) -> int:
 
 def rgb_to_gray(model: nn.Module, preprocessing: Preprocessing, input_size: int | None = None) -> Conversion:
     """An exact grayscale copy of an RGB ``model`` (see the module docstring for the method)."""
+    import torch
+    from torch import nn
+
     if preprocessing.channels != 3:
         raise ConversionError(f"rgb_to_gray needs a 3-channel model; this one takes {preprocessing.channels}")
     size = input_size or preprocessing.crop_size
@@ -155,7 +174,7 @@ def rgb_to_gray(model: nn.Module, preprocessing: Preprocessing, input_size: int 
     flat = offset.flatten(2)
     needs_map = bool((flat.amax(2) - flat.amin(2)).abs().max() > 1e-9 * (1 + flat.abs().max()))
     if needs_map:
-        _swap(converted, first.name, BorderOffset(new_conv, offset.to(conv.weight.dtype)))
+        _swap(converted, first.name, _border_offset()(new_conv, offset.to(conv.weight.dtype)))
     else:
         per_channel = flat[0, :, 0].to(conv.weight.dtype)
         if new_conv.bias is None:
@@ -190,6 +209,8 @@ def naive_rgb_to_gray(model: nn.Module, preprocessing: Preprocessing) -> Convers
 
 def gray_to_rgb(model: nn.Module, preprocessing: Preprocessing, lambdas: tuple[float, float, float] = LUMINANCE) -> Conversion:
     """An exact RGB copy of a grayscale ``model`` trained on ``T = sum_i lambdas_i * rgb_i``."""
+    import torch
+
     if preprocessing.channels != 1:
         raise ConversionError(f"gray_to_rgb needs a 1-channel model; this one takes {preprocessing.channels}")
     if abs(sum(lambdas) - 1.0) > 1e-6:
@@ -210,6 +231,8 @@ def gray_to_rgb(model: nn.Module, preprocessing: Preprocessing, lambdas: tuple[f
 
 def luminance(images: torch.Tensor, lambdas: tuple[float, float, float] = LUMINANCE) -> torch.Tensor:
     """uint8 RGB ``(N, 3, H, W)`` to float luminance in [0, 255], ``(N, 1, H, W)``."""
+    import torch
+
     lam = torch.tensor(lambdas, dtype=torch.float32, device=images.device).view(1, 3, 1, 1)
     return (images.float() * lam).sum(dim=1, keepdim=True)
 
@@ -230,6 +253,11 @@ class Equivalence:
 
 def audit_inputs(model: LoadedModel, image_set: ImageSet, n_real: int, n_random: int, seed: int) -> torch.Tensor:
     """uint8 colour images at the model's geometry: a stratified subset of real ones, then uniform noise."""
+    import torch
+
+    from visionaudit.data.image_sets import load_images
+    from visionaudit.data.streaming import as_tensor
+
     real = as_tensor(load_images(image_set.stratified_subset(n_real, seed), model.preprocessing.geometry))  # a configured few
     gen = torch.Generator().manual_seed(seed)
     noise = torch.randint(0, 256, (n_random, *real.shape[1:]), generator=gen, dtype=torch.uint8)
@@ -239,6 +267,8 @@ def audit_inputs(model: LoadedModel, image_set: ImageSet, n_real: int, n_random:
 def zoo_inputs(model: LoadedModel, image_set: ImageSet, n_real: int, n_random: int, seed: int) -> torch.Tensor:
     """:func:`audit_inputs` for a random-init control, made fit to compare first: zero weight matrices get small
     random values (else its logits could ignore the input) and BatchNorm statistics come from these inputs."""
+    from visionaudit.models.controls import calibrate_batchnorm, nondegenerate
+
     nondegenerate(model.module)
     rgb = audit_inputs(model, image_set, n_real, n_random, seed)
     calibrate_batchnorm(model.module, model.preprocessing.normalize(rgb.to(model.device)))
@@ -252,6 +282,11 @@ def check_equivalence(model: LoadedModel, rgb: torch.Tensor, direction: str) -> 
     image. gray_to_rgb: the folded (grayscale) model on the unrounded luminance image, its exact
     counterpart, vs its RGB expansion on the colour image.
     """
+    import torch
+
+    from visionaudit.models.inference import compare_logits, predict_logits
+    from visionaudit.models.onnx_model import OnnxModule
+
     if direction not in DIRECTIONS:
         raise ValueError(f"unknown direction {direction!r}; known: {', '.join(DIRECTIONS)}")
     if isinstance(model.module, OnnxModule):

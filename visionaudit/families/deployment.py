@@ -13,21 +13,23 @@ under the ``onnxruntime`` bounds (:func:`check_against_reference`); the torch fo
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import tempfile
 from dataclasses import replace
-from typing import Any, Mapping
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any, Mapping
 
 from visionaudit.families import thresholds as f
 from visionaudit.families.assessment import Deferred, NotApplicable, require_count
 from visionaudit.families.records import AuditRecord
 from visionaudit.families.registry import Family, register_family
-from visionaudit.models.inference import LogitComparison, compare_logits, predict_logits
-from visionaudit.models.loading import LoadedModel, as_logits, load_model
-from visionaudit.models.onnx_model import OnnxModule, export_onnx
+
+if TYPE_CHECKING:  # torch and the models are imported where a form is made: the descriptor is read on the xdist
+    import torch  # controller, which never imports torch (benchmarks/phases.py times the start-up)
+    from torch import nn
+
+    from visionaudit.models.inference import LogitComparison
+    from visionaudit.models.loading import LoadedModel
 
 DEPLOYMENTS = ("torchscript", "torch_export", "onnxruntime", "bf16_cpu", "fp16_cuda", "channels_last")
 
@@ -36,26 +38,36 @@ class Unsupported(Exception):
     """This deployment form does not apply here; the message says why."""
 
 
-class _Cast(nn.Module):
-    """Run ``module`` in ``dtype`` (and memory format); logits come back as float32."""
+@functools.cache
+def _wrappers() -> tuple[type, type]:
+    """The forms' two module wrappers (``Cast``, ``OnnxRuntime``), defined once, on first use: this module is read for its
+    descriptor on the xdist controller, which never imports torch."""
+    import torch
+    from torch import nn
 
-    def __init__(self, module: nn.Module, dtype: torch.dtype, memory_format=torch.contiguous_format) -> None:
-        super().__init__()
-        self.module, self.dtype, self.memory_format = module, dtype, memory_format
+    from visionaudit.models.loading import as_logits
 
-    def forward(self, x):
-        return as_logits(self.module(x.to(self.dtype).contiguous(memory_format=self.memory_format))).float()
+    class Cast(nn.Module):
+        """Run ``module`` in ``dtype`` (and memory format); logits come back as float32."""
 
+        def __init__(self, module: nn.Module, dtype: torch.dtype, memory_format=torch.contiguous_format) -> None:
+            super().__init__()
+            self.module, self.dtype, self.memory_format = module, dtype, memory_format
 
-class _OnnxRuntime(nn.Module):
-    def __init__(self, session) -> None:
-        super().__init__()
-        self.session = session
-        self.input_name = session.get_inputs()[0].name
+        def forward(self, x):
+            return as_logits(self.module(x.to(self.dtype).contiguous(memory_format=self.memory_format))).float()
 
-    def forward(self, x):
-        out = self.session.run(None, {self.input_name: x.detach().float().cpu().numpy()})[0]
-        return torch.from_numpy(out).to(x.device)
+    class OnnxRuntime(nn.Module):
+        def __init__(self, session) -> None:
+            super().__init__()
+            self.session = session
+            self.input_name = session.get_inputs()[0].name
+
+        def forward(self, x):
+            out = self.session.run(None, {self.input_name: x.detach().float().cpu().numpy()})[0]
+            return torch.from_numpy(out).to(x.device)
+
+    return Cast, OnnxRuntime
 
 
 def _reason(e: Exception) -> str:
@@ -65,6 +77,11 @@ def _reason(e: Exception) -> str:
 
 def convert(module: nn.Module, name: str, example: torch.Tensor) -> nn.Module:
     """``module`` (eval, on ``example``'s device) in deployment form ``name``; the original is not modified."""
+    import torch
+
+    from visionaudit.models.onnx_model import export_onnx
+
+    _Cast, _OnnxRuntime = _wrappers()
     device = example.device
     if name == "torchscript":
         try:
@@ -111,6 +128,11 @@ def check_form(model: LoadedModel, images: torch.Tensor, reference_logits: torch
     The suite feeds CPU models channels_last input already, so ``channels_last`` is judged against a
     plain NCHW forward pass instead of ``reference_logits``. An ONNX model: :func:`check_against_reference`.
     """
+    import torch
+
+    from visionaudit.models.inference import compare_logits, predict_logits
+    from visionaudit.models.onnx_model import OnnxModule
+
     if isinstance(model.module, OnnxModule):
         return check_against_reference(model, images, reference_logits, name)
     example = model.preprocessing.normalize(images[:2].to(model.device))
@@ -132,6 +154,9 @@ def check_against_reference(model: LoadedModel, images: torch.Tensor, logits: to
     the same images, each normalized by its own preprocessing: the deployed file and its source must agree image by
     image. Only the ``onnxruntime`` form applies (the others are torch conversions: :class:`Unsupported`); a
     preprocessing that differs from the reference's fails, naming both (the file would be fed other pixels)."""
+    from visionaudit.models.inference import compare_logits, predict_logits
+    from visionaudit.models.loading import load_model
+
     if name != "onnxruntime":
         raise Unsupported(f"the model is an ONNX graph run by ONNX Runtime; {name} is a form of a torch model (audit its "
                           "torch model for it)")

@@ -6,17 +6,20 @@ import hashlib
 import pickle
 import zipfile
 from pathlib import Path
-from typing import Mapping
-
-import torch
+from typing import TYPE_CHECKING, Mapping
 
 from visionaudit.errors import CheckpointError
+
+if TYPE_CHECKING:  # imported where weights are read: parse_spec checks a file's kind on the xdist controller, without torch
+    import torch
 
 STATE_DICT_WRAPPERS = ("state_dict", "model_state_dict", "model", "module", "net", "ema")
 
 
 def sha256_state_dict(state: Mapping[str, torch.Tensor]) -> str:
     """An identity for weights that have no file (random init): names, dtypes, shapes and bytes."""
+    import torch
+
     h = hashlib.sha256()
     for name in sorted(state):
         t = state[name]
@@ -66,6 +69,8 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     Common wrappers (``{"state_dict": ...}``, ``{"model": ...}``) and DataParallel's ``module.``
     prefix are removed.
     """
+    import torch
+
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist (or is not a file); check the path in --model")
@@ -99,6 +104,8 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def _unwrap(state: object, path: Path) -> dict[str, torch.Tensor]:
+    import torch
+
     for _ in range(3):
         if isinstance(state, Mapping) and not all(isinstance(v, torch.Tensor) for v in state.values()):
             inner = next((state[k] for k in STATE_DICT_WRAPPERS if isinstance(state.get(k), Mapping)), None)
@@ -139,6 +146,8 @@ def apply_state_dict(module: torch.nn.Module, state: Mapping[str, torch.Tensor],
 
 def convert_to_safetensors(src: str | Path, dst: str | Path, trust_pickle: bool = False) -> int:
     """Re-save a checkpoint as safetensors. Unpickling happens only with ``trust_pickle=True``."""
+    import torch
+
     src = Path(src)
     if trust_pickle:
         obj = torch.load(src, map_location="cpu", weights_only=False)

@@ -29,14 +29,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import PIL
-import torch
-from safetensors import safe_open
-from safetensors.torch import save
-
 from visionaudit.files import write_bytes_atomically
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # torch, PIL and safetensors are imported where an entry is made or read: the settings plugin
+    import torch  # configures the cache on the xdist controller, which never imports torch
+
     from visionaudit.data.image_sets import ImageSet
     from visionaudit.models.loading import LoadedModel
     from visionaudit.preprocessing import Geometry
@@ -105,6 +102,8 @@ class Entry:
 
 def entry(directory: Path, model: "LoadedModel", image_set: "ImageSet", geometry: "Geometry", batch_size: int) -> Entry:
     """Where the clean logits of ``model`` on ``image_set`` decoded at ``geometry`` live, and their key."""
+    import PIL
+    import torch
     import torchvision
 
     from visionaudit.version import __version__
@@ -130,6 +129,9 @@ def load(e: Entry) -> tuple[torch.Tensor | None, str | None]:
     one that must not be used (stale or corrupt)."""
     if not e.path.exists():
         return None, None
+    import torch
+    from safetensors import safe_open
+
     try:
         with safe_open(str(e.path), framework="pt") as f:
             stored = json.loads((f.metadata() or {}).get("key", "null"))
@@ -150,6 +152,9 @@ def load(e: Entry) -> tuple[torch.Tensor | None, str | None]:
 
 def store(e: Entry, logits: torch.Tensor) -> None:
     """Write the entry whole or not at all; a cache that cannot be written costs the next run a pass, nothing more."""
+    import torch
+    from safetensors.torch import save
+
     data = save({"logits": logits.detach().to(torch.float32).contiguous()},
                 metadata={"key": json.dumps(e.key, sort_keys=True)})
     try:

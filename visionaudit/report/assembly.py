@@ -7,8 +7,13 @@ Holm correction and per-class tests), computed by the function the family's desc
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import os
 import platform
+import re
 import subprocess
+import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -176,9 +181,6 @@ def assemble(run: dict[str, Any], models: dict[str, Any], audits: list[dict[str,
 
 def software_versions(root: Path | None = None) -> dict[str, Any]:
     """Python, torch, torchvision and visionaudit versions, and the suite's git commit when ``root`` is a checkout."""
-    import torch
-    import torchvision
-
     from visionaudit.version import __version__
 
     commit = None
@@ -189,14 +191,43 @@ def software_versions(root: Path | None = None) -> dict[str, Any]:
             pass
     return {
         "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
+        "torch": package_version("torch"),
+        "torchvision": package_version("torchvision"),
         "visionaudit": __version__,
         "visionaudit_commit": commit,
     }
 
 
+def package_version(name: str) -> str | None:
+    """``name.__version__`` (torch's carries its build, ``2.5.1+cu124``, which the distribution's metadata may not), read
+    from the package's ``version.py`` when it is not imported: the xdist controller reports it without importing torch."""
+    module = sys.modules.get(name)
+    if module is not None:
+        return str(module.__version__)
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.origin is None:
+        return None
+    try:
+        text = (Path(spec.origin).parent / "version.py").read_text()
+    except OSError:
+        text = ""
+    found = re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", text, re.MULTILINE)
+    if found:
+        return found.group(1)
+    return str(importlib.import_module(name).__version__)  # laid out otherwise: asked
+
+
+def _no_gpu_driver() -> bool:
+    """No GPU can be visible here: none allowed (``CUDA_VISIBLE_DEVICES`` empty) or no NVIDIA/ROCm driver. Then torch
+    sees none either, and it need not be imported (and CUDA started) to say so."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return True
+    return sys.platform.startswith("linux") and not any(os.path.exists(p) for p in ("/proc/driver/nvidia/version", "/dev/nvidia0", "/dev/kfd"))
+
+
 def gpu_names() -> list[str]:
+    if "torch" not in sys.modules and _no_gpu_driver():
+        return []
     import torch
 
     if not torch.cuda.is_available():

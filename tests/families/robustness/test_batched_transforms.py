@@ -95,11 +95,14 @@ def test_rotation_by_right_angles_equals_per_image_torchvision(severity, size, d
 def test_rotation_by_right_angles_makes_one_torchvision_call_per_drawn_angle(monkeypatch):
     """The right-angle path groups the images by their drawn sign: at most two calls per batch, not one per image
     (batching made it one per image, slower than the grouped calls before it; review2, finding 4)."""
+    # the module the kernels call (imported where they run)
+    from torchvision.transforms.v2 import functional as F
+
     from visionaudit.families.robustness import transforms
 
     calls = []
-    real = transforms.F.rotate
-    monkeypatch.setattr(transforms.F, "rotate", lambda img, *a, **k: calls.append(len(img)) or real(img, *a, **k))
+    real = F.rotate
+    monkeypatch.setattr(F, "rotate", lambda img, *a, **k: calls.append(len(img)) or real(img, *a, **k))
     batch = _synthetic(8, 24, 24)
     transforms.rotation(batch, [f"a/{k}" for k in range(8)], 0, 3.0)
     assert len(calls) == 2 and sum(calls) == 8

@@ -31,15 +31,11 @@ from __future__ import annotations
 
 import math
 import weakref
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
-import torch
-from torchvision.transforms import InterpolationMode
-from torchvision.transforms.v2 import functional as F
 
 from visionaudit.families import thresholds as f
-from visionaudit.families.corruption.ahead import PreparedBatches, default_ahead
 from visionaudit.families.corruption.imagenet_c import (
     ALL_CORRUPTIONS,
     BENCHMARK,
@@ -72,12 +68,14 @@ from visionaudit.families.corruption.scoring import (  # noqa: F401
     paired,
 )
 from visionaudit.families.registry import Family, register_family
-from visionaudit.models.inference import predict_logits
-from visionaudit.models.loading import LoadedModel
 from visionaudit.preprocessing import Geometry
 
+if TYPE_CHECKING:  # torch, torchvision and the models are imported where images are scored: the descriptor is read
+    import torch  # on the xdist controller, which never imports torch (benchmarks/phases.py times the start-up)
+
+    from visionaudit.models.loading import LoadedModel
+
 PROTOCOL_GEOMETRY = Geometry(256, 224, "bilinear")  # torchvision's Resize(256) + CenterCrop(224) on PIL images
-_MODES = {"nearest": InterpolationMode.NEAREST, "bilinear": InterpolationMode.BILINEAR, "bicubic": InterpolationMode.BICUBIC}
 
 
 def feed_geometry(model: LoadedModel) -> Geometry | None:
@@ -99,7 +97,10 @@ def to_model_input(batch: torch.Tensor, feed: Geometry | None) -> torch.Tensor:
     """The 224 batch as the model is fed it (see :func:`feed_geometry`)."""
     if feed is None:
         return batch
-    out = F.resize(batch, [feed.resize_size], interpolation=_MODES[feed.interpolation], antialias=True)
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms.v2 import functional as F
+
+    out = F.resize(batch, [feed.resize_size], interpolation=InterpolationMode(feed.interpolation), antialias=True)
     return F.center_crop(out, [feed.crop_size, feed.crop_size])
 
 
@@ -129,6 +130,9 @@ class CorruptionRun:
         self.model, self.images, self.labels, self.ids = model, images, labels, list(sample_ids)
         self.seed, self.jpeg, self.feed = seed, jpeg, feed_geometry(model)
         self.codec = codec_for(model.device, jpeg_on_device)
+        # imported here: ahead.py imports torch, and the descriptor is read on the xdist controller
+        from visionaudit.families.corruption.ahead import default_ahead
+
         self.ahead = default_ahead(model.device) if ahead is None else ahead
         self._clean: np.ndarray | None = None
         self._jpeg_only: np.ndarray | None = None
@@ -158,6 +162,9 @@ class CorruptionRun:
 
     def _predicted(self, corrupt: Callable | None, jpeg: bool, what: str) -> np.ndarray:
         """The top-1 output index per image."""
+        from visionaudit.families.corruption.ahead import PreparedBatches
+        from visionaudit.models.inference import predict_logits
+
         prepare = self.prepare(corrupt, jpeg)
         if prepare is not None and self.ahead:
             with PreparedBatches(self.images, prepare, self.model.device, self.ahead) as prepared:

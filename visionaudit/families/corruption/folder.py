@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import weakref
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-import torch
 
 from visionaudit.data import shards as sharding
 from visionaudit.data.decoding import decode_images
@@ -44,9 +43,12 @@ from visionaudit.families.corruption.imagenet_c import (
     check_root,
     condition_folder,
 )
-from visionaudit.models.inference import predict_logits
-from visionaudit.models.loading import LoadedModel
 from visionaudit.preprocessing import whole_image
+
+if TYPE_CHECKING:  # torch and the models are imported where images are scored: fixtures/corruption.py imports this
+    import torch  # module on the xdist controller too, which never imports torch
+
+    from visionaudit.models.loading import LoadedModel
 
 ROLE = "imagenet-c"  # the report's name for the folder's image set (samples.imagenet-c)
 FULL_SIZE = 50_000  # images per condition in ImageNet-C (the ImageNet validation set)
@@ -107,6 +109,8 @@ class FolderRun:
 
     def _score(self, paths: Sequence[Path], labels: torch.Tensor, what: str) -> tuple[np.ndarray, np.ndarray]:
         """Per image, right/wrong and the top-1 output index (which names what a later release lost)."""
+        from visionaudit.models.inference import predict_logits
+
         out = []
         for start in range(0, len(paths), CHUNK):
             images = decode_images(paths[start:start + CHUNK], whole_image(PROTOCOL_GEOMETRY.crop_size))
@@ -118,6 +122,8 @@ class FolderRun:
     def clean(self) -> np.ndarray | None:
         """Right/wrong on the clean originals in the order of :attr:`ids`, or None (and :attr:`clean_note`)
         when the labelled images are not the ones ImageNet-C was made from."""
+        from visionaudit.models.inference import predict_logits
+
         if self.clean_note:
             return None
         if self._clean is None:

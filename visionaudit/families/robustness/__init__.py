@@ -13,10 +13,9 @@ import hashlib
 import weakref
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
-import torch
 
 from visionaudit import stats
 from visionaudit.data.label_space import names_of
@@ -26,9 +25,12 @@ from visionaudit.families.records import AuditRecord
 from visionaudit.families.registry import Family, register_family
 from visionaudit.families.robustness.transforms import TRANSFORMS
 from visionaudit.families.robustness.transforms import get as get_transform
-from visionaudit.models.inference import predict_logits
-from visionaudit.models.loading import LoadedModel
 from visionaudit.models.topk import top1_correct
+
+if TYPE_CHECKING:  # torch and the models are imported where images are scored: the descriptor is read on the xdist
+    import torch  # controller, which never imports torch (benchmarks/phases.py times the start-up)
+
+    from visionaudit.models.loading import LoadedModel
 
 
 @dataclass
@@ -68,6 +70,8 @@ def evaluate_transform(
     Random draws are seeded by ``(seed, sample id)`` (``ImageSet.sample_ids``; positions when not given),
     so an image sees the same transform in a subset, a shard or another run.
     """
+    from visionaudit.models.inference import predict_logits
+
     kernel = get_transform(transform)
     ids = list(sample_ids) if sample_ids is not None else list(range(images.shape[0]))
     if len(ids) != images.shape[0]:

@@ -24,17 +24,13 @@ histeq_zoom_brightness       histogram equalization, then zoom 1.5x, then bright
 from __future__ import annotations
 
 import random
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
-import torch
-from torchvision.transforms import InterpolationMode
-from torchvision.transforms.v2 import functional as F
-
-from visionaudit.families.robustness import sampling
+if TYPE_CHECKING:  # torch, torchvision and the sampling kernels are imported by the kernels: the names are read on
+    import torch  # the xdist controller (the descriptor, the baseline), which never imports torch
 
 # kernel(batch, sample ids (one per image: str, or int for images without files), seed, severity)
-Kernel = Callable[[torch.Tensor, Sequence, int, float], torch.Tensor]
-BILINEAR = InterpolationMode.BILINEAR
+Kernel = Callable[["torch.Tensor", Sequence, int, float], "torch.Tensor"]
 
 
 def _rng(seed: int, sample_id: str | int, salt: str) -> random.Random:
@@ -42,18 +38,24 @@ def _rng(seed: int, sample_id: str | int, salt: str) -> random.Random:
 
 
 def _draws(sample_ids: Sequence, seed: int, salt: str, choose) -> list:
-    ids = sample_ids.tolist() if isinstance(sample_ids, torch.Tensor) else list(sample_ids)
+    ids = sample_ids.tolist() if hasattr(sample_ids, "tolist") else list(sample_ids)  # a tensor of ids, or a sequence
     return [choose(_rng(seed, i, salt)) for i in ids]
 
 
 def rotation(batch, sample_ids, seed, severity):
+    import torch
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms.v2 import functional as F
+
+    from visionaudit.families.robustness import sampling
+
     angle = 30.0 * severity
     angles = _draws(sample_ids, seed, "rotation", lambda r: r.choice((-angle, angle)))
     if angle % 90 == 0:  # torchvision's exact fast paths (rot90, clone): one call per drawn angle, at most two
         out = torch.empty_like(batch)
         for a in set(angles):
             at = torch.tensor([k for k, x in enumerate(angles) if x == a], device=batch.device)
-            out[at] = F.rotate(batch[at], a, interpolation=BILINEAR)
+            out[at] = F.rotate(batch[at], a, interpolation=InterpolationMode.BILINEAR)
         return out
     h, w = batch.shape[-2:]
     grid = sampling.affine_grid([sampling.inverse_rotation(a) for a in angles], h, w, batch.device)
@@ -61,22 +63,32 @@ def rotation(batch, sample_ids, seed, severity):
 
 
 def brightness(batch, sample_ids, seed, severity):
+    from torchvision.transforms.v2 import functional as F
+
     return F.adjust_brightness(batch, 1.0 + 0.5 * severity)
 
 
 def histogram_equalization(batch, sample_ids, seed, severity):
+    from torchvision.transforms.v2 import functional as F
+
     return F.equalize(batch)
 
 
 def horizontal_flip(batch, sample_ids, seed, severity):
+    from torchvision.transforms.v2 import functional as F
+
     return F.horizontal_flip(batch)
 
 
 def vertical_flip(batch, sample_ids, seed, severity):
+    from torchvision.transforms.v2 import functional as F
+
     return F.vertical_flip(batch)
 
 
 def translation(batch, sample_ids, seed, severity):
+    from visionaudit.families.robustness import sampling
+
     shift = round(0.2 * severity * batch.shape[-1])
     moves = ((shift, 0), (-shift, 0), (0, shift), (0, -shift))
     chosen = _draws(sample_ids, seed, "translation", lambda r: r.choice(moves))
@@ -86,10 +98,16 @@ def translation(batch, sample_ids, seed, severity):
 
 
 def zoom(batch, sample_ids, seed, severity):
-    return F.affine(batch, angle=0.0, translate=[0, 0], scale=1.0 + 0.5 * severity, shear=[0.0, 0.0], interpolation=BILINEAR)
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms.v2 import functional as F
+
+    return F.affine(batch, angle=0.0, translate=[0, 0], scale=1.0 + 0.5 * severity, shear=[0.0, 0.0],
+                    interpolation=InterpolationMode.BILINEAR)
 
 
 def perspective(batch, sample_ids, seed, severity):
+    from visionaudit.families.robustness import sampling
+
     h, w = batch.shape[-2:]
     d = 0.3 * severity
 

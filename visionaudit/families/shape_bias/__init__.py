@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping, Sequence
-
-import torch
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from visionaudit import stats
 from visionaudit.data.imagenet16 import AGGREGATIONS, decide
@@ -35,8 +33,12 @@ from visionaudit.families.shape_bias.categories import (  # noqa: F401 (public h
     shape_categories,
 )
 from visionaudit.families.shape_bias.consistency import observer_consistency
-from visionaudit.models.loading import LoadedModel, as_logits
 from visionaudit.preprocessing import Geometry, whole_image
+
+if TYPE_CHECKING:  # torch and the models are imported where images are scored: the descriptor is read on the xdist
+    import torch  # controller, which never imports torch (benchmarks/phases.py times the start-up)
+
+    from visionaudit.models.loading import LoadedModel
 
 # Published reference points (Geirhos et al. 2019, Fig. 4 / model-vs-human), as fractions.
 REFERENCES = {
@@ -135,6 +137,10 @@ def stimulus_geometry(model: LoadedModel, mode: str = "native") -> Geometry:
     if mode == "model_input":
         return whole_image(model.input_size, model.preprocessing.interpolation)
     if model.input_size != STIMULUS_SIZE:
+        import torch
+
+        from visionaudit.models.loading import as_logits
+
         x = torch.zeros(1, model.preprocessing.channels, STIMULUS_SIZE, STIMULUS_SIZE, device=model.device)
         try:
             with torch.inference_mode():

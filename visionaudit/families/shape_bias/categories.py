@@ -15,14 +15,15 @@ says why.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
-
-import torch
+from typing import TYPE_CHECKING, Any, Mapping
 
 from visionaudit.data.imagenet16 import AGGREGATIONS, categories, mapping
 from visionaudit.data.imagenet16 import decide as imagenet_decide
 from visionaudit.errors import ConfigError, closest
 from visionaudit.families.assessment import NotApplicable
+
+if TYPE_CHECKING:  # imported where logits are read: the category map is checked on the xdist controller without torch
+    import torch
 
 IMAGENET_SOURCE = "ImageNet-1k (Geirhos et al.'s 16-category mapping)"
 
@@ -42,6 +43,8 @@ class ShapeCategories:
             return imagenet_decide(logits, aggregation)  # the published mapping, exactly as before
         if aggregation not in AGGREGATIONS:
             raise ValueError(f"aggregation must be one of {', '.join(AGGREGATIONS)}, got {aggregation!r}")
+        import torch
+
         probabilities = torch.softmax(logits.double(), dim=1)
         cols = []
         for idx in self.indices.values():

@@ -1,0 +1,77 @@
+"""benchmarks/phases.py on a tiny setting, so that it cannot rot: every phase printed, the numbers consistent with
+each other (phases inside their family's time, ratios and per-image figures from the seconds), the start-up
+measured. No timing is asserted: the machine's speed is not the script's."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+FAMILIES = ("accuracy", "robustness", "corruption")
+PHASES = ("transforms", "corruption kernels", "JPEG round trip", "statistics", "report")
+
+
+@pytest.fixture(scope="module")
+def tiny_run(shared_data: Path, tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("phases") / "phases.json"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "benchmarks/phases.py", "--data", str(shared_data), "--images", "6", "--batch", "4",
+                           "--device", "cpu", "--model", "benchmarks.near_free:conv1x1", "--corruption-severities", "1",
+                           "--startup-repeats", "1", "--startup-workers", "0", "--json", str(out)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout, json.loads(out.read_text())
+
+
+@pytest.mark.slow
+def test_every_phase_and_family_is_printed(tiny_run):
+    stdout, _ = tiny_run
+    header = next(line for line in stdout.splitlines() if line.strip().startswith("family"))
+    for phase in PHASES:
+        assert phase in header
+    rows = {line.split()[0] for line in stdout.splitlines() if line.startswith("  ") and line.split() and line.split()[0] in FAMILIES}
+    assert rows == set(FAMILIES)
+    assert "bare forward" in stdout and "decode 256/224 bilinear" in stdout
+    assert "first forward pass after" in stdout
+
+
+@pytest.mark.slow
+def test_the_numbers_agree_with_each_other(tiny_run):
+    _, data = tiny_run
+    (model,) = data["models"]
+    n = model["images"]
+    assert n == 6
+    passes = {"accuracy": 1, "robustness": 1 + 9, "corruption": 2 + 15}  # the defaults: 9 transforms at 1 severity; 15 corruptions
+    for family, row in model["families"].items():
+        assert row["passes"] == passes[family]
+        # the phases are timed inside the family's run, one after another: together no more than the whole
+        assert sum(row["phases_s"].values()) <= row["audit_s"] + 1e-3, family
+        assert all(v >= 0 for v in row["phases_s"].values())
+        bare = model["forward_us"] * 1e-6 * n * row["passes"]
+        assert row["bare_forward_s"] == pytest.approx(bare, rel=0.02, abs=2e-3)
+        assert row["ratio"] == pytest.approx(row["audit_s"] / row["bare_forward_s"], rel=0.02)
+        for phase, seconds in row["phases_s"].items():
+            assert row["phases_us"][phase] == pytest.approx(seconds / (n * row["passes"]) * 1e6, rel=0.02, abs=0.2)
+        assert row["own_us"] == pytest.approx(max(0.0, row["audit_s"] - row["bare_forward_s"]) / (n * row["passes"]) * 1e6,
+                                              rel=0.02, abs=0.2)
+    rows = model["families"]
+    # each family ran its own phases, and only those
+    assert rows["robustness"]["phases_s"]["transforms"] > 0 and rows["corruption"]["phases_s"]["transforms"] == 0
+    assert rows["corruption"]["phases_s"]["corruption kernels"] > 0 and rows["corruption"]["phases_s"]["JPEG round trip"] > 0
+    assert rows["robustness"]["phases_s"]["corruption kernels"] == 0
+    assert all(rows[f]["phases_s"]["statistics"] > 0 and rows[f]["phases_s"]["report"] > 0 for f in FAMILIES)
+
+
+@pytest.mark.slow
+def test_start_up_is_measured(tiny_run):
+    _, data = tiny_run
+    first = data["startup"]["first_forward"]
+    assert len(first["runs_s"]) == 1 and first["median_s"] == first["runs_s"][0] > 0
+    imports = data["startup"]["controller_imports"]
+    assert imports["seconds"] > 0 and isinstance(imports["torch_imported"], bool)
