@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import jsonschema
+import torch
 
 from visionaudit.families.records import report_schema
 
@@ -19,6 +20,8 @@ TINY = "tests.tiny_models:tiny"
 def audit(tmp_path: Path, shared_data: Path, name: str, *args: str, model: str = TINY,
           timeout: float = 600) -> tuple[subprocess.CompletedProcess, dict | None]:
     env = {**os.environ, "VISIONAUDIT_DATA": str(shared_data), "CUDA_VISIBLE_DEVICES": ""}
+    # this process's share of the cores, also for the runs of session fixtures (tests/conftest.py, _a_core_share_for_runs)
+    env.setdefault("OMP_NUM_THREADS", str(torch.get_num_threads()))
     for var in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "GITHUB_STEP_SUMMARY"):
         env.pop(var, None)
     report = tmp_path / f"{name}.json"

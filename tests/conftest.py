@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
+import torch
 
-from tests.once import audit_once, logit_cache_dir
+from tests.once import (
+    audit_once,
+    built_once,
+    load_process,
+    logit_cache_dir,
+    run_audit,
+    save_process,
+)
 
 pytest_plugins = ["pytester"]
 
@@ -44,6 +53,16 @@ def _no_data_outside_slow(request: pytest.FixtureRequest, monkeypatch: pytest.Mo
         # images and the preprocessing, so a reused entry is the same logits (tests/models/test_logit_cache.py).
         # One for the whole session, shared by the xdist workers (tests/once.py).
         monkeypatch.setenv(LOGIT_CACHE_ENV, str(logit_cache_dir(tmp_path_factory)))
+
+
+@pytest.fixture(autouse=True)
+def _a_core_share_for_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The audit runs the tests start use this process's share of the cores (one each of two xdist workers, set by
+    plugins/distribution.py), not all of them: a run of two torch threads beside the other worker's test measured
+    2.1x slower per image than one of one thread (lite0 on this 2-core machine), its threads waiting on each other
+    for a core. An audit run's own xdist workers take their share of it (visionaudit.devices.cpu_thread_share)."""
+    if not os.environ.get("OMP_NUM_THREADS"):
+        monkeypatch.setenv("OMP_NUM_THREADS", str(torch.get_num_threads()))
 
 
 @pytest.fixture(autouse=True)
@@ -101,3 +120,43 @@ def browser() -> None:
         if os.environ.get("VISIONAUDIT_REQUIRE_BROWSER"):
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
+
+
+LITE0_GATE_CONFIG = """
+[audits.corruption]
+corruptions = ["gaussian_noise", "fog"]
+severities = [1, 3]
+min_images = 10
+
+[audits.robustness]
+min_images = 10
+
+[audits.accuracy]
+min_images = 10
+"""
+LITE0_GATE_TESTS = "test_clean_top1 or (test_transform and rotation) or test_corruption or test_mce or baseline"
+LITE0_IMAGENET_NORM = "efficientnet_lite0?mean=0.485,0.456,0.406&std=0.229,0.224,0.225"  # lite0 expects 0.498/0.502
+
+
+@pytest.fixture(scope="session")
+def lite0_gate_runs(shared_data: Path, tmp_path_factory: pytest.TempPathFactory):
+    """lite0's report on 100 images (clean top-1, rotation, gaussian noise and fog at severities 1 and 3, the mCE),
+    then lite0 fed ImageNet's mean/std instead of its own 127/128, measured AND gated against it in one run: issue
+    26's Show, read by the corruption gate's tests and the real page's, made once per session (tests/once.py).
+    Returns (folder, baseline report, candidate report, candidate's stdout); the reports are lite0.json and
+    imagenet-norm.json in the folder."""
+    def build(folder: Path) -> None:
+        (folder / "audit.toml").write_text(LITE0_GATE_CONFIG)
+        args = ("-k", LITE0_GATE_TESTS, "--audit-samples", "100", f"--audit-config={folder / 'audit.toml'}")
+        base = run_audit(tmp_path_factory, folder, shared_data, "lite0", *args, model="efficientnet_lite0")
+        assert base.returncode == 0 and (folder / "lite0.json").exists(), base.stdout[-3000:] + base.stderr[-3000:]
+        save_process(folder / "imagenet-norm.process.json",
+                     run_audit(tmp_path_factory, folder, shared_data, "imagenet-norm", *args,
+                               f"--audit-baseline={folder / 'lite0.json'}", "--audit-baseline-as", "efficientnet_lite0",
+                               model=LITE0_IMAGENET_NORM))
+
+    folder = built_once(tmp_path_factory, "lite0-gate", build)
+    proc = load_process(folder / "imagenet-norm.process.json")
+    cand = folder / "imagenet-norm.json"
+    assert cand.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
+    return folder, json.loads((folder / "lite0.json").read_text()), json.loads(cand.read_text()), proc.stdout

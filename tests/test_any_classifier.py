@@ -23,6 +23,10 @@ from tests.sixteen_classifier import LITE_MEAN, LITE_STD, lite0, published_mappi
 pytestmark = pytest.mark.slow  # a real model on the real data
 
 N_IMAGES = 207  # imagenet-sample holds one image per ImageNet class: 207 classes make up the 16 categories
+# Two corruptions at two severities: the family runs and judges its mean error (no mCE) as with all 75 conditions,
+# and the baseline gate compares them; the 15 x 5 default made each of the three runs below several minutes longer
+# (the gate recomputes every condition the baseline holds, whatever -k selects: Holm is over the whole set).
+CORRUPTIONS = '[audits.corruption]\ncorruptions = ["gaussian_noise", "fog"]\nseverities = [1, 3]\n'
 
 
 @pytest.fixture(scope="session")
@@ -39,6 +43,7 @@ def team(shared_data, tmp_path_factory) -> Path:
                 for src in (shared_data / "imagenet-sample").glob(f"{wnids[i]}_*"):
                     (images / category / src.name).symlink_to(src)
         (root / "classes.txt").write_text("\n".join(published_mapping()) + "\n")
+        (root / "audit.toml").write_text(CORRUPTIONS)
 
     root = built_once(tmp_path_factory, "team16", build)
     assert sum(1 for _ in (root / "images").rglob("*.JPEG")) == N_IMAGES
@@ -55,7 +60,7 @@ def team_report(team, shared_data, tmp_path_factory) -> dict:
     module's tests are spread over the workers, and each used to make this 8-minute run for itself."""
     # 466 s in CI; on a loaded 2-core machine more than the 600 s tests.audit_runs allows by default
     proc, data, path = audit_once(tmp_path_factory, shared_data, "team", "-n", "2", f"--audit-images={team / 'images'}",
-                                  "-k", "not control and not test_zoo", model=spec(team / "classes.txt"), timeout=1500)
+                                  f"--audit-config={team / 'audit.toml'}", "-k", "not control and not test_zoo", model=spec(team / "classes.txt"), timeout=1500)
     assert data is not None, proc.stdout[-3000:] + proc.stderr[-3000:]
     data["_path"] = str(path)
     return data
@@ -129,6 +134,7 @@ def test_shape_bias_equals_lite0s_exactly(team_report, lite0_shape_bias_run):
 def test_baseline_gate_against_itself(team_report, team, shared_data, tmp_path):
     base = team_report["_path"]
     proc, data = audit(tmp_path, shared_data, "self", "-n", "2", "-m", "baseline", f"--audit-images={team / 'images'}",
+                       f"--audit-config={team / 'audit.toml'}",
                        f"--audit-baseline={base}", model=spec(team / "classes.txt"))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     entries = _entries(data, "baseline")
@@ -144,7 +150,7 @@ def test_baseline_gate_against_a_preprocessing_change(team_report, team, shared_
     # exact McNemar p = 0.0625, beyond the tolerance but not significant, a warning; 96 px loses 15.)
     wrong = spec(team / "classes.txt", size=96, resize=110)
     proc, data = audit(tmp_path, shared_data, "wrong", "-m", "baseline", "-k", "clean_top1 or balanced_accuracy or per_class",
-                       f"--audit-images={team / 'images'}", f"--audit-baseline={base}", "--audit-baseline-as", spec(team / "classes.txt"),
+                       f"--audit-images={team / 'images'}", f"--audit-config={team / 'audit.toml'}", f"--audit-baseline={base}", "--audit-baseline-as", spec(team / "classes.txt"),
                        model=wrong)
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     by_name = {e["params"]["comparison"]: e for e in _entries(data, "baseline")}

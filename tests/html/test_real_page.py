@@ -1,4 +1,4 @@
-"""Issue 26's page as people see it: a real run's report (lite0 on 50 images: clean top-1, one transform, two
+"""Issue 26's page as people see it: a real run's report (lite0 on 100 images: clean top-1, one transform, two
 corruptions at two severities) and the ImageNet-mean/std candidate gated against it, rendered with the data root
 and opened in a real browser with the network off: every figure drawn, the corruption figures, the gallery's
 thumbnails loaded with the class names each side put first."""
@@ -7,41 +7,20 @@ from __future__ import annotations
 
 import pytest
 
-from tests.audit_runs import audit
 from tests.browser import visit
 from visionaudit.families.outcomes import decode, decode_labels
 from visionaudit.html.page import write_html
 from visionaudit.html.thumbnails import ImageSource
 
-pytestmark = pytest.mark.slow  # two runs of the real audits
+pytestmark = pytest.mark.slow  # two runs of the real audits (the session's, tests/conftest.py)
 
 LITE0 = "efficientnet_lite0"
-WRONG = "efficientnet_lite0?mean=0.485,0.456,0.406&std=0.229,0.224,0.225"  # ImageNet's mean/std: lite0 loses images
-CONFIG = """
-[audits.corruption]
-corruptions = ["gaussian_noise", "fog"]
-severities = [1, 3]
-min_images = 10
-
-[audits.robustness]
-min_images = 10
-
-[audits.accuracy]
-min_images = 10
-"""
-TESTS = "test_clean_top1 or (test_transform and rotation) or test_corruption or test_mce or baseline"
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, shared_data):
-    tmp = tmp_path_factory.mktemp("real_page")
-    (tmp / "audit.toml").write_text(CONFIG)
-    args = ("-k", TESTS, "--audit-samples", "50", f"--audit-config={tmp / 'audit.toml'}")
-    proc, base = audit(tmp, shared_data, "lite0", *args, model=LITE0)
-    assert base is not None and not base["error"], proc.stdout[-3000:] + proc.stderr[-3000:]
-    proc, wrong = audit(tmp, shared_data, "wrong", *args, f"--audit-baseline={tmp / 'lite0.json'}",
-                        "--audit-baseline-as", LITE0, model=WRONG)
-    assert wrong is not None and not wrong["error"], proc.stdout[-3000:] + proc.stderr[-3000:]
+def runs(lite0_gate_runs):
+    """The session's lite0 report and the ImageNet-mean/std candidate gated against it (tests/conftest.py)."""
+    tmp, base, wrong, _ = lite0_gate_runs
     return tmp, base, wrong
 
 

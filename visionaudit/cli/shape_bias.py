@@ -63,7 +63,7 @@ def _of_model(args: argparse.Namespace) -> dict:
         subject_name,
         write_decisions,
     )
-    from visionaudit.models.inference import predict_logits
+    from visionaudit.models.inference import clean_logits
     from visionaudit.models.loading import load_model
 
     model = load_model(args.model, args.device or "auto", arch=args.arch)
@@ -71,7 +71,8 @@ def _of_model(args: argparse.Namespace) -> dict:
     geometry = stimulus_geometry(model, args.geometry)
     print(f"{model.id}: {len(stimuli)} cue-conflict stimuli at {geometry.crop_size}x{geometry.crop_size} ({args.geometry}) "
           f"on {model.device}", file=sys.stderr)
-    decisions = decide(predict_logits(model, load_images(stimuli, geometry)), args.aggregation)
+    # through the logit cache when one is configured ($VISIONAUDIT_LOGIT_CACHE), as the audit's own pass is
+    decisions = decide(clean_logits(model, stimuli, load_images(stimuli, geometry), geometry=geometry), args.aggregation)
     out = {"model": model.id, "stimulus_geometry": {"mode": args.geometry, **geometry.to_dict()},
            **shape_bias(decisions, stimuli.categories, stimuli.textures).to_dict()}
     if args.export:

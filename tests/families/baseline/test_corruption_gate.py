@@ -1,7 +1,7 @@
 """The corruption family and error consistency in the baseline gate, end to end on lite0 (issue 26's Show): lite0
 against its own report changes nothing (kappa 1); lite0 fed ImageNet's mean/std instead of its own 127/128 is
 compared condition by condition, on the mCE and on kappa, each number checked against an independent computation
-from the two reports' per-image bits. Lean: 100 images, 2 corruptions x 2 severities, two runs in all."""
+from the two reports' per-image bits. Lean: 100 images, 2 corruptions x 2 severities, two runs in all, shared with tests/html/test_real_page.py."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from tests.audit_runs import audit
 from tests.families.baseline.test_baseline_gate import baseline_entries, compare_cli
 from visionaudit.families.corruption.imagenet_c import ALEXNET_ERRORS
 from visionaudit.families.outcomes import decode
@@ -20,26 +19,15 @@ from visionaudit.families.outcomes import decode
 pytestmark = pytest.mark.slow  # the real audits on the real data
 
 LITE0 = "efficientnet_lite0"
-IMAGENET_NORM = "efficientnet_lite0?mean=0.485,0.456,0.406&std=0.229,0.224,0.225"  # lite0 expects 0.498/0.502
 CONDITIONS = [("gaussian_noise", 1), ("gaussian_noise", 3), ("fog", 1), ("fog", 3)]
-SMALL = ["--audit-samples", "100"]
-MEASURED = ("test_clean_top1 or test_corruption or test_mce")
 
 
 @pytest.fixture(scope="module")
-def runs(shared_data, tmp_path_factory) -> tuple[Path, dict, dict, str]:
-    """lite0's report (clean, four conditions, the mCE), then the ImageNet-normalized candidate measured AND gated
-    against it in one run (its own corruption entries come from the same cached passes as the gate's live side)."""
-    tmp = tmp_path_factory.mktemp("corruption-gate")
-    config = tmp / "small.toml"
-    config.write_text('[audits.corruption]\ncorruptions = ["gaussian_noise", "fog"]\nseverities = [1, 3]\n')
-    args = [*SMALL, f"--audit-config={config}"]
-    proc, base = audit(tmp, shared_data, "lite0", "-k", MEASURED, *args, model=LITE0)
-    assert base is not None and proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    proc, cand = audit(tmp, shared_data, "imagenet-norm", "-k", f"{MEASURED} or test_against_baseline", *args,
-                       f"--audit-baseline={tmp / 'lite0.json'}", "--audit-baseline-as", LITE0, model=IMAGENET_NORM)
-    assert cand is not None, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return tmp, base, cand, proc.stdout
+def runs(lite0_gate_runs) -> tuple[Path, dict, dict, str]:
+    """lite0's report (clean, rotation, four conditions, the mCE), then the ImageNet-normalized candidate measured AND
+    gated against it in one run (its own corruption entries come from the same cached passes as the gate's live
+    side): the session's pair, which the real page's tests read too (tests/conftest.py)."""
+    return lite0_gate_runs
 
 
 def _bits(report: dict, model: str, condition: str) -> tuple[list[str], np.ndarray]:
