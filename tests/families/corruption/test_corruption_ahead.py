@@ -45,10 +45,11 @@ def _within(fn, seconds: float = HANG):
 
 def test_batches_come_back_in_order_with_at_most_ahead_in_the_making():
     images = torch.arange(40, dtype=torch.uint8).view(40, 1, 1, 1).expand(40, 3, 2, 2).contiguous()
-    lock, running, most = threading.Lock(), [0], [0]
+    lock, running, most, started = threading.Lock(), [0], [0], set()
 
     def prepare(batch, positions):
         with lock:
+            started.add(positions[0])
             running[0] += 1
             most[0] = max(most[0], running[0])
         time.sleep(0.02)  # long enough for the reader to find later batches being made
@@ -59,11 +60,15 @@ def test_batches_come_back_in_order_with_at_most_ahead_in_the_making():
     for ahead in (1, 3):
         with A.PreparedBatches(images, prepare, torch.device("cpu"), ahead) as prepared:
             assert prepared.shape == images.shape and prepared.dim() == 4 and not prepared.is_floating_point()
-            got = torch.cat([prepared[s:s + 6] for s in range(0, 40, 6)])  # the last batch is short
+            first = prepared[0:6]
+            time.sleep(0.2)  # the reader is busy with the first batch: the next ones are made meanwhile, unasked
+            assert set(range(6, 6 * (ahead + 1), 6)) <= started, (ahead, sorted(started))
+            got = torch.cat([first, *(prepared[s:s + 6] for s in range(6, 40, 6))])  # the last batch is short
         # each image i became 2 i: its own value plus its position, so a batch out of order shows
         assert torch.equal(got[:, 0, 0, 0], torch.arange(40, dtype=torch.uint8) * 2), ahead
         assert 1 <= most[0] <= ahead, (ahead, most[0])
         most[0] = 0
+        started.clear()
     assert not _workers()
     with pytest.raises(TypeError, match="contiguous slices"):
         A.PreparedBatches(images, prepare, torch.device("cpu"), 1)[3]
@@ -88,6 +93,7 @@ def test_a_streamed_set_gives_every_image_in_place(tmp_path):
 def test_default_ahead_by_device():
     assert A.default_ahead(torch.device("cpu")) == A.CPU_AHEAD
     assert A.default_ahead(torch.device("cuda")) == A.CUDA_AHEAD >= 2  # the GPU must never wait: more than one
+    assert A.default_ahead(torch.device("mps")) == 0  # PyTorch's MPS backend crashes on tensor ops from two threads
 
 
 # -- errors -------------------------------------------------------------------------------------------------------------

@@ -134,6 +134,8 @@ class CorruptionRun:
         from visionaudit.families.corruption.ahead import default_ahead
 
         self.ahead = default_ahead(model.device) if ahead is None else ahead
+        if ahead is None and self.codec == CUDA_CODEC:  # in turn: torchvision's nvJPEG decode, called from another
+            self.ahead = 0  # thread than the forward pass's, can be handed GPU memory that pass reads (pytorch/vision#9606)
         self._clean: np.ndarray | None = None
         self._jpeg_only: np.ndarray | None = None
         self._conditions: dict[tuple[str, int], Condition] = {}

@@ -27,7 +27,6 @@ docs/corruption.md).
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Sequence
@@ -35,15 +34,19 @@ from typing import Callable, Sequence
 import torch
 
 CPU_AHEAD = 1  # see the module docstring
-CUDA_AHEAD = max(2, min(8, (os.cpu_count() or 2) // 2))  # GPU hosts: enough threads to keep up with the forward passes
+# GPU hosts: two threads, not more: a kernel's working set on the device is 27 to 78 times its uint8 batch (measured
+# in review), and the batch size was fitted to the model alone. Unmeasured on a GPU so far (docs/corruption.md).
+CUDA_AHEAD = 2
 
 # prepare(batch on the model's device, positions of its images in the pass) -> the batch as the model is to see it
 Prepare = Callable[[torch.Tensor, Sequence[int]], torch.Tensor]
 
 
 def default_ahead(device: torch.device) -> int:
-    """Batches prepared ahead of the device by default (0: each batch in turn, by the reader)."""
-    return CPU_AHEAD if torch.device(device).type == "cpu" else CUDA_AHEAD
+    """Batches prepared ahead of the device by default (0: each batch in turn, by the reader). Only the CPU and CUDA:
+    PyTorch's MPS backend crashes the process when two threads run tensor ops at once (pytorch#197805)."""
+    kind = torch.device(device).type
+    return CPU_AHEAD if kind == "cpu" else CUDA_AHEAD if kind == "cuda" else 0
 
 
 class PreparedBatches:
