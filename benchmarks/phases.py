@@ -216,12 +216,14 @@ def corruption(model, images224, labels224, named, ids, clock: Clock, out_dir: P
         run.clean()  # measured before any assessor runs (the scores measure lazily), so no phase sits in another
         if t["jpeg_round_trip"]:
             run.jpeg_only()
+        scored = 0
         for name in t["corruptions"]:
             for s in severities:
                 try:
                     run.condition(name, s)
+                    scored += 1
                 except corruption_family.Unavailable:
-                    pass  # the assessor skips it, saying why
+                    pass  # the assessor skips it, saying why; no forward pass of its own
                 measured = corrupted.condition_score(name, s, t["jpeg_round_trip"])
                 with clock.phase("statistics"):
                     judge("corruption", "condition", measured, t, {**context, "corruption": name, "severity": s},
@@ -230,7 +232,7 @@ def corruption(model, images224, labels224, named, ids, clock: Clock, out_dir: P
             judge("corruption", "mce", corrupted.mce_score(t["corruptions"], severities, t["jpeg_round_trip"]), t,
                   {**context, "seed": SEED}, f"audits/test_corruption.py::test_mce[{model.id}]", entries)
         report_phase(clock, entries, out_dir)
-    clock.passes = 2 + len(t["corruptions"]) * len(severities)  # clean, JPEG only, each condition
+    clock.passes = 1 + int(bool(t["jpeg_round_trip"])) + scored  # clean, JPEG only, each condition that ran
 
 
 def measure_model(spec: str, args, device: torch.device, root: Path, decoded: dict, out_dir: Path) -> dict[str, Any]:
@@ -321,6 +323,7 @@ def first_forward(spec: str, data: str, device: str, workers: int, repeats: int)
         with tempfile.TemporaryDirectory() as tmp:
             log = Path(tmp) / "first_forward.log"
             env = {**os.environ, "VISIONAUDIT_FIRST_FORWARD_LOG": str(log)}
+            env.pop("VISIONAUDIT_LOGIT_CACHE", None)  # a cache hit runs no forward pass: nothing to time
             cmd = [sys.executable, "-m", "pytest", "audits", "-p", "no:cacheprovider", "-q", "-n", str(workers),
                    "-k", "test_clean_top1", "--audit-samples", "8", "--model", spec, "--audit-data", data,
                    "--device", device, "--audit-json", str(Path(tmp) / "r.json")]

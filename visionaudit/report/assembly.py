@@ -225,9 +225,38 @@ def _no_gpu_driver() -> bool:
     return sys.platform.startswith("linux") and not any(os.path.exists(p) for p in ("/proc/driver/nvidia/version", "/dev/nvidia0", "/dev/kfd"))
 
 
+def _driver_gpu_names(root: Path = Path("/proc/driver/nvidia/gpus")) -> list[str] | None:
+    """The visible NVIDIA GPUs' names as the driver lists them (its ``Model:`` line: the name CUDA reports), without
+    torch: the xdist controller writes the run record at start-up and never imports torch. None where the driver's
+    list is not there or ``CUDA_VISIBLE_DEVICES`` names GPUs otherwise than by index (UUIDs, MIG): then torch is asked."""
+    if not root.is_dir():
+        return None
+    names = []
+    for gpu in sorted(root.iterdir()):  # by PCI bus id (CUDA's default order may differ on a machine of mixed GPUs)
+        found = re.search(r"^Model:\s*(.+?)\s*$", (gpu / "information").read_text(errors="replace"), re.M)
+        if found is None:
+            return None
+        names.append(found.group(1))
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return names
+    picked = []
+    for part in (p.strip() for p in visible.split(",")):
+        if not part.isdigit():
+            return None
+        if int(part) >= len(names):
+            break  # CUDA stops at the first index that names no device
+        picked.append(names[int(part)])
+    return picked
+
+
 def gpu_names() -> list[str]:
-    if "torch" not in sys.modules and _no_gpu_driver():
-        return []
+    if "torch" not in sys.modules:
+        if _no_gpu_driver():
+            return []
+        named = _driver_gpu_names()
+        if named is not None:
+            return named
     import torch
 
     if not torch.cuda.is_available():
