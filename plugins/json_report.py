@@ -22,11 +22,11 @@ from typing import Any
 
 import pytest
 
+from visionaudit.devices import gpu_names
 from visionaudit.errors import VisionAuditError
 from visionaudit.files import write_atomically
 from visionaudit.report.assembly import (
     assemble,
-    gpu_names,
     software_versions,
     unloaded_model,
     verdict_reasons,

@@ -6,7 +6,9 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import re
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from visionaudit.errors import DeviceError
@@ -209,3 +211,52 @@ def available_memory(device: torch.device | str) -> int | None:
     except (OSError, ValueError):
         pass
     return max(0, free)
+
+
+def _no_gpu_driver() -> bool:
+    """No GPU can be visible here: none allowed (``CUDA_VISIBLE_DEVICES`` empty) or no NVIDIA/ROCm driver. Then torch
+    sees none either, and it need not be imported (and CUDA started) to say so."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return True
+    return sys.platform.startswith("linux") and not any(os.path.exists(p) for p in ("/proc/driver/nvidia/version", "/dev/nvidia0", "/dev/kfd"))
+
+
+def _driver_gpu_names(root: Path = Path("/proc/driver/nvidia/gpus")) -> list[str] | None:
+    """The visible NVIDIA GPUs' names as the driver lists them (its ``Model:`` line: the name CUDA reports), without
+    torch: the xdist controller writes the run record at start-up and never imports torch. None where the driver's
+    list is not there or ``CUDA_VISIBLE_DEVICES`` names GPUs otherwise than by index (UUIDs, MIG): then torch is asked."""
+    if not root.is_dir():
+        return None
+    names = []
+    for gpu in sorted(root.iterdir()):  # by PCI bus id (CUDA's default order may differ on a machine of mixed GPUs)
+        found = re.search(r"^Model:\s*(.+?)\s*$", (gpu / "information").read_text(errors="replace"), re.M)
+        if found is None:
+            return None
+        names.append(found.group(1))
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return names
+    picked = []
+    for part in (p.strip() for p in visible.split(",")):
+        if not part.isdigit():
+            return None
+        if int(part) >= len(names):
+            break  # CUDA stops at the first index that names no device
+        picked.append(names[int(part)])
+    return picked
+
+
+def gpu_names() -> list[str]:
+    """The names of the GPUs this process can see (the report's ``run.gpus``), asked of torch only where the driver
+    cannot tell them: the xdist controller writes the run record at start-up and never imports torch."""
+    if "torch" not in sys.modules:
+        if _no_gpu_driver():
+            return []
+        named = _driver_gpu_names()
+        if named is not None:
+            return named
+    import torch
+
+    if not torch.cuda.is_available():
+        return []
+    return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]

@@ -148,7 +148,8 @@ def imagenet_names() -> tuple[str, ...]:
 
     text = resources.files("visionaudit").joinpath("resources/imagenet_names.txt").read_text(encoding="utf-8")
     names = tuple(line for line in text.splitlines() if line)
-    assert len(names) == 1000, "the shipped ImageNet-1k name list must have 1,000 lines"
+    if len(names) != 1000:  # a damaged installation, not the user's input
+        raise RuntimeError(f"visionaudit/resources/imagenet_names.txt holds {len(names)} names, not 1,000: reinstall visionaudit")
     return names
 
 

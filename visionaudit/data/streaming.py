@@ -36,10 +36,27 @@ def _decoder_pool() -> ThreadPoolExecutor:
         return _pool
 
 
-class StreamedImages:
-    """The images of ``paths`` at ``geometry``, decoded when read (see the module docstring)."""
+class BatchSource:
+    """What a reader such as ``predict_logits`` asks of a uint8 ``(N, C, H, W)`` set besides its slices: ``shape``
+    (set by the subclass), ``dtype``, ``dim()``, ``is_floating_point()``, ``len()``. :class:`StreamedImages` and the
+    corruption family's prepared batches (visionaudit/families/corruption/ahead.py) stand where such a tensor would."""
 
     dtype = torch.uint8
+    shape: torch.Size
+
+    def dim(self) -> int:
+        return 4
+
+    def is_floating_point(self) -> bool:
+        return False
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+
+class StreamedImages(BatchSource):
+    """The images of ``paths`` at ``geometry``, decoded when read (see the module docstring)."""
+
     device = torch.device("cpu")
 
     def __init__(self, paths: Sequence[Path], geometry: Geometry, read_ahead: int = READ_AHEAD) -> None:
@@ -51,15 +68,6 @@ class StreamedImages:
 
     def __repr__(self) -> str:
         return f"StreamedImages({len(self)} images at {self.geometry.crop_size}x{self.geometry.crop_size})"
-
-    def dim(self) -> int:
-        return 4
-
-    def is_floating_point(self) -> bool:
-        return False
-
-    def __len__(self) -> int:
-        return self.shape[0]
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         """One ``(3, H, W)`` image at a time, read in batches (with read-ahead)."""

@@ -33,6 +33,8 @@ from typing import Callable, Sequence
 
 import torch
 
+from visionaudit.data.streaming import BatchSource
+
 CPU_AHEAD = 1  # see the module docstring
 # GPU hosts: two threads, not more: a kernel's working set on the device is 27 to 78 times its uint8 batch (measured
 # in review), and the batch size was fitted to the model alone. Unmeasured on a GPU so far (docs/corruption.md).
@@ -49,11 +51,9 @@ def default_ahead(device: torch.device) -> int:
     return CPU_AHEAD if kind == "cpu" else CUDA_AHEAD if kind == "cuda" else 0
 
 
-class PreparedBatches:
+class PreparedBatches(BatchSource):
     """``prepare`` applied to ``images`` (uint8 ``(N, C, H, W)`` on the CPU, or a StreamedImages set) batch by
     batch, read by contiguous slices (see the module docstring)."""
-
-    dtype = torch.uint8
 
     def __init__(self, images: torch.Tensor, prepare: Prepare, device: torch.device, ahead: int) -> None:
         if ahead < 1:
@@ -63,15 +63,6 @@ class PreparedBatches:
         self._pool: ThreadPoolExecutor | None = None
         self._pending: dict[tuple[int, int], Future] = {}
         self._reading = threading.Lock()  # a StreamedImages set is read by one thread at a time (its read-ahead is not shared)
-
-    def dim(self) -> int:
-        return 4
-
-    def is_floating_point(self) -> bool:
-        return False
-
-    def __len__(self) -> int:
-        return self.shape[0]
 
     def __enter__(self) -> "PreparedBatches":
         return self
