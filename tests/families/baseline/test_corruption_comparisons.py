@@ -197,12 +197,38 @@ def test_summary_and_compare_show_the_corruption_changes_and_kappa():
     lines = _summary_lines({"audits": entries, "run": {}})
     kappa = _kappa(_bits(list(range(10))), _bits(list(range(8, 18))))
     fog = results["corruption_fog_3"]
-    assert lines[0].startswith("baseline, m vs m: ") and f"lowest kappa {min(kappa, fog.error_consistency['kappa']):.3f}" in lines[0]
+    # clean_top1's kappa is judged and the lowest; fog-3's (a condition's, recorded, not judged) is higher
+    assert fog.error_consistency["kappa"] == pytest.approx(_kappa(_bits([0, 1, 2]), _bits(list(range(30)))))
+    assert fog.error_consistency["kappa"] > kappa
+    assert lines[0].startswith("baseline, m vs m: ") and f"lowest judged kappa {kappa:.3f} [95% " in lines[0]
+    assert lines[0].endswith("(clean_top1)") and "not judged" not in lines[0], lines[0]
     assert any(line.startswith("  corruption_fog_3: 0.075 -> 0.75, +0.6750") and "regression" in line for line in lines), lines
     assert any(line.startswith("  clean_top1: ") and line.endswith("warning; errors moved") for line in lines), lines
     table = render({"paired": True, "problems": [], "models": {"m": {"baseline_model": "m", "results": results}}})
     row = next(line for line in table.splitlines() if line.startswith("clean_top1"))
     assert f"{kappa:.3f} [95%" in row and "errors moved (kappa below kappa_warning)" in row
+
+
+def test_the_summary_names_the_lowest_judged_kappa_not_a_conditions():
+    """A condition's kappa is recorded, not judged (the corruption family is judged once, on the pooled mCE): the
+    summary's lowest kappa is the lowest judged one, and a lower unjudged one is named as such."""
+    from visionaudit.families.baseline import _summary_lines
+
+    clean = _bits(list(range(10)))
+    old = _report({"fog-1": _bits([0, 1]), "fog-3": _bits([0, 1, 2, 3])}, clean=clean)
+    new = _report({"fog-1": _bits([0, 1]), "fog-3": _bits([20, 21, 22, 23])}, clean=clean)
+    results = compare_model(outcomes_from_report(old, "m"), outcomes_from_report(new, "m"), _settings())
+    entries = [{"audit": "baseline", "model": "m", "params": {"comparison": k},
+                "metrics": {**r.to_dict(), "baseline_model": "m", "paired": True}} for k, r in results.items()]
+    line = _summary_lines({"audits": entries, "run": {}})[0]
+    fog3 = _kappa(_bits([0, 1, 2, 3]), _bits([20, 21, 22, 23]))  # by hand: 32 of 40 agree, expected 0.82
+    assert results["corruption_fog_3"].error_consistency["kappa"] == pytest.approx(fog3) and fog3 < 0
+    mce = results["mce"].error_consistency["kappa"]
+    assert fog3 < mce < 1.0  # clean's kappa is 1 (the same errors): the mCE's pooled kappa is the lowest judged
+    assert f"lowest judged kappa {mce:.3f} [95% " in line and "(mce)" in line, line
+    assert line.endswith(f"; lowest not judged kappa {fog3:.3f} [95% "
+                         f"{results['corruption_fog_3'].error_consistency['kappa_ci'][0]:.3f}, "
+                         f"{results['corruption_fog_3'].error_consistency['kappa_ci'][1]:.3f}] (corruption_fog_3)"), line
 
 
 def test_a_condition_this_run_did_not_score_is_not_judged_saying_why():

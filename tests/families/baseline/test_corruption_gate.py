@@ -111,7 +111,7 @@ def test_lite0_against_imagenet_normalization_corruptions_mce_and_kappa(runs):
     assert gate["mce"]["outcome"] == "failed" and mce["verdict"] == "regression" and mce["ci"][0] > 0 and mce["p_value_holm"] < 0.05
     regressed = [k for k, e in gate.items() if k.startswith("corruption_") and e["metrics"]["verdict"] == "regression"]
     assert regressed and all(gate[k]["outcome"] == "failed" and "regression" in gate[k]["message"] for k in regressed)
-    assert "error consistency: lowest kappa" in stdout and "  mce: " in stdout and cand["verdict"] == "fail"
+    assert "error consistency: lowest judged kappa" in stdout and "  mce: " in stdout and cand["verdict"] == "fail"
     # compare on the two saved reports gives the same numbers (no model loaded)
     cli = compare_cli(str(tmp / "lite0.json"), str(tmp / "imagenet-norm.json"), "--baseline-as", LITE0, "--format", "json",
                       "--model", spec)

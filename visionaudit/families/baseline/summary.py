@@ -42,13 +42,20 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
 
 
 def _lowest_kappa(entries: list[dict[str, Any]]) -> str:
-    """``; error consistency: lowest kappa 0.62 [95% 0.55, 0.69] (top1_fog)`` over a model's comparisons."""
-    kappas = [(e["metrics"]["error_consistency"], e["params"].get("comparison")) for e in entries
-              if (e["metrics"].get("error_consistency") or {}).get("kappa") is not None]
-    if not kappas:
-        return ""
-    ec, name = min(kappas, key=lambda x: (x[0]["kappa"], str(x[1])))
-    return f"; error consistency: lowest {kappa_text(ec)} ({name})"
+    """``; error consistency: lowest judged kappa 0.62 [95% 0.55, 0.69] (clean_top1)`` over a model's comparisons,
+    then the lowest recorded but not judged (a corruption condition's, a per-class comparison's) where it is lower:
+    a bound names only what it judged (visionaudit/families/baseline/consistency.py)."""
+    judged, recorded = [], []
+    for e in entries:
+        ec = e["metrics"].get("error_consistency") or {}
+        if ec.get("kappa") is not None:
+            # judge_consistency() writes "below" (a bound or None) into the comparisons it judged, and only those
+            (judged if "below" in ec else recorded).append((ec, e["params"].get("comparison")))
+    lowest = [min(group, key=lambda x: (x[0]["kappa"], str(x[1]))) if group else None for group in (judged, recorded)]
+    text = f"; error consistency: lowest judged {kappa_text(lowest[0][0])} ({lowest[0][1]})" if lowest[0] else ""
+    if lowest[1] and (lowest[0] is None or lowest[1][0]["kappa"] < lowest[0][0]["kappa"]):
+        text += f"; lowest not judged {kappa_text(lowest[1][0])} ({lowest[1][1]})"
+    return text
 
 
 def _change_text(m: dict[str, Any]) -> str:
