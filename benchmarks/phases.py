@@ -17,7 +17,10 @@ inside the family's own time):
 
 Phases are microseconds per image and condition (a condition: one forward pass over the images: a transform at
 a severity, a corruption at a severity, the clean pass). On a GPU every timed phase synchronizes the device. The
-corruption family's CPU work runs in turn here, where the family may run it in threads ahead of the device.
+``corruption`` row runs the family's CPU work in turn, so that its phases are shares of its time; the ``corruption-ahead``
+row is the audit as it runs, each pass's batches prepared in threads ahead of the device (the device's
+default, visionaudit/families/corruption/ahead.py): its ratio is the one a run sees, and its kernel and JPEG phases,
+in the threads and overlapping the forward passes, are not timed ("-").
 
     python benchmarks/phases.py --data ../shared/data --images 100 --batch 32 --device cpu \\
         --model benchmarks.near_free:conv1x1 --model efficientnet_lite0 [--corruption-severities 3] [--json out.json]
@@ -28,7 +31,7 @@ corruption family's CPU work runs in turn here, where the family may run it in t
 from __future__ import annotations
 
 import argparse
-import inspect
+import contextlib
 import json
 import os
 import statistics
@@ -63,9 +66,12 @@ from visionaudit.report.assembly import assemble, blank_entry
 ROOT = Path(__file__).resolve().parent.parent
 NEAR_FREE = "benchmarks.near_free:conv1x1"
 DEFAULT_MODELS = (NEAR_FREE, "efficientnet_lite0", "torchvision:resnet50:none")
-FAMILIES = ("accuracy", "robustness", "corruption")
+# "corruption-ahead": the corruption audit as it runs, its batches prepared in threads ahead of the device (the
+# device's default); "corruption" times the same work in turn, so that its phases are shares of its time.
+FAMILIES = ("accuracy", "robustness", "corruption", "corruption-ahead")
 # Every phase a family's row prints, in order (the test checks each is printed); "forward+rest" is the remainder.
 PHASES = ("transforms", "corruption kernels", "JPEG round trip", "statistics", "report")
+IN_THREADS = ("corruption kernels", "JPEG round trip")  # with threads ahead: overlapping the forward passes, not timed
 SEED = 0
 
 
@@ -184,8 +190,9 @@ def robustness(model, images, labels, clean, named, ids, clock: Clock, out_dir: 
     clock.passes = len(robustness_family.TRANSFORMS) * len(severities)
 
 
-def corruption(model, images224, labels224, named, ids, clock: Clock, out_dir: Path) -> None:
-    """The corruption run (clean, JPEG only, each condition) with each condition's assessor and the mCE's."""
+def corruption(model, images224, labels224, named, ids, clock: Clock, out_dir: Path, ahead: bool = False) -> None:
+    """The corruption run (clean, JPEG only, each condition) with each condition's assessor and the mCE's; in turn, or
+    with ``ahead`` as the audit runs it (threads ahead of the device, whose phases are not timed)."""
     severities = clock.options.corruption_severities or get_family("corruption").defaults["severities"]
     t = thresholds("corruption", severities=severities)
     entries: list[dict[str, Any]] = []
@@ -203,14 +210,16 @@ def corruption(model, images224, labels224, named, ids, clock: Clock, out_dir: P
     def timed_kernel(name):
         return clock.wrap("corruption kernels", kernel_for(name))
 
-    with patched(corruption_family, "kernel_for", timed_kernel), \
-         patched(corruption_family, "jpeg_round_trip", clock.wrap("JPEG round trip", corruption_family.jpeg_round_trip)), \
-         patched(corruption_family, "paired", clock.wrap("statistics", corruption_family.paired)), \
+    timed = contextlib.nullcontext() if ahead else contextlib.ExitStack()
+    if not ahead:  # in the threads ahead these would sum time that overlaps the forward passes
+        timed.enter_context(patched(corruption_family, "kernel_for", timed_kernel))
+        timed.enter_context(patched(corruption_family, "jpeg_round_trip",
+                                    clock.wrap("JPEG round trip", corruption_family.jpeg_round_trip)))
+    with timed, patched(corruption_family, "paired", clock.wrap("statistics", corruption_family.paired)), \
          clock.phase("audit"):
-        # Each pass's CPU work in turn, where the family can run it in threads ahead of the device: the phases are then
-        # shares of the audit's own time, not overlapping it (benchmarks/corruptions.py compares the two).
-        in_turn = {"ahead": 0} if "ahead" in inspect.signature(CorruptionRun).parameters else {}
-        run = CorruptionRun(model, images224, labels224, ids, SEED, t["jpeg_round_trip"], **in_turn)
+        # In turn: each pass's CPU work between the forward passes, so the phases are shares of the audit's own time;
+        # ahead: the device's default, as the audit runs (benchmarks/corruptions.py --ahead compares the two per pass).
+        run = CorruptionRun(model, images224, labels224, ids, SEED, t["jpeg_round_trip"], ahead=None if ahead else 0)
         corrupted = Corrupted(run, named, "kernels", None, False)
         context = {"model": model.id, "imagenet": model.label_space.imagenet1k}
         run.clean()  # measured before any assessor runs (the scores measure lazily), so no phase sits in another
@@ -235,6 +244,11 @@ def corruption(model, images224, labels224, named, ids, clock: Clock, out_dir: P
     clock.passes = 1 + int(bool(t["jpeg_round_trip"])) + scored  # clean, JPEG only, each condition that ran
 
 
+def untimed(family: str, phase: str) -> bool:
+    """A phase the row does not time: the corruption work in the threads ahead of the device (None in the JSON)."""
+    return family == "corruption-ahead" and phase in IN_THREADS
+
+
 def measure_model(spec: str, args, device: torch.device, root: Path, decoded: dict, out_dir: Path) -> dict[str, Any]:
     start = time.perf_counter()
     model = load_model(spec, device)
@@ -242,7 +256,7 @@ def measure_model(spec: str, args, device: torch.device, root: Path, decoded: di
     image_set = labelled_images(root / "imagenet-sample").stratified_subset(args.images, seed=SEED)
     image_set = image_set.for_classes(model.label_space)
     geometries = {"model": model.preprocessing.geometry}
-    if "corruption" in args.families:
+    if {"corruption", "corruption-ahead"} & set(args.families):
         geometries["corruption"] = PROTOCOL_GEOMETRY
     images = {}
     for role, geometry in geometries.items():
@@ -266,7 +280,7 @@ def measure_model(spec: str, args, device: torch.device, root: Path, decoded: di
 
     rows: dict[str, dict[str, Any]] = {}
     clean = None
-    for family in ("accuracy", "robustness", "corruption"):
+    for family in FAMILIES:
         if family not in args.families and not (family == "accuracy" and "robustness" in args.families):
             continue
         clock = Clock(device)
@@ -277,7 +291,7 @@ def measure_model(spec: str, args, device: torch.device, root: Path, decoded: di
             robustness(model, images["model"], labels, clean, named, image_set.sample_ids, clock, out_dir)
         else:
             corruption(model, images["corruption"], labels, sample_set("corruption", image_set, args.images, SEED),
-                       image_set.sample_ids, clock, out_dir)
+                       image_set.sample_ids, clock, out_dir, ahead=family == "corruption-ahead")
         passes, whole = clock.passes, clock.seconds["audit"]
         if family == "accuracy":
             clean_s = whole
@@ -290,8 +304,8 @@ def measure_model(spec: str, args, device: torch.device, root: Path, decoded: di
             "passes": passes, "audit_s": round(whole, 6), "bare_forward_s": round(forward_s * passes, 6),
             "ratio": round(whole / (forward_s * passes), 3),
             "own_us": round(max(0.0, whole - forward_s * passes) / per * 1e6, 1),
-            "phases_us": {p: round(clock.seconds.get(p, 0.0) / per * 1e6, 1) for p in PHASES},
-            "phases_s": {p: round(clock.seconds.get(p, 0.0), 6) for p in PHASES},
+            "phases_us": {p: None if untimed(family, p) else round(clock.seconds.get(p, 0.0) / per * 1e6, 1) for p in PHASES},
+            "phases_s": {p: None if untimed(family, p) else round(clock.seconds.get(p, 0.0), 6) for p in PHASES},
         }
     if "accuracy" not in args.families:
         rows.pop("accuracy", None)
@@ -343,13 +357,16 @@ def print_table(results: list[dict[str, Any]], device: torch.device) -> None:
               f"bare forward {r['forward_us']:,.0f} us/image; decode " +
               ", ".join(f"{g} {us:,.0f} us/image" for g, us in r["decode_us"].items()) +
               f"; naming the images (file hashes) {r['naming_us']:,.0f} us/image")
-        head = f"  {'family':<11}{'passes':>7}{'audit s':>10}{'bare fwd s':>11}{'ratio':>7}{'own us':>9}"
+        head = f"  {'family':<17}{'passes':>7}{'audit s':>10}{'bare fwd s':>11}{'ratio':>7}{'own us':>9}"
         print(head + "".join(f"{p:>20}" for p in PHASES))
         for family, row in r["families"].items():
-            print(f"  {family:<11}{row['passes']:>7}{row['audit_s']:>10.2f}{row['bare_forward_s']:>11.2f}{row['ratio']:>7.2f}"
-                  f"{row['own_us']:>9.1f}" + "".join(f"{row['phases_us'][p]:>20.1f}" for p in PHASES))
+            print(f"  {family:<17}{row['passes']:>7}{row['audit_s']:>10.2f}{row['bare_forward_s']:>11.2f}{row['ratio']:>7.2f}"
+                  f"{row['own_us']:>9.1f}" + "".join(f"{'-':>20}" if row['phases_us'][p] is None else f"{row['phases_us'][p]:>20.1f}"
+                                                     for p in PHASES))
     print("\n  us: microseconds per image and condition (one forward pass over the images); ratio: audit / bare forward;"
-          "\n  own: (audit - bare forward) per image and condition; the phases are inside the audit's time.")
+          "\n  own: (audit - bare forward) per image and condition; the phases are inside the audit's time;"
+          "\n  corruption: its CPU work in turn between the passes; corruption-ahead: as a run does it, in threads ahead of"
+          "\n  the device (-: in those threads, overlapping the forward passes, not timed).")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
