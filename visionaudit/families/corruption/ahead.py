@@ -16,24 +16,32 @@ come back in order. An error in a worker is raised to the reader when it reaches
 raises it; leaving the ``with`` block (done, or on an error of the reader's own) cancels what has not started and
 waits for what has.
 
-How many batches ahead: on a CUDA device the kernels and the model run on the GPU and the CPU work is what it
+How many batches ahead (``[audits.corruption] batches_ahead``, "auto" by default: :func:`resolve_ahead`): on a CUDA device the kernels and the model run on the GPU and the CPU work is what it
 waits for, so :data:`CUDA_AHEAD` batches are prepared at once (one thread cannot keep up with a GPU's forward
 passes: a JPEG round trip, speckle noise's draws or fog's cost 0.5 to 1.4 ms per image each on a core). On a CPU
 device the forward pass uses every core, so a thread ahead only moves work between cores: :data:`CPU_AHEAD` is 1,
 measured never slower than in turn (benchmarks/corruptions.py ``--ahead``; the numbers and their caveats are in
-docs/corruption.md).
+docs/corruption.md). A number the user sets is honoured on the CPU and CUDA; elsewhere (MPS) and with nvJPEG the
+batches are prepared in turn and the run says why (:func:`resolve_ahead`).
+
+Whether the device waits: :class:`ReaderWait` adds up how long the reader (the thread that runs the forward passes)
+waited for each prepared batch, the first apart (the pipeline filling); benchmarks/corruptions.py ``--ahead`` prints it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
 
 from visionaudit.data.streaming import BatchSource
+from visionaudit.families.corruption import AUTO_AHEAD, MAX_AHEAD
+from visionaudit.families.corruption.jpeg import CUDA_CODEC
 
 CPU_AHEAD = 1  # see the module docstring
 # GPU hosts: two threads, not more: a kernel's working set on the device is 27 to 78 times its uint8 batch (measured
@@ -51,6 +59,49 @@ def default_ahead(device: torch.device) -> int:
     return CPU_AHEAD if kind == "cpu" else CUDA_AHEAD if kind == "cuda" else 0
 
 
+def resolve_ahead(device: torch.device, asked: int | str | None, codec: str) -> tuple[int, str | None]:
+    """The batches prepared ahead for a model on ``device`` whose JPEG round trip runs with ``codec``, given the
+    user's ``asked`` (``"auto"`` or None: the device's default; a whole number 0 to :data:`MAX_AHEAD`), and, where a
+    number asked cannot be honoured, why, in words (the run records it, the summary says it; in turn then).
+
+    Not honoured: on a device other than the CPU and CUDA (PyTorch's MPS backend crashes when two threads run tensor
+    ops at once), and with the nvJPEG codec (its decode, called from another thread than the forward pass's, can be
+    handed GPU memory that pass still reads: pytorch/vision#9606)."""
+    kind = torch.device(device).type
+    if asked is None or asked == AUTO_AHEAD:
+        return (0 if codec == CUDA_CODEC else default_ahead(device)), None
+    if isinstance(asked, bool) or not isinstance(asked, int) or not 0 <= asked <= MAX_AHEAD:
+        raise ValueError(f"batches ahead must be {AUTO_AHEAD!r} or a whole number 0 to {MAX_AHEAD}, got {asked!r}")
+    if asked == 0:
+        return 0, None
+    if kind not in ("cpu", "cuda"):
+        return 0, (f"batches_ahead = {asked} is set but the model runs on {kind}: each batch was prepared in turn "
+                   f"(PyTorch's {kind.upper()} backend crashes when two threads run tensor ops at once)")
+    if codec == CUDA_CODEC:
+        return 0, (f"batches_ahead = {asked} is set but the JPEG round trip runs with nvJPEG (jpeg_on_device): each batch "
+                   "was prepared in turn (nvJPEG's decode from another thread can be handed GPU memory the forward pass "
+                   "still reads, pytorch/vision#9606)")
+    return asked, None
+
+
+@dataclass
+class ReaderWait:
+    """How long the reader waited for the prepared batches of one pass, in seconds: for the first batch (the pipeline
+    filling: nothing could be ready before the pass began) and for all the others together (0 when the preparation
+    keeps up with the reader). In turn, the reader prepares each batch itself: all of that time is waiting."""
+
+    first: float = 0.0
+    rest: float = 0.0
+    batches: int = 0
+
+    def add(self, seconds: float) -> None:
+        if self.batches == 0:
+            self.first = seconds
+        else:
+            self.rest += seconds
+        self.batches += 1
+
+
 class PreparedBatches(BatchSource):
     """``prepare`` applied to ``images`` (uint8 ``(N, C, H, W)`` on the CPU, or a StreamedImages set) batch by
     batch, read by contiguous slices (see the module docstring)."""
@@ -63,6 +114,7 @@ class PreparedBatches(BatchSource):
         self._pool: ThreadPoolExecutor | None = None
         self._pending: dict[tuple[int, int], Future] = {}
         self._reading = threading.Lock()  # a StreamedImages set is read by one thread at a time (its read-ahead is not shared)
+        self.wait = ReaderWait()  # the reader's wait for each batch (the module docstring)
 
     def __enter__(self) -> "PreparedBatches":
         return self
@@ -109,4 +161,8 @@ class PreparedBatches(BatchSource):
         for key in following:
             if key not in self._pending:
                 self._pending[key] = self._submit(key)
-        return future.result()
+        start = time.perf_counter()
+        try:
+            return future.result()
+        finally:
+            self.wait.add(time.perf_counter() - start)
