@@ -252,6 +252,11 @@ def test_config_keys_are_checked(tmp_path):
         path = tmp_path / "audit.toml"
         path.write_text(f"{base}\n[audits.corruption]\nbatches_ahead = {value}\n")
         assert load_config(path).thresholds("corruption", "efficientnet_lite0")["batches_ahead"] == read, value
+    path.write_text(f'{base}\n[models."torchvision:resnet50".corruption]\nbatches_ahead = 4\n')  # one model's own
+    assert [load_config(path).thresholds("corruption", m)["batches_ahead"] for m in ("torchvision:resnet50", "efficientnet_lite0")] == [4, "auto"]
+    path.write_text(f'{base}\n[models."torchvision:resnet50".corruption]\nbatches_ahead = 9\n')
+    with pytest.raises(ConfigError, match="batches_ahead = 9 is out of range"):
+        load_config(path)
     with pytest.raises(ConfigError, match="whole numbers 1 to 5.*2.5"):
         C.check_severities([1, 2.5])
 
