@@ -154,15 +154,15 @@ def ahead_table(args) -> None:
     head = f"{'corruption':<18} " + " ".join(f"{label:>34}" for label, _, _ in modes) + f" {'in turn / ahead':>16}"
     print(head)
     print("-" * len(head))
-    for name in names + ["all"]:
-        def total(per: dict[str, dict[str, float]], label: str) -> float:
-            return sum(per[label].values()) if name == "all" else per[label][name]
+    def total(per: dict[str, dict[str, float]], label: str, name: str) -> float:
+        return sum(per[label].values()) if name == "all" else per[label][name]
 
+    for name in names + ["all"]:
         cells = []
         for label, _, _ in modes:
-            pass_s, rest = total(seconds, label), total(waited, label)
-            cells.append(f"{pass_s:8.2f} {total(fill, label):7.3f} {rest:7.3f} {100 * rest / pass_s:5.1f} %" if pass_s else "-")
-        ratio = total(seconds, modes[0][0]) / total(seconds, modes[1][0])
+            pass_s, rest = total(seconds, label, name), total(waited, label, name)
+            cells.append(f"{pass_s:8.2f} {total(fill, label, name):7.3f} {rest:7.3f} {100 * rest / pass_s:5.1f} %" if pass_s else "-")
+        ratio = total(seconds, modes[0][0], name) / total(seconds, modes[1][0], name)
         print(f"{name:<18} " + " ".join(f"{c:>34}" for c in cells) + f" {ratio:16.2f}")
 
 

@@ -68,6 +68,7 @@ from visionaudit.families.corruption.scoring import (  # noqa: F401
     own_summary,
     paired,
 )
+from visionaudit.families.corruption.switch import AUTO_AHEAD, MAX_AHEAD, resolve_ahead
 from visionaudit.families.registry import Family, register_family
 from visionaudit.preprocessing import Geometry
 
@@ -76,8 +77,6 @@ if TYPE_CHECKING:  # torch, torchvision and the models are imported where images
 
     from visionaudit.models.loading import LoadedModel
 
-# batches_ahead (ahead.py): "auto" is the device's default; at most this many, each batch ahead holds a kernel's working set
-AUTO_AHEAD, MAX_AHEAD = "auto", 8
 PROTOCOL_GEOMETRY = Geometry(256, 224, "bilinear")  # torchvision's Resize(256) + CenterCrop(224) on PIL images
 
 
@@ -140,7 +139,7 @@ class CorruptionRun:
             self.not_honoured["jpeg_on_device"] = (f"jpeg_on_device is set but the model runs on {model.device.type}: "
                                                    f"the round trip used {self.codec}")
         # imported here: ahead.py imports torch, and the descriptor is read on the xdist controller
-        from visionaudit.families.corruption.ahead import ReaderWait, resolve_ahead
+        from visionaudit.families.corruption.ahead import ReaderWait
 
         self.ahead, why = resolve_ahead(model.device, ahead, self.codec)
         if why:

@@ -40,48 +40,18 @@ from typing import Callable, Sequence
 import torch
 
 from visionaudit.data.streaming import BatchSource
-from visionaudit.families.corruption import AUTO_AHEAD, MAX_AHEAD
-from visionaudit.families.corruption.jpeg import CUDA_CODEC
 
-CPU_AHEAD = 1  # see the module docstring
-# GPU hosts: two threads, not more: a kernel's working set on the device is 27 to 78 times its uint8 batch (measured
-# in review), and the batch size was fitted to the model alone. Unmeasured on a GPU so far (docs/corruption.md).
-CUDA_AHEAD = 2
+# the switch (how many batches ahead, and where a number asked cannot be honoured) lives apart, without torch: the
+# family's descriptor reads it on the xdist controller
+from visionaudit.families.corruption.switch import (  # noqa: F401
+    CPU_AHEAD,
+    CUDA_AHEAD,
+    default_ahead,
+    resolve_ahead,
+)
 
 # prepare(batch on the model's device, positions of its images in the pass) -> the batch as the model is to see it
 Prepare = Callable[[torch.Tensor, Sequence[int]], torch.Tensor]
-
-
-def default_ahead(device: torch.device) -> int:
-    """Batches prepared ahead of the device by default (0: each batch in turn, by the reader). Only the CPU and CUDA:
-    PyTorch's MPS backend crashes the process when two threads run tensor ops at once (pytorch#197805)."""
-    kind = torch.device(device).type
-    return CPU_AHEAD if kind == "cpu" else CUDA_AHEAD if kind == "cuda" else 0
-
-
-def resolve_ahead(device: torch.device, asked: int | str | None, codec: str) -> tuple[int, str | None]:
-    """The batches prepared ahead for a model on ``device`` whose JPEG round trip runs with ``codec``, given the
-    user's ``asked`` (``"auto"`` or None: the device's default; a whole number 0 to :data:`MAX_AHEAD`), and, where a
-    number asked cannot be honoured, why, in words (the run records it, the summary says it; in turn then).
-
-    Not honoured: on a device other than the CPU and CUDA (PyTorch's MPS backend crashes when two threads run tensor
-    ops at once), and with the nvJPEG codec (its decode, called from another thread than the forward pass's, can be
-    handed GPU memory that pass still reads: pytorch/vision#9606)."""
-    kind = torch.device(device).type
-    if asked is None or asked == AUTO_AHEAD:
-        return (0 if codec == CUDA_CODEC else default_ahead(device)), None
-    if isinstance(asked, bool) or not isinstance(asked, int) or not 0 <= asked <= MAX_AHEAD:
-        raise ValueError(f"batches ahead must be {AUTO_AHEAD!r} or a whole number 0 to {MAX_AHEAD}, got {asked!r}")
-    if asked == 0:
-        return 0, None
-    if kind not in ("cpu", "cuda"):
-        return 0, (f"batches_ahead = {asked} is set but the model runs on {kind}: each batch was prepared in turn "
-                   f"(PyTorch's {kind.upper()} backend crashes when two threads run tensor ops at once)")
-    if codec == CUDA_CODEC:
-        return 0, (f"batches_ahead = {asked} is set but the JPEG round trip runs with nvJPEG (jpeg_on_device): each batch "
-                   "was prepared in turn (nvJPEG's decode from another thread can be handed GPU memory the forward pass "
-                   "still reads, pytorch/vision#9606)")
-    return asked, None
 
 
 @dataclass
