@@ -24,7 +24,10 @@ corruption's error is the re-encoding. With ``--audit-imagenet-c DIR`` the downl
 scored instead of the kernels (visionaudit/families/corruption/folder.py).
 
 Each pass's CPU work (the kernels' draws, the kernels that run on the CPU, the JPEG round trip) is done in threads
-ahead of the device, batch by batch, with the same pixels as in turn (visionaudit.families.corruption.ahead).
+ahead of the device, batch by batch, with the same pixels as in turn (visionaudit.families.corruption.ahead; how
+many, ``batches_ahead``: visionaudit.families.corruption.switch). A setting the run cannot follow (``jpeg_on_device``
+on a model not on CUDA, ``batches_ahead`` on MPS or with nvJPEG) is recorded on every entry (``not_honoured``) and
+said in the summary.
 """
 
 from __future__ import annotations

@@ -16,13 +16,14 @@ come back in order. An error in a worker is raised to the reader when it reaches
 raises it; leaving the ``with`` block (done, or on an error of the reader's own) cancels what has not started and
 waits for what has.
 
-How many batches ahead (``[audits.corruption] batches_ahead``, "auto" by default: :func:`resolve_ahead`): on a CUDA device the kernels and the model run on the GPU and the CPU work is what it
-waits for, so :data:`CUDA_AHEAD` batches are prepared at once (one thread cannot keep up with a GPU's forward
-passes: a JPEG round trip, speckle noise's draws or fog's cost 0.5 to 1.4 ms per image each on a core). On a CPU
-device the forward pass uses every core, so a thread ahead only moves work between cores: :data:`CPU_AHEAD` is 1,
-measured never slower than in turn (benchmarks/corruptions.py ``--ahead``; the numbers and their caveats are in
-docs/corruption.md). A number the user sets is honoured on the CPU and CUDA; elsewhere (MPS) and with nvJPEG the
-batches are prepared in turn and the run says why (:func:`resolve_ahead`).
+How many batches ahead: ``[audits.corruption] batches_ahead``, "auto" by default (the switch, its defaults and
+where a number cannot be honoured are in visionaudit.families.corruption.switch). On a CUDA device the kernels and
+the model run on the GPU and the CPU work is what it waits for, so :data:`CUDA_AHEAD` batches are prepared at once
+(one thread cannot keep up with a GPU's forward passes: a JPEG round trip, speckle noise's draws or fog's cost 0.5 to
+1.4 ms per image each on a core). On a CPU device the forward pass uses every core, so a thread ahead only moves work
+between cores: :data:`CPU_AHEAD` is 1, measured never slower than in turn beyond the noise
+(benchmarks/corruptions.py ``--ahead``; the numbers and their caveats are in docs/corruption.md). A number the user
+sets is honoured on the CPU and CUDA; on MPS and with nvJPEG the batches are prepared in turn and the run says why.
 
 Whether the device waits: :class:`ReaderWait` adds up how long the reader (the thread that runs the forward passes)
 waited for each prepared batch, the first apart (the pipeline filling); benchmarks/corruptions.py ``--ahead`` prints it.
