@@ -17,7 +17,9 @@ Without ``--reference-python`` only our throughput is printed.
 ``--ahead`` measures the corruption audit's passes instead (a real model, ``--model``, on ``--device``): each
 condition's pass (kernel, JPEG round trip, forward) with each batch prepared in turn and with batches prepared in
 threads ahead of the device (visionaudit.families.corruption.ahead), the ratio of the two, and the bare forward pass
-beside them; on a CUDA device also with the JPEG round trip on the GPU (nvJPEG, ``jpeg_on_device``):
+beside them; on a CUDA device also with the JPEG round trip on the GPU (nvJPEG, ``jpeg_on_device``, in turn). Per mode
+and condition it prints how long the reader (the thread that runs the forward passes) waited for the prepared
+batches after the first: near 0 when the device never waits for the CPU's share:
 
     python benchmarks/corruptions.py --ahead --images 96 --only fog speckle_noise --severity 3
 """
@@ -39,6 +41,7 @@ from visionaudit.data.image_sets import data_root, labelled_images, load_images
 from visionaudit.families.corruption import PROTOCOL_GEOMETRY, CorruptionRun
 from visionaudit.families.corruption.ahead import default_ahead
 from visionaudit.families.corruption.kernels import CORRUPTIONS, EXTRA_CORRUPTIONS
+from visionaudit.models.batching import default_batch_size
 from visionaudit.models.inference import predict_logits
 from visionaudit.models.loading import load_model
 from visionaudit.preprocessing import Geometry
@@ -98,16 +101,20 @@ def reference_per_second(args, images: np.ndarray, names: list[str]) -> dict[str
 
 
 def ahead_table(args) -> None:
-    """Seconds per condition's pass, in turn and with threads ahead (and with nvJPEG on a GPU), and the ratios."""
+    """Per mode (in turn, threads ahead; on a GPU also nvJPEG) and condition: the pass's seconds, the reader's wait for
+    its first prepared batch (the pipeline filling) and for all the others (seconds and share of the pass: 0 when the
+    device never waits for the CPU's share), and the ratio of the in-turn pass to the ahead one."""
     model = load_model(args.model, args.device)
+    if args.batch:
+        model.batch_size = args.batch
     image_set = labelled_images(data_root(args.data) / "imagenet-sample").stratified_subset(args.images, 0)
     image_set = image_set.for_classes(model.label_space)
     images = load_images(image_set, PROTOCOL_GEOMETRY)
     sync = torch.cuda.synchronize if model.device.type == "cuda" else (lambda: None)
     ahead = args.ahead_batches or max(1, default_ahead(model.device))
     modes = [("in turn", 0, False), (f"{ahead} ahead", ahead, False)]
-    if model.device.type == "cuda":
-        modes += [("in turn, nvjpeg", 0, True), (f"{ahead} ahead, nvjpeg", ahead, True)]
+    if model.device.type == "cuda":  # nvJPEG runs in turn whatever is asked (ahead.resolve_ahead: pytorch/vision#9606)
+        modes += [("in turn, nvjpeg", 0, True)]
     names = args.only or ["fog", "speckle_noise", "jpeg_compression"]
     labels = image_set.label_tensor()
     few = min(len(images), 8)
@@ -123,6 +130,8 @@ def ahead_table(args) -> None:
 
     # The modes take turns within each repeat, so that a machine's load drifting over the run weighs on all alike.
     seconds: dict[str, dict[str, float]] = {label: dict.fromkeys(names, 0.0) for label, _, _ in modes}
+    fill: dict[str, dict[str, float]] = {label: dict.fromkeys(names, 0.0) for label, _, _ in modes}
+    waited: dict[str, dict[str, float]] = {label: dict.fromkeys(names, 0.0) for label, _, _ in modes}
     bare = 0.0
     for r in range(args.repeats):
         bare += timed(lambda: predict_logits(model, images)) / args.repeats
@@ -134,15 +143,27 @@ def ahead_table(args) -> None:
         for name in names:
             for label, run in runs.items():
                 seconds[label][name] += timed(lambda run=run, name=name: run.condition(name, args.severity)) / args.repeats
-    print(f"{model.id} on {model.device}, {len(images)} images, batch {model.batch_size or 'default'}, severity "
-          f"{args.severity}, torch threads {torch.get_num_threads()}; seconds per pass (bare forward {bare:.2f} s)")
-    head = f"{'corruption':<18} " + " ".join(f"{label:>20}" for label, _, _ in modes) + f" {'in turn / ahead':>16}"
+                wait = run.waits[f"{name} {args.severity}"]
+                fill[label][name] += wait.first / args.repeats
+                waited[label][name] += wait.rest / args.repeats
+    batches = -(-len(images) // (model.batch_size or default_batch_size(model.device)))
+    print(f"{model.id} on {model.device}, {len(images)} images, batch {model.batch_size or default_batch_size(model.device)} "
+          f"({batches} batches), severity {args.severity}, torch threads {torch.get_num_threads()}, {args.repeats} repeats; "
+          f"bare forward {bare:.2f} s per pass")
+    print("per mode: the pass (s); the reader's wait for the first batch (s); its wait for the other batches (s, % of the pass)")
+    head = f"{'corruption':<18} " + " ".join(f"{label:>34}" for label, _, _ in modes) + f" {'in turn / ahead':>16}"
     print(head)
     print("-" * len(head))
+    def total(per: dict[str, dict[str, float]], label: str, name: str) -> float:
+        return sum(per[label].values()) if name == "all" else per[label][name]
+
     for name in names + ["all"]:
-        row = {label: (sum(per.values()) if name == "all" else per[name]) for label, per in seconds.items()}
-        ratio = row[modes[0][0]] / row[modes[1][0]]
-        print(f"{name:<18} " + " ".join(f"{row[label]:20.2f}" for label, _, _ in modes) + f" {ratio:16.2f}")
+        cells = []
+        for label, _, _ in modes:
+            pass_s, rest = total(seconds, label, name), total(waited, label, name)
+            cells.append(f"{pass_s:8.2f} {total(fill, label, name):7.3f} {rest:7.3f} {100 * rest / pass_s:5.1f} %" if pass_s else "-")
+        ratio = total(seconds, modes[0][0], name) / total(seconds, modes[1][0], name)
+        print(f"{name:<18} " + " ".join(f"{c:>34}" for c in cells) + f" {ratio:16.2f}")
 
 
 def main() -> None:
@@ -162,6 +183,7 @@ def main() -> None:
     ap.add_argument("--ahead", action="store_true", help="time the audit's passes in turn and with threads ahead")
     ap.add_argument("--ahead-batches", type=int, default=None, help="with --ahead: batches ahead (default: the device's)")
     ap.add_argument("--model", default="efficientnet_lite0", help="with --ahead: the model")
+    ap.add_argument("--batch", type=int, default=None, help="with --ahead: images per batch (default: the device's)")
     ap.add_argument("--device", default="cpu", help="with --ahead: the model's device")
     args = ap.parse_args()
     if args.threads:

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any, Iterable
 
-from visionaudit.errors import unknown_name
+from visionaudit.errors import closest, unknown_name
 
 KINDS = ("number", "int", "str", "bool", "list[str]", "list[number]", "map[number]", "map[str]")
 
@@ -26,7 +26,8 @@ def _is_number(v: Any) -> bool:
 @dataclass(frozen=True)
 class Field:
     """One threshold key. ``choices``: the allowed values of a str, the allowed items of a list[str],
-    or the allowed keys of a map[number]. Ranges apply to numbers, list items and map values.
+    the allowed keys of a map[number], or the words an int also takes ("auto"). Ranges apply to numbers, list
+    items and map values.
     ``default``: the value when audit.toml does not set the key (None: none, the key must be set)."""
 
     kind: str
@@ -69,7 +70,8 @@ class Field:
         if self.range_text:
             text += f" in {self.range_text}"
         if self.choices is not None:
-            text += f" ({'keys' if self.kind == 'map[number]' else 'values' if self.kind == 'map[str]' else 'one of'}: {', '.join(self.choices)})"
+            said = {"map[number]": "keys", "map[str]": "values", "int": "or"}.get(self.kind, "one of")
+            text += f" ({said}: {', '.join(self.choices)})"
         return text
 
     def _in_range(self, v: float) -> bool:
@@ -82,10 +84,17 @@ class Field:
     def problem(self, value: Any) -> str | None:
         """What is wrong with ``value`` for this field, in words, or None when it is fine."""
         wrong_type = f"has the wrong type; it must be {self.describe()}"
+        if self.kind == "int" and self.choices is not None and isinstance(value, str):  # a word it also takes
+            if value in self.choices:
+                return None
+            near = closest(value, self.choices)
+            return (f"is neither a whole number in {self.range_text} nor {' nor '.join(repr(c) for c in self.choices)}"
+                    + (f"; did you mean {near!r}?" if near else ""))
         if self.kind in ("number", "int"):
             if not _is_number(value) or (self.kind == "int" and not isinstance(value, int)):
                 return wrong_type
-            return None if self._in_range(value) else f"is out of range; it must be in {self.range_text}"
+            words = "".join(f" or {c!r}" for c in self.choices or ())  # an int's words ("auto")
+            return None if self._in_range(value) else f"is out of range; it must be in {self.range_text}{words}"
         if self.kind == "str":
             if not isinstance(value, str):
                 return wrong_type
@@ -160,6 +169,11 @@ def whole(help: str = "", default: Any = None) -> Field:
 def count(help: str = "", default: Any = None) -> Field:
     """A whole number of images, resamples, ...: at least 1."""
     return Field("int", help, 1, None, default=default)
+
+
+def whole_or(words: Iterable[str], help: str = "", minimum: int = 0, maximum: int | None = None, default: Any = None) -> Field:
+    """A whole number in [minimum, maximum], or one of ``words`` (``"auto"``: the code's own choice)."""
+    return Field("int", help, minimum, maximum, choices=tuple(words), default=default)
 
 
 def min_images(what: str = "images", default: Any = None) -> Field:

@@ -18,6 +18,7 @@ from visionaudit.data.streaming import StreamedImages
 from visionaudit.errors import ModelOutputError
 from visionaudit.families import corruption as C
 from visionaudit.families.corruption import ahead as A
+from visionaudit.families.corruption import judging
 from visionaudit.models.loading import load_model
 from visionaudit.preprocessing import Geometry
 
@@ -96,6 +97,123 @@ def test_default_ahead_by_device():
     assert A.default_ahead(torch.device("mps")) == 0  # PyTorch's MPS backend crashes on tensor ops from two threads
 
 
+# -- the user's switch, batches_ahead ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("asked, device, codec, expected", [
+    ("auto", "cpu", "libjpeg", 1), (None, "cpu", "libjpeg", 1), ("auto", "cuda", "libjpeg", 2), ("auto", "mps", "libjpeg", 0),
+    ("auto", "cuda", "nvjpeg", 0),  # the defaults, as before the switch: nothing to say
+    (0, "cpu", "libjpeg", 0), (0, "mps", "libjpeg", 0), (0, "cuda", "nvjpeg", 0),  # in turn is always possible
+    (3, "cpu", "libjpeg", 3), (8, "cpu", "libjpeg", 8), (5, "cuda", "libjpeg", 5), (1, "cuda:1", "libjpeg", 1),
+])
+def test_a_number_asked_is_honoured_where_it_can_be(asked, device, codec, expected):
+    assert A.resolve_ahead(torch.device(device), asked, codec) == (expected, None)
+
+
+def test_a_number_that_cannot_be_honoured_runs_in_turn_and_says_why():
+    ahead, why = A.resolve_ahead(torch.device("mps"), 3, "libjpeg")
+    assert ahead == 0 and why == ("batches_ahead = 3 is set but the model runs on mps: each batch was prepared in turn "
+                                  "(PyTorch's MPS backend crashes when two threads run tensor ops at once)")
+    ahead, why = A.resolve_ahead(torch.device("cuda"), 2, "nvjpeg")
+    assert ahead == 0 and why.startswith("batches_ahead = 2 is set but the JPEG round trip runs with nvJPEG (jpeg_on_device): "
+                                         "each batch was prepared in turn") and "pytorch/vision#9606" in why
+
+
+@pytest.mark.parametrize("asked", [9, -1, "many", 2.5, True])
+def test_a_number_out_of_the_switchs_range_is_refused(asked):
+    with pytest.raises(ValueError, match="batches ahead must be 'auto' or a whole number 0 to 8"):
+        A.resolve_ahead(torch.device("cpu"), asked, "libjpeg")
+
+
+def test_the_run_follows_the_switch_and_records_what_it_could_not_do():
+    """Devices this machine lacks (MPS, CUDA) stand in by the model's device type: only the run's construction reads
+    it (no pass is made on them here)."""
+    import dataclasses
+
+    tiny = load_model("tests.tiny_models:tiny")
+    images, labels, ids = torch.zeros(2, 3, 224, 224, dtype=torch.uint8), torch.zeros(2, dtype=torch.long), ["a", "b"]
+
+    def run(device: str, **kwargs) -> C.CorruptionRun:
+        return C.CorruptionRun(dataclasses.replace(tiny, device=torch.device(device)), images, labels, ids, **kwargs)
+
+    assert (run("cpu", ahead=4).ahead, run("cpu", ahead="auto").ahead, run("cpu").ahead) == (4, 1, 1)
+    assert run("cpu", ahead=4).not_honoured == {} and run("cuda", ahead=4).ahead == 4
+    on_mps = run("mps", ahead=2)
+    assert on_mps.ahead == 0 and on_mps.not_honoured["batches_ahead"].startswith("batches_ahead = 2 is set but the model runs on mps")
+    nvjpeg = run("cuda", ahead=2, jpeg_on_device=True)
+    assert nvjpeg.codec == "nvjpeg" and nvjpeg.ahead == 0 and "nvJPEG" in nvjpeg.not_honoured["batches_ahead"]
+    assert "jpeg_on_device" not in nvjpeg.not_honoured  # asked and done
+    on_cpu = run("cpu", jpeg_on_device=True)
+    assert on_cpu.codec == "libjpeg" and on_cpu.not_honoured == {
+        "jpeg_on_device": "jpeg_on_device is set but the model runs on cpu: the round trip used libjpeg"}
+    assert run("mps", jpeg_on_device=True).not_honoured["jpeg_on_device"].endswith("runs on mps: the round trip used libjpeg")
+    assert run("cpu", jpeg=False, jpeg_on_device=True).not_honoured == {}  # no round trip: nothing asked of a codec
+    assert run("cpu", ahead=0, jpeg_on_device=True).ahead == 0  # in turn, and the codec's word alone
+    # every corruption entry records it (and a shard's measurement, which visionaudit merge judges again)
+    corrupted = judging.Corrupted(on_mps, None, "kernels", None, False)
+    assert corrupted.protocol_metrics(True)["not_honoured"] == on_mps.not_honoured
+    assert "not_honoured" not in judging.Corrupted(run("cpu"), None, "kernels", None, False).protocol_metrics(True)
+
+
+# -- the reader's wait: does the device wait for the CPU's share? --------------------------------------------------------
+
+
+@pytest.mark.parametrize("prepare_s, read_s", [(0.08, 0.02), (0.005, 0.05)])
+def test_the_readers_wait_is_what_the_preparation_leaves_it(prepare_s, read_s):
+    """A stand-in preparation that takes ``prepare_s`` per batch, one batch ahead, and a reader that takes ``read_s``
+    on each (the forward pass). After the first batch (the pipeline filling: all of ``prepare_s``) the reader waits
+    prepare_s - read_s per batch when the preparation is the slower (the one worker makes batch k+1 while the reader
+    reads batch k), and nothing when it is the faster. Checked against the test's own clock (when each batch was
+    done, when the reader asked for it), so that sleeps overrunning on a loaded machine move both alike."""
+    n, size = 8, 4
+    images = torch.zeros(n * size, 3, 2, 2, dtype=torch.uint8)
+    done, asked, prepared_s, read = {}, [], [], []
+
+    def prepare(batch, positions):
+        start = time.perf_counter()
+        time.sleep(prepare_s)
+        done[positions[0] // size] = time.perf_counter()
+        prepared_s.append(done[positions[0] // size] - start)
+        return batch
+
+    with A.PreparedBatches(images, prepare, torch.device("cpu"), 1) as prepared:
+        for s in range(0, n * size, size):
+            asked.append(time.perf_counter())
+            prepared[s:s + size]
+            start = time.perf_counter()
+            time.sleep(read_s)
+            read.append(time.perf_counter() - start)
+    wait = prepared.wait
+    assert wait.batches == n
+    # by the test's clock: a batch keeps the reader waiting from its asking to its being done
+    by_clock = [max(0.0, done[k] - asked[k]) for k in range(n)]
+    assert wait.first == pytest.approx(by_clock[0], abs=0.005) and wait.first >= 0.9 * prepare_s
+    assert wait.rest == pytest.approx(sum(by_clock[1:]), abs=0.002 * n)
+    # the closed form, with the durations the sleeps really took
+    slack = (n - 1) * (np.mean(prepared_s) - np.mean(read))
+    if prepare_s > read_s:
+        assert wait.rest == pytest.approx(slack, rel=0.25, abs=0.02), (wait.rest, slack)
+    else:  # near nothing beside the reader's own time
+        assert slack < 0 and wait.rest <= 0.1 * sum(read[:-1]), (wait.rest, slack)
+
+
+def test_in_turn_the_reader_waits_for_all_of_the_preparation(monkeypatch):
+    """In turn (``ahead = 0``) the reader prepares each batch itself: its wait, recorded per pass, is the preparation's
+    whole time; one batch ahead, with a reader (the tiny model) far faster, it is about the same (the device waits)."""
+    def slow(batch, ids, seed, severity):
+        time.sleep(0.05)
+        return batch
+
+    monkeypatch.setattr(C, "kernel_for", lambda name: slow)
+    for ahead in (0, 1):
+        run = _tiny_run(ahead)
+        run.condition("fog", 3)
+        wait = run.waits["fog 3"]
+        assert wait.batches == 5 and wait.first >= 0.05, ahead  # 40 images in batches of 8
+        assert 4 * 0.05 * (0.8 if ahead else 1.0) <= wait.rest <= 4 * 0.05 + 1.0, (ahead, wait)
+    assert not _workers()
+
+
 # -- errors -------------------------------------------------------------------------------------------------------------
 
 
@@ -163,11 +281,7 @@ def test_threads_ahead_give_the_same_pixels_and_outcomes_bit_for_bit(fifty, devi
         a, b = in_turn.condition(corruption, severity), threads.condition(corruption, severity)
         assert (a.predicted == b.predicted).all() and (a.correct == b.correct).all(), (corruption, severity)
         assert (a.error, a.p_value, a.discordant) == (b.error, b.p_value, b.discordant)
-    if model.device.type == "cuda":  # the JPEG round trip on the GPU (nvJPEG) from the threads too
-        in_turn = C.CorruptionRun(model, images, subset.label_tensor(), subset.sample_ids, seed=3, jpeg_on_device=True, ahead=0)
-        threads = C.CorruptionRun(model, images, subset.label_tensor(), subset.sample_ids, seed=3, jpeg_on_device=True, ahead=2)
-        assert in_turn.codec == threads.codec == "nvjpeg"
-        threads._clean = in_turn.clean()
-        a, b = in_turn.condition("fog", 5), threads.condition("fog", 5)
-        assert (a.predicted == b.predicted).all() and (in_turn.jpeg_only() == threads.jpeg_only()).all()
+    if model.device.type == "cuda":  # nvJPEG: in turn whatever is asked (pytorch/vision#9606), and the run says so
+        asked = C.CorruptionRun(model, images, subset.label_tensor(), subset.sample_ids, seed=3, jpeg_on_device=True, ahead=2)
+        assert asked.codec == "nvjpeg" and asked.ahead == 0 and "nvJPEG" in asked.not_honoured["batches_ahead"]
     assert not _workers()

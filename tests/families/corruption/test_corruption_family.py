@@ -233,12 +233,30 @@ def test_config_keys_are_checked(tmp_path):
         ('jpeg_round_trip = "yes"', "jpeg_round_trip = 'yes' has the wrong type"),
         ("jpeg_on_device = 1", "jpeg_on_device = 1 has the wrong type"),
         ("images = -1", "audits.corruption.images = -1 is out of range"),
+        ("batches_ahead = 9", r"audits.corruption.batches_ahead = 9 is out of range; it must be in \[0, 8\] or 'auto'"),
+        ("batches_ahead = -1", r"audits.corruption.batches_ahead = -1 is out of range; it must be in \[0, 8\] or 'auto'"),
+        ("batches_ahead = 2.5", r"batches_ahead = 2.5 has the wrong type; it must be int in \[0, 8\] \(or: auto\)"),
+        ("batches_ahead = true", r"batches_ahead = True has the wrong type; it must be int in \[0, 8\] \(or: auto\)"),
+        ('batches_ahead = "Auto"', r"batches_ahead = 'Auto' is neither a whole number in \[0, 8\] nor 'auto'; did you mean 'auto'\?"),
+        ('batches_ahead = "many"', r"batches_ahead = 'many' is neither a whole number in \[0, 8\] nor 'auto'$"),
+        ('batches_ahead = "2"', r"batches_ahead = '2' is neither a whole number"),
     ]
     for new, message in cases:
         path = tmp_path / "audit.toml"
         path.write_text(f"{base}\n[audits.corruption]\n{new}\n")
         with pytest.raises(ConfigError, match=message):
             load_config(path)
+    # the switch's accepted values, as the audits read them (the default: auto)
+    assert load_config(ROOT / "audit.toml").thresholds("corruption", "efficientnet_lite0")["batches_ahead"] == "auto"
+    for value, read in [('"auto"', "auto"), ("0", 0), ("1", 1), ("8", 8)]:
+        path = tmp_path / "audit.toml"
+        path.write_text(f"{base}\n[audits.corruption]\nbatches_ahead = {value}\n")
+        assert load_config(path).thresholds("corruption", "efficientnet_lite0")["batches_ahead"] == read, value
+    path.write_text(f'{base}\n[models."torchvision:resnet50".corruption]\nbatches_ahead = 4\n')  # one model's own
+    assert [load_config(path).thresholds("corruption", m)["batches_ahead"] for m in ("torchvision:resnet50", "efficientnet_lite0")] == [4, "auto"]
+    path.write_text(f'{base}\n[models."torchvision:resnet50".corruption]\nbatches_ahead = 9\n')
+    with pytest.raises(ConfigError, match="batches_ahead = 9 is out of range"):
+        load_config(path)
     with pytest.raises(ConfigError, match="whole numbers 1 to 5.*2.5"):
         C.check_severities([1, 2.5])
 
@@ -351,9 +369,9 @@ min_images = 10
 """
 
 
-def _audit(shared_data: Path, tmp_path: Path, max_mce: float, *extra: str) -> tuple[subprocess.CompletedProcess, dict]:
+def _audit(shared_data: Path, tmp_path: Path, max_mce: float, *extra: str, settings: str = "") -> tuple[subprocess.CompletedProcess, dict]:
     config = tmp_path / "audit.toml"
-    config.write_text(CONFIG.format(max_mce=max_mce))
+    config.write_text(CONFIG.format(max_mce=max_mce) + settings)
     report = tmp_path / "report.json"
     env = {**os.environ, "VISIONAUDIT_DATA": str(shared_data), "CUDA_VISIBLE_DEVICES": ""}
     env.pop("PYTEST_XDIST_WORKER", None)
@@ -368,8 +386,9 @@ def _audit(shared_data: Path, tmp_path: Path, max_mce: float, *extra: str) -> tu
 
 @pytest.mark.slow
 def test_the_audit_on_a_tiny_model(shared_data, tmp_path):
-    """The tiny random model gets every image wrong: contrast's own bound (0.999) fails it, the default (1.0) not."""
-    proc, data = _audit(shared_data, tmp_path, 1000.0, "-n", "2")
+    """The tiny random model gets every image wrong: contrast's own bound (0.999) fails it, the default (1.0) not.
+    Asked for nvJPEG (jpeg_on_device) on a CPU model, every entry and the summary say the round trip used libjpeg."""
+    proc, data = _audit(shared_data, tmp_path, 1000.0, "-n", "2", settings="jpeg_on_device = true\nbatches_ahead = 2\n")
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     entries = {a["nodeid"].split("::")[1]: a for a in data["audits"]}
     conditions = [a for a in data["audits"] if "corruption" in a["params"]]
@@ -390,6 +409,10 @@ def test_the_audit_on_a_tiny_model(shared_data, tmp_path):
     lo, hi = mce["mce_ci"]
     assert lo <= mce["mce"] <= hi and "mCE over 2 of the 15 corruptions" in mce["note"]
     assert "corruption, tests.tiny_models:tiny: mCE" in proc.stdout and "not comparable with published" in proc.stdout
+    word = "jpeg_on_device is set but the model runs on cpu: the round trip used libjpeg"
+    assert f"corruption, tests.tiny_models:tiny: {word}" in proc.stdout, proc.stdout[-3000:]
+    assert all(a["metrics"]["not_honoured"] == {"jpeg_on_device": word} and a["metrics"]["protocol"]["jpeg_codec"] == "libjpeg"
+               for a in data["audits"] if a["outcome"] != "deselected"), [a["metrics"].get("not_honoured") for a in data["audits"]]
     html = render(data)  # the page's section: the mCE line, the caveat, a row per corruption with its errors
     section = html.split('<section id="corruption">', 1)[1].split("</section>", 1)[0]
     assert f"mCE {fmt(mce['mce'])} [95% {fmt(lo)}, {fmt(hi)}]" in section and "not comparable with published" in section
@@ -457,6 +480,54 @@ def test_an_imagenet_c_folder_through_the_audit(tmp_path):
     merged = merge_cli(str(tmp_path / "part2.json"), str(tmp_path / "part1.json"), "-o", str(tmp_path / "merged.json"))
     assert merged.returncode == 0, merged.stdout + merged.stderr
     assert differences(without_timings(data), without_timings(json.loads((tmp_path / "merged.json").read_text()))) == []
+
+
+def test_a_bad_batches_ahead_stops_the_run_at_startup(tmp_path):
+    config = tmp_path / "audit.toml"
+    config.write_text("[audits.corruption]\nbatches_ahead = 12\n")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "audits/test_corruption.py", "--collect-only", "-q", "-p", "no:cacheprovider",
+                           f"--audit-config={config}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 4, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "audits.corruption.batches_ahead = 12 is out of range; it must be in [0, 8] or 'auto'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_the_batches_ahead_reach_the_run(tmp_path):
+    """fixtures/corruption.py hands the model's ``batches_ahead`` to its run (the run cache key leaves it out: it moves
+    no pixel), and ``jpeg_on_device`` on a CPU model is said on the run."""
+    from types import SimpleNamespace
+
+    from fixtures.corruption import corrupted_run
+    from tests.image_folders import plain_images
+
+    labelled = labelled_images(plain_images(tmp_path / "images", "n01440764_0.JPEG", "n01443537_1.JPEG"))
+    settings = SimpleNamespace(shard=None, imagenet_c=None, samples=None, seed=0)
+    for asked, ahead in [("auto", 1), (0, 0), (5, 5)]:
+        thresholds = {"jpeg_round_trip": True, "images": 0, "jpeg_on_device": True, "batches_ahead": asked}
+        run = corrupted_run(load_model("tests.tiny_models:tiny"), labelled, thresholds, 0, lambda role, subset: None, settings).run
+        assert run.ahead == ahead and run.not_honoured == {
+            "jpeg_on_device": "jpeg_on_device is set but the model runs on cpu: the round trip used libjpeg"}, asked
+
+
+def test_the_summary_says_what_the_run_could_not_do():
+    """From the report's entries (not the live run): a merged report or a baseline says it as the run did."""
+    cpu_word = "jpeg_on_device is set but the model runs on cpu: the round trip used libjpeg"
+    mps_word = ("batches_ahead = 2 is set but the model runs on mps: each batch was prepared in turn (PyTorch's MPS backend "
+                "crashes when two threads run tensor ops at once)")
+    entries = [{"model": "m", "audit": "corruption", "params": {"corruption": c, "severity": 1}, "thresholds": {"alpha": 0.05},
+                "metrics": {"error": 0.5, "clean_error": 0.2, "p_value": 0.5, "n_images": 10, "source": "kernels",
+                            "comparable": False, "not_honoured": {"jpeg_on_device": cpu_word}}} for c in BENCHMARK]
+    entries += [{"model": "other", "audit": "corruption", "params": {}, "thresholds": {}, "outcome": "error",
+                 "metrics": {"not_honoured": {"batches_ahead": mps_word, "jpeg_on_device": cpu_word.replace("cpu", "mps")}}},
+                {"model": "fine", "audit": "corruption", "params": {"corruption": "fog", "severity": 1}, "thresholds": {},
+                 "metrics": {"error": 0.5, "clean_error": 0.2, "p_value": 0.5, "n_images": 10, "source": "kernels"}}]
+    report = {"audits": entries, "aggregates": {"corruption": C.FAMILY.aggregate(entries)}}
+    lines = C.FAMILY.summary_lines(report)
+    said = [line for line in lines if "is set but" in line]
+    assert said == [f"corruption, m: {cpu_word}", f"corruption, other: {mps_word}",
+                    "corruption, other: jpeg_on_device is set but the model runs on mps: the round trip used libjpeg"]
+    assert lines[lines.index(said[0]) - 1].startswith("corruption, m: highest CE")  # after m's own lines
+    assert not any(line.startswith("corruption, fine:") and "is set but" in line for line in lines)
 
 
 def test_a_wrong_imagenet_c_folder_stops_the_run_at_startup(tmp_path):

@@ -24,12 +24,16 @@ corruption's error is the re-encoding. With ``--audit-imagenet-c DIR`` the downl
 scored instead of the kernels (visionaudit/families/corruption/folder.py).
 
 Each pass's CPU work (the kernels' draws, the kernels that run on the CPU, the JPEG round trip) is done in threads
-ahead of the device, batch by batch, with the same pixels as in turn (visionaudit.families.corruption.ahead).
+ahead of the device, batch by batch, with the same pixels as in turn (visionaudit.families.corruption.ahead; how
+many, ``batches_ahead``: visionaudit.families.corruption.switch). A setting the run cannot follow (``jpeg_on_device``
+on a model not on CUDA, ``batches_ahead`` on MPS or with nvJPEG) is recorded on every entry (``not_honoured``) and
+said in the summary.
 """
 
 from __future__ import annotations
 
 import math
+import time
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
@@ -67,6 +71,7 @@ from visionaudit.families.corruption.scoring import (  # noqa: F401
     own_summary,
     paired,
 )
+from visionaudit.families.corruption.switch import AUTO_AHEAD, MAX_AHEAD, resolve_ahead
 from visionaudit.families.registry import Family, register_family
 from visionaudit.preprocessing import Geometry
 
@@ -120,9 +125,10 @@ class CorruptionRun:
     """One model on one image set under the protocol: the clean pass and each condition, computed once."""
 
     def __init__(self, model: LoadedModel, images: torch.Tensor, labels: torch.Tensor, sample_ids: Sequence[str],
-                 seed: int = 0, jpeg: bool = True, jpeg_on_device: bool = False, ahead: int | None = None) -> None:
+                 seed: int = 0, jpeg: bool = True, jpeg_on_device: bool = False, ahead: int | str | None = None) -> None:
         """``jpeg_on_device``: the round trip with nvJPEG on a CUDA model's GPU (see jpeg.py); ``ahead``: batches
-        prepared in threads ahead of the device (None: the device's default, 0: each in turn; see ahead.py)."""
+        prepared in threads ahead of the device (``batches_ahead``: None or "auto", the device's default; 0, each in
+        turn; see ahead.resolve_ahead). What was asked and could not be done is in :attr:`not_honoured`."""
         if images.shape[-2:] != (PROTOCOL_GEOMETRY.crop_size,) * 2:
             raise ValueError(f"the corruption protocol takes 224x224 images, got {tuple(images.shape[-2:])}")
         if len(sample_ids) != images.shape[0]:
@@ -130,12 +136,20 @@ class CorruptionRun:
         self.model, self.images, self.labels, self.ids = model, images, labels, list(sample_ids)
         self.seed, self.jpeg, self.feed = seed, jpeg, feed_geometry(model)
         self.codec = codec_for(model.device, jpeg_on_device)
+        # setting -> what ran instead, in words: every corruption entry records it and the run's summary says it
+        self.not_honoured: dict[str, str] = {}
+        if jpeg and jpeg_on_device and self.codec != CUDA_CODEC:
+            self.not_honoured["jpeg_on_device"] = (f"jpeg_on_device is set but the model runs on {model.device.type}: "
+                                                   f"the round trip used {self.codec}")
         # imported here: ahead.py imports torch, and the descriptor is read on the xdist controller
-        from visionaudit.families.corruption.ahead import default_ahead
+        from visionaudit.families.corruption.ahead import ReaderWait
 
-        self.ahead = default_ahead(model.device) if ahead is None else ahead
-        if ahead is None and self.codec == CUDA_CODEC:  # in turn: torchvision's nvJPEG decode, called from another
-            self.ahead = 0  # thread than the forward pass's, can be handed GPU memory that pass reads (pytorch/vision#9606)
+        self.ahead, why = resolve_ahead(model.device, ahead, self.codec)
+        if why:
+            self.not_honoured["batches_ahead"] = why
+        # the reader's wait for the prepared batches, per pass (its ``what``): benchmarks/corruptions.py reads it; a
+        # property of the machine, not of the model, so never in the report
+        self.waits: dict[str, ReaderWait] = {}
         self._clean: np.ndarray | None = None
         self._jpeg_only: np.ndarray | None = None
         self._conditions: dict[tuple[str, int], Condition] = {}
@@ -164,7 +178,7 @@ class CorruptionRun:
 
     def _predicted(self, corrupt: Callable | None, jpeg: bool, what: str) -> np.ndarray:
         """The top-1 output index per image."""
-        from visionaudit.families.corruption.ahead import PreparedBatches
+        from visionaudit.families.corruption.ahead import PreparedBatches, ReaderWait
         from visionaudit.models.inference import predict_logits
 
         prepare = self.prepare(corrupt, jpeg)
@@ -172,10 +186,19 @@ class CorruptionRun:
             with PreparedBatches(self.images, prepare, self.model.device, self.ahead) as prepared:
                 logits = predict_logits(self.model, prepared, transform=lambda batch, _: to_model_input(batch, self.feed),
                                         what=what)
+            self.waits[what] = prepared.wait
         else:
+            wait = ReaderWait()  # in turn the reader prepares each batch itself: all of it is waiting
+
             def transform(batch: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-                return to_model_input(batch if prepare is None else prepare(batch, idx.tolist()), self.feed)
+                if prepare is not None:
+                    start = time.perf_counter()
+                    batch = prepare(batch, idx.tolist())
+                    wait.add(time.perf_counter() - start)
+                return to_model_input(batch, self.feed)
             logits = predict_logits(self.model, self.images, transform=transform, what=what)
+            if prepare is not None:
+                self.waits[what] = wait
         return logits.argmax(1).numpy().astype(np.int64)
 
     def clean(self) -> np.ndarray:
@@ -203,13 +226,19 @@ _RUNS: "weakref.WeakKeyDictionary[LoadedModel, dict[tuple, CorruptionRun]]" = we
 
 
 def cached_run(model: LoadedModel, set_key: Any, images: torch.Tensor, labels: torch.Tensor, sample_ids: Sequence[str],
-               seed: int, jpeg: bool, jpeg_on_device: bool = False) -> CorruptionRun:
+               seed: int, jpeg: bool, jpeg_on_device: bool = False, ahead: int | str | None = None) -> CorruptionRun:
     """One :class:`CorruptionRun` per (model, image set, seed, JPEG round trip and codec) in a process: every test
-    of the family (each condition, the mCE) shares its passes."""
+    of the family (each condition, the mCE) shares its passes.
+
+    ``ahead`` (``batches_ahead``) is not in the key: it changes when a batch is prepared, never its pixels (bit for
+    bit the same, tests/families/corruption/test_corruption_ahead.py), so a run made with another value gives the same
+    results. Nor is ``jpeg_on_device`` beyond the codec it gives. Both come from the model's own
+    ``[audits.corruption]`` table, one per model in a run, so the run's :attr:`CorruptionRun.not_honoured` is the
+    caller's too."""
     per_model = _RUNS.setdefault(model, {})
     key = (set_key, seed, jpeg, codec_for(model.device, jpeg_on_device))
     if key not in per_model:
-        per_model[key] = CorruptionRun(model, images, labels, sample_ids, seed, jpeg, jpeg_on_device)
+        per_model[key] = CorruptionRun(model, images, labels, sample_ids, seed, jpeg, jpeg_on_device, ahead)
     return per_model[key]
 
 
@@ -288,36 +317,52 @@ def _aggregate(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
     return out
 
 
+def _not_honoured(report: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Per model, the settings its corruption entries say the run could not follow (``not_honoured``: the setting ->
+    what ran instead, in words), from the report's entries: a merged or a baseline report says them as the run did."""
+    out: dict[str, dict[str, str]] = {}
+    for e in report.get("audits", []):
+        said = (e.get("metrics") or {}).get("not_honoured")
+        if e.get("audit") == "corruption" and isinstance(said, dict):
+            out.setdefault(str(e["model"]), {}).update({str(k): str(v) for k, v in said.items()})
+    return out
+
+
 def _summary_lines(report: dict[str, Any]) -> list[str]:
     lines = []
-    for model, r in report["aggregates"].get("corruption", {}).get("models", {}).items():
-        if r.get("alexnet_normalized") is False and "mean_error" in r:
-            ci = r.get("mean_error_ci")
-            rise = r.get("mean_rise")
-            lines.append(f"corruption, {model} (its own label space, not normalized by AlexNet: no mCE): mean error "
-                         f"{r['mean_error']:.3f}" + (f" [95% {ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
-                         + (f", mean rise over its clean error {rise:.3f} (clean {r['clean_error']:.3f})" if rise is not None else "")
-                         + f" ({r.get('n_images')} images, {r.get('source')})")
-            worst = sorted(r["corruption_errors"].items(), key=lambda kv: -kv[1])[:3]
-            lines.append(f"corruption, {model}: highest error {', '.join(f'{c} {v:.3f}' for c, v in worst)}; "
-                         f"{len(r.get('significant', []))} conditions differ from clean (McNemar, Holm)")
-            continue
-        if "mce" not in r:
-            lines.append(f"corruption, {model}: no mCE ({r.get('error', 'no benchmark corruption scored')})")
-            continue
-        ci = r.get("mce_ci")
-        text = (f"corruption, {model}: mCE {r['mce']:.1f}" + (f" [95% {ci[0]:.1f}, {ci[1]:.1f}]" if ci else "")
-                + (f", relative mCE {r['relative_mce']:.1f}" if r.get("relative_mce") is not None else "")
-                + f", mean error {r['mean_error']:.3f} ({r.get('n_images')} images, {r.get('source')})")
-        if r.get("note"):
-            text += f"; {r['note']}"
-        if not r.get("comparable"):
-            text += f"; {NOT_COMPARABLE}"
-        lines.append(text)
-        worst = sorted(r["ce"].items(), key=lambda kv: -kv[1])[:3]
-        lines.append(f"corruption, {model}: highest CE {', '.join(f'{c} {v:.1f}' for c, v in worst)} (AlexNet = 100); "
-                     f"{len(r.get('significant', []))} conditions differ from clean (McNemar, Holm)")
+    not_honoured = _not_honoured(report)
+    models = report["aggregates"].get("corruption", {}).get("models", {})
+    for model in [*models, *(m for m in not_honoured if m not in models)]:  # a model with nothing scored: said all the same
+        lines += _model_lines(model, models[model]) if model in models else []
+        lines += [f"corruption, {model}: {text}" for _, text in sorted(not_honoured.get(model, {}).items())]
     return lines
+
+
+def _model_lines(model: str, r: dict[str, Any]) -> list[str]:
+    """The summary of ``model``'s conditions (its aggregate ``r``): the mCE, or the mean error of its own label space."""
+    if r.get("alexnet_normalized") is False and "mean_error" in r:
+        ci = r.get("mean_error_ci")
+        rise = r.get("mean_rise")
+        worst = sorted(r["corruption_errors"].items(), key=lambda kv: -kv[1])[:3]
+        return [f"corruption, {model} (its own label space, not normalized by AlexNet: no mCE): mean error "
+                f"{r['mean_error']:.3f}" + (f" [95% {ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+                + (f", mean rise over its clean error {rise:.3f} (clean {r['clean_error']:.3f})" if rise is not None else "")
+                + f" ({r.get('n_images')} images, {r.get('source')})",
+                f"corruption, {model}: highest error {', '.join(f'{c} {v:.3f}' for c, v in worst)}; "
+                f"{len(r.get('significant', []))} conditions differ from clean (McNemar, Holm)"]
+    if "mce" not in r:
+        return [f"corruption, {model}: no mCE ({r.get('error', 'no benchmark corruption scored')})"]
+    ci = r.get("mce_ci")
+    text = (f"corruption, {model}: mCE {r['mce']:.1f}" + (f" [95% {ci[0]:.1f}, {ci[1]:.1f}]" if ci else "")
+            + (f", relative mCE {r['relative_mce']:.1f}" if r.get("relative_mce") is not None else "")
+            + f", mean error {r['mean_error']:.3f} ({r.get('n_images')} images, {r.get('source')})")
+    if r.get("note"):
+        text += f"; {r['note']}"
+    if not r.get("comparable"):
+        text += f"; {NOT_COMPARABLE}"
+    worst = sorted(r["ce"].items(), key=lambda kv: -kv[1])[:3]
+    return [text, f"corruption, {model}: highest CE {', '.join(f'{c} {v:.1f}' for c, v in worst)} (AlexNet = 100); "
+                  f"{len(r.get('significant', []))} conditions differ from clean (McNemar, Holm)"]
 
 
 FAMILY = register_family(Family(
@@ -330,7 +375,8 @@ FAMILY = register_family(Family(
     directions={"error": False, "relative_mce": False, "mean_error": False, "clean_error": False, "mean_rise": False},
     alt_key_metrics=("mean_error",),  # a model of its own label space has no mCE
     metrics=("error", "error_ci", "clean_error", "p_value", "p_value_holm", "significant", "ce", "relative_ce",
-             "relative_mce", "mean_error", "mce_ci", "mean_rise", "mean_error_ci", "mean_rise_ci", "jpeg_only_error", "protocol"),
+             "relative_mce", "mean_error", "mce_ci", "mean_rise", "mean_error_ci", "mean_rise_ci", "jpeg_only_error", "protocol",
+             "not_honoured"),
     thresholds={
         "max_mce": f.nonnegative("mCE in % (AlexNet = 100) at most this (ImageNet-1k label spaces)", default=100.0),
         "max_mean_error": f.fraction("a model of its own label space (no mCE): the mean top-1 error over the benchmark "
@@ -348,6 +394,10 @@ FAMILY = register_family(Family(
         "jpeg_on_device": f.flag("the JPEG round trip with nvJPEG on the model's CUDA device instead of libjpeg on the CPU: "
                                  "faster, but not PIL's pixels (the protocol records the codec; a baseline is compared "
                                  "only with the same codec)", default=False),
+        "batches_ahead": f.whole_or([AUTO_AHEAD], "batches of each pass prepared (corrupted, JPEG round trip) in CPU threads "
+                                    "ahead of the device: auto (1 on a CPU, 2 on CUDA, none on MPS or with jpeg_on_device) or "
+                                    "0 (each in turn) to 8; the pixels are the same either way (only the speed moves)",
+                                    minimum=0, maximum=MAX_AHEAD, default=AUTO_AHEAD),
         "images": f.whole("a seeded, class-stratified subset of the labelled images this many strong (0: all of them)", default=100),
         "alpha": f.level("significance level of the McNemar tests against clean and Holm's correction", default=0.05),
         "bootstrap_resamples": f.count("resamples of the bootstrap interval on the mCE", default=2000),

@@ -16,39 +16,61 @@ come back in order. An error in a worker is raised to the reader when it reaches
 raises it; leaving the ``with`` block (done, or on an error of the reader's own) cancels what has not started and
 waits for what has.
 
-How many batches ahead: on a CUDA device the kernels and the model run on the GPU and the CPU work is what it
-waits for, so :data:`CUDA_AHEAD` batches are prepared at once (one thread cannot keep up with a GPU's forward
-passes: a JPEG round trip, speckle noise's draws or fog's cost 0.5 to 1.4 ms per image each on a core). On a CPU
-device the forward pass uses every core, so a thread ahead only moves work between cores: :data:`CPU_AHEAD` is 1,
-measured never slower than in turn (benchmarks/corruptions.py ``--ahead``; the numbers and their caveats are in
-docs/corruption.md).
+How many batches ahead: ``[audits.corruption] batches_ahead``, "auto" by default (the switch, its defaults and
+where a number cannot be honoured are in visionaudit.families.corruption.switch). On a CUDA device the kernels and
+the model run on the GPU and the CPU work is what it waits for, so :data:`CUDA_AHEAD` batches are prepared at once
+(one thread cannot keep up with a GPU's forward passes: a JPEG round trip, speckle noise's draws or fog's cost 0.5 to
+1.4 ms per image each on a core). On a CPU device the forward pass uses every core, so a thread ahead only moves work
+between cores: :data:`CPU_AHEAD` is 1, measured never slower than in turn beyond the noise
+(benchmarks/corruptions.py ``--ahead``; the numbers and their caveats are in docs/corruption.md). A number the user
+sets is honoured on the CPU and CUDA; on MPS and with nvJPEG the batches are prepared in turn and the run says why.
+
+Whether the device waits: :class:`ReaderWait` adds up how long the reader (the thread that runs the forward passes)
+waited for each prepared batch, the first apart (the pipeline filling); benchmarks/corruptions.py ``--ahead`` prints it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
 
 from visionaudit.data.streaming import BatchSource
 
-CPU_AHEAD = 1  # see the module docstring
-# GPU hosts: two threads, not more: a kernel's working set on the device is 27 to 78 times its uint8 batch (measured
-# in review), and the batch size was fitted to the model alone. Unmeasured on a GPU so far (docs/corruption.md).
-CUDA_AHEAD = 2
+# the switch (how many batches ahead, and where a number asked cannot be honoured) lives apart, without torch: the
+# family's descriptor reads it on the xdist controller
+from visionaudit.families.corruption.switch import (  # noqa: F401
+    CPU_AHEAD,
+    CUDA_AHEAD,
+    default_ahead,
+    resolve_ahead,
+)
 
 # prepare(batch on the model's device, positions of its images in the pass) -> the batch as the model is to see it
 Prepare = Callable[[torch.Tensor, Sequence[int]], torch.Tensor]
 
 
-def default_ahead(device: torch.device) -> int:
-    """Batches prepared ahead of the device by default (0: each batch in turn, by the reader). Only the CPU and CUDA:
-    PyTorch's MPS backend crashes the process when two threads run tensor ops at once (pytorch#197805)."""
-    kind = torch.device(device).type
-    return CPU_AHEAD if kind == "cpu" else CUDA_AHEAD if kind == "cuda" else 0
+@dataclass
+class ReaderWait:
+    """How long the reader waited for the prepared batches of one pass, in seconds: for the first batch (the pipeline
+    filling: nothing could be ready before the pass began) and for all the others together (0 when the preparation
+    keeps up with the reader). In turn, the reader prepares each batch itself: all of that time is waiting."""
+
+    first: float = 0.0
+    rest: float = 0.0
+    batches: int = 0
+
+    def add(self, seconds: float) -> None:
+        if self.batches == 0:
+            self.first = seconds
+        else:
+            self.rest += seconds
+        self.batches += 1
 
 
 class PreparedBatches(BatchSource):
@@ -63,6 +85,7 @@ class PreparedBatches(BatchSource):
         self._pool: ThreadPoolExecutor | None = None
         self._pending: dict[tuple[int, int], Future] = {}
         self._reading = threading.Lock()  # a StreamedImages set is read by one thread at a time (its read-ahead is not shared)
+        self.wait = ReaderWait()  # the reader's wait for each batch (the module docstring)
 
     def __enter__(self) -> "PreparedBatches":
         return self
@@ -109,4 +132,8 @@ class PreparedBatches(BatchSource):
         for key in following:
             if key not in self._pending:
                 self._pending[key] = self._submit(key)
-        return future.result()
+        start = time.perf_counter()
+        try:
+            return future.result()
+        finally:
+            self.wait.add(time.perf_counter() - start)

@@ -82,8 +82,12 @@ class Corrupted:
         return {"n_images": self.n_images, **self._described(jpeg)}
 
     def _described(self, jpeg: bool) -> dict[str, Any]:
-        """The protocol metrics but the image count: the same in every shard of a run."""
-        return {"source": self.source, "subset": self.subset, "comparable": self.comparable, "protocol": self.run.describe(jpeg)}
+        """The protocol metrics but the image count: the same in every shard of a run. ``not_honoured``: the settings
+        the run could not follow and what it did instead (a CorruptionRun's; an ImageNet-C folder's run has none),
+        only when there are any."""
+        not_honoured = dict(getattr(self.run, "not_honoured", None) or {})
+        return {"source": self.source, "subset": self.subset, "comparable": self.comparable, "protocol": self.run.describe(jpeg),
+                **({"not_honoured": not_honoured} if not_honoured else {})}
 
     def condition_score(self, corruption: str, severity: int, jpeg: bool) -> ConditionScore | PerImage:
         if not self.split:
