@@ -26,7 +26,7 @@ def _commands() -> list[list[str]]:
 def test_the_script_parses_and_names_every_step():
     assert subprocess.run(["bash", "-n", str(SCRIPT)], check=False).returncode == 0
     commands = _commands()
-    assert len(commands) == 7 and all(c[0] == "$PY" for c in commands), commands
+    assert len(commands) == 8 and all(c[0] == "$PY" for c in commands), commands
 
 
 def test_every_file_and_benchmark_option_it_names_exists():
