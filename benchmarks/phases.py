@@ -15,6 +15,10 @@ inside the family's own time):
   ``VISIONAUDIT_FIRST_FORWARD_LOG``, visionaudit/progress.py), beside the controller's import of the plugins
   (and whether torch came with it) and the model load.
 
+Each model's table is printed, and the JSON (``--json``) written, as soon as that model is measured, with the torch and
+torchvision versions and the card's name; ``complete`` turns true once the start-up is measured too: a run stopped
+at a time limit keeps what it finished.
+
 Phases are microseconds per image and condition (a condition: one forward pass over the images: a transform at
 a severity, a corruption at a severity, the clean pass). On a GPU every timed phase synchronizes the device. The
 ``corruption`` row runs the family's CPU work in turn, so that its phases are shares of its time; the ``corruption-ahead``
@@ -32,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import statistics
 import subprocess
@@ -363,10 +366,23 @@ def print_table(results: list[dict[str, Any]], device: torch.device) -> None:
             print(f"  {family:<17}{row['passes']:>7}{row['audit_s']:>10.2f}{row['bare_forward_s']:>11.2f}{row['ratio']:>7.2f}"
                   f"{row['own_us']:>9.1f}" + "".join(f"{'-':>20}" if row['phases_us'][p] is None else f"{row['phases_us'][p]:>20.1f}"
                                                      for p in PHASES))
+
+
+def print_legend() -> None:
     print("\n  us: microseconds per image and condition (one forward pass over the images); ratio: audit / bare forward;"
           "\n  own: (audit - bare forward) per image and condition; the phases are inside the audit's time;"
           "\n  corruption: its CPU work in turn between the passes; corruption-ahead: as a run does it, in threads ahead of"
           "\n  the device (-: in those threads, overlapping the forward passes, not timed).")
+
+
+def device_name(device: torch.device) -> str:
+    """The card's name on a CUDA device (timings name the card), else the device."""
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else str(device)
+
+
+def write_json(path: str | None, out: dict[str, Any]) -> None:
+    if path:
+        write_atomically(Path(path), out)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -390,11 +406,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ap.error(f"unknown families {sorted(unknown)}; known: {', '.join(FAMILIES)}")
     device = resolve_device(args.device)
     models = args.model or list(DEFAULT_MODELS)
+    import torchvision
+
+    # Each model's table is printed and the JSON written as soon as it is measured: a run stopped at a time limit
+    # (a lent GPU's minutes) keeps what it finished. "complete" turns true once the start-up is measured too.
+    out: dict[str, Any] = {"device": str(device), "device_name": device_name(device), "cpu_threads": torch.get_num_threads(),
+                           "torch": torch.__version__, "torchvision": torchvision.__version__, "models": [],
+                           "complete": False}
+    print(f"torch {out['torch']}, torchvision {out['torchvision']}, {out['device_name']}")
     decoded: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
-        results = [measure_model(spec, args, device, Path(args.data), decoded, Path(tmp)) for spec in models]
-    print_table(results, device)
-    out: dict[str, Any] = {"device": str(device), "cpu_threads": torch.get_num_threads(), "models": results}
+        for spec in models:
+            out["models"].append(measure_model(spec, args, device, Path(args.data), decoded, Path(tmp)))
+            print_table(out["models"][-1:], device)
+            write_json(args.json, out)
+    print_legend()
     if args.startup_repeats:
         out["startup"] = {"controller_imports": controller_imports(),
                           "first_forward": first_forward(models[0], args.data, args.device, args.startup_workers,
@@ -403,8 +429,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"\nstart-up ({s['first_forward']['command']}): first forward pass after {s['first_forward']['median_s']:.2f} s "
               f"(median of {args.startup_repeats}: {s['first_forward']['runs_s']}); the controller's import of the plugins and "
               f"family descriptors {s['controller_imports']['seconds']:.2f} s, torch imported: {s['controller_imports']['torch_imported']}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=2))
+    out["complete"] = True
+    write_json(args.json, out)
     return out
 
 

@@ -26,7 +26,7 @@ def _commands() -> list[list[str]]:
 def test_the_script_parses_and_names_every_step():
     assert subprocess.run(["bash", "-n", str(SCRIPT)], check=False).returncode == 0
     commands = _commands()
-    assert len(commands) == 7 and all(c[0] == "$PY" for c in commands), commands
+    assert len(commands) == 8 and all(c[0] == "$PY" for c in commands), commands
 
 
 def test_every_file_and_benchmark_option_it_names_exists():
@@ -77,3 +77,15 @@ def test_part_2_on_a_fresh_machine_runs_on_the_images_it_carries_saying_so(tmp_p
                           env={**os.environ, "OUT": str(tmp_path / "out"), "IMAGES": "1000"}, check=False)
     assert "lite0 runs on 300 images from .gpu/fallback" in done.stdout, done.stdout + done.stderr
     assert done.returncode == 4  # and then stops: this copy has no wheels to install
+
+
+def test_the_python_it_runs_inline_imports_names_that_exist():
+    """The GPU-names step's inline Python runs only on the device: a renamed function would fail only there."""
+    import importlib
+
+    imports = re.findall(r"^from ([\w.]+) import (.+)$", SCRIPT.read_text(), re.M)
+    assert imports, "the script's inline Python imports nothing from visionaudit any more: update this test"
+    for module, names in imports:
+        loaded = importlib.import_module(module)
+        for name in (n.strip() for n in names.split(",")):
+            assert hasattr(loaded, name), f"{module} has no {name}"

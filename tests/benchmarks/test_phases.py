@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 FAMILIES = ("accuracy", "robustness", "corruption", "corruption-ahead")
@@ -47,6 +48,8 @@ def test_every_phase_and_family_is_printed(tiny_run):
 def test_the_numbers_agree_with_each_other(tiny_run):
     _, data = tiny_run
     (model,) = data["models"]
+    # written model by model (a run stopped at a time limit keeps what it finished), complete once the start-up is in
+    assert data["complete"] is True and data["torch"] == torch.__version__ and data["device_name"] == "cpu"
     n = model["images"]
     assert n == 6
     # the defaults: 9 transforms at 1 severity; 15 corruptions (in turn, and again with threads ahead)
