@@ -148,6 +148,10 @@ def test_the_run_follows_the_switch_and_records_what_it_could_not_do():
         "jpeg_on_device": "jpeg_on_device is set but the model runs on cpu: the round trip used libjpeg"}
     assert run("mps", jpeg_on_device=True).not_honoured["jpeg_on_device"].endswith("runs on mps: the round trip used libjpeg")
     assert run("cpu", jpeg=False, jpeg_on_device=True).not_honoured == {}  # no round trip: nothing asked of a codec
+    # no round trip, so no nvJPEG anywhere (the JPEG-compression corruption is on the CPU): the batches go ahead
+    for asked, ahead in [(2, 2), ("auto", A.CUDA_AHEAD)]:
+        no_trip = run("cuda", jpeg=False, jpeg_on_device=True, ahead=asked)
+        assert (no_trip.ahead, no_trip.not_honoured) == (ahead, {}), asked
     assert run("cpu", ahead=0, jpeg_on_device=True).ahead == 0  # in turn, and the codec's word alone
     # every corruption entry records it (and a shard's measurement, which visionaudit merge judges again)
     corrupted = judging.Corrupted(on_mps, None, "kernels", None, False)

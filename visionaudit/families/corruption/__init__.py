@@ -144,7 +144,8 @@ class CorruptionRun:
         # imported here: ahead.py imports torch, and the descriptor is read on the xdist controller
         from visionaudit.families.corruption.ahead import ReaderWait
 
-        self.ahead, why = resolve_ahead(model.device, ahead, self.codec)
+        # without a round trip no codec runs (nvJPEG nowhere): nothing keeps the batches in turn
+        self.ahead, why = resolve_ahead(model.device, ahead, self.codec if jpeg else CPU_CODEC)
         if why:
             self.not_honoured["batches_ahead"] = why
         # the reader's wait for the prepared batches, per pass (its ``what``): benchmarks/corruptions.py reads it; a
@@ -397,7 +398,7 @@ FAMILY = register_family(Family(
         "batches_ahead": f.whole_or([AUTO_AHEAD], "batches of each pass prepared (corrupted, JPEG round trip) in CPU threads "
                                     "ahead of the device: auto (1 on a CPU, 2 on CUDA, none on MPS or with jpeg_on_device) or "
                                     "0 (each in turn) to 8; the pixels are the same either way (only the speed moves)",
-                                    minimum=0, maximum=MAX_AHEAD, default=AUTO_AHEAD),
+                                    minimum=0, maximum=MAX_AHEAD, default=AUTO_AHEAD, changes_no_result=True),
         "images": f.whole("a seeded, class-stratified subset of the labelled images this many strong (0: all of them)", default=100),
         "alpha": f.level("significance level of the McNemar tests against clean and Holm's correction", default=0.05),
         "bootstrap_resamples": f.count("resamples of the bootstrap interval on the mCE", default=2000),
