@@ -39,7 +39,7 @@ import torch
 
 from visionaudit.data.image_sets import data_root, labelled_images, load_images
 from visionaudit.families.corruption import PROTOCOL_GEOMETRY, CorruptionRun
-from visionaudit.families.corruption.ahead import default_ahead
+from visionaudit.families.corruption.switch import default_ahead
 from visionaudit.families.corruption.kernels import CORRUPTIONS, EXTRA_CORRUPTIONS
 from visionaudit.models.batching import default_batch_size
 from visionaudit.models.inference import predict_logits
@@ -113,7 +113,7 @@ def ahead_table(args) -> None:
     sync = torch.cuda.synchronize if model.device.type == "cuda" else (lambda: None)
     ahead = args.ahead_batches or max(1, default_ahead(model.device))
     modes = [("in turn", 0, False), (f"{ahead} ahead", ahead, False)]
-    if model.device.type == "cuda":  # nvJPEG runs in turn whatever is asked (ahead.resolve_ahead: pytorch/vision#9606)
+    if model.device.type == "cuda":  # nvJPEG runs in turn whatever is asked (switch.resolve_ahead: pytorch/vision#9606)
         modes += [("in turn, nvjpeg", 0, True)]
     names = args.only or ["fog", "speckle_noise", "jpeg_compression"]
     labels = image_set.label_tensor()

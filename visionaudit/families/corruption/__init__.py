@@ -128,7 +128,7 @@ class CorruptionRun:
                  seed: int = 0, jpeg: bool = True, jpeg_on_device: bool = False, ahead: int | str | None = None) -> None:
         """``jpeg_on_device``: the round trip with nvJPEG on a CUDA model's GPU (see jpeg.py); ``ahead``: batches
         prepared in threads ahead of the device (``batches_ahead``: None or "auto", the device's default; 0, each in
-        turn; see ahead.resolve_ahead). What was asked and could not be done is in :attr:`not_honoured`."""
+        turn; see switch.resolve_ahead). What was asked and could not be done is in :attr:`not_honoured`."""
         if images.shape[-2:] != (PROTOCOL_GEOMETRY.crop_size,) * 2:
             raise ValueError(f"the corruption protocol takes 224x224 images, got {tuple(images.shape[-2:])}")
         if len(sample_ids) != images.shape[0]:
