@@ -39,8 +39,8 @@ import torch
 
 from visionaudit.data.image_sets import data_root, labelled_images, load_images
 from visionaudit.families.corruption import PROTOCOL_GEOMETRY, CorruptionRun
-from visionaudit.families.corruption.switch import default_ahead
 from visionaudit.families.corruption.kernels import CORRUPTIONS, EXTRA_CORRUPTIONS
+from visionaudit.families.corruption.switch import default_ahead
 from visionaudit.models.batching import default_batch_size
 from visionaudit.models.inference import predict_logits
 from visionaudit.models.loading import load_model
@@ -98,6 +98,11 @@ def reference_per_second(args, images: np.ndarray, names: list[str]) -> dict[str
     if done.returncode:
         raise SystemExit(f"the reference run failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def ratio_cell(in_turn: float, ahead: float, width: int = 16) -> str:
+    """The in-turn pass over the ahead one, or "-" when the ahead pass took no measurable time (as the cells say)."""
+    return f"{in_turn / ahead:{width}.2f}" if ahead else f"{'-':>{width}}"
 
 
 def ahead_table(args) -> None:
@@ -162,8 +167,8 @@ def ahead_table(args) -> None:
         for label, _, _ in modes:
             pass_s, rest = total(seconds, label, name), total(waited, label, name)
             cells.append(f"{pass_s:8.2f} {total(fill, label, name):7.3f} {rest:7.3f} {100 * rest / pass_s:5.1f} %" if pass_s else "-")
-        ratio = total(seconds, modes[0][0], name) / total(seconds, modes[1][0], name)
-        print(f"{name:<18} " + " ".join(f"{c:>34}" for c in cells) + f" {ratio:16.2f}")
+        ratio = ratio_cell(total(seconds, modes[0][0], name), total(seconds, modes[1][0], name))
+        print(f"{name:<18} " + " ".join(f"{c:>34}" for c in cells) + f" {ratio}")
 
 
 def main() -> None:

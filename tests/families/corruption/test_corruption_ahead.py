@@ -311,3 +311,22 @@ def test_threads_ahead_give_the_same_pixels_and_outcomes_bit_for_bit(fifty, devi
         asked = C.CorruptionRun(model, images, subset.label_tensor(), subset.sample_ids, seed=3, jpeg_on_device=True, ahead=2)
         assert asked.codec == "nvjpeg" and asked.ahead == 0 and "nvJPEG" in asked.not_honoured["batches_ahead"]
     assert not _workers()
+
+
+@pytest.mark.slow
+def test_the_most_threads_ahead_give_the_same_pixels_bit_for_bit(fifty):
+    """At the switch's top value (MAX_AHEAD, 8 workers at once), pixels only (no forward pass): 24 real images in 8
+    batches of 3, speckle noise and shot noise (per-image draws and Poisson counts on the CPU) and the JPEG-compression
+    corruption, each with the JPEG round trip: every batch as in turn."""
+    subset = fifty.stratified_subset(24, 0)
+    images = load_images(subset, C.PROTOCOL_GEOMETRY)
+    run = C.CorruptionRun(load_model("tests.tiny_models:tiny"), images, subset.label_tensor(), subset.sample_ids, seed=3, ahead=0)
+    size = 3
+    for corruption in ("speckle_noise", "shot_noise", "jpeg_compression"):
+        kernel = C.kernel_for(corruption)
+        prepare = run.prepare(lambda b, ids, k=kernel: k(b, ids, run.seed, 3), True)
+        with A.PreparedBatches(images, prepare, torch.device("cpu"), W.MAX_AHEAD) as prepared:
+            got = [prepared[s:s + size] for s in range(0, len(images), size)]
+        for s, batch in zip(range(0, len(images), size), got):
+            assert torch.equal(batch, prepare(images[s:s + size], range(s, s + size))), (corruption, s)
+    assert W.MAX_AHEAD == 8 and not _workers()
