@@ -39,8 +39,8 @@ import torch
 
 from visionaudit.data.image_sets import data_root, labelled_images, load_images
 from visionaudit.families.corruption import PROTOCOL_GEOMETRY, CorruptionRun
-from visionaudit.families.corruption.ahead import default_ahead
 from visionaudit.families.corruption.kernels import CORRUPTIONS, EXTRA_CORRUPTIONS
+from visionaudit.families.corruption.switch import default_ahead
 from visionaudit.models.batching import default_batch_size
 from visionaudit.models.inference import predict_logits
 from visionaudit.models.loading import load_model
@@ -100,6 +100,11 @@ def reference_per_second(args, images: np.ndarray, names: list[str]) -> dict[str
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def ratio_cell(in_turn: float, ahead: float, width: int = 16) -> str:
+    """The in-turn pass over the ahead one, or "-" when the ahead pass took no measurable time (as the cells say)."""
+    return f"{in_turn / ahead:{width}.2f}" if ahead else f"{'-':>{width}}"
+
+
 def ahead_table(args) -> None:
     """Per mode (in turn, threads ahead; on a GPU also nvJPEG) and condition: the pass's seconds, the reader's wait for
     its first prepared batch (the pipeline filling) and for all the others (seconds and share of the pass: 0 when the
@@ -113,7 +118,7 @@ def ahead_table(args) -> None:
     sync = torch.cuda.synchronize if model.device.type == "cuda" else (lambda: None)
     ahead = args.ahead_batches or max(1, default_ahead(model.device))
     modes = [("in turn", 0, False), (f"{ahead} ahead", ahead, False)]
-    if model.device.type == "cuda":  # nvJPEG runs in turn whatever is asked (ahead.resolve_ahead: pytorch/vision#9606)
+    if model.device.type == "cuda":  # nvJPEG runs in turn whatever is asked (switch.resolve_ahead: pytorch/vision#9606)
         modes += [("in turn, nvjpeg", 0, True)]
     names = args.only or ["fog", "speckle_noise", "jpeg_compression"]
     labels = image_set.label_tensor()
@@ -162,8 +167,8 @@ def ahead_table(args) -> None:
         for label, _, _ in modes:
             pass_s, rest = total(seconds, label, name), total(waited, label, name)
             cells.append(f"{pass_s:8.2f} {total(fill, label, name):7.3f} {rest:7.3f} {100 * rest / pass_s:5.1f} %" if pass_s else "-")
-        ratio = total(seconds, modes[0][0], name) / total(seconds, modes[1][0], name)
-        print(f"{name:<18} " + " ".join(f"{c:>34}" for c in cells) + f" {ratio:16.2f}")
+        ratio = ratio_cell(total(seconds, modes[0][0], name), total(seconds, modes[1][0], name))
+        print(f"{name:<18} " + " ".join(f"{c:>34}" for c in cells) + f" {ratio}")
 
 
 def main() -> None:

@@ -28,7 +28,9 @@ class Field:
     """One threshold key. ``choices``: the allowed values of a str, the allowed items of a list[str],
     the allowed keys of a map[number], or the words an int also takes ("auto"). Ranges apply to numbers, list
     items and map values.
-    ``default``: the value when audit.toml does not set the key (None: none, the key must be set)."""
+    ``default``: the value when audit.toml does not set the key (None: none, the key must be set).
+    ``changes_no_result``: a setting of how fast, not of what is measured or judged (no pixel, number or outcome
+    moves with it), so shards run with different values of it are one run (``visionaudit merge``)."""
 
     kind: str
     help: str = ""
@@ -38,6 +40,7 @@ class Field:
     exclusive_maximum: bool = False
     choices: tuple[str, ...] | None = None
     default: Any = None
+    changes_no_result: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -171,9 +174,10 @@ def count(help: str = "", default: Any = None) -> Field:
     return Field("int", help, 1, None, default=default)
 
 
-def whole_or(words: Iterable[str], help: str = "", minimum: int = 0, maximum: int | None = None, default: Any = None) -> Field:
+def whole_or(words: Iterable[str], help: str = "", minimum: int = 0, maximum: int | None = None, default: Any = None,
+             changes_no_result: bool = False) -> Field:
     """A whole number in [minimum, maximum], or one of ``words`` (``"auto"``: the code's own choice)."""
-    return Field("int", help, minimum, maximum, choices=tuple(words), default=default)
+    return Field("int", help, minimum, maximum, choices=tuple(words), default=default, changes_no_result=changes_no_result)
 
 
 def min_images(what: str = "images", default: Any = None) -> Field:

@@ -6,7 +6,10 @@ are put back in the whole set's order and judged again by the same assessor a no
 statistic (McNemar, bootstrap intervals, t-tests, Holm over transforms, verdicts) is computed once, from
 all images. Tests that do not split by image ran whole in shard 1 and are taken from it. Parts that do
 not belong together (another seed, subset, data, model weights, thresholds or suite version; a shard
-missing or given twice) are refused with every difference named.
+missing or given twice) are refused with every difference named. Two things may differ between parts, since they
+are properties of each shard's machine and move no result: a threshold field declared ``changes_no_result`` (the
+corruption family's ``batches_ahead``), and what a part's run could not follow there (``not_honoured``: the merged
+entries say every part's reasons).
 """
 
 from __future__ import annotations
@@ -193,15 +196,69 @@ def _same_observers(nodeid: str, data: list[dict[str, Any]], names: Sequence[str
                           "(python -m visionaudit fetch texture-vs-shape-raw) and merge those parts")
 
 
+# Under this key a part's context says which settings its run could not follow on its machine (setting -> what ran
+# instead, in words; the corruption family's jpeg_on_device and batches_ahead). A property of each shard's machine,
+# not of what was measured: parts may differ in it, and the merged run says every part's reasons.
+NOT_HONOURED = "not_honoured"
+
+
+def _without_not_honoured(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_not_honoured(v) for k, v in value.items() if k != NOT_HONOURED}
+    return value
+
+
+def _with_not_honoured(first: Any, contexts: Sequence[Any], names: Sequence[str]) -> Any:
+    """``first`` (a part's context) with, wherever a part's context says ``not_honoured``, the union of what the
+    parts say there: each reason once, followed by the parts that gave it unless every part did."""
+    if not isinstance(first, dict):
+        return first
+    out = {k: _with_not_honoured(v, [c.get(k) if isinstance(c, dict) else None for c in contexts], names)
+           for k, v in first.items() if k != NOT_HONOURED}
+    said = [c.get(NOT_HONOURED) if isinstance(c, dict) else None for c in contexts]
+    if any(said):
+        union: dict[str, dict[str, list[str]]] = {}
+        for name, reasons in zip(names, said):
+            for setting, why in (reasons or {}).items():
+                union.setdefault(setting, {}).setdefault(why, []).append(name)
+        out[NOT_HONOURED] = {
+            setting: "; ".join(why if len(by) == len(names) else f"{why} ({', '.join(by)})" for why, by in reasons.items())
+            for setting, reasons in union.items()}
+    return out
+
+
+def _differences(a: Any, b: Any, path: str = "") -> list[str]:
+    """Where two values differ, as dotted keys (the values themselves where short)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b), key=str) for d in _differences(a.get(k), b.get(k), f"{path}.{k}" if path else str(k))]
+    if a == b:
+        return []
+    shown = f"{a!r} vs {b!r}"
+    return [f"{path or 'value'} ({shown})" if len(shown) <= 80 else path or "value"]
+
+
+def _same(nodeid: str, what: str, values: Sequence[Any], names: Sequence[str]) -> None:
+    """:class:`Unmergeable` naming the differing keys and the parts when the parts judged the test differently."""
+    for name, value in zip(names[1:], values[1:]):
+        if value != values[0]:
+            raise Unmergeable(f"{nodeid}: the parts judged it with different {what}, {names[0]} vs {name}: "
+                              f"{', '.join(_differences(values[0], value))}; run every shard with the same audit.toml "
+                              "and options (and suite version) and merge those parts")
+
+
 def _judge(nodeid: str, entries: list[dict[str, Any]], parts: Sequence[dict[str, Any]], samples: dict[str, SampleSet],
            names: Sequence[str], notes: list[str] | None = None) -> dict[str, Any]:
     """One split test judged again on every shard's per-image data (what the merge left out appended to ``notes``)."""
     base = entries[0]
     data = [e["shard_data"] for e in entries]
     _same_observers(nodeid, data, names)
-    for key in ("assessor", "set", "thresholds", "context"):
-        if any(d[key] != data[0][key] for d in data[1:]):
-            raise Unmergeable(f"{nodeid}: the parts judged it with different {key} (another audit.toml or option?)")
+    family = families().get(str(base["audit"]))
+    speed_only = {k for k, f in (family.thresholds.items() if family is not None else ()) if f.changes_no_result}
+    _same(nodeid, "assessor", [d["assessor"] for d in data], names)
+    _same(nodeid, "set", [d["set"] for d in data], names)
+    _same(nodeid, "thresholds", [{k: v for k, v in d["thresholds"].items() if k not in speed_only} for d in data], names)
+    _same(nodeid, "context", [_without_not_honoured(d["context"]) for d in data], names)
+    context = _with_not_honoured(data[0]["context"], [d["context"] for d in data], names)
     role = data[0]["set"]
     if role not in samples:
         raise Unmergeable(f"{nodeid}: the parts do not together hold every image of {role}")
@@ -210,13 +267,12 @@ def _judge(nodeid: str, entries: list[dict[str, Any]], parts: Sequence[dict[str,
     record = AuditRecord(audit=base["audit"], model=base["model"], params=dict(base.get("params") or {}))
     # A bound added to the family after the part was written (a version-3 part has no min_class_images) is
     # judged at its descriptor default, as the run that wrote the part would have had it.
-    family = families().get(str(base["audit"]))
     bounds = {**(family.defaults if family is not None else {}), **data[0]["thresholds"]}
     thresholds = Thresholds(str(base["audit"]), str(base["model"] or ""), bounds)
     outcome, message = "passed", None
     try:
         # The assessor by its stored name, "<family>.<test name>", from its family's descriptor.
-        find_assessor(data[0]["assessor"])(record, PerImage(samples[role], arrays), thresholds, data[0]["context"])
+        find_assessor(data[0]["assessor"])(record, PerImage(samples[role], arrays), thresholds, context)
     except NotJudged as e:
         outcome, message = "not_judged", f"not judged: {e}"
     except NotApplicable as e:  # as a run skips it (fixtures/recording.py)

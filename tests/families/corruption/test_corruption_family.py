@@ -534,3 +534,68 @@ def test_a_wrong_imagenet_c_folder_stops_the_run_at_startup(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "pytest", "audits/test_corruption.py", "--collect-only", "-q", "-p", "no:cacheprovider",
                            f"--audit-imagenet-c={tmp_path / 'nowhere'}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 4 and "ImageNet-C folder" in proc.stderr and "does not exist" in proc.stderr, proc.stderr[-2000:]
+
+
+def test_shards_merge_with_what_their_runs_could_not_do(monkeypatch):
+    """``visionaudit merge`` of corruption parts whose runs could not follow a setting: every merged entry (each
+    condition, the mCE) says it, as the unsharded run's do, and so does the merged report's summary; parts that
+    differ in it (one shard's device could follow the setting, another's could not) merge, each reason said once with
+    the parts that gave it; parts that differ only in ``batches_ahead`` (a speed setting) merge; parts that differ in a
+    bound are refused, naming the bound and the parts."""
+    from tests import test_sharding as S
+    from visionaudit import config as config_module
+    from visionaudit.data.shards import Shard
+    from visionaudit.report.merge import Unmergeable, merge_reports
+
+    mps = ("batches_ahead = 2 is set but the model runs on mps: each batch was prepared in turn (PyTorch's MPS backend "
+           "crashes when two threads run tensor ops at once)")
+    cpu = "jpeg_on_device is set but the model runs on cpu: the round trip used libjpeg"
+    rng = np.random.default_rng(5)
+    n = 300
+    ids = [f"n{k:08d}_img.JPEG" for k in rng.permutation(10 * n)[:n]]
+    clean = rng.random(n) < 0.7
+    bits = {(c, s): clean & (rng.random(n) < 0.8) for c, s in (("fog", 1), ("contrast", 1))}
+
+    def run(shard, said, **bounds):
+        monkeypatch.setattr(S._GivenCorruptionBits, "not_honoured", said, raising=False)
+        monkeypatch.setattr(config_module, "load_config", lambda path: _with_bounds(load_config(path), bounds))
+        return S._synthetic_corruption_run(shard, ids, clean, bits, True)
+
+    said = {"jpeg_on_device": cpu, "batches_ahead": mps}
+    whole = run(None, said)
+    merged = merge_reports([run(Shard(k, 2), said) for k in (1, 2)], ["p1", "p2"])
+    entries = merged["audits"]
+    assert len(entries) == 3 and all(e["metrics"]["not_honoured"] == said for e in entries), [e["metrics"] for e in entries]
+    assert [e["metrics"] for e in entries] == [e["metrics"] for e in whole["audits"]]
+    lines = C.FAMILY.summary_lines(merged)
+    assert f"corruption, m: {cpu}" in lines and f"corruption, m: {mps}" in lines, lines
+
+    # one shard's machine could follow both settings, the other's could not follow batches_ahead (another reason)
+    nvjpeg = "batches_ahead = 2 is set but the JPEG round trip runs with nvJPEG (jpeg_on_device): each batch was prepared in turn"
+    merged = merge_reports([run(Shard(1, 2), {"batches_ahead": mps}), run(Shard(2, 2), {})], ["p1", "p2"])
+    assert all(e["metrics"]["not_honoured"] == {"batches_ahead": f"{mps} (p1)"} for e in merged["audits"])
+    merged = merge_reports([run(Shard(1, 3), {"batches_ahead": mps, "jpeg_on_device": cpu}),
+                            run(Shard(2, 3), {"batches_ahead": nvjpeg, "jpeg_on_device": cpu}),
+                            run(Shard(3, 3), {"batches_ahead": mps, "jpeg_on_device": cpu})], ["p1", "p2", "p3"])
+    assert all(e["metrics"]["not_honoured"] == {"batches_ahead": f"{mps} (p1, p3); {nvjpeg} (p2)", "jpeg_on_device": cpu}
+               for e in merged["audits"])
+    assert f"corruption, m: {mps} (p1, p3); {nvjpeg} (p2)" in C.FAMILY.summary_lines(merged)
+
+    # batches_ahead moves no result: parts run with other values of it are one run; a bound is not
+    parts = [run(Shard(1, 2), {}, batches_ahead=1), run(Shard(2, 2), {}, batches_ahead=4)]
+    assert [e["shard_data"]["thresholds"]["batches_ahead"] for p in parts for e in p["audits"]][::3] == [1, 4]
+    assert [e["metrics"] for e in merge_reports(parts, ["p1", "p2"])["audits"]] == [e["metrics"] for e in run(None, {})["audits"]]
+    parts[1] = run(Shard(2, 2), {}, batches_ahead=4, max_error=0.5)
+    with pytest.raises(Unmergeable) as refused:
+        merge_reports(parts, ["p1", "p2"])
+    assert "the parts judged it with different thresholds, p1 vs p2: max_error (0.99 vs 0.5)" in str(refused.value)
+    assert "batches_ahead" not in str(refused.value) and "same audit.toml" in str(refused.value)
+
+
+def _with_bounds(config, bounds):
+    """``config`` with the corruption family's bounds set as an audit.toml would set them."""
+    import dataclasses
+
+    audits = dict(config.audits)
+    audits["corruption"] = {**audits.get("corruption", {}), **bounds}
+    return dataclasses.replace(config, audits=audits)

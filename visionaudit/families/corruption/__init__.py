@@ -128,7 +128,7 @@ class CorruptionRun:
                  seed: int = 0, jpeg: bool = True, jpeg_on_device: bool = False, ahead: int | str | None = None) -> None:
         """``jpeg_on_device``: the round trip with nvJPEG on a CUDA model's GPU (see jpeg.py); ``ahead``: batches
         prepared in threads ahead of the device (``batches_ahead``: None or "auto", the device's default; 0, each in
-        turn; see ahead.resolve_ahead). What was asked and could not be done is in :attr:`not_honoured`."""
+        turn; see switch.resolve_ahead). What was asked and could not be done is in :attr:`not_honoured`."""
         if images.shape[-2:] != (PROTOCOL_GEOMETRY.crop_size,) * 2:
             raise ValueError(f"the corruption protocol takes 224x224 images, got {tuple(images.shape[-2:])}")
         if len(sample_ids) != images.shape[0]:
@@ -144,7 +144,8 @@ class CorruptionRun:
         # imported here: ahead.py imports torch, and the descriptor is read on the xdist controller
         from visionaudit.families.corruption.ahead import ReaderWait
 
-        self.ahead, why = resolve_ahead(model.device, ahead, self.codec)
+        # without a round trip no codec runs (nvJPEG nowhere): nothing keeps the batches in turn
+        self.ahead, why = resolve_ahead(model.device, ahead, self.codec if jpeg else CPU_CODEC)
         if why:
             self.not_honoured["batches_ahead"] = why
         # the reader's wait for the prepared batches, per pass (its ``what``): benchmarks/corruptions.py reads it; a
@@ -397,7 +398,7 @@ FAMILY = register_family(Family(
         "batches_ahead": f.whole_or([AUTO_AHEAD], "batches of each pass prepared (corrupted, JPEG round trip) in CPU threads "
                                     "ahead of the device: auto (1 on a CPU, 2 on CUDA, none on MPS or with jpeg_on_device) or "
                                     "0 (each in turn) to 8; the pixels are the same either way (only the speed moves)",
-                                    minimum=0, maximum=MAX_AHEAD, default=AUTO_AHEAD),
+                                    minimum=0, maximum=MAX_AHEAD, default=AUTO_AHEAD, changes_no_result=True),
         "images": f.whole("a seeded, class-stratified subset of the labelled images this many strong (0: all of them)", default=100),
         "alpha": f.level("significance level of the McNemar tests against clean and Holm's correction", default=0.05),
         "bootstrap_resamples": f.count("resamples of the bootstrap interval on the mCE", default=2000),

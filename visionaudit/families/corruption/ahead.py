@@ -16,17 +16,17 @@ come back in order. An error in a worker is raised to the reader when it reaches
 raises it; leaving the ``with`` block (done, or on an error of the reader's own) cancels what has not started and
 waits for what has.
 
-How many batches ahead: ``[audits.corruption] batches_ahead``, "auto" by default (the switch, its defaults and
-where a number cannot be honoured are in visionaudit.families.corruption.switch). On a CUDA device the kernels and
-the model run on the GPU and the CPU work is what it waits for, so :data:`CUDA_AHEAD` batches are prepared at once
-(one thread cannot keep up with a GPU's forward passes: a JPEG round trip, speckle noise's draws or fog's cost 0.5 to
-1.4 ms per image each on a core). On a CPU device the forward pass uses every core, so a thread ahead only moves work
-between cores: :data:`CPU_AHEAD` is 1, measured never slower than in turn beyond the noise
-(benchmarks/corruptions.py ``--ahead``; the numbers and their caveats are in docs/corruption.md). A number the user
-sets is honoured on the CPU and CUDA; on MPS and with nvJPEG the batches are prepared in turn and the run says why.
+How many batches ahead: ``[audits.corruption] batches_ahead``. Its values, each device's default and where a number
+cannot be honoured (then the batches are prepared in turn and the run says why) have one home,
+visionaudit.families.corruption.switch; this module only runs the threads it is given.
 
 Whether the device waits: :class:`ReaderWait` adds up how long the reader (the thread that runs the forward passes)
 waited for each prepared batch, the first apart (the pipeline filling); benchmarks/corruptions.py ``--ahead`` prints it.
+Here the wait is the whole of :meth:`PreparedBatches.__getitem__` (all of it is time the device is not fed): what a
+worker had not finished of the batch when the reader asked, which is its slice of the set (a decode, for a streamed
+set), the copy to the device and ``prepare``, and the handing of the next batches to the workers. In turn the pass
+times ``prepare`` alone (CorruptionRun): the slice and the copy are then made by ``predict_logits`` outside it, as
+in a pass with nothing to prepare.
 """
 
 from __future__ import annotations
@@ -41,15 +41,6 @@ from typing import Callable, Sequence
 import torch
 
 from visionaudit.data.streaming import BatchSource
-
-# the switch (how many batches ahead, and where a number asked cannot be honoured) lives apart, without torch: the
-# family's descriptor reads it on the xdist controller
-from visionaudit.families.corruption.switch import (  # noqa: F401
-    CPU_AHEAD,
-    CUDA_AHEAD,
-    default_ahead,
-    resolve_ahead,
-)
 
 # prepare(batch on the model's device, positions of its images in the pass) -> the batch as the model is to see it
 Prepare = Callable[[torch.Tensor, Sequence[int]], torch.Tensor]
@@ -122,6 +113,7 @@ class PreparedBatches(BatchSource):
         start, stop, _ = index.indices(n)
         stop = max(start, stop)
         size = stop - start
+        began = time.perf_counter()  # the whole call is time the device is not fed: the reader's wait
         future = self._pending.pop((start, stop), None)
         # the batches a reader walking in steps of this size asks for next; anything else is dropped
         following = [(s, min(n, s + size)) for s in range(stop, min(n, stop + size * self.ahead), size)] if size else []
@@ -132,8 +124,7 @@ class PreparedBatches(BatchSource):
         for key in following:
             if key not in self._pending:
                 self._pending[key] = self._submit(key)
-        start = time.perf_counter()
         try:
             return future.result()
         finally:
-            self.wait.add(time.perf_counter() - start)
+            self.wait.add(time.perf_counter() - began)
