@@ -86,3 +86,19 @@ def test_start_up_is_measured(tiny_run):
     assert len(first["runs_s"]) == 1 and first["median_s"] == first["runs_s"][0] > 0
     imports = data["startup"]["controller_imports"]
     assert imports["seconds"] > 0 and isinstance(imports["torch_imported"], bool)
+
+
+@pytest.mark.slow
+def test_a_run_stopped_part_way_keeps_the_models_it_measured(shared_data: Path, tmp_path: Path):
+    """The JSON is written model by model: a run that stops at its second model (here a model that cannot load; on a
+    lent GPU, a step's time limit) keeps the first, marked not complete."""
+    out = tmp_path / "phases.json"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "benchmarks/phases.py", "--data", str(shared_data), "--images", "4", "--batch", "4",
+                           "--device", "cpu", "--families", "accuracy", "--startup-repeats", "0", "--json", str(out),
+                           "--model", "benchmarks.near_free:conv1x1", "--model", "benchmarks.near_free:no_such_model"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode != 0 and "no_such_model" in done.stderr, done.stderr[-2000:]
+    data = json.loads(out.read_text())
+    assert data["complete"] is False and [m["model"] for m in data["models"]] == ["benchmarks.near_free:conv1x1"]
+    assert data["models"][0]["families"]["accuracy"]["passes"] == 1

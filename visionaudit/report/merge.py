@@ -241,9 +241,14 @@ def _same(nodeid: str, what: str, values: Sequence[Any], names: Sequence[str]) -
     """:class:`Unmergeable` naming the differing keys and the parts when the parts judged the test differently."""
     for name, value in zip(names[1:], values[1:]):
         if value != values[0]:
+            differences = _differences(values[0], value)
+            # a setting whose effect depends on the shard's device (jpeg_on_device gives nvJPEG only on CUDA): the same
+            # audit.toml is not enough, the devices must be of one kind too
+            device = (" on the same kind of device (or with jpeg_on_device = false)"
+                      if any(d.split(" ")[0].endswith("jpeg_codec") for d in differences) else "")
             raise Unmergeable(f"{nodeid}: the parts judged it with different {what}, {names[0]} vs {name}: "
-                              f"{', '.join(_differences(values[0], value))}; run every shard with the same audit.toml "
-                              "and options (and suite version) and merge those parts")
+                              f"{', '.join(differences)}; run every shard with the same audit.toml and options (and "
+                              f"suite version){device} and merge those parts")
 
 
 def _judge(nodeid: str, entries: list[dict[str, Any]], parts: Sequence[dict[str, Any]], samples: dict[str, SampleSet],

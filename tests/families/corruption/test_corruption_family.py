@@ -590,6 +590,20 @@ def test_shards_merge_with_what_their_runs_could_not_do(monkeypatch):
         merge_reports(parts, ["p1", "p2"])
     assert "the parts judged it with different thresholds, p1 vs p2: max_error (0.99 vs 0.5)" in str(refused.value)
     assert "batches_ahead" not in str(refused.value) and "same audit.toml" in str(refused.value)
+    assert "same kind of device" not in str(refused.value)
+
+    # jpeg_on_device followed on one shard's CUDA device (nvJPEG) and not on another's CPU (libjpeg): other pixels,
+    # refused, and the fix named is the device, not the audit.toml both shards already shared
+    def codec(name):
+        monkeypatch.setattr(S._GivenCorruptionBits, "describe", lambda self, jpeg: {"jpeg_round_trip": jpeg, "jpeg_codec": name})
+    codec("libjpeg")
+    on_cpu = run(Shard(1, 2), {"jpeg_on_device": cpu})
+    codec("nvjpeg")
+    on_gpu = run(Shard(2, 2), {})
+    with pytest.raises(Unmergeable) as refused:
+        merge_reports([on_cpu, on_gpu], ["p1", "p2"])
+    assert "jpeg_codec ('libjpeg' vs 'nvjpeg')" in str(refused.value), str(refused.value)
+    assert "on the same kind of device (or with jpeg_on_device = false)" in str(refused.value)
 
 
 def _with_bounds(config, bounds):

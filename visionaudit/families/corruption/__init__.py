@@ -396,7 +396,7 @@ FAMILY = register_family(Family(
                                  "faster, but not PIL's pixels (the protocol records the codec; a baseline is compared "
                                  "only with the same codec)", default=False),
         "batches_ahead": f.whole_or([AUTO_AHEAD], "batches of each pass prepared (corrupted, JPEG round trip) in CPU threads "
-                                    "ahead of the device: auto (1 on a CPU, 2 on CUDA, none on MPS or with jpeg_on_device) or "
+                                    "ahead of the device: auto (1 on a CPU, 2 on CUDA, none on MPS or with nvJPEG's round trip) or "
                                     "0 (each in turn) to 8; the pixels are the same either way (only the speed moves)",
                                     minimum=0, maximum=MAX_AHEAD, default=AUTO_AHEAD, changes_no_result=True),
         "images": f.whole("a seeded, class-stratified subset of the labelled images this many strong (0: all of them)", default=100),
