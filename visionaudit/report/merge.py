@@ -251,6 +251,21 @@ def _same(nodeid: str, what: str, values: Sequence[Any], names: Sequence[str]) -
                               f"suite version){device} and merge those parts")
 
 
+def _note_speed_settings(family: str, speed_only: set[str], data: list[dict[str, Any]], names: Sequence[str],
+                         notes: list[str]) -> None:
+    """A speed setting the parts ran with different values of: said once per family in the merged run's notes (the
+    merged entries carry the first part's value, which would otherwise stand for every part)."""
+    for key in sorted(speed_only):
+        values: dict[str, list[str]] = {}
+        for name, d in zip(names, data):
+            values.setdefault(repr(d["thresholds"].get(key)), []).append(name)
+        if len(values) > 1:
+            note = (f"{family}: the parts ran with different {key} (" + "; ".join(f"{v} in {', '.join(by)}" for v, by in
+                    values.items()) + f"), a setting of speed that moves no result; the merged entries show {names[0]}'s")
+            if note not in notes:
+                notes.append(note)
+
+
 def _judge(nodeid: str, entries: list[dict[str, Any]], parts: Sequence[dict[str, Any]], samples: dict[str, SampleSet],
            names: Sequence[str], notes: list[str] | None = None) -> dict[str, Any]:
     """One split test judged again on every shard's per-image data (what the merge left out appended to ``notes``)."""
@@ -263,6 +278,8 @@ def _judge(nodeid: str, entries: list[dict[str, Any]], parts: Sequence[dict[str,
     _same(nodeid, "set", [d["set"] for d in data], names)
     _same(nodeid, "thresholds", [{k: v for k, v in d["thresholds"].items() if k not in speed_only} for d in data], names)
     _same(nodeid, "context", [_without_not_honoured(d["context"]) for d in data], names)
+    if notes is not None:
+        _note_speed_settings(str(base["audit"]), speed_only, data, names, notes)
     context = _with_not_honoured(data[0]["context"], [d["context"] for d in data], names)
     role = data[0]["set"]
     if role not in samples:
@@ -332,6 +349,12 @@ def merge_reports(parts: Sequence[dict[str, Any]], names: Sequence[str]) -> dict
             models.setdefault(model, info)
     first_run = parts[0].get("run") or {}
     runs = [p.get("run") or {} for p in parts]
+    configs: dict[str, list[str]] = {}
+    for r, name in zip(runs, names):
+        configs.setdefault(str(r.get("config_file")), []).append(name)
+    if len(configs) > 1:  # their bounds were checked equal above, bar speed settings; the paths still differ
+        notes.append("the parts were run with different config files (" + "; ".join(
+            f"{c} in {', '.join(by)}" for c, by in configs.items()) + f"); run.config_file shows {names[0]}'s")
     run = {**first_run, "shard": None, "merged_from": list(names),
            "start": min(r.get("start") or "" for r in runs) or None, "end": max(r.get("end") or "" for r in runs) or None,
            "duration": round(sum(float(r.get("duration") or 0.0) for r in runs), 3),

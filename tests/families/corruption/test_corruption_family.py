@@ -584,7 +584,18 @@ def test_shards_merge_with_what_their_runs_could_not_do(monkeypatch):
     # batches_ahead moves no result: parts run with other values of it are one run; a bound is not
     parts = [run(Shard(1, 2), {}, batches_ahead=1), run(Shard(2, 2), {}, batches_ahead=4)]
     assert [e["shard_data"]["thresholds"]["batches_ahead"] for p in parts for e in p["audits"]][::3] == [1, 4]
-    assert [e["metrics"] for e in merge_reports(parts, ["p1", "p2"])["audits"]] == [e["metrics"] for e in run(None, {})["audits"]]
+    merged = merge_reports(parts, ["p1", "p2"])
+    assert [e["metrics"] for e in merged["audits"]] == [e["metrics"] for e in run(None, {})["audits"]]
+    # and the merged run says so once (its entries carry p1's value, which would otherwise stand for both)
+    said = [n for n in merged["run"]["notes"] if "batches_ahead" in n]
+    assert said == ["corruption: the parts ran with different batches_ahead (1 in p1; 4 in p2), a setting of speed "
+                    "that moves no result; the merged entries show p1's"], merged["run"]["notes"]
+    same = merge_reports([run(Shard(1, 2), {}, batches_ahead=4), run(Shard(2, 2), {}, batches_ahead=4)], ["p1", "p2"])
+    assert not [n for n in same["run"]["notes"] if "batches_ahead" in n or "config files" in n], same["run"]["notes"]
+    # each machine's own audit.toml: run.config_file is p1's, and the notes say the other was another file
+    parts[0]["run"]["config_file"], parts[1]["run"]["config_file"] = "/gpu-host/audit.toml", "/cpu-host/audit.toml"
+    assert ("the parts were run with different config files (/gpu-host/audit.toml in p1; /cpu-host/audit.toml in p2); "
+            "run.config_file shows p1's") in merge_reports(parts, ["p1", "p2"])["run"]["notes"]
     parts[1] = run(Shard(2, 2), {}, batches_ahead=4, max_error=0.5)
     with pytest.raises(Unmergeable) as refused:
         merge_reports(parts, ["p1", "p2"])
