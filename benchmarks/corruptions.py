@@ -151,14 +151,14 @@ def ahead_table(args) -> None:
                 wait = run.waits[f"{name} {args.severity}"]
                 fill[label][name] += wait.first / args.repeats
                 waited[label][name] += wait.rest / args.repeats
-    batches = -(-len(images) // (model.batch_size or default_batch_size(model.device)))
-    print(f"{model.id} on {model.device}, {len(images)} images, batch {model.batch_size or default_batch_size(model.device)} "
-          f"({batches} batches), severity {args.severity}, torch threads {torch.get_num_threads()}, {args.repeats} repeats; "
+    batch = model.batch_size or default_batch_size(model.device)
+    print(f"{model.id} on {model.device}, {len(images)} images, batch {batch} ({-(-len(images) // batch)} batches), severity {args.severity}, torch threads {torch.get_num_threads()}, {args.repeats} repeats; "
           f"bare forward {bare:.2f} s per pass")
     print("per mode: the pass (s); the reader's wait for the first batch (s); its wait for the other batches (s, % of the pass)")
     head = f"{'corruption':<18} " + " ".join(f"{label:>34}" for label, _, _ in modes) + f" {'in turn / ahead':>16}"
     print(head)
     print("-" * len(head))
+
     def total(per: dict[str, dict[str, float]], label: str, name: str) -> float:
         return sum(per[label].values()) if name == "all" else per[label][name]
 

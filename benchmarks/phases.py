@@ -49,6 +49,7 @@ from typing import Any
 
 import scipy.stats  # noqa: F401  (imported once per worker in a run, not per image: kept out of the phases)
 import torch
+import torchvision
 
 import visionaudit.families.corruption as corruption_family
 import visionaudit.families.robustness as robustness_family
@@ -406,8 +407,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ap.error(f"unknown families {sorted(unknown)}; known: {', '.join(FAMILIES)}")
     device = resolve_device(args.device)
     models = args.model or list(DEFAULT_MODELS)
-    import torchvision
-
     # Each model's table is printed and the JSON written as soon as it is measured: a run stopped at a time limit
     # (a lent GPU's minutes) keeps what it finished. "complete" turns true once the start-up is measured too.
     out: dict[str, Any] = {"device": str(device), "device_name": device_name(device), "cpu_threads": torch.get_num_threads(),
