@@ -11,8 +11,9 @@ from visionaudit.errors import SpecError
 if TYPE_CHECKING:  # imported where tensors are made: the xdist controller reads geometries without torch
     import torch
 
-# A 1-channel model is fed the luminance of each RGB image, with ITU-R BT.601's weights (as PIL's "L" mode and
-# OpenCV's RGB2GRAY, and the corruption kernels' gray conversion).
+# A 1-channel model is fed the luminance of each RGB image, with ITU-R BT.601's weights (as PIL's "L" mode,
+# OpenCV's RGB2GRAY and, to three digits, torchvision's rgb_to_grayscale, and the corruption kernels' gray conversion). The suite's
+# one set of luma weights: the conversion audit and gray_to_rgb's default use them too (:func:`luminance`).
 LUMA_BT601 = (0.299, 0.587, 0.114)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -189,10 +190,12 @@ def from_timm_config(config: Mapping[str, Any], source: str) -> Preprocessing:
     )
 
 
-def luminance(images: torch.Tensor) -> torch.Tensor:
-    """RGB ``(N, 3, H, W)`` to float luminance ``(N, 1, H, W)`` on the same scale (ITU-R BT.601 weights)."""
+def luminance(images: torch.Tensor, weights: tuple[float, float, float] = LUMA_BT601) -> torch.Tensor:
+    """RGB ``(N, 3, H, W)`` to float luminance ``(N, 1, H, W)`` on the same scale (``sum_i weights_i * rgb_i``; by
+    default ITU-R BT.601's, what a 1-channel model is fed). The suite's one luminance: the conversion audit's gray
+    images and :func:`visionaudit.families.conversion.gray_to_rgb`'s default weights are these too."""
     import torch
 
-    weights = torch.tensor(LUMA_BT601, dtype=images.dtype if images.is_floating_point() else torch.float32,
-                           device=images.device).view(1, 3, 1, 1)
-    return (images * weights).sum(dim=1, keepdim=True)
+    lam = torch.tensor(weights, dtype=images.dtype if images.is_floating_point() else torch.float32,
+                       device=images.device).view(1, 3, 1, 1)
+    return (images * lam).sum(dim=1, keepdim=True)

@@ -14,12 +14,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from visionaudit.families.assessment import Deferred, NotJudged
 from visionaudit.families.conversion import (
     ConversionError,
+    assess_configured_model,
+    assess_zoo,
+    check_equivalence,
     gray_to_rgb,
     naive_rgb_to_gray,
     rgb_to_gray,
 )
+from visionaudit.families.records import AuditRecord
 from visionaudit.models.loading import load_model
 from visionaudit.preprocessing import Preprocessing
 
@@ -84,6 +89,47 @@ def test_gray_to_rgb_is_exact_for_any_conv(cfg, weights):
     lum = (rgb * torch.tensor(lambdas, dtype=torch.float64).view(1, 3, 1, 1)).sum(1, keepdim=True)
     expanded = gray_to_rgb(model, pre, lambdas)
     assert torch.allclose(run(expanded.model, expanded.preprocessing, rgb), run(model, pre, lum), atol=1e-10, rtol=0)
+
+
+def test_gray_to_rgb_by_default_equals_the_gray_model_as_the_suite_feeds_it():
+    """The suite feeds a 1-channel model the BT.601 luminance of each RGB image (Preprocessing.normalize); the RGB
+    copy made with gray_to_rgb's default weights must give the same logits on the RGB images. With BT.709 defaults
+    (the old second definition) pure green was 255 * (0.7152 - 0.587) = 32.7 grey levels off."""
+    torch.manual_seed(0)
+    model = head(nn.Conv2d(1, 4, 3, padding=1))
+    pre = Preprocessing(crop_size=8, resize_size=8, mean=(0.45,), std=(0.23,))
+    rgb = torch.randint(0, 256, (4, 3, 8, 8), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
+    rgb[0] = torch.tensor([0, 255, 0], dtype=torch.uint8).view(3, 1, 1)  # pure green
+    rgb[1] = torch.tensor([255, 0, 0], dtype=torch.uint8).view(3, 1, 1)  # pure red
+    fed = pre.normalize(rgb, torch.float64)
+    # What the gray model is fed, by hand: ITU-R BT.601 luma of the pixel, then (x / 255 - mean) / std.
+    assert torch.allclose(fed[0], torch.full((1, 8, 8), (0.587 - 0.45) / 0.23, dtype=torch.float64), atol=1e-12)
+    assert torch.allclose(fed[1], torch.full((1, 8, 8), (0.299 - 0.45) / 0.23, dtype=torch.float64), atol=1e-12)
+    with torch.no_grad():
+        reference = model(fed)
+        expanded = gray_to_rgb(model, pre)
+        got = expanded.model(expanded.preprocessing.normalize(rgb, torch.float64))
+    assert torch.allclose(got, reference, atol=1e-10, rtol=0)
+
+
+def test_one_image_is_not_judged_and_says_why_not_that_the_logits_are_constant():
+    """A spread over images needs two: with one (real_images = 1, random_images = 0) the gate is not judged, naming
+    the reason and the fix, and nothing is measured; two images are measured."""
+    thresholds = {"max_abs_diff": 1e-3, "max_rel_diff": 1e-4, "min_top1_agreement": 0.99}
+
+    def never():
+        raise AssertionError("measured although one image cannot be judged")
+
+    for assessor, key in ((assess_configured_model, "real_images"), (assess_zoo, "zoo_images")):
+        record = AuditRecord("conversion", "m")
+        with pytest.raises(NotJudged, match=rf"1 image\(s\): whether the logits depend on the input .* needs at least 2.*raise {key} or random_images"):
+            assessor(record, Deferred(1, never), thresholds, {"model": "m"})
+        assert record.metrics["n_images"] == 1 and "same for every image" not in record.not_judged
+    model = load_model("tests.tiny_models:tiny?size=32", "cpu")
+    rgb = torch.randint(0, 256, (2, 3, 32, 32), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    record = AuditRecord("conversion", "m")
+    assess_configured_model(record, Deferred(2, lambda: check_equivalence(model, rgb, "gray_to_rgb")), thresholds, {"model": "m"})
+    assert record.not_judged is None and record.metrics["n_images"] == 2 and record.metrics["reference_spread"] > 0
 
 
 def test_naive_fold_is_wrong_with_imagenet_normalization_and_padding():

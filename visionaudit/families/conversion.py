@@ -14,7 +14,8 @@ the image but different along zero-padded borders, because a padded zero means a
 in each channel — which is where the naive fold goes wrong. A spatially constant bracket is added to
 the bias; a map is kept as a buffer (for the converted input size only) by :class:`BorderOffset`.
 
-**Grayscale model to RGB** (:func:`gray_to_rgb`): a model trained on luminance ``T = sum_i l_i rgb_i``
+**Grayscale model to RGB** (:func:`gray_to_rgb`): a model trained on luminance ``T = sum_i l_i rgb_i`` (by
+default ITU-R BT.601's weights, :data:`visionaudit.preprocessing.LUMA_BT601`: what the suite feeds a 1-channel model)
 becomes an RGB model with kernels ``l_i * w``, each channel normalized with the gray mean and std.
 With ``sum l_i = 1`` it is exact, borders included (a padded zero means ``rgb_i = m`` in every channel,
 so ``T = m`` as in the original).
@@ -34,11 +35,11 @@ from typing import TYPE_CHECKING, Any, Mapping
 from visionaudit.data.image_sets import ImageSet
 from visionaudit.errors import VisionAuditError
 from visionaudit.families import thresholds as f
-from visionaudit.families.assessment import Deferred, NotApplicable
+from visionaudit.families.assessment import Deferred, NotApplicable, NotJudged
 from visionaudit.families.records import AuditRecord
 from visionaudit.families.registry import Family, register_family
 from visionaudit.models.controls import CONTROL_ZOO  # noqa: F401  (the controls its audit parametrizes over)
-from visionaudit.preprocessing import Preprocessing
+from visionaudit.preprocessing import LUMA_BT601, Preprocessing, luminance
 
 if TYPE_CHECKING:  # torch and the models are imported where a model is converted: the descriptor is read on the xdist
     import torch  # controller, which never imports torch (benchmarks/phases.py times the start-up)
@@ -47,8 +48,10 @@ if TYPE_CHECKING:  # torch and the models are imported where a model is converte
     from visionaudit.models.inference import LogitComparison
     from visionaudit.models.loading import LoadedModel
 
-LUMINANCE = (0.2126, 0.7152, 0.0722)
 DIRECTIONS = ("rgb_to_gray", "gray_to_rgb")
+# Whether the logits depend on the input at all (their spread over images) needs two images; with fewer,
+# equivalence would prove nothing, and the gate is not judged rather than failed with a misleading reason.
+MIN_IMAGES = 2
 
 
 class ConversionError(VisionAuditError, ValueError):
@@ -207,8 +210,10 @@ def naive_rgb_to_gray(model: nn.Module, preprocessing: Preprocessing) -> Convers
                       conv.weight.numel() - new_conv.weight.numel(), _macs(conv, 3, out_hw) - _macs(new_conv, 1, out_hw), False)
 
 
-def gray_to_rgb(model: nn.Module, preprocessing: Preprocessing, lambdas: tuple[float, float, float] = LUMINANCE) -> Conversion:
-    """An exact RGB copy of a grayscale ``model`` trained on ``T = sum_i lambdas_i * rgb_i``."""
+def gray_to_rgb(model: nn.Module, preprocessing: Preprocessing, lambdas: tuple[float, float, float] = LUMA_BT601) -> Conversion:
+    """An exact RGB copy of a grayscale ``model`` trained on ``T = sum_i lambdas_i * rgb_i``. The default weights are
+    the luminance the suite feeds a 1-channel model (BT.601), so that the copy on RGB images equals the gray model as
+    the suite runs it; a model trained on another luminance (BT.709's 0.2126, 0.7152, 0.0722) passes its own."""
     import torch
 
     if preprocessing.channels != 1:
@@ -227,14 +232,6 @@ def gray_to_rgb(model: nn.Module, preprocessing: Preprocessing, lambdas: tuple[f
     rgb_pre = replace(preprocessing, mean=preprocessing.mean * 3, std=preprocessing.std * 3, source=f"{preprocessing.source}; expanded to RGB")
     return Conversion(converted, rgb_pre, first.name, conv.weight.numel() - new_conv.weight.numel(),
                       _macs(conv, 1, out_hw) - _macs(new_conv, 3, out_hw), False)
-
-
-def luminance(images: torch.Tensor, lambdas: tuple[float, float, float] = LUMINANCE) -> torch.Tensor:
-    """uint8 RGB ``(N, 3, H, W)`` to float luminance in [0, 255], ``(N, 1, H, W)``."""
-    import torch
-
-    lam = torch.tensor(lambdas, dtype=torch.float32, device=images.device).view(1, 3, 1, 1)
-    return (images.float() * lam).sum(dim=1, keepdim=True)
 
 
 # -- the audit's measurement ------------------------------------------------------------------------
@@ -278,9 +275,10 @@ def zoo_inputs(model: LoadedModel, image_set: ImageSet, n_real: int, n_random: i
 def check_equivalence(model: LoadedModel, rgb: torch.Tensor, direction: str) -> Equivalence:
     """Fold ``model`` and compare logits with the original on ``rgb`` (uint8 colour images).
 
-    rgb_to_gray: the original on the gray image stacked three times vs the folded model on the gray
-    image. gray_to_rgb: the folded (grayscale) model on the unrounded luminance image, its exact
-    counterpart, vs its RGB expansion on the colour image.
+    rgb_to_gray: the original on the gray image (the rounded BT.601 luminance) stacked three times vs the folded
+    model on the gray image. gray_to_rgb: the folded (grayscale) model on the colour image, fed as the suite feeds
+    any 1-channel model (the unrounded luminance, :meth:`Preprocessing.normalize`), vs its RGB expansion (default
+    weights) on the colour image.
     """
     import torch
 
@@ -305,7 +303,7 @@ def check_equivalence(model: LoadedModel, rgb: torch.Tensor, direction: str) -> 
         result = folded
     else:
         result = gray_to_rgb(folded.model, folded.preprocessing)
-        reference = predict_logits(gray_model, luminance(rgb))
+        reference = predict_logits(gray_model, rgb)  # normalize() feeds a 1-channel model the luminance
         converted = predict_logits(replace(model, module=result.model, preprocessing=result.preprocessing), rgb)
     return Equivalence(direction, len(rgb), compare_logits(reference, converted), result, naive_error)
 
@@ -317,6 +315,12 @@ def _judge(record: AuditRecord, measured: Deferred, thresholds: Mapping[str, Any
            absolute: bool) -> None:
     """``measured.measure()`` gives the :class:`Equivalence` (:func:`check_equivalence`)."""
     record.metric("n_images", measured.n_images)  # kept even when the fold or the comparison fails
+    if measured.n_images < MIN_IMAGES:
+        count = "real_images" if absolute else "zoo_images"
+        record.not_judged = (f"{measured.n_images} image(s): whether the logits depend on the input at all (their "
+                             f"spread over images) needs at least {MIN_IMAGES}, else equivalence would prove nothing; "
+                             f"raise {count} or random_images in [audits.conversion]")
+        raise NotJudged(record.not_judged)
     result: Equivalence = measured.measure()
     logits = result.logits
     # A model whose logits ignore the input would make the comparison pass vacuously.
