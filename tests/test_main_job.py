@@ -98,7 +98,7 @@ def test_main_job_runs_offline_on_cpu(shared_data, tmp_path, browser):
     assert deploy["fp16_cuda"]["outcome"] == "skipped" and "CUDA" in deploy["fp16_cuda"]["message"]
     zoo = [a for a in data["audits"] if a["nodeid"].split("::")[1].startswith("test_zoo[")]
     assert len(zoo) == 36 and all(a["outcome"] == "passed" for a in zoo)
-    assert "visionaudit summary" in proc.stdout and "shape bias, published (Geirhos et al. 2019)" in proc.stdout
+    assert "visionaudit summary" in proc.stdout and "shape bias, published (Geirhos et al. 2019; humans: the paper's observers; CNNs: its texture-vs-shape README" in proc.stdout
     assert "corruption, efficientnet_lite0: mCE" in proc.stdout and "not comparable with published ImageNet-C values" in proc.stdout
 
 

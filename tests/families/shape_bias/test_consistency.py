@@ -144,3 +144,19 @@ def test_without_the_observers_the_reason_is_recorded_and_shape_bias_judged_the_
     assert d["metrics"]["error_consistency_detail"] == {"reason": reason}
     assert "human_error_consistency" not in d["metrics"] and "error_consistency" not in d["tables"]
     assert d["metrics"]["shape_bias"] == _assess(None)["metrics"]["shape_bias"]
+
+
+def test_the_published_references_are_the_texture_vs_shape_readmes_and_the_readme_prints_the_summary_line():
+    """The CNN references are the torchvision models' values in github.com/rgeirhos/texture-vs-shape's README
+    (typed here from it): standard ResNet-50 21.39 %, SIN model_A 81.37 %, torchvision AlexNet 25.3 %, VGG-16 9.2 %
+    (not the paper's Caffe AlexNet 42.9 % / VGG-16 17.2 %). The summary names that source, and README.md shows the
+    line the code prints."""
+    from pathlib import Path
+
+    from visionaudit.families.shape_bias import REFERENCES, _summary_lines
+
+    readme = {"AlexNet": 0.253, "torchvision ResNet-50": 0.2139, "VGG-16": 0.092, "ResNet-50 trained on Stylized-ImageNet": 0.8137}
+    assert {k: REFERENCES[k] for k in readme} == {k: round(v, 3) for k, v in readme.items()}
+    line = _summary_lines({"audits": [{"audit": "shape_bias", "model": "a", "metrics": {"shape_bias": 0.3}}]})[0]
+    assert "texture-vs-shape README, torchvision models" in line and "torchvision ResNet-50 21.4%" in line
+    assert line in (Path(__file__).resolve().parents[3] / "README.md").read_text().splitlines()
