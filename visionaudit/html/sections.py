@@ -24,8 +24,10 @@ from visionaudit.families.registry import direction_words, families
 from visionaudit.formatting import fmt
 from visionaudit.html import figure_data as data
 
-SHAPE_BIAS_CITATION = ("Published values: Geirhos et al., ImageNet-trained CNNs are biased towards texture, ICLR 2019 (Fig. 4) "
-                       "and the model-vs-human toolbox; humans are the mean of the nine observers.")
+SHAPE_BIAS_CITATION = ("Published values: Geirhos et al., ImageNet-trained CNNs are biased towards texture, ICLR 2019; the "
+                       "CNNs' are the torchvision models' from its texture-vs-shape repository README (not Fig. 4, whose "
+                       "AlexNet and VGG-16 are Caffe models), humans the paper's observers; humans per category are the "
+                       "mean of the nine observers.")
 
 
 @dataclass(frozen=True)
