@@ -42,6 +42,20 @@ def test_paired_bootstrap_ci():
     assert stats.paired_bootstrap_ci(np.ones(10), np.ones(10)) == (0.0, 0.0)
 
 
+def test_wilson_interval_closed_form_and_exact_ends():
+    """Wilson's bounds in closed form: k = n gives [n / (n + z^2), 1] and k = 0 gives [0, z^2 / (n + z^2)]; the ends
+    are exactly 1 and 0 (float rounding left 0.9999999999999999 for k = n)."""
+    z2 = 1.959963984540054 ** 2  # the 97.5 % normal quantile, squared
+    for n in range(1, 60):
+        lo, hi = stats.wilson_interval(n, n)
+        assert hi == 1.0 and lo == pytest.approx(n / (n + z2), rel=1e-12)
+        lo, hi = stats.wilson_interval(0, n)
+        assert lo == 0.0 and hi == pytest.approx(z2 / (n + z2), rel=1e-12)
+    # k = 1 of 2 (phat = 1/2): centre 1/2, half-width z * sqrt(1/8 + z^2/16) / (1 + z^2/2).
+    half = math.sqrt(z2) * math.sqrt(1 / 8 + z2 / 16) / (1 + z2 / 2)
+    assert stats.wilson_interval(1, 2) == (pytest.approx(0.5 - half, rel=1e-12), pytest.approx(0.5 + half, rel=1e-12))
+
+
 def test_classwise_accuracy():
     acc = stats.classwise_accuracy(np.array([1, 0, 1, 1]), np.array([0, 0, 2, 2]), num_classes=4)
     assert acc[0] == 0.5 and acc[2] == 1.0 and math.isnan(acc[1]) and math.isnan(acc[3])

@@ -107,6 +107,17 @@ def test_ablation_drop_closed_form():
     assert ablation_drop(model, images, labels) == pytest.approx([0.5, 0.0, 0.0])
 
 
+def test_ablation_drop_is_an_exact_fraction():
+    """57 of 60 right clean, 50 with red replaced by its mean (52: everything class 0): the drop is 7/60 exactly,
+    not a float32 mean's 0.11666667461395264 nor the difference of shares 57/60 - 50/60 = 0.11666666666666659."""
+    model = load_model("tests.tiny_models:red_threshold?mean=0,0,0&std=1,1,1&size=8&imagenet=false", "cpu")
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (60, 3, 8, 8), dtype=torch.uint8)
+    images[:7, 0], images[7:, 0] = 220, 30  # 7 bright red (class 1), 53 dark red (class 0)
+    labels = torch.tensor([1] * 7 + [0] * 50 + [1] * 3)  # the last 3 are wrong even clean
+    assert ablation_drop(model, images, labels) == [7 / 60, 0.0, 0.0]
+
+
 def test_gradient_shares_only_red():
     model = load_model("tests.tiny_models:red_threshold?mean=0,0,0&std=1,1,1&size=8&imagenet=false", "cpu")
     images, labels = red_labelled_images()

@@ -26,6 +26,19 @@ def test_topk_by_hand():
         top1_accuracy(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long))
 
 
+def test_shares_are_exact_fractions_not_float32_means():
+    """7 right of 60 is stored as 7/60 (0.11666666666666667), not a float32 mean's 0.11666667461395264; the same for
+    the logit comparison's top-1 agreement (16 of 60)."""
+    labels = torch.zeros(60, dtype=torch.long)
+    logits = torch.zeros(60, 3)
+    logits[:7, 0] = 1.0  # rows 0-6 pick class 0, the label; the rest pick class 1
+    logits[7:, 1] = 1.0
+    assert top1_accuracy(logits, labels) == 7 / 60 and topk_accuracy(logits, labels, 1) == 7 / 60
+    other = logits.clone()
+    other[16:, :] = torch.tensor([0.0, 0.0, 1.0])  # 16 rows keep their top-1, 44 move to class 2
+    assert compare_logits(logits, other).top1_agreement == 16 / 60
+
+
 def test_compare_logits_closed_form():
     ref = torch.tensor([[1.0, -4.0, 2.0], [0.0, 3.0, 1.0]])
     cand = ref + torch.tensor([[0.0, 0.5, 0.0], [0.0, 0.0, 2.5]])  # row 2: 3.5 overtakes 3

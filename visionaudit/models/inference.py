@@ -7,6 +7,7 @@ that needs them shares one forward pass, and on disk across runs when a logit ca
 from __future__ import annotations
 
 import logging
+import math
 import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
@@ -137,6 +138,7 @@ def compare_logits(reference: torch.Tensor, candidate: torch.Tensor) -> LogitCom
     return LogitComparison(
         max_abs_diff=float(diff.max()),
         max_rel_diff=float(diff.max() / reference.abs().max().clamp_min(1e-12)),
-        top1_agreement=float((reference.argmax(1) == candidate.argmax(1)).float().mean()),
+        # count over count, exact (a float32 mean is not); no images: NaN, as the mean of nothing was
+        top1_agreement=int((reference.argmax(1) == candidate.argmax(1)).sum()) / n if (n := reference.shape[0]) else math.nan,
         reference_spread=float(reference.std(dim=0).max()) if reference.shape[0] > 1 else 0.0,
     )

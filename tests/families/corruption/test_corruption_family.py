@@ -116,6 +116,17 @@ def test_holm_over_conditions_by_hand():
                    "snow-2": {"p_value_holm": pytest.approx(0.06), "significant": False}}
 
 
+def test_clean_error_is_errors_over_n():
+    """4 wrong of 25 is stored as 4/25 = 0.16, not 1 - mean's 0.16000000000000003; the mCE entry's clean and
+    JPEG-only errors too."""
+    from visionaudit.families.corruption.judging import _error
+
+    clean = np.ones(25, dtype=bool)
+    clean[[1, 5, 9, 20]] = False
+    assert C.paired("fog", 1, clean.copy(), clean).clean_error == 4 / 25 == 0.16
+    assert _error(clean) == 0.16 and _error(np.ones(3, dtype=bool)) == 0.0
+
+
 def test_paired_condition_counts_and_mcnemar():
     clean = np.array([1, 1, 1, 0, 0, 1, 1, 1], dtype=bool)
     corrupted = np.array([0, 0, 1, 1, 0, 0, 1, 0], dtype=bool)

@@ -199,16 +199,22 @@ def assess_condition(record: AuditRecord, measured: ConditionScore, thresholds: 
             f"at severity {severity} is above max_error {bound} (clean {r.clean_error:.3f}, {measured.n_images} images)")
 
 
+def _error(correct: np.ndarray) -> float:
+    """Share wrong as errors / n (``1 - mean`` stores 0.16 as 0.16000000000000003)."""
+    correct = np.asarray(correct, dtype=bool)
+    return int((~correct).sum()) / correct.size if correct.size else float("nan")
+
+
 def _measure_and_record_references(record: AuditRecord, measured: MceScore, thresholds: Mapping[str, Any]):
     """What the mCE and the mean error share: the protocol, the measured conditions, and the clean and JPEG-only
     errors they are read against. Returns the measured score, the clean outcomes and the clean error (None without)."""
     _record_protocol(record, measured.protocol, measured.n_images, thresholds)
     measured = measured.measure()
     clean = measured.clean
-    clean_error = None if clean is None else float(1 - clean.mean())
+    clean_error = None if clean is None else _error(clean)
     record.metric("clean_error", clean_error)
     jpeg_only = measured.jpeg_only
-    record.metric("jpeg_only_error", None if jpeg_only is None else float(1 - jpeg_only.mean()))
+    record.metric("jpeg_only_error", None if jpeg_only is None else _error(jpeg_only))
     return measured, clean, clean_error
 
 
