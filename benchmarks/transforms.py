@@ -33,8 +33,8 @@ def _draw(name: str, r: random.Random, h: int, w: int, severity: float):
     if name == "rotation":
         return r.choice((-30.0 * severity, 30.0 * severity))
     if name == "translation":
-        s = round(0.2 * severity * w)
-        return r.choice(((s, 0), (-s, 0), (0, s), (0, -s)))
+        sx, sy = round(0.2 * severity * w), round(0.2 * severity * h)  # 20 % of the width, of the height
+        return r.choice(((sx, 0), (-sx, 0), (0, sy), (0, -sy)))
     dx, dy = (w / 2) * 0.3 * severity, (h / 2) * 0.3 * severity
     return ((round(r.uniform(0, dx)), round(r.uniform(0, dy))), (w - 1 - round(r.uniform(0, dx)), round(r.uniform(0, dy))),
             (w - 1 - round(r.uniform(0, dx)), h - 1 - round(r.uniform(0, dy))), (round(r.uniform(0, dx)), h - 1 - round(r.uniform(0, dy))))

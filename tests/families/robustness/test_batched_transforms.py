@@ -33,8 +33,8 @@ def reference(name: str, batch: torch.Tensor, ids, seed: int, severity: float) -
         if name == "rotation":
             out.append(F.rotate(img[None], r.choice((-30.0 * severity, 30.0 * severity)), interpolation=BILINEAR))
         elif name == "translation":
-            s = round(0.2 * severity * w)
-            move = r.choice(((s, 0), (-s, 0), (0, s), (0, -s)))
+            sx, sy = round(0.2 * severity * w), round(0.2 * severity * h)  # 20 % of the width, of the height
+            move = r.choice(((sx, 0), (-sx, 0), (0, sy), (0, -sy)))
             out.append(F.affine(img[None], angle=0.0, translate=list(move), scale=1.0, shear=[0.0, 0.0]))
         else:
             dx, dy = (w / 2) * 0.3 * severity, (h / 2) * 0.3 * severity

@@ -13,7 +13,7 @@ rotation                     +-30 degrees (sign per image), bilinear, black corn
 brightness                   factor 1.5 (``1 + 0.5 * severity``)
 histogram_equalization       per-channel histogram equalization (no magnitude)
 horizontal_flip              mirror left-right (no magnitude)
-translation                  20 % of the side, up, down, left or right (per image), black fill
+translation                  20 % of the width left or right, or of the height up or down (per image), black fill
 zoom                         zoom in 1.5x about the centre (``1 + 0.5 * severity``), bilinear
 perspective                  each corner moved inward by up to 30 % of the half side (per image)
 vertical_flip                upside down (no magnitude)
@@ -89,10 +89,11 @@ def vertical_flip(batch, sample_ids, seed, severity):
 def translation(batch, sample_ids, seed, severity):
     from visionaudit.families.robustness import sampling
 
-    shift = round(0.2 * severity * batch.shape[-1])
-    moves = ((shift, 0), (-shift, 0), (0, shift), (0, -shift))
-    chosen = _draws(sample_ids, seed, "translation", lambda r: r.choice(moves))
     h, w = batch.shape[-2:]
+    # 20 % of the width left or right, of the height up or down (the same for the audit's square inputs)
+    dx, dy = round(0.2 * severity * w), round(0.2 * severity * h)
+    moves = ((dx, 0), (-dx, 0), (0, dy), (0, -dy))
+    chosen = _draws(sample_ids, seed, "translation", lambda r: r.choice(moves))
     grid = sampling.affine_grid([sampling.inverse_translation(*t) for t in chosen], h, w, batch.device)
     return sampling.sample(batch, grid, "nearest")  # F.affine's default interpolation, as before
 
