@@ -185,7 +185,11 @@ def test_a_fine_tuned_timm_checkpoint_gets_its_head_from_the_checkpoint(tmp_path
     timm = pytest.importorskip("timm", reason="timm is in the test extra; install visionaudit[test]")
     from safetensors.torch import save_file
 
-    from visionaudit.models.classes import check_before_load, known_before_load, outputs_before_load
+    from visionaudit.models.classes import (
+        check_before_load,
+        known_before_load,
+        outputs_before_load,
+    )
 
     torch.manual_seed(4)
     net = timm.create_model("resnet18", pretrained=False, num_classes=5).eval()
@@ -203,6 +207,9 @@ def test_a_fine_tuned_timm_checkpoint_gets_its_head_from_the_checkpoint(tmp_path
         assert torch.equal(loaded.module(X), expected), spec
         assert loaded.num_classes == 5 and "num_classes=5" in loaded.architecture
         assert loaded.label_space.names == tuple(f"part{i}" for i in range(5))
+    pth = tmp_path / "t18-5.pth"  # a torch.save file's head is read at startup too (memory-mapped)
+    torch.save({"state_dict": net.state_dict(), "epoch": 9}, pth)
+    assert outputs_before_load(parse_spec(f"timm:resnet18:{pth}")) == 5
     # Without ?classes=: the model names no classes, so the run's class file applies, before and at load.
     bare = parse_spec(f"timm:resnet18:{path}")
     assert known_before_load(bare, str(classes)).source.startswith("--audit-classes")

@@ -10,9 +10,10 @@ works offline; timm's pretrained tags and ``hf:`` models through the Hugging Fac
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 

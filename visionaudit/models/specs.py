@@ -16,14 +16,16 @@ Spec forms (``?key=value&...`` may follow any of them; see :data:`SPEC_OPTIONS`)
   relative folder ``./models/vit``: an absent ``models/vit`` reads as a hub repo id);
 - ``PATH.pt`` / ``PATH.ts``: a TorchScript archive;
 - ``PATH.pth`` / ``PATH.safetensors``: a state dict, with ``--arch`` or ``?arch=`` naming the
-  architecture (any spec form above, or ``package.module:factory``);
+  architecture (any spec form above, or ``package.module:factory``; a torchvision or timm classifier head replaced
+  by fine-tuning is built to fit the checkpoint, :mod:`visionaudit.models.loading`);
 - ``package.module:factory``: a team's own code; the factory returns an ``nn.Module``;
 - ``PATH.onnx``: an ONNX file, run by ONNX Runtime (:mod:`visionaudit.models.onnx_model`); ``?reference=SPEC``
   names the torch model it was exported from, for the deployment audit to compare them.
 
 Other model files (ONNX Runtime's .ort, Keras, TensorFlow Lite, ...) and folders are refused saying what they are
 and which files are read; a Hugging Face ``save_pretrained`` folder given bare is pointed to ``hf:PATH`` (the prefix
-names the kind, so a folder has one id and nothing is guessed from its contents).
+names the kind, so a folder has one id and nothing is guessed from its contents); a folder timm's ``save_for_hf``
+wrote (config.json naming an ``architecture``) is pointed to ``timm:ARCH.TAG:FOLDER/WEIGHTS``.
 
 The canonical form (:func:`canonical_spec`) names a model one way whatever the spelling: the lite
 alias with ``_``, torchvision's ``DEFAULT`` weights left out and enum names upper-cased, file paths
