@@ -136,11 +136,112 @@ def test_mismatched_keys_are_named(tmp_path):
     assert "missing from the checkpoint: layer1.2.conv1.weight" in msg
 
 
+def _one_channel_stem(net: torch.nn.Module) -> torch.nn.Module:
+    net.conv1 = torch.nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)  # a change beyond the head
+    return net
+
+
 def test_mismatched_shapes_are_named(tmp_path):
+    """A mismatch beyond the classifier head stays refused, naming the tensors and a way out that exists (the
+    factory route), not a num_classes that no option sets (hunt 29A, defect 4)."""
     path = tmp_path / "r18-10.pth"
-    torch.save(resnet18(num_classes=10).state_dict(), path)
-    with pytest.raises(CheckpointError, match=r"shape mismatch: fc.weight: checkpoint \(10, 512\) vs model \(1000, 512\)"):
+    torch.save(_one_channel_stem(resnet18(num_classes=10)).state_dict(), path)
+    with pytest.raises(CheckpointError) as refused:
         load_model(str(path), "cpu", arch="torchvision:resnet18")
+    message = str(refused.value)
+    assert "shape mismatch: conv1.weight: checkpoint (64, 1, 7, 7) vs model (64, 3, 7, 7)" in message
+    assert "fc.weight: checkpoint (10, 512) vs model (1000, 512)" in message  # the head is not fitted alone
+    assert "--arch package.module:factory" in message and "num_classes if" not in message
+
+
+def _classes_file(tmp_path: Path, count: int) -> Path:
+    path = tmp_path / "classes.txt"
+    path.write_text("".join(f"part{i}\n" for i in range(count)))
+    return path
+
+
+def test_a_fine_tuned_torchvision_checkpoint_gets_its_head_from_the_checkpoint(tmp_path):
+    """Hunt 29A, defect 4 (a): resnet18 fine-tuned with a 5-class head, saved as safetensors, loads through
+    --arch torchvision:resnet18 with the head built to fit; its logits are those of the model the test built."""
+    from safetensors.torch import save_file
+
+    net = resnet18(num_classes=5, seed=3)
+    path = tmp_path / "r18-5.safetensors"
+    save_file(net.state_dict(), str(path))
+    classes = _classes_file(tmp_path, 5)
+    loaded = load_model(f"{path}?classes={classes}", "cpu", arch="torchvision:resnet18")
+    with torch.no_grad():
+        expected = net(X)
+    assert expected.shape == (2, 5) and torch.equal(loaded.module(X), expected)
+    assert loaded.num_classes == 5 and loaded.label_space.names == tuple(f"part{i}" for i in range(5))
+    assert "num_classes=5" in loaded.to_dict()["architecture"] and "classifier head" in loaded.architecture
+    # The run's class file names it as well (the model carries no names of its own).
+    assert load_model(str(path), "cpu", arch="torchvision:resnet18", classes=str(classes)).label_space.names[4] == "part4"
+
+
+def test_a_fine_tuned_timm_checkpoint_gets_its_head_from_the_checkpoint(tmp_path):
+    """Hunt 29A, defect 4 (b): a timm resnet18 with a 5-class head, as timm:NAME:CHECKPOINT and as a state dict
+    with --arch timm:NAME; known to have 5 outputs before it loads (not the configuration's 1,000)."""
+    timm = pytest.importorskip("timm", reason="timm is in the test extra; install visionaudit[test]")
+    from safetensors.torch import save_file
+
+    from visionaudit.models.classes import (
+        check_before_load,
+        known_before_load,
+        outputs_before_load,
+    )
+
+    torch.manual_seed(4)
+    net = timm.create_model("resnet18", pretrained=False, num_classes=5).eval()
+    path = tmp_path / "t18-5.safetensors"
+    save_file(net.state_dict(), str(path))
+    classes = _classes_file(tmp_path, 5)
+    with torch.no_grad():
+        expected = net(X)
+    for spec, arch in ((f"timm:resnet18:{path}?classes={classes}", None), (f"{path}?classes={classes}", "timm:resnet18")):
+        parsed = parse_spec(spec, arch)
+        if arch is None:
+            assert outputs_before_load(parsed) == 5
+            check_before_load(parsed)  # 5 names for 5 outputs: no "has 1000 outputs"
+        loaded = load_model(parsed, "cpu")
+        assert torch.equal(loaded.module(X), expected), spec
+        assert loaded.num_classes == 5 and "num_classes=5" in loaded.architecture
+        assert loaded.label_space.names == tuple(f"part{i}" for i in range(5))
+    pth = tmp_path / "t18-5.pth"  # a torch.save file's head is read at startup too (memory-mapped)
+    torch.save({"state_dict": net.state_dict(), "epoch": 9}, pth)
+    assert outputs_before_load(parse_spec(f"timm:resnet18:{pth}")) == 5
+    # Without ?classes=: the model names no classes, so the run's class file applies, before and at load.
+    bare = parse_spec(f"timm:resnet18:{path}")
+    assert known_before_load(bare, str(classes)).source.startswith("--audit-classes")
+    assert load_model(bare, "cpu", classes=str(classes)).label_space.source.startswith("--audit-classes")
+    with pytest.raises(Exception, match="has 5 outputs, but its class list"):
+        check_before_load(parse_spec(f"timm:resnet18:{path}?classes={_classes_file(tmp_path, 4)}"))
+    # A change beyond the head stays refused, naming the factory route.
+    other = tmp_path / "t18-gray.safetensors"
+    save_file(timm.create_model("resnet18", pretrained=False, num_classes=5, in_chans=1).state_dict(), str(other))
+    with pytest.raises(CheckpointError, match=r"(?s)conv1.weight: checkpoint \(64, 1, 7, 7\).*--arch package.module:factory"):
+        load_model(f"timm:resnet18:{other}", "cpu")
+
+
+def test_a_folder_saved_by_timm_is_pointed_to_a_timm_spec_that_loads(tmp_path):
+    """Hunt 29A, doubt D4: timm's save_for_hf folder (config.json naming its architecture) is not a transformers
+    folder; the refusal names a timm: spec, and that spec loads the folder's weights."""
+    timm = pytest.importorskip("timm", reason="timm is in the test extra; install visionaudit[test]")
+    from timm.models import save_for_hf
+
+    torch.manual_seed(5)
+    net = timm.create_model("resnet18.a1_in1k", pretrained=False, num_classes=5).eval()
+    folder = tmp_path / "timm-folder"
+    save_for_hf(net, str(folder), safe_serialization=True)
+    with pytest.raises(CheckpointError) as refused:
+        parse_spec(str(folder))
+    message = str(refused.value)
+    named = message.split("--model '")[1].split("'")[0]
+    assert named == f"timm:resnet18.a1_in1k:{folder / 'model.safetensors'}?classes=FILE" and "--model hf:" not in message
+    classes = _classes_file(tmp_path, 5)
+    loaded = load_model(named.replace("FILE", str(classes)), "cpu")
+    with torch.no_grad():
+        assert torch.equal(loaded.module(X), net(X))
 
 
 class _Evil:

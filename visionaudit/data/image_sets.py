@@ -106,7 +106,7 @@ class ImageSet:
                 f"{len(missing)} class name(s) of the images in {self.root} match no class of the model "
                 f"({len(space)} classes, from {space.source}): {'; '.join(missing[:10])}"
                 f"{' ...' if len(missing) > 10 else ''}. Rename the folders (or CSV labels) to the model's class names, "
-                "or give the model's classes (--audit-classes FILE or ?classes=FILE in the spec)")
+                "or give the model's classes (?classes=FILE in the spec; --audit-classes FILE for a model that names none)")
         labels = tuple(space.index(n, self.numeric_labels) for n in self.label_names)
         return replace(self, labels=labels, classes=space)  # type: ignore[arg-type]
 

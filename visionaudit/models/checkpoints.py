@@ -139,9 +139,68 @@ def apply_state_dict(module: torch.nn.Module, state: Mapping[str, torch.Tensor],
             if items:
                 shown = "; ".join(items[:5]) + (f"; ... ({len(items) - 5} more)" if len(items) > 5 else "")
                 lines.append(f"  {len(items)} {label}: {shown}")
-        lines.append("Check --arch (or ?arch= in the spec), and num_classes if the head was replaced.")
+        lines.append(_mismatch_advice(arch))
         raise CheckpointError("\n".join(lines))
     module.load_state_dict(dict(state), strict=True)
+
+
+def _mismatch_advice(arch: str) -> str:
+    """What to do about a checkpoint that does not fit: the advice names only routes that exist."""
+    if arch.startswith(("torchvision:", "timm:")):
+        return ("Check --arch (or ?arch= in the spec): it must name the architecture the checkpoint was saved from. A "
+                "replaced classifier head alone is fitted (built with the checkpoint's number of classes); any other "
+                "change to the architecture needs your own code: a function that builds the model, named as "
+                "--arch package.module:factory")
+    if ":" in arch:  # package.module:factory
+        return (f"Check that {arch}() builds the model the checkpoint was saved from (the same layers, and the same "
+                "number of classes as its head)")
+    return ("Check --arch (or ?arch= in the spec): it must name the architecture the checkpoint was saved from; for a "
+            "changed architecture write a function that builds it and name it as --arch package.module:factory")
+
+
+def head_outputs(module: torch.nn.Module, state: Mapping[str, torch.Tensor], outputs: int | None) -> int | None:
+    """The checkpoint's number of classes when the only difference between ``module`` (built with ``outputs``
+    classes) and ``state`` is the classifier head's output size: every misshapen tensor is ``outputs`` long in its
+    first dimension in the model and N in the checkpoint, the same N throughout, its other dimensions equal; no key
+    missing or extra. None otherwise (nothing to fit, or another difference: the strict load names it)."""
+    if not outputs:
+        return None
+    own = module.state_dict()
+    if set(own) != set(state):
+        return None
+    sizes = set()
+    for key, tensor in own.items():
+        mine, theirs = tuple(tensor.shape), tuple(state[key].shape)
+        if mine == theirs:
+            continue
+        if len(mine) != len(theirs) or not mine or mine[0] != outputs or mine[1:] != theirs[1:]:
+            return None
+        sizes.add(theirs[0])
+    return sizes.pop() if len(sizes) == 1 and next(iter(sizes)) > 0 else None
+
+
+def tensor_shapes(path: str | Path) -> dict[str, tuple[int, ...]] | None:
+    """The name and shape of every tensor in a checkpoint, read cheaply (a safetensors header; a ``torch.save``
+    archive memory-mapped), for what is known before a model loads; None when it cannot be read (the load says why)."""
+    path = Path(path)
+    try:
+        if path.suffix == ".safetensors":
+            import json
+            import struct
+
+            with open(path, "rb") as f:
+                (length,) = struct.unpack("<Q", f.read(8))
+                header = json.loads(f.read(length))
+            state = {k: v["shape"] for k, v in header.items() if k != "__metadata__"}
+            if all(k.startswith("module.") for k in state):
+                state = {k[len("module."):]: v for k, v in state.items()}
+            return {k: tuple(int(d) for d in v) for k, v in state.items()}
+        import torch
+
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+        return {k: tuple(v.shape) for k, v in _unwrap(obj, path).items()}
+    except Exception:  # noqa: BLE001 (unreadable, pickled code, no state dict: the load names the problem)
+        return None
 
 
 def convert_to_safetensors(src: str | Path, dst: str | Path, trust_pickle: bool = False) -> int:

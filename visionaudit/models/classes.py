@@ -159,14 +159,33 @@ def _timm_outputs(name: str) -> int | None:
     return outputs if isinstance(outputs, int) and outputs > 0 else None
 
 
-def timm_classes_before_load(name: str) -> LabelSpace | None:
-    """What :func:`timm_classes` gives once ``timm:NAME`` loads, from its pretrained configuration alone: a timm
-    model is built (pretrained, random or for a checkpoint, which must fit it) with its configuration's outputs."""
+def _timm_spec_outputs(spec: ModelSpec) -> int | None:
+    """The outputs of a ``timm:`` spec's model before it loads: its configuration's; with a local checkpoint, the
+    rows of the checkpoint's classifier (the configuration's ``classifier`` layer), since a replaced head is built
+    to fit the checkpoint (:func:`visionaudit.models.loading._build_timm`); None when they cannot be read."""
+    outputs = _timm_outputs(spec.name)
+    if spec.path is None or outputs is None:
+        return outputs
+    from timm.models import get_pretrained_cfg
+
+    from visionaudit.models.checkpoints import tensor_shapes
+
+    classifier = getattr(get_pretrained_cfg(spec.name), "classifier", None)
+    if isinstance(classifier, (tuple, list)):  # a distilled model's two heads: the first is the class head
+        classifier = classifier[0] if classifier else None
+    shapes = tensor_shapes(spec.path) if isinstance(classifier, str) else None
+    weight = (shapes or {}).get(f"{classifier}.weight")
+    return weight[0] if weight else None
+
+
+def timm_classes_before_load(name: str, outputs: int | None = None) -> LabelSpace | None:
+    """What :func:`timm_classes` gives once ``timm:NAME`` loads, from its pretrained configuration alone (no model
+    built): a timm model is built with its configuration's outputs, or ``outputs`` (a local checkpoint's head)."""
     try:
         from timm.data import ImageNetInfo, infer_imagenet_subset
     except ImportError:
         return None
-    outputs = _timm_outputs(name)
+    outputs = outputs or _timm_outputs(name)
     return None if outputs is None else _timm_subset(infer_imagenet_subset({"num_classes": outputs}), name, ImageNetInfo)
 
 
@@ -262,11 +281,15 @@ def _known_before_load(spec: ModelSpec, run_classes: str | None) -> LabelSpace |
             return own
         return from_file(run_classes, "--audit-classes") if run_classes else None
     if spec.kind == "timm":
-        own = timm_classes_before_load(spec.name)
+        outputs = _timm_spec_outputs(spec)
+        if outputs is None:  # a checkpoint whose head cannot be read now: the load decides
+            return None
+        own = timm_classes_before_load(spec.name, outputs)
         if own is not None:
             return own
-        # No ImageNet subset: at load the model names none, so the run's class file applies, as it will then.
-        return from_file(run_classes, "--audit-classes") if run_classes and _timm_outputs(spec.name) else None
+        # No ImageNet subset (a fine-tuned head, say): at load the model names none, so the run's class file
+        # applies, as it will then.
+        return from_file(run_classes, "--audit-classes") if run_classes else None
     if spec.kind == "torchscript" and run_classes:  # a TorchScript file carries no names
         return from_file(run_classes, "--audit-classes")
     return None
@@ -297,7 +320,7 @@ def outputs_before_load(spec: ModelSpec) -> int | None:
         id2label = _hf_id2label(spec)
         return len(id2label) if id2label else None
     if spec.kind == "timm":
-        return _timm_outputs(spec.name)
+        return _timm_spec_outputs(spec)
     if spec.kind == "torchvision":
         import torchvision
 

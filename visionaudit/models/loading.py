@@ -10,6 +10,7 @@ works offline; timm's pretrained tags and ``hf:`` models through the Hugging Fac
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -152,7 +153,14 @@ def _torchvision_preprocessing(weights: Any, name: str) -> Preprocessing:
     return Preprocessing(source="default ImageNet preprocessing (torchvision architecture without weights)")
 
 
-def _build_torchvision(name: str, weights_name: str | None) -> _Built:
+def _head_note(outputs: int) -> str:
+    """Said in the model's ``architecture`` when its classifier head was built to fit the checkpoint."""
+    return f" (num_classes={outputs}: the checkpoint's classifier head)"
+
+
+def _build_torchvision(name: str, weights_name: str | None, state: Mapping[str, torch.Tensor] | None = None) -> _Built:
+    """``state``: a checkpoint to be loaded into the architecture; a classifier head of another size than
+    ImageNet's 1,000 is built to fit it (``num_classes``), as it was when the model was fine-tuned."""
     import torchvision
 
     try:
@@ -162,7 +170,12 @@ def _build_torchvision(name: str, weights_name: str | None) -> _Built:
     default = enum.DEFAULT if enum is not None and hasattr(enum, "DEFAULT") else None
     if weights_name is None or weights_name.lower() == "none":
         module = torchvision.models.get_model(name, weights=None)
-        return _Built(module, _torchvision_preprocessing(default, name), f"torchvision:{name}")
+        architecture = f"torchvision:{name}"
+        classifier = name in torchvision.models.list_models(module=torchvision.models)  # built with num_classes=1000
+        outputs = checkpoints.head_outputs(module, state, 1000 if classifier else None) if state is not None else None
+        if outputs is not None:
+            module, architecture = torchvision.models.get_model(name, weights=None, num_classes=outputs), architecture + _head_note(outputs)
+        return _Built(module, _torchvision_preprocessing(default, name), architecture)
     if enum is None:
         raise SpecError(f"torchvision:{name} has no pretrained weights; use torchvision:{name}:none")
     key = weights_name.upper()
@@ -187,7 +200,10 @@ def _build_torchvision(name: str, weights_name: str | None) -> _Built:
                   torchvision_classes(weights, name))
 
 
-def _build_timm(name: str, checkpoint: Path | None, pretrained: bool) -> _Built:
+def _build_timm(name: str, checkpoint: Path | None, pretrained: bool, state: Mapping[str, torch.Tensor] | None = None) -> _Built:
+    """A timm model: pretrained, or with ``checkpoint`` (or ``state``, a checkpoint loaded by the caller) to be
+    loaded into it; a classifier head of another size than the configuration's is built to fit the checkpoint
+    (``create_model(num_classes=)``), as it was when the model was fine-tuned."""
     try:
         import timm
         from timm.data import resolve_data_config
@@ -207,10 +223,17 @@ def _build_timm(name: str, checkpoint: Path | None, pretrained: bool) -> _Built:
         raise CheckpointError(f"timm could not create {name} with pretrained weights ({e}); give a local checkpoint: timm:{name}:PATH") from None
     except Exception as e:
         raise CheckpointError(f"timm could not create {name} with pretrained weights ({type(e).__name__}: {e}); give a local checkpoint: timm:{name}:PATH") from None
+    architecture = f"timm:{name}"
+    if checkpoint is not None and not pretrained:
+        state = checkpoints.load_state_dict(checkpoint)
+    if state is not None and not pretrained:
+        outputs = checkpoints.head_outputs(module, state, getattr(module, "num_classes", None))
+        if outputs is not None:
+            module, architecture = timm.create_model(name, pretrained=False, num_classes=outputs), architecture + _head_note(outputs)
     pre = from_timm_config(resolve_data_config({}, model=module), f"timm {name} data config")
     if checkpoint is not None and not pretrained:
-        checkpoints.apply_state_dict(module, checkpoints.load_state_dict(checkpoint), str(checkpoint), f"timm:{name}")
-    architecture = f"timm:{name}"
+        assert state is not None
+        checkpoints.apply_state_dict(module, state, str(checkpoint), f"timm:{name}")
     if pretrained:  # the tag timm resolved (timm:resnet18 is its default tag, which depends on timm's version)
         cfg = getattr(module, "pretrained_cfg", None) or {}
         arch, tag = cfg.get("architecture") or name.split(".")[0], cfg.get("tag")
@@ -233,15 +256,16 @@ def _build_factory(target: str) -> _Built:
     return _Built(module, Preprocessing(source=f"default ImageNet preprocessing ({target})"), target, classes=hf_classes(module))
 
 
-def build_architecture(arch: str) -> _Built:
-    """An architecture named as a spec, with random weights (for loading a state dict into)."""
+def build_architecture(arch: str, state: Mapping[str, torch.Tensor] | None = None) -> _Built:
+    """An architecture named as a spec, with random weights (for loading a state dict into); given the checkpoint
+    ``state``, a torchvision or timm classifier head is built with its number of classes."""
     spec = parse_spec(arch)
     if spec.kind == "lite":
         return _build_lite(spec.name, pretrained=False)
     if spec.kind == "torchvision":
-        return _build_torchvision(spec.name, None)
+        return _build_torchvision(spec.name, None, state)
     if spec.kind == "timm":
-        return _build_timm(spec.name, None, pretrained=False)
+        return _build_timm(spec.name, None, pretrained=False, state=state)
     if spec.kind == "factory":
         return _build_factory(spec.name)
     raise SpecError(f"--arch {arch}: name an architecture (torchvision:NAME, timm:NAME, efficientnet_lite0, package.module:factory), not a file")
@@ -276,9 +300,10 @@ def _build(spec: ModelSpec, device: torch.device | None = None) -> _Built:
     if spec.kind == "onnx":
         return _build_onnx(spec, device)  # its session is made for the device (CUDA's provider on a GPU)
     if spec.kind == "state_dict":
-        built = build_architecture(spec.options["arch"])
         assert spec.path is not None
-        checkpoints.apply_state_dict(built.module, checkpoints.load_state_dict(spec.path), str(spec.path), spec.options["arch"])
+        state = checkpoints.load_state_dict(spec.path)
+        built = build_architecture(spec.options["arch"], state)
+        checkpoints.apply_state_dict(built.module, state, str(spec.path), spec.options["arch"])
         built.weights_file = spec.path
         return built
     return _build_factory(spec.name)

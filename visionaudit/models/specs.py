@@ -16,14 +16,16 @@ Spec forms (``?key=value&...`` may follow any of them; see :data:`SPEC_OPTIONS`)
   relative folder ``./models/vit``: an absent ``models/vit`` reads as a hub repo id);
 - ``PATH.pt`` / ``PATH.ts``: a TorchScript archive;
 - ``PATH.pth`` / ``PATH.safetensors``: a state dict, with ``--arch`` or ``?arch=`` naming the
-  architecture (any spec form above, or ``package.module:factory``);
+  architecture (any spec form above, or ``package.module:factory``; a torchvision or timm classifier head replaced
+  by fine-tuning is built to fit the checkpoint, :mod:`visionaudit.models.loading`);
 - ``package.module:factory``: a team's own code; the factory returns an ``nn.Module``;
 - ``PATH.onnx``: an ONNX file, run by ONNX Runtime (:mod:`visionaudit.models.onnx_model`); ``?reference=SPEC``
   names the torch model it was exported from, for the deployment audit to compare them.
 
 Other model files (ONNX Runtime's .ort, Keras, TensorFlow Lite, ...) and folders are refused saying what they are
 and which files are read; a Hugging Face ``save_pretrained`` folder given bare is pointed to ``hf:PATH`` (the prefix
-names the kind, so a folder has one id and nothing is guessed from its contents).
+names the kind, so a folder has one id and nothing is guessed from its contents); a folder timm's ``save_for_hf``
+wrote (config.json naming an ``architecture``) is pointed to ``timm:ARCH.TAG:FOLDER/WEIGHTS``.
 
 The canonical form (:func:`canonical_spec`) names a model one way whatever the spelling: the lite
 alias with ``_``, torchvision's ``DEFAULT`` weights left out and enum names upper-cased, file paths
@@ -228,6 +230,29 @@ def _weights_inside(folder: Path) -> str:
     return f"; its weights {inside} load as a state dict: --model {inside} --arch package.module:factory (the architecture)"
 
 
+def _timm_folder_form(folder: Path) -> str:
+    """For a folder timm wrote (``save_for_hf``: a config.json naming its ``architecture``), the rest of a message
+    naming the spec that reads it; "" for any other folder."""
+    import json
+
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return ""
+    arch = config.get("architecture") if isinstance(config, dict) and "model_type" not in config else None
+    if not isinstance(arch, str) or not arch:
+        return ""
+    tag = (config.get("pretrained_cfg") or {}).get("tag") if isinstance(config.get("pretrained_cfg"), dict) else None
+    name = f"{arch}.{tag}" if tag else arch
+    inside = next((folder / n for n in ("model.safetensors", "pytorch_model.bin") if (folder / n).is_file()), None)
+    weights = inside or folder / "model.safetensors"
+    return (f"save_for_hf: its config.json names the architecture {arch}); timm reads it: --model "
+            f"'timm:{name}:{weights}?classes=FILE' (a replaced classifier head is built to fit the weights; the "
+            f"preprocessing is timm's configuration of {name}, changed with ?size=&resize=&interpolation=&mean=&std=). "
+            "A model built with other model_args than its number of classes needs a function that builds it: --model "
+            f"{weights} --arch package.module:factory" + ("" if inside else f" (no weights file found in {folder})"))
+
+
 def canonical_spec(spec: str, arch: str | None = None) -> str:
     """The one spelling of ``spec`` (see the module docstring); checks its form and known names, not files."""
     return _parse(spec, arch).canonical
@@ -260,6 +285,9 @@ def parse_spec(spec: str, arch: str | None = None) -> ModelSpec:
                         f"file is {SUPPORTED_FILES}, else give a spec (torchvision:NAME, timm:NAME:CHECKPOINT, "
                         "package.module:factory)")
     if path.is_dir():
+        timm_form = _timm_folder_form(path)
+        if timm_form:
+            raise CheckpointError(f"--model {parsed.raw}: {path} is a folder saved by timm ({timm_form}")
         if (path / "config.json").is_file():
             raise CheckpointError(f"--model {parsed.raw}: {path} is a folder; a Hugging Face save_pretrained folder (it has "
                                   f"config.json) is read as --model hf:{path} (pip install 'visionaudit[hf]')")
