@@ -121,6 +121,19 @@ def test_a_16_bit_grayscale_png_decodes_to_the_8_bit_pixels_it_was_made_from(tmp
     assert all(torch.equal(t[c], expected) for c in range(3))
 
 
+@pytest.mark.parametrize("maxval", [65535, 4095])
+def test_a_16_bit_pgm_decodes_to_its_levels_scaled_to_8_bits(tmp_path, maxval):
+    """PIL reads a PGM of more than 8 bits as mode I, scaled to 0..65535: its range is known, so it is scaled too."""
+    import struct
+
+    levels = [0, maxval // 2, maxval, 0]  # written by hand: P5 header, big-endian 16-bit samples
+    path = tmp_path / "g16.ppm"
+    path.write_bytes(b"P5\n2 2\n%d\n" % maxval + struct.pack(">4H", *levels))
+    t = decode_image(path, Geometry(2, 2, "bilinear", crop=False))
+    expected = [round(v * 255 / maxval) for v in levels]  # 0, 127 or 128 (half of an odd maxval), 255, 0
+    assert t[0].flatten().tolist() == expected and torch.equal(t[0], t[2])
+
+
 def test_16_bit_values_round_to_the_nearest_8_bit_level():
     """Values between the levels: round(v / 257) by exact fractions, in both byte orders."""
     from fractions import Fraction

@@ -45,9 +45,9 @@ class UnsupportedMode(ValueError):
 
 
 def _sixteen_bit(img: Image.Image) -> bool:
-    """16-bit grayscale: PIL's I;16 modes, or a PNG opened as "I" (older Pillow reads 16-bit grayscale PNGs so;
-    a PNG holds at most 16 bits a sample, so its range is 0..65535)."""
-    return img.mode.startswith("I;16") or (img.mode == "I" and img.format == "PNG")
+    """16-bit grayscale: PIL's I;16 modes, or a PNG or PGM opened as "I" (older Pillow reads 16-bit grayscale
+    PNGs so, a PNG holding at most 16 bits a sample; PIL reads a PGM of more than 8 bits so, scaled to 0..65535)."""
+    return img.mode.startswith("I;16") or (img.mode == "I" and img.format in ("PNG", "PPM"))
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
