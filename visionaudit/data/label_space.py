@@ -59,7 +59,7 @@ def name_and_closest(name: str, near: str | None) -> str:
     if near is None:
         return repr(name)
     if look_alike(name, near):
-        return (f"{ascii(name)} (closest class: {ascii(near)}; the two differ in characters that print alike, "
+        return (f"{name!a} (closest class: {near!a}; the two differ in characters that print alike, "
                 "shown escaped)")
     return f"{name!r} (closest class: {near!r})"
 
