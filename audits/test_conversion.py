@@ -2,7 +2,7 @@
 
 rgb_to_gray: the original on the gray image stacked three times vs the converted model on the gray
 image. gray_to_rgb: a grayscale model (the rgb_to_gray result) on the luminance image vs its RGB
-expansion on the colour image. On real images (grayscale imagenet-sample) and random inputs, for the
+expansion on the colour image. On real images (grayscale, of the labelled set: --audit-images) and random inputs, for the
 configured models and a zoo of torchvision architectures with random weights. Judged by the family's
 assessors (visionaudit/families/conversion.py).
 """

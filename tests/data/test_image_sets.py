@@ -97,6 +97,72 @@ def test_truncated_image_is_named(tmp_path):
         datasets.load_images(datasets.labelled_images(tmp_path).select([1]), GEOM)
 
 
+def gray16_png(path: Path, pixels: list[list[int]]) -> Path:
+    """A 16-bit grayscale PNG written by hand (signature, IHDR, one IDAT, IEND): no PIL in the reference."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    h, w = len(pixels), len(pixels[0])
+    raw = b"".join(b"\0" + struct.pack(f">{w}H", *row) for row in pixels)  # filter byte 0, big-endian samples
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 0, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    return path
+
+
+def test_a_16_bit_grayscale_png_decodes_to_the_8_bit_pixels_it_was_made_from(tmp_path):
+    side = 16
+    eight = [[(7 * x + 13 * y) % 256 for x in range(side)] for y in range(side)]  # every level 0..255 appears
+    path = gray16_png(tmp_path / "g16.png", [[v * 257 for v in row] for row in eight])
+    t = decode_image(path, Geometry(side, side, "bilinear", crop=False))  # the right size already: taken as it is
+    expected = torch.tensor(eight, dtype=torch.uint8)
+    assert all(torch.equal(t[c], expected) for c in range(3))
+
+
+@pytest.mark.parametrize("maxval", [65535, 4095])
+def test_a_16_bit_pgm_decodes_to_its_levels_scaled_to_8_bits(tmp_path, maxval):
+    """PIL reads a PGM of more than 8 bits as mode I, scaled to 0..65535: its range is known, so it is scaled too."""
+    import struct
+
+    levels = [0, maxval // 2, maxval, 0]  # written by hand: P5 header, big-endian 16-bit samples
+    path = tmp_path / "g16.ppm"
+    path.write_bytes(b"P5\n2 2\n%d\n" % maxval + struct.pack(">4H", *levels))
+    t = decode_image(path, Geometry(2, 2, "bilinear", crop=False))
+    expected = [round(v * 255 / maxval) for v in levels]  # 0, 127 or 128 (half of an odd maxval), 255, 0
+    assert t[0].flatten().tolist() == expected and torch.equal(t[0], t[2])
+
+
+def test_16_bit_values_round_to_the_nearest_8_bit_level():
+    """Values between the levels: round(v / 257) by exact fractions, in both byte orders."""
+    from fractions import Fraction
+
+    from visionaudit.data.decoding import to_rgb
+
+    values = [0, 128, 129, 385, 386, 1000, 30000, 65407, 65408, 65535]
+    expected = [int(Fraction(v, 257) + Fraction(1, 2)) for v in values]  # 128/257 < 1/2 < 129/257: no ties
+    assert expected[1:3] == [0, 1]
+    for mode, order in (("I;16", "<"), ("I;16B", ">")):
+        import struct
+
+        img = Image.frombytes(mode, (len(values), 1), struct.pack(f"{order}{len(values)}H", *values))
+        rgb = to_rgb(img)
+        assert [rgb.getpixel((x, 0)) for x in range(len(values))] == [(e, e, e) for e in expected]
+
+
+@pytest.mark.parametrize("mode, kind", [("F", "32-bit float"), ("I", "32-bit integer")])
+def test_images_whose_range_is_unknown_are_refused_naming_file_mode_and_fix(tmp_path, mode, kind):
+    path = tmp_path / "n01440764_scan.tif"
+    Image.new(mode, (8, 8), 1).save(path)
+    with pytest.raises(DataError, match=rf"image .*n01440764_scan.tif cannot be used: its pixels are {kind} values "
+                                        rf"\(PIL mode {mode}\).*save it as an 8-bit image"):
+        decode_image(path, GEOM)
+    _save(tmp_path / "n01440764_good.JPEG", "RGB")
+    with pytest.raises(DataError, match=rf"1 of 2 images cannot be used.*\n  .*n01440764_scan.tif .*PIL mode {mode}"):
+        datasets.load_images(datasets.labelled_images(tmp_path), GEOM)
+
+
 def decompression_bomb(path: Path, side: int = 30000) -> Path:
     """A valid 1-bit PNG of ``side`` x ``side`` zeros: about 100 kB on disk, ``side``² pixels decoded."""
     import struct

@@ -58,8 +58,22 @@ def test_unmatched_folders_are_named_with_the_closest_class(tmp_path):
     with pytest.raises(DataError) as e:
         datasets.labelled_images(tmp_path).for_classes(SPACE)
     text = str(e.value)
-    assert "2 class name(s)" in text and "'cats' (closest class: 'cat')" in text
-    assert "'Horsе' (closest class: 'horse')" in text and "'truck'" not in text
+    assert "2 class name(s)" in text and "'cats' (closest class: 'cat')" in text and "'truck'" not in text
+    # Two names that print alike are shown escaped, so that the difference can be seen
+    assert "'Hors\\u0435' (closest class: 'horse'; the two differ in characters that print alike, shown escaped)" in text
+
+
+def test_accents_match_however_they_are_composed_and_invisible_marks_are_ignored(tmp_path):
+    """macOS and zip write folder names decomposed (NFD: e + U+0301), classes files are mostly composed (NFC:
+    U+00E9): the same name either way round. A byte-order mark or a zero-width space is no part of a name."""
+    space = LabelSpace(("caf\u00e9", "cre\u0300me", "bird"), "test classes")
+    folders = {"cafe\u0301": 0, "cr\u00e8me": 1, "CAF\u00c9 2": None, "\ufeffbird": 2, "bi\u200brd": 2}
+    assert {f: space.index(f) for f in folders} == folders
+    for folder in ("cafe\u0301", "cr\u00e8me", "bi\u200brd"):
+        _image(tmp_path / folder / "a.png")
+    bound = datasets.labelled_images(tmp_path).for_classes(space)
+    assert sorted(zip(bound.sample_ids, bound.labels)) == sorted(
+        [("cafe\u0301/a.png", 0), ("cr\u00e8me/a.png", 1), ("bi\u200brd/a.png", 2)])
 
 
 def test_a_folder_among_wnid_folders_is_not_dropped(tmp_path):

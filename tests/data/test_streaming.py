@@ -165,6 +165,23 @@ def test_an_unreadable_file_in_a_streamed_batch_is_named(tmp_path, sample):
         streamed[2:4]
 
 
+def test_streamed_16_bit_images_are_scaled_and_float_ones_refused(tmp_path):
+    """The streamed path decodes as the whole one does: a hand-written 16-bit PNG of 8-bit pixels x 257 gives
+    those pixels; a float TIFF is named with its mode."""
+    from PIL import Image
+
+    from tests.data.test_image_sets import gray16_png
+
+    eight = [[(5 * x + 3 * y) % 256 for x in range(32)] for y in range(32)]
+    png = gray16_png(tmp_path / "g16.png", [[v * 257 for v in row] for row in eight])
+    tif = tmp_path / "f32.tif"
+    Image.new("F", (32, 32), 0.5).save(tif)
+    streamed = StreamedImages((png, tif), Geometry(32, 32, "bicubic", crop=False))
+    assert torch.equal(streamed[0], torch.tensor(eight, dtype=torch.uint8).expand(3, 32, 32))
+    with pytest.raises(DataError, match=r"(?s)1 of 2 images cannot be used.*f32.tif cannot be used: .*PIL mode F"):
+        streamed[0:2]
+
+
 @pytest.mark.slow
 def test_every_consumer_gives_the_same_numbers_streamed_or_whole(sample, tiny):
     """Logits, per-image outcomes under a transform, channel measures and a deployment form: bit for bit."""

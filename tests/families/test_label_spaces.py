@@ -249,11 +249,23 @@ def test_robustness_names_the_most_affected_classes_and_pairs_only_one_label_spa
     assert math.isclose(R.FAMILY.aggregate(entries[:2])["across_models"]["rotation"]["models"], 2)
 
 
-def test_the_summary_names_the_worst_classes_with_enough_images():
+def test_the_summary_names_the_worst_of_all_classes_marking_those_too_few_to_gate():
+    correct = CORRECT.copy()
+    correct[9] = False  # bird: 0 of its 1 image, the worst class, though too few (< 2) to be held to a bound
     record = AuditRecord("accuracy", "m")
-    A.assess_clean_top1(record, PerImage(_samples(10), {"correct": CORRECT, "labels": LABELS}), _bounds(min_class_images=2),
+    A.assess_clean_top1(record, PerImage(_samples(10), {"correct": correct, "labels": LABELS}), _bounds(min_class_images=2),
                         {"model": "m", "set_name": "hand", "preprocessing": "p", "class_names": NAMES})
     e = {"audit": "accuracy", "model": "m", **{k: v for k, v in record.to_dict().items() if k in ("metrics", "thresholds", "tables")}}
     (line,) = A.FAMILY.summary_lines({"audits": [e]})
-    # bird has one image (< 2): not named; dog 1/5 then cat 3/4, by hand
-    assert line == "accuracy, m: balanced accuracy 0.650 over 3 classes with images; worst: dog 0.20 (1/5), cat 0.75 (3/4)"
+    # by hand: bird 0/1, dog 1/5, cat 3/4; balanced (0 + 0.2 + 0.75) / 3 = 0.317
+    assert line == ("accuracy, m: balanced accuracy 0.317 over 3 classes with images; worst: bird 0.00 (0/1, too few to gate), "
+                    "dog 0.20 (1/5), cat 0.75 (3/4)")
+    assert record.metrics["lowest_class"]["class"] == "dog"  # the JSON's lowest_class is the gated one, as documented
+    # More than three classes at the lowest accuracy (ImageNet's 1,000 of one image each): said how many
+    tied = {f"c{i}": {"index": i, "n_images": 1 + i % 2, "correct": 0, "accuracy": 0.0} for i in range(5)}
+    (line,) = A.FAMILY.summary_lines({"audits": [{**e, "metrics": {"balanced_accuracy": 0.0}, "tables": {"per_class": tied}}]})
+    assert line.endswith("worst: 5 classes at 0.00, among them c1 0.00 (0/2), c3 0.00 (0/2), c0 0.00 (0/1, too few to gate)")
+    with pytest.raises(AssertionError, match=r"worst: bird 0\.00 \(0/1, too few to gate\), dog 0\.20 \(1/5\)"):
+        A.assess_clean_top1(AuditRecord("accuracy", "m"), PerImage(_samples(10), {"correct": correct, "labels": LABELS}),
+                            _bounds(min_class_images=2, min_balanced_accuracy=0.5),
+                            {"model": "m", "set_name": "hand", "preprocessing": "p", "class_names": NAMES})

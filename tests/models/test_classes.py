@@ -11,7 +11,7 @@ import torch
 import torchvision
 
 from tests.tiny_models import TinyNet
-from visionaudit.data.label_space import LabelSpace, imagenet_names
+from visionaudit.data.label_space import LabelSpace, imagenet_names, read_classes_file
 from visionaudit.errors import ConfigError, SpecError
 from visionaudit.models.classes import (
     ClassCountMismatch,
@@ -148,6 +148,14 @@ def test_bad_class_files_are_named(tmp_path, content, problem):
         path.write_text(content)
     with pytest.raises(ConfigError, match=problem):
         load_model("tests.tiny_models:ten_classes", "cpu", classes=str(path))
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_class(tmp_path):
+    """Windows Notepad saves UTF-8 with a byte-order mark (EF BB BF) and CRLF line ends."""
+    text, listed = tmp_path / "classes.txt", tmp_path / "classes.json"
+    text.write_bytes(b"\xef\xbb\xbfbird\r\ndog\r\ncaf\xc3\xa9\r\n")
+    listed.write_bytes(b'\xef\xbb\xbf["bird", "dog", "caf\xc3\xa9"]')
+    assert read_classes_file(text) == read_classes_file(listed) == ("bird", "dog", "caf\u00e9")
 
 
 def test_classes_option_is_in_the_canonical_spec():

@@ -35,10 +35,41 @@ def _resize(rgb: Image.Image, size: list[int], interpolation: str) -> Image.Imag
     return F.resize(rgb, size, interpolation=InterpolationMode(interpolation), antialias=True)
 
 
+# Modes whose bands are 8 bits (0..255): PIL's convert("RGB") keeps their values.
+EIGHT_BIT_MODES = frozenset({"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"})
+SAVE_AS_8_BIT = "save it as an 8-bit image (8 bits per channel: grayscale, RGB or RGBA PNG, or JPEG)"
+
+
+class UnsupportedMode(ValueError):
+    """An image whose pixel values have no known range (32-bit integer, float): refused, not guessed."""
+
+
+def _sixteen_bit(img: Image.Image) -> bool:
+    """16-bit grayscale: PIL's I;16 modes, or a PNG or PGM opened as "I" (older Pillow reads 16-bit grayscale
+    PNGs so, a PNG holding at most 16 bits a sample; PIL reads a PGM of more than 8 bits so, scaled to 0..65535)."""
+    return img.mode.startswith("I;16") or (img.mode == "I" and img.format in ("PNG", "PPM"))
+
+
 def to_rgb(img: Image.Image) -> Image.Image:
-    """Grayscale, palette, CMYK, RGBA and the rest become plain RGB."""
+    """Grayscale (8- or 16-bit), palette, CMYK, RGBA and the rest become plain 8-bit RGB.
+
+    16-bit grayscale is brought to 8 bits as round(v / 257), the nearest 8-bit level and the exact inverse of
+    the usual 8-to-16-bit expansion (v * 257, bit replication), as the PNG specification's sample depth
+    scaling does (v >> 8 would round down, up to one level darker). PIL's own convert("RGB") clips it at 255,
+    which turns a 16-bit image white. Modes whose range is unknown (32-bit integer "I", float "F") raise
+    :class:`UnsupportedMode`: 0..1, 0..255 and 0..65535 are all in use, and a guess would be audited silently.
+    """
     if img.mode == "RGB":
         return img
+    if _sixteen_bit(img):
+        import numpy as np
+
+        wide = np.asarray(img).astype(np.int64)  # I;16B and the rest: numpy reads the byte order from the mode
+        return Image.fromarray(((wide + 128) // 257).clip(0, 255).astype(np.uint8)).convert("RGB")
+    if img.mode not in EIGHT_BIT_MODES:
+        kind = {"F": "32-bit float", "I": "32-bit integer"}.get(img.mode, "an unsupported")
+        raise UnsupportedMode(f"its pixels are {kind} values (PIL mode {img.mode}), whose range (0..1? 0..255? "
+                              f"0..65535?) is unknown; {SAVE_AS_8_BIT}")
     if img.mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")  # PIL warns when a palette with transparency goes straight to RGB
     return img.convert("RGB")
@@ -84,6 +115,8 @@ def decode_image(path: str | Path, geometry: Geometry) -> torch.Tensor:
                 raise _too_large(path, f"{img.width} x {img.height} = {img.width * img.height:,}")
             img.load()
             rgb = to_rgb(img)
+    except UnsupportedMode as e:
+        raise DataError(f"image {path} cannot be used: {e}") from None
     except FileNotFoundError:
         raise DataError(f"image {path} does not exist") from None
     except Image.DecompressionBombError as e:  # PIL's own guard, when set_max_image_pixels was not called

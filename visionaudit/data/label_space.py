@@ -3,7 +3,7 @@
 ImageNet-1k models keep their WNIDs (``ids``) with readable names; any other classifier has the names it
 carries (torchvision weights, timm, Hugging Face ``id2label``) or that the user gives (``--audit-classes``,
 ``?classes=``). Labelled images name their class as a WNID, a folder name or a CSV label; :meth:`LabelSpace.index`
-matches such a name to an output index (exactly, then ignoring case, spaces, ``-`` and ``_``).
+matches such a name to an output index (exactly, then loosely: :func:`loose`).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -27,8 +28,40 @@ NAMES_IN_FULL = 2000
 
 
 def loose(name: str) -> str:
-    """A class name as matched loosely: case, spaces, ``-`` and ``_`` ignored."""
-    return _LOOSE.sub("", name).casefold()
+    """A class name as matched loosely: case, spaces, ``-``, ``_`` and invisible format characters (a byte-order
+    mark, a zero-width space) ignored, and an accent written as one character or as a letter and a combining mark
+    (macOS and zip archives write folder names so: NFD) the same. Unicode's canonical caseless match
+    (NFD, casefold, NFD) does the case and the accents."""
+    if name.isascii():  # nearly every name: no Unicode work
+        return _LOOSE.sub("", name).casefold()
+    folded = unicodedata.normalize("NFD", unicodedata.normalize("NFD", name).casefold())
+    return "".join(c for c in _LOOSE.sub("", folded) if unicodedata.category(c) != "Cf")
+
+
+def look_alike(a: str, b: str) -> bool:
+    """Whether two different names print (nearly) the same, up to case: they differ only in invisible or
+    compatibility characters (``'ﬁsh'``, a zero-width space) or in non-ASCII letters at the same places (a
+    Cyrillic ``е`` for a Latin ``e``). A message naming both shows them with :func:`ascii`, which tells them apart."""
+    def shown(name: str) -> str:
+        return "".join(c for c in unicodedata.normalize("NFKC", name).casefold() if unicodedata.category(c) not in ("Cf", "Cc"))
+
+    if a == b or a.isascii() and b.isascii():
+        return False
+    def unaccented(c: str) -> bool:  # an accented letter (NFD: a letter and a mark) is visibly not its base letter
+        return not c.isascii() and not any(unicodedata.category(m) == "Mn" for m in unicodedata.normalize("NFD", c))
+
+    a, b = shown(a), shown(b)
+    return a == b or (len(a) == len(b) and all(x == y or unaccented(x) or unaccented(y) for x, y in zip(a, b)))
+
+
+def name_and_closest(name: str, near: str | None) -> str:
+    """``'cats' (closest class: 'cat')`` for a refusal; both as :func:`ascii` when they would print alike."""
+    if near is None:
+        return repr(name)
+    if look_alike(name, near):
+        return (f"{name!a} (closest class: {near!a}; the two differ in characters that print alike, "
+                "shown escaped)")
+    return f"{name!r} (closest class: {near!r})"
 
 
 @dataclass(frozen=True)
@@ -167,7 +200,7 @@ def read_classes_file(path: str | Path) -> tuple[str, ...]:
     """Class names from a file: a JSON list, or one name per line in output order (blank lines ignored)."""
     p = Path(path).expanduser()
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows Notepad) is not part of the first name
     except OSError as e:
         raise ConfigError(f"class names file {p} cannot be read ({e.strerror or e}); give one name per line in output "
                           "order, or a JSON list") from None
@@ -194,6 +227,5 @@ def unmatched(space: LabelSpace, labels: Iterable[str], numeric: bool = False) -
     out = []
     for label in sorted(set(labels)):
         if space.index(label, numeric) is None:
-            near = space.closest(label)
-            out.append(f"{label!r}" + (f" (closest class: {near!r})" if near else ""))
+            out.append(name_and_closest(label, space.closest(label)))
     return out

@@ -55,10 +55,12 @@ def balanced_accuracy(classes: Mapping[str, Mapping[str, Any]]) -> float:
     return float(np.mean([c["accuracy"] for c in classes.values()])) if classes else float("nan")
 
 
-def worst_classes(classes: Mapping[str, Mapping[str, Any]], k: int = 5) -> list[str]:
-    """The ``k`` classes of lowest accuracy (fewer images first among ties, then output order), named."""
+def worst_classes(classes: Mapping[str, Mapping[str, Any]], k: int = 5, gate: int = 0) -> list[str]:
+    """The ``k`` classes of lowest accuracy (more images first among ties, then output order), named; a class
+    with fewer than ``gate`` images (``min_class_images``: not held to ``min_class_accuracy``) marked so."""
     ranked = sorted(classes.items(), key=lambda kv: (kv[1]["accuracy"], -kv[1]["n_images"], kv[1]["index"]))
-    return [f"{name} {c['accuracy']:.2f} ({c['correct']}/{c['n_images']})" for name, c in ranked[:k]]
+    return [f"{name} {c['accuracy']:.2f} ({c['correct']}/{c['n_images']}{', too few to gate' if c['n_images'] < gate else ''})"
+            for name, c in ranked[:k]]
 
 
 def assess_clean_top1(record: AuditRecord, measured: PerImage, thresholds: Mapping[str, Any], context: Mapping[str, Any]) -> None:
@@ -105,7 +107,8 @@ def assess_clean_top1(record: AuditRecord, measured: PerImage, thresholds: Mappi
         min_balanced = min_top1 if min_balanced is None else min_balanced
         if not record.check_min("balanced_accuracy", balanced, "min_balanced_accuracy", min_balanced):
             failures.append(f"balanced accuracy {balanced:.3f} (mean over {len(classes)} classes) is below "
-                            f"min_balanced_accuracy {min_balanced}; worst: {', '.join(worst_classes(classes))}")
+                            f"min_balanced_accuracy {min_balanced}; worst: "
+                            f"{', '.join(worst_classes(classes, gate=thresholds['min_class_images']))}")
         if below:
             failures.append(f"{len(below)} of {len(judged)} classes with at least {thresholds['min_class_images']} images are "
                             f"below min_class_accuracy {thresholds['min_class_accuracy']}: "
@@ -119,19 +122,21 @@ def assess_clean_top1(record: AuditRecord, measured: PerImage, thresholds: Mappi
 
 
 def _summary_lines(report: dict[str, Any]) -> list[str]:
-    """Per model: balanced accuracy over its classes, and its worst classes by name (those with enough images to
-    say: ``min_class_images``)."""
+    """Per model: balanced accuracy over its classes, and its worst classes by name: of every class with images,
+    as the balanced accuracy counts them, those with fewer than ``min_class_images`` (not gated) marked so."""
     lines = []
     for e in report.get("audits", []):
         if e.get("audit") != "accuracy" or e.get("control") or "balanced_accuracy" not in e.get("metrics", {}):
             continue
         m, classes = e["metrics"], e.get("tables", {}).get("per_class") or {}
         enough = e.get("thresholds", {}).get("min_class_images", 1)
-        judged = {n: c for n, c in classes.items() if c["n_images"] >= enough}
         text = (f"accuracy, {e['model']}: balanced accuracy {m['balanced_accuracy']:.3f} over {len(classes)} classes with images"
                 + (f" (of {m['n_classes']})" if m.get("n_classes") and m["n_classes"] != len(classes) else ""))
-        text += (f"; worst: {', '.join(worst_classes(judged, 3))}" if judged else
-                 f"; no class has {enough} images or more to name the worst")
+        lowest = min((c["accuracy"] for c in classes.values()), default=None)
+        tied = sum(c["accuracy"] == lowest for c in classes.values())
+        worst = ", ".join(worst_classes(classes, 3, gate=enough))  # more images first among ties: the surer ones
+        text += ("" if lowest is None else f"; worst: {worst}" if tied <= 3 else
+                 f"; worst: {tied:,} classes at {lowest:.2f}, among them {worst}")  # three of many would read as the three
         lines.append(text)
     return lines
 
