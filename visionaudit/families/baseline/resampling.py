@@ -59,7 +59,7 @@ def swap_patterns(k: int, resamples: int, seed: int) -> Iterator[np.ndarray]:
     """Which of ``k`` changed images have their two outcomes swapped, in (rows, k) boolean blocks: all 2^k patterns
     when ``k`` <= :data:`SIGN_FLIP_EXACT` (the first row none swapped), else ``resamples`` random ones (seeded)."""
     if k <= SIGN_FLIP_EXACT:
-        step = 1 << 16  # 2^16 patterns a block: 1.3 MB at 20 images
+        step = 1 << 16  # 2^16 patterns a block: 10 MB of int64 at 20 images
         for start in range(0, 1 << k, step):
             yield ((np.arange(start, min(1 << k, start + step))[:, None] >> np.arange(k)) & 1).astype(bool)
         return
@@ -72,7 +72,7 @@ def swap_patterns(k: int, resamples: int, seed: int) -> Iterator[np.ndarray]:
 def swap_p(statistic: Callable[[np.ndarray], np.ndarray], k: int, resamples: int, seed: int) -> float:
     """Two-sided paired permutation test of a change over ``k`` changed images: ``statistic(swapped)`` gives the
     change (candidate - baseline) for each row of a (rows, k) boolean array of images whose two releases' outcomes
-    are swapped (no row swapped: the observed change). p = P(|change| >= |observed|) under no change (each image's
+    are swapped (a row with none swapped gives the observed change). p = P(|change| >= |observed|) under no change (each image's
     two outcomes equally likely either way): exact over the 2^k patterns up to :data:`SIGN_FLIP_EXACT` images, else
     (hits + 1) / (resamples + 1) from ``resamples`` random patterns. A pattern whose change is undefined (NaN: a side
     left with nothing to divide by) counts as extreme, the conservative side. No changed image: 1."""
