@@ -28,6 +28,14 @@ def test_holm_textbook():
     assert stats.holm({"x": 0.7, "y": 0.9})["x"] == (1.0, False)
 
 
+def test_holm_refuses_a_nan_p_value():
+    """Review hunt29C, nit 5: a NaN sorted anywhere and, min(1, m x NaN) being 1, made every later test
+    non-significant (b's 0.01 became 1.0 beside a NaN). Now refused, naming it; the others alone are as by hand."""
+    with pytest.raises(ValueError, match=r"not a number \(NaN\) for a, c: leave the comparisons"):
+        stats.holm({"a": math.nan, "b": 0.01, "c": float("nan")})
+    assert stats.holm({"b": 0.01, "d": 0.2}) == {"b": (0.02, True), "d": (0.2, False)}  # 2 x 0.01, max(0.2, 0.02)
+
+
 def test_paired_bootstrap_ci():
     rng = np.random.default_rng(1)
     before = rng.random(2000) < 0.8

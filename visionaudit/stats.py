@@ -26,7 +26,14 @@ def mcnemar_exact(b: int, c: int) -> float:
 
 
 def holm(p_values: dict[str, float], alpha: float = 0.05) -> dict[str, tuple[float, bool]]:
-    """Holm-Bonferroni step-down: ``{name: (adjusted p, rejected)}``, family-wise error at ``alpha``."""
+    """Holm-Bonferroni step-down: ``{name: (adjusted p, rejected)}``, family-wise error at ``alpha``.
+
+    A NaN p-value is refused (ValueError naming it): it would sort anywhere and, as min(1, m x NaN) is 1, raise
+    every later step's adjusted p to 1, silently. A caller leaves out what it could not test, and says so."""
+    undefined = sorted(k for k, p in p_values.items() if math.isnan(p))
+    if undefined:
+        raise ValueError(f"Holm's correction got a p-value that is not a number (NaN) for {', '.join(map(str, undefined))}:"
+                         " leave the comparisons that could not be tested out of the family")
     order = sorted(p_values, key=lambda k: (p_values[k], k))
     m = len(order)
     out: dict[str, tuple[float, bool]] = {}

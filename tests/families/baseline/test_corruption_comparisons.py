@@ -97,7 +97,7 @@ def _independent_mce(bits: dict[tuple[str, int], np.ndarray], idx: np.ndarray | 
     return float(np.mean([100 * sum(e for _, e in v) / sum(ALEXNET_ERRORS[c][s - 1] for s, _ in v) for c, v in per.items()]))
 
 
-def test_the_mce_change_by_a_paired_bootstrap_over_images():
+def test_the_mce_change_by_an_exact_sign_flip_test_and_a_bootstrap_interval():
     rng = np.random.default_rng(3)
     old = {(c, s): rng.random(N) > 0.3 + 0.1 * s for c in ("fog", "contrast") for s in (1, 3)}
     new = {k: v & (rng.random(N) > 0.15) for k, v in old.items()}  # the candidate loses some images everywhere
@@ -111,20 +111,25 @@ def test_the_mce_change_by_a_paired_bootstrap_over_images():
     assert r.baseline == pytest.approx(_independent_mce(old)) and r.candidate == pytest.approx(_independent_mce(common))
     assert r.delta == pytest.approx(r.candidate - r.baseline) and r.delta > 0 and r.higher_is_better is False
     assert "snow-1" in r.test and r.n == N
-    # The p-value's resamples: the set holds 15 fixed p-valued comparisons (channel shares have none), the 5
-    # conditions and the mCE, m = 21; ceil(20 x 21 / 0.05) = 8400, so its floor 2/8401 is below 0.05/21.
-    assert r.p_resamples == 8400
-    # The same paired bootstrap by hand: images drawn with replacement (one draw for both sides, in chunks of 2000),
-    # the interval from the first 300 draws, the p-value from all 8400.
+    # The interval: the same paired bootstrap by hand, images drawn with replacement (one draw for both sides), 300 draws.
     draw = np.random.default_rng(0)
-    changes = []
-    for start in range(0, 8400, 2000):
-        for idx in draw.integers(0, N, size=(min(2000, 8400 - start), N)):
-            changes.append(_independent_mce(common, idx) - _independent_mce(old, idx))
-    changes = np.array(changes)
-    assert r.ci == pytest.approx(tuple(np.percentile(changes[:resamples], [2.5, 97.5])), abs=1e-9)
-    p = min(1.0, 2 * (min((changes <= 0).sum(), (changes >= 0).sum()) + 1) / (changes.size + 1))
-    assert r.p_value == pytest.approx(p)
+    changes = np.array([_independent_mce(common, idx) - _independent_mce(old, idx)
+                        for idx in draw.integers(0, N, size=(resamples, N))])
+    assert r.ci == pytest.approx(tuple(np.percentile(changes, [2.5, 97.5])), abs=1e-9)
+    # The p-value: an exact paired permutation test by hand. Each image's contribution to the change is the mCE's
+    # change when only that image takes the candidate's outcomes (the mCE is linear in the errors); swapping an
+    # image's two outcomes turns its contribution's sign, so p = P(|sum of +-contributions| >= |observed|) over
+    # every sign pattern of the images that changed.
+    contributions = []
+    for i in range(N):
+        one = {k: np.where(np.arange(N) == i, common[k], v) for k, v in old.items()}
+        contributions.append(_independent_mce(one) - _independent_mce(old))
+    moved = np.array([c for c in contributions if abs(c) > 1e-9])
+    assert moved.sum() == pytest.approx(r.delta) and 0 < moved.size <= 20
+    signs = np.array([[1 if (k >> j) & 1 else -1 for j in range(moved.size)] for k in range(2 ** moved.size)])
+    p = np.mean(np.abs(signs @ moved) >= abs(moved.sum()) - 1e-9)
+    assert r.p_value == pytest.approx(p) and r.p_resamples is None  # exact: no resamples
+    assert f"sign-flip test on the {moved.size} images whose weighted error changed, exact" in r.test
     assert "mean_error" not in results  # an ImageNet-1k label space: its summary is the mCE
 
 

@@ -119,7 +119,9 @@ def test_shape_bias_bootstrap_closed_forms():
     assert (same.baseline, same.candidate, same.delta, same.p_value, same.ci, same.n) == (1.0, 1.0, 0.0, 1.0, (0.0, 0.0), 160)
     flipped = shape_bias_change(result("shape_bias", tol=0.02), ids, textures, shapes, 400, 0)
     assert (flipped.baseline, flipped.candidate, flipped.delta, flipped.ci) == (0.0, 1.0, 1.0, (1.0, 1.0))
-    assert flipped.p_value == pytest.approx(2 / 401)  # no resample on the other side of 0: the smallest p it can give
+    # 160 changed images: 400 random swap patterns, none as extreme as the observed one (only swapping all or none
+    # of the 160 is), so the Monte Carlo floor 1 / (400 + 1)
+    assert flipped.p_value == pytest.approx(1 / 401) and flipped.p_resamples == 400
 
 
 def test_shape_bias_bootstrap_interval_matches_the_normal_approximation():

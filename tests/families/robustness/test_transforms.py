@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -106,6 +108,29 @@ def test_evaluate_transform_closed_form():
 def test_classes_affected():
     clean = [[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [1.0, 1.0, 0.0]]
     after = [[0.0, 1.0, 0.0], [0.0, 1.0, 0.0], [0.0, 1.0, 0.0]]
-    assert classes_affected(clean, after) == {"classes_affected": 1, "classes": [0], "models": 3}
+    assert classes_affected(clean, after) == {"classes_affected": 1, "classes": [0], "models": 3, "classes_tested": 3,
+                                              "alpha": 0.05}
     with pytest.raises(ValueError, match="at least two models"):
         classes_affected(clean[:1], after[:1])
+
+
+def test_classes_affected_counts_uncorrected_p_and_says_how_many_chance_gives():
+    """Review hunt29C, doubt 3: with no effect at all about alpha x classes cross p < alpha. Two models, one image
+    per class, right with the same chance 0.8 before and after: a class counts only when both models are right
+    before and wrong after or the reverse ([1, 1] vs [0, 0]: no spread, p = 0), chance 2 x 0.8^2 x 0.2^2 = 0.0512
+    per class; the count is reported as such, with the classes tested and the chance expectation."""
+    from visionaudit.families.robustness import _affected_text
+
+    rng = np.random.default_rng(0)
+    clean, after = (rng.random((2, 1000)) < 0.8).astype(float), (rng.random((2, 1000)) < 0.8).astype(float)
+    result = classes_affected(clean.tolist(), after.tolist())
+    by_hand = int(sum(1 for k in range(1000) if len(set(clean[:, k])) == 1 and len(set(after[:, k])) == 1
+                      and clean[0, k] != after[0, k]))
+    assert result["classes_affected"] == by_hand and result["classes_tested"] == 1000 and result["alpha"] == 0.05
+    assert abs(by_hand - 51.2) < 4 * math.sqrt(1000 * 0.0512 * (1 - 0.0512))  # chance's count, within 4 sd
+    text = _affected_text(result)
+    assert text == (f"{by_hand} of 1000 classes differ at p < 0.05 (the study's per-class t-test, uncorrected for the "
+                    "classes tested, about 50 expected by chance alone)")
+    # A report written before classes_tested was recorded: said without the count it lacks
+    assert _affected_text({"classes_affected": 3, "classes": [1, 2, 3], "models": 2}) == (
+        "3 classes differ at p < 0.05 (the study's per-class t-test, uncorrected for the classes tested)")

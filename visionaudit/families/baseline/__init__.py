@@ -252,7 +252,7 @@ def _not_compared(r: Result, why: str, side: str = "setup") -> Result:
 
 
 def _compare_summary(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Settings, r: Result) -> Result:
-    """The mCE or mean error over the conditions both sides scored, by a paired bootstrap over images."""
+    """The mCE or mean error over the conditions both sides scored, paired (corruptions.summary_change)."""
     for side, o in (("baseline", old), ("candidate", new)):
         if not corruption_outcomes(o):
             conditions = Compared(c.name, c.family, "error", "corruption conditions", "error", "test_corruption")
@@ -380,8 +380,8 @@ FAMILY = register_family(Family(
     name="baseline",
     gates="no regression against the previous release's report, image by image (--audit-baseline PREV.json): "
           "McNemar on accuracies, a bootstrap within classes on balanced accuracy, McNemar per class (Holm over the "
-          "classes) on per-class accuracy, paired bootstrap on shape bias, tolerance on channel shares, McNemar per "
-          "corruption condition and a paired bootstrap on the mCE (or mean error), Holm per model; error consistency "
+          "classes) on per-class accuracy, a paired permutation test on shape bias, tolerance on channel shares, McNemar "
+          "per corruption condition and a sign-flip test on the mCE (or mean error), Holm per model; error consistency "
           "(kappa) on every paired right/wrong comparison",
     key_metric="verdict",
     higher_is_better=None,  # each comparison takes its metric's direction from that metric's family
@@ -401,9 +401,9 @@ FAMILY = register_family(Family(
                                          "when given, a regression must exceed both", default={}),
         "alpha": f.level("significance level of the paired tests after Holm's correction over one model's comparisons",
                          default=0.05),
-        "bootstrap_resamples": f.count("resamples of the paired bootstrap intervals, and the least of the bootstrap and Monte "
-                                       "Carlo p-values (shape bias, mCE, balanced accuracy), which draw ceil(20 m / alpha) "
-                                       "for m p-valued comparisons when that is more", default=2000),
+        "bootstrap_resamples": f.count("resamples of the paired bootstrap intervals, and the least of the Monte Carlo "
+                                       "p-values (shape bias, mCE, balanced accuracy beyond 20 changed images), which draw "
+                                       "ceil(20 m / alpha) for m p-valued comparisons when that is more", default=2000),
         "min_kappa": f.number("error consistency (Cohen's kappa of the two releases' right/wrong per image): below this an "
                               "accuracy-like comparison fails even when its accuracy held (-1: off)", minimum=-1.0, maximum=1.0,
                               default=-1.0),

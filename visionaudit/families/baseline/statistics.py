@@ -4,12 +4,12 @@ Accuracies (clean, under each transform, 16-way on shape-only stimuli) by exact 
 right/wrong bits; balanced accuracy by a sign-flip test on the images whose outcome changed, each weighing
 1/(classes x its class's images) (with equal weights: exact McNemar), its interval by a paired bootstrap within
 each class when every class has enough images; per-class accuracy by exact McNemar per class with Holm over the
-classes; shape bias by a paired bootstrap over the cue-conflict images; deterministic metrics
-(channel shares) by tolerance alone. Holm's correction runs over one model's p-values. A change is a
-``regression`` (the gate fails) when it goes the bad way by more than its tolerance AND its Holm-adjusted
-p is below alpha; a ``warning`` when only one of the two holds; an ``improvement`` when it goes the good
-way by more than the tolerance or significantly; else ``unchanged``. Reports that cannot be paired can
-still be compared ``unpaired``: two-proportion z-tests on the counts, said in every result.
+classes; shape bias by a paired permutation test swapping the two releases' decisions per cue-conflict image, its
+interval by a paired bootstrap; deterministic metrics (channel shares) by tolerance alone. Holm's correction runs
+over one model's p-values. A change is a ``regression`` (the gate fails) when it goes the bad way by more than its
+tolerance AND its Holm-adjusted p is below alpha; a ``warning`` when only one of the two holds; an
+``improvement`` when it goes the good way by more than the tolerance or significantly; else ``unchanged``. Reports
+that cannot be paired can still be compared ``unpaired``: two-proportion z-tests on the counts, said in every result.
 
 Per-class accuracy is one comparison of the model's set: its p-value is the smallest Holm-adjusted p over the
 classes (a test of "no class changed"), adjusted again with the model's others. A class's adjusted p is its Holm
@@ -37,6 +37,7 @@ from visionaudit.families.baseline.resampling import (  # noqa: F401  (re-export
     SIGN_FLIP_EXACT,
     p_resamples_for,
     sign_flip_p,
+    swap_p,
 )
 
 VERDICTS = ("regression", "warning", "improvement", "unchanged", "not_compared")
@@ -264,21 +265,18 @@ def _bias(s: np.ndarray, t: np.ndarray, axis: int | None = None) -> Any:
 
 def shape_bias_change(result: Result, ids: Sequence[str], old: Sequence, new: Sequence, resamples: int, seed: int,
                       p_resamples: int | None = None) -> Result:
-    """Paired bootstrap over the conflicting images (both models' decisions resampled together): percentile
-    interval of the change from the first ``resamples`` draws, and p = 2 x the smaller tail share of the resampled
-    changes about 0 from all ``p_resamples`` draws (at least ``resamples``: see :func:`p_resamples_for`)."""
-    total = max(resamples, p_resamples or 0)
-    s0, t0 = shape_bias_hits(ids, old)
-    s1, t1 = shape_bias_hits(ids, new)
+    """Shape bias, paired over the conflicting images: p from a paired permutation test (:func:`swap_p`) swapping the
+    two releases' decisions per image over the k images whose shape or texture hit changed, exact up to
+    ``SIGN_FLIP_EXACT``, else over ``p_resamples`` (at least ``resamples``) random patterns; floor 2 / 2^k. The 95 %
+    interval: a paired bootstrap over images (``resamples`` draws), approximate when few images changed."""
+    (s0, t0), (s1, t1) = shape_bias_hits(ids, old), shape_bias_hits(ids, new)
     result.baseline, result.candidate = float(_bias(s0, t0)), float(_bias(s1, t1))
-    result.delta, result.n, result.test = result.candidate - result.baseline, int(s0.size), "paired bootstrap over images"
-    rng = np.random.default_rng(seed)
-    changes = []
-    for start in range(0, total, 250):  # chunks keep memory bounded
-        idx = rng.integers(0, s0.size, size=(min(250, total - start), s0.size))
+    result.delta, result.n = result.candidate - result.baseline, int(s0.size)
+    rng, changes = np.random.default_rng(seed), []
+    for start in range(0, resamples, 250):  # chunks keep memory bounded
+        idx = rng.integers(0, s0.size, size=(min(250, resamples - start), s0.size))
         changes.append(_bias(s1[idx], t1[idx], axis=1) - _bias(s0[idx], t0[idx], axis=1))
-    every = np.concatenate(changes)
-    d, every = every[:resamples], every[np.isfinite(every)]  # the interval's draws (as before), the p-value's
+    d = np.concatenate(changes)
     d = d[np.isfinite(d)]
     if d.size == 0 or not math.isfinite(result.delta):
         result.missing = result.reason = "no shape or texture decisions to compare"
@@ -286,10 +284,23 @@ def shape_bias_change(result: Result, ids: Sequence[str], old: Sequence, new: Se
         return result
     lo, hi = np.percentile(d, [2.5, 97.5])
     result.ci = (float(lo), float(hi))
-    tail = min((every <= 0).sum(), (every >= 0).sum())
-    result.p_value = float(min(1.0, 2 * (tail + 1) / (every.size + 1)))
-    result.p_resamples = total
-    result.test += f" ({total} resamples for the p-value, {resamples} for the interval)"
+    changed = (s0 != s1) | (t0 != t1)
+    # A side's hits: the unchanged images' (the same on both) plus, per changed image, its own or the other side's.
+    rest_s, rest_t = float(s0[~changed].sum()), float(t0[~changed].sum())
+    a_s, a_t, b_s, b_t = (x[changed].astype(np.float64) for x in (s0, t0, s1, t1))
+
+    def change(swapped: np.ndarray) -> np.ndarray:
+        m = swapped.astype(np.float64)
+        new_s, new_t = rest_s + b_s.sum() + m @ (a_s - b_s), rest_t + b_t.sum() + m @ (a_t - b_t)
+        old_s, old_t = rest_s + a_s.sum() + m @ (b_s - a_s), rest_t + a_t.sum() + m @ (b_t - a_t)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return new_s / (new_s + new_t) - old_s / (old_s + old_t)
+
+    k, total = int(changed.sum()), max(resamples, p_resamples or 0)
+    result.p_value, result.p_resamples = swap_p(change, k, total, seed), None if k <= SIGN_FLIP_EXACT else total
+    how = f"exact over the {2 ** k} swap patterns" if k <= SIGN_FLIP_EXACT else f"{total} random swap patterns"
+    result.test = (f"paired permutation test swapping the two releases' decisions per image, over the {k} images whose "
+                   f"shape or texture hit changed, {how}; interval: paired bootstrap over images ({resamples} resamples)")
     return result
 
 
