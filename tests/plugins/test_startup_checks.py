@@ -93,7 +93,7 @@ def test_a_table_applies_whatever_the_spelling_of_its_classes_path_and_a_missing
     result.assert_outcomes(passed=1)
     # the table's bound, under the run's own id (reports are keyed as the run spells its model)
     assert json.loads((team.path / "bounds.json").read_text()) == {"model": spec, "min_top1": 0.99}
-    result.stdout.fnmatch_lines(['*[[]models."tests.tiny_models:tiny?classes=team/clases.txt"[]] names no model of this run nor '
-                                 f'one that exists here; did you mean "{spec}"? Its bounds are not used: its ?classes= file '
-                                 f'team/clases.txt is not there, read from the working directory {team.path}*'])
+    result.stdout.fnmatch_lines([('*[[]models."tests.tiny_models:tiny?classes=team/clases.txt"[]] names no model of this run nor '
+                                  f'one that exists here; did you mean "{spec}"? Its bounds are not used: its ?classes= file '
+                                  f'team/clases.txt is not there, read from the working directory {team.path}*')])
     assert "classes=team/classes.txt\"] names no model" not in result.stdout.str()
