@@ -56,6 +56,7 @@ OPTIONAL_DATA = {OBSERVERS: "the error consistency with the human observers (sha
 OPTIONAL_KEY = pytest.StashKey[set]()  # the optional data already provided or said absent
 ABSENT_KEY = pytest.StashKey[set]()  # the optional data said absent (a failed fetch may leave an empty folder)
 SHAPE_ONLY = {"edges": "edges", "filled-silhouettes": "filled-silhouettes"}
+SHAPE_BIAS_STIMULI = {"cue-conflict", *SHAPE_ONLY.values()}  # the data of the tests that map classes onto the 16 categories
 
 
 def _data_needs(item: pytest.Item) -> list[str]:
@@ -131,7 +132,8 @@ def check_data(config: pytest.Config, meta: dict[str, dict[str, Any]]) -> None:
             message = "the collected audits cannot read their images (no test was run):\n  " + "\n  ".join(problems)
             config.stash[STARTUP_ERROR_KEY] = message
             pytest.exit(message, returncode=pytest.ExitCode.USAGE_ERROR)
-        problems = check_category_maps(settings) if "cue-conflict" in needs else []
+        # Every shape-bias test reads the map (cue conflict, edges, silhouettes, and the baseline's comparisons of them)
+        problems = check_category_maps(settings) if needs & SHAPE_BIAS_STIMULI else []
         if problems:
             message = "audit.toml does not fit the models' classes (no test was run):\n  " + "\n  ".join(problems)
             config.stash[STARTUP_ERROR_KEY] = message

@@ -16,10 +16,11 @@ from visionaudit.data.label_space import read_classes_file
 from visionaudit.data.shards import Shard, parse_shard
 from visionaudit.data.user_cache import OFFLINE_ENV, offline
 from visionaudit.devices import check_device
-from visionaudit.errors import VisionAuditError
+from visionaudit.errors import SpecError, VisionAuditError
 from visionaudit.families.corruption.imagenet_c import check_root
 from visionaudit.models import logit_cache
 from visionaudit.models.classes import check_before_load
+from visionaudit.models.factories import factory_problem
 from visionaudit.models.hf import check_preprocessing
 from visionaudit.models.hub import check_available
 from visionaudit.models.specs import (
@@ -114,18 +115,36 @@ def _resolve(config: pytest.Config) -> Settings:
 
 
 def _check_model(parsed: ModelSpec, no_downloads: bool) -> None:
-    """A hub model's files: in the cache (fetched now if allowed), its image processor one the suite follows; the
-    same for an ONNX file's ``?reference=`` model (the deployment audit loads it); else exit 4."""
+    """A hub model's files: in the cache (fetched now if allowed), its image processor one the suite follows; a
+    factory: its module on the import path and defining it (read, not imported: the controller runs no model code);
+    the same for an ONNX file's ``?reference=`` model (the deployment audit loads it) and a state dict's
+    architecture; else exit 4."""
     check_available(parsed, no_downloads)
     check_preprocessing(parsed)
+    _check_factory(parsed, f"--model {parsed.raw}")
+    if "arch" in parsed.options and parsed.kind == "state_dict":
+        try:
+            arch = parse_spec(parsed.options["arch"])
+        except VisionAuditError:
+            arch = None  # loading names the architecture's problem
+        if arch is not None:
+            _check_factory(arch, f"--model {parsed.raw}: its architecture {parsed.options['arch']} (--arch, or ?arch= in the spec)")
     if "reference" in parsed.options:
         reference = reference_spec(parsed)
         try:
             check_available(reference, no_downloads)
             check_preprocessing(reference)
+            _check_factory(reference, "")
         except VisionAuditError as e:
             raise VisionAuditError(f"--model {parsed.raw}: its ?reference={parsed.options['reference']} (the torch model "
                                    f"the ONNX file was exported from) is refused: {e}") from None
+
+
+def _check_factory(spec: ModelSpec, what: str) -> None:
+    if spec.kind == "factory":
+        problem = factory_problem(spec.name)
+        if problem:
+            raise SpecError(f"{what}: {problem}" if what else problem)
 
 
 def _class_files(run_classes: str | None, spellings: Mapping[str, str]) -> str | None:
@@ -201,11 +220,11 @@ def pytest_configure(config: pytest.Config) -> None:
     if settings.offline:  # --audit-offline reaches every loader (hub.downloads_off reads it), xdist workers included
         os.environ[OFFLINE_ENV] = "1"
     if not hasattr(config, "workerinput"):  # said once, by the controller
-        for key, near in settings.config.mistyped_models(settings.models):
+        for key, near, why in settings.config.mistyped_models(settings.models):
             # One audit.toml serves many runs: a table for another model is normal; one that looks like a typo is not.
             config.issue_config_time_warning(pytest.PytestConfigWarning(
                 f'{settings.config.path}: [models."{key}"] names no model of this run nor one that exists here; did you '
-                f'mean "{near}"? Its bounds are not used'), stacklevel=2)
+                f'mean "{near}"? Its bounds are not used: {why}'), stacklevel=2)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

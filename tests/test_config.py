@@ -151,10 +151,80 @@ def test_only_a_table_that_looks_like_a_typo_is_a_warning(tmp_path):
         "tests.tiny_models:tiny_other",   # a factory that is there: another model
         "torchvision:resnet50",           # checked when read: another model
     ))), arch="torchvision:resnet18")
-    assert cfg.mistyped_models(["tests.tiny_models:tiny"]) == [("tests.tiny_models:tinny", "tests.tiny_models:tiny"),
-                                                               ("tests.tiny_modles:tiny", "tests.tiny_models:tiny")]
+    assert [m[:2] for m in cfg.mistyped_models(["tests.tiny_models:tiny"])] == [
+        ("tests.tiny_models:tinny", "tests.tiny_models:tiny"), ("tests.tiny_modles:tiny", "tests.tiny_models:tiny")]
     near_file = canonical_spec(f"{tmp_path}/weights2.pth", "torchvision:resnet18")
-    assert cfg.mistyped_models([near_file]) == [(f"{tmp_path}/weigths.pth", near_file)]
+    assert [m[:2] for m in cfg.mistyped_models([near_file])] == [(f"{tmp_path}/weigths.pth", near_file)]
+
+
+def test_a_table_names_its_model_whatever_the_spelling_of_its_paths(tmp_path, monkeypatch):
+    """Hunt 29A, defect 3: a table keyed ?classes=team/classes.txt did not apply to a run spelling the same file by
+    its absolute path (the bounds silently the defaults). Paths are read from the working directory, as --model's."""
+    (tmp_path / "team").mkdir()
+    (tmp_path / "team" / "classes.txt").write_text("bird\ndog\n")
+    (tmp_path / "w.pth").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(path := write(tmp_path, """
+[audits.accuracy]
+min_top1 = 0.7
+[models."tests.tiny_models:tiny?classes=team/classes.txt".accuracy]
+min_top1 = 0.99
+[models."./w.pth?arch=tests.tiny_models:tiny&classes=team/../team/classes.txt".accuracy]
+min_top1 = 0.5
+"""))
+    absolute = canonical_spec(f"tests.tiny_models:tiny?classes={tmp_path}/team/classes.txt")
+    bounds = cfg.thresholds("accuracy", absolute)
+    assert bounds["min_top1"] == 0.99 and bounds.model_id == absolute  # the run's id is kept, not the table's
+    assert cfg.thresholds("accuracy", canonical_spec(f"{tmp_path}/w.pth?classes=team/classes.txt&arch=tests.tiny_models:tiny"))["min_top1"] == 0.5
+    assert cfg.models_not_in([absolute]) == ["./w.pth?arch=tests.tiny_models:tiny&classes=team/../team/classes.txt"]
+    assert cfg.mistyped_models([absolute]) == []
+    # A run from another working directory: the key names the file of that name there, another model.
+    (tmp_path / "other").mkdir()
+    monkeypatch.chdir(tmp_path / "other")
+    elsewhere = load_config(path)
+    assert elsewhere.thresholds("accuracy", absolute)["min_top1"] == 0.7
+    assert elsewhere.thresholds("accuracy", canonical_spec("tests.tiny_models:tiny?classes=team/classes.txt"))["min_top1"] == 0.99
+
+
+def test_two_tables_for_the_same_files_are_an_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = write(tmp_path, f'[models."tests.tiny_models:tiny?classes=c.txt".accuracy]\nmin_top1 = 0.5\n'
+                           f'[models."tests.tiny_models:tiny?classes={tmp_path}/c.txt".accuracy]\nmin_top1 = 0.6\n')
+    with pytest.raises(ConfigError, match=rf'\[models."tests.tiny_models:tiny\?classes=c.txt"\] and \[models."tests.tiny_models:'
+                                          rf'tiny\?classes={tmp_path}/c.txt"\] name the same model \(the same files: .*\); merge them'):
+        load_config(path)
+
+
+def test_a_table_whose_classes_file_is_not_there_is_a_typo_warning(tmp_path, monkeypatch):
+    """Hunt 29A, defect 3: a typo in a table's ?classes= path said nothing."""
+    (tmp_path / "team").mkdir()
+    (tmp_path / "team" / "classes.txt").write_text("bird\ndog\n")
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(write(tmp_path, '[models."tests.tiny_models:tiny?classes=team/clases.txt".accuracy]\nmin_top1 = 0.5\n'
+                                      f'[models."tests.tiny_models:tiny?classes={tmp_path}/team/classes2.txt".accuracy]\nmin_top1 = 0.5\n'))
+    run = canonical_spec(f"tests.tiny_models:tiny?classes={tmp_path}/team/classes.txt")  # absolute, the keys relative
+    assert cfg.mistyped_models([run]) == [
+        ("tests.tiny_models:tiny?classes=team/clases.txt", run,
+         f"its ?classes= file team/clases.txt is not there, read from the working directory {tmp_path}"),
+        (f"tests.tiny_models:tiny?classes={tmp_path}/team/classes2.txt", run,
+         f"its ?classes= file {tmp_path}/team/classes2.txt is not there")]
+    (tmp_path / "team" / "classes2.txt").write_text("cat\n")  # there: a model of another run, said nothing of
+    assert [m[0] for m in cfg.mistyped_models([run])] == ["tests.tiny_models:tiny?classes=team/clases.txt"]
+    assert cfg.mistyped_models(["efficientnet_lite0"]) == []  # far from the run's model: another run's table
+
+
+def test_resolved_spec_reads_every_path_from_the_working_directory(tmp_path, monkeypatch):
+    from visionaudit.models.specs import resolved_spec
+
+    monkeypatch.chdir(tmp_path)
+    t = str(tmp_path)
+    assert resolved_spec("tests.tiny_models:tiny?classes=c.txt&size=8") == f"tests.tiny_models:tiny?classes={t}/c.txt&size=8"
+    assert resolved_spec("efficientnet-lite0?classes=./a/../c.txt") == f"efficientnet_lite0?classes={t}/c.txt"
+    assert resolved_spec("m.onnx?reference=w.pth?arch=torchvision:resnet18") == f"{t}/m.onnx?reference={t}/w.pth?arch=torchvision:resnet18"
+    assert resolved_spec("timm:resnet18:ck/w.safetensors") == f"timm:resnet18:{t}/ck/w.safetensors"
+    assert resolved_spec("hf:./vit") == f"hf:{t}/vit"
+    assert resolved_spec("hf:org/name@main") == "hf:org/name"  # a hub repo id is no path
+    assert resolved_spec("torchvision:resnet18") == "torchvision:resnet18"
 
 
 @pytest.mark.parametrize("old, new", [("deployment_images = 64", "images"), ("deployment_max_abs_diff = { torchscript = 1e-4 }", "max_abs_diff"),

@@ -19,11 +19,15 @@ The config is closed: every key of every table is checked against the family's t
 numbers out of range are errors naming the file, the table, the key, the allowed values and the
 closest one, so a typo never silently loosens a gate. Per-model tables are keyed by the model's
 canonical spec (:func:`visionaudit.models.specs.canonical_spec`), so ``efficientnet-lite0`` and a query
-written in another order match the model they name.
+written in another order match the model they name; paths in a key and in a run's spec are compared read from
+the working directory (:func:`visionaudit.models.specs.resolved_spec`), so ``?classes=team/classes.txt`` and the
+same file's absolute path match too.
 """
 
 from __future__ import annotations
 
+import functools
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +43,8 @@ from visionaudit.errors import ConfigError, VisionAuditError, closest, unknown_n
 from visionaudit.families import thresholds as f
 from visionaudit.families.registry import families
 from visionaudit.families.thresholds import Field
-from visionaudit.models.specs import canonical_spec, parse_spec
+from visionaudit.models.factories import factory_problem
+from visionaudit.models.specs import canonical_spec, parse_spec, resolved_spec
 
 CONFIG_FILE = "audit.toml"
 
@@ -90,6 +95,16 @@ class AuditConfig:
     models: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)  # canonical spec -> family -> bounds
     model_keys: Mapping[str, str] = field(default_factory=dict)  # canonical spec -> the table key as written
     baseline_pairs: Mapping[str, str] = field(default_factory=dict)  # [baseline.pairs]: this run's spec -> the baseline's
+    resolved: Mapping[str, str] = field(default_factory=dict)  # resolved_spec of a table's key -> its canonical spec
+
+    def table_of(self, model_id: str) -> str | None:
+        """The per-model table (its canonical spec) for the run's ``model_id``: the one keyed by that spec, else the
+        one whose key names the same files spelled another way (a relative and an absolute ``?classes=``)."""
+        if model_id in self.models:
+            return model_id
+        if not self.resolved or not model_id:
+            return None
+        return self.resolved.get(_resolved(model_id) or "")
 
     def thresholds(self, audit: str, model_id: str) -> "Thresholds":
         """``audit``'s bounds for ``model_id`` (a canonical spec): the family's defaults, then ``[audits.NAME]``,
@@ -98,7 +113,8 @@ class AuditConfig:
         if audit not in known:
             raise ConfigError(unknown_name("audit family", audit, known))
         merged = known[audit].defaults
-        for layer in (self.audits.get(audit, {}), self.models.get(model_id, {}).get(audit, {})):
+        table = self.table_of(model_id)
+        for layer in (self.audits.get(audit, {}), self.models[table].get(audit, {}) if table else {}):
             for key, value in layer.items():
                 if isinstance(value, dict) and isinstance(merged.get(key), dict):
                     # A per-name table (transforms, deployment forms) overrides the names it lists, and only those:
@@ -109,21 +125,29 @@ class AuditConfig:
         return Thresholds(audit, model_id, MappingProxyType(merged), self.path)
 
     def models_not_in(self, run_models: list[str] | tuple[str, ...]) -> list[str]:
-        """Per-model tables (as written) whose model is not in ``run_models`` (canonical specs)."""
-        return [self.model_keys[m] for m in self.models if m not in run_models]
+        """Per-model tables (as written) that apply to none of ``run_models`` (canonical specs)."""
+        used = {self.table_of(m) for m in run_models}
+        return [self.model_keys[m] for m in self.models if m not in used]
 
-    def mistyped_models(self, run_models: list[str] | tuple[str, ...]) -> list[tuple[str, str]]:
-        """``(table key as written, the run's model it is close to)`` for each per-model table that looks like a typo.
+    def mistyped_models(self, run_models: list[str] | tuple[str, ...]) -> list[tuple[str, str, str]]:
+        """``(table key as written, the run's model it is close to, why it names no model here)`` for each per-model
+        table that applies to none of the run's models and looks like a typo.
 
         One audit.toml serves many runs, so a table for a model not in this run is normal and says nothing. A
         table is a likely typo when its model is close to one of the run's and cannot exist here (a file that is
-        not there, a factory that does not import, a timm name timm does not know); lite and torchvision names
-        were checked when the file was read."""
+        not there, a ``?classes=`` file that is not there, a factory its module does not define, a timm name timm
+        does not know); lite and torchvision names were checked when the file was read. Closeness is judged on
+        the paths read from the working directory, so a relative key is compared with an absolute spec."""
+        run = {(_resolved(m) or m): m for m in run_models}
+        used = {self.table_of(m) for m in run_models}
         out = []
         for model_id in self.models:
-            near = closest(model_id, run_models) if model_id not in run_models else None
-            if near is not None and not _could_exist(model_id):
-                out.append((self.model_keys[model_id], near))
+            if model_id in used:
+                continue
+            near = closest(_resolved(model_id) or model_id, run)
+            why = _why_not_here(model_id) if near is not None else None
+            if why is not None:
+                out.append((self.model_keys[model_id], run[near], why))
         return out
 
 
@@ -166,33 +190,46 @@ class Thresholds(Mapping[str, Any]):
         return len(self.bounds)
 
 
-def _could_exist(model_id: str) -> bool:
-    """Whether the model a table names can be found here, judged without loading it."""
-    import importlib
-    import importlib.util
+def _resolved(model_id: str) -> str | None:
+    """``model_id`` with its paths read from the working directory (for matching only), None when it is no spec."""
+    return _resolved_in(model_id, os.getcwd())
 
+
+@functools.lru_cache(maxsize=256)
+def _resolved_in(model_id: str, cwd: str) -> str | None:  # cwd: part of the key, since relative paths start there
+    try:
+        return resolved_spec(model_id)
+    except VisionAuditError:
+        return None
+
+
+def _why_not_here(model_id: str) -> str | None:
+    """Why the model a table names cannot be found here, judged without loading it (nor importing a factory's
+    module); None when it could be."""
     try:
         spec = parse_spec(model_id)  # a file must exist and be of a kind that is read
-    except VisionAuditError:
-        return False
+    except VisionAuditError as e:
+        return str(e)
+    classes = spec.options.get("classes")
+    if classes and not Path(classes).expanduser().is_file():
+        relative = "" if Path(classes).expanduser().is_absolute() else f", read from the working directory {Path.cwd()}"
+        return f"its ?classes= file {classes} is not there{relative}"
     if spec.kind == "factory":
-        module, _, attr = spec.name.partition(":")
-        try:
-            if importlib.util.find_spec(module) is None:
-                return False
-        except (ImportError, ValueError):  # a parent package that is not there
-            return False
-        try:
-            return callable(getattr(importlib.import_module(module), attr, None))
-        except Exception:  # noqa: BLE001  (it is there but fails to import: a run of it will say why, not a typo)
-            return True
+        return factory_problem(spec.name)
     if spec.kind == "timm":
         try:
             import timm
         except ImportError:
-            return True  # cannot tell
-        return bool(timm.list_models(spec.name)) or bool(timm.list_models(spec.name, pretrained=True))
-    return True
+            return None  # cannot tell
+        if not (timm.list_models(spec.name) or timm.list_models(spec.name, pretrained=True)):
+            return f"timm has no model {spec.name!r}"
+        return None
+    for key in ("arch", "reference"):
+        if key in spec.options:
+            why = _why_not_here(spec.options[key])
+            if why is not None:
+                return f"its ?{key}={spec.options[key]}: {why}"
+    return None
 
 
 def _canonical_key(key: str, arch: str | None, path: Path) -> str:
@@ -231,17 +268,22 @@ def load_config(path: str | Path | None, arch: str | None = None) -> AuditConfig
         raise ConfigError(f'{path}: [models] must hold [models."SPEC".AUDIT] tables')
     models: dict[str, dict[str, dict[str, Any]]] = {}
     written: dict[str, str] = {}
+    resolved: dict[str, str] = {}  # the key's paths read from the working directory -> its canonical spec
     for key, per_audit in models_raw.items():
         if not isinstance(per_audit, dict):
             raise ConfigError(f'{path}: models."{key}" must be a table of [models."{key}".AUDIT] tables')
         model_id = _canonical_key(key, arch, path)
         if model_id in written:
             raise ConfigError(f'{path}: [models."{written[model_id]}"] and [models."{key}"] name the same model ({model_id}); merge them')
-        written[model_id] = key
+        same_files = _resolved(model_id) or model_id
+        if same_files in resolved:
+            raise ConfigError(f'{path}: [models."{written[resolved[same_files]]}"] and [models."{key}"] name the same model '
+                              f'(the same files: {same_files}); merge them')
+        written[model_id], resolved[same_files] = key, model_id
         models[model_id] = {name: _check_family_table(name, table, f'models."{key}".{name}', path) for name, table in per_audit.items()}
     pairs = _baseline_pairs(data.get("baseline", {}), arch, path)
     return AuditConfig(path, MappingProxyType(run), MappingProxyType(audits), MappingProxyType(models), MappingProxyType(written),
-                       MappingProxyType(pairs))
+                       MappingProxyType(pairs), MappingProxyType(resolved))
 
 
 def _baseline_pairs(table: Any, arch: str | None, path: Path) -> dict[str, str]:

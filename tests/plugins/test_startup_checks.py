@@ -1,0 +1,99 @@
+"""What docs/models.md and docs/config.md promise at startup (hunt 29A, defects 3 and 5, doubt D2): a factory typo in
+--model or in an ONNX file's ?reference= stops the run with exit 4 naming it, before any model loads; a per-model
+audit.toml table applies to the run's model whatever the spelling of its ?classes= path, and one whose ?classes=
+file is not there is a warning."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+try:  # imported once, here: pytester drops what a test imports, and onnx's extension cannot be imported twice
+    import onnx
+    import onnxruntime  # noqa: F401
+except ImportError:  # the deploy extra
+    onnx = None
+
+AUDIT = """
+import json
+import pytest
+
+pytestmark = pytest.mark.audit("accuracy")
+
+def test_bounds(model, thresholds):
+    with open("bounds.json", "w") as f:
+        json.dump({"model": model.id, "min_top1": thresholds["min_top1"]}, f)
+"""
+RUN = ("-p", "no:cacheprovider", "--device", "cpu")
+
+
+@pytest.fixture
+def team(suite: pytest.Pytester, monkeypatch) -> pytest.Pytester:
+    suite.makepyfile(test_audit=AUDIT)
+    monkeypatch.setenv("PYTHONPATH", str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    monkeypatch.setenv("VISIONAUDIT_TEST_LOAD_LOG", str(suite.path / "loads.log"))
+    return suite
+
+
+def _onnx(path: Path) -> Path:
+    if onnx is None:
+        pytest.skip("in the deploy extra: pip install 'visionaudit[deploy]'")
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper, save_model
+
+    w = numpy_helper.from_array(np.ones((4, 3, 3, 3), dtype=np.float32), "W")
+    nodes = [helper.make_node("Conv", ["x", "W"], ["y"]), helper.make_node("GlobalAveragePool", ["y"], ["p"]),
+             helper.make_node("Flatten", ["p"], ["logits"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, None)], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    save_model(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize("case", ["model", "model-xdist", "reference", "reference-module", "arch"])
+def test_a_factory_typo_stops_the_run_at_startup_naming_it(team, case):
+    workers = ["-n", "2"] if case.endswith("xdist") else []
+    module = f"tests.tiny_models ({ROOT / 'tests' / 'tiny_models.py'})"
+    no_callable = f"{module} has no callable tinny (did you mean tests.tiny_models:tiny?)"
+    if case.startswith("model"):
+        spec, expected = "tests.tiny_models:tinny", f"--model tests.tiny_models:tinny: {no_callable}"
+    elif case == "arch":
+        (team.path / "w.pth").write_bytes(b"")
+        spec = f"{team.path}/w.pth?arch=tests.tiny_models:tinny"
+        expected = f"--model {spec}: its architecture tests.tiny_models:tinny (--arch, or ?arch= in the spec): {no_callable}"
+    else:
+        path, factory = _onnx(team.path / "m.onnx"), "tests.tiny_models:tinny" if case == "reference" else "tests.tiny_modles:tiny"
+        spec = f"{path}?reference={factory}"
+        expected = (f"--model {spec}: its ?reference={factory} (the torch model the ONNX file was exported from) is refused: "
+                    + (no_callable if case == "reference" else "cannot import tests.tiny_modles for the factory "
+                       "tests.tiny_modles:tiny (no module named 'tests.tiny_modles' on the import path)"))
+    result = team.runpytest_subprocess("--model", spec, *RUN, *workers)
+    output = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, output[-3000:]
+    assert expected in output, output[-3000:]
+    assert "Traceback" not in output
+    assert not (team.path / "loads.log").exists()  # no model loaded
+    assert not (team.path / "bounds.json").exists()
+
+
+def test_a_table_applies_whatever_the_spelling_of_its_classes_path_and_a_missing_file_is_a_warning(team):
+    (team.path / "team").mkdir()
+    (team.path / "team" / "classes.txt").write_text("".join(f"c{i}\n" for i in range(1000)))  # tiny: 1,000 outputs
+    team.makefile(".toml", audit='[audits.accuracy]\nmin_top1 = 0.7\n'
+                                 '[models."tests.tiny_models:tiny?classes=team/classes.txt".accuracy]\nmin_top1 = 0.99\n'
+                                 '[models."tests.tiny_models:tiny?classes=team/clases.txt".accuracy]\nmin_top1 = 0.5\n')
+    spec = f"tests.tiny_models:tiny?classes={team.path}/team/classes.txt"  # the same file, by its absolute path
+    result = team.runpytest_subprocess("--model", spec, *RUN)
+    result.assert_outcomes(passed=1)
+    # the table's bound, under the run's own id (reports are keyed as the run spells its model)
+    assert json.loads((team.path / "bounds.json").read_text()) == {"model": spec, "min_top1": 0.99}
+    result.stdout.fnmatch_lines([('*[[]models."tests.tiny_models:tiny?classes=team/clases.txt"[]] names no model of this run nor '
+                                  f'one that exists here; did you mean "{spec}"? Its bounds are not used: its ?classes= file '
+                                  f'team/clases.txt is not there, read from the working directory {team.path}*')])
+    assert "classes=team/classes.txt\"] names no model" not in result.stdout.str()
