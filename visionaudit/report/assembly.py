@@ -113,9 +113,9 @@ def short_reason(message: str | None, model: Any = None) -> str:
     (a row or reason names it) nor a leading "not judged: " (the outcome says it); when long, parenthesized
     lists of more than 40 characters left out, then cut at a word (the report holds the whole message)."""
     text = (message or "").strip().splitlines()[0].strip() if (message or "").strip() else ""
+    text = re.sub(r"^not judged:\s*", "", text)
     if model and text.startswith(str(model)):
         text = text[len(str(model)):].lstrip(" :")
-    text = re.sub(r"^not judged:\s*", "", text)
     if len(text) > REASON_CHARS:
         text = re.sub(r"\s*\([^()]{40,}\)", "", text)
     if len(text) > REASON_CHARS:
