@@ -180,9 +180,9 @@ def test_a_first_small_run_says_why_each_family_was_not_judged_or_skipped():
     assert why == [
         f"accuracy, {TEAM}: not judged (1 test): 41 labelled images; this gate needs at least 50 (min_images in audit.toml)",
         f"robustness, {TEAM}: not judged (2 tests): 41 images; this gate needs at least 50 (min_images in audit.toml)",
-        f"shape_bias, {TEAM}: skipped (3 tests): no shape bias: its 5 classes are not ImageNet-1k's and do not include the "
-        "16 shape-bias categories by name; map its classes onto them with category_map = {\"class name\" = \"category\", "
-        "...} under [audits.shape_bias] (or [models.\"ID\".shape_bias]) in audit.toml"]
+        (f"shape_bias, {TEAM}: skipped (3 tests): no shape bias: its 5 classes are not ImageNet-1k's and do not include the "
+         "16 shape-bias categories by name; map its classes onto them with category_map = {\"class name\" = \"category\", "
+         "...} under [audits.shape_bias] (or [models.\"ID\".shape_bias]) in audit.toml")]
     assert lines.index(why[0]) == len(summary_rows(data["audits"])) + 1  # right under the table
     # The tests column: what happened to each test, not "0/3 passed" (which reads like three failures).
     cells = {(r["audit"], r["verdict"]): r["tests"] for r in summary_rows(data["audits"])}
@@ -205,7 +205,7 @@ def test_reasons_are_counted_once_and_the_others_said():
     [row] = summary_rows(report(mixed)["audits"])
     # "fp16: no GPU" and "trt: no GPU" differ (each names its form): 4 reasons, the first given by 1 of 4 tests.
     assert row["reason"] == "skipped (1 of 4 tests): fp16: no GPU; 3 other reasons in the report"
-    same = [entry(f"audits/test_deployment.py::test_deployment[m-{k}]", "deployment", "skipped", message=f"m: no GPU") for k in "ab"]
+    same = [entry(f"audits/test_deployment.py::test_deployment[m-{k}]", "deployment", "skipped", message="m: no GPU") for k in "ab"]
     controls = [entry(f"audits/test_channel_bias.py::test_random_init_control[{c}]", "channel_bias", "not_judged", model=c,
                       message=f"not judged: {c}: 3 images; this gate needs at least 5", control="control (random init)")
                 for c in ("c1", "c2")]
