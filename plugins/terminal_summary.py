@@ -59,5 +59,18 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     terminalreporter.write_sep("=", "visionaudit summary")
     for line in terminal_lines(data, verbose=config.get_verbosity() > 0):
         terminalreporter.write_line(line)
+    if data["error"]:
+        _said_once(terminalreporter, data["error"])
     if path:
         terminalreporter.write_line(f"report: {path}")
+
+
+def _said_once(terminalreporter, error: str) -> None:
+    """A startup error stopped the run by ``pytest.exit``: the verdict line has said it, and pytest would say it
+    again as it exits (``! _pytest.outcomes.Exit: ... !``), from a memo its terminal reporter keeps (a private
+    attribute: left alone unless it holds exactly this exit, so a Ctrl-C or another exit is still said)."""
+    memo = getattr(terminalreporter, "_keyboardinterrupt_memo", None)
+    crash = getattr(memo, "reprcrash", None)
+    exit_type = pytest.exit.Exception
+    if crash is not None and getattr(crash, "message", None) == f"{exit_type.__module__}.{exit_type.__qualname__}: {error}":
+        terminalreporter._keyboardinterrupt_memo = None

@@ -17,9 +17,9 @@ from visionaudit.families.assessment import NotJudged, PerImage
 from visionaudit.families.baseline import COMPARED, outcomes_from_report
 from visionaudit.families.outcomes import encode_bits
 from visionaudit.families.records import AuditRecord
-from visionaudit.report.assembly import assemble, blank_entry
+from visionaudit.report.assembly import REASON_CHARS, assemble, blank_entry, short_reason
 from visionaudit.report.compare import compare_reports, render
-from visionaudit.report.summaries import verdict_line
+from visionaudit.report.summaries import markdown_summary, markdown_text, summary_rows, terminal_lines, verdict_line
 
 IDS = [f"n{1440764 + k % 10:08d}_{k}.JPEG" for k in range(40)]
 SAMPLES = {"labelled": {"name": "s", "n": len(IDS), "subset": 40, "seed": 0, "protocol": 2, "fingerprint": "f1", "ids": IDS}}
@@ -139,3 +139,100 @@ def test_compare_does_not_pass_on_nothing_nor_on_a_baseline_that_is_not_a_pass()
     assert empty["verdict"] == "incomplete"
     assert empty["verdict_reason"].startswith(f"m vs m: nothing compared ({len(COMPARED)} not compared; first: the baseline has "
                                               "no per-image outcomes for clean (its accuracy audit was not in that run))")
+
+
+# -- why a family was not judged or skipped, on the terminal and in the step summary (hunt 29A, defect 6) ----
+
+TEAM = "teams:net?classes=/work/team/classes.txt"
+FEW = "not judged: 41 labelled images; this gate needs at least 50 (min_images in audit.toml)"
+SHAPE = (f"{TEAM}: no shape bias: its 5 classes are not ImageNet-1k's and do not include the 16 shape-bias categories by "
+         "name (missing: airplane, bear, bicycle, boat, car, chair, clock, elephant, ...); map its classes onto them with "
+         'category_map = {"class name" = "category", ...} under [audits.shape_bias] (or [models."ID".shape_bias]) in audit.toml')
+
+
+def first_small_run() -> dict:
+    """A team's first run on 41 images, as hunt 29A saw it (messages as the real audits word them): accuracy
+    and robustness not judged, shape bias skipped, channel bias judged, deployment judged with one form skipped."""
+    audits = [entry(f"audits/test_accuracy.py::test_clean_top1[{TEAM}]", "accuracy", "not_judged", TEAM, FEW),
+              *[entry(f"audits/test_robustness.py::test_drop[{TEAM}-{t}]", "robustness", "not_judged", TEAM,
+                      FEW.replace("41 labelled", "41")) for t in ("flip", "zoom")],
+              entry(f"audits/test_channel_bias.py::test_weight_shares[{TEAM}]", "channel_bias", "passed", TEAM),
+              *[entry(f"audits/test_shape_bias.py::test_shape_bias[{TEAM}-{k}]", "shape_bias", "skipped", TEAM, SHAPE)
+                for k in ("a", "b", "c")],
+              *[entry(f"audits/test_deployment.py::test_deployment[{TEAM}-{k}]", "deployment", "passed", TEAM) for k in "ab"],
+              entry(f"audits/test_deployment.py::test_deployment[{TEAM}-fp16]", "deployment", "skipped", TEAM,
+                    f"{TEAM} fp16_cuda: fp16 inference is audited on CUDA; this run's device is cpu")]
+    return assemble({"seed": 0, "samples": 41}, {TEAM: {"loaded": True}}, audits)
+
+
+def test_a_first_small_run_says_why_each_family_was_not_judged_or_skipped():
+    data = first_small_run()
+    assert data["verdict"] == "incomplete"
+    # The verdict's reason: the gates not judged, how many tests, the first reason, and that there is another.
+    reason = (f"{TEAM}: its accuracy, robustness gates not judged (3 test(s)): 41 labelled images; this gate needs at least "
+              "50 (min_images in audit.toml); +1 other reason")
+    assert data["verdict_reason"] == reason
+    lines = terminal_lines(data)
+    assert lines[-1] == f"verdict: INCOMPLETE (3 not judged, 3 passed, 4 skipped); not a pass: {reason}"
+    # A line per NOT JUDGED / SKIP row under the table: the first reason once (3 tests give it), the model's name
+    # and "not judged: " not repeated, the long list of missing categories left out, the fix kept.
+    why = [line for line in lines if line.startswith(("accuracy, ", "robustness, ", "shape_bias, ", "deployment, "))]
+    assert why == [
+        f"accuracy, {TEAM}: not judged (1 test): 41 labelled images; this gate needs at least 50 (min_images in audit.toml)",
+        f"robustness, {TEAM}: not judged (2 tests): 41 images; this gate needs at least 50 (min_images in audit.toml)",
+        (f"shape_bias, {TEAM}: skipped (3 tests): no shape bias: its 5 classes are not ImageNet-1k's and do not include the "
+         "16 shape-bias categories by name; map its classes onto them with category_map = {\"class name\" = \"category\", "
+         "...} under [audits.shape_bias] (or [models.\"ID\".shape_bias]) in audit.toml")]
+    assert lines.index(why[0]) == len(summary_rows(data["audits"])) + 1  # right under the table
+    # The tests column: what happened to each test, not "0/3 passed" (which reads like three failures).
+    cells = {(r["audit"], r["verdict"]): r["tests"] for r in summary_rows(data["audits"])}
+    assert cells == {("accuracy", "NOT JUDGED"): "1 not judged", ("robustness", "NOT JUDGED"): "2 not judged",
+                     ("shape_bias", "SKIP"): "3 skipped", ("deployment", "PASS"): "2/3 passed, 1 skipped",
+                     ("channel_bias", "PASS"): "1/1 passed"}
+    # The step summary: the same lines, as Markdown list items, and the reason in the bold verdict line.
+    md = markdown_summary(data)
+    assert f"- {markdown_text(why[0])}\n- {markdown_text(why[1])}\n- {markdown_text(why[2])}\n" in md
+    assert 'category_map = \\{"class name" = "category", ...\\} under \\[audits.shape_bias\\]' in md  # shown as it is
+    assert "| **SKIP** | 3 skipped |" in md and "0/3 passed" not in md
+    assert f"**verdict: INCOMPLETE (3 not judged, 3 passed, 4 skipped); not a pass: {markdown_text(reason)}**" in md
+
+
+def test_reasons_are_counted_once_and_the_others_said():
+    """Several reasons in one row: the first with the number of tests giving it, and how many others there are;
+    the same reason from several controls (each naming its own model) counts once."""
+    mixed = [entry(f"audits/test_deployment.py::test_deployment[m-{k}]", "deployment", "skipped", message=f"m {k}: {why}")
+             for k, why in [("fp16", "no GPU"), ("trt", "no GPU"), ("onnx", "onnxruntime missing"), ("jit", "a dict output")]]
+    [row] = summary_rows(report(mixed)["audits"])
+    # "fp16: no GPU" and "trt: no GPU" differ (each names its form): 4 reasons, the first given by 1 of 4 tests.
+    assert row["reason"] == "skipped (1 of 4 tests): fp16: no GPU; 3 other reasons in the report"
+    same = [entry(f"audits/test_deployment.py::test_deployment[m-{k}]", "deployment", "skipped", message="m: no GPU") for k in "ab"]
+    controls = [entry(f"audits/test_channel_bias.py::test_random_init_control[{c}]", "channel_bias", "not_judged", model=c,
+                      message=f"not judged: {c}: 3 images; this gate needs at least 5", control="control (random init)")
+                for c in ("c1", "c2")]
+    data = report([*same, *controls, entry("audits/test_accuracy.py::test_clean_top1[m]", "accuracy", "passed")])
+    rows = {r["audit"]: r for r in summary_rows(data["audits"])}
+    assert rows["deployment"]["reason"] == "skipped (2 tests): no GPU"
+    assert rows["channel_bias"]["model"] == "2 control (random init)"
+    assert rows["channel_bias"]["reason"] == "not judged (2 tests): 3 images; this gate needs at least 5"
+    assert data["verdict_reason"] == "2 test(s) of random-init controls not judged: 3 images; this gate needs at least 5"
+
+
+def test_a_long_reason_is_shortened_at_a_word():
+    text = short_reason("not judged: " + "word " * 100 + "(" + "x" * 50 + ")", model="m")
+    assert text.startswith("word word") and text.endswith(" ...") and len(text) <= REASON_CHARS + 4
+    assert short_reason("m: fine (kept)", model="m") == "fine (kept)" and short_reason(None) == ""
+
+
+def test_robustness_says_which_transforms_drop_and_nothing_for_a_model_not_judged():
+    """Holm over each model's transforms (0.001 x 2 = 0.002 < 0.05: flip; 0.5 is not), "no transform has a
+    significant drop" when none does, and no line at all for a model whose robustness was not judged."""
+    def drop(model: str, transform: str, p: float, outcome: str = "passed") -> dict:
+        return entry(f"audits/test_robustness.py::test_drop[{model}-{transform}]", "robustness", outcome, model=model,
+                     message=FEW if outcome == "not_judged" else None, params={"transform": transform},
+                     metrics={"drop": 0.01, "p_value": p}, thresholds={"alpha": 0.05})
+    data = report([drop("m", "flip", 0.001), drop("m", "zoom", 0.5), drop("k", "flip", 0.9), drop("k", "zoom", 0.8),
+                   drop("n", "flip", 0.001, "not_judged"), drop("n", "zoom", 0.001, "not_judged")])
+    lines = [line for line in terminal_lines(data) if line.startswith("robustness, ")]
+    assert lines == ["robustness, n: not judged (2 tests): 41 labelled images; this gate needs at least 50 (min_images in audit.toml)",
+                     "robustness, k: no transform has a significant drop (Holm, McNemar)",
+                     "robustness, m: significant drop (Holm, McNemar) under flip"]

@@ -75,18 +75,63 @@ def verdict_reasons(audits: list[dict[str, Any]], run: dict[str, Any] | None = N
             by_model[str(e["model"])].append(e)
     reasons = []
     for model, entries in sorted(by_model.items()):
+        unjudged = [name for name in sorted({e["audit"] for e in entries})
+                    if name in known and known[name].needs_a_judgement
+                    and {e["outcome"] for e in entries if e["audit"] == name} <= ENDED_UNJUDGED]
         gates = [f"{model}: its {name} gate judged none of its {len(gate)} test(s) ({_ended(gate)})"
-                 for name in sorted({e["audit"] for e in entries})
-                 for gate in [[e for e in entries if e["audit"] == name]]
-                 if name in known and known[name].needs_a_judgement and {e["outcome"] for e in gate} <= ENDED_UNJUDGED]
+                 for name in unjudged for gate in [[e for e in entries if e["audit"] == name]]]
         if not gates and {e["outcome"] for e in entries} <= ENDED_UNJUDGED:
-            gates = [f"{model}: none of its {len(entries)} test(s) judged anything ({_ended(entries)})"]
+            reasons.append(f"{model}: none of its {len(entries)} test(s) judged anything ({_ended(entries)})")
+            continue
         reasons += gates
+        # A gate with too few images (not_judged) makes the run incomplete whatever else passed: say why.
+        not_judged = [e for e in entries if e["outcome"] == "not_judged" and e["audit"] not in unjudged]
+        if not_judged:
+            names = sorted({e["audit"] for e in not_judged})
+            text, _, others = first_reason(not_judged)
+            reasons.append(f"{model}: its {', '.join(names)} gate{'s' if len(names) > 1 else ''} not judged "
+                           f"({len(not_judged)} test(s))" + (f": {text}" if text else "")
+                           + (f"; +{others} other reason{'s' if others > 1 else ''}" if others else ""))
+    controls = [e for e in audits if e.get("control") and e["outcome"] == "not_judged"]
+    if controls:  # a control's gate not judged also makes the run incomplete
+        text, _, others = first_reason(controls)
+        reasons.append(f"{len(controls)} test(s) of random-init controls not judged" + (f": {text}" if text else "")
+                       + (f"; +{others} other reason{'s' if others > 1 else ''}" if others else ""))
     baseline = (run or {}).get("baseline") or {}
     if baseline and baseline.get("verdict") != "pass" and not baseline.get("accepted"):
         reasons.append(f"the baseline {baseline.get('path')} has verdict {baseline['verdict']}, not pass: comparisons with it "
                        "cannot make a pass (--audit-accept-incomplete-baseline accepts it, and the report says so)")
     return reasons
+
+
+# A reason longer than this is shortened: long parenthesized lists dropped, then cut at a word.
+REASON_CHARS = 300
+
+
+def short_reason(message: str | None, model: Any = None) -> str:
+    """A test's message as one short line for a summary: its first line, without the model's name in front
+    (a row or reason names it) nor a leading "not judged: " (the outcome says it); when long, parenthesized
+    lists of more than 40 characters left out, then cut at a word (the report holds the whole message)."""
+    text = (message or "").strip().splitlines()[0].strip() if (message or "").strip() else ""
+    text = re.sub(r"^not judged:\s*", "", text)
+    if model and text.startswith(str(model)):
+        text = text[len(str(model)):].lstrip(" :")
+    if len(text) > REASON_CHARS:
+        text = re.sub(r"\s*\([^()]{40,}\)", "", text)
+    if len(text) > REASON_CHARS:
+        text = text[:REASON_CHARS].rsplit(" ", 1)[0].rstrip(" ,;:") + " ..."
+    return text
+
+
+def first_reason(entries: list[dict[str, Any]]) -> tuple[str, int, int]:
+    """The first of ``entries``' reasons (:func:`short_reason` of each message, so that the same reason
+    given by several models or tests counts once), how many entries give it, how many other reasons they give."""
+    reasons = Counter(short_reason(e.get("message"), e.get("model")) for e in entries)
+    reasons.pop("", None)
+    if not reasons:
+        return "", 0, 0
+    first = next(iter(reasons))
+    return first, reasons[first], len(reasons) - 1
 
 
 def _ended(entries: list[dict[str, Any]]) -> str:

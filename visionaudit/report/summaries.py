@@ -9,7 +9,7 @@ from typing import Any
 
 from visionaudit.families.registry import families
 from visionaudit.formatting import fmt_values
-from visionaudit.report.assembly import SEVERITY
+from visionaudit.report.assembly import SEVERITY, first_reason
 
 VERDICTS = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "SKIP", "not_judged": "NOT JUDGED",
             "interrupted": "INTERRUPTED", "crashed": "CRASHED", "timeout": "TIMEOUT", "not_run": "NOT RUN"}
@@ -42,18 +42,47 @@ def summary_rows(audits: list[dict[str, Any]], fold_controls: bool = True) -> li
             for k, v in e["thresholds"].items():
                 if v not in bounds[k]:
                     bounds[k].append(v)
-        passed = sum(e["outcome"] == "passed" for e in entries)
-        rows.append({
+        row = {
             "severity": SEVERITY[worst],
             "model": model,
             "audit": audit,
             "metric": f"{key}={fmt_values(values)}" if values else "-",
             "bound": ", ".join(f"{k}={fmt_values(v)}" for k, v in sorted(bounds.items())) or "-",
             "verdict": VERDICTS[worst],
-            "tests": f"{passed}/{len(entries)} passed",
-        })
+            "tests": tests_cell(entries),
+        }
+        if worst in ("not_judged", "skipped"):  # nothing judged to show: say why instead
+            row["reason"] = row_reason([e for e in entries if e["outcome"] == worst])
+        rows.append(row)
     rows.sort(key=lambda r: (-r.pop("severity"), r["model"], r["audit"]))
     return rows
+
+
+def tests_cell(entries: list[dict[str, Any]]) -> str:
+    """``5/6 passed, 1 skipped``: the passes out of all, then every other outcome by count, worst first
+    (``3 skipped``, not ``0/3 passed``, which reads like three failures)."""
+    counts = defaultdict(int)
+    for e in entries:
+        counts[e["outcome"]] += 1
+    parts = [f"{counts.pop('passed')}/{len(entries)} passed"] if counts.get("passed") else []
+    return ", ".join(parts + [f"{n} {o.replace('_', ' ')}" for o, n in sorted(counts.items(), key=lambda c: -SEVERITY[c[0]])])
+
+
+def row_reason(entries: list[dict[str, Any]]) -> str:
+    """Why a row's tests were not judged or skipped: the first reason, over how many tests it covers
+    (``not judged (76 tests): 41 images; this gate needs at least 50 ...``), and how many others there are."""
+    text, covered, others = first_reason(entries)
+    outcome = entries[0]["outcome"].replace("_", " ")
+    if not text:
+        return f"{outcome} ({len(entries)} test{'s' if len(entries) > 1 else ''}): no reason given"
+    tests = f"{covered} of {len(entries)} tests" if covered < len(entries) else f"{covered} test{'s' if covered > 1 else ''}"
+    more = f"; {others} other reason{'s' if others > 1 else ''} in the report" if others else ""
+    return f"{outcome} ({tests}): {text}{more}"
+
+
+def reason_lines(rows: list[dict[str, str]]) -> list[str]:
+    """A line per row that was not judged or skipped: its audit, model and :func:`row_reason`."""
+    return [f"{r['audit']}, {r['model']}: {r['reason']}" for r in rows if r.get("reason")]
 
 
 def text_table(rows: list[dict[str, str]], cols: list[str] = COLUMNS) -> list[str]:
@@ -96,10 +125,11 @@ def verdict_line(report: dict[str, Any]) -> str:
 
 
 def terminal_lines(report: dict[str, Any], verbose: bool = False) -> list[str]:
-    """The summary table (``verbose``: every control on its own row), family lines, what did not finish."""
+    """The summary table (``verbose``: every control on its own row), why a row was not judged or skipped,
+    family lines, what did not finish."""
     rows = summary_rows(report["audits"], fold_controls=not verbose)
     table = text_table(rows) if rows else []
-    return table + family_lines(report) + incomplete_lines(report) + [verdict_line(report)]
+    return table + reason_lines(rows) + family_lines(report) + incomplete_lines(report) + [verdict_line(report)]
 
 
 def markdown_text(text: str) -> str:
@@ -111,7 +141,7 @@ def markdown_text(text: str) -> str:
 
 
 def markdown_summary(report: dict[str, Any]) -> str:
-    """The GitHub step summary: the summary table, family and incomplete lines, the verdict in bold on one
+    """The GitHub step summary: the summary table, reason, family and incomplete lines, the verdict in bold on one
     line, and a startup error's message as plain lines after it."""
     rows = summary_rows(report["audits"])
     lines = ["## visionaudit", ""]
@@ -119,7 +149,7 @@ def markdown_summary(report: dict[str, Any]) -> str:
         lines += ["| model | audit | key metric | bound | verdict | tests |", "|---|---|---|---|---|---|"]
         lines += [f"| `{r['model']}` | {markdown_text(str(r['audit']))} | {markdown_text(str(r['metric']))} | "
                   f"{markdown_text(str(r['bound']))} | **{r['verdict']}** | {r['tests']} |" for r in rows]
-    extra = family_lines(report) + incomplete_lines(report)
+    extra = reason_lines(rows) + family_lines(report) + incomplete_lines(report)
     if extra:
         lines += [""] + [f"- {markdown_text(line)}" for line in extra]
     lines += ["", f"**{markdown_text(verdict_line({**report, 'error': None}))}**"]

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -202,6 +203,12 @@ def test_a_pass_is_never_on_nothing(shared_data, tmp_path):
     assert proc.returncode == 1 and data["verdict"] == "incomplete", proc.stdout[-3000:] + proc.stderr[-3000:]
     [kept] = data["audits"]
     assert kept["outcome"] == "not_judged" and "32 labelled images; this gate needs at least 50" in kept["message"]
+    # The terminal says why (hunt 29A, defect 6): under the table, and at the end of the verdict line.
+    why = "32 labelled images; this gate needs at least 50 (min_images in audit.toml)"
+    assert re.search(r"\nefficientnet_lite0 +accuracy +clean_top1=\S+ +\S.*min_top1=0.85 +NOT JUDGED +1 not judged *\n", proc.stdout), proc.stdout
+    assert f"\naccuracy, efficientnet_lite0: not judged (1 test): {why}\n" in proc.stdout
+    assert data["verdict_reason"] == f"efficientnet_lite0: none of its 1 test(s) judged anything (1 not judged; first: not judged: {why})"
+    assert f"verdict: INCOMPLETE (1 not judged); not a pass: {data['verdict_reason']}" in proc.stdout
     # The same 32 images judged (min_images 10): the not_judged gate measured exactly what the judged one did.
     config = tmp_path / "ten.toml"
     config.write_text("[audits.accuracy]\nmin_images = 10\n")

@@ -273,8 +273,15 @@ def _aggregate(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 def _summary_lines(report: dict[str, Any]) -> list[str]:
     agg = report["aggregates"].get("robustness", {})
-    lines = [f"robustness, {model}: significant drop (Holm, McNemar) under {', '.join(t for t, r in per.items() if r['significant']) or 'no transform'}"
-             for model, per in agg.get("models", {}).items()]
+    # A model none of whose robustness tests was judged (too few images: not_judged) is held to nothing: no line.
+    judged = {str(e["model"]) for e in report.get("audits", [])
+              if e.get("audit") == "robustness" and e["outcome"] in ("passed", "failed")}
+    lines = []
+    for model, per in agg.get("models", {}).items():
+        if model in judged:
+            significant = [t for t, r in per.items() if r["significant"]]
+            lines.append(f"robustness, {model}: significant drop (Holm, McNemar) under {', '.join(significant)}" if significant
+                         else f"robustness, {model}: no transform has a significant drop (Holm, McNemar)")
     for t, r in agg.get("across_models", {}).items():
         for result in (r["by_label_space"].values() if "by_label_space" in r else [r]):
             named = class_labels(report, result.get("of_models"), result["classes"])
