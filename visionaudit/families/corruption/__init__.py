@@ -275,6 +275,27 @@ def _not_scored(model: str, entries: list[dict[str, Any]], errors: dict[str, Any
     return why
 
 
+def _holes(model: str, entries: list[dict[str, Any]], errors: dict[str, dict[int, float]]) -> dict[str, str]:
+    """Benchmark corruptions of ``model`` scored at some of the run's severities but not all, with why: a condition
+    whose test crashed, timed out or was deselected is a hole in that corruption, not a different severity set."""
+    ran: dict[tuple[str, int], str] = {}  # (corruption, severity) -> how its test ended, for every collected condition
+    for e in entries:
+        if e["model"] == model and "corruption" in e["params"] and e["params"].get("severity") is not None:
+            ran[(e["params"]["corruption"], int(e["params"]["severity"]))] = e.get("outcome", "passed")
+    # A skipped condition is not configured (for this model): no hole.
+    expected = {s for c in BENCHMARK if c in errors for s in errors[c]} | {
+        s for (c, s), outcome in ran.items() if c in BENCHMARK and outcome != "skipped"}
+    why = {}
+    for c in BENCHMARK:
+        lost = sorted(expected - set(errors.get(c) or {}))
+        if not errors.get(c) or not lost:
+            continue  # whole (or not scored at all: _not_scored says why)
+        said = [f"severity {s} not measured (its test ended {ran[(c, s)]})" if (c, s) in ran
+                else f"severity {s} deselected (its test was not collected in this run)" for s in lost]
+        why[c] = ", ".join(said)
+    return why
+
+
 def _aggregate(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
     """Per model: Holm over its conditions (written back into their entries as ``p_value_holm`` and
     ``significant``) and the ImageNet-C summary (mCE, relative mCE, mean error, CE per corruption) from the
@@ -301,20 +322,28 @@ def _aggregate(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
         summary_key = "mce" if normalized else "mean_error"
         mce_entry = next((e for e in entries if e["model"] == model and e["params"].get("corruption") is None
                           and summary_key in e["metrics"]), None)
-        missing = _not_scored(model, entries, errors, mce_entry["metrics"] if mce_entry else None)
+        holes = _holes(model, entries, errors)
+        # A corruption with a hole is left out of the summary, named with its missing conditions (the mCE needs the
+        # same severities for every corruption), as one whose tests are all missing is.
+        whole = {c: sev for c, sev in errors.items() if c not in holes}
+        missing = {**_not_scored(model, entries, whole, mce_entry["metrics"] if mce_entry else None), **holes}
         try:
-            summary = summarize(errors, clean, missing).to_dict() if normalized else own_summary(errors, clean, missing)
-        except ValueError as err:  # extras only, or severities that differ between workers' configs
+            if holes and not any(c in whole for c in BENCHMARK):
+                raise ValueError("no corruption was scored at every severity ("
+                                 + "; ".join(f"{c}: {why}" for c, why in holes.items()) + ")")
+            summary = summarize(whole, clean, missing).to_dict() if normalized else own_summary(whole, clean, missing)
+        except ValueError as err:  # extras only, or no corruption whole
             summary = {"error": str(err)}
         first = conditions[0]["metrics"]
         out["models"][model] = {**summary, "n_images": first.get("n_images"), "source": first.get("source"),
                                 "comparable": first.get("comparable", False),
                                 "significant": sorted(k for k, r in holm.items() if r["significant"])}
-        if normalized:
-            out["models"][model]["mce_ci"] = (mce_entry or {}).get("metrics", {}).get("mce_ci")
+        if normalized:  # the mCE test's interval is over every corruption it scored: not this one's where some were left out
+            out["models"][model]["mce_ci"] = None if holes else (mce_entry or {}).get("metrics", {}).get("mce_ci")
         else:  # its own label space: no AlexNet normalization, no mCE
-            out["models"][model].update(alexnet_normalized=False, mean_error_ci=(mce_entry or {}).get("metrics", {}).get("mean_error_ci"),
-                                        mean_rise_ci=(mce_entry or {}).get("metrics", {}).get("mean_rise_ci"))
+            said = {} if holes else (mce_entry or {}).get("metrics", {})
+            out["models"][model].update(alexnet_normalized=False, mean_error_ci=said.get("mean_error_ci"),
+                                        mean_rise_ci=said.get("mean_rise_ci"))
     return out
 
 
