@@ -54,7 +54,7 @@ def _write(config: pytest.Config, data: dict | None, with_strips: bool) -> None:
             except Exception:  # noqa: BLE001  (no data root, an unreadable image: the page goes without the strip)
                 strips = None
         written = write_html(path, data, config.getoption("audit_shape_bias_reference") or (), strips, comparison=None,
-                             images=images)
+                             images=images, json_kept=bool(config.getoption("audit_json", None)))
         config.stash[HTML_RESULT_KEY] = f"html: {written}"
     except Exception as e:  # noqa: BLE001  (whatever went wrong, the JSON report and the exit status stand)
         stale = Path(path)
