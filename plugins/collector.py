@@ -46,6 +46,7 @@ class Collector:
         self.models: dict[str, dict[str, Any]] = {}
         self.samples: dict[str, dict[str, Any]] = {}  # role -> image set (sample ids), the report's `samples`
         self.first_error: dict[str, str] = {}  # message -> the first test that showed it
+        self.first_timeout: dict[tuple, str] = {}  # (worker, message) -> the first test that ran into the limit
         self.collection_errors: list[str] = []
         self.journal: JournalWriter | None = None
         self.ran_any = False  # a test began: the run measured something, and its report replaces the last
@@ -132,12 +133,35 @@ class Collector:
 
     def _say_once(self, report: pytest.TestReport, entry: dict[str, Any]) -> None:
         """The same error in many tests (a missing data folder, a model that will not load) is shown once."""
+        if entry["outcome"] == "timeout" and entry["message"]:
+            self._timeout_once(report, entry)
+            return
         if entry["outcome"] != "error" or not entry["message"]:
             return  # a failed gate says its own numbers; only errors are shared
         first = self.first_error.setdefault(entry["message"], report.nodeid)
         if first != report.nodeid:
             entry["same_error_as"] = first
             report.longrepr = f"same error as {first} (shown there): {entry['message'].splitlines()[0][:200]}"
+
+    def _timeout_once(self, report: pytest.TestReport, entry: dict[str, Any]) -> None:
+        """A shared (session) fixture that timed out, a model load say, did so once, in the first test that used it;
+        pytest re-raises its cached failure in the setup of every later test of that process, which never ran
+        nor reached the limit. Those are errors pointing to the first timeout, not timeouts of their own."""
+        limit = effective_timeout(self.config)
+        key = (entry["worker"], entry["message"])
+        # pytest-timeout's clock starts a moment before the setup's, so a setup that ran into the limit itself
+        # measures just under it; a re-raised one, next to nothing.
+        if report.when != "setup" or limit is None or report.duration >= limit / 2:
+            self.first_timeout.setdefault(key, report.nodeid)  # a test that ran into the limit itself
+            return
+        first = self.first_timeout.get(key)
+        if first is None or first == report.nodeid:
+            return
+        said = entry["message"].splitlines()[0][:200]
+        entry["outcome"] = "error"
+        entry["same_error_as"] = first
+        entry["message"] = f"a fixture it shares timed out in {first}, so this test never started: {said}"
+        report.longrepr = f"same timeout as {first} (shown there; this test never started): {said}"
 
     def crash(self, nodeid: str, worker: str) -> None:
         channel = get_channel(self.config)

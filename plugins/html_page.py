@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .json_report import check_report_path, report_data, startup_report
+from .json_report import check_report_path, ran_no_test, report_data, startup_report
 from .settings import STARTUP_USAGE_ERROR_KEY, get_settings
 
 HTML_RESULT_KEY = pytest.StashKey[str]()  # the line the terminal summary prints
@@ -54,7 +54,7 @@ def _write(config: pytest.Config, data: dict | None, with_strips: bool) -> None:
             except Exception:  # noqa: BLE001  (no data root, an unreadable image: the page goes without the strip)
                 strips = None
         written = write_html(path, data, config.getoption("audit_shape_bias_reference") or (), strips, comparison=None,
-                             images=images)
+                             images=images, json_kept=bool(config.getoption("audit_json", None)))
         config.stash[HTML_RESULT_KEY] = f"html: {written}"
     except Exception as e:  # noqa: BLE001  (whatever went wrong, the JSON report and the exit status stand)
         stale = Path(path)
@@ -67,7 +67,14 @@ def _write(config: pytest.Config, data: dict | None, with_strips: bool) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    _write(session.config, report_data(session), with_strips=True)
+    config = session.config
+    path = config.getoption("audit_html", None)
+    if path and not hasattr(config, "workerinput") and ran_no_test(session):
+        # Nothing measured: as the JSON report, an earlier run's page at this path stays as it was (a page
+        # "no test ran" beside that JSON would contradict it, and would be a page of a report never written).
+        config.stash[HTML_RESULT_KEY] = f"html: {path} {'was left as it was' if Path(path).exists() else 'not written'} (no test ran)"
+        return
+    _write(config, report_data(session), with_strips=True)
 
 
 @pytest.hookimpl(trylast=True)

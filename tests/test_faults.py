@@ -317,6 +317,26 @@ def test_a_hanging_fixture_ends_as_timeout(project):
     assert outcomes(report(project)) == {A: "passed", B: "timeout", C: "passed"}
 
 
+def test_a_model_load_that_times_out_is_one_timeout_the_others_pointing_to_it(project):
+    """hunt29B A3: a session fixture's timeout was ten timeouts of 0.0 s, the traceback printed ten times, and the
+    model's error null; pytest re-raises the cached failure in every later test, which never ran."""
+    slow = "tests.tiny_models:slow_load"
+    proc = run(project, "", "--model", slow, "--audit-timeout", "10")  # 10: torch's import fits on a loaded machine
+    assert proc.returncode == pytest.ExitCode.TESTS_FAILED, proc.stdout[-2000:] + proc.stderr[-2000:]
+    data = report(project)
+    mine = sorted((a for a in data["audits"] if a["model"] == slow), key=lambda a: "same_error_as" in a)
+    assert [a["outcome"] for a in mine] == ["timeout", "error", "error"]
+    first = mine[0]
+    assert first["duration"] > 9 and "same_error_as" not in first
+    assert all(a["same_error_as"] == first["nodeid"] and a["duration"] < 1 for a in mine[1:])
+    assert all(f"timed out in {first['nodeid']}" in a["message"] for a in mine[1:])
+    assert data["incomplete"]["timeout"] == [first["nodeid"]]
+    assert all(a["outcome"] == "passed" for a in data["audits"] if a["model"] == "tests.tiny_models:tiny")
+    info = data["models"][slow]
+    assert info["loaded"] is False and "Timeout (>10.0s)" in info["error"]
+    assert proc.stdout.count("time.sleep(60)") == 1  # the traceback (through the factory) printed once
+
+
 def test_any_other_early_exit_leaves_the_running_test_interrupted(project):
     proc = run(project, "exit")
     assert proc.returncode == 3, proc.stdout[-2000:]

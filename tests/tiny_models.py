@@ -154,3 +154,11 @@ def fixed_size() -> nn.Module:
     """Takes 32x32 input only (a flattened linear layer), as a ViT with fixed position embeddings takes one size."""
     torch.manual_seed(0)
     return nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 1000))
+
+
+def slow_load() -> nn.Module:
+    """A load that outlasts any short --audit-timeout (a huge checkpoint, a hung download)."""
+    import time
+
+    time.sleep(60)
+    return tiny()

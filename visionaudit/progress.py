@@ -5,7 +5,8 @@ The core reports through :func:`phase`; whoever shows it subscribes a listener (
 CLI). With no listener nothing is printed, so a notebook stays quiet. Events are plain dicts:
 
 ``{"event": "start"|"update"|"end", "phase": "load"|"decode"|"forward"|"cache", "subject": model id or image set,
-"what": a label, "done": n, "total": n, "seconds": elapsed, "rate": items/s}``
+"what": a label, "done": n, "total": n, "seconds": elapsed, "rate": items/s}``; an ``end`` the phase did not reach
+by itself (an exception, Ctrl-C, a timeout stopped it) carries ``"stopped": True``.
 """
 
 from __future__ import annotations
@@ -72,9 +73,12 @@ def phase(kind: str, subject: str, what: str = "", total: int | None = None) -> 
         _emit({"event": "start", **p.base, "done": 0, "seconds": 0.0, "rate": None})
     try:
         yield p
-    finally:
-        if _listeners:
-            _emit(p._event("end"))
+    except BaseException:
+        if _listeners:  # it did not finish: "done" would say it did
+            _emit({**p._event("end"), "stopped": True})
+        raise
+    if _listeners:
+        _emit(p._event("end"))
 
 
 def _note_first_forward() -> None:
@@ -96,11 +100,14 @@ def describe(event: dict[str, Any]) -> str:
     total, done = event.get("total"), event.get("done", 0)
     if event["event"] == "start":
         return head + (f", {total} images" if total else "") + " ..."
-    text = head + (f" {done}/{total}" if total else "")
+    stopped = event["event"] == "end" and event.get("stopped")
+    text = head + (f" {'stopped at ' if stopped else ''}{done}/{total}" if total else "")
     if event.get("rate"):
         text += f", {event['rate']:.0f} images/s"
     if event["event"] == "update" and total and event.get("rate"):
         text += f", {max(0.0, (total - done) / event['rate']):.0f} s left"
-    if event["event"] == "end":
+    if stopped:
+        text += f", stopped after {event['seconds']:.1f} s" if not total else f", after {event['seconds']:.1f} s"
+    elif event["event"] == "end":
         text += f", done in {event['seconds']:.1f} s"
     return text

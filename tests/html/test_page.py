@@ -475,3 +475,18 @@ def test_a_not_judged_shape_bias_entrys_kappas_are_drawn_and_marked():
     assert f"{MODELS[1]} (not judged): mean kappa 0.3" in section  # the figure's legend
     assert f"<td>{MODELS[1]} (not judged)</td><td>-</td><td>-</td><td>0.3</td>" in section  # the table's row
     assert "error consistency (kappa) of each model" not in render(TWO)
+
+
+def test_the_page_says_what_stopped_a_maxfail_run_and_whether_a_json_was_kept():
+    """hunt29B N1 and N11: a -x run's page said only "it never started" per test, and a page written without
+    --audit-json said "the JSON holds every number"."""
+    stopped = json.loads(json.dumps(TWO))
+    failed = stopped["audits"][0]["nodeid"]
+    stopped["incomplete"] = {**(stopped.get("incomplete") or {}), "interrupted": False,
+                             "stopped_by": {"test": failed, "reason": "stopping after 1 failures (-x/--maxfail)"}}
+    page = render(stopped, json_kept=False)
+    said = re.search(r'<p id="stopped-by">(.*?)</p>', page, re.S)
+    assert said and failed in said.group(1) and "stopping after 1 failures (-x/--maxfail)" in said.group(1)
+    assert "the JSON holds every number" not in page and "kept no JSON report" in page
+    plain = render(TWO)
+    assert 'id="stopped-by"' not in plain and "the JSON holds every number" in plain

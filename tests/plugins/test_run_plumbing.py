@@ -147,13 +147,19 @@ def test_a_killed_runs_lock_does_not_block_and_its_journal_is_kept(project):
 
 @pytest.mark.parametrize("args", [["--collect-only"], ["-k", "no_such_test"]], ids=["collect-only", "all-deselected"])
 def test_a_run_that_runs_no_test_leaves_the_report_alone(project, args):
+    """Also without xdist (these runs are -n 0), the terminal says so (hunt29B N5: all deselected said nothing)."""
     earlier = '{"schema_version": 3, "verdict": "pass", "an": "earlier run"}\n'
     (project.path / "report.json").write_text(earlier)
-    proc = run(project, "", *args)
+    page = "<html>the earlier run's page</html>\n"  # hunt29B A1: the page was replaced by a "no test ran" one
+    (project.path / "report.html").write_text(page)
+    proc = run(project, "", "--audit-html=report.html", *args)
     assert proc.returncode in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED), proc.stdout[-3000:]
     assert (project.path / "report.json").read_text() == earlier
-    assert sorted(p.name for p in project.path.glob("report.json*")) == ["report.json"]
+    assert (project.path / "report.html").read_text() == page
+    assert sorted(p.name for p in project.path.glob("report.*")) == ["report.html", "report.json"]
     assert "INCOMPLETE" not in proc.stdout
+    assert "html: report.html was left as it was (no test ran)" in proc.stdout
+    assert "visionaudit: no test ran; the report report.json was left as it was" in proc.stdout
 
 
 @pytest.mark.parametrize("mode", [pytest.param([], id="serial"), pytest.param(["-n", "2"], id="two-workers")])

@@ -91,11 +91,12 @@ def _sections(report: dict[str, Any], references: dict[str, float] | None, strip
 
 
 def render(report: dict[str, Any], references: Sequence[str | Path] = (), strips: dict[str, list[str]] | None = None,
-           comparison: dict[str, Any] | None = None, images: Any = None) -> str:
+           comparison: dict[str, Any] | None = None, images: Any = None, json_kept: bool = True) -> str:
     """The HTML page of ``report``. ``references``: decision CSVs for per-category human references;
     ``strips``: what ``thumbnails.transform_strips`` returns (shown under robustness); ``comparison``:
     ``visionaudit.report.compare.compare_reports(baseline, report)``, when the report itself holds no baseline tests;
-    ``images``: a ``thumbnails.ImageSource`` (the data root), for the thumbnails of the images a release lost."""
+    ``images``: a ``thumbnails.ImageSource`` (the data root), for the thumbnails of the images a release lost;
+    ``json_kept``: False for a run's page written without ``--audit-json`` (the page then says no JSON was kept)."""
     try:
         import jinja2
     except ImportError:
@@ -116,14 +117,14 @@ def render(report: dict[str, Any], references: Sequence[str | Path] = (), strips
         lines=family_lines(report), sections=_sections(report, human_per_category(references), strips, comparison, images),
         problems=problems,
         any_tests=bool(report.get("audits")), incomplete=report.get("incomplete") or {},
-        schema_version=report.get("schema_version"))
+        schema_version=report.get("schema_version"), json_kept=json_kept)
 
 
 def write_html(path: str | Path, report: dict[str, Any], references: Sequence[str | Path] = (),
                strips: dict[str, list[str]] | None = None, comparison: dict[str, Any] | None = None,
-               images: Any = None) -> Path:
+               images: Any = None, json_kept: bool = True) -> Path:
     from visionaudit.files import write_text_atomically
 
     path = Path(path)
-    write_text_atomically(path, render(report, references, strips, comparison, images))
+    write_text_atomically(path, render(report, references, strips, comparison, images, json_kept))
     return path

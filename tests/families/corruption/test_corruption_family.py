@@ -172,6 +172,41 @@ def test_the_summary_says_why_each_corruption_is_missing():
     assert note.startswith("mCE over 2 of the 15 corruptions (deselected: its tests were not collected in this run")
 
 
+@pytest.mark.parametrize("hole", ["crashed", "deselected"])
+def test_one_missing_condition_is_named_not_called_different_severities(hole):
+    """hunt29B A5: one condition deselected or crashed made the summary say "no mCE (the corruptions were scored at
+    different severities)" beside the mCE test's row showing its mCE."""
+    entries = [{"model": "m", "params": {"corruption": c, "severity": s}, "thresholds": {"alpha": 0.05}, "outcome": "passed",
+                "message": None, "metrics": {"error": 0.5, "clean_error": 0.2, "p_value": 0.5}}
+               for c in BENCHMARK for s in (1, 2, 3, 4, 5)]
+    lost = next(i for i, e in enumerate(entries) if e["params"] == {"corruption": "gaussian_noise", "severity": 4})
+    if hole == "crashed":
+        entries[lost] = {**entries[lost], "outcome": "crashed", "message": "worker gw1 died", "metrics": {}}
+    else:
+        del entries[lost]
+    mce = {"model": "m", "params": {}, "thresholds": {}, "outcome": "failed", "message": None,
+           "metrics": {"mce": 129.3, "mce_ci": [120.0, 140.0]}}  # test_mce scored every condition itself
+    agg = C.FAMILY.aggregate(entries + [mce])["models"]["m"]
+    why = ("severity 4 not measured (its test ended crashed)" if hole == "crashed"
+           else "severity 4 deselected (its test was not collected in this run)")
+    assert "error" not in agg and agg["missing"] == {"gaussian_noise": why}
+    others = [c for c in BENCHMARK if c != "gaussian_noise"]  # the 14 whole ones, by hand: CE = 5 * 50 / sum(AlexNet's)
+    assert agg["mce"] == pytest.approx(sum(250 / sum(ALEXNET_ERRORS[c]) for c in others) / 14)
+    assert agg["mce_ci"] is None  # test_mce's interval is over all 15: not this value's
+    line = C.FAMILY.summary_lines({"aggregates": {"corruption": {"models": {"m": agg}}}})[0]
+    assert "different severities" not in line and "no mCE" not in line
+    assert line.startswith(f"corruption, m: mCE {agg['mce']:.1f}") and f"{why}: gaussian_noise" in line
+
+
+def test_no_corruption_whole_names_the_holes():
+    entries = [{"model": "m", "params": {"corruption": c, "severity": s}, "thresholds": {"alpha": 0.05}, "outcome": "passed",
+                "message": None, "metrics": {"error": 0.5, "clean_error": 0.2, "p_value": 0.5}}
+               for c, s in (("fog", 1), ("snow", 3))]
+    agg = C.FAMILY.aggregate(entries)["models"]["m"]
+    assert agg["error"] == ("no corruption was scored at every severity (snow: severity 1 deselected (its test was not "
+                            "collected in this run); fog: severity 3 deselected (its test was not collected in this run))")
+
+
 # -- the protocol's steps -------------------------------------------------------------------------------
 
 

@@ -61,6 +61,7 @@ from visionaudit.families.corruption.judging import (  # noqa: F401
     assess_condition,
     assess_mce,
 )
+from visionaudit.families.corruption.missing import holes, not_scored
 from visionaudit.families.corruption.scoring import (  # noqa: F401
     Condition,
     Unavailable,
@@ -243,38 +244,6 @@ def cached_run(model: LoadedModel, set_key: Any, images: torch.Tensor, labels: t
     return per_model[key]
 
 
-NOT_CONFIGURED = "not in the configured corruptions"  # summarize()'s reason for a corruption nobody gave
-
-
-def _not_scored(model: str, entries: list[dict[str, Any]], errors: dict[str, Any], mce: dict[str, Any] | None) -> dict[str, str]:
-    """Why each benchmark corruption has no scored condition of ``model`` in this report.
-
-    The mCE test scores every configured corruption itself, so its reasons hold where it ran (not available, not
-    configured); a corruption whose condition tests are not in the report at all was deselected (``-k``, a test
-    path); one whose tests are there but scored nothing says how they ended."""
-    outcomes: dict[str, set[str]] = {}
-    messages: dict[str, list[str]] = {}
-    for e in entries:
-        if e["model"] == model and "corruption" in e["params"]:
-            outcomes.setdefault(e["params"]["corruption"], set()).add(e.get("outcome", "passed"))
-            messages.setdefault(e["params"]["corruption"], []).append(e.get("message") or "")
-    mce_missing = (mce or {}).get("missing") or {}
-    why = {}
-    for c in BENCHMARK:
-        if c in errors:
-            continue
-        if c in mce_missing and (mce_missing[c] != NOT_CONFIGURED or c not in outcomes):
-            why[c] = mce_missing[c]
-        elif c not in outcomes:
-            why[c] = ("deselected: its tests were not collected in this run (-k, or the test paths given)" if mce is not None
-                      else "not in this run's tests (deselected, e.g. by -k, or configured for no model)")
-        elif outcomes[c] == {"skipped"} and all("is not configured for" in m for m in messages[c]):
-            why[c] = f"not configured for {model}"
-        else:
-            why[c] = f"not measured (its tests ended {', '.join(sorted(outcomes[c]))})"
-    return why
-
-
 def _aggregate(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
     """Per model: Holm over its conditions (written back into their entries as ``p_value_holm`` and
     ``significant``) and the ImageNet-C summary (mCE, relative mCE, mean error, CE per corruption) from the
@@ -301,20 +270,28 @@ def _aggregate(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
         summary_key = "mce" if normalized else "mean_error"
         mce_entry = next((e for e in entries if e["model"] == model and e["params"].get("corruption") is None
                           and summary_key in e["metrics"]), None)
-        missing = _not_scored(model, entries, errors, mce_entry["metrics"] if mce_entry else None)
+        gaps = holes(model, entries, errors)
+        # A corruption with a hole is left out of the summary, named with its missing conditions (the mCE needs the
+        # same severities for every corruption), as one whose tests are all missing is.
+        whole = {c: sev for c, sev in errors.items() if c not in gaps}
+        missing = {**not_scored(model, entries, whole, mce_entry["metrics"] if mce_entry else None), **gaps}
         try:
-            summary = summarize(errors, clean, missing).to_dict() if normalized else own_summary(errors, clean, missing)
-        except ValueError as err:  # extras only, or severities that differ between workers' configs
+            if gaps and not any(c in whole for c in BENCHMARK):
+                raise ValueError("no corruption was scored at every severity ("
+                                 + "; ".join(f"{c}: {why}" for c, why in gaps.items()) + ")")
+            summary = summarize(whole, clean, missing).to_dict() if normalized else own_summary(whole, clean, missing)
+        except ValueError as err:  # extras only, or no corruption whole
             summary = {"error": str(err)}
         first = conditions[0]["metrics"]
         out["models"][model] = {**summary, "n_images": first.get("n_images"), "source": first.get("source"),
                                 "comparable": first.get("comparable", False),
                                 "significant": sorted(k for k, r in holm.items() if r["significant"])}
-        if normalized:
-            out["models"][model]["mce_ci"] = (mce_entry or {}).get("metrics", {}).get("mce_ci")
+        if normalized:  # the mCE test's interval is over every corruption it scored: not this one's where some were left out
+            out["models"][model]["mce_ci"] = None if gaps else (mce_entry or {}).get("metrics", {}).get("mce_ci")
         else:  # its own label space: no AlexNet normalization, no mCE
-            out["models"][model].update(alexnet_normalized=False, mean_error_ci=(mce_entry or {}).get("metrics", {}).get("mean_error_ci"),
-                                        mean_rise_ci=(mce_entry or {}).get("metrics", {}).get("mean_rise_ci"))
+            said = {} if gaps else (mce_entry or {}).get("metrics", {})
+            out["models"][model].update(alexnet_normalized=False, mean_error_ci=said.get("mean_error_ci"),
+                                        mean_rise_ci=said.get("mean_rise_ci"))
     return out
 
 
