@@ -361,7 +361,7 @@ def assess_zoo(record: AuditRecord, measured: Deferred, thresholds: Mapping[str,
 FAMILY = register_family(Family(
     name="conversion",
     gates="the colour-space folds of the first conv (`rgb_to_gray`, `gray_to_rgb`) give the original logits, on "
-          "grayscale imagenet-sample images and random inputs, for the configured models and the 18-architecture zoo",
+          "grayscale images of the labelled set (`--audit-images`) and random inputs, for the configured models and the 18-architecture zoo",
     key_metric="max_abs_diff",
     higher_is_better=False,
     assessors={"configured_model": assess_configured_model, "zoo": assess_zoo},

@@ -379,7 +379,7 @@ def assess_comparison(record: AuditRecord, measured: BaselineComparison, thresho
 FAMILY = register_family(Family(
     name="baseline",
     gates="no regression against the previous release's report, image by image (--audit-baseline PREV.json): "
-          "McNemar on accuracies, a bootstrap within classes on balanced accuracy, McNemar per class (Holm over the "
+          "McNemar on accuracies, a sign-flip test on balanced accuracy, McNemar per class (Holm over the "
           "classes) on per-class accuracy, a paired permutation test on shape bias, tolerance on channel shares, McNemar "
           "per corruption condition and a sign-flip test on the mCE (or mean error), Holm per model; error consistency "
           "(kappa) on every paired right/wrong comparison",
