@@ -261,6 +261,37 @@ def test_merge_of_varied_per_image_data_equals_the_whole_judgement(families):
                if "n_images" in e["metrics"])
 
 
+def test_a_merge_of_parts_that_got_nothing_right_is_not_judged_as_the_whole_run_is():
+    """Hunt 29B (A2): a transform gate over no image right on the clean pass judges nothing; merge re-judges the parts'
+    per-image data through the same assessor, so the merged entries are not judged too, also from parts written
+    before the bound existed (their stored thresholds lack min_correct_images: the descriptor's default applies)."""
+    import numpy as np
+
+    from visionaudit.report.merge import merge_reports
+
+    rng = np.random.default_rng(5)
+    n = 400
+    ids = [f"n{k:08d}_img.JPEG" for k in rng.permutation(10 * n)[:n]]
+    wrong = np.zeros(n, dtype=bool)
+
+    def arrays_of(transform):
+        if transform is None:
+            return {"correct": wrong, "top5": wrong, "top1": np.zeros(n, dtype=np.int64)}
+        return {"clean": wrong, "labels": rng.integers(0, 50, n), "correct@1": wrong, "changed@1": wrong}
+
+    whole = _synthetic_run(None, arrays_of, ids, ("robustness",))
+    parts = [_synthetic_run(Shard(k, 2), arrays_of, ids, ("robustness",)) for k in (1, 2)]
+    for part in parts:
+        for entry in part["audits"]:
+            del entry["shard_data"]["thresholds"]["min_correct_images"]  # as a part of an older suite
+    merged = merge_reports(parts, ["p1", "p2"])
+    for report in (whole, merged):
+        assert [e["outcome"] for e in report["audits"]] == ["not_judged", "not_judged"]
+        assert all(e["message"].startswith("not judged: 0 images right on the clean pass") and "min_correct_images" in e["message"]
+                   and e["metrics"]["n_images"] == n for e in report["audits"])
+    assert merged["verdict"] == "incomplete"
+
+
 def test_a_part_without_top1_merges_without_it_rather_than_with_unset_values():
     """A part written before schema 6 holds no per-image top-1: the merged entries then hold none (not the other
     parts' values beside uninitialized ones), and the rest merges as before."""
