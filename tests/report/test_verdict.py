@@ -131,11 +131,37 @@ def test_compare_does_not_pass_on_nothing_nor_on_a_baseline_that_is_not_a_pass()
     assert render(refused).splitlines()[-1].startswith("INCOMPLETE: 0 regression(s); not a pass: the old report has verdict")
     accepted = compare_reports(incomplete, incomplete, accept_incomplete=True)
     assert accepted["verdict"] == "pass" and accepted["accepted"] is True
-    assert render(accepted).splitlines()[-2:] == [
-        "the old report has verdict incomplete, not pass; accepted (--accept-incomplete-baseline)", "PASS: 0 regression(s)"]
+    assert render(accepted).splitlines()[-3:] == [
+        "the old report has verdict incomplete, not pass; accepted (--accept-incomplete-baseline)",
+        "NEW's own verdict: incomplete (its own gates; this comparison does not judge them)", "PASS: 0 regression(s)"]
 
     nothing = {**not_judged_report("pass"), "audits": []}  # a passing report without outcomes: nothing to compare
     empty = compare_reports(nothing, not_judged_report("pass"))
     assert empty["verdict"] == "incomplete"
     assert empty["verdict_reason"].startswith(f"m vs m: nothing compared ({len(COMPARED)} not compared; first: the baseline has "
                                               "no per-image outcomes for clean (its accuracy audit was not in that run))")
+
+
+def test_compare_names_a_new_model_that_did_not_load_and_does_not_pass():
+    """Hunt 29B (A4): NEW holds a model that compared and one that never loaded; compare used to drop the second
+    silently and pass. It is named, with its load error, in the table and in --format json, and the verdict is not pass."""
+    import json
+
+    old = not_judged_report("pass")
+    new = not_judged_report("fail")
+    new["models"] = {"m": {"loaded": True}, "broken": {"loaded": False, "error": "RuntimeError: weights file missing\nmore"}}
+    comparison = compare_reports(old, new)
+    assert comparison["models"]["m"]["results"]["clean_top1"].verdict == "unchanged"  # the loaded model compared
+    assert comparison["verdict"] == "incomplete"
+    reason = "the new report's model broken did not load (RuntimeError: weights file missing): nothing compared"
+    assert comparison["verdict_reason"] == reason
+    text = render(comparison).splitlines()
+    assert text[-2:] == ["NEW's own verdict: fail (its own gates; this comparison does not judge them)",
+                         f"INCOMPLETE: 0 regression(s); not a pass: {reason}"]
+    as_json = json.loads(render(comparison, "json"))
+    assert as_json["verdict"] == "incomplete" and as_json["verdict_reason"] == reason
+    assert as_json["not_loaded"] == {"broken": "RuntimeError: weights file missing\nmore"} and as_json["new_verdict"] == "fail"
+    # Without the unloaded model the same reports pass: it alone made the difference.
+    del new["models"]["broken"]
+    assert compare_reports(old, new)["verdict"] == "pass"
+    assert render(compare_reports(old, {**new, "verdict": "pass"})).splitlines()[-2] == "NEW's own verdict: pass"
