@@ -90,6 +90,33 @@ def test_a_baseline_that_is_not_a_pass_makes_no_pass_unless_accepted(baseline_ve
     assert report(audits, {"baseline": {"path": "old.json", "verdict": "pass", "accepted": False}})["verdict"] == "pass"
 
 
+def test_a_baseline_none_of_whose_tests_was_selected_is_not_a_pass():
+    """Hunt 29B (D1): --audit-baseline given, -k/-m left no baseline test: nothing was compared, and the report read
+    as if it had been (run.baseline recorded, verdict pass). As compare says "no model was compared", not a pass."""
+    clean = entry("audits/test_accuracy.py::test_clean_top1[m]", "accuracy", "passed")
+    data = report([clean], {"baseline": {"path": "old.json", "verdict": "pass", "accepted": False}})
+    assert data["verdict"] == "incomplete"
+    assert data["verdict_reason"] == ("--audit-baseline old.json was given, but no baseline test was selected (-k/-m left none): "
+                                      "nothing was compared with it; select them (-m baseline) or leave --audit-baseline out")
+    # One baseline test selected is a comparison (its own outcome decides); without --audit-baseline nothing is asked.
+    assert report([clean, *baseline_entries("passed")[:1]], {"baseline": {"path": "old.json", "verdict": "pass"}})["verdict"] == "pass"
+    assert report([clean])["verdict"] == "pass"
+
+
+def test_a_configured_model_no_selected_test_audited_is_named_in_the_notes():
+    """Hunt 29B (D2): -k/-m left a configured model no test (it never loaded); the verdict is the other models', and the
+    run's notes say so rather than let "pass" read as if it covered that model."""
+    clean = entry("audits/test_accuracy.py::test_clean_top1[m]", "accuracy", "passed")
+    models = {"m": {"loaded": True}, "idle": {"loaded": False, "error": None}, "broken": {"loaded": False, "error": "E"}}
+    data = assemble({"seed": 0, "samples": 40, "notes": ["earlier"]}, models, [clean], samples=SAMPLES)
+    note = "no selected test audited idle (-k/-m left none; not loaded): the verdict says nothing of it"
+    assert data["run"]["notes"] == ["earlier", note]  # a model that failed to load is its tests' errors, not this
+    assert data["verdict"] == "pass"  # a deliberate selection: said, not failed
+    again = assemble(data["run"], models, [clean], samples=SAMPLES)  # a merge or rebuild carrying it: once
+    assert again["run"]["notes"] == ["earlier", note]
+    assert report([clean])["run"].get("notes") is None  # every model audited: nothing said
+
+
 # -- not_judged keeps what it measured --------------------------------------------------------------------
 
 def test_a_gate_with_too_few_images_keeps_its_numbers_and_outcomes():

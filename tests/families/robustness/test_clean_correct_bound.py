@@ -50,7 +50,7 @@ def test_a_model_that_gets_nothing_right_is_not_judged_naming_the_count_and_the_
     outcome, record, message = _judge(_right(0), _right(0))
     assert outcome == "not_judged"  # it passed before: drop 0, CI [0, 0], no discordant pair
     assert message.startswith("0 images right on the clean pass (clean top-1 0.000)")
-    assert "at least 20 (min_correct_images in [audits.robustness] of audit.toml)" in message
+    assert "at least 20 (min_correct_images in audit.toml; is the model broken?)" in message
     # Nothing measured is dropped: the numbers stay in the entry.
     assert record.metrics["n_images"] == N and record.metrics["drop"] == 0.0 and record.metrics["clean_top1"] == 0.0
 

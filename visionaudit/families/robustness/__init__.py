@@ -201,8 +201,8 @@ def require_clean_correct(record: AuditRecord, thresholds: Mapping[str, Any], co
     minimum = thresholds["min_correct_images"]
     if correct < minimum:
         record.not_judged = (f"{correct} images right on the clean pass (clean top-1 {clean_top1:.3f}): a drop over so few "
-                             f"judges nothing; this gate needs at least {minimum} (min_correct_images in [audits.robustness] "
-                             "of audit.toml); a model this far off is broken (preprocessing, label map): see its accuracy gate")
+                             f"judges nothing; this gate needs at least {minimum} (min_correct_images in audit.toml; is the "
+                             "model broken?)")
         raise NotJudged(record.not_judged)
 
 
