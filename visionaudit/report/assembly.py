@@ -66,8 +66,9 @@ ENDED_UNJUDGED = {"skipped", "not_judged"}
 def verdict_reasons(audits: list[dict[str, Any]], run: dict[str, Any] | None = None) -> list[str]:
     """Why a run whose counts alone would pass is not a pass, one line each: a model whose tests all ended
     without a judgement (skipped, not judged), a gate that must judge something to pass (the baseline: a
-    comparison set that compared nothing) and judged nothing, a baseline report (``run["baseline"]``) none of whose
-    tests was selected, or that is itself not a pass and was not accepted. Tests that did not run are the incomplete section's, not these."""
+    comparison set that compared nothing) and judged nothing, a baseline report (``run["baseline"]``) none of
+    whose tests was selected, or that is itself not a pass and was not accepted. Tests that did not run are the
+    incomplete section's, not these."""
     known = families()
     by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for e in audits:

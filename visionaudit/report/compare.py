@@ -78,8 +78,9 @@ def compare_reports(old: dict[str, Any], new: dict[str, Any], pairs: Mapping[str
 
 def comparison_verdict(comparison: dict[str, Any]) -> tuple[str, str | None]:
     """The rule of a run against ``--audit-baseline`` (visionaudit/report/assembly.py): ``fail`` on a regression;
-    ``incomplete`` when a model compared nothing or one of the new report's models did not load, a comparison lacks the new report's side (a run would not
-    judge it), or the old report is itself not a pass and was not accepted; ``pass`` otherwise, never on nothing.
+    ``incomplete`` when a model compared nothing, one of the new report's models did not load, a comparison lacks
+    the new report's side (a run would not judge it), or the old report is itself not a pass and was not accepted;
+    ``pass`` otherwise, never on nothing.
     Returns the verdict and, when it is not pass for these reasons, why in one line."""
     reasons = []
     if not comparison["models"]:
