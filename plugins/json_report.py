@@ -29,6 +29,7 @@ from visionaudit.report.assembly import (
     assemble,
     software_versions,
     unloaded_model,
+    unselected_models_note,
     verdict_reasons,
 )
 from visionaudit.report.journal import JournalWriter, journal_path
@@ -36,7 +37,7 @@ from visionaudit.report.run_lock import RunLock, acquire
 
 from .baseline import get_baseline
 from .collector import get_collector
-from .data_check import NOTES_KEY, STARTUP_ERROR_KEY, STOP_KEY
+from .data_check import NOTES_KEY, STARTUP_ERROR_KEY, STOP_KEY, say_once
 from .interruptions import effective_timeout
 from .progress import phase_timings
 from .settings import SETTINGS_KEY, STARTUP_USAGE_ERROR_KEY, get_settings
@@ -122,6 +123,8 @@ def report_data(session: pytest.Session) -> dict[str, Any] | None:
     error = config.stash.get(STARTUP_ERROR_KEY, None)
     if collector.collection_errors:
         error = "tests could not be collected: " + "; ".join(collector.collection_errors)
+    if (note := unselected_models_note(models, audits)) is not None:
+        say_once(config, note, now=False)  # the terminal's notes too, not only the JSON (assemble would add it there)
     run = _run_info(config, session.exitstatus, models)
     if session.exitstatus == pytest.ExitCode.OK and (any(a["outcome"] == "not_judged" for a in audits)
                                                      or verdict_reasons(audits, run)):

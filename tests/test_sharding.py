@@ -105,7 +105,12 @@ def test_merged_shards_equal_the_unsharded_run(runs, count):
     assert differences(without_timings(whole), without_timings(merged)) == []
     # Not vacuous: the shards judged fewer images, and the merge re-judged the statistics on all of them.
     split = [e for e in whole["audits"] if e["audit"] in ("accuracy", "robustness", "shape_bias")]
-    assert len(split) == 13 and all(e["outcome"] in ("passed", "failed") for e in split)
+    assert len(split) == 13 and all(e["outcome"] in ("passed", "failed") for e in split if e["audit"] != "robustness")
+    # The tiny model gets no image right, so its transform gates are not judged (min_correct_images, hunt 29B), in the
+    # whole run and in the merge alike; the synthetic merges above re-judge robustness on varied data.
+    robustness = [e for e in split if e["audit"] == "robustness"]
+    assert len(robustness) == 9 and all(e["outcome"] == "not_judged" and "0 images right on the clean pass" in e["message"]
+                                        for e in robustness), [(e["nodeid"], e["outcome"], e["message"]) for e in robustness]
     # the shape-bias entry's error consistency with the observers is among what the merge recomputed (issue 26)
     (sb,) = [e for e in split if "::test_shape_bias[" in e["nodeid"]]
     assert sb["metrics"]["error_consistency_detail"]["n_trials"] == 60 and len(sb["tables"]["error_consistency"]) == 9
@@ -261,6 +266,37 @@ def test_merge_of_varied_per_image_data_equals_the_whole_judgement(families):
                if "n_images" in e["metrics"])
 
 
+def test_a_merge_of_parts_that_got_nothing_right_is_not_judged_as_the_whole_run_is():
+    """Hunt 29B (A2): a transform gate over no image right on the clean pass judges nothing; merge re-judges the parts'
+    per-image data through the same assessor, so the merged entries are not judged too, also from parts written
+    before the bound existed (their stored thresholds lack min_correct_images: the descriptor's default applies)."""
+    import numpy as np
+
+    from visionaudit.report.merge import merge_reports
+
+    rng = np.random.default_rng(5)
+    n = 400
+    ids = [f"n{k:08d}_img.JPEG" for k in rng.permutation(10 * n)[:n]]
+    wrong = np.zeros(n, dtype=bool)
+
+    def arrays_of(transform):
+        if transform is None:
+            return {"correct": wrong, "top5": wrong, "top1": np.zeros(n, dtype=np.int64)}
+        return {"clean": wrong, "labels": rng.integers(0, 50, n), "correct@1": wrong, "changed@1": wrong}
+
+    whole = _synthetic_run(None, arrays_of, ids, ("robustness",))
+    parts = [_synthetic_run(Shard(k, 2), arrays_of, ids, ("robustness",)) for k in (1, 2)]
+    for part in parts:
+        for entry in part["audits"]:
+            del entry["shard_data"]["thresholds"]["min_correct_images"]  # as a part of an older suite
+    merged = merge_reports(parts, ["p1", "p2"])
+    for report in (whole, merged):
+        assert [e["outcome"] for e in report["audits"]] == ["not_judged", "not_judged"]
+        assert all(e["message"].startswith("not judged: 0 images right on the clean pass") and "min_correct_images" in e["message"]
+                   and e["metrics"]["n_images"] == n for e in report["audits"])
+    assert merged["verdict"] == "incomplete"
+
+
 def test_a_part_without_top1_merges_without_it_rather_than_with_unset_values():
     """A part written before schema 6 holds no per-image top-1: the merged entries then hold none (not the other
     parts' values beside uninitialized ones), and the rest merges as before."""
@@ -353,7 +389,11 @@ def test_a_ten_class_model_sharded_and_merged_equals_its_unsharded_run(shared_da
     run's; and the merged report serves as a baseline (`compare`), its per-image classes read back by name."""
     import numpy as np
 
-    model, runs, whole, merged = _ten_class_model_sharded(tmp_path, shared_data, "-k", "test_clean_top1 or test_transform")
+    # An untrained 10-class model gets few of the 69 images right, fewer than robustness's min_correct_images (20): let one
+    # do, so that the merge's re-judgement of the transforms is shown (the bound itself: test_clean_correct_bound.py).
+    (tmp_path / "audit.toml").write_text("[audits.robustness]\nmin_correct_images = 1\n")
+    model, runs, whole, merged = _ten_class_model_sharded(tmp_path, shared_data, "-k", "test_clean_top1 or test_transform",
+                                                          f"--audit-config={tmp_path / 'audit.toml'}")
     assert differences(without_timings(whole), without_timings(merged)) == []
 
     # Not vacuous: the parts held fewer images each, the merge judged all 69 again, and the numbers are the images'.

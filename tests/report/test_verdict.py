@@ -90,6 +90,33 @@ def test_a_baseline_that_is_not_a_pass_makes_no_pass_unless_accepted(baseline_ve
     assert report(audits, {"baseline": {"path": "old.json", "verdict": "pass", "accepted": False}})["verdict"] == "pass"
 
 
+def test_a_baseline_none_of_whose_tests_was_selected_is_not_a_pass():
+    """Hunt 29B (D1): --audit-baseline given, -k/-m left no baseline test: nothing was compared, and the report read
+    as if it had been (run.baseline recorded, verdict pass). As compare says "no model was compared", not a pass."""
+    clean = entry("audits/test_accuracy.py::test_clean_top1[m]", "accuracy", "passed")
+    data = report([clean], {"baseline": {"path": "old.json", "verdict": "pass", "accepted": False}})
+    assert data["verdict"] == "incomplete"
+    assert data["verdict_reason"] == ("--audit-baseline old.json was given, but no baseline test was selected (-k/-m left none): "
+                                      "nothing was compared with it; select them (-m baseline) or leave --audit-baseline out")
+    # One baseline test selected is a comparison (its own outcome decides); without --audit-baseline nothing is asked.
+    assert report([clean, *baseline_entries("passed")[:1]], {"baseline": {"path": "old.json", "verdict": "pass"}})["verdict"] == "pass"
+    assert report([clean])["verdict"] == "pass"
+
+
+def test_a_configured_model_no_selected_test_audited_is_named_in_the_notes():
+    """Hunt 29B (D2): -k/-m left a configured model no test (it never loaded); the verdict is the other models', and the
+    run's notes say so rather than let "pass" read as if it covered that model."""
+    clean = entry("audits/test_accuracy.py::test_clean_top1[m]", "accuracy", "passed")
+    models = {"m": {"loaded": True}, "idle": {"loaded": False, "error": None}, "broken": {"loaded": False, "error": "E"}}
+    data = assemble({"seed": 0, "samples": 40, "notes": ["earlier"]}, models, [clean], samples=SAMPLES)
+    note = "no selected test audited idle (-k/-m left none; not loaded): the verdict says nothing of it"
+    assert data["run"]["notes"] == ["earlier", note]  # a model that failed to load is its tests' errors, not this
+    assert data["verdict"] == "pass"  # a deliberate selection: said, not failed
+    again = assemble(data["run"], models, [clean], samples=SAMPLES)  # a merge or rebuild carrying it: once
+    assert again["run"]["notes"] == ["earlier", note]
+    assert report([clean])["run"].get("notes") is None  # every model audited: nothing said
+
+
 # -- not_judged keeps what it measured --------------------------------------------------------------------
 
 def test_a_gate_with_too_few_images_keeps_its_numbers_and_outcomes():
@@ -131,8 +158,9 @@ def test_compare_does_not_pass_on_nothing_nor_on_a_baseline_that_is_not_a_pass()
     assert render(refused).splitlines()[-1].startswith("INCOMPLETE: 0 regression(s); not a pass: the old report has verdict")
     accepted = compare_reports(incomplete, incomplete, accept_incomplete=True)
     assert accepted["verdict"] == "pass" and accepted["accepted"] is True
-    assert render(accepted).splitlines()[-2:] == [
-        "the old report has verdict incomplete, not pass; accepted (--accept-incomplete-baseline)", "PASS: 0 regression(s)"]
+    assert render(accepted).splitlines()[-3:] == [
+        "the old report has verdict incomplete, not pass; accepted (--accept-incomplete-baseline)",
+        "NEW's own verdict: incomplete (its own gates; this comparison does not judge them)", "PASS: 0 regression(s)"]
 
     nothing = {**not_judged_report("pass"), "audits": []}  # a passing report without outcomes: nothing to compare
     empty = compare_reports(nothing, not_judged_report("pass"))
@@ -236,3 +264,28 @@ def test_robustness_says_which_transforms_drop_and_nothing_for_a_model_not_judge
     assert lines == ["robustness, n: not judged (2 tests): 41 labelled images; this gate needs at least 50 (min_images in audit.toml)",
                      "robustness, k: no transform has a significant drop (Holm, McNemar)",
                      "robustness, m: significant drop (Holm, McNemar) under flip"]
+
+
+def test_compare_names_a_new_model_that_did_not_load_and_does_not_pass():
+    """Hunt 29B (A4): NEW holds a model that compared and one that never loaded; compare used to drop the second
+    silently and pass. It is named, with its load error, in the table and in --format json, and the verdict is not pass."""
+    import json
+
+    old = not_judged_report("pass")
+    new = not_judged_report("fail")
+    new["models"] = {"m": {"loaded": True}, "broken": {"loaded": False, "error": "RuntimeError: weights file missing\nmore"}}
+    comparison = compare_reports(old, new)
+    assert comparison["models"]["m"]["results"]["clean_top1"].verdict == "unchanged"  # the loaded model compared
+    assert comparison["verdict"] == "incomplete"
+    reason = "the new report's model broken did not load (RuntimeError: weights file missing): nothing compared"
+    assert comparison["verdict_reason"] == reason
+    text = render(comparison).splitlines()
+    assert text[-2:] == ["NEW's own verdict: fail (its own gates; this comparison does not judge them)",
+                         f"INCOMPLETE: 0 regression(s); not a pass: {reason}"]
+    as_json = json.loads(render(comparison, "json"))
+    assert as_json["verdict"] == "incomplete" and as_json["verdict_reason"] == reason
+    assert as_json["not_loaded"] == {"broken": "RuntimeError: weights file missing\nmore"} and as_json["new_verdict"] == "fail"
+    # Without the unloaded model the same reports pass: it alone made the difference.
+    del new["models"]["broken"]
+    assert compare_reports(old, new)["verdict"] == "pass"
+    assert render(compare_reports(old, {**new, "verdict": "pass"})).splitlines()[-2] == "NEW's own verdict: pass"

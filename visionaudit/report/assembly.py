@@ -66,8 +66,9 @@ ENDED_UNJUDGED = {"skipped", "not_judged"}
 def verdict_reasons(audits: list[dict[str, Any]], run: dict[str, Any] | None = None) -> list[str]:
     """Why a run whose counts alone would pass is not a pass, one line each: a model whose tests all ended
     without a judgement (skipped, not judged), a gate that must judge something to pass (the baseline: a
-    comparison set that compared nothing) and judged nothing, a baseline report (``run["baseline"]``) that
-    is itself not a pass and was not accepted. Tests that did not run are the incomplete section's, not these."""
+    comparison set that compared nothing) and judged nothing, a baseline report (``run["baseline"]``) none of
+    whose tests was selected, or that is itself not a pass and was not accepted. Tests that did not run are the
+    incomplete section's, not these."""
     known = families()
     by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for e in audits:
@@ -98,6 +99,10 @@ def verdict_reasons(audits: list[dict[str, Any]], run: dict[str, Any] | None = N
         reasons.append(f"{len(controls)} test(s) of random-init controls not judged" + (f": {text}" if text else "")
                        + (f"; +{others} other reason{'s' if others > 1 else ''}" if others else ""))
     baseline = (run or {}).get("baseline") or {}
+    if baseline and audits and not any(e.get("audit") == "baseline" and not e.get("control") for e in audits):
+        # The gate the user asked for compared nothing (-k/-m left none of its tests): as compare says, not a pass.
+        reasons.append(f"--audit-baseline {baseline.get('path')} was given, but no baseline test was selected (-k/-m left "
+                       "none): nothing was compared with it; select them (-m baseline) or leave --audit-baseline out")
     if baseline and baseline.get("verdict") != "pass" and not baseline.get("accepted"):
         reasons.append(f"the baseline {baseline.get('path')} has verdict {baseline['verdict']}, not pass: comparisons with it "
                        "cannot make a pass (--audit-accept-incomplete-baseline accepts it, and the report says so)")
@@ -132,6 +137,24 @@ def first_reason(entries: list[dict[str, Any]]) -> tuple[str, int, int]:
         return "", 0, 0
     first = next(iter(reasons))
     return first, reasons[first], len(reasons) - 1
+def unselected_models_note(models: dict[str, Any], audits: list[dict[str, Any]]) -> str | None:
+    """A note naming each configured model that no selected test audited (-k/-m left it none, so it never loaded):
+    the verdict is the other models', and the report must not read as if this one passed. None when there is none."""
+    audits = [e for e in audits if e.get("audit")]  # audit tests only (a test of the suite itself is none)
+    audited = {e.get("model") for e in audits}
+    unselected = sorted(m for m, info in models.items()
+                        if info.get("loaded") is False and not info.get("error") and m not in audited)
+    if not unselected or not audits:
+        return None
+    return (f"no selected test audited {', '.join(unselected)} (-k/-m left none; not loaded): the verdict says nothing "
+            "of " + ("it" if len(unselected) == 1 else "them"))
+
+
+def with_unselected_models_note(run: dict[str, Any], models: dict[str, Any], audits: list[dict[str, Any]]) -> dict[str, Any]:
+    """``run`` with :func:`unselected_models_note` in its notes (once: a run, a merge or a rebuild may carry it already)."""
+    note = unselected_models_note(models, audits)
+    notes = list(run.get("notes") or [])
+    return run if note is None or note in notes else {**run, "notes": [*notes, note]}
 
 
 def _ended(entries: list[dict[str, Any]]) -> str:
@@ -207,6 +230,7 @@ def assemble(run: dict[str, Any], models: dict[str, Any], audits: list[dict[str,
     audits = sorted(audits, key=lambda e: e["nodeid"])
     aggregates = aggregate(audits)  # before the entries are copied out: it may add metrics to them
     reasons = verdict_reasons(audits, run)
+    run = with_unselected_models_note(run, models, audits)
     return to_jsonable({
         "schema_version": SCHEMA_VERSION,
         "verdict": verdict(audits, stopped or error is not None, broken, reasons),

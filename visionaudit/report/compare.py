@@ -34,8 +34,8 @@ class Unpairable(DataError):
 def compare_reports(old: dict[str, Any], new: dict[str, Any], pairs: Mapping[str, str] | None = None,
                     config: AuditConfig | None = None, unpaired: bool = False, accept_incomplete: bool = False) -> dict[str, Any]:
     """``{"paired": bool, "problems": [...], "models": {new spec: {"baseline_model": old spec, "results": {name: Result}}},
-    "verdict": ..., "verdict_reason": ..., "baseline_verdict": ..., "baseline_schema": int | None,
-    "accepted": bool}`` (:func:`comparison_verdict`).
+    "not_loaded": {new spec: its load error or None}, "verdict": ..., "verdict_reason": ..., "baseline_verdict": ...,
+    "new_verdict": ..., "baseline_schema": int | None, "accepted": bool}`` (:func:`comparison_verdict`).
 
     ``pairs``: new spec -> old spec (default: every loaded model of ``new`` with the same spec in ``old``).
     Unpairable reports raise :class:`Unpairable` unless ``unpaired``. ``accept_incomplete``: an old report whose
@@ -44,6 +44,9 @@ def compare_reports(old: dict[str, Any], new: dict[str, Any], pairs: Mapping[str
     controls = control_models(new)  # random-init controls: not releases
     new_models = [m for m, info in new.get("models", {}).items() if info.get("loaded", True) and m not in controls]
     run_models = list(pairs) if pairs else new_models
+    # A release of NEW that never loaded has nothing to compare: named, and no pass (unless --model picked others).
+    not_loaded = {} if pairs else {m: info.get("error") for m, info in new.get("models", {}).items()
+                                   if not info.get("loaded", True) and m not in controls}
     if pairs:
         missing = [m for m in pairs if m not in new_models]
         if missing:
@@ -58,7 +61,7 @@ def compare_reports(old: dict[str, Any], new: dict[str, Any], pairs: Mapping[str
     if problems and not unpaired:
         raise Unpairable("the two reports cannot be compared image by image:\n  " + "\n  ".join(problems) +
                          "\npass --baseline-unpaired to compare the proportions with unpaired tests")
-    out: dict[str, Any] = {"paired": not problems, "problems": problems, "models": {}}
+    out: dict[str, Any] = {"paired": not problems, "problems": problems, "models": {}, "not_loaded": not_loaded}
     config = config or load_config(None)  # without a config file: the baseline family's defaults
     for new_spec, old_spec in pairing.items():
         bounds = config.thresholds("baseline", new_spec)
@@ -66,6 +69,7 @@ def compare_reports(old: dict[str, Any], new: dict[str, Any], pairs: Mapping[str
         results = compare_model(outcomes_from_report(old, old_spec), outcomes_from_report(new, new_spec), settings)
         out["models"][new_spec] = {"baseline_model": old_spec, "results": results}
     out["baseline_verdict"] = old.get("verdict")
+    out["new_verdict"] = new.get("verdict")  # NEW's own gates: said beside, this comparison is not the release gate
     out["baseline_schema"] = old.get("schema_version")  # the page says why a baseline names no top-1 classes
     out["accepted"] = bool(accept_incomplete) and out["baseline_verdict"] != "pass"
     out["verdict"], out["verdict_reason"] = comparison_verdict(out)
@@ -74,12 +78,16 @@ def compare_reports(old: dict[str, Any], new: dict[str, Any], pairs: Mapping[str
 
 def comparison_verdict(comparison: dict[str, Any]) -> tuple[str, str | None]:
     """The rule of a run against ``--audit-baseline`` (visionaudit/report/assembly.py): ``fail`` on a regression;
-    ``incomplete`` when a model compared nothing, a comparison lacks the new report's side (a run would not
-    judge it), or the old report is itself not a pass and was not accepted; ``pass`` otherwise, never on nothing.
+    ``incomplete`` when a model compared nothing, one of the new report's models did not load, a comparison lacks
+    the new report's side (a run would not judge it), or the old report is itself not a pass and was not accepted;
+    ``pass`` otherwise, never on nothing.
     Returns the verdict and, when it is not pass for these reasons, why in one line."""
     reasons = []
     if not comparison["models"]:
         reasons.append("no model was compared")
+    for model, error in (comparison.get("not_loaded") or {}).items():
+        said = str(error).splitlines()[0] if error else "no test got as far as loading it"
+        reasons.append(f"the new report's model {model} did not load ({said}): nothing compared")
     for model, per in comparison["models"].items():
         results = list(per["results"].values())
         where = f"{model} vs {per['baseline_model']}"
@@ -148,6 +156,9 @@ def render(comparison: dict[str, Any], form: str = "table") -> str:
             lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[-1] for row in rows] + [""]
     if comparison.get("accepted"):
         lines.append(f"the old report has verdict {comparison.get('baseline_verdict')}, not pass; accepted (--accept-incomplete-baseline)")
+    if comparison.get("new_verdict") is not None:  # not compare's verdict: a CI reader must not take one for the other
+        lines.append(f"NEW's own verdict: {comparison['new_verdict']}"
+                     + ("" if comparison["new_verdict"] == "pass" else " (its own gates; this comparison does not judge them)"))
     found = regressions(comparison)
     verdict, reason = comparison.get("verdict") or comparison_verdict(comparison)[0], comparison.get("verdict_reason")
     lines.append(f"{verdict.upper()}: {len(found)} regression(s)" + (": " + ", ".join(found) if found else "")

@@ -33,13 +33,9 @@ from visionaudit.families.baseline.compared import (  # noqa: F401  (re-exported
     comparisons_for,
     corruption_outcomes,
     data_role,
+    nothing_right,
 )
-from visionaudit.families.baseline.consistency import (
-    consistency_of,
-    judge_consistency,
-    kappa_text,
-    pooled_consistency,
-)
+from visionaudit.families.baseline.consistency import consistency_of, judge_consistency, kappa_text, pooled_consistency
 from visionaudit.families.baseline.lost import top1_names, with_lost_examples
 from visionaudit.families.baseline.settings import Settings, settings_from  # noqa: F401  (re-exported)
 from visionaudit.families.baseline.statistics import (
@@ -211,6 +207,8 @@ def _compare_one(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Setting
     if c.kind == "vector":
         return vector_change(r, old.shares, new.shares)
     a, b = old.outcomes[c.condition], new.outcomes[c.condition]
+    if (why := nothing_right(c, a, b)) is not None:  # 0 against 0: "unchanged" by every test, a pass on nothing
+        return _not_compared(r, why, "candidate")
     if c.kind == "error":  # kernels against a folder, other images or protocol: this run could have measured as the
         unpaired = corr.not_paired(c.condition, a, b) or corr.protocol_difference(old.corruption_protocol, new.corruption_protocol)
         if unpaired:  # baseline did, so not judged (the candidate's side), never a pass

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+import numpy as np
+
 from visionaudit.data.image_sets import LABELLED
 from visionaudit.families.baseline import corruptions as corr
 from visionaudit.families.outcomes import Outcome
@@ -46,6 +48,28 @@ CORRUPTION_COMPARED: dict[str, Compared] = {
     **{k: Compared(k, "corruption", k, None, "summary", "test_mce") for k in corr.SUMMARIES},
 }
 ALL_COMPARED: dict[str, Compared] = {**COMPARED, **CORRUPTION_COMPARED}
+
+
+# Accuracies compared as right/wrong per image, where neither side getting any image right leaves nothing to compare
+# (the corruption conditions' errors are compared in corruptions.py; per-class accuracy has min_class_images).
+NOTHING_RIGHT_KINDS = ("accuracy", "balanced", "category")
+
+
+def nothing_right(c: Compared, old: Outcome, new: Outcome) -> str | None:
+    """Why ``c`` cannot be judged when neither release got an image right (0 against 0 is "unchanged" by every test, yet
+    no image could be lost: a pass on nothing), or None. One image right on either side is judged."""
+    if c.kind not in NOTHING_RIGHT_KINDS or any(_right(c, o).any() for o in (old, new)):
+        return None
+    return (f"neither release got an image of {c.condition} right (0 of {len(old.values)} in the baseline, 0 of "
+            f"{len(new.values)} here): nothing a regression could be measured on; is the model broken (preprocessing, "
+            "label map)?")
+
+
+def _right(c: Compared, o: Outcome) -> np.ndarray:
+    """Each image right or wrong: a shape-only decision is right when it names the image's category (its id's folder)."""
+    if c.kind == "category":
+        return np.asarray(o.values == np.array([i.split("/")[0] for i in o.ids], dtype=object), dtype=bool)
+    return np.asarray(o.values, dtype=bool)
 
 
 def comparisons_for(old: Any, new: Any, extra: Any = ()) -> dict[str, Compared]:

@@ -20,7 +20,7 @@ import numpy as np
 from visionaudit import stats
 from visionaudit.data.label_space import names_of
 from visionaudit.families import thresholds as f
-from visionaudit.families.assessment import PerImage, require_count
+from visionaudit.families.assessment import NotJudged, PerImage, require_count
 from visionaudit.families.records import AuditRecord
 from visionaudit.families.registry import Family, register_family
 from visionaudit.families.robustness.transforms import TRANSFORMS
@@ -180,6 +180,7 @@ def assess_transform(record: AuditRecord, measured: PerImage, thresholds: Mappin
     if names is not None:  # the classes by name (a partial report of version 3 has none)
         record.metric("label_space", label_space_key(names))
         record.metric("most_affected_classes", most_affected(main.classwise_clean, main.classwise_transformed, names))
+    require_clean_correct(record, thresholds, int(np.count_nonzero(arrays["clean"])), main.clean_top1)
     bound = thresholds.entry("max_drop_by_transform", transform, fallback="max_drop")
     ok = record.check_max("drop", main.drop, "max_drop", bound)
     message = f"{context['model']}: {transform} lowers top-1 by {main.drop:.3f} (95% CI {main.drop_ci[0]:.3f}..{main.drop_ci[1]:.3f})"
@@ -191,6 +192,18 @@ def assess_transform(record: AuditRecord, measured: PerImage, thresholds: Mappin
         message += f", McNemar p = {main.p_value:.3g}: it must not change top-1 significantly (alpha {thresholds['alpha']})"
     if not ok:
         raise AssertionError(message + f"; max_drop {bound}")
+
+
+def require_clean_correct(record: AuditRecord, thresholds: Mapping[str, Any], correct: int, clean_top1: float) -> None:
+    """A transform can only take away images the model got right on the clean pass: over fewer than
+    ``min_correct_images`` of them a drop (bounded by clean top-1) and McNemar judge nothing, so the gate is not
+    judged rather than passed (a model that gets nothing right has no drop to lose)."""
+    minimum = thresholds["min_correct_images"]
+    if correct < minimum:
+        record.not_judged = (f"{correct} images right on the clean pass (clean top-1 {clean_top1:.3f}): a drop over so few "
+                             f"judges nothing; this gate needs at least {minimum} (min_correct_images in audit.toml; is the "
+                             "model broken?)")
+        raise NotJudged(record.not_judged)
 
 
 def label_space_key(names: Sequence[str]) -> str:
@@ -331,6 +344,9 @@ FAMILY = register_family(Family(
                                 default=[1.0]),
         "bootstrap_resamples": f.count("resamples of the paired bootstrap interval", default=2000),
         "min_images": f.min_images(default=50),
+        "min_correct_images": f.count("fewer images right on the clean pass than this (the images a transform can take "
+                                      "away) and the gate is not judged (outcome not_judged): a drop over a handful of "
+                                      "right images, or none, says nothing", default=20),
     },
     aggregate=_aggregate,
     summary_lines=_summary_lines,
