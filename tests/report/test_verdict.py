@@ -17,9 +17,20 @@ from visionaudit.families.assessment import NotJudged, PerImage
 from visionaudit.families.baseline import COMPARED, outcomes_from_report
 from visionaudit.families.outcomes import encode_bits
 from visionaudit.families.records import AuditRecord
-from visionaudit.report.assembly import REASON_CHARS, assemble, blank_entry, short_reason
+from visionaudit.report.assembly import (
+    REASON_CHARS,
+    assemble,
+    blank_entry,
+    short_reason,
+)
 from visionaudit.report.compare import compare_reports, render
-from visionaudit.report.summaries import markdown_summary, markdown_text, summary_rows, terminal_lines, verdict_line
+from visionaudit.report.summaries import (
+    markdown_summary,
+    markdown_text,
+    summary_rows,
+    terminal_lines,
+    verdict_line,
+)
 
 IDS = [f"n{1440764 + k % 10:08d}_{k}.JPEG" for k in range(40)]
 SAMPLES = {"labelled": {"name": "s", "n": len(IDS), "subset": 40, "seed": 0, "protocol": 2, "fingerprint": "f1", "ids": IDS}}

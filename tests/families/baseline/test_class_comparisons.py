@@ -279,7 +279,7 @@ def test_unpaired_reports_do_not_compare_classes():
 
 
 def test_summary_and_page_name_the_worse_classes():
-    from visionaudit.families.baseline import _summary_lines
+    from visionaudit.families.baseline.summary import summary_lines as _summary_lines
     from visionaudit.html.sections import SectionInputs, baseline
 
     ids, classes, old, new = _four_classes()

@@ -191,7 +191,7 @@ def test_a_schema_5_baseline_without_error_consistency_is_read():
 
 
 def test_summary_and_compare_show_the_corruption_changes_and_kappa():
-    from visionaudit.families.baseline import _summary_lines
+    from visionaudit.families.baseline.summary import summary_lines as _summary_lines
     from visionaudit.report.compare import render
 
     old = _report({"fog-1": _bits([0, 1]), "fog-3": _bits([0, 1, 2])}, clean=_bits(list(range(10))))
@@ -217,7 +217,7 @@ def test_summary_and_compare_show_the_corruption_changes_and_kappa():
 def test_the_summary_names_the_lowest_judged_kappa_not_a_conditions():
     """A condition's kappa is recorded, not judged (the corruption family is judged once, on the pooled mCE): the
     summary's lowest kappa is the lowest judged one, and a lower unjudged one is named as such."""
-    from visionaudit.families.baseline import _summary_lines
+    from visionaudit.families.baseline.summary import summary_lines as _summary_lines
 
     clean = _bits(list(range(10)))
     old = _report({"fog-1": _bits([0, 1]), "fog-3": _bits([0, 1, 2, 3])}, clean=clean)

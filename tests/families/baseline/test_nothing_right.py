@@ -10,7 +10,13 @@ import pytest
 from visionaudit.config import load_config
 from visionaudit.data.fingerprint import SampleSet
 from visionaudit.families.assessment import NotJudged
-from visionaudit.families.baseline import BaselineComparison, ModelOutcomes, assess_comparison, compare_model, settings_from
+from visionaudit.families.baseline import (
+    BaselineComparison,
+    ModelOutcomes,
+    assess_comparison,
+    compare_model,
+    settings_from,
+)
 from visionaudit.families.records import AuditRecord
 
 DEFAULTS = load_config(None).thresholds("baseline", "m")

@@ -3,8 +3,7 @@
 What is compared (:data:`COMPARED`), where each side's per-image outcomes come from (:class:`ModelOutcomes`:
 a saved report, or the running audit), and :func:`compare_model`, which computes one model's whole
 comparison set, so Holm's correction over it is known wherever one of its comparisons is judged.
-The statistics and verdicts are in visionaudit/families/baseline/statistics.py; what makes two reports pairable is in
-visionaudit/families/baseline/pairing.py.
+The statistics and verdicts are in baseline/statistics.py; what makes two reports pairable, in baseline/pairing.py.
 """
 
 from __future__ import annotations
@@ -35,7 +34,12 @@ from visionaudit.families.baseline.compared import (  # noqa: F401  (re-exported
     data_role,
     nothing_right,
 )
-from visionaudit.families.baseline.consistency import consistency_of, judge_consistency, kappa_text, pooled_consistency
+from visionaudit.families.baseline.consistency import (
+    consistency_of,
+    judge_consistency,
+    kappa_text,
+    pooled_consistency,
+)
 from visionaudit.families.baseline.lost import top1_names, with_lost_examples
 from visionaudit.families.baseline.settings import Settings, settings_from  # noqa: F401  (re-exported)
 from visionaudit.families.baseline.statistics import (
@@ -51,7 +55,6 @@ from visionaudit.families.baseline.statistics import (
     unpaired_change,
     vector_change,
 )
-from visionaudit.families.baseline.summary import summary_lines as _summary_lines  # noqa: F401  (the old name)
 from visionaudit.families.baseline.summary import summary_lines as summary_lines
 from visionaudit.families.outcomes import Outcome, decode, decode_labels
 from visionaudit.families.records import AuditRecord
@@ -60,9 +63,8 @@ from visionaudit.formatting import fmt
 
 
 class BaselineWarning(UserWarning):
-    """A change against the baseline that is not a regression on its own evidence (one of tolerance and
-    significance holds). Defined here, not in the audit: pytest-xdist re-imports a warning's class by its
-    module on the controller."""
+    """A change against the baseline that is not a regression on its own evidence (one of tolerance and significance
+    holds). Defined here, not in the audit: pytest-xdist re-imports a warning's class by its module on the controller."""
 
 
 @dataclass
