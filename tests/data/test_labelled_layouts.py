@@ -176,3 +176,13 @@ def test_missing_data_accepts_a_manifest(tmp_path):
     (tmp_path / "m.csv").write_text("a.jpg,cat\n")
     assert datasets.missing_data(str(tmp_path), str(tmp_path / "m.csv"), {datasets.LABELLED}) == []
     assert datasets.missing_data(str(tmp_path), str(tmp_path / "nope.csv"), {datasets.LABELLED})
+
+
+def test_names_in_one_non_latin_script_print_readably_and_homoglyphs_escaped():
+    """Two different names in one script ('кошки', 'кошка'; '金毛猫', '金毛犬') differ visibly: printed as they are.
+    A Cyrillic letter standing in for a Latin one at the same place is a look-alike: printed escaped."""
+    from visionaudit.data.label_space import look_alike, name_and_closest
+
+    assert not look_alike("кошки", "кошка") and not look_alike("金毛猫", "金毛犬")
+    assert name_and_closest("кошки", "кошка") == "'кошки' (closest class: 'кошка')"
+    assert look_alike("Horsе", "horse") and look_alike("cat\u200b", "cat") and not look_alike("café", "cafe")

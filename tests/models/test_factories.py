@@ -54,6 +54,8 @@ def test_a_package_is_not_imported_to_find_its_submodule(path):
 @pytest.mark.parametrize("source", [
     "from os.path import *\n",                             # a star import may bring it
     "def __getattr__(name):\n    return print\n",          # PEP 562 answers any name
+    "def _lazy(name):\n    return print\n__getattr__ = _lazy\n",  # ... bound by assignment
+    "import lazy_loader as lazy\n__getattr__, __dir__, __all__ = lazy.attach(__name__, ['fa_made'])\n",  # lazy loading
     "globals()['fa_made'] = print\n",                      # made at run time
     "exec('def fa_made(): pass')\n",
     "def f(:\n",                                           # unparsable: importing it will say

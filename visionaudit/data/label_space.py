@@ -51,7 +51,10 @@ def look_alike(a: str, b: str) -> bool:
         return not c.isascii() and not any(unicodedata.category(m) == "Mn" for m in unicodedata.normalize("NFD", c))
 
     a, b = shown(a), shown(b)
-    return a == b or (len(a) == len(b) and all(x == y or unaccented(x) or unaccented(y) for x, y in zip(a, b)))
+    # A homoglyph is a letter of another script standing in for an ASCII one at the same place; two names in one
+    # non-Latin script ('кошки', 'кошка') differ visibly and print readably.
+    return a == b or (len(a) == len(b) and all(x == y or x.isascii() != y.isascii() and (unaccented(x) or unaccented(y))
+                                                for x, y in zip(a, b)))
 
 
 def name_and_closest(name: str, near: str | None) -> str:

@@ -135,7 +135,7 @@ def _names(origin: str) -> tuple[set[str], list[str]]:
         elif isinstance(node, ast.MatchMapping) and node.rest:
             bound.add(node.rest)
     top = _top_level_defs(tree.body)
-    if "__getattr__" in top:
+    if "__getattr__" in bound:  # bound any way: def, assignment, lazy.attach(...)'s tuple, an import
         raise _CannotTell  # a module __getattr__ (PEP 562) answers names the source does not bind
     return bound, sorted(top)
 
