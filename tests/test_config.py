@@ -158,7 +158,7 @@ def test_only_a_table_that_looks_like_a_typo_is_a_warning(tmp_path):
 
 
 def test_a_table_names_its_model_whatever_the_spelling_of_its_paths(tmp_path, monkeypatch):
-    """Hunt 29A, defect 3: a table keyed ?classes=team/classes.txt did not apply to a run spelling the same file by
+    """Stop-33 review, defect 3: a table keyed ?classes=team/classes.txt did not apply to a run spelling the same file by
     its absolute path (the bounds silently the defaults). Paths are read from the working directory, as --model's."""
     (tmp_path / "team").mkdir()
     (tmp_path / "team" / "classes.txt").write_text("bird\ndog\n")
@@ -196,7 +196,7 @@ def test_two_tables_for_the_same_files_are_an_error(tmp_path, monkeypatch):
 
 
 def test_a_table_whose_classes_file_is_not_there_is_a_typo_warning(tmp_path, monkeypatch):
-    """Hunt 29A, defect 3: a typo in a table's ?classes= path said nothing."""
+    """Stop-33 review, defect 3: a typo in a table's ?classes= path said nothing."""
     (tmp_path / "team").mkdir()
     (tmp_path / "team" / "classes.txt").write_text("bird\ndog\n")
     monkeypatch.chdir(tmp_path)

@@ -320,7 +320,7 @@ def test_a_hanging_fixture_ends_as_timeout(project):
 
 
 def test_a_model_load_that_times_out_is_one_timeout_the_others_pointing_to_it(project):
-    """hunt29B A3: a session fixture's timeout was ten timeouts of 0.0 s, the traceback printed ten times, and the
+    """stop-33 review A3: a session fixture's timeout was ten timeouts of 0.0 s, the traceback printed ten times, and the
     model's error null; pytest re-raises the cached failure in every later test, which never ran."""
     slow = "tests.tiny_models:slow_load"
     proc = run(project, "", "--model", slow, "--audit-timeout", "10")  # 10: torch's import fits on a loaded machine

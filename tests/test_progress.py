@@ -24,7 +24,7 @@ def test_a_finished_pass_says_done(events):
 
 
 def test_an_interrupted_pass_says_where_it_stopped_not_done(events):
-    """hunt29B N2: a pass interrupted at 40/64 printed "done"."""
+    """stop-33 review N2: a pass interrupted at 40/64 printed "done"."""
     with pytest.raises(KeyboardInterrupt), progress.phase("forward", "m", "rotation", total=64) as p:
         p.advance(40)
         raise KeyboardInterrupt

@@ -106,7 +106,7 @@ def test_merged_shards_equal_the_unsharded_run(runs, count):
     # Not vacuous: the shards judged fewer images, and the merge re-judged the statistics on all of them.
     split = [e for e in whole["audits"] if e["audit"] in ("accuracy", "robustness", "shape_bias")]
     assert len(split) == 13 and all(e["outcome"] in ("passed", "failed") for e in split if e["audit"] != "robustness")
-    # The tiny model gets no image right, so its transform gates are not judged (min_correct_images, hunt 29B), in the
+    # The tiny model gets no image right, so its transform gates are not judged (min_correct_images, stop-33 review), in the
     # whole run and in the merge alike; the synthetic merges above re-judge robustness on varied data.
     robustness = [e for e in split if e["audit"] == "robustness"]
     assert len(robustness) == 9 and all(e["outcome"] == "not_judged" and "0 images right on the clean pass" in e["message"]
@@ -267,7 +267,7 @@ def test_merge_of_varied_per_image_data_equals_the_whole_judgement(families):
 
 
 def test_a_merge_of_parts_that_got_nothing_right_is_not_judged_as_the_whole_run_is():
-    """Hunt 29B (A2): a transform gate over no image right on the clean pass judges nothing; merge re-judges the parts'
+    """Stop-33 review (A2): a transform gate over no image right on the clean pass judges nothing; merge re-judges the parts'
     per-image data through the same assessor, so the merged entries are not judged too, also from parts written
     before the bound existed (their stored thresholds lack min_correct_images: the descriptor's default applies)."""
     import numpy as np

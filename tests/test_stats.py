@@ -29,7 +29,7 @@ def test_holm_textbook():
 
 
 def test_holm_refuses_a_nan_p_value():
-    """Review hunt29C, nit 5: a NaN sorted anywhere and, min(1, m x NaN) being 1, made every later test
+    """Stop-33 review, nit 5: a NaN sorted anywhere and, min(1, m x NaN) being 1, made every later test
     non-significant (b's 0.01 became 1.0 beside a NaN). Now refused, naming it; the others alone are as by hand."""
     with pytest.raises(ValueError, match=r"not a number \(NaN\) for a, c: leave the comparisons"):
         stats.holm({"a": math.nan, "b": 0.01, "c": float("nan")})

@@ -212,7 +212,7 @@ def test_baseline_section_from_the_cli(tmp_path):
     assert proc.returncode == 0, proc.stderr
     html = out.read_text()
     # The tiny models get no labelled image right: clean top-1 and the nine transforms are 0 against 0, not compared
-    # (hunt 29B), like balanced and per-class accuracy (a schema-3 report has no per-image classes); the rest unchanged.
+    # (stop-33 review), like balanced and per-class accuracy (a schema-3 report has no per-image classes); the rest unchanged.
     assert '<section id="baseline">' in html and html.count(">unchanged<") == 2 * 4 and html.count(">not_compared<") == 2 * 12
 
 
@@ -480,7 +480,7 @@ def test_a_not_judged_shape_bias_entrys_kappas_are_drawn_and_marked():
 
 
 def test_the_page_says_what_stopped_a_maxfail_run_and_whether_a_json_was_kept():
-    """hunt29B N1 and N11: a -x run's page said only "it never started" per test, and a page written without
+    """stop-33 review N1 and N11: a -x run's page said only "it never started" per test, and a page written without
     --audit-json said "the JSON holds every number"."""
     stopped = json.loads(json.dumps(TWO))
     failed = stopped["audits"][0]["nodeid"]

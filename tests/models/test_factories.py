@@ -1,4 +1,4 @@
-"""``package.module:factory`` checked at startup without importing the team's module (hunt 29A, defect 5 and doubt
+"""``package.module:factory`` checked at startup without importing the team's module (stop-33 review, defect 5 and doubt
 D2): a module or factory typo is named, with the closest function; what the source cannot settle is left to the load."""
 
 from __future__ import annotations

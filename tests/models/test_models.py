@@ -143,7 +143,7 @@ def _one_channel_stem(net: torch.nn.Module) -> torch.nn.Module:
 
 def test_mismatched_shapes_are_named(tmp_path):
     """A mismatch beyond the classifier head stays refused, naming the tensors and a way out that exists (the
-    factory route), not a num_classes that no option sets (hunt 29A, defect 4)."""
+    factory route), not a num_classes that no option sets (stop-33 review, defect 4)."""
     path = tmp_path / "r18-10.pth"
     torch.save(_one_channel_stem(resnet18(num_classes=10)).state_dict(), path)
     with pytest.raises(CheckpointError) as refused:
@@ -161,7 +161,7 @@ def _classes_file(tmp_path: Path, count: int) -> Path:
 
 
 def test_a_fine_tuned_torchvision_checkpoint_gets_its_head_from_the_checkpoint(tmp_path):
-    """Hunt 29A, defect 4 (a): resnet18 fine-tuned with a 5-class head, saved as safetensors, loads through
+    """Stop-33 review, defect 4 (a): resnet18 fine-tuned with a 5-class head, saved as safetensors, loads through
     --arch torchvision:resnet18 with the head built to fit; its logits are those of the model the test built."""
     from safetensors.torch import save_file
 
@@ -180,7 +180,7 @@ def test_a_fine_tuned_torchvision_checkpoint_gets_its_head_from_the_checkpoint(t
 
 
 def test_a_fine_tuned_timm_checkpoint_gets_its_head_from_the_checkpoint(tmp_path):
-    """Hunt 29A, defect 4 (b): a timm resnet18 with a 5-class head, as timm:NAME:CHECKPOINT and as a state dict
+    """Stop-33 review, defect 4 (b): a timm resnet18 with a 5-class head, as timm:NAME:CHECKPOINT and as a state dict
     with --arch timm:NAME; known to have 5 outputs before it loads (not the configuration's 1,000)."""
     timm = pytest.importorskip("timm", reason="timm is in the test extra; install visionaudit[test]")
     from safetensors.torch import save_file
@@ -224,7 +224,7 @@ def test_a_fine_tuned_timm_checkpoint_gets_its_head_from_the_checkpoint(tmp_path
 
 
 def test_a_folder_saved_by_timm_is_pointed_to_a_timm_spec_that_loads(tmp_path):
-    """Hunt 29A, doubt D4: timm's save_for_hf folder (config.json naming its architecture) is not a transformers
+    """Stop-33 review, doubt D4: timm's save_for_hf folder (config.json naming its architecture) is not a transformers
     folder; the refusal names a timm: spec, and that spec loads the folder's weights."""
     timm = pytest.importorskip("timm", reason="timm is in the test extra; install visionaudit[test]")
     from timm.models import save_for_hf

@@ -44,7 +44,7 @@ def test_edges(model, shape_only_images, stimuli):
 
 
 def test_a_shape_only_run_stops_at_startup_too(suite, monkeypatch):
-    """Hunt 29A, defect 2: the check ran only when cue-conflict stimuli were collected, so `-k accuracy` (the
+    """Stop-33 review, defect 2: the check ran only when cue-conflict stimuli were collected, so `-k accuracy` (the
     shape-only accuracy tests: edges, silhouettes) loaded the model first and reported a test error (exit 1)."""
     from PIL import Image
 

@@ -147,10 +147,10 @@ def test_a_killed_runs_lock_does_not_block_and_its_journal_is_kept(project):
 
 @pytest.mark.parametrize("args", [["--collect-only"], ["-k", "no_such_test"]], ids=["collect-only", "all-deselected"])
 def test_a_run_that_runs_no_test_leaves_the_report_alone(project, args):
-    """Also without xdist (these runs are -n 0), the terminal says so (hunt29B N5: all deselected said nothing)."""
+    """Also without xdist (these runs are -n 0), the terminal says so (stop-33 review N5: all deselected said nothing)."""
     earlier = '{"schema_version": 3, "verdict": "pass", "an": "earlier run"}\n'
     (project.path / "report.json").write_text(earlier)
-    page = "<html>the earlier run's page</html>\n"  # hunt29B A1: the page was replaced by a "no test ran" one
+    page = "<html>the earlier run's page</html>\n"  # stop-33 review A1: the page was replaced by a "no test ran" one
     (project.path / "report.html").write_text(page)
     proc = run(project, "", "--audit-html=report.html", *args)
     assert proc.returncode in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED), proc.stdout[-3000:]

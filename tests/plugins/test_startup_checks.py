@@ -1,4 +1,4 @@
-"""What docs/models.md and docs/config.md promise at startup (hunt 29A, defects 3 and 5, doubt D2): a factory typo in
+"""What docs/models.md and docs/config.md promise at startup (stop-33 review, defects 3 and 5, doubt D2): a factory typo in
 --model or in an ONNX file's ?reference= stops the run with exit 4 naming it, before any model loads; a per-model
 audit.toml table applies to the run's model whatever the spelling of its ?classes= path, and one whose ?classes=
 file is not there is a warning."""

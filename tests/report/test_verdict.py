@@ -102,7 +102,7 @@ def test_a_baseline_that_is_not_a_pass_makes_no_pass_unless_accepted(baseline_ve
 
 
 def test_a_baseline_none_of_whose_tests_was_selected_is_not_a_pass():
-    """Hunt 29B (D1): --audit-baseline given, -k/-m left no baseline test: nothing was compared, and the report read
+    """Stop-33 review (D1): --audit-baseline given, -k/-m left no baseline test: nothing was compared, and the report read
     as if it had been (run.baseline recorded, verdict pass). As compare says "no model was compared", not a pass."""
     clean = entry("audits/test_accuracy.py::test_clean_top1[m]", "accuracy", "passed")
     data = report([clean], {"baseline": {"path": "old.json", "verdict": "pass", "accepted": False}})
@@ -115,7 +115,7 @@ def test_a_baseline_none_of_whose_tests_was_selected_is_not_a_pass():
 
 
 def test_a_configured_model_no_selected_test_audited_is_named_in_the_notes():
-    """Hunt 29B (D2): -k/-m left a configured model no test (it never loaded); the verdict is the other models', and the
+    """Stop-33 review (D2): -k/-m left a configured model no test (it never loaded); the verdict is the other models', and the
     run's notes say so rather than let "pass" read as if it covered that model."""
     clean = entry("audits/test_accuracy.py::test_clean_top1[m]", "accuracy", "passed")
     models = {"m": {"loaded": True}, "idle": {"loaded": False, "error": None}, "broken": {"loaded": False, "error": "E"}}
@@ -180,7 +180,7 @@ def test_compare_does_not_pass_on_nothing_nor_on_a_baseline_that_is_not_a_pass()
                                               "no per-image outcomes for clean (its accuracy audit was not in that run))")
 
 
-# -- why a family was not judged or skipped, on the terminal and in the step summary (hunt 29A, defect 6) ----
+# -- why a family was not judged or skipped, on the terminal and in the step summary (stop-33 review, defect 6) ----
 
 TEAM = "teams:net?classes=/work/team/classes.txt"
 FEW = "not judged: 41 labelled images; this gate needs at least 50 (min_images in audit.toml)"
@@ -190,7 +190,7 @@ SHAPE = (f"{TEAM}: no shape bias: its 5 classes are not ImageNet-1k's and do not
 
 
 def first_small_run() -> dict:
-    """A team's first run on 41 images, as hunt 29A saw it (messages as the real audits word them): accuracy
+    """A team's first run on 41 images, as stop-33 review saw it (messages as the real audits word them): accuracy
     and robustness not judged, shape bias skipped, channel bias judged, deployment judged with one form skipped."""
     audits = [entry(f"audits/test_accuracy.py::test_clean_top1[{TEAM}]", "accuracy", "not_judged", TEAM, FEW),
               *[entry(f"audits/test_robustness.py::test_drop[{TEAM}-{t}]", "robustness", "not_judged", TEAM,
@@ -278,7 +278,7 @@ def test_robustness_says_which_transforms_drop_and_nothing_for_a_model_not_judge
 
 
 def test_compare_names_a_new_model_that_did_not_load_and_does_not_pass():
-    """Hunt 29B (A4): NEW holds a model that compared and one that never loaded; compare used to drop the second
+    """Stop-33 review (A4): NEW holds a model that compared and one that never loaded; compare used to drop the second
     silently and pass. It is named, with its load error, in the table and in --format json, and the verdict is not pass."""
     import json
 

@@ -58,7 +58,7 @@ def test_a_model_against_its_own_report_changes_nothing(tiny_baseline, shared_da
     proc, data = audit(tmp_path, shared_data, "self", "-m", "baseline", "--audit-samples", "60",
                        f"--audit-baseline={tiny_baseline}", ACCEPT, *workers)
     # The tiny model gets no labelled image right (its own report says so: clean and every transform 0 of 60), so its
-    # accuracy comparisons are 0 against 0: nothing a regression could be measured on, not judged (hunt 29B), and
+    # accuracy comparisons are 0 against 0: nothing a regression could be measured on, not judged (stop-33 review), and
     # the run is not a pass; what it can compare changes nothing.
     base = json.loads(tiny_baseline.read_text())
     assert all(e["metrics"].get("top1", e["metrics"].get("clean_top1")) == 0.0 for e in base["audits"]
@@ -124,7 +124,7 @@ def test_an_unpairable_baseline_is_refused_naming_what_differs(tiny_baseline, sh
 
     proc, data = audit(tmp_path, shared_data, "unpaired", "-m", "baseline", "--audit-samples", "50",
                        f"--audit-baseline={tiny_baseline}", "--audit-baseline-unpaired", "-k", "edges_accuracy", "-n", "2", ACCEPT)
-    # edges_accuracy, not clean_top1: the tiny model gets no labelled image right, and 0 against 0 is not judged (hunt 29B;
+    # edges_accuracy, not clean_top1: the tiny model gets no labelled image right, and 0 against 0 is not judged (stop-33 review;
     # tests/families/baseline/test_nothing_right.py, unpaired too); on the edge stimuli it gets a few right.
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "UNPAIRED comparison" in proc.stdout  # in the header, and the workers were told (pytest_configure_node)
@@ -149,7 +149,7 @@ def test_bad_baseline_options_stop_the_run_before_any_model_loads(tiny_baseline,
 
 def test_compare_two_saved_reports(tiny_baseline, tmp_path, shared_data):
     same = compare_cli(str(tiny_baseline), str(tiny_baseline), "--accept-incomplete-baseline")
-    # 0 against 0 on the 11 accuracy comparisons (the tiny model gets nothing right): not judged, so not a pass (hunt 29B).
+    # 0 against 0 on the 11 accuracy comparisons (the tiny model gets nothing right): not judged, so not a pass (stop-33 review).
     assert same.returncode == 1, same.stderr
     assert "INCOMPLETE: 0 regression(s); not a pass: " in same.stdout and same.stdout.count("unchanged") == 4
     rows = same.stdout.splitlines()[:-1]  # the table; the verdict line names the first reason once more
@@ -221,7 +221,7 @@ def test_a_pass_is_never_on_nothing(shared_data, tmp_path):
     assert proc.returncode == 1 and data["verdict"] == "incomplete", proc.stdout[-3000:] + proc.stderr[-3000:]
     [kept] = data["audits"]
     assert kept["outcome"] == "not_judged" and "32 labelled images; this gate needs at least 50" in kept["message"]
-    # The terminal says why (hunt 29A, defect 6): under the table, and at the end of the verdict line.
+    # The terminal says why (stop-33 review, defect 6): under the table, and at the end of the verdict line.
     why = "32 labelled images; this gate needs at least 50 (min_images in audit.toml)"
     assert re.search(r"\nefficientnet_lite0 +accuracy +clean_top1=\S+ +\S.*min_top1=0.85 +NOT JUDGED +1 not judged *\n", proc.stdout), proc.stdout
     assert f"\naccuracy, efficientnet_lite0: not judged (1 test): {why}\n" in proc.stdout

@@ -1,4 +1,4 @@
-"""Review hunt29C, defect 1: shape bias and the mCE (or mean error) took their p-value from a bootstrap centred on
+"""Stop-33 review, defect 1: shape bias and the mCE (or mean error) took their p-value from a bootstrap centred on
 the observed change, about 2 e^-k with k images changed all one way, below 2 / 2^k, the floor of any valid paired
 test (7 one-way changes: 0.0023 instead of 0.0156), which turned a within-noise change into a failing regression.
 Both are now exact paired randomization tests; every p here is checked against a hand computation, a closed form

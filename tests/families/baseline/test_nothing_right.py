@@ -1,4 +1,4 @@
-"""A baseline comparison where neither release got any image right is not judged (hunt 29B, A2): 0 vs 0 is
+"""A baseline comparison where neither release got any image right is not judged (stop-33 review, A2): 0 vs 0 is
 "unchanged" by every test (McNemar on no discordant pair, p = 1), yet no image could be lost, so it passed on nothing.
 Hand-built per-image right/wrong, compared as a run and `visionaudit compare` compare them."""
 

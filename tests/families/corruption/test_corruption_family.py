@@ -174,7 +174,7 @@ def test_the_summary_says_why_each_corruption_is_missing():
 
 @pytest.mark.parametrize("hole", ["crashed", "deselected"])
 def test_one_missing_condition_is_named_not_called_different_severities(hole):
-    """hunt29B A5: one condition deselected or crashed made the summary say "no mCE (the corruptions were scored at
+    """stop-33 review A5: one condition deselected or crashed made the summary say "no mCE (the corruptions were scored at
     different severities)" beside the mCE test's row showing its mCE."""
     entries = [{"model": "m", "params": {"corruption": c, "severity": s}, "thresholds": {"alpha": 0.05}, "outcome": "passed",
                 "message": None, "metrics": {"error": 0.5, "clean_error": 0.2, "p_value": 0.5}}

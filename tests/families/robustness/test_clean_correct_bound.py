@@ -1,4 +1,4 @@
-"""A transform gate over too few images right on the clean pass is not judged (hunt 29B, A2): a transform can only take
+"""A transform gate over too few images right on the clean pass is not judged (stop-33 review, A2): a transform can only take
 away what the model got right, so a model that gets nothing right has a drop of 0 whatever it does and used to pass.
 Hand-built per-image right/wrong, judged by the family's assessor with the shipped defaults."""
 

@@ -115,7 +115,7 @@ def test_classes_affected():
 
 
 def test_classes_affected_counts_uncorrected_p_and_says_how_many_chance_gives():
-    """Review hunt29C, doubt 3: with no effect at all about alpha x classes cross p < alpha. Two models, one image
+    """Stop-33 review, doubt 3: with no effect at all about alpha x classes cross p < alpha. Two models, one image
     per class, right with the same chance 0.8 before and after: a class counts only when both models are right
     before and wrong after or the reverse ([1, 1] vs [0, 0]: no spread, p = 0), chance 2 x 0.8^2 x 0.2^2 = 0.0512
     per class; the count is reported as such, with the classes tested and the chance expectation."""
