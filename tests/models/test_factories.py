@@ -58,6 +58,8 @@ def test_a_package_is_not_imported_to_find_its_submodule(path):
     "import lazy_loader as lazy\n__getattr__, __dir__, __all__ = lazy.attach(__name__, ['fa_made'])\n",  # lazy loading
     "globals()['fa_made'] = print\n",                      # made at run time
     "exec('def fa_made(): pass')\n",
+    "import sys\nsetattr(sys.modules[__name__], 'fa_made', print)\n",
+    "vars()['fa_made'] = print\n",
     "def f(:\n",                                           # unparsable: importing it will say
 ])
 def test_what_the_source_cannot_settle_is_left_to_the_load(path, source):

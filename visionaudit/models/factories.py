@@ -17,7 +17,8 @@ from typing import Any
 
 from visionaudit.errors import closest
 
-_DYNAMIC_CALLS = {"globals", "exec"}
+# Calls that can bind a module's names at run time (setattr(sys.modules[__name__], ...) too): such a module is left to the load.
+_DYNAMIC_CALLS = {"globals", "exec", "vars", "setattr"}
 
 
 class _CannotTell(Exception):
