@@ -46,7 +46,7 @@ class Collector:
         self.models: dict[str, dict[str, Any]] = {}
         self.samples: dict[str, dict[str, Any]] = {}  # role -> image set (sample ids), the report's `samples`
         self.first_error: dict[str, str] = {}  # message -> the first test that showed it
-        self.first_timeout: dict[tuple, str] = {}  # (worker, message) -> the first test that ran into the limit
+        self.first_timeout: dict[tuple, str] = {}  # (worker, message, where) -> the first setup that ran into the limit
         self.collection_errors: list[str] = []
         self.journal: JournalWriter | None = None
         self.ran_any = False  # a test began: the run measured something, and its report replaces the last
@@ -148,11 +148,15 @@ class Collector:
         pytest re-raises its cached failure in the setup of every later test of that process, which never ran
         nor reached the limit. Those are errors pointing to the first timeout, not timeouts of their own."""
         limit = effective_timeout(self.config)
-        key = (entry["worker"], entry["message"])
+        # pytest-timeout's message is the same for every timeout: where it stopped tells them apart (a re-raised
+        # fixture failure keeps its original traceback, so its innermost frame is the fixture's).
+        crash = getattr(report.longrepr, "reprcrash", None)
+        key = (entry["worker"], entry["message"], (crash.path, crash.lineno) if crash is not None else None)
         # pytest-timeout's clock starts a moment before the setup's, so a setup that ran into the limit itself
         # measures just under it; a re-raised one, next to nothing.
         if report.when != "setup" or limit is None or report.duration >= limit / 2:
-            self.first_timeout.setdefault(key, report.nodeid)  # a test that ran into the limit itself
+            if report.when == "setup":  # a call's timeout is its own, never a shared fixture's
+                self.first_timeout.setdefault(key, report.nodeid)
             return
         first = self.first_timeout.get(key)
         if first is None or first == report.nodeid:

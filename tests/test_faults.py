@@ -362,3 +362,35 @@ def test_a_test_file_that_does_not_import_fails_the_run_by_name(project):
     data = report(project)
     assert data["verdict"] == "fail" and "test_broken.py" in data["error"] and "a_module_that_is_not_there" in data["error"]
     assert proc.returncode != 0
+
+
+def test_a_reraised_fixture_timeout_points_to_the_setup_that_timed_out_there():
+    """stop-33 review R1: pytest-timeout's message is the same for every timeout, so a re-raised fixture failure was
+    pointed to the run's first timeout of any kind (A, which timed out in its own call), not to the setup where that
+    fixture hung (C). Reports as pytest makes them: a re-raise keeps the fixture's traceback, so the same crash place."""
+    from types import SimpleNamespace
+
+    from plugins.collector import Collector
+    from plugins.interruptions import TIMEOUT_KEY
+
+    config = SimpleNamespace(stash=pytest.Stash(), getoption=lambda *a, **k: 0)
+    config.stash[TIMEOUT_KEY] = 10.0
+    collector = Collector(config)
+    said = "Failed: Timeout (>10.0s) from pytest-timeout."
+
+    def add(nodeid, when, duration, where=None):
+        longrepr = (SimpleNamespace(reprcrash=SimpleNamespace(path="/x/fixtures.py", lineno=where), __str__=lambda self: said)
+                    if where else None)
+        collector.add(SimpleNamespace(nodeid=nodeid, when=when, duration=duration, failed=where is not None,
+                                      passed=where is None, skipped=False, longrepr=longrepr, longreprtext=said if where else "",
+                                      user_properties=[], keywords={}, sections=[]))
+
+    add("A", "setup", 0.5)
+    add("A", "call", 9.99, where=6)    # its own slow call: nothing shared
+    add("C", "setup", 9.99, where=40)  # a session fixture hangs here
+    add("D", "setup", 0.001, where=40)  # pytest re-raises C's cached failure
+    add("E", "setup", 0.001, where=77)  # a re-raise of a timeout no setup here ran into: left as it is
+    e = collector.entries
+    assert [e[k]["outcome"] for k in "ACDE"] == ["timeout", "timeout", "error", "timeout"]
+    assert e["D"]["same_error_as"] == "C" and "timed out in C," in e["D"]["message"]
+    assert "same_error_as" not in e["A"] and "same_error_as" not in e["C"] and "same_error_as" not in e["E"]
