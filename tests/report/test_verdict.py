@@ -236,6 +236,17 @@ def test_a_first_small_run_says_why_each_family_was_not_judged_or_skipped():
     assert f"**verdict: INCOMPLETE (3 not judged, 3 passed, 4 skipped); not a pass: {markdown_text(reason)}**" in md
 
 
+def test_on_a_failed_run_the_failures_are_the_reason_not_the_gates_not_judged():
+    """Review Q1: a failed run's one-line reason named only the gates not judged beside the failure, and the page
+    showed that as why it is "not a pass". The failures are the reason; the gates not judged stay in the report."""
+    data = first_small_run()
+    failed = entry(f"audits/test_deployment.py::test_deployment[{TEAM}-b]", "deployment", "failed", TEAM, "max_abs_diff 0.5 > 0.001")
+    audits = [failed if a["nodeid"] == failed["nodeid"] else a for a in data["audits"]]
+    failing = assemble({"seed": 0, "samples": 41}, {TEAM: {"loaded": True}}, audits)
+    assert failing["verdict"] == "fail" and failing["verdict_reason"] is None
+    assert [a["outcome"] for a in failing["audits"]].count("not_judged") == 3
+
+
 def test_reasons_are_counted_once_and_the_others_said():
     """Several reasons in one row: the first with the number of tests giving it, and how many others there are;
     the same reason from several controls (each naming its own model) counts once."""

@@ -75,6 +75,8 @@ def verdict_reasons(audits: list[dict[str, Any]], run: dict[str, Any] | None = N
         if e.get("model") and e.get("audit") and not e.get("control"):
             by_model[str(e["model"])].append(e)
     reasons = []
+    # On a failed run the failures are the reason: the gates not judged beside them are the report's, not the line's.
+    failing = any(e["outcome"] in FAILING for e in audits)
     for model, entries in sorted(by_model.items()):
         unjudged = [name for name in sorted({e["audit"] for e in entries})
                     if name in known and known[name].needs_a_judgement
@@ -86,14 +88,14 @@ def verdict_reasons(audits: list[dict[str, Any]], run: dict[str, Any] | None = N
             continue
         reasons += gates
         # A gate with too few images (not_judged) makes the run incomplete whatever else passed: say why.
-        not_judged = [e for e in entries if e["outcome"] == "not_judged" and e["audit"] not in unjudged]
+        not_judged = [e for e in entries if e["outcome"] == "not_judged" and e["audit"] not in unjudged and not failing]
         if not_judged:
             names = sorted({e["audit"] for e in not_judged})
             text, _, others = first_reason(not_judged)
             reasons.append(f"{model}: its {', '.join(names)} gate{'s' if len(names) > 1 else ''} not judged "
                            f"({len(not_judged)} test(s))" + (f": {text}" if text else "")
                            + (f"; +{others} other reason{'s' if others > 1 else ''}" if others else ""))
-    controls = [e for e in audits if e.get("control") and e["outcome"] == "not_judged"]
+    controls = [e for e in audits if e.get("control") and e["outcome"] == "not_judged" and not failing]
     if controls:  # a control's gate not judged also makes the run incomplete
         text, _, others = first_reason(controls)
         reasons.append(f"{len(controls)} test(s) of random-init controls not judged" + (f": {text}" if text else "")
