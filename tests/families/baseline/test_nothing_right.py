@@ -104,7 +104,7 @@ def test_zero_against_zero_is_not_compared_for_every_guarded_kind():
     assert results["edges_accuracy"].reason.startswith(f"neither release got an image of edges right (0 of {len(STIMULI)}")
     assert results["corruption_fog_2"].reason.startswith(f"neither release got an image of fog-2 right (0 of {N} in the "
                                                          f"baseline, 0 of {N} here)")
-    assert results["mce"].reason.startswith(f"neither release got an image right under any of the 6 conditions the mce "
+    assert results["mce"].reason.startswith(f"neither release got an image right under any of the 6 conditions the mCE "
                                             f"averages (0 of {N} in each")
     record = AuditRecord("baseline", "m", params={"comparison": "mce"})
     with pytest.raises(NotJudged, match="not compared with m: neither release got an image right under any"):

@@ -207,7 +207,8 @@ def nothing_right_summary(kind: str, keys: list[tuple[str, int]], ids: Sequence[
     """Why the summary over ``keys`` is not compared when neither release got an image right under any of them: no
     image could be lost (the sign-flip test sees 0 changed images, "unchanged"), as for one condition (compared.py's
     ``nothing_right``)."""
-    return (f"neither release got an image right under any of the {len(keys)} conditions the {kind} averages (0 of "
+    summary = "mCE" if kind == "mce" else "mean error"
+    return (f"neither release got an image right under any of the {len(keys)} conditions the {summary} averages (0 of "
             f"{len(ids)} in each, both sides): nothing a regression could be measured on; is the model broken "
             "(preprocessing, label map)?")
 
