@@ -31,6 +31,9 @@ from visionaudit.report.summaries import (
     terminal_lines,
     verdict_line,
 )
+from visionaudit.report.summaries import (
+    tests_cell as column_of,  # pytest would collect a test_-like name
+)
 
 IDS = [f"n{1440764 + k % 10:08d}_{k}.JPEG" for k in range(40)]
 SAMPLES = {"labelled": {"name": "s", "n": len(IDS), "subset": 40, "seed": 0, "protocol": 2, "fingerprint": "f1", "ids": IDS}}
@@ -311,3 +314,33 @@ def test_compare_names_a_new_model_that_did_not_load_and_does_not_pass():
     del new["models"]["broken"]
     assert compare_reports(old, new)["verdict"] == "pass"
     assert render(compare_reports(old, {**new, "verdict": "pass"})).splitlines()[-2] == "NEW's own verdict: pass"
+
+
+def test_compare_leaves_out_a_control_that_did_not_load_and_a_model_the_pairs_did_not_pick():
+    """Stop-33 review R4: an unloaded random-init control is no release (nothing of it is compared), and with
+    ``pairs`` (--model NEW --baseline-as OLD) the models the user did not pick are not compared, loaded or not: neither
+    is a reason not to pass. An unloaded release that is compared by default still is one (the test above)."""
+    old = not_judged_report("pass")
+    new = not_judged_report("pass")
+    control = entry("audits/test_channel_bias.py::test_random_init_control[c]", "channel_bias", "error", model="c",
+                    message="RuntimeError: out of memory", control="control (random init)")
+    new["audits"] = [*new["audits"], control]
+    new["models"] = {"m": {"loaded": True}, "c": {"loaded": False, "error": "RuntimeError: out of memory"}}
+    comparison = compare_reports(old, new)
+    assert comparison["not_loaded"] == {} and comparison["verdict"] == "pass", comparison["verdict_reason"]
+    new["models"]["broken"] = {"loaded": False, "error": "RuntimeError: weights file missing"}
+    assert compare_reports(old, new)["not_loaded"] == {"broken": "RuntimeError: weights file missing"}  # a release
+    picked = compare_reports(old, new, pairs={"m": "m"})
+    assert picked["not_loaded"] == {} and picked["verdict"] == "pass", picked["verdict_reason"]
+    assert list(picked["models"]) == ["m"]
+
+
+def test_the_tests_column_lists_passes_first_then_the_other_outcomes_worst_first():
+    """``2/6 passed, 1 crashed, 1 failed, 1 not judged, 1 skipped``: passes out of all, then by severity (assembly.SEVERITY),
+    not by name nor by count; without a pass, no ``0/N passed``."""
+    outcomes = ["skipped", "passed", "failed", "not_judged", "passed", "crashed"]
+    entries = [entry(f"audits/test_accuracy.py::test_x[m-{k}]", "accuracy", o) for k, o in enumerate(outcomes)]
+    assert column_of(entries) == "2/6 passed, 1 crashed, 1 failed, 1 not judged, 1 skipped"
+    two_failed = [entry(f"audits/test_accuracy.py::test_x[m-{k}]", "accuracy", o)
+                  for k, o in enumerate(["skipped", "failed", "failed"])]
+    assert column_of(two_failed) == "2 failed, 1 skipped"

@@ -207,6 +207,24 @@ def test_no_corruption_whole_names_the_holes():
                             "collected in this run); fog: severity 3 deselected (its test was not collected in this run))")
 
 
+def test_severities_skipped_as_not_configured_are_no_hole():
+    """Stop-33 review R4: a model configured for severities 1 to 3 has its severity 4 and 5 tests skipped (``not
+    configured for``); those are no hole: every corruption is whole at 1 to 3 and the mCE is over all 15 (a hole in
+    each would leave no summary). A severity whose test crashed among them still is one."""
+    def condition(c, s, outcome="passed"):
+        scored = outcome == "passed"
+        return {"model": "m", "params": {"corruption": c, "severity": s}, "thresholds": {"alpha": 0.05}, "outcome": outcome,
+                "message": None if scored else f"{c} at severity {s} is not configured for m ([audits.corruption])",
+                "metrics": {"error": 0.5, "clean_error": 0.2, "p_value": 0.5} if scored else {}}
+    entries = [condition(c, s, "passed" if s <= 3 else "skipped") for c in BENCHMARK for s in (1, 2, 3, 4, 5)]
+    agg = C.FAMILY.aggregate([dict(e) for e in entries])["models"]["m"]
+    assert "error" not in agg and not agg.get("missing"), agg
+    assert agg["mce"] == pytest.approx(sum(150 / sum(ALEXNET_ERRORS[c][:3]) for c in BENCHMARK) / 15)  # by hand
+    crashed = [{**e, "outcome": "crashed", "message": "worker gw1 died", "metrics": {}}
+               if e["params"] == {"corruption": "fog", "severity": 2} else dict(e) for e in entries]
+    assert C.FAMILY.aggregate(crashed)["models"]["m"]["missing"] == {"fog": "severity 2 not measured (its test ended crashed)"}
+
+
 # -- the protocol's steps -------------------------------------------------------------------------------
 
 

@@ -209,12 +209,12 @@ def _compare_one(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Setting
     if c.kind == "vector":
         return vector_change(r, old.shares, new.shares)
     a, b = old.outcomes[c.condition], new.outcomes[c.condition]
-    if (why := nothing_right(c, a, b)) is not None:  # 0 against 0: "unchanged" by every test, a pass on nothing
-        return _not_compared(r, why, "candidate")
     if c.kind == "error":  # kernels against a folder, other images or protocol: this run could have measured as the
         unpaired = corr.not_paired(c.condition, a, b) or corr.protocol_difference(old.corruption_protocol, new.corruption_protocol)
         if unpaired:  # baseline did, so not judged (the candidate's side), never a pass
             return _not_compared(r, unpaired, "candidate")
+    if (why := nothing_right(c, a, b)) is not None:  # 0 against 0: "unchanged" by every test, a pass on nothing
+        return _not_compared(r, why, "candidate")
     if not s.paired and c.kind in CLASS_KINDS:
         r.missing = r.reason = "compared only image by image (paired): the reports did not score the same images"
         r.missing_side = "setup"
@@ -278,6 +278,8 @@ def _compare_summary(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Set
     except DataError:
         first = next((k for k in keys if set(a[k].ids) != set(b[k].ids)), keys[0])
         return _not_compared(r, corr.other_images(corr.condition_name(*first), a[first].ids, b[first].ids, b[first].role), "candidate")
+    if not old_bits.any() and not new_bits.any():  # every condition error 1 against 1: "unchanged", a pass on nothing
+        return _not_compared(r, corr.nothing_right_summary(c.name, keys, ids), "candidate")
     said += corr.feed_note(old.corruption_protocol, new.corruption_protocol)  # compared across: the feed is the model's
     corr.summary_change(r, c.name, keys, old_bits, new_bits, s.resamples, s.seed, said, s.p_resamples)
     # Error consistency judged once for the family: pooled over every condition both scored (consistency.py).
@@ -321,8 +323,7 @@ def compare_model(old: ModelOutcomes, new: ModelOutcomes, settings: Settings, ex
     asks for besides), judged together (Holm over its p-values), then each right/wrong comparison's error
     consistency judged (visionaudit/families/baseline/consistency.py)."""
     compared = comparisons_for(old, new, extra)
-    # Holm's first step is alpha / m over the m p-valued comparisons: the bootstrap and Monte Carlo p-values get
-    # enough resamples to go below it (statistics.p_resamples_for).
+    # Holm's first step is alpha / m over the m p-valued comparisons: enough Monte Carlo resamples to go below it.
     m = sum(1 for c in compared.values() if c.kind != "vector")
     settings = replace(settings, p_resamples=p_resamples_for(m, settings.alpha, settings.resamples))
     results = judge({name: with_lost_examples(_with_consistency(_compare_one(old, new, c, settings), old, new, c, settings),
@@ -394,8 +395,7 @@ FAMILY = register_family(Family(
                                 default={"clean_top1": 0.005, "balanced_accuracy": 0.005, "class_accuracy": 0.05,
                                          "top1": 0.01, "shape_bias": 0.02, "edges_accuracy": 0.03,
                                          "silhouettes_accuracy": 0.03, "shares": 0.005,
-                                         # corruption: error covers every condition (corruption_fog_3 overrides it);
-                                         # the mCE is in % (AlexNet = 100)
+                                         # error: every condition (corruption_fog_3 overrides it); mCE in % (AlexNet 100)
                                          "error": 0.02, "mce": 1.0, "mean_error": 0.01}),
         "relative_tolerance": f.per_name(TOLERANCE_KEYS, f.nonnegative(), "change allowed relative to the baseline value; "
                                          "when given, a regression must exceed both", default={}),

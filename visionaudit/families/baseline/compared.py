@@ -50,9 +50,11 @@ CORRUPTION_COMPARED: dict[str, Compared] = {
 ALL_COMPARED: dict[str, Compared] = {**COMPARED, **CORRUPTION_COMPARED}
 
 
-# Accuracies compared as right/wrong per image, where neither side getting any image right leaves nothing to compare
-# (the corruption conditions' errors are compared in corruptions.py; per-class accuracy has min_class_images).
-NOTHING_RIGHT_KINDS = ("accuracy", "balanced", "category")
+# Comparisons of right/wrong per image, where neither side getting any image right leaves nothing to compare: the
+# accuracies, and each corruption condition's error (its bits are right/wrong too: every image wrong on both sides is
+# error 1 against 1). Per-class accuracy has min_class_images; the corruption summary is held in
+# baseline/__init__.py's _compare_summary (every condition it averages all wrong on both sides).
+NOTHING_RIGHT_KINDS = ("accuracy", "balanced", "category", "error")
 
 
 def nothing_right(c: Compared, old: Outcome, new: Outcome) -> str | None:
@@ -66,7 +68,8 @@ def nothing_right(c: Compared, old: Outcome, new: Outcome) -> str | None:
 
 
 def _right(c: Compared, o: Outcome) -> np.ndarray:
-    """Each image right or wrong: a shape-only decision is right when it names the image's category (its id's folder)."""
+    """Each image right or wrong: a shape-only decision is right when it names the image's category (its id's folder);
+    an accuracy's and a corruption condition's values are the right bits themselves (right = not wrong)."""
     if c.kind == "category":
         return np.asarray(o.values == np.array([i.split("/")[0] for i in o.ids], dtype=object), dtype=bool)
     return np.asarray(o.values, dtype=bool)

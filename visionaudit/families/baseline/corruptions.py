@@ -203,6 +203,16 @@ def summary_change(result: Result, kind: str, keys: list[tuple[str, int]], old: 
     return result
 
 
+def nothing_right_summary(kind: str, keys: list[tuple[str, int]], ids: Sequence[str]) -> str:
+    """Why the summary over ``keys`` is not compared when neither release got an image right under any of them: no
+    image could be lost (the sign-flip test sees 0 changed images, "unchanged"), as for one condition (compared.py's
+    ``nothing_right``)."""
+    summary = "mCE" if kind == "mce" else "mean error"
+    return (f"neither release got an image right under any of the {len(keys)} conditions the {summary} averages (0 of "
+            f"{len(ids)} in each, both sides): nothing a regression could be measured on; is the model broken "
+            "(preprocessing, label map)?")
+
+
 PROTOCOL_KEYS = ("decode", "jpeg_round_trip", "jpeg_quality", "jpeg_codec", "feed")  # of an entry's metrics ``protocol``
 # Reports from before the codec was recorded made their round trip with libjpeg on the CPU (the only codec then).
 LEGACY_JPEG_CODEC = "libjpeg"
