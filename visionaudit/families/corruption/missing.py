@@ -54,7 +54,7 @@ def holes(model: str, entries: list[dict[str, Any]], errors: dict[str, dict[int,
     for c in BENCHMARK:
         lost = sorted(expected - set(errors.get(c) or {}))
         if not errors.get(c) or not lost:
-            continue  # whole (or not scored at all: _not_scored says why)
+            continue  # whole (or not scored at all: not_scored says why)
         said = [f"severity {s} not measured (its test ended {ran[(c, s)]})" if (c, s) in ran
                 else f"severity {s} deselected (its test was not collected in this run)" for s in lost]
         why[c] = ", ".join(said)
