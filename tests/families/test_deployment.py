@@ -56,3 +56,28 @@ def test_onnx_export_leaves_no_files_behind(tmp_path, monkeypatch):
     shipped = convert(small(), "onnxruntime", torch.randn(2, 3, 16, 16))
     assert list(tmp_path.iterdir()) == []
     assert shipped(torch.randn(3, 3, 16, 16)).shape == (3, 10)  # the session outlives the file
+
+
+def test_a_hugging_face_classifier_is_traced_for_its_logits():
+    """transformers' classifiers return a ModelOutput (a dict), which torch.jit.trace refuses: the form traces the
+    logits tensor, and gives the model's own ``.logits`` for another batch size than the traced one."""
+    transformers = pytest.importorskip("transformers", reason="in the hf extra: pip install 'visionaudit[hf]'")
+    torch.manual_seed(0)
+    config = transformers.ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], num_labels=3)
+    model = transformers.ResNetForImageClassification(config).eval()
+    x = torch.randn(5, 3, 40, 40)
+    shipped = convert(model, "torchscript", x[:2])
+    assert isinstance(shipped, torch.jit.ScriptModule)
+    with torch.no_grad():
+        expected, got = model(pixel_values=x).logits, shipped(x)
+    assert isinstance(got, torch.Tensor) and got.shape == (5, 3) and (got - expected).abs().max() < 1e-4
+
+
+class Scores(nn.Module):
+    def forward(self, x):
+        return {"scores": x.mean((2, 3))}  # a plain dict: no logits to take, so no trace
+
+
+def test_an_untraceable_model_is_unsupported_naming_its_class():
+    with pytest.raises(Unsupported, match="torch.jit.trace of Scores failed: .*dict"):
+        convert(Scores(), "torchscript", torch.randn(2, 3, 8, 8))

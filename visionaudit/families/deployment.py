@@ -39,9 +39,9 @@ class Unsupported(Exception):
 
 
 @functools.cache
-def _wrappers() -> tuple[type, type]:
-    """The forms' two module wrappers (``Cast``, ``OnnxRuntime``), defined once, on first use: this module is read for its
-    descriptor on the xdist controller, which never imports torch."""
+def _wrappers() -> tuple[type, type, type]:
+    """The forms' module wrappers (``Cast``, ``OnnxRuntime``, ``LogitsOnly``), defined once, on first use: this module is
+    read for its descriptor on the xdist controller, which never imports torch."""
     import torch
     from torch import nn
 
@@ -67,7 +67,18 @@ def _wrappers() -> tuple[type, type]:
             out = self.session.run(None, {self.input_name: x.detach().float().cpu().numpy()})[0]
             return torch.from_numpy(out).to(x.device)
 
-    return Cast, OnnxRuntime
+    class LogitsOnly(nn.Module):
+        """The model's logits tensor alone: what is traced for TorchScript. A Hugging Face classifier returns a
+        ``ModelOutput`` (a dict), which ``torch.jit.trace`` refuses; its ``.logits`` (or a tuple's first) is what ships."""
+
+        def __init__(self, module: nn.Module) -> None:
+            super().__init__()
+            self.module = module
+
+        def forward(self, x):
+            return as_logits(self.module(x))  # x: HF classifiers' pixel_values, their first argument
+
+    return Cast, OnnxRuntime, LogitsOnly
 
 
 def _reason(e: Exception) -> str:
@@ -81,13 +92,13 @@ def convert(module: nn.Module, name: str, example: torch.Tensor) -> nn.Module:
 
     from visionaudit.models.onnx_model import export_onnx
 
-    _Cast, _OnnxRuntime = _wrappers()
+    _Cast, _OnnxRuntime, _LogitsOnly = _wrappers()
     device = example.device
     if name == "torchscript":
         try:
-            return torch.jit.trace(copy.deepcopy(module), example, check_trace=False)
+            return torch.jit.trace(_LogitsOnly(copy.deepcopy(module)), example, check_trace=False)
         except Exception as e:
-            raise Unsupported(f"torch.jit.trace failed: {_reason(e)}") from None
+            raise Unsupported(f"torch.jit.trace of {type(module).__name__} failed: {_reason(e)}") from None
     if name == "torch_export":
         try:
             batch = torch.export.Dim("batch", min=1, max=4096)
