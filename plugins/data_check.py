@@ -40,7 +40,7 @@ from visionaudit.models.classes import imagenet_hint, known_before_load
 from visionaudit.models.specs import parse_spec
 
 from .markers import family_of
-from .settings import Settings, get_settings
+from .settings import SETTINGS_KEY, Settings, get_settings
 from .worker_channel import get_channel, send
 
 STARTUP_ERROR_KEY = pytest.StashKey[str]()
@@ -256,6 +256,10 @@ def stop_run(session: pytest.Session, message: str) -> NoReturn:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):  # what the settings found at startup (a model's assumed preprocessing)
+        settings = config.stash.get(SETTINGS_KEY, None)
+        for note in settings.notes if settings else ():
+            say_once(config, note, now=False)  # the terminal reporter may not be there yet: said in the summary
     channel = get_channel(config)
     if channel is not None and not hasattr(config, "workerinput"):
         def handler(worker: str, message: dict[str, Any]) -> None:

@@ -21,7 +21,7 @@ from visionaudit.families.corruption.imagenet_c import check_root
 from visionaudit.models import logit_cache
 from visionaudit.models.classes import check_before_load
 from visionaudit.models.factories import factory_problem
-from visionaudit.models.hf import check_preprocessing
+from visionaudit.models.hf import assumed_preprocessing_note, check_preprocessing
 from visionaudit.models.hub import check_available
 from visionaudit.models.specs import (
     DEFAULT_MODEL,
@@ -55,6 +55,7 @@ class Settings:
     cache: str | None = None  # the clean-logit cache directory; None: off
     classes: str | None = None  # --audit-classes / [run] classes: class names for models that carry none
     max_image_pixels: int | None = None  # images with more pixels are refused; None: decoding's default
+    notes: tuple[str, ...] = ()  # known at startup, said once by the controller (plugins/data_check.py): an assumed preprocessing
 
 
 def worker_index() -> int | None:
@@ -79,11 +80,13 @@ def _resolve(config: pytest.Config) -> Settings:
     audit_config = load_config(path, arch)
     run = audit_config.run
     spellings: dict[str, str] = {}
+    notes: list[str] = []
     no_downloads = offline(bool(config.getoption("audit_offline", False)))
     for spec in config.getoption("model") or run.get("models") or (DEFAULT_MODEL,):
         parsed = parse_spec(spec, arch)  # a typo fails the run at once; a repeat counts once
         if parsed.id not in spellings:
             _check_model(parsed, no_downloads)
+            notes += [note] if (note := assumed_preprocessing_note(parsed)) else []
         spellings.setdefault(parsed.id, spec)
     samples = _number(config, "audit_samples", int, "a positive number of images")
     samples = samples if samples is not None else run.get("samples")
@@ -111,6 +114,7 @@ def _resolve(config: pytest.Config) -> Settings:
         cache=config.getoption("audit_cache") or run.get("cache") or os.environ.get(logit_cache.CACHE_ENV) or None,
         classes=_class_files(config.getoption("audit_classes", None) or run.get("classes"), spellings),
         max_image_pixels=_number(config, "audit_max_image_pixels", int, "a positive number of pixels") or run.get("max_image_pixels"),
+        notes=tuple(notes),
     )
 
 

@@ -214,6 +214,31 @@ def preprocessing(spec: ModelSpec, folder: Path, where: str) -> Preprocessing:
         raise SpecError(f"--model {spec.raw}: {e}") from None
 
 
+def assumed_preprocessing_note(spec: ModelSpec) -> str | None:
+    """For an ``hf:`` model with no image processor on disk (and not the whole preprocessing in its spec): the note that
+    says so, with the preprocessing assumed in its place (ImageNet's defaults, the spec's overrides applied, as
+    :func:`preprocessing` and the loader make it) and the fix. A model trained with another size, mean or std would be
+    fed other pixels than it was trained on: wrong numbers, without this note. None for any other model."""
+    if spec.kind != "hf" or all(k in spec.options for k in SPEC_PREPROCESSING):
+        return None
+    if hub.hf_config_file(spec, hub.HF_PROCESSOR) is not None:
+        return None
+    pre = Preprocessing().with_overrides(spec.options)
+    assumed = (f"short side to {pre.resize_size}, centre crop {pre.crop_size}, {pre.interpolation}, mean "
+               f"({', '.join(f'{v:g}' for v in pre.mean)}), std ({', '.join(f'{v:g}' for v in pre.std)})")
+    given = [k for k in SPEC_PREPROCESSING if k in spec.options]
+    if spec.path is not None:
+        where, save = f"in {spec.path}", f"processor.save_pretrained({str(spec.path)!r})"
+    else:
+        where = f"for {spec.name} in the Hugging Face cache {hub.hub_cache()}"
+        save = f"{hub.download_command(spec.name, spec.weights)} if the repo has one, else processor.save_pretrained(FOLDER) and hf:FOLDER"
+    return (f"{spec.id}: no {hub.HF_PROCESSOR} was found {where}, so its images are preprocessed as assumed, not as its "
+            f"image processor says: {assumed} (ImageNet's defaults{', the spec giving ' + ', '.join(given) if given else ''}). "
+            "If the model was trained with another size, mean or std, its numbers are wrong. Fix: save the image processor "
+            f"with the model ({save}), or give the preprocessing in the spec: "
+            f"{spec.id.split('?')[0]}?size=N&resize=N&interpolation=bilinear|bicubic|nearest&mean=R,G,B&std=R,G,B")
+
+
 def check_preprocessing(spec: ModelSpec) -> None:
     """At startup (after :func:`hub.check_available`): an ``hf:`` model's image processor is one the suite follows,
     or the spec gives its preprocessing; else a SpecError (exit 4) naming the query that does. Other specs: nothing."""

@@ -141,15 +141,18 @@ def markdown_text(text: str) -> str:
 
 
 def markdown_summary(report: dict[str, Any]) -> str:
-    """The GitHub step summary: the summary table, reason, family and incomplete lines, the verdict in bold on one
-    line, and a startup error's message as plain lines after it."""
+    """The GitHub step summary: the summary table, reason, family and incomplete lines, the run's notes, the verdict
+    in bold on one line, and a startup error's message as plain lines after it."""
     rows = summary_rows(report["audits"])
     lines = ["## visionaudit", ""]
     if rows:
         lines += ["| model | audit | key metric | bound | verdict | tests |", "|---|---|---|---|---|---|"]
         lines += [f"| `{r['model']}` | {markdown_text(str(r['audit']))} | {markdown_text(str(r['metric']))} | "
                   f"{markdown_text(str(r['bound']))} | **{r['verdict']}** | {r['tests']} |" for r in rows]
-    extra = reason_lines(rows) + family_lines(report) + incomplete_lines(report)
+    # The run's notes too: the terminal prints them (plugins/data_check.py); a CI page must say them as well (an
+    # hf: model's assumed preprocessing is one).
+    notes = [f"note: {n}" for n in (report.get("run") or {}).get("notes") or ()]
+    extra = reason_lines(rows) + family_lines(report) + incomplete_lines(report) + notes
     if extra:
         lines += [""] + [f"- {markdown_text(line)}" for line in extra]
     lines += ["", f"**{markdown_text(verdict_line({**report, 'error': None}))}**"]
