@@ -144,9 +144,11 @@ def first_reason(entries: list[dict[str, Any]]) -> tuple[str, int, int]:
         return "", 0, 0
     first = next(iter(reasons))
     return first, reasons[first], len(reasons) - 1
+
+
 def unselected_models(models: dict[str, Any], audits: list[dict[str, Any]]) -> list[str]:
     """The configured models that no selected test audited (-k/-m left them none, so they never loaded; not one that
-    failed to load, nor one whose tests ran and stopped before loading it). None when the run selected no audit at
+    failed to load, nor one whose tests ran and stopped before loading it). Empty when the run selected no audit at
     all: that run is incomplete for its own reason. The run's verdict and ``visionaudit compare`` both read this."""
     audits = [e for e in audits if e.get("audit")]  # audit tests only (a test of the suite itself is none)
     audited = {e.get("model") for e in audits}

@@ -35,8 +35,9 @@ class Unpairable(DataError):
 def compare_reports(old: dict[str, Any], new: dict[str, Any], pairs: Mapping[str, str] | None = None,
                     config: AuditConfig | None = None, unpaired: bool = False, accept_incomplete: bool = False) -> dict[str, Any]:
     """``{"paired": bool, "problems": [...], "models": {new spec: {"baseline_model": old spec, "results": {name: Result}}},
-    "not_loaded": {new spec: its load error or None}, "not_selected": [new spec that -k/-m left no test], "verdict": ..., "verdict_reason": ..., "baseline_verdict": ...,
-    "new_verdict": ..., "baseline_schema": int | None, "accepted": bool}`` (:func:`comparison_verdict`).
+    "not_loaded": {new spec: its load error or None}, "not_selected": [new spec that -k/-m left no test], "verdict": ...,
+    "verdict_reason": ..., "baseline_verdict": ..., "new_verdict": ..., "baseline_schema": int | None, "accepted": bool}``
+    (:func:`comparison_verdict`).
 
     ``pairs``: new spec -> old spec (default: every loaded model of ``new`` with the same spec in ``old``).
     Unpairable reports raise :class:`Unpairable` unless ``unpaired``. ``accept_incomplete``: an old report whose
@@ -48,7 +49,8 @@ def compare_reports(old: dict[str, Any], new: dict[str, Any], pairs: Mapping[str
     # A release of NEW that never loaded has nothing to compare: named, and no pass (unless --model picked others). One
     # that -k/-m left no test never loaded either, but it did not fail to: named as not selected, no pass all the same,
     # as the run that wrote NEW says (visionaudit/report/assembly.py, unselected_models).
-    not_selected = [] if pairs else [m for m in unselected_models(new.get("models", {}), new.get("audits", [])) if m not in controls]
+    not_selected = [] if pairs else [m for m in unselected_models(new.get("models", {}), new.get("audits", []))
+                                     if m not in controls]
     not_loaded = {} if pairs else {m: info.get("error") for m, info in new.get("models", {}).items()
                                    if not info.get("loaded", True) and m not in controls and m not in not_selected}
     if pairs:
@@ -84,8 +86,8 @@ def compare_reports(old: dict[str, Any], new: dict[str, Any], pairs: Mapping[str
 def comparison_verdict(comparison: dict[str, Any]) -> tuple[str, str | None]:
     """The rule of a run against ``--audit-baseline`` (visionaudit/report/assembly.py): ``fail`` on a regression;
     ``incomplete`` when a model compared nothing, one of the new report's models did not load or was left no test by
-    -k/-m (as the run itself says), a comparison lacks
-    the new report's side (a run would not judge it), or the old report is itself not a pass and was not accepted;
+    -k/-m (as the run itself says), a comparison lacks the new report's side (a run would not judge it), or the old
+    report is itself not a pass and was not accepted;
     ``pass`` otherwise, never on nothing.
     Returns the verdict and, when it is not pass for these reasons, why in one line."""
     reasons = []
