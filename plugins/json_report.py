@@ -127,7 +127,7 @@ def report_data(session: pytest.Session) -> dict[str, Any] | None:
         say_once(config, note, now=False)  # the terminal's notes too, not only the JSON (assemble would add it there)
     run = _run_info(config, session.exitstatus, models)
     if session.exitstatus == pytest.ExitCode.OK and (any(a["outcome"] == "not_judged" for a in audits)
-                                                     or verdict_reasons(audits, run)):
+                                                     or verdict_reasons(audits, run, models)):
         # A gate that could not be judged, or a run that judged nothing, has not passed: a CI job must not
         # read exit 0 as a pass.
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

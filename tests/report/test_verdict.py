@@ -118,14 +118,15 @@ def test_a_baseline_none_of_whose_tests_was_selected_is_not_a_pass():
 
 
 def test_a_configured_model_no_selected_test_audited_is_named_in_the_notes():
-    """Stop-33 review (D2): -k/-m left a configured model no test (it never loaded); the verdict is the other models', and the
-    run's notes say so rather than let "pass" read as if it covered that model."""
+    """Stop-33 review (D2): -k/-m left a configured model no test (it never loaded); the run's notes say so. Since stop 34
+    (fixmerge) it is not a pass either: nothing judged that model, and compare says the same of the same report
+    (tests/report/test_unselected_models.py)."""
     clean = entry("audits/test_accuracy.py::test_clean_top1[m]", "accuracy", "passed")
     models = {"m": {"loaded": True}, "idle": {"loaded": False, "error": None}, "broken": {"loaded": False, "error": "E"}}
     data = assemble({"seed": 0, "samples": 40, "notes": ["earlier"]}, models, [clean], samples=SAMPLES)
-    note = "no selected test audited idle (-k/-m left none; not loaded): the verdict says nothing of it"
+    note = "no selected test audited idle (-k/-m left none; not loaded): nothing judged it, so the run is not a pass"
     assert data["run"]["notes"] == ["earlier", note]  # a model that failed to load is its tests' errors, not this
-    assert data["verdict"] == "pass"  # a deliberate selection: said, not failed
+    assert data["verdict"] == "incomplete" and data["verdict_reason"].startswith("idle: no selected test audited it")
     again = assemble(data["run"], models, [clean], samples=SAMPLES)  # a merge or rebuild carrying it: once
     assert again["run"]["notes"] == ["earlier", note]
     assert report([clean])["run"].get("notes") is None  # every model audited: nothing said

@@ -35,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return exit_codes.USAGE
     write_atomically(Path(args.output), report)
+    for note in report["run"].get("notes") or []:  # what the parts' runs and the merge said (run.notes), as a run prints them
+        print(f"note: {note}")
     for line in terminal_lines(report):
         print(line)
     print(f"merged {len(parts)} shards: {args.output}")

@@ -63,9 +63,11 @@ def unloaded_model(model_id: str, spelling: str, error: str | None) -> dict[str,
 ENDED_UNJUDGED = {"skipped", "not_judged"}
 
 
-def verdict_reasons(audits: list[dict[str, Any]], run: dict[str, Any] | None = None) -> list[str]:
+def verdict_reasons(audits: list[dict[str, Any]], run: dict[str, Any] | None = None,
+                    models: dict[str, Any] | None = None) -> list[str]:
     """Why a run whose counts alone would pass is not a pass, one line each: a model whose tests all ended
-    without a judgement (skipped, not judged), a gate that must judge something to pass (the baseline: a
+    without a judgement (skipped, not judged), a configured model (``models``, the report's section) that no
+    selected test audited, a gate that must judge something to pass (the baseline: a
     comparison set that compared nothing) and judged nothing, a baseline report (``run["baseline"]``) none of
     whose tests was selected, or that is itself not a pass and was not accepted. Tests that did not run are the
     incomplete section's, not these."""
@@ -95,6 +97,9 @@ def verdict_reasons(audits: list[dict[str, Any]], run: dict[str, Any] | None = N
             reasons.append(f"{model}: its {', '.join(names)} gate{'s' if len(names) > 1 else ''} not judged "
                            f"({len(not_judged)} test(s))" + (f": {text}" if text else "")
                            + (f"; +{others} other reason{'s' if others > 1 else ''}" if others else ""))
+    # A configured model -k/-m left no test: nothing judged it, and a pass would read as if it covered it (compare says the same).
+    reasons += [f"{model}: no selected test audited it (-k/-m left it none; not loaded), so nothing judged it; {UNSELECTED_FIX}"
+                for model in unselected_models(models or {}, audits)]
     controls = [e for e in audits if e.get("control") and e["outcome"] == "not_judged" and not failing]
     if controls:  # a control's gate not judged also makes the run incomplete
         text, _, others = first_reason(controls)
@@ -139,17 +144,30 @@ def first_reason(entries: list[dict[str, Any]]) -> tuple[str, int, int]:
         return "", 0, 0
     first = next(iter(reasons))
     return first, reasons[first], len(reasons) - 1
-def unselected_models_note(models: dict[str, Any], audits: list[dict[str, Any]]) -> str | None:
-    """A note naming each configured model that no selected test audited (-k/-m left it none, so it never loaded):
-    the verdict is the other models', and the report must not read as if this one passed. None when there is none."""
+
+
+def unselected_models(models: dict[str, Any], audits: list[dict[str, Any]]) -> list[str]:
+    """The configured models that no selected test audited (-k/-m left them none, so they never loaded; not one that
+    failed to load, nor one whose tests ran and stopped before loading it). Empty when the run selected no audit at
+    all: that run is incomplete for its own reason. The run's verdict and ``visionaudit compare`` both read this."""
     audits = [e for e in audits if e.get("audit")]  # audit tests only (a test of the suite itself is none)
     audited = {e.get("model") for e in audits}
-    unselected = sorted(m for m, info in models.items()
-                        if info.get("loaded") is False and not info.get("error") and m not in audited)
-    if not unselected or not audits:
+    if not audits:
+        return []
+    return sorted(m for m, info in models.items() if info.get("loaded") is False and not info.get("error") and m not in audited)
+
+
+UNSELECTED_FIX = "select its tests, or leave it out of the run's models (--model, [run] models)"
+
+
+def unselected_models_note(models: dict[str, Any], audits: list[dict[str, Any]]) -> str | None:
+    """A note naming each configured model that no selected test audited: nothing judged it, so the run is no pass of
+    it (:func:`verdict_reasons` says so too). None when there is none."""
+    unselected = unselected_models(models, audits)
+    if not unselected:
         return None
-    return (f"no selected test audited {', '.join(unselected)} (-k/-m left none; not loaded): the verdict says nothing "
-            "of " + ("it" if len(unselected) == 1 else "them"))
+    return (f"no selected test audited {', '.join(unselected)} (-k/-m left none; not loaded): nothing judged "
+            + ("it" if len(unselected) == 1 else "them") + ", so the run is not a pass")
 
 
 def with_unselected_models_note(run: dict[str, Any], models: dict[str, Any], audits: list[dict[str, Any]]) -> dict[str, Any]:
@@ -231,7 +249,7 @@ def assemble(run: dict[str, Any], models: dict[str, Any], audits: list[dict[str,
     ``stopped_by``: the failed test after which -x/--maxfail stopped it."""
     audits = sorted(audits, key=lambda e: e["nodeid"])
     aggregates = aggregate(audits)  # before the entries are copied out: it may add metrics to them
-    reasons = verdict_reasons(audits, run)
+    reasons = verdict_reasons(audits, run, models)
     run = with_unselected_models_note(run, models, audits)
     return to_jsonable({
         "schema_version": SCHEMA_VERSION,

@@ -25,6 +25,7 @@ from visionaudit.families.baseline.statistics import VERDICTS, Result
 from visionaudit.families.records import control_models
 from visionaudit.files import to_jsonable
 from visionaudit.formatting import fmt
+from visionaudit.report.assembly import unselected_models
 
 
 class Unpairable(DataError):
@@ -34,8 +35,9 @@ class Unpairable(DataError):
 def compare_reports(old: dict[str, Any], new: dict[str, Any], pairs: Mapping[str, str] | None = None,
                     config: AuditConfig | None = None, unpaired: bool = False, accept_incomplete: bool = False) -> dict[str, Any]:
     """``{"paired": bool, "problems": [...], "models": {new spec: {"baseline_model": old spec, "results": {name: Result}}},
-    "not_loaded": {new spec: its load error or None}, "verdict": ..., "verdict_reason": ..., "baseline_verdict": ...,
-    "new_verdict": ..., "baseline_schema": int | None, "accepted": bool}`` (:func:`comparison_verdict`).
+    "not_loaded": {new spec: its load error or None}, "not_selected": [new spec that -k/-m left no test], "verdict": ...,
+    "verdict_reason": ..., "baseline_verdict": ..., "new_verdict": ..., "baseline_schema": int | None, "accepted": bool}``
+    (:func:`comparison_verdict`).
 
     ``pairs``: new spec -> old spec (default: every loaded model of ``new`` with the same spec in ``old``).
     Unpairable reports raise :class:`Unpairable` unless ``unpaired``. ``accept_incomplete``: an old report whose
@@ -44,9 +46,13 @@ def compare_reports(old: dict[str, Any], new: dict[str, Any], pairs: Mapping[str
     controls = control_models(new)  # random-init controls: not releases
     new_models = [m for m, info in new.get("models", {}).items() if info.get("loaded", True) and m not in controls]
     run_models = list(pairs) if pairs else new_models
-    # A release of NEW that never loaded has nothing to compare: named, and no pass (unless --model picked others).
+    # A release of NEW that never loaded has nothing to compare: named, and no pass (unless --model picked others). One
+    # that -k/-m left no test never loaded either, but it did not fail to: named as not selected, no pass all the same,
+    # as the run that wrote NEW says (visionaudit/report/assembly.py, unselected_models).
+    not_selected = [] if pairs else [m for m in unselected_models(new.get("models", {}), new.get("audits", []))
+                                     if m not in controls]
     not_loaded = {} if pairs else {m: info.get("error") for m, info in new.get("models", {}).items()
-                                   if not info.get("loaded", True) and m not in controls}
+                                   if not info.get("loaded", True) and m not in controls and m not in not_selected}
     if pairs:
         missing = [m for m in pairs if m not in new_models]
         if missing:
@@ -61,7 +67,8 @@ def compare_reports(old: dict[str, Any], new: dict[str, Any], pairs: Mapping[str
     if problems and not unpaired:
         raise Unpairable("the two reports cannot be compared image by image:\n  " + "\n  ".join(problems) +
                          "\npass --baseline-unpaired to compare the proportions with unpaired tests")
-    out: dict[str, Any] = {"paired": not problems, "problems": problems, "models": {}, "not_loaded": not_loaded}
+    out: dict[str, Any] = {"paired": not problems, "problems": problems, "models": {}, "not_loaded": not_loaded,
+                           "not_selected": not_selected}
     config = config or load_config(None)  # without a config file: the baseline family's defaults
     for new_spec, old_spec in pairing.items():
         bounds = config.thresholds("baseline", new_spec)
@@ -78,8 +85,9 @@ def compare_reports(old: dict[str, Any], new: dict[str, Any], pairs: Mapping[str
 
 def comparison_verdict(comparison: dict[str, Any]) -> tuple[str, str | None]:
     """The rule of a run against ``--audit-baseline`` (visionaudit/report/assembly.py): ``fail`` on a regression;
-    ``incomplete`` when a model compared nothing, one of the new report's models did not load, a comparison lacks
-    the new report's side (a run would not judge it), or the old report is itself not a pass and was not accepted;
+    ``incomplete`` when a model compared nothing, one of the new report's models did not load or was left no test by
+    -k/-m (as the run itself says), a comparison lacks the new report's side (a run would not judge it), or the old
+    report is itself not a pass and was not accepted;
     ``pass`` otherwise, never on nothing.
     Returns the verdict and, when it is not pass for these reasons, why in one line."""
     reasons = []
@@ -88,6 +96,9 @@ def comparison_verdict(comparison: dict[str, Any]) -> tuple[str, str | None]:
     for model, error in (comparison.get("not_loaded") or {}).items():
         said = str(error).splitlines()[0] if error else "no test got as far as loading it"
         reasons.append(f"the new report's model {model} did not load ({said}): nothing compared")
+    for model in comparison.get("not_selected") or []:
+        reasons.append(f"the new report's model {model} was not audited: no selected test audited it (-k/-m left it none), "
+                       "so nothing of it was compared")
     for model, per in comparison["models"].items():
         results = list(per["results"].values())
         where = f"{model} vs {per['baseline_model']}"

@@ -6,7 +6,9 @@ are put back in the whole set's order and judged again by the same assessor a no
 statistic (McNemar, bootstrap intervals, t-tests, Holm over transforms, verdicts) is computed once, from
 all images. Tests that do not split by image ran whole in shard 1 and are taken from it. Parts that do
 not belong together (another seed, subset, data, model weights, thresholds or suite version; a shard
-missing or given twice) are refused with every difference named. Two things may differ between parts, since they
+missing or given twice) are refused with every difference named. A test that ended otherwise than judged in a part
+(an error, a timeout, an interruption after its per-image data was stored) is judged again all the same, and the
+merged run's notes name the part, the test and how it ended there. Two things may differ between parts, since they
 are properties of each shard's machine and move no result: a threshold field declared ``changes_no_result`` (the
 corruption family's ``batches_ahead``), and what a part's run could not follow there (``not_honoured``: the merged
 entries say every part's reasons).
@@ -30,7 +32,7 @@ from visionaudit.families.assessment import (
 )
 from visionaudit.families.records import AuditRecord
 from visionaudit.families.registry import families
-from visionaudit.report.assembly import SEVERITY, assemble
+from visionaudit.report.assembly import SEVERITY, assemble, short_reason
 from visionaudit.version import OLDEST_READABLE, SCHEMA_VERSION
 
 
@@ -292,15 +294,20 @@ def _judge(nodeid: str, entries: list[dict[str, Any]], parts: Sequence[dict[str,
     bounds = {**(family.defaults if family is not None else {}), **data[0]["thresholds"]}
     thresholds = Thresholds(str(base["audit"]), str(base["model"] or ""), bounds)
     outcome, message = "passed", None
+    try:  # the assessor by its stored name, "<family>.<test name>", from its family's descriptor
+        judge = find_assessor(data[0]["assessor"])
+    except ValueError as e:
+        raise Unmergeable(f"{nodeid}: {e}") from None
     try:
-        # The assessor by its stored name, "<family>.<test name>", from its family's descriptor.
-        find_assessor(data[0]["assessor"])(record, PerImage(samples[role], arrays), thresholds, context)
+        judge(record, PerImage(samples[role], arrays), thresholds, context)
     except NotJudged as e:
         outcome, message = "not_judged", f"not judged: {e}"
     except NotApplicable as e:  # as a run skips it (fixtures/recording.py)
         outcome, message = "skipped", str(e)
     except AssertionError as e:
         outcome, message = "failed", f"AssertionError: {e}"
+    except Exception as e:  # noqa: BLE001 - the assessor's own error (as a run's "error"): the entry's, not a traceback
+        outcome, message = "error", f"the merge's judgement raised {type(e).__name__}: {e}"
     entry = {"nodeid": nodeid, "audit": base["audit"], "model": base["model"], "params": base.get("params") or {},
              "outcome": outcome, "duration": round(sum(float(e.get("duration") or 0.0) for e in entries), 3),
              "metrics": record.metrics, "thresholds": record.thresholds, "tables": record.tables, "message": message,
@@ -308,6 +315,28 @@ def _judge(nodeid: str, entries: list[dict[str, Any]], parts: Sequence[dict[str,
     if record.outcomes:
         entry["outcomes"] = record.outcomes
     return entry
+
+
+# How a part's test ends once its gate was judged there. Any other end (an error, a timeout, an interruption) came
+# after its per-image data was whole: assess() (visionaudit/families/assessment.py) stores it in one piece, from a
+# finished measurement, before it judges, and _merged_arrays holds each array to one value per image of its part.
+JUDGED_ENDS = ("passed", "failed", "not_judged", "skipped")
+
+
+def _ended_otherwise(nodeid: str, found: dict[int, dict[str, Any]], names: Sequence[str], count: int,
+                     merged: dict[str, Any]) -> list[str]:
+    """A note per part in which the test ended otherwise than judged, naming the part, its outcome and message, and what
+    the merge made of it: the merged entry alone would read as if every part had ended well."""
+    notes = []
+    for index, entry in sorted(found.items()):
+        if entry.get("outcome") in JUDGED_ENDS:
+            continue
+        said = short_reason(entry.get("message"))
+        notes.append(f"{nodeid}: it ended {entry.get('outcome')} in {names[index - 1]} (shard {index}/{count}"
+                     + (f": {said}" if said else "") + "); its per-image data there was complete (stored whole before its "
+                     f"gate was judged, one value per image of the part), so the merge judged it on every shard's images: "
+                     f"{merged['outcome'].replace('_', ' ')}")
+    return notes
 
 
 def _unjudgeable(nodeid: str, entries: dict[int, dict[str, Any]], count: int) -> dict[str, Any]:
@@ -339,6 +368,7 @@ def merge_reports(parts: Sequence[dict[str, Any]], names: Sequence[str]) -> dict
                 raise Unmergeable(f"{nodeid} splits by image but is not in shard(s) {', '.join(missing)}: were the shards "
                                   "run with the same -k/-m selection?")
             entries.append(_judge(nodeid, [found[i] for i in sorted(found)], parts, samples, names, notes))
+            notes += _ended_otherwise(nodeid, found, names, count, entries[-1])
         elif set(found) == {1}:  # a test that does not split by image: it ran whole in shard 1
             entries.append({k: v for k, v in found[1].items() if k != "shard_data"})
         else:

@@ -61,7 +61,7 @@ from visionaudit.families.corruption.judging import (  # noqa: F401
     assess_condition,
     assess_mce,
 )
-from visionaudit.families.corruption.missing import holes, not_scored
+from visionaudit.families.corruption.missing import holes, not_scored, summary_scope
 from visionaudit.families.corruption.scoring import (  # noqa: F401
     Condition,
     Unavailable,
@@ -286,6 +286,9 @@ def _aggregate(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
         out["models"][model] = {**summary, "n_images": first.get("n_images"), "source": first.get("source"),
                                 "comparable": first.get("comparable", False),
                                 "significant": sorted(k for k, r in holm.items() if r["significant"])}
+        scope = summary_scope(summary_key, summary, gaps, mce_entry)  # two values under one name: which is the gate's
+        if scope:
+            out["models"][model]["summary_scope"] = scope
         if normalized:  # the mCE test's interval is over every corruption it scored: not this one's where some were left out
             out["models"][model]["mce_ci"] = None if gaps else (mce_entry or {}).get("metrics", {}).get("mce_ci")
         else:  # its own label space: no AlexNet normalization, no mCE
@@ -325,7 +328,7 @@ def _model_lines(model: str, r: dict[str, Any]) -> list[str]:
         return [f"corruption, {model} (its own label space, not normalized by AlexNet: no mCE): mean error "
                 f"{r['mean_error']:.3f}" + (f" [95% {ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
                 + (f", mean rise over its clean error {rise:.3f} (clean {r['clean_error']:.3f})" if rise is not None else "")
-                + f" ({r.get('n_images')} images, {r.get('source')})",
+                + f" ({r.get('n_images')} images, {r.get('source')})" + (f"; {r['summary_scope']}" if r.get("summary_scope") else ""),
                 f"corruption, {model}: highest error {', '.join(f'{c} {v:.3f}' for c, v in worst)}; "
                 f"{len(r.get('significant', []))} conditions differ from clean (McNemar, Holm)"]
     if "mce" not in r:
@@ -336,6 +339,8 @@ def _model_lines(model: str, r: dict[str, Any]) -> list[str]:
             + f", mean error {r['mean_error']:.3f} ({r.get('n_images')} images, {r.get('source')})")
     if r.get("note"):
         text += f"; {r['note']}"
+    if r.get("summary_scope"):
+        text += f"; {r['summary_scope']}"
     if not r.get("comparable"):
         text += f"; {NOT_COMPARABLE}"
     worst = sorted(r["ce"].items(), key=lambda kv: -kv[1])[:3]

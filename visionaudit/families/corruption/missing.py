@@ -59,3 +59,16 @@ def holes(model: str, entries: list[dict[str, Any]], errors: dict[str, dict[int,
                 else f"severity {s} deselected (its test was not collected in this run)" for s in lost]
         why[c] = ", ".join(said)
     return why
+
+
+def summary_scope(key: str, summary: dict[str, Any], gaps: dict[str, str], gate: dict[str, Any] | None) -> str | None:
+    """Where a corruption with a hole left the summary (``aggregates.corruption``) out while the gate (the mCE test, which
+    scores every condition itself) averaged it: the two values of ``key`` (``mce``, or ``mean_error``) differ, under one
+    name. This says which is which, beside the summary's; None where they do not differ."""
+    ours, gated = summary.get(key), ((gate or {}).get("metrics") or {}).get(key)
+    if not gaps or not isinstance(ours, (int, float)) or not isinstance(gated, (int, float)) or ours == gated:
+        return None
+    n = len(gate["metrics"].get("corruptions") or ())
+    return (f"the summary's {key} {ours:.4g} averages the {len(summary.get('corruptions') or ())} corruption(s) whose "
+            f"condition tests scored every severity ({', '.join(sorted(gaps))} left out: a hole); the gated {key} is "
+            f"{gate.get('nodeid') or 'the mCE test'}'s {gated:.4g}, over the {n or 'corruptions'} that test scored itself")

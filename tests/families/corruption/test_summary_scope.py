@@ -1,0 +1,55 @@
+"""A condition test with a hole (crashed): the corruption summary (aggregates.corruption) leaves its corruption out while
+the mCE test, which scores every condition itself, averages it. The report then holds two different values under one
+name (`mce`, or `mean_error` for a model of its own label space); `summary_scope` beside the summary's says which is
+the gated one and over what, and the summary line says it too."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.test_sharding import _synthetic_corruption_run
+from visionaudit.families.corruption.imagenet_c import ALEXNET_ERRORS
+from visionaudit.report.assembly import assemble
+from visionaudit.report.summaries import terminal_lines
+
+CONDITIONS = (("fog", 1, 0.1), ("fog", 3, 0.4), ("contrast", 1, 0.05), ("contrast", 3, 0.6))
+
+
+def _whole(imagenet: bool):
+    rng = np.random.default_rng(11)
+    n = 400
+    ids = [f"n{k:08d}_img.JPEG" for k in rng.permutation(10 * n)[:n]]
+    clean = rng.random(n) < 0.7
+    bits = {(c, s): clean & (rng.random(n) < 1 - p) | (rng.random(n) < 0.05) for c, s, p in CONDITIONS}
+    return _synthetic_corruption_run(None, ids, clean, bits, imagenet), bits
+
+
+def _with_fog_3_crashed(report):
+    for e in report["audits"]:
+        if e["params"] == {"corruption": "fog", "severity": 3}:
+            e.update(outcome="crashed", metrics={}, message="worker gw0 died while running it")
+            e.pop("outcomes", None)
+    return assemble(report["run"], report["models"], report["audits"], samples=report["samples"])
+
+
+@pytest.mark.parametrize("imagenet", [True, False])
+def test_the_summary_says_its_value_is_not_the_gated_one_after_a_hole(imagenet):
+    whole, bits = _whole(imagenet)
+    error = {k: 1 - v.mean() for k, v in bits.items()}
+    key = "mce" if imagenet else "mean_error"
+    # By hand (AlexNet's published errors: imagenet_c.ALEXNET_ERRORS): the summary over contrast alone, the gate over both.
+    ce = {c: 100 * sum(error[(c, s)] for s in (1, 3)) / sum(ALEXNET_ERRORS[c][s - 1] for s in (1, 3)) for c in ("fog", "contrast")}
+    summary_value = ce["contrast"] if imagenet else (error[("contrast", 1)] + error[("contrast", 3)]) / 2
+    gated_value = (ce["fog"] + ce["contrast"]) / 2 if imagenet else float(np.mean(list(error.values())))
+    assert "summary_scope" not in whole["aggregates"]["corruption"]["models"]["m"]  # no hole: one value, nothing to say
+
+    report = _with_fog_3_crashed(whole)
+    summary = report["aggregates"]["corruption"]["models"]["m"]
+    (gate,) = [e for e in report["audits"] if e["params"] == {}]
+    assert summary[key] == pytest.approx(summary_value) and gate["metrics"][key] == pytest.approx(gated_value)
+    assert abs(summary_value - gated_value) > 1e-3  # two values under one name
+    assert summary["summary_scope"] == (
+        f"the summary's {key} {summary_value:.4g} averages the 1 corruption(s) whose condition tests scored every severity "
+        f"(fog left out: a hole); the gated {key} is {gate['nodeid']}'s {gated_value:.4g}, over the 2 that test scored itself")
+    assert any(summary["summary_scope"] in line for line in terminal_lines(report))  # the summary line says it too

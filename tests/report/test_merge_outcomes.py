@@ -1,0 +1,116 @@
+"""`visionaudit merge` and how each part's test ended: a test that ended otherwise than judged in a part (an error after
+its gate, a timeout, an interruption) while holding its whole per-image data is judged again on every shard's images,
+and the merged report's notes and merge's printed output say which part it was, which test and how it ended there."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.audit_runs import ROOT
+from tests.test_sharding import _synthetic_run
+from visionaudit.data.shards import Shard
+from visionaudit.report.assembly import INTERRUPTED_MESSAGE
+from visionaudit.report.merge import Unmergeable, merge_reports
+
+FAMILIES = ("accuracy", "robustness")
+
+
+def _runs(seed: int = 7):
+    """The whole run and its 2 parts, on varied per-image data (the whole run judges every gate; no part does)."""
+    rng = np.random.default_rng(seed)
+    n = 300  # about 150 a part: fewer than min_images (200) in _synthetic_run, the whole run more
+    ids = [f"n{k:08d}_img.JPEG" for k in rng.permutation(10 * n)[:n]]
+    labels, clean = rng.integers(0, 50, n), rng.random(n) < 0.9
+    after = clean & (rng.random(n) < 0.97)
+
+    def arrays_of(transform):
+        if transform is None:
+            return {"correct": clean, "top5": clean | (labels % 2 == 0)}
+        return {"clean": clean, "labels": labels, "correct@1": after, "changed@1": after != clean}
+
+    whole = _synthetic_run(None, arrays_of, ids, FAMILIES)
+    parts = [_synthetic_run(Shard(k, 2), arrays_of, ids, FAMILIES) for k in (1, 2)]
+    assert all(e["outcome"] in ("passed", "failed") for e in whole["audits"])
+    assert all(e["outcome"] == "not_judged" for p in parts for e in p["audits"])
+    return whole, parts
+
+
+ENDS = {"timeout": "Failed: Timeout (>1800.0s) from pytest-timeout.", "interrupted": INTERRUPTED_MESSAGE,
+        "error": "OSError: [Errno 28] No space left on device (in a fixture's teardown)"}
+
+
+@pytest.mark.parametrize("outcome", sorted(ENDS))
+def test_a_part_whose_test_ended_otherwise_is_judged_on_all_images_and_said(outcome):
+    whole, parts = _runs()
+    (accuracy,) = [e for e in parts[1]["audits"] if e["audit"] == "accuracy"]
+    accuracy.update(outcome=outcome, message=ENDS[outcome])
+    merged = merge_reports(parts, ["part1.json", "part2.json"])
+    # Its per-image data was whole: judged on all 300 images, as the unsharded run judged it.
+    by = lambda r: {e["nodeid"]: e for e in r["audits"]}  # noqa: E731
+    for nodeid, entry in by(whole).items():
+        assert (by(merged)[nodeid]["outcome"], by(merged)[nodeid]["metrics"]) == (entry["outcome"], entry["metrics"])
+    # ... and said, naming the part, the test and how it ended there (the merged entry alone reads as if it ended well).
+    said = [n for n in merged["run"]["notes"] if "ended" in n]
+    expected_outcome = by(whole)[accuracy["nodeid"]]["outcome"]
+    assert said == [f"{accuracy['nodeid']}: it ended {outcome} in part2.json (shard 2/2: {ENDS[outcome]}); its per-image "
+                    "data there was complete (stored whole before its gate was judged, one value per image of the part), "
+                    f"so the merge judged it on every shard's images: {expected_outcome}"]
+    # Parts whose tests all ended judged: nothing of the kind is said.
+    assert not [n for n in merge_reports(_runs()[1], ["part1.json", "part2.json"])["run"]["notes"] if "ended" in n]
+
+
+def test_merge_prints_the_note_of_a_part_that_timed_out(tmp_path):
+    _, parts = _runs()
+    (accuracy,) = [e for e in parts[0]["audits"] if e["audit"] == "accuracy"]
+    accuracy.update(outcome="timeout", message=ENDS["timeout"])
+    paths = []
+    for k, part in enumerate(parts, 1):
+        paths.append(tmp_path / f"part{k}.json")
+        paths[-1].write_text(json.dumps(part))
+    proc = subprocess.run([sys.executable, "-m", "visionaudit", "merge", *map(str, paths), "-o", str(tmp_path / "merged.json")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode in (0, 1), proc.stderr
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("note: ")]
+    assert len(lines) == 1 and lines[0].startswith(f"note: {accuracy['nodeid']}: it ended timeout in {paths[0]} (shard 1/2: "), \
+        proc.stdout
+    assert json.loads((tmp_path / "merged.json").read_text())["run"]["notes"] == [lines[0].removeprefix("note: ")]
+
+
+def test_an_assessor_that_raises_in_the_merge_makes_an_error_entry_not_a_traceback(monkeypatch):
+    """The part's test ended `error` because its assessor raised (a bug); the merge calls the same assessor, which
+    raises again: the merged entry is an `error` saying so, and the merged verdict is fail."""
+    import visionaudit.report.merge as merge
+
+    _, parts = _runs()
+    for part in parts:
+        (accuracy,) = [e for e in part["audits"] if e["audit"] == "accuracy"]
+        accuracy.update(outcome="error", message="ZeroDivisionError: division by zero")
+    real = merge.find_assessor
+
+    def find(name):
+        if name.startswith("accuracy."):
+            def broken(*args):
+                raise ZeroDivisionError("division by zero")
+            return broken
+        return real(name)
+
+    monkeypatch.setattr(merge, "find_assessor", find)
+    merged = merge_reports(parts, ["p1", "p2"])
+    (entry,) = [e for e in merged["audits"] if e["audit"] == "accuracy"]
+    assert entry["outcome"] == "error" and entry["message"] == "the merge's judgement raised ZeroDivisionError: division by zero"
+    assert merged["verdict"] == "fail"
+    assert sum("it ended error in" in n for n in merged["run"]["notes"]) == 2
+
+
+def test_a_part_naming_an_assessor_this_suite_lacks_is_refused():
+    _, parts = _runs()
+    for part in parts:
+        next(e for e in part["audits"] if e["audit"] == "accuracy")["shard_data"]["assessor"] = "accuracy.clean_top9"
+    with pytest.raises(Unmergeable, match=re.escape("accuracy.clean_top1[{}]: no assessor named 'accuracy.clean_top9'")):
+        merge_reports(parts, ["p1", "p2"])

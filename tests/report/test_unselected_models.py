@@ -1,0 +1,79 @@
+"""A configured model that -k/-m left no test: the run and `visionaudit compare` give the same answer on the same report.
+Nothing judged it, so neither passes; and it was deselected, not broken, so compare does not say it "did not load"."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.audit_runs import ROOT, TINY, audit
+from tests.report.test_verdict import SAMPLES, entry, not_judged_report
+from visionaudit.report.assembly import assemble
+from visionaudit.report.compare import compare_reports, render
+
+IDLE_REASON = ("idle: no selected test audited it (-k/-m left it none; not loaded), so nothing judged it; select its tests, "
+               "or leave it out of the run's models (--model, [run] models)")
+COMPARE_REASON = ("the new report's model idle was not audited: no selected test audited it (-k/-m left it none), so nothing "
+                  "of it was compared")
+
+
+def new_report(models: dict) -> dict:
+    """NEW as the run assembles it: m's clean top-1 judged (with its per-image outcomes), the other models as given."""
+    old = not_judged_report("pass")
+    clean = {**old["audits"][0], "outcome": "passed"}
+    return assemble({"seed": 0, "samples": 40}, {"m": {"loaded": True}, **models}, [clean], samples=SAMPLES)
+
+
+def test_the_run_and_compare_both_refuse_a_pass_for_a_deselected_model_and_say_it_was_not_selected():
+    new = new_report({"idle": {"loaded": False, "error": None}})
+    # The run: not a pass, the model named with the fix (it read PASS with a note before).
+    assert new["verdict"] == "incomplete" and new["verdict_reason"] == IDLE_REASON
+    assert "no selected test audited idle (-k/-m left none; not loaded): nothing judged it, so the run is not a pass" in new["run"]["notes"]
+    # compare on the same report: not a pass either, and named as not selected, not as a model that did not load.
+    comparison = compare_reports(not_judged_report("pass"), new)
+    assert comparison["models"]["m"]["results"]["clean_top1"].verdict == "unchanged"  # the audited model compared
+    assert comparison["verdict"] == "incomplete" and comparison["verdict_reason"] == COMPARE_REASON
+    assert comparison["not_loaded"] == {} and comparison["not_selected"] == ["idle"]
+    assert "did not load" not in render(comparison)
+    as_json = json.loads(render(comparison, "json"))
+    assert as_json["not_selected"] == ["idle"] and as_json["not_loaded"] == {}
+    # With --model m --baseline-as m (compare's pairs) the user picked m alone: idle is not compare's to judge.
+    picked = compare_reports(not_judged_report("pass"), {**new, "verdict": "pass"}, pairs={"m": "m"})
+    assert picked["not_selected"] == [] and picked["verdict"] == "pass", picked["verdict_reason"]
+
+
+def test_a_model_that_failed_to_load_is_still_one_that_did_not_load_on_both_sides():
+    broken_entry = entry("audits/test_accuracy.py::test_clean_top1[broken]", "accuracy", "error", model="broken",
+                         message="RuntimeError: weights file missing")
+    old = not_judged_report("pass")
+    clean = {**old["audits"][0], "outcome": "passed"}
+    new = assemble({"seed": 0, "samples": 40}, {"m": {"loaded": True}, "broken": {"loaded": False, "error": "RuntimeError: weights"}},
+                   [clean, broken_entry], samples=SAMPLES)
+    assert new["verdict"] == "fail" and not any("no selected test" in n for n in new["run"].get("notes") or [])
+    comparison = compare_reports(old, new)
+    assert comparison["not_loaded"] == {"broken": "RuntimeError: weights"} and comparison["not_selected"] == []
+
+
+@pytest.mark.slow  # one short run of the real audits, two tiny models, one selected
+def test_a_real_run_that_deselects_a_model_and_compare_on_its_report_agree(shared_data, tmp_path):
+    other = "tests.tiny_models:tiny_other"
+    (tmp_path / "audit.toml").write_text("[audits.accuracy]\nmin_top1 = 0\nmin_balanced_accuracy = 0\n")  # tiny gets none right
+    proc, data = audit(tmp_path, shared_data, "run", "--model", other, "-k", "test_clean_top1 and not tiny_other",
+                       "--audit-samples", "60", f"--audit-config={tmp_path / 'audit.toml'}")
+    assert data is not None and not data["error"], proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert [(e["model"], e["outcome"]) for e in data["audits"]] == [(TINY, "passed")] and data["models"][other]["loaded"] is False
+    assert proc.returncode == 1 and data["verdict"] == "incomplete"
+    assert data["verdict_reason"].startswith(f"{other}: no selected test audited it (-k/-m left it none; not loaded)")
+    compared = subprocess.run([sys.executable, "-m", "visionaudit", "compare", str(tmp_path / "run.json"), str(tmp_path / "run.json"),
+                               "--format", "json", "--accept-incomplete-baseline"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=120)
+    result = json.loads(compared.stdout)
+    assert compared.returncode == 1 and result["verdict"] == "incomplete", compared.stderr
+    assert result["not_selected"] == [other] and result["not_loaded"] == {}
+    # (then tiny's own: it got no image right, so nothing of it is compared either)
+    assert result["verdict_reason"].startswith(f"the new report's model {other} was not audited: no selected test audited it "
+                                               "(-k/-m left it none), so nothing of it was compared; ")
+    assert "did not load" not in result["verdict_reason"]
