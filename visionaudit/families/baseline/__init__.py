@@ -214,10 +214,10 @@ def _compare_summary(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Set
         return uc.not_compared(r, "compared only image by image (paired): the reports did not score the same images")
     if old.corruption_summary != new.corruption_summary:
         return uc.not_compared(r, f"the baseline's corruption summary is the {old.corruption_summary}, this run's the "
-                                f"{new.corruption_summary}: label spaces of another kind (the mCE is ImageNet-1k's)")
+                                   f"{new.corruption_summary}: label spaces of another kind (the mCE is ImageNet-1k's)")
     if c.name != new.corruption_summary:
         return uc.not_compared(r, f"{new.model}'s corruption summary is compared as {new.corruption_summary} "
-                                f"({'an ImageNet-1k label space' if new.corruption_summary == 'mce' else 'its own label space: no mCE'})")
+                                   f"({'an ImageNet-1k label space' if new.corruption_summary == 'mce' else 'its own label space: no mCE'})")
     a, b = corruption_outcomes(old), corruption_outcomes(new)
     keys, said = corr.summary_keys(a, b)
     if not keys:  # said: why (kernels against a folder, or no benchmark condition in common): the candidate's side
