@@ -331,10 +331,10 @@ def test_descriptor_defaults_equal_the_shipped_audit_toml_before_they_moved():
 
 # Bounds added after the defaults moved (issue 24: any label space; issue 26: error consistency, corruptions in the
 # baseline gate; issue 27: the corruption family's JPEG codec and threads ahead; stop-33 review: robustness's images right on the
-# clean pass); none changes an old key's value.
+# clean pass; stop 34: the baseline's paired images per comparison); none changes an old key's value.
 ADDED_SINCE = {"accuracy": {"min_top5", "min_balanced_accuracy", "min_class_accuracy", "min_class_images"},
                "corruption": {"max_mean_error", "max_mean_rise", "jpeg_on_device", "batches_ahead"}, "shape_bias": {"category_map"},
-               "baseline": {"min_class_images", "min_kappa", "kappa_warning"}, "robustness": {"min_correct_images"}}
+               "baseline": {"min_class_images", "min_kappa", "kappa_warning", "min_images"}, "robustness": {"min_correct_images"}}
 ADDED_TOLERANCES = {"balanced_accuracy", "class_accuracy", "error", "mce", "mean_error"}
 
 

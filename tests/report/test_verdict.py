@@ -22,6 +22,7 @@ from visionaudit.report.assembly import (
     assemble,
     blank_entry,
     short_reason,
+    verdict_reasons,
 )
 from visionaudit.report.compare import compare_reports, render
 from visionaudit.report.summaries import (
@@ -115,6 +116,32 @@ def test_a_baseline_none_of_whose_tests_was_selected_is_not_a_pass():
     # One baseline test selected is a comparison (its own outcome decides); without --audit-baseline nothing is asked.
     assert report([clean, *baseline_entries("passed")[:1]], {"baseline": {"path": "old.json", "verdict": "pass"}})["verdict"] == "pass"
     assert report([clean])["verdict"] == "pass"
+
+
+CONTROL = "control (random init)"
+
+
+def _control(name: str, outcome: str, message: str | None = None) -> dict:
+    return entry(f"audits/test_channel_bias.py::test_random_init_control[{name}]", "channel_bias", outcome, model=name,
+                 message=message, control=CONTROL)
+
+
+def test_verdict_reasons_keeps_the_controls_out_of_the_models_and_in_their_own_line():
+    """Stop 34: verdict_reasons' filter of the random-init controls. A control is an audit's own yardstick, not a
+    release: its tests never make a model of the run (a control all skipped is no "judged nothing"), and its gates not
+    judged are counted on their own line, without a release's. Removing either filter, or inverting it, changes these."""
+    judged = entry("audits/test_accuracy.py::test_clean_top1[m]", "accuracy", "passed")
+    # Every control skipped beside a release that judged: no reason (a control is not a model that judged nothing).
+    assert verdict_reasons([judged, _control("c1", "skipped", "1 channel"), _control("c2", "skipped", "1 channel")]) == []
+    # A release's gate not judged and a control's: each on its own line, counted apart.
+    few = entry("audits/test_robustness.py::test_drop[m-flip]", "robustness", "not_judged", message=FEW)
+    control = _control("c1", "not_judged", "not judged: c1: 3 images; this gate needs at least 5")
+    assert verdict_reasons([judged, few, control]) == [
+        "m: its robustness gate not judged (1 test(s)): 41 labelled images; this gate needs at least 50 (min_images in audit.toml)",
+        "1 test(s) of random-init controls not judged: 3 images; this gate needs at least 5"]
+    # A release alone not judged: no controls line; a control alone not judged: no release line.
+    assert not any("controls" in r for r in verdict_reasons([judged, few, _control("c1", "passed")]))
+    assert verdict_reasons([judged, control]) == ["1 test(s) of random-init controls not judged: 3 images; this gate needs at least 5"]
 
 
 def test_a_configured_model_no_selected_test_audited_is_named_in_the_notes():

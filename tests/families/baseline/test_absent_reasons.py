@@ -6,8 +6,8 @@ from __future__ import annotations
 from visionaudit.families.baseline import (
     COMPARED,
     ModelOutcomes,
-    _missing,
     outcomes_from_report,
+    uncompared,
 )
 
 
@@ -17,7 +17,7 @@ def _report(*entries: tuple[str, str, str]) -> dict:
 
 
 def _reason(report: dict, name: str) -> str:
-    missing = _missing(outcomes_from_report(report, "m"), ModelOutcomes("m"), COMPARED[name])
+    missing = uncompared.missing(outcomes_from_report(report, "m"), ModelOutcomes("m"), COMPARED[name])
     assert missing is not None and missing[1] == "baseline"
     return missing[0]
 

@@ -9,7 +9,6 @@ The statistics and verdicts are in baseline/statistics.py; what makes two report
 from __future__ import annotations
 
 import warnings
-from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
@@ -20,6 +19,7 @@ from visionaudit.errors import DataError
 from visionaudit.families import thresholds as f
 from visionaudit.families.assessment import NotApplicable, NotJudged
 from visionaudit.families.baseline import corruptions as corr
+from visionaudit.families.baseline import uncompared as uc
 from visionaudit.families.baseline.compared import (  # noqa: F401  (re-exported: the family's public names)
     ALL_COMPARED,
     CLASS_KINDS,
@@ -152,56 +152,16 @@ def _class_names(entry: dict[str, Any], labels: np.ndarray, n: int) -> np.ndarra
     return np.array([by_index[int(i)] for i in labels], dtype=object)
 
 
-def _missing(old: ModelOutcomes, new: ModelOutcomes, c: Compared) -> tuple[str, str] | None:
-    """Why ``c`` cannot be compared, and whose side lacks it: "baseline" (it never measured this: nothing
-    to hold the candidate to), "candidate" (this run could not measure it), or "setup"."""
-    for side, o in (("baseline", old), ("candidate", new)):
-        if c.kind == "vector" and o.shares is None:
-            return f"the {side} has no channel shares (its channel_bias audit did not run, or the first conv does not take RGB)", side
-        if c.kind == "error" and c.condition not in o.outcomes and o.ended is None:  # this run's side
-            return (f"this run did not score {c.condition} (not in this model's [audits.corruption] corruptions, extras "
-                    "and severities, not in the ImageNet-C folder (--audit-imagenet-c), or the corruption is not available "
-                    "here)"), side
-        if c.kind != "vector" and c.condition not in o.outcomes:
-            return f"the {side} has no per-image outcomes for {c.condition} ({_absent(o, c)})", side
-    if c.kind in CLASS_KINDS:
-        for side, o in (("baseline", old), ("candidate", new)):
-            if o.classes is None:  # a report from before schema 5, or merged from such parts (a run always has them)
-                why = (f"the {side} report's accuracy entry has no per-image classes (outcomes.labels): a run before "
-                       f"schema 5, or merged from such parts; run the {side}'s accuracy audit with this version to "
-                       f"compare {c.name.replace('_', ' ')}")
-                return why, "baseline" if side == "baseline" else "setup"
-    if c.kind in ("shape_bias", "category") and old.stimulus_protocol != new.stimulus_protocol:
-        return (f"the stimuli were scored another way: {old.stimulus_protocol} in the baseline, {new.stimulus_protocol} here "
-                "(shape_bias stimulus_geometry and aggregation in audit.toml)", "setup")
-    return None
-
-
 def test_name(nodeid: str) -> str:
     """A report entry's test function: ``audits/test_shape_bias.py::test_shape_bias[m]`` -> ``test_shape_bias``."""
     return nodeid.rsplit("::", 1)[-1].split("[", 1)[0]
-
-
-def _absent(o: ModelOutcomes, c: Compared) -> str:
-    """Why a side holds no outcomes of ``c``'s condition: how its report's entries of that test ended, when known."""
-    if o.ended is None:
-        return f"its {c.family} audit did not run or failed to"
-    if not o.ran.get(c.family):
-        return f"its {c.family} audit was not in that run"
-    what = f"its {c.condition} test ({c.test})"
-    if c.test not in o.ran[c.family]:
-        return f"{what} was not in that run"  # the family ran, this test of it did not
-    counts = Counter(o.ended.get(c.test, ()))
-    if not counts:
-        return f"{what} recorded none"
-    return f"{what} ended " + ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
 
 
 def _compare_one(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Settings) -> Result:
     r = Result(c.name, c.metric, get_family(c.family).higher_is_better_for(c.metric), tolerance=s.tolerances[c.name])
     if c.kind == "summary":
         return _compare_summary(old, new, c, s, r)
-    missing = _missing(old, new, c)
+    missing = uc.missing(old, new, c)
     if missing:
         r.missing, r.missing_side = missing
         r.reason = r.missing
@@ -212,13 +172,12 @@ def _compare_one(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Setting
     if c.kind == "error":  # kernels against a folder, other images or protocol: this run could have measured as the
         unpaired = corr.not_paired(c.condition, a, b) or corr.protocol_difference(old.corruption_protocol, new.corruption_protocol)
         if unpaired:  # baseline did, so not judged (the candidate's side), never a pass
-            return _not_compared(r, unpaired, "candidate")
-    if (why := nothing_right(c, a, b)) is not None:  # 0 against 0: "unchanged" by every test, a pass on nothing
-        return _not_compared(r, why, "candidate")
+            return uc.not_compared(r, unpaired, "candidate")
     if not s.paired and c.kind in CLASS_KINDS:
-        r.missing = r.reason = "compared only image by image (paired): the reports did not score the same images"
-        r.missing_side = "setup"
-        return r
+        return uc.not_compared(r, "compared only image by image (paired): the reports did not score the same images")
+    r.n = uc.images(c, a, b, s.paired)
+    if (why := uc.too_few(c, r.n, s.min_images, s.paired) or nothing_right(c, a, b)) is not None:  # a pass on (almost)
+        return uc.not_compared(r, why, "candidate")  # nothing: 0 against 0 is "unchanged" by every test
     if not s.paired:
         return unpaired_change(r, _counts(a, c), _counts(b, c))
     old_values = a.aligned_to(b.ids)
@@ -245,41 +204,38 @@ def _compare_one(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Setting
     return accuracy_change(r, b.ids, old_values, b.values, s.resamples, s.seed)
 
 
-def _not_compared(r: Result, why: str, side: str = "setup") -> Result:
-    r.missing = r.reason = why
-    r.missing_side = side
-    return r
-
-
 def _compare_summary(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Settings, r: Result) -> Result:
     """The mCE or mean error over the conditions both sides scored, paired (corruptions.summary_change)."""
     for side, o in (("baseline", old), ("candidate", new)):
         if not corruption_outcomes(o):
             conditions = Compared(c.name, c.family, "error", "corruption conditions", "error", "test_corruption")
-            return _not_compared(r, f"the {side} has no per-image corruption outcomes ({_absent(o, conditions)})", side)
+            return uc.not_compared(r, f"the {side} has no per-image corruption outcomes ({uc.absent(o, conditions)})", side)
     if not s.paired:
-        return _not_compared(r, "compared only image by image (paired): the reports did not score the same images")
+        return uc.not_compared(r, "compared only image by image (paired): the reports did not score the same images")
     if old.corruption_summary != new.corruption_summary:
-        return _not_compared(r, f"the baseline's corruption summary is the {old.corruption_summary}, this run's the "
-                                f"{new.corruption_summary}: label spaces of another kind (the mCE is ImageNet-1k's)")
+        return uc.not_compared(r, f"the baseline's corruption summary is the {old.corruption_summary}, this run's the "
+                                   f"{new.corruption_summary}: label spaces of another kind (the mCE is ImageNet-1k's)")
     if c.name != new.corruption_summary:
-        return _not_compared(r, f"{new.model}'s corruption summary is compared as {new.corruption_summary} "
-                                f"({'an ImageNet-1k label space' if new.corruption_summary == 'mce' else 'its own label space: no mCE'})")
+        return uc.not_compared(r, f"{new.model}'s corruption summary is compared as {new.corruption_summary} "
+                                   f"({'an ImageNet-1k label space' if new.corruption_summary == 'mce' else 'its own label space: no mCE'})")
     a, b = corruption_outcomes(old), corruption_outcomes(new)
     keys, said = corr.summary_keys(a, b)
     if not keys:  # said: why (kernels against a folder, or no benchmark condition in common): the candidate's side
-        return _not_compared(r, said, "candidate")
+        return uc.not_compared(r, said, "candidate")
     if corr.protocol_difference(old.corruption_protocol, new.corruption_protocol):  # this run measured otherwise
-        return _not_compared(r, corr.protocol_difference(old.corruption_protocol, new.corruption_protocol), "candidate")
+        return uc.not_compared(r, corr.protocol_difference(old.corruption_protocol, new.corruption_protocol), "candidate")
     ids = b[keys[0]].ids
     try:
         old_bits = np.stack([a[k].aligned_to(ids) for k in keys]).astype(bool)
         new_bits = np.stack([b[k].aligned_to(ids) for k in keys]).astype(bool)
     except DataError:
         first = next((k for k in keys if set(a[k].ids) != set(b[k].ids)), keys[0])
-        return _not_compared(r, corr.other_images(corr.condition_name(*first), a[first].ids, b[first].ids, b[first].role), "candidate")
+        return uc.not_compared(r, corr.other_images(corr.condition_name(*first), a[first].ids, b[first].ids, b[first].role), "candidate")
+    r.n = len(ids)
+    if (why := uc.too_few(c, r.n, s.min_images)) is not None:  # "unchanged" over a handful: a pass on almost nothing
+        return uc.not_compared(r, why, "candidate")
     if not old_bits.any() and not new_bits.any():  # every condition error 1 against 1: "unchanged", a pass on nothing
-        return _not_compared(r, corr.nothing_right_summary(c.name, keys, ids), "candidate")
+        return uc.not_compared(r, corr.nothing_right_summary(c.name, keys, ids), "candidate")
     said += corr.feed_note(old.corruption_protocol, new.corruption_protocol)  # compared across: the feed is the model's
     corr.summary_change(r, c.name, keys, old_bits, new_bits, s.resamples, s.seed, said, s.p_resamples)
     # Error consistency judged once for the family: pooled over every condition both scored (consistency.py).
@@ -354,6 +310,7 @@ def assess_comparison(record: AuditRecord, measured: BaselineComparison, thresho
         if name != "name":
             record.metric(name, value)
     record.threshold("alpha", thresholds["alpha"])
+    record.threshold("min_images", thresholds["min_images"])
     if result.tolerance is not None:
         record.threshold("tolerance", result.tolerance.absolute)
         if result.tolerance.relative is not None:
@@ -409,6 +366,8 @@ FAMILY = register_family(Family(
                               default=-1.0),
         "kappa_warning": f.number("error consistency: below this kappa an unchanged comparison is a warning", minimum=-1.0,
                                   maximum=1.0, default=0.5),
+        "min_images": f.min_images("paired images in a comparison (shape bias: its conflicting cue-conflict images; "
+                                   "not channel shares, which are weights)", default=20),
         "min_class_images": f.count("paired images a class needs for its own comparison (per_class_accuracy); classes "
                                     "with fewer are named as not compared", default=10),
     },

@@ -24,6 +24,7 @@ class Settings:
     # Resamples of the bootstrap and Monte Carlo p-values (None: ``resamples``); compare_model sets it from the
     # model's comparison set (statistics.p_resamples_for) so that those p-values can pass Holm's first step.
     p_resamples: int | None = None
+    min_images: int = 20  # paired images a comparison needs to be judged (fewer: not judged, never a pass)
 
 
 def settings_from(thresholds: Any, seed: int = 0, paired: bool = True) -> Settings:
@@ -39,4 +40,5 @@ def settings_from(thresholds: Any, seed: int = 0, paired: bool = True) -> Settin
             raise ConfigError(f"[audits.baseline] tolerance sets nothing for {c.name} or {c.metric}; add {c.metric} = ...")
         tolerances[c.name] = Tolerance(a, relative.get(c.name, relative.get(c.metric)))
     return Settings(tolerances, thresholds["alpha"], thresholds["bootstrap_resamples"], seed, paired,
-                    thresholds.get("min_class_images", 10), thresholds.get("min_kappa", -1.0), thresholds.get("kappa_warning", 0.5))
+                    thresholds.get("min_class_images", 10), thresholds.get("min_kappa", -1.0), thresholds.get("kappa_warning", 0.5),
+                    min_images=thresholds.get("min_images", 20))

@@ -1,0 +1,87 @@
+"""Why a baseline comparison is not made: a side lacks what it compares (:func:`missing`, and :func:`absent`: how a
+saved report's entries of that test ended), or too few paired images to judge a change on (:func:`too_few`, the
+family's ``min_images``); and how a result says so (:func:`not_compared`). Whose side it is decides the outcome:
+"candidate" (this run could, or should, have measured it) is not judged, never a pass; "baseline" and "setup" skip."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING
+
+from visionaudit.families.baseline.compared import CLASS_KINDS, Compared
+from visionaudit.families.baseline.statistics import Result, shape_bias_hits
+from visionaudit.families.outcomes import Outcome
+
+if TYPE_CHECKING:  # the family's module imports this one
+    from visionaudit.families.baseline import ModelOutcomes
+
+
+def missing(old: ModelOutcomes, new: ModelOutcomes, c: Compared) -> tuple[str, str] | None:
+    """Why ``c`` cannot be compared, and whose side lacks it: "baseline" (it never measured this: nothing
+    to hold the candidate to), "candidate" (this run could not measure it), or "setup"."""
+    for side, o in (("baseline", old), ("candidate", new)):
+        if c.kind == "vector" and o.shares is None:
+            return f"the {side} has no channel shares (its channel_bias audit did not run, or the first conv does not take RGB)", side
+        if c.kind == "error" and c.condition not in o.outcomes and o.ended is None:  # this run's side
+            return (f"this run did not score {c.condition} (not in this model's [audits.corruption] corruptions, extras "
+                    "and severities, not in the ImageNet-C folder (--audit-imagenet-c), or the corruption is not available "
+                    "here)"), side
+        if c.kind != "vector" and c.condition not in o.outcomes:
+            return f"the {side} has no per-image outcomes for {c.condition} ({absent(o, c)})", side
+    if c.kind in CLASS_KINDS:
+        for side, o in (("baseline", old), ("candidate", new)):
+            if o.classes is None:  # a report from before schema 5, or merged from such parts (a run always has them)
+                why = (f"the {side} report's accuracy entry has no per-image classes (outcomes.labels): a run before "
+                       f"schema 5, or merged from such parts; run the {side}'s accuracy audit with this version to "
+                       f"compare {c.name.replace('_', ' ')}")
+                return why, "baseline" if side == "baseline" else "setup"
+    if c.kind in ("shape_bias", "category") and old.stimulus_protocol != new.stimulus_protocol:
+        return (f"the stimuli were scored another way: {old.stimulus_protocol} in the baseline, {new.stimulus_protocol} here "
+                "(shape_bias stimulus_geometry and aggregation in audit.toml)", "setup")
+    return None
+
+
+def absent(o: ModelOutcomes, c: Compared) -> str:
+    """Why a side holds no outcomes of ``c``'s condition: how its report's entries of that test ended, when known."""
+    if o.ended is None:
+        return f"its {c.family} audit did not run or failed to"
+    if not o.ran.get(c.family):
+        return f"its {c.family} audit was not in that run"
+    what = f"its {c.condition} test ({c.test})"
+    if c.test not in o.ran[c.family]:
+        return f"{what} was not in that run"  # the family ran, this test of it did not
+    counts = Counter(o.ended.get(c.test, ()))
+    if not counts:
+        return f"{what} recorded none"
+    return f"{what} ended " + ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
+
+
+
+def not_compared(r: Result, why: str, side: str = "setup") -> Result:
+    r.missing = r.reason = why
+    r.missing_side = side
+    return r
+
+
+# A comparison's images, as the reason names them.
+_WHAT = {"shape_bias": "conflicting cue-conflict images", "category": "stimuli", "summary": "images (each with every condition)"}
+
+
+def images(c: Compared, old: Outcome, new: Outcome, paired: bool = True) -> int:
+    """The images ``c`` is judged on: paired, this run's (the same as the baseline's); unpaired, the smaller side's.
+    Shape bias counts its conflicting cue-conflict images (those whose shape and texture differ: the others drop out)."""
+    count = lambda o: shape_bias_hits(o.ids, o.values)[0].size if c.kind == "shape_bias" else len(o.ids)  # noqa: E731
+    return count(new) if paired else min(count(old), count(new))
+
+
+def too_few(c: Compared, n: int, minimum: int, paired: bool = True) -> str | None:
+    """Why ``c`` is not judged on ``n`` images (paired; unpaired: the smaller side's) when that is fewer than
+    ``minimum`` (``min_images``), or None. A change over a handful of images says nothing either way, yet "unchanged"
+    on it would pass: a gate passed on almost nothing. Channel shares are weights, not images: never too few."""
+    if c.kind == "vector" or n >= minimum:
+        return None
+    what = _WHAT.get(c.kind, "images")
+    counted = f"{n} paired {what}" if paired else f"{n} {what} on the smaller side (unpaired)"
+    return (f"{counted}; this comparison needs at least {minimum} (min_images in [audits.baseline], audit.toml): a change "
+            "over so few says nothing either way; compare releases scored on more images (a larger --audit-samples for "
+            "both) or, knowingly, lower min_images")
