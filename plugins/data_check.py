@@ -6,9 +6,11 @@ message naming every missing folder and how to get it, before any model loads.
 Then each image set the tests read is listed, and the labelled images' class names are matched against the
 classes of every model whose label space is known before it loads (visionaudit/models/classes.py): a folder
 or CSV label that names no class stops the run (exit 4) naming it with the closest class; classes with no
-images, and a subset larger than a set, are said once (terminal and the report's ``run.notes``). A model
-whose classes are known only once loaded is checked as it loads, in its worker: :func:`stop_run` stops the
-run there with exit 4 and the one message, as a startup error does.
+images, and a subset larger than a set, are said once (terminal and the report's ``run.notes``). The headers of
+the images the tests will decode are opened (visionaudit/data/header_check.py): unusable files stop the run (exit 4),
+images with an EXIF orientation are said once; 16-bit images holding 10 or 12 bits, found as the workers decode
+them, are said once at the end. A model whose classes are known only once loaded is checked as it loads, in its
+worker: :func:`stop_run` stops the run there with exit 4 and the one message, as a startup error does.
 
 Under xdist only the workers collect, so each sends this to the controller (plugins/worker_channel.py)
 before xdist reports its collection, and the controller checks when the first worker's arrives.
