@@ -17,7 +17,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from tests.image_folders import TWO_ACCURACY_TESTS, plain_images
+from tests.image_folders import TWO_ACCURACY_TESTS, cut_after_header, plain_images
 from tests.terminal_text import said_once
 from visionaudit.families.records import report_schema
 
@@ -189,18 +189,6 @@ def test_a_hanging_test_ends_as_timeout(project, mode):
     assert outcomes(data) == {A: "passed", B: "timeout", C: "passed"}
     assert metrics(data, B) == {"clean_top1": 0.8}  # what it measured before it hung
     assert data["verdict"] == "fail" and data["incomplete"]["timeout"] == [B]
-
-
-def cut_after_header(path: Path) -> Path:
-    """A 300 x 300 noise JPEG cut in half: its header opens (the startup check passes it), its pixels do not decode."""
-    import numpy as np
-    from PIL import Image
-
-    Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 300, 3), dtype=np.uint8)).save(path, quality=95)
-    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    with Image.open(path) as img:
-        assert img.size == (300, 300)  # the header is whole
-    return path
 
 
 @pytest.mark.parametrize("mode", [pytest.param([], id="serial"), pytest.param(["-n", "2"], id="two-workers")])
