@@ -6,9 +6,11 @@ message naming every missing folder and how to get it, before any model loads.
 Then each image set the tests read is listed, and the labelled images' class names are matched against the
 classes of every model whose label space is known before it loads (visionaudit/models/classes.py): a folder
 or CSV label that names no class stops the run (exit 4) naming it with the closest class; classes with no
-images, and a subset larger than a set, are said once (terminal and the report's ``run.notes``). A model
-whose classes are known only once loaded is checked as it loads, in its worker: :func:`stop_run` stops the
-run there with exit 4 and the one message, as a startup error does.
+images, and a subset larger than a set, are said once (terminal and the report's ``run.notes``). The headers of
+the images the tests will decode are opened (visionaudit/data/header_check.py): unusable files stop the run (exit 4),
+images with an EXIF orientation are said once; 16-bit images holding 10 or 12 bits, found as the workers decode
+them, are said once at the end. A model whose classes are known only once loaded is checked as it loads, in its
+worker: :func:`stop_run` stops the run there with exit 4 and the one message, as a startup error does.
 
 Under xdist only the workers collect, so each sends this to the controller (plugins/worker_channel.py)
 before xdist reports its collection, and the controller checks when the first worker's arrives.
@@ -20,7 +22,9 @@ from typing import Any, NoReturn
 
 import pytest
 
+from visionaudit.data.decoding import narrow_sixteen_bit_note, take_narrow_sixteen_bit
 from visionaudit.data.fetch import OBSERVERS
+from visionaudit.data.header_check import check_headers
 from visionaudit.data.image_sets import (
     LABELLED,
     ROLES,
@@ -48,6 +52,7 @@ STOP_KEY = pytest.StashKey[str]()  # the first stop_run message (from a worker o
 NOTES_KEY = pytest.StashKey[list]()  # things said once: the report's run.notes
 CHECKED_KEY = pytest.StashKey[bool]()  # the image sets were listed and matched
 PRINTED_KEY = pytest.StashKey[set]()  # the notes already on the terminal
+NARROW_KEY = pytest.StashKey[dict]()  # 16-bit images holding 10 or 12 bits, found as any process decoded them
 # The data each fixture reads: "labelled" is --audit-images, the rest are folders under the data root.
 DATA_FIXTURES = {"labelled_images": (LABELLED,), "cue_conflict_images": ("cue-conflict",), "human_observers": (OBSERVERS,)}
 # Data a test reads if it is there: absent and not fetchable (offline, a data root without it, a failed fetch),
@@ -159,6 +164,13 @@ def check_image_sets(config: pytest.Config, settings: Settings, needs: set[str])
                              f"all {len(whole):,} are used")
         if role == LABELLED:
             problems += _check_labels(config, settings, whole)
+        # The images this run's tests will decode (the subset they read), from their headers: a bad file stops the run
+        # now rather than once a model has loaded (visionaudit/data/header_check.py).
+        headers = check_headers(whole.stratified_subset(settings.samples, settings.seed))
+        refusal, note = headers.problem(), headers.orientation_note()
+        problems += [refusal] if refusal else []
+        if note:
+            say_once(config, note)
     if OBSERVERS in needs:  # verified here, once; an absent observer is said, not skipped silently
         try:
             note = observer_files(root / OBSERVERS).note()
@@ -267,7 +279,21 @@ def pytest_configure(config: pytest.Config) -> None:
                 config.stash.setdefault(STOP_KEY, message["message"])
             elif message.get("kind") == "note":
                 say_once(config, message["note"], now=False)  # not from this thread: in the summary
+            elif message.get("kind") == "narrow_sixteen_bit":
+                config.stash.setdefault(NARROW_KEY, {}).update(message["found"])
         channel.subscribe(handler)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item):
+    """After each test, what its decoding found goes to the controller: the note is said once for the whole run,
+    all processes' images counted together (:func:`pytest_sessionfinish`)."""
+    try:
+        return (yield)
+    finally:
+        found = take_narrow_sixteen_bit()
+        if found:
+            send(item.config, {"kind": "narrow_sixteen_bit", "found": found})
 
 
 @pytest.hookimpl(tryfirst=True)  # before the report is built and written
@@ -276,8 +302,13 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     channel = get_channel(config)
     if channel is not None:
         channel.poll()
+    if hasattr(config, "workerinput"):
+        return
+    note = narrow_sixteen_bit_note(config.stash.get(NARROW_KEY, {}))
+    if note:
+        say_once(config, note, now=False)
     message = config.stash.get(STOP_KEY, None)
-    if message is not None and not hasattr(config, "workerinput"):
+    if message is not None:
         config.stash.setdefault(STARTUP_ERROR_KEY, message)
         session.exitstatus = pytest.ExitCode.USAGE_ERROR
 

@@ -26,3 +26,15 @@ def plain_images(folder: Path, *names: str) -> Path:
     for name in names:
         Image.new("RGB", (40, 40), (90, 120, 30)).save(folder / name)
     return folder
+
+
+def cut_after_header(path: Path) -> Path:
+    """A 300 x 300 noise JPEG cut in half: its header opens (the startup check passes it), its pixels do not decode."""
+    import numpy as np
+    from PIL import Image
+
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 300, 3), dtype=np.uint8)).save(path, quality=95)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with Image.open(path) as img:
+        assert img.size == (300, 300)  # the header is whole
+    return path

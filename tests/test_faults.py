@@ -17,7 +17,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from tests.image_folders import TWO_ACCURACY_TESTS, plain_images
+from tests.image_folders import TWO_ACCURACY_TESTS, cut_after_header, plain_images
 from tests.terminal_text import said_once
 from visionaudit.families.records import report_schema
 
@@ -192,26 +192,33 @@ def test_a_hanging_test_ends_as_timeout(project, mode):
 
 
 @pytest.mark.parametrize("mode", [pytest.param([], id="serial"), pytest.param(["-n", "2"], id="two-workers")])
-def test_unreadable_images_are_one_data_error_naming_every_file(project, tmp_path, mode):
+def test_images_cut_off_after_their_header_are_one_data_error_naming_every_file(project, tmp_path, mode):
+    """What no header shows is found as the images are decoded: one error naming every such file, said once, in
+    each test that needed them; the model, which loaded, keeps its identity in the report (issue 23, item 5).
+    (A file that is no image at all is refused at startup: tests/plugins/test_image_headers.py.)"""
     images = plain_images(tmp_path / "images", "n01440764_0.JPEG", "n01443537_1.JPEG")
-    (images / "n01484850_2.JPEG").write_text("not a picture")
-    (images / "n01491361_3.JPEG").write_bytes(b"\xff\xd8\xff")
+    cut_after_header(images / "n01484850_2.JPEG")
+    cut_after_header(images / "n01491361_3.JPEG")
     project.makepyfile(test_fault=TWO_ACCURACY_TESTS)
     proc = run(project, "", f"--audit-images={images}", f"--audit-data={tmp_path}", *mode)
     assert proc.returncode == pytest.ExitCode.TESTS_FAILED, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "Traceback" not in proc.stdout + proc.stderr
     data = report(project)
     one, two = (next(a for a in data["audits"] if a["nodeid"].startswith(f"test_fault.py::test_{n}")) for n in ("one", "two"))
     assert one["outcome"] == two["outcome"] == "error"  # bad data, not a failed gate
     assert "2 of 4 images cannot be used" in one["message"]
-    assert "n01484850_2.JPEG" in one["message"] and "n01491361_3.JPEG" in one["message"]
+    assert "n01484850_2.JPEG is unreadable or truncated (OSError: image file is truncated" in one["message"]
+    assert "n01491361_3.JPEG is unreadable or truncated" in one["message"] and "replace or remove" in one["message"]
     first, second = sorted((one, two), key=lambda a: "same_error_as" in a)
     assert second.get("same_error_as") == first["nodeid"] and first["message"].startswith("DataError: 2 of 4")
     assert said_once(proc.stdout, "n01484850_2.JPEG is unreadable")  # said once, where it belongs, by any worker
+    model = data["models"]["tests.tiny_models:tiny"]
+    assert "loaded" not in model and re.fullmatch(r"[0-9a-f]{64}", model["sha256"]) and model["parameters"] == 5112
 
 
-def test_an_oversized_image_is_named_once_with_the_limit_and_the_model_keeps_its_identity(project, tmp_path):
-    """Issue 23, items 6 and 5: a decompression bomb was 60 lines of traceback naming no file, and the data error
-    became the model's error in the report."""
+def test_an_oversized_image_is_named_once_with_the_limit_at_startup(project, tmp_path):
+    """Issue 23, item 6: a decompression bomb was 60 lines of traceback naming no file. Its size is in its header:
+    refused at startup (exit 4), before any model loads, with the limit and how to raise it."""
     from tests.data.test_image_sets import decompression_bomb
 
     images = plain_images(tmp_path / "images", "n01440764_0.JPEG", "n01443537_1.JPEG")
@@ -219,19 +226,20 @@ def test_an_oversized_image_is_named_once_with_the_limit_and_the_model_keeps_its
     project.makepyfile(test_fault=TWO_ACCURACY_TESTS)
     proc = run(project, "", f"--audit-images={images}", f"--audit-data={tmp_path}")
     output = proc.stdout + proc.stderr
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR, output[-3000:]
     assert "Traceback" not in output and "DecompressionBomb" not in output, output[-3000:]
     assert said_once(proc.stdout, f"image {bomb} is too large to decode: 30000 x 30000 = 900,000,000 pixels, more than "
                                   "the limit of 178,956,970\n"), output[-3000:]
     assert said_once(proc.stdout, "Images over the limit of 178,956,970 pixels: it is a guard against decompression bombs; "
                                   "if they are genuine, raise it with --audit-max-image-pixels N or [run] max_image_pixels = N")
     data = report(project)
-    assert {a["outcome"] for a in data["audits"]} == {"error"}
-    model = data["models"]["tests.tiny_models:tiny"]
-    assert "loaded" not in model and re.fullmatch(r"[0-9a-f]{64}", model["sha256"]) and model["parameters"] == 5112
+    assert data["run"]["exit_status"] == 4 and "n01484850_bomb.png is too large to decode" in data["error"]
+    assert not (project.path / "loads.log").exists()  # before any model loads
 
     bomb.unlink()  # the limit, from audit.toml, then from the command line over it
     project.makefile(".toml", audit="[run]\nmax_image_pixels = 1000\n[audits.accuracy]\nmin_top1 = 0.5\nmin_images = 1\n")
     proc = run(project, "", f"--audit-images={images}", f"--audit-data={tmp_path}")
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR, proc.stdout[-3000:]
     assert "n01440764_0.JPEG is too large to decode: 40 x 40 = 1,600 pixels, more than the limit of 1,000\n" in proc.stdout
     assert said_once(proc.stdout, "Images over the limit of 1,000 pixels"), proc.stdout[-4000:]
     proc = run(project, "", f"--audit-images={images}", f"--audit-data={tmp_path}", "--audit-max-image-pixels", "1600")

@@ -44,7 +44,8 @@ def test_main_job_runs_offline_on_cpu(shared_data, tmp_path, browser):
     seen = visit(tmp_path / "report.html")
     assert "figure not drawn" not in seen.text and "section not drawn" not in seen.text
     assert "\\mathdefault" not in seen.text and "$" not in seen.text
-    assert {p["phase"] for p in data["run"]["phases"]} == {"load", "decode", "forward"}
+    # the controller's header check of each image set (worker "main"), then the workers' loads, decodes and passes
+    assert {p["phase"] for p in data["run"]["phases"]} == {"check", "load", "decode", "forward"}
     assert data["models"]["efficientnet_lite0"]["device"] == "cpu"
     assert data["models"]["efficientnet_lite0"]["sha256"].startswith("57934424")
     (top1,) = [a for a in data["audits"] if a["audit"] == "accuracy"]

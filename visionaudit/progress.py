@@ -4,7 +4,7 @@ the report's per-phase timings.
 The core reports through :func:`phase`; whoever shows it subscribes a listener (the pytest plugin, the
 CLI). With no listener nothing is printed, so a notebook stays quiet. Events are plain dicts:
 
-``{"event": "start"|"update"|"end", "phase": "load"|"decode"|"forward"|"cache", "subject": model id or image set,
+``{"event": "start"|"update"|"end", "phase": "load"|"decode"|"forward"|"cache"|"check", "subject": model id or image set,
 "what": a label, "done": n, "total": n, "seconds": elapsed, "rate": items/s}``; an ``end`` the phase did not reach
 by itself (an exception, Ctrl-C, a timeout stopped it) carries ``"stopped": True``.
 """
@@ -95,7 +95,7 @@ def describe(event: dict[str, Any]) -> str:
     """One line for people: ``efficientnet_lite0: forward passes (rotation) 320/1000, 86 images/s, 8 s left``."""
     if event["phase"] == "cache":  # a cache hit or a refused entry: the label says it all
         return f"{event['subject']}: {event['what']}"
-    verb = {"load": "loading", "decode": "decoding", "forward": "forward passes"}.get(event["phase"], event["phase"])
+    verb = {"load": "loading", "decode": "decoding", "forward": "forward passes", "check": "checking"}.get(event["phase"], event["phase"])
     head = f"{event['subject']}: {verb}" + (f" {event['what']}" if event.get("what") else "")
     total, done = event.get("total"), event.get("done", 0)
     if event["event"] == "start":

@@ -10,7 +10,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from tests.image_folders import plain_images
+from tests.image_folders import cut_after_header, plain_images
 from tests.terminal_text import said_once
 from visionaudit.families.records import report_schema
 from visionaudit.files import write_atomically
@@ -184,7 +184,7 @@ def test_the_models_section_says_what_became_of_each_model_whatever_its_tests_di
     model whose first test was skipped ``loaded: false, error: null``; each has its identity now, and a model that
     failed to load its load error."""
     images = plain_images(tmp_path / "images", "n01440764_0.JPEG")
-    (images / "n01443537_1.JPEG").write_text("not a picture")
+    cut_after_header(images / "n01443537_1.JPEG")  # found as decoded (a file that is no image stops the run at startup)
     audit_dir.makepyfile(test_audits="""
 import pytest
 

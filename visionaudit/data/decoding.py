@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from PIL import Image, UnidentifiedImageError
 
@@ -50,7 +52,43 @@ def _sixteen_bit(img: Image.Image) -> bool:
     return img.mode.startswith("I;16") or (img.mode == "I" and img.format in ("PNG", "PPM"))
 
 
-def to_rgb(img: Image.Image) -> Image.Image:
+def mode_problem(img: Image.Image) -> str | None:
+    """Why ``img``'s pixels cannot be made 8-bit RGB (its mode, known from the header), or None when they can."""
+    if img.mode == "RGB" or _sixteen_bit(img) or img.mode in EIGHT_BIT_MODES:
+        return None
+    kind = {"F": "32-bit float", "I": "32-bit integer"}.get(img.mode, "an unsupported")
+    return (f"its pixels are {kind} values (PIL mode {img.mode}), whose range (0..1? 0..255? 0..65535?) is unknown; "
+            f"{SAVE_AS_8_BIT}")
+
+
+# A 16-bit image whose values all fit in 12 bits: most likely a 10- or 12-bit sensor's values stored in 16 bits, which
+# the 0..65535 scaling makes nearly black (8-bit levels 0..16). Scaled as documented all the same; the run says so.
+NARROW_SIXTEEN_BIT_MAX = 4095
+_narrow: dict[str, int] = {}  # path -> its largest value, found as decoded; drained by :func:`take_narrow_sixteen_bit`
+_narrow_lock = threading.Lock()  # decoded in a thread pool
+
+
+def take_narrow_sixteen_bit() -> dict[str, int]:
+    """The 16-bit images decoded in this process since the last call whose largest value is at most 4,095."""
+    with _narrow_lock:
+        found = dict(_narrow)
+        _narrow.clear()
+    return found
+
+
+def narrow_sixteen_bit_note(found: dict[str, int]) -> str | None:
+    """Said once (``run.notes``): 16-bit images that hold 10 or 12 bits come out nearly black."""
+    if not found:
+        return None
+    path, peak = min(found.items())
+    return (f"{len(found):,} 16-bit image(s) hold no value above {NARROW_SIXTEEN_BIT_MAX:,}, e.g. {path} (largest value "
+            f"{peak:,}): 16-bit images are read as 0..65535 and brought to 8 bits as round(v / 257), so these reach 8-bit "
+            f"level {(peak + 128) // 257} of 255 at most and are audited nearly black. If they hold 10- or 12-bit values "
+            "(a camera or scanner's), rescale them to the full range before the audit (v * 65535 // 4095 for 12 bits, "
+            "v * 65535 // 1023 for 10) or save them as 8-bit; if they really are that dark, nothing is wrong")
+
+
+def to_rgb(img: Image.Image, path: str | Path | None = None) -> Image.Image:
     """Grayscale (8- or 16-bit), palette, CMYK, RGBA and the rest become plain 8-bit RGB.
 
     16-bit grayscale is brought to 8 bits as round(v / 257), the nearest 8-bit level and the exact inverse of
@@ -58,6 +96,7 @@ def to_rgb(img: Image.Image) -> Image.Image:
     scaling does (v >> 8 would round down, up to one level darker). PIL's own convert("RGB") clips it at 255,
     which turns a 16-bit image white. Modes whose range is unknown (32-bit integer "I", float "F") raise
     :class:`UnsupportedMode`: 0..1, 0..255 and 0..65535 are all in use, and a guess would be audited silently.
+    A 16-bit image of ``path`` whose values fit in 12 bits is noted (:func:`take_narrow_sixteen_bit`).
     """
     if img.mode == "RGB":
         return img
@@ -65,11 +104,14 @@ def to_rgb(img: Image.Image) -> Image.Image:
         import numpy as np
 
         wide = np.asarray(img).astype(np.int64)  # I;16B and the rest: numpy reads the byte order from the mode
+        peak = int(wide.max()) if wide.size else 0
+        if path is not None and peak <= NARROW_SIXTEEN_BIT_MAX:
+            with _narrow_lock:
+                _narrow[str(path)] = peak
         return Image.fromarray(((wide + 128) // 257).clip(0, 255).astype(np.uint8)).convert("RGB")
-    if img.mode not in EIGHT_BIT_MODES:
-        kind = {"F": "32-bit float", "I": "32-bit integer"}.get(img.mode, "an unsupported")
-        raise UnsupportedMode(f"its pixels are {kind} values (PIL mode {img.mode}), whose range (0..1? 0..255? "
-                              f"0..65535?) is unknown; {SAVE_AS_8_BIT}")
+    problem = mode_problem(img)
+    if problem:
+        raise UnsupportedMode(problem)
     if img.mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")  # PIL warns when a palette with transparency goes straight to RGB
     return img.convert("RGB")
@@ -101,20 +143,20 @@ def _too_large(path: str | Path, pixels: str) -> DataError:
                      + _too_large_fix())
 
 
-def decode_image(path: str | Path, geometry: Geometry) -> torch.Tensor:
-    """Read ``path``, make it RGB, and bring it to ``geometry``: uint8 ``(3, size, size)``.
+def check_header(img: Image.Image, path: str | Path) -> None:
+    """Refuse, from the header alone, an image too large to decode or whose mode has no known range."""
+    if img.width * img.height > _max_pixels:
+        raise _too_large(path, f"{img.width} x {img.height} = {img.width * img.height:,}")
+    problem = mode_problem(img)
+    if problem:
+        raise UnsupportedMode(problem)
 
-    Natural images: resize the short side and centre-crop. Uncropped geometries (stimuli, warping models): the
-    whole image resized to the square resize size, or taken as it is when it already has that size, then
-    centre-cropped when the crop is smaller. The resize runs
-    on the PIL image (antialiased), as torchvision's evaluation transforms do.
-    """
+
+@contextmanager
+def _named(path: str | Path) -> Iterator[None]:
+    """What goes wrong opening or decoding ``path`` as one :class:`DataError` naming the file and the fix."""
     try:
-        with Image.open(path) as img:  # reads the header only: the size is known before anything is decoded
-            if img.width * img.height > _max_pixels:
-                raise _too_large(path, f"{img.width} x {img.height} = {img.width * img.height:,}")
-            img.load()
-            rgb = to_rgb(img)
+        yield
     except UnsupportedMode as e:
         raise DataError(f"image {path} cannot be used: {e}") from None
     except FileNotFoundError:
@@ -124,6 +166,48 @@ def decode_image(path: str | Path, geometry: Geometry) -> torch.Tensor:
         raise _too_large(path, f"{int(found.group(1)):,}" if found else "so many") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise DataError(f"image {path} is unreadable or truncated ({type(e).__name__}: {e}); replace or remove the file") from None
+
+
+# EXIF orientations other than 1 (as stored): what a viewer does to show the image upright.
+ORIENTATIONS = {2: "mirrored left to right", 3: "turned 180 degrees", 4: "mirrored top to bottom",
+                5: "mirrored and turned 90 degrees", 6: "turned 90 degrees clockwise", 7: "mirrored and turned 90 degrees",
+                8: "turned 90 degrees counter-clockwise"}
+
+
+def read_header(path: str | Path) -> tuple[str | None, int | None]:
+    """Open ``path``'s header only (nothing decoded): why it cannot be used (as decoding would say it), or None;
+    and its EXIF orientation when it is one that viewers apply (2..8), else None."""
+    try:
+        with _named(path), Image.open(path) as img:
+            check_header(img, path)
+            orientation = _orientation(img)
+    except DataError as e:
+        return str(e), None
+    return None, orientation
+
+
+def _orientation(img: Image.Image) -> int | None:
+    try:
+        # Image.getexif itself, not PNG's override: that one decodes the whole image looking for an eXIf chunk after
+        # the pixels (an orientation only such a late chunk holds is not seen).
+        value = Image.Image.getexif(img).get(0x0112)
+    except Exception:  # malformed EXIF: decoding ignores EXIF, so the image is as usable as without it
+        return None
+    return value if value in ORIENTATIONS else None
+
+
+def decode_image(path: str | Path, geometry: Geometry) -> torch.Tensor:
+    """Read ``path``, make it RGB, and bring it to ``geometry``: uint8 ``(3, size, size)``.
+
+    Natural images: resize the short side and centre-crop. Uncropped geometries (stimuli, warping models): the
+    whole image resized to the square resize size, or taken as it is when it already has that size, then
+    centre-cropped when the crop is smaller. The resize runs
+    on the PIL image (antialiased), as torchvision's evaluation transforms do.
+    """
+    with _named(path), Image.open(path) as img:  # reads the header only: size and mode before anything is decoded
+        check_header(img, path)
+        img.load()
+        rgb = to_rgb(img, path)
     size = geometry.crop_size
     if geometry.crop:
         rgb = _resize(rgb, [geometry.resize_size], geometry.interpolation)
@@ -157,15 +241,21 @@ def decode_or_reason(path: Path, geometry: Geometry) -> torch.Tensor | str:
         return str(e)
 
 
+def unusable_message(bad: Sequence[str], total: int, of: str = "", shown: int = 20, indent: str = "  ") -> str:
+    """One message naming the unusable files (the first ``shown``, then their count), each line under the first
+    indented by ``indent``; ``of`` names the set (`` of imagenet-sample``)."""
+    fix = _too_large_fix()
+    lines = [reason.removesuffix(fix) for reason in bad]  # the limit's fix is said once, below the files
+    listed = f"\n{indent}".join(lines[:shown]) + (f"\n{indent}... and {len(bad) - shown:,} more" if len(bad) > shown else "")
+    over = (f"\n{indent[:-2]}Images over the limit of {_max_pixels:,} pixels: it is a guard against decompression bombs; "
+            f"if they are genuine, raise it with {MAX_PIXELS_FIX}" if any(r.endswith(fix) for r in bad) else "")
+    return f"{len(bad):,} of {total:,} images{of} cannot be used; replace or remove them:\n{indent}{listed}{over}"
+
+
 def refuse_unusable(bad: Sequence[str], total: int) -> None:
     """Raise one :class:`DataError` naming the unusable files (the first 20), when there are any."""
     if bad:
-        fix = _too_large_fix()
-        lines = [reason.removesuffix(fix) for reason in bad]  # the limit's fix is said once, below the files
-        shown = "\n  ".join(lines[:20]) + (f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else "")
-        over = (f"\nImages over the limit of {_max_pixels:,} pixels: it is a guard against decompression bombs; if they "
-                f"are genuine, raise it with {MAX_PIXELS_FIX}" if any(r.endswith(fix) for r in bad) else "")
-        raise DataError(f"{len(bad)} of {total} images cannot be used; replace or remove them:\n  {shown}{over}")
+        raise DataError(unusable_message(bad, total))
 
 
 def decode_images(

@@ -1,0 +1,109 @@
+"""Stop 34, images: what the startup check reads from each header (nothing decoded), and the 16-bit images that hold
+10 or 12 bits, found as decoded. The run's side (exit 4, the notes): tests/plugins/test_image_headers.py."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageFile
+
+from tests.data.test_image_sets import gray16_png
+from visionaudit.data import decoding
+from visionaudit.data.decoding import (
+    decode_images,
+    read_header,
+    take_narrow_sixteen_bit,
+)
+from visionaudit.data.header_check import check_headers
+from visionaudit.data.image_sets import ImageSet
+from visionaudit.preprocessing import Geometry
+
+GEOM = Geometry(16, 16, "bilinear")
+
+
+def _oriented(path: Path, orientation: int) -> Path:
+    img = Image.new("RGB", (24, 16), (200, 30, 30))
+    exif = img.getexif()
+    exif[0x0112] = orientation
+    img.save(path, exif=exif)
+    return path
+
+
+def test_the_header_names_what_decoding_would_refuse_without_decoding(tmp_path, monkeypatch):
+    Image.new("F", (8, 8), 0.5).save(tmp_path / "float.tif")
+    Image.new("I", (8, 8), 7).save(tmp_path / "int32.tif")
+    gray16_png(tmp_path / "g16.png", [[0, 65535]])
+    (tmp_path / "text.jpg").write_text("hello")
+    _oriented(tmp_path / "phone.jpg", 6)
+    _oriented(tmp_path / "scan.png", 8)
+    _oriented(tmp_path / "upright.jpg", 1)
+
+    def no_decoding(self):
+        raise AssertionError("a header check decoded pixels")
+
+    Image.init()  # PIL's plugins, loaded before pixels may no longer be decoded
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+    found = {p.name: read_header(p) for p in sorted(tmp_path.iterdir())}
+    assert found["float.tif"][0].endswith("float.tif cannot be used: its pixels are 32-bit float values (PIL mode F), whose "
+                                          "range (0..1? 0..255? 0..65535?) is unknown; save it as an 8-bit image (8 bits "
+                                          "per channel: grayscale, RGB or RGBA PNG, or JPEG)")
+    assert "(PIL mode I)" in found["int32.tif"][0]
+    assert "text.jpg is unreadable or truncated (UnidentifiedImageError" in found["text.jpg"][0]
+    assert found["g16.png"] == (None, None) and found["upright.jpg"] == (None, None)
+    assert found["phone.jpg"] == (None, 6) and found["scan.png"] == (None, 8)
+
+
+def test_the_header_check_says_what_decoding_says(tmp_path):
+    """One home for the reasons: the startup check's words for a file are decoding's."""
+    Image.new("F", (8, 8), 0.5).save(tmp_path / "float.tif")
+    (tmp_path / "text.jpg").write_text("hello")
+    for path in sorted(tmp_path.iterdir()):
+        with pytest.raises(Exception) as decoded:
+            decoding.decode_image(path, GEOM)
+        assert read_header(path)[0] == str(decoded.value)
+
+
+@pytest.mark.filterwarnings("error")
+def test_malformed_exif_does_not_make_an_image_unusable(tmp_path):
+    path = tmp_path / "odd.jpg"
+    Image.new("RGB", (8, 8)).save(path, exif=b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\x00\xff")  # an IFD cut short
+    result = check_headers(ImageSet("odd", tmp_path, (path,)))  # and PIL's warning, which names no file, is not shown
+    assert result.problem() is None and result.rotated == ()
+    with warnings.catch_warnings():  # opening a JPEG reads its EXIF for the DPI: PIL's warning, as before
+        warnings.simplefilter("ignore")
+        assert decode_images([path], GEOM).shape == (1, 3, 16, 16)
+
+
+def test_a_set_names_its_first_ten_bad_files_then_their_count_and_its_rotated_images(tmp_path):
+    paths = []
+    for i in range(12):
+        (tmp_path / f"bad{i:02d}.png").write_text("x")
+        paths.append(tmp_path / f"bad{i:02d}.png")
+    paths += [_oriented(tmp_path / "b.jpg", 3), _oriented(tmp_path / "c.jpg", 5)]
+    result = check_headers(ImageSet("mine", tmp_path, tuple(paths)))
+    problem = result.problem()
+    assert problem.startswith("12 of 14 images of mine cannot be used; replace or remove them:\n    image ")
+    assert problem.count("\n    image ") == 10 and problem.endswith("\n    ... and 2 more")
+    assert "bad09.png" in problem and "bad10.png" not in problem
+    assert result.rotated == ((tmp_path / "b.jpg", 3), (tmp_path / "c.jpg", 5))
+    assert result.orientation_note().startswith("2 of the 14 images of mine carry an EXIF orientation tag")
+    assert f"e.g. {tmp_path / 'b.jpg'} (orientation 3: a viewer shows it turned 180 degrees)" in result.orientation_note()
+    clean = check_headers(ImageSet("clean", tmp_path, (_oriented(tmp_path / "d.jpg", 1),)))
+    assert clean.problem() is None and clean.orientation_note() is None
+
+
+def test_16_bit_images_whose_values_fit_in_12_bits_are_noted_as_decoded(tmp_path):
+    take_narrow_sixteen_bit()  # whatever an earlier test in this process decoded
+    twelve = gray16_png(tmp_path / "twelve.png", [[0, 4095], [17, 3]])
+    wider = gray16_png(tmp_path / "wider.png", [[0, 4096], [17, 3]])
+    ten = gray16_png(tmp_path / "ten.png", [[1023, 0], [0, 0]])
+    out = decode_images([twelve, wider, ten], Geometry(2, 2, "nearest"))
+    # As documented, unchanged: round(v / 257): 4,095 -> 15.93 -> 16, 4,096 -> 15.94 -> 16, 1,023 -> 3.98 -> 4
+    assert out[0, 0].tolist() == [[0, 16], [0, 0]] and out[2, 0].tolist() == [[4, 0], [0, 0]]
+    assert take_narrow_sixteen_bit() == {str(twelve): 4095, str(ten): 1023}
+    assert take_narrow_sixteen_bit() == {}  # taken once
+    note = decoding.narrow_sixteen_bit_note({str(twelve): 4095, str(ten): 1023})
+    assert note.startswith(f"2 16-bit image(s) hold no value above 4,095, e.g. {ten} (largest value 1,023): ")
+    assert "reach 8-bit level 4 of 255 at most and are audited nearly black" in note
