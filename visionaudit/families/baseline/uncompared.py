@@ -6,18 +6,16 @@ family's ``min_images``); and how a result says so (:func:`not_compared`). Whose
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING
+from typing import Any
 
 from visionaudit.families.baseline.compared import CLASS_KINDS, Compared
 from visionaudit.families.baseline.statistics import Result, shape_bias_hits
 from visionaudit.families.outcomes import Outcome
 
-if TYPE_CHECKING:  # the family's module imports this one
-    from visionaudit.families.baseline import ModelOutcomes
 
-
-def missing(old: ModelOutcomes, new: ModelOutcomes, c: Compared) -> tuple[str, str] | None:
-    """Why ``c`` cannot be compared, and whose side lacks it: "baseline" (it never measured this: nothing
+def missing(old: Any, new: Any, c: Compared) -> tuple[str, str] | None:
+    """Why ``c`` cannot be compared (``old``, ``new``: the sides' ``ModelOutcomes``, untyped here: the family's
+    module imports this one), and whose side lacks it: "baseline" (it never measured this: nothing
     to hold the candidate to), "candidate" (this run could not measure it), or "setup"."""
     for side, o in (("baseline", old), ("candidate", new)):
         if c.kind == "vector" and o.shares is None:
@@ -41,7 +39,7 @@ def missing(old: ModelOutcomes, new: ModelOutcomes, c: Compared) -> tuple[str, s
     return None
 
 
-def absent(o: ModelOutcomes, c: Compared) -> str:
+def absent(o: Any, c: Compared) -> str:
     """Why a side holds no outcomes of ``c``'s condition: how its report's entries of that test ended, when known."""
     if o.ended is None:
         return f"its {c.family} audit did not run or failed to"
