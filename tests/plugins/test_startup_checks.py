@@ -127,3 +127,24 @@ def test_a_factory_the_source_cannot_show_starts_and_loads(team, monkeypatch, ca
     result.assert_outcomes(passed=1)
     assert json.loads((team.path / "bounds.json").read_text())["model"] == spec  # the model the factory built loaded
     assert len((team.path / "loads.log").read_text().splitlines()) == 1  # tests.tiny_models.tiny ran
+
+
+def test_a_config_in_a_subfolder_reads_its_paths_from_there_and_the_command_line_from_here(team):
+    """Stop 34: ``--audit-config ci/audit.toml`` read [run]'s and the tables' relative paths from the working directory
+    (here: no team/classes.txt, exit 4). They are read from the file's folder; --model's from the working directory."""
+    (team.path / "ci" / "team").mkdir(parents=True)
+    (team.path / "ci" / "team" / "classes.txt").write_text("".join(f"c{i}\n" for i in range(1000)))  # tiny: 1,000 outputs
+    (team.path / "ci" / "audit.toml").write_text('[run]\nmodels = ["tests.tiny_models:tiny?classes=team/classes.txt"]\n'
+                                                 '[models."tests.tiny_models:tiny?classes=team/classes.txt".accuracy]\n'
+                                                 'min_top1 = 0.99\n')
+    spec = "tests.tiny_models:tiny?classes=ci/team/classes.txt"  # the file beside audit.toml, as read from here
+    for args in ((), ("--model", spec)):
+        result = team.runpytest_subprocess("--audit-config", "ci/audit.toml", *args, *RUN)
+        assert result.ret == pytest.ExitCode.OK, _output(result)[-3000:]
+        result.assert_outcomes(passed=1)
+        assert json.loads((team.path / "bounds.json").read_text()) == {"model": spec, "min_top1": 0.99}  # the table's bound
+        (team.path / "bounds.json").unlink()
+
+
+def _output(result: pytest.RunResult) -> str:
+    return result.stdout.str() + result.stderr.str()
