@@ -353,8 +353,8 @@ min_top1 = 0.99
     # A name under the data root (no such folder beside the file) and the shipped names are not paths.
     assert load_config(write(ci, '[run]\nimages = "imagenet-sample"\n')).run["images"] == "imagenet-sample"
     assert load_config(write(ci, '[run]\nimages = "imagenette"\n')).run["images"] == "imagenette"
-    # The file in the working directory: every path as written (normalized), as before.
+    # The file in the working directory: every path as written, as before.
     monkeypatch.chdir(ci)
     here = load_config(write(ci, '[run]\nmodels = ["./w.pth?arch=tests.tiny_models:tiny"]\n'
                                                                   'images = "images"\nclasses = "team/classes.txt"\n'))
-    assert (here.run["models"], here.run["images"], here.run["classes"]) == (["w.pth?arch=tests.tiny_models:tiny"], "images", "team/classes.txt")
+    assert (here.run["models"], here.run["images"], here.run["classes"]) == (["./w.pth?arch=tests.tiny_models:tiny"], "images", "team/classes.txt")

@@ -281,11 +281,9 @@ def resolved_spec(spec: str) -> str:
 def path_from(path: str, base: str | os.PathLike) -> str:
     """``path`` as written in a file in the folder ``base`` (audit.toml's), spelled as read from the working directory:
     relative to it (so a report does not depend on where the checkout lies), absolute when it cannot be (another
-    drive); an absolute or ``~`` path is kept as written."""
-    if os.path.isabs(os.path.expanduser(path)):
-        return path
-    if os.path.abspath(base) == os.getcwd():
-        return os.path.normpath(path)
+    drive); an absolute or ``~`` path, and any path when ``base`` is the working directory, is kept as written."""
+    if os.path.isabs(os.path.expanduser(path)) or os.path.abspath(base) == os.getcwd():
+        return path  # read from here already: kept as written
     joined = os.path.normpath(os.path.join(os.path.abspath(base), path))
     try:
         return os.path.relpath(joined)
@@ -297,8 +295,9 @@ def spec_from(spec: str, base: str | os.PathLike) -> str:
     """``spec`` as written in a file in the folder ``base`` (audit.toml's), with every relative path in it (the model
     file, a timm checkpoint, an ``hf:`` folder, ``?classes=``, and those of ``?arch=`` and ``?reference=``) read from
     ``base`` and spelled as :func:`path_from` spells it; told apart as :func:`_parse` tells them, looking in ``base``."""
-    raw = spec.strip()
-    body, _, query = raw.partition("?")
+    if os.path.abspath(base) == os.getcwd():
+        return spec  # the file in the working directory: the spec reads as written (the report keeps its spelling)
+    body, _, query = spec.strip().partition("?")
     options = {k.strip(): v.strip() for k, v in parse_qsl(query, keep_blank_values=True)} if query else {}
     if options.get("classes"):
         options["classes"] = path_from(options["classes"], base)
