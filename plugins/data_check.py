@@ -123,7 +123,7 @@ def check_data(config: pytest.Config, meta: dict[str, dict[str, Any]]) -> None:
     if problems:
         message = "the collected audits need data that is not there (no test was run):\n  " + "\n  ".join(problems)
         config.stash[STARTUP_ERROR_KEY] = message
-        pytest.exit(message, returncode=pytest.ExitCode.USAGE_ERROR)
+        raise pytest.UsageError(message)  # exit 4; said once, by the summary (terminal_summary.py)
     for need in sorted(needs & set(OPTIONAL_DATA) - config.stash.setdefault(OPTIONAL_KEY, set())):
         config.stash[OPTIONAL_KEY].add(need)  # tried once: a later worker's collection does not fetch again
         absent = provide(settings.data, settings.images, {need}, settings.offline, _TerminalLog(config))
@@ -136,13 +136,13 @@ def check_data(config: pytest.Config, meta: dict[str, dict[str, Any]]) -> None:
         if problems:
             message = "the collected audits cannot read their images (no test was run):\n  " + "\n  ".join(problems)
             config.stash[STARTUP_ERROR_KEY] = message
-            pytest.exit(message, returncode=pytest.ExitCode.USAGE_ERROR)
+            raise pytest.UsageError(message)  # exit 4; said once, by the summary (terminal_summary.py)
         # Every shape-bias test reads the map (cue conflict, edges, silhouettes, and the baseline's comparisons of them)
         problems = check_category_maps(settings) if needs & SHAPE_BIAS_STIMULI else []
         if problems:
             message = "audit.toml does not fit the models' classes (no test was run):\n  " + "\n  ".join(problems)
             config.stash[STARTUP_ERROR_KEY] = message
-            pytest.exit(message, returncode=pytest.ExitCode.USAGE_ERROR)
+            raise pytest.UsageError(message)  # exit 4; said once, by the summary (terminal_summary.py)
 
 
 def check_image_sets(config: pytest.Config, settings: Settings, needs: set[str]) -> list[str]:

@@ -19,6 +19,7 @@ from .json_report import (
 )
 
 SUMMARY_WRITTEN_KEY = pytest.StashKey[bool]()
+SAID_KEY = pytest.StashKey[str]()  # the startup error the terminal summary printed
 
 
 def _write_step_summary(config: pytest.Config, data: dict) -> None:
@@ -45,7 +46,11 @@ def pytest_cmdline_main(config: pytest.Config):
     except pytest.UsageError as e:
         data = startup_report(config) or assemble({"exit_status": int(pytest.ExitCode.USAGE_ERROR)}, {}, [], error=str(e))
         _write_step_summary(config, data)
-        raise
+        if config.stash.get(SAID_KEY, None) == str(e):
+            # Found at collection (plugins/data_check.py), after the session started: the summary's verdict line said
+            # it; pytest would say it again ("ERROR: ...") were the error to reach it. Exit 4 all the same.
+            return pytest.ExitCode.USAGE_ERROR
+        raise  # at configure: no summary said it, pytest does
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
@@ -62,17 +67,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     for line in terminal_lines(data, verbose=config.get_verbosity() > 0):
         terminalreporter.write_line(line)
     if data["error"]:
-        _said_once(terminalreporter, data["error"])
+        config.stash[SAID_KEY] = data["error"]
     if path:
         terminalreporter.write_line(f"report: {path}")
 
-
-def _said_once(terminalreporter, error: str) -> None:
-    """A startup error stopped the run by ``pytest.exit``: the verdict line has said it, and pytest would say it
-    again as it exits (``! _pytest.outcomes.Exit: ... !``), from a memo its terminal reporter keeps (a private
-    attribute: left alone unless it holds exactly this exit, so a Ctrl-C or another exit is still said)."""
-    memo = getattr(terminalreporter, "_keyboardinterrupt_memo", None)
-    crash = getattr(memo, "reprcrash", None)
-    exit_type = pytest.exit.Exception
-    if crash is not None and getattr(crash, "message", None) == f"{exit_type.__module__}.{exit_type.__qualname__}: {error}":
-        terminalreporter._keyboardinterrupt_memo = None

@@ -3,12 +3,14 @@ family descriptors, and per-model tables match the model whatever the spelling o
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from visionaudit.config import load_config
 from visionaudit.errors import ConfigError
+from visionaudit.families import get_family
 from visionaudit.models.specs import canonical_spec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,7 +108,8 @@ min_top1 = 0.6
     assert cfg.thresholds("accuracy", "efficientnet_lite0")["min_top1"] == 0.7
 
 
-def test_state_dict_table_matches_with_the_runs_arch(tmp_path):
+def test_state_dict_table_matches_with_the_runs_arch(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # w.pth: the file beside audit.toml, and the run's from the working directory
     cfg = load_config(write(tmp_path, '[models."w.pth".accuracy]\nmin_top1 = 0.6\n'), arch="torchvision:resnet18")
     assert cfg.thresholds("accuracy", canonical_spec("w.pth?arch=torchvision:resnet18"))["min_top1"] == 0.6
 
@@ -159,7 +162,8 @@ def test_only_a_table_that_looks_like_a_typo_is_a_warning(tmp_path):
 
 def test_a_table_names_its_model_whatever_the_spelling_of_its_paths(tmp_path, monkeypatch):
     """Stop-33 review, defect 3: a table keyed ?classes=team/classes.txt did not apply to a run spelling the same file by
-    its absolute path (the bounds silently the defaults). Paths are read from the working directory, as --model's."""
+    its absolute path (the bounds silently the defaults). A key's paths are read from audit.toml's folder (stop 34), the
+    run's from the working directory."""
     (tmp_path / "team").mkdir()
     (tmp_path / "team" / "classes.txt").write_text("bird\ndog\n")
     (tmp_path / "w.pth").write_bytes(b"")
@@ -178,12 +182,14 @@ min_top1 = 0.5
     assert cfg.thresholds("accuracy", canonical_spec(f"{tmp_path}/w.pth?classes=team/classes.txt&arch=tests.tiny_models:tiny"))["min_top1"] == 0.5
     assert cfg.models_not_in([absolute]) == ["./w.pth?arch=tests.tiny_models:tiny&classes=team/../team/classes.txt"]
     assert cfg.mistyped_models([absolute]) == []
-    # A run from another working directory: the key names the file of that name there, another model.
+    # A run from another working directory (stop 34): the key's path is read from audit.toml's folder, so it still
+    # names team/classes.txt beside the file; the run's own relative spelling is read from where it runs, another file.
     (tmp_path / "other").mkdir()
     monkeypatch.chdir(tmp_path / "other")
     elsewhere = load_config(path)
-    assert elsewhere.thresholds("accuracy", absolute)["min_top1"] == 0.7
-    assert elsewhere.thresholds("accuracy", canonical_spec("tests.tiny_models:tiny?classes=team/classes.txt"))["min_top1"] == 0.99
+    assert elsewhere.thresholds("accuracy", absolute)["min_top1"] == 0.99
+    assert elsewhere.thresholds("accuracy", canonical_spec("tests.tiny_models:tiny?classes=../team/classes.txt"))["min_top1"] == 0.99
+    assert elsewhere.thresholds("accuracy", canonical_spec("tests.tiny_models:tiny?classes=team/classes.txt"))["min_top1"] == 0.7
 
 
 def test_two_tables_for_the_same_files_are_an_error(tmp_path, monkeypatch):
@@ -307,3 +313,48 @@ def test_missing_config_file(tmp_path):
         load_config(tmp_path / "nope.toml")
     with pytest.raises(ConfigError, match="is a directory"):
         load_config(tmp_path)
+
+
+def test_relative_paths_in_the_file_are_read_from_its_folder_not_the_working_directory(tmp_path, monkeypatch):
+    """Stop 34: ``pytest audits --audit-config ci/audit.toml``, or a run from a subfolder, read [run]'s relative paths
+    from the working directory: the wrong folder. Each is now read from the config file's folder, spelled as read
+    from the working directory (here ``../ci/...``: worked out by hand, not by the code under test)."""
+    ci = tmp_path / "ci"
+    for folder in ("team", "images", "vit", "ck"):
+        (ci / folder).mkdir(parents=True)
+    (ci / "team" / "classes.txt").write_text("bird\ndog\n")
+    (ci / "vit" / "config.json").write_text("{}")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    cfg = load_config(Path(os.path.relpath(write(ci, """
+[run]
+models = ["tests.tiny_models:tiny?classes=team/classes.txt", "w.pth?arch=tests.tiny_models:tiny", "hf:vit",
+          "timm:resnet18:ck/w.pth", "m.onnx?reference=timm:resnet18:ck/w.pth", "torchvision:resnet18", "hf:google/vit-base"]
+data = "data"
+images = "images"
+cache = "../cache"
+classes = "team/classes.txt"
+[models."tests.tiny_models:tiny?classes=team/classes.txt".accuracy]
+min_top1 = 0.99
+[baseline.pairs]
+"w.pth?arch=tests.tiny_models:tiny" = "old.pth?arch=tests.tiny_models:tiny"
+"""))))  # --audit-config ../ci/audit.toml
+    assert cfg.run["models"] == ["tests.tiny_models:tiny?classes=../ci/team/classes.txt", "../ci/w.pth?arch=tests.tiny_models:tiny",
+                                 "hf:../ci/vit", "timm:resnet18:../ci/ck/w.pth", "../ci/m.onnx?reference=timm:resnet18:../ci/ck/w.pth",
+                                 "torchvision:resnet18", "hf:google/vit-base"]  # names of no file stay as they are
+    assert (cfg.run["data"], cfg.run["images"], cfg.run["cache"], cfg.run["classes"]) == (
+        "../ci/data", "../ci/images", "../cache", "../ci/team/classes.txt")
+    # The table's key names the same file: it applies to the model of [run] and to --model spelling it from here.
+    assert cfg.thresholds("accuracy", canonical_spec(cfg.run["models"][0]))["min_top1"] == 0.99
+    assert cfg.thresholds("accuracy", canonical_spec("tests.tiny_models:tiny?classes=../ci/team/classes.txt"))["min_top1"] == 0.99
+    assert cfg.thresholds("accuracy", canonical_spec("tests.tiny_models:tiny?classes=team/classes.txt"))["min_top1"] == get_family("accuracy").defaults["min_top1"]
+    # [baseline.pairs]: NEW is this run's model (read from the folder), OLD the baseline report's id, as written.
+    assert cfg.baseline_pairs == {"../ci/w.pth?arch=tests.tiny_models:tiny": "old.pth?arch=tests.tiny_models:tiny"}
+    # A name under the data root (no such folder beside the file) and the shipped names are not paths.
+    assert load_config(write(ci, '[run]\nimages = "imagenet-sample"\n')).run["images"] == "imagenet-sample"
+    assert load_config(write(ci, '[run]\nimages = "imagenette"\n')).run["images"] == "imagenette"
+    # The file in the working directory: every path as written, as before.
+    monkeypatch.chdir(ci)
+    here = load_config(write(ci, '[run]\nmodels = ["./w.pth?arch=tests.tiny_models:tiny"]\n'
+                                                                  'images = "images"\nclasses = "team/classes.txt"\n'))
+    assert (here.run["models"], here.run["images"], here.run["classes"]) == (["./w.pth?arch=tests.tiny_models:tiny"], "images", "team/classes.txt")

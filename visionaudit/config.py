@@ -19,9 +19,13 @@ The config is closed: every key of every table is checked against the family's t
 numbers out of range are errors naming the file, the table, the key, the allowed values and the
 closest one, so a typo never silently loosens a gate. Per-model tables are keyed by the model's
 canonical spec (:func:`visionaudit.models.specs.canonical_spec`), so ``efficientnet-lite0`` and a query
-written in another order match the model they name; paths in a key and in a run's spec are compared read from
-the working directory (:func:`visionaudit.models.specs.resolved_spec`), so ``?classes=team/classes.txt`` and the
-same file's absolute path match too.
+written in another order match the model they name; paths in a key and in a run's spec are compared by the files
+they name (:func:`visionaudit.models.specs.resolved_spec`), so ``?classes=team/classes.txt`` and the same file's
+absolute path match too.
+
+Relative paths in the file (``[run]``'s, the tables' specs, ``[baseline.pairs]``' new side) are read from the file's
+folder, as most tools read their config, and spelled as read from the working directory, where the command line's
+are read (:func:`visionaudit.models.specs.spec_from`, docs/config.md "Relative paths").
 """
 
 from __future__ import annotations
@@ -44,7 +48,13 @@ from visionaudit.families import thresholds as f
 from visionaudit.families.registry import families
 from visionaudit.families.thresholds import Field
 from visionaudit.models.factories import factory_problem
-from visionaudit.models.specs import canonical_spec, parse_spec, resolved_spec
+from visionaudit.models.specs import (
+    canonical_spec,
+    parse_spec,
+    path_from,
+    resolved_spec,
+    spec_from,
+)
 
 CONFIG_FILE = "audit.toml"
 
@@ -258,7 +268,8 @@ def load_config(path: str | Path | None, arch: str | None = None) -> AuditConfig
     for key in data:
         if key not in TOP_LEVEL:
             raise ConfigError(f"{path}: {unknown_name('top-level table', key, TOP_LEVEL)}")
-    run = _check_table(data.get("run", {}), RUN_SCHEMA, "run", path)
+    base = path.parent  # relative paths in the file are read from its folder, as most tools read theirs
+    run = _run_paths(_check_table(data.get("run", {}), RUN_SCHEMA, "run", path), base)
     audits_raw = data.get("audits", {})
     if not isinstance(audits_raw, dict):
         raise ConfigError(f"{path}: [audits] must be a table of [audits.NAME] tables")
@@ -272,7 +283,7 @@ def load_config(path: str | Path | None, arch: str | None = None) -> AuditConfig
     for key, per_audit in models_raw.items():
         if not isinstance(per_audit, dict):
             raise ConfigError(f'{path}: models."{key}" must be a table of [models."{key}".AUDIT] tables')
-        model_id = _canonical_key(key, arch, path)
+        model_id = _canonical_key(spec_from(key, base), arch, path)
         if model_id in written:
             raise ConfigError(f'{path}: [models."{written[model_id]}"] and [models."{key}"] name the same model ({model_id}); merge them')
         same_files = _resolved(model_id) or model_id
@@ -281,17 +292,36 @@ def load_config(path: str | Path | None, arch: str | None = None) -> AuditConfig
                               f'(the same files: {same_files}); merge them')
         written[model_id], resolved[same_files] = key, model_id
         models[model_id] = {name: _check_family_table(name, table, f'models."{key}".{name}', path) for name, table in per_audit.items()}
-    pairs = _baseline_pairs(data.get("baseline", {}), arch, path)
+    pairs = _baseline_pairs(data.get("baseline", {}), arch, path, base)
     return AuditConfig(path, MappingProxyType(run), MappingProxyType(audits), MappingProxyType(models), MappingProxyType(written),
                        MappingProxyType(pairs), MappingProxyType(resolved))
 
 
-def _baseline_pairs(table: Any, arch: str | None, path: Path) -> dict[str, str]:
-    """``[baseline.pairs]``: ``"NEW_SPEC" = "OLD_SPEC"``, both canonical (the run's model -> the baseline's)."""
+def _run_paths(run: dict[str, Any], base: Path) -> dict[str, Any]:
+    """``[run]``'s paths read from the config file's folder ``base`` (spelled as read from the working directory, where
+    the command line's are read): the models' specs, ``data``, ``cache``, ``classes``, and ``images`` unless it names
+    a folder under the data root (``imagenette``, or a name that is no path here)."""
+    out = dict(run)
+    if isinstance(out.get("models"), list):
+        out["models"] = [spec_from(m, base) for m in out["models"]]
+    for key in ("data", "cache", "classes"):
+        if out.get(key):
+            out[key] = path_from(out[key], base)
+    images = out.get("images")
+    if images and images != "imagenette" and (images.startswith((".", "~")) or os.path.isabs(images)
+                                                or (base / images).exists()):
+        out["images"] = path_from(images, base)
+    return out
+
+
+def _baseline_pairs(table: Any, arch: str | None, path: Path, base: Path) -> dict[str, str]:
+    """``[baseline.pairs]``: ``"NEW_SPEC" = "OLD_SPEC"``, both canonical (the run's model -> the baseline's). NEW names a
+    model of this run, its paths read from the file's folder ``base`` as ``[run] models``' are; OLD is the baseline
+    report's model id, as that report spells it (compared as text, not read here)."""
     if not isinstance(table, dict) or set(table) - {"pairs"}:
         extra = next(iter(set(table) - {"pairs"})) if isinstance(table, dict) else str(table)
         raise ConfigError(f"{path}: [baseline] holds only a pairs table; {unknown_name('key', extra, ['pairs'])}")
     pairs = table.get("pairs", {})
     if not isinstance(pairs, dict) or not all(isinstance(v, str) for v in pairs.values()):
         raise ConfigError(f'{path}: [baseline.pairs] maps this run\'s model to the baseline\'s: "NEW_SPEC" = "OLD_SPEC"')
-    return {_canonical_key(new, arch, path): _canonical_key(old, arch, path) for new, old in pairs.items()}
+    return {_canonical_key(spec_from(new, base), arch, path): _canonical_key(old, arch, path) for new, old in pairs.items()}

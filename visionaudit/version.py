@@ -29,5 +29,8 @@ __version__ = "0.1.0"
 #    top-1 output index per image, packed like `outcomes.labels`, named by the model entry's `classes`); the baseline
 #    comparisons' `lost_examples` (up to 24 images that went right -> wrong, with each side's top-1 class name).
 #    Schemas 3, 4 and 5 are still read (without top-1: the lost images' classes are None).
-SCHEMA_VERSION = 6
+# 7: (stop 34) the robustness aggregate's `across_models.<transform>` gains `classes_tested` (classes with a p-value)
+#    and `alpha`; `compare --format json` gains `not_loaded` (NEW's models that did not load, with their error) and
+#    `new_verdict` (NEW's own verdict). Added keys only: schemas 3 to 6 are still read.
+SCHEMA_VERSION = 7
 OLDEST_READABLE = 3  # the oldest schema still read as a baseline or a merge part

@@ -67,7 +67,8 @@ def _output(result: pytest.RunResult) -> str:
 
 def _one_message(output: str, text: str) -> bool:
     """A startup error is one message, said once: in the summary's verdict line (its first line there, the
-    problems indented under it), not again in pytest's own exit line (``! _pytest.outcomes.Exit: ...``)."""
+    problems indented under it), not again by pytest (``ERROR: ...`` for a usage error, ``! _pytest.outcomes.Exit: ...``
+    for pytest.exit): a second line holding the text, or pytest's exit line, fails."""
     lines = [line for line in output.splitlines() if text in line]
     return len(lines) == 1 and lines[0].startswith(("verdict:", "  ")) and "_pytest.outcomes.Exit" not in output
 

@@ -97,3 +97,54 @@ def test_a_table_applies_whatever_the_spelling_of_its_classes_path_and_a_missing
                                   f'one that exists here; did you mean "{spec}"? Its bounds are not used: its ?classes= file '
                                   f'team/clases.txt is not there, read from the working directory {team.path}*')])
     assert "classes=team/classes.txt\"] names no model" not in result.stdout.str()
+
+
+# The factory check's leniencies (visionaudit/models/factories.py): where the source cannot say whether the factory is
+# there, the run starts and the load decides. Each module below defines its factory only in a way the source does not
+# show; refusing it at startup would stop a team's working model with exit 4.
+EXTEND_PATH = "from pkgutil import extend_path\n__path__ = extend_path(__path__, __name__)\n"
+LENIENT = {
+    # a package spread over two folders on the path (pkgutil.extend_path): the submodule is in the second only
+    "extend_path": ({"one/fa_spread/__init__.py": EXTEND_PATH, "two/fa_spread/__init__.py": EXTEND_PATH,
+                     "two/fa_spread/team.py": "from tests.tiny_models import tiny as build\n"}, "fa_spread.team:build"),
+    # a module __getattr__ (PEP 562) answering the factory's name
+    "module_getattr": ({"one/fa_lazy.py": "def __getattr__(name):\n    if name == 'build':\n"
+                                          "        from tests.tiny_models import tiny\n        return tiny\n"
+                                          "    raise AttributeError(name)\n"}, "fa_lazy:build"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LENIENT))
+def test_a_factory_the_source_cannot_show_starts_and_loads(team, monkeypatch, case):
+    files, spec = LENIENT[case]
+    for name, text in files.items():
+        (team.path / name).parent.mkdir(parents=True, exist_ok=True)
+        (team.path / name).write_text(text)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(team.path / "one"), str(team.path / "two"), os.environ["PYTHONPATH"]]))
+    result = team.runpytest_subprocess("--model", spec, *RUN)
+    output = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.OK, output[-3000:]  # not refused at startup (exit 4), and the test passed
+    result.assert_outcomes(passed=1)
+    assert json.loads((team.path / "bounds.json").read_text())["model"] == spec  # the model the factory built loaded
+    assert len((team.path / "loads.log").read_text().splitlines()) == 1  # tests.tiny_models.tiny ran
+
+
+def test_a_config_in_a_subfolder_reads_its_paths_from_there_and_the_command_line_from_here(team):
+    """Stop 34: ``--audit-config ci/audit.toml`` read [run]'s and the tables' relative paths from the working directory
+    (here: no team/classes.txt, exit 4). They are read from the file's folder; --model's from the working directory."""
+    (team.path / "ci" / "team").mkdir(parents=True)
+    (team.path / "ci" / "team" / "classes.txt").write_text("".join(f"c{i}\n" for i in range(1000)))  # tiny: 1,000 outputs
+    (team.path / "ci" / "audit.toml").write_text('[run]\nmodels = ["tests.tiny_models:tiny?classes=team/classes.txt"]\n'
+                                                 '[models."tests.tiny_models:tiny?classes=team/classes.txt".accuracy]\n'
+                                                 'min_top1 = 0.99\n')
+    spec = "tests.tiny_models:tiny?classes=ci/team/classes.txt"  # the file beside audit.toml, as read from here
+    for args in ((), ("--model", spec)):
+        result = team.runpytest_subprocess("--audit-config", "ci/audit.toml", *args, *RUN)
+        assert result.ret == pytest.ExitCode.OK, _output(result)[-3000:]
+        result.assert_outcomes(passed=1)
+        assert json.loads((team.path / "bounds.json").read_text()) == {"model": spec, "min_top1": 0.99}  # the table's bound
+        (team.path / "bounds.json").unlink()
+
+
+def _output(result: pytest.RunResult) -> str:
+    return result.stdout.str() + result.stderr.str()

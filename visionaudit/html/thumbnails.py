@@ -9,15 +9,17 @@ from __future__ import annotations
 import base64
 import io
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from PIL import Image
 
 from visionaudit.data.image_sets import LABELLED, ImageSet, labelled_path
 from visionaudit.families.records import audited_models
 from visionaudit.families.robustness.transforms import TRANSFORMS
 from visionaudit.preprocessing import Geometry
+
+if TYPE_CHECKING:  # torch comes with the images (load_images) when there are images to draw: writing a page from a
+    import torch  # report alone (no data root, nothing to redraw) imports none, at the end of a run or from the CLI
 
 ATTRIBUTION = ("Images: ImageNet (ILSVRC 2012) validation/sample images, used under the ImageNet terms of access "
                "(non-commercial research and education); cue-conflict stimuli: Geirhos et al. 2019, CC BY 4.0.")
@@ -69,12 +71,12 @@ def transform_strips(report: dict[str, Any], data_root: Path, images: str | None
     paths = tuple(root / i for i in labelled["ids"][:n])
     if not all(p.is_file() for p in paths):
         return None
+    measured = _measured(report)
+    if not measured:
+        return None  # no transform to redraw: no image is decoded (nor torch imported)
     image_set = ImageSet("thumbnails", root, paths)
     batch = load_images(image_set, _geometry(report))
     seed = report.get("run", {}).get("seed", 0)
-    measured = _measured(report)
-    if not measured:
-        return None
     out = {"clean": [_jpeg_uri(img, size) for img in batch]}
     for name, severity in measured.items():
         label = name if severity == 1.0 else f"{name} (severity {severity:g})"
