@@ -112,11 +112,19 @@ class _TerminalLog:
 
 
 def check_data(config: pytest.Config, meta: dict[str, dict[str, Any]]) -> None:
-    """Stop the run (exit 4) when data the collected tests need is missing; the collector calls it."""
-    if config.getoption("collectonly") or config.stash.get(STARTUP_ERROR_KEY, None):
+    """Stop the run (exit 4) when data the collected tests need is missing; the collector calls it. Under
+    ``--collect-only`` (a CI author's dry run of a command line) the data is only looked for, not fetched or read."""
+    if config.stash.get(STARTUP_ERROR_KEY, None):
         return
     settings = get_settings(config)
     needs = {d for m in meta.values() for d in m.get("data", ())}
+    if config.getoption("collectonly"):
+        problems = provide(settings.data, settings.images, needs - set(OPTIONAL_DATA), settings.offline, fetch=False)
+        if problems:
+            message = "the collected audits need data that is not there:\n  " + "\n  ".join(problems)
+            config.stash[STARTUP_ERROR_KEY] = message
+            pytest.exit(message, returncode=pytest.ExitCode.USAGE_ERROR)
+        return
     # Here, on the controller before any test runs (under xdist: at the first worker's collection), and once:
     # the next worker's check finds the data in place.
     problems = provide(settings.data, settings.images, needs - set(OPTIONAL_DATA), settings.offline, _TerminalLog(config))

@@ -21,20 +21,25 @@ from visionaudit.cli.options import (
     add_model_options,
     add_shape_bias_reference_option,
 )
+from visionaudit.models.specs import SPEC_OPTIONS
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("visionaudit", "visionaudit: model audits")
     group.addoption("--model", action="append", default=None, metavar="SPEC",
                     help="model to audit (repeatable): efficientnet_lite0, torchvision:NAME[:WEIGHTS|none], "
-                         "timm:NAME:CHECKPOINT, FILE.pt, FILE.pth|.safetensors with --arch, FILE.onnx, package.module:factory. "
+                         "timm:NAME[.TAG] (pretrained) or timm:NAME:CHECKPOINT|none, hf:FOLDER or hf:ORG/NAME[@REV] "
+                         "(Hugging Face), FILE.pt (TorchScript), FILE.pth|.safetensors with --arch, FILE.onnx, "
+                         f"package.module:factory; any of them may end in ?key=value&... ({', '.join(SPEC_OPTIONS)}: "
+                         "docs/models.md). "
                          "Default: [run] models in audit.toml, else efficientnet_lite0")
     add_model_options(group.addoption, PYTEST_PREFIX)
     add_classes_option(group.addoption, PYTEST_PREFIX)
     add_data_options(group.addoption, PYTEST_PREFIX)
     group.addoption("--audit-offline", action="store_true", default=False,
-                    help="never download: data missing from the user cache (or Imagenette) is an error naming how to "
-                         "get it (also VISIONAUDIT_OFFLINE=1)")
+                    help="never download: data missing from the user cache (or Imagenette), or a hub model (hf:ORG/NAME, "
+                         "timm:NAME.TAG) missing from the Hugging Face cache, is an error naming how to get it (also "
+                         "VISIONAUDIT_OFFLINE=1)")
     group.addoption("--audit-samples", default=None, metavar="N",
                     help="audit a fixed, seeded, class-stratified subset of N images per image set (quick runs)")
     group.addoption("--audit-shard", default=None, metavar="I/N",

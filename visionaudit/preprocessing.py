@@ -128,37 +128,90 @@ class Preprocessing:
 
     def with_overrides(self, options: Mapping[str, str]) -> "Preprocessing":
         """Apply ``size``, ``resize``, ``interpolation``, ``mean``, ``std`` given in a model spec."""
+        given = override_values(options)
         changes: dict[str, Any] = {}
-        if "size" in options:
-            changes["crop_size"] = _int(options["size"], "size")
-            if "resize" not in options:
+        if "size" in given:
+            changes["crop_size"] = given["size"]
+            if "resize" not in given:
                 # Keep the usual 0.875 crop ratio when only the input size is given (a warped image with no crop: none).
                 warp_only = not self.keep_aspect and self.resize_size == self.crop_size
-                changes["resize_size"] = changes["crop_size"] if warp_only else math.floor(changes["crop_size"] / 0.875)
-        if "resize" in options:
-            changes["resize_size"] = _int(options["resize"], "resize")
-        if "interpolation" in options:
-            changes["interpolation"] = options["interpolation"].lower()
-        for key in ("mean", "std"):
-            if key in options:
-                changes[key] = _floats(options[key], key)
+                changes["resize_size"] = given["size"] if warp_only else math.floor(given["size"] / 0.875)
+        if "resize" in given:
+            changes["resize_size"] = given["resize"]
+        for key in ("interpolation", "mean", "std"):
+            if key in given:
+                changes[key] = given[key]
         if not changes:
             return self
         return replace(self, **changes, source=f"{self.source}, overridden by the spec")
 
 
+# What each preprocessing key of a spec's query accepts: said when a value is refused.
+OVERRIDE_VALUES = {
+    "size": "a whole number of pixels above 0, as in size=224",
+    "resize": "a whole number of pixels above 0, at least size, as in resize=256",
+    "interpolation": "one of " + ", ".join(INTERPOLATIONS),
+    "mean": "1 or 3 comma-separated numbers from 0 to 1 (one per input channel, in [0, 1] units), as in mean=0.485,0.456,0.406",
+    "std": "1 or 3 comma-separated numbers above 0 (one per input channel, in [0, 1] units), as in std=0.229,0.224,0.225",
+}
+
+
+def override_values(options: Mapping[str, str]) -> dict[str, Any]:
+    """The preprocessing keys of ``options`` (a spec's query, an ONNX file's metadata), parsed and checked from the
+    text alone: a bad value is a :class:`SpecError` naming the key, the value and what is accepted. The model spec
+    parser runs this at startup, so a typo stops the run before any model loads; whether the count of mean/std values
+    fits the model's first convolution is known only once it loads."""
+    out: dict[str, Any] = {}
+    for key in ("size", "resize"):
+        if key in options:
+            out[key] = _int(options[key], key)
+    if "size" in out and "resize" in out and out["resize"] < out["size"]:
+        raise SpecError(f"resize={out['resize']} is below size={out['size']}: the short side is resized, then the centre "
+                        f"size x size cut from it; resize is {OVERRIDE_VALUES['resize']}")
+    if "interpolation" in options:
+        value = options["interpolation"].strip().lower()
+        if value not in INTERPOLATIONS:
+            raise SpecError(f"interpolation={options['interpolation']} is refused: interpolation is "
+                            f"{OVERRIDE_VALUES['interpolation']}")
+        out["interpolation"] = value
+    for key in ("mean", "std"):
+        if key in options:
+            out[key] = _floats(options[key], key)
+    if "mean" in out and "std" in out and len(out["mean"]) != len(out["std"]):
+        raise SpecError(f"mean={options['mean']} has {len(out['mean'])} value(s) but std={options['std']} has "
+                        f"{len(out['std'])}: give one of each per input channel (3 for RGB, 1 for a model fed grayscale)")
+    return out
+
+
+def _refused(key: str, text: str, why: str) -> SpecError:
+    return SpecError(f"{key}={text} is refused ({why}): {key} is {OVERRIDE_VALUES[key]}")
+
+
 def _int(text: str, key: str) -> int:
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
-        raise SpecError(f"spec option {key}={text!r} must be a whole number") from None
+        raise _refused(key, text, "not a whole number") from None
+    if value <= 0:
+        raise _refused(key, text, "not above 0")
+    return value
 
 
 def _floats(text: str, key: str) -> tuple[float, ...]:
     try:
-        return tuple(float(v) for v in text.split(","))
+        values = tuple(float(v) for v in text.split(","))
     except ValueError:
-        raise SpecError(f"spec option {key}={text!r} must be comma-separated numbers, as in {key}=0.5,0.5,0.5") from None
+        raise _refused(key, text, "not comma-separated numbers") from None
+    if len(values) not in (1, 3):
+        raise _refused(key, text, f"{len(values)} values")
+    if not all(math.isfinite(v) for v in values):
+        raise _refused(key, text, "not finite")
+    if key == "std" and any(v <= 0 for v in values):
+        raise _refused(key, text, "a value not above 0")
+    if key == "mean" and any(not 0 <= v <= 1 for v in values):
+        hint = "; a mean in 0-255 units is divided by 255" if any(v > 1 for v in values) else ""
+        raise _refused(key, text, "a value outside 0 to 1" + hint)
+    return values
 
 
 def from_torchvision_transforms(transforms: Any, source: str) -> Preprocessing:

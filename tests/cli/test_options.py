@@ -14,7 +14,7 @@ import pytest
 
 from plugins import options as options_plugin
 from visionaudit.cli import build_parser, main
-from visionaudit.cli.options import DEPRECATED_ALIASES, PYTEST_PREFIX
+from visionaudit.cli.options import DEPRECATED_ALIASES, HELP_BODIES, PYTEST_PREFIX
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMANDS = {"fetch", "convert-checkpoint", "shape-bias", "report", "compare", "merge", "html", "families"}
@@ -122,10 +122,61 @@ def test_shared_options_have_one_help_and_default_in_the_cli_and_in_pytest():
                 continue
             assert SHARED.get(flag) == twin, f"{command} {flag}: a pytest option's name, not in SHARED"
             attrs = in_pytest[twin]
-            assert (without_alias_note(action.help), action.default) == (without_alias_note(attrs["help"]), attrs.get("default")), \
+            # One body on both sides; each tool's own note (a default, a caveat) may follow it.
+            assert action.help.startswith(HELP_BODIES[flag]) and attrs["help"].startswith(HELP_BODIES[flag]), \
                 f"{command} {flag} vs {twin}"
+            assert action.default == attrs.get("default"), f"{command} {flag} vs {twin}"
             seen.add(flag)
     assert seen == set(SHARED)  # each shared option appears in at least one command
+
+
+def test_each_tools_help_says_only_what_applies_to_it():
+    """hunt34: the shared help strings said other tools' caveats (pytest --help: "visionaudit html has no default";
+    shape-bias --device: "under xdist"). Each tool gets the body and its own note."""
+    in_pytest = pytest_options()
+    for flag, attrs in in_pytest.items():
+        for other in ("visionaudit html", "visionaudit compare", "compare and html", "NEW_SPEC"):
+            assert other not in attrs["help"], (flag, other)
+    commands = cli_options()
+    assert "xdist" not in commands["shape-bias"]["--device"].help and "xdist" in in_pytest["--device"]["help"]
+    assert "cue-conflict fills it" in commands["shape-bias"]["--data"].help
+    assert "rootdir" in in_pytest["--audit-config"]["help"]
+    for command in ("compare", "html"):
+        assert "rootdir" not in commands[command]["--config"].help and "[audits.baseline]" in commands[command]["--config"].help
+        assert "--model NEW_SPEC" in commands[command]["--baseline-as"].help
+    assert "shows no images" in commands["html"]["--data"].help and "shows no images" not in in_pytest["--audit-data"]["help"]
+
+
+def test_every_command_option_and_argument_has_a_help_line():
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    missing = [f"{name} {a.option_strings or a.dest}" for name, p in sub.choices.items() for a in p._actions if not a.help]
+    assert missing == []
+
+
+def test_the_run_help_names_every_spec_form_and_query_key():
+    """hunt34: pytest --help's --model left out hf:, timm's pretrained tags and the ?key=value settings that
+    docs/models.md lists; --audit-offline left out hub models."""
+    from visionaudit.models.specs import SPEC_OPTIONS
+
+    in_pytest = pytest_options()
+    text = in_pytest["--model"]["help"]
+    for form in ("efficientnet_lite0", "torchvision:NAME", "timm:NAME[.TAG]", "timm:NAME:CHECKPOINT", "hf:FOLDER",
+                 "hf:ORG/NAME[@REV]", "FILE.onnx", "package.module:factory", "?key=value", "docs/models.md"):
+        assert form in text, form
+    assert all(key in text for key in SPEC_OPTIONS)
+    assert "Hugging Face cache" in in_pytest["--audit-offline"]["help"] and "hf:ORG/NAME" in in_pytest["--audit-offline"]["help"]
+
+
+@pytest.mark.parametrize("argv", [["families", "--bogus"], ["compare", "a.json", "b.json", "--bogus"],
+                                  ["shape-bias", "--model", "m", "--bogus"], ["fetch", "--all", "--bogus"]])
+def test_an_unknown_option_after_a_command_prints_that_commands_usage(argv, capsys):
+    """hunt34: argparse said it with the top-level usage (python -m visionaudit [-h] [--version] COMMAND ...)."""
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    err = capsys.readouterr().err
+    assert stopped.value.code == 4
+    assert err.startswith(f"usage: python -m visionaudit {argv[0]} "), err
+    assert f"python -m visionaudit {argv[0]}: error: unrecognized arguments: --bogus" in err
 
 
 def test_every_subcommand_has_a_one_line_help():

@@ -179,6 +179,30 @@ def test_a_run_that_cannot_reach_the_server_names_both_fixes_once(tmp_path, monk
     assert "could not be fetched into" not in problem and "of 1000" not in problem
 
 
+def test_a_dry_run_looks_for_the_data_and_fetches_nothing(tmp_path, monkeypatch):
+    """hunt34 (--collect-only): ``provide(fetch=False)`` names what a run would stop on, by existence alone; what the
+    run would fetch into the user cache is no problem yet, and nothing is downloaded (the server is unreachable: a
+    download would have been a problem)."""
+    from visionaudit.data.provision import provide
+
+    cache = tmp_path / "cache"
+    monkeypatch.delenv("VISIONAUDIT_DATA", raising=False)
+    monkeypatch.setenv("VISIONAUDIT_CACHE", str(cache))
+    monkeypatch.setenv(BASE_URL_ENV, f"http://127.0.0.1:{_closed_port()}")
+    needs = {"cue-conflict", "labelled"}
+    assert provide(None, "imagenet-sample", needs, offline=False, fetch=False) == []
+    assert not any(cache.rglob("*.png"))
+    offline = provide(None, "imagenet-sample", needs, offline=True, fetch=False)
+    assert len(offline) == 2 and all("downloads are off" in p for p in offline), offline
+    root = tmp_path / "root"
+    assert provide(str(root), "imagenet-sample", needs, offline=False, fetch=False) == [
+        f"data directory {root} does not exist. Point --audit-data / VISIONAUDIT_DATA at it, or fetch the data into it: "
+        f"python -m visionaudit fetch --all --dest {root}"]
+    (root / "cue-conflict").mkdir(parents=True)
+    problems = provide(str(root), str(tmp_path / "mine"), needs, offline=False, fetch=False)
+    assert len(problems) == 1 and problems[0].startswith(f"labelled images not found at {tmp_path / 'mine'}: point --audit-images")
+
+
 @pytest.mark.parametrize("rel, why", [("../escape.png", "it holds .."), ("a/../../escape.png", "it holds .."),
                                       ("/tmp/escape.png", "it is absolute"), ("C:/escape.png", "it is absolute"),
                                       ("a\\..\\b.png", "it holds a backslash")])

@@ -225,7 +225,7 @@ def test_imagenet_flag_applies_to_the_label_space():
     with pytest.raises(ClassCountMismatch) as refused:
         load_model("tests.tiny_models:ten_classes?imagenet=true", "cpu")
     assert "10 outputs" in str(refused.value) and "1,000" in str(refused.value) and "?imagenet=true" in str(refused.value)
-    with pytest.raises(ConfigError, match="neither true nor false"):
+    with pytest.raises(SpecError, match="neither true nor false"):  # from the spec alone, before it loads
         load_model("tests.tiny_models:tiny?imagenet=maybe", "cpu")
 
 

@@ -489,6 +489,11 @@ def test_torchvision_pretrained_offline_names_the_fix(tmp_path, monkeypatch):
 def test_torchvision_unknown_weights_and_model():
     with pytest.raises(SpecError, match="has no weights 'IMAGENET9K'.*IMAGENET1K_V1"):
         load_model("torchvision:resnet18:IMAGENET9K", "cpu")
+    # The weights enum lists DEFAULT among its members: the message names each choice once (hunt34).
+    with pytest.raises(SpecError) as refused:
+        parse_spec("torchvision:resnet50:NOPE")
+    known = str(refused.value).split("known: ")[1].split(";")[0].split(", ")
+    assert sorted(known) == sorted({"DEFAULT", "none", *torchvision.models.get_model_weights("resnet50").__members__})
     with pytest.raises(SpecError, match="torchvision has no model 'resnet19'"):
         load_model("torchvision:resnet19", "cpu")
 

@@ -148,3 +148,40 @@ def test_a_config_in_a_subfolder_reads_its_paths_from_there_and_the_command_line
 
 def _output(result: pytest.RunResult) -> str:
     return result.stdout.str() + result.stderr.str()
+
+
+@pytest.mark.parametrize("query, collect_only, expected", [
+    ("size=abc", True, "?size=abc is refused (not a whole number): size is a whole number of pixels above 0"),
+    ("size=0", False, "?size=0 is refused (not above 0)"),
+    ("mean=0.5,0.5", True, "?mean=0.5,0.5 is refused (2 values): mean is 1 or 3 comma-separated numbers"),
+    ("interpolation=lanczos", False, "?interpolation=lanczos is refused: interpolation is one of nearest, bilinear, bicubic"),
+])
+def test_a_bad_query_value_stops_the_run_at_startup(team, query, collect_only, expected):
+    """hunt34: a value the spec's text shows to be wrong stops the run with exit 4 and its one message, before any model
+    loads, --collect-only included (a CI author's dry run of a command line); it used to fail each test (exit 1)."""
+    spec = f"tests.tiny_models:tiny?{query}"
+    result = team.runpytest_subprocess("--model", spec, *RUN, *(["--collect-only"] if collect_only else []))
+    output = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, output[-3000:]
+    assert f"--model {spec}: {expected}" in output, output[-3000:]
+    assert "Traceback" not in output
+    assert not (team.path / "loads.log").exists() and not (team.path / "bounds.json").exists()  # no model loaded
+
+
+@pytest.mark.parametrize("option", ["--audit-images", "--audit-data"])
+def test_collect_only_says_that_data_a_test_needs_is_not_there(team, option):
+    """hunt34: ``--collect-only`` (a CI author's dry run) exited 0 with --audit-images or --audit-data naming nothing;
+    it now looks for the data the collected tests need (nothing fetched or read) and stops as the run would, exit 4."""
+    team.makepyfile(test_images="import pytest\npytestmark = pytest.mark.audit('accuracy')\n"
+                                "def test_images(model, labelled_images):\n    pass\n")
+    missing = team.path / "nowhere"
+    result = team.runpytest_subprocess("--model", "tests.tiny_models:tiny", option, str(missing), *RUN, "--collect-only")
+    output = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, output[-3000:]
+    expected = (f"labelled images not found at {missing}: point --audit-images at" if option == "--audit-images" else
+                f"data directory {missing} does not exist")
+    assert "the collected audits need data that is not there" in output and expected in output, output[-3000:]
+    # a test that reads no data is not stopped by it, as in a run
+    only = team.runpytest_subprocess("--model", "tests.tiny_models:tiny", option, str(missing), *RUN, "--collect-only",
+                                     "test_audit.py")
+    assert only.ret == pytest.ExitCode.OK, (only.stdout.str() + only.stderr.str())[-3000:]

@@ -24,10 +24,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     cmp.add_argument("old", metavar="OLD.json", help="the previous release's report")
     cmp.add_argument("new", metavar="NEW.json", help="the candidate's report")
     cmp.add_argument("--model", metavar="NEW_SPEC", help="the new report's model to compare (with --baseline-as)")
-    add_baseline_options(cmp.add_argument, report=False)
+    add_baseline_options(cmp.add_argument, report=False, tool="compare")
     add_accept_incomplete_baseline_option(cmp.add_argument)
-    cmp.add_argument("--format", choices=["table", "markdown", "json"], default="table")
-    add_config_option(cmp.add_argument)
+    cmp.add_argument("--format", choices=["table", "markdown", "json"], default="table",
+                     help="table: for a terminal (default); markdown: for a pull request or step summary; json: every "
+                          "comparison's numbers, for tools")
+    add_config_option(cmp.add_argument, tool="compare")
     cmp.set_defaults(func=run)
 
 

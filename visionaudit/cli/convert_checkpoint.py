@@ -9,8 +9,8 @@ HELP = "re-save a checkpoint as safetensors"
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     c = sub.add_parser("convert-checkpoint", help=HELP, description=HELP)
-    c.add_argument("src")
-    c.add_argument("dst")
+    c.add_argument("src", metavar="SRC", help="the checkpoint to convert (.pth, .pt, .bin, .ckpt: a torch.save file)")
+    c.add_argument("dst", metavar="DST", help="the safetensors file to write (then audited as --model DST --arch ARCH)")
     c.add_argument("--trust-pickle", action="store_true",
                    help="unpickle SRC (can run code it carries): only for files you trust")
     c.set_defaults(func=run)

@@ -17,13 +17,13 @@ HELP = "the report as one self-contained HTML file (figures inline, no network)"
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     h = sub.add_parser("html", help=HELP, description=HELP)
-    h.add_argument("report", metavar="REPORT.json")
-    h.add_argument("-o", "--output", required=True, metavar="PATH.html")
-    add_baseline_options(h.add_argument)
+    h.add_argument("report", metavar="REPORT.json", help="a run's report (--audit-json), or a merged one")
+    h.add_argument("-o", "--output", required=True, metavar="PATH.html", help="the HTML file to write")
+    add_baseline_options(h.add_argument, tool="html")
     h.add_argument("--model", metavar="NEW_SPEC", help="with --baseline: the report's model to compare (with --baseline-as)")
-    add_config_option(h.add_argument)
+    add_config_option(h.add_argument, tool="html")
     add_shape_bias_reference_option(h.add_argument)
-    add_data_options(h.add_argument)
+    add_data_options(h.add_argument, tool="html")
     h.add_argument("--any-schema", action="store_true", help="render a report older than schema 3 (no per-image outcomes)")
     h.set_defaults(func=run)
 

@@ -17,7 +17,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description=HELP + ", every statistic recomputed from all images; exit 1 when its verdict is not "
                                           "pass, 4 when the parts are not the shards of one run")
     m.add_argument("parts", nargs="+", metavar="PART.json", help="the N shards' reports, in any order")
-    m.add_argument("-o", "--output", required=True, metavar="REPORT.json")
+    m.add_argument("-o", "--output", required=True, metavar="REPORT.json", help="the merged report to write")
     m.set_defaults(func=run)
 
 

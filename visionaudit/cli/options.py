@@ -3,8 +3,8 @@
 pytest-benchmark's pattern: a builder takes an ``addoption``-like callable (argparse's ``add_argument``,
 pytest's ``group.addoption``) and a ``prefix``, and adds one group of related options. plugins/options.py
 passes ``"audit-"`` (``--audit-data``), the commands ``""`` (``--data``): one help text, one default, one
-name up to the prefix. ``--model``, ``--arch`` and ``--device`` carry no prefix anywhere: they name the
-model in every example of both.
+name up to the prefix; ``tool`` (the run, or the command's name) adds what the option means in that tool only.
+``--model``, ``--arch`` and ``--device`` carry no prefix anywhere: they name the model in every example of both.
 """
 
 from __future__ import annotations
@@ -23,23 +23,34 @@ DEPRECATED_ALIASES = {
     "--audit-shape-bias-reference": "--shape-bias-reference",
 }
 
+RUN = "run"  # the pytest run's tool name; a command's is its own ("html", "compare", "shape-bias")
 ARCH_HELP = "architecture for state-dict specs without ?arch= (torchvision:NAME, timm:NAME, package.module:factory)"
-DEVICE_HELP = "auto (default), cpu, cuda, cuda:N or mps; under xdist, auto and cuda spread workers over GPUs"
-DATA_HELP = ("data root holding cue-conflict/, imagenet-sample/, ... (a run's default: $VISIONAUDIT_DATA, else the user "
-             "cache $VISIONAUDIT_CACHE, which it fills on first use; visionaudit html has no default and shows no "
-             "images without it)")
-IMAGES_HELP = ("labelled natural images: a folder under the data root (default imagenet-sample; visionaudit html: the "
-               "report's), a path (class folders named by class name or WNID, a CSV manifest of path,label rows, "
-               "<wnid>_<name> files, or ILSVRC2012_val_* files with the devkit's ground truth or Kaggle's "
-               "LOC_val_solution.csv), or 'imagenette'")
+# A shared option's help is one body, the same for every tool, then what it means in the tool at hand only (its
+# default, a caveat): each reader gets its own tool's notes, not the others'. A tool without a note gets the body.
+DEVICE_HELP = "auto (default), cpu, cuda, cuda:N or mps"
+DEVICE_NOTES = {RUN: "; under xdist, auto and cuda spread workers over GPUs"}
+DATA_HELP = "data root holding cue-conflict/, imagenet-sample/, ..."
+DATA_NOTES = {
+    RUN: " (default: $VISIONAUDIT_DATA, else the user cache $VISIONAUDIT_CACHE, which the run fills on first use)",
+    "shape-bias": " (default: $VISIONAUDIT_DATA, else the user cache $VISIONAUDIT_CACHE; python -m visionaudit fetch "
+                  "cue-conflict fills it)",
+    "html": " for the page's images (no default: without it the page shows no images)",
+}
+IMAGES_HELP = ("labelled natural images: a folder under the data root, a path (class folders named by class name or "
+               "WNID, a CSV manifest of path,label rows, <wnid>_<name> files, or ILSVRC2012_val_* files with the "
+               "devkit's ground truth or Kaggle's LOC_val_solution.csv), or 'imagenette'")
+IMAGES_NOTES = {RUN: " (default imagenet-sample)", "html": " (default: the report's)"}
 CLASSES_HELP = ("the model's class names in output order (one per line, or a JSON list), for models that carry none "
                 "of their own (torchvision weights, timm, a Hugging Face config.id2label do); one model's own: "
                 "?classes=FILE in its spec")
-CONFIG_HELP = ("thresholds file (a run's default: audit.toml at the rootdir; visionaudit compare and html have no "
-               "default, read only its [audits.baseline] tolerances, and use the family's built-in ones without it)")
+CONFIG_HELP = "thresholds file"
+CONFIG_NOTES = {RUN: " (default: audit.toml at the rootdir)",
+                "compare": ": its [audits.baseline] tolerances (no default: the family's built-in ones without it)",
+                "html": ": its [audits.baseline] tolerances (no default: the family's built-in ones without it)"}
 BASELINE_HELP = "compare each model with its entry in this report of the previous release, image by image"
-BASELINE_AS_HELP = ("compare the model with the baseline's OLD_SPEC instead of its entry of the same spec: the run's one "
-                    "model (several: [baseline.pairs] in audit.toml), or --model NEW_SPEC in visionaudit compare and html")
+BASELINE_AS_HELP = "compare the model with the baseline's OLD_SPEC instead of its entry of the same spec"
+BASELINE_AS_NOTES = {RUN: ": the run's one model (several: [baseline.pairs] in audit.toml)",
+                     "compare": ": the model --model NEW_SPEC names", "html": ": the model --model NEW_SPEC names"}
 BASELINE_UNPAIRED_HELP = "compare with a baseline made on other images, seed or subset by unpaired two-proportion tests"
 ACCEPT_INCOMPLETE_BASELINE_HELP = ("accept a baseline report whose own verdict is not pass (incomplete: an interrupted "
                                    "run, gates not judged; or fail): without it such a baseline makes the verdict "
@@ -57,34 +68,35 @@ def _add(addoption: AddOption, flag: str, help: str, **kwargs: Any) -> None:
         addoption(flag, help=help, **kwargs)
 
 
-def add_model_options(addoption: AddOption, prefix: str = "") -> None:
+def add_model_options(addoption: AddOption, prefix: str = "", tool: str = RUN) -> None:
     """How a model spec loads: the architecture of a state dict and the device."""
     _add(addoption, "--arch", ARCH_HELP, default=None, metavar="ARCH")
     # In pytest the dest carries the prefix: "device" is too common a name to claim among every plugin's options.
-    _add(addoption, "--device", DEVICE_HELP, dest=f"{prefix.replace('-', '_')}device", default=None, metavar="DEVICE")
+    _add(addoption, "--device", DEVICE_HELP + DEVICE_NOTES.get(tool, ""), dest=f"{prefix.replace('-', '_')}device",
+         default=None, metavar="DEVICE")
 
 
 def add_classes_option(addoption: AddOption, prefix: str = "") -> None:
     _add(addoption, f"--{prefix}classes", CLASSES_HELP, default=None, metavar="FILE")
 
 
-def add_data_options(addoption: AddOption, prefix: str = "", images: bool = True) -> None:
+def add_data_options(addoption: AddOption, prefix: str = "", images: bool = True, tool: str = RUN) -> None:
     """Where the data is: the data root and, with ``images``, the labelled natural images under it."""
-    _add(addoption, f"--{prefix}data", DATA_HELP, default=None, metavar="DIR")
+    _add(addoption, f"--{prefix}data", DATA_HELP + DATA_NOTES.get(tool, ""), default=None, metavar="DIR")
     if images:
-        _add(addoption, f"--{prefix}images", IMAGES_HELP, default=None, metavar="NAME|DIR")
+        _add(addoption, f"--{prefix}images", IMAGES_HELP + IMAGES_NOTES.get(tool, ""), default=None, metavar="NAME|DIR")
 
 
-def add_config_option(addoption: AddOption, prefix: str = "") -> None:
-    _add(addoption, f"--{prefix}config", CONFIG_HELP, default=None, metavar="PATH")
+def add_config_option(addoption: AddOption, prefix: str = "", tool: str = RUN) -> None:
+    _add(addoption, f"--{prefix}config", CONFIG_HELP + CONFIG_NOTES.get(tool, ""), default=None, metavar="PATH")
 
 
-def add_baseline_options(addoption: AddOption, prefix: str = "", report: bool = True) -> None:
+def add_baseline_options(addoption: AddOption, prefix: str = "", report: bool = True, tool: str = RUN) -> None:
     """The comparison with the previous release: its report (unless the command takes it as an argument),
     the model paired with ours, and unpaired tests for reports made on other images."""
     if report:
         _add(addoption, f"--{prefix}baseline", BASELINE_HELP, default=None, metavar="PREV.json")
-    _add(addoption, f"--{prefix}baseline-as", BASELINE_AS_HELP, default=None, metavar="OLD_SPEC")
+    _add(addoption, f"--{prefix}baseline-as", BASELINE_AS_HELP + BASELINE_AS_NOTES.get(tool, ""), default=None, metavar="OLD_SPEC")
     _add(addoption, f"--{prefix}baseline-unpaired", BASELINE_UNPAIRED_HELP, action="store_true", default=False)
 
 
@@ -96,3 +108,11 @@ def add_accept_incomplete_baseline_option(addoption: AddOption, prefix: str = ""
 def add_shape_bias_reference_option(addoption: AddOption, prefix: str = "") -> None:
     _add(addoption, f"--{prefix}shape-bias-reference", SHAPE_BIAS_REFERENCE_HELP, nargs="+", default=None,
          metavar="FILE.csv")
+
+
+# The one body of each shared option's help (the tool's note follows it), by its name in the commands.
+HELP_BODIES = {"--arch": ARCH_HELP, "--device": DEVICE_HELP, "--data": DATA_HELP, "--images": IMAGES_HELP,
+               "--classes": CLASSES_HELP, "--config": CONFIG_HELP, "--baseline": BASELINE_HELP,
+               "--baseline-as": BASELINE_AS_HELP, "--baseline-unpaired": BASELINE_UNPAIRED_HELP,
+               "--accept-incomplete-baseline": ACCEPT_INCOMPLETE_BASELINE_HELP,
+               "--shape-bias-reference": SHAPE_BIAS_REFERENCE_HELP}

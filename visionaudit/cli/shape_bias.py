@@ -18,11 +18,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="columns subj,session,trial,rt,object_response,category,condition,imagename; several files "
                         "(observers) also give their mean and pooled shape bias")
     b.add_argument("--model", metavar="SPEC", help="run this model on the cue-conflict stimuli (any --model spec)")
-    add_model_options(b.add_argument)
-    add_data_options(b.add_argument, images=False)
+    add_model_options(b.add_argument, tool="shape-bias")
+    add_data_options(b.add_argument, images=False, tool="shape-bias")
     b.add_argument("--geometry", choices=["native", "model_input"], default="native",
                    help="native: the 224x224 stimuli unchanged, as published (default); model_input: resized, uncropped")
-    b.add_argument("--aggregation", choices=["mean", "sum", "max"], default="mean")
+    b.add_argument("--aggregation", choices=["mean", "sum", "max"], default="mean",
+                   help="how the softmax probabilities of the ImageNet classes in each of the 16 categories make its "
+                        "score: mean (default, as model-vs-human does), sum or max")
     b.add_argument("--export", metavar="DIR", help="write DIR/cue-conflict_<name>_session-1.csv (model-vs-human raw data)")
     b.add_argument("--name", default=None, help="the decision maker's name in the export (default: from the spec)")
     b.set_defaults(func=run)

@@ -32,8 +32,11 @@ def _fetch_name(need: str, images: str) -> str | None:
     return need
 
 
-def provide(data: str | None, images: str, needs: set[str], offline: bool, log: TextIO | None = None) -> list[str]:
-    """Fetch what ``needs`` lacks where the suite may; the problems left, each with its fix (empty: all there)."""
+def provide(data: str | None, images: str, needs: set[str], offline: bool, log: TextIO | None = None,
+            fetch: bool = True) -> list[str]:
+    """Fetch what ``needs`` lacks where the suite may; the problems left, each with its fix (empty: all there).
+    ``fetch=False`` (``--collect-only``, a dry run of a command line): nothing is downloaded or read, only looked for;
+    the problems are those a run would stop on, but for what it would fetch first."""
     log = log or sys.stderr
     missing = {need for need in needs if missing_data(data, images, {need})}
     if not missing:
@@ -45,8 +48,11 @@ def provide(data: str | None, images: str, needs: set[str], offline: bool, log: 
     problems = []
     if LABELLED in missing and images == "imagenette":
         missing.discard(LABELLED)
-        problem = _imagenette(root, offline)
-        problems += [problem] if problem else []
+        if fetch:
+            problem = _imagenette(root, offline)
+            problems += [problem] if problem else []
+        elif offline:  # torchvision's download would be off too
+            problems += missing_data(data, images, {LABELLED})
     manifest = load_manifest()
     fetchable = {need: name for need in missing if (name := _fetch_name(need, images)) in manifest}
     if not uses_cache(data) or not fetchable:
@@ -57,6 +63,8 @@ def provide(data: str | None, images: str, needs: set[str], offline: bool, log: 
             f"On a machine with internet run: python -m visionaudit fetch {name} --dest {root}; or download "
             f"{by_hand(name, manifest)} into {root / name}/; or point --audit-data / VISIONAUDIT_DATA at a data "
             "root that holds it" for name in sorted(fetchable.values())]
+    if not fetch:  # what the run would fetch into the user cache is not a problem yet
+        return problems + missing_data(data, images, missing - set(fetchable))
     print(f"visionaudit: no data root given (--audit-data, VISIONAUDIT_DATA): fetching {', '.join(sorted(fetchable.values()))} "
           f"into the data cache {root} ({CACHE_ENV}), once", file=log)
     results = fetch_all(sorted(fetchable.values()), root, manifest=manifest, log=log)

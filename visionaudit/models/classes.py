@@ -39,14 +39,13 @@ from visionaudit.data.label_space import (
 )
 from visionaudit.errors import ConfigError
 from visionaudit.models.hub import hf_config_file
-from visionaudit.models.specs import ModelSpec
+from visionaudit.models.specs import IMAGENET_FALSE, IMAGENET_TRUE, ModelSpec
 
 _HF_PLACEHOLDER = re.compile(r"^LABEL_\d+$")  # transformers' id2label when nobody named the classes
 # Hugging Face ImageNet configs carry the classic list ("tench, Tinca tinca", ...); torchvision's names are one
 # lemma each and rename a few duplicates (class 134 "crane" is "crane bird", 639 "maillot" "tank suit"), so a
 # handful of indices may differ; 990 of 1,000 matching at their index is ImageNet-1k, not chance.
 _IMAGENET_MIN_MATCHES = 990
-_TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
 
 
 class ClassCountMismatch(ConfigError):
@@ -81,15 +80,10 @@ def is_imagenet1k(names: tuple[str, ...] | list[str]) -> bool:
 
 
 def imagenet_flag(spec: ModelSpec) -> bool | None:
-    """``?imagenet=``: True, False, or None when the spec does not say."""
+    """``?imagenet=``: True, False, or None when the spec does not say (its value was checked as the spec was parsed,
+    :mod:`visionaudit.models.specs`)."""
     value = spec.options.get("imagenet")
-    if value is None:
-        return None
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ConfigError(f"--model {spec.raw}: ?imagenet={value} is neither true nor false; write ?imagenet=true or ?imagenet=false")
+    return None if value is None else value in IMAGENET_TRUE
 
 
 def not_imagenet(space: LabelSpace) -> LabelSpace:
@@ -272,7 +266,7 @@ def _known_before_load(spec: ModelSpec, run_classes: str | None) -> LabelSpace |
                 return own
         if run_classes:  # random weights carry no names
             return from_file(run_classes, "--audit-classes")
-        if imagenet_flag not in ("false", "0", "no") and spec.name in torchvision.models.list_models(module=torchvision.models):
+        if imagenet_flag not in IMAGENET_FALSE and spec.name in torchvision.models.list_models(module=torchvision.models):
             return imagenet1k()  # a classification architecture: 1,000 outputs
         return None
     if spec.kind == "hf":  # its config.json, on disk before the model loads (hub models: fetched at startup)

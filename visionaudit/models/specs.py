@@ -45,6 +45,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl
 
 from visionaudit.errors import CheckpointError, SpecError, VisionAuditError, closest
+from visionaudit.preprocessing import override_values
 
 SPEC_OPTIONS = {
     "arch": "architecture for a state-dict file (torchvision:NAME, timm:NAME, package.module:factory)",
@@ -72,6 +73,7 @@ _OTHER_FORMATS = {".ort": "ONNX Runtime", ".h5": "Keras (HDF5)", ".hdf5": "Keras
                   ".mlpackage": "Core ML", ".engine": "TensorRT", ".plan": "TensorRT", ".pdmodel": "PaddlePaddle",
                   ".msgpack": "Flax", ".gguf": "GGUF", ".npz": "NumPy", ".npy": "NumPy"}
 _LOWERCASE_OPTIONS = ("interpolation", "imagenet")
+IMAGENET_TRUE, IMAGENET_FALSE = ("true", "1", "yes"), ("false", "0", "no")  # ?imagenet='s accepted values
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")  # a Hugging Face repo id: NAME or ORG/NAME
 
 
@@ -128,8 +130,31 @@ def _check_weights(raw: str, name: str, weights: str) -> None:
         raise SpecError(f"--model {raw}: torchvision:{name} has no pretrained weights; use torchvision:{name}:none") from None
     if weights not in enum.__members__:
         near = closest(weights, enum.__members__)
+        # The enum has DEFAULT among its members (an alias): named once, first.
         raise SpecError(f"--model {raw}: torchvision:{name} has no weights {weights!r}; known: DEFAULT, none, "
-                        + ", ".join(enum.__members__) + (f"; did you mean {near}?" if near else ""))
+                        + ", ".join(m for m in enum.__members__ if m != "DEFAULT") + (f"; did you mean {near}?" if near else ""))
+
+
+def _check_values(raw: str, pairs: list[tuple[str, str]], options: dict[str, str]) -> None:
+    """Every value of the query that the text alone can judge, judged now: a bad one stops the run at startup (exit
+    4) naming the key, the value and what is accepted, instead of failing each test as the model loads. (``?arch=``
+    and ``?reference=`` are specs, checked as such where they apply; a file named by ``?classes=`` is read at
+    startup by the run.)"""
+    repeated = sorted({k for k, _ in pairs if sum(1 for j, _ in pairs if j == k) > 1})
+    if repeated:
+        raise SpecError(f"--model {raw}: ?{repeated[0]}= is given more than once; give it once")
+    try:
+        override_values(options)
+    except SpecError as e:
+        raise SpecError(f"--model {raw}: ?{e}") from None
+    if "imagenet" in options and options["imagenet"] not in IMAGENET_TRUE + IMAGENET_FALSE:
+        raise SpecError(f"--model {raw}: ?imagenet={options['imagenet']} is neither true nor false; write ?imagenet=true or "
+                        f"?imagenet=false ({SPEC_OPTIONS['imagenet']})")
+    if "classes" in options and not options["classes"]:
+        raise SpecError(f"--model {raw}: ?classes= needs a file of class names (one per line in output order, or a JSON list)")
+    for key in ("arch", "reference"):
+        if key in options and not options[key]:
+            raise SpecError(f"--model {raw}: ?{key}= is empty; it is {SPEC_OPTIONS[key]}")
 
 
 def _query(options: dict[str, str]) -> str:
@@ -140,11 +165,20 @@ def _query(options: dict[str, str]) -> str:
 
 def _parse(spec: str, arch: str | None) -> ModelSpec:
     """Form, names and canonical id, without touching any file."""
+    parsed = _parse_form(spec, arch)
+    if "arch" in parsed.options and parsed.kind != "file":  # it would be ignored: such a spec names its architecture
+        raise SpecError(f"--model {parsed.raw}: ?arch= names the architecture of a state-dict file (.pth, .safetensors); "
+                        "this spec names its architecture itself: leave ?arch= out")
+    return parsed
+
+
+def _parse_form(spec: str, arch: str | None) -> ModelSpec:
     raw = spec.strip()
     if not raw:
         raise SpecError("empty --model spec; " + _forms())
     body, _, query = raw.partition("?")
-    options = {k.strip(): v.strip() for k, v in parse_qsl(query, keep_blank_values=True)} if query else {}
+    pairs = [(k.strip(), v.strip()) for k, v in parse_qsl(query, keep_blank_values=True)] if query else []
+    options = dict(pairs)
     unknown = sorted(set(options) - set(SPEC_OPTIONS))
     if unknown:
         raise SpecError(
@@ -154,10 +188,9 @@ def _parse(spec: str, arch: str | None) -> ModelSpec:
     for key in _LOWERCASE_OPTIONS:
         if key in options:
             options[key] = options[key].lower()
+    _check_values(raw, pairs, options)
     if options.get("classes"):  # a path: one spelling of it, so the model's id (and its logit-cache key) is stable
         options["classes"] = os.path.normpath(os.path.expanduser(options["classes"]))
-    elif "classes" in options:
-        raise SpecError(f"--model {raw}: ?classes= needs a file of class names (one per line in output order, or a JSON list)")
     lite = body.replace("-", "_")
     if lite in LITE_SIZES:
         return ModelSpec(raw, "lite", lite + ("?" + _query(options) if options else ""), name=lite, options=options)
