@@ -152,7 +152,7 @@ def test_a_pickled_model_is_said_to_be_one_and_converts_to_its_state_dict(traine
 
 def test_a_destination_in_a_missing_folder_is_refused_before_anything_is_unpickled(trained, tmp_path, in_process):
     dst = tmp_path / "no" / "such" / "x.safetensors"
-    message = _one_message(in_process(trained, "evil.pth", str(dst), "--trust-pickle", "--import", "train"))
+    message = _one_message(in_process(trained, "evil.pth", str(dst), "--trust-pickle"))
     assert f"the folder {dst.parent} does not exist" in message and "mkdir -p" in message
     assert not (trained / "PWNED").exists() and not dst.parent.exists()
 

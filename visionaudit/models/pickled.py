@@ -155,7 +155,7 @@ class _NotImportable(Exception):
         self.module, self.name, self.error = module, name, error
 
 
-def _pickle_module(mains: list[types.ModuleType]) -> types.ModuleType:
+def _pickle_module(mains: list[types.ModuleType]) -> types.SimpleNamespace:
     """``pickle`` whose Unpickler looks a ``__main__`` class up in ``mains`` too (the training script imported with
     --import) and reports a class it cannot find by its module and name."""
 
@@ -170,10 +170,7 @@ def _pickle_module(mains: list[types.ModuleType]) -> types.ModuleType:
                             return getattr(main, name)
                 raise _NotImportable(module, name, e) from None
 
-    wrapped = types.ModuleType("pickle")
-    wrapped.__dict__.update({k: getattr(pickle, k) for k in dir(pickle) if not k.startswith("__")})
-    wrapped.Unpickler = Unpickler
-    return wrapped
+    return types.SimpleNamespace(__name__="pickle", Unpickler=Unpickler, load=pickle.load)  # what torch.load uses
 
 
 def _import(names: list[str]) -> list[types.ModuleType]:
