@@ -117,7 +117,7 @@ def scan(path: str | Path) -> Pickled | None:
         unsafe = set(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
     except Exception:  # noqa: BLE001
         return None
-    return Pickled([n for n in names if n in unsafe], top)
+    return Pickled([n for n in names if n in unsafe] + sorted(unsafe.difference(names)), top)
 
 
 def _shown(names: list[str], most: int = 4) -> str:
