@@ -16,9 +16,10 @@ from visionaudit.data.label_space import read_classes_file
 from visionaudit.data.shards import Shard, parse_shard
 from visionaudit.data.user_cache import OFFLINE_ENV, offline
 from visionaudit.devices import check_device
-from visionaudit.errors import SpecError, VisionAuditError
+from visionaudit.errors import CheckpointError, SpecError, VisionAuditError
 from visionaudit.families.corruption.imagenet_c import check_root
 from visionaudit.models import logit_cache
+from visionaudit.models.checkpoints import refuse_pickled
 from visionaudit.models.classes import check_before_load
 from visionaudit.models.factories import factory_problem
 from visionaudit.models.hf import assumed_preprocessing_note, check_preprocessing
@@ -122,10 +123,11 @@ def _check_model(parsed: ModelSpec, no_downloads: bool) -> None:
     """A hub model's files: in the cache (fetched now if allowed), its image processor one the suite follows; a
     factory: its module on the import path and defining it (read, not imported: the controller runs no model code);
     the same for an ONNX file's ``?reference=`` model (the deployment audit loads it) and a state dict's
-    architecture; else exit 4."""
+    architecture; a checkpoint that holds pickled objects (read, never unpickled); else exit 4."""
     check_available(parsed, no_downloads)
     check_preprocessing(parsed)
     _check_factory(parsed, f"--model {parsed.raw}")
+    _check_checkpoint(parsed, f"--model {parsed.raw}")
     if "arch" in parsed.options and parsed.kind == "state_dict":
         try:
             arch = parse_spec(parsed.options["arch"])
@@ -139,9 +141,19 @@ def _check_model(parsed: ModelSpec, no_downloads: bool) -> None:
             check_available(reference, no_downloads)
             check_preprocessing(reference)
             _check_factory(reference, "")
+            _check_checkpoint(reference, "")
         except VisionAuditError as e:
             raise VisionAuditError(f"--model {parsed.raw}: its ?reference={parsed.options['reference']} (the torch model "
                                    f"the ONNX file was exported from) is refused: {e}") from None
+
+
+def _check_checkpoint(spec: ModelSpec, what: str) -> None:
+    """A checkpoint that holds pickled objects: refused now (read, never unpickled), not as its test's error."""
+    if spec.kind in ("state_dict", "timm") and spec.path is not None:
+        try:
+            refuse_pickled(spec.path)
+        except CheckpointError as e:
+            raise CheckpointError(f"{what}: {e}" if what else str(e)) from None
 
 
 def _check_factory(spec: ModelSpec, what: str) -> None:

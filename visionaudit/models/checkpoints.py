@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
 from visionaudit.errors import CheckpointError
+from visionaudit.models import pickled
 
 if TYPE_CHECKING:  # imported where weights are read: parse_spec checks a file's kind on the xdist controller, without torch
     import torch
@@ -54,26 +55,16 @@ def _looks_like_torch_save(path: Path) -> bool:
     return head.startswith(b"PK") or head[:1] == b"\x80"
 
 
-def _conversion_hint(path: Path) -> str:
-    out = path.with_suffix(".safetensors")
-    return (
-        "If you trust the file, convert it once to safetensors and audit that instead:\n"
-        f"    python -m visionaudit convert-checkpoint {path} {out} --trust-pickle\n"
-        "(that unpickles the file, which can run code it carries; do it only for files you trust)"
-    )
-
-
-def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+def load_state_dict(path: str | Path, argument: str = "--model") -> dict[str, torch.Tensor]:
     """Read a state dict from ``.safetensors`` or a ``torch.save`` file, refusing pickled code.
 
     Common wrappers (``{"state_dict": ...}``, ``{"model": ...}``) and DataParallel's ``module.``
-    prefix are removed.
+    prefix are removed. ``argument``: where the path was given, named when it is not there.
     """
     import torch
 
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist (or is not a file); check the path in --model")
+    _check_exists(path, argument)
     if path.suffix == ".safetensors":
         from safetensors import SafetensorError
         from safetensors.torch import load_file
@@ -89,12 +80,7 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             if not _looks_like_torch_save(path):
                 raise CheckpointError(f"checkpoint {path} is corrupt or truncated, or not a checkpoint (neither a torch.save archive nor safetensors); copy it again or re-export it") from None
             lines = [ln.strip() for ln in str(e).splitlines() if "GLOBAL" in ln or "Unsupported" in ln]
-            why = lines[0] if lines else type(e).__name__
-            raise CheckpointError(
-                f"checkpoint {path} holds pickled Python objects that a safe load refuses "
-                f"(torch.load(weights_only=True): {why}). visionaudit never unpickles by default.\n"
-                + _conversion_hint(path)
-            ) from None
+            raise CheckpointError(pickled.refusal(path, pickled.scan(path), lines[0] if lines else type(e).__name__)) from None
         except Exception as e:  # torch raises many types on damaged files (RuntimeError, EOFError, IndexError, ...)
             raise CheckpointError(
                 f"checkpoint {path} is corrupt or truncated ({type(e).__name__}: {str(e).splitlines()[0]}); "
@@ -103,23 +89,52 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return _unwrap(state, path)
 
 
+def _check_exists(path: Path, argument: str) -> None:
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist (or is not a file); check the path in {argument}")
+
+
+def refuse_pickled(path: str | Path) -> None:
+    """At startup, before any model loads: a ``torch.save`` checkpoint whose pickle names objects a safe load
+    refuses stops the run with the message its load would give. Read without unpickling
+    (:mod:`visionaudit.models.pickled`); a file that cannot be read so is left to the load."""
+    path = Path(path)
+    if path.suffix.lower() == ".safetensors" or not path.is_file():
+        return
+    found = pickled.scan(path)
+    if found is not None and found.refused:
+        raise CheckpointError(pickled.refusal(path, found, ""))
+
+
 def _unwrap(state: object, path: Path) -> dict[str, torch.Tensor]:
     import torch
 
+    state = _weights(state)  # a whole pickled model (only a trusted unpickling gets one)
     for _ in range(3):
         if isinstance(state, Mapping) and not all(isinstance(v, torch.Tensor) for v in state.values()):
-            inner = next((state[k] for k in STATE_DICT_WRAPPERS if isinstance(state.get(k), Mapping)), None)
+            models = [v for v in state.values() if isinstance(v, torch.nn.Module)]
+            inner = next((state[k] for k in STATE_DICT_WRAPPERS if isinstance(_weights(state.get(k)), Mapping)), None)
+            inner = inner if inner is not None else (models[0] if len(models) == 1 else None)  # {"generator": model}
             if inner is None:
                 break
-            state = inner
+            state = _weights(inner)
     if not isinstance(state, Mapping) or not state:
         raise CheckpointError(f"checkpoint {path} holds no state dict (found {type(state).__name__}); save model.state_dict()")
     tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
     if not tensors:
-        raise CheckpointError(f"checkpoint {path} holds no tensors; save model.state_dict()")
+        keys = ", ".join(map(repr, list(state)[:6])) + (", ..." if len(state) > 6 else "")
+        raise CheckpointError(f"checkpoint {path} holds no tensors where its weights were looked for (a dict with keys {keys}, "
+                              f"after the wrappers {', '.join(STATE_DICT_WRAPPERS)}); save model.state_dict()")
     if all(k.startswith("module.") for k in tensors):
         tensors = {k[len("module."):]: v for k, v in tensors.items()}
     return tensors
+
+
+def _weights(value: object) -> object:
+    """A wrapper's value: a pickled model (``{"model": model}``, read by a trusted unpickling) gives its state_dict()."""
+    import torch
+
+    return value.state_dict() if isinstance(value, torch.nn.Module) else value
 
 
 def apply_state_dict(module: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str, arch: str) -> None:
@@ -203,20 +218,25 @@ def tensor_shapes(path: str | Path) -> dict[str, tuple[int, ...]] | None:
         return None
 
 
-def convert_to_safetensors(src: str | Path, dst: str | Path, trust_pickle: bool = False) -> int:
-    """Re-save a checkpoint as safetensors. Unpickling happens only with ``trust_pickle=True``."""
-    import torch
-
-    src = Path(src)
-    if trust_pickle:
-        obj = torch.load(src, map_location="cpu", weights_only=False)
-        if isinstance(obj, torch.nn.Module):
-            obj = obj.state_dict()
-        state = _unwrap(obj, src)
-    else:
-        state = load_state_dict(src)
+def convert_to_safetensors(src: str | Path, dst: str | Path, trust_pickle: bool = False, imports: list[str] = ()) -> int:
+    """Re-save a checkpoint as safetensors. Unpickling happens only with ``trust_pickle=True`` (``imports``: modules
+    imported first, the training code whose classes the pickle names); a pickled model gives its state_dict()."""
+    src, dst = Path(src), Path(dst)
+    _check_exists(src, "SRC")
+    if not dst.parent.is_dir():  # said before anything is unpickled; not made, a typo would make a stray folder
+        raise CheckpointError(f"DST {dst}: the folder {dst.parent} does not exist; create it first (mkdir -p {dst.parent}) "
+                              "or give a path in an existing folder")
+    if dst.is_dir():
+        raise CheckpointError(f"DST {dst} is a folder; give the file to write, such as {dst / src.with_suffix('.safetensors').name}")
+    if imports and not trust_pickle:
+        raise CheckpointError("--import is for --trust-pickle (it imports the classes a pickled checkpoint names); "
+                              "add --trust-pickle if you trust the file, else leave --import out")
+    state = _unwrap(pickled.load_trusted(src, imports), src) if trust_pickle else load_state_dict(src, "SRC")
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
-    # safetensors refuses shared storage; clone so tied weights save too.
-    save_file({k: v.detach().clone().contiguous() for k, v in state.items()}, str(dst))
+    try:  # safetensors refuses shared storage; clone so tied weights save too.
+        save_file({k: v.detach().clone().contiguous() for k, v in state.items()}, str(dst))
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(f"DST {dst} could not be written ({e}); check that its folder is writable") from None
     return len(state)
