@@ -11,7 +11,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c = sub.add_parser("convert-checkpoint", help=HELP, description=HELP)
     c.add_argument("src", metavar="SRC", help="the checkpoint: a torch.save file (a state dict, a dict holding one, or "
                    "with --trust-pickle a whole pickled model) or safetensors")
-    c.add_argument("dst", metavar="DST", help="the safetensors file to write (its folder must exist; then audited as --model DST --arch ARCH)")
+    c.add_argument("dst", metavar="DST", help="the safetensors file to write (its folder must exist; then audited as "
+                   "--model DST --arch ARCH)")
     c.add_argument("--trust-pickle", action="store_true",
                    help="unpickle SRC (can run code it carries): only for files you trust; the classes it names must "
                         "be importable (run it from the training code's folder, or see --import)")
