@@ -25,7 +25,7 @@ absolute path match too.
 
 Relative paths in the file (``[run]``'s, the tables' specs, ``[baseline.pairs]``' new side) are read from the file's
 folder, as most tools read their config, and spelled as read from the working directory, where the command line's
-are read (:func:`visionaudit.models.specs.spec_from`, docs/config.md "Relative paths").
+are read (:func:`visionaudit.models.spec_paths.spec_from`, docs/config.md "Relative paths").
 """
 
 from __future__ import annotations
@@ -48,13 +48,8 @@ from visionaudit.families import thresholds as f
 from visionaudit.families.registry import families
 from visionaudit.families.thresholds import Field
 from visionaudit.models.factories import factory_problem
-from visionaudit.models.specs import (
-    canonical_spec,
-    parse_spec,
-    path_from,
-    resolved_spec,
-    spec_from,
-)
+from visionaudit.models.spec_paths import path_from, spec_from
+from visionaudit.models.specs import canonical_spec, parse_spec, resolved_spec
 
 CONFIG_FILE = "audit.toml"
 

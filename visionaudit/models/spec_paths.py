@@ -1,0 +1,62 @@
+"""A spec and a path as written in audit.toml, read from the file's folder and spelled as read from the working
+directory (docs/config.md "Relative paths"): the config's own paths, apart from parsing specs (:mod:`specs`)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import parse_qsl
+
+from visionaudit.models.specs import (
+    _CHECKPOINT_SUFFIXES,
+    _OTHER_FORMATS,
+    LITE_SIZES,
+    ONNX_SUFFIX,
+    REPO_ID,
+)
+
+
+def path_from(path: str, base: str | os.PathLike) -> str:
+    """``path`` as written in a file in the folder ``base`` (audit.toml's), spelled as read from the working directory:
+    relative to it (so a report does not depend on where the checkout lies), absolute when it cannot be (another
+    drive); an absolute or ``~`` path, and any path when ``base`` is the working directory, is kept as written."""
+    if os.path.isabs(os.path.expanduser(path)) or os.path.abspath(base) == os.getcwd():
+        return path  # read from here already: kept as written
+    joined = os.path.normpath(os.path.join(os.path.abspath(base), path))
+    try:
+        return os.path.relpath(joined)
+    except ValueError:  # Windows: another drive
+        return joined
+
+
+def spec_from(spec: str, base: str | os.PathLike) -> str:
+    """``spec`` as written in a file in the folder ``base`` (audit.toml's), with every relative path in it (the model
+    file, a timm checkpoint, an ``hf:`` folder, ``?classes=``, and those of ``?arch=`` and ``?reference=``) read from
+    ``base`` and spelled as :func:`path_from` spells it; told apart as :func:`specs._parse` tells them, looking in ``base``."""
+    if os.path.abspath(base) == os.getcwd():
+        return spec  # the file in the working directory: the spec reads as written (the report keeps its spelling)
+    body, _, query = spec.strip().partition("?")
+    options = {k.strip(): v.strip() for k, v in parse_qsl(query, keep_blank_values=True)} if query else {}
+    if options.get("classes"):
+        options["classes"] = path_from(options["classes"], base)
+    for key in ("arch", "reference"):
+        if options.get(key):
+            options[key] = spec_from(options[key], base)
+    if body.replace("-", "_") in LITE_SIZES or body.startswith("torchvision:"):
+        pass
+    elif body.startswith("timm:"):
+        name, _, ckpt = body[5:].partition(":")
+        if ckpt and ckpt.lower() != "none":
+            body = f"timm:{name}:{path_from(ckpt, base)}"
+    elif body.startswith("hf:"):
+        target = body[3:]
+        if target and (target.startswith(("/", ".", "~")) or os.path.isdir(os.path.join(base, os.path.expanduser(target)))
+                       or not REPO_ID.match(target.partition("@")[0])):
+            folder = path_from(target, base)
+            body = "hf:" + (os.path.join(".", folder) if REPO_ID.match(folder) else folder)  # still a folder when read back
+    elif (Path(body).suffix.lower() in _CHECKPOINT_SUFFIXES | set(_OTHER_FORMATS) | {ONNX_SUFFIX} or os.sep in body
+          or os.path.exists(os.path.join(base, os.path.expanduser(body)))):
+        body = path_from(body, base)
+        if os.sep not in body and not Path(body).suffix:
+            body = os.path.join(".", body)  # a file without a known suffix stays a file when read from here
+    return body + ("?" + "&".join(f"{k}={v.replace('&', '%26')}" for k, v in options.items()) if options else "")
