@@ -264,7 +264,7 @@ def labelled_images(root: Path, name: str | None = None) -> ImageSet:
     """
     if root.is_file() and root.suffix.lower() == ".csv":
         return csv_manifest(root, name)
-    _require_dir(root, "labelled images", None)
+    _require_dir(root, "labelled images", "imagenet-sample" if root.name == "imagenet-sample" else None)  # from Python too
     name = name or root.name
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if folders:
