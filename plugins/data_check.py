@@ -33,10 +33,10 @@ from visionaudit.data.image_sets import (
     data_root,
     run_image_set,
 )
-from visionaudit.data.label_space import LabelSpace
+from visionaudit.data.label_space import LabelSpace, unmatched_message
 from visionaudit.data.observers import ObserversAbsent, observer_files
 from visionaudit.data.provision import provide
-from visionaudit.errors import ConfigError, DataError
+from visionaudit.errors import ConfigError, DataError, UnusableImages
 from visionaudit.families.baseline import ALL_COMPARED, data_role
 from visionaudit.families.shape_bias import check_category_map
 from visionaudit.files import to_jsonable
@@ -164,6 +164,9 @@ def check_image_sets(config: pytest.Config, settings: Settings, needs: set[str])
     for role in [r for r in ROLES if r in needs]:
         try:
             whole = run_image_set(role, root, settings.images, None, settings.seed, download=False)
+        except UnusableImages as e:  # its class names are matched now too: every problem in one message
+            problems += [*e.problems, *_unmatched_labels(settings, e)]
+            continue
         except DataError as e:
             problems.append(str(e))
             continue
@@ -211,7 +214,8 @@ def check_category_maps(settings: Settings) -> list[str]:
     return problems
 
 
-def _check_labels(config: pytest.Config, settings: Settings, images: ImageSet) -> list[str]:
+def _known_spaces(settings: Settings) -> dict[LabelSpace, list[str]]:
+    """The label spaces of the run's models known before they load, each with its models."""
     spaces: dict[LabelSpace, list[str]] = {}
     for model_id in settings.models:
         try:
@@ -220,8 +224,19 @@ def _check_labels(config: pytest.Config, settings: Settings, images: ImageSet) -
             continue  # said where the model loads
         if space is not None:
             spaces.setdefault(space, []).append(model_id)
+    return spaces
+
+
+def _unmatched_labels(settings: Settings, images: UnusableImages) -> list[str]:
+    """The class names of labelled images that cannot be used as they are, matched all the same."""
+    refusals = [(models, space, unmatched_message(space, images.labels, images.numeric, images.root))
+                for space, models in _known_spaces(settings).items()]
+    return [f"{', '.join(models)}: {refusal}{imagenet_hint(space)}" for models, space, refusal in refusals if refusal]
+
+
+def _check_labels(config: pytest.Config, settings: Settings, images: ImageSet) -> list[str]:
     problems = []
-    for space, models in spaces.items():
+    for space, models in _known_spaces(settings).items():
         try:
             missing = classes_without_images(images, space)
         except DataError as e:

@@ -128,3 +128,19 @@ def test_the_path_check_can_fail(tmp_path):
     page.write_text("`visionaudit/data/fetch.py`, `visionaudit/data/`, `visionaudit/datasets.py`\n"
                     "```python\n# visionaudit/mine.py (an example)\n```\n")
     assert missing_paths(page, tmp_path) == ["page.md names visionaudit/datasets.py, which does not exist"]
+
+
+PYTHON_BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
+RELATIVE_PATH = re.compile(r"""["']\.\.?/""")  # "../x" or "./x": a path from one working folder only
+
+
+def relative_paths_in_examples(page: str) -> list[str]:
+    """The lines of a page's Python examples that name a path relative to the folder they are run from."""
+    return [line.strip() for block in PYTHON_BLOCK.findall(page) for line in block.splitlines() if RELATIVE_PATH.search(line)]
+
+
+def test_python_examples_run_from_any_folder():
+    # Hunt 34: the quickstart's example read Path("../shared/data/imagenet-sample"), this project's layout only.
+    found = {page.name: relative_paths_in_examples(page.read_text(encoding="utf-8"))
+             for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]}
+    assert not {name: lines for name, lines in found.items() if lines}

@@ -6,6 +6,7 @@ Each message names the problem and the fix; callers show it as is, without a tra
 from __future__ import annotations
 
 import difflib
+from pathlib import Path
 from typing import Iterable
 
 
@@ -23,6 +24,19 @@ class CheckpointError(VisionAuditError):
 
 class DataError(VisionAuditError):
     """A data directory or image that is missing, unreadable or empty."""
+
+
+class UnusableImages(DataError):
+    """Labelled images with entries that cannot be used (rows, files, folders), every one named in ``problems``,
+    and the class names all their entries give (``labels``; ``numeric``: a CSV's, which may be output indices), so
+    that the startup check names the ones matching no class of a model in the same message, not on the next run."""
+
+    def __init__(self, problems: Iterable[str], root: Path, labels: Iterable[str], numeric: bool = False) -> None:
+        self.problems, self.root, self.labels, self.numeric = tuple(problems), root, tuple(labels), numeric
+        super().__init__(" ".join(self.problems))
+
+    def __reduce__(self):  # rebuilt from its fields, not from the joined message (xdist, multiprocessing)
+        return (type(self), (self.problems, self.root, self.labels, self.numeric))
 
 
 class ConfigError(VisionAuditError):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import Any, Sequence
 
 
 def fmt(v: Any) -> str:
@@ -26,3 +26,9 @@ def fmt_values(values: list[Any]) -> str:
     if all(isinstance(v, str) for v in values):  # verdicts, modes: how many of each
         return ", ".join(f"{n} {v}" for v, n in Counter(values).most_common())
     return f"{fmt(values[0])} (+{len(values) - 1} more)"
+
+
+def first_few(items: Sequence[str], limit: int = 10, sep: str = "; ") -> str:
+    """The first ``limit`` items and how many more: a refusal naming many problems stays readable."""
+    more = len(items) - limit
+    return sep.join(items[:limit]) + (f"{sep}and {more:,} more" if more > 0 else "")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from PIL import Image
 
 from visionaudit.data import image_sets as datasets
 from visionaudit.data.label_space import LabelSpace, imagenet1k
-from visionaudit.errors import DataError
+from visionaudit.errors import DataError, UnusableImages
 
 TEN = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 SPACE = LabelSpace(TEN, "test classes")
@@ -152,8 +153,57 @@ def test_csv_manifest_refuses_every_bad_row_by_line(tmp_path):
                    "line 6: doc.txt is not an image", "line 7: 'ok.jpg' is not one path,label pair"):
         assert needle in text
     manifest.write_text("ok.jpg,cat\nok.jpg,dog\n")
-    with pytest.raises(DataError, match="ok.jpg more than once"):
+    with pytest.raises(DataError, match=r"1 row\(s\) unusable: line 2: ok.jpg listed again \(first on line 1\)"):
         datasets.labelled_images(manifest)
+
+
+def test_a_manifest_names_every_problem_at_once_with_every_rows_label(tmp_path):
+    # Repeats were said only once every row was usable: a run for the rows, another for the repeats.
+    _image(tmp_path / "tench" / "c.jpg")
+    _image(tmp_path / "cats" / "a.jpg")
+    manifest = tmp_path / "labels.csv"
+    manifest.write_text("path,label\ntench/c.jpg,tench\ncats/a.jpg,cat\nnope.jpg,tenhc\ntench/c.jpg,tench\n")
+    with pytest.raises(UnusableImages) as e:
+        datasets.labelled_images(manifest)
+    assert str(e.value) == (f"CSV manifest {manifest}: 2 row(s) unusable: line 4: no such file nope.jpg; line 5: "
+                            "tench/c.jpg listed again (first on line 2). Fix or remove those rows")
+    # every row's label, the broken rows' too, for the check against the models' classes in the same message
+    assert e.value.labels == ("tench", "cat", "tenhc", "tench") and e.value.numeric and e.value.root == tmp_path.resolve()
+    assert pickle.loads(pickle.dumps(e.value)).labels == e.value.labels  # as it crosses to another process
+
+
+def test_many_bad_rows_show_the_first_ten_of_each_kind_and_a_count(tmp_path):
+    _image(tmp_path / "ok.jpg")
+    manifest = tmp_path / "labels.csv"
+    manifest.write_text("".join(f"gone{i}.jpg,cat\n" for i in range(25)) + "ok.jpg,cat\n" * 13)
+    with pytest.raises(DataError) as e:
+        datasets.labelled_images(manifest)
+    text = str(e.value)
+    assert "37 row(s) unusable: line 1: no such file gone0.jpg; " in text
+    assert "line 10: no such file gone9.jpg; and 15 more; line 27: ok.jpg listed again (first on line 26)" in text
+    assert "line 36: ok.jpg listed again (first on line 26); and 2 more. Fix" in text and "gone10.jpg" not in text
+
+
+def test_class_folders_name_nested_folders_and_stray_files_at_once_with_the_folder_names(tmp_path):
+    # Nested folders stopped the run alone; stray files were said on the next run, then the folder names.
+    for path in ("tench/a.jpg", "tench/sub/b.jpg", "cats/c.jpg", "n0144O764/d.jpg", "stray.jpg"):
+        _image(tmp_path / path)
+    (tmp_path / "tench" / "notes.txt").write_text("x")
+    with pytest.raises(UnusableImages) as e:
+        datasets.labelled_images(tmp_path)
+    assert len(e.value.problems) == 2
+    assert e.value.problems[0].startswith(f"1 folder(s) inside the class folders of {tmp_path}: tench/sub/. ")
+    assert e.value.problems[1].startswith(f"2 file(s) of {tmp_path} cannot be used: tench/notes.txt, stray.jpg. ")
+    assert set(e.value.labels) == {"cats", "n0144O764", "tench"} and not e.value.numeric
+
+
+def test_flat_files_without_a_class_are_named_together(tmp_path):
+    _image(tmp_path / "n01440764_ok.jpg")
+    _image(tmp_path / "holiday.jpg")
+    _image(tmp_path / "n99999999_thing.jpg")
+    with pytest.raises(DataError, match=r"2 file\(s\) of .* cannot be used: holiday.jpg: cannot tell its class; "
+                                        r"n99999999_thing.jpg: 'n99999999' is not an ImageNet-1k WNID"):
+        datasets.labelled_images(tmp_path)
 
 
 def test_csv_label_out_of_range_is_unmatched(tmp_path):

@@ -197,3 +197,44 @@ def test_a_timm_models_unmatched_folders_stop_the_run_at_startup(team):
     assert _one_message(output, "'tench_fish' (closest class:"), output
     assert "loading" not in output and not _labels(team)  # before any model loads
     assert "'tench_fish'" in _report(team)["error"]
+
+
+def _problems(output: str) -> list[str]:
+    """The startup message's problems: the lines indented under its first line."""
+    lines = output.splitlines()
+    first = next(i for i, line in enumerate(lines) if "cannot read their images" in line)
+    return [line.strip() for line in lines[first + 1:] if line.startswith("  ")]
+
+
+def test_a_manifest_with_a_missing_file_a_repeat_and_an_unknown_label_is_one_message(team):
+    """Hunt 34: three runs to see three problems (row problems, then repeats, then labels); now one, exit 4."""
+    _images(team.path / "team", {"airplane": 1, "cats": 1})
+    (team.path / "team" / "labels.csv").write_text(
+        "path,label\nairplane/0.jpg,airplane\ncats/0.jpg,cats\nnope.jpg,airplane\nairplane/0.jpg,airplane\n")
+    result = team.runpytest_subprocess("--model", "tests.tiny_models:ten_classes?classes=classes.txt",
+                                       "--audit-images", "team/labels.csv", "--audit-data", "data", *RUN)
+    output = _output(result)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, output
+    rows, labels = _problems(output)
+    assert rows.startswith("CSV manifest team/labels.csv: 2 row(s) unusable: line 4: no such file nope.jpg; "
+                           "line 5: airplane/0.jpg listed again (first on line 2). Fix"), output
+    assert labels.startswith("tests.tiny_models:ten_classes?classes=classes.txt: 1 class name(s) of the images in "), output
+    assert "'cats' (closest class: 'cat')" in labels and "loading" not in output and not _labels(team)
+    assert _one_message(output, "listed again") and _one_message(output, "'cats' (closest class: 'cat')"), output
+    assert "listed again" in _report(team)["error"] and "'cats'" in _report(team)["error"]
+
+
+def test_class_folders_with_stray_files_and_unknown_names_are_one_message(team):
+    """Hunt 34: stray files first, the folder names on the next run; now both, with nested folders, in one."""
+    _images(team.path / "team", {"airplane": 1, "cats": 1, "trucks": 1, "ship/sub": 1})
+    _images(team.path / "team", {".": 1})  # team/0.jpg: an image beside the class folders
+    (team.path / "team" / "airplane" / "notes.txt").write_text("x")
+    result = team.runpytest_subprocess("--model", "tests.tiny_models:ten_classes?classes=classes.txt",
+                                       "--audit-images", "team", "--audit-data", "data", *RUN, "-n", "2")
+    output = _output(result)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, output
+    nested, strays, labels = _problems(output)
+    assert nested.startswith("1 folder(s) inside the class folders of team: ship/sub/."), output
+    assert strays.startswith("2 file(s) of team cannot be used: airplane/notes.txt, 0.jpg."), output
+    assert "2 class name(s)" in labels and "'cats' (closest class: 'cat'); 'trucks' (closest class: 'truck')" in labels
+    assert "loading" not in output and not _labels(team)

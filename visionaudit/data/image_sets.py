@@ -30,13 +30,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from visionaudit.data import decode_budget
+from visionaudit.data.class_folders import read_class_folders
 from visionaudit.data.decoding import DECODE_THREADS, decode_images
 from visionaudit.data.imagenet import class_index, wnid_to_index
 from visionaudit.data.imagenet_val import val_wnids
-from visionaudit.data.label_space import LabelSpace, imagenet1k, unmatched
+from visionaudit.data.label_space import LabelSpace, imagenet1k, unmatched_message
 from visionaudit.data.manifest import read_manifest
 from visionaudit.data.user_cache import cache_dir
 from visionaudit.errors import DataError
+from visionaudit.formatting import first_few
 from visionaudit.preprocessing import Geometry
 from visionaudit.progress import phase
 
@@ -100,13 +102,9 @@ class ImageSet:
         by name (:meth:`LabelSpace.index`); a class name matching none stops with them all named."""
         if self.classes == space or self.label_names is None:
             return self
-        missing = unmatched(space, self.label_names, self.numeric_labels)
-        if missing:
-            raise DataError(
-                f"{len(missing)} class name(s) of the images in {self.root} match no class of the model "
-                f"({len(space)} classes, from {space.source}): {'; '.join(missing[:10])}"
-                f"{' ...' if len(missing) > 10 else ''}. Rename the folders (or CSV labels) to the model's class names, "
-                "or give the model's classes (?classes=FILE in the spec; --audit-classes FILE for a model that names none)")
+        refusal = unmatched_message(space, self.label_names, self.numeric_labels, self.root)
+        if refusal:
+            raise DataError(refusal)
         labels = tuple(space.index(n, self.numeric_labels) for n in self.label_names)
         return replace(self, labels=labels, classes=space)  # type: ignore[arg-type]
 
@@ -266,7 +264,7 @@ def labelled_images(root: Path, name: str | None = None) -> ImageSet:
     """
     if root.is_file() and root.suffix.lower() == ".csv":
         return csv_manifest(root, name)
-    _require_dir(root, "labelled images", None)
+    _require_dir(root, "labelled images", "imagenet-sample" if root.name == "imagenet-sample" else None)  # from Python too
     name = name or root.name
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if folders:
@@ -275,13 +273,19 @@ def labelled_images(root: Path, name: str | None = None) -> ImageSet:
     val = val_wnids(root, files)  # ILSVRC2012_val_* files: labelled by the devkit or Kaggle's CSV
     paths: list[Path] = []
     labels: list[int] = []
+    problems: list[str] = []  # every file, in one refusal
     for path in files:
         m = _FLAT.match(path.name)
         wnid = m["wnid"] if m else val.get(path)
-        if wnid is None:
-            raise DataError(f"{path}: cannot tell its class. Labelled images are {LABELLED_LAYOUTS}")
+        if wnid is None or wnid not in wnid_to_index():
+            problems.append(f"{path.name}: " + ("cannot tell its class" if wnid is None else
+                                                f"{wnid!r} is not an ImageNet-1k WNID (n########, one of the 1,000 ILSVRC-2012 classes)"))
+            continue
         paths.append(path)
-        labels.append(class_index(wnid, str(path)))
+        labels.append(class_index(wnid))
+    if problems:
+        raise DataError(f"{len(problems)} file(s) of {root} cannot be used: {first_few(problems)}. Labelled images are "
+                        f"{LABELLED_LAYOUTS}")
     if not paths:
         raise DataError(f"no images under {root}: expected {LABELLED_LAYOUTS}")
     return _imagenet_set(name, root, tuple(paths), tuple(labels))
@@ -289,37 +293,10 @@ def labelled_images(root: Path, name: str | None = None) -> ImageSet:
 
 def _class_folders(root: Path, name: str, folders: list[Path]) -> ImageSet:
     """``<root>/<class>/*``: every image labelled by its folder's name (a class name or a WNID)."""
-    paths: list[Path] = []
-    names: list[str] = []
-    strays: list[Path] = []
-    nested: list[Path] = []
-    for folder in folders:
-        for path in sorted(folder.iterdir()):
-            if path.name.startswith("."):
-                continue  # .DS_Store and the like: no one's data
-            if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
-                paths.append(path)
-                names.append(folder.name)
-            elif path.is_file():
-                strays.append(path)
-            elif path.is_dir():
-                nested.append(path)
-    if nested:  # its images would be left out without a word, or given a class nobody chose
-        shown = ", ".join(f"{p.relative_to(root)}/" for p in nested[:5]) + (f" and {len(nested) - 5} more" if len(nested) > 5 else "")
-        raise DataError(f"{len(nested)} folder(s) inside the class folders of {root}: {shown}. Nested folders are not "
-                        "read; move the images up into their class folder or list them in a CSV manifest")
-    strays += _images_in(root)  # beside the class folders: no class
-    if strays:
-        shown = ", ".join(str(p.relative_to(root)) for p in strays[:5]) + (f" and {len(strays) - 5} more" if len(strays) > 5 else "")
-        raise DataError(f"{len(strays)} file(s) of {root} cannot be used: {shown}. Each image goes in its class's folder "
-                        "(an image beside the class folders has no class), and class folders hold only images "
-                        f"({', '.join(sorted(IMAGE_SUFFIXES))}, any case)")
-    if not paths:
-        raise DataError(f"no images under {root}: its folders {', '.join(f.name for f in folders[:5])} hold none. "
-                        f"Expected {LABELLED_LAYOUTS}")
+    paths, names = read_class_folders(root, folders, IMAGE_SUFFIXES, LABELLED_LAYOUTS)
     if all(_WNID.match(f.name) and f.name in wnid_to_index() for f in folders):  # an ImageNet-1k set, bound now
-        return _imagenet_set(name, root, tuple(paths), tuple(class_index(n) for n in names))
-    return ImageSet(name, root, tuple(paths), categories=tuple(names), label_names=tuple(names))
+        return _imagenet_set(name, root, paths, tuple(class_index(n) for n in names))
+    return ImageSet(name, root, paths, categories=names, label_names=names)
 
 
 def csv_manifest(manifest: Path, name: str | None = None) -> ImageSet:

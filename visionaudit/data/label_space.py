@@ -19,6 +19,7 @@ from typing import Any, Iterable
 
 from visionaudit.data.imagenet import wnids
 from visionaudit.errors import ConfigError, closest
+from visionaudit.formatting import first_few
 
 IMAGENET1K = "ImageNet-1k"
 _LOOSE = re.compile(r"[\s\-_]+")
@@ -232,3 +233,14 @@ def unmatched(space: LabelSpace, labels: Iterable[str], numeric: bool = False) -
         if space.index(label, numeric) is None:
             out.append(name_and_closest(label, space.closest(label)))
     return out
+
+
+def unmatched_message(space: LabelSpace, labels: Iterable[str], numeric: bool, where: Path) -> str | None:
+    """The refusal of the images in ``where`` whose class names (``labels``) match no class of ``space``, every
+    name with its closest class; None when all match. One home for the refusal, said at startup or as a model loads."""
+    missing = unmatched(space, labels, numeric)
+    if not missing:
+        return None
+    return (f"{len(missing)} class name(s) of the images in {where} match no class of the model ({len(space)} classes, "
+            f"from {space.source}): {first_few(missing)}. Rename the folders (or CSV labels) to the model's class names, "
+            "or give the model's classes (?classes=FILE in the spec; --audit-classes FILE for a model that names none)")

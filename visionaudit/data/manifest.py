@@ -8,12 +8,17 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from visionaudit.errors import DataError
+from visionaudit.errors import DataError, UnusableImages
+from visionaudit.formatting import first_few
+
+# The kinds of unusable row, in the order the refusal lists them (each kind's first rows, then a count).
+KINDS = ("not a pair", "outside", "missing", "not an image", "repeat")
 
 
 def read_manifest(manifest: Path, suffixes: set[str]) -> tuple[Path, tuple[Path, ...], tuple[str, ...]]:
-    """The manifest's folder (resolved), its image paths and their labels as written; a DataError naming every
-    unusable row (not a pair, outside the folder, missing, not an image: ``suffixes``, any case) or repeat."""
+    """The manifest's folder (resolved), its image paths and their labels as written. Every unusable row (not a
+    pair, outside the folder, missing, not an image: ``suffixes``, any case; a repeat) is named in one
+    :class:`UnusableImages`, which carries every row's label for the check against the models' classes."""
     root = manifest.parent.resolve()
     try:
         with open(manifest, newline="", encoding="utf-8-sig") as f:
@@ -24,30 +29,34 @@ def read_manifest(manifest: Path, suffixes: set[str]) -> tuple[Path, tuple[Path,
         rows = rows[1:]
     paths: list[Path] = []
     names: list[str] = []
-    problems: list[str] = []
+    labels: list[str] = []  # of every path,label row, usable or not: a wrong label is said with the row's other problem
+    first: dict[Path, int] = {}
+    problems: dict[str, list[str]] = {kind: [] for kind in KINDS}
     kinds = ", ".join(sorted(suffixes))
     for line, row in rows:
         if len(row) != 2 or not row[0].strip() or not row[1].strip():
-            problems.append(f"line {line}: {','.join(row)!r} is not one path,label pair")
+            problems["not a pair"].append(f"line {line}: {','.join(row)!r} is not one path,label pair")
             continue
         rel, label = row[0].strip(), row[1].strip()
+        labels.append(label)
         path = (root / rel).resolve()
         if Path(rel).is_absolute() or not path.is_relative_to(root):
-            problems.append(f"line {line}: {rel} is outside the manifest's folder {root} (paths are relative to it, inside it)")
+            problems["outside"].append(f"line {line}: {rel} is outside the manifest's folder {root} (paths are relative to it, inside it)")
         elif not path.is_file():
-            problems.append(f"line {line}: no such file {rel}")
+            problems["missing"].append(f"line {line}: no such file {rel}")
         elif path.suffix.lower() not in suffixes:
-            problems.append(f"line {line}: {rel} is not an image (images end in {kinds}, any case)")
+            problems["not an image"].append(f"line {line}: {rel} is not an image (images end in {kinds}, any case)")
+        elif path in first:
+            problems["repeat"].append(f"line {line}: {rel} listed again (first on line {first[path]})")
         else:
+            first[path] = line
             paths.append(path)
             names.append(label)
-    if problems:
-        raise DataError(f"CSV manifest {manifest}: {len(problems)} row(s) unusable: " + "; ".join(problems[:10])
-                        + (" ..." if len(problems) > 10 else "") + ". Fix or remove those rows")
+    count = sum(map(len, problems.values()))
+    if count:
+        shown = "; ".join(first_few(p) for p in problems.values() if p)
+        raise UnusableImages([f"CSV manifest {manifest}: {count} row(s) unusable: {shown}. Fix or remove those rows"],
+                             root, labels, numeric=True)
     if not paths:
         raise DataError(f"CSV manifest {manifest} lists no images; write one path,label row per image")
-    if len(set(paths)) != len(paths):
-        seen: set[Path] = set()
-        twice = sorted({p.relative_to(root).as_posix() for p in paths if p in seen or seen.add(p)})  # type: ignore[func-returns-value]
-        raise DataError(f"CSV manifest {manifest} lists {', '.join(twice[:5])} more than once; list each image once")
     return root, tuple(paths), tuple(names)

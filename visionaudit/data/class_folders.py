@@ -1,0 +1,50 @@
+"""Class folders of labelled images: ``<root>/<class>/*``, each image labelled by its folder's name (a class name
+or a WNID). Every file that cannot be used is named, with every folder inside a class folder, in one refusal that
+carries the folders' names, so the startup check names those matching no class of a model in the same message.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from visionaudit.errors import DataError, UnusableImages
+from visionaudit.formatting import first_few
+
+
+def read_class_folders(root: Path, folders: list[Path], suffixes: set[str],
+                       layouts: str) -> tuple[tuple[Path, ...], tuple[str, ...]]:
+    """The images in ``folders`` (images end in ``suffixes``, any case) and their folders' names; an
+    :class:`UnusableImages` naming every folder inside a class folder, every file in one that is not an image and
+    every image beside them (it has no class)."""
+    paths: list[Path] = []
+    names: list[str] = []
+    strays: list[Path] = []
+    nested: list[Path] = []
+    for folder in folders:
+        for path in sorted(folder.iterdir()):
+            if path.name.startswith("."):
+                continue  # .DS_Store and the like: no one's data
+            if path.is_file() and path.suffix.lower() in suffixes:
+                paths.append(path)
+                names.append(folder.name)
+            elif path.is_file():
+                strays.append(path)
+            elif path.is_dir():
+                nested.append(path)
+    strays += sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in suffixes)  # no class
+    problems = []
+    if nested:  # its images would be left out without a word, or given a class nobody chose
+        problems.append(f"{len(nested)} folder(s) inside the class folders of {root}: "
+                        f"{first_few([f'{p.relative_to(root)}/' for p in nested], sep=', ')}. Nested folders are not "
+                        "read; move the images up into their class folder or list them in a CSV manifest.")
+    if strays:
+        problems.append(f"{len(strays)} file(s) of {root} cannot be used: "
+                        f"{first_few([str(p.relative_to(root)) for p in strays], sep=', ')}. Each image goes in its "
+                        "class's folder (an image beside the class folders has no class), and class folders hold only "
+                        f"images ({', '.join(sorted(suffixes))}, any case).")
+    if problems:
+        raise UnusableImages(problems, root, names)
+    if not paths:
+        raise DataError(f"no images under {root}: its folders {', '.join(f.name for f in folders[:5])} hold none. "
+                        f"Expected {layouts}")
+    return tuple(paths), tuple(names)
