@@ -29,5 +29,7 @@ __version__ = "0.1.0"
 #    top-1 output index per image, packed like `outcomes.labels`, named by the model entry's `classes`); the baseline
 #    comparisons' `lost_examples` (up to 24 images that went right -> wrong, with each side's top-1 class name).
 #    Schemas 3, 4 and 5 are still read (without top-1: the lost images' classes are None).
+#    Also in 6: `aggregates.corruption.models[M].summary_scope` (present only when the summary's corruptions are not
+#    the mCE test's) and `thresholds.min_images` on every baseline entry.
 SCHEMA_VERSION = 6
 OLDEST_READABLE = 3  # the oldest schema still read as a baseline or a merge part
