@@ -123,9 +123,9 @@ def report_data(session: pytest.Session) -> dict[str, Any] | None:
     error = config.stash.get(STARTUP_ERROR_KEY, None)
     if collector.collection_errors:
         error = "tests could not be collected: " + "; ".join(collector.collection_errors)
-    if (note := unselected_models_note(models, audits)) is not None:
-        say_once(config, note, now=False)  # the terminal's notes too, not only the JSON (assemble would add it there)
     run = _run_info(config, session.exitstatus, models)
+    if (note := unselected_models_note(models, audits, run)) is not None:
+        say_once(config, note, now=False)  # the terminal's notes too, not only the JSON (assemble would add it there)
     if session.exitstatus == pytest.ExitCode.OK and (any(a["outcome"] == "not_judged" for a in audits)
                                                      or verdict_reasons(audits, run, models)):
         # A gate that could not be judged, or a run that judged nothing, has not passed: a CI job must not

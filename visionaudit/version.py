@@ -30,7 +30,9 @@ __version__ = "0.1.0"
 #    comparisons' `lost_examples` (up to 24 images that went right -> wrong, with each side's top-1 class name).
 #    Schemas 3, 4 and 5 are still read (without top-1: the lost images' classes are None).
 # 7: (stop 34) the robustness aggregate's `across_models.<transform>` gains `classes_tested` (classes with a p-value)
-#    and `alpha`; `compare --format json` gains `not_loaded` (NEW's models that did not load, with their error) and
-#    `new_verdict` (NEW's own verdict). Added keys only: schemas 3 to 6 are still read.
+#    and `alpha`; `compare --format json` gains `not_loaded` (NEW's models that did not load, with their error),
+#    `not_selected` (configured models no selected test audited) and `new_verdict` (NEW's own verdict);
+#    `aggregates.corruption.models[M].summary_scope` (present only when the summary's corruptions are not the mCE
+#    test's) and `thresholds.min_images` on every baseline entry. Added keys only: schemas 3 to 6 are still read.
 SCHEMA_VERSION = 7
 OLDEST_READABLE = 3  # the oldest schema still read as a baseline or a merge part

@@ -82,6 +82,27 @@ def test_merge_prints_the_note_of_a_part_that_timed_out(tmp_path):
     assert json.loads((tmp_path / "merged.json").read_text())["run"]["notes"] == [lines[0].removeprefix("note: ")]
 
 
+def test_every_parts_notes_are_carried_into_the_merge_and_printed(tmp_path):
+    """A note only shard 2 said (its copy of the data, of an hf: model) is the merged run's too, naming the part; one
+    every part said is carried once, as said; a part's unselected-models note is not (the merge derives it over all)."""
+    _, parts = _runs()
+    hf = "hf:/m: no preprocessor_config.json was found (part 2's copy only)"
+    stale = ("no test of resnet50 was selected (-k/-m, test paths): nothing judged it, so the run is not a pass; select its "
+             "tests, or give only the models to audit with --model (it replaces [run] models)")
+    parts[0]["run"]["notes"] = ["both say C", "part1 says A"]
+    parts[1]["run"]["notes"] = [hf, "both say C", "part2 says B", stale]
+    paths = []
+    for k, part in enumerate(parts, 1):
+        paths.append(tmp_path / f"part{k}.json")
+        paths[-1].write_text(json.dumps(part))
+    expected = ["both say C", f"{paths[0]}: part1 says A", f"{paths[1]}: {hf}", f"{paths[1]}: part2 says B"]
+    assert merge_reports(parts, list(map(str, paths)))["run"]["notes"] == expected
+    proc = subprocess.run([sys.executable, "-m", "visionaudit", "merge", *map(str, paths), "-o", str(tmp_path / "merged.json")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode in (0, 1), proc.stderr
+    assert [line for line in proc.stdout.splitlines() if line.startswith("note: ")] == [f"note: {n}" for n in expected]
+
+
 def test_an_assessor_that_raises_in_the_merge_makes_an_error_entry_not_a_traceback(monkeypatch):
     """The part's test ended `error` because its assessor raised (a bug); the merge calls the same assessor, which
     raises again: the merged entry is an `error` saying so, and the merged verdict is fail."""

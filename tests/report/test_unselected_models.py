@@ -14,9 +14,11 @@ from tests.report.test_verdict import SAMPLES, entry, not_judged_report
 from visionaudit.report.assembly import assemble
 from visionaudit.report.compare import compare_reports, render
 
-IDLE_REASON = ("idle: no selected test audited it (-k/-m left it none; not loaded), so nothing judged it; select its tests, "
-               "or leave it out of the run's models (--model, [run] models)")
-COMPARE_REASON = ("the new report's model idle was not audited: no selected test audited it (-k/-m left it none), so nothing "
+IDLE_REASON = ("idle: no test of it was selected (-k/-m, test paths), so nothing judged it; select its tests, "
+               "or give only the models to audit with --model (it replaces [run] models)")
+IDLE_NOTE = ("no test of idle was selected (-k/-m, test paths): nothing judged it, so the run is not a pass; select its "
+             "tests, or give only the models to audit with --model (it replaces [run] models)")
+COMPARE_REASON = ("the new report's model idle was not audited: no test of it was selected (-k/-m, test paths), so nothing "
                   "of it was compared")
 
 
@@ -31,7 +33,7 @@ def test_the_run_and_compare_both_refuse_a_pass_for_a_deselected_model_and_say_i
     new = new_report({"idle": {"loaded": False, "error": None}})
     # The run: not a pass, the model named with the fix (it read PASS with a note before).
     assert new["verdict"] == "incomplete" and new["verdict_reason"] == IDLE_REASON
-    assert "no selected test audited idle (-k/-m left none; not loaded): nothing judged it, so the run is not a pass" in new["run"]["notes"]
+    assert IDLE_NOTE in new["run"]["notes"]
     # compare on the same report: not a pass either, and named as not selected, not as a model that did not load.
     comparison = compare_reports(not_judged_report("pass"), new)
     assert comparison["models"]["m"]["results"]["clean_top1"].verdict == "unchanged"  # the audited model compared
@@ -52,9 +54,25 @@ def test_a_model_that_failed_to_load_is_still_one_that_did_not_load_on_both_side
     clean = {**old["audits"][0], "outcome": "passed"}
     new = assemble({"seed": 0, "samples": 40}, {"m": {"loaded": True}, "broken": {"loaded": False, "error": "RuntimeError: weights"}},
                    [clean, broken_entry], samples=SAMPLES)
-    assert new["verdict"] == "fail" and not any("no selected test" in n for n in new["run"].get("notes") or [])
+    assert new["verdict"] == "fail" and not any("was selected" in n for n in new["run"].get("notes") or [])
     comparison = compare_reports(old, new)
     assert comparison["not_loaded"] == {"broken": "RuntimeError: weights"} and comparison["not_selected"] == []
+
+
+def test_a_shard_after_the_first_does_not_blame_the_selection_for_a_model_whose_tests_run_in_shard_1():
+    """Shards 2..N deselect every test that does not split by image (it runs whole in shard 1): a model whose selected
+    tests are all such (deployment, channel_bias, conversion) has none there, though -k/-m did select it. That part
+    must not say the selection left it no test; shard 1, the unsharded run and the merge judge it."""
+    old = not_judged_report("pass")
+    clean = {**old["audits"][0], "outcome": "passed"}
+    models = {"m": {"loaded": True}, "idle": {"loaded": False, "error": None}}
+    for index, blamed in ((1, True), (2, False), (3, False)):
+        run = {"seed": 0, "samples": 40, "shard": {"index": index, "count": 3}}
+        part = assemble(run, models, [clean], samples=SAMPLES)
+        assert (part["verdict_reason"] == IDLE_REASON) is blamed, (index, part["verdict_reason"])
+        assert (part["verdict"], part["verdict_reason"]) == (("incomplete", IDLE_REASON) if blamed else ("pass", None))
+        assert (IDLE_NOTE in (part["run"].get("notes") or [])) is blamed
+        assert compare_reports(old, part)["not_selected"] == (["idle"] if blamed else [])
 
 
 @pytest.mark.slow  # one short run of the real audits, two tiny models, one selected
@@ -66,7 +84,7 @@ def test_a_real_run_that_deselects_a_model_and_compare_on_its_report_agree(share
     assert data is not None and not data["error"], proc.stdout[-3000:] + proc.stderr[-3000:]
     assert [(e["model"], e["outcome"]) for e in data["audits"]] == [(TINY, "passed")] and data["models"][other]["loaded"] is False
     assert proc.returncode == 1 and data["verdict"] == "incomplete"
-    assert data["verdict_reason"].startswith(f"{other}: no selected test audited it (-k/-m left it none; not loaded)")
+    assert data["verdict_reason"].startswith(f"{other}: no test of it was selected (-k/-m, test paths), so")
     compared = subprocess.run([sys.executable, "-m", "visionaudit", "compare", str(tmp_path / "run.json"), str(tmp_path / "run.json"),
                                "--format", "json", "--accept-incomplete-baseline"], cwd=ROOT, capture_output=True, text=True,
                               timeout=120)
@@ -74,6 +92,6 @@ def test_a_real_run_that_deselects_a_model_and_compare_on_its_report_agree(share
     assert compared.returncode == 1 and result["verdict"] == "incomplete", compared.stderr
     assert result["not_selected"] == [other] and result["not_loaded"] == {}
     # (then tiny's own: it got no image right, so nothing of it is compared either)
-    assert result["verdict_reason"].startswith(f"the new report's model {other} was not audited: no selected test audited it "
-                                               "(-k/-m left it none), so nothing of it was compared; ")
+    assert result["verdict_reason"].startswith(f"the new report's model {other} was not audited: no test of it was selected "
+                                               "(-k/-m, test paths), so nothing of it was compared; ")
     assert "did not load" not in result["verdict_reason"]

@@ -151,9 +151,10 @@ def test_a_configured_model_no_selected_test_audited_is_named_in_the_notes():
     clean = entry("audits/test_accuracy.py::test_clean_top1[m]", "accuracy", "passed")
     models = {"m": {"loaded": True}, "idle": {"loaded": False, "error": None}, "broken": {"loaded": False, "error": "E"}}
     data = assemble({"seed": 0, "samples": 40, "notes": ["earlier"]}, models, [clean], samples=SAMPLES)
-    note = "no selected test audited idle (-k/-m left none; not loaded): nothing judged it, so the run is not a pass"
+    note = ("no test of idle was selected (-k/-m, test paths): nothing judged it, so the run is not a pass; select its "
+            "tests, or give only the models to audit with --model (it replaces [run] models)")
     assert data["run"]["notes"] == ["earlier", note]  # a model that failed to load is its tests' errors, not this
-    assert data["verdict"] == "incomplete" and data["verdict_reason"].startswith("idle: no selected test audited it")
+    assert data["verdict"] == "incomplete" and data["verdict_reason"].startswith("idle: no test of it was selected")
     again = assemble(data["run"], models, [clean], samples=SAMPLES)  # a merge or rebuild carrying it: once
     assert again["run"]["notes"] == ["earlier", note]
     assert report([clean])["run"].get("notes") is None  # every model audited: nothing said

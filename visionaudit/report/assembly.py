@@ -98,8 +98,8 @@ def verdict_reasons(audits: list[dict[str, Any]], run: dict[str, Any] | None = N
                            f"({len(not_judged)} test(s))" + (f": {text}" if text else "")
                            + (f"; +{others} other reason{'s' if others > 1 else ''}" if others else ""))
     # A configured model -k/-m left no test: nothing judged it, and a pass would read as if it covered it (compare says the same).
-    reasons += [f"{model}: no selected test audited it (-k/-m left it none; not loaded), so nothing judged it; {UNSELECTED_FIX}"
-                for model in unselected_models(models or {}, audits)]
+    reasons += [f"{model}: no test of it was selected (-k/-m, test paths), so nothing judged it; {UNSELECTED_FIX}"
+                for model in unselected_models(models or {}, audits, run)]
     controls = [e for e in audits if e.get("control") and e["outcome"] == "not_judged" and not failing]
     if controls:  # a control's gate not judged also makes the run incomplete
         text, _, others = first_reason(controls)
@@ -146,33 +146,45 @@ def first_reason(entries: list[dict[str, Any]]) -> tuple[str, int, int]:
     return first, reasons[first], len(reasons) - 1
 
 
-def unselected_models(models: dict[str, Any], audits: list[dict[str, Any]]) -> list[str]:
-    """The configured models that no selected test audited (-k/-m left them none, so they never loaded; not one that
-    failed to load, nor one whose tests ran and stopped before loading it). Empty when the run selected no audit at
-    all: that run is incomplete for its own reason. The run's verdict and ``visionaudit compare`` both read this."""
+def unselected_models(models: dict[str, Any], audits: list[dict[str, Any]], run: dict[str, Any] | None = None) -> list[str]:
+    """The configured models that no selected test audited (-k/-m or test paths left them none, so they never loaded;
+    not one that failed to load, nor one whose tests ran and stopped before loading it). Empty when the run selected no
+    audit at all (that run is incomplete for its own reason), and in shards 2..N of a sharded run (``run["shard"]``):
+    there a model whose selected tests all run whole in shard 1 has none, but the selection did give it tests; the
+    merge judges that over all parts. The run's verdict and ``visionaudit compare`` both read this."""
+    shard = (run or {}).get("shard") or {}
     audits = [e for e in audits if e.get("audit")]  # audit tests only (a test of the suite itself is none)
     audited = {e.get("model") for e in audits}
-    if not audits:
+    if not audits or int(shard.get("index") or 1) != 1:
         return []
     return sorted(m for m, info in models.items() if info.get("loaded") is False and not info.get("error") and m not in audited)
 
 
-UNSELECTED_FIX = "select its tests, or leave it out of the run's models (--model, [run] models)"
+UNSELECTED_FIX = "select its tests, or give only the models to audit with --model (it replaces [run] models)"
 
 
-def unselected_models_note(models: dict[str, Any], audits: list[dict[str, Any]]) -> str | None:
+def unselected_models_note(models: dict[str, Any], audits: list[dict[str, Any]], run: dict[str, Any] | None = None) -> str | None:
     """A note naming each configured model that no selected test audited: nothing judged it, so the run is no pass of
     it (:func:`verdict_reasons` says so too). None when there is none."""
-    unselected = unselected_models(models, audits)
+    unselected = unselected_models(models, audits, run)
     if not unselected:
         return None
-    return (f"no selected test audited {', '.join(unselected)} (-k/-m left none; not loaded): nothing judged "
-            + ("it" if len(unselected) == 1 else "them") + ", so the run is not a pass")
+    them = "it" if len(unselected) == 1 else "them"
+    return (f"no test of {', '.join(unselected)} was selected (-k/-m, test paths): nothing judged {them}, so the run is "
+            f"not a pass; select {'its' if them == 'it' else 'their'} tests, or give only the models to audit with "
+            "--model (it replaces [run] models)")
+
+
+def is_unselected_models_note(note: str) -> bool:
+    """Whether ``note`` is :func:`unselected_models_note`'s (this version's wording or the earlier one): a merge drops
+    the parts' and derives it again over all of them."""
+    return note.startswith("no selected test audited ") or (
+        note.startswith("no test of ") and " was selected (-k/-m, test paths): nothing judged " in note)
 
 
 def with_unselected_models_note(run: dict[str, Any], models: dict[str, Any], audits: list[dict[str, Any]]) -> dict[str, Any]:
     """``run`` with :func:`unselected_models_note` in its notes (once: a run, a merge or a rebuild may carry it already)."""
-    note = unselected_models_note(models, audits)
+    note = unselected_models_note(models, audits, run)
     notes = list(run.get("notes") or [])
     return run if note is None or note in notes else {**run, "notes": [*notes, note]}
 

@@ -49,8 +49,8 @@ def compare_reports(old: dict[str, Any], new: dict[str, Any], pairs: Mapping[str
     # A release of NEW that never loaded has nothing to compare: named, and no pass (unless --model picked others). One
     # that -k/-m left no test never loaded either, but it did not fail to: named as not selected, no pass all the same,
     # as the run that wrote NEW says (visionaudit/report/assembly.py, unselected_models).
-    not_selected = [] if pairs else [m for m in unselected_models(new.get("models", {}), new.get("audits", []))
-                                     if m not in controls]
+    unselected = unselected_models(new.get("models", {}), new.get("audits", []), new.get("run"))
+    not_selected = [] if pairs else [m for m in unselected if m not in controls]
     not_loaded = {} if pairs else {m: info.get("error") for m, info in new.get("models", {}).items()
                                    if not info.get("loaded", True) and m not in controls and m not in not_selected}
     if pairs:
@@ -97,7 +97,7 @@ def comparison_verdict(comparison: dict[str, Any]) -> tuple[str, str | None]:
         said = str(error).splitlines()[0] if error else "no test got as far as loading it"
         reasons.append(f"the new report's model {model} did not load ({said}): nothing compared")
     for model in comparison.get("not_selected") or []:
-        reasons.append(f"the new report's model {model} was not audited: no selected test audited it (-k/-m left it none), "
+        reasons.append(f"the new report's model {model} was not audited: no test of it was selected (-k/-m, test paths), "
                        "so nothing of it was compared")
     for model, per in comparison["models"].items():
         results = list(per["results"].values())

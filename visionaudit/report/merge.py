@@ -32,7 +32,12 @@ from visionaudit.families.assessment import (
 )
 from visionaudit.families.records import AuditRecord
 from visionaudit.families.registry import families
-from visionaudit.report.assembly import SEVERITY, assemble, short_reason
+from visionaudit.report.assembly import (
+    SEVERITY,
+    assemble,
+    is_unselected_models_note,
+    short_reason,
+)
 from visionaudit.version import OLDEST_READABLE, SCHEMA_VERSION
 
 
@@ -385,11 +390,18 @@ def merge_reports(parts: Sequence[dict[str, Any]], names: Sequence[str]) -> dict
     if len(configs) > 1:  # their bounds were checked equal above, bar speed settings; the paths still differ
         notes.append("the parts were run with different config files (" + "; ".join(
             f"{c} in {', '.join(by)}" for c, by in configs.items()) + f"); run.config_file shows {names[0]}'s")
+    # Every part's notes, once each in shard order, naming the parts when not all said it; the unselected-models note is
+    # derived again over all parts by assemble() (a part 2..N cannot tell).
+    said: dict[str, list[str]] = {}
+    for r, name in zip(runs, names):
+        for note in dict.fromkeys(r.get("notes") or []):
+            said.setdefault(note, []).append(name)
+    carried = [n if len(by) == count else f"{', '.join(by)}: {n}" for n, by in said.items() if not is_unselected_models_note(n)]
     run = {**first_run, "shard": None, "merged_from": list(names),
            "start": min(r.get("start") or "" for r in runs) or None, "end": max(r.get("end") or "" for r in runs) or None,
            "duration": round(sum(float(r.get("duration") or 0.0) for r in runs), 3),
            "command": "visionaudit merge " + " ".join(names),
-           "notes": list(first_run.get("notes") or []) + notes}  # and what the merge left out
+           "notes": carried + notes}  # and what the merge said
     stopped = any((p.get("incomplete") or {}).get("interrupted") for p in parts)
     errors = [f"{n}: {p['error']}" for p, n in zip(parts, names) if p.get("error")]
     # As in a normal run, the report names the image sets that per-image outcomes refer to.

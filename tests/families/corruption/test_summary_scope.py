@@ -53,3 +53,33 @@ def test_the_summary_says_its_value_is_not_the_gated_one_after_a_hole(imagenet):
         f"the summary's {key} {summary_value:.4g} averages the 1 corruption(s) whose condition tests scored every severity "
         f"(fog left out: a hole); the gated {key} is {gate['nodeid']}'s {gated_value:.4g}, over the 2 that test scored itself")
     assert any(summary["summary_scope"] in line for line in terminal_lines(report))  # the summary line says it too
+
+
+@pytest.mark.parametrize("imagenet", [True, False])
+@pytest.mark.parametrize("how", ["crashed", "deselected"])
+def test_a_whole_corruption_missing_is_said_and_the_gates_interval_is_not_the_summarys(imagenet, how):
+    """Every fog condition crashed (or -k "not fog" deselected them, keeping test_mce): fog has no hole, but the summary
+    still averages contrast alone while the gate averages both. The comparison of the two corruption sets decides."""
+    whole, bits = _whole(imagenet)
+    error = {k: 1 - v.mean() for k, v in bits.items()}
+    key, ci_keys = ("mce", ["mce_ci"]) if imagenet else ("mean_error", ["mean_error_ci", "mean_rise_ci"])
+    fog = [e for e in whole["audits"] if e["params"].get("corruption") == "fog"]
+    if how == "crashed":
+        for e in fog:
+            e.update(outcome="crashed", metrics={}, message="worker gw0 died while running it")
+            e.pop("outcomes", None)
+    else:
+        whole["audits"] = [e for e in whole["audits"] if e not in fog]
+    report = assemble(whole["run"], whole["models"], whole["audits"], samples=whole["samples"])
+    summary = report["aggregates"]["corruption"]["models"]["m"]
+    (gate,) = [e for e in report["audits"] if e["params"] == {}]
+    ce = 100 * sum(error[("contrast", s)] for s in (1, 3)) / sum(ALEXNET_ERRORS["contrast"][s - 1] for s in (1, 3))
+    summary_value = ce if imagenet else (error[("contrast", 1)] + error[("contrast", 3)]) / 2
+    assert summary[key] == pytest.approx(summary_value) and abs(gate["metrics"][key] - summary_value) > 1e-3
+    assert summary["summary_scope"] == (
+        f"the summary's {key} {summary_value:.4g} averages the 1 corruption(s) whose condition tests scored every severity "
+        f"(fog left out: none of its condition tests scored); the gated {key} is {gate['nodeid']}'s "
+        f"{gate['metrics'][key]:.4g}, over the 2 that test scored itself")
+    # The gate's intervals are over fog and contrast: not printed beside the summary's contrast-only value.
+    assert all(gate["metrics"].get(k) is not None for k in ci_keys)
+    assert all(summary[k] is None for k in ci_keys)

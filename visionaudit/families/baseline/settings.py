@@ -14,6 +14,9 @@ from visionaudit.families.baseline.statistics import Tolerance
 @dataclass(frozen=True)
 class Settings:
     tolerances: dict[str, Tolerance]  # by comparison name
+    # Paired images a comparison needs to be judged (fewer: not judged, never a pass). No default here: the
+    # family's descriptor (min_images, 20) is its one home, and the thresholds always carry it.
+    min_images: int
     alpha: float = 0.05
     resamples: int = 2000
     seed: int = 0
@@ -24,7 +27,6 @@ class Settings:
     # Resamples of the bootstrap and Monte Carlo p-values (None: ``resamples``); compare_model sets it from the
     # model's comparison set (statistics.p_resamples_for) so that those p-values can pass Holm's first step.
     p_resamples: int | None = None
-    min_images: int = 20  # paired images a comparison needs to be judged (fewer: not judged, never a pass)
 
 
 def settings_from(thresholds: Any, seed: int = 0, paired: bool = True) -> Settings:
@@ -39,6 +41,5 @@ def settings_from(thresholds: Any, seed: int = 0, paired: bool = True) -> Settin
         if a is None:
             raise ConfigError(f"[audits.baseline] tolerance sets nothing for {c.name} or {c.metric}; add {c.metric} = ...")
         tolerances[c.name] = Tolerance(a, relative.get(c.name, relative.get(c.metric)))
-    return Settings(tolerances, thresholds["alpha"], thresholds["bootstrap_resamples"], seed, paired,
-                    thresholds.get("min_class_images", 10), thresholds.get("min_kappa", -1.0), thresholds.get("kappa_warning", 0.5),
-                    min_images=thresholds.get("min_images", 20))
+    return Settings(tolerances, thresholds["min_images"], thresholds["alpha"], thresholds["bootstrap_resamples"], seed, paired,
+                    thresholds.get("min_class_images", 10), thresholds.get("min_kappa", -1.0), thresholds.get("kappa_warning", 0.5))

@@ -54,8 +54,9 @@ def absent(o: Any, c: Compared) -> str:
     return f"{what} ended " + ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
 
 
-
 def not_compared(r: Result, why: str, side: str = "setup") -> Result:
+    """``r`` marked not compared: ``why`` is its reason, ``side`` the side that lacks it ("setup", "baseline",
+    "candidate")."""
     r.missing = r.reason = why
     r.missing_side = side
     return r

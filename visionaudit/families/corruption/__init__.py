@@ -61,7 +61,12 @@ from visionaudit.families.corruption.judging import (  # noqa: F401
     assess_condition,
     assess_mce,
 )
-from visionaudit.families.corruption.missing import holes, not_scored, summary_scope
+from visionaudit.families.corruption.missing import (
+    holes,
+    not_scored,
+    scope_differs,
+    summary_scope,
+)
 from visionaudit.families.corruption.scoring import (  # noqa: F401
     Condition,
     Unavailable,
@@ -289,10 +294,11 @@ def _aggregate(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
         scope = summary_scope(summary_key, summary, gaps, mce_entry)  # two values under one name: which is the gate's
         if scope:
             out["models"][model]["summary_scope"] = scope
+        differs = scope_differs(summary, mce_entry) or bool(gaps)
         if normalized:  # the mCE test's interval is over every corruption it scored: not this one's where some were left out
-            out["models"][model]["mce_ci"] = None if gaps else (mce_entry or {}).get("metrics", {}).get("mce_ci")
+            out["models"][model]["mce_ci"] = None if differs else (mce_entry or {}).get("metrics", {}).get("mce_ci")
         else:  # its own label space: no AlexNet normalization, no mCE
-            said = {} if gaps else (mce_entry or {}).get("metrics", {})
+            said = {} if differs else (mce_entry or {}).get("metrics", {})
             out["models"][model].update(alexnet_normalized=False, mean_error_ci=said.get("mean_error_ci"),
                                         mean_rise_ci=said.get("mean_rise_ci"))
     return out

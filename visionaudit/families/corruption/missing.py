@@ -61,14 +61,26 @@ def holes(model: str, entries: list[dict[str, Any]], errors: dict[str, dict[int,
     return why
 
 
+def scope_differs(summary: dict[str, Any], gate: dict[str, Any] | None) -> bool:
+    """Whether the summary (``aggregates.corruption``) and the gate (the mCE test, which scores every configured
+    corruption itself) average different corruptions: a hole, or a corruption none of whose condition tests scored
+    (crashed, timed out, deselected by ``-k``) while the mCE test scored it. Then their values, and the gate's
+    intervals, belong to different sets under one name."""
+    gated = ((gate or {}).get("metrics") or {}).get("corruptions")
+    return gated is not None and set(summary.get("corruptions") or ()) != set(gated)
+
+
 def summary_scope(key: str, summary: dict[str, Any], gaps: dict[str, str], gate: dict[str, Any] | None) -> str | None:
-    """Where a corruption with a hole left the summary (``aggregates.corruption``) out while the gate (the mCE test, which
-    scores every condition itself) averaged it: the two values of ``key`` (``mce``, or ``mean_error``) differ, under one
-    name. This says which is which, beside the summary's; None where they do not differ."""
+    """Where the summary left out a corruption the gate (the mCE test) averaged (:func:`scope_differs`): the two values
+    of ``key`` (``mce``, or ``mean_error``) differ, under one name. This says which is which, beside the summary's; None
+    where they average the same corruptions. ``gaps``: the corruptions with a hole (:func:`holes`)."""
     ours, gated = summary.get(key), ((gate or {}).get("metrics") or {}).get(key)
-    if not gaps or not isinstance(ours, (int, float)) or not isinstance(gated, (int, float)) or ours == gated:
+    if not scope_differs(summary, gate) or not isinstance(ours, (int, float)) or not isinstance(gated, (int, float)):
         return None
-    n = len(gate["metrics"].get("corruptions") or ())
+    scored = set(gate["metrics"]["corruptions"])
+    left = sorted(scored - set(summary.get("corruptions") or ()))
+    said = [f"{', '.join(cs)} left out: {why}" for cs, why in (
+        ([c for c in left if c in gaps], "a hole"), ([c for c in left if c not in gaps], "none of its condition tests scored")) if cs]
     return (f"the summary's {key} {ours:.4g} averages the {len(summary.get('corruptions') or ())} corruption(s) whose "
-            f"condition tests scored every severity ({', '.join(sorted(gaps))} left out: a hole); the gated {key} is "
-            f"{gate.get('nodeid') or 'the mCE test'}'s {gated:.4g}, over the {n or 'corruptions'} that test scored itself")
+            f"condition tests scored every severity ({'; '.join(said)}); the gated {key} is "
+            f"{gate.get('nodeid') or 'the mCE test'}'s {gated:.4g}, over the {len(scored)} that test scored itself")
