@@ -25,7 +25,7 @@ def summary_rows(audits: list[dict[str, Any]], fold_controls: bool = True) -> li
         if e["audit"] is None:
             continue  # a test outside every family: pytest's own output shows it; the counts hold it
         control = e.get("control") if fold_controls else None
-        groups[(control or str(e["model"]), e["audit"])].append(e)
+        groups[(control or str(e["model"] or "-"), e["audit"])].append(e)  # "-": a test audits no model
     rows = []
     for (model, audit), entries in groups.items():
         worst = max(entries, key=lambda e: SEVERITY[e["outcome"]])["outcome"]
