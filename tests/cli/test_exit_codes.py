@@ -143,3 +143,17 @@ def test_fetch_from_an_unreachable_server_exits_4(tmp_path, capsys):
     table = (ROOT / "docs" / "report.md").read_text()
     row = next(line for line in table.splitlines() if line.startswith("| 4 |"))
     assert "`fetch` cannot reach" in row
+
+
+@pytest.mark.parametrize("content", ["{}", "[]", '{"audits": []}'])
+def test_a_json_that_is_not_a_report_is_refused_alike_by_merge_compare_and_html(tmp_path, capsys, content):
+    """hunt34: merge said "has schema None" (and a JSON list was a traceback) where compare and html said what it is."""
+    odd = tmp_path / "notrep.json"
+    odd.write_text(content)
+    for argv in (["merge", str(odd), "-o", str(tmp_path / "m.json")], ["compare", str(odd), str(odd)],
+                 ["html", str(odd), "-o", str(tmp_path / "p.html")]):
+        assert main(argv) == exit_codes.USAGE, argv
+        err = capsys.readouterr().err
+        assert f"{odd} is not a visionaudit report (no schema_version or audits)" in err, (argv, err)
+        assert "schema None" not in err and "Traceback" not in err
+    assert not (tmp_path / "m.json").exists()
