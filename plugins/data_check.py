@@ -44,6 +44,7 @@ from visionaudit.models.classes import imagenet_hint, known_before_load
 from visionaudit.models.specs import parse_spec
 
 from .markers import family_of
+from .record_transport import subject_of
 from .settings import SETTINGS_KEY, Settings, get_settings
 from .worker_channel import get_channel, send
 
@@ -79,9 +80,9 @@ def _data_needs(item: pytest.Item) -> list[str]:
 def collection_meta(items: list[pytest.Item]) -> dict[str, dict[str, Any]]:
     out = {}
     for item in items:
-        params = dict(getattr(getattr(item, "callspec", None), "params", {}))
-        out[item.nodeid] = to_jsonable({"audit": family_of(item), "model": params.pop("model", None), "params": params,
-                                        "data": _data_needs(item)})
+        model, control, params = subject_of(item)
+        meta = {"audit": family_of(item), "model": model, "params": params, "data": _data_needs(item)}
+        out[item.nodeid] = to_jsonable({**meta, "control": control} if control else meta)
     return out
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from visionaudit.families.records import RECORD_KEY, AuditRecord
 from visionaudit.files import to_jsonable
+from visionaudit.models.controls import CONTROL_GROUP, control_spec
 
 from .markers import family_of
 
@@ -81,9 +82,20 @@ def skeleton_record(item: pytest.Item) -> AuditRecord | None:
     family = family_of(item)
     if family is None:
         return None
+    model, control, params = subject_of(item)
+    return AuditRecord(audit=family, model=model, params=params, control=control)
+
+
+def subject_of(item: pytest.Item) -> tuple[str | None, str | None, dict]:
+    """The model a test audits, its control group (a random-init control: the ``control_model`` fixture with an
+    ``arch`` parameter) and its other parameters, from its parametrization alone: a test that never ran, or
+    stopped before it built its control, is still reported under its model."""
     callspec = getattr(item, "callspec", None)
     params = dict(callspec.params) if callspec else {}
-    return AuditRecord(audit=family, model=params.pop("model", None), params=params)
+    model = params.pop("model", None)
+    if model is None and "control_model" in getattr(item, "fixturenames", ()) and isinstance(params.get("arch"), str):
+        return control_spec(params["arch"]), CONTROL_GROUP, params
+    return model, None, params
 
 
 def _once_per_process(item: pytest.Item, rec: dict) -> dict:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from datetime import datetime
@@ -143,3 +144,42 @@ def test_fetch_from_an_unreachable_server_exits_4(tmp_path, capsys):
     table = (ROOT / "docs" / "report.md").read_text()
     row = next(line for line in table.splitlines() if line.startswith("| 4 |"))
     assert "`fetch` cannot reach" in row
+
+
+@pytest.mark.parametrize("content", ["{}", "[]", '{"audits": []}'])
+def test_a_json_that_is_not_a_report_is_refused_alike_by_merge_compare_and_html(tmp_path, capsys, content):
+    """hunt34: merge said "has schema None" (and a JSON list was a traceback) where compare and html said what it is."""
+    odd = tmp_path / "notrep.json"
+    odd.write_text(content)
+    for argv in (["merge", str(odd), "-o", str(tmp_path / "m.json")], ["compare", str(odd), str(odd)],
+                 ["html", str(odd), "-o", str(tmp_path / "p.html")]):
+        assert main(argv) == exit_codes.USAGE, argv
+        err = capsys.readouterr().err
+        assert f"{odd} is not a visionaudit report (no schema_version or audits)" in err, (argv, err)
+        assert "schema None" not in err and "Traceback" not in err
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_report_from_journal_removes_the_journal_it_rebuilt_and_refuses_a_live_runs(tmp_path, capsys):
+    """docs/report.md: the journal is removed once the report is written; left beside REPORT, the next run on REPORT
+    would keep it as a killed run's not yet rebuilt and warn again (hunt34). A live run's journal is not rebuilt."""
+    from visionaudit.report.run_lock import acquire, lock_path
+
+    t0 = float(int(datetime(2026, 3, 1, 12, 0, 0).timestamp()))
+    live = tmp_path / "live.json.journal.jsonl"
+    _journal(live, t0, finished=[NODE], started=[OTHER], end=False)
+    held = acquire(tmp_path / "live.json", "pytest audits --audit-json live.json")  # the run writing it still goes
+    try:
+        assert main(["report", "--from-journal", str(live)]) == exit_codes.USAGE
+    finally:
+        held.release()
+    err = capsys.readouterr().err
+    assert f"{live} is the journal of a run still going (pid {os.getpid()}" in err, err
+    assert live.exists() and not (tmp_path / "live.json").exists()  # touched neither
+
+    killed = tmp_path / "killed.json.journal.jsonl"
+    _journal(killed, t0, finished=[NODE], started=[OTHER], end=False)
+    assert main(["report", "--from-journal", str(killed)]) == exit_codes.NOT_PASS
+    assert json.loads((tmp_path / "killed.json").read_text())["verdict"] == "incomplete"
+    assert not killed.exists() and not lock_path(tmp_path / "killed.json").exists()
+    assert "the journal is removed" in capsys.readouterr().out

@@ -112,6 +112,36 @@ def test_the_defaults_follow_min_top1_so_a_model_it_passes_still_passes():
                             {"model": "m", "set_name": "s", "preprocessing": "p"})
 
 
+def _wilson_by_formula(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """Wilson's score interval written out (Wilson 1927; z the normal's 97.5 % quantile), apart from the suite's."""
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+@pytest.mark.parametrize("k, chance", [(42, True), (36, False)])  # of 50 images, against lite0's min_top1 0.85
+def test_a_top1_shortfall_says_whether_sampling_error_explains_it(k, chance):
+    """hunt34: lite0 got 42/50 = 0.840 on a 50-image subset and was told to check its preprocessing. The gate still
+    holds the measured top-1 to min_top1; the message gives the Wilson interval and blames the preprocessing only
+    when min_top1 lies above it."""
+    n, bound = 50, 0.85
+    low, high = _wilson_by_formula(k, n)
+    assert (low <= bound <= high) is chance  # 42/50: [0.715, 0.917]; 36/50: [0.583, 0.825]
+    correct = np.arange(n) < k
+    with pytest.raises(AssertionError) as e:
+        A.assess_clean_top1(AuditRecord("accuracy", "m"), PerImage(_samples(n), {"correct": correct}),
+                            _bounds(min_top1=bound), {"model": "m", "set_name": "s", "preprocessing": "PREP"})
+    text = str(e.value)
+    assert f"clean top-1 {k / n:.3f} on s is below min_top1 0.85" in text
+    assert f"{k}/{n} right, 95 % Wilson interval [{low:.3f}, {high:.3f}]" in text
+    if chance:
+        assert "within sampling error on 50 images" in text and "--audit-samples N, or the full set" in text
+        assert "preprocessing" not in text
+    else:
+        assert "check its preprocessing: PREP" in text and "sampling error" not in text
+
+
 # -- corruption without the mCE ------------------------------------------------------------------------
 
 

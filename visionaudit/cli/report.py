@@ -7,7 +7,7 @@ import argparse
 from visionaudit import exit_codes
 from visionaudit.errors import VisionAuditError
 
-HELP = "rebuild the report of a run that was killed, from its journal"
+HELP = "rebuild the report of a run that was killed, from its journal (removed once the report is written)"
 DESCRIPTION = HELP + "; exit 1 when its verdict is not pass (a killed run's is incomplete), 4 when the journal is unreadable"
 
 
@@ -24,18 +24,33 @@ def run(args: argparse.Namespace) -> int:
 
     from visionaudit.files import write_atomically
     from visionaudit.report.journal import rebuild
+    from visionaudit.report.run_lock import ReportInUse, acquire, holder_text
     from visionaudit.report.summaries import terminal_lines
 
     journal = Path(args.from_journal)
+    own = journal.with_name(journal.name.removesuffix(".journal.jsonl")) if (
+        journal.name.endswith(".journal.jsonl") and journal.name != ".journal.jsonl") else None
     if args.output:
         out = Path(args.output)
-    elif journal.name.endswith(".journal.jsonl") and journal.name != ".journal.jsonl":
-        out = journal.with_name(journal.name.removesuffix(".journal.jsonl"))
+    elif own is not None:
+        out = own
     else:
         raise VisionAuditError(f"{journal} is not named REPORT.journal.jsonl; say where the report goes with -o PATH")
-    data = rebuild(journal)
-    write_atomically(out, data)
+    try:  # the run that writes this journal holds its report's lock while it lives: its journal is not a killed run's
+        lock = acquire(own, "visionaudit report --from-journal") if own is not None and journal.exists() else None
+    except ReportInUse as e:
+        raise VisionAuditError(f"{journal} is the journal of a run still going ({holder_text(e.holder)}), which "
+                               "writes its own report when it ends; rebuild a report only from a killed run's journal") from None
+    try:
+        data = rebuild(journal)
+        write_atomically(out, data)
+        # As a run's own journal once its report is written: the report holds all it held, and a journal left
+        # beside REPORT would be taken by the next run on REPORT for a killed run's, not yet rebuilt.
+        journal.unlink(missing_ok=True)
+    finally:
+        if lock is not None:
+            lock.release()
     for line in terminal_lines(data):
         print(line)
-    print(f"report rebuilt from {journal}: {out}")
+    print(f"report rebuilt from {journal} (the journal is removed: the report holds all it held): {out}")
     return exit_codes.for_verdict(data["verdict"])  # like merge: a report that is not pass fails the step

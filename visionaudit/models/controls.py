@@ -6,6 +6,13 @@ CONTROL_ZOO = (
     "mobilenet_v2", "mobilenet_v3_small", "mnasnet0_5", "shufflenet_v2_x0_5", "squeezenet1_1",
     "efficientnet_b0", "regnet_y_400mf", "convnext_tiny", "vit_b_16", "swin_t", "maxvit_t",
 )
+CONTROL_GROUP = "random-init controls"  # the report's `control` of their entries: one summary row per family
+
+
+def control_spec(arch: str) -> str:
+    """The control's model spec, already canonical (a test keeps it so): the controller names a control that never
+    ran by it without importing torchvision to canonicalize it."""
+    return f"torchvision:{arch}:none"
 
 
 def nondegenerate(model, seed: int = 0):

@@ -31,9 +31,12 @@ FAILING = ("failed", "error", "crashed", "timeout")
 
 def blank_entry(nodeid: str, meta: dict[str, Any], outcome: str, message: str | None = None) -> dict[str, Any]:
     """The entry of a test that left no report of its own (never started, or stopped while running)."""
-    return {"nodeid": nodeid, "audit": meta.get("audit"), "model": meta.get("model"), "params": meta.get("params") or {},
-            "outcome": outcome, "duration": 0.0, "metrics": {}, "thresholds": {}, "tables": {}, "message": message,
-            "worker": None}
+    entry = {"nodeid": nodeid, "audit": meta.get("audit"), "model": meta.get("model"), "params": meta.get("params") or {},
+             "outcome": outcome, "duration": 0.0, "metrics": {}, "thresholds": {}, "tables": {}, "message": message,
+             "worker": None}
+    if meta.get("control"):  # a random-init control: folds into its group's row like the finished ones
+        entry["control"] = meta["control"]
+    return entry
 
 
 INTERRUPTED_MESSAGE = "it was running when the run stopped; its metrics are what it had recorded by then"

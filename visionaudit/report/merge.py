@@ -30,6 +30,7 @@ from visionaudit.families.assessment import (
     decode_arrays,
     find_assessor,
 )
+from visionaudit.families.baseline.pairing import NOT_A_REPORT, is_report
 from visionaudit.families.records import AuditRecord
 from visionaudit.families.registry import families
 from visionaudit.report.assembly import (
@@ -56,8 +57,11 @@ def check_parts(parts: Sequence[dict[str, Any]], names: Sequence[str]) -> list[i
     """The parts' shard indices, in order; :class:`Unmergeable` when they are not the N shards of one run."""
     problems: list[str] = []
     for part, name in zip(parts, names):
-        version = part.get("schema_version")
-        if not isinstance(version, int) or not OLDEST_READABLE <= version <= SCHEMA_VERSION:
+        if not is_report(part):
+            problems.append(f"{name} {NOT_A_REPORT}")
+            continue
+        version = part["schema_version"]
+        if not OLDEST_READABLE <= version <= SCHEMA_VERSION:
             problems.append(f"{name} has schema {version}; this suite reads schemas {OLDEST_READABLE} to {SCHEMA_VERSION}")
     if problems:
         raise Unmergeable("; ".join(problems))

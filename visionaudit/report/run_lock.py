@@ -27,7 +27,11 @@ except ImportError:  # Windows
 
 
 class ReportInUse(VisionAuditError):
-    """Another live run writes the same report."""
+    """Another live run writes the same report; ``holder``: the lock file's content (pid, host, start, command)."""
+
+    def __init__(self, message: str, holder: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.holder = holder or {}
 
 
 def lock_path(report_path: str | Path) -> Path:
@@ -81,7 +85,7 @@ def acquire(report_path: str | Path, command: str = "") -> RunLock:
             raise ReportInUse(
                 f"another run is writing the report {report_path}: {holder_text(holder)}. Two runs on one report "
                 f"would overwrite each other's results; wait for that run to end, or give this one another "
-                f"--audit-json path") from None
+                f"--audit-json path", holder) from None
         try:
             current = os.stat(path).st_ino
         except FileNotFoundError:

@@ -25,7 +25,7 @@ def summary_rows(audits: list[dict[str, Any]], fold_controls: bool = True) -> li
         if e["audit"] is None:
             continue  # a test outside every family: pytest's own output shows it; the counts hold it
         control = e.get("control") if fold_controls else None
-        groups[(control or str(e["model"]), e["audit"])].append(e)
+        groups[(control or str(e["model"] or "-"), e["audit"])].append(e)  # "-": a test audits no model
     rows = []
     for (model, audit), entries in groups.items():
         worst = max(entries, key=lambda e: SEVERITY[e["outcome"]])["outcome"]
@@ -119,7 +119,9 @@ def incomplete_lines(report: dict[str, Any]) -> list[str]:
 
 def verdict_line(report: dict[str, Any]) -> str:
     counts = report["summary"]["by_outcome"]
-    text = f"verdict: {report['verdict'].upper()} (" + ", ".join(f"{n} {o.replace('_', ' ')}" for o, n in sorted(counts.items())) + ")"
+    # A run stopped at startup (exit 4) has no outcome to count: say so rather than print empty parentheses.
+    counted = ", ".join(f"{n} {o.replace('_', ' ')}" for o, n in sorted(counts.items())) or "no test ran"
+    text = f"verdict: {report['verdict'].upper()} ({counted})"
     text += f"; not a pass: {report['verdict_reason']}" if report.get("verdict_reason") else ""
     return text + (f"; stopped at startup: {report['error']}" if report.get("error") else "")
 

@@ -20,6 +20,15 @@ from visionaudit.version import OLDEST_READABLE, SCHEMA_VERSION
 FIRST_WITH_OUTCOMES = OLDEST_READABLE  # schema 3 added per-image outcomes; 4 (the model's classes) reads the same
 
 
+NOT_A_REPORT = "is not a visionaudit report (no schema_version or audits)"
+
+
+def is_report(data: Any) -> bool:
+    """A visionaudit report of some schema: what compare, html, merge and the baseline gate accept before they read
+    its schema version (one check, one message: ``NOT_A_REPORT``)."""
+    return isinstance(data, dict) and isinstance(data.get("schema_version"), int) and "audits" in data
+
+
 def read_report(path: str | Path, what: str = "baseline report") -> dict[str, Any]:
     """A saved ``--audit-json`` report that holds per-image outcomes, or a DataError saying why not."""
     path = Path(path)
@@ -29,9 +38,9 @@ def read_report(path: str | Path, what: str = "baseline report") -> dict[str, An
         raise DataError(f"{what} {path} does not exist; give the --audit-json file of the release to compare with") from None
     except (OSError, UnicodeDecodeError, ValueError) as e:
         raise DataError(f"{what} {path} is not readable JSON ({e}); is it a visionaudit report?") from None
-    version = data.get("schema_version") if isinstance(data, dict) else None
-    if not isinstance(version, int) or "audits" not in data:
-        raise DataError(f"{what} {path} is not a visionaudit report (no schema_version or audits)")
+    if not is_report(data):
+        raise DataError(f"{what} {path} {NOT_A_REPORT}")
+    version = data["schema_version"]
     if version < FIRST_WITH_OUTCOMES:
         raise DataError(f"{what} {path} has report schema {version}, which holds no per-image outcomes (schema "
                         f"{FIRST_WITH_OUTCOMES} added them); run the baseline release's audit again with this version")
