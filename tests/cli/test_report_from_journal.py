@@ -1,0 +1,79 @@
+"""``visionaudit report --from-journal`` where it cannot lock, write or remove (review34c items 1 and 6): never a
+traceback; the journal is removed only when the report went to the journal's own report path."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+from tests.cli.test_exit_codes import NODE, OTHER, _journal
+from visionaudit import exit_codes
+from visionaudit.cli import main
+from visionaudit.report import run_lock
+
+T0 = float(int(datetime(2026, 3, 1, 12, 0, 0).timestamp()))
+
+
+def _killed(tmp_path: Path) -> Path:
+    journal = tmp_path / "k.json.journal.jsonl"
+    _journal(journal, T0, finished=[NODE], started=[OTHER], end=False)
+    return journal
+
+
+def test_a_journal_in_a_folder_it_cannot_write_is_rebuilt_elsewhere_and_kept(tmp_path, capsys, monkeypatch):
+    """A CI artifact on a read-only mount: the lock cannot be taken (tests may run as root, so the OSError is made)."""
+    journal = _killed(tmp_path)
+
+    def read_only(path, command=""):
+        raise PermissionError(13, "Permission denied", str(run_lock.lock_path(path)))
+
+    monkeypatch.setattr(run_lock, "acquire", read_only)
+    out = tmp_path / "elsewhere" / "out.json"
+    out.parent.mkdir()
+    assert main(["report", "--from-journal", str(journal), "-o", str(out)]) == exit_codes.NOT_PASS
+    assert json.loads(out.read_text())["verdict"] == "incomplete"
+    assert journal.exists()
+    printed = capsys.readouterr().out
+    assert "the journal is kept: its lock" in printed and "Permission denied" in printed, printed
+
+
+def test_a_journal_it_cannot_remove_is_kept_with_a_note(tmp_path, capsys, monkeypatch):
+    journal = _killed(tmp_path)
+    real_unlink = Path.unlink
+
+    def refuse(self, missing_ok=False):
+        if self == journal:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_unlink(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", refuse)
+    assert main(["report", "--from-journal", str(journal)]) == exit_codes.NOT_PASS
+    assert json.loads((tmp_path / "k.json").read_text())["verdict"] == "incomplete"
+    printed = capsys.readouterr().out
+    assert "the journal is kept (Permission denied)" in printed and "remove it by hand" in printed, printed
+
+
+def test_a_report_it_cannot_write_is_one_exit_4_message_and_the_journal_stays(tmp_path, capsys):
+    journal = _killed(tmp_path)
+    (tmp_path / "blocker").write_text("a file, not a folder")
+    out = tmp_path / "blocker" / "x.json"
+    assert main(["report", "--from-journal", str(journal), "-o", str(out)]) == exit_codes.USAGE
+    err = capsys.readouterr().err
+    assert f"cannot write the report {out}" in err and "give -o PATH in a folder you can write to" in err, err
+    assert "Traceback" not in err and journal.exists()
+
+
+def test_a_journal_rebuilt_to_another_path_is_kept_beside_its_own_report(tmp_path, capsys):
+    """With -o OTHER, k.json still holds an earlier run's report: the journal is what tells the next run on k.json
+    that the last one was killed."""
+    journal = _killed(tmp_path)
+    other = tmp_path / "other.json"
+    assert main(["report", "--from-journal", str(journal), "-o", str(other)]) == exit_codes.NOT_PASS
+    assert json.loads(other.read_text())["verdict"] == "incomplete"
+    assert journal.exists() and not (tmp_path / "k.json").exists()
+    printed = capsys.readouterr().out
+    assert f"the journal is kept: its report path {tmp_path / 'k.json'} was not written (-o)" in printed, printed
+    # and to its own path, given as -o, it is removed
+    assert main(["report", "--from-journal", str(journal), "-o", str(tmp_path / "k.json")]) == exit_codes.NOT_PASS
+    assert not journal.exists()
