@@ -18,6 +18,7 @@ before xdist reports its collection, and the controller checks when the first wo
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
@@ -165,8 +166,11 @@ def check_image_sets(config: pytest.Config, settings: Settings, needs: set[str])
     for role in [r for r in ROLES if r in needs]:
         try:
             whole = run_image_set(role, root, settings.images, None, settings.seed, download=False)
-        except UnusableImages as e:  # its class names are matched now too: every problem in one message
+        except UnusableImages as e:  # its class names and its usable images' headers are checked now too: every
+            # problem in one message. All its usable images: a refused set has no --audit-samples subset to draw.
             problems += [*e.problems, *_unmatched_labels(settings, e)]
+            refusal = check_headers(ImageSet(Path(settings.images).stem, e.root, e.paths)).problem() if e.paths else None
+            problems += [refusal] if refusal else []
             continue
         except DataError as e:
             problems.append(str(e))

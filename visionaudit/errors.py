@@ -29,14 +29,17 @@ class DataError(VisionAuditError):
 class UnusableImages(DataError):
     """Labelled images with entries that cannot be used (rows, files, folders), every one named in ``problems``,
     and the class names all their entries give (``labels``; ``numeric``: a CSV's, which may be output indices), so
-    that the startup check names the ones matching no class of a model in the same message, not on the next run."""
+    that the startup check names the ones matching no class of a model in the same message, not on the next run;
+    ``paths``: the usable images, whose headers that check reads too (an unreadable file said in the same message)."""
 
-    def __init__(self, problems: Iterable[str], root: Path, labels: Iterable[str], numeric: bool = False) -> None:
+    def __init__(self, problems: Iterable[str], root: Path, labels: Iterable[str], numeric: bool = False,
+                 paths: Iterable[Path] = ()) -> None:
         self.problems, self.root, self.labels, self.numeric = tuple(problems), root, tuple(labels), numeric
+        self.paths = tuple(paths)
         super().__init__(" ".join(self.problems))
 
     def __reduce__(self):  # rebuilt from its fields, not from the joined message (xdist, multiprocessing)
-        return (type(self), (self.problems, self.root, self.labels, self.numeric))
+        return (type(self), (self.problems, self.root, self.labels, self.numeric, self.paths))
 
 
 class ConfigError(VisionAuditError):

@@ -238,3 +238,19 @@ def test_class_folders_with_stray_files_and_unknown_names_are_one_message(team):
     assert strays.startswith("2 file(s) of team cannot be used: airplane/notes.txt, 0.jpg."), output
     assert "2 class name(s)" in labels and "'cats' (closest class: 'cat'); 'trucks' (closest class: 'truck')" in labels
     assert "loading" not in output and not _labels(team)
+
+
+def test_a_manifest_with_a_missing_row_and_an_unreadable_image_is_one_message(team):
+    """Review 34c: the row was said on one run, the empty image (its header unreadable) only on the next."""
+    _images(team.path / "team", {"airplane": 1})
+    (team.path / "team" / "airplane" / "bad.jpg").write_bytes(b"")
+    (team.path / "team" / "labels.csv").write_text(
+        "path,label\nairplane/0.jpg,airplane\nairplane/bad.jpg,airplane\nnope.jpg,airplane\n")
+    result = team.runpytest_subprocess("--model", "tests.tiny_models:ten_classes?classes=classes.txt",
+                                       "--audit-images", "team/labels.csv", "--audit-data", "data", *RUN)
+    output = _output(result)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, output
+    problems = _problems(output)
+    assert problems[0].startswith("CSV manifest team/labels.csv: 1 row(s) unusable: line 4: no such file nope.jpg"), output
+    assert "1 of 2 images of labels cannot be used" in problems[1] and any("bad.jpg" in p for p in problems[2:]), output
+    assert "loading" not in output and not _labels(team)

@@ -43,7 +43,7 @@ def read_class_folders(root: Path, folders: list[Path], suffixes: set[str],
                         "class's folder (an image beside the class folders has no class), and class folders hold only "
                         f"images ({', '.join(sorted(suffixes))}, any case).")
     if problems:
-        raise UnusableImages(problems, root, names)
+        raise UnusableImages(problems, root, names, paths=paths)
     if not paths:
         raise DataError(f"no images under {root}: its folders {', '.join(f.name for f in folders[:5])} hold none. "
                         f"Expected {layouts}")

@@ -56,7 +56,7 @@ def read_manifest(manifest: Path, suffixes: set[str]) -> tuple[Path, tuple[Path,
     if count:
         shown = "; ".join(first_few(p) for p in problems.values() if p)
         raise UnusableImages([f"CSV manifest {manifest}: {count} row(s) unusable: {shown}. Fix or remove those rows"],
-                             root, labels, numeric=True)
+                             root, labels, numeric=True, paths=paths)
     if not paths:
         raise DataError(f"CSV manifest {manifest} lists no images; write one path,label row per image")
     return root, tuple(paths), tuple(names)
