@@ -136,7 +136,7 @@ def test_a_top1_shortfall_says_whether_sampling_error_explains_it(k, chance):
     assert f"clean top-1 {k / n:.3f} on s is below min_top1 0.85" in text
     assert f"{k}/{n} right, 95 % Wilson interval [{low:.3f}, {high:.3f}]" in text
     if chance:
-        assert "within sampling error on 50 images" in text and "--audit-samples N, or the full set" in text
+        assert "within sampling error on 50 images" in text and "a larger labelled set decides" in text  # "s": whole
         assert "preprocessing" not in text
     else:
         assert "check its preprocessing: PREP" in text and "sampling error" not in text

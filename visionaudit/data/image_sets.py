@@ -149,6 +149,15 @@ class ImageSet:
         return self.select(sorted(chosen), name=f"{self.name}[{n} of {len(self)}, seed {seed}]")
 
 
+_SUBSET_NAME = re.compile(r"\[\d+ of (\d+), seed -?\d+\]$")  # the name stratified_subset gives
+
+
+def subset_of(name: str) -> int | None:
+    """The whole set's size when ``name`` is a subset's (``imagenet-sample[50 of 1000, seed 0]``), else None."""
+    m = _SUBSET_NAME.search(name)
+    return int(m[1]) if m else None
+
+
 def parse_cue_name(name: str) -> tuple[str, str] | None:
     """``cat1-elephant2.png`` -> ``("cat", "elephant")`` (shape, texture); None when it does not fit."""
     m = _CUE.match(name)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
+from visionaudit.data.image_sets import subset_of
 from visionaudit.families import thresholds as f
 from visionaudit.families.assessment import PerImage, require_count
 from visionaudit.families.records import AuditRecord
@@ -64,17 +65,34 @@ def worst_classes(classes: Mapping[str, Mapping[str, Any]], k: int = 5, gate: in
             for name, c in ranked[:k]]
 
 
-def top1_shortfall(k: int, n: int, bound: float, preprocessing: Any) -> str:
+def top1_shortfall(k: int, n: int, bound: float, preprocessing: Any, whole: int | None = None) -> str:
     """What a top-1 of ``k`` right of ``n`` below ``bound`` says. The gate holds the measured top-1 to the bound (its
     plain meaning); this says whether the shortfall could be chance: within the 95 % Wilson interval, a correct
     model of accuracy ``bound`` falls this low on ``n`` images often (lite0, 0.879 on all 1,000 images, gets 0.840
-    on a 50-image subset), so more images decide; above the interval, look at the preprocessing first."""
+    on a 50-image subset), so more images decide: a larger subset or the full set when the ``n`` were drawn from
+    ``whole`` images (--audit-samples), else only a larger labelled set; above the interval, look at the
+    preprocessing first."""
     low, high = wilson_interval(k, n)
     interval = f"{k}/{n} right, 95 % Wilson interval [{low:.3f}, {high:.3f}]"
     if bound <= high:
-        return (f"{interval} includes it: the shortfall is within sampling error on {n} images; more images decide "
-                f"(--audit-samples N, or the full set)")
+        decide = (f"--audit-samples N (up to {whole:,}) or the full set decide" if whole is not None and whole > n
+                  else "a larger labelled set decides")
+        return f"{interval} includes it: the shortfall is within sampling error on {n} images; {decide}"
     return f"{interval}, all below it: check its preprocessing: {preprocessing}"
+
+
+def balanced_shortfall(balanced: float, bound: float, classes: Mapping[str, Mapping[str, Any]], k: int, n: int,
+                       gate: int) -> str:
+    """What a balanced accuracy below ``bound`` says. With as many images in every class it *is* top-1 (``k`` of
+    ``n``), the same images: a bound inside top-1's Wilson interval is within the same sampling error, and a worst
+    list of classes of one or two images each would read as a second finding. With classes of unequal sizes no
+    interval is given: per-class proportions of a few images each (0/1, 1/1) have no sound normal approximation."""
+    head = f"balanced accuracy {balanced:.3f} (mean over {len(classes)} classes) is below min_balanced_accuracy {bound}"
+    sizes = {c["n_images"] for c in classes.values()}
+    if len(sizes) == 1 and bound <= wilson_interval(k, n)[1]:
+        return (f"{head}: the same {n} images, {sizes.pop()} per class, so it equals top-1 {k}/{n}: likewise within "
+                f"sampling error")
+    return f"{head}; worst: {', '.join(worst_classes(classes, gate=gate))}"
 
 
 def assess_clean_top1(record: AuditRecord, measured: PerImage, thresholds: Mapping[str, Any], context: Mapping[str, Any]) -> None:
@@ -116,20 +134,21 @@ def assess_clean_top1(record: AuditRecord, measured: PerImage, thresholds: Mappi
     if top5 is not None and min_top5 is not None and not record.check_min("top5", top5, "min_top5", min_top5):
         failures.append(f"top-5 {top5:.3f} is below min_top5 {min_top5}")
     top1_ok = record.check_min("clean_top1", top1, "min_top1", min_top1)
+    right = int(np.sum(correct))
     if classes is not None:
         min_balanced = thresholds.get("min_balanced_accuracy")
         min_balanced = min_top1 if min_balanced is None else min_balanced
         if not record.check_min("balanced_accuracy", balanced, "min_balanced_accuracy", min_balanced):
-            failures.append(f"balanced accuracy {balanced:.3f} (mean over {len(classes)} classes) is below "
-                            f"min_balanced_accuracy {min_balanced}; worst: "
-                            f"{', '.join(worst_classes(classes, gate=thresholds['min_class_images']))}")
+            failures.append(balanced_shortfall(balanced, min_balanced, classes, right, len(correct),
+                                               thresholds["min_class_images"]))
         if below:
             failures.append(f"{len(below)} of {len(judged)} classes with at least {thresholds['min_class_images']} images are "
                             f"below min_class_accuracy {thresholds['min_class_accuracy']}: "
                             f"{', '.join(worst_classes({n: judged[n] for n in below}, 10))}")
     if not top1_ok:
+        why = top1_shortfall(right, len(correct), min_top1, context["preprocessing"], subset_of(sample_set.name))
         raise AssertionError(f"{context['model']}: clean top-1 {top1:.3f} on {context['set_name']} is below min_top1 "
-                             f"{min_top1} ({top1_shortfall(int(np.sum(correct)), len(correct), min_top1, context['preprocessing'])})"
+                             f"{min_top1} ({why})"
                              + "".join(f"; {m}" for m in failures))
     if failures:
         raise AssertionError(f"{context['model']} on {context['set_name']}: " + "; ".join(failures))
