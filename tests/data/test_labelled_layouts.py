@@ -236,3 +236,11 @@ def test_names_in_one_non_latin_script_print_readably_and_homoglyphs_escaped():
     assert not look_alike("кошки", "кошка") and not look_alike("金毛猫", "金毛犬")
     assert name_and_closest("кошки", "кошка") == "'кошки' (closest class: 'кошка')"
     assert look_alike("Horsе", "horse") and look_alike("cat\u200b", "cat") and not look_alike("café", "cafe")
+
+
+def test_labelled_images_from_python_on_a_missing_folder_names_the_call_not_only_the_option(tmp_path):
+    """Review 34c: a Python call was told `point --audit-images at ...`, a pytest option it did not use."""
+    with pytest.raises(DataError) as e:
+        datasets.labelled_images(tmp_path / "foo")
+    assert str(e.value).startswith(f"labelled images not found at {tmp_path / 'foo'}; give labelled_images() "
+                                   "(--audit-images in a run) a folder of class folders"), e.value

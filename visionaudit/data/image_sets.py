@@ -225,7 +225,7 @@ def _require_dir(path: Path, what: str, fetch_name: str | None) -> None:
     if path.is_dir():
         return
     fix = (f"fetch it: python -m visionaudit fetch {fetch_name} --dest {path.parent}" if fetch_name
-           else f"point --audit-images at {LABELLED_LAYOUTS}")
+           else f"give labelled_images() (--audit-images in a run) {LABELLED_LAYOUTS}")  # from Python too
     raise DataError(f"{what} not found at {path}; {fix}")
 
 
