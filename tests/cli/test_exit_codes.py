@@ -183,3 +183,13 @@ def test_report_from_journal_removes_the_journal_it_rebuilt_and_refuses_a_live_r
     assert json.loads((tmp_path / "killed.json").read_text())["verdict"] == "incomplete"
     assert not killed.exists() and not lock_path(tmp_path / "killed.json").exists()
     assert "the journal is removed" in capsys.readouterr().out
+
+
+def test_html_on_a_report_without_its_run_verdict_or_aggregates_exits_4(tmp_path, capsys):
+    """Review 34c nit: {"schema_version": 6, "audits": []} passed the not-a-report check and ended in KeyError."""
+    half = tmp_path / "half.json"
+    half.write_text(json.dumps({"schema_version": 6, "audits": []}))
+    assert main(["html", str(half), "-o", str(tmp_path / "p.html")]) == exit_codes.USAGE
+    err = capsys.readouterr().err
+    assert f"report {half} is not a whole visionaudit report: it has no run, verdict, aggregates" in err, err
+    assert not (tmp_path / "p.html").exists()

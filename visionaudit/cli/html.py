@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from visionaudit.errors import VisionAuditError
+
 from .options import (
     add_baseline_options,
     add_config_option,
@@ -38,6 +40,10 @@ def run(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     report = read_report(args.report, "report") if not args.any_schema else read_json(args.report)
+    missing = [key for key in ("run", "verdict", "aggregates") if key not in report]  # what the page reads of any report
+    if missing:
+        raise VisionAuditError(f"report {args.report} is not a whole visionaudit report: it has no {', '.join(missing)}; "
+                               "give the --audit-json file a run wrote (or rebuilt by merge or report --from-journal)")
     comparison = None
     if args.baseline:
         from visionaudit.config import load_config

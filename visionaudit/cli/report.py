@@ -7,9 +7,8 @@ import argparse
 from visionaudit import exit_codes
 from visionaudit.errors import VisionAuditError
 
-HELP = ("rebuild the report of a run that was killed, from its journal (removed once the report is written to its "
-        "own path; kept with -o elsewhere)")
-DESCRIPTION = HELP + "; exit 1 when its verdict is not pass (a killed run's is incomplete), 4 when the journal is unreadable"
+HELP = "rebuild the report of a run that was killed, from its journal (removed once written to its own report path)"
+DESCRIPTION = HELP + "; with -o elsewhere the journal is kept beside its report path; exit 1 when its verdict is not pass (a killed run's is incomplete), 4 when the journal is unreadable"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

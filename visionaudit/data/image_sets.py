@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Callable
 from visionaudit.data import decode_budget
 from visionaudit.data.class_folders import read_class_folders
 from visionaudit.data.decoding import DECODE_THREADS, decode_images
-from visionaudit.data.imagenet import class_index, wnid_to_index
+from visionaudit.data.imagenet import NOT_A_WNID, class_index, wnid_to_index
 from visionaudit.data.imagenet_val import val_wnids
 from visionaudit.data.label_space import LabelSpace, imagenet1k, unmatched_message
 from visionaudit.data.manifest import read_manifest
@@ -288,7 +288,7 @@ def labelled_images(root: Path, name: str | None = None) -> ImageSet:
         wnid = m["wnid"] if m else val.get(path)
         if wnid is None or wnid not in wnid_to_index():
             problems.append(f"{path.name}: " + ("cannot tell its class" if wnid is None else
-                                                f"{wnid!r} is not an ImageNet-1k WNID (n########, one of the 1,000 ILSVRC-2012 classes)"))
+                                                f"{wnid!r} {NOT_A_WNID}"))
             continue
         paths.append(path)
         labels.append(class_index(wnid))

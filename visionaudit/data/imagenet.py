@@ -22,8 +22,11 @@ def wnid_to_index() -> dict[str, int]:
     return {w: i for i, w in enumerate(wnids())}
 
 
-def class_index(wnid: str, where: str = "") -> int:
+NOT_A_WNID = "is not an ImageNet-1k WNID (n########, one of the 1,000 ILSVRC-2012 classes)"
+
+
+def class_index(wnid: str) -> int:
     try:
         return wnid_to_index()[wnid]
     except KeyError:
-        raise DataError(f"{wnid!r}{' in ' + where if where else ''} is not an ImageNet-1k WNID (n########, one of the 1,000 ILSVRC-2012 classes)") from None
+        raise DataError(f"{wnid!r} {NOT_A_WNID}") from None

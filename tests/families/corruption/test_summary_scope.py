@@ -83,3 +83,13 @@ def test_a_whole_corruption_missing_is_said_and_the_gates_interval_is_not_the_su
     # The gate's intervals are over fog and contrast: not printed beside the summary's contrast-only value.
     assert all(gate["metrics"].get(k) is not None for k in ci_keys)
     assert all(summary[k] is None for k in ci_keys)
+
+
+def test_a_summary_holding_a_corruption_the_gate_did_not_score_names_it():
+    """Review 34c nit (defensive, no real run known to give it): the parenthesis named only what the summary lacked and
+    read `scored every severity ()` for a summary that holds one more."""
+    from visionaudit.families.corruption.missing import summary_scope
+
+    gate = {"nodeid": "test_mce", "metrics": {"corruptions": ["contrast"], "mce": 0.5}}
+    text = summary_scope("mce", {"corruptions": ["contrast", "fog"], "mce": 0.6}, {}, gate)
+    assert "(fog in it, not scored by the gate)" in text and "()" not in text, text

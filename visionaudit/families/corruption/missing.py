@@ -79,8 +79,11 @@ def summary_scope(key: str, summary: dict[str, Any], gaps: dict[str, str], gate:
         return None
     scored = set(gate["metrics"]["corruptions"])
     left = sorted(scored - set(summary.get("corruptions") or ()))
-    said = [f"{', '.join(cs)} left out: {why}" for cs, why in (
-        ([c for c in left if c in gaps], "a hole"), ([c for c in left if c not in gaps], "none of its condition tests scored")) if cs]
+    extra = sorted(set(summary.get("corruptions") or ()) - scored)  # defensive: no run is known to give one
+    said = [f"{', '.join(cs)} {why}" for cs, why in (
+        ([c for c in left if c in gaps], "left out: a hole"),
+        ([c for c in left if c not in gaps], "left out: none of its condition tests scored"),
+        (extra, "in it, not scored by the gate")) if cs]
     return (f"the summary's {key} {ours:.4g} averages the {len(summary.get('corruptions') or ())} corruption(s) whose "
             f"condition tests scored every severity ({'; '.join(said)}); the gated {key} is "
             f"{gate.get('nodeid') or 'the mCE test'}'s {gated:.4g}, over the {len(scored)} that test scored itself")
