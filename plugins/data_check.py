@@ -18,6 +18,7 @@ before xdist reports its collection, and the controller checks when the first wo
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -113,6 +114,21 @@ class _TerminalLog:
         pass
 
 
+def _as_written(config: pytest.Config, problems: list[str]) -> list[str]:
+    """``problems`` told of audit.toml where the images or the data root came from its ``[run]`` (not the command line):
+    the value as written there, and the rule its relative paths were read by."""
+    if not problems:
+        return problems
+    audit_config = get_settings(config).config
+    for key in ("images", "data"):
+        if config.getoption(f"audit_{key}") is None and audit_config.run.get(key):
+            problems = [p.replace(f"point --audit-{key} at", f"point [run] {key} in {audit_config.path} at") for p in problems]
+            folder = audit_config.path.parent
+            problems.append(f'[run] {key} = "{audit_config.run_written.get(key)}" comes from {audit_config.path}, whose relative '
+                            f'paths are read from its folder {folder}{os.sep} (docs/config.md "Relative paths")')
+    return problems
+
+
 def check_data(config: pytest.Config, meta: dict[str, dict[str, Any]]) -> None:
     """Stop the run (exit 4) when data the collected tests need is missing; the collector calls it. Under
     ``--collect-only`` (a CI author's dry run of a command line) the data is only looked for, not fetched or read."""
@@ -121,15 +137,17 @@ def check_data(config: pytest.Config, meta: dict[str, dict[str, Any]]) -> None:
     settings = get_settings(config)
     needs = {d for m in meta.values() for d in m.get("data", ())}
     if config.getoption("collectonly"):
-        problems = provide(settings.data, settings.images, needs - set(OPTIONAL_DATA), settings.offline, fetch=False)
+        problems = _as_written(config, provide(settings.data, settings.images, needs - set(OPTIONAL_DATA), settings.offline,
+                                               fetch=False))
         if problems:
             message = "the collected audits need data that is not there:\n  " + "\n  ".join(problems)
             config.stash[STARTUP_ERROR_KEY] = message
-            pytest.exit(message, returncode=pytest.ExitCode.USAGE_ERROR)
+            raise pytest.UsageError(message)  # exit 4, said once by pytest as a run's refusal is (no summary runs here)
         return
     # Here, on the controller before any test runs (under xdist: at the first worker's collection), and once:
     # the next worker's check finds the data in place.
-    problems = provide(settings.data, settings.images, needs - set(OPTIONAL_DATA), settings.offline, _TerminalLog(config))
+    problems = _as_written(config, provide(settings.data, settings.images, needs - set(OPTIONAL_DATA), settings.offline,
+                                           _TerminalLog(config)))
     if problems:
         message = "the collected audits need data that is not there (no test was run):\n  " + "\n  ".join(problems)
         config.stash[STARTUP_ERROR_KEY] = message

@@ -83,10 +83,17 @@ def _resolve(config: pytest.Config) -> Settings:
     spellings: dict[str, str] = {}
     notes: list[str] = []
     no_downloads = offline(bool(config.getoption("audit_offline", False)))
+    from_config = not config.getoption("model") and bool(run.get("models"))
     for spec in config.getoption("model") or run.get("models") or (DEFAULT_MODEL,):
-        parsed = parse_spec(spec, arch)  # a typo fails the run at once; a repeat counts once
+        try:
+            parsed = parse_spec(spec, arch)  # a typo fails the run at once; a repeat counts once
+            if parsed.id not in spellings:
+                _check_model(parsed, no_downloads)
+        except VisionAuditError as e:
+            if not from_config:
+                raise
+            raise audit_config.run_error("models", spec, str(e)) from None  # said as written in audit.toml
         if parsed.id not in spellings:
-            _check_model(parsed, no_downloads)
             notes += [note] if (note := assumed_preprocessing_note(parsed)) else []
         spellings.setdefault(parsed.id, spec)
     samples = _number(config, "audit_samples", int, "a positive number of images")
@@ -238,9 +245,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput"):  # said once, by the controller
         for key, near, why in settings.config.mistyped_models(settings.models):
             # One audit.toml serves many runs: a table for another model is normal; one that looks like a typo is not.
+            guess = f'did you mean "{near}"? ' if near != key else ""  # not the very text the user wrote
             config.issue_config_time_warning(pytest.PytestConfigWarning(
-                f'{settings.config.path}: [models."{key}"] names no model of this run nor one that exists here; did you '
-                f'mean "{near}"? Its bounds are not used: {why}'), stacklevel=2)
+                f'{settings.config.path}: [models."{key}"] names no model of this run nor one that exists here; '
+                f'{guess}Its bounds are not used: {why}'), stacklevel=2)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

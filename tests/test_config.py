@@ -358,3 +358,42 @@ min_top1 = 0.99
     here = load_config(write(ci, '[run]\nmodels = ["./w.pth?arch=tests.tiny_models:tiny"]\n'
                                                                   'images = "images"\nclasses = "team/classes.txt"\n'))
     assert (here.run["models"], here.run["images"], here.run["classes"]) == (["./w.pth?arch=tests.tiny_models:tiny"], "images", "team/classes.txt")
+
+
+def test_a_config_reached_through_a_symlink_spells_its_paths_as_the_folder_does(tmp_path, monkeypatch):
+    """Review 34b, finding 4: "the config in the working directory" was a text comparison, so ``--audit-config
+    link/audit.toml`` with ``link -> .`` (a CI workspace, macOS /tmp) respelled every path as ``../link/...``: every
+    model id changed, and a baseline made before no longer paired. The folder is now compared as a folder."""
+    proj = tmp_path / "proj"
+    (proj / "ci" / "team").mkdir(parents=True)
+    (proj / "ci" / "team" / "classes.txt").write_text("bird\n")
+    (proj / "w.pth").write_bytes(b"")
+    (tmp_path / "link").symlink_to(proj, target_is_directory=True)
+    write(proj, '[run]\nmodels = ["w.pth?arch=tests.tiny_models:tiny"]\nimages = "ci"\n')
+    write(proj / "ci", '[run]\nmodels = ["tests.tiny_models:tiny?classes=team/classes.txt"]\n')
+    monkeypatch.chdir(proj)
+    for folder in (proj, tmp_path / "link", Path(os.path.relpath(tmp_path / "link"))):
+        here = load_config(folder / "audit.toml").run
+        assert (here["models"], here["images"]) == (["w.pth?arch=tests.tiny_models:tiny"], "ci"), folder  # as written
+        assert load_config(folder / "ci" / "audit.toml").run["models"] == ["tests.tiny_models:tiny?classes=ci/team/classes.txt"]
+
+
+@pytest.mark.parametrize("text, where, written", [
+    ('[run]\ndata = "shared"\n', '[run] data = "shared"', "shared"),
+    ('[run]\ncache = "shared/cache"\n', '[run] cache = "shared/cache"', "shared/cache"),
+    ('[baseline.pairs]\n"shared/w.pth?arch=tests.tiny_models:tiny" = "old.pth"\n',
+     '[baseline.pairs] "shared/w.pth?arch=tests.tiny_models:tiny"', "shared/w.pth"),
+])
+def test_a_path_only_there_read_from_the_working_directory_is_refused_with_its_fix(tmp_path, monkeypatch, text, where, written):
+    """Review 34b, finding 1: the pre-stop-34 reading (from the working directory) of any path of the file is refused, not
+    taken nor dropped; the fix is spelled from the file's folder (``../shared``, worked out by hand)."""
+    (tmp_path / "shared" / "cache").mkdir(parents=True)
+    (tmp_path / "shared" / "w.pth").write_bytes(b"")
+    (tmp_path / "ci").mkdir()
+    write(tmp_path / "ci", text)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as e:
+        load_config("ci/audit.toml")
+    assert str(e.value) == (f'ci/audit.toml: {where}: relative paths in audit.toml are read from its folder ci{os.sep} since '
+                            f'stop 34 (docs/config.md "Relative paths"); {os.path.join("ci", written)} is not there but '
+                            f'{written} is (read from the working directory): write "../{written}" (or an absolute path)')

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +49,7 @@ from visionaudit.families import thresholds as f
 from visionaudit.families.registry import families
 from visionaudit.families.thresholds import Field
 from visionaudit.models.factories import factory_problem
-from visionaudit.models.spec_paths import path_from, spec_from
+from visionaudit.models.spec_paths import ReadFromWorkingDirectory, path_from, spec_from
 from visionaudit.models.specs import canonical_spec, parse_spec, resolved_spec
 
 CONFIG_FILE = "audit.toml"
@@ -101,6 +102,18 @@ class AuditConfig:
     model_keys: Mapping[str, str] = field(default_factory=dict)  # canonical spec -> the table key as written
     baseline_pairs: Mapping[str, str] = field(default_factory=dict)  # [baseline.pairs]: this run's spec -> the baseline's
     resolved: Mapping[str, str] = field(default_factory=dict)  # resolved_spec of a table's key -> its canonical spec
+    run_written: Mapping[str, Any] = field(default_factory=dict)  # [run] as written (its paths read from the file's folder)
+
+    def run_error(self, key: str, spelled: Any, problem: str) -> ConfigError:
+        """``problem`` with the ``[run] key`` value (``spelled`` as read from the working directory) that caused it, as
+        written in this file, and the rule its relative paths were read by (not the command line's)."""
+        written = self.run_written.get(key, spelled)
+        if key == "models" and spelled in self.run.get("models", ()):
+            written = written[list(self.run["models"]).index(spelled)]
+        problem = _COMMAND_LINE_RULE.sub("", problem.removeprefix(f"--model {spelled}: "))
+        folder = self.path.parent if self.path else Path(".")
+        return ConfigError(f'{self.path}: [run] {key} "{written}": {problem} (relative paths in audit.toml are read from '
+                           f'its folder {folder}{os.sep}, docs/config.md "Relative paths")')
 
     def table_of(self, model_id: str) -> str | None:
         """The per-model table (its canonical spec) for the run's ``model_id``: the one keyed by that spec, else the
@@ -195,6 +208,9 @@ class Thresholds(Mapping[str, Any]):
         return len(self.bounds)
 
 
+_COMMAND_LINE_RULE = re.compile(r"; check the path \(relative paths start at the working directory [^)]*\)")
+
+
 def _resolved(model_id: str) -> str | None:
     """``model_id`` with its paths read from the working directory (for matching only), None when it is no spec."""
     return _resolved_in(model_id, os.getcwd())
@@ -213,8 +229,8 @@ def _why_not_here(model_id: str) -> str | None:
     module); None when it could be."""
     try:
         spec = parse_spec(model_id)  # a file must exist and be of a kind that is read
-    except VisionAuditError as e:
-        return str(e)
+    except VisionAuditError as e:  # said of the table's key, not of a --model
+        return _COMMAND_LINE_RULE.sub("", str(e)).removeprefix(f"--model {model_id}: ")
     classes = spec.options.get("classes")
     if classes and not Path(classes).expanduser().is_file():
         relative = "" if Path(classes).expanduser().is_absolute() else f", read from the working directory {Path.cwd()}"
@@ -264,7 +280,8 @@ def load_config(path: str | Path | None, arch: str | None = None) -> AuditConfig
         if key not in TOP_LEVEL:
             raise ConfigError(f"{path}: {unknown_name('top-level table', key, TOP_LEVEL)}")
     base = path.parent  # relative paths in the file are read from its folder, as most tools read theirs
-    run = _run_paths(_check_table(data.get("run", {}), RUN_SCHEMA, "run", path), base)
+    run_written = _check_table(data.get("run", {}), RUN_SCHEMA, "run", path)
+    run = _run_paths(run_written, base, path)
     audits_raw = data.get("audits", {})
     if not isinstance(audits_raw, dict):
         raise ConfigError(f"{path}: [audits] must be a table of [audits.NAME] tables")
@@ -278,7 +295,7 @@ def load_config(path: str | Path | None, arch: str | None = None) -> AuditConfig
     for key, per_audit in models_raw.items():
         if not isinstance(per_audit, dict):
             raise ConfigError(f'{path}: models."{key}" must be a table of [models."{key}".AUDIT] tables')
-        model_id = _canonical_key(spec_from(key, base), arch, path)
+        model_id = _canonical_key(_from_folder(spec_from, key, base, path, f'[models."{key}"]'), arch, path)
         if model_id in written:
             raise ConfigError(f'{path}: [models."{written[model_id]}"] and [models."{key}"] name the same model ({model_id}); merge them')
         same_files = _resolved(model_id) or model_id
@@ -289,23 +306,35 @@ def load_config(path: str | Path | None, arch: str | None = None) -> AuditConfig
         models[model_id] = {name: _check_family_table(name, table, f'models."{key}".{name}', path) for name, table in per_audit.items()}
     pairs = _baseline_pairs(data.get("baseline", {}), arch, path, base)
     return AuditConfig(path, MappingProxyType(run), MappingProxyType(audits), MappingProxyType(models), MappingProxyType(written),
-                       MappingProxyType(pairs), MappingProxyType(resolved))
+                       MappingProxyType(pairs), MappingProxyType(resolved), MappingProxyType(run_written))
 
 
-def _run_paths(run: dict[str, Any], base: Path) -> dict[str, Any]:
+def _from_folder(read, written: str, base: Path, path: Path, where: str) -> str:
+    """``read(written, base)`` (:func:`spec_from` or :func:`path_from`), refused with its fix when a relative path in
+    it is only there read from the working directory (the reading before stop 34)."""
+    try:
+        return read(written, base)
+    except ReadFromWorkingDirectory as e:
+        raise ConfigError(
+            f'{path}: {where}: relative paths in audit.toml are read from its folder {base}{os.sep} since '
+            f'stop 34 (docs/config.md "Relative paths"); {e.from_file} is not there but {e.written} is (read from the '
+            f'working directory): write "{e.fix}" (or an absolute path)') from None
+
+
+def _run_paths(run: dict[str, Any], base: Path, path: Path) -> dict[str, Any]:
     """``[run]``'s paths read from the config file's folder ``base`` (spelled as read from the working directory, where
     the command line's are read): the models' specs, ``data``, ``cache``, ``classes``, and ``images`` unless it names
     a folder under the data root (``imagenette``, or a name that is no path here)."""
     out = dict(run)
     if isinstance(out.get("models"), list):
-        out["models"] = [spec_from(m, base) for m in out["models"]]
+        out["models"] = [_from_folder(spec_from, m, base, path, f'[run] models "{m}"') for m in out["models"]]
     for key in ("data", "cache", "classes"):
         if out.get(key):
-            out[key] = path_from(out[key], base)
+            out[key] = _from_folder(path_from, out[key], base, path, f'[run] {key} = "{out[key]}"')
     images = out.get("images")
     if images and images != "imagenette" and (images.startswith((".", "~")) or os.path.isabs(images)
-                                                or (base / images).exists()):
-        out["images"] = path_from(images, base)
+                                                or (base / images).exists() or Path(images).exists()):
+        out["images"] = _from_folder(path_from, images, base, path, f'[run] images = "{images}"')
     return out
 
 
@@ -319,4 +348,5 @@ def _baseline_pairs(table: Any, arch: str | None, path: Path, base: Path) -> dic
     pairs = table.get("pairs", {})
     if not isinstance(pairs, dict) or not all(isinstance(v, str) for v in pairs.values()):
         raise ConfigError(f'{path}: [baseline.pairs] maps this run\'s model to the baseline\'s: "NEW_SPEC" = "OLD_SPEC"')
-    return {_canonical_key(spec_from(new, base), arch, path): _canonical_key(old, arch, path) for new, old in pairs.items()}
+    return {_canonical_key(_from_folder(spec_from, new, base, path, f'[baseline.pairs] "{new}"'), arch, path): _canonical_key(old, arch, path)
+            for new, old in pairs.items()}

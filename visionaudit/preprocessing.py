@@ -209,7 +209,7 @@ def _floats(text: str, key: str) -> tuple[float, ...]:
     if key == "std" and any(v <= 0 for v in values):
         raise _refused(key, text, "a value not above 0")
     if key == "mean" and any(not 0 <= v <= 1 for v in values):
-        hint = "; a mean in 0-255 units is divided by 255" if any(v > 1 for v in values) else ""
+        hint = "; in 0-255 units? divide by 255 (123.675 -> 0.485)" if any(v > 1 for v in values) else ""
         raise _refused(key, text, "a value outside 0 to 1" + hint)
     return values
 

@@ -167,6 +167,17 @@ def test_without_metadata_size_from_the_graph_and_classes_from_the_run(tmp_path)
         parse_spec(f"{path}?size=32")  # at startup
 
 
+def test_a_metadata_value_that_is_refused_names_the_file_and_its_property(tmp_path):
+    """Review 34b, finding 5: a 0-255 mean in the file's metadata was refused with the bare ``mean=... is refused``
+    text, as if the user had written it in a spec; it now names the file and its visionaudit.preprocessing property."""
+    path = conv_graph(tmp_path / "m.onnx", weights(), props={"visionaudit.preprocessing": json.dumps({"mean": [123.675, 116.28, 103.53]})})
+    with pytest.raises(SpecError) as e:
+        load_model(str(path), "cpu")
+    assert str(e.value).startswith(f"ONNX file {path}: its metadata property visionaudit.preprocessing holds a value that is "
+                                   "refused: mean=123.675,116.28,103.53 is refused (a value outside 0 to 1; in 0-255 units? "
+                                   "divide by 255 (123.675 -> 0.485))"), str(e.value)
+
+
 def test_a_one_channel_graph_is_fed_grayscale(tmp_path):
     path = conv_graph(tmp_path / "gray.onnx", weights(cin=1), size=16)
     model = load_model(str(path), "cpu")

@@ -180,7 +180,14 @@ def test_a_run_refuses_a_pickled_checkpoint_at_startup(trained, tmp_path, name, 
 
 
 def test_a_plain_state_dict_passes_the_startup_check_without_torch(trained, tmp_path):
-    assert _collect(trained, tmp_path, "r18_reference.pth").returncode == 0
+    # --collect-only looks for the data the accuracy audit needs (plugins/data_check.py): give it a labelled folder, so
+    # that what this checks is the pickle scan and not whether data is there.
+    (tmp_path / "imgs" / "tench").mkdir(parents=True)
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "imgs" / "tench" / "a.png")
+    done = _collect(trained, tmp_path, "r18_reference.pth", "--audit-images", str(tmp_path / "imgs"))
+    assert done.returncode == 0 and "pickled" not in done.stdout + done.stderr, done.stdout[-2000:] + done.stderr[-2000:]
     probe = _run(trained, "-c", "import sys; from visionaudit.models.checkpoints import refuse_pickled; "
                                 "refuse_pickled('r18_reference.pth'); print('torch' in sys.modules)")
     assert probe.returncode == 0 and probe.stdout.strip() == "False", probe.stderr  # the xdist controller stays light

@@ -18,7 +18,7 @@ from visionaudit.preprocessing import Preprocessing
     ("interpolation=lanczos", "?interpolation=lanczos is refused: interpolation is one of nearest, bilinear, bicubic"),
     ("mean=0.5,0.5", "?mean=0.5,0.5 is refused (2 values): mean is 1 or 3 comma-separated numbers from 0 to 1"),
     ("mean=0.5,x,0.5", "?mean=0.5,x,0.5 is refused (not comma-separated numbers)"),
-    ("mean=123.7,116.3,103.5", "a value outside 0 to 1; a mean in 0-255 units is divided by 255"),
+    ("mean=123.7,116.3,103.5", "a value outside 0 to 1; in 0-255 units? divide by 255 (123.675 -> 0.485)"),
     ("std=0.2,0,0.2", "?std=0.2,0,0.2 is refused (a value not above 0): std is 1 or 3 comma-separated numbers above 0"),
     ("std=nan", "?std=nan is refused (not finite)"),
     ("mean=0.5&std=0.5,0.5,0.5", "?mean=0.5 has 1 value(s) but std=0.5,0.5,0.5 has 3"),

@@ -181,7 +181,64 @@ def test_collect_only_says_that_data_a_test_needs_is_not_there(team, option):
     expected = (f"labelled images not found at {missing}: point --audit-images at" if option == "--audit-images" else
                 f"data directory {missing} does not exist")
     assert "the collected audits need data that is not there" in output and expected in output, output[-3000:]
+    # said once, as a run's refusal is (pytest.UsageError: one ERROR: line), not in pytest.exit's "! ...Exit: !" banner
+    assert output.count("the collected audits need data") == 1 and "Exit:" not in output, output[-3000:]
     # a test that reads no data is not stopped by it, as in a run
     only = team.runpytest_subprocess("--model", "tests.tiny_models:tiny", option, str(missing), *RUN, "--collect-only",
                                      "test_audit.py")
     assert only.ret == pytest.ExitCode.OK, (only.stdout.str() + only.stderr.str())[-3000:]
+
+
+BESIDE_HERE = {  # audit.toml in ci/ naming a file that is beside the working directory, not beside the file
+    "table": ('[models."tests.tiny_models:tiny?classes=team/classes.txt".accuracy]\nmin_top1 = 0.99\n',
+              ("--model", "tests.tiny_models:tiny?classes=team/classes.txt"),
+              '[models."tests.tiny_models:tiny?classes=team/classes.txt"]', "team/classes.txt"),
+    "run-models": ('[run]\nmodels = ["tests.tiny_models:tiny?classes=team/classes.txt"]\n', (),
+                   '[run] models "tests.tiny_models:tiny?classes=team/classes.txt"', "team/classes.txt"),
+    "run-images": ('[run]\nimages = "team"\n', ("--model", "tests.tiny_models:tiny"), '[run] images = "team"', "team"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BESIDE_HERE))
+def test_a_config_path_read_from_the_working_directory_before_stop_34_stops_the_run(team, case):
+    """Review 34b, finding 1: before stop 34 a relative path in ``--audit-config ci/audit.toml`` was read from the working
+    directory. Read from the file's folder it names nothing, while the old reading names a file: the run used to go on
+    with the family's default bound (a 0.99 table silently dropped, warning only), or read the old place. It now
+    stops at startup (exit 4) naming the file, the key as written, the rule and the fix (``../team/...``, by hand)."""
+    text, args, where, written = BESIDE_HERE[case]
+    (team.path / "team").mkdir()
+    (team.path / "team" / "classes.txt").write_text("".join(f"c{i}\n" for i in range(1000)))
+    (team.path / "ci").mkdir()
+    (team.path / "ci" / "audit.toml").write_text(text)
+    result = team.runpytest_subprocess("--audit-config", "ci/audit.toml", *args, *RUN)
+    output = _output(result)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, output[-3000:]
+    assert (f'ci/audit.toml: {where}: relative paths in audit.toml are read from its folder ci{os.sep} since stop 34 '
+            f'(docs/config.md "Relative paths"); {os.path.join("ci", written)} is not there but {written} is (read from the '
+            f'working directory): write "../{written}" (or an absolute path)') in output, output[-3000:]
+    assert output.count("relative paths in audit.toml") == 1 and "Traceback" not in output
+    assert not (team.path / "bounds.json").exists()  # no test ran
+
+
+def test_a_missing_model_or_data_path_from_audit_toml_is_told_as_written_there(team):
+    """Review 34b, finding 2: a [run] model file or images folder that is not there was told as ``--model <respelled
+    spec>`` with "relative paths start at the working directory" (the rule that did not apply), or "point
+    --audit-images at": options the user did not give. Now: the file, the value as written, the rule that applied."""
+    (team.path / "ci").mkdir()
+    (team.path / "ci" / "audit.toml").write_text('[run]\nmodels = ["gone.pth?arch=tests.tiny_models:tiny"]\n')
+    result = team.runpytest_subprocess("--audit-config", "ci/audit.toml", *RUN)
+    output = _output(result)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, output[-3000:]
+    assert (f'ci/audit.toml: [run] models "gone.pth?arch=tests.tiny_models:tiny": no such file {os.path.join("ci", "gone.pth")} '
+            f'(relative paths in audit.toml are read from its folder ci{os.sep}, docs/config.md "Relative paths")') in output, output[-3000:]
+    assert "--model" not in output and "working directory" not in output
+    team.makepyfile(test_images="import pytest\npytestmark = pytest.mark.audit('accuracy')\n"
+                                "def test_images(model, labelled_images):\n    pass\n")
+    (team.path / "ci" / "audit.toml").write_text('[run]\nimages = "./imgs"\n')
+    for collect_only in ((), ("--collect-only",)):
+        result = team.runpytest_subprocess("--audit-config", "ci/audit.toml", "--model", "tests.tiny_models:tiny", *RUN, *collect_only)
+        output = _output(result)
+        assert result.ret == pytest.ExitCode.USAGE_ERROR, output[-3000:]
+        assert "point [run] images in ci/audit.toml at" in output and "--audit-images" not in output, output[-3000:]
+        assert (f'[run] images = "./imgs" comes from ci/audit.toml, whose relative paths are read from its folder ci{os.sep} '
+                '(docs/config.md "Relative paths")') in output, output[-3000:]

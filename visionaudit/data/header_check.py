@@ -4,8 +4,8 @@ range (32-bit integer or float, PIL modes ``I`` and ``F``), or one over the pixe
 in one message, rather than when a model first needs it. What a header cannot show (a file cut off after its
 header, a bad compressed stream) is still found when the image is decoded (:mod:`visionaudit.data.decoding`).
 
-Cost, measured (docs/data.md): about 0.1 ms an image from the page cache and 0.4 ms from disk, so a few seconds
-for 50,000 images, against minutes to decode them; so every image a run selects is checked, subset or not.
+What the check costs against decoding, measured, and why every image a run selects is therefore checked, subset or
+not: docs/data.md ("Bad files stop the run at startup"), the one home of those figures.
 """
 
 from __future__ import annotations

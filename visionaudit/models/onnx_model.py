@@ -193,7 +193,11 @@ def own_preprocessing(graph: OnnxGraph) -> Preprocessing:
     if METADATA_PREPROCESSING in graph.metadata:
         meta = _parse_property(graph.metadata, METADATA_PREPROCESSING, graph.path)
         options = {k: ",".join(str(x) for x in v) if isinstance(v, list) else str(v) for k, v in meta.items()}
-        pre = pre.with_overrides(options)
+        try:
+            pre = pre.with_overrides(options)
+        except SpecError as e:  # said of the file, not of a spec the user wrote
+            raise SpecError(f"ONNX file {graph.path}: its metadata property {METADATA_PREPROCESSING} holds a value that is "
+                            f"refused: {e}; correct the property (or re-export the file)") from None
         said.append(f"the file's metadata ({METADATA_PREPROCESSING}: {', '.join(sorted(meta))})")
     else:
         said.insert(0, "default ImageNet normalization")

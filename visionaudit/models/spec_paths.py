@@ -16,13 +16,42 @@ from visionaudit.models.specs import (
 )
 
 
+class ReadFromWorkingDirectory(ValueError):
+    """A relative path in audit.toml that is not there read from the file's folder but is read from the working
+    directory: the reading before stop 34. Refused, not guessed: either reading may be the one meant, and taking
+    the wrong one would apply (or drop) a model's bounds without a word."""
+
+    def __init__(self, written: str, from_file: str, fix: str) -> None:
+        super().__init__(written)
+        self.written, self.from_file, self.fix = written, from_file, fix
+
+
+def in_working_directory(base: str | os.PathLike) -> bool:
+    """Whether the folder ``base`` is the working directory, as a folder and not as text (a symlinked path to it is)."""
+    try:
+        return os.path.samefile(base or ".", ".")
+    except OSError:
+        return False
+
+
 def path_from(path: str, base: str | os.PathLike) -> str:
     """``path`` as written in a file in the folder ``base`` (audit.toml's), spelled as read from the working directory:
     relative to it (so a report does not depend on where the checkout lies), absolute when it cannot be (another
-    drive); an absolute or ``~`` path, and any path when ``base`` is the working directory, is kept as written."""
-    if os.path.isabs(os.path.expanduser(path)) or os.path.abspath(base) == os.getcwd():
+    drive); an absolute or ``~`` path, and any path when ``base`` is the working directory, is kept as written.
+    Raises :class:`ReadFromWorkingDirectory` for a path that is only there read from the working directory."""
+    if os.path.isabs(os.path.expanduser(path)) or in_working_directory(base):
         return path  # read from here already: kept as written
-    joined = os.path.normpath(os.path.join(os.path.abspath(base), path))
+    folder = os.path.realpath(base)  # a symlinked path to the folder spells its files as the folder's own path does
+    joined = os.path.normpath(os.path.join(folder, path))
+    if not os.path.lexists(joined):
+        if os.path.exists(path):
+            raise ReadFromWorkingDirectory(path, _spelled(joined), os.path.relpath(os.path.abspath(path), folder))
+    elif os.path.exists(path) and os.path.samefile(joined, path):
+        return path  # the same file read from here: kept as written (a model's id does not change)
+    return _spelled(joined)
+
+
+def _spelled(joined: str) -> str:
     try:
         return os.path.relpath(joined)
     except ValueError:  # Windows: another drive
@@ -33,7 +62,7 @@ def spec_from(spec: str, base: str | os.PathLike) -> str:
     """``spec`` as written in a file in the folder ``base`` (audit.toml's), with every relative path in it (the model
     file, a timm checkpoint, an ``hf:`` folder, ``?classes=``, and those of ``?arch=`` and ``?reference=``) read from
     ``base`` and spelled as :func:`path_from` spells it; told apart as :func:`specs._parse` tells them, looking in ``base``."""
-    if os.path.abspath(base) == os.getcwd():
+    if in_working_directory(base):
         return spec  # the file in the working directory: the spec reads as written (the report keeps its spelling)
     body, _, query = spec.strip().partition("?")
     options = {k.strip(): v.strip() for k, v in parse_qsl(query, keep_blank_values=True)} if query else {}
