@@ -92,7 +92,7 @@ def _resolve(config: pytest.Config) -> Settings:
         except VisionAuditError as e:
             if not from_config:
                 raise
-            raise audit_config.run_error("models", spec, str(e)) from None  # said as written in audit.toml
+            raise audit_config.run_error("models", spec, e) from None  # said as written in audit.toml
         if parsed.id not in spellings:
             notes += [note] if (note := assumed_preprocessing_note(parsed)) else []
         spellings.setdefault(parsed.id, spec)

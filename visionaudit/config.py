@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,7 +49,12 @@ from visionaudit.families.registry import families
 from visionaudit.families.thresholds import Field
 from visionaudit.models.factories import factory_problem
 from visionaudit.models.spec_paths import ReadFromWorkingDirectory, path_from, spec_from
-from visionaudit.models.specs import canonical_spec, parse_spec, resolved_spec
+from visionaudit.models.specs import (
+    canonical_spec,
+    parse_spec,
+    resolved_spec,
+    said_of_a_written_spec,
+)
 
 CONFIG_FILE = "audit.toml"
 
@@ -104,13 +108,13 @@ class AuditConfig:
     resolved: Mapping[str, str] = field(default_factory=dict)  # resolved_spec of a table's key -> its canonical spec
     run_written: Mapping[str, Any] = field(default_factory=dict)  # [run] as written (its paths read from the file's folder)
 
-    def run_error(self, key: str, spelled: Any, problem: str) -> ConfigError:
-        """``problem`` with the ``[run] key`` value (``spelled`` as read from the working directory) that caused it, as
-        written in this file, and the rule its relative paths were read by (not the command line's)."""
+    def run_error(self, key: str, spelled: Any, error: Exception) -> ConfigError:
+        """``error``'s problem with the ``[run] key`` value (``spelled`` as read from the working directory) that caused
+        it, as written in this file, and the rule its relative paths were read by (not the command line's)."""
         written = self.run_written.get(key, spelled)
         if key == "models" and spelled in self.run.get("models", ()):
             written = written[list(self.run["models"]).index(spelled)]
-        problem = _COMMAND_LINE_RULE.sub("", problem.removeprefix(f"--model {spelled}: "))
+        problem = said_of_a_written_spec(error, spelled)
         folder = self.path.parent if self.path else Path(".")
         return ConfigError(f'{self.path}: [run] {key} "{written}": {problem} (relative paths in audit.toml are read from '
                            f'its folder {folder}{os.sep}, docs/config.md "Relative paths")')
@@ -208,9 +212,6 @@ class Thresholds(Mapping[str, Any]):
         return len(self.bounds)
 
 
-_COMMAND_LINE_RULE = re.compile(r"; check the path \(relative paths start at the working directory [^)]*\)")
-
-
 def _resolved(model_id: str) -> str | None:
     """``model_id`` with its paths read from the working directory (for matching only), None when it is no spec."""
     return _resolved_in(model_id, os.getcwd())
@@ -230,7 +231,7 @@ def _why_not_here(model_id: str) -> str | None:
     try:
         spec = parse_spec(model_id)  # a file must exist and be of a kind that is read
     except VisionAuditError as e:  # said of the table's key, not of a --model
-        return _COMMAND_LINE_RULE.sub("", str(e)).removeprefix(f"--model {model_id}: ")
+        return said_of_a_written_spec(e, model_id)
     classes = spec.options.get("classes")
     if classes and not Path(classes).expanduser().is_file():
         relative = "" if Path(classes).expanduser().is_absolute() else f", read from the working directory {Path.cwd()}"

@@ -286,6 +286,25 @@ def _timm_folder_form(folder: Path) -> str:
             f"{weights} --arch package.module:factory" + ("" if inside else f" (no weights file found in {folder})"))
 
 
+class NoSuchModelFile(CheckpointError):
+    """A spec's model file that is not there. ``problem`` is said without the command line's framing, for a spec
+    written in audit.toml, whose relative paths follow another rule (config.py)."""
+
+    def __init__(self, raw: str, path: Path) -> None:
+        self.raw, self.path, self.problem = raw, path, f"no such file {path}"
+        super().__init__(f"--model {raw}: {self.problem}; check the path (relative paths start at the working directory "
+                         f"{Path.cwd()})")
+
+    def __reduce__(self):  # picklable (to a process that reports it), though __init__ takes other arguments
+        return NoSuchModelFile, (self.raw, self.path)
+
+
+def said_of_a_written_spec(error: Exception, spec: str) -> str:
+    """``error`` raised for ``spec`` as said of a spec written in audit.toml: without ``--model SPEC:`` and the
+    command line's path rule."""
+    return getattr(error, "problem", None) or str(error).removeprefix(f"--model {spec}: ")
+
+
 def canonical_spec(spec: str, arch: str | None = None) -> str:
     """The one spelling of ``spec`` (see the module docstring); checks its form and known names, not files."""
     return _parse(spec, arch).canonical
@@ -348,7 +367,7 @@ def parse_spec(spec: str, arch: str | None = None) -> ModelSpec:
                               f"read (as hf:FOLDER; this one has no config.json); a model file is {SUPPORTED_FILES}"
                               + _weights_inside(path))
     if not path.is_file():
-        raise CheckpointError(f"--model {parsed.raw}: no such file {path}; check the path (relative paths start at the working directory {Path.cwd()})")
+        raise NoSuchModelFile(parsed.raw, path)
     if suffix == ONNX_SUFFIX:
         from visionaudit.models.onnx_model import check_onnx_spec
 
