@@ -31,6 +31,12 @@ import signal
 import time
 
 import pytest
+# Imported at collection, outside every test's time limit, as an xdist worker imports torch at its start
+# (plugins/distribution.py): in a single process the first test's setup would import them, over 15 s on a loaded
+# 2-core machine, and a short --audit-timeout stopped test_a there instead of the test meant to hang.
+import torch  # noqa: F401
+
+import visionaudit.models.loading  # noqa: F401
 
 pytestmark = pytest.mark.audit("accuracy")
 FAULT = os.environ.get("FAULT", "")
@@ -181,8 +187,8 @@ def test_a_killed_run_leaves_a_journal_that_rebuilds_the_report(project, mode):
 
 @pytest.mark.parametrize("mode", MODES)
 def test_a_hanging_test_ends_as_timeout(project, mode):
-    # 8 s, not less: test_a's model fixture imports torch (lazily, since the controller must not), which takes over
-    # 3 s on a loaded 2-core machine, and test_a must not itself time out.
+    # 8 s: test_a, which loads the model (torch is imported before the clock starts: AUDIT), needs about 0.5 s, 2-3 s on
+    # a loaded 2-core machine, and must not itself time out; test_b hangs for 120 s.
     proc = run(project, "hang", "--audit-timeout", "8", *mode)
     assert proc.returncode == pytest.ExitCode.TESTS_FAILED, proc.stdout[-2000:] + proc.stderr[-2000:]
     data = report(project)
@@ -331,7 +337,7 @@ def test_a_model_load_that_times_out_is_one_timeout_the_others_pointing_to_it(pr
     """stop-33 review A3: a session fixture's timeout was ten timeouts of 0.0 s, the traceback printed ten times, and the
     model's error null; pytest re-raises the cached failure in every later test, which never ran."""
     slow = "tests.tiny_models:slow_load"
-    proc = run(project, "", "--model", slow, "--audit-timeout", "10")  # 10: torch's import fits on a loaded machine
+    proc = run(project, "", "--model", slow, "--audit-timeout", "10")  # 10: far above the tiny model's load
     assert proc.returncode == pytest.ExitCode.TESTS_FAILED, proc.stdout[-2000:] + proc.stderr[-2000:]
     data = report(project)
     mine = sorted((a for a in data["audits"] if a["model"] == slow), key=lambda a: "same_error_as" in a)
