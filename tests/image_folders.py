@@ -38,3 +38,20 @@ def cut_after_header(path: Path) -> Path:
     with Image.open(path) as img:
         assert img.size == (300, 300)  # the header is whole
     return path
+
+
+def decompression_bomb(path: Path, side: int = 30000) -> Path:
+    """A valid 1-bit PNG of ``side`` x ``side`` zeros: about 100 kB on disk, ``side``² pixels decoded."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    row = b"\0" * (1 + (side + 7) // 8)  # filter byte, then the row's bits
+    z = zlib.compressobj(9)
+    body = b"".join(z.compress(row * 1000) for _ in range(side // 1000)) + z.compress(row * (side % 1000)) + z.flush()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
+                     + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+    return path

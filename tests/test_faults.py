@@ -17,7 +17,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from tests.image_folders import TWO_ACCURACY_TESTS, cut_after_header, plain_images
+from tests.image_folders import TWO_ACCURACY_TESTS, cut_after_header, decompression_bomb, plain_images
 from tests.terminal_text import said_once
 from visionaudit.families.records import report_schema
 
@@ -225,8 +225,6 @@ def test_images_cut_off_after_their_header_are_one_data_error_naming_every_file(
 def test_an_oversized_image_is_named_once_with_the_limit_at_startup(project, tmp_path):
     """Issue 23, item 6: a decompression bomb was 60 lines of traceback naming no file. Its size is in its header:
     refused at startup (exit 4), before any model loads, with the limit and how to raise it."""
-    from tests.data.test_image_sets import decompression_bomb
-
     images = plain_images(tmp_path / "images", "n01440764_0.JPEG", "n01443537_1.JPEG")
     bomb = decompression_bomb(images / "n01484850_bomb.png")
     project.makepyfile(test_fault=TWO_ACCURACY_TESTS)

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 from torchvision import transforms as T
 
+from tests.image_folders import decompression_bomb
 from visionaudit.data import image_sets as datasets
 from visionaudit.data import imagenet
 from visionaudit.data.decoding import decode_image, set_max_image_pixels
@@ -161,23 +162,6 @@ def test_images_whose_range_is_unknown_are_refused_naming_file_mode_and_fix(tmp_
     _save(tmp_path / "n01440764_good.JPEG", "RGB")
     with pytest.raises(DataError, match=rf"1 of 2 images cannot be used.*\n  .*n01440764_scan.tif .*PIL mode {mode}"):
         datasets.load_images(datasets.labelled_images(tmp_path), GEOM)
-
-
-def decompression_bomb(path: Path, side: int = 30000) -> Path:
-    """A valid 1-bit PNG of ``side`` x ``side`` zeros: about 100 kB on disk, ``side``² pixels decoded."""
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    row = b"\0" * (1 + (side + 7) // 8)  # filter byte, then the row's bits
-    z = zlib.compressobj(9)
-    body = b"".join(z.compress(row * 1000) for _ in range(side // 1000)) + z.compress(row * (side % 1000)) + z.flush()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
-                     + chunk(b"IDAT", body) + chunk(b"IEND", b""))
-    return path
 
 
 def test_an_oversized_image_is_named_with_the_limit_and_how_to_raise_it(tmp_path):
