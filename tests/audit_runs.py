@@ -1,4 +1,5 @@
-"""Runs of the real audits in a subprocess (their report read back and validated against the schema)."""
+"""Runs of pytest in a subprocess: of the real audits (their report read back and validated against the schema), or
+of a test project that a test wrote (a pytester folder)."""
 
 from __future__ import annotations
 
@@ -32,3 +33,21 @@ def audit(tmp_path: Path, shared_data: Path, name: str, *args: str, model: str =
     if data is not None:
         jsonschema.validate(data, report_schema())
     return proc, data
+
+
+# This run's own pytest variables: a run started with them would take itself for one of this run's xdist workers.
+THIS_RUN = ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_CURRENT_TEST")
+
+
+def project_env(**extra: str) -> dict[str, str]:
+    """This process's environment with ``extra``, less this run's own pytest variables, for a run in a test project."""
+    env = {**os.environ, **extra}
+    for var in THIS_RUN:
+        env.pop(var, None)
+    return env
+
+
+def run_project(path: Path, *args: str, timeout: float = 240, **env: str) -> subprocess.CompletedProcess:
+    """``pytest *args`` in the test project at ``path``, with ``env`` added to its environment; its output captured."""
+    return subprocess.run([sys.executable, "-m", "pytest", *args], cwd=path, env=project_env(**env), capture_output=True,
+                          text=True, timeout=timeout)

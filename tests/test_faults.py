@@ -17,7 +17,13 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from tests.image_folders import TWO_ACCURACY_TESTS, cut_after_header, decompression_bomb, plain_images
+from tests.audit_runs import run_project
+from tests.image_folders import (
+    TWO_ACCURACY_TESTS,
+    cut_after_header,
+    decompression_bomb,
+    plain_images,
+)
 from tests.terminal_text import said_once
 from visionaudit.families.records import report_schema
 
@@ -25,7 +31,6 @@ ROOT = Path(__file__).resolve().parents[1]
 A, B, C = (f"test_fault.py::test_{x}[tests.tiny_models:tiny]" for x in "abc")
 
 AUDIT = """
-import json
 import os
 import signal
 import time
@@ -37,32 +42,10 @@ import pytest
 import torch  # noqa: F401
 
 import visionaudit.models.loading  # noqa: F401
+from tests.journal_waits import when_journal_shows
 
 pytestmark = pytest.mark.audit("accuracy")
 FAULT = os.environ.get("FAULT", "")
-JOURNAL = "report.json.journal.jsonl"
-
-
-def seen(event, nodeid):
-    try:
-        lines = open(JOURNAL).read().splitlines()
-    except OSError:
-        return False
-    for line in lines:
-        try:
-            e = json.loads(line)
-        except ValueError:
-            continue
-        if e["event"] == event and nodeid in (e.get("nodeid"), e.get("entry", {}).get("nodeid")):
-            return True
-    return False
-
-
-def when_journal_shows(*events, seconds=60):
-    deadline = time.time() + seconds
-    while not all(seen(*e) for e in events):
-        assert time.time() < deadline, f"the journal never showed {events}"
-        time.sleep(0.05)
 
 
 def controller():
@@ -122,11 +105,7 @@ def project(suite: pytest.Pytester, monkeypatch) -> pytest.Pytester:
 
 
 def run(project: pytest.Pytester, fault: str, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "FAULT": fault}
-    for var in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_CURRENT_TEST"):
-        env.pop(var, None)
-    return subprocess.run([sys.executable, "-m", "pytest", *ARGS, *args], cwd=project.path, env=env, capture_output=True,
-                          text=True, timeout=240)
+    return run_project(project.path, *ARGS, *args, FAULT=fault)
 
 
 def report(project: pytest.Pytester) -> dict:

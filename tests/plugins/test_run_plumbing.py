@@ -16,6 +16,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from tests.audit_runs import project_env, run_project
 from visionaudit.families.records import report_schema
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,21 +76,13 @@ def project(suite: pytest.Pytester, monkeypatch) -> pytest.Pytester:
     return suite
 
 
-def _env(mode: str, **extra: str) -> dict[str, str]:
-    env = {**os.environ, "MODE": mode, **extra}
-    for var in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_CURRENT_TEST"):
-        env.pop(var, None)
-    return env
-
-
 def start(project: pytest.Pytester, mode: str, *args: str, **env: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "pytest", *ARGS, *args], cwd=project.path, env=_env(mode, **env),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen([sys.executable, "-m", "pytest", *ARGS, *args], cwd=project.path,
+                            env=project_env(MODE=mode, **env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def run(project: pytest.Pytester, mode: str, *args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pytest", *ARGS, *args], cwd=project.path, env=_env(mode, **env),
-                          capture_output=True, text=True, timeout=240, check=False)
+    return run_project(project.path, *ARGS, *args, MODE=mode, **env)
 
 
 def wait_for(path: Path, proc: subprocess.Popen, seconds: float = 180) -> None:
@@ -181,8 +174,7 @@ def test_x_exits_1_under_xdist_too_and_the_report_names_the_test(project, mode):
 
 def test_an_empty_report_path_is_a_usage_error_said_in_the_step_summary(project):
     summary = project.path / "summary.md"
-    proc = subprocess.run([sys.executable, "-m", "pytest", *ARGS[:-1], "--audit-json", ""], cwd=project.path,
-                          env=_env("", GITHUB_STEP_SUMMARY=str(summary)), capture_output=True, text=True, timeout=240, check=False)
+    proc = run_project(project.path, *ARGS[:-1], "--audit-json", "", MODE="", GITHUB_STEP_SUMMARY=str(summary))
     assert proc.returncode == pytest.ExitCode.USAGE_ERROR, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "--audit-json is empty (an unset variable?)" in proc.stderr
     text = summary.read_text()

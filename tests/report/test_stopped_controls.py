@@ -17,38 +17,23 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from tests.audit_runs import run_project
 from visionaudit.families.records import report_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTROLS = ("resnet18", "squeezenet1_1", "mobilenet_v2")  # small: built in a second on a loaded machine
 
 AUDIT = """
-import json
 import os
 import signal
 import time
 
 import pytest
 
+from tests.journal_waits import when_journal_shows
 from visionaudit.families.channel_bias import weight_bias
 
 pytestmark = pytest.mark.audit("channel_bias")
-JOURNAL = "report.json.journal.jsonl"
-
-
-def started(nodeid):
-    try:
-        lines = open(JOURNAL).read().splitlines()
-    except OSError:
-        return False
-    for line in lines:
-        try:
-            event = json.loads(line)
-        except ValueError:  # a line being written
-            continue
-        if event.get("event") == "started" and event.get("nodeid") == nodeid:
-            return True
-    return False
 
 
 def controller():
@@ -58,10 +43,7 @@ def controller():
 @pytest.mark.parametrize("arch", %r)
 def test_random_init_control(arch, control_model, assess, request):
     if arch == %r:  # the second control: stop the run while it runs, before it built its model
-        deadline = time.time() + 60
-        while not started(request.node.nodeid):  # the journal has its start: it is interrupted, not not_run
-            assert time.time() < deadline, "the journal never showed the test's start"
-            time.sleep(0.05)
+        when_journal_shows(("started", request.node.nodeid))  # its start is journalled: interrupted, not not_run
         os.kill(controller(), getattr(signal, os.environ["STOP_WITH"]))
         if os.environ.get("PYTEST_XDIST_WORKER"):
             os._exit(0)  # a worker left behind by its killed controller ends too
@@ -80,12 +62,8 @@ def project(suite: pytest.Pytester, monkeypatch) -> pytest.Pytester:
 
 
 def run(project: pytest.Pytester, stop_with: str, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "STOP_WITH": stop_with}
-    for var in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_CURRENT_TEST"):
-        env.pop(var, None)
-    return subprocess.run([sys.executable, "-m", "pytest", "--model", "tests.tiny_models:tiny", "--device", "cpu",
-                           "-p", "no:cacheprovider", "--audit-json=report.json", *args],
-                          cwd=project.path, env=env, capture_output=True, text=True, timeout=300)
+    return run_project(project.path, "--model", "tests.tiny_models:tiny", "--device", "cpu", "-p", "no:cacheprovider",
+                       "--audit-json=report.json", *args, timeout=300, STOP_WITH=stop_with)
 
 
 def check(data: dict, terminal: str, html: str) -> None:
