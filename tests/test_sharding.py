@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from tests.audit_runs import ROOT, TINY, audit
 from tests.once import built_once, load_process, run_audit, save_process
+from tests.synthetic_runs import synthetic_run, varied_runs
 from visionaudit.data.image_sets import labelled_images
 from visionaudit.data.shards import Shard, parse_shard, select, shard_of
 
@@ -181,53 +182,6 @@ def test_known_shards_of_known_ids():
     assert [shard_of(i, 3) for i in ("a", "b", "c", "d")] == [2, 2, 3, 3]
 
 
-def _synthetic_run(shard, arrays_of, ids, families):
-    """A report of assessors judging per-image arrays (a whole run when ``shard`` is None, else one part)."""
-    import numpy as np
-
-    from visionaudit.config import Thresholds, load_config
-    from visionaudit.data.fingerprint import SampleSet
-    from visionaudit.families.assessment import NotJudged, PerImage, assess
-    from visionaudit.families.records import AuditRecord
-    from visionaudit.report.assembly import assemble
-
-    config = load_config(ROOT / "audit.toml")
-    keep = [k for k, i in enumerate(ids) if shard is None or shard_of(i, shard.count) == shard.index]
-    section = None if shard is None else {**shard.to_dict(), "whole": {"n": len(ids), "fingerprint": "f"}, "positions": keep}
-    sample_set = SampleSet("labelled", "synthetic", tuple(ids[k] for k in keep), "f" if shard is None else f"f{shard}", None, 0,
-                           shard=section)
-    entries, samples = [], {}
-    for name, family, params, context in (
-            ("accuracy.clean_top1", "accuracy", {}, {"model": "m", "set_name": "synthetic", "preprocessing": "p"}),
-            ("robustness.transform", "robustness", {"transform": "rotation"},
-             {"model": "m", "model_classes": 1000, "transform": "rotation", "seed": 0}),
-            ("robustness.transform", "robustness", {"transform": "zoom"},
-             {"model": "m", "model_classes": 1000, "transform": "zoom", "seed": 0})):
-        if family not in families:
-            continue
-        record = AuditRecord(audit=family, model="m", params=params)
-        bounds = dict(config.thresholds(family, "m"))
-        bounds["min_images"] = 200  # the whole run (400 images) is judged, no part (about 133) is
-        outcome, message = "passed", None
-        arrays = {k: np.asarray(v)[keep] for k, v in arrays_of(params.get("transform")).items()}
-        try:
-            assess(family, name.split(".")[1], record, PerImage(sample_set, arrays), Thresholds(family, "m", bounds), context,
-                   keep_for_merge=shard is not None)
-        except NotJudged as e:
-            outcome, message = "not_judged", f"not judged: {e}"
-        except AssertionError as e:
-            outcome, message = "failed", f"AssertionError: {e}"
-        d = record.to_dict()
-        entry = {"nodeid": f"{name}[{params}]", "audit": family, "model": "m", "params": params, "outcome": outcome,
-                 "duration": 0.0, "metrics": d["metrics"], "thresholds": d["thresholds"], "tables": d["tables"],
-                 "message": message, "worker": None}
-        entry.update({k: d[k] for k in ("outcomes", "shard_data") if d.get(k)})
-        entries.append(entry)
-        samples.update(d["samples"])  # as the collector gathers them
-    run = {"seed": 0, "samples": None, "images": "synthetic", "versions": {}, "shard": shard.to_dict() if shard else None}
-    return assemble(run, {"m": {"sha256": "0" * 64}}, entries, samples=samples)
-
-
 @pytest.mark.parametrize("families", [("accuracy", "robustness"), ("robustness",)])
 def test_merge_of_varied_per_image_data_equals_the_whole_judgement(families):
     """Random, varied right/wrong, changed predictions and labels (the tiny model of the runs above is
@@ -250,8 +204,8 @@ def test_merge_of_varied_per_image_data_equals_the_whole_judgement(families):
         after, changed = per_transform[transform]
         return {"clean": clean, "labels": labels, "correct@1": after, "changed@1": changed | (after != clean), "top1": top1[transform]}
 
-    whole = _synthetic_run(None, arrays_of, ids, families)
-    parts = [_synthetic_run(Shard(k, 3), arrays_of, ids, families) for k in (3, 1, 2)]
+    whole = synthetic_run(None, arrays_of, ids, families)
+    parts = [synthetic_run(Shard(k, 3), arrays_of, ids, families) for k in (3, 1, 2)]
     merged = merge_reports(parts, ["p3", "p1", "p2"])
     for entry in whole["audits"]:
         assert entry["outcome"] in ("passed", "failed")
@@ -284,8 +238,8 @@ def test_a_merge_of_parts_that_got_nothing_right_is_not_judged_as_the_whole_run_
             return {"correct": wrong, "top5": wrong, "top1": np.zeros(n, dtype=np.int64)}
         return {"clean": wrong, "labels": rng.integers(0, 50, n), "correct@1": wrong, "changed@1": wrong}
 
-    whole = _synthetic_run(None, arrays_of, ids, ("robustness",))
-    parts = [_synthetic_run(Shard(k, 2), arrays_of, ids, ("robustness",)) for k in (1, 2)]
+    whole = synthetic_run(None, arrays_of, ids, ("robustness",))
+    parts = [synthetic_run(Shard(k, 2), arrays_of, ids, ("robustness",)) for k in (1, 2)]
     for part in parts:
         for entry in part["audits"]:
             del entry["shard_data"]["thresholds"]["min_correct_images"]  # as a part of an older suite
@@ -314,7 +268,7 @@ def test_a_part_without_top1_merges_without_it_rather_than_with_unset_values():
             return {"correct": clean, "top5": clean, "top1": top1}
         return {"clean": clean, "labels": labels, "correct@1": clean, "changed@1": ~clean, "top1": top1}
 
-    parts = [_synthetic_run(Shard(k, 2), arrays_of, ids, ("accuracy", "robustness")) for k in (1, 2)]
+    parts = [synthetic_run(Shard(k, 2), arrays_of, ids, ("accuracy", "robustness")) for k in (1, 2)]
     whole = merge_reports(parts, ["p1", "p2"])
     assert all("top1" in e["outcomes"] for e in whole["audits"])
     for entry in parts[1]["audits"]:
@@ -329,7 +283,7 @@ def test_a_part_without_top1_merges_without_it_rather_than_with_unset_values():
     assert sorted(n.split(": per-image")[0] for n in notes) == sorted(e["nodeid"] for e in merged["audits"])
     assert not any("left out" in n for n in whole["run"]["notes"])
     # Any other per-image array one part lacks: the parts do not belong together, said with the part and the key.
-    parts = [_synthetic_run(Shard(k, 2), arrays_of, ids, ("accuracy", "robustness")) for k in (1, 2)]
+    parts = [synthetic_run(Shard(k, 2), arrays_of, ids, ("accuracy", "robustness")) for k in (1, 2)]
     next(e for e in parts[0]["audits"] if e["audit"] == "accuracy")["shard_data"]["arrays"].pop("top5")
     with pytest.raises(Unmergeable, match=r"p1 lack\(s\) the per-image array 'top5' that the other parts hold"):
         merge_reports(parts, ["p1", "p2"])
@@ -353,23 +307,10 @@ def test_stored_assessor_names_resolve_through_the_family_descriptors():
 
 def test_a_partial_report_with_the_stored_assessor_names_merges():
     """Parts whose shard_data names the assessor as older suites wrote it merge into the whole run's judgement."""
-    import numpy as np
 
     from visionaudit.report.merge import merge_reports
 
-    rng = np.random.default_rng(5)
-    n = 300
-    ids = [f"n{k:08d}_img.JPEG" for k in rng.permutation(10 * n)[:n]]
-    labels, clean = rng.integers(0, 20, n), rng.random(n) < 0.8
-    after = clean & (rng.random(n) < 0.9)
-
-    def arrays_of(transform):
-        if transform is None:
-            return {"correct": clean, "top5": clean | (labels % 2 == 0)}
-        return {"clean": clean, "labels": labels, "correct@1": after, "changed@1": after != clean}
-
-    whole = _synthetic_run(None, arrays_of, ids, ("accuracy", "robustness"))
-    parts = [_synthetic_run(Shard(k, 2), arrays_of, ids, ("accuracy", "robustness")) for k in (1, 2)]
+    whole, parts = varied_runs(5)
     for part in parts:
         for entry in part["audits"]:
             old = {"accuracy": "accuracy.clean_top1", "robustness": "robustness.transform"}[entry["audit"]]
@@ -436,7 +377,7 @@ def test_parts_judged_with_other_human_observers_are_refused_naming_both_sets(tm
     n = 300
     ids = [f"n{k:08d}_img.JPEG" for k in rng.permutation(10 * n)[:n]]
     clean = rng.random(n) < 0.8
-    parts = [_synthetic_run(Shard(k, 2), lambda _: {"correct": clean, "top5": clean}, ids, ("accuracy",)) for k in (1, 2)]
+    parts = [synthetic_run(Shard(k, 2), lambda _: {"correct": clean, "top5": clean}, ids, ("accuracy",)) for k in (1, 2)]
     seen = {"images": ["a", "b"], "missing": [], "note": None}
     observers = ({**seen, "subjects": {"subject-02": ["oven", "bear"], "subject-03": ["oven", "oven"]}}, {"absent": "not there"})
     paths = []

@@ -9,37 +9,12 @@ import re
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from tests.audit_runs import ROOT
-from tests.test_sharding import _synthetic_run
-from visionaudit.data.shards import Shard
+from tests.synthetic_runs import varied_runs
 from visionaudit.report.assembly import INTERRUPTED_MESSAGE
 from visionaudit.report.merge import Unmergeable, merge_reports
-
-FAMILIES = ("accuracy", "robustness")
-
-
-def _runs(seed: int = 7):
-    """The whole run and its 2 parts, on varied per-image data (the whole run judges every gate; no part does)."""
-    rng = np.random.default_rng(seed)
-    n = 300  # about 150 a part: fewer than min_images (200) in _synthetic_run, the whole run more
-    ids = [f"n{k:08d}_img.JPEG" for k in rng.permutation(10 * n)[:n]]
-    labels, clean = rng.integers(0, 50, n), rng.random(n) < 0.9
-    after = clean & (rng.random(n) < 0.97)
-
-    def arrays_of(transform):
-        if transform is None:
-            return {"correct": clean, "top5": clean | (labels % 2 == 0)}
-        return {"clean": clean, "labels": labels, "correct@1": after, "changed@1": after != clean}
-
-    whole = _synthetic_run(None, arrays_of, ids, FAMILIES)
-    parts = [_synthetic_run(Shard(k, 2), arrays_of, ids, FAMILIES) for k in (1, 2)]
-    assert all(e["outcome"] in ("passed", "failed") for e in whole["audits"])
-    assert all(e["outcome"] == "not_judged" for p in parts for e in p["audits"])
-    return whole, parts
-
 
 ENDS = {"timeout": "Failed: Timeout (>1800.0s) from pytest-timeout.", "interrupted": INTERRUPTED_MESSAGE,
         "error": "OSError: [Errno 28] No space left on device (in a fixture's teardown)"}
@@ -47,7 +22,7 @@ ENDS = {"timeout": "Failed: Timeout (>1800.0s) from pytest-timeout.", "interrupt
 
 @pytest.mark.parametrize("outcome", sorted(ENDS))
 def test_a_part_whose_test_ended_otherwise_is_judged_on_all_images_and_said(outcome):
-    whole, parts = _runs()
+    whole, parts = varied_runs(7)
     (accuracy,) = [e for e in parts[1]["audits"] if e["audit"] == "accuracy"]
     accuracy.update(outcome=outcome, message=ENDS[outcome])
     merged = merge_reports(parts, ["part1.json", "part2.json"])
@@ -62,11 +37,11 @@ def test_a_part_whose_test_ended_otherwise_is_judged_on_all_images_and_said(outc
                     "data there was complete (stored whole before its gate was judged, one value per image of the part), "
                     f"so the merge judged it on every shard's images: {expected_outcome}"]
     # Parts whose tests all ended judged: nothing of the kind is said.
-    assert not [n for n in merge_reports(_runs()[1], ["part1.json", "part2.json"])["run"]["notes"] if "ended" in n]
+    assert not [n for n in merge_reports(varied_runs(7)[1], ["part1.json", "part2.json"])["run"]["notes"] if "ended" in n]
 
 
 def test_merge_prints_the_note_of_a_part_that_timed_out(tmp_path):
-    _, parts = _runs()
+    _, parts = varied_runs(7)
     (accuracy,) = [e for e in parts[0]["audits"] if e["audit"] == "accuracy"]
     accuracy.update(outcome="timeout", message=ENDS["timeout"])
     paths = []
@@ -85,7 +60,7 @@ def test_merge_prints_the_note_of_a_part_that_timed_out(tmp_path):
 def test_every_parts_notes_are_carried_into_the_merge_and_printed(tmp_path):
     """A note only shard 2 said (its copy of the data, of an hf: model) is the merged run's too, naming the part; one
     every part said is carried once, as said; a part's unselected-models note is not (the merge derives it over all)."""
-    _, parts = _runs()
+    _, parts = varied_runs(7)
     hf = "hf:/m: no preprocessor_config.json was found (part 2's copy only)"
     stale = ("no test of resnet50 was selected (-k/-m, test paths): nothing judged it, so the run is not a pass; select its "
              "tests, or give only the models to audit with --model (it replaces [run] models)")
@@ -108,7 +83,7 @@ def test_an_assessor_that_raises_in_the_merge_makes_an_error_entry_not_a_traceba
     raises again: the merged entry is an `error` saying so, and the merged verdict is fail."""
     import visionaudit.report.merge as merge
 
-    _, parts = _runs()
+    _, parts = varied_runs(7)
     for part in parts:
         (accuracy,) = [e for e in part["audits"] if e["audit"] == "accuracy"]
         accuracy.update(outcome="error", message="ZeroDivisionError: division by zero")
@@ -130,7 +105,7 @@ def test_an_assessor_that_raises_in_the_merge_makes_an_error_entry_not_a_traceba
 
 
 def test_a_part_naming_an_assessor_this_suite_lacks_is_refused():
-    _, parts = _runs()
+    _, parts = varied_runs(7)
     for part in parts:
         next(e for e in part["audits"] if e["audit"] == "accuracy")["shard_data"]["assessor"] = "accuracy.clean_top9"
     with pytest.raises(Unmergeable, match=re.escape("accuracy.clean_top1[{}]: no assessor named 'accuracy.clean_top9'")):

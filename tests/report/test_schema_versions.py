@@ -10,7 +10,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from tests.test_sharding import _synthetic_run
+from tests.synthetic_runs import synthetic_run
 from visionaudit.data.shards import Shard
 from visionaudit.families.baseline.pairing import read_report
 from visionaudit.families.records import report_schema
@@ -94,8 +94,8 @@ def test_version_3_parts_merge_into_a_version_4_report():
     top5 = clean | (rng.random(n) < 0.5)
     labels = rng.integers(0, 20, n)
 
-    whole = _synthetic_run(None, lambda t: {"correct": clean, "top5": top5}, ids, ("accuracy",))  # no labels in v3
-    parts = [_as_version_3(_synthetic_run(Shard(k, 2), lambda t: {"correct": clean, "top5": top5, "labels": labels},
+    whole = synthetic_run(None, lambda t: {"correct": clean, "top5": top5}, ids, ("accuracy",))  # no labels in v3
+    parts = [_as_version_3(synthetic_run(Shard(k, 2), lambda t: {"correct": clean, "top5": top5, "labels": labels},
                                           ids, ("accuracy",))) for k in (1, 2)]
     data = parts[0]["audits"][0]["shard_data"]
     assert "min_class_images" not in data["thresholds"] and "labels" not in data["arrays"]  # a genuine v3 part
@@ -120,8 +120,8 @@ def test_a_bound_missing_from_the_parts_is_judged_at_the_family_default():
     n = 300
     ids = [f"n{k:08d}_img.JPEG" for k in rng.permutation(10 * n)[:n]]
     arrays = {"correct": rng.random(n) < 0.8, "labels": rng.integers(0, 5, n)}
-    whole = _synthetic_run(None, lambda t: arrays, ids, ("accuracy",))
-    parts = [_synthetic_run(Shard(k, 2), lambda t: arrays, ids, ("accuracy",)) for k in (1, 2)]
+    whole = synthetic_run(None, lambda t: arrays, ids, ("accuracy",))
+    parts = [synthetic_run(Shard(k, 2), lambda t: arrays, ids, ("accuracy",)) for k in (1, 2)]
     for part in parts:
         for key in ("min_class_images", "min_class_accuracy"):
             del part["audits"][0]["shard_data"]["thresholds"][key]
