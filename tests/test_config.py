@@ -42,6 +42,14 @@ min_top1 = 0.75
 
 # -- the cases a new user tried: each was accepted and silently ignored before ----------------------
 
+def _refused_naming_the_file(tmp_path, text: str, message: str) -> None:
+    """``text`` as audit.toml is refused with ``message`` (a regex), which names the file."""
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError, match=message) as e:
+        load_config(path)
+    assert str(path) in str(e.value)
+
+
 @pytest.mark.parametrize(
     "text, message",
     [
@@ -70,10 +78,7 @@ min_top1 = 0.75
     ],
 )
 def test_typos_and_out_of_range_values_are_refused(tmp_path, text, message):
-    path = write(tmp_path, text)
-    with pytest.raises(ConfigError, match=message) as e:
-        load_config(path)
-    assert str(path) in str(e.value)
+    _refused_naming_the_file(tmp_path, text, message)
 
 
 def test_a_model_table_overrides_only_the_names_it_lists(tmp_path):
@@ -260,10 +265,7 @@ def test_moved_deployment_keys_say_where_they_went(tmp_path, old, new):
     ],
 )
 def test_bad_config_names_key_and_file(tmp_path, text, message):
-    path = write(tmp_path, text)
-    with pytest.raises(ConfigError, match=message) as e:
-        load_config(path)
-    assert str(path) in str(e.value)
+    _refused_naming_the_file(tmp_path, text, message)
 
 
 def test_baseline_pairs_are_canonical(tmp_path):

@@ -32,6 +32,7 @@ def test_labels(model, labelled_images, evaluate, record):
 """
 
 RUN = ("-p", "no:cacheprovider", "--device", "cpu", "--audit-json=report.json")
+TEN_CLASSES = "tests.tiny_models:ten_classes?classes=classes.txt"  # the ten names of classes.txt (the team fixture)
 
 
 @pytest.fixture
@@ -65,6 +66,14 @@ def _output(result: pytest.RunResult) -> str:
     return result.stdout.str() + result.stderr.str()
 
 
+def _refused(team: pytest.Pytester, *args: str) -> str:
+    """The output of a run (its images under --audit-data data) that must stop at a usage error, exit 4."""
+    result = team.runpytest_subprocess(*args, "--audit-data", "data", *RUN)
+    output = _output(result)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, output
+    return output
+
+
 def _one_message(output: str, text: str) -> bool:
     """A startup error is one message, said once: in the summary's verdict line (its first line there, the
     problems indented under it), not again by pytest (``ERROR: ...`` for a usage error, ``! _pytest.outcomes.Exit: ...``
@@ -94,7 +103,7 @@ def test_ten_classes_from_a_file_then_from_a_csv_manifest(team):
         Image.new("RGB", (12, 12), (i, 0, 0)).save(team.path / "flat" / f"img{i}.png")
     (team.path / "flat" / "labels.csv").write_text("path,label\n" + "".join(
         f"img{i}.png,{label}\n" for i, label in enumerate(["dog", "7", "Frog", "0"])))
-    spec = "tests.tiny_models:ten_classes?classes=classes.txt"
+    spec = TEN_CLASSES
     result = team.runpytest_subprocess("--model", spec, "--audit-images", "flat/labels.csv", "--audit-data", "data", *RUN)
     assert result.ret == 0, _output(result)
     assert _labels(team) == {"img0.png": 5, "img1.png": 7, "img2.png": 6, "img3.png": 0}
@@ -103,10 +112,7 @@ def test_ten_classes_from_a_file_then_from_a_csv_manifest(team):
 
 def test_unmatched_folders_stop_the_run_before_any_model_loads(team):
     _images(team.path / "team", {"airplane": 1, "cats": 1, "trucks": 1})
-    result = team.runpytest_subprocess("--model", "tests.tiny_models:ten_classes?classes=classes.txt",
-                                       "--audit-images", "team", "--audit-data", "data", *RUN)
-    output = _output(result)
-    assert result.ret == pytest.ExitCode.USAGE_ERROR, output
+    output = _refused(team, "--model", TEN_CLASSES, "--audit-images", "team")
     assert _one_message(output, "'cats' (closest class: 'cat'); 'trucks' (closest class: 'truck')"), output
     assert "loading" not in output and not _labels(team)  # on the controller, before any model loads
     report = _report(team)
@@ -116,10 +122,8 @@ def test_unmatched_folders_stop_the_run_before_any_model_loads(team):
 def test_unmatched_folders_of_a_model_known_only_once_loaded(team):
     # A factory may carry its own names, so --audit-classes is known to apply only once it loads: checked then.
     _images(team.path / "team", {"airplane": 1, "cats": 1})
-    result = team.runpytest_subprocess("--model", "tests.tiny_models:ten_classes", "--audit-classes", "classes.txt",
-                                       "--audit-images", "team", "--audit-data", "data", *RUN)
-    output = _output(result)
-    assert result.ret == pytest.ExitCode.USAGE_ERROR, output
+    output = _refused(team, "--model", "tests.tiny_models:ten_classes", "--audit-classes", "classes.txt",
+                      "--audit-images", "team")
     assert "'cats' (closest class: 'cat')" in output and not _labels(team)
     assert "'cats' (closest class: 'cat')" in _report(team)["error"]
 
@@ -129,29 +133,22 @@ def test_a_stop_found_at_load_stays_exit_4_under_x_and_names_imagenet_true(team)
     run with exit 1; and for a 1,000-output model whose names are not ImageNet-1k's, the fix ?imagenet=true is named."""
     (team.path / "thousand.txt").write_text("".join(f"class{i}\n" for i in range(1000)))
     _images(team.path / "team", {"n01440764": 1, "n01443537": 1})
-    result = team.runpytest_subprocess("--model", "tests.tiny_models:tiny", "--audit-classes", "thousand.txt", "-x",
-                                       "--audit-images", "team", "--audit-data", "data", *RUN)
-    output = _output(result)
-    assert result.ret == pytest.ExitCode.USAGE_ERROR, output
+    _refused(team, "--model", "tests.tiny_models:tiny", "--audit-classes", "thousand.txt", "-x", "--audit-images", "team")
     report = _report(team)
     assert report["run"]["exit_status"] == 4 and "'n01440764'" in report["error"] and "?imagenet=true" in report["error"]
     assert not _labels(team)
     entry = report["models"]["tests.tiny_models:tiny"]  # it loaded before its classes stopped the run: said so
     assert entry.get("loaded", True) and entry["num_classes"] == 1000 and len(entry["sha256"]) == 64, entry
     # Known before the model loads (?classes=): refused at startup, with the same hint.
-    result = team.runpytest_subprocess("--model", "tests.tiny_models:tiny?classes=thousand.txt", "-x",
-                                       "--audit-images", "team", "--audit-data", "data", *RUN)
-    assert result.ret == pytest.ExitCode.USAGE_ERROR, _output(result)
+    _refused(team, "--model", "tests.tiny_models:tiny?classes=thousand.txt", "-x", "--audit-images", "team")
     assert "?imagenet=true" in _report(team)["error"]
 
 
 def test_class_count_mismatch_stops_the_run_under_xdist(team):
     (team.path / "nine.txt").write_text("\n".join(TEN[:9]))
     _images(team.path / "team", {"airplane": 2, "ship": 2})
-    result = team.runpytest_subprocess("--model", "tests.tiny_models:ten_classes", "--audit-classes", "nine.txt",
-                                       "--audit-images", "team", "--audit-data", "data", "-n", "2", *RUN)
-    output = _output(result)
-    assert result.ret == pytest.ExitCode.USAGE_ERROR, output
+    output = _refused(team, "--model", "tests.tiny_models:ten_classes", "--audit-classes", "nine.txt",
+                      "--audit-images", "team", "-n", "2")
     message = "has 10 outputs, but its class list (--audit-classes nine.txt) names 9 classes"
     assert message in output and message in _report(team)["error"]
     assert _report(team)["run"]["exit_status"] == 4 and not _labels(team)
@@ -161,8 +158,8 @@ def test_class_count_mismatch_stops_the_run_under_xdist(team):
 
 def test_images_of_three_of_ten_classes_and_a_subset_larger_than_the_set_are_said_once(team):
     _images(team.path / "team", {"bird": 2, "deer": 1, "horse": 1}, suffix=".PNG")
-    result = team.runpytest_subprocess("--model", "tests.tiny_models:ten_classes?classes=classes.txt", "--audit-images",
-                                       "team", "--audit-data", "data", "--audit-samples", "5000", *RUN)
+    result = team.runpytest_subprocess("--model", TEN_CLASSES, "--audit-images", "team", "--audit-data", "data",
+                                       "--audit-samples", "5000", *RUN)
     output = _output(result)
     assert result.ret == 0, output
     uncovered = ("the labelled images team (4 images) cover 3 of the 10 classes of tests.tiny_models:ten_classes?"
@@ -177,10 +174,7 @@ def test_images_of_three_of_ten_classes_and_a_subset_larger_than_the_set_are_sai
 def test_a_folder_among_wnid_folders_stops_the_run(team, stray, closest):
     # issue 23, item 3: it was dropped without a word (21 images, n_images 20, PASS)
     _images(team.path / "team", {"n01440764": 2, "n01443537": 2, stray: 1})
-    result = team.runpytest_subprocess("--model", "torchvision:resnet18:none", "--audit-images", "team",
-                                       "--audit-data", "data", *RUN)
-    output = _output(result)
-    assert result.ret == pytest.ExitCode.USAGE_ERROR, output
+    output = _refused(team, "--model", "torchvision:resnet18:none", "--audit-images", "team")
     assert _one_message(output, "1 class name(s) of the images in team match no class"), output
     assert f"'{stray}'" in output and (closest is None or f"'{stray}' (closest class: '{closest}')" in output)
 
@@ -191,9 +185,7 @@ def test_a_timm_models_unmatched_folders_stop_the_run_at_startup(team):
     _images(team.path / "team", {"n01440764": 1, "tench_fish": 1})
     # Random weights: a pretrained spec would first need its weights in the Hugging Face cache (checked at startup
     # too, models/hub.py); the classes come from the same pretrained configuration either way.
-    result = team.runpytest_subprocess("--model", "timm:resnet18:none", "--audit-images", "team", "--audit-data", "data", *RUN)
-    output = _output(result)
-    assert result.ret == pytest.ExitCode.USAGE_ERROR, output
+    output = _refused(team, "--model", "timm:resnet18:none", "--audit-images", "team")
     assert _one_message(output, "'tench_fish' (closest class:"), output
     assert "loading" not in output and not _labels(team)  # before any model loads
     assert "'tench_fish'" in _report(team)["error"]
@@ -211,10 +203,7 @@ def test_a_manifest_with_a_missing_file_a_repeat_and_an_unknown_label_is_one_mes
     _images(team.path / "team", {"airplane": 1, "cats": 1})
     (team.path / "team" / "labels.csv").write_text(
         "path,label\nairplane/0.jpg,airplane\ncats/0.jpg,cats\nnope.jpg,airplane\nairplane/0.jpg,airplane\n")
-    result = team.runpytest_subprocess("--model", "tests.tiny_models:ten_classes?classes=classes.txt",
-                                       "--audit-images", "team/labels.csv", "--audit-data", "data", *RUN)
-    output = _output(result)
-    assert result.ret == pytest.ExitCode.USAGE_ERROR, output
+    output = _refused(team, "--model", TEN_CLASSES, "--audit-images", "team/labels.csv")
     rows, labels = _problems(output)
     assert rows.startswith("CSV manifest team/labels.csv: 2 row(s) unusable: line 4: no such file nope.jpg; "
                            "line 5: airplane/0.jpg listed again (first on line 2). Fix"), output
@@ -229,10 +218,7 @@ def test_class_folders_with_stray_files_and_unknown_names_are_one_message(team):
     _images(team.path / "team", {"airplane": 1, "cats": 1, "trucks": 1, "ship/sub": 1})
     _images(team.path / "team", {".": 1})  # team/0.jpg: an image beside the class folders
     (team.path / "team" / "airplane" / "notes.txt").write_text("x")
-    result = team.runpytest_subprocess("--model", "tests.tiny_models:ten_classes?classes=classes.txt",
-                                       "--audit-images", "team", "--audit-data", "data", *RUN, "-n", "2")
-    output = _output(result)
-    assert result.ret == pytest.ExitCode.USAGE_ERROR, output
+    output = _refused(team, "--model", TEN_CLASSES, "--audit-images", "team", "-n", "2")
     nested, strays, labels = _problems(output)
     assert nested.startswith("1 folder(s) inside the class folders of team: ship/sub/."), output
     assert strays.startswith("2 file(s) of team cannot be used: airplane/notes.txt, 0.jpg."), output
@@ -246,10 +232,7 @@ def test_a_manifest_with_a_missing_row_and_an_unreadable_image_is_one_message(te
     (team.path / "team" / "airplane" / "bad.jpg").write_bytes(b"")
     (team.path / "team" / "labels.csv").write_text(
         "path,label\nairplane/0.jpg,airplane\nairplane/bad.jpg,airplane\nnope.jpg,airplane\n")
-    result = team.runpytest_subprocess("--model", "tests.tiny_models:ten_classes?classes=classes.txt",
-                                       "--audit-images", "team/labels.csv", "--audit-data", "data", *RUN)
-    output = _output(result)
-    assert result.ret == pytest.ExitCode.USAGE_ERROR, output
+    output = _refused(team, "--model", TEN_CLASSES, "--audit-images", "team/labels.csv")
     problems = _problems(output)
     assert problems[0].startswith("CSV manifest team/labels.csv: 1 row(s) unusable: line 4: no such file nope.jpg"), output
     assert "1 of 2 images of labels cannot be used" in problems[1] and any("bad.jpg" in p for p in problems[2:]), output

@@ -126,6 +126,18 @@ def _sign_test(lost: int, won: int) -> float:
     return float(min(1.0, 2 * sps.binom.cdf(min(lost, won), lost + won, 0.5)))
 
 
+def _is_the_sign_test(r, lost: int, won: int, exact_says: tuple[str, ...], sampled_says: str) -> None:
+    """``r``'s p-value over ``lost`` + ``won`` changed images: the sign test's, exactly, up to the switch (its test
+    saying each of ``exact_says``), beyond it a Monte Carlo estimate within its sampling error (saying ``sampled_says``)."""
+    expected = _sign_test(lost, won)
+    if lost + won <= 20:
+        assert r.p_value == pytest.approx(expected, abs=1e-12) and r.p_resamples is None
+        assert all(said in r.test for said in exact_says), r.test
+    else:
+        assert r.p_resamples == R and sampled_says in r.test, r.test
+        assert r.p_value != expected and _within_sampling_error(r.p_value, expected, R), (r.p_value, expected)
+
+
 @pytest.mark.parametrize("lost, won", [(15, 5), (16, 5)])
 def test_balanced_accuracy_either_side_of_the_switch(lost, won):
     """One image per class (equal weights): the sign-flip test is the sign test on the changed images."""
@@ -137,13 +149,8 @@ def test_balanced_accuracy_either_side_of_the_switch(lost, won):
     new[30:30 + won] = True  # wrong -> right
     r = balanced_accuracy_change(Result("balanced_accuracy", "balanced_accuracy", True, tolerance=Tolerance(0.005)),
                                  ids, [i[:9] for i in ids], old, new, 200, 0, R)
-    k, expected = lost + won, _sign_test(lost, won)
-    if k <= 20:
-        assert r.p_value == pytest.approx(expected, abs=1e-12) and r.p_resamples is None
-        assert f"sign-flip test on the {k} changed images" in r.test and ", exact," in r.test
-    else:
-        assert r.p_resamples == R and f"{R} random sign patterns" in r.test
-        assert r.p_value != expected and _within_sampling_error(r.p_value, expected, R), (r.p_value, expected)
+    _is_the_sign_test(r, lost, won, (f"sign-flip test on the {lost + won} changed images", ", exact,"),
+                      f"{R} random sign patterns")
 
 
 @pytest.mark.parametrize("lost, won", [(15, 5), (16, 5)])
@@ -157,14 +164,8 @@ def test_shape_bias_either_side_of_the_switch(lost, won):
     old = [shape[k] if k < lost else texture[k] for k in range(n)]
     new = [texture[k] if k < lost else shape[k] if k < lost + won else texture[k] for k in range(n)]
     r = shape_bias_change(Result("shape_bias", "shape_bias", True, tolerance=Tolerance(0.02)), ids, old, new, 200, 0, R)
-    k, expected = lost + won, _sign_test(lost, won)
     assert r.delta == pytest.approx((won - lost) / n)
-    if k <= 20:
-        assert r.p_value == pytest.approx(expected, abs=1e-12) and r.p_resamples is None
-        assert f"exact over the {2 ** k} swap patterns" in r.test
-    else:
-        assert r.p_resamples == R and f"{R} random swap patterns" in r.test
-        assert r.p_value != expected and _within_sampling_error(r.p_value, expected, R), (r.p_value, expected)
+    _is_the_sign_test(r, lost, won, (f"exact over the {2 ** (lost + won)} swap patterns",), f"{R} random swap patterns")
 
 
 @pytest.mark.parametrize("lost, won", [(15, 5), (16, 5)])
@@ -178,11 +179,6 @@ def test_the_corruption_summary_either_side_of_the_switch(lost, won):
     new[0, 40:40 + won] = True
     r = corr.summary_change(Result("mean_error", "mean_error", False, tolerance=Tolerance(0.01)), "mean_error",
                             [("fog", 3)], old, new, 200, 0, p_resamples=R)
-    k, expected = lost + won, _sign_test(lost, won)
     assert r.delta == pytest.approx((lost - won) / n)
-    if k <= 20:
-        assert r.p_value == pytest.approx(expected, abs=1e-12) and r.p_resamples is None
-        assert f"sign-flip test on the {k} images whose weighted error changed, exact" in r.test
-    else:
-        assert r.p_resamples == R and f"{R} random sign patterns" in r.test
-        assert r.p_value != expected and _within_sampling_error(r.p_value, expected, R), (r.p_value, expected)
+    _is_the_sign_test(r, lost, won, (f"sign-flip test on the {lost + won} images whose weighted error changed, exact",),
+                      f"{R} random sign patterns")
