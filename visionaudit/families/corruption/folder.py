@@ -157,7 +157,7 @@ class FolderRun:
                                 f"{extra[0] if extra else '(order)'}); download or extract it again")
             if self.shard is not None:
                 images = sharding.select(images, self.shard)
-            correct, predicted = self._score(images.paths, images.label_tensor(), f"ImageNet-C {corruption} {severity}")
+            correct, predicted = self._score(images.paths, images.label_tensor(), f"ImageNet-C {corruption} severity {severity}")
             self._conditions[key] = paired(corruption, severity, correct, self.clean(), predicted)
         return self._conditions[key]
 
