@@ -148,7 +148,7 @@ def ahead_table(args) -> None:
         for name in names:
             for label, run in runs.items():
                 seconds[label][name] += timed(lambda run=run, name=name: run.condition(name, args.severity)) / args.repeats
-                wait = run.waits[f"{name} {args.severity}"]
+                wait = run.waits[f"{name} severity {args.severity}"]
                 fill[label][name] += wait.first / args.repeats
                 waited[label][name] += wait.rest / args.repeats
     batch = model.batch_size or default_batch_size(model.device)

@@ -40,6 +40,9 @@ from visionaudit.data.observers import ObserversAbsent, observer_files
 from visionaudit.data.provision import provide
 from visionaudit.errors import ConfigError, DataError, UnusableImages
 from visionaudit.families.baseline import ALL_COMPARED, data_role
+from visionaudit.families.corruption import check_severities
+from visionaudit.families.corruption.folder import condition_images
+from visionaudit.families.corruption.imagenet_c import condition_folder
 from visionaudit.families.shape_bias import check_category_map
 from visionaudit.files import to_jsonable
 from visionaudit.models.classes import imagenet_hint, known_before_load
@@ -158,9 +161,10 @@ def check_data(config: pytest.Config, meta: dict[str, dict[str, Any]]) -> None:
         if absent:
             config.stash.setdefault(ABSENT_KEY, set()).add(need)
             say_once(config, f"{OPTIONAL_DATA[need]} is not recorded: " + "; ".join(absent))
-    if needs and not config.stash.get(CHECKED_KEY, False):  # once: the next worker's collection finds it done
+    imagenet_c = imagenet_c_conditions(settings, meta)  # the corruption tests name no data fixture: their own need
+    if (needs or imagenet_c) and not config.stash.get(CHECKED_KEY, False):  # once: the next worker's collection finds it done
         config.stash[CHECKED_KEY] = True
-        problems = check_image_sets(config, settings, needs)
+        problems = check_image_sets(config, settings, needs, imagenet_c)
         if problems:
             message = "the collected audits cannot read their images (no test was run):\n  " + "\n  ".join(problems)
             config.stash[STARTUP_ERROR_KEY] = message
@@ -173,9 +177,33 @@ def check_data(config: pytest.Config, meta: dict[str, dict[str, Any]]) -> None:
             raise pytest.UsageError(message)  # exit 4; said once, by the summary (terminal_summary.py)
 
 
-def check_image_sets(config: pytest.Config, settings: Settings, needs: set[str]) -> list[str]:
+def imagenet_c_conditions(settings: Settings, meta: dict[str, dict[str, Any]]) -> list[tuple[str, int]]:
+    """The (corruption, severity) folders of ``--audit-imagenet-c`` the collected tests read: a condition's test (and the
+    baseline's comparison of it) its own; the mCE (and the baseline's comparison of it) each its model scores."""
+    if not settings.imagenet_c:
+        return []
+    out: dict[tuple[str, int], None] = {}
+    for m in meta.values():
+        params = m.get("params") or {}
+        compared = ALL_COMPARED.get(params.get("comparison")) if m.get("audit") == "baseline" else None
+        if compared is not None and compared.family != "corruption":
+            continue
+        if m.get("audit") == "corruption" and "corruption" in params:
+            out[(params["corruption"], int(params["severity"]))] = None
+        elif compared is not None and compared.kind == "error":  # condition "gaussian_noise-3"
+            corruption, severity = compared.condition.rsplit("-", 1)
+            out[(corruption, int(severity))] = None
+        elif m.get("audit") == "corruption" or compared is not None:
+            table = settings.config.thresholds("corruption", m.get("model") or "")
+            out.update(dict.fromkeys((c, s) for c in table["corruptions"] for s in check_severities(table["severities"])))
+    return sorted(out)
+
+
+def check_image_sets(config: pytest.Config, settings: Settings, needs: set[str],
+                     imagenet_c: list[tuple[str, int]] = ()) -> list[str]:
     """List each image set the tests read, match the labelled images' class names against every model's classes
-    known before it loads; the problems, each naming its fix (the notes go to the terminal and the report)."""
+    known before it loads, open the headers of the images they decode (``imagenet_c``: the ImageNet-C conditions'
+    too); the problems, each naming its fix (the notes go to the terminal and the report)."""
     problems: list[str] = []
     try:
         root = data_root(settings.data)
@@ -200,11 +228,18 @@ def check_image_sets(config: pytest.Config, settings: Settings, needs: set[str])
             problems += _check_labels(config, settings, whole)
         # The images this run's tests will decode (the subset they read), from their headers: a bad file stops the run
         # now rather than once a model has loaded (visionaudit/data/header_check.py).
-        headers = check_headers(whole.stratified_subset(settings.samples, settings.seed))
-        refusal, note = headers.problem(), headers.orientation_note()
-        problems += [refusal] if refusal else []
-        if note:
-            say_once(config, note)
+        problems += _headers(config, whole.stratified_subset(settings.samples, settings.seed))
+    for corruption, severity in imagenet_c:  # the files scored as they are (--audit-imagenet-c), checked alike
+        if not condition_folder(Path(settings.imagenet_c), corruption, severity).is_dir():
+            continue  # not downloaded: its test says so (skipped), the mCE leaves it out, naming it
+        try:
+            problems += _headers(config, condition_images(Path(settings.imagenet_c), corruption, severity, settings.samples,
+                                                          settings.seed))
+        except UnusableImages as e:
+            refusal = check_headers(ImageSet(f"imagenet-c {corruption}/{severity}", e.root, e.paths)).problem() if e.paths else None
+            problems += [*e.problems, *([refusal] if refusal else [])]
+        except DataError as e:
+            problems.append(str(e))
     if OBSERVERS in needs:  # verified here, once; an absent observer is said, not skipped silently
         try:
             note = observer_files(root / OBSERVERS).note()
@@ -216,6 +251,15 @@ def check_image_sets(config: pytest.Config, settings: Settings, needs: set[str])
         except DataError as e:  # a file with other bytes: the fix named
             problems.append(str(e))
     return problems
+
+
+def _headers(config: pytest.Config, images: ImageSet) -> list[str]:
+    """The refusal of ``images``' unusable files, if any; their EXIF orientations said once."""
+    headers = check_headers(images)
+    refusal, note = headers.problem(), headers.orientation_note()
+    if note:
+        say_once(config, note)
+    return [refusal] if refusal else []
 
 
 def check_category_maps(settings: Settings) -> list[str]:

@@ -13,13 +13,15 @@ CLASSES = ("zebra", "apple", "mango")  # not sorted: their order is the outputs'
 REVISION = "0123456789abcdef0123456789abcdef01234567"  # a commit hash, as the hub's snapshot folders are named
 
 
-def tiny_vit(folder: Path, classes: tuple[str, ...] = CLASSES, size: int = 64, seed: int = 0, processor: dict | None = None) -> Path:
-    """A ViT image classifier with random weights and ``classes`` as its ``id2label``, saved with its image processor."""
+def tiny_vit(folder: Path, classes: tuple[str, ...] = CLASSES, size: int = 64, seed: int = 0, processor: dict | None = None,
+             channels: int = 3) -> Path:
+    """A ViT image classifier with random weights and ``classes`` as its ``id2label``, saved with its image processor;
+    ``channels``: its pixel values' (config.json's ``num_channels``, its patch convolution's input)."""
     from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
 
     torch.manual_seed(seed)
     config = ViTConfig(image_size=size, patch_size=16, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                       intermediate_size=64, num_labels=len(classes), id2label=dict(enumerate(classes)),
+                       intermediate_size=64, num_labels=len(classes), num_channels=channels, id2label=dict(enumerate(classes)),
                        label2id={c: i for i, c in enumerate(classes)})
     ViTForImageClassification(config).eval().save_pretrained(folder)
     ViTImageProcessor(**(processor or {"size": {"height": size, "width": size}, "image_mean": [0.45, 0.5, 0.55],

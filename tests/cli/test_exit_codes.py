@@ -185,6 +185,39 @@ def test_report_from_journal_removes_the_journal_it_rebuilt_and_refuses_a_live_r
     assert "the journal is removed" in capsys.readouterr().out
 
 
+HALF_REFUSAL = "is not a whole visionaudit report: it has no run, verdict, aggregates; give the --audit-json file"
+
+
+def _half_report(tmp_path: Path) -> Path:
+    half = tmp_path / "half.json"
+    half.write_text(json.dumps({"schema_version": 7, "audits": []}))
+    return half
+
+
+def test_compare_refuses_a_half_report_as_html_does(tmp_path):
+    """fixsmall: compare read {"schema_version": 7, "audits": []} as a report with verdict None (INCOMPLETE, exit 1)
+    where html refused it with exit 4; compare now refuses it on either side, from the same check and message."""
+    half, refusal = _half_report(tmp_path), HALF_REFUSAL
+    whole = ROOT / "tests" / "report_fixtures" / "report_two_models.json"  # schema 3: still read
+    for old, new, role in ((half, half, "old report"), (whole, half, "new report"), (half, whole, "old report")):
+        proc = subprocess.run([sys.executable, "-m", "visionaudit", "compare", str(old), str(new)], cwd=ROOT,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == exit_codes.USAGE and f"{role} {half} {refusal}" in proc.stderr, (role, proc.stderr)
+        assert "Traceback" not in proc.stderr and "INCOMPLETE" not in proc.stdout
+    kept = subprocess.run([sys.executable, "-m", "visionaudit", "compare", str(whole), str(whole)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert kept.returncode == exit_codes.NOT_PASS and "regression(s)" in kept.stdout, kept.stderr  # its verdict is fail
+
+
+@pytest.mark.slow
+def test_the_baseline_gate_refuses_a_half_report_at_startup(tmp_path, shared_data):
+    from tests.audit_runs import audit
+
+    half = _half_report(tmp_path)
+    proc, _ = audit(tmp_path, shared_data, "gate", "-k", "test_clean_top1", f"--audit-baseline={half}")
+    assert proc.returncode == exit_codes.USAGE and f"baseline report {half} {HALF_REFUSAL}" in proc.stderr, proc.stderr[-2000:]
+
+
 def test_html_on_a_report_without_its_run_verdict_or_aggregates_exits_4(tmp_path, capsys):
     """Review 34c nit: {"schema_version": 6, "audits": []} passed the not-a-report check and ended in KeyError."""
     half = tmp_path / "half.json"

@@ -175,8 +175,35 @@ def test_an_unknown_option_after_a_command_prints_that_commands_usage(argv, caps
         main(argv)
     err = capsys.readouterr().err
     assert stopped.value.code == 4
-    assert err.startswith(f"usage: python -m visionaudit {argv[0]} "), err
-    assert f"python -m visionaudit {argv[0]}: error: unrecognized arguments: --bogus" in err
+    assert err.startswith(f"usage: visionaudit {argv[0]} "), err
+    assert f"visionaudit {argv[0]}: error: unrecognized arguments: --bogus" in err
+
+
+@pytest.mark.parametrize("typed", ["visionaudit", "python -m visionaudit"])
+def test_help_and_usage_errors_name_the_command_as_typed(typed):
+    """fixsmall: the console script's --help and usage errors said "python -m visionaudit"."""
+    import subprocess
+    import sys
+
+    script = Path(sys.executable).with_name("visionaudit")  # pyproject's [project.scripts], installed beside python
+    assert script.exists(), f"{script}: the console script is not installed (pip install -e .)"
+    start = [str(script)] if typed == "visionaudit" else [sys.executable, "-m", "visionaudit"]
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*start, *args], capture_output=True, text=True, timeout=60)
+
+    top = run("--help")
+    assert top.returncode == 0 and top.stdout.startswith(f"usage: {typed} [-h] [--version] COMMAND"), top.stdout[:200]
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(sub.choices) == COMMANDS
+    for command in sorted(COMMANDS):
+        shown = run(command, "--help")
+        assert shown.returncode == 0 and shown.stdout.startswith(f"usage: {typed} {command} "), (command, shown.stdout[:200])
+        refused = run(command, "--bogus")  # an unknown option, or a missing argument: a usage error either way
+        assert refused.returncode == 4 and refused.stderr.startswith(f"usage: {typed} {command} "), (command, refused.stderr)
+        assert f"\n{typed} {command}: error: " in refused.stderr, (command, refused.stderr)
+    bare = run()
+    assert bare.returncode == 4 and f"\n{typed}: error: " in bare.stderr, bare.stderr
 
 
 def test_every_subcommand_has_a_one_line_help():

@@ -55,6 +55,26 @@ def test_an_hf_folder_without_its_image_processor_is_said_to_be_fed_imagenets_pr
     assert f"- note: {markdown_text(note)}" in text
 
 
+def test_a_1_channel_hf_model_without_its_image_processor_is_fed_and_told_one_mean_and_std(shared_data, tmp_path):
+    """fixsmall: the note said ImageNet's RGB mean and std, and the load fed them (3 channels) to a model whose patch
+    convolution takes 1, which refused them. One channel: the BT.601 luminance of torchvision's constants, by hand
+    0.299 * 0.485 + 0.587 * 0.456 + 0.114 * 0.406 = 0.458971 and 0.299 * 0.229 + 0.587 * 0.224 + 0.114 * 0.225 = 0.225609."""
+    gray = tiny_vit(tmp_path / "gray-vit", size=224, channels=1)
+    (gray / "preprocessor_config.json").unlink()
+    images = _class_folders(shared_data, tmp_path / "images", 2)
+    proc, data = audit(tmp_path, shared_data, "gray", "-n", "0", f"--audit-images={images}", "-k", "test_clean_top1",
+                       model=f"hf:{gray}")
+    assert data is not None, proc.stdout[-3000:] + proc.stderr[-3000:]
+    fed = data["models"][f"hf:{gray}"]["preprocessing"]
+    assert fed["input"] == "gray" and fed["mean"] == [pytest.approx(0.458971)] and fed["std"] == [pytest.approx(0.225609)], fed
+    ran = [e for e in data["audits"] if e["audit"] == "accuracy"]
+    assert ran and all(e["outcome"] != "error" for e in ran), ran  # the model ran on what it was fed
+    note = next(n for n in data["run"]["notes"] if "preprocessor_config.json" in n)
+    assert "short side to 256, centre crop 224, bilinear, mean (0.458971), std (0.225609)" in note, note
+    assert "0.485" not in note and f"hf:{gray}?size=N&resize=N&interpolation=bilinear|bicubic|nearest&mean=M&std=S" in note
+    assert f"note: {note}" in proc.stdout
+
+
 def _forms(data: dict) -> dict[str, dict]:
     return {e["nodeid"].rsplit("-", 1)[1].rstrip("]"): e for e in data["audits"] if e["audit"] == "deployment"}
 

@@ -173,3 +173,44 @@ def test_an_unmarked_8_bit_set_says_nothing_about_images(team):
     result, output, report = _run(team)
     assert result.ret == 0, output[-3000:]
     assert not any("EXIF" in n or "16-bit" in n for n in report["run"].get("notes", [])), report["run"]
+
+
+def test_a_bad_file_in_the_imagenet_c_folder_stops_the_run_at_startup(tmp_path):
+    """fixsmall: the --audit-imagenet-c folder's files were not header-checked; a bad one stopped its test only once the
+    model had loaded. Its selected files are checked as every image set's are, with the same message (exit 4)."""
+    import subprocess
+    import sys
+
+    from tests.families.corruption.test_corruption_family import (
+        BRIGHT,
+        DARK,
+        FOLDER_CONFIG,
+        _write,
+    )
+
+    clean = {"a.JPEG": DARK, "b.JPEG": DARK, "c.JPEG": DARK, "d.JPEG": BRIGHT, "e.JPEG": BRIGHT}
+    _write(tmp_path / "val", clean, size=64)
+    for severity in (1, 2):
+        _write(tmp_path / "c" / "fog" / str(severity), clean, size=64)
+    bad = tmp_path / "c" / "fog" / "2" / "n01440764" / "b.JPEG"
+    bad.write_text("not a picture")
+    config = tmp_path / "audit.toml"
+    config.write_text(FOLDER_CONFIG.format(max_mce=1000.0))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+    env["VISIONAUDIT_TEST_LOAD_LOG"] = str(tmp_path / "loads.log")
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "pytest", "audits/test_corruption.py", "-p", "no:cacheprovider", "--model",
+                               "tests.tiny_models:red_threshold_1k", f"--audit-data={tmp_path}", f"--audit-images={tmp_path / 'val'}",
+                               f"--audit-imagenet-c={tmp_path / 'c'}", f"--audit-config={config}", "--device", "cpu", *args],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+    for args in ([], ["-k", "fog-2"], ["-k", "mce"]):  # the condition's own test, and the mCE, read it
+        proc = run(*args)
+        output = proc.stdout + proc.stderr
+        assert proc.returncode == pytest.ExitCode.USAGE_ERROR, (args, output[-3000:])
+        assert said_once(output, "1 of 5 images of imagenet-c fog/2 cannot be used; replace or remove them:"), (args, output[-3000:])
+        assert f"{bad} is unreadable or truncated (UnidentifiedImageError" in output and "Traceback" not in output
+        assert not (tmp_path / "loads.log").exists()  # before any model loaded
+    proc = run("-k", "fog-1")  # fog/2 is not read: not checked
+    assert proc.returncode == 0 and "imagenet-c fog/2" not in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-3000:]

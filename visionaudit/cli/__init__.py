@@ -40,8 +40,12 @@ class Parser(argparse.ArgumentParser):
 EPILOG = "exit codes (every command, and pytest runs): " + "; ".join(f"{code} {what}" for code, what in exit_codes.TABLE)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="python -m visionaudit", description="visionaudit commands that do not need pytest "
+SCRIPT = "visionaudit"  # pyproject's [project.scripts]; visionaudit/__main__.py says "python -m visionaudit"
+
+
+def build_parser(prog: str = SCRIPT) -> argparse.ArgumentParser:
+    """The commands' parser; ``prog``, the name the user typed, heads --help and every usage error (subcommands too)."""
+    parser = Parser(prog=prog, description="visionaudit commands that do not need pytest "
                     "(the audits themselves run as pytest audits --model SPEC ...)", epilog=EPILOG)
     parser.add_argument("--version", action="version", version=f"visionaudit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -52,8 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: list[str] | None = None, prog: str = SCRIPT) -> int:
+    parser = build_parser(prog)
     args, extra = parser.parse_known_args(argv)
     if extra:  # argparse would say it with the top-level usage; the command's own usage says what it takes
         sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))

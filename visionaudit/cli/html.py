@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from visionaudit.errors import VisionAuditError
-
 from .options import (
     add_baseline_options,
     add_config_option,
@@ -34,16 +32,12 @@ def run(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
-    from visionaudit.families.baseline.pairing import read_report
+    from visionaudit.families.baseline.pairing import read_report, require_whole
     from visionaudit.html.page import write_html
     from visionaudit.html.thumbnails import ImageSource, transform_strips
 
     start = time.perf_counter()
-    report = read_report(args.report, "report") if not args.any_schema else read_json(args.report)
-    missing = [key for key in ("run", "verdict", "aggregates") if key not in report]  # what the page reads of any report
-    if missing:
-        raise VisionAuditError(f"report {args.report} is not a whole visionaudit report: it has no {', '.join(missing)}; "
-                               "give the --audit-json file a run wrote (or rebuilt by merge or report --from-journal)")
+    report = read_report(args.report, "report") if not args.any_schema else require_whole(read_json(args.report), args.report)
     comparison = None
     if args.baseline:
         from visionaudit.config import load_config

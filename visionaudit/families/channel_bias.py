@@ -97,7 +97,7 @@ def ablation_drop(model: LoadedModel, images: torch.Tensor, labels: torch.Tensor
     from visionaudit.data.streaming import channel_means
     from visionaudit.models.inference import predict_logits
 
-    clean_logits = clean_logits if clean_logits is not None else predict_logits(model, images, batch_size)
+    clean_logits = clean_logits if clean_logits is not None else predict_logits(model, images, batch_size, what="clean (channel ablation)")
     top1_accuracy(clean_logits, labels)  # refuses an empty set, naming it
     # Counted, then divided once: a difference of two shares (57/60 - 50/60) leaves float noise (0.11666666666666659).
     right, n = int(topk_hits(clean_logits, labels).sum()), len(labels)
@@ -109,7 +109,8 @@ def ablation_drop(model: LoadedModel, images: torch.Tensor, labels: torch.Tensor
             batch[:, c] = means[c].to(batch.device)
             return batch
 
-        drops.append((right - int(topk_hits(predict_logits(model, images, batch_size, transform=replace), labels).sum())) / n)
+        logits = predict_logits(model, images, batch_size, transform=replace, what=f"channel ablation: channel {c} replaced by its mean")
+        drops.append((right - int(topk_hits(logits, labels).sum())) / n)
     return drops
 
 

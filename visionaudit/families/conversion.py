@@ -295,16 +295,18 @@ def check_equivalence(model: LoadedModel, rgb: torch.Tensor, direction: str) -> 
     gray_model = replace(model, module=folded.model, preprocessing=folded.preprocessing)
     naive_error = None
     if direction == "rgb_to_gray":
-        reference = predict_logits(model, gray.expand(-1, 3, -1, -1))
-        converted = predict_logits(gray_model, gray)
+        reference = predict_logits(model, gray.expand(-1, 3, -1, -1), what="conversion rgb_to_gray: the gray images as RGB")
+        converted = predict_logits(gray_model, gray, what="conversion rgb_to_gray: folded to 1 channel")
         naive = naive_rgb_to_gray(model.module, model.preprocessing)
-        naive_logits = predict_logits(replace(model, module=naive.model, preprocessing=naive.preprocessing), gray)
+        naive_logits = predict_logits(replace(model, module=naive.model, preprocessing=naive.preprocessing), gray,
+                                      what="conversion rgb_to_gray: the naive fold")
         naive_error = float((reference - naive_logits).abs().max())
         result = folded
     else:
         result = gray_to_rgb(folded.model, folded.preprocessing)
-        reference = predict_logits(gray_model, rgb)  # normalize() feeds a 1-channel model the luminance
-        converted = predict_logits(replace(model, module=result.model, preprocessing=result.preprocessing), rgb)
+        reference = predict_logits(gray_model, rgb, what="conversion gray_to_rgb: the 1-channel model")  # normalize() feeds it the luminance
+        converted = predict_logits(replace(model, module=result.model, preprocessing=result.preprocessing), rgb,
+                                   what="conversion gray_to_rgb: expanded to 3 channels")
     return Equivalence(direction, len(rgb), compare_logits(reference, converted), result, naive_error)
 
 

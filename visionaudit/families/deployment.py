@@ -148,9 +148,10 @@ def check_form(model: LoadedModel, images: torch.Tensor, reference_logits: torch
         return check_against_reference(model, images, reference_logits, name)
     example = model.preprocessing.normalize(images[:2].to(model.device))
     shipped = convert(model.module, name, example)
-    logits = predict_logits(replace(model, module=shipped), images)
+    logits = predict_logits(replace(model, module=shipped), images, what=f"deployment form {name}")
     if name == "channels_last":
-        reference_logits = predict_logits(model, images, memory_format=torch.contiguous_format)
+        reference_logits = predict_logits(model, images, memory_format=torch.contiguous_format,
+                                          what="deployment form channels_last: its NCHW reference")
     return compare_logits(reference_logits, logits)
 
 
@@ -180,7 +181,7 @@ def check_against_reference(model: LoadedModel, images: torch.Tensor, logits: to
         raise AssertionError(f"{model.id} is fed other input than its reference {reference.id}: its preprocessing "
                              f"{model.preprocessing.to_dict()} vs the reference's {reference.preprocessing.to_dict()}; set "
                              "the file's metadata (visionaudit.preprocessing) or its spec's options to the reference's")
-    expected = predict_logits(reference, images)
+    expected = predict_logits(reference, images, what=f"deployment form onnxruntime: the torch reference of {model.id}")
     if expected.shape != logits.shape:
         raise AssertionError(f"{model.id} returns {logits.shape[1]} logits per image, its reference {reference.id} "
                              f"{expected.shape[1]}: the reference is not the model the file was exported from")

@@ -207,11 +207,24 @@ def preprocessing(spec: ModelSpec, folder: Path, where: str) -> Preprocessing:
         return Preprocessing(source=f"the spec's query (the image processor of {where} is not read)")
     config = processor_config(folder)
     if config is None:
-        return Preprocessing(source=f"default ImageNet preprocessing (no {hub.HF_PROCESSOR} in {where})")
+        return assumed_preprocessing(folder / hub.HF_CONFIG, f"default ImageNet preprocessing (no {hub.HF_PROCESSOR} in {where})")
     try:
         return from_image_processor(config, f"image processor {config.get('image_processor_type', '')} of {where}".replace("  ", " "))
     except SpecError as e:
         raise SpecError(f"--model {spec.raw}: {e}") from None
+
+
+def assumed_preprocessing(config: Path | None, source: str) -> Preprocessing:
+    """ImageNet's defaults, in place of a missing image processor: for a model whose ``config.json`` says its pixel values
+    have one channel (``num_channels``), one mean and one std (:meth:`Preprocessing.as_gray`), as the suite feeds any
+    1-channel model. Decided here: the loader's probe of the first convolution feeds 3 channels, which an hf: model's
+    embeddings refuse before any convolution runs."""
+    pre = Preprocessing(source=source)
+    try:
+        channels = json.loads(config.read_text()).get("num_channels", 3) if config is not None else 3
+    except (OSError, ValueError, AttributeError):  # unreadable: the load says why
+        channels = 3
+    return pre.as_gray() if channels == 1 else pre
 
 
 def assumed_preprocessing_note(spec: ModelSpec) -> str | None:
@@ -223,20 +236,23 @@ def assumed_preprocessing_note(spec: ModelSpec) -> str | None:
         return None
     if hub.hf_config_file(spec, hub.HF_PROCESSOR) is not None:
         return None
-    pre = Preprocessing().with_overrides(spec.options)
+    pre = assumed_preprocessing(hub.hf_config_file(spec), "").with_overrides(spec.options)  # as preprocessing() and the loader
     assumed = (f"short side to {pre.resize_size}, centre crop {pre.crop_size}, {pre.interpolation}, mean "
                f"({', '.join(f'{v:g}' for v in pre.mean)}), std ({', '.join(f'{v:g}' for v in pre.std)})")
     given = [k for k in SPEC_PREPROCESSING if k in spec.options]
+    defaults = "ImageNet's defaults" + (", as one channel: the luminance of their RGB mean and std, the model taking 1 input "
+                                        "channel" if pre.gray else "")
+    values = "mean=M&std=S" if pre.gray else "mean=R,G,B&std=R,G,B"
     if spec.path is not None:
         where, save = f"in {spec.path}", f"processor.save_pretrained({str(spec.path)!r})"
     else:
         where = f"for {spec.name} in the Hugging Face cache {hub.hub_cache()}"
         save = f"{hub.download_command(spec.name, spec.weights)} if the repo has one, else processor.save_pretrained(FOLDER) and hf:FOLDER"
     return (f"{spec.id}: no {hub.HF_PROCESSOR} was found {where}, so its images are preprocessed as assumed, not as its "
-            f"image processor says: {assumed} (ImageNet's defaults{', the spec giving ' + ', '.join(given) if given else ''}). "
+            f"image processor says: {assumed} ({defaults}{', the spec giving ' + ', '.join(given) if given else ''}). "
             "If the model was trained with another size, mean or std, its numbers are wrong. Fix: save the image processor "
             f"with the model ({save}), or give the preprocessing in the spec: "
-            f"{spec.id.split('?')[0]}?size=N&resize=N&interpolation=bilinear|bicubic|nearest&mean=R,G,B&std=R,G,B")
+            f"{spec.id.split('?')[0]}?size=N&resize=N&interpolation=bilinear|bicubic|nearest&{values}")
 
 
 def check_preprocessing(spec: ModelSpec) -> None:

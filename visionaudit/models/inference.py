@@ -53,7 +53,8 @@ def predict_logits(
     ``indices`` are the images' positions in ``images`` (for per-image seeding). NaN or infinite
     logits raise :class:`ModelOutputError` naming the first bad image. ``memory_format`` lays out the
     normalized batch; by default channels_last on the CPU (see ``devices.inference_memory_format``).
-    ``what`` names the pass in progress reports (``clean imagenet-sample``, ``rotation``).
+    ``what`` names the pass in progress reports (``clean imagenet-sample``, ``rotation``): every call of the suite gives
+    one (tests/test_progress.py checks), so that no progress line reads "forward passes 8/12" alone.
     """
     if images.dim() != 4 or not (images.dtype == torch.uint8 or images.is_floating_point()):
         raise ValueError(f"expected images (N, C, H, W) in [0, 255], uint8 or float, got {images.dtype} {tuple(images.shape)}")

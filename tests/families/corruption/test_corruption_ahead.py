@@ -234,7 +234,7 @@ def test_in_turn_the_reader_waits_for_all_of_the_preparation(monkeypatch):
     for ahead in (0, 1):
         run = _tiny_run(ahead)
         run.condition("fog", 3)
-        wait = run.waits["fog 3"]
+        wait = run.waits["fog severity 3"]
         assert wait.batches == 5 and wait.first >= 0.05, ahead  # 40 images in batches of 8
         assert 4 * 0.05 * (0.8 if ahead else 1.0) <= wait.rest <= 4 * 0.05 + 1.0, (ahead, wait)
     assert not _workers()

@@ -29,6 +29,19 @@ def is_report(data: Any) -> bool:
     return isinstance(data, dict) and isinstance(data.get("schema_version"), int) and "audits" in data
 
 
+WHOLE_REPORT_KEYS = ("run", "verdict", "aggregates")  # what every reader (html, compare, the gate) reads of any schema
+
+
+def require_whole(data: dict[str, Any], path: str | Path, what: str = "report") -> dict[str, Any]:
+    """``data`` as given, or a DataError when it lacks what a report of every schema has (a hand-made or cut-down file
+    would otherwise be read as a run with no verdict, or end in a KeyError)."""
+    missing = [key for key in WHOLE_REPORT_KEYS if key not in data]
+    if missing:
+        raise DataError(f"{what} {path} is not a whole visionaudit report: it has no {', '.join(missing)}; "
+                        "give the --audit-json file a run wrote (or rebuilt by merge or report --from-journal)")
+    return data
+
+
 def read_report(path: str | Path, what: str = "baseline report") -> dict[str, Any]:
     """A saved ``--audit-json`` report that holds per-image outcomes, or a DataError saying why not."""
     path = Path(path)
@@ -46,7 +59,7 @@ def read_report(path: str | Path, what: str = "baseline report") -> dict[str, An
                         f"{FIRST_WITH_OUTCOMES} added them); run the baseline release's audit again with this version")
     if version > SCHEMA_VERSION:
         raise DataError(f"{what} {path} has report schema {version}, newer than this visionaudit's {SCHEMA_VERSION}; upgrade visionaudit")
-    return data
+    return require_whole(data, path, what)
 
 
 def model_pairs(run_models: Sequence[str], baseline: dict[str, Any], baseline_as: str | None = None,

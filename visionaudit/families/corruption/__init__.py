@@ -224,7 +224,7 @@ class CorruptionRun:
         key = (corruption, severity)
         if key not in self._conditions:
             kernel = kernel_for(corruption)
-            predicted = self._predicted(lambda b, ids: kernel(b, ids, self.seed, severity), self.jpeg, f"{corruption} {severity}")
+            predicted = self._predicted(lambda b, ids: kernel(b, ids, self.seed, severity), self.jpeg, f"{corruption} severity {severity}")
             self._conditions[key] = paired(corruption, severity, predicted == self.labels.numpy(), self.clean(), predicted)
         return self._conditions[key]
 

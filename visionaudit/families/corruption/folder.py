@@ -55,6 +55,13 @@ FULL_SIZE = 50_000  # images per condition in ImageNet-C (the ImageNet validatio
 CHUNK = 1_000
 
 
+def condition_images(root: Path, corruption: str, severity: int, samples: int | None, seed: int) -> ImageSet:
+    """The files of one condition folder a run scores (its ``--audit-samples`` subset, all shards'): what
+    :meth:`FolderRun.condition` reads, and what the startup header check opens (plugins/data_check.py)."""
+    folder = condition_folder(root, corruption, severity)
+    return labelled_images(folder, name=f"imagenet-c {corruption}/{severity}").stratified_subset(samples, seed)
+
+
 class FolderRun:
     """One model on an ImageNet-C folder: each condition scored once, paired with the clean originals."""
 
@@ -143,14 +150,14 @@ class FolderRun:
             folder = condition_folder(self.root, corruption, severity)
             if not folder.is_dir():
                 raise Unavailable(f"{corruption}/{severity} is not in the ImageNet-C folder {self.root}")
-            images = labelled_images(folder, name=f"imagenet-c {corruption}/{severity}").stratified_subset(self.samples, self.seed)
+            images = condition_images(self.root, corruption, severity, self.samples, self.seed)
             if images.sample_ids != self.whole_ids:
                 extra = sorted(set(images.sample_ids) ^ set(self.whole_ids))
                 raise DataError(f"{folder} holds other images than the other ImageNet-C conditions ({len(extra)} differ, e.g. "
                                 f"{extra[0] if extra else '(order)'}); download or extract it again")
             if self.shard is not None:
                 images = sharding.select(images, self.shard)
-            correct, predicted = self._score(images.paths, images.label_tensor(), f"ImageNet-C {corruption} {severity}")
+            correct, predicted = self._score(images.paths, images.label_tensor(), f"ImageNet-C {corruption} severity {severity}")
             self._conditions[key] = paired(corruption, severity, correct, self.clean(), predicted)
         return self._conditions[key]
 
