@@ -47,6 +47,7 @@ from visionaudit.models.specs import parse_spec
 
 from .markers import family_of
 from .record_transport import subject_of
+from .sample_floor import sample_floor_note
 from .settings import SETTINGS_KEY, Settings, get_settings
 from .worker_channel import get_channel, send
 
@@ -55,6 +56,7 @@ STOP_KEY = pytest.StashKey[str]()  # the first stop_run message (from a worker o
 NOTES_KEY = pytest.StashKey[list]()  # things said once: the report's run.notes
 CHECKED_KEY = pytest.StashKey[bool]()  # the image sets were listed and matched
 PRINTED_KEY = pytest.StashKey[set]()  # the notes already on the terminal
+LABELLED_COUNT_KEY = pytest.StashKey[int]()  # the labelled images the run's tests read (its --audit-samples subset)
 NARROW_KEY = pytest.StashKey[dict]()  # 16-bit images holding 10 or 12 bits, found as any process decoded them
 # The data each fixture reads: "labelled" is --audit-images, the rest are folders under the data root.
 DATA_FIXTURES = {"labelled_images": (LABELLED,), "cue_conflict_images": ("cue-conflict",), "human_observers": (OBSERVERS,)}
@@ -165,6 +167,11 @@ def check_data(config: pytest.Config, meta: dict[str, dict[str, Any]]) -> None:
             message = "the collected audits cannot read their images (no test was run):\n  " + "\n  ".join(problems)
             config.stash[STARTUP_ERROR_KEY] = message
             raise pytest.UsageError(message)  # exit 4; said once, by the summary (terminal_summary.py)
+        if (count := config.stash.get(LABELLED_COUNT_KEY, None)) is not None and (
+                note := sample_floor_note(settings, meta, count)):
+            say_once(config, note, now=False)  # run.notes; on the terminal now, marked so that it stands out
+            _TerminalLog(config).write(f"WARNING: {note}\n")
+            config.stash.setdefault(PRINTED_KEY, set()).add(note)
         # Every shape-bias test reads the map (cue conflict, edges, silhouettes, and the baseline's comparisons of them)
         problems = check_category_maps(settings) if needs & SHAPE_BIAS_STIMULI else []
         if problems:
@@ -200,7 +207,10 @@ def check_image_sets(config: pytest.Config, settings: Settings, needs: set[str])
             problems += _check_labels(config, settings, whole)
         # The images this run's tests will decode (the subset they read), from their headers: a bad file stops the run
         # now rather than once a model has loaded (visionaudit/data/header_check.py).
-        headers = check_headers(whole.stratified_subset(settings.samples, settings.seed))
+        read = whole.stratified_subset(settings.samples, settings.seed)
+        if role == LABELLED:
+            config.stash[LABELLED_COUNT_KEY] = len(read)
+        headers = check_headers(read)
         refusal, note = headers.problem(), headers.orientation_note()
         problems += [refusal] if refusal else []
         if note:
