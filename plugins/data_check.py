@@ -10,7 +10,7 @@ images, and a subset larger than a set, are said once (terminal and the report's
 the images the tests will decode are opened (visionaudit/data/header_check.py): unusable files stop the run (exit 4),
 images with an EXIF orientation are said once; 16-bit images holding 10 or 12 bits, found as the workers decode
 them, are said once at the end. A model whose classes are known only once loaded is checked as it loads, in its
-worker: :func:`stop_run` stops the run there with exit 4 and the one message, as a startup error does.
+worker (fixtures/models.py): a mismatch there is that model's failed load (its tests error, the others go on).
 
 Under xdist only the workers collect, so each sends this to the controller (plugins/worker_channel.py)
 before xdist reports its collection, and the controller checks when the first worker's arrives.
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 
@@ -52,7 +52,6 @@ from .settings import SETTINGS_KEY, Settings, get_settings
 from .worker_channel import get_channel, send
 
 STARTUP_ERROR_KEY = pytest.StashKey[str]()
-STOP_KEY = pytest.StashKey[str]()  # the first stop_run message (from a worker or this process), on the controller
 NOTES_KEY = pytest.StashKey[list]()  # things said once: the report's run.notes
 CHECKED_KEY = pytest.StashKey[bool]()  # the image sets were listed and matched
 PRINTED_KEY = pytest.StashKey[set]()  # the notes already on the terminal
@@ -310,19 +309,6 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
             terminalreporter.write_line(f"note: {note}")
 
 
-def stop_run(session: pytest.Session, message: str) -> NoReturn:
-    """Stop the run with exit 4 and ``message``, as a startup error does, from a fixture (a model's classes that
-    do not fit, found as it loads): the test that found it errors with the message, the run stops after it (an
-    xdist worker tells the controller, which stops the other workers), the report's ``error`` says it."""
-    config = session.config
-    if hasattr(config, "workerinput"):
-        send(config, {"kind": "stop_run", "message": message})
-    else:
-        config.stash.setdefault(STOP_KEY, message)
-    session.shouldstop = message  # pytest's loop (xdist's worker loop) ends after this test
-    raise ConfigError(message)
-
-
 def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput"):  # what the settings found at startup (a model's assumed preprocessing)
         settings = config.stash.get(SETTINGS_KEY, None)
@@ -331,9 +317,7 @@ def pytest_configure(config: pytest.Config) -> None:
     channel = get_channel(config)
     if channel is not None and not hasattr(config, "workerinput"):
         def handler(worker: str, message: dict[str, Any]) -> None:
-            if message.get("kind") == "stop_run":
-                config.stash.setdefault(STOP_KEY, message["message"])
-            elif message.get("kind") == "note":
+            if message.get("kind") == "note":
                 say_once(config, message["note"], now=False)  # not from this thread: in the summary
             elif message.get("kind") == "narrow_sixteen_bit":
                 config.stash.setdefault(NARROW_KEY, {}).update(message["found"])
@@ -363,10 +347,6 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     note = narrow_sixteen_bit_note(config.stash.get(NARROW_KEY, {}))
     if note:
         say_once(config, note, now=False)
-    message = config.stash.get(STOP_KEY, None)
-    if message is not None:
-        config.stash.setdefault(STARTUP_ERROR_KEY, message)
-        session.exitstatus = pytest.ExitCode.USAGE_ERROR
 
 
 @pytest.hookimpl(tryfirst=True)  # in a worker: before xdist tells the controller its collection is done
