@@ -10,7 +10,7 @@ images, and a subset larger than a set, are said once (terminal and the report's
 the images the tests will decode are opened (visionaudit/data/header_check.py): unusable files stop the run (exit 4),
 images with an EXIF orientation are said once; 16-bit images holding 10 or 12 bits, found as the workers decode
 them, are said once at the end. A model whose classes are known only once loaded is checked as it loads, in its
-worker: :func:`stop_run` stops the run there with exit 4 and the one message, as a startup error does.
+worker (fixtures/models.py): a mismatch there is that model's failed load (its tests error, the others go on).
 
 Under xdist only the workers collect, so each sends this to the controller (plugins/worker_channel.py)
 before xdist reports its collection, and the controller checks when the first worker's arrives.
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 
@@ -50,14 +50,15 @@ from visionaudit.models.specs import parse_spec
 
 from .markers import family_of
 from .record_transport import subject_of
+from .sample_floor import sample_floor_note
 from .settings import SETTINGS_KEY, Settings, get_settings
 from .worker_channel import get_channel, send
 
 STARTUP_ERROR_KEY = pytest.StashKey[str]()
-STOP_KEY = pytest.StashKey[str]()  # the first stop_run message (from a worker or this process), on the controller
 NOTES_KEY = pytest.StashKey[list]()  # things said once: the report's run.notes
 CHECKED_KEY = pytest.StashKey[bool]()  # the image sets were listed and matched
 PRINTED_KEY = pytest.StashKey[set]()  # the notes already on the terminal
+LABELLED_COUNT_KEY = pytest.StashKey[int]()  # the labelled images the run's tests read (its --audit-samples subset)
 NARROW_KEY = pytest.StashKey[dict]()  # 16-bit images holding 10 or 12 bits, found as any process decoded them
 # The data each fixture reads: "labelled" is --audit-images, the rest are folders under the data root.
 DATA_FIXTURES = {"labelled_images": (LABELLED,), "cue_conflict_images": ("cue-conflict",), "human_observers": (OBSERVERS,)}
@@ -169,6 +170,11 @@ def check_data(config: pytest.Config, meta: dict[str, dict[str, Any]]) -> None:
             message = "the collected audits cannot read their images (no test was run):\n  " + "\n  ".join(problems)
             config.stash[STARTUP_ERROR_KEY] = message
             raise pytest.UsageError(message)  # exit 4; said once, by the summary (terminal_summary.py)
+        if (count := config.stash.get(LABELLED_COUNT_KEY, None)) is not None and (
+                note := sample_floor_note(settings, meta, count)):
+            say_once(config, note, now=False)  # run.notes; on the terminal now, marked so that it stands out
+            _TerminalLog(config).write(f"WARNING: {note}\n")
+            config.stash.setdefault(PRINTED_KEY, set()).add(note)
         # Every shape-bias test reads the map (cue conflict, edges, silhouettes, and the baseline's comparisons of them)
         problems = check_category_maps(settings) if needs & SHAPE_BIAS_STIMULI else []
         if problems:
@@ -228,7 +234,10 @@ def check_image_sets(config: pytest.Config, settings: Settings, needs: set[str],
             problems += _check_labels(config, settings, whole)
         # The images this run's tests will decode (the subset they read), from their headers: a bad file stops the run
         # now rather than once a model has loaded (visionaudit/data/header_check.py).
-        problems += _headers(config, whole.stratified_subset(settings.samples, settings.seed))
+        read = whole.stratified_subset(settings.samples, settings.seed)
+        if role == LABELLED:
+            config.stash[LABELLED_COUNT_KEY] = len(read)
+        problems += _headers(config, read)
     for corruption, severity in imagenet_c:  # the files scored as they are (--audit-imagenet-c), checked alike
         if not condition_folder(Path(settings.imagenet_c), corruption, severity).is_dir():
             continue  # not downloaded: its test says so (skipped), the mCE leaves it out, naming it
@@ -344,19 +353,6 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
             terminalreporter.write_line(f"note: {note}")
 
 
-def stop_run(session: pytest.Session, message: str) -> NoReturn:
-    """Stop the run with exit 4 and ``message``, as a startup error does, from a fixture (a model's classes that
-    do not fit, found as it loads): the test that found it errors with the message, the run stops after it (an
-    xdist worker tells the controller, which stops the other workers), the report's ``error`` says it."""
-    config = session.config
-    if hasattr(config, "workerinput"):
-        send(config, {"kind": "stop_run", "message": message})
-    else:
-        config.stash.setdefault(STOP_KEY, message)
-    session.shouldstop = message  # pytest's loop (xdist's worker loop) ends after this test
-    raise ConfigError(message)
-
-
 def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput"):  # what the settings found at startup (a model's assumed preprocessing)
         settings = config.stash.get(SETTINGS_KEY, None)
@@ -365,9 +361,7 @@ def pytest_configure(config: pytest.Config) -> None:
     channel = get_channel(config)
     if channel is not None and not hasattr(config, "workerinput"):
         def handler(worker: str, message: dict[str, Any]) -> None:
-            if message.get("kind") == "stop_run":
-                config.stash.setdefault(STOP_KEY, message["message"])
-            elif message.get("kind") == "note":
+            if message.get("kind") == "note":
                 say_once(config, message["note"], now=False)  # not from this thread: in the summary
             elif message.get("kind") == "narrow_sixteen_bit":
                 config.stash.setdefault(NARROW_KEY, {}).update(message["found"])
@@ -397,10 +391,6 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     note = narrow_sixteen_bit_note(config.stash.get(NARROW_KEY, {}))
     if note:
         say_once(config, note, now=False)
-    message = config.stash.get(STOP_KEY, None)
-    if message is not None:
-        config.stash.setdefault(STARTUP_ERROR_KEY, message)
-        session.exitstatus = pytest.ExitCode.USAGE_ERROR
 
 
 @pytest.hookimpl(tryfirst=True)  # in a worker: before xdist tells the controller its collection is done

@@ -37,7 +37,7 @@ from visionaudit.report.run_lock import RunLock, acquire
 
 from .baseline import get_baseline
 from .collector import get_collector
-from .data_check import NOTES_KEY, STARTUP_ERROR_KEY, STOP_KEY, say_once
+from .data_check import NOTES_KEY, STARTUP_ERROR_KEY, say_once
 from .interruptions import effective_timeout
 from .progress import phase_timings
 from .settings import SETTINGS_KEY, STARTUP_USAGE_ERROR_KEY, get_settings
@@ -111,8 +111,8 @@ def report_data(session: pytest.Session) -> dict[str, Any] | None:
     if not config.pluginmanager.has_plugin("dsession"):
         collector.recover(session.items)  # a test stopped mid-run in this process: keep what it recorded
     stopped_by = maxfail_stop(session, collector.stopped_by)
-    if STOP_KEY in config.stash or STARTUP_ERROR_KEY in config.stash:
-        stopped_by = None  # stop_run stopped it (exit 4: the run is set up wrong), not -x after a failed test
+    if STARTUP_ERROR_KEY in config.stash:
+        stopped_by = None  # a startup error stopped it (exit 4: the run is set up wrong), not -x after a failed test
     if stopped_by is not None:
         # -x/--maxfail is a failure that stopped the run, the same under xdist (which raises it as an
         # interruption, exit 2) as without: exit 1, the report naming the test that stopped it.

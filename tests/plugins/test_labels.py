@@ -122,36 +122,50 @@ def test_unmatched_folders_stop_the_run_before_any_model_loads(team):
 def test_unmatched_folders_of_a_model_known_only_once_loaded(team):
     # A factory may carry its own names, so --audit-classes is known to apply only once it loads: checked then.
     _images(team.path / "team", {"airplane": 1, "cats": 1})
-    output = _refused(team, "--model", "tests.tiny_models:ten_classes", "--audit-classes", "classes.txt",
-                      "--audit-images", "team")
+    result = team.runpytest_subprocess("--model", "tests.tiny_models:ten_classes", "--audit-classes", "classes.txt",
+                                       "--audit-images", "team", "--audit-data", "data", *RUN)
+    output = _output(result)
+    # Found as it loads: that model's failed load (hunt 35, F5), its tests' error, exit 1, not a stop of the run.
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, output
     assert "'cats' (closest class: 'cat')" in output and not _labels(team)
-    assert "'cats' (closest class: 'cat')" in _report(team)["error"]
+    report = _report(team)
+    assert report["error"] is None and "'cats' (closest class: 'cat')" in report["models"]["tests.tiny_models:ten_classes"]["error"]
+    assert report["verdict_reason"].startswith("tests.tiny_models:ten_classes did not load: (DataError) "), report["verdict_reason"]
 
 
-def test_a_stop_found_at_load_stays_exit_4_under_x_and_names_imagenet_true(team):
-    """Review of issues 23/24: with -x, a model whose classes do not match the images (found as it loads) ended the
-    run with exit 1; and for a 1,000-output model whose names are not ImageNet-1k's, the fix ?imagenet=true is named."""
+def test_a_refusal_found_at_load_is_that_models_error_under_x_and_names_imagenet_true(team):
+    """Review of issues 23/24, then hunt 35 (F5): with -x, a model whose classes do not match the images (found as it
+    loads) is that model's failed load, exit 1, its identity kept; for a 1,000-output model whose names are not
+    ImageNet-1k's, the fix ?imagenet=true is named."""
     (team.path / "thousand.txt").write_text("".join(f"class{i}\n" for i in range(1000)))
     _images(team.path / "team", {"n01440764": 1, "n01443537": 1})
-    _refused(team, "--model", "tests.tiny_models:tiny", "--audit-classes", "thousand.txt", "-x", "--audit-images", "team")
+    result = team.runpytest_subprocess("--model", "tests.tiny_models:tiny", "--audit-classes", "thousand.txt", "-x",
+                                       "--audit-images", "team", "--audit-data", "data", *RUN)
+    output = _output(result)
+    # Found as it loads (hunt 35, F5): that model's failed load, exit 1 (-x stops after its error), not exit 4.
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, output
     report = _report(team)
-    assert report["run"]["exit_status"] == 4 and "'n01440764'" in report["error"] and "?imagenet=true" in report["error"]
+    assert report["run"]["exit_status"] == 1 and report["error"] is None
     assert not _labels(team)
-    entry = report["models"]["tests.tiny_models:tiny"]  # it loaded before its classes stopped the run: said so
-    assert entry.get("loaded", True) and entry["num_classes"] == 1000 and len(entry["sha256"]) == 64, entry
+    entry = report["models"]["tests.tiny_models:tiny"]  # it loaded before its classes were refused: its identity kept
+    assert entry["loaded"] is False and entry["num_classes"] == 1000 and len(entry["sha256"]) == 64, entry
+    assert "'n01440764'" in entry["error"] and "?imagenet=true" in entry["error"]
     # Known before the model loads (?classes=): refused at startup, with the same hint.
     _refused(team, "--model", "tests.tiny_models:tiny?classes=thousand.txt", "-x", "--audit-images", "team")
     assert "?imagenet=true" in _report(team)["error"]
 
 
-def test_class_count_mismatch_stops_the_run_under_xdist(team):
+def test_class_count_mismatch_found_at_load_is_that_models_error_under_xdist(team):
     (team.path / "nine.txt").write_text("\n".join(TEN[:9]))
     _images(team.path / "team", {"airplane": 2, "ship": 2})
-    output = _refused(team, "--model", "tests.tiny_models:ten_classes", "--audit-classes", "nine.txt",
-                      "--audit-images", "team", "-n", "2")
+    result = team.runpytest_subprocess("--model", "tests.tiny_models:ten_classes", "--audit-classes", "nine.txt",
+                                       "--audit-images", "team", "--audit-data", "data", "-n", "2", *RUN)
+    output = _output(result)
+    # Found as it loads (hunt 35, F5): that model's failed load, exit 1, as a checkpoint that does not fit --arch.
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, output
     message = "has 10 outputs, but its class list (--audit-classes nine.txt) names 9 classes"
-    assert message in output and message in _report(team)["error"]
-    assert _report(team)["run"]["exit_status"] == 4 and not _labels(team)
+    assert message in output and message in _report(team)["verdict_reason"]
+    assert _report(team)["run"]["exit_status"] == 1 and _report(team)["error"] is None and not _labels(team)
     entry = _report(team)["models"]["tests.tiny_models:ten_classes"]
     assert entry["loaded"] is False and message in entry["error"] and entry["error"].startswith("ClassCountMismatch: ")
 

@@ -154,7 +154,9 @@ def test_a_configured_model_no_selected_test_audited_is_named_in_the_notes():
     note = ("no test of idle was selected (-k/-m, test paths): nothing judged it, so the run is not a pass; select its "
             "tests, or give only the models to audit with --model (it replaces [run] models)")
     assert data["run"]["notes"] == ["earlier", note]  # a model that failed to load is its tests' errors, not this
-    assert data["verdict"] == "incomplete" and data["verdict_reason"].startswith("idle: no test of it was selected")
+    # The model that did not load is said first, as what it is (hunt 35, F5), then the one left no test.
+    assert data["verdict"] == "incomplete"
+    assert data["verdict_reason"].startswith("broken did not load: E; idle: no test of it was selected"), data["verdict_reason"]
     again = assemble(data["run"], models, [clean], samples=SAMPLES)  # a merge or rebuild carrying it: once
     assert again["run"]["notes"] == ["earlier", note]
     assert report([clean])["run"].get("notes") is None  # every model audited: nothing said

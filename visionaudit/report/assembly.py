@@ -68,7 +68,8 @@ ENDED_UNJUDGED = {"skipped", "not_judged"}
 
 def verdict_reasons(audits: list[dict[str, Any]], run: dict[str, Any] | None = None,
                     models: dict[str, Any] | None = None) -> list[str]:
-    """Why a run whose counts alone would pass is not a pass, one line each: a model whose tests all ended
+    """Why a run is not a pass beyond its counts, one line each: a configured model that did not load (its error), a
+    model whose tests all ended
     without a judgement (skipped, not judged), a configured model (``models``, the report's section) that no
     selected test audited, a gate that must judge something to pass (the baseline: a
     comparison set that compared nothing) and judged nothing, a baseline report (``run["baseline"]``) none of
@@ -79,7 +80,10 @@ def verdict_reasons(audits: list[dict[str, Any]], run: dict[str, Any] | None = N
     for e in audits:
         if e.get("model") and e.get("audit") and not e.get("control"):
             by_model[str(e["model"])].append(e)
-    reasons = []
+    # A model found unusable only as it loaded (a class list of another length, a checkpoint that does not fit --arch):
+    # its tests errored, the others went on; said first and as what it is, so that CI can tell it from a regression.
+    reasons = [f"{model} did not load: {_load_error(model, info)}" for model, info in sorted((models or {}).items())
+               if info.get("loaded") is False and info.get("error")]
     # On a failed run the failures are the reason: the gates not judged beside them are the report's, not the line's.
     failing = any(e["outcome"] in FAILING for e in audits)
     for model, entries in sorted(by_model.items()):
@@ -117,6 +121,18 @@ def verdict_reasons(audits: list[dict[str, Any]], run: dict[str, Any] | None = N
         reasons.append(f"the baseline {baseline.get('path')} has verdict {baseline['verdict']}, not pass: comparisons with it "
                        "cannot make a pass (--audit-accept-incomplete-baseline accepts it, and the report says so)")
     return reasons
+
+
+def _load_error(model: str, info: dict[str, Any]) -> str:
+    """A model's load error (the models section's ``error``) as a short reason: its exception's type, then its
+    message without the model's name it repeats ("cannot load model X: model X has 10 outputs ...")."""
+    text = str(info["error"])
+    kind = re.match(r"([A-Z][A-Za-z]*): ", text)
+    text = text[kind.end():] if kind else text
+    names = [n for n in (model, info.get("spec_as_given")) if n]
+    for prefix in [f"cannot load model {n}: " for n in names] + [f"model {n}: " for n in names] + [f"model {n} " for n in names]:
+        text = text.removeprefix(prefix)
+    return (f"({kind.group(1)}) " if kind else "") + short_reason(text, model).rstrip(" :")
 
 
 # A reason longer than this is shortened: long parenthesized lists dropped, then cut at a word.
