@@ -40,7 +40,7 @@ from visionaudit.data.observers import ObserversAbsent, observer_files
 from visionaudit.data.provision import provide
 from visionaudit.errors import ConfigError, DataError, UnusableImages
 from visionaudit.families.baseline import ALL_COMPARED, data_role
-from visionaudit.families.shape_bias import check_category_map
+from visionaudit.families.shape_bias import categories_or_reason, check_category_map
 from visionaudit.files import to_jsonable
 from visionaudit.models.classes import imagenet_hint, known_before_load
 from visionaudit.models.specs import parse_spec
@@ -136,6 +136,8 @@ def check_data(config: pytest.Config, meta: dict[str, dict[str, Any]]) -> None:
         return
     settings = get_settings(config)
     needs = {d for m in meta.values() for d in m.get("data", ())}
+    if OBSERVERS in needs and not _shape_bias_measurable(settings):
+        needs.discard(OBSERVERS)  # neither fetched nor noted: no model's shape bias can use them (hunt35 F9)
     if config.getoption("collectonly"):
         problems = _as_written(config, provide(settings.data, settings.images, needs - set(OPTIONAL_DATA), settings.offline,
                                                fetch=False))
@@ -235,6 +237,21 @@ def check_category_maps(settings: Settings) -> list[str]:
         except ConfigError as e:
             problems.append(f"{model_id}: {e}")
     return problems
+
+
+def _shape_bias_measurable(settings: Settings) -> bool:
+    """Whether some model's shape bias may be measured: its classes unknown before it loads, or known and mapped
+    onto the 16 categories (the observers' data serves only that)."""
+    for model_id in settings.models:
+        try:
+            spec = parse_spec(model_id)
+            space = known_before_load(spec, settings.classes)
+            category_map = settings.config.thresholds("shape_bias", spec.id).get("category_map")
+            if space is None or categories_or_reason(space, category_map)[0] is not None:
+                return True
+        except (ConfigError, ValueError, KeyError):
+            return True  # said where the model loads (or by check_category_maps)
+    return False
 
 
 def _known_spaces(settings: Settings) -> dict[LabelSpace, list[str]]:

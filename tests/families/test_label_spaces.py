@@ -139,7 +139,7 @@ def test_a_top1_shortfall_says_whether_sampling_error_explains_it(k, chance):
         assert "within sampling error on 50 images" in text and "a larger labelled set decides" in text  # "s": whole
         assert "preprocessing" not in text
     else:
-        assert "check its preprocessing: PREP" in text and "sampling error" not in text
+        assert "check its preprocessing or its class order: PREP" in text and "sampling error" not in text
 
 
 # -- corruption without the mCE ------------------------------------------------------------------------
