@@ -277,6 +277,9 @@ def _unmatched_labels(settings: Settings, images: UnusableImages) -> list[str]:
 def _check_labels(config: pytest.Config, settings: Settings, images: ImageSet) -> list[str]:
     problems = []
     for space, models in _known_spaces(settings).items():
+        if settings.classes and not space.source.startswith(("--audit-classes", "?classes=")):
+            say_once(config, f"--audit-classes is not used for {', '.join(models)}: it names its own classes "
+                             f"({space.source}); ?classes=FILE in its spec overrides them")
         try:
             missing = classes_without_images(images, space)
         except DataError as e:

@@ -136,3 +136,42 @@ def test_a_model_of_ten_categories_is_told_shape_bias_cannot_be_measured(shared_
         assert "cannot be measured" in e["message"] and "category_map" not in e["message"], e["message"]
         assert "airplane, clock, elephant, keyboard, knife, oven" in e["message"]
     assert "observers" not in text, text[-3000:]
+
+
+def test_an_accuracy_row_not_judged_shows_the_same_bounds_as_judged(tmp_path):
+    """F10: min_balanced_accuracy was recorded only when the row was judged; a not_judged row (too few images)
+    showed the other bounds without it."""
+    images = _noise_folders(tmp_path / "images", TEN[:3], 3)
+    classes = tmp_path / "classes.txt"
+    classes.write_text("\n".join(TEN) + "\n")
+    proc, data = audit(tmp_path, tmp_path, "few", "-m", "accuracy", "-k", "clean_top1", f"--audit-images={images}",
+                       model=f"tests.tiny_models:ten_classes?classes={classes}&size=32")
+    assert data is not None, _text(proc)[-3000:]
+    (entry,) = [e for e in data["audits"] if e["audit"] == "accuracy"]
+    assert entry["outcome"] == "not_judged", entry
+    assert entry["thresholds"]["min_balanced_accuracy"] == entry["thresholds"]["min_top1"]  # unset: it is min_top1
+
+
+def test_empty_class_folders_are_all_counted(tmp_path):
+    """F10: 'its folders a, b, c, d, e hold none' named 5 of 7 empty folders with no word of the other 2."""
+    for name in TEN[:7]:
+        (tmp_path / "images" / name).mkdir(parents=True)
+    classes = tmp_path / "classes.txt"
+    classes.write_text("\n".join(TEN) + "\n")
+    proc, _ = audit(tmp_path, tmp_path, "empty", "-m", "accuracy", f"--audit-images={tmp_path / 'images'}",
+                    model=f"tests.tiny_models:ten_classes?classes={classes}&size=32")
+    text = _text(proc)
+    assert proc.returncode == 4, text[-3000:]
+    assert "bear, bicycle, bird, boat, bottle, and 2 more hold none" in text
+
+
+def test_audit_classes_for_a_model_that_names_its_own_is_said_unused(tmp_path):
+    """F10: --audit-classes is for a model that names no classes; given for one that does, it was ignored without
+    a word."""
+    images = _noise_folders(tmp_path / "images", ["tench", "goldfish"], 2)
+    classes = tmp_path / "classes.txt"
+    classes.write_text("tench\ngoldfish\n")
+    proc, _ = audit(tmp_path, tmp_path, "own", "-m", "accuracy", "-k", "clean_top1", f"--audit-images={images}",
+                    f"--audit-classes={classes}", model="efficientnet_lite0")
+    text = _text(proc)
+    assert "--audit-classes is not used for efficientnet_lite0: it names its own classes" in text, text[-3000:]

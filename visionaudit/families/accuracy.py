@@ -154,6 +154,10 @@ def assess_clean_top1(record: AuditRecord, measured: PerImage, thresholds: Mappi
         record.metric("classes_below", below)
     # min_top1 is recorded before the count is checked, so that a not_judged entry shows the bound it was spared.
     min_top1 = record.threshold("min_top1", thresholds["min_top1"])
+    # Unset, min_balanced_accuracy is min_top1; recorded now too, so a not_judged row shows the same bounds.
+    min_balanced = min_top1 if thresholds.get("min_balanced_accuracy") is None else thresholds["min_balanced_accuracy"]
+    if classes is not None:
+        record.threshold("min_balanced_accuracy", min_balanced)
     require_count(record, thresholds, len(correct), "labelled images")
     failures = []
     # Unset, min_top5 gates nothing (top-5 is recorded) and min_balanced_accuracy is min_top1: the bounds added
@@ -164,8 +168,6 @@ def assess_clean_top1(record: AuditRecord, measured: PerImage, thresholds: Mappi
     top1_ok = record.check_min("clean_top1", top1, "min_top1", min_top1)
     right = int(np.sum(correct))
     if classes is not None:
-        min_balanced = thresholds.get("min_balanced_accuracy")
-        min_balanced = min_top1 if min_balanced is None else min_balanced
         if not record.check_min("balanced_accuracy", balanced, "min_balanced_accuracy", min_balanced):
             failures.append(balanced_shortfall(balanced, min_balanced, classes, right, len(correct),
                                                thresholds["min_class_images"]))
