@@ -43,7 +43,7 @@ from visionaudit.families.baseline import ALL_COMPARED, data_role
 from visionaudit.families.corruption import check_severities
 from visionaudit.families.corruption.folder import condition_images
 from visionaudit.families.corruption.imagenet_c import condition_folder
-from visionaudit.families.shape_bias import check_category_map
+from visionaudit.families.shape_bias import categories_or_reason, check_category_map
 from visionaudit.files import to_jsonable
 from visionaudit.models.classes import imagenet_hint, known_before_load
 from visionaudit.models.specs import parse_spec
@@ -140,6 +140,8 @@ def check_data(config: pytest.Config, meta: dict[str, dict[str, Any]]) -> None:
         return
     settings = get_settings(config)
     needs = {d for m in meta.values() for d in m.get("data", ())}
+    if OBSERVERS in needs and not _shape_bias_measurable(settings):
+        needs.discard(OBSERVERS)  # neither fetched nor noted: no model's shape bias can use them (hunt35 F9)
     if config.getoption("collectonly"):
         problems = _as_written(config, provide(settings.data, settings.images, needs - set(OPTIONAL_DATA), settings.offline,
                                                fetch=False))
@@ -290,6 +292,21 @@ def check_category_maps(settings: Settings) -> list[str]:
     return problems
 
 
+def _shape_bias_measurable(settings: Settings) -> bool:
+    """Whether some model's shape bias may be measured: its classes unknown before it loads, or known and mapped
+    onto the 16 categories (the observers' data serves only that)."""
+    for model_id in settings.models:
+        try:
+            spec = parse_spec(model_id)
+            space = known_before_load(spec, settings.classes)
+            category_map = settings.config.thresholds("shape_bias", spec.id).get("category_map")
+            if space is None or categories_or_reason(space, category_map)[0] is not None:
+                return True
+        except (ConfigError, ValueError, KeyError):
+            return True  # said where the model loads (or by check_category_maps)
+    return False
+
+
 def _known_spaces(settings: Settings) -> dict[LabelSpace, list[str]]:
     """The label spaces of the run's models known before they load, each with its models."""
     spaces: dict[LabelSpace, list[str]] = {}
@@ -313,6 +330,9 @@ def _unmatched_labels(settings: Settings, images: UnusableImages) -> list[str]:
 def _check_labels(config: pytest.Config, settings: Settings, images: ImageSet) -> list[str]:
     problems = []
     for space, models in _known_spaces(settings).items():
+        if settings.classes and not space.source.startswith(("--audit-classes", "?classes=")):
+            say_once(config, f"--audit-classes is not used for {', '.join(models)}: it names its own classes "
+                             f"({space.source}); ?classes=FILE in its spec overrides them")
         try:
             missing = classes_without_images(images, space)
         except DataError as e:

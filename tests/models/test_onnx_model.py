@@ -350,7 +350,7 @@ def test_conversion_folds_and_torch_forms_skip_and_the_reference_is_compared(tmp
     plain = load_model(str(path), "cpu")
     with pytest.raises(Unsupported, match=r"no \?reference=SPEC names the torch model"):
         check_form(plain, IMAGES, logits, "onnxruntime")
-    wrong = load_model(f"{path}?reference={reference}&mean=0.5,0.5,0.5", "cpu")
+    wrong = load_model(f"{path}?mean=0.5,0.5,0.5&reference={reference}", "cpu")  # the file's option first
     with pytest.raises(AssertionError, match="is fed other input than its reference"):
         check_form(wrong, IMAGES, predict_logits(wrong, IMAGES), "onnxruntime")
 

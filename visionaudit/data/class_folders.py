@@ -45,6 +45,6 @@ def read_class_folders(root: Path, folders: list[Path], suffixes: set[str],
     if problems:
         raise UnusableImages(problems, root, names, paths=paths)
     if not paths:
-        raise DataError(f"no images under {root}: its folders {', '.join(f.name for f in folders[:5])} hold none. "
+        raise DataError(f"no images under {root}: its folders {first_few([f.name for f in folders], 5, ', ')} hold none. "
                         f"Expected {layouts}")
     return tuple(paths), tuple(names)

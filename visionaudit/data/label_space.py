@@ -241,6 +241,11 @@ def unmatched_message(space: LabelSpace, labels: Iterable[str], numeric: bool, w
     missing = unmatched(space, labels, numeric)
     if not missing:
         return None
+    # A class file one name short reads the same as a misnamed folder; with no near class, say both (hunt35 F3).
+    short = (space.source.startswith(("?classes=", "--audit-classes")) and not numeric
+             and any(space.closest(label) is None for label in set(labels) if space.index(label, numeric) is None))
     return (f"{len(missing)} class name(s) of the images in {where} match no class of the model ({len(space)} classes, "
             f"from {space.source}): {first_few(missing)}. Rename the folders (or CSV labels) to the model's class names, "
-            "or give the model's classes (?classes=FILE in the spec; --audit-classes FILE for a model that names none)")
+            "or give the model's classes (?classes=FILE in the spec; --audit-classes FILE for a model that names none)"
+            + (f"; if the folders are right, the class file is incomplete: it names {len(space)} classes, and needs one "
+               "name per output of the model, in output order" if short else ""))

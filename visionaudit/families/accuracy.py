@@ -65,20 +65,48 @@ def worst_classes(classes: Mapping[str, Mapping[str, Any]], k: int = 5, gate: in
             for name, c in ranked[:k]]
 
 
-def top1_shortfall(k: int, n: int, bound: float, preprocessing: Any, whole: int | None = None) -> str:
+def top1_shortfall(k: int, n: int, bound: float, preprocessing: Any, whole: int | None = None, confused: str = "") -> str:
     """What a top-1 of ``k`` right of ``n`` below ``bound`` says. The gate holds the measured top-1 to the bound (its
     plain meaning); this says whether the shortfall could be chance: within the 95 % Wilson interval, a correct
     model of accuracy ``bound`` falls this low on ``n`` images often (lite0, 0.879 on all 1,000 images, gets 0.840
     on a 50-image subset), so more images decide: a larger subset or the full set when the ``n`` were drawn from
     ``whole`` images (--audit-samples), else only a larger labelled set; above the interval, look at the
-    preprocessing first."""
+    preprocessing first, or the class order where ``confused`` (:func:`wholesale_confusions`) names classes taken
+    wholesale for others."""
     low, high = wilson_interval(k, n)
     interval = f"{k}/{n} right, 95 % Wilson interval [{low:.3f}, {high:.3f}]"
     if bound <= high:
         decide = (f"--audit-samples N (up to {whole:,}) or the full set decide" if whole is not None and whole > n
                   else "a larger labelled set decides")
         return f"{interval} includes it: the shortfall is within sampling error on {n} images; {decide}"
-    return f"{interval}, all below it: check its preprocessing: {preprocessing}"
+    if confused:
+        return f"{interval}, all below it: {confused}: is its class list in the model's output order?"
+    return f"{interval}, all below it: check its preprocessing or its class order: {preprocessing}"
+
+
+def wholesale_confusions(labels: np.ndarray, top1: np.ndarray | None, names: list[str], most: int = 3) -> str:
+    """The classes whose images are mostly (over half, at least 3 images) predicted as one other class, that class
+    taken by one of them only and its own images (if any) not mostly predicted as it: the mark of a class list out of
+    the model's output order (two names swapped), not of a weak model or a wrong preprocessing (those spread their
+    errors, or pull several classes to one that keeps its own images).
+    '' when there are none or ``top1`` is not recorded."""
+    if top1 is None or not len(labels):
+        return ""
+    taken: dict[int, list[tuple[int, int, int]]] = {}
+    right: dict[int, bool] = {}  # a class whose own images are mostly predicted as it
+    for c in np.unique(labels):
+        predicted = top1[labels == c]
+        values, counts = np.unique(predicted, return_counts=True)
+        d, k = int(values[counts.argmax()]), int(counts.max())
+        right[int(c)] = 2 * int(np.sum(predicted == c)) > len(predicted)
+        if d != c and len(predicted) >= 3 and 2 * k > len(predicted):
+            taken.setdefault(d, []).append((int(c), k, len(predicted)))
+    # The name a class is taken for is not the right name of images of its own (a weak model's pull to one class)
+    pairs = [(c, d, k, n) for d, cs in taken.items() if len(cs) == 1 and not right.get(d, False) for c, k, n in cs]
+    if not pairs:
+        return ""
+    said = [f"{names[c]}'s images are mostly predicted {names[d]} ({k}/{n})" for c, d, k, n in sorted(pairs)[:most]]
+    return ", ".join(said) + (f" (+{len(pairs) - most} more)" if len(pairs) > most else "")
 
 
 def balanced_shortfall(balanced: float, bound: float, classes: Mapping[str, Mapping[str, Any]], k: int, n: int,
@@ -126,6 +154,10 @@ def assess_clean_top1(record: AuditRecord, measured: PerImage, thresholds: Mappi
         record.metric("classes_below", below)
     # min_top1 is recorded before the count is checked, so that a not_judged entry shows the bound it was spared.
     min_top1 = record.threshold("min_top1", thresholds["min_top1"])
+    # Unset, min_balanced_accuracy is min_top1; recorded now too, so a not_judged row shows the same bounds.
+    min_balanced = min_top1 if thresholds.get("min_balanced_accuracy") is None else thresholds["min_balanced_accuracy"]
+    if classes is not None:
+        record.threshold("min_balanced_accuracy", min_balanced)
     require_count(record, thresholds, len(correct), "labelled images")
     failures = []
     # Unset, min_top5 gates nothing (top-5 is recorded) and min_balanced_accuracy is min_top1: the bounds added
@@ -136,8 +168,6 @@ def assess_clean_top1(record: AuditRecord, measured: PerImage, thresholds: Mappi
     top1_ok = record.check_min("clean_top1", top1, "min_top1", min_top1)
     right = int(np.sum(correct))
     if classes is not None:
-        min_balanced = thresholds.get("min_balanced_accuracy")
-        min_balanced = min_top1 if min_balanced is None else min_balanced
         if not record.check_min("balanced_accuracy", balanced, "min_balanced_accuracy", min_balanced):
             failures.append(balanced_shortfall(balanced, min_balanced, classes, right, len(correct),
                                                thresholds["min_class_images"]))
@@ -146,7 +176,8 @@ def assess_clean_top1(record: AuditRecord, measured: PerImage, thresholds: Mappi
                             f"below min_class_accuracy {thresholds['min_class_accuracy']}: "
                             f"{', '.join(worst_classes({n: judged[n] for n in below}, 10))}")
     if not top1_ok:
-        why = top1_shortfall(right, len(correct), min_top1, context["preprocessing"], subset_of(sample_set.name))
+        confused = wholesale_confusions(arrays["labels"], arrays.get("top1"), names) if classes is not None else ""
+        why = top1_shortfall(right, len(correct), min_top1, context["preprocessing"], subset_of(sample_set.name), confused)
         raise AssertionError(f"{context['model']}: clean top-1 {top1:.3f} on {context['set_name']} is below min_top1 "
                              f"{min_top1} ({why})"
                              + "".join(f"; {m}" for m in failures))

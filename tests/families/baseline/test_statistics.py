@@ -286,7 +286,7 @@ def test_model_pairs():
     assert model_pairs(["m"], report) == {"m": "m"}
     assert model_pairs(["new"], report, baseline_as="m") == {"new": "m"}
     assert model_pairs(["new"], report, pairs={"new": "m"}) == {"new": "m"}
-    with pytest.raises(DataError, match=r"new: the baseline has no model new\. the baseline holds m: pair with --audit-baseline-as"):
+    with pytest.raises(DataError, match=r"new: the baseline has no model new\. The baseline holds m: pair with --audit-baseline-as"):
         model_pairs(["new"], report)
     with pytest.raises(DataError, match="--audit-baseline-as pairs one model, and this run has 2"):
         model_pairs(["a", "b"], report, baseline_as="m")

@@ -78,7 +78,7 @@ def model_pairs(run_models: Sequence[str], baseline: dict[str, Any], baseline_as
             problems.append(f"{model}: {where} has no model {old}")
         out[model] = old
     if problems:
-        raise DataError("; ".join(problems) + f". {where} holds {', '.join(known) or 'no loaded model'}: pair with {fix}")
+        raise DataError("; ".join(problems) + f". {where[:1].upper()}{where[1:]} holds {', '.join(known) or 'no loaded model'}: pair with {fix}")
     return out
 
 

@@ -73,7 +73,9 @@ def _change_text(m: dict[str, Any]) -> str:
         return f"shares {fmt(m.get('baseline'))} -> {fmt(m.get('candidate'))}"
     ci = m.get("ci")
     delta = f"{m['delta']:+.4f}" if isinstance(m.get("delta"), (int, float)) else "n/a"
-    interval = f"[95% {fmt(ci[0])}, {fmt(ci[1])}]" if ci else "(no interval)"  # balanced accuracy with small classes
+    # The interval is per comparison, the verdict Holm-adjusted: said, so that an interval excluding 0 beside a
+    # "warning" does not read as a missed regression (hunt35 F10).
+    interval = f"[95% {fmt(ci[0])}, {fmt(ci[1])}, unadjusted]" if ci else "(no interval)"  # balanced accuracy, small classes
     text = f"{fmt(m.get('baseline'))} -> {fmt(m.get('candidate'))}, {delta} {interval}"
     text += f", Holm p {m['p_value_holm']:.3g}" if isinstance(m.get("p_value_holm"), (int, float)) else ""
     return text + (f", {kappa_text(m['error_consistency'])}" if m.get("error_consistency") else "")

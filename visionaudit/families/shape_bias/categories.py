@@ -103,8 +103,13 @@ def shape_categories(label_space: Any, category_map: Mapping[str, str] | None = 
     missing = [c for c, i in found.items() if i is None]
     if not missing:
         return ShapeCategories({c: (i,) for c, i in found.items()}, "class names")
+    named = f"missing: {', '.join(missing[:8])}{', ...' if len(missing) > 8 else ''}"
+    if len(wanted) - len(missing) == len(label_space):  # every class is a category already: no map can add the rest
+        raise NotApplicable(f"its {len(label_space)} classes are {len(label_space)} of the 16 shape-bias categories, and it "
+                            f"has no class for the other {len(missing)} ({named}): shape bias needs a class for each of "
+                            "the 16, so it cannot be measured for this model")
     return_reason = (f"its {len(label_space)} classes are not ImageNet-1k's and do not include the 16 shape-bias categories "
-                     f"by name (missing: {', '.join(missing[:8])}{', ...' if len(missing) > 8 else ''}); map its classes onto them "
+                     f"by name ({named}); map its classes onto them "
                      "with category_map = {\"class name\" = \"category\", ...} under [audits.shape_bias] (or "
                      "[models.\"ID\".shape_bias]) in audit.toml")
     raise NotApplicable(return_reason)
