@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -28,6 +30,27 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA_ENV = "VISIONAUDIT_DATA"
 CACHE_ENV = "VISIONAUDIT_CACHE"
 LOGIT_CACHE_ENV = "VISIONAUDIT_LOGIT_CACHE"  # visionaudit.models.logit_cache.CACHE_ENV; also tests/once.py
+PYCACHE_ENV = "PYTHONPYCACHEPREFIX"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The runs the tests start (several hundred Python processes) cache their bytecode for the session, outside the
+    checkout: where PYTHONDONTWRITEBYTECODE is set (as on this project's machines) each of them compiled the suite and
+    redid pytest's assertion rewriting, about half a CPU-second per process. The xdist workers, started after this,
+    inherit it; the controller removes the folder at the end."""
+    if os.environ.get("PYTEST_XDIST_WORKER") or os.environ.get(PYCACHE_ENV):
+        return
+    folder = tempfile.mkdtemp(prefix="visionaudit-tests-pycache-")
+    before = {name: os.environ.get(name) for name in (PYCACHE_ENV, "PYTHONDONTWRITEBYTECODE")}
+
+    def restore() -> None:
+        for name, value in before.items():
+            os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
+        shutil.rmtree(folder, ignore_errors=True)
+
+    config.add_cleanup(restore)
+    os.environ[PYCACHE_ENV] = folder
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
