@@ -61,7 +61,8 @@ PRINTED_KEY = pytest.StashKey[set]()  # the notes already on the terminal
 LABELLED_COUNT_KEY = pytest.StashKey[int]()  # the labelled images the run's tests read (its --audit-samples subset)
 NARROW_KEY = pytest.StashKey[dict]()  # 16-bit images holding 10 or 12 bits, found as any process decoded them
 # The data each fixture reads: "labelled" is --audit-images, the rest are folders under the data root.
-DATA_FIXTURES = {"labelled_images": (LABELLED,), "cue_conflict_images": ("cue-conflict",), "human_observers": (OBSERVERS,)}
+DATA_FIXTURES = {"labelled_images": (LABELLED,), "corrupted": (LABELLED,),  # corrupted: the kernels' inputs, or the originals
+                 "cue_conflict_images": ("cue-conflict",), "human_observers": (OBSERVERS,)}  # of an ImageNet-C folder
 # Data a test reads if it is there: absent and not fetchable (offline, a data root without it, a failed fetch),
 # what it feeds is left out with the reason (said once), and the test runs. Its value: what is left out.
 OPTIONAL_DATA = {OBSERVERS: "the error consistency with the human observers (shape bias is judged without it)"}

@@ -214,3 +214,30 @@ def test_a_bad_file_in_the_imagenet_c_folder_stops_the_run_at_startup(tmp_path):
         assert not (tmp_path / "loads.log").exists()  # before any model loaded
     proc = run("-k", "fog-1")  # fog/2 is not read: not checked
     assert proc.returncode == 0 and "imagenet-c fog/2" not in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-3000:]
+
+
+def test_a_bad_labelled_file_stops_a_corruption_only_run_at_startup(tmp_path):
+    """The corruption tests read the labelled images through their own fixture, which the startup check did not count
+    as reading them: a bad file there stopped the run only once the model had loaded (fixsmall, fixhuntB; stop 35)."""
+    import subprocess
+    import sys
+
+    from tests.families.corruption.test_corruption_family import BRIGHT, DARK, FOLDER_CONFIG, _write
+
+    _write(tmp_path / "val", {"a.JPEG": DARK, "b.JPEG": DARK, "c.JPEG": DARK, "d.JPEG": BRIGHT, "e.JPEG": BRIGHT}, size=64)
+    bad = tmp_path / "val" / "n01443537" / "e.JPEG"
+    bad.write_text("not a picture")
+    config = tmp_path / "audit.toml"
+    config.write_text(FOLDER_CONFIG.format(max_mce=1000.0))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+    env["VISIONAUDIT_TEST_LOAD_LOG"] = str(tmp_path / "loads.log")
+    for selected in ("fog-1", "mce"):  # the kernels on the labelled images, without --audit-imagenet-c
+        proc = subprocess.run([sys.executable, "-m", "pytest", "audits/test_corruption.py", "-p", "no:cacheprovider", "-k", selected,
+                               "--model", "tests.tiny_models:red_threshold_1k", f"--audit-data={tmp_path}",
+                               f"--audit-images={tmp_path / 'val'}", f"--audit-config={config}", "--device", "cpu"],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        output = proc.stdout + proc.stderr
+        assert proc.returncode == pytest.ExitCode.USAGE_ERROR, (selected, output[-3000:])
+        assert said_once(output, "1 of 5 images of val cannot be used; replace or remove them:"), (selected, output[-3000:])
+        assert f"{bad} is unreadable or truncated (UnidentifiedImageError" in output and "Traceback" not in output
+        assert not (tmp_path / "loads.log").exists()  # before any model loaded
