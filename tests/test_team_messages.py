@@ -1,8 +1,8 @@
 """hunt35: the messages a team's own (non-ImageNet) classifier gets for its commonest mistakes name the right fix.
 
-Each test is a real run (pytest audits in a subprocess): a reference spec whose options would go to the ONNX file
-(F1), a class file in the wrong order and a merely weak model (F2), a class file one name short (F3), a model of
-10 of the 16 shape-bias categories (F6, F9).
+Each test is a real run (pytest audits in a subprocess): a class file in the wrong order and a merely weak model
+(F2), a class file one name short (F3), a model of 10 of the 16 shape-bias categories (F6, F9). F1 (options after a
+?reference= with its own query) is tests/models/test_onnx_model.py's.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from PIL import Image
 
 from tests.audit_runs import audit
 from tests.sixteen_classifier import published_mapping, spec
-from visionaudit.models.specs import canonical_spec
 
 TEN = ["bear", "bicycle", "bird", "boat", "bottle", "car", "cat", "chair", "dog", "truck"]  # 10 of the 16 categories
 
@@ -32,31 +31,6 @@ def _noise_folders(root: Path, classes: list[str], per_class: int) -> Path:
 
 def _text(proc) -> str:
     return proc.stdout + proc.stderr
-
-
-def test_options_after_a_reference_with_its_own_query_are_refused(tmp_path):
-    """F1: in ``m.onnx?reference=F?classes=c&size=32`` the ``&size=32`` went to the ONNX spec without a word, and
-    the reference was fed default preprocessing. Refused at startup (exit 4) naming the fix: %26 inside."""
-    classes = tmp_path / "classes.txt"
-    classes.write_text("\n".join(TEN) + "\n")
-    onnx = tmp_path / "m.onnx"
-    onnx.write_bytes(b"")  # the refusal is of the spec's text: the file is not read
-    proc, _ = audit(tmp_path, tmp_path, "f1", "-m", "deployment",
-                    model=f"{onnx}?reference=tests.tiny_models:ten_classes?classes={classes}&size=32&mean=0.5,0.5,0.5")
-    text = _text(proc)
-    assert proc.returncode == 4, text[-3000:]
-    assert "would go to the model file" in text
-    assert f"ten_classes?classes={classes}%26size=32%26mean=0.5,0.5,0.5" in text  # the fix, written out
-
-
-def test_a_reference_written_with_its_own_query_parses_back_to_itself():
-    """F1's counterpart: the escaped form, and the canonical id it gives (the reference last), are accepted."""
-    written = "m.onnx?reference=efficientnet_lite0?mean=0.5,0.5,0.5%26std=0.5,0.5,0.5&size=224"
-    with pytest.raises(Exception, match="would go to the model file"):
-        canonical_spec(written)  # an option after the reference is ambiguous, even so
-    fixed = "m.onnx?size=224&reference=efficientnet_lite0?mean=0.5,0.5,0.5%26std=0.5,0.5,0.5"
-    assert canonical_spec(canonical_spec(fixed)) == canonical_spec(fixed)
-    assert canonical_spec(fixed).endswith("&reference=efficientnet_lite0?mean=0.5,0.5,0.5%26std=0.5,0.5,0.5")
 
 
 def test_a_class_file_one_name_short_is_named_as_such(tmp_path):

@@ -350,9 +350,11 @@ def test_conversion_folds_and_torch_forms_skip_and_the_reference_is_compared(tmp
     plain = load_model(str(path), "cpu")
     with pytest.raises(Unsupported, match=r"no \?reference=SPEC names the torch model"):
         check_form(plain, IMAGES, logits, "onnxruntime")
-    wrong = load_model(f"{path}?mean=0.5,0.5,0.5&reference={reference}", "cpu")  # the file's option first
-    with pytest.raises(AssertionError, match="is fed other input than its reference"):
+    wrong = load_model(f"{path}?reference={reference}&mean=0.5,0.5,0.5", "cpu")
+    with pytest.raises(AssertionError, match="is fed other input than its reference") as refused:
         check_form(wrong, IMAGES, predict_logits(wrong, IMAGES), "onnxruntime")
+    # hunt 35, F1: options after a reference go to the file; the message names the other reading and its %26
+    assert "Its spec gives the ONNX file mean: if they were meant for the reference, write %26" in str(refused.value)
 
 
 # -- specs, config, refusals ------------------------------------------------------------------------

@@ -222,7 +222,12 @@ def test_a_bad_labelled_file_stops_a_corruption_only_run_at_startup(tmp_path):
     import subprocess
     import sys
 
-    from tests.families.corruption.test_corruption_family import BRIGHT, DARK, FOLDER_CONFIG, _write
+    from tests.families.corruption.test_corruption_family import (
+        BRIGHT,
+        DARK,
+        FOLDER_CONFIG,
+        _write,
+    )
 
     _write(tmp_path / "val", {"a.JPEG": DARK, "b.JPEG": DARK, "c.JPEG": DARK, "d.JPEG": BRIGHT, "e.JPEG": BRIGHT}, size=64)
     bad = tmp_path / "val" / "n01443537" / "e.JPEG"

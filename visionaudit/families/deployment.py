@@ -180,12 +180,23 @@ def check_against_reference(model: LoadedModel, images: torch.Tensor, logits: to
     if not _same_input(model, reference):
         raise AssertionError(f"{model.id} is fed other input than its reference {reference.id}: its preprocessing "
                              f"{model.preprocessing.to_dict()} vs the reference's {reference.preprocessing.to_dict()}; set "
-                             "the file's metadata (visionaudit.preprocessing) or its spec's options to the reference's")
+                             "the file's metadata (visionaudit.preprocessing) or its spec's options to the reference's"
+                             + _options_after_reference(model.spec.options))
     expected = predict_logits(reference, images, what=f"deployment form onnxruntime: the torch reference of {model.id}")
     if expected.shape != logits.shape:
         raise AssertionError(f"{model.id} returns {logits.shape[1]} logits per image, its reference {reference.id} "
                              f"{expected.shape[1]}: the reference is not the model the file was exported from")
     return compare_logits(expected, logits)
+
+
+def _options_after_reference(options: Mapping[str, str]) -> str:
+    """The other reading of a spec whose preprocessing options sit beside ``?reference=``: written after a reference
+    with its own query (``?reference=F?classes=c&size=224``) they are the file's, not the reference's (hunt 35, F1)."""
+    beside = sorted(k for k in options if k in ("size", "resize", "interpolation", "mean", "std"))
+    if not beside:
+        return ""
+    return (f". Its spec gives the ONNX file {', '.join(beside)}: if they were meant for the reference, write %26 for "
+            "each & inside ?reference=SPEC (docs/models.md)")
 
 
 def assess_form(record: AuditRecord, measured: Deferred, thresholds: Mapping[str, Any], context: Mapping[str, Any]) -> None:

@@ -88,5 +88,4 @@ def spec_from(spec: str, base: str | os.PathLike) -> str:
         body = path_from(body, base)
         if os.sep not in body and not Path(body).suffix:
             body = os.path.join(".", body)  # a file without a known suffix stays a file when read from here
-    nested_last = sorted(options.items(), key=lambda kv: "?" in kv[1])  # as specs._query: parses back unrefused
-    return body + ("?" + "&".join(f"{k}={v.replace('&', '%26')}" for k, v in nested_last) if options else "")
+    return body + ("?" + "&".join(f"{k}={v.replace('&', '%26')}" for k, v in options.items()) if options else "")

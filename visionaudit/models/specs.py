@@ -27,12 +27,13 @@ and which files are read; a Hugging Face ``save_pretrained`` folder given bare i
 names the kind, so a folder has one id and nothing is guessed from its contents); a folder timm's ``save_for_hf``
 wrote (config.json naming an ``architecture``) is pointed to ``timm:ARCH.TAG:FOLDER/WEIGHTS``.
 
-The canonical form (:func:`canonical_spec`) names a model one way whatever the spelling: the lite alias with ``_``,
-torchvision's ``DEFAULT`` weights left out and enum names upper-cased, file paths normalized, ``--arch`` folded into
-the query (not an ONNX file's: its graph is its architecture), ``?arch=`` and ``?reference=`` in their own canonical
-form (last when they have a query of their own, its ``&`` written ``%26``), timm's default pretrained tag written
-out, a Hugging Face revision ``main`` left out, and the query's keys sorted. It is the model's id in test ids, in the
-report and in audit.toml's ``[models."SPEC"]`` tables; the user's spelling is kept beside it.
+The canonical form (:func:`canonical_spec`) names a model one way whatever the spelling: the lite
+alias with ``_``, torchvision's ``DEFAULT`` weights left out and enum names upper-cased, file paths
+normalized, ``--arch`` folded into the query (not an ONNX file's: its graph is its architecture), ``?arch=`` and
+``?reference=`` in their own canonical form, timm's default pretrained tag written out, a Hugging Face
+revision ``main`` left out, and the query's keys sorted. It is the model's id in
+test ids, in the report and in audit.toml's ``[models."SPEC"]`` tables; the user's spelling is kept
+beside it.
 """
 
 from __future__ import annotations
@@ -99,9 +100,11 @@ def _torchvision_names() -> list[str]:
 
 
 def _forms() -> str:
-    return ("Accepted forms: efficientnet_lite0|1|2, torchvision:NAME[:WEIGHTS|DEFAULT|none], "
-            "timm:NAME[.TAG][:CHECKPOINT|none], hf:FOLDER, hf:ORG/NAME[@REVISION], FILE.pt (TorchScript), "
-            "FILE.pth|FILE.safetensors with --arch, FILE.onnx, package.module:factory")
+    return (
+        "Accepted forms: efficientnet_lite0|1|2, torchvision:NAME[:WEIGHTS|DEFAULT|none], "
+        "timm:NAME[.TAG][:CHECKPOINT|none], hf:FOLDER, hf:ORG/NAME[@REVISION], FILE.pt (TorchScript), FILE.pth|FILE.safetensors with --arch, "
+        "FILE.onnx, package.module:factory"
+    )
 
 
 def _unknown(raw: str, body: str) -> SpecError:
@@ -120,6 +123,7 @@ def _check_weights(raw: str, name: str, weights: str) -> None:
     if weights in ("DEFAULT", "none"):
         return
     import torchvision
+
     try:
         enum = torchvision.models.get_model_weights(name)
     except ValueError:
@@ -154,19 +158,9 @@ def _check_values(raw: str, pairs: list[tuple[str, str]], options: dict[str, str
 
 
 def _query(options: dict[str, str]) -> str:
-    # A spec value with its own query (?reference=SPEC?a=1&b=2) comes last, its "&" escaped: it parses back to itself.
-    return "&".join(f"{k}={options[k].replace('&', '%26')}" for k in sorted(options, key=lambda k: ("?" in options[k], k)))
-
-
-def _check_nested(raw: str, query: str) -> None:
-    """No option after a ``?arch=``/``?reference=`` with its own query: it would go to the file, not the reference."""
-    segments = query.split("&")
-    for i, (key, _, value) in enumerate(s.partition("=") for s in segments[:-1]):
-        if key.strip() in ("arch", "reference") and "?" in value:
-            after = "&".join(segments[i + 1:])
-            raise SpecError(f"--model {raw}: the options after ?{key.strip()}={value} ({after}) would go to the model "
-                            f"file, not to it. Write %26 for each & inside it ({value}%26{after.replace('&', '%26')}), "
-                            "and put the file's own options before it")
+    # A value that is a spec with its own query (?reference=SPEC?a=1&b=2) keeps its "&" escaped, so that the
+    # canonical form parses back to itself.
+    return "&".join(f"{k}={options[k].replace('&', '%26')}" for k in sorted(options))
 
 
 def _parse(spec: str, arch: str | None) -> ModelSpec:
@@ -183,7 +177,6 @@ def _parse_form(spec: str, arch: str | None) -> ModelSpec:
     if not raw:
         raise SpecError("empty --model spec; " + _forms())
     body, _, query = raw.partition("?")
-    _check_nested(raw, query)
     pairs = [(k.strip(), v.strip()) for k, v in parse_qsl(query, keep_blank_values=True)] if query else []
     options = dict(pairs)
     unknown = sorted(set(options) - set(SPEC_OPTIONS))
