@@ -36,9 +36,11 @@ PYCACHE_ENV = "PYTHONPYCACHEPREFIX"
 def pytest_configure(config: pytest.Config) -> None:
     """The runs the tests start (several hundred Python processes) cache their bytecode for the session, outside the
     checkout: where PYTHONDONTWRITEBYTECODE is set (as on this project's machines) each of them compiled the suite and
-    redid pytest's assertion rewriting, about half a CPU-second per process. The xdist workers, started after this,
-    inherit it; the controller removes the folder at the end."""
-    if os.environ.get("PYTEST_XDIST_WORKER") or os.environ.get(PYCACHE_ENV):
+    redid pytest's assertion rewriting, about half a CPU-second per process. Elsewhere the checkout's and the venv's
+    own bytecode serve (a new prefix would recompile torch once per session). The xdist workers, started after this,
+    inherit it; the controller removes the folder at the end. A cached module counts as current by its source's size
+    and whole-second mtime: a test that rewrites a module in place must change its size or wait a second."""
+    if os.environ.get("PYTEST_XDIST_WORKER") or os.environ.get(PYCACHE_ENV) or not os.environ.get("PYTHONDONTWRITEBYTECODE"):
         return
     folder = tempfile.mkdtemp(prefix="visionaudit-tests-pycache-")
     before = {name: os.environ.get(name) for name in (PYCACHE_ENV, "PYTHONDONTWRITEBYTECODE")}
