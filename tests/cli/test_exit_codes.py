@@ -29,6 +29,20 @@ def test_the_table_is_pytests_numbers():
     assert exit_codes.for_verdict("incomplete") == exit_codes.for_verdict("fail") == 1
 
 
+def test_readmes_table_and_every_help_say_the_tables_words():
+    """review35b B2: --help still said only "a gate failed" for 1 after README's row added a model that did not load;
+    README's rows are now the table's words, and --help prints them (no Markdown backticks)."""
+    readme = (ROOT / "README.md").read_text().split("## Exit codes", 1)[1].split("\n## ", 1)[0]
+    rows = {int(line.split("|")[1]): line.split("|", 2)[2].rsplit("|", 1)[0].strip()
+            for line in readme.splitlines() if line[:4] in ("| 0 ", "| 1 ", "| 2 ", "| 4 ")}
+    assert rows == dict(exit_codes.TABLE)
+    assert "MODEL did not load" in rows[exit_codes.NOT_PASS] and "before any model loads" in rows[exit_codes.USAGE]
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    for name, parser in sub.choices.items():
+        for code, what in exit_codes.TABLE:
+            assert f"{code} {what.replace('`', '')}" in (parser.epilog or ""), (name, code)
+
+
 def test_version(capsys):
     with pytest.raises(SystemExit) as stop:
         main(["--version"])
@@ -225,4 +239,20 @@ def test_html_on_a_report_without_its_run_verdict_or_aggregates_exits_4(tmp_path
     assert main(["html", str(half), "-o", str(tmp_path / "p.html")]) == exit_codes.USAGE
     err = capsys.readouterr().err
     assert f"report {half} is not a whole visionaudit report: it has no run, verdict, aggregates" in err, err
+    assert not (tmp_path / "p.html").exists()
+
+
+@pytest.mark.parametrize("content, kind", [("5", "number"), ("[1]", "list")])
+def test_a_json_that_is_not_an_object_is_refused_by_html_any_schema_and_compare(tmp_path, content, kind):
+    """review35a F1: html --any-schema on `5` was a TypeError traceback, and on `[1]` said it "has no run, verdict,
+    aggregates"; compare refuses it as not a report too."""
+    odd = tmp_path / "odd.json"
+    odd.write_text(content)
+    for argv, said in ((["html", str(odd), "--any-schema", "-o", str(tmp_path / "p.html")],
+                        f"report {odd} is not a visionaudit report: it holds a JSON {kind}, not an object"),
+                       (["compare", str(odd), str(odd)], f"{odd} is not a visionaudit report")):
+        proc = subprocess.run([sys.executable, "-m", "visionaudit", *argv], cwd=ROOT, capture_output=True, text=True,
+                              timeout=120)
+        assert proc.returncode == exit_codes.USAGE and said in proc.stderr, (argv, proc.stderr)
+        assert "Traceback" not in proc.stderr and "has no run" not in proc.stderr
     assert not (tmp_path / "p.html").exists()

@@ -22,6 +22,7 @@ from visionaudit.families.corruption.imagenet_c import BENCHMARK
 from visionaudit.families.corruption.judging import MceConditions, MceScore, assess_mce
 from visionaudit.families.records import AuditRecord
 from visionaudit.families.shape_bias import cue_conflict_outcomes, shape_categories
+from visionaudit.families.shape_bias.categories import categories as the_16
 
 NAMES = ["cat", "dog", "bird"]
 
@@ -230,9 +231,18 @@ def test_sixteen_category_names_map_by_name_and_several_classes_aggregate():
 
 
 def test_no_mapping_is_not_applicable_with_the_reason():
-    # A class that is no category left over: a category_map could help, and is offered.
+    # 16 classes, 13 of them no category: a category_map could cover the other 13, and is offered.
+    others = tuple(f"thing{i}" for i in range(13))
     with pytest.raises(NotApplicable, match=r"do not include the 16 shape-bias categories by name .*category_map"):
-        shape_categories(LabelSpace((*NAMES, "tabby"), "test"))
+        shape_categories(LabelSpace((*NAMES, *others), "test"))
+    # review35b A2: fewer than 16 classes (10 categories + 2 others; 3 + 1): a map gives each class one category, so
+    # none can cover the 16; said plainly, no map offered.
+    ten = [c for c in the_16() if c not in ("bear", "bicycle", "boat", "bottle", "knife", "oven")]
+    for names, have in (((*ten, "tree", "sky"), 10), ((*NAMES, "tabby"), 3)):
+        with pytest.raises(NotApplicable, match=rf"^it has {len(names)} classes, {have} of them shape-bias categories by "
+                                                r"name \(missing: .*\): .*cannot be measured for this model$") as info:
+            shape_categories(LabelSpace(names, "test"))
+        assert "category_map" not in str(info.value)
     # Every class a category already (hunt35 F6): no map can add the other 13; said plainly, no map offered.
     with pytest.raises(NotApplicable, match=r"3 of the 16 shape-bias categories, and it has no class for the other 13 "
                                             r"\(missing: airplane, bear, .*\): .*cannot be measured for this model$"):

@@ -37,7 +37,8 @@ class Parser(argparse.ArgumentParser):
         self.exit(exit_codes.USAGE, f"{self.prog}: error: {message}\n")
 
 
-EPILOG = "exit codes (every command, and pytest runs): " + "; ".join(f"{code} {what}" for code, what in exit_codes.TABLE)
+EPILOG = "exit codes (every command, and pytest runs): " + "; ".join(f"{code} {what.replace('`', '')}"
+                                                                      for code, what in exit_codes.TABLE)
 
 
 SCRIPT = "visionaudit"  # pyproject's [project.scripts]; visionaudit/__main__.py says "python -m visionaudit"

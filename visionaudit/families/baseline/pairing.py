@@ -32,9 +32,15 @@ def is_report(data: Any) -> bool:
 WHOLE_REPORT_KEYS = ("run", "verdict", "aggregates")  # what every reader (html, compare, the gate) reads of any schema
 
 
-def require_whole(data: dict[str, Any], path: str | Path, what: str = "report") -> dict[str, Any]:
-    """``data`` as given, or a DataError when it lacks what a report of every schema has (a hand-made or cut-down file
-    would otherwise be read as a run with no verdict, or end in a KeyError)."""
+JSON_TYPES = {bool: "true or false", int: "number", float: "number", str: "string", list: "list", type(None): "null"}
+
+
+def require_whole(data: Any, path: str | Path, what: str = "report") -> dict[str, Any]:
+    """``data`` as given, or a DataError when it is not a JSON object or lacks what a report of every schema has (a
+    hand-made or cut-down file would otherwise be read as a run with no verdict, or end in a KeyError or TypeError)."""
+    if not isinstance(data, dict):
+        raise DataError(f"{what} {path} is not a visionaudit report: it holds a JSON {JSON_TYPES.get(type(data), 'value')}, "
+                        "not an object; give the --audit-json file a run wrote")
     missing = [key for key in WHOLE_REPORT_KEYS if key not in data]
     if missing:
         raise DataError(f"{what} {path} is not a whole visionaudit report: it has no {', '.join(missing)}; "

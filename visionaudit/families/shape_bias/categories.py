@@ -108,6 +108,10 @@ def shape_categories(label_space: Any, category_map: Mapping[str, str] | None = 
         raise NotApplicable(f"its {len(label_space)} classes are {len(label_space)} of the 16 shape-bias categories, and it "
                             f"has no class for the other {len(missing)} ({named}): shape bias needs a class for each of "
                             "the 16, so it cannot be measured for this model")
+    if len(label_space) < len(wanted):  # a map gives each class one category: fewer than 16 classes never cover them
+        raise NotApplicable(f"it has {len(label_space)} classes, {len(wanted) - len(missing)} of them shape-bias categories "
+                            f"by name ({named}): shape bias needs a class for each of the 16 categories, so it cannot "
+                            "be measured for this model")
     return_reason = (f"its {len(label_space)} classes are not ImageNet-1k's and do not include the 16 shape-bias categories "
                      f"by name ({named}); map its classes onto them "
                      "with category_map = {\"class name\" = \"category\", ...} under [audits.shape_bias] (or "
