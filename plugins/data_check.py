@@ -72,7 +72,7 @@ SHAPE_ONLY = {"edges": "edges", "filled-silhouettes": "filled-silhouettes"}
 SHAPE_BIAS_STIMULI = {"cue-conflict", *SHAPE_ONLY.values()}  # the data of the tests that map classes onto the 16 categories
 
 
-def _data_needs(item: pytest.Item) -> list[str]:
+def data_needs(item: pytest.Item) -> list[str]:
     names = getattr(item, "fixturenames", ())
     needs = [d for f in names for d in DATA_FIXTURES.get(f, ())]
     params = getattr(getattr(item, "callspec", None), "params", {})
@@ -88,7 +88,7 @@ def collection_meta(items: list[pytest.Item]) -> dict[str, dict[str, Any]]:
     out = {}
     for item in items:
         model, control, params = subject_of(item)
-        meta = {"audit": family_of(item), "model": model, "params": params, "data": _data_needs(item)}
+        meta = {"audit": family_of(item), "model": model, "params": params, "data": data_needs(item)}
         out[item.nodeid] = to_jsonable({**meta, "control": control} if control else meta)
     return out
 
@@ -165,7 +165,7 @@ def check_data(config: pytest.Config, meta: dict[str, dict[str, Any]]) -> None:
         if absent:
             config.stash.setdefault(ABSENT_KEY, set()).add(need)
             say_once(config, f"{OPTIONAL_DATA[need]} is not recorded: " + "; ".join(absent))
-    imagenet_c = imagenet_c_conditions(settings, meta)  # the corruption tests name no data fixture: their own need
+    imagenet_c = imagenet_c_conditions(settings, meta)  # the ImageNet-C condition folders the corruption tests score
     if (needs or imagenet_c) and not config.stash.get(CHECKED_KEY, False):  # once: the next worker's collection finds it done
         config.stash[CHECKED_KEY] = True
         problems = check_image_sets(config, settings, needs, imagenet_c)

@@ -355,6 +355,10 @@ def test_conversion_folds_and_torch_forms_skip_and_the_reference_is_compared(tmp
         check_form(wrong, IMAGES, predict_logits(wrong, IMAGES), "onnxruntime")
     # hunt 35, F1: options after a reference go to the file; the message names the other reading and its %26
     assert "Its spec gives the ONNX file mean: if they were meant for the reference, write %26" in str(refused.value)
+    plain_reference = load_model(f"{path}?reference={TINY}&mean=0.5,0.5,0.5", "cpu")  # nothing split off: no %26 advice
+    with pytest.raises(AssertionError, match="is fed other input than its reference") as refused:
+        check_form(plain_reference, IMAGES, predict_logits(plain_reference, IMAGES), "onnxruntime")
+    assert "%26" not in str(refused.value)
 
 
 # -- specs, config, refusals ------------------------------------------------------------------------

@@ -133,6 +133,31 @@ def test_unmatched_folders_of_a_model_known_only_once_loaded(team):
     assert report["verdict_reason"].startswith("tests.tiny_models:ten_classes did not load: (DataError) "), report["verdict_reason"]
 
 
+CORRUPTION_ONLY = """
+import pytest
+
+pytestmark = pytest.mark.audit("corruption")
+
+def test_corrupted(model, corrupted, record):
+    record.metric("n", 1)
+"""
+
+
+def test_unmatched_folders_of_a_model_known_only_once_loaded_in_a_corruption_only_run(team):
+    """review35c: the corruption tests read the labelled images too, but the check at load looked only for the
+    labelled_images fixture: each corruption test errored on a bare refusal and the model was reported loaded."""
+    team.makepyfile(test_corruption_only=CORRUPTION_ONLY)
+    _images(team.path / "team", {"airplane": 1, "cats": 1})
+    result = team.runpytest_subprocess("test_corruption_only.py", "--model", "tests.tiny_models:ten_classes",
+                                       "--audit-classes", "classes.txt", "--audit-images", "team", "--audit-data", "data", *RUN)
+    output = _output(result)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, output
+    report = _report(team)
+    entry = report["models"]["tests.tiny_models:ten_classes"]
+    assert entry["loaded"] is False and "'cats' (closest class: 'cat')" in entry["error"], entry
+    assert report["verdict_reason"].startswith("tests.tiny_models:ten_classes did not load: (DataError) "), report["verdict_reason"]
+
+
 def test_a_refusal_found_at_load_is_that_models_error_under_x_and_names_imagenet_true(team):
     """Review of issues 23/24, then hunt 35 (F5): with -x, a model whose classes do not match the images (found as it
     loads) is that model's failed load, exit 1, its identity kept; for a 1,000-output model whose names are not

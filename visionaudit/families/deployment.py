@@ -193,7 +193,7 @@ def _options_after_reference(options: Mapping[str, str]) -> str:
     """The other reading of a spec whose preprocessing options sit beside ``?reference=``: written after a reference
     with its own query (``?reference=F?classes=c&size=224``) they are the file's, not the reference's (hunt 35, F1)."""
     beside = sorted(k for k in options if k in ("size", "resize", "interpolation", "mean", "std"))
-    if not beside:
+    if not beside or "?" not in options.get("reference", ""):  # a reference without a query: nothing was split off
         return ""
     return (f". Its spec gives the ONNX file {', '.join(beside)}: if they were meant for the reference, write %26 for "
             "each & inside ?reference=SPEC (docs/models.md)")
