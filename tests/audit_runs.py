@@ -51,3 +51,39 @@ def run_project(path: Path, *args: str, timeout: float = 240, **env: str) -> sub
     """``pytest *args`` in the test project at ``path``, with ``env`` added to its environment; its output captured."""
     return subprocess.run([sys.executable, "-m", "pytest", *args], cwd=path, env=project_env(**env), capture_output=True,
                           text=True, timeout=timeout)
+
+
+def root_plugins() -> list[str]:
+    """The plugins the root conftest.py names."""
+    namespace: dict = {}
+    exec((ROOT / "conftest.py").read_text(), namespace)
+    return list(namespace["pytest_plugins"])
+
+
+def suite_conftest() -> str:
+    """The conftest.py of a test project wired to the suite's plugins and fixtures, as the root conftest wires them
+    (tests/conftest.py's suite fixture writes it with pytester)."""
+    return f"""
+import sys
+sys.path.insert(0, {str(ROOT)!r})
+pytest_plugins = {root_plugins()!r}
+"""
+
+
+SUITE_INI = "[pytest]\nmarkers =\n    audit(name): audit family\n"
+
+
+def run_as_pytester(path: Path, *args: str, timeout: float = 240, **extra: str) -> subprocess.CompletedProcess:
+    """``pytest *args`` in the test project at ``path`` as a quick test's ``suite.runpytest_subprocess`` runs it, for a
+    run made outside any test (a shared one, tests/once.py): the environment that tests/conftest.py's autouse fixtures,
+    pytester and the projects' fixtures give it (no real data, an empty user cache, this process's share of the cores,
+    no hypothesis plugin, the suite on PYTHONPATH, a home of its own), with ``extra`` added."""
+    env = project_env()
+    for var in ("VISIONAUDIT_DATA", "TOX_ENV_DIR", "GITHUB_STEP_SUMMARY"):
+        env.pop(var, None)
+    (path / "user-cache").mkdir(exist_ok=True)
+    env.update(VISIONAUDIT_CACHE=str(path / "user-cache"), HOME=str(path), USERPROFILE=str(path), PY_COLORS="0",
+               PYTEST_ADDOPTS="-p no:hypothesispytest", OMP_NUM_THREADS=env.get("OMP_NUM_THREADS") or str(torch.get_num_threads()),
+               PYTHONPATH=os.pathsep.join(filter(None, [str(path), str(ROOT), os.environ.get("PYTHONPATH", "")])), **extra)
+    return subprocess.run([sys.executable, "-m", "pytest", f"--basetemp={path / 'basetemp'}", *args], cwd=path, env=env,
+                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.audit_runs import SUITE_INI, root_plugins, suite_conftest
 from tests.once import (
     audit_once,
     built_once,
@@ -91,9 +92,12 @@ def _a_core_share_for_runs(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _no_hypothesis_plugin_in_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+def _no_hypothesis_plugin_in_runs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """The audit runs the tests start (pytester and subprocess, controller and xdist workers) use no hypothesis,
-    whose pytest plugin costs every such process about a second of imports (more on a loaded machine)."""
+    whose pytest plugin costs every such process about a second of imports (more on a loaded machine). pytester
+    unsets PYTEST_ADDOPTS as it starts (after the autouse fixtures), so it is set up first and the variable after it."""
+    if "pytester" in request.fixturenames:
+        request.getfixturevalue("pytester")
     monkeypatch.setenv("PYTEST_ADDOPTS", (os.environ.get("PYTEST_ADDOPTS", "") + " -p no:hypothesispytest").strip())
 
 
@@ -118,21 +122,13 @@ def lite0_shape_bias_run(shared_data: Path, tmp_path_factory: pytest.TempPathFac
 @pytest.fixture
 def suite(pytester: pytest.Pytester) -> pytest.Pytester:
     """A pytester directory wired to the suite's plugins and fixtures, as the root conftest wires them."""
-    pytester.makeconftest(
-        f"""
-import sys
-sys.path.insert(0, {str(ROOT)!r})
-pytest_plugins = {_root_plugins()!r}
-"""
-    )
-    pytester.makeini("[pytest]\nmarkers =\n    audit(name): audit family\n")
+    pytester.makeconftest(suite_conftest())
+    pytester.makeini(SUITE_INI)
     return pytester
 
 
-def _root_plugins() -> list[str]:
-    namespace: dict = {}
-    exec((ROOT / "conftest.py").read_text(), namespace)
-    return list(namespace["pytest_plugins"])
+def _root_plugins() -> list[str]:  # tests/families/test_families.py's name for it
+    return root_plugins()
 
 
 @pytest.fixture

@@ -70,6 +70,24 @@ def audit_once(factory: pytest.TempPathFactory, shared_data: Path, name: str, *a
     return proc, (json.loads(report.read_text()) if report.exists() else None), report
 
 
+def project_run_once(factory: pytest.TempPathFactory, name: str, files: dict[str, str], *args: str,
+                     **env: str) -> tuple[pytest.RunResult, Path]:
+    """A test project run once per session and shared by the tests that check the same run: ``files`` (a conftest.py
+    and pytest.ini as the suite fixture writes them unless given) in a folder of the session, ``pytest *args`` run in
+    it as ``suite.runpytest_subprocess`` runs it (tests.audit_runs.run_as_pytester), with ``env`` added. Returns the
+    run's result as pytester gives it, and the project's folder."""
+    from tests.audit_runs import SUITE_INI, run_as_pytester, suite_conftest
+
+    def build(folder: Path) -> None:
+        for file, text in {"conftest.py": suite_conftest(), "pytest.ini": SUITE_INI, **files}.items():
+            (folder / file).write_text(text)
+        save_process(folder / "process.json", run_as_pytester(folder, *args, **env))
+
+    folder = built_once(factory, f"project-{name}", build)
+    proc = load_process(folder / "process.json")
+    return pytest.RunResult(proc.returncode, proc.stdout.splitlines(), proc.stderr.splitlines(), 0.0), folder
+
+
 def run_audit(factory: pytest.TempPathFactory, folder: Path, shared_data: Path, name: str, *args: str, model: str,
               logit_cache: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
     """tests.audit_runs.audit inside a build: its report at ``folder/name.json``; on the session's logit cache

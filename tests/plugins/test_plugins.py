@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from plugins.record_transport import record_of
+from tests.audit_runs import suite_conftest
+from tests.once import project_run_once
 from tests.terminal_text import said_once
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,17 +67,30 @@ def audit_dir(suite: pytest.Pytester, monkeypatch) -> pytest.Pytester:
     return suite
 
 
-def records(p: pytest.Pytester) -> list[dict]:
-    return [json.loads(line) for line in (p.path / "records.jsonl").read_text().splitlines()]
+def records(p: pytest.Pytester | Path) -> list[dict]:
+    return [json.loads(line) for line in (getattr(p, "path", p) / "records.jsonl").read_text().splitlines()]
 
 
 MODELS = ["--model", "tests.tiny_models:tiny", "--model", "tests.tiny_models:tiny_other", "--device", "cpu"]
+# Tables for models not in the run: one of another run (silent), one a typo of this run's (a warning). Neither
+# changes a bound of the run's models.
+OTHER_TABLES = CONFIG + ('[models."torchvision:resnet50".accuracy]\nmin_top1 = 0.75\n'
+                         '[models."tests.tiny_models:tiny_othre".accuracy]\nmin_top1 = 0.75\n')
 
 
-def test_records_thresholds_and_one_load_per_model(audit_dir):
-    result = audit_dir.runpytest_subprocess(*MODELS, "-p", "no:cacheprovider")
+@pytest.fixture(scope="module")
+def two_models_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[pytest.RunResult, Path]:
+    """The two models' run of AUDIT without xdist, under OTHER_TABLES, made once for the session (tests/once.py): the
+    records test and the other tables' test each check it (each made the same run of its own)."""
+    files = {"test_audit.py": AUDIT, "audit.toml": OTHER_TABLES, "conftest.py": suite_conftest() + COLLECT}
+    return project_run_once(tmp_path_factory, "plugins-two-models", files, *MODELS, "-p", "no:cacheprovider",
+                            VISIONAUDIT_TEST_LOAD_LOG="loads.log")
+
+
+def test_records_thresholds_and_one_load_per_model(two_models_run):
+    result, folder = two_models_run
     result.assert_outcomes(passed=5, failed=3)
-    recs = {r["nodeid"]: r for r in records(audit_dir)}
+    recs = {r["nodeid"]: r for r in records(folder)}
     first = recs["test_audit.py::test_first[tests.tiny_models:tiny]"]["record"]
     assert first["audit"] == "accuracy" and first["model"] == "tests.tiny_models:tiny"
     assert first["metrics"]["score"] == 0.9 and first["thresholds"] == {"min_top1": 0.5}
@@ -86,7 +101,7 @@ def test_records_thresholds_and_one_load_per_model(audit_dir):
     assert recs["test_audit.py::test_failing[tests.tiny_models:tiny]"]["record"]["metrics"]["measured_before_failing"] == 0.25
     assert recs["test_audit.py::test_second[tests.tiny_models:tiny-2]"]["record"]["params"] == {"severity": 2}
     # Session scope: each model was built once in this process, not once per test.
-    assert len((audit_dir.path / "loads.log").read_text().splitlines()) == 2
+    assert len((folder / "loads.log").read_text().splitlines()) == 2
 
 
 def test_model_without_imagenet_classes_is_skipped_with_reason(audit_dir):
@@ -113,10 +128,8 @@ def test_bad_config_is_a_usage_error_said_once_before_any_model_loads(audit_dir,
     assert not (audit_dir.path / "loads.log").exists()
 
 
-def test_model_table_for_another_model_is_silent_and_a_typo_a_warning(audit_dir):
-    audit_dir.makefile(".toml", audit=CONFIG + '[models."torchvision:resnet50".accuracy]\nmin_top1 = 0.75\n'
-                                               '[models."tests.tiny_models:tiny_othre".accuracy]\nmin_top1 = 0.75\n')
-    result = audit_dir.runpytest_subprocess(*MODELS, "-p", "no:cacheprovider")
+def test_model_table_for_another_model_is_silent_and_a_typo_a_warning(two_models_run):
+    result, _ = two_models_run
     result.assert_outcomes(passed=5, failed=3)
     result.stdout.fnmatch_lines([('*[[]models."tests.tiny_models:tiny_othre"[]] names no model of this run nor one that exists '
                                   'here; did you mean "tests.tiny_models:tiny_other"? Its bounds are not used*')])

@@ -11,6 +11,7 @@ import jsonschema
 import pytest
 
 from tests.image_folders import cut_after_header, plain_images
+from tests.once import project_run_once
 from tests.terminal_text import said_once
 from visionaudit.families.records import report_schema
 from visionaudit.files import write_atomically
@@ -75,10 +76,19 @@ def comparable(report: dict) -> dict:
     return {"models": report["models"], "audits": audits, "summary": report["summary"], "incomplete": report["incomplete"]}
 
 
-def test_report_contents(audit_dir):
-    result = audit_dir.runpytest_subprocess(*MODELS, "--audit-json=report.json")
+@pytest.fixture(scope="module")
+def serial_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[pytest.RunResult, Path]:
+    """The three models' run of AUDITS without xdist, made once for the session (tests/once.py): the contents, the
+    xdist equivalence and the step summary tests each check it (each made a run of its own, the same run). Its
+    report is serial.json; the step summary it writes, summary.md."""
+    return project_run_once(tmp_path_factory, "report-serial", {"test_audits.py": AUDITS, "audit.toml": CONFIG}, *MODELS,
+                            "--audit-json=serial.json", GITHUB_STEP_SUMMARY="summary.md")
+
+
+def test_report_contents(serial_run):
+    result, folder = serial_run
     result.assert_outcomes(passed=13, failed=4, skipped=1)
-    data = load(audit_dir.path / "report.json")
+    data = load(folder / "serial.json")
     assert data["run"]["workers"] == 0 and data["run"]["exit_status"] == 1
     assert set(data["models"]) == {"tests.tiny_models:tiny", "tests.tiny_models:tiny_other", "tests.tiny_models:ten_classes"}
     assert data["models"]["tests.tiny_models:ten_classes"]["num_classes"] == 10
@@ -108,10 +118,9 @@ def test_report_contents(audit_dir):
     result.stdout.fnmatch_lines(["tests.tiny_models:tiny_other *accuracy*clean_top1=0.1..0.9*min_top1=0.95*FAIL*"])
 
 
-def test_same_report_with_and_without_xdist(audit_dir):
-    audit_dir.runpytest_subprocess(*MODELS, "--audit-json=serial.json")
+def test_same_report_with_and_without_xdist(audit_dir, serial_run):
     audit_dir.runpytest_subprocess(*MODELS, "-n", "2", "--audit-json=parallel.json")
-    serial, parallel = load(audit_dir.path / "serial.json"), load(audit_dir.path / "parallel.json")
+    serial, parallel = load(serial_run[1] / "serial.json"), load(audit_dir.path / "parallel.json")
     assert parallel["run"]["workers"] == 2
     assert {a["worker"] for a in parallel["audits"]} <= {"gw0", "gw1"}
     assert comparable(serial) == comparable(parallel)
@@ -242,11 +251,8 @@ def test_unknown_weights_and_devices_stop_the_run_at_startup(audit_dir):
     result.stderr.fnmatch_lines(["*unknown device 'cdua': use auto, cpu, cuda, cuda:N or mps*"])
 
 
-def test_github_step_summary(audit_dir, monkeypatch):
-    summary = audit_dir.path / "summary.md"
-    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-    audit_dir.runpytest_subprocess(*MODELS)
-    text = summary.read_text()
+def test_github_step_summary(serial_run):
+    text = (serial_run[1] / "summary.md").read_text()
     assert "| model | audit | key metric | bound | verdict | tests |" in text
     # The tests column counts every outcome: the passes out of all, then the failures.
     assert "| `tests.tiny_models:tiny_other` | accuracy | clean_top1=0.1..0.9 | min_top1=0.95 | **FAIL** | 3/5 passed, 2 failed |" in text
