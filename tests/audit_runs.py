@@ -23,6 +23,7 @@ def audit(tmp_path: Path, shared_data: Path, name: str, *args: str, model: str =
     env = {**os.environ, "VISIONAUDIT_DATA": str(shared_data), "CUDA_VISIBLE_DEVICES": ""}
     # this process's share of the cores, also for the runs of session fixtures (tests/conftest.py, _a_core_share_for_runs)
     env.setdefault("OMP_NUM_THREADS", str(torch.get_num_threads()))
+    env["PYTEST_ADDOPTS"] = with_unused_plugins_off(env.get("PYTEST_ADDOPTS", ""))  # also for session fixtures' runs
     for var in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "GITHUB_STEP_SUMMARY"):
         env.pop(var, None)
     report = tmp_path / f"{name}.json"
@@ -33,6 +34,17 @@ def audit(tmp_path: Path, shared_data: Path, name: str, *args: str, model: str =
     if data is not None:
         jsonschema.validate(data, report_schema())
     return proc, data
+
+
+# Installed pytest plugins that no audit uses, each costing every pytest process of a run the tests start (controller
+# and xdist workers) CPU time at its start, measured on this project's 2-core machine: hypothesis's about a second
+# (more on a loaded machine), anyio's (which imports trio) about 0.4 s.
+UNUSED_PLUGINS = ("hypothesispytest", "anyio")
+
+
+def with_unused_plugins_off(addopts: str = "") -> str:
+    """PYTEST_ADDOPTS ``addopts`` with UNUSED_PLUGINS turned off."""
+    return " ".join([addopts.strip(), *(f"-p no:{name}" for name in UNUSED_PLUGINS if f"-p no:{name}" not in addopts)]).strip()
 
 
 # This run's own pytest variables: a run started with them would take itself for one of this run's xdist workers.
@@ -77,13 +89,13 @@ def run_as_pytester(path: Path, *args: str, timeout: float = 240, **extra: str) 
     """``pytest *args`` in the test project at ``path`` as a quick test's ``suite.runpytest_subprocess`` runs it, for a
     run made outside any test (a shared one, tests/once.py): the environment that tests/conftest.py's autouse fixtures,
     pytester and the projects' fixtures give it (no real data, an empty user cache, this process's share of the cores,
-    no hypothesis plugin, the suite on PYTHONPATH, a home of its own), with ``extra`` added."""
+    no unused plugins, the suite on PYTHONPATH, a home of its own), with ``extra`` added."""
     env = project_env()
     for var in ("VISIONAUDIT_DATA", "TOX_ENV_DIR", "GITHUB_STEP_SUMMARY"):
         env.pop(var, None)
     (path / "user-cache").mkdir(exist_ok=True)
     env.update(VISIONAUDIT_CACHE=str(path / "user-cache"), HOME=str(path), USERPROFILE=str(path), PY_COLORS="0",
-               PYTEST_ADDOPTS="-p no:hypothesispytest", OMP_NUM_THREADS=env.get("OMP_NUM_THREADS") or str(torch.get_num_threads()),
+               PYTEST_ADDOPTS=with_unused_plugins_off(), OMP_NUM_THREADS=env.get("OMP_NUM_THREADS") or str(torch.get_num_threads()),
                PYTHONPATH=os.pathsep.join(filter(None, [str(path), str(ROOT), os.environ.get("PYTHONPATH", "")])), **extra)
     return subprocess.run([sys.executable, "-m", "pytest", f"--basetemp={path / 'basetemp'}", *args], cwd=path, env=env,
                           capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)

@@ -11,7 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.audit_runs import SUITE_INI, root_plugins, suite_conftest
+from tests.audit_runs import (
+    SUITE_INI,
+    root_plugins,
+    suite_conftest,
+    with_unused_plugins_off,
+)
 from tests.once import (
     audit_once,
     built_once,
@@ -92,13 +97,13 @@ def _a_core_share_for_runs(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _no_hypothesis_plugin_in_runs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The audit runs the tests start (pytester and subprocess, controller and xdist workers) use no hypothesis,
-    whose pytest plugin costs every such process about a second of imports (more on a loaded machine). pytester
-    unsets PYTEST_ADDOPTS as it starts (after the autouse fixtures), so it is set up first and the variable after it."""
+def _no_unused_plugins_in_runs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The audit runs the tests start (pytester and subprocess, controller and xdist workers) load none of the
+    installed pytest plugins that no audit uses (tests.audit_runs.UNUSED_PLUGINS). pytester unsets PYTEST_ADDOPTS as
+    it starts (after the autouse fixtures): it is set up first here, so that its runs get the variable too."""
     if "pytester" in request.fixturenames:
         request.getfixturevalue("pytester")
-    monkeypatch.setenv("PYTEST_ADDOPTS", (os.environ.get("PYTEST_ADDOPTS", "") + " -p no:hypothesispytest").strip())
+    monkeypatch.setenv("PYTEST_ADDOPTS", with_unused_plugins_off(os.environ.get("PYTEST_ADDOPTS", "")))
 
 
 @pytest.fixture(scope="session")
