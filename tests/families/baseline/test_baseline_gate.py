@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.audit_runs import ROOT, TINY, audit
+from tests.once import audit_once
 from visionaudit.families.baseline import COMPARED
 from visionaudit.families.outcomes import decode
 
@@ -30,12 +31,14 @@ def compare_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "visionaudit", "compare", *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def tiny_baseline(shared_data, tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("baseline")
-    proc, data = audit(tmp, shared_data, "base", "-k", RECORDING, "--audit-samples", "60")
+    """The tiny model's report of every recording audit on 60 images per set: made once per session and shared by the
+    xdist workers (tests/once.py), which this module's tests are spread over (a module fixture ran it in each)."""
+    proc, data, path = audit_once(tmp_path_factory, shared_data, "tiny-baseline", "-k", RECORDING, "--audit-samples", "60",
+                                  model=TINY)
     assert data is not None, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return tmp / "base.json"
+    return path
 
 
 def baseline_entries(data: dict) -> dict[str, dict]:

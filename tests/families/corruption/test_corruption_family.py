@@ -533,7 +533,7 @@ def test_an_imagenet_c_folder_through_the_audit(tmp_path):
     assert not mce["comparable"] and "not comparable" in proc.stdout
 
     # In 2 shards merged (visionaudit merge): the unsharded report, field by field.
-    from tests.test_sharding import differences, merge_cli, without_timings
+    from tests.sharded_runs import differences, merge_cli, without_timings
 
     for k in (1, 2):
         part = subprocess.run([*cmd[:-1], f"--audit-json={tmp_path / f'part{k}.json'}", "--audit-shard", f"{k}/2"], cwd=ROOT, env=env,
@@ -606,7 +606,7 @@ def test_shards_merge_with_what_their_runs_could_not_do(monkeypatch):
     differ in it (one shard's device could follow the setting, another's could not) merge, each reason said once with
     the parts that gave it; parts that differ only in ``batches_ahead`` (a speed setting) merge; parts that differ in a
     bound are refused, naming the bound and the parts."""
-    from tests import test_sharding as S
+    from tests import synthetic_runs as S
     from visionaudit import config as config_module
     from visionaudit.data.shards import Shard
     from visionaudit.report.merge import Unmergeable, merge_reports
@@ -621,9 +621,9 @@ def test_shards_merge_with_what_their_runs_could_not_do(monkeypatch):
     bits = {(c, s): clean & (rng.random(n) < 0.8) for c, s in (("fog", 1), ("contrast", 1))}
 
     def run(shard, said, **bounds):
-        monkeypatch.setattr(S._GivenCorruptionBits, "not_honoured", said, raising=False)
+        monkeypatch.setattr(S.GivenCorruptionBits, "not_honoured", said, raising=False)
         monkeypatch.setattr(config_module, "load_config", lambda path: _with_bounds(load_config(path), bounds))
-        return S._synthetic_corruption_run(shard, ids, clean, bits, True)
+        return S.synthetic_corruption_run(shard, ids, clean, bits, True)
 
     said = {"jpeg_on_device": cpu, "batches_ahead": mps}
     whole = run(None, said)
@@ -670,7 +670,7 @@ def test_shards_merge_with_what_their_runs_could_not_do(monkeypatch):
     # jpeg_on_device followed on one shard's CUDA device (nvJPEG) and not on another's CPU (libjpeg): other pixels,
     # refused, and the fix named is the device, not the audit.toml both shards already shared
     def codec(name):
-        monkeypatch.setattr(S._GivenCorruptionBits, "describe", lambda self, jpeg: {"jpeg_round_trip": jpeg, "jpeg_codec": name})
+        monkeypatch.setattr(S.GivenCorruptionBits, "describe", lambda self, jpeg: {"jpeg_round_trip": jpeg, "jpeg_codec": name})
     codec("libjpeg")
     on_cpu = run(Shard(1, 2), {"jpeg_on_device": cpu})
     codec("nvjpeg")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.test_sharding import _synthetic_corruption_run
+from tests.synthetic_runs import synthetic_corruption_run
 from visionaudit.families.corruption.imagenet_c import ALEXNET_ERRORS
 from visionaudit.report.assembly import assemble
 from visionaudit.report.summaries import terminal_lines
@@ -22,7 +22,7 @@ def _whole(imagenet: bool):
     ids = [f"n{k:08d}_img.JPEG" for k in rng.permutation(10 * n)[:n]]
     clean = rng.random(n) < 0.7
     bits = {(c, s): clean & (rng.random(n) < 1 - p) | (rng.random(n) < 0.05) for c, s, p in CONDITIONS}
-    return _synthetic_corruption_run(None, ids, clean, bits, imagenet), bits
+    return synthetic_corruption_run(None, ids, clean, bits, imagenet), bits
 
 
 def _with_fog_3_crashed(report):
