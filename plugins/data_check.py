@@ -1,7 +1,6 @@
-"""What the collected tests are (family, model, parameters, the data each reads) and, before any test
-runs, whether that data is there: with no data root given, what is missing is fetched into the user cache
-first (visionaudit/data/provision.py); a data folder still missing stops the run with exit code 4 and one
-message naming every missing folder and how to get it, before any model loads.
+"""What the collected tests are (family, model, parameters, the data each reads) and, before any test runs, whether
+that data is there: with no data root given, what is missing is fetched into the user cache first
+(visionaudit/data/provision.py); a data folder still missing stops the run with exit 4, naming each and how to get it.
 
 Then each image set the tests read is listed, and the labelled images' class names are matched against the
 classes of every model whose label space is known before it loads (visionaudit/models/classes.py): a folder
@@ -11,9 +10,8 @@ the images the tests will decode are opened (visionaudit/data/header_check.py): 
 images with an EXIF orientation are said once; 16-bit images holding 10 or 12 bits, found as the workers decode
 them, are said once at the end. A model whose classes are known only once loaded is checked as it loads, in its
 worker (fixtures/models.py): a mismatch there is that model's failed load (its tests error, the others go on).
-
-Under xdist only the workers collect, so each sends this to the controller (plugins/worker_channel.py)
-before xdist reports its collection, and the controller checks when the first worker's arrives.
+Under xdist only the workers collect, so each sends this to the controller (plugins/worker_channel.py) before
+xdist reports its collection, and the controller checks when the first worker's arrives.
 """
 
 from __future__ import annotations
@@ -43,6 +41,7 @@ from visionaudit.families.baseline import ALL_COMPARED, data_role
 from visionaudit.families.corruption import check_severities
 from visionaudit.families.corruption.folder import condition_images
 from visionaudit.families.corruption.imagenet_c import condition_folder
+from visionaudit.families.sample_floor import sample_floor_note
 from visionaudit.families.shape_bias import categories_or_reason, check_category_map
 from visionaudit.files import to_jsonable
 from visionaudit.models.classes import imagenet_hint, known_before_load
@@ -50,7 +49,6 @@ from visionaudit.models.specs import parse_spec
 
 from .markers import family_of
 from .record_transport import subject_of
-from .sample_floor import sample_floor_note
 from .settings import SETTINGS_KEY, Settings, get_settings
 from .worker_channel import get_channel, send
 
@@ -173,8 +171,10 @@ def check_data(config: pytest.Config, meta: dict[str, dict[str, Any]]) -> None:
             message = "the collected audits cannot read their images (no test was run):\n  " + "\n  ".join(problems)
             config.stash[STARTUP_ERROR_KEY] = message
             raise pytest.UsageError(message)  # exit 4; said once, by the summary (terminal_summary.py)
-        if (count := config.stash.get(LABELLED_COUNT_KEY, None)) is not None and (
-                note := sample_floor_note(settings, meta, count)):
+        count = config.stash.get(LABELLED_COUNT_KEY, None)
+        own = ("corruption",) if settings.imagenet_c else ()  # scored on the ImageNet-C folder's images, not the labelled
+        if count is not None and (note := sample_floor_note(settings.samples, count, meta, settings.config.thresholds,
+                                                            shard=settings.shard is not None, own_images=own)):
             say_once(config, note, now=False)  # run.notes; on the terminal now, marked so that it stands out
             _TerminalLog(config).write(f"WARNING: {note}\n")
             config.stash.setdefault(PRINTED_KEY, set()).add(note)

@@ -210,6 +210,7 @@ FAMILY = register_family(Family(
     gates="clean top-1 on labelled natural images, through the model's own preprocessing",
     key_metric="clean_top1",
     higher_is_better=True,
+    counts_labelled=True,
     splits_by_image=True,
     assessors={"clean_top1": assess_clean_top1},
     directions={"top5": True, "balanced_accuracy": True, "class_accuracy": True},  # class_accuracy: the baseline's

@@ -92,6 +92,10 @@ class Family:
     html_section: str | Callable[[Any], dict[str, Any] | None] | None = None
     # Metrics the summaries show when an entry has no key metric (corruption: a model of its own label space has no mCE).
     alt_key_metrics: tuple[str, ...] = ()
+    # Its gate counts the run's labelled images (``require_count`` on them, or on a subset of them): an
+    # ``--audit-samples`` subset below its ``min_images`` leaves it not judged, said at startup
+    # (visionaudit/families/sample_floor.py). False: it counts images of its own (stimuli, pairs) or none.
+    counts_labelled: bool = False
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):

@@ -395,6 +395,7 @@ FAMILY = register_family(Family(
     aggregate=_aggregate,
     summary_lines=_summary_lines,
     one_worker_per_model=True,  # test_mce reads every condition's outcomes
+    counts_labelled=True,
     splits_by_image=True,  # a shard scores its share of the subset; visionaudit merge judges the shards' bits together
     html_section="visionaudit.html.sections:corruption",
 ))

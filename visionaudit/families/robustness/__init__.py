@@ -330,6 +330,7 @@ FAMILY = register_family(Family(
           "perspective, vertical flip, HistEq+Zoom+Brightness), paired with the shared clean pass",
     key_metric="drop",
     higher_is_better=False,
+    counts_labelled=True,
     splits_by_image=True,
     assessors={"transform": assess_transform},
     directions={"top1": True, "clean_top1": True, "flip_rate": False},
