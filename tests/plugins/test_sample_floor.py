@@ -1,4 +1,4 @@
-"""``--audit-samples`` below a selected family's ``min_images`` (50 by default: accuracy, robustness, corruption),
+"""``--audit-samples`` below a selected family's ``min_images`` (50 by default: accuracy, robustness, corruption; 16: deployment),
 said at startup, before any test runs, on the terminal and in the report's notes (hunt 35, F4), not found out only
 once every test ran; nothing said where the subset meets the floor or a shard makes the count another's."""
 
@@ -39,3 +39,16 @@ def test_no_word_where_the_subset_meets_the_floor_or_in_a_shard(tmp_path, shared
     proc, data = audit(tmp_path, shared_data, "shard", "-n", "0", "-k", "test_clean_top1", "--audit-samples", "20",
                        "--audit-shard", "1/2")
     assert "below min_images" not in proc.stdout and not _floor_notes(data), proc.stdout
+
+
+def test_the_deployment_gate_below_its_floor_is_said_too(tmp_path, shared_data):
+    """Deployment compares its forms on a subset of the run's labelled images (its own ``images``, 64, only caps it):
+    --audit-samples 10, below its min_images (16), leaves it not judged, so the warning names it as it does accuracy."""
+    proc, data = audit(tmp_path, shared_data, "deploy", "-n", "0", "-k", "test_deployment and channels_last",
+                       "--audit-samples", "10")
+    warning = next((line for line in proc.stdout.splitlines() if line.startswith("WARNING: --audit-samples 10 ")), None)
+    assert warning is not None, proc.stdout
+    assert "(deployment 16; audit.toml): the deployment gate will not be judged" in warning
+    assert "[audits.deployment] min_images" in warning and '-m "not deployment"' in warning
+    # What it foretold: the form's test ends not judged on the 10 images, the run incomplete.
+    assert [e["outcome"] for e in data["audits"]] == ["not_judged"] and data["verdict"] == "incomplete", proc.stdout

@@ -224,6 +224,7 @@ FAMILY = register_family(Family(
           "channels_last) give the logits of the model as loaded, on real images",
     key_metric="max_abs_diff",
     higher_is_better=False,
+    counts_labelled=True,  # its forms are compared on a subset of them (its images, 64): n under min_images, as few
     assessors={"form": assess_form},
     metrics=("max_rel_diff", "top1_agreement", "n_images"),
     thresholds={

@@ -47,10 +47,11 @@ def floor_note(samples: int, floors: dict[str, int]) -> str:
     need = max(floors.values())
     mins = ", ".join(f"{f} {n}" for f, n in floors.items())
     deselect = " and ".join(f"not {f}" for f in floors)
+    tables = ", ".join(f"[audits.{f}] min_images" for f in floors)
     return (f"--audit-samples {samples:,} is below min_images ({mins}; audit.toml): the {names} gate"
             f"{'s' if len(floors) > 1 else ''} will not be judged (not_judged, verdict incomplete), though "
             f"{'their' if len(floors) > 1 else 'its'} tests run; use --audit-samples {need} or more, or lower "
-            f"min_images in audit.toml ([audits.{next(iter(floors))}] ...), or deselect them (-m \"{deselect}\")")
+            f"min_images in audit.toml ({tables}), or deselect them (-m \"{deselect}\")")
 
 
 def sample_floor_note(samples: int | None, n_images: int, meta: Mapping[str, Mapping[str, Any]], bounds: Bounds, *,
