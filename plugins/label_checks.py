@@ -11,6 +11,7 @@ from visionaudit.data.image_sets import ImageSet, classes_without_images
 from visionaudit.data.label_space import LabelSpace, unmatched_message
 from visionaudit.errors import ConfigError, DataError, UnusableImages
 from visionaudit.families.shape_bias import categories_or_reason, check_category_map
+from visionaudit.formatting import first_few
 from visionaudit.models.classes import imagenet_hint, known_before_load
 from visionaudit.models.specs import parse_spec
 
@@ -95,7 +96,7 @@ def check_labels(config: pytest.Config, settings: Settings, images: ImageSet) ->
 def note_uncovered(config: pytest.Config, images: ImageSet, space: LabelSpace, missing: list[str], models: list[str]) -> None:
     """Say once that the images cover only some of a model's classes (which is fine: results are per class seen)."""
     if missing:
-        shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10:,} more" if len(missing) > 10 else "")
+        shown = first_few(missing, 10, ", ")
         say_once(config, f"the labelled images {images.name} ({len(images):,} images) cover {len(space) - len(missing):,} of the "
                          f"{len(space):,} classes of {', '.join(models)}; {len(missing):,} class(es) have no images: {shown}")
 
