@@ -71,16 +71,17 @@ def top1_shortfall(k: int, n: int, bound: float, preprocessing: Any, whole: int 
     model of accuracy ``bound`` falls this low on ``n`` images often (lite0, 0.879 on all 1,000 images, gets 0.840
     on a 50-image subset), so more images decide: a larger subset or the full set when the ``n`` were drawn from
     ``whole`` images (--audit-samples), else only a larger labelled set; above the interval, look at the
-    preprocessing first, or the class order where ``confused`` (:func:`wholesale_confusions`) names classes taken
-    wholesale for others."""
+    preprocessing or the class order, the class order first where ``confused`` (:func:`wholesale_confusions`) names
+    classes taken wholesale for others."""
     low, high = wilson_interval(k, n)
     interval = f"{k}/{n} right, 95 % Wilson interval [{low:.3f}, {high:.3f}]"
     if bound <= high:
         decide = (f"--audit-samples N (up to {whole:,}) or the full set decide" if whole is not None and whole > n
                   else "a larger labelled set decides")
         return f"{interval} includes it: the shortfall is within sampling error on {n} images; {decide}"
-    if confused:
-        return f"{interval}, all below it: {confused}: is its class list in the model's output order?"
+    if confused:  # the order first (its mark), yet names in order do not clear the preprocessing: both can be wrong
+        return (f"{interval}, all below it: {confused}: is its class list in the model's output order? If it is, check its "
+                f"preprocessing: {preprocessing}")
     return f"{interval}, all below it: check its preprocessing or its class order: {preprocessing}"
 
 
