@@ -130,9 +130,9 @@ def check_data(config: pytest.Config, meta: dict[str, dict[str, Any]]) -> None:
             config.stash[STARTUP_ERROR_KEY] = message
             raise pytest.UsageError(message)  # exit 4; said once, by the summary (terminal_summary.py)
         count = config.stash.get(LABELLED_COUNT_KEY, None)
-        own = ("corruption",) if settings.imagenet_c else ()  # scored on the ImageNet-C folder's images, not the labelled
+        option = lambda name: getattr(settings, name, None)  # noqa: E731 (a descriptor's ``unless``: --audit-imagenet-c)
         if count is not None and (note := sample_floor_note(settings.samples, count, meta, settings.config.thresholds,
-                                                            shard=settings.shard is not None, own_images=own)):
+                                                            shard=settings.shard is not None, option=option)):
             warn_once(config, note)
         # Every shape-bias test reads the map (cue conflict, edges, silhouettes, and the baseline's comparisons of them)
         problems = check_category_maps(settings) if needs & SHAPE_BIAS_STIMULI else []

@@ -16,7 +16,7 @@ from visionaudit.data.image_sets import subset_of
 from visionaudit.families import thresholds as f
 from visionaudit.families.assessment import PerImage, require_count
 from visionaudit.families.records import AuditRecord
-from visionaudit.families.registry import Family, register_family
+from visionaudit.families.registry import CountsLabelled, Family, register_family
 from visionaudit.models.topk import (  # noqa: F401 (public here too)
     top1_accuracy,
     top1_correct,
@@ -211,7 +211,7 @@ FAMILY = register_family(Family(
     gates="clean top-1 on labelled natural images, through the model's own preprocessing",
     key_metric="clean_top1",
     higher_is_better=True,
-    counts_labelled=True,
+    counts_labelled=CountsLabelled(),
     splits_by_image=True,
     assessors={"clean_top1": assess_clean_top1},
     directions={"top5": True, "balanced_accuracy": True, "class_accuracy": True},  # class_accuracy: the baseline's

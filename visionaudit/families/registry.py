@@ -47,6 +47,26 @@ def direction_words(higher_is_better: bool | None) -> str:
 
 
 @dataclass(frozen=True)
+class CountsLabelled:
+    """A gate that counts the run's labelled images (``require_count`` against its ``min_images``): how many it counts,
+    from its own bounds, so that a count below ``min_images`` is said at startup, not found after its tests ran.
+
+    - ``cap``: the bound (a key of its thresholds) of the stratified subset it takes of them: it counts
+      ``min(cap, N)`` of the run's N (0: all N); "" for all N.
+    - ``unless``: the run option (a field of the run's settings, e.g. ``"imagenet_c"``) under which it scores images of
+      its own instead: set, the count is not the labelled images'.
+    """
+
+    cap: str = ""
+    unless: str = ""
+
+    def count(self, thresholds: Mapping[str, Any], n_images: int) -> int:
+        """What the gate counts of ``n_images`` labelled images under ``thresholds``."""
+        cap = int(thresholds[self.cap]) if self.cap else 0
+        return min(cap, n_images) if cap else n_images
+
+
+@dataclass(frozen=True)
 class Family:
     """Everything the suite needs to know about one audit family.
 
@@ -92,10 +112,10 @@ class Family:
     html_section: str | Callable[[Any], dict[str, Any] | None] | None = None
     # Metrics the summaries show when an entry has no key metric (corruption: a model of its own label space has no mCE).
     alt_key_metrics: tuple[str, ...] = ()
-    # Its gate counts the run's labelled images (``require_count`` on them, or on a subset of them): an
-    # ``--audit-samples`` subset below its ``min_images`` leaves it not judged, said at startup
-    # (visionaudit/families/sample_floor.py). False: it counts images of its own (stimuli, pairs) or none.
-    counts_labelled: bool = False
+    # How many of the run's labelled images its gate counts against its ``min_images`` (:class:`CountsLabelled`): a
+    # count below it, known at startup, is said then (visionaudit/families/sample_floor.py). None: it counts images of
+    # its own (stimuli) or none.
+    counts_labelled: CountsLabelled | None = None
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):

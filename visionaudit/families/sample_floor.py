@@ -1,44 +1,87 @@
-"""``--audit-samples N`` below a selected family's ``min_images``, said at startup (hunt 35, F4).
+"""A selected gate that will count fewer labelled images than its ``min_images``, said at startup (hunt 35, F4).
 
-The gates that count the run's labelled images (a family's ``counts_labelled``) end ``not_judged`` when fewer
-than their ``min_images``: known as soon as the subset's size is, before any model loads, yet found otherwise only
-after every test of theirs ran. The pytest side says it once, prominently, on the terminal and in the report's
-``run.notes`` (plugins/data_check.py); not an exit 4: a small subset on purpose (a smoke run, the suite's own tests)
-keeps what it measured, and the verdict is ``incomplete`` with the reason all the same. Only where the count is
-certain: not in a shard (each judges its share, ``visionaudit merge`` all of them) and not for a family scoring
-images of its own in this run (corruption on an ImageNet-C folder).
+The gates that count the run's labelled images (a family's ``counts_labelled``, :class:`CountsLabelled`) end
+``not_judged`` when fewer than their ``min_images``: known as soon as the subset's size is, before any model loads,
+yet found otherwise only after every test of theirs ran. What each counts is its descriptor's: all N of them, or
+``min(cap, N)`` where a bound of its own (deployment's and corruption's ``images``) caps the subset, or none where a
+run option gives it images of its own (corruption on an ImageNet-C folder). The pytest side says it once,
+prominently, on the terminal and in the report's ``run.notes`` (plugins/data_check.py); not an exit 4: a small subset
+on purpose (a smoke run, the suite's own tests) keeps what it measured, and the verdict is ``incomplete`` with the
+reason all the same. A cap alone below ``min_images`` is a gate never judged whatever the run: said too, naming the
+cap as the fix; a warning, not a refusal, for the same reason (what it measures is still recorded).
+
+Only where the count is certain: N is only where ``--audit-samples`` chose it, and not in a shard (each judges its
+share, ``visionaudit merge`` all of them).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Collection, Mapping
+from typing import Any, Callable, Mapping
 
+from visionaudit.data.image_sets import LABELLED
 from visionaudit.errors import ConfigError
 from visionaudit.families.registry import families
 
 # A family's bounds for a model (canonical spec): visionaudit.config.AuditConfig.thresholds.
 Bounds = Callable[[str, str], Mapping[str, Any]]
+# A run option's value by its settings name (``"imagenet_c"``): a CountsLabelled's ``unless``.
+Option = Callable[[str], Any]
 
 
-def below_floor(meta: Mapping[str, Mapping[str, Any]], n_images: int, bounds: Bounds,
-                own_images: Collection[str] = ()) -> dict[str, int]:
-    """Each family of the collected tests (``meta``: the collection's family, model and control flag per test) that
-    counts the run's labelled images and whose ``min_images`` is above ``n_images`` for some model of its tests, with
-    the largest such minimum, in the registry's order; ``own_images``: families scoring other images this run."""
+def _no_option(name: str) -> Any:
+    return None
+
+
+def _registry_order(found: dict[str, Any]) -> dict[str, Any]:
+    order = list(families())
+    return dict(sorted(found.items(), key=lambda kv: order.index(kv[0])))
+
+
+def _counted(meta: Mapping[str, Mapping[str, Any]], bounds: Bounds, option: Option):
+    """Each test of ``meta`` (the collection's family, model, data and control flag per test) whose gate counts the
+    run's labelled images: its family, descriptor and bounds (``min_images`` readable)."""
     known = families()
-    floors: dict[str, int] = {}
     for m in meta.values():
         family, model = m.get("audit"), m.get("model")
-        if family not in known or not known[family].counts_labelled or family in own_images or not model or m.get("control"):
+        counts = known[family].counts_labelled if family in known else None
+        if counts is None or not model or m.get("control") or (counts.unless and option(counts.unless)):
             continue
+        if "data" in m and LABELLED not in m["data"]:
+            continue  # a test of it that reads other images (the baseline's shape-bias comparisons)
         try:
-            minimum = int(bounds(family, model)["min_images"])
+            thresholds = bounds(family, model)
+            minimum, cap = int(thresholds["min_images"]), int(thresholds[counts.cap]) if counts.cap else 0
         except (ConfigError, KeyError, TypeError, ValueError):
             continue  # said where the test reads its bounds
-        if minimum > n_images:
+        yield family, known[family], counts, minimum, cap
+
+
+def capped_below_floor(meta: Mapping[str, Mapping[str, Any]], bounds: Bounds,
+                       option: Option = _no_option) -> dict[str, tuple[str, int, int]]:
+    """Each family of ``meta`` whose own cap on the labelled images it counts is below its ``min_images`` for some
+    model: ``(cap's key, the smallest such cap, the largest such minimum)``, in the registry's order. Never judged,
+    whatever --audit-samples."""
+    found: dict[str, tuple[str, int, int]] = {}
+    for family, _, counts, minimum, cap in _counted(meta, bounds, option):
+        if 0 < cap < minimum:
+            _, low, high = found.get(family, (counts.cap, cap, minimum))
+            found[family] = (counts.cap, min(low, cap), max(high, minimum))
+    return _registry_order(found)
+
+
+def below_floor(meta: Mapping[str, Mapping[str, Any]], n_images: int, bounds: Bounds, option: Option = _no_option, *,
+                shard: bool = False) -> dict[str, int]:
+    """Each family of ``meta`` that will count fewer than its ``min_images`` of ``n_images`` labelled images for some
+    model, though its cap alone would not (:func:`capped_below_floor`), with the largest such minimum, in the registry's
+    order. None in a shard (``shard``)."""
+    capped = capped_below_floor(meta, bounds, option)
+    floors: dict[str, int] = {}
+    for family, fam, counts, minimum, cap in _counted(meta, bounds, option):
+        if family in capped or shard:
+            continue
+        if (min(cap, n_images) if cap else n_images) < minimum:
             floors[family] = max(minimum, floors.get(family, 0))
-    order = list(known)
-    return dict(sorted(floors.items(), key=lambda kv: order.index(kv[0])))
+    return _registry_order(floors)
 
 
 def floor_note(samples: int, floors: dict[str, int]) -> str:
@@ -54,12 +97,24 @@ def floor_note(samples: int, floors: dict[str, int]) -> str:
             f"min_images in audit.toml ({tables}), or deselect them (-m \"{deselect}\")")
 
 
+def capped_note(capped: dict[str, tuple[str, int, int]]) -> str:
+    """The note for gates whose own cap is below their ``min_images``: the cap is the fix, not --audit-samples."""
+    parts = [f"[audits.{f}] {key} = {cap} is below its min_images ({minimum})" for f, (key, cap, minimum) in capped.items()]
+    raises = ", ".join(f"[audits.{f}] {key} to {minimum} or more" for f, (key, _, minimum) in capped.items())
+    plural = len(capped) > 1
+    return (f"{'; '.join(parts)} (audit.toml): the {', '.join(capped)} gate{'s' if plural else ''} will never be judged "
+            f"(not_judged, verdict incomplete), whatever --audit-samples: {'they count' if plural else 'it counts'} "
+            f"at most that many labelled images; raise {raises}, or lower min_images there")
+
+
 def sample_floor_note(samples: int | None, n_images: int, meta: Mapping[str, Mapping[str, Any]], bounds: Bounds, *,
-                      shard: bool = False, own_images: Collection[str] = ()) -> str | None:
-    """The note for a run of ``n_images`` labelled images, or None: only where ``--audit-samples`` (``samples``) chose
-    that many (a set smaller than asked was said already; raising --audit-samples would not help it), and not in a
-    shard (``shard``: the count is the merge's)."""
-    if not samples or samples != n_images or shard:
-        return None
-    floors = below_floor(meta, n_images, bounds, own_images)
-    return floor_note(samples, floors) if floors else None
+                      shard: bool = False, option: Option = _no_option) -> str | None:
+    """The note for a run of ``n_images`` labelled images, or None. Gates their own cap leaves below the floor always;
+    the others only where ``--audit-samples`` (``samples``) chose that many (a set smaller than asked was said already;
+    raising --audit-samples would not help it); ``shard``: this run is a shard; ``option``: the run's options."""
+    notes = []
+    if capped := capped_below_floor(meta, bounds, option):
+        notes.append(capped_note(capped))
+    if samples and samples == n_images and (floors := below_floor(meta, n_images, bounds, option, shard=shard)):
+        notes.append(floor_note(samples, floors))
+    return "; and ".join(notes) or None
