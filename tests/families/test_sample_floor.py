@@ -118,6 +118,14 @@ def test_corruptions_images_zero_counts_them_all_and_its_cap_counts():
     assert capped_below_floor(_meta("corruption"), bounds(30), lambda name: name == "imagenet_c") == {}
 
 
+def test_in_a_shard_a_family_that_runs_whole_is_still_counted():
+    """Deployment does not split its images: it runs whole in shard 1 on all N (review36 F2)."""
+    meta = _meta("deployment", "accuracy")
+    assert below_floor(meta, 10, _deployment_bounds(), shard=True) == {"deployment": 16}
+    note = sample_floor_note(10, 10, meta, _deployment_bounds(), shard=True)
+    assert note is not None and "the deployment gate will not be judged" in note and "accuracy" not in note
+
+
 def test_the_baselines_comparisons_of_the_labelled_images_count_them():
     """Its clean, robustness and corruption comparisons pair this run's labelled images against its own min_images
     (20); its shape-bias comparisons count stimuli (review36 F5)."""

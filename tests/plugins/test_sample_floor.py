@@ -39,10 +39,22 @@ def test_a_subset_below_min_images_is_said_before_any_test_runs(tmp_path, shared
 def test_no_word_where_the_subset_meets_the_floor_or_in_a_shard(tmp_path, shared_data):
     proc, data = audit(tmp_path, shared_data, "enough", "-n", "0", "-k", "test_clean_top1", "--audit-samples", "50")
     assert "below min_images" not in proc.stdout and not _floor_notes(data), proc.stdout
-    # In a shard each job judges its share and `visionaudit merge` all of them: the count is not this job's to say.
+    # In a shard a family that splits its images judges its share and `visionaudit merge` all of them: the count is
+    # not this job's to say.
     proc, data = audit(tmp_path, shared_data, "shard", "-n", "0", "-k", "test_clean_top1", "--audit-samples", "20",
                        "--audit-shard", "1/2")
     assert "below min_images" not in proc.stdout and not _floor_notes(data), proc.stdout
+
+
+def test_in_a_shard_the_deployment_gate_below_its_floor_is_said(tmp_path, shared_data):
+    """Deployment does not split its images: it runs whole in shard 1 on all --audit-samples images, so its count
+    there is certain (review36 F2)."""
+    proc, data = audit(tmp_path, shared_data, "shard-deploy", "-n", "0", "-k", "test_deployment and channels_last",
+                       "--audit-samples", "10", "--audit-shard", "1/2")
+    warning = next((line for line in proc.stdout.splitlines() if line.startswith("WARNING: --audit-samples 10 ")), None)
+    assert warning is not None, proc.stdout
+    assert "(deployment 16; audit.toml): the deployment gate will not be judged" in warning
+    assert [e["outcome"] for e in data["audits"]] == ["not_judged"], proc.stdout
 
 
 def test_deployments_own_images_below_its_floor_names_images_as_the_fix(tmp_path, shared_data):

@@ -10,8 +10,9 @@ on purpose (a smoke run, the suite's own tests) keeps what it measured, and the 
 reason all the same. A cap alone below ``min_images`` is a gate never judged whatever the run: said too, naming the
 cap as the fix; a warning, not a refusal, for the same reason (what it measures is still recorded).
 
-Only where the count is certain: N is only where ``--audit-samples`` chose it, and not in a shard (each judges its
-share, ``visionaudit merge`` all of them).
+Only where the count is certain: N is only where ``--audit-samples`` chose it, and in a shard a family that splits
+its images (``splits_by_image``) judges its share there and ``visionaudit merge`` all of them; one that does not
+runs whole in shard 1, on all N.
 """
 
 from __future__ import annotations
@@ -73,11 +74,11 @@ def below_floor(meta: Mapping[str, Mapping[str, Any]], n_images: int, bounds: Bo
                 shard: bool = False) -> dict[str, int]:
     """Each family of ``meta`` that will count fewer than its ``min_images`` of ``n_images`` labelled images for some
     model, though its cap alone would not (:func:`capped_below_floor`), with the largest such minimum, in the registry's
-    order. None in a shard (``shard``)."""
+    order. In a shard (``shard``) only the families that run whole there (not ``splits_by_image``)."""
     capped = capped_below_floor(meta, bounds, option)
     floors: dict[str, int] = {}
     for family, fam, counts, minimum, cap in _counted(meta, bounds, option):
-        if family in capped or shard:
+        if family in capped or (shard and fam.splits_by_image):
             continue
         if (min(cap, n_images) if cap else n_images) < minimum:
             floors[family] = max(minimum, floors.get(family, 0))
