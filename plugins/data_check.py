@@ -73,7 +73,6 @@ def collection_meta(items: list[pytest.Item]) -> dict[str, dict[str, Any]]:
     return out
 
 
-
 def _as_written(config: pytest.Config, problems: list[str]) -> list[str]:
     """``problems`` told of audit.toml where the images or the data root came from its ``[run]`` (not the command line):
     the value as written there, and the rule its relative paths were read by."""
@@ -87,7 +86,6 @@ def _as_written(config: pytest.Config, problems: list[str]) -> list[str]:
             problems.append(f'[run] {key} = "{audit_config.run_written.get(key)}" comes from {audit_config.path}, whose relative '
                             f'paths are read from its folder {folder}{os.sep} (docs/config.md "Relative paths")')
     return problems
-
 
 
 def check_data(config: pytest.Config, meta: dict[str, dict[str, Any]]) -> None:
@@ -140,7 +138,6 @@ def check_data(config: pytest.Config, meta: dict[str, dict[str, Any]]) -> None:
             message = "audit.toml does not fit the models' classes (no test was run):\n  " + "\n  ".join(problems)
             config.stash[STARTUP_ERROR_KEY] = message
             raise pytest.UsageError(message)  # exit 4; said once, by the summary (terminal_summary.py)
-
 
 
 def pytest_configure(config: pytest.Config) -> None:

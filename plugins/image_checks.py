@@ -60,7 +60,6 @@ def imagenet_c_conditions(settings: Settings, meta: dict[str, dict[str, Any]]) -
     return sorted(out)
 
 
-
 def check_image_sets(config: pytest.Config, settings: Settings, needs: set[str],
                      imagenet_c: list[tuple[str, int]] = ()) -> list[str]:
     """List each image set the tests read, match the labelled images' class names against every model's classes
@@ -116,7 +115,6 @@ def check_image_sets(config: pytest.Config, settings: Settings, needs: set[str],
         except DataError as e:  # a file with other bytes: the fix named
             problems.append(str(e))
     return problems
-
 
 
 def _headers(config: pytest.Config, images: ImageSet) -> list[str]:

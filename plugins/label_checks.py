@@ -38,7 +38,6 @@ def check_category_maps(settings: Settings) -> list[str]:
     return problems
 
 
-
 def shape_bias_measurable(settings: Settings) -> bool:
     """Whether some model's shape bias may be measured: its classes unknown before it loads, or known and mapped
     onto the 16 categories (the observers' data serves only that)."""
@@ -54,7 +53,6 @@ def shape_bias_measurable(settings: Settings) -> bool:
     return False
 
 
-
 def _known_spaces(settings: Settings) -> dict[LabelSpace, list[str]]:
     """The label spaces of the run's models known before they load, each with its models."""
     spaces: dict[LabelSpace, list[str]] = {}
@@ -68,13 +66,11 @@ def _known_spaces(settings: Settings) -> dict[LabelSpace, list[str]]:
     return spaces
 
 
-
 def unmatched_labels(settings: Settings, images: UnusableImages) -> list[str]:
     """The class names of labelled images that cannot be used as they are, matched all the same."""
     refusals = [(models, space, unmatched_message(space, images.labels, images.numeric, images.root))
                 for space, models in _known_spaces(settings).items()]
     return [f"{', '.join(models)}: {refusal}{imagenet_hint(space)}" for models, space, refusal in refusals if refusal]
-
 
 
 def check_labels(config: pytest.Config, settings: Settings, images: ImageSet) -> list[str]:
@@ -90,7 +86,6 @@ def check_labels(config: pytest.Config, settings: Settings, images: ImageSet) ->
             continue
         note_uncovered(config, images, space, missing, models)
     return problems
-
 
 
 def note_uncovered(config: pytest.Config, images: ImageSet, space: LabelSpace, missing: list[str], models: list[str]) -> None:

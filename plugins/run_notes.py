@@ -41,7 +41,6 @@ class TerminalLog:
         pass
 
 
-
 def say_once(config: pytest.Config, note: str, now: bool = True) -> None:
     """A note for the report (``run.notes``) and the terminal (``now``, else in the summary), each said once.
     In a worker it goes to the controller."""
@@ -57,7 +56,6 @@ def say_once(config: pytest.Config, note: str, now: bool = True) -> None:
         config.stash.setdefault(PRINTED_KEY, set()).add(note)
 
 
-
 def warn_once(config: pytest.Config, note: str) -> None:
     """A note that must stand out: in ``run.notes``, and on the terminal now as a ``WARNING:`` line (not ``note:``)."""
     say_once(config, note, now=False)
@@ -71,7 +69,6 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     for note in config.stash.get(NOTES_KEY, []):
         if note not in printed:
             terminalreporter.write_line(f"note: {note}")
-
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -193,8 +193,6 @@ def test_an_onnx_runtime_load_error_gives_its_own_message(tmp_path):
     assert "re-export it with an opset" not in message
 
 
-
-
 # -- specs, config, refusals ------------------------------------------------------------------------
 
 

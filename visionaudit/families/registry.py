@@ -40,7 +40,6 @@ ENTRY_POINT_GROUP = "visionaudit.families"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
-
 def direction_words(higher_is_better: bool | None) -> str:
     """How a direction reads: the summaries', the README table's and the page's one wording."""
     return {True: "higher is better", False: "lower is better"}.get(higher_is_better, "no direction")
