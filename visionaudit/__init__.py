@@ -80,7 +80,12 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
     from visionaudit.families import thresholds as threshold_fields
     from visionaudit.families.assessment import Deferred
     from visionaudit.families.records import AuditRecord
-    from visionaudit.families.registry import CountsLabelled, Family, get_family, register_family
+    from visionaudit.families.registry import (
+        CountsLabelled,
+        Family,
+        get_family,
+        register_family,
+    )
     from visionaudit.models.inference import (
         clean_logits,
         compare_logits,
