@@ -2,10 +2,12 @@
 that data is there: with no data root given, what is missing is fetched into the user cache first
 (visionaudit/data/provision.py); a data folder still missing stops the run with exit 4, naming each and how to get it.
 
-Then the image sets the tests read are listed and opened (plugins/image_checks.py: headers, the labelled images'
-class names against the models' classes, plugins/label_checks.py) and a shape-bias ``category_map`` is checked:
-a problem stops the run (exit 4) with every problem in one message; the rest is said once (plugins/run_notes.py),
-an ``--audit-samples`` subset below a gate's ``min_images`` as a warning (visionaudit/families/sample_floor.py).
+Then the image sets the tests read are listed and opened (visionaudit/families/image_check.py: headers, the labelled
+images' class names against the models' classes, visionaudit/models/label_check.py) and a shape-bias
+``category_map`` is checked (visionaudit/families/shape_bias/map_check.py): a problem stops the run (exit 4) with every
+problem in one message; the rest is said once (plugins/run_notes.py), a gate that will count fewer labelled images
+than its ``min_images`` as a warning (visionaudit/families/sample_floor.py). The checks are the core's, on plain
+arguments; this module holds their pytest side (settings in, problems raised, notes said, stash kept).
 16-bit images holding 10 or 12 bits, found as the workers decode them, are said once at the end.
 
 Under xdist only the workers collect, so each sends this to the controller (plugins/worker_channel.py) before
@@ -21,24 +23,21 @@ import pytest
 
 from visionaudit.data.decoding import narrow_sixteen_bit_note, take_narrow_sixteen_bit
 from visionaudit.data.fetch import OBSERVERS
-from visionaudit.data.image_sets import LABELLED
+from visionaudit.data.image_sets import LABELLED, ImageSet
+from visionaudit.data.label_space import LabelSpace
 from visionaudit.data.provision import provide
 from visionaudit.families.baseline import ALL_COMPARED, data_role
+from visionaudit.families.corruption.conditions_read import imagenet_c_conditions
+from visionaudit.families.image_check import OPTIONAL_DATA, RunImages, check_image_sets
 from visionaudit.families.sample_floor import sample_floor_note
+from visionaudit.families.shape_bias import map_check
 from visionaudit.files import to_jsonable
+from visionaudit.models.label_check import uncovered_note
 
-from .image_checks import (
-    ABSENT_KEY,
-    LABELLED_COUNT_KEY,
-    OPTIONAL_DATA,
-    check_image_sets,
-    imagenet_c_conditions,
-)
-from .label_checks import check_category_maps, shape_bias_measurable
 from .markers import family_of
 from .record_transport import subject_of
 from .run_notes import TerminalLog, say_once, warn_once
-from .settings import get_settings
+from .settings import Settings, get_settings
 from .worker_channel import get_channel, send
 
 STARTUP_ERROR_KEY = pytest.StashKey[str]()
@@ -48,6 +47,7 @@ NARROW_KEY = pytest.StashKey[dict]()  # 16-bit images holding 10 or 12 bits, fou
 DATA_FIXTURES = {"labelled_images": (LABELLED,), "corrupted": (LABELLED,),  # corrupted: the kernels' inputs, or the originals
                  "cue_conflict_images": ("cue-conflict",), "human_observers": (OBSERVERS,)}  # of an ImageNet-C folder
 OPTIONAL_KEY = pytest.StashKey[set]()  # the optional data already provided or said absent
+ABSENT_KEY = pytest.StashKey[set]()  # the optional data said absent (a failed fetch may leave an empty folder)
 SHAPE_ONLY = {"edges": "edges", "filled-silhouettes": "filled-silhouettes"}
 SHAPE_BIAS_STIMULI = {"cue-conflict", *SHAPE_ONLY.values()}  # the data of the tests that map classes onto the 16 categories
 
@@ -95,7 +95,8 @@ def check_data(config: pytest.Config, meta: dict[str, dict[str, Any]]) -> None:
         return
     settings = get_settings(config)
     needs = {d for m in meta.values() for d in m.get("data", ())}
-    if OBSERVERS in needs and not shape_bias_measurable(settings):
+    if OBSERVERS in needs and not map_check.shape_bias_measurable(settings.models, settings.classes,
+                                                                   settings.config.thresholds):
         needs.discard(OBSERVERS)  # neither fetched nor noted: no model's shape bias can use them (hunt35 F9)
     if config.getoption("collectonly"):
         problems = _as_written(config, provide(settings.data, settings.images, needs - set(OPTIONAL_DATA), settings.offline,
@@ -119,15 +120,20 @@ def check_data(config: pytest.Config, meta: dict[str, dict[str, Any]]) -> None:
         if absent:
             config.stash.setdefault(ABSENT_KEY, set()).add(need)
             say_once(config, f"{OPTIONAL_DATA[need]} is not recorded: " + "; ".join(absent))
-    imagenet_c = imagenet_c_conditions(settings, meta)  # the ImageNet-C condition folders the corruption tests score
+    # the ImageNet-C condition folders the corruption tests score
+    imagenet_c = imagenet_c_conditions(meta, settings.config.thresholds) if settings.imagenet_c else []
     if (needs or imagenet_c) and not config.stash.get(CHECKED_KEY, False):  # once: the next worker's collection finds it done
         config.stash[CHECKED_KEY] = True
-        problems = check_image_sets(config, settings, needs, imagenet_c)
+        checked = check_image_sets(RunImages(settings.data, settings.images, settings.samples, settings.seed,
+                                             settings.models, settings.classes, settings.imagenet_c),
+                                   needs, imagenet_c, OBSERVERS in config.stash.get(ABSENT_KEY, set()))
+        for note in checked.notes:
+            say_once(config, note)
+        problems, count = checked.problems, checked.labelled_count
         if problems:
             message = "the collected audits cannot read their images (no test was run):\n  " + "\n  ".join(problems)
             config.stash[STARTUP_ERROR_KEY] = message
             raise pytest.UsageError(message)  # exit 4; said once, by the summary (terminal_summary.py)
-        count = config.stash.get(LABELLED_COUNT_KEY, None)
         option = lambda name: getattr(settings, name, None)  # noqa: E731 (a descriptor's ``unless``: --audit-imagenet-c)
         if count is not None and (note := sample_floor_note(settings.samples, count, meta, settings.config.thresholds,
                                                             shard=settings.shard is not None, option=option)):
@@ -138,6 +144,19 @@ def check_data(config: pytest.Config, meta: dict[str, dict[str, Any]]) -> None:
             message = "audit.toml does not fit the models' classes (no test was run):\n  " + "\n  ".join(problems)
             config.stash[STARTUP_ERROR_KEY] = message
             raise pytest.UsageError(message)  # exit 4; said once, by the summary (terminal_summary.py)
+
+
+def check_category_maps(settings: Settings) -> list[str]:
+    """A shape-bias ``category_map`` typo of a model whose classes are known before it loads
+    (visionaudit/families/shape_bias/map_check.py), for the run's ``settings``."""
+    return map_check.check_category_maps(settings.models, settings.classes, settings.config.thresholds)
+
+
+def note_uncovered(config: pytest.Config, images: ImageSet, space: LabelSpace, missing: list[str], models: list[str]) -> None:
+    """Say once that the images cover only some of a model's classes (which is fine: results are per class seen)."""
+    note = uncovered_note(images, space, missing, models)
+    if note:
+        say_once(config, note)
 
 
 def pytest_configure(config: pytest.Config) -> None:

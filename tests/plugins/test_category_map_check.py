@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from plugins.label_checks import check_category_maps
+from plugins.data_check import check_category_maps
 from visionaudit.config import load_config
 
 NAMES = ["cat", "dog", "bird"]
