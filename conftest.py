@@ -12,6 +12,7 @@ pytest_plugins = [
     "plugins.record_transport",
     "plugins.error_display",
     "plugins.worker_channel",
+    "plugins.run_notes",
     "plugins.data_check",
     "plugins.baseline",
     "plugins.sharding",

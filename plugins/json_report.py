@@ -37,9 +37,10 @@ from visionaudit.report.run_lock import RunLock, acquire
 
 from .baseline import get_baseline
 from .collector import get_collector
-from .data_check import NOTES_KEY, STARTUP_ERROR_KEY, say_once
+from .data_check import STARTUP_ERROR_KEY
 from .interruptions import effective_timeout
 from .progress import phase_timings
+from .run_notes import NOTES_KEY, say_once
 from .settings import SETTINGS_KEY, STARTUP_USAGE_ERROR_KEY, get_settings
 from .worker_channel import get_channel
 

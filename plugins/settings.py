@@ -56,7 +56,7 @@ class Settings:
     cache: str | None = None  # the clean-logit cache directory; None: off
     classes: str | None = None  # --audit-classes / [run] classes: class names for models that carry none
     max_image_pixels: int | None = None  # images with more pixels are refused; None: decoding's default
-    notes: tuple[str, ...] = ()  # known at startup, said once by the controller (plugins/data_check.py): an assumed preprocessing
+    notes: tuple[str, ...] = ()  # known at startup, said once by the controller (plugins/run_notes.py): an assumed preprocessing
 
 
 def worker_index() -> int | None:

@@ -144,3 +144,23 @@ def test_python_examples_run_from_any_folder():
     found = {page.name: relative_paths_in_examples(page.read_text(encoding="utf-8"))
              for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]}
     assert not {name: lines for name, lines in found.items() if lines}
+
+
+def descriptor_fields_undocumented(page: str) -> list[str]:
+    """The Family fields a family's author sets that docs/extending.md's table of them leaves out (``defined_in`` is
+    set by register_family)."""
+    from dataclasses import fields
+
+    from visionaudit.families.registry import Family
+
+    rows = re.findall(r"^\| `([a-z_]+)", page, flags=re.M) + re.findall(r"^\| `[a-z_]+`, `([a-z_]+)`", page, flags=re.M)
+    return [f.name for f in fields(Family) if f.name != "defined_in" and f.name not in rows]
+
+
+def test_every_descriptor_field_is_in_the_family_authors_table():
+    assert descriptor_fields_undocumented((ROOT / "docs" / "extending.md").read_text()) == []
+
+
+def test_the_descriptor_field_check_can_fail():
+    page = (ROOT / "docs" / "extending.md").read_text()
+    assert descriptor_fields_undocumented(page.replace("| `counts_labelled` |", "| counts |")) == ["counts_labelled"]

@@ -24,7 +24,7 @@ _PUBLIC = {
     "visionaudit.families.records": ("AuditRecord",),
     # ``visionaudit.families`` is the families' package (import its modules as visionaudit.families.NAME); the
     # registry's list is visionaudit.families.families().
-    "visionaudit.families.registry": ("Family", "get_family", "register_family"),
+    "visionaudit.families.registry": ("CountsLabelled", "Family", "get_family", "register_family"),
     "visionaudit.models.inference": ("clean_logits", "compare_logits", "predict_logits"),
     "visionaudit.models.loading": ("DEFAULT_MODEL", "LoadedModel", "ModelSpec", "canonical_spec", "load_model", "parse_spec"),
     "visionaudit.models.topk": ("top1_accuracy", "topk_accuracy"),
@@ -80,7 +80,12 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
     from visionaudit.families import thresholds as threshold_fields
     from visionaudit.families.assessment import Deferred
     from visionaudit.families.records import AuditRecord
-    from visionaudit.families.registry import Family, get_family, register_family
+    from visionaudit.families.registry import (
+        CountsLabelled,
+        Family,
+        get_family,
+        register_family,
+    )
     from visionaudit.models.inference import (
         clean_logits,
         compare_logits,
@@ -98,7 +103,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
     from visionaudit.preprocessing import Geometry, Preprocessing
 
 __all__ = [
-    "AuditConfig", "AuditRecord", "CheckpointError", "ConfigError", "DataError", "Deferred", "DeviceError", "DEFAULT_MODEL",
+    "AuditConfig", "AuditRecord", "CheckpointError", "ConfigError", "CountsLabelled", "DataError", "Deferred", "DeviceError", "DEFAULT_MODEL",
     "Family", "Geometry", "ImageSet", "LoadedModel", "ModelOutputError", "ModelSpec", "Preprocessing", "SpecError",
     "Thresholds", "VisionAuditError", "canonical_spec", "category_folders", "clean_logits", "compare_logits",
     "cue_conflict", "data_root", "get_family", "imagenette", "labelled_images", "load_config",

@@ -1,5 +1,6 @@
 """ONNX files as the audited model (issue 25, item 3): fixed and dynamic batch dimensions, preprocessing and classes
-from the file, its identity, channel bias from the graph's initializer, what skips, and the refusals."""
+from the file, its identity, and the refusals (specs, config, corrupt files, a run's exit 4). The families on a
+graph (channel bias from its initializer, what skips, the reference comparison): test_onnx_families.py."""
 
 from __future__ import annotations
 
@@ -15,22 +16,10 @@ import pytest
 import torch
 
 from visionaudit.config import load_config
-from visionaudit.errors import CheckpointError, ModelOutputError, SpecError
-from visionaudit.families.assessment import NotApplicable
-from visionaudit.families.channel_bias import (
-    ChannelBias,
-    FirstConvUnread,
-    assess_weight_shares,
-    contribution_shares,
-    weight_bias,
-)
-from visionaudit.families.conversion import check_equivalence
-from visionaudit.families.deployment import Unsupported, check_form
-from visionaudit.families.records import AuditRecord
+from visionaudit.errors import CheckpointError, SpecError
 from visionaudit.models.inference import predict_logits
 from visionaudit.models.loading import load_model
-from visionaudit.models.onnx_conv import graph_first_conv
-from visionaudit.models.onnx_model import export_onnx, read_graph
+from visionaudit.models.onnx_model import read_graph
 from visionaudit.models.specs import canonical_spec, parse_spec
 from visionaudit.preprocessing import Preprocessing
 
@@ -38,81 +27,16 @@ onnx = pytest.importorskip("onnx", reason="in the deploy extra: pip install 'vis
 ort = pytest.importorskip("onnxruntime", reason="in the deploy extra: pip install 'visionaudit[deploy]'")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
-TINY = "tests.tiny_models:tiny"
-GEN = torch.Generator().manual_seed(3)
-IMAGES = torch.randint(0, 256, (5, 3, 32, 32), dtype=torch.uint8, generator=GEN)
-
-
-def tiny_module() -> torch.nn.Module:
-    from tests.tiny_models import tiny
-
-    return tiny().eval()
-
-
-def export_tiny(path: Path, batch: int | None, **metadata) -> Path:
-    """tests.tiny_models:tiny exported by torch's own exporter: its batch fixed at ``batch``, or dynamic."""
-    example = torch.zeros(batch or 2, 3, 32, 32)
-    if batch is None:
-        export_onnx(tiny_module(), example, path, **metadata)
-    else:
-        torch.onnx.export(tiny_module(), (example,), str(path), dynamo=True, verbose=False)
-    return path
-
-
-def conv_graph(path: Path, weight: np.ndarray, before: list = (), conv_attrs: dict | None = None, batch="N", size=8,
-               head: bool = True, props: dict | None = None, external: bool = False) -> Path:
-    """input -> ``before`` nodes -> Conv(weight, bias) -> [GlobalAveragePool -> Flatten]: a hand-made classifier."""
-    inits = [numpy_helper.from_array(weight.astype(np.float32), "W"),
-             numpy_helper.from_array(np.linspace(-1, 1, weight.shape[0]).astype(np.float32), "B")]
-    nodes, current = [], "x"
-    for i, (op, consts, attrs) in enumerate(before):
-        names = []
-        for j, c in enumerate(consts):
-            if c is None:
-                names.append("")
-                continue
-            names.append(f"c{i}_{j}")
-            inits.append(numpy_helper.from_array(np.asarray(c), f"c{i}_{j}"))
-        nodes.append(helper.make_node(op, [current, *names], [f"t{i}"], name=f"{op.lower()}{i}", **attrs))
-        current = f"t{i}"
-    nodes.append(helper.make_node("Conv", [current, "W", "B"], ["y"], name="stem", **(conv_attrs or {})))
-    out = "y"
-    if head:
-        nodes += [helper.make_node("GlobalAveragePool", ["y"], ["p"]), helper.make_node("Flatten", ["p"], ["logits"])]
-        out = "logits"
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, weight.shape[1] * (conv_attrs or {}).get("group", 1), size, size])],
-                              [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    if props:
-        helper.set_model_props(model, props)
-    if external:
-        onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location="w.data", size_threshold=0)
-    else:
-        onnx.save_model(model, str(path))
-    return path
-
-
-def expected_identity(path: Path) -> str:
-    """The documented identity, computed here: the file's sha256, or over ``NAME<tab>SHA256`` lines of it and the
-    external data files its initializers name."""
-    proto = onnx.load(str(path), load_external_data=False)
-    names = {e.value for t in proto.graph.initializer for e in t.external_data if e.key == "location"}
-    if not names:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    lines = "".join(f"{n}\t{hashlib.sha256((path.parent / n).read_bytes()).hexdigest()}\n" for n in sorted({path.name, *names}))
-    return hashlib.sha256(lines.encode()).hexdigest()
-
-
-def weights(out=4, cin=3, k=3, seed=0) -> np.ndarray:
-    return np.random.default_rng(seed).normal(size=(out, cin, k, k)).astype(np.float32)
-
-
-def hand_shares(w: np.ndarray) -> list[float]:
-    per = np.abs(w.astype(np.float64)).sum(axis=(0, 2, 3))
-    return list(per / per.sum())
-
+from tests.models.onnx_graphs import (  # noqa: E402
+    IMAGES,
+    ROOT,
+    TINY,
+    conv_graph,
+    expected_identity,
+    export_tiny,
+    tiny_module,
+    weights,
+)
 
 # -- running the graph -------------------------------------------------------------------------------
 
@@ -267,98 +191,6 @@ def test_an_onnx_runtime_load_error_gives_its_own_message(tmp_path):
     message = str(raised.value)
     assert f"could not load {path}; it says: " in message and "No Op registered for NoSuchOp" in message, message
     assert "re-export it with an opset" not in message
-
-
-# -- channel bias from the graph --------------------------------------------------------------------
-
-
-def test_channel_bias_reads_the_first_conv_initializer(tmp_path):
-    w = weights(out=6, seed=1) * np.array([1.0, 2.0, 0.5], dtype=np.float32).reshape(1, 3, 1, 1)
-    model = load_model(str(conv_graph(tmp_path / "m.onnx", w)), "cpu")
-    result = weight_bias(model)
-    assert isinstance(result, ChannelBias) and result.first.input_is_model_input
-    assert result.shares == pytest.approx(hand_shares(w), abs=1e-12)
-    std = np.array(model.preprocessing.std)
-    per = np.abs(w.astype(np.float64)).sum(axis=(0, 2, 3)) / std
-    assert result.normalized_shares == pytest.approx(list(per / per.sum()), abs=1e-12)
-    assert "stem" in result.first_conv and "weight W" in result.first_conv
-
-
-def test_elementwise_preprocessing_in_the_graph_is_passed_over(tmp_path):
-    """Sub and Div by constants before the Conv: its weights are still read, but its input is not the model's, so
-    contribution shares are refused as for a torch model."""
-    w = weights(seed=2)
-    mean, std = np.full((1, 3, 1, 1), 0.5, np.float32), np.full((1, 3, 1, 1), 0.25, np.float32)
-    path = conv_graph(tmp_path / "m.onnx", w, before=[("Sub", [mean], {}), ("Div", [std], {})])
-    model = load_model(str(path), "cpu")
-    result = weight_bias(model)
-    assert result.shares == pytest.approx(hand_shares(w), abs=1e-12) and not result.first.input_is_model_input
-    with pytest.raises(ModelOutputError, match="does not receive the model input unchanged"):
-        contribution_shares(model, result.first, IMAGES[:, :, :8, :8])
-
-
-@pytest.mark.parametrize("attrs, pad", [
-    ({"pads": [1, 0, 2, 1], "strides": [2, 2]}, None),
-    ({"pads": [0, 0, 0, 0]}, [0, 0, 1, 2, 0, 0, 3, 0]),  # a zero Pad node before the Conv, folded in
-    ({"auto_pad": "SAME_UPPER", "strides": [2, 2]}, None),
-    ({"auto_pad": "SAME_LOWER", "strides": [2, 2]}, None),
-    ({"pads": [2, 1, 0, 2], "dilations": [2, 2]}, None),
-    ({"group": 3, "pads": [1, 1, 1, 1]}, None),
-])
-def test_the_graph_conv_is_onnx_runtimes_conv(tmp_path, attrs, pad):
-    """The Conv2d made from the graph gives ONNX Runtime's output of the same nodes (what contribution shares use)."""
-    cin = 1 if attrs.get("group") else 3
-    w = weights(out=6, cin=cin, seed=4)
-    before = [("Pad", [np.array(pad, dtype=np.int64)], {"mode": "constant"})] if pad else []
-    path = conv_graph(tmp_path / "c.onnx", w, before=before, conv_attrs=attrs, size=9, head=False)
-    x = torch.randn(2, 3, 9, 9, generator=GEN)
-    expected = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x.numpy()})[0]
-    first = graph_first_conv(read_graph(path))
-    with torch.no_grad():
-        got = first.module(x)
-    assert first.input_is_model_input and tuple(got.shape) == expected.shape
-    assert np.abs(got.numpy() - expected).max() < 1e-5
-
-
-def test_no_readable_first_conv_skips_with_the_reason(tmp_path):
-    resize = ("Resize", [None, np.array([1, 1, 2, 2], np.float32)], {})
-    model = load_model(str(conv_graph(tmp_path / "r.onnx", weights(), before=[resize], size=4)), "cpu")
-    result = weight_bias(model)
-    assert isinstance(result, FirstConvUnread) and "its input reaches Resize (resize0) before any convolution" in result.reason
-    with pytest.raises(NotApplicable, match="reaches Resize"):
-        assess_weight_shares(AuditRecord("channel_bias", model.id), result, {}, {"model": model.id})
-
-
-# -- what does not apply to a graph, and the reference comparison -----------------------------------
-
-
-def test_conversion_folds_and_torch_forms_skip_and_the_reference_is_compared(tmp_path):
-    path = export_tiny(tmp_path / "tiny.onnx", None, preprocessing=Preprocessing(crop_size=32, resize_size=36))
-    reference = f"{TINY}?size=32"  # the torch model as the file was exported: 32 px (its own query inside the spec's)
-    model = load_model(f"{path}?reference={reference}", "cpu")
-    assert model.id == f"{os.path.normpath(path)}?reference={reference}"
-    with pytest.raises(NotApplicable, match="is an ONNX graph"):
-        check_equivalence(model, IMAGES, "rgb_to_gray")
-    logits = predict_logits(model, IMAGES)
-    for form in ("torchscript", "bf16_cpu", "channels_last"):
-        with pytest.raises(Unsupported, match=f"the model is an ONNX graph run by ONNX Runtime; {form} is a form of a torch model"):
-            check_form(model, IMAGES, logits, form)
-    same = check_form(model, IMAGES, logits, "onnxruntime")
-    assert same.max_abs_diff < 1e-4 and same.top1_agreement == 1.0
-    other = load_model(f"{path}?reference=tests.tiny_models:tiny_other?size=32", "cpu")  # another model: its logits differ
-    assert check_form(other, IMAGES, logits, "onnxruntime").max_abs_diff > 1e-2
-    plain = load_model(str(path), "cpu")
-    with pytest.raises(Unsupported, match=r"no \?reference=SPEC names the torch model"):
-        check_form(plain, IMAGES, logits, "onnxruntime")
-    wrong = load_model(f"{path}?reference={reference}&mean=0.5,0.5,0.5", "cpu")
-    with pytest.raises(AssertionError, match="is fed other input than its reference") as refused:
-        check_form(wrong, IMAGES, predict_logits(wrong, IMAGES), "onnxruntime")
-    # hunt 35, F1: options after a reference go to the file; the message names the other reading and its %26
-    assert "Its spec gives the ONNX file mean: if they were meant for the reference, write %26" in str(refused.value)
-    plain_reference = load_model(f"{path}?reference={TINY}&mean=0.5,0.5,0.5", "cpu")  # nothing split off: no %26 advice
-    with pytest.raises(AssertionError, match="is fed other input than its reference") as refused:
-        check_form(plain_reference, IMAGES, predict_logits(plain_reference, IMAGES), "onnxruntime")
-    assert "%26" not in str(refused.value)
 
 
 # -- specs, config, refusals ------------------------------------------------------------------------

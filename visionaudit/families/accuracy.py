@@ -16,7 +16,7 @@ from visionaudit.data.image_sets import subset_of
 from visionaudit.families import thresholds as f
 from visionaudit.families.assessment import PerImage, require_count
 from visionaudit.families.records import AuditRecord
-from visionaudit.families.registry import Family, register_family
+from visionaudit.families.registry import CountsLabelled, Family, register_family
 from visionaudit.models.topk import (  # noqa: F401 (public here too)
     top1_accuracy,
     top1_correct,
@@ -71,16 +71,17 @@ def top1_shortfall(k: int, n: int, bound: float, preprocessing: Any, whole: int 
     model of accuracy ``bound`` falls this low on ``n`` images often (lite0, 0.879 on all 1,000 images, gets 0.840
     on a 50-image subset), so more images decide: a larger subset or the full set when the ``n`` were drawn from
     ``whole`` images (--audit-samples), else only a larger labelled set; above the interval, look at the
-    preprocessing first, or the class order where ``confused`` (:func:`wholesale_confusions`) names classes taken
-    wholesale for others."""
+    preprocessing or the class order, the class order first where ``confused`` (:func:`wholesale_confusions`) names
+    classes taken wholesale for others."""
     low, high = wilson_interval(k, n)
     interval = f"{k}/{n} right, 95 % Wilson interval [{low:.3f}, {high:.3f}]"
     if bound <= high:
         decide = (f"--audit-samples N (up to {whole:,}) or the full set decide" if whole is not None and whole > n
                   else "a larger labelled set decides")
         return f"{interval} includes it: the shortfall is within sampling error on {n} images; {decide}"
-    if confused:
-        return f"{interval}, all below it: {confused}: is its class list in the model's output order?"
+    if confused:  # the order first (its mark), yet names in order do not clear the preprocessing: both can be wrong
+        return (f"{interval}, all below it: {confused}: is its class list in the model's output order? If it is, check its "
+                f"preprocessing: {preprocessing}")
     return f"{interval}, all below it: check its preprocessing or its class order: {preprocessing}"
 
 
@@ -210,6 +211,7 @@ FAMILY = register_family(Family(
     gates="clean top-1 on labelled natural images, through the model's own preprocessing",
     key_metric="clean_top1",
     higher_is_better=True,
+    counts_labelled=CountsLabelled(),
     splits_by_image=True,
     assessors={"clean_top1": assess_clean_top1},
     directions={"top5": True, "balanced_accuracy": True, "class_accuracy": True},  # class_accuracy: the baseline's

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from visionaudit.families import thresholds as f
 from visionaudit.families.assessment import Deferred, NotApplicable, require_count
 from visionaudit.families.records import AuditRecord
-from visionaudit.families.registry import Family, register_family
+from visionaudit.families.registry import CountsLabelled, Family, register_family
 
 if TYPE_CHECKING:  # torch and the models are imported where a form is made: the descriptor is read on the xdist
     import torch  # controller, which never imports torch (benchmarks/phases.py times the start-up)
@@ -224,6 +224,7 @@ FAMILY = register_family(Family(
           "channels_last) give the logits of the model as loaded, on real images",
     key_metric="max_abs_diff",
     higher_is_better=False,
+    counts_labelled=CountsLabelled(cap="images"),  # its forms are compared on a stratified subset of them
     assessors={"form": assess_form},
     metrics=("max_rel_diff", "top1_agreement", "n_images"),
     thresholds={

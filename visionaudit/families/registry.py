@@ -40,10 +40,29 @@ ENTRY_POINT_GROUP = "visionaudit.families"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
-
 def direction_words(higher_is_better: bool | None) -> str:
     """How a direction reads: the summaries', the README table's and the page's one wording."""
     return {True: "higher is better", False: "lower is better"}.get(higher_is_better, "no direction")
+
+
+@dataclass(frozen=True)
+class CountsLabelled:
+    """A gate that counts the run's labelled images (``require_count`` against its ``min_images``): how many it counts,
+    from its own bounds, so that a count below ``min_images`` is said at startup, not found after its tests ran.
+
+    - ``cap``: the bound (a key of its thresholds) of the stratified subset it takes of them: it counts
+      ``min(cap, N)`` of the run's N (0: all N); "" for all N.
+    - ``unless``: the run option (a field of the run's settings, e.g. ``"imagenet_c"``) under which it scores images of
+      its own instead: set, the count is not the labelled images'.
+    """
+
+    cap: str = ""
+    unless: str = ""
+
+    def count(self, thresholds: Mapping[str, Any], n_images: int) -> int:
+        """What the gate counts of ``n_images`` labelled images under ``thresholds``."""
+        cap = int(thresholds[self.cap]) if self.cap else 0
+        return min(cap, n_images) if cap else n_images
 
 
 @dataclass(frozen=True)
@@ -92,6 +111,10 @@ class Family:
     html_section: str | Callable[[Any], dict[str, Any] | None] | None = None
     # Metrics the summaries show when an entry has no key metric (corruption: a model of its own label space has no mCE).
     alt_key_metrics: tuple[str, ...] = ()
+    # How many of the run's labelled images its gate counts against its ``min_images`` (:class:`CountsLabelled`): a
+    # count below it, known at startup, is said then (visionaudit/families/sample_floor.py). None: it counts images of
+    # its own (stimuli) or none.
+    counts_labelled: CountsLabelled | None = None
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):

@@ -21,6 +21,7 @@ import zipfile
 from pathlib import Path
 
 from visionaudit.errors import CheckpointError
+from visionaudit.formatting import first_few
 
 # What a plain state dict's pickle names (torch.save(model.state_dict())); all on torch's weights_only allow list.
 _PLAIN = {"collections.OrderedDict", "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_parameter"}
@@ -121,7 +122,7 @@ def scan(path: str | Path) -> Pickled | None:
 
 
 def _shown(names: list[str], most: int = 4) -> str:
-    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+    return first_few(names, most, ", ")
 
 
 def refusal(path: Path, found: Pickled | None, why: str) -> str:

@@ -151,7 +151,7 @@ def markdown_summary(report: dict[str, Any]) -> str:
         lines += ["| model | audit | key metric | bound | verdict | tests |", "|---|---|---|---|---|---|"]
         lines += [f"| `{r['model']}` | {markdown_text(str(r['audit']))} | {markdown_text(str(r['metric']))} | "
                   f"{markdown_text(str(r['bound']))} | **{r['verdict']}** | {r['tests']} |" for r in rows]
-    # The run's notes too: the terminal prints them (plugins/data_check.py); a CI page must say them as well (an
+    # The run's notes too: the terminal prints them (plugins/run_notes.py); a CI page must say them as well (an
     # hf: model's assumed preprocessing is one).
     notes = [f"note: {n}" for n in (report.get("run") or {}).get("notes") or ()]
     extra = reason_lines(rows) + family_lines(report) + incomplete_lines(report) + notes

@@ -58,7 +58,12 @@ from visionaudit.families.baseline.statistics import (
 from visionaudit.families.baseline.summary import summary_lines as summary_lines
 from visionaudit.families.outcomes import Outcome, decode, decode_labels
 from visionaudit.families.records import AuditRecord
-from visionaudit.families.registry import Family, get_family, register_family
+from visionaudit.families.registry import (
+    CountsLabelled,
+    Family,
+    get_family,
+    register_family,
+)
 from visionaudit.formatting import fmt
 
 
@@ -375,5 +380,7 @@ FAMILY = register_family(Family(
     one_worker_per_model=True,  # Holm over the model's comparison set
     shares_worker_with="corruption",  # its live side reads the corruption run (15 x 5 conditions by default) again
     needs_a_judgement=True,  # a baseline gate that compared nothing has not passed
+    # Its comparisons of the labelled images (clean, robustness, corruption) pair this run's: its tests reading them
+    counts_labelled=CountsLabelled(),
     html_section="visionaudit.html.sections:baseline",
 ))

@@ -78,7 +78,7 @@ from visionaudit.families.corruption.scoring import (  # noqa: F401
     paired,
 )
 from visionaudit.families.corruption.switch import AUTO_AHEAD, MAX_AHEAD, resolve_ahead
-from visionaudit.families.registry import Family, register_family
+from visionaudit.families.registry import CountsLabelled, Family, register_family
 from visionaudit.preprocessing import Geometry
 
 if TYPE_CHECKING:  # torch, torchvision and the models are imported where images are scored: the descriptor is read
@@ -395,6 +395,7 @@ FAMILY = register_family(Family(
     aggregate=_aggregate,
     summary_lines=_summary_lines,
     one_worker_per_model=True,  # test_mce reads every condition's outcomes
+    counts_labelled=CountsLabelled(cap="images", unless="imagenet_c"),  # an ImageNet-C folder: its own images
     splits_by_image=True,  # a shard scores its share of the subset; visionaudit merge judges the shards' bits together
     html_section="visionaudit.html.sections:corruption",
 ))

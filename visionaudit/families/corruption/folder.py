@@ -57,7 +57,7 @@ CHUNK = 1_000
 
 def condition_images(root: Path, corruption: str, severity: int, samples: int | None, seed: int) -> ImageSet:
     """The files of one condition folder a run scores (its ``--audit-samples`` subset, all shards'): what
-    :meth:`FolderRun.condition` reads, and what the startup header check opens (plugins/data_check.py)."""
+    :meth:`FolderRun.condition` reads, and what the startup header check opens (visionaudit/families/image_check.py)."""
     folder = condition_folder(root, corruption, severity)
     return labelled_images(folder, name=f"imagenet-c {corruption}/{severity}").stratified_subset(samples, seed)
 

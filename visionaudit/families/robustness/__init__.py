@@ -22,7 +22,7 @@ from visionaudit.data.label_space import names_of
 from visionaudit.families import thresholds as f
 from visionaudit.families.assessment import NotJudged, PerImage, require_count
 from visionaudit.families.records import AuditRecord
-from visionaudit.families.registry import Family, register_family
+from visionaudit.families.registry import CountsLabelled, Family, register_family
 from visionaudit.families.robustness.transforms import TRANSFORMS
 from visionaudit.families.robustness.transforms import get as get_transform
 from visionaudit.models.topk import top1_correct
@@ -330,6 +330,7 @@ FAMILY = register_family(Family(
           "perspective, vertical flip, HistEq+Zoom+Brightness), paired with the shared clean pass",
     key_metric="drop",
     higher_is_better=False,
+    counts_labelled=CountsLabelled(),
     splits_by_image=True,
     assessors={"transform": assess_transform},
     directions={"top1": True, "clean_top1": True, "flip_rate": False},

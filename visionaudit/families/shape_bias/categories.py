@@ -21,6 +21,7 @@ from visionaudit.data.imagenet16 import AGGREGATIONS, categories, mapping
 from visionaudit.data.imagenet16 import decide as imagenet_decide
 from visionaudit.errors import ConfigError, closest
 from visionaudit.families.assessment import NotApplicable
+from visionaudit.formatting import first_few
 
 if TYPE_CHECKING:  # imported where logits are read: the category map is checked on the xdist controller without torch
     import torch
@@ -75,8 +76,7 @@ def check_category_map(label_space: Any, category_map: Mapping[str, str] | None)
             problems.append(f"{name!r} = {category!r}: {category!r} is not one of the 16 categories"
                             + (f" (closest: {near!r})" if near else ""))
     if problems:
-        raise ConfigError(f"[audits.shape_bias] category_map: {'; '.join(problems[:10])}"
-                          f"{' ...' if len(problems) > 10 else ''}. Name the model's classes (from {label_space.source}) "
+        raise ConfigError(f"[audits.shape_bias] category_map: {first_few(problems)}. Name the model's classes (from {label_space.source}) "
                           f"and the 16 categories ({', '.join(wanted)})")
 
 
@@ -103,7 +103,7 @@ def shape_categories(label_space: Any, category_map: Mapping[str, str] | None = 
     missing = [c for c, i in found.items() if i is None]
     if not missing:
         return ShapeCategories({c: (i,) for c, i in found.items()}, "class names")
-    named = f"missing: {', '.join(missing[:8])}{', ...' if len(missing) > 8 else ''}"
+    named = f"missing: {first_few(missing, 8, ', ')}"
     if len(wanted) - len(missing) == len(label_space):  # every class is a category already: no map can add the rest
         raise NotApplicable(f"its {len(label_space)} classes are {len(label_space)} of the 16 shape-bias categories, and it "
                             f"has no class for the other {len(missing)} ({named}): shape bias needs a class for each of "

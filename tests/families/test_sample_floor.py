@@ -1,0 +1,136 @@
+"""The core of the ``--audit-samples`` floor note (visionaudit/families/sample_floor.py): which families' gates an
+``--audit-samples`` subset or their own cap leaves not judged, read from each family's descriptor
+(``counts_labelled``: what it counts, capped by which bound, unless which option), and the note's fixes. The note as a real run says it: tests/plugins/test_sample_floor.py."""
+
+from __future__ import annotations
+
+from visionaudit.families import registry
+from visionaudit.families.registry import CountsLabelled, Family, register_family
+from visionaudit.families.sample_floor import (
+    below_floor,
+    capped_below_floor,
+    floor_note,
+    sample_floor_note,
+)
+
+MODEL = "tv:resnet18"
+
+
+def _meta(*families: str, **extra) -> dict:
+    return {f"audits/test_{f}.py::t[{i}]": {"audit": f, "model": MODEL, **extra} for i, f in enumerate(families)}
+
+
+def _bounds(minimums: dict[str, int]):
+    """A family's bounds as the config gives them: here, min_images (50 unless ``minimums`` says otherwise) and an
+    ``images`` cap of 0 (all of them)."""
+    return lambda family, model: {"min_images": minimums.get(family, 50), "images": 0}
+
+
+def test_the_families_whose_gate_counts_the_labelled_images_say_so_in_their_descriptors():
+    counting = {name for name, fam in registry.families().items() if fam.counts_labelled}
+    # shape_bias counts its stimuli, channel_bias and conversion no images against a floor; the baseline's comparisons
+    # of the labelled images pair this run's (its shape-bias ones the stimuli: below, by the test's data)
+    assert {"accuracy", "robustness", "corruption", "deployment", "baseline"} <= counting
+    assert not counting & {"shape_bias", "channel_bias", "conversion"}
+
+
+def test_below_floor_reads_the_descriptor_not_a_list(monkeypatch):
+    """A family registered outside the suite that counts the labelled images is in the note; one that does not is not."""
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    register_family(Family(name="toy_counting", gates="x", key_metric="s", higher_is_better=True, thresholds={},
+                           counts_labelled=CountsLabelled()))
+    register_family(Family(name="toy_stimuli", gates="x", key_metric="s", higher_is_better=True, thresholds={}))
+    floors = below_floor(_meta("toy_stimuli", "toy_counting", "accuracy"), 20, _bounds({"toy_counting": 30}))
+    assert floors == {"accuracy": 50, "toy_counting": 30}  # in the registry's order: built-ins first
+
+
+def test_below_floor_takes_each_familys_largest_minimum_over_its_models():
+    meta = {"a": {"audit": "accuracy", "model": "m1"}, "b": {"audit": "accuracy", "model": "m2"},
+            "c": {"audit": "robustness", "model": "m1"}}
+    by_model = {"m1": 30, "m2": 70}
+    floors = below_floor(meta, 40, lambda family, model: {"min_images": by_model[model]})
+    assert floors == {"accuracy": 70}  # robustness's 30 is met by 40 images
+
+
+def test_no_note_where_the_count_is_not_certain_or_not_chosen():
+    meta, bounds = _meta("accuracy", "corruption"), _bounds({})
+    assert sample_floor_note(20, 20, meta, bounds) is not None
+    assert sample_floor_note(20, 20, meta, bounds, shard=True) is None  # both split by image: a shard judges its share
+    assert sample_floor_note(None, 20, meta, bounds) is None  # no --audit-samples: the set is that small
+    assert sample_floor_note(30, 20, meta, bounds) is None  # fewer than asked: said already
+    # corruption on an ImageNet-C folder scores the folder's images, not the labelled subset
+    imagenet_c = lambda name: "/data/imagenet-c" if name == "imagenet_c" else None  # noqa: E731
+    assert below_floor(meta, 20, bounds, imagenet_c) == {"accuracy": 50}
+    assert below_floor(meta, 20, bounds) == {"accuracy": 50, "corruption": 50}
+    assert below_floor(_meta("accuracy", control=True), 20, bounds) == {}  # a control test judges no gate
+    assert below_floor(meta, 50, bounds) == {}  # at the floor: judged
+
+
+def test_the_note_names_the_gates_and_the_fixes():
+    note = floor_note(20, {"accuracy": 50, "robustness": 60})
+    assert note.startswith("--audit-samples 20 is below min_images (accuracy 50, robustness 60; audit.toml): "
+                           "the accuracy, robustness gates will not be judged")
+    assert "use --audit-samples 60 or more" in note and '-m "not accuracy and not robustness"' in note
+
+
+def test_the_note_names_each_familys_table():
+    note = floor_note(20, {"accuracy": 50, "robustness": 60, "deployment": 16})
+    assert "lower min_images in audit.toml ([audits.accuracy] min_images, [audits.robustness] min_images, " \
+           "[audits.deployment] min_images)" in note
+
+
+def test_the_deployment_gate_counts_the_labelled_images_too():
+    """Its forms are compared on a subset of the run's labelled images (its ``images``, 64, caps it): with fewer than
+    its min_images (16) in the run, the subset is as small and the gate is not judged (hunt 35 F4 left it out)."""
+    assert registry.get_family("deployment").counts_labelled
+    defaults = lambda family, model: registry.get_family(family).defaults  # noqa: E731 (the families' own defaults)
+    assert below_floor(_meta("deployment", "accuracy"), 10, defaults) == {"accuracy": 50, "deployment": 16}
+    assert below_floor(_meta("deployment", "accuracy"), 16, defaults) == {"accuracy": 50}
+
+
+def _deployment_bounds(**changed):
+    """Deployment's own defaults (images 64, min_images 16) with ``changed``; accuracy's defaults."""
+    return lambda family, model: {**registry.get_family(family).defaults, **(changed if family == "deployment" else {})}
+
+
+def test_deployments_own_images_caps_what_it_counts():
+    """Its gate counts min(images, N) (a stratified subset of the N): images = 8 < min_images 16 is never judged,
+    whatever --audit-samples, and the fix named is [audits.deployment] images, not --audit-samples (review36 F1)."""
+    meta = _meta("deployment", "accuracy")
+    assert capped_below_floor(meta, _deployment_bounds(images=8)) == {"deployment": ("images", 8, 16)}
+    note = sample_floor_note(60, 60, meta, _deployment_bounds(images=8))  # accuracy's 50 met: only deployment's cap
+    assert note is not None and "[audits.deployment] images = 8 is below its min_images (16)" in note
+    assert "raise [audits.deployment] images to 16 or more" in note and "--audit-samples 16" not in note
+    note = sample_floor_note(20, 20, meta, _deployment_bounds(images=8))  # and accuracy's floor, its own fix
+    assert "[audits.deployment] images = 8" in note and "(accuracy 50; audit.toml): the accuracy gate" in note
+    assert "deployment 16" not in note  # not offered --audit-samples as its fix
+    assert sample_floor_note(None, 500, meta, _deployment_bounds(images=8)) is not None  # without --audit-samples too
+    assert below_floor(meta, 20, _deployment_bounds(images=16)) == {"accuracy": 50}  # the cap at the floor: judged
+    assert below_floor(meta, 12, _deployment_bounds(images=30)) == {"accuracy": 50, "deployment": 16}
+
+
+def test_corruptions_images_zero_counts_them_all_and_its_cap_counts():
+    bounds = lambda images: (lambda family, model: {"min_images": 50, "images": images})  # noqa: E731
+    assert capped_below_floor(_meta("corruption"), bounds(0)) == {}  # 0: all N
+    assert below_floor(_meta("corruption"), 60, bounds(0)) == {}
+    assert capped_below_floor(_meta("corruption"), bounds(30)) == {"corruption": ("images", 30, 50)}
+    # on an ImageNet-C folder it scores the folder's images: its cap on the labelled ones says nothing
+    assert capped_below_floor(_meta("corruption"), bounds(30), lambda name: name == "imagenet_c") == {}
+
+
+def test_in_a_shard_a_family_that_runs_whole_is_still_counted():
+    """Deployment does not split its images: it runs whole in shard 1 on all N (review36 F2)."""
+    meta = _meta("deployment", "accuracy")
+    assert below_floor(meta, 10, _deployment_bounds(), shard=True) == {"deployment": 16}
+    note = sample_floor_note(10, 10, meta, _deployment_bounds(), shard=True)
+    assert note is not None and "the deployment gate will not be judged" in note and "accuracy" not in note
+
+
+def test_the_baselines_comparisons_of_the_labelled_images_count_them():
+    """Its clean, robustness and corruption comparisons pair this run's labelled images against its own min_images
+    (20); its shape-bias comparisons count stimuli (review36 F5)."""
+    bounds = lambda family, model: registry.get_family(family).defaults  # noqa: E731
+    labelled = {"t[clean_top1]": {"audit": "baseline", "model": MODEL, "data": ["labelled"]}}
+    stimuli = {"t[shape_bias]": {"audit": "baseline", "model": MODEL, "data": ["cue-conflict"]}}
+    assert below_floor(labelled, 10, bounds) == {"baseline": 20}
+    assert below_floor(stimuli, 10, bounds) == {}

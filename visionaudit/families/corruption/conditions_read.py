@@ -1,0 +1,32 @@
+"""The ``--audit-imagenet-c`` condition folders the collected tests read, from the collection's family and parameters
+per test: what the startup check opens (plugins/data_check.py, visionaudit/families/image_check.py)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+from visionaudit.families.baseline import ALL_COMPARED
+from visionaudit.families.corruption import check_severities
+
+# A family's bounds for a model (canonical spec): visionaudit.config.AuditConfig.thresholds.
+Bounds = Callable[[str, str], Mapping[str, Any]]
+
+
+def imagenet_c_conditions(meta: Mapping[str, Mapping[str, Any]], bounds: Bounds) -> list[tuple[str, int]]:
+    """The (corruption, severity) folders the tests of ``meta`` read on an ImageNet-C folder: a condition's test (and
+    the baseline's comparison of it) its own; the mCE (and the baseline's comparison of it) each its model scores."""
+    out: dict[tuple[str, int], None] = {}
+    for m in meta.values():
+        params = m.get("params") or {}
+        compared = ALL_COMPARED.get(params.get("comparison")) if m.get("audit") == "baseline" else None
+        if compared is not None and compared.family != "corruption":
+            continue
+        if m.get("audit") == "corruption" and "corruption" in params:
+            out[(params["corruption"], int(params["severity"]))] = None
+        elif compared is not None and compared.kind == "error":  # condition "gaussian_noise-3"
+            corruption, severity = compared.condition.rsplit("-", 1)
+            out[(corruption, int(severity))] = None
+        elif m.get("audit") == "corruption" or compared is not None:
+            table = bounds("corruption", m.get("model") or "")
+            out.update(dict.fromkeys((c, s) for c in table["corruptions"] for s in check_severities(table["severities"])))
+    return sorted(out)

@@ -1,0 +1,121 @@
+"""A selected gate that will count fewer labelled images than its ``min_images``, said at startup (hunt 35, F4).
+
+The gates that count the run's labelled images (a family's ``counts_labelled``, :class:`CountsLabelled`) end
+``not_judged`` when fewer than their ``min_images``: known as soon as the subset's size is, before any model loads,
+yet found otherwise only after every test of theirs ran. What each counts is its descriptor's: all N of them, or
+``min(cap, N)`` where a bound of its own (deployment's and corruption's ``images``) caps the subset, or none where a
+run option gives it images of its own (corruption on an ImageNet-C folder). The pytest side says it once,
+prominently, on the terminal and in the report's ``run.notes`` (plugins/data_check.py); not an exit 4: a small subset
+on purpose (a smoke run, the suite's own tests) keeps what it measured, and the verdict is ``incomplete`` with the
+reason all the same. A cap alone below ``min_images`` is a gate never judged whatever the run: said too, naming the
+cap as the fix; a warning, not a refusal, for the same reason (what it measures is still recorded).
+
+Only where the count is certain: N is only where ``--audit-samples`` chose it, and in a shard a family that splits
+its images (``splits_by_image``) judges its share there and ``visionaudit merge`` all of them; one that does not
+runs whole in shard 1, on all N.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+from visionaudit.data.image_sets import LABELLED
+from visionaudit.errors import ConfigError
+from visionaudit.families.registry import families
+
+# A family's bounds for a model (canonical spec): visionaudit.config.AuditConfig.thresholds.
+Bounds = Callable[[str, str], Mapping[str, Any]]
+# A run option's value by its settings name (``"imagenet_c"``): a CountsLabelled's ``unless``.
+Option = Callable[[str], Any]
+
+
+def _no_option(name: str) -> Any:
+    return None
+
+
+def _registry_order(found: dict[str, Any]) -> dict[str, Any]:
+    order = list(families())
+    return dict(sorted(found.items(), key=lambda kv: order.index(kv[0])))
+
+
+def _counted(meta: Mapping[str, Mapping[str, Any]], bounds: Bounds, option: Option):
+    """Each test of ``meta`` (the collection's family, model, data and control flag per test) whose gate counts the
+    run's labelled images: its family, descriptor and bounds (``min_images`` readable)."""
+    known = families()
+    for m in meta.values():
+        family, model = m.get("audit"), m.get("model")
+        counts = known[family].counts_labelled if family in known else None
+        if counts is None or not model or m.get("control") or (counts.unless and option(counts.unless)):
+            continue
+        if "data" in m and LABELLED not in m["data"]:
+            continue  # a test of it that reads other images (the baseline's shape-bias comparisons)
+        try:
+            thresholds = bounds(family, model)
+            minimum, cap = int(thresholds["min_images"]), int(thresholds[counts.cap]) if counts.cap else 0
+        except (ConfigError, KeyError, TypeError, ValueError):
+            continue  # said where the test reads its bounds
+        yield family, known[family], counts, minimum, cap
+
+
+def capped_below_floor(meta: Mapping[str, Mapping[str, Any]], bounds: Bounds,
+                       option: Option = _no_option) -> dict[str, tuple[str, int, int]]:
+    """Each family of ``meta`` whose own cap on the labelled images it counts is below its ``min_images`` for some
+    model: ``(cap's key, the smallest such cap, the largest such minimum)``, in the registry's order. Never judged,
+    whatever --audit-samples."""
+    found: dict[str, tuple[str, int, int]] = {}
+    for family, _, counts, minimum, cap in _counted(meta, bounds, option):
+        if 0 < cap < minimum:
+            _, low, high = found.get(family, (counts.cap, cap, minimum))
+            found[family] = (counts.cap, min(low, cap), max(high, minimum))
+    return _registry_order(found)
+
+
+def below_floor(meta: Mapping[str, Mapping[str, Any]], n_images: int, bounds: Bounds, option: Option = _no_option, *,
+                shard: bool = False) -> dict[str, int]:
+    """Each family of ``meta`` that will count fewer than its ``min_images`` of ``n_images`` labelled images for some
+    model, though its cap alone would not (:func:`capped_below_floor`), with the largest such minimum, in the registry's
+    order. In a shard (``shard``) only the families that run whole there (not ``splits_by_image``)."""
+    capped = capped_below_floor(meta, bounds, option)
+    floors: dict[str, int] = {}
+    for family, fam, counts, minimum, cap in _counted(meta, bounds, option):
+        if family in capped or (shard and fam.splits_by_image):
+            continue
+        if (min(cap, n_images) if cap else n_images) < minimum:
+            floors[family] = max(minimum, floors.get(family, 0))
+    return _registry_order(floors)
+
+
+def floor_note(samples: int, floors: dict[str, int]) -> str:
+    """The note: which families will not be judged, and the three fixes."""
+    names = ", ".join(floors)
+    need = max(floors.values())
+    mins = ", ".join(f"{f} {n}" for f, n in floors.items())
+    deselect = " and ".join(f"not {f}" for f in floors)
+    tables = ", ".join(f"[audits.{f}] min_images" for f in floors)
+    return (f"--audit-samples {samples:,} is below min_images ({mins}; audit.toml): the {names} gate"
+            f"{'s' if len(floors) > 1 else ''} will not be judged (not_judged, verdict incomplete), though "
+            f"{'their' if len(floors) > 1 else 'its'} tests run; use --audit-samples {need} or more, or lower "
+            f"min_images in audit.toml ({tables}), or deselect them (-m \"{deselect}\")")
+
+
+def capped_note(capped: dict[str, tuple[str, int, int]]) -> str:
+    """The note for gates whose own cap is below their ``min_images``: the cap is the fix, not --audit-samples."""
+    parts = [f"[audits.{f}] {key} = {cap} is below its min_images ({minimum})" for f, (key, cap, minimum) in capped.items()]
+    raises = ", ".join(f"[audits.{f}] {key} to {minimum} or more" for f, (key, _, minimum) in capped.items())
+    plural = len(capped) > 1
+    return (f"{'; '.join(parts)} (audit.toml): the {', '.join(capped)} gate{'s' if plural else ''} will never be judged "
+            f"(not_judged, verdict incomplete), whatever --audit-samples: {'they count' if plural else 'it counts'} "
+            f"at most that many labelled images; raise {raises}, or lower min_images there")
+
+
+def sample_floor_note(samples: int | None, n_images: int, meta: Mapping[str, Mapping[str, Any]], bounds: Bounds, *,
+                      shard: bool = False, option: Option = _no_option) -> str | None:
+    """The note for a run of ``n_images`` labelled images, or None. Gates their own cap leaves below the floor always;
+    the others only where ``--audit-samples`` (``samples``) chose that many (a set smaller than asked was said already;
+    raising --audit-samples would not help it); ``shard``: this run is a shard; ``option``: the run's options."""
+    notes = []
+    if capped := capped_below_floor(meta, bounds, option):
+        notes.append(capped_note(capped))
+    if samples and samples == n_images and (floors := below_floor(meta, n_images, bounds, option, shard=shard)):
+        notes.append(floor_note(samples, floors))
+    return "; and ".join(notes) or None
