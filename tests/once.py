@@ -56,13 +56,14 @@ def built_once(factory: pytest.TempPathFactory, name: str, build: Callable[[Path
 
 
 def audit_once(factory: pytest.TempPathFactory, shared_data: Path, name: str, *args: str, model: str,
-               timeout: float = 600) -> tuple[subprocess.CompletedProcess, dict | None, Path]:
+               logit_cache: bool = True, timeout: float = 600) -> tuple[subprocess.CompletedProcess, dict | None, Path]:
     """tests.audit_runs.audit run once per session for ``name`` (same arguments wherever it is asked for): its
-    process (exit status and output, kept beside the report) and its report, and the report's path."""
+    process (exit status and output, kept beside the report) and its report, and the report's path; on the
+    session's logit cache unless ``logit_cache`` is False (see run_audit)."""
 
     def build(folder: Path) -> None:
         save_process(folder / "process.json", run_audit(factory, folder, shared_data, name, *args, model=model,
-                                                        timeout=timeout))
+                                                        logit_cache=logit_cache, timeout=timeout))
 
     folder = built_once(factory, f"audit-{name}", build)
     proc = load_process(folder / "process.json")
@@ -97,7 +98,9 @@ def run_audit(factory: pytest.TempPathFactory, folder: Path, shared_data: Path, 
     # A session fixture is set up before the function-scoped autouse one that points the slow tests' runs at the
     # shared logit cache (tests/conftest.py): point this run at it here, as that fixture would.
     with pytest.MonkeyPatch.context() as env:
-        if logit_cache and not os.environ.get(LOGIT_CACHE_ENV):
+        if not logit_cache:
+            env.delenv(LOGIT_CACHE_ENV, raising=False)  # set by an earlier fixture, it would be read all the same
+        elif not os.environ.get(LOGIT_CACHE_ENV):
             env.setenv(LOGIT_CACHE_ENV, str(logit_cache_dir(factory)))
         proc, _ = audit(folder, shared_data, name, *args, model=model, timeout=timeout)
     return proc
