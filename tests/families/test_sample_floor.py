@@ -134,3 +134,28 @@ def test_the_baselines_comparisons_of_the_labelled_images_count_them():
     stimuli = {"t[shape_bias]": {"audit": "baseline", "model": MODEL, "data": ["cue-conflict"]}}
     assert below_floor(labelled, 10, bounds) == {"baseline": 20}
     assert below_floor(stimuli, 10, bounds) == {}
+
+
+def test_one_models_cap_below_the_floor_does_not_hide_another_models_subset_below_it():
+    """Two models of the deployment family: one with images = 8 (never judged: the cap is its fix), one with the
+    default 64 on a subset of 12 (--audit-samples is its fix): both are said (review36 layout2 G1)."""
+    meta = {"audits/test_deployment.py::t[a]": {"audit": "deployment", "model": "a"},
+            "audits/test_deployment.py::t[b]": {"audit": "deployment", "model": "b"}}
+    defaults = registry.get_family("deployment").defaults
+    bounds = lambda family, model: {**defaults, "images": 8 if model == "a" else 64}  # noqa: E731
+    assert capped_below_floor(meta, bounds) == {"deployment": ("images", 8, 16)}
+    assert below_floor(meta, 12, bounds) == {"deployment": 16}
+    note = sample_floor_note(12, 12, meta, bounds)
+    assert "[audits.deployment] images = 8" in note and "--audit-samples 16 or more" in note
+
+
+def test_a_descriptor_with_a_counts_labelled_not_of_its_shape_is_refused_when_made():
+    """True (not a CountsLabelled) or a cap that is none of its thresholds: refused naming it, not an AttributeError at
+    a run's startup or a warning never given (review36 layout2 G2)."""
+    import pytest
+
+    with pytest.raises(ValueError, match="counts_labelled must be a visionaudit.CountsLabelled or None, not True"):
+        Family(name="toy_bool", gates="x", key_metric="s", higher_is_better=True, thresholds={}, counts_labelled=True)
+    with pytest.raises(ValueError, match="cap 'imgaes' is not one of its thresholds"):
+        Family(name="toy_typo", gates="x", key_metric="s", higher_is_better=True, thresholds={},
+               counts_labelled=CountsLabelled(cap="imgaes"))

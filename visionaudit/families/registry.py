@@ -121,6 +121,14 @@ class Family:
             raise ValueError(f"family name {self.name!r} must be lower_snake_case (it is a pytest marker)")
         if not self.audit_file:
             object.__setattr__(self, "audit_file", f"audits/test_{self.name}.py")
+        # Checked here, not found at startup as an AttributeError (True) or a warning silently never given (a typo)
+        if self.counts_labelled is not None and not isinstance(self.counts_labelled, CountsLabelled):
+            raise ValueError(f"the {self.name} family's counts_labelled must be a visionaudit.CountsLabelled or None, "
+                             f"not {self.counts_labelled!r} (CountsLabelled() for all of the run's labelled images)")
+        cap = self.counts_labelled.cap if self.counts_labelled else ""
+        if cap and cap not in self.thresholds:
+            raise ValueError(f"the {self.name} family's counts_labelled cap {cap!r} is not one of its thresholds "
+                             f"({', '.join(self.thresholds) or 'none'})")
 
     @property
     def direction(self) -> str:

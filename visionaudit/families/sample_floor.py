@@ -54,7 +54,7 @@ def _counted(meta: Mapping[str, Mapping[str, Any]], bounds: Bounds, option: Opti
             minimum, cap = int(thresholds["min_images"]), int(thresholds[counts.cap]) if counts.cap else 0
         except (ConfigError, KeyError, TypeError, ValueError):
             continue  # said where the test reads its bounds
-        yield family, known[family], counts, minimum, cap
+        yield family, known[family], counts, thresholds, minimum, cap
 
 
 def capped_below_floor(meta: Mapping[str, Mapping[str, Any]], bounds: Bounds,
@@ -63,7 +63,7 @@ def capped_below_floor(meta: Mapping[str, Mapping[str, Any]], bounds: Bounds,
     model: ``(cap's key, the smallest such cap, the largest such minimum)``, in the registry's order. Never judged,
     whatever --audit-samples."""
     found: dict[str, tuple[str, int, int]] = {}
-    for family, _, counts, minimum, cap in _counted(meta, bounds, option):
+    for family, _, counts, _, minimum, cap in _counted(meta, bounds, option):
         if 0 < cap < minimum:
             _, low, high = found.get(family, (counts.cap, cap, minimum))
             found[family] = (counts.cap, min(low, cap), max(high, minimum))
@@ -75,12 +75,12 @@ def below_floor(meta: Mapping[str, Mapping[str, Any]], n_images: int, bounds: Bo
     """Each family of ``meta`` that will count fewer than its ``min_images`` of ``n_images`` labelled images for some
     model, though its cap alone would not (:func:`capped_below_floor`), with the largest such minimum, in the registry's
     order. In a shard (``shard``) only the families that run whole there (not ``splits_by_image``)."""
-    capped = capped_below_floor(meta, bounds, option)
     floors: dict[str, int] = {}
-    for family, fam, counts, minimum, cap in _counted(meta, bounds, option):
-        if family in capped or (shard and fam.splits_by_image):
+    for family, fam, counts, thresholds, minimum, cap in _counted(meta, bounds, option):
+        # a model whose cap alone is below its minimum is capped_below_floor's; the family's other models are not
+        if 0 < cap < minimum or (shard and fam.splits_by_image):
             continue
-        if (min(cap, n_images) if cap else n_images) < minimum:
+        if counts.count(thresholds, n_images) < minimum:
             floors[family] = max(minimum, floors.get(family, 0))
     return _registry_order(floors)
 
