@@ -22,9 +22,8 @@ from typing import Any, Callable, Mapping
 from visionaudit.data.image_sets import LABELLED
 from visionaudit.errors import ConfigError
 from visionaudit.families.registry import families
+from visionaudit.families.thresholds import Bounds
 
-# A family's bounds for a model (canonical spec): visionaudit.config.AuditConfig.thresholds.
-Bounds = Callable[[str, str], Mapping[str, Any]]
 # A run option's value by its settings name (``"imagenet_c"``): a CountsLabelled's ``unless``.
 Option = Callable[[str], Any]
 

@@ -12,9 +12,12 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, replace
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 from visionaudit.errors import closest, unknown_name
+
+# A family's bounds for a model (canonical spec): how the core's checks take visionaudit.config.AuditConfig.thresholds.
+Bounds = Callable[[str, str], Mapping[str, Any]]
 
 KINDS = ("number", "int", "str", "bool", "list[str]", "list[number]", "map[number]", "map[str]")
 

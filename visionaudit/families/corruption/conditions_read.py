@@ -3,13 +3,11 @@ per test: what the startup check opens (plugins/data_check.py, visionaudit/famil
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 from visionaudit.families.baseline import ALL_COMPARED
 from visionaudit.families.corruption import check_severities
-
-# A family's bounds for a model (canonical spec): visionaudit.config.AuditConfig.thresholds.
-Bounds = Callable[[str, str], Mapping[str, Any]]
+from visionaudit.families.thresholds import Bounds
 
 
 def imagenet_c_conditions(meta: Mapping[str, Mapping[str, Any]], bounds: Bounds) -> list[tuple[str, int]]:

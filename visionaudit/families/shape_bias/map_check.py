@@ -5,15 +5,13 @@ measured at all (the observers' data serves only that). Plain arguments in: the 
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from typing import Sequence
 
 from visionaudit.errors import ConfigError
 from visionaudit.families.shape_bias import categories_or_reason, check_category_map
+from visionaudit.families.thresholds import Bounds
 from visionaudit.models.classes import known_before_load
 from visionaudit.models.specs import parse_spec
-
-# A family's bounds for a model (canonical spec): visionaudit.config.AuditConfig.thresholds.
-Bounds = Callable[[str, str], Mapping[str, Any]]
 
 
 def check_category_maps(models: Sequence[str], classes: str | None, bounds: Bounds) -> list[str]:
