@@ -13,7 +13,6 @@ import torch
 
 from tests.audit_runs import (
     SUITE_INI,
-    root_plugins,
     suite_conftest,
     with_unused_plugins_off,
 )
@@ -130,10 +129,6 @@ def suite(pytester: pytest.Pytester) -> pytest.Pytester:
     pytester.makeconftest(suite_conftest())
     pytester.makeini(SUITE_INI)
     return pytester
-
-
-def _root_plugins() -> list[str]:  # tests/families/test_families.py's name for it
-    return root_plugins()
 
 
 @pytest.fixture

@@ -115,9 +115,9 @@ TOY_ROW = "| `toy` | `audits/test_toy.py` | a toy score per model | `score` (hig
 
 @pytest.fixture
 def toy(pytester: pytest.Pytester, monkeypatch) -> pytest.Pytester:
-    from tests.conftest import _root_plugins
+    from tests.audit_runs import root_plugins
 
-    pytester.makeconftest(TOY_CONFTEST.format(root=str(ROOT), plugins=_root_plugins()))
+    pytester.makeconftest(TOY_CONFTEST.format(root=str(ROOT), plugins=root_plugins()))
     pytester.makepyfile(test_toy=TOY_AUDIT)
     pytester.makefile(".toml", audit='[audits.toy]\nmin_score = 0.5\nmode = "full"\n')
     monkeypatch.setenv("PYTHONPATH", str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
@@ -295,9 +295,9 @@ def test_score(model, assess, thresholds):
 def test_a_family_gets_its_defaults_and_assessors_from_its_descriptor(pytester: pytest.Pytester, monkeypatch):
     """No [audits.graded] table anywhere: the descriptor's defaults apply, an override replaces one key,
     and its assessor (named on the descriptor) judges the gate."""
-    from tests.conftest import _root_plugins
+    from tests.audit_runs import root_plugins
 
-    pytester.makeconftest(GRADED_CONFTEST.format(root=str(ROOT), plugins=_root_plugins()))
+    pytester.makeconftest(GRADED_CONFTEST.format(root=str(ROOT), plugins=root_plugins()))
     pytester.makepyfile(test_graded=GRADED_AUDIT)
     pytester.makefile(".toml", audit='[run]\nseed = 0\n')
     monkeypatch.setenv("PYTHONPATH", str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
