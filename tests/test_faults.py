@@ -330,35 +330,6 @@ def test_a_model_load_that_times_out_is_one_timeout_the_others_pointing_to_it(pr
     assert proc.stdout.count("time.sleep(60)") == 1  # the traceback (through the factory) printed once
 
 
-SLOW_DEVICE = """
-import time
-
-import pytest
-
-pytestmark = pytest.mark.audit("accuracy")
-
-
-@pytest.fixture(scope="session")
-def audit_device():  # the worker's device, as slow to come as torch's first import on a loaded machine
-    time.sleep(60)
-
-
-def test_d(model, record):
-    record.metric("clean_top1", 0.9)
-"""
-
-
-def test_a_time_limit_hit_finding_the_models_device_is_that_loads_reason(project):
-    """In a single process the device's fixture imports torch first: a time limit hit there left the model's entry
-    with no error (fixflaky, stop 35)."""
-    project.makepyfile(test_device=SLOW_DEVICE)
-    proc = run(project, "", "test_device.py", "--audit-timeout", "5")
-    data = report(project)
-    assert outcomes(data) == {"test_device.py::test_d[tests.tiny_models:tiny]": "timeout"}, proc.stdout[-2000:]
-    info = data["models"]["tests.tiny_models:tiny"]
-    assert info["loaded"] is False and "Timeout (>5.0s)" in (info["error"] or ""), info
-
-
 def test_any_other_early_exit_leaves_the_running_test_interrupted(project):
     proc = run(project, "exit")
     assert proc.returncode == 3, proc.stdout[-2000:]

@@ -1,0 +1,87 @@
+"""A time limit hit while a process resolves its models' device (the session fixture ``audit_device``, which in a
+single process imports torch first): the load it stopped says so, and each later model of the process, whose load
+pytest fails with the same kept fixture failure, says its load never began (fixtures/models.py). Moved from
+tests/test_faults.py, whose runs these follow."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from tests.audit_runs import run_project
+from visionaudit.families.records import report_schema
+
+ROOT = Path(__file__).resolve().parents[1]
+ARGS = ["test_device.py", "--model", "tests.tiny_models:tiny", "--device", "cpu", "-p", "no:cacheprovider",
+        "--audit-json=report.json"]
+SLOW_DEVICE = """
+import time
+
+import pytest
+
+pytestmark = pytest.mark.audit("accuracy")
+
+
+@pytest.fixture(scope="session")
+def audit_device():  # the worker's device, as slow to come as torch's first import on a loaded machine
+    time.sleep(60)
+
+
+def test_d(model, record):
+    record.metric("clean_top1", 0.9)
+"""
+
+
+@pytest.fixture
+def project(suite: pytest.Pytester, monkeypatch) -> pytest.Pytester:
+    suite.makepyfile(test_device=SLOW_DEVICE)
+    suite.makefile(".toml", audit="[audits.accuracy]\nmin_top1 = 0.5\nmin_images = 1\n")
+    monkeypatch.setenv("PYTHONPATH", str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    return suite
+
+
+def run(project: pytest.Pytester, *args: str) -> subprocess.CompletedProcess:
+    return run_project(project.path, *ARGS, *args)
+
+
+def report(project: pytest.Pytester) -> dict:
+    data = json.loads((project.path / "report.json").read_text())
+    jsonschema.validate(data, report_schema())
+    return data
+
+
+def outcomes(data: dict) -> dict[str, str]:
+    return {a["nodeid"]: a["outcome"] for a in data["audits"]}
+
+
+def test_a_time_limit_hit_finding_the_models_device_is_that_loads_reason(project):
+    """In a single process the device's fixture imports torch first: a time limit hit there left the model's entry
+    with no error (fixflaky, stop 35)."""
+    proc = run(project, "--audit-timeout", "5")
+    data = report(project)
+    assert outcomes(data) == {"test_device.py::test_d[tests.tiny_models:tiny]": "timeout"}, proc.stdout[-2000:]
+    info = data["models"]["tests.tiny_models:tiny"]
+    assert info["loaded"] is False and "Timeout (>5.0s)" in (info["error"] or ""), info
+
+
+def test_each_later_model_says_its_load_never_began_not_the_first_models_timeout(project):
+    """Stop 37: pytest keeps the failed session fixture of the device and re-raises it for every later model of the
+    process, which said the first model's timeout as its own load's reason ("the load was stopped: Timeout")."""
+    # torch imported at collection, as an xdist worker imports it at its start: the limit is hit finding the device,
+    # not in torch's first import (which a loaded machine can stretch past it)
+    project.makepyfile(test_device="import torch  # noqa: F401\nimport visionaudit.models.loading  # noqa: F401\n" + SLOW_DEVICE)
+    first, later = "tests.tiny_models:tiny", "tests.tiny_models:tiny_other"
+    proc = run(project, "--model", later, "--audit-timeout", "5")
+    data = report(project)
+    assert outcomes(data) == {f"test_device.py::test_d[{first}]": "timeout",
+                              f"test_device.py::test_d[{later}]": "error"}, proc.stdout[-2000:]
+    assert "Timeout (>5.0s)" in (data["models"][first]["error"] or "")
+    said = f"not loaded: the device could not be resolved earlier (see {first}'s timeout)"
+    assert data["models"][later]["loaded"] is False and data["models"][later]["error"] == said, data["models"][later]
+    assert said in next(a["message"] for a in data["audits"] if a["model"] == later)
