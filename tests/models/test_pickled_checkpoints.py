@@ -55,6 +55,12 @@ if __name__ == "__main__":  # --import train imports this file: it must not save
     torch.save(net, "whole_net.pth")  # torch.save(model), the model's class in __main__
     torch.save(r18, "whole_r18.pth")  # torch.save(model), an importable class
     torch.save({"model": net, "epoch": 3}, "wrapped_net.pth")
+    legacy = {"_use_new_zipfile_serialization": False}  # the pre-1.6 format: pickles one after another, not a zip
+    torch.save(r18.state_dict(), "r18_legacy.pth", **legacy)
+    torch.save({"state_dict": r18.state_dict(), "epoch": 3, "config": Config()}, "with_config_legacy.pth", **legacy)
+    torch.save({"state_dict": r18.state_dict(), "payload": Evil()}, "evil_legacy.pth", **legacy)
+    torch.save(net, "whole_net_legacy.pth", **legacy)
+    torch.save(r18, "whole_r18_legacy.pth", **legacy)
 """
 
 
@@ -172,6 +178,8 @@ def _collect(trained: Path, tmp_path: Path, model: str, *extra: str) -> subproce
 @pytest.mark.parametrize("name, said", [
     ("with_config.pth", "refuses __main__.Config"),
     ("whole_r18.pth", "is a whole pickled model (torch.save(model) of a torchvision.models.resnet.ResNet)"),
+    ("with_config_legacy.pth", "refuses __main__.Config"),  # stop 37: a pre-1.6 file was refused only as it loaded
+    ("whole_r18_legacy.pth", "is a whole pickled model (torch.save(model) of a torchvision.models.resnet.ResNet)"),
 ])
 def test_a_run_refuses_a_pickled_checkpoint_at_startup(trained, tmp_path, name, said):
     done = _collect(trained, tmp_path, name)
@@ -201,3 +209,29 @@ def test_a_run_stops_at_startup_with_exit_4_and_never_unpickles(trained, tmp_pat
     assert "holds pickled Python objects that a safe load refuses" in report["error"] and "convert-checkpoint" in report["error"]
     assert not (ROOT / "PWNED").exists() and not (trained / "PWNED").exists()
     assert report["run"]["exit_status"] == 4
+
+
+@pytest.mark.parametrize("name", ["with_config_legacy.pth", "evil_legacy.pth", "whole_net_legacy.pth", "whole_r18_legacy.pth"])
+def test_a_legacy_file_is_refused_at_startup_as_its_load_refuses_it_without_unpickling(trained, name, monkeypatch):
+    """Stop 37: a pre-1.6 ``torch.save`` file (not a zip archive) passed the startup check; its load refused it. Both
+    say the same now, read by disassembly alone (Evil's unpickling would create PWNED)."""
+    from visionaudit.errors import CheckpointError
+    from visionaudit.models.checkpoints import load_state_dict, refuse_pickled
+
+    monkeypatch.chdir(trained)
+    with pytest.raises(CheckpointError) as at_startup:
+        refuse_pickled(trained / name)
+    with pytest.raises(CheckpointError) as at_load:
+        load_state_dict(trained / name)
+    assert str(at_startup.value) == str(at_load.value) and "convert-checkpoint" in str(at_startup.value)
+    if name.startswith("whole_net"):
+        assert "is a whole pickled model (torch.save(model) of a __main__.Net)" in str(at_startup.value)
+    assert not (trained / "PWNED").exists()
+
+
+def test_a_legacy_plain_state_dict_passes_the_startup_check_and_loads_its_weights(trained):
+    from visionaudit.models.checkpoints import load_state_dict, refuse_pickled
+
+    refuse_pickled(trained / "r18_legacy.pth")  # nothing refused: a safe load reads it
+    legacy, reference = load_state_dict(trained / "r18_legacy.pth"), load_state_dict(trained / "r18_reference.pth")
+    assert legacy.keys() == reference.keys() and all(torch.equal(legacy[k], reference[k]) for k in reference)

@@ -1,11 +1,12 @@
 """Checkpoints that hold pickled Python objects: what they name, read without unpickling; the one refusal that says
 what the file is and the way out; and the trusted unpickling ``convert-checkpoint --trust-pickle`` does.
 
-A ``torch.save`` archive's pickle (``*/data.pkl``) is read with :mod:`pickletools`, which disassembles and never
-executes, so the startup check (``plugins/settings.py``) refuses a pickled checkpoint before any model loads
-without running a byte of it. Only a pickle that names more than a plain state dict's globals asks torch
-(``torch.serialization.get_unsafe_globals_in_checkpoint``, also static) which of them its safe load refuses, so
-the controller of a run on a plain state dict does not import torch.
+A ``torch.save`` archive's pickle (``*/data.pkl``; a legacy pre-1.6 file's fourth pickle) is read with
+:mod:`pickletools`, which disassembles and never executes, so the startup check (``plugins/settings.py``) refuses a
+pickled checkpoint before any model loads without running a byte of it. Only a pickle that names more than a plain
+state dict's globals asks torch (``torch.serialization.get_unsafe_globals_in_checkpoint``, also static; for a legacy
+file the same question of its allow list) which of them its safe load refuses, so the controller of a run on a plain
+state dict does not import torch.
 """
 
 from __future__ import annotations
@@ -33,7 +34,11 @@ def _plain(name: str) -> bool:
 
 
 def _pickle_bytes(path: Path) -> bytes | None:
-    """The object pickle of a ``torch.save`` zip archive; None for anything else (a legacy file, TorchScript)."""
+    """The object pickle of a ``torch.save`` zip archive, or of a legacy one (:func:`_legacy_pickle_bytes`); None for
+    anything else (TorchScript, a damaged file)."""
+    legacy = _legacy_pickle_bytes(path)
+    if legacy is not None:
+        return legacy
     try:
         with zipfile.ZipFile(path) as z:
             names = z.namelist()
@@ -45,12 +50,41 @@ def _pickle_bytes(path: Path) -> bytes | None:
         return None
 
 
+# torch.serialization's MAGIC_NUMBER: the first of the pickles a pre-1.6 torch.save file (``_use_new_zipfile_serialization
+# =False``, not a zip archive) is made of, then the protocol version, the system's info, the object, its storage keys.
+LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+
+
+def _legacy_pickle_bytes(path: Path) -> bytes | None:
+    """The object pickle of a legacy ``torch.save`` file (its fourth pickle), found by disassembly (never run); None
+    for anything else."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(1) != b"\x80":  # a pickle of protocol 2 or later, as torch.save writes
+                return None
+            f.seek(0)
+            if [arg for op, arg, _ in pickletools.genops(f) if op.name.startswith(("LONG", "INT"))] != [LEGACY_MAGIC]:
+                return None
+            for _ in range(2):  # the protocol version, the system's info
+                for _ in pickletools.genops(f):
+                    pass
+            start = f.tell()
+            for _ in pickletools.genops(f):
+                pass
+            end = f.tell()
+            f.seek(start)
+            return f.read(end - start)
+    except Exception:  # noqa: BLE001 (not a pickle, damaged: the load says why)
+        return None
+
+
 def _read(data: bytes) -> tuple[list[str], str | None]:
     """Every class or function the pickle names (``module.name``, once each, in order), and the class of the object
     saved when it is an instance (its first opcode names a class), by disassembly only."""
     names: list[str] = []
     strings: list[str] = []
     top, first = None, True
+    marked = False  # a legacy torch.save file opens a whole model with its class's persistent id: MARK, "module", CLASS
     for op, arg, _ in pickletools.genops(io.BytesIO(data)):
         name = None
         if op.name in ("GLOBAL", "INST"):
@@ -59,8 +93,10 @@ def _read(data: bytes) -> tuple[list[str], str | None]:
             name = f"{strings[-2]}.{strings[-1]}"
         elif isinstance(arg, str):
             strings.append(arg)
-        if first and op.name not in ("PROTO", "FRAME", "SHORT_BINUNICODE", "BINUNICODE", "MEMOIZE", "BINPUT"):
-            top, first = name, False
+        if first and op.name == "MARK" and not marked and not strings:
+            marked = True
+        elif first and op.name not in ("PROTO", "FRAME", "SHORT_BINUNICODE", "BINUNICODE", "MEMOIZE", "BINPUT"):
+            top, first = name if not marked or strings[:1] == ["module"] else None, False
         if name is not None and name not in names:
             names.append(name)
     return names, top
@@ -100,9 +136,9 @@ def _missing_package(name: str) -> bool:
 
 
 def scan(path: str | Path) -> Pickled | None:
-    """What the ``torch.save`` archive ``path`` pickles beyond a state dict (an empty ``refused`` when nothing: a
-    safe load reads it), read without unpickling; None when that cannot be read so (not a zip archive, damaged:
-    the load says why)."""
+    """What the ``torch.save`` file ``path`` (a zip archive, or a legacy pre-1.6 file) pickles beyond a state dict (an
+    empty ``refused`` when nothing: a safe load reads it), read without unpickling; None when that cannot be read so
+    (neither, or damaged: the load says why)."""
     data = _pickle_bytes(Path(path))
     if data is None:
         return None
@@ -112,13 +148,24 @@ def scan(path: str | Path) -> Pickled | None:
         return None
     if all(_plain(n) for n in names):
         return Pickled([], top)
-    import torch.serialization
-
     try:
-        unsafe = set(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
+        unsafe = _unsafe_globals(Path(path), data)
     except Exception:  # noqa: BLE001
         return None
     return Pickled([n for n in names if n in unsafe] + sorted(unsafe.difference(names)), top)
+
+
+def _unsafe_globals(path: Path, data: bytes) -> set[str]:
+    """The globals of the object pickle ``data`` of ``path`` that torch's safe load refuses, asked of torch (statically).
+    Its public question takes zip archives only; a legacy file's pickle is asked as that question asks it."""
+    import torch.serialization
+
+    if zipfile.is_zipfile(path):
+        return set(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
+    from torch import _weights_only_unpickler as unpickler
+
+    allowed = set(unpickler._get_allowed_globals()) | set(unpickler._get_user_allowed_globals())
+    return set(unpickler.get_globals_in_pkl(io.BytesIO(data))) - allowed
 
 
 def _shown(names: list[str], most: int = 4) -> str:
