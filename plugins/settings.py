@@ -24,6 +24,7 @@ from visionaudit.models.classes import check_before_load
 from visionaudit.models.factories import factory_problem
 from visionaudit.models.hf import assumed_preprocessing_note, check_preprocessing
 from visionaudit.models.hub import check_available
+from visionaudit.models.preprocessing_before_load import check_resize
 from visionaudit.models.specs import (
     DEFAULT_MODEL,
     ModelSpec,
@@ -130,9 +131,11 @@ def _check_model(parsed: ModelSpec, no_downloads: bool) -> None:
     """A hub model's files: in the cache (fetched now if allowed), its image processor one the suite follows; a
     factory: its module on the import path and defining it (read, not imported: the controller runs no model code);
     the same for an ONNX file's ``?reference=`` model (the deployment audit loads it) and a state dict's
-    architecture; a checkpoint that holds pickled objects (read, never unpickled); else exit 4."""
+    architecture; a checkpoint that holds pickled objects (read, never unpickled); a ``?resize=`` below the crop known
+    before the model loads; else exit 4."""
     check_available(parsed, no_downloads)
     check_preprocessing(parsed)
+    check_resize(parsed)
     _check_factory(parsed, f"--model {parsed.raw}")
     _check_checkpoint(parsed, f"--model {parsed.raw}")
     if "arch" in parsed.options and parsed.kind == "state_dict":
@@ -147,6 +150,7 @@ def _check_model(parsed: ModelSpec, no_downloads: bool) -> None:
         try:
             check_available(reference, no_downloads)
             check_preprocessing(reference)
+            check_resize(reference)
             _check_factory(reference, "")
             _check_checkpoint(reference, "")
         except VisionAuditError as e:

@@ -137,6 +137,8 @@ class Preprocessing:
                 warp_only = not self.keep_aspect and self.resize_size == self.crop_size
                 changes["resize_size"] = given["size"] if warp_only else math.floor(given["size"] / 0.875)
         if "resize" in given:
+            if "size" not in given and given["resize"] < self.crop_size:  # with ?size=, override_values compared them
+                raise SpecError(resize_below_crop(given["resize"], self.crop_size, self.source))
             changes["resize_size"] = given["resize"]
         for key in ("interpolation", "mean", "std"):
             if key in given:
@@ -144,6 +146,15 @@ class Preprocessing:
         if not changes:
             return self
         return replace(self, **changes, source=f"{self.source}, overridden by the spec")
+
+
+def resize_below_crop(resize: int, crop: int, source: str) -> str:
+    """A spec's ``?resize=`` below the crop its model is fed (``source``: where that crop comes from), and the fix;
+    said at startup where the crop is known then (visionaudit/models/crop_check.py), else as the model loads."""
+    return (f"?resize={resize} is below the crop size {crop} this model is fed ({source}): the image is resized to "
+            f"{resize} pixels, then its centre {crop} x {crop} cut, which does not fit. Give ?resize= at least {crop} "
+            f"(resize={math.floor(crop / 0.875)} keeps the usual 0.875 crop ratio), leave ?resize= out, or give the crop "
+            f"with it: ?size=N&resize=M, M at least N")
 
 
 # What each preprocessing key of a spec's query accepts: said when a value is refused.

@@ -82,6 +82,19 @@ def test_a_factory_typo_stops_the_run_at_startup_naming_it(team, case):
     assert not (team.path / "bounds.json").exists()
 
 
+@pytest.mark.parametrize("spec, crop", [("tests.tiny_models:tiny?resize=100", 224), ("torchvision:resnet18:none?resize=200", 224)])
+def test_a_resize_below_the_models_known_crop_stops_the_run_at_startup(team, spec, crop):
+    """Stop 37: found only as the model loaded, each test erroring with "resize size 100 must be at least the crop size
+    224 (> 0)". The crops: the suite's default for a factory, torchvision's published ResNet-18 transforms."""
+    result = team.runpytest_subprocess("--model", spec, *RUN)
+    output = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, output[-3000:]
+    resize = spec.rpartition("=")[2]
+    assert f"--model {spec}: ?resize={resize} is below the crop size {crop} this model is fed" in output, output[-3000:]
+    assert f"Give ?resize= at least {crop}" in output and "Traceback" not in output
+    assert not (team.path / "loads.log").exists() and not (team.path / "bounds.json").exists()  # no model loaded
+
+
 def test_a_table_applies_whatever_the_spelling_of_its_classes_path_and_a_missing_file_is_a_warning(team):
     (team.path / "team").mkdir()
     (team.path / "team" / "classes.txt").write_text("".join(f"c{i}\n" for i in range(1000)))  # tiny: 1,000 outputs

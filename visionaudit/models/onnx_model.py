@@ -229,7 +229,12 @@ def check_onnx_spec(spec: Any) -> None:
     if "arch" in spec.options:
         raise SpecError(f"--model {spec.raw}: an ONNX file carries its architecture; ?arch= (or --arch) is for state dicts")
     graph = read_graph(spec.path)
-    check_input(graph, own_preprocessing(graph).with_overrides(spec.options), spec.raw)
+    own = own_preprocessing(graph)
+    try:
+        pre = own.with_overrides(spec.options)
+    except SpecError as e:  # a ?resize= below the crop the file fixes or says
+        raise SpecError(f"--model {spec.raw}: {e}") from None
+    check_input(graph, pre, spec.raw)
 
 
 # onnx.TensorProto's floating-point element types: FLOAT, FLOAT16, DOUBLE, BFLOAT16, the FLOAT8 kinds, FLOAT4E2M1

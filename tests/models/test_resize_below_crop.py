@@ -1,0 +1,77 @@
+"""Stop 37: a spec's ``?resize=`` below the crop its model is fed was found only as the model loaded, and said as
+"resize size 200 must be at least the crop size 224 (> 0)", naming neither the spec nor the fix. Where the crop is
+known before the load (visionaudit/models/preprocessing_before_load.py) it is refused at startup; elsewhere the
+load says the same. The run that exits 4: tests/plugins/test_startup_checks.py."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from visionaudit.errors import SpecError
+from visionaudit.models.preprocessing_before_load import check_resize
+from visionaudit.models.specs import parse_spec
+
+
+def said(spec: str, resize: int, crop: int) -> str:
+    return f"--model {spec}: ?resize={resize} is below the crop size {crop} this model is fed ("
+
+
+def fix(crop: int) -> str:
+    return f"Give ?resize= at least {crop}"
+
+
+# The crops, from outside the code: torchvision's published ImageNet transforms of ResNet-18 (resize 256, crop 224),
+# EfficientNet-Lite2's input size in its release (260), the suite's documented default for a model that tells none
+# (224, docs/models.md), and the tiny ViT's image processor below (64 x 64).
+@pytest.mark.parametrize("spec, resize, crop", [
+    ("torchvision:resnet18?resize=200", 200, 224),
+    ("torchvision:resnet18:none?resize=200", 200, 224),  # random init: the default weights' transforms all the same
+    ("efficientnet_lite2?resize=250", 250, 260),
+    ("tests.tiny_models:tiny?resize=100", 100, 224),
+])
+def test_a_resize_below_a_crop_known_before_the_load_is_refused_at_startup(spec, resize, crop):
+    with pytest.raises(SpecError) as refused:
+        check_resize(parse_spec(spec))
+    assert str(refused.value).startswith(said(spec, resize, crop)) and fix(crop) in str(refused.value)
+
+
+def test_a_state_dicts_architecture_and_an_hf_folders_image_processor_give_their_crop(tmp_path):
+    pytest.importorskip("transformers", reason="in the hf extra: pip install 'visionaudit[hf]'")
+    from tests.hub_models import tiny_vit
+
+    torch.save({"w": torch.zeros(1)}, tmp_path / "w.pth")
+    folder = tiny_vit(tmp_path / "vit", size=64)
+    for spec, resize, crop in ((f"{tmp_path / 'w.pth'}?arch=torchvision:resnet18&resize=200", 200, 224),
+                               (f"hf:{folder}?resize=50", 50, 64)):
+        with pytest.raises(SpecError) as refused:
+            check_resize(parse_spec(spec))
+        assert str(refused.value).startswith(said(spec, resize, crop)) and fix(crop) in str(refused.value)
+
+
+@pytest.mark.parametrize("spec", [
+    "torchvision:resnet18?resize=224",  # at the crop: nothing cut away, and fine
+    "efficientnet_lite2?resize=260",
+    "tests.tiny_models:tiny?size=64&resize=100",  # the spec gives its crop: the parser compares the two
+    "timm:resnet18:none?resize=100",  # timm's data config is known only as the model is built: the load says it
+])
+def test_a_resize_that_fits_or_a_crop_not_known_before_the_load_starts(spec):
+    check_resize(parse_spec(spec))
+
+
+def test_a_resize_below_the_specs_own_size_is_refused_as_the_spec_is_parsed():
+    with pytest.raises(SpecError) as refused:
+        parse_spec("tests.tiny_models:tiny?resize=100&size=224")
+    message = str(refused.value)
+    assert message.startswith("--model tests.tiny_models:tiny?resize=100&size=224: ?resize=100 is below size=224")
+    assert "at least size" in message
+
+
+def test_where_only_the_load_knows_the_crop_it_says_the_same():
+    pytest.importorskip("timm", reason="in the timm extra: pip install 'visionaudit[timm]'")
+    from visionaudit.models.loading import load_model
+
+    spec = "timm:resnet18:none?resize=100"  # timm's resnet18: 224 x 224 input, crop_pct 0.875 (its default_cfg)
+    with pytest.raises(SpecError) as refused:
+        load_model(spec)
+    assert str(refused.value).startswith(said(spec, 100, 224)) and fix(224) in str(refused.value)

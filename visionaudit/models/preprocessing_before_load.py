@@ -1,0 +1,86 @@
+"""A model's preprocessing where it is known before the model loads (from the spec, torchvision's weights' metadata, an
+``hf:`` model's image processor already on disk), and the startup check that uses it: a spec's ``?resize=`` below the
+crop its model is fed stops the run (exit 4) before any model loads. Where the crop is known only as the model loads
+(a timm model's data config, an ONNX file's is read at parse time by onnx_model.check_onnx_spec) the load refuses it
+with the same message (:meth:`visionaudit.preprocessing.Preprocessing.with_overrides`).
+
+Nothing here builds a model; the loader (:mod:`visionaudit.models.loading`) takes the lite and torchvision
+preprocessing from here, so the two cannot drift apart."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from visionaudit.errors import SpecError, VisionAuditError
+from visionaudit.models.specs import LITE_SIZES, ModelSpec, parse_spec
+from visionaudit.preprocessing import Preprocessing, from_torchvision_transforms
+
+LITE_MEAN, LITE_STD = (127.0 / 255.0,) * 3, (128.0 / 255.0,) * 3
+
+
+def lite_preprocessing(name: str) -> Preprocessing:
+    """EfficientNet-Lite's (its TF training): centre crop of its size from size + 32, bicubic, (x - 127) / 128."""
+    size = LITE_SIZES[name]
+    return Preprocessing(crop_size=size, resize_size=size + 32, interpolation="bicubic", mean=LITE_MEAN, std=LITE_STD,
+                         source="EfficientNet-Lite (TF): (x - 127) / 128, centre crop size / (size + 32), bicubic")
+
+
+def torchvision_preprocessing(weights: Any, name: str) -> Preprocessing:
+    """A torchvision architecture's: its weights' transforms (the default weights' for random init); ImageNet's
+    defaults for an architecture without weights."""
+    if weights is not None:
+        return from_torchvision_transforms(weights.transforms(), f"torchvision {name} weights {weights.name}")
+    return Preprocessing(source="default ImageNet preprocessing (torchvision architecture without weights)")
+
+
+def _torchvision_weights(name: str, weights: str | None) -> Any:
+    import torchvision
+
+    try:
+        enum = torchvision.models.get_model_weights(name)
+    except ValueError:
+        return None
+    if weights in (None, "DEFAULT", "none"):
+        return getattr(enum, "DEFAULT", None)
+    return enum.__members__.get(weights)
+
+
+def known_preprocessing(spec: ModelSpec) -> Preprocessing | None:
+    """What ``spec``'s model is fed before its spec's options apply, where that is known without loading it; None
+    where only the load knows (a timm model, an ONNX file, a file ``?arch=`` that is not an architecture)."""
+    if spec.kind == "lite":
+        return lite_preprocessing(spec.name)
+    if spec.kind == "torchvision":
+        return torchvision_preprocessing(_torchvision_weights(spec.name, spec.weights), spec.name)
+    if spec.kind in ("factory", "torchscript"):  # the suite's default: neither tells its preprocessing
+        return Preprocessing(source=f"default ImageNet preprocessing ({spec.name or 'TorchScript file'})")
+    if spec.kind == "state_dict":
+        try:
+            arch = parse_spec(spec.options["arch"])
+        except VisionAuditError:
+            return None  # the load names the architecture's problem
+        return known_preprocessing(arch) if arch.kind in ("lite", "torchvision", "factory") else None
+    if spec.kind == "hf":
+        from visionaudit.models import hf, hub
+
+        processor = hub.hf_config_file(spec, hub.HF_PROCESSOR)
+        where = str(spec.path) if spec.path is not None else spec.name
+        if processor is not None:
+            return hf.preprocessing(spec, processor.parent, where)
+        return hf.assumed_preprocessing(hub.hf_config_file(spec), f"default ImageNet preprocessing (no {hub.HF_PROCESSOR} "
+                                                                  f"in {where})")
+    return None
+
+
+def check_resize(spec: ModelSpec) -> None:
+    """At startup: a ``?resize=`` (without ``?size=``, which the spec parser compares it with) below the crop the model
+    is fed, where that crop is known now, is a SpecError (exit 4) naming the spec, both numbers and the fix."""
+    if "resize" not in spec.options or "size" in spec.options:
+        return
+    pre = known_preprocessing(spec)
+    if pre is None:
+        return
+    try:
+        pre.with_overrides(spec.options)
+    except SpecError as e:
+        raise SpecError(f"--model {spec.raw}: {e}") from None
