@@ -175,17 +175,17 @@ def test_a_bad_file_in_the_imagenet_c_folder_stops_the_run_at_startup(tmp_path):
     import subprocess
     import sys
 
-    from tests.families.corruption.test_corruption_family import (
+    from tests.families.corruption.imagenet_c_folders import (
         BRIGHT,
         DARK,
         FOLDER_CONFIG,
-        _write,
+        write_folder,
     )
 
     clean = {"a.JPEG": DARK, "b.JPEG": DARK, "c.JPEG": DARK, "d.JPEG": BRIGHT, "e.JPEG": BRIGHT}
-    _write(tmp_path / "val", clean, size=64)
+    write_folder(tmp_path / "val", clean, size=64)
     for severity in (1, 2):
-        _write(tmp_path / "c" / "fog" / str(severity), clean, size=64)
+        write_folder(tmp_path / "c" / "fog" / str(severity), clean, size=64)
     bad = tmp_path / "c" / "fog" / "2" / "n01440764" / "b.JPEG"
     bad.write_text("not a picture")
     config = tmp_path / "audit.toml"
@@ -216,14 +216,14 @@ def test_a_bad_labelled_file_stops_a_corruption_only_run_at_startup(tmp_path):
     import subprocess
     import sys
 
-    from tests.families.corruption.test_corruption_family import (
+    from tests.families.corruption.imagenet_c_folders import (
         BRIGHT,
         DARK,
         FOLDER_CONFIG,
-        _write,
+        write_folder,
     )
 
-    _write(tmp_path / "val", {"a.JPEG": DARK, "b.JPEG": DARK, "c.JPEG": DARK, "d.JPEG": BRIGHT, "e.JPEG": BRIGHT}, size=64)
+    write_folder(tmp_path / "val", {"a.JPEG": DARK, "b.JPEG": DARK, "c.JPEG": DARK, "d.JPEG": BRIGHT, "e.JPEG": BRIGHT}, size=64)
     bad = tmp_path / "val" / "n01443537" / "e.JPEG"
     bad.write_text("not a picture")
     config = tmp_path / "audit.toml"

@@ -1,5 +1,6 @@
 """A synthetic ImageNet-C folder laid out as the download is (``<wnid>/<file>`` per condition), for
-tests.models.tiny_models' ``red_threshold`` model, whose answers on it can be counted by hand."""
+tests.tiny_models' ``red_threshold`` model, whose answers on it can be counted by hand; and the [audits.corruption]
+sections the end-to-end runs use (on a tiny model: CONFIG; on such a folder: FOLDER_CONFIG)."""
 
 from __future__ import annotations
 
@@ -17,3 +18,23 @@ def write_folder(root: Path, colours: dict[str, tuple[int, int, int]], size: int
         (root / wnid).mkdir(parents=True, exist_ok=True)
         for name in names:
             Image.new("RGB", (size, size), colours[name]).save(root / wnid / name, quality=85)
+
+
+CONFIG = """
+[audits.corruption]
+max_mce = {max_mce}
+max_error = 1.0
+max_error_by_corruption = {{ contrast = 0.999 }}
+corruptions = ["brightness", "contrast"]
+extras = []
+severities = [1, 5]
+jpeg_round_trip = true
+images = 40
+alpha = 0.05
+bootstrap_resamples = 200
+min_images = 10
+"""
+
+FOLDER_CONFIG = CONFIG.replace('corruptions = ["brightness", "contrast"]', 'corruptions = ["fog", "snow"]').replace(
+    "severities = [1, 5]", "severities = [1, 2]").replace("min_images = 10", "min_images = 5").replace(
+    "max_error_by_corruption = { contrast = 0.999 }", "max_error_by_corruption = {}")

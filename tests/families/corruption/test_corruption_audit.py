@@ -13,7 +13,13 @@ import jsonschema
 import numpy as np
 import pytest
 
-from tests.families.corruption.imagenet_c_folders import BRIGHT, DARK, write_folder
+from tests.families.corruption.imagenet_c_folders import (
+    BRIGHT,
+    CONFIG,
+    DARK,
+    FOLDER_CONFIG,
+    write_folder,
+)
 from visionaudit.config import load_config
 from visionaudit.families import corruption as C
 from visionaudit.families.corruption.imagenet_c import ALEXNET_ERRORS, BENCHMARK
@@ -23,21 +29,6 @@ from visionaudit.formatting import fmt
 from visionaudit.html.page import render
 
 ROOT = Path(__file__).resolve().parents[3]
-
-CONFIG = """
-[audits.corruption]
-max_mce = {max_mce}
-max_error = 1.0
-max_error_by_corruption = {{ contrast = 0.999 }}
-corruptions = ["brightness", "contrast"]
-extras = []
-severities = [1, 5]
-jpeg_round_trip = true
-images = 40
-alpha = 0.05
-bootstrap_resamples = 200
-min_images = 10
-"""
 
 
 def _audit(shared_data: Path, tmp_path: Path, max_mce: float, *extra: str, settings: str = "") -> tuple[subprocess.CompletedProcess, dict]:
@@ -96,11 +87,6 @@ def test_the_mce_gate_fails_above_its_bound(shared_data, tmp_path):
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     (entry,) = [a for a in data["audits"] if a["outcome"] != "deselected" and "mce" in a["metrics"]]
     assert entry["outcome"] == "failed" and "is above max_mce 1.0" in entry["message"]
-
-
-FOLDER_CONFIG = CONFIG.replace('corruptions = ["brightness", "contrast"]', 'corruptions = ["fog", "snow"]').replace(
-    "severities = [1, 5]", "severities = [1, 2]").replace("min_images = 10", "min_images = 5").replace(
-    "max_error_by_corruption = { contrast = 0.999 }", "max_error_by_corruption = {}")
 
 
 @pytest.mark.slow
