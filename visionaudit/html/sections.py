@@ -21,7 +21,7 @@ from typing import Any
 
 from visionaudit.families.corruption.imagenet_c import NOT_COMPARABLE
 from visionaudit.families.registry import direction_words, families
-from visionaudit.formatting import fmt
+from visionaudit.formatting import first_few, fmt
 from visionaudit.html import figure_data as data
 
 SHAPE_BIAS_CITATION = ("Published values: Geirhos et al., ImageNet-trained CNNs are biased towards texture, ICLR 2019; the "
@@ -323,8 +323,8 @@ def _classes_against_baseline(deltas: list[dict[str, Any]]) -> tuple[list[str], 
             continue
         worse = per_class.get("worse") or []
         text = f"{r['model']}: {r['comparison']}: " + (
-            "significantly worse, worst first: " + ", ".join(f"{w['class']} {fmt(w['baseline'])} -> {fmt(w['candidate'])}"
-                                                             for w in worse[:10]) + (", ..." if len(worse) > 10 else "")
+            "significantly worse, worst first: " + first_few([f"{w['class']} {fmt(w['baseline'])} -> {fmt(w['candidate'])}"
+                                                              for w in worse], 10, ", ")
             if worse else f"no class significantly worse of {per_class.get('compared', 0)} compared")
         skipped = (per_class.get("not_compared") or {}).get("count")
         if not per_class.get("compared"):

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
 from visionaudit.errors import CheckpointError
+from visionaudit.formatting import first_few
 from visionaudit.models import pickled
 
 if TYPE_CHECKING:  # imported where weights are read: parse_spec checks a file's kind on the xdist controller, without torch
@@ -122,7 +123,7 @@ def _unwrap(state: object, path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"checkpoint {path} holds no state dict (found {type(state).__name__}); save model.state_dict()")
     tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
     if not tensors:
-        keys = ", ".join(map(repr, list(state)[:6])) + (", ..." if len(state) > 6 else "")
+        keys = first_few(list(map(repr, state)), 6, ", ")
         raise CheckpointError(f"checkpoint {path} holds no tensors where its weights were looked for (a dict with keys {keys}, "
                               f"after the wrappers {', '.join(STATE_DICT_WRAPPERS)}); save model.state_dict()")
     if all(k.startswith("module.") for k in tensors):
@@ -152,8 +153,7 @@ def apply_state_dict(module: torch.nn.Module, state: Mapping[str, torch.Tensor],
         for label, items in (("missing from the checkpoint", missing), ("not in the model", unexpected),
                              ("shape mismatch", misshapen)):
             if items:
-                shown = "; ".join(items[:5]) + (f"; ... ({len(items) - 5} more)" if len(items) > 5 else "")
-                lines.append(f"  {len(items)} {label}: {shown}")
+                lines.append(f"  {len(items)} {label}: {first_few(items, 5)}")
         lines.append(_mismatch_advice(arch))
         raise CheckpointError("\n".join(lines))
     module.load_state_dict(dict(state), strict=True)

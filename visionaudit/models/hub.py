@@ -27,6 +27,7 @@ from visionaudit.data.user_cache import OFFLINE_ENV
 from visionaudit.data.user_cache import offline as suite_offline
 from visionaudit.errors import CheckpointError, SpecError, closest
 from visionaudit.files import sha256_file
+from visionaudit.formatting import first_few
 from visionaudit.models.specs import ModelSpec
 
 HF_OFFLINE_ENV = "HF_HUB_OFFLINE"
@@ -194,8 +195,8 @@ def timm_pretrained_cfg(name: str, raw: str):
             raise SpecError(f"--model {raw}: timm has no pretrained weights for {arch}; give a checkpoint (timm:{arch}:PATH) "
                             f"or audit it with random weights (timm:{arch}:none)")
         near = closest(name, tags)
-        raise SpecError(f"--model {raw}: timm has no pretrained tag {tag!r} for {arch}; known: {', '.join(tags[:20])}"
-                        + (" ..." if len(tags) > 20 else "") + (f"; did you mean timm:{near}?" if near else ""))
+        raise SpecError(f"--model {raw}: timm has no pretrained tag {tag!r} for {arch}; known: {first_few(tags, 20, ', ')}"
+                        + (f"; did you mean timm:{near}?" if near else ""))
     return cfg
 
 

@@ -24,7 +24,7 @@ from visionaudit.families.baseline.pairing import differences, model_pairs
 from visionaudit.families.baseline.statistics import VERDICTS, Result
 from visionaudit.families.records import control_models
 from visionaudit.files import to_jsonable
-from visionaudit.formatting import fmt
+from visionaudit.formatting import first_few, fmt
 from visionaudit.report.assembly import unselected_models
 
 
@@ -134,7 +134,7 @@ def _row(r: Result) -> list[str]:
     if r.per_class is not None:  # its numbers are one class's: name it, and the classes significantly worse
         worse = r.per_class.get("worse") or []
         said += f"; numbers of class {r.per_class.get('shown')}" + (
-            "; significantly worse: " + ", ".join(f"{w['class']} {fmt(w['baseline'])} -> {fmt(w['candidate'])}" for w in worse[:10])
+            "; significantly worse: " + first_few([f"{w['class']} {fmt(w['baseline'])} -> {fmt(w['candidate'])}" for w in worse], 10, ", ")
             if worse else "")
     ec = r.error_consistency
     kappa = kappa_text(ec).removeprefix("kappa ") if ec else "-"

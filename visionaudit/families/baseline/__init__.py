@@ -64,7 +64,7 @@ from visionaudit.families.registry import (
     get_family,
     register_family,
 )
-from visionaudit.formatting import fmt
+from visionaudit.formatting import first_few, fmt
 
 
 class BaselineWarning(UserWarning):
@@ -328,7 +328,8 @@ def assess_comparison(record: AuditRecord, measured: BaselineComparison, thresho
     where = f"{context['model']} vs {old_spec}, {context['comparison']}: {fmt(result.baseline)} -> {fmt(result.candidate)}"
     if result.per_class is not None:  # its numbers are one class's: say which (the reason names the others)
         where = f"{context['model']} vs {old_spec}, {context['comparison']}"
-    lost = f"; {result.lost_count} images went from right to wrong (first: {', '.join(result.lost[:5])})" if result.lost_count else ""
+    lost = (f"; {result.lost_count} images went from right to wrong: {first_few(result.lost, 5, ', ', result.lost_count)}"
+            if result.lost_count else "")
     ec = result.error_consistency or {}
     if ec.get("below") and result.verdict == "improvement":  # the errors moved though the metric improved
         warnings.warn(BaselineWarning(f"{where}: errors moved, {kappa_text(ec)} below kappa_warning "

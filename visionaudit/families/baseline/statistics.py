@@ -39,6 +39,7 @@ from visionaudit.families.baseline.resampling import (  # noqa: F401  (re-export
     sign_flip_p,
     swap_p,
 )
+from visionaudit.formatting import first_few
 
 VERDICTS = ("regression", "warning", "improvement", "unchanged", "not_compared")
 LOST_SHOWN = 20  # sample ids listed per comparison (the count is always given)
@@ -235,8 +236,7 @@ def per_class_change(result: Result, classes: Sequence[str], old: np.ndarray, ne
     if not rows:
         result.missing = result.reason = (
             f"no class has {min_images} paired images or more (min_class_images): {len(few)} classes not compared, "
-            + ", ".join(f"{n} ({k})" for n, k in list(result.per_class["not_compared"]["classes"].items())[:5])
-            + (", ..." if len(few) > 5 else ""))
+            + first_few([f"{n} ({k})" for n, k in result.per_class["not_compared"]["classes"].items()], 5, ", ", len(few)))
         result.missing_side = "setup"
         return result
     shown = min(rows.values(), key=lambda r: (r["p_value_classes"], r["delta"], r["class"]))
@@ -390,12 +390,12 @@ def _class_verdict(r: Result, alpha: float, factor: int) -> tuple[str, str]:
     if regressed:
         return "regression", (f"{len(regressed)} {of} worse beyond the {tol_text} and significant (Holm over the classes "
                               f"and the model's comparisons, alpha {alpha:g}), worst first: "
-                              + ", ".join(_class_text(row) for row in regressed[:10]) + tail)
+                              + first_few([_class_text(row) for row in regressed], 10, ", ") + tail)
     if worse:
         return "warning", (f"{len(worse)} {of} significantly worse within the {tol_text}: "
-                           + ", ".join(_class_text(row) for row in worse[:10]) + "; not a regression on this evidence alone" + tail)
+                           + first_few([_class_text(row) for row in worse], 10, ", ") + "; not a regression on this evidence alone" + tail)
     if better:
-        return "improvement", f"{len(better)} {of} significantly better: " + ", ".join(_class_text(row) for row in better[:10]) + tail
+        return "improvement", f"{len(better)} {of} significantly better: " + first_few([_class_text(row) for row in better], 10, ", ") + tail
     return "unchanged", f"no class significantly changed ({len(rows)} compared, smallest Holm p {r.p_value_holm:.3g})" + tail
 
 

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Mapping
 
 from visionaudit.errors import DataError
+from visionaudit.formatting import first_few
 
 ALEXNET_ERRORS: dict[str, tuple[float, float, float, float, float]] = {
     "gaussian_noise": (0.69528, 0.82542, 0.93554, 0.98138, 0.99452),
@@ -154,8 +155,8 @@ def check_root(root: Path) -> Path:
                         "gaussian_noise/, shot_noise/, ... (each with severity folders 1 to 5)")
     found = [c for c in ALL_CORRUPTIONS if any(condition_folder(root, c, s).is_dir() for s in SEVERITIES)]
     if not found:
-        others = sorted(p.name for p in root.iterdir() if p.is_dir())[:5]
+        others = first_few(sorted(p.name for p in root.iterdir() if p.is_dir()), 5, ", ")
         raise DataError(f"{root} holds no ImageNet-C corruption folder (<corruption>/<severity>/<wnid>/*.JPEG, e.g. "
-                        f"gaussian_noise/3/n01440764/); it holds {', '.join(others) or 'no folders'}. ImageNet-C's "
+                        f"gaussian_noise/3/n01440764/); it holds {others or 'no folders'}. ImageNet-C's "
                         "archives (blur.tar, ...) unpack into such folders: extract them all into one folder")
     return root

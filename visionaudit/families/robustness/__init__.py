@@ -25,6 +25,7 @@ from visionaudit.families.records import AuditRecord
 from visionaudit.families.registry import CountsLabelled, Family, register_family
 from visionaudit.families.robustness.transforms import TRANSFORMS
 from visionaudit.families.robustness.transforms import get as get_transform
+from visionaudit.formatting import first_few
 from visionaudit.models.topk import top1_correct
 
 if TYPE_CHECKING:  # torch and the models are imported where images are scored: the descriptor is read on the xdist
@@ -300,7 +301,7 @@ def _summary_lines(report: dict[str, Any]) -> list[str]:
             named = class_labels(report, result.get("of_models"), result["classes"])
             models = f"{result['models']} models" + (f" ({', '.join(result['of_models'])})" if result.get("of_models") else "")
             lines.append(f"robustness across {models}, {t}: {_affected_text(result)}"
-                         + (f": {', '.join(named[:5])}{', ...' if len(named) > 5 else ''}" if named else ""))
+                         + (f": {first_few(named, 5, ', ')}" if named else ""))
     return lines
 
 
