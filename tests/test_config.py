@@ -57,23 +57,31 @@ def _refused_naming_the_file(tmp_path, text: str, message: str) -> None:
                      r"audits.robustness.max_drop_by_transform = \{'horizontal_flp': 0.5\} unknown key 'horizontal_flp'; "
                      r"allowed: rotation, .*; did you mean 'horizontal_flip'\?", id="nested-key-typo"),
         pytest.param('[audits.robustness]\nnot_significant = ["horizontal_flp"]\n',
-                     r"audits.robustness.not_significant = \['horizontal_flp'\] unknown item 'horizontal_flp'; .*did you mean 'horizontal_flip'\?",
+                     r"audits.robustness.not_significant = \['horizontal_flp'\] unknown item 'horizontal_flp'; .*did you mean "
+                     r"'horizontal_flip'\?",
                      id="list-item-typo"),
         pytest.param('[audits.shape_bias]\naggregation = "median"\n',
-                     r"audits.shape_bias.aggregation = 'median' unknown value 'median'; allowed: mean, sum, max", id="enumeration"),
-        pytest.param("[audits.accuracy]\nmin_top1 = 1.5\n", r"audits.accuracy.min_top1 = 1.5 is out of range; it must be in \[0, 1\]",
+                     r"audits.shape_bias.aggregation = 'median' unknown value 'median'; allowed: mean, sum, max",
+                     id="enumeration"),
+        pytest.param("[audits.accuracy]\nmin_top1 = 1.5\n",
+                     r"audits.accuracy.min_top1 = 1.5 is out of range; it must be in \[0, 1\]",
                      id="fraction-above-1"),
-        pytest.param("[audits.robustness]\nalpha = -0.05\n", r"audits.robustness.alpha = -0.05 is out of range; it must be in \(0, 1\)",
+        pytest.param("[audits.robustness]\nalpha = -0.05\n",
+                     r"audits.robustness.alpha = -0.05 is out of range; it must be in \(0, 1\)",
                      id="negative-alpha"),
         pytest.param("[audits.robustness]\nalpha = 1.0\n", r"alpha = 1.0 is out of range", id="alpha-1"),
-        pytest.param("[audits.robustness]\nbootstrap_resamples = 0\n", r"bootstrap_resamples = 0 is out of range; it must be in \[1, inf\)",
+        pytest.param("[audits.robustness]\nbootstrap_resamples = 0\n",
+                     r"bootstrap_resamples = 0 is out of range; it must be in \[1, inf\)",
                      id="zero-count"),
-        pytest.param("[audits.channel_bias]\nfunctional_images = 2.5\n", r"functional_images = 2.5 has the wrong type; it must be int",
+        pytest.param("[audits.channel_bias]\nfunctional_images = 2.5\n",
+                     r"functional_images = 2.5 has the wrong type; it must be int",
                      id="float-count"),
-        pytest.param("[audits.robustness]\nmax_drop_by_transform = {zoom = 2.0}\n", r"has zoom = 2.0, out of range; values must be in \[-1, 1\]",
+        pytest.param("[audits.robustness]\nmax_drop_by_transform = {zoom = 2.0}\n",
+                     r"has zoom = 2.0, out of range; values must be in \[-1, 1\]",
                      id="nested-value-range"),
         pytest.param("[audits.robustness]\nseverities = []\n", r"severities = \[\] is empty", id="empty-list"),
-        pytest.param('[models."efficientnet_lite0".accuracy]\nmin_top1 = 7\n', r'models."efficientnet_lite0".accuracy.min_top1 = 7 is out of range',
+        pytest.param('[models."efficientnet_lite0".accuracy]\nmin_top1 = 7\n',
+                     r'models."efficientnet_lite0".accuracy.min_top1 = 7 is out of range',
                      id="range-in-a-model-table"),
     ],
 )
@@ -96,7 +104,8 @@ max_drop_by_transform = { vertical_flip = 0.8 }
 
 
 def test_dash_alias_names_the_model(tmp_path):
-    cfg = load_config(write(tmp_path, '[audits.accuracy]\nmin_top1 = 0.7\n[models."efficientnet-lite0".accuracy]\nmin_top1 = 0.85\n'))
+    cfg = load_config(write(tmp_path,
+                            '[audits.accuracy]\nmin_top1 = 0.7\n[models."efficientnet-lite0".accuracy]\nmin_top1 = 0.85\n'))
     assert cfg.thresholds("accuracy", canonical_spec("efficientnet_lite0"))["min_top1"] == 0.85
     assert cfg.models_not_in(["efficientnet_lite0"]) == []
 
@@ -134,7 +143,9 @@ def test_model_table_for_no_known_model_names_the_closest(tmp_path, key, message
 
 
 def test_two_spellings_of_one_model_are_refused(tmp_path):
-    path = write(tmp_path, '[models."efficientnet-lite0".accuracy]\nmin_top1 = 0.5\n[models."efficientnet_lite0".accuracy]\nmin_top1 = 0.6\n')
+    path = write(tmp_path,
+                 '[models."efficientnet-lite0".accuracy]\nmin_top1 = '
+                 '0.5\n[models."efficientnet_lite0".accuracy]\nmin_top1 = 0.6\n')
     with pytest.raises(ConfigError, match=r"name the same model \(efficientnet_lite0\); merge them"):
         load_config(path)
 
@@ -184,7 +195,8 @@ min_top1 = 0.5
     absolute = canonical_spec(f"tests.tiny_models:tiny?classes={tmp_path}/team/classes.txt")
     bounds = cfg.thresholds("accuracy", absolute)
     assert bounds["min_top1"] == 0.99 and bounds.model_id == absolute  # the run's id is kept, not the table's
-    assert cfg.thresholds("accuracy", canonical_spec(f"{tmp_path}/w.pth?classes=team/classes.txt&arch=tests.tiny_models:tiny"))["min_top1"] == 0.5
+    assert cfg.thresholds("accuracy", canonical_spec(f"{tmp_path}/w.pth?classes=team/classes.txt"
+                                                     "&arch=tests.tiny_models:tiny"))["min_top1"] == 0.5
     assert cfg.models_not_in([absolute]) == ["./w.pth?arch=tests.tiny_models:tiny&classes=team/../team/classes.txt"]
     assert cfg.mistyped_models([absolute]) == []
     # A run from another working directory (stop 34): the key's path is read from audit.toml's folder, so it still
@@ -193,7 +205,8 @@ min_top1 = 0.5
     monkeypatch.chdir(tmp_path / "other")
     elsewhere = load_config(path)
     assert elsewhere.thresholds("accuracy", absolute)["min_top1"] == 0.99
-    assert elsewhere.thresholds("accuracy", canonical_spec("tests.tiny_models:tiny?classes=../team/classes.txt"))["min_top1"] == 0.99
+    assert elsewhere.thresholds("accuracy",
+                                canonical_spec("tests.tiny_models:tiny?classes=../team/classes.txt"))["min_top1"] == 0.99
     assert elsewhere.thresholds("accuracy", canonical_spec("tests.tiny_models:tiny?classes=team/classes.txt"))["min_top1"] == 0.7
 
 
@@ -202,7 +215,8 @@ def test_two_tables_for_the_same_files_are_an_error(tmp_path, monkeypatch):
     path = write(tmp_path, f'[models."tests.tiny_models:tiny?classes=c.txt".accuracy]\nmin_top1 = 0.5\n'
                            f'[models."tests.tiny_models:tiny?classes={tmp_path}/c.txt".accuracy]\nmin_top1 = 0.6\n')
     with pytest.raises(ConfigError, match=rf'\[models."tests.tiny_models:tiny\?classes=c.txt"\] and \[models."tests.tiny_models:'
-                                          rf'tiny\?classes={tmp_path}/c.txt"\] name the same model \(the same files: .*\); merge them'):
+                                          rf'tiny\?classes={tmp_path}/c.txt"\] name the same model \(the same files: '
+                                          r'.*\); merge them'):
         load_config(path)
 
 
@@ -212,7 +226,8 @@ def test_a_table_whose_classes_file_is_not_there_is_a_typo_warning(tmp_path, mon
     (tmp_path / "team" / "classes.txt").write_text("bird\ndog\n")
     monkeypatch.chdir(tmp_path)
     cfg = load_config(write(tmp_path, '[models."tests.tiny_models:tiny?classes=team/clases.txt".accuracy]\nmin_top1 = 0.5\n'
-                                      f'[models."tests.tiny_models:tiny?classes={tmp_path}/team/classes2.txt".accuracy]\nmin_top1 = 0.5\n'))
+                                      f'[models."tests.tiny_models:tiny?classes={tmp_path}/team/classes2.txt".accuracy]\n'
+                                      'min_top1 = 0.5\n'))
     run = canonical_spec(f"tests.tiny_models:tiny?classes={tmp_path}/team/classes.txt")  # absolute, the keys relative
     assert cfg.mistyped_models([run]) == [
         ("tests.tiny_models:tiny?classes=team/clases.txt", run,
@@ -231,35 +246,46 @@ def test_resolved_spec_reads_every_path_from_the_working_directory(tmp_path, mon
     t = str(tmp_path)
     assert resolved_spec("tests.tiny_models:tiny?classes=c.txt&size=8") == f"tests.tiny_models:tiny?classes={t}/c.txt&size=8"
     assert resolved_spec("efficientnet-lite0?classes=./a/../c.txt") == f"efficientnet_lite0?classes={t}/c.txt"
-    assert resolved_spec("m.onnx?reference=w.pth?arch=torchvision:resnet18") == f"{t}/m.onnx?reference={t}/w.pth?arch=torchvision:resnet18"
+    assert (resolved_spec("m.onnx?reference=w.pth?arch=torchvision:resnet18")
+            == f"{t}/m.onnx?reference={t}/w.pth?arch=torchvision:resnet18")
     assert resolved_spec("timm:resnet18:ck/w.safetensors") == f"timm:resnet18:{t}/ck/w.safetensors"
     assert resolved_spec("hf:./vit") == f"hf:{t}/vit"
     assert resolved_spec("hf:org/name@main") == "hf:org/name"  # a hub repo id is no path
     assert resolved_spec("torchvision:resnet18") == "torchvision:resnet18"
 
 
-@pytest.mark.parametrize("old, new", [("deployment_images = 64", "images"), ("deployment_max_abs_diff = { torchscript = 1e-4 }", "max_abs_diff"),
+@pytest.mark.parametrize("old, new",
+                         [("deployment_images = 64", "images"),
+                          ("deployment_max_abs_diff = { torchscript = 1e-4 }", "max_abs_diff"),
                                       ("deployment_min_top1_agreement = { torchscript = 0.99 }", "min_top1_agreement")])
 def test_moved_deployment_keys_say_where_they_went(tmp_path, old, new):
     path = write(tmp_path, f"[audits.conversion]\n{old}\n")
-    with pytest.raises(ConfigError, match=rf"audits.conversion.deployment_\w+ has moved to \[audits.deployment\] {new}; move it there"):
+    with pytest.raises(ConfigError,
+                       match=rf"audits.conversion.deployment_\w+ has moved to \[audits.deployment\] {new}; move it there"):
         load_config(path)
 
 
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("[audits.accuracy]\nmin_tp1 = 0.5\n", r"\[audits.accuracy\] unknown key 'min_tp1'; allowed: min_top1, min_top5, min_balanced_accuracy, min_class_accuracy, min_class_images, min_images; did you mean 'min_top1'\?"),
-        ("[audits.accuracy]\nmin_top1 = 'high'\n", r"audits.accuracy.min_top1 = 'high' has the wrong type; it must be number in \[0, 1\]"),
+        ("[audits.accuracy]\nmin_tp1 = 0.5\n",
+         r"\[audits.accuracy\] unknown key 'min_tp1'; allowed: min_top1, min_top5, min_balanced_accuracy, min_class_accuracy, "
+         r"min_class_images, min_images; did you mean 'min_top1'\?"),
+        ("[audits.accuracy]\nmin_top1 = 'high'\n",
+         r"audits.accuracy.min_top1 = 'high' has the wrong type; it must be number in \[0, 1\]"),
         ("[audits.accuracy]\nmin_top1 = true\n", r"min_top1 = True has the wrong type"),
-        ("[audits.acuracy]\nmin_top1 = 0.5\n", r"\[audits.acuracy\] unknown audit family 'acuracy'; allowed: accuracy, .*did you mean 'accuracy'\?"),
-        ("[run]\nmodels = 'efficientnet_lite0'\n", r"run.models = 'efficientnet_lite0' has the wrong type; it must be list\[str\]"),
+        ("[audits.acuracy]\nmin_top1 = 0.5\n",
+         r"\[audits.acuracy\] unknown audit family 'acuracy'; allowed: accuracy, .*did you mean 'accuracy'\?"),
+        ("[run]\nmodels = 'efficientnet_lite0'\n",
+         r"run.models = 'efficientnet_lite0' has the wrong type; it must be list\[str\]"),
         ("[runs]\n", r"unknown top-level table 'runs'; allowed: run, audits, models, baseline; did you mean 'run'\?"),
-        ('[models."efficientnet_lite0".accuracy]\nmax_top1 = 1\n', r'\[models."efficientnet_lite0".accuracy\] unknown key \'max_top1\''),
+        ('[models."efficientnet_lite0".accuracy]\nmax_top1 = 1\n',
+         r'\[models."efficientnet_lite0".accuracy\] unknown key \'max_top1\''),
         ("[audits\n", r"is not valid TOML"),
         ("[audits.baseline]\ntolerance = { clean_top = 0.01 }\n", r"unknown key 'clean_top'.*did you mean 'clean_top1'\?"),
         ("[audits.baseline]\ntolerance = { clean_top1 = -0.01 }\n", r"tolerance"),
-        ("[baseline]\npair = {}\n", r"\[baseline\] holds only a pairs table; unknown key 'pair'; allowed: pairs; did you mean 'pairs'\?"),
+        ("[baseline]\npair = {}\n",
+         r"\[baseline\] holds only a pairs table; unknown key 'pair'; allowed: pairs; did you mean 'pairs'\?"),
         ('[baseline.pairs]\n"tests.tiny:x" = 3\n', r"\[baseline.pairs\] maps this run's model to the baseline's"),
         ('[baseline.pairs]\n"resnet50" = "efficientnet_lite0"\n', r'\[models."resnet50"\] does not name a model'),
     ],
@@ -303,7 +329,8 @@ def test_missing_threshold_names_where_to_add_it(tmp_path):
     """A key whose family gives no default (a family from a package may leave one to the config)."""
     from visionaudit.config import Thresholds
 
-    with pytest.raises(ConfigError, match=r"sets no min_top1 for the accuracy audit .*gives no default; add it under \[audits.accuracy\]"):
+    with pytest.raises(ConfigError,
+                       match=r"sets no min_top1 for the accuracy audit .*gives no default; add it under \[audits.accuracy\]"):
         Thresholds("accuracy", "m", {})["min_top1"]
     cfg = load_config(write(tmp_path, "[audits.deployment]\nmax_abs_diff = { onnxruntime = 0.01 }\n"))
     with pytest.raises(ConfigError, match=r"sets no max_drop_by_transform for zoom in the robustness audit"):
@@ -341,15 +368,18 @@ min_top1 = 0.99
 [baseline.pairs]
 "w.pth?arch=tests.tiny_models:tiny" = "old.pth?arch=tests.tiny_models:tiny"
 """))))  # --audit-config ../ci/audit.toml
-    assert cfg.run["models"] == ["tests.tiny_models:tiny?classes=../ci/team/classes.txt", "../ci/w.pth?arch=tests.tiny_models:tiny",
-                                 "hf:../ci/vit", "timm:resnet18:../ci/ck/w.pth", "../ci/m.onnx?reference=timm:resnet18:../ci/ck/w.pth",
+    assert cfg.run["models"] == ["tests.tiny_models:tiny?classes=../ci/team/classes.txt",
+                                 "../ci/w.pth?arch=tests.tiny_models:tiny",
+                                 "hf:../ci/vit", "timm:resnet18:../ci/ck/w.pth",
+                                 "../ci/m.onnx?reference=timm:resnet18:../ci/ck/w.pth",
                                  "torchvision:resnet18", "hf:google/vit-base"]  # names of no file stay as they are
     assert (cfg.run["data"], cfg.run["images"], cfg.run["cache"], cfg.run["classes"]) == (
         "../ci/data", "../ci/images", "../cache", "../ci/team/classes.txt")
     # The table's key names the same file: it applies to the model of [run] and to --model spelling it from here.
     assert cfg.thresholds("accuracy", canonical_spec(cfg.run["models"][0]))["min_top1"] == 0.99
     assert cfg.thresholds("accuracy", canonical_spec("tests.tiny_models:tiny?classes=../ci/team/classes.txt"))["min_top1"] == 0.99
-    assert cfg.thresholds("accuracy", canonical_spec("tests.tiny_models:tiny?classes=team/classes.txt"))["min_top1"] == get_family("accuracy").defaults["min_top1"]
+    assert (cfg.thresholds("accuracy", canonical_spec("tests.tiny_models:tiny?classes=team/classes.txt"))["min_top1"]
+            == get_family("accuracy").defaults["min_top1"])
     # [baseline.pairs]: NEW is this run's model (read from the folder), OLD the baseline report's id, as written.
     assert cfg.baseline_pairs == {"../ci/w.pth?arch=tests.tiny_models:tiny": "old.pth?arch=tests.tiny_models:tiny"}
     # A name under the data root (no such folder beside the file) and the shipped names are not paths.
@@ -359,7 +389,8 @@ min_top1 = 0.99
     monkeypatch.chdir(ci)
     here = load_config(write(ci, '[run]\nmodels = ["./w.pth?arch=tests.tiny_models:tiny"]\n'
                                                                   'images = "images"\nclasses = "team/classes.txt"\n'))
-    assert (here.run["models"], here.run["images"], here.run["classes"]) == (["./w.pth?arch=tests.tiny_models:tiny"], "images", "team/classes.txt")
+    assert (here.run["models"], here.run["images"], here.run["classes"]) == (["./w.pth?arch=tests.tiny_models:tiny"], "images",
+                                                                             "team/classes.txt")
 
 
 def test_a_config_reached_through_a_symlink_spells_its_paths_as_the_folder_does(tmp_path, monkeypatch):

@@ -56,7 +56,8 @@ def test_a_class_file_naming_classes_twice_counts_them(tmp_path):
 
     path = tmp_path / "classes.txt"
     path.write_text("\n".join(LETTERS[:7] * 2) + "\n")
-    with pytest.raises(ConfigError, match=r"names 7 class\(es\) more than once: 'a', 'b', 'c', 'd', 'e', and 2 more; each class once"):
+    with pytest.raises(ConfigError,
+                       match=r"names 7 class\(es\) more than once: 'a', 'b', 'c', 'd', 'e', and 2 more; each class once"):
         read_classes_file(path)
 
 

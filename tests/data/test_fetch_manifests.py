@@ -45,7 +45,8 @@ def test_manifest_paths_outside_the_data_root_are_refused(tmp_path, monkeypatch,
 def test_a_data_set_name_that_leaves_the_root_is_refused(tmp_path, monkeypatch, capsys):
     override = tmp_path / "m.json"
     override.write_text(json.dumps({"../up": {"files": {"x.png": "0" * 64}}}))
-    assert cli_main(["fetch", "../up", "--dest", str(tmp_path / "d"), "--manifest", str(override)]) != 0  # its code: the exit-code table
+    # its code: the exit-code table
+    assert cli_main(["fetch", "../up", "--dest", str(tmp_path / "d"), "--manifest", str(override)]) != 0
     assert "data set name '../up' is refused: it holds .." in capsys.readouterr().err
     assert not (tmp_path / "up").exists()
 
@@ -79,7 +80,8 @@ def test_shipped_observers_manifest_is_the_upstream_listing_at_the_stimuli_commi
     entry = load_manifest()[OBSERVERS]
     assert len(entry["files"]) == 10 and shipped["commit"] == COMMIT  # the stimuli's pinned commit
     name = "style-transfer-512-nomask-experiment_subject-01_session_1.csv"
-    assert file_url(entry, name) == f"https://raw.githubusercontent.com/rgeirhos/texture-vs-shape/{COMMIT}/{OBSERVERS_FOLDER}/{name}"
+    assert file_url(entry,
+                    name) == f"https://raw.githubusercontent.com/rgeirhos/texture-vs-shape/{COMMIT}/{OBSERVERS_FOLDER}/{name}"
     # ../shared holds nine of the ten, byte for byte; subject-01 is not there
     local = {p.name: sha(p) for p in (shared_data / OBSERVERS).iterdir()}
     assert len(local) == 9 and name not in local
@@ -109,7 +111,8 @@ def test_manifest_override_replaces_files_and_keeps_the_rest(tmp_path, monkeypat
     monkeypatch.setenv(MANIFEST_ENV, str(override))
     manifest = load_manifest()
     assert manifest["edges"]["files"] == {"a/b.png": "0" * 64} and manifest["edges"]["terms"] == LICENCE
-    assert file_url(manifest["edges"], "a/b.png") == f"https://raw.githubusercontent.com/rgeirhos/texture-vs-shape/{COMMIT}/stimuli/edges/a/b.png"
+    assert file_url(manifest["edges"],
+                    "a/b.png") == f"https://raw.githubusercontent.com/rgeirhos/texture-vs-shape/{COMMIT}/stimuli/edges/a/b.png"
     assert len(manifest["cue-conflict"]["files"]) == 1280  # not named in the override: shipped
     assert file_url(manifest["mine"], "x.png", "http://mirror") == "http://mirror/x.png"
     override.write_text("{not json")

@@ -64,7 +64,8 @@ def test_a_dry_run_looks_for_the_data_and_fetches_nothing(tmp_path, monkeypatch)
         f"python -m visionaudit fetch --all --dest {root}"]
     (root / "cue-conflict").mkdir(parents=True)
     problems = provide(str(root), str(tmp_path / "mine"), needs, offline=False, fetch=False)
-    assert len(problems) == 1 and problems[0].startswith(f"labelled images not found at {tmp_path / 'mine'}: point --audit-images")
+    assert len(problems) == 1 and problems[0].startswith(f"labelled images not found at {tmp_path / 'mine'}: "
+                                                         "point --audit-images")
 
 
 RUN_FILE = """
@@ -157,7 +158,8 @@ def test_a_run_that_reads_the_observers_fetches_them_on_first_use_and_names_them
     offline.assert_outcomes(passed=1)
     assert RangeHandler.requests == []
     assert said_once(output, f"{OBSERVERS} is not in the data cache {cache} and downloads are off"), output
-    assert f"{url}/{OBSERVERS_FOLDER}/<file> for each file listed in visionaudit/resources/texture_vs_shape_raw_manifest.json" in output
+    assert (f"{url}/{OBSERVERS_FOLDER}/<file> for each file listed in "
+            "visionaudit/resources/texture_vs_shape_raw_manifest.json") in output
     monkeypatch.delenv("EXPECT_ABSENT")
     result = suite.runpytest_subprocess("-p", "no:cacheprovider")
     output = result.stdout.str() + result.stderr.str()
@@ -173,7 +175,8 @@ def test_a_data_root_the_user_named_is_never_written_to(tmp_path, monkeypatch):
     monkeypatch.setenv("VISIONAUDIT_DATA", str(tmp_path))
     assert provide(None, "imagenet-sample", {"cue-conflict", "labelled"}, offline=False) == [
         f"cue-conflict not found at {tmp_path / 'cue-conflict'}: python -m visionaudit fetch cue-conflict --dest {tmp_path}",
-        f"labelled images not found at {tmp_path / 'imagenet-sample'}: python -m visionaudit fetch imagenet-sample --dest {tmp_path}"]
+        f"labelled images not found at {tmp_path / 'imagenet-sample'}: python -m visionaudit fetch imagenet-sample "
+        f"--dest {tmp_path}"]
     assert not list(tmp_path.iterdir())
 
 
@@ -184,7 +187,8 @@ def test_imagenette_offline_is_one_clear_error(suite, tmp_path, monkeypatch):
                                         "-p", "no:cacheprovider")
     output = result.stdout.str() + result.stderr.str()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    message = (f"Imagenette not found under {tmp_path / 'imagenette'}: downloads are off (--audit-offline / VISIONAUDIT_OFFLINE=1). "
+    message = (f"Imagenette not found under {tmp_path / 'imagenette'}: downloads are off (--audit-offline / "
+               "VISIONAUDIT_OFFLINE=1). "
                "Run once on a machine with internet, or download https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-320.tgz "
                f"and unpack it into {tmp_path / 'imagenette'}/")
     assert said_once(output, message), output

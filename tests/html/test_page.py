@@ -57,7 +57,8 @@ def test_robustness_drops_are_the_reports():
     for model in MODELS:
         assert set(d["models"][model]) == set(TRANSFORMS)
         e = entry(TWO, f"test_transform[{model}-zoom]")
-        assert d["models"][model]["zoom"]["drop"] == e["metrics"]["drop"] and d["models"][model]["zoom"]["ci"] == e["metrics"]["drop_ci"]
+        assert (d["models"][model]["zoom"]["drop"] == e["metrics"]["drop"]
+                and d["models"][model]["zoom"]["ci"] == e["metrics"]["drop_ci"])
 
 
 def test_max_differences_and_baseline_deltas_are_the_reports():
@@ -208,7 +209,8 @@ def test_an_external_load_would_be_blocked_and_seen(tmp_path, browser):
 def test_baseline_section_from_the_cli(tmp_path):
     out = tmp_path / "b.html"
     proc = subprocess.run([sys.executable, "-m", "visionaudit", "html", str(FIXTURES / "report_two_models.json"), "--baseline",
-                           str(FIXTURES / "report_two_models.json"), "-o", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+                           str(FIXTURES / "report_two_models.json"), "-o", str(out)], cwd=ROOT, capture_output=True, text=True,
+                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     html = out.read_text()
     # The tiny models get no labelled image right: clean top-1 and the nine transforms are 0 against 0, not compared
@@ -259,7 +261,8 @@ def test_a_run_stopped_at_startup_leaves_its_own_page(tmp_path, shared_data):
     env = {**os.environ, "VISIONAUDIT_DATA": str(shared_data)}
     for var in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "GITHUB_STEP_SUMMARY"):
         env.pop(var, None)
-    proc = subprocess.run([sys.executable, "-m", "pytest", "audits", "-p", "no:cacheprovider", f"--audit-baseline={tmp_path / 'none.json'}",
+    proc = subprocess.run([sys.executable, "-m", "pytest", "audits", "-p", "no:cacheprovider",
+                           f"--audit-baseline={tmp_path / 'none.json'}",
                            "--audit-json", str(tmp_path / "r.json"), "--audit-html", str(tmp_path / "r.html")],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == pytest.ExitCode.USAGE_ERROR
@@ -295,7 +298,8 @@ def registry(monkeypatch):
 
 
 def _toy_entry(model: str, test: str, outcome: str, metrics: dict, message: str | None = None, audit: str = "toy") -> dict:
-    return {"nodeid": f"audits/test_{audit}.py::{test}[{model}]", "audit": audit, "model": model, "params": {}, "outcome": outcome,
+    return {"nodeid": f"audits/test_{audit}.py::{test}[{model}]", "audit": audit, "model": model, "params": {},
+            "outcome": outcome,
             "duration": 0.1, "metrics": metrics, "thresholds": {}, "tables": {}, "message": message, "worker": None}
 
 
@@ -310,7 +314,8 @@ def test_a_family_without_a_section_gets_the_generic_one(registry):
     register_family(Family(name="toy", gates="a toy score per model", key_metric="score", higher_is_better=True, thresholds={}))
     report = json.loads(json.dumps(TWO))
     report["audits"] += [
-        _toy_entry(MODELS[1], "test_score", "failed", {"score": 0.3, "other": 1}, "AssertionError: score 0.3 is below min_score 0.5"),
+        _toy_entry(MODELS[1], "test_score", "failed", {"score": 0.3, "other": 1},
+                   "AssertionError: score 0.3 is below min_score 0.5"),
         _toy_entry(MODELS[0], "test_score", "passed", {"score": 0.8125}),
         _toy_entry(MODELS[0], "test_unmeasured", "error", {}, "RuntimeError: planted"),
     ]
@@ -354,8 +359,10 @@ def test_a_family_names_its_own_section_and_a_failing_one_costs_only_itself(regi
     register_family(Family(name="toy", gates="x", key_metric="score", higher_is_better=True, thresholds={}, html_section=own))
     register_family(Family(name="toy_by_path", gates="x", key_metric="score", higher_is_better=True, thresholds={},
                            html_section=f"{__name__}:_toy_builder"))
-    register_family(Family(name="toy_broken", gates="x", key_metric="score", higher_is_better=True, thresholds={}, html_section=broken))
-    monkeypatch.setattr(sys.modules[__name__], "_toy_builder", lambda page: {"id": "by_path", "title": "Named by its path"}, raising=False)
+    register_family(Family(name="toy_broken", gates="x", key_metric="score", higher_is_better=True, thresholds={},
+                           html_section=broken))
+    monkeypatch.setattr(sys.modules[__name__], "_toy_builder", lambda page: {"id": "by_path", "title": "Named by its path"},
+                        raising=False)
     report = json.loads(json.dumps(TWO))
     report["audits"] += [_toy_entry(MODELS[0], "test_score", "passed", {"score": 0.25}),
                          _toy_entry(MODELS[1], "test_score", "passed", {"score": 0.75})]
@@ -363,7 +370,8 @@ def test_a_family_names_its_own_section_and_a_failing_one_costs_only_itself(regi
     assert "<h2>Toy scores</h2>\n<p>mean score 0.5</p>" in _section(html, "toy")  # its id defaults to the family's name
     assert "<h2>Named by its path</h2>" in _section(html, "by_path")
     assert "section not drawn (RuntimeError: planted section failure)" in _section(html, "toy_broken")
-    assert all(f'<section id="{s}">' in html for s in ("accuracy", "shape_bias", "channel_bias", "robustness", "conversion", "problems"))
+    assert all(f'<section id="{s}">' in html for s in ("accuracy", "shape_bias", "channel_bias", "robustness", "conversion",
+                                                       "problems"))
 
 
 def test_conversion_and_deployment_share_one_section():

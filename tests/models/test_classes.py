@@ -281,7 +281,8 @@ def test_timm_classes_before_load_equal_those_at_load():
     for spec in ("timm:resnet18:none", "timm:vit_tiny_patch16_224.augreg_in21k:none"):
         loaded = load_model(spec, "cpu")
         before = known_before_load(parse_spec(spec))
-        assert before == loaded.label_space and before.ids == loaded.label_space.ids and before.source == loaded.label_space.source
+        assert (before == loaded.label_space and before.ids == loaded.label_space.ids
+                and before.source == loaded.label_space.source)
 
 
 def test_a_huge_named_label_space_is_recorded_by_name_count_and_sha256():

@@ -31,7 +31,8 @@ def test_an_hf_folder_loads_with_its_classes_preprocessing_and_identity(vit_fold
     assert model.id == f"hf:{vit_folder}" and model.architecture == "hf:ViTForImageClassification"
     assert model.label_space.names == CLASSES and "id2label" in model.label_space.source and not model.imagenet_classes
     pre = model.preprocessing
-    assert (pre.crop_size, pre.resize_size, pre.keep_aspect, pre.mean, pre.std) == (64, 64, False, (0.45, 0.5, 0.55), (0.2, 0.25, 0.3))
+    assert (pre.crop_size, pre.resize_size, pre.keep_aspect, pre.mean, pre.std) == (64, 64, False, (0.45, 0.5, 0.55),
+                                                                                    (0.2, 0.25, 0.3))
     assert "ViTImageProcessor" in pre.source
     files = sorted(vit_folder.iterdir())
     assert [p.name for p in files] == ["config.json", "model.safetensors", "preprocessor_config.json"]
@@ -148,7 +149,8 @@ def test_hub_files_come_from_one_snapshot(vit_folder, hub_cache, monkeypatch):
     from tests.hub_models import write_cache_entry
 
     old, new = "1" * 40, "2" * 40
-    write_cache_entry(hub_cache, "tiny-org/moved", {n: (vit_folder / n).read_bytes() for n in ("config.json", "preprocessor_config.json")}, old)
+    write_cache_entry(hub_cache, "tiny-org/moved",
+                      {n: (vit_folder / n).read_bytes() for n in ("config.json", "preprocessor_config.json")}, old)
     calls = []
 
     def download(repo_id, filename, *, revision=None, cache_dir=None, move_ref=True, **_):

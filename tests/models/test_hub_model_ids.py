@@ -21,9 +21,11 @@ def test_audit_toml_tables_name_hub_models_in_their_canonical_form(tmp_path):
     config = load_config(toml)
     assert config.thresholds("accuracy", "hf:tiny-org/tiny-vit")["min_top1"] == 0.5
     assert config.thresholds("accuracy", "timm:resnet18")["min_top1"] == 0.6  # as main names it: old tables still apply
-    toml.write_text('[models."timm:resnet18".accuracy]\nmin_top1 = 0.6\n[models."timm:resnet18.a1_in1k".accuracy]\nmin_top1 = 0.7\n')
+    toml.write_text('[models."timm:resnet18".accuracy]\nmin_top1 = '
+                    '0.6\n[models."timm:resnet18.a1_in1k".accuracy]\nmin_top1 = 0.7\n')
     config = load_config(toml)  # the tag written out is another spec (which tag is the default depends on timm's version)
-    assert (config.thresholds("accuracy", "timm:resnet18")["min_top1"], config.thresholds("accuracy", "timm:resnet18.a1_in1k")["min_top1"]) == (0.6, 0.7)
+    assert (config.thresholds("accuracy", "timm:resnet18")["min_top1"],
+            config.thresholds("accuracy", "timm:resnet18.a1_in1k")["min_top1"]) == (0.6, 0.7)
     # A baseline written by a suite that knew no tags names timm:resnet18: [baseline.pairs] can still name it.
     toml.write_text('[baseline.pairs]\n"timm:resnet18.a1_in1k" = "timm:resnet18"\n')
     assert dict(load_config(toml).baseline_pairs) == {"timm:resnet18.a1_in1k": "timm:resnet18"}
@@ -53,7 +55,8 @@ def test_the_logit_cache_key_covers_every_file_of_an_hf_model(tmp_path, vit_fold
     (tmp_path / "a.png").write_bytes(b"not read")
     entries = [logit_cache.entry(tmp_path, m, Images(), m.preprocessing.geometry, 8) for m in (first, second)]
     assert entries[0].path != entries[1].path
-    assert entries[0].key["model"]["sha256"] == first.sha256 and "preprocessor_config.json" in entries[0].key["model"]["sha256_of"]
+    assert (entries[0].key["model"]["sha256"] == first.sha256
+            and "preprocessor_config.json" in entries[0].key["model"]["sha256_of"])
     assert entries[0].key["model_code"]["module"].startswith("transformers.")  # transformers' version is in the key
 
 

@@ -61,13 +61,16 @@ def test_processor_rules_by_hand():
                                 "crop_pct": 0.875, "resample": 3}, "convnext")
     assert (big.resize_size, big.crop_size, big.keep_aspect) == (384, 384, False)  # warped from 384 on
     # A rescale factor of 1 (values in 0..255) folds into mean and std: (x - m) / s = (x / 255 - m / 255) / (s / 255).
-    raw = from_image_processor({"image_processor_type": "ViTImageProcessor", "size": {"height": 8, "width": 8}, "rescale_factor": 1.0, "image_mean": [127.5] * 3,
+    raw = from_image_processor({"image_processor_type": "ViTImageProcessor", "size": {"height": 8, "width": 8},
+                                "rescale_factor": 1.0, "image_mean": [127.5] * 3,
                                 "image_std": [51.0] * 3}, "raw")
     assert raw.mean == pytest.approx((0.5,) * 3) and raw.std == pytest.approx((0.2,) * 3)
-    off = from_image_processor({"image_processor_type": "ViTImageProcessor", "size": {"height": 8, "width": 8}, "do_normalize": False}, "off")
+    off = from_image_processor({"image_processor_type": "ViTImageProcessor", "size": {"height": 8, "width": 8},
+                                "do_normalize": False}, "off")
     assert (off.mean, off.std) == ((0.0,) * 3, (1.0,) * 3)
     # LeViT: the short side to int(256 / 224 * S) = 256 for S = 224 (LevitImageProcessor.resize), then the crop.
-    levit = from_image_processor({"image_processor_type": "LevitImageProcessor", "size": {"shortest_edge": 224}, "do_center_crop": True,
+    levit = from_image_processor({"image_processor_type": "LevitImageProcessor", "size": {"shortest_edge": 224},
+                                  "do_center_crop": True,
                                   "crop_size": {"height": 224, "width": 224}, "resample": 3}, "levit")
     assert (levit.resize_size, levit.crop_size, levit.keep_aspect, levit.interpolation) == (256, 224, True, "bicubic")
     # PoolFormer: the short side to int(S / crop_pct) = int(224 / 0.9) = 248 (PoolFormerImageProcessor.resize); a square
@@ -84,8 +87,10 @@ def test_processor_rules_by_hand():
                                   "crop_size": {"height": 224, "width": 224}}, "caps the longest edge.*" + fix),
                      (vit_kind | {"size": {"height": 8, "width": 8}, "resample": 1}, "LANCZOS"),
                      ({"image_processor_type": "MobileViTImageProcessor", "size": {"shortest_edge": 288}, "do_center_crop": True,
-                       "crop_size": {"height": 256, "width": 256}, "do_flip_channel_order": True}, "MobileViTImageProcessor is not one.*" + fix),
-                     (vit_kind | {"size": {"height": 8, "width": 8}, "do_flip_channel_order": True}, "flips the channels.*" + fix),
+                       "crop_size": {"height": 256, "width": 256}, "do_flip_channel_order": True},
+                       "MobileViTImageProcessor is not one.*" + fix),
+                     (vit_kind | {"size": {"height": 8, "width": 8}, "do_flip_channel_order": True},
+                      "flips the channels.*" + fix),
                      ({"size": {"height": 8, "width": 8}}, "of no named type.*" + fix),
                      ({"image_processor_type": "PoolFormerImageProcessor", "size": {"height": 224, "width": 224}, "crop_pct": 0.9,
                        "do_center_crop": False}, "without a square crop.*" + fix)]:
@@ -108,4 +113,5 @@ def test_a_warped_geometry_decodes_as_resize_then_floor_crop(tmp_path):
     expected = np.asarray(Image.open(path).convert("RGB").resize((33, 33), Image.BILINEAR))[1:31, 1:31]  # (33 - 30) // 2 = 1
     assert torch.equal(got, torch.from_numpy(expected.copy()).permute(2, 0, 1))
     rounded = decode_image(path, Geometry(33, 30, "bilinear", crop=False))  # torchvision's round(1.5) = 2
-    assert torch.equal(rounded, torch.from_numpy(np.asarray(Image.open(path).convert("RGB").resize((33, 33), Image.BILINEAR))[2:32, 2:32].copy()).permute(2, 0, 1))
+    resized = np.asarray(Image.open(path).convert("RGB").resize((33, 33), Image.BILINEAR))
+    assert torch.equal(rounded, torch.from_numpy(resized[2:32, 2:32].copy()).permute(2, 0, 1))

@@ -46,11 +46,13 @@ def test_an_absent_hub_model_stops_the_run_at_startup_with_exit_4(tmp_path):
 
 
 def test_timm_refusals_come_at_startup(hub_cache):
-    with pytest.raises(SpecError, match=r"timm has no pretrained tag 'nope' for test_efficientnet; known: test_efficientnet.r160_in1k"):
+    with pytest.raises(SpecError,
+                       match=r"timm has no pretrained tag 'nope' for test_efficientnet; known: test_efficientnet.r160_in1k"):
         check_available(parse_spec("timm:test_efficientnet.nope"))
     with pytest.raises(SpecError, match=r"timm has no model 'test_efficientnett'; did you mean timm:test_efficientnet"):
         check_available(parse_spec("timm:test_efficientnett"))
-    with pytest.raises(HubUnavailable, match=r"the Hugging Face repo timm/test_resnet.r160_in1k is not in the cache .* \(it lacks "
+    with pytest.raises(HubUnavailable,
+                       match=r"the Hugging Face repo timm/test_resnet.r160_in1k is not in the cache .* \(it lacks "
                                              r"model.safetensors or pytorch_model.bin\).*hf download timm/test_resnet.r160_in1k"):
         check_available(parse_spec("timm:test_resnet.r160_in1k"))
     check_available(parse_spec("timm:test_resnet:none"))  # random weights: nothing to fetch
@@ -90,7 +92,8 @@ def test_an_image_processor_the_suite_does_not_follow_is_refused_at_startup(tmp_
     config = json.loads((folder / "preprocessor_config.json").read_text())
     config.update(image_processor_type="MobileViTImageProcessor", do_flip_channel_order=True)
     (folder / "preprocessor_config.json").write_text(json.dumps(config))
-    with pytest.raises(SpecError, match=rf"--model hf:{folder}: .*MobileViTImageProcessor is not one .*\?size=N&resize=N&interpolation="):
+    with pytest.raises(SpecError,
+                       match=rf"--model hf:{folder}: .*MobileViTImageProcessor is not one .*\?size=N&resize=N&interpolation="):
         check_preprocessing(parse_spec(f"hf:{folder}"))
     given = f"hf:{folder}?size=64&resize=64&interpolation=bilinear&mean=0.5,0.5,0.5&std=0.25,0.25,0.25"
     check_preprocessing(parse_spec(given))
@@ -129,7 +132,8 @@ def test_audit_offline_reaches_the_loader_in_a_worker(tmp_path, vit_folder):
     processes, by one that leaves a mark."""
     cache = tmp_path / "hf" / "hub"
     write_cache_entry = __import__("tests.hub_models", fromlist=["write_cache_entry"]).write_cache_entry
-    write_cache_entry(cache, "tiny-org/tiny-vit", {n: (vit_folder / n).read_bytes() for n in ("config.json", "model.safetensors")})
+    write_cache_entry(cache, "tiny-org/tiny-vit",
+                      {n: (vit_folder / n).read_bytes() for n in ("config.json", "model.safetensors")})
     mark = tmp_path / "asked-the-network"
     (tmp_path / "netguard.py").write_text(
         "import huggingface_hub\n"
@@ -148,11 +152,13 @@ def test_audit_offline_reaches_the_loader_in_a_worker(tmp_path, vit_folder):
     for var in ("HF_HUB_OFFLINE", "VISIONAUDIT_OFFLINE", "PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT"):
         env.pop(var, None)
     cmd = [sys.executable, "-m", "pytest", "audits", "-p", "no:cacheprovider", "-p", "netguard", "-n", "1", "--device", "cpu",
-           "--model", "hf:tiny-org/tiny-vit?size=64&resize=64", "--audit-offline", f"--audit-images={images}", "-k", "test_clean_top1",
+           "--model", "hf:tiny-org/tiny-vit?size=64&resize=64", "--audit-offline", f"--audit-images={images}", "-k",
+           "test_clean_top1",
            f"--audit-json={tmp_path / 'r.json'}"]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     out = proc.stdout + proc.stderr
     assert not mark.exists(), mark.read_text() + out[-3000:]
     report = json.loads((tmp_path / "r.json").read_text())
     # The model loaded and measured in the worker (3 images: too few to judge, which is not what this test is about).
-    assert [(t["outcome"], t["worker"], "clean_top1" in t["metrics"]) for t in report["audits"]] == [("not_judged", "gw0", True)], out[-3000:]
+    assert [(t["outcome"], t["worker"],
+             "clean_top1" in t["metrics"]) for t in report["audits"]] == [("not_judged", "gw0", True)], out[-3000:]

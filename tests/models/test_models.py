@@ -365,7 +365,8 @@ def test_every_family_that_needs_only_logits_runs_on_a_one_channel_model(shared_
         outcomes.setdefault(a["audit"], set()).add(a["outcome"])
     assert set(outcomes) == {"accuracy", "robustness", "shape_bias", "deployment", "channel_bias"}, proc.stdout[-3000:]
     for family in ("accuracy", "robustness", "shape_bias", "deployment"):  # measured: judged, or too few images to judge
-        assert outcomes[family] <= {"passed", "failed", "not_judged", "skipped"} and outcomes[family] - {"skipped"}, (family, outcomes)
+        assert outcomes[family] <= {"passed", "failed", "not_judged",
+                                    "skipped"} and outcomes[family] - {"skipped"}, (family, outcomes)
     assert outcomes["channel_bias"] == {"skipped"}  # weights per R, G, B: not for a 1-channel model, and it says so
     accuracy = next(a for a in data["audits"] if a["audit"] == "accuracy")
     assert accuracy["metrics"]["n_images"] == 32
@@ -374,7 +375,8 @@ def test_every_family_that_needs_only_logits_runs_on_a_one_channel_model(shared_
 
 def test_channel_counts_that_cannot_be_fed_say_how_to_get_there():
     with pytest.raises(SpecError, match=r"takes 1 input channel \(conv is its first convolution\), so it is fed grayscale "
-                                        r"images \(their luminance\): give one mean and one std in its spec, \?mean=M&std=S, not 3"):
+                                        r"images \(their luminance\): give one mean and one std in its spec, "
+                                        r"\?mean=M&std=S, not 3"):
         load_model("tests.tiny_models:gray?mean=0.5,0.5,0.5&std=0.2,0.2,0.2", "cpu")
     with pytest.raises(SpecError, match=r"takes 3 input channels \(conv is its first convolution\) but its spec gives 1 "
                                         r"mean/std value\(s\): give three"):
@@ -385,7 +387,8 @@ def test_channel_counts_that_cannot_be_fed_say_how_to_get_there():
         predict_logits(gray, torch.zeros(2, 2, 224, 224, dtype=torch.uint8))
 
 
-@pytest.mark.parametrize("name, what", [("model.ort", "ONNX Runtime"), ("model.tflite", "TensorFlow Lite"), ("m.h5", "Keras (HDF5)")])
+@pytest.mark.parametrize("name, what",
+                         [("model.ort", "ONNX Runtime"), ("model.tflite", "TensorFlow Lite"), ("m.h5", "Keras (HDF5)")])
 def test_a_model_file_of_another_format_says_which_files_are_read(tmp_path, name, what):
     """Issue 23, item 11: an .onnx file was "a state dict" that needs --arch, then "corrupt or truncated" (since issue 25
     .onnx files are read: tests/models/test_onnx_model.py)."""
@@ -482,7 +485,8 @@ def test_torchvision_pretrained_offline_names_the_fix(tmp_path, monkeypatch):
         raise urllib.error.URLError("no network")
 
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
-    with pytest.raises(CheckpointError, match=r"put the file resnet18-f37072fd.pth into .*hub/checkpoints.*torchvision:resnet18:none"):
+    with pytest.raises(CheckpointError,
+                       match=r"put the file resnet18-f37072fd.pth into .*hub/checkpoints.*torchvision:resnet18:none"):
         load_model("torchvision:resnet18", "cpu")
 
 

@@ -195,7 +195,8 @@ def test_a_bad_file_in_the_imagenet_c_folder_stops_the_run_at_startup(tmp_path):
 
     def run(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "pytest", "audits/test_corruption.py", "-p", "no:cacheprovider", "--model",
-                               "tests.tiny_models:red_threshold_1k", f"--audit-data={tmp_path}", f"--audit-images={tmp_path / 'val'}",
+                               "tests.tiny_models:red_threshold_1k", f"--audit-data={tmp_path}",
+                               f"--audit-images={tmp_path / 'val'}",
                                f"--audit-imagenet-c={tmp_path / 'c'}", f"--audit-config={config}", "--device", "cpu", *args],
                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
@@ -203,7 +204,8 @@ def test_a_bad_file_in_the_imagenet_c_folder_stops_the_run_at_startup(tmp_path):
         proc = run(*args)
         output = proc.stdout + proc.stderr
         assert proc.returncode == pytest.ExitCode.USAGE_ERROR, (args, output[-3000:])
-        assert said_once(output, "1 of 5 images of imagenet-c fog/2 cannot be used; replace or remove them:"), (args, output[-3000:])
+        assert said_once(output,
+                         "1 of 5 images of imagenet-c fog/2 cannot be used; replace or remove them:"), (args, output[-3000:])
         assert f"{bad} is unreadable or truncated (UnidentifiedImageError" in output and "Traceback" not in output
         assert not (tmp_path / "loads.log").exists()  # before any model loaded
     proc = run("-k", "fog-1")  # fog/2 is not read: not checked
@@ -231,7 +233,8 @@ def test_a_bad_labelled_file_stops_a_corruption_only_run_at_startup(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
     env["VISIONAUDIT_TEST_LOAD_LOG"] = str(tmp_path / "loads.log")
     for selected in ("fog-1", "mce"):  # the kernels on the labelled images, without --audit-imagenet-c
-        proc = subprocess.run([sys.executable, "-m", "pytest", "audits/test_corruption.py", "-p", "no:cacheprovider", "-k", selected,
+        proc = subprocess.run([sys.executable, "-m", "pytest", "audits/test_corruption.py", "-p", "no:cacheprovider", "-k",
+                               selected,
                                "--model", "tests.tiny_models:red_threshold_1k", f"--audit-data={tmp_path}",
                                f"--audit-images={tmp_path / 'val'}", f"--audit-config={config}", "--device", "cpu"],
                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)

@@ -166,7 +166,8 @@ def _named(path: str | Path) -> Iterator[None]:
         found = re.search(r"\((\d+) pixels\)", str(e))
         raise _too_large(path, f"{int(found.group(1)):,}" if found else "so many") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise DataError(f"image {path} is unreadable or truncated ({type(e).__name__}: {e}); replace or remove the file") from None
+        raise DataError(f"image {path} is unreadable or truncated ({type(e).__name__}: {e}); replace or "
+                        "remove the file") from None
 
 
 # EXIF orientations other than 1 (as stored): what a viewer does to show the image upright.

@@ -79,7 +79,8 @@ def load_state_dict(path: str | Path, argument: str = "--model") -> dict[str, to
             state = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as e:
             if not _looks_like_torch_save(path):
-                raise CheckpointError(f"checkpoint {path} is corrupt or truncated, or not a checkpoint (neither a torch.save archive nor safetensors); copy it again or re-export it") from None
+                raise CheckpointError(f"checkpoint {path} is corrupt or truncated, or not a checkpoint (neither a torch.save "
+                                      "archive nor safetensors); copy it again or re-export it") from None
             lines = [ln.strip() for ln in str(e).splitlines() if "GLOBAL" in ln or "Unsupported" in ln]
             raise CheckpointError(pickled.refusal(path, pickled.scan(path), lines[0] if lines else type(e).__name__)) from None
         except Exception as e:  # torch raises many types on damaged files (RuntimeError, EOFError, IndexError, ...)
@@ -227,7 +228,8 @@ def convert_to_safetensors(src: str | Path, dst: str | Path, trust_pickle: bool 
         raise CheckpointError(f"DST {dst}: the folder {dst.parent} does not exist; create it first (mkdir -p {dst.parent}) "
                               "or give a path in an existing folder")
     if dst.is_dir():
-        raise CheckpointError(f"DST {dst} is a folder; give the file to write, such as {dst / src.with_suffix('.safetensors').name}")
+        raise CheckpointError(f"DST {dst} is a folder; give the file to write, such as "
+                              f"{dst / src.with_suffix('.safetensors').name}")
     if imports and not trust_pickle:
         raise CheckpointError("--import is for --trust-pickle (it imports the classes a pickled checkpoint names); "
                               "add --trust-pickle if you trust the file, else leave --import out")

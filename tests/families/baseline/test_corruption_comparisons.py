@@ -70,7 +70,8 @@ def test_conditions_pair_and_a_condition_on_one_side_only_is_not_a_pass():
     new = _report({"fog-1": _bits([0, 1, 2]), "fog-2": _bits(list(range(4, 20))), "snow-1": _bits([7])})
     results = compare_model(outcomes_from_report(old, "m"), outcomes_from_report(new, "m"), _settings())
     fog2 = results["corruption_fog_2"]
-    # by hand: baseline wrong on 0..9 (error 10/40), candidate on 4..19 (16/40); right -> wrong 10..19 (10), wrong -> right 0..3 (4)
+    # by hand: baseline wrong on 0..9 (error 10/40), candidate on 4..19 (16/40); right -> wrong 10..19 (10), wrong ->
+    # right 0..3 (4)
     assert (fog2.baseline, fog2.candidate, fog2.delta) == pytest.approx((0.25, 0.4, 0.15))
     assert fog2.discordant == (10, 4) and fog2.lost_count == 10 and fog2.higher_is_better is False
     assert fog2.p_value == pytest.approx(sps.binomtest(4, 14, 0.5).pvalue)
@@ -171,7 +172,8 @@ def test_error_consistency_in_every_paired_comparison_and_its_bounds():
     kappa = _kappa(old_clean, new_clean)
     ec = clean.error_consistency
     assert ec["kappa"] == pytest.approx(kappa) and ec["n"] == N
-    assert ec["observed"] == pytest.approx(np.mean(old_clean == new_clean)) and ec["expected"] == pytest.approx(0.75 ** 2 + 0.25 ** 2)
+    assert ec["observed"] == pytest.approx(np.mean(old_clean == new_clean)) and ec["expected"] == pytest.approx(0.75 ** 2
+                                                                                                                + 0.25 ** 2)
     assert ec["kappa_ci"][0] < kappa < ec["kappa_ci"][1]
     assert kappa < 0.5 and clean.verdict == "warning" and "errors moved: kappa" in clean.reason and ec["below"] == "kappa_warning"
     assert fog.error_consistency["kappa"] == pytest.approx(1.0) and fog.verdict == "unchanged"
@@ -184,7 +186,8 @@ def test_error_consistency_in_every_paired_comparison_and_its_bounds():
 def test_a_schema_5_baseline_without_error_consistency_is_read():
     """A schema-5 report holds corruption bits but no error_consistency nor top1: it is compared all the same."""
     old = _report({"fog-1": _bits([0, 1])}, schema=5)
-    results = compare_model(outcomes_from_report(old, "m"), outcomes_from_report(_report({"fog-1": _bits([0, 1])}, schema=6), "m"),
+    results = compare_model(outcomes_from_report(old, "m"),
+                            outcomes_from_report(_report({"fog-1": _bits([0, 1])}, schema=6), "m"),
                             _settings())
     assert results["corruption_fog_1"].verdict == "unchanged" and results["mce"].verdict == "unchanged"
     assert results["corruption_fog_1"].error_consistency["kappa"] == pytest.approx(1.0)
@@ -362,7 +365,8 @@ def test_folder_runs_pair_with_folder_runs_and_never_with_kernel_runs():
     """Issue 26: an ImageNet-C folder run (--audit-imagenet-c, sample set imagenet-c) keeps per-image outcomes; against a
     folder baseline its conditions and summary are compared. Against a kernels run (or the reverse) they are other
     images and another measurement: not compared, saying so, though the ids match (the folder keeps the val names)."""
-    old_bits, new_bits = {"fog-1": _bits([0, 1, 2]), "fog-2": _bits(list(range(10)))}, {"fog-1": _bits([0]), "fog-2": _bits(list(range(4, 20)))}
+    old_bits, new_bits = {"fog-1": _bits([0, 1, 2]), "fog-2": _bits(list(range(10)))}, {"fog-1": _bits([0]),
+                                                                                        "fog-2": _bits(list(range(4, 20)))}
     folder_old, folder_new = _report(old_bits, role="imagenet-c"), _report(new_bits, role="imagenet-c")
     assert baseline_comparisons(folder_old, ["m"]) == [*COMPARED, "corruption_fog_1", "corruption_fog_2", "mce"]
     results = compare_model(outcomes_from_report(folder_old, "m"), outcomes_from_report(folder_new, "m"), _settings())
@@ -394,7 +398,8 @@ def test_no_benchmark_severity_in_common_is_not_judged_naming_the_fix():
     assert r.verdict == "not_compared" and r.missing_side == "candidate", (r.missing_side, r.reason)
     assert "at the same severities" in r.reason and "[audits.corruption] corruptions, severities" in r.reason
     with pytest.raises(NotJudged):
-        assess_comparison(AuditRecord("baseline", "m"), BaselineComparison(r, "m", True), DEFAULTS, {"model": "m", "comparison": "mce"})
+        assess_comparison(AuditRecord("baseline", "m"), BaselineComparison(r, "m", True), DEFAULTS,
+                          {"model": "m", "comparison": "mce"})
 
 
 def test_a_lost_corruption_image_is_named_by_both_sides_top1():

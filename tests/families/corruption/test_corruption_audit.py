@@ -31,14 +31,16 @@ from visionaudit.html.page import render
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def _audit(shared_data: Path, tmp_path: Path, max_mce: float, *extra: str, settings: str = "") -> tuple[subprocess.CompletedProcess, dict]:
+def _audit(shared_data: Path, tmp_path: Path, max_mce: float, *extra: str,
+           settings: str = "") -> tuple[subprocess.CompletedProcess, dict]:
     config = tmp_path / "audit.toml"
     config.write_text(CONFIG.format(max_mce=max_mce) + settings)
     report = tmp_path / "report.json"
     env = {**os.environ, "VISIONAUDIT_DATA": str(shared_data), "CUDA_VISIBLE_DEVICES": ""}
     env.pop("PYTEST_XDIST_WORKER", None)
     env.pop("PYTEST_XDIST_WORKER_COUNT", None)
-    cmd = [sys.executable, "-m", "pytest", "audits/test_corruption.py", "-p", "no:cacheprovider", "--model", "tests.tiny_models:tiny",
+    cmd = [sys.executable, "-m", "pytest", "audits/test_corruption.py", "-p", "no:cacheprovider", "--model",
+           "tests.tiny_models:tiny",
            "--audit-samples", "60", f"--audit-config={config}", f"--audit-json={report}", *extra]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     data = json.loads(report.read_text())
@@ -60,7 +62,8 @@ def test_the_audit_on_a_tiny_model(shared_data, tmp_path):
     assert "under contrast at severity 5 is above max_error 0.999" in contrast["message"]
     assert contrast["thresholds"]["max_error"] == 0.999 and contrast["metrics"]["n_images"] == 40
     assert contrast["metrics"]["subset"] == "40 of 60 labelled images" and contrast["metrics"]["protocol"]["jpeg_quality"] == 85
-    assert contrast["outcomes"]["set"] == "corruption" and contrast["outcomes"]["n"] == 40 and data["samples"]["corruption"]["n"] == 40
+    assert (contrast["outcomes"]["set"] == "corruption" and contrast["outcomes"]["n"] == 40
+            and data["samples"]["corruption"]["n"] == 40)
     mce = entries["test_mce[tests.tiny_models:tiny]"]["metrics"]
     errors = {c: {s: entries[f"test_corruption[tests.tiny_models:tiny-{c}-{s}]"]["metrics"]["error"] for s in (1, 5)}
               for c in ("brightness", "contrast")}
@@ -74,7 +77,8 @@ def test_the_audit_on_a_tiny_model(shared_data, tmp_path):
     word = "jpeg_on_device is set but the model runs on cpu: the round trip used libjpeg"
     assert f"corruption, tests.tiny_models:tiny: {word}" in proc.stdout, proc.stdout[-3000:]
     assert all(a["metrics"]["not_honoured"] == {"jpeg_on_device": word} and a["metrics"]["protocol"]["jpeg_codec"] == "libjpeg"
-               for a in data["audits"] if a["outcome"] != "deselected"), [a["metrics"].get("not_honoured") for a in data["audits"]]
+               for a in data["audits"] if a["outcome"] != "deselected"), [a["metrics"].get("not_honoured")
+                                                                          for a in data["audits"]]
     html = render(data)  # the page's section: the mCE line, the caveat, a row per corruption with its errors
     section = html.split('<section id="corruption">', 1)[1].split("</section>", 1)[0]
     assert f"mCE {fmt(mce['mce'])} [95% {fmt(lo)}, {fmt(hi)}]" in section and "not comparable with published" in section
@@ -129,7 +133,8 @@ def test_an_imagenet_c_folder_through_the_audit(tmp_path):
     from tests.sharded_runs import differences, merge_cli, without_timings
 
     for k in (1, 2):
-        part = subprocess.run([*cmd[:-1], f"--audit-json={tmp_path / f'part{k}.json'}", "--audit-shard", f"{k}/2"], cwd=ROOT, env=env,
+        part = subprocess.run([*cmd[:-1], f"--audit-json={tmp_path / f'part{k}.json'}", "--audit-shard", f"{k}/2"], cwd=ROOT,
+                              env=env,
                               capture_output=True, text=True, timeout=600)
         assert (tmp_path / f"part{k}.json").exists(), part.stdout[-3000:] + part.stderr[-3000:]
         sizes = json.loads((tmp_path / f"part{k}.json").read_text())["samples"]["imagenet-c"]["n"]

@@ -28,7 +28,8 @@ def test_imagenet_c_folder_is_scored_as_it_is(tmp_path):
     # fog 1: c (class 0) bright -> wrong; e (class 1) dark -> wrong: 2 of 5, both right on clean
     write_folder(tmp_path / "c" / "fog" / "1", {**clean, "c.JPEG": BRIGHT, "e.JPEG": DARK})
     # fog 2: everything wrong
-    write_folder(tmp_path / "c" / "fog" / "2", {"a.JPEG": BRIGHT, "b.JPEG": BRIGHT, "c.JPEG": BRIGHT, "d.JPEG": DARK, "e.JPEG": DARK})
+    write_folder(tmp_path / "c" / "fog" / "2",
+                 {"a.JPEG": BRIGHT, "b.JPEG": BRIGHT, "c.JPEG": BRIGHT, "d.JPEG": DARK, "e.JPEG": DARK})
     write_folder(tmp_path / "c" / "snow" / "1", clean)
     (tmp_path / "c" / "snow" / "1" / "n01443537" / "e.JPEG").unlink()  # a condition with other images
     model = load_model("tests.tiny_models:red_threshold")
@@ -100,6 +101,7 @@ def test_imagenet_c_root_is_checked(tmp_path):
 
 
 def test_a_wrong_imagenet_c_folder_stops_the_run_at_startup(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "pytest", "audits/test_corruption.py", "--collect-only", "-q", "-p", "no:cacheprovider",
+    proc = subprocess.run([sys.executable, "-m", "pytest", "audits/test_corruption.py", "--collect-only", "-q", "-p",
+                           "no:cacheprovider",
                            f"--audit-imagenet-c={tmp_path / 'nowhere'}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 4 and "ImageNet-C folder" in proc.stderr and "does not exist" in proc.stderr, proc.stderr[-2000:]

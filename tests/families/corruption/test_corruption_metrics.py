@@ -77,7 +77,8 @@ def test_fewer_corruptions_or_severities_are_marked_not_published():
     assert not s.complete and s.missing == {"frost": "not available: no frost pictures"} and "frost" not in s.ce
     assert "mCE over 14 of the 15 corruptions (not available: no frost pictures: frost): not the published mCE" in s.note
     fewer = summarize({c: errors[c] for c in ("fog", "snow")}, 0.2, {"frost": "not available: no pictures"})
-    assert fewer.note.startswith("mCE over 2 of the 15 corruptions (not in the configured corruptions: gaussian_noise, shot_noise, ")
+    assert fewer.note.startswith("mCE over 2 of the 15 corruptions (not in the configured corruptions: "
+                                 "gaussian_noise, shot_noise, ")
     assert "; not available: no pictures: frost)" in fewer.note
     assert s.mce == pytest.approx(sum(100 * 2.5 / sum(ALEXNET_ERRORS[c]) for c in errors) / 14)
     partial = summarize({c: {1: 0.4, 3: 0.6} for c in BENCHMARK}, 0.2)
@@ -142,7 +143,8 @@ def test_the_summary_says_why_each_corruption_is_missing():
     assert "not in the configured corruptions" not in missing.values()
     # With the mCE's own account (it scores every configured corruption): deselected, or truly not configured.
     mce = {"model": "m", "params": {}, "thresholds": {}, "outcome": "passed", "message": None,
-           "metrics": {"mce": 90.0, "missing": {"zoom_blur": "not in the configured corruptions", "fog": "not in the configured corruptions"}}}
+           "metrics": {"mce": 90.0,
+                       "missing": {"zoom_blur": "not in the configured corruptions", "fog": "not in the configured corruptions"}}}
     missing = C.FAMILY.aggregate([dict(e) for e in entries] + [mce])["models"]["m"]["missing"]
     assert missing["shot_noise"] == "deselected: its tests were not collected in this run (-k, or the test paths given)"
     assert missing["zoom_blur"] == "not in the configured corruptions" and missing["fog"] == "not configured for m"

@@ -97,7 +97,8 @@ def test_config_keys_are_checked(tmp_path):
         ("batches_ahead = -1", r"audits.corruption.batches_ahead = -1 is out of range; it must be in \[0, 8\] or 'auto'"),
         ("batches_ahead = 2.5", r"batches_ahead = 2.5 has the wrong type; it must be int in \[0, 8\] \(or: auto\)"),
         ("batches_ahead = true", r"batches_ahead = True has the wrong type; it must be int in \[0, 8\] \(or: auto\)"),
-        ('batches_ahead = "Auto"', r"batches_ahead = 'Auto' is neither a whole number in \[0, 8\] nor 'auto'; did you mean 'auto'\?"),
+        ('batches_ahead = "Auto"',
+         r"batches_ahead = 'Auto' is neither a whole number in \[0, 8\] nor 'auto'; did you mean 'auto'\?"),
         ('batches_ahead = "many"', r"batches_ahead = 'many' is neither a whole number in \[0, 8\] nor 'auto'$"),
         ('batches_ahead = "2"', r"batches_ahead = '2' is neither a whole number"),
     ]
@@ -113,7 +114,8 @@ def test_config_keys_are_checked(tmp_path):
         path.write_text(f"{base}\n[audits.corruption]\nbatches_ahead = {value}\n")
         assert load_config(path).thresholds("corruption", "efficientnet_lite0")["batches_ahead"] == read, value
     path.write_text(f'{base}\n[models."torchvision:resnet50".corruption]\nbatches_ahead = 4\n')  # one model's own
-    assert [load_config(path).thresholds("corruption", m)["batches_ahead"] for m in ("torchvision:resnet50", "efficientnet_lite0")] == [4, "auto"]
+    assert [load_config(path).thresholds("corruption", m)["batches_ahead"] for m in ("torchvision:resnet50",
+                                                                                     "efficientnet_lite0")] == [4, "auto"]
     path.write_text(f'{base}\n[models."torchvision:resnet50".corruption]\nbatches_ahead = 9\n')
     with pytest.raises(ConfigError, match="batches_ahead = 9 is out of range"):
         load_config(path)
@@ -124,7 +126,8 @@ def test_config_keys_are_checked(tmp_path):
 def test_a_bad_batches_ahead_stops_the_run_at_startup(tmp_path):
     config = tmp_path / "audit.toml"
     config.write_text("[audits.corruption]\nbatches_ahead = 12\n")
-    proc = subprocess.run([sys.executable, "-m", "pytest", "audits/test_corruption.py", "--collect-only", "-q", "-p", "no:cacheprovider",
+    proc = subprocess.run([sys.executable, "-m", "pytest", "audits/test_corruption.py", "--collect-only", "-q", "-p",
+                           "no:cacheprovider",
                            f"--audit-config={config}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 4, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "audits.corruption.batches_ahead = 12 is out of range; it must be in [0, 8] or 'auto'" in proc.stderr
@@ -143,6 +146,7 @@ def test_the_batches_ahead_reach_the_run(tmp_path):
     settings = SimpleNamespace(shard=None, imagenet_c=None, samples=None, seed=0)
     for asked, ahead in [("auto", 1), (0, 0), (5, 5)]:
         thresholds = {"jpeg_round_trip": True, "images": 0, "jpeg_on_device": True, "batches_ahead": asked}
-        run = corrupted_run(load_model("tests.tiny_models:tiny"), labelled, thresholds, 0, lambda role, subset: None, settings).run
+        run = corrupted_run(load_model("tests.tiny_models:tiny"), labelled, thresholds, 0, lambda role, subset: None,
+                            settings).run
         assert run.ahead == ahead and run.not_honoured == {
             "jpeg_on_device": "jpeg_on_device is set but the model runs on cpu: the round trip used libjpeg"}, asked

@@ -102,11 +102,13 @@ class Result:
     def to_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in ("name", "metric", "higher_is_better", "baseline", "candidate", "delta", "ci",
                                              "p_value", "p_value_holm", "test", "n", "verdict", "reason", "discordant",
-                                             "lost_count", "lost", "classes_lost", "missing_side", "lost_examples", "p_resamples")}
+                                             "lost_count", "lost", "classes_lost", "missing_side", "lost_examples",
+                                             "p_resamples")}
         if self.per_class is not None:
             out["per_class"] = self.per_class
         out["error_consistency"] = self.error_consistency
-        out["tolerance"] = None if self.tolerance is None else {"absolute": self.tolerance.absolute, "relative": self.tolerance.relative}
+        out["tolerance"] = None if self.tolerance is None else {"absolute": self.tolerance.absolute,
+                                                                "relative": self.tolerance.relative}
         return out
 
 
@@ -231,7 +233,8 @@ def per_class_change(result: Result, classes: Sequence[str], old: np.ndarray, ne
     result.test = f"exact McNemar per class, Holm over the {len(rows)} classes with {min_images} or more paired images"
     result.n = sum(r["n"] for r in rows.values())
     result.per_class = {"min_images": min_images, "compared": len(rows), "worse": [], "better": [],
-                        "not_compared": {"count": len(few), "classes": dict(sorted(few.items(), key=lambda kv: (kv[1], kv[0]))[:20])}}
+                        "not_compared": {"count": len(few),
+                                         "classes": dict(sorted(few.items(), key=lambda kv: (kv[1], kv[0]))[:20])}}
     result.class_rows = rows  # judged in judge(), after Holm over the model's comparisons
     if not rows:
         result.missing = result.reason = (
@@ -316,7 +319,8 @@ def unpaired_change(result: Result, old: tuple[int, int], new: tuple[int, int]) 
     from scipy import stats as sps
 
     result.p_value = 1.0 if se0 == 0 else float(2 * sps.norm.sf(abs(result.delta) / se0)) if se0 == se0 else math.nan
-    se = math.sqrt(result.baseline * (1 - result.baseline) / n0 + result.candidate * (1 - result.candidate) / n1) if n0 and n1 else math.nan
+    se = math.sqrt(result.baseline * (1 - result.baseline) / n0
+                   + result.candidate * (1 - result.candidate) / n1) if n0 and n1 else math.nan
     result.ci = (result.delta - 1.96 * se, result.delta + 1.96 * se)
     return result
 
@@ -393,9 +397,11 @@ def _class_verdict(r: Result, alpha: float, factor: int) -> tuple[str, str]:
                               + first_few([_class_text(row) for row in regressed], 10, ", ") + tail)
     if worse:
         return "warning", (f"{len(worse)} {of} significantly worse within the {tol_text}: "
-                           + first_few([_class_text(row) for row in worse], 10, ", ") + "; not a regression on this evidence alone" + tail)
+                           + first_few([_class_text(row) for row in worse], 10,
+                                       ", ") + "; not a regression on this evidence alone" + tail)
     if better:
-        return "improvement", f"{len(better)} {of} significantly better: " + first_few([_class_text(row) for row in better], 10, ", ") + tail
+        return "improvement", f"{len(better)} {of} significantly better: " + first_few([_class_text(row) for row in better], 10,
+                                                                                       ", ") + tail
     return "unchanged", f"no class significantly changed ({len(rows)} compared, smallest Holm p {r.p_value_holm:.3g})" + tail
 
 

@@ -113,7 +113,8 @@ def summarize(errors: Mapping[str, Mapping[int, float]], clean_error: float | No
         raise ValueError("no ImageNet-C benchmark corruption was scored: the mCE is undefined")
     severity_sets = {tuple(sorted(errors[c])) for c in used}
     if len(severity_sets) != 1:
-        raise ValueError(f"the corruptions were scored at different severities ({sorted(severity_sets)}); the mCE needs the same ones")
+        raise ValueError(f"the corruptions were scored at different severities ({sorted(severity_sets)}); the mCE "
+                         "needs the same ones")
     (severities,) = severity_sets
     if any(s not in SEVERITIES for s in severities):
         raise ValueError(f"severities must be among {SEVERITIES}, got {severities}")
