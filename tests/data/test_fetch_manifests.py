@@ -111,8 +111,8 @@ def test_manifest_override_replaces_files_and_keeps_the_rest(tmp_path, monkeypat
     monkeypatch.setenv(MANIFEST_ENV, str(override))
     manifest = load_manifest()
     assert manifest["edges"]["files"] == {"a/b.png": "0" * 64} and manifest["edges"]["terms"] == LICENCE
-    assert file_url(manifest["edges"],
-                    "a/b.png") == f"https://raw.githubusercontent.com/rgeirhos/texture-vs-shape/{COMMIT}/stimuli/edges/a/b.png"
+    assert (file_url(manifest["edges"], "a/b.png")
+            == f"https://raw.githubusercontent.com/rgeirhos/texture-vs-shape/{COMMIT}/stimuli/edges/a/b.png")
     assert len(manifest["cue-conflict"]["files"]) == 1280  # not named in the override: shipped
     assert file_url(manifest["mine"], "x.png", "http://mirror") == "http://mirror/x.png"
     override.write_text("{not json")

@@ -185,8 +185,8 @@ def timm_pretrained_cfg(name: str, raw: str):
     arch, tag = split_model_name_tag(name)
     if not is_model(arch):
         near = closest(arch, timm.list_models())
-        raise SpecError(f"--model {raw}: timm has "
-                        f"no model {arch!r}" + (f"; did you mean timm:{near}?" if near else "; see timm.list_models()"))
+        raise SpecError(f"--model {raw}: timm has no model {arch!r}"
+                        + (f"; did you mean timm:{near}?" if near else "; see timm.list_models()"))
     tags = timm.list_pretrained(f"{arch}.*")
     try:
         cfg = get_pretrained_cfg(name)
