@@ -18,7 +18,8 @@ pytestmark = pytest.mark.audit("corruption")
 
 
 def test_corruption(model, corrupted, assess, thresholds, corruption, severity):
-    if corruption not in [*thresholds["corruptions"], *thresholds["extras"]] or severity not in check_severities(thresholds["severities"]):
+    if corruption not in [*thresholds["corruptions"],
+                          *thresholds["extras"]] or severity not in check_severities(thresholds["severities"]):
         pytest.skip(f"{corruption} at severity {severity} is not configured for {model.id} ([audits.corruption])")
     assess("condition", corrupted.condition_score(corruption, severity, thresholds["jpeg_round_trip"]),
            model=model.id, corruption=corruption, severity=severity, imagenet=model.label_space.imagenet1k)

@@ -2,7 +2,8 @@
 
 Each transform runs on the same images as the clean pass (computed once per model and shared), so
 the comparison is paired: exact McNemar on right/wrong per image, a paired bootstrap interval on the
-drop, and the study's t-test on class-wise accuracies over the model's own classes (any label space). Holm's correction over one model's transforms
+drop, and the study's t-test on class-wise accuracies over the model's own classes (any label space). Holm's
+correction over one model's transforms
 and the study's per-class test across models are computed where all results meet (the report).
 """
 
@@ -27,5 +28,6 @@ def test_transform(model, evaluated, thresholds, audit_seed, transform, assess, 
                          sample_ids=evaluated.image_set.sample_ids)
         for severity in thresholds["severities"]
     ]
-    assess("transform", transform_outcomes(sample_set("labelled", evaluated.image_set), results, evaluated.logits, evaluated.labels),
+    assess("transform",
+           transform_outcomes(sample_set("labelled", evaluated.image_set), results, evaluated.logits, evaluated.labels),
            model=model.id, model_classes=model.num_classes, class_names=class_names(model), transform=transform, seed=audit_seed)

@@ -3,9 +3,11 @@
 Cue-conflict stimuli carry the shape of one category and the texture of another. They reach the model
 as published: 224x224, uncropped, only normalized (``stimulus_geometry``). The model's probabilities map to 16
 categories by averaging each category's classes (ImageNet-1k's published mapping, the 16 categories among its
-classes by name, or ``category_map``; a model with none of these is skipped, saying so); images whose cues agree are dropped; shape
+classes by name, or ``category_map``; a model with none of these is skipped, saying so); images whose cues agree
+are dropped; shape
 bias = shape hits / (shape hits + texture hits). Beside it, the model's error consistency with each human observer
-(Geirhos, Meding & Wichmann 2020, as model-vs-human computes it) and the observers' with each other, recorded only. A model whose decisions carry no cue information, or
+(Geirhos, Meding & Wichmann 2020, as model-vs-human computes it) and the observers' with each other, recorded only.
+A model whose decisions carry no cue information, or
 whose shape-only accuracy is not above chance, fails whatever its number.
 """
 
@@ -34,7 +36,8 @@ def _logits(model, image_set, evaluate, thresholds, categories):
     """The model's logits on stimuli fed as ``stimulus_geometry`` says, and the context the assessors record."""
     mode = thresholds["stimulus_geometry"]
     geometry = stimulus_geometry(model, mode)
-    return evaluate(model, image_set, geometry).logits, stimulus_context(model, mode, geometry, thresholds["aggregation"], categories)
+    return evaluate(model, image_set, geometry).logits, stimulus_context(model, mode, geometry, thresholds["aggregation"],
+                                                                         categories)
 
 
 def test_shape_bias(model, cue_conflict_images, evaluate, thresholds, assess, sample_set, human_observers):
@@ -48,7 +51,8 @@ def test_shape_bias(model, cue_conflict_images, evaluate, thresholds, assess, sa
 
 @pytest.mark.parametrize(
     "stimuli, metric",
-    [pytest.param("edges", "edges_accuracy", id="edges"), pytest.param("filled-silhouettes", "silhouettes_accuracy", id="silhouettes")],
+    [pytest.param("edges", "edges_accuracy", id="edges"),
+     pytest.param("filled-silhouettes", "silhouettes_accuracy", id="silhouettes")],
 )
 def test_shape_only_accuracy(model, shape_only_images, evaluate, thresholds, stimuli, metric, assess, sample_set):
     """Judged by ``visionaudit.families.shape_bias.assess_shape_only``: 16-way accuracy above chance and min_<metric>."""

@@ -152,7 +152,8 @@ def ahead_table(args) -> None:
                 fill[label][name] += wait.first / args.repeats
                 waited[label][name] += wait.rest / args.repeats
     batch = model.batch_size or default_batch_size(model.device)
-    print(f"{model.id} on {model.device}, {len(images)} images, batch {batch} ({-(-len(images) // batch)} batches), severity {args.severity}, torch threads {torch.get_num_threads()}, {args.repeats} repeats; "
+    print(f"{model.id} on {model.device}, {len(images)} images, batch {batch} ({-(-len(images) // batch)} batches), severity "
+          f"{args.severity}, torch threads {torch.get_num_threads()}, {args.repeats} repeats; "
           f"bare forward {bare:.2f} s per pass")
     print("per mode: the pass (s); the reader's wait for the first batch (s); its wait for the other batches (s, % of the pass)")
     head = f"{'corruption':<18} " + " ".join(f"{label:>34}" for label, _, _ in modes) + f" {'in turn / ahead':>16}"
@@ -166,7 +167,8 @@ def ahead_table(args) -> None:
         cells = []
         for label, _, _ in modes:
             pass_s, rest = total(seconds, label, name), total(waited, label, name)
-            cells.append(f"{pass_s:8.2f} {total(fill, label, name):7.3f} {rest:7.3f} {100 * rest / pass_s:5.1f} %" if pass_s else "-")
+            cells.append(f"{pass_s:8.2f} {total(fill, label, name):7.3f} {rest:7.3f} "
+                         f"{100 * rest / pass_s:5.1f} %" if pass_s else "-")
         ratio = ratio_cell(total(seconds, modes[0][0], name), total(seconds, modes[1][0], name))
         print(f"{name:<18} " + " ".join(f"{c:>34}" for c in cells) + f" {ratio}")
 

@@ -69,7 +69,8 @@ case "${1:-}" in
 prepare)
     SHARED=${VISIONAUDIT_DATA_SOURCE:-$ROOT/../shared/data}
     mkdir -p "$DATA" "$ROOT/.gpu/whl"
-    grep -qx '/.gpu/' "$(git rev-parse --git-path info/exclude)" 2>/dev/null || echo '/.gpu/' >> "$(git rev-parse --git-path info/exclude)"
+    exclude="$(git rev-parse --git-path info/exclude)"
+    grep -qx '/.gpu/' "$exclude" 2>/dev/null || echo '/.gpu/' >> "$exclude"
     rm -rf "$DATA/imagenet-sample" && cp -r "$SHARED/imagenet-sample" "$DATA/"
     cp "$SHARED/imagenet_wnids.txt" "$SHARED/imagenet16_indices.json" "$DATA/"
     rm -rf "$ROOT/.gpu/fallback" && mkdir -p "$ROOT/.gpu/fallback/imagenet-sample"

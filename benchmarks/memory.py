@@ -85,7 +85,8 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--budget", default="512MiB", help="the decode budget of the 'whole' and '10k' cases")
     ap.add_argument("--sizes", type=int, nargs=2, default=(1000, 10000), metavar=("SMALL", "LARGE"))
-    ap.add_argument("--repeat", type=int, default=1, help="run every case this many times (timings on a shared machine are noisy)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run every case this many times (timings on a shared machine are noisy)")
     ap.add_argument("--whole-10k", action="store_true", help="also decode the large set whole (needs its memory)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -110,15 +111,20 @@ def main() -> None:
                       flush=True)
 
     # Throughput: the best run (the least disturbed by other work); peak memory: the worst run.
-    best = {name: {"rate": max(r["images_per_s"] for r in rs), "peak": max(r["peak_rss"] for r in rs)} for name, rs in results.items()}
+    best = {name: {"rate": max(r["images_per_s"] for r in rs), "peak": max(r["peak_rss"] for r in rs)}
+            for name, rs in results.items()}
     print(f"model {args.model}, budget {args.budget}, {args.repeat} run(s) each: images/s the best, peak RSS the worst")
     ratio_peak = best[f"{large} streamed"]["peak"] / best[f"{small} whole"]["peak"]
     print(f"peak RSS {large} streamed / {small} whole     = {ratio_peak:.3f}   (target <= 1.15)")
-    print(f"peak RSS {large} streamed / {small} streamed  = {best[f'{large} streamed']['peak'] / best[f'{small} streamed']['peak']:.3f}")
-    print(f"images/s {small} streamed / {small} whole     = {best[f'{small} streamed']['rate'] / best[f'{small} whole']['rate']:.3f}   (target >= 1.0)")
-    print(f"images/s {large} streamed / {small} whole    = {best[f'{large} streamed']['rate'] / best[f'{small} whole']['rate']:.3f}")
+    print(f"peak RSS {large} streamed / {small} streamed  = "
+          f"{best[f'{large} streamed']['peak'] / best[f'{small} streamed']['peak']:.3f}")
+    print(f"images/s {small} streamed / {small} whole     = "
+          f"{best[f'{small} streamed']['rate'] / best[f'{small} whole']['rate']:.3f}   (target >= 1.0)")
+    print(f"images/s {large} streamed / {small} whole    = "
+          f"{best[f'{large} streamed']['rate'] / best[f'{small} whole']['rate']:.3f}")
     if args.whole_10k:
-        print(f"peak RSS {large} whole / {small} whole        = {best[f'{large} whole']['peak'] / best[f'{small} whole']['peak']:.3f}")
+        print(f"peak RSS {large} whole / {small} whole        = "
+              f"{best[f'{large} whole']['peak'] / best[f'{small} whole']['peak']:.3f}")
 
 
 if __name__ == "__main__":

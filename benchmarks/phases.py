@@ -348,7 +348,8 @@ def first_forward(spec: str, data: str, device: str, workers: int, repeats: int)
             start = time.time()
             done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
             if not log.exists():
-                raise SystemExit(f"no forward pass in {' '.join(cmd)} (exit {done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+                raise SystemExit(f"no forward pass in {' '.join(cmd)} (exit "
+                                 f"{done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
             times.append(min(float(line.split()[0]) for line in log.read_text().splitlines()) - start)
     return {"median_s": round(statistics.median(times), 3), "runs_s": [round(t, 3) for t in times], "workers": workers,
             "command": f"pytest audits -n {workers} -k test_clean_top1 --audit-samples 8 --model {spec}"}
@@ -365,7 +366,8 @@ def print_table(results: list[dict[str, Any]], device: torch.device) -> None:
         print(head + "".join(f"{p:>20}" for p in PHASES))
         for family, row in r["families"].items():
             print(f"  {family:<17}{row['passes']:>7}{row['audit_s']:>10.2f}{row['bare_forward_s']:>11.2f}{row['ratio']:>7.2f}"
-                  f"{row['own_us']:>9.1f}" + "".join(f"{'-':>20}" if row['phases_us'][p] is None else f"{row['phases_us'][p]:>20.1f}"
+                  f"{row['own_us']:>9.1f}"
+                  + "".join(f"{'-':>20}" if row['phases_us'][p] is None else f"{row['phases_us'][p]:>20.1f}"
                                                      for p in PHASES))
 
 
@@ -427,7 +429,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         s = out["startup"]
         print(f"\nstart-up ({s['first_forward']['command']}): first forward pass after {s['first_forward']['median_s']:.2f} s "
               f"(median of {args.startup_repeats}: {s['first_forward']['runs_s']}); the controller's import of the plugins and "
-              f"family descriptors {s['controller_imports']['seconds']:.2f} s, torch imported: {s['controller_imports']['torch_imported']}")
+              f"family descriptors {s['controller_imports']['seconds']:.2f} s, torch imported: "
+              f"{s['controller_imports']['torch_imported']}")
     out["complete"] = True
     write_json(args.json, out)
     return out

@@ -37,9 +37,11 @@ def main() -> None:
         bits = [encode_bits(rng.random(n) < 0.8) for _ in range(1 + len(TRANSFORMS))]
         decisions = [encode_decisions([cats[i] for i in rng.integers(0, 16, m)]) for m in STIMULI.values()]
         parts = {"sample ids (labelled)": size(ids), "sample ids (stimuli)": size(stimuli_ids),
-                 f"bits ({len(bits)} conditions)": sum(size(b) for b in bits), "decisions (3 stimulus sets)": sum(size(d) for d in decisions)}
+                 f"bits ({len(bits)} conditions)": sum(size(b) for b in bits),
+                 "decisions (3 stimulus sets)": sum(size(d) for d in decisions)}
         total = sum(parts.values())
-        print(f"{n:,} labelled images: " + ", ".join(f"{k} {v / 1024:.1f} KiB" for k, v in parts.items()) + f"; total {total / 1024:.1f} KiB "
+        print(f"{n:,} labelled images: " + ", ".join(f"{k} {v / 1024:.1f} KiB"
+                                                     for k, v in parts.items()) + f"; total {total / 1024:.1f} KiB "
               f"({size(bits[0]) / 1024:.2f} KiB of bits per condition)")
 
 

@@ -66,7 +66,8 @@ def pil_transform(img: Image.Image, name: str, index: int) -> Image.Image:
 
 def study_pipeline(model, paths, name: str | None, batch_size: int, memory_format=torch.contiguous_format) -> torch.Tensor:
     pre = model.preprocessing
-    mode = {"bilinear": InterpolationMode.BILINEAR, "bicubic": InterpolationMode.BICUBIC, "nearest": InterpolationMode.NEAREST}[pre.interpolation]
+    mode = {"bilinear": InterpolationMode.BILINEAR, "bicubic": InterpolationMode.BICUBIC,
+            "nearest": InterpolationMode.NEAREST}[pre.interpolation]
     outs = []
     with torch.inference_mode():
         for start in range(0, len(paths), batch_size):
@@ -140,7 +141,8 @@ def main() -> None:
     t_study_shared = time_study(model, image_set, bs, inference_memory_format(device, images[:1].float()))
 
     print(f"model {args.model} on {device}, {len(image_set)} images, batch {bs}, {torch.get_num_threads()} CPU threads")
-    print(f"decode once: {t_decode:.1f} s; audit (clean + 9 transforms + statistics): {t_audit:.1f} s; bare forwards x10: {t_bare:.1f} s; study-style: {t_study:.1f} s (own process), {t_study_shared:.1f} s (shared settings)")
+    print(f"decode once: {t_decode:.1f} s; audit (clean + 9 transforms + statistics): {t_audit:.1f} s; bare forwards x10: "
+          f"{t_bare:.1f} s; study-style: {t_study:.1f} s (own process), {t_study_shared:.1f} s (shared settings)")
     print(f"(a) audit / bare forward passes      = {t_audit / t_bare:.3f}   (target <= 1.25)")
     print(f"(b) study-style / audit incl. decode = {t_study / (t_audit + t_decode):.3f}   (target >= 2)")
     print(f"(b') same, study-style sharing the audit's CPU settings = {t_study_shared / (t_audit + t_decode):.3f}")

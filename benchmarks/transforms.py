@@ -37,7 +37,8 @@ def _draw(name: str, r: random.Random, h: int, w: int, severity: float):
         return r.choice(((sx, 0), (-sx, 0), (0, sy), (0, -sy)))
     dx, dy = (w / 2) * 0.3 * severity, (h / 2) * 0.3 * severity
     return ((round(r.uniform(0, dx)), round(r.uniform(0, dy))), (w - 1 - round(r.uniform(0, dx)), round(r.uniform(0, dy))),
-            (w - 1 - round(r.uniform(0, dx)), h - 1 - round(r.uniform(0, dy))), (round(r.uniform(0, dx)), h - 1 - round(r.uniform(0, dy))))
+            (w - 1 - round(r.uniform(0, dx)), h - 1 - round(r.uniform(0, dy))),
+            (round(r.uniform(0, dx)), h - 1 - round(r.uniform(0, dy))))
 
 
 def _apply(name: str, images: torch.Tensor, p) -> torch.Tensor:

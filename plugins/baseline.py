@@ -81,7 +81,8 @@ def _canonical(spec: str | None) -> str | None:
 def _load(config: pytest.Config, path: str) -> Baseline:
     settings = get_settings(config)
     report = read_report(path)
-    pairs = model_pairs(settings.models, report, _canonical(config.getoption("audit_baseline_as")), settings.config.baseline_pairs)
+    pairs = model_pairs(settings.models, report, _canonical(config.getoption("audit_baseline_as")),
+                        settings.config.baseline_pairs)
     baseline = Baseline(Path(path), report, pairs,
                         accepted=bool(config.getoption("audit_accept_incomplete_baseline")) and report.get("verdict") != "pass")
     if hasattr(config, "workerinput"):
@@ -137,7 +138,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     lines = [f"baseline: {baseline.path} ({', '.join(f'{n} vs {o}' for n, o in baseline.pairs.items())})"]
     verdict = baseline.report.get("verdict")
     if verdict != "pass":
-        lines.append(f"baseline: its own verdict is {verdict}; " + ("accepted (--audit-accept-incomplete-baseline)" if baseline.accepted
+        lines.append("baseline: its own "
+                     f"verdict is {verdict}; " + ("accepted (--audit-accept-incomplete-baseline)" if baseline.accepted
                      else "this run's verdict cannot be pass (--audit-accept-incomplete-baseline accepts it)"))
     if not baseline.paired:
         lines.append("baseline: UNPAIRED comparison (two-proportion tests), because " + "; ".join(baseline.problems))

@@ -37,7 +37,7 @@ from visionaudit.models.label_check import uncovered_note
 from .markers import family_of
 from .record_transport import subject_of
 from .run_notes import TerminalLog, say_once, warn_once
-from .settings import Settings, get_settings
+from .settings import get_settings
 from .worker_channel import get_channel, send
 
 STARTUP_ERROR_KEY = pytest.StashKey[str]()
@@ -139,17 +139,12 @@ def check_data(config: pytest.Config, meta: dict[str, dict[str, Any]]) -> None:
                                                             shard=settings.shard is not None, option=option)):
             warn_once(config, note)
         # Every shape-bias test reads the map (cue conflict, edges, silhouettes, and the baseline's comparisons of them)
-        problems = check_category_maps(settings) if needs & SHAPE_BIAS_STIMULI else []
+        problems = (map_check.check_category_maps(settings.models, settings.classes, settings.config.thresholds)
+                    if needs & SHAPE_BIAS_STIMULI else [])
         if problems:
             message = "audit.toml does not fit the models' classes (no test was run):\n  " + "\n  ".join(problems)
             config.stash[STARTUP_ERROR_KEY] = message
             raise pytest.UsageError(message)  # exit 4; said once, by the summary (terminal_summary.py)
-
-
-def check_category_maps(settings: Settings) -> list[str]:
-    """A shape-bias ``category_map`` typo of a model whose classes are known before it loads
-    (visionaudit/families/shape_bias/map_check.py), for the run's ``settings``."""
-    return map_check.check_category_maps(settings.models, settings.classes, settings.config.thresholds)
 
 
 def note_uncovered(config: pytest.Config, images: ImageSet, space: LabelSpace, missing: list[str], models: list[str]) -> None:

@@ -72,7 +72,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if path and not hasattr(config, "workerinput") and ran_no_test(session):
         # Nothing measured: as the JSON report, an earlier run's page at this path stays as it was (a page
         # "no test ran" beside that JSON would contradict it, and would be a page of a report never written).
-        config.stash[HTML_RESULT_KEY] = f"html: {path} {'was left as it was' if Path(path).exists() else 'not written'} (no test ran)"
+        config.stash[HTML_RESULT_KEY] = (f"html: {path} "
+                                         f"{'was left as it was' if Path(path).exists() else 'not written'} (no test ran)")
         return
     _write(config, report_data(session), with_strips=True)
 

@@ -76,7 +76,8 @@ def _run_info(config: pytest.Config, exitstatus: int | None, models: dict[str, A
         "seed": settings.seed if settings else 0,
         "samples": settings.samples if settings else None,
         "images": settings.images if settings else None,
-        "imagenet_c": str(Path(settings.imagenet_c).resolve()) if settings and settings.imagenet_c else None,  # the page finds that run's images there
+        # the page finds that run's images there
+        "imagenet_c": str(Path(settings.imagenet_c).resolve()) if settings and settings.imagenet_c else None,
         "shard": settings.shard.to_dict() if settings and settings.shard else None,
         "config_file": str(settings.config.path) if settings and settings.config.path else None,
         "phases": phase_timings(config),
@@ -216,7 +217,8 @@ def pytest_configure(config: pytest.Config) -> None:
             f"{journal} of an earlier, killed run was kept as {kept}; rebuild its report with "
             f"python -m visionaudit report --from-journal {kept} -o REPORT.json"), stacklevel=2)
     collector.journal = JournalWriter(journal)
-    collector.journal.write("run", run=_run_info(config, None, {}), models=list(settings.models), spellings=dict(settings.spellings))
+    collector.journal.write("run", run=_run_info(config, None, {}), models=list(settings.models),
+                            spellings=dict(settings.spellings))
 
 
 @pytest.hookimpl(trylast=True)

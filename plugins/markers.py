@@ -36,7 +36,8 @@ def pytest_configure(config: pytest.Config) -> None:
     for line in STATIC_MARKERS:
         config.addinivalue_line("markers", line)
     for name, family in families().items():
-        config.addinivalue_line("markers", f"{name}: the {name} audit family ({family.key_metric}); added from @pytest.mark.audit")
+        config.addinivalue_line("markers",
+                                f"{name}: the {name} audit family ({family.key_metric}); added from @pytest.mark.audit")
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects

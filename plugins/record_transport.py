@@ -102,7 +102,8 @@ def _once_per_process(item: pytest.Item, rec: dict) -> dict:
     """An image set's sample ids (up to megabytes at ImageNet scale) travel with the first test of this
     session's process that used it; the collector keeps them for the report's ``samples`` section."""
     sent = item.config.stash.setdefault(SAMPLES_SENT, {})
-    samples = {role: s for role, s in rec["samples"].items() if sent.setdefault(role + s["fingerprint"], item.nodeid) == item.nodeid}
+    samples = {role: s
+               for role, s in rec["samples"].items() if sent.setdefault(role + s["fingerprint"], item.nodeid) == item.nodeid}
     return {**rec, "samples": samples}
 
 

@@ -122,7 +122,8 @@ def _resolve(config: pytest.Config) -> Settings:
         decode_memory=_decode_memory(config, run),
         cache=config.getoption("audit_cache") or run.get("cache") or os.environ.get(logit_cache.CACHE_ENV) or None,
         classes=_class_files(config.getoption("audit_classes", None) or run.get("classes"), spellings),
-        max_image_pixels=_number(config, "audit_max_image_pixels", int, "a positive number of pixels") or run.get("max_image_pixels"),
+        max_image_pixels=_number(config, "audit_max_image_pixels", int,
+                                 "a positive number of pixels") or run.get("max_image_pixels"),
         notes=tuple(notes),
     )
 
@@ -144,7 +145,8 @@ def _check_model(parsed: ModelSpec, no_downloads: bool) -> None:
         except VisionAuditError:
             arch = None  # loading names the architecture's problem
         if arch is not None:
-            _check_factory(arch, f"--model {parsed.raw}: its architecture {parsed.options['arch']} (--arch, or ?arch= in the spec)")
+            _check_factory(arch,
+                           f"--model {parsed.raw}: its architecture {parsed.options['arch']} (--arch, or ?arch= in the spec)")
     if "reference" in parsed.options:
         reference = reference_spec(parsed)
         try:
@@ -241,7 +243,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[STARTUP_USAGE_ERROR_KEY] = str(e)
         raise pytest.UsageError(str(e)) from None
     # Each process (controller and xdist workers alike) keeps its own decoded images and reads the same cache.
-    config.stash[PREVIOUS_KEY] = (decode_budget.set_budget(settings.decode_memory or decode_budget.default_budget(worker_count())),
+    config.stash[PREVIOUS_KEY] = (decode_budget.set_budget(settings.decode_memory
+                                                           or decode_budget.default_budget(worker_count())),
                                   logit_cache.configure(settings.cache), decoding.set_max_image_pixels(settings.max_image_pixels),
                                   os.environ.get(OFFLINE_ENV))
     if settings.offline:  # --audit-offline reaches every loader (hub.downloads_off reads it), xdist workers included

@@ -61,7 +61,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     if not data or (not any(a["audit"] for a in data["audits"]) and not (no_test and path)):
         return  # no audit in this run (the suite's own tests, say)
     if no_test:
-        terminalreporter.write_line(f"visionaudit: no test ran; {'the report ' + path + ' was left as it was' if path else 'no report'}")
+        terminalreporter.write_line("visionaudit: no test ran; "
+                                    f"{'the report ' + path + ' was left as it was' if path else 'no report'}")
         return
     terminalreporter.write_sep("=", "visionaudit summary")
     for line in terminal_lines(data, verbose=config.get_verbosity() > 0):

@@ -95,7 +95,8 @@ def run_as_pytester(path: Path, *args: str, timeout: float = 240, **extra: str) 
         env.pop(var, None)
     (path / "user-cache").mkdir(exist_ok=True)
     env.update(VISIONAUDIT_CACHE=str(path / "user-cache"), HOME=str(path), USERPROFILE=str(path), PY_COLORS="0",
-               PYTEST_ADDOPTS=with_unused_plugins_off(), OMP_NUM_THREADS=env.get("OMP_NUM_THREADS") or str(torch.get_num_threads()),
+               PYTEST_ADDOPTS=with_unused_plugins_off(),
+               OMP_NUM_THREADS=env.get("OMP_NUM_THREADS") or str(torch.get_num_threads()),
                PYTHONPATH=os.pathsep.join(filter(None, [str(path), str(ROOT), os.environ.get("PYTHONPATH", "")])), **extra)
     return subprocess.run([sys.executable, "-m", "pytest", f"--basetemp={path / 'basetemp'}", *args], cwd=path, env=env,
                           capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)

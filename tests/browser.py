@@ -53,7 +53,8 @@ def visit(path: Path, screenshot: Path | None = None, width: int = 1200, height:
         if screenshot is not None:
             total = driver.execute_script("return document.documentElement.scrollHeight")
             driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                                   {"width": width, "height": min(int(total) + 40, 16000), "deviceScaleFactor": 1, "mobile": width < 600})
+                                   {"width": width, "height": min(int(total) + 40, 16000), "deviceScaleFactor": 1,
+                                    "mobile": width < 600})
             driver.save_screenshot(str(screenshot))
         requests = []
         for entry in driver.get_log("performance"):

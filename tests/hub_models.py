@@ -11,6 +11,7 @@ import torch
 
 CLASSES = ("zebra", "apple", "mango")  # not sorted: their order is the outputs', not the alphabet's
 REVISION = "0123456789abcdef0123456789abcdef01234567"  # a commit hash, as the hub's snapshot folders are named
+TIMM_TAG = "test_efficientnet.r160_in1k"  # timm's own test architecture: 356k parameters
 
 
 def tiny_vit(folder: Path, classes: tuple[str, ...] = CLASSES, size: int = 64, seed: int = 0, processor: dict | None = None,

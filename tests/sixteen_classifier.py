@@ -52,4 +52,5 @@ def spec(classes_file: Path, size: int = 224, resize: int = 256) -> str:
     """The spec of the 16-category model with lite0's preprocessing (or another input size) and its classes
     from ``classes_file``."""
     m, s = ",".join([repr(LITE_MEAN)] * 3), ",".join([repr(LITE_STD)] * 3)
-    return f"tests.sixteen_classifier:lite0_16?classes={classes_file}&size={size}&resize={resize}&interpolation=bicubic&mean={m}&std={s}"
+    return (f"tests.sixteen_classifier:lite0_16?classes={classes_file}&size={size}&resize={resize}"
+            f"&interpolation=bicubic&mean={m}&std={s}")

@@ -143,7 +143,8 @@ def synthetic_corruption_run(shard, ids, clean, bits, imagenet, unavailable=(), 
         except AssertionError as e:
             outcome, message = "failed", f"AssertionError: {e}"
         d = record.to_dict()
-        entry = {"nodeid": f"corruption.{test}[{params}]", "audit": "corruption", "model": "m", "params": params, "outcome": outcome,
+        entry = {"nodeid": f"corruption.{test}[{params}]", "audit": "corruption", "model": "m", "params": params,
+                 "outcome": outcome,
                  "duration": 0.0, "metrics": d["metrics"], "thresholds": d["thresholds"], "tables": d["tables"],
                  "message": message, "worker": None}
         entry.update({k: d[k] for k in ("outcomes", "shard_data") if d.get(k)})

@@ -61,7 +61,8 @@ def team_report(team, shared_data, tmp_path_factory) -> dict:
     module's tests are spread over the workers, and each used to make this 8-minute run for itself."""
     # 466 s in CI; on a loaded 2-core machine more than the 600 s tests.audit_runs allows by default
     proc, data, path = audit_once(tmp_path_factory, shared_data, "team", "-n", "2", f"--audit-images={team / 'images'}",
-                                  f"--audit-config={team / 'audit.toml'}", "-k", "not control and not test_zoo", model=spec(team / "classes.txt"), timeout=1500)
+                                  f"--audit-config={team / 'audit.toml'}", "-k", "not control and not test_zoo",
+                                  model=spec(team / "classes.txt"), timeout=1500)
     assert data is not None, proc.stdout[-3000:] + proc.stderr[-3000:]
     data["_path"] = str(path)
     return data
@@ -101,7 +102,8 @@ def test_its_label_space_is_recorded(team_report, team):
 
 
 def test_accuracy_equals_an_independent_computation(team_report, team):
-    (acc,) = [e for e in _entries(team_report, "accuracy") if "::test_clean_top1" in e["nodeid"]] or _entries(team_report, "accuracy")[:1]
+    (acc,) = [e for e in _entries(team_report,
+                                  "accuracy") if "::test_clean_top1" in e["nodeid"]] or _entries(team_report, "accuracy")[:1]
     hits, total = _independent_top1(team / "images")
     assert total == N_IMAGES and acc["metrics"]["n_images"] == N_IMAGES
     assert round(acc["metrics"]["clean_top1"] * N_IMAGES) == hits, (acc["metrics"]["clean_top1"], hits)
@@ -151,7 +153,8 @@ def test_baseline_gate_against_a_preprocessing_change(team_report, team, shared_
     # exact McNemar p = 0.0625, beyond the tolerance but not significant, a warning; 96 px loses 15.)
     wrong = spec(team / "classes.txt", size=96, resize=110)
     proc, data = audit(tmp_path, shared_data, "wrong", "-m", "baseline", "-k", "clean_top1 or balanced_accuracy or per_class",
-                       f"--audit-images={team / 'images'}", f"--audit-config={team / 'audit.toml'}", f"--audit-baseline={base}", "--audit-baseline-as", spec(team / "classes.txt"),
+                       f"--audit-images={team / 'images'}", f"--audit-config={team / 'audit.toml'}", f"--audit-baseline={base}",
+                       "--audit-baseline-as", spec(team / "classes.txt"),
                        model=wrong)
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     by_name = {e["params"]["comparison"]: e for e in _entries(data, "baseline")}

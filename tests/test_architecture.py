@@ -14,8 +14,10 @@ MAX_LINES = 420  # "about 400": one concern per module, readable in one sitting
 # The core's layers, bottom to top (../shared/DESIGN.md): a module imports only from its own layer or
 # those below. A layer is a list of module prefixes; the first layer whose prefix fits a module is its.
 LAYERS = (
-    ("base", ("visionaudit.errors", "visionaudit.exit_codes", "visionaudit.files", "visionaudit.devices", "visionaudit.formatting",
-              "visionaudit.progress", "visionaudit.stats", "visionaudit.error_consistency", "visionaudit.preprocessing", "visionaudit.version")),
+    ("base",
+     ("visionaudit.errors", "visionaudit.exit_codes", "visionaudit.files", "visionaudit.devices", "visionaudit.formatting",
+              "visionaudit.progress", "visionaudit.stats", "visionaudit.error_consistency", "visionaudit.preprocessing",
+              "visionaudit.version")),
     ("data", ("visionaudit.data",)),
     ("models", ("visionaudit.models",)),
     ("families", ("visionaudit.families",)),

@@ -66,7 +66,8 @@ def test_main_job_runs_offline_on_cpu(shared_data, tmp_path, browser):
     assert sb["metrics"]["cue_information_p"] < 0.01 and len(sb["metrics"]["per_category"]) == 16
     lo, hi = sb["metrics"]["shape_bias_ci"]
     assert lo < sb["metrics"]["shape_bias"] < hi
-    assert {"test_shape_only_accuracy[efficientnet_lite0-edges]", "test_shape_only_accuracy[efficientnet_lite0-silhouettes]"} <= set(by_audit)
+    assert {"test_shape_only_accuracy[efficientnet_lite0-edges]",
+            "test_shape_only_accuracy[efficientnet_lite0-silhouettes]"} <= set(by_audit)
     # The human observers are a data set of the main job: error consistency on the 200 stimuli, subject-01 said absent.
     ec = sb["metrics"]["error_consistency_detail"]
     assert ec["n_trials"] == 200 and ec["n_observers"] == 9 and ec["observers_missing"] == ["subject-01"]
@@ -89,7 +90,8 @@ def test_main_job_runs_offline_on_cpu(shared_data, tmp_path, browser):
         conv = by_audit[f"test_configured_model[efficientnet_lite0-{direction}]"]
         assert conv["outcome"] == "passed" and conv["metrics"]["max_abs_diff"] < 1e-3
     deploy = {a["params"]["deployment"]: a for a in data["audits"] if "deployment" in a["params"]}
-    assert {a["audit"] for a in deploy.values()} == {"deployment"} and all("test_deployment.py::" in a["nodeid"] for a in deploy.values())
+    assert {a["audit"] for a in deploy.values()} == {"deployment"} and all("test_deployment.py::" in a["nodeid"]
+                                                                           for a in deploy.values())
     assert data["schema_version"] == SCHEMA_VERSION and data["families"]["deployment"]["key_metric"] == "max_abs_diff"
     # What a later release is compared with: every image set's sample ids, and 13 conditions' outcomes.
     assert {r: s["n"] for r, s in data["samples"].items()} == {"labelled": 200, "cue-conflict": 200, "edges": 160,
@@ -101,14 +103,18 @@ def test_main_job_runs_offline_on_cpu(shared_data, tmp_path, browser):
     assert len(conditions) == 75 and len(ran) >= 70 and all(a["outcomes"]["n"] == CORRUPTION_IMAGES for a in ran)
     assert all(a["outcome"] == "skipped" and a["message"].startswith("not available") for a in conditions if a not in ran)
     mce = by_audit["test_mce[efficientnet_lite0]"]["metrics"]
-    assert mce["subset"] == f"{CORRUPTION_IMAGES} of 200 labelled images" and not mce["comparable"] and mce["mce_ci"][0] < mce["mce"] < mce["mce_ci"][1]
+    assert mce["subset"] == (f"{CORRUPTION_IMAGES} of 200 "
+                             "labelled images") and not mce["comparable"] and mce["mce_ci"][0] < mce["mce"] < mce["mce_ci"][1]
     assert data["aggregates"]["corruption"]["models"]["efficientnet_lite0"]["mce"] == pytest.approx(mce["mce"])
-    assert {d for d, a in deploy.items() if a["outcome"] == "passed"} == {"torchscript", "torch_export", "onnxruntime", "bf16_cpu", "channels_last"}
+    assert {d for d, a in deploy.items() if a["outcome"] == "passed"} == {"torchscript", "torch_export", "onnxruntime",
+                                                                          "bf16_cpu", "channels_last"}
     assert deploy["fp16_cuda"]["outcome"] == "skipped" and "CUDA" in deploy["fp16_cuda"]["message"]
     zoo = [a for a in data["audits"] if a["nodeid"].split("::")[1].startswith("test_zoo[")]
     assert len(zoo) == 36 and all(a["outcome"] == "passed" for a in zoo)
-    assert "visionaudit summary" in proc.stdout and "shape bias, published (Geirhos et al. 2019; humans: the paper's observers; CNNs: its texture-vs-shape README" in proc.stdout
-    assert "corruption, efficientnet_lite0: mCE" in proc.stdout and "not comparable with published ImageNet-C values" in proc.stdout
+    assert "visionaudit summary" in proc.stdout and ("shape bias, published (Geirhos et al. 2019; humans: the paper's observers; "
+                                                     "CNNs: its texture-vs-shape README") in proc.stdout
+    assert "corruption, efficientnet_lite0: mCE" in proc.stdout and ("not comparable with published "
+                                                                     "ImageNet-C values") in proc.stdout
 
 
 def test_shape_bias_gate_fails_a_model_below_its_min(shared_data, tmp_path):

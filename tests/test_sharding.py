@@ -176,14 +176,16 @@ def test_merge_of_varied_per_image_data_equals_the_whole_judgement(families):
         if transform is None:
             return {"correct": clean, "top5": clean | (labels % 3 == 0), "top1": top1[None]}
         after, changed = per_transform[transform]
-        return {"clean": clean, "labels": labels, "correct@1": after, "changed@1": changed | (after != clean), "top1": top1[transform]}
+        return {"clean": clean, "labels": labels, "correct@1": after, "changed@1": changed | (after != clean),
+                "top1": top1[transform]}
 
     whole = synthetic_run(None, arrays_of, ids, families)
     parts = [synthetic_run(Shard(k, 3), arrays_of, ids, families) for k in (3, 1, 2)]
     merged = merge_reports(parts, ["p3", "p1", "p2"])
     for entry in whole["audits"]:
         assert entry["outcome"] in ("passed", "failed")
-    strip = lambda r: [{k: e[k] for k in ("nodeid", "outcome", "metrics", "tables", "message", "outcomes")} for e in r["audits"]]  # noqa: E731
+    strip = lambda r: [{k: e[k] for k in ("nodeid", "outcome", "metrics", "tables", "message", "outcomes")}  # noqa: E731
+                       for e in r["audits"]]
     assert strip(merged) == strip(whole)
     assert merged["aggregates"] == whole["aggregates"]  # Holm over the two transforms
     assert merged["samples"] == whole["samples"]  # also when no assessor but robustness's named the set
@@ -220,7 +222,8 @@ def test_a_merge_of_parts_that_got_nothing_right_is_not_judged_as_the_whole_run_
     merged = merge_reports(parts, ["p1", "p2"])
     for report in (whole, merged):
         assert [e["outcome"] for e in report["audits"]] == ["not_judged", "not_judged"]
-        assert all(e["message"].startswith("not judged: 0 images right on the clean pass") and "min_correct_images" in e["message"]
+        assert all(e["message"].startswith("not judged: 0 images right "
+                                           "on the clean pass") and "min_correct_images" in e["message"]
                    and e["metrics"]["n_images"] == n for e in report["audits"])
     assert merged["verdict"] == "incomplete"
 
@@ -266,7 +269,8 @@ def test_a_part_without_top1_merges_without_it_rather_than_with_unset_values():
 # The assessor names partial reports have stored since sharding began ("<family>.<test>"), before assessors
 # moved onto the family descriptors: a merge must still find each one.
 STORED_ASSESSOR_NAMES = {"accuracy.clean_top1": ("accuracy", "clean_top1"), "robustness.transform": ("robustness", "transform"),
-                         "shape_bias.cue_conflict": ("shape_bias", "cue_conflict"), "shape_bias.shape_only": ("shape_bias", "shape_only")}
+                         "shape_bias.cue_conflict": ("shape_bias", "cue_conflict"),
+                         "shape_bias.shape_only": ("shape_bias", "shape_only")}
 
 
 def test_stored_assessor_names_resolve_through_the_family_descriptors():
@@ -290,7 +294,8 @@ def test_a_partial_report_with_the_stored_assessor_names_merges():
             old = {"accuracy": "accuracy.clean_top1", "robustness": "robustness.transform"}[entry["audit"]]
             entry["shard_data"]["assessor"] = old  # as an older suite wrote it
     merged = merge_reports(parts, ["p1", "p2"])
-    strip = lambda r: [{k: e[k] for k in ("nodeid", "outcome", "metrics", "message", "outcomes")} for e in r["audits"]]  # noqa: E731
+    strip = lambda r: [{k: e[k] for k in ("nodeid", "outcome", "metrics", "message", "outcomes")}  # noqa: E731
+                       for e in r["audits"]]
     assert strip(merged) == strip(whole) and len(merged["audits"]) == 3
 
 

@@ -72,10 +72,12 @@ def test_merged_corruption_shards_equal_the_unsharded_run(corruption_runs, count
     whole, merged = corruption_runs["whole"][1], corruption_runs[f"merged{count}"]
     assert differences(without_timings(whole), without_timings(merged)) == []
     entries = [e for e in merged["audits"] if e["audit"] == "corruption"]
-    assert len(entries) == 5 and all(e["outcome"] in ("passed", "failed") for e in entries), [(e["nodeid"], e["outcome"]) for e in entries]
+    assert len(entries) == 5 and all(e["outcome"] in ("passed",
+                                                      "failed") for e in entries), [(e["nodeid"], e["outcome"]) for e in entries]
     for entry in entries:  # the listed fields are there, so the equality above covers them
         assert set(CORRUPTION_FIELDS) & set(entry["metrics"]) >= ({"error", "error_ci", "p_value", "p_value_holm", "discordant"}
-                                                                   if "corruption" in entry["params"] else {"mce", "mce_ci", "ce"})
+                                                                   if "corruption" in entry["params"]
+                                                                   else {"mce", "mce_ci", "ce"})
     # Not vacuous: each part scored fewer images (too few to judge: min_images 25), all 30 merged.
     parts = [corruption_runs[f"{i}/{count}"][1] for i in range(1, count + 1)]
     sizes = [len(p["samples"]["corruption"]["ids"]) for p in parts]
@@ -90,7 +92,8 @@ def test_merged_corruption_shards_equal_the_unsharded_run(corruption_runs, count
     for (c, s), e in by.items():
         if c is not None:
             bits = decode(e["outcomes"])
-            assert e["metrics"]["error"] == pytest.approx(1 - bits.mean()) and e["metrics"]["n_images"] == bits.size == CORRUPTION_IMAGES
+            assert (e["metrics"]["error"] == pytest.approx(1 - bits.mean())
+                    and e["metrics"]["n_images"] == bits.size == CORRUPTION_IMAGES)
             errors.setdefault(c, {})[s] = e["metrics"]["error"]
     mce = by[(None, None)]["metrics"]
     by_hand = [100 * sum(errors[c].values()) / sum(ALEXNET_ERRORS[c][s - 1] for s in errors[c]) for c in errors]
@@ -120,14 +123,16 @@ def test_merge_of_varied_corruption_bits_equals_the_whole_judgement(imagenet):
             for c, s, p in (("fog", 1, 0.1), ("fog", 3, 0.4), ("contrast", 1, 0.05), ("contrast", 3, 0.6))}
     top1 = {k: rng.integers(0, 1000, n) for k in bits}
     whole = synthetic_corruption_run(None, ids, clean, bits, imagenet, unavailable=("frost",), top1=top1)
-    parts = [synthetic_corruption_run(Shard(k, 3), ids, clean, bits, imagenet, unavailable=("frost",), top1=top1) for k in (2, 3, 1)]
+    parts = [synthetic_corruption_run(Shard(k, 3), ids, clean, bits, imagenet, unavailable=("frost",),
+                                      top1=top1) for k in (2, 3, 1)]
     merged = merge_reports(parts, ["p2", "p3", "p1"])
     # each condition's top-1 (the names of the images a release lost) comes through the shards as the whole run's
     for report in (whole, merged):
         for (c, s), values in top1.items():
             (entry,) = [e for e in report["audits"] if e["params"] == {"corruption": c, "severity": s}]
             assert decode_labels(entry["outcomes"]["top1"]).tolist() == values.tolist(), (c, s)
-    strip = lambda r: [{k: e.get(k) for k in ("nodeid", "outcome", "metrics", "tables", "message", "outcomes")} for e in r["audits"]]  # noqa: E731
+    strip = lambda r: [{k: e.get(k) for k in ("nodeid", "outcome", "metrics", "tables", "message",
+                                              "outcomes")} for e in r["audits"]]  # noqa: E731
     assert strip(merged) == strip(whole)
     assert merged["aggregates"] == whole["aggregates"] and merged["samples"] == whole["samples"]
     outcomes = {e["nodeid"]: e["outcome"] for e in whole["audits"]}

@@ -103,7 +103,8 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
     from visionaudit.preprocessing import Geometry, Preprocessing
 
 __all__ = [
-    "AuditConfig", "AuditRecord", "CheckpointError", "ConfigError", "CountsLabelled", "DataError", "Deferred", "DeviceError", "DEFAULT_MODEL",
+    "AuditConfig", "AuditRecord", "CheckpointError", "ConfigError", "CountsLabelled", "DataError", "Deferred", "DeviceError",
+    "DEFAULT_MODEL",
     "Family", "Geometry", "ImageSet", "LoadedModel", "ModelOutputError", "ModelSpec", "Preprocessing", "SpecError",
     "Thresholds", "VisionAuditError", "canonical_spec", "category_folders", "clean_logits", "compare_logits",
     "cue_conflict", "data_root", "get_family", "imagenette", "labelled_images", "load_config",

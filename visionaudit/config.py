@@ -298,13 +298,15 @@ def load_config(path: str | Path | None, arch: str | None = None) -> AuditConfig
             raise ConfigError(f'{path}: models."{key}" must be a table of [models."{key}".AUDIT] tables')
         model_id = _canonical_key(_from_folder(spec_from, key, base, path, f'[models."{key}"]'), arch, path)
         if model_id in written:
-            raise ConfigError(f'{path}: [models."{written[model_id]}"] and [models."{key}"] name the same model ({model_id}); merge them')
+            raise ConfigError(f'{path}: [models."{written[model_id]}"] and [models."{key}"] name the same model '
+                              f'({model_id}); merge them')
         same_files = _resolved(model_id) or model_id
         if same_files in resolved:
             raise ConfigError(f'{path}: [models."{written[resolved[same_files]]}"] and [models."{key}"] name the same model '
                               f'(the same files: {same_files}); merge them')
         written[model_id], resolved[same_files] = key, model_id
-        models[model_id] = {name: _check_family_table(name, table, f'models."{key}".{name}', path) for name, table in per_audit.items()}
+        models[model_id] = {name: _check_family_table(name, table, f'models."{key}".{name}', path)
+                            for name, table in per_audit.items()}
     pairs = _baseline_pairs(data.get("baseline", {}), arch, path, base)
     return AuditConfig(path, MappingProxyType(run), MappingProxyType(audits), MappingProxyType(models), MappingProxyType(written),
                        MappingProxyType(pairs), MappingProxyType(resolved), MappingProxyType(run_written))
@@ -349,5 +351,6 @@ def _baseline_pairs(table: Any, arch: str | None, path: Path, base: Path) -> dic
     pairs = table.get("pairs", {})
     if not isinstance(pairs, dict) or not all(isinstance(v, str) for v in pairs.values()):
         raise ConfigError(f'{path}: [baseline.pairs] maps this run\'s model to the baseline\'s: "NEW_SPEC" = "OLD_SPEC"')
-    return {_canonical_key(_from_folder(spec_from, new, base, path, f'[baseline.pairs] "{new}"'), arch, path): _canonical_key(old, arch, path)
+    return {_canonical_key(_from_folder(spec_from, new, base, path, f'[baseline.pairs] "{new}"'), arch,
+                           path): _canonical_key(old, arch, path)
             for new, old in pairs.items()}

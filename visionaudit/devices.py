@@ -218,7 +218,8 @@ def _no_gpu_driver() -> bool:
     sees none either, and it need not be imported (and CUDA started) to say so."""
     if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
         return True
-    return sys.platform.startswith("linux") and not any(os.path.exists(p) for p in ("/proc/driver/nvidia/version", "/dev/nvidia0", "/dev/kfd"))
+    return sys.platform.startswith("linux") and not any(os.path.exists(p) for p in ("/proc/driver/nvidia/version", "/dev/nvidia0",
+                                                                                    "/dev/kfd"))
 
 
 def _driver_gpu_names(root: Path = Path("/proc/driver/nvidia/gpus")) -> list[str] | None:

@@ -12,8 +12,8 @@ if TYPE_CHECKING:  # imported where tensors are made: the xdist controller reads
     import torch
 
 # A 1-channel model is fed the luminance of each RGB image, with ITU-R BT.601's weights (as PIL's "L" mode,
-# OpenCV's RGB2GRAY and, to three digits, torchvision's rgb_to_grayscale, and the corruption kernels' gray conversion). The suite's
-# one set of luma weights: the conversion audit and gray_to_rgb's default use them too (:func:`luminance`).
+# OpenCV's RGB2GRAY and, to three digits, torchvision's rgb_to_grayscale, and the corruption kernels' gray conversion).
+# The suite's one set of luma weights: the conversion audit and gray_to_rgb's default use them too (:func:`luminance`).
 LUMA_BT601 = (0.299, 0.587, 0.114)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -95,7 +95,8 @@ def describe(event: dict[str, Any]) -> str:
     """One line for people: ``efficientnet_lite0: forward passes (rotation) 320/1000, 86 images/s, 8 s left``."""
     if event["phase"] == "cache":  # a cache hit or a refused entry: the label says it all
         return f"{event['subject']}: {event['what']}"
-    verb = {"load": "loading", "decode": "decoding", "forward": "forward passes", "check": "checking"}.get(event["phase"], event["phase"])
+    verb = {"load": "loading", "decode": "decoding", "forward": "forward passes",
+            "check": "checking"}.get(event["phase"], event["phase"])
     head = f"{event['subject']}: {verb}" + (f" {event['what']}" if event.get("what") else "")
     total, done = event.get("total"), event.get("done", 0)
     if event["event"] == "start":

@@ -9,8 +9,9 @@ __version__ = "0.1.0"
 # 3: per-image outcomes (entries' `outcomes`, the image sets' sample ids and fingerprints in `samples`),
 #    transforms drawn per sample id (protocol 2), the baseline family, `directions` in `families`.
 # 4: `verdict_reason` (a pass is never on nothing: a model or a baseline gate that judged nothing, a baseline
-#    that is not a pass), `run.baseline`; not_judged entries keep what was measured; the model entry's `classes` (its label space: class names in output order, their source, WNIDs for
-#    ImageNet-1k), `run.notes` (what the run said once about its input);
+#    that is not a pass), `run.baseline`; not_judged entries keep what was measured; the model entry's `classes` (its
+#    label space: class names in output order, their source, WNIDs for ImageNet-1k), `run.notes` (what the run said once
+#    about its input);
 #    `incomplete.stopped_by` (the test that -x/--maxfail stopped after). Schema 3 is still read.
 # 5: the model entry's `preprocessing.keep_aspect` (false: the whole image warped to the resize size, as a Hugging
 #    Face ViT processor does) and `preprocessing.floor_crop` (true: the centre crop's offset rounded down), each
@@ -23,8 +24,9 @@ __version__ = "0.1.0"
 #    are still read (without per-image classes: those two comparisons are not compared, and say why).
 # 6: (issue 26) the corruption family's per-image outcomes with a downloaded ImageNet-C folder (`samples.imagenet-c`,
 #    `outcomes` on its condition entries); in a partial report (--audit-shard) the corruption entries carry `shard_data`
-#    and `samples.corruption` / `samples.imagenet-c` their `shard` section. Also in 6: the baseline family's corruption comparisons (`corruption_<corruption>_<severity>`, `mce` / `mean_error`) and each
-#    paired right/wrong comparison's `error_consistency` (observed, expected, kappa, kappa_ci, n, below).
+#    and `samples.corruption` / `samples.imagenet-c` their `shard` section. Also in 6: the baseline family's corruption
+#    comparisons (`corruption_<corruption>_<severity>`, `mce` / `mean_error`) and each paired right/wrong comparison's
+#    `error_consistency` (observed, expected, kappa, kappa_ci, n, below).
 #    Also in 6: `outcomes.top1` on the labelled sets' entries (clean accuracy, each transform, each corruption condition: the
 #    top-1 output index per image, packed like `outcomes.labels`, named by the model entry's `classes`); the baseline
 #    comparisons' `lost_examples` (up to 24 images that went right -> wrong, with each side's top-1 class name).

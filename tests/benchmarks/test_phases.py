@@ -36,7 +36,8 @@ def test_every_phase_and_family_is_printed(tiny_run):
     header = next(line for line in stdout.splitlines() if line.strip().startswith("family"))
     for phase in PHASES:
         assert phase in header
-    rows = {line.split()[0] for line in stdout.splitlines() if line.startswith("  ") and line.split() and line.split()[0] in FAMILIES}
+    rows = {line.split()[0] for line in stdout.splitlines() if line.startswith("  ") and line.split()
+            and line.split()[0] in FAMILIES}
     assert rows == set(FAMILIES)
     ahead = next(line.split() for line in stdout.splitlines() if line.split()[:1] == ["corruption-ahead"])
     assert ahead.count("-") == len(("corruption kernels", "JPEG round trip")), ahead  # in the threads: not timed

@@ -89,7 +89,8 @@ def _journal(path: Path, t0: float, finished: list[str], started: list[str], end
     t = t0 + 1
     for nodeid in finished:
         t += 20
-        lines += [{"event": "started", "nodeid": nodeid, "time": t - 20}, {"event": "finished", "entry": entry(nodeid), "time": t}]
+        lines += [{"event": "started", "nodeid": nodeid, "time": t - 20},
+                  {"event": "finished", "entry": entry(nodeid), "time": t}]
     for nodeid in started:
         t += 1.5
         lines.append({"event": "started", "nodeid": nodeid, "time": t})

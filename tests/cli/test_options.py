@@ -73,7 +73,8 @@ def options_declared_outside(root: Path) -> list[str]:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.FunctionDef) and node.name == "pytest_addoption":
                 found.append(f"{path.relative_to(root)}:{node.lineno}: pytest_addoption")
-            elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) in ("addoption", "_addoption"):
+            elif isinstance(node, ast.Call) and getattr(node.func, "attr",
+                                                        getattr(node.func, "id", "")) in ("addoption", "_addoption"):
                 found.append(f"{path.relative_to(root)}:{node.lineno}: addoption")
     return found
 

@@ -179,7 +179,8 @@ def test_an_oversized_image_is_named_with_the_limit_and_how_to_raise_it(tmp_path
     assert re.search(rf"image {re.escape(str(bomb))} is too large to decode: (30000 x 30000 = )?900,000,000 pixels, more "
                      r"than the limit of 178,956,970\n", message), message
     assert message.endswith("Images over the limit of 178,956,970 pixels: it is a guard against decompression bombs; if "
-                            "they are genuine, raise it with --audit-max-image-pixels N or [run] max_image_pixels = N in audit.toml")
+                            "they are genuine, raise it with --audit-max-image-pixels N or [run] max_image_pixels = "
+                            "N in audit.toml")
 
 
 @pytest.mark.filterwarnings("error::PIL.Image.DecompressionBombWarning")  # PIL's guard, which names no file, is off
@@ -280,7 +281,8 @@ def test_imagenette_without_its_files_offline_is_one_clear_error(tmp_path):
     with pytest.raises(DataError, match=r"Imagenette not found under .*imagenette2-320.tgz and unpack it there"):
         datasets.imagenette(tmp_path, download=False)
     assert datasets.missing_data(str(tmp_path), "imagenette", {datasets.LABELLED}) == [
-        f"Imagenette not found under {tmp_path / 'imagenette'}: run once on a machine with internet (torchvision downloads it there)"]
+        f"Imagenette not found under {tmp_path / 'imagenette'}: run once on a machine with internet (torchvision "
+        "downloads it there)"]
 
 
 @pytest.mark.slow

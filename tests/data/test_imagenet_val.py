@@ -97,7 +97,8 @@ def test_wnid_folders_need_no_devkit(tmp_path):
 def test_no_labels_names_the_files_and_the_fix(tmp_path):
     write_images(tmp_path / "val")
     with pytest.raises(DataError, match=r"holds ILSVRC2012_val_\* images but no labels for them: put the devkit's "
-                                        r"ILSVRC2012_validation_ground_truth.txt and meta.mat .* or Kaggle's LOC_val_solution.csv"):
+                                        r"ILSVRC2012_validation_ground_truth.txt and meta.mat .* or Kaggle's "
+                                        r"LOC_val_solution.csv"):
         datasets.labelled_images(tmp_path / "val")
 
 

@@ -100,7 +100,8 @@ def test_a_folder_inside_a_class_folder_stops_named(tmp_path):
     _image(tmp_path / "n01440764" / "sub" / "x.JPEG")
     _image(tmp_path / "n01443537" / "b.JPEG")
     with pytest.raises(DataError, match=r"1 folder\(s\) inside the class folders of .*: n01440764/sub/\. Nested folders "
-                                        r"are not read; move the images up into their class folder or list them in a CSV manifest"):
+                                        r"are not read; move the images up into their class folder or list them "
+                                        r"in a CSV manifest"):
         datasets.labelled_images(tmp_path)
 
 

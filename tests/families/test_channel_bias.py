@@ -74,7 +74,8 @@ def test_contribution_shares_closed_form():
         model.module.conv.weight.copy_(torch.tensor([1.0, -2.0, 4.0]).view(1, 3, 1, 1))
     first = find_first_conv(model.module, (1, 3, 16, 16))
     # Pixels 255, 51, 102 are 1.0, 0.2, 0.4: terms |1 * 1.0|, |-2 * 0.2|, |4 * 0.4| = 1.0, 0.4, 1.6.
-    assert contribution_shares(model, first, constant_images([255, 51, 102])) == pytest.approx([1.0 / 3, 0.4 / 3, 1.6 / 3], abs=1e-6)
+    assert contribution_shares(model, first,
+                               constant_images([255, 51, 102])) == pytest.approx([1.0 / 3, 0.4 / 3, 1.6 / 3], abs=1e-6)
 
 
 def test_contribution_shares_are_exact_with_zero_padding():

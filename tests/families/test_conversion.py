@@ -122,7 +122,9 @@ def test_one_image_is_not_judged_and_says_why_not_that_the_logits_are_constant()
 
     for assessor, key in ((assess_configured_model, "real_images"), (assess_zoo, "zoo_images")):
         record = AuditRecord("conversion", "m")
-        with pytest.raises(NotJudged, match=rf"1 image\(s\): whether the logits depend on the input .* needs at least 2.*raise {key} or random_images"):
+        with pytest.raises(NotJudged,
+                           match=rf"1 image\(s\): whether the logits depend on the input .* needs at least 2.*raise {key} "
+                                 r"or random_images"):
             assessor(record, Deferred(1, never), thresholds, {"model": "m"})
         assert record.metrics["n_images"] == 1 and "same for every image" not in record.not_judged
     model = load_model("tests.tiny_models:tiny?size=32", "cpu")
@@ -165,7 +167,8 @@ def test_refusals():
     with pytest.raises(ConversionError, match="groups=3"):
         rgb_to_gray(head(nn.Conv2d(3, 6, 3, groups=3)), pre)
     with pytest.raises(ConversionError, match="must sum to 1"):
-        gray_to_rgb(head(nn.Conv2d(1, 4, 3)), Preprocessing(crop_size=32, resize_size=32, mean=(0.5,), std=(0.5,)), (0.3, 0.3, 0.3))
+        gray_to_rgb(head(nn.Conv2d(1, 4, 3)), Preprocessing(crop_size=32, resize_size=32, mean=(0.5,), std=(0.5,)),
+                    (0.3, 0.3, 0.3))
     with pytest.raises(ConversionError, match="needs a 3-channel model"):
         rgb_to_gray(head(nn.Conv2d(1, 4, 3)), Preprocessing(mean=(0.5,), std=(0.5,)))
 

@@ -61,7 +61,8 @@ def test_a_family_name_cannot_be_taken_twice():
 @pytest.mark.slow
 def test_markers_select_a_family(shared_data):
     env = {**os.environ, "VISIONAUDIT_DATA": str(shared_data)}
-    proc = subprocess.run([sys.executable, "-m", "pytest", "audits", "--collect-only", "-q", "-m", "deployment", "-p", "no:cacheprovider"],
+    proc = subprocess.run([sys.executable, "-m", "pytest", "audits", "--collect-only", "-q", "-m", "deployment", "-p",
+                           "no:cacheprovider"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     ids = [line for line in proc.stdout.splitlines() if "::" in line]
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
@@ -125,7 +126,8 @@ def toy(pytester: pytest.Pytester, monkeypatch) -> pytest.Pytester:
     return pytester
 
 
-MODELS = ["--model", "tests.tiny_models:tiny", "--model", "tests.tiny_models:tiny_other", "--device", "cpu", "-p", "no:cacheprovider"]
+MODELS = ["--model", "tests.tiny_models:tiny", "--model", "tests.tiny_models:tiny_other", "--device", "cpu", "-p",
+          "no:cacheprovider"]
 
 
 def test_toy_family_reaches_report_and_terminal_summary(toy):
@@ -148,7 +150,8 @@ def test_toy_family_thresholds_are_checked(toy):
     toy.makefile(".toml", audit='[audits.toy]\nmin_scor = 0.5\nmode = "full"\n')
     result = toy.runpytest_subprocess(*MODELS)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*[[]audits.toy[]] unknown key 'min_scor'; allowed: min_score, mode; did you mean 'min_score'?*"])
+    result.stderr.fnmatch_lines(["*[[]audits.toy[]] unknown key 'min_scor'; allowed: min_score, mode; did you "
+                                 "mean 'min_score'?*"])
     toy.makefile(".toml", audit='[audits.toy]\nmin_score = 0.5\nmode = "slow"\n')
     result = toy.runpytest_subprocess(*MODELS)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
@@ -175,7 +178,8 @@ pytestmark = pytest.mark.audit("tyo")
 def test_x(model, record):
     record.metric("score", 1.0)
 """)
-    result = toy.runpytest_subprocess("test_typo.py", "--model", "tests.tiny_models:tiny", "--device", "cpu", "-p", "no:cacheprovider")
+    result = toy.runpytest_subprocess("test_typo.py", "--model", "tests.tiny_models:tiny", "--device", "cpu", "-p",
+                                      "no:cacheprovider")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*ConfigError: unknown audit family 'tyo'; allowed: accuracy, *, toy; did you mean 'toy'?*"])
 
@@ -217,7 +221,8 @@ def package(suite: pytest.Pytester, monkeypatch) -> pytest.Pytester:
     info = site / "toyaudit-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: toyaudit\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[visionaudit.families]\ntoy_grouped = toyaudit:GROUPED\ntoy_spread = toyaudit:SPREAD\n")
+    (info / "entry_points.txt").write_text("[visionaudit.families]\ntoy_grouped = toyaudit:GROUPED\ntoy_spread = "
+                                           "toyaudit:SPREAD\n")
     # The spread family's tests take a while, so that both workers are still taking work when they are queued.
     suite.makepyfile(test_grouped=PACKAGE_AUDIT.format(family="toy_grouped", n=4, pause=0, base=0.25),
                      test_spread=PACKAGE_AUDIT.format(family="toy_spread", n=6, pause=0.25, base=0.5))
@@ -230,7 +235,8 @@ def test_a_family_from_a_package_is_grouped_shown_on_the_page_and_in_the_readme_
     """The Show of the layout issue: no audit.toml entry and no file of the core edited; the package's
     defaults and assessor judge, its keys are checked, its tests stay on one worker, the page and the
     README table show it."""
-    result = package.runpytest_subprocess("--model", "tests.tiny_models:tiny", "--device", "cpu", "-n", "2", "-p", "no:cacheprovider",
+    result = package.runpytest_subprocess("--model", "tests.tiny_models:tiny", "--device", "cpu", "-n", "2", "-p",
+                                          "no:cacheprovider",
                                           "--audit-json=report.json", "--audit-html=page.html")
     result.assert_outcomes(passed=8, failed=2)  # scores 0.25 and 0.375 are below the default min_score 0.5
     report = json.loads((package.path / "report.json").read_text())
@@ -247,14 +253,16 @@ def test_a_family_from_a_package_is_grouped_shown_on_the_page_and_in_the_readme_
     table = subprocess.run([sys.executable, "-m", "visionaudit", "families", "--markdown"], capture_output=True, text=True,
                            timeout=120, cwd=package.path).stdout.splitlines()
     assert table[-2:] == [
-        "| `toy_grouped` | `audits/test_toy_grouped.py` | a toy score whose tests share one computation per model | `score` (higher is better) | - |",
+        "| `toy_grouped` | `audits/test_toy_grouped.py` | a toy score whose tests share one computation per model | `score` "
+        "(higher is better) | - |",
         "| `toy_spread` | `audits/test_toy_spread.py` | a toy score, test by test | `score` (higher is better) | - |",
     ]
     # its keys are checked like a built-in family's: a typo stops the run at startup, naming the closest key
     package.makefile(".toml", audit="[audits.toy_grouped]\nmin_scor = 0.25\n")
     typo = package.runpytest_subprocess("--model", "tests.tiny_models:tiny", "--device", "cpu", "-p", "no:cacheprovider")
     assert typo.ret == pytest.ExitCode.USAGE_ERROR
-    typo.stderr.fnmatch_lines(["*[[]audits.toy_grouped[]] unknown key 'min_scor'; allowed: min_score; did you mean 'min_score'?*"])
+    typo.stderr.fnmatch_lines(["*[[]audits.toy_grouped[]] unknown key 'min_scor'; allowed: min_score; did you "
+                               "mean 'min_score'?*"])
     # and an override applies to it
     package.makefile(".toml", audit="[audits.toy_grouped]\nmin_score = 0.25\n")
     package.runpytest_subprocess("--model", "tests.tiny_models:tiny", "--device", "cpu", "-p", "no:cacheprovider",
@@ -306,7 +314,8 @@ def test_a_family_gets_its_defaults_and_assessors_from_its_descriptor(pytester: 
     result.assert_outcomes(passed=1, failed=1)
     entries = {e["model"]: e for e in json.loads((pytester.path / "report.json").read_text())["audits"]}
     assert entries["tests.tiny_models:tiny_other"]["thresholds"] == {"min_score": 0.5}
-    assert entries["tests.tiny_models:tiny_other"]["message"] == "AssertionError: tests.tiny_models:tiny_other: score 0.3 is below min_score 0.5"
+    assert entries["tests.tiny_models:tiny_other"]["message"] == ("AssertionError: tests.tiny_models:tiny_other: score 0.3 is "
+                                                                  "below min_score 0.5")
     pytester.makefile(".toml", audit='[models."tests.tiny_models:tiny_other".graded]\nmin_score = 0.25\n')
     pytester.runpytest_subprocess(*MODELS).assert_outcomes(passed=2)
 
@@ -333,7 +342,8 @@ def test_descriptor_defaults_equal_the_shipped_audit_toml_before_they_moved():
 # baseline gate; issue 27: the corruption family's JPEG codec and threads ahead; stop-33 review: robustness's images right on the
 # clean pass; stop 34: the baseline's paired images per comparison); none changes an old key's value.
 ADDED_SINCE = {"accuracy": {"min_top5", "min_balanced_accuracy", "min_class_accuracy", "min_class_images"},
-               "corruption": {"max_mean_error", "max_mean_rise", "jpeg_on_device", "batches_ahead"}, "shape_bias": {"category_map"},
+               "corruption": {"max_mean_error", "max_mean_rise", "jpeg_on_device", "batches_ahead"},
+               "shape_bias": {"category_map"},
                "baseline": {"min_class_images", "min_kappa", "kappa_warning", "min_images"}, "robustness": {"min_correct_images"}}
 ADDED_TOLERANCES = {"balanced_accuracy", "class_accuracy", "error", "mce", "mean_error"}
 

@@ -300,7 +300,8 @@ def test_the_summary_names_the_worst_of_all_classes_marking_those_too_few_to_gat
     record = AuditRecord("accuracy", "m")
     A.assess_clean_top1(record, PerImage(_samples(10), {"correct": correct, "labels": LABELS}), _bounds(min_class_images=2),
                         {"model": "m", "set_name": "hand", "preprocessing": "p", "class_names": NAMES})
-    e = {"audit": "accuracy", "model": "m", **{k: v for k, v in record.to_dict().items() if k in ("metrics", "thresholds", "tables")}}
+    e = {"audit": "accuracy", "model": "m",
+         **{k: v for k, v in record.to_dict().items() if k in ("metrics", "thresholds", "tables")}}
     (line,) = A.FAMILY.summary_lines({"audits": [e]})
     # by hand: bird 0/1, dog 1/5, cat 3/4; balanced (0 + 0.2 + 0.75) / 3 = 0.317
     assert line == ("accuracy, m: balanced accuracy 0.317 over 3 classes with images; worst: bird 0.00 (0/1, too few to gate), "

@@ -1,6 +1,7 @@
 """The core of the ``--audit-samples`` floor note (visionaudit/families/sample_floor.py): which families' gates an
 ``--audit-samples`` subset or their own cap leaves not judged, read from each family's descriptor
-(``counts_labelled``: what it counts, capped by which bound, unless which option), and the note's fixes. The note as a real run says it: tests/plugins/test_sample_floor.py."""
+(``counts_labelled``: what it counts, capped by which bound, unless which option), and the note's fixes. The note
+as a real run says it: tests/plugins/test_sample_floor.py."""
 
 from __future__ import annotations
 

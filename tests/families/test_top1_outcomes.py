@@ -66,7 +66,8 @@ def test_a_transform_keeps_the_top1_of_severity_1_only_and_a_corruption_conditio
     labels = np.array([0, 1, 2, 3])
     from dataclasses import replace
     main = replace(transform_result("rotation", 1.0, before, after, before != after, labels, 4), predicted=np.array([0, 2, 1, 3]))
-    other = replace(transform_result("rotation", 2.0, before, after, before != after, labels, 4), predicted=np.array([3, 3, 3, 3]))
+    other = replace(transform_result("rotation", 2.0, before, after, before != after, labels, 4),
+                    predicted=np.array([3, 3, 3, 3]))
     arrays = transform_arrays([main, other], before, labels)
     assert arrays["top1"].tolist() == [0, 2, 1, 3]
     condition = paired("fog", 3, after, before, np.array([0, 2, 1, 3]))
@@ -126,7 +127,8 @@ def test_a_report_names_each_images_top1_by_its_model_entrys_classes():
     read = outcomes_from_report(report, "m")
     assert read.top1["clean"].values.tolist() == ["airplane", "cat", "bird", "automobile"]
     wnids = dict(classes, ids=["n1", "n2", "n3", "n4"])  # ImageNet-1k's names carry their WNID, as the run names them
-    assert outcomes_from_report(_report([True] * 2, [3, 0], wnids), "m").top1["clean"].values.tolist() == ["cat (n4)", "airplane (n1)"]
+    assert outcomes_from_report(_report([True] * 2, [3, 0], wnids),
+                                "m").top1["clean"].values.tolist() == ["cat (n4)", "airplane (n1)"]
     assert outcomes_from_report(_report([True] * 2, [3, 0], None), "m").top1["clean"].values.tolist() == ["3", "0"]
     assert outcomes_from_report(_report([True] * 2, [3, 0], classes, schema=5), "m").top1 == {}
     broken = copy.deepcopy(report)

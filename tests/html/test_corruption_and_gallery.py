@@ -39,7 +39,8 @@ def _corruption_report(own_label_space=False):
     extra = {"alexnet_normalized": False} if own_label_space else {}
     report["audits"] = [e for e in report["audits"] if e["audit"] != "baseline"] + [
         _condition(m, "fog", 1, 0.30, [0.22, 0.40], **extra), _condition(m, "fog", 3, 0.50, [0.40, 0.60], **extra),
-        _condition(m, "gaussian_noise", 3, 0.70, [0.60, 0.78], **extra), _condition(m, "gaussian_noise", 1, 0.40, [0.31, 0.50], **extra)]
+        _condition(m, "gaussian_noise", 3, 0.70, [0.60, 0.78], **extra),
+        _condition(m, "gaussian_noise", 1, 0.40, [0.31, 0.50], **extra)]
     if own_label_space:
         report["audits"].append({**_mce(m, {}, {"fog": {"1": 0.3, "3": 0.5}, "gaussian_noise": {"1": 0.4, "3": 0.7}},
                                         alexnet_normalized=False, mean_error=0.475, mean_error_ci=[0.4, 0.55], mean_rise=0.2,
@@ -105,7 +106,8 @@ def _baseline_report(tmp_path=None):
     for e in report["audits"]:
         if e["audit"] == "baseline" and e["params"]["comparison"] == "top1_rotation":
             e["metrics"]["lost_examples"] = _lost("img", 3, "rotation")
-            e["metrics"]["error_consistency"] = {"observed": 0.9, "expected": 0.8, "kappa": 0.5, "kappa_ci": [0.25, 0.75], "n": 60}
+            e["metrics"]["error_consistency"] = {"observed": 0.9, "expected": 0.8, "kappa": 0.5, "kappa_ci": [0.25, 0.75],
+                                                 "n": 60}
         if e["audit"] == "baseline" and e["params"]["comparison"] == "clean_top1":
             e["metrics"]["error_consistency"] = {"observed": 1.0, "expected": 1.0, "kappa": None, "kappa_ci": None, "n": 60}
     return report
@@ -115,7 +117,8 @@ def test_without_the_data_root_the_gallery_names_the_images_and_says_why_no_thum
     section = _section(render(_baseline_report()), "baseline")
     gallery = section.split('<div class="gallery" id="lost-gallery">')[1]
     assert gallery.count('<figure class="lost">') == 3 and "<img" not in gallery
-    assert gallery.count("no thumbnail: the page was rendered without the data root (visionaudit html --data DIR draws them)") == 3
+    assert gallery.count("no thumbnail: the page was rendered without the data root (visionaudit html --data "
+                         "DIR draws them)") == 3
     assert "img0.png" in gallery and "was: old0" in gallery and "now: new0" in gallery and "rotation" in gallery
     assert "now: not recorded" in gallery  # img1's candidate had no top-1
     rows = re.findall(r"<tr>(.*?)</tr>", section, re.S)
@@ -181,8 +184,10 @@ def test_a_lost_imagenet_c_image_is_drawn_from_the_runs_imagenet_c_folder_under_
     folder = tmp_path / "somewhere" / "ImageNet-C"
     for corruption, severity, shade in (("fog", 3, 200), ("fog", 1, 20), ("gaussian_noise", 5, 90)):
         (folder / corruption / str(severity) / "n01440764").mkdir(parents=True)
-        Image.fromarray(np.full((224, 224, 3), shade, np.uint8)).save(folder / corruption / str(severity) / "n01440764" / "a.JPEG")
-    lost = [{"id": "n01440764/a.JPEG", "set": "imagenet-c", "condition": c, "baseline_top1": "tench", "candidate_top1": "goldfish"}
+        Image.fromarray(np.full((224, 224, 3), shade,
+                                np.uint8)).save(folder / corruption / str(severity) / "n01440764" / "a.JPEG")
+    lost = [{"id": "n01440764/a.JPEG", "set": "imagenet-c", "condition": c, "baseline_top1": "tench",
+             "candidate_top1": "goldfish"}
             for c in ("fog-3", "gaussian_noise-5", "snow-2")]  # snow/2 is not in the folder
     report = _baseline_report()
     entry = next(e for e in report["audits"] if e["metrics"].get("lost_examples"))
@@ -213,4 +218,5 @@ def test_a_lost_imagenet_c_image_is_drawn_from_the_runs_imagenet_c_folder_under_
     report["audits"].pop()
     assert source.thumbnails(report, lost[:1])[1] == {0: "the report does not record its ImageNet-C folder (--audit-imagenet-c)"}
     section = _section(render(report | {"run": {**report["run"], "imagenet_c": str(folder)}}, images=source), "baseline")
-    assert re.findall(r'alt="([^"]+)">', section)[:2] == ["n01440764/a.JPEG under fog-3", "n01440764/a.JPEG under gaussian_noise-5"]
+    assert re.findall(r'alt="([^"]+)">', section)[:2] == ["n01440764/a.JPEG under fog-3",
+                                                          "n01440764/a.JPEG under gaussian_noise-5"]

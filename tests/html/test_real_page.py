@@ -44,7 +44,8 @@ def test_the_lost_images_are_the_reports_and_named_by_each_sides_top1(runs):
         examples = comparison["lost_examples"]
         assert [e["id"] for e in examples] == [ids[k] for k in lost] and lost, condition
         top_old, top_new = decode_labels(old["top1"]), decode_labels(new["top1"])
-        assert [(e["baseline_top1"], e["candidate_top1"]) for e in examples] == [(label(top_old[k]), label(top_new[k])) for k in lost]
+        assert [(e["baseline_top1"], e["candidate_top1"]) for e in examples] == [(label(top_old[k]),
+                                                                                  label(top_new[k])) for k in lost]
         assert all(e["condition"] == condition and e["set"] == "labelled" for e in examples)
         assert all(e["baseline_top1"] != e["candidate_top1"] for e in examples)  # right before, wrong now: other classes
 

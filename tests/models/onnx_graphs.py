@@ -57,14 +57,18 @@ def conv_graph(path: Path, weight: np.ndarray, before: list = (), conv_attrs: di
     if head:
         nodes += [helper.make_node("GlobalAveragePool", ["y"], ["p"]), helper.make_node("Flatten", ["p"], ["logits"])]
         out = "logits"
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, weight.shape[1] * (conv_attrs or {}).get("group", 1), size, size])],
+    graph = helper.make_graph(nodes, "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                             [batch, weight.shape[1] * (conv_attrs or {}).get("group", 1), size,
+                                                              size])],
                               [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     if props:
         helper.set_model_props(model, props)
     if external:
-        onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location="w.data", size_threshold=0)
+        onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location="w.data",
+                        size_threshold=0)
     else:
         onnx.save_model(model, str(path))
     return path

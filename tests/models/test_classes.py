@@ -19,6 +19,7 @@ from visionaudit.models.classes import (
     imagenet_hint,
     is_imagenet1k,
     known_before_load,
+    spaces_known_before_load,
     torchvision_classes,
 )
 from visionaudit.models.loading import load_model
@@ -174,6 +175,21 @@ def test_known_before_load_only_where_it_is_known(ten_file):
     assert known_before_load(parse_spec("torchvision:resnet18:none?imagenet=false")) is None
 
 
+def test_the_startup_checks_read_the_models_whose_classes_are_known_before_load(ten_file, tmp_path):
+    """One loop for label_check and shape_bias/map_check: (spec id, label space) of each model known before it loads,
+    in order; a model known only once loaded and one whose classes file is unreadable are left to its loading."""
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    models = ["tests.tiny_models:ten_classes", f"tests.tiny_models:ten_classes?classes={ten_file}",
+              f"tests.tiny_models:ten_classes?classes={empty}", "efficientnet_lite0"]
+    known = list(spaces_known_before_load(models))
+    assert [model for model, _ in known] == [canonical_spec(models[1]), "efficientnet_lite0"]
+    assert known[0][1].names == tuple(TEN) and known[1][1].imagenet1k
+    with pytest.raises(ConfigError):  # what the loop leaves to the model's loading
+        known_before_load(parse_spec(models[2]))
+    assert [model for model, _ in spaces_known_before_load(models[:1], str(ten_file))] == []  # a factory: once loaded
+
+
 def test_label_space_matches_loosely_and_by_index():
     space = LabelSpace(tuple(["Golden Retriever", "tabby-cat", "ship"]), "test")
     assert [space.index(n) for n in ("golden_retriever", "TabbyCat", "ship", "2", "3", "goldfish")] == [0, 1, 2, None, None, None]
@@ -265,7 +281,8 @@ def test_timm_classes_before_load_equal_those_at_load():
     for spec in ("timm:resnet18:none", "timm:vit_tiny_patch16_224.augreg_in21k:none"):
         loaded = load_model(spec, "cpu")
         before = known_before_load(parse_spec(spec))
-        assert before == loaded.label_space and before.ids == loaded.label_space.ids and before.source == loaded.label_space.source
+        assert (before == loaded.label_space and before.ids == loaded.label_space.ids
+                and before.source == loaded.label_space.source)
 
 
 def test_a_huge_named_label_space_is_recorded_by_name_count_and_sha256():

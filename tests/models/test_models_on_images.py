@@ -33,13 +33,15 @@ def _rgb(path: Path) -> Image.Image:
 
 PROCESSORS = {  # one per resize rule the suite follows (visionaudit/models/hf.py)
     "vit (warp)": ("ViTImageProcessor", {"size": {"height": 224, "width": 224}}),
-    "deit (warp, crop)": ("DeiTImageProcessor", {"size": {"height": 256, "width": 256}, "crop_size": {"height": 224, "width": 224}}),
+    "deit (warp, crop)": ("DeiTImageProcessor",
+                          {"size": {"height": 256, "width": 256}, "crop_size": {"height": 224, "width": 224}}),
     "convnext (crop_pct)": ("ConvNextImageProcessor", {"size": {"shortest_edge": 224}, "crop_pct": 0.875}),
     "convnext (warp from 384)": ("ConvNextImageProcessor", {"size": {"shortest_edge": 384}}),
     "bit (short side, crop)": ("BitImageProcessor", {}),
     "levit (short side 256/224 of S, crop)": ("LevitImageProcessor", {}),
     "poolformer (crop_pct)": ("PoolFormerImageProcessor", {}),
-    "poolformer (crop_pct of a square size)": ("PoolFormerImageProcessor", {"size": {"height": 224, "width": 224}, "crop_pct": 0.875}),
+    "poolformer (crop_pct of a square size)": ("PoolFormerImageProcessor",
+                                               {"size": {"height": 224, "width": 224}, "crop_pct": 0.875}),
 }
 
 

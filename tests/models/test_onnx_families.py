@@ -113,7 +113,8 @@ def test_conversion_folds_and_torch_forms_skip_and_the_reference_is_compared(tmp
         check_equivalence(model, IMAGES, "rgb_to_gray")
     logits = predict_logits(model, IMAGES)
     for form in ("torchscript", "bf16_cpu", "channels_last"):
-        with pytest.raises(Unsupported, match=f"the model is an ONNX graph run by ONNX Runtime; {form} is a form of a torch model"):
+        with pytest.raises(Unsupported,
+                           match=f"the model is an ONNX graph run by ONNX Runtime; {form} is a form of a torch model"):
             check_form(model, IMAGES, logits, form)
     same = check_form(model, IMAGES, logits, "onnxruntime")
     assert same.max_abs_diff < 1e-4 and same.top1_agreement == 1.0

@@ -81,7 +81,8 @@ def test_shape_bias_drops_and_reference_match_lite0(lite0_onnx, shared_data, tmp
     # both models on the same 100 images; the cue-conflict stimuli (not the shape-only ones); the ONNX model's
     # reference comparison (not lite0's own ONNX export): about 10 minutes on a loaded 2-core CPU
     proc = subprocess.run([sys.executable, "-m", "pytest", "audits", "-p", "no:cacheprovider", "-n", "0", "--device", "cpu",
-                           "--model", "efficientnet_lite0", "--model", onnx_spec, "--audit-samples", "100", f"--audit-json={path}",
+                           "--model", "efficientnet_lite0", "--model", onnx_spec, "--audit-samples", "100",
+                           f"--audit-json={path}",
                            "-k", "robustness or (shape_bias and not edges and not silhouettes) or (onnxruntime and reference)"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
     assert path.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -89,7 +90,8 @@ def test_shape_bias_drops_and_reference_match_lite0(lite0_onnx, shared_data, tmp
     jsonschema.validate(report, report_schema())
     lite0, onnx_id = "efficientnet_lite0", onnx_spec
     # shape bias on the cue-conflict stimuli: the same within 0.002
-    [torch_bias], [onnx_bias] = ([a["metrics"]["shape_bias"] for a in _by(report, m, "shape_bias") if "shape_bias" in a["metrics"]]
+    [torch_bias], [onnx_bias] = ([a["metrics"]["shape_bias"] for a in _by(report, m,
+                                                                          "shape_bias") if "shape_bias" in a["metrics"]]
                                  for m in (lite0, onnx_id))
     print(f"\nshape bias: lite0 {torch_bias:.4f}, ONNX {onnx_bias:.4f}")
     assert abs(torch_bias - onnx_bias) <= 0.002

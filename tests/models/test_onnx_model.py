@@ -94,7 +94,8 @@ def test_without_metadata_size_from_the_graph_and_classes_from_the_run(tmp_path)
 def test_a_metadata_value_that_is_refused_names_the_file_and_its_property(tmp_path):
     """Review 34b, finding 5: a 0-255 mean in the file's metadata was refused with the bare ``mean=... is refused``
     text, as if the user had written it in a spec; it now names the file and its visionaudit.preprocessing property."""
-    path = conv_graph(tmp_path / "m.onnx", weights(), props={"visionaudit.preprocessing": json.dumps({"mean": [123.675, 116.28, 103.53]})})
+    path = conv_graph(tmp_path / "m.onnx", weights(),
+                      props={"visionaudit.preprocessing": json.dumps({"mean": [123.675, 116.28, 103.53]})})
     with pytest.raises(SpecError) as e:
         load_model(str(path), "cpu")
     assert str(e.value).startswith(f"ONNX file {path}: its metadata property visionaudit.preprocessing holds a value that is "
@@ -117,7 +118,8 @@ def test_identity_is_the_files_sha256_with_its_external_data(tmp_path):
     folder.mkdir()
     split = conv_graph(folder / "b.onnx", weights(), external=True)
     data = folder / "w.data"
-    lines = "".join(f"{name}\t{hashlib.sha256((folder / name).read_bytes()).hexdigest()}\n" for name in sorted(["b.onnx", "w.data"]))
+    lines = "".join(f"{name}\t{hashlib.sha256((folder / name).read_bytes()).hexdigest()}\n"
+                    for name in sorted(["b.onnx", "w.data"]))
     model = load_model(str(split), "cpu")
     assert model.sha256 == hashlib.sha256(lines.encode()).hexdigest() == expected_identity(split)
     assert model.sha256_of == f"{split} + {data}"
@@ -212,7 +214,8 @@ def test_canonical_form_and_config_tables(tmp_path):
     assert load_config(config).thresholds("accuracy", canonical_spec(spelled))["min_top1"] == 0.25
     with pytest.raises(SpecError, match=r"an ONNX file carries its architecture; \?arch="):
         parse_spec(f"{path}?arch=torchvision:resnet18")
-    with pytest.raises(SpecError, match=r"\?reference= names the torch model an ONNX file \(.onnx\) was exported from; this model is not"):
+    with pytest.raises(SpecError,
+                       match=r"\?reference= names the torch model an ONNX file \(.onnx\) was exported from; this model is not"):
         parse_spec("efficientnet_lite0?reference=torchvision:resnet18")
     with pytest.raises(SpecError, match=r"not another ONNX file"):
         parse_spec(f"{path}?reference={path}")

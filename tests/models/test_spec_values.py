@@ -48,5 +48,6 @@ def test_good_query_values_are_kept():
 
 def test_the_values_a_spec_gives_are_the_preprocessing_a_model_gets():
     """The checked values are the ones applied: size alone keeps the 0.875 crop ratio (floor(240 / 0.875) = 274)."""
-    pre = Preprocessing().with_overrides(parse_spec("efficientnet_lite0?size=240&interpolation=BICUBIC&mean=0.5&std=0.25").options)
+    pre = Preprocessing().with_overrides(
+        parse_spec("efficientnet_lite0?size=240&interpolation=BICUBIC&mean=0.5&std=0.25").options)
     assert (pre.crop_size, pre.resize_size, pre.interpolation, pre.mean, pre.std) == (240, 274, "bicubic", (0.5,), (0.25,))

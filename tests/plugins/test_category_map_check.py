@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
-from plugins.data_check import check_category_maps
 from visionaudit.config import load_config
+from visionaudit.families.shape_bias.map_check import (
+    check_category_maps,
+    shape_bias_measurable,
+)
 
 NAMES = ["cat", "dog", "bird"]
 
@@ -21,15 +23,30 @@ def test_a_category_map_typo_is_found_before_the_model_loads(tmp_path):
     toml = tmp_path / "audit.toml"
     toml.write_text('[audits.shape_bias.category_map]\nbirds = "bird"\ncat = "cat"\n')
     model = f"tests.tiny_models:ten_classes?classes={classes}"
-    settings = SimpleNamespace(models=[model], classes=None, config=load_config(toml))
-    problems = check_category_maps(settings)
+    problems = check_category_maps([model], None, load_config(toml).thresholds)
     assert len(problems) == 1 and problems[0].startswith(f"{model}: [audits.shape_bias] category_map: ")
     assert "class 'birds' is not one of the model's 3 classes (closest class: 'bird')" in problems[0]
     toml.write_text('[audits.shape_bias.category_map]\nbird = "bird"\ncat = "cat"\n')
-    assert check_category_maps(SimpleNamespace(models=[model], classes=None, config=load_config(toml))) == []
+    assert check_category_maps([model], None, load_config(toml).thresholds) == []
     # An ImageNet-1k model uses the published mapping: its map is not read, so no typo can be said of it.
     toml.write_text('[audits.shape_bias.category_map]\nbirds = "bird"\n')
-    assert check_category_maps(SimpleNamespace(models=["torchvision:resnet18"], classes=None, config=load_config(toml))) == []
+    assert check_category_maps(["torchvision:resnet18"], None, load_config(toml).thresholds) == []
+
+
+def test_the_observers_serve_a_run_only_where_some_models_shape_bias_may_be_measured(tmp_path):
+    """hunt35 F9, at its home (map_check): a model of 3 of the 16 categories cannot be mapped, so the observers' data
+    serves it not; a model known only once loaded, an ImageNet-1k one, or a map typo (said at startup) may be."""
+    classes = tmp_path / "classes.txt"
+    classes.write_text("\n".join(NAMES) + "\n")
+    three = f"tests.tiny_models:ten_classes?classes={classes}"
+    toml = tmp_path / "audit.toml"
+    toml.write_text("")
+    plain = load_config(toml).thresholds
+    assert not shape_bias_measurable([three], None, plain)
+    assert shape_bias_measurable([three, "tests.tiny_models:ten_classes"], None, plain)  # its classes: once it loads
+    assert shape_bias_measurable([three, "efficientnet_lite0"], None, plain)
+    toml.write_text('[audits.shape_bias.category_map]\nbirds = "bird"\n')
+    assert shape_bias_measurable([three], None, load_config(toml).thresholds)
 
 
 SHAPE_ONLY = """

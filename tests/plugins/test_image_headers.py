@@ -101,7 +101,7 @@ def test_the_first_ten_bad_files_are_named_then_their_count(team):
     assert "12 of 13 images of team cannot be used; replace or remove them:" in report["error"]
     named = [f"broken{i:02d}.png is unreadable" for i in range(12)]
     assert all(n in report["error"] for n in named[:10]) and not any(n in report["error"] for n in named[10:])
-    assert report["error"].rstrip().endswith("... and 2 more")
+    assert report["error"].rstrip().endswith("\n    and 2 more") and "..." not in report["error"]
 
 
 def test_only_the_images_the_run_selects_are_checked_and_an_unmarked_8_bit_set_says_nothing(team):
@@ -175,17 +175,17 @@ def test_a_bad_file_in_the_imagenet_c_folder_stops_the_run_at_startup(tmp_path):
     import subprocess
     import sys
 
-    from tests.families.corruption.test_corruption_family import (
+    from tests.families.corruption.imagenet_c_folders import (
         BRIGHT,
         DARK,
         FOLDER_CONFIG,
-        _write,
+        write_folder,
     )
 
     clean = {"a.JPEG": DARK, "b.JPEG": DARK, "c.JPEG": DARK, "d.JPEG": BRIGHT, "e.JPEG": BRIGHT}
-    _write(tmp_path / "val", clean, size=64)
+    write_folder(tmp_path / "val", clean, size=64)
     for severity in (1, 2):
-        _write(tmp_path / "c" / "fog" / str(severity), clean, size=64)
+        write_folder(tmp_path / "c" / "fog" / str(severity), clean, size=64)
     bad = tmp_path / "c" / "fog" / "2" / "n01440764" / "b.JPEG"
     bad.write_text("not a picture")
     config = tmp_path / "audit.toml"
@@ -195,7 +195,8 @@ def test_a_bad_file_in_the_imagenet_c_folder_stops_the_run_at_startup(tmp_path):
 
     def run(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "pytest", "audits/test_corruption.py", "-p", "no:cacheprovider", "--model",
-                               "tests.tiny_models:red_threshold_1k", f"--audit-data={tmp_path}", f"--audit-images={tmp_path / 'val'}",
+                               "tests.tiny_models:red_threshold_1k", f"--audit-data={tmp_path}",
+                               f"--audit-images={tmp_path / 'val'}",
                                f"--audit-imagenet-c={tmp_path / 'c'}", f"--audit-config={config}", "--device", "cpu", *args],
                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
@@ -203,7 +204,8 @@ def test_a_bad_file_in_the_imagenet_c_folder_stops_the_run_at_startup(tmp_path):
         proc = run(*args)
         output = proc.stdout + proc.stderr
         assert proc.returncode == pytest.ExitCode.USAGE_ERROR, (args, output[-3000:])
-        assert said_once(output, "1 of 5 images of imagenet-c fog/2 cannot be used; replace or remove them:"), (args, output[-3000:])
+        assert said_once(output,
+                         "1 of 5 images of imagenet-c fog/2 cannot be used; replace or remove them:"), (args, output[-3000:])
         assert f"{bad} is unreadable or truncated (UnidentifiedImageError" in output and "Traceback" not in output
         assert not (tmp_path / "loads.log").exists()  # before any model loaded
     proc = run("-k", "fog-1")  # fog/2 is not read: not checked
@@ -216,14 +218,14 @@ def test_a_bad_labelled_file_stops_a_corruption_only_run_at_startup(tmp_path):
     import subprocess
     import sys
 
-    from tests.families.corruption.test_corruption_family import (
+    from tests.families.corruption.imagenet_c_folders import (
         BRIGHT,
         DARK,
         FOLDER_CONFIG,
-        _write,
+        write_folder,
     )
 
-    _write(tmp_path / "val", {"a.JPEG": DARK, "b.JPEG": DARK, "c.JPEG": DARK, "d.JPEG": BRIGHT, "e.JPEG": BRIGHT}, size=64)
+    write_folder(tmp_path / "val", {"a.JPEG": DARK, "b.JPEG": DARK, "c.JPEG": DARK, "d.JPEG": BRIGHT, "e.JPEG": BRIGHT}, size=64)
     bad = tmp_path / "val" / "n01443537" / "e.JPEG"
     bad.write_text("not a picture")
     config = tmp_path / "audit.toml"
@@ -231,7 +233,8 @@ def test_a_bad_labelled_file_stops_a_corruption_only_run_at_startup(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
     env["VISIONAUDIT_TEST_LOAD_LOG"] = str(tmp_path / "loads.log")
     for selected in ("fog-1", "mce"):  # the kernels on the labelled images, without --audit-imagenet-c
-        proc = subprocess.run([sys.executable, "-m", "pytest", "audits/test_corruption.py", "-p", "no:cacheprovider", "-k", selected,
+        proc = subprocess.run([sys.executable, "-m", "pytest", "audits/test_corruption.py", "-p", "no:cacheprovider", "-k",
+                               selected,
                                "--model", "tests.tiny_models:red_threshold_1k", f"--audit-data={tmp_path}",
                                f"--audit-images={tmp_path / 'val'}", f"--audit-config={config}", "--device", "cpu"],
                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)

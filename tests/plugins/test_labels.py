@@ -133,7 +133,8 @@ def _failed_load(team: pytest.Pytester, message: str, *args: str) -> tuple[str, 
     assert report["run"]["exit_status"] == 1 and report["error"] is None, report["error"]
     entry = report["models"][model]
     assert entry["loaded"] is False and message in entry["error"], entry
-    assert report["verdict_reason"].startswith(f"{model} did not load: ") and message in report["verdict_reason"], report["verdict_reason"]
+    assert (report["verdict_reason"].startswith(f"{model} did not load: ")
+            and message in report["verdict_reason"]), report["verdict_reason"]
     return output, entry
 
 

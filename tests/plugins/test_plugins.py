@@ -121,7 +121,8 @@ def test_bad_config_is_a_usage_error_said_once_before_any_model_loads(audit_dir,
     audit_dir.makefile(".toml", audit='[audits.robustness]\nnot_significant = ["horizontal_flp"]\n')
     result = audit_dir.runpytest_subprocess(*MODELS, *workers, "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    message = f"{audit_dir.path / 'audit.toml'}: audits.robustness.not_significant = ['horizontal_flp'] unknown item 'horizontal_flp'"
+    message = (f"{audit_dir.path / 'audit.toml'}: audits.robustness.not_significant = ['horizontal_flp'] unknown item "
+               "'horizontal_flp'")
     output = result.stdout.str() + result.stderr.str()
     assert said_once(output, message), output
     assert "did you mean 'horizontal_flip'?" in output
@@ -144,7 +145,8 @@ min_top1 = 0.5
 [models."tests.tiny_models:tiny?mean=0.5,0.5,0.5&std=0.5,0.5,0.5".accuracy]
 min_top1 = 0.95
 """)
-    result = audit_dir.runpytest_subprocess("--model", "tests.tiny_models:tiny?std=0.5,0.5,0.5&mean=0.5,0.5,0.5", "--device", "cpu",
+    result = audit_dir.runpytest_subprocess("--model", "tests.tiny_models:tiny?std=0.5,0.5,0.5&mean=0.5,0.5,0.5", "--device",
+                                            "cpu",
                                             "-p", "no:cacheprovider", "--audit-json=report.json")
     result.assert_outcomes(passed=2, failed=2)
     canonical = "tests.tiny_models:tiny?mean=0.5,0.5,0.5&std=0.5,0.5,0.5"
@@ -239,12 +241,14 @@ def test_a_family_that_asks_keeps_a_models_tests_on_one_worker(monkeypatch):
 
     registry.families()
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
-    register_family(Family(name="toy_grouped", gates="x", key_metric="s", higher_is_better=True, thresholds={}, one_worker_per_model=True))
+    register_family(Family(name="toy_grouped", gates="x", key_metric="s", higher_is_better=True, thresholds={},
+                           one_worker_per_model=True))
     register_family(Family(name="toy_spread", gates="x", key_metric="s", higher_is_better=True, thresholds={}))
     ids = ["tests.tiny_models:tiny", "tests.tiny_models:tiny_other"]
     assert family_scope("t.py::test_a[tests.tiny_models:tiny-1]", "toy_grouped", ids) == "toy_grouped:tests.tiny_models:tiny"
     assert family_scope("t.py::test_b[2-tests.tiny_models:tiny]", "toy_grouped", ids) == "toy_grouped:tests.tiny_models:tiny"
-    assert family_scope("t.py::test_a[tests.tiny_models:tiny_other-1]", "toy_grouped", ids) == "toy_grouped:tests.tiny_models:tiny_other"
+    assert family_scope("t.py::test_a[tests.tiny_models:tiny_other-1]", "toy_grouped",
+                        ids) == "toy_grouped:tests.tiny_models:tiny_other"
     assert family_scope("t.py::test_a[tests.tiny_models:tiny-1]", "toy_spread", ids) == "t.py::test_a[tests.tiny_models:tiny-1]"
     assert family_scope("t.py::test_a[no-model]", "toy_grouped", ids) == "t.py::test_a[no-model]"
     assert family_scope("t.py::test_a[tests.tiny_models:tiny]", None, ids) == "t.py::test_a[tests.tiny_models:tiny]"

@@ -76,16 +76,16 @@ def test_deployments_own_images_below_its_floor_names_images_as_the_fix(tmp_path
 def test_on_an_imagenet_c_folder_corruptions_cap_on_the_labelled_images_says_nothing(tmp_path):
     """With --audit-imagenet-c corruption scores the folder's images (its descriptor's ``unless``): its ``images`` cap
     of the labelled ones, below its min_images here, is no reason for a warning."""
-    from tests.families.corruption.test_corruption_family import (
+    from tests.families.corruption.imagenet_c_folders import (
         BRIGHT,
         DARK,
         FOLDER_CONFIG,
-        _write,
+        write_folder,
     )
 
     clean = {"a.JPEG": DARK, "b.JPEG": DARK, "c.JPEG": DARK, "d.JPEG": BRIGHT, "e.JPEG": BRIGHT}
-    _write(tmp_path / "val", clean, size=300)
-    _write(tmp_path / "c" / "fog" / "1", clean)
+    write_folder(tmp_path / "val", clean, size=300)
+    write_folder(tmp_path / "c" / "fog" / "1", clean)
     config = tmp_path / "audit.toml"
     config.write_text(FOLDER_CONFIG.format(max_mce=1000.0).replace("images = 40", "images = 2"))  # min_images 5
     proc = run_project(ROOT, "audits/test_corruption.py", "-p", "no:cacheprovider", "-k", "fog and 1", "--model",

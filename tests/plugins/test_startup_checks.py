@@ -68,7 +68,8 @@ def test_a_factory_typo_stops_the_run_at_startup_naming_it(team, case):
         spec = f"{team.path}/w.pth?arch=tests.tiny_models:tinny"
         expected = f"--model {spec}: its architecture tests.tiny_models:tinny (--arch, or ?arch= in the spec): {no_callable}"
     else:
-        path, factory = _onnx(team.path / "m.onnx"), "tests.tiny_models:tinny" if case == "reference" else "tests.tiny_modles:tiny"
+        path = _onnx(team.path / "m.onnx")
+        factory = "tests.tiny_models:tinny" if case == "reference" else "tests.tiny_modles:tiny"
         spec = f"{path}?reference={factory}"
         expected = (f"--model {spec}: its ?reference={factory} (the torch model the ONNX file was exported from) is refused: "
                     + (no_callable if case == "reference" else "cannot import tests.tiny_modles for the factory "
@@ -243,13 +244,15 @@ def test_a_missing_model_or_data_path_from_audit_toml_is_told_as_written_there(t
     output = _output(result)
     assert result.ret == pytest.ExitCode.USAGE_ERROR, output[-3000:]
     assert (f'ci/audit.toml: [run] models "gone.pth?arch=tests.tiny_models:tiny": no such file {os.path.join("ci", "gone.pth")} '
-            f'(relative paths in audit.toml are read from its folder ci{os.sep}, docs/config.md "Relative paths")') in output, output[-3000:]
+            f'(relative paths in audit.toml are read from its folder ci{os.sep}, docs/config.md '
+            '"Relative paths")') in output, output[-3000:]
     assert "--model" not in output and "working directory" not in output
     team.makepyfile(test_images="import pytest\npytestmark = pytest.mark.audit('accuracy')\n"
                                 "def test_images(model, labelled_images):\n    pass\n")
     (team.path / "ci" / "audit.toml").write_text('[run]\nimages = "./imgs"\n')
     for collect_only in ((), ("--collect-only",)):
-        result = team.runpytest_subprocess("--audit-config", "ci/audit.toml", "--model", "tests.tiny_models:tiny", *RUN, *collect_only)
+        result = team.runpytest_subprocess("--audit-config", "ci/audit.toml", "--model", "tests.tiny_models:tiny", *RUN,
+                                           *collect_only)
         output = _output(result)
         assert result.ret == pytest.ExitCode.USAGE_ERROR, output[-3000:]
         assert "point [run] images in ci/audit.toml at" in output and "--audit-images" not in output, output[-3000:]

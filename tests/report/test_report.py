@@ -137,7 +137,8 @@ def test_dies(model, record):
     record.metric("before", 1)
     os._exit(3)
 """)
-    result = audit_dir.runpytest_subprocess("--model", "tests.tiny_models:tiny", "-n", "2", "-p", "no:cacheprovider", "--audit-json=report.json")
+    result = audit_dir.runpytest_subprocess("--model", "tests.tiny_models:tiny", "-n", "2", "-p", "no:cacheprovider",
+                                            "--audit-json=report.json")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     data = load(audit_dir.path / "report.json")
     lost = "test_crash.py::test_dies[tests.tiny_models:tiny]"
@@ -163,12 +164,14 @@ def test_b(model, record):
 def test_c(model, record):
     record.metric("clean_top1", 0.7)
 """)
-    result = audit_dir.runpytest_subprocess("--model", "tests.tiny_models:tiny", "-p", "no:cacheprovider", "--audit-json=report.json")
+    result = audit_dir.runpytest_subprocess("--model", "tests.tiny_models:tiny", "-p", "no:cacheprovider",
+                                            "--audit-json=report.json")
     assert result.ret == pytest.ExitCode.INTERRUPTED
     data = load(audit_dir.path / "report.json")
     assert data["incomplete"]["interrupted"] is True and data["verdict"] == "incomplete"
     done = {a["nodeid"]: a["outcome"] for a in data["audits"]}
-    assert done == {"test_audits.py::test_a[tests.tiny_models:tiny]": "passed", "test_audits.py::test_b[tests.tiny_models:tiny]": "interrupted",
+    assert done == {"test_audits.py::test_a[tests.tiny_models:tiny]": "passed",
+                    "test_audits.py::test_b[tests.tiny_models:tiny]": "interrupted",
                     "test_audits.py::test_c[tests.tiny_models:tiny]": "not_run"}
 
 
@@ -255,7 +258,8 @@ def test_github_step_summary(serial_run):
     text = (serial_run[1] / "summary.md").read_text()
     assert "| model | audit | key metric | bound | verdict | tests |" in text
     # The tests column counts every outcome: the passes out of all, then the failures.
-    assert "| `tests.tiny_models:tiny_other` | accuracy | clean_top1=0.1..0.9 | min_top1=0.95 | **FAIL** | 3/5 passed, 2 failed |" in text
+    assert ("| `tests.tiny_models:tiny_other` | accuracy | clean_top1=0.1..0.9 | min_top1=0.95 | **FAIL** | 3/5 "
+            "passed, 2 failed |") in text
 
 
 def test_write_is_atomic(tmp_path, monkeypatch):
@@ -276,7 +280,8 @@ def test_non_finite_numbers_are_null(tmp_path):
     import numpy as np
     import torch
 
-    write_atomically(tmp_path / "r.json", {"x": float("nan"), "y": [float("inf"), -float("inf"), 1.5], "t": torch.tensor([float("nan")]),
+    write_atomically(tmp_path / "r.json",
+                     {"x": float("nan"), "y": [float("inf"), -float("inf"), 1.5], "t": torch.tensor([float("nan")]),
                                            "n": np.float64("nan")})
     assert json.loads((tmp_path / "r.json").read_text()) == {"x": None, "y": [None, None, 1.5], "t": [None], "n": None}
 
@@ -294,7 +299,8 @@ def test_transform(model, record, transform):
     record.metric("drop", 0.1)
     record.threshold("alpha", 0.05)
     record.table("classwise_clean", [1.0, 1.0, 0.0, float("nan")])
-    record.table("classwise_transformed", [0.0, 1.0, 0.0, float("nan")] if transform == "vertical_flip" else [1.0, 1.0, 0.0, float("nan")])
+    record.table("classwise_transformed",
+                 [0.0, 1.0, 0.0, float("nan")] if transform == "vertical_flip" else [1.0, 1.0, 0.0, float("nan")])
 """
 
 
@@ -306,7 +312,8 @@ def test_robustness_aggregates_holm_and_classes_affected(audit_dir):
     data = load(audit_dir.path / "report.json")
     tiny = data["aggregates"]["robustness"]["models"]["tests.tiny_models:tiny"]
     # Holm over three p-values: 0.001*3 = 0.003, 0.02*2 = 0.04, 0.5*1 = 0.5.
-    assert {t: round(r["p_value_holm"], 10) for t, r in tiny.items()} == {"vertical_flip": 0.003, "rotation": 0.04, "horizontal_flip": 0.5}
+    assert {t: round(r["p_value_holm"], 10) for t, r in tiny.items()} == {"vertical_flip": 0.003, "rotation": 0.04,
+                                                                          "horizontal_flip": 0.5}
     other = data["aggregates"]["robustness"]["models"]["tests.tiny_models:tiny_other"]
     # 0.03*3 = 0.09 first, then max(0.04*2, 0.09): nothing is significant for the second model.
     assert not any(r["significant"] for r in other.values())

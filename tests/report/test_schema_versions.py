@@ -24,7 +24,10 @@ V3 = ROOT / "tests" / "report_fixtures" / "report_two_models.json"  # written by
 
 def test_the_schema_is_version_7_with_the_model_classes_and_per_image_labels_and_top1():
     schema = report_schema()
-    assert SCHEMA_VERSION == 7 and schema["properties"]["schema_version"]["const"] == 7  # 7: robustness across_models' classes_tested and alpha, compare's not_loaded and new_verdict (stop 34); 6: per-image top-1, corruption per-image outcomes in folder mode and shards, the baseline gate's corruption comparisons and error consistency (issue 26); 5: preprocessing keys (issue 25), per-image labels (issue 24)
+    # 7: robustness across_models' classes_tested and alpha, compare's not_loaded and new_verdict (stop 34); 6:
+    # per-image top-1, corruption per-image outcomes in folder mode and shards, the baseline gate's corruption
+    # comparisons and error consistency (issue 26); 5: preprocessing keys (issue 25), per-image labels (issue 24)
+    assert SCHEMA_VERSION == 7 and schema["properties"]["schema_version"]["const"] == 7
     assert {"labels", "top1"} <= set(schema["properties"]["audits"]["items"]["properties"]["outcomes"]["properties"])
     model = schema["properties"]["models"]["additionalProperties"]
     assert "classes" in model["else"]["required"] and "notes" in schema["properties"]["run"]["properties"]
@@ -62,7 +65,9 @@ def test_a_version_3_report_is_a_baseline_for_a_version_4_run(tmp_path):
     for per in comparison["models"].values():
         for name in ("balanced_accuracy", "per_class_accuracy"):
             r = per["results"][name]
-            assert r.verdict == "not_compared" and r.missing_side == "baseline" and "accuracy entry has no per-image classes (outcomes.labels): a run before schema 5" in r.reason
+            assert r.verdict == "not_compared" and r.missing_side == "baseline" and ("accuracy entry has no per-image classes "
+                                                                                     "(outcomes.labels): a run "
+                                                                                     "before schema 5") in r.reason
 
 
 def _as_version_3(part):

@@ -52,7 +52,8 @@ def test_a_model_that_failed_to_load_is_still_one_that_did_not_load_on_both_side
                          message="RuntimeError: weights file missing")
     old = not_judged_report("pass")
     clean = {**old["audits"][0], "outcome": "passed"}
-    new = assemble({"seed": 0, "samples": 40}, {"m": {"loaded": True}, "broken": {"loaded": False, "error": "RuntimeError: weights"}},
+    new = assemble({"seed": 0, "samples": 40},
+                   {"m": {"loaded": True}, "broken": {"loaded": False, "error": "RuntimeError: weights"}},
                    [clean, broken_entry], samples=SAMPLES)
     assert new["verdict"] == "fail" and not any("was selected" in n for n in new["run"].get("notes") or [])
     comparison = compare_reports(old, new)
@@ -85,7 +86,8 @@ def test_a_real_run_that_deselects_a_model_and_compare_on_its_report_agree(share
     assert [(e["model"], e["outcome"]) for e in data["audits"]] == [(TINY, "passed")] and data["models"][other]["loaded"] is False
     assert proc.returncode == 1 and data["verdict"] == "incomplete"
     assert data["verdict_reason"].startswith(f"{other}: no test of it was selected (-k/-m, test paths), so")
-    compared = subprocess.run([sys.executable, "-m", "visionaudit", "compare", str(tmp_path / "run.json"), str(tmp_path / "run.json"),
+    compared = subprocess.run([sys.executable, "-m", "visionaudit", "compare", str(tmp_path / "run.json"),
+                               str(tmp_path / "run.json"),
                                "--format", "json", "--accept-incomplete-baseline"], cwd=ROOT, capture_output=True, text=True,
                               timeout=120)
     result = json.loads(compared.stdout)

@@ -99,7 +99,8 @@ def test_a_baseline_that_is_not_a_pass_makes_no_pass_unless_accepted(baseline_ve
     refused = report(audits, {"baseline": {"path": "old.json", "verdict": baseline_verdict, "accepted": False}})
     assert refused["verdict"] == "incomplete"
     assert refused["verdict_reason"] == (f"the baseline old.json has verdict {baseline_verdict}, not pass: comparisons with it "
-                                         "cannot make a pass (--audit-accept-incomplete-baseline accepts it, and the report says so)")
+                                         "cannot make a pass (--audit-accept-incomplete-baseline accepts it, and the "
+                                         "report says so)")
     accepted = report(audits, {"baseline": {"path": "old.json", "verdict": baseline_verdict, "accepted": True}})
     assert accepted["verdict"] == "pass" and accepted["run"]["baseline"]["accepted"] is True
     assert report(audits, {"baseline": {"path": "old.json", "verdict": "pass", "accepted": False}})["verdict"] == "pass"
@@ -114,7 +115,8 @@ def test_a_baseline_none_of_whose_tests_was_selected_is_not_a_pass():
     assert data["verdict_reason"] == ("--audit-baseline old.json was given, but no baseline test was selected (-k/-m left none): "
                                       "nothing was compared with it; select them (-m baseline) or leave --audit-baseline out")
     # One baseline test selected is a comparison (its own outcome decides); without --audit-baseline nothing is asked.
-    assert report([clean, *baseline_entries("passed")[:1]], {"baseline": {"path": "old.json", "verdict": "pass"}})["verdict"] == "pass"
+    assert report([clean, *baseline_entries("passed")[:1]],
+                  {"baseline": {"path": "old.json", "verdict": "pass"}})["verdict"] == "pass"
     assert report([clean])["verdict"] == "pass"
 
 
@@ -137,11 +139,13 @@ def test_verdict_reasons_keeps_the_controls_out_of_the_models_and_in_their_own_l
     few = entry("audits/test_robustness.py::test_drop[m-flip]", "robustness", "not_judged", message=FEW)
     control = _control("c1", "not_judged", "not judged: c1: 3 images; this gate needs at least 5")
     assert verdict_reasons([judged, few, control]) == [
-        "m: its robustness gate not judged (1 test(s)): 41 labelled images; this gate needs at least 50 (min_images in audit.toml)",
+        "m: its robustness gate not judged (1 test(s)): 41 labelled images; this gate needs at least 50 "
+        "(min_images in audit.toml)",
         "1 test(s) of random-init controls not judged: 3 images; this gate needs at least 5"]
     # A release alone not judged: no controls line; a control alone not judged: no release line.
     assert not any("controls" in r for r in verdict_reasons([judged, few, _control("c1", "passed")]))
-    assert verdict_reasons([judged, control]) == ["1 test(s) of random-init controls not judged: 3 images; this gate needs at least 5"]
+    assert verdict_reasons([judged,
+                            control]) == ["1 test(s) of random-init controls not judged: 3 images; this gate needs at least 5"]
 
 
 def test_a_configured_model_no_selected_test_audited_is_named_in_the_notes():
@@ -219,7 +223,7 @@ def test_compare_does_not_pass_on_nothing_nor_on_a_baseline_that_is_not_a_pass()
 TEAM = "teams:net?classes=/work/team/classes.txt"
 FEW = "not judged: 41 labelled images; this gate needs at least 50 (min_images in audit.toml)"
 SHAPE = (f"{TEAM}: no shape bias: its 5 classes are not ImageNet-1k's and do not include the 16 shape-bias categories by "
-         "name (missing: airplane, bear, bicycle, boat, car, chair, clock, elephant, ...); map its classes onto them with "
+         "name (missing: airplane, bear, bicycle, boat, car, chair, clock, elephant, and 8 more); map its classes onto them with "
          'category_map = {"class name" = "category", ...} under [audits.shape_bias] (or [models."ID".shape_bias]) in audit.toml')
 
 
@@ -274,7 +278,8 @@ def test_on_a_failed_run_the_failures_are_the_reason_not_the_gates_not_judged():
     """Review Q1: a failed run's one-line reason named only the gates not judged beside the failure, and the page
     showed that as why it is "not a pass". The failures are the reason; the gates not judged stay in the report."""
     data = first_small_run()
-    failed = entry(f"audits/test_deployment.py::test_deployment[{TEAM}-b]", "deployment", "failed", TEAM, "max_abs_diff 0.5 > 0.001")
+    failed = entry(f"audits/test_deployment.py::test_deployment[{TEAM}-b]", "deployment", "failed", TEAM,
+                   "max_abs_diff 0.5 > 0.001")
     audits = [failed if a["nodeid"] == failed["nodeid"] else a for a in data["audits"]]
     failing = assemble({"seed": 0, "samples": 41}, {TEAM: {"loaded": True}}, audits)
     assert failing["verdict"] == "fail" and failing["verdict_reason"] is None
@@ -289,7 +294,8 @@ def test_reasons_are_counted_once_and_the_others_said():
     [row] = summary_rows(report(mixed)["audits"])
     # "fp16: no GPU" and "trt: no GPU" differ (each names its form): 4 reasons, the first given by 1 of 4 tests.
     assert row["reason"] == "skipped (1 of 4 tests): fp16: no GPU; 3 other reasons in the report"
-    same = [entry(f"audits/test_deployment.py::test_deployment[m-{k}]", "deployment", "skipped", message="m: no GPU") for k in "ab"]
+    same = [entry(f"audits/test_deployment.py::test_deployment[m-{k}]", "deployment", "skipped",
+                  message="m: no GPU") for k in "ab"]
     controls = [entry(f"audits/test_channel_bias.py::test_random_init_control[{c}]", "channel_bias", "not_judged", model=c,
                       message=f"not judged: {c}: 3 images; this gate needs at least 5", control="control (random init)")
                 for c in ("c1", "c2")]
@@ -317,7 +323,8 @@ def test_robustness_says_which_transforms_drop_and_nothing_for_a_model_not_judge
     data = report([drop("m", "flip", 0.001), drop("m", "zoom", 0.5), drop("k", "flip", 0.9), drop("k", "zoom", 0.8),
                    drop("n", "flip", 0.001, "not_judged"), drop("n", "zoom", 0.001, "not_judged")])
     lines = [line for line in terminal_lines(data) if line.startswith("robustness, ")]
-    assert lines == ["robustness, n: not judged (2 tests): 41 labelled images; this gate needs at least 50 (min_images in audit.toml)",
+    assert lines == ["robustness, n: not judged (2 tests): 41 labelled images; this gate needs at least 50 "
+                     "(min_images in audit.toml)",
                      "robustness, k: no transform has a significant drop (Holm, McNemar)",
                      "robustness, m: significant drop (Holm, McNemar) under flip"]
 

@@ -39,7 +39,8 @@ def main() -> None:
         tmp = Path(tmp)
         run(tmp / "two.json", "-k", SELECT, "--model", "tests.tiny_models:tiny", "--model", "tests.tiny_models:tiny_other")
         run(tmp / "one.json", "-k", SELECT, "--model", "tests.tiny_models:tiny")
-        run(tmp / "against.json", "-m", "baseline", "--model", "tests.tiny_models:red_dominant", f"--audit-baseline={tmp / 'one.json'}",
+        run(tmp / "against.json", "-m", "baseline", "--model", "tests.tiny_models:red_dominant",
+            f"--audit-baseline={tmp / 'one.json'}",
             "--audit-baseline-as", "tests.tiny_models:tiny")
         slim(tmp / "two.json", HERE / "report_two_models.json")
         slim(tmp / "against.json", HERE / "report_against_baseline.json")

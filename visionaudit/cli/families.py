@@ -13,7 +13,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     fam = sub.add_parser("families", help=HELP, description=HELP)
     fam.add_argument("--thresholds", action="store_true", help="list every threshold key with its type, range and allowed values")
     fam.add_argument("--markdown", action="store_true", help="print the README's family table")
-    fam.add_argument("--check-readme", metavar="README.md", help="exit 1 when the README's family table does not match the registry")
+    fam.add_argument("--check-readme", metavar="README.md",
+                     help="exit 1 when the README's family table does not match the registry")
     fam.set_defaults(func=run)
 
 

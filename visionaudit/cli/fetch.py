@@ -17,9 +17,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     f.add_argument("dataset", nargs="?", help="cue-conflict, edges, filled-silhouettes, texture-vs-shape-raw or imagenet-sample")
     f.add_argument("--all", action="store_true", help="every data set (about 249 MB)")
     f.add_argument("--dest", default=None,
-                   help="data root to fill (default: the user cache, $VISIONAUDIT_CACHE, which runs use when no data root is given)")
+                   help="data root to fill (default: the user cache, $VISIONAUDIT_CACHE, which runs use when no "
+                        "data root is given)")
     f.add_argument("--base-url", default=None,
-                   help="a mirror of the pinned repositories (default: $VISIONAUDIT_FETCH_BASE_URL, else GitHub raw at the pinned commits)")
+                   help="a mirror of the pinned repositories (default: $VISIONAUDIT_FETCH_BASE_URL, else GitHub raw at the "
+                        "pinned commits)")
     f.add_argument("--manifest", default=None,
                    help="a JSON manifest whose data sets replace the shipped ones (default: $VISIONAUDIT_FETCH_MANIFEST)")
     f.set_defaults(func=run)
@@ -43,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
     for name, result in results.items():
         print(f"{name}: {len(result.downloaded)} downloaded, {len(result.kept)} already there, "
               f"{len(result.rejected)} rejected, {len(result.failed)} failed"
-              + (f", {len(result.not_tried)} not tried" if result.not_tried else "") + (f" -> {result.path}" if result.path else ""))
+              + (f", {len(result.not_tried)} "
+                 "not tried" if result.not_tried else "") + (f" -> {result.path}" if result.path else ""))
     unreachable = sorted({r.unreachable for r in results.values() if r.unreachable})
     if unreachable:
         print(f"cannot reach the download server {'; '.join(unreachable)}: nothing else was tried. Run this command on a "

@@ -96,7 +96,8 @@ def add_baseline_options(addoption: AddOption, prefix: str = "", report: bool = 
     the model paired with ours, and unpaired tests for reports made on other images."""
     if report:
         _add(addoption, f"--{prefix}baseline", BASELINE_HELP, default=None, metavar="PREV.json")
-    _add(addoption, f"--{prefix}baseline-as", BASELINE_AS_HELP + BASELINE_AS_NOTES.get(tool, ""), default=None, metavar="OLD_SPEC")
+    _add(addoption, f"--{prefix}baseline-as", BASELINE_AS_HELP + BASELINE_AS_NOTES.get(tool, ""), default=None,
+         metavar="OLD_SPEC")
     _add(addoption, f"--{prefix}baseline-unpaired", BASELINE_UNPAIRED_HELP, action="store_true", default=False)
 
 

@@ -8,7 +8,8 @@ from visionaudit import exit_codes
 from visionaudit.errors import VisionAuditError
 
 HELP = "rebuild the report of a run that was killed, from its journal (removed once written to its own report path)"
-DESCRIPTION = HELP + "; with -o elsewhere the journal is kept beside its report path; exit 1 when its verdict is not pass (a killed run's is incomplete), 4 when the journal is unreadable"
+DESCRIPTION = HELP + ("; with -o elsewhere the journal is kept beside its report path; exit 1 when its verdict is not pass (a "
+                      "killed run's is incomplete), 4 when the journal is unreadable")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -36,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
     from visionaudit.files import to_jsonable
 
     if bool(args.decisions) == bool(args.model):
-        raise VisionAuditError("give either --decisions FILE.csv ... (decisions made elsewhere) or --model SPEC (run a model here)")
+        raise VisionAuditError("give either --decisions FILE.csv ... (decisions made elsewhere) or --model SPEC "
+                               "(run a model here)")
     out = _of_files(args.decisions) if args.decisions else _of_model(args)
     # JSON has no NaN: a category without hits reads null, as in the report.
     print(json.dumps(to_jsonable(out), indent=2))
@@ -52,7 +53,8 @@ def _of_files(paths: list[str]) -> dict:
         return {"file": paths[0], **read[0].shape_bias().to_dict()}
     per_file = {p: d.shape_bias().to_dict() for p, d in zip(paths, read)}
     biases = [r["shape_bias"] for r in per_file.values()]
-    pooled = shape_bias([x for d in read for x in d.decisions], [x for d in read for x in d.shapes], [x for d in read for x in d.textures])
+    pooled = shape_bias([x for d in read for x in d.decisions], [x for d in read for x in d.shapes],
+                        [x for d in read for x in d.textures])
     # Averaged over observers (as published for humans), and pooled over all their decisions.
     return {"files": per_file, "mean_shape_bias": sum(biases) / len(biases), "pooled": pooled.to_dict()}
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 from PIL import Image, UnidentifiedImageError
 
 from visionaudit.errors import DataError
+from visionaudit.formatting import first_few
 from visionaudit.preprocessing import Geometry
 
 if TYPE_CHECKING:
@@ -165,7 +166,8 @@ def _named(path: str | Path) -> Iterator[None]:
         found = re.search(r"\((\d+) pixels\)", str(e))
         raise _too_large(path, f"{int(found.group(1)):,}" if found else "so many") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise DataError(f"image {path} is unreadable or truncated ({type(e).__name__}: {e}); replace or remove the file") from None
+        raise DataError(f"image {path} is unreadable or truncated ({type(e).__name__}: {e}); replace or "
+                        "remove the file") from None
 
 
 # EXIF orientations other than 1 (as stored): what a viewer does to show the image upright.
@@ -246,7 +248,7 @@ def unusable_message(bad: Sequence[str], total: int, of: str = "", shown: int = 
     indented by ``indent``; ``of`` names the set (`` of imagenet-sample``)."""
     fix = _too_large_fix()
     lines = [reason.removesuffix(fix) for reason in bad]  # the limit's fix is said once, below the files
-    listed = f"\n{indent}".join(lines[:shown]) + (f"\n{indent}... and {len(bad) - shown:,} more" if len(bad) > shown else "")
+    listed = first_few(lines, shown, f"\n{indent}")
     over = (f"\n{indent[:-2]}Images over the limit of {_max_pixels:,} pixels: it is a guard against decompression bombs; "
             f"if they are genuine, raise it with {MAX_PIXELS_FIX}" if any(r.endswith(fix) for r in bad) else "")
     return f"{len(bad):,} of {total:,} images{of} cannot be used; replace or remove them:\n{indent}{listed}{over}"

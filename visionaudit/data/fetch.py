@@ -73,7 +73,8 @@ def _shipped_observers() -> dict:
     upstream = json.loads(resources.files("visionaudit").joinpath(OBSERVERS_MANIFEST_RESOURCE).read_text())
     # The repository's raw root, the folder as the set's upstream: a mirror (--base-url) keeps the repository's layout.
     base = upstream["raw_url"].format(commit=upstream["commit"], folder="", name="").rstrip("/")
-    return {"upstream": upstream["folder"], "base_url": base, "terms": observers_terms(upstream["source"], upstream["commit"], upstream["folder"]),
+    return {"upstream": upstream["folder"], "base_url": base,
+            "terms": observers_terms(upstream["source"], upstream["commit"], upstream["folder"]),
             "files": {name: {"sha256": f["sha256"], "size": f["size"]} for name, f in upstream["files"].items()}}
 
 
@@ -194,7 +195,8 @@ class _Progress:
 
     def __init__(self, name: str, n_files: int, total_bytes: int | None, log: TextIO, every: float,
                  clock: Callable[[], float]) -> None:
-        self.name, self.n_files, self.total_bytes, self.log, self.every, self.clock = name, n_files, total_bytes, log, every, clock
+        self.name, self.n_files, self.total_bytes = name, n_files, total_bytes
+        self.log, self.every, self.clock = log, every, clock
         self.tty = bool(getattr(log, "isatty", lambda: False)())
         self.start = self.last = clock()
         self.drawn = False
@@ -372,5 +374,6 @@ def by_hand(dataset: str, manifest: dict | None = None) -> str:
     manifest = manifest or load_manifest()
     entry = manifest[dataset]
     folder = file_url(entry, "").rstrip("/")
-    listing = {IMAGENET_SAMPLE: IMAGENET_MANIFEST_RESOURCE, OBSERVERS: OBSERVERS_MANIFEST_RESOURCE}.get(dataset, MANIFEST_RESOURCE)
+    listing = {IMAGENET_SAMPLE: IMAGENET_MANIFEST_RESOURCE,
+               OBSERVERS: OBSERVERS_MANIFEST_RESOURCE}.get(dataset, MANIFEST_RESOURCE)
     return f"{folder}/<file> for each file listed in visionaudit/{listing}"

@@ -61,7 +61,8 @@ class SampleSet:
 
     @classmethod
     def from_dict(cls, role: str, data: dict[str, Any]) -> "SampleSet":
-        return cls(role, data["name"], tuple(data["ids"]), data["fingerprint"], data.get("subset"), data["seed"], data["protocol"],
+        return cls(role, data["name"], tuple(data["ids"]), data["fingerprint"], data.get("subset"), data["seed"],
+                   data["protocol"],
                    data.get("shard"))
 
 

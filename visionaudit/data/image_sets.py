@@ -248,7 +248,8 @@ def cue_conflict(root: Path) -> ImageSet:
             shapes.append(cues[0])
             textures.append(cues[1])
     if not paths:
-        raise DataError(f"no cue-conflict images under {root}; fetch them: python -m visionaudit fetch cue-conflict --dest {root.parent}")
+        raise DataError(f"no cue-conflict images under {root}; fetch them: python -m visionaudit fetch cue-conflict "
+                        f"--dest {root.parent}")
     return ImageSet("cue-conflict", root, tuple(paths), categories=tuple(shapes), textures=tuple(textures))
 
 

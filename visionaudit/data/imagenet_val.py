@@ -84,7 +84,8 @@ def devkit_labels(truth: IO[bytes], meta: IO[bytes], where: str = GROUND_TRUTH) 
         synsets = loadmat(meta, squeeze_me=True)["synsets"]
         by_id = {int(s["ILSVRC2012_ID"]): str(s["WNID"]) for s in synsets.ravel()}
     except (KeyError, ValueError, TypeError, OSError) as e:
-        raise DataError(f"{META} beside {where} is not the devkit's (a 'synsets' struct with ILSVRC2012_ID and WNID): {e}") from None
+        raise DataError(f"{META} beside {where} is not the devkit's (a 'synsets' struct with "
+                        f"ILSVRC2012_ID and WNID): {e}") from None
     out = {}
     for number, line in enumerate(truth.read().decode("ascii", errors="replace").split(), 1):
         try:

@@ -221,7 +221,8 @@ def read_classes_file(path: str | Path) -> tuple[str, ...]:
         raise ConfigError(f"class names file {p} holds no names; give one name per line in output order")
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise ConfigError(f"class names file {p} names {', '.join(map(repr, dupes[:5]))} more than once; each class once")
+        raise ConfigError(f"class names file {p} names {len(dupes)} class(es) more than once: "
+                          f"{first_few(list(map(repr, dupes)), 5, ', ')}; each class once")
     return tuple(names)
 
 

@@ -41,7 +41,8 @@ def read_manifest(manifest: Path, suffixes: set[str]) -> tuple[Path, tuple[Path,
         labels.append(label)
         path = (root / rel).resolve()
         if Path(rel).is_absolute() or not path.is_relative_to(root):
-            problems["outside"].append(f"line {line}: {rel} is outside the manifest's folder {root} (paths are relative to it, inside it)")
+            problems["outside"].append(f"line {line}: {rel} is outside the manifest's folder {root} (paths are relative "
+                                       "to it, inside it)")
         elif not path.is_file():
             problems["missing"].append(f"line {line}: no such file {rel}")
         elif path.suffix.lower() not in suffixes:

@@ -53,7 +53,8 @@ class ObserversAbsent(DataError):
 def absent_reason(folder: Path) -> str:
     """Why the error consistency with the observers is not recorded, and how to fetch them."""
     return (f"the human observers' decisions ({OBSERVERS}) are not at {folder}, so the error consistency with them is not "
-            f"recorded (shape bias is judged without it); fetch them: python -m visionaudit fetch {OBSERVERS} --dest {folder.parent}")
+            f"recorded (shape bias is judged without it); fetch them: python -m visionaudit fetch {OBSERVERS} --dest "
+            f"{folder.parent}")
 
 
 def observer_files(folder: str | Path, manifest: dict | None = None) -> ObserverFiles:

@@ -17,6 +17,7 @@ from visionaudit.families import thresholds as f
 from visionaudit.families.assessment import PerImage, require_count
 from visionaudit.families.records import AuditRecord
 from visionaudit.families.registry import CountsLabelled, Family, register_family
+from visionaudit.formatting import first_few
 from visionaudit.models.topk import (  # noqa: F401 (public here too)
     top1_accuracy,
     top1_correct,
@@ -106,8 +107,8 @@ def wholesale_confusions(labels: np.ndarray, top1: np.ndarray | None, names: lis
     pairs = [(c, d, k, n) for d, cs in taken.items() if len(cs) == 1 and not right.get(d, False) for c, k, n in cs]
     if not pairs:
         return ""
-    said = [f"{names[c]}'s images are mostly predicted {names[d]} ({k}/{n})" for c, d, k, n in sorted(pairs)[:most]]
-    return ", ".join(said) + (f" (+{len(pairs) - most} more)" if len(pairs) > most else "")
+    return first_few([f"{names[c]}'s images are mostly predicted {names[d]} ({k}/{n})" for c, d, k, n in sorted(pairs)], most,
+                     ", ")
 
 
 def balanced_shortfall(balanced: float, bound: float, classes: Mapping[str, Mapping[str, Any]], k: int, n: int,

@@ -107,7 +107,8 @@ def encode_arrays(arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:
         elif values.dtype.kind in "iu":
             out[key] = {"encoding": "ints", "n": int(values.size), "data": values.astype(np.int64).tolist()}
         else:
-            out[key] = {"encoding": "values", "n": int(values.size), "data": [None if v is None else str(v) for v in values.tolist()]}
+            out[key] = {"encoding": "values", "n": int(values.size),
+                        "data": [None if v is None else str(v) for v in values.tolist()]}
     return out
 
 

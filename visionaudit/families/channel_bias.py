@@ -97,7 +97,8 @@ def ablation_drop(model: LoadedModel, images: torch.Tensor, labels: torch.Tensor
     from visionaudit.data.streaming import channel_means
     from visionaudit.models.inference import predict_logits
 
-    clean_logits = clean_logits if clean_logits is not None else predict_logits(model, images, batch_size, what="clean (channel ablation)")
+    clean_logits = clean_logits if clean_logits is not None else predict_logits(model, images, batch_size,
+                                                                                what="clean (channel ablation)")
     top1_accuracy(clean_logits, labels)  # refuses an empty set, naming it
     # Counted, then divided once: a difference of two shares (57/60 - 50/60) leaves float noise (0.11666666666666659).
     right, n = int(topk_hits(clean_logits, labels).sum()), len(labels)
@@ -109,7 +110,8 @@ def ablation_drop(model: LoadedModel, images: torch.Tensor, labels: torch.Tensor
             batch[:, c] = means[c].to(batch.device)
             return batch
 
-        logits = predict_logits(model, images, batch_size, transform=replace, what=f"channel ablation: channel {c} replaced by its mean")
+        logits = predict_logits(model, images, batch_size, transform=replace,
+                                what=f"channel ablation: channel {c} replaced by its mean")
         drops.append((right - int(topk_hits(logits, labels).sum())) / n)
     return drops
 
@@ -238,11 +240,13 @@ def assess_weight_shares(record: AuditRecord, measured: ChannelBias | FirstConvU
             f"largest/smallest <= {thresholds['max_ratio']}")
 
 
-def assess_functional_shares(record: AuditRecord, measured: FunctionalShares | FirstConvUnread | None, thresholds: Mapping[str, Any],
+def assess_functional_shares(record: AuditRecord, measured: FunctionalShares | FirstConvUnread | None,
+                             thresholds: Mapping[str, Any],
                              context: Mapping[str, Any]) -> None:
     """Weight times signal, channel ablation and gradient x input: recorded, not gated. ``measured`` is what
     :func:`weight_bias` gave instead when there are no RGB weight shares to start from."""
-    result = _record_weight_bias(record, measured.weight if isinstance(measured, FunctionalShares) else measured, context["model"])
+    result = _record_weight_bias(record, measured.weight if isinstance(measured, FunctionalShares) else measured,
+                                 context["model"])
     record.metric("n_images", measured.n_images)
     record.metric("shares", result.shares)
     record.metric("ablation_drop", measured.ablation_drop)
@@ -292,7 +296,8 @@ def _aggregate(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def _summary_lines(report: dict[str, Any]) -> list[str]:
-    return [f"channel bias, {name} ({agg['models']} models): mean R,G,B {fmt(agg['mean'])}" + (f", std {fmt(agg['std'])}" if agg["std"] else "")
+    return [f"channel bias, {name} ({agg['models']} models): mean R,G,B "
+            f"{fmt(agg['mean'])}" + (f", std {fmt(agg['std'])}" if agg["std"] else "")
             for name, agg in report["aggregates"].get("channel_bias", {}).items()]
 
 
@@ -305,7 +310,8 @@ FAMILY = register_family(Family(
     higher_is_better=None,  # a vector judged by its range: neither direction is better
     assessors={"weight_shares": assess_weight_shares, "functional_shares": assess_functional_shares,
                "random_init_control": assess_random_init_control},
-    metrics=("dominant_channel", "dominant_ratio", "normalized_shares", "contribution_shares", "ablation_drop", "gradient_shares"),
+    metrics=("dominant_channel", "dominant_ratio", "normalized_shares", "contribution_shares", "ablation_drop",
+             "gradient_shares"),
     thresholds={
         "min_share": f.fraction("every channel's share of |first-layer weights| at least this", default=0.10),
         "max_share": f.fraction("every channel's share at most this", default=0.60),

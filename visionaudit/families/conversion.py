@@ -160,7 +160,8 @@ def rgb_to_gray(model: nn.Module, preprocessing: Preprocessing, input_size: int 
     size = input_size or preprocessing.crop_size
     first, conv, device, out_hw = _first(model, preprocessing, size)
     if conv.in_channels != 3 or conv.groups != 1:
-        raise ConversionError(f"{first.name} has in_channels={conv.in_channels}, groups={conv.groups}; rgb_to_gray folds a 3-channel, ungrouped first conv")
+        raise ConversionError(f"{first.name} has in_channels={conv.in_channels}, groups={conv.groups}; rgb_to_gray folds a "
+                              "3-channel, ungrouped first conv")
     m = torch.tensor(preprocessing.mean, dtype=torch.float64)
     s = torch.tensor(preprocessing.std, dtype=torch.float64)
     m_star, s_star = float(m.mean()), float(s.mean())
@@ -191,7 +192,8 @@ def rgb_to_gray(model: nn.Module, preprocessing: Preprocessing, input_size: int 
         model=converted,
         preprocessing=gray_pre,
         first_conv=first.name,
-        params_saved=conv.weight.numel() - new_conv.weight.numel() - (0 if conv.bias is not None or new_conv.bias is None else new_conv.bias.numel()),
+        params_saved=conv.weight.numel() - new_conv.weight.numel() - (0 if conv.bias is not None or new_conv.bias is None
+                                                                      else new_conv.bias.numel()),
         macs_saved=_macs(conv, 3, out_hw) - _macs(new_conv, 1, out_hw),
         offset_map=needs_map,
     )
@@ -219,7 +221,8 @@ def gray_to_rgb(model: nn.Module, preprocessing: Preprocessing, lambdas: tuple[f
     if preprocessing.channels != 1:
         raise ConversionError(f"gray_to_rgb needs a 1-channel model; this one takes {preprocessing.channels}")
     if abs(sum(lambdas) - 1.0) > 1e-6:
-        raise ConversionError(f"the luminance weights {lambdas} must sum to 1 for an exact expansion (they sum to {sum(lambdas)})")
+        raise ConversionError(f"the luminance weights {lambdas} must sum to 1 for an exact expansion (they sum to "
+                              f"{sum(lambdas)})")
     first, conv, device, out_hw = _first(model, preprocessing, preprocessing.crop_size)
     if conv.in_channels != 1:
         raise ConversionError(f"{first.name} takes {conv.in_channels} channels; gray_to_rgb expands a 1-channel first conv")
@@ -229,7 +232,8 @@ def gray_to_rgb(model: nn.Module, preprocessing: Preprocessing, lambdas: tuple[f
     new_conv = _conv_copy(conv, conv.weight.detach().double() * lam, 3)
     converted = copy.deepcopy(model).eval()
     _swap(converted, first.name, new_conv)
-    rgb_pre = replace(preprocessing, mean=preprocessing.mean * 3, std=preprocessing.std * 3, source=f"{preprocessing.source}; expanded to RGB")
+    rgb_pre = replace(preprocessing, mean=preprocessing.mean * 3, std=preprocessing.std * 3,
+                      source=f"{preprocessing.source}; expanded to RGB")
     return Conversion(converted, rgb_pre, first.name, conv.weight.numel() - new_conv.weight.numel(),
                       _macs(conv, 1, out_hw) - _macs(new_conv, 3, out_hw), False)
 
@@ -304,7 +308,8 @@ def check_equivalence(model: LoadedModel, rgb: torch.Tensor, direction: str) -> 
         result = folded
     else:
         result = gray_to_rgb(folded.model, folded.preprocessing)
-        reference = predict_logits(gray_model, rgb, what="conversion gray_to_rgb: the 1-channel model")  # normalize() feeds it the luminance
+        # normalize() feeds it the luminance
+        reference = predict_logits(gray_model, rgb, what="conversion gray_to_rgb: the 1-channel model")
         converted = predict_logits(replace(model, module=result.model, preprocessing=result.preprocessing), rgb,
                                    what="conversion gray_to_rgb: expanded to 3 channels")
     return Equivalence(direction, len(rgb), compare_logits(reference, converted), result, naive_error)
@@ -363,7 +368,8 @@ def assess_zoo(record: AuditRecord, measured: Deferred, thresholds: Mapping[str,
 FAMILY = register_family(Family(
     name="conversion",
     gates="the colour-space folds of the first conv (`rgb_to_gray`, `gray_to_rgb`) give the original logits, on "
-          "grayscale images of the labelled set (`--audit-images`) and random inputs, for the configured models and the 18-architecture zoo",
+          "grayscale images of the labelled set (`--audit-images`) and random inputs, for the configured models and the "
+          "18-architecture zoo",
     key_metric="max_abs_diff",
     higher_is_better=False,
     assessors={"configured_model": assess_configured_model, "zoo": assess_zoo},

@@ -212,7 +212,8 @@ def assess_form(record: AuditRecord, measured: Deferred, thresholds: Mapping[str
     record.metric("n_images", measured.n_images)
     record.metric("max_rel_diff", result.max_rel_diff)
     ok = record.check_max("max_abs_diff", result.max_abs_diff, "max_abs_diff", thresholds.entry("max_abs_diff", form))
-    ok &= record.check_min("top1_agreement", result.top1_agreement, "min_top1_agreement", thresholds.entry("min_top1_agreement", form))
+    ok &= record.check_min("top1_agreement", result.top1_agreement, "min_top1_agreement",
+                           thresholds.entry("min_top1_agreement", form))
     if not ok:
         raise AssertionError(f"{context['model']} as {form}: logits differ by up to {result.max_abs_diff:.3g}, "
                              f"top-1 agreement {result.top1_agreement:.3f} on {measured.n_images} real images")
@@ -234,7 +235,8 @@ FAMILY = register_family(Family(
                                    default={"torchscript": 1e-4, "torch_export": 1e-4, "onnxruntime": 1e-3, "channels_last": 1e-3,
                                             "bf16_cpu": 1.5, "fp16_cuda": 0.5}),
         "min_top1_agreement": f.per_name(DEPLOYMENTS, f.fraction(), "per form: share of images with the same top-1",
-                                         default={"torchscript": 0.99, "torch_export": 0.99, "onnxruntime": 0.99, "channels_last": 0.99,
+                                         default={"torchscript": 0.99, "torch_export": 0.99, "onnxruntime": 0.99,
+                                                  "channels_last": 0.99,
                                                   "bf16_cpu": 0.9, "fp16_cuda": 0.95}),
     },
     html_section="visionaudit.html.sections:conversion_and_deployment",  # one section with conversion

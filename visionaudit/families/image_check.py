@@ -97,7 +97,8 @@ def check_image_sets(run: RunImages, needs: Collection[str], imagenet_c: Sequenc
         try:
             _headers(out, condition_images(Path(run.imagenet_c), corruption, severity, run.samples, run.seed))
         except UnusableImages as e:
-            refusal = check_headers(ImageSet(f"imagenet-c {corruption}/{severity}", e.root, e.paths)).problem() if e.paths else None
+            refusal = check_headers(ImageSet(f"imagenet-c {corruption}/{severity}", e.root,
+                                             e.paths)).problem() if e.paths else None
             out.problems += [*e.problems, *([refusal] if refusal else [])]
         except DataError as e:
             out.problems.append(str(e))

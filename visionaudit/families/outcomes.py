@@ -26,7 +26,8 @@ NO_DECISION = 255
 
 def encode_bits(correct: Sequence[bool] | np.ndarray) -> dict[str, Any]:
     bits = np.asarray(correct, dtype=bool)
-    return {"encoding": "bits", "n": int(bits.size), "data": base64.b64encode(np.packbits(bits, bitorder="little").tobytes()).decode()}
+    return {"encoding": "bits", "n": int(bits.size),
+            "data": base64.b64encode(np.packbits(bits, bitorder="little").tobytes()).decode()}
 
 
 def encode_decisions(decisions: Sequence[str | None]) -> dict[str, Any]:
@@ -96,5 +97,6 @@ class Outcome:
         where = {s: i for i, s in enumerate(self.ids)}
         missing = [s for s in ids if s not in where]
         if missing or len(ids) != len(self.ids):
-            raise DataError(f"{self.condition}: the two runs did not score the same images ({len(missing)} of {len(ids)} not in the other)")
+            raise DataError(f"{self.condition}: the two runs did not score the same images ({len(missing)} of {len(ids)} "
+                            "not in the other)")
         return self.values[[where[s] for s in ids]]

@@ -69,7 +69,8 @@ class Field:
             return ""
         lo = "-inf" if self.minimum is None else f"{self.minimum:g}"
         hi = "inf" if self.maximum is None else f"{self.maximum:g}"
-        return f"{'(' if self.exclusive_minimum or self.minimum is None else '['}{lo}, {hi}{')' if self.exclusive_maximum or self.maximum is None else ']'}"
+        return (f"{'(' if self.exclusive_minimum or self.minimum is None else '['}{lo}, "
+                f"{hi}{')' if self.exclusive_maximum or self.maximum is None else ']'}")
 
     def describe(self) -> str:
         text = self.kind
@@ -185,7 +186,8 @@ def whole_or(words: Iterable[str], help: str = "", minimum: int = 0, maximum: in
 
 def min_images(what: str = "images", default: Any = None) -> Field:
     """The smallest sample a gate is judged on; fewer and the test ends as not_judged."""
-    return Field("int", f"fewer {what} than this and the gate is not judged (outcome not_judged): a handful says nothing", 1, None,
+    return Field("int", f"fewer {what} than this and the gate is not judged (outcome not_judged): a handful says nothing", 1,
+                 None,
                  default=default)
 
 

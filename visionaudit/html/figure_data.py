@@ -116,7 +116,8 @@ def baseline_deltas(report: dict[str, Any]) -> list[dict[str, Any]]:
     for e in _entries(report, "baseline"):
         m = e["metrics"]
         if "verdict" in m:
-            rows.append({"model": e["model"], "baseline_model": m.get("baseline_model"), "comparison": e["params"].get("comparison"),
+            rows.append({"model": e["model"], "baseline_model": m.get("baseline_model"),
+                         "comparison": e["params"].get("comparison"),
                          "baseline": m.get("baseline"), "candidate": m.get("candidate"), "delta": m.get("delta"),
                          "ci": m.get("ci"), "p_value_holm": m.get("p_value_holm"), "verdict": m["verdict"],
                          "reason": m.get("reason"), "lost_count": m.get("lost_count"), "per_class": m.get("per_class"),

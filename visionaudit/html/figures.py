@@ -116,7 +116,8 @@ def error_consistency_figure(data: dict[str, Any], style: dict[str, tuple[str, s
             errs = [_xerr(r["kappa"], r.get("ci")) for _, r in points]
             ax.errorbar([x for x, _ in points], [r["kappa"] for _, r in points],
                         yerr=[[e[0][0] for e in errs], [e[1][0] for e in errs]], fmt=marker, color=color, markersize=4,
-                        elinewidth=0.8, linestyle="none", label=f"{model}{NOT_JUDGED if m.get('not_judged') else ''}: mean kappa {_label(m.get('mean'))}")
+                        elinewidth=0.8, linestyle="none",
+                        label=f"{model}{NOT_JUDGED if m.get('not_judged') else ''}: mean kappa {_label(m.get('mean'))}")
         if isinstance(m.get("mean"), (int, float)):
             ax.axhline(m["mean"], color=color, linewidth=1, linestyle="--")
     ax.set_xticks(xs, observers, rotation=45, ha="right")

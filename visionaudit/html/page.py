@@ -84,7 +84,8 @@ def _sections(report: dict[str, Any], references: dict[str, float] | None, strip
             built.append(builder)
             section = builder(page) if builder is not None else sections.generic(page, name)
         except Exception as e:  # noqa: BLE001
-            section = {"id": name, "title": name, "text": f"section not drawn ({type(e).__name__}: {str(e)[:200]}); the JSON holds the numbers"}
+            section = {"id": name, "title": name,
+                       "text": f"section not drawn ({type(e).__name__}: {str(e)[:200]}); the JSON holds the numbers"}
         if section:
             out.append({"id": name, "title": name, "figures": [], **section})
     return out

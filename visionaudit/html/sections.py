@@ -21,7 +21,7 @@ from typing import Any
 
 from visionaudit.families.corruption.imagenet_c import NOT_COMPARABLE
 from visionaudit.families.registry import direction_words, families
-from visionaudit.formatting import fmt
+from visionaudit.formatting import first_few, fmt
 from visionaudit.html import figure_data as data
 
 SHAPE_BIAS_CITATION = ("Published values: Geirhos et al., ImageNet-trained CNNs are biased towards texture, ICLR 2019; the "
@@ -47,7 +47,8 @@ def figure(draw, *args, **kwargs) -> str | None:
     try:
         return draw(*args, **kwargs)
     except Exception as e:  # noqa: BLE001
-        return f'<p class="muted">figure not drawn ({type(e).__name__}: {str(e)[:200]}); the table and the JSON hold the numbers</p>'
+        return (f'<p class="muted">figure not drawn ({type(e).__name__}: {str(e)[:200]}); the table and the JSON hold '
+                'the numbers</p>')
 
 
 def _interval(ci: Any) -> str:
@@ -79,7 +80,8 @@ def accuracy(page: SectionInputs) -> dict | None:
                                 for name, c in shown]})
     return {"id": "accuracy", "title": "Clean accuracy", "figures": [],
             "table": {"header": ["model", "clean top-1", "top-5", "balanced accuracy", "lowest class", "images"],
-                      "rows": [[r["model"], fmt(r["clean_top1"]), fmt(r["top5"]) if r["top5"] is not None else "- (5 classes or fewer)",
+                      "rows": [[r["model"], fmt(r["clean_top1"]),
+                                fmt(r["top5"]) if r["top5"] is not None else "- (5 classes or fewer)",
                                 fmt(r.get("balanced_accuracy")), _lowest(r.get("lowest_class")), fmt(r["n_images"])]
                                for r in acc]},
             "tables": tables}
@@ -100,10 +102,12 @@ def shape_bias(page: SectionInputs) -> dict | None:
     if not svg and not ec["models"]:
         return None
     figs = [{"svg": svg, "alt": "shape bias per category for each model, with published references",
-             "caption": "Fraction of shape decisions per category (cue-conflict images whose cues differ). " + SHAPE_BIAS_CITATION}] if svg else []
+             "caption": "Fraction of shape decisions per category (cue-conflict images "
+                        "whose cues differ). " + SHAPE_BIAS_CITATION}] if svg else []
     scatter = figure(figures.accuracy_scatter, data.shape_bias_vs_accuracy(page.report), page.style)
     if scatter:
-        figs.append({"svg": scatter, "alt": "shape bias against clean top-1 accuracy", "caption": "Shape bias against clean top-1."})
+        figs.append({"svg": scatter, "alt": "shape bias against clean top-1 accuracy",
+                     "caption": "Shape bias against clean top-1."})
     consistency = figure(figures.error_consistency_figure, ec, page.style)
     if consistency:
         figs.append({"svg": consistency, "alt": "error consistency (kappa) of each model with each human observer, and of "
@@ -111,7 +115,8 @@ def shape_bias(page: SectionInputs) -> dict | None:
                      "caption": f"Error consistency with the human observers on the cue-conflict stimuli "
                                 f"({ec['n_trials'] or '?'} trials; right = the shape category): "
                                 "Geirhos, Meding & Wichmann, NeurIPS 2020, as model-vs-human computes it, except that an "
-                                "undefined kappa (both always right or always wrong, where it gives 1.0) is left out of the means. "
+                                "undefined kappa (both always right or always wrong, where it gives 1.0) is left "
+                                "out of the means. "
                                 f"Observers' mean pairwise kappa {fmt(ec['observers_mean'])}."})
     rows = [[m, fmt(v["overall"]), _interval(v.get("ci")), fmt((ec["models"].get(m) or {}).get("mean")),
              _interval((ec["models"].get(m) or {}).get("ci"))] for m, v in sb["models"].items()]
@@ -133,7 +138,8 @@ def channel_bias(page: SectionInputs) -> dict | None:
     rows = [[m, *(fmt(v) for v in s)] for m, s in {**shares["models"], **shares["groups"]}.items()]
     return {"id": "channel_bias", "title": "Channel bias", "figures": [{
         "svg": svg, "alt": "red, green and blue shares of the first-layer weights per model and group",
-        "caption": "Shares of |first-layer weights| per input channel, beside the random-init control and the published torchvision zoo."}],
+        "caption": "Shares of |first-layer weights| per input channel, beside the random-init control and the published "
+                   "torchvision zoo."}],
         "table": {"header": ["model or group", "R", "G", "B"], "rows": rows}}
 
 
@@ -149,7 +155,8 @@ def robustness(page: SectionInputs) -> dict | None:
             for m, per in drops["models"].items() for t, r in per.items()]
     strips = page.strips or {}
     return {"id": "robustness", "title": "Transform robustness", "figures": [{
-        "svg": svg, "alt": "top-1 drop per transform with 95 % intervals", "caption": "Top-1 drop per transform, paired with the clean pass."}],
+        "svg": svg, "alt": "top-1 drop per transform with 95 % intervals",
+        "caption": "Top-1 drop per transform, paired with the clean pass."}],
         "table": {"header": ["model", "transform", "drop", "95% interval", "Holm p", "significant"], "rows": rows},
         "strips": strips.get("strips"), "strips_caption": strips.get("caption"), "attribution": ATTRIBUTION}
 
@@ -230,7 +237,8 @@ def conversion_and_deployment(page: SectionInputs) -> dict | None:
         "svg": svg, "alt": "maximum logit differences against their bounds, log scale",
         "caption": "Largest |logit difference| of each converted or deployed form against its bound."}],
         "table": {"header": ["model", "family", "form", "max |diff|", "bound", "outcome"],
-                  "rows": [[r["model"], r["audit"], r["label"], fmt(r["max_abs_diff"]), fmt(r["bound"]), r["outcome"]] for r in diffs]}}
+                  "rows": [[r["model"], r["audit"], r["label"], fmt(r["max_abs_diff"]), fmt(r["bound"]),
+                            r["outcome"]] for r in diffs]}}
 
 
 def baseline(page: SectionInputs) -> dict | None:
@@ -248,7 +256,8 @@ def baseline(page: SectionInputs) -> dict | None:
            "UNPAIRED: two-proportion tests on reports that did not score the same images"
            + (" (" + "; ".join(comparison["problems"]) + ")" if comparison and comparison.get("problems") else "")
            + "; a regression is beyond its tolerance and significant (Holm).")
-    rows = [[r["model"], r["baseline_model"], r["comparison"] + (f" ({r['per_class']['shown']})" if (r.get("per_class") or {}).get("shown")
+    rows = [[r["model"], r["baseline_model"],
+             r["comparison"] + (f" ({r['per_class']['shown']})" if (r.get("per_class") or {}).get("shown")
                                                                  else ""), fmt(r["baseline"]), fmt(r["candidate"]),
              f"{r['delta']:+.4f}" if isinstance(r["delta"], (int, float)) else fmt(r["delta"]),
              _interval(r.get("ci")), _kappa(r.get("error_consistency")), fmt(r["p_value_holm"]), r["verdict"]] for r in deltas]
@@ -323,8 +332,8 @@ def _classes_against_baseline(deltas: list[dict[str, Any]]) -> tuple[list[str], 
             continue
         worse = per_class.get("worse") or []
         text = f"{r['model']}: {r['comparison']}: " + (
-            "significantly worse, worst first: " + ", ".join(f"{w['class']} {fmt(w['baseline'])} -> {fmt(w['candidate'])}"
-                                                             for w in worse[:10]) + (", ..." if len(worse) > 10 else "")
+            "significantly worse, worst first: " + first_few([f"{w['class']} {fmt(w['baseline'])} -> {fmt(w['candidate'])}"
+                                                              for w in worse], 10, ", ")
             if worse else f"no class significantly worse of {per_class.get('compared', 0)} compared")
         skipped = (per_class.get("not_compared") or {}).get("count")
         if not per_class.get("compared"):

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
 from visionaudit.errors import CheckpointError
+from visionaudit.formatting import first_few
 from visionaudit.models import pickled
 
 if TYPE_CHECKING:  # imported where weights are read: parse_spec checks a file's kind on the xdist controller, without torch
@@ -78,7 +79,8 @@ def load_state_dict(path: str | Path, argument: str = "--model") -> dict[str, to
             state = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as e:
             if not _looks_like_torch_save(path):
-                raise CheckpointError(f"checkpoint {path} is corrupt or truncated, or not a checkpoint (neither a torch.save archive nor safetensors); copy it again or re-export it") from None
+                raise CheckpointError(f"checkpoint {path} is corrupt or truncated, or not a checkpoint (neither a torch.save "
+                                      "archive nor safetensors); copy it again or re-export it") from None
             lines = [ln.strip() for ln in str(e).splitlines() if "GLOBAL" in ln or "Unsupported" in ln]
             raise CheckpointError(pickled.refusal(path, pickled.scan(path), lines[0] if lines else type(e).__name__)) from None
         except Exception as e:  # torch raises many types on damaged files (RuntimeError, EOFError, IndexError, ...)
@@ -122,7 +124,7 @@ def _unwrap(state: object, path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"checkpoint {path} holds no state dict (found {type(state).__name__}); save model.state_dict()")
     tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
     if not tensors:
-        keys = ", ".join(map(repr, list(state)[:6])) + (", ..." if len(state) > 6 else "")
+        keys = first_few(list(map(repr, state)), 6, ", ")
         raise CheckpointError(f"checkpoint {path} holds no tensors where its weights were looked for (a dict with keys {keys}, "
                               f"after the wrappers {', '.join(STATE_DICT_WRAPPERS)}); save model.state_dict()")
     if all(k.startswith("module.") for k in tensors):
@@ -152,8 +154,7 @@ def apply_state_dict(module: torch.nn.Module, state: Mapping[str, torch.Tensor],
         for label, items in (("missing from the checkpoint", missing), ("not in the model", unexpected),
                              ("shape mismatch", misshapen)):
             if items:
-                shown = "; ".join(items[:5]) + (f"; ... ({len(items) - 5} more)" if len(items) > 5 else "")
-                lines.append(f"  {len(items)} {label}: {shown}")
+                lines.append(f"  {len(items)} {label}: {first_few(items, 5)}")
         lines.append(_mismatch_advice(arch))
         raise CheckpointError("\n".join(lines))
     module.load_state_dict(dict(state), strict=True)
@@ -227,7 +228,8 @@ def convert_to_safetensors(src: str | Path, dst: str | Path, trust_pickle: bool 
         raise CheckpointError(f"DST {dst}: the folder {dst.parent} does not exist; create it first (mkdir -p {dst.parent}) "
                               "or give a path in an existing folder")
     if dst.is_dir():
-        raise CheckpointError(f"DST {dst} is a folder; give the file to write, such as {dst / src.with_suffix('.safetensors').name}")
+        raise CheckpointError(f"DST {dst} is a folder; give the file to write, such as "
+                              f"{dst / src.with_suffix('.safetensors').name}")
     if imports and not trust_pickle:
         raise CheckpointError("--import is for --trust-pickle (it imports the classes a pickled checkpoint names); "
                               "add --trust-pickle if you trust the file, else leave --import out")

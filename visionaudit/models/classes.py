@@ -26,7 +26,7 @@ import json
 import re
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 from visionaudit.data.imagenet import wnids
 from visionaudit.data.label_space import (
@@ -39,7 +39,12 @@ from visionaudit.data.label_space import (
 )
 from visionaudit.errors import ConfigError
 from visionaudit.models.hub import hf_config_file
-from visionaudit.models.specs import IMAGENET_FALSE, IMAGENET_TRUE, ModelSpec
+from visionaudit.models.specs import (
+    IMAGENET_FALSE,
+    IMAGENET_TRUE,
+    ModelSpec,
+    parse_spec,
+)
 
 _HF_PLACEHOLDER = re.compile(r"^LABEL_\d+$")  # transformers' id2label when nobody named the classes
 # Hugging Face ImageNet configs carry the classic list ("tench, Tinca tinca", ...); torchvision's names are one
@@ -247,6 +252,19 @@ def known_before_load(spec: ModelSpec, run_classes: str | None = None) -> LabelS
         return imagenet1k("ImageNet-1k (?imagenet=true)")  # else the model refuses to load (ClassCountMismatch)
     space = _known_before_load(spec, run_classes)
     return not_imagenet(space) if space is not None and flag is False else space
+
+
+def spaces_known_before_load(models: Iterable[str], run_classes: str | None = None) -> Iterator[tuple[str, LabelSpace]]:
+    """(spec id, label space) of each of ``models`` (specs) whose label space is :func:`known_before_load`, in order.
+    The startup checks of the models' classes read them here; the other models are checked as they load."""
+    for model in models:
+        try:
+            spec = parse_spec(model)
+            space = known_before_load(spec, run_classes)
+        except (ConfigError, ValueError, KeyError):
+            continue  # said where the model loads
+        if space is not None:
+            yield spec.id, space
 
 
 def _known_before_load(spec: ModelSpec, run_classes: str | None) -> LabelSpace | None:

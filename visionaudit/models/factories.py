@@ -54,7 +54,8 @@ def factory_problem(target: str) -> str | None:
 def _no_callable(mod_name: str, origin: str | None, attr: str, near: str | None) -> str:
     where = f" ({origin})" if origin else ""
     hint = f" (did you mean {mod_name}:{near}?)" if near else ""
-    return f"{mod_name}{where} has no callable {attr}{hint}; the spec package.module:factory names a function returning an nn.Module"
+    return (f"{mod_name}{where} has no callable {attr}{hint}; the spec package.module:factory names a function "
+            "returning an nn.Module")
 
 
 def _find(mod_name: str) -> tuple[Any, str]:

@@ -56,7 +56,8 @@ def find_first_conv(model: nn.Module, input_shape: tuple[int, ...], device: torc
         for h in handles:
             h.remove()
     if not seen:
-        raise ModelOutputError(f"no convolution ran in a forward pass of {type(model).__name__} (a TorchScript or functional conv cannot be hooked)")
+        raise ModelOutputError(f"no convolution ran in a forward pass of {type(model).__name__} (a TorchScript or functional "
+                               "conv cannot be hooked)")
     module, received = seen[0]
     same = received.shape == x.shape and torch.equal(received, x)
     return FirstConv(names[module], module, same)

@@ -209,7 +209,8 @@ def preprocessing(spec: ModelSpec, folder: Path, where: str) -> Preprocessing:
     if config is None:
         return assumed_preprocessing(folder / hub.HF_CONFIG, f"default ImageNet preprocessing (no {hub.HF_PROCESSOR} in {where})")
     try:
-        return from_image_processor(config, f"image processor {config.get('image_processor_type', '')} of {where}".replace("  ", " "))
+        return from_image_processor(config,
+                                    f"image processor {config.get('image_processor_type', '')} of {where}".replace("  ", " "))
     except SpecError as e:
         raise SpecError(f"--model {spec.raw}: {e}") from None
 
@@ -247,7 +248,8 @@ def assumed_preprocessing_note(spec: ModelSpec) -> str | None:
         where, save = f"in {spec.path}", f"processor.save_pretrained({str(spec.path)!r})"
     else:
         where = f"for {spec.name} in the Hugging Face cache {hub.hub_cache()}"
-        save = f"{hub.download_command(spec.name, spec.weights)} if the repo has one, else processor.save_pretrained(FOLDER) and hf:FOLDER"
+        save = (f"{hub.download_command(spec.name, spec.weights)} if the repo has one, else "
+                "processor.save_pretrained(FOLDER) and hf:FOLDER")
     return (f"{spec.id}: no {hub.HF_PROCESSOR} was found {where}, so its images are preprocessed as assumed, not as its "
             f"image processor says: {assumed} ({defaults}{', the spec giving ' + ', '.join(given) if given else ''}). "
             "If the model was trained with another size, mean or std, its numbers are wrong. Fix: save the image processor "

@@ -27,6 +27,7 @@ from visionaudit.data.user_cache import OFFLINE_ENV
 from visionaudit.data.user_cache import offline as suite_offline
 from visionaudit.errors import CheckpointError, SpecError, closest
 from visionaudit.files import sha256_file
+from visionaudit.formatting import first_few
 from visionaudit.models.specs import ModelSpec
 
 HF_OFFLINE_ENV = "HF_HUB_OFFLINE"
@@ -115,7 +116,8 @@ def _download(repo_id: str, name: str, revision: str | None, what: str) -> Path 
         raise SpecError(f"{what}: the Hugging Face repo {repo_id} has no revision {revision!r}; give a branch, tag or "
                         "commit it has, or leave @REVISION out for main") from None
     except Exception as e:  # the network, a proxy, a full disk: the fix is the same command, run where it works
-        raise HubUnavailable(f"{what}: could not download {name} of {repo_id} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+        raise HubUnavailable(f"{what}: could not download {name} of {repo_id} ({type(e).__name__}: "
+                             f"{str(e).splitlines()[0] if str(e) else ''}); "
                              f"fetch it where the network works: {download_command(repo_id, revision)}, into the cache "
                              f"{hub_cache()} (HF_HOME / HF_HUB_CACHE)") from None
 
@@ -183,7 +185,8 @@ def timm_pretrained_cfg(name: str, raw: str):
     arch, tag = split_model_name_tag(name)
     if not is_model(arch):
         near = closest(arch, timm.list_models())
-        raise SpecError(f"--model {raw}: timm has no model {arch!r}" + (f"; did you mean timm:{near}?" if near else "; see timm.list_models()"))
+        raise SpecError(f"--model {raw}: timm has no model {arch!r}"
+                        + (f"; did you mean timm:{near}?" if near else "; see timm.list_models()"))
     tags = timm.list_pretrained(f"{arch}.*")
     try:
         cfg = get_pretrained_cfg(name)
@@ -194,8 +197,8 @@ def timm_pretrained_cfg(name: str, raw: str):
             raise SpecError(f"--model {raw}: timm has no pretrained weights for {arch}; give a checkpoint (timm:{arch}:PATH) "
                             f"or audit it with random weights (timm:{arch}:none)")
         near = closest(name, tags)
-        raise SpecError(f"--model {raw}: timm has no pretrained tag {tag!r} for {arch}; known: {', '.join(tags[:20])}"
-                        + (" ..." if len(tags) > 20 else "") + (f"; did you mean timm:{near}?" if near else ""))
+        raise SpecError(f"--model {raw}: timm has no pretrained tag {tag!r} for {arch}; known: {first_few(tags, 20, ', ')}"
+                        + (f"; did you mean timm:{near}?" if near else ""))
     return cfg
 
 
@@ -221,7 +224,8 @@ def timm_weights(name: str, raw: str, offline: bool | None = None) -> Path:
         try:
             torch.hub.download_url_to_file(cfg.url, str(cached), progress=True)
         except Exception as e:
-            raise HubUnavailable(f"{what}: could not download {cfg.url} ({type(e).__name__}: {e}); put it into {cached.parent}") from None
+            raise HubUnavailable(f"{what}: could not download {cfg.url} ({type(e).__name__}: {e}); put it into "
+                                 f"{cached.parent}") from None
         return cached
     raise SpecError(f"{what}: timm names no source for the weights of {name}; give a checkpoint: timm:{name.split('.')[0]}:PATH")
 

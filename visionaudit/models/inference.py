@@ -79,7 +79,8 @@ def predict_logits(
             bad = ~torch.isfinite(logits).all(dim=1)
             if bad.any():
                 first = start + int(bad.nonzero()[0])
-                raise ModelOutputError(f"model {model.id} returned NaN or infinite logits for image {first} (and {int(bad.sum()) - 1} more in its batch)")
+                raise ModelOutputError(f"model {model.id} returned NaN or infinite logits for image {first} (and "
+                                       f"{int(bad.sum()) - 1} more in its batch)")
             out.append(logits.cpu())
             progress.advance(batch.shape[0])
     if not out:
@@ -87,7 +88,8 @@ def predict_logits(
     return torch.cat(out)
 
 
-def clean_logits(model: "LoadedModel", image_set: "ImageSet", images: "torch.Tensor | StreamedImages", batch_size: int | None = None,
+def clean_logits(model: "LoadedModel", image_set: "ImageSet", images: "torch.Tensor | StreamedImages",
+                 batch_size: int | None = None,
                  geometry: "Geometry | None" = None) -> torch.Tensor:
     """``predict_logits`` on untransformed images, computed once per (model, image set, geometry), and read
     from the logit cache on disk instead when one is configured and holds them (:mod:`visionaudit.models.logit_cache`).
@@ -134,7 +136,8 @@ class LogitComparison:
 
 def compare_logits(reference: torch.Tensor, candidate: torch.Tensor) -> LogitComparison:
     if reference.shape != candidate.shape:
-        raise ValueError(f"reference logits {tuple(reference.shape)} and candidate logits {tuple(candidate.shape)} differ in shape")
+        raise ValueError(f"reference logits {tuple(reference.shape)} and candidate logits {tuple(candidate.shape)} "
+                         "differ in shape")
     diff = (reference - candidate).abs()
     return LogitComparison(
         max_abs_diff=float(diff.max()),

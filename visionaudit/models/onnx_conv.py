@@ -33,7 +33,8 @@ class GraphConv(nn.Conv2d):
 
     def __init__(self, weight: np.ndarray, bias: np.ndarray | None, attrs: Mapping[str, Any], extra_pads: list[int]) -> None:
         groups = int(attrs.get("group", 1))
-        super().__init__(weight.shape[1] * groups, weight.shape[0], tuple(weight.shape[2:]), stride=tuple(attrs.get("strides", (1, 1))),
+        super().__init__(weight.shape[1] * groups, weight.shape[0], tuple(weight.shape[2:]),
+                         stride=tuple(attrs.get("strides", (1, 1))),
                          dilation=tuple(attrs.get("dilations", (1, 1))), groups=groups, bias=bias is not None)
         with torch.no_grad():
             self.weight.copy_(torch.from_numpy(weight.astype(np.float32)))
@@ -124,7 +125,8 @@ def graph_first_conv(graph: OnnxGraph) -> FirstConv:
     weight = _constant(graph, node.input[1])
     if weight is None or weight.ndim != 4:
         raise ModelOutputError(f"{graph.path.name}: the weight of its first Conv ({node.name or node.input[1]}) is computed in "
-                               "the graph (quantized or reshaped), not stored as an initializer; channel bias reads stored weights")
+                               "the graph (quantized or reshaped), not stored as an initializer; channel bias "
+                               "reads stored weights")
     bias = _constant(graph, node.input[2]) if len(node.input) > 2 and node.input[2] else None
     conv = GraphConv(weight, bias, _attrs(node), pads).eval()
     return FirstConv(f"Conv {node.name or 'unnamed'} (weight {node.input[1]})", conv, input_is_model_input=not steps)

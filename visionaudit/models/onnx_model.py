@@ -148,7 +148,8 @@ def _parse_property(props: Mapping[str, str], key: str, path: Path) -> Any:
         if not isinstance(value, dict) or set(value) - set(PREPROCESSING_KEYS):
             raise SpecError(f"{path}: its metadata property {key} must be a JSON object with the keys "
                             f"{', '.join(PREPROCESSING_KEYS)} (any of them), e.g. "
-                            '{"size": 224, "resize": 256, "interpolation": "bicubic", "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}')
+                            '{"size": 224, "resize": 256, "interpolation": "bicubic", "mean": [0.5, 0.5, 0.5], "std": '
+                            '[0.5, 0.5, 0.5]}')
     return value
 
 

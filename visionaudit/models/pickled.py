@@ -266,6 +266,7 @@ def _not_importable(src: Path, e: _NotImportable, imports: list[str]) -> str:
                 f"script first: from its folder, python -m visionaudit convert-checkpoint {src} DST --trust-pickle "
                 "--import SCRIPT (its module name: train for train.py; importing it runs its top-level code, so its "
                 "training must sit under if __name__ == '__main__':)" + resave)
-    missing = f"no module {e.error.name or e.module}" if isinstance(e.error, ModuleNotFoundError) else f"{e.module} has no {e.name}"
+    missing = f"no module {e.error.name or e.module}" if isinstance(e.error,
+                                                                    ModuleNotFoundError) else f"{e.module} has no {e.name}"
     return (f"{head} ({missing}): run the conversion where the training code is importable (from its "
             f"folder, or with it on PYTHONPATH), or name a module to import first with --import MODULE" + resave)

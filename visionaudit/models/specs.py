@@ -102,7 +102,8 @@ def _torchvision_names() -> list[str]:
 def _forms() -> str:
     return (
         "Accepted forms: efficientnet_lite0|1|2, torchvision:NAME[:WEIGHTS|DEFAULT|none], "
-        "timm:NAME[.TAG][:CHECKPOINT|none], hf:FOLDER, hf:ORG/NAME[@REVISION], FILE.pt (TorchScript), FILE.pth|FILE.safetensors with --arch, "
+        "timm:NAME[.TAG][:CHECKPOINT|none], hf:FOLDER, hf:ORG/NAME[@REVISION], FILE.pt (TorchScript), "
+        "FILE.pth|FILE.safetensors with --arch, "
         "FILE.onnx, package.module:factory"
     )
 
@@ -197,7 +198,8 @@ def _parse_form(spec: str, arch: str | None) -> ModelSpec:
     if body.startswith("torchvision:"):
         parts = body.split(":")
         if len(parts) not in (2, 3) or not parts[1]:
-            raise SpecError(f"--model {raw}: write torchvision:NAME or torchvision:NAME:WEIGHTS (WEIGHTS: an enum name, DEFAULT or none)")
+            raise SpecError(f"--model {raw}: write torchvision:NAME or torchvision:NAME:WEIGHTS (WEIGHTS: an enum name, "
+                            "DEFAULT or none)")
         name, weights = parts[1], parts[2] if len(parts) == 3 and parts[2] else "DEFAULT"
         if name not in _torchvision_names():
             near = closest(name, _torchvision_names())
@@ -206,7 +208,8 @@ def _parse_form(spec: str, arch: str | None) -> ModelSpec:
         weights = "none" if weights.lower() == "none" else weights.upper()
         _check_weights(raw, name, weights)
         base = f"torchvision:{name}" + ("" if weights == "DEFAULT" else f":{weights}")
-        return ModelSpec(raw, "torchvision", base + ("?" + _query(options) if options else ""), name=name, weights=weights, options=options)
+        return ModelSpec(raw, "torchvision", base + ("?" + _query(options) if options else ""), name=name, weights=weights,
+                         options=options)
     if body.startswith("timm:"):
         tname, _, ckpt = body.split(":", 1)[1].partition(":")
         if not tname:
@@ -232,7 +235,8 @@ def _parse_form(spec: str, arch: str | None) -> ModelSpec:
                     options[key] = canonical_spec(options[key])
                 except VisionAuditError as e:  # the fix is in ?arch= / ?reference=, not in the spec it names
                     raise SpecError(f"--model {raw}: its ?{key}={options[key]} is refused: {e}") from None
-        return ModelSpec(raw, "file", os.path.normpath(body) + ("?" + _query(options) if options else ""), path=path, options=options)
+        return ModelSpec(raw, "file", os.path.normpath(body) + ("?" + _query(options) if options else ""), path=path,
+                         options=options)
     if _FACTORY.match(body):
         return ModelSpec(raw, "factory", body + ("?" + _query(options) if options else ""), name=body, options=options)
     raise _unknown(raw, body)
@@ -242,7 +246,8 @@ def _parse_hf(raw: str, target: str, options: dict[str, str]) -> ModelSpec:
     """``hf:PATH`` or ``hf:ORG/NAME[@REVISION]``, told apart as transformers does: a folder that exists is a folder."""
     query = "?" + _query(options) if options else ""
     if not target:
-        raise SpecError(f"--model {raw}: write hf:FOLDER (a save_pretrained folder) or hf:ORG/NAME[@REVISION] (from the Hugging Face cache)")
+        raise SpecError(f"--model {raw}: write hf:FOLDER (a save_pretrained folder) or hf:ORG/NAME[@REVISION] (from the "
+                        "Hugging Face cache)")
     repo, _, revision = target.partition("@")
     local = target.startswith(("/", ".", "~")) or os.path.isdir(os.path.expanduser(target)) or not REPO_ID.match(repo)
     if local:

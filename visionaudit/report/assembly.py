@@ -305,7 +305,8 @@ def software_versions(root: Path | None = None) -> dict[str, Any]:
     commit = None
     if root is not None:
         try:
-            commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5).stdout.strip() or None
+            commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                                    timeout=5).stdout.strip() or None
         except (OSError, subprocess.SubprocessError):
             pass
     return {

@@ -24,7 +24,7 @@ from visionaudit.families.baseline.pairing import differences, model_pairs
 from visionaudit.families.baseline.statistics import VERDICTS, Result
 from visionaudit.families.records import control_models
 from visionaudit.files import to_jsonable
-from visionaudit.formatting import fmt
+from visionaudit.formatting import first_few, fmt
 from visionaudit.report.assembly import unselected_models
 
 
@@ -119,7 +119,8 @@ def comparison_verdict(comparison: dict[str, Any]) -> tuple[str, str | None]:
 
 
 def regressions(comparison: dict[str, Any]) -> list[str]:
-    return [f"{m}: {name}" for m, per in comparison["models"].items() for name, r in per["results"].items() if r.verdict == "regression"]
+    return [f"{m}: {name}" for m, per in comparison["models"].items()
+            for name, r in per["results"].items() if r.verdict == "regression"]
 
 
 def _row(r: Result) -> list[str]:
@@ -134,7 +135,8 @@ def _row(r: Result) -> list[str]:
     if r.per_class is not None:  # its numbers are one class's: name it, and the classes significantly worse
         worse = r.per_class.get("worse") or []
         said += f"; numbers of class {r.per_class.get('shown')}" + (
-            "; significantly worse: " + ", ".join(f"{w['class']} {fmt(w['baseline'])} -> {fmt(w['candidate'])}" for w in worse[:10])
+            "; significantly worse: " + first_few([f"{w['class']} {fmt(w['baseline'])} -> {fmt(w['candidate'])}" for w in worse],
+                                                  10, ", ")
             if worse else "")
     ec = r.error_consistency
     kappa = kappa_text(ec).removeprefix("kappa ") if ec else "-"
@@ -152,12 +154,16 @@ ORDER = {name: i for i, name in enumerate(ALL_COMPARED)}  # the fixed comparison
 def render(comparison: dict[str, Any], form: str = "table") -> str:
     if form == "json":  # non-finite numbers become null, as in the report
         return json.dumps(to_jsonable({**comparison, "models": {m: {"baseline_model": per["baseline_model"],
-                                                                      "results": {k: r.to_dict() for k, r in per["results"].items()}}
-                                                                  for m, per in comparison["models"].items()}}), indent=2, allow_nan=False)
+                                                                      "results": {k: r.to_dict()
+                                                                                  for k, r in per["results"].items()}}
+                                                                  for m, per in comparison["models"].items()}}), indent=2,
+                                                                  allow_nan=False)
     lines = []
     for model, per in comparison["models"].items():
-        rows = [_row(r) for r in sorted(per["results"].values(), key=lambda r: (VERDICTS.index(r.verdict), ORDER.get(r.name, len(ORDER))))]
-        title = f"{model} vs {per['baseline_model']}" + ("" if comparison["paired"] else " (UNPAIRED: " + "; ".join(comparison["problems"]) + ")")
+        rows = [_row(r) for r in sorted(per["results"].values(),
+                                        key=lambda r: (VERDICTS.index(r.verdict), ORDER.get(r.name, len(ORDER))))]
+        title = f"{model} vs {per['baseline_model']}" + ("" if comparison["paired"] else " (UNPAIRED: "
+                                                         + "; ".join(comparison["problems"]) + ")")
         if form == "markdown":
             lines += [f"### {title}", "", "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
             lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows] + [""]
@@ -166,7 +172,8 @@ def render(comparison: dict[str, Any], form: str = "table") -> str:
             lines += [title, "  ".join(h.ljust(w) for h, w in zip(HEADER, widths)) + "  " + HEADER[-1]]
             lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[-1] for row in rows] + [""]
     if comparison.get("accepted"):
-        lines.append(f"the old report has verdict {comparison.get('baseline_verdict')}, not pass; accepted (--accept-incomplete-baseline)")
+        lines.append(f"the old report has verdict {comparison.get('baseline_verdict')}, not pass; accepted "
+                     "(--accept-incomplete-baseline)")
     if comparison.get("new_verdict") is not None:  # not compare's verdict: a CI reader must not take one for the other
         lines.append(f"NEW's own verdict: {comparison['new_verdict']}"
                      + ("" if comparison["new_verdict"] == "pass" else " (its own gates; this comparison does not judge them)"))

@@ -61,7 +61,8 @@ def read_journal(path: str | Path) -> list[dict[str, Any]]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
-        raise DataError(f"journal {path} does not exist; it is written beside the --audit-json report while a run goes on") from None
+        raise DataError(f"journal {path} does not exist; it is written beside the --audit-json report "
+                        "while a run goes on") from None
     events = []
     for number, line in enumerate(lines, start=1):
         try:

@@ -68,7 +68,8 @@ def check_parts(parts: Sequence[dict[str, Any]], names: Sequence[str]) -> list[i
     shards = [_shard_of(p, n) for p, n in zip(parts, names)]
     counts = {c for _, c in shards}
     if len(counts) > 1:
-        problems.append("the parts split the images differently: " + ", ".join(f"{n} is shard {i}/{c}" for n, (i, c) in zip(names, shards)))
+        problems.append("the parts split the images differently: " + ", ".join(f"{n} is shard {i}/{c}"
+                                                                               for n, (i, c) in zip(names, shards)))
     else:
         count = counts.pop()
         seen: dict[int, str] = {}
@@ -80,7 +81,8 @@ def check_parts(parts: Sequence[dict[str, Any]], names: Sequence[str]) -> list[i
         if missing:
             problems.append(f"shard(s) {', '.join(f'{i}/{count}' for i in missing)} missing: run them and pass their reports too")
     first, first_name = parts[0], names[0]
-    for key, what in (("seed", "seed (--audit-seed)"), ("samples", "subset (--audit-samples)"), ("images", "labelled images (--audit-images)")):
+    for key, what in (("seed", "seed (--audit-seed)"), ("samples", "subset (--audit-samples)"),
+                      ("images", "labelled images (--audit-images)")):
         values = {n: (p.get("run") or {}).get(key) for p, n in zip(parts, names)}
         if len({repr(v) for v in values.values()}) > 1:
             problems.append(f"{what} differs: " + ", ".join(f"{n}: {v}" for n, v in values.items()))
@@ -241,7 +243,8 @@ def _with_not_honoured(first: Any, contexts: Sequence[Any], names: Sequence[str]
 def _differences(a: Any, b: Any, path: str = "") -> list[str]:
     """Where two values differ, as dotted keys (the values themselves where short)."""
     if isinstance(a, dict) and isinstance(b, dict):
-        return [d for k in sorted(set(a) | set(b), key=str) for d in _differences(a.get(k), b.get(k), f"{path}.{k}" if path else str(k))]
+        return [d for k in sorted(set(a) | set(b), key=str) for d in _differences(a.get(k), b.get(k),
+                                                                                  f"{path}.{k}" if path else str(k))]
     if a == b:
         return []
     shown = f"{a!r} vs {b!r}"

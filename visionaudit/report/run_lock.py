@@ -99,4 +99,5 @@ def acquire(report_path: str | Path, command: str = "") -> RunLock:
                                "command": command or " ".join(sys.argv)}) + "\n")
         file.flush()
         return RunLock(path, file)
-    raise ReportInUse(f"the lock {path} of the report {report_path} keeps changing hands; give this run another --audit-json path")
+    raise ReportInUse(f"the lock {path} of the report {report_path} keeps changing hands; give this run another "
+                      "--audit-json path")

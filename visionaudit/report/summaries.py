@@ -113,7 +113,8 @@ def incomplete_lines(report: dict[str, Any]) -> list[str]:
     if inc.get("stopped_by"):
         lines.append(f"stopped after {inc['stopped_by']['test']} failed: {inc['stopped_by']['reason']}")
     if inc["not_run"]:
-        lines.append(f"not run: {len(inc['not_run'])} test(s)" + (" (the run stopped)" if inc["interrupted"] or inc.get("stopped_by") else ""))
+        lines.append(f"not run: {len(inc['not_run'])} "
+                     "test(s)" + (" (the run stopped)" if inc["interrupted"] or inc.get("stopped_by") else ""))
     return lines
 
 

@@ -28,7 +28,8 @@ RECORDING = ("test_clean_top1 or test_transform or test_weight_shares or test_sh
 
 
 def compare_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "visionaudit", "compare", *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "visionaudit", "compare", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
 
 
 @pytest.fixture(scope="session")
@@ -99,7 +100,8 @@ def test_a_model_against_its_own_report_changes_nothing(tiny_baseline, shared_da
 
 def test_a_planted_change_is_a_regression_named_with_its_numbers(tiny_baseline, shared_data, tmp_path):
     """Red first-layer weights x10 (tiny_models.red_dominant): the channel shares move far beyond tolerance."""
-    proc, data = audit(tmp_path, shared_data, "red", "-m", "baseline", "--audit-samples", "60", f"--audit-baseline={tiny_baseline}",
+    proc, data = audit(tmp_path, shared_data, "red", "-m", "baseline", "--audit-samples", "60",
+                       f"--audit-baseline={tiny_baseline}",
                        "--audit-baseline-as", TINY, model="tests.tiny_models:red_dominant")
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     shares = baseline_entries(data)["channel_shares"]
@@ -123,12 +125,14 @@ def test_an_unpairable_baseline_is_refused_naming_what_differs(tiny_baseline, sh
                        f"--audit-baseline={tiny_baseline}")
     assert proc.returncode == pytest.ExitCode.USAGE_ERROR
     assert "cannot be compared image by image" in proc.stderr
-    assert "subset: the baseline scored a subset of 60 images per set (--audit-samples 60), this run a subset of 50" in proc.stderr
+    assert ("subset: the baseline scored a subset of 60 images per set (--audit-samples 60), this "
+            "run a subset of 50") in proc.stderr
     assert "seed: the baseline ran with seed 0, this run with 3 (--audit-seed)" in proc.stderr
     assert data["verdict"] == "incomplete" and "--audit-samples 60" in data["error"]
 
     proc, data = audit(tmp_path, shared_data, "unpaired", "-m", "baseline", "--audit-samples", "50",
-                       f"--audit-baseline={tiny_baseline}", "--audit-baseline-unpaired", "-k", "edges_accuracy", "-n", "2", ACCEPT)
+                       f"--audit-baseline={tiny_baseline}", "--audit-baseline-unpaired", "-k", "edges_accuracy", "-n", "2",
+                       ACCEPT)
     # edges_accuracy, not clean_top1: the tiny model gets no labelled image right, and 0 against 0 is not judged (stop-33 review;
     # tests/families/baseline/test_nothing_right.py, unpaired too); on the edge stimuli it gets a few right.
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -185,7 +189,8 @@ def test_lite0_gate_catches_the_wrong_normalization_and_lets_a_few_flips_pass(sh
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     gate = ["-m", "baseline", "-k", "clean_top1", *args, f"--audit-baseline={tmp_path / 'lite0.json'}",
             "--audit-baseline-as", "efficientnet_lite0"]
-    proc, data = audit(tmp_path, shared_data, "wrong", *gate, model="efficientnet_lite0?mean=0.485,0.456,0.406&std=0.229,0.224,0.225")
+    proc, data = audit(tmp_path, shared_data, "wrong", *gate,
+                       model="efficientnet_lite0?mean=0.485,0.456,0.406&std=0.229,0.224,0.225")
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     clean = baseline_entries(data)["clean_top1"]
     m = clean["metrics"]
@@ -228,9 +233,11 @@ def test_a_pass_is_never_on_nothing(shared_data, tmp_path):
     assert kept["outcome"] == "not_judged" and "32 labelled images; this gate needs at least 50" in kept["message"]
     # The terminal says why (stop-33 review, defect 6): under the table, and at the end of the verdict line.
     why = "32 labelled images; this gate needs at least 50 (min_images in audit.toml)"
-    assert re.search(r"\nefficientnet_lite0 +accuracy +clean_top1=\S+ +\S.*min_top1=0.85 +NOT JUDGED +1 not judged *\n", proc.stdout), proc.stdout
+    assert re.search(r"\nefficientnet_lite0 +accuracy +clean_top1=\S+ +\S.*min_top1=0.85 +NOT JUDGED +1 not judged *\n",
+                     proc.stdout), proc.stdout
     assert f"\naccuracy, efficientnet_lite0: not judged (1 test): {why}\n" in proc.stdout
-    assert data["verdict_reason"] == f"efficientnet_lite0: none of its 1 test(s) judged anything (1 not judged; first: not judged: {why})"
+    assert data["verdict_reason"] == ("efficientnet_lite0: none of its 1 test(s) judged anything (1 not judged; first: "
+                                      f"not judged: {why})")
     assert f"verdict: INCOMPLETE (1 not judged); not a pass: {data['verdict_reason']}" in proc.stdout
     # The same 32 images judged (min_images 10): the not_judged gate measured exactly what the judged one did.
     config = tmp_path / "ten.toml"
@@ -270,7 +277,8 @@ def test_a_pass_is_never_on_nothing(shared_data, tmp_path):
     # compare: the same rule.
     old_small, old_shares = str(tmp_path / "small.json"), str(tmp_path / "shares.json")
     refused = compare_cli(old_small, old_small)
-    assert refused.returncode == 1 and "INCOMPLETE: 0 regression(s); not a pass: the old report has verdict incomplete" in refused.stdout
+    assert refused.returncode == 1 and ("INCOMPLETE: 0 regression(s); not a pass: the old report has "
+                                        "verdict incomplete") in refused.stdout
     accepted = compare_cli(old_small, old_small, "--accept-incomplete-baseline")
     assert accepted.returncode == 0 and accepted.stdout.splitlines()[-1] == "PASS: 0 regression(s)", accepted.stdout
     nothing = compare_cli(old_shares, old_small)

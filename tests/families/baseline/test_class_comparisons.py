@@ -180,7 +180,8 @@ def test_per_class_mcnemar_holm_and_the_classes_named():
     assert r.verdict == "regression" and r.per_class["shown"] == "cat"
     (cat,) = r.per_class["worse"]
     assert cat["class"] == "cat" and cat["discordant"] == [15, 0] and cat["delta"] == pytest.approx(-15 / 40)
-    assert cat["p_value"] == pytest.approx(raw["cat"]) and cat["p_value_holm"] == pytest.approx(max(by_classes["cat"], model["per_class_accuracy"]))
+    assert (cat["p_value"] == pytest.approx(raw["cat"])
+            and cat["p_value_holm"] == pytest.approx(max(by_classes["cat"], model["per_class_accuracy"])))
     assert (r.baseline, r.candidate, r.delta) == (1.0, 25 / 40, pytest.approx(-15 / 40))
     assert r.per_class["better"] == []  # ship's 6 wins: Holm p 2 x 2^-5 = 0.0625, not below 0.05
     # Alpha spent once: a class's p is its Holm p over the classes times the comparison's Holm factor (its step
@@ -197,8 +198,10 @@ def test_per_class_mcnemar_holm_and_the_classes_named():
     assert "1 classes not compared (fewer than 10 paired images)" in r.reason
     # The gate's failure message names the class.
     record = AuditRecord("baseline", "new")
-    with pytest.raises(AssertionError, match=r"new vs old, per_class_accuracy: regression, 1 of 3 classes .*cat 1\.000 -> 0\.625"):
-        assess_comparison(record, BaselineComparison(r, "old", True), DEFAULTS, {"model": "new", "comparison": "per_class_accuracy"})
+    with pytest.raises(AssertionError,
+                       match=r"new vs old, per_class_accuracy: regression, 1 of 3 classes .*cat 1\.000 -> 0\.625"):
+        assess_comparison(record, BaselineComparison(r, "old", True), DEFAULTS,
+                          {"model": "new", "comparison": "per_class_accuracy"})
     assert record.metrics["per_class"]["worse"][0]["class"] == "cat"
 
 
@@ -208,7 +211,8 @@ def test_per_class_warning_within_tolerance_and_unchanged_on_identical_outcomes(
     r = compare_model(_side("o", ids, classes, old), _side("n", ids, classes, new), settings_from(loose))["per_class_accuracy"]
     assert r.verdict == "warning" and "1 of 3 classes compared significantly worse within the tolerance 0.5: cat" in r.reason
     with pytest.warns(BaselineWarning, match="cat 1.000 -> 0.625"):
-        assess_comparison(AuditRecord("baseline", "n"), BaselineComparison(r, "o", True), loose, {"model": "n", "comparison": "c"})
+        assess_comparison(AuditRecord("baseline", "n"), BaselineComparison(r, "o", True), loose,
+                          {"model": "n", "comparison": "c"})
     same = compare_model(_side("o", ids, classes, old), _side("n", ids, classes, old), settings_from(DEFAULTS))
     assert {k: same[k].verdict for k in ("clean_top1", "balanced_accuracy", "per_class_accuracy")} == dict.fromkeys(
         ("clean_top1", "balanced_accuracy", "per_class_accuracy"), "unchanged")
@@ -222,10 +226,12 @@ def test_too_few_images_per_class_is_said_with_the_count():
     results = compare_model(_side("o", ids, classes, bits), _side("n", ids, classes, bits), settings_from(DEFAULTS))
     r = results["per_class_accuracy"]
     assert r.verdict == "not_compared" and r.missing_side == "setup"
-    assert r.reason.startswith("no class has 10 paired images or more (min_class_images): 60 classes not compared, class0 (n01440764) (1)")
+    assert r.reason.startswith("no class has 10 paired images or more (min_class_images): 60 classes not compared, class0 "
+                               "(n01440764) (1)")
     assert results["balanced_accuracy"].verdict == "unchanged"  # balanced accuracy needs no class size
     with pytest.raises(NotApplicable, match="60 classes not compared"):
-        assess_comparison(AuditRecord("baseline", "n"), BaselineComparison(r, "o", True), DEFAULTS, {"model": "n", "comparison": "c"})
+        assess_comparison(AuditRecord("baseline", "n"), BaselineComparison(r, "o", True), DEFAULTS,
+                          {"model": "n", "comparison": "c"})
 
 
 def _accuracy_report(classes_of_model, labels, correct, schema=5):
@@ -268,7 +274,8 @@ def test_a_report_gives_each_images_class_by_name_and_an_old_one_says_it_has_non
     other = _accuracy_report(["airplane", "car", "bird"], labels, [1, 0, 1, 1, 1, 0])
     other["samples"] = report["samples"]
     r = compare_model(outcomes_from_report(other, "m"), read, six)["balanced_accuracy"]
-    assert r.verdict == "not_compared" and "other classes (e.g. automobile/3.jpg: 'car' in the baseline, 'automobile' here)" in r.reason
+    assert r.verdict == "not_compared" and ("other classes (e.g. automobile/3.jpg: 'car' in the baseline, "
+                                            "'automobile' here)") in r.reason
 
 
 def test_unpaired_reports_do_not_compare_classes():
@@ -334,7 +341,8 @@ def test_labels_round_trip_in_two_or_four_bytes():
     assert small["encoding"] == "uint16" and base64.b64decode(small["data"]) == bytes([0, 0, 7, 0, 0x52, 0x55, 3, 0])
     assert decode_labels(small).tolist() == [0, 7, 21842, 3]
     big = encode_labels([70000, 1])
-    assert big["encoding"] == "uint32" and base64.b64decode(big["data"]) == (70000).to_bytes(4, "little") + (1).to_bytes(4, "little")
+    assert (big["encoding"] == "uint32"
+            and base64.b64decode(big["data"]) == (70000).to_bytes(4, "little") + (1).to_bytes(4, "little"))
     assert decode_labels(big).tolist() == [70000, 1]
     with pytest.raises(DataError, match="per-image classes: 4 bytes of 'uint32' for 2 images"):
         decode_labels({**small, "encoding": "uint32", "n": 2, "data": base64.b64encode(b"\0" * 4).decode()})

@@ -1,7 +1,8 @@
 """The corruption family and error consistency in the baseline gate, end to end on lite0 (issue 26's Show): lite0
 against its own report changes nothing (kappa 1); lite0 fed ImageNet's mean/std instead of its own 127/128 is
 compared condition by condition, on the mCE and on kappa, each number checked against an independent computation
-from the two reports' per-image bits. Lean: 100 images, 2 corruptions x 2 severities, two runs in all, shared with tests/html/test_real_page.py."""
+from the two reports' per-image bits. Lean: 100 images, 2 corruptions x 2 severities, two runs in all, shared with
+tests/html/test_real_page.py."""
 
 from __future__ import annotations
 
@@ -108,7 +109,8 @@ def test_lite0_against_imagenet_normalization_corruptions_mce_and_kappa(runs):
     # On these 100 images clean top-1 barely moves (0.86 -> 0.85 measured: not a regression); the corruptions catch it:
     # the mCE rises significantly (38.7 -> 53.3 measured) and so does the error under gaussian noise.
     assert clean["verdict"] != "regression" and abs(clean["delta"]) <= 0.03, clean
-    assert gate["mce"]["outcome"] == "failed" and mce["verdict"] == "regression" and mce["ci"][0] > 0 and mce["p_value_holm"] < 0.05
+    assert (gate["mce"]["outcome"] == "failed" and mce["verdict"] == "regression" and mce["ci"][0] > 0
+            and mce["p_value_holm"] < 0.05)
     regressed = [k for k, e in gate.items() if k.startswith("corruption_") and e["metrics"]["verdict"] == "regression"]
     assert regressed and all(gate[k]["outcome"] == "failed" and "regression" in gate[k]["message"] for k in regressed)
     assert "error consistency: lowest judged kappa" in stdout and "  mce: " in stdout and cand["verdict"] == "fail"

@@ -180,8 +180,10 @@ def test_holm_over_one_models_comparisons():
 
 
 def test_channel_shares_by_tolerance_alone():
-    moved = vector_change(Result("channel_shares", "shares", None, tolerance=Tolerance(0.005)), [0.3, 0.4, 0.3], [0.29, 0.42, 0.29])
-    still = vector_change(Result("channel_shares", "shares", None, tolerance=Tolerance(0.005)), [0.3, 0.4, 0.3], [0.301, 0.398, 0.301])
+    moved = vector_change(Result("channel_shares", "shares", None, tolerance=Tolerance(0.005)), [0.3, 0.4, 0.3],
+                          [0.29, 0.42, 0.29])
+    still = vector_change(Result("channel_shares", "shares", None, tolerance=Tolerance(0.005)), [0.3, 0.4, 0.3],
+                          [0.301, 0.398, 0.301])
     judge({"a": moved, "b": still}, 0.05)
     assert moved.verdict == "regression" and still.verdict == "unchanged" and moved.p_value_holm is None
 
@@ -216,7 +218,8 @@ def test_stimuli_scored_another_way_are_not_compared_but_the_rest_is():
 
 def test_not_a_number_is_never_a_verdict():
     empty = unpaired_change(result(), (0, 0), (5, 10))  # no images on the baseline's side
-    shares = vector_change(Result("channel_shares", "shares", None, tolerance=Tolerance(0.005)), [0.3, None, 0.3], [0.3, 0.4, 0.3])
+    shares = vector_change(Result("channel_shares", "shares", None, tolerance=Tolerance(0.005)), [0.3, None, 0.3],
+                           [0.3, 0.4, 0.3])
     judge({"a": empty, "b": shares}, 0.05)
     assert (empty.verdict, shares.verdict) == ("not_compared", "not_compared")
     assert "not a finite number" in empty.reason and Tolerance(0.01).exceeded_by(math.nan, 0.5) is False
@@ -271,7 +274,8 @@ def test_pairable_reports_have_no_differences():
 def test_every_difference_is_named():
     run = {"labelled": SampleSet("labelled", "s", tuple(IDS[:-1] + ["extra.JPEG"]), "f2", None, 0)}
     problems = differences(_report(), run, 0, None)
-    assert problems == [f"labelled images differ (data fingerprint f1 vs f2): 1 only in the baseline, 1 only in this run (e.g. {IDS[-1]})"]
+    assert problems == ["labelled images differ (data fingerprint f1 vs f2): 1 only in the baseline, 1 only in this run "
+                        f"(e.g. {IDS[-1]})"]
     assert "the same 200 sample ids, but files with other contents" in differences(
         _report(), {"labelled": SampleSet("labelled", "s", tuple(IDS), "f2", None, 0)}, 0, None)[0]
     assert differences(_report(seed=1), run, 0, None)[0].startswith("seed: the baseline ran with seed 1, this run with 0")
@@ -286,7 +290,8 @@ def test_model_pairs():
     assert model_pairs(["m"], report) == {"m": "m"}
     assert model_pairs(["new"], report, baseline_as="m") == {"new": "m"}
     assert model_pairs(["new"], report, pairs={"new": "m"}) == {"new": "m"}
-    with pytest.raises(DataError, match=r"new: the baseline has no model new\. The baseline holds m: pair with --audit-baseline-as"):
+    with pytest.raises(DataError,
+                       match=r"new: the baseline has no model new\. The baseline holds m: pair with --audit-baseline-as"):
         model_pairs(["new"], report)
     with pytest.raises(DataError, match="--audit-baseline-as pairs one model, and this run has 2"):
         model_pairs(["a", "b"], report, baseline_as="m")

@@ -142,7 +142,8 @@ def test_the_run_follows_the_switch_and_records_what_it_could_not_do():
     assert (run("cpu", ahead=4).ahead, run("cpu", ahead="auto").ahead, run("cpu").ahead) == (4, 1, 1)
     assert run("cpu", ahead=4).not_honoured == {} and run("cuda", ahead=4).ahead == 4
     on_mps = run("mps", ahead=2)
-    assert on_mps.ahead == 0 and on_mps.not_honoured["batches_ahead"].startswith("batches_ahead = 2 is set but the model runs on mps")
+    assert on_mps.ahead == 0 and on_mps.not_honoured["batches_ahead"].startswith("batches_ahead = 2 is set but the "
+                                                                                 "model runs on mps")
     nvjpeg = run("cuda", ahead=2, jpeg_on_device=True)
     assert nvjpeg.codec == "nvjpeg" and nvjpeg.ahead == 0 and "nvJPEG" in nvjpeg.not_honoured["batches_ahead"]
     assert "jpeg_on_device" not in nvjpeg.not_honoured  # asked and done

@@ -77,7 +77,8 @@ def replayed(name: str, severity: int, draws_from: int | None = None) -> torch.T
         return fn(x, z, severity)
     if name == "shot_noise":  # np.random.poisson(x * c)
         c = noise.SHOT[severity - 1]
-        return noise.apply_shot_noise(torch.stack([_hwc(r.poisson(img / 255.0 * c)) for r, img in zip(rss, INPUTS)]).double(), severity)
+        return noise.apply_shot_noise(torch.stack([_hwc(r.poisson(img / 255.0 * c)) for r, img in zip(rss, INPUTS)]).double(),
+                                      severity)
     if name == "impulse_noise":  # skimage: rng.random(shape) <= amount, then rng.random(shape) <= 0.5
         gens = [np.random.default_rng(SUMMARY[f"{name}/{ds}/{k}"]["seed"]) for k in range(2)]
         u = [(_hwc(g.random((224, 224, 3))), _hwc(g.random((224, 224, 3)))) for g in gens]
@@ -169,7 +170,8 @@ def test_own_noise_draws_match_the_reference_in_distribution(name):
     for severity in SEVERITIES:
         for ours, theirs in zip(own(name, severity), reference_summary(name, severity)):
             rel = abs(ours["mean_abs_diff"] / theirs["mean_abs_diff"] - 1)
-            assert rel < NOISE_TOLERANCE, f"{name} {severity}: mean |change| {ours['mean_abs_diff']:.3f} vs {theirs['mean_abs_diff']:.3f}"
+            assert rel < NOISE_TOLERANCE, (f"{name} {severity}: mean |change| {ours['mean_abs_diff']:.3f} vs "
+                                           f"{theirs['mean_abs_diff']:.3f}")
         if severity < 5:  # and the tolerance tells severities apart
             for ours, theirs in zip(own(name, severity + 1), reference_summary(name, severity)):
                 assert abs(ours["mean_abs_diff"] / theirs["mean_abs_diff"] - 1) > NOISE_TOLERANCE
@@ -206,7 +208,8 @@ def test_own_glass_blur_draws_match_the_reference_spectrum():
 
 def _images(n: int = 4, size: int = 64) -> torch.Tensor:
     """Small distinct real images (crops of the inputs): the seeding tests need no 224 pixels."""
-    return torch.from_numpy(np.stack([INPUTS[k % 2][16 * k:16 * k + size, 16 * k:16 * k + size] for k in range(n)])).permute(0, 3, 1, 2).contiguous()
+    return torch.from_numpy(np.stack([INPUTS[k % 2][16 * k:16 * k + size,
+                                                    16 * k:16 * k + size] for k in range(n)])).permute(0, 3, 1, 2).contiguous()
 
 
 RANDOM = ["gaussian_noise", "shot_noise", "impulse_noise", "glass_blur", "motion_blur", "snow", "frost",

@@ -39,7 +39,8 @@ def test_the_summary_says_its_value_is_not_the_gated_one_after_a_hole(imagenet):
     error = {k: 1 - v.mean() for k, v in bits.items()}
     key = "mce" if imagenet else "mean_error"
     # By hand (AlexNet's published errors: imagenet_c.ALEXNET_ERRORS): the summary over contrast alone, the gate over both.
-    ce = {c: 100 * sum(error[(c, s)] for s in (1, 3)) / sum(ALEXNET_ERRORS[c][s - 1] for s in (1, 3)) for c in ("fog", "contrast")}
+    ce = {c: 100 * sum(error[(c, s)] for s in (1,
+                                               3)) / sum(ALEXNET_ERRORS[c][s - 1] for s in (1, 3)) for c in ("fog", "contrast")}
     summary_value = ce["contrast"] if imagenet else (error[("contrast", 1)] + error[("contrast", 3)]) / 2
     gated_value = (ce["fog"] + ce["contrast"]) / 2 if imagenet else float(np.mean(list(error.values())))
     assert "summary_scope" not in whole["aggregates"]["corruption"]["models"]["m"]  # no hole: one value, nothing to say

@@ -155,7 +155,8 @@ def test_the_published_references_are_the_texture_vs_shape_readmes_and_the_readm
 
     from visionaudit.families.shape_bias import REFERENCES, _summary_lines
 
-    readme = {"AlexNet": 0.253, "torchvision ResNet-50": 0.2139, "VGG-16": 0.092, "ResNet-50 trained on Stylized-ImageNet": 0.8137}
+    readme = {"AlexNet": 0.253, "torchvision ResNet-50": 0.2139, "VGG-16": 0.092,
+              "ResNet-50 trained on Stylized-ImageNet": 0.8137}
     assert {k: REFERENCES[k] for k in readme} == {k: round(v, 3) for k, v in readme.items()}
     line = _summary_lines({"audits": [{"audit": "shape_bias", "model": "a", "metrics": {"shape_bias": 0.3}}]})[0]
     assert "texture-vs-shape README, torchvision models" in line and "torchvision ResNet-50 21.4%" in line

@@ -113,13 +113,15 @@ def test_observers_kappas_are_model_vs_humans_on_their_csvs(shared_data):
         assert got["observed"] == pytest.approx(ref["observed-consistency"], abs=1e-12)
         assert got["expected"] == pytest.approx(ref["expected-consistency"], abs=1e-12)
         assert got["kappa"] == pytest.approx(ref["error-consistency"], abs=1e-12)
-    pairs = {f"{a} / {b}": mvh_analysis(rows[a], rows[b])["error-consistency"] for a, b in combinations(sorted(others["subjects"]), 2)}
+    pairs = {f"{a} / {b}": mvh_analysis(rows[a], rows[b])["error-consistency"]
+             for a, b in combinations(sorted(others["subjects"]), 2)}
     assert found["observers_pairwise"] == pytest.approx(pairs, abs=1e-12) and len(pairs) == 28
     assert found["observers_mean"] == pytest.approx(sum(pairs.values()) / 28)
     # model-vs-human's humans' value: the mean over observers of each one's mean kappa with the others
     per_human = [sum(v for k, v in pairs.items() if h in k.split(" / ")) / 7 for h in others["subjects"]]
     assert found["observers_mean"] == pytest.approx(sum(per_human) / len(per_human))
-    assert found["mean"] == pytest.approx(sum(mvh_analysis(rows[model], rows[s])["error-consistency"] for s in others["subjects"]) / 8)
+    assert found["mean"] == pytest.approx(sum(mvh_analysis(rows[model],
+                                                           rows[s])["error-consistency"] for s in others["subjects"]) / 8)
     assert found["detail"]["n_trials"] == 1280 and found["detail"]["observers_missing"] == ["subject-01"]
 
 

@@ -135,14 +135,16 @@ def test_no_responses_count_as_neither_and_unknown_labels_are_refused(tmp_path):
     assert (r.shape_hits, r.texture_hits, r.n_conflict, r.n_no_response) == (1, 1, 4, 2)
     assert r.neither_fraction == 0.5
     write_csv(path, [("airplane", "airplane1-bicycle2.png"), ("aeroplane", "airplane2-bicycle1.png")])
-    with pytest.raises(DataError, match=r"d.csv:3: unknown response 'aeroplane'; allowed: airplane, bear, .*or na / NaN for no response"):
+    with pytest.raises(DataError,
+                       match=r"d.csv:3: unknown response 'aeroplane'; allowed: airplane, bear, .*or na / NaN for no response"):
         shape_bias_from_csv(path)
 
 
 @pytest.mark.parametrize(
     "content, message",
     [
-        (b"subj,session,trial,rt,object_response,category,condition,imagename\ns,1,1,NaN,cat\n", r"x.csv:2: the row has 5 fields where the header has 8"),
+        (b"subj,session,trial,rt,object_response,category,condition,imagename\ns,1,1,NaN,cat\n",
+         r"x.csv:2: the row has 5 fields where the header has 8"),
         (b"object_response,imagename\n\xff\xfecat,cat1-dog2.png\n", r"x.csv is not UTF-8 text"),
         (b"object_response,category,imagename\ncat,dog,cat1-dog2.png\n", r"x.csv:2: category 'dog' is not the shape cue 'cat'"),
     ],
@@ -210,10 +212,12 @@ def test_export_is_model_vs_human_raw_data_and_reads_back_the_same(shared_data, 
     assert tuple(rows[0]) == COLUMNS and len(rows) == 1281
     # ImageFolder order, as model-vs-human's loader: folders sorted, then file names sorted as strings.
     root = shared_data / "cue-conflict"
-    expected = [name for folder in sorted(p.name for p in root.iterdir() if p.is_dir()) for name in sorted(os.listdir(root / folder))]
+    expected = [name for folder in sorted(p.name for p in root.iterdir() if p.is_dir())
+                for name in sorted(os.listdir(root / folder))]
     # model-vs-human's own cue-conflict_resnet50_session-1.csv has trial 5 = airplane10-airplane1.png
     assert [r[7] for r in rows[1:]] == expected and expected[4] == "airplane10-airplane1.png"
-    assert rows[1][:4] == ["efficientnet_lite0-size-240", "1", "1", "NaN"] and [r[2] for r in rows[1:]] == [str(i) for i in range(1, 1281)]
+    assert rows[1][:4] == ["efficientnet_lite0-size-240", "1", "1",
+                           "NaN"] and [r[2] for r in rows[1:]] == [str(i) for i in range(1, 1281)]
     assert all(r[6] == "NaN" and r[5] == r[7].split("-")[0].rstrip("0123456789") for r in rows[1:])
     assert read_decisions(path).shape_bias() == shape_bias(decisions, stimuli.categories, stimuli.textures)
 
@@ -256,7 +260,8 @@ def test_stimulus_geometry_native_by_default_and_model_input_for_models_that_nee
     convnet = load_model("tests.tiny_models:tiny?size=32", "cpu")  # global pooling: takes 224 as well
     native = stimulus_geometry(convnet)
     assert (native.crop_size, native.crop) == (224, False)
-    assert (stimulus_geometry(convnet, "model_input").crop_size, stimulus_geometry(convnet, "model_input").interpolation) == (32, "bilinear")
+    assert (stimulus_geometry(convnet, "model_input").crop_size,
+            stimulus_geometry(convnet, "model_input").interpolation) == (32, "bilinear")
     fixed = load_model("tests.tiny_models:fixed_size?size=32", "cpu")
     with pytest.raises(ModelOutputError, match=r"cannot take the 224x224 stimuli unchanged, as the published protocol feeds them "
                                                r"\(RuntimeError: .*\); .*set stimulus_geometry = \"model_input\" under "

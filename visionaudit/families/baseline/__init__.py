@@ -64,7 +64,7 @@ from visionaudit.families.registry import (
     get_family,
     register_family,
 )
-from visionaudit.formatting import fmt
+from visionaudit.formatting import first_few, fmt
 
 
 class BaselineWarning(UserWarning):
@@ -130,12 +130,14 @@ def outcomes_from_report(report: dict[str, Any], spec: str) -> ModelOutcomes:
                 values = decode(o)
                 ids = samples[o["set"]].ids
                 if len(values) != len(ids):
-                    raise DataError(f"{e['nodeid']}: {len(values)} per-image outcomes for the {len(ids)} sample ids of {o['set']}")
+                    raise DataError(f"{e['nodeid']}: {len(values)} per-image outcomes for the {len(ids)} sample "
+                                    f"ids of {o['set']}")
                 out.add(samples[o["set"]], o["condition"], values)
                 if o.get("labels") and o["condition"] == "clean":
                     out.add_classes(samples[o["set"]], _class_names(e, decode_labels(o["labels"]), len(ids)))
                 if o.get("top1"):  # schema 6 on
-                    out.add_top1(samples[o["set"]], o["condition"], top1_names(report, spec, e, decode_labels(o["top1"]), len(ids)))
+                    out.add_top1(samples[o["set"]], o["condition"],
+                                 top1_names(report, spec, e, decode_labels(o["top1"]), len(ids)))
             if e.get("audit") == "channel_bias" and isinstance(metrics.get("shares"), list):
                 out.shares = metrics["shares"]
             if e.get("audit") == "shape_bias":
@@ -144,7 +146,8 @@ def outcomes_from_report(report: dict[str, Any], spec: str) -> ModelOutcomes:
         out.corruption_summary = corr.report_summary(report, spec)
         out.corruption_protocol = corr.report_protocol(report, spec)
     except (KeyError, TypeError, AttributeError) as e:
-        raise DataError(f"the report's per-image data is incomplete ({type(e).__name__}: {e}); is it a visionaudit report, intact?") from None
+        raise DataError(f"the report's per-image data is incomplete ({type(e).__name__}: {e}); is it a visionaudit "
+                        "report, intact?") from None
     return out
 
 
@@ -175,7 +178,8 @@ def _compare_one(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Setting
         return vector_change(r, old.shares, new.shares)
     a, b = old.outcomes[c.condition], new.outcomes[c.condition]
     if c.kind == "error":  # kernels against a folder, other images or protocol: this run could have measured as the
-        unpaired = corr.not_paired(c.condition, a, b) or corr.protocol_difference(old.corruption_protocol, new.corruption_protocol)
+        unpaired = corr.not_paired(c.condition, a, b) or corr.protocol_difference(old.corruption_protocol,
+                                                                                  new.corruption_protocol)
         if unpaired:  # baseline did, so not judged (the candidate's side), never a pass
             return uc.not_compared(r, unpaired, "candidate")
     if not s.paired and c.kind in CLASS_KINDS:
@@ -221,8 +225,8 @@ def _compare_summary(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Set
         return uc.not_compared(r, f"the baseline's corruption summary is the {old.corruption_summary}, this run's the "
                                    f"{new.corruption_summary}: label spaces of another kind (the mCE is ImageNet-1k's)")
     if c.name != new.corruption_summary:
-        return uc.not_compared(r, f"{new.model}'s corruption summary is compared as {new.corruption_summary} "
-                                   f"({'an ImageNet-1k label space' if new.corruption_summary == 'mce' else 'its own label space: no mCE'})")
+        space = "an ImageNet-1k label space" if new.corruption_summary == "mce" else "its own label space: no mCE"
+        return uc.not_compared(r, f"{new.model}'s corruption summary is compared as {new.corruption_summary} ({space})")
     a, b = corruption_outcomes(old), corruption_outcomes(new)
     keys, said = corr.summary_keys(a, b)
     if not keys:  # said: why (kernels against a folder, or no benchmark condition in common): the candidate's side
@@ -235,7 +239,8 @@ def _compare_summary(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Set
         new_bits = np.stack([b[k].aligned_to(ids) for k in keys]).astype(bool)
     except DataError:
         first = next((k for k in keys if set(a[k].ids) != set(b[k].ids)), keys[0])
-        return uc.not_compared(r, corr.other_images(corr.condition_name(*first), a[first].ids, b[first].ids, b[first].role), "candidate")
+        return uc.not_compared(r, corr.other_images(corr.condition_name(*first), a[first].ids, b[first].ids, b[first].role),
+                               "candidate")
     r.n = len(ids)
     if (why := uc.too_few(c, r.n, s.min_images)) is not None:  # "unchanged" over a handful: a pass on almost nothing
         return uc.not_compared(r, why, "candidate")
@@ -328,7 +333,8 @@ def assess_comparison(record: AuditRecord, measured: BaselineComparison, thresho
     where = f"{context['model']} vs {old_spec}, {context['comparison']}: {fmt(result.baseline)} -> {fmt(result.candidate)}"
     if result.per_class is not None:  # its numbers are one class's: say which (the reason names the others)
         where = f"{context['model']} vs {old_spec}, {context['comparison']}"
-    lost = f"; {result.lost_count} images went from right to wrong (first: {', '.join(result.lost[:5])})" if result.lost_count else ""
+    lost = (f"; {result.lost_count} images went from right to wrong: {first_few(result.lost, 5, ', ', result.lost_count)}"
+            if result.lost_count else "")
     ec = result.error_consistency or {}
     if ec.get("below") and result.verdict == "improvement":  # the errors moved though the metric improved
         warnings.warn(BaselineWarning(f"{where}: errors moved, {kappa_text(ec)} below kappa_warning "

@@ -79,7 +79,8 @@ def pooled_consistency(old: Any, new: Any, resamples: int, seed: int, level: flo
         observed = counts @ agree / (n * k)
         expected = np.mean(q1 * q2 + (1 - q1) * (1 - q2), axis=1)
         ok[start:stop] = expected < 1.0
-        values[start:stop] = np.where(ok[start:stop], (observed - expected) / np.where(ok[start:stop], 1.0 - expected, 1.0), np.nan)
+        values[start:stop] = np.where(ok[start:stop], (observed - expected) / np.where(ok[start:stop], 1.0 - expected, 1.0),
+                                      np.nan)
     if ok.sum() >= resamples / 2:
         tail = (1.0 - level) / 2 * 100
         lo, hi = np.percentile(values[ok], [tail, 100 - tail])

@@ -27,6 +27,7 @@ from visionaudit.families.corruption.imagenet_c import (
 )
 from visionaudit.families.corruption.scoring import condition_name, own_summary
 from visionaudit.files import to_jsonable
+from visionaudit.formatting import first_few
 
 ROLE = "corruption"  # the sample set of the corruption family's per-image outcomes (kernels mode)
 FOLDER_ROLE = "imagenet-c"  # ... of a downloaded ImageNet-C folder's (--audit-imagenet-c): other images, other measurement
@@ -134,7 +135,7 @@ def summary_keys(old: dict[tuple[str, int], Any], new: dict[tuple[str, int], Any
             f"{', '.join(map(str, severities))})")
     if bench_left:
         said += ("; left out, not scored by both or not at every severity: "
-                 + ", ".join(condition_name(*k) for k in bench_left[:8]) + (", ..." if len(bench_left) > 8 else ""))
+                 + first_few([condition_name(*k) for k in bench_left], 8, ", "))
     return keys, said
 
 

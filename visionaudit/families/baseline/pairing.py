@@ -64,7 +64,8 @@ def read_report(path: str | Path, what: str = "baseline report") -> dict[str, An
         raise DataError(f"{what} {path} has report schema {version}, which holds no per-image outcomes (schema "
                         f"{FIRST_WITH_OUTCOMES} added them); run the baseline release's audit again with this version")
     if version > SCHEMA_VERSION:
-        raise DataError(f"{what} {path} has report schema {version}, newer than this visionaudit's {SCHEMA_VERSION}; upgrade visionaudit")
+        raise DataError(f"{what} {path} has report schema {version}, newer than this visionaudit's {SCHEMA_VERSION}; "
+                        "upgrade visionaudit")
     return require_whole(data, path, what)
 
 
@@ -84,7 +85,8 @@ def model_pairs(run_models: Sequence[str], baseline: dict[str, Any], baseline_as
             problems.append(f"{model}: {where} has no model {old}")
         out[model] = old
     if problems:
-        raise DataError("; ".join(problems) + f". {where[:1].upper()}{where[1:]} holds {', '.join(known) or 'no loaded model'}: pair with {fix}")
+        raise DataError("; ".join(problems) + f". {where[:1].upper()}{where[1:]} holds {', '.join(known) or 'no loaded model'}: "
+                                              f"pair with {fix}")
     return out
 
 
@@ -114,7 +116,8 @@ def differences(baseline: dict[str, Any], run: Mapping[str, SampleSet], seed: in
         try:
             old = SampleSet.from_dict(role, data)
         except (KeyError, TypeError) as e:
-            raise DataError(f"the baseline's samples.{role} is incomplete ({type(e).__name__}: {e}); is the report intact?") from None
+            raise DataError(f"the baseline's samples.{role} is incomplete ({type(e).__name__}: {e}); is "
+                            "the report intact?") from None
         if old.protocol != PROTOCOL_VERSION:
             problems.append(f"protocol: the baseline drew its {role} transforms by protocol {old.protocol}, this visionaudit "
                             f"by {PROTOCOL_VERSION}; run the baseline release's audit again with this version")

@@ -42,4 +42,5 @@ def settings_from(thresholds: Any, seed: int = 0, paired: bool = True) -> Settin
             raise ConfigError(f"[audits.baseline] tolerance sets nothing for {c.name} or {c.metric}; add {c.metric} = ...")
         tolerances[c.name] = Tolerance(a, relative.get(c.name, relative.get(c.metric)))
     return Settings(tolerances, thresholds["min_images"], thresholds["alpha"], thresholds["bootstrap_resamples"], seed, paired,
-                    thresholds.get("min_class_images", 10), thresholds.get("min_kappa", -1.0), thresholds.get("kappa_warning", 0.5))
+                    thresholds.get("min_class_images", 10), thresholds.get("min_kappa", -1.0),
+                    thresholds.get("kappa_warning", 0.5))

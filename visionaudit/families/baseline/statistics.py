@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
@@ -39,6 +39,7 @@ from visionaudit.families.baseline.resampling import (  # noqa: F401  (re-export
     sign_flip_p,
     swap_p,
 )
+from visionaudit.formatting import first_few
 
 VERDICTS = ("regression", "warning", "improvement", "unchanged", "not_compared")
 LOST_SHOWN = 20  # sample ids listed per comparison (the count is always given)
@@ -101,11 +102,12 @@ class Result:
     def to_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in ("name", "metric", "higher_is_better", "baseline", "candidate", "delta", "ci",
                                              "p_value", "p_value_holm", "test", "n", "verdict", "reason", "discordant",
-                                             "lost_count", "lost", "classes_lost", "missing_side", "lost_examples", "p_resamples")}
+                                             "lost_count", "lost", "classes_lost", "missing_side", "lost_examples",
+                                             "p_resamples")}
         if self.per_class is not None:
             out["per_class"] = self.per_class
         out["error_consistency"] = self.error_consistency
-        out["tolerance"] = None if self.tolerance is None else {"absolute": self.tolerance.absolute, "relative": self.tolerance.relative}
+        out["tolerance"] = None if self.tolerance is None else asdict(self.tolerance)  # absolute, relative
         return out
 
 
@@ -230,13 +232,12 @@ def per_class_change(result: Result, classes: Sequence[str], old: np.ndarray, ne
     result.test = f"exact McNemar per class, Holm over the {len(rows)} classes with {min_images} or more paired images"
     result.n = sum(r["n"] for r in rows.values())
     result.per_class = {"min_images": min_images, "compared": len(rows), "worse": [], "better": [],
-                        "not_compared": {"count": len(few), "classes": dict(sorted(few.items(), key=lambda kv: (kv[1], kv[0]))[:20])}}
+                        "not_compared": {"count": len(few), "classes": dict(sorted(few.items(), key=lambda kv: kv[::-1])[:20])}}
     result.class_rows = rows  # judged in judge(), after Holm over the model's comparisons
     if not rows:
         result.missing = result.reason = (
             f"no class has {min_images} paired images or more (min_class_images): {len(few)} classes not compared, "
-            + ", ".join(f"{n} ({k})" for n, k in list(result.per_class["not_compared"]["classes"].items())[:5])
-            + (", ..." if len(few) > 5 else ""))
+            + first_few([f"{n} ({k})" for n, k in result.per_class["not_compared"]["classes"].items()], 5, ", ", len(few)))
         result.missing_side = "setup"
         return result
     shown = min(rows.values(), key=lambda r: (r["p_value_classes"], r["delta"], r["class"]))
@@ -316,7 +317,7 @@ def unpaired_change(result: Result, old: tuple[int, int], new: tuple[int, int]) 
     from scipy import stats as sps
 
     result.p_value = 1.0 if se0 == 0 else float(2 * sps.norm.sf(abs(result.delta) / se0)) if se0 == se0 else math.nan
-    se = math.sqrt(result.baseline * (1 - result.baseline) / n0 + result.candidate * (1 - result.candidate) / n1) if n0 and n1 else math.nan
+    se = math.sqrt(sum(p * (1 - p) / n for p, n in ((result.baseline, n0), (result.candidate, n1)))) if n0 and n1 else math.nan
     result.ci = (result.delta - 1.96 * se, result.delta + 1.96 * se)
     return result
 
@@ -355,10 +356,10 @@ def judge(results: dict[str, Result], alpha: float) -> dict[str, Result]:
     return results
 
 
-def _class_text(row: dict[str, Any]) -> str:
-    b, c = row["discordant"]
-    return (f"{row['class']} {row['baseline']:.3f} -> {row['candidate']:.3f} ({row['delta']:+.3f}, {b} lost, {c} won of "
-            f"{row['n']}, Holm p {row['p_value_holm']:.3g})")
+def _classes_text(rows: list[dict[str, Any]]) -> str:
+    """The first ten classes, each with its change and its evidence, and how many more."""
+    return first_few([f"{r['class']} {r['baseline']:.3f} -> {r['candidate']:.3f} ({r['delta']:+.3f}, {r['discordant'][0]} lost, "
+                      f"{r['discordant'][1]} won of {r['n']}, Holm p {r['p_value_holm']:.3g})" for r in rows], 10, ", ")
 
 
 def _class_verdict(r: Result, alpha: float, factor: int) -> tuple[str, str]:
@@ -389,13 +390,12 @@ def _class_verdict(r: Result, alpha: float, factor: int) -> tuple[str, str]:
     regressed = [row for row in worse if row["beyond_tolerance"]]
     if regressed:
         return "regression", (f"{len(regressed)} {of} worse beyond the {tol_text} and significant (Holm over the classes "
-                              f"and the model's comparisons, alpha {alpha:g}), worst first: "
-                              + ", ".join(_class_text(row) for row in regressed[:10]) + tail)
+                              f"and the model's comparisons, alpha {alpha:g}), worst first: {_classes_text(regressed)}{tail}")
     if worse:
-        return "warning", (f"{len(worse)} {of} significantly worse within the {tol_text}: "
-                           + ", ".join(_class_text(row) for row in worse[:10]) + "; not a regression on this evidence alone" + tail)
+        return "warning", (f"{len(worse)} {of} significantly worse within the {tol_text}: {_classes_text(worse)}; not a "
+                           f"regression on this evidence alone{tail}")
     if better:
-        return "improvement", f"{len(better)} {of} significantly better: " + ", ".join(_class_text(row) for row in better[:10]) + tail
+        return "improvement", f"{len(better)} {of} significantly better: {_classes_text(better)}{tail}"
     return "unchanged", f"no class significantly changed ({len(rows)} compared, smallest Holm p {r.p_value_holm:.3g})" + tail
 
 

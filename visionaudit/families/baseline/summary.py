@@ -8,7 +8,7 @@ from typing import Any
 
 from visionaudit.families.baseline.consistency import kappa_text
 from visionaudit.families.baseline.statistics import VERDICTS
-from visionaudit.formatting import fmt
+from visionaudit.formatting import first_few, fmt
 
 
 def summary_lines(report: dict[str, Any]) -> list[str]:
@@ -65,10 +65,10 @@ def _change_text(m: dict[str, Any]) -> str:
     if per_class is not None:
         worse = per_class.get("worse") or []
         if worse:
-            return f"{len(worse)} of {per_class['compared']} classes significantly worse: " + ", ".join(
-                f"{w['class']} {fmt(w['baseline'])} -> {fmt(w['candidate'])}" for w in worse[:5]) + (", ..." if len(worse) > 5 else "")
-        return f"{len(per_class.get('better') or [])} of {per_class['compared']} classes significantly better: " + ", ".join(
-            (per_class.get("better") or [])[:5])
+            return f"{len(worse)} of {per_class['compared']} classes significantly worse: " + first_few(
+                [f"{w['class']} {fmt(w['baseline'])} -> {fmt(w['candidate'])}" for w in worse], 5, ", ")
+        better = per_class.get("better") or []
+        return f"{len(better)} of {per_class['compared']} classes significantly better: " + first_few(better, 5, ", ")
     if isinstance(m.get("delta"), list):
         return f"shares {fmt(m.get('baseline'))} -> {fmt(m.get('candidate'))}"
     ci = m.get("ci")

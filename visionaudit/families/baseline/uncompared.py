@@ -19,7 +19,8 @@ def missing(old: Any, new: Any, c: Compared) -> tuple[str, str] | None:
     to hold the candidate to), "candidate" (this run could not measure it), or "setup"."""
     for side, o in (("baseline", old), ("candidate", new)):
         if c.kind == "vector" and o.shares is None:
-            return f"the {side} has no channel shares (its channel_bias audit did not run, or the first conv does not take RGB)", side
+            return (f"the {side} has no channel shares (its channel_bias audit did not run, or the first conv "
+                    "does not take RGB)"), side
         if c.kind == "error" and c.condition not in o.outcomes and o.ended is None:  # this run's side
             return (f"this run did not score {c.condition} (not in this model's [audits.corruption] corruptions, extras "
                     "and severities, not in the ImageNet-C folder (--audit-imagenet-c), or the corruption is not available "

@@ -224,7 +224,8 @@ class CorruptionRun:
         key = (corruption, severity)
         if key not in self._conditions:
             kernel = kernel_for(corruption)
-            predicted = self._predicted(lambda b, ids: kernel(b, ids, self.seed, severity), self.jpeg, f"{corruption} severity {severity}")
+            predicted = self._predicted(lambda b, ids: kernel(b, ids, self.seed, severity), self.jpeg,
+                                        f"{corruption} severity {severity}")
             self._conditions[key] = paired(corruption, severity, predicted == self.labels.numpy(), self.clean(), predicted)
         return self._conditions[key]
 
@@ -334,7 +335,8 @@ def _model_lines(model: str, r: dict[str, Any]) -> list[str]:
         return [f"corruption, {model} (its own label space, not normalized by AlexNet: no mCE): mean error "
                 f"{r['mean_error']:.3f}" + (f" [95% {ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
                 + (f", mean rise over its clean error {rise:.3f} (clean {r['clean_error']:.3f})" if rise is not None else "")
-                + f" ({r.get('n_images')} images, {r.get('source')})" + (f"; {r['summary_scope']}" if r.get("summary_scope") else ""),
+                + f" ({r.get('n_images')} images, "
+                  f"{r.get('source')})" + (f"; {r['summary_scope']}" if r.get("summary_scope") else ""),
                 f"corruption, {model}: highest error {', '.join(f'{c} {v:.3f}' for c, v in worst)}; "
                 f"{len(r.get('significant', []))} conditions differ from clean (McNemar, Holm)"]
     if "mce" not in r:
@@ -384,10 +386,12 @@ FAMILY = register_family(Family(
                                  "faster, but not PIL's pixels (the protocol records the codec; a baseline is compared "
                                  "only with the same codec)", default=False),
         "batches_ahead": f.whole_or([AUTO_AHEAD], "batches of each pass prepared (corrupted, JPEG round trip) in CPU threads "
-                                    "ahead of the device: auto (1 on a CPU, 2 on CUDA, none on MPS or with nvJPEG's round trip) or "
+                                    "ahead of the device: auto (1 on a CPU, 2 on CUDA, none on MPS or with nvJPEG's "
+                                    "round trip) or "
                                     "0 (each in turn) to 8; the pixels are the same either way (only the speed moves)",
                                     minimum=0, maximum=MAX_AHEAD, default=AUTO_AHEAD, changes_no_result=True),
-        "images": f.whole("a seeded, class-stratified subset of the labelled images this many strong (0: all of them)", default=100),
+        "images": f.whole("a seeded, class-stratified subset of the labelled images this many strong (0: all of them)",
+                          default=100),
         "alpha": f.level("significance level of the McNemar tests against clean and Holm's correction", default=0.05),
         "bootstrap_resamples": f.count("resamples of the bootstrap interval on the mCE", default=2000),
         "min_images": f.min_images(default=50),

@@ -103,7 +103,8 @@ class FolderRun:
         if self._sample_set is None:
             whole = data_fingerprint(self._chosen)
             section = None if self.shard is None else sharding.shard_section(self._chosen, self.shard, whole)
-            self._sample_set = SampleSet(ROLE, self._chosen.name, self.ids, whole if self.shard is None else data_fingerprint(self._part),
+            self._sample_set = SampleSet(ROLE, self._chosen.name, self.ids,
+                                         whole if self.shard is None else data_fingerprint(self._part),
                                          self.samples, self.seed, shard=section)
         return self._sample_set
 

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Mapping
 
 from visionaudit.errors import DataError
+from visionaudit.formatting import first_few
 
 ALEXNET_ERRORS: dict[str, tuple[float, float, float, float, float]] = {
     "gaussian_noise": (0.69528, 0.82542, 0.93554, 0.98138, 0.99452),
@@ -112,7 +113,8 @@ def summarize(errors: Mapping[str, Mapping[int, float]], clean_error: float | No
         raise ValueError("no ImageNet-C benchmark corruption was scored: the mCE is undefined")
     severity_sets = {tuple(sorted(errors[c])) for c in used}
     if len(severity_sets) != 1:
-        raise ValueError(f"the corruptions were scored at different severities ({sorted(severity_sets)}); the mCE needs the same ones")
+        raise ValueError(f"the corruptions were scored at different severities ({sorted(severity_sets)}); the mCE "
+                         "needs the same ones")
     (severities,) = severity_sets
     if any(s not in SEVERITIES for s in severities):
         raise ValueError(f"severities must be among {SEVERITIES}, got {severities}")
@@ -154,8 +156,8 @@ def check_root(root: Path) -> Path:
                         "gaussian_noise/, shot_noise/, ... (each with severity folders 1 to 5)")
     found = [c for c in ALL_CORRUPTIONS if any(condition_folder(root, c, s).is_dir() for s in SEVERITIES)]
     if not found:
-        others = sorted(p.name for p in root.iterdir() if p.is_dir())[:5]
+        others = first_few(sorted(p.name for p in root.iterdir() if p.is_dir()), 5, ", ")
         raise DataError(f"{root} holds no ImageNet-C corruption folder (<corruption>/<severity>/<wnid>/*.JPEG, e.g. "
-                        f"gaussian_noise/3/n01440764/); it holds {', '.join(others) or 'no folders'}. ImageNet-C's "
+                        f"gaussian_noise/3/n01440764/); it holds {others or 'no folders'}. ImageNet-C's "
                         "archives (blur.tar, ...) unpack into such folders: extract them all into one folder")
     return root

@@ -127,7 +127,8 @@ class Corrupted:
         m = measure()
         arrays = {condition_name(*k): r.correct for k, r in m.conditions.items()}
         arrays.update({name: bits for name, bits in (("clean", m.clean), ("jpeg_only", m.jpeg_only)) if bits is not None})
-        return PerImage(self.sample_set, arrays, {MEASUREMENT: {**self._described(jpeg), "conditions": [list(k) for k in m.conditions],
+        return PerImage(self.sample_set, arrays,
+                        {MEASUREMENT: {**self._described(jpeg), "conditions": [list(k) for k in m.conditions],
                                                                 "missing": m.missing}})
 
 
@@ -266,13 +267,15 @@ def assess_mean_error(record: AuditRecord, measured: MceScore, thresholds: Mappi
     _record_condition_tables(record, measured, thresholds)
     failures = []
     if not record.check_max("mean_error", summary["mean_error"], "max_mean_error", thresholds["max_mean_error"]):
-        failures.append(f"mean corruption error {summary['mean_error']:.3f} is above max_mean_error {thresholds['max_mean_error']}")
+        failures.append(f"mean corruption error {summary['mean_error']:.3f} is above max_mean_error "
+                        f"{thresholds['max_mean_error']}")
     rise = summary["mean_rise"]
     if rise is not None and not record.check_max("mean_rise", rise, "max_mean_rise", thresholds["max_mean_rise"]):
         failures.append(f"mean rise over its clean error {rise:.3f} (clean error {summary['clean_error']:.3f}) is above "
                         f"max_mean_rise {thresholds['max_mean_rise']}")
     if failures:
         worst = max(summary["corruption_errors"], key=summary["corruption_errors"].get)
-        raise AssertionError(f"{context['model']} ({len(summary['corruptions'])} corruptions x {len(summary['severities'])} severities, "
+        raise AssertionError(f"{context['model']} ({len(summary['corruptions'])} corruptions x "
+                             f"{len(summary['severities'])} severities, "
                              f"its own label space: no mCE): " + "; ".join(failures)
                              + f"; highest error {worst} {summary['corruption_errors'][worst]:.3f}")

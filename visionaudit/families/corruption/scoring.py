@@ -38,7 +38,8 @@ def paired(corruption: str, severity: int, correct: np.ndarray, clean: np.ndarra
         p, b, c, clean_error = math.nan, 0, 0, math.nan
     else:
         b, c = int((clean & ~correct).sum()), int((~clean & correct).sum())
-        p, clean_error = stats.mcnemar_exact(b, c), int((~clean).sum()) / clean.size  # errors / n: 1 - mean stores 0.16000000000000003
+        # errors / n: 1 - mean stores 0.16000000000000003
+        p, clean_error = stats.mcnemar_exact(b, c), int((~clean).sum()) / clean.size
     return Condition(corruption, severity, n, wrong / n, stats.wilson_interval(wrong, n), clean_error, p, (b, c), correct,
                      predicted)
 

@@ -25,6 +25,7 @@ from visionaudit.families.records import AuditRecord
 from visionaudit.families.registry import CountsLabelled, Family, register_family
 from visionaudit.families.robustness.transforms import TRANSFORMS
 from visionaudit.families.robustness.transforms import get as get_transform
+from visionaudit.formatting import first_few
 from visionaudit.models.topk import top1_correct
 
 if TYPE_CHECKING:  # torch and the models are imported where images are scored: the descriptor is read on the xdist
@@ -172,7 +173,8 @@ def assess_transform(record: AuditRecord, measured: PerImage, thresholds: Mappin
     record.table("classwise_clean", main.classwise_clean)
     record.table("classwise_transformed", main.classwise_transformed)
     if len(results) > 1:
-        record.table("severity_sweep", [{"severity": r.severity, "top1": r.top1, "drop": r.drop, "p_value": r.p_value} for r in results])
+        record.table("severity_sweep",
+                     [{"severity": r.severity, "top1": r.top1, "drop": r.drop, "p_value": r.p_value} for r in results])
     record.metric("drop", main.drop)  # all of it kept when not judged (too few images), as measured
     require_count(record, thresholds, len(arrays["labels"]), "labelled images")
 
@@ -183,7 +185,8 @@ def assess_transform(record: AuditRecord, measured: PerImage, thresholds: Mappin
     require_clean_correct(record, thresholds, int(np.count_nonzero(arrays["clean"])), main.clean_top1)
     bound = thresholds.entry("max_drop_by_transform", transform, fallback="max_drop")
     ok = record.check_max("drop", main.drop, "max_drop", bound)
-    message = f"{context['model']}: {transform} lowers top-1 by {main.drop:.3f} (95% CI {main.drop_ci[0]:.3f}..{main.drop_ci[1]:.3f})"
+    message = (f"{context['model']}: {transform} lowers top-1 by {main.drop:.3f} (95% CI "
+               f"{main.drop_ci[0]:.3f}..{main.drop_ci[1]:.3f})")
     if names is not None and record.metrics["most_affected_classes"]:
         message += "; most affected classes: " + ", ".join(
             f"{c['class']} {c['clean']:.2f} -> {c['transformed']:.2f}" for c in record.metrics["most_affected_classes"])
@@ -300,7 +303,7 @@ def _summary_lines(report: dict[str, Any]) -> list[str]:
             named = class_labels(report, result.get("of_models"), result["classes"])
             models = f"{result['models']} models" + (f" ({', '.join(result['of_models'])})" if result.get("of_models") else "")
             lines.append(f"robustness across {models}, {t}: {_affected_text(result)}"
-                         + (f": {', '.join(named[:5])}{', ...' if len(named) > 5 else ''}" if named else ""))
+                         + (f": {first_few(named, 5, ', ')}" if named else ""))
     return lines
 
 
@@ -338,8 +341,10 @@ FAMILY = register_family(Family(
     thresholds={
         "max_drop": f.signed_fraction("default bound on the top-1 drop of every transform", default=0.5),
         "max_drop_by_transform": f.per_name(TRANSFORMS, f.signed_fraction(), "per transform, overriding max_drop",
-                                            default={"vertical_flip": 0.7, "histeq_zoom_brightness": 0.7, "horizontal_flip": 0.05}),
-        "not_significant": f.names(TRANSFORMS, "transforms whose drop must not be significant (McNemar)", default=["horizontal_flip"]),
+                                            default={"vertical_flip": 0.7, "histeq_zoom_brightness": 0.7,
+                                                     "horizontal_flip": 0.05}),
+        "not_significant": f.names(TRANSFORMS, "transforms whose drop must not be significant (McNemar)",
+                                   default=["horizontal_flip"]),
         "alpha": f.level("significance level of the McNemar tests and Holm's correction", default=0.05),
         "severities": f.numbers("severity sweep; 1.0 is the documented default magnitude", minimum=0.0, exclusive_minimum=True,
                                 default=[1.0]),

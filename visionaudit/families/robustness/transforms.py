@@ -2,7 +2,8 @@
 
 Each acts on decoded uint8 images ``(B, 3, H, W)`` before the model's normalization, through
 torchvision.transforms.v2 functional kernels, or, where the parameters differ per image (rotation,
-translation, perspective), through one batched grid sample that reproduces them (:mod:`.sampling`). Random choices (rotation sign, translation direction,
+translation, perspective), through one batched grid sample that reproduces them (:mod:`.sampling`). Random choices
+(rotation sign, translation direction,
 perspective corners) are drawn per image from ``(seed, sample id)``, so a run is reproducible and every
 image sees the same transform whatever the batch, subset, shard or worker it is in.
 

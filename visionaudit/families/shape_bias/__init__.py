@@ -271,7 +271,8 @@ def assess_shape_bias(record: AuditRecord, measured: PerImage, thresholds: Mappi
     if not in_range:
         raise AssertionError(
             f"{model}: shape bias {result.shape_bias:.3f} (95% {CI_METHOD} "
-            f"{result.shape_bias_ci[0]:.3f}..{result.shape_bias_ci[1]:.3f}) is outside [{thresholds['min']}, {thresholds['max']}] "
+            f"{result.shape_bias_ci[0]:.3f}..{result.shape_bias_ci[1]:.3f}) is outside [{thresholds['min']}, "
+            f"{thresholds['max']}] "
             f"({result.shape_hits} shape vs {result.texture_hits} texture decisions of {result.n_conflict})")
 
 

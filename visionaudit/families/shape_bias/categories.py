@@ -7,7 +7,8 @@
   several classes may map to one category, aggregated as for ImageNet: ``mean`` by default).
 
 A ``category_map`` naming a class the model does not have, or no one of the 16 categories, is a ConfigError
-(:func:`check_category_map`). Every one of the 16 categories needs at least one class: the published chance levels (2/16 for a cue, 1/16 for
+(:func:`check_category_map`). Every one of the 16 categories needs at least one class: the published chance levels
+(2/16 for a cue, 1/16 for
 a category) and the stimuli assume all 16. Otherwise the family does not apply, and :func:`shape_categories`
 says why.
 """
@@ -76,7 +77,8 @@ def check_category_map(label_space: Any, category_map: Mapping[str, str] | None)
             problems.append(f"{name!r} = {category!r}: {category!r} is not one of the 16 categories"
                             + (f" (closest: {near!r})" if near else ""))
     if problems:
-        raise ConfigError(f"[audits.shape_bias] category_map: {first_few(problems)}. Name the model's classes (from {label_space.source}) "
+        raise ConfigError(f"[audits.shape_bias] category_map: {first_few(problems)}. Name the model's classes (from "
+                          f"{label_space.source}) "
                           f"and the 16 categories ({', '.join(wanted)})")
 
 

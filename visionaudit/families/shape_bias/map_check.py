@@ -10,24 +10,16 @@ from typing import Sequence
 from visionaudit.errors import ConfigError
 from visionaudit.families.shape_bias import categories_or_reason, check_category_map
 from visionaudit.families.thresholds import Bounds
-from visionaudit.models.classes import known_before_load
-from visionaudit.models.specs import parse_spec
+from visionaudit.models.classes import spaces_known_before_load
 
 
 def check_category_maps(models: Sequence[str], classes: str | None, bounds: Bounds) -> list[str]:
     """A shape-bias ``category_map`` typo (a class the model lacks, a category not of the 16), for each model whose
     classes are known before it loads (the others: when the model loads, as the test's error)."""
     problems = []
-    for model_id in models:
+    for model_id, space in spaces_known_before_load(models, classes):
         try:
-            spec = parse_spec(model_id)
-            space = known_before_load(spec, classes)
-        except (ConfigError, ValueError, KeyError):
-            continue  # said where the model loads
-        if space is None:
-            continue
-        try:
-            check_category_map(space, bounds("shape_bias", spec.id).get("category_map"))
+            check_category_map(space, bounds("shape_bias", model_id).get("category_map"))
         except ConfigError as e:
             problems.append(f"{model_id}: {e}")
     return problems
@@ -36,13 +28,13 @@ def check_category_maps(models: Sequence[str], classes: str | None, bounds: Boun
 def shape_bias_measurable(models: Sequence[str], classes: str | None, bounds: Bounds) -> bool:
     """Whether some model's shape bias may be measured: its classes unknown before it loads, or known and mapped
     onto the 16 categories (the observers' data serves only that)."""
-    for model_id in models:
+    known = list(spaces_known_before_load(models, classes))
+    if len(known) < len(models):
+        return True  # a model known only once it loads (or whose spec is said wrong there)
+    for model_id, space in known:
         try:
-            spec = parse_spec(model_id)
-            space = known_before_load(spec, classes)
-            category_map = bounds("shape_bias", spec.id).get("category_map")
-            if space is None or categories_or_reason(space, category_map)[0] is not None:
+            if categories_or_reason(space, bounds("shape_bias", model_id).get("category_map"))[0] is not None:
                 return True
-        except (ConfigError, ValueError, KeyError):
-            return True  # said where the model loads (or by check_category_maps)
+        except ConfigError:
+            return True  # a category_map typo: said by check_category_maps
     return False

@@ -34,7 +34,8 @@ def separable(x: torch.Tensor, kernel: torch.Tensor, mode: str) -> torch.Tensor:
     (size, size) operator of the padded convolution, which costs the same for any kernel length
     (elastic_transform's sigma of 170 px means 1 025 taps)."""
     mh = _operator(x.shape[-2], tuple(kernel.double().cpu().tolist()), mode).to(x.device, x.dtype)
-    mw = mh if x.shape[-1] == x.shape[-2] else _operator(x.shape[-1], tuple(kernel.double().cpu().tolist()), mode).to(x.device, x.dtype)
+    mw = mh if x.shape[-1] == x.shape[-2] else _operator(x.shape[-1], tuple(kernel.double().cpu().tolist()),
+                                                         mode).to(x.device, x.dtype)
     return mh @ x @ mw.T
 
 

@@ -128,8 +128,10 @@ def _affine_source_coords(matrix: np.ndarray, h: int, w: int) -> tuple[torch.Ten
     xs = np.arange(w, dtype=np.float64)
     ys = np.arange(h, dtype=np.float64)
     ab = 1024
-    ax = np.rint(inv[0, 0] * xs * ab).astype(np.int64)[None, :] + np.rint((inv[0, 1] * ys + inv[0, 2]) * ab).astype(np.int64)[:, None]
-    ay = np.rint(inv[1, 0] * xs * ab).astype(np.int64)[None, :] + np.rint((inv[1, 1] * ys + inv[1, 2]) * ab).astype(np.int64)[:, None]
+    ax = np.rint(inv[0, 0] * xs * ab).astype(np.int64)[None,
+                                                       :] + np.rint((inv[0, 1] * ys + inv[0, 2]) * ab).astype(np.int64)[:, None]
+    ay = np.rint(inv[1, 0] * xs * ab).astype(np.int64)[None,
+                                                       :] + np.rint((inv[1, 1] * ys + inv[1, 2]) * ab).astype(np.int64)[:, None]
     sx = ((ax + 16) >> 5) / 32.0
     sy = ((ay + 16) >> 5) / 32.0
     return torch.from_numpy(sy), torch.from_numpy(sx)

@@ -1,0 +1,164 @@
+"""Issue 25: what the suite cannot run with a hub model is refused at startup (exit 4), naming the fix: an absent model
+with downloads off, timm tags it has no weights for, class folders no id2label name matches, an image processor it
+does not follow, a bad reference; and --audit-offline reaches the loader in a worker."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.hub_models import CLASSES
+from visionaudit.errors import SpecError
+from visionaudit.models.hub import HubUnavailable, check_available
+from visionaudit.models.loading import load_model, parse_spec
+
+
+@pytest.mark.parametrize("switch", ["HF_HUB_OFFLINE", "VISIONAUDIT_OFFLINE", "--audit-offline"])
+def test_an_absent_hub_model_with_downloads_off_names_the_command(hub_cache, monkeypatch, switch):
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    if switch != "--audit-offline":
+        monkeypatch.setenv(switch, "1")
+    with pytest.raises(HubUnavailable) as refused:
+        check_available(parse_spec("hf:tiny-org/absent"), offline=switch == "--audit-offline")
+    message = str(refused.value)
+    assert "the Hugging Face repo tiny-org/absent is not in the cache" in message
+    assert "(it lacks config.json; model.safetensors or pytorch_model.bin)" in message
+    assert "hf download tiny-org/absent" in message and "huggingface-cli download tiny-org/absent" in message
+    assert str(hub_cache) in message
+
+
+def test_an_absent_hub_model_stops_the_run_at_startup_with_exit_4(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "HF_HUB_CACHE": str(tmp_path / "hf" / "hub"),
+           "CUDA_VISIBLE_DEVICES": ""}
+    env.pop("PYTEST_XDIST_WORKER", None)
+    cmd = [sys.executable, "-m", "pytest", "audits", "-p", "no:cacheprovider", "-n", "0", "--model", "hf:tiny-org/absent",
+           "-k", "accuracy", f"--audit-json={tmp_path / 'r.json'}"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 4, out[-3000:]
+    assert "hf download tiny-org/absent" in out and "Traceback" not in out
+
+
+def test_timm_refusals_come_at_startup(hub_cache):
+    with pytest.raises(SpecError,
+                       match=r"timm has no pretrained tag 'nope' for test_efficientnet; known: test_efficientnet.r160_in1k"):
+        check_available(parse_spec("timm:test_efficientnet.nope"))
+    with pytest.raises(SpecError, match=r"timm has no model 'test_efficientnett'; did you mean timm:test_efficientnet"):
+        check_available(parse_spec("timm:test_efficientnett"))
+    with pytest.raises(HubUnavailable,
+                       match=r"the Hugging Face repo timm/test_resnet.r160_in1k is not in the cache .* \(it lacks "
+                                             r"model.safetensors or pytorch_model.bin\).*hf download timm/test_resnet.r160_in1k"):
+        check_available(parse_spec("timm:test_resnet.r160_in1k"))
+    check_available(parse_spec("timm:test_resnet:none"))  # random weights: nothing to fetch
+
+
+def test_class_folders_that_match_no_id2label_name_stop_the_run_at_startup(tmp_path, vit_folder):
+    """The model's classes are read from its config.json on the controller, before any model loads."""
+    import numpy as np
+    from PIL import Image
+
+    for name in ("zebra", "banana"):
+        (tmp_path / "images" / name).mkdir(parents=True)
+        Image.fromarray(np.full((40, 40, 3), 128, np.uint8)).save(tmp_path / "images" / name / "a.png")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
+    env.pop("PYTEST_XDIST_WORKER", None)
+    cmd = [sys.executable, "-m", "pytest", "audits", "-p", "no:cacheprovider", "-n", "0", "--model", f"hf:{vit_folder}",
+           f"--audit-images={tmp_path / 'images'}", "-k", "test_clean_top1", f"--audit-json={tmp_path / 'r.json'}"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 4, out[-3000:]
+    assert "banana" in out and "Loading weights" not in out and "Traceback" not in out, out[-3000:]
+
+
+def _copy(folder: Path, to: Path) -> Path:
+    to.mkdir(parents=True)
+    for p in folder.iterdir():
+        (to / p.name).write_bytes(p.read_bytes())
+    return to
+
+
+def test_an_image_processor_the_suite_does_not_follow_is_refused_at_startup(tmp_path, vit_folder):
+    """MobileViT's processor flips RGB to BGR and LeViT-like rules are its own: refused before any model loads, naming
+    the query; with the whole preprocessing in the query the processor is not read."""
+    from visionaudit.models.hf import check_preprocessing
+
+    folder = _copy(vit_folder, tmp_path / "m")
+    config = json.loads((folder / "preprocessor_config.json").read_text())
+    config.update(image_processor_type="MobileViTImageProcessor", do_flip_channel_order=True)
+    (folder / "preprocessor_config.json").write_text(json.dumps(config))
+    with pytest.raises(SpecError,
+                       match=rf"--model hf:{folder}: .*MobileViTImageProcessor is not one .*\?size=N&resize=N&interpolation="):
+        check_preprocessing(parse_spec(f"hf:{folder}"))
+    given = f"hf:{folder}?size=64&resize=64&interpolation=bilinear&mean=0.5,0.5,0.5&std=0.25,0.25,0.25"
+    check_preprocessing(parse_spec(given))
+    pre = load_model(given, "cpu").preprocessing
+    assert (pre.crop_size, pre.resize_size, pre.interpolation, pre.mean, pre.std) == (64, 64, "bilinear", (0.5,) * 3, (0.25,) * 3)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
+    env.pop("PYTEST_XDIST_WORKER", None)
+    cmd = [sys.executable, "-m", "pytest", "audits", "-p", "no:cacheprovider", "-n", "0", "--model", f"hf:{folder}",
+           "-k", "test_clean_top1", f"--audit-json={tmp_path / 'r.json'}"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 4 and "MobileViTImageProcessor" in out and "Traceback" not in out, out[-3000:]
+
+
+def test_a_bad_reference_is_refused_at_startup_naming_reference(tmp_path, hub_cache):
+    from plugins.settings import _check_model
+
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Flatten", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 192])])
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    with pytest.raises(SpecError, match=r"its \?reference=torchvision:resnet1 is refused: .*did you mean torchvision:resnet18"):
+        parse_spec(f"{path}?reference=torchvision:resnet1")
+    spec = parse_spec(f"{path}?reference=hf:tiny-org/absent")  # parses; its files are looked for at startup
+    with pytest.raises(Exception, match=r"its \?reference=hf:tiny-org/absent .*is refused: .*hf download tiny-org/absent"):
+        _check_model(spec, False)
+
+
+def test_audit_offline_reaches_the_loader_in_a_worker(tmp_path, vit_folder):
+    """A cached hub model without its (optional) processor file: the startup check passes offline, and the worker's
+    load must not ask the network for the file either. huggingface_hub's downloader is replaced, in the run's
+    processes, by one that leaves a mark."""
+    cache = tmp_path / "hf" / "hub"
+    write_cache_entry = __import__("tests.hub_models", fromlist=["write_cache_entry"]).write_cache_entry
+    write_cache_entry(cache, "tiny-org/tiny-vit",
+                      {n: (vit_folder / n).read_bytes() for n in ("config.json", "model.safetensors")})
+    mark = tmp_path / "asked-the-network"
+    (tmp_path / "netguard.py").write_text(
+        "import huggingface_hub\n"
+        "def _no(*a, **k):\n"
+        f"    open({str(mark)!r}, 'a').write(repr(a) + '\\n')\n"
+        "    raise OSError('no network in this test')\n"
+        "huggingface_hub.hf_hub_download = _no\n")
+    images = tmp_path / "images"
+    from PIL import Image
+
+    for name in CLASSES:
+        (images / name).mkdir(parents=True)
+        Image.new("RGB", (64, 64), (100, 120, 140)).save(images / name / "a.png")
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_CACHE": str(cache), "CUDA_VISIBLE_DEVICES": "",
+           "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    for var in ("HF_HUB_OFFLINE", "VISIONAUDIT_OFFLINE", "PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT"):
+        env.pop(var, None)
+    cmd = [sys.executable, "-m", "pytest", "audits", "-p", "no:cacheprovider", "-p", "netguard", "-n", "1", "--device", "cpu",
+           "--model", "hf:tiny-org/tiny-vit?size=64&resize=64", "--audit-offline", f"--audit-images={images}", "-k",
+           "test_clean_top1",
+           f"--audit-json={tmp_path / 'r.json'}"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert not mark.exists(), mark.read_text() + out[-3000:]
+    report = json.loads((tmp_path / "r.json").read_text())
+    # The model loaded and measured in the worker (3 images: too few to judge, which is not what this test is about).
+    assert [(t["outcome"], t["worker"],
+             "clean_top1" in t["metrics"]) for t in report["audits"]] == [("not_judged", "gw0", True)], out[-3000:]

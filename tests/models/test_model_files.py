@@ -1,0 +1,131 @@
+"""Model files the suite does not read as weights: pickled code never run (a whole pickled module refused, then
+converted), damaged checkpoints, TorchScript, other formats and folders, each said with the files that are read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.models.reference_nets import X, resnet18, sha256
+from visionaudit.cli import main as cli_main
+from visionaudit.errors import CheckpointError, SpecError
+from visionaudit.models import checkpoints
+from visionaudit.models.loading import load_model, parse_spec
+
+
+class _Evil:
+    def __reduce__(self):
+        return (Path.touch, (Path(_Evil.target),))
+
+
+def test_pickled_code_is_never_run(tmp_path):
+    _Evil.target = str(tmp_path / "pwned")
+    path = tmp_path / "evil.pth"
+    torch.save({"state_dict": resnet18().state_dict(), "payload": _Evil()}, path)
+    with pytest.raises(CheckpointError) as e:
+        load_model(str(path), "cpu", arch="torchvision:resnet18")
+    assert not (tmp_path / "pwned").exists()
+    assert "weights_only=True" in str(e.value) and "convert-checkpoint" in str(e.value) and "safetensors" in str(e.value)
+
+
+def test_whole_module_pickle_refused_then_converted(tmp_path, capsys):
+    net = resnet18()
+    path = tmp_path / "whole.pth"
+    torch.save(net, path)
+    with pytest.raises(CheckpointError, match="pickled Python objects"):
+        checkpoints.load_state_dict(path)
+    # Without --trust-pickle the converter refuses too; with it, the result loads safely.
+    assert cli_main(["convert-checkpoint", str(path), str(tmp_path / "whole.safetensors")]) == 4
+    assert "pickled Python objects" in capsys.readouterr().err
+    assert cli_main(["convert-checkpoint", str(path), str(tmp_path / "whole.safetensors"), "--trust-pickle"]) == 0
+    loaded = load_model(str(tmp_path / "whole.safetensors"), "cpu", arch="torchvision:resnet18")
+    assert torch.equal(loaded.module(X), net(X).detach())
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_corrupt_checkpoint(tmp_path, damage):
+    path = tmp_path / "bad.pth"
+    torch.save(resnet18().state_dict(), path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"not a checkpoint" * 100)
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        load_model(str(path), "cpu", arch="torchvision:resnet18")
+
+
+def test_corrupt_safetensors(tmp_path):
+    path = tmp_path / "bad.safetensors"
+    path.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
+    with pytest.raises(CheckpointError, match="not a readable safetensors file"):
+        load_model(str(path), "cpu", arch="torchvision:resnet18")
+
+
+def test_torchscript_file(tmp_path):
+    net = resnet18()
+    path = tmp_path / "model.pt"
+    torch.jit.trace(net, X).save(str(path))
+    loaded = load_model(f"{path}?mean=0.5,0.5,0.5&std=0.25,0.25,0.25", "cpu")
+    assert loaded.spec.kind == "torchscript"
+    assert torch.allclose(loaded.module(X), net(X).detach(), atol=1e-5)
+    assert loaded.preprocessing.mean == (0.5, 0.5, 0.5) and loaded.preprocessing.std == (0.25, 0.25, 0.25)
+    assert loaded.sha256 == sha256(path)
+
+
+@pytest.mark.parametrize("name, what",
+                         [("model.ort", "ONNX Runtime"), ("model.tflite", "TensorFlow Lite"), ("m.h5", "Keras (HDF5)")])
+def test_a_model_file_of_another_format_says_which_files_are_read(tmp_path, name, what):
+    """Issue 23, item 11: an .onnx file was "a state dict" that needs --arch, then "corrupt or truncated" (since issue 25
+    .onnx files are read: tests/models/test_onnx_model.py)."""
+    path = tmp_path / name
+    path.write_bytes(b"\x08\x07\x12\x04onnx")
+    for arch in (None, "torchvision:resnet18"):
+        with pytest.raises(SpecError) as refused:
+            parse_spec(str(path), arch=arch)
+        message = str(refused.value)
+        assert (f"{what} model files ({path.suffix}) are not supported; a model file is an ONNX file (.onnx), a TorchScript "
+                "archive") in message
+        assert "state dict" in message and "corrupt" not in message and "needs its architecture" not in message
+    odd = tmp_path / "model.weights"
+    odd.write_bytes(b"\x08\x07\x12\x04onnx")
+    with pytest.raises(SpecError, match=r"is not a model file visionaudit reads \(neither a TorchScript archive"):
+        parse_spec(str(odd))
+    torch.save(resnet18().state_dict(), tmp_path / "w.pth.tar")  # a torch.save file under another suffix is still read
+    assert parse_spec(str(tmp_path / "w.pth.tar"), arch="torchvision:resnet18").kind == "state_dict"
+
+
+@pytest.mark.parametrize("suffix", [".pkl", ".pickle"])
+def test_a_torch_save_state_dict_named_pkl_loads_with_arch(tmp_path, suffix):
+    """A torch.save file named .pkl/.pickle is a state dict (as before issue 23), not refused as a "pickle" format;
+    a .pkl that is no torch.save file is still refused for what it holds."""
+    net = resnet18()
+    path = tmp_path / f"weights{suffix}"
+    torch.save(net.state_dict(), path)
+    loaded = load_model(str(path), "cpu", arch="torchvision:resnet18")
+    assert torch.equal(loaded.module(X), net(X).detach())
+    junk = tmp_path / f"notes{suffix}"
+    junk.write_bytes(b"just some text")
+    with pytest.raises(SpecError, match="is not a model file visionaudit reads"):
+        parse_spec(str(junk), arch="torchvision:resnet18")
+
+
+def test_a_folder_says_it_is_a_folder_and_which_are_read(tmp_path):
+    folder = tmp_path / "weights-only"
+    folder.mkdir()
+    with pytest.raises(CheckpointError) as refused:
+        parse_spec(str(folder))
+    message = str(refused.value)
+    assert f"{folder} is a folder, and only Hugging Face save_pretrained folders are read (as hf:FOLDER" in message
+    assert "no such file" not in message and "model.safetensors" not in message
+    (folder / "model.safetensors").write_bytes(b"")
+    with pytest.raises(CheckpointError, match=rf"its weights {folder / 'model.safetensors'} load as a state dict: --model "):
+        parse_spec(str(folder))
+
+
+def test_a_save_pretrained_folder_given_bare_is_pointed_to_hf(tmp_path):
+    """Issue 25: the folder is read as hf:FOLDER (the prefix names the kind; a folder has one id)."""
+    folder = tmp_path / "hf-model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    with pytest.raises(CheckpointError, match=rf"is read as --model hf:{folder} "):
+        parse_spec(str(folder))
