@@ -83,7 +83,8 @@ def test_a_factory_typo_stops_the_run_at_startup_naming_it(team, case):
     assert not (team.path / "bounds.json").exists()
 
 
-@pytest.mark.parametrize("spec, crop", [("tests.tiny_models:tiny?resize=100", 224), ("torchvision:resnet18:none?resize=200", 224)])
+@pytest.mark.parametrize("spec, crop", [("tests.tiny_models:tiny?resize=100", 224),
+                                        ("torchvision:resnet18:none?resize=200", 224)])
 def test_a_resize_below_the_models_known_crop_stops_the_run_at_startup(team, spec, crop):
     """Stop 37: found only as the model loaded, each test erroring with "resize size 100 must be at least the crop size
     224 (> 0)". The crops: the suite's default for a factory, torchvision's published ResNet-18 transforms."""
