@@ -33,10 +33,10 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -48,6 +48,7 @@ from visionaudit.families import thresholds as f
 from visionaudit.families.registry import families
 from visionaudit.families.thresholds import Field
 from visionaudit.models.factories import factory_problem
+from visionaudit.models.model_names import MODEL_NAME, given_name
 from visionaudit.models.spec_paths import ReadFromWorkingDirectory, path_from, spec_from
 from visionaudit.models.specs import (
     canonical_spec,
@@ -107,6 +108,12 @@ class AuditConfig:
     baseline_pairs: Mapping[str, str] = field(default_factory=dict)  # [baseline.pairs]: this run's spec -> the baseline's
     resolved: Mapping[str, str] = field(default_factory=dict)  # resolved_spec of a table's key -> its canonical spec
     run_written: Mapping[str, Any] = field(default_factory=dict)  # [run] as written (its paths read from the file's folder)
+    names: Mapping[str, str] = field(default_factory=dict)  # a named model's id (?name=) -> its canonical spec (with_names)
+
+    def with_names(self, specs: Mapping[str, str]) -> "AuditConfig":
+        """This config for a run whose models have these ids (-> canonical spec): a named model's table is its spec's
+        (a table says what a model is held to; its name is what people call it)."""
+        return replace(self, names=MappingProxyType({i: c for i, c in specs.items() if i != c}))
 
     def run_error(self, key: str, spelled: Any, error: Exception) -> ConfigError:
         """``error``'s problem with the ``[run] key`` value (``spelled`` as read from the working directory) that caused
@@ -120,8 +127,9 @@ class AuditConfig:
                            f'its folder {folder}{os.sep}, docs/config.md "Relative paths")')
 
     def table_of(self, model_id: str) -> str | None:
-        """The per-model table (its canonical spec) for the run's ``model_id``: the one keyed by that spec, else the
+        """The per-model table (its canonical spec) for the run's ``model_id`` (a name stands for its spec): the one keyed by that spec, else the
         one whose key names the same files spelled another way (a relative and an absolute ``?classes=``)."""
+        model_id = self.names.get(model_id, model_id)
         if model_id in self.models:
             return model_id
         if not self.resolved or not model_id:
@@ -160,7 +168,7 @@ class AuditConfig:
         not there, a ``?classes=`` file that is not there, a factory its module does not define, a timm name timm
         does not know); lite and torchvision names were checked when the file was read. Closeness is judged on
         the paths read from the working directory, so a relative key is compared with an absolute spec."""
-        run = {(_resolved(m) or m): m for m in run_models}
+        run = {(_resolved(self.names.get(m, m)) or m): m for m in run_models}  # a name: its spec's files
         used = {self.table_of(m) for m in run_models}
         out = []
         for model_id in self.models:
@@ -340,7 +348,7 @@ def _run_paths(run: dict[str, Any], base: Path, path: Path) -> dict[str, Any]:
 
 
 def _baseline_pairs(table: Any, arch: str | None, path: Path, base: Path) -> dict[str, str]:
-    """``[baseline.pairs]``: ``"NEW_SPEC" = "OLD_SPEC"``, both canonical (the run's model -> the baseline's). NEW names a
+    """``[baseline.pairs]``: ``"NEW_SPEC" = "OLD_SPEC"``, both canonical, or a model's ``?name=`` (the run's model -> the baseline's). NEW names a
     model of this run, its paths read from the file's folder ``base`` as ``[run] models``' are; OLD is the baseline
     report's model id, as that report spells it (compared as text, not read here)."""
     if not isinstance(table, dict) or set(table) - {"pairs"}:
@@ -349,5 +357,15 @@ def _baseline_pairs(table: Any, arch: str | None, path: Path, base: Path) -> dic
     pairs = table.get("pairs", {})
     if not isinstance(pairs, dict) or not all(isinstance(v, str) for v in pairs.values()):
         raise ConfigError(f'{path}: [baseline.pairs] maps this run\'s model to the baseline\'s: "NEW_SPEC" = "OLD_SPEC"')
-    return {_canonical_key(_from_folder(spec_from, new, base, path, f'[baseline.pairs] "{new}"'), arch, path): _canonical_key(old, arch, path)
-            for new, old in pairs.items()}
+    return {_pair_id(new, lambda: _canonical_key(_from_folder(spec_from, new, base, path, f'[baseline.pairs] "{new}"'), arch, path)):
+            _pair_id(old, lambda: _canonical_key(old, arch, path)) for new, old in pairs.items()}
+
+
+def _pair_id(written: str, canonical: Callable[[], str]) -> str:
+    """A ``[baseline.pairs]`` side: a model's id, which is its spec (canonical) or its ``?name=`` (as written)."""
+    try:
+        return given_name(written) or canonical()  # SPEC?name=NAME: the name is its id
+    except VisionAuditError:
+        if MODEL_NAME.match(written):
+            return written
+        raise

@@ -16,16 +16,17 @@ from visionaudit.models.specs import parse_spec
 
 
 def known_spaces(models: Sequence[str], classes: str | None) -> dict[LabelSpace, list[str]]:
-    """The label spaces of ``models`` (specs) known before they load (``classes``: --audit-classes), each with its
+    """The label spaces of ``models`` (specs: ``Settings.model_specs``) known before they load (``classes``: --audit-classes), each with its
     models."""
     spaces: dict[LabelSpace, list[str]] = {}
-    for model_id in models:
+    for model in models:
         try:
-            space = known_before_load(parse_spec(model_id), classes)
+            spec = parse_spec(model)
+            space = known_before_load(spec, classes)
         except (ConfigError, ValueError, KeyError):
             continue  # said where the model loads
         if space is not None:
-            spaces.setdefault(space, []).append(model_id)
+            spaces.setdefault(space, []).append(spec.id)
     return spaces
 
 

@@ -29,7 +29,7 @@ def check_category_maps(models: Sequence[str], classes: str | None, bounds: Boun
         try:
             check_category_map(space, bounds("shape_bias", spec.id).get("category_map"))
         except ConfigError as e:
-            problems.append(f"{model_id}: {e}")
+            problems.append(f"{spec.id}: {e}")
     return problems
 
 
