@@ -4,7 +4,7 @@ before any model loads (a bad spec or config exits 4 with its message)."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping
 
@@ -95,7 +95,7 @@ def _resolve(config: pytest.Config) -> Settings:
     from_config = not config.getoption("model") and bool(run.get("models"))
     for spec in config.getoption("model") or run.get("models") or (DEFAULT_MODEL,):
         try:
-            parsed = parse_spec(spec, arch)  # a typo fails the run at once; a repeat counts once
+            parsed = _named_by_config(parse_spec(spec, arch), audit_config)  # a typo fails the run at once; a repeat counts once
             if parsed.id not in spellings:
                 _check_model(parsed, no_downloads)
         except VisionAuditError as e:
@@ -181,6 +181,17 @@ def _check_factory(spec: ModelSpec, what: str) -> None:
         problem = factory_problem(spec.name)
         if problem:
             raise SpecError(f"{what}: {problem}" if what else problem)
+
+
+def _named_by_config(parsed: ModelSpec, config: AuditConfig) -> ModelSpec:
+    """``parsed`` with the name its audit.toml table gives it (``name = "..."``), unless its spec names it already."""
+    name = config.name_of(parsed.canonical)
+    if not name or parsed.given_name == name:
+        return parsed
+    if parsed.given_name:
+        raise SpecError(f'--model {parsed.raw} names the model {parsed.given_name}, and {config.path} names it {name} (its '
+                        f'[models."{config.model_keys[config.table_of(parsed.canonical)]}"] table): give it one name')
+    return replace(parsed, given_name=name)
 
 
 def _same_id(parsed: ModelSpec, other_spelling: str, other_canonical: str) -> str:

@@ -52,7 +52,7 @@ def test_the_baseline_pairs_by_name_and_a_renamed_model_reads_its_specs_cached_l
                       f"--audit-cache={cache}", model=NAMED)
     assert old is not None and list(old["models"]) == ["tiny-v1"], proc.stdout[-3000:] + proc.stderr[-3000:]
     config = tmp_path / "audit.toml"
-    config.write_text('[baseline.pairs]\n"tiny-v2" = "tiny-v1"\n')
+    config.write_text(f'[baseline.pairs]\n"{TINY}" = "tiny-v1"\n')  # this run's tiny-v2, by its spec
     baseline = ["-m", "baseline", "-k", "clean_top1 or edges_accuracy", "--audit-samples", "60", f"--audit-cache={cache}",
                 f"--audit-baseline={tmp_path / 'release.json'}", "--audit-accept-incomplete-baseline"]
     proc, new = audit(tmp_path, shared_data, "next", *baseline, f"--audit-config={config}", "--model", f"{TINY}?name=tiny-v2",
@@ -95,19 +95,33 @@ def test_a_named_models_shards_merge_into_one_model(shared_data, tmp_path):
 @pytest.mark.parametrize("models, said", [
     ([f"{TINY}?name=fraud", "tests.tiny_models:tiny_other?name=fraud"],
      "are two models (tests.tiny_models:tiny_other and tests.tiny_models:tiny) with one id, fraud"),
-    ([f"{TINY}?name=tests.tiny_models.tiny_other", "tests.tiny_models:tiny_other"], None),  # a name is no spec: allowed
     (["tests.tiny_models:tiny_other", f"{TINY}?name=efficientnet_lite0", "efficientnet_lite0"],
      "are two models (efficientnet_lite0 and tests.tiny_models:tiny) with one id, efficientnet_lite0"),
     ([f"{TINY}?name=fraud/v3"], "?name=fraud/v3 is not a model name; a name is a letter or digit, then up to 63 letters"),
-], ids=["two-equal-names", "name-like-a-module", "a-name-that-is-another-models-spec", "bad-name"])
+], ids=["two-equal-names", "a-name-that-is-another-models-spec", "bad-name"])
 def test_two_models_of_one_id_or_a_bad_name_stop_the_run_at_startup(tmp_path, models, said):
+    """Exit 4 before any model loads, with one message; the weight-share audit reads no images: no data is needed."""
     extra = [a for m in models[1:] for a in ("--model", m)]
-    # the weight-share audit reads no images: no data is needed here
     proc, data = audit(tmp_path, tmp_path, "refused", *extra, "-k", "test_weight_shares", model=models[0])
     assert data is not None, proc.stdout[-3000:] + proc.stderr[-3000:]
-    if said is None:
-        assert proc.returncode in (0, 1) and set(data["models"]) == {"tests.tiny_models.tiny_other", "tests.tiny_models:tiny_other"}
-        return
     assert proc.returncode == pytest.ExitCode.USAGE_ERROR, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert said in proc.stderr and "Traceback" not in proc.stderr + proc.stdout, proc.stderr[-3000:]
     assert said in data["error"]
+
+
+def test_a_model_named_by_its_audit_toml_table(tmp_path):
+    """``name = "..."`` in the model's [models."SPEC"] table names it as ?name= does; a spec naming it otherwise is
+    refused (one model, one name). The weight-share audit reads no images: no data is needed."""
+    config = tmp_path / "audit.toml"
+    config.write_text(f'[models."{TINY}"]\nname = "tiny-v1"\n')
+    # beside it, a model named like another's spec but with no ":": a name, not a spec, so no clash
+    proc, data = audit(tmp_path, tmp_path, "table", "-k", "test_weight_shares", f"--audit-config={config}",
+                       "--model", "tests.tiny_models:tiny_other?name=tests.tiny_models.tiny_other")
+    assert data is not None and proc.returncode in (0, 1), proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert [e["nodeid"] for e in data["audits"]] == ["audits/test_channel_bias.py::test_weight_shares[tiny-v1]",
+                                                     "audits/test_channel_bias.py::test_weight_shares[tests.tiny_models.tiny_other]"]
+    assert data["audits"][0]["model"] == "tiny-v1" and data["models"]["tiny-v1"]["spec"] == TINY
+    assert data["models"]["tiny-v1"]["spec_as_given"] == TINY  # as the user wrote it: the name came from the table
+    proc, data = audit(tmp_path, tmp_path, "twice", "-k", "test_weight_shares", f"--audit-config={config}", model=f"{TINY}?name=other")
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert f"--model {TINY}?name=other names the model other, and {config} names it tiny-v1" in proc.stderr

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from visionaudit.config import load_config
-from visionaudit.errors import DataError, SpecError
+from visionaudit.errors import ConfigError, DataError, SpecError
 from visionaudit.families.baseline.pairing import model_pairs
 from visionaudit.models.model_names import model_id, named_spec
 from visionaudit.models.specs import canonical_spec, parse_spec
@@ -57,12 +57,13 @@ def test_a_models_id_from_a_spec_or_a_bare_name():
 
 def test_a_named_models_bounds_are_its_specs_table(tmp_path):
     (tmp_path / "audit.toml").write_text(f'[models."{TINY}".accuracy]\nmin_top1 = 0.1\n'
-                                         '[baseline.pairs]\n"tiny-v2" = "tiny-v1"\n')
+                                         f'[baseline.pairs]\n"{TINY}?name=tiny-v2" = "tiny-v1"\n"tests.tiny_models:tiny_other" = "v0"\n')
     config = load_config(tmp_path / "audit.toml").with_names({"tiny-v2": TINY, "other": "tests.tiny_models:tiny_other"})
     assert config.thresholds("accuracy", "tiny-v2")["min_top1"] == 0.1
     assert config.thresholds("accuracy", TINY)["min_top1"] == 0.1
     assert config.thresholds("accuracy", "other")["min_top1"] == 0.7  # the family's default: not this table's model
-    assert config.baseline_pairs == {"tiny-v2": "tiny-v1"}  # names on both sides, as written
+    # the run's side a spec (its ?name= its id), the baseline's a name as written
+    assert config.baseline_pairs == {"tiny-v2": "tiny-v1", "tests.tiny_models:tiny_other": "v0"}
     assert config.models_not_in(["tiny-v2"]) == []
 
 
@@ -105,3 +106,28 @@ def test_a_spec_in_the_baseline_under_another_id_is_said_not_paired():
 
 def test_baseline_pairs_keyed_by_a_named_models_spec_apply_to_it():
     assert model_pairs(["tiny-v2"], _baseline(), pairs={TINY: TINY}, specs={"tiny-v2": TINY}) == {"tiny-v2": TINY}
+
+
+def test_an_audit_toml_table_names_its_model(tmp_path):
+    (tmp_path / "audit.toml").write_text(f'[models."{TINY}"]\nname = "tiny-v1"\n[models."{TINY}".accuracy]\nmin_top1 = 0.1\n'
+                                         '[models."tests.tiny_models:tiny_other?name=other-v1".accuracy]\nmin_top1 = 0.2\n')
+    config = load_config(tmp_path / "audit.toml")
+    assert config.name_of(TINY) == "tiny-v1" and config.name_of("tests.tiny_models:tiny_other") == "other-v1"
+    assert config.name_of("efficientnet_lite0") == ""
+    assert set(config.models) == {TINY, "tests.tiny_models:tiny_other"}  # keyed by what the model is
+    assert config.models[TINY] == {"accuracy": {"min_top1": 0.1}}  # the name is no family table
+    assert config.with_names({"other-v1": "tests.tiny_models:tiny_other"}).thresholds("accuracy", "other-v1")["min_top1"] == 0.2
+
+
+@pytest.mark.parametrize("toml, said", [
+    (f'[models."{TINY}"]\nname = "a/b"\n', 'name = "a/b" is not a model name; a name is a letter or digit'),
+    (f'[models."{TINY}"]\nname = 3\n', "name = 3 is not a model name"),
+    (f'[models."{TINY}?name=a"]\nname = "b"\n', "names its model twice, a in the key and name = \"b\"; give one"),
+    (f'[models."{TINY}"]\nname = "a"\n[models."tests.tiny_models:tiny_other"]\nname = "a"\n',
+     f'[models."{TINY}"] and [models."tests.tiny_models:tiny_other"] both name their model a'),
+])
+def test_a_bad_name_in_audit_toml_is_refused(tmp_path, toml, said):
+    (tmp_path / "audit.toml").write_text(toml)
+    with pytest.raises(ConfigError) as refused:
+        load_config(tmp_path / "audit.toml")
+    assert said in str(refused.value) and str(tmp_path / "audit.toml") in str(refused.value)

@@ -31,9 +31,9 @@ The canonical form (:func:`canonical_spec`) names a model one way whatever the s
 alias with ``_``, torchvision's ``DEFAULT`` weights left out and enum names upper-cased, file paths
 normalized, ``--arch`` folded into the query (not an ONNX file's: its graph is its architecture), ``?arch=`` and
 ``?reference=`` in their own canonical form, timm's default pretrained tag written out, a Hugging Face
-revision ``main`` left out, and the query's keys sorted. It is the model's id in
-test ids, in the report and in audit.toml's ``[models."SPEC"]`` tables; the user's spelling is kept
-beside it.
+revision ``main`` left out, ``?name=`` left out, and the query's keys sorted. It is what the model is: the key of
+audit.toml's ``[models."SPEC"]`` tables and the logit cache, and its id in test ids and the report unless ``?name=``
+gives it a shorter one (:mod:`visionaudit.models.model_names`); the user's spelling is kept beside it.
 """
 
 from __future__ import annotations
