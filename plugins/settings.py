@@ -60,7 +60,6 @@ class Settings:
     max_image_pixels: int | None = None  # images with more pixels are refused; None: decoding's default
     notes: tuple[str, ...] = ()  # known at startup, said once by the controller (plugins/run_notes.py): an assumed preprocessing
 
-
     @property
     def model_specs(self) -> tuple[str, ...]:
         """The models as specs (canonical, ``?name=`` kept): each parses to the model, its id the one in ``models``."""
@@ -196,7 +195,7 @@ def _named_by_config(parsed: ModelSpec, config: AuditConfig) -> ModelSpec:
 
 def _same_id(parsed: ModelSpec, other_spelling: str, other_canonical: str) -> str:
     """Two models of the run with one id: two equal ``?name=``, or a name that is another model's spec."""
-    return (f"--model {parsed.raw} and --model {other_spelling} are two models ({parsed.canonical} and {other_canonical}) "
+    return (f"{parsed.raw} and {other_spelling} are two models ({parsed.canonical} and {other_canonical}) "
             f"with one id, {parsed.id}: the id names a model in test ids, report rows and the baseline pairing, so it must be "
             "one model's; give one of them another ?name=")
 
