@@ -24,7 +24,7 @@ from visionaudit.families.baseline.pairing import (
     read_report,
     refusal,
 )
-from visionaudit.models.specs import canonical_spec
+from visionaudit.models.model_names import model_id
 
 from .markers import family_of
 from .settings import STARTUP_USAGE_ERROR_KEY, Settings, get_settings
@@ -68,12 +68,12 @@ def _run_sample_sets(settings: Settings, roles: list[str]) -> dict[str, SampleSe
 
 
 def _canonical(spec: str | None) -> str | None:
-    """``--audit-baseline-as`` in its canonical form, as the baseline's models are keyed (as ``compare`` does); as
-    given when it no longer parses here (the old model's files may be gone)."""
+    """``--audit-baseline-as`` as the model's id (its ``?name=``, else its canonical spec), as the baseline's models are
+    keyed (as ``compare`` does); as given when it no longer parses here (the old model's files may be gone)."""
     if not spec:
         return spec
     try:
-        return canonical_spec(spec)
+        return model_id(spec)
     except VisionAuditError:
         return spec
 
@@ -82,7 +82,7 @@ def _load(config: pytest.Config, path: str) -> Baseline:
     settings = get_settings(config)
     report = read_report(path)
     pairs = model_pairs(settings.models, report, _canonical(config.getoption("audit_baseline_as")),
-                        settings.config.baseline_pairs)
+                        settings.config.baseline_pairs, specs=settings.canonicals)
     baseline = Baseline(Path(path), report, pairs,
                         accepted=bool(config.getoption("audit_accept_incomplete_baseline")) and report.get("verdict") != "pass")
     if hasattr(config, "workerinput"):

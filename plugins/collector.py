@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from visionaudit.report.assembly import OUTCOME_RANK, blank_entry, settle
+from visionaudit.report.assembly import OUTCOME_RANK, blank_entry, model_id_of, settle
 from visionaudit.report.journal import JournalWriter
 
 from .data_check import check_data, collection_meta
@@ -102,7 +102,7 @@ class Collector:
                 self.add_model(rec["model"], rec["model_info"])
         model = model_of(report)
         if model is not None:  # the run's model, as its fixture left it: loaded, or its load error
-            self.add_model(model["spec"], model)
+            self.add_model(model_id_of(model), model)
         outcome = _outcome(report)
         if outcome and (OUTCOME_RANK[outcome] > OUTCOME_RANK.get(entry["outcome"], -1) or outcome == "skipped"):
             entry["outcome"] = outcome

@@ -95,7 +95,7 @@ def check_data(config: pytest.Config, meta: dict[str, dict[str, Any]]) -> None:
         return
     settings = get_settings(config)
     needs = {d for m in meta.values() for d in m.get("data", ())}
-    if OBSERVERS in needs and not map_check.shape_bias_measurable(settings.models, settings.classes,
+    if OBSERVERS in needs and not map_check.shape_bias_measurable(settings.model_specs, settings.classes,
                                                                    settings.config.thresholds):
         needs.discard(OBSERVERS)  # neither fetched nor noted: no model's shape bias can use them (hunt35 F9)
     if config.getoption("collectonly"):
@@ -125,7 +125,7 @@ def check_data(config: pytest.Config, meta: dict[str, dict[str, Any]]) -> None:
     if (needs or imagenet_c) and not config.stash.get(CHECKED_KEY, False):  # once: the next worker's collection finds it done
         config.stash[CHECKED_KEY] = True
         checked = check_image_sets(RunImages(settings.data, settings.images, settings.samples, settings.seed,
-                                             settings.models, settings.classes, settings.imagenet_c),
+                                             settings.model_specs, settings.classes, settings.imagenet_c),
                                    needs, imagenet_c, OBSERVERS in config.stash.get(ABSENT_KEY, set()))
         for note in checked.notes:
             say_once(config, note)
@@ -139,7 +139,7 @@ def check_data(config: pytest.Config, meta: dict[str, dict[str, Any]]) -> None:
                                                             shard=settings.shard is not None, option=option)):
             warn_once(config, note)
         # Every shape-bias test reads the map (cue conflict, edges, silhouettes, and the baseline's comparisons of them)
-        problems = (map_check.check_category_maps(settings.models, settings.classes, settings.config.thresholds)
+        problems = (map_check.check_category_maps(settings.model_specs, settings.classes, settings.config.thresholds)
                     if needs & SHAPE_BIAS_STIMULI else [])
         if problems:
             message = "audit.toml does not fit the models' classes (no test was run):\n  " + "\n  ".join(problems)

@@ -95,7 +95,7 @@ def _models(config: pytest.Config, loaded: dict[str, Any]) -> dict[str, Any]:
     settings = config.stash.get(SETTINGS_KEY, None)
     for mid in settings.models if settings else ():
         if mid not in models:
-            models[mid] = unloaded_model(mid, settings.spellings.get(mid, mid), None)
+            models[mid] = unloaded_model(mid, settings.spellings.get(mid, mid), None, settings.canonicals.get(mid))
     return models
 
 
@@ -218,7 +218,7 @@ def pytest_configure(config: pytest.Config) -> None:
             f"python -m visionaudit report --from-journal {kept} -o REPORT.json"), stacklevel=2)
     collector.journal = JournalWriter(journal)
     collector.journal.write("run", run=_run_info(config, None, {}), models=list(settings.models),
-                            spellings=dict(settings.spellings))
+                           spellings=dict(settings.spellings), canonicals=dict(settings.canonicals))
 
 
 @pytest.hookimpl(trylast=True)

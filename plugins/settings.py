@@ -4,7 +4,7 @@ before any model loads (a bad spec or config exits 4 with its message)."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping
 
@@ -24,6 +24,7 @@ from visionaudit.models.classes import check_before_load
 from visionaudit.models.factories import factory_problem
 from visionaudit.models.hf import assumed_preprocessing_note, check_preprocessing
 from visionaudit.models.hub import check_available
+from visionaudit.models.model_names import named_spec
 from visionaudit.models.preprocessing_before_load import check_resize
 from visionaudit.models.specs import (
     DEFAULT_MODEL,
@@ -39,7 +40,7 @@ PREVIOUS_KEY = pytest.StashKey[tuple]()  # the decode budget, logit cache and im
 
 @dataclass(frozen=True)
 class Settings:
-    models: tuple[str, ...]  # canonical specs: test ids, report keys, audit.toml tables
+    models: tuple[str, ...]  # the models' ids (?name=, else the canonical spec): test ids, report keys, baseline pairing
     arch: str | None
     device: str
     data: str | None
@@ -50,7 +51,8 @@ class Settings:
     config: AuditConfig
     timeout: float | None = None  # --audit-timeout: seconds per test
     imagenet_c: str | None = None  # --audit-imagenet-c: a downloaded ImageNet-C folder, checked at startup
-    spellings: Mapping[str, str] = field(default_factory=dict)  # canonical spec -> as the user wrote it
+    spellings: Mapping[str, str] = field(default_factory=dict)  # the model's id -> as the user wrote it
+    canonicals: Mapping[str, str] = field(default_factory=dict)  # the model's id -> its canonical spec (the id unless ?name=)
     shard: Shard | None = None  # --audit-shard I/N: this job's share of the images (visionaudit/data/shards.py)
     offline: bool = False  # --audit-offline or VISIONAUDIT_OFFLINE=1: never download
     decode_memory: int | None = None  # bytes of decoded images per process; None: decode_budget's default
@@ -58,6 +60,11 @@ class Settings:
     classes: str | None = None  # --audit-classes / [run] classes: class names for models that carry none
     max_image_pixels: int | None = None  # images with more pixels are refused; None: decoding's default
     notes: tuple[str, ...] = ()  # known at startup, said once by the controller (plugins/run_notes.py): an assumed preprocessing
+
+    @property
+    def model_specs(self) -> tuple[str, ...]:
+        """The models as specs (canonical, ``?name=`` kept): each parses to the model, its id the one in ``models``."""
+        return tuple(named_spec(self.canonicals.get(m, m), m) for m in self.models)
 
 
 def worker_index() -> int | None:
@@ -82,12 +89,13 @@ def _resolve(config: pytest.Config) -> Settings:
     audit_config = load_config(path, arch)
     run = audit_config.run
     spellings: dict[str, str] = {}
+    canonicals: dict[str, str] = {}  # the model's id -> its canonical spec
     notes: list[str] = []
     no_downloads = offline(bool(config.getoption("audit_offline", False)))
     from_config = not config.getoption("model") and bool(run.get("models"))
     for spec in config.getoption("model") or run.get("models") or (DEFAULT_MODEL,):
         try:
-            parsed = parse_spec(spec, arch)  # a typo fails the run at once; a repeat counts once
+            parsed = _named_by_config(parse_spec(spec, arch), audit_config)  # a typo fails the run at once; a repeat counts once
             if parsed.id not in spellings:
                 _check_model(parsed, no_downloads)
         except VisionAuditError as e:
@@ -96,7 +104,10 @@ def _resolve(config: pytest.Config) -> Settings:
             raise audit_config.run_error("models", spec, e) from None  # said as written in audit.toml
         if parsed.id not in spellings:
             notes += [note] if (note := assumed_preprocessing_note(parsed)) else []
+        elif canonicals[parsed.id] != parsed.canonical:  # one id, two models: their rows and tables would mix
+            raise SpecError(_same_id(parsed, spellings[parsed.id], canonicals[parsed.id]))
         spellings.setdefault(parsed.id, spec)
+        canonicals.setdefault(parsed.id, parsed.canonical)
     samples = _number(config, "audit_samples", int, "a positive number of images")
     samples = samples if samples is not None else run.get("samples")
     batch_size = _number(config, "audit_batch_size", int, "a positive number of images per forward pass",
@@ -113,15 +124,16 @@ def _resolve(config: pytest.Config) -> Settings:
         samples=samples,
         seed=seed if seed is not None else run.get("seed", 0),
         batch_size=batch_size if batch_size is not None else run.get("batch_size"),
-        config=audit_config,
+        config=audit_config.with_names(canonicals),
         timeout=_number(config, "audit_timeout", float, "a positive number of seconds per test"),
         imagenet_c=_imagenet_c(config.getoption("audit_imagenet_c", None)),
         spellings=spellings,
+        canonicals=canonicals,
         shard=_shard(config),
         offline=no_downloads,
         decode_memory=_decode_memory(config, run),
         cache=config.getoption("audit_cache") or run.get("cache") or os.environ.get(logit_cache.CACHE_ENV) or None,
-        classes=_class_files(config.getoption("audit_classes", None) or run.get("classes"), spellings),
+        classes=_class_files(config.getoption("audit_classes", None) or run.get("classes"), spellings, arch),
         max_image_pixels=_number(config, "audit_max_image_pixels", int,
                                  "a positive number of pixels") or run.get("max_image_pixels"),
         notes=tuple(notes),
@@ -176,14 +188,32 @@ def _check_factory(spec: ModelSpec, what: str) -> None:
             raise SpecError(f"{what}: {problem}" if what else problem)
 
 
-def _class_files(run_classes: str | None, spellings: Mapping[str, str]) -> str | None:
+def _named_by_config(parsed: ModelSpec, config: AuditConfig) -> ModelSpec:
+    """``parsed`` with the name its audit.toml table gives it (``name = "..."``), unless its spec names it already."""
+    name = config.name_of(parsed.canonical)
+    if not name or parsed.given_name == name:
+        return parsed
+    if parsed.given_name:
+        raise SpecError(f'--model {parsed.raw} names the model {parsed.given_name}, and {config.path} names it {name} (its '
+                        f'[models."{config.model_keys[config.table_of(parsed.canonical)]}"] table): give it one name')
+    return replace(parsed, given_name=name)
+
+
+def _same_id(parsed: ModelSpec, other_spelling: str, other_canonical: str) -> str:
+    """Two models of the run with one id: two equal ``?name=``, or a name that is another model's spec."""
+    return (f"{parsed.raw} and {other_spelling} are two models ({parsed.canonical} and {other_canonical}) "
+            f"with one id, {parsed.id}: the id names a model in test ids, report rows and the baseline pairing, so it must be "
+            "one model's; give one of them another ?name=")
+
+
+def _class_files(run_classes: str | None, spellings: Mapping[str, str], arch: str | None) -> str | None:
     """The run's class file, after every class file of the run (``--audit-classes``, each ``?classes=``) was read
     once here: one that is missing, unreadable or empty, or whose length differs from outputs known before the
     model loads (visionaudit/models/classes.py), stops the run before any model loads."""
     if run_classes:
         read_classes_file(run_classes)
-    for model_id in spellings:  # canonical: a state dict's --arch is in its query
-        spec = parse_spec(model_id)
+    for spelled in spellings.values():
+        spec = parse_spec(spelled, arch)
         if "classes" in spec.options:
             read_classes_file(spec.options["classes"])
         check_before_load(spec, run_classes)  # a length known to differ from the outputs (torchvision, lite)

@@ -31,9 +31,10 @@ are read (:func:`visionaudit.models.spec_paths.spec_from`, docs/config.md "Relat
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
@@ -48,6 +49,7 @@ from visionaudit.families import thresholds as f
 from visionaudit.families.registry import families
 from visionaudit.families.thresholds import Field
 from visionaudit.models.factories import factory_problem
+from visionaudit.models.model_names import MODEL_NAME, MODEL_NAME_RULE, given_name
 from visionaudit.models.spec_paths import ReadFromWorkingDirectory, path_from, spec_from
 from visionaudit.models.specs import (
     canonical_spec,
@@ -107,6 +109,18 @@ class AuditConfig:
     baseline_pairs: Mapping[str, str] = field(default_factory=dict)  # [baseline.pairs]: this run's spec -> the baseline's
     resolved: Mapping[str, str] = field(default_factory=dict)  # resolved_spec of a table's key -> its canonical spec
     run_written: Mapping[str, Any] = field(default_factory=dict)  # [run] as written (its paths read from the file's folder)
+    names: Mapping[str, str] = field(default_factory=dict)  # a named model's id (?name=) -> its canonical spec (with_names)
+    model_names: Mapping[str, str] = field(default_factory=dict)  # a table's canonical spec -> its name = "..." (name_of)
+
+    def name_of(self, canonical: str) -> str:
+        """The name the per-model table of the model ``canonical`` gives it (``name = "..."``), "" for none."""
+        table = self.table_of(canonical)
+        return self.model_names.get(table, "") if table else ""
+
+    def with_names(self, specs: Mapping[str, str]) -> "AuditConfig":
+        """This config for a run whose models have these ids (-> canonical spec): a named model's table is its spec's
+        (a table says what a model is held to; its name is what people call it)."""
+        return replace(self, names=MappingProxyType({i: c for i, c in specs.items() if i != c}))
 
     def run_error(self, key: str, spelled: Any, error: Exception) -> ConfigError:
         """``error``'s problem with the ``[run] key`` value (``spelled`` as read from the working directory) that caused
@@ -120,8 +134,9 @@ class AuditConfig:
                            f'its folder {folder}{os.sep}, docs/config.md "Relative paths")')
 
     def table_of(self, model_id: str) -> str | None:
-        """The per-model table (its canonical spec) for the run's ``model_id``: the one keyed by that spec, else the
+        """The per-model table (its canonical spec) for the run's ``model_id`` (a name stands for its spec): the one keyed by that spec, else the
         one whose key names the same files spelled another way (a relative and an absolute ``?classes=``)."""
+        model_id = self.names.get(model_id, model_id)
         if model_id in self.models:
             return model_id
         if not self.resolved or not model_id:
@@ -160,7 +175,7 @@ class AuditConfig:
         not there, a ``?classes=`` file that is not there, a factory its module does not define, a timm name timm
         does not know); lite and torchvision names were checked when the file was read. Closeness is judged on
         the paths read from the working directory, so a relative key is compared with an absolute spec."""
-        run = {(_resolved(m) or m): m for m in run_models}
+        run = {(_resolved(self.names.get(m, m)) or m): m for m in run_models}  # a name: its spec's files
         used = {self.table_of(m) for m in run_models}
         out = []
         for model_id in self.models:
@@ -293,6 +308,7 @@ def load_config(path: str | Path | None, arch: str | None = None) -> AuditConfig
     models: dict[str, dict[str, dict[str, Any]]] = {}
     written: dict[str, str] = {}
     resolved: dict[str, str] = {}  # the key's paths read from the working directory -> its canonical spec
+    model_names: dict[str, str] = {}  # canonical spec -> the name its table gives it
     for key, per_audit in models_raw.items():
         if not isinstance(per_audit, dict):
             raise ConfigError(f'{path}: models."{key}" must be a table of [models."{key}".AUDIT] tables')
@@ -305,11 +321,33 @@ def load_config(path: str | Path | None, arch: str | None = None) -> AuditConfig
             raise ConfigError(f'{path}: [models."{written[resolved[same_files]]}"] and [models."{key}"] name the same model '
                               f'(the same files: {same_files}); merge them')
         written[model_id], resolved[same_files] = key, model_id
+        table_name = _table_name(key, per_audit, path)
+        if table_name in model_names.values():
+            other = next(written[m] for m, n in model_names.items() if n == table_name)
+            raise ConfigError(f'{path}: [models."{other}"] and [models."{key}"] both name their model {table_name}; '
+                              "a name is one model's id: give each its own")
+        model_names.update({model_id: table_name} if table_name else {})
         models[model_id] = {name: _check_family_table(name, table, f'models."{key}".{name}', path)
-                            for name, table in per_audit.items()}
+                            for name, table in per_audit.items() if name != "name"}
     pairs = _baseline_pairs(data.get("baseline", {}), arch, path, base)
     return AuditConfig(path, MappingProxyType(run), MappingProxyType(audits), MappingProxyType(models), MappingProxyType(written),
-                       MappingProxyType(pairs), MappingProxyType(resolved), MappingProxyType(run_written))
+                       MappingProxyType(pairs), MappingProxyType(resolved), MappingProxyType(run_written),
+                       model_names=MappingProxyType(model_names))
+
+
+def _table_name(key: str, table: dict[str, Any], path: Path) -> str:
+    """The name a ``[models."SPEC"]`` table gives its model: ``name = "NAME"`` in it, or ``?name=`` in its key; "" for
+    none."""
+    written = table.get("name")
+    if written is not None and (not isinstance(written, str) or not MODEL_NAME.match(written)):
+        raise ConfigError(f'{path}: [models."{key}"] name = {json.dumps(written)} is not a model name; a name is {MODEL_NAME_RULE}')
+    try:
+        in_key = given_name(key)
+    except VisionAuditError as e:
+        raise ConfigError(f'{path}: [models."{key}"]: {said_of_a_written_spec(e, key)}') from None
+    if written and in_key and written != in_key:
+        raise ConfigError(f'{path}: [models."{key}"] names its model twice, {in_key} in the key and name = "{written}"; give one')
+    return written or in_key
 
 
 def _from_folder(read, written: str, base: Path, path: Path, where: str) -> str:
@@ -342,7 +380,7 @@ def _run_paths(run: dict[str, Any], base: Path, path: Path) -> dict[str, Any]:
 
 
 def _baseline_pairs(table: Any, arch: str | None, path: Path, base: Path) -> dict[str, str]:
-    """``[baseline.pairs]``: ``"NEW_SPEC" = "OLD_SPEC"``, both canonical (the run's model -> the baseline's). NEW names a
+    """``[baseline.pairs]``: ``"NEW_SPEC" = "OLD"``: this run's model (a spec; its ``?name=`` is its id) -> the baseline's id (a spec or a name). NEW names a
     model of this run, its paths read from the file's folder ``base`` as ``[run] models``' are; OLD is the baseline
     report's model id, as that report spells it (compared as text, not read here)."""
     if not isinstance(table, dict) or set(table) - {"pairs"}:
@@ -351,6 +389,17 @@ def _baseline_pairs(table: Any, arch: str | None, path: Path, base: Path) -> dic
     pairs = table.get("pairs", {})
     if not isinstance(pairs, dict) or not all(isinstance(v, str) for v in pairs.values()):
         raise ConfigError(f'{path}: [baseline.pairs] maps this run\'s model to the baseline\'s: "NEW_SPEC" = "OLD_SPEC"')
-    return {_canonical_key(_from_folder(spec_from, new, base, path, f'[baseline.pairs] "{new}"'), arch,
-                           path): _canonical_key(old, arch, path)
-            for new, old in pairs.items()}
+    return {given_name(new) or _canonical_key(_from_folder(spec_from, new, base, path, f'[baseline.pairs] "{new}"'),
+                                              arch, path):
+            _old_id(old, arch, path) for new, old in pairs.items()}
+
+
+def _old_id(written: str, arch: str | None, path: Path) -> str:
+    """The baseline's side of a pair: its model's id, a spec (canonical) or a name (as written: a baseline's model need
+    not parse here; one the baseline lacks is refused as the run starts, plugins/baseline.py)."""
+    try:
+        return given_name(written) or _canonical_key(written, arch, path)
+    except VisionAuditError:
+        if MODEL_NAME.match(written):
+            return written
+        raise

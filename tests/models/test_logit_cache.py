@@ -63,6 +63,18 @@ def test_a_second_model_object_reads_the_logits_from_disk(cache, sample, images,
     assert torch.equal(again, first)
 
 
+def test_a_renamed_model_reads_the_logits_of_its_spec(tmp_path, sample):
+    """?name= is what people call the model, not what it computes: the same spec under any name, or none, is one
+    cache entry (tests/test_named_model_runs.py sees the hit in a run)."""
+    stored = logit_cache.entry(tmp_path, fresh_model(SPEC + "&name=release-1"), sample, Geometry(40, 32), 4)
+    logits = torch.randn(12, 1000)
+    logit_cache.store(stored, logits)
+    for spec in (SPEC + "&name=release-2", SPEC):
+        renamed = logit_cache.entry(tmp_path, fresh_model(spec), sample, Geometry(40, 32), 4)
+        read, problem = logit_cache.load(renamed)
+        assert renamed.path == stored.path and problem is None and torch.equal(read, logits), spec
+
+
 def _variants(tmp_path: Path, sample):
     """Each key component changed on its own: (name, model spec, image set, geometry, batch size, patch)."""
     copy = tmp_path / "copy"

@@ -18,9 +18,10 @@ def read_json(path: str) -> dict:
 
 
 def model_pairs(args: argparse.Namespace, which: str) -> dict[str, str] | None:
-    """``--model NEW_SPEC --baseline-as OLD_SPEC`` as {new: old}; None (pair by spec) without them."""
-    from visionaudit.models.specs import canonical_spec
+    """``--model NEW --baseline-as OLD`` (each a model's id: a spec, or a ``?name=``) as {new: old}; None (pair by id)
+    without them."""
+    from visionaudit.models.model_names import model_id
 
     if bool(args.model) != bool(args.baseline_as):
         raise VisionAuditError(f"--model and --baseline-as go together: {which}")
-    return {canonical_spec(args.model): canonical_spec(args.baseline_as)} if args.model else None
+    return {model_id(args.model): model_id(args.baseline_as)} if args.model else None

@@ -254,7 +254,7 @@ def assumed_preprocessing_note(spec: ModelSpec) -> str | None:
             f"image processor says: {assumed} ({defaults}{', the spec giving ' + ', '.join(given) if given else ''}). "
             "If the model was trained with another size, mean or std, its numbers are wrong. Fix: save the image processor "
             f"with the model ({save}), or give the preprocessing in the spec: "
-            f"{spec.id.split('?')[0]}?size=N&resize=N&interpolation=bilinear|bicubic|nearest&{values}")
+            f"{spec.canonical.split('?')[0]}?size=N&resize=N&interpolation=bilinear|bicubic|nearest&{values}")
 
 
 def check_preprocessing(spec: ModelSpec) -> None:

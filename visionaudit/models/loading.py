@@ -83,6 +83,7 @@ class LoadedModel:
     def to_dict(self) -> dict[str, Any]:
         return {
             "spec": self.spec.canonical,
+            **({"name": self.spec.given_name} if self.spec.given_name else {}),  # the id, when it is a ?name=
             "spec_as_given": self.spec.raw,
             "architecture": self.architecture,
             "sha256": self.sha256,

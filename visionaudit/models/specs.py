@@ -31,20 +31,21 @@ The canonical form (:func:`canonical_spec`) names a model one way whatever the s
 alias with ``_``, torchvision's ``DEFAULT`` weights left out and enum names upper-cased, file paths
 normalized, ``--arch`` folded into the query (not an ONNX file's: its graph is its architecture), ``?arch=`` and
 ``?reference=`` in their own canonical form, timm's default pretrained tag written out, a Hugging Face
-revision ``main`` left out, and the query's keys sorted. It is the model's id in
-test ids, in the report and in audit.toml's ``[models."SPEC"]`` tables; the user's spelling is kept
-beside it.
+revision ``main`` left out, ``?name=`` left out, and the query's keys sorted. It is what the model is: the key of
+audit.toml's ``[models."SPEC"]`` tables and the logit cache, and its id in test ids and the report unless ``?name=``
+gives it a shorter one (:mod:`visionaudit.models.model_names`); the user's spelling is kept beside it.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import parse_qsl
 
 from visionaudit.errors import CheckpointError, SpecError, VisionAuditError, closest
+from visionaudit.models.model_names import given_name
 from visionaudit.preprocessing import override_values
 
 SPEC_OPTIONS = {
@@ -57,6 +58,7 @@ SPEC_OPTIONS = {
     "imagenet": "true or false: whether the outputs are the ImageNet-1k classes (default: 1,000 outputs)",
     "classes": "a file of the model's class names in output order (one per line, or a JSON list)",
     "reference": "an ONNX file's source: the torch model (a spec) the deployment audit compares it with",
+    "name": "a short name, the model's id in test ids, the report and messages (letters, digits, . _ + -; at most 64)",
 }
 LITE_SIZES = {"efficientnet_lite0": 224, "efficientnet_lite1": 240, "efficientnet_lite2": 260}
 DEFAULT_MODEL = "efficientnet_lite0"
@@ -86,11 +88,12 @@ class ModelSpec:
     weights: str | None = None
     path: Path | None = None
     options: dict[str, str] = field(default_factory=dict)
+    given_name: str = ""  # ?name=: what people call it; never part of canonical (what the model is, the cache's key)
 
     @property
     def id(self) -> str:
-        """The model's id in test ids, the report and audit.toml: the canonical form."""
-        return self.canonical
+        """The model's id in test ids, the report, messages and baseline pairing: its ``?name=``, else the canonical form."""
+        return self.given_name or self.canonical
 
 
 def _torchvision_names() -> list[str]:
@@ -166,7 +169,7 @@ def _query(options: dict[str, str]) -> str:
 
 def _parse(spec: str, arch: str | None) -> ModelSpec:
     """Form, names and canonical id, without touching any file."""
-    parsed = _parse_form(spec, arch)
+    parsed = replace(_parse_form(spec, arch), given_name=given_name(spec))
     if "arch" in parsed.options and parsed.kind != "file":  # it would be ignored: such a spec names its architecture
         raise SpecError(f"--model {parsed.raw}: ?arch= names the architecture of a state-dict file (.pth, .safetensors); "
                         "this spec names its architecture itself: leave ?arch= out")
@@ -190,6 +193,7 @@ def _parse_form(spec: str, arch: str | None) -> ModelSpec:
         if key in options:
             options[key] = options[key].lower()
     _check_values(raw, pairs, options)
+    options.pop("name", None)  # what people call the model, not what it is: kept out of the canonical form (_parse)
     if options.get("classes"):  # a path: one spelling of it, so the model's id (and its logit-cache key) is stable
         options["classes"] = os.path.normpath(os.path.expanduser(options["classes"]))
     lite = body.replace("-", "_")
@@ -380,9 +384,9 @@ def parse_spec(spec: str, arch: str | None = None) -> ModelSpec:
         if "reference" in parsed.options and reference_spec(parsed).kind == "onnx":  # known now
             raise SpecError(f"--model {parsed.raw}: ?reference= names the torch model the ONNX file was exported from, "
                             "not another ONNX file")
-        return ModelSpec(parsed.raw, "onnx", parsed.canonical, path=path, options=parsed.options)
+        return replace(parsed, kind="onnx")
     if suffix != ".safetensors" and is_torchscript_archive(path):
-        return ModelSpec(parsed.raw, "torchscript", parsed.canonical, path=path, options=parsed.options)
+        return replace(parsed, kind="torchscript")
     if suffix not in _CHECKPOINT_SUFFIXES and not looks_like_checkpoint(path):
         raise SpecError(f"--model {parsed.raw}: {path} is not a model file visionaudit reads (neither a TorchScript "
                         f"archive, a torch.save file nor safetensors); a model file is {SUPPORTED_FILES}")
@@ -391,7 +395,7 @@ def parse_spec(spec: str, arch: str | None = None) -> ModelSpec:
             f"--model {parsed.raw} is a state dict, which needs its architecture: add --arch torchvision:NAME "
             f"(or timm:NAME, or package.module:factory), or write {body}?arch=torchvision:NAME"
         )
-    return ModelSpec(parsed.raw, "state_dict", parsed.canonical, path=path, options=parsed.options)
+    return replace(parsed, kind="state_dict")
 
 
 def reference_spec(parsed: ModelSpec) -> ModelSpec:

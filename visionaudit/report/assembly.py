@@ -57,9 +57,16 @@ def settle(collected: list[str], meta: dict[str, dict[str, Any]], entries: dict[
     return list(out.values())
 
 
-def unloaded_model(model_id: str, spelling: str, error: str | None) -> dict[str, Any]:
-    """The models section's entry of a configured model that never loaded."""
-    return {"spec": model_id, "spec_as_given": spelling, "loaded": False, "error": error}
+def unloaded_model(model_id: str, spelling: str, error: str | None, spec: str | None = None) -> dict[str, Any]:
+    """The models section's entry of a configured model that never loaded; ``spec``: its canonical spec, when
+    ``model_id`` is its ``?name=``."""
+    named = {"name": model_id} if spec and spec != model_id else {}
+    return {"spec": spec or model_id, **named, "spec_as_given": spelling, "loaded": False, "error": error}
+
+
+def model_id_of(info: dict[str, Any]) -> str:
+    """The id (the models section's key) of a model's entry: its ``name``, else its canonical spec."""
+    return info.get("name") or info["spec"]
 
 
 # Tests that ended without judging their gate (those that did not end are the incomplete section's).

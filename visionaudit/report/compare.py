@@ -57,7 +57,9 @@ def compare_reports(old: dict[str, Any], new: dict[str, Any], pairs: Mapping[str
         missing = [m for m in pairs if m not in new_models]
         if missing:
             raise DataError(f"the new report has no model {', '.join(missing)}; it holds {', '.join(new_models) or 'none'}")
-    pairing = model_pairs(run_models, old, None, pairs, where="the old report", fix="--model NEW_SPEC --baseline-as OLD_SPEC")
+    specs = {m: info.get("spec", m) for m, info in new.get("models", {}).items()}  # a named model's id -> its spec
+    pairing = model_pairs(run_models, old, None, pairs, where="the old report", fix="--model NEW_SPEC --baseline-as OLD_SPEC",
+                          specs=specs)
     run = new.get("run", {})
     try:
         new_sets = {role: SampleSet.from_dict(role, s) for role, s in (new.get("samples") or {}).items()}
@@ -69,7 +71,7 @@ def compare_reports(old: dict[str, Any], new: dict[str, Any], pairs: Mapping[str
                          "\npass --baseline-unpaired to compare the proportions with unpaired tests")
     out: dict[str, Any] = {"paired": not problems, "problems": problems, "models": {}, "not_loaded": not_loaded,
                            "not_selected": not_selected}
-    config = config or load_config(None)  # without a config file: the baseline family's defaults
+    config = (config or load_config(None)).with_names(specs)  # without a config file: the baseline family's defaults
     for new_spec, old_spec in pairing.items():
         bounds = config.thresholds("baseline", new_spec)
         settings = settings_from(bounds, run.get("seed", 0), paired=not problems)

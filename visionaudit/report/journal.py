@@ -3,7 +3,7 @@ run killed by anything (SIGKILL, the OOM killer, a cancelled CI job) keeps every
 metrics. ``visionaudit report --from-journal PATH`` rebuilds a valid report from it: finished tests as
 they ended, tests that had started ``interrupted``, the rest ``not_run``.
 
-Lines: ``{"event": "run", "run": {...}, "models": [...], "spellings": {...}}``, ``{"event": "collected",
+Lines: ``{"event": "run", "run": {...}, "models": [...], "spellings": {...}, "canonicals": {id: spec}}``, ``{"event": "collected",
 "nodeids": [...]}``, ``{"event": "tests", "tests": {nodeid: {"audit", "model", "params"}}}``, ``{"event":
 "started", "nodeid"}``, ``{"event": "finished", "entry": {...}}``, ``{"event": "model", "id", "info"}``,
 ``{"event": "samples", "samples": {role: image set}}`` (what per-image outcomes refer to), ``{"event": "end", "exit_status"}``.
@@ -108,7 +108,8 @@ def rebuild(path: str | Path) -> dict[str, Any]:
         entries[nodeid] = blank_entry(nodeid, meta.get(nodeid, {}), "interrupted")
     audits = settle(collected, meta, entries, finished)
     for mid in events[0].get("models", []):
-        models.setdefault(mid, unloaded_model(mid, events[0].get("spellings", {}).get(mid, mid), None))
+        models.setdefault(mid, unloaded_model(mid, events[0].get("spellings", {}).get(mid, mid), None,
+                                              events[0].get("canonicals", {}).get(mid)))
     run["exit_status"] = exit_status
     run["rebuilt_from_journal"] = str(path)
     _set_end(run, events, Path(path))

@@ -71,23 +71,39 @@ def read_report(path: str | Path, what: str = "baseline report") -> dict[str, An
 
 def model_pairs(run_models: Sequence[str], baseline: dict[str, Any], baseline_as: str | None = None,
                 pairs: Mapping[str, str] | None = None, where: str = "the baseline",
-                fix: str = "--audit-baseline-as SPEC (one model) or [baseline.pairs] in audit.toml") -> dict[str, str]:
-    """This run's model -> the baseline's: ``baseline_as`` (one model only), else ``[baseline.pairs]``, else the same spec."""
+                fix: str = "--audit-baseline-as SPEC (one model) or [baseline.pairs] in audit.toml",
+                specs: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This run's model -> the baseline's: ``baseline_as`` (one model only), else ``[baseline.pairs]`` (keyed by the
+    model's id or its spec), else the same id (``?name=``, else the canonical spec). ``specs``: the run's ids -> their
+    canonical specs, for a model that pairs with nothing while the baseline has its spec under another id: said, never
+    paired silently (two releases of one spec are the same model; two models of one name are the pairing asked for)."""
     if baseline_as and len(run_models) != 1:
         raise DataError(f"--audit-baseline-as pairs one model, and this run has {len(run_models)} ({', '.join(run_models)}); "
                         "pair several with a [baseline.pairs] table in audit.toml")
     controls = control_models(baseline)  # random-init controls: not releases
     known = [m for m, info in baseline.get("models", {}).items() if info.get("loaded", True) and m not in controls]
     out, problems = {}, []
+    specs = specs or {}
     for model in run_models:
-        old = baseline_as or (pairs or {}).get(model, model)
+        old = baseline_as or (pairs or {}).get(model) or (pairs or {}).get(specs.get(model, model), model)
         if old not in known:
-            problems.append(f"{model}: {where} has no model {old}")
+            problems.append(f"{model}: {where} has no model {old}" + _same_spec(model, specs.get(model, model), baseline, known))
         out[model] = old
     if problems:
         raise DataError("; ".join(problems) + f". {where[:1].upper()}{where[1:]} holds {', '.join(known) or 'no loaded model'}: "
                                               f"pair with {fix}")
     return out
+
+
+def _same_spec(model: str, spec: str, baseline: dict[str, Any], known: list[str]) -> str:
+    """The rest of a no-partner problem when the baseline has ``model``'s spec (as its recorded ``spec``) under
+    another id: a model renamed, or named in one release only."""
+    same = [m for m in known if baseline["models"][m].get("spec") == spec]
+    if not same:
+        return ""
+    rename = f"name it the same (?name={same[0]}) or " if same[0] != baseline["models"][same[0]].get("spec") else (
+        "leave ?name= out (the baseline's model has none) or ")
+    return f", but has this spec ({spec}) as {same[0]}: {rename}pair the two"
 
 
 def _set_difference(role: str, old: SampleSet, new: SampleSet) -> str | None:

@@ -159,7 +159,7 @@ def stimulus_geometry(model: LoadedModel, mode: str = "native") -> Geometry:
             raise ModelOutputError(
                 f"{model.id} cannot take the {STIMULUS_SIZE}x{STIMULUS_SIZE} stimuli unchanged, as the published protocol "
                 f"feeds them ({reason}); to resize them (uncropped) to its {model.input_size}x{model.input_size} input instead, "
-                f'set stimulus_geometry = "model_input" under [models."{model.id}".shape_bias] in audit.toml'
+                f'set stimulus_geometry = "model_input" under [models."{model.spec.canonical}".shape_bias] in audit.toml'
             )
     return whole_image(STIMULUS_SIZE, model.preprocessing.interpolation)
 
