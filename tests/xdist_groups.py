@@ -71,7 +71,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.hookimpl(optionalhook=True, tryfirst=True)  # an xdist hook (-p no:xdist still runs); before xdist's own
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
     if config.getvalue("dist") != "load":
-        return None  # a --dist the user chose
+        return None  # another --dist the user chose
     from xdist.scheduler import LoadScopeScheduling
 
     class FixtureGroupScheduling(LoadScopeScheduling):
