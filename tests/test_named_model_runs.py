@@ -116,11 +116,14 @@ def test_a_model_named_by_its_audit_toml_table(tmp_path):
     proc, data = audit(tmp_path, tmp_path, "table", "-k", "test_weight_shares", f"--audit-config={config}",
                        "--model", "tests.tiny_models:tiny_other?name=tests.tiny_models.tiny_other")
     assert data is not None and proc.returncode in (0, 1), proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert sorted(e["nodeid"] for e in data["audits"]) == ["audits/test_channel_bias.py::test_weight_shares[tests.tiny_models.tiny_other]",
-                                                           "audits/test_channel_bias.py::test_weight_shares[tiny-v1]"]
+    assert sorted(e["nodeid"] for e in data["audits"]) == [
+        "audits/test_channel_bias.py::test_weight_shares[tests.tiny_models.tiny_other]",
+        "audits/test_channel_bias.py::test_weight_shares[tiny-v1]"]
     assert {e["model"] for e in data["audits"]} == set(data["models"]) == {"tiny-v1", "tests.tiny_models.tiny_other"}
-    assert data["models"]["tiny-v1"]["spec"] == TINY and data["models"]["tests.tiny_models.tiny_other"]["spec"] == "tests.tiny_models:tiny_other"
+    assert data["models"]["tiny-v1"]["spec"] == TINY
+    assert data["models"]["tests.tiny_models.tiny_other"]["spec"] == "tests.tiny_models:tiny_other"
     assert data["models"]["tiny-v1"]["spec_as_given"] == TINY  # as the user wrote it: the name came from the table
-    proc, data = audit(tmp_path, tmp_path, "twice", "-k", "test_weight_shares", f"--audit-config={config}", model=f"{TINY}?name=other")
+    proc, data = audit(tmp_path, tmp_path, "twice", "-k", "test_weight_shares", f"--audit-config={config}",
+                       model=f"{TINY}?name=other")
     assert proc.returncode == pytest.ExitCode.USAGE_ERROR, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert f"--model {TINY}?name=other names the model other, and {config} names it tiny-v1" in proc.stderr

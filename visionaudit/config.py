@@ -134,8 +134,9 @@ class AuditConfig:
                            f'its folder {folder}{os.sep}, docs/config.md "Relative paths")')
 
     def table_of(self, model_id: str) -> str | None:
-        """The per-model table (its canonical spec) for the run's ``model_id`` (a name stands for its spec): the one keyed by that spec, else the
-        one whose key names the same files spelled another way (a relative and an absolute ``?classes=``)."""
+        """The per-model table (its canonical spec) for the run's ``model_id`` (a name stands for its spec): the one
+        keyed by that spec, else the one whose key names the same files spelled another way (a relative and an
+        absolute ``?classes=``)."""
         model_id = self.names.get(model_id, model_id)
         if model_id in self.models:
             return model_id
@@ -340,7 +341,8 @@ def _table_name(key: str, table: dict[str, Any], path: Path) -> str:
     none."""
     written = table.get("name")
     if written is not None and (not isinstance(written, str) or not MODEL_NAME.match(written)):
-        raise ConfigError(f'{path}: [models."{key}"] name = {json.dumps(written)} is not a model name; a name is {MODEL_NAME_RULE}')
+        raise ConfigError(f'{path}: [models."{key}"] name = {json.dumps(written)} is not a model name; '
+                          f'a name is {MODEL_NAME_RULE}')
     try:
         in_key = given_name(key)
     except VisionAuditError as e:
@@ -380,9 +382,9 @@ def _run_paths(run: dict[str, Any], base: Path, path: Path) -> dict[str, Any]:
 
 
 def _baseline_pairs(table: Any, arch: str | None, path: Path, base: Path) -> dict[str, str]:
-    """``[baseline.pairs]``: ``"NEW_SPEC" = "OLD"``: this run's model (a spec; its ``?name=`` is its id) -> the baseline's id (a spec or a name). NEW names a
-    model of this run, its paths read from the file's folder ``base`` as ``[run] models``' are; OLD is the baseline
-    report's model id, as that report spells it (compared as text, not read here)."""
+    """``[baseline.pairs]``: ``"NEW_SPEC" = "OLD"``: this run's model (a spec; its ``?name=`` is its id) -> the
+    baseline's id (a spec or a name). NEW names a model of this run, its paths read from the file's folder ``base`` as
+    ``[run] models``' are; OLD is the baseline report's model id, as that report spells it (compared as text, not read here)."""
     if not isinstance(table, dict) or set(table) - {"pairs"}:
         extra = next(iter(set(table) - {"pairs"})) if isinstance(table, dict) else str(table)
         raise ConfigError(f"{path}: [baseline] holds only a pairs table; {unknown_name('key', extra, ['pairs'])}")

@@ -57,7 +57,8 @@ def test_a_models_id_from_a_spec_or_a_bare_name():
 
 def test_a_named_models_bounds_are_its_specs_table(tmp_path):
     (tmp_path / "audit.toml").write_text(f'[models."{TINY}".accuracy]\nmin_top1 = 0.1\n'
-                                         f'[baseline.pairs]\n"{TINY}?name=tiny-v2" = "tiny-v1"\n"tests.tiny_models:tiny_other" = "v0"\n')
+                                         f'[baseline.pairs]\n"{TINY}?name=tiny-v2" = "tiny-v1"\n'
+                                         '"tests.tiny_models:tiny_other" = "v0"\n')
     config = load_config(tmp_path / "audit.toml").with_names({"tiny-v2": TINY, "other": "tests.tiny_models:tiny_other"})
     assert config.thresholds("accuracy", "tiny-v2")["min_top1"] == 0.1
     assert config.thresholds("accuracy", TINY)["min_top1"] == 0.1

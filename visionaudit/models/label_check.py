@@ -15,8 +15,8 @@ from visionaudit.models.classes import imagenet_hint, spaces_known_before_load
 
 
 def known_spaces(models: Sequence[str], classes: str | None) -> dict[LabelSpace, list[str]]:
-    """The label spaces of ``models`` (specs: ``Settings.model_specs``) known before they load (``classes``: --audit-classes), each with its
-    models."""
+    """The label spaces of ``models`` (specs: ``Settings.model_specs``) known before they load (``classes``:
+    --audit-classes), each with its models."""
     spaces: dict[LabelSpace, list[str]] = {}
     for model_id, space in spaces_known_before_load(models, classes):
         spaces.setdefault(space, []).append(model_id)

@@ -106,9 +106,7 @@ def _forms() -> str:
     return (
         "Accepted forms: efficientnet_lite0|1|2, torchvision:NAME[:WEIGHTS|DEFAULT|none], "
         "timm:NAME[.TAG][:CHECKPOINT|none], hf:FOLDER, hf:ORG/NAME[@REVISION], FILE.pt (TorchScript), "
-        "FILE.pth|FILE.safetensors with --arch, "
-        "FILE.onnx, package.module:factory"
-    )
+        "FILE.pth|FILE.safetensors with --arch, FILE.onnx, package.module:factory")
 
 
 def _unknown(raw: str, body: str) -> SpecError:
