@@ -6,18 +6,20 @@ idle while the first built it (the sharding runs: 51 s of waiting measured); a m
 worker. xdist's own ``--dist loadgroup`` does not group under pytest 9 (its workers mark a test's group by rewriting
 ``item._nodeid``, which pytest 9 no longer reads), and ``-n auto`` gives ``load``, which ignores groups: so with
 ``load`` the controller schedules as xdist's loadscope does, a group being one scope. The controller never imports
-the tests: each worker writes the groups it found at collection to the session's folder, read by the controller
-once every worker has collected (before that it schedules nothing)."""
+the tests: each worker writes the groups it found at collection to the controller's base temp (xdist makes a worker's
+base temp a folder in it), read by the controller once every worker has collected (before that it schedules
+nothing). Controller and worker are told apart by ``config.workerinput``, not ``$PYTEST_XDIST_WORKER``: a pytest run
+inside an xdist worker (a pytester subprocess) inherits that variable in its controller too."""
 
 from __future__ import annotations
 
 import json
-import os
+import warnings
 from pathlib import Path
 
 import pytest
 
-from tests.once import ONE_WORKER, session_dir
+from tests.once import ONE_WORKER
 
 GROUPS_FILE = "xdist-groups-{}.json"
 
@@ -60,12 +62,13 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Each worker writes its tests' groups for the controller; the ``start_first`` tests go first: the scheduler
     sends the groups first, largest first, then one test at a time in this order, and a long test sent late ran on
-    alone at the end, the other worker idle."""
+    alone at the end, the other worker idle. Without xdist nothing moves: a serial run (``-n 0``, ``-x``) keeps the
+    collection order, not starting with the longest test."""
+    if not hasattr(config, "workerinput"):  # not an xdist worker (the controller does not collect)
+        return
     items.sort(key=lambda item: item.get_closest_marker("start_first") is None)
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
-    if worker and hasattr(config, "workerinput"):
-        path = session_dir(config._tmp_path_factory) / GROUPS_FILE.format(worker)
-        path.write_text(json.dumps(fixture_groups(items)))
+    folder = config._tmp_path_factory.getbasetemp().parent  # the controller's base temp
+    (folder / GROUPS_FILE.format(config.workerinput["workerid"])).write_text(json.dumps(fixture_groups(items)))
 
 
 @pytest.hookimpl(optionalhook=True, tryfirst=True)  # an xdist hook (-p no:xdist still runs); before xdist's own
@@ -82,8 +85,21 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
         def _split_scope(self, nodeid: str) -> str:
             if self.groups is None:  # first asked once all the workers have collected (xdist's schedule())
                 self.groups = {}
-                for path in sorted(session_dir(config._tmp_path_factory).glob(GROUPS_FILE.format("*"))):
+                paths = sorted(config._tmp_path_factory.getbasetemp().glob(GROUPS_FILE.format("*")))
+                for path in paths:
                     self.groups.update(json.loads(path.read_text()))
+                if len(paths) < len(self.nodes):  # grouping lost, no test: say so rather than run ungrouped silently
+                    warn(config, f"tests/xdist_groups.py: {len(paths)} groups files for {len(self.nodes)} workers in "
+                         f"{config._tmp_path_factory.getbasetemp()}; tests that read a one_worker fixture may run on "
+                         "several workers (each then waits for the fixture's build)")
             return self.groups.get(nodeid, nodeid)
 
     return FixtureGroupScheduling(config, log)
+
+
+def warn(config: pytest.Config, text: str) -> None:
+    """A warning in the run's warnings summary, from the controller (outside any test, where pytest records none):
+    as xdist passes on a worker's."""
+    message = warnings.WarningMessage(pytest.PytestWarning(text), pytest.PytestWarning, __file__, 0)
+    config.hook.pytest_warning_recorded.call_historic(
+        kwargs={"warning_message": message, "when": "runtest", "nodeid": "", "location": None})
