@@ -331,3 +331,17 @@ def test_a_journal_rebuilds_a_report_that_serves_as_a_baseline(tmp_path):
     assert report["samples"]["labelled"]["ids"] == IDS
     clean = outcomes_from_report(report, "m").outcomes["clean"]
     assert clean.ids == tuple(IDS) and np.array_equal(clean.values, bits)
+
+
+def test_a_results_tolerance_in_the_report_is_its_two_keys():
+    """The report's tolerance is {"absolute", "relative"} by name: a field added to Tolerance (here a subclass's) does
+    not enter every report's JSON without a schema bump."""
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class MoreTolerance(Tolerance):
+        note: str = "internal"
+
+    tolerance = Result("a", "accuracy", True, tolerance=MoreTolerance(0.01, 0.5)).to_dict()["tolerance"]
+    assert tolerance == {"absolute": 0.01, "relative": 0.5}
+    assert Result("a", "accuracy", True).to_dict()["tolerance"] is None

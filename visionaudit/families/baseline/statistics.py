@@ -15,10 +15,9 @@ Per-class accuracy is one comparison of the model's set: its p-value is the smal
 classes (a test of "no class changed"), adjusted again with the model's others. A class's adjusted p is its Holm
 p over the classes times the Holm factor the comparison had at its step among the model's comparisons (capped
 at 1, never below the comparison's Holm p), so alpha is spent once. A class is significantly worse when that p
-is below alpha; the comparison is a regression when
-a significantly worse class also fell beyond its tolerance, a warning when classes are significantly worse within
-it. A class's fall beyond the tolerance without significance is counted, not warned of: a class has few images,
-and such falls come and go between any two releases.
+is below alpha; the comparison is a regression when a significantly worse class also fell beyond its tolerance, a
+warning when classes are significantly worse within it. A class's fall beyond the tolerance without significance is
+counted, not warned of: a class has few images, and such falls come and go between any two releases.
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
@@ -107,7 +106,8 @@ class Result:
         if self.per_class is not None:
             out["per_class"] = self.per_class
         out["error_consistency"] = self.error_consistency
-        out["tolerance"] = None if self.tolerance is None else asdict(self.tolerance)  # absolute, relative
+        tolerance = self.tolerance  # its two keys named: a field added to Tolerance is not a report schema change
+        out["tolerance"] = None if tolerance is None else {"absolute": tolerance.absolute, "relative": tolerance.relative}
         return out
 
 
