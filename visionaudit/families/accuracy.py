@@ -107,8 +107,8 @@ def wholesale_confusions(labels: np.ndarray, top1: np.ndarray | None, names: lis
     pairs = [(c, d, k, n) for d, cs in taken.items() if len(cs) == 1 and not right.get(d, False) for c, k, n in cs]
     if not pairs:
         return ""
-    return first_few([f"{names[c]}'s images are mostly predicted {names[d]} ({k}/{n})" for c, d, k, n in sorted(pairs)], most,
-                     ", ")
+    return first_few([f"{names[c]}'s images are mostly predicted {names[d]} ({k}/{n})" for c, d, k, n in sorted(pairs)],
+                     most, ", ")
 
 
 def balanced_shortfall(balanced: float, bound: float, classes: Mapping[str, Mapping[str, Any]], k: int, n: int,

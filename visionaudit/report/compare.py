@@ -155,11 +155,9 @@ ORDER = {name: i for i, name in enumerate(ALL_COMPARED)}  # the fixed comparison
 
 def render(comparison: dict[str, Any], form: str = "table") -> str:
     if form == "json":  # non-finite numbers become null, as in the report
-        return json.dumps(to_jsonable({**comparison, "models": {m: {"baseline_model": per["baseline_model"],
-                                                                      "results": {k: r.to_dict()
-                                                                                  for k, r in per["results"].items()}}
-                                                                  for m, per in comparison["models"].items()}}), indent=2,
-                                                                  allow_nan=False)
+        models = {m: {"baseline_model": per["baseline_model"], "results": {k: r.to_dict() for k, r in per["results"].items()}}
+                  for m, per in comparison["models"].items()}
+        return json.dumps(to_jsonable({**comparison, "models": models}), indent=2, allow_nan=False)
     lines = []
     for model, per in comparison["models"].items():
         rows = [_row(r) for r in sorted(per["results"].values(),
