@@ -10,10 +10,10 @@ inside the family's own time):
   trip, the statistics (McNemar, bootstrap, t-test, the assessors) and the report (assembly and JSON write);
 - the ratio of the whole audit to its bare forward passes (one clean pass times the passes it needs) and the suite's
   own work per image and condition ((audit - bare forward) / (images x passes));
-- start-up: the time from ``pytest audits`` to the first forward pass (median of a few runs of
-  ``-k test_clean_top1 --audit-samples 8`` under xdist; the run's first forward pass is logged through
-  ``VISIONAUDIT_FIRST_FORWARD_LOG``, visionaudit/progress.py), beside the controller's import of the plugins
-  (and whether torch came with it) and the model load.
+- start-up (benchmarks/phases_startup.py): the time from ``pytest audits`` to the first forward pass (median of a
+  few runs of ``-k test_clean_top1 --audit-samples 8`` under xdist; the run's first forward pass is logged through
+  ``VISIONAUDIT_FIRST_FORWARD_LOG``, visionaudit/progress.py), beside the controller's import of the plugins (and
+  whether torch came with it) and the model load.
 
 Each model's table is printed, and the JSON (``--json``) written, as soon as that model is measured, with the torch and
 torchvision versions and the card's name; ``complete`` turns true once the start-up is measured too: a run stopped
@@ -37,9 +37,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -50,6 +47,9 @@ from typing import Any
 import scipy.stats  # noqa: F401  (imported once per worker in a run, not per image: kept out of the phases)
 import torch
 import torchvision
+
+# benchmarks/phases_startup.py, found as the script's own folder is first on sys.path
+from phases_startup import controller_imports, first_forward
 
 import visionaudit.families.corruption as corruption_family
 import visionaudit.families.robustness as robustness_family
@@ -321,38 +321,6 @@ def measure_model(spec: str, args, device: torch.device, root: Path, decoded: di
         "naming_us": round(naming_s / n * 1e6, 1),
         "families": rows,
     }
-
-
-def controller_imports() -> dict[str, Any]:
-    """A fresh interpreter loading the plugins and fixtures and the family descriptors, as the xdist controller
-    does at start-up: seconds, and whether torch came with them."""
-    code = ("import time, sys; t = time.perf_counter(); import conftest, importlib\n"
-            "for m in conftest.pytest_plugins: importlib.import_module(m)\n"
-            "from visionaudit.families import families; families()\n"
-            "print(time.perf_counter() - t, 'torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
-    return {"seconds": round(float(out[0]), 3), "torch_imported": out[1] == "True"}
-
-
-def first_forward(spec: str, data: str, device: str, workers: int, repeats: int) -> dict[str, Any]:
-    """Seconds from starting ``pytest audits`` to the first forward pass, ``repeats`` runs: median and all."""
-    times = []
-    for _ in range(repeats):
-        with tempfile.TemporaryDirectory() as tmp:
-            log = Path(tmp) / "first_forward.log"
-            env = {**os.environ, "VISIONAUDIT_FIRST_FORWARD_LOG": str(log)}
-            env.pop("VISIONAUDIT_LOGIT_CACHE", None)  # a cache hit runs no forward pass: nothing to time
-            cmd = [sys.executable, "-m", "pytest", "audits", "-p", "no:cacheprovider", "-q", "-n", str(workers),
-                   "-k", "test_clean_top1", "--audit-samples", "8", "--model", spec, "--audit-data", data,
-                   "--device", device, "--audit-json", str(Path(tmp) / "r.json")]
-            start = time.time()
-            done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
-            if not log.exists():
-                raise SystemExit(f"no forward pass in {' '.join(cmd)} (exit "
-                                 f"{done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-            times.append(min(float(line.split()[0]) for line in log.read_text().splitlines()) - start)
-    return {"median_s": round(statistics.median(times), 3), "runs_s": [round(t, 3) for t in times], "workers": workers,
-            "command": f"pytest audits -n {workers} -k test_clean_top1 --audit-samples 8 --model {spec}"}
 
 
 def print_table(results: list[dict[str, Any]], device: torch.device) -> None:
