@@ -100,3 +100,20 @@ def test_a_torchvision_model_whose_weights_have_no_crop_is_left_to_the_load(spec
     """Review 37 F4: their transforms have no crop_size; the startup check raised AttributeError (pytest's
     INTERNALERROR, exit 3) where the spec without ?resize= reaches the load, which records its problem."""
     check_resize(parse_spec(spec))
+
+
+def test_a_resize_below_the_crop_in_an_onnx_files_metadata_names_no_spec_option(tmp_path):
+    """Review 37 F5: the fix said "Give ?resize= at least N ... leave ?resize= out" of a file's metadata property,
+    where no ?resize= was written."""
+    pytest.importorskip("onnx", reason="in the onnx extra: pip install 'visionaudit[onnx]'")
+    import json
+
+    from tests.models.onnx_graphs import conv_graph, weights
+
+    # its graph takes 8 x 8 inputs (conv_graph's size): the crop
+    path = conv_graph(tmp_path / "m.onnx", weights(), props={"visionaudit.preprocessing": json.dumps({"resize": 4})})
+    with pytest.raises(SpecError) as refused:
+        parse_spec(str(path))
+    message = str(refused.value)
+    assert "resize 4 is below the crop size 8" in message and "correct the property" in message, message
+    assert "?resize=" not in message and "Give resize at least 8" in message, message
