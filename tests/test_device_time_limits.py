@@ -78,10 +78,64 @@ def test_each_later_model_says_its_load_never_began_not_the_first_models_timeout
     project.makepyfile(test_device="import torch  # noqa: F401\nimport visionaudit.models.loading  # noqa: F401\n" + SLOW_DEVICE)
     first, later = "tests.tiny_models:tiny", "tests.tiny_models:tiny_other"
     proc = run(project, "--model", later, "--audit-timeout", "5")
+    assert (project.path / "report.json").is_file(), proc.stdout[-3000:] + proc.stderr[-3000:]
     data = report(project)
     assert outcomes(data) == {f"test_device.py::test_d[{first}]": "timeout",
                               f"test_device.py::test_d[{later}]": "error"}, proc.stdout[-2000:]
     assert "Timeout (>5.0s)" in (data["models"][first]["error"] or "")
-    said = f"not loaded: the device could not be resolved earlier (see {first}'s timeout)"
+    said = (f"not loaded: its load never began: {first}'s load was stopped by the time limit before it began (finding "
+            f"the device; see {first})")
     assert data["models"][later]["loaded"] is False and data["models"][later]["error"] == said, data["models"][later]
     assert said in next(a["message"] for a in data["audits"] if a["model"] == later)
+
+
+SLOW_TORCH_IMPORT = """
+import importlib.machinery
+import sys
+import time
+
+
+class SlowTorch:  # torch's first import (not a look-up of its version), as slow as a loaded machine can make it
+    def find_spec(self, name, path=None, target=None):
+        if name != "torch":
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        spec.loader = SlowLoader(spec.loader)
+        return spec
+
+
+class SlowLoader:
+    def __init__(self, real):
+        self.real = real
+
+    def create_module(self, spec):
+        return self.real.create_module(spec)
+
+    def exec_module(self, module):
+        sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, SlowTorch)]
+        time.sleep(60)
+        self.real.exec_module(module)
+
+
+if "torch" not in sys.modules:
+    sys.meta_path.insert(0, SlowTorch())
+"""
+
+
+def test_a_later_model_after_a_time_limit_in_torchs_first_import_says_so_not_the_device(project):
+    """Review 37 F3: every later model said "the device could not be resolved earlier", also when the limit was hit in
+    torch's first import (a single process that has not imported it), before any device was asked for."""
+    project.makepyfile(test_device=SLOW_DEVICE.replace("time.sleep(60)", "pass"))
+    conftest = project.path / "conftest.py"  # the suite's wiring (tests/conftest.py), after the slow import's finder
+    conftest.write_text(SLOW_TORCH_IMPORT + conftest.read_text())
+    # models whose startup checks import no torch (a factory's module does): the first import is the first load's
+    first, later = "efficientnet_lite0", "efficientnet_lite1"
+    args = [a for a in ARGS if a != "tests.tiny_models:tiny"]
+    proc = run_project(project.path, *args[:2], first, *args[2:], "--model", later, "--audit-timeout", "5")
+    assert (project.path / "report.json").is_file(), proc.stdout[-3000:] + proc.stderr[-3000:]
+    data = report(project)
+    assert outcomes(data) == {f"test_device.py::test_d[{first}]": "timeout",
+                              f"test_device.py::test_d[{later}]": "error"}, proc.stdout[-2000:]
+    said = (f"not loaded: its load never began: {first}'s load was stopped by the time limit before it began (torch's "
+            f"first import; see {first})")
+    assert data["models"][later]["error"] == said, data["models"][later]

@@ -50,6 +50,7 @@ from visionaudit.families.registry import families
 from visionaudit.families.thresholds import Field
 from visionaudit.models.factories import factory_problem
 from visionaudit.models.model_names import MODEL_NAME, MODEL_NAME_RULE, given_name
+from visionaudit.models.model_names import model_id as id_of_written
 from visionaudit.models.spec_paths import ReadFromWorkingDirectory, path_from, spec_from
 from visionaudit.models.specs import (
     canonical_spec,
@@ -274,7 +275,9 @@ def _canonical_key(key: str, arch: str | None, path: Path) -> str:
     try:
         return canonical_spec(key, arch)
     except VisionAuditError as e:
-        raise ConfigError(f'{path}: [models."{key}"] does not name a model: {e}') from None
+        named = (f'; a table is keyed by the model\'s spec, not its name: [models."SPEC"] (name = "{key}" in it names '
+                 'the model)') if MODEL_NAME.match(key) else ""
+        raise ConfigError(f'{path}: [models."{key}"] does not name a model: {said_of_a_written_spec(e, key)}{named}') from None
 
 
 def load_config(path: str | Path | None, arch: str | None = None) -> AuditConfig:
@@ -391,17 +394,17 @@ def _baseline_pairs(table: Any, arch: str | None, path: Path, base: Path) -> dic
     pairs = table.get("pairs", {})
     if not isinstance(pairs, dict) or not all(isinstance(v, str) for v in pairs.values()):
         raise ConfigError(f'{path}: [baseline.pairs] maps this run\'s model to the baseline\'s: "NEW_SPEC" = "OLD_SPEC"')
-    return {given_name(new) or _canonical_key(_from_folder(spec_from, new, base, path, f'[baseline.pairs] "{new}"'),
-                                              arch, path):
-            _old_id(old, arch, path) for new, old in pairs.items()}
+    return {_pair_id(new, arch, path, base): _pair_id(old, arch, path) for new, old in pairs.items()}
 
 
-def _old_id(written: str, arch: str | None, path: Path) -> str:
-    """The baseline's side of a pair: its model's id, a spec (canonical) or a name (as written: a baseline's model need
-    not parse here; one the baseline lacks is refused as the run starts, plugins/baseline.py)."""
+def _pair_id(written: str, arch: str | None, path: Path, base: Path | None = None) -> str:
+    """A side of a pair: this run's model (``base`` given: a spec, its paths read from there) or the baseline's (a spec
+    or a bare name, as written: a baseline's model need not parse here; one the baseline lacks is refused as the run
+    starts, plugins/baseline.py); its id, refused as written in the file, not as a ``--model``."""
+    where = f'[baseline.pairs] "{written}"'
+    spec = written if base is None else _from_folder(spec_from, written, base, path, where)
     try:
-        return given_name(written) or _canonical_key(written, arch, path)
-    except VisionAuditError:
-        if MODEL_NAME.match(written):
-            return written
-        raise
+        return id_of_written(spec, arch) if base is None else given_name(written) or canonical_spec(spec, arch)
+    except VisionAuditError as e:
+        said = said_of_a_written_spec(e, spec).removeprefix(f"--model {written.strip()}: ")
+        raise ConfigError(f"{path}: {where}: {said}") from None

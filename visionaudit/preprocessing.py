@@ -126,8 +126,9 @@ class Preprocessing:
             d["input"], d["luminance_weights"] = "gray", list(LUMA_BT601)
         return d
 
-    def with_overrides(self, options: Mapping[str, str]) -> "Preprocessing":
-        """Apply ``size``, ``resize``, ``interpolation``, ``mean``, ``std`` given in a model spec."""
+    def with_overrides(self, options: Mapping[str, str], in_spec: bool = True) -> "Preprocessing":
+        """Apply ``size``, ``resize``, ``interpolation``, ``mean``, ``std`` given in a model spec (``in_spec`` False:
+        elsewhere, an ONNX file's metadata)."""
         given = override_values(options)
         changes: dict[str, Any] = {}
         if "size" in given:
@@ -138,7 +139,7 @@ class Preprocessing:
                 changes["resize_size"] = given["size"] if warp_only else math.floor(given["size"] / 0.875)
         if "resize" in given:
             if "size" not in given and given["resize"] < self.crop_size:  # with ?size=, override_values compared them
-                raise SpecError(resize_below_crop(given["resize"], self.crop_size, self.source))
+                raise SpecError(resize_below_crop(given["resize"], self.crop_size, self.source, in_spec))
             changes["resize_size"] = given["resize"]
         for key in ("interpolation", "mean", "std"):
             if key in given:
@@ -148,13 +149,16 @@ class Preprocessing:
         return replace(self, **changes, source=f"{self.source}, overridden by the spec")
 
 
-def resize_below_crop(resize: int, crop: int, source: str) -> str:
+def resize_below_crop(resize: int, crop: int, source: str, in_spec: bool = True) -> str:
     """A spec's ``?resize=`` below the crop its model is fed (``source``: where that crop comes from), and the fix;
-    said at startup where the crop is known then (visionaudit/models/crop_check.py), else as the model loads."""
-    return (f"?resize={resize} is below the crop size {crop} this model is fed ({source}): the image is resized to "
-            f"{resize} pixels, then its centre {crop} x {crop} cut, which does not fit. Give ?resize= at least {crop} "
-            f"(resize={math.floor(crop / 0.875)} keeps the usual 0.875 crop ratio), leave ?resize= out, or give the crop "
-            f"with it: ?size=N&resize=M, M at least N")
+    said at startup where the crop is known then (visionaudit/models/preprocessing_before_load.py), else as the model
+    loads. ``in_spec`` False: the resize was given elsewhere (an ONNX file's metadata), so the fix names no ``?resize=``."""
+    key, given, crop_with_it = (("?resize=", f"?resize={resize}", "?size=N&resize=M, M at least N") if in_spec
+                                else ("resize", f"resize {resize}", "resize at least size"))
+    return (f"{given} is below the crop size {crop} this model is fed ({source}): the image is resized to "
+            f"{resize} pixels, then its centre {crop} x {crop} cut, which does not fit. Give {key} at least {crop} "
+            f"(resize={math.floor(crop / 0.875)} keeps the usual 0.875 crop ratio), leave {key} out, or give the crop "
+            f"with it: {crop_with_it}")
 
 
 # What each preprocessing key of a spec's query accepts: said when a value is refused.

@@ -132,3 +132,30 @@ def test_a_bad_name_in_audit_toml_is_refused(tmp_path, toml, said):
     with pytest.raises(ConfigError) as refused:
         load_config(tmp_path / "audit.toml")
     assert said in str(refused.value) and str(tmp_path / "audit.toml") in str(refused.value)
+
+
+@pytest.mark.parametrize("toml, said", [
+    ('[baseline.pairs]\n"efficientnet_lite0?name=a/b" = "old"\n', '[baseline.pairs] "efficientnet_lite0?name=a/b": ?name=a/b'),
+    ('[baseline.pairs]\n"efficientnet_lite0" = "efficientnet_lite0?name=a/b"\n',
+     '[baseline.pairs] "efficientnet_lite0?name=a/b": ?name=a/b'),
+    ('[models."efficientnet_lite0?name=a/b".accuracy]\nmin_top1 = 0.5\n',
+     '[models."efficientnet_lite0?name=a/b"] does not name a model: ?name=a/b is not a model name'),
+], ids=["pair-new", "pair-old", "table-key"])
+def test_a_bad_name_in_an_audit_toml_spec_is_said_as_written_there_not_as_a_model_option(tmp_path, toml, said):
+    """Review 37 F6: these said "--model efficientnet_lite0?name=a/b: ..." (a pair with no file or table named), though
+    no --model was given."""
+    (tmp_path / "audit.toml").write_text(toml)
+    with pytest.raises(ConfigError) as refused:
+        load_config(tmp_path / "audit.toml")
+    message = str(refused.value)
+    assert message.startswith(f"{tmp_path / 'audit.toml'}: {said}") and "--model" not in message, message
+
+
+def test_a_table_keyed_by_a_name_says_tables_go_by_the_spec(tmp_path):
+    """Review 37 F5: ``[models."fraud-v3".accuracy]`` was refused as an unknown spec, not saying that a table is keyed
+    by the model's spec (with ``name = "fraud-v3"`` in it to name the model)."""
+    (tmp_path / "audit.toml").write_text('[models."fraud-v3".accuracy]\nmin_top1 = 0.5\n')
+    with pytest.raises(ConfigError) as refused:
+        load_config(tmp_path / "audit.toml")
+    assert str(refused.value).endswith('a table is keyed by the model\'s spec, not its name: [models."SPEC"] '
+                                       '(name = "fraud-v3" in it names the model)'), str(refused.value)

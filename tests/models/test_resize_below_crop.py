@@ -75,3 +75,45 @@ def test_where_only_the_load_knows_the_crop_it_says_the_same():
     with pytest.raises(SpecError) as refused:
         load_model(spec)
     assert str(refused.value).startswith(said(spec, 100, 224)) and fix(224) in str(refused.value)
+
+
+def test_a_state_dicts_architecture_naming_weights_is_fed_its_default_weights_crop_at_startup_as_at_the_load(tmp_path):
+    """Review 37 F1: ``?arch=torchvision:vit_b_16:IMAGENET1K_SWAG_E2E_V1`` was checked against those weights' crop
+    (384, torchvision's published transforms) while the load builds the architecture with random weights and feeds it
+    DEFAULT's (IMAGENET1K_V1: resize 256, crop 224); a ?resize= between the two was refused, exit 4, for a valid spec."""
+    from visionaudit.models.loading import build_architecture
+
+    arch = "torchvision:vit_b_16:IMAGENET1K_SWAG_E2E_V1"
+    torch.save({"w": torch.zeros(1)}, tmp_path / "w.pth")
+    check_resize(parse_spec(f"{tmp_path / 'w.pth'}?arch={arch}&resize=256"))
+    check_resize(parse_spec(f"{tmp_path / 'w.pth'}?resize=256", arch))  # --arch
+    assert build_architecture(arch).preprocessing.crop_size == 224
+    with pytest.raises(SpecError) as refused:  # below DEFAULT's crop: still refused, with that crop
+        check_resize(parse_spec(f"{tmp_path / 'w.pth'}?arch={arch}&resize=200"))
+    assert fix(224) in str(refused.value)
+
+
+@pytest.mark.parametrize("spec", ["torchvision:fcn_resnet50?resize=300",  # SemanticSegmentation transforms
+                                  "torchvision:fasterrcnn_resnet50_fpn?resize=300",  # ObjectDetection
+                                  "torchvision:raft_small?resize=300"])  # OpticalFlow
+def test_a_torchvision_model_whose_weights_have_no_crop_is_left_to_the_load(spec):
+    """Review 37 F4: their transforms have no crop_size; the startup check raised AttributeError (pytest's
+    INTERNALERROR, exit 3) where the spec without ?resize= reaches the load, which records its problem."""
+    check_resize(parse_spec(spec))
+
+
+def test_a_resize_below_the_crop_in_an_onnx_files_metadata_names_no_spec_option(tmp_path):
+    """Review 37 F5: the fix said "Give ?resize= at least N ... leave ?resize= out" of a file's metadata property,
+    where no ?resize= was written."""
+    pytest.importorskip("onnx", reason="in the onnx extra: pip install 'visionaudit[onnx]'")
+    import json
+
+    from tests.models.onnx_graphs import conv_graph, weights
+
+    # its graph takes 8 x 8 inputs (conv_graph's size): the crop
+    path = conv_graph(tmp_path / "m.onnx", weights(), props={"visionaudit.preprocessing": json.dumps({"resize": 4})})
+    with pytest.raises(SpecError) as refused:
+        parse_spec(str(path))
+    message = str(refused.value)
+    assert "resize 4 is below the crop size 8" in message and "correct the property" in message, message
+    assert "?resize=" not in message and "Give resize at least 8" in message, message

@@ -110,3 +110,17 @@ def test_a_part_naming_an_assessor_this_suite_lacks_is_refused():
         next(e for e in part["audits"] if e["audit"] == "accuracy")["shard_data"]["assessor"] = "accuracy.clean_top9"
     with pytest.raises(Unmergeable, match=re.escape("accuracy.clean_top1[{}]: no assessor named 'accuracy.clean_top9'")):
         merge_reports(parts, ["p1", "p2"])
+
+
+def test_parts_whose_model_of_one_id_has_another_spec_are_refused_naming_both():
+    """Review 37 F2: with ``?name=`` a model's id no longer says its spec; shards run as ``...?name=t&resize=256`` and
+    ``...?name=t&resize=320`` (same weights) merged as one model t, its verdict mixing two preprocessings."""
+    _, parts = varied_runs(7)
+    for part, resize in zip(parts, (256, 320)):
+        part["models"]["m"].update(spec=f"tests.tiny_models:tiny?resize={resize}", name="m")
+    with pytest.raises(Unmergeable) as refused:
+        merge_reports(parts, ["part1.json", "part2.json"])
+    assert ("model m is tests.tiny_models:tiny?resize=256 in part1.json and tests.tiny_models:tiny?resize=320 in "
+            "part2.json: run every shard with the same --model") in str(refused.value)
+    parts[1]["models"]["m"]["spec"] = "tests.tiny_models:tiny?resize=256"  # the shards of one run: merged
+    merge_reports(parts, ["part1.json", "part2.json"])

@@ -224,7 +224,7 @@ TEAM = "teams:net?classes=/work/team/classes.txt"
 FEW = "not judged: 41 labelled images; this gate needs at least 50 (min_images in audit.toml)"
 SHAPE = (f"{TEAM}: no shape bias: its 5 classes are not ImageNet-1k's and do not include the 16 shape-bias categories by "
          "name (missing: airplane, bear, bicycle, boat, car, chair, clock, elephant, and 8 more); map its classes onto them with "
-         'category_map = {"class name" = "category", ...} under [audits.shape_bias] (or [models."ID".shape_bias]) in audit.toml')
+         'category_map = {"class name" = "category", ...} under [audits.shape_bias] (or [models."SPEC".shape_bias]) in audit.toml')
 
 
 def first_small_run() -> dict:
@@ -259,7 +259,7 @@ def test_a_first_small_run_says_why_each_family_was_not_judged_or_skipped():
         f"robustness, {TEAM}: not judged (2 tests): 41 images; this gate needs at least 50 (min_images in audit.toml)",
         (f"shape_bias, {TEAM}: skipped (3 tests): no shape bias: its 5 classes are not ImageNet-1k's and do not include the "
          "16 shape-bias categories by name; map its classes onto them with category_map = {\"class name\" = \"category\", "
-         "...} under [audits.shape_bias] (or [models.\"ID\".shape_bias]) in audit.toml")]
+         "...} under [audits.shape_bias] (or [models.\"SPEC\".shape_bias]) in audit.toml")]
     assert lines.index(why[0]) == len(summary_rows(data["audits"])) + 1  # right under the table
     # The tests column: what happened to each test, not "0/3 passed" (which reads like three failures).
     cells = {(r["audit"], r["verdict"]): r["tests"] for r in summary_rows(data["audits"])}

@@ -31,6 +31,7 @@ from visionaudit.models.classes import (
 )
 from visionaudit.models.first_conv import fit_input_channels
 from visionaudit.models.preprocessing_before_load import (
+    architecture_spec,
     lite_preprocessing,
     torchvision_preprocessing,
 )
@@ -255,11 +256,11 @@ def _build_factory(target: str) -> _Built:
 def build_architecture(arch: str, state: Mapping[str, torch.Tensor] | None = None) -> _Built:
     """An architecture named as a spec, with random weights (for loading a state dict into); given the checkpoint
     ``state``, a torchvision or timm classifier head is built with its number of classes."""
-    spec = parse_spec(arch)
+    spec = architecture_spec(arch)  # its weights part dropped, as the startup check reads it
     if spec.kind == "lite":
         return _build_lite(spec.name, pretrained=False)
     if spec.kind == "torchvision":
-        return _build_torchvision(spec.name, None, state)
+        return _build_torchvision(spec.name, spec.weights, state)
     if spec.kind == "timm":
         return _build_timm(spec.name, None, pretrained=False, state=state)
     if spec.kind == "factory":

@@ -195,7 +195,7 @@ def own_preprocessing(graph: OnnxGraph) -> Preprocessing:
         meta = _parse_property(graph.metadata, METADATA_PREPROCESSING, graph.path)
         options = {k: ",".join(str(x) for x in v) if isinstance(v, list) else str(v) for k, v in meta.items()}
         try:
-            pre = pre.with_overrides(options)
+            pre = pre.with_overrides(options, in_spec=False)
         except SpecError as e:  # said of the file, not of a spec the user wrote
             raise SpecError(f"ONNX file {graph.path}: its metadata property {METADATA_PREPROCESSING} holds a value that is "
                             f"refused: {e}; correct the property (or re-export the file)") from None

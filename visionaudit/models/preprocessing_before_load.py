@@ -5,10 +5,11 @@ crop its model is fed stops the run (exit 4) before any model loads. Where the c
 with the same message (:meth:`visionaudit.preprocessing.Preprocessing.with_overrides`).
 
 Nothing here builds a model; the loader (:mod:`visionaudit.models.loading`) takes the lite and torchvision
-preprocessing from here, so the two cannot drift apart."""
+preprocessing, and a state dict's architecture (:func:`architecture_spec`), from here, so the two cannot drift apart."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from visionaudit.errors import SpecError, VisionAuditError
@@ -45,18 +46,27 @@ def _torchvision_weights(name: str, weights: str | None) -> Any:
     return enum.__members__.get(weights)
 
 
+def architecture_spec(arch: str) -> ModelSpec:
+    """The architecture a state dict's ``?arch=`` (``--arch``) builds: random weights, whatever weights part it names
+    (the file holds the weights), so a torchvision one is fed its DEFAULT weights' preprocessing."""
+    return dataclasses.replace(parse_spec(arch), weights=None)
+
+
 def known_preprocessing(spec: ModelSpec) -> Preprocessing | None:
     """What ``spec``'s model is fed before its spec's options apply, where that is known without loading it; None
     where only the load knows (a timm model, an ONNX file, a file ``?arch=`` that is not an architecture)."""
     if spec.kind == "lite":
         return lite_preprocessing(spec.name)
     if spec.kind == "torchvision":
-        return torchvision_preprocessing(_torchvision_weights(spec.name, spec.weights), spec.name)
+        try:
+            return torchvision_preprocessing(_torchvision_weights(spec.name, spec.weights), spec.name)
+        except (AttributeError, TypeError):  # not a classifier's transforms (segmentation, detection, optical flow)
+            return None  # the load says what it makes of the model
     if spec.kind in ("factory", "torchscript"):  # the suite's default: neither tells its preprocessing
         return Preprocessing(source=f"default ImageNet preprocessing ({spec.name or 'TorchScript file'})")
     if spec.kind == "state_dict":
         try:
-            arch = parse_spec(spec.options["arch"])
+            arch = architecture_spec(spec.options["arch"])
         except VisionAuditError:
             return None  # the load names the architecture's problem
         return known_preprocessing(arch) if arch.kind in ("lite", "torchvision", "factory") else None

@@ -5,7 +5,7 @@ Nothing is averaged: each split test's per-image arrays (kept in the parts by vi
 are put back in the whole set's order and judged again by the same assessor a normal run calls, so every
 statistic (McNemar, bootstrap intervals, t-tests, Holm over transforms, verdicts) is computed once, from
 all images. Tests that do not split by image ran whole in shard 1 and are taken from it. Parts that do
-not belong together (another seed, subset, data, model weights, thresholds or suite version; a shard
+not belong together (another seed, subset, data, model weights or spec, thresholds or suite version; a shard
 missing or given twice) are refused with every difference named. A test that ended otherwise than judged in a part
 (an error, a timeout, an interruption after its per-image data was stored) is judged again all the same, and the
 merged run's notes name the part, the test and how it ended there. Two things may differ between parts, since they
@@ -22,7 +22,6 @@ import numpy as np
 
 from visionaudit.config import Thresholds
 from visionaudit.data.fingerprint import SampleSet
-from visionaudit.errors import VisionAuditError
 from visionaudit.families.assessment import (
     NotApplicable,
     NotJudged,
@@ -30,7 +29,6 @@ from visionaudit.families.assessment import (
     decode_arrays,
     find_assessor,
 )
-from visionaudit.families.baseline.pairing import NOT_A_REPORT, is_report
 from visionaudit.families.records import AuditRecord
 from visionaudit.families.registry import families
 from visionaudit.report.assembly import (
@@ -39,94 +37,7 @@ from visionaudit.report.assembly import (
     is_unselected_models_note,
     short_reason,
 )
-from visionaudit.version import OLDEST_READABLE, SCHEMA_VERSION
-
-
-class Unmergeable(VisionAuditError):
-    """The parts are not the shards of one run; the message names every difference."""
-
-
-def _shard_of(part: dict[str, Any], name: str) -> tuple[int, int]:
-    shard = (part.get("run") or {}).get("shard")
-    if not shard:
-        raise Unmergeable(f"{name} is not a partial report: it was not run with --audit-shard I/N")
-    return int(shard["index"]), int(shard["count"])
-
-
-def check_parts(parts: Sequence[dict[str, Any]], names: Sequence[str]) -> list[int]:
-    """The parts' shard indices, in order; :class:`Unmergeable` when they are not the N shards of one run."""
-    problems: list[str] = []
-    for part, name in zip(parts, names):
-        if not is_report(part):
-            problems.append(f"{name} {NOT_A_REPORT}")
-            continue
-        version = part["schema_version"]
-        if not OLDEST_READABLE <= version <= SCHEMA_VERSION:
-            problems.append(f"{name} has schema {version}; this suite reads schemas {OLDEST_READABLE} to {SCHEMA_VERSION}")
-    if problems:
-        raise Unmergeable("; ".join(problems))
-    shards = [_shard_of(p, n) for p, n in zip(parts, names)]
-    counts = {c for _, c in shards}
-    if len(counts) > 1:
-        problems.append("the parts split the images differently: " + ", ".join(f"{n} is shard {i}/{c}"
-                                                                               for n, (i, c) in zip(names, shards)))
-    else:
-        count = counts.pop()
-        seen: dict[int, str] = {}
-        for name, (index, _) in zip(names, shards):
-            if index in seen:
-                problems.append(f"shard {index}/{count} given twice ({seen[index]} and {name})")
-            seen[index] = name
-        missing = [i for i in range(1, count + 1) if i not in seen]
-        if missing:
-            problems.append(f"shard(s) {', '.join(f'{i}/{count}' for i in missing)} missing: run them and pass their reports too")
-    first, first_name = parts[0], names[0]
-    for key, what in (("seed", "seed (--audit-seed)"), ("samples", "subset (--audit-samples)"),
-                      ("images", "labelled images (--audit-images)")):
-        values = {n: (p.get("run") or {}).get(key) for p, n in zip(parts, names)}
-        if len({repr(v) for v in values.values()}) > 1:
-            problems.append(f"{what} differs: " + ", ".join(f"{n}: {v}" for n, v in values.items()))
-    for key in ("visionaudit", "torch", "torchvision"):
-        values = {n: ((p.get("run") or {}).get("versions") or {}).get(key) for p, n in zip(parts, names)}
-        if len(set(values.values())) > 1:
-            problems.append(f"{key} version differs: " + ", ".join(f"{n}: {v}" for n, v in values.items()))
-    for part, name in zip(parts[1:], names[1:]):
-        for model, info in part.get("models", {}).items():
-            other = first.get("models", {}).get(model)
-            if other and info.get("sha256") and other.get("sha256") and info["sha256"] != other["sha256"]:
-                problems.append(f"model {model} has other weights in {name} (sha256 {info['sha256'][:12]}...) than in "
-                                f"{first_name} ({other['sha256'][:12]}...)")
-    problems += _check_samples(parts, names)
-    if problems:
-        raise Unmergeable("the reports are not the shards of one run:\n  " + "\n  ".join(problems))
-    return [i for i, _ in shards]
-
-
-def _check_samples(parts: Sequence[dict[str, Any]], names: Sequence[str]) -> list[str]:
-    problems = []
-    roles = sorted({r for p in parts for r in p.get("samples", {})})
-    for role in roles:
-        sets = {n: p["samples"][role] for p, n in zip(parts, names) if role in p.get("samples", {})}
-        if any("shard" not in s for s in sets.values()):
-            problems.append(f"samples.{role} of {', '.join(n for n, s in sets.items() if 'shard' not in s)} has no shard section")
-            continue
-        for key in ("subset", "seed", "protocol"):
-            if len({repr(s.get(key)) for s in sets.values()}) > 1:
-                problems.append(f"samples.{role}: {key} differs between parts")
-        wholes = {(s["shard"]["whole"]["n"], s["shard"]["whole"]["fingerprint"]) for s in sets.values()}
-        if len(wholes) > 1:
-            problems.append(f"samples.{role}: the parts were cut from different image sets (data fingerprints differ)")
-            continue
-        n = wholes.pop()[0]
-        positions = [q for s in sets.values() for q in s["shard"]["positions"]]
-        if len(positions) != len(set(positions)):
-            problems.append(f"samples.{role}: an image is in two parts")
-        for name, s in sets.items():
-            if len(s["shard"]["positions"]) != len(s["ids"]):
-                problems.append(f"samples.{role} of {name}: {len(s['ids'])} ids but {len(s['shard']['positions'])} positions")
-        if len(sets) == len(parts) and sorted(positions) != list(range(n)):
-            problems.append(f"samples.{role}: the parts hold {len(set(positions))} of the set's {n} images")
-    return problems
+from visionaudit.report.merge_parts import Unmergeable, check_parts
 
 
 def merged_samples(parts: Sequence[dict[str, Any]]) -> dict[str, SampleSet]:

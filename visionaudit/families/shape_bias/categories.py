@@ -117,5 +117,5 @@ def shape_categories(label_space: Any, category_map: Mapping[str, str] | None = 
     return_reason = (f"its {len(label_space)} classes are not ImageNet-1k's and do not include the 16 shape-bias categories "
                      f"by name ({named}); map its classes onto them "
                      "with category_map = {\"class name\" = \"category\", ...} under [audits.shape_bias] (or "
-                     "[models.\"ID\".shape_bias]) in audit.toml")
+                     "[models.\"SPEC\".shape_bias]) in audit.toml")
     raise NotApplicable(return_reason)
