@@ -24,7 +24,7 @@ from visionaudit.families.baseline.pairing import (
     read_report,
     refusal,
 )
-from visionaudit.models.model_names import model_id
+from visionaudit.models.model_ids import model_id
 
 from .markers import family_of
 from .settings import STARTUP_USAGE_ERROR_KEY, Settings, get_settings

@@ -49,8 +49,8 @@ from visionaudit.families import thresholds as f
 from visionaudit.families.registry import families
 from visionaudit.families.thresholds import Field
 from visionaudit.models.factories import factory_problem
+from visionaudit.models.model_ids import model_id as id_of_written
 from visionaudit.models.model_names import MODEL_NAME, MODEL_NAME_RULE, given_name
-from visionaudit.models.model_names import model_id as id_of_written
 from visionaudit.models.spec_paths import ReadFromWorkingDirectory, path_from, spec_from
 from visionaudit.models.specs import (
     canonical_spec,

@@ -13,7 +13,8 @@ import pytest
 from visionaudit.config import load_config
 from visionaudit.errors import ConfigError, DataError, SpecError
 from visionaudit.families.baseline.pairing import model_pairs
-from visionaudit.models.model_names import model_id, named_spec
+from visionaudit.models.model_ids import model_id
+from visionaudit.models.model_names import named_spec
 from visionaudit.models.specs import canonical_spec, parse_spec
 
 TINY = "tests.tiny_models:tiny"

@@ -20,7 +20,7 @@ def read_json(path: str) -> dict:
 def model_pairs(args: argparse.Namespace, which: str) -> dict[str, str] | None:
     """``--model NEW --baseline-as OLD`` (each a model's id: a spec, or a ``?name=``) as {new: old}; None (pair by id)
     without them."""
-    from visionaudit.models.model_names import model_id
+    from visionaudit.models.model_ids import model_id
 
     if bool(args.model) != bool(args.baseline_as):
         raise VisionAuditError(f"--model and --baseline-as go together: {which}")

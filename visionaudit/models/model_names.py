@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qsl
 
-from visionaudit.errors import SpecError, VisionAuditError
+from visionaudit.errors import SpecError
 
 # No "?", "&", "/", ":", "[" or space: a name never reads as a spec or a path, nor breaks a test id's brackets.
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
@@ -32,15 +32,3 @@ def named_spec(canonical: str, model_id: str) -> str:
         return canonical
     return canonical + ("&" if "?" in canonical else "?") + f"name={model_id}"
 
-
-def model_id(text: str, arch: str | None = None) -> str:
-    """The id ``text`` names: a spec's (its ``?name=``, else its canonical form), or a bare name as written (a
-    baseline's model, whose spec need not parse here). A text that is neither raises the spec's error."""
-    from visionaudit.models.specs import canonical_spec  # specs.py imports this module
-
-    try:
-        return given_name(text) or canonical_spec(text, arch)
-    except VisionAuditError:
-        if MODEL_NAME.match(text.strip()):
-            return text.strip()
-        raise
