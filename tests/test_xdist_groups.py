@@ -95,3 +95,30 @@ def test_a_serial_run_keeps_the_collection_order(pytester: pytest.Pytester, monk
     result = pytester.runpytest_subprocess("-n", "0", "-p", "tests.xdist_groups", "-p", "no:cacheprovider", "-v")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["*test_one PASSED*", "*test_two PASSED*"])
+
+
+def test_a_test_that_takes_its_worker_down_is_reported_once_and_the_run_goes_on(pytester: pytest.Pytester,
+                                                                                  monkeypatch):
+    """Review 37 S0: xdist's own scope scheduler sends the test that killed its worker to the replacement worker,
+    and again, until the restarts run out (the run hung there); the project's scheduler reports it crashed once."""
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    tests = "\n".join(f"def test_{i}(shared): pass" for i in range(6))
+    pytester.makepyfile(test_crash=f"""
+import os
+import pytest
+from tests.once import one_worker
+
+@pytest.fixture(scope="session")
+@one_worker
+def shared():
+    return None
+
+def test_crash(shared):
+    os._exit(1)
+
+{tests}
+""")
+    result = pytester.runpytest_subprocess("-n", "2", "-p", "tests.xdist_groups", "-p", "no:cacheprovider",
+                                           "--rootdir", str(pytester.path), timeout=120)
+    result.assert_outcomes(passed=6, failed=1)
+    assert result.stdout.str().count("replacing crashed worker") == 1, result.stdout.str()[-3000:]

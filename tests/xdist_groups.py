@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from plugins.distribution import scope_scheduling
 from tests.once import ONE_WORKER
 
 GROUPS_FILE = "xdist-groups-{}.json"
@@ -75,10 +76,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
     if config.getvalue("dist") != "load":
         return None  # another --dist the user chose
-    from xdist.scheduler import LoadScopeScheduling
-
-    class FixtureGroupScheduling(LoadScopeScheduling):
-        """xdist's loadscope with a scope per test, or per group of tests/xdist_groups.py."""
+    class FixtureGroupScheduling(scope_scheduling()):
+        """The project's scope scheduler (plugins/distribution.py: a test that takes its worker down is not sent
+        again) with a scope per test, or per group of tests/xdist_groups.py."""
 
         groups: dict[str, str] | None = None
 
