@@ -4,8 +4,18 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
+
+from tests.audit_runs import ROOT
+
+
+@pytest.fixture(autouse=True)
+def _suite_importable(monkeypatch):
+    """The inner runs load tests.xdist_groups (-p): the suite's root on their path, as a clean clone's venv (an
+    editable install of the project, not of its tests) does not put it there."""
+    monkeypatch.setenv("PYTHONPATH", str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
 
 # test_a and test_b read the marked fixture. Sent one test at a time (each its own scope, what the scheduler does
 # without the groups) after the start_first sort [last, a, b, filler0, ...], they would be split: each worker gets one
