@@ -120,7 +120,8 @@ def test_moved_deployment_keys_say_where_they_went(tmp_path, old, new):
         ("[baseline]\npair = {}\n",
          r"\[baseline\] holds only a pairs table; unknown key 'pair'; allowed: pairs; did you mean 'pairs'\?"),
         ('[baseline.pairs]\n"tests.tiny:x" = 3\n', r"\[baseline.pairs\] maps this run's model to the baseline's"),
-        ('[baseline.pairs]\n"resnet50" = "efficientnet_lite0"\n', r'\[baseline.pairs\] "resnet50": unknown model spec'),  # said of the pair (review 37 F6)
+        # said of the pair (review 37 F6)
+        ('[baseline.pairs]\n"resnet50" = "efficientnet_lite0"\n', r'\[baseline.pairs\] "resnet50": unknown model spec'),
     ],
 )
 def test_bad_config_names_key_and_file(tmp_path, text, message):

@@ -275,8 +275,9 @@ def _canonical_key(key: str, arch: str | None, path: Path) -> str:
     try:
         return canonical_spec(key, arch)
     except VisionAuditError as e:
-        named = (f'; a table is keyed by the model\'s spec, not its name: [models."SPEC"] (name = "{key}" in it names '
-                 'the model)') if MODEL_NAME.match(key) else ""
+        # A conditional hint: most mistyped specs ("resnet50") also read as names, and get a "did you mean" too.
+        named = (f'; if "{key}" is a model\'s name: a table is keyed by the model\'s spec, [models."SPEC"], with '
+                 f'name = "{key}" in it') if MODEL_NAME.match(key) else ""
         raise ConfigError(f'{path}: [models."{key}"] does not name a model: {said_of_a_written_spec(e, key)}{named}') from None
 
 

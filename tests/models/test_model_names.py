@@ -158,5 +158,15 @@ def test_a_table_keyed_by_a_name_says_tables_go_by_the_spec(tmp_path):
     (tmp_path / "audit.toml").write_text('[models."fraud-v3".accuracy]\nmin_top1 = 0.5\n')
     with pytest.raises(ConfigError) as refused:
         load_config(tmp_path / "audit.toml")
-    assert str(refused.value).endswith('a table is keyed by the model\'s spec, not its name: [models."SPEC"] '
-                                       '(name = "fraud-v3" in it names the model)'), str(refused.value)
+    assert str(refused.value).endswith('; if "fraud-v3" is a model\'s name: a table is keyed by the model\'s spec, '
+                                       '[models."SPEC"], with name = "fraud-v3" in it'), str(refused.value)
+
+
+def test_a_mistyped_spec_as_a_table_key_is_told_its_spelling_first(tmp_path):
+    """Review 37 R0: a typo that also reads as a name gets the spelling fix, the name hint only as a condition."""
+    (tmp_path / "audit.toml").write_text('[models."resnet50".accuracy]\nmin_top1 = 0.5\n')
+    with pytest.raises(ConfigError) as refused:
+        load_config(tmp_path / "audit.toml")
+    message = str(refused.value)
+    assert "Did you mean torchvision:resnet50?" in message, message
+    assert message.index("Did you mean") < message.index('if "resnet50" is a model\'s name'), message

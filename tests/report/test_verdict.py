@@ -224,7 +224,8 @@ TEAM = "teams:net?classes=/work/team/classes.txt"
 FEW = "not judged: 41 labelled images; this gate needs at least 50 (min_images in audit.toml)"
 SHAPE = (f"{TEAM}: no shape bias: its 5 classes are not ImageNet-1k's and do not include the 16 shape-bias categories by "
          "name (missing: airplane, bear, bicycle, boat, car, chair, clock, elephant, and 8 more); map its classes onto them with "
-         'category_map = {"class name" = "category", ...} under [audits.shape_bias] (or [models."SPEC".shape_bias]) in audit.toml')
+         'category_map = {"class name" = "category", ...} under [audits.shape_bias] (or [models."SPEC".shape_bias]) '
+        'in audit.toml')
 
 
 def first_small_run() -> dict:

@@ -105,5 +105,5 @@ def _check_models(parts: Sequence[dict[str, Any]], names: Sequence[str]) -> list
                                 f"{first_name} ({other['sha256'][:12]}...)")
             if info.get("spec") and other.get("spec") and info["spec"] != other["spec"]:
                 problems.append(f"model {model} is {other['spec']} in {first_name} and {info['spec']} in {name}: run "
-                                f"every shard with the same --model (or give the two models different ?name=)")
+                                "every shard with the same --model")
     return problems
