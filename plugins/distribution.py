@@ -71,26 +71,18 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
     if _dist_given(config) or config.getvalue("dist") != "load":
         return None
     by_model = len(models) >= max(2, workers)
+    from xdist.scheduler import LoadScopeScheduling
 
     def family(nodeid: str) -> str | None:
         collector = get_collector(config)
         return collector.meta.get(nodeid, {}).get("audit") if collector else None
 
-    class ModelScheduling(scope_scheduling()):
+    class ModelScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             if by_model:
                 return model_scope(nodeid, models)
             return family_scope(nodeid, family(nodeid), models)
 
-    return ModelScheduling(config, log)
-
-
-def scope_scheduling() -> type:
-    """xdist's loadscope scheduler (its ``_split_scope`` to be given), except after a crash: the one home of that
-    rule for every scheduler of the project (ModelScheduling above; the test suite's tests/xdist_groups.py)."""
-    from xdist.scheduler import LoadScopeScheduling
-
-    class ScopeScheduling(LoadScopeScheduling):
         def remove_node(self, node):
             """As xdist's, except that the test that took its worker down is not queued again: xdist's scope
             scheduler would hand it to the replacement worker, which it would take down too, until the run's
@@ -106,4 +98,4 @@ def scope_scheduling() -> type:
                 self._reschedule(other)
             return crashitem
 
-    return ScopeScheduling
+    return ModelScheduling(config, log)

@@ -21,12 +21,11 @@ from tests.once import (
     built_once,
     load_process,
     logit_cache_dir,
-    one_worker,
     run_audit,
     save_process,
 )
 
-pytest_plugins = ["pytester", "tests.xdist_groups"]
+pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -116,7 +115,6 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
-@one_worker
 def lite0_shape_bias_run(shared_data: Path, tmp_path_factory: pytest.TempPathFactory):
     """lite0's shape-bias audit on all the cue-conflict stimuli (not the shape-only ones), run once per session and
     shared by the xdist workers (tests/once.py): several slow tests compare against it. Returns (process, report,
@@ -162,7 +160,6 @@ LITE0_IMAGENET_NORM = "efficientnet_lite0?mean=0.485,0.456,0.406&std=0.229,0.224
 
 
 @pytest.fixture(scope="session")
-@one_worker
 def lite0_gate_runs(shared_data: Path, tmp_path_factory: pytest.TempPathFactory):
     """lite0's report on 100 images (clean top-1, rotation, gaussian noise and fog at severities 1 and 3, the mCE),
     then lite0 fed ImageNet's mean/std instead of its own 127/128, measured AND gated against it in one run: issue

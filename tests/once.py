@@ -1,9 +1,7 @@
 """Work done once per test session and shared by its xdist workers (pytest-xdist's documented recipe, "Making
 session-scoped fixtures execute only once"): the first worker to take a file lock builds the folder, the others wait
 for it and read what it left. A module- or session-scoped fixture alone runs once per worker, and ``--dist load``
-splits a module's tests across workers, so an expensive real run was made twice.
-The tests that read one are kept on one worker where the fixture is marked ``one_worker`` (tests/xdist_groups.py):
-the second worker to ask otherwise waited on the lock, a core idle."""
+splits a module's tests across workers, so an expensive real run was made twice."""
 
 from __future__ import annotations
 
@@ -18,14 +16,6 @@ import pytest
 from filelock import FileLock
 
 LOGIT_CACHE_ENV = "VISIONAUDIT_LOGIT_CACHE"  # visionaudit.models.logit_cache.CACHE_ENV
-ONE_WORKER = "_one_worker"  # the attribute one_worker sets on a fixture's function
-
-
-def one_worker(fixture_function: Callable) -> Callable:
-    """Marks a fixture (under its ``@pytest.fixture``) whose tests run on one xdist worker (tests/xdist_groups.py).
-    A test reading two such fixtures joins their tests into one group."""
-    setattr(fixture_function, ONE_WORKER, True)
-    return fixture_function
 
 
 def session_dir(factory: pytest.TempPathFactory) -> Path:

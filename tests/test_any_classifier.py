@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from tests.audit_runs import audit
-from tests.once import audit_once, built_once, one_worker
+from tests.once import audit_once, built_once
 from tests.sixteen_classifier import LITE_MEAN, LITE_STD, lite0, published_mapping, spec
 
 pytestmark = pytest.mark.slow  # a real model on the real data
@@ -56,7 +56,6 @@ def _entries(data: dict, audit_name: str) -> list[dict]:
 
 
 @pytest.fixture(scope="session")
-@one_worker
 def team_report(team, shared_data, tmp_path_factory) -> dict:
     """The whole audit suite on the 16-category model, run once per session (tests/once.py): under xdist this
     module's tests are spread over the workers, and each used to make this 8-minute run for itself."""

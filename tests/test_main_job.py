@@ -24,7 +24,6 @@ SHARE_LOGIT_CACHE = False
 CORRUPTION_IMAGES = 30  # the corruption family's subset in the main job's test (its default: 100)
 
 
-@pytest.mark.start_first  # the suite's longest test (about 280 s): sent last, it ran on alone at the end
 def test_main_job_runs_offline_on_cpu(shared_data, tmp_path, browser):
     env = {**os.environ, "VISIONAUDIT_DATA": str(shared_data), "CUDA_VISIBLE_DEVICES": ""}
     env.pop("PYTEST_XDIST_WORKER", None)

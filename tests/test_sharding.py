@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.audit_runs import TINY, audit
-from tests.once import built_once, one_worker, run_audit, save_process
+from tests.once import built_once, run_audit, save_process
 from tests.sharded_runs import (
     differences,
     load_runs,
@@ -53,7 +53,6 @@ def test_a_bad_shard_is_refused_naming_the_form(text, error):
 
 
 @pytest.fixture(scope="session")
-@one_worker
 def runs(shared_data, tmp_path_factory):
     """The unsharded run and its 2 and 3 shards, on 60 images per set; made once per session and shared by the
     xdist workers (tests/once.py), which this module's tests are spread over."""

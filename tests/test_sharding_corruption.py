@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from tests.once import built_once, one_worker, run_audit, save_process
+from tests.once import built_once, run_audit, save_process
 from tests.sharded_runs import (
     differences,
     load_runs,
@@ -37,7 +37,6 @@ CORRUPTION_FIELDS = ("error", "error_ci", "clean_error", "p_value", "p_value_hol
 
 
 @pytest.fixture(scope="session")
-@one_worker
 def corruption_runs(shared_data, tmp_path_factory):
     """lite0's corruption audit (2 corruptions x 2 severities on a 30-image subset of 100 labelled images):
     unsharded, and in 2 and 3 shards merged; made once per session and shared by the xdist workers (tests/once.py)."""

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from tests.audit_runs import ROOT
-from tests.once import built_once, load_process, one_worker, run_audit, save_process
+from tests.once import built_once, load_process, run_audit, save_process
 from tests.sharded_runs import (
     differences,
     load_runs,
@@ -42,7 +42,6 @@ SELECTION = "test_clean_top1 or test_transform or test_corruption or test_mce"
 
 
 @pytest.fixture(scope="session")
-@one_worker
 def ten_class_shards(shared_data, tmp_path_factory):
     """The 10-class model on 69 images in 10 uneven class folders written here, run whole and in 2 shards merged:
     (its folder, model spec, the runs, the whole report, the merged report); made once per session and shared by the

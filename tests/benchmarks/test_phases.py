@@ -13,15 +13,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.once import one_worker
-
 ROOT = Path(__file__).resolve().parents[2]
 FAMILIES = ("accuracy", "robustness", "corruption", "corruption-ahead")
 PHASES = ("transforms", "corruption kernels", "JPEG round trip", "statistics", "report")
 
 
 @pytest.fixture(scope="module")
-@one_worker
 def tiny_run(shared_data: Path, tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("phases") / "phases.json"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}

@@ -14,7 +14,6 @@ import pytest
 import torch
 
 from tests.audit_runs import ROOT
-from tests.once import one_worker
 from visionaudit.data import image_sets as datasets
 from visionaudit.families.records import report_schema
 from visionaudit.models.inference import predict_logits
@@ -32,7 +31,6 @@ def lite0():
 
 
 @pytest.fixture(scope="module")
-@one_worker
 def lite0_onnx(lite0, tmp_path_factory):
     path = tmp_path_factory.mktemp("onnx") / "lite0.onnx"
     export_onnx(lite0.module, torch.zeros(2, 3, 224, 224), path, lite0.preprocessing, lite0.label_space.names)

@@ -10,7 +10,7 @@ import pytest
 
 from plugins.record_transport import record_of
 from tests.audit_runs import suite_conftest
-from tests.once import one_worker, project_run_once
+from tests.once import project_run_once
 from tests.terminal_text import said_once
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,7 +79,6 @@ OTHER_TABLES = CONFIG + ('[models."torchvision:resnet50".accuracy]\nmin_top1 = 0
 
 
 @pytest.fixture(scope="module")
-@one_worker
 def two_models_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[pytest.RunResult, Path]:
     """The two models' run of AUDIT without xdist, under OTHER_TABLES, made once for the session (tests/once.py): the
     records test and the other tables' test each check it (each made the same run of its own)."""

@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 
 from tests.image_folders import cut_after_header, plain_images
-from tests.once import one_worker, project_run_once
+from tests.once import project_run_once
 from tests.terminal_text import said_once
 from visionaudit.families.records import report_schema
 from visionaudit.files import write_atomically
@@ -77,7 +77,6 @@ def comparable(report: dict) -> dict:
 
 
 @pytest.fixture(scope="module")
-@one_worker
 def serial_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[pytest.RunResult, Path]:
     """The three models' run of AUDITS without xdist, made once for the session (tests/once.py): the contents, the
     xdist equivalence and the step summary tests each check it (each made a run of its own, the same run). Its

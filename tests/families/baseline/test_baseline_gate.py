@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.audit_runs import ROOT, TINY, audit
-from tests.once import audit_once, one_worker
+from tests.once import audit_once
 from visionaudit.families.baseline import COMPARED
 from visionaudit.families.outcomes import decode
 
@@ -33,7 +33,6 @@ def compare_cli(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="session")
-@one_worker
 def tiny_baseline(shared_data, tmp_path_factory) -> Path:
     """The tiny model's report of every recording audit on 60 images per set: made once per session and shared by the
     xdist workers (tests/once.py), which this module's tests are spread over (a module fixture ran it in each).
