@@ -35,6 +35,8 @@ __version__ = "0.1.0"
 #    and `alpha`; `compare --format json` gains `not_loaded` (NEW's models that did not load, with their error),
 #    `not_selected` (configured models no selected test audited) and `new_verdict` (NEW's own verdict);
 #    `aggregates.corruption.models[M].summary_scope` (present only when the summary's corruptions are not the mCE
-#    test's) and `thresholds.min_images` on every baseline entry. Added keys only: schemas 3 to 6 are still read.
+#    test's) and `thresholds.min_images` on every baseline entry; a named model's (`?name=`) entry `name`, the models
+#    section keyed by the model's id (its name, else its canonical spec, as before). Added keys only: schemas 3 to 6
+#    are still read.
 SCHEMA_VERSION = 7
 OLDEST_READABLE = 3  # the oldest schema still read as a baseline or a merge part
