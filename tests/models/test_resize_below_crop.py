@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from visionaudit.errors import SpecError
-from visionaudit.models.preprocessing_before_load import check_resize
+from visionaudit.models.preprocessing_before_load import architecture_of, check_resize
 from visionaudit.models.specs import parse_spec
 
 
@@ -88,6 +88,7 @@ def test_a_state_dicts_architecture_naming_weights_is_fed_its_default_weights_cr
     check_resize(parse_spec(f"{tmp_path / 'w.pth'}?arch={arch}&resize=256"))
     check_resize(parse_spec(f"{tmp_path / 'w.pth'}?resize=256", arch))  # --arch
     assert build_architecture(arch).preprocessing.crop_size == 224
+    assert architecture_of(arch) == ("torchvision", "vit_b_16")  # review 37 R8: what is built names no weights
     with pytest.raises(SpecError) as refused:  # below DEFAULT's crop: still refused, with that crop
         check_resize(parse_spec(f"{tmp_path / 'w.pth'}?arch={arch}&resize=200"))
     assert fix(224) in str(refused.value)
@@ -100,6 +101,35 @@ def test_a_torchvision_model_whose_weights_have_no_crop_is_left_to_the_load(spec
     """Review 37 F4: their transforms have no crop_size; the startup check raised AttributeError (pytest's
     INTERNALERROR, exit 3) where the spec without ?resize= reaches the load, which records its problem."""
     check_resize(parse_spec(spec))
+
+
+@pytest.mark.parametrize("spec, transforms", [("torchvision:fcn_resnet50:none", "SemanticSegmentation"),
+                                              ("torchvision:fasterrcnn_resnet50_fpn", "ObjectDetection"),
+                                              ("torchvision:raft_small", "OpticalFlow")])
+def test_the_load_of_a_torchvision_model_that_is_not_an_image_classifier_says_so(spec, transforms):
+    """Review 37 R4: the load said a bare "AttributeError: 'SemanticSegmentation' object has no attribute
+    'crop_size'" (and a random-init fcn_resnet50 first fetched its backbone's ImageNet weights). Refused before any
+    model is built or fetched."""
+    from visionaudit.models.loading import load_model
+
+    name = spec.split(":")[1]
+    with pytest.raises(SpecError) as refused:
+        load_model(spec)
+    assert str(refused.value).startswith(f"torchvision:{name} is not an image classifier (its weights' transforms are "
+                                         f"{transforms}): give a classification model"), str(refused.value)
+
+
+def test_a_bug_reading_a_classifiers_crop_is_not_taken_for_a_model_without_one(monkeypatch):
+    """Review 37 R4: the startup check caught every AttributeError and TypeError of the crop's lookup as "not a
+    classifier", so a bug there turned the check off for the spec without a word."""
+    from visionaudit.models import preprocessing_before_load
+
+    def broken(transforms, source):
+        raise AttributeError("a bug in the lookup")
+
+    monkeypatch.setattr(preprocessing_before_load, "from_torchvision_transforms", broken)
+    with pytest.raises(AttributeError, match="a bug in the lookup"):
+        check_resize(parse_spec("torchvision:resnet18?resize=200"))
 
 
 def test_a_resize_below_the_crop_in_an_onnx_files_metadata_names_no_spec_option(tmp_path):

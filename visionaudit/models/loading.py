@@ -31,9 +31,10 @@ from visionaudit.models.classes import (
 )
 from visionaudit.models.first_conv import fit_input_channels
 from visionaudit.models.preprocessing_before_load import (
-    architecture_spec,
+    architecture_of,
     lite_preprocessing,
     torchvision_preprocessing,
+    torchvision_weights_enum,
 )
 from visionaudit.models.specs import (
     DEFAULT_MODEL,
@@ -154,12 +155,10 @@ def _build_torchvision(name: str, weights_name: str | None, state: Mapping[str, 
     ImageNet's 1,000 is built to fit it (``num_classes``), as it was when the model was fine-tuned."""
     import torchvision
 
-    try:
-        enum = torchvision.models.get_model_weights(name)
-    except ValueError:
-        enum = None
+    enum = torchvision_weights_enum(name)
     default = enum.DEFAULT if enum is not None and hasattr(enum, "DEFAULT") else None
     if weights_name is None or weights_name.lower() == "none":
+        pre = torchvision_preprocessing(default, name)  # first: a model that is not a classifier is refused unbuilt
         module = torchvision.models.get_model(name, weights=None)
         architecture = f"torchvision:{name}"
         classifier = name in torchvision.models.list_models(module=torchvision.models)  # built with num_classes=1000
@@ -167,7 +166,7 @@ def _build_torchvision(name: str, weights_name: str | None, state: Mapping[str, 
         if outputs is not None:
             module, architecture = torchvision.models.get_model(name, weights=None,
                                                                 num_classes=outputs), architecture + _head_note(outputs)
-        return _Built(module, torchvision_preprocessing(default, name), architecture)
+        return _Built(module, pre, architecture)
     if enum is None:
         raise SpecError(f"torchvision:{name} has no pretrained weights; use torchvision:{name}:none")
     key = weights_name.upper()
@@ -176,6 +175,7 @@ def _build_torchvision(name: str, weights_name: str | None, state: Mapping[str, 
     except KeyError:
         raise SpecError(f"torchvision:{name} has no weights {weights_name!r}; known: "
                         "DEFAULT, none, " + ", ".join(w.name for w in enum)) from None
+    pre = torchvision_preprocessing(weights, name)  # before any download: a model that is not a classifier is refused
     cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
     module = torchvision.models.get_model(name, weights=None)
     if not cached.is_file():
@@ -189,7 +189,7 @@ def _build_torchvision(name: str, weights_name: str | None, state: Mapping[str, 
                 f"or audit the architecture with random weights: torchvision:{name}:none"
             ) from None
     checkpoints.apply_state_dict(module, checkpoints.load_state_dict(cached), str(cached), f"torchvision:{name}")
-    return _Built(module, torchvision_preprocessing(weights, name), f"torchvision:{name}", cached,
+    return _Built(module, pre, f"torchvision:{name}", cached,
                   torchvision_classes(weights, name))
 
 
@@ -256,15 +256,15 @@ def _build_factory(target: str) -> _Built:
 def build_architecture(arch: str, state: Mapping[str, torch.Tensor] | None = None) -> _Built:
     """An architecture named as a spec, with random weights (for loading a state dict into); given the checkpoint
     ``state``, a torchvision or timm classifier head is built with its number of classes."""
-    spec = architecture_spec(arch)  # its weights part dropped, as the startup check reads it
-    if spec.kind == "lite":
-        return _build_lite(spec.name, pretrained=False)
-    if spec.kind == "torchvision":
-        return _build_torchvision(spec.name, spec.weights, state)
-    if spec.kind == "timm":
-        return _build_timm(spec.name, None, pretrained=False, state=state)
-    if spec.kind == "factory":
-        return _build_factory(spec.name)
+    built = architecture_of(arch)  # kind and name: random weights, as the startup check reads it
+    if built.kind == "lite":
+        return _build_lite(built.name, pretrained=False)
+    if built.kind == "torchvision":
+        return _build_torchvision(built.name, None, state)
+    if built.kind == "timm":
+        return _build_timm(built.name, None, pretrained=False, state=state)
+    if built.kind == "factory":
+        return _build_factory(built.name)
     raise SpecError(f"--arch {arch}: name an architecture (torchvision:NAME, timm:NAME, efficientnet_lite0, "
                     "package.module:factory), not a file")
 

@@ -5,12 +5,11 @@ crop its model is fed stops the run (exit 4) before any model loads. Where the c
 with the same message (:meth:`visionaudit.preprocessing.Preprocessing.with_overrides`).
 
 Nothing here builds a model; the loader (:mod:`visionaudit.models.loading`) takes the lite and torchvision
-preprocessing, and a state dict's architecture (:func:`architecture_spec`), from here, so the two cannot drift apart."""
+preprocessing, and a state dict's architecture (:func:`architecture_of`), from here, so the two cannot drift apart."""
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any
+from typing import Any, NamedTuple
 
 from visionaudit.errors import SpecError, VisionAuditError
 from visionaudit.models.specs import LITE_SIZES, ModelSpec, parse_spec
@@ -26,50 +25,93 @@ def lite_preprocessing(name: str) -> Preprocessing:
                          source="EfficientNet-Lite (TF): (x - 127) / 128, centre crop size / (size + 32), bicubic")
 
 
+class NotAnImageClassifier(SpecError):
+    """A torchvision model whose weights' transforms have no crop: segmentation, detection, optical flow."""
+
+
 def torchvision_preprocessing(weights: Any, name: str) -> Preprocessing:
     """A torchvision architecture's: its weights' transforms (the default weights' for random init); ImageNet's
-    defaults for an architecture without weights."""
-    if weights is not None:
-        return from_torchvision_transforms(weights.transforms(), f"torchvision {name} weights {weights.name}")
-    return Preprocessing(source="default ImageNet preprocessing (torchvision architecture without weights)")
+    defaults for an architecture without weights. Weights whose transforms have no crop (``SemanticSegmentation``,
+    ``ObjectDetection``, ``OpticalFlow``) are not an image classifier's: :class:`NotAnImageClassifier`."""
+    if weights is None:
+        return Preprocessing(source="default ImageNet preprocessing (torchvision architecture without weights)")
+    transforms = weights.transforms()
+    if getattr(transforms, "crop_size", None) is None:
+        raise NotAnImageClassifier(f"torchvision:{name} is not an image classifier (its weights' transforms are "
+                                   f"{type(transforms).__name__}): give a classification model "
+                                   "(torchvision.models.list_models(module=torchvision.models) lists them)")
+    return from_torchvision_transforms(transforms, f"torchvision {name} weights {weights.name}")
 
 
-def _torchvision_weights(name: str, weights: str | None) -> Any:
+def torchvision_weights_enum(name: str) -> Any:
+    """The weights enum of torchvision's architecture ``name`` (``ResNet50_Weights``), or None where it has none."""
     import torchvision
 
     try:
-        enum = torchvision.models.get_model_weights(name)
+        return torchvision.models.get_model_weights(name)
     except ValueError:
+        return None
+
+
+def _torchvision_weights(name: str, weights: str | None) -> Any:
+    """The weights ``weights`` names (DEFAULT's for None, DEFAULT or none: random init is fed DEFAULT's
+    preprocessing), or None where there are none of that name; the load refuses what is unknown."""
+    enum = torchvision_weights_enum(name)
+    if enum is None:
         return None
     if weights in (None, "DEFAULT", "none"):
         return getattr(enum, "DEFAULT", None)
     return enum.__members__.get(weights)
 
 
-def architecture_spec(arch: str) -> ModelSpec:
-    """The architecture a state dict's ``?arch=`` (``--arch``) builds: random weights, whatever weights part it names
-    (the file holds the weights), so a torchvision one is fed its DEFAULT weights' preprocessing."""
-    return dataclasses.replace(parse_spec(arch), weights=None)
+class Architecture(NamedTuple):
+    """What a state dict's ``?arch=`` (``--arch``) builds, read as the load builds it: a kind and a name, with random
+    weights whatever weights part the spec names (the file holds the weights); so a torchvision one is fed its
+    DEFAULT weights' preprocessing. No canonical spec: none names an architecture without its weights."""
+
+    kind: str
+    name: str
+
+
+def architecture_of(arch: str) -> Architecture:
+    """``arch`` (a spec) as an :class:`Architecture`; a SpecError where it is no spec."""
+    spec = parse_spec(arch)
+    return Architecture(spec.kind, spec.name)
+
+
+def architecture_preprocessing(arch: Architecture) -> Preprocessing | None:
+    """What ``arch`` is fed, where that is known before it is built (None for timm: only its build knows)."""
+    if arch.kind == "lite":
+        return lite_preprocessing(arch.name)
+    if arch.kind == "torchvision":
+        return _known_torchvision(arch.name, None)
+    if arch.kind == "factory":  # the suite's default: a factory does not tell its preprocessing
+        return Preprocessing(source=f"default ImageNet preprocessing ({arch.name})")
+    return None
+
+
+def _known_torchvision(name: str, weights: str | None) -> Preprocessing | None:
+    try:
+        return torchvision_preprocessing(_torchvision_weights(name, weights), name)
+    except NotAnImageClassifier:  # no crop to check against: the load refuses the model, saying so
+        return None
 
 
 def known_preprocessing(spec: ModelSpec) -> Preprocessing | None:
     """What ``spec``'s model is fed before its spec's options apply, where that is known without loading it; None
     where only the load knows (a timm model, an ONNX file, a file ``?arch=`` that is not an architecture)."""
-    if spec.kind == "lite":
-        return lite_preprocessing(spec.name)
+    if spec.kind in ("lite", "factory"):
+        return architecture_preprocessing(Architecture(spec.kind, spec.name))
     if spec.kind == "torchvision":
-        try:
-            return torchvision_preprocessing(_torchvision_weights(spec.name, spec.weights), spec.name)
-        except (AttributeError, TypeError):  # not a classifier's transforms (segmentation, detection, optical flow)
-            return None  # the load says what it makes of the model
-    if spec.kind in ("factory", "torchscript"):  # the suite's default: neither tells its preprocessing
-        return Preprocessing(source=f"default ImageNet preprocessing ({spec.name or 'TorchScript file'})")
+        return _known_torchvision(spec.name, spec.weights)
+    if spec.kind == "torchscript":  # the suite's default: it does not tell its preprocessing
+        return Preprocessing(source="default ImageNet preprocessing (TorchScript file)")
     if spec.kind == "state_dict":
         try:
-            arch = architecture_spec(spec.options["arch"])
+            arch = architecture_of(spec.options["arch"])
         except VisionAuditError:
             return None  # the load names the architecture's problem
-        return known_preprocessing(arch) if arch.kind in ("lite", "torchvision", "factory") else None
+        return architecture_preprocessing(arch)
     if spec.kind == "hf":
         from visionaudit.models import hf, hub
 
