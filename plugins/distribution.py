@@ -20,13 +20,18 @@ def _dist_given(config: pytest.Config) -> bool:
     return any(a == "-d" or a.startswith("--dist") for a in config.invocation_params.args)
 
 
-def model_scope(nodeid: str, model_ids: list[str]) -> str:
+def model_scope(nodeid: str, model_ids: list[str], meta: dict | None = None) -> str:
     """The model a test id belongs to (its scope), or the id itself when it names none."""
-    mid = model_of(nodeid, model_ids)
+    mid = model_of(nodeid, model_ids, meta)
     return f"model:{mid}" if mid else nodeid
 
 
-def model_of(nodeid: str, model_ids: list[str]) -> str | None:
+def model_of(nodeid: str, model_ids: list[str], meta: dict | None = None) -> str | None:
+    """The model of the run a test audits: from its parametrization where ``meta``, what its worker's collection said
+    of it (plugins.data_check.collection_meta), is at hand; else from its id's brackets, where a short model id (a
+    name such as ``3``) can be mistaken for another parameter's (``test_c[x-gaussian_noise-3]``)."""
+    if meta is not None:
+        return meta.get("model") if meta.get("model") in model_ids else None
     if not nodeid.endswith("]") or "[" not in nodeid:
         return None
     params = nodeid[nodeid.index("[") + 1 : -1]
@@ -45,7 +50,7 @@ def pytest_configure(config: pytest.Config) -> None:
         torch.set_num_threads(cpu_thread_share(worker_count()))
 
 
-def family_scope(nodeid: str, family: str | None, model_ids: list[str]) -> str:
+def family_scope(nodeid: str, family: str | None, model_ids: list[str], meta: dict | None = None) -> str:
     """The scope of a test when models are not grouped whole: its family and model when its family's
     descriptor asks for one worker per model (its tests share a computation one of them reads whole), the
     family it shares a worker with (``Family.shares_worker_with``: whose work it reuses) and model when it
@@ -53,7 +58,7 @@ def family_scope(nodeid: str, family: str | None, model_ids: list[str]) -> str:
     descriptor = families().get(family) if family else None
     if descriptor is None or not (descriptor.one_worker_per_model or descriptor.shares_worker_with):
         return nodeid
-    mid = model_of(nodeid, model_ids)
+    mid = model_of(nodeid, model_ids, meta)
     return f"{descriptor.shares_worker_with or family}:{mid}" if mid else nodeid
 
 
@@ -73,15 +78,17 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
     by_model = len(models) >= max(2, workers)
     from xdist.scheduler import LoadScopeScheduling
 
-    def family(nodeid: str) -> str | None:
+    def meta(nodeid: str) -> dict | None:
+        """What the workers' collection said of the test (its family, its model), sent before they report it."""
         collector = get_collector(config)
-        return collector.meta.get(nodeid, {}).get("audit") if collector else None
+        return collector.meta.get(nodeid) if collector else None
 
     class ModelScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
+            said = meta(nodeid)
             if by_model:
-                return model_scope(nodeid, models)
-            return family_scope(nodeid, family(nodeid), models)
+                return model_scope(nodeid, models, said)
+            return family_scope(nodeid, (said or {}).get("audit"), models, said)
 
         def remove_node(self, node):
             """As xdist's, except that the test that took its worker down is not queued again: xdist's scope

@@ -208,6 +208,33 @@ def test_xdist_groups_each_model_on_one_worker(audit_dir):
     assert len((audit_dir.path / "loads.log").read_text().splitlines()) == 2
 
 
+SHORT_NAMES = """
+import os
+import pytest
+
+pytestmark = pytest.mark.audit("accuracy")
+
+@pytest.mark.parametrize("kind, level", [("gaussian_noise", 3)])
+def test_c(model, record, kind, level):
+    record.metric("worker", os.environ.get("PYTEST_XDIST_WORKER", "main"))
+"""
+
+
+def test_xdist_keeps_a_model_with_a_short_name_whole_where_its_name_is_another_tests_parameter(audit_dir):
+    """Review 37 F7: the scheduler read a test's model from its id's brackets, where a name such as 3 is also another
+    parameter's id: test_c[x-gaussian_noise-3] went with model 3's tests, loading x on 3's worker too."""
+    audit_dir.makepyfile(test_short=SHORT_NAMES)
+    result = audit_dir.runpytest_subprocess("--model", "tests.tiny_models:tiny?name=3", "--model",
+                                            "tests.tiny_models:tiny_other?name=x", "-n", "2", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=7, failed=3)
+    workers: dict[str, set] = {}
+    for r in records(audit_dir):
+        workers.setdefault(r["record"]["model"], set()).add(r["record"]["metrics"]["worker"])
+    assert "test_short.py::test_c[x-gaussian_noise-3]" in {r["nodeid"] for r in records(audit_dir)}
+    assert set(workers) == {"3", "x"} and all(len(w) == 1 for w in workers.values()), workers
+    assert len((audit_dir.path / "loads.log").read_text().splitlines()) == 2  # each model loaded once
+
+
 def test_xdist_spreads_one_model_over_workers(audit_dir):
     result = audit_dir.runpytest_subprocess("--model", "tests.tiny_models:tiny", "-n", "2", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=3, failed=1)
@@ -230,6 +257,20 @@ def test_model_scope_reads_the_model_from_test_ids():
     assert model_scope("a.py::t[rotation-torchvision:resnet50]", ids) == "model:torchvision:resnet50"
     assert model_scope("a.py::t[x-efficientnet_lite0-2]", ids) == "model:efficientnet_lite0"
     assert model_scope("a.py::t[other]", ids) == "a.py::t[other]"
+
+
+def test_the_scheduler_takes_a_tests_model_from_its_collection_where_it_has_it():
+    """Review 37 F7: a short name read from the brackets can be another parameter's id; the collection says which
+    parameter is the model. A test of no model is no model's, whatever its id holds."""
+    from plugins.distribution import family_scope, model_scope
+
+    ids = ["3", "x"]
+    nodeid = "a.py::test_c[x-gaussian_noise-3]"
+    meta = {"audit": "corruption", "model": "x", "params": {"corruption": "gaussian_noise", "severity": 3}}
+    assert model_scope(nodeid, ids, meta) == "model:x"
+    assert family_scope(nodeid, "corruption", ids, meta) == "corruption:x"
+    assert model_scope("a.py::test_d[gaussian_noise-3]", ids, {"audit": "corruption", "model": None}) == \
+        "a.py::test_d[gaussian_noise-3]"
 
 
 def test_a_family_that_asks_keeps_a_models_tests_on_one_worker(monkeypatch):
