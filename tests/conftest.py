@@ -82,7 +82,7 @@ def _no_data_outside_slow(request: pytest.FixtureRequest, monkeypatch: pytest.Mo
         # imagenet-sample): one logit cache for the session computes each once. Its key covers the weights, the
         # images and the preprocessing, so a reused entry is the same logits (tests/models/test_logit_cache.py).
         # One for the whole session, shared by the xdist workers (tests/once.py).
-        monkeypatch.setenv(LOGIT_CACHE_ENV, str(logit_cache_dir(tmp_path_factory)))
+        monkeypatch.setenv(LOGIT_CACHE_ENV, str(logit_cache_dir(request)))
 
 
 @pytest.fixture(autouse=True)
@@ -115,11 +115,11 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
-def lite0_shape_bias_run(shared_data: Path, tmp_path_factory: pytest.TempPathFactory):
+def lite0_shape_bias_run(shared_data: Path, request: pytest.FixtureRequest):
     """lite0's shape-bias audit on all the cue-conflict stimuli (not the shape-only ones), run once per session and
     shared by the xdist workers (tests/once.py): several slow tests compare against it. Returns (process, report,
     report path)."""
-    return audit_once(tmp_path_factory, shared_data, "lite0-shape-bias", "-k", "test_shape_bias and not shape_only",
+    return audit_once(request, shared_data, "lite0-shape-bias", "-k", "test_shape_bias and not shape_only",
                       model="efficientnet_lite0")
 
 
@@ -160,7 +160,7 @@ LITE0_IMAGENET_NORM = "efficientnet_lite0?mean=0.485,0.456,0.406&std=0.229,0.224
 
 
 @pytest.fixture(scope="session")
-def lite0_gate_runs(shared_data: Path, tmp_path_factory: pytest.TempPathFactory):
+def lite0_gate_runs(shared_data: Path, request: pytest.FixtureRequest):
     """lite0's report on 100 images (clean top-1, rotation, gaussian noise and fog at severities 1 and 3, the mCE),
     then lite0 fed ImageNet's mean/std instead of its own 127/128, measured AND gated against it in one run: issue
     26's Show, read by the corruption gate's tests and the real page's, made once per session (tests/once.py).
@@ -169,14 +169,14 @@ def lite0_gate_runs(shared_data: Path, tmp_path_factory: pytest.TempPathFactory)
     def build(folder: Path) -> None:
         (folder / "audit.toml").write_text(LITE0_GATE_CONFIG)
         args = ("-k", LITE0_GATE_TESTS, "--audit-samples", "100", f"--audit-config={folder / 'audit.toml'}")
-        base = run_audit(tmp_path_factory, folder, shared_data, "lite0", *args, model="efficientnet_lite0")
+        base = run_audit(request, folder, shared_data, "lite0", *args, model="efficientnet_lite0")
         assert base.returncode == 0 and (folder / "lite0.json").exists(), base.stdout[-3000:] + base.stderr[-3000:]
         save_process(folder / "imagenet-norm.process.json",
-                     run_audit(tmp_path_factory, folder, shared_data, "imagenet-norm", *args,
+                     run_audit(request, folder, shared_data, "imagenet-norm", *args,
                                f"--audit-baseline={folder / 'lite0.json'}", "--audit-baseline-as", "efficientnet_lite0",
                                model=LITE0_IMAGENET_NORM))
 
-    folder = built_once(tmp_path_factory, "lite0-gate", build)
+    folder = built_once(request, "lite0-gate", build)
     proc = load_process(folder / "imagenet-norm.process.json")
     cand = folder / "imagenet-norm.json"
     assert cand.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -31,7 +31,7 @@ CORRUPTIONS = '[audits.corruption]\ncorruptions = ["gaussian_noise", "fog"]\nsev
 
 
 @pytest.fixture(scope="session")
-def team(shared_data, tmp_path_factory) -> Path:
+def team(shared_data, request) -> Path:
     """16 class-name folders of imagenet-sample images (links), and the classes file beside them; made once per
     session and shared by the xdist workers (tests/once.py): team_report's paths are these."""
 
@@ -46,7 +46,7 @@ def team(shared_data, tmp_path_factory) -> Path:
         (root / "classes.txt").write_text("\n".join(published_mapping()) + "\n")
         (root / "audit.toml").write_text(CORRUPTIONS)
 
-    root = built_once(tmp_path_factory, "team16", build)
+    root = built_once(request, "team16", build)
     assert sum(1 for _ in (root / "images").rglob("*.JPEG")) == N_IMAGES
     return root
 
@@ -56,11 +56,11 @@ def _entries(data: dict, audit_name: str) -> list[dict]:
 
 
 @pytest.fixture(scope="session")
-def team_report(team, shared_data, tmp_path_factory) -> dict:
+def team_report(team, shared_data, request) -> dict:
     """The whole audit suite on the 16-category model, run once per session (tests/once.py): under xdist this
     module's tests are spread over the workers, and each used to make this 8-minute run for itself."""
     # 466 s in CI; on a loaded 2-core machine more than the 600 s tests.audit_runs allows by default
-    proc, data, path = audit_once(tmp_path_factory, shared_data, "team", "-n", "2", f"--audit-images={team / 'images'}",
+    proc, data, path = audit_once(request, shared_data, "team", "-n", "2", f"--audit-images={team / 'images'}",
                                   f"--audit-config={team / 'audit.toml'}", "-k", "not control and not test_zoo",
                                   model=spec(team / "classes.txt"), timeout=1500)
     assert data is not None, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -53,7 +53,7 @@ def test_a_bad_shard_is_refused_naming_the_form(text, error):
 
 
 @pytest.fixture(scope="session")
-def runs(shared_data, tmp_path_factory):
+def runs(shared_data, request):
     """The unsharded run and its 2 and 3 shards, on 60 images per set; made once per session and shared by the
     xdist workers (tests/once.py), which this module's tests are spread over."""
     args = ("-k", SELECTION, "--audit-samples", "60")
@@ -61,10 +61,10 @@ def runs(shared_data, tmp_path_factory):
 
     def build(folder):
         for name, extra in names.values():  # without the logit cache, as the module-scoped fixture ran them
-            proc = run_audit(tmp_path_factory, folder, shared_data, name, *args, *extra, model=TINY, logit_cache=False)
+            proc = run_audit(request, folder, shared_data, name, *args, *extra, model=TINY, logit_cache=False)
             save_process(folder / f"{name}.process.json", proc)
 
-    tmp = built_once(tmp_path_factory, "shards", build)
+    tmp = built_once(request, "shards", build)
     return tmp, load_runs(tmp, names)
 
 

@@ -37,7 +37,7 @@ CORRUPTION_FIELDS = ("error", "error_ci", "clean_error", "p_value", "p_value_hol
 
 
 @pytest.fixture(scope="session")
-def corruption_runs(shared_data, tmp_path_factory):
+def corruption_runs(shared_data, request):
     """lite0's corruption audit (2 corruptions x 2 severities on a 30-image subset of 100 labelled images):
     unsharded, and in 2 and 3 shards merged; made once per session and shared by the xdist workers (tests/once.py)."""
     args = ("-k", "test_corruption or test_mce", "--audit-samples", "100")
@@ -47,11 +47,11 @@ def corruption_runs(shared_data, tmp_path_factory):
         config = folder / "audit.toml"
         config.write_text(CORRUPTION_CONFIG)
         for name, extra in names.values():
-            proc = run_audit(tmp_path_factory, folder, shared_data, name, *args, f"--audit-config={config}", *extra,
+            proc = run_audit(request, folder, shared_data, name, *args, f"--audit-config={config}", *extra,
                              model="efficientnet_lite0")
             save_process(folder / f"{name}.process.json", proc)
 
-    tmp = built_once(tmp_path_factory, "corruption-shards", build)
+    tmp = built_once(request, "corruption-shards", build)
     out = load_runs(tmp, names)
     for count in (2, 3):
         merged = tmp / f"merged{count}-{os.getpid()}.json"  # each worker merges for itself: merge is what is tested

@@ -42,7 +42,7 @@ SELECTION = "test_clean_top1 or test_transform or test_corruption or test_mce"
 
 
 @pytest.fixture(scope="session")
-def ten_class_shards(shared_data, tmp_path_factory):
+def ten_class_shards(shared_data, request):
     """The 10-class model on 69 images in 10 uneven class folders written here, run whole and in 2 shards merged:
     (its folder, model spec, the runs, the whole report, the merged report); made once per session and shared by the
     xdist workers (tests/once.py)."""
@@ -65,11 +65,11 @@ def ten_class_shards(shared_data, tmp_path_factory):
         args = ("-k", SELECTION, f"--audit-config={folder / 'audit.toml'}", f"--audit-images={images}")
         for name, extra in names.values():
             save_process(folder / f"{name}.process.json",
-                         run_audit(tmp_path_factory, folder, shared_data, name, *args, *extra, model=model(folder)))
+                         run_audit(request, folder, shared_data, name, *args, *extra, model=model(folder)))
         save_process(folder / "merge.process.json", merge_cli(str(folder / "part2of2.json"), str(folder / "part1of2.json"),
                                                               "-o", str(folder / "merged.json")))
 
-    folder = built_once(tmp_path_factory, "ten-class-shards", build)
+    folder = built_once(request, "ten-class-shards", build)
     runs = load_runs(folder, names)
     whole = runs["whole"][1]
     proc = load_process(folder / "merge.process.json")

@@ -79,11 +79,11 @@ OTHER_TABLES = CONFIG + ('[models."torchvision:resnet50".accuracy]\nmin_top1 = 0
 
 
 @pytest.fixture(scope="module")
-def two_models_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[pytest.RunResult, Path]:
+def two_models_run(request: pytest.FixtureRequest) -> tuple[pytest.RunResult, Path]:
     """The two models' run of AUDIT without xdist, under OTHER_TABLES, made once for the session (tests/once.py): the
     records test and the other tables' test each check it (each made the same run of its own)."""
     files = {"test_audit.py": AUDIT, "audit.toml": OTHER_TABLES, "conftest.py": suite_conftest() + COLLECT}
-    return project_run_once(tmp_path_factory, "plugins-two-models", files, *MODELS, "-p", "no:cacheprovider",
+    return project_run_once(request, "plugins-two-models", files, *MODELS, "-p", "no:cacheprovider",
                             VISIONAUDIT_TEST_LOAD_LOG="loads.log")
 
 

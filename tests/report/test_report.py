@@ -77,11 +77,11 @@ def comparable(report: dict) -> dict:
 
 
 @pytest.fixture(scope="module")
-def serial_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[pytest.RunResult, Path]:
+def serial_run(request: pytest.FixtureRequest) -> tuple[pytest.RunResult, Path]:
     """The three models' run of AUDITS without xdist, made once for the session (tests/once.py): the contents, the
     xdist equivalence and the step summary tests each check it (each made a run of its own, the same run). Its
     report is serial.json; the step summary it writes, summary.md."""
-    return project_run_once(tmp_path_factory, "report-serial", {"test_audits.py": AUDITS, "audit.toml": CONFIG}, *MODELS,
+    return project_run_once(request, "report-serial", {"test_audits.py": AUDITS, "audit.toml": CONFIG}, *MODELS,
                             "--audit-json=serial.json", GITHUB_STEP_SUMMARY="summary.md")
 
 

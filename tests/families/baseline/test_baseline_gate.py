@@ -33,12 +33,12 @@ def compare_cli(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="session")
-def tiny_baseline(shared_data, tmp_path_factory) -> Path:
+def tiny_baseline(shared_data, request) -> Path:
     """The tiny model's report of every recording audit on 60 images per set: made once per session and shared by the
     xdist workers (tests/once.py), which this module's tests are spread over (a module fixture ran it in each).
     Without the session's logit cache: the gate runs below use it, so a run against this report compares logits
     computed twice, not one run's logits read back."""
-    proc, data, path = audit_once(tmp_path_factory, shared_data, "tiny-baseline", "-k", RECORDING, "--audit-samples", "60",
+    proc, data, path = audit_once(request, shared_data, "tiny-baseline", "-k", RECORDING, "--audit-samples", "60",
                                   model=TINY, logit_cache=False)
     assert data is not None, proc.stdout[-3000:] + proc.stderr[-3000:]
     return path
