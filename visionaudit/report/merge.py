@@ -34,7 +34,7 @@ from visionaudit.families.registry import families
 from visionaudit.report.assembly import (
     SEVERITY,
     assemble,
-    is_unselected_models_note,
+    notes_but_unselected_models,
     short_reason,
 )
 from visionaudit.report.merge_parts import Unmergeable, check_parts
@@ -312,9 +312,9 @@ def merge_reports(parts: Sequence[dict[str, Any]], names: Sequence[str]) -> dict
     # derived again over all parts by assemble() (a part 2..N cannot tell).
     said: dict[str, list[str]] = {}
     for r, name in zip(runs, names):
-        for note in dict.fromkeys(r.get("notes") or []):
+        for note in dict.fromkeys(notes_but_unselected_models(r)):
             said.setdefault(note, []).append(name)
-    carried = [n if len(by) == count else f"{', '.join(by)}: {n}" for n, by in said.items() if not is_unselected_models_note(n)]
+    carried = [n if len(by) == count else f"{', '.join(by)}: {n}" for n, by in said.items()]
     run = {**first_run, "shard": None, "merged_from": list(names),
            "start": min(r.get("start") or "" for r in runs) or None, "end": max(r.get("end") or "" for r in runs) or None,
            "duration": round(sum(float(r.get("duration") or 0.0) for r in runs), 3),
