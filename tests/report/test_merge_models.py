@@ -52,7 +52,7 @@ def test_the_same_weights_read_from_two_checkout_folders_merge(with_classes):
     assert by(merged) == by(whole)
     # The merged entry is part 1's; the notes say part 2 read the same weights from elsewhere.
     assert merged["models"]["m"]["spec"] == specs[0]
-    assert (f"model m was read as {specs[0]} in part1.json, {specs[1]} in part2.json (the same weights, from other "
+    assert (f"model m was read as {specs[0]} in part1.json, {specs[1]} in part2.json (the same model, from other "
             "folders); models.m shows part1.json's entry") in merged["run"]["notes"]
 
 
@@ -60,15 +60,15 @@ def test_the_same_path_with_other_query_options_is_refused_naming_the_option():
     spec = f"{FOLDERS[0]}/models/m.pt"
     said = _refusal(_parts({"spec": f"{spec}?resize=256"}, {"spec": f"{spec}?resize=320"}))
     assert (f"model m is {spec}?resize=256 in part1.json and {spec}?resize=320 in part2.json: run every shard with the "
-            "same --model (?resize= is 256 in part1.json and 320 in part2.json; the weights are the same, sha256 "
-            "000000000000..., and of the spec only the model file's own path may differ between shards)") in said
+            "same --model (?resize= is 256 in part1.json and 320 in part2.json; of the spec only the model file's own "
+            "path may differ between shards)") in said
     # In two folders too: the folder is let be, the option is not (and is the one difference named).
     said = _refusal(_parts(*({"spec": f"{folder}/models/m.pt?size={size}"} for folder, size in zip(FOLDERS, (224, 240)))))
-    assert "(?size= is 224 in part1.json and 240 in part2.json; the weights are the same" in said
+    assert "(?size= is 224 in part1.json and 240 in part2.json; of the spec only" in said
     # A state dict read as another architecture, from one folder or two.
     said = _refusal(_parts(*({"spec": f"{folder}/models/m.pth?arch=torchvision:{arch}"}
                              for folder, arch in zip(FOLDERS, ("resnet18", "resnet34")))))
-    assert "(?arch= is torchvision:resnet18 in part1.json and torchvision:resnet34 in part2.json; the weights" in said
+    assert "(?arch= is torchvision:resnet18 in part1.json and torchvision:resnet34 in part2.json; of the spec" in said
 
 
 def test_other_weights_under_two_folders_are_refused():
@@ -78,7 +78,7 @@ def test_other_weights_under_two_folders_are_refused():
     assert "model m has other weights in part2.json (sha256 111111111111...) than in part1.json (000000000000...)" in said
     assert (f"model m is {FOLDERS[0]}/models/m.pt in part1.json and {FOLDERS[1]}/models/m.pt in part2.json: run every "
             "shard with the same --model") in said
-    assert "the weights are the same" not in said
+    assert "of the spec only" not in said
 
 
 def test_a_class_file_under_two_folders_must_name_the_same_classes():
@@ -98,8 +98,8 @@ def test_a_class_file_under_two_folders_must_name_the_same_classes():
     for part in parts:
         part["models"]["m"].pop("classes")
     said = _refusal(parts)
-    assert (f"(?classes= is {FOLDERS[0]}/classes.txt in part1.json and {FOLDERS[1]}/classes.txt in part2.json; the "
-            "weights are the same") in said
+    assert (f"(?classes= is {FOLDERS[0]}/classes.txt in part1.json and {FOLDERS[1]}/classes.txt in part2.json; of the "
+            "spec only") in said
 
 
 def test_a_spec_apart_from_its_model_files_path():
@@ -119,3 +119,19 @@ def test_an_onnx_files_reference_model_under_two_folders_is_refused_naming_it():
     said = _refusal(_parts(*({"spec": f"{folder}/m.onnx?reference={folder}/m.pt"} for folder in FOLDERS)))
     assert re.search(r"\(\?reference= is /builds/r1/0/team/m.pt in part1.json and /builds/r7/3/team/m.pt in part2.json; ",
                      said), said
+
+
+def test_a_model_one_shard_never_loaded_may_be_named_from_another_folder_there():
+    """A model whose selected tests all run whole in shard 1 (deployment, channel bias) is not loaded in shard 2: its
+    entry there has no sha256, and nothing of it was read. Its spec's folder may differ; its options may not."""
+    parts = _parts({"spec": f"{FOLDERS[0]}/models/m.pt"}, {"spec": f"{FOLDERS[0]}/models/m.pt"})
+    for part, folder, loaded in zip(parts, FOLDERS, ({"sha256": "2" * 64}, {"loaded": False, "error": None})):
+        part["models"]["w"] = {"spec": f"{folder}/models/w.pt?size=224", "name": "w", **loaded}
+    merged = merge_reports(copy.deepcopy(parts), NAMES)
+    assert merged["models"]["w"]["sha256"] == "2" * 64
+    assert (f"model w was read as {FOLDERS[0]}/models/w.pt?size=224 in part1.json, {FOLDERS[1]}/models/w.pt?size=224 in "
+            "part2.json (the same model, from other folders); models.w shows part1.json's entry") in merged["run"]["notes"]
+    parts[1]["models"]["w"]["spec"] = f"{FOLDERS[1]}/models/w.pt?size=240"
+    assert "(?size= is 224 in part1.json and 240 in part2.json; of the spec only" in _refusal(parts)
+    parts[1]["models"]["w"].update(spec=f"{FOLDERS[1]}/models/w.pt?size=224", error="RuntimeError: no such file")
+    assert "run every shard with the same --model" in _refusal(parts)  # it failed to load there: weights unknown

@@ -94,9 +94,9 @@ def _check_samples(parts: Sequence[dict[str, Any]], names: Sequence[str]) -> lis
 def _check_models(parts: Sequence[dict[str, Any]], names: Sequence[str]) -> list[str]:
     """A model id is one model in every part: the same weights, classes and spec (with ``?name=`` a model's id no longer
     says its spec, so shards run with another ``?resize=`` under one name would otherwise merge as one model). Of the
-    same weights (sha256 equal in both parts) the model file's path may differ, and ``?classes=``'s where both parts
-    recorded the same class names: shards run in other checkouts (a CI runner's /builds/RUNNER/N/...) name one file
-    by two absolute paths."""
+    same weights (sha256 equal in both parts), or where one part never loaded the model (no test of it ran there), the
+    model file's path may differ, and ``?classes=``'s where both parts recorded the same class names: shards run in
+    other checkouts (a CI runner's /builds/RUNNER/N/...) name one file by two absolute paths."""
     problems = []
     first, first_name = parts[0].get("models", {}), names[0]
     for part, name in zip(parts[1:], names[1:]):
@@ -119,8 +119,11 @@ def _check_models(parts: Sequence[dict[str, Any]], names: Sequence[str]) -> list
     return problems
 
 
-def _same_weights(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    return bool(a.get("sha256")) and a.get("sha256") == b.get("sha256")
+def _one_file(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two parts' entries of a model may name its file by two paths: the same weights (sha256), or one part
+    never loaded it (``loaded`` false, ``error`` null: no test of it ran there, so nothing of it was read)."""
+    never_loaded = any(e.get("loaded") is False and not e.get("error") for e in (a, b))
+    return never_loaded or bool(a.get("sha256")) and a.get("sha256") == b.get("sha256")
 
 
 def _label_space(info: dict[str, Any]) -> dict[str, Any] | None:
@@ -142,12 +145,12 @@ def _classes_differ(a: dict[str, Any], b: dict[str, Any], a_name: str, b_name: s
 
 
 def _spec_differs(a: dict[str, Any], b: dict[str, Any], a_name: str, b_name: str) -> str | None:
-    """None where the two entries' specs name one model: equal as written, or, of the same weights, equal but for the
-    model file's path (and ``?classes=``'s, the class names being compared by :func:`_label_space`); else what differs,
-    for the refusal (empty where that is the spec as a whole)."""
+    """None where the two entries' specs name one model: equal as written, or, of one file (:func:`_one_file`), equal but
+    for the model file's path (and ``?classes=``'s, the class names being compared by :func:`_label_space`); else what
+    differs, for the refusal (empty where that is the spec as a whole)."""
     if not a.get("spec") or not b.get("spec") or a["spec"] == b["spec"]:
         return None
-    if not _same_weights(a, b):
+    if not _one_file(a, b):
         return ""
     try:
         (a_form, a_options), (b_form, b_options) = form_and_options(a["spec"]), form_and_options(b["spec"])
@@ -161,13 +164,12 @@ def _spec_differs(a: dict[str, Any], b: dict[str, Any], a_name: str, b_name: str
         differs.insert(0, f"the model is {a_form} in {a_name} and {b_form} in {b_name}, {MODEL_PATH} being its file")
     if not differs:
         return None
-    return (f" ({'; '.join(differs)}; the weights are the same, sha256 {a['sha256'][:12]}..., and of the spec only the "
-            "model file's own path may differ between shards)")
+    return f" ({'; '.join(differs)}; of the spec only the model file's own path may differ between shards)"
 
 
 def respelled_models(parts: Sequence[dict[str, Any]], names: Sequence[str]) -> list[str]:
-    """Notes for the merged run: each model whose parts named its same weights by other paths (:func:`_spec_differs`
-    let them merge); the merged models section shows the first part's entry."""
+    """Notes for the merged run: each model whose parts named its file by other paths (:func:`_spec_differs` let them
+    merge); the merged models section shows the first part's entry."""
     notes = []
     for model, info in parts[0].get("models", {}).items():
         others = [(p["models"][model]["spec"], n) for p, n in zip(parts[1:], names[1:])
@@ -175,5 +177,5 @@ def respelled_models(parts: Sequence[dict[str, Any]], names: Sequence[str]) -> l
         if others and info.get("spec"):
             notes.append(f"model {model} was read as {info['spec']} in {names[0]}, "
                          + ", ".join(f"{spec} in {n}" for spec, n in others)
-                         + f" (the same weights, from other folders); models.{model} shows {names[0]}'s entry")
+                         + f" (the same model, from other folders); models.{model} shows {names[0]}'s entry")
     return notes
