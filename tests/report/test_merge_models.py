@@ -52,7 +52,7 @@ def test_the_same_weights_read_from_two_checkout_folders_merge(with_classes):
     assert by(merged) == by(whole)
     # The merged entry is part 1's; the notes say part 2 read the same weights from elsewhere.
     assert merged["models"]["m"]["spec"] == specs[0]
-    assert (f"model m was read as {specs[0]} in part1.json, {specs[1]} in part2.json (the same model, from other "
+    assert (f"model m was given as {specs[0]} in part1.json, {specs[1]} in part2.json (the same model, from other "
             "folders); models.m shows part1.json's entry") in merged["run"]["notes"]
 
 
@@ -129,7 +129,7 @@ def test_a_model_one_shard_never_loaded_may_be_named_from_another_folder_there()
         part["models"]["w"] = {"spec": f"{folder}/models/w.pt?size=224", "name": "w", **loaded}
     merged = merge_reports(copy.deepcopy(parts), NAMES)
     assert merged["models"]["w"]["sha256"] == "2" * 64
-    assert (f"model w was read as {FOLDERS[0]}/models/w.pt?size=224 in part1.json, {FOLDERS[1]}/models/w.pt?size=224 in "
+    assert (f"model w was given as {FOLDERS[0]}/models/w.pt?size=224 in part1.json, {FOLDERS[1]}/models/w.pt?size=224 in "
             "part2.json (the same model, from other folders); models.w shows part1.json's entry") in merged["run"]["notes"]
     parts[1]["models"]["w"]["spec"] = f"{FOLDERS[1]}/models/w.pt?size=240"
     assert "(?size= is 224 in part1.json and 240 in part2.json; of the spec only" in _refusal(parts)

@@ -175,7 +175,7 @@ def respelled_models(parts: Sequence[dict[str, Any]], names: Sequence[str]) -> l
         others = [(p["models"][model]["spec"], n) for p, n in zip(parts[1:], names[1:])
                   if model in p.get("models", {}) and p["models"][model].get("spec") not in (None, info.get("spec"))]
         if others and info.get("spec"):
-            notes.append(f"model {model} was read as {info['spec']} in {names[0]}, "
+            notes.append(f"model {model} was given as {info['spec']} in {names[0]}, "
                          + ", ".join(f"{spec} in {n}" for spec, n in others)
                          + f" (the same model, from other folders); models.{model} shows {names[0]}'s entry")
     return notes
