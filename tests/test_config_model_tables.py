@@ -166,7 +166,7 @@ def test_a_table_whose_classes_file_is_not_there_is_a_typo_warning(tmp_path, mon
 
 
 def test_resolved_spec_reads_every_path_from_the_working_directory(tmp_path, monkeypatch):
-    from visionaudit.models.specs import resolved_spec
+    from visionaudit.models.spec_paths import resolved_spec
 
     monkeypatch.chdir(tmp_path)
     t = str(tmp_path)

@@ -20,7 +20,7 @@ numbers out of range are errors naming the file, the table, the key, the allowed
 closest one, so a typo never silently loosens a gate. Per-model tables are keyed by the model's
 canonical spec (:func:`visionaudit.models.specs.canonical_spec`), so ``efficientnet-lite0`` and a query
 written in another order match the model they name; paths in a key and in a run's spec are compared by the files
-they name (:func:`visionaudit.models.specs.resolved_spec`), so ``?classes=team/classes.txt`` and the same file's
+they name (:func:`visionaudit.models.spec_paths.resolved_spec`), so ``?classes=team/classes.txt`` and the same file's
 absolute path match too.
 
 Relative paths in the file (``[run]``'s, the tables' specs, ``[baseline.pairs]``' new side) are read from the file's
@@ -51,11 +51,15 @@ from visionaudit.families.thresholds import Field
 from visionaudit.models.factories import factory_problem
 from visionaudit.models.model_ids import model_id as id_of_written
 from visionaudit.models.model_names import MODEL_NAME, MODEL_NAME_RULE, given_name
-from visionaudit.models.spec_paths import ReadFromWorkingDirectory, path_from, spec_from
+from visionaudit.models.spec_paths import (
+    ReadFromWorkingDirectory,
+    path_from,
+    resolved_spec,
+    spec_from,
+)
 from visionaudit.models.specs import (
     canonical_spec,
     parse_spec,
-    resolved_spec,
     said_of_a_written_spec,
 )
 

@@ -36,7 +36,8 @@ __version__ = "0.1.0"
 #    `not_selected` (configured models no selected test audited) and `new_verdict` (NEW's own verdict);
 #    `aggregates.corruption.models[M].summary_scope` (present only when the summary's corruptions are not the mCE
 #    test's) and `thresholds.min_images` on every baseline entry; a named model's (`?name=`) entry `name`, the models
-#    section keyed by the model's id (its name, else its canonical spec, as before). Added keys only: schemas 3 to 6
-#    are still read.
+#    section keyed by the model's id (its name, else its canonical spec, as before); (stop 38) `run.unselected_models_note`
+#    (which of `run.notes` names the configured models no selected test audited, null when none: merge finds it so, not
+#    by its wording). Added keys only: schemas 3 to 6 are still read.
 SCHEMA_VERSION = 7
 OLDEST_READABLE = 3  # the oldest schema still read as a baseline or a merge part

@@ -66,6 +66,7 @@ def test_every_parts_notes_are_carried_into_the_merge_and_printed(tmp_path):
              "tests, or give only the models to audit with --model (it replaces [run] models)")
     parts[0]["run"]["notes"] = ["both say C", "part1 says A"]
     parts[1]["run"]["notes"] = [hf, "both say C", "part2 says B", stale]
+    parts[1]["run"]["unselected_models_note"] = stale  # as the run writes it (assemble): merge finds it by this key
     paths = []
     for k, part in enumerate(parts, 1):
         paths.append(tmp_path / f"part{k}.json")

@@ -11,8 +11,10 @@ import pytest
 
 from tests.audit_runs import ROOT, TINY, audit
 from tests.report.test_verdict import SAMPLES, entry, not_judged_report
+from tests.synthetic_runs import varied_runs
 from visionaudit.report.assembly import assemble
 from visionaudit.report.compare import compare_reports, render
+from visionaudit.report.merge import merge_reports
 
 IDLE_REASON = ("idle: no test of it was selected (-k/-m, test paths), so nothing judged it; select its tests, "
                "or give only the models to audit with --model (it replaces [run] models)")
@@ -97,3 +99,37 @@ def test_a_real_run_that_deselects_a_model_and_compare_on_its_report_agree(share
     assert result["verdict_reason"].startswith(f"the new report's model {other} was not audited: no test of it was selected "
                                                "(-k/-m, test paths), so nothing of it was compared; ")
     assert "did not load" not in result["verdict_reason"]
+
+
+def _with_idle(part: dict) -> dict:
+    """``part`` as its run writes it (:func:`assemble`) with one more configured model, which no test audited."""
+    models = {**part["models"], "idle": {"loaded": False, "error": None}}
+    return assemble(part["run"], models, part["audits"], samples=part["samples"])
+
+
+def test_merge_replaces_the_parts_note_on_unselected_models_however_it_is_worded(monkeypatch):
+    """merge drops a part's unselected-models note and derives it again over all parts. It finds that note by the
+    report's ``run.unselected_models_note``, which the writer sets to what it wrote: worded otherwise (here a wording
+    none of merge's knows), the merged notes still say it once, as the merge derived it, not also as part 1's."""
+    import visionaudit.report.assembly as assembly
+
+    said = assembly.unselected_models_note
+    monkeypatch.setattr(assembly, "unselected_models_note",
+                        lambda *args: None if (note := said(*args)) is None else f"reworded: {note.upper()}")
+    _, parts = varied_runs(7)
+    parts = [_with_idle(p) for p in parts]
+    [note] = parts[0]["run"]["notes"]  # shard 1 says it; shard 2 cannot tell
+    assert note.startswith("reworded: NO TEST OF IDLE") and not parts[1]["run"].get("notes")
+    merged = merge_reports(parts, ["part1.json", "part2.json"])
+    assert merged["run"]["notes"] == [note]  # not also "part1.json: reworded: ..."
+    assert (parts[0]["run"]["unselected_models_note"], parts[1]["run"]["unselected_models_note"]) == (note, None)
+    assert merged["run"]["unselected_models_note"] == note
+
+
+def test_merge_drops_the_note_of_parts_written_before_the_key_in_its_wordings_of_then():
+    _, parts = varied_runs(7)
+    for part, note in zip(parts, ("no selected test audited idle: it was never loaded", IDLE_NOTE)):
+        part["run"].pop("unselected_models_note")
+        part["run"]["notes"] = [note, "kept"]
+    merged = merge_reports(parts, ["part1.json", "part2.json"])
+    assert merged["run"]["notes"] == ["kept"] and merged["run"]["unselected_models_note"] is None

@@ -1,9 +1,11 @@
-"""A spec and a path as written in audit.toml, read from the file's folder and spelled as read from the working
-directory (docs/config.md "Relative paths"): the config's own paths, apart from parsing specs (:mod:`specs`)."""
+"""The paths in a spec, apart from parsing specs (:mod:`specs`): a spec and a path as written in audit.toml, read from
+the file's folder and spelled as read from the working directory (docs/config.md "Relative paths"); a spec with every
+path absolute (matching audit.toml's tables); what a spec says besides where its model file is (merging shards)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qsl
 
@@ -13,6 +15,8 @@ from visionaudit.models.specs import (
     LITE_SIZES,
     ONNX_SUFFIX,
     REPO_ID,
+    _parse,
+    _query,
 )
 
 
@@ -89,3 +93,45 @@ def spec_from(spec: str, base: str | os.PathLike) -> str:
         if os.sep not in body and not Path(body).suffix:
             body = os.path.join(".", body)  # a file without a known suffix stays a file when read from here
     return body + ("?" + "&".join(f"{k}={v.replace('&', '%26')}" for k, v in options.items()) if options else "")
+
+
+def resolved_spec(spec: str) -> str:
+    """``spec``'s canonical form with every path in it absolute, read from the working directory as ``--model``'s
+    are (the model file, a timm checkpoint, an ``hf:`` folder, ``?classes=``, and those of ``?arch=`` and
+    ``?reference=``): two spellings of the same files give one string. For matching (audit.toml's per-model
+    tables) only, never an id: the id keeps the path as written, so a report does not depend on where it ran."""
+    body, options = _paths_written(spec, lambda path: os.path.abspath(os.path.expanduser(path)), nested=True)
+    return body + ("?" + _query(options) if options else "")
+
+
+MODEL_PATH = "FILE"  # what stands for the model's own file or folder in :func:`form_and_options`
+
+
+def form_and_options(spec: str) -> tuple[str, dict[str, str]]:
+    """What ``spec`` says of a model besides where its own file is: its canonical form without the query, the path
+    of its model file (or ``hf:`` folder, or timm checkpoint) written :data:`MODEL_PATH`, and its options as in the
+    canonical form (``?classes=``'s path, ``?arch=`` and ``?reference=`` as written there). For two runs of the same
+    weights (equal sha256) read from different folders: ``visionaudit merge`` (the shards' checkouts)."""
+    return _paths_written(spec, lambda path: path, nested=False, model_path=MODEL_PATH)
+
+
+def _paths_written(spec: str, written: Callable[[str], str], nested: bool,
+                   model_path: str | None = None) -> tuple[str, dict[str, str]]:
+    """``spec``'s canonical form without its query, and its options, with each path in them ``written(path)``: the
+    model file, a timm checkpoint, an ``hf:`` folder (each ``model_path`` instead where given), ``?classes=``, and
+    with ``nested`` those of ``?arch=`` and ``?reference=``."""
+    parsed = _parse(spec, None)
+    options = dict(parsed.options)
+    if options.get("classes"):
+        options["classes"] = written(options["classes"])
+    for key in ("arch", "reference") if nested else ():
+        if key in options:
+            body, inner = _paths_written(options[key], written, nested)
+            options[key] = body + ("?" + _query(inner) if inner else "")
+    own = model_path if model_path is not None else written(str(parsed.path)) if parsed.path is not None else ""
+    body = parsed.canonical.partition("?")[0]
+    if parsed.kind == "file" or (parsed.kind == "hf" and parsed.path is not None):
+        body = ("hf:" if parsed.kind == "hf" else "") + own
+    elif parsed.kind == "timm" and parsed.path is not None:
+        body = f"timm:{parsed.name}:{own}"
+    return body, options

@@ -317,26 +317,6 @@ def canonical_spec(spec: str, arch: str | None = None) -> str:
     return _parse(spec, arch).canonical
 
 
-def resolved_spec(spec: str) -> str:
-    """``spec``'s canonical form with every path in it absolute, read from the working directory as ``--model``'s
-    are (the model file, a timm checkpoint, an ``hf:`` folder, ``?classes=``, and those of ``?arch=`` and
-    ``?reference=``): two spellings of the same files give one string. For matching (audit.toml's per-model
-    tables) only, never an id: the id keeps the path as written, so a report does not depend on where it ran."""
-    parsed = _parse(spec, None)
-    options = dict(parsed.options)
-    if options.get("classes"):
-        options["classes"] = os.path.abspath(os.path.expanduser(options["classes"]))
-    for key in ("arch", "reference"):
-        if key in options:
-            options[key] = resolved_spec(options[key])
-    body = parsed.canonical.partition("?")[0]
-    if parsed.kind == "file" or (parsed.kind == "hf" and parsed.path is not None):
-        body = ("hf:" if parsed.kind == "hf" else "") + os.path.abspath(str(parsed.path))
-    elif parsed.kind == "timm" and parsed.path is not None:
-        body = f"timm:{parsed.name}:{os.path.abspath(str(parsed.path))}"
-    return body + ("?" + _query(options) if options else "")
-
-
 def parse_spec(spec: str, arch: str | None = None) -> ModelSpec:
     """Parse a ``--model`` string; ``arch`` is ``--arch``, used by state-dict files without ``?arch=``.
 

@@ -201,18 +201,32 @@ def unselected_models_note(models: dict[str, Any], audits: list[dict[str, Any]],
             "--model (it replaces [run] models)")
 
 
-def is_unselected_models_note(note: str) -> bool:
-    """Whether ``note`` is :func:`unselected_models_note`'s (this version's wording or the earlier one): a merge drops
-    the parts' and derives it again over all of them."""
+# run's copy of its unselected-models note, if it has one: the note is derived from the whole run's tests and models, so
+# what derives it again (a merge over all parts, a rebuild) finds the one to replace by this key, not by its wording.
+UNSELECTED_NOTE_KEY = "unselected_models_note"
+
+
+def _worded_as_before_the_key(note: str) -> bool:
+    """The note's wordings in reports written before :data:`UNSELECTED_NOTE_KEY` (frozen: no report lacks it now)."""
     return note.startswith("no selected test audited ") or (
         note.startswith("no test of ") and " was selected (-k/-m, test paths): nothing judged " in note)
 
 
-def with_unselected_models_note(run: dict[str, Any], models: dict[str, Any], audits: list[dict[str, Any]]) -> dict[str, Any]:
-    """``run`` with :func:`unselected_models_note` in its notes (once: a run, a merge or a rebuild may carry it already)."""
-    note = unselected_models_note(models, audits, run)
+def notes_but_unselected_models(run: dict[str, Any]) -> list[str]:
+    """``run``'s notes without its unselected-models note (:func:`unselected_models_note`): the one its
+    ``unselected_models_note`` records, or in a report written before that key, one in the wordings of then."""
     notes = list(run.get("notes") or [])
-    return run if note is None or note in notes else {**run, "notes": [*notes, note]}
+    if UNSELECTED_NOTE_KEY in run:
+        return [n for n in notes if n != run[UNSELECTED_NOTE_KEY]]
+    return [n for n in notes if not _worded_as_before_the_key(n)]
+
+
+def with_unselected_models_note(run: dict[str, Any], models: dict[str, Any], audits: list[dict[str, Any]]) -> dict[str, Any]:
+    """``run`` with :func:`unselected_models_note` in its notes and as its ``unselected_models_note`` (null when there
+    is none), in place of any it carried (a merge or a rebuild derives it again)."""
+    note = unselected_models_note(models, audits, run)
+    notes = notes_but_unselected_models(run) + ([note] if note is not None else [])
+    return {**run, **({"notes": notes} if notes or "notes" in run else {}), UNSELECTED_NOTE_KEY: note}
 
 
 def _ended(entries: list[dict[str, Any]]) -> str:

@@ -5,7 +5,7 @@ Nothing is averaged: each split test's per-image arrays (kept in the parts by vi
 are put back in the whole set's order and judged again by the same assessor a normal run calls, so every
 statistic (McNemar, bootstrap intervals, t-tests, Holm over transforms, verdicts) is computed once, from
 all images. Tests that do not split by image ran whole in shard 1 and are taken from it. Parts that do
-not belong together (another seed, subset, data, model weights or spec, thresholds or suite version; a shard
+not belong together (another seed, subset, data, model weights, spec or classes, thresholds or suite version; a shard
 missing or given twice) are refused with every difference named. A test that ended otherwise than judged in a part
 (an error, a timeout, an interruption after its per-image data was stored) is judged again all the same, and the
 merged run's notes name the part, the test and how it ended there. Two things may differ between parts, since they
@@ -34,10 +34,10 @@ from visionaudit.families.registry import families
 from visionaudit.report.assembly import (
     SEVERITY,
     assemble,
-    is_unselected_models_note,
+    notes_but_unselected_models,
     short_reason,
 )
-from visionaudit.report.merge_parts import Unmergeable, check_parts
+from visionaudit.report.merge_parts import Unmergeable, check_parts, respelled_models
 
 
 def merged_samples(parts: Sequence[dict[str, Any]]) -> dict[str, SampleSet]:
@@ -308,13 +308,14 @@ def merge_reports(parts: Sequence[dict[str, Any]], names: Sequence[str]) -> dict
     if len(configs) > 1:  # their bounds were checked equal above, bar speed settings; the paths still differ
         notes.append("the parts were run with different config files (" + "; ".join(
             f"{c} in {', '.join(by)}" for c, by in configs.items()) + f"); run.config_file shows {names[0]}'s")
+    notes += respelled_models(parts, names)
     # Every part's notes, once each in shard order, naming the parts when not all said it; the unselected-models note is
     # derived again over all parts by assemble() (a part 2..N cannot tell).
     said: dict[str, list[str]] = {}
     for r, name in zip(runs, names):
-        for note in dict.fromkeys(r.get("notes") or []):
+        for note in dict.fromkeys(notes_but_unselected_models(r)):
             said.setdefault(note, []).append(name)
-    carried = [n if len(by) == count else f"{', '.join(by)}: {n}" for n, by in said.items() if not is_unselected_models_note(n)]
+    carried = [n if len(by) == count else f"{', '.join(by)}: {n}" for n, by in said.items()]
     run = {**first_run, "shard": None, "merged_from": list(names),
            "start": min(r.get("start") or "" for r in runs) or None, "end": max(r.get("end") or "" for r in runs) or None,
            "duration": round(sum(float(r.get("duration") or 0.0) for r in runs), 3),
