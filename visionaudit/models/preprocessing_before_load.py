@@ -1,10 +1,12 @@
-"""A model's preprocessing where it is known before the model loads (from the spec, torchvision's weights' metadata, an
-``hf:`` model's image processor already on disk), and the startup check that uses it: a spec's ``?resize=`` below the
-crop its model is fed stops the run (exit 4) before any model loads. Where the crop is known only as the model loads
-(a timm model's data config, an ONNX file's is read at parse time by onnx_model.check_onnx_spec) the load refuses it
-with the same message (:meth:`visionaudit.preprocessing.Preprocessing.with_overrides`).
+"""A model's preprocessing where it is known before the model loads (from the spec, torchvision's weights' metadata,
+timm's registry of pretrained configurations, an ``hf:`` model's image processor already on disk), and the startup
+check that uses it: a spec's ``?resize=`` below the crop its model is fed stops the run (exit 4) before any model
+loads. Where the crop is known only as the model loads (an ``hf:`` repo's image processor not yet downloaded, a file
+``?arch=`` that is not an architecture, a timm name timm cannot resolve; an ONNX file's is read at parse time by
+onnx_model.check_onnx_spec) the load refuses it with the same message
+(:meth:`visionaudit.preprocessing.Preprocessing.with_overrides`).
 
-Nothing here builds a model; the loader (:mod:`visionaudit.models.loading`) takes the lite and torchvision
+Nothing here builds a model; the loader (:mod:`visionaudit.models.loading`) takes the lite, torchvision and timm
 preprocessing, and a state dict's architecture (:func:`architecture_spec`), from here, so the two cannot drift apart."""
 
 from __future__ import annotations
@@ -14,7 +16,11 @@ from typing import Any
 
 from visionaudit.errors import SpecError, VisionAuditError
 from visionaudit.models.specs import LITE_SIZES, ModelSpec, parse_spec
-from visionaudit.preprocessing import Preprocessing, from_torchvision_transforms
+from visionaudit.preprocessing import (
+    Preprocessing,
+    from_timm_config,
+    from_torchvision_transforms,
+)
 
 LITE_MEAN, LITE_STD = (127.0 / 255.0,) * 3, (128.0 / 255.0,) * 3
 
@@ -32,6 +38,38 @@ def torchvision_preprocessing(weights: Any, name: str) -> Preprocessing:
     if weights is not None:
         return from_torchvision_transforms(weights.transforms(), f"torchvision {name} weights {weights.name}")
     return Preprocessing(source="default ImageNet preprocessing (torchvision architecture without weights)")
+
+
+def timm_preprocessing(name: str, model: Any = None) -> Preprocessing | None:
+    """A timm model's: timm's data config (``resolve_data_config``) of the pretrained configuration timm registers for
+    ``NAME[.TAG]``, at startup as the model loads, so that the two agree even where timm builds a model with another
+    name's configuration (timm 1.0's ``vitamin_xlarge_336`` is built with ``vitamin_xlarge_256``'s, 256 for its 336).
+    Where timm registers none (a deprecated alias): the built ``model``'s own; None at startup, the load's to say."""
+    cfg = timm_pretrained_cfg_before_load(name)
+    if cfg is None and model is None:
+        return None
+    from timm.data import resolve_data_config
+
+    config = resolve_data_config({}, pretrained_cfg=cfg or {}, model=model)
+    return from_timm_config(config, f"timm {name} data config")
+
+
+def timm_pretrained_cfg_before_load(name: str) -> dict[str, Any] | None:
+    """The pretrained configuration timm registers for ``NAME.TAG`` (the default tag's for ``NAME``), read without
+    building the model: the one ``timm.create_model(name)`` looks up, whether the weights are timm's, a checkpoint's
+    or random (a replaced classifier head leaves the input as it is). None where that is not known now: timm not
+    installed, a name or tag it has not, a name it registers no configuration for (a deprecated alias)."""
+    try:
+        from timm.models import get_pretrained_cfg, is_model, split_model_name_tag
+    except ImportError:  # the timm extra is not installed: the startup check and the load name the fix
+        return None
+    try:
+        if not is_model(split_model_name_tag(name)[0]):
+            return None
+        cfg = get_pretrained_cfg(name)
+    except Exception:  # noqa: BLE001 (an unknown tag, a name timm cannot parse: the load names the problem)
+        return None
+    return None if cfg is None else cfg.to_dict()
 
 
 def _torchvision_weights(name: str, weights: str | None) -> Any:
@@ -54,7 +92,8 @@ def architecture_spec(arch: str) -> ModelSpec:
 
 def known_preprocessing(spec: ModelSpec) -> Preprocessing | None:
     """What ``spec``'s model is fed before its spec's options apply, where that is known without loading it; None
-    where only the load knows (a timm model, an ONNX file, a file ``?arch=`` that is not an architecture)."""
+    where only the load knows (an ONNX file, a file ``?arch=`` that is not an architecture, a timm model whose
+    configuration is not known now: :func:`timm_pretrained_cfg_before_load`)."""
     if spec.kind == "lite":
         return lite_preprocessing(spec.name)
     if spec.kind == "torchvision":
@@ -62,6 +101,8 @@ def known_preprocessing(spec: ModelSpec) -> Preprocessing | None:
             return torchvision_preprocessing(_torchvision_weights(spec.name, spec.weights), spec.name)
         except (AttributeError, TypeError):  # not a classifier's transforms (segmentation, detection, optical flow)
             return None  # the load says what it makes of the model
+    if spec.kind == "timm":
+        return timm_preprocessing(spec.name)
     if spec.kind in ("factory", "torchscript"):  # the suite's default: neither tells its preprocessing
         return Preprocessing(source=f"default ImageNet preprocessing ({spec.name or 'TorchScript file'})")
     if spec.kind == "state_dict":
@@ -69,7 +110,7 @@ def known_preprocessing(spec: ModelSpec) -> Preprocessing | None:
             arch = architecture_spec(spec.options["arch"])
         except VisionAuditError:
             return None  # the load names the architecture's problem
-        return known_preprocessing(arch) if arch.kind in ("lite", "torchvision", "factory") else None
+        return known_preprocessing(arch) if arch.kind in ("lite", "torchvision", "timm", "factory") else None
     if spec.kind == "hf":
         from visionaudit.models import hf, hub
 
