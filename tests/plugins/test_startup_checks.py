@@ -98,10 +98,11 @@ def test_a_resize_below_the_models_known_crop_stops_the_run_at_startup(team, spe
 
 
 @pytest.mark.parametrize("resize", [150, 160])
-def test_a_resize_below_a_timm_models_crop_stops_the_run_at_startup_in_the_loads_words(team, tmp_path, monkeypatch, resize):
+def test_a_resize_below_a_timm_crop_stops_the_run_at_startup_in_the_loads_words(team, tmp_path, monkeypatch, resize):
     """Stop 38: a timm model's crop was known only once it was built, so the run started and each test errored as the
     model loaded. Its crop is now read at startup from timm's registry of pretrained configurations: 160 for
-    test_efficientnet.r160_in1k (the resolution its tag names), its weights in a Hugging Face cache written here."""
+    test_efficientnet.r160_in1k (the resolution its tag names), its weights in a Hugging Face cache written here. At
+    the crop, the run starts and the model loads."""
     pytest.importorskip("timm", reason="in the timm extra: pip install 'visionaudit[timm]'")
     from tests.hub_models import TIMM_TAG, timm_random_weights
     from visionaudit.errors import SpecError
