@@ -5,6 +5,9 @@ load says the same. The run that exits 4: tests/plugins/test_startup_checks.py."
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -53,7 +56,7 @@ def test_a_state_dicts_architecture_and_an_hf_folders_image_processor_give_their
     "torchvision:resnet18?resize=224",  # at the crop: nothing cut away, and fine
     "efficientnet_lite2?resize=260",
     "tests.tiny_models:tiny?size=64&resize=100",  # the spec gives its crop: the parser compares the two
-    "timm:resnet18:none?resize=100",  # timm's data config is known only as the model is built: the load says it
+    "timm:resnet18:none?resize=224",
 ])
 def test_a_resize_that_fits_or_a_crop_not_known_before_the_load_starts(spec):
     check_resize(parse_spec(spec))
@@ -67,14 +70,19 @@ def test_a_resize_below_the_specs_own_size_is_refused_as_the_spec_is_parsed():
     assert "at least size" in message
 
 
-def test_where_only_the_load_knows_the_crop_it_says_the_same():
+def test_the_load_says_the_same_as_the_startup_check():
+    """Where the startup check is not run (load_model called directly), or the crop is known only as the model loads,
+    the load refuses the spec in the same words."""
     pytest.importorskip("timm", reason="in the timm extra: pip install 'visionaudit[timm]'")
     from visionaudit.models.loading import load_model
 
-    spec = "timm:resnet18:none?resize=100"  # timm's resnet18: 224 x 224 input, crop_pct 0.875 (its default_cfg)
+    spec = "timm:resnet18:none?resize=100"  # timm's resnet18: 224 x 224 input (its published default configuration)
+    with pytest.raises(SpecError) as at_startup:
+        check_resize(parse_spec(spec))
     with pytest.raises(SpecError) as refused:
         load_model(spec)
     assert str(refused.value).startswith(said(spec, 100, 224)) and fix(224) in str(refused.value)
+    assert str(refused.value) == str(at_startup.value)
 
 
 def test_a_state_dicts_architecture_naming_weights_is_fed_its_default_weights_crop_at_startup_as_at_the_load(tmp_path):
@@ -147,3 +155,98 @@ def test_a_resize_below_the_crop_in_an_onnx_files_metadata_names_no_spec_option(
     message = str(refused.value)
     assert "resize 4 is below the crop size 8" in message and "correct the property" in message, message
     assert "?resize=" not in message and "Give resize at least 8" in message, message
+
+
+# --- timm (stop 38): its models' crop known at startup from timm's registry of pretrained configurations ----------
+
+
+def test_a_timm_pretrained_tag_in_the_cache_is_refused_at_startup_as_its_load_refuses_it(hub_cache):
+    """Stop 38: a timm model's crop was known only once the model was built, so ``timm:NAME?resize=`` below it passed
+    the startup check and each test errored as the model loaded. Its crop is timm's pretrained configuration's, which
+    ships in timm's registry: the startup check reads it there, without building the model."""
+    pytest.importorskip("timm", reason="in the timm extra: pip install 'visionaudit[timm]'")
+    from tests.hub_models import TIMM_TAG, timm_random_weights
+    from visionaudit.models.hub import check_available
+    from visionaudit.models.loading import load_model
+
+    timm_random_weights(hub_cache, TIMM_TAG)  # its weights where huggingface_hub looks for them: the load needs them
+    # test_efficientnet's pretrained tag r160: trained and evaluated at 160 x 160 (timm's published configuration)
+    for spec in (f"timm:{TIMM_TAG}?resize=150", "timm:test_efficientnet?resize=150"):  # its default tag: the same
+        check_available(parse_spec(spec))  # the startup check before it: the files are there
+        with pytest.raises(SpecError) as at_startup:
+            check_resize(parse_spec(spec))
+        assert str(at_startup.value).startswith(said(spec, 150, 160)) and fix(160) in str(at_startup.value)
+        with pytest.raises(SpecError) as at_load:
+            load_model(spec)
+        assert str(at_load.value) == str(at_startup.value)  # one message, whichever says it
+
+
+@pytest.mark.parametrize("resize", [160, 182])
+def test_a_resize_at_or_above_a_timm_crop_passes_the_startup_check_and_loads(hub_cache, resize):
+    pytest.importorskip("timm", reason="in the timm extra: pip install 'visionaudit[timm]'")
+    from tests.hub_models import TIMM_TAG, timm_random_weights
+    from visionaudit.models.loading import load_model
+
+    timm_random_weights(hub_cache, TIMM_TAG)
+    spec = f"timm:{TIMM_TAG}?resize={resize}"
+    check_resize(parse_spec(spec))
+    pre = load_model(spec).preprocessing
+    assert (pre.crop_size, pre.resize_size) == (160, resize)
+
+
+def test_a_state_dict_of_a_timm_architecture_is_refused_at_startup_as_its_load_refuses_it(tmp_path):
+    timm = pytest.importorskip("timm", reason="in the timm extra: pip install 'visionaudit[timm]'")
+    from visionaudit.models.loading import load_model
+
+    torch.save(timm.create_model("test_efficientnet", pretrained=False).state_dict(), tmp_path / "w.pth")
+    for spec, arch in ((f"{tmp_path / 'w.pth'}?arch=timm:test_efficientnet&resize=150", None),
+                       (f"{tmp_path / 'w.pth'}?resize=150", "timm:test_efficientnet")):  # --arch
+        with pytest.raises(SpecError) as at_startup:
+            check_resize(parse_spec(spec, arch))
+        assert str(at_startup.value).startswith(said(spec, 150, 160)) and fix(160) in str(at_startup.value)
+        with pytest.raises(SpecError) as at_load:
+            load_model(spec, arch=arch)
+        assert str(at_load.value) == str(at_startup.value)
+    check_resize(parse_spec(f"{tmp_path / 'w.pth'}?arch=timm:test_efficientnet&resize=160"))
+
+
+# Architectures whose configurations differ from the usual 224 (the size in their names) and in crop_pct, built on the
+# meta device (nothing allocated): the preprocessing the startup check reads is the one the load gives, whole. timm
+# 1.0 builds vitamin_xlarge_336 with vitamin_xlarge_256's configuration (its model's pretrained_cfg says 256): the
+# registry's, read at startup and at the load, is the one for its name, its weights and its 336-pixel input.
+@pytest.mark.parametrize("name, crop", [("vit_base_patch16_384.augreg_in21k_ft_in1k", 384),
+                                        ("convnext_tiny.fb_in22k_ft_in1k_384", 384),
+                                        ("deit_tiny_patch16_224.fb_in1k", 224),
+                                        ("test_vit.r160_in1k", 160),
+                                        ("vitamin_xlarge_336.datacomp1b_clip", 336)])
+def test_a_timm_models_preprocessing_at_startup_is_the_one_its_load_gives(name, crop):
+    pytest.importorskip("timm", reason="in the timm extra: pip install 'visionaudit[timm]'")
+    from visionaudit.models.loading import _build_timm
+    from visionaudit.models.preprocessing_before_load import known_preprocessing
+
+    before = known_preprocessing(parse_spec(f"timm:{name}:none"))
+    with torch.device("meta"):
+        built = _build_timm(name, None, pretrained=False)
+    assert before is not None and before.crop_size == crop
+    assert before.to_dict() == built.preprocessing.to_dict()
+
+
+@pytest.mark.parametrize("spec", ["timm:resnet18.nope?resize=100",  # a tag timm has not: hub.check_available says it
+                                  "timm:resnett18:none?resize=100"])  # a model timm has not: config.py's check says it
+def test_a_timm_model_timm_cannot_resolve_is_left_to_the_checks_that_name_it(spec):
+    pytest.importorskip("timm", reason="in the timm extra: pip install 'visionaudit[timm]'")
+    check_resize(parse_spec(spec))
+
+
+def test_without_timm_a_timm_spec_is_left_to_the_load_and_other_specs_never_import_it(monkeypatch):
+    """timm is an extra: without it the check leaves the spec to the checks that say "pip install 'visionaudit[timm]'";
+    with it, a run of no timm model does not import it (seconds at each start)."""
+    monkeypatch.setitem(sys.modules, "timm", None)  # import timm raises ImportError, as where it is not installed
+    monkeypatch.setitem(sys.modules, "timm.models", None)
+    check_resize(parse_spec("timm:resnet18:none?resize=100"))
+    code = ("import sys; from visionaudit.models.preprocessing_before_load import check_resize; "
+            "from visionaudit.models.specs import parse_spec; "
+            "[check_resize(parse_spec(s)) for s in ('torchvision:resnet18?resize=224', 'efficientnet_lite0?resize=256')]; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'timm'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True).stdout
+    assert out.strip() == "[]", out

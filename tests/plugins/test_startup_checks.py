@@ -97,6 +97,37 @@ def test_a_resize_below_the_models_known_crop_stops_the_run_at_startup(team, spe
     assert not (team.path / "loads.log").exists() and not (team.path / "bounds.json").exists()  # no model loaded
 
 
+@pytest.mark.parametrize("resize", [150, 160])
+def test_a_resize_below_a_timm_crop_stops_the_run_at_startup_in_the_loads_words(team, tmp_path, monkeypatch, resize):
+    """Stop 38: a timm model's crop was known only once it was built, so the run started and each test errored as the
+    model loaded. Its crop is now read at startup from timm's registry of pretrained configurations: 160 for
+    test_efficientnet.r160_in1k (the resolution its tag names), its weights in a Hugging Face cache written here. At
+    the crop, the run starts and the model loads."""
+    pytest.importorskip("timm", reason="in the timm extra: pip install 'visionaudit[timm]'")
+    from tests.hub_models import TIMM_TAG, timm_random_weights
+    from visionaudit.errors import SpecError
+    from visionaudit.models.loading import load_model
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # nothing downloaded: the cache written here is all there is
+    timm_random_weights(tmp_path / "hf" / "hub", TIMM_TAG)
+    spec = f"timm:{TIMM_TAG}?resize={resize}"
+    result = team.runpytest_subprocess("--model", spec, *RUN)
+    output = _output(result)
+    if resize >= 160:  # at the crop: the startup check lets it by, the model loads and the test runs
+        assert result.ret == pytest.ExitCode.OK, output[-3000:]
+        assert json.loads((team.path / "bounds.json").read_text())["model"] == spec
+        return
+    with pytest.raises(SpecError) as at_load:  # what the load says of it, where the startup check is not run
+        load_model(spec)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, output[-3000:]
+    assert str(at_load.value).startswith(f"--model {spec}: ?resize=150 is below the crop size 160 this model is fed")
+    assert "Give ?resize= at least 160" in str(at_load.value)
+    assert str(at_load.value) in output, output[-3000:]  # the same words at startup
+    assert "Traceback" not in output and not (team.path / "bounds.json").exists()  # no test ran
+
+
 def test_a_table_applies_whatever_the_spelling_of_its_classes_path_and_a_missing_file_is_a_warning(team):
     (team.path / "team").mkdir()
     (team.path / "team" / "classes.txt").write_text("".join(f"c{i}\n" for i in range(1000)))  # tiny: 1,000 outputs

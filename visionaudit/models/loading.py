@@ -33,6 +33,7 @@ from visionaudit.models.first_conv import fit_input_channels
 from visionaudit.models.preprocessing_before_load import (
     architecture_of,
     lite_preprocessing,
+    timm_preprocessing,
     torchvision_preprocessing,
     torchvision_weights_enum,
 )
@@ -42,10 +43,7 @@ from visionaudit.models.specs import (
     canonical_spec,
     parse_spec,
 )
-from visionaudit.preprocessing import (
-    Preprocessing,
-    from_timm_config,
-)
+from visionaudit.preprocessing import Preprocessing
 from visionaudit.progress import phase
 
 __all__ = ["DEFAULT_MODEL", "LoadedModel", "ModelSpec", "as_logits", "build_architecture", "canonical_spec", "load_model",
@@ -199,7 +197,6 @@ def _build_timm(name: str, checkpoint: Path | None, pretrained: bool, state: Map
     (``create_model(num_classes=)``), as it was when the model was fine-tuned."""
     try:
         import timm
-        from timm.data import resolve_data_config
     except ImportError:
         raise SpecError("timm: specs need timm: pip install 'visionaudit[timm]'") from None
     overlay = None
@@ -226,7 +223,8 @@ def _build_timm(name: str, checkpoint: Path | None, pretrained: bool, state: Map
         if outputs is not None:
             module, architecture = timm.create_model(name, pretrained=False,
                                                      num_classes=outputs), architecture + _head_note(outputs)
-    pre = from_timm_config(resolve_data_config({}, model=module), f"timm {name} data config")
+    pre = timm_preprocessing(name, model=module)  # what the startup check reads (preprocessing_before_load.py)
+    assert pre is not None
     if checkpoint is not None and not pretrained:
         assert state is not None
         checkpoints.apply_state_dict(module, state, str(checkpoint), f"timm:{name}")

@@ -1,10 +1,12 @@
-"""A model's preprocessing where it is known before the model loads (from the spec, torchvision's weights' metadata, an
-``hf:`` model's image processor already on disk), and the startup check that uses it: a spec's ``?resize=`` below the
-crop its model is fed stops the run (exit 4) before any model loads. Where the crop is known only as the model loads
-(a timm model's data config, an ONNX file's is read at parse time by onnx_model.check_onnx_spec) the load refuses it
-with the same message (:meth:`visionaudit.preprocessing.Preprocessing.with_overrides`).
+"""A model's preprocessing where it is known before the model loads (from the spec, torchvision's weights' metadata,
+timm's registry of pretrained configurations, an ``hf:`` model's image processor already on disk), and the startup
+check that uses it: a spec's ``?resize=`` below the crop its model is fed stops the run (exit 4) before any model
+loads. Where the crop is known only as the model loads (an ``hf:`` repo's image processor not yet downloaded, a file
+``?arch=`` that is not an architecture, a timm name timm cannot resolve; an ONNX file's is read at parse time by
+onnx_model.check_onnx_spec) the load refuses it with the same message
+(:meth:`visionaudit.preprocessing.Preprocessing.with_overrides`).
 
-Nothing here builds a model; the loader (:mod:`visionaudit.models.loading`) takes the lite and torchvision
+Nothing here builds a model; the loader (:mod:`visionaudit.models.loading`) takes the lite, torchvision and timm
 preprocessing, and a state dict's architecture (:func:`architecture_of`), from here, so the two cannot drift apart."""
 
 from __future__ import annotations
@@ -13,7 +15,11 @@ from typing import Any, NamedTuple
 
 from visionaudit.errors import SpecError, VisionAuditError
 from visionaudit.models.specs import LITE_SIZES, ModelSpec, parse_spec
-from visionaudit.preprocessing import Preprocessing, from_torchvision_transforms
+from visionaudit.preprocessing import (
+    Preprocessing,
+    from_timm_config,
+    from_torchvision_transforms,
+)
 
 LITE_MEAN, LITE_STD = (127.0 / 255.0,) * 3, (128.0 / 255.0,) * 3
 
@@ -41,6 +47,38 @@ def torchvision_preprocessing(weights: Any, name: str) -> Preprocessing:
                                    f"{type(transforms).__name__}): give a classification model "
                                    "(torchvision.models.list_models(module=torchvision.models) lists them)")
     return from_torchvision_transforms(transforms, f"torchvision {name} weights {weights.name}")
+
+
+def timm_preprocessing(name: str, model: Any = None) -> Preprocessing | None:
+    """A timm model's: timm's data config (``resolve_data_config``) of the pretrained configuration timm registers for
+    ``NAME[.TAG]``, at startup as the model loads, so that the two agree even where timm builds a model with another
+    name's configuration (timm 1.0's ``vitamin_xlarge_336`` is built with ``vitamin_xlarge_256``'s, 256 for its 336).
+    Where timm registers none (a deprecated alias): the built ``model``'s own; None at startup, the load's to say."""
+    cfg = timm_pretrained_cfg_before_load(name)
+    if cfg is None and model is None:
+        return None
+    from timm.data import resolve_data_config
+
+    config = resolve_data_config({}, pretrained_cfg=cfg or {}, model=model)
+    return from_timm_config(config, f"timm {name} data config")
+
+
+def timm_pretrained_cfg_before_load(name: str) -> dict[str, Any] | None:
+    """The pretrained configuration timm registers for ``NAME.TAG`` (the default tag's for ``NAME``), read without
+    building the model: the one ``timm.create_model(name)`` looks up, whether the weights are timm's, a checkpoint's
+    or random (a replaced classifier head leaves the input as it is). None where that is not known now: timm not
+    installed, a name or tag it has not, a name it registers no configuration for (a deprecated alias)."""
+    try:
+        from timm.models import get_pretrained_cfg, is_model, split_model_name_tag
+    except ImportError:  # the timm extra is not installed: the startup check and the load name the fix
+        return None
+    try:
+        if not is_model(split_model_name_tag(name)[0]):
+            return None
+        cfg = get_pretrained_cfg(name)
+    except Exception:  # noqa: BLE001 (an unknown tag, a name timm cannot parse: the load names the problem)
+        return None
+    return None if cfg is None else cfg.to_dict()
 
 
 def torchvision_weights_enum(name: str) -> Any:
@@ -80,9 +118,12 @@ def architecture_of(arch: str) -> Architecture:
 
 
 def architecture_preprocessing(arch: Architecture) -> Preprocessing | None:
-    """What ``arch`` is fed, where that is known before it is built (None for timm: only its build knows)."""
+    """What ``arch`` is fed, where that is known before it is built (a timm name's where timm registers its
+    configuration: :func:`timm_preprocessing`)."""
     if arch.kind == "lite":
         return lite_preprocessing(arch.name)
+    if arch.kind == "timm":
+        return timm_preprocessing(arch.name)
     if arch.kind == "torchvision":
         return _known_torchvision(arch.name, None)
     if arch.kind == "factory":  # the suite's default: a factory does not tell its preprocessing
@@ -99,8 +140,9 @@ def _known_torchvision(name: str, weights: str | None) -> Preprocessing | None:
 
 def known_preprocessing(spec: ModelSpec) -> Preprocessing | None:
     """What ``spec``'s model is fed before its spec's options apply, where that is known without loading it; None
-    where only the load knows (a timm model, an ONNX file, a file ``?arch=`` that is not an architecture)."""
-    if spec.kind in ("lite", "factory"):
+    where only the load knows (an ONNX file, a file ``?arch=`` that is not an architecture, a timm model whose
+    configuration is not known now: :func:`timm_pretrained_cfg_before_load`)."""
+    if spec.kind in ("lite", "factory", "timm"):
         return architecture_preprocessing(Architecture(spec.kind, spec.name))
     if spec.kind == "torchvision":
         return _known_torchvision(spec.name, spec.weights)
