@@ -10,13 +10,13 @@ from pathlib import Path
 from urllib.parse import parse_qsl
 
 from visionaudit.models.specs import (
-    _CHECKPOINT_SUFFIXES,
-    _OTHER_FORMATS,
+    CHECKPOINT_SUFFIXES,
     LITE_SIZES,
     ONNX_SUFFIX,
+    OTHER_FORMATS,
     REPO_ID,
-    _parse,
-    _query,
+    parse_canonical,
+    query_string,
 )
 
 
@@ -65,7 +65,8 @@ def _spelled(joined: str) -> str:
 def spec_from(spec: str, base: str | os.PathLike) -> str:
     """``spec`` as written in a file in the folder ``base`` (audit.toml's), with every relative path in it (the model
     file, a timm checkpoint, an ``hf:`` folder, ``?classes=``, and those of ``?arch=`` and ``?reference=``) read from
-    ``base`` and spelled as :func:`path_from` spells it; told apart as :func:`specs._parse` tells them, looking in ``base``."""
+    ``base`` and spelled as :func:`path_from` spells it; told apart as :func:`specs.parse_canonical` tells them,
+    looking in ``base``."""
     if in_working_directory(base):
         return spec  # the file in the working directory: the spec reads as written (the report keeps its spelling)
     body, _, query = spec.strip().partition("?")
@@ -87,7 +88,7 @@ def spec_from(spec: str, base: str | os.PathLike) -> str:
                        or not REPO_ID.match(target.partition("@")[0])):
             folder = path_from(target, base)
             body = "hf:" + (os.path.join(".", folder) if REPO_ID.match(folder) else folder)  # still a folder when read back
-    elif (Path(body).suffix.lower() in _CHECKPOINT_SUFFIXES | set(_OTHER_FORMATS) | {ONNX_SUFFIX} or os.sep in body
+    elif (Path(body).suffix.lower() in CHECKPOINT_SUFFIXES | set(OTHER_FORMATS) | {ONNX_SUFFIX} or os.sep in body
           or os.path.exists(os.path.join(base, os.path.expanduser(body)))):
         body = path_from(body, base)
         if os.sep not in body and not Path(body).suffix:
@@ -101,7 +102,7 @@ def resolved_spec(spec: str) -> str:
     ``?reference=``): two spellings of the same files give one string. For matching (audit.toml's per-model
     tables) only, never an id: the id keeps the path as written, so a report does not depend on where it ran."""
     body, options = _paths_written(spec, lambda path: os.path.abspath(os.path.expanduser(path)), nested=True)
-    return body + ("?" + _query(options) if options else "")
+    return body + ("?" + query_string(options) if options else "")
 
 
 MODEL_PATH = "FILE"  # what stands for the model's own file or folder in :func:`form_and_options`
@@ -120,14 +121,14 @@ def _paths_written(spec: str, written: Callable[[str], str], nested: bool,
     """``spec``'s canonical form without its query, and its options, with each path in them ``written(path)``: the
     model file, a timm checkpoint, an ``hf:`` folder (each ``model_path`` instead where given), ``?classes=``, and
     with ``nested`` those of ``?arch=`` and ``?reference=``."""
-    parsed = _parse(spec, None)
+    parsed = parse_canonical(spec, None)
     options = dict(parsed.options)
     if options.get("classes"):
         options["classes"] = written(options["classes"])
     for key in ("arch", "reference") if nested else ():
         if key in options:
             body, inner = _paths_written(options[key], written, nested)
-            options[key] = body + ("?" + _query(inner) if inner else "")
+            options[key] = body + ("?" + query_string(inner) if inner else "")
     own = model_path if model_path is not None else written(str(parsed.path)) if parsed.path is not None else ""
     body = parsed.canonical.partition("?")[0]
     if parsed.kind == "file" or (parsed.kind == "hf" and parsed.path is not None):

@@ -64,13 +64,13 @@ LITE_SIZES = {"efficientnet_lite0": 224, "efficientnet_lite1": 240, "efficientne
 DEFAULT_MODEL = "efficientnet_lite0"
 
 _FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-_CHECKPOINT_SUFFIXES = {".pt", ".pth", ".ts", ".torchscript", ".safetensors", ".bin", ".ckpt", ".jit"}
+CHECKPOINT_SUFFIXES = {".pt", ".pth", ".ts", ".torchscript", ".safetensors", ".bin", ".ckpt", ".jit"}
 SUPPORTED_FILES = ("an ONNX file (.onnx), a TorchScript archive (.pt, .ts, .torchscript, .jit) or a state dict (.pth, .pt, "
                    ".safetensors, .bin, .ckpt) with --arch naming its architecture")
 ONNX_SUFFIX = ".onnx"
 # Model files of other frameworks and formats: named as what they are, with what is read instead. Not .pkl or
 # .pickle: a torch.save state dict may be named so (its content decides, as for any other suffix).
-_OTHER_FORMATS = {".ort": "ONNX Runtime", ".h5": "Keras (HDF5)", ".hdf5": "Keras (HDF5)",
+OTHER_FORMATS = {".ort": "ONNX Runtime", ".h5": "Keras (HDF5)", ".hdf5": "Keras (HDF5)",
                   ".keras": "Keras", ".tflite": "TensorFlow Lite", ".pb": "TensorFlow", ".mlmodel": "Core ML",
                   ".mlpackage": "Core ML", ".engine": "TensorRT", ".plan": "TensorRT", ".pdmodel": "PaddlePaddle",
                   ".msgpack": "Flax", ".gguf": "GGUF", ".npz": "NumPy", ".npy": "NumPy"}
@@ -159,14 +159,16 @@ def _check_values(raw: str, pairs: list[tuple[str, str]], options: dict[str, str
             raise SpecError(f"--model {raw}: ?{key}= is empty; it is {SPEC_OPTIONS[key]}")
 
 
-def _query(options: dict[str, str]) -> str:
+def query_string(options: dict[str, str]) -> str:
+    """``options`` as the canonical form's query (public: :mod:`spec_paths` writes specs with it too)."""
     # A value that is a spec with its own query (?reference=SPEC?a=1&b=2) keeps its "&" escaped, so that the
     # canonical form parses back to itself.
     return "&".join(f"{k}={options[k].replace('&', '%26')}" for k in sorted(options))
 
 
-def _parse(spec: str, arch: str | None) -> ModelSpec:
-    """Form, names and canonical id, without touching any file."""
+def parse_canonical(spec: str, arch: str | None) -> ModelSpec:
+    """Form, names and canonical id, without touching any file (public: :mod:`spec_paths` reads the paths in a
+    spec with it; :func:`parse_spec` checks the files too)."""
     parsed = replace(_parse_form(spec, arch), given_name=given_name(spec))
     if "arch" in parsed.options and parsed.kind != "file":  # it would be ignored: such a spec names its architecture
         raise SpecError(f"--model {parsed.raw}: ?arch= names the architecture of a state-dict file (.pth, .safetensors); "
@@ -191,12 +193,12 @@ def _parse_form(spec: str, arch: str | None) -> ModelSpec:
         if key in options:
             options[key] = options[key].lower()
     _check_values(raw, pairs, options)
-    options.pop("name", None)  # what people call the model, not what it is: kept out of the canonical form (_parse)
+    options.pop("name", None)  # what people call the model, not what it is: kept out of the canonical form (parse_canonical)
     if options.get("classes"):  # a path: one spelling of it, so the model's id (and its logit-cache key) is stable
         options["classes"] = os.path.normpath(os.path.expanduser(options["classes"]))
     lite = body.replace("-", "_")
     if lite in LITE_SIZES:
-        return ModelSpec(raw, "lite", lite + ("?" + _query(options) if options else ""), name=lite, options=options)
+        return ModelSpec(raw, "lite", lite + ("?" + query_string(options) if options else ""), name=lite, options=options)
     if body.startswith("torchvision:"):
         parts = body.split(":")
         if len(parts) not in (2, 3) or not parts[1]:
@@ -210,8 +212,8 @@ def _parse_form(spec: str, arch: str | None) -> ModelSpec:
         weights = "none" if weights.lower() == "none" else weights.upper()
         _check_weights(raw, name, weights)
         base = f"torchvision:{name}" + ("" if weights == "DEFAULT" else f":{weights}")
-        return ModelSpec(raw, "torchvision", base + ("?" + _query(options) if options else ""), name=name, weights=weights,
-                         options=options)
+        return ModelSpec(raw, "torchvision", base + ("?" + query_string(options) if options else ""), name=name,
+                         weights=weights, options=options)
     if body.startswith("timm:"):
         tname, _, ckpt = body.split(":", 1)[1].partition(":")
         if not tname:
@@ -223,12 +225,12 @@ def _parse_form(spec: str, arch: str | None) -> ModelSpec:
         # the tag that was resolved (loading._build_timm).
         path = Path(ckpt).expanduser() if ckpt and ckpt != "none" else None
         base = f"timm:{tname}" + (f":{os.path.normpath(ckpt)}" if path else f":{ckpt}" if ckpt else "")
-        return ModelSpec(raw, "timm", base + ("?" + _query(options) if options else ""), name=tname,
+        return ModelSpec(raw, "timm", base + ("?" + query_string(options) if options else ""), name=tname,
                          weights=ckpt or "pretrained", path=path, options=options)
     if body.startswith("hf:"):
         return _parse_hf(raw, body[3:], options)
     path = Path(body).expanduser()
-    if path.suffix.lower() in _CHECKPOINT_SUFFIXES | set(_OTHER_FORMATS) | {ONNX_SUFFIX} or os.sep in body or path.exists():
+    if path.suffix.lower() in CHECKPOINT_SUFFIXES | set(OTHER_FORMATS) | {ONNX_SUFFIX} or os.sep in body or path.exists():
         if arch and "arch" not in options and path.suffix.lower() != ONNX_SUFFIX:
             options = {**options, "arch": arch}
         for key in ("arch", "reference"):
@@ -237,16 +239,16 @@ def _parse_form(spec: str, arch: str | None) -> ModelSpec:
                     options[key] = canonical_spec(options[key])
                 except VisionAuditError as e:  # the fix is in ?arch= / ?reference=, not in the spec it names
                     raise SpecError(f"--model {raw}: its ?{key}={options[key]} is refused: {e}") from None
-        return ModelSpec(raw, "file", os.path.normpath(body) + ("?" + _query(options) if options else ""), path=path,
+        return ModelSpec(raw, "file", os.path.normpath(body) + ("?" + query_string(options) if options else ""), path=path,
                          options=options)
     if _FACTORY.match(body):
-        return ModelSpec(raw, "factory", body + ("?" + _query(options) if options else ""), name=body, options=options)
+        return ModelSpec(raw, "factory", body + ("?" + query_string(options) if options else ""), name=body, options=options)
     raise _unknown(raw, body)
 
 
 def _parse_hf(raw: str, target: str, options: dict[str, str]) -> ModelSpec:
     """``hf:PATH`` or ``hf:ORG/NAME[@REVISION]``, told apart as transformers does: a folder that exists is a folder."""
-    query = "?" + _query(options) if options else ""
+    query = "?" + query_string(options) if options else ""
     if not target:
         raise SpecError(f"--model {raw}: write hf:FOLDER (a save_pretrained folder) or hf:ORG/NAME[@REVISION] (from the "
                         "Hugging Face cache)")
@@ -314,7 +316,7 @@ def said_of_a_written_spec(error: Exception, spec: str) -> str:
 
 def canonical_spec(spec: str, arch: str | None = None) -> str:
     """The one spelling of ``spec`` (see the module docstring); checks its form and known names, not files."""
-    return _parse(spec, arch).canonical
+    return parse_canonical(spec, arch).canonical
 
 
 def parse_spec(spec: str, arch: str | None = None) -> ModelSpec:
@@ -328,7 +330,7 @@ def parse_spec(spec: str, arch: str | None = None) -> ModelSpec:
         looks_like_checkpoint,
     )
 
-    parsed = _parse(spec, arch)
+    parsed = parse_canonical(spec, arch)
     path, body = parsed.path, parsed.raw.partition("?")[0]
     suffix = path.suffix.lower() if path is not None and parsed.kind == "file" else ""
     if "reference" in parsed.options and (parsed.kind != "file" or suffix != ONNX_SUFFIX):
@@ -339,8 +341,8 @@ def parse_spec(spec: str, arch: str | None = None) -> ModelSpec:
     if parsed.kind != "file":
         return parsed
     assert path is not None
-    if suffix in _OTHER_FORMATS:
-        raise SpecError(f"--model {parsed.raw}: {_OTHER_FORMATS[suffix]} model files ({suffix}) are not supported; a model "
+    if suffix in OTHER_FORMATS:
+        raise SpecError(f"--model {parsed.raw}: {OTHER_FORMATS[suffix]} model files ({suffix}) are not supported; a model "
                         f"file is {SUPPORTED_FILES}, else give a spec (torchvision:NAME, timm:NAME:CHECKPOINT, "
                         "package.module:factory)")
     if path.is_dir():
@@ -365,7 +367,7 @@ def parse_spec(spec: str, arch: str | None = None) -> ModelSpec:
         return replace(parsed, kind="onnx")
     if suffix != ".safetensors" and is_torchscript_archive(path):
         return replace(parsed, kind="torchscript")
-    if suffix not in _CHECKPOINT_SUFFIXES and not looks_like_checkpoint(path):
+    if suffix not in CHECKPOINT_SUFFIXES and not looks_like_checkpoint(path):
         raise SpecError(f"--model {parsed.raw}: {path} is not a model file visionaudit reads (neither a TorchScript "
                         f"archive, a torch.save file nor safetensors); a model file is {SUPPORTED_FILES}")
     if "arch" not in parsed.options:
