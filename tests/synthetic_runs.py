@@ -54,9 +54,10 @@ def synthetic_run(shard, arrays_of, ids, families):
     return assemble(run, {"m": {"sha256": "0" * 64}}, entries, samples=samples)
 
 
-def varied_runs(seed: int, families: tuple[str, ...] = ("accuracy", "robustness")) -> tuple[dict, list[dict]]:
-    """The whole run and its 2 parts, on random, varied per-image data: the whole run (300 images) judges every gate, no
-    part (about 150, under synthetic_run's min_images of 200) does."""
+def varied_runs(seed: int, families: tuple[str, ...] = ("accuracy", "robustness"),
+                count: int = 2) -> tuple[dict, list[dict]]:
+    """The whole run and its ``count`` parts, on random, varied per-image data: the whole run (300 images) judges every
+    gate, no part (about 300 / ``count``, under synthetic_run's min_images of 200) does."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
@@ -71,7 +72,7 @@ def varied_runs(seed: int, families: tuple[str, ...] = ("accuracy", "robustness"
         return {"clean": clean, "labels": labels, "correct@1": after, "changed@1": after != clean}
 
     whole = synthetic_run(None, arrays_of, ids, families)
-    parts = [synthetic_run(Shard(k, 2), arrays_of, ids, families) for k in (1, 2)]
+    parts = [synthetic_run(Shard(k, count), arrays_of, ids, families) for k in range(1, count + 1)]
     assert all(e["outcome"] in ("passed", "failed") for e in whole["audits"])
     assert all(e["outcome"] == "not_judged" for p in parts for e in p["audits"])
     return whole, parts

@@ -37,7 +37,12 @@ from visionaudit.report.assembly import (
     notes_but_unselected_models,
     short_reason,
 )
-from visionaudit.report.merge_parts import Unmergeable, check_parts, respelled_models
+from visionaudit.report.merge_parts import (
+    Unmergeable,
+    check_parts,
+    merged_models,
+    respelled_models,
+)
 
 
 def merged_samples(parts: Sequence[dict[str, Any]]) -> dict[str, SampleSet]:
@@ -296,10 +301,7 @@ def merge_reports(parts: Sequence[dict[str, Any]], names: Sequence[str]) -> dict
             entries.append({k: v for k, v in found[1].items() if k != "shard_data"})
         else:
             entries.append(_unjudgeable(nodeid, found, count))
-    models: dict[str, Any] = {}
-    for part in parts:
-        for model, info in part.get("models", {}).items():
-            models.setdefault(model, info)
+    models = merged_models(parts, names)  # each from the first part that loaded it
     first_run = parts[0].get("run") or {}
     runs = [p.get("run") or {} for p in parts]
     configs: dict[str, list[str]] = {}
