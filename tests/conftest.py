@@ -60,6 +60,20 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 
+# The longest tests, and the tests of the session runs their modules build once, go out first: xdist's load scheduling
+# hands tests out in collection order, and these modules sort after the folders, so a five-minute test (the main job)
+# started near the end and left the other worker idle for minutes. Measured with the tests' CI durations, the simulated
+# schedule ends within a few seconds of the ideal (half the total) this way, 6 % later without it.
+FIRST = ("tests/test_main_job.py", "tests/test_any_classifier.py", "tests/test_sharding_corruption.py",
+         "tests/test_sharding.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """FIRST's tests first, in FIRST's order; the rest in collection order (a stable sort)."""
+    rank = {path: i for i, path in enumerate(FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(FIRST)))
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """A test that asks for the real data (the shared_data fixture, directly or through another fixture)
     without the slow mark fails before it reads anything."""

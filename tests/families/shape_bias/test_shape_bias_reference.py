@@ -70,8 +70,11 @@ def suite_decisions(shared_data, name: str, mode: str, files: list[str]) -> dict
     return {f"{p.parent.name}/{p.name}": d for p, d in zip(stimuli.paths, decisions)}
 
 
-@pytest.mark.parametrize("name, mode, every", [("efficientnet_lite0", "native", 1), ("efficientnet_lite2", "model_input", 4),
-                                               ("efficientnet_lite2", "native", 4)])
+# lite0 on every stimulus (its shape and texture hits are checked against the published count); lite2, whose 260-pixel
+# input tests the geometry the suite feeds a model that is not 224, on every 8th (160 stimuli; the suite's decisions
+# are compared one by one, and a wrong geometry changes many of them).
+@pytest.mark.parametrize("name, mode, every", [("efficientnet_lite0", "native", 1), ("efficientnet_lite2", "model_input", 8),
+                                               ("efficientnet_lite2", "native", 8)])
 def test_suite_decides_as_the_independent_reference(shared_data, name, mode, every):
     files, expected = reference_decisions(shared_data, name, mode, every)
     ours = suite_decisions(shared_data, name, mode, files)
