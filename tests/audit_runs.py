@@ -38,8 +38,11 @@ def audit(tmp_path: Path, shared_data: Path, name: str, *args: str, model: str =
 
 # Installed pytest plugins that no audit uses, each costing every pytest process of a run the tests start (controller
 # and xdist workers) CPU time at its start, measured on this project's 2-core machine: hypothesis's about a second
-# (more on a loaded machine), anyio's (which imports trio) about 0.4 s.
-UNUSED_PLUGINS = ("hypothesispytest", "anyio")
+# (more on a loaded machine), anyio's (which imports trio) about 0.4 s. And pytest's own unraisableexception plugin,
+# which collects all the garbage as each process ends (pytest 9's gc_collect_harder, to surface exceptions raised in
+# __del__ as warnings): about 0.5 s of a 5.5 s run of the tiny model, in a process holding torch; no test reads such
+# warnings of the runs it starts.
+UNUSED_PLUGINS = ("hypothesispytest", "anyio", "unraisableexception")
 
 
 def with_unused_plugins_off(addopts: str = "") -> str:
