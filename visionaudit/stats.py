@@ -105,7 +105,8 @@ def wilson_interval(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
     """Wilson score interval of the proportion k / n (NaN, NaN when n is 0)."""
     if n == 0:
         return (math.nan, math.nan)
-    from scipy.special import ndtri  # norm.ppf's own function, without scipy.stats' import (half a second)
+    # norm.ppf's own function, without scipy.stats' import (half a second)
+    from scipy.special import ndtri
 
     z = float(ndtri(0.5 + level / 2))
     phat = k / n
