@@ -17,6 +17,10 @@ try:  # imported once, here: pytester drops what a test imports, and onnx's exte
     import onnxruntime  # noqa: F401
 except ImportError:  # the deploy extra
     onnx = None
+try:  # likewise: timm imports torchvision, whose import registers a torch op library that cannot be registered twice
+    import timm  # noqa: F401
+except ImportError:  # the timm extra
+    pass
 
 AUDIT = """
 import json
