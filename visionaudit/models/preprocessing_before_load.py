@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from visionaudit.errors import SpecError, VisionAuditError
-from visionaudit.models.specs import LITE_SIZES, ModelSpec, parse_spec
+from visionaudit.models.specs import LITE_SIZES, ModelSpec, parse_spec, torchvision_weights_enum
 from visionaudit.preprocessing import (
     Preprocessing,
     from_timm_config,
@@ -79,16 +79,6 @@ def timm_pretrained_cfg_before_load(name: str) -> dict[str, Any] | None:
     except Exception:  # noqa: BLE001 (an unknown tag, a name timm cannot parse: the load names the problem)
         return None
     return None if cfg is None else cfg.to_dict()
-
-
-def torchvision_weights_enum(name: str) -> Any:
-    """The weights enum of torchvision's architecture ``name`` (``ResNet50_Weights``), or None where it has none."""
-    import torchvision
-
-    try:
-        return torchvision.models.get_model_weights(name)
-    except ValueError:
-        return None
 
 
 def _torchvision_weights(name: str, weights: str | None) -> Any:
