@@ -118,6 +118,7 @@ def test_a_torchvision_model_whose_weights_have_no_crop_is_no_resize_checks_to_j
     ("torchvision:fcn_resnet50:COCO_WITH_VOC_LABELS_V1?resize=300", "SemanticSegmentation"),  # the weights by name
     ("torchvision:fasterrcnn_resnet50_fpn", "ObjectDetection"),
     ("torchvision:raft_small:none", "OpticalFlow"),
+    ("torchvision:r3d_18:none", "VideoClassification"),  # its transforms crop (112), but it takes clips, not images
     ("W.pth?arch=torchvision:fcn_resnet50", "SemanticSegmentation"),  # a state dict's architecture
 ])
 def test_a_torchvision_model_that_is_not_an_image_classifier_is_refused_at_startup(spec, transforms, tmp_path):
@@ -159,11 +160,13 @@ def test_the_classifier_check_imports_torchvision_only_for_a_torchvision_model(t
 
 @pytest.mark.parametrize("spec, transforms", [("torchvision:fcn_resnet50:none", "SemanticSegmentation"),
                                               ("torchvision:fasterrcnn_resnet50_fpn", "ObjectDetection"),
-                                              ("torchvision:raft_small", "OpticalFlow")])
+                                              ("torchvision:raft_small", "OpticalFlow"),
+                                              ("torchvision:r3d_18:none", "VideoClassification")])
 def test_the_load_of_a_torchvision_model_that_is_not_an_image_classifier_says_so(spec, transforms):
     """Review 37 R4: the load said a bare "AttributeError: 'SemanticSegmentation' object has no attribute
     'crop_size'" (and a random-init fcn_resnet50 first fetched its backbone's ImageNet weights). Refused before any
-    model is built or fetched."""
+    model is built or fetched. Review 38: r3d_18 loaded and failed its probe on a (1, 3, 112, 112) image, "expected
+    input[1, 1, 3, 112, 112]", with a fix (?size=N) that cannot help."""
     from visionaudit.models.loading import load_model
 
     name = spec.split(":")[1]

@@ -37,17 +37,22 @@ def lite_preprocessing(name: str) -> Preprocessing:
 
 
 class NotAnImageClassifier(SpecError):
-    """A torchvision model whose weights' transforms have no crop: segmentation, detection, optical flow."""
+    """A torchvision model whose weights' transforms have no crop (segmentation, detection, optical flow), or a video
+    classifier's (its transforms crop, but it takes clips, not images)."""
 
 
 def torchvision_preprocessing(weights: Any, name: str) -> Preprocessing:
     """A torchvision architecture's: its weights' transforms (the default weights' for random init); ImageNet's
     defaults for an architecture without weights. Weights whose transforms have no crop (``SemanticSegmentation``,
-    ``ObjectDetection``, ``OpticalFlow``) are not an image classifier's: :class:`NotAnImageClassifier`."""
+    ``ObjectDetection``, ``OpticalFlow``) are not an image classifier's, nor are a video classifier's
+    (``VideoClassification``): :class:`NotAnImageClassifier`."""
     if weights is None:
         return Preprocessing(source="default ImageNet preprocessing (torchvision architecture without weights)")
+    import torchvision
+
     transforms = weights.transforms()
-    if getattr(transforms, "crop_size", None) is None:
+    video = torchvision.models.list_models(module=torchvision.models.video)  # a crop, but it takes clips (N, C, T, H, W)
+    if getattr(transforms, "crop_size", None) is None or name in video:
         raise NotAnImageClassifier(f"torchvision:{name} is not an image classifier (its weights' transforms are "
                                    f"{type(transforms).__name__}): give a classification model "
                                    "(torchvision.models.list_models(module=torchvision.models) lists them)")
