@@ -25,7 +25,10 @@ from visionaudit.models.factories import factory_problem
 from visionaudit.models.hf import assumed_preprocessing_note, check_preprocessing
 from visionaudit.models.hub import check_available
 from visionaudit.models.model_names import named_spec
-from visionaudit.models.preprocessing_before_load import check_resize
+from visionaudit.models.preprocessing_before_load import (
+    check_image_classifier,
+    check_resize,
+)
 from visionaudit.models.specs import (
     DEFAULT_MODEL,
     ModelSpec,
@@ -145,7 +148,8 @@ def _check_model(parsed: ModelSpec, no_downloads: bool) -> None:
     factory: its module on the import path and defining it (read, not imported: the controller runs no model code);
     the same for an ONNX file's ``?reference=`` model (the deployment audit loads it) and a state dict's
     architecture; a checkpoint that holds pickled objects (read, never unpickled); a ``?resize=`` below the crop known
-    before the model loads; else exit 4."""
+    before the model loads; a torchvision model that is not an image classifier; else exit 4."""
+    check_image_classifier(parsed)  # first: before the class checks read a segmentation model's labels as its classes
     check_available(parsed, no_downloads)
     check_preprocessing(parsed)
     check_resize(parsed)
@@ -162,6 +166,7 @@ def _check_model(parsed: ModelSpec, no_downloads: bool) -> None:
     if "reference" in parsed.options:
         reference = reference_spec(parsed)
         try:
+            check_image_classifier(reference)
             check_available(reference, no_downloads)
             check_preprocessing(reference)
             check_resize(reference)

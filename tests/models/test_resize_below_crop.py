@@ -1,7 +1,8 @@
 """Stop 37: a spec's ``?resize=`` below the crop its model is fed was found only as the model loaded, and said as
 "resize size 200 must be at least the crop size 224 (> 0)", naming neither the spec nor the fix. Where the crop is
 known before the load (visionaudit/models/preprocessing_before_load.py) it is refused at startup; elsewhere the
-load says the same. The run that exits 4: tests/plugins/test_startup_checks.py."""
+load says the same. Stop 38: a torchvision model that is not an image classifier, refused there too. The runs that exit
+4: tests/plugins/test_startup_checks.py."""
 
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ def test_a_state_dicts_architecture_and_an_hf_folders_image_processor_give_their
     "tests.tiny_models:tiny?size=64&resize=100",  # the spec gives its crop: the parser compares the two
     "timm:resnet18:none?resize=224",
 ])
-def test_a_resize_that_fits_or_a_crop_not_known_before_the_load_starts(spec):
+def test_a_resize_at_or_above_the_crop_starts(spec):
     check_resize(parse_spec(spec))
 
 
@@ -105,19 +106,67 @@ def test_a_state_dicts_architecture_naming_weights_is_fed_its_default_weights_cr
 @pytest.mark.parametrize("spec", ["torchvision:fcn_resnet50?resize=300",  # SemanticSegmentation transforms
                                   "torchvision:fasterrcnn_resnet50_fpn?resize=300",  # ObjectDetection
                                   "torchvision:raft_small?resize=300"])  # OpticalFlow
-def test_a_torchvision_model_whose_weights_have_no_crop_is_left_to_the_load(spec):
+def test_a_torchvision_model_whose_weights_have_no_crop_is_no_resize_checks_to_judge(spec):
     """Review 37 F4: their transforms have no crop_size; the startup check raised AttributeError (pytest's
-    INTERNALERROR, exit 3) where the spec without ?resize= reaches the load, which records its problem."""
+    INTERNALERROR, exit 3). check_image_classifier refuses such a model (below); the ?resize= check leaves it."""
     check_resize(parse_spec(spec))
+
+
+@pytest.mark.parametrize("spec, transforms", [
+    ("torchvision:fcn_resnet50", "SemanticSegmentation"),  # DEFAULT weights
+    ("torchvision:fcn_resnet50:none", "SemanticSegmentation"),  # random init: DEFAULT's metadata says it
+    ("torchvision:fcn_resnet50:COCO_WITH_VOC_LABELS_V1?resize=300", "SemanticSegmentation"),  # the weights by name
+    ("torchvision:fasterrcnn_resnet50_fpn", "ObjectDetection"),
+    ("torchvision:raft_small:none", "OpticalFlow"),
+    ("torchvision:r3d_18:none", "VideoClassification"),  # its transforms crop (112), but it takes clips, not images
+    ("W.pth?arch=torchvision:fcn_resnet50", "SemanticSegmentation"),  # a state dict's architecture
+])
+def test_a_torchvision_model_that_is_not_an_image_classifier_is_refused_at_startup(spec, transforms, tmp_path):
+    """Review 38 finding 2: refused only as it loaded (``:none``: exit 1), or at startup for its DEFAULT weights by the
+    class-names check ("1000 class name(s) ... match no class of the model (21 classes ...)"), never saying why. The
+    transform names are torchvision's own presets for these weights."""
+    from visionaudit.models.preprocessing_before_load import check_image_classifier
+
+    torch.save({"w": torch.zeros(1)}, tmp_path / "w.pth")
+    spec = spec.replace("W.pth", str(tmp_path / "w.pth"))
+    name = spec.split("torchvision:")[1].split(":")[0].split("?")[0]
+    with pytest.raises(SpecError) as refused:
+        check_image_classifier(parse_spec(spec))
+    assert str(refused.value).startswith(f"--model {spec}: torchvision:{name} is not an image classifier (its weights' "
+                                         f"transforms are {transforms}): give a classification model"), str(refused.value)
+
+
+@pytest.mark.parametrize("spec", ["torchvision:resnet18", "torchvision:resnet18:none", "torchvision:vit_b_16:IMAGENET1K_V1",
+                                  "W.pth?arch=torchvision:resnet18", "W.pth?arch=timm:resnet18", "efficientnet_lite0",
+                                  "tests.tiny_models:tiny", "timm:resnet18:none"])
+def test_an_image_classifier_or_a_model_of_another_kind_passes_the_classifier_check(spec, tmp_path):
+    from visionaudit.models.preprocessing_before_load import check_image_classifier
+
+    torch.save({"w": torch.zeros(1)}, tmp_path / "w.pth")
+    check_image_classifier(parse_spec(spec.replace("W.pth", str(tmp_path / "w.pth"))))
+
+
+def test_the_classifier_check_imports_torchvision_only_for_a_torchvision_model(tmp_path):
+    """The xdist controller runs it for every model: a run of no torchvision model does not import torchvision."""
+    torch.save({"w": torch.zeros(1)}, tmp_path / "w.pth")
+    specs = ("efficientnet_lite0", "tests.tiny_models:tiny", "timm:resnet18:none", f"{tmp_path / 'w.pth'}?arch=timm:resnet18")
+    code = ("import sys; from visionaudit.models.preprocessing_before_load import check_image_classifier; "
+            "from visionaudit.models.specs import parse_spec; "
+            f"[check_image_classifier(parse_spec(s)) for s in {specs!r}]; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torchvision'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True).stdout
+    assert out.strip() == "[]", out
 
 
 @pytest.mark.parametrize("spec, transforms", [("torchvision:fcn_resnet50:none", "SemanticSegmentation"),
                                               ("torchvision:fasterrcnn_resnet50_fpn", "ObjectDetection"),
-                                              ("torchvision:raft_small", "OpticalFlow")])
+                                              ("torchvision:raft_small", "OpticalFlow"),
+                                              ("torchvision:r3d_18:none", "VideoClassification")])
 def test_the_load_of_a_torchvision_model_that_is_not_an_image_classifier_says_so(spec, transforms):
     """Review 37 R4: the load said a bare "AttributeError: 'SemanticSegmentation' object has no attribute
     'crop_size'" (and a random-init fcn_resnet50 first fetched its backbone's ImageNet weights). Refused before any
-    model is built or fetched."""
+    model is built or fetched. Review 38: r3d_18 loaded and failed its probe on a (1, 3, 112, 112) image, "expected
+    input[1, 1, 3, 112, 112]", with a fix (?size=N) that cannot help."""
     from visionaudit.models.loading import load_model
 
     name = spec.split(":")[1]

@@ -17,6 +17,10 @@ try:  # imported once, here: pytester drops what a test imports, and onnx's exte
     import onnxruntime  # noqa: F401
 except ImportError:  # the deploy extra
     onnx = None
+try:  # likewise: timm imports torchvision, whose import registers a torch op library that cannot be registered twice
+    import timm  # noqa: F401
+except ImportError:  # the timm extra
+    pass
 
 AUDIT = """
 import json
@@ -126,6 +130,20 @@ def test_a_resize_below_a_timm_crop_stops_the_run_at_startup_in_the_loads_words(
     assert "Give ?resize= at least 160" in str(at_load.value)
     assert str(at_load.value) in output, output[-3000:]  # the same words at startup
     assert "Traceback" not in output and not (team.path / "bounds.json").exists()  # no test ran
+
+
+@pytest.mark.parametrize("spec", ["torchvision:fcn_resnet50", "torchvision:fcn_resnet50:none"])
+def test_a_torchvision_model_that_is_not_an_image_classifier_stops_the_run_at_startup(team, spec):
+    """Review 38 finding 2: ``:none`` started, each test erroring as the model loaded (exit 1); with its DEFAULT weights
+    the class-names check refused it (exit 4), saying only that ImageNet's names match none of its 21 classes.
+    SemanticSegmentation: torchvision's preset transforms for fcn_resnet50's weights."""
+    result = team.runpytest_subprocess("--model", spec, *RUN)
+    output = _output(result)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, output[-3000:]
+    assert (f"--model {spec}: torchvision:fcn_resnet50 is not an image classifier (its weights' transforms are "
+            "SemanticSegmentation): give a classification model") in output, output[-3000:]
+    assert "match no class" not in output and "Traceback" not in output
+    assert not (team.path / "bounds.json").exists()  # no test ran
 
 
 def test_a_table_applies_whatever_the_spelling_of_its_classes_path_and_a_missing_file_is_a_warning(team):

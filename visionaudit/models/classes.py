@@ -44,6 +44,7 @@ from visionaudit.models.specs import (
     IMAGENET_TRUE,
     ModelSpec,
     parse_spec,
+    torchvision_weights_enum,
 )
 
 _HF_PLACEHOLDER = re.compile(r"^LABEL_\d+$")  # transformers' id2label when nobody named the classes
@@ -276,9 +277,8 @@ def _known_before_load(spec: ModelSpec, run_classes: str | None) -> LabelSpace |
     if spec.kind == "torchvision":
         import torchvision
 
-        if spec.weights not in (None, "none"):
-            enum = torchvision.models.get_model_weights(spec.name)
-            weights = enum.DEFAULT if spec.weights == "DEFAULT" else enum[spec.weights]
+        weights = _torchvision_weights(spec)
+        if weights is not None:
             own = torchvision_classes(weights, spec.name)
             if own is not None:
                 return own
@@ -338,12 +338,19 @@ def outputs_before_load(spec: ModelSpec) -> int | None:
 
         if spec.name not in torchvision.models.list_models(module=torchvision.models):
             return None
-        if spec.weights not in (None, "none"):
-            enum = torchvision.models.get_model_weights(spec.name)
-            weights = enum.DEFAULT if spec.weights == "DEFAULT" else enum[spec.weights]
+        weights = _torchvision_weights(spec)
+        if weights is not None:
             return len((weights.meta or {}).get("categories") or ()) or None
         return 1000
     return None
+
+
+def _torchvision_weights(spec: ModelSpec) -> Any:
+    """The pretrained weights a torchvision spec names (DEFAULT's for DEFAULT); None for random ones (``:none``)."""
+    enum = torchvision_weights_enum(spec.name) if spec.weights not in (None, "none") else None
+    if enum is None:
+        return None
+    return enum.DEFAULT if spec.weights == "DEFAULT" else enum[spec.weights]
 
 
 def check_before_load(spec: ModelSpec, run_classes: str | None = None) -> None:

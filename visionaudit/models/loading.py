@@ -35,13 +35,13 @@ from visionaudit.models.preprocessing_before_load import (
     lite_preprocessing,
     timm_preprocessing,
     torchvision_preprocessing,
-    torchvision_weights_enum,
 )
 from visionaudit.models.specs import (
     DEFAULT_MODEL,
     ModelSpec,
     canonical_spec,
     parse_spec,
+    torchvision_weights_enum,
 )
 from visionaudit.preprocessing import Preprocessing
 from visionaudit.progress import phase
@@ -254,15 +254,15 @@ def _build_factory(target: str) -> _Built:
 def build_architecture(arch: str, state: Mapping[str, torch.Tensor] | None = None) -> _Built:
     """An architecture named as a spec, with random weights (for loading a state dict into); given the checkpoint
     ``state``, a torchvision or timm classifier head is built with its number of classes."""
-    built = architecture_of(arch)  # kind and name: random weights, as the startup check reads it
-    if built.kind == "lite":
-        return _build_lite(built.name, pretrained=False)
-    if built.kind == "torchvision":
-        return _build_torchvision(built.name, None, state)
-    if built.kind == "timm":
-        return _build_timm(built.name, None, pretrained=False, state=state)
-    if built.kind == "factory":
-        return _build_factory(built.name)
+    architecture = architecture_of(arch)  # kind and name: random weights, as the startup check reads it
+    if architecture.kind == "lite":
+        return _build_lite(architecture.name, pretrained=False)
+    if architecture.kind == "torchvision":
+        return _build_torchvision(architecture.name, None, state)
+    if architecture.kind == "timm":
+        return _build_timm(architecture.name, None, pretrained=False, state=state)
+    if architecture.kind == "factory":
+        return _build_factory(architecture.name)
     raise SpecError(f"--arch {arch}: name an architecture (torchvision:NAME, timm:NAME, efficientnet_lite0, "
                     "package.module:factory), not a file")
 

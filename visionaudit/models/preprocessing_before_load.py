@@ -1,7 +1,7 @@
 """A model's preprocessing where it is known before the model loads (from the spec, torchvision's weights' metadata,
 timm's registry of pretrained configurations, an ``hf:`` model's image processor already on disk), and the startup
-check that uses it: a spec's ``?resize=`` below the crop its model is fed stops the run (exit 4) before any model
-loads. Where the crop is known only as the model loads (an ``hf:`` repo's image processor not yet downloaded, a file
+checks that use it: a torchvision model that is not an image classifier, and a spec's ``?resize=`` below the crop its
+model is fed, stop the run (exit 4) before any model loads. Where the crop is known only as the model loads (an ``hf:`` repo's image processor not yet downloaded, a file
 ``?arch=`` that is not an architecture, a timm name timm cannot resolve; an ONNX file's is read at parse time by
 onnx_model.check_onnx_spec) the load refuses it with the same message
 (:meth:`visionaudit.preprocessing.Preprocessing.with_overrides`).
@@ -14,7 +14,12 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from visionaudit.errors import SpecError, VisionAuditError
-from visionaudit.models.specs import LITE_SIZES, ModelSpec, parse_spec
+from visionaudit.models.specs import (
+    LITE_SIZES,
+    ModelSpec,
+    parse_spec,
+    torchvision_weights_enum,
+)
 from visionaudit.preprocessing import (
     Preprocessing,
     from_timm_config,
@@ -32,17 +37,22 @@ def lite_preprocessing(name: str) -> Preprocessing:
 
 
 class NotAnImageClassifier(SpecError):
-    """A torchvision model whose weights' transforms have no crop: segmentation, detection, optical flow."""
+    """A torchvision model whose weights' transforms have no crop (segmentation, detection, optical flow), or a video
+    classifier's (its transforms crop, but it takes clips, not images)."""
 
 
 def torchvision_preprocessing(weights: Any, name: str) -> Preprocessing:
     """A torchvision architecture's: its weights' transforms (the default weights' for random init); ImageNet's
     defaults for an architecture without weights. Weights whose transforms have no crop (``SemanticSegmentation``,
-    ``ObjectDetection``, ``OpticalFlow``) are not an image classifier's: :class:`NotAnImageClassifier`."""
+    ``ObjectDetection``, ``OpticalFlow``) are not an image classifier's, nor are a video classifier's
+    (``VideoClassification``): :class:`NotAnImageClassifier`."""
     if weights is None:
         return Preprocessing(source="default ImageNet preprocessing (torchvision architecture without weights)")
+    import torchvision
+
     transforms = weights.transforms()
-    if getattr(transforms, "crop_size", None) is None:
+    video = torchvision.models.list_models(module=torchvision.models.video)  # a crop, but it takes clips (N, C, T, H, W)
+    if getattr(transforms, "crop_size", None) is None or name in video:
         raise NotAnImageClassifier(f"torchvision:{name} is not an image classifier (its weights' transforms are "
                                    f"{type(transforms).__name__}): give a classification model "
                                    "(torchvision.models.list_models(module=torchvision.models) lists them)")
@@ -79,16 +89,6 @@ def timm_pretrained_cfg_before_load(name: str) -> dict[str, Any] | None:
     except Exception:  # noqa: BLE001 (an unknown tag, a name timm cannot parse: the load names the problem)
         return None
     return None if cfg is None else cfg.to_dict()
-
-
-def torchvision_weights_enum(name: str) -> Any:
-    """The weights enum of torchvision's architecture ``name`` (``ResNet50_Weights``), or None where it has none."""
-    import torchvision
-
-    try:
-        return torchvision.models.get_model_weights(name)
-    except ValueError:
-        return None
 
 
 def _torchvision_weights(name: str, weights: str | None) -> Any:
@@ -164,6 +164,28 @@ def known_preprocessing(spec: ModelSpec) -> Preprocessing | None:
         return hf.assumed_preprocessing(hub.hf_config_file(spec), f"default ImageNet preprocessing (no {hub.HF_PROCESSOR} "
                                                                   f"in {where})")
     return None
+
+
+def check_image_classifier(spec: ModelSpec) -> None:
+    """At startup: a torchvision model (or a state dict's torchvision ``?arch=``) whose weights' transforms have no crop
+    (segmentation, detection, optical flow) is :class:`NotAnImageClassifier` (exit 4), with the load's words, whatever
+    weights the spec names: the weights' metadata says so before anything is built or downloaded."""
+    if spec.kind == "torchvision":
+        name, weights = spec.name, spec.weights
+    elif spec.kind == "state_dict" and "arch" in spec.options:
+        try:
+            arch = architecture_of(spec.options["arch"])
+        except VisionAuditError:
+            return  # the load names the architecture's problem
+        if arch.kind != "torchvision":
+            return
+        name, weights = arch.name, None
+    else:
+        return
+    try:
+        torchvision_preprocessing(_torchvision_weights(name, weights), name)
+    except NotAnImageClassifier as e:
+        raise NotAnImageClassifier(f"--model {spec.raw}: {e}") from None
 
 
 def check_resize(spec: ModelSpec) -> None:

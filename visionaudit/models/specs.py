@@ -42,6 +42,7 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl
 
 from visionaudit.errors import CheckpointError, SpecError, VisionAuditError, closest
@@ -102,6 +103,17 @@ def _torchvision_names() -> list[str]:
     return list(torchvision.models.list_models())
 
 
+def torchvision_weights_enum(name: str) -> Any:
+    """The weights enum of torchvision's architecture ``name`` (``ResNet50_Weights``), or None where it has none: the
+    one lookup of the spec check, the startup checks and the load."""
+    import torchvision
+
+    try:
+        return torchvision.models.get_model_weights(name)
+    except ValueError:
+        return None
+
+
 def _forms() -> str:
     return (
         "Accepted forms: efficientnet_lite0|1|2, torchvision:NAME[:WEIGHTS|DEFAULT|none], "
@@ -124,12 +136,9 @@ def _check_weights(raw: str, name: str, weights: str) -> None:
     """Weights that torchvision does not have are a spec error now, not a load error in every test."""
     if weights in ("DEFAULT", "none"):
         return
-    import torchvision
-
-    try:
-        enum = torchvision.models.get_model_weights(name)
-    except ValueError:
-        raise SpecError(f"--model {raw}: torchvision:{name} has no pretrained weights; use torchvision:{name}:none") from None
+    enum = torchvision_weights_enum(name)
+    if enum is None:
+        raise SpecError(f"--model {raw}: torchvision:{name} has no pretrained weights; use torchvision:{name}:none")
     if weights not in enum.__members__:
         near = closest(weights, enum.__members__)
         # The enum has DEFAULT among its members (an alias): named once, first.
