@@ -166,10 +166,10 @@ def _check_model(parsed: ModelSpec, no_downloads: bool) -> None:
     if "reference" in parsed.options:
         reference = reference_spec(parsed)
         try:
-            check_image_classifier(reference)
+            check_image_classifier(reference, who="")  # the message below names the spec
             check_available(reference, no_downloads)
             check_preprocessing(reference)
-            check_resize(reference)
+            check_resize(reference, who="")
             _check_factory(reference, "")
             _check_checkpoint(reference, "")
         except VisionAuditError as e:

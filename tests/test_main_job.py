@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # The main job as a user runs it: no logit cache (tests/conftest.py shares one among the other slow tests).
 SHARE_LOGIT_CACHE = False
 CORRUPTION_IMAGES = 30  # the corruption family's subset in the main job's test (its default: 100)
-ZOO_IMAGES, ZOO_RANDOM = 2, 1  # the conversion zoo's real and random inputs per architecture (defaults: 8 and 4)
+ZOO_IMAGES = 1  # the conversion zoo's real inputs per architecture (default: 8)
+RANDOM_IMAGES = 4  # the conversion family's random inputs beside them (its default, which lite0's own fold tests use too)
 FUNCTIONAL_IMAGES = 50  # the functional channel shares' subset (default: 250)
 
 
@@ -34,16 +35,16 @@ def test_main_job_runs_offline_on_cpu(shared_data, tmp_path, browser):
     # The corruption family's subset: 30 images instead of its default 100 (its min_images with it), through the
     # config file a user would write. Its 75 conditions on the default subset were half of this test's four-plus CPU
     # minutes; what is checked of them (each condition run and judged on the whole subset, the mCE marked as a
-    # subset's, its interval around it, the summary lines) does not depend on the subset's size. Everything else is
-    # the shipped audit.toml.
+    # subset's, its interval around it, the summary lines) does not depend on the subset's size.
+    # Likewise the conversion zoo's real inputs (1 per architecture instead of 8, beside the 4 random ones: the zoo's 36
+    # tests, on random-init ViT-B/16, VGG, MaxViT and Inception, were half the rest) and the functional channel shares'
+    # subset (50 instead of 250: ablation and gradients were a fifth of the rest): this test checks that they run, judge
+    # and are reported; the measures themselves are tested in tests/families (test_conversion.py,
+    # test_channel_bias.py). Everything else is the shipped audit.toml.
     config = tmp_path / "audit.toml"
-    # Likewise the conversion zoo's inputs (2 real + 1 random per architecture instead of 8 + 4: the zoo's 36 tests, on
-    # random-init ViT-B/16, VGG, MaxViT and Inception, were half the rest) and the functional channel shares' subset
-    # (50 instead of 250: ablation and gradients were a fifth of the rest): this test checks that they run, judge and
-    # are reported, which needs only a few images; their numbers on lite0 are tested elsewhere.
     config.write_text((ROOT / "audit.toml").read_text() + f"\n[audits.corruption]\nimages = {CORRUPTION_IMAGES}\n"
                       f"min_images = {CORRUPTION_IMAGES}\n"
-                      f"[audits.conversion]\nzoo_images = {ZOO_IMAGES}\nrandom_images = {ZOO_RANDOM}\n"
+                      f"[audits.conversion]\nzoo_images = {ZOO_IMAGES}\n"
                       f"[audits.channel_bias]\nfunctional_images = {FUNCTIONAL_IMAGES}\n")
     report = tmp_path / "report.json"
     cmd = [sys.executable, "-m", "pytest", "audits", "-n", "2", "-p", "no:cacheprovider", "--audit-samples", "200",
@@ -119,7 +120,8 @@ def test_main_job_runs_offline_on_cpu(shared_data, tmp_path, browser):
                                                                           "bf16_cpu", "channels_last"}
     assert deploy["fp16_cuda"]["outcome"] == "skipped" and "CUDA" in deploy["fp16_cuda"]["message"]
     zoo = [a for a in data["audits"] if a["nodeid"].split("::")[1].startswith("test_zoo[")]
-    assert len(zoo) == 36 and all(a["outcome"] == "passed" and a["metrics"]["n_images"] == ZOO_IMAGES + ZOO_RANDOM for a in zoo)
+    assert len(zoo) == 36 and all(a["outcome"] == "passed" and a["metrics"]["n_images"] == ZOO_IMAGES + RANDOM_IMAGES
+                                 for a in zoo)
     assert "visionaudit summary" in proc.stdout and ("shape bias, published (Geirhos et al. 2019; humans: the paper's observers; "
                                                      "CNNs: its texture-vs-shape README") in proc.stdout
     assert "corruption, efficientnet_lite0: mCE" in proc.stdout and ("not comparable with published "

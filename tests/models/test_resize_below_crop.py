@@ -132,8 +132,15 @@ def test_a_torchvision_model_that_is_not_an_image_classifier_is_refused_at_start
     name = spec.split("torchvision:")[1].split(":")[0].split("?")[0]
     with pytest.raises(SpecError) as refused:
         check_image_classifier(parse_spec(spec))
-    assert str(refused.value).startswith(f"--model {spec}: torchvision:{name} is not an image classifier (its weights' "
-                                         f"transforms are {transforms}): give a classification model"), str(refused.value)
+    why = ("a video classifier: it takes clips, not images" if transforms == "VideoClassification"
+           else f"its weights' transforms are {transforms}")
+    arch, give = ("its architecture (?arch= or --arch) ", "architecture") if "?arch=" in spec else ("", "model")
+    assert str(refused.value).startswith(f"--model {spec}: {arch}torchvision:{name} is not an image classifier ({why}): "
+                                         f"give an image classification {give}"), str(refused.value)
+    # The spec named once, where the caller names it itself (an ONNX file's ?reference=)
+    with pytest.raises(SpecError) as refused:
+        check_image_classifier(parse_spec(spec), who="")
+    assert str(refused.value).startswith(f"{arch}torchvision:{name} is not an image classifier"), str(refused.value)
 
 
 @pytest.mark.parametrize("spec", ["torchvision:resnet18", "torchvision:resnet18:none", "torchvision:vit_b_16:IMAGENET1K_V1",
@@ -172,8 +179,10 @@ def test_the_load_of_a_torchvision_model_that_is_not_an_image_classifier_says_so
     name = spec.split(":")[1]
     with pytest.raises(SpecError) as refused:
         load_model(spec)
-    assert str(refused.value).startswith(f"torchvision:{name} is not an image classifier (its weights' transforms are "
-                                         f"{transforms}): give a classification model"), str(refused.value)
+    why = ("a video classifier: it takes clips, not images" if transforms == "VideoClassification"
+           else f"its weights' transforms are {transforms}")
+    assert str(refused.value).startswith(f"torchvision:{name} is not an image classifier ({why}): give an image "
+                                         "classification model"), str(refused.value)
 
 
 def test_a_bug_reading_a_classifiers_crop_is_not_taken_for_a_model_without_one(monkeypatch):

@@ -17,7 +17,11 @@ try:  # imported once, here: pytester drops what a test imports, and onnx's exte
     import onnxruntime  # noqa: F401
 except ImportError:  # the deploy extra
     onnx = None
-try:  # likewise: timm imports torchvision, whose import registers a torch op library that cannot be registered twice
+# Likewise torchvision, whose import registers a torch op library (_inductor_test) that cannot be registered twice: the
+# in-process loads below import it (timm too).
+import torchvision  # noqa: E402, F401
+
+try:
     import timm  # noqa: F401
 except ImportError:  # the timm extra
     pass
@@ -141,7 +145,7 @@ def test_a_torchvision_model_that_is_not_an_image_classifier_stops_the_run_at_st
     output = _output(result)
     assert result.ret == pytest.ExitCode.USAGE_ERROR, output[-3000:]
     assert (f"--model {spec}: torchvision:fcn_resnet50 is not an image classifier (its weights' transforms are "
-            "SemanticSegmentation): give a classification model") in output, output[-3000:]
+            "SemanticSegmentation): give an image classification model") in output, output[-3000:]
     assert "match no class" not in output and "Traceback" not in output
     assert not (team.path / "bounds.json").exists()  # no test ran
 

@@ -183,6 +183,9 @@ def test_a_model_one_shard_never_loaded_may_be_named_from_another_folder_there()
         part["models"]["w"]["spec"] += f"&classes={folder}/classes.txt"
     classed[0]["models"]["w"]["classes"] = _classes(FOLDERS[0])
     assert merge_reports(classed, NAMES)["models"]["w"]["classes"] == _classes(FOLDERS[0])
+    # ?classes= given in one part only is a difference, loaded or not (review 38c F5)
+    classed[1]["models"]["w"]["spec"] = f"{FOLDERS[1]}/models/w.pt?size=224"
+    assert f"?classes= is {FOLDERS[0]}/classes.txt in part1.json and not given in part2.json" in _refusal(classed)
     parts[1]["models"]["w"]["spec"] = f"{FOLDERS[1]}/models/w.pt?size=240"
     assert "(?size= is 224 in part1.json and 240 in part2.json; of the spec only" in _refusal(parts)
     parts[1]["models"]["w"].update(spec=f"{FOLDERS[1]}/models/w.pt?size=224", error="RuntimeError: no such file")

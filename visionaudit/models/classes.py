@@ -277,7 +277,7 @@ def _known_before_load(spec: ModelSpec, run_classes: str | None) -> LabelSpace |
     if spec.kind == "torchvision":
         import torchvision
 
-        weights = _torchvision_weights(spec)
+        weights = _pretrained_torchvision_weights(spec)
         if weights is not None:
             own = torchvision_classes(weights, spec.name)
             if own is not None:
@@ -338,14 +338,14 @@ def outputs_before_load(spec: ModelSpec) -> int | None:
 
         if spec.name not in torchvision.models.list_models(module=torchvision.models):
             return None
-        weights = _torchvision_weights(spec)
+        weights = _pretrained_torchvision_weights(spec)
         if weights is not None:
             return len((weights.meta or {}).get("categories") or ()) or None
         return 1000
     return None
 
 
-def _torchvision_weights(spec: ModelSpec) -> Any:
+def _pretrained_torchvision_weights(spec: ModelSpec) -> Any:
     """The pretrained weights a torchvision spec names (DEFAULT's for DEFAULT); None for random ones (``:none``)."""
     enum = torchvision_weights_enum(spec.name) if spec.weights not in (None, "none") else None
     if enum is None:

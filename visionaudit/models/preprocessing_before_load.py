@@ -53,9 +53,11 @@ def torchvision_preprocessing(weights: Any, name: str) -> Preprocessing:
     transforms = weights.transforms()
     video = torchvision.models.list_models(module=torchvision.models.video)  # a crop, but it takes clips (N, C, T, H, W)
     if getattr(transforms, "crop_size", None) is None or name in video:
-        raise NotAnImageClassifier(f"torchvision:{name} is not an image classifier (its weights' transforms are "
-                                   f"{type(transforms).__name__}): give a classification model "
-                                   "(torchvision.models.list_models(module=torchvision.models) lists them)")
+        what = "a video classifier: it takes clips, not images" if name in video else \
+            f"its weights' transforms are {type(transforms).__name__}"
+        raise NotAnImageClassifier(f"torchvision:{name} is not an image classifier ({what}): give an image "
+                                   "classification model (torchvision.models.list_models(module=torchvision.models) "
+                                   "lists them)")
     return from_torchvision_transforms(transforms, f"torchvision {name} weights {weights.name}")
 
 
@@ -166,10 +168,12 @@ def known_preprocessing(spec: ModelSpec) -> Preprocessing | None:
     return None
 
 
-def check_image_classifier(spec: ModelSpec) -> None:
+def check_image_classifier(spec: ModelSpec, who: str | None = None) -> None:
     """At startup: a torchvision model (or a state dict's torchvision ``?arch=``) whose weights' transforms have no crop
     (segmentation, detection, optical flow) is :class:`NotAnImageClassifier` (exit 4), with the load's words, whatever
-    weights the spec names: the weights' metadata says so before anything is built or downloaded."""
+    weights the spec names: the weights' metadata says so before anything is built or downloaded. The message starts
+    with ``who`` (``--model SPEC`` by default; "" for a spec the caller names itself), and for a state dict names
+    ``?arch=`` as what to change."""
     if spec.kind == "torchvision":
         name, weights = spec.name, spec.weights
     elif spec.kind == "state_dict" and "arch" in spec.options:
@@ -185,12 +189,21 @@ def check_image_classifier(spec: ModelSpec) -> None:
     try:
         torchvision_preprocessing(_torchvision_weights(name, weights), name)
     except NotAnImageClassifier as e:
-        raise NotAnImageClassifier(f"--model {spec.raw}: {e}") from None
+        text = str(e) if spec.kind == "torchvision" else \
+            f"its architecture (?arch= or --arch) {e}".replace(": give an image classification model", ": give an image "
+                                                                 "classification architecture")
+        raise NotAnImageClassifier(_with_who(text, spec, who)) from None
 
 
-def check_resize(spec: ModelSpec) -> None:
+def _with_who(text: str, spec: ModelSpec, who: str | None) -> str:
+    who = f"--model {spec.raw}" if who is None else who
+    return f"{who}: {text}" if who else text
+
+
+def check_resize(spec: ModelSpec, who: str | None = None) -> None:
     """At startup: a ``?resize=`` (without ``?size=``, which the spec parser compares it with) below the crop the model
-    is fed, where that crop is known now, is a SpecError (exit 4) naming the spec, both numbers and the fix."""
+    is fed, where that crop is known now, is a SpecError (exit 4) naming the spec (``who``, as for
+    :func:`check_image_classifier`), both numbers and the fix."""
     if "resize" not in spec.options or "size" in spec.options:
         return
     pre = known_preprocessing(spec)
@@ -199,4 +212,4 @@ def check_resize(spec: ModelSpec) -> None:
     try:
         pre.with_overrides(spec.options)
     except SpecError as e:
-        raise SpecError(f"--model {spec.raw}: {e}") from None
+        raise SpecError(_with_who(str(e), spec, who)) from None

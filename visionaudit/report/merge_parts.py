@@ -196,7 +196,9 @@ def _spec_differs(model: str, a: dict[str, Any], b: dict[str, Any], a_name: str,
         (a_form, a_options), (b_form, b_options) = form_and_options(a["spec"]), form_and_options(b["spec"])
     except VisionAuditError:  # a spec this version does not read (the parts came from another): compared as written
         return None if weights_differ else said + "run every shard with the same --model"
-    if None not in (_label_space(a), _label_space(b)) or _never_loaded(a) or _never_loaded(b):
+    # ?classes= given in one part and not in the other is a difference whatever was read (review 38c F5)
+    if ("classes" in a_options) == ("classes" in b_options) and (
+            None not in (_label_space(a), _label_space(b)) or _never_loaded(a) or _never_loaded(b)):
         a_options.pop("classes", None), b_options.pop("classes", None)
     keys = [k for k in sorted(set(a_options) | set(b_options)) if a_options.get(k) != b_options.get(k)]
     differs = [f"?{k}= is {a_options.get(k, 'not given')} in {a_name} and {b_options.get(k, 'not given')} in {b_name}"

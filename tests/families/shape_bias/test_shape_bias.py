@@ -222,6 +222,27 @@ def test_export_is_model_vs_human_raw_data_and_reads_back_the_same(shared_data, 
     assert read_decisions(path).shape_bias() == shape_bias(decisions, stimuli.categories, stimuli.textures)
 
 
+# A random-init network that looks at the image but means nothing: SqueezeNet 1.1, a third of ResNet-18's CPU time.
+# (A random-init MobileNetV3-Small would not do: its outputs vary by 1e-10 over images, a second constant model.)
+RANDOM_NETWORK = "torchvision:squeezenet1_1:none"
+
+
+@pytest.mark.slow
+def test_the_random_network_decides_by_the_image(shared_data):
+    """The premise of the guards' test below: the random network's logits vary with the image, so its decisions are
+    not a constant model's."""
+    from visionaudit.data.image_sets import cue_conflict, load_images
+    from visionaudit.families.shape_bias import stimulus_geometry
+    from visionaudit.models.inference import predict_logits
+    from visionaudit.models.loading import load_model
+
+    model = load_model(RANDOM_NETWORK, "cpu")
+    stimuli = cue_conflict(shared_data / "cue-conflict")
+    stimuli = stimuli.select(list(range(0, len(stimuli), 80)))
+    logits = predict_logits(model, load_images(stimuli, stimulus_geometry(model)))
+    assert float(logits.std(dim=0).max()) > 0.01
+
+
 @pytest.mark.slow
 def test_guards_fail_meaningless_models_and_pass_lite0(shared_data, tmp_path):
     import subprocess
@@ -232,9 +253,7 @@ def test_guards_fail_meaningless_models_and_pass_lite0(shared_data, tmp_path):
     report = tmp_path / "report.json"
     env = {**os.environ, "VISIONAUDIT_DATA": str(shared_data), "CUDA_VISIBLE_DEVICES": ""}
     cmd = [sys.executable, "-m", "pytest", "audits/test_shape_bias.py", "-p", "no:cacheprovider", "--audit-samples", "320",
-           # a random-init network: MobileNetV3-Small, an eighth of ResNet-18's CPU time on these 640 images
-           "--model", "efficientnet_lite0", "--model", "torchvision:mobilenet_v3_small:none",
-           "--model", "tests.tiny_models:constant",
+           "--model", "efficientnet_lite0", "--model", RANDOM_NETWORK, "--model", "tests.tiny_models:constant",
            f"--audit-json={report}"]
     proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-2000:]
@@ -242,7 +261,7 @@ def test_guards_fail_meaningless_models_and_pass_lite0(shared_data, tmp_path):
     assert {k for k, a in entries.items() if a["outcome"] == "passed"} == {
         "test_shape_bias[efficientnet_lite0]", "test_shape_only_accuracy[efficientnet_lite0-edges]",
         "test_shape_only_accuracy[efficientnet_lite0-silhouettes]"}
-    for model in ("torchvision:mobilenet_v3_small:none", "tests.tiny_models:constant"):
+    for model in (RANDOM_NETWORK, "tests.tiny_models:constant"):
         sb = entries[f"test_shape_bias[{model}]"]
         assert sb["outcome"] == "failed" and "its decisions carry no cue information" in sb["message"]
         assert "uniform random decisions hit 0.125" in sb["message"] and sb["metrics"]["cue_information_p"] >= 0.01
