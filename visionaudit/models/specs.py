@@ -72,9 +72,9 @@ ONNX_SUFFIX = ".onnx"
 # Model files of other frameworks and formats: named as what they are, with what is read instead. Not .pkl or
 # .pickle: a torch.save state dict may be named so (its content decides, as for any other suffix).
 OTHER_FORMATS = {".ort": "ONNX Runtime", ".h5": "Keras (HDF5)", ".hdf5": "Keras (HDF5)",
-                  ".keras": "Keras", ".tflite": "TensorFlow Lite", ".pb": "TensorFlow", ".mlmodel": "Core ML",
-                  ".mlpackage": "Core ML", ".engine": "TensorRT", ".plan": "TensorRT", ".pdmodel": "PaddlePaddle",
-                  ".msgpack": "Flax", ".gguf": "GGUF", ".npz": "NumPy", ".npy": "NumPy"}
+                 ".keras": "Keras", ".tflite": "TensorFlow Lite", ".pb": "TensorFlow", ".mlmodel": "Core ML",
+                 ".mlpackage": "Core ML", ".engine": "TensorRT", ".plan": "TensorRT", ".pdmodel": "PaddlePaddle",
+                 ".msgpack": "Flax", ".gguf": "GGUF", ".npz": "NumPy", ".npy": "NumPy"}
 _LOWERCASE_OPTIONS = ("interpolation", "imagenet")
 IMAGENET_TRUE, IMAGENET_FALSE = ("true", "1", "yes"), ("false", "0", "no")  # ?imagenet='s accepted values
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")  # a Hugging Face repo id: NAME or ORG/NAME
