@@ -1,10 +1,10 @@
 """A model's preprocessing where it is known before the model loads (from the spec, torchvision's weights' metadata,
 timm's registry of pretrained configurations, an ``hf:`` model's image processor already on disk), and the startup
 checks that use it: a torchvision model that is not an image classifier, and a spec's ``?resize=`` below the crop its
-model is fed, stop the run (exit 4) before any model loads. Where the crop is known only as the model loads (an ``hf:`` repo's image processor not yet downloaded, a file
-``?arch=`` that is not an architecture, a timm name timm cannot resolve; an ONNX file's is read at parse time by
-onnx_model.check_onnx_spec) the load refuses it with the same message
-(:meth:`visionaudit.preprocessing.Preprocessing.with_overrides`).
+model is fed, stop the run (exit 4) before any model loads. Where the crop is known only as the model loads (an
+``hf:`` repo's image processor not yet downloaded, a file ``?arch=`` that is not an architecture, a timm name timm
+cannot resolve; an ONNX file's is read at parse time by onnx_model.check_onnx_spec) the load refuses it with the same
+message (:meth:`visionaudit.preprocessing.Preprocessing.with_overrides`).
 
 Nothing here builds a model; the loader (:mod:`visionaudit.models.loading`) takes the lite, torchvision and timm
 preprocessing, and a state dict's architecture (:func:`architecture_of`), from here, so the two cannot drift apart."""
@@ -136,7 +136,7 @@ def architecture_preprocessing(arch: Architecture) -> Preprocessing | None:
 def _known_torchvision(name: str, weights: str | None) -> Preprocessing | None:
     try:
         return torchvision_preprocessing(_torchvision_weights(name, weights), name)
-    except NotAnImageClassifier:  # no crop to check against: the load refuses the model, saying so
+    except NotAnImageClassifier:  # no crop to check against: check_image_classifier refuses the model, saying so
         return None
 
 
