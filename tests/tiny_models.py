@@ -150,6 +150,29 @@ def constant() -> nn.Module:
     return Constant()
 
 
+class ImageHash(nn.Module):
+    """Logits drawn from a hash of the exact input: a model that looks at every pixel and means nothing. Its
+    decisions are as uniform random draws, one per image, fixed for that image (where a random-init network's need not
+    be: random features respond to texture, so its decisions can follow the texture cue)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(()))
+
+    def forward(self, x):
+        import hashlib
+
+        rows = []
+        for image in x.detach().float().cpu():
+            seed = int.from_bytes(hashlib.sha256(image.contiguous().numpy().tobytes()).digest()[:8], "little") >> 1
+            rows.append(torch.randn(1000, generator=torch.Generator().manual_seed(seed)))
+        return torch.stack(rows).to(x.device) * self.scale
+
+
+def image_hash() -> nn.Module:
+    return ImageHash()
+
+
 def fixed_size() -> nn.Module:
     """Takes 32x32 input only (a flattened linear layer), as a ViT with fixed position embeddings takes one size."""
     torch.manual_seed(0)

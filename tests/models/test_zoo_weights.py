@@ -26,6 +26,29 @@ def test_torchvision_random_weights_keep_default_preprocessing():
     assert loaded.parameters == 25_557_032  # ResNet-50, as torchvision documents it
 
 
+def test_random_weights_are_one_model_in_every_process():
+    """Each xdist worker builds the model for itself, and shards, a baseline and merge pair it by sha256: a `:none`
+    model is torchvision's init from one fixed seed, in every process, and the caller's generator is left as it was."""
+    import subprocess
+    import sys
+
+    from visionaudit.models.loading import RANDOM_INIT_SEED
+
+    code = "from visionaudit.models.loading import load_model; print(load_model('torchvision:squeezenet1_1:none').sha256)"
+    shas = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+            for _ in range(2)}
+    torch.manual_seed(7)
+    expected_draw = torch.rand(3)
+    torch.manual_seed(7)
+    loaded = load_model("torchvision:squeezenet1_1:none", "cpu")
+    assert torch.equal(torch.rand(3), expected_draw)  # the load drew nothing from the caller's generator
+    assert shas == {loaded.sha256}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_INIT_SEED)
+        reference = torchvision.models.squeezenet1_1(weights=None).state_dict()
+    assert all(torch.equal(v, reference[k]) for k, v in loaded.module.state_dict().items()) and len(reference) == 52
+
+
 def test_torchvision_pretrained_from_populated_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     net = resnet18(seed=3)
