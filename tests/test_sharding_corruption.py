@@ -21,9 +21,10 @@ from tests.synthetic_runs import synthetic_corruption_run
 from visionaudit.data.shards import Shard
 
 # What the merge must reproduce (every number recomputed from the parts' per-image bits) does not need many images:
-# 30 (60 before stop 36: the six lite0 runs were the slowest fixture of the suite's sharding tests), each part too
-# few to judge at min_images 25 (a part of 2 shards holds about 15), the whole run enough.
-CORRUPTION_IMAGES, CORRUPTION_MIN_IMAGES = 30, 25
+# 30 (60 before stop 36), each part too few to judge at min_images 25 (a part of 3 shards holds about 10), the whole run
+# enough. Three shards only (two as well before stop 39: six lite0 runs, the slowest fixture of the sharding tests):
+# merge's reading of 2 and of 3 parts is tested on the cheap runs of tests/test_sharding.py and on synthetic bits below.
+CORRUPTION_IMAGES, CORRUPTION_MIN_IMAGES, SHARDS = 30, 25, 3
 CORRUPTION_CONFIG = f"""
 [audits.corruption]
 corruptions = ["gaussian_noise", "contrast"]
@@ -39,9 +40,9 @@ CORRUPTION_FIELDS = ("error", "error_ci", "clean_error", "p_value", "p_value_hol
 @pytest.fixture(scope="session")
 def corruption_runs(shared_data, request):
     """lite0's corruption audit (2 corruptions x 2 severities on a 30-image subset of 100 labelled images):
-    unsharded, and in 2 and 3 shards merged; made once per session and shared by the xdist workers (tests/once.py)."""
+    unsharded, and in 3 shards merged; made once per session and shared by the xdist workers (tests/once.py)."""
     args = ("-k", "test_corruption or test_mce", "--audit-samples", "100")
-    names = shard_names(2, 3)
+    names = shard_names(SHARDS)
 
     def build(folder):
         config = folder / "audit.toml"
@@ -53,22 +54,21 @@ def corruption_runs(shared_data, request):
 
     tmp = built_once(request, "corruption-shards", build)
     out = load_runs(tmp, names)
-    for count in (2, 3):
-        merged = tmp / f"merged{count}-{os.getpid()}.json"  # each worker merges for itself: merge is what is tested
-        proc = merge_cli(*[str(tmp / f"part{i}of{count}.json") for i in range(count, 0, -1)], "-o", str(merged))
-        assert proc.returncode == out["whole"][1]["run"]["exit_status"], proc.stdout + proc.stderr
-        out[f"merged{count}"] = json.loads(merged.read_text())
+    merged = tmp / f"merged{SHARDS}-{os.getpid()}.json"  # each worker merges for itself: merge is what is tested
+    proc = merge_cli(*[str(tmp / f"part{i}of{SHARDS}.json") for i in range(SHARDS, 0, -1)], "-o", str(merged))  # any order
+    assert proc.returncode == out["whole"][1]["run"]["exit_status"], proc.stdout + proc.stderr
+    out[f"merged{SHARDS}"] = json.loads(merged.read_text())
     return out
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("count", [2, 3])
-def test_merged_corruption_shards_equal_the_unsharded_run(corruption_runs, count):
+def test_merged_corruption_shards_equal_the_unsharded_run(corruption_runs):
     """Errors, Wilson intervals, McNemar p-values, Holm, CE, mCE and its bootstrap interval, the clean and JPEG-only
     errors: the merge recomputes them from the shards' per-image bits and gets the unsharded run's, field by field."""
     from visionaudit.families.corruption.imagenet_c import ALEXNET_ERRORS
     from visionaudit.families.outcomes import decode
 
+    count = SHARDS
     whole, merged = corruption_runs["whole"][1], corruption_runs[f"merged{count}"]
     assert differences(without_timings(whole), without_timings(merged)) == []
     entries = [e for e in merged["audits"] if e["audit"] == "corruption"]

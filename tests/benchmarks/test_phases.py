@@ -13,21 +13,30 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.once import built_once, load_process, save_process
+
 ROOT = Path(__file__).resolve().parents[2]
 FAMILIES = ("accuracy", "robustness", "corruption", "corruption-ahead")
 PHASES = ("transforms", "corruption kernels", "JPEG round trip", "statistics", "report")
 
 
-@pytest.fixture(scope="module")
-def tiny_run(shared_data: Path, tmp_path_factory: pytest.TempPathFactory):
-    out = tmp_path_factory.mktemp("phases") / "phases.json"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "benchmarks/phases.py", "--data", str(shared_data), "--images", "6", "--batch", "4",
-                           "--device", "cpu", "--model", "benchmarks.near_free:conv1x1", "--corruption-severities", "1",
-                           "--startup-repeats", "1", "--startup-workers", "0", "--json", str(out)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+@pytest.fixture(scope="session")
+def tiny_run(shared_data: Path, request: pytest.FixtureRequest):
+    """The benchmark's run, made once per session and shared by the xdist workers (tests/once.py): module scope made
+    it once per worker this module's tests went to (half a minute each)."""
+    def build(folder: Path) -> None:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+        done = subprocess.run([sys.executable, "benchmarks/phases.py", "--data", str(shared_data), "--images", "6",
+                               "--batch", "4", "--device", "cpu", "--model", "benchmarks.near_free:conv1x1",
+                               "--corruption-severities", "1", "--startup-repeats", "1", "--startup-workers", "0",
+                               "--json", str(folder / "phases.json")],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+        save_process(folder / "phases.process.json", done)
+
+    folder = built_once(request, "phases-benchmark", build)
+    done = load_process(folder / "phases.process.json")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return done.stdout, json.loads(out.read_text())
+    return done.stdout, json.loads((folder / "phases.json").read_text())
 
 
 @pytest.mark.slow
