@@ -25,9 +25,10 @@ class Geometry:
     """How an image file becomes a square uint8 tensor.
 
     ``crop=True`` (natural images): resize the short side to ``resize_size``, then centre-crop
-    ``crop_size``. ``crop=False`` (stimuli, and models whose processor warps, as ViT's): the whole image to
-    ``resize_size`` x ``resize_size``, its aspect not kept, then centre-cropped to ``crop_size`` when that is
-    smaller (for stimuli the two are equal: nothing cut away); an image already that size is taken unchanged.
+    ``crop_size``. ``crop=False`` (stimuli, and models whose processor warps, as ViT's, or timm's ``squash``): the
+    whole image to ``resize_size`` x ``resize_size``, its aspect not kept, then centre-cropped to ``crop_size`` when
+    that is smaller (for stimuli the two are equal: nothing cut away); an image already that size is taken unchanged.
+    A resize below the crop (timm's crop_pct above 1) is padded with black to it, as torchvision's centre crop pads.
     """
 
     resize_size: int
