@@ -60,10 +60,10 @@ class Preprocessing:
     ``resize_size`` x ``resize_size``, then centre-cropped to ``crop_size`` (nothing when they are equal). Said in
     the report only when False. ``floor_crop``: the centre crop starts at ``(side - crop) // 2`` (Hugging Face
     image processors' ``center_crop``) instead of torchvision's ``round((side - crop) / 2)``, one pixel apart when
-    the difference is odd; said in the report only when True. ``crop_pct``: the crop's share of the resize that the
-    model's configuration gives (timm's ``crop_pct``), kept exact for ``?size=`` alone (:meth:`with_overrides`); None:
-    ``crop_size / resize_size``. Above 1 (timm's VOLO at 448): the resize is below the crop, and the image is padded
-    with black to it, as timm's centre crop does. Not in the report: ``resize_size`` and ``crop_size`` say it.
+    the difference is odd; said in the report only when True. ``crop_pct``: timm's, where its configuration gives
+    the model's preprocessing (None once a spec sets the size or resize). Above 1 (timm's VOLO at 448) the resize is
+    below the crop and the image is padded with black to it, as timm's centre crop does; nowhere else is a resize
+    below the crop accepted. Not in the report: ``resize_size`` and ``crop_size`` say it.
     """
 
     crop_size: int = 224
@@ -141,12 +141,15 @@ class Preprocessing:
         if "size" in given:
             changes["crop_size"] = given["size"]
             if "resize" not in given:
-                # Keep the model's own crop ratio when only the input size is given (a warped image with no crop: none).
-                changes["resize_size"] = self.resize_for(given["size"])
+                # Keep the usual 0.875 crop ratio when only the input size is given (a warped image with no crop: none).
+                warp_only = not self.keep_aspect and self.resize_size == self.crop_size
+                changes["resize_size"] = given["size"] if warp_only else math.floor(given["size"] / 0.875)
         if "resize" in given:
             if "size" not in given and given["resize"] < self.crop_size:  # with ?size=, override_values compared them
-                raise SpecError(resize_below_crop(given["resize"], self.crop_size, self.source, in_spec, self))
-            changes["resize_size"], changes["crop_pct"] = given["resize"], None
+                raise SpecError(resize_below_crop(given["resize"], self, in_spec))
+            changes["resize_size"] = given["resize"]
+        if "size" in given or "resize" in given:
+            changes["crop_pct"] = None  # the configuration's ratio no longer says what is fed; no padding either
         for key in ("interpolation", "mean", "std"):
             if key in given:
                 changes[key] = given[key]
@@ -154,35 +157,24 @@ class Preprocessing:
             return self
         return replace(self, **changes, source=f"{self.source}, overridden by the spec")
 
-    def resize_for(self, size: int) -> int:
-        """The resize for an input ``size`` at this model's own crop ratio: ``floor(size / crop_pct)`` (timm's rule),
-        else ``floor(size * resize_size / crop_size)`` (256 for 224 at ImageNet's usual 0.875); ``size`` for a warp
-        with no crop (the whole image is the input)."""
-        if not self.keep_aspect and self.resize_size == self.crop_size:
-            return size
-        if self.crop_pct is not None:
-            return math.floor(size / self.crop_pct)
-        return size * self.resize_size // self.crop_size
 
-    def crop_ratio(self) -> str:
-        """This model's crop ratio, as said in messages: timm's ``crop_pct``, else crop / resize to three digits."""
-        return f"{self.crop_pct:g}" if self.crop_pct is not None else f"{self.crop_size / self.resize_size:.3g}"
-
-
-def resize_below_crop(resize: int, crop: int, source: str, in_spec: bool = True, own: Preprocessing | None = None) -> str:
-    """A spec's ``?resize=`` below the crop its model is fed (``source``: where that crop comes from), and the fix;
-    said at startup where the crop is known then (visionaudit/models/preprocessing_before_load.py), else as the model
-    loads. ``in_spec`` False: the resize was given elsewhere (an ONNX file's metadata), so the fix names no ``?resize=``.
-    ``own``: the model's preprocessing, whose resize at its own crop ratio the fix names (ImageNet's 0.875 without)."""
+def resize_below_crop(resize: int, own: Preprocessing, in_spec: bool = True) -> str:
+    """A spec's ``?resize=`` below the crop its model is fed (``own``: the model's preprocessing without it, whose
+    source says where that crop comes from, and whose size and resize the fix names), and the fix; said at startup
+    where the crop is known then (visionaudit/models/preprocessing_before_load.py), else as the model loads.
+    ``in_spec`` False: the resize was given elsewhere (an ONNX file's metadata), so the fix names no ``?resize=``."""
+    crop = own.crop_size
     key, given, crop_with_it = (("?resize=", f"?resize={resize}", "?size=N&resize=M, M at least N") if in_spec
                                 else ("resize", f"resize {resize}", "resize at least size"))
-    own = own or Preprocessing(crop_size=crop, resize_size=math.floor(crop / 0.875))
-    keeps = f" (resize={own.resize_for(crop)} keeps this model's crop ratio, {own.crop_ratio()})" \
-        if own.resize_for(crop) >= crop else ""  # a padded model's own (timm's crop_pct above 1) is below its crop
-    return (f"{given} is below the crop size {crop} this model is fed ({source}): the image is resized to "
-            f"{resize} pixels, then its centre {crop} x {crop} cut, which does not fit. Give {key} at least {crop}"
-            f"{keeps}, leave {key} out, or give the crop with it: {crop_with_it}")
-
+    without = f"without it this model is fed size={crop}, resize={own.resize_size}"
+    if own.resize_size < crop:  # timm's crop_pct above 1: its own configuration pads, a resize given is not padded
+        return (f"{given} is below the crop size {crop} this model is fed ({own.source}): the suite pads an image "
+                f"resized below the crop only where the model's own configuration asks it (timm's crop_pct "
+                f"{own.crop_pct:g}), not for a {key} given. Give {key} at least {crop}, leave {key} out ({without}, "
+                f"padded with black to {crop}), or give the crop with it: {crop_with_it}")
+    return (f"{given} is below the crop size {crop} this model is fed ({own.source}): the image is resized to "
+            f"{resize} pixels, then its centre {crop} x {crop} cut, which does not fit. Give {key} at least {crop} "
+            f"({without}), leave {key} out, or give the crop with it: {crop_with_it}")
 
 # What each preprocessing key of a spec's query accepts: said when a value is refused.
 OVERRIDE_VALUES = {
@@ -274,24 +266,26 @@ TIMM_CROP_MODES = {
 }
 
 
-def from_timm_config(config: Mapping[str, Any], source: str) -> Preprocessing:
+def from_timm_config(config: Mapping[str, Any], source: str, num_classes: int | None = None) -> Preprocessing:
     """From timm's ``resolve_data_config`` dict (input_size, crop_pct, crop_mode, interpolation, mean, std): the
     pixels timm's own eval transform makes. ``crop_mode`` ``center`` (the default) keeps the aspect, ``squash``
     warps the whole image (``keep_aspect=False``); crop_pct above 1 pads the resized image with black to the crop,
     as timm's centre crop does. What the suite does not make is a SpecError saying what the model expects:
-    ``border`` (the longest side scaled, padded with the mean colour) and a non-square input."""
+    ``border`` (the longest side scaled, padded with the mean colour) and a non-square input; ``num_classes`` (the
+    configuration's) 0 adds that the weights are a feature encoder's (timm 1.0's such tags all are)."""
     height, width = (int(v) for v in config["input_size"][-2:])
     crop_pct = float(config.get("crop_pct") or 0.875)
     mode = config.get("crop_mode") or "center"
+    encoder = ("; its pretrained weights are a feature encoder's (num_classes 0 in its configuration), with no "
+               "classifier head to audit" if num_classes == 0 else "")
     if height != width:
         raise SpecError(f"{source} asks for a {height} x {width} input (height x width, not square), and the suite feeds "
-                        "square images only: audit a timm model whose input_size is square")
+                        f"square images only{encoder}: audit another model")
     if mode not in TIMM_CROP_MODES:
         what = ("the longest side scaled to floor(size / crop_pct), then padded with its mean colour to size x size"
                 if mode == "border" else "a geometry the suite does not know")
         raise SpecError(f"{source} asks for crop_mode {mode!r} ({what}), an input the suite does not make "
-                        f"(it makes crop_mode {' and '.join(map(repr, TIMM_CROP_MODES))}): audit another tag or "
-                        "a model whose pretrained configuration has one of those")
+                        f"(it makes crop_mode {' and '.join(map(repr, TIMM_CROP_MODES))}){encoder}: audit another model")
     return Preprocessing(
         crop_size=height,
         resize_size=math.floor(height / crop_pct),

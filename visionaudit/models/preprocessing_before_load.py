@@ -74,7 +74,8 @@ def timm_preprocessing(name: str, model: Any = None) -> Preprocessing | None:
     from timm.data import resolve_data_config
 
     config = resolve_data_config({}, pretrained_cfg=cfg or {}, model=model)
-    return from_timm_config(config, f"timm {name} data config")
+    num_classes = cfg.get("num_classes") if cfg is not None else getattr(model, "num_classes", None)
+    return from_timm_config(config, f"timm {name} data config", num_classes)
 
 
 def timm_pretrained_cfg_before_load(name: str) -> dict[str, Any] | None:
