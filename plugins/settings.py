@@ -28,6 +28,7 @@ from visionaudit.models.model_names import named_spec
 from visionaudit.models.preprocessing_before_load import (
     check_image_classifier,
     check_resize,
+    check_timm_input,
 )
 from visionaudit.models.specs import (
     DEFAULT_MODEL,
@@ -147,9 +148,11 @@ def _check_model(parsed: ModelSpec, no_downloads: bool) -> None:
     """A hub model's files: in the cache (fetched now if allowed), its image processor one the suite follows; a
     factory: its module on the import path and defining it (read, not imported: the controller runs no model code);
     the same for an ONNX file's ``?reference=`` model (the deployment audit loads it) and a state dict's
-    architecture; a checkpoint that holds pickled objects (read, never unpickled); a ``?resize=`` below the crop known
-    before the model loads; a torchvision model that is not an image classifier; else exit 4."""
+    architecture; a checkpoint that holds pickled objects (read, never unpickled); a timm configuration whose input the
+    suite does not make (before its weights are fetched); a ``?resize=`` below the crop known before the model loads;
+    a torchvision model that is not an image classifier; else exit 4."""
     check_image_classifier(parsed)  # first: before the class checks read a segmentation model's labels as its classes
+    check_timm_input(parsed)
     check_available(parsed, no_downloads)
     check_preprocessing(parsed)
     check_resize(parsed)
@@ -167,6 +170,7 @@ def _check_model(parsed: ModelSpec, no_downloads: bool) -> None:
         reference = reference_spec(parsed)
         try:
             check_image_classifier(reference, who="")  # the message below names the spec
+            check_timm_input(reference, who="")
             check_available(reference, no_downloads)
             check_preprocessing(reference)
             check_resize(reference, who="")

@@ -25,9 +25,10 @@ class Geometry:
     """How an image file becomes a square uint8 tensor.
 
     ``crop=True`` (natural images): resize the short side to ``resize_size``, then centre-crop
-    ``crop_size``. ``crop=False`` (stimuli, and models whose processor warps, as ViT's): the whole image to
-    ``resize_size`` x ``resize_size``, its aspect not kept, then centre-cropped to ``crop_size`` when that is
-    smaller (for stimuli the two are equal: nothing cut away); an image already that size is taken unchanged.
+    ``crop_size``. ``crop=False`` (stimuli, and models whose processor warps, as ViT's, or timm's ``squash``): the
+    whole image to ``resize_size`` x ``resize_size``, its aspect not kept, then centre-cropped to ``crop_size`` when
+    that is smaller (for stimuli the two are equal: nothing cut away); an image already that size is taken unchanged.
+    A resize below the crop (timm's crop_pct above 1) is padded with black to it, as torchvision's centre crop pads.
     """
 
     resize_size: int
@@ -59,7 +60,10 @@ class Preprocessing:
     ``resize_size`` x ``resize_size``, then centre-cropped to ``crop_size`` (nothing when they are equal). Said in
     the report only when False. ``floor_crop``: the centre crop starts at ``(side - crop) // 2`` (Hugging Face
     image processors' ``center_crop``) instead of torchvision's ``round((side - crop) / 2)``, one pixel apart when
-    the difference is odd; said in the report only when True.
+    the difference is odd; said in the report only when True. ``crop_pct``: timm's, where its configuration gives
+    the model's preprocessing (None once a spec sets the size or resize). Above 1 (timm's VOLO at 448) the resize is
+    below the crop and the image is padded with black to it, as timm's centre crop does; nowhere else is a resize
+    below the crop accepted. Not in the report: ``resize_size`` and ``crop_size`` say it.
     """
 
     crop_size: int = 224
@@ -70,6 +74,7 @@ class Preprocessing:
     source: str = "default ImageNet preprocessing"
     keep_aspect: bool = True
     floor_crop: bool = False
+    crop_pct: float | None = None
 
     def __post_init__(self) -> None:
         if self.interpolation not in INTERPOLATIONS:
@@ -78,7 +83,8 @@ class Preprocessing:
             raise SpecError(f"mean has {len(self.mean)} values but std has {len(self.std)}; give one per input channel")
         if any(s <= 0 for s in self.std):
             raise SpecError(f"std must be positive, got {self.std}")
-        if self.crop_size <= 0 or self.resize_size < self.crop_size:
+        padded = self.crop_pct is not None and self.crop_pct > 1  # timm's: a resize below the crop, padded to it
+        if self.crop_size <= 0 or self.resize_size <= 0 or (self.resize_size < self.crop_size and not padded):
             raise SpecError(f"resize size {self.resize_size} must be at least the crop size {self.crop_size} (> 0)")
 
     @property
@@ -119,6 +125,7 @@ class Preprocessing:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["mean"], d["std"] = list(self.mean), list(self.std)
+        del d["crop_pct"]  # resize_size and crop_size say what is fed; reports read as before
         for key, usual in (("keep_aspect", True), ("floor_crop", False)):
             if d[key] == usual:  # the usual rule goes unsaid: reports of such models read as before
                 del d[key]
@@ -139,8 +146,10 @@ class Preprocessing:
                 changes["resize_size"] = given["size"] if warp_only else math.floor(given["size"] / 0.875)
         if "resize" in given:
             if "size" not in given and given["resize"] < self.crop_size:  # with ?size=, override_values compared them
-                raise SpecError(resize_below_crop(given["resize"], self.crop_size, self.source, in_spec))
+                raise SpecError(resize_below_crop(given["resize"], self, in_spec))
             changes["resize_size"] = given["resize"]
+        if "size" in given or "resize" in given:
+            changes["crop_pct"] = None  # the configuration's ratio no longer says what is fed; no padding either
         for key in ("interpolation", "mean", "std"):
             if key in given:
                 changes[key] = given[key]
@@ -149,17 +158,23 @@ class Preprocessing:
         return replace(self, **changes, source=f"{self.source}, overridden by the spec")
 
 
-def resize_below_crop(resize: int, crop: int, source: str, in_spec: bool = True) -> str:
-    """A spec's ``?resize=`` below the crop its model is fed (``source``: where that crop comes from), and the fix;
-    said at startup where the crop is known then (visionaudit/models/preprocessing_before_load.py), else as the model
-    loads. ``in_spec`` False: the resize was given elsewhere (an ONNX file's metadata), so the fix names no ``?resize=``."""
+def resize_below_crop(resize: int, own: Preprocessing, in_spec: bool = True) -> str:
+    """A spec's ``?resize=`` below the crop its model is fed (``own``: the model's preprocessing without it, whose
+    source says where that crop comes from, and whose size and resize the fix names), and the fix; said at startup
+    where the crop is known then (visionaudit/models/preprocessing_before_load.py), else as the model loads.
+    ``in_spec`` False: the resize was given elsewhere (an ONNX file's metadata), so the fix names no ``?resize=``."""
+    crop = own.crop_size
     key, given, crop_with_it = (("?resize=", f"?resize={resize}", "?size=N&resize=M, M at least N") if in_spec
                                 else ("resize", f"resize {resize}", "resize at least size"))
-    return (f"{given} is below the crop size {crop} this model is fed ({source}): the image is resized to "
+    without = f"without it this model is fed size={crop}, resize={own.resize_size}"
+    if own.resize_size < crop:  # timm's crop_pct above 1: its own configuration pads, a resize given is not padded
+        return (f"{given} is below the crop size {crop} this model is fed ({own.source}): the suite pads an image "
+                f"resized below the crop only where the model's own configuration asks it (timm's crop_pct "
+                f"{own.crop_pct:g}), not for a {key} given. Give {key} at least {crop}, leave {key} out ({without}, "
+                f"padded with black to {crop}), or give the crop with it: {crop_with_it}")
+    return (f"{given} is below the crop size {crop} this model is fed ({own.source}): the image is resized to "
             f"{resize} pixels, then its centre {crop} x {crop} cut, which does not fit. Give {key} at least {crop} "
-            f"(resize={math.floor(crop / 0.875)} keeps the usual 0.875 crop ratio), leave {key} out, or give the crop "
-            f"with it: {crop_with_it}")
-
+            f"({without}), leave {key} out, or give the crop with it: {crop_with_it}")
 
 # What each preprocessing key of a spec's query accepts: said when a value is refused.
 OVERRIDE_VALUES = {
@@ -244,17 +259,43 @@ def from_torchvision_transforms(transforms: Any, source: str) -> Preprocessing:
     )
 
 
-def from_timm_config(config: Mapping[str, Any], source: str) -> Preprocessing:
-    """From timm's ``resolve_data_config`` dict (input_size, crop_pct, interpolation, mean, std)."""
-    crop = int(config["input_size"][-1])
+# timm's eval transform (timm.data.transforms_factory.transforms_imagenet_eval) by the configuration's crop_mode.
+TIMM_CROP_MODES = {
+    "center": "the short side to floor(size / crop_pct), centre crop",
+    "squash": "the whole image to floor(size / crop_pct) square, its aspect not kept, centre crop",
+}
+
+
+def from_timm_config(config: Mapping[str, Any], source: str, num_classes: int | None = None) -> Preprocessing:
+    """From timm's ``resolve_data_config`` dict (input_size, crop_pct, crop_mode, interpolation, mean, std): the
+    pixels timm's own eval transform makes. ``crop_mode`` ``center`` (the default) keeps the aspect, ``squash``
+    warps the whole image (``keep_aspect=False``); crop_pct above 1 pads the resized image with black to the crop,
+    as timm's centre crop does. What the suite does not make is a SpecError saying what the model expects:
+    ``border`` (the longest side scaled, padded with the mean colour) and a non-square input; ``num_classes`` (the
+    configuration's) 0 adds that the weights are a feature encoder's (timm 1.0's such tags all are)."""
+    height, width = (int(v) for v in config["input_size"][-2:])
     crop_pct = float(config.get("crop_pct") or 0.875)
+    mode = config.get("crop_mode") or "center"
+    encoder = ("; its pretrained weights are a feature encoder's (num_classes 0 in its configuration), with no "
+               "classifier head to audit" if num_classes == 0 else "")
+    if height != width:
+        raise SpecError(f"{source} asks for a {height} x {width} input (height x width, not square), and the suite feeds "
+                        f"square images only{encoder}: audit another model")
+    if mode not in TIMM_CROP_MODES:
+        what = ("the longest side scaled to floor(size / crop_pct), then padded with its mean colour to size x size"
+                if mode == "border" else "a geometry the suite does not know")
+        raise SpecError(f"{source} asks for crop_mode {mode!r} ({what}), an input the suite does not make "
+                        f"(it makes crop_mode {' and '.join(map(repr, TIMM_CROP_MODES))}){encoder}: audit another model")
     return Preprocessing(
-        crop_size=crop,
-        resize_size=math.floor(crop / crop_pct),
+        crop_size=height,
+        resize_size=math.floor(height / crop_pct),
         interpolation=str(config.get("interpolation", "bicubic")),
         mean=tuple(float(v) for v in config["mean"]),
         std=tuple(float(v) for v in config["std"]),
-        source=source,
+        source=f"{source}, crop_mode {mode} and crop_pct {crop_pct:g}: {TIMM_CROP_MODES[mode]}"
+               + (", padded with black where the image is smaller" if crop_pct > 1 else ""),
+        keep_aspect=mode == "center",
+        crop_pct=crop_pct,
     )
 
 

@@ -127,6 +127,20 @@ def test_thumbnails_redraw_the_runs_transforms(shared_data):
     assert transform_strips(TWO, shared_data / "nowhere") is None
 
 
+def test_thumbnails_warp_where_the_model_was_fed_a_warp():
+    """Review 39 R5: the strips always cropped, though the report said ``keep_aspect: false`` (a timm squash model, an
+    ``hf:`` ViT) and ``floor_crop: true`` (a Hugging Face processor's crop offset)."""
+    from visionaudit.html.thumbnails import _geometry
+    from visionaudit.preprocessing import Geometry
+
+    report = json.loads(json.dumps(TWO))
+    model = next(iter(report["models"]))
+    report["models"][model]["preprocessing"].update(resize_size=213, crop_size=192, interpolation="bicubic")
+    assert _geometry(report) == Geometry(213, 192, "bicubic", crop=True)
+    report["models"][model]["preprocessing"].update(keep_aspect=False, floor_crop=True)
+    assert _geometry(report) == Geometry(213, 192, "bicubic", crop=False, floor_crop=True)
+
+
 def test_the_baseline_figure_draws_every_comparison_and_says_how_it_paired():
     html = render(AGAINST)
     assert all(f"red_dominant channel_shares {c}" in html for c in "RGB")  # the vector regression, one row per channel

@@ -303,3 +303,17 @@ def test_the_logit_cache_keys_an_onnx_model_by_its_file_and_runtime(tmp_path, mo
         assert not torch.equal(inference.clean_logits(other, sample, images), first)
     finally:
         logit_cache.configure(previous)
+
+
+@pytest.mark.parametrize("pre, what", [
+    (Preprocessing(crop_size=32, resize_size=36, keep_aspect=False, source="a warp"), "warps the whole image"),
+    (Preprocessing(crop_size=32, resize_size=27, crop_pct=1.15, source="padded"), "resizes to 27, below its crop 32"),
+])
+def test_export_refuses_a_preprocessing_its_metadata_cannot_record(tmp_path, pre, what):
+    """Review 39 R3/R4: the metadata has no key for a warp (its reader feeds a centre crop) nor for a resize below the
+    crop (its reader refuses the file it wrote). Refused before anything is written, saying what and why."""
+    path = tmp_path / "m.onnx"
+    with pytest.raises(SpecError) as refused:
+        export_tiny(path, None, preprocessing=pre)
+    assert f"export_onnx: this preprocessing ({pre.source}) {what}" in str(refused.value), str(refused.value)
+    assert "cannot record it" in str(refused.value) and not path.exists()

@@ -136,6 +136,21 @@ def test_a_resize_below_a_timm_crop_stops_the_run_at_startup_in_the_loads_words(
     assert "Traceback" not in output and not (team.path / "bounds.json").exists()  # no test ran
 
 
+def test_a_timm_model_fed_an_input_the_suite_does_not_make_stops_the_run_at_startup(team, tmp_path, monkeypatch):
+    """Stop 39: timm's registry gives deepseek_vit_412m's tag crop_mode 'border' (the longest side scaled, padded with
+    the mean colour), which the suite fed as a centre crop. Refused before its weights are looked for (none here)."""
+    pytest.importorskip("timm", reason="in the timm extra: pip install 'visionaudit[timm]'")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    spec = "timm:deepseek_vit_412m.deepseek_v4_1_flash"
+    result = team.runpytest_subprocess("--model", spec, *RUN)
+    output = _output(result)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, output[-3000:]
+    assert (f"--model {spec}: timm deepseek_vit_412m.deepseek_v4_1_flash data config asks for crop_mode 'border'"
+            in output), output[-3000:]
+    assert "not in the cache" not in output and "Traceback" not in output and not (team.path / "loads.log").exists()
+
+
 @pytest.mark.parametrize("spec", ["torchvision:fcn_resnet50", "torchvision:fcn_resnet50:none"])
 def test_a_torchvision_model_that_is_not_an_image_classifier_stops_the_run_at_startup(team, spec):
     """Review 38 finding 2: ``:none`` started, each test erroring as the model loaded (exit 1); with its DEFAULT weights

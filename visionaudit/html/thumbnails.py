@@ -41,7 +41,8 @@ def _geometry(report: dict[str, Any]) -> Geometry:
     for spec in audited_models(report):
         p = report.get("models", {}).get(spec, {}).get("preprocessing") or {}
         if isinstance(p.get("crop_size"), int) and isinstance(p.get("resize_size"), int):
-            return Geometry(p["resize_size"], p["crop_size"], p.get("interpolation") or "bilinear", crop=True)
+            return Geometry(p["resize_size"], p["crop_size"], p.get("interpolation") or "bilinear",
+                            crop=p.get("keep_aspect", True), floor_crop=p.get("floor_crop", False))
     return Geometry(256, 224, "bilinear", crop=True)
 
 
@@ -82,8 +83,9 @@ def transform_strips(report: dict[str, Any], data_root: Path, images: str | None
         label = name if severity == 1.0 else f"{name} (severity {severity:g})"
         out[label] = [_jpeg_uri(img, size) for img in TRANSFORMS[name](batch, list(image_set.sample_ids), seed, severity)]
     geometry = _geometry(report)
+    warp = "" if geometry.crop else " (the whole image, its aspect not kept)"
     caption = (f"The first {len(paths)} labelled images ({', '.join(image_set.sample_ids)}) at {_model_of(report)}'s resize "
-               f"{geometry.resize_size} and crop {geometry.crop_size}, with the run's seed {seed}: the draws it made.")
+               f"{geometry.resize_size}{warp} and crop {geometry.crop_size}, with the run's seed {seed}: the draws it made.")
     return {"strips": out, "caption": caption}
 
 

@@ -46,6 +46,7 @@ from visionaudit.models.specs import (
     parse_spec,
     torchvision_weights_enum,
 )
+from visionaudit.models.timm_configs import registered_cfg
 
 _HF_PLACEHOLDER = re.compile(r"^LABEL_\d+$")  # transformers' id2label when nobody named the classes
 # Hugging Face ImageNet configs carry the classic list ("tench, Tinca tinca", ...); torchvision's names are one
@@ -148,12 +149,8 @@ def _timm_outputs(name: str) -> int | None:
     configuration, which ships in the package: nothing is built or downloaded. None when timm is absent or does
     not know the name (the load then says so)."""
     try:
-        from timm.models import get_pretrained_cfg
+        cfg = registered_cfg(name)  # None for a name timm cannot resolve: the load names the problem
     except ImportError:
-        return None
-    try:
-        cfg = get_pretrained_cfg(name)
-    except Exception:  # noqa: BLE001 (a name timm cannot parse: the load names the problem)
         return None
     outputs = getattr(cfg, "num_classes", None)
     return outputs if isinstance(outputs, int) and outputs > 0 else None
@@ -166,11 +163,9 @@ def _timm_spec_outputs(spec: ModelSpec) -> int | None:
     outputs = _timm_outputs(spec.name)
     if spec.path is None or outputs is None:
         return outputs
-    from timm.models import get_pretrained_cfg
-
     from visionaudit.models.checkpoints import tensor_shapes
 
-    classifier = getattr(get_pretrained_cfg(spec.name), "classifier", None)
+    classifier = getattr(registered_cfg(spec.name), "classifier", None)
     if isinstance(classifier, (tuple, list)):  # a distilled model's two heads: the first is the class head
         classifier = classifier[0] if classifier else None
     shapes = tensor_shapes(spec.path) if isinstance(classifier, str) else None

@@ -29,6 +29,7 @@ from visionaudit.errors import CheckpointError, SpecError, closest
 from visionaudit.files import sha256_file
 from visionaudit.formatting import first_few
 from visionaudit.models.specs import ModelSpec
+from visionaudit.models.timm_configs import registered_cfg
 
 HF_OFFLINE_ENV = "HF_HUB_OFFLINE"
 # A transformers classifier: its configuration, its weights (one of them, safetensors first), its image processor's
@@ -179,7 +180,7 @@ def timm_pretrained_cfg(name: str, raw: str):
     tags are refused naming the close ones."""
     try:
         import timm
-        from timm.models import get_pretrained_cfg, is_model, split_model_name_tag
+        from timm.models import is_model, split_model_name_tag
     except ImportError:
         raise SpecError("timm: specs need timm: pip install 'visionaudit[timm]'") from None
     arch, tag = split_model_name_tag(name)
@@ -188,10 +189,7 @@ def timm_pretrained_cfg(name: str, raw: str):
         raise SpecError(f"--model {raw}: timm has no model {arch!r}"
                         + (f"; did you mean timm:{near}?" if near else "; see timm.list_models()"))
     tags = timm.list_pretrained(f"{arch}.*")
-    try:
-        cfg = get_pretrained_cfg(name)
-    except RuntimeError:
-        cfg = None
+    cfg = registered_cfg(name)
     if cfg is None or (tag and f"{arch}.{tag}" not in tags):
         if not tags:
             raise SpecError(f"--model {raw}: timm has no pretrained weights for {arch}; give a checkpoint (timm:{arch}:PATH) "

@@ -202,6 +202,7 @@ def _build_timm(name: str, checkpoint: Path | None, pretrained: bool, state: Map
         import timm
     except ImportError:
         raise SpecError("timm: specs need timm: pip install 'visionaudit[timm]'") from None
+    timm_preprocessing(name)  # an input the suite does not make is refused before any weights are fetched or built
     overlay = None
     if pretrained:  # timm's own weights, from the Hugging Face cache under the suite's download policy
         checkpoint = hub.timm_weights(name, f"timm:{name}")

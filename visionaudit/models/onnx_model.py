@@ -318,12 +318,29 @@ def open_model(path: Path, device: torch.device) -> OnnxModel:
                      class_names(graph), f"the ONNX file's metadata ({METADATA_CLASSES})", sha, sha_of, parameter_count(graph))
 
 
+def check_recordable(pre: Preprocessing) -> None:
+    """A preprocessing the metadata's keys (:data:`PREPROCESSING_KEYS`) cannot record is a SpecError saying what and
+    why: its reader (:func:`own_preprocessing`) would feed the file a centre crop of a resize at least the crop."""
+    if not pre.keep_aspect:
+        what = "warps the whole image, its aspect not kept (keep_aspect false), which the file would be fed centre-cropped"
+    elif pre.resize_size < pre.crop_size:
+        what = (f"resizes to {pre.resize_size}, below its crop {pre.crop_size}, and pads to it, which the file's reader "
+                "refuses (a resize below the size)")
+    else:
+        return
+    raise SpecError(f"export_onnx: this preprocessing ({pre.source}) {what}; the ONNX file's metadata "
+                    f"({METADATA_PREPROCESSING}: {', '.join(PREPROCESSING_KEYS)}) cannot record it. Export without "
+                    "preprocessing= and audit the model itself (its spec), not the file, where these pixels matter")
+
+
 def export_onnx(module: nn.Module, example: torch.Tensor, path: str | Path, preprocessing: Preprocessing | None = None,
                 names: list[str] | tuple[str, ...] | None = None) -> Path:
     """``module`` (eval) exported to ``path`` by torch's dynamo exporter, its batch dimension dynamic, its weights in
     the file (external data only past protobuf's 2 GB); with ``preprocessing`` and ``names`` the metadata properties
     this module reads back (module docstring)."""
     path = Path(path)
+    if preprocessing is not None:
+        check_recordable(preprocessing)  # before the export's minutes, not after
     batch = torch.export.Dim("batch", min=1, max=4096)
     program = torch.onnx.export(module, (example,), dynamo=True, dynamic_shapes=({0: batch},), verbose=False)
     if preprocessing is not None:

@@ -1,7 +1,8 @@
 """A model's preprocessing where it is known before the model loads (from the spec, torchvision's weights' metadata,
 timm's registry of pretrained configurations, an ``hf:`` model's image processor already on disk), and the startup
-checks that use it: a torchvision model that is not an image classifier, and a spec's ``?resize=`` below the crop its
-model is fed, stop the run (exit 4) before any model loads. Where the crop is known only as the model loads (an
+checks that use it: a torchvision model that is not an image classifier, a timm model whose configuration asks for an
+input the suite does not make, and a spec's ``?resize=`` below the crop its model is fed, stop the run (exit 4) before
+any model loads. Where the crop is known only as the model loads (an
 ``hf:`` repo's image processor not yet downloaded, a file ``?arch=`` that is not an architecture, a timm name timm
 cannot resolve; an ONNX file's is read at parse time by onnx_model.check_onnx_spec) the load refuses it with the same
 message (:meth:`visionaudit.preprocessing.Preprocessing.with_overrides`).
@@ -20,6 +21,7 @@ from visionaudit.models.specs import (
     parse_spec,
     torchvision_weights_enum,
 )
+from visionaudit.models.timm_configs import registered_cfg
 from visionaudit.preprocessing import (
     Preprocessing,
     from_timm_config,
@@ -72,7 +74,8 @@ def timm_preprocessing(name: str, model: Any = None) -> Preprocessing | None:
     from timm.data import resolve_data_config
 
     config = resolve_data_config({}, pretrained_cfg=cfg or {}, model=model)
-    return from_timm_config(config, f"timm {name} data config")
+    num_classes = cfg.get("num_classes") if cfg is not None else getattr(model, "num_classes", None)
+    return from_timm_config(config, f"timm {name} data config", num_classes)
 
 
 def timm_pretrained_cfg_before_load(name: str) -> dict[str, Any] | None:
@@ -81,16 +84,10 @@ def timm_pretrained_cfg_before_load(name: str) -> dict[str, Any] | None:
     or random (a replaced classifier head leaves the input as it is). None where that is not known now: timm not
     installed, a name or tag it has not, a name it registers no configuration for (a deprecated alias)."""
     try:
-        from timm.models import get_pretrained_cfg, is_model, split_model_name_tag
+        cfg = registered_cfg(name)
     except ImportError:  # the timm extra is not installed: the startup check and the load name the fix
         return None
-    try:
-        if not is_model(split_model_name_tag(name)[0]):
-            return None
-        cfg = get_pretrained_cfg(name)
-    except Exception:  # noqa: BLE001 (an unknown tag, a name timm cannot parse: the load names the problem)
-        return None
-    return None if cfg is None else cfg.to_dict()
+    return None if cfg is None else cfg.to_dict()  # an unknown name or tag: the load names the problem
 
 
 def _torchvision_weights(name: str, weights: str | None) -> Any:
@@ -198,6 +195,24 @@ def check_image_classifier(spec: ModelSpec, who: str | None = None) -> None:
 def _with_who(text: str, spec: ModelSpec, who: str | None) -> str:
     who = f"--model {spec.raw}" if who is None else who
     return f"{who}: {text}" if who else text
+
+
+def check_timm_input(spec: ModelSpec, who: str | None = None) -> None:
+    """At startup: a timm model (or a state dict's timm ``?arch=``) whose registered configuration asks for an input
+    the suite does not make (crop_mode ``border``, a non-square input: :func:`visionaudit.preprocessing.from_timm_config`)
+    is a SpecError (exit 4) naming the spec (``who``, as for :func:`check_image_classifier`), with the load's words."""
+    if spec.kind == "state_dict" and "arch" in spec.options:
+        try:
+            timm_arch = architecture_of(spec.options["arch"]).kind == "timm"
+        except VisionAuditError:
+            return  # the load names the architecture's problem
+    else:
+        timm_arch = spec.kind == "timm"
+    if timm_arch:
+        try:
+            known_preprocessing(spec)
+        except SpecError as e:
+            raise SpecError(_with_who(str(e), spec, who)) from None
 
 
 def check_resize(spec: ModelSpec, who: str | None = None) -> None:
