@@ -151,10 +151,11 @@ def test_baseline_gate_against_itself(team_report, team, shared_data, tmp_path):
 
 @pytest.fixture(scope="session")
 def team_accuracy_report(team, shared_data, request) -> Path:
-    """The 16-category model's clean top-1 alone, run once per session (its clean pass from the session's logit cache,
-    made by team_report's run): the preprocessing-change gate's baseline. A gate recomputes every condition its
-    baseline holds (Holm runs over the whole set): against team_report that was the 1,280 stimuli and the nine
-    transforms again at the wrong size, two thirds of the gate's time, for comparisons this test does not read."""
+    """The 16-category model's clean top-1 alone, run once per session (its clean pass shared with team_report's run
+    through the session's logit cache, whichever makes it first): the preprocessing-change gate's baseline. A gate
+    recomputes every condition its baseline holds (Holm runs over the whole set): against team_report that was the
+    1,280 stimuli and the nine transforms again at the wrong size, two thirds of the gate's time, for comparisons this
+    test does not read."""
     proc, data, path = audit_once(request, shared_data, "team-accuracy", "-k", "test_clean_top1",
                                   f"--audit-images={team / 'images'}", f"--audit-config={team / 'audit.toml'}",
                                   model=spec(team / "classes.txt"))

