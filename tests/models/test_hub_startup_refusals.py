@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.conftest import ROOT
 from tests.hub_models import CLASSES
@@ -56,6 +57,33 @@ def test_timm_refusals_come_at_startup(hub_cache):
                                              r"model.safetensors or pytorch_model.bin\).*hf download timm/test_resnet.r160_in1k"):
         check_available(parse_spec("timm:test_resnet.r160_in1k"))
     check_available(parse_spec("timm:test_resnet:none"))  # random weights: nothing to fetch
+
+
+def test_a_timm_architecture_timm_has_not_is_refused_at_startup_whatever_its_weights(tmp_path):
+    """A typo in a random-init, checkpoint or state dict's ``?arch=`` timm spec (only the pretrained tags' lookup caught
+    it; the others failed as their tests' load errors), with timm's closest name; a deprecated alias (timm registers
+    it) is not refused. The load says the same words."""
+    pytest.importorskip("timm", reason="in the timm extra: pip install 'visionaudit[timm]'")
+    from safetensors.torch import save_file
+
+    from visionaudit.models.preprocessing_before_load import check_timm_input
+
+    weights = tmp_path / "w.safetensors"
+    save_file({"x": torch.zeros(1)}, str(weights))
+    said = "timm has no model 'resnett18'; did you mean timm:resnet18?"
+    for spec in ("timm:resnett18:none", f"timm:resnett18:{weights}", f"{weights}?arch=timm:resnett18"):
+        with pytest.raises(SpecError) as refused:
+            check_timm_input(parse_spec(spec))
+        assert str(refused.value) == f"--model {parse_spec(spec).raw}: {said}"
+    check_timm_input(parse_spec("timm:convnext_tiny_in22ft1k:none"))  # deprecated: timm builds convnext_tiny's
+    with pytest.raises(SpecError, match=f"^{said}"):
+        load_model("timm:resnett18:none", "cpu")
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    env.pop("PYTEST_XDIST_WORKER", None)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "audits", "-p", "no:cacheprovider", "-n", "0", "--model",
+                           "timm:resnett18:none", "-k", "test_weight_shares"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 4 and said in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-3000:]
 
 
 def test_class_folders_that_match_no_id2label_name_stop_the_run_at_startup(tmp_path, vit_folder):

@@ -29,7 +29,7 @@ from visionaudit.errors import CheckpointError, SpecError, closest
 from visionaudit.files import sha256_file
 from visionaudit.formatting import first_few
 from visionaudit.models.specs import ModelSpec
-from visionaudit.models.timm_configs import registered_cfg
+from visionaudit.models.timm_configs import registered_cfg, unknown_architecture
 
 HF_OFFLINE_ENV = "HF_HUB_OFFLINE"
 # A transformers classifier: its configuration, its weights (one of them, safetensors first), its image processor's
@@ -180,14 +180,13 @@ def timm_pretrained_cfg(name: str, raw: str):
     tags are refused naming the close ones."""
     try:
         import timm
-        from timm.models import is_model, split_model_name_tag
+        from timm.models import split_model_name_tag
     except ImportError:
         raise SpecError("timm: specs need timm: pip install 'visionaudit[timm]'") from None
     arch, tag = split_model_name_tag(name)
-    if not is_model(arch):
-        near = closest(arch, timm.list_models())
-        raise SpecError(f"--model {raw}: timm has no model {arch!r}"
-                        + (f"; did you mean timm:{near}?" if near else "; see timm.list_models()"))
+    unknown = unknown_architecture(name)
+    if unknown:
+        raise SpecError(f"--model {raw}: {unknown}")
     tags = timm.list_pretrained(f"{arch}.*")
     cfg = registered_cfg(name)
     if cfg is None or (tag and f"{arch}.{tag}" not in tags):

@@ -8,6 +8,21 @@ from __future__ import annotations
 from typing import Any
 
 
+def unknown_architecture(name: str) -> str | None:
+    """Why timm cannot build ``NAME[.TAG]``'s architecture, naming the closest one it has; None where it can (its
+    deprecated aliases too: timm registers them). ImportError when timm is not installed."""
+    import timm
+    from timm.models import is_model, split_model_name_tag
+
+    from visionaudit.errors import closest
+
+    arch = split_model_name_tag(name)[0]
+    if is_model(arch):
+        return None
+    near = closest(arch, timm.list_models())
+    return f"timm has no model {arch!r}" + (f"; did you mean timm:{near}?" if near else "; see timm.list_models()")
+
+
 def registered_cfg(name: str) -> Any | None:
     """timm's ``PretrainedCfg`` for ``NAME.TAG`` (the default tag's for ``NAME``; an architecture without pretrained
     weights: its ``untrained`` one), the one ``timm.create_model(name)`` looks up. None where timm registers none: a
