@@ -260,13 +260,12 @@ def _why_not_here(model_id: str) -> str | None:
     if spec.kind == "factory":
         return factory_problem(spec.name)
     if spec.kind == "timm":
+        from visionaudit.models.timm_configs import unknown_name
+
         try:
-            import timm
+            return unknown_name(spec.name, model_id)
         except ImportError:
             return None  # cannot tell
-        if not (timm.list_models(spec.name) or timm.list_models(spec.name, pretrained=True)):
-            return f"timm has no model {spec.name!r}"
-        return None
     for key in ("arch", "reference"):
         if key in spec.options:
             why = _why_not_here(spec.options[key])

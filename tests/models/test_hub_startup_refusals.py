@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -61,29 +62,50 @@ def test_timm_refusals_come_at_startup(hub_cache):
 
 def test_a_timm_architecture_timm_has_not_is_refused_at_startup_whatever_its_weights(tmp_path):
     """A typo in a random-init, checkpoint or state dict's ``?arch=`` timm spec (only the pretrained tags' lookup caught
-    it; the others failed as their tests' load errors), with timm's closest name; a deprecated alias (timm registers
-    it) is not refused. The load says the same words."""
+    it; the others failed as their tests' load errors), with timm's closest name in the spec as given; a tag timm has
+    not for the architecture, and timm's own hf-hub names, likewise; a deprecated alias (timm registers it) is not
+    refused, nor warned of as an audit.toml table's model. The load says the same words."""
     pytest.importorskip("timm", reason="in the timm extra: pip install 'visionaudit[timm]'")
     from safetensors.torch import save_file
 
+    from visionaudit.config import _why_not_here
     from visionaudit.models.preprocessing_before_load import check_timm_input
 
     weights = tmp_path / "w.safetensors"
     save_file({"x": torch.zeros(1)}, str(weights))
-    said = "timm has no model 'resnett18'; did you mean timm:resnet18?"
-    for spec in ("timm:resnett18:none", f"timm:resnett18:{weights}", f"{weights}?arch=timm:resnett18"):
-        with pytest.raises(SpecError) as refused:
+    refused = {"timm:resnett18:none": "timm has no model 'resnett18'; did you mean timm:resnet18:none?",
+               f"timm:resnett18:{weights}": f"timm has no model 'resnett18'; did you mean timm:resnet18:{weights}?",
+               f"{weights}?arch=timm:resnett18": "timm has no model 'resnett18'; did you mean timm:resnet18?",
+               "timm:resnet18.nope:none": "timm has no pretrained tag 'nope' for resnet18; known: resnet18.a1_in1k, ",
+               "timm:hf-hub:timm/resnet18.a1_in1k:none": "timm's own hf-hub:ORG/NAME names are not a spec form: give "
+                                                         "timm:NAME.TAG, or the downloaded weights file as a checkpoint"}
+    for spec, said in refused.items():
+        with pytest.raises(SpecError) as refusal:
             check_timm_input(parse_spec(spec))
-        assert str(refused.value) == f"--model {parse_spec(spec).raw}: {said}"
+        assert str(refusal.value).startswith(f"--model {parse_spec(spec).raw}: {said}"), str(refusal.value)
     check_timm_input(parse_spec("timm:convnext_tiny_in22ft1k:none"))  # deprecated: timm builds convnext_tiny's
-    with pytest.raises(SpecError, match=f"^{said}"):
+    assert _why_not_here("timm:convnext_tiny_in22ft1k:none") is None
+    with pytest.raises(SpecError, match="^" + re.escape("timm has no model 'resnett18'; did you mean timm:resnet18?")):
         load_model("timm:resnett18:none", "cpu")
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
     env.pop("PYTEST_XDIST_WORKER", None)
     proc = subprocess.run([sys.executable, "-m", "pytest", "audits", "-p", "no:cacheprovider", "-n", "0", "--model",
                            "timm:resnett18:none", "-k", "test_weight_shares"], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=300)
-    assert proc.returncode == 4 and said in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-3000:]
+    assert proc.returncode == 4 and refused["timm:resnett18:none"] in proc.stdout + proc.stderr, (proc.stdout
+                                                                                                + proc.stderr)[-3000:]
+
+
+def test_a_timm_spec_without_timm_installed_is_refused_at_startup_with_the_install_command(monkeypatch, tmp_path):
+    from visionaudit.models.preprocessing_before_load import check_timm_input
+
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes(b"not read")
+    monkeypatch.setitem(sys.modules, "timm", None)  # import timm raises ImportError, as where it is not installed
+    monkeypatch.setitem(sys.modules, "timm.models", None)
+    for spec in ("timm:resnet18:none", f"{weights}?arch=timm:resnet18"):
+        with pytest.raises(SpecError, match=re.escape("timm: specs need timm: pip install 'visionaudit[timm]'")):
+            check_timm_input(parse_spec(spec))
 
 
 def test_class_folders_that_match_no_id2label_name_stop_the_run_at_startup(tmp_path, vit_folder):

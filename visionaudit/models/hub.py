@@ -29,7 +29,7 @@ from visionaudit.errors import CheckpointError, SpecError, closest
 from visionaudit.files import sha256_file
 from visionaudit.formatting import first_few
 from visionaudit.models.specs import ModelSpec
-from visionaudit.models.timm_configs import registered_cfg, unknown_architecture
+from visionaudit.models.timm_configs import registered_cfg, unknown_name
 
 HF_OFFLINE_ENV = "HF_HUB_OFFLINE"
 # A transformers classifier: its configuration, its weights (one of them, safetensors first), its image processor's
@@ -184,7 +184,7 @@ def timm_pretrained_cfg(name: str, raw: str):
     except ImportError:
         raise SpecError("timm: specs need timm: pip install 'visionaudit[timm]'") from None
     arch, tag = split_model_name_tag(name)
-    unknown = unknown_architecture(name)
+    unknown = unknown_name(name, raw)
     if unknown:
         raise SpecError(f"--model {raw}: {unknown}")
     tags = timm.list_pretrained(f"{arch}.*")

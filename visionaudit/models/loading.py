@@ -43,7 +43,7 @@ from visionaudit.models.specs import (
     parse_spec,
     torchvision_weights_enum,
 )
-from visionaudit.models.timm_configs import unknown_architecture
+from visionaudit.models.timm_configs import unknown_name
 from visionaudit.preprocessing import Preprocessing
 from visionaudit.progress import phase
 
@@ -215,7 +215,7 @@ def _build_timm(name: str, checkpoint: Path | None, pretrained: bool, state: Map
         module = timm.create_model(name, pretrained=pretrained, pretrained_cfg_overlay=overlay)
     except RuntimeError as e:
         if "Unknown model" in str(e):
-            raise SpecError(unknown_architecture(name) or f"timm has no model {name!r}") from None
+            raise SpecError(unknown_name(name) or f"timm has no model {name!r}") from None
         raise CheckpointError(f"timm could not create {name} with pretrained weights ({e}); give a local checkpoint: "
                               f"timm:{name}:PATH") from None
     except Exception as e:

@@ -21,7 +21,7 @@ from visionaudit.models.specs import (
     parse_spec,
     torchvision_weights_enum,
 )
-from visionaudit.models.timm_configs import registered_cfg, unknown_architecture
+from visionaudit.models.timm_configs import registered_cfg, unknown_name
 from visionaudit.preprocessing import (
     Preprocessing,
     from_timm_config,
@@ -198,23 +198,24 @@ def _with_who(text: str, spec: ModelSpec, who: str | None) -> str:
 
 
 def check_timm_input(spec: ModelSpec, who: str | None = None) -> None:
-    """At startup: a timm model (or a state dict's timm ``?arch=``) whose architecture timm has not (a typo: the
-    closest name it has is suggested) or whose registered configuration asks for an input the suite does not make
-    (crop_mode ``border``, a non-square input: :func:`visionaudit.preprocessing.from_timm_config`) is a SpecError
-    (exit 4) naming the spec (``who``, as for :func:`check_image_classifier`), with the load's words."""
+    """At startup: a timm model (or a state dict's timm ``?arch=``) whose architecture or tag timm has not (a typo:
+    the closest name it has is suggested), where timm is not installed, or whose registered configuration asks for an
+    input the suite does not make (crop_mode ``border``, a non-square input:
+    :func:`visionaudit.preprocessing.from_timm_config`) is a SpecError (exit 4) naming the spec (``who``, as for
+    :func:`check_image_classifier`), with the load's words."""
     if spec.kind == "state_dict" and "arch" in spec.options:
         try:
             arch = architecture_of(spec.options["arch"])
         except VisionAuditError:
             return  # the load names the architecture's problem
-        timm_arch, name = arch.kind == "timm", arch.name
+        timm_arch, name, written = arch.kind == "timm", arch.name, spec.options["arch"]
     else:
-        timm_arch, name = spec.kind == "timm", spec.name
+        timm_arch, name, written = spec.kind == "timm", spec.name, spec.raw
     if timm_arch:
         try:
-            unknown = unknown_architecture(name)
-        except ImportError:
-            unknown = None  # the timm extra is not installed: the checks that say so
+            unknown = unknown_name(name, written)
+        except ImportError:  # the load's words
+            unknown = "timm: specs need timm: pip install 'visionaudit[timm]'"
         if unknown:
             raise SpecError(_with_who(unknown, spec, who))
         try:

@@ -8,19 +8,33 @@ from __future__ import annotations
 from typing import Any
 
 
-def unknown_architecture(name: str) -> str | None:
-    """Why timm cannot build ``NAME[.TAG]``'s architecture, naming the closest one it has; None where it can (its
-    deprecated aliases too: timm registers them). ImportError when timm is not installed."""
+def unknown_name(name: str, written: str | None = None) -> str | None:
+    """Why timm cannot build ``NAME[.TAG]``, whatever its weights: an architecture it has not, or a tag it has not
+    for it (the tag picks the configuration, the input included), naming the closest as ``written`` (the spec as
+    given, default ``timm:NAME``) with it in place; None where it can (its deprecated aliases too: timm registers
+    them). ImportError when timm is not installed."""
     import timm
     from timm.models import is_model, split_model_name_tag
 
     from visionaudit.errors import closest
+    from visionaudit.formatting import first_few
 
-    arch = split_model_name_tag(name)[0]
-    if is_model(arch):
-        return None
-    near = closest(arch, timm.list_models())
-    return f"timm has no model {arch!r}" + (f"; did you mean timm:{near}?" if near else "; see timm.list_models()")
+    written = written if written and name in written else f"timm:{name}"
+    if name.split(".")[0] == "hf-hub" or name.startswith("hf-hub:"):
+        return ("timm's own hf-hub:ORG/NAME names are not a spec form: give timm:NAME.TAG, or the downloaded weights "
+                "file as a checkpoint (timm:NAME:PATH)")
+    arch, tag = split_model_name_tag(name)
+    if not is_model(arch):
+        near = closest(arch, timm.list_models())
+        return f"timm has no model {arch!r}" + (f"; did you mean {written.replace(arch, near, 1)}?" if near
+                                                 else "; see timm.list_models()")
+    if tag and registered_cfg(name) is None and f"{arch}.{tag}" not in timm.list_pretrained(f"{arch}.*"):
+        tags = timm.list_pretrained(f"{arch}.*")
+        near = closest(name, tags)
+        return (f"timm has no pretrained tag {tag!r} for {arch}; "
+                + (f"known: {first_few(tags, 20, ', ')}" if tags else "it has no pretrained tags")
+                + (f"; did you mean {written.replace(name, near, 1)}?" if near else ""))
+    return None
 
 
 def registered_cfg(name: str) -> Any | None:
