@@ -148,9 +148,9 @@ def _check_model(parsed: ModelSpec, no_downloads: bool) -> None:
     """A hub model's files: in the cache (fetched now if allowed), its image processor one the suite follows; a
     factory: its module on the import path and defining it (read, not imported: the controller runs no model code);
     the same for an ONNX file's ``?reference=`` model (the deployment audit loads it) and a state dict's
-    architecture; a checkpoint that holds pickled objects (read, never unpickled); a timm configuration whose input the
-    suite does not make (before its weights are fetched); a ``?resize=`` below the crop known before the model loads;
-    a torchvision model that is not an image classifier; else exit 4."""
+    architecture; a checkpoint that holds pickled objects (read, never unpickled); a timm name or tag timm has not, or
+    a configuration whose input the suite does not make (before its weights are fetched); a ``?resize=`` below the
+    crop known before the model loads; a torchvision model that is not an image classifier; else exit 4."""
     check_image_classifier(parsed)  # first: before the class checks read a segmentation model's labels as its classes
     check_timm_input(parsed)
     check_available(parsed, no_downloads)

@@ -176,6 +176,7 @@ def resize_below_crop(resize: int, own: Preprocessing, in_spec: bool = True) -> 
             f"{resize} pixels, then its centre {crop} x {crop} cut, which does not fit. Give {key} at least {crop} "
             f"({without}), leave {key} out, or give the crop with it: {crop_with_it}")
 
+
 # What each preprocessing key of a spec's query accepts: said when a value is refused.
 OVERRIDE_VALUES = {
     "size": "a whole number of pixels above 0, as in size=224",

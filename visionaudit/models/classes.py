@@ -149,7 +149,7 @@ def _timm_outputs(name: str) -> int | None:
     configuration, which ships in the package: nothing is built or downloaded. None when timm is absent or does
     not know the name (the load then says so)."""
     try:
-        cfg = registered_cfg(name)  # None for a name timm cannot resolve: the load names the problem
+        cfg = registered_cfg(name)  # None for a name timm cannot resolve: the startup check names it
     except ImportError:
         return None
     outputs = getattr(cfg, "num_classes", None)

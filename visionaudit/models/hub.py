@@ -29,7 +29,7 @@ from visionaudit.errors import CheckpointError, SpecError, closest
 from visionaudit.files import sha256_file
 from visionaudit.formatting import first_few
 from visionaudit.models.specs import ModelSpec
-from visionaudit.models.timm_configs import registered_cfg, unknown_name
+from visionaudit.models.timm_configs import TIMM_MISSING, registered_cfg, unknown_name
 
 HF_OFFLINE_ENV = "HF_HUB_OFFLINE"
 # A transformers classifier: its configuration, its weights (one of them, safetensors first), its image processor's
@@ -182,7 +182,7 @@ def timm_pretrained_cfg(name: str, raw: str):
         import timm
         from timm.models import split_model_name_tag
     except ImportError:
-        raise SpecError("timm: specs need timm: pip install 'visionaudit[timm]'") from None
+        raise SpecError(TIMM_MISSING) from None
     arch, tag = split_model_name_tag(name)
     unknown = unknown_name(name, raw)
     if unknown:

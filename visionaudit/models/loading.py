@@ -43,7 +43,7 @@ from visionaudit.models.specs import (
     parse_spec,
     torchvision_weights_enum,
 )
-from visionaudit.models.timm_configs import unknown_name
+from visionaudit.models.timm_configs import TIMM_MISSING, unknown_name
 from visionaudit.preprocessing import Preprocessing
 from visionaudit.progress import phase
 
@@ -203,7 +203,7 @@ def _build_timm(name: str, checkpoint: Path | None, pretrained: bool, state: Map
     try:
         import timm
     except ImportError:
-        raise SpecError("timm: specs need timm: pip install 'visionaudit[timm]'") from None
+        raise SpecError(TIMM_MISSING) from None
     timm_preprocessing(name)  # an input the suite does not make is refused before any weights are fetched or built
     overlay = None
     if pretrained:  # timm's own weights, from the Hugging Face cache under the suite's download policy

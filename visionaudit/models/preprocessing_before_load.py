@@ -21,7 +21,7 @@ from visionaudit.models.specs import (
     parse_spec,
     torchvision_weights_enum,
 )
-from visionaudit.models.timm_configs import registered_cfg, unknown_name
+from visionaudit.models.timm_configs import TIMM_MISSING, registered_cfg, unknown_name
 from visionaudit.preprocessing import (
     Preprocessing,
     from_timm_config,
@@ -87,7 +87,7 @@ def timm_pretrained_cfg_before_load(name: str) -> dict[str, Any] | None:
         cfg = registered_cfg(name)
     except ImportError:  # the timm extra is not installed: the startup check and the load name the fix
         return None
-    return None if cfg is None else cfg.to_dict()  # an unknown name or tag: the load names the problem
+    return None if cfg is None else cfg.to_dict()  # an unknown name or tag: check_timm_input names it
 
 
 def _torchvision_weights(name: str, weights: str | None) -> Any:
@@ -215,7 +215,7 @@ def check_timm_input(spec: ModelSpec, who: str | None = None) -> None:
         try:
             unknown = unknown_name(name, written)
         except ImportError:  # the load's words
-            unknown = "timm: specs need timm: pip install 'visionaudit[timm]'"
+            unknown = TIMM_MISSING
         if unknown:
             raise SpecError(_with_who(unknown, spec, who))
         try:

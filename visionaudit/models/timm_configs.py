@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+TIMM_MISSING = "timm: specs need timm: pip install 'visionaudit[timm]'"  # said at startup and by the load
+
 
 def unknown_name(name: str, written: str | None = None) -> str | None:
     """Why timm cannot build ``NAME[.TAG]``, whatever its weights: an architecture it has not, or a tag it has not
