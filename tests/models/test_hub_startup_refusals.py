@@ -60,6 +60,21 @@ def test_timm_refusals_come_at_startup(hub_cache):
     check_available(parse_spec("timm:test_resnet:none"))  # random weights: nothing to fetch
 
 
+def test_a_deprecated_timm_alias_with_pretrained_weights_is_refused_at_startup_naming_its_new_name(hub_cache):
+    """timm registers no pretrained configuration under a deprecated alias (its own create_model swaps in the new name):
+    the startup lookup said "no pretrained weights for convnext_tiny_in22ft1k"; it names the name to give instead."""
+    pytest.importorskip("timm", reason="in the timm extra: pip install 'visionaudit[timm]'")
+    from timm.models import get_deprecated_models
+
+    assert get_deprecated_models()["convnext_tiny_in22ft1k"] == "convnext_tiny.fb_in22k_ft_in1k"  # timm's own table
+    for spec, fix in {"timm:convnext_tiny_in22ft1k": "timm:convnext_tiny.fb_in22k_ft_in1k",
+                      "timm:convnext_tiny_in22ft1k?name=c": "timm:convnext_tiny.fb_in22k_ft_in1k?name=c"}.items():
+        with pytest.raises(SpecError) as refused:
+            check_available(parse_spec(spec))
+        assert str(refused.value) == (f"--model {spec}: convnext_tiny_in22ft1k is timm's deprecated name of "
+                                      f"convnext_tiny.fb_in22k_ft_in1k; give {fix}"), str(refused.value)
+
+
 def test_a_timm_architecture_timm_has_not_is_refused_at_startup_whatever_its_weights(tmp_path):
     """A typo in a random-init, checkpoint or state dict's ``?arch=`` timm spec (only the pretrained tags' lookup caught
     it; the others failed as their tests' load errors), with timm's closest name in the spec as given; a tag timm has

@@ -29,7 +29,12 @@ from visionaudit.errors import CheckpointError, SpecError, closest
 from visionaudit.files import sha256_file
 from visionaudit.formatting import first_few
 from visionaudit.models.specs import ModelSpec
-from visionaudit.models.timm_configs import TIMM_MISSING, registered_cfg, unknown_name
+from visionaudit.models.timm_configs import (
+    TIMM_MISSING,
+    deprecated_alias_of,
+    registered_cfg,
+    unknown_name,
+)
 
 HF_OFFLINE_ENV = "HF_HUB_OFFLINE"
 # A transformers classifier: its configuration, its weights (one of them, safetensors first), its image processor's
@@ -190,6 +195,10 @@ def timm_pretrained_cfg(name: str, raw: str):
     tags = timm.list_pretrained(f"{arch}.*")
     cfg = registered_cfg(name)
     if cfg is None or (tag and f"{arch}.{tag}" not in tags):
+        current = deprecated_alias_of(name)
+        if current:  # timm registers no configuration under the alias: its pretrained weights are the new name's
+            raise SpecError(f"--model {raw}: {name} is timm's deprecated name of {current}; give "
+                            f"{raw.replace(name, current, 1)}")
         if not tags:
             raise SpecError(f"--model {raw}: timm has no pretrained weights for {arch}; give a checkpoint (timm:{arch}:PATH) "
                             f"or audit it with random weights (timm:{arch}:none)")

@@ -39,6 +39,14 @@ def unknown_name(name: str, written: str | None = None) -> str | None:
     return None
 
 
+def deprecated_alias_of(name: str) -> str | None:
+    """The current ``NAME.TAG`` timm builds for its deprecated alias ``name`` (``convnext_tiny_in22ft1k``:
+    ``convnext_tiny.fb_in22k_ft_in1k``), None for any other name. ImportError when timm is not installed."""
+    from timm.models import get_deprecated_models
+
+    return get_deprecated_models().get(name)
+
+
 def registered_cfg(name: str) -> Any | None:
     """timm's ``PretrainedCfg`` for ``NAME.TAG`` (the default tag's for ``NAME``; an architecture without pretrained
     weights: its ``untrained`` one), the one ``timm.create_model(name)`` looks up. None where timm registers none: a
