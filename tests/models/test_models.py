@@ -221,6 +221,11 @@ def test_a_folder_saved_by_timm_is_pointed_to_a_timm_spec_that_loads(tmp_path):
     message = str(refused.value)
     named = message.split("--model '")[1].split("'")[0]
     assert named == f"timm:resnet18.a1_in1k:{folder / 'model.safetensors'}?classes=FILE" and "--model hf:" not in message
+    # Given as hf:FOLDER (stop 40, ft40): it passed the startup check and each test errored as transformers failed to
+    # build it ("got multiple values for keyword argument 'num_classes'"); refused at startup the same way.
+    with pytest.raises(CheckpointError) as as_hf:
+        parse_spec(f"hf:{folder}")
+    assert as_hf.value.args[0].split("--model '")[1].split("'")[0] == named and "not a transformers" in str(as_hf.value)
     classes = _classes_file(tmp_path, 5)
     loaded = load_model(named.replace("FILE", str(classes)), "cpu")
     with torch.no_grad():

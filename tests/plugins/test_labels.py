@@ -231,6 +231,34 @@ def test_a_timm_models_unmatched_folders_stop_the_run_at_startup(team):
     assert "'tench_fish'" in _report(team)["error"]
 
 
+def test_unnamed_outputs_known_before_load_stop_the_run_at_startup(team):
+    """Stop 40 (ft40): a Hugging Face folder whose config.json holds transformers' placeholder names (LABEL_0, ...)
+    and a timm checkpoint with a replaced 10-class head name no classes, but their outputs are known on the
+    controller (config.json's id2label, the checkpoint's head): their classes are the output indices then as at
+    load. Class-name folders were found only as the model loaded (its tests' error, exit 1), not at startup."""
+    timm = pytest.importorskip("timm")
+    transformers = pytest.importorskip("transformers")
+    from safetensors.torch import save_file
+
+    _images(team.path / "team", {"airplane": 1, "cat": 1})
+    config = transformers.ResNetConfig(embedding_size=8, hidden_sizes=[8, 8, 8, 8], depths=[1, 1, 1, 1], num_labels=10)
+    transformers.ResNetForImageClassification(config).save_pretrained(team.path / "hf10")
+    assert json.loads((team.path / "hf10" / "config.json").read_text())["id2label"]["0"] == "LABEL_0"
+    save_file(timm.create_model("resnet18", num_classes=10).state_dict(), str(team.path / "r18_10.safetensors"))
+    for model in ("hf:./hf10?size=32&resize=36&interpolation=bilinear&mean=0.5,0.5,0.5&std=0.5,0.5,0.5",
+                  "timm:resnet18:r18_10.safetensors"):
+        output = _refused(team, "--model", model, "--audit-images", "team")
+        assert _one_message(output, "2 class name(s) of the images in team match no class of the model (10 classes, "
+                                    "from output indices"), output
+        assert "loading" not in output and not _labels(team)  # before any model loads
+    # Named with --audit-classes, the same folders are its classes' (checked at startup too): the run passes.
+    (team.path / "classes.txt").write_text("\n".join(TEN) + "\n")
+    result = team.runpytest_subprocess("--model", "timm:resnet18:r18_10.safetensors", "--audit-classes", "classes.txt",
+                                       "--audit-images", "team", "--audit-data", "data", *RUN)
+    assert result.ret == 0, _output(result)
+    assert _labels(team) == {"airplane/0.jpg": 0, "cat/0.jpg": 3}
+
+
 def _problems(output: str) -> list[str]:
     """The startup message's problems: the lines indented under its first line."""
     lines = output.splitlines()

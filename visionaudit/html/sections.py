@@ -145,8 +145,6 @@ def channel_bias(page: SectionInputs) -> dict | None:
 
 def robustness(page: SectionInputs) -> dict | None:
     from visionaudit.html import figures
-    from visionaudit.html.thumbnails import ATTRIBUTION
-
     drops = data.robustness_drops(page.report)
     svg = figure(figures.robustness_figure, drops, page.style)
     if not svg:
@@ -158,7 +156,7 @@ def robustness(page: SectionInputs) -> dict | None:
         "svg": svg, "alt": "top-1 drop per transform with 95 % intervals",
         "caption": "Top-1 drop per transform, paired with the clean pass."}],
         "table": {"header": ["model", "transform", "drop", "95% interval", "Holm p", "significant"], "rows": rows},
-        "strips": strips.get("strips"), "strips_caption": strips.get("caption"), "attribution": ATTRIBUTION}
+        "strips": strips.get("strips"), "strips_caption": strips.get("caption"), "attribution": strips.get("attribution")}
 
 
 def _corruption_figures(page: SectionInputs) -> list[dict[str, Any]]:
@@ -299,7 +297,7 @@ def _lost_gallery(page: SectionInputs, deltas: list[dict[str, Any]]) -> dict[str
     """Up to 24 images that went right -> wrong over the model's comparisons: each as the model saw it (when the data
     root the page is rendered with holds it), with the baseline's and the candidate's top-1 class and the condition;
     else its id and the classes as text, saying why there is no thumbnail."""
-    from visionaudit.html.thumbnails import ATTRIBUTION
+    from visionaudit.html.thumbnails import attribution
 
     examples = data.lost_gallery(deltas)
     if not examples:
@@ -319,7 +317,9 @@ def _lost_gallery(page: SectionInputs, deltas: list[dict[str, Any]]) -> dict[str
                "and the candidate put first.")
     if not uris:
         caption += f" No thumbnails: {no_data if page.images is None else 'the images are not under the data root'}."
-    return {"caption": caption, "items": items, "attribution": ATTRIBUTION if uris else None}
+    shown = [(str(examples[k].get("set")), str(examples[k].get("id"))) for k in uris]
+    return {"caption": caption, "items": items,
+            "attribution": attribution(page.report, shown, page.images.images if page.images is not None else None)}
 
 
 def _classes_against_baseline(deltas: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,8 +22,29 @@ from visionaudit.preprocessing import Geometry
 if TYPE_CHECKING:  # torch comes with the images (load_images) when there are images to draw: writing a page from a
     import torch  # report alone (no data root, nothing to redraw) imports none, at the end of a run or from the CLI
 
-ATTRIBUTION = ("Images: ImageNet (ILSVRC 2012) validation/sample images, used under the ImageNet terms of access "
-               "(non-commercial research and education); cue-conflict stimuli: Geirhos et al. 2019, CC BY 4.0.")
+IMAGENET_TERMS = ("ImageNet (ILSVRC 2012) validation/sample images, used under the ImageNet terms of access "
+                  "(non-commercial research and education)")
+STIMULI_TERMS = "cue-conflict, edge and silhouette stimuli: Geirhos et al. 2019, CC BY 4.0"
+STIMULI = ("cue-conflict", "edges", "filled-silhouettes")
+IMAGENET_SETS = ("imagenet-sample", "imagenette")  # --audit-images names of ImageNet's own images under the data root
+# An ImageNet file (imagenet-sample's n01440764_tench.JPEG, ILSVRC2012_val_00000001.JPEG) or a WNID class folder
+_IMAGENET_ID = re.compile(r"(^|/)(n\d{8}(_[^/]*)?(/|\.[A-Za-z]+$)|ILSVRC2012_val_\d{8}\.)")
+
+
+def attribution(report: dict[str, Any], shown: list[tuple[str, str]], images: str | None = None) -> str | None:
+    """Whose images the page shows, for the ``(set, id)`` pairs it shows: ImageNet's terms for ImageNet's images
+    (imagenet-sample, Imagenette, ImageNet file names; ImageNet-C is made from them), Geirhos et al.'s licence for
+    the stimuli, and a team's own labelled images named as the run's, never as ImageNet's (they are not)."""
+    choice = images or report.get("run", {}).get("images") or "imagenet-sample"
+    labelled = [i for s, i in shown if s in (LABELLED, "corruption")]
+    imagenet = any(s == "imagenet-c" for s, _ in shown) or bool(labelled) and (
+        choice in IMAGENET_SETS or all(_IMAGENET_ID.search(i) for i in labelled))
+    parts = [IMAGENET_TERMS] if imagenet else []
+    if labelled and not imagenet:
+        parts.append(f"the run's labelled images ({choice})")
+    if any(s in STIMULI for s, _ in shown):
+        parts.append(STIMULI_TERMS)
+    return f"Images: {'; '.join(parts)}." if parts else None
 
 
 def _jpeg_uri(image: torch.Tensor, size: int) -> str:
@@ -86,7 +108,8 @@ def transform_strips(report: dict[str, Any], data_root: Path, images: str | None
     warp = "" if geometry.crop else " (the whole image, its aspect not kept)"
     caption = (f"The first {len(paths)} labelled images ({', '.join(image_set.sample_ids)}) at {_model_of(report)}'s resize "
                f"{geometry.resize_size}{warp} and crop {geometry.crop_size}, with the run's seed {seed}: the draws it made.")
-    return {"strips": out, "caption": caption}
+    return {"strips": out, "caption": caption,
+            "attribution": attribution(report, [(LABELLED, i) for i in image_set.sample_ids], images)}
 
 
 GALLERY_SIZE = 96  # px: a lost image's thumbnail in the baseline section's gallery

@@ -241,7 +241,7 @@ def known_before_load(spec: ModelSpec, run_classes: str | None = None) -> LabelS
     startup): ``?classes=``, EfficientNet-Lite, torchvision weights' categories or a torchvision architecture's
     1,000 ImageNet outputs, a Hugging Face model's ``id2label`` (its config.json), a timm model's ImageNet subset
     from its pretrained configuration (no model built), ``--audit-classes`` for a TorchScript file (it carries no
-    names); None otherwise.
+    names), the output indices of a Hugging Face or timm model that names none; None otherwise.
     ``?imagenet=`` applies as in :func:`resolve`."""
     flag = imagenet_flag(spec)
     if flag:
@@ -286,7 +286,7 @@ def _known_before_load(spec: ModelSpec, run_classes: str | None) -> LabelSpace |
         own = _hf_config_classes(spec)
         if own is not None:
             return own
-        return from_file(run_classes, "--audit-classes") if run_classes else None
+        return from_file(run_classes, "--audit-classes") if run_classes else _unnamed(spec, outputs_before_load(spec))
     if spec.kind == "timm":
         outputs = _timm_spec_outputs(spec)
         if outputs is None:  # a checkpoint whose head cannot be read now: the load decides
@@ -295,11 +295,20 @@ def _known_before_load(spec: ModelSpec, run_classes: str | None) -> LabelSpace |
         if own is not None:
             return own
         # No ImageNet subset (a fine-tuned head, say): at load the model names none, so the run's class file
-        # applies, as it will then.
-        return from_file(run_classes, "--audit-classes") if run_classes else None
+        # applies, as it will then, else its outputs' indices.
+        return from_file(run_classes, "--audit-classes") if run_classes else _unnamed(spec, outputs)
     if spec.kind == "torchscript" and run_classes:  # a TorchScript file carries no names
         return from_file(run_classes, "--audit-classes")
     return None
+
+
+def _unnamed(spec: ModelSpec, outputs: int | None) -> LabelSpace | None:
+    """What :func:`resolve` gives a model of ``outputs`` outputs that nothing names (step 4), where they are known
+    before it loads (a Hugging Face config's placeholder names, a timm checkpoint's replaced head): its class folders
+    are then checked at startup, as for a named model, not as it loads."""
+    if outputs is None:
+        return None
+    return imagenet1k() if imagenet_flag(spec) is None and outputs == 1000 else output_indices(outputs)
 
 
 def _hf_id2label(spec: ModelSpec) -> dict | None:

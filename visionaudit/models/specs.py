@@ -409,3 +409,7 @@ def _check_hf_folder(parsed: ModelSpec) -> None:
     if not (path / "config.json").is_file():
         raise CheckpointError(f"--model {parsed.raw}: {path} has no config.json, so it is not a save_pretrained folder; "
                               "save the model and its image processor with save_pretrained(FOLDER)")
+    timm_form = _timm_folder_form(path)
+    if timm_form:  # transformers' loader does not build it (timm's model_args clash with its own num_classes)
+        raise CheckpointError(f"--model {parsed.raw}: {path} is a folder saved by timm, not a transformers "
+                              f"save_pretrained folder ({timm_form}")
