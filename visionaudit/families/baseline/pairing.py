@@ -48,6 +48,16 @@ def require_whole(data: Any, path: str | Path, what: str = "report") -> dict[str
     return data
 
 
+def refuse_shard_part(report: dict[str, Any], what: str) -> None:
+    """A DataError when ``report`` is one shard's partial report (``--audit-shard I/N``): it holds only that shard's
+    images, so comparing it would judge a release on part of them (a pass on 1/N of the images)."""
+    shard = (report.get("run") or {}).get("shard")
+    if shard:
+        raise DataError(f"{what} is the partial report of shard {shard.get('index')}/{shard.get('count')} (--audit-shard): it "
+                        "holds only that shard's images, and a shard is never compared with a baseline; merge the shards first "
+                        "(python -m visionaudit merge PART.json ... -o REPORT.json), then compare the merged report")
+
+
 def read_report(path: str | Path, what: str = "baseline report") -> dict[str, Any]:
     """A saved ``--audit-json`` report that holds per-image outcomes, or a DataError saying why not."""
     path = Path(path)
