@@ -242,6 +242,8 @@ class Collector:
     def pytest_handlecrashitem(self, crashitem: str, report, sched) -> None:
         node = getattr(report, "node", None)
         self.crash(crashitem, node.gateway.id if node is not None else "?")
+        # The terminal's failure section shows what the report holds (the last progress, faulthandler's traceback).
+        report.longrepr = f"{report.longrepr}\n{self._entry(crashitem)['message']}"
 
     @pytest.hookimpl(tryfirst=True)  # before the terminal and junitxml: an error said once is shortened, the record JSON
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:

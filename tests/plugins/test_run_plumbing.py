@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -52,6 +53,9 @@ def test_b(model, record):
         open("killed_at", "w").write(repr(time.time()))
         os.kill(os.getppid(), signal.SIGTERM)
         time.sleep(30)
+    if MODE == "segfault":  # a crash in native code: faulthandler's traceback belongs in the report
+        import ctypes
+        ctypes.string_at(0)
     if MODE == "die_in_a_pass":
         with phase("forward", model.id, "clean planted", total=10) as p:
             p.advance(3)
@@ -218,6 +222,19 @@ def test_a_crashed_worker_says_its_last_progress_line_first(project):
     first_line = crashed["message"].splitlines()[0]
     assert "its last progress: tests.tiny_models:tiny: forward passes clean planted, 10 images ..." in first_line
     assert "tests.tiny_models:tiny: loading on cpu" in crashed["message"]  # earlier output follows
+
+
+def test_a_segfaulting_worker_leaves_its_traceback_in_the_report(project):
+    """rep40: pytest's own faulthandler plugin, configured after ours, sent a worker's fatal-error traceback to the
+    terminal, so the report's crashed entry never held it (docs/report.md promises it)."""
+    proc = run(project, "segfault", "-n", "1")
+    assert proc.returncode == pytest.ExitCode.TESTS_FAILED, proc.stdout[-3000:] + proc.stderr[-3000:]
+    crashed = next(a for a in report(project)["audits"] if a["nodeid"] == B)
+    assert crashed["outcome"] == "crashed"
+    assert "its fatal-error traceback (faulthandler):\nFatal Python error: Segmentation fault" in crashed["message"], (
+        crashed["message"])
+    assert re.search(r'File ".*test_run.py", line \d+ in test_b', crashed["message"]), crashed["message"]
+    assert "its fatal-error traceback (faulthandler):" in proc.stdout  # the terminal's failure section says it too
 
 
 def test_after_sigterm_busy_workers_are_not_waited_for(project):
