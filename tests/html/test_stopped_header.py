@@ -1,5 +1,5 @@
-"""The page's header says how a run that did not end by itself ended, as the terminal does: an interrupted run (Ctrl-C,
-SIGTERM, a report rebuilt from a killed run's journal) and a shard's partial report do not read as finished runs."""
+"""The page says what it shows: how a run that did not end by itself ended, as the terminal does (an interrupted run:
+Ctrl-C, SIGTERM, a report rebuilt from a killed run's journal; a shard's partial report), and only the groups it drew."""
 
 from __future__ import annotations
 
@@ -37,3 +37,13 @@ def test_a_shards_part_says_it_is_one():
     header = _header(render(part))
     assert ("Partial report: this is the partial report of shard 1/2 (--audit-shard): its verdicts judge only this "
             "shard's images; the merge of the shards (python -m visionaudit merge) is the run's verdict.") in header, header
+
+
+def test_the_channel_caption_names_only_the_groups_drawn():
+    """rep40: a run without the random-init controls (`-k "not control"`) drew the model beside the published zoo under
+    a caption that said "beside the random-init control and the published torchvision zoo"."""
+    assert "per input channel, beside the random-init control and the published torchvision zoo." in render(TWO)
+    report = copy.deepcopy(TWO)
+    del report["aggregates"]["channel_bias"]["control (random init)"]
+    page = render(report)
+    assert "per input channel, beside the published torchvision zoo." in page and "random-init control and" not in page
