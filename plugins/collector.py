@@ -52,6 +52,7 @@ class Collector:
         self.ran_any = False  # a test began: the run measured something, and its report replaces the last
         self.failures = 0  # failed reports, counted as -x/--maxfail counts them
         self.stopped_by: str | None = None  # the failed test that reached --maxfail
+        self.last_failed: str | None = None
 
     # -- what is known before tests run ------------------------------------------------------------
 
@@ -80,6 +81,7 @@ class Collector:
         entry = self._entry(report.nodeid)
         if report.failed:
             self.failures += 1
+            self.last_failed = report.nodeid  # --stepwise stops the run after a failure, as -x does
             maxfail = self.config.getoption("maxfail", 0)
             if maxfail and self.failures >= maxfail and self.stopped_by is None:
                 self.stopped_by = report.nodeid

@@ -176,6 +176,22 @@ def test_x_exits_1_under_xdist_too_and_the_report_names_the_test(project, mode):
     assert {r["metrics"].get("clean_top1") for r in records} >= {0.9, 0.8}
 
 
+def test_stepwise_stops_the_run_as_x_does_not_as_an_interruption(project):
+    """rep40: --sw (pytest's stepwise, which stops the run at the first failure) exited 2, "interrupted (Ctrl-C,
+    SIGTERM)", and the report said interrupted, naming no test; it is a stop after a failure, as -x's."""
+    args = [a for a in ARGS if a not in ("-p", "no:cacheprovider")]  # stepwise keeps its place in pytest's cache
+    proc = run_project(project.path, *args, "--sw", "--audit-html=report.html", MODE="fail")
+    assert proc.returncode == pytest.ExitCode.TESTS_FAILED, proc.stdout[-3000:] + proc.stderr[-3000:]
+    data = report(project)
+    assert data["verdict"] == "fail" and data["run"]["exit_status"] == 1
+    assert data["incomplete"]["interrupted"] is False and data["incomplete"]["not_run"] == [C]
+    assert data["incomplete"]["stopped_by"] == {"test": B, "reason": "Test failed, continuing from this test next run. "
+                                                                     "(--stepwise)"}
+    assert f"stopped after {B} failed" in proc.stdout
+    page = (project.path / "report.html").read_text()
+    assert "Stopped early:" in page and "Interrupted:" not in page
+
+
 def test_an_empty_report_path_is_a_usage_error_said_in_the_step_summary(project):
     summary = project.path / "summary.md"
     proc = run_project(project.path, *ARGS[:-1], "--audit-json", "", MODE="", GITHUB_STEP_SUMMARY=str(summary))
