@@ -23,6 +23,7 @@ from visionaudit.families.baseline.pairing import (
     model_pairs,
     read_report,
     refusal,
+    refuse_shard_part,
 )
 from visionaudit.models.model_ids import model_id
 
@@ -81,6 +82,7 @@ def _canonical(spec: str | None) -> str | None:
 def _load(config: pytest.Config, path: str) -> Baseline:
     settings = get_settings(config)
     report = read_report(path)
+    refuse_shard_part(report, f"baseline report {path}")
     pairs = model_pairs(settings.models, report, _canonical(config.getoption("audit_baseline_as")),
                         settings.config.baseline_pairs, specs=settings.canonicals)
     baseline = Baseline(Path(path), report, pairs,

@@ -52,6 +52,7 @@ class Collector:
         self.ran_any = False  # a test began: the run measured something, and its report replaces the last
         self.failures = 0  # failed reports, counted as -x/--maxfail counts them
         self.stopped_by: str | None = None  # the failed test that reached --maxfail
+        self.last_failed: str | None = None
 
     # -- what is known before tests run ------------------------------------------------------------
 
@@ -80,6 +81,7 @@ class Collector:
         entry = self._entry(report.nodeid)
         if report.failed:
             self.failures += 1
+            self.last_failed = report.nodeid  # --stepwise stops the run after a failure, as -x does
             maxfail = self.config.getoption("maxfail", 0)
             if maxfail and self.failures >= maxfail and self.stopped_by is None:
                 self.stopped_by = report.nodeid
@@ -242,6 +244,8 @@ class Collector:
     def pytest_handlecrashitem(self, crashitem: str, report, sched) -> None:
         node = getattr(report, "node", None)
         self.crash(crashitem, node.gateway.id if node is not None else "?")
+        # The terminal's failure section shows what the report holds (the last progress, faulthandler's traceback).
+        report.longrepr = f"{report.longrepr}\n{self._entry(crashitem)['message']}"
 
     @pytest.hookimpl(tryfirst=True)  # before the terminal and junitxml: an error said once is shortened, the record JSON
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:

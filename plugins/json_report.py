@@ -112,7 +112,7 @@ def report_data(session: pytest.Session) -> dict[str, Any] | None:
         channel.poll()  # the workers' last words: progress, collected tests
     if not config.pluginmanager.has_plugin("dsession"):
         collector.recover(session.items)  # a test stopped mid-run in this process: keep what it recorded
-    stopped_by = maxfail_stop(session, collector.stopped_by)
+    stopped_by = maxfail_stop(session, collector.stopped_by) or stepwise_stop(session, collector.last_failed)
     if STARTUP_ERROR_KEY in config.stash:
         stopped_by = None  # a startup error stopped it (exit 4: the run is set up wrong), not -x after a failed test
     if stopped_by is not None:
@@ -151,6 +151,18 @@ def maxfail_stop(session: pytest.Session, failed_test: str | None) -> dict[str, 
     if not isinstance(reason, str) or not reason.startswith("stopping after"):
         return None
     return {"test": failed_test, "reason": f"{reason} (-x/--maxfail)"}
+
+
+STEPWISE_STOP = "Test failed, continuing from this test next run."  # what pytest's --stepwise sets as it stops the run
+
+
+def stepwise_stop(session: pytest.Session, failed_test: str | None) -> dict[str, str] | None:
+    """``{"test", "reason"}`` when --stepwise stopped the run after ``failed_test`` failed: a stop after a failure, as
+    -x's (exit 1, the test named), not an interruption (exit 2: Ctrl-C, SIGTERM)."""
+    reason = session.shouldstop
+    if failed_test is None or not isinstance(reason, str) or not reason.startswith(STEPWISE_STOP):
+        return None
+    return {"test": failed_test, "reason": f"{reason} (--stepwise)"}
 
 
 def ran_no_test(session: pytest.Session) -> bool:

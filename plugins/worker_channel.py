@@ -124,26 +124,49 @@ def worker_fault_output(config: pytest.Config, worker: str) -> str:
     if channel is None or channel.folder is None:
         return ""
     try:
-        return (channel.folder / f"{worker}.fault").read_text(errors="replace").strip()[-3000:]
+        text = (channel.folder / f"{worker}.fault").read_text(errors="replace").strip()
     except OSError:
         return ""
+    return crash_frames(text)
+
+
+def crash_frames(text: str, frames: int = 30) -> str:
+    """What says where a worker died, of faulthandler's dump: its first line (the fatal error) and the crashing thread's
+    innermost ``frames`` frames. The dump's other threads (xdist's receiver) come first and its list of extension
+    modules last, so neither its head nor its tail is sure to hold the frame that crashed."""
+    lines = text.splitlines()
+    start = next((k for k, line in enumerate(lines) if line.startswith("Current thread")), None)
+    if start is None:
+        return text[:3000]
+    block = [lines[start]]
+    for line in lines[start + 1:start + 1 + frames]:
+        if not line.startswith("  "):
+            break
+        block.append(line)
+    return "\n".join(lines[:1] + block)
 
 
 @pytest.hookimpl(tryfirst=True)  # the progress and collector plugins subscribe to it in their configure
 def pytest_configure(config: pytest.Config) -> None:
-    workerinput = getattr(config, "workerinput", None)
-    if workerinput is not None:
-        folder = workerinput.get(INPUT_KEY)
-        if folder:  # a fatal error (a segfault in native code) leaves its traceback where the controller looks
-            fault_file = open(Path(folder) / f"{workerinput['workerid']}.fault", "w")
-            config.stash[FAULT_FILE_KEY] = fault_file
-            faulthandler.enable(file=fault_file, all_threads=True)
-        return
+    if hasattr(config, "workerinput"):
+        return  # a worker's fault file: at its session start (below)
     uses_xdist = config.getoption("dist", "no") != "no" and not config.getoption("collectonly", False)
     folder = Path(tempfile.mkdtemp(prefix="visionaudit-channel-")) if uses_xdist else None
     channel = config.stash[CHANNEL_KEY] = Channel(folder)
     if folder is not None:
         channel.start()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """In a worker, a fatal error (a segfault in native code) leaves its traceback where the controller looks. Not in
+    pytest_configure: pytest's own faulthandler plugin enables faulthandler on stderr in its configure, after ours."""
+    config = session.config
+    folder = getattr(config, "workerinput", {}).get(INPUT_KEY)
+    if folder:
+        fault_file = open(Path(folder) / f"{config.workerinput['workerid']}.fault", "w")
+        config.stash[FAULT_FILE_KEY] = fault_file
+        faulthandler.enable(file=fault_file, all_threads=True)
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -164,3 +164,14 @@ def test_every_descriptor_field_is_in_the_family_authors_table():
 def test_the_descriptor_field_check_can_fail():
     page = (ROOT / "docs" / "extending.md").read_text()
     assert descriptor_fields_undocumented(page.replace("| `counts_labelled` |", "| counts |")) == ["counts_labelled"]
+
+
+def test_the_report_page_names_the_schema_version_written_and_the_oldest_read():
+    """rep40: docs/report.md's JSON section said "version 5 (... also read versions 3 and 4)" at schema 7."""
+    from visionaudit.version import OLDEST_READABLE, SCHEMA_VERSION
+
+    text = (ROOT / "docs" / "report.md").read_text().split("## JSON", 1)[1]
+    stated = re.search(r"report_schema\(\)`\), version (\d+) \(the baseline gate, `compare`, `merge` and `html` also read "
+                       r"versions (\d+) to (\d+)\)", text.replace("\n", " "))
+    assert stated, "docs/report.md's JSON section does not say the schema version in the usual words"
+    assert tuple(map(int, stated.groups())) == (SCHEMA_VERSION, OLDEST_READABLE, SCHEMA_VERSION - 1)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -52,6 +53,9 @@ def test_b(model, record):
         open("killed_at", "w").write(repr(time.time()))
         os.kill(os.getppid(), signal.SIGTERM)
         time.sleep(30)
+    if MODE == "segfault":  # a crash in native code: faulthandler's traceback belongs in the report
+        import ctypes
+        ctypes.string_at(0)
     if MODE == "die_in_a_pass":
         with phase("forward", model.id, "clean planted", total=10) as p:
             p.advance(3)
@@ -172,6 +176,22 @@ def test_x_exits_1_under_xdist_too_and_the_report_names_the_test(project, mode):
     assert {r["metrics"].get("clean_top1") for r in records} >= {0.9, 0.8}
 
 
+def test_stepwise_stops_the_run_as_x_does_not_as_an_interruption(project):
+    """rep40: --sw (pytest's stepwise, which stops the run at the first failure) exited 2, "interrupted (Ctrl-C,
+    SIGTERM)", and the report said interrupted, naming no test; it is a stop after a failure, as -x's."""
+    args = [a for a in ARGS if a not in ("-p", "no:cacheprovider")]  # stepwise keeps its place in pytest's cache
+    proc = run_project(project.path, *args, "--sw", "--audit-html=report.html", MODE="fail")
+    assert proc.returncode == pytest.ExitCode.TESTS_FAILED, proc.stdout[-3000:] + proc.stderr[-3000:]
+    data = report(project)
+    assert data["verdict"] == "fail" and data["run"]["exit_status"] == 1
+    assert data["incomplete"]["interrupted"] is False and data["incomplete"]["not_run"] == [C]
+    assert data["incomplete"]["stopped_by"] == {"test": B, "reason": "Test failed, continuing from this test next run. "
+                                                                     "(--stepwise)"}
+    assert f"stopped after {B} failed" in proc.stdout
+    page = (project.path / "report.html").read_text()
+    assert "Stopped early:" in page and "Interrupted:" not in page
+
+
 def test_an_empty_report_path_is_a_usage_error_said_in_the_step_summary(project):
     summary = project.path / "summary.md"
     proc = run_project(project.path, *ARGS[:-1], "--audit-json", "", MODE="", GITHUB_STEP_SUMMARY=str(summary))
@@ -218,6 +238,19 @@ def test_a_crashed_worker_says_its_last_progress_line_first(project):
     first_line = crashed["message"].splitlines()[0]
     assert "its last progress: tests.tiny_models:tiny: forward passes clean planted, 10 images ..." in first_line
     assert "tests.tiny_models:tiny: loading on cpu" in crashed["message"]  # earlier output follows
+
+
+def test_a_segfaulting_worker_leaves_its_traceback_in_the_report(project):
+    """rep40: pytest's own faulthandler plugin, configured after ours, sent a worker's fatal-error traceback to the
+    terminal, so the report's crashed entry never held it (docs/report.md promises it)."""
+    proc = run(project, "segfault", "-n", "1")
+    assert proc.returncode == pytest.ExitCode.TESTS_FAILED, proc.stdout[-3000:] + proc.stderr[-3000:]
+    crashed = next(a for a in report(project)["audits"] if a["nodeid"] == B)
+    assert crashed["outcome"] == "crashed"
+    assert "its fatal-error traceback (faulthandler):\nFatal Python error: Segmentation fault" in crashed["message"], (
+        crashed["message"])
+    assert re.search(r'File ".*test_run.py", line \d+ in test_b', crashed["message"]), crashed["message"]
+    assert "its fatal-error traceback (faulthandler):" in proc.stdout  # the terminal's failure section says it too
 
 
 def test_after_sigterm_busy_workers_are_not_waited_for(project):

@@ -35,7 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from visionaudit.config import load_config
-    from visionaudit.families.baseline.pairing import read_report
+    from visionaudit.families.baseline.pairing import read_report, refuse_shard_part
     from visionaudit.report.compare import (
         Unpairable,
         compare_reports,
@@ -44,8 +44,11 @@ def run(args: argparse.Namespace) -> int:
 
     pairs = model_pairs(args, "the new report's model and the old report's")
     config = load_config(args.config) if args.config else None
+    old, new = read_report(args.old, "old report"), read_report(args.new, "new report")
+    refuse_shard_part(old, f"old report {args.old}")
+    refuse_shard_part(new, f"new report {args.new}")
     try:
-        comparison = compare_reports(read_report(args.old, "old report"), read_report(args.new, "new report"), pairs, config,
+        comparison = compare_reports(old, new, pairs, config,
                                      unpaired=args.baseline_unpaired, accept_incomplete=args.accept_incomplete_baseline)
     except Unpairable as e:
         print(f"error: {e}", file=sys.stderr)

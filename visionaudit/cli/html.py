@@ -32,7 +32,11 @@ def run(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
-    from visionaudit.families.baseline.pairing import read_report, require_whole
+    from visionaudit.families.baseline.pairing import (
+        read_report,
+        refuse_shard_part,
+        require_whole,
+    )
     from visionaudit.html.page import write_html
     from visionaudit.html.thumbnails import ImageSource, transform_strips
 
@@ -44,7 +48,10 @@ def run(args: argparse.Namespace) -> int:
         from visionaudit.report.compare import compare_reports
 
         pairs = model_pairs(args, "the report's model and the baseline's")
-        comparison = compare_reports(read_report(args.baseline), report, pairs, load_config(args.config) if args.config else None,
+        baseline = read_report(args.baseline)
+        refuse_shard_part(baseline, f"baseline report {args.baseline}")
+        refuse_shard_part(report, f"report {args.report}")  # compared with the baseline: a part is never
+        comparison = compare_reports(baseline, report, pairs, load_config(args.config) if args.config else None,
                                      unpaired=args.baseline_unpaired)
     strips = transform_strips(report, Path(args.data), args.images) if args.data else None
     images = ImageSource(Path(args.data), args.images) if args.data else None  # the lost images' thumbnails

@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 from visionaudit.errors import DataError
 from visionaudit.families.records import audited_models, control_models
 from visionaudit.families.registry import Family, families
+from visionaudit.formatting import first_few
 from visionaudit.html import figure_data as data
 from visionaudit.html import sections
 from visionaudit.html.sections import SectionInputs
@@ -91,6 +92,25 @@ def _sections(report: dict[str, Any], references: dict[str, float] | None, strip
     return out
 
 
+def how_it_stopped(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """What the header says beside the verdict about a run that did not end by itself (a run stopped at startup and
+    one stopped by -x/--maxfail say so in their own lines), and about a shard's partial report: as the terminal says
+    them, so that a page whose verdict counts nothing as failed does not read as a finished run."""
+    inc, lines = report.get("incomplete") or {}, []
+    if inc.get("interrupted") and not inc.get("stopped_by") and not report.get("error"):
+        running, not_run = inc.get("interrupted_tests") or [], inc.get("not_run") or []
+        lines.append(("Interrupted", "the run was stopped before it finished (Ctrl-C, SIGTERM, or killed and its report "
+                      f"rebuilt from the journal): {len(running)} test(s) were running"
+                      + (f" ({first_few(running, 3)})" if running else "")
+                      + f" and {len(not_run)} never started; they judged nothing"))
+    shard = (report.get("run") or {}).get("shard")
+    if shard:
+        lines.append(("Partial report", f"this is the partial report of shard {shard.get('index')}/{shard.get('count')} "
+                      "(--audit-shard): its verdicts judge only this shard's images; the merge of the shards "
+                      "(python -m visionaudit merge) is the run's verdict"))
+    return lines
+
+
 def render(report: dict[str, Any], references: Sequence[str | Path] = (), strips: dict[str, list[str]] | None = None,
            comparison: dict[str, Any] | None = None, images: Any = None, json_kept: bool = True) -> str:
     """The HTML page of ``report``. ``references``: decision CSVs for per-category human references;
@@ -113,6 +133,7 @@ def render(report: dict[str, Any], references: Sequence[str | Path] = (), strips
     problems = [{**p, "plain": PLAIN.get(p["outcome"], p["outcome"])} for p in data.not_passed(report)]
     return env.get_template("report.html.j2").render(
         verdict=report.get("verdict", "incomplete"), verdict_reason=report.get("verdict_reason"), error=report.get("error"),
+        stopped=how_it_stopped(report),
         run=report.get("run", {}),
         versions=report.get("run", {}).get("versions", {}), models=models, rows=rows,
         lines=family_lines(report), sections=_sections(report, human_per_category(references), strips, comparison, images),

@@ -136,10 +136,14 @@ def channel_bias(page: SectionInputs) -> dict | None:
     if not svg:
         return None
     rows = [[m, *(fmt(v) for v in s)] for m, s in {**shares["models"], **shares["groups"]}.items()]
+    # Only the groups drawn: a run without the random-init controls (-k) has no control bar to be beside.
+    beside = [name for group, name in (("control (random init)", "the random-init control"),
+                                       ("published_torchvision_zoo", "the published torchvision zoo"))
+              if group in shares["groups"]]
     return {"id": "channel_bias", "title": "Channel bias", "figures": [{
         "svg": svg, "alt": "red, green and blue shares of the first-layer weights per model and group",
-        "caption": "Shares of |first-layer weights| per input channel, beside the random-init control and the published "
-                   "torchvision zoo."}],
+        "caption": "Shares of |first-layer weights| per input channel" + (f", beside {' and '.join(beside)}" if beside else "")
+                   + "."}],
         "table": {"header": ["model or group", "R", "G", "B"], "rows": rows}}
 
 

@@ -48,6 +48,16 @@ def require_whole(data: Any, path: str | Path, what: str = "report") -> dict[str
     return data
 
 
+def refuse_shard_part(report: dict[str, Any], what: str) -> None:
+    """A DataError when ``report`` is one shard's partial report (``--audit-shard I/N``): it holds only that shard's
+    images, so comparing it would judge a release on part of them (a pass on 1/N of the images)."""
+    shard = (report.get("run") or {}).get("shard")
+    if shard:
+        raise DataError(f"{what} is the partial report of shard {shard.get('index')}/{shard.get('count')} (--audit-shard): it "
+                        "holds only that shard's images, and a shard is never compared with a baseline; merge the shards first "
+                        "(python -m visionaudit merge PART.json ... -o REPORT.json), then compare the merged report")
+
+
 def read_report(path: str | Path, what: str = "baseline report") -> dict[str, Any]:
     """A saved ``--audit-json`` report that holds per-image outcomes, or a DataError saying why not."""
     path = Path(path)
@@ -82,16 +92,25 @@ def model_pairs(run_models: Sequence[str], baseline: dict[str, Any], baseline_as
                         "pair several with a [baseline.pairs] table in audit.toml")
     controls = control_models(baseline)  # random-init controls: not releases
     known = [m for m, info in baseline.get("models", {}).items() if info.get("loaded", True) and m not in controls]
-    out, problems = {}, []
+    out, problems, unloaded = {}, [], []
     specs = specs or {}
     for model in run_models:
         old = baseline_as or (pairs or {}).get(model) or (pairs or {}).get(specs.get(model, model), model)
-        if old not in known:
+        info = baseline.get("models", {}).get(old)
+        if old not in known and isinstance(info, dict) and info.get("loaded", True) is False and old not in controls:
+            # The baseline holds the model but never loaded it: pairing it with another would not help.
+            why = (f"its load error: {info['error']}" if info.get("error") else
+                   "no test got as far as loading it: that run stopped first, or -k/-m left it no test")
+            unloaded.append(f"{model}: {where}'s {old} did not load in that run ({why}), so it holds nothing of it to "
+                            "compare with; compare with a report of a run in which it loaded")
+        elif old not in known:
             problems.append(f"{model}: {where} has no model {old}" + _same_spec(model, specs.get(model, model), baseline, known))
         out[model] = old
     if problems:
-        raise DataError("; ".join(problems) + f". {where[:1].upper()}{where[1:]} holds {', '.join(known) or 'no loaded model'}: "
-                                              f"pair with {fix}")
+        raise DataError("; ".join(unloaded + problems) + f". {where[:1].upper()}{where[1:]} holds "
+                                                         f"{', '.join(known) or 'no loaded model'}: pair with {fix}")
+    if unloaded:
+        raise DataError("; ".join(unloaded))
     return out
 
 

@@ -1,0 +1,49 @@
+"""The page says what it shows: how a run that did not end by itself ended, as the terminal does (an interrupted run:
+Ctrl-C, SIGTERM, a report rebuilt from a killed run's journal; a shard's partial report), and only the groups it drew."""
+
+from __future__ import annotations
+
+import copy
+import re
+
+from tests.html.fixture_reports import TWO
+from tests.synthetic_runs import varied_runs
+from visionaudit.html.page import render
+
+
+def _header(page: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page.split("<section", 1)[0])).replace("&#39;", "'")
+
+
+def test_an_interrupted_run_says_so_beside_its_verdict():
+    """rep40: a SIGTERM'd run's page read "FAIL" (or "INCOMPLETE", with no reason: the counts say it on the terminal)
+    over a table of passes; that 27 tests never ran was said only at the foot of the page."""
+    report = copy.deepcopy(TWO)
+    finished = _header(render(report))
+    assert "Interrupted:" not in finished and "Partial report:" not in finished  # a finished run: nothing added
+    nodeids = [e["nodeid"] for e in report["audits"]]
+    report["verdict"], report["verdict_reason"] = "incomplete", None
+    report["incomplete"].update(interrupted=True, interrupted_tests=nodeids[:1], not_run=nodeids[1:3])
+    header = _header(render(report))
+    assert (f"Interrupted: the run was stopped before it finished (Ctrl-C, SIGTERM, or killed and its report rebuilt from "
+            f"the journal): 1 test(s) were running ({nodeids[0]}) and 2 never started; they judged nothing.") in header, header
+    report["incomplete"]["stopped_by"] = {"test": nodeids[0], "reason": "stopping after 1 failures (-x/--maxfail)"}
+    header = _header(render(report))
+    assert "Interrupted:" not in header and "Stopped early:" in header  # -x says it its own way
+
+
+def test_a_shards_part_says_it_is_one():
+    part = varied_runs(3)[1][0]
+    header = _header(render(part))
+    assert ("Partial report: this is the partial report of shard 1/2 (--audit-shard): its verdicts judge only this "
+            "shard's images; the merge of the shards (python -m visionaudit merge) is the run's verdict.") in header, header
+
+
+def test_the_channel_caption_names_only_the_groups_drawn():
+    """rep40: a run without the random-init controls (`-k "not control"`) drew the model beside the published zoo under
+    a caption that said "beside the random-init control and the published torchvision zoo"."""
+    assert "per input channel, beside the random-init control and the published torchvision zoo." in render(TWO)
+    report = copy.deepcopy(TWO)
+    del report["aggregates"]["channel_bias"]["control (random init)"]
+    page = render(report)
+    assert "per input channel, beside the published torchvision zoo." in page and "random-init control and" not in page
