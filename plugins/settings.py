@@ -85,7 +85,31 @@ def get_settings(config: pytest.Config) -> Settings:
     return config.stash[SETTINGS_KEY]
 
 
+# Options whose empty value (an unset CI variable: `--audit-baseline "$PREV"`) would otherwise be read as not given,
+# and fall back to the default without a word (no baseline gate, the default images), or as the working directory.
+EMPTY_REFUSED = (("arch", "--arch", "an architecture, such as torchvision:resnet50"),
+                 ("audit_device", "--device", "auto, cpu, cuda, cuda:N or mps"),
+                 ("audit_data", "--audit-data", "the data root's folder"),
+                 ("audit_images", "--audit-images", "the labelled images' folder, CSV manifest or name"),
+                 ("audit_classes", "--audit-classes", "a class names file"), ("audit_config", "--audit-config", "an audit.toml"),
+                 ("audit_cache", "--audit-cache", "the logit cache's folder"),
+                 ("audit_decode_memory", "--audit-decode-memory", "a size, such as 2GiB"),
+                 ("audit_imagenet_c", "--audit-imagenet-c", "the ImageNet-C folder"),
+                 ("audit_baseline", "--audit-baseline", "the previous release's report, PREV.json"),
+                 ("audit_baseline_as", "--audit-baseline-as", "the baseline model's spec"),
+                 ("audit_shape_bias_reference", "--audit-shape-bias-reference", "decision CSV files"))
+
+
+def _refuse_empty(config: pytest.Config) -> None:
+    for dest, flag, what in EMPTY_REFUSED:
+        value = config.getoption(dest, None)
+        values = value if isinstance(value, list) else [value]
+        if any(v is not None and not str(v).strip() for v in values):
+            raise pytest.UsageError(f"{flag} is empty (an unset variable?); give {what}, or leave {flag} out")
+
+
 def _resolve(config: pytest.Config) -> Settings:
+    _refuse_empty(config)
     arch = config.getoption("arch")
     path = config.getoption("audit_config")
     if path is None and (config.rootpath / CONFIG_FILE).is_file():
