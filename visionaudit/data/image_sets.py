@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from visionaudit.data import decode_budget
-from visionaudit.data.class_folders import read_class_folders
+from visionaudit.data.class_folders import dangling_links, read_class_folders
 from visionaudit.data.decoding import DECODE_THREADS, decode_images
 from visionaudit.data.imagenet import NOT_A_WNID, class_index, wnid_to_index
 from visionaudit.data.imagenet_val import val_wnids
@@ -293,9 +293,11 @@ def labelled_images(root: Path, name: str | None = None) -> ImageSet:
             continue
         paths.append(path)
         labels.append(class_index(wnid))
-    if problems:
-        raise DataError(f"{len(problems)} file(s) of {root} cannot be used: {first_few(problems)}. Labelled images are "
-                        f"{LABELLED_LAYOUTS}")
+    dangling = [p for p in sorted(root.iterdir()) if not p.exists()]  # links to nothing: not left out without a word
+    if problems or dangling:
+        raise DataError(" ".join(([f"{len(problems)} file(s) of {root} cannot be used: {first_few(problems)}. Labelled "
+                                   f"images are {LABELLED_LAYOUTS}"] if problems else [])
+                                 + ([dangling_links(root, dangling)] if dangling else [])))
     if not paths:
         raise DataError(f"no images under {root}: expected {LABELLED_LAYOUTS}")
     return _imagenet_set(name, root, tuple(paths), tuple(labels))
