@@ -19,7 +19,7 @@ from visionaudit.devices import check_device
 from visionaudit.errors import CheckpointError, SpecError, VisionAuditError
 from visionaudit.families.corruption.imagenet_c import check_root
 from visionaudit.models import logit_cache
-from visionaudit.models.checkpoints import refuse_pickled
+from visionaudit.models.checkpoints import refuse_pickled, refuse_unreadable
 from visionaudit.models.classes import check_before_load
 from visionaudit.models.factories import factory_problem
 from visionaudit.models.hf import assumed_preprocessing_note, check_preprocessing
@@ -206,9 +206,11 @@ def _check_model(parsed: ModelSpec, no_downloads: bool) -> None:
 
 
 def _check_checkpoint(spec: ModelSpec, what: str) -> None:
-    """A checkpoint that holds pickled objects: refused now (read, never unpickled), not as its test's error."""
+    """A checkpoint that holds pickled objects (read, never unpickled), or cut short or damaged where that shows without
+    reading its weights: refused now, not as its test's error."""
     if spec.kind in ("state_dict", "timm") and spec.path is not None:
         try:
+            refuse_unreadable(spec.path)
             refuse_pickled(spec.path)
         except CheckpointError as e:
             raise CheckpointError(f"{what}: {e}" if what else str(e)) from None
