@@ -160,7 +160,7 @@ def _resolve(config: pytest.Config) -> Settings:
         shard=_shard(config),
         offline=no_downloads,
         decode_memory=_decode_memory(config, run),
-        cache=config.getoption("audit_cache") or run.get("cache") or os.environ.get(logit_cache.CACHE_ENV) or None,
+        cache=_cache(config, run),
         classes=_class_files(config.getoption("audit_classes", None) or run.get("classes"), spellings, arch),
         max_image_pixels=_number(config, "audit_max_image_pixels", int,
                                  "a positive number of pixels") or run.get("max_image_pixels"),
@@ -277,6 +277,21 @@ def _decode_memory(config: pytest.Config, run: Mapping) -> int | None:
                          (os.environ.get(decode_budget.DECODE_MEMORY_ENV), f"${decode_budget.DECODE_MEMORY_ENV}")):
         if value:
             return decode_budget.parse_size(value, where)
+    return None
+
+
+def _cache(config: pytest.Config, run: Mapping) -> str | None:
+    """The logit cache's folder; one under a file is refused now: each write would fail with a log line nobody sees,
+    and every run would compute its logits again."""
+    for value, where in ((config.getoption("audit_cache"), "--audit-cache"), (run.get("cache"), "[run] cache"),
+                         (os.environ.get(logit_cache.CACHE_ENV), f"${logit_cache.CACHE_ENV}")):
+        if value:
+            folder = Path(value).expanduser()
+            blocking = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+            if blocking is not None:
+                raise pytest.UsageError(f"{where} {value}: {blocking} is a file, not a folder; give the logit cache a "
+                                        "folder (it is made if it is not there)")
+            return value
     return None
 
 
