@@ -257,3 +257,35 @@ def test_a_json_that_is_not_an_object_is_refused_by_html_any_schema_and_compare(
         assert proc.returncode == exit_codes.USAGE and said in proc.stderr, (argv, proc.stderr)
         assert "Traceback" not in proc.stderr and "has no run" not in proc.stderr
     assert not (tmp_path / "p.html").exists()
+
+
+@pytest.mark.parametrize("damage, said", [
+    ({"audits": {"x": 1}}, "its audits is an object, not a list"),
+    ({"audits": [1]}, "its audits[0] is a number, not an object"),
+    ({"models": []}, "its models is a list, not an object"),
+    ({"run": "x"}, "its run is a string, not an object"),
+    ({"shard": "2/2"}, "its run.shard is '2/2', not an object of index and count"),
+])
+def test_a_report_of_another_shape_is_refused_by_compare_html_and_merge(tmp_path, capsys, damage, said):
+    """Stop 40: a hand-edited report whose sections are of another JSON type passed the checks of its keys, then ended
+    in a traceback (AttributeError, TypeError): compare and merge exit 1, the baseline gate an INTERNALERROR (exit 3)
+    with no report written."""
+    whole = json.loads((ROOT / "tests" / "report_fixtures" / "report_two_models.json").read_text())
+    part1 = json.loads(json.dumps(whole))
+    part1["run"]["shard"] = {"index": 1, "count": 2}
+    if "shard" in damage:
+        whole["run"]["shard"] = damage["shard"]
+    else:
+        whole.update(damage)
+    odd, first = tmp_path / "odd.json", tmp_path / "part1.json"
+    odd.write_text(json.dumps(whole))
+    first.write_text(json.dumps(part1))
+    commands = [["merge", str(first), str(odd), "-o", str(tmp_path / "m.json")]]
+    if "shard" not in damage:
+        commands += [["compare", str(odd), str(first)], ["html", str(odd), "-o", str(tmp_path / "p.html")]]
+    for command in commands:
+        capsys.readouterr()
+        assert main(command) == exit_codes.USAGE, command
+        err = capsys.readouterr().err
+        assert f"{odd} is not a whole visionaudit report: {said}" in err, (command, err)
+    assert not (tmp_path / "m.json").exists() and not (tmp_path / "p.html").exists()
