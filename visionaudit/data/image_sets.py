@@ -171,6 +171,9 @@ def data_root(explicit: str | os.PathLike | None = None) -> Path:
     if not value:
         return cache_dir()
     root = Path(value).expanduser()
+    if root.exists() and not root.is_dir():
+        raise DataError(f"data directory {root} is a file, not a folder. Point --audit-data / {DATA_ENV} at the folder "
+                        "that holds the data")
     if not root.is_dir():
         raise DataError(
             f"data directory {root} does not exist. Point --audit-data / {DATA_ENV} at it, or fetch the "
@@ -214,7 +217,9 @@ def missing_data(root_value: str | None, images: str, needs: set[str]) -> list[s
             elif not path.is_dir() and not (path.is_file() and path.suffix.lower() == ".csv"):
                 fix = (f"python -m visionaudit fetch {images} --dest {root}" if images == "imagenet-sample" else
                        f"point --audit-images at {LABELLED_LAYOUTS}")
-                problems.append(f"labelled images not found at {path}: {fix}")
+                found = "is a file, not a folder or a .csv manifest" if path.exists() else "not found"
+                problems.append(f"labelled images {found} at {path}: {fix}" if not path.exists()
+                                else f"labelled images at {path}: {path} {found}; {fix}")
         elif not (root / need).is_dir():
             fix = f"python -m visionaudit fetch {need} --dest {root}" if need in FETCHABLE else "add it to the data root"
             problems.append(f"{need} not found at {root / need}: {fix}")
