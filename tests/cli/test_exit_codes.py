@@ -289,3 +289,28 @@ def test_a_report_of_another_shape_is_refused_by_compare_html_and_merge(tmp_path
         err = capsys.readouterr().err
         assert f"{odd} is not a whole visionaudit report: {said}" in err, (command, err)
     assert not (tmp_path / "m.json").exists() and not (tmp_path / "p.html").exists()
+
+
+@pytest.mark.parametrize("command", ["merge", "html"])
+@pytest.mark.parametrize("output, said", [
+    ("{tmp}", "-o/--output {tmp} is a directory; give a file path, such as {tmp}/report."),
+    ("{tmp}/afile/x", "-o/--output {tmp}/afile/x: {tmp}/afile is a file, not a folder; give a path in a folder you can "),
+    ("", "-o/--output is empty (an unset variable?); give a file path, such as report."),
+])
+def test_an_output_path_that_cannot_be_written_exits_4_before_the_work(tmp_path, capsys, command, output, said):
+    """Stop 40: merge -o and html -o on a folder, under a file or empty merged the parts (or made the page), then ended
+    in a traceback from the write (IsADirectoryError, FileExistsError, OSError), exit 1, nothing written."""
+    (tmp_path / "afile").write_text("x")
+    whole = ROOT / "tests" / "report_fixtures" / "report_two_models.json"
+    out = output.format(tmp=tmp_path)
+    args = ["merge", str(whole), str(whole), "-o", out] if command == "merge" else ["html", str(whole), "-o", out]
+    assert main(args) == exit_codes.USAGE
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {said.format(tmp=tmp_path)}"), err
+    assert (tmp_path / "afile").read_text() == "x"
+
+
+def test_families_check_readme_on_a_missing_file_exits_4(tmp_path, capsys):
+    assert main(["families", "--check-readme", str(tmp_path / "README.md")]) == exit_codes.USAGE
+    err = capsys.readouterr().err
+    assert f"--check-readme {tmp_path / 'README.md'} cannot be read (No such file or directory)" in err, err
