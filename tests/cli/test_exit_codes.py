@@ -314,3 +314,18 @@ def test_families_check_readme_on_a_missing_file_exits_4(tmp_path, capsys):
     assert main(["families", "--check-readme", str(tmp_path / "README.md")]) == exit_codes.USAGE
     err = capsys.readouterr().err
     assert f"--check-readme {tmp_path / 'README.md'} cannot be read (No such file or directory)" in err, err
+
+
+@pytest.mark.parametrize("args, said", [
+    (["compare", "", "{whole}"], "error: old report is empty (an unset variable?)"),
+    (["compare", "{whole}", ""], "error: new report is empty (an unset variable?)"),
+    (["html", "", "-o", "{tmp}/p.html"], "error: report is empty (an unset variable?)"),
+    (["merge", "{whole}", "", "-o", "{tmp}/m.json"], "error: a report path is empty (an unset variable?)"),
+])
+def test_an_empty_report_argument_is_said_to_be_empty(tmp_path, capsys, args, said):
+    """Stop 40: `compare "$PREV" report.json` with PREV unset read the working directory: "report . is not readable JSON
+    ([Errno 21] Is a directory: '.')"."""
+    whole = ROOT / "tests" / "report_fixtures" / "report_two_models.json"
+    assert main([a.format(whole=whole, tmp=tmp_path) for a in args]) == exit_codes.USAGE
+    err = capsys.readouterr().err
+    assert err.startswith(said) and "give the --audit-json file of a run" in err, err

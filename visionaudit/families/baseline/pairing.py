@@ -81,6 +81,8 @@ def require_whole(data: Any, path: str | Path, what: str = "report") -> dict[str
 
 def read_report(path: str | Path, what: str = "baseline report") -> dict[str, Any]:
     """A saved ``--audit-json`` report that holds per-image outcomes, or a DataError saying why not."""
+    if not str(path).strip():  # an unset CI variable (`compare "$PREV" report.json`): not the working directory
+        raise DataError(f"{what} is empty (an unset variable?); give the --audit-json file of a run")
     path = Path(path)
     try:
         data = json.loads(path.read_text())
