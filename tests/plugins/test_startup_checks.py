@@ -346,3 +346,20 @@ def test_a_truncated_checkpoint_stops_the_run_at_startup(team, workers):
     report = json.loads((team.path / "report.json").read_text())
     assert report["verdict"] == "incomplete" and report["error"].startswith(said) and report["audits"] == []
     assert not (team.path / "bounds.json").exists()
+
+
+@pytest.mark.parametrize("what", ["missing", "folder"])
+def test_a_timm_checkpoint_that_is_not_there_stops_the_run_at_startup(team, what):
+    """Stop 40: `--model model.pth` missing stopped the run at startup, `timm:NAME:model.pth` missing was each test's load
+    error (exit 1)."""
+    pytest.importorskip("timm", reason="in the timm extra: pip install 'visionaudit[timm]'")
+    path = team.path / ("missing.safetensors" if what == "missing" else "folder")
+    if what == "folder":
+        path.mkdir()
+    spec = f"timm:resnet18:{path}"
+    result = team.runpytest_subprocess("--model", spec, *RUN)
+    output = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, output[-3000:]
+    kind = "not there" if what == "missing" else "a folder; timm:NAME:CHECKPOINT names the checkpoint file"
+    assert f"--model {spec}: the checkpoint {path} is {kind}" in output and "Traceback" not in output, output[-3000:]
+    assert not (team.path / "bounds.json").exists()
