@@ -329,3 +329,14 @@ def test_an_empty_report_argument_is_said_to_be_empty(tmp_path, capsys, args, sa
     assert main([a.format(whole=whole, tmp=tmp_path) for a in args]) == exit_codes.USAGE
     err = capsys.readouterr().err
     assert err.startswith(said) and "give the --audit-json file of a run" in err, err
+
+
+@pytest.mark.parametrize("what", ["folder", "binary"])
+def test_a_journal_that_cannot_be_read_exits_4(tmp_path, capsys, what):
+    """Stop 40: a folder (or `--from-journal ""`: the working directory) or a binary file was a traceback (exit 1)."""
+    journal = tmp_path / "r.json.journal.jsonl"
+    journal.mkdir() if what == "folder" else journal.write_bytes(b"\x80\x9e\xff" * 10)
+    assert main(["report", "--from-journal", str(journal), "-o", str(tmp_path / "r2.json")]) == exit_codes.USAGE
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: journal {journal} cannot be read (") and "give the REPORT.journal.jsonl file" in err, err
+    assert not (tmp_path / "r2.json").exists()
