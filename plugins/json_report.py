@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ import pytest
 
 from visionaudit.devices import gpu_names
 from visionaudit.errors import VisionAuditError
-from visionaudit.files import write_atomically
+from visionaudit.files import output_problem, write_atomically
 from visionaudit.report.assembly import (
     assemble,
     software_versions,
@@ -180,25 +179,9 @@ def _report_path(config: pytest.Config) -> Path | None:
 
 def check_report_path(path: str | None, flag: str = "--audit-json", example: str = "report.json") -> None:
     """Refuse a report path (``flag``) the report cannot be written to, now rather than after the run."""
-    if path is None:
-        return
-    if not path.strip():  # an unset CI variable: `--audit-json "$REPORT"`
-        raise pytest.UsageError(f"{flag} is empty (an unset variable?); give a file path, such as {example}, or leave "
-                                f"{flag} out")
-    target = Path(path)
-    if target.is_dir():
-        raise pytest.UsageError(f"{flag} {path} is a directory; give a file path, such as {target / example}")
-    folder = target.parent
-    blocking = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
-    if blocking is not None:
-        raise pytest.UsageError(f"{flag} {path}: {blocking} is a file, not a folder; give a path in a folder you can write to")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".visionaudit-write-check-"):
-            pass
-    except OSError as e:
-        raise pytest.UsageError(f"{flag} {path}: the report cannot be written there ({e.strerror or e}); "
-                                "give a path in a folder you can write to") from None
+    problem = None if path is None else output_problem(path, flag, example, optional=True)
+    if problem:
+        raise pytest.UsageError(problem)
 
 
 @pytest.hookimpl(tryfirst=True)  # before the settings: a bad path is refused before anything else

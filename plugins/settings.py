@@ -19,7 +19,7 @@ from visionaudit.devices import check_device
 from visionaudit.errors import CheckpointError, SpecError, VisionAuditError
 from visionaudit.families.corruption.imagenet_c import check_root
 from visionaudit.models import logit_cache
-from visionaudit.models.checkpoints import refuse_pickled
+from visionaudit.models.checkpoints import refuse_pickled, refuse_unreadable
 from visionaudit.models.classes import check_before_load
 from visionaudit.models.factories import factory_problem
 from visionaudit.models.hf import assumed_preprocessing_note, check_preprocessing
@@ -85,7 +85,31 @@ def get_settings(config: pytest.Config) -> Settings:
     return config.stash[SETTINGS_KEY]
 
 
+# Options whose empty value (an unset CI variable: `--audit-baseline "$PREV"`) would otherwise be read as not given,
+# and fall back to the default without a word (no baseline gate, the default images), or as the working directory.
+EMPTY_REFUSED = (("arch", "--arch", "an architecture, such as torchvision:resnet50"),
+                 ("audit_device", "--device", "auto, cpu, cuda, cuda:N or mps"),
+                 ("audit_data", "--audit-data", "the data root's folder"),
+                 ("audit_images", "--audit-images", "the labelled images' folder, CSV manifest or name"),
+                 ("audit_classes", "--audit-classes", "a class names file"), ("audit_config", "--audit-config", "an audit.toml"),
+                 ("audit_cache", "--audit-cache", "the logit cache's folder"),
+                 ("audit_decode_memory", "--audit-decode-memory", "a size, such as 2GiB"),
+                 ("audit_imagenet_c", "--audit-imagenet-c", "the ImageNet-C folder"),
+                 ("audit_baseline", "--audit-baseline", "the previous release's report, PREV.json"),
+                 ("audit_baseline_as", "--audit-baseline-as", "the baseline model's spec"),
+                 ("audit_shape_bias_reference", "--audit-shape-bias-reference", "decision CSV files"))
+
+
+def _refuse_empty(config: pytest.Config) -> None:
+    for dest, flag, what in EMPTY_REFUSED:
+        value = config.getoption(dest, None)
+        values = value if isinstance(value, list) else [value]
+        if any(v is not None and not str(v).strip() for v in values):
+            raise pytest.UsageError(f"{flag} is empty (an unset variable?); give {what}, or leave {flag} out")
+
+
 def _resolve(config: pytest.Config) -> Settings:
+    _refuse_empty(config)
     arch = config.getoption("arch")
     path = config.getoption("audit_config")
     if path is None and (config.rootpath / CONFIG_FILE).is_file():
@@ -136,7 +160,7 @@ def _resolve(config: pytest.Config) -> Settings:
         shard=_shard(config),
         offline=no_downloads,
         decode_memory=_decode_memory(config, run),
-        cache=config.getoption("audit_cache") or run.get("cache") or os.environ.get(logit_cache.CACHE_ENV) or None,
+        cache=_cache(config, run),
         classes=_class_files(config.getoption("audit_classes", None) or run.get("classes"), spellings, arch),
         max_image_pixels=_number(config, "audit_max_image_pixels", int,
                                  "a positive number of pixels") or run.get("max_image_pixels"),
@@ -182,9 +206,15 @@ def _check_model(parsed: ModelSpec, no_downloads: bool) -> None:
 
 
 def _check_checkpoint(spec: ModelSpec, what: str) -> None:
-    """A checkpoint that holds pickled objects: refused now (read, never unpickled), not as its test's error."""
+    """A checkpoint that holds pickled objects (read, never unpickled), or cut short or damaged where that shows without
+    reading its weights: refused now, not as its test's error."""
+    if spec.kind == "timm" and spec.path is not None and not spec.path.is_file():  # a state dict's: when parsed
+        kind = "a folder; timm:NAME:CHECKPOINT names the checkpoint file" if spec.path.is_dir() else "not there"
+        problem = f"the checkpoint {spec.path} is {kind} (relative paths start at the working directory {Path.cwd()})"
+        raise CheckpointError(f"{what}: {problem}" if what else problem)
     if spec.kind in ("state_dict", "timm") and spec.path is not None:
         try:
+            refuse_unreadable(spec.path)
             refuse_pickled(spec.path)
         except CheckpointError as e:
             raise CheckpointError(f"{what}: {e}" if what else str(e)) from None
@@ -251,6 +281,21 @@ def _decode_memory(config: pytest.Config, run: Mapping) -> int | None:
                          (os.environ.get(decode_budget.DECODE_MEMORY_ENV), f"${decode_budget.DECODE_MEMORY_ENV}")):
         if value:
             return decode_budget.parse_size(value, where)
+    return None
+
+
+def _cache(config: pytest.Config, run: Mapping) -> str | None:
+    """The logit cache's folder; one under a file is refused now: each write would fail with a log line nobody sees,
+    and every run would compute its logits again."""
+    for value, where in ((config.getoption("audit_cache"), "--audit-cache"), (run.get("cache"), "[run] cache"),
+                         (os.environ.get(logit_cache.CACHE_ENV), f"${logit_cache.CACHE_ENV}")):
+        if value:
+            folder = Path(value).expanduser()
+            blocking = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+            if blocking is not None:
+                raise pytest.UsageError(f"{where} {value}: {blocking} is a file, not a folder; give the logit cache a "
+                                        "folder (it is made if it is not there)")
+            return value
     return None
 
 

@@ -87,6 +87,14 @@ def test_typos_and_out_of_range_values_are_refused(tmp_path, text, message):
     _refused_naming_the_file(tmp_path, text, message)
 
 
+@pytest.mark.parametrize("key", ["images", "data", "cache", "classes", "device", "decode_memory"])
+def test_an_empty_run_text_is_refused_not_read_as_not_given(tmp_path, key):
+    """Stop 40: `images = ""` audited the default images, `classes = ""` named no classes, `cache = ""` kept none,
+    each without a word, as an empty command-line value did."""
+    _refused_naming_the_file(tmp_path, f'[run]\n{key} = " "\n',
+                             rf"run.{key} = ' ' is empty; give a value or leave the key out")
+
+
 @pytest.mark.parametrize("old, new",
                          [("deployment_images = 64", "images"),
                           ("deployment_max_abs_diff = { torchscript = 1e-4 }", "max_abs_diff"),

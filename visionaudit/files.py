@@ -61,6 +61,30 @@ def write_bytes_atomically(path: Path, data: bytes) -> None:
         raise
 
 
+def output_problem(path: str, flag: str, example: str, optional: bool = False) -> str | None:
+    """What keeps a file from being written at ``path`` (given as ``flag``; ``optional``: the flag may be left out), in
+    words with the fix; None when it can be. Its folder is made and a file tried in it now, before the work that fills
+    it, which would otherwise end in a traceback and write nothing."""
+    if not path.strip():  # an unset CI variable: `-o "$REPORT"`
+        return f"{flag} is empty (an unset variable?); give a file path, such as {example}" + (
+            f", or leave {flag} out" if optional else "")
+    target = Path(path)
+    if target.is_dir():
+        return f"{flag} {path} is a directory; give a file path, such as {target / example}"
+    folder = target.parent
+    blocking = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        return f"{flag} {path}: {blocking} is a file, not a folder; give a path in a folder you can write to"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".visionaudit-write-check-"):
+            pass
+    except OSError as e:
+        return (f"{flag} {path}: the file cannot be written there ({e.strerror or e}); give a path in a folder you can "
+                "write to")
+    return None
+
+
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     """The file's sha256, read in chunks (weights and data files can be gigabytes)."""
     h = hashlib.sha256()

@@ -257,3 +257,86 @@ def test_a_json_that_is_not_an_object_is_refused_by_html_any_schema_and_compare(
         assert proc.returncode == exit_codes.USAGE and said in proc.stderr, (argv, proc.stderr)
         assert "Traceback" not in proc.stderr and "has no run" not in proc.stderr
     assert not (tmp_path / "p.html").exists()
+
+
+@pytest.mark.parametrize("damage, said", [
+    ({"audits": {"x": 1}}, "its audits is an object, not a list"),
+    ({"audits": [1]}, "its audits[0] is a number, not an object"),
+    ({"models": []}, "its models is a list, not an object"),
+    ({"run": "x"}, "its run is a string, not an object"),
+    ({"shard": "2/2"}, "its run.shard is '2/2', not an object of index and count"),
+])
+def test_a_report_of_another_shape_is_refused_by_compare_html_and_merge(tmp_path, capsys, damage, said):
+    """Stop 40: a hand-edited report whose sections are of another JSON type passed the checks of its keys, then ended
+    in a traceback (AttributeError, TypeError): compare and merge exit 1, the baseline gate an INTERNALERROR (exit 3)
+    with no report written."""
+    whole = json.loads((ROOT / "tests" / "report_fixtures" / "report_two_models.json").read_text())
+    part1 = json.loads(json.dumps(whole))
+    part1["run"]["shard"] = {"index": 1, "count": 2}
+    if "shard" in damage:
+        whole["run"]["shard"] = damage["shard"]
+    else:
+        whole.update(damage)
+    odd, first = tmp_path / "odd.json", tmp_path / "part1.json"
+    odd.write_text(json.dumps(whole))
+    first.write_text(json.dumps(part1))
+    commands = [["merge", str(first), str(odd), "-o", str(tmp_path / "m.json")]]
+    if "shard" not in damage:
+        commands += [["compare", str(odd), str(first)], ["html", str(odd), "-o", str(tmp_path / "p.html")]]
+    for command in commands:
+        capsys.readouterr()
+        assert main(command) == exit_codes.USAGE, command
+        err = capsys.readouterr().err
+        assert f"{odd} is not a whole visionaudit report: {said}" in err, (command, err)
+    assert not (tmp_path / "m.json").exists() and not (tmp_path / "p.html").exists()
+
+
+@pytest.mark.parametrize("command", ["merge", "html"])
+@pytest.mark.parametrize("output, said", [
+    ("{tmp}", "-o/--output {tmp} is a directory; give a file path, such as {tmp}/report."),
+    ("{tmp}/afile/x", "-o/--output {tmp}/afile/x: {tmp}/afile is a file, not a folder; give a path in a folder you can "),
+    ("", "-o/--output is empty (an unset variable?); give a file path, such as report."),
+])
+def test_an_output_path_that_cannot_be_written_exits_4_before_the_work(tmp_path, capsys, command, output, said):
+    """Stop 40: merge -o and html -o on a folder, under a file or empty merged the parts (or made the page), then ended
+    in a traceback from the write (IsADirectoryError, FileExistsError, OSError), exit 1, nothing written."""
+    (tmp_path / "afile").write_text("x")
+    whole = ROOT / "tests" / "report_fixtures" / "report_two_models.json"
+    out = output.format(tmp=tmp_path)
+    args = ["merge", str(whole), str(whole), "-o", out] if command == "merge" else ["html", str(whole), "-o", out]
+    assert main(args) == exit_codes.USAGE
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {said.format(tmp=tmp_path)}"), err
+    assert (tmp_path / "afile").read_text() == "x"
+
+
+def test_families_check_readme_on_a_missing_file_exits_4(tmp_path, capsys):
+    assert main(["families", "--check-readme", str(tmp_path / "README.md")]) == exit_codes.USAGE
+    err = capsys.readouterr().err
+    assert f"--check-readme {tmp_path / 'README.md'} cannot be read (No such file or directory)" in err, err
+
+
+@pytest.mark.parametrize("args, said", [
+    (["compare", "", "{whole}"], "error: old report is empty (an unset variable?)"),
+    (["compare", "{whole}", ""], "error: new report is empty (an unset variable?)"),
+    (["html", "", "-o", "{tmp}/p.html"], "error: report is empty (an unset variable?)"),
+    (["merge", "{whole}", "", "-o", "{tmp}/m.json"], "error: a report path is empty (an unset variable?)"),
+])
+def test_an_empty_report_argument_is_said_to_be_empty(tmp_path, capsys, args, said):
+    """Stop 40: `compare "$PREV" report.json` with PREV unset read the working directory: "report . is not readable JSON
+    ([Errno 21] Is a directory: '.')"."""
+    whole = ROOT / "tests" / "report_fixtures" / "report_two_models.json"
+    assert main([a.format(whole=whole, tmp=tmp_path) for a in args]) == exit_codes.USAGE
+    err = capsys.readouterr().err
+    assert err.startswith(said) and "give the --audit-json file of a run" in err, err
+
+
+@pytest.mark.parametrize("what", ["folder", "binary"])
+def test_a_journal_that_cannot_be_read_exits_4(tmp_path, capsys, what):
+    """Stop 40: a folder (or `--from-journal ""`: the working directory) or a binary file was a traceback (exit 1)."""
+    journal = tmp_path / "r.json.journal.jsonl"
+    journal.mkdir() if what == "folder" else journal.write_bytes(b"\x80\x9e\xff" * 10)
+    assert main(["report", "--from-journal", str(journal), "-o", str(tmp_path / "r2.json")]) == exit_codes.USAGE
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: journal {journal} cannot be read (") and "give the REPORT.journal.jsonl file" in err, err
+    assert not (tmp_path / "r2.json").exists()

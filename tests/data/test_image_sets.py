@@ -238,6 +238,19 @@ def test_missing_data_dirs_give_the_fetch_command(tmp_path, monkeypatch):
         datasets.cue_conflict(tmp_path / "cue-conflict")
 
 
+def test_a_file_given_for_the_data_root_or_the_images_is_said_to_be_a_file(tmp_path, monkeypatch):
+    """Stop 40: a file that is there was "does not exist" (the data root, with a fetch into it) or "not found" (the
+    labelled images)."""
+    monkeypatch.delenv(datasets.DATA_ENV, raising=False)
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(DataError, match=r"^data directory .*notes.txt is a file, not a folder\. Point --audit-data / "
+                                        r"VISIONAUDIT_DATA at the folder that holds the data$"):
+        datasets.data_root(tmp_path / "notes.txt")
+    (problem,) = datasets.missing_data(str(tmp_path), str(tmp_path / "notes.txt"), {datasets.LABELLED})
+    assert problem.startswith(f"labelled images at {tmp_path / 'notes.txt'}: {tmp_path / 'notes.txt'} is a file, not a "
+                              "folder or a .csv manifest; point --audit-images at "), problem
+
+
 def test_data_root_is_the_option_then_the_variable_then_the_user_cache(tmp_path, monkeypatch):
     given, env, cache = (tmp_path / n for n in ("given", "env", "cache"))
     given.mkdir()

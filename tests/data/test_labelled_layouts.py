@@ -245,3 +245,28 @@ def test_labelled_images_from_python_on_a_missing_folder_names_the_call_not_only
         datasets.labelled_images(tmp_path / "foo")
     assert str(e.value).startswith(f"labelled images not found at {tmp_path / 'foo'}; give labelled_images() "
                                    "(--audit-images in a run) a folder of class folders"), e.value
+
+
+def test_symbolic_links_to_nothing_are_named_not_left_out(tmp_path):
+    """Stop 40: a link whose image is not there (a DVC or git-annex file not fetched, a mount missing, a loop) was
+    neither a file nor a folder, so its image was left out without a word (a class folder's link, its whole class)."""
+    _image(tmp_path / "cat" / "a.jpg")
+    _image(tmp_path / "dog" / "b.jpg")
+    (tmp_path / "dog" / "c.jpg").symlink_to("/nonexistent/c.jpg")
+    (tmp_path / "dog" / "loop1").symlink_to("loop2")
+    (tmp_path / "dog" / "loop2").symlink_to("loop1")
+    (tmp_path / "bird").symlink_to(tmp_path / "not-mounted")
+    with pytest.raises(UnusableImages) as e:
+        datasets.labelled_images(tmp_path)
+    assert list(e.value.problems) == [f"4 symbolic link(s) of {tmp_path} lead to nothing: bird -> {tmp_path}/not-mounted, "
+                                "dog/c.jpg -> /nonexistent/c.jpg, dog/loop1 -> loop2, dog/loop2 -> loop1. Their images are "
+                                "not there (a DVC or git-annex file not fetched, a mount missing, a loop): restore them or "
+                                "remove the links."]
+
+
+def test_a_flat_files_link_to_nothing_is_named(tmp_path):
+    _image(tmp_path / "n01440764_ok.jpg")
+    (tmp_path / "n01443537_gone.jpg").symlink_to("/nonexistent/n01443537_gone.jpg")
+    with pytest.raises(DataError, match=r"^1 symbolic link\(s\) of .* lead to nothing: n01443537_gone.jpg -> "
+                                        r"/nonexistent/n01443537_gone.jpg\. Their images are not there"):
+        datasets.labelled_images(tmp_path)

@@ -54,6 +54,40 @@ def test_corrupt_checkpoint(tmp_path, damage):
         load_model(str(path), "cpu", arch="torchvision:resnet18")
 
 
+@pytest.mark.parametrize("suffix, damage, said", [
+    (".safetensors", "empty", "is not a readable safetensors file (0 bytes: too short for its header); re-export it"),
+    (".safetensors", "header", "is not a readable safetensors file (cut short: its header is "),
+    (".safetensors", "half", "is not a readable safetensors file (truncated: its header promises "),
+    (".pth", "half", "is corrupt or truncated (BadZipFile: File is not a zip file); copy it again or re-export it"),
+])
+def test_a_checkpoint_cut_short_is_refused_before_loading_as_its_load_refuses_it(tmp_path, suffix, damage, said):
+    """Stop 40: an empty or truncated checkpoint was found only as the model loaded (exit 1, every test an error); its
+    header (safetensors) or zip directory (torch.save) shows it at startup, without torch. The load refuses it too."""
+    from safetensors.torch import save_file
+
+    path = tmp_path / f"bad{suffix}"
+    state = resnet18().state_dict()
+    save_file(state, str(path)) if suffix == ".safetensors" else torch.save(state, path)
+    data = path.read_bytes()
+    path.write_bytes({"empty": b"", "header": data[:40], "half": data[: len(data) // 2]}[damage])
+    with pytest.raises(CheckpointError) as at_startup:
+        checkpoints.refuse_unreadable(path)
+    assert str(at_startup.value).startswith(f"checkpoint {path} {said}"), str(at_startup.value)
+    with pytest.raises(CheckpointError, match="not a readable safetensors file|corrupt or truncated"):
+        load_model(str(path), "cpu", arch="torchvision:resnet18")
+
+
+def test_whole_checkpoints_pass_the_startup_check(tmp_path):
+    from safetensors.torch import save_file
+
+    state = resnet18().state_dict()
+    save_file(state, str(tmp_path / "ok.safetensors"))
+    torch.save(state, tmp_path / "ok.pth")
+    torch.save({"model": state, "epoch": 3}, tmp_path / "wrapped.pth")
+    for name in ("ok.safetensors", "ok.pth", "wrapped.pth"):
+        checkpoints.refuse_unreadable(tmp_path / name)
+
+
 def test_corrupt_safetensors(tmp_path):
     path = tmp_path / "bad.safetensors"
     path.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")

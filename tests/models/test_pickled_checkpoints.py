@@ -211,6 +211,24 @@ def test_a_run_stops_at_startup_with_exit_4_and_never_unpickles(trained, tmp_pat
     assert report["run"]["exit_status"] == 4
 
 
+@pytest.mark.parametrize("name, said", [("whole_r18.pth", "a torchvision.models.resnet.ResNet"),
+                                        ("whole_net_legacy.pth", "a __main__.Net"), ("evil.pth", None)])
+def test_a_pickled_file_without_arch_is_said_to_be_one_not_a_state_dict_that_needs_arch(trained, monkeypatch, name, said):
+    """Stop 40: without --arch, a torch.save(model) file was "a state dict, which needs its architecture"; the --arch
+    added then got the pickle's refusal. What the file is comes first, read without unpickling it."""
+    from visionaudit.errors import CheckpointError
+    from visionaudit.models.specs import parse_spec
+
+    monkeypatch.chdir(trained)
+    with pytest.raises(CheckpointError) as e:
+        parse_spec(name)
+    message = str(e.value)
+    assert message.startswith(f"--model {name}: checkpoint {name} ") and "convert-checkpoint" in message, message
+    assert "needs its architecture" not in message
+    assert said is None or f"is a whole pickled model (torch.save(model) of {said})" in message
+    assert not (trained / "PWNED").exists()
+
+
 @pytest.mark.parametrize("name", ["with_config_legacy.pth", "evil_legacy.pth", "whole_net_legacy.pth", "whole_r18_legacy.pth"])
 def test_a_legacy_file_is_refused_at_startup_as_its_load_refuses_it_without_unpickling(trained, name, monkeypatch):
     """Stop 37: a pre-1.6 ``torch.save`` file (not a zip archive) passed the startup check; its load refused it. Both

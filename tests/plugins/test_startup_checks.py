@@ -327,3 +327,39 @@ def test_a_missing_model_or_data_path_from_audit_toml_is_told_as_written_there(t
         assert "point [run] images in ci/audit.toml at" in output and "--audit-images" not in output, output[-3000:]
         assert (f'[run] images = "./imgs" comes from ci/audit.toml, whose relative paths are read from its folder ci{os.sep} '
                 '(docs/config.md "Relative paths")') in output, output[-3000:]
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_a_truncated_checkpoint_stops_the_run_at_startup(team, workers):
+    """Stop 40: it was each test's load error (exit 1); its header shows it before any model loads."""
+    from safetensors.torch import save_file
+
+    path = team.path / "r18.safetensors"
+    save_file(torchvision.models.resnet18().state_dict(), str(path))
+    path.write_bytes(path.read_bytes()[:100_000])
+    spec = f"{path}?arch=torchvision:resnet18:none"
+    result = team.runpytest_subprocess("--model", spec, *RUN, *workers, "--audit-json", "report.json")
+    output = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, output[-3000:]
+    said = f"--model {spec}: checkpoint {path} is not a readable safetensors file (truncated: its header promises "
+    assert said in output and "Traceback" not in output, output[-3000:]
+    report = json.loads((team.path / "report.json").read_text())
+    assert report["verdict"] == "incomplete" and report["error"].startswith(said) and report["audits"] == []
+    assert not (team.path / "bounds.json").exists()
+
+
+@pytest.mark.parametrize("what", ["missing", "folder"])
+def test_a_timm_checkpoint_that_is_not_there_stops_the_run_at_startup(team, what):
+    """Stop 40: `--model model.pth` missing stopped the run at startup, `timm:NAME:model.pth` missing was each test's load
+    error (exit 1)."""
+    pytest.importorskip("timm", reason="in the timm extra: pip install 'visionaudit[timm]'")
+    path = team.path / ("missing.safetensors" if what == "missing" else "folder")
+    if what == "folder":
+        path.mkdir()
+    spec = f"timm:resnet18:{path}"
+    result = team.runpytest_subprocess("--model", spec, *RUN)
+    output = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, output[-3000:]
+    kind = "not there" if what == "missing" else "a folder; timm:NAME:CHECKPOINT names the checkpoint file"
+    assert f"--model {spec}: the checkpoint {path} is {kind}" in output and "Traceback" not in output, output[-3000:]
+    assert not (team.path / "bounds.json").exists()

@@ -21,6 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from visionaudit.errors import VisionAuditError
     from visionaudit.families.registry import (
         families,
         markdown_table,
@@ -28,7 +29,12 @@ def run(args: argparse.Namespace) -> int:
     )
 
     if args.check_readme:
-        problems = readme_table_problems(Path(args.check_readme).read_text())
+        try:
+            text = Path(args.check_readme).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise VisionAuditError(f"--check-readme {args.check_readme} cannot be read ({getattr(e, 'strerror', None) or e}); "
+                                   "give the README.md that holds the family table") from None
+        problems = readme_table_problems(text)
         for p in problems:
             print(f"{args.check_readme}: {p}", file=sys.stderr)
         return 1 if problems else 0

@@ -32,14 +32,19 @@ def run(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
+    from visionaudit.errors import VisionAuditError
     from visionaudit.families.baseline.pairing import (
         read_report,
         refuse_shard_part,
         require_whole,
     )
+    from visionaudit.files import output_problem
     from visionaudit.html.page import write_html
     from visionaudit.html.thumbnails import ImageSource, transform_strips
 
+    problem = output_problem(args.output, "-o/--output", "report.html")  # before the page is made: not a traceback after it
+    if problem:
+        raise VisionAuditError(problem)
     start = time.perf_counter()
     report = read_report(args.report, "report") if not args.any_schema else require_whole(read_json(args.report), args.report)
     comparison = None

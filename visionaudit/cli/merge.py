@@ -24,10 +24,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from visionaudit.files import write_atomically
+    from visionaudit.errors import VisionAuditError
+    from visionaudit.files import output_problem, write_atomically
     from visionaudit.report.merge import Unmergeable, merge_reports
     from visionaudit.report.summaries import terminal_lines
 
+    problem = output_problem(args.output, "-o/--output", "report.json")  # before the merge: not a traceback after it
+    if problem:
+        raise VisionAuditError(problem)
     parts = [read_json(path) for path in args.parts]
     try:
         report = merge_reports(parts, args.parts)

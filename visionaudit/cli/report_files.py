@@ -11,6 +11,8 @@ def read_json(path: str) -> dict:
     import json
     from pathlib import Path
 
+    if not path.strip():  # an unset CI variable: not the working directory
+        raise VisionAuditError("a report path is empty (an unset variable?); give the --audit-json file of a run")
     try:
         return json.loads(Path(path).read_text())
     except (OSError, ValueError) as e:

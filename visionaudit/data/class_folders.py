@@ -5,6 +5,7 @@ carries the folders' names, so the startup check names those matching no class o
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from visionaudit.errors import DataError, UnusableImages
@@ -20,6 +21,7 @@ def read_class_folders(root: Path, folders: list[Path], suffixes: set[str],
     names: list[str] = []
     strays: list[Path] = []
     nested: list[Path] = []
+    dangling = [p for p in sorted(root.iterdir()) if not p.exists()]  # a class folder's link to nothing
     for folder in folders:
         for path in sorted(folder.iterdir()):
             if path.name.startswith("."):
@@ -31,6 +33,8 @@ def read_class_folders(root: Path, folders: list[Path], suffixes: set[str],
                 strays.append(path)
             elif path.is_dir():
                 nested.append(path)
+            elif not path.exists():
+                dangling.append(path)
     strays += sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in suffixes)  # no class
     problems = []
     if nested:  # its images would be left out without a word, or given a class nobody chose
@@ -42,9 +46,18 @@ def read_class_folders(root: Path, folders: list[Path], suffixes: set[str],
                         f"{first_few([str(p.relative_to(root)) for p in strays], sep=', ')}. Each image goes in its "
                         "class's folder (an image beside the class folders has no class), and class folders hold only "
                         f"images ({', '.join(sorted(suffixes))}, any case).")
+    if dangling:  # a DVC or git-annex file not fetched, a mount not there: its images would be left out without a word
+        problems.append(dangling_links(root, dangling))
     if problems:
         raise UnusableImages(problems, root, names, paths=paths)
     if not paths:
         raise DataError(f"no images under {root}: its folders {first_few([f.name for f in folders], 5, ', ')} hold none. "
                         f"Expected {layouts}")
     return tuple(paths), tuple(names)
+
+
+def dangling_links(root: Path, links: list[Path]) -> str:
+    """The refusal of symbolic links under ``root`` that lead to nothing (a missing target, a loop)."""
+    named = [f"{p.relative_to(root)} -> {os.readlink(p)}" for p in links]
+    return (f"{len(links)} symbolic link(s) of {root} lead to nothing: {first_few(named, sep=', ')}. Their images are not "
+            "there (a DVC or git-annex file not fetched, a mount missing, a loop): restore them or remove the links.")

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from visionaudit.data import decode_budget
-from visionaudit.data.class_folders import read_class_folders
+from visionaudit.data.class_folders import dangling_links, read_class_folders
 from visionaudit.data.decoding import DECODE_THREADS, decode_images
 from visionaudit.data.imagenet import NOT_A_WNID, class_index, wnid_to_index
 from visionaudit.data.imagenet_val import val_wnids
@@ -171,6 +171,9 @@ def data_root(explicit: str | os.PathLike | None = None) -> Path:
     if not value:
         return cache_dir()
     root = Path(value).expanduser()
+    if root.exists() and not root.is_dir():
+        raise DataError(f"data directory {root} is a file, not a folder. Point --audit-data / {DATA_ENV} at the folder "
+                        "that holds the data")
     if not root.is_dir():
         raise DataError(
             f"data directory {root} does not exist. Point --audit-data / {DATA_ENV} at it, or fetch the "
@@ -214,7 +217,9 @@ def missing_data(root_value: str | None, images: str, needs: set[str]) -> list[s
             elif not path.is_dir() and not (path.is_file() and path.suffix.lower() == ".csv"):
                 fix = (f"python -m visionaudit fetch {images} --dest {root}" if images == "imagenet-sample" else
                        f"point --audit-images at {LABELLED_LAYOUTS}")
-                problems.append(f"labelled images not found at {path}: {fix}")
+                found = "is a file, not a folder or a .csv manifest" if path.exists() else "not found"
+                problems.append(f"labelled images {found} at {path}: {fix}" if not path.exists()
+                                else f"labelled images at {path}: {path} {found}; {fix}")
         elif not (root / need).is_dir():
             fix = f"python -m visionaudit fetch {need} --dest {root}" if need in FETCHABLE else "add it to the data root"
             problems.append(f"{need} not found at {root / need}: {fix}")
@@ -293,9 +298,11 @@ def labelled_images(root: Path, name: str | None = None) -> ImageSet:
             continue
         paths.append(path)
         labels.append(class_index(wnid))
-    if problems:
-        raise DataError(f"{len(problems)} file(s) of {root} cannot be used: {first_few(problems)}. Labelled images are "
-                        f"{LABELLED_LAYOUTS}")
+    dangling = [p for p in sorted(root.iterdir()) if not p.exists()]  # links to nothing: not left out without a word
+    if problems or dangling:
+        raise DataError(" ".join(([f"{len(problems)} file(s) of {root} cannot be used: {first_few(problems)}. Labelled "
+                                   f"images are {LABELLED_LAYOUTS}"] if problems else [])
+                                 + ([dangling_links(root, dangling)] if dangling else [])))
     if not paths:
         raise DataError(f"no images under {root}: expected {LABELLED_LAYOUTS}")
     return _imagenet_set(name, root, tuple(paths), tuple(labels))

@@ -107,7 +107,8 @@ class Field:
                 return wrong_type
             if self.choices is not None and value not in self.choices:
                 return unknown_name("value", value, self.choices)
-            return None
+            # A free text (a path, a size) left empty would read as not given: the default, without a word.
+            return "is empty; give a value or leave the key out" if self.choices is None and not value.strip() else None
         if self.kind == "bool":
             return None if isinstance(value, bool) else wrong_type
         if self.kind == "list[str]":

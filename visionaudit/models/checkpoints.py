@@ -108,6 +108,54 @@ def refuse_pickled(path: str | Path) -> None:
         raise CheckpointError(pickled.refusal(path, found, ""))
 
 
+def refuse_unreadable(path: str | Path) -> None:
+    """At startup, before any model loads: a checkpoint cut short or damaged where that shows without reading its
+    weights (an empty or truncated safetensors file: its header, and the data it promises; a ``torch.save`` archive
+    whose zip directory is gone or whose entries run past its end) stops the run with its load's words."""
+    import json
+    import struct
+
+    path = Path(path)
+    if not path.is_file():
+        return
+    size = path.stat().st_size
+    if path.suffix == ".safetensors":  # as load_state_dict tells them
+        problem = None
+        with open(path, "rb") as f:
+            head = f.read(8)
+            length = struct.unpack("<Q", head)[0] if len(head) == 8 else None
+            if length is None or not 0 < length <= size - 8:
+                problem = (f"{size} bytes: too short for its header" if length is None else "its header's length is 0"
+                           if not length else f"cut short: its header is {length:,} bytes, the file {size:,}")
+            else:
+                try:
+                    header = json.loads(f.read(length))
+                    ends = [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"]
+                except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+                    problem = "its header is not a safetensors header"
+                else:
+                    if max(ends, default=0) > size - 8 - length:
+                        problem = (f"truncated: its header promises {max(ends, default=0):,} bytes of tensors, the file "
+                                   f"holds {size - 8 - length:,}")
+        if problem:
+            raise CheckpointError(f"checkpoint {path} is not a readable safetensors file ({problem}); re-export it")
+    elif _zip_head(path):  # a torch.save archive (since torch 1.6): its directory is at the end
+        try:
+            with zipfile.ZipFile(path) as archive:
+                past = [i.filename for i in archive.infolist() if i.header_offset + i.compress_size > size]
+        except (zipfile.BadZipFile, OSError, ValueError) as e:
+            problem = f"{type(e).__name__}: {e}"
+        else:
+            problem = f"its entry {past[0]} runs past its end" if past else None
+        if problem:
+            raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({problem}); copy it again or re-export it")
+
+
+def _zip_head(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(2) == b"PK"
+
+
 def _unwrap(state: object, path: Path) -> dict[str, torch.Tensor]:
     import torch
 

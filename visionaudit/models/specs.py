@@ -337,6 +337,7 @@ def parse_spec(spec: str, arch: str | None = None) -> ModelSpec:
     from visionaudit.models.checkpoints import (
         is_torchscript_archive,
         looks_like_checkpoint,
+        refuse_pickled,
     )
 
     parsed = parse_canonical(spec, arch)
@@ -380,6 +381,10 @@ def parse_spec(spec: str, arch: str | None = None) -> ModelSpec:
         raise SpecError(f"--model {parsed.raw}: {path} is not a model file visionaudit reads (neither a TorchScript "
                         f"archive, a torch.save file nor safetensors); a model file is {SUPPORTED_FILES}")
     if "arch" not in parsed.options:
+        try:  # a whole pickled model is not a state dict: said first, or an --arch added gets its refusal next
+            refuse_pickled(path)
+        except CheckpointError as e:
+            raise CheckpointError(f"--model {parsed.raw}: {e}") from None
         raise SpecError(
             f"--model {parsed.raw} is a state dict, which needs its architecture: add --arch torchvision:NAME "
             f"(or timm:NAME, or package.module:factory), or write {body}?arch=torchvision:NAME"

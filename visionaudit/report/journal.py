@@ -63,6 +63,9 @@ def read_journal(path: str | Path) -> list[dict[str, Any]]:
     except FileNotFoundError:
         raise DataError(f"journal {path} does not exist; it is written beside the --audit-json report "
                         "while a run goes on") from None
+    except (OSError, UnicodeDecodeError) as e:  # a folder, a binary file: not a traceback
+        raise DataError(f"journal {path} cannot be read ({getattr(e, 'strerror', None) or e}); give the "
+                        "REPORT.journal.jsonl file a killed run left beside its report") from None
     events = []
     for number, line in enumerate(lines, start=1):
         try:

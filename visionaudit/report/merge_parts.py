@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from visionaudit.errors import VisionAuditError
-from visionaudit.families.baseline.pairing import NOT_A_REPORT, is_report
+from visionaudit.families.baseline.pairing import NOT_A_REPORT, is_report, shape_problem
 from visionaudit.models.spec_paths import MODEL_PATH, form_and_options
 from visionaudit.version import OLDEST_READABLE, SCHEMA_VERSION
 
@@ -32,6 +32,8 @@ def check_parts(parts: Sequence[dict[str, Any]], names: Sequence[str]) -> list[i
         version = part["schema_version"]
         if not OLDEST_READABLE <= version <= SCHEMA_VERSION:
             problems.append(f"{name} has schema {version}; this suite reads schemas {OLDEST_READABLE} to {SCHEMA_VERSION}")
+        elif shape_problem(part):
+            problems.append(f"{name} is not a whole visionaudit report: {shape_problem(part)}")
     if problems:
         raise Unmergeable("; ".join(problems))
     shards = [_shard_of(p, n) for p, n in zip(parts, names)]

@@ -35,6 +35,33 @@ WHOLE_REPORT_KEYS = ("run", "verdict", "aggregates")  # what every reader (html,
 JSON_TYPES = {bool: "true or false", int: "number", float: "number", str: "string", list: "list", type(None): "null"}
 
 
+# What the readers index without looking, by its JSON type: a hand-edited file of another shape ended in a traceback.
+SHAPES = (("run", dict), ("audits", list), ("models", dict), ("samples", dict), ("families", dict), ("aggregates", dict))
+
+
+def _json_type(value: Any) -> str:
+    words = JSON_TYPES.get(type(value), "value")
+    return "an object" if isinstance(value, dict) else words if words in ("null", "true or false") else f"a {words}"
+
+
+def shape_problem(data: dict[str, Any]) -> str | None:
+    """What in a report's top-level sections is not of its JSON type (``audits`` a list of objects, ``models`` an object
+    of objects, ``run.shard`` an object), in words, or None."""
+    for key, kind in SHAPES:
+        value = data.get(key)
+        if value is not None and not isinstance(value, kind):
+            return f"its {key} is {_json_type(value)}, not {'an object' if kind is dict else 'a list'}"
+    entries = [(f"audits[{i}]", a) for i, a in enumerate(data.get("audits") or [])]
+    entries += [(f"models[{m!r}]", e) for m, e in (data.get("models") or {}).items()]
+    bad = next(((where, value) for where, value in entries if not isinstance(value, dict)), None)
+    if bad is not None:
+        return f"its {bad[0]} is {_json_type(bad[1])}, not an object"
+    shard = (data.get("run") or {}).get("shard")
+    if shard is not None and not (isinstance(shard, dict) and all(isinstance(shard.get(k), int) for k in ("index", "count"))):
+        return f"its run.shard is {shard!r}, not an object of index and count"
+    return None
+
+
 def require_whole(data: Any, path: str | Path, what: str = "report") -> dict[str, Any]:
     """``data`` as given, or a DataError when it is not a JSON object or lacks what a report of every schema has (a
     hand-made or cut-down file would otherwise be read as a run with no verdict, or end in a KeyError or TypeError)."""
@@ -45,6 +72,10 @@ def require_whole(data: Any, path: str | Path, what: str = "report") -> dict[str
     if missing:
         raise DataError(f"{what} {path} is not a whole visionaudit report: it has no {', '.join(missing)}; "
                         "give the --audit-json file a run wrote (or rebuilt by merge or report --from-journal)")
+    problem = shape_problem(data)
+    if problem:
+        raise DataError(f"{what} {path} is not a whole visionaudit report: {problem}; give the --audit-json file a run "
+                        "wrote (or rebuilt by merge or report --from-journal)")
     return data
 
 
@@ -60,6 +91,8 @@ def refuse_shard_part(report: dict[str, Any], what: str) -> None:
 
 def read_report(path: str | Path, what: str = "baseline report") -> dict[str, Any]:
     """A saved ``--audit-json`` report that holds per-image outcomes, or a DataError saying why not."""
+    if not str(path).strip():  # an unset CI variable (`compare "$PREV" report.json`): not the working directory
+        raise DataError(f"{what} is empty (an unset variable?); give the --audit-json file of a run")
     path = Path(path)
     try:
         data = json.loads(path.read_text())
