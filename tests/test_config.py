@@ -95,6 +95,12 @@ def test_an_empty_run_text_is_refused_not_read_as_not_given(tmp_path, key):
                              rf"run.{key} = ' ' is empty; give a value or leave the key out")
 
 
+def test_an_empty_list_of_models_is_refused_not_read_as_not_given(tmp_path):
+    """Stop 40: `[run] models = []` audited the default model (efficientnet_lite0) without a word."""
+    _refused_naming_the_file(tmp_path, "[run]\nmodels = []\n",
+                             r"run.models = \[\] is empty; give at least one or leave the key out")
+
+
 @pytest.mark.parametrize("old, new",
                          [("deployment_images = 64", "images"),
                           ("deployment_max_abs_diff = { torchscript = 1e-4 }", "max_abs_diff"),

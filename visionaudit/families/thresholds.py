@@ -114,6 +114,8 @@ class Field:
         if self.kind == "list[str]":
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 return wrong_type
+            if self.choices is None and not value:  # [run] models = []: the default model, without a word
+                return "is empty; give at least one or leave the key out"
             bad = [v for v in value if self.choices is not None and v not in self.choices]
             return unknown_name("item", bad[0], self.choices or ()) if bad else None
         if self.kind == "list[number]":
