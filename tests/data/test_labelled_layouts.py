@@ -53,6 +53,23 @@ def test_a_file_that_is_not_an_image_is_named(tmp_path):
         datasets.labelled_images(tmp_path)
 
 
+def test_a_folder_as_alike_to_two_classes_is_refused_not_given_to_the_first(tmp_path):
+    """Stop 40: with classes 'cat' and 'Cat' (a team's file may hold both), a folder 'CAT' matches each loosely and
+    neither exactly: its images went to output 0 without a word. Exact names still bind to their own class."""
+    space = LabelSpace(("cat", "Cat", "dog", "sea lion", "sea_lion"), "test classes")
+    assert [space.index(n) for n in ("cat", "Cat", "dog", "DOG", "sea lion", "sea_lion")] == [0, 1, 2, 2, 3, 4]
+    assert [space.index(n) for n in ("CAT", "sealion", "Sea Lion")] == [None, None, None]
+    for folder in ("cat", "Cat", "dog"):
+        _image(tmp_path / folder / "a.png")
+    bound = datasets.labelled_images(tmp_path).for_classes(space)
+    assert dict(zip(bound.sample_ids, bound.labels)) == {"cat/a.png": 0, "Cat/a.png": 1, "dog/a.png": 2}
+    _image(tmp_path / "CAT" / "b.png")
+    with pytest.raises(DataError) as e:
+        datasets.labelled_images(tmp_path).for_classes(space)
+    assert "1 class name(s) of the images in" in str(e.value)
+    assert "'CAT' (as alike to each of 'Cat', 'cat': name it exactly as one)" in str(e.value)
+
+
 def test_unmatched_folders_are_named_with_the_closest_class(tmp_path):
     for folder in ("cats", "truck", "Horsе"):  # the last with a Cyrillic 'е': looks right, is not
         _image(tmp_path / folder / "a.png")

@@ -78,11 +78,19 @@ class LabelSpace:
     named: str | None = field(default=None, compare=False)  # a known label space: imagenet-1k, imagenet-21k-goog, ...
     _exact: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
     _loose: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
+    # Loose forms that two differently written classes share ('cat' and 'Cat'): a name matching only so is neither.
+    _ambiguous: dict[str, tuple[str, ...]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        written: dict[str, list[str]] = {}
         for i, name in reversed(list(enumerate(self.names))):  # the first of duplicate names wins
             self._exact[name] = i
-            self._loose[loose(name)] = i
+            key = loose(name)
+            self._loose[key] = i
+            written.setdefault(key, []).append(name)
+        for key, names in written.items():
+            if len(set(names)) > 1:
+                self._ambiguous[key] = tuple(sorted(set(names)))
         for i, wnid in enumerate(self.ids or ()):
             self._exact[wnid] = i
 
@@ -110,10 +118,15 @@ class LabelSpace:
         classes are output indices, their names are the numbers and match as names)."""
         if name in self._exact:
             return self._exact[name]
-        found = self._loose.get(loose(name))
+        found = None if loose(name) in self._ambiguous else self._loose.get(loose(name))
         if found is None and numeric and name.strip().isdigit() and int(name) < len(self.names):
             found = int(name)
         return found
+
+    def ambiguous(self, name: str) -> tuple[str, ...]:
+        """The classes ``name`` matches equally loosely and none exactly (``'CAT'`` of ``'cat'`` and ``'Cat'``): which
+        one it means is not known, so :meth:`index` matches it to none; () where that is not so."""
+        return () if name in self._exact else self._ambiguous.get(loose(name), ())
 
     def closest(self, name: str) -> str | None:
         """The class nearest to ``name`` as people read it (for refusals): by loose name, then by WNID."""
@@ -232,7 +245,9 @@ def unmatched(space: LabelSpace, labels: Iterable[str], numeric: bool = False) -
     out = []
     for label in sorted(set(labels)):
         if space.index(label, numeric) is None:
-            out.append(name_and_closest(label, space.closest(label)))
+            alike = space.ambiguous(label)
+            out.append(f"{label!r} (as alike to each of {', '.join(map(repr, alike))}: name it exactly as one)" if alike
+                       else name_and_closest(label, space.closest(label)))
     return out
 
 
