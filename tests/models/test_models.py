@@ -117,6 +117,21 @@ def test_mismatched_keys_are_named(tmp_path):
     msg = str(e.value)
     assert "does not match the architecture torchvision:resnet34" in msg
     assert "missing from the checkpoint: layer1.2.conv1.weight" in msg
+    assert "Check --arch (or ?arch= in the spec)" in msg
+
+
+def test_a_timm_checkpoint_of_another_architecture_is_told_to_check_the_spec_not_arch(tmp_path):
+    """Stop 40: timm:NAME:PATH names its architecture in the spec; the advice said "Check --arch", which it has not."""
+    timm = pytest.importorskip("timm", reason="timm is in the test extra; install visionaudit[test]")
+    from safetensors.torch import save_file
+
+    path = tmp_path / "r34.safetensors"
+    save_file(timm.create_model("resnet34", pretrained=False).state_dict(), str(path))
+    with pytest.raises(CheckpointError) as e:
+        load_model(f"timm:resnet18:{path}", "cpu")
+    msg = str(e.value)
+    assert f"checkpoint {path} does not match the architecture timm:resnet18" in msg
+    assert "Check the architecture in the spec (timm:resnet18:PATH): it must name" in msg and "--arch (" not in msg
 
 
 def _one_channel_stem(net: torch.nn.Module) -> torch.nn.Module:

@@ -187,8 +187,10 @@ def _weights(value: object) -> object:
     return value.state_dict() if isinstance(value, torch.nn.Module) else value
 
 
-def apply_state_dict(module: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str, arch: str) -> None:
-    """Load ``state`` into ``module`` strictly; on mismatch name the first missing, unexpected and misshapen keys."""
+def apply_state_dict(module: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str, arch: str,
+                     in_spec: bool = False) -> None:
+    """Load ``state`` into ``module`` strictly; on mismatch name the first missing, unexpected and misshapen keys.
+    ``in_spec``: the architecture is the spec's own (``timm:NAME:PATH``), not ``--arch``'s."""
     own = module.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
@@ -203,15 +205,17 @@ def apply_state_dict(module: torch.nn.Module, state: Mapping[str, torch.Tensor],
                              ("shape mismatch", misshapen)):
             if items:
                 lines.append(f"  {len(items)} {label}: {first_few(items, 5)}")
-        lines.append(_mismatch_advice(arch))
+        lines.append(_mismatch_advice(arch, in_spec))
         raise CheckpointError("\n".join(lines))
     module.load_state_dict(dict(state), strict=True)
 
 
-def _mismatch_advice(arch: str) -> str:
+def _mismatch_advice(arch: str, in_spec: bool = False) -> str:
     """What to do about a checkpoint that does not fit: the advice names only routes that exist."""
     if arch.startswith(("torchvision:", "timm:")):
-        return ("Check --arch (or ?arch= in the spec): it must name the architecture the checkpoint was saved from. A "
+        check = (f"Check the architecture in the spec ({arch}:PATH)" if in_spec
+                 else "Check --arch (or ?arch= in the spec)")
+        return (f"{check}: it must name the architecture the checkpoint was saved from. A "
                 "replaced classifier head alone is fitted (built with the checkpoint's number of classes); any other "
                 "change to the architecture needs your own code: a function that builds the model, named as "
                 "--arch package.module:factory")

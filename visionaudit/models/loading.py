@@ -233,7 +233,7 @@ def _build_timm(name: str, checkpoint: Path | None, pretrained: bool, state: Map
     assert pre is not None
     if checkpoint is not None and not pretrained:
         assert state is not None
-        checkpoints.apply_state_dict(module, state, str(checkpoint), f"timm:{name}")
+        checkpoints.apply_state_dict(module, state, str(checkpoint), f"timm:{name}", in_spec=True)
     if pretrained:  # the tag timm resolved (timm:resnet18 is its default tag, which depends on timm's version)
         cfg = getattr(module, "pretrained_cfg", None) or {}
         arch, tag = cfg.get("architecture") or name.split(".")[0], cfg.get("tag")
