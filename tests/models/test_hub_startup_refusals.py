@@ -73,6 +73,11 @@ def test_a_deprecated_timm_alias_with_pretrained_weights_is_refused_at_startup_n
             check_available(parse_spec(spec))
         assert str(refused.value) == (f"--model {spec}: convnext_tiny_in22ft1k is timm's deprecated name of "
                                       f"convnext_tiny.fb_in22k_ft_in1k; give {fix}"), str(refused.value)
+    # An alias of a tag timm dropped is not pointed to that tag (it would be refused in turn): no weights, as before.
+    assert get_deprecated_models()["vit_base_patch16_224_sam"] == "vit_base_patch16_224.sam"
+    with pytest.raises(SpecError, match=r"^--model timm:vit_base_patch16_224_sam: timm has no pretrained weights for "
+                                        r"vit_base_patch16_224_sam; give a checkpoint"):
+        check_available(parse_spec("timm:vit_base_patch16_224_sam"))
 
 
 def test_a_timm_architecture_timm_has_not_is_refused_at_startup_whatever_its_weights(tmp_path):

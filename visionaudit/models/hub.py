@@ -196,7 +196,9 @@ def timm_pretrained_cfg(name: str, raw: str):
     cfg = registered_cfg(name)
     if cfg is None or (tag and f"{arch}.{tag}" not in tags):
         current = deprecated_alias_of(name)
-        if current:  # timm registers no configuration under the alias: its pretrained weights are the new name's
+        # timm registers no configuration under the alias: its pretrained weights are the new name's (where timm still
+        # has that name's: two ViT SAM aliases point to a tag it dropped)
+        if current and registered_cfg(current) is not None:
             raise SpecError(f"--model {raw}: {name} is timm's deprecated name of {current}; give "
                             f"{raw.replace(name, current, 1)}")
         if not tags:
