@@ -99,6 +99,10 @@ def test_an_empty_list_of_models_is_refused_not_read_as_not_given(tmp_path):
     """Stop 40: `[run] models = []` audited the default model (efficientnet_lite0) without a word."""
     _refused_naming_the_file(tmp_path, "[run]\nmodels = []\n",
                              r"run.models = \[\] is empty; give at least one or leave the key out")
+    # A family's own list of names may be empty (its default is): only a list with a least length refuses it.
+    from visionaudit.families.thresholds import Field
+
+    assert Field("list[str]", default=[]).problem([]) is None
 
 
 @pytest.mark.parametrize("old, new",

@@ -66,7 +66,7 @@ from visionaudit.models.specs import (
 CONFIG_FILE = "audit.toml"
 
 RUN_SCHEMA: dict[str, Field] = {
-    "models": Field("list[str]", "model specs used when no --model is given"),
+    "models": Field("list[str]", "model specs used when no --model is given", minimum=1),
     "device": Field("str", "auto, cpu, cuda, cuda:N or mps"),
     "data": Field("str", "data root"),
     "images": Field("str", "labelled natural images: a folder under the data root, a path, or imagenette"),

@@ -53,21 +53,48 @@ def test_a_file_that_is_not_an_image_is_named(tmp_path):
         datasets.labelled_images(tmp_path)
 
 
-def test_a_folder_as_alike_to_two_classes_is_refused_not_given_to_the_first(tmp_path):
-    """Stop 40: with classes 'cat' and 'Cat' (a team's file may hold both), a folder 'CAT' matches each loosely and
-    neither exactly: its images went to output 0 without a word. Exact names still bind to their own class."""
+def test_a_label_that_could_be_two_classes_is_refused_not_given_to_the_first(tmp_path):
+    """Stop 40: with classes 'cat' and 'Cat' (a team's file may hold both), a label 'CAT' matches each loosely and
+    neither exactly, and a name several classes share ('cell', three ImageNet-21k classes) is none in particular:
+    their images went to the first without a word. Exact, unshared names and WNIDs bind as before. (CSV labels: a
+    folder per spelling would need a case-sensitive file system.)"""
     space = LabelSpace(("cat", "Cat", "dog", "sea lion", "sea_lion"), "test classes")
     assert [space.index(n) for n in ("cat", "Cat", "dog", "DOG", "sea lion", "sea_lion")] == [0, 1, 2, 2, 3, 4]
     assert [space.index(n) for n in ("CAT", "sealion", "Sea Lion")] == [None, None, None]
-    for folder in ("cat", "Cat", "dog"):
-        _image(tmp_path / folder / "a.png")
-    bound = datasets.labelled_images(tmp_path).for_classes(space)
-    assert dict(zip(bound.sample_ids, bound.labels)) == {"cat/a.png": 0, "Cat/a.png": 1, "dog/a.png": 2}
-    _image(tmp_path / "CAT" / "b.png")
+    for name in ("a.png", "b.png", "c.png", "d.png"):
+        _image(tmp_path / name)
+    manifest = tmp_path / "labels.csv"
+    manifest.write_text("a.png,cat\nb.png,Cat\nc.png,DOG\n")
+    bound = datasets.labelled_images(manifest).for_classes(space)
+    assert dict(zip(bound.sample_ids, bound.labels)) == {"a.png": 0, "b.png": 1, "c.png": 2}
+    manifest.write_text("a.png,cat\nb.png,CAT\nc.png,dgo\nd.png,SeaLion\n")
     with pytest.raises(DataError) as e:
+        datasets.labelled_images(manifest).for_classes(space)
+    said = str(e.value)
+    assert "2 class name(s) of the images in " in said and " match more than one class of the model alike" in said
+    assert "'CAT' (cat, Cat); 'SeaLion' (sea lion, sea_lion); name each folder (or CSV label) as exactly one class" in said
+    assert "1 class name(s) of the images in" in said and "'dgo' (closest class: 'dog')" in said  # the unmatched too
+
+    shared = LabelSpace(("cell", "cell", "cell", "dog"), "test 21k", ("n1", "n2", "n3", "n4"))
+    manifest.write_text("a.png,cell\nb.png,n2\nc.png,dog\n")
+    with pytest.raises(DataError, match=r"'cell' \(cell \(n1\), cell \(n2\), cell \(n3\)\); name each folder \(or "
+                                        r"CSV label\) as exactly one class, or by its WNID"):
+        datasets.labelled_images(manifest).for_classes(shared)
+    manifest.write_text("b.png,n2\nc.png,dog\n")
+    assert datasets.labelled_images(manifest).for_classes(shared).labels == (1, 3)
+
+
+def test_imagenets_corgi_and_sweater_are_told_apart(tmp_path):
+    """ImageNet-1k's one pair alike up to case: 'Cardigan' (the Welsh corgi) and 'cardigan' (the sweater). A folder
+    'CARDIGAN' gave the sweaters to the corgi (output 264, the first) without a word."""
+    space = imagenet1k("test")
+    corgi, sweater = space.index("n02113186"), space.index("n02963159")
+    assert (space.names[corgi], space.names[sweater]) == ("Cardigan", "cardigan") and corgi < sweater
+    _image(tmp_path / "CARDIGAN" / "a.png")
+    with pytest.raises(DataError, match=r"'CARDIGAN' \(Cardigan \(n02113186\), cardigan \(n02963159\)\)"):
         datasets.labelled_images(tmp_path).for_classes(space)
-    assert "1 class name(s) of the images in" in str(e.value)
-    assert "'CAT' (as alike to each of 'Cat', 'cat': name it exactly as one)" in str(e.value)
+    (tmp_path / "CARDIGAN").rename(tmp_path / "cardigan")
+    assert datasets.labelled_images(tmp_path).for_classes(space).labels == (sweater,)
 
 
 def test_unmatched_folders_are_named_with_the_closest_class(tmp_path):

@@ -78,19 +78,24 @@ class LabelSpace:
     named: str | None = field(default=None, compare=False)  # a known label space: imagenet-1k, imagenet-21k-goog, ...
     _exact: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
     _loose: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
-    # Loose forms that two differently written classes share ('cat' and 'Cat'): a name matching only so is neither.
-    _ambiguous: dict[str, tuple[str, ...]] = field(default_factory=dict, init=False, repr=False, compare=False)
+    # Loose forms that differently written classes share ('cat' and 'Cat'): a name matching only so is neither.
+    _ambiguous: dict[str, tuple[int, ...]] = field(default_factory=dict, init=False, repr=False, compare=False)
+    # Names several classes share (ImageNet-21k's three 'cell'): an image labelled so is none of them in particular.
+    _repeated: dict[str, tuple[int, ...]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        written: dict[str, list[str]] = {}
+        by_loose: dict[str, list[int]] = {}
+        by_name: dict[str, list[int]] = {}
         for i, name in reversed(list(enumerate(self.names))):  # the first of duplicate names wins
             self._exact[name] = i
             key = loose(name)
             self._loose[key] = i
-            written.setdefault(key, []).append(name)
-        for key, names in written.items():
-            if len(set(names)) > 1:
-                self._ambiguous[key] = tuple(sorted(set(names)))
+            by_loose.setdefault(key, []).append(i)
+            by_name.setdefault(name, []).append(i)
+        for key, indices in by_loose.items():
+            if len({self.names[i] for i in indices}) > 1:
+                self._ambiguous[key] = tuple(sorted(indices))
+        self._repeated.update((name, tuple(sorted(indices))) for name, indices in by_name.items() if len(indices) > 1)
         for i, wnid in enumerate(self.ids or ()):
             self._exact[wnid] = i
 
@@ -124,9 +129,14 @@ class LabelSpace:
         return found
 
     def ambiguous(self, name: str) -> tuple[str, ...]:
-        """The classes ``name`` matches equally loosely and none exactly (``'CAT'`` of ``'cat'`` and ``'Cat'``): which
-        one it means is not known, so :meth:`index` matches it to none; () where that is not so."""
-        return () if name in self._exact else self._ambiguous.get(loose(name), ())
+        """The classes (as :meth:`label` reads them) an image labelled ``name`` could be, where it could be more than
+        one: a name several classes share exactly (ImageNet-21k's 'cell'), or one matching several equally loosely
+        and none exactly (``'CARDIGAN'`` of ImageNet's 'Cardigan' and 'cardigan', which :meth:`index` matches to
+        none); () where the name is one class's, a WNID's or none's."""
+        if self.ids is not None and name in self.ids:
+            return ()
+        found = self._repeated.get(name) or (() if name in self._exact else self._ambiguous.get(loose(name), ()))
+        return tuple(self.label(i) for i in found)
 
     def closest(self, name: str) -> str | None:
         """The class nearest to ``name`` as people read it (for refusals): by loose name, then by WNID."""
@@ -242,26 +252,29 @@ def read_classes_file(path: str | Path) -> tuple[str, ...]:
 def unmatched(space: LabelSpace, labels: Iterable[str], numeric: bool = False) -> list[str]:
     """The labels in ``labels`` that name no class of ``space`` (``numeric``: :meth:`LabelSpace.index`), each with
     the closest class name."""
-    out = []
-    for label in sorted(set(labels)):
-        if space.index(label, numeric) is None:
-            alike = space.ambiguous(label)
-            out.append(f"{label!r} (as alike to each of {', '.join(map(repr, alike))}: name it exactly as one)" if alike
-                       else name_and_closest(label, space.closest(label)))
-    return out
+    return [name_and_closest(label, space.closest(label)) for label in sorted(set(labels))
+            if space.index(label, numeric) is None and not space.ambiguous(label)]
 
 
 def unmatched_message(space: LabelSpace, labels: Iterable[str], numeric: bool, where: Path) -> str | None:
     """The refusal of the images in ``where`` whose class names (``labels``) match no class of ``space``, every
-    name with its closest class; None when all match. One home for the refusal, said at startup or as a model loads."""
+    name with its closest class, or more than one (:meth:`LabelSpace.ambiguous`), each with those classes; None when
+    each matches one. One home for the refusal, said at startup or as a model loads."""
+    labels = set(labels)
+    alike = [f"{label!r} ({', '.join(space.ambiguous(label))})" for label in sorted(labels) if space.ambiguous(label)]
     missing = unmatched(space, labels, numeric)
+    said = (f"{len(alike)} class name(s) of the images in {where} match more than one class of the model alike "
+            f"({len(space)} classes, from {space.source}): {first_few(alike)}; name each folder (or CSV label) as exactly "
+            f"one class{', or by its WNID' if space.ids is not None else ''}" if alike else "")
     if not missing:
-        return None
+        return said or None
+    said = f"{said}. " if said else ""
     # A class file one name short reads the same as a misnamed folder; with no near class, say both (hunt35 F3).
     short = (space.source.startswith(("?classes=", "--audit-classes")) and not numeric
              and any(space.closest(label) is None for label in set(labels) if space.index(label, numeric) is None))
-    return (f"{len(missing)} class name(s) of the images in {where} match no class of the model ({len(space)} classes, "
-            f"from {space.source}): {first_few(missing)}. Rename the folders (or CSV labels) to the model's class names, "
-            "or give the model's classes (?classes=FILE in the spec; --audit-classes FILE for a model that names none)"
-            + (f"; if the folders are right, the class file is incomplete: it names {len(space)} classes, and needs one "
-               "name per output of the model, in output order" if short else ""))
+    return said + (
+        f"{len(missing)} class name(s) of the images in {where} match no class of the model ({len(space)} classes, "
+        f"from {space.source}): {first_few(missing)}. Rename the folders (or CSV labels) to the model's class names, "
+        "or give the model's classes (?classes=FILE in the spec; --audit-classes FILE for a model that names none)"
+        + (f"; if the folders are right, the class file is incomplete: it names {len(space)} classes, and needs one "
+           "name per output of the model, in output order" if short else ""))

@@ -30,7 +30,7 @@ def _is_number(v: Any) -> bool:
 class Field:
     """One threshold key. ``choices``: the allowed values of a str, the allowed items of a list[str],
     the allowed keys of a map[number], or the words an int also takes ("auto"). Ranges apply to numbers, list
-    items and map values.
+    items and map values; a list[str]'s ``minimum`` is its least length.
     ``default``: the value when audit.toml does not set the key (None: none, the key must be set).
     ``changes_no_result``: a setting of how fast, not of what is measured or judged (no pixel, number or outcome
     moves with it), so shards run with different values of it are one run (``visionaudit merge``)."""
@@ -114,8 +114,8 @@ class Field:
         if self.kind == "list[str]":
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 return wrong_type
-            if self.choices is None and not value:  # [run] models = []: the default model, without a word
-                return "is empty; give at least one or leave the key out"
+            if self.minimum is not None and len(value) < self.minimum:  # [run] models = []: the default model, unsaid
+                return "is empty; give at least one or leave the key out" if not value else f"holds fewer than {self.minimum:g}"
             bad = [v for v in value if self.choices is not None and v not in self.choices]
             return unknown_name("item", bad[0], self.choices or ()) if bad else None
         if self.kind == "list[number]":

@@ -31,3 +31,12 @@ def test_the_category_map_problems_end_with_how_many_more():
     text = str(info.value)
     assert "class 'thing9' is not one of the model's 3 classes; and 2 more. Name the model's classes" in text, text
     assert "thing10" not in text and "..." not in text.split("category_map")[1].split("and the 16")[0]
+
+
+def test_a_category_map_class_alike_to_two_classes_is_said_so():
+    """Stop 40: 'CAT' matching 'cat' and 'Cat' alike was said to be no class of the model, the closest one offered."""
+    space = LabelSpace(("cat", "Cat", "dog"), "test")
+    with pytest.raises(ConfigError) as info:
+        shape_categories(space, {"CAT": "cat"})
+    assert "class 'CAT' matches more than one of the model's classes alike (cat, Cat): write it exactly as one" in str(
+        info.value), str(info.value)

@@ -68,7 +68,11 @@ def check_category_map(label_space: Any, category_map: Mapping[str, str] | None)
     wanted = categories()
     problems = []
     for name, category in category_map.items():
-        if label_space.index(name) is None:
+        alike = label_space.ambiguous(name) if label_space.index(name) is None else ()
+        if alike:  # up to case, spaces, - and _ it is each of these: which one is not known
+            problems.append(f"class {name!r} matches more than one of the model's classes alike ({', '.join(alike)}): "
+                            "write it exactly as one")
+        elif label_space.index(name) is None:
             near = label_space.closest(name)
             problems.append(f"class {name!r} is not one of the model's {len(label_space)} classes"
                             + (f" (closest class: {near!r})" if near else ""))
