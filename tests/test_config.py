@@ -91,8 +91,13 @@ def test_typos_and_out_of_range_values_are_refused(tmp_path, text, message):
 def test_an_empty_run_text_is_refused_not_read_as_not_given(tmp_path, key):
     """Stop 40: `images = ""` audited the default images, `classes = ""` named no classes, `cache = ""` kept none,
     each without a word, as an empty command-line value did."""
-    _refused_naming_the_file(tmp_path, f'[run]\n{key} = " "\n',
-                             rf"run.{key} = ' ' is empty; give a value or leave the key out")
+    for blank in ("", " "):
+        _refused_naming_the_file(tmp_path, f'[run]\n{key} = "{blank}"\n',
+                                 rf"run.{key} = '{blank}' is empty; give a value or leave the key out")
+    # A family's own text may be empty (a plugin family's default ""): only [run]'s texts must not be.
+    from visionaudit.families.thresholds import Field
+
+    assert Field("str", default="").problem("") is None
 
 
 def test_an_empty_list_of_models_is_refused_not_read_as_not_given(tmp_path):

@@ -67,15 +67,15 @@ CONFIG_FILE = "audit.toml"
 
 RUN_SCHEMA: dict[str, Field] = {
     "models": Field("list[str]", "model specs used when no --model is given", minimum=1),
-    "device": Field("str", "auto, cpu, cuda, cuda:N or mps"),
-    "data": Field("str", "data root"),
-    "images": Field("str", "labelled natural images: a folder under the data root, a path, or imagenette"),
+    "device": Field("str", "auto, cpu, cuda, cuda:N or mps", minimum=1),
+    "data": Field("str", "data root", minimum=1),
+    "images": Field("str", "labelled natural images: a folder under the data root, a path, or imagenette", minimum=1),
     "samples": f.count("a fixed, seeded, class-stratified subset of this many images per image set"),
     "seed": f.whole("seed for subsets and transforms"),
     "batch_size": f.count("images per forward pass"),
-    "decode_memory": Field("str", "decoded images kept per process, such as 2GiB; larger image sets are streamed"),
-    "cache": Field("str", "directory of the clean-logit cache"),
-    "classes": Field("str", "file of class names in output order, for models that carry none of their own"),
+    "decode_memory": Field("str", "decoded images kept per process, such as 2GiB; larger image sets are streamed", minimum=1),
+    "cache": Field("str", "directory of the clean-logit cache", minimum=1),
+    "classes": Field("str", "file of class names in output order, for models that carry none of their own", minimum=1),
     "max_image_pixels": f.count("refuse images of more than this many pixels (a guard against decompression bombs)"),
 }
 TOP_LEVEL = ("run", "audits", "models", "baseline")

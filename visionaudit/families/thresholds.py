@@ -30,7 +30,7 @@ def _is_number(v: Any) -> bool:
 class Field:
     """One threshold key. ``choices``: the allowed values of a str, the allowed items of a list[str],
     the allowed keys of a map[number], or the words an int also takes ("auto"). Ranges apply to numbers, list
-    items and map values; a list[str]'s ``minimum`` is its least length.
+    items and map values; a list[str]'s ``minimum`` is its least length, a str's a least length of 1 (not blank).
     ``default``: the value when audit.toml does not set the key (None: none, the key must be set).
     ``changes_no_result``: a setting of how fast, not of what is measured or judged (no pixel, number or outcome
     moves with it), so shards run with different values of it are one run (``visionaudit merge``)."""
@@ -107,8 +107,8 @@ class Field:
                 return wrong_type
             if self.choices is not None and value not in self.choices:
                 return unknown_name("value", value, self.choices)
-            # A free text (a path, a size) left empty would read as not given: the default, without a word.
-            return "is empty; give a value or leave the key out" if self.choices is None and not value.strip() else None
+            # [run]'s texts (a path, a size) left empty would read as not given: the default, without a word.
+            return "is empty; give a value or leave the key out" if self.minimum and not value.strip() else None
         if self.kind == "bool":
             return None if isinstance(value, bool) else wrong_type
         if self.kind == "list[str]":
