@@ -240,11 +240,33 @@ def test_a_folder_saved_by_timm_is_pointed_to_a_timm_spec_that_loads(tmp_path):
     # build it ("got multiple values for keyword argument 'num_classes'"); refused at startup the same way.
     with pytest.raises(CheckpointError) as as_hf:
         parse_spec(f"hf:{folder}")
-    assert as_hf.value.args[0].split("--model '")[1].split("'")[0] == named and "not a transformers" in str(as_hf.value)
+    assert as_hf.value.args[0].split("--model '")[1].split("'")[0] == named and "model_args hold num_classes" in str(as_hf.value)
     classes = _classes_file(tmp_path, 5)
     loaded = load_model(named.replace("FILE", str(classes)), "cpu")
     with torch.no_grad():
         assert torch.equal(loaded.module(X), net(X))
+
+
+def test_a_timm_folder_without_num_classes_in_model_args_still_loads_as_hf(tmp_path):
+    """Review 40, F1: only model_args holding num_classes make transformers fail (it passes its own num_classes too);
+    a save_for_hf folder without model_args (as earlier timm wrote them) loads as hf:FOLDER with its
+    label_names, as before ft40, and was refused by ft40's first check."""
+    timm = pytest.importorskip("timm", reason="timm is in the test extra; install visionaudit[test]")
+    pytest.importorskip("transformers", reason="transformers is in the hf extra; install visionaudit[hf]")
+    from timm.models import save_for_hf
+
+    torch.manual_seed(6)
+    net = timm.create_model("resnet18.a1_in1k", pretrained=False, num_classes=5).eval()
+    folder = tmp_path / "timm-hub-form"
+    save_for_hf(net, str(folder), model_config={"label_names": list("abcde")}, safe_serialization=True)
+    config = json.loads((folder / "config.json").read_text())
+    assert config["model_args"]["num_classes"] == 5  # this timm writes them, and hf: of it is refused (tested above)
+    del config["model_args"]
+    (folder / "config.json").write_text(json.dumps(config))
+    loaded = load_model(f"hf:{folder}", "cpu")
+    assert loaded.label_space.names == ("a", "b", "c", "d", "e")
+    with torch.no_grad():
+        assert torch.allclose(loaded.module(X).logits, net(X), atol=1e-5)  # the weights, through transformers
 
 
 def test_factory_spec():

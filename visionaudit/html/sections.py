@@ -322,8 +322,8 @@ def _lost_gallery(page: SectionInputs, deltas: list[dict[str, Any]]) -> dict[str
     if not uris:
         caption += f" No thumbnails: {no_data if page.images is None else 'the images are not under the data root'}."
     shown = [(str(examples[k].get("set")), str(examples[k].get("id"))) for k in uris]
-    return {"caption": caption, "items": items,
-            "attribution": attribution(page.report, shown, page.images.images if page.images is not None else None)}
+    where = (page.images.images, page.images.data_root) if page.images is not None else (None, None)
+    return {"caption": caption, "items": items, "attribution": attribution(page.report, shown, *where)}
 
 
 def _classes_against_baseline(deltas: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:

@@ -1,20 +1,20 @@
 """What the model saw: a few labelled images under each transform, as small inline JPEGs.
 
 The report holds the sample ids and the seed, so the transforms are redrawn exactly (per sample id) from
-the data root, during the run or later from the CLI; the images are ImageNet's, shown with its terms.
+the data root, during the run or later from the CLI; the caption says whose images they are (:func:`attribution`).
 """
 
 from __future__ import annotations
 
 import base64
 import io
-import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
 from visionaudit.data.image_sets import LABELLED, ImageSet, labelled_path
+from visionaudit.data.imagenet_val import VAL_NAME
 from visionaudit.families.records import audited_models
 from visionaudit.families.robustness.transforms import TRANSFORMS
 from visionaudit.preprocessing import Geometry
@@ -22,25 +22,40 @@ from visionaudit.preprocessing import Geometry
 if TYPE_CHECKING:  # torch comes with the images (load_images) when there are images to draw: writing a page from a
     import torch  # report alone (no data root, nothing to redraw) imports none, at the end of a run or from the CLI
 
-IMAGENET_TERMS = ("ImageNet (ILSVRC 2012) validation/sample images, used under the ImageNet terms of access "
-                  "(non-commercial research and education)")
+IMAGENET_TERMS = "ImageNet (ILSVRC 2012) images, used under the ImageNet terms of access (non-commercial research and education)"
+IMAGENET_C_TERMS = "ImageNet-C (corrupted ImageNet validation images): Hendrycks & Dietterich 2019"
 STIMULI_TERMS = "cue-conflict, edge and silhouette stimuli: Geirhos et al. 2019, CC BY 4.0"
 STIMULI = ("cue-conflict", "edges", "filled-silhouettes")
+IMAGENET_C = "imagenet-c"  # the role of a downloaded ImageNet-C folder's images (families/corruption/folder.py ROLE)
 IMAGENET_SETS = ("imagenet-sample", "imagenette")  # --audit-images names of ImageNet's own images under the data root
-# An ImageNet file (imagenet-sample's n01440764_tench.JPEG, ILSVRC2012_val_00000001.JPEG) or a WNID class folder
-_IMAGENET_ID = re.compile(r"(^|/)(n\d{8}(_[^/]*)?(/|\.[A-Za-z]+$)|ILSVRC2012_val_\d{8}\.)")
 
 
-def attribution(report: dict[str, Any], shown: list[tuple[str, str]], images: str | None = None) -> str | None:
+def _imagenets(choice: str, ids: list[str], data_root: Path | None) -> bool:
+    """Whether the labelled images are ImageNet's, on strong evidence only: a named ImageNet set, the data root's
+    imagenet-sample folder given as a path, or every file named as ImageNet's validation images are. WNID class folders
+    and ``<wnid>_<name>`` files are not: they are labelling layouts a team's own photos use too, and calling those
+    ImageNet's is false, where naming ImageNet's files as the run's images leaves out their terms but says nothing false."""
+    if choice in IMAGENET_SETS:
+        return True
+    if data_root is not None and labelled_path(data_root, choice).resolve() == (data_root / IMAGENET_SETS[0]).resolve():
+        return True
+    return bool(ids) and all(VAL_NAME.match(PurePosixPath(i).stem) for i in ids)
+
+
+def attribution(report: dict[str, Any], shown: list[tuple[str, str]], images: str | None = None,
+                data_root: Path | None = None) -> str | None:
     """Whose images the page shows, for the ``(set, id)`` pairs it shows: ImageNet's terms for ImageNet's images
-    (imagenet-sample, Imagenette, ImageNet file names; ImageNet-C is made from them), Geirhos et al.'s licence for
-    the stimuli, and a team's own labelled images named as the run's, never as ImageNet's (they are not)."""
-    choice = images or report.get("run", {}).get("images") or "imagenet-sample"
+    (:func:`_imagenets`) and ImageNet-C's (made from them, credited to its authors), a team's own labelled images named
+    as the run's (``data_root``: the one the page is rendered with), and Geirhos et al.'s licence for the stimuli; each
+    part decided on its own, so a team's images shown beside ImageNet-C's are not said to be ImageNet's."""
+    choice = images or report.get("run", {}).get("images") or IMAGENET_SETS[0]
     labelled = [i for s, i in shown if s in (LABELLED, "corruption")]
-    imagenet = any(s == "imagenet-c" for s, _ in shown) or bool(labelled) and (
-        choice in IMAGENET_SETS or all(_IMAGENET_ID.search(i) for i in labelled))
-    parts = [IMAGENET_TERMS] if imagenet else []
-    if labelled and not imagenet:
+    labelled_imagenet = bool(labelled) and _imagenets(choice, labelled, data_root)
+    imagenet_c = any(s == IMAGENET_C for s, _ in shown)
+    parts = [IMAGENET_TERMS] if labelled_imagenet or imagenet_c else []
+    if imagenet_c:
+        parts.append(IMAGENET_C_TERMS)
+    if labelled and not labelled_imagenet:
         parts.append(f"the run's labelled images ({choice})")
     if any(s in STIMULI for s, _ in shown):
         parts.append(STIMULI_TERMS)
@@ -109,13 +124,11 @@ def transform_strips(report: dict[str, Any], data_root: Path, images: str | None
     caption = (f"The first {len(paths)} labelled images ({', '.join(image_set.sample_ids)}) at {_model_of(report)}'s resize "
                f"{geometry.resize_size}{warp} and crop {geometry.crop_size}, with the run's seed {seed}: the draws it made.")
     return {"strips": out, "caption": caption,
-            "attribution": attribution(report, [(LABELLED, i) for i in image_set.sample_ids], images)}
+            "attribution": attribution(report, [(LABELLED, i) for i in image_set.sample_ids], images, Path(data_root))}
 
 
 GALLERY_SIZE = 96  # px: a lost image's thumbnail in the baseline section's gallery
 
-
-IMAGENET_C = "imagenet-c"  # the role of a downloaded ImageNet-C folder's images (families/corruption/folder.py ROLE)
 _FOLDER_SOURCE = "ImageNet-C folder "  # a corruption entry's metrics.source in folder mode, before run.imagenet_c
 
 

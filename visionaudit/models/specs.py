@@ -281,9 +281,10 @@ def _weights_inside(folder: Path) -> str:
     return f"; its weights {inside} load as a state dict: --model {inside} --arch package.module:factory (the architecture)"
 
 
-def _timm_folder_form(folder: Path) -> str:
+def _timm_folder_form(folder: Path, clash: bool = False) -> str:
     """For a folder timm wrote (``save_for_hf``: a config.json naming its ``architecture``), the rest of a message
-    naming the spec that reads it; "" for any other folder."""
+    naming the spec that reads it; "" for any other folder. With ``clash``, "" too where its ``model_args`` do not hold
+    ``num_classes``: transformers builds such a folder as ``hf:`` (it passes its own ``num_classes``, so only these fail)."""
     import json
 
     try:
@@ -292,6 +293,9 @@ def _timm_folder_form(folder: Path) -> str:
         return ""
     arch = config.get("architecture") if isinstance(config, dict) and "model_type" not in config else None
     if not isinstance(arch, str) or not arch:
+        return ""
+    args = config.get("model_args")
+    if clash and not (isinstance(args, dict) and "num_classes" in args):
         return ""
     tag = (config.get("pretrained_cfg") or {}).get("tag") if isinstance(config.get("pretrained_cfg"), dict) else None
     name = f"{arch}.{tag}" if tag else arch
@@ -414,7 +418,7 @@ def _check_hf_folder(parsed: ModelSpec) -> None:
     if not (path / "config.json").is_file():
         raise CheckpointError(f"--model {parsed.raw}: {path} has no config.json, so it is not a save_pretrained folder; "
                               "save the model and its image processor with save_pretrained(FOLDER)")
-    timm_form = _timm_folder_form(path)
-    if timm_form:  # transformers' loader does not build it (timm's model_args clash with its own num_classes)
-        raise CheckpointError(f"--model {parsed.raw}: {path} is a folder saved by timm, not a transformers "
-                              f"save_pretrained folder ({timm_form}")
+    timm_form = _timm_folder_form(path, clash=True)
+    if timm_form:  # transformers' TimmWrapper passes num_classes itself and again from model_args: a TypeError
+        raise CheckpointError(f"--model {parsed.raw}: {path} is a folder saved by timm whose config.json's model_args "
+                              f"hold num_classes, which transformers gives too, so it does not build it ({timm_form}")
