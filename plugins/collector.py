@@ -31,6 +31,7 @@ from .record_transport import (
 from .worker_channel import get_channel, worker_fault_output
 
 COLLECTOR_KEY = pytest.StashKey["Collector"]()
+STEPWISE_STOP = "Test failed, continuing from this test next run."  # what pytest's --stepwise sets as it stops the run
 TIMEOUT_MARK = "from pytest-timeout"  # pytest-timeout's failure message ends with it
 
 
@@ -52,7 +53,8 @@ class Collector:
         self.ran_any = False  # a test began: the run measured something, and its report replaces the last
         self.failures = 0  # failed reports, counted as -x/--maxfail counts them
         self.stopped_by: str | None = None  # the failed test that reached --maxfail
-        self.last_failed: str | None = None
+        self.stepwise_stopped_by: str | None = None  # the failed (or crashed) test at which --stepwise stopped the run
+        self.session: pytest.Session | None = None
 
     # -- what is known before tests run ------------------------------------------------------------
 
@@ -81,7 +83,6 @@ class Collector:
         entry = self._entry(report.nodeid)
         if report.failed:
             self.failures += 1
-            self.last_failed = report.nodeid  # --stepwise stops the run after a failure, as -x does
             maxfail = self.config.getoption("maxfail", 0)
             if maxfail and self.failures >= maxfail and self.stopped_by is None:
                 self.stopped_by = report.nodeid
@@ -253,6 +254,18 @@ class Collector:
         if report.nodeid in self.crashed and report.when == "???":
             return  # xdist's stand-in report of the crash: crash() has the better message
         self.add(report)
+
+    # pytest reads only methods named pytest_*; the specname lets this class have a second logreport hook, run last
+    @pytest.hookimpl(trylast=True, specname="pytest_runtest_logreport")
+    def pytest_note_stepwise_stop(self, report: pytest.TestReport) -> None:
+        """After stepwise's hook, so its stop is seen where it is made, for a crashed worker's stand-in report too (which
+        add() never sees), and at the test that stopped it, not an earlier failure --sw-skip let pass."""
+        stop = self.session.shouldstop if self.session is not None else False
+        if self.stepwise_stopped_by is None and report.failed and isinstance(stop, str) and stop.startswith(STEPWISE_STOP):
+            self.stepwise_stopped_by = report.nodeid
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self.session = session
 
     def pytest_runtest_logfinish(self, nodeid: str) -> None:
         self.finish(nodeid)

@@ -35,7 +35,7 @@ from visionaudit.report.journal import JournalWriter, journal_path
 from visionaudit.report.run_lock import RunLock, acquire
 
 from .baseline import get_baseline
-from .collector import get_collector
+from .collector import STEPWISE_STOP, get_collector
 from .data_check import STARTUP_ERROR_KEY
 from .interruptions import effective_timeout
 from .progress import phase_timings
@@ -111,7 +111,7 @@ def report_data(session: pytest.Session) -> dict[str, Any] | None:
         channel.poll()  # the workers' last words: progress, collected tests
     if not config.pluginmanager.has_plugin("dsession"):
         collector.recover(session.items)  # a test stopped mid-run in this process: keep what it recorded
-    stopped_by = maxfail_stop(session, collector.stopped_by) or stepwise_stop(session, collector.last_failed)
+    stopped_by = maxfail_stop(session, collector.stopped_by) or stepwise_stop(session, collector.stepwise_stopped_by)
     if STARTUP_ERROR_KEY in config.stash:
         stopped_by = None  # a startup error stopped it (exit 4: the run is set up wrong), not -x after a failed test
     if stopped_by is not None:
@@ -150,9 +150,6 @@ def maxfail_stop(session: pytest.Session, failed_test: str | None) -> dict[str, 
     if not isinstance(reason, str) or not reason.startswith("stopping after"):
         return None
     return {"test": failed_test, "reason": f"{reason} (-x/--maxfail)"}
-
-
-STEPWISE_STOP = "Test failed, continuing from this test next run."  # what pytest's --stepwise sets as it stops the run
 
 
 def stepwise_stop(session: pytest.Session, failed_test: str | None) -> dict[str, str] | None:

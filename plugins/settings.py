@@ -17,6 +17,7 @@ from visionaudit.data.shards import Shard, parse_shard
 from visionaudit.data.user_cache import OFFLINE_ENV, offline
 from visionaudit.devices import check_device
 from visionaudit.errors import CheckpointError, SpecError, VisionAuditError
+from visionaudit.families.baseline.pairing import merge_first
 from visionaudit.families.corruption.imagenet_c import check_root
 from visionaudit.models import logit_cache
 from visionaudit.models.checkpoints import refuse_pickled, refuse_unreadable
@@ -268,9 +269,10 @@ def _shard(config: pytest.Config) -> Shard | None:
     except ValueError as e:
         raise pytest.UsageError(str(e)) from None
     if config.getoption("audit_baseline", None):
-        raise pytest.UsageError(f"--audit-shard {text} with --audit-baseline: a shard holds only some of the images. "
-                                "Run the shards without a baseline, merge them (python -m visionaudit merge PART.json ... "
-                                "-o REPORT.json), then compare: python -m visionaudit compare BASELINE.json REPORT.json")
+        holds = "1/1 holds every image, but in a part's form" if shard.count == 1 else "it holds only some of the images"
+        raise pytest.UsageError(f"--audit-shard {text} with --audit-baseline: a shard's report is never compared with a "
+                                f"baseline ({holds}). Run without a baseline, {merge_first(shard.count)}: "
+                                "python -m visionaudit compare BASELINE.json REPORT.json")
     return shard
 
 

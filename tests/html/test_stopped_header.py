@@ -8,6 +8,7 @@ import re
 
 from tests.html.fixture_reports import TWO
 from tests.synthetic_runs import varied_runs
+from visionaudit.families.channel_bias import CONTROL_GROUP, ZOO_GROUP
 from visionaudit.html.page import render
 
 
@@ -44,6 +45,32 @@ def test_the_channel_caption_names_only_the_groups_drawn():
     a caption that said "beside the random-init control and the published torchvision zoo"."""
     assert "per input channel, beside the random-init control and the published torchvision zoo." in render(TWO)
     report = copy.deepcopy(TWO)
-    del report["aggregates"]["channel_bias"]["control (random init)"]
+    del report["aggregates"]["channel_bias"][CONTROL_GROUP]
     page = render(report)
     assert "per input channel, beside the published torchvision zoo." in page and "random-init control and" not in page
+
+
+def test_a_stop_after_a_failure_says_tests_never_started_only_when_some_did_not():
+    """rep40 review F7: under xdist the other worker had already run the rest (`not_run` empty), yet the page said "the
+    tests after it never started"."""
+    report = copy.deepcopy(TWO)
+    nodeids = [e["nodeid"] for e in report["audits"]]
+    report["incomplete"].update(interrupted=False, not_run=[],
+                                stopped_by={"test": nodeids[0], "reason": "stopping after 1 failures (-x/--maxfail)"})
+    header = _header(render(report))
+    assert (f"Stopped early: after {nodeids[0]} failed (stopping after 1 failures (-x/--maxfail))." in header
+            and "never started" not in header), header
+    report["incomplete"]["not_run"] = nodeids[1:3]
+    header = _header(render(report))
+    assert (f"Stopped early: after {nodeids[0]} failed (stopping after 1 failures (-x/--maxfail)); 2 test(s) after it "
+            "never started.") in header, header
+
+
+def test_the_channel_caption_names_the_groups_the_family_writes():
+    """rep40 review F4: the caption matched the family's group names by copies of them; each group is named by the family's
+    own constant, so a renamed group cannot silently drop out of the caption."""
+    report = copy.deepcopy(TWO)
+    assert {CONTROL_GROUP, ZOO_GROUP} <= set(report["aggregates"]["channel_bias"])
+    del report["aggregates"]["channel_bias"][ZOO_GROUP]
+    page = render(report)
+    assert "per input channel, beside the random-init control." in page and "published torchvision zoo" not in page

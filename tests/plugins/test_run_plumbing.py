@@ -192,6 +192,20 @@ def test_stepwise_stops_the_run_as_x_does_not_as_an_interruption(project):
     assert "Stopped early:" in page and "Interrupted:" not in page
 
 
+def test_a_crash_that_stepwise_stops_at_is_the_stop_not_an_interruption(project):
+    """rep40 review: under xdist a crashed test's stand-in report never reached the collector's failure count, so --sw's
+    stop after it named no test and the report (and the page's header) said the run was interrupted."""
+    args = [a for a in ARGS if a not in ("-p", "no:cacheprovider")]  # stepwise keeps its place in pytest's cache
+    proc = run_project(project.path, *args, "--sw", "-n", "1", "--audit-html=report.html", MODE="segfault")
+    assert proc.returncode == pytest.ExitCode.TESTS_FAILED, proc.stdout[-3000:] + proc.stderr[-3000:]
+    data = report(project)
+    assert data["incomplete"]["interrupted"] is False and data["incomplete"]["crashed"] == [B]
+    assert data["incomplete"]["stopped_by"] == {"test": B, "reason": "Test failed, continuing from this test next run. "
+                                                                     "(--stepwise)"}
+    page = (project.path / "report.html").read_text()
+    assert "Stopped early:" in page and "Interrupted:" not in page
+
+
 def test_an_empty_report_path_is_a_usage_error_said_in_the_step_summary(project):
     summary = project.path / "summary.md"
     proc = run_project(project.path, *ARGS[:-1], "--audit-json", "", MODE="", GITHUB_STEP_SUMMARY=str(summary))

@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         pairs = model_pairs(args, "the report's model and the baseline's")
         baseline = read_report(args.baseline)
         refuse_shard_part(baseline, f"baseline report {args.baseline}")
-        refuse_shard_part(report, f"report {args.report}")  # compared with the baseline: a part is never
+        refuse_shard_part(report, f"report {args.report}")  # a part is never compared, on either side
         comparison = compare_reports(baseline, report, pairs, load_config(args.config) if args.config else None,
                                      unpaired=args.baseline_unpaired)
     strips = transform_strips(report, Path(args.data), args.images) if args.data else None

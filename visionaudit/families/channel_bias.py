@@ -36,6 +36,8 @@ if TYPE_CHECKING:  # torch and the models are imported where a model is measured
 
 CHANNELS = ("r", "g", "b")
 # Mean shares over 31 ImageNet-trained torchvision models in the study this audit follows (std 0.015, 0.033, 0.021).
+CONTROL_GROUP = "control (random init)"  # the aggregate's group names: the report's keys, and the page's caption
+ZOO_GROUP = "published_torchvision_zoo"
 PUBLISHED_ZOO_MEAN = (0.338, 0.402, 0.260)
 PUBLISHED_ZOO_STD = (0.015, 0.033, 0.021)
 
@@ -263,7 +265,7 @@ def assess_random_init_control(record: AuditRecord, measured: ChannelBias | Firs
                                context: Mapping[str, Any]) -> None:
     """A random-init architecture has no colour preference: each share within control_tolerance of 1/3."""
     result = _record_weight_bias(record, measured, context["model"])
-    record.metric("group", "control (random init)")
+    record.metric("group", CONTROL_GROUP)
     record.metric("shares", result.shares)
     worst = max(abs(s - 1 / 3) for s in result.shares)
     if not record.check_max("max_deviation_from_third", worst, "control_tolerance", thresholds["control_tolerance"]):
@@ -291,7 +293,7 @@ def _aggregate(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
         return None
     out: dict[str, Any] = {name: zoo_summary(list(by_model.values())) | {"model_ids": sorted(by_model)}
                            for name, by_model in sorted(groups.items())}
-    out["published_torchvision_zoo"] = {"models": 31, "mean": list(PUBLISHED_ZOO_MEAN), "std": list(PUBLISHED_ZOO_STD)}
+    out[ZOO_GROUP] = {"models": 31, "mean": list(PUBLISHED_ZOO_MEAN), "std": list(PUBLISHED_ZOO_STD)}
     return out
 
 

@@ -104,7 +104,10 @@ def how_it_stopped(report: dict[str, Any]) -> list[tuple[str, str]]:
                       + (f" ({first_few(running, 3)})" if running else "")
                       + f" and {len(not_run)} never started; they judged nothing"))
     shard = (report.get("run") or {}).get("shard")
-    if shard:
+    if shard and shard.get("count") == 1:  # every image in a part's form: its verdicts are the run's
+        lines.append(("Shard 1/1", "this is the report of --audit-shard 1/1: it holds every image, so its verdicts are the "
+                      "run's; merge it (python -m visionaudit merge) to compare it with a baseline"))
+    elif shard:
         lines.append(("Partial report", f"this is the partial report of shard {shard.get('index')}/{shard.get('count')} "
                       "(--audit-shard): its verdicts judge only this shard's images; the merge of the shards "
                       "(python -m visionaudit merge) is the run's verdict"))

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from visionaudit.families.channel_bias import CONTROL_GROUP, ZOO_GROUP
 from visionaudit.families.corruption.imagenet_c import NOT_COMPARABLE
 from visionaudit.families.registry import direction_words, families
 from visionaudit.formatting import first_few, fmt
@@ -137,8 +138,8 @@ def channel_bias(page: SectionInputs) -> dict | None:
         return None
     rows = [[m, *(fmt(v) for v in s)] for m, s in {**shares["models"], **shares["groups"]}.items()]
     # Only the groups drawn: a run without the random-init controls (-k) has no control bar to be beside.
-    beside = [name for group, name in (("control (random init)", "the random-init control"),
-                                       ("published_torchvision_zoo", "the published torchvision zoo"))
+    beside = [name for group, name in ((CONTROL_GROUP, "the random-init control"),
+                                       (ZOO_GROUP, "the published torchvision zoo"))
               if group in shares["groups"]]
     return {"id": "channel_bias", "title": "Channel bias", "figures": [{
         "svg": svg, "alt": "red, green and blue shares of the first-layer weights per model and group",

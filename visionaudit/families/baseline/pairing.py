@@ -79,14 +79,29 @@ def require_whole(data: Any, path: str | Path, what: str = "report") -> dict[str
     return data
 
 
+def shard_part_why(count: int) -> str:
+    """Why a shard's part (``--audit-shard I/count``) is not compared with a baseline: for compare, html and the gate."""
+    if count == 1:  # every image, and the whole-run families: only the form is a part's
+        return "it holds every image, but in a shard's part form, which is never compared with a baseline"
+    return "it holds only that shard's images, and a shard is never compared with a baseline"
+
+
+def merge_first(count: int) -> str:
+    """What to do with a shard's part before a comparison: the one home of the merge command these messages give."""
+    parts = "PART.json" if count == 1 else "PART.json ..."
+    return (f"merge {'it' if count == 1 else 'the shards first'} (python -m visionaudit merge {parts} -o REPORT.json), "
+            "then compare the merged report")
+
+
 def refuse_shard_part(report: dict[str, Any], what: str) -> None:
-    """A DataError when ``report`` is one shard's partial report (``--audit-shard I/N``): it holds only that shard's
+    """A DataError when ``report`` is a shard's part (``--audit-shard I/N``): for N > 1 it holds only that shard's
     images, so comparing it would judge a release on part of them (a pass on 1/N of the images)."""
     shard = (report.get("run") or {}).get("shard")
     if shard:
-        raise DataError(f"{what} is the partial report of shard {shard.get('index')}/{shard.get('count')} (--audit-shard): it "
-                        "holds only that shard's images, and a shard is never compared with a baseline; merge the shards first "
-                        "(python -m visionaudit merge PART.json ... -o REPORT.json), then compare the merged report")
+        index, count = shard.get("index"), shard.get("count")
+        which = ("the report of --audit-shard 1/1" if count == 1
+                 else f"the partial report of shard {index}/{count} (--audit-shard)")
+        raise DataError(f"{what} is {which}: {shard_part_why(count)}; {merge_first(count)}")
 
 
 def read_report(path: str | Path, what: str = "baseline report") -> dict[str, Any]:
