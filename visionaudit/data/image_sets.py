@@ -30,7 +30,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from visionaudit.data import decode_budget
-from visionaudit.data.class_folders import dangling_links, read_class_folders
+from visionaudit.data.class_folders import (
+    dangling_links,
+    links_to_nothing,
+    read_class_folders,
+)
 from visionaudit.data.decoding import DECODE_THREADS, decode_images
 from visionaudit.data.imagenet import NOT_A_WNID, class_index, wnid_to_index
 from visionaudit.data.imagenet_val import val_wnids
@@ -298,7 +302,7 @@ def labelled_images(root: Path, name: str | None = None) -> ImageSet:
             continue
         paths.append(path)
         labels.append(class_index(wnid))
-    dangling = [p for p in sorted(root.iterdir()) if not p.exists()]  # links to nothing: not left out without a word
+    dangling = links_to_nothing(root, IMAGE_SUFFIXES)  # not left out without a word
     if problems or dangling:
         raise DataError(" ".join(([f"{len(problems)} file(s) of {root} cannot be used: {first_few(problems)}. Labelled "
                                    f"images are {LABELLED_LAYOUTS}"] if problems else [])
