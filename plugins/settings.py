@@ -18,6 +18,7 @@ from visionaudit.data.user_cache import OFFLINE_ENV, offline
 from visionaudit.devices import check_device
 from visionaudit.errors import CheckpointError, SpecError, VisionAuditError
 from visionaudit.families.corruption.imagenet_c import check_root
+from visionaudit.files import blocking_file
 from visionaudit.models import logit_cache
 from visionaudit.models.checkpoints import refuse_pickled, refuse_unreadable
 from visionaudit.models.classes import check_before_load
@@ -290,8 +291,10 @@ def _cache(config: pytest.Config, run: Mapping) -> str | None:
     for value, where in ((config.getoption("audit_cache"), "--audit-cache"), (run.get("cache"), "[run] cache"),
                          (os.environ.get(logit_cache.CACHE_ENV), f"${logit_cache.CACHE_ENV}")):
         if value:
-            folder = Path(value).expanduser()
-            blocking = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+            blocking, error = blocking_file(Path(value).expanduser())
+            if error is not None:
+                raise pytest.UsageError(f"{where} {value}: {value} cannot be reached ({error.strerror or error}); give a "
+                                        "folder you can write to, or leave the cache out")
             if blocking is not None:
                 raise pytest.UsageError(f"{where} {value}: {blocking} is a file, not a folder; give the logit cache a "
                                         "folder (it is made if it is not there)")

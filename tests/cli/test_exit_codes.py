@@ -296,6 +296,9 @@ def test_a_report_of_another_shape_is_refused_by_compare_html_and_merge(tmp_path
     ("{tmp}", "-o/--output {tmp} is a directory; give a file path, such as {tmp}/report."),
     ("{tmp}/afile/x", "-o/--output {tmp}/afile/x: {tmp}/afile is a file, not a folder; give a path in a folder you can "),
     ("", "-o/--output is empty (an unset variable?); give a file path, such as report."),
+    # review 40 F2: a path the check cannot stat (a name too long) was a traceback from the check itself
+    ("{tmp}/" + "x" * 300 + "/r", "-o/--output {tmp}/" + "x" * 300 + "/r: {tmp}/" + "x" * 300 + "/r cannot be reached "
+     "(File name too long); give a path in a folder you can write to"),
 ])
 def test_an_output_path_that_cannot_be_written_exits_4_before_the_work(tmp_path, capsys, command, output, said):
     """Stop 40: merge -o and html -o on a folder, under a file or empty merged the parts (or made the page), then ended
