@@ -219,13 +219,12 @@ def missing_data(root_value: str | None, images: str, needs: set[str]) -> list[s
                     problems.append(f"Imagenette not found under {root / 'imagenette'}: run once on a machine with internet "
                                     "(torchvision downloads it there)")
             elif not path.is_dir() and not (path.is_file() and path.suffix.lower() == ".csv"):
+                point = f"point --audit-images at {LABELLED_LAYOUTS}"
                 if path.exists():  # no fetch: at the default's place, it would meet the same file
-                    clear = "remove or rename it, or " if images == "imagenet-sample" else ""
                     problems.append(f"labelled images at {path}: {path} is a file, not a folder or a .csv manifest; "
-                                    f"{clear}point --audit-images at {LABELLED_LAYOUTS}")
+                                    + ("remove or rename it, or " if images == "imagenet-sample" else "") + point)
                 else:
-                    fix = (f"python -m visionaudit fetch {images} --dest {root}" if images == "imagenet-sample" else
-                           f"point --audit-images at {LABELLED_LAYOUTS}")
+                    fix = f"python -m visionaudit fetch {images} --dest {root}" if images == "imagenet-sample" else point
                     problems.append(f"labelled images not found at {path}: {fix}")
         elif not (root / need).is_dir():
             fix = f"python -m visionaudit fetch {need} --dest {root}" if need in FETCHABLE else "add it to the data root"
