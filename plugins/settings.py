@@ -10,6 +10,7 @@ from typing import Mapping
 
 import pytest
 
+from visionaudit.cli.options import empty_option
 from visionaudit.config import CONFIG_FILE, AuditConfig, load_config
 from visionaudit.data import decode_budget, decoding
 from visionaudit.data.label_space import read_classes_file
@@ -86,27 +87,19 @@ def get_settings(config: pytest.Config) -> Settings:
     return config.stash[SETTINGS_KEY]
 
 
-# Options whose empty value (an unset CI variable: `--audit-baseline "$PREV"`) would otherwise be read as not given,
-# and fall back to the default without a word (no baseline gate, the default images), or as the working directory.
-EMPTY_REFUSED = (("arch", "--arch", "an architecture, such as torchvision:resnet50"),
-                 ("audit_device", "--device", "auto, cpu, cuda, cuda:N or mps"),
-                 ("audit_data", "--audit-data", "the data root's folder"),
-                 ("audit_images", "--audit-images", "the labelled images' folder, CSV manifest or name"),
-                 ("audit_classes", "--audit-classes", "a class names file"), ("audit_config", "--audit-config", "an audit.toml"),
-                 ("audit_cache", "--audit-cache", "the logit cache's folder"),
-                 ("audit_decode_memory", "--audit-decode-memory", "a size, such as 2GiB"),
-                 ("audit_imagenet_c", "--audit-imagenet-c", "the ImageNet-C folder"),
-                 ("audit_baseline", "--audit-baseline", "the previous release's report, PREV.json"),
-                 ("audit_baseline_as", "--audit-baseline-as", "the baseline model's spec"),
-                 ("audit_shape_bias_reference", "--audit-shape-bias-reference", "decision CSV files"))
+# The run's options whose empty value is refused (visionaudit/cli/options.py says why and the fix), by dest and flag.
+EMPTY_REFUSED = (("arch", "--arch"), ("audit_device", "--device"), ("audit_data", "--audit-data"),
+                 ("audit_images", "--audit-images"), ("audit_classes", "--audit-classes"),
+                 ("audit_config", "--audit-config"), ("audit_cache", "--audit-cache"),
+                 ("audit_decode_memory", "--audit-decode-memory"), ("audit_imagenet_c", "--audit-imagenet-c"),
+                 ("audit_baseline", "--audit-baseline"), ("audit_baseline_as", "--audit-baseline-as"),
+                 ("audit_shape_bias_reference", "--audit-shape-bias-reference"))
 
 
 def _refuse_empty(config: pytest.Config) -> None:
-    for dest, flag, what in EMPTY_REFUSED:
-        value = config.getoption(dest, None)
-        values = value if isinstance(value, list) else [value]
-        if any(v is not None and not str(v).strip() for v in values):
-            raise pytest.UsageError(f"{flag} is empty (an unset variable?); give {what}, or leave {flag} out")
+    problem = empty_option({flag: config.getoption(dest, None) for dest, flag in EMPTY_REFUSED})
+    if problem:
+        raise pytest.UsageError(problem)
 
 
 def _resolve(config: pytest.Config) -> Settings:

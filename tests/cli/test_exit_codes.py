@@ -343,3 +343,28 @@ def test_a_journal_that_cannot_be_read_exits_4(tmp_path, capsys, what):
     err = capsys.readouterr().err
     assert err.startswith(f"error: journal {journal} cannot be read (") and "give the REPORT.journal.jsonl file" in err, err
     assert not (tmp_path / "r2.json").exists()
+
+
+@pytest.mark.parametrize("args, flag", [
+    (["compare", "{whole}", "{whole}", "--config", ""], "--config"),
+    (["compare", "{whole}", "{whole}", "--model", "a", "--baseline-as", " "], "--baseline-as"),
+    (["html", "{whole}", "-o", "{tmp}/p.html", "--baseline", ""], "--baseline"),
+    (["html", "{whole}", "-o", "{tmp}/p.html", "--baseline", "{whole}", "--config", ""], "--config"),
+    (["html", "{whole}", "-o", "{tmp}/p.html", "--baseline", "{whole}", "--model", "a", "--baseline-as", ""],
+     "--baseline-as"),
+    (["html", "{whole}", "-o", "{tmp}/p.html", "--data", ""], "--data"),
+    (["html", "{whole}", "-o", "{tmp}/p.html", "--shape-bias-reference", ""], "--shape-bias-reference"),
+    (["shape-bias", "--model", "x", "--data", " "], "--data"),
+    (["report", "--from-journal", ""], "--from-journal"),
+    (["report", "--from-journal", "", "-o", "{tmp}/r.json"], "--from-journal"),
+])
+def test_an_empty_option_of_a_command_is_said_to_be_empty(tmp_path, capsys, args, flag):
+    """Review 40 F3, F7: `compare A B --config "$CFG"` with CFG unset compared with the built-in tolerances without a
+    word, `html --baseline ""` made a page with no comparison, an empty --baseline-as fell back to pairing by spec, and
+    `report --from-journal ""` said the working directory was not named REPORT.journal.jsonl."""
+    whole = ROOT / "tests" / "report_fixtures" / "report_two_models.json"
+    assert main([a.format(whole=whole, tmp=tmp_path) for a in args]) == exit_codes.USAGE
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {flag} is empty (an unset variable?); give "), err
+    assert (f"or leave {flag} out" in err) == (flag != "--from-journal"), err  # a required one cannot be left out
+    assert list(tmp_path.iterdir()) == []
