@@ -10,6 +10,7 @@ from typing import Mapping
 
 import pytest
 
+from visionaudit.cli.options import empty_option
 from visionaudit.config import CONFIG_FILE, AuditConfig, load_config
 from visionaudit.data import decode_budget, decoding
 from visionaudit.data.label_space import read_classes_file
@@ -19,6 +20,7 @@ from visionaudit.devices import check_device
 from visionaudit.errors import CheckpointError, SpecError, VisionAuditError
 from visionaudit.families.baseline.pairing import merge_first
 from visionaudit.families.corruption.imagenet_c import check_root
+from visionaudit.files import blocking_file
 from visionaudit.models import logit_cache
 from visionaudit.models.checkpoints import refuse_pickled, refuse_unreadable
 from visionaudit.models.classes import check_before_load
@@ -86,27 +88,19 @@ def get_settings(config: pytest.Config) -> Settings:
     return config.stash[SETTINGS_KEY]
 
 
-# Options whose empty value (an unset CI variable: `--audit-baseline "$PREV"`) would otherwise be read as not given,
-# and fall back to the default without a word (no baseline gate, the default images), or as the working directory.
-EMPTY_REFUSED = (("arch", "--arch", "an architecture, such as torchvision:resnet50"),
-                 ("audit_device", "--device", "auto, cpu, cuda, cuda:N or mps"),
-                 ("audit_data", "--audit-data", "the data root's folder"),
-                 ("audit_images", "--audit-images", "the labelled images' folder, CSV manifest or name"),
-                 ("audit_classes", "--audit-classes", "a class names file"), ("audit_config", "--audit-config", "an audit.toml"),
-                 ("audit_cache", "--audit-cache", "the logit cache's folder"),
-                 ("audit_decode_memory", "--audit-decode-memory", "a size, such as 2GiB"),
-                 ("audit_imagenet_c", "--audit-imagenet-c", "the ImageNet-C folder"),
-                 ("audit_baseline", "--audit-baseline", "the previous release's report, PREV.json"),
-                 ("audit_baseline_as", "--audit-baseline-as", "the baseline model's spec"),
-                 ("audit_shape_bias_reference", "--audit-shape-bias-reference", "decision CSV files"))
+# The run's options whose empty value is refused (visionaudit/cli/options.py says why and the fix), by dest and flag.
+EMPTY_REFUSED = (("arch", "--arch"), ("audit_device", "--device"), ("audit_data", "--audit-data"),
+                 ("audit_images", "--audit-images"), ("audit_classes", "--audit-classes"),
+                 ("audit_config", "--audit-config"), ("audit_cache", "--audit-cache"),
+                 ("audit_decode_memory", "--audit-decode-memory"), ("audit_imagenet_c", "--audit-imagenet-c"),
+                 ("audit_baseline", "--audit-baseline"), ("audit_baseline_as", "--audit-baseline-as"),
+                 ("audit_shape_bias_reference", "--audit-shape-bias-reference"))
 
 
 def _refuse_empty(config: pytest.Config) -> None:
-    for dest, flag, what in EMPTY_REFUSED:
-        value = config.getoption(dest, None)
-        values = value if isinstance(value, list) else [value]
-        if any(v is not None and not str(v).strip() for v in values):
-            raise pytest.UsageError(f"{flag} is empty (an unset variable?); give {what}, or leave {flag} out")
+    problem = empty_option({flag: config.getoption(dest, None) for dest, flag in EMPTY_REFUSED})
+    if problem:
+        raise pytest.UsageError(problem)
 
 
 def _resolve(config: pytest.Config) -> Settings:
@@ -292,8 +286,10 @@ def _cache(config: pytest.Config, run: Mapping) -> str | None:
     for value, where in ((config.getoption("audit_cache"), "--audit-cache"), (run.get("cache"), "[run] cache"),
                          (os.environ.get(logit_cache.CACHE_ENV), f"${logit_cache.CACHE_ENV}")):
         if value:
-            folder = Path(value).expanduser()
-            blocking = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+            blocking, error = blocking_file(Path(value).expanduser())
+            if error is not None:
+                raise pytest.UsageError(f"{where} {value}: {value} cannot be reached ({error.strerror or error}); give a "
+                                        "folder you can write to, or leave the cache out")
             if blocking is not None:
                 raise pytest.UsageError(f"{where} {value}: {blocking} is a file, not a folder; give the logit cache a "
                                         "folder (it is made if it is not there)")

@@ -61,6 +61,16 @@ def write_bytes_atomically(path: Path, data: bytes) -> None:
         raise
 
 
+def blocking_file(folder: Path) -> tuple[Path | None, OSError | None]:
+    """The first of ``folder`` and its parents that is there and not a folder (nothing can be made under it), else None;
+    with the OSError that looking raised instead (a name too long, a folder this user cannot enter): ``Path.exists``
+    swallows only a missing path, and a check must say what it found, not end in a traceback."""
+    try:
+        return next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None), None
+    except OSError as e:
+        return None, e
+
+
 def output_problem(path: str, flag: str, example: str, optional: bool = False) -> str | None:
     """What keeps a file from being written at ``path`` (given as ``flag``; ``optional``: the flag may be left out), in
     words with the fix; None when it can be. Its folder is made and a file tried in it now, before the work that fills
@@ -69,10 +79,17 @@ def output_problem(path: str, flag: str, example: str, optional: bool = False) -
         return f"{flag} is empty (an unset variable?); give a file path, such as {example}" + (
             f", or leave {flag} out" if optional else "")
     target = Path(path)
-    if target.is_dir():
-        return f"{flag} {path} is a directory; give a file path, such as {target / example}"
     folder = target.parent
-    blocking = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    blocking, error = blocking_file(folder)
+    if error is None:
+        try:
+            directory = target.is_dir()
+        except OSError as e:
+            error = e
+    if error is not None:
+        return f"{flag} {path}: {path} cannot be reached ({error.strerror or error}); give a path in a folder you can write to"
+    if directory:
+        return f"{flag} {path} is a directory; give a file path, such as {target / example}"
     if blocking is not None:
         return f"{flag} {path}: {blocking} is a file, not a folder; give a path in a folder you can write to"
     try:

@@ -296,6 +296,9 @@ def test_a_report_of_another_shape_is_refused_by_compare_html_and_merge(tmp_path
     ("{tmp}", "-o/--output {tmp} is a directory; give a file path, such as {tmp}/report."),
     ("{tmp}/afile/x", "-o/--output {tmp}/afile/x: {tmp}/afile is a file, not a folder; give a path in a folder you can "),
     ("", "-o/--output is empty (an unset variable?); give a file path, such as report."),
+    # review 40 F2: a path the check cannot stat (a name too long) was a traceback from the check itself
+    ("{tmp}/" + "x" * 300 + "/r", "-o/--output {tmp}/" + "x" * 300 + "/r: {tmp}/" + "x" * 300 + "/r cannot be reached "
+     "(File name too long); give a path in a folder you can write to"),
 ])
 def test_an_output_path_that_cannot_be_written_exits_4_before_the_work(tmp_path, capsys, command, output, said):
     """Stop 40: merge -o and html -o on a folder, under a file or empty merged the parts (or made the page), then ended
@@ -340,3 +343,28 @@ def test_a_journal_that_cannot_be_read_exits_4(tmp_path, capsys, what):
     err = capsys.readouterr().err
     assert err.startswith(f"error: journal {journal} cannot be read (") and "give the REPORT.journal.jsonl file" in err, err
     assert not (tmp_path / "r2.json").exists()
+
+
+@pytest.mark.parametrize("args, flag", [
+    (["compare", "{whole}", "{whole}", "--config", ""], "--config"),
+    (["compare", "{whole}", "{whole}", "--model", "a", "--baseline-as", " "], "--baseline-as"),
+    (["html", "{whole}", "-o", "{tmp}/p.html", "--baseline", ""], "--baseline"),
+    (["html", "{whole}", "-o", "{tmp}/p.html", "--baseline", "{whole}", "--config", ""], "--config"),
+    (["html", "{whole}", "-o", "{tmp}/p.html", "--baseline", "{whole}", "--model", "a", "--baseline-as", ""],
+     "--baseline-as"),
+    (["html", "{whole}", "-o", "{tmp}/p.html", "--data", ""], "--data"),
+    (["html", "{whole}", "-o", "{tmp}/p.html", "--shape-bias-reference", ""], "--shape-bias-reference"),
+    (["shape-bias", "--model", "x", "--data", " "], "--data"),
+    (["report", "--from-journal", ""], "--from-journal"),
+    (["report", "--from-journal", "", "-o", "{tmp}/r.json"], "--from-journal"),
+])
+def test_an_empty_option_of_a_command_is_said_to_be_empty(tmp_path, capsys, args, flag):
+    """Review 40 F3, F7: `compare A B --config "$CFG"` with CFG unset compared with the built-in tolerances without a
+    word, `html --baseline ""` made a page with no comparison, an empty --baseline-as fell back to pairing by spec, and
+    `report --from-journal ""` said the working directory was not named REPORT.journal.jsonl."""
+    whole = ROOT / "tests" / "report_fixtures" / "report_two_models.json"
+    assert main([a.format(whole=whole, tmp=tmp_path) for a in args]) == exit_codes.USAGE
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {flag} is empty (an unset variable?); give "), err
+    assert (f"or leave {flag} out" in err) == (flag != "--from-journal"), err  # a required one cannot be left out
+    assert list(tmp_path.iterdir()) == []

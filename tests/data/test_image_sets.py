@@ -251,6 +251,20 @@ def test_a_file_given_for_the_data_root_or_the_images_is_said_to_be_a_file(tmp_p
                               "folder or a .csv manifest; point --audit-images at "), problem
 
 
+def test_a_file_in_the_place_of_imagenet_sample_gets_no_fetch_into_it(tmp_path):
+    """Review 40 F8: a file at ROOT/imagenet-sample was told to fetch imagenet-sample into ROOT, which cannot work while
+    the file is there."""
+    (tmp_path / "imagenet-sample").write_text("x")
+    (problem,) = datasets.missing_data(str(tmp_path), "imagenet-sample", {datasets.LABELLED})
+    path = tmp_path / "imagenet-sample"
+    assert problem.startswith(f"labelled images at {path}: {path} is a file, not a folder or a .csv manifest; remove or "
+                              "rename it, or point --audit-images at "), problem
+    assert "fetch" not in problem, problem
+    (tmp_path / "imagenet-sample").unlink()
+    (problem,) = datasets.missing_data(str(tmp_path), "imagenet-sample", {datasets.LABELLED})
+    assert problem == f"labelled images not found at {path}: python -m visionaudit fetch imagenet-sample --dest {tmp_path}"
+
+
 def test_data_root_is_the_option_then_the_variable_then_the_user_cache(tmp_path, monkeypatch):
     given, env, cache = (tmp_path / n for n in ("given", "env", "cache"))
     given.mkdir()

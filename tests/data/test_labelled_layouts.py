@@ -314,3 +314,23 @@ def test_a_flat_files_link_to_nothing_is_named(tmp_path):
     with pytest.raises(DataError, match=r"^1 symbolic link\(s\) of .* lead to nothing: n01443537_gone.jpg -> "
                                         r"/nonexistent/n01443537_gone.jpg\. Their images are not there"):
         datasets.labelled_images(tmp_path)
+
+
+@pytest.mark.parametrize("link, target", [
+    (".#notes.txt", "root@host.123:1700000000"),  # an Emacs lock file is always a link to nothing
+    ("README.md", ".git/annex/objects/xx/README.md"),  # a git-annex file not fetched that is no image
+    (".cache", "/nonexistent/cache"),
+])
+def test_a_link_to_nothing_that_would_not_be_read_is_left_alone(tmp_path, link, target):
+    """Review 40 F1: only links that would have been read (a class folder, an image) are refused; hidden names and
+    other files are ignored at the root as their real files are."""
+    _image(tmp_path / "cat" / "a.jpg")
+    _image(tmp_path / "dog" / "b.jpg")
+    (tmp_path / link).symlink_to(target)
+    assert sorted(p.name for p in datasets.labelled_images(tmp_path).paths) == ["a.jpg", "b.jpg"]
+
+
+def test_a_hidden_link_to_nothing_beside_flat_files_is_left_alone(tmp_path):
+    _image(tmp_path / "n01440764_ok.jpg")
+    (tmp_path / ".#n01440764_ok.jpg").symlink_to("root@host.1:1")
+    assert [p.name for p in datasets.labelled_images(tmp_path).paths] == ["n01440764_ok.jpg"]

@@ -71,3 +71,33 @@ def test_a_logit_cache_under_a_file_is_refused_at_startup(team, monkeypatch, whe
     assert said in output, output[-3000:]
     assert "is a file, not a folder; give the logit cache a folder" in output and "Traceback" not in output
     assert not (team.path / "ran.txt").exists()
+
+
+def test_a_logit_cache_path_that_cannot_be_looked_at_is_refused_without_a_traceback(team):
+    """Review 40 F2: a path the check cannot stat (a name too long here; a folder the job user cannot enter in CI) was
+    an INTERNALERROR (exit 3) with a traceback and no report."""
+    long = "x" * 300  # over every file system's 255-byte name limit, and refused to root too
+    result = team.runpytest_subprocess(*RUN, "--audit-cache", f"{long}/logits", "--audit-json", "report.json")
+    output = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, output[-3000:]
+    assert f"--audit-cache {long}/logits: {long}/logits cannot be reached (File name too long); give a folder you " \
+           "can write to, or leave the cache out" in output, output[-3000:]
+    assert "INTERNALERROR" not in output and "Traceback" not in output
+    assert json.loads((team.path / "report.json").read_text())["error"].startswith(f"--audit-cache {long}/logits: ")
+    assert not (team.path / "ran.txt").exists()
+
+
+def test_a_baseline_of_another_shape_stops_the_run_with_exit_4_and_the_report_says_so(team):
+    """Review 40 F5 (1728e17's claim): a baseline whose audits is an object was an INTERNALERROR (exit 3) in the gate's
+    startup, with no report written."""
+    odd = json.loads((ROOT / "tests" / "report_fixtures" / "report_two_models.json").read_text())
+    odd["audits"] = {"x": 1}
+    (team.path / "odd.json").write_text(json.dumps(odd))
+    result = team.runpytest_subprocess(*RUN, "--audit-baseline", "odd.json", "--audit-json", "r.json")
+    output = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, output[-3000:]
+    assert "INTERNALERROR" not in output and "Traceback" not in output, output[-3000:]
+    error = json.loads((team.path / "r.json").read_text())["error"]
+    assert error.startswith("baseline report odd.json is not a whole visionaudit report: its audits is an object, not a "
+                            "list"), error
+    assert not (team.path / "ran.txt").exists()

@@ -6,11 +6,13 @@ import argparse
 import sys
 
 from visionaudit import exit_codes
+from visionaudit.errors import VisionAuditError
 
 from .options import (
     add_accept_incomplete_baseline_option,
     add_baseline_options,
     add_config_option,
+    empty_option,
 )
 from .report_files import model_pairs
 
@@ -42,8 +44,11 @@ def run(args: argparse.Namespace) -> int:
         render,
     )
 
+    problem = empty_option({"--model": args.model, "--baseline-as": args.baseline_as, "--config": args.config})
+    if problem:
+        raise VisionAuditError(problem)
     pairs = model_pairs(args, "the new report's model and the old report's")
-    config = load_config(args.config) if args.config else None
+    config = load_config(args.config) if args.config is not None else None
     old, new = read_report(args.old, "old report"), read_report(args.new, "new report")
     refuse_shard_part(old, f"old report {args.old}")
     refuse_shard_part(new, f"new report {args.new}")

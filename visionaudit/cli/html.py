@@ -9,6 +9,7 @@ from .options import (
     add_config_option,
     add_data_options,
     add_shape_bias_reference_option,
+    empty_option,
 )
 from .report_files import model_pairs, read_json
 
@@ -42,13 +43,17 @@ def run(args: argparse.Namespace) -> int:
     from visionaudit.html.page import write_html
     from visionaudit.html.thumbnails import ImageSource, transform_strips
 
-    problem = output_problem(args.output, "-o/--output", "report.html")  # before the page is made: not a traceback after it
+    problem = empty_option({"--baseline": args.baseline, "--model": args.model, "--baseline-as": args.baseline_as,
+                            "--config": args.config, "--shape-bias-reference": args.shape_bias_reference,
+                            "--data": args.data, "--images": args.images})
+    # -o before the page is made: not a traceback after it
+    problem = problem or output_problem(args.output, "-o/--output", "report.html")
     if problem:
         raise VisionAuditError(problem)
     start = time.perf_counter()
     report = read_report(args.report, "report") if not args.any_schema else require_whole(read_json(args.report), args.report)
     comparison = None
-    if args.baseline:
+    if args.baseline is not None:
         from visionaudit.config import load_config
         from visionaudit.report.compare import compare_reports
 
@@ -56,8 +61,8 @@ def run(args: argparse.Namespace) -> int:
         baseline = read_report(args.baseline)
         refuse_shard_part(baseline, f"baseline report {args.baseline}")
         refuse_shard_part(report, f"report {args.report}")  # a part is never compared, on either side
-        comparison = compare_reports(baseline, report, pairs, load_config(args.config) if args.config else None,
-                                     unpaired=args.baseline_unpaired)
+        config = load_config(args.config) if args.config is not None else None
+        comparison = compare_reports(baseline, report, pairs, config, unpaired=args.baseline_unpaired)
     strips = transform_strips(report, Path(args.data), args.images) if args.data else None
     images = ImageSource(Path(args.data), args.images) if args.data else None  # the lost images' thumbnails
     path = write_html(args.output, report, args.shape_bias_reference or (), strips, comparison, images)

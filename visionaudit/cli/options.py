@@ -9,7 +9,7 @@ name up to the prefix; ``tool`` (the run, or the command's name) adds what the o
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 AddOption = Callable[..., Any]
@@ -117,3 +117,25 @@ HELP_BODIES = {"--arch": ARCH_HELP, "--device": DEVICE_HELP, "--data": DATA_HELP
                "--baseline-as": BASELINE_AS_HELP, "--baseline-unpaired": BASELINE_UNPAIRED_HELP,
                "--accept-incomplete-baseline": ACCEPT_INCOMPLETE_BASELINE_HELP,
                "--shape-bias-reference": SHAPE_BIAS_REFERENCE_HELP}
+
+
+# What an option given an empty value should have been given, by its name without the run's prefix: an empty value (an
+# unset CI variable: `--audit-baseline "$PREV"`) would otherwise be read as not given, the default without a word (no
+# baseline gate, the default images, the built-in tolerances), or as the working directory.
+EMPTY_FIXES = {"arch": "an architecture, such as torchvision:resnet50", "device": "auto, cpu, cuda, cuda:N or mps",
+               "model": "a model's spec or name", "data": "the data root's folder",
+               "images": "the labelled images' folder, CSV manifest or name", "classes": "a class names file",
+               "config": "an audit.toml", "cache": "the logit cache's folder", "decode-memory": "a size, such as 2GiB",
+               "imagenet-c": "the ImageNet-C folder", "baseline": "the previous release's report, PREV.json",
+               "baseline-as": "the baseline model's spec", "shape-bias-reference": "decision CSV files",
+               "from-journal": "the REPORT.journal.jsonl file of a killed run"}
+
+
+def empty_option(values: Mapping[str, Any], required: Collection[str] = ()) -> str | None:
+    """The first option in ``values`` ({flag: its value; None when not given; a list for several}) given an empty or
+    blank value, in words with the fix (the option named in ``required`` cannot be left out); None when none is."""
+    for flag, value in values.items():
+        if any(v is not None and not str(v).strip() for v in (value if isinstance(value, list) else [value])):
+            what = EMPTY_FIXES[flag.removeprefix("--").removeprefix(PYTEST_PREFIX)]
+            return f"{flag} is empty (an unset variable?); give {what}" + ("" if flag in required else f", or leave {flag} out")
+    return None

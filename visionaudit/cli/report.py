@@ -7,6 +7,8 @@ import argparse
 from visionaudit import exit_codes
 from visionaudit.errors import VisionAuditError
 
+from .options import empty_option
+
 HELP = "rebuild the report of a run that was killed, from its journal (removed once written to its own report path)"
 DESCRIPTION = HELP + ("; with -o elsewhere the journal is kept beside its report path; exit 1 when its verdict is not pass (a "
                       "killed run's is incomplete), 4 when the journal is unreadable")
@@ -28,6 +30,9 @@ def run(args: argparse.Namespace) -> int:
     from visionaudit.report.run_lock import ReportInUse, acquire, holder_text, lock_path
     from visionaudit.report.summaries import terminal_lines
 
+    problem = empty_option({"--from-journal": args.from_journal}, required={"--from-journal"})
+    if problem:  # not the working directory, "not named REPORT.journal.jsonl"
+        raise VisionAuditError(problem)
     journal = Path(args.from_journal)
     own = journal.with_name(journal.name.removesuffix(".journal.jsonl")) if (
         journal.name.endswith(".journal.jsonl") and journal.name != ".journal.jsonl") else None

@@ -7,7 +7,7 @@ import sys
 
 from visionaudit.errors import VisionAuditError
 
-from .options import add_data_options, add_model_options
+from .options import add_data_options, add_model_options, empty_option
 
 HELP = "shape bias from decision CSVs (raw-data format), or of a model, exported as model-vs-human writes its raw data"
 
@@ -35,6 +35,9 @@ def run(args: argparse.Namespace) -> int:
 
     from visionaudit.files import to_jsonable
 
+    problem = empty_option({"--model": args.model, "--arch": args.arch, "--device": args.device, "--data": args.data})
+    if problem:  # before a model loads: not the default device, the user cache as the data root
+        raise VisionAuditError(problem)
     if bool(args.decisions) == bool(args.model):
         raise VisionAuditError("give either --decisions FILE.csv ... (decisions made elsewhere) or --model SPEC "
                                "(run a model here)")

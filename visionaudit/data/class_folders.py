@@ -21,7 +21,7 @@ def read_class_folders(root: Path, folders: list[Path], suffixes: set[str],
     names: list[str] = []
     strays: list[Path] = []
     nested: list[Path] = []
-    dangling = [p for p in sorted(root.iterdir()) if not p.exists()]  # a class folder's link to nothing
+    dangling = links_to_nothing(root, suffixes)  # a class folder's link to nothing, an image's
     for folder in folders:
         for path in sorted(folder.iterdir()):
             if path.name.startswith("."):
@@ -54,6 +54,14 @@ def read_class_folders(root: Path, folders: list[Path], suffixes: set[str],
         raise DataError(f"no images under {root}: its folders {first_few([f.name for f in folders], 5, ', ')} hold none. "
                         f"Expected {layouts}")
     return tuple(paths), tuple(names)
+
+
+def links_to_nothing(root: Path, suffixes: set[str]) -> list[Path]:
+    """The symbolic links at ``root`` that lead to nothing and would have been read had they led somewhere: a name
+    with no suffix (a class folder) or ending in one of ``suffixes``. Hidden names (an Emacs lock file is always a link
+    to nothing) and other files are ignored, as their real files are."""
+    return [p for p in sorted(root.iterdir())
+            if not p.name.startswith(".") and (not p.suffix or p.suffix.lower() in suffixes) and not p.exists()]
 
 
 def dangling_links(root: Path, links: list[Path]) -> str:

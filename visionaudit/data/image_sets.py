@@ -30,7 +30,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from visionaudit.data import decode_budget
-from visionaudit.data.class_folders import dangling_links, read_class_folders
+from visionaudit.data.class_folders import (
+    dangling_links,
+    links_to_nothing,
+    read_class_folders,
+)
 from visionaudit.data.decoding import DECODE_THREADS, decode_images
 from visionaudit.data.imagenet import NOT_A_WNID, class_index, wnid_to_index
 from visionaudit.data.imagenet_val import val_wnids
@@ -215,11 +219,13 @@ def missing_data(root_value: str | None, images: str, needs: set[str]) -> list[s
                     problems.append(f"Imagenette not found under {root / 'imagenette'}: run once on a machine with internet "
                                     "(torchvision downloads it there)")
             elif not path.is_dir() and not (path.is_file() and path.suffix.lower() == ".csv"):
-                fix = (f"python -m visionaudit fetch {images} --dest {root}" if images == "imagenet-sample" else
-                       f"point --audit-images at {LABELLED_LAYOUTS}")
-                found = "is a file, not a folder or a .csv manifest" if path.exists() else "not found"
-                problems.append(f"labelled images {found} at {path}: {fix}" if not path.exists()
-                                else f"labelled images at {path}: {path} {found}; {fix}")
+                point = f"point --audit-images at {LABELLED_LAYOUTS}"
+                if path.exists():  # no fetch: at the default's place, it would meet the same file
+                    problems.append(f"labelled images at {path}: {path} is a file, not a folder or a .csv manifest; "
+                                    + ("remove or rename it, or " if images == "imagenet-sample" else "") + point)
+                else:
+                    fix = f"python -m visionaudit fetch {images} --dest {root}" if images == "imagenet-sample" else point
+                    problems.append(f"labelled images not found at {path}: {fix}")
         elif not (root / need).is_dir():
             fix = f"python -m visionaudit fetch {need} --dest {root}" if need in FETCHABLE else "add it to the data root"
             problems.append(f"{need} not found at {root / need}: {fix}")
@@ -298,7 +304,7 @@ def labelled_images(root: Path, name: str | None = None) -> ImageSet:
             continue
         paths.append(path)
         labels.append(class_index(wnid))
-    dangling = [p for p in sorted(root.iterdir()) if not p.exists()]  # links to nothing: not left out without a word
+    dangling = links_to_nothing(root, IMAGE_SUFFIXES)  # not left out without a word
     if problems or dangling:
         raise DataError(" ".join(([f"{len(problems)} file(s) of {root} cannot be used: {first_few(problems)}. Labelled "
                                    f"images are {LABELLED_LAYOUTS}"] if problems else [])

@@ -32,8 +32,8 @@ def check_parts(parts: Sequence[dict[str, Any]], names: Sequence[str]) -> list[i
         version = part["schema_version"]
         if not OLDEST_READABLE <= version <= SCHEMA_VERSION:
             problems.append(f"{name} has schema {version}; this suite reads schemas {OLDEST_READABLE} to {SCHEMA_VERSION}")
-        elif shape_problem(part):
-            problems.append(f"{name} is not a whole visionaudit report: {shape_problem(part)}")
+        elif problem := shape_problem(part):
+            problems.append(f"{name} is not a whole visionaudit report: {problem}")
     if problems:
         raise Unmergeable("; ".join(problems))
     shards = [_shard_of(p, n) for p, n in zip(parts, names)]
