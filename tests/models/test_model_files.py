@@ -163,3 +163,21 @@ def test_a_save_pretrained_folder_given_bare_is_pointed_to_hf(tmp_path):
     (folder / "config.json").write_text("{}")
     with pytest.raises(CheckpointError, match=rf"is read as --model hf:{folder} "):
         parse_spec(str(folder))
+
+
+def test_a_timm_checkpoint_not_there_is_refused_when_parsed(tmp_path, monkeypatch):
+    """Review 40 F2: one home for a model file that is not there (parse_spec, whose NoSuchModelFile audit.toml words
+    with its own path rule), timm's checkpoint as a state dict's; a folder names the weights file inside."""
+    from visionaudit.config import _why_not_here
+    from visionaudit.models.specs import NoSuchModelFile
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(NoSuchModelFile) as e:
+        parse_spec("timm:resnet18:gone.pth")
+    assert e.value.problem == "no such file gone.pth" and _why_not_here("timm:resnet18:gone.pth") == "no such file gone.pth"
+    (tmp_path / "saved").mkdir()
+    (tmp_path / "saved" / "pytorch_model.bin").write_bytes(b"")
+    with pytest.raises(NoSuchModelFile) as e:
+        parse_spec("timm:resnet18:saved")
+    assert e.value.problem == ("saved is a folder; timm:NAME:CHECKPOINT names the checkpoint file: "
+                               "timm:resnet18:saved/pytorch_model.bin")
