@@ -360,8 +360,10 @@ def parse_spec(spec: str, arch: str | None = None) -> ModelSpec:
     if "arch" not in parsed.options:
         try:  # a whole pickled model is not a state dict: said first, or an --arch added gets its refusal next
             refuse_pickled(path)
-        except CheckpointError as e:
-            raise CheckpointError(f"--model {parsed.raw}: {e}") from None
+        except CheckpointError as e:  # converted as told, it is a state dict: its --arch said now, not by the next run
+            raise CheckpointError(f"--model {parsed.raw}: {e}\nOnce converted it is a state dict: give its architecture, "
+                                  f"--arch torchvision:NAME (or timm:NAME, or package.module:factory), or write "
+                                  f"{path.with_suffix('.safetensors')}?arch=torchvision:NAME.") from None
         raise SpecError(
             f"--model {parsed.raw} is a state dict, which needs its architecture: add --arch torchvision:NAME "
             f"(or timm:NAME, or package.module:factory), or write {body}?arch=torchvision:NAME"
