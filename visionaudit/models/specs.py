@@ -279,8 +279,8 @@ def _parse_hf(raw: str, target: str, options: dict[str, str]) -> ModelSpec:
 
 
 class NoSuchModelFile(CheckpointError):
-    """A spec's model file that is not there. ``problem`` is said without the command line's framing, for a spec
-    written in audit.toml, whose relative paths follow another rule (config.py)."""
+    """A spec's model file that is not there (or a folder where a timm checkpoint goes). ``problem`` is said without
+    the command line's framing, for a spec written in audit.toml, whose relative paths follow another rule (config.py)."""
 
     def __init__(self, raw: str, path: Path, problem: str = "") -> None:
         self.raw, self.path, self.problem = raw, path, problem or f"no such file {path}"
