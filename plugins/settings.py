@@ -203,10 +203,6 @@ def _check_model(parsed: ModelSpec, no_downloads: bool) -> None:
 def _check_checkpoint(spec: ModelSpec, what: str) -> None:
     """A checkpoint that holds pickled objects (read, never unpickled), or cut short or damaged where that shows without
     reading its weights: refused now, not as its test's error."""
-    if spec.kind == "timm" and spec.path is not None and not spec.path.is_file():  # a state dict's: when parsed
-        kind = "a folder; timm:NAME:CHECKPOINT names the checkpoint file" if spec.path.is_dir() else "not there"
-        problem = f"the checkpoint {spec.path} is {kind} (relative paths start at the working directory {Path.cwd()})"
-        raise CheckpointError(f"{what}: {problem}" if what else problem)
     if spec.kind in ("state_dict", "timm") and spec.path is not None:
         try:
             refuse_unreadable(spec.path)

@@ -78,14 +78,75 @@ def test_a_checkpoint_cut_short_is_refused_before_loading_as_its_load_refuses_it
 
 
 def test_whole_checkpoints_pass_the_startup_check(tmp_path):
+    """Review 40 F6: the formats the loader reads, pinned against a false refusal: the pre-1.6 torch.save format (no
+    zip), safetensors with __metadata__ and with a large header."""
     from safetensors.torch import save_file
 
     state = resnet18().state_dict()
     save_file(state, str(tmp_path / "ok.safetensors"))
+    save_file(state, str(tmp_path / "meta.safetensors"), metadata={"note": "x" * 10_000})
+    save_file({f"t{i}": torch.zeros(1) for i in range(20_000)}, str(tmp_path / "many.safetensors"))
     torch.save(state, tmp_path / "ok.pth")
+    torch.save(state, tmp_path / "legacy.pth", _use_new_zipfile_serialization=False)
     torch.save({"model": state, "epoch": 3}, tmp_path / "wrapped.pth")
-    for name in ("ok.safetensors", "ok.pth", "wrapped.pth"):
+    for name in ("ok.safetensors", "meta.safetensors", "many.safetensors", "ok.pth", "legacy.pth", "wrapped.pth"):
         checkpoints.refuse_unreadable(tmp_path / name)
+        checkpoints.load_state_dict(tmp_path / name)  # as the load reads it: its startup check first
+
+
+def test_a_zip_entry_past_the_end_is_refused_as_its_load_refuses_it(tmp_path):
+    """Review 40 F6: a torch.save archive whose directory survived but whose data is cut (its entry ends past the
+    file's end)."""
+    path = tmp_path / "cut.pth"
+    torch.save(resnet18().state_dict(), path)
+    data = bytearray(path.read_bytes())
+    at = data.rindex(b"PK\x01\x02")  # the last entry's central directory record; its compressed size at +20
+    data[at + 20:at + 24] = (len(data) * 2).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError) as e:
+        checkpoints.refuse_unreadable(path)
+    assert str(e.value).startswith(f"checkpoint {path} is corrupt or truncated (its entry "), str(e.value)
+    assert "runs past its end); copy it again or re-export it" in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize("name", ["w.safetensors", "w.pth"])
+def test_a_git_lfs_pointer_is_said_to_be_one_with_git_lfs_pull(tmp_path, name):
+    """Review 40 F4: a clone without `git lfs pull` leaves a text pointer where the weights go; a .safetensors one was
+    "cut short" with "re-export it", a .pth one corrupt. Said so at startup and by the load alike."""
+    path = tmp_path / name
+    path.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:" + "0" * 64 + "\nsize 46830571\n")
+    said = (f"checkpoint {path} is a Git LFS pointer (a text file standing for the weights), not the checkpoint: fetch "
+            "it with `git lfs pull` where it was cloned")
+    for read in (checkpoints.refuse_unreadable, checkpoints.load_state_dict):
+        with pytest.raises(CheckpointError) as e:
+            read(path)
+        assert str(e.value) == said
+
+
+def test_a_safetensors_header_length_out_of_bounds_is_not_said_to_be_cut_short(tmp_path):
+    """Review 40 F4: 8 bytes that are no header length (far over safetensors' 100 MB limit) are not a file cut short."""
+    path = tmp_path / "w.safetensors"
+    path.write_bytes(b"\xff" * 8 + b"{}" * 100)
+    with pytest.raises(CheckpointError) as e:
+        checkpoints.refuse_unreadable(path)
+    assert str(e.value) == (f"checkpoint {path} is not a readable safetensors file (its first 8 bytes are not a "
+                            "safetensors header length: not a safetensors file); re-export it")
+
+
+def test_a_checkpoint_that_cannot_be_read_is_a_message_not_a_traceback(tmp_path, monkeypatch):
+    """Review 40 F3: an OSError (no permission, a failing mount) from the startup check's reads was a traceback."""
+    for name in ("w.safetensors", "w.pth"):
+        (tmp_path / name).write_bytes(b"PK\x03\x04" + b"\0" * 100)
+        monkeypatch.setattr(checkpoints, "open", _eio, raising=False)
+        with pytest.raises(CheckpointError) as e:
+            checkpoints.refuse_unreadable(tmp_path / name)
+        monkeypatch.undo()
+        assert str(e.value) == (f"checkpoint {tmp_path / name} cannot be read (Input/output error); check that "
+                                "it can be read here (its permissions, its disk)")
+
+
+def _eio(*args, **kwargs):
+    raise OSError(5, "Input/output error")
 
 
 def test_corrupt_safetensors(tmp_path):
@@ -163,3 +224,21 @@ def test_a_save_pretrained_folder_given_bare_is_pointed_to_hf(tmp_path):
     (folder / "config.json").write_text("{}")
     with pytest.raises(CheckpointError, match=rf"is read as --model hf:{folder} "):
         parse_spec(str(folder))
+
+
+def test_a_timm_checkpoint_not_there_is_refused_when_parsed(tmp_path, monkeypatch):
+    """Review 40 F2: one home for a model file that is not there (parse_spec, whose NoSuchModelFile audit.toml words
+    with its own path rule), timm's checkpoint as a state dict's; a folder names the weights file inside."""
+    from visionaudit.config import _why_not_here
+    from visionaudit.models.specs import NoSuchModelFile
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(NoSuchModelFile) as e:
+        parse_spec("timm:resnet18:gone.pth")
+    assert e.value.problem == "no such file gone.pth" and _why_not_here("timm:resnet18:gone.pth") == "no such file gone.pth"
+    (tmp_path / "saved").mkdir()
+    (tmp_path / "saved" / "pytorch_model.bin").write_bytes(b"")
+    with pytest.raises(NoSuchModelFile) as e:
+        parse_spec("timm:resnet18:saved")
+    assert e.value.problem == ("saved is a folder; timm:NAME:CHECKPOINT names the checkpoint file: "
+                               "timm:resnet18:saved/pytorch_model.bin")

@@ -225,6 +225,9 @@ def test_a_pickled_file_without_arch_is_said_to_be_one_not_a_state_dict_that_nee
     message = str(e.value)
     assert message.startswith(f"--model {name}: checkpoint {name} ") and "convert-checkpoint" in message, message
     assert "needs its architecture" not in message
+    assert message.endswith("Once converted it is a state dict: give its architecture, --arch torchvision:NAME (or "
+                            f"timm:NAME, or package.module:factory), or write {name.replace('.pth', '.safetensors')}"
+                            "?arch=torchvision:NAME."), message  # review 40 F5: not a second refusal after converting
     assert said is None or f"is a whole pickled model (torch.save(model) of {said})" in message
     assert not (trained / "PWNED").exists()
 

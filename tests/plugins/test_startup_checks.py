@@ -348,18 +348,32 @@ def test_a_truncated_checkpoint_stops_the_run_at_startup(team, workers):
     assert not (team.path / "bounds.json").exists()
 
 
-@pytest.mark.parametrize("what", ["missing", "folder"])
-def test_a_timm_checkpoint_that_is_not_there_stops_the_run_at_startup(team, what):
+@pytest.mark.parametrize("case", ["missing", "folder", "xdist", "audit.toml"])
+def test_a_timm_checkpoint_that_is_not_there_stops_the_run_at_startup(team, case):
     """Stop 40: `--model model.pth` missing stopped the run at startup, `timm:NAME:model.pth` missing was each test's load
-    error (exit 1)."""
+    error (exit 1). Review 40 F2: said as the state dict's is (parse_spec), so audit.toml's spec gets its own path rule
+    only, not the command line's too."""
     pytest.importorskip("timm", reason="in the timm extra: pip install 'visionaudit[timm]'")
-    path = team.path / ("missing.safetensors" if what == "missing" else "folder")
-    if what == "folder":
-        path.mkdir()
+    path = team.path / ("folder" if case == "folder" else "missing.safetensors")
+    if case == "folder":
+        (path / "model.safetensors").parent.mkdir()
+        (path / "model.safetensors").write_bytes(b"")
     spec = f"timm:resnet18:{path}"
-    result = team.runpytest_subprocess("--model", spec, *RUN)
+    if case == "audit.toml":
+        (team.path / "ci").mkdir()
+        (team.path / "ci" / "audit.toml").write_text('[run]\nmodels = ["timm:resnet18:missing.safetensors"]\n')
+        result = team.runpytest_subprocess("--audit-config", "ci/audit.toml", *RUN)
+    else:
+        result = team.runpytest_subprocess("--model", spec, *RUN, *(["-n", "2"] if case == "xdist" else []))
     output = result.stdout.str() + result.stderr.str()
     assert result.ret == pytest.ExitCode.USAGE_ERROR, output[-3000:]
-    kind = "not there" if what == "missing" else "a folder; timm:NAME:CHECKPOINT names the checkpoint file"
-    assert f"--model {spec}: the checkpoint {path} is {kind}" in output and "Traceback" not in output, output[-3000:]
+    cwd_rule = f"; check the path (relative paths start at the working directory {team.path})"
+    said = {"missing": f"--model {spec}: no such file {path}{cwd_rule}",
+            "folder": f"--model {spec}: {path} is a folder; timm:NAME:CHECKPOINT names the checkpoint file: "
+                      f"timm:resnet18:{path / 'model.safetensors'}{cwd_rule}",
+            "audit.toml": f'ci/audit.toml: [run] models "timm:resnet18:missing.safetensors": no such file '
+                          f'{os.path.join("ci", "missing.safetensors")} (relative paths in audit.toml are read from its '
+                          f'folder ci{os.sep}, docs/config.md "Relative paths")'}[case.replace("xdist", "missing")]
+    assert said in output and "Traceback" not in output, output[-3000:]
+    assert "working directory" not in output or case != "audit.toml", output[-3000:]
     assert not (team.path / "bounds.json").exists()

@@ -66,6 +66,7 @@ def load_state_dict(path: str | Path, argument: str = "--model") -> dict[str, to
 
     path = Path(path)
     _check_exists(path, argument)
+    refuse_unreadable(path)  # what shows without reading the weights, said as at startup
     if path.suffix == ".safetensors":
         from safetensors import SafetensorError
         from safetensors.torch import load_file
@@ -73,7 +74,7 @@ def load_state_dict(path: str | Path, argument: str = "--model") -> dict[str, to
         try:
             state: object = load_file(str(path), device="cpu")
         except (SafetensorError, OSError, ValueError) as e:
-            raise CheckpointError(f"checkpoint {path} is not a readable safetensors file ({e}); re-export it") from None
+            raise CheckpointError(_not_safetensors(path, e)) from None
     else:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
@@ -84,10 +85,7 @@ def load_state_dict(path: str | Path, argument: str = "--model") -> dict[str, to
             lines = [ln.strip() for ln in str(e).splitlines() if "GLOBAL" in ln or "Unsupported" in ln]
             raise CheckpointError(pickled.refusal(path, pickled.scan(path), lines[0] if lines else type(e).__name__)) from None
         except Exception as e:  # torch raises many types on damaged files (RuntimeError, EOFError, IndexError, ...)
-            raise CheckpointError(
-                f"checkpoint {path} is corrupt or truncated ({type(e).__name__}: {str(e).splitlines()[0]}); "
-                "copy it again or re-export it"
-            ) from None
+            raise CheckpointError(_corrupt(path, f"{type(e).__name__}: {str(e).splitlines()[0]}")) from None
     return _unwrap(state, path)
 
 
@@ -109,51 +107,79 @@ def refuse_pickled(path: str | Path) -> None:
 
 
 def refuse_unreadable(path: str | Path) -> None:
-    """At startup, before any model loads: a checkpoint cut short or damaged where that shows without reading its
-    weights (an empty or truncated safetensors file: its header, and the data it promises; a ``torch.save`` archive
-    whose zip directory is gone or whose entries run past its end) stops the run with its load's words."""
-    import json
-    import struct
-
+    """At startup, before any model loads, and first in its load: a checkpoint cut short or damaged where that shows
+    without reading its weights (an empty or truncated safetensors file: its header, and the data it promises; a
+    ``torch.save`` archive whose zip directory is gone or whose entries run past its end), a Git LFS pointer where
+    the weights go, or a file that cannot be read, stops the run with its load's words."""
     path = Path(path)
     if not path.is_file():
         return
+    try:
+        problem = _unreadable(path)
+    except OSError as e:  # no permission, a failing mount: a message, not a traceback
+        raise CheckpointError(f"checkpoint {path} cannot be read ({e.strerror or e}); check that it can be read here (its "
+                              "permissions, its disk)") from None
+    if problem:
+        raise CheckpointError(problem)
+
+
+LFS_POINTER = b"version https://git-lfs"  # a clone without `git lfs pull` leaves this text where the file goes
+SAFETENSORS_MAX_HEADER = 100_000_000  # safetensors' own limit: a length above it is no header's
+
+
+def _unreadable(path: Path) -> str | None:
     size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(len(LFS_POINTER))
+    if head == LFS_POINTER:
+        return (f"checkpoint {path} is a Git LFS pointer (a text file standing for the weights), not the checkpoint: "
+                "fetch it with `git lfs pull` where it was cloned")
     if path.suffix == ".safetensors":  # as load_state_dict tells them
-        problem = None
-        with open(path, "rb") as f:
-            head = f.read(8)
-            length = struct.unpack("<Q", head)[0] if len(head) == 8 else None
-            if length is None or not 0 < length <= size - 8:
-                problem = (f"{size} bytes: too short for its header" if length is None else "its header's length is 0"
-                           if not length else f"cut short: its header is {length:,} bytes, the file {size:,}")
-            else:
-                try:
-                    header = json.loads(f.read(length))
-                    ends = [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"]
-                except (ValueError, TypeError, KeyError, IndexError, AttributeError):
-                    problem = "its header is not a safetensors header"
-                else:
-                    if max(ends, default=0) > size - 8 - length:
-                        problem = (f"truncated: its header promises {max(ends, default=0):,} bytes of tensors, the file "
-                                   f"holds {size - 8 - length:,}")
-        if problem:
-            raise CheckpointError(f"checkpoint {path} is not a readable safetensors file ({problem}); re-export it")
-    elif _zip_head(path):  # a torch.save archive (since torch 1.6): its directory is at the end
+        problem = _safetensors_problem(path, size)
+        return _not_safetensors(path, problem) if problem else None
+    if head[:2] == b"PK":  # a torch.save archive (since torch 1.6): its directory is at the end
         try:
             with zipfile.ZipFile(path) as archive:
                 past = [i.filename for i in archive.infolist() if i.header_offset + i.compress_size > size]
-        except (zipfile.BadZipFile, OSError, ValueError) as e:
-            problem = f"{type(e).__name__}: {e}"
-        else:
-            problem = f"its entry {past[0]} runs past its end" if past else None
-        if problem:
-            raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({problem}); copy it again or re-export it")
+        except (zipfile.BadZipFile, OSError, ValueError) as e:  # OSError: a seek before the start, as a cut file gives
+            return _corrupt(path, f"{type(e).__name__}: {e}")
+        return _corrupt(path, f"its entry {past[0]} runs past its end") if past else None
+    return None
 
 
-def _zip_head(path: Path) -> bool:
+def _safetensors_problem(path: Path, size: int) -> str | None:
+    import json
+    import struct
+
     with open(path, "rb") as f:
-        return f.read(2) == b"PK"
+        head = f.read(8)
+        length = struct.unpack("<Q", head)[0] if len(head) == 8 else None
+        if length is None:
+            return f"{size} bytes: too short for its header"
+        if not length:
+            return "its header's length is 0"
+        if length > SAFETENSORS_MAX_HEADER:
+            return "its first 8 bytes are not a safetensors header length: not a safetensors file"
+        if length > size - 8:
+            return f"cut short: its header is {length:,} bytes, the file {size:,}"
+        try:
+            header = json.loads(f.read(length))
+            ends = [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"]
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+            return "its header is not a safetensors header"
+    if max(ends, default=0) > size - 8 - length:
+        return f"truncated: its header promises {max(ends, default=0):,} bytes of tensors, the file holds {size - 8 - length:,}"
+    return None
+
+
+def _not_safetensors(path: Path, problem: object) -> str:
+    """The refusal of a damaged safetensors file, at startup and by the load alike."""
+    return f"checkpoint {path} is not a readable safetensors file ({problem}); re-export it"
+
+
+def _corrupt(path: Path, problem: str) -> str:
+    """The refusal of a damaged torch.save file, at startup and by the load alike."""
+    return f"checkpoint {path} is corrupt or truncated ({problem}); copy it again or re-export it"
 
 
 def _unwrap(state: object, path: Path) -> dict[str, torch.Tensor]:

@@ -46,6 +46,11 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from visionaudit.errors import CheckpointError, SpecError, VisionAuditError, closest
+from visionaudit.models.model_folders import (
+    timm_checkpoint_folder,
+    timm_folder_form,
+    weights_inside,
+)
 from visionaudit.models.model_names import given_name
 from visionaudit.preprocessing import override_values
 
@@ -273,52 +278,17 @@ def _parse_hf(raw: str, target: str, options: dict[str, str]) -> ModelSpec:
                      weights=revision or None, options=options)
 
 
-def _weights_inside(folder: Path) -> str:
-    """The way in for a folder that holds a weights file a state-dict spec reads."""
-    inside = next((folder / n for n in ("model.safetensors", "pytorch_model.bin") if (folder / n).is_file()), None)
-    if inside is None:
-        return ""
-    return f"; its weights {inside} load as a state dict: --model {inside} --arch package.module:factory (the architecture)"
-
-
-def _timm_folder_form(folder: Path, clash: bool = False) -> str:
-    """For a folder timm wrote (``save_for_hf``: a config.json naming its ``architecture``), the rest of a message
-    naming the spec that reads it; "" for any other folder. With ``clash``, "" too where its ``model_args`` do not hold
-    ``num_classes``: transformers builds such a folder as ``hf:`` (it passes its own ``num_classes``, so only these fail)."""
-    import json
-
-    try:
-        config = json.loads((folder / "config.json").read_text())
-    except (OSError, ValueError):
-        return ""
-    arch = config.get("architecture") if isinstance(config, dict) and "model_type" not in config else None
-    if not isinstance(arch, str) or not arch:
-        return ""
-    args = config.get("model_args")
-    if clash and not (isinstance(args, dict) and "num_classes" in args):
-        return ""
-    tag = (config.get("pretrained_cfg") or {}).get("tag") if isinstance(config.get("pretrained_cfg"), dict) else None
-    name = f"{arch}.{tag}" if tag else arch
-    inside = next((folder / n for n in ("model.safetensors", "pytorch_model.bin") if (folder / n).is_file()), None)
-    weights = inside or folder / "model.safetensors"
-    return (f"save_for_hf: its config.json names the architecture {arch}); timm reads it: --model "
-            f"'timm:{name}:{weights}?classes=FILE' (a replaced classifier head is built to fit the weights; the "
-            f"preprocessing is timm's configuration of {name}, changed with ?size=&resize=&interpolation=&mean=&std=). "
-            "A model built with other model_args than its number of classes needs a function that builds it: --model "
-            f"{weights} --arch package.module:factory" + ("" if inside else f" (no weights file found in {folder})"))
-
-
 class NoSuchModelFile(CheckpointError):
-    """A spec's model file that is not there. ``problem`` is said without the command line's framing, for a spec
-    written in audit.toml, whose relative paths follow another rule (config.py)."""
+    """A spec's model file that is not there (or a folder where a timm checkpoint goes). ``problem`` is said without
+    the command line's framing, for a spec written in audit.toml, whose relative paths follow another rule (config.py)."""
 
-    def __init__(self, raw: str, path: Path) -> None:
-        self.raw, self.path, self.problem = raw, path, f"no such file {path}"
+    def __init__(self, raw: str, path: Path, problem: str = "") -> None:
+        self.raw, self.path, self.problem = raw, path, problem or f"no such file {path}"
         super().__init__(f"--model {raw}: {self.problem}; check the path (relative paths start at the working directory "
                          f"{Path.cwd()})")
 
     def __reduce__(self):  # picklable (to a process that reports it), though __init__ takes other arguments
-        return NoSuchModelFile, (self.raw, self.path)
+        return NoSuchModelFile, (self.raw, self.path, self.problem)
 
 
 def said_of_a_written_spec(error: Exception, spec: str) -> str:
@@ -352,6 +322,9 @@ def parse_spec(spec: str, arch: str | None = None) -> ModelSpec:
                         "this model is not an ONNX file")
     if parsed.kind == "hf" and parsed.path is not None:
         _check_hf_folder(parsed)
+    # said as a state dict's is, audit.toml's too; timm:hf-hub:ORG/NAME has no checkpoint: timm_configs says what it is
+    if parsed.kind == "timm" and path is not None and not path.is_file() and parsed.name != "hf-hub":
+        raise NoSuchModelFile(parsed.raw, path, timm_checkpoint_folder(parsed.name, path) if path.is_dir() else "")
     if parsed.kind != "file":
         return parsed
     assert path is not None
@@ -360,7 +333,7 @@ def parse_spec(spec: str, arch: str | None = None) -> ModelSpec:
                         f"file is {SUPPORTED_FILES}, else give a spec (torchvision:NAME, timm:NAME:CHECKPOINT, "
                         "package.module:factory)")
     if path.is_dir():
-        timm_form = _timm_folder_form(path)
+        timm_form = timm_folder_form(path)
         if timm_form:
             raise CheckpointError(f"--model {parsed.raw}: {path} is a folder saved by timm ({timm_form}")
         if (path / "config.json").is_file():
@@ -368,7 +341,7 @@ def parse_spec(spec: str, arch: str | None = None) -> ModelSpec:
                                   f"config.json) is read as --model hf:{path} (pip install 'visionaudit[hf]')")
         raise CheckpointError(f"--model {parsed.raw}: {path} is a folder, and only Hugging Face save_pretrained folders are "
                               f"read (as hf:FOLDER; this one has no config.json); a model file is {SUPPORTED_FILES}"
-                              + _weights_inside(path))
+                              + weights_inside(path))
     if not path.is_file():
         raise NoSuchModelFile(parsed.raw, path)
     if suffix == ONNX_SUFFIX:
@@ -387,8 +360,10 @@ def parse_spec(spec: str, arch: str | None = None) -> ModelSpec:
     if "arch" not in parsed.options:
         try:  # a whole pickled model is not a state dict: said first, or an --arch added gets its refusal next
             refuse_pickled(path)
-        except CheckpointError as e:
-            raise CheckpointError(f"--model {parsed.raw}: {e}") from None
+        except CheckpointError as e:  # converted as told, it is a state dict: its --arch said now, not by the next run
+            raise CheckpointError(f"--model {parsed.raw}: {e}\nOnce converted it is a state dict: give its architecture, "
+                                  f"--arch torchvision:NAME (or timm:NAME, or package.module:factory), or write "
+                                  f"{path.with_suffix('.safetensors')}?arch=torchvision:NAME.") from None
         raise SpecError(
             f"--model {parsed.raw} is a state dict, which needs its architecture: add --arch torchvision:NAME "
             f"(or timm:NAME, or package.module:factory), or write {body}?arch=torchvision:NAME"
@@ -418,7 +393,7 @@ def _check_hf_folder(parsed: ModelSpec) -> None:
     if not (path / "config.json").is_file():
         raise CheckpointError(f"--model {parsed.raw}: {path} has no config.json, so it is not a save_pretrained folder; "
                               "save the model and its image processor with save_pretrained(FOLDER)")
-    timm_form = _timm_folder_form(path, clash=True)
+    timm_form = timm_folder_form(path, clash=True)
     if timm_form:  # transformers' TimmWrapper passes num_classes itself and again from model_args: a TypeError
         raise CheckpointError(f"--model {parsed.raw}: {path} is a folder saved by timm whose config.json's model_args "
                               f"hold num_classes, which transformers gives too, so it does not build it ({timm_form}")
