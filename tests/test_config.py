@@ -108,6 +108,9 @@ def test_an_empty_list_of_models_is_refused_not_read_as_not_given(tmp_path):
     from visionaudit.families.thresholds import Field
 
     assert Field("list[str]", default=[]).problem([]) is None
+    from visionaudit.config import RUN_SCHEMA
+
+    assert RUN_SCHEMA["models"].problem("m.pt") == "has the wrong type; it must be list[str], not empty"  # no range
 
 
 @pytest.mark.parametrize("old, new",

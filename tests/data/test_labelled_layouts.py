@@ -330,6 +330,15 @@ def test_a_link_to_nothing_that_would_not_be_read_is_left_alone(tmp_path, link, 
     assert sorted(p.name for p in datasets.labelled_images(tmp_path).paths) == ["a.jpg", "b.jpg"]
 
 
+def test_a_class_folders_link_whose_name_has_a_dot_is_named_not_left_out(tmp_path):
+    """Final review 40 F3: 'St. Bernard' has a "suffix" (". Bernard") that names no file type: a class folder's link,
+    refused as the others are (it was ignored as a file, its class left out without a word)."""
+    _image(tmp_path / "cat" / "a.jpg")
+    (tmp_path / "St. Bernard").symlink_to("/nonexistent/st-bernard")
+    with pytest.raises(UnusableImages, match=r"1 symbolic link\(s\) of .* lead to nothing: St\. Bernard -> "):
+        datasets.labelled_images(tmp_path)
+
+
 def test_a_hidden_link_to_nothing_beside_flat_files_is_left_alone(tmp_path):
     _image(tmp_path / "n01440764_ok.jpg")
     (tmp_path / ".#n01440764_ok.jpg").symlink_to("root@host.1:1")

@@ -121,6 +121,10 @@ def test_a_git_lfs_pointer_is_said_to_be_one_with_git_lfs_pull(tmp_path, name):
         with pytest.raises(CheckpointError) as e:
             read(path)
         assert str(e.value) == said
+    # Given without --arch too: the pointer first, not "needs its architecture" and the pointer next run (final F5).
+    with pytest.raises(CheckpointError) as e:
+        parse_spec(str(path))
+    assert str(e.value) == f"--model {path}: {said}"
 
 
 def test_a_safetensors_header_length_out_of_bounds_is_not_said_to_be_cut_short(tmp_path):

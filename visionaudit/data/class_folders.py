@@ -6,10 +6,13 @@ carries the folders' names, so the startup check names those matching no class o
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from visionaudit.errors import DataError, UnusableImages
 from visionaudit.formatting import first_few
+
+_FILE_TYPE = re.compile(r"\.[A-Za-z0-9]{1,8}")  # a suffix that names a file type (".md"), not ". Bernard"
 
 
 def read_class_folders(root: Path, folders: list[Path], suffixes: set[str],
@@ -58,10 +61,12 @@ def read_class_folders(root: Path, folders: list[Path], suffixes: set[str],
 
 def links_to_nothing(root: Path, suffixes: set[str]) -> list[Path]:
     """The symbolic links at ``root`` that lead to nothing and would have been read had they led somewhere: a name
-    with no suffix (a class folder) or ending in one of ``suffixes``. Hidden names (an Emacs lock file is always a link
-    to nothing) and other files are ignored, as their real files are."""
+    that is no file type's (a class folder: ``St. Bernard`` too, whose "suffix" is no file type; ``LICENSE`` likewise,
+    which cannot be told from a class) or ending in one of ``suffixes``. Hidden names (an Emacs lock file is always a
+    link to nothing) and other files (``README.md``) are ignored, as their real files are."""
     return [p for p in sorted(root.iterdir())
-            if not p.name.startswith(".") and (not p.suffix or p.suffix.lower() in suffixes) and not p.exists()]
+            if not p.name.startswith(".") and (not _FILE_TYPE.fullmatch(p.suffix) or p.suffix.lower() in suffixes)
+            and not p.exists()]
 
 
 def dangling_links(root: Path, links: list[Path]) -> str:

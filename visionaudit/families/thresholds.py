@@ -74,7 +74,9 @@ class Field:
 
     def describe(self) -> str:
         text = self.kind
-        if self.range_text:
+        if self.kind in ("str", "list[str]"):  # a minimum is a least length here: not blank, not empty
+            text += ", not empty" if self.minimum else ""
+        elif self.range_text:
             text += f" in {self.range_text}"
         if self.choices is not None:
             said = {"map[number]": "keys", "map[str]": "values", "int": "or"}.get(self.kind, "one of")

@@ -312,6 +312,7 @@ def parse_spec(spec: str, arch: str | None = None) -> ModelSpec:
         is_torchscript_archive,
         looks_like_checkpoint,
         refuse_pickled,
+        refuse_unreadable,
     )
 
     parsed = parse_canonical(spec, arch)
@@ -358,7 +359,11 @@ def parse_spec(spec: str, arch: str | None = None) -> ModelSpec:
         raise SpecError(f"--model {parsed.raw}: {path} is not a model file visionaudit reads (neither a TorchScript "
                         f"archive, a torch.save file nor safetensors); a model file is {SUPPORTED_FILES}")
     if "arch" not in parsed.options:
-        try:  # a whole pickled model is not a state dict: said first, or an --arch added gets its refusal next
+        try:  # a damaged file, an LFS pointer: said first, or an --arch added gets it next
+            refuse_unreadable(path)
+        except CheckpointError as e:
+            raise CheckpointError(f"--model {parsed.raw}: {e}") from None
+        try:  # a whole pickled model is not a state dict: likewise
             refuse_pickled(path)
         except CheckpointError as e:  # converted as told, it is a state dict: its --arch said now, not by the next run
             raise CheckpointError(f"--model {parsed.raw}: {e}\nOnce converted it is a state dict: give its architecture, "
