@@ -67,3 +67,9 @@ def unknown_name(what: str, word: str, allowed: Iterable[str]) -> str:
     allowed = list(allowed)
     near = closest(word, allowed)
     return f"unknown {what} {word!r}; allowed: {', '.join(allowed) or 'none'}" + (f"; did you mean {near!r}?" if near else "")
+
+
+def empty_value(what: str, fix: str, leave_out: str | None = None) -> str:
+    """``<what> is empty (an unset variable?); give <fix>[, or leave <leave_out> out]``: an empty path or value is most
+    often a CI variable that was never set (`-o "$REPORT"`), and must not be read as the working directory."""
+    return f"{what} is empty (an unset variable?); give {fix}" + (f", or leave {leave_out} out" if leave_out else "")

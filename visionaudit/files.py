@@ -12,6 +12,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from visionaudit.errors import empty_value
+
 
 def to_jsonable(value: Any) -> Any:
     """Numbers, strings, lists and dicts only; tensors and numpy values become Python ones.
@@ -76,8 +78,7 @@ def output_problem(path: str, flag: str, example: str, optional: bool = False) -
     words with the fix; None when it can be. Its folder is made and a file tried in it now, before the work that fills
     it, which would otherwise end in a traceback and write nothing."""
     if not path.strip():  # an unset CI variable: `-o "$REPORT"`
-        return f"{flag} is empty (an unset variable?); give a file path, such as {example}" + (
-            f", or leave {flag} out" if optional else "")
+        return empty_value(flag, f"a file path, such as {example}", flag if optional else None)
     target = Path(path)
     folder = target.parent
     blocking, error = blocking_file(folder)

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
+from visionaudit.errors import empty_value
+
 AddOption = Callable[..., Any]
 
 PYTEST_PREFIX = "audit-"
@@ -137,5 +139,5 @@ def empty_option(values: Mapping[str, Any], required: Collection[str] = ()) -> s
     for flag, value in values.items():
         if any(v is not None and not str(v).strip() for v in (value if isinstance(value, list) else [value])):
             what = EMPTY_FIXES[flag.removeprefix("--").removeprefix(PYTEST_PREFIX)]
-            return f"{flag} is empty (an unset variable?); give {what}" + ("" if flag in required else f", or leave {flag} out")
+            return empty_value(flag, what, None if flag in required else flag)
     return None

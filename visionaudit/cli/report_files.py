@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from visionaudit.errors import VisionAuditError
+from visionaudit.errors import VisionAuditError, empty_value
 
 
 def read_json(path: str) -> dict:
@@ -12,7 +12,7 @@ def read_json(path: str) -> dict:
     from pathlib import Path
 
     if not path.strip():  # an unset CI variable: not the working directory
-        raise VisionAuditError("a report path is empty (an unset variable?); give the --audit-json file of a run")
+        raise VisionAuditError(empty_value("a report path", "the --audit-json file of a run"))
     try:
         return json.loads(Path(path).read_text())
     except (OSError, ValueError) as e:

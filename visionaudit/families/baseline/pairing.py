@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from visionaudit.data.fingerprint import PROTOCOL_VERSION, SampleSet
-from visionaudit.errors import DataError
+from visionaudit.errors import DataError, empty_value
 from visionaudit.families.records import control_models
 from visionaudit.version import OLDEST_READABLE, SCHEMA_VERSION
 
@@ -107,7 +107,7 @@ def refuse_shard_part(report: dict[str, Any], what: str) -> None:
 def read_report(path: str | Path, what: str = "baseline report") -> dict[str, Any]:
     """A saved ``--audit-json`` report that holds per-image outcomes, or a DataError saying why not."""
     if not str(path).strip():  # an unset CI variable (`compare "$PREV" report.json`): not the working directory
-        raise DataError(f"{what} is empty (an unset variable?); give the --audit-json file of a run")
+        raise DataError(empty_value(what, "the --audit-json file of a run"))
     path = Path(path)
     try:
         data = json.loads(path.read_text())
