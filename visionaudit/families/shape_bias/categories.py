@@ -142,7 +142,7 @@ def shape_categories(label_space: Any, category_map: Mapping[str, str] | None = 
                             "the 16, so it cannot be measured for this model")
     if len(label_space) < len(wanted):  # a map gives each class one category: fewer than 16 classes never cover them
         raise NotApplicable(f"it has {len(label_space)} classes, {have} of them shape-bias categories "
-                            f"by name ({named}): shape bias needs a class for each of the 16 categories, so it cannot "
+                            f"{how} ({named}): shape bias needs a class for each of the 16 categories, so it cannot "
                             "be measured for this model")
     how_to_map = ("with category_map = {\"class name\" = \"category\", ...} under [audits.shape_bias] (or "
                   "[models.\"SPEC\".shape_bias]) in audit.toml")
