@@ -13,10 +13,11 @@ if TYPE_CHECKING:  # imported where logits are read: the category names are read
     import torch
 
 AGGREGATIONS = ("mean", "sum", "max")
-# Each category is a WordNet noun synset: the word's first sense, as Geirhos et al.'s code takes it (model-vs-human,
-# helper/wordnet_functions.py: ``wn.synsets(category)[0]``, whose ImageNet-1k hyponyms make the mapping below). A label
-# space with WNIDs (timm's ImageNet-12k / 21k) binds each category to its synset's class by these, never by name:
-# 'car' there is also railcar's and elevator car's name.
+# Each category's WordNet noun synset: the one that holds all of the category's ImageNet-1k classes in Geirhos et al.'s
+# own lists (model-vs-human, helper/human_categories.py: knife = cleaver n03041632, keyboard = n03085013 and n04505470,
+# cat includes cougar n02125311) and none of the word's other senses (railcar, elevator car, feeding bottle, orchestra
+# chair, knife the weapon). A label space with WNIDs (timm's ImageNet-12k / 21k) binds each category to its synset's
+# class by these, never by name: 'car' there is also railcar's and elevator car's name.
 SYNSETS = {
     "airplane": "n02691156", "bear": "n02131653", "bicycle": "n02834778", "bird": "n01503061", "boat": "n02858304",
     "bottle": "n02876657", "car": "n02958343", "cat": "n02121620", "chair": "n03001627", "clock": "n03046257",

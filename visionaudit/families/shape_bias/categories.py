@@ -11,11 +11,9 @@
   several classes may map to one category, aggregated as for ImageNet: ``mean`` by default).
 
 A ``category_map`` naming a class the model does not have, a name several classes share, or no one of the 16
-categories, is a ConfigError
-(:func:`check_category_map`). Every one of the 16 categories needs at least one class: the published chance levels
-(2/16 for a cue, 1/16 for
-a category) and the stimuli assume all 16. Otherwise the family does not apply, and :func:`shape_categories`
-says why.
+categories, is a ConfigError (:func:`check_category_map`). Every one of the 16 categories needs at least one class:
+the published chance levels (2/16 for a cue, 1/16 for a category) and the stimuli assume all 16. Otherwise the family
+does not apply, and :func:`shape_categories` says why.
 """
 
 from __future__ import annotations
@@ -66,18 +64,21 @@ class ShapeCategories:
 
 
 def check_category_map(label_space: Any, category_map: Mapping[str, str] | None) -> None:
-    """A ``category_map`` naming a class the model does not have, or a category that is not one of the 16, is a
-    typo: :class:`ConfigError` naming them all, each with the closest class or category (not a skip, which would
-    hide it). Nothing to check for an ImageNet-1k model, which always uses the published mapping."""
+    """A ``category_map`` naming a class the model does not have, a name several of its classes share (exactly or
+    loosely), or a category that is not one of the 16, is a typo or names no one class: :class:`ConfigError` naming
+    them all, each with the closest class or category, or the classes that share it and how to name one (not a
+    skip, which would hide it). Nothing to check for an ImageNet-1k model, which always uses the published mapping."""
     if not category_map or label_space.imagenet1k:
         return
     wanted = categories()
     problems = []
     for name, category in category_map.items():
         alike = label_space.ambiguous(name)  # () for a WNID, or a name one class has exactly
-        if alike and name in label_space.names:  # several classes have this very name: which one is not known
-            problems.append(f"class {name!r} is the name of {len(alike)} of the model's classes ({', '.join(alike)}): "
-                            + _one_of_shared(label_space, name, category))
+        shared = label_space.shared_name(name) if alike else None
+        if shared is not None:  # several classes have this very name: which one is not known, however it is written
+            said = "is the name of" if shared == name else f"matches {shared!r}, the name of"
+            problems.append(f"class {name!r} {said} {len(alike)} of the model's classes ({', '.join(alike)}): "
+                            + _one_of_shared(label_space, shared, category))
         elif alike:  # up to case, spaces, - and _ it is each of these: which one is not known
             problems.append(f"class {name!r} matches more than one of the model's classes alike ({', '.join(alike)}): "
                             "write it exactly as one")
@@ -135,6 +136,7 @@ def shape_categories(label_space: Any, category_map: Mapping[str, str] | None = 
         return ShapeCategories({c: (i,) for c, i in found.items()},
                                SYNSET_SOURCE if label_space.ids is not None else "class names")
     named = f"missing: {first_few([_synset(c, label_space) for c in missing], 8, ', ')}"
+    said = "; ".join(f"{c!r}: {', '.join(alike)}" for c, alike in shared.items())
     have = len(wanted) - len(missing) - len(shared)
     if not shared and have == len(label_space):  # every class is a category already: no map can add the rest
         raise NotApplicable(f"its {len(label_space)} classes are {len(label_space)} of the 16 shape-bias categories, and it "
@@ -142,19 +144,19 @@ def shape_categories(label_space: Any, category_map: Mapping[str, str] | None = 
                             "the 16, so it cannot be measured for this model")
     if len(label_space) < len(wanted):  # a map gives each class one category: fewer than 16 classes never cover them
         raise NotApplicable(f"it has {len(label_space)} classes, {have} of them shape-bias categories "
-                            f"{how} ({named}): shape bias needs a class for each of the 16 categories, so it cannot "
-                            "be measured for this model")
-    how_to_map = ("with category_map = {\"class name\" = \"category\", ...} under [audits.shape_bias] (or "
-                  "[models.\"SPEC\".shape_bias]) in audit.toml")
+                            f"{how} ({named}{f'; shared: {said}' if shared else ''}): shape bias needs a class for each "
+                            "of the 16 categories, so it cannot be measured for this model")
+    where = ("category_map = {\"class name\" = \"category\", ...} under [audits.shape_bias] (or "
+             "[models.\"SPEC\".shape_bias]) in audit.toml")
     if shared:  # binding the first of them would make the number depend on the order of the model's classes
-        said = "; ".join(f"{c!r}: {', '.join(alike)}" for c, alike in shared.items())
-        raise NotApplicable(f"{len(shared)} of the 16 shape-bias category names are each the name of several of its "
-                            f"classes ({said}): which one is the category is not known, so none is taken"
-                            + (f" ({named})" if missing else "") + f"; map the classes you mean onto the categories "
-                            f"{how_to_map}, each named exactly (classes sharing one name exactly: give the model "
-                            "distinct names first with ?classes=FILE in its spec)")
+        raise NotApplicable(f"shape-bias category names shared by several of its classes: {said}; which one is the "
+                            "category is not known, so none is taken" + (f" ({named})" if missing else "")
+                            + "; map the classes you mean with a category_map naming a class for each of the 16 "
+                            f"categories (it replaces matching by name): {where}, each class named exactly (classes "
+                            "sharing one name exactly: give the model distinct names first with ?classes=FILE in its "
+                            "spec)")
     raise NotApplicable(f"its {len(label_space)} classes are not ImageNet-1k's and do not include the 16 shape-bias "
-                        f"categories {how} ({named}); map its classes onto them {how_to_map}")
+                        f"categories {how} ({named}); map its classes onto them with {where}")
 
 
 def _synset(category: str, label_space: Any) -> str:
