@@ -82,6 +82,11 @@ def test_a_label_that_could_be_two_classes_is_refused_not_given_to_the_first(tmp
         datasets.labelled_images(manifest).for_classes(shared)
     manifest.write_text("b.png,n2\nc.png,dog\n")
     assert datasets.labelled_images(manifest).for_classes(shared).labels == (1, 3)
+    # Stop 41: a name matching a shared name only loosely ('Cell') is none of them either, not the first.
+    assert shared.index("Cell") is None and shared.ambiguous("Cell") == ("cell (n1)", "cell (n2)", "cell (n3)")
+    _image(tmp_path / "folders" / "Cell" / "a.png")
+    with pytest.raises(DataError, match=r"'Cell' \(cell \(n1\), cell \(n2\), cell \(n3\)\); name each folder"):
+        datasets.labelled_images(tmp_path / "folders").for_classes(shared)
 
 
 def test_imagenets_corgi_and_sweater_are_told_apart(tmp_path):

@@ -13,6 +13,17 @@ if TYPE_CHECKING:  # imported where logits are read: the category names are read
     import torch
 
 AGGREGATIONS = ("mean", "sum", "max")
+# Each category's WordNet noun synset: the one that holds all of the category's ImageNet-1k classes in Geirhos et al.'s
+# own lists (model-vs-human, helper/human_categories.py: knife = cleaver n03041632, keyboard = n03085013 and n04505470,
+# cat includes cougar n02125311) and none of the word's other senses (railcar, elevator car, feeding bottle, orchestra
+# chair, knife the weapon). A label space with WNIDs (timm's ImageNet-12k / 21k) binds each category to its synset's
+# class by these, never by name: 'car' there is also railcar's and elevator car's name.
+SYNSETS = {
+    "airplane": "n02691156", "bear": "n02131653", "bicycle": "n02834778", "bird": "n01503061", "boat": "n02858304",
+    "bottle": "n02876657", "car": "n02958343", "cat": "n02121620", "chair": "n03001627", "clock": "n03046257",
+    "dog": "n02084071", "elephant": "n02503517", "keyboard": "n03614007", "knife": "n03623556", "oven": "n03862676",
+    "truck": "n04490091",
+}
 
 
 @lru_cache(maxsize=1)

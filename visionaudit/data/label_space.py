@@ -78,7 +78,8 @@ class LabelSpace:
     named: str | None = field(default=None, compare=False)  # a known label space: imagenet-1k, imagenet-21k-goog, ...
     _exact: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
     _loose: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
-    # Loose forms that differently written classes share ('cat' and 'Cat'): a name matching only so is neither.
+    # Loose forms that several classes share, written differently ('cat' and 'Cat') or alike (three 'cell'): a name
+    # matching only so ('CAT', 'Cell') is none of them.
     _ambiguous: dict[str, tuple[int, ...]] = field(default_factory=dict, init=False, repr=False, compare=False)
     # Names several classes share (ImageNet-21k's three 'cell'): an image labelled so is none of them in particular.
     _repeated: dict[str, tuple[int, ...]] = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -92,9 +93,7 @@ class LabelSpace:
             self._loose[key] = i
             by_loose.setdefault(key, []).append(i)
             by_name.setdefault(name, []).append(i)
-        for key, indices in by_loose.items():
-            if len({self.names[i] for i in indices}) > 1:
-                self._ambiguous[key] = tuple(sorted(indices))
+        self._ambiguous.update((key, tuple(sorted(indices))) for key, indices in by_loose.items() if len(indices) > 1)
         self._repeated.update((name, tuple(sorted(indices))) for name, indices in by_name.items() if len(indices) > 1)
         for i, wnid in enumerate(self.ids or ()):
             self._exact[wnid] = i
@@ -131,12 +130,20 @@ class LabelSpace:
     def ambiguous(self, name: str) -> tuple[str, ...]:
         """The classes (as :meth:`label` reads them) an image labelled ``name`` could be, where it could be more than
         one: a name several classes share exactly (ImageNet-21k's 'cell'), or one matching several equally loosely
-        and none exactly (``'CARDIGAN'`` of ImageNet's 'Cardigan' and 'cardigan', which :meth:`index` matches to
-        none); () where the name is one class's, a WNID's or none's."""
+        and none exactly (``'CARDIGAN'`` of ImageNet's 'Cardigan' and 'cardigan'; ``'Cell'`` of the three 'cell'),
+        which :meth:`index` matches to none; () where the name is one class's, a WNID's or none's."""
+        return tuple(self.label(i) for i in self._alike(name))
+
+    def shared_name(self, name: str) -> str | None:
+        """The one name several classes share that ``name`` is, exactly or loosely (``'cell'`` for ``'Cell'`` on
+        ImageNet-21k): no way of writing it names one of them; None where ``name`` is not such a name."""
+        names = {self.names[i] for i in self._alike(name)}
+        return names.pop() if len(names) == 1 else None
+
+    def _alike(self, name: str) -> tuple[int, ...]:
         if self.ids is not None and name in self.ids:
             return ()
-        found = self._repeated.get(name) or (() if name in self._exact else self._ambiguous.get(loose(name), ()))
-        return tuple(self.label(i) for i in found)
+        return self._repeated.get(name) or (() if name in self._exact else self._ambiguous.get(loose(name), ()))
 
     def closest(self, name: str) -> str | None:
         """The class nearest to ``name`` as people read it (for refusals): by loose name, then by WNID."""

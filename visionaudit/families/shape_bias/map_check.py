@@ -14,8 +14,9 @@ from visionaudit.models.classes import spaces_known_before_load
 
 
 def check_category_maps(models: Sequence[str], classes: str | None, bounds: Bounds) -> list[str]:
-    """A shape-bias ``category_map`` typo (a class the model lacks, a category not of the 16), for each model whose
-    classes are known before it loads (the others: when the model loads, as the test's error)."""
+    """A shape-bias ``category_map`` typo (a class the model lacks, a name several of its classes share, a category
+    not of the 16), for each model whose classes are known before it loads (the others: when the model loads, as the
+    test's error)."""
     problems = []
     for model_id, space in spaces_known_before_load(models, classes):
         try:
