@@ -45,5 +45,6 @@ def how_it_ended(node) -> str | None:
 def load_crash_error(worker: str, how: str | None, fault: str) -> str:
     """The models section's ``error`` of a model whose load killed its worker; first line short (the verdict's reason,
     compare and a baseline's refusal show it), faulthandler's traceback after it where the worker left one."""
-    text = f"the worker crashed{f' ({how})' if how else ''} while loading this model: its load ended worker {worker}'s process"
+    text = (f"the worker crashed{f' ({how})' if how else ''} while loading this model: worker {worker}'s process died "
+            "during the load")
     return text + (f"\nits fatal-error traceback (faulthandler):\n{fault}" if fault else "")
