@@ -15,11 +15,18 @@ from typing import Any
 
 import pytest
 
-from visionaudit.report.assembly import OUTCOME_RANK, blank_entry, model_id_of, settle
+from visionaudit.report.assembly import (
+    OUTCOME_RANK,
+    blank_entry,
+    model_id_of,
+    settle,
+    unloaded_model,
+)
 from visionaudit.report.journal import JournalWriter
 
 from .data_check import check_data, collection_meta
 from .interruptions import effective_timeout
+from .load_crashes import LOADING, how_it_ended, load_crash_error
 from .record_transport import (
     NOT_JUDGED_KEY,
     RECORD_STASH,
@@ -44,6 +51,7 @@ class Collector:
         self.started: dict[str, float] = {}
         self.finished: set[str] = set()
         self.crashed: dict[str, str] = {}
+        self.loading: dict[str, dict[str, Any]] = {}  # worker -> the model load it began and has not ended
         self.models: dict[str, dict[str, Any]] = {}
         self.samples: dict[str, dict[str, Any]] = {}  # role -> image set (sample ids), the report's `samples`
         self.first_error: dict[str, str] = {}  # message -> the first test that showed it
@@ -170,23 +178,42 @@ class Collector:
         entry["message"] = f"a fixture it shares timed out in {first}, so this test never started: {said}"
         report.longrepr = f"same timeout as {first} (shown there; this test never started): {said}"
 
-    def crash(self, nodeid: str, worker: str) -> None:
+    def note_loading(self, worker: str, message: dict[str, Any]) -> None:
+        """A worker's model load began or ended (plugins/load_crashes.py); a begun one is journalled, so that the
+        journal says which model was loading when the run died."""
+        if message.get("state") == "start":
+            self.loading[worker] = message
+            if self.journal:
+                self.journal.write("loading", id=message["model"], worker=worker)
+        else:
+            self.loading.pop(worker, None)
+
+    def crash(self, nodeid: str, worker: str, how: str | None = None) -> None:
         channel = get_channel(self.config)
         if channel is not None:
-            channel.poll()
+            channel.poll()  # a load's start the worker told just before it died, too
         last = channel.last_lines(worker) if channel is not None else []
         limit = effective_timeout(self.config)
         ran = time.monotonic() - self.started.get(nodeid, time.monotonic())
         self.crashed[nodeid] = "timeout" if limit and ran >= limit else "crashed"
-        text = (f"its time limit of {limit:g} s passed and its worker {worker} was stopped" if self.crashed[nodeid] == "timeout"
-                else f"worker {worker} died while running it (killed, out of memory, or a crash in native code)")
+        loading = self.loading.pop(worker, None)
+        fault = worker_fault_output(self.config, worker)
+        if loading is not None and self.crashed[nodeid] == "crashed":  # a load stopped at the time limit is a timeout's
+            model_id = loading["model"]
+            self.add_model(model_id, unloaded_model(model_id, loading.get("spec") or model_id,
+                                                    load_crash_error(worker, how, fault), loading.get("canonical")))
+            text = (f"worker {worker} died{f' ({how})' if how else ''} while loading its model {model_id}: the load "
+                    "crashed the worker (a crash in native code, or the process ended itself), so this test never ran")
+        elif self.crashed[nodeid] == "timeout":
+            text = f"its time limit of {limit:g} s passed and its worker {worker} was stopped"
+        else:
+            text = f"worker {worker} died while running it (killed, out of memory, or a crash in native code)"
         if last:
             # Its last progress line says where it died (a forward pass, a decode), so it comes first; the
             # lines before it (its model's load, say) follow, oldest first.
             text += f"; its last progress: {last[-1]}"
             if len(last) > 1:
                 text += "\nthe worker's output before that:\n" + "\n".join(last[-10:-1])
-        fault = worker_fault_output(self.config, worker)
         if fault:
             text += "\nits fatal-error traceback (faulthandler):\n" + fault
         entry = self._entry(nodeid)
@@ -244,7 +271,7 @@ class Collector:
     @pytest.hookimpl(optionalhook=True)
     def pytest_handlecrashitem(self, crashitem: str, report, sched) -> None:
         node = getattr(report, "node", None)
-        self.crash(crashitem, node.gateway.id if node is not None else "?")
+        self.crash(crashitem, node.gateway.id if node is not None else "?", how_it_ended(node))
         # The terminal's failure section shows what the report holds (the last progress, faulthandler's traceback).
         report.longrepr = f"{report.longrepr}\n{self._entry(crashitem)['message']}"
 
@@ -312,3 +339,4 @@ def pytest_configure(config: pytest.Config) -> None:
         channel = get_channel(config)
         if channel is not None:
             channel.subscribe(lambda worker, message: message.get("kind") == "tests" and collector.add_meta(message["tests"]))
+            channel.subscribe(lambda worker, message: message.get("kind") == LOADING and collector.note_loading(worker, message))

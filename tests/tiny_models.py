@@ -189,3 +189,16 @@ def slow_load() -> nn.Module:
 
     time.sleep(60)
     return tiny()
+
+
+def segfault_load() -> nn.Module:
+    """A load that dies in native code (a broken extension, a bad checkpoint read by C++): its process segfaults."""
+    import faulthandler
+
+    faulthandler._sigsegv()  # a real SIGSEGV, which faulthandler reports with this frame before the process dies
+    return tiny()
+
+
+def exit_load() -> nn.Module:
+    """A load whose library ends the process outright (os._exit: no exception, no atexit, no faulthandler)."""
+    os._exit(7)

@@ -6,7 +6,9 @@ they ended, tests that had started ``interrupted``, the rest ``not_run``.
 Lines: ``{"event": "run", "run": {...}, "models": [...], "spellings": {...}, "canonicals": {id: spec}}``, ``{"event": "collected",
 "nodeids": [...]}``, ``{"event": "tests", "tests": {nodeid: {"audit", "model", "params"}}}``, ``{"event":
 "started", "nodeid"}``, ``{"event": "finished", "entry": {...}}``, ``{"event": "model", "id", "info"}``,
-``{"event": "samples", "samples": {role: image set}}`` (what per-image outcomes refer to), ``{"event": "end", "exit_status"}``.
+``{"event": "samples", "samples": {role: image set}}`` (what per-image outcomes refer to), ``{"event": "loading", "id",
+"worker"}`` (a model's load began: one that never ended in a ``model`` line was cut short by the run's end),
+``{"event": "end", "exit_status"}``.
 Every line carries ``time`` (seconds since the epoch): the rebuilt report's ``run.end`` is the last line's
 (a journal without times: the file's last change).
 """
@@ -24,6 +26,9 @@ from typing import Any
 from visionaudit.errors import DataError
 from visionaudit.files import to_jsonable
 from visionaudit.report.assembly import assemble, blank_entry, settle, unloaded_model
+
+STOPPED_LOADING = ("the run ended while loading this model (killed, or its load crashed the process: a crash in native "
+                   "code, or the process ended itself)")
 
 
 def journal_path(report_path: str | Path) -> Path:
@@ -89,6 +94,7 @@ def rebuild(path: str | Path) -> dict[str, Any]:
     entries: dict[str, dict[str, Any]] = {}
     models: dict[str, Any] = {}
     samples: dict[str, Any] = {}
+    loading: set[str] = set()  # models whose load began and said nothing more
     exit_status = None
     for e in events[1:]:
         kind = e.get("event")
@@ -102,6 +108,9 @@ def rebuild(path: str | Path) -> dict[str, Any]:
             entries[e["entry"]["nodeid"]] = e["entry"]
         elif kind == "model":
             models[e["id"]] = e["info"]
+            loading.discard(e["id"])
+        elif kind == "loading":
+            loading.add(e["id"])
         elif kind == "samples":
             samples.update(e["samples"])
         elif kind == "end":
@@ -111,7 +120,9 @@ def rebuild(path: str | Path) -> dict[str, Any]:
         entries[nodeid] = blank_entry(nodeid, meta.get(nodeid, {}), "interrupted")
     audits = settle(collected, meta, entries, finished)
     for mid in events[0].get("models", []):
-        models.setdefault(mid, unloaded_model(mid, events[0].get("spellings", {}).get(mid, mid), None,
+        # A load the run's end cut short (a segfault in it kills a run without xdist): not "no test got that far".
+        error = STOPPED_LOADING if mid in loading else None
+        models.setdefault(mid, unloaded_model(mid, events[0].get("spellings", {}).get(mid, mid), error,
                                               events[0].get("canonicals", {}).get(mid)))
     run["exit_status"] = exit_status
     run["rebuilt_from_journal"] = str(path)

@@ -147,7 +147,8 @@ def model_pairs(run_models: Sequence[str], baseline: dict[str, Any], baseline_as
         info = baseline.get("models", {}).get(old)
         if old not in known and isinstance(info, dict) and info.get("loaded", True) is False and old not in controls:
             # The baseline holds the model but never loaded it: pairing it with another would not help.
-            why = (f"its load error: {info['error']}" if info.get("error") else
+            # The error's first line: a load that crashed its worker has faulthandler's traceback after it.
+            why = (f"its load error: {str(info['error']).splitlines()[0]}" if info.get("error") else
                    "no test got as far as loading it: that run stopped first, or -k/-m left it no test")
             unloaded.append(f"{model}: {where}'s {old} did not load in that run ({why}), so it holds nothing of it to "
                             "compare with; compare with a report of a run in which it loaded")
