@@ -40,6 +40,7 @@ from .data_check import STARTUP_ERROR_KEY
 from .interruptions import effective_timeout
 from .progress import phase_timings
 from .run_notes import NOTES_KEY, say_once
+from .selection import selection
 from .settings import SETTINGS_KEY, STARTUP_USAGE_ERROR_KEY, get_settings
 from .worker_channel import get_channel
 
@@ -61,6 +62,7 @@ def _run_info(config: pytest.Config, exitstatus: int | None, models: dict[str, A
     settings = config.stash.get(SETTINGS_KEY, None)
     start, end = config.stash.get(START_KEY, time.time()), time.time()
     baseline = get_baseline(config)
+    collector = get_collector(config)
     return {
         "start": _iso(start),
         "end": _iso(end),
@@ -78,6 +80,8 @@ def _run_info(config: pytest.Config, exitstatus: int | None, models: dict[str, A
         # the page finds that run's images there
         "imagenet_c": str(Path(settings.imagenet_c).resolve()) if settings and settings.imagenet_c else None,
         "shard": settings.shard.to_dict() if settings and settings.shard else None,
+        # -k/-m/--lf/--deselect: how many tests of the collection ran (null before collection; a subset says so)
+        "selection": selection(config, len(collector.collected) if collector is not None else 0),
         "config_file": str(settings.config.path) if settings and settings.config.path else None,
         "phases": phase_timings(config),
         "timeout": effective_timeout(config),
