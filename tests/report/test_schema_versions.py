@@ -24,7 +24,8 @@ V3 = ROOT / "tests" / "report_fixtures" / "report_two_models.json"  # written by
 
 def test_the_schema_is_version_8_with_the_run_selection_model_classes_and_per_image_labels_and_top1():
     schema = report_schema()
-    # 8: run.selection (stop 41); 7: robustness across_models' classes_tested and alpha, compare's not_loaded and new_verdict (stop 34); 6:
+    # 8: run.selection (stop 41); 7: robustness across_models' classes_tested and alpha, compare's not_loaded and
+    # new_verdict (stop 34); 6:
     # per-image top-1, corruption per-image outcomes in folder mode and shards, the baseline gate's corruption
     # comparisons and error consistency (issue 26); 5: preprocessing keys (issue 25), per-image labels (issue 24)
     assert SCHEMA_VERSION == 8 and schema["properties"]["schema_version"]["const"] == 8

@@ -144,7 +144,8 @@ def render(report: dict[str, Any], references: Sequence[str | Path] = (), strips
         versions=report.get("run", {}).get("versions", {}), models=models, rows=rows,
         lines=family_lines(report), sections=_sections(report, human_per_category(references), strips, comparison, images),
         problems=problems,
-        any_tests=bool(report.get("audits")), subset=run_subset_text(report) is not None, incomplete=report.get("incomplete") or {},
+        any_tests=bool(report.get("audits")), subset=run_subset_text(report) is not None,
+        incomplete=report.get("incomplete") or {},
         schema_version=report.get("schema_version"), json_kept=json_kept)
 
 

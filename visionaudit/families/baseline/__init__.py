@@ -222,7 +222,8 @@ def _compare_summary(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Set
     for side, o in (("baseline", old), ("candidate", new)):
         if not corruption_outcomes(o):
             conditions = Compared(c.name, c.family, "error", "corruption conditions", "error", "test_corruption")
-            return uc.not_compared(r, f"the {side} has no per-image corruption outcomes ({uc.absent(o, conditions, False)})", side)
+            why = uc.absent(o, conditions, per_condition=False)  # the corruption test's entries, all conditions
+            return uc.not_compared(r, f"the {side} has no per-image corruption outcomes ({why})", side)
     if not s.paired:
         return uc.not_compared(r, "compared only image by image (paired): the reports did not score the same images")
     if old.corruption_summary != new.corruption_summary:
