@@ -50,6 +50,7 @@ FINISHED = (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO
 START_KEY = pytest.StashKey[float]()
 WRITTEN_KEY = pytest.StashKey[bool]()  # True: the report is written; False: left alone (no test ran)
 LOCK_KEY = pytest.StashKey[RunLock]()
+SELECTION_JOURNALED = pytest.StashKey[bool]()
 
 
 def _iso(t: float) -> str:
@@ -215,6 +216,27 @@ def pytest_configure(config: pytest.Config) -> None:
     collector.journal = JournalWriter(journal)
     collector.journal.write("run", run=_run_info(config, None, {}), models=list(settings.models),
                            spellings=dict(settings.spellings), canonicals=dict(settings.canonicals))
+
+
+def _journal_selection(config: pytest.Config) -> None:
+    """The selection into the journal once it is known, so that a report rebuilt from it says a subset too."""
+    collector = get_collector(config)
+    if collector is None or collector.journal is None or SELECTION_JOURNALED in config.stash:
+        return
+    chosen = selection(config, len(collector.collected))
+    if chosen is not None:
+        config.stash[SELECTION_JOURNALED] = True
+        collector.journal.write("selection", selection=chosen)
+
+
+@pytest.hookimpl(trylast=True)  # after the collector has the collected tests
+def pytest_collection_finish(session: pytest.Session) -> None:
+    _journal_selection(session.config)
+
+
+@pytest.hookimpl(trylast=True, optionalhook=True)  # after the collector polled the worker's count
+def pytest_xdist_node_collection_finished(node, ids) -> None:
+    _journal_selection(node.config)
 
 
 @pytest.hookimpl(trylast=True)

@@ -15,6 +15,7 @@ import pytest
 
 from tests.audit_runs import run_project
 from visionaudit.families.records import report_schema
+from visionaudit.report.journal import rebuild
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,6 +38,9 @@ def test_b(model, record):
 
 def test_c(model, record):
     record.metric("clean_top1", 0.7)
+    if os.environ.get("MODE") == "die":  # a run killed outright: its journal stays, to be rebuilt
+        import signal
+        os.kill(os.getppid() if os.environ.get("PYTEST_XDIST_WORKER") else os.getpid(), signal.SIGKILL)  # the controller
 """
 
 # A baseline test: without --audit-baseline the suite deselects it itself, which is no selection of the user's.
@@ -144,3 +148,12 @@ def test_a_later_shard_counts_the_tests_it_could_run_whichever_deselected_the_wh
     proc, data = _run(project, "-p", "no:cacheprovider", "-n", "0", "--audit-shard", "2/2", "-k", keyword)
     assert data["run"]["selection"] == {"selected": 1, "deselected": 2, "by": [f"-k '{keyword}'" if " " in keyword
                                                                                else f"-k {keyword}"]}, proc.stdout[-3000:]
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_a_subset_run_killed_outright_is_rebuilt_from_its_journal_as_a_subset(project, workers):
+    proc = run_project(project.path, *ARGS, "-p", "no:cacheprovider", "-n", workers, "-k", "test_a or test_c", MODE="die")
+    assert proc.returncode != 0 and not (project.path / "report.json").exists(), proc.stdout[-3000:]
+    data = rebuild(project.path / "report.json.journal.jsonl")
+    jsonschema.validate(data, report_schema())
+    assert data["run"]["selection"] == {"selected": 2, "deselected": TESTS - 2, "by": ["-k 'test_a or test_c'"]}

@@ -6,7 +6,8 @@ they ended, tests that had started ``interrupted``, the rest ``not_run``.
 Lines: ``{"event": "run", "run": {...}, "models": [...], "spellings": {...}, "canonicals": {id: spec}}``, ``{"event": "collected",
 "nodeids": [...]}``, ``{"event": "tests", "tests": {nodeid: {"audit", "model", "params"}}}``, ``{"event":
 "started", "nodeid"}``, ``{"event": "finished", "entry": {...}}``, ``{"event": "model", "id", "info"}``,
-``{"event": "samples", "samples": {role: image set}}`` (what per-image outcomes refer to), ``{"event": "end", "exit_status"}``.
+``{"event": "samples", "samples": {role: image set}}`` (what per-image outcomes refer to), ``{"event": "selection",
+"selection": {...}}`` (``run.selection``, once collected), ``{"event": "end", "exit_status"}``.
 Every line carries ``time`` (seconds since the epoch): the rebuilt report's ``run.end`` is the last line's
 (a journal without times: the file's last change).
 """
@@ -104,6 +105,8 @@ def rebuild(path: str | Path) -> dict[str, Any]:
             models[e["id"]] = e["info"]
         elif kind == "samples":
             samples.update(e["samples"])
+        elif kind == "selection":
+            run["selection"] = e["selection"]
         elif kind == "end":
             exit_status = e.get("exit_status")
     finished = set(entries)
