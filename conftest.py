@@ -14,6 +14,7 @@ pytest_plugins = [
     "plugins.worker_channel",
     "plugins.run_notes",
     "plugins.data_check",
+    "plugins.selection",
     "plugins.baseline",
     "plugins.sharding",
     "plugins.collector",

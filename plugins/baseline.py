@@ -26,8 +26,10 @@ from visionaudit.families.baseline.pairing import (
     refuse_shard_part,
 )
 from visionaudit.models.model_ids import model_id
+from visionaudit.selection import subset_text
 
 from .markers import family_of
+from .selection import deselect_own
 from .settings import STARTUP_USAGE_ERROR_KEY, Settings, get_settings
 
 BASELINE_KEY = pytest.StashKey["Baseline"]()
@@ -129,7 +131,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     skipped = [item for item in items if family_of(item) == "baseline"]
     if skipped:  # nothing to compare with: not tests that could run and did not
-        config.hook.pytest_deselected(items=skipped)
+        deselect_own(config, skipped)
         items[:] = [item for item in items if family_of(item) != "baseline"]
 
 
@@ -143,6 +145,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         lines.append("baseline: its own "
                      f"verdict is {verdict}; " + ("accepted (--audit-accept-incomplete-baseline)" if baseline.accepted
                      else "this run's verdict cannot be pass (--audit-accept-incomplete-baseline accepts it)"))
+    if subset := subset_text((baseline.report.get("run") or {}).get("selection")):
+        lines.append(f"baseline: {subset}; the tests it did not run are not compared (skipped, saying so)")
     if not baseline.paired:
         lines.append("baseline: UNPAIRED comparison (two-proportion tests), because " + "; ".join(baseline.problems))
     return lines

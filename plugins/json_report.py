@@ -40,6 +40,7 @@ from .data_check import STARTUP_ERROR_KEY
 from .interruptions import effective_timeout
 from .progress import phase_timings
 from .run_notes import NOTES_KEY, say_once
+from .selection import selection
 from .settings import SETTINGS_KEY, STARTUP_USAGE_ERROR_KEY, get_settings
 from .worker_channel import get_channel
 
@@ -49,6 +50,7 @@ FINISHED = (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO
 START_KEY = pytest.StashKey[float]()
 WRITTEN_KEY = pytest.StashKey[bool]()  # True: the report is written; False: left alone (no test ran)
 LOCK_KEY = pytest.StashKey[RunLock]()
+SELECTION_JOURNALED = pytest.StashKey[bool]()
 
 
 def _iso(t: float) -> str:
@@ -61,6 +63,7 @@ def _run_info(config: pytest.Config, exitstatus: int | None, models: dict[str, A
     settings = config.stash.get(SETTINGS_KEY, None)
     start, end = config.stash.get(START_KEY, time.time()), time.time()
     baseline = get_baseline(config)
+    collector = get_collector(config)
     return {
         "start": _iso(start),
         "end": _iso(end),
@@ -78,6 +81,8 @@ def _run_info(config: pytest.Config, exitstatus: int | None, models: dict[str, A
         # the page finds that run's images there
         "imagenet_c": str(Path(settings.imagenet_c).resolve()) if settings and settings.imagenet_c else None,
         "shard": settings.shard.to_dict() if settings and settings.shard else None,
+        # -k/-m/--lf/--deselect: how many tests of the collection ran (null before collection; a subset says so)
+        "selection": selection(config, len(collector.collected) if collector is not None else 0),
         "config_file": str(settings.config.path) if settings and settings.config.path else None,
         "phases": phase_timings(config),
         "timeout": effective_timeout(config),
@@ -211,6 +216,27 @@ def pytest_configure(config: pytest.Config) -> None:
     collector.journal = JournalWriter(journal)
     collector.journal.write("run", run=_run_info(config, None, {}), models=list(settings.models),
                            spellings=dict(settings.spellings), canonicals=dict(settings.canonicals))
+
+
+def _journal_selection(config: pytest.Config) -> None:
+    """The selection into the journal once it is known, so that a report rebuilt from it says a subset too."""
+    collector = get_collector(config)
+    if collector is None or collector.journal is None or SELECTION_JOURNALED in config.stash:
+        return
+    chosen = selection(config, len(collector.collected))
+    if chosen is not None:
+        config.stash[SELECTION_JOURNALED] = True
+        collector.journal.write("selection", selection=chosen)
+
+
+@pytest.hookimpl(trylast=True)  # after the collector has the collected tests
+def pytest_collection_finish(session: pytest.Session) -> None:
+    _journal_selection(session.config)
+
+
+@pytest.hookimpl(trylast=True, optionalhook=True)  # after the collector polled the worker's count
+def pytest_xdist_node_collection_finished(node, ids) -> None:
+    _journal_selection(node.config)
 
 
 @pytest.hookimpl(trylast=True)

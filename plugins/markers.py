@@ -24,6 +24,12 @@ def family_of(item: pytest.Item) -> str | None:
     return str(mark.args[0])
 
 
+def splits_by_image(item: pytest.Item) -> bool:
+    """Whether ``item``'s family splits by image (shards give it their part of each image set)."""
+    name = family_of(item)
+    return name is not None and name in families() and families()[name].splits_by_image
+
+
 def require_family(item: pytest.Item) -> str:
     """The item's family, checked against the registry (an unknown name says which ones exist)."""
     name = family_of(item)

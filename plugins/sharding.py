@@ -12,14 +12,9 @@ import pytest
 
 from visionaudit.families.registry import families
 
-from .markers import family_of
+from .markers import splits_by_image
+from .selection import deselect_own
 from .settings import get_settings
-
-
-def splits_by_image(item: pytest.Item) -> bool:
-    """Whether ``item``'s family splits by image (shards give it their part of each image set)."""
-    name = family_of(item)
-    return name is not None and name in families() and families()[name].splits_by_image
 
 
 @pytest.hookimpl(trylast=True)  # after the baseline plugin's own deselection
@@ -29,7 +24,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     whole = [item for item in items if not splits_by_image(item)]
     if whole:  # they run in shard 1: here they are not tests that could run and did not
-        config.hook.pytest_deselected(items=whole)
+        deselect_own(config, whole)
         items[:] = [item for item in items if splits_by_image(item)]
 
 

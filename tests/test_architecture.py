@@ -17,7 +17,7 @@ LAYERS = (
     ("base",
      ("visionaudit.errors", "visionaudit.exit_codes", "visionaudit.files", "visionaudit.devices", "visionaudit.formatting",
               "visionaudit.progress", "visionaudit.stats", "visionaudit.error_consistency", "visionaudit.preprocessing",
-              "visionaudit.version")),
+              "visionaudit.version", "visionaudit.selection")),
     ("data", ("visionaudit.data",)),
     ("models", ("visionaudit.models",)),
     ("families", ("visionaudit.families",)),

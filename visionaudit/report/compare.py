@@ -26,6 +26,7 @@ from visionaudit.families.records import control_models
 from visionaudit.files import to_jsonable
 from visionaudit.formatting import first_few, fmt
 from visionaudit.report.assembly import unselected_models
+from visionaudit.selection import subset_text
 
 
 class Unpairable(DataError):
@@ -80,6 +81,10 @@ def compare_reports(old: dict[str, Any], new: dict[str, Any], pairs: Mapping[str
     out["baseline_verdict"] = old.get("verdict")
     out["new_verdict"] = new.get("verdict")  # NEW's own gates: said beside, this comparison is not the release gate
     out["baseline_schema"] = old.get("schema_version")  # the page says why a baseline names no top-1 classes
+    # A report of a subset (-k/-m/--lf) is compared on what it holds, the rest not compared (why: uncompared.absent), and
+    # says so beside the verdict; it is no pass on nothing (comparison_verdict).
+    out["baseline_selection"] = (old.get("run") or {}).get("selection")
+    out["new_selection"] = run.get("selection")
     out["accepted"] = bool(accept_incomplete) and out["baseline_verdict"] != "pass"
     out["verdict"], out["verdict_reason"] = comparison_verdict(out)
     return out
@@ -179,6 +184,9 @@ def render(comparison: dict[str, Any], form: str = "table") -> str:
                      + ("" if comparison["new_verdict"] == "pass" else " (its own gates; this comparison does not judge them)"))
     found = regressions(comparison)
     verdict, reason = comparison.get("verdict") or comparison_verdict(comparison)[0], comparison.get("verdict_reason")
+    for side, key in (("OLD", "baseline_selection"), ("NEW", "new_selection")):  # right above the verdict, as NEW's own
+        if text := subset_text(comparison.get(key)):
+            lines.append(f"{side} was {text}: only the tests it ran are compared")
     lines.append(f"{verdict.upper()}: {len(found)} regression(s)" + (": " + ", ".join(found) if found else "")
                  + (f"; not a pass: {reason}" if reason else ""))
     return "\n".join(lines)

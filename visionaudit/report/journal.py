@@ -8,7 +8,7 @@ Lines: ``{"event": "run", "run": {...}, "models": [...], "spellings": {...}, "ca
 "started", "nodeid"}``, ``{"event": "finished", "entry": {...}}``, ``{"event": "model", "id", "info"}``,
 ``{"event": "samples", "samples": {role: image set}}`` (what per-image outcomes refer to), ``{"event": "loading", "id",
 "worker"}`` (a model's load began: one that never ended in a ``model`` line was cut short by the run's end),
-``{"event": "end", "exit_status"}``.
+``{"event": "selection", "selection": {...}}`` (``run.selection``, once collected), ``{"event": "end", "exit_status"}``.
 Every line carries ``time`` (seconds since the epoch): the rebuilt report's ``run.end`` is the last line's
 (a journal without times: the file's last change).
 """
@@ -113,6 +113,8 @@ def rebuild(path: str | Path) -> dict[str, Any]:
             loading.add(e["id"])
         elif kind == "samples":
             samples.update(e["samples"])
+        elif kind == "selection":
+            run["selection"] = e["selection"]
         elif kind == "end":
             exit_status = e.get("exit_status")
     finished = set(entries)

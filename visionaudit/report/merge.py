@@ -43,6 +43,7 @@ from visionaudit.report.merge_parts import (
     merged_models,
     respelled_models,
 )
+from visionaudit.selection import merged_selection
 
 
 def merged_samples(parts: Sequence[dict[str, Any]]) -> dict[str, SampleSet]:
@@ -318,10 +319,12 @@ def merge_reports(parts: Sequence[dict[str, Any]], names: Sequence[str]) -> dict
         for note in dict.fromkeys(notes_but_unselected_models(r)):
             said.setdefault(note, []).append(name)
     carried = [n if len(by) == count else f"{', '.join(by)}: {n}" for n, by in said.items()]
+    selection, differently = merged_selection(runs, names, len(entries))  # -k/-m: each part's, said once
+    notes += differently
     run = {**first_run, "shard": None, "merged_from": list(names),
            "start": min(r.get("start") or "" for r in runs) or None, "end": max(r.get("end") or "" for r in runs) or None,
            "duration": round(sum(float(r.get("duration") or 0.0) for r in runs), 3),
-           "command": "visionaudit merge " + " ".join(names),
+           "command": "visionaudit merge " + " ".join(names), "selection": selection,
            "notes": carried + notes}  # and what the merge said
     stopped = any((p.get("incomplete") or {}).get("interrupted") for p in parts)
     errors = [f"{n}: {p['error']}" for p, n in zip(parts, names) if p.get("error")]

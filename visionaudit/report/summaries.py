@@ -10,6 +10,7 @@ from typing import Any
 from visionaudit.families.registry import families
 from visionaudit.formatting import fmt_values
 from visionaudit.report.assembly import SEVERITY, first_reason
+from visionaudit.selection import run_subset_text
 
 VERDICTS = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "SKIP", "not_judged": "NOT JUDGED",
             "interrupted": "INTERRUPTED", "crashed": "CRASHED", "timeout": "TIMEOUT", "not_run": "NOT RUN"}
@@ -123,6 +124,8 @@ def verdict_line(report: dict[str, Any]) -> str:
     # A run stopped at startup (exit 4) has no outcome to count: say so rather than print empty parentheses.
     counted = ", ".join(f"{n} {o.replace('_', ' ')}" for o, n in sorted(counts.items())) or "no test ran"
     text = f"verdict: {report['verdict'].upper()} ({counted})"
+    # a pass of 3 tests out of 412 is a pass of those 3: said beside the verdict, wherever it is read
+    text += f"; {subset}" if (subset := run_subset_text(report)) else ""
     text += f"; not a pass: {report['verdict_reason']}" if report.get("verdict_reason") else ""
     return text + (f"; stopped at startup: {report['error']}" if report.get("error") else "")
 

@@ -15,6 +15,7 @@ from tests.audit_runs import ROOT, TINY, audit
 from tests.once import audit_once
 from visionaudit.families.baseline import COMPARED
 from visionaudit.families.outcomes import decode
+from visionaudit.selection import run_subset_text
 
 pytestmark = pytest.mark.slow  # the real audits on the real data
 
@@ -238,7 +239,10 @@ def test_a_pass_is_never_on_nothing(shared_data, tmp_path):
     assert f"\naccuracy, efficientnet_lite0: not judged (1 test): {why}\n" in proc.stdout
     assert data["verdict_reason"] == ("efficientnet_lite0: none of its 1 test(s) judged anything (1 not judged; first: "
                                       f"not judged: {why})")
-    assert f"verdict: INCOMPLETE (1 not judged); not a pass: {data['verdict_reason']}" in proc.stdout
+    # a run of one test says so beside its verdict (stop 41)
+    assert data["run"]["selection"]["selected"] == 1 and data["run"]["selection"]["by"] == ["-k test_clean_top1"]
+    said = run_subset_text(data)
+    assert f"verdict: INCOMPLETE (1 not judged); {said}; not a pass: {data['verdict_reason']}" in proc.stdout
     # The same 32 images judged (min_images 10): the not_judged gate measured exactly what the judged one did.
     config = tmp_path / "ten.toml"
     config.write_text("[audits.accuracy]\nmin_images = 10\n")
@@ -258,7 +262,8 @@ def test_a_pass_is_never_on_nothing(shared_data, tmp_path):
     assert proc.returncode == 1 and data["verdict"] == "incomplete" and data["run"]["baseline"]["accepted"] is False
     reason = (f"the baseline {tmp_path / 'small.json'} has verdict incomplete, not pass: comparisons with it cannot make a "
               "pass (--audit-accept-incomplete-baseline accepts it, and the report says so)")
-    assert data["verdict_reason"] == reason and f"verdict: INCOMPLETE (1 passed); not a pass: {reason}" in proc.stdout
+    assert data["verdict_reason"] == reason
+    assert f"verdict: INCOMPLETE (1 passed); {run_subset_text(data)}; not a pass: {reason}" in proc.stdout
     proc, data = audit(tmp_path, shared_data, "accepted", *gate, ACCEPT, model="efficientnet_lite0")
     assert proc.returncode == 0 and data["verdict"] == "pass" and data["run"]["baseline"]["accepted"] is True
     assert "has verdict incomplete, not pass; accepted (--audit-accept-incomplete-baseline)" in proc.stdout
@@ -271,8 +276,10 @@ def test_a_pass_is_never_on_nothing(shared_data, tmp_path):
     assert proc.returncode == 1 and data["verdict"] == "incomplete", proc.stdout[-3000:]
     assert data["verdict_reason"].startswith("efficientnet_lite0: its baseline gate judged none of its 1 test(s) (1 skipped; "
                                              "first: not compared with efficientnet_lite0: the baseline has no per-image "
-                                             "outcomes for clean (its accuracy audit was not in that run))")
-    assert "verdict: INCOMPLETE (1 skipped); not a pass: efficientnet_lite0: its baseline gate" in proc.stdout
+                                             "outcomes for clean (its accuracy audit was not in that run (that run was "
+                                             f"{run_subset_text(shares)}")  # cut at 200 characters there
+    assert (f"verdict: INCOMPLETE (1 skipped); {run_subset_text(data)}; not a pass: efficientnet_lite0: its baseline "
+            "gate") in proc.stdout
 
     # compare: the same rule.
     old_small, old_shares = str(tmp_path / "small.json"), str(tmp_path / "shares.json")

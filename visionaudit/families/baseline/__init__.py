@@ -84,8 +84,10 @@ class ModelOutcomes:
     stimulus_protocol: dict[str, Any] = field(default_factory=dict)
     # From a saved report: test -> how its entries without usable outcomes ended (why a condition is absent),
     # and family -> the tests of it the report holds (a family present may still lack the one test compared).
-    ended: dict[str, list[str]] | None = None
+    ended: dict[tuple[str, str | None], list[str]] | None = None  # keyed by (test, condition: None where not known)
     ran: dict[str, set[str]] = field(default_factory=dict)
+    tested: dict[str, set[str | None]] = field(default_factory=dict)  # test -> the conditions its entries were of
+    selection: dict[str, Any] | None = None  # the report's run.selection: a subset says why a test is not in it
     # Each labelled image's class by name (schema 5 on: the clean accuracy entry's labels); None when not recorded.
     classes: Outcome | None = None
     schema: int | None = None  # of the report it was read from (None: this run)
@@ -113,16 +115,18 @@ def outcomes_from_report(report: dict[str, Any], spec: str) -> ModelOutcomes:
     ids) is a DataError naming what is wrong."""
     try:
         samples = {role: SampleSet.from_dict(role, s) for role, s in (report.get("samples") or {}).items()}
-        out = ModelOutcomes(spec, ended={}, schema=report.get("schema_version"))
+        out = ModelOutcomes(spec, ended={}, schema=report.get("schema_version"),
+                            selection=(report.get("run") or {}).get("selection"))
         for e in report.get("audits", []):
             if e.get("model") != spec or e.get("control"):
                 continue
-            test = test_name(str(e.get("nodeid") or ""))
+            test, condition = test_name(str(e.get("nodeid") or "")), uc.entry_condition(e)
             out.ran.setdefault(str(e.get("audit")), set()).add(test)
+            out.tested.setdefault(test, set()).add(condition)
             # A not_judged gate (too few images for its own bound) still measured every image: its outcomes are a
             # baseline for a run of the same size.
             if e.get("outcome") not in ("passed", "failed", "not_judged"):
-                out.ended.setdefault(test, []).append(str(e.get("outcome")).replace("_", " "))
+                out.ended.setdefault((test, condition), []).append(str(e.get("outcome")).replace("_", " "))
                 continue
             metrics = e.get("metrics") or {}
             o = e.get("outcomes")
@@ -218,7 +222,8 @@ def _compare_summary(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Set
     for side, o in (("baseline", old), ("candidate", new)):
         if not corruption_outcomes(o):
             conditions = Compared(c.name, c.family, "error", "corruption conditions", "error", "test_corruption")
-            return uc.not_compared(r, f"the {side} has no per-image corruption outcomes ({uc.absent(o, conditions)})", side)
+            why = uc.absent(o, conditions, per_condition=False)  # the corruption test's entries, all conditions
+            return uc.not_compared(r, f"the {side} has no per-image corruption outcomes ({why})", side)
     if not s.paired:
         return uc.not_compared(r, "compared only image by image (paired): the reports did not score the same images")
     if old.corruption_summary != new.corruption_summary:

@@ -10,7 +10,9 @@ from typing import Any
 
 from visionaudit.families.baseline.compared import CLASS_KINDS, Compared
 from visionaudit.families.baseline.statistics import Result, shape_bias_hits
+from visionaudit.families.corruption.scoring import condition_name
 from visionaudit.families.outcomes import Outcome
+from visionaudit.selection import subset_text
 
 
 def missing(old: Any, new: Any, c: Compared) -> tuple[str, str] | None:
@@ -40,19 +42,43 @@ def missing(old: Any, new: Any, c: Compared) -> tuple[str, str] | None:
     return None
 
 
-def absent(o: Any, c: Compared) -> str:
-    """Why a side holds no outcomes of ``c``'s condition: how its report's entries of that test ended, when known."""
+def absent(o: Any, c: Compared, per_condition: bool = True) -> str:
+    """Why a side holds no outcomes of ``c``'s condition: how its report's entries of that test ended, when known.
+    ``per_condition``: ``c``'s condition is one test's parameter (a transform, a corruption condition), so a report whose
+    entries of that test are all of other conditions did not run this one (a subset, ``-k rotation``): said as not in
+    that run, never as "recorded none", which is a test that ran and recorded nothing."""
     if o.ended is None:
         return f"its {c.family} audit did not run or failed to"
+    subset = subset_text(o.selection)
+    not_there = f"was not in that run (that run was {subset})" if subset else "was not in that run"  # not selected, not empty
     if not o.ran.get(c.family):
-        return f"its {c.family} audit was not in that run"
+        return f"its {c.family} audit {not_there}"
     what = f"its {c.condition} test ({c.test})"
-    if c.test not in o.ran[c.family]:
-        return f"{what} was not in that run"  # the family ran, this test of it did not
-    counts = Counter(o.ended.get(c.test, ()))
+    known = o.tested.get(c.test, set())
+    if c.test not in o.ran[c.family] or (per_condition and None not in known and c.condition not in known):
+        return f"{what} {not_there}"  # the family ran, this test (or this condition of it) did not
+    if per_condition and c.condition in known:
+        counts = Counter(o.ended.get((c.test, c.condition), ()))
+    else:  # entries without a known condition (one per model: clean, cue-conflict), or all of the test's conditions
+        counts = Counter(x for (test, condition), ended in o.ended.items() if test == c.test
+                         and (not per_condition or condition is None) for x in ended)
     if not counts:
         return f"{what} recorded none"
     return f"{what} ended " + ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
+
+
+def entry_condition(entry: dict[str, Any]) -> str | None:
+    """The condition a report entry measured: its outcomes' own, else its parameters' (a transform, shape-only stimuli, a
+    corruption at a severity), else None (a test of one condition per model, such as clean top-1)."""
+    condition = (entry.get("outcomes") or {}).get("condition")
+    params = entry.get("params") or {}
+    if condition is None and "transform" in params:
+        condition = params["transform"]
+    elif condition is None and "stimuli" in params:
+        condition = params["stimuli"]
+    elif condition is None and {"corruption", "severity"} <= set(params):
+        condition = condition_name(str(params["corruption"]), int(params["severity"]))
+    return None if condition is None else str(condition)
 
 
 def not_compared(r: Result, why: str, side: str = "setup") -> Result:
