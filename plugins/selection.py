@@ -1,5 +1,6 @@
 """The selection: how many collected tests ``-k``, ``-m``, ``--lf``, ``--deselect`` or ``--sw`` deselected (pytest's
-``pytest_deselected``), for the report's ``run.selection`` (visionaudit/selection.py).
+``pytest_deselected``), and the paths inside audits/ that narrowed the run, for the report's ``run.selection``
+(visionaudit/selection.py).
 
 Under xdist only the workers collect, and each deselects the same tests: each worker sends its count to the
 controller (plugins/worker_channel.py), which keeps the first (the controller's own hook never fires). The suite's own
@@ -69,10 +70,28 @@ def pytest_configure(config: pytest.Config) -> None:
     channel.subscribe(handler)
 
 
+def narrowing_paths(config: pytest.Config) -> list[str]:
+    """The arguments that narrow the run to part of audits/ (a file or folder inside it, or a ``::`` node id), as typed:
+    they collect fewer tests without deselecting any. Naming audits/ or every test file in it is the whole run; a
+    project without audits/ (a test project) is never narrowed."""
+    audits = (config.rootpath / "audits").resolve()
+    if not audits.is_dir():
+        return []
+    every = set(audits.rglob("test_*.py"))
+    named, covered = [], set()
+    for arg in config.args:
+        path = (config.invocation_params.dir / arg.split("::")[0]).resolve()
+        if "::" in arg or (path != audits and audits in path.parents):
+            named.append(arg)
+            covered |= set(path.rglob("test_*.py")) if path.is_dir() else {path}
+    return [] if not any("::" in a for a in named) and covered >= every else named
+
+
 def selection(config: pytest.Config, selected: int) -> dict[str, Any] | None:
     """``run.selection`` of this run (``selected``: the tests it collected and kept); None before collection."""
     counts = config.stash.get(COUNT_KEY, None)
     if counts is None:
         return None
-    return selection_record(selected, counts.get("deselected", 0), selection_options(config.option),
-                            counts.get("last_failed", 0))
+    paths = narrowing_paths(config)
+    return selection_record(selected, counts.get("deselected", 0), selection_options(config.option) + paths,
+                            counts.get("last_failed", 0), bool(paths))

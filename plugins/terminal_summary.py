@@ -61,7 +61,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     if not data or (not any(a["audit"] for a in data["audits"]) and not (no_test and path)):
         return  # no audit in this run (the suite's own tests, say)
     if no_test:
-        terminalreporter.write_line("visionaudit: no test ran; "
+        chosen = (data.get("run") or {}).get("selection") or {}
+        why = (f": {', '.join(chosen.get('by') or [])} deselected all {chosen['deselected']} tests"  # not a stale report's
+               if chosen.get("deselected") and not chosen.get("selected") else "")
+        terminalreporter.write_line(f"visionaudit: no test ran{why}; "
                                     f"{'the report ' + path + ' was left as it was' if path else 'no report'}")
         return
     terminalreporter.write_sep("=", "visionaudit summary")

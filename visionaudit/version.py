@@ -39,8 +39,8 @@ __version__ = "0.1.0"
 #    section keyed by the model's id (its name, else its canonical spec, as before); (stop 38) `run.unselected_models_note`
 #    (which of `run.notes` names the configured models no selected test audited, null when none: merge finds it so, not
 #    by its wording). Added keys only: schemas 3 to 6 are still read.
-# 8: (stop 41) `run.selection` (selected, deselected, by, last_failed: a run of a subset, by -k, -m, --lf, --deselect or
-#    --sw, says so beside every verdict; null when not known); `compare --format json` gains `baseline_selection` and
-#    `new_selection` (each report's). Added keys only: schemas 3 to 7 are still read.
+# 8: (stop 41) `run.selection` (selected, deselected, by, last_failed, by_path: a run of a subset, by -k, -m, --lf,
+#    --deselect, --sw or paths inside audits/, says so beside every verdict; null when not known); `compare --format
+#    json` gains `baseline_selection` and `new_selection` (each report's). Added keys only: schemas 3 to 7 are still read.
 SCHEMA_VERSION = 8
 OLDEST_READABLE = 3  # the oldest schema still read as a baseline or a merge part

@@ -156,7 +156,12 @@ def test_a_run_that_runs_no_test_leaves_the_report_alone(project, args):
     assert sorted(p.name for p in project.path.glob("report.*")) == ["report.html", "report.json"]
     assert "INCOMPLETE" not in proc.stdout
     assert "html: report.html was left as it was (no test ran)" in proc.stdout
-    assert "visionaudit: no test ran; the report report.json was left as it was" in proc.stdout
+    if args[0] == "--collect-only":
+        assert "visionaudit: no test ran; the report report.json was left as it was" in proc.stdout
+    else:  # the reason, with the tests pytest collects (review 41, N3)
+        listed = run(project, "", "--collect-only", "-q").stdout.count("::")
+        assert (f"visionaudit: no test ran: -k no_such_test deselected all {listed} tests; the report report.json was left "
+                "as it was") in proc.stdout, proc.stdout[-3000:]
 
 
 @pytest.mark.parametrize("mode", [pytest.param([], id="serial"), pytest.param(["-n", "2"], id="two-workers")])

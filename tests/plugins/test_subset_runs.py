@@ -98,7 +98,8 @@ def test_a_subset_run_counts_what_was_deselected_and_says_so_beside_the_verdict(
     assert _verdict_line(proc.stdout) == f"verdict: PASS ({selected} passed); {said}", proc.stdout[-2000:]
     assert said in summary.read_text().replace("\\", "")
     page = _page(project)
-    assert f"<strong>Subset:</strong> {said}; its verdict judges those tests only." in page.replace("&#39;", "'")
+    assert f"<strong>Selection:</strong> {said.removeprefix('a subset: ')}; its verdict judges those tests only." in page.replace(
+        "&#39;", "'")
     assert "Every selected test passed." in page
 
 
@@ -109,7 +110,7 @@ def test_a_run_of_every_test_is_no_subset_though_the_suite_deselected_its_baseli
     assert data["run"]["selection"] == {"selected": TESTS, "deselected": 0, "by": []}
     assert _verdict_line(proc.stdout) == f"verdict: PASS ({TESTS} passed)"
     page = _page(project)
-    assert "Subset" not in page and "Every test passed." in page
+    assert "<strong>Selection:" not in page and "Every test passed." in page
 
 
 @pytest.mark.parametrize("workers", ["0", "2"])
@@ -157,3 +158,48 @@ def test_a_subset_run_killed_outright_is_rebuilt_from_its_journal_as_a_subset(pr
     data = rebuild(project.path / "report.json.journal.jsonl")
     jsonschema.validate(data, report_schema())
     assert data["run"]["selection"] == {"selected": 2, "deselected": TESTS - 2, "by": ["-k 'test_a or test_c'"]}
+
+
+def test_stepwise_counts_only_the_users_tests_though_it_runs_before_the_suites_own_deselection(project):
+    """--sw drops the tests before the last failure (test_base sorts before test_run): the baseline test the suite drops
+    by itself is not the user's (review 41, F1: pytest's stepwise hook ran first, so it was counted, "2 of 4")."""
+    first, data = _run(project, "-n", "0", "--sw", MODE="fail")
+    assert first.returncode == 1 and data["verdict"] == "fail", first.stdout[-3000:]
+    proc, data = _run(project, "-n", "0", "--sw")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert data["run"]["selection"] == {"selected": 2, "deselected": 1, "by": ["--sw"]}
+    assert _verdict_line(proc.stdout) == f"verdict: PASS (2 passed); a subset: 2 of {TESTS} tests selected by --sw"
+
+
+def test_paths_inside_audits_or_node_ids_narrow_the_run_and_say_so_without_a_whole(suite, monkeypatch):
+    """Naming a file or a test inside audits/ collects fewer tests without deselecting any (review 41, N1): a subset whose
+    whole was never collected, said like --lf; naming the folder, or every file in it, is the whole run."""
+    audits = suite.mkdir("audits")
+    (audits / "test_run.py").write_text(AUDIT)
+    (audits / "test_more.py").write_text(AUDIT.replace("def test_", "def test_more_"))
+    suite.makefile(".toml", audit="[audits.accuracy]\nmin_top1 = 0.5\nmin_images = 1\n")
+    monkeypatch.setenv("PYTHONPATH", str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    off = ("-p", "no:cacheprovider", "-n", "0")
+    proc, data = _run(suite, *off, "audits/test_run.py")
+    assert data["run"]["selection"] == {"selected": 3, "deselected": 0, "by": ["audits/test_run.py"], "by_path": True}
+    assert _verdict_line(proc.stdout) == ("verdict: PASS (3 passed); a subset: 3 test(s) selected by the path "
+                                          "audits/test_run.py (the other audit files were not collected)"), proc.stdout
+    proc, data = _run(suite, *off, "audits/test_more.py::test_more_a", "-k", "more")
+    assert data["run"]["selection"] == {"selected": 1, "deselected": 0, "by": ["-k more", "audits/test_more.py::test_more_a"],
+                                        "by_path": True}
+    assert _verdict_line(proc.stdout) == ("verdict: PASS (1 passed); a subset: 1 test(s) selected by -k more, the path "
+                                          "audits/test_more.py::test_more_a (the other audit files were not collected)")
+    for whole in (("audits",), ("audits/test_run.py", "audits/test_more.py"), ()):
+        proc, data = _run(suite, *off, *whole)
+        assert data["run"]["selection"] == {"selected": 6, "deselected": 0, "by": []}, whole
+        assert _verdict_line(proc.stdout) == "verdict: PASS (6 passed)"
+
+
+def test_a_selection_that_leaves_no_test_says_it_deselected_them_all(project):
+    """No test ran: exit 5 and no report (nothing passes), and the reason is said, not only that an older report was left
+    (review 41, N3)."""
+    proc = run_project(project.path, *ARGS, "-p", "no:cacheprovider", "-n", "0", "-k", "nosuchthing")
+    assert proc.returncode == 5 and not (project.path / "report.json").exists(), proc.stdout[-3000:]
+    assert (f"visionaudit: no test ran: -k nosuchthing deselected all {TESTS} tests; the report report.json was left as it "
+            "was") in proc.stdout, proc.stdout[-3000:]

@@ -51,8 +51,7 @@ def test_a_subset_baseline_is_compared_on_what_it_holds_and_says_it_was_a_subset
     results = comparison["models"]["m"]["results"]
     assert results["clean_top1"].verdict == "unchanged"
     assert results["top1_zoom"].reason == ("the baseline has no per-image outcomes for zoom (its robustness audit was not "
-                                           "in that run (that run was a subset: 1 of 152 tests selected by -k "
-                                           "test_clean_top1))")
+                                           "in that run (a subset, by -k test_clean_top1))")
     assert comparison["verdict"] == "pass" and comparison["baseline_selection"] == CLEAN_ONLY
     assert render(comparison).splitlines()[-2:] == [
         "OLD was a subset: 1 of 152 tests selected by -k test_clean_top1: only the tests it ran are compared",
@@ -66,7 +65,7 @@ def test_a_test_the_subset_baseline_did_not_select_is_not_in_that_run_not_record
     comparison = compare_reports(old, new)
     zoom = comparison["models"]["m"]["results"]["top1_zoom"]
     assert zoom.reason == ("the baseline has no per-image outcomes for zoom (its zoom test (test_transform) was not in that "
-                           "run (that run was a subset: 1 of 152 tests selected by -k rotation))")
+                           "run (a subset, by -k rotation))")
     assert "recorded none" not in render(comparison)
     # The subset held nothing this run measured: nothing compared, so no pass.
     assert comparison["verdict"] == "incomplete" and "m vs m: nothing compared" in comparison["verdict_reason"]
@@ -106,3 +105,9 @@ def test_merge_counts_the_merged_tests_against_shard_1s_selection_and_says_parts
     for part in parts:  # parts from before schema 8: the merge does not say either
         del part["run"]["selection"]
     assert merge_reports(parts, ["p1", "p2"])["run"]["selection"] is None
+    # Only shard 1 from before schema 8 (review 41, F2): the whole is not known, so neither is whether it is a subset.
+    parts[1]["run"]["selection"] = {"selected": len(parts[1]["audits"]), "deselected": 5, "by": ["-k accuracy"]}
+    merged = merge_reports(parts, ["p1", "p2"])
+    assert merged["run"]["selection"] is None
+    assert ("shard 1 (p1) does not record its selection (a report before schema 8): whether the merge is a subset is "
+            "not known (p1: not recorded; p2: -k accuracy)") in merged["run"]["notes"]

@@ -24,7 +24,7 @@ from visionaudit.html import figure_data as data
 from visionaudit.html import sections
 from visionaudit.html.sections import SectionInputs
 from visionaudit.report.summaries import VERDICTS, family_lines, summary_rows
-from visionaudit.selection import run_subset_text
+from visionaudit.selection import run_subset_text, selected_text
 
 PLAIN = {
     "failed": "a gate failed: the measured value is outside its bound",
@@ -104,8 +104,8 @@ def how_it_stopped(report: dict[str, Any]) -> list[tuple[str, str]]:
                       f"rebuilt from the journal): {len(running)} test(s) were running"
                       + (f" ({first_few(running, 3)})" if running else "")
                       + f" and {len(not_run)} never started; they judged nothing"))
-    if subset := run_subset_text(report):  # "3 passed" of 412 tests must not read as the whole gate
-        lines.append(("Subset", f"{subset}; its verdict judges those tests only"))
+    if said := selected_text((report.get("run") or {}).get("selection")):  # "3 passed" of 412 must not read as the gate
+        lines.append(("Selection", f"{said}; its verdict judges those tests only"))
     shard = (report.get("run") or {}).get("shard")
     if shard and shard.get("count") == 1:  # every image in a part's form: its verdicts are the run's
         lines.append(("Shard 1/1", "this is the report of --audit-shard 1/1: it holds every image, so its verdicts are the "

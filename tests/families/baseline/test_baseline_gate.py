@@ -15,7 +15,6 @@ from tests.audit_runs import ROOT, TINY, audit
 from tests.once import audit_once
 from visionaudit.families.baseline import COMPARED
 from visionaudit.families.outcomes import decode
-from visionaudit.selection import run_subset_text
 
 pytestmark = pytest.mark.slow  # the real audits on the real data
 
@@ -221,6 +220,13 @@ def test_a_corrupt_baseline_is_refused_at_startup(tiny_baseline, shared_data, tm
     assert cli.returncode == 4 and "60 per-image outcomes for the 50 sample ids of labelled" in cli.stderr
 
 
+def _collected(tmp_path: Path, shared_data: Path, *args: str) -> int:
+    """How many tests pytest itself lists for these arguments (--collect-only): the whole a subset's "of N" counts,
+    known apart from the report's own count."""
+    proc, _ = audit(tmp_path, shared_data, "collected", "--collect-only", "-q", *args, model="efficientnet_lite0")
+    return sum("::" in line for line in proc.stdout.splitlines())
+
+
 def test_a_pass_is_never_on_nothing(shared_data, tmp_path):
     """Issue 23, items 1 and 2, as observed: 32 images (below accuracy's min_images) leave accuracy not judged,
     with its clean top-1 and per-image outcomes kept; as a baseline for a run of the same size it is compared
@@ -241,7 +247,7 @@ def test_a_pass_is_never_on_nothing(shared_data, tmp_path):
                                       f"not judged: {why})")
     # a run of one test says so beside its verdict (stop 41)
     assert data["run"]["selection"]["selected"] == 1 and data["run"]["selection"]["by"] == ["-k test_clean_top1"]
-    said = run_subset_text(data)
+    said = f"a subset: 1 of {_collected(tmp_path, shared_data, *small)} tests selected by -k test_clean_top1"
     assert f"verdict: INCOMPLETE (1 not judged); {said}; not a pass: {data['verdict_reason']}" in proc.stdout
     # The same 32 images judged (min_images 10): the not_judged gate measured exactly what the judged one did.
     config = tmp_path / "ten.toml"
@@ -263,7 +269,8 @@ def test_a_pass_is_never_on_nothing(shared_data, tmp_path):
     reason = (f"the baseline {tmp_path / 'small.json'} has verdict incomplete, not pass: comparisons with it cannot make a "
               "pass (--audit-accept-incomplete-baseline accepts it, and the report says so)")
     assert data["verdict_reason"] == reason
-    assert f"verdict: INCOMPLETE (1 passed); {run_subset_text(data)}; not a pass: {reason}" in proc.stdout
+    gate_said = f"a subset: 1 of {_collected(tmp_path, shared_data, *gate[4:])} tests selected by -k clean_top1, -m baseline"
+    assert f"verdict: INCOMPLETE (1 passed); {gate_said}; not a pass: {reason}" in proc.stdout
     proc, data = audit(tmp_path, shared_data, "accepted", *gate, ACCEPT, model="efficientnet_lite0")
     assert proc.returncode == 0 and data["verdict"] == "pass" and data["run"]["baseline"]["accepted"] is True
     assert "has verdict incomplete, not pass; accepted (--audit-accept-incomplete-baseline)" in proc.stdout
@@ -276,9 +283,9 @@ def test_a_pass_is_never_on_nothing(shared_data, tmp_path):
     assert proc.returncode == 1 and data["verdict"] == "incomplete", proc.stdout[-3000:]
     assert data["verdict_reason"].startswith("efficientnet_lite0: its baseline gate judged none of its 1 test(s) (1 skipped; "
                                              "first: not compared with efficientnet_lite0: the baseline has no per-image "
-                                             "outcomes for clean (its accuracy audit was not in that run (that run was "
-                                             f"{run_subset_text(shares)}")  # cut at 200 characters there
-    assert (f"verdict: INCOMPLETE (1 skipped); {run_subset_text(data)}; not a pass: efficientnet_lite0: its baseline "
+                                             "outcomes for clean (its accuracy audit was not in that run (a subset, by "
+                                             "-k test_weight_shares))")
+    assert (f"verdict: INCOMPLETE (1 skipped); {gate_said}; not a pass: efficientnet_lite0: its baseline "
             "gate") in proc.stdout
 
     # compare: the same rule.

@@ -12,7 +12,7 @@ from visionaudit.families.baseline.compared import CLASS_KINDS, Compared
 from visionaudit.families.baseline.statistics import Result, shape_bias_hits
 from visionaudit.families.corruption.scoring import condition_name
 from visionaudit.families.outcomes import Outcome
-from visionaudit.selection import subset_text
+from visionaudit.selection import is_subset
 
 
 def missing(old: Any, new: Any, c: Compared) -> tuple[str, str] | None:
@@ -49,8 +49,9 @@ def absent(o: Any, c: Compared, per_condition: bool = True) -> str:
     that run, never as "recorded none", which is a test that ran and recorded nothing."""
     if o.ended is None:
         return f"its {c.family} audit did not run or failed to"
-    subset = subset_text(o.selection)
-    not_there = f"was not in that run (that run was {subset})" if subset else "was not in that run"  # not selected, not empty
+    # not selected, not empty; short: the summary cuts a reason at 200 characters, and the header gives the numbers
+    by = ", ".join((o.selection or {}).get("by") or []) or "a plugin's deselection"
+    not_there = f"was not in that run (a subset, by {by})" if is_subset(o.selection) else "was not in that run"
     if not o.ran.get(c.family):
         return f"its {c.family} audit {not_there}"
     what = f"its {c.condition} test ({c.test})"
