@@ -14,7 +14,6 @@ sys.path.pop(0)  # this script's folder (tests/): nothing of the project is impo
 import importlib  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
-import signal  # noqa: E402
 import socket  # noqa: E402
 import threading  # noqa: E402
 
@@ -40,7 +39,6 @@ def child(request: dict, fds: list[int]) -> None:
             os.dup2(fd, target)
         for fd in fds:
             os.close(fd)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
         env = request["env"]
         os.environ.clear()
         os.environ.update(env)  # putenv too: the C libraries of the run read it
