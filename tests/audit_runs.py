@@ -12,6 +12,7 @@ from pathlib import Path
 import jsonschema
 import torch
 
+from tests import warm_runs
 from visionaudit.families.records import report_schema
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,7 +30,7 @@ def audit(tmp_path: Path, shared_data: Path, name: str, *args: str, model: str =
     report = tmp_path / f"{name}.json"
     cmd = [sys.executable, "-m", "pytest", "audits", "-p", "no:cacheprovider", "--model", model, "--device", "cpu",
            f"--audit-json={report}", *args]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    proc = warm_runs.run(cmd, ROOT, env, timeout)
     data = json.loads(report.read_text()) if report.exists() else None
     if data is not None:
         jsonschema.validate(data, report_schema())
@@ -64,8 +65,7 @@ def project_env(**extra: str) -> dict[str, str]:
 
 def run_project(path: Path, *args: str, timeout: float = 240, **env: str) -> subprocess.CompletedProcess:
     """``pytest *args`` in the test project at ``path``, with ``env`` added to its environment; its output captured."""
-    return subprocess.run([sys.executable, "-m", "pytest", *args], cwd=path, env=project_env(**env), capture_output=True,
-                          text=True, timeout=timeout)
+    return warm_runs.run([sys.executable, "-m", "pytest", *args], path, project_env(**env), timeout)
 
 
 def root_plugins() -> list[str]:
@@ -101,5 +101,5 @@ def run_as_pytester(path: Path, *args: str, timeout: float = 240, **extra: str) 
                PYTEST_ADDOPTS=with_unused_plugins_off(),
                OMP_NUM_THREADS=env.get("OMP_NUM_THREADS") or str(torch.get_num_threads()),
                PYTHONPATH=os.pathsep.join(filter(None, [str(path), str(ROOT), os.environ.get("PYTHONPATH", "")])), **extra)
-    return subprocess.run([sys.executable, "-m", "pytest", f"--basetemp={path / 'basetemp'}", *args], cwd=path, env=env,
-                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    return warm_runs.run([sys.executable, "-m", "pytest", f"--basetemp={path / 'basetemp'}", *args], path, env, timeout,
+                         stdin_devnull=True)

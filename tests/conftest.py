@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests import warm_runs
 from tests.audit_runs import (
     SUITE_INI,
     suite_conftest,
@@ -45,6 +46,8 @@ def pytest_configure(config: pytest.Config) -> None:
     own bytecode serve (a new prefix would recompile torch once per session). The xdist workers, started after this,
     inherit it; the controller removes the folder at the end. A cached module counts as current by its source's size
     and whole-second mtime: a test that rewrites a module in place must change its size or wait a second."""
+    config.addinivalue_line("markers", f"{warm_runs.MARKER}: the pytest runs this test starts are new processes, not "
+                            "children of the fork server (tests/warm_runs.py)")
     if os.environ.get("PYTEST_XDIST_WORKER") or os.environ.get(PYCACHE_ENV) or not os.environ.get("PYTHONDONTWRITEBYTECODE"):
         return
     folder = tempfile.mkdtemp(prefix="visionaudit-tests-pycache-")
@@ -119,6 +122,12 @@ def _no_unused_plugins_in_runs(request: pytest.FixtureRequest, monkeypatch: pyte
     monkeypatch.setenv("PYTEST_ADDOPTS", with_unused_plugins_off(os.environ.get("PYTEST_ADDOPTS", "")))
 
 
+@pytest.fixture(autouse=True)
+def _warm_runs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runs of a test marked real_process are new processes (tests/warm_runs.py)."""
+    monkeypatch.setattr(warm_runs, "routing", request.node.get_closest_marker(warm_runs.MARKER) is None)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The real data beside the checkout (CI sets VISIONAUDIT_DATA to ../shared/data); slow tests only."""
@@ -142,6 +151,7 @@ def suite(pytester: pytest.Pytester) -> pytest.Pytester:
     """A pytester directory wired to the suite's plugins and fixtures, as the root conftest wires them."""
     pytester.makeconftest(suite_conftest())
     pytester.makeini(SUITE_INI)
+    warm_runs.route_pytester(pytester)
     return pytester
 
 

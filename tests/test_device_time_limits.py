@@ -17,6 +17,8 @@ from tests.audit_runs import run_project
 from visionaudit.families.records import report_schema
 
 ROOT = Path(__file__).resolve().parents[1]
+# New processes, not fork server children (tests/warm_runs.py): runs check their imports, a hung run is stopped.
+pytestmark = pytest.mark.real_process
 ARGS = ["test_device.py", "--model", "tests.tiny_models:tiny", "--device", "cpu", "-p", "no:cacheprovider",
         "--audit-json=report.json"]
 SLOW_DEVICE = """

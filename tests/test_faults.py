@@ -28,6 +28,8 @@ from tests.terminal_text import said_once
 from visionaudit.families.records import report_schema
 
 ROOT = Path(__file__).resolve().parents[1]
+# New processes, not fork server children (tests/warm_runs.py): its runs signal, kill or hang their controller (their parent).
+pytestmark = pytest.mark.real_process
 A, B, C = (f"test_fault.py::test_{x}[tests.tiny_models:tiny]" for x in "abc")
 
 AUDIT = """

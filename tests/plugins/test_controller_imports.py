@@ -14,6 +14,8 @@ import pytest
 from tests.audit_runs import audit
 
 ROOT = Path(__file__).resolve().parents[2]
+# New processes, not fork server children (tests/warm_runs.py): it checks what a run's controller imports.
+pytestmark = pytest.mark.real_process
 HEAVY = ("torch", "torchvision", "scipy.stats")
 
 LOAD = """

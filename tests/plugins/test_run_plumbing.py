@@ -21,6 +21,8 @@ from tests.audit_runs import project_env, run_project
 from visionaudit.families.records import report_schema
 
 ROOT = Path(__file__).resolve().parents[2]
+# New processes, not fork server children (tests/warm_runs.py): its runs signal their parent and check exits by signal.
+pytestmark = pytest.mark.real_process
 A, B, C = (f"test_run.py::test_{x}[tests.tiny_models:tiny]" for x in "abc")
 
 AUDIT = """

@@ -21,6 +21,8 @@ from tests.audit_runs import run_project
 from visionaudit.families.records import report_schema
 
 ROOT = Path(__file__).resolve().parents[2]
+# New processes, not fork server children (tests/warm_runs.py): its runs signal their own controller (found as their parent).
+pytestmark = pytest.mark.real_process
 CONTROLS = ("resnet18", "squeezenet1_1", "mobilenet_v2")  # small: built in a second on a loaded machine
 
 AUDIT = """

@@ -1,0 +1,68 @@
+"""The fork server's runs (tests/warm_runs.py) are ``python -m pytest`` as a new process is: the same folder, path,
+environment, exit status and output; and a test marked real_process, or the switch turned off, gets a new process."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torchvision  # noqa: F401  (imported at module level, as the suite's test files do)
+
+from tests import warm_runs
+from tests.audit_runs import run_project
+
+PROBE = """
+import json, os, sys
+import numpy
+
+def test_probe():
+    with open(os.environ["PROBE_OUT"], "w") as out:
+        json.dump({"cwd": os.getcwd(), "path": sys.path[:3], "env": os.environ.get("PROBE_VAR"), "ppid": os.getppid(),
+                   "argv": sys.argv[1:], "threads": __import__("torch").get_num_threads(),
+                   "draw": int(numpy.random.randint(1 << 30))}, out)
+    print("probe ran")
+    assert False, "a failing test: its exit status and output compared too"
+"""
+
+
+def _probe(tmp_path: Path, name: str) -> tuple[dict, object]:
+    project = tmp_path / "project"
+    project.mkdir(exist_ok=True)
+    (project / "test_probe.py").write_text(PROBE)
+    out = tmp_path / f"{name}.json"
+    proc = run_project(project, "-p", "no:cacheprovider", "test_probe.py", PROBE_OUT=str(out), PROBE_VAR="seen",
+                       PYTHONPATH=os.pathsep.join([str(tmp_path / "extra"), os.environ.get("PYTHONPATH", "")]))
+    return json.loads(out.read_text()), proc
+
+
+@pytest.fixture
+def one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # as under xdist (a core per worker): the runs the server takes
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_warm_run_is_the_fork_servers_child_and_sees_what_a_new_process_sees(tmp_path, monkeypatch):
+    warm, warm_proc = _probe(tmp_path, "warm")
+    again, _ = _probe(tmp_path, "again")
+    monkeypatch.setenv(warm_runs.SWITCH, "0")
+    real, real_proc = _probe(tmp_path, "real")
+    assert real["ppid"] == os.getpid() and warm["ppid"] == warm_runs._server.proc.pid
+    assert warm["draw"] != again["draw"]  # numpy's generator seeded afresh in each run, not the server's seed
+    for key in ("cwd", "path", "env", "argv", "threads"):
+        assert warm[key] == real[key], key
+    assert warm["path"][:2] == [str(tmp_path / "project"), str(tmp_path / "extra")]
+    assert warm_proc.returncode == real_proc.returncode == 1
+    assert "probe ran" in warm_proc.stdout and "1 failed" in warm_proc.stdout and "1 failed" in real_proc.stdout
+
+
+@pytest.mark.real_process
+@pytest.mark.usefixtures("one_thread")
+def test_a_test_marked_real_process_starts_new_processes(tmp_path):
+    assert _probe(tmp_path, "real")[0]["ppid"] == os.getpid()
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_run_whose_interpreter_would_start_otherwise_gets_a_new_process(tmp_path, monkeypatch):
+    assert _probe(tmp_path, "warm")[0]["ppid"] != os.getpid()  # the server started, as the suite's environment has it
+    monkeypatch.setenv("PYTHONWARNINGS", "ignore::DeprecationWarning")
+    assert _probe(tmp_path, "real")[0]["ppid"] == os.getpid()
