@@ -52,6 +52,7 @@ class Collector:
         self.finished: set[str] = set()
         self.crashed: dict[str, str] = {}
         self.loading: dict[str, dict[str, Any]] = {}  # worker -> the model load it began and has not ended
+        self.loaded_last: dict[str, tuple[str, dict[str, Any]]] = {}  # worker -> the last model it loaded, its entry
         self.models: dict[str, dict[str, Any]] = {}
         self.samples: dict[str, dict[str, Any]] = {}  # role -> image set (sample ids), the report's `samples`
         self.first_error: dict[str, str] = {}  # message -> the first test that showed it
@@ -179,14 +180,19 @@ class Collector:
         report.longrepr = f"same timeout as {first} (shown there; this test never started): {said}"
 
     def note_loading(self, worker: str, message: dict[str, Any]) -> None:
-        """A worker's model load began or ended (plugins/load_crashes.py); a begun one is journalled, so that the
-        journal says which model was loading when the run died."""
+        """A worker's model load began or ended (plugins/load_crashes.py); both are journalled, so that the journal
+        says which model was loading when the run died, and what a load that ended loaded."""
+        model_id = message["model"]
         if message.get("state") == "start":
             self.loading[worker] = message
             if self.journal:
-                self.journal.write("loading", id=message["model"], worker=worker)
-        else:
-            self.loading.pop(worker, None)
+                self.journal.write("loading", id=model_id, worker=worker)
+            return
+        self.loading.pop(worker, None)
+        if message.get("info"):  # the model's identity, should the worker die before a report carries it
+            self.loaded_last[worker] = (model_id, message["info"])
+        if self.journal:
+            self.journal.write("load_ended", id=model_id, worker=worker, info=message.get("info"))
 
     def crash(self, nodeid: str, worker: str, how: str | None = None) -> None:
         channel = get_channel(self.config)
@@ -198,6 +204,9 @@ class Collector:
         self.crashed[nodeid] = "timeout" if limit and ran >= limit else "crashed"
         loading = self.loading.pop(worker, None)
         fault = worker_fault_output(self.config, worker)
+        loaded = self.loaded_last.pop(worker, None)
+        if loaded is not None and loaded[0] not in self.models:  # it loaded, then its worker died (the batch-size
+            self.add_model(*loaded)  # probe, say) before any report said so: loaded, as it was
         if loading is not None and self.crashed[nodeid] == "crashed":  # a load stopped at the time limit is a timeout's
             model_id = loading["model"]
             self.add_model(model_id, unloaded_model(model_id, loading.get("spec") or model_id,

@@ -90,6 +90,15 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
                 return model_scope(nodeid, models, said)
             return family_scope(nodeid, (said or {}).get("audit"), models, said)
 
+        def _reschedule(self, node):
+            """As xdist's, except for a replacement worker still collecting (in ``assigned_work`` from its
+            workerready, in ``registered_collections`` only from its collectionfinish, which schedules it then):
+            xdist's would pop a unit for it and raise KeyError looking up its collection, an INTERNALERROR from
+            a collection or, from a crash, a crash never reported and a unit lost (pytest-xdist #1189, #1362, #714;
+            PR #1299 proposes this guard)."""
+            if node in self.registered_collections:
+                super()._reschedule(node)
+
         def remove_node(self, node):
             """As xdist's, except that the test that took its worker down is not queued again: xdist's scope
             scheduler would hand it to the replacement worker, which it would take down too, until the run's

@@ -6,20 +6,22 @@ ended, the model's report entry says that its load crashed the worker, not that 
 from __future__ import annotations
 
 import signal
-import subprocess
 
 import pytest
 
 from .worker_channel import send
 
-LOADING = "model_load"  # the channel message's kind: {"kind", "state": "start" | "end", "model", "spec", "canonical"}
+# the channel message's kind: {"kind", "state": "start" | "end", "model", "spec", "canonical", "info"} (info: the loaded
+# model's report entry, on an end after a load that returned)
+LOADING = "model_load"
 EXIT_WAIT_SECONDS = 2.0  # a dead worker's process is reaped at once; this only bounds a wait that should not happen
 
 
-def note_loading(config: pytest.Config, state: str, model_id: str, spec: str = "", canonical: str | None = None) -> None:
+def note_loading(config: pytest.Config, state: str, model_id: str, spec: str = "", canonical: str | None = None,
+                 info: dict | None = None) -> None:
     """From the process that loads ``model_id`` (fixtures/models.py): its load begins (``start``) or is over (``end``,
-    loaded or not: its fixture reports that itself)."""
-    send(config, {"kind": LOADING, "state": state, "model": model_id, "spec": spec, "canonical": canonical})
+    with ``info``, the model's entry, where it loaded; one that did not is reported by its fixture)."""
+    send(config, {"kind": LOADING, "state": state, "model": model_id, "spec": spec, "canonical": canonical, "info": info})
 
 
 def how_it_ended(node) -> str | None:
@@ -30,7 +32,7 @@ def how_it_ended(node) -> str | None:
         return None
     try:
         code = popen.wait(timeout=EXIT_WAIT_SECONDS)
-    except (OSError, subprocess.TimeoutExpired):
+    except Exception:  # best effort: a popen of another kind, another execmodel's TimeoutExpired, ... say less
         return None
     if code is None:
         return None

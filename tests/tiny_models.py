@@ -202,3 +202,17 @@ def segfault_load() -> nn.Module:
 def exit_load() -> nn.Module:
     """A load whose library ends the process outright (os._exit: no exception, no atexit, no faulthandler)."""
     os._exit(7)
+
+
+class _DiesOnTwoImages(TinyNet):
+    def forward(self, x):
+        if x.shape[0] == 2:  # the batch-size probe's (visionaudit/models/batching.py PROBE_IMAGES), not the load's 1
+            os._exit(9)
+        return super().forward(x)
+
+
+def probe_crash() -> nn.Module:
+    """Loads (load_model's one-image check passes); the batch-size probe after the load then ends the process, as an
+    OOM kill of a large model's probe would: a crash after its load, not in it."""
+    torch.manual_seed(0)
+    return _DiesOnTwoImages()

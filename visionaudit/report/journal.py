@@ -7,8 +7,10 @@ Lines: ``{"event": "run", "run": {...}, "models": [...], "spellings": {...}, "ca
 "nodeids": [...]}``, ``{"event": "tests", "tests": {nodeid: {"audit", "model", "params"}}}``, ``{"event":
 "started", "nodeid"}``, ``{"event": "finished", "entry": {...}}``, ``{"event": "model", "id", "info"}``,
 ``{"event": "samples", "samples": {role: image set}}`` (what per-image outcomes refer to), ``{"event": "loading", "id",
-"worker"}`` (a model's load began: one that never ended in a ``model`` line was cut short by the run's end),
-``{"event": "selection", "selection": {...}}`` (``run.selection``, once collected), ``{"event": "end", "exit_status"}``.
+"worker"}`` (a model's load began: one that never ended, in a ``load_ended`` or ``model`` line, was cut short by the
+run's end), ``{"event": "load_ended", "id", "worker", "info"}`` (it ended; ``info``: its entry where it loaded, the
+model's when no ``model`` line says more), ``{"event": "selection", "selection": {...}}`` (``run.selection``, once
+collected), ``{"event": "end", "exit_status"}``.
 Every line carries ``time`` (seconds since the epoch): the rebuilt report's ``run.end`` is the last line's
 (a journal without times: the file's last change).
 """
@@ -95,6 +97,7 @@ def rebuild(path: str | Path) -> dict[str, Any]:
     models: dict[str, Any] = {}
     samples: dict[str, Any] = {}
     loading: set[str] = set()  # models whose load began and said nothing more
+    ended: dict[str, Any] = {}  # models a load ended with: their entry, where no `model` line says more
     exit_status = None
     for e in events[1:]:
         kind = e.get("event")
@@ -111,6 +114,10 @@ def rebuild(path: str | Path) -> dict[str, Any]:
             loading.discard(e["id"])
         elif kind == "loading":
             loading.add(e["id"])
+        elif kind == "load_ended":
+            loading.discard(e["id"])
+            if e.get("info"):
+                ended[e["id"]] = e["info"]
         elif kind == "samples":
             samples.update(e["samples"])
         elif kind == "selection":
@@ -121,6 +128,8 @@ def rebuild(path: str | Path) -> dict[str, Any]:
     for nodeid in started - finished:  # began, never finished: settle() marks it interrupted
         entries[nodeid] = blank_entry(nodeid, meta.get(nodeid, {}), "interrupted")
     audits = settle(collected, meta, entries, finished)
+    for mid, info in ended.items():
+        models.setdefault(mid, info)
     for mid in events[0].get("models", []):
         # A load the run's end cut short (a segfault in it kills a run without xdist): not "no test got that far".
         error = STOPPED_LOADING if mid in loading else None
