@@ -122,10 +122,17 @@ def _no_unused_plugins_in_runs(request: pytest.FixtureRequest, monkeypatch: pyte
     monkeypatch.setenv("PYTEST_ADDOPTS", with_unused_plugins_off(os.environ.get("PYTEST_ADDOPTS", "")))
 
 
-@pytest.fixture(autouse=True)
-def _warm_runs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The runs of a test marked real_process are new processes (tests/warm_runs.py)."""
-    monkeypatch.setattr(warm_runs, "routing", request.node.get_closest_marker(warm_runs.MARKER) is None)
+@pytest.hookimpl(tryfirst=True, specname="pytest_runtest_setup")
+def pytest_runtest_setup_warm_runs(item: pytest.Item) -> None:
+    """The runs of a test marked real_process are new processes (tests/warm_runs.py): decided before any of its
+    fixtures is set up, so that the runs its module- or session-scoped fixtures start are new processes too."""
+    warm_runs.routing = item.get_closest_marker(warm_runs.MARKER) is None
+
+
+@pytest.hookimpl(trylast=True, specname="pytest_runtest_teardown")
+def pytest_runtest_teardown_warm_runs(item: pytest.Item) -> None:
+    """After the test's fixtures were torn down (a scoped fixture's teardown may run its own runs)."""
+    warm_runs.routing = True
 
 
 @pytest.fixture(scope="session")

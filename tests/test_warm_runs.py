@@ -3,6 +3,8 @@ environment, exit status and output; and a test marked real_process, or the swit
 
 import json
 import os
+import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -66,3 +68,52 @@ def test_a_run_whose_interpreter_would_start_otherwise_gets_a_new_process(tmp_pa
     assert _probe(tmp_path, "warm")[0]["ppid"] != os.getpid()  # the server started, as the suite's environment has it
     monkeypatch.setenv("PYTHONWARNINGS", "ignore::DeprecationWarning")
     assert _probe(tmp_path, "real")[0]["ppid"] == os.getpid()
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_run_with_its_own_tmpdir_puts_its_temporary_files_there(tmp_path, monkeypatch):
+    # torchvision's import asks tempfile for its folder (where $TORCHINDUCTOR_CACHE_DIR is unset, as in a process that
+    # has not imported it), so the server holds its own TMPDIR's: a run must not inherit it
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    project, own = tmp_path / "project", tmp_path / "own-tmp"
+    project.mkdir()
+    own.mkdir()
+    (project / "test_tmp.py").write_text("import os, tempfile\n\ndef test_tmp():\n"
+                                         "    open(os.environ['PROBE_OUT'], 'w').write(tempfile.gettempdir())\n")
+    proc = run_project(project, "-p", "no:cacheprovider", "test_tmp.py", TMPDIR=str(own), PROBE_OUT=str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stdout
+    assert (tmp_path / "out").read_text() == str(own)
+
+
+def _children(pid: int) -> list[str]:
+    return [child for task in os.listdir(f"/proc/{pid}/task")
+            for child in Path(f"/proc/{pid}/task/{task}/children").read_text().split()]
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_run_out_of_time_is_killed_and_one_killed_by_a_signal_exits_by_it(tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "test_slow.py").write_text("import time\n\ndef test_slow():\n    time.sleep(60)\n")
+    (project / "test_crash.py").write_text("import os, signal\n\ndef test_crash():\n"
+                                           "    os.kill(os.getpid(), signal.SIGKILL)\n")
+    assert run_project(project, "-p", "no:cacheprovider", "test_crash.py").returncode == -signal.SIGKILL
+    server = warm_runs._server.proc.pid  # the crash was the server's child
+    with pytest.raises(subprocess.TimeoutExpired):
+        run_project(project, "-p", "no:cacheprovider", "test_slow.py", timeout=5)
+    assert _children(server) == []  # killed and waited for, not left running
+    assert run_project(project, "-p", "no:cacheprovider", "test_crash.py").returncode == -signal.SIGKILL  # still serves
+
+
+@pytest.fixture(scope="module")
+def module_scoped_run(tmp_path_factory) -> dict:
+    os.environ["OMP_NUM_THREADS"] = "1"  # (module scope: no monkeypatch) the runs the server would take
+    try:
+        return _probe(tmp_path_factory.mktemp("module"), "module")[0]
+    finally:
+        os.environ.pop("OMP_NUM_THREADS")
+
+
+@pytest.mark.real_process
+def test_the_runs_of_a_real_process_tests_module_scoped_fixture_are_new_processes(module_scoped_run):
+    assert module_scoped_run["ppid"] == os.getpid()

@@ -7,7 +7,10 @@ A child is ``python -m pytest`` in the run's folder, environment (PYTHONPATH inc
 except for what the server imported: so a run that must be a new process is not routed here. The tests marked
 ``real_process`` (those that check what a run imports, send signals or time runs out) and every run whose environment
 differs from the server's in what an interpreter or torch reads as it starts (PYTHON*, TORCH*, OMP*, ...) get a real
-one, as does every run when $VISIONAUDIT_TEST_FORKSERVER is 0 (to compare a failing case with the real thing)."""
+one, as does every run when $VISIONAUDIT_TEST_FORKSERVER is 0 (to compare a failing case with the real thing).
+One difference stays: every run of a test process has the server's str hash seed (it cannot be reseeded after the
+interpreter started), so an order-dependent bug is always or never seen there rather than at random; the switch is the
+way to compare."""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 SWITCH = "VISIONAUDIT_TEST_FORKSERVER"
@@ -29,7 +33,10 @@ SERVER = Path(__file__).with_name("warm_server.py")
 PYTEST = (["-m", "pytest"], ["-mpytest"])
 # Read by the interpreter, torch or its OpenMP/BLAS libraries as a process starts (or as the server imported them):
 # a run whose values differ from the server's gets a real process. The ones the child sets itself are exempt.
-AT_START = ("PYTHON", "TORCH", "PYTORCH", "OMP_", "KMP_", "MKL_", "OPENBLAS", "GOTO", "NPY_", "GOMP", "LD_")
+AT_START = ("PYTHON", "TORCH", "PYTORCH", "OMP_", "KMP_", "MKL_", "OPENBLAS", "GOTO", "NPY_", "GOMP", "LD_", "TRITON_",
+            "CUDA_", "LANG", "LC_")
+# torch's import bakes its dynamo/inductor cache folder from these (tempfile's folder, the user): exact names.
+AT_START_NAMES = {"TMPDIR", "TEMP", "TMP", "USER", "LOGNAME"}
 SET_BY_CHILD = {"PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                 "GOTO_NUM_THREADS"}
 # numpy's and scipy's OpenBLAS start their thread pools as they load, sized by the first of these that is set: the
@@ -37,14 +44,15 @@ SET_BY_CHILD = {"PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX", 
 # a new process are routed (all of them under xdist, where tests/conftest.py gives each run a core, OMP_NUM_THREADS=1).
 BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")
 
-
-def _one_blas_thread(env: dict[str, str]) -> bool:
-    return next((env[name] for name in BLAS_THREADS if env.get(name)), "") == "1"
-# Top-level names the server imported: a run whose PYTHONPATH holds one of them would shadow it in a new process.
-PRELOADED = ("numpy", "scipy", "PIL", "jsonschema", "safetensors", "torch", "torchvision", "pytest", "_pytest",
-             "filelock")
+# The environment as this process started (before any test's monkeypatch): the server's, the same in every worker.
+BASE_ENV = dict(os.environ)
 
 routing = True  # turned off for a test marked real_process (tests/conftest.py)
+
+
+def _one_blas_thread(env: dict[str, str]) -> bool:
+    # OMP_NUM_THREADS too: a routed run gets it as torch's thread count, a new process would use every core without it
+    return env.get("OMP_NUM_THREADS") == "1" and next((env[name] for name in BLAS_THREADS if env.get(name)), "") == "1"
 
 
 def enabled() -> bool:
@@ -52,14 +60,19 @@ def enabled() -> bool:
 
 
 def _at_start(env: dict[str, str]) -> dict[str, str]:
-    return {k: v for k, v in env.items() if k.startswith(AT_START) and k not in SET_BY_CHILD}
+    return {k: v for k, v in env.items() if (k.startswith(AT_START) or k in AT_START_NAMES) and k not in SET_BY_CHILD}
 
 
-def _shadows(pythonpath: str) -> bool:
-    for folder in filter(None, pythonpath.split(os.pathsep)):
-        for name in PRELOADED:
-            if os.path.exists(os.path.join(folder, name)) or os.path.exists(os.path.join(folder, f"{name}.py")):
-                return True
+def _shadows(folders: list[str], preloaded: set[str]) -> bool:
+    """Whether one of these folders (a run's cwd and PYTHONPATH) holds a top-level module the server imported: a new
+    process would import the folder's."""
+    for folder in filter(None, folders):
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        if any(name.removesuffix(".py") in preloaded for name in names):
+            return True
     return False
 
 
@@ -69,16 +82,23 @@ class _Server:
 
     def __init__(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        env = {k: v for k, v in BASE_ENV.items() if k != "PYTHONPATH"}
         env["OPENBLAS_NUM_THREADS"] = "1"
-        self.at_start = _at_start(env)
         self.proc = subprocess.Popen([sys.executable, str(SERVER), str(theirs.fileno())], pass_fds=[theirs.fileno()],
                                      cwd="/", env=env, stdin=subprocess.DEVNULL)
         theirs.close()
         self.sock = ours
         self.busy = False
-        self.ready = json.loads(self.sock.recv(4096) or b"{}").get("ready", False)
+        self.outstanding: WarmProcess | None = None  # the run started last, until it was waited for
+        self.lock = threading.Lock()  # one request and its replies at a time on the socket
         atexit.register(self.stop)
+        ready = json.loads(self.sock.recv(1 << 20) or b"{}")
+        self.ready = ready.get("ready", False)
+        self.preloaded = set(ready.get("modules", ()))
+        # What the server's imports set in its environment (torch's inductor cache folder): a new process's imports
+        # set the same where the at-start variables match, so a run without them counts as matching.
+        self.set_by_imports = ready.get("set_by_imports", {})
+        self.at_start = _at_start({**env, **self.set_by_imports})
 
     def stop(self) -> None:
         self.sock.close()
@@ -90,16 +110,25 @@ class _Server:
 
 
 _server: _Server | None = None
+_broken = False  # the server could not start (or get ready): every run of this process is a new one, not a retry each
 
 
 def _get_server() -> _Server | None:
-    global _server
+    global _server, _broken
+    if _broken:
+        return None
     if _server is None or _server.proc.poll() is not None:
         try:
             _server = _Server()
-        except OSError:
+        except (OSError, ValueError):
+            _broken = True
             return None
-    return _server if _server.ready and not _server.busy else None
+        if not _server.ready:
+            _broken = True
+            print("warm_runs: the fork server did not start (its reason above); this process's runs are new processes",
+                  file=sys.stderr)
+            return None
+    return _server
 
 
 class WarmProcess:
@@ -111,6 +140,10 @@ class WarmProcess:
         self.server, self.args, self.pid, self.returncode = server, args, pid, None
 
     def wait(self, timeout: float | None = None) -> int:
+        with self.server.lock:
+            return self._wait(timeout)
+
+    def _wait(self, timeout: float | None) -> int:
         if self.returncode is None:
             self.server.sock.settimeout(timeout)
             try:
@@ -121,6 +154,7 @@ class WarmProcess:
                 self.server.sock.settimeout(None)
             self.returncode = json.loads(reply)["rc"] if reply else -signal.SIGKILL
             self.server.busy = False
+            self.server.outstanding = None
         return self.returncode
 
     def poll(self) -> int | None:
@@ -147,20 +181,35 @@ def popen(args: list[str], cwd: str | os.PathLike, env: dict[str, str], stdin: i
     args = [os.fspath(arg) for arg in args]
     if not enabled() or args[:1] != [sys.executable] or args[1:3] not in PYTEST and args[1:2] not in PYTEST:
         return None
-    if _shadows(env.get("PYTHONPATH", "")) or not _one_blas_thread(env):
+    if not _one_blas_thread(env):
         return None
     server = _get_server()
-    if server is None or _at_start(env) != server.at_start:
+    if server is None or _shadows([os.path.abspath(cwd), *env.get("PYTHONPATH", "").split(os.pathsep)], server.preloaded):
+        return None
+    if _at_start({**server.set_by_imports, **env}) != server.at_start:
         return None
     argv = args[3:] if args[1:3] == ["-m", "pytest"] else args[2:]
     request = json.dumps({"argv": argv, "cwd": os.path.abspath(cwd), "env": dict(env)}).encode()
-    socket.send_fds(server.sock, [request], [stdin, stdout, stderr])
-    server.busy = True
-    reply = server.sock.recv(4096)
-    if not reply:
-        server.busy = False
+    # Not blocking: a run another thread is starting or waiting for takes the server; this one is a new process.
+    if not server.lock.acquire(blocking=False):
         return None
-    return WarmProcess(server, args, json.loads(reply)["pid"])
+    try:
+        if server.busy and server.outstanding is not None:
+            try:  # a run nobody waited for (its test raised first): read its end if it has ended
+                server.outstanding._wait(0.001)
+            except subprocess.TimeoutExpired:
+                pass
+        if server.busy:
+            return None
+        server.busy = True
+        socket.send_fds(server.sock, [request], [stdin, stdout, stderr])
+        reply = server.sock.recv(4096)
+        if not reply:
+            return None  # the server ended: busy stays, so the next run's _get_server restarts it
+        server.outstanding = WarmProcess(server, args, json.loads(reply)["pid"])
+        return server.outstanding
+    finally:
+        server.lock.release()
 
 
 def _open(fd: int) -> bool:

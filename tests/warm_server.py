@@ -42,6 +42,11 @@ def child(request: dict, fds: list[int]) -> None:
         env = request["env"]
         os.environ.clear()
         os.environ.update(env)  # putenv too: the C libraries of the run read it
+        for name, value in SET_BY_IMPORTS.items():  # as the run's own imports of torch & co. would set them
+            os.environ.setdefault(name, value)
+        import tempfile
+
+        tempfile.tempdir = None  # cached by the server's imports from its own TMPDIR: the run's is asked afresh
         sys.dont_write_bytecode = bool(env.get("PYTHONDONTWRITEBYTECODE"))
         sys.pycache_prefix = env.get("PYTHONPYCACHEPREFIX") or None
         os.chdir(request["cwd"])
@@ -107,7 +112,10 @@ def serve(sock: socket.socket) -> None:
 
 if __name__ == "__main__":
     sock = socket.socket(fileno=int(sys.argv[1]))
+    before = dict(os.environ)
     preload()
     BASE_PATH = list(sys.path)
-    sock.send(b'{"ready": true}')
+    SET_BY_IMPORTS = {k: v for k, v in os.environ.items() if before.get(k) != v}
+    modules = sorted({name.split(".")[0] for name in sys.modules})
+    sock.send(json.dumps({"ready": True, "modules": modules, "set_by_imports": SET_BY_IMPORTS}).encode())
     serve(sock)
