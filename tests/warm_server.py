@@ -50,8 +50,7 @@ def child(request: dict, fds: list[int]) -> None:
         sys.dont_write_bytecode = bool(env.get("PYTHONDONTWRITEBYTECODE"))
         sys.pycache_prefix = env.get("PYTHONPYCACHEPREFIX") or None
         os.chdir(request["cwd"])
-        # As `python -m` builds it: the folder, then $PYTHONPATH, then the interpreter's own (stdlib, site-packages).
-        sys.path[:] = [os.getcwd(), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep)), *BASE_PATH]
+        sys.path[:] = run_path(env.get("PYTHONPATH", ""))
         sys.path_importer_cache.clear()
         importlib.invalidate_caches()
         import numpy
@@ -110,11 +109,24 @@ def serve(sock: socket.socket) -> None:
         sock.send(json.dumps({"rc": os.waitstatus_to_exitcode(status)}).encode())
 
 
+def run_path(pythonpath: str) -> list[str]:
+    """sys.path as `python -m` builds it in the run's folder: $PYTHONPATH's entries made absolute (an empty one is the
+    folder; an empty variable is none), then the interpreter's own, duplicates dropped as site.py drops them, then the
+    folder itself first (-m puts it there after site.py, so it may stand twice)."""
+    own = [os.path.abspath(p) for p in pythonpath.split(os.pathsep)] if pythonpath else []
+    seen: set[str] = set()
+    unique = [p for p in [*own, *BASE_PATH] if not (os.path.normcase(p) in seen or seen.add(os.path.normcase(p)))]
+    return [os.getcwd(), *unique]
+
+
 if __name__ == "__main__":
     sock = socket.socket(fileno=int(sys.argv[1]))
     before = dict(os.environ)
     preload()
-    BASE_PATH = list(sys.path)
+    # The interpreter's own entries (stdlib, site-packages): the server's $PYTHONPATH is not a run's
+    server_own = {os.path.abspath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)} if os.environ.get(
+        "PYTHONPATH") else set()
+    BASE_PATH = [p for p in sys.path if p not in server_own]
     SET_BY_IMPORTS = {k: v for k, v in os.environ.items() if before.get(k) != v}
     modules = sorted({name.split(".")[0] for name in sys.modules})
     sock.send(json.dumps({"ready": True, "modules": modules, "set_by_imports": SET_BY_IMPORTS}).encode())
