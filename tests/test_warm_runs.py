@@ -117,3 +117,54 @@ def module_scoped_run(tmp_path_factory) -> dict:
 @pytest.mark.real_process
 def test_the_runs_of_a_real_process_tests_module_scoped_fixture_are_new_processes(module_scoped_run):
     assert module_scoped_run["ppid"] == os.getpid()
+
+
+WORKER_PROBE = """
+import json, os, sys
+
+def test_probe():
+    worker = os.environ["PYTEST_XDIST_WORKER"]
+    with open(os.environ["PROBE_OUT"] + worker, "w") as out:
+        json.dump({"cwd": os.getcwd(), "path": sys.path[:3], "env": os.environ.get("PROBE_VAR"), "ppid": os.getppid(),
+                   "threads": __import__("torch").get_num_threads(), "main": sys.modules["__main__"].__dict__.get(
+                   "__file__"), "buffered": sys.stderr.line_buffering or not sys.stderr.write_through}, out)
+    if worker == "gw1":
+        os.kill(os.getpid(), __import__("signal").SIGSEGV)
+
+def test_other():
+    pass
+"""
+
+
+def _worker_probe(tmp_path: Path, name: str, conftest: str = "") -> tuple[dict, str]:
+    project = tmp_path / name
+    project.mkdir()
+    (project / "test_probe.py").write_text(WORKER_PROBE)
+    (project / "conftest.py").write_text(conftest)
+    proc = run_project(project, "-p", "no:cacheprovider", "-n", "2", "-p", "no:randomly", "--dist", "each",
+                       PROBE_OUT=str(tmp_path / f"{name}-"), PROBE_VAR="seen")
+    return json.loads((tmp_path / f"{name}-gw0").read_text()), proc.stdout + proc.stderr
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_warm_runs_xdist_workers_are_the_servers_children_and_see_what_new_workers_see(tmp_path, monkeypatch):
+    warm, warm_out = _worker_probe(tmp_path, "warm")
+    server = warm_runs._server.proc.pid
+    monkeypatch.setenv(warm_runs.SWITCH, "0")
+    real, real_out = _worker_probe(tmp_path, "real")
+    assert warm["ppid"] == server and real["ppid"] not in (server, os.getpid())  # a real run's worker: its controller's
+    assert warm["cwd"] == str(tmp_path / "warm") and real["cwd"] == str(tmp_path / "real")
+    for probe in (warm, real):  # the folder (each run's own) as the path's first entry
+        probe["path"] = ["FOLDER" if p == probe["cwd"] else p for p in probe["path"]]
+    for key in ("path", "env", "threads", "main", "buffered"):
+        assert warm[key] == real[key], key
+    # a worker that crashes is told as one (xdist's message names the signal the server waited for)
+    for out in (warm_out, real_out):
+        assert "worker 'gw1' crashed while running" in out and "1 failed" in out, out[-2000:]
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_run_that_changes_what_a_process_reads_at_start_gets_new_workers(tmp_path):
+    # the run itself was the server's child; its workers would start otherwise than the server did: new processes
+    warm, _ = _worker_probe(tmp_path, "changed", conftest="import os\nos.environ['PYTHONWARNINGS'] = 'ignore'\n")
+    assert warm["ppid"] != warm_runs._server.proc.pid

@@ -8,6 +8,10 @@ except for what the server imported: so a run that must be a new process is not 
 ``real_process`` (those that check what a run imports, send signals or time runs out) and every run whose environment
 differs from the server's in what an interpreter or torch reads as it starts (PYTHON*, TORCH*, OMP*, ...) get a real
 one, as does every run when $VISIONAUDIT_TEST_FORKSERVER is 0 (to compare a failing case with the real thing).
+A run's xdist workers (``-n 2``) are the server's children too, each ``python -u -c BOOTSTRAP`` as execnet starts one,
+while the run's environment holds what the server checked: a tiny-model run with two workers spent 3 CPU-seconds on each
+worker's imports as well. Their parent is the server, not the run (a test whose worker signals its parent to kill the
+run is marked real_process).
 One difference stays: every run of a test process has the server's str hash seed (it cannot be reseeded after the
 interpreter started), so an order-dependent bug is always or never seen there rather than at random; the switch is the
 way to compare."""
@@ -189,7 +193,9 @@ def popen(args: list[str], cwd: str | os.PathLike, env: dict[str, str], stdin: i
     if _at_start({**server.set_by_imports, **env}) != server.at_start:
         return None
     argv = args[3:] if args[1:3] == ["-m", "pytest"] else args[2:]
-    request = json.dumps({"argv": argv, "cwd": os.path.abspath(cwd), "env": dict(env)}).encode()
+    # at_start: the variables a run's xdist workers must still have as the run had them, to be the server's children too
+    request = json.dumps({"argv": argv, "cwd": os.path.abspath(cwd), "env": dict(env), "at_start": {
+        "prefixes": list(AT_START), "names": sorted(AT_START_NAMES)}}).encode()
     # Not blocking: a run another thread is starting or waiting for takes the server; this one is a new process.
     if not server.lock.acquire(blocking=False):
         return None

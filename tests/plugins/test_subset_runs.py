@@ -151,7 +151,8 @@ def test_a_later_shard_counts_the_tests_it_could_run_whichever_deselected_the_wh
                                                                                else f"-k {keyword}"]}, proc.stdout[-3000:]
 
 
-@pytest.mark.parametrize("workers", ["0", "2"])
+# a worker kills its parent, the controller: a new process (the fork server's workers are its children, tests/warm_runs.py)
+@pytest.mark.parametrize("workers", ["0", pytest.param("2", marks=pytest.mark.real_process)])
 def test_a_subset_run_killed_outright_is_rebuilt_from_its_journal_as_a_subset(project, workers):
     proc = run_project(project.path, *ARGS, "-p", "no:cacheprovider", "-n", workers, "-k", "test_a or test_c", MODE="die")
     assert proc.returncode != 0 and not (project.path / "report.json").exists(), proc.stdout[-3000:]
