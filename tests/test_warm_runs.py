@@ -4,7 +4,9 @@ environment, exit status and output; and a test marked real_process, or the swit
 import json
 import os
 import signal
+import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,8 @@ import torchvision  # noqa: F401  (imported at module level, as the suite's test
 
 from tests import warm_runs
 from tests.audit_runs import run_project
+
+ROOT = Path(__file__).resolve().parents[1]
 
 PROBE = """
 import json, os, sys
@@ -127,7 +131,9 @@ def test_probe():
     with open(os.environ["PROBE_OUT"] + worker, "w") as out:
         json.dump({"cwd": os.getcwd(), "path": sys.path[:3], "env": os.environ.get("PROBE_VAR"), "ppid": os.getppid(),
                    "threads": __import__("torch").get_num_threads(), "main": sys.modules["__main__"].__dict__.get(
-                   "__file__"), "buffered": sys.stderr.line_buffering or not sys.stderr.write_through}, out)
+                   "__file__"), "run_ppid": int(open(f"/proc/{os.getppid()}/stat").read().rsplit(")", 1)[1].split()[1]),
+                   "streams": [(s.encoding, s.errors, s.write_through, type(s.buffer).__name__)
+                               for s in (sys.__stdout__, sys.__stderr__)]}, out)
     if worker == "gw1":
         os.kill(os.getpid(), __import__("signal").SIGSEGV)
 
@@ -156,9 +162,10 @@ def test_a_warm_runs_xdist_workers_are_the_servers_children_and_see_what_new_wor
     assert warm["cwd"] == str(tmp_path / "warm") and real["cwd"] == str(tmp_path / "real")
     for probe in (warm, real):  # the folder (each run's own) as the path's first entry
         probe["path"] = ["FOLDER" if p == probe["cwd"] else p for p in probe["path"]]
-    for key in ("path", "env", "threads", "main", "buffered"):
+    for key in ("path", "env", "threads", "main", "streams"):  # streams: `python -u`'s, unbuffered
         assert warm[key] == real[key], key
-    # a worker that crashes is told as one (xdist's message names the signal the server waited for)
+    # a worker that crashes is told as one (its exit status, told by the pidfd the server waited on, is
+    # tests/test_load_crashes.py's "signal 11, SIGSEGV")
     for out in (warm_out, real_out):
         assert "worker 'gw1' crashed while running" in out and "1 failed" in out, out[-2000:]
 
@@ -167,4 +174,42 @@ def test_a_warm_runs_xdist_workers_are_the_servers_children_and_see_what_new_wor
 def test_a_run_that_changes_what_a_process_reads_at_start_gets_new_workers(tmp_path):
     # the run itself was the server's child; its workers would start otherwise than the server did: new processes
     warm, _ = _worker_probe(tmp_path, "changed", conftest="import os\nos.environ['PYTHONWARNINGS'] = 'ignore'\n")
-    assert warm["ppid"] != warm_runs._server.proc.pid
+    server = warm_runs._server.proc.pid
+    assert warm["run_ppid"] == server and warm["ppid"] != server  # the run was routed, its workers were not
+
+
+@pytest.mark.slow  # the audits' collection checks the real data's headers
+@pytest.mark.real_process
+def test_the_audits_are_collected_in_one_order_whatever_the_hash_seed(shared_data):
+    """The workers of a routed run share the server's str hash seed, so xdist's check that its workers collected the
+    same tests cannot see a collection whose order follows set iteration: new processes with two seeds stand in."""
+    def collected(seed: str) -> list[str]:
+        env = {**os.environ, "PYTHONHASHSEED": seed, "VISIONAUDIT_DATA": str(shared_data), "CUDA_VISIBLE_DEVICES": ""}
+        env.pop("PYTEST_XDIST_WORKER", None)
+        proc = subprocess.run([sys.executable, "-m", "pytest", "audits", "--collect-only", "-q", "-p", "no:cacheprovider",
+                               "--model", "tests.tiny_models:tiny", "--model", "tests.tiny_models:tiny_other",
+                               "--device", "cpu"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        return [line for line in proc.stdout.splitlines() if "::" in line]
+
+    first = collected("1")
+    assert len(first) > 100 and collected("2") == first
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_the_worker_socket_serves_only_the_current_run_and_outlives_a_peer_that_goes_away(tmp_path):
+    _probe(tmp_path, "first")
+    server = warm_runs._server
+    bootstrap = json.dumps({"code": "import os; os._exit(0)", "env": dict(os.environ), "cwd": str(tmp_path)}).encode()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as stray:  # not the current run (there is none)
+        stray.connect(server.listen)
+        try:
+            socket.send_fds(stray, [bootstrap], [0, 1, 2])
+            reply = stray.recv(4096)
+        except BrokenPipeError:  # closed at once
+            reply = b""
+        assert reply == b""  # refused: nothing forked for it
+    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as gone:  # connects and goes away
+        gone.connect(server.listen)
+    warm, _ = _worker_probe(tmp_path, "after")
+    assert warm_runs._server is server and warm["ppid"] == server.proc.pid  # the same server, still forking workers

@@ -99,6 +99,7 @@ class _Server:
         ready = json.loads(self.sock.recv(1 << 20) or b"{}")
         self.ready = ready.get("ready", False)
         self.preloaded = set(ready.get("modules", ()))
+        self.listen = ready.get("listen")  # where its runs ask for their workers (only they are served there)
         # What the server's imports set in its environment (torch's inductor cache folder): a new process's imports
         # set the same where the at-start variables match, so a run without them counts as matching.
         self.set_by_imports = ready.get("set_by_imports", {})
@@ -149,7 +150,7 @@ class WarmProcess:
 
     def _wait(self, timeout: float | None) -> int:
         if self.returncode is None:
-            self.server.sock.settimeout(timeout)
+            self.server.sock.settimeout(None if timeout is None else max(timeout, 1e-3))  # 0 would make it non-blocking
             try:
                 reply = self.server.sock.recv(4096)
             except socket.timeout:

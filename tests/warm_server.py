@@ -3,7 +3,8 @@
 It imports the heavy third-party modules that every pytest run the tests start would import again (torch and
 torchvision, about 3 CPU-seconds of a 5-second tiny-model run), then serves requests on the socket FD: each is
 answered by os.fork(), the child becoming ``python -m pytest ARGS`` in the request's folder, environment and files;
-that run's xdist workers are asked for on a second (abstract) socket and forked likewise, as ``python -u -c BOOTSTRAP``.
+that run's xdist workers are asked for on a second (abstract) socket and forked likewise, as ``python -u -c BOOTSTRAP``
+(the run's side of that, route_workers, runs in the run's process).
 It imports nothing of this project (visionaudit, plugins, fixtures, tests) nor anything from a run's PYTHONPATH,
 so a run imports those afresh, as a new process does; it starts no thread and runs no torch op, so forking is safe
 (a process with threads or an OpenMP pool cannot be forked safely)."""
@@ -15,8 +16,11 @@ sys.path.pop(0)  # this script's folder (tests/): nothing of the project is impo
 import importlib  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
+import secrets  # noqa: E402
 import select  # noqa: E402
+import signal  # noqa: E402
 import socket  # noqa: E402
+import struct  # noqa: E402
 import threading  # noqa: E402
 
 # Third-party only, all of them installed in the venv: a run imports the project's own modules itself.
@@ -51,7 +55,8 @@ def _become(request: dict, fds: list[int], first: str) -> None:
     sys.dont_write_bytecode = bool(env.get("PYTHONDONTWRITEBYTECODE"))
     sys.pycache_prefix = env.get("PYTHONPYCACHEPREFIX") or None
     os.chdir(request["cwd"])
-    sys.path[:] = [first, *run_path(env.get("PYTHONPATH", ""))[1:]]
+    # -P (PYTHONSAFEPATH, the server's as every PYTHON* variable is) puts no such first entry
+    sys.path[:] = [*([] if sys.flags.safe_path else [first]), *run_path(env.get("PYTHONPATH", ""))[1:]]
     sys.path_importer_cache.clear()
     importlib.invalidate_caches()
     import numpy
@@ -115,10 +120,15 @@ def worker(request: dict, fds: list[int]) -> None:
         import io
         import types
 
-        # -u: stdout and stderr unbuffered; each stream made afresh on its descriptor, as the interpreter makes them
-        sys.stdin = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)))
-        sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), write_through=True)
-        sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), write_through=True, errors="backslashreplace")
+        # Each stream made afresh on its descriptor as `python -u` makes them (stdout and stderr unbuffered), with the
+        # encoding and errors the server's interpreter chose (PYTHONIOENCODING and the locale are the server's)
+        def stream(fd: int, like, raw):
+            return io.TextIOWrapper(raw, encoding=like.encoding, errors=like.errors, write_through=True,
+                                    line_buffering=os.isatty(fd))
+
+        sys.stdin = sys.__stdin__ = stream(0, sys.__stdin__, io.BufferedReader(io.FileIO(0, "r", closefd=False)))
+        sys.stdout = sys.__stdout__ = stream(1, sys.__stdout__, io.FileIO(1, "w", closefd=False))
+        sys.stderr = sys.__stderr__ = stream(2, sys.__stderr__, io.FileIO(2, "w", closefd=False))
         sys.argv = ["-c"]
         module = types.ModuleType("__main__")
         sys.modules["__main__"] = module
@@ -127,9 +137,14 @@ def worker(request: dict, fds: list[int]) -> None:
     _end(main)
 
 
+# route_workers, _ask_for_worker and ForkedWorker run in a run's process (this server's child), not in the server.
+
+
 def route_workers(request: dict) -> None:
     """The xdist workers this run starts (execnet's ``python -u -c BOOTSTRAP``) become this server's children too, where
-    the run's environment is still what the server checked (the variables read as a process starts)."""
+    the run's environment is still what the server checked (the variables read as a process starts): execnet's
+    create_io is replaced in the run's process. A spec with its own python, -B, env: or chdir (set in the worker after
+    it started, too late for what torch read at import) gets a new process."""
     if not request.get("at_start"):
         return
     import execnet.gateway_io as gateway_io
@@ -140,18 +155,19 @@ def route_workers(request: dict) -> None:
         return {k: v for k, v in os.environ.items() if k.startswith(prefixes) or k in names}
 
     checked = at_start()
-    default = [sys.executable, "-u", "-c", gateway_io.popen_bootstrapline]
-    new_process = gateway_io.Popen2IOMaster.__init__
+    new_process = gateway_io.create_io
 
-    def start(self, args, execmodel) -> None:
-        proc = _ask_for_worker(gateway_io.popen_bootstrapline) if list(args) == default and at_start() == checked else None
+    def create_io(spec, execmodel):
+        plain = spec.popen and not (spec.python or spec.dont_write_bytecode or spec.env or spec.chdir or spec.via)
+        proc = _ask_for_worker(gateway_io.popen_bootstrapline) if plain and at_start() == checked else None
         if proc is None:
-            new_process(self, args, execmodel)
-            return
-        self.popen = proc
-        gateway_io.Popen2IO.__init__(self, proc.stdin, proc.stdout, execmodel=execmodel)
+            return new_process(spec, execmodel)
+        io = gateway_io.Popen2IOMaster.__new__(gateway_io.Popen2IOMaster)  # its __init__ would start a process
+        io.popen = proc
+        gateway_io.Popen2IO.__init__(io, proc.stdin, proc.stdout, execmodel=execmodel)
+        return io
 
-    gateway_io.Popen2IOMaster.__init__ = start
+    gateway_io.create_io = create_io
 
 
 def _ask_for_worker(code: str):
@@ -183,34 +199,50 @@ class ForkedWorker:
     def __init__(self, conn: socket.socket, pid: int, stdin, stdout) -> None:
         self.conn, self.pid, self.stdin, self.stdout, self.returncode = conn, pid, stdin, stdout, None
         self.lock = threading.Lock()
+        try:  # signalled through its pidfd: the server reaps it as it ends, after which its pid may be another's
+            self.pidfd: int | None = os.pidfd_open(pid)
+        except OSError:
+            self.pidfd = None
 
     def wait(self, timeout: float | None = None) -> int:
-        with self.lock:
+        import subprocess
+
+        if not self.lock.acquire(timeout=-1 if timeout is None else timeout):  # another thread waits: as Popen, time out
+            raise subprocess.TimeoutExpired(["worker"], timeout)
+        try:
             if self.returncode is None:
-                self.conn.settimeout(timeout)
+                self.conn.settimeout(None if timeout is None else max(timeout, 1e-3))  # 0 would make it non-blocking
                 try:
                     reply = self.conn.recv(4096)
                 except socket.timeout:
-                    import subprocess
-
                     raise subprocess.TimeoutExpired(["worker"], timeout) from None
                 self.returncode = json.loads(reply)["rc"] if reply else -9
                 self.conn.close()
+                if self.pidfd is not None:
+                    os.close(self.pidfd)
+                    self.pidfd = None
             return self.returncode
+        finally:
+            self.lock.release()
 
     def poll(self) -> int | None:
         try:
-            return self.wait(0.001)
-        except Exception:
+            return self.wait(0)
+        except Exception:  # TimeoutExpired, or the server gone: still running as far as this run can tell
             return None
 
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is None and self.pidfd is not None:
+            try:
+                signal.pidfd_send_signal(self.pidfd, sig)
+            except ProcessLookupError:
+                pass  # it has ended
+
     def kill(self) -> None:
-        if self.returncode is None:
-            os.kill(self.pid, 9)
+        self.send_signal(signal.SIGKILL)
 
     def terminate(self) -> None:
-        if self.returncode is None:
-            os.kill(self.pid, 15)
+        self.send_signal(signal.SIGTERM)
 
 
 def serve(sock: socket.socket, listener: socket.socket) -> None:
@@ -218,6 +250,10 @@ def serve(sock: socket.socket, listener: socket.socket) -> None:
     at once. A child is waited for through its pidfd, so that the server neither blocks nor starts a thread."""
     run: tuple[int, int] | None = None  # the run's pid and pidfd
     workers: dict[int, tuple[int, socket.socket]] = {}  # pidfd: a worker's pid and the connection its run asked on
+
+    def held() -> tuple[list[socket.socket], list[int]]:
+        return [sock, listener, *(c for _, c in workers.values())], [*workers, *([run[1]] if run else [])]
+
     while True:
         ready, _, _ = select.select([sock, listener, *([run[1]] if run else []), *workers], [], [])
         for r in ready:
@@ -228,24 +264,25 @@ def serve(sock: socket.socket, listener: socket.socket) -> None:
                     return
                 if not data:
                     return
-                pid = _fork([sock, listener, *(c for _, c in workers.values())], [*workers, *([run[1]] if run else [])],
-                            lambda: child(json.loads(data), fds))
+                pid = _fork(*held(), lambda: child(json.loads(data), fds))
                 for fd in fds:
                     os.close(fd)
                 sock.send(json.dumps({"pid": pid}).encode())
                 run = (pid, os.pidfd_open(pid))
             elif r is listener:
                 conn, _ = listener.accept()
-                try:
-                    data, fds, _flags, _addr = socket.recv_fds(conn, 1 << 20, 3)
-                except (ConnectionError, OSError):
+                request = _worker_request(conn, run)
+                if request is None:
                     conn.close()
                     continue
-                pid = _fork([sock, listener, conn, *(c for _, c in workers.values())],
-                            [*workers, *([run[1]] if run else [])], lambda: worker(json.loads(data), fds))
-                for fd in fds:
+                sockets, pidfds = held()
+                pid = _fork([*sockets, conn], pidfds, lambda: worker(json.loads(request[0]), request[1]))
+                for fd in request[1]:
                     os.close(fd)
-                conn.send(json.dumps({"pid": pid}).encode())
+                try:
+                    conn.send(json.dumps({"pid": pid}).encode())
+                except OSError:  # the run went away as it asked: the worker would wait for it forever
+                    os.kill(pid, signal.SIGKILL)
                 workers[os.pidfd_open(pid)] = (pid, conn)
             elif run and r == run[1]:
                 sock.send(json.dumps({"rc": _reap(*run)}).encode())
@@ -259,21 +296,45 @@ def serve(sock: socket.socket, listener: socket.socket) -> None:
                 conn.close()
 
 
-def _fork(sockets: list[socket.socket], fds: list[int], become) -> int:
-    """A child that closes the server's sockets and pidfds (a child holding the test process's socket would keep it
-    from seeing the server end) and becomes ``become()``, which never returns."""
-    pid = os.fork()
-    if pid == 0:
-        for s in sockets:
-            s.close()
+def _worker_request(conn: socket.socket, run: tuple[int, int] | None) -> tuple[bytes, list[int]] | None:
+    """The request on ``conn`` if it is the current run's, else None. An abstract socket has no permissions: any local
+    process could connect, so only the run's own pid is served, and a peer that sends nothing in time is not waited for
+    (the server would stall every run)."""
+    creds = struct.Struct("3i")
+    pid, _uid, _gid = creds.unpack(conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, creds.size))
+    if run is None or pid != run[0]:
+        return None
+    conn.settimeout(5)
+    try:
+        data, fds, _flags, _addr = socket.recv_fds(conn, 1 << 20, 3)
+    except OSError:
+        return None
+    conn.settimeout(None)
+    if not data or len(fds) != 3:
         for fd in fds:
             os.close(fd)
-        become()
+        return None
+    return data, fds
+
+
+def _fork(sockets: list[socket.socket], fds: list[int], become) -> int:
+    """A child that closes the server's sockets and pidfds (a child holding the test process's socket would keep it
+    from seeing the server end) and becomes ``become()``; it never returns into the server's loop."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            for s in sockets:
+                s.close()
+            for fd in fds:
+                os.close(fd)
+            become()
+        finally:
+            os._exit(1)
     return pid
 
 
 def _reap(pid: int, pidfd: int) -> int:
-    _, status = os.waitpid(pid, 0)
+    _, status = os.waitpid(pid, 0)  # the pidfd said it ended: no wait
     os.close(pidfd)
     return os.waitstatus_to_exitcode(status)
 
@@ -291,7 +352,7 @@ def run_path(pythonpath: str) -> list[str]:
 if __name__ == "__main__":
     sock = socket.socket(fileno=int(sys.argv[1]))
     # where this server's runs ask for their xdist workers: an abstract socket (no file), named by this process
-    LISTEN = f"\0visionaudit-warm-{os.getpid()}"
+    LISTEN = f"\0visionaudit-warm-{os.getpid()}-{secrets.token_hex(8)}"
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     listener.bind(LISTEN)
     listener.listen(8)
@@ -303,5 +364,5 @@ if __name__ == "__main__":
     BASE_PATH = [p for p in sys.path if p not in server_own]
     SET_BY_IMPORTS = {k: v for k, v in os.environ.items() if before.get(k) != v}
     modules = sorted({name.split(".")[0] for name in sys.modules})
-    sock.send(json.dumps({"ready": True, "modules": modules, "set_by_imports": SET_BY_IMPORTS}).encode())
+    sock.send(json.dumps({"ready": True, "modules": modules, "set_by_imports": SET_BY_IMPORTS, "listen": LISTEN}).encode())
     serve(sock, listener)
