@@ -71,9 +71,10 @@ class FolderRun:
         self.root = check_root(Path(root))
         self.model, self.labelled, self.clean_images = model, labelled, clean_images
         self.samples, self.seed, self.feed = samples, seed, feed_geometry(model)
-        # The reference (and the fingerprint's folder) is the first condition folder this run scores, in the order of
-        # names as before (the complete folder's brightness/1): a folder it does not score (an extra, a corruption not
-        # configured, partly extracted) must not make every scored condition "hold other images".
+        # The reference (and the fingerprint's folder) is the first condition folder of ``conditions`` (the run's, every
+        # model's: the same for each), in the order of names as before (the complete folder's brightness/1): a folder
+        # none scores (an extra, a corruption not configured, partly extracted) must not make every scored condition
+        # "hold other images".
         present = [condition_folder(self.root, c, s) for c, s in sorted(conditions)]
         present += [condition_folder(self.root, c, s) for c in sorted(p.name for p in self.root.iterdir()) for s in SEVERITIES]
         self.reference_folder = first = next(f for f in present if f.is_dir())
