@@ -286,3 +286,18 @@ def test_bad_html_options_stop_the_run_before_any_model_loads(tmp_path, args, me
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == pytest.ExitCode.USAGE_ERROR and message.format(tmp=tmp_path) in proc.stderr, proc.stderr[-1500:]
     assert "missing.csv" in proc.stderr or "is a directory" in proc.stderr
+
+
+def test_a_robustness_sweep_without_severity_1_says_its_severity_on_the_page():
+    """``severities = [0.5, 2]`` reports each transform at 0.5: the table and caption say so, instead of showing the drop
+    as if at the default magnitude (the thumbnails already labelled it "zoom (severity 0.5)")."""
+    import copy
+
+    swept = copy.deepcopy(TWO)
+    for e in swept["audits"]:
+        if e.get("audit") == "robustness" and e["params"].get("transform") == "zoom":
+            e["metrics"]["severity"] = 0.5
+    html = render(swept)
+    assert "zoom (severity 0.5)" in html and "Measured at severity 0.5 where the table says so" in html
+    assert "rotation (severity" not in html  # at 1: the name alone
+    assert figure_data.robustness_drops(swept)["models"][MODELS[0]]["zoom"]["severity"] == 0.5

@@ -87,13 +87,14 @@ def channel_shares(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def robustness_drops(report: dict[str, Any]) -> dict[str, Any]:
-    """Per model and transform: the top-1 drop, its 95 % interval and Holm significance."""
+    """Per model and transform: the top-1 drop, its 95 % interval and Holm significance, at the severity reported."""
     models: dict[str, dict[str, Any]] = defaultdict(dict)
     for e in _entries(report, "robustness", True):
         m, t = e["metrics"], e["params"].get("transform")
         if t and isinstance(m.get("drop"), (int, float)):
             models[e["model"]][t] = {"drop": m["drop"], "ci": m.get("drop_ci"), "significant": m.get("significant"),
-                                     "p_value_holm": m.get("p_value_holm"), "bound": e["thresholds"].get("max_drop")}
+                                     "p_value_holm": m.get("p_value_holm"), "bound": e["thresholds"].get("max_drop"),
+                                     "severity": m.get("severity")}
     return {"models": dict(models)}
 
 

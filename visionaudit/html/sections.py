@@ -154,14 +154,24 @@ def robustness(page: SectionInputs) -> dict | None:
     svg = figure(figures.robustness_figure, drops, page.style)
     if not svg:
         return None
-    rows = [[m, t, fmt(r["drop"]), _interval(r.get("ci")), fmt(r.get("p_value_holm")), "yes" if r.get("significant") else "no"]
-            for m, per in drops["models"].items() for t, r in per.items()]
+    rows = [[m, _at_severity(t, r.get("severity")), fmt(r["drop"]), _interval(r.get("ci")), fmt(r.get("p_value_holm")),
+             "yes" if r.get("significant") else "no"] for m, per in drops["models"].items() for t, r in per.items()]
+    # A sweep without 1 (severities = [0.5, 2]) reports its first severity: said, not read as the default magnitude.
+    swept = sorted({float(r["severity"]) for per in drops["models"].values() for r in per.values()
+                    if isinstance(r.get("severity"), (int, float)) and r["severity"] != 1.0})
+    at = (f" Measured at severity {', '.join(f'{s:g}' for s in swept)} where the table says so (the first severity "
+          "swept: 1, the default magnitude, was not)." if swept else "")
     strips = page.strips or {}
     return {"id": "robustness", "title": "Transform robustness", "figures": [{
         "svg": svg, "alt": "top-1 drop per transform with 95 % intervals",
-        "caption": "Top-1 drop per transform, paired with the clean pass."}],
+        "caption": "Top-1 drop per transform, paired with the clean pass." + at}],
         "table": {"header": ["model", "transform", "drop", "95% interval", "Holm p", "significant"], "rows": rows},
         "strips": strips.get("strips"), "strips_caption": strips.get("caption"), "attribution": strips.get("attribution")}
+
+
+def _at_severity(transform: str, severity: Any) -> str:
+    """The transform's name, with its severity when it is not the default 1 (as the thumbnails' labels)."""
+    return f"{transform} (severity {severity:g})" if isinstance(severity, (int, float)) and severity != 1.0 else transform
 
 
 def _corruption_figures(page: SectionInputs) -> list[dict[str, Any]]:

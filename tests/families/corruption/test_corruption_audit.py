@@ -144,6 +144,77 @@ def test_an_imagenet_c_folder_through_the_audit(tmp_path):
     assert differences(without_timings(data), without_timings(json.loads((tmp_path / "merged.json").read_text()))) == []
 
 
+@pytest.mark.slow
+def test_an_imagenet_c_folder_with_a_folder_it_does_not_score_and_a_model_it_does_not_fit(tmp_path):
+    """A corruption folder the run does not score (brightness, not configured, partly extracted: 2 of the 5 files) and
+    sorting first used to be every condition's reference: each scored condition errored, "holds other images". And a
+    model of its own classes (the folder's labels are ImageNet-1k's WNIDs) was scored anyway, every image counted
+    wrong: error 1.0 as a measurement. Now the scored folders are compared with each other, and that model's tests
+    say the folder does not apply to it."""
+    clean = {"a.JPEG": DARK, "b.JPEG": DARK, "c.JPEG": DARK, "d.JPEG": BRIGHT, "e.JPEG": BRIGHT}
+    write_folder(tmp_path / "val", clean, size=300)
+    write_folder(tmp_path / "c" / "fog" / "1", {**clean, "c.JPEG": BRIGHT, "e.JPEG": DARK})  # 2 of 5 wrong
+    write_folder(tmp_path / "c" / "fog" / "2", {**clean, "a.JPEG": BRIGHT})  # 1 of 5 wrong
+    write_folder(tmp_path / "c" / "brightness" / "1", clean)
+    for gone in ("n01440764/a.JPEG", "n01440764/b.JPEG", "n01443537/d.JPEG"):
+        (tmp_path / "c" / "brightness" / "1" / gone).unlink()
+    (tmp_path / "classes.txt").write_text("n01440764\nn01443537\n")  # red_threshold's two outputs, named by WNID
+    config = tmp_path / "audit.toml"
+    config.write_text(FOLDER_CONFIG.format(max_mce=1000.0).replace('corruptions = ["fog", "snow"]', 'corruptions = ["fog"]'))
+    report = tmp_path / "report.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+    own = f"tests.tiny_models:red_threshold?classes={tmp_path / 'classes.txt'}&name=own"
+    cmd = [sys.executable, "-m", "pytest", "audits/test_corruption.py", "-p", "no:cacheprovider", "--model",
+           "tests.tiny_models:red_threshold_1k", "--model", own, f"--audit-data={tmp_path}", f"--audit-images={tmp_path / 'val'}",
+           f"--audit-imagenet-c={tmp_path / 'c'}", f"--audit-config={config}", f"--audit-json={report}"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    data = json.loads(report.read_text())
+    by = {(a["model"], a["params"].get("corruption"), a["params"].get("severity")): a for a in data["audits"]}
+    imagenet = "tests.tiny_models:red_threshold_1k"
+    assert by[(imagenet, "fog", 1)]["outcome"] == "passed", by[(imagenet, "fog", 1)]["message"]
+    assert by[(imagenet, "fog", 1)]["metrics"]["error"] == pytest.approx(0.4)
+    assert by[(imagenet, "fog", 2)]["metrics"]["error"] == pytest.approx(0.2)
+    assert by[(imagenet, None, None)]["outcome"] == "passed"
+    assert data["samples"]["imagenet-c"]["n"] == 5
+    for key in [("own", "fog", 1), ("own", "fog", 2), ("own", None, None)]:
+        assert by[key]["outcome"] == "skipped" and "error" not in by[key]["metrics"], by[key]
+        assert "not ImageNet-1k's" in by[key]["message"] and "does not apply" in by[key]["message"], by[key]["message"]
+    # own judged nothing in this run (its only family does not apply): not a pass, said so
+    assert proc.returncode == 1 and data["verdict"] == "incomplete", proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "own: none of its 3 test(s) judged anything" in proc.stdout
+
+
+@pytest.mark.slow
+def test_an_imagenet_c_folder_s_reference_is_the_run_s_whatever_the_model_order(tmp_path):
+    """Two models configured with other corruptions (fog; snow for the second): the folder the run's images are read
+    from, and fingerprinted by (samples.imagenet-c), is the run's first scored condition (fog/1), whichever model runs
+    first. It was each model's own first, so the report's fingerprint followed the --model order (or the worker that
+    finished first with -n 2): the same images read as other images by a baseline compare."""
+    clean = {"a.JPEG": DARK, "b.JPEG": DARK, "c.JPEG": DARK, "d.JPEG": BRIGHT, "e.JPEG": BRIGHT}
+    write_folder(tmp_path / "val", clean, size=300)
+    for condition, wrong in (("fog/1", "c.JPEG"), ("fog/2", "a.JPEG"), ("snow/1", "b.JPEG"), ("snow/2", "d.JPEG")):
+        write_folder(tmp_path / "c" / condition, {**clean, wrong: BRIGHT if clean[wrong] == DARK else DARK})  # other files
+    other = "tests.tiny_models:red_threshold_1k?size=224"
+    config = tmp_path / "audit.toml"
+    config.write_text(FOLDER_CONFIG.format(max_mce=1000.0).replace('corruptions = ["fog", "snow"]', 'corruptions = ["fog"]')
+                      + f'\n[models."{other}".corruption]\ncorruptions = ["snow"]\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+    fingerprints = []
+    first = "tests.tiny_models:red_threshold_1k"
+    for models in ([first, f"{other}&name=b"], [f"{other}&name=b", first]):
+        report = tmp_path / f"report{len(fingerprints)}.json"
+        cmd = [sys.executable, "-m", "pytest", "audits/test_corruption.py", "-p", "no:cacheprovider", "-p", "no:xdist",
+               *[a for m in models for a in ("--model", m)], f"--audit-data={tmp_path}", f"--audit-images={tmp_path / 'val'}",
+               f"--audit-imagenet-c={tmp_path / 'c'}", f"--audit-config={config}", f"--audit-json={report}"]
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        data = json.loads(report.read_text())
+        passed = {(a["model"], a["params"].get("corruption")) for a in data["audits"] if a["outcome"] == "passed"}
+        assert passed == {(first, "fog"), (first, None), ("b", "snow"), ("b", None)}
+        fingerprints.append(data["samples"]["imagenet-c"]["fingerprint"])
+    assert fingerprints[0] == fingerprints[1]
+
+
 def test_the_summary_says_what_the_run_could_not_do():
     """From the report's entries (not the live run): a merged report or a baseline says it as the run did."""
     cpu_word = "jpeg_on_device is set but the model runs on cpu: the round trip used libjpeg"

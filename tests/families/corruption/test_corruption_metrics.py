@@ -203,3 +203,33 @@ def test_severities_skipped_as_not_configured_are_no_hole():
     crashed = [{**e, "outcome": "crashed", "message": "worker gw1 died", "metrics": {}}
                if e["params"] == {"corruption": "fog", "severity": 2} else dict(e) for e in entries]
     assert C.FAMILY.aggregate(crashed)["models"]["m"]["missing"] == {"fog": "severity 2 not measured (its test ended crashed)"}
+
+
+@pytest.mark.parametrize("imagenet", [True, False])
+@pytest.mark.parametrize("configured", [["snow"], []])
+def test_no_benchmark_corruption_scored_is_not_judged_saying_why(imagenet, configured):
+    """Nothing to average (the configured corruptions none available, an ImageNet-C folder without them; or
+    ``corruptions = []``, extras only): the mCE (or mean error) gate is not judged, naming why, not an error from
+    averaging nothing (a ValueError with its traceback)."""
+    from visionaudit.families.assessment import NotJudged
+    from visionaudit.families.corruption.judging import (
+        MceConditions,
+        MceScore,
+        assess_mce,
+    )
+    from visionaudit.families.records import AuditRecord
+
+    clean = np.ones(10, dtype=bool)
+    missing = {c: f"not available: {c}/1 is not in the ImageNet-C folder /data/c" for c in configured}
+    score = MceScore({"n_images": 10}, 10, False, lambda: MceConditions({}, {}, missing, clean, None))
+    bounds = {"min_images": 1, "max_mce": 100.0, "max_mean_error": 0.9, "max_mean_rise": 0.5, "bootstrap_resamples": 50,
+              "alpha": 0.05, "corruptions": configured}
+    record = AuditRecord("corruption", "m")
+    with pytest.raises(NotJudged):
+        assess_mce(record, score, bounds, {"model": "m", "seed": 0, "imagenet": imagenet})
+    assert record.not_judged.startswith("no ImageNet-C benchmark corruption was scored, so there is no "
+                                        + ("mCE" if imagenet else "mean error") + " to judge: ")
+    if configured:
+        assert "snow: not available: snow/1 is not in the ImageNet-C folder /data/c" in record.not_judged
+    else:
+        assert "[audits.corruption] corruptions is empty" in record.not_judged

@@ -96,6 +96,9 @@ class ModelOutcomes:
     top1: dict[str, Outcome] = field(default_factory=dict)
     # How the corruption images were made (corruptions.protocol_of; feed recorded, not compared); empty: not recorded.
     corruption_protocol: dict[str, Any] = field(default_factory=dict)
+    # This run's side: why it measured no corruption condition of the model (an ImageNet-C folder does not apply to a
+    # model of its own classes), said by each corruption comparison instead of the generic "did not score".
+    corruption_absent: str | None = None
 
     def add(self, sample_set: SampleSet, condition: str, values: Any) -> None:
         self.outcomes[condition] = Outcome(sample_set.role, condition, sample_set.ids, np.asarray(values))
@@ -222,7 +225,7 @@ def _compare_summary(old: ModelOutcomes, new: ModelOutcomes, c: Compared, s: Set
     for side, o in (("baseline", old), ("candidate", new)):
         if not corruption_outcomes(o):
             conditions = Compared(c.name, c.family, "error", "corruption conditions", "error", "test_corruption")
-            why = uc.absent(o, conditions, per_condition=False)  # the corruption test's entries, all conditions
+            why = o.corruption_absent or uc.absent(o, conditions, per_condition=False)  # the test's entries, all conditions
             return uc.not_compared(r, f"the {side} has no per-image corruption outcomes ({why})", side)
     if not s.paired:
         return uc.not_compared(r, "compared only image by image (paired): the reports did not score the same images")

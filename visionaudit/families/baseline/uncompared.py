@@ -24,9 +24,9 @@ def missing(old: Any, new: Any, c: Compared) -> tuple[str, str] | None:
             return (f"the {side} has no channel shares (its channel_bias audit did not run, or the first conv "
                     "does not take RGB)"), side
         if c.kind == "error" and c.condition not in o.outcomes and o.ended is None:  # this run's side
-            return (f"this run did not score {c.condition} (not in this model's [audits.corruption] corruptions, extras "
-                    "and severities, not in the ImageNet-C folder (--audit-imagenet-c), or the corruption is not available "
-                    "here)"), side
+            return o.corruption_absent or (
+                f"this run did not score {c.condition} (not in this model's [audits.corruption] corruptions, extras and "
+                "severities, not in the ImageNet-C folder (--audit-imagenet-c), or the corruption is not available here)"), side
         if c.kind != "vector" and c.condition not in o.outcomes:
             return f"the {side} has no per-image outcomes for {c.condition} ({absent(o, c)})", side
     if c.kind in CLASS_KINDS:

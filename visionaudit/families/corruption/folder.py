@@ -66,12 +66,18 @@ class FolderRun:
     """One model on an ImageNet-C folder: each condition scored once, paired with the clean originals."""
 
     def __init__(self, model: LoadedModel, root: str | Path, labelled: ImageSet, clean_images: torch.Tensor,
-                 samples: int | None = None, seed: int = 0, shard: sharding.Shard | None = None) -> None:
+                 samples: int | None = None, seed: int = 0, shard: sharding.Shard | None = None,
+                 conditions: Sequence[tuple[str, int]] = ()) -> None:
         self.root = check_root(Path(root))
         self.model, self.labelled, self.clean_images = model, labelled, clean_images
         self.samples, self.seed, self.feed = samples, seed, feed_geometry(model)
-        first = next((condition_folder(self.root, c, s) for c in sorted(p.name for p in self.root.iterdir())
-                      for s in SEVERITIES if condition_folder(self.root, c, s).is_dir()))
+        # The reference (and the fingerprint's folder) is the first condition folder of ``conditions`` (the run's, every
+        # model's: the same for each), in the order of names as before (the complete folder's brightness/1): a folder
+        # none scores (an extra, a corruption not configured, partly extracted) must not make every scored condition
+        # "hold other images".
+        present = [condition_folder(self.root, c, s) for c, s in sorted(conditions)]
+        present += [condition_folder(self.root, c, s) for c in sorted(p.name for p in self.root.iterdir()) for s in SEVERITIES]
+        self.reference_folder = first = next(f for f in present if f.is_dir())
         reference = labelled_images(first, name=ROLE)
         chosen = reference.stratified_subset(samples, seed)
         self.shard, self._chosen = shard, chosen
@@ -154,8 +160,9 @@ class FolderRun:
             images = condition_images(self.root, corruption, severity, self.samples, self.seed)
             if images.sample_ids != self.whole_ids:
                 extra = sorted(set(images.sample_ids) ^ set(self.whole_ids))
-                raise DataError(f"{folder} holds other images than the other ImageNet-C conditions ({len(extra)} differ, e.g. "
-                                f"{extra[0] if extra else '(order)'}); download or extract it again")
+                raise DataError(f"{folder} holds other images than the other ImageNet-C conditions ({len(extra)} differ from "
+                                f"{self.reference_folder}'s, e.g. {extra[0] if extra else '(order)'}); download or extract "
+                                "it again")
             if self.shard is not None:
                 images = sharding.select(images, self.shard)
             correct, predicted = self._score(images.paths, images.label_tensor(), f"ImageNet-C {corruption} severity {severity}")
@@ -167,9 +174,10 @@ _RUNS: "weakref.WeakKeyDictionary[LoadedModel, dict[tuple, FolderRun]]" = weakre
 
 
 def cached_folder_run(model: LoadedModel, root: str | Path, labelled: ImageSet, clean_images: torch.Tensor,
-                      samples: int | None, seed: int, shard: sharding.Shard | None = None) -> FolderRun:
+                      samples: int | None, seed: int, shard: sharding.Shard | None = None,
+                      conditions: Sequence[tuple[str, int]] = ()) -> FolderRun:
     per_model = _RUNS.setdefault(model, {})
-    key = (str(root), labelled.key, samples, seed, shard)
+    key = (str(root), labelled.key, samples, seed, shard, tuple(conditions))
     if key not in per_model:
-        per_model[key] = FolderRun(model, root, labelled, clean_images, samples, seed, shard)
+        per_model[key] = FolderRun(model, root, labelled, clean_images, samples, seed, shard, conditions)
     return per_model[key]

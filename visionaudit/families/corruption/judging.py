@@ -9,8 +9,17 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from visionaudit.families.assessment import NotApplicable, PerImage, require_count
-from visionaudit.families.corruption.imagenet_c import NOT_COMPARABLE, summarize
+from visionaudit.families.assessment import (
+    NotApplicable,
+    NotJudged,
+    PerImage,
+    require_count,
+)
+from visionaudit.families.corruption.imagenet_c import (
+    BENCHMARK,
+    NOT_COMPARABLE,
+    summarize,
+)
 from visionaudit.families.corruption.scoring import (
     Unavailable,
     condition_name,
@@ -219,6 +228,19 @@ def _measure_and_record_references(record: AuditRecord, measured: MceScore, thre
     return measured, clean, clean_error
 
 
+def _require_scored(record: AuditRecord, measured: MceConditions, thresholds: Mapping[str, Any], what: str) -> None:
+    """No benchmark corruption scored (none configured, or none available: an ImageNet-C folder without them, frost
+    without its pictures): the gate is not judged, saying why, instead of an error from averaging nothing."""
+    if any(measured.errors.get(c) for c in BENCHMARK):
+        return
+    if not thresholds["corruptions"]:
+        why = "[audits.corruption] corruptions is empty (the extras are scored outside it); configure at least one"
+    else:
+        why = "; ".join(f"{c}: {reason}" for c, reason in measured.missing.items()) or "none was scored"
+    record.not_judged = f"no ImageNet-C benchmark corruption was scored, so there is no {what} to judge: {why}"
+    raise NotJudged(record.not_judged)
+
+
 def _record_condition_tables(record: AuditRecord, measured: Any, thresholds: Mapping[str, Any]) -> None:
     record.table("errors", measured.errors)
     record.table("holm", holm_over_conditions({condition_name(*k): r.p_value for k, r in measured.conditions.items()},
@@ -235,6 +257,7 @@ def assess_mce(record: AuditRecord, measured: MceScore, thresholds: Mapping[str,
         return assess_mean_error(record, measured, thresholds, context)
     comparable = measured.comparable
     measured, clean, clean_error = _measure_and_record_references(record, measured, thresholds)
+    _require_scored(record, measured, thresholds, "mCE")
     summary = summarize(measured.errors, clean_error, measured.missing)
     for name, value in summary.to_dict().items():
         record.metric(name, value)
@@ -257,6 +280,7 @@ def assess_mean_error(record: AuditRecord, measured: MceScore, thresholds: Mappi
     mCE: AlexNet's published errors, its normalization, are errors on ImageNet-1k's 1,000 classes."""
     record.metric("alexnet_normalized", False)
     measured, clean, clean_error = _measure_and_record_references(record, measured, thresholds)
+    _require_scored(record, measured, thresholds, "mean error")
     summary = own_summary(measured.errors, clean_error, measured.missing)
     for name, value in summary.items():
         record.metric(name, value)
