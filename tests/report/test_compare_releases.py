@@ -50,6 +50,12 @@ def test_a_baseline_model_the_new_report_lacks_is_named_not_dropped_without_a_wo
     # Every model paired, or the user picked one with --model/--baseline-as: nothing to say.
     assert compare_reports(old, release("a", "b"))["baseline_only"] == []
     assert compare_reports(old, new, pairs={"a": "a"})["baseline_only"] == []
+    # NEW holds b but it did not load: said as that (not_loaded), not again as a model NEW lacks.
+    broken = release("a", "b")
+    broken["models"]["b"] = {"loaded": False, "error": "RuntimeError: weights"}
+    broken["audits"] = broken["audits"][:1]
+    said = compare_reports(old, broken)
+    assert said["not_loaded"] == {"b": "RuntimeError: weights"} and said["baseline_only"] == []
 
 
 def test_baseline_only_leaves_out_controls_and_models_the_baseline_never_loaded():
