@@ -39,6 +39,22 @@ def test_compare_pairs_renamed_models_by_the_config_files_baseline_pairs(tmp_pat
     assert comparison["verdict"] == "pass", comparison["verdict_reason"]
 
 
+def test_a_renamed_model_that_did_not_load_is_not_said_again_as_one_new_lacks(tmp_path):
+    """review42_base F1: NEW's b-v2 did not load; OLD's b-v1, which the table pairs with it, was said as well as "has no
+    model of NEW paired with it ... pair them" (false: the table pairs them), beside the not-loaded reason."""
+    config = tmp_path / "audit.toml"
+    config.write_text(f'[baseline.pairs]\n"{TINY}?name=a-v2" = "a-v1"\n"{TINY}?name=b-v2" = "b-v1"\n')
+    new = release("a-v2", "b-v2")
+    new["models"]["b-v2"] = {"loaded": False, "error": "RuntimeError: weights", "spec": TINY, "name": "b-v2"}
+    new["audits"] = new["audits"][:1]
+    comparison = compare_reports(release("a-v1", "b-v1"), new, config=load_config(config))
+    assert comparison["not_loaded"] == {"b-v2": "RuntimeError: weights"} and comparison["baseline_only"] == []
+    assert "has no model of NEW" not in render(comparison) and comparison["verdict"] == "incomplete"
+    # A model of OLD the table pairs with none of NEW's is still said.
+    gone = compare_reports(release("a-v1", "b-v1", "c-v1"), new, config=load_config(config))
+    assert gone["baseline_only"] == ["c-v1"]
+
+
 def test_a_baseline_model_the_new_report_lacks_is_named_not_dropped_without_a_word():
     old, new = release("a", "b"), release("a")
     comparison = compare_reports(old, new)
@@ -63,6 +79,7 @@ def test_baseline_only_leaves_out_controls_and_models_the_baseline_never_loaded(
     old["models"]["c"]["loaded"] = False
     control = copy.deepcopy(old["audits"][0])
     old["audits"].append({**control, "model": "resnet18 (random init)", "control": True})
+    old["models"]["resnet18 (random init)"] = {"loaded": True, "spec": "resnet18"}  # a control has its entry, as a release's
     assert baseline_only(old, {"a": "a"}) == ["b"]
 
 

@@ -83,9 +83,11 @@ def compare_reports(old: dict[str, Any], new: dict[str, Any], pairs: Mapping[str
                          "\npass --baseline-unpaired to compare the proportions with unpaired tests")
     out: dict[str, Any] = {"paired": not problems, "problems": problems, "models": {}, "not_loaded": not_loaded,
                            "not_selected": not_selected}
-    # OLD's models no model of NEW pairs with: said (not when --model/--baseline-as picked one pair, nor for one NEW holds
-    # but did not load or select: said above as such)
-    out["baseline_only"] = [] if pairs else [m for m in baseline_only(old, pairing) if m not in {*not_loaded, *not_selected}]
+    # OLD's models no model of NEW pairs with: said (not when --model/--baseline-as picked one pair, nor for the partner,
+    # by the table or the same id, of one NEW holds but did not load or select: said above as such)
+    table = config.baseline_pairs
+    absent = {table.get(m) or table.get(specs.get(m, m)) or m for m in {*not_loaded, *not_selected}}
+    out["baseline_only"] = [] if pairs else [m for m in baseline_only(old, pairing) if m not in absent]
     for new_spec, old_spec in pairing.items():
         bounds = config.thresholds("baseline", new_spec)
         settings = settings_from(bounds, run.get("seed", 0), paired=not problems)
