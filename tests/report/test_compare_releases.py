@@ -14,6 +14,7 @@ from tests.report.test_verdict import SAMPLES, entry
 from visionaudit.config import load_config
 from visionaudit.families.baseline.pairing import baseline_only
 from visionaudit.families.outcomes import encode_bits
+from visionaudit.html import sections
 from visionaudit.report.compare import Unpairable, compare_reports, render
 
 
@@ -118,3 +119,13 @@ def test_the_run_names_a_baseline_model_it_has_no_model_for(tmp_path, shared_dat
     assert said in data["run"]["notes"] and f"note: {said}" in proc.stdout, proc.stdout[-3000:]
     # The model it holds is compared as before.
     assert any(e["audit"] == "baseline" and e["model"] == TINY for e in data["audits"])
+
+
+def test_the_html_pages_baseline_section_names_a_baseline_model_not_compared():
+    """review42_base F5: `html REPORT --baseline PREV` showed the comparisons of the models it paired and nothing of
+    PREV's model the report has no model for (compare says it, a run says it in run.notes)."""
+    new = release("a")
+    section = sections.baseline(sections.SectionInputs(new, comparison=compare_reports(release("a", "b"), new)))
+    assert ("the baseline's model b has no model of this report paired with it: not compared (a release without it, or "
+            "this report holds it under another id: pair them)") in section["text"]
+    assert "has no model of" not in sections.baseline(sections.SectionInputs(new, comparison=compare_reports(new, new)))["text"]
