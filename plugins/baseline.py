@@ -19,6 +19,8 @@ from visionaudit.data.image_sets import ROLES, data_root, missing_data, run_imag
 from visionaudit.errors import DataError, VisionAuditError
 from visionaudit.families.baseline import outcomes_from_report
 from visionaudit.families.baseline.pairing import (
+    baseline_only,
+    baseline_only_said,
     differences,
     model_pairs,
     read_report,
@@ -29,6 +31,7 @@ from visionaudit.models.model_ids import model_id
 from visionaudit.selection import subset_text
 
 from .markers import family_of
+from .run_notes import say_once
 from .selection import deselect_own
 from .settings import STARTUP_USAGE_ERROR_KEY, Settings, get_settings
 
@@ -113,10 +116,15 @@ def pytest_configure(config: pytest.Config) -> None:
                 raise pytest.UsageError(message)
         return
     try:
-        config.stash[BASELINE_KEY] = _load(config, path)
+        config.stash[BASELINE_KEY] = baseline = _load(config, path)
     except VisionAuditError as e:
         config.stash[STARTUP_USAGE_ERROR_KEY] = str(e)
         raise pytest.UsageError(str(e)) from None
+    # The baseline's models no model of this run pairs with are not compared: said (run.notes), unless
+    # --audit-baseline-as picked the one pair.
+    only = [] if config.getoption("audit_baseline_as") else baseline_only(baseline.report, baseline.pairs)
+    if only and not hasattr(config, "workerinput"):
+        say_once(config, baseline_only_said(only, f"the baseline {path}"), now=False)
 
 
 @pytest.hookimpl(optionalhook=True)

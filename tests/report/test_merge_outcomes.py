@@ -125,3 +125,15 @@ def test_parts_whose_model_of_one_id_has_another_spec_are_refused_naming_both():
             "part2.json: run every shard with the same --model") in str(refused.value)
     parts[1]["models"]["m"]["spec"] = "tests.tiny_models:tiny?resize=256"  # the shards of one run: merged
     merge_reports(parts, ["part1.json", "part2.json"])
+
+
+def test_the_merged_run_keeps_every_parts_phase_timings_each_named_by_its_part():
+    """The merged run.phases were shard 1's alone (its 102 of 207 images' forward pass read as the run's): every part's
+    timings are kept, each row's worker prefixed with its part."""
+    _, parts = varied_runs(7)
+    for k, part in enumerate(parts, 1):
+        part["run"]["phases"] = [{"worker": "main", "subject": "m", "phase": "forward", "what": "clean images",
+                                  "seconds": float(k), "images": 100 + k, "count": 1}]
+    phases = merge_reports(parts, ["part1.json", "part2.json"])["run"]["phases"]
+    assert [(p["worker"], p["seconds"], p["images"]) for p in phases] == [("part1.json: main", 1.0, 101),
+                                                                          ("part2.json: main", 2.0, 102)]

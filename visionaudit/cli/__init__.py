@@ -9,6 +9,7 @@ interrupted.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from visionaudit import exit_codes
@@ -57,7 +58,53 @@ def build_parser(prog: str = SCRIPT) -> argparse.ArgumentParser:
     return parser
 
 
+class ReaderGone:
+    """A command's stdout: once its reader has gone (``python -m visionaudit compare A B | head`` read its lines and
+    closed the pipe), the rest of the output is dropped, quietly, and the command runs on to its own exit code (a
+    gate job under ``set -o pipefail`` reads it; merge has its report to write), not a BrokenPipeError traceback."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._gone()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._gone()
+
+    def _gone(self) -> None:
+        # What the stream still buffers is flushed again as Python exits: on /dev/null, that says nothing.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):  # no file descriptor (a test's captured stdout): nothing is left to flush there
+            pass
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
 def main(argv: list[str] | None = None, prog: str = SCRIPT) -> int:
+    """Every command, its stdout a :class:`ReaderGone` (flushed here: a pipe closed after the last write is found
+    now, not by Python's own flush at exit, which would print a traceback and exit 120)."""
+    stdout = sys.stdout
+    sys.stdout = ReaderGone(stdout)
+    try:
+        return _main(argv, prog)
+    finally:
+        sys.stdout.flush()
+        sys.stdout = stdout
+
+
+def _main(argv: list[str] | None, prog: str) -> int:
     parser = build_parser(prog)
     args, extra = parser.parse_known_args(argv)
     if extra:  # argparse would say it with the top-level usage; the command's own usage says what it takes

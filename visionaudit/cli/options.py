@@ -47,8 +47,10 @@ CLASSES_HELP = ("the model's class names in output order (one per line, or a JSO
                 "?classes=FILE in its spec")
 CONFIG_HELP = "thresholds file"
 CONFIG_NOTES = {RUN: " (default: audit.toml at the rootdir)",
-                "compare": ": its [audits.baseline] tolerances (no default: the family's built-in ones without it)",
-                "html": ": its [audits.baseline] tolerances (no default: the family's built-in ones without it)"}
+                "compare": ": its [audits.baseline] tolerances and [baseline.pairs] (no default: the family's built-in "
+                           "tolerances without it)",
+                "html": ": its [audits.baseline] tolerances and [baseline.pairs] (no default: the family's built-in "
+                        "tolerances without it)"}
 BASELINE_HELP = "compare each model with its entry in this report of the previous release, image by image"
 BASELINE_AS_HELP = "compare the model with the baseline's OLD_SPEC instead of its entry of the same spec"
 BASELINE_AS_NOTES = {RUN: ": the run's one model (several: [baseline.pairs] in audit.toml)",

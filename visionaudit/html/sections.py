@@ -275,6 +275,10 @@ def baseline(page: SectionInputs) -> dict | None:
              f"{r['delta']:+.4f}" if isinstance(r["delta"], (int, float)) else fmt(r["delta"]),
              _interval(r.get("ci")), _kappa(r.get("error_consistency")), fmt(r["p_value_holm"]), r["verdict"]] for r in deltas]
     said, tables = _classes_against_baseline(deltas)
+    if comparison and comparison.get("baseline_only"):  # PREV's models this report has none paired with: said, as compare does
+        from visionaudit.families.baseline.pairing import baseline_only_said
+
+        said.append(baseline_only_said(comparison["baseline_only"], "the baseline", "this report") + ".")
     return {"id": "baseline", "title": "Against the baseline", "figures": [{
         "svg": svg, "alt": "change of each compared metric against the baseline with 95 % intervals, each kind on its own "
                        "scale (corruption conditions, if any: a corruption by severity grid)",

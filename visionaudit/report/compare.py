@@ -20,7 +20,12 @@ from visionaudit.families.baseline import (
     settings_from,
 )
 from visionaudit.families.baseline.consistency import kappa_text
-from visionaudit.families.baseline.pairing import differences, model_pairs
+from visionaudit.families.baseline.pairing import (
+    baseline_only,
+    baseline_only_said,
+    differences,
+    model_pairs,
+)
 from visionaudit.families.baseline.statistics import VERDICTS, Result
 from visionaudit.families.records import control_models
 from visionaudit.files import to_jsonable
@@ -36,11 +41,13 @@ class Unpairable(DataError):
 def compare_reports(old: dict[str, Any], new: dict[str, Any], pairs: Mapping[str, str] | None = None,
                     config: AuditConfig | None = None, unpaired: bool = False, accept_incomplete: bool = False) -> dict[str, Any]:
     """``{"paired": bool, "problems": [...], "models": {new spec: {"baseline_model": old spec, "results": {name: Result}}},
-    "not_loaded": {new spec: its load error or None}, "not_selected": [new spec that -k/-m left no test], "verdict": ...,
+    "not_loaded": {new spec: its load error or None}, "not_selected": [new spec that -k/-m left no test],
+    "baseline_only": [old spec no new model pairs with: said, not judged], "verdict": ...,
     "verdict_reason": ..., "baseline_verdict": ..., "new_verdict": ..., "baseline_schema": int | None, "accepted": bool}``
     (:func:`comparison_verdict`).
 
-    ``pairs``: new spec -> old spec (default: every loaded model of ``new`` with the same spec in ``old``).
+    ``pairs``: new spec -> old spec (default: every loaded model of ``new`` with the same id in ``old``, or the one
+    ``config``'s ``[baseline.pairs]`` names).
     Unpairable reports raise :class:`Unpairable` unless ``unpaired``. ``accept_incomplete``: an old report whose
     own verdict is not pass may still make a pass (``accepted`` says it was taken).
     """
@@ -59,7 +66,11 @@ def compare_reports(old: dict[str, Any], new: dict[str, Any], pairs: Mapping[str
         if missing:
             raise DataError(f"the new report has no model {', '.join(missing)}; it holds {', '.join(new_models) or 'none'}")
     specs = {m: info.get("spec", m) for m, info in new.get("models", {}).items()}  # a named model's id -> its spec
-    pairing = model_pairs(run_models, old, None, pairs, where="the old report", fix="--model NEW_SPEC --baseline-as OLD_SPEC",
+    config = (config or load_config(None)).with_names(specs)  # without a config file: the baseline family's defaults
+    # Renamed models pair by the config's [baseline.pairs], as in a run (a sharded CI's gate is compare), unless the
+    # user picked one pair with --model/--baseline-as.
+    pairing = model_pairs(run_models, old, None, pairs or config.baseline_pairs, where="the old report",
+                          fix="--model NEW_SPEC --baseline-as OLD_SPEC, or several in [baseline.pairs] of --config",
                           specs=specs)
     run = new.get("run", {})
     try:
@@ -72,7 +83,11 @@ def compare_reports(old: dict[str, Any], new: dict[str, Any], pairs: Mapping[str
                          "\npass --baseline-unpaired to compare the proportions with unpaired tests")
     out: dict[str, Any] = {"paired": not problems, "problems": problems, "models": {}, "not_loaded": not_loaded,
                            "not_selected": not_selected}
-    config = (config or load_config(None)).with_names(specs)  # without a config file: the baseline family's defaults
+    # OLD's models no model of NEW pairs with: said (not when --model/--baseline-as picked one pair, nor for the partner,
+    # by the table or the same id, of one NEW holds but did not load or select: said above as such)
+    table = config.baseline_pairs
+    absent = {table.get(m) or table.get(specs.get(m, m)) or m for m in {*not_loaded, *not_selected}}
+    out["baseline_only"] = [] if pairs else [m for m in baseline_only(old, pairing) if m not in absent]
     for new_spec, old_spec in pairing.items():
         bounds = config.thresholds("baseline", new_spec)
         settings = settings_from(bounds, run.get("seed", 0), paired=not problems)
@@ -176,6 +191,8 @@ def render(comparison: dict[str, Any], form: str = "table") -> str:
             widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(HEADER[:-1])]
             lines += [title, "  ".join(h.ljust(w) for h, w in zip(HEADER, widths)) + "  " + HEADER[-1]]
             lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[-1] for row in rows] + [""]
+    if comparison.get("baseline_only"):
+        lines.append(baseline_only_said(comparison["baseline_only"], "OLD", "NEW"))
     if comparison.get("accepted"):
         lines.append(f"the old report has verdict {comparison.get('baseline_verdict')}, not pass; accepted "
                      "(--accept-incomplete-baseline)")

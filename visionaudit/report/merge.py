@@ -325,6 +325,9 @@ def merge_reports(parts: Sequence[dict[str, Any]], names: Sequence[str]) -> dict
            "start": min(r.get("start") or "" for r in runs) or None, "end": max(r.get("end") or "" for r in runs) or None,
            "duration": round(sum(float(r.get("duration") or 0.0) for r in runs), 3),
            "command": "visionaudit merge " + " ".join(names), "selection": selection,
+           # every part's timings (each measured on its part's images), its workers named by the part
+           "phases": [{**p, "worker": f"{name}: {p.get('worker')}"} for r, name in zip(runs, names)
+                      for p in (r.get("phases") or []) if isinstance(p, dict)],
            "notes": carried + notes}  # and what the merge said
     stopped = any((p.get("incomplete") or {}).get("interrupted") for p in parts)
     errors = [f"{n}: {p['error']}" for p, n in zip(parts, names) if p.get("error")]

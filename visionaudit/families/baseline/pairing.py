@@ -163,6 +163,23 @@ def model_pairs(run_models: Sequence[str], baseline: dict[str, Any], baseline_as
     return out
 
 
+def baseline_only(baseline: dict[str, Any], pairs: Mapping[str, str]) -> list[str]:
+    """The baseline's release models (loaded there; not its random-init controls) that no model of this run is paired
+    with (``pairs``: this run's -> the baseline's): not compared, so said, never dropped without a word."""
+    controls, paired = control_models(baseline), set(pairs.values())
+    return [m for m, info in (baseline.get("models") or {}).items()
+            if isinstance(info, dict) and info.get("loaded", True) and m not in controls and m not in paired]
+
+
+def baseline_only_said(models: Sequence[str], old: str = "the baseline", new: str = "this run") -> str:
+    """:func:`baseline_only`'s models in words: a release without them (said, not a failure), or one that holds them
+    under another id (then pair them)."""
+    them = "them" if len(models) > 1 else "it"
+    return (f"{old}'s model{'s' if len(models) > 1 else ''} {', '.join(models)} {'have' if len(models) > 1 else 'has'} no "
+            f"model of {new} paired with {them}: not compared (a release without {them}, or {new} holds {them} under "
+            "another id: pair them)")
+
+
 def _same_spec(model: str, spec: str, baseline: dict[str, Any], known: list[str]) -> str:
     """The rest of a no-partner problem when the baseline has ``model``'s spec (as its recorded ``spec``) under
     another id: a model renamed, or named in one release only."""
@@ -191,21 +208,27 @@ def differences(baseline: dict[str, Any], run: Mapping[str, SampleSet], seed: in
     concerns three of them, not the run.)"""
     problems = []
     old_run = baseline.get("run", {})
-    if old_run.get("seed", 0) != seed:
-        problems.append(f"seed: the baseline ran with seed {old_run.get('seed')}, this run with {seed} (--audit-seed)")
-    if old_run.get("samples") != subset:
-        show = lambda n: "the whole sets" if n is None else f"a subset of {n} images per set (--audit-samples {n})"  # noqa: E731
-        problems.append(f"subset: the baseline scored {show(old_run.get('samples'))}, this run {show(subset)}")
+    old_sets = {}
     for role, data in sorted((baseline.get("samples") or {}).items()):
         try:
-            old = SampleSet.from_dict(role, data)
+            old_sets[role] = SampleSet.from_dict(role, data)
         except (KeyError, TypeError) as e:
             raise DataError(f"the baseline's samples.{role} is incomplete ({type(e).__name__}: {e}); is "
                             "the report intact?") from None
+    # --audit-samples at or above a set's size takes it whole: when every set both hold has the same images (data
+    # fingerprint), the numbers given differ but the images scored do not.
+    common = [role for role in old_sets if role in run]
+    same_images = bool(common) and all(old_sets[role].fingerprint == run[role].fingerprint for role in common)
+    if old_run.get("seed", 0) != seed:
+        problems.append(f"seed: the baseline ran with seed {old_run.get('seed')}, this run with {seed} (--audit-seed)")
+    if old_run.get("samples") != subset and not same_images:
+        show = lambda n: "the whole sets" if n is None else f"a subset of {n} images per set (--audit-samples {n})"  # noqa: E731
+        problems.append(f"subset: the baseline scored {show(old_run.get('samples'))}, this run {show(subset)}")
+    for role, old in old_sets.items():
         if old.protocol != PROTOCOL_VERSION:
             problems.append(f"protocol: the baseline drew its {role} transforms by protocol {old.protocol}, this visionaudit "
                             f"by {PROTOCOL_VERSION}; run the baseline release's audit again with this version")
-        elif role in run and old.subset == subset and old.seed == seed:
+        elif role in run and (old.subset == subset or same_images) and old.seed == seed:
             diff = _set_difference(role, old, run[role])
             if diff:
                 problems.append(diff)
