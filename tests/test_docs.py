@@ -175,3 +175,177 @@ def test_the_report_page_names_the_schema_version_written_and_the_oldest_read():
                        r"versions (\d+) to (\d+)\)", text.replace("\n", " "))
     assert stated, "docs/report.md's JSON section does not say the schema version in the usual words"
     assert tuple(map(int, stated.groups())) == (SCHEMA_VERSION, OLDEST_READABLE, SCHEMA_VERSION - 1)
+
+
+# docs42: the options and commands the docs name are the ones the code registers.
+def registered_run_options() -> dict[str, str]:
+    """Each option of ``pytest audits`` (plugins/options.py) with its help: its first name, then any other spelling."""
+    from plugins.options import pytest_addoption
+
+    options: dict[str, str] = {}
+
+    class Group:
+        def getgroup(self, *args, **kwargs):
+            return self
+
+        def addoption(self, *names, **kwargs):
+            for name in names:
+                options[name] = kwargs.get("help", "")
+
+    pytest_addoption(Group())
+    return options
+
+
+def _section(page: str, heading: str) -> str:
+    return page.split(heading, 1)[1].split("\n## ", 1)[0]
+
+
+def run_options_table_problems(page: str, options: dict[str, str]) -> list[str]:
+    """What docs/options.md's table of `pytest audits` options gets wrong: an option it names that is not registered,
+    a registered one (old spellings aside) without a row, a default whose numbers the option's help does not give."""
+    rows = {}
+    for line in _section(page, "## `pytest audits` options").splitlines():
+        if line.startswith("| `--"):
+            cells = line.split("|")
+            for name in re.findall(r"(--[a-z][a-z0-9-]*)", cells[1]):
+                rows[name] = cells[2]
+    problems = [f"docs/options.md has a row for {name}, which pytest audits does not have"
+                for name in rows if name not in options]
+    for name, help_text in options.items():
+        if "the old spelling, deprecated" in help_text:
+            continue
+        if name not in rows:
+            problems.append(f"{name} has no row in docs/options.md's table")
+            continue
+        default = re.search(r"default:?\s*([^)]*)", help_text, flags=re.I)
+        stated = rows[name].replace(",", "")
+        for number in re.findall(r"\d+", default[1] if default else ""):
+            if not re.search(rf"(?<![\d.]){number}(?![\d.])", stated):
+                problems.append(f"docs/options.md gives {name} the default {rows[name].strip()!r}; its help says "
+                                f"default {default[1].strip()!r}")
+    return problems
+
+
+def subcommand_options() -> dict[str, dict[str, str]]:
+    """Each ``python -m visionaudit`` command's options, each with its help."""
+    import argparse
+
+    from visionaudit.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return {name: {flag: action.help or "" for action in parser._actions for flag in action.option_strings
+                   if flag not in ("-h", "--help")} for name, parser in sub.choices.items()}
+
+
+def subcommand_table_problems(page: str, commands: dict[str, dict[str, str]]) -> list[str]:
+    """What docs/options.md's table of commands gets wrong: a command or option that does not exist, a command or
+    an option (old spellings aside) it leaves out."""
+    listed = {}
+    for line in _section(page, "## `python -m visionaudit` subcommands").splitlines():
+        if m := re.match(r"\| `([a-z-]+)[^|]*\|([^|]*)\|", line):
+            listed[m[1]] = set(re.findall(r"(?<![\w-])(--?[a-z][a-z0-9-]*)", m[2]))
+    problems = [f"docs/options.md lists the command {name}, which does not exist" for name in listed if name not in commands]
+    for name, options in commands.items():
+        if name not in listed:
+            problems.append(f"the command {name} has no row in docs/options.md")
+            continue
+        problems += [f"docs/options.md gives {name} the option {flag}, which it does not have"
+                     for flag in sorted(listed[name] - options.keys())]
+        problems += [f"docs/options.md leaves out {name}'s option {flag}" for flag, help_text in options.items()
+                     if flag not in listed[name] and "the old spelling, deprecated" not in help_text]
+    return problems
+
+
+def test_the_options_page_lists_every_option_with_its_default():
+    page = (ROOT / "docs" / "options.md").read_text()
+    assert run_options_table_problems(page, registered_run_options()) == []
+    assert subcommand_table_problems(page, subcommand_options()) == []
+
+
+def test_the_options_page_checks_can_fail():
+    options = {"--audit-seed": "seed (default 0)", "--audit-timeout": "limit (default 1800)", "--audit-new": "new",
+               "--shape-bias-reference": "x (--shape-bias-reference: the old spelling, deprecated)"}
+    page = ("## `pytest audits` options\n\n| option | default | |\n|---|---|---|\n| `--audit-seed N` | 0 | seed |\n"
+            "| `--audit-timeout SECONDS` | 1,200 | limit |\n| `--audit-gone` | | removed |\n\n## Next\n")
+    assert run_options_table_problems(page, options) == [
+        "docs/options.md has a row for --audit-gone, which pytest audits does not have",
+        "docs/options.md gives --audit-timeout the default '1,200'; its help says default '1800'",
+        "--audit-new has no row in docs/options.md's table"]
+    commands = {"merge": {"-o": "", "--output": ""}, "html": {"--data": "", "--unpaired": "the old spelling, deprecated"}}
+    page = ("## `python -m visionaudit` subcommands\n\n| command | options | what |\n|---|---|---|\n"
+            "| `merge PART.json ...` | `-o/--output REPORT.json`, `--force` | join |\n| `old` | | gone |\n\n## Next\n")
+    assert subcommand_table_problems(page, commands) == [
+        "docs/options.md lists the command old, which does not exist",
+        "docs/options.md gives merge the option --force, which it does not have",
+        "the command html has no row in docs/options.md"]
+
+
+COMMAND_BLOCK = re.compile(r"```(?:bash|sh|shell|yaml|)\n(.*?)```", re.DOTALL)
+OPTION = re.compile(r"(?<![\w$-])(--?[a-zA-Z][\w-]*)")
+
+
+def command_lines(block: str) -> list[str]:
+    """The `pytest audits` and `python -m visionaudit` commands of a code block (a YAML `run:` too), continuation
+    lines joined, comments left out."""
+    lines = re.sub(r"\\\n\s*", " ", block).splitlines()
+    return [m[1].split(" # ", 1)[0].split("  #", 1)[0].rstrip() for line in lines
+            if (m := re.search(r"((?:pytest audits|python -m visionaudit)\b.*)", line))]
+
+
+def command_problems(page: str, run_options: dict[str, str], commands: dict[str, dict[str, str]]) -> list[str]:
+    """Documented commands that cannot work as written: an option or command that does not exist, and a `compare`
+    of the candidate a run paired with --audit-baseline-as OLD that does not pair it the same way (it is refused)."""
+    problems = []
+    for block in COMMAND_BLOCK.findall(page):
+        lines = command_lines(block)
+        paired = {m[1] for line in lines if (m := re.search(r"--audit-baseline-as[ =](\S+)", line))}
+        for line in lines:
+            args = re.sub(r"^(pytest audits|python -m visionaudit)", "", line)  # -m of python -m is no option
+            flags = [f.split("=", 1)[0] for f in OPTION.findall(args)]
+            if line.startswith("pytest"):
+                suite = [f for f in flags if f.startswith("--audit-") or f in ("--model", "--arch", "--device")]
+                problems += [f"{line!r}: pytest audits has no option {f}" for f in suite if f not in run_options]
+                continue
+            name = re.match(r"python -m visionaudit\s+(\S+)", line)
+            if not name or name[1] not in commands:
+                problems.append(f"{line!r}: no such command")
+                continue
+            problems += [f"{line!r}: {name[1]} has no option {f}" for f in flags
+                         if f not in commands[name[1]] and f not in ("-h", "--help")]
+            given = set(re.findall(r"--baseline-as[ =](\S+)", line))
+            if name[1] == "compare" and paired - given:
+                problems.append(f"{line!r}: the run before it paired its model with --audit-baseline-as "
+                                f"{', '.join(sorted(paired - given))}; compare needs --model NEW_SPEC --baseline-as the same")
+    return problems
+
+
+def test_documented_commands_name_options_that_exist():
+    """Every `pytest audits ...` and `python -m visionaudit ...` in a code block of README.md and docs/ (docs/ci.md's
+    YAML too) runs as written, as far as its options go."""
+    run_options, commands = registered_run_options(), subcommand_options()
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    found = {p.name: command_problems(p.read_text(), run_options, commands) for p in pages}
+    assert sum(len(command_lines(b)) for p in pages for b in COMMAND_BLOCK.findall(p.read_text())) > 20  # they were read
+    assert {name: problems for name, problems in found.items() if problems} == {}
+
+
+def test_the_command_check_can_fail():
+    run_options, commands = {"--model": "", "--audit-json": "", "--audit-baseline-as": ""}, {"compare": {"--format": ""}}
+    page = ("```bash\npytest audits -n 2 --model m --audit-jsn r.json   # a typo\n"
+            "pytest audits --model NEW --audit-baseline-as old \\\n   --audit-json new.json\n"
+            "python -m visionaudit compare r.json new.json --format markdown\npython -m visionaudit merj a.json\n```\n"
+            "```yaml\n      - run: python -m visionaudit compare a.json b.json --formt table\n```\n")
+    assert command_problems(page, run_options, commands) == [
+        "'pytest audits -n 2 --model m --audit-jsn r.json': pytest audits has no option --audit-jsn",
+        "'python -m visionaudit compare r.json new.json --format markdown': the run before it paired its model with "
+        "--audit-baseline-as old; compare needs --model NEW_SPEC --baseline-as the same",
+        "'python -m visionaudit merj a.json': no such command",
+        "'python -m visionaudit compare a.json b.json --formt table': compare has no option --formt"]
+
+
+def test_every_audit_option_the_docs_name_exists():
+    """A `--audit-*` option named anywhere in README.md or docs/ (prose too) is one the run has."""
+    options = registered_run_options()
+    named = {(p.name, o) for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+             for o in re.findall(r"(?<![\w-])--audit-[a-z][a-z0-9-]*", p.read_text())}
+    assert len(named) > 20 and sorted((page, o) for page, o in named if o not in options) == []
