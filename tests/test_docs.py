@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from tests.test_architecture import LAYERS, PACKAGES, _modules
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -349,3 +351,30 @@ def test_every_audit_option_the_docs_name_exists():
     named = {(p.name, o) for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
              for o in re.findall(r"(?<![\w-])--audit-[a-z][a-z0-9-]*", p.read_text())}
     assert len(named) > 20 and sorted((page, o) for page, o in named if o not in options) == []
+
+
+def yaml_problems(page: str) -> list[str]:
+    """The YAML examples of a page (GitHub Actions workflows) that do not load: GitHub refuses such a workflow."""
+    yaml = pytest.importorskip("yaml")  # PyYAML, which the [test] extra's timm and transformers bring
+    problems = []
+    for block in re.findall(r"```ya?ml\n(.*?)```", page, flags=re.DOTALL):
+        try:
+            yaml.safe_load(block)
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f" at its line {mark.line + 1}" if mark else ""
+            problems.append(f"the block {block.splitlines()[0]!r}...: {getattr(e, 'problem', None) or e}{where}")
+    return problems
+
+
+def test_the_yaml_examples_load():
+    """docs42: docs/ci.md's sharded workflow wrote `with: { name: part-${{ matrix.shard }}, ... }`, a `{` inside a YAML
+    flow mapping: the file does not parse, and GitHub refuses the workflow."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    assert {p.name: problems for p in pages if (problems := yaml_problems(p.read_text()))} == {}
+
+
+def test_the_yaml_check_can_fail():
+    page = "```yaml\njobs:\n  a:\n    steps:\n      - with: { name: part-${{ matrix.shard }} }\n```\n```yaml\nok: 1\n```\n"
+    (problem,) = yaml_problems(page)
+    assert problem == "the block 'jobs:'...: expected ',' or '}', but got '{' at its line 4"
