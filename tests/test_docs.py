@@ -374,6 +374,27 @@ def test_the_yaml_examples_load():
     assert {p.name: problems for p in pages if (problems := yaml_problems(p.read_text()))} == {}
 
 
+def toml_problems(page: str) -> list[str]:
+    """The TOML examples of a page (audit.toml, a package's pyproject.toml) that do not load as written."""
+    from visionaudit.config import tomllib
+
+    problems = []
+    for block in re.findall(r"```toml\n(.*?)```", page, flags=re.DOTALL):
+        try:
+            tomllib.loads(block)
+        except tomllib.TOMLDecodeError as e:
+            problems.append(f"the block {block.splitlines()[0]!r}...: {e}")
+    return problems
+
+
+def test_the_toml_examples_load():
+    """docs42: docs/shape_bias.md's category_map example ended its inline table with `...`, which is no TOML."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    assert {p.name: problems for p in pages if (problems := toml_problems(p.read_text()))} == {}
+    assert toml_problems("```toml\n[a]\nb = { c = 1, ... }\n```\n```toml\n[ok]\n```\n") == [
+        "the block '[a]'...: Invalid initial character for a key part (at line 2, column 14)"]
+
+
 def test_the_yaml_check_can_fail():
     page = "```yaml\njobs:\n  a:\n    steps:\n      - with: { name: part-${{ matrix.shard }} }\n```\n```yaml\nok: 1\n```\n"
     (problem,) = yaml_problems(page)
