@@ -76,7 +76,9 @@ def _of_model(args: argparse.Namespace) -> dict:
 
     # The core's progress (load, decode, forward passes) on stderr, as a run prints it: the pass over 1,280 stimuli
     # takes minutes on a CPU, and stdout holds the JSON result alone.
-    show = lambda event: print(f"visionaudit {describe(event)}", file=sys.stderr, flush=True)  # noqa: E731
+    def show(event: dict) -> None:
+        print(f"visionaudit {describe(event)}", file=sys.stderr, flush=True)
+
     subscribe(show)
     try:
         stimuli = cue_conflict(data_root(args.data) / "cue-conflict")  # missing stimuli said before the model loads
