@@ -148,6 +148,13 @@ def test_each_tools_help_says_only_what_applies_to_it():
     assert "shows no images" in commands["html"]["--data"].help and "shows no images" not in in_pytest["--audit-data"]["help"]
 
 
+def test_the_images_option_names_every_form_it_reads():
+    """docs42: --audit-images / html's --images showed NAME|DIR in --help, though a .csv manifest is read too
+    (docs/options.md and docs/data.md say NAME|DIR|FILE.csv)."""
+    assert pytest_options()["--audit-images"]["metavar"] == "NAME|DIR|FILE.csv"
+    assert cli_options()["html"]["--images"].metavar == "NAME|DIR|FILE.csv"
+
+
 def test_every_command_option_and_argument_has_a_help_line():
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     missing = [f"{name} {a.option_strings or a.dest}" for name, p in sub.choices.items() for a in p._actions if not a.help]

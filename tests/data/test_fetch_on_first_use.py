@@ -60,7 +60,8 @@ def test_a_dry_run_looks_for_the_data_and_fetches_nothing(tmp_path, monkeypatch)
     assert len(offline) == 2 and all("downloads are off" in p for p in offline), offline
     root = tmp_path / "root"
     assert provide(str(root), "imagenet-sample", needs, offline=False, fetch=False) == [
-        f"data directory {root} does not exist. Point --audit-data / VISIONAUDIT_DATA at it, or fetch the data into it: "
+        f"data directory {root} does not exist. Point --audit-data (--data for python -m visionaudit commands) / "
+        "VISIONAUDIT_DATA at it, or fetch the data into it: "
         f"python -m visionaudit fetch --all --dest {root}"]
     (root / "cue-conflict").mkdir(parents=True)
     problems = provide(str(root), str(tmp_path / "mine"), needs, offline=False, fetch=False)

@@ -243,8 +243,9 @@ def test_a_file_given_for_the_data_root_or_the_images_is_said_to_be_a_file(tmp_p
     labelled images)."""
     monkeypatch.delenv(datasets.DATA_ENV, raising=False)
     (tmp_path / "notes.txt").write_text("x")
-    with pytest.raises(DataError, match=r"^data directory .*notes.txt is a file, not a folder\. Point --audit-data / "
-                                        r"VISIONAUDIT_DATA at the folder that holds the data$"):
+    with pytest.raises(DataError, match=r"^data directory .*notes.txt is a file, not a folder\. Point --audit-data "
+                                        r"\(--data for python -m visionaudit commands\) / VISIONAUDIT_DATA at the folder "
+                                        r"that holds the data$"):
         datasets.data_root(tmp_path / "notes.txt")
     (problem,) = datasets.missing_data(str(tmp_path), str(tmp_path / "notes.txt"), {datasets.LABELLED})
     assert problem.startswith(f"labelled images at {tmp_path / 'notes.txt'}: {tmp_path / 'notes.txt'} is a file, not a "

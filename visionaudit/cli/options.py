@@ -88,7 +88,8 @@ def add_data_options(addoption: AddOption, prefix: str = "", images: bool = True
     """Where the data is: the data root and, with ``images``, the labelled natural images under it."""
     _add(addoption, f"--{prefix}data", DATA_HELP + DATA_NOTES.get(tool, ""), default=None, metavar="DIR")
     if images:
-        _add(addoption, f"--{prefix}images", IMAGES_HELP + IMAGES_NOTES.get(tool, ""), default=None, metavar="NAME|DIR")
+        _add(addoption, f"--{prefix}images", IMAGES_HELP + IMAGES_NOTES.get(tool, ""), default=None,
+             metavar="NAME|DIR|FILE.csv")
 
 
 def add_config_option(addoption: AddOption, prefix: str = "", tool: str = RUN) -> None:

@@ -72,14 +72,25 @@ def _of_model(args: argparse.Namespace) -> dict:
     )
     from visionaudit.models.inference import clean_logits
     from visionaudit.models.loading import load_model
+    from visionaudit.progress import describe, subscribe, unsubscribe
 
-    model = load_model(args.model, args.device or "auto", arch=args.arch)
-    stimuli = cue_conflict(data_root(args.data) / "cue-conflict")
-    geometry = stimulus_geometry(model, args.geometry)
-    print(f"{model.id}: {len(stimuli)} cue-conflict stimuli at {geometry.crop_size}x{geometry.crop_size} ({args.geometry}) "
-          f"on {model.device}", file=sys.stderr)
-    # through the logit cache when one is configured ($VISIONAUDIT_LOGIT_CACHE), as the audit's own pass is
-    decisions = decide(clean_logits(model, stimuli, load_images(stimuli, geometry), geometry=geometry), args.aggregation)
+    # The core's progress (load, decode, forward passes) on stderr, as a run prints it: the pass over 1,280 stimuli
+    # takes minutes on a CPU, and stdout holds the JSON result alone.
+    def show(event: dict) -> None:
+        print(f"visionaudit {describe(event)}", file=sys.stderr, flush=True)
+
+    subscribe(show)
+    try:
+        stimuli = cue_conflict(data_root(args.data) / "cue-conflict")  # missing stimuli said before the model loads
+        model = load_model(args.model, args.device or "auto", arch=args.arch)
+        geometry = stimulus_geometry(model, args.geometry)
+        print(f"{model.id}: {len(stimuli)} cue-conflict stimuli at {geometry.crop_size}x{geometry.crop_size} "
+              f"({args.geometry}) on {model.device}", file=sys.stderr)
+        # through the logit cache when one is configured ($VISIONAUDIT_LOGIT_CACHE), as the audit's own pass is
+        logits = clean_logits(model, stimuli, load_images(stimuli, geometry), geometry=geometry)
+    finally:
+        unsubscribe(show)
+    decisions = decide(logits, args.aggregation)
     out = {"model": model.id, "stimulus_geometry": {"mode": args.geometry, **geometry.to_dict()},
            **shape_bias(decisions, stimuli.categories, stimuli.textures).to_dict()}
     if args.export:

@@ -175,14 +175,12 @@ def data_root(explicit: str | os.PathLike | None = None) -> Path:
     if not value:
         return cache_dir()
     root = Path(value).expanduser()
+    point = f"Point --audit-data (--data for python -m visionaudit commands) / {DATA_ENV} at"  # shape-bias, html: --data
     if root.exists() and not root.is_dir():
-        raise DataError(f"data directory {root} is a file, not a folder. Point --audit-data / {DATA_ENV} at the folder "
-                        "that holds the data")
+        raise DataError(f"data directory {root} is a file, not a folder. {point} the folder that holds the data")
     if not root.is_dir():
-        raise DataError(
-            f"data directory {root} does not exist. Point --audit-data / {DATA_ENV} at it, or fetch the "
-            f"data into it: python -m visionaudit fetch --all --dest {root}"
-        )
+        raise DataError(f"data directory {root} does not exist. {point} it, or fetch the data into it: "
+                        f"python -m visionaudit fetch --all --dest {root}")
     return root
 
 
