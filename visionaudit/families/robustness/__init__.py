@@ -261,8 +261,9 @@ def _aggregate(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
     if not by_model:
         return None
     out: dict[str, Any] = {"models": {}, "across_models": {}}
+    alphas: dict[str, float] = {}
     for model, per in sorted(by_model.items()):
-        alpha = next((e["thresholds"]["alpha"] for e in per.values() if "alpha" in e["thresholds"]), 0.05)
+        alpha = alphas[model] = next((e["thresholds"]["alpha"] for e in per.values() if "alpha" in e["thresholds"]), 0.05)
         holm = holm_over_transforms({t: e["metrics"]["p_value"] for t, e in per.items()}, alpha)
         for t, e in per.items():
             e["metrics"].update(holm[t])
@@ -280,8 +281,10 @@ def _aggregate(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
         for key, group in groups.items():
             rows = [e["tables"] for e in group]
             if len(rows) >= 2 and all("classwise_clean" in r and "classwise_transformed" in r for r in rows):
+                # The models' configured alpha (docs: p < `alpha`); models judged at different levels: the strictest
                 result = classes_affected([[as_float(v) for v in r["classwise_clean"]] for r in rows],
-                                          [[as_float(v) for v in r["classwise_transformed"]] for r in rows])
+                                          [[as_float(v) for v in r["classwise_transformed"]] for r in rows],
+                                          min(alphas[str(e["model"])] for e in group))
                 if len(groups) > 1:  # models of several label spaces: one test per label space, its models named
                     result["of_models"] = sorted(str(e["model"]) for e in group)
                     out["across_models"].setdefault(t, {"by_label_space": {}})["by_label_space"][str(key)] = result
