@@ -160,3 +160,20 @@ def test_a_descriptor_with_a_counts_labelled_not_of_its_shape_is_refused_when_ma
     with pytest.raises(ValueError, match="cap 'imgaes' is not one of its thresholds"):
         Family(name="toy_typo", gates="x", key_metric="s", higher_is_better=True, thresholds={},
                counts_labelled=CountsLabelled(cap="imgaes"))
+
+
+def test_the_note_says_which_gates_tests_will_not_measure():
+    """Review of num42, F3: corruption's and deployment's assessors stop at the count, before measuring
+    (corruption/judging.py, deployment.py: require_count before measure()), so nothing of theirs reaches the report;
+    the note said "though its tests run" of them as of accuracy and robustness, whose tests measure and record."""
+    measuring = {name for name, fam in registry.families().items() if fam.counts_labelled and fam.counts_labelled.measures}
+    assert {"accuracy", "robustness"} <= measuring and not measuring & {"corruption", "deployment"}
+    note = floor_note(20, {"corruption": 50})
+    assert "the corruption gate will not be judged (not_judged, verdict incomplete) and its tests will not measure" in note
+    assert "though" not in note
+    note = floor_note(20, {"accuracy": 50, "corruption": 50, "deployment": 16})
+    assert ("the accuracy, corruption, deployment gates will not be judged (not_judged, verdict incomplete), though "
+            "accuracy's tests run and record what they measure; corruption's and deployment's tests will not measure "
+            "(they stop at the count)") in note
+    note = floor_note(20, {"accuracy": 50, "robustness": 60})
+    assert "though their tests run and record what they measure;" in note and "will not measure" not in note

@@ -54,10 +54,13 @@ class CountsLabelled:
       ``min(cap, N)`` of the run's N (0: all N); "" for all N.
     - ``unless``: the run option (a field of the run's settings, e.g. ``"imagenet_c"``) under which it scores images of
       its own instead: set, the count is not the labelled images'.
+    - ``measures``: below ``min_images`` its tests still measure and record (accuracy, robustness); False: its
+      assessor stops at the count, before measuring (corruption, deployment), and the startup note says so.
     """
 
     cap: str = ""
     unless: str = ""
+    measures: bool = True
 
     def count(self, thresholds: Mapping[str, Any], n_images: int) -> int:
         """What the gate counts of ``n_images`` labelled images under ``thresholds``."""

@@ -6,7 +6,8 @@ yet found otherwise only after every test of theirs ran. What each counts is its
 ``min(cap, N)`` where a bound of its own (deployment's and corruption's ``images``) caps the subset, or none where a
 run option gives it images of its own (corruption on an ImageNet-C folder). The pytest side says it once,
 prominently, on the terminal and in the report's ``run.notes`` (plugins/data_check.py); not an exit 4: a small subset
-on purpose (a smoke run, the suite's own tests) keeps what it measured, and the verdict is ``incomplete`` with the
+on purpose (a smoke run, the suite's own tests) keeps what it measured (where a gate's tests measure below its
+floor: ``CountsLabelled.measures``; the note says which do not), and the verdict is ``incomplete`` with the
 reason all the same. A cap alone below ``min_images`` is a gate never judged whatever the run: said too, naming the
 cap as the fix; a warning, not a refusal, for the same reason (what it measures is still recorded).
 
@@ -92,9 +93,24 @@ def floor_note(samples: int, floors: dict[str, int]) -> str:
     deselect = " and ".join(f"not {f}" for f in floors)
     tables = ", ".join(f"[audits.{f}] min_images" for f in floors)
     return (f"--audit-samples {samples:,} is below min_images ({mins}; audit.toml): the {names} gate"
-            f"{'s' if len(floors) > 1 else ''} will not be judged (not_judged, verdict incomplete), though "
-            f"{'their' if len(floors) > 1 else 'its'} tests run; use --audit-samples {need} or more, or lower "
-            f"min_images in audit.toml ({tables}), or deselect them (-m \"{deselect}\")")
+            f"{'s' if len(floors) > 1 else ''} will not be judged (not_judged, verdict incomplete){_what_runs(floors)}; "
+            f"use --audit-samples {need} or more, or lower min_images in audit.toml ({tables}), or deselect them "
+            f"(-m \"{deselect}\")")
+
+
+def _what_runs(floors: dict[str, int]) -> str:
+    """Whether the tests of the gates in ``floors`` still measure: accuracy's and robustness's do and record it;
+    corruption's and deployment's stop at the count (``CountsLabelled.measures``): no measurement of theirs is recorded."""
+    known = families()
+    measure = [f for f in floors if f not in known or not known[f].counts_labelled or known[f].counts_labelled.measures]
+    stop = [f for f in floors if f not in measure]
+    whose = lambda names: " and ".join(f"{f}'s" for f in names)  # noqa: E731
+    if not stop:
+        return f", though {'their' if len(floors) > 1 else 'its'} tests run and record what they measure"
+    if not measure:
+        return f" and {'their' if len(floors) > 1 else 'its'} tests will not measure (they stop at the count)"
+    return (f", though {whose(measure)} tests run and record what they measure; {whose(stop)} tests will not measure "
+            "(they stop at the count)")
 
 
 def capped_note(capped: dict[str, tuple[str, int, int]]) -> str:

@@ -399,7 +399,8 @@ FAMILY = register_family(Family(
     aggregate=_aggregate,
     summary_lines=_summary_lines,
     one_worker_per_model=True,  # test_mce reads every condition's outcomes
-    counts_labelled=CountsLabelled(cap="images", unless="imagenet_c"),  # an ImageNet-C folder: its own images
+    # an ImageNet-C folder: its own images; below min_images its assessors stop at the count (judging.py): no error measured
+    counts_labelled=CountsLabelled(cap="images", unless="imagenet_c", measures=False),
     splits_by_image=True,  # a shard scores its share of the subset; visionaudit merge judges the shards' bits together
     html_section="visionaudit.html.sections:corruption",
 ))

@@ -202,6 +202,7 @@ def assess_condition(record: AuditRecord, measured: ConditionScore, thresholds: 
         record.outcomes_on(measured.sample_set, condition_name(corruption, severity), correct=r.correct, top1=r.predicted)
     for name in ("error_ci", "clean_error", "p_value", "discordant"):
         record.metric(name, getattr(r, name))
+    record.threshold("alpha", thresholds["alpha"])  # Holm's level over the model's conditions, in the report (_aggregate)
     bound = thresholds.entry("max_error_by_corruption", corruption, fallback="max_error")
     if not record.check_max("error", r.error, "max_error", bound):
         raise AssertionError(

@@ -10,6 +10,7 @@ accuracies). ``significant`` is Holm-corrected over the transforms of one model
 from __future__ import annotations
 
 import hashlib
+import math
 import weakref
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
@@ -103,7 +104,9 @@ def transform_result(transform: str, severity: float, before: np.ndarray, after:
         n_images=len(labels),
         clean_top1=float(before.mean()),
         top1=float(after.mean()),
-        drop=float(before.mean() - after.mean()),
+        # (b - c) / n, counted then divided once: clean_top1 - top1 in float is off by a few ulps (23/60 - 20/60 =
+        # 0.050000000000000044), enough to fail a drop exactly at its bound
+        drop=(b - c) / before.size if before.size else math.nan,
         drop_ci=stats.paired_bootstrap_ci(before, after, resamples=resamples, seed=seed),
         flip_rate=float(changed.mean()),
         p_value=stats.mcnemar_exact(b, c),
@@ -176,6 +179,7 @@ def assess_transform(record: AuditRecord, measured: PerImage, thresholds: Mappin
         record.table("severity_sweep",
                      [{"severity": r.severity, "top1": r.top1, "drop": r.drop, "p_value": r.p_value} for r in results])
     record.metric("drop", main.drop)  # all of it kept when not judged (too few images), as measured
+    record.threshold("alpha", thresholds["alpha"])  # on every entry with a p-value: Holm's and the per-class test's level
     require_count(record, thresholds, len(arrays["labels"]), "labelled images")
 
     names = context.get("class_names")
@@ -262,8 +266,9 @@ def _aggregate(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
     if not by_model:
         return None
     out: dict[str, Any] = {"models": {}, "across_models": {}}
+    alphas: dict[str, float] = {}
     for model, per in sorted(by_model.items()):
-        alpha = next((e["thresholds"]["alpha"] for e in per.values() if "alpha" in e["thresholds"]), 0.05)
+        alpha = alphas[model] = next((e["thresholds"]["alpha"] for e in per.values() if "alpha" in e["thresholds"]), 0.05)
         holm = holm_over_transforms({t: e["metrics"]["p_value"] for t, e in per.items()}, alpha)
         for t, e in per.items():
             e["metrics"].update(holm[t])
@@ -281,8 +286,13 @@ def _aggregate(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
         for key, group in groups.items():
             rows = [e["tables"] for e in group]
             if len(rows) >= 2 and all("classwise_clean" in r and "classwise_transformed" in r for r in rows):
+                # The models' configured alpha (docs: p < `alpha`); models judged at different levels: the strictest,
+                # their levels recorded beside it (the summary line says whose it is)
+                levels = sorted({alphas[str(e["model"])] for e in group})
                 result = classes_affected([[as_float(v) for v in r["classwise_clean"]] for r in rows],
-                                          [[as_float(v) for v in r["classwise_transformed"]] for r in rows])
+                                          [[as_float(v) for v in r["classwise_transformed"]] for r in rows], levels[0])
+                if len(levels) > 1:
+                    result["alphas"] = levels
                 if len(groups) > 1:  # models of several label spaces: one test per label space, its models named
                     result["of_models"] = sorted(str(e["model"]) for e in group)
                     out["across_models"].setdefault(t, {"by_label_space": {}})["by_label_space"][str(key)] = result
@@ -317,7 +327,9 @@ def _affected_text(result: dict[str, Any]) -> str:
     alpha, tested = result.get("alpha", 0.05), result.get("classes_tested")
     of = f" of {tested}" if isinstance(tested, int) else ""
     chance = f", about {alpha * tested:.3g} expected by chance alone" if isinstance(tested, int) else ""
-    return (f"{result['classes_affected']}{of} classes differ at p < {alpha:g} (the study's per-class t-test, "
+    levels = result.get("alphas") or []
+    smallest = f" (the smallest of its models' alpha, {', '.join(f'{a:g}' for a in levels)})" if len(levels) > 1 else ""
+    return (f"{result['classes_affected']}{of} classes differ at p < {alpha:g}{smallest} (the study's per-class t-test, "
             f"uncorrected for the classes tested{chance})")
 
 
@@ -349,7 +361,8 @@ FAMILY = register_family(Family(
                                                      "horizontal_flip": 0.05}),
         "not_significant": f.names(TRANSFORMS, "transforms whose drop must not be significant (McNemar)",
                                    default=["horizontal_flip"]),
-        "alpha": f.level("significance level of the McNemar tests and Holm's correction", default=0.05),
+        "alpha": f.level("significance level of the McNemar tests, Holm's correction and the per-class test across models",
+                         default=0.05),
         "severities": f.numbers("severity sweep; 1.0 is the documented default magnitude", minimum=0.0, exclusive_minimum=True,
                                 default=[1.0]),
         "bootstrap_resamples": f.count("resamples of the paired bootstrap interval", default=2000),
