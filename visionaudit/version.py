@@ -42,5 +42,9 @@ __version__ = "0.1.0"
 # 8: (stop 41) `run.selection` (selected, deselected, by, last_failed, by_path: a run of a subset, by -k, -m, --lf,
 #    --deselect, --sw or paths inside audits/, says so beside every verdict; null when not known); `compare --format
 #    json` gains `baseline_selection` and `new_selection` (each report's). Added keys only: schemas 3 to 7 are still read.
-SCHEMA_VERSION = 8
+# 9: (stop 42) a robustness `across_models` result's `alphas` (its models' levels, where they differ); `alpha` on every
+#    transform entry and corruption condition entry (the level its Holm `significant` and the per-class count were
+#    judged at: before 9 only a judged horizontal flip recorded it, and 0.05 was read); a merge's `run.phases` holds every
+#    part's timings, each worker named by its part. Added keys only: schemas 3 to 8 are still read.
+SCHEMA_VERSION = 9
 OLDEST_READABLE = 3  # the oldest schema still read as a baseline or a merge part

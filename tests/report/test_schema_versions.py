@@ -22,29 +22,29 @@ ROOT = Path(__file__).resolve().parents[2]
 V3 = ROOT / "tests" / "report_fixtures" / "report_two_models.json"  # written by the suite at schema 3
 
 
-def test_the_schema_is_version_8_with_the_run_selection_model_classes_and_per_image_labels_and_top1():
+def test_the_schema_is_version_9_with_the_run_selection_model_classes_and_per_image_labels_and_top1():
     schema = report_schema()
-    # 8: run.selection (stop 41); 7: robustness across_models' classes_tested and alpha, compare's not_loaded and
+    # 9: alpha on every transform and condition entry, across_models' alphas (stop 42); 8: run.selection (stop 41); 7: robustness across_models' classes_tested and alpha, compare's not_loaded and
     # new_verdict (stop 34); 6:
     # per-image top-1, corruption per-image outcomes in folder mode and shards, the baseline gate's corruption
     # comparisons and error consistency (issue 26); 5: preprocessing keys (issue 25), per-image labels (issue 24)
-    assert SCHEMA_VERSION == 8 and schema["properties"]["schema_version"]["const"] == 8
+    assert SCHEMA_VERSION == 9 and schema["properties"]["schema_version"]["const"] == 9
     assert "selection" in schema["properties"]["run"]["properties"]
     assert {"labels", "top1"} <= set(schema["properties"]["audits"]["items"]["properties"]["outcomes"]["properties"])
     model = schema["properties"]["models"]["additionalProperties"]
     assert "classes" in model["else"]["required"] and "notes" in schema["properties"]["run"]["properties"]
 
 
-@pytest.mark.parametrize("version", [3, 4, 5, 6, 7])
-def test_reports_of_schemas_3_to_7_are_still_read(tmp_path, version):
-    """Schemas 7 and 8 only added keys: a baseline of each older schema is read, not refused as old or as newer."""
+@pytest.mark.parametrize("version", [3, 4, 5, 6, 7, 8])
+def test_reports_of_schemas_3_to_8_are_still_read(tmp_path, version):
+    """Schemas 7, 8 and 9 only added keys: a baseline of each older schema is read, not refused as old or as newer."""
     data = json.loads(V3.read_text())
     data["schema_version"] = version
     (tmp_path / "old.json").write_text(json.dumps(data))
     assert read_report(tmp_path / "old.json")["schema_version"] == version
     data["schema_version"] = SCHEMA_VERSION + 1
     (tmp_path / "newer.json").write_text(json.dumps(data))
-    with pytest.raises(Exception, match=f"has report schema {SCHEMA_VERSION + 1}, newer than this visionaudit's 8"):
+    with pytest.raises(Exception, match=f"has report schema {SCHEMA_VERSION + 1}, newer than this visionaudit's 9"):
         read_report(tmp_path / "newer.json")
 
 
