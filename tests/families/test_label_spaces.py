@@ -4,8 +4,10 @@ per-class test across models of one label space only. Every number against a han
 
 from __future__ import annotations
 
+import json
 import math
 
+import jsonschema
 import numpy as np
 import pytest
 import torch
@@ -20,7 +22,7 @@ from visionaudit.families import robustness as R
 from visionaudit.families.assessment import NotApplicable, PerImage
 from visionaudit.families.corruption.imagenet_c import BENCHMARK
 from visionaudit.families.corruption.judging import MceConditions, MceScore, assess_mce
-from visionaudit.families.records import AuditRecord
+from visionaudit.families.records import AuditRecord, report_schema
 from visionaudit.families.shape_bias import cue_conflict_outcomes, shape_categories
 from visionaudit.families.shape_bias.categories import categories as the_16
 
@@ -292,6 +294,10 @@ def test_robustness_names_the_most_affected_classes_and_pairs_only_one_label_spa
                                     "models": {"a": {"classes": {"names": NAMES}}}})
     assert any("robustness across 2 models (a, b), rotation" in line for line in lines)
     assert math.isclose(R.FAMILY.aggregate(entries[:2])["across_models"]["rotation"]["models"], 2)
+    # both forms (one label space; several, by_label_space) are the report schema's (review 42: the nested one was not)
+    robustness = report_schema()["properties"]["aggregates"]["properties"]["robustness"]
+    for aggregate in (R.FAMILY.aggregate(entries), R.FAMILY.aggregate(entries[:2])):
+        jsonschema.validate(json.loads(json.dumps(aggregate)), {**robustness, "$defs": report_schema()["$defs"]})
 
 
 def test_the_summary_names_the_worst_of_all_classes_marking_those_too_few_to_gate():

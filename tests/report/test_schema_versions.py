@@ -24,12 +24,14 @@ V3 = ROOT / "tests" / "report_fixtures" / "report_two_models.json"  # written by
 
 def test_the_schema_is_version_9_with_the_run_selection_model_classes_and_per_image_labels_and_top1():
     schema = report_schema()
-    # 9: alpha on every transform and condition entry, across_models' alphas (stop 42); 8: run.selection (stop 41); 7: robustness across_models' classes_tested and alpha, compare's not_loaded and
+    # 9: alpha on every transform and condition entry, across_models' alphas (stop 42); 8: run.selection (stop 41);
+    # 7: robustness across_models' classes_tested and alpha, compare's not_loaded and
     # new_verdict (stop 34); 6:
     # per-image top-1, corruption per-image outcomes in folder mode and shards, the baseline gate's corruption
     # comparisons and error consistency (issue 26); 5: preprocessing keys (issue 25), per-image labels (issue 24)
     assert SCHEMA_VERSION == 9 and schema["properties"]["schema_version"]["const"] == 9
     assert "selection" in schema["properties"]["run"]["properties"]
+    assert "alphas" in schema["$defs"]["across_models_result"]["properties"]
     assert {"labels", "top1"} <= set(schema["properties"]["audits"]["items"]["properties"]["outcomes"]["properties"])
     model = schema["properties"]["models"]["additionalProperties"]
     assert "classes" in model["else"]["required"] and "notes" in schema["properties"]["run"]["properties"]
