@@ -206,7 +206,7 @@ def test_the_worker_socket_serves_only_the_current_run_and_outlives_a_peer_that_
         try:
             socket.send_fds(stray, [bootstrap], [0, 1, 2])
             reply = stray.recv(4096)
-        except BrokenPipeError:  # closed at once
+        except (BrokenPipeError, ConnectionResetError):  # closed before the send, or with the request unread
             reply = b""
         assert reply == b""  # refused: nothing forked for it
     with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as gone:  # connects and goes away
