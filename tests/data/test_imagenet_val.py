@@ -74,6 +74,23 @@ def test_devkit_archive_beside_the_images(tmp_path):
     assert datasets.labelled_images(val).labels == EXPECTED
 
 
+@pytest.mark.parametrize("inside", ["ILSVRC2012_devkit_t12/data", "data"])
+def test_the_devkit_unpacked_in_the_image_folder_labels_the_images_and_is_no_class(tmp_path, inside):
+    """Where the labels are looked for first, the image folder itself: the devkit unpacked there (or its data/ alone) is
+    a folder beside the flat images, which made the folder read as class folders (stop 43: every image refused as
+    having no class, the devkit named as a nested folder)."""
+    val = tmp_path / "val"
+    paths = write_images(val)
+    write_truth(val / inside / "ILSVRC2012_validation_ground_truth.txt")
+    write_meta(val / inside / "meta.mat")
+    s = datasets.labelled_images(val)
+    assert labels_by_name(s) == {p.name: e for p, e in zip(paths, EXPECTED)}
+    # A class folder beside them is still a class folder: the flat images then have no class, and are named.
+    (val / "n01440764").mkdir()
+    with pytest.raises(DataError, match=r"4 file\(s\) of .* cannot be used: ILSVRC2012_val_00000001.JPEG"):
+        datasets.labelled_images(val)
+
+
 def test_kaggle_solution_csv_four_folders_up(tmp_path):
     val = tmp_path / "ILSVRC" / "Data" / "CLS-LOC" / "val"
     write_images(val, 3)

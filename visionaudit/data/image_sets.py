@@ -37,7 +37,7 @@ from visionaudit.data.class_folders import (
 )
 from visionaudit.data.decoding import DECODE_THREADS, decode_images
 from visionaudit.data.imagenet import NOT_A_WNID, class_index, wnid_to_index
-from visionaudit.data.imagenet_val import val_wnids
+from visionaudit.data.imagenet_val import label_folders, val_wnids
 from visionaudit.data.label_space import LabelSpace, imagenet1k, unmatched_message
 from visionaudit.data.manifest import read_manifest
 from visionaudit.data.user_cache import cache_dir
@@ -285,10 +285,11 @@ def labelled_images(root: Path, name: str | None = None) -> ImageSet:
         return csv_manifest(root, name)
     _require_dir(root, "labelled images", "imagenet-sample" if root.name == "imagenet-sample" else None)  # from Python too
     name = name or root.name
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    files = _images_in(root)
+    devkit = label_folders(root, files)  # the devkit unpacked beside ILSVRC2012_val_* files: their labels, not a class
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and p not in devkit)
     if folders:
         return _class_folders(root, name, folders)
-    files = _images_in(root)
     val = val_wnids(root, files)  # ILSVRC2012_val_* files: labelled by the devkit or Kaggle's CSV
     paths: list[Path] = []
     labels: list[int] = []

@@ -53,6 +53,17 @@ def val_wnids(folder: Path, files: list[Path]) -> dict[Path, str]:
     return out
 
 
+def label_folders(folder: Path, files: list[Path]) -> set[Path]:
+    """The folders inside ``folder`` that hold labels of its ``ILSVRC2012_val_*`` files in ``files`` (the devkit unpacked
+    there, ``ILSVRC2012_devkit_t12/``, or its ``data/`` alone), which :func:`_find_labels` reads: not class folders, so
+    the flat layout stays flat. Empty when ``files`` holds no validation image."""
+    if not any(image_id(path) for path in files):
+        return set()
+    data = folder / "data"
+    return ({folder / DEVKIT} if (folder / DEVKIT).is_dir() else set()) | (
+        {data} if (data / GROUND_TRUTH).is_file() or (data / META).is_file() else set())
+
+
 def _find_labels(folder: Path) -> tuple[dict[str, str], str]:
     looked = []
     for here in [folder, *folder.parents][: LEVELS_UP + 1]:
