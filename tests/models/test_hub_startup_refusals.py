@@ -11,8 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+import torchvision  # noqa: F401  (here, once: a second import inside a test registers a torch op twice)
 
 from tests.conftest import ROOT
 from tests.hub_models import CLASSES
@@ -176,6 +178,47 @@ def test_an_image_processor_the_suite_does_not_follow_is_refused_at_startup(tmp_
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 4 and "MobileViTImageProcessor" in out and "Traceback" not in out, out[-3000:]
+
+
+def test_a_processor_with_one_mean_and_std_number_is_fed_as_transformers_feeds_it(tmp_path, vit_folder):
+    """transformers saves ViTImageProcessor(image_mean=0.5, image_std=0.5) with the numbers as they are, and its
+    processor subtracts them from every channel; stop 43: the startup check stopped the run with an INTERNALERROR
+    (TypeError: 'float' object is not iterable, exit 3). The reference is transformers' own PIL processor."""
+    from PIL import Image
+    from transformers import AutoImageProcessor
+
+    from visionaudit.data.decoding import decode_image
+    from visionaudit.models.hf import check_preprocessing, preprocessing
+
+    folder = _copy(vit_folder, tmp_path / "m")
+    config = json.loads((folder / "preprocessor_config.json").read_text())
+    (folder / "preprocessor_config.json").write_text(json.dumps(config | {"image_mean": 0.5, "image_std": 0.25}))
+    check_preprocessing(parse_spec(f"hf:{folder}"))
+    pre = preprocessing(parse_spec(f"hf:{folder}"), folder, "m")
+    image = tmp_path / "a.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 70, 3), dtype=np.uint8)).save(image)
+    expected = AutoImageProcessor.from_pretrained(folder, backend="pil")(Image.open(image), return_tensors="pt")
+    got = pre.normalize(decode_image(image, pre.geometry)[None])
+    assert got.shape == expected["pixel_values"].shape
+    assert float((got - expected["pixel_values"]).abs().max()) < 1e-5
+
+
+@pytest.mark.parametrize("text, said", [('{"image_processor_type": "ViTImageProcessor",', "cannot be read as JSON"),
+                                        ("[224, 224]", "holds a JSON list, not an object")])
+def test_a_processor_file_that_is_not_a_json_object_is_refused_at_startup_naming_it(tmp_path, vit_folder, text, said):
+    """Stop 43: a cut-off or hand-edited preprocessor_config.json stopped the run with an INTERNALERROR (exit 3, a
+    JSONDecodeError traceback, no report): now exit 4 naming the file and both ways out."""
+    folder = _copy(vit_folder, tmp_path / "m")
+    (folder / "preprocessor_config.json").write_text(text)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
+    env.pop("PYTEST_XDIST_WORKER", None)
+    cmd = [sys.executable, "-m", "pytest", "audits", "-p", "no:cacheprovider", "-n", "0", "--model", f"hf:{folder}",
+           "-k", "test_clean_top1", f"--audit-json={tmp_path / 'r.json'}"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 4 and "Traceback" not in out and "INTERNALERROR" not in out, out[-3000:]
+    assert f"{folder / 'preprocessor_config.json'} {said}" in out and "processor.save_pretrained(FOLDER)" in out, out[-3000:]
+    assert "&mean=R,G,B&std=R,G,B" in out, out[-3000:]
 
 
 def test_a_bad_reference_is_refused_at_startup_naming_reference(tmp_path, hub_cache):

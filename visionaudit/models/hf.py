@@ -92,9 +92,11 @@ def processor_family(config: Mapping[str, Any]) -> str:
     return kind.replace("FeatureExtractor", "ImageProcessor")
 
 
+SPEC_QUERY = "?size=N&resize=N&interpolation=bilinear|bicubic|nearest&mean=R,G,B&std=R,G,B"  # the whole preprocessing
+
+
 def _refuse(source: str, why: str) -> SpecError:
-    return SpecError(f"{source}: {why}; give the preprocessing in the spec instead: "
-                     "?size=N&resize=N&interpolation=bilinear|bicubic|nearest&mean=R,G,B&std=R,G,B")
+    return SpecError(f"{source}: {why}; give the preprocessing in the spec instead: {SPEC_QUERY}")
 
 
 def from_image_processor(config: Mapping[str, Any], source: str) -> Preprocessing:
@@ -171,8 +173,7 @@ def from_image_processor(config: Mapping[str, Any], source: str) -> Preprocessin
         raise SpecError(f"{source}: rescale_offset (values in [-1, 1] before normalizing) is not followed; give "
                         "?mean=M&std=S for the whole mapping from [0, 1]")
     if config.get("do_normalize", True):
-        mean = tuple(float(v) for v in config.get("image_mean", (0.5, 0.5, 0.5)))
-        std = tuple(float(v) for v in config.get("image_std", (0.5, 0.5, 0.5)))
+        mean, std = (_per_channel(config.get(key, (0.5, 0.5, 0.5)), key, source) for key in ("image_mean", "image_std"))
     else:
         mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
     scale = 255.0 * factor  # the suite normalizes x / 255: fold the processor's own factor into mean and std
@@ -183,9 +184,20 @@ def from_image_processor(config: Mapping[str, Any], source: str) -> Preprocessin
                          keep_aspect=keep_aspect, floor_crop=True, source=f"{source}: {rule}, {_RESAMPLE[resample]}")
 
 
+def _per_channel(value: Any, key: str, source: str) -> tuple[float, ...]:
+    """``image_mean`` or ``image_std`` as one value per channel: a number is every channel's, as transformers broadcasts
+    it over the image's (so a 1-channel model gets it too: :meth:`Preprocessing.as_gray`)."""
+    try:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return (float(value),) * 3
+        return tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        raise _refuse(source, f"its {key} {value!r} is not a number or a list of numbers") from None
+
+
 def processor_config(folder: Path) -> dict[str, Any] | None:
     """The image processor's configuration as transformers completes it (its class defaults for keys the file leaves
-    out); None when the folder has none."""
+    out); None when the folder has none. A file that is not a JSON object is a SpecError naming it and the fix."""
     path = folder / hub.HF_PROCESSOR
     if not path.is_file():
         return None
@@ -194,7 +206,17 @@ def processor_config(folder: Path) -> dict[str, Any] | None:
 
         return AutoImageProcessor.from_pretrained(str(folder), local_files_only=True).to_dict()
     except Exception:  # noqa: BLE001  (a processor class this transformers lacks: the file's own keys)
-        return json.loads(path.read_text())
+        pass
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        config, why = None, f"cannot be read as JSON ({e})"
+    else:
+        why = f"holds a JSON {type(config).__name__}, not an object"
+    if not isinstance(config, dict):
+        raise SpecError(f"{path} {why}: save the image processor again (processor.save_pretrained(FOLDER)), or give the "
+                        f"whole preprocessing in the spec, which then does not read it: {SPEC_QUERY}")
+    return config
 
 
 SPEC_PREPROCESSING = ("size", "resize", "interpolation", "mean", "std")  # all given: the processor is not read
@@ -205,10 +227,11 @@ def preprocessing(spec: ModelSpec, folder: Path, where: str) -> Preprocessing:
     unless the spec's query gives the whole of it (``?size=&resize=&interpolation=&mean=&std=``)."""
     if all(k in spec.options for k in SPEC_PREPROCESSING):
         return Preprocessing(source=f"the spec's query (the image processor of {where} is not read)")
-    config = processor_config(folder)
-    if config is None:
-        return assumed_preprocessing(folder / hub.HF_CONFIG, f"default ImageNet preprocessing (no {hub.HF_PROCESSOR} in {where})")
     try:
+        config = processor_config(folder)
+        if config is None:
+            return assumed_preprocessing(folder / hub.HF_CONFIG,
+                                         f"default ImageNet preprocessing (no {hub.HF_PROCESSOR} in {where})")
         return from_image_processor(config,
                                     f"image processor {config.get('image_processor_type', '')} of {where}".replace("  ", " "))
     except SpecError as e:
