@@ -14,6 +14,18 @@ from typing import Any
 
 from visionaudit.errors import empty_value
 
+LFS_POINTER = b"version https://git-lfs"  # a clone without `git lfs pull` leaves this text where the file goes
+
+
+def is_lfs_pointer(path: str | os.PathLike) -> bool:
+    """Whether ``path`` holds a Git LFS pointer (a text file standing for the real one) instead of its content; False
+    when it cannot be read (the caller's own read says why)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(LFS_POINTER)) == LFS_POINTER
+    except OSError:
+        return False
+
 
 def to_jsonable(value: Any) -> Any:
     """Numbers, strings, lists and dicts only; tensors and numpy values become Python ones.

@@ -94,6 +94,30 @@ def test_a_set_names_its_first_ten_bad_files_then_their_count_and_its_rotated_im
     assert clean.problem() is None and clean.orientation_note() is None
 
 
+LFS_TEXT = ("version https://git-lfs.github.com/spec/v1\n"
+            "oid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\nsize 48213\n")
+
+
+def test_git_lfs_pointers_where_images_go_are_said_to_be_with_git_lfs_pull_as_the_fix(tmp_path):
+    """Stop 43: a data repository cloned without `git lfs pull` holds pointer files where the images go; each was
+    "unreadable or truncated ...; replace or remove the file" (removing the team's images), as a checkpoint pointer
+    already is not. Said at startup and as decoded, the fix once below the files; another bad file keeps its words."""
+    for name in ("a.jpg", "b.png"):
+        (tmp_path / name).write_text(LFS_TEXT)
+    (tmp_path / "text.jpg").write_text("hello")
+    paths = tuple(sorted(tmp_path.iterdir()))
+    problem = check_headers(ImageSet("team", tmp_path, paths)).problem()
+    assert f"\n    image {tmp_path / 'a.jpg'} is a Git LFS pointer, not the image\n" in problem, problem
+    assert problem.endswith("\n  Git LFS pointers stand where those images go: the data was cloned without its Git LFS "
+                            "files; fetch them with `git lfs pull` in that clone"), problem
+    assert problem.count("git lfs pull") == 1 and "text.jpg is unreadable or truncated" in problem
+    with pytest.raises(Exception, match=r"b.png is a Git LFS pointer, not the image \(a text file standing for it: .*"
+                                        r"fetch them with `git lfs pull` in that clone$"):
+        decoding.decode_image(tmp_path / "b.png", GEOM)
+    with pytest.raises(Exception, match=r"(?s)2 of 2 images cannot be used.*Git LFS pointers stand where those images go"):
+        decode_images([tmp_path / "a.jpg", tmp_path / "b.png"], GEOM)
+
+
 def test_16_bit_images_whose_values_fit_in_12_bits_are_noted_as_decoded(tmp_path):
     take_narrow_sixteen_bit()  # whatever an earlier test in this process decoded
     twelve = gray16_png(tmp_path / "twelve.png", [[0, 4095], [17, 3]])

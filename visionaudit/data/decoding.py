@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 from PIL import Image, UnidentifiedImageError
 
 from visionaudit.errors import DataError
+from visionaudit.files import is_lfs_pointer
 from visionaudit.formatting import first_few
 from visionaudit.preprocessing import Geometry
 
@@ -134,6 +135,10 @@ def max_image_pixels() -> int:
     return _max_pixels
 
 
+LFS_FIX = (" (a text file standing for it: the data was cloned without its Git LFS files); fetch them with `git lfs "
+           "pull` in that clone")
+
+
 def _too_large_fix() -> str:
     return (f" (a guard against decompression bombs); if the image is genuine, raise the limit with {MAX_PIXELS_FIX}, "
             "or shrink or remove the file")
@@ -166,6 +171,8 @@ def _named(path: str | Path) -> Iterator[None]:
         found = re.search(r"\((\d+) pixels\)", str(e))
         raise _too_large(path, f"{int(found.group(1)):,}" if found else "so many") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        if is_lfs_pointer(path):  # a clone of a data repository without `git lfs pull`: fetch it, not replace or remove it
+            raise DataError(f"image {path} is a Git LFS pointer, not the image" + LFS_FIX) from None
         raise DataError(f"image {path} is unreadable or truncated ({type(e).__name__}: {e}); replace or "
                         "remove the file") from None
 
@@ -247,11 +254,13 @@ def unusable_message(bad: Sequence[str], total: int, of: str = "", shown: int = 
     """One message naming the unusable files (the first ``shown``, then their count), each line under the first
     indented by ``indent``; ``of`` names the set (`` of imagenet-sample``)."""
     fix = _too_large_fix()
-    lines = [reason.removesuffix(fix) for reason in bad]  # the limit's fix is said once, below the files
+    lines = [reason.removesuffix(fix).removesuffix(LFS_FIX) for reason in bad]  # these fixes are said once, below the files
     listed = first_few(lines, shown, f"\n{indent}")
     over = (f"\n{indent[:-2]}Images over the limit of {_max_pixels:,} pixels: it is a guard against decompression bombs; "
             f"if they are genuine, raise it with {MAX_PIXELS_FIX}" if any(r.endswith(fix) for r in bad) else "")
-    return f"{len(bad):,} of {total:,} images{of} cannot be used; replace or remove them:\n{indent}{listed}{over}"
+    lfs = (f"\n{indent[:-2]}Git LFS pointers stand where those images go: the data was cloned without its Git LFS files; "
+           "fetch them with `git lfs pull` in that clone" if any(r.endswith(LFS_FIX) for r in bad) else "")
+    return f"{len(bad):,} of {total:,} images{of} cannot be used; replace or remove them:\n{indent}{listed}{over}{lfs}"
 
 
 def refuse_unusable(bad: Sequence[str], total: int) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
 from visionaudit.errors import CheckpointError
+from visionaudit.files import LFS_POINTER
 from visionaudit.formatting import first_few
 from visionaudit.models import pickled
 
@@ -123,7 +124,6 @@ def refuse_unreadable(path: str | Path) -> None:
         raise CheckpointError(problem)
 
 
-LFS_POINTER = b"version https://git-lfs"  # a clone without `git lfs pull` leaves this text where the file goes
 SAFETENSORS_MAX_HEADER = 100_000_000  # safetensors' own limit: a length above it is no header's
 
 
