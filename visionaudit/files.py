@@ -1,5 +1,5 @@
 """Files written whole or not at all, and read back by content: measured values as JSON, atomic writes,
-sha256 of a file."""
+sha256 of a file, a Git LFS pointer where a file goes."""
 
 from __future__ import annotations
 

@@ -41,6 +41,21 @@ def test_class_name_folders_bind_by_name_with_any_extension_case(tmp_path):
     assert datasets.classes_without_images(s, SPACE) == [n for n in TEN if n not in ("airplane", "automobile", "truck")]
 
 
+def test_the_labels_of_class_name_folders_not_yet_matched_to_a_model_name_the_call_that_matches_them(tmp_path):
+    """Stop 43: docs' Python example (quickstart, architecture) says "or any labelled images", but a team's class-name
+    folders have no labels until matched to a model's classes: label_tensor() said only "has no class labels". The
+    example's call for them, for_classes(model.label_space), gives the class file's order."""
+    for folder in ("truck", "Airplane"):
+        _image(tmp_path / folder / "a.png")
+    s = datasets.labelled_images(tmp_path)
+    with pytest.raises(DataError, match=r"has no class labels: its images name their classes; match them to a model's "
+                                        r"output indices: images.for_classes\(model.label_space\)$"):
+        s.label_tensor()
+    assert s.for_classes(SPACE).label_tensor().tolist() == [TEN.index("airplane"), TEN.index("truck")]  # sorted paths
+    with pytest.raises(DataError, match=r"has no class labels$"):  # stimuli name no classes to match
+        datasets.ImageSet("stimuli", tmp_path, ()).label_tensor()
+
+
 def test_a_file_that_is_not_an_image_is_named(tmp_path):
     _image(tmp_path / "cat" / "a.jpg")
     (tmp_path / "cat" / "notes.txt").write_text("x")

@@ -96,7 +96,8 @@ class ImageSet:
 
     def label_tensor(self) -> torch.Tensor:
         if self.labels is None:
-            raise DataError(f"image set {self.name} has no class labels")
+            raise DataError(f"image set {self.name} has no class labels" + ("" if self.label_names is None else ": its images "
+                            "name their classes; match them to a model's output indices: images.for_classes(model.label_space)"))
         import torch
 
         return torch.tensor(self.labels, dtype=torch.long)
