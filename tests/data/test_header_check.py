@@ -129,5 +129,40 @@ def test_16_bit_images_whose_values_fit_in_12_bits_are_noted_as_decoded(tmp_path
     assert take_narrow_sixteen_bit() == {str(twelve): 4095, str(ten): 1023}
     assert take_narrow_sixteen_bit() == {}  # taken once
     note = decoding.narrow_sixteen_bit_note({str(twelve): 4095, str(ten): 1023})
-    assert note.startswith(f"2 16-bit image(s) hold no value above 4,095, e.g. {ten} (largest value 1,023): ")
+    assert note.startswith(f"2 16-bit image(s) hold no value above 4,095, e.g. {ten} (values up to 1,023): ")
     assert "reach 8-bit level 4 of 255 at most and are audited nearly black" in note
+
+
+def rgb16_png(path: Path, pixels: list[list[tuple[int, int, int]]], alpha: int | None = None) -> Path:
+    """A 16-bit RGB (or, with ``alpha``, RGBA) PNG written by hand: no PIL in the reference."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    h, w = len(pixels), len(pixels[0])
+    samples = [[v for px in row for v in (*px, *(() if alpha is None else (alpha,)))] for row in pixels]
+    raw = b"".join(b"\0" + struct.pack(f">{len(row)}H", *row) for row in samples)
+    kind = 2 if alpha is None else 6  # PNG colour types: truecolour, truecolour with alpha
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, kind, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    return path
+
+
+def test_16_bit_colour_images_whose_values_fit_in_12_bits_are_noted_too(tmp_path):
+    """Stop 43: a 16-bit RGB PNG of a 12-bit camera's values came out nearly black as a grayscale one does, without
+    the note the docs promise of "a decoded 16-bit image". PIL keeps each sample's high byte (v // 256, as
+    torchvision's ImageFolder reads it); the bound the high bytes give is the value said."""
+    take_narrow_sixteen_bit()
+    twelve = rgb16_png(tmp_path / "twelve.png", [[(0, 4095, 300), (17, 3, 2048)]])
+    ten = rgb16_png(tmp_path / "ten.png", [[(1023, 0, 512), (0, 0, 0)]], alpha=65535)  # alpha is not audited
+    wider = rgb16_png(tmp_path / "wider.png", [[(0, 4096, 300), (17, 3, 2048)]])
+    out = decode_images([twelve, ten, wider], Geometry(2, 2, "nearest"))
+    assert out[0, :, 0, :].tolist() == [[0, 0], [15, 0], [1, 8]]  # v // 256 of each sample
+    assert out[1, :, 0, 0].tolist() == [3, 0, 2]
+    assert take_narrow_sixteen_bit() == {str(twelve): 4095, str(ten): 1023}  # 4,096 is past 12 bits: not said
+    note = decoding.narrow_sixteen_bit_note({str(twelve): 4095})
+    assert note.startswith(f"1 16-bit image(s) hold no value above 4,095, e.g. {twelve} (values up to 4,095): 16-bit "
+                           "images are read as 0..65535 and brought to 8 bits (grayscale as round(v / 257), colour as "
+                           "v // 256, as PIL reads it), so these reach 8-bit level 16 of 255 at most"), note

@@ -161,9 +161,9 @@ def test_16_bit_images_that_hold_10_or_12_bits_are_said_once(team, mode):
     result, output, report = _run(team, *mode)
     assert result.ret == 0, output[-3000:]
     # 4,095 / 257 = 15.9: 8-bit level 16 at most
-    note = ("2 16-bit image(s) hold no value above 4,095, e.g. team/cat/twelve.png (largest value 4,095): "
-            "16-bit images are read as 0..65535 and brought to 8 bits as round(v / 257), so these reach 8-bit level 16 "
-            "of 255 at most and are audited nearly black.")
+    note = ("2 16-bit image(s) hold no value above 4,095, e.g. team/cat/twelve.png (values up to 4,095): "
+            "16-bit images are read as 0..65535 and brought to 8 bits (grayscale as round(v / 257), colour as v // 256, "
+            "as PIL reads it), so these reach 8-bit level 16 of 255 at most and are audited nearly black.")
     assert said_once(output, note), output[-3000:]
     assert sum(n.startswith(note) for n in report["run"]["notes"]) == 1, report["run"]["notes"]
     assert "v * 65535 // 4095 for 12 bits" in output

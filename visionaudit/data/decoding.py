@@ -66,12 +66,13 @@ def mode_problem(img: Image.Image) -> str | None:
 # A 16-bit image whose values all fit in 12 bits: most likely a 10- or 12-bit sensor's values stored in 16 bits, which
 # the 0..65535 scaling makes nearly black (8-bit levels 0..16). Scaled as documented all the same; the run says so.
 NARROW_SIXTEEN_BIT_MAX = 4095
-_narrow: dict[str, int] = {}  # path -> its largest value, found as decoded; drained by :func:`take_narrow_sixteen_bit`
+_narrow: dict[str, int] = {}  # path -> its largest value (colour: a bound), as decoded; :func:`take_narrow_sixteen_bit`
 _narrow_lock = threading.Lock()  # decoded in a thread pool
 
 
 def take_narrow_sixteen_bit() -> dict[str, int]:
-    """The 16-bit images decoded in this process since the last call whose largest value is at most 4,095."""
+    """The 16-bit images decoded in this process since the last call whose values are at most 4,095, each with its
+    largest value (a colour image's: the bound its high bytes give, (h + 1) * 256 - 1, PIL keeping no more)."""
     with _narrow_lock:
         found = dict(_narrow)
         _narrow.clear()
@@ -83,11 +84,19 @@ def narrow_sixteen_bit_note(found: dict[str, int]) -> str | None:
     if not found:
         return None
     path, peak = min(found.items())
-    return (f"{len(found):,} 16-bit image(s) hold no value above {NARROW_SIXTEEN_BIT_MAX:,}, e.g. {path} (largest value "
-            f"{peak:,}): 16-bit images are read as 0..65535 and brought to 8 bits as round(v / 257), so these reach 8-bit "
-            f"level {(peak + 128) // 257} of 255 at most and are audited nearly black. If they hold 10- or 12-bit values "
+    return (f"{len(found):,} 16-bit image(s) hold no value above {NARROW_SIXTEEN_BIT_MAX:,}, e.g. {path} (values up to "
+            f"{peak:,}): 16-bit images are read as 0..65535 and brought to 8 bits (grayscale as round(v / 257), colour as "
+            f"v // 256, as PIL reads it), so these reach 8-bit level {(peak + 128) // 257} of 255 at most and are audited "
+            "nearly black. If they hold 10- or 12-bit values "
             "(a camera or scanner's), rescale them to the full range before the audit (v * 65535 // 4095 for 12 bits, "
             "v * 65535 // 1023 for 10) or save them as 8-bit; if they really are that dark, nothing is wrong")
+
+
+def _sixteen_bit_colour(img: Image.Image) -> bool:
+    """16 bits a sample in colour or with alpha (PNG's and TIFF's RGB, RGBA, LA; raw modes such as ``RGB;16B``): PIL
+    reads each sample's high byte, v // 256, so its 8-bit image keeps no more of the 16 bits."""
+    raw = [t.args[0] if isinstance(t.args, tuple) and t.args else t.args for t in img.tile]
+    return not _sixteen_bit(img) and any(isinstance(r, str) and ";16" in r for r in raw)
 
 
 def to_rgb(img: Image.Image, path: str | Path | None = None) -> Image.Image:
@@ -215,8 +224,12 @@ def decode_image(path: str | Path, geometry: Geometry) -> torch.Tensor:
     """
     with _named(path), Image.open(path) as img:  # reads the header only: size and mode before anything is decoded
         check_header(img, path)
+        colour16 = _sixteen_bit_colour(img)  # known from the tile, which loading clears
         img.load()
         rgb = to_rgb(img, path)
+    if colour16 and (high := max(top for _, top in rgb.getextrema())) < 16:  # every value below 4,096 (v // 256 <= 15)
+        with _narrow_lock:
+            _narrow[str(path)] = (high + 1) * 256 - 1
     size = geometry.crop_size
     if geometry.crop:
         rgb = _resize(rgb, [geometry.resize_size], geometry.interpolation)
