@@ -161,13 +161,15 @@ def test_an_unreadable_file_in_a_streamed_batch_is_named(tmp_path, sample):
     bad.write_text("not a jpeg")
     streamed = StreamedImages((*sample.paths[:3], bad), GEOM)
     assert streamed[0:2].shape == (2, 3, 32, 32)
-    with pytest.raises(DataError, match=r"(?s)1 of 2 images cannot be used.*n01440764_broken.JPEG is unreadable"):
+    with pytest.raises(DataError, match=r"(?s)1 of 2 images \(images 3 to 4 of the set's 4, decoded as they are read, "
+                                        r"so the rest may hold more\) cannot be used.*n01440764_broken.JPEG is unreadable"):
         streamed[2:4]
 
 
 def test_streamed_16_bit_images_are_scaled_and_float_ones_refused(tmp_path):
     """The streamed path decodes as the whole one does: a hand-written 16-bit PNG of 8-bit pixels x 257 gives
-    those pixels; a float TIFF is named with its mode."""
+    those pixels; a float TIFF is named with its mode, and where in the set the batch that holds it is (stop 43: "1 of 2
+    images", a batch's count, read as the whole set's, and the set's other files were not looked at)."""
     from PIL import Image
 
     from tests.data.test_image_sets import gray16_png
@@ -176,10 +178,13 @@ def test_streamed_16_bit_images_are_scaled_and_float_ones_refused(tmp_path):
     png = gray16_png(tmp_path / "g16.png", [[v * 257 for v in row] for row in eight])
     tif = tmp_path / "f32.tif"
     Image.new("F", (32, 32), 0.5).save(tif)
-    streamed = StreamedImages((png, tif), Geometry(32, 32, "bicubic", crop=False))
+    streamed = StreamedImages((png, tif, png), Geometry(32, 32, "bicubic", crop=False))
     assert torch.equal(streamed[0], torch.tensor(eight, dtype=torch.uint8).expand(3, 32, 32))
-    with pytest.raises(DataError, match=r"(?s)1 of 2 images cannot be used.*f32.tif cannot be used: .*PIL mode F"):
+    with pytest.raises(DataError, match=r"(?s)^1 of 2 images \(images 1 to 2 of the set's 3, decoded as they are read, so "
+                                        r"the rest may hold more\) cannot be used.*f32.tif cannot be used: .*PIL mode F"):
         streamed[0:2]
+    with pytest.raises(DataError, match=r"^1 of 1 images \(some of the set's 3, decoded as they are read"):
+        streamed[[1]]
 
 
 @pytest.mark.slow

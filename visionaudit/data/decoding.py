@@ -276,10 +276,11 @@ def unusable_message(bad: Sequence[str], total: int, of: str = "", shown: int = 
     return f"{len(bad):,} of {total:,} images{of} cannot be used; replace or remove them:\n{indent}{listed}{over}{lfs}"
 
 
-def refuse_unusable(bad: Sequence[str], total: int) -> None:
-    """Raise one :class:`DataError` naming the unusable files (the first 20), when there are any."""
+def refuse_unusable(bad: Sequence[str], total: int, of: str = "") -> None:
+    """Raise one :class:`DataError` naming the unusable files (the first 20), when there are any; ``of`` as
+    :func:`unusable_message` reads it."""
     if bad:
-        raise DataError(unusable_message(bad, total))
+        raise DataError(unusable_message(bad, total, of))
 
 
 def decode_images(
