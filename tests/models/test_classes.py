@@ -141,8 +141,16 @@ def test_class_count_mismatch_names_both_numbers(tmp_path):
         load_model(f"tests.models.test_classes:hf_pets?classes={ten}", "cpu")
 
 
+ID2LABEL_FIX = (r"holds a JSON object, not a list: give the names as a JSON list in output order, or one name per line "
+                r"\(for an id2label mapping, its names in index order\)")
+
+
+# Stop 43: a JSON object (an id2label mapping, as Hugging Face configs hold) was read as lines of names ('{', '"0":
+# "cat",', ...): a class count or unmatched folder refusal that said the class file was incomplete.
 @pytest.mark.parametrize("content, problem", [(None, "cannot be read"), ("\n\n", "holds no names"),
-                                              ('["a", 1]', "strings only"), ("a\nb\na\n", "more than once")])
+                                              ('["a", 1]', "strings only"), ("a\nb\na\n", "more than once"),
+                                              (json.dumps({str(i): n for i, n in enumerate(TEN)}), ID2LABEL_FIX),
+                                              (json.dumps({str(i): n for i, n in enumerate(TEN)}, indent=2), ID2LABEL_FIX)])
 def test_bad_class_files_are_named(tmp_path, content, problem):
     path = tmp_path / "classes.txt"
     if content is not None:

@@ -238,6 +238,9 @@ def read_classes_file(path: str | Path) -> tuple[str, ...]:
     except OSError as e:
         raise ConfigError(f"class names file {p} cannot be read ({e.strerror or e}); give one name per line in output "
                           "order, or a JSON list") from None
+    if text.lstrip().startswith("{"):  # an id2label mapping, say: its lines are no names
+        raise ConfigError(f"class names file {p} holds a JSON object, not a list: give the names as a JSON list in output "
+                          "order, or one name per line (for an id2label mapping, its names in index order)")
     if text.lstrip().startswith("["):
         try:
             names = json.loads(text)
