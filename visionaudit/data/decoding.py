@@ -95,7 +95,7 @@ def narrow_sixteen_bit_note(found: dict[str, int]) -> str | None:
 def _sixteen_bit_colour(img: Image.Image) -> bool:
     """16 bits a sample in colour or with alpha (PNG's and TIFF's RGB, RGBA, LA; raw modes such as ``RGB;16B``): PIL
     reads each sample's high byte, v // 256, so its 8-bit image keeps no more of the 16 bits."""
-    raw = [t.args[0] if isinstance(t.args, tuple) and t.args else t.args for t in img.tile]
+    raw = [t[3][0] if isinstance(t[3], tuple) and t[3] else t[3] for t in img.tile]  # each tile's args: its raw mode first
     return not _sixteen_bit(img) and any(isinstance(r, str) and ";16" in r for r in raw)
 
 
