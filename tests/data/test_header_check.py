@@ -166,3 +166,25 @@ def test_16_bit_colour_images_whose_values_fit_in_12_bits_are_noted_too(tmp_path
     assert note.startswith(f"1 16-bit image(s) hold no value above 4,095, e.g. {twelve} (values up to 4,095): 16-bit "
                            "images are read as 0..65535 and brought to 8 bits (grayscale as round(v / 257), colour as "
                            "v // 256, as PIL reads it), so these reach 8-bit level 16 of 255 at most"), note
+
+
+def rgb565_bmp(path: Path, rgb: tuple[int, int, int], size: int = 4) -> Path:
+    """A 16-bits-a-pixel BMP (RGB565, BI_BITFIELDS) of one colour, written by hand: ``rgb`` its 5, 6 and 5-bit values."""
+    import struct
+
+    pixels = struct.pack("<H", rgb[0] << 11 | rgb[1] << 5 | rgb[2]) * size * size  # rows of 8 bytes: no padding
+    info = struct.pack("<IiiHHIIiiII", 40, size, size, 1, 16, 3, len(pixels), 0, 0, 0, 0)
+    masks = struct.pack("<III", 0xF800, 0x07E0, 0x001F)
+    head = 14 + len(info) + len(masks)
+    path.write_bytes(b"BM" + struct.pack("<IHHI", head + len(pixels), 0, 0, head) + info + masks + pixels)
+    return path
+
+
+def test_a_dark_16_bits_a_pixel_bmp_is_not_said_to_hold_12_bit_values(tmp_path):
+    """Review 43 F1: a BMP of 16 bits a pixel (5, 6 and 5 bits a sample, unpacked to 0..255) is no 16-bit-a-sample
+    image: a dark one was noted as "16-bit ... values up to 2,303", with v * 65535 // 4095 as the fix."""
+    take_narrow_sixteen_bit()
+    bmp = rgb565_bmp(tmp_path / "dark.bmp", (1, 1, 1))  # 8-bit levels 8, 4, 8 (PIL's 5- and 6-bit unpacking)
+    out = decode_images([bmp], Geometry(4, 4, "nearest", crop=False))
+    assert out[0, :, 0, 0].tolist() == [8, 4, 8]  # 1 << 3, 1 << 2, 1 << 3: the file is read, 8-bit levels as they are
+    assert take_narrow_sixteen_bit() == {}

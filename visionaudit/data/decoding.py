@@ -92,11 +92,16 @@ def narrow_sixteen_bit_note(found: dict[str, int]) -> str | None:
             "v * 65535 // 1023 for 10) or save them as 8-bit; if they really are that dark, nothing is wrong")
 
 
+# 16 bits a sample that PIL reads as each sample's high byte (PNG's, TIFF's and SGI's raw modes): not a BMP's or TGA's
+# ``BGR;16`` (16 bits a pixel, 5 or 6 a sample), nor CMYK's (its RGB is no stored value's high byte).
+_SIXTEEN_BIT_SAMPLES = re.compile(r"^(L|LA|RGB|RGBX|RGBA|RGBa);16[BLN]$")
+
+
 def _sixteen_bit_colour(img: Image.Image) -> bool:
     """16 bits a sample in colour or with alpha (PNG's and TIFF's RGB, RGBA, LA; raw modes such as ``RGB;16B``): PIL
     reads each sample's high byte, v // 256, so its 8-bit image keeps no more of the 16 bits."""
     raw = [t[3][0] if isinstance(t[3], tuple) and t[3] else t[3] for t in img.tile]  # each tile's args: its raw mode first
-    return not _sixteen_bit(img) and any(isinstance(r, str) and ";16" in r for r in raw)
+    return not _sixteen_bit(img) and any(isinstance(r, str) and _SIXTEEN_BIT_SAMPLES.match(r) for r in raw)
 
 
 def to_rgb(img: Image.Image, path: str | Path | None = None) -> Image.Image:
