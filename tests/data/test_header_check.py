@@ -111,10 +111,13 @@ def test_git_lfs_pointers_where_images_go_are_said_to_be_with_git_lfs_pull_as_th
     assert problem.endswith("\n  Git LFS pointers stand where those images go: the data was cloned without its Git LFS "
                             "files; fetch them with `git lfs pull` in that clone"), problem
     assert problem.count("git lfs pull") == 1 and "text.jpg is unreadable or truncated" in problem
+    # Review 43 F2: the lead-in told the team to replace or remove them all, its images that only need pulling too.
+    assert problem.startswith("3 of 3 images of team cannot be used; replace or remove those that are not Git LFS "
+                              "pointers:\n"), problem
     with pytest.raises(Exception, match=r"b.png is a Git LFS pointer, not the image \(a text file standing for it: .*"
                                         r"fetch them with `git lfs pull` in that clone$"):
         decoding.decode_image(tmp_path / "b.png", GEOM)
-    with pytest.raises(Exception, match=r"(?s)2 of 2 images cannot be used.*Git LFS pointers stand where those images go"):
+    with pytest.raises(Exception, match=r"(?s)^2 of 2 images cannot be used:\n.*Git LFS pointers stand where those images go"):
         decode_images([tmp_path / "a.jpg", tmp_path / "b.png"], GEOM)
 
 

@@ -276,9 +276,12 @@ def unusable_message(bad: Sequence[str], total: int, of: str = "", shown: int = 
     listed = first_few(lines, shown, f"\n{indent}")
     over = (f"\n{indent[:-2]}Images over the limit of {_max_pixels:,} pixels: it is a guard against decompression bombs; "
             f"if they are genuine, raise it with {MAX_PIXELS_FIX}" if any(r.endswith(fix) for r in bad) else "")
+    pointers = sum(r.endswith(LFS_FIX) for r in bad)
     lfs = (f"\n{indent[:-2]}Git LFS pointers stand where those images go: the data was cloned without its Git LFS files; "
-           "fetch them with `git lfs pull` in that clone" if any(r.endswith(LFS_FIX) for r in bad) else "")
-    return f"{len(bad):,} of {total:,} images{of} cannot be used; replace or remove them:\n{indent}{listed}{over}{lfs}"
+           "fetch them with `git lfs pull` in that clone" if pointers else "")
+    # Pulled, not replaced or removed: a pointer's images are the team's own.
+    lead = "" if pointers == len(bad) else f"; replace or remove {'those that are not Git LFS pointers' if pointers else 'them'}"
+    return f"{len(bad):,} of {total:,} images{of} cannot be used{lead}:\n{indent}{listed}{over}{lfs}"
 
 
 def refuse_unusable(bad: Sequence[str], total: int, of: str = "") -> None:
