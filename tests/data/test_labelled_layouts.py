@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from visionaudit.data import image_sets as datasets
-from visionaudit.data.label_space import LabelSpace, imagenet1k
+from visionaudit.data.label_space import LabelSpace, imagenet1k, output_indices
 from visionaudit.errors import DataError, UnusableImages
 
 TEN = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -276,6 +276,26 @@ def test_csv_label_out_of_range_is_unmatched(tmp_path):
     (tmp_path / "m.csv").write_text("a.jpg,10\n")
     with pytest.raises(DataError, match="'10'"):
         datasets.labelled_images(tmp_path / "m.csv").for_classes(SPACE)
+
+
+def test_csv_numbers_are_names_only_where_the_class_names_are_numbers(tmp_path):
+    """Review 43 F3: a number in a CSV is a class name, else an output index. With classes named "1".."10" (1-based
+    ids) and labels written as output indices 0..9, "0" (no name: index 0) and "1" (the name of index 0) both became
+    class "1", every label from 1 up one class off, without a word. Numbers are names only there, and "0" is refused."""
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        _image(tmp_path / name)
+    numbered = LabelSpace(tuple(str(i) for i in range(1, 11)), "class file ids.txt")
+    (tmp_path / "m.csv").write_text("a.jpg,0\nb.jpg,1\nc.jpg,10\n")
+    with pytest.raises(DataError, match=r"1 class name\(s\) of the images in .* match no class of the model .*: '0'.*"
+                                        r"the model's class names are numbers, so a number in a CSV is a class name, not "
+                                        r"an output index$"):
+        datasets.labelled_images(tmp_path / "m.csv").for_classes(numbered)
+    (tmp_path / "m.csv").write_text("b.jpg,1\nc.jpg,10\n")
+    assert datasets.labelled_images(tmp_path / "m.csv").for_classes(numbered).labels == (0, 9)  # by name
+    (tmp_path / "m.csv").write_text("a.jpg,0\nb.jpg,ship\n")  # names that are no numbers: a number is an output index
+    assert datasets.labelled_images(tmp_path / "m.csv").for_classes(SPACE).labels == (0, 8)
+    # Classes nobody named: their names are the indices, and numbers match as before.
+    assert [output_indices(10).index(n, numeric=True) for n in ("0", "07", "10")] == [0, 7, None]
 
 
 def test_stratified_subset_of_unbound_folders_spreads_over_folders(tmp_path):

@@ -13,7 +13,7 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -123,9 +123,15 @@ class LabelSpace:
         if name in self._exact:
             return self._exact[name]
         found = None if loose(name) in self._ambiguous else self._loose.get(loose(name))
-        if found is None and numeric and name.strip().isdigit() and int(name) < len(self.names):
+        if found is None and numeric and name.strip().isdigit() and int(name) < len(self.names) and not self.numbered:
             found = int(name)
         return found
+
+    @cached_property
+    def numbered(self) -> bool:
+        """Whether some class name is a number: then a number is a name only, never an output index ("1".."10" and
+        labels 0..9 would put "0" and "1" on one class). Cached: :meth:`index` asks it for every image."""
+        return self.given and any(name.strip().isdigit() for name in self.names)  # not given: the names are the indices
 
     def ambiguous(self, name: str) -> tuple[str, ...]:
         """The classes (as :meth:`label` reads them) an image labelled ``name`` could be, where it could be more than
@@ -287,4 +293,6 @@ def unmatched_message(space: LabelSpace, labels: Iterable[str], numeric: bool, w
         f"from {space.source}): {first_few(missing)}. Rename the folders (or CSV labels) to the model's class names, "
         "or give the model's classes (?classes=FILE in the spec; --audit-classes FILE for a model that names none)"
         + (f"; if the folders are right, the class file is incomplete: it names {len(space)} classes, and needs one "
-           "name per output of the model, in output order" if short else ""))
+           "name per output of the model, in output order" if short else "")
+        + ("; the model's class names are numbers, so a number in a CSV is a class name, not an output index"
+           if numeric and space.numbered and any(n.strip().isdigit() and space.index(n) is None for n in labels) else ""))
