@@ -185,6 +185,9 @@ def test_streamed_16_bit_images_are_scaled_and_float_ones_refused(tmp_path):
         streamed[0:2]
     with pytest.raises(DataError, match=r"^1 of 1 images \(some of the set's 3, decoded as they are read"):
         streamed[[1]]
+    # Review 43 F4: a batch that is the whole set has no rest that "may hold more": the set's count, as decoded whole.
+    with pytest.raises(DataError, match=r"^1 of 2 images cannot be used; replace or remove them:\n"):
+        StreamedImages((png, tif), Geometry(32, 32, "bicubic", crop=False))[0:2]
 
 
 @pytest.mark.slow

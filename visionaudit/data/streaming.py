@@ -99,9 +99,9 @@ class StreamedImages(BatchSource):
         pool = _decoder_pool()
         return [pool.submit(decode_or_reason, self.paths[i], self.geometry) for i in rows]
 
-    def _collect(self, futures: list[Future], which: str = "") -> torch.Tensor:
+    def _collect(self, futures: list[Future], which: str | None = "some") -> torch.Tensor:
         """The decoded images, or one refusal naming the unusable ones among them: ``which`` says where in the set they
-        are, since only they were decoded (the set's other files may hold more)."""
+        are, since only they were decoded (the set's other files may hold more); None: they are the whole set."""
         out = torch.empty((len(futures), *self.shape[1:]), dtype=torch.uint8)
         bad = []
         for i, future in enumerate(futures):
@@ -110,8 +110,8 @@ class StreamedImages(BatchSource):
                 bad.append(result)
             else:
                 out[i] = result
-        refuse_unusable(bad, len(futures), f" ({which or 'some'} of the set's {len(self):,}, decoded as they are read, so "
-                                           "the rest may hold more)")
+        refuse_unusable(bad, len(futures), "" if which is None else f" ({which} of the set's {len(self):,}, decoded as "
+                                                                     "they are read, so the rest may hold more)")
         release_heap_fragments()  # the decoders' freed buffers would otherwise pile up (see there)
         return out
 
@@ -134,7 +134,7 @@ class StreamedImages(BatchSource):
         for key in following:
             if key not in self._ahead:
                 self._ahead[key] = self._submit(range(*key))
-        return self._collect(futures, f"images {start + 1:,} to {stop:,}")
+        return self._collect(futures, None if (start, stop) == (0, n) else f"images {start + 1:,} to {stop:,}")
 
 
 def batches(images: torch.Tensor | StreamedImages, size: int) -> Iterator[tuple[int, torch.Tensor]]:
