@@ -211,3 +211,84 @@ def test_planted_plain_conv2d_rebuild_fails_the_audit(shared_data, tmp_path):
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert "efficientnet_lite0 rgb_to_gray: converted logits differ" in proc.stdout
+
+
+# --- first convolutions a fold cannot simply rewrite (stop 43) -----------------------------------------------------
+
+
+class TwoReaders(nn.Module):
+    """The input read by two convolutions: folding the first alone leaves the second a 1-channel input."""
+
+    def __init__(self, alias: bool = False) -> None:
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(3, 4, 1)
+        self.alias = self.a if alias else None  # the same module under a second name: one convolution, not two
+
+    def forward(self, x):
+        return torch.tanh(self.alias(x) if self.alias is not None else self.a(x) + self.b(x)).flatten(1)
+
+
+def test_a_second_reader_of_the_input_is_refused_naming_it():
+    pre = Preprocessing(crop_size=12, resize_size=12)
+    with pytest.raises(ConversionError, match=r"folding a alone does not convert this model: the folded copy fails on "
+                                              r"1-channel input \(RuntimeError: .*something else reads the model's input too"):
+        rgb_to_gray(TwoReaders().double().eval(), pre)
+
+
+def test_a_first_conv_held_under_two_names_is_folded_under_both():
+    torch.manual_seed(0)
+    model, pre = TwoReaders(alias=True).double().eval(), Preprocessing(crop_size=12, resize_size=12)
+    gray = torch.rand(2, 1, 12, 12, dtype=torch.float64)
+    folded = rgb_to_gray(model, pre)
+    assert (run(folded.model, folded.preprocessing, gray) - run(model, pre, gray.expand(-1, 3, -1, -1))).abs().max() < 1e-12
+
+
+def test_a_weight_standardized_first_conv_is_refused_not_folded_wrongly():
+    """timm's StdConv2d standardizes its weight in forward: a summed kernel is standardized again, so the fold's logits
+    differ (by 0.2 on a random-init BiT ResNet-50): refused, not a failed gate blaming the model."""
+    from timm.layers import ScaledStdConv2d, StdConv2d
+
+    torch.manual_seed(0)
+    pre, gray_pre = Preprocessing(crop_size=12, resize_size=12), Preprocessing(crop_size=12, resize_size=12, mean=(0.5,),
+                                                                               std=(0.25,))
+    for conv in (StdConv2d(3, 4, 3, padding=1), ScaledStdConv2d(3, 4, 3, padding=1)):
+        with pytest.raises(ConversionError, match=rf"{type(conv).__name__}\) does not compute with its weight as stored"):
+            rgb_to_gray(head(conv), pre)
+    with pytest.raises(ConversionError, match=r"StdConv2d\) does not compute with its weight as stored"):
+        gray_to_rgb(head(StdConv2d(1, 4, 3, padding=1)), gray_pre)
+
+
+def test_an_input_read_first_by_something_else_is_named_so():
+    """A functional conv2d before the first nn.Conv2d: that module takes 4 channels, not the input, and the message
+    says so rather than to fold an affine into the mean/std."""
+
+    class Functional(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w, self.conv = nn.Parameter(torch.randn(4, 3, 3, 3)), nn.Conv2d(4, 4, 1)
+
+        def forward(self, x):
+            return self.conv(nn.functional.conv2d(x, self.w)).flatten(1)
+
+    with pytest.raises(ConversionError, match=r"the first nn.Conv2d to run \(conv\) takes 4 channels, not the model's 3: "
+                                              "something else reads the input first"):
+        rgb_to_gray(Functional(), Preprocessing(crop_size=12, resize_size=12))
+
+
+def test_an_hf_model_whose_fold_needs_a_border_map_says_one_channel():
+    """HF ResNet's zero-padded stem under ImageNet's per-channel mean/std needs the border map: the copy's config and
+    embeddings say 1 channel (not None, which transformers refuses), and its logits are the original's on the gray
+    image stacked three times."""
+    from transformers import ResNetConfig, ResNetForImageClassification
+
+    torch.manual_seed(0)
+    model = ResNetForImageClassification(ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1],
+                                                      num_labels=5)).double().eval()
+    pre = Preprocessing(crop_size=32, resize_size=32)
+    folded = rgb_to_gray(model, pre)
+    assert folded.offset_map and folded.model.config.num_channels == 1 and model.config.num_channels == 3
+    assert folded.model.resnet.embedder.num_channels == 1
+    gray = torch.rand(2, 1, 32, 32, dtype=torch.float64)
+    stacked = run(model, pre, gray.expand(-1, 3, -1, -1)).logits
+    assert (run(folded.model, folded.preprocessing, gray).logits - stacked).abs().max() < 1e-12
+    assert gray_to_rgb(folded.model, folded.preprocessing).model.config.num_channels == 3
