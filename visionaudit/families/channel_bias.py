@@ -137,7 +137,8 @@ def gradient_shares(model: LoadedModel, images: torch.Tensor, labels: torch.Tens
 
 @dataclass(frozen=True)
 class FirstConvUnread:
-    """No first convolution could be read (an ONNX graph whose input reaches no stored-weight Conv): the reason."""
+    """No first convolution could be read (an ONNX graph whose input reaches no stored-weight Conv, a torch model whose
+    input reaches no nn.Conv2d first): the reason."""
 
     reason: str
 
@@ -166,6 +167,10 @@ def weight_bias(model: LoadedModel) -> ChannelBias | FirstConvUnread | None:
             return FirstConvUnread(str(e))
     else:
         first = find_first_conv(model.module, (1, model.preprocessing.channels, model.input_size, model.input_size), model.device)
+    if not first.input_is_model_input and first.in_channels != model.preprocessing.channels:
+        return FirstConvUnread(f"the first nn.Conv2d to run ({first.name}) takes {first.in_channels} channels, not the "
+                               f"model's {model.preprocessing.channels}: something else reads the input first (a functional "
+                               "conv2d, a Conv3d, a Linear patch embedding), whose weights are not read")
     if first.in_channels != 3:
         return None
     shares = weight_shares(first.module)
