@@ -292,3 +292,18 @@ def test_an_hf_model_whose_fold_needs_a_border_map_says_one_channel():
     stacked = run(model, pre, gray.expand(-1, 3, -1, -1)).logits
     assert (run(folded.model, folded.preprocessing, gray).logits - stacked).abs().max() < 1e-12
     assert gray_to_rgb(folded.model, folded.preprocessing).model.config.num_channels == 3
+
+
+def test_a_torchscript_model_is_not_applicable_to_the_folds_nor_to_channel_bias(tmp_path):
+    """A TorchScript module cannot be hooked (its first convolution is not found) nor rewritten: both families skip it
+    saying so, as they do an ONNX graph, instead of an error that fails the run."""
+    from visionaudit.families.assessment import NotApplicable
+    from visionaudit.families.channel_bias import FirstConvUnread, weight_bias
+
+    path = tmp_path / "model.pt"
+    torch.jit.trace(head(nn.Conv2d(3, 4, 3)).float(), torch.rand(1, 3, 12, 12)).save(str(path))
+    model = load_model(f"{path}?mean=0.5,0.5,0.5&std=0.25,0.25,0.25&size=12", "cpu")
+    with pytest.raises(NotApplicable, match="is a TorchScript module: the colour-space folds rewrite the first convolution"):
+        check_equivalence(model, torch.zeros(2, 3, 12, 12, dtype=torch.uint8), "rgb_to_gray")
+    unread = weight_bias(model)
+    assert isinstance(unread, FirstConvUnread) and "TorchScript module, whose modules cannot be hooked" in unread.reason

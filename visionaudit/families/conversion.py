@@ -151,8 +151,7 @@ def _first(model: nn.Module, pre: Preprocessing, size: int) -> tuple:
 
 def _check_fold(first: str, conv: nn.Module, expect: torch.Tensor, got: torch.Tensor, converted: nn.Module,
                 probe: torch.Tensor) -> None:
-    """Refuse a fold that is not exact: ``expect``/``got`` are the original and folded conv on a float64 probe (a conv
-    that does not compute with its weight as stored differs), ``probe`` a zero input the folded copy must accept."""
+    """Refuse an inexact fold: ``expect``/``got`` the original and folded conv in float64, ``probe`` an input the copy takes."""
     import torch
 
     if not torch.allclose(got, expect, rtol=1e-9, atol=1e-9 * (1 + float(expect.abs().max()))):
@@ -320,9 +319,10 @@ def check_equivalence(model: LoadedModel, rgb: torch.Tensor, direction: str) -> 
 
     if direction not in DIRECTIONS:
         raise ValueError(f"unknown direction {direction!r}; known: {', '.join(DIRECTIONS)}")
-    if isinstance(model.module, OnnxModule):
-        raise NotApplicable(f"{model.id} is an ONNX graph (run by ONNX Runtime): the colour-space folds rewrite the first "
-                            "convolution of a torch model; audit the torch model it was exported from")
+    if isinstance(model.module, (OnnxModule, torch.jit.ScriptModule)):  # a TorchScript module cannot be hooked or rewritten
+        kind = "an ONNX graph (run by ONNX Runtime)" if isinstance(model.module, OnnxModule) else "a TorchScript module"
+        raise NotApplicable(f"{model.id} is {kind}: the colour-space folds rewrite the first convolution of a torch "
+                            "model; audit the torch model it was exported from")
     gray = luminance(rgb).round().clamp(0, 255).to(torch.uint8)
     folded = rgb_to_gray(model.module, model.preprocessing)
     gray_model = replace(model, module=folded.model, preprocessing=folded.preprocessing)
