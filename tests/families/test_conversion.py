@@ -307,3 +307,28 @@ def test_a_torchscript_model_is_not_applicable_to_the_folds_nor_to_channel_bias(
         check_equivalence(model, torch.zeros(2, 3, 12, 12, dtype=torch.uint8), "rgb_to_gray")
     unread = weight_bias(model)
     assert isinstance(unread, FirstConvUnread) and "TorchScript module, whose modules cannot be hooked" in unread.reason
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.nn.utils.weight_norm, the older form, is deprecated
+def test_a_weight_or_spectral_normed_first_conv_is_folded_exactly_and_left_as_it_was():
+    """The copy's weight is set plainly: a parametrization (or the older pre-hook) would recompute it, or refuse it
+    (KeyError: attribute 'weight' already exists; TypeError: cannot assign a tensor as parameter 'weight')."""
+    from torch.nn.utils import parametrizations, weight_norm
+
+    pre = Preprocessing(crop_size=12, resize_size=12)
+    gray_pre = Preprocessing(crop_size=12, resize_size=12, mean=(0.5,), std=(0.25,))
+    for wrap in (parametrizations.weight_norm, parametrizations.spectral_norm, weight_norm):
+        torch.manual_seed(0)
+        model = head(wrap(nn.Conv2d(3, 4, 3, padding=1)))
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        gray = torch.rand(2, 1, 12, 12, dtype=torch.float64)
+        folded = rgb_to_gray(model, pre)
+        error = (run(folded.model, folded.preprocessing, gray) - run(model, pre, gray.expand(-1, 3, -1, -1))).abs().max()
+        assert error < 1e-12, (wrap.__name__, error)
+        assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+        assert isinstance(model[0].weight, torch.Tensor)  # the original still computes its weight
+        one = head(wrap(nn.Conv2d(1, 4, 3, padding=1)))
+        rgb = torch.rand(2, 3, 12, 12, dtype=torch.float64)
+        expanded = gray_to_rgb(one, gray_pre)
+        luma = (rgb * torch.tensor([0.299, 0.587, 0.114], dtype=torch.float64).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        assert (run(expanded.model, expanded.preprocessing, rgb) - run(one, gray_pre, luma)).abs().max() < 1e-12

@@ -19,8 +19,8 @@ an RGB model with kernels ``l_i * w``, each channel normalized with the gray mea
 exact, borders included (a padded zero means ``rgb_i = m`` in every channel, so ``T = m`` as in the original).
 
 The conv is found from the computation (:mod:`visionaudit.models.first_conv`); the converted conv is a copy of the
-original module, so its class (``Conv2dStaticSamePadding`` included), stride, padding, padding mode, dilation, groups
-and bias are kept. The original model is not modified.
+original module (class, ``Conv2dStaticSamePadding`` included, stride, padding, padding mode, dilation, groups, bias; a
+weight or spectral norm's weight made plain); the original is not modified. A fold that is not exact is refused.
 """
 
 from __future__ import annotations
@@ -120,7 +120,9 @@ def _swap(model: nn.Module, name: str, new: nn.Module) -> None:
 def _conv_copy(conv: nn.Conv2d, weight: torch.Tensor, in_channels: int) -> nn.Conv2d:
     from torch import nn
 
-    new = copy.deepcopy(conv)
+    from visionaudit.models.first_conv import plain_copy
+
+    new = plain_copy(conv)  # a weight or spectral norm would recompute the weight set here
     new.weight = nn.Parameter(weight.to(conv.weight.dtype), requires_grad=conv.weight.requires_grad)
     new.in_channels = in_channels
     return new
@@ -245,10 +247,9 @@ def gray_to_rgb(model: nn.Module, preprocessing: Preprocessing, lambdas: tuple[f
         raise ConversionError(f"the luminance weights {lambdas} must sum to 1 for an exact expansion (they sum to "
                               f"{sum(lambdas)})")
     first, conv, device, out_hw = _first(model, preprocessing, preprocessing.crop_size)
-    if conv.in_channels != 1:
-        raise ConversionError(f"{first.name} takes {conv.in_channels} channels; gray_to_rgb expands a 1-channel first conv")
-    if conv.groups != 1:
-        raise ConversionError(f"{first.name} is grouped (groups={conv.groups}); gray_to_rgb expands an ungrouped first conv")
+    if conv.in_channels != 1 or conv.groups != 1:
+        raise ConversionError(f"{first.name} has in_channels={conv.in_channels}, groups={conv.groups}; gray_to_rgb expands a "
+                              "1-channel, ungrouped first conv")
     lam = torch.tensor(lambdas, dtype=torch.float64, device=device).view(1, 3, 1, 1)
     new_conv = _conv_copy(conv, conv.weight.detach().double() * lam, 3)
     converted = copy.deepcopy(model).eval()
@@ -336,8 +337,7 @@ def check_equivalence(model: LoadedModel, rgb: torch.Tensor, direction: str) -> 
         naive_error = float((reference - naive_logits).abs().max())
         result = folded
     else:
-        result = gray_to_rgb(folded.model, folded.preprocessing)
-        # normalize() feeds it the luminance
+        result = gray_to_rgb(folded.model, folded.preprocessing)  # the reference: normalize() feeds it the luminance
         reference = predict_logits(gray_model, rgb, what="conversion gray_to_rgb: the 1-channel model")
         converted = predict_logits(replace(model, module=result.model, preprocessing=result.preprocessing), rgb,
                                    what="conversion gray_to_rgb: expanded to 3 channels")
