@@ -332,3 +332,33 @@ def test_a_weight_or_spectral_normed_first_conv_is_folded_exactly_and_left_as_it
         expanded = gray_to_rgb(one, gray_pre)
         luma = (rgb * torch.tensor([0.299, 0.587, 0.114], dtype=torch.float64).view(1, 3, 1, 1)).sum(1, keepdim=True)
         assert (run(expanded.model, expanded.preprocessing, rgb) - run(one, gray_pre, luma)).abs().max() < 1e-12
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # the older pre-hook forms are deprecated
+def test_a_normed_float32_first_conv_is_folded_not_refused_as_weight_standardized():
+    """A model's weights are float32: the check's float64 reference recomputed the weight or spectral norm in float64,
+    1e-7 off the float32 weight the fold sums, so every such conv was refused as "weight-standardized". The folds must
+    give the float32 original's logits on the gray image stacked three times (and on the luminance)."""
+    from torch.nn.utils import parametrizations, spectral_norm, weight_norm
+
+    pre = Preprocessing(crop_size=12, resize_size=12)
+    gray_pre = Preprocessing(crop_size=12, resize_size=12, mean=(0.5,), std=(0.25,))
+    for wrap in (parametrizations.weight_norm, parametrizations.spectral_norm, weight_norm, spectral_norm):
+        torch.manual_seed(0)
+        model = head(wrap(nn.Conv2d(3, 4, 3, padding=1))).float()
+        gray = torch.rand(2, 1, 12, 12, dtype=torch.float64)
+        folded = rgb_to_gray(model, pre)
+        got = run(folded.model.double(), folded.preprocessing, gray)
+        error = (got - run(copy.deepcopy(model).double(), pre, gray.expand(-1, 3, -1, -1))).abs().max()
+        assert error < 1e-5, (wrap.__name__, error)
+        one = head(wrap(nn.Conv2d(1, 4, 3, padding=1))).float()
+        rgb = torch.rand(2, 3, 12, 12, dtype=torch.float64)
+        expanded = gray_to_rgb(one, gray_pre)
+        luma = (rgb * torch.tensor([0.299, 0.587, 0.114], dtype=torch.float64).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        error = (run(expanded.model.double(), expanded.preprocessing, rgb) - run(one.double(), gray_pre, luma)).abs().max()
+        assert error < 1e-5, (wrap.__name__, error)
+    with pytest.raises(ConversionError, match=r"StdConv2d\) does not compute with its weight as stored"):
+        from timm.layers import StdConv2d
+
+        rgb_to_gray(head(StdConv2d(3, 4, 3, padding=1)).float(), pre)  # float32 too: still refused
+

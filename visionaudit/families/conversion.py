@@ -186,16 +186,17 @@ def rgb_to_gray(model: nn.Module, preprocessing: Preprocessing, input_size: int 
     if conv.in_channels != 3 or conv.groups != 1:
         raise ConversionError(f"{first.name} has in_channels={conv.in_channels}, groups={conv.groups}; rgb_to_gray folds a "
                               "3-channel, ungrouped first conv")
-    m = torch.tensor(preprocessing.mean, dtype=torch.float64)
-    s = torch.tensor(preprocessing.std, dtype=torch.float64)
+    m, s = (torch.tensor(v, dtype=torch.float64) for v in (preprocessing.mean, preprocessing.std))
     m_star, s_star = float(m.mean()), float(s.mean())
     w = conv.weight.detach().double()
     w_new = s_star * (w / s.to(w.device).view(1, 3, 1, 1)).sum(dim=1, keepdim=True)
     new_conv = _conv_copy(conv, w_new, 1)
 
     # The bracket of the docstring, in float64 with the modules themselves (any linear padding).
-    ref, cand = copy.deepcopy(conv).double(), _conv_copy(conv, w_new, 1).double()
-    cand.weight.data = w_new  # the unrounded fold, so that _check_fold sees float64 rounding only
+    # ref: the weight conv computes with, plainly (a weight norm recomputed in float64 would differ by 1e-7); cand: the
+    # unrounded fold (a copy of the float64 ref keeps float64), so that _check_fold sees float64 rounding only
+    ref = _conv_copy(conv, conv.weight.detach(), 3).double()
+    cand = _conv_copy(ref, w_new, 1)
     with torch.inference_mode():
         x_at_mstar = ((m_star - m) / s).to(device).view(1, 3, 1, 1).expand(1, 3, size, size)
         offset = ref(x_at_mstar) - cand(torch.zeros(1, 1, size, size, dtype=torch.float64, device=device))
@@ -257,9 +258,8 @@ def gray_to_rgb(model: nn.Module, preprocessing: Preprocessing, lambdas: tuple[f
     size = preprocessing.crop_size
     with torch.inference_mode():  # normalized RGB: the gray model sees its luminance (the lambdas sum to 1)
         x = torch.rand(1, 3, size, size, dtype=torch.float64, generator=torch.Generator().manual_seed(0)).to(device)
-        expect, exact = copy.deepcopy(conv).double()((x * lam).sum(dim=1, keepdim=True)), copy.deepcopy(new_conv).double()
-        exact.weight.data = conv.weight.detach().double() * lam  # unrounded: _check_fold sees float64 rounding only
-        got = exact(x)
+        ref = _conv_copy(conv, conv.weight.detach(), 1).double()  # plain and unrounded, as in rgb_to_gray
+        expect, got = ref((x * lam).sum(dim=1, keepdim=True)), _conv_copy(ref, ref.weight.detach() * lam, 3)(x)
     _check_fold(first.name, conv, expect, got, converted, torch.zeros(1, 3, size, size, device=device, dtype=conv.weight.dtype))
     rgb_pre = replace(preprocessing, mean=preprocessing.mean * 3, std=preprocessing.std * 3,
                       source=f"{preprocessing.source}; expanded to RGB")
