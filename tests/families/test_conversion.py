@@ -6,10 +6,12 @@ import copy
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
+import torchvision
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
@@ -362,3 +364,15 @@ def test_a_normed_float32_first_conv_is_folded_not_refused_as_weight_standardize
 
         rgb_to_gray(head(StdConv2d(3, 4, 3, padding=1)).float(), pre)  # float32 too: still refused
 
+
+def test_the_report_names_the_first_conv_as_the_model_calls_it_in_both_directions():
+    """gray_to_rgb expands the folded copy, whose zero-padded stem under ImageNet's mean/std is wrapped in a border
+    map: the report named the wrapper's inner module (conv1.conv), which is not in the user's model."""
+    model = load_model("tests.tiny_models:tiny?size=32", "cpu")
+    model = replace(model, module=torchvision.models.resnet18(num_classes=5).eval())
+    rgb = torch.randint(0, 256, (2, 3, 32, 32), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    names = {n for n, _ in model.module.named_modules()}
+    for direction in ("rgb_to_gray", "gray_to_rgb"):
+        result = check_equivalence(model, rgb, direction)
+        assert result.conversion.offset_map or direction == "gray_to_rgb"  # the fold needs the border map
+        assert result.conversion.first_conv == "conv1" and "conv1" in names, (direction, result.conversion.first_conv)

@@ -106,11 +106,10 @@ def _swap(model: nn.Module, name: str, new: nn.Module) -> None:
     for alias in [n for n, m in model.named_modules(remove_duplicate=False) if m is old]:
         owner_name, _, child = alias.rpartition(".")
         setattr(model.get_submodule(owner_name) if owner_name else model, child, new)
-    parent_name = name.rpartition(".")[0]
     # Hugging Face models check the input's channels against a ``num_channels`` kept by the modules around the first
     # conv (ViT's patch embeddings) and in their config: the copy's must say the new count, else it refuses its input.
     before, after = getattr(old, "in_channels", None), getattr(new, "in_channels", None)
-    parts = parent_name.split(".") if parent_name else []
+    parts = name.split(".")[:-1]  # the owners above the first conv
     owners = [model, *(model.get_submodule(".".join(parts[:i + 1])) for i in range(len(parts)))]
     for owner in [*owners, getattr(model, "config", None)]:
         if getattr(owner, "num_channels", None) == before and isinstance(before, int):
@@ -337,7 +336,8 @@ def check_equivalence(model: LoadedModel, rgb: torch.Tensor, direction: str) -> 
         naive_error = float((reference - naive_logits).abs().max())
         result = folded
     else:
-        result = gray_to_rgb(folded.model, folded.preprocessing)  # the reference: normalize() feeds it the luminance
+        # named as in the model, not as in the fold (a border map's inner conv); normalize() feeds the reference the luminance
+        result = replace(gray_to_rgb(folded.model, folded.preprocessing), first_conv=folded.first_conv)
         reference = predict_logits(gray_model, rgb, what="conversion gray_to_rgb: the 1-channel model")
         converted = predict_logits(replace(model, module=result.model, preprocessing=result.preprocessing), rgb,
                                    what="conversion gray_to_rgb: expanded to 3 channels")
