@@ -175,3 +175,27 @@ def test_planted_dominant_channel_fails_the_gate(shared_data, tmp_path):
     assert by_model["tests.tiny_models:tiny"]["outcome"] == "passed"
     gray = by_model["tests.tiny_models:gray?mean=0.5&std=0.25"]
     assert gray["outcome"] == "skipped" and "does not take 3 input channels" in gray["message"]
+
+
+def test_an_input_read_first_by_a_functional_conv_is_not_called_a_non_rgb_model():
+    """The first nn.Conv2d to run takes the functional conv's 4 channels: the skip says the input reaches something
+    else first, not that the model's first convolution does not take RGB (it does)."""
+    from dataclasses import replace
+
+    from visionaudit.families.assessment import NotApplicable
+    from visionaudit.families.channel_bias import assess_weight_shares
+    from visionaudit.families.records import AuditRecord
+
+    class Functional(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w, self.conv = nn.Parameter(torch.randn(4, 3, 3, 3)), nn.Conv2d(4, 10, 1)
+
+        def forward(self, x):
+            return self.conv(nn.functional.conv2d(x, self.w)).mean(dim=(2, 3))
+
+    tiny = load_model("tests.tiny_models:tiny", "cpu")
+    with pytest.raises(NotApplicable, match=r"the first nn.Conv2d to run \(conv\) takes 4 channels, not the model's 3: "
+                                            "something else reads the input first"):
+        assess_weight_shares(AuditRecord("channel_bias", tiny.id), weight_bias(replace(tiny, module=Functional())), {},
+                             {"model": tiny.id})

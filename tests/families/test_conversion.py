@@ -6,10 +6,12 @@ import copy
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
+import torchvision
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
@@ -211,3 +213,165 @@ def test_planted_plain_conv2d_rebuild_fails_the_audit(shared_data, tmp_path):
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert "efficientnet_lite0 rgb_to_gray: converted logits differ" in proc.stdout
+
+
+# --- first convolutions a fold cannot simply rewrite (stop 43) -----------------------------------------------------
+
+
+class TwoReaders(nn.Module):
+    """The input read by two convolutions: folding the first alone leaves the second a 1-channel input."""
+
+    def __init__(self, alias: bool = False) -> None:
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(3, 4, 1)
+        self.alias = self.a if alias else None  # the same module under a second name: one convolution, not two
+
+    def forward(self, x):
+        return torch.tanh(self.alias(x) if self.alias is not None else self.a(x) + self.b(x)).flatten(1)
+
+
+def test_a_second_reader_of_the_input_is_refused_naming_it():
+    pre = Preprocessing(crop_size=12, resize_size=12)
+    with pytest.raises(ConversionError, match=r"folding a alone does not convert this model: the folded copy fails on "
+                                              r"1-channel input \(RuntimeError: .*something else reads the model's input too"):
+        rgb_to_gray(TwoReaders().double().eval(), pre)
+
+
+def test_a_first_conv_held_under_two_names_is_folded_under_both():
+    torch.manual_seed(0)
+    model, pre = TwoReaders(alias=True).double().eval(), Preprocessing(crop_size=12, resize_size=12)
+    gray = torch.rand(2, 1, 12, 12, dtype=torch.float64)
+    folded = rgb_to_gray(model, pre)
+    assert (run(folded.model, folded.preprocessing, gray) - run(model, pre, gray.expand(-1, 3, -1, -1))).abs().max() < 1e-12
+
+
+def test_a_weight_standardized_first_conv_is_refused_not_folded_wrongly():
+    """timm's StdConv2d standardizes its weight in forward: a summed kernel is standardized again, so the fold's logits
+    differ (by 0.2 on a random-init BiT ResNet-50): refused, not a failed gate blaming the model."""
+    pytest.importorskip("timm", reason="timm is in the test extra; install visionaudit[test]")
+    from timm.layers import ScaledStdConv2d, StdConv2d
+
+    torch.manual_seed(0)
+    pre, gray_pre = Preprocessing(crop_size=12, resize_size=12), Preprocessing(crop_size=12, resize_size=12, mean=(0.5,),
+                                                                               std=(0.25,))
+    for conv in (StdConv2d(3, 4, 3, padding=1), ScaledStdConv2d(3, 4, 3, padding=1)):
+        for dtype in (torch.float64, torch.float32):  # float32 too: the check's reference is not recomputed in float64
+            with pytest.raises(ConversionError, match=rf"{type(conv).__name__}\) does not compute with its weight as stored"):
+                rgb_to_gray(head(conv).to(dtype), pre)
+    with pytest.raises(ConversionError, match=r"StdConv2d\) does not compute with its weight as stored"):
+        gray_to_rgb(head(StdConv2d(1, 4, 3, padding=1)), gray_pre)
+
+
+def test_an_input_read_first_by_something_else_is_named_so():
+    """A functional conv2d before the first nn.Conv2d: that module takes 4 channels, not the input, and the message
+    says so rather than to fold an affine into the mean/std."""
+
+    class Functional(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w, self.conv = nn.Parameter(torch.randn(4, 3, 3, 3)), nn.Conv2d(4, 4, 1)
+
+        def forward(self, x):
+            return self.conv(nn.functional.conv2d(x, self.w)).flatten(1)
+
+    with pytest.raises(ConversionError, match=r"the first nn.Conv2d to run \(conv\) takes 4 channels, not the model's 3: "
+                                              "something else reads the input first"):
+        rgb_to_gray(Functional(), Preprocessing(crop_size=12, resize_size=12))
+
+
+def test_an_hf_model_whose_fold_needs_a_border_map_says_one_channel():
+    """HF ResNet's zero-padded stem under ImageNet's per-channel mean/std needs the border map: the copy's config and
+    embeddings say 1 channel (not None, which transformers refuses), and its logits are the original's on the gray
+    image stacked three times."""
+    pytest.importorskip("transformers", reason="transformers is in the hf extra; install visionaudit[hf]")
+    from transformers import ResNetConfig, ResNetForImageClassification
+
+    torch.manual_seed(0)
+    model = ResNetForImageClassification(ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1],
+                                                      num_labels=5)).double().eval()
+    pre = Preprocessing(crop_size=32, resize_size=32)
+    folded = rgb_to_gray(model, pre)
+    assert folded.offset_map and folded.model.config.num_channels == 1 and model.config.num_channels == 3
+    assert folded.model.resnet.embedder.num_channels == 1
+    gray = torch.rand(2, 1, 32, 32, dtype=torch.float64)
+    stacked = run(model, pre, gray.expand(-1, 3, -1, -1)).logits
+    assert (run(folded.model, folded.preprocessing, gray).logits - stacked).abs().max() < 1e-12
+    assert gray_to_rgb(folded.model, folded.preprocessing).model.config.num_channels == 3
+
+
+def test_a_torchscript_model_is_not_applicable_to_the_folds_nor_to_channel_bias(tmp_path):
+    """A TorchScript module cannot be hooked (its first convolution is not found) nor rewritten: both families skip it
+    saying so, as they do an ONNX graph, instead of an error that fails the run."""
+    from visionaudit.families.assessment import NotApplicable
+    from visionaudit.families.channel_bias import FirstConvUnread, weight_bias
+
+    path = tmp_path / "model.pt"
+    torch.jit.trace(head(nn.Conv2d(3, 4, 3)).float(), torch.rand(1, 3, 12, 12)).save(str(path))
+    model = load_model(f"{path}?mean=0.5,0.5,0.5&std=0.25,0.25,0.25&size=12", "cpu")
+    with pytest.raises(NotApplicable, match="is a TorchScript module: the colour-space folds rewrite the first convolution"):
+        check_equivalence(model, torch.zeros(2, 3, 12, 12, dtype=torch.uint8), "rgb_to_gray")
+    unread = weight_bias(model)
+    assert isinstance(unread, FirstConvUnread) and "TorchScript module, whose modules cannot be hooked" in unread.reason
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.nn.utils.weight_norm, the older form, is deprecated
+def test_a_weight_or_spectral_normed_first_conv_is_folded_exactly_and_left_as_it_was():
+    """The copy's weight is set plainly: a parametrization (or the older pre-hook) would recompute it, or refuse it
+    (KeyError: attribute 'weight' already exists; TypeError: cannot assign a tensor as parameter 'weight')."""
+    from torch.nn.utils import parametrizations, weight_norm
+
+    pre = Preprocessing(crop_size=12, resize_size=12)
+    gray_pre = Preprocessing(crop_size=12, resize_size=12, mean=(0.5,), std=(0.25,))
+    for wrap in (parametrizations.weight_norm, parametrizations.spectral_norm, weight_norm):
+        torch.manual_seed(0)
+        model = head(wrap(nn.Conv2d(3, 4, 3, padding=1)))
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        gray = torch.rand(2, 1, 12, 12, dtype=torch.float64)
+        folded = rgb_to_gray(model, pre)
+        error = (run(folded.model, folded.preprocessing, gray) - run(model, pre, gray.expand(-1, 3, -1, -1))).abs().max()
+        assert error < 1e-12, (wrap.__name__, error)
+        assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+        assert isinstance(model[0].weight, torch.Tensor)  # the original still computes its weight
+        one = head(wrap(nn.Conv2d(1, 4, 3, padding=1)))
+        rgb = torch.rand(2, 3, 12, 12, dtype=torch.float64)
+        expanded = gray_to_rgb(one, gray_pre)
+        luma = (rgb * torch.tensor([0.299, 0.587, 0.114], dtype=torch.float64).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        assert (run(expanded.model, expanded.preprocessing, rgb) - run(one, gray_pre, luma)).abs().max() < 1e-12
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # the older pre-hook forms are deprecated
+def test_a_normed_float32_first_conv_is_folded_not_refused_as_weight_standardized():
+    """A model's weights are float32: the check's float64 reference recomputed the weight or spectral norm in float64,
+    1e-7 off the float32 weight the fold sums, so every such conv was refused as "weight-standardized". The folds must
+    give the float32 original's logits on the gray image stacked three times (and on the luminance)."""
+    from torch.nn.utils import parametrizations, spectral_norm, weight_norm
+
+    pre = Preprocessing(crop_size=12, resize_size=12)
+    gray_pre = Preprocessing(crop_size=12, resize_size=12, mean=(0.5,), std=(0.25,))
+    for wrap in (parametrizations.weight_norm, parametrizations.spectral_norm, weight_norm, spectral_norm):
+        torch.manual_seed(0)
+        model = head(wrap(nn.Conv2d(3, 4, 3, padding=1))).float()
+        gray = torch.rand(2, 1, 12, 12, dtype=torch.float64)
+        folded = rgb_to_gray(model, pre)
+        got = run(folded.model.double(), folded.preprocessing, gray)
+        error = (got - run(copy.deepcopy(model).double(), pre, gray.expand(-1, 3, -1, -1))).abs().max()
+        assert error < 1e-5, (wrap.__name__, error)
+        one = head(wrap(nn.Conv2d(1, 4, 3, padding=1))).float()
+        rgb = torch.rand(2, 3, 12, 12, dtype=torch.float64)
+        expanded = gray_to_rgb(one, gray_pre)
+        luma = (rgb * torch.tensor([0.299, 0.587, 0.114], dtype=torch.float64).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        error = (run(expanded.model.double(), expanded.preprocessing, rgb) - run(one.double(), gray_pre, luma)).abs().max()
+        assert error < 1e-5, (wrap.__name__, error)
+
+
+def test_the_report_names_the_first_conv_as_the_model_calls_it_in_both_directions():
+    """gray_to_rgb expands the folded copy, whose zero-padded stem under ImageNet's mean/std is wrapped in a border
+    map: the report named the wrapper's inner module (conv1.conv), which is not in the user's model."""
+    model = load_model("tests.tiny_models:tiny?size=32", "cpu")
+    model = replace(model, module=torchvision.models.resnet18(num_classes=5).eval())
+    rgb = torch.randint(0, 256, (2, 3, 32, 32), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    names = {n for n, _ in model.module.named_modules()}
+    for direction in ("rgb_to_gray", "gray_to_rgb"):
+        result = check_equivalence(model, rgb, direction)
+        assert result.conversion.offset_map or direction == "gray_to_rgb"  # the fold needs the border map
+        assert result.conversion.first_conv == "conv1" and "conv1" in names, (direction, result.conversion.first_conv)

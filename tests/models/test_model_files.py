@@ -246,3 +246,15 @@ def test_a_timm_checkpoint_not_there_is_refused_when_parsed(tmp_path, monkeypatc
         parse_spec("timm:resnet18:saved")
     assert e.value.problem == ("saved is a folder; timm:NAME:CHECKPOINT names the checkpoint file: "
                                "timm:resnet18:saved/pytorch_model.bin")
+
+
+def test_a_torchscript_file_is_batched_without_the_memory_probe_it_refuses(tmp_path):
+    """The CPU memory probe hooks every module, and a TorchScript module refuses hooks: every test of a .pt archive
+    errored at setup (RuntimeError: register_forward_hook is not supported on ScriptModules). It is not probed now: the
+    batch size asked for is kept, uncapped, as for any model that cannot be probed."""
+    from visionaudit.models.batching import fit_batch_size
+
+    path = tmp_path / "model.pt"
+    torch.jit.trace(resnet18(), X).save(str(path))
+    choice = fit_batch_size(load_model(f"{path}?mean=0.5,0.5,0.5&std=0.25,0.25,0.25", "cpu"), 8)
+    assert (choice.size, choice.bytes_per_image, choice.note) == (8, None, None)

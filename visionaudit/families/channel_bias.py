@@ -137,7 +137,8 @@ def gradient_shares(model: LoadedModel, images: torch.Tensor, labels: torch.Tens
 
 @dataclass(frozen=True)
 class FirstConvUnread:
-    """No first convolution could be read (an ONNX graph whose input reaches no stored-weight Conv): the reason."""
+    """No first convolution could be read (an ONNX graph whose input reaches no stored-weight Conv, a torch model whose
+    input reaches no nn.Conv2d first): the reason."""
 
     reason: str
 
@@ -155,6 +156,8 @@ class ChannelBias:
 def weight_bias(model: LoadedModel) -> ChannelBias | FirstConvUnread | None:
     """The weight-based measures for ``model``; None when its first conv does not take 3 channels. An ONNX graph's
     first convolution is read from its weight initializer (:func:`graph_first_conv`), or why it cannot be."""
+    import torch
+
     from visionaudit.models.first_conv import find_first_conv
     from visionaudit.models.onnx_conv import graph_first_conv
     from visionaudit.models.onnx_model import OnnxModule
@@ -164,8 +167,15 @@ def weight_bias(model: LoadedModel) -> ChannelBias | FirstConvUnread | None:
             first = graph_first_conv(model.module.graph)
         except ModelOutputError as e:
             return FirstConvUnread(str(e))
+    elif isinstance(model.module, torch.jit.ScriptModule):
+        return FirstConvUnread("a TorchScript module, whose modules cannot be hooked to find the convolution that reads "
+                               "its input; audit the torch model it was made from")
     else:
         first = find_first_conv(model.module, (1, model.preprocessing.channels, model.input_size, model.input_size), model.device)
+    if not first.input_is_model_input and first.in_channels != model.preprocessing.channels:
+        return FirstConvUnread(f"the first nn.Conv2d to run ({first.name}) takes {first.in_channels} channels, not the "
+                               f"model's {model.preprocessing.channels}: something else reads the input first (a functional "
+                               "conv2d, a Conv3d, a Linear patch embedding), whose weights are not read")
     if first.in_channels != 3:
         return None
     shares = weight_shares(first.module)

@@ -1,28 +1,26 @@
 """Colour-space conversion of a model's first convolution, exact.
 
-**RGB model to grayscale** (:func:`rgb_to_gray`). For a gray image ``g`` stacked three times, the
-original first conv sees ``x_i = (g - m_i) / s_i`` and computes ``y(g) = conv(x(g))``. Everything up to
-the first conv is affine in ``g``, and every padding mode (zeros, reflect, replicate, circular, and
-static "same" padding modules) is linear, so with the converted input ``g_n = (g - m*) / s*`` and
-kernel ``w' = s* * sum_i w_i / s_i`` (bias unchanged):
+**RGB model to grayscale** (:func:`rgb_to_gray`). For a gray image ``g`` stacked three times, the original first conv
+sees ``x_i = (g - m_i) / s_i`` and computes ``y(g) = conv(x(g))``. Everything up to the first conv is affine in ``g``,
+and every padding mode (zeros, reflect, replicate, circular, and static "same" padding modules) is linear, so with the
+converted input ``g_n = (g - m*) / s*`` and kernel ``w' = s* * sum_i w_i / s_i`` (bias unchanged):
 
     y(g) = conv'(g_n) + [conv(x(g = m*)) - conv'(0)]
 
-The bracket is zero when every channel has the same mean and std (then ``m* = m``, ``s* = s``, and the
-fold is the familiar "sum the kernels, keep the bias"). Otherwise it is a fixed map: constant inside
-the image but different along zero-padded borders, because a padded zero means a different pixel value
-in each channel — which is where the naive fold goes wrong. A spatially constant bracket is added to
-the bias; a map is kept as a buffer (for the converted input size only) by :class:`BorderOffset`.
+The bracket is zero when every channel has the same mean and std (then ``m* = m``, ``s* = s``, and the fold is the
+familiar "sum the kernels, keep the bias"). Otherwise it is a fixed map: constant inside the image but different along
+zero-padded borders, because a padded zero means a different pixel value in each channel — which is where the naive
+fold goes wrong. A spatially constant bracket is added to the bias; a map is kept as a buffer (for the converted input
+size only) by :class:`BorderOffset`.
 
-**Grayscale model to RGB** (:func:`gray_to_rgb`): a model trained on luminance ``T = sum_i l_i rgb_i`` (by
-default ITU-R BT.601's weights, :data:`visionaudit.preprocessing.LUMA_BT601`: what the suite feeds a 1-channel model)
-becomes an RGB model with kernels ``l_i * w``, each channel normalized with the gray mean and std.
-With ``sum l_i = 1`` it is exact, borders included (a padded zero means ``rgb_i = m`` in every channel,
-so ``T = m`` as in the original).
+**Grayscale model to RGB** (:func:`gray_to_rgb`): a model trained on luminance ``T = sum_i l_i rgb_i`` (by default
+ITU-R BT.601's weights, :data:`visionaudit.preprocessing.LUMA_BT601`: what the suite feeds a 1-channel model) becomes
+an RGB model with kernels ``l_i * w``, each channel normalized with the gray mean and std. With ``sum l_i = 1`` it is
+exact, borders included (a padded zero means ``rgb_i = m`` in every channel, so ``T = m`` as in the original).
 
-The conv is found from the computation (:mod:`visionaudit.models.first_conv`); the converted conv is a copy
-of the original module, so its class (``Conv2dStaticSamePadding`` included), stride, padding, padding
-mode, dilation, groups and bias are kept. The original model is not modified.
+The conv is found from the computation (:mod:`visionaudit.models.first_conv`); the converted conv is a copy of the
+original module (class, ``Conv2dStaticSamePadding`` included, stride, padding, padding mode, dilation, groups, bias; a
+weight or spectral norm's weight made plain); the original is not modified. A fold that is not exact is refused.
 """
 
 from __future__ import annotations
@@ -80,11 +78,13 @@ def _border_offset() -> type:
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             y = self.conv(x)
             if y.shape[-2:] != self.offset.shape[-2:]:
-                raise RuntimeError(
-                    f"this converted model was folded for first-conv outputs of {tuple(self.offset.shape[-2:])}, got "
-                    f"{tuple(y.shape[-2:])}: convert it again for this input size"
-                )
+                raise RuntimeError(f"this converted model was folded for first-conv outputs of {tuple(self.offset.shape[-2:])}, "
+                                   f"got {tuple(y.shape[-2:])}: convert it again for this input size")
             return y + self.offset.to(y.dtype)
+
+        @property
+        def in_channels(self) -> int:  # what _swap tells a Hugging Face model's num_channels
+            return self.conv.in_channels
 
     BorderOffset.__module__, BorderOffset.__qualname__ = __name__, "BorderOffset"  # found by name, as a module-level class
     return BorderOffset
@@ -101,25 +101,27 @@ class Conversion:
 
 
 def _swap(model: nn.Module, name: str, new: nn.Module) -> None:
-    parent_name, _, child = name.rpartition(".")
     old = model.get_submodule(name)
-    setattr(model.get_submodule(parent_name) if parent_name else model, child, new)
+    # Every name the module goes by (a tied copy, an alias attribute), else the old conv still reads the input.
+    for alias in [n for n, m in model.named_modules(remove_duplicate=False) if m is old]:
+        owner_name, _, child = alias.rpartition(".")
+        setattr(model.get_submodule(owner_name) if owner_name else model, child, new)
     # Hugging Face models check the input's channels against a ``num_channels`` kept by the modules around the first
     # conv (ViT's patch embeddings) and in their config: the copy's must say the new count, else it refuses its input.
     before, after = getattr(old, "in_channels", None), getattr(new, "in_channels", None)
-    parts = parent_name.split(".") if parent_name else []
-    for owner in [model, *(model.get_submodule(".".join(parts[:i + 1])) for i in range(len(parts)))]:
+    parts = name.split(".")[:-1]  # the owners above the first conv
+    owners = [model, *(model.get_submodule(".".join(parts[:i + 1])) for i in range(len(parts)))]
+    for owner in [*owners, getattr(model, "config", None)]:
         if getattr(owner, "num_channels", None) == before and isinstance(before, int):
             owner.num_channels = after
-    config = getattr(model, "config", None)
-    if getattr(config, "num_channels", None) == before and isinstance(before, int):
-        config.num_channels = after
 
 
 def _conv_copy(conv: nn.Conv2d, weight: torch.Tensor, in_channels: int) -> nn.Conv2d:
     from torch import nn
 
-    new = copy.deepcopy(conv)
+    from visionaudit.models.first_conv import plain_copy
+
+    new = plain_copy(conv)  # a weight or spectral norm would recompute the weight set here
     new.weight = nn.Parameter(weight.to(conv.weight.dtype), requires_grad=conv.weight.requires_grad)
     new.in_channels = in_channels
     return new
@@ -133,16 +135,37 @@ def _first(model: nn.Module, pre: Preprocessing, size: int) -> tuple:
 
     device = next(iter(model.parameters()), torch.empty(0)).device
     first = find_first_conv(model, (1, pre.channels, size, size), device)
+    if not first.input_is_model_input and first.in_channels != pre.channels:
+        raise ConversionError(f"the first nn.Conv2d to run ({first.name}) takes {first.in_channels} channels, not the model's "
+                              f"{pre.channels}: something else reads the input first (a functional conv2d, a Conv3d, a Linear "
+                              "patch embedding); the folds rewrite the nn.Conv2d that reads the input")
     if not first.input_is_model_input:
-        raise ConversionError(
-            f"something between the input and the first convolution ({first.name}) changes the input (for example a "
-            "per-channel affine such as inception_v3's transform_input=True); turn it off and fold it into the "
-            "model's mean/std, then convert"
-        )
+        raise ConversionError(f"something between the input and the first convolution ({first.name}) changes the input (a "
+                              "per-channel affine such as inception_v3's transform_input=True, a normalization layer, a padding "
+                              "or resizing module): fold an affine into the model's mean/std, a padding into the convolution, "
+                              "then convert")
     conv = first.module
     with torch.inference_mode():
         out_hw = conv(torch.zeros(1, pre.channels, size, size, device=device, dtype=conv.weight.dtype)).shape[-2:]
     return first, conv, device, (int(out_hw[0]), int(out_hw[1]))
+
+
+def _check_fold(first: str, conv: nn.Module, expect: torch.Tensor, got: torch.Tensor, converted: nn.Module,
+                probe: torch.Tensor) -> None:
+    """Refuse an inexact fold: ``expect``/``got`` the original and folded conv in float64, ``probe`` an input the copy takes."""
+    import torch
+
+    if not torch.allclose(got, expect, rtol=1e-9, atol=1e-9 * (1 + float(expect.abs().max()))):
+        raise ConversionError(f"{first} ({type(conv).__name__}) does not compute with its weight as stored (a weight-"
+                              "standardized convolution, such as timm's StdConv2d or ScaledStdConv2d, for one), so its "
+                              "kernels cannot be folded over the input channels")
+    try:
+        with torch.inference_mode():
+            converted(probe)
+    except Exception as e:  # noqa: BLE001  (whatever stops it: the reason is the model's own message)
+        raise ConversionError(f"folding {first} alone does not convert this model: the folded copy fails on "
+                              f"{probe.shape[1]}-channel input ({type(e).__name__}: {str(e).strip()[:200]}); something "
+                              "else reads the model's input too (a second convolution, a skip from the input)") from None
 
 
 def _macs(conv: nn.Conv2d, in_channels: int, out_hw: tuple[int, int]) -> int:
@@ -162,15 +185,17 @@ def rgb_to_gray(model: nn.Module, preprocessing: Preprocessing, input_size: int 
     if conv.in_channels != 3 or conv.groups != 1:
         raise ConversionError(f"{first.name} has in_channels={conv.in_channels}, groups={conv.groups}; rgb_to_gray folds a "
                               "3-channel, ungrouped first conv")
-    m = torch.tensor(preprocessing.mean, dtype=torch.float64)
-    s = torch.tensor(preprocessing.std, dtype=torch.float64)
+    m, s = (torch.tensor(v, dtype=torch.float64) for v in (preprocessing.mean, preprocessing.std))
     m_star, s_star = float(m.mean()), float(s.mean())
     w = conv.weight.detach().double()
     w_new = s_star * (w / s.to(w.device).view(1, 3, 1, 1)).sum(dim=1, keepdim=True)
     new_conv = _conv_copy(conv, w_new, 1)
 
     # The bracket of the docstring, in float64 with the modules themselves (any linear padding).
-    ref, cand = copy.deepcopy(conv).double(), copy.deepcopy(new_conv).double()
+    # ref: the weight conv computes with, plainly (a weight norm recomputed in float64 would differ by 1e-7); cand: the
+    # unrounded fold (a copy of the float64 ref keeps float64), so that _check_fold sees float64 rounding only
+    ref = _conv_copy(conv, conv.weight.detach(), 3).double()
+    cand = _conv_copy(ref, w_new, 1)
     with torch.inference_mode():
         x_at_mstar = ((m_star - m) / s).to(device).view(1, 3, 1, 1).expand(1, 3, size, size)
         offset = ref(x_at_mstar) - cand(torch.zeros(1, 1, size, size, dtype=torch.float64, device=device))
@@ -187,16 +212,15 @@ def rgb_to_gray(model: nn.Module, preprocessing: Preprocessing, input_size: int 
         else:
             new_conv.bias = nn.Parameter(new_conv.bias.detach() + per_channel, requires_grad=False)
         _swap(converted, first.name, new_conv)
+    with torch.inference_mode():  # the fold on a random gray image (its own generator: the global one is the caller's)
+        g = torch.rand(1, 1, size, size, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+        x = ((g * s_star + m_star - m.view(1, 3, 1, 1)) / s.view(1, 3, 1, 1)).to(device)
+        expect, got = ref(x), cand(g.to(device)) + offset
+    _check_fold(first.name, conv, expect, got, converted, torch.zeros(1, 1, size, size, device=device, dtype=conv.weight.dtype))
     gray_pre = replace(preprocessing, mean=(m_star,), std=(s_star,), source=f"{preprocessing.source}; converted to grayscale")
-    return Conversion(
-        model=converted,
-        preprocessing=gray_pre,
-        first_conv=first.name,
-        params_saved=conv.weight.numel() - new_conv.weight.numel() - (0 if conv.bias is not None or new_conv.bias is None
-                                                                      else new_conv.bias.numel()),
-        macs_saved=_macs(conv, 3, out_hw) - _macs(new_conv, 1, out_hw),
-        offset_map=needs_map,
-    )
+    added = 0 if conv.bias is not None or new_conv.bias is None else new_conv.bias.numel()  # a bias the fold added
+    return Conversion(converted, gray_pre, first.name, conv.weight.numel() - new_conv.weight.numel() - added,
+                      _macs(conv, 3, out_hw) - _macs(new_conv, 1, out_hw), needs_map)
 
 
 def naive_rgb_to_gray(model: nn.Module, preprocessing: Preprocessing) -> Conversion:
@@ -206,8 +230,7 @@ def naive_rgb_to_gray(model: nn.Module, preprocessing: Preprocessing) -> Convers
     new_conv = _conv_copy(conv, conv.weight.detach().sum(dim=1, keepdim=True), 1)
     converted = copy.deepcopy(model).eval()
     _swap(converted, first.name, new_conv)
-    mean = sum(preprocessing.mean) / 3
-    std = sum(preprocessing.std) / 3
+    mean, std = sum(preprocessing.mean) / 3, sum(preprocessing.std) / 3
     return Conversion(converted, replace(preprocessing, mean=(mean,), std=(std,)), first.name,
                       conv.weight.numel() - new_conv.weight.numel(), _macs(conv, 3, out_hw) - _macs(new_conv, 1, out_hw), False)
 
@@ -224,14 +247,19 @@ def gray_to_rgb(model: nn.Module, preprocessing: Preprocessing, lambdas: tuple[f
         raise ConversionError(f"the luminance weights {lambdas} must sum to 1 for an exact expansion (they sum to "
                               f"{sum(lambdas)})")
     first, conv, device, out_hw = _first(model, preprocessing, preprocessing.crop_size)
-    if conv.in_channels != 1:
-        raise ConversionError(f"{first.name} takes {conv.in_channels} channels; gray_to_rgb expands a 1-channel first conv")
-    if conv.groups != 1:
-        raise ConversionError(f"{first.name} is grouped (groups={conv.groups}); gray_to_rgb expands an ungrouped first conv")
+    if conv.in_channels != 1 or conv.groups != 1:
+        raise ConversionError(f"{first.name} has in_channels={conv.in_channels}, groups={conv.groups}; gray_to_rgb expands a "
+                              "1-channel, ungrouped first conv")
     lam = torch.tensor(lambdas, dtype=torch.float64, device=device).view(1, 3, 1, 1)
     new_conv = _conv_copy(conv, conv.weight.detach().double() * lam, 3)
     converted = copy.deepcopy(model).eval()
     _swap(converted, first.name, new_conv)
+    size = preprocessing.crop_size
+    with torch.inference_mode():  # normalized RGB: the gray model sees its luminance (the lambdas sum to 1)
+        x = torch.rand(1, 3, size, size, dtype=torch.float64, generator=torch.Generator().manual_seed(0)).to(device)
+        ref = _conv_copy(conv, conv.weight.detach(), 1).double()  # plain and unrounded, as in rgb_to_gray
+        expect, got = ref((x * lam).sum(dim=1, keepdim=True)), _conv_copy(ref, ref.weight.detach() * lam, 3)(x)
+    _check_fold(first.name, conv, expect, got, converted, torch.zeros(1, 3, size, size, device=device, dtype=conv.weight.dtype))
     rgb_pre = replace(preprocessing, mean=preprocessing.mean * 3, std=preprocessing.std * 3,
                       source=f"{preprocessing.source}; expanded to RGB")
     return Conversion(converted, rgb_pre, first.name, conv.weight.numel() - new_conv.weight.numel(),
@@ -291,9 +319,10 @@ def check_equivalence(model: LoadedModel, rgb: torch.Tensor, direction: str) -> 
 
     if direction not in DIRECTIONS:
         raise ValueError(f"unknown direction {direction!r}; known: {', '.join(DIRECTIONS)}")
-    if isinstance(model.module, OnnxModule):
-        raise NotApplicable(f"{model.id} is an ONNX graph (run by ONNX Runtime): the colour-space folds rewrite the first "
-                            "convolution of a torch model; audit the torch model it was exported from")
+    if isinstance(model.module, (OnnxModule, torch.jit.ScriptModule)):  # a TorchScript module cannot be hooked or rewritten
+        kind = "an ONNX graph (run by ONNX Runtime)" if isinstance(model.module, OnnxModule) else "a TorchScript module"
+        raise NotApplicable(f"{model.id} is {kind}: the colour-space folds rewrite the first convolution of a torch "
+                            "model; audit the torch model it was exported from")
     gray = luminance(rgb).round().clamp(0, 255).to(torch.uint8)
     folded = rgb_to_gray(model.module, model.preprocessing)
     gray_model = replace(model, module=folded.model, preprocessing=folded.preprocessing)
@@ -307,8 +336,8 @@ def check_equivalence(model: LoadedModel, rgb: torch.Tensor, direction: str) -> 
         naive_error = float((reference - naive_logits).abs().max())
         result = folded
     else:
-        result = gray_to_rgb(folded.model, folded.preprocessing)
-        # normalize() feeds it the luminance
+        # named as in the model, not as in the fold (a border map's inner conv); normalize() feeds the reference the luminance
+        result = replace(gray_to_rgb(folded.model, folded.preprocessing), first_conv=folded.first_conv)
         reference = predict_logits(gray_model, rgb, what="conversion gray_to_rgb: the 1-channel model")
         converted = predict_logits(replace(model, module=result.model, preprocessing=result.preprocessing), rgb,
                                    what="conversion gray_to_rgb: expanded to 3 channels")

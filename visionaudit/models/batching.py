@@ -54,8 +54,10 @@ def bytes_per_image(model: LoadedModel) -> int | None:
             if isinstance(t, torch.Tensor):
                 total += t.numel() * t.element_size()
 
-    handles = [m.register_forward_hook(count) for m in model.module.modules()]
+    handles = []
     try:
+        # inside the try: a TorchScript module refuses hooks ("not supported on ScriptModules"), so it is not probed
+        handles.extend(m.register_forward_hook(count) for m in model.module.modules())
         with torch.inference_mode():
             model.module(x)
     except Exception:

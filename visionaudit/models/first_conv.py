@@ -9,6 +9,7 @@ keeps the tensor it received, so callers can tell whether anything changed the i
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -100,3 +101,23 @@ def fit_input_channels(model: nn.Module, pre: Preprocessing, device: torch.devic
                         "value(s): give three, ?mean=R,G,B&std=R,G,B, or leave them out for the default")
     raise SpecError(f"model {spec} takes {first.in_channels} input channels {where}: the suite feeds RGB images "
                     "(3 channels), or their luminance to a 1-channel model")
+
+
+def plain_copy(conv: nn.Conv2d) -> nn.Conv2d:
+    """A copy of ``conv`` whose weight is a plain parameter holding the weight it computes with: a reparametrized weight
+    (weight or spectral norm, as ``torch.nn.utils.parametrizations`` or the older forward pre-hooks make it) would
+    recompute, or refuse, a weight set on the copy."""
+    from torch.nn.utils import parametrize, remove_spectral_norm, remove_weight_norm
+
+    new = copy.deepcopy(conv)
+    if parametrize.is_parametrized(new):
+        # Not remove_parametrizations: the copy shares its parametrized class with ``conv``, whose properties it deletes.
+        values = {name: getattr(conv, name).detach().clone() for name in new.parametrizations}
+        new.__class__ = type(new).__bases__[0]
+        del new.parametrizations
+        for name, value in values.items():
+            new.register_parameter(name, nn.Parameter(value))
+    for hook in list(new._forward_pre_hooks.values()):
+        if type(hook).__name__ in ("WeightNorm", "SpectralNorm"):
+            (remove_weight_norm if type(hook).__name__ == "WeightNorm" else remove_spectral_norm)(new, hook.name)
+    return new
