@@ -74,3 +74,34 @@ def test_the_channel_caption_names_the_groups_the_family_writes():
     del report["aggregates"]["channel_bias"][ZOO_GROUP]
     page = render(report)
     assert "per input channel, beside the random-init control." in page and "published torchvision zoo" not in page
+
+
+def test_the_runs_notes_are_on_the_page_as_on_the_terminal():
+    """page43: the run's notes (run.notes: an hf: model fed ImageNet's preprocessing for want of its processor, a
+    baseline model no model of the run was compared with, fewer observers) were on the terminal, in the step summary and
+    in the JSON, but not on the page, the report for people."""
+    report = copy.deepcopy(TWO)
+    assert "Notes" not in _header(render(report))  # a run that said nothing: nothing added
+    notes = ["hf:org/m: no preprocessor_config.json in its folder; it is fed ImageNet's preprocessing (resize 256, crop "
+             "224, mean 0.485, 0.456, 0.406)",
+             "the baseline's model old-v1 has no model of this run paired with it: not compared"]
+    report["run"]["notes"] = notes
+    header = _header(render(report))
+    assert "Notes (as the run said them once):" in header and all(n in header for n in notes), header
+    assert render(report).count("<li class=\"note\">") == 2
+
+
+def test_a_shared_error_is_said_once_and_the_others_point_to_it():
+    """page43: a model that does not load errors every test of it with one message; the page repeated the message (up
+    to 600 characters, cut mid-word) in every row, where the terminal and the report say it once (same_error_as)."""
+    report = copy.deepcopy(TWO)
+    first, *others = [e for e in report["audits"] if e["model"] == report["audits"][0]["model"]][:4]
+    message = "CheckpointError: cannot load model m.safetensors: " + "the rest of a long message; " * 40
+    for e in (first, *others):
+        e["outcome"], e["message"] = "error", message
+    for e in others:
+        e["same_error_as"] = first["nodeid"]
+    problems = render(report).split('<section id="problems">', 1)[1]
+    assert problems.count("CheckpointError: cannot load model m.safetensors") == 1, problems
+    assert problems.count(f"the same error as <code>{first['nodeid']}</code>") == len(others)
+    assert "… (the JSON report holds the whole message)" in problems  # the one message said is cut, and says so
