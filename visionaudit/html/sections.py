@@ -275,6 +275,8 @@ def baseline(page: SectionInputs) -> dict | None:
              f"{r['delta']:+.4f}" if isinstance(r["delta"], (int, float)) else fmt(r["delta"]),
              _interval(r.get("ci")), _kappa(r.get("error_consistency")), fmt(r["p_value_holm"]), r["verdict"]] for r in deltas]
     said, tables = _classes_against_baseline(deltas)
+    if comparison:  # the page's verdict is the report's own: the comparison's is compare's (a CI gate reads both)
+        said.insert(0, _compare_verdict(comparison))
     if comparison and comparison.get("baseline_only"):  # PREV's models this report has none paired with: said, as compare does
         from visionaudit.families.baseline.pairing import baseline_only_said
 
@@ -287,6 +289,22 @@ def baseline(page: SectionInputs) -> dict | None:
                              "error consistency (kappa, 95% interval)", "Holm p", "verdict"],
                   "rows": rows},
         "tables": tables, "gallery": _lost_gallery(page, deltas)}
+
+
+def _compare_verdict(comparison: dict[str, Any]) -> str:
+    """The comparison's verdict as ``visionaudit compare`` prints it (regressions, why it is not a pass), with an
+    accepted baseline that is not a pass and a subset baseline said beside it."""
+    from visionaudit.report.compare import comparison_verdict, regressions
+    from visionaudit.selection import subset_text
+
+    found = regressions(comparison)
+    verdict, reason = comparison.get("verdict") or comparison_verdict(comparison)[0], comparison.get("verdict_reason")
+    accepted = (f" (the old report has verdict {comparison.get('baseline_verdict')}, not pass; accepted "
+                "(--accept-incomplete-baseline))" if comparison.get("accepted") else "")
+    old = subset_text(comparison.get("baseline_selection"))
+    return (f"As visionaudit compare judges it: {str(verdict).upper()}: {len(found)} regression(s)"
+            + (": " + ", ".join(found) if found else "") + (f"; not a pass: {reason}" if reason else "") + accepted + "."
+            + (f" The baseline was {old}: only the tests it ran are compared." if old else ""))
 
 
 def _kappa(ec: Any) -> str:
