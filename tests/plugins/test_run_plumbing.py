@@ -305,7 +305,7 @@ def test_a_killed_runs_page_is_rendered_again_with_its_rebuilt_report(project, c
     assert "an earlier run's page" in page.read_text()
     assert main(["report", "--from-journal", str(journal), "-o", str(project.path / "other.json")]) == 1
     assert "an earlier run's page" in page.read_text()
-    assert (f"html: {page} still holds an earlier run's page (the report went to {project.path / 'other.json'}, not "
+    assert (f"html: {page} is left as it is (an earlier run's page; the report went to {project.path / 'other.json'}, not "
             f"{project.path / 'report.json'})") in capsys.readouterr().out
     assert main(["report", "--from-journal", str(journal)]) == 1
     rebuilt = page.read_text()

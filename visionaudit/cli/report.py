@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     for line in terminal_lines(data):
         print(line)
     if page:
-        print(_page_again(journal.parent / page, data, out, own))
+        print(_page_again(journal.parent, page, data, out, own))
     if kept:
         print(f"report rebuilt from {journal}: {out}; {kept}")
     else:
@@ -91,12 +91,28 @@ def run(args: argparse.Namespace) -> int:
     return exit_codes.for_verdict(data["verdict"])  # like merge: a report that is not pass fails the step
 
 
-def _page_again(page, data: dict, out, own) -> str:
+def _page_again(folder, name, data: dict, out, own) -> str:
     """The killed run's --audit-html page, rendered from its rebuilt report when that went to the run's own report path
-    (the page beside it otherwise an earlier run's, disagreeing with it); else it stays the page of the report there."""
+    (the page beside it otherwise an earlier run's, disagreeing with it); else it stays the page of the report there.
+    The journal names it from the report's folder, and only a page inside that folder is written (or removed): a
+    journal is a file anyone can hand over, and its page must not write over the report or anything outside."""
+    from pathlib import Path
+
+    if not isinstance(name, str) or Path(name).suffix.lower() not in (".html", ".htm"):
+        why = "not an .html file"
+    elif Path(name).is_absolute() or not (folder / name).resolve().is_relative_to(folder.resolve()):
+        why = f"outside the report's folder {folder}"
+    else:
+        why = None
+    if why:
+        return (f"html: the journal names the page {name}, {why}: not rendered (nothing is written there); "
+                f"python -m visionaudit html {out} -o PAGE.html renders it")
+    page = folder / name
     if own is None or out.resolve() != own.resolve():
-        return (f"html: {page} still holds an earlier run's page (the report went to {out}, not {own}); render this "
-                f"one with python -m visionaudit html {out} -o PAGE.html")
+        held = "an earlier run's page; " if page.exists() else ""
+        own_path = own if own is not None else "the run's own report path"  # a kept journal (.jsonl.<mtime>) has none
+        return (f"html: {page} is left as it is ({held}the report went to {out}, not {own_path}); render this one "
+                f"with python -m visionaudit html {out} -o PAGE.html")
     try:
         from visionaudit.html.page import write_html
 
