@@ -248,7 +248,8 @@ def conversion_and_deployment(page: SectionInputs) -> dict | None:
         return None
     return {"id": "conversion", "title": "Conversion and deployment", "figures": [{
         "svg": svg, "alt": "maximum logit differences against their bounds, log scale",
-        "caption": "Largest |logit difference| of each converted or deployed form against its bound."}],
+        "caption": "Largest |logit difference| of each converted or deployed form against its bound: green passed, "
+                   "red failed or error, grey any other outcome (the table says which)."}],
         "table": {"header": ["model", "family", "form", "max |diff|", "bound", "outcome"],
                   "rows": [[r["model"], r["audit"], r["label"], fmt(r["max_abs_diff"]), fmt(r["bound"]),
                             r["outcome"]] for r in diffs]}}
