@@ -242,6 +242,7 @@ def test_a_page_against_a_baseline_from_the_cli_says_the_comparisons_verdict():
                                                                  "baseline"))).replace("&#39;", "'")
     assert "As visionaudit compare judges it: INCOMPLETE: 0 regression(s); not a pass: " in text, text[:3000]
     assert "the old report has verdict fail, not pass" in text
+    assert text.split("Against the baseline", 1)[1].lstrip().startswith("As visionaudit compare judges it: "), text[:500]
     accepted = compare_reports(TWO, TWO, accept_incomplete=True)
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", _section(render(TWO, comparison=accepted), "baseline")))
     assert "the old report has verdict fail, not pass; accepted (--accept-incomplete-baseline)" in text, text[:3000]

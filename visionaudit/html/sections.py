@@ -276,8 +276,8 @@ def baseline(page: SectionInputs) -> dict | None:
              f"{r['delta']:+.4f}" if isinstance(r["delta"], (int, float)) else fmt(r["delta"]),
              _interval(r.get("ci")), _kappa(r.get("error_consistency")), fmt(r["p_value_holm"]), r["verdict"]] for r in deltas]
     said, tables = _classes_against_baseline(deltas)
-    if comparison:  # the page's verdict is the report's own: the comparison's is compare's (a CI gate reads both)
-        said.insert(0, _compare_verdict(comparison))
+    # first: the page's verdict is the report's own, the comparison's is compare's (a CI gate reads both)
+    verdict = [_compare_verdict(comparison)] if comparison else []
     if comparison and comparison.get("baseline_only"):  # PREV's models this report has none paired with: said, as compare does
         from visionaudit.families.baseline.pairing import baseline_only_said
 
@@ -285,7 +285,7 @@ def baseline(page: SectionInputs) -> dict | None:
     return {"id": "baseline", "title": "Against the baseline", "figures": [{
         "svg": svg, "alt": "change of each compared metric against the baseline with 95 % intervals, each kind on its own "
                        "scale (corruption conditions, if any: a corruption by severity grid)",
-        "caption": how}] if svg else [], "text": " ".join([how, *said]),
+        "caption": how}] if svg else [], "text": " ".join([*verdict, how, *said]),
         "table": {"header": ["model", "baseline", "comparison", "was", "now", "change", "95% interval",
                              "error consistency (kappa, 95% interval)", "Holm p", "verdict"],
                   "rows": rows},
