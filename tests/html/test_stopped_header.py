@@ -105,3 +105,16 @@ def test_a_shared_error_is_said_once_and_the_others_point_to_it():
     assert problems.count("CheckpointError: cannot load model m.safetensors") == 1, problems
     assert problems.count(f"the same error as <code>{first['nodeid']}</code>") == len(others)
     assert "… (the JSON report holds the whole message)" in problems  # the one message said is cut, and says so
+
+
+def test_a_shared_timeouts_rows_keep_their_own_message():
+    """review43 F8: the tests after a shared fixture's timeout are errors with same_error_as and a message of their
+    own (they never started; plugins/collector.py): the page said only "the same error as" a timeout, so the row lost
+    that the test never started."""
+    report = copy.deepcopy(TWO)
+    first, other = [e for e in report["audits"] if e["model"] == report["audits"][0]["model"]][:2]
+    first["outcome"], first["message"] = "timeout", "Timeout (>60.0s) from pytest-timeout."
+    other["outcome"], other["same_error_as"] = "error", first["nodeid"]
+    other["message"] = f"a fixture it shares timed out in {first['nodeid']}, so this test never started: Timeout"
+    problems = render(report).split('<section id="problems">', 1)[1]
+    assert "so this test never started" in problems and "the same error as" not in problems, problems
