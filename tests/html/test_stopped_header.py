@@ -6,10 +6,13 @@ from __future__ import annotations
 import copy
 import re
 
+import pytest
+
+from tests.browser import visit
 from tests.html.fixture_reports import TWO
 from tests.synthetic_runs import varied_runs
 from visionaudit.families.channel_bias import CONTROL_GROUP, ZOO_GROUP
-from visionaudit.html.page import render
+from visionaudit.html.page import render, write_html
 
 
 def _header(page: str) -> str:
@@ -118,3 +121,18 @@ def test_a_shared_timeouts_rows_keep_their_own_message():
     other["message"] = f"a fixture it shares timed out in {first['nodeid']}, so this test never started: Timeout"
     problems = render(report).split('<section id="problems">', 1)[1]
     assert "so this test never started" in problems and "the same error as" not in problems, problems
+
+
+@pytest.mark.slow
+def test_a_shared_errors_pointer_wraps_in_its_table(tmp_path, browser):
+    """review43 F9: "the same error as <code>NODEID</code>" put a nodeid, one unbreakable word, in the message
+    column: the table of tests that did not pass grew wider than the page, its messages cut at the window's edge."""
+    report = copy.deepcopy(TWO)
+    first, *others = [e for e in report["audits"] if e["model"] == report["audits"][0]["model"]][:4]
+    for e in (first, *others):
+        e["outcome"], e["message"] = "error", "CheckpointError: cannot load model m.safetensors"
+    for e in others:
+        e["same_error_as"] = first["nodeid"]
+    seen = visit(write_html(tmp_path / "page.html", report), width=1200)
+    assert "problems" not in seen.overflowing, seen.overflowing
+    assert "the same error as" in seen.text
