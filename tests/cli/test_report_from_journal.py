@@ -93,7 +93,7 @@ def test_a_journals_page_outside_the_reports_folder_is_never_written(tmp_path, c
     run.mkdir(), outside.mkdir()
     victim = outside / "victim.html"
     (run / "link.html").symlink_to(victim)
-    for html in ("../outside/victim.html", str(victim), "link.html", "k.json", "sub/../../outside/victim.html"):
+    for html in ("../outside/victim.html", str(victim), "link.html", "k.json", "sub/../../outside/victim.html", "a\0.html"):
         victim.write_text("precious")
         journal = _killed(run)
         _naming_page(journal, html)

@@ -98,12 +98,16 @@ def _page_again(folder, name, data: dict, out, own) -> str:
     journal is a file anyone can hand over, and its page must not write over the report or anything outside."""
     from pathlib import Path
 
+    def inside() -> bool:
+        try:
+            return not Path(name).is_absolute() and (folder / name).resolve().is_relative_to(folder.resolve())
+        except (OSError, ValueError):  # a link loop, a NUL in the name: no page of this run
+            return False
+
     if not isinstance(name, str) or Path(name).suffix.lower() not in (".html", ".htm"):
         why = "not an .html file"
-    elif Path(name).is_absolute() or not (folder / name).resolve().is_relative_to(folder.resolve()):
-        why = f"outside the report's folder {folder}"
     else:
-        why = None
+        why = None if inside() else f"outside the report's folder {folder}"
     if why:
         return (f"html: the journal names the page {name}, {why}: not rendered (nothing is written there); "
                 f"python -m visionaudit html {out} -o PAGE.html renders it")
