@@ -13,6 +13,7 @@ that executes no test (``--collect-only``, everything deselected) leaves the rep
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 import time
@@ -214,8 +215,11 @@ def pytest_configure(config: pytest.Config) -> None:
             f"{journal} of an earlier, killed run was kept as {kept}; rebuild its report with "
             f"python -m visionaudit report --from-journal {kept} -o REPORT.json"), stacklevel=2)
     collector.journal = JournalWriter(journal)
+    page = config.getoption("audit_html", None)  # rendered again from the report rebuilt from this journal: named from
+    # the report's folder, so that a journal moved with its page (a CI artifact) still finds it
     collector.journal.write("run", run=_run_info(config, None, {}), models=list(settings.models),
-                           spellings=dict(settings.spellings), canonicals=dict(settings.canonicals))
+                           spellings=dict(settings.spellings), canonicals=dict(settings.canonicals),
+                           html=os.path.relpath(Path(page).resolve(), path.resolve().parent) if page else None)
 
 
 def _journal_selection(config: pytest.Config) -> None:

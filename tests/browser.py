@@ -23,6 +23,7 @@ class PageVisit:
     viewport: int
     images: list[dict] | None = None  # every <img>: alt, loaded (complete with a natural width), its natural size
     figures: list[dict] | None = None  # every <figure>: aria-label, whether it holds a drawn <svg> or <img>, its size
+    overflowing: list[str] | None = None  # the sections whose .scroll box scrolls sideways (a table wider than the page)
 
 
 def chromedriver() -> str | None:
@@ -76,6 +77,9 @@ def visit(path: Path, screenshot: Path | None = None, width: int = 1200, height:
                 " const r = g ? g.getBoundingClientRect() : {width: 0, height: 0};"
                 " return {label: f.getAttribute('aria-label') || '', drawn: !!g, width: r.width, height: r.height,"
                 " text: f.innerText}})"),
+            overflowing=driver.execute_script(
+                "return Array.from(document.querySelectorAll('.scroll')).filter(d => d.scrollWidth > d.clientWidth + 1)"
+                ".map(d => (d.closest('section') || {}).id || '')"),
         )
     finally:
         driver.quit()

@@ -77,3 +77,49 @@ def test_a_journal_rebuilt_to_another_path_is_kept_beside_its_own_report(tmp_pat
     # and to its own path, given as -o, it is removed
     assert main(["report", "--from-journal", str(journal), "-o", str(tmp_path / "k.json")]) == exit_codes.NOT_PASS
     assert not journal.exists()
+
+
+def _naming_page(journal: Path, html: str) -> None:
+    """The journal's run line naming ``html`` as the run's --audit-html page (plugins/json_report.py writes it)."""
+    lines = [json.loads(line) for line in journal.read_text().splitlines()]
+    lines[0]["html"] = html
+    journal.write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+
+def test_a_journals_page_outside_the_reports_folder_is_never_written(tmp_path, capsys):
+    """review43 F1: the page a journal names was written (or, failing that, removed) wherever it pointed: ../, an
+    absolute path, a link out of the folder, the report's own name (the rebuilt report replaced by HTML)."""
+    run, outside = tmp_path / "run", tmp_path / "outside"
+    run.mkdir(), outside.mkdir()
+    victim = outside / "victim.html"
+    (run / "link.html").symlink_to(victim)
+    for html in ("../outside/victim.html", str(victim), "link.html", "k.json", "sub/../../outside/victim.html", "a\0.html"):
+        victim.write_text("precious")
+        journal = _killed(run)
+        _naming_page(journal, html)
+        assert main(["report", "--from-journal", str(journal)]) == exit_codes.NOT_PASS
+        assert victim.read_text() == "precious", html
+        assert json.loads((run / "k.json").read_text())["verdict"] == "incomplete", html
+        printed = capsys.readouterr().out
+        assert f"html: the journal names the page {html}, " in printed and "not rendered" in printed, printed
+        assert f"python -m visionaudit html {run / 'k.json'} -o PAGE.html renders it" in printed, printed
+    journal = _killed(run)
+    _naming_page(journal, "pages/p.html")  # inside the report's folder: rendered
+    (run / "pages").mkdir()
+    assert main(["report", "--from-journal", str(journal)]) == exit_codes.NOT_PASS
+    assert "<!DOCTYPE html>" in (run / "pages" / "p.html").read_text()
+    assert f"html: {run / 'pages' / 'p.html'} (rendered from the rebuilt report)" in capsys.readouterr().out
+
+
+def test_a_kept_journals_page_is_left_and_said_without_a_none(tmp_path, capsys):
+    """review43 F2: a kept journal (REPORT.journal.jsonl.<mtime>) has no report path of its own: the line said
+    "not None"; and a page that is not there was said to hold an earlier run's page."""
+    journal = _killed(tmp_path)
+    _naming_page(journal, "page.html")
+    kept = journal.rename(journal.with_name(journal.name + ".1767225600"))
+    assert main(["report", "--from-journal", str(kept), "-o", str(tmp_path / "out.json")]) == exit_codes.NOT_PASS
+    printed = capsys.readouterr().out
+    assert "None" not in printed and "earlier run's page" not in printed, printed
+    assert (f"html: {tmp_path / 'page.html'} is left as it is (the report went to {tmp_path / 'out.json'}, not the "
+            "run's own report path)") in printed, printed
+    assert not (tmp_path / "page.html").exists()

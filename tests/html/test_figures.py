@@ -113,3 +113,19 @@ def test_the_baseline_grid_lists_corruptions_in_the_benchmarks_order():
     (grid,) = fig.axes
     assert [t.get_text() for t in grid.get_yticklabels()] == [c.replace("_", " ") for c in order]
     plt.close(fig)
+
+
+def test_the_differences_figure_colours_only_a_failure_red():
+    """review43 F3: every outcome but passed was drawn red, so an interrupted, timed-out or not-judged test with a
+    measured difference read as a failure on the figure where the table beside it says what it was."""
+    import re
+
+    from visionaudit.html.figures import max_diff_figure
+
+    def colours(outcome):
+        row = {"model": "m", "audit": "conversion", "label": "x", "max_abs_diff": 1e-3, "bound": 1e-2, "outcome": outcome}
+        return set(re.findall(r"#[0-9a-f]{6}", max_diff_figure([row])))
+
+    for outcome in ("interrupted", "timeout", "not_judged", "crashed"):
+        assert "#d04040" not in colours(outcome) and "#40a040" not in colours(outcome), outcome
+    assert "#d04040" in colours("failed") and "#d04040" in colours("error") and "#40a040" in colours("passed")

@@ -229,3 +229,20 @@ def test_the_page_says_what_stopped_a_maxfail_run_and_whether_a_json_was_kept():
     assert "the JSON holds every number" not in page and "kept no JSON report" in page
     plain = render(TWO)
     assert 'id="stopped-by"' not in plain and "the JSON holds every number" in plain
+
+
+def test_a_page_against_a_baseline_from_the_cli_says_the_comparisons_verdict():
+    """page43: `visionaudit html NEW --baseline OLD` drew the comparisons but not their verdict: over the report's own
+    PASS, a comparison that compare calls INCOMPLETE (or FAIL) read as nothing wrong. The baseline here is itself a
+    fail, so by the rule (docs/report.md, the verdict) the comparison is no pass unless that is accepted."""
+    from visionaudit.report.compare import compare_reports
+
+    assert TWO["verdict"] == "fail"
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", _section(render(TWO, comparison=compare_reports(TWO, TWO)),
+                                                                 "baseline"))).replace("&#39;", "'")
+    assert "As visionaudit compare judges it: INCOMPLETE: 0 regression(s); not a pass: " in text, text[:3000]
+    assert "the old report has verdict fail, not pass" in text
+    assert text.split("Against the baseline", 1)[1].lstrip().startswith("As visionaudit compare judges it: "), text[:500]
+    accepted = compare_reports(TWO, TWO, accept_incomplete=True)
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", _section(render(TWO, comparison=accepted), "baseline")))
+    assert "the old report has verdict fail, not pass; accepted (--accept-incomplete-baseline)" in text, text[:3000]

@@ -283,3 +283,31 @@ def test_after_sigterm_busy_workers_are_not_waited_for(project):
     assert data["verdict"] == "incomplete" and data["incomplete"]["interrupted"] is True
     waited = (project.path / "report.json").stat().st_mtime - float((project.path / "killed_at").read_text())
     assert waited < 5, f"the report came {waited:.1f} s after the SIGTERM"
+
+
+def test_a_killed_runs_page_is_rendered_again_with_its_rebuilt_report(project, capsys):
+    """page43: a run killed outright left its --audit-html path holding an earlier run's page (PASS, say), and
+    `report --from-journal` rebuilt the JSON beside it but not the page: the two disagreed. The journal names the page,
+    and the rebuild renders it from the rebuilt report (with -o elsewhere the report path keeps the earlier report, and
+    so the page stays that report's: said)."""
+    from visionaudit.cli import main
+
+    page = project.path / "page.html"
+    page.write_text("<html>an earlier run's page: PASS</html>")
+    first = start(project, "hold", "--audit-html=page.html")
+    try:
+        wait_for(project.path / "holding", first)
+        os.kill(first.pid, signal.SIGKILL)
+        first.communicate(timeout=60)
+    finally:
+        (project.path / "release").touch()
+    journal = project.path / "report.json.journal.jsonl"
+    assert "an earlier run's page" in page.read_text()
+    assert main(["report", "--from-journal", str(journal), "-o", str(project.path / "other.json")]) == 1
+    assert "an earlier run's page" in page.read_text()
+    assert (f"html: {page} is left as it is (an earlier run's page; the report went to {project.path / 'other.json'}, not "
+            f"{project.path / 'report.json'})") in capsys.readouterr().out
+    assert main(["report", "--from-journal", str(journal)]) == 1
+    rebuilt = page.read_text()
+    assert "visionaudit report" in rebuilt and ">INCOMPLETE<" in rebuilt and "Interrupted:" in rebuilt, rebuilt[:2000]
+    assert f"html: {page} (rendered from the rebuilt report)" in capsys.readouterr().out

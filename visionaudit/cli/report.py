@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from visionaudit.files import write_atomically
-    from visionaudit.report.journal import rebuild
+    from visionaudit.report.journal import read_journal, rebuild
     from visionaudit.report.run_lock import ReportInUse, acquire, holder_text, lock_path
     from visionaudit.report.summaries import terminal_lines
 
@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
             "the journal is kept (it has no report path of its own and no run looks at it: remove it by hand)"
     try:
         data = rebuild(journal)
+        page = read_journal(journal)[0].get("html")  # the run's --audit-html page (journals before stop 43: none)
         try:
             write_atomically(out, data)
         except OSError as e:
@@ -81,8 +82,49 @@ def run(args: argparse.Namespace) -> int:
                 pass  # its lock file is left: a kernel lock, it never blocks the next run
     for line in terminal_lines(data):
         print(line)
+    if page:
+        print(_page_again(journal.parent, page, data, out, own))
     if kept:
         print(f"report rebuilt from {journal}: {out}; {kept}")
     else:
         print(f"report rebuilt from {journal} (the journal is removed: the report holds all it held): {out}")
     return exit_codes.for_verdict(data["verdict"])  # like merge: a report that is not pass fails the step
+
+
+def _page_again(folder, name, data: dict, out, own) -> str:
+    """The killed run's --audit-html page, rendered from its rebuilt report when that went to the run's own report path
+    (the page beside it otherwise an earlier run's, disagreeing with it); else it stays the page of the report there.
+    The journal names it from the report's folder, and only a page inside that folder is written (or removed): a
+    journal is a file anyone can hand over, and its page must not write over the report or anything outside."""
+    from pathlib import Path
+
+    def inside() -> bool:
+        try:
+            return not Path(name).is_absolute() and (folder / name).resolve().is_relative_to(folder.resolve())
+        except (OSError, ValueError):  # a link loop, a NUL in the name: no page of this run
+            return False
+
+    if not isinstance(name, str) or Path(name).suffix.lower() not in (".html", ".htm"):
+        why = "not an .html file"
+    else:
+        why = None if inside() else f"outside the report's folder {folder}"
+    if why:
+        return (f"html: the journal names the page {name}, {why}: not rendered (nothing is written there); "
+                f"python -m visionaudit html {out} -o PAGE.html renders it")
+    page = folder / name
+    if own is None or out.resolve() != own.resolve():
+        held = "an earlier run's page; " if page.exists() else ""
+        own_path = own if own is not None else "the run's own report path"  # a kept journal (.jsonl.<mtime>) has none
+        return (f"html: {page} is left as it is ({held}the report went to {out}, not {own_path}); render this one "
+                f"with python -m visionaudit html {out} -o PAGE.html")
+    try:
+        from visionaudit.html.page import write_html
+
+        write_html(page, data)
+    except Exception as e:  # noqa: BLE001  (no html extra, a folder it cannot write: the report stands)
+        try:
+            page.unlink(missing_ok=True)  # an earlier run's page must not pass for this one's
+        except OSError:
+            pass
+        return f"html: {page} not written ({type(e).__name__}: {e}); python -m visionaudit html {out} -o {page} renders it"
+    return f"html: {page} (rendered from the rebuilt report)"

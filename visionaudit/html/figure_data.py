@@ -168,8 +168,12 @@ def not_passed(report: dict[str, Any]) -> list[dict[str, Any]]:
     """Every test that did not pass, worst first, with its message in plain words."""
     from visionaudit.report.assembly import SEVERITY
 
+    said = {e["nodeid"]: e.get("message") or "" for e in report.get("audits", [])}
+    # "the same error as X" only where X says this very message: the tests after a shared fixture's timeout say
+    # their own (they never started), which a pointer to X's timeout would drop
     rows = [{"nodeid": e["nodeid"], "outcome": e["outcome"], "message": e.get("message") or "",
-             "same_error_as": e.get("same_error_as")} for e in report.get("audits", []) if e["outcome"] != "passed"]
+             "same_error_as": e.get("same_error_as") if said.get(e.get("same_error_as")) == (e.get("message") or "") else None}
+            for e in report.get("audits", []) if e["outcome"] != "passed"]
     return sorted(rows, key=lambda r: (-SEVERITY.get(r["outcome"], 0), r["nodeid"]))
 
 

@@ -198,7 +198,8 @@ def max_diff_figure(rows: list[dict[str, Any]]) -> str | None:
     finite = [r["max_abs_diff"] for r in rows if isinstance(r["max_abs_diff"], (int, float))]
     ceiling = max(finite + [r["bound"] for r in rows if isinstance(r.get("bound"), (int, float))] + [1.0]) * 10
     for y, r in enumerate(rows[::-1]):
-        color = "#40a040" if r["outcome"] == "passed" else "#d04040"
+        # red only where the table says failed or error: an interrupted, timed-out or not-judged test is no failure
+        color = {"passed": "#40a040", "failed": "#d04040", "error": "#d04040"}.get(r["outcome"], "#999999")
         if isinstance(r["max_abs_diff"], (int, float)):
             ax.scatter(max(r["max_abs_diff"], floor), y, color=color, s=18)
         else:  # not a finite number (an overflow): drawn past everything, as a cross

@@ -139,7 +139,7 @@ def render(report: dict[str, Any], references: Sequence[str | Path] = (), strips
     problems = [{**p, "plain": PLAIN.get(p["outcome"], p["outcome"])} for p in data.not_passed(report)]
     return env.get_template("report.html.j2").render(
         verdict=report.get("verdict", "incomplete"), verdict_reason=report.get("verdict_reason"), error=report.get("error"),
-        stopped=how_it_stopped(report),
+        stopped=how_it_stopped(report), notes=(report.get("run") or {}).get("notes") or [],
         run=report.get("run", {}),
         versions=report.get("run", {}).get("versions", {}), models=models, rows=rows,
         lines=family_lines(report), sections=_sections(report, human_per_category(references), strips, comparison, images),

@@ -248,7 +248,8 @@ def conversion_and_deployment(page: SectionInputs) -> dict | None:
         return None
     return {"id": "conversion", "title": "Conversion and deployment", "figures": [{
         "svg": svg, "alt": "maximum logit differences against their bounds, log scale",
-        "caption": "Largest |logit difference| of each converted or deployed form against its bound."}],
+        "caption": "Largest |logit difference| of each converted or deployed form against its bound: green passed, "
+                   "red failed or error, grey any other outcome (the table says which)."}],
         "table": {"header": ["model", "family", "form", "max |diff|", "bound", "outcome"],
                   "rows": [[r["model"], r["audit"], r["label"], fmt(r["max_abs_diff"]), fmt(r["bound"]),
                             r["outcome"]] for r in diffs]}}
@@ -275,6 +276,8 @@ def baseline(page: SectionInputs) -> dict | None:
              f"{r['delta']:+.4f}" if isinstance(r["delta"], (int, float)) else fmt(r["delta"]),
              _interval(r.get("ci")), _kappa(r.get("error_consistency")), fmt(r["p_value_holm"]), r["verdict"]] for r in deltas]
     said, tables = _classes_against_baseline(deltas)
+    # first: the page's verdict is the report's own, the comparison's is compare's (a CI gate reads both)
+    verdict = [_compare_verdict(comparison)] if comparison else []
     if comparison and comparison.get("baseline_only"):  # PREV's models this report has none paired with: said, as compare does
         from visionaudit.families.baseline.pairing import baseline_only_said
 
@@ -282,11 +285,27 @@ def baseline(page: SectionInputs) -> dict | None:
     return {"id": "baseline", "title": "Against the baseline", "figures": [{
         "svg": svg, "alt": "change of each compared metric against the baseline with 95 % intervals, each kind on its own "
                        "scale (corruption conditions, if any: a corruption by severity grid)",
-        "caption": how}] if svg else [], "text": " ".join([how, *said]),
+        "caption": how}] if svg else [], "text": " ".join([*verdict, how, *said]),
         "table": {"header": ["model", "baseline", "comparison", "was", "now", "change", "95% interval",
                              "error consistency (kappa, 95% interval)", "Holm p", "verdict"],
                   "rows": rows},
         "tables": tables, "gallery": _lost_gallery(page, deltas)}
+
+
+def _compare_verdict(comparison: dict[str, Any]) -> str:
+    """The comparison's verdict as ``visionaudit compare`` prints it (regressions, why it is not a pass), with an
+    accepted baseline that is not a pass and a subset baseline said beside it."""
+    from visionaudit.report.compare import comparison_verdict, regressions
+    from visionaudit.selection import subset_text
+
+    found = regressions(comparison)
+    verdict, reason = comparison.get("verdict") or comparison_verdict(comparison)[0], comparison.get("verdict_reason")
+    accepted = (f" (the old report has verdict {comparison.get('baseline_verdict')}, not pass; accepted "
+                "(--accept-incomplete-baseline))" if comparison.get("accepted") else "")
+    old = subset_text(comparison.get("baseline_selection"))
+    return (f"As visionaudit compare judges it: {str(verdict).upper()}: {len(found)} regression(s)"
+            + (": " + ", ".join(found) if found else "") + (f"; not a pass: {reason}" if reason else "") + accepted + "."
+            + (f" The baseline was {old}: only the tests it ran are compared." if old else ""))
 
 
 def _kappa(ec: Any) -> str:

@@ -3,7 +3,8 @@ run killed by anything (SIGKILL, the OOM killer, a cancelled CI job) keeps every
 metrics. ``visionaudit report --from-journal PATH`` rebuilds a valid report from it: finished tests as
 they ended, tests that had started ``interrupted``, the rest ``not_run``.
 
-Lines: ``{"event": "run", "run": {...}, "models": [...], "spellings": {...}, "canonicals": {id: spec}}``, ``{"event": "collected",
+Lines: ``{"event": "run", "run": {...}, "models": [...], "spellings": {...}, "canonicals": {id: spec}, "html": PAGE}``
+(``html``: the run's ``--audit-html`` page, from the report's folder, or null), ``{"event": "collected",
 "nodeids": [...]}``, ``{"event": "tests", "tests": {nodeid: {"audit", "model", "params"}}}``, ``{"event":
 "started", "nodeid"}``, ``{"event": "finished", "entry": {...}}``, ``{"event": "model", "id", "info"}``,
 ``{"event": "samples", "samples": {role: image set}}`` (what per-image outcomes refer to), ``{"event": "loading", "id",
