@@ -27,7 +27,10 @@ from visionaudit.data.image_sets import LABELLED, ImageSet
 from visionaudit.data.label_space import LabelSpace
 from visionaudit.data.provision import provide
 from visionaudit.families.baseline import ALL_COMPARED, data_role
-from visionaudit.families.corruption.conditions_read import imagenet_c_conditions
+from visionaudit.families.corruption.conditions_read import (
+    configured_conditions,
+    imagenet_c_conditions,
+)
 from visionaudit.families.image_check import OPTIONAL_DATA, RunImages, check_image_sets
 from visionaudit.families.sample_floor import sample_floor_note
 from visionaudit.families.shape_bias import map_check
@@ -126,7 +129,8 @@ def check_data(config: pytest.Config, meta: dict[str, dict[str, Any]]) -> None:
         config.stash[CHECKED_KEY] = True
         checked = check_image_sets(RunImages(settings.data, settings.images, settings.samples, settings.seed,
                                              settings.model_specs, settings.classes, settings.imagenet_c),
-                                   needs, imagenet_c, OBSERVERS in config.stash.get(ABSENT_KEY, set()))
+                                   needs, imagenet_c, OBSERVERS in config.stash.get(ABSENT_KEY, set()),
+                                   configured_conditions(settings.config))
         for note in checked.notes:
             say_once(config, note)
         problems, count = checked.problems, checked.labelled_count

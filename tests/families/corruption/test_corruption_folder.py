@@ -105,3 +105,46 @@ def test_a_wrong_imagenet_c_folder_stops_the_run_at_startup(tmp_path):
                            "no:cacheprovider",
                            f"--audit-imagenet-c={tmp_path / 'nowhere'}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 4 and "ImageNet-C folder" in proc.stderr and "does not exist" in proc.stderr, proc.stderr[-2000:]
+
+
+def test_condition_folders_of_other_images_stop_the_run_at_startup_naming_each(tmp_path):
+    """Stop 42's notes: a condition folder holding other images than the reference folder (fog/1, the first configured
+    condition) was found only as its test scored it, once a model had loaded. Now at startup, exit 4, one message naming
+    every such folder, also when -k collects only one of them; a run that scores none of them goes on."""
+    import os
+
+    from tests.families.corruption.imagenet_c_folders import FOLDER_CONFIG
+    from tests.terminal_text import said_once
+
+    clean = {"a.JPEG": DARK, "b.JPEG": DARK, "c.JPEG": DARK, "d.JPEG": BRIGHT, "e.JPEG": BRIGHT}
+    write_folder(tmp_path / "val", clean, size=64)
+    for name in ("fog/1", "fog/2", "snow/1", "snow/2"):
+        write_folder(tmp_path / "c" / name, clean, size=64)
+    (tmp_path / "c" / "snow" / "2" / "n01443537" / "e.JPEG").unlink()  # a partly extracted condition
+    gone = tmp_path / "c" / "fog" / "2" / "n01440764" / "b.JPEG"
+    gone.rename(gone.with_name("z.JPEG"))  # another image in the place of one
+    config = tmp_path / "audit.toml"
+    config.write_text(FOLDER_CONFIG.format(max_mce=1000.0))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+    env["VISIONAUDIT_TEST_LOAD_LOG"] = str(tmp_path / "loads.log")
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "pytest", "audits/test_corruption.py", "-p", "no:cacheprovider", "--model",
+                               "tests.tiny_models:red_threshold_1k", f"--audit-data={tmp_path}",
+                               f"--audit-images={tmp_path / 'val'}", f"--audit-imagenet-c={tmp_path / 'c'}",
+                               f"--audit-config={config}", "--device", "cpu", *args],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+    reference, fog2, snow2 = (tmp_path / "c" / c for c in ("fog/1", "fog/2", "snow/2"))
+    for args, named in (([], (fog2, snow2)), (["-k", "snow-2"], (snow2,))):
+        proc = run(*args)
+        output = proc.stdout + proc.stderr
+        assert proc.returncode == pytest.ExitCode.USAGE_ERROR, (args, output[-3000:])
+        said = f"{len(named)} ImageNet-C condition folder(s) of --audit-imagenet-c hold other images than {reference}"
+        assert said_once(output, said) and "Traceback" not in output, (args, output[-3000:])
+        assert f"{snow2} (lacks 1, e.g. n01443537/e.JPEG)" in output, (args, output[-3000:])
+        assert (f"{fog2} (lacks 1, e.g. n01440764/b.JPEG, holds another 1, e.g. n01440764/z.JPEG)" in output) == (fog2 in named)
+        assert "download or extract" in output
+        assert not (tmp_path / "loads.log").exists()  # before any model loaded
+    proc = run("-k", "snow-1")  # the mismatched folders are not scored: nothing to refuse
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
