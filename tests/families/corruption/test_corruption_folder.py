@@ -148,3 +148,31 @@ def test_condition_folders_of_other_images_stop_the_run_at_startup_naming_each(t
         assert not (tmp_path / "loads.log").exists()  # before any model loaded
     proc = run("-k", "snow-1")  # the mismatched folders are not scored: nothing to refuse
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+
+
+def test_a_misspelled_corruption_folder_is_named_with_the_corruption_it_is_near(tmp_path):
+    """Stop 42's notes: a folder gausian_noise/ beside fog/ was read by no test, and gaussian_noise's tests said only
+    that it is not in the folder; alone, the refusal listed it with no hint. Both name the corruption it is near."""
+    for name in ("fog/1", "gausian_noise/1", "notes"):
+        (tmp_path / "c" / name).mkdir(parents=True)
+    with pytest.raises(DataError, match=r"named like no ImageNet-C corruption.*gausian_noise: did you mean gaussian_noise\?"):
+        check_root(tmp_path / "c")
+    (tmp_path / "c" / "fog" / "1").rmdir()
+    with pytest.raises(DataError, match=r"gausian_noise: did you mean gaussian_noise\?"):
+        check_root(tmp_path / "c")
+    (tmp_path / "c" / "Frost").mkdir()
+    with pytest.raises(DataError, match=r"Frost: did you mean frost\?; .*gausian_noise: did you mean gaussian_noise\?"):
+        check_root(tmp_path / "c")  # one message naming every such folder
+    (tmp_path / "c" / "Frost").rename(tmp_path / "c" / "frost")
+    (tmp_path / "c" / "gaussian_noise" / "1").mkdir(parents=True)  # the corruption is there: a copy beside it is let be
+    assert check_root(tmp_path / "c") == tmp_path / "c"
+    proc = subprocess.run([sys.executable, "-m", "pytest", "audits/test_corruption.py", "--collect-only", "-q", "-p",
+                           "no:cacheprovider", f"--audit-imagenet-c={tmp_path / 'c'}"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (tmp_path / "c" / "gaussian_noise" / "1").rename(tmp_path / "c" / "shot_nois")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "audits/test_corruption.py", "--collect-only", "-q", "-p",
+                           "no:cacheprovider", f"--audit-imagenet-c={tmp_path / 'c'}"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 4 and "shot_nois: did you mean shot_noise?" in proc.stderr, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
