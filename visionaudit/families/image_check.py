@@ -120,6 +120,17 @@ def check_image_sets(run: RunImages, needs: Collection[str], imagenet_c: Sequenc
     return out
 
 
+def labelled_count(run: RunImages) -> int | None:
+    """How many labelled images the run's tests read (its --audit-samples subset), from the set's listing alone, no
+    file opened: ``--collect-only``'s count, for the sample-floor warning; None where the set cannot be listed (a run
+    says why)."""
+    try:
+        whole = run_image_set(LABELLED, data_root(run.data), run.images, None, run.seed, download=False)
+    except DataError:
+        return None
+    return len(whole.stratified_subset(run.samples, run.seed))
+
+
 def _headers(out: ImageSetCheck, images: ImageSet) -> None:
     """The refusal of ``images``' unusable files, if any, to ``out``'s problems; their EXIF orientations to its notes."""
     headers = check_headers(images)
