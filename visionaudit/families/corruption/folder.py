@@ -105,10 +105,6 @@ class FolderRun:
         self.root = check_root(Path(root))
         self.model, self.labelled, self.clean_images = model, labelled, clean_images
         self.samples, self.seed, self.feed = samples, seed, feed_geometry(model)
-        # The reference (and the fingerprint's folder) is the first condition folder of ``conditions`` (the run's, every
-        # model's: the same for each), in the order of names as before (the complete folder's brightness/1): a folder
-        # none scores (an extra, a corruption not configured, partly extracted) must not make every scored condition
-        # "hold other images".
         self.reference_folder = first = reference_folder(self.root, conditions)
         reference = labelled_images(first, name=ROLE)
         chosen = reference.stratified_subset(samples, seed)
