@@ -168,6 +168,16 @@ def test_a_shard_the_selection_left_no_test_writes_a_part_that_the_merge_joins(s
     assert json.loads((tmp_path / "nothing.json").read_text())["verdict"] == "incomplete"
 
 
+@pytest.mark.slow
+def test_a_shard_pytest_refused_writes_no_part(shared_data, tmp_path):
+    """Only a shard the selection left no test (pytest's exit 5) writes a part saying so: one pytest itself refused (a
+    test path that does not exist, exit 4) writes none, as the same run without --audit-shard, rather than a part saying
+    the selection left it none."""
+    proc, part = audit(tmp_path, shared_data, "refused", "audits/test_no_such_file.py", "--audit-shard", "2/2")
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR and "test_no_such_file.py" in proc.stdout + proc.stderr
+    assert part is None, part
+
+
 def test_known_shards_of_known_ids():
     """The assignment is sha256 of the id, first 8 bytes big-endian, mod N, plus 1: fixed, so reports made
     on other machines and Python versions agree."""
