@@ -106,7 +106,10 @@ def check_image_sets(run: RunImages, needs: Collection[str], imagenet_c: Sequenc
             out.problems += [*e.problems, *([refusal] if refusal else [])]
         except DataError as e:
             out.problems.append(str(e))
-    if scored and (unmatched := other_images(Path(run.imagenet_c), scored, reference_conditions, run.samples, run.seed)):
+    # the folders whose own problem is said above: a reference among them is compared with nothing
+    said = [condition_folder(Path(run.imagenet_c), c, s) for c, s in imagenet_c if (c, s) not in scored]
+    if scored and (unmatched := other_images(Path(run.imagenet_c), scored, reference_conditions, run.samples, run.seed,
+                                             said)):
         out.problems.append(unmatched)  # every scored condition is paired, image by image, with the reference folder
     if OBSERVERS in needs:  # verified here, once; an absent observer is said, not skipped silently
         try:

@@ -16,6 +16,7 @@ from visionaudit.errors import DataError
 from visionaudit.families import corruption as C
 from visionaudit.families.corruption.folder import FolderRun
 from visionaudit.families.corruption.imagenet_c import check_root, summarize
+from visionaudit.families.image_check import RunImages, check_image_sets
 from visionaudit.models.loading import load_model
 from visionaudit.preprocessing import whole_image
 
@@ -176,3 +177,22 @@ def test_a_misspelled_corruption_folder_is_named_with_the_corruption_it_is_near(
                           text=True, timeout=300)
     assert proc.returncode == 4 and "shot_nois: did you mean shot_noise?" in proc.stderr, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
+
+
+def test_a_reference_folder_that_cannot_be_listed_is_one_problem_not_a_traceback(tmp_path):
+    """The startup check lists the reference folder (fog/1, the first configured condition) to compare the scored
+    conditions with: where it holds no image, the check says so once, naming it as the reference when no test scores
+    it (-k snow-2) and as its own condition's problem when one does, rather than raising (an INTERNALERROR)."""
+    clean = {"a.JPEG": DARK, "b.JPEG": DARK, "c.JPEG": DARK, "d.JPEG": BRIGHT, "e.JPEG": BRIGHT}
+    for name in ("fog/2", "snow/2"):
+        write_folder(tmp_path / "c" / name, clean, size=32)
+    (tmp_path / "c" / "fog" / "1").mkdir()  # extracted as an empty folder
+    run = RunImages(str(tmp_path), None, None, 0, (), None, str(tmp_path / "c"))
+    configured = [(c, s) for c in ("fog", "snow") for s in (1, 2)]
+    only_snow = check_image_sets(run, (), [("snow", 2)], reference_conditions=configured)
+    assert len(only_snow.problems) == 1, only_snow.problems
+    assert only_snow.problems[0].startswith(f"{tmp_path / 'c' / 'fog' / '1'}, the ImageNet-C condition folder every "
+                                            "condition the run scores is paired with image by image, cannot be listed: "
+                                            "no images under"), only_snow.problems
+    every = check_image_sets(run, (), configured[:1] + configured[2:], reference_conditions=configured)
+    assert len(every.problems) == 1 and every.problems[0].startswith(f"no images under {tmp_path / 'c' / 'fog' / '1'}")

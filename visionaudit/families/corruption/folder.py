@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import weakref
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Collection, Mapping, Sequence
 
 import numpy as np
 
@@ -80,12 +80,19 @@ def _differ(ids: Sequence[str], reference: Sequence[str]) -> str:
 
 
 def other_images(root: Path, scored: Mapping[tuple[str, int], ImageSet], conditions: Sequence[tuple[str, int]],
-                 samples: int | None, seed: int) -> str | None:
+                 samples: int | None, seed: int, said: Collection[Path] = ()) -> str | None:
     """The startup check's problem naming every condition folder of ``scored`` (the images a run scores of each, its
     --audit-samples subset) that holds other images than :func:`reference_folder` of ``conditions``, None where all
-    match: what :meth:`FolderRun.condition` would find of each only once a model had loaded."""
+    match: what :meth:`FolderRun.condition` would find of each only once a model had loaded. A reference that cannot be
+    listed is the problem; one in ``said`` (folders whose own problem the check said) is compared with nothing."""
     reference = reference_folder(root, conditions)
-    ids = labelled_images(reference).stratified_subset(samples, seed).sample_ids
+    if reference in said:
+        return None
+    try:
+        ids = labelled_images(reference).stratified_subset(samples, seed).sample_ids
+    except DataError as e:  # a reference no collected test scores (-k): its listing is read here only
+        return (f"{reference}, the ImageNet-C condition folder every condition the run scores is paired with image by "
+                f"image, cannot be listed: {e}")
     wrong = [f"{condition_folder(root, c, s)} ({_differ(images.sample_ids, ids)})"
              for (c, s), images in sorted(scored.items()) if images.sample_ids != ids]
     if not wrong:
