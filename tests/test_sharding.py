@@ -165,6 +165,7 @@ def test_a_shard_the_selection_left_no_test_writes_a_part_that_the_merge_joins(s
         assert part is not None and part["audits"] == [] and proc.returncode == 1, proc.stdout + proc.stderr
     nothing = merge_cli(str(tmp_path / "none1.json"), str(tmp_path / "none2.json"), "-o", str(tmp_path / "nothing.json"))
     assert nothing.returncode == 1 and "verdict: INCOMPLETE (no test ran)" in nothing.stdout, nothing.stdout + nothing.stderr
+    assert "none of the 2 merged parts ran a test: -k no_such_test left them none" in nothing.stdout, nothing.stdout
     assert json.loads((tmp_path / "nothing.json").read_text())["verdict"] == "incomplete"
 
 
