@@ -196,3 +196,18 @@ def test_a_reference_folder_that_cannot_be_listed_is_one_problem_not_a_traceback
                                             "no images under"), only_snow.problems
     every = check_image_sets(run, (), configured[:1] + configured[2:], reference_conditions=configured)
     assert len(every.problems) == 1 and every.problems[0].startswith(f"no images under {tmp_path / 'c' / 'fog' / '1'}")
+
+
+def test_a_reference_folder_that_lacks_an_image_is_named_as_the_one_to_extract_again_too(tmp_path):
+    """fog/1, the reference, lacks an image the others hold: every other folder "holds another", and the message
+    also names the reference as the folder to extract again where it is the one that differs."""
+    clean = {"a.JPEG": DARK, "b.JPEG": DARK, "c.JPEG": DARK, "d.JPEG": BRIGHT, "e.JPEG": BRIGHT}
+    for name in ("fog/1", "fog/2", "snow/1"):
+        write_folder(tmp_path / "c" / name, clean, size=32)
+    (tmp_path / "c" / "fog" / "1" / "n01440764" / "a.JPEG").unlink()
+    run = RunImages(str(tmp_path), None, None, 0, (), None, str(tmp_path / "c"))
+    conditions = [("fog", 1), ("fog", 2), ("snow", 1)]
+    problems = check_image_sets(run, (), conditions, reference_conditions=conditions).problems
+    assert len(problems) == 1 and problems[0].startswith("2 ImageNet-C condition folder(s)"), problems
+    assert f"{tmp_path / 'c' / 'fog' / '2'} (holds another 1, e.g. n01440764/a.JPEG)" in problems[0]
+    assert f"download or extract them again, or {tmp_path / 'c' / 'fog' / '1'} where it is the one that differs" in problems[0]

@@ -99,8 +99,8 @@ def other_images(root: Path, scored: Mapping[tuple[str, int], ImageSet], conditi
         return None
     them = "it" if len(wrong) == 1 else "them"
     return (f"{len(wrong)} ImageNet-C condition folder(s) of --audit-imagenet-c hold other images than {reference}, the "
-            f"one every condition is paired with image by image: {'; '.join(wrong)}; download or extract {them} again "
-            "(every condition folder holds the same <wnid>/<file> names)")
+            f"one every condition is paired with image by image: {'; '.join(wrong)}; download or extract {them} again, or "
+            f"{reference} where it is the one that differs (every condition folder holds the same <wnid>/<file> names)")
 
 
 class FolderRun:
