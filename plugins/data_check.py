@@ -27,8 +27,16 @@ from visionaudit.data.image_sets import LABELLED, ImageSet
 from visionaudit.data.label_space import LabelSpace
 from visionaudit.data.provision import provide
 from visionaudit.families.baseline import ALL_COMPARED, data_role
-from visionaudit.families.corruption.conditions_read import imagenet_c_conditions
-from visionaudit.families.image_check import OPTIONAL_DATA, RunImages, check_image_sets
+from visionaudit.families.corruption.conditions_read import (
+    configured_conditions,
+    imagenet_c_conditions,
+)
+from visionaudit.families.image_check import (
+    OPTIONAL_DATA,
+    RunImages,
+    check_image_sets,
+    labelled_count,
+)
 from visionaudit.families.sample_floor import sample_floor_note
 from visionaudit.families.shape_bias import map_check
 from visionaudit.files import to_jsonable
@@ -105,6 +113,8 @@ def check_data(config: pytest.Config, meta: dict[str, dict[str, Any]]) -> None:
             message = "the collected audits need data that is not there:\n  " + "\n  ".join(problems)
             config.stash[STARTUP_ERROR_KEY] = message
             raise pytest.UsageError(message)  # exit 4, said once by pytest as a run's refusal is (no summary runs here)
+        if LABELLED in needs:  # the dry run warns as the run would: its subset's size is known from the listing alone
+            _warn_sample_floor(config, meta, labelled_count(_run_images(settings)))
         return
     # Here, on the controller before any test runs (under xdist: at the first worker's collection), and once:
     # the next worker's check finds the data in place.
@@ -124,9 +134,8 @@ def check_data(config: pytest.Config, meta: dict[str, dict[str, Any]]) -> None:
     imagenet_c = imagenet_c_conditions(meta, settings.config.thresholds) if settings.imagenet_c else []
     if (needs or imagenet_c) and not config.stash.get(CHECKED_KEY, False):  # once: the next worker's collection finds it done
         config.stash[CHECKED_KEY] = True
-        checked = check_image_sets(RunImages(settings.data, settings.images, settings.samples, settings.seed,
-                                             settings.model_specs, settings.classes, settings.imagenet_c),
-                                   needs, imagenet_c, OBSERVERS in config.stash.get(ABSENT_KEY, set()))
+        checked = check_image_sets(_run_images(settings), needs, imagenet_c, OBSERVERS in config.stash.get(ABSENT_KEY, set()),
+                                   configured_conditions(settings.config))
         for note in checked.notes:
             say_once(config, note)
         problems, count = checked.problems, checked.labelled_count
@@ -134,10 +143,7 @@ def check_data(config: pytest.Config, meta: dict[str, dict[str, Any]]) -> None:
             message = "the collected audits cannot read their images (no test was run):\n  " + "\n  ".join(problems)
             config.stash[STARTUP_ERROR_KEY] = message
             raise pytest.UsageError(message)  # exit 4; said once, by the summary (terminal_summary.py)
-        option = lambda name: getattr(settings, name, None)  # noqa: E731 (a descriptor's ``unless``: --audit-imagenet-c)
-        if count is not None and (note := sample_floor_note(settings.samples, count, meta, settings.config.thresholds,
-                                                            shard=settings.shard is not None, option=option)):
-            warn_once(config, note)
+        _warn_sample_floor(config, meta, count)
         # Every shape-bias test reads the map (cue conflict, edges, silhouettes, and the baseline's comparisons of them)
         problems = (map_check.check_category_maps(settings.model_specs, settings.classes, settings.config.thresholds)
                     if needs & SHAPE_BIAS_STIMULI else [])
@@ -145,6 +151,21 @@ def check_data(config: pytest.Config, meta: dict[str, dict[str, Any]]) -> None:
             message = "audit.toml does not fit the models' classes (no test was run):\n  " + "\n  ".join(problems)
             config.stash[STARTUP_ERROR_KEY] = message
             raise pytest.UsageError(message)  # exit 4; said once, by the summary (terminal_summary.py)
+
+
+def _run_images(settings) -> RunImages:
+    return RunImages(settings.data, settings.images, settings.samples, settings.seed, settings.model_specs,
+                     settings.classes, settings.imagenet_c)
+
+
+def _warn_sample_floor(config: pytest.Config, meta: dict[str, dict[str, Any]], count: int | None) -> None:
+    """The warning that a selected gate will count fewer labelled images (``count``, None: not known) than its
+    min_images (visionaudit/families/sample_floor.py)."""
+    settings = get_settings(config)
+    option = lambda name: getattr(settings, name, None)  # noqa: E731 (a descriptor's ``unless``: --audit-imagenet-c)
+    if count is not None and (note := sample_floor_note(settings.samples, count, meta, settings.config.thresholds,
+                                                        shard=settings.shard is not None, option=option)):
+        warn_once(config, note)
 
 
 def note_uncovered(config: pytest.Config, images: ImageSet, space: LabelSpace, missing: list[str], models: list[str]) -> None:

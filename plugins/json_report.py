@@ -8,7 +8,8 @@ the report is written.
 
 One run per report path: the run holds ``PATH.lock`` (visionaudit/report/run_lock.py) from startup until its
 report is written, and a second run on the same path stops at startup (exit 4) naming the first. A run
-that executes no test (``--collect-only``, everything deselected) leaves the report at PATH as it was.
+that executes no test (``--collect-only``, everything deselected) leaves the report at PATH as it was; but a shard
+(``--audit-shard I/N``) that the selection left no test writes one that says so (exit 1), for the merge to join.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ START_KEY = pytest.StashKey[float]()
 WRITTEN_KEY = pytest.StashKey[bool]()  # True: the report is written; False: left alone (no test ran)
 LOCK_KEY = pytest.StashKey[RunLock]()
 SELECTION_JOURNALED = pytest.StashKey[bool]()
+SHARD_LEFT_NONE_KEY = pytest.StashKey[bool]()  # shard_left_none's answer, kept: the report changes the exit status
 
 
 def _iso(t: float) -> str:
@@ -133,8 +135,10 @@ def report_data(session: pytest.Session) -> dict[str, Any] | None:
     run = _run_info(config, session.exitstatus, models)
     if (note := unselected_models_note(models, audits, run)) is not None:
         say_once(config, note, now=False)  # the terminal's notes too, not only the JSON (assemble would add it there)
-    if session.exitstatus == pytest.ExitCode.OK and (any(a["outcome"] == "not_judged" for a in audits)
-                                                     or verdict_reasons(audits, run, models)):
+    # pytest's exit 5 (nothing collected) of a shard left no test is its report's verdict, as any run's: not a pass
+    left_none = shard_left_none(session)
+    if (session.exitstatus == pytest.ExitCode.OK or left_none) and (any(a["outcome"] == "not_judged" for a in audits)
+                                                                    or verdict_reasons(audits, run, models)):
         # A gate that could not be judged, or a run that judged nothing, has not passed: a CI job must not
         # read exit 0 as a pass.
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -167,11 +171,29 @@ def stepwise_stop(session: pytest.Session, failed_test: str | None) -> dict[str,
     return {"test": failed_test, "reason": f"{reason} (--stepwise)"}
 
 
+def shard_left_none(session: pytest.Session) -> bool:
+    """A shard's run (``--audit-shard``) that pytest ended with exit 5, nothing collected: the selection left it no test.
+    Not one pytest refused (a test path that does not exist, exit 4) or that was interrupted (2): as any run's, those
+    write no report. Decided at the first call, in the session's finish, before its report turns the 5 into a 1."""
+    config = session.config
+    if SHARD_LEFT_NONE_KEY not in config.stash:
+        settings = config.stash.get(SETTINGS_KEY, None)
+        config.stash[SHARD_LEFT_NONE_KEY] = (settings is not None and settings.shard is not None
+                                             and session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED
+                                             and not config.getoption("collectonly", False))
+    return config.stash[SHARD_LEFT_NONE_KEY]
+
+
 def ran_no_test(session: pytest.Session) -> bool:
-    """No test began and nothing stopped the run at startup or broke it: --collect-only, all deselected."""
-    collector = get_collector(session.config)
-    return session.config.getoption("collectonly", False) or (
-        collector is not None and not collector.ran_any and STARTUP_ERROR_KEY not in session.config.stash
+    """No test began and nothing stopped the run at startup or broke it: --collect-only, all deselected. Not a shard's
+    run the selection left no test (:func:`shard_left_none`): its report says it ran nothing, so that ``visionaudit
+    merge`` can join it."""
+    config = session.config
+    if config.getoption("collectonly", False):
+        return True
+    collector = get_collector(config)
+    return not shard_left_none(session) and (
+        collector is not None and not collector.ran_any and STARTUP_ERROR_KEY not in config.stash
         and not collector.collection_errors)
 
 

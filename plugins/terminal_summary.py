@@ -30,10 +30,15 @@ def _write_step_summary(config: pytest.Config, data: dict) -> None:
             f.write(markdown_summary(data))
 
 
+def _shard(data: dict) -> bool:
+    """Whether ``data`` is a shard's part (``--audit-shard I/N``)."""
+    return bool((data.get("run") or {}).get("shard"))
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
     data = report_data(session)
-    if data and (data["error"] or any(a["audit"] for a in data["audits"])) and not ran_no_test(session):
+    if data and (data["error"] or any(a["audit"] for a in data["audits"]) or _shard(data)) and not ran_no_test(session):
         _write_step_summary(session.config, data)
 
 
@@ -58,7 +63,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     path = config.getoption("audit_json")
     no_test = config.stash.get(WRITTEN_KEY, None) is False or config.getoption("collectonly", False)
     # Every test deselected without xdist leaves no entry at all: a report left alone is said all the same.
-    if not data or (not any(a["audit"] for a in data["audits"]) and not (no_test and path)):
+    # a shard's part says what it holds even when it is nothing (its report is written, for the merge)
+    if not data or (not any(a["audit"] for a in data["audits"]) and not (no_test and path) and not _shard(data)):
         return  # no audit in this run (the suite's own tests, say)
     if no_test:
         chosen = (data.get("run") or {}).get("selection") or {}

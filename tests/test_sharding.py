@@ -144,6 +144,41 @@ def test_a_shard_is_never_compared_with_a_baseline(shared_data, tmp_path):
     assert data is not None and "--audit-shard 1/2 with --audit-baseline" in data["error"]
 
 
+@pytest.mark.slow
+def test_a_shard_the_selection_left_no_test_writes_a_part_that_the_merge_joins(shared_data, tmp_path):
+    """-k keeping only a test that runs whole in shard 1 leaves shard 2 none: it writes a part that says it ran nothing
+    (exit 1, its verdict's, not pytest's 5, which the CI recipe reads as a real error), and the merge of both parts is
+    the unsharded run's report. Parts that all ran nothing merge into no pass."""
+    args = ("-k", "test_weight_shares", "--audit-samples", "60")
+    whole_proc, whole = audit(tmp_path, shared_data, "whole", *args)
+    for i in (1, 2):
+        proc, part = audit(tmp_path, shared_data, f"part{i}", *args, "--audit-shard", f"{i}/2")
+        assert part is not None and proc.returncode == (0 if i == 1 else 1), proc.stdout + proc.stderr
+    assert part["audits"] == [] and part["verdict"] == "incomplete" and part["run"]["shard"] == {"index": 2, "count": 2}
+    assert "shard 2/2 ran no test: -k test_weight_shares left it none" in part["verdict_reason"]
+    assert "shard 2/2 ran no test" in proc.stdout and f"report: {tmp_path / 'part2.json'}" in proc.stdout
+    merged = merge_cli(str(tmp_path / "part2.json"), str(tmp_path / "part1.json"), "-o", str(tmp_path / "merged.json"))
+    assert merged.returncode == whole_proc.returncode == 0, merged.stdout + merged.stderr
+    assert differences(without_timings(whole), without_timings(json.loads((tmp_path / "merged.json").read_text()))) == []
+    for i in (1, 2):
+        proc, part = audit(tmp_path, shared_data, f"none{i}", "-k", "no_such_test", "--audit-shard", f"{i}/2")
+        assert part is not None and part["audits"] == [] and proc.returncode == 1, proc.stdout + proc.stderr
+    nothing = merge_cli(str(tmp_path / "none1.json"), str(tmp_path / "none2.json"), "-o", str(tmp_path / "nothing.json"))
+    assert nothing.returncode == 1 and "verdict: INCOMPLETE (no test ran)" in nothing.stdout, nothing.stdout + nothing.stderr
+    assert "none of the 2 merged parts ran a test: -k no_such_test left them none" in nothing.stdout, nothing.stdout
+    assert json.loads((tmp_path / "nothing.json").read_text())["verdict"] == "incomplete"
+
+
+@pytest.mark.slow
+def test_a_shard_pytest_refused_writes_no_part(shared_data, tmp_path):
+    """Only a shard the selection left no test (pytest's exit 5) writes a part saying so: one pytest itself refused (a
+    test path that does not exist, exit 4) writes none, as the same run without --audit-shard, rather than a part saying
+    the selection left it none."""
+    proc, part = audit(tmp_path, shared_data, "refused", "audits/test_no_such_file.py", "--audit-shard", "2/2")
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR and "test_no_such_file.py" in proc.stdout + proc.stderr
+    assert part is None, part
+
+
 def test_known_shards_of_known_ids():
     """The assignment is sha256 of the id, first 8 bytes big-endian, mod N, plus 1: fixed, so reports made
     on other machines and Python versions agree."""

@@ -56,9 +56,9 @@ class ModelOutputError(VisionAuditError):
 
 # -- did you mean --------------------------------------------------------------------------------
 
-def closest(word: str, allowed: Iterable[str]) -> str | None:
-    """The allowed word nearest to ``word`` (difflib's ratio), or None when nothing is near."""
-    matches = difflib.get_close_matches(word, list(allowed), n=1, cutoff=0.6)
+def closest(word: str, allowed: Iterable[str], cutoff: float = 0.6) -> str | None:
+    """The allowed word nearest to ``word`` (difflib's ratio), or None when nothing is as near as ``cutoff``."""
+    matches = difflib.get_close_matches(word, list(allowed), n=1, cutoff=cutoff)
     return matches[0] if matches else None
 
 

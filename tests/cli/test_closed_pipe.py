@@ -57,3 +57,48 @@ def test_compare_into_a_closed_pipe_keeps_its_verdicts_exit_code(tmp_path, buffe
         returncode, err = into_a_closed_pipe("compare", str(old), str(passing), buffered=buffered)
         assert "Traceback" not in err and "Exception ignored" not in err, err
         assert returncode == code, err
+
+
+def stderr_into_a_closed_pipe(tmp_path: Path, *argv: str, with_stdout: bool = False) -> tuple[int, str]:
+    """Run ``python -m visionaudit ARGV`` with its stderr a pipe whose reader is gone before the command writes, and its
+    stdout too (``with_stdout``: ``2>&1 | head``) or a file (``2> >(head -1)``): the exit code and what the file holds.
+    Python's own last words (a traceback, "Exception ignored") would go to that closed stderr: the exit code says them."""
+    out = tmp_path / "stdout.txt"
+    with open(out, "w") as stdout:
+        if with_stdout:  # 2>&1: stderr onto stdout's pipe
+            proc = subprocess.Popen([sys.executable, "-m", "visionaudit", *argv], cwd=ROOT, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT)
+            proc.stdout.close()
+        else:
+            proc = subprocess.Popen([sys.executable, "-m", "visionaudit", *argv], cwd=ROOT, stdout=stdout,
+                                    stderr=subprocess.PIPE)
+            proc.stderr.close()
+        try:
+            return proc.wait(timeout=300), out.read_text()
+        finally:
+            proc.kill()
+
+
+def test_an_error_said_into_a_closed_pipe_keeps_its_exit_code(tmp_path):
+    """Stop 42's notes: the closed-pipe fix covered stdout only; a message on stderr to a reader gone (`merge A | head`
+    with 2>&1, an error) ended in a BrokenPipeError, exit 1, not the command's 4."""
+    part = tmp_path / "part.json"
+    part.write_text("{}")
+    args = ("merge", str(part), "-o", str(tmp_path / "merged.json"))
+    unpiped = subprocess.run([sys.executable, "-m", "visionaudit", *args], cwd=ROOT, capture_output=True, text=True,
+                             timeout=120)
+    assert unpiped.returncode == exit_codes.USAGE and "is not a visionaudit report" in unpiped.stderr, unpiped.stderr
+    for with_stdout in (False, True):
+        assert stderr_into_a_closed_pipe(tmp_path, *args, with_stdout=with_stdout)[0] == exit_codes.USAGE
+
+
+@pytest.mark.slow
+def test_shape_bias_with_its_progress_into_a_closed_pipe_ends_quietly_with_its_result(tmp_path, shared_data):
+    """`visionaudit shape-bias --model ... 2>&1 | head`: the progress on stderr (the load, the decoding, the forward
+    passes) to a reader gone is dropped, and the command ends with its own exit code; with stdout a file, the result
+    is written there whole."""
+    args = ("shape-bias", "--model", "tests.tiny_models:tiny", "--device", "cpu", "--data", str(shared_data))
+    returncode, out = stderr_into_a_closed_pipe(tmp_path, *args)
+    assert returncode == exit_codes.PASS, out
+    assert json.loads(out)["model"] == "tests.tiny_models:tiny" and 0 <= json.loads(out)["shape_bias"] <= 1
+    assert stderr_into_a_closed_pipe(tmp_path, *args, with_stdout=True)[0] == exit_codes.PASS

@@ -123,3 +123,22 @@ def test_a_kept_journals_page_is_left_and_said_without_a_none(tmp_path, capsys):
     assert (f"html: {tmp_path / 'page.html'} is left as it is (the report went to {tmp_path / 'out.json'}, not the "
             "run's own report path)") in printed, printed
     assert not (tmp_path / "page.html").exists()
+
+
+def test_a_report_given_for_a_journal_is_named_as_one_with_what_to_run_instead(tmp_path, capsys):
+    """Stop 42's notes: --from-journal REPORT.json suggested -o (its name is not REPORT.journal.jsonl), and with -o it
+    said "not a journal line". Both say it is a report, that it needs no rebuilding, and where its journal would be."""
+    journal = _killed(tmp_path)
+    report = tmp_path / "k.json"
+    assert main(["report", "--from-journal", str(journal)]) == exit_codes.NOT_PASS and not journal.exists()
+    capsys.readouterr()
+    for extra in ([], ["-o", str(tmp_path / "other.json")]):
+        assert main(["report", "--from-journal", str(report), *extra]) == exit_codes.USAGE
+        err = capsys.readouterr().err
+        assert f"{report} is a visionaudit report (verdict incomplete), not a journal" in err, err
+        assert f"python -m visionaudit html {report} -o report.html" in err and "there is no k.json.journal.jsonl" in err
+        assert "-o PATH" not in err and "not a journal line" not in err and "Traceback" not in err
+    assert not (tmp_path / "other.json").exists()
+    _killed(tmp_path)  # a later run on k.json was killed: its journal is what to give
+    assert main(["report", "--from-journal", str(report)]) == exit_codes.USAGE
+    assert f"python -m visionaudit report --from-journal {journal}" in capsys.readouterr().err

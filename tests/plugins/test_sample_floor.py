@@ -107,3 +107,18 @@ def test_the_deployment_gate_below_its_floor_is_said_too(tmp_path, shared_data):
     assert "[audits.deployment] min_images" in warning and '-m "not deployment"' in warning
     # What it foretold: the form's test ends not judged on the 10 images, the run incomplete.
     assert [e["outcome"] for e in data["audits"]] == ["not_judged"] and data["verdict"] == "incomplete", proc.stdout
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "two-workers"])
+def test_collect_only_warns_as_the_run_would(tmp_path, shared_data, workers):
+    """Stop 42's notes: --collect-only (a CI author's dry run of a command line) gave no sample-floor warning; the subset's
+    size is known from the labelled set's listing alone, so it warns as the run does, and says nothing where the subset
+    meets the floor."""
+    proc, _ = audit(tmp_path, shared_data, "dry", *workers, "--collect-only", "-m", "accuracy or robustness",
+                    "--audit-samples", "20")
+    warning = [line for line in proc.stdout.splitlines() if line.startswith("WARNING: --audit-samples 20 ")]
+    assert len(warning) == 1 and proc.returncode == 0, proc.stdout + proc.stderr
+    assert "(accuracy 50, robustness 50; audit.toml): the accuracy, robustness gates will not be judged" in warning[0]
+    assert '-m "not accuracy and not robustness"' in warning[0]
+    proc, _ = audit(tmp_path, shared_data, "enough", *workers, "--collect-only", "-m", "accuracy", "--audit-samples", "50")
+    assert proc.returncode == 0 and "min_images" not in proc.stdout, proc.stdout + proc.stderr

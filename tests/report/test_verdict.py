@@ -383,3 +383,16 @@ def test_the_tests_column_lists_passes_first_then_the_other_outcomes_worst_first
     two_failed = [entry(f"audits/test_accuracy.py::test_x[m-{k}]", "accuracy", o)
                   for k, o in enumerate(["skipped", "failed", "failed"])]
     assert column_of(two_failed) == "2 failed, 1 skipped"
+
+
+def test_a_merge_of_parts_that_all_ran_nothing_says_why_it_is_no_pass():
+    """Each part of a shard the selection left no test says so in its verdict_reason; their merge (run.merged_from, no
+    shard) held none: "verdict: INCOMPLETE (no test ran)" with no sentence of why. It says its parts ran nothing and
+    what left them none; a merge that holds a test's entry does not say it."""
+    run = {"shard": None, "merged_from": ["part-1.json", "part-2.json"],
+           "selection": {"selected": 0, "deselected": 153, "by": ["-k no_such_test"]}}
+    report = assemble(run, {}, [])
+    assert report["verdict"] == "incomplete"
+    assert report["verdict_reason"] == ("none of the 2 merged parts ran a test: -k no_such_test left them none"), report
+    entry = blank_entry("audits/test_accuracy.py::test_clean_top1[m]", {"audit": "accuracy", "model": "m"}, "passed")
+    assert "merged parts" not in (assemble(run, {}, [entry])["verdict_reason"] or "")

@@ -59,9 +59,10 @@ def build_parser(prog: str = SCRIPT) -> argparse.ArgumentParser:
 
 
 class ReaderGone:
-    """A command's stdout: once its reader has gone (``python -m visionaudit compare A B | head`` read its lines and
-    closed the pipe), the rest of the output is dropped, quietly, and the command runs on to its own exit code (a
-    gate job under ``set -o pipefail`` reads it; merge has its report to write), not a BrokenPipeError traceback."""
+    """A command's stdout or stderr: once its reader has gone (``python -m visionaudit compare A B | head`` read its
+    lines and closed the pipe; ``shape-bias ... 2>&1 | head``, whose progress is on stderr), the rest of the output is
+    dropped, quietly, and the command runs on to its own exit code (a gate job under ``set -o pipefail`` reads it; merge
+    has its report to write, shape-bias its result on a stdout still read), not a BrokenPipeError traceback."""
 
     def __init__(self, stream):
         self._stream = stream
@@ -93,15 +94,16 @@ class ReaderGone:
 
 
 def main(argv: list[str] | None = None, prog: str = SCRIPT) -> int:
-    """Every command, its stdout a :class:`ReaderGone` (flushed here: a pipe closed after the last write is found
-    now, not by Python's own flush at exit, which would print a traceback and exit 120)."""
-    stdout = sys.stdout
-    sys.stdout = ReaderGone(stdout)
+    """Every command, its stdout and stderr each a :class:`ReaderGone` (flushed here: a pipe closed after the last
+    write is found now, not by Python's own flush at exit, which would print a traceback and exit 120)."""
+    stdout, stderr = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = ReaderGone(stdout), ReaderGone(stderr)
     try:
         return _main(argv, prog)
     finally:
         sys.stdout.flush()
-        sys.stdout = stdout
+        sys.stderr.flush()
+        sys.stdout, sys.stderr = stdout, stderr
 
 
 def _main(argv: list[str] | None, prog: str) -> int:

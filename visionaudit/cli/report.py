@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from visionaudit.files import write_atomically
-    from visionaudit.report.journal import read_journal, rebuild
+    from visionaudit.report.journal import read_journal, rebuild, report_instead
     from visionaudit.report.run_lock import ReportInUse, acquire, holder_text, lock_path
     from visionaudit.report.summaries import terminal_lines
 
@@ -34,6 +34,8 @@ def run(args: argparse.Namespace) -> int:
     if problem:  # not the working directory, "not named REPORT.journal.jsonl"
         raise VisionAuditError(problem)
     journal = Path(args.from_journal)
+    if (said := report_instead(journal)) is not None:  # before the name's rule, whose fix (-o) would not be one
+        raise VisionAuditError(said)
     own = journal.with_name(journal.name.removesuffix(".journal.jsonl")) if (
         journal.name.endswith(".journal.jsonl") and journal.name != ".journal.jsonl") else None
     if args.output:

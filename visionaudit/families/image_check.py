@@ -22,7 +22,7 @@ from visionaudit.data.image_sets import (
 )
 from visionaudit.data.observers import ObserversAbsent, observer_files
 from visionaudit.errors import DataError, UnusableImages
-from visionaudit.families.corruption.folder import condition_images
+from visionaudit.families.corruption.folder import condition_images, other_images
 from visionaudit.families.corruption.imagenet_c import condition_folder
 from visionaudit.models.label_check import check_labels, unmatched_labels
 
@@ -56,10 +56,12 @@ class RunImages:
 
 
 def check_image_sets(run: RunImages, needs: Collection[str], imagenet_c: Sequence[tuple[str, int]] = (),
-                     observers_said_absent: bool = False) -> ImageSetCheck:
+                     observers_said_absent: bool = False, reference_conditions: Sequence[tuple[str, int]] = ()
+                     ) -> ImageSetCheck:
     """List each image set the tests read (``needs``), match the labelled images' class names against every model's
     classes known before it loads, open the headers of the images they decode (``imagenet_c``: the ImageNet-C
-    conditions' too); ``observers_said_absent``: the observers' absence was said already."""
+    conditions' too, each matched with the reference folder of ``reference_conditions``, every model's configured
+    ones); ``observers_said_absent``: the observers' absence was said already."""
     out = ImageSetCheck()
     try:
         root = data_root(run.data)
@@ -91,17 +93,24 @@ def check_image_sets(run: RunImages, needs: Collection[str], imagenet_c: Sequenc
         if role == LABELLED:
             out.labelled_count = len(read)
         _headers(out, read)
+    scored: dict[tuple[str, int], ImageSet] = {}
     for corruption, severity in imagenet_c:  # the files scored as they are (--audit-imagenet-c), checked alike
         if not condition_folder(Path(run.imagenet_c), corruption, severity).is_dir():
             continue  # not downloaded: its test says so (skipped), the mCE leaves it out, naming it
         try:
-            _headers(out, condition_images(Path(run.imagenet_c), corruption, severity, run.samples, run.seed))
+            scored[(corruption, severity)] = condition_images(Path(run.imagenet_c), corruption, severity, run.samples, run.seed)
+            _headers(out, scored[(corruption, severity)])
         except UnusableImages as e:
             refusal = check_headers(ImageSet(f"imagenet-c {corruption}/{severity}", e.root,
                                              e.paths)).problem() if e.paths else None
             out.problems += [*e.problems, *([refusal] if refusal else [])]
         except DataError as e:
             out.problems.append(str(e))
+    # the folders whose own problem is said above: a reference among them is compared with nothing
+    said = [condition_folder(Path(run.imagenet_c), c, s) for c, s in imagenet_c if (c, s) not in scored]
+    if scored and (unmatched := other_images(Path(run.imagenet_c), scored, reference_conditions, run.samples, run.seed,
+                                             said)):
+        out.problems.append(unmatched)  # every scored condition is paired, image by image, with the reference folder
     if OBSERVERS in needs:  # verified here, once; an absent observer is said, not skipped silently
         try:
             note = observer_files(root / OBSERVERS).note()
@@ -112,6 +121,17 @@ def check_image_sets(run: RunImages, needs: Collection[str], imagenet_c: Sequenc
         except DataError as e:  # a file with other bytes: the fix named
             out.problems.append(str(e))
     return out
+
+
+def labelled_count(run: RunImages) -> int | None:
+    """How many labelled images the run's tests read (its --audit-samples subset), from the set's listing alone, no
+    file opened: ``--collect-only``'s count, for the sample-floor warning; None where the set cannot be listed (a run
+    says why)."""
+    try:
+        whole = run_image_set(LABELLED, data_root(run.data), run.images, None, run.seed, download=False)
+    except DataError:
+        return None
+    return len(whole.stratified_subset(run.samples, run.seed))
 
 
 def _headers(out: ImageSetCheck, images: ImageSet) -> None:

@@ -91,6 +91,8 @@ def verdict_reasons(audits: list[dict[str, Any]], run: dict[str, Any] | None = N
     # its tests errored, the others went on; said first and as what it is, so that CI can tell it from a regression.
     reasons = [f"{model} did not load: {_load_error(model, info)}" for model, info in sorted((models or {}).items())
                if info.get("loaded") is False and info.get("error")]
+    if ((run or {}).get("shard") or (run or {}).get("merged_from")) and not any(e.get("audit") for e in audits):
+        reasons.append(_shard_ran_nothing(run or {}))  # a shard's part, or the merge of parts that all held none
     # On a failed run the failures are the reason: the gates not judged beside them are the report's, not the line's.
     failing = any(e["outcome"] in FAILING for e in audits)
     for model, entries in sorted(by_model.items()):
@@ -128,6 +130,18 @@ def verdict_reasons(audits: list[dict[str, Any]], run: dict[str, Any] | None = N
         reasons.append(f"the baseline {baseline.get('path')} has verdict {baseline['verdict']}, not pass: comparisons with it "
                        "cannot make a pass (--audit-accept-incomplete-baseline accepts it, and the report says so)")
     return reasons
+
+
+def _shard_ran_nothing(run: dict[str, Any]) -> str:
+    """Why a shard's part holds no test, and that it is a part all the same: ``visionaudit merge`` joins it; or why
+    the merge of such parts (``run["merged_from"]``) holds none."""
+    shard, chosen = run.get("shard"), run.get("selection") or {}
+    by = " ".join(chosen.get("by") or []) or "the selection"
+    if not shard:
+        return f"none of the {len(run['merged_from'])} merged parts ran a test: {by} left them none"
+    later = "; the tests that do not split by image run whole in shard 1" if int(shard.get("index") or 1) != 1 else ""
+    return (f"shard {shard.get('index')}/{shard.get('count')} ran no test: {by} left it none{later}; visionaudit merge "
+            "joins this part with the others' and judges the run")
 
 
 def _load_error(model: str, info: dict[str, Any]) -> str:

@@ -64,8 +64,30 @@ class JournalWriter:
             self.path.unlink(missing_ok=True)
 
 
+def report_instead(path: str | Path) -> str | None:
+    """Where ``path`` holds a visionaudit report, not a journal (``--from-journal REPORT.json``): the message saying so,
+    what to run instead, and the journal beside it where a killed run left one; else None (unreadable files too: their
+    reader says why)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):  # a journal's lines are no one JSON document
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("schema_version"), int) or "audits" not in data:
+        return None
+    beside = journal_path(path)
+    journal = (f"a killed run on its path left its journal beside it: python -m visionaudit report --from-journal {beside}"
+               if beside.is_file() else "--from-journal takes the REPORT.journal.jsonl a killed run leaves beside its "
+               f"report (there is no {beside.name} beside this one)")
+    return (f"{path} is a visionaudit report (verdict {data.get('verdict')}), not a journal: a report is what "
+            f"--from-journal makes, and needs no rebuilding (read it as it is: python -m visionaudit html {path} -o "
+            f"report.html); {journal}")
+
+
 def read_journal(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
+    if (said := report_instead(path)) is not None:
+        raise DataError(said)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:

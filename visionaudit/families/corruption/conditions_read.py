@@ -1,5 +1,7 @@
-"""The ``--audit-imagenet-c`` condition folders the collected tests read, from the collection's family and parameters
-per test: what the startup check opens (plugins/data_check.py, visionaudit/families/image_check.py)."""
+"""The corruption conditions a run reads: every model's configured ones (the tests' parameters, and the ImageNet-C
+folder's reference, fixtures/corruption.py), and the ``--audit-imagenet-c`` condition folders the collected tests read,
+from the collection's family and parameters per test: what the startup check opens (plugins/data_check.py,
+visionaudit/families/image_check.py)."""
 
 from __future__ import annotations
 
@@ -28,3 +30,17 @@ def imagenet_c_conditions(meta: Mapping[str, Mapping[str, Any]], bounds: Bounds)
             table = bounds("corruption", m.get("model") or "")
             out.update(dict.fromkeys((c, s) for c in table["corruptions"] for s in check_severities(table["severities"])))
     return sorted(out)
+
+
+def configured_conditions(config: Any) -> list[tuple[str, int]]:
+    """Every (corruption, severity) some model of the run is configured to score: the family's defaults under
+    ``[audits.corruption]``, and each model's own table (a model skips those not in its own list). ``config``: the run's
+    ``visionaudit.config.AuditConfig`` (a layer above this one: not imported)."""
+    tables = [dict(config.thresholds("corruption", ""))] + [per.get("corruption", {}) for per in config.models.values()]
+    names: dict[str, None] = {}
+    severities: set[int] = set()
+    for t in tables:
+        for name in list(t.get("corruptions", ())) + list(t.get("extras", ())):
+            names[name] = None
+        severities |= set(check_severities(t.get("severities", ())))
+    return [(c, s) for c in names for s in sorted(severities)]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import weakref
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Collection, Mapping, Sequence
 
 import numpy as np
 
@@ -62,6 +62,47 @@ def condition_images(root: Path, corruption: str, severity: int, samples: int | 
     return labelled_images(folder, name=f"imagenet-c {corruption}/{severity}").stratified_subset(samples, seed)
 
 
+def reference_folder(root: Path, conditions: Sequence[tuple[str, int]]) -> Path:
+    """The condition folder whose images every scored condition must hold (and the report's fingerprint's): the first
+    present of ``conditions`` (the run's, every model's: the same for each), else the first present in the order of
+    names (the complete folder's brightness/1). Not a folder none scores (an extra, a corruption not configured, partly
+    extracted), which would make every scored condition "hold other images"."""
+    present = [condition_folder(root, c, s) for c, s in sorted(conditions)]
+    present += [condition_folder(root, c, s) for c in sorted(p.name for p in root.iterdir()) for s in SEVERITIES]
+    return next(f for f in present if f.is_dir())
+
+
+def _differ(ids: Sequence[str], reference: Sequence[str]) -> str:
+    """How a condition's images differ from the reference folder's: the images it lacks and those it holds besides."""
+    lacks, more = sorted(set(reference) - set(ids)), sorted(set(ids) - set(reference))
+    said = [f"{what} {len(found)}, e.g. {found[0]}" for what, found in (("lacks", lacks), ("holds another", more)) if found]
+    return ", ".join(said) or "in another order"
+
+
+def other_images(root: Path, scored: Mapping[tuple[str, int], ImageSet], conditions: Sequence[tuple[str, int]],
+                 samples: int | None, seed: int, said: Collection[Path] = ()) -> str | None:
+    """The startup check's problem naming every condition folder of ``scored`` (the images a run scores of each, its
+    --audit-samples subset) that holds other images than :func:`reference_folder` of ``conditions``, None where all
+    match: what :meth:`FolderRun.condition` would find of each only once a model had loaded. A reference that cannot be
+    listed is the problem; one in ``said`` (folders whose own problem the check said) is compared with nothing."""
+    reference = reference_folder(root, conditions)
+    if reference in said:
+        return None
+    try:
+        ids = labelled_images(reference).stratified_subset(samples, seed).sample_ids
+    except DataError as e:  # a reference no collected test scores (-k): its listing is read here only
+        return (f"{reference}, the ImageNet-C condition folder every condition the run scores is paired with image by "
+                f"image, cannot be listed: {e}")
+    wrong = [f"{condition_folder(root, c, s)} ({_differ(images.sample_ids, ids)})"
+             for (c, s), images in sorted(scored.items()) if images.sample_ids != ids]
+    if not wrong:
+        return None
+    them = "it" if len(wrong) == 1 else "them"
+    return (f"{len(wrong)} ImageNet-C condition folder(s) of --audit-imagenet-c hold other images than {reference}, the "
+            f"one every condition is paired with image by image: {'; '.join(wrong)}; download or extract {them} again, or "
+            f"{reference} where it is the one that differs (every condition folder holds the same <wnid>/<file> names)")
+
+
 class FolderRun:
     """One model on an ImageNet-C folder: each condition scored once, paired with the clean originals."""
 
@@ -71,13 +112,7 @@ class FolderRun:
         self.root = check_root(Path(root))
         self.model, self.labelled, self.clean_images = model, labelled, clean_images
         self.samples, self.seed, self.feed = samples, seed, feed_geometry(model)
-        # The reference (and the fingerprint's folder) is the first condition folder of ``conditions`` (the run's, every
-        # model's: the same for each), in the order of names as before (the complete folder's brightness/1): a folder
-        # none scores (an extra, a corruption not configured, partly extracted) must not make every scored condition
-        # "hold other images".
-        present = [condition_folder(self.root, c, s) for c, s in sorted(conditions)]
-        present += [condition_folder(self.root, c, s) for c in sorted(p.name for p in self.root.iterdir()) for s in SEVERITIES]
-        self.reference_folder = first = next(f for f in present if f.is_dir())
+        self.reference_folder = first = reference_folder(self.root, conditions)
         reference = labelled_images(first, name=ROLE)
         chosen = reference.stratified_subset(samples, seed)
         self.shard, self._chosen = shard, chosen
@@ -158,11 +193,10 @@ class FolderRun:
             if not folder.is_dir():
                 raise Unavailable(f"{corruption}/{severity} is not in the ImageNet-C folder {self.root}")
             images = condition_images(self.root, corruption, severity, self.samples, self.seed)
-            if images.sample_ids != self.whole_ids:
-                extra = sorted(set(images.sample_ids) ^ set(self.whole_ids))
-                raise DataError(f"{folder} holds other images than the other ImageNet-C conditions ({len(extra)} differ from "
-                                f"{self.reference_folder}'s, e.g. {extra[0] if extra else '(order)'}); download or extract "
-                                "it again")
+            if images.sample_ids != self.whole_ids:  # the startup check says it first (other_images), where it can
+                raise DataError(f"{folder} holds other images than the other ImageNet-C conditions (against "
+                                f"{self.reference_folder}: {_differ(images.sample_ids, self.whole_ids)}); download or "
+                                "extract it again")
             if self.shard is not None:
                 images = sharding.select(images, self.shard)
             correct, predicted = self._score(images.paths, images.label_tensor(), f"ImageNet-C {corruption} severity {severity}")

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-from visionaudit.errors import DataError
+from visionaudit.errors import DataError, closest
 from visionaudit.formatting import first_few
 
 ALEXNET_ERRORS: dict[str, tuple[float, float, float, float, float]] = {
@@ -155,6 +155,17 @@ def check_root(root: Path) -> Path:
         raise DataError(f"ImageNet-C folder {root} does not exist; point --audit-imagenet-c at the folder holding "
                         "gaussian_noise/, shot_noise/, ... (each with severity folders 1 to 5)")
     found = [c for c in ALL_CORRUPTIONS if any(condition_folder(root, c, s).is_dir() for s in SEVERITIES)]
+    # A folder named like a corruption that is not there (gausian_noise/, Fog/): its files would be read by no test, and
+    # the corruption's tests would say only that it is not in the folder. Near: a misspelling, not an archive's name
+    # (blur/, which the refusal below explains); one nearest a corruption that is there is a copy beside it, let be.
+    near = {p.name: closest(p.name.lower(), ALL_CORRUPTIONS, cutoff=0.8) for p in sorted(root.iterdir())
+            if p.is_dir() and p.name not in ALL_CORRUPTIONS}
+    misspelled = {name: c for name, c in near.items() if c is not None and c not in found}
+    if misspelled:
+        said = "; ".join(f"{root / name}: did you mean {c}?" for name, c in misspelled.items())
+        raise DataError(f"{len(misspelled)} folder(s) of the ImageNet-C folder {root} are named like no ImageNet-C "
+                        f"corruption, and the corruption each is near is not there: {said} Rename each to its corruption's "
+                        "name (gaussian_noise/, shot_noise/, ... as ImageNet-C's archives unpack), or move it out of the folder")
     if not found:
         others = first_few(sorted(p.name for p in root.iterdir() if p.is_dir()), 5, ", ")
         raise DataError(f"{root} holds no ImageNet-C corruption folder (<corruption>/<severity>/<wnid>/*.JPEG, e.g. "
