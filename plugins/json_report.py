@@ -138,7 +138,7 @@ def report_data(session: pytest.Session) -> dict[str, Any] | None:
     # pytest's exit 5 (nothing collected) of a shard left no test is its report's verdict, as any run's: not a pass
     left_none = shard_left_none(session)
     if (session.exitstatus == pytest.ExitCode.OK or left_none) and (any(a["outcome"] == "not_judged" for a in audits)
-                                                                    or verdict_reasons(audits, run, models)):
+                                                                    or verdict_reasons(audits, run, models, stopped)):
         # A gate that could not be judged, or a run that judged nothing, has not passed: a CI job must not
         # read exit 0 as a pass.
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -142,3 +142,19 @@ def test_a_report_given_for_a_journal_is_named_as_one_with_what_to_run_instead(t
     _killed(tmp_path)  # a later run on k.json was killed: its journal is what to give
     assert main(["report", "--from-journal", str(report)]) == exit_codes.USAGE
     assert f"python -m visionaudit report --from-journal {journal}" in capsys.readouterr().err
+
+
+def test_a_shard_killed_before_its_tests_were_journalled_is_not_said_to_be_left_none(tmp_path, capsys):
+    """Review 43 (integ) F1: a shard run killed after its run line, before collection, rebuilt with no test; the
+    shard rule ("ran no test: the selection left it none; merge joins this part") gave it a cause it did not have,
+    beside the page's "Interrupted". A stopped part's cause is the incomplete section's."""
+    journal = tmp_path / "k.json.journal.jsonl"
+    run = {"start": datetime.fromtimestamp(T0).astimezone().isoformat(timespec="seconds"), "duration": 0.0,
+           "command": "pytest audits --audit-shard 2/2", "exit_status": None, "versions": {}, "seed": 0,
+           "shard": {"index": 2, "count": 2}, "selection": {"selected": 0, "deselected": 0, "by": []}}
+    journal.write_text(json.dumps({"event": "run", "run": run, "models": [], "spellings": {}, "time": T0}) + "\n")
+    assert main(["report", "--from-journal", str(journal)]) == exit_codes.NOT_PASS
+    report = json.loads((tmp_path / "k.json").read_text())
+    assert report["verdict"] == "incomplete" and report["incomplete"]["interrupted"], report
+    assert "left it none" not in (report["verdict_reason"] or ""), report["verdict_reason"]
+    assert "left it none" not in capsys.readouterr().out

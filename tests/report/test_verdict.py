@@ -396,3 +396,5 @@ def test_a_merge_of_parts_that_all_ran_nothing_says_why_it_is_no_pass():
     assert report["verdict_reason"] == ("none of the 2 merged parts ran a test: -k no_such_test left them none"), report
     entry = blank_entry("audits/test_accuracy.py::test_clean_top1[m]", {"audit": "accuracy", "model": "m"}, "passed")
     assert "merged parts" not in (assemble(run, {}, [entry])["verdict_reason"] or "")
+    # Review 43 (integ) F1: a merge with a stopped part (merge passes stopped=) ran nothing because it was stopped
+    assert "left them none" not in (assemble(run, {}, [], stopped=True)["verdict_reason"] or "")

@@ -74,7 +74,7 @@ ENDED_UNJUDGED = {"skipped", "not_judged"}
 
 
 def verdict_reasons(audits: list[dict[str, Any]], run: dict[str, Any] | None = None,
-                    models: dict[str, Any] | None = None) -> list[str]:
+                    models: dict[str, Any] | None = None, stopped: bool = False) -> list[str]:
     """Why a run is not a pass beyond its counts, one line each: a configured model that did not load (its error), a
     model whose tests all ended
     without a judgement (skipped, not judged), a configured model (``models``, the report's section) that no
@@ -91,7 +91,9 @@ def verdict_reasons(audits: list[dict[str, Any]], run: dict[str, Any] | None = N
     # its tests errored, the others went on; said first and as what it is, so that CI can tell it from a regression.
     reasons = [f"{model} did not load: {_load_error(model, info)}" for model, info in sorted((models or {}).items())
                if info.get("loaded") is False and info.get("error")]
-    if ((run or {}).get("shard") or (run or {}).get("merged_from")) and not any(e.get("audit") for e in audits):
+    # Only a part that ended: one stopped (killed and rebuilt, Ctrl-C, a merge with an interrupted part) ran no test
+    # because it was stopped, which the report's incomplete section says, not because the selection left it none.
+    if ((run or {}).get("shard") or (run or {}).get("merged_from")) and not stopped and not any(e.get("audit") for e in audits):
         reasons.append(_shard_ran_nothing(run or {}))  # a shard's part, or the merge of parts that all held none
     # On a failed run the failures are the reason: the gates not judged beside them are the report's, not the line's.
     failing = any(e["outcome"] in FAILING for e in audits)
@@ -315,7 +317,7 @@ def assemble(run: dict[str, Any], models: dict[str, Any], audits: list[dict[str,
     ``stopped_by``: the failed test after which -x/--maxfail stopped it."""
     audits = sorted(audits, key=lambda e: e["nodeid"])
     aggregates = aggregate(audits)  # before the entries are copied out: it may add metrics to them
-    reasons = verdict_reasons(audits, run, models)
+    reasons = verdict_reasons(audits, run, models, stopped=stopped)
     run = with_unselected_models_note(run, models, audits)
     return to_jsonable({
         "schema_version": SCHEMA_VERSION,
