@@ -130,6 +130,16 @@ def test_a_timm_spec_without_timm_installed_is_refused_at_startup_with_the_insta
             check_timm_input(parse_spec(spec))
 
 
+def _audit_clean_top1(model: str, tmp_path: Path, *args: str) -> tuple[int, str]:
+    """``pytest audits -k test_clean_top1`` on ``model`` as a user runs it (offline, no GPU): its exit code and output."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
+    env.pop("PYTEST_XDIST_WORKER", None)
+    cmd = [sys.executable, "-m", "pytest", "audits", "-p", "no:cacheprovider", "-n", "0", "--model", model, *args,
+           "-k", "test_clean_top1", f"--audit-json={tmp_path / 'r.json'}"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
 def test_class_folders_that_match_no_id2label_name_stop_the_run_at_startup(tmp_path, vit_folder):
     """The model's classes are read from its config.json on the controller, before any model loads."""
     import numpy as np
@@ -138,13 +148,8 @@ def test_class_folders_that_match_no_id2label_name_stop_the_run_at_startup(tmp_p
     for name in ("zebra", "banana"):
         (tmp_path / "images" / name).mkdir(parents=True)
         Image.fromarray(np.full((40, 40, 3), 128, np.uint8)).save(tmp_path / "images" / name / "a.png")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
-    env.pop("PYTEST_XDIST_WORKER", None)
-    cmd = [sys.executable, "-m", "pytest", "audits", "-p", "no:cacheprovider", "-n", "0", "--model", f"hf:{vit_folder}",
-           f"--audit-images={tmp_path / 'images'}", "-k", "test_clean_top1", f"--audit-json={tmp_path / 'r.json'}"]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 4, out[-3000:]
+    returncode, out = _audit_clean_top1(f"hf:{vit_folder}", tmp_path, f"--audit-images={tmp_path / 'images'}")
+    assert returncode == 4, out[-3000:]
     assert "banana" in out and "Loading weights" not in out and "Traceback" not in out, out[-3000:]
 
 
@@ -171,13 +176,8 @@ def test_an_image_processor_the_suite_does_not_follow_is_refused_at_startup(tmp_
     check_preprocessing(parse_spec(given))
     pre = load_model(given, "cpu").preprocessing
     assert (pre.crop_size, pre.resize_size, pre.interpolation, pre.mean, pre.std) == (64, 64, "bilinear", (0.5,) * 3, (0.25,) * 3)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
-    env.pop("PYTEST_XDIST_WORKER", None)
-    cmd = [sys.executable, "-m", "pytest", "audits", "-p", "no:cacheprovider", "-n", "0", "--model", f"hf:{folder}",
-           "-k", "test_clean_top1", f"--audit-json={tmp_path / 'r.json'}"]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 4 and "MobileViTImageProcessor" in out and "Traceback" not in out, out[-3000:]
+    returncode, out = _audit_clean_top1(f"hf:{folder}", tmp_path)
+    assert returncode == 4 and "MobileViTImageProcessor" in out and "Traceback" not in out, out[-3000:]
 
 
 def test_a_processor_with_one_mean_and_std_number_is_fed_as_transformers_feeds_it(tmp_path, vit_folder):
@@ -210,13 +210,8 @@ def test_a_processor_file_that_is_not_a_json_object_is_refused_at_startup_naming
     JSONDecodeError traceback, no report): now exit 4 naming the file and both ways out."""
     folder = _copy(vit_folder, tmp_path / "m")
     (folder / "preprocessor_config.json").write_text(text)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
-    env.pop("PYTEST_XDIST_WORKER", None)
-    cmd = [sys.executable, "-m", "pytest", "audits", "-p", "no:cacheprovider", "-n", "0", "--model", f"hf:{folder}",
-           "-k", "test_clean_top1", f"--audit-json={tmp_path / 'r.json'}"]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 4 and "Traceback" not in out and "INTERNALERROR" not in out, out[-3000:]
+    returncode, out = _audit_clean_top1(f"hf:{folder}", tmp_path)
+    assert returncode == 4 and "Traceback" not in out and "INTERNALERROR" not in out, out[-3000:]
     assert f"{folder / 'preprocessor_config.json'} {said}" in out and "processor.save_pretrained(FOLDER)" in out, out[-3000:]
     assert "&mean=R,G,B&std=R,G,B" in out, out[-3000:]
 

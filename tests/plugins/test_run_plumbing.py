@@ -99,6 +99,17 @@ def wait_for(path: Path, proc: subprocess.Popen, seconds: float = 180) -> None:
         time.sleep(0.1)
 
 
+def killed_while_holding(project: pytest.Pytester, *args: str) -> None:
+    """A run SIGKILLed while its test holds (its journal and lock written, no report): as the OOM killer ends one."""
+    first = start(project, "hold", *args)
+    try:
+        wait_for(project.path / "holding", first)
+        os.kill(first.pid, signal.SIGKILL)
+        first.communicate(timeout=60)
+    finally:
+        (project.path / "release").touch()
+
+
 def report(project: pytest.Pytester) -> dict:
     data = json.loads((project.path / "report.json").read_text())
     jsonschema.validate(data, report_schema())
@@ -127,13 +138,7 @@ def test_a_second_run_on_the_same_report_refuses_naming_the_first(project):
 
 
 def test_a_killed_runs_lock_does_not_block_and_its_journal_is_kept(project):
-    first = start(project, "hold")
-    try:
-        wait_for(project.path / "holding", first)
-        os.kill(first.pid, signal.SIGKILL)
-        first.communicate(timeout=60)
-    finally:
-        (project.path / "release").touch()
+    killed_while_holding(project)
     assert (project.path / "report.json.lock").exists()  # left behind, as a killed run leaves it
     second = run(project, "")
     out = second.stdout + second.stderr
@@ -294,13 +299,7 @@ def test_a_killed_runs_page_is_rendered_again_with_its_rebuilt_report(project, c
 
     page = project.path / "page.html"
     page.write_text("<html>an earlier run's page: PASS</html>")
-    first = start(project, "hold", "--audit-html=page.html")
-    try:
-        wait_for(project.path / "holding", first)
-        os.kill(first.pid, signal.SIGKILL)
-        first.communicate(timeout=60)
-    finally:
-        (project.path / "release").touch()
+    killed_while_holding(project, "--audit-html=page.html")
     journal = project.path / "report.json.journal.jsonl"
     assert "an earlier run's page" in page.read_text()
     assert main(["report", "--from-journal", str(journal), "-o", str(project.path / "other.json")]) == 1
