@@ -173,12 +173,11 @@ def test_a_bad_file_in_the_imagenet_c_folder_stops_the_run_at_startup(tmp_path):
     """fixsmall: the --audit-imagenet-c folder's files were not header-checked; a bad one stopped its test only once the
     model had loaded. Its selected files are checked as every image set's are, with the same message (exit 4)."""
     import subprocess
-    import sys
 
     from tests.families.corruption.imagenet_c_folders import (
         BRIGHT,
         DARK,
-        FOLDER_CONFIG,
+        run_folder_audit,
         write_folder,
     )
 
@@ -188,17 +187,9 @@ def test_a_bad_file_in_the_imagenet_c_folder_stops_the_run_at_startup(tmp_path):
         write_folder(tmp_path / "c" / "fog" / str(severity), clean, size=64)
     bad = tmp_path / "c" / "fog" / "2" / "n01440764" / "b.JPEG"
     bad.write_text("not a picture")
-    config = tmp_path / "audit.toml"
-    config.write_text(FOLDER_CONFIG.format(max_mce=1000.0))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
-    env["VISIONAUDIT_TEST_LOAD_LOG"] = str(tmp_path / "loads.log")
 
     def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "pytest", "audits/test_corruption.py", "-p", "no:cacheprovider", "--model",
-                               "tests.tiny_models:red_threshold_1k", f"--audit-data={tmp_path}",
-                               f"--audit-images={tmp_path / 'val'}",
-                               f"--audit-imagenet-c={tmp_path / 'c'}", f"--audit-config={config}", "--device", "cpu", *args],
-                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        return run_folder_audit(tmp_path, *args)
 
     for args in ([], ["-k", "fog-2"], ["-k", "mce"]):  # the condition's own test, and the mCE, read it
         proc = run(*args)
@@ -215,29 +206,19 @@ def test_a_bad_file_in_the_imagenet_c_folder_stops_the_run_at_startup(tmp_path):
 def test_a_bad_labelled_file_stops_a_corruption_only_run_at_startup(tmp_path):
     """The corruption tests read the labelled images through their own fixture, which the startup check did not count
     as reading them: a bad file there stopped the run only once the model had loaded (fixsmall, fixhuntB; stop 35)."""
-    import subprocess
-    import sys
 
     from tests.families.corruption.imagenet_c_folders import (
         BRIGHT,
         DARK,
-        FOLDER_CONFIG,
+        run_folder_audit,
         write_folder,
     )
 
     write_folder(tmp_path / "val", {"a.JPEG": DARK, "b.JPEG": DARK, "c.JPEG": DARK, "d.JPEG": BRIGHT, "e.JPEG": BRIGHT}, size=64)
     bad = tmp_path / "val" / "n01443537" / "e.JPEG"
     bad.write_text("not a picture")
-    config = tmp_path / "audit.toml"
-    config.write_text(FOLDER_CONFIG.format(max_mce=1000.0))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
-    env["VISIONAUDIT_TEST_LOAD_LOG"] = str(tmp_path / "loads.log")
     for selected in ("fog-1", "mce"):  # the kernels on the labelled images, without --audit-imagenet-c
-        proc = subprocess.run([sys.executable, "-m", "pytest", "audits/test_corruption.py", "-p", "no:cacheprovider", "-k",
-                               selected,
-                               "--model", "tests.tiny_models:red_threshold_1k", f"--audit-data={tmp_path}",
-                               f"--audit-images={tmp_path / 'val'}", f"--audit-config={config}", "--device", "cpu"],
-                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        proc = run_folder_audit(tmp_path, "-k", selected, imagenet_c=False)
         output = proc.stdout + proc.stderr
         assert proc.returncode == pytest.ExitCode.USAGE_ERROR, (selected, output[-3000:])
         assert said_once(output, "1 of 5 images of val cannot be used; replace or remove them:"), (selected, output[-3000:])

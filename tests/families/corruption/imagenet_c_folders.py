@@ -4,6 +4,9 @@ sections the end-to-end runs use (on a tiny model: CONFIG; on such a folder: FOL
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from PIL import Image
@@ -38,3 +41,21 @@ min_images = 10
 FOLDER_CONFIG = CONFIG.replace('corruptions = ["brightness", "contrast"]', 'corruptions = ["fog", "snow"]').replace(
     "severities = [1, 5]", "severities = [1, 2]").replace("min_images = 10", "min_images = 5").replace(
     "max_error_by_corruption = { contrast = 0.999 }", "max_error_by_corruption = {}")
+
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def run_folder_audit(tmp_path: Path, *args: str, imagenet_c: bool = True) -> subprocess.CompletedProcess:
+    """``pytest audits/test_corruption.py`` on the tiny 1k model as a user runs it: tmp_path's ``val/`` as the labelled
+    images, its ``c/`` as --audit-imagenet-c (unless ``imagenet_c`` is False), FOLDER_CONFIG as its audit.toml; a model
+    load leaves tmp_path/loads.log (VISIONAUDIT_TEST_LOAD_LOG), so a test can tell a startup refusal from a later one."""
+    config = tmp_path / "audit.toml"
+    config.write_text(FOLDER_CONFIG.format(max_mce=1000.0))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+    env["VISIONAUDIT_TEST_LOAD_LOG"] = str(tmp_path / "loads.log")
+    folder = [f"--audit-imagenet-c={tmp_path / 'c'}"] if imagenet_c else []
+    return subprocess.run([sys.executable, "-m", "pytest", "audits/test_corruption.py", "-p", "no:cacheprovider", "--model",
+                           "tests.tiny_models:red_threshold_1k", f"--audit-data={tmp_path}", f"--audit-images={tmp_path / 'val'}",
+                           *folder, f"--audit-config={config}", "--device", "cpu", *args],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)

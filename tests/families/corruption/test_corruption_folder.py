@@ -112,9 +112,8 @@ def test_condition_folders_of_other_images_stop_the_run_at_startup_naming_each(t
     """Stop 42's notes: a condition folder holding other images than the reference folder (fog/1, the first configured
     condition) was found only as its test scored it, once a model had loaded. Now at startup, exit 4, one message naming
     every such folder, also when -k collects only one of them; a run that scores none of them goes on."""
-    import os
 
-    from tests.families.corruption.imagenet_c_folders import FOLDER_CONFIG
+    from tests.families.corruption.imagenet_c_folders import run_folder_audit
     from tests.terminal_text import said_once
 
     clean = {"a.JPEG": DARK, "b.JPEG": DARK, "c.JPEG": DARK, "d.JPEG": BRIGHT, "e.JPEG": BRIGHT}
@@ -124,17 +123,9 @@ def test_condition_folders_of_other_images_stop_the_run_at_startup_naming_each(t
     (tmp_path / "c" / "snow" / "2" / "n01443537" / "e.JPEG").unlink()  # a partly extracted condition
     gone = tmp_path / "c" / "fog" / "2" / "n01440764" / "b.JPEG"
     gone.rename(gone.with_name("z.JPEG"))  # another image in the place of one
-    config = tmp_path / "audit.toml"
-    config.write_text(FOLDER_CONFIG.format(max_mce=1000.0))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
-    env["VISIONAUDIT_TEST_LOAD_LOG"] = str(tmp_path / "loads.log")
 
     def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "pytest", "audits/test_corruption.py", "-p", "no:cacheprovider", "--model",
-                               "tests.tiny_models:red_threshold_1k", f"--audit-data={tmp_path}",
-                               f"--audit-images={tmp_path / 'val'}", f"--audit-imagenet-c={tmp_path / 'c'}",
-                               f"--audit-config={config}", "--device", "cpu", *args],
-                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        return run_folder_audit(tmp_path, *args)
 
     reference, fog2, snow2 = (tmp_path / "c" / c for c in ("fog/1", "fog/2", "snow/2"))
     for args, named in (([], (fog2, snow2)), (["-k", "snow-2"], (snow2,))):
