@@ -12,7 +12,8 @@ from visionaudit.families.registry import families, get_family
 
 STATIC_MARKERS = (
     "audit(name): the audit family a test belongs to (python -m visionaudit families lists them)",
-    "slow: reads the real data (../shared/data) or starts the real audits; pytest tests -m 'not slow' is the quick loop",
+    "slow: reads the real data (../shared/data) or starts the real audits, or (slow(data=False)) is an integration run of "
+    "a few seconds that needs no data; pytest tests -m 'not slow' is the quick loop",
 )
 
 

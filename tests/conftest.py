@@ -32,7 +32,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 # The quick loop (pytest tests -m "not slow") runs on a fresh clone without ../shared/data: a test that
-# reads the data or starts the real audits is marked slow, and the two hooks below keep that true.
+# reads the data or starts the real audits is marked slow, and the two hooks below keep that true. An integration run
+# of a few seconds (a test project's pytest runs, an export) that needs no data is marked slow(data=False): the full
+# run keeps it and runs it as the quick loop did, without the data (with_real_data).
 DATA_ENV = "VISIONAUDIT_DATA"
 CACHE_ENV = "VISIONAUDIT_CACHE"
 LOGIT_CACHE_ENV = "VISIONAUDIT_LOGIT_CACHE"  # visionaudit.models.logit_cache.CACHE_ENV; also tests/once.py
@@ -77,21 +79,28 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(FIRST)))
 
 
+def with_real_data(node: pytest.Item) -> bool:
+    """Marked slow, and not slow(data=False): the test may read the real data, and its runs share the logit cache."""
+    mark = node.get_closest_marker("slow")
+    return mark is not None and mark.kwargs.get("data", True)
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """A test that asks for the real data (the shared_data fixture, directly or through another fixture)
-    without the slow mark fails before it reads anything."""
-    if "shared_data" in getattr(item, "fixturenames", ()) and item.get_closest_marker("slow") is None:
-        pytest.fail(f"{item.nodeid} reads the real data (shared_data) but is not marked slow: add @pytest.mark.slow "
-                    "(or pytestmark = pytest.mark.slow) so that pytest -m 'not slow' runs without the data", pytrace=False)
+    without the slow mark (or with slow(data=False)) fails before it reads anything."""
+    if "shared_data" in getattr(item, "fixturenames", ()) and not with_real_data(item):
+        pytest.fail(f"{item.nodeid} reads the real data (shared_data) but is not marked slow (or is slow(data=False)): "
+                    "add @pytest.mark.slow (or pytestmark = pytest.mark.slow) so that pytest -m 'not slow' runs without the data",
+                    pytrace=False)
 
 
 @pytest.fixture(autouse=True)
 def _no_data_outside_slow(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
                           tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Outside slow tests $VISIONAUDIT_DATA is unset and the user cache is an empty folder of the test's own
-    (subprocesses included), so that a quick test cannot read the real data, nor a developer's filled
+    """Outside slow tests (and in slow(data=False) ones) $VISIONAUDIT_DATA is unset and the user cache is an empty
+    folder of the test's own (subprocesses included), so that a quick test cannot read the real data, nor a developer's filled
     cache, by accident, and runs as it would on a fresh clone."""
-    if request.node.get_closest_marker("slow") is None:
+    if not with_real_data(request.node):
         monkeypatch.delenv(DATA_ENV, raising=False)
         monkeypatch.setenv(CACHE_ENV, str(tmp_path_factory.mktemp("user-cache")))
     elif getattr(request.module, "SHARE_LOGIT_CACHE", True) and not os.environ.get(LOGIT_CACHE_ENV):

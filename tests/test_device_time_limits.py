@@ -62,6 +62,7 @@ def outcomes(data: dict) -> dict[str, str]:
     return {a["nodeid"]: a["outcome"] for a in data["audits"]}
 
 
+@pytest.mark.slow(data=False)
 def test_a_time_limit_hit_finding_the_models_device_is_that_loads_reason(project):
     """In a single process the device's fixture imports torch first: a time limit hit there left the model's entry
     with no error (fixflaky, stop 35)."""
@@ -72,6 +73,7 @@ def test_a_time_limit_hit_finding_the_models_device_is_that_loads_reason(project
     assert info["loaded"] is False and "Timeout (>5.0s)" in (info["error"] or ""), info
 
 
+@pytest.mark.slow(data=False)
 def test_each_later_model_says_its_load_never_began_not_the_first_models_timeout(project):
     """Stop 37: pytest keeps the failed session fixture of the device and re-raises it for every later model of the
     process, which said the first model's timeout as its own load's reason ("the load was stopped: Timeout")."""

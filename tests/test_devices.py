@@ -69,6 +69,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc heap tuning is Linux-only")
+@pytest.mark.slow(data=False)
 def test_retained_heap_stops_page_faults_on_reuse():
     # Process-wide setting, so each variant runs in its own interpreter.
     def faults(variant):

@@ -126,6 +126,7 @@ def metrics(data: dict, nodeid: str) -> dict:
 
 @pytest.mark.parametrize("fault", ["ctrl_c", "sigterm"])
 @pytest.mark.parametrize("mode", MODES)
+@pytest.mark.slow(data=False)
 def test_interrupt_keeps_the_finished_and_says_what_was_running(project, fault, mode):
     proc = run(project, fault, *mode)
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, proc.stdout[-2000:] + proc.stderr[-2000:]
@@ -138,6 +139,7 @@ def test_interrupt_keeps_the_finished_and_says_what_was_running(project, fault, 
 
 
 @pytest.mark.parametrize("mode", [pytest.param(["-n", "1"], id="one-worker"), pytest.param(["-n", "2"], id="two-workers")])
+@pytest.mark.slow(data=False)
 def test_a_killed_worker_is_crashed_with_its_last_output(project, mode):
     proc = run(project, "kill_worker", *mode)
     assert proc.returncode == pytest.ExitCode.TESTS_FAILED, proc.stdout[-2000:] + proc.stderr[-2000:]
@@ -167,6 +169,7 @@ def test_a_killed_run_leaves_a_journal_that_rebuilds_the_report(project, mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
+@pytest.mark.slow(data=False)
 def test_a_hanging_test_ends_as_timeout(project, mode):
     # 8 s: test_a, which loads the model (torch is imported before the clock starts: AUDIT), needs about 0.5 s, 2-3 s on
     # a loaded 2-core machine, and must not itself time out; test_b hangs for 120 s.
@@ -179,6 +182,7 @@ def test_a_hanging_test_ends_as_timeout(project, mode):
 
 
 @pytest.mark.parametrize("mode", [pytest.param([], id="serial"), pytest.param(["-n", "2"], id="two-workers")])
+@pytest.mark.slow(data=False)
 def test_images_cut_off_after_their_header_are_one_data_error_naming_every_file(project, tmp_path, mode):
     """What no header shows is found as the images are decoded: one error naming every such file, said once, in
     each test that needed them; the model, which loaded, keeps its identity in the report (issue 23, item 5).
@@ -203,6 +207,7 @@ def test_images_cut_off_after_their_header_are_one_data_error_naming_every_file(
     assert "loaded" not in model and re.fullmatch(r"[0-9a-f]{64}", model["sha256"]) and model["parameters"] == 5112
 
 
+@pytest.mark.slow(data=False)
 def test_an_oversized_image_is_named_once_with_the_limit_at_startup(project, tmp_path):
     """Issue 23, item 6: a decompression bomb was 60 lines of traceback naming no file. Its size is in its header:
     refused at startup (exit 4), before any model loads, with the limit and how to raise it."""
@@ -260,6 +265,7 @@ def test_a_bad_batch_size_is_a_usage_error(project, value):
     assert f"--audit-batch-size must be a positive number of images per forward pass, got {value}" in proc.stderr
 
 
+@pytest.mark.slow(data=False)
 def test_too_few_images_is_not_judged_with_the_minimum(project):
     project.makefile(".toml", audit="[audits.accuracy]\nmin_top1 = 0.5\nmin_images = 5\n")
     project.makepyfile(test_fault="""
@@ -286,6 +292,7 @@ def test_small(model, assess):
 
 
 @pytest.mark.parametrize("mode", MODES)
+@pytest.mark.slow(data=False)
 def test_progress_reaches_the_terminal_and_the_report(project, mode):
     proc = run(project, "", *mode)
     first = proc.stdout.splitlines()[0]
@@ -306,12 +313,14 @@ def test_a_batch_size_past_free_memory_is_capped_and_said(project):
     assert 1 <= info["batch_size"] < 100000 and "batch size 100000 capped to" in info["batch_note"]
 
 
+@pytest.mark.slow(data=False)
 def test_a_hanging_fixture_ends_as_timeout(project):
     proc = run(project, "hang_setup", "--audit-timeout", "8")
     assert proc.returncode == pytest.ExitCode.TESTS_FAILED, proc.stdout[-2000:]
     assert outcomes(report(project)) == {A: "passed", B: "timeout", C: "passed"}
 
 
+@pytest.mark.slow(data=False)
 def test_a_model_load_that_times_out_is_one_timeout_the_others_pointing_to_it(project):
     """stop-33 review A3: a session fixture's timeout was ten timeouts of 0.0 s, the traceback printed ten times, and the
     model's error null; pytest re-raises the cached failure in every later test, which never ran."""

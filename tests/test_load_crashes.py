@@ -68,6 +68,7 @@ def _first_line(model: str) -> str:
     return f"the worker crashed ({HOW[model]}) while loading this model: worker gw"
 
 
+@pytest.mark.slow(data=False)
 def test_a_load_that_crashes_its_worker_is_said_in_its_entry_and_everywhere_it_is_read(project):
     models = [TINY, SEGV, EXIT, BUG, SLOW]
     proc = run_project(project.path, *(a for m in models for a in ("--model", m)), "--device", "cpu", "-n", "2",

@@ -107,6 +107,7 @@ def test_two_models_of_one_id_or_a_bad_name_stop_the_run_at_startup(tmp_path, mo
     assert said in data["error"]
 
 
+@pytest.mark.slow(data=False)
 def test_a_model_named_by_its_audit_toml_table(tmp_path):
     """``name = "..."`` in the model's [models."SPEC"] table names it as ?name= does; a spec naming it otherwise is
     refused (one model, one name). The weight-share audit reads no images: no data is needed."""

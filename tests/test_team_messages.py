@@ -46,6 +46,7 @@ def test_a_class_file_one_name_short_is_named_as_such(tmp_path):
     assert "'truck'" in text and "the class file is incomplete: it names 9 classes" in text
 
 
+@pytest.mark.slow(data=False)
 def test_a_weak_model_is_told_preprocessing_or_class_order(tmp_path):
     """F2, the other side: a model that is merely wrong (random weights, its errors spread) is told to check its
     preprocessing or its class order, and no class is said to be taken for another."""
@@ -112,6 +113,7 @@ def test_a_model_of_ten_categories_is_told_shape_bias_cannot_be_measured(shared_
     assert "observers" not in text, text[-3000:]
 
 
+@pytest.mark.slow(data=False)
 def test_an_accuracy_row_not_judged_shows_the_same_bounds_as_judged(tmp_path):
     """F10: min_balanced_accuracy was recorded only when the row was judged; a not_judged row (too few images)
     showed the other bounds without it."""
@@ -139,6 +141,7 @@ def test_empty_class_folders_are_all_counted(tmp_path):
     assert "bear, bicycle, bird, boat, bottle, and 2 more hold none" in text
 
 
+@pytest.mark.slow(data=False)
 def test_audit_classes_for_a_model_that_names_its_own_is_said_unused(tmp_path):
     """F10: --audit-classes is for a model that names no classes; given for one that does, it was ignored without
     a word."""

@@ -153,6 +153,7 @@ def _worker_probe(tmp_path: Path, name: str, conftest: str = "") -> tuple[dict, 
 
 
 @pytest.mark.usefixtures("one_thread")
+@pytest.mark.slow(data=False)
 def test_a_warm_runs_xdist_workers_are_the_servers_children_and_see_what_new_workers_see(tmp_path, monkeypatch):
     warm, warm_out = _worker_probe(tmp_path, "warm")
     server = warm_runs._server.proc.pid
@@ -171,6 +172,7 @@ def test_a_warm_runs_xdist_workers_are_the_servers_children_and_see_what_new_wor
 
 
 @pytest.mark.usefixtures("one_thread")
+@pytest.mark.slow(data=False)
 def test_a_run_that_changes_what_a_process_reads_at_start_gets_new_workers(tmp_path):
     # the run itself was the server's child; its workers would start otherwise than the server did: new processes
     warm, _ = _worker_probe(tmp_path, "changed", conftest="import os\nos.environ['PYTHONWARNINGS'] = 'ignore'\n")

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "gpu_session.sh"
 
@@ -29,6 +31,7 @@ def test_the_script_parses_and_names_every_step():
     assert len(commands) == 8 and all(c[0] == "$PY" for c in commands), commands
 
 
+@pytest.mark.slow(data=False)
 def test_every_file_and_benchmark_option_it_names_exists():
     seen, helps = 0, {}
     for words in _commands():
@@ -47,6 +50,7 @@ def test_every_file_and_benchmark_option_it_names_exists():
     assert seen >= 10
 
 
+@pytest.mark.slow(data=False)
 def test_each_pytest_selection_selects_tests():
     for words in (w for w in _commands() if w[1:3] == ["-m", "pytest"]):
         args = [w for w in words[3:] if w not in ("-s", "-q", "-rs")]

@@ -181,6 +181,7 @@ def test_a_data_root_the_user_named_is_never_written_to(tmp_path, monkeypatch):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.slow(data=False)
 def test_imagenette_offline_is_one_clear_error(suite, tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     suite.makepyfile(test_run="def test_labelled(labelled_images):\n    pass\n")

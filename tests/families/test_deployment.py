@@ -17,7 +17,9 @@ def small() -> nn.Module:
                          nn.Flatten(), nn.Linear(8, 10)).eval()
 
 
-@pytest.mark.parametrize("name", [d for d in DEPLOYMENTS if d != "fp16_cuda"])
+# The ONNX and torch.export exports take seconds each: the full run's (slow), not the quick loop's.
+@pytest.mark.parametrize("name", [pytest.param(d, marks=pytest.mark.slow(data=False)) if d in ("onnxruntime", "torch_export")
+                                  else d for d in DEPLOYMENTS if d != "fp16_cuda"])
 def test_forms_agree_with_the_original(name):
     model = small()
     x = torch.randn(5, 3, 16, 16)

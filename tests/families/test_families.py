@@ -130,6 +130,7 @@ MODELS = ["--model", "tests.tiny_models:tiny", "--model", "tests.tiny_models:tin
           "no:cacheprovider"]
 
 
+@pytest.mark.slow(data=False)
 def test_toy_family_reaches_report_and_terminal_summary(toy):
     result = toy.runpytest_subprocess(*MODELS, "-m", "toy", "--audit-json=report.json")
     result.assert_outcomes(passed=1, failed=1)
@@ -158,6 +159,7 @@ def test_toy_family_thresholds_are_checked(toy):
     result.stderr.fnmatch_lines(["*audits.toy.mode = 'slow' unknown value 'slow'; allowed: fast, full*"])
 
 
+@pytest.mark.slow(data=False)
 def test_toy_family_in_the_readme_table_check(toy):
     toy.makepyfile(test_readme=TOY_README)
     builtin = markdown_table()
@@ -169,6 +171,7 @@ def test_toy_family_in_the_readme_table_check(toy):
     toy.runpytest_subprocess("test_readme.py", "-p", "no:cacheprovider").assert_outcomes(passed=1)
 
 
+@pytest.mark.slow(data=False)
 def test_an_audit_in_an_unknown_family_errors_with_the_closest(toy):
     toy.makepyfile(test_typo="""
 import pytest
@@ -231,6 +234,7 @@ def package(suite: pytest.Pytester, monkeypatch) -> pytest.Pytester:
     return suite
 
 
+@pytest.mark.slow(data=False)
 def test_a_family_from_a_package_is_grouped_shown_on_the_page_and_in_the_readme_table(package):
     """The Show of the layout issue: no audit.toml entry and no file of the core edited; the package's
     defaults and assessor judge, its keys are checked, its tests stay on one worker, the page and the
@@ -300,6 +304,7 @@ def test_score(model, assess, thresholds):
 """
 
 
+@pytest.mark.slow(data=False)
 def test_a_family_gets_its_defaults_and_assessors_from_its_descriptor(pytester: pytest.Pytester, monkeypatch):
     """No [audits.graded] table anywhere: the descriptor's defaults apply, an override replaces one key,
     and its assessor (named on the descriptor) judges the gate."""

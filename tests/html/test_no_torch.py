@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 REPORT = ROOT / "tests" / "report_fixtures" / "report_two_models.json"
 
@@ -41,6 +43,7 @@ def _torch_imported(report: dict, root: Path, tmp_path: Path) -> list[str]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow(data=False)
 def test_a_page_without_images_at_hand_imports_no_torch(tmp_path):
     (tmp_path / "data").mkdir()  # a data root without the report's labelled images
     assert _torch_imported(json.loads(REPORT.read_text()), tmp_path / "data", tmp_path) == []

@@ -82,6 +82,7 @@ def test_a_deprecated_timm_alias_with_pretrained_weights_is_refused_at_startup_n
         check_available(parse_spec("timm:vit_base_patch16_224_sam"))
 
 
+@pytest.mark.slow(data=False)
 def test_a_timm_architecture_timm_has_not_is_refused_at_startup_whatever_its_weights(tmp_path):
     """A typo in a random-init, checkpoint or state dict's ``?arch=`` timm spec (only the pretrained tags' lookup caught
     it; the others failed as their tests' load errors), with timm's closest name in the spec as given; a tag timm has
@@ -140,6 +141,7 @@ def _audit_clean_top1(model: str, tmp_path: Path, *args: str) -> tuple[int, str]
     return proc.returncode, proc.stdout + proc.stderr
 
 
+@pytest.mark.slow(data=False)
 def test_class_folders_that_match_no_id2label_name_stop_the_run_at_startup(tmp_path, vit_folder):
     """The model's classes are read from its config.json on the controller, before any model loads."""
     import numpy as np
@@ -160,6 +162,7 @@ def _copy(folder: Path, to: Path) -> Path:
     return to
 
 
+@pytest.mark.slow(data=False)
 def test_an_image_processor_the_suite_does_not_follow_is_refused_at_startup(tmp_path, vit_folder):
     """MobileViT's processor flips RGB to BGR and LeViT-like rules are its own: refused before any model loads, naming
     the query; with the whole preprocessing in the query the processor is not read."""
@@ -205,6 +208,7 @@ def test_a_processor_with_one_mean_and_std_number_is_fed_as_transformers_feeds_i
 
 @pytest.mark.parametrize("text, said", [('{"image_processor_type": "ViTImageProcessor",', "cannot be read as JSON"),
                                         ("[224, 224]", "holds a JSON list, not an object")])
+@pytest.mark.slow(data=False)
 def test_a_processor_file_that_is_not_a_json_object_is_refused_at_startup_naming_it(tmp_path, vit_folder, text, said):
     """Stop 43: a cut-off or hand-edited preprocessor_config.json stopped the run with an INTERNALERROR (exit 3, a
     JSONDecodeError traceback, no report): now exit 4 naming the file and both ways out."""
@@ -234,6 +238,7 @@ def test_a_bad_reference_is_refused_at_startup_naming_reference(tmp_path, hub_ca
         _check_model(spec, False)
 
 
+@pytest.mark.slow(data=False)
 def test_audit_offline_reaches_the_loader_in_a_worker(tmp_path, vit_folder):
     """A cached hub model without its (optional) processor file: the startup check passes offline, and the worker's
     load must not ask the network for the file either. huggingface_hub's downloader is replaced, in the run's

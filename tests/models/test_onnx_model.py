@@ -243,6 +243,7 @@ def test_corrupt_files_are_refused_naming_the_fix(tmp_path):
 
 
 @pytest.mark.parametrize("case", ["corrupt", "no-onnxruntime", "data-outside"])
+@pytest.mark.slow(data=False)
 def test_a_run_stops_at_startup_with_exit_4(tmp_path, case):
     path = tmp_path / "m.onnx"
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}

@@ -113,6 +113,7 @@ def _same_weights(converted: Path, reference: Path) -> None:
     assert all(torch.equal(got[k], want[k]) for k in want)
 
 
+@pytest.mark.slow(data=False)
 def test_a_class_of_the_training_script_is_named_with_the_fix_and_import_converts_it(trained, tmp_path):
     out = tmp_path / "with_config.safetensors"
     message = _one_message(_convert(trained, "with_config.pth", str(out), "--trust-pickle"))
@@ -123,6 +124,7 @@ def test_a_class_of_the_training_script_is_named_with_the_fix_and_import_convert
     _same_weights(out, trained / "r18_reference.pth")
 
 
+@pytest.mark.slow(data=False)
 def test_a_class_of_a_module_not_on_the_import_path_is_named_and_found_from_its_folder(trained, tmp_path):
     code = tmp_path / "code"
     code.mkdir()
@@ -145,6 +147,7 @@ def test_a_class_of_a_module_not_on_the_import_path_is_named_and_found_from_its_
     ("whole_r18.pth", [], "r18_reference.pth"),
     ("wrapped_net.pth", ["--import", "train"], "net_reference.pth"),
 ])
+@pytest.mark.slow(data=False)
 def test_a_pickled_model_is_said_to_be_one_and_converts_to_its_state_dict(trained, tmp_path, in_process, name, imports,
                                                                          reference):
     message = _one_message(in_process(trained, name, str(tmp_path / "x.safetensors")))
@@ -181,12 +184,14 @@ def _collect(trained: Path, tmp_path: Path, model: str, *extra: str) -> subproce
     ("with_config_legacy.pth", "refuses __main__.Config"),  # stop 37: a pre-1.6 file was refused only as it loaded
     ("whole_r18_legacy.pth", "is a whole pickled model (torch.save(model) of a torchvision.models.resnet.ResNet)"),
 ])
+@pytest.mark.slow(data=False)
 def test_a_run_refuses_a_pickled_checkpoint_at_startup(trained, tmp_path, name, said):
     done = _collect(trained, tmp_path, name)
     assert done.returncode == 4, done.stdout[-2000:] + done.stderr[-2000:]
     assert said in done.stdout + done.stderr and "convert-checkpoint" in done.stdout + done.stderr
 
 
+@pytest.mark.slow(data=False)
 def test_a_plain_state_dict_passes_the_startup_check_without_torch(trained, tmp_path):
     # --collect-only looks for the data the accuracy audit needs (plugins/data_check.py): give it a labelled folder, so
     # that what this checks is the pickle scan and not whether data is there.
@@ -201,6 +206,7 @@ def test_a_plain_state_dict_passes_the_startup_check_without_torch(trained, tmp_
     assert probe.returncode == 0 and probe.stdout.strip() == "False", probe.stderr  # the xdist controller stays light
 
 
+@pytest.mark.slow(data=False)
 def test_a_run_stops_at_startup_with_exit_4_and_never_unpickles(trained, tmp_path):
     model = f"{trained / 'evil.pth'}?arch=torchvision:resnet18"
     proc, report = audit(tmp_path, tmp_path, "evil", "-n", "0", "-m", "accuracy", model=model)

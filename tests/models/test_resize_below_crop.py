@@ -296,6 +296,7 @@ def test_a_timm_model_timm_cannot_resolve_is_left_to_the_checks_that_name_it(spe
     check_resize(parse_spec(spec))
 
 
+@pytest.mark.slow(data=False)
 def test_without_timm_a_timm_spec_is_left_to_the_load_and_other_specs_never_import_it(monkeypatch):
     """timm is an extra: without it the check leaves the spec to the checks that say "pip install 'visionaudit[timm]'";
     with it, a run of no timm model does not import it (seconds at each start)."""

@@ -26,6 +26,7 @@ def test_torchvision_random_weights_keep_default_preprocessing():
     assert loaded.parameters == 25_557_032  # ResNet-50, as torchvision documents it
 
 
+@pytest.mark.slow(data=False)
 def test_random_weights_are_one_model_in_every_process():
     """Each xdist worker builds the model for itself, and shards, a baseline and merge pair it by sha256: a `:none`
     model is torchvision's init from one fixed seed, in every process, and the caller's generator is left as it was."""

@@ -169,6 +169,7 @@ def test_16_bit_images_that_hold_10_or_12_bits_are_said_once(team, mode):
     assert "v * 65535 // 4095 for 12 bits" in output
 
 
+@pytest.mark.slow(data=False)
 def test_a_bad_file_in_the_imagenet_c_folder_stops_the_run_at_startup(tmp_path):
     """fixsmall: the --audit-imagenet-c folder's files were not header-checked; a bad one stopped its test only once the
     model had loaded. Its selected files are checked as every image set's are, with the same message (exit 4)."""

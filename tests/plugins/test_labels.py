@@ -231,6 +231,7 @@ def test_a_timm_models_unmatched_folders_stop_the_run_at_startup(team):
     assert "'tench_fish'" in _report(team)["error"]
 
 
+@pytest.mark.slow(data=False)
 def test_unnamed_outputs_known_before_load_stop_the_run_at_startup(team):
     """Stop 40 (ft40): a Hugging Face folder whose config.json holds transformers' placeholder names (LABEL_0, ...)
     and a timm checkpoint with a replaced 10-class head name no classes, but their outputs are known on the

@@ -116,6 +116,7 @@ def report(project: pytest.Pytester) -> dict:
     return data
 
 
+@pytest.mark.slow(data=False)
 def test_a_second_run_on_the_same_report_refuses_naming_the_first(project):
     first = start(project, "hold")
     try:
@@ -137,6 +138,7 @@ def test_a_second_run_on_the_same_report_refuses_naming_the_first(project):
     assert sorted(p.name for p in project.path.glob("report.json*")) == ["report.json"]  # journal and lock gone
 
 
+@pytest.mark.slow(data=False)
 def test_a_killed_runs_lock_does_not_block_and_its_journal_is_kept(project):
     killed_while_holding(project)
     assert (project.path / "report.json.lock").exists()  # left behind, as a killed run leaves it
@@ -172,6 +174,7 @@ def test_a_run_that_runs_no_test_leaves_the_report_alone(project, args):
 
 
 @pytest.mark.parametrize("mode", [pytest.param([], id="serial"), pytest.param(["-n", "2"], id="two-workers")])
+@pytest.mark.slow(data=False)
 def test_x_exits_1_under_xdist_too_and_the_report_names_the_test(project, mode):
     proc = run(project, "fail", "-x", "--junitxml=junit.xml", *mode)
     assert proc.returncode == pytest.ExitCode.TESTS_FAILED, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -188,6 +191,7 @@ def test_x_exits_1_under_xdist_too_and_the_report_names_the_test(project, mode):
     assert {r["metrics"].get("clean_top1") for r in records} >= {0.9, 0.8}
 
 
+@pytest.mark.slow(data=False)
 def test_stepwise_stops_the_run_as_x_does_not_as_an_interruption(project):
     """rep40: --sw (pytest's stepwise, which stops the run at the first failure) exited 2, "interrupted (Ctrl-C,
     SIGTERM)", and the report said interrupted, naming no test; it is a stop after a failure, as -x's."""
@@ -204,6 +208,7 @@ def test_stepwise_stops_the_run_as_x_does_not_as_an_interruption(project):
     assert "Stopped early:" in page and "Interrupted:" not in page
 
 
+@pytest.mark.slow(data=False)
 def test_a_crash_that_stepwise_stops_at_is_the_stop_not_an_interruption(project):
     """rep40 review: under xdist a crashed test's stand-in report never reached the collector's failure count, so --sw's
     stop after it named no test and the report (and the page's header) said the run was interrupted."""
@@ -256,6 +261,7 @@ def test_the_step_summary_of_a_multi_line_error_is_plain_markdown():
     assert "- imagenet-sample: put /data/imagenet-sample/\\<file\\> for each file listed in visionaudit/x.txt" in text
 
 
+@pytest.mark.slow(data=False)
 def test_a_crashed_worker_says_its_last_progress_line_first(project):
     proc = run(project, "die_in_a_pass", "-n", "1")
     assert proc.returncode == pytest.ExitCode.TESTS_FAILED, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -266,6 +272,7 @@ def test_a_crashed_worker_says_its_last_progress_line_first(project):
     assert "tests.tiny_models:tiny: loading on cpu" in crashed["message"]  # earlier output follows
 
 
+@pytest.mark.slow(data=False)
 def test_a_segfaulting_worker_leaves_its_traceback_in_the_report(project):
     """rep40: pytest's own faulthandler plugin, configured after ours, sent a worker's fatal-error traceback to the
     terminal, so the report's crashed entry never held it (docs/report.md promises it)."""

@@ -114,6 +114,7 @@ def test_a_run_of_every_test_is_no_subset_though_the_suite_deselected_its_baseli
 
 
 @pytest.mark.parametrize("workers", ["0", "2"])
+@pytest.mark.slow(data=False)
 def test_last_failed_is_a_subset_named_by_lf_whose_whole_is_not_claimed(project, workers):
     """pytest's --lf leaves the tests that passed last time uncollected (most without a deselection to count): the run
     says it reran the last failures, and gives no "of N" it cannot know."""
@@ -153,6 +154,7 @@ def test_a_later_shard_counts_the_tests_it_could_run_whichever_deselected_the_wh
 
 # a worker kills its parent, the controller: a new process (the fork server's workers are its children, tests/warm_runs.py)
 @pytest.mark.parametrize("workers", ["0", pytest.param("2", marks=pytest.mark.real_process)])
+@pytest.mark.slow(data=False)
 def test_a_subset_run_killed_outright_is_rebuilt_from_its_journal_as_a_subset(project, workers):
     proc = run_project(project.path, *ARGS, "-p", "no:cacheprovider", "-n", workers, "-k", "test_a or test_c", MODE="die")
     assert proc.returncode != 0 and not (project.path / "report.json").exists(), proc.stdout[-3000:]
@@ -161,6 +163,7 @@ def test_a_subset_run_killed_outright_is_rebuilt_from_its_journal_as_a_subset(pr
     assert data["run"]["selection"] == {"selected": 2, "deselected": TESTS - 2, "by": ["-k 'test_a or test_c'"]}
 
 
+@pytest.mark.slow(data=False)
 def test_stepwise_counts_only_the_users_tests_though_it_runs_before_the_suites_own_deselection(project):
     """--sw drops the tests before the last failure (test_base sorts before test_run): the baseline test the suite drops
     by itself is not the user's (review 41, F1: pytest's stepwise hook ran first, so it was counted, "2 of 4")."""
@@ -172,6 +175,7 @@ def test_stepwise_counts_only_the_users_tests_though_it_runs_before_the_suites_o
     assert _verdict_line(proc.stdout) == f"verdict: PASS (2 passed); a subset: 2 of {TESTS} tests selected by --sw"
 
 
+@pytest.mark.slow(data=False)
 def test_paths_inside_audits_or_node_ids_narrow_the_run_and_say_so_without_a_whole(suite, monkeypatch):
     """Naming a file or a test inside audits/ collects fewer tests without deselecting any (review 41, N1): a subset whose
     whole was never collected, said like --lf; naming the folder, or every file in it, is the whole run."""

@@ -80,12 +80,14 @@ def check(data: dict, terminal: str, html: str) -> None:
     assert "<code>3 random-init controls</code>" in html and not re.search(r"<code>\s*None\s*</code>", html)
 
 
+@pytest.mark.slow(data=False)
 def test_controls_a_sigterm_stopped_are_under_their_model(project):
     proc = run(project, "SIGTERM", "--audit-html=report.html")
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, proc.stdout[-3000:] + proc.stderr[-3000:]
     check(json.loads((project.path / "report.json").read_text()), proc.stdout, (project.path / "report.html").read_text())
 
 
+@pytest.mark.slow(data=False)
 def test_controls_of_a_killed_run_are_under_their_model_when_rebuilt(project):
     proc = run(project, "SIGKILL", "-n", "1")  # the tests' parameters reach the journal from the worker's collection
     assert proc.returncode == -9, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -108,6 +108,7 @@ def test_a_wrong_imagenet_c_folder_stops_the_run_at_startup(tmp_path):
     assert proc.returncode == 4 and "ImageNet-C folder" in proc.stderr and "does not exist" in proc.stderr, proc.stderr[-2000:]
 
 
+@pytest.mark.slow(data=False)
 def test_condition_folders_of_other_images_stop_the_run_at_startup_naming_each(tmp_path):
     """Stop 42's notes: a condition folder holding other images than the reference folder (fog/1, the first configured
     condition) was found only as its test scored it, once a model had loaded. Now at startup, exit 4, one message naming
@@ -142,6 +143,7 @@ def test_condition_folders_of_other_images_stop_the_run_at_startup_naming_each(t
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
 
 
+@pytest.mark.slow(data=False)
 def test_a_misspelled_corruption_folder_is_named_with_the_corruption_it_is_near(tmp_path):
     """Stop 42's notes: a folder gausian_noise/ beside fog/ was read by no test, and gaussian_noise's tests said only
     that it is not in the folder; alone, the refusal listed it with no hint. Both name the corruption it is near."""
