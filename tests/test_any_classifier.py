@@ -29,10 +29,11 @@ N_IMAGES = 207  # imagenet-sample holds one image per ImageNet class: 207 classe
 # condition the baseline holds, whatever -k selects: Holm is over the whole set).
 CORRUPTIONS = '[audits.corruption]\ncorruptions = ["gaussian_noise", "fog"]\nseverities = [1, 3]\nimages = 50\n'
 # The functional channel shares (ablation, gradients) on 16 of the 207 images, not 250: recorded, not gated, and not
-# what this module tests; on all 207 they were a fifth of the shared run (on 50, 12 CPU-s of it).
+# what this module tests; on all 207 they were a fifth of the shared run.
 # Deployment's forms on 16 images (their min_images; default 64) and conversion's folds on 16 real images (default 64)
 # beside its 4 random ones: this module checks that those families run and judge a 16-class model, not their
-# measures (tests/families test those); at 64 their 11 passes were 36 of the run's 232 CPU-s.
+# measures (tests/families test those). At 64 and 50, these passes were 38 + 9 of the run's 232 CPU-s; at 16, about a
+# quarter of that (183 -> 50 s of a run's 869 on a loaded machine).
 CONFIG = (CORRUPTIONS + "[audits.channel_bias]\nfunctional_images = 16\n[audits.deployment]\nimages = 16\n"
           "[audits.conversion]\nreal_images = 16\n")
 
