@@ -221,6 +221,28 @@ def test_baseline_section_from_the_cli(tmp_path):
     assert '<section id="baseline">' in html and html.count(">unchanged<") == 2 * 4 and html.count(">not_compared<") == 2 * 12
 
 
+def test_html_accepts_an_incomplete_baseline_as_compare_does(tmp_path, capsys, browser):
+    """stop 43's notes: `visionaudit html --baseline` had no --accept-incomplete-baseline where `compare` and the run
+    have it: its page said INCOMPLETE for a comparison compare passes with the option. Same option, same verdict, as
+    people see the page."""
+    from visionaudit.cli import main
+
+    two = str(FIXTURES / "report_two_models.json")  # its own verdict is fail: a baseline that is no pass
+    for extra in ([], ["--accept-incomplete-baseline"]):
+        main(["compare", two, two, "--format", "json", *extra])
+        judged = json.loads(capsys.readouterr().out)
+        assert judged["accepted"] is bool(extra)
+        assert ("the old report has verdict fail" in judged["verdict_reason"]) is not bool(extra)
+        page = tmp_path / f"b{len(extra)}.html"
+        rc = main(["html", two, "--baseline", two, "-o", str(page), *extra])
+        assert rc == 0, capsys.readouterr()
+        capsys.readouterr()
+        text = " ".join(visit(page).text.split())
+        assert (f"As visionaudit compare judges it: {judged['verdict'].upper()}: 0 regression(s); not a pass: "
+                f"{judged['verdict_reason']}") in text, text[:3000]
+        assert ("accepted (--accept-incomplete-baseline)" in text) is bool(extra)
+
+
 @pytest.mark.slow
 def test_a_failing_render_keeps_the_json_and_the_exit_status(tmp_path, shared_data):
     """The page made to fail inside the run: the JSON is written, the exit status is the audits', an
