@@ -243,6 +243,43 @@ def test_html_accepts_an_incomplete_baseline_as_compare_does(tmp_path, capsys, b
         assert ("accepted (--accept-incomplete-baseline)" in text) is bool(extra)
 
 
+def test_what_not_judged_tests_measured_is_shown_greyed_with_why(tmp_path, browser):
+    """stop 43's notes: the page hid the numbers of not-judged tests as "-" (shape bias 0.444 in the JSON, "-" on the
+    page) or left their section out (clean accuracy, the drops), and the verdict row's bounds read "-". Shown as
+    measured, in a browser: each row marked (not judged), greyed, with why under the table; the figures draw only
+    judged values. The edges and silhouettes accuracies have their columns too."""
+    report = json.loads(json.dumps(TWO))
+    why = "not judged: 20 images; this gate needs at least 50 (min_images in audit.toml)"
+    model = MODELS[0]
+    tests = [f"test_clean_top1[{model}]", f"test_shape_bias[{model}]", f"test_transform[{model}-rotation]",
+             f"test_shape_only_accuracy[{model}-edges]"]
+    for test in tests:
+        e = entry(report, test)
+        e["outcome"], e["message"], e["thresholds"] = "not_judged", why, {}
+    for e in report["audits"]:  # only the one model's, so that its rows read alone
+        if e["model"] == MODELS[1]:
+            e["outcome"] = "skipped"
+    page = tmp_path / "nj.html"
+    write_html(page, report)
+    seen = visit(page)
+    text = " ".join(seen.text.split())
+    m = {t: entry(report, t)["metrics"] for t in tests}
+    assert f"{model} (not judged) {m[tests[0]]['clean_top1']:.4g}" in text, text[:4000]
+    sb, ci = m[tests[1]]["shape_bias"], m[tests[1]]["shape_bias_ci"]
+    edges, silhouettes = m[tests[3]]["edges_accuracy"], entry(report, f"test_shape_only_accuracy[{model}-silhouettes]")
+    assert (f"{model} (not judged) {sb:.4g} [{ci[0]:.4g}, {ci[1]:.4g}]") in text, text[:4000]
+    assert f"{edges:.4g} (not judged) {silhouettes['metrics']['silhouettes_accuracy']:.4g}" in text, text[:4000]
+    assert f"{model} (not judged) rotation {m[tests[2]]['drop']:.4g}" in text, text[:4000]
+    assert text.count(f"{model}: {why}") >= 2 and f"{model} rotation: {why}" in text and "Greyed rows:" in text
+    assert f"{model}: edges: {why}" in text
+    assert "shape_bias=" in text and "none (not judged)" in text  # the verdict row: no "-" for the bounds
+    html = page.read_text()
+    for sid in ("accuracy", "shape_bias", "robustness"):
+        section = html.split(f'<section id="{sid}">', 1)[1].split("</section>", 1)[0]
+        assert '<tr class="not-judged"><td>' in section, sid
+    assert "tr.not-judged td { color: #777" in html
+
+
 @pytest.mark.slow
 def test_a_failing_render_keeps_the_json_and_the_exit_status(tmp_path, shared_data):
     """The page made to fail inside the run: the JSON is written, the exit status is the audits', an
