@@ -302,6 +302,8 @@ def test_a_killed_runs_page_is_rendered_again_with_its_rebuilt_report(project, c
     page.write_text("<html>an earlier run's page: PASS</html>")
     killed_while_holding(project, "--audit-html=page.html")
     journal = project.path / "report.json.journal.jsonl"
+    inputs = json.loads(journal.read_text().splitlines()[0])["page_inputs"]  # stop 44: what its page is drawn with
+    assert inputs["shape_bias_references"] == [] and inputs["images"] == "imagenet-sample" and Path(inputs["data"]).is_absolute()
     unfinished = page.read_text()  # stop 44: the killed run's own page saying it did not finish, not the earlier one
     assert "an earlier run's page" not in unfinished and "NOT FINISHED" in unfinished
     assert f"python -m visionaudit report --from-journal {journal.name}" in unfinished

@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from visionaudit.files import write_atomically
-    from visionaudit.report.journal import read_journal, rebuild, report_instead
+    from visionaudit.report.journal import rebuild_journal
     from visionaudit.report.run_lock import ReportInUse, acquire, holder_text, lock_path
     from visionaudit.report.summaries import terminal_lines
 
@@ -34,8 +34,10 @@ def run(args: argparse.Namespace) -> int:
     if problem:  # not the working directory, "not named REPORT.journal.jsonl"
         raise VisionAuditError(problem)
     journal = Path(args.from_journal)
-    if (said := report_instead(journal)) is not None:  # before the name's rule, whose fix (-o) would not be one
-        raise VisionAuditError(said)
+    # Read once, first: a report given for a journal is said as one before the name's rule, whose fix (-o) would not
+    # be one. A journal still being written is refused below, by its run's lock.
+    rebuilt = rebuild_journal(journal)
+    data = rebuilt.report
     own = journal.with_name(journal.name.removesuffix(".journal.jsonl")) if (
         journal.name.endswith(".journal.jsonl") and journal.name != ".journal.jsonl") else None
     if args.output:
@@ -61,8 +63,6 @@ def run(args: argparse.Namespace) -> int:
         kept = f"the journal is kept: its report path {own} was not written (-o)" if own is not None else \
             "the journal is kept (it has no report path of its own and no run looks at it: remove it by hand)"
     try:
-        data = rebuild(journal)
-        page = read_journal(journal)[0].get("html")  # the run's --audit-html page (journals before stop 43: none)
         try:
             write_atomically(out, data)
         except OSError as e:
@@ -84,8 +84,8 @@ def run(args: argparse.Namespace) -> int:
                 pass  # its lock file is left: a kernel lock, it never blocks the next run
     for line in terminal_lines(data):
         print(line)
-    if page:
-        print(_page_again(journal.parent, page, data, out, own))
+    if rebuilt.html:  # the run's --audit-html page (journals before stop 43: none)
+        print(_page_again(journal.parent, rebuilt, out, own))
     if kept:
         print(f"report rebuilt from {journal}: {out}; {kept}")
     else:
@@ -93,12 +93,14 @@ def run(args: argparse.Namespace) -> int:
     return exit_codes.for_verdict(data["verdict"])  # like merge: a report that is not pass fails the step
 
 
-def _page_again(folder, name, data: dict, out, own) -> str:
+def _page_again(folder, rebuilt, out, own) -> str:
     """The killed run's --audit-html page, rendered from its rebuilt report when that went to the run's own report path
     (the page beside it otherwise an earlier run's, disagreeing with it); else it stays the page of the report there.
     The journal names it from the report's folder, and only a page inside that folder is written (or removed): a
     journal is a file anyone can hand over, and its page must not write over the report or anything outside."""
     from pathlib import Path
+
+    name = rebuilt.html
 
     def inside() -> bool:
         try:
@@ -123,9 +125,9 @@ def _page_again(folder, name, data: dict, out, own) -> str:
         return (f"html: {page} is left as it is ({held}the report went to {out}, not {own_path}); render this one "
                 f"with python -m visionaudit html {out} -o PAGE.html")
     try:
-        from visionaudit.html.page import write_html
+        from visionaudit.html.page_inputs import write_rebuilt_page
 
-        write_html(page, data)
+        write_rebuilt_page(page, rebuilt.report, rebuilt.page_inputs)
     except Exception as e:  # noqa: BLE001  (no html extra, a folder it cannot write: the report stands)
         try:
             page.unlink(missing_ok=True)  # an earlier run's page must not pass for this one's
