@@ -250,3 +250,15 @@ def test_a_page_against_a_baseline_from_the_cli_says_the_comparisons_verdict():
     accepted = compare_reports(TWO, TWO, accept_incomplete=True)
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", _section(render(TWO, comparison=accepted), "baseline")))
     assert "the old report has verdict fail, not pass; accepted (--accept-incomplete-baseline)" in text, text[:3000]
+
+
+def test_the_shape_only_accuracies_have_their_columns():
+    """stop 43's notes: the shape-bias family's edges and silhouettes accuracies (16-way, Geirhos et al.'s shape-only
+    stimuli) were in the JSON only. The shape-bias table gives each model's, beside its shape bias."""
+    section = _section(render(TWO), "shape_bias")
+    assert "<th scope=\"col\">edges accuracy (16-way)</th><th scope=\"col\">silhouettes accuracy (16-way)</th>" in section
+    for model in MODELS:
+        edges = entry(TWO, f"test_shape_only_accuracy[{model}-edges]")["metrics"]["edges_accuracy"]
+        silhouettes = entry(TWO, f"test_shape_only_accuracy[{model}-silhouettes]")["metrics"]["silhouettes_accuracy"]
+        row = section.split(f"<td>{model}</td>", 1)[1].split("</tr>", 1)[0]
+        assert row.endswith(f"<td>{edges:.4g}</td><td>{silhouettes:.4g}</td>"), row
