@@ -62,7 +62,7 @@ def judged_rows(table: dict[str, Any], marks: list[dict[str, Any]], what: str) -
     """``table`` with its not-judged rows greyed (``marks``: each row's :func:`figure_data.judged_mark`, with its model)
     and a line under it saying why: what they measured is shown, never thrown away, and never read as judged."""
     table["row_classes"] = [NOT_JUDGED_ROW if m.get("not_judged") else "" for m in marks]
-    whys = list(dict.fromkeys(f"{m['model']}: {m['why']}" for m in marks if m.get("not_judged")))
+    whys = list(dict.fromkeys(f"{m['model']}: {m.get('why') or 'not judged'}" for m in marks if m.get("not_judged")))
     if whys:
         table["notes"] = [f"Greyed rows: {what} of tests not judged, as measured and held to no bound (the verdict is "
                           "incomplete): " + "; ".join(whys) + "."]
