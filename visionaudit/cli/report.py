@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from visionaudit.files import write_atomically
-    from visionaudit.report.journal import rebuild_journal
+    from visionaudit.report.journal import ReportGiven, rebuild_journal
     from visionaudit.report.run_lock import ReportInUse, acquire, holder_text, lock_path
     from visionaudit.report.summaries import terminal_lines
 
@@ -34,18 +34,24 @@ def run(args: argparse.Namespace) -> int:
     if problem:  # not the working directory, "not named REPORT.journal.jsonl"
         raise VisionAuditError(problem)
     journal = Path(args.from_journal)
-    # Read once, first: a report given for a journal is said as one before the name's rule, whose fix (-o) would not
-    # be one. A journal still being written is refused below, by its run's lock.
-    rebuilt = rebuild_journal(journal)
-    data = rebuilt.report
     own = journal.with_name(journal.name.removesuffix(".journal.jsonl")) if (
         journal.name.endswith(".journal.jsonl") and journal.name != ".journal.jsonl") else None
-    if args.output:
-        out = Path(args.output)
-    elif own is not None:
-        out = own
-    else:
-        raise VisionAuditError(f"{journal} is not named REPORT.journal.jsonl; say where the report goes with -o PATH")
+    out = Path(args.output) if args.output else own
+    unnamed = f"{journal} is not named REPORT.journal.jsonl; say where the report goes with -o PATH"
+    # Read once, first: a report given for a journal is said as one before the name's rule, whose fix (-o) would not
+    # be one; the name's rule before what else is wrong with it. A journal still being written is refused below, by
+    # its run's lock.
+    try:
+        rebuilt = rebuild_journal(journal)
+    except ReportGiven:
+        raise
+    except VisionAuditError:
+        if out is None:
+            raise VisionAuditError(unnamed) from None
+        raise
+    if out is None:
+        raise VisionAuditError(unnamed)
+    data = rebuilt.report
     # Removed only once rebuilt to its own report path: rebuilt elsewhere (-o), REPORT still holds an earlier
     # run's report, and the journal left beside it is what tells the next run on REPORT that the last one was killed.
     removable = own is not None and out.resolve() == own.resolve()

@@ -37,6 +37,10 @@ STOPPED_LOADING = ("the run ended while loading this model (killed, or its load 
                    "code, or the process ended itself)")
 
 
+class ReportGiven(DataError):
+    """A report given where a journal was asked for (:func:`report_instead` says so)."""
+
+
 def journal_path(report_path: str | Path) -> Path:
     """``report.json`` -> ``report.json.journal.jsonl``, beside it."""
     report_path = Path(report_path)
@@ -99,7 +103,7 @@ def read_journal(path: str | Path) -> list[dict[str, Any]]:
         raise DataError(f"journal {path} cannot be read ({getattr(e, 'strerror', None) or e}); give the "
                         "REPORT.journal.jsonl file a killed run left beside its report") from None
     if (said := report_instead(path, text)) is not None:
-        raise DataError(said)
+        raise ReportGiven(said)
     lines = text.splitlines()
     events = []
     for number, line in enumerate(lines, start=1):
