@@ -239,3 +239,25 @@ def test_report_from_journal_reads_the_journal_once(tmp_path, capsys, monkeypatc
     assert main(["report", "--from-journal", str(journal)]) == exit_codes.NOT_PASS
     assert "<!DOCTYPE html>" in (tmp_path / "page.html").read_text()
     assert reads == ["r"], reads
+
+
+def test_a_run_that_ends_while_its_journal_is_read_keeps_its_own_report(tmp_path, capsys, monkeypatch):
+    """review44 F1: the journal is read before its run's lock is taken. A run still going that ends in between writes
+    its complete report and removes its journal: the partial report read before must not be written over it."""
+    from visionaudit.report import journal as journal_module
+
+    journal = _killed(tmp_path)
+    own = tmp_path / "k.json"
+    real = journal_module.rebuild_journal
+
+    def the_run_ends_meanwhile(path):
+        rebuilt = real(path)
+        if journal.exists():  # the run's end, as plugins/json_report.py does it: its report, then no journal
+            own.write_text('{"the run": "complete"}')
+            journal.unlink()
+        return rebuilt
+
+    monkeypatch.setattr(journal_module, "rebuild_journal", the_run_ends_meanwhile)
+    assert main(["report", "--from-journal", str(journal)]) == exit_codes.USAGE
+    assert json.loads(own.read_text()) == {"the run": "complete"}
+    assert "its run ended and wrote its own report" in capsys.readouterr().err

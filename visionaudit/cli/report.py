@@ -40,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     unnamed = f"{journal} is not named REPORT.journal.jsonl; say where the report goes with -o PATH"
     # Read once, first: a report given for a journal is said as one before the name's rule, whose fix (-o) would not
     # be one; the name's rule before what else is wrong with it. A journal still being written is refused below, by
-    # its run's lock.
+    # its run's lock, and one that ended since it was read (it changed or went) is read again under that lock.
+    stamp = _stamp(journal)
     try:
         rebuilt = rebuild_journal(journal)
     except ReportGiven:
@@ -69,6 +70,12 @@ def run(args: argparse.Namespace) -> int:
         kept = f"the journal is kept: its report path {own} was not written (-o)" if own is not None else \
             "the journal is kept (it has no report path of its own and no run looks at it: remove it by hand)"
     try:
+        if _stamp(journal) != stamp:  # its run ended (or wrote on) between the read and the lock: not what was read
+            if not journal.exists():
+                raise VisionAuditError(f"{journal} went while it was read: its run ended and wrote its own report "
+                                       f"{own or ''}".rstrip() + "; nothing was rebuilt")
+            rebuilt = rebuild_journal(journal)
+            data = rebuilt.report
         try:
             write_atomically(out, data)
         except OSError as e:
@@ -97,6 +104,15 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"report rebuilt from {journal} (the journal is removed: the report holds all it held): {out}")
     return exit_codes.for_verdict(data["verdict"])  # like merge: a report that is not pass fails the step
+
+
+def _stamp(path) -> tuple[int, int, int] | None:
+    """What tells a journal changed since it was read (None: it is not there)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def _page_again(folder, rebuilt, out, own) -> str:
