@@ -261,3 +261,26 @@ def test_a_run_that_ends_while_its_journal_is_read_keeps_its_own_report(tmp_path
     assert main(["report", "--from-journal", str(journal)]) == exit_codes.USAGE
     assert json.loads(own.read_text()) == {"the run": "complete"}
     assert "its run ended and wrote its own report" in capsys.readouterr().err
+
+
+def test_page_inputs_the_journal_gets_wrong_are_said_on_the_page_not_its_loss(tmp_path, capsys):
+    """review44 F2: a journal is a file a user can edit or move. A reference file that is there but no decision CSV,
+    a data root or image set that is no string: the page is still written, from what is right, saying what it left
+    out (the page was lost: 'html: ... not written (DataError ...)')."""
+    from tests.html.fixture_reports import TWO
+
+    good = tmp_path / "observer.csv"  # the authors' raw-data format, three trials
+    good.write_text("subj,session,trial,rt,object_response,category,condition,imagename\n"
+                    "subject-01,1,1,1.0,clock,clock,0,0001_s_clock_00_clock4-chair1.png\n"
+                    "subject-01,1,2,1.0,chair,clock,0,0002_s_clock_00_clock5-chair2.png\n"
+                    "subject-01,1,3,1.0,bird,bird,0,0003_s_bird_00_bird1-bear2.png\n")
+    bad = tmp_path / "notes.csv"
+    bad.write_text("this is no decision file\n")
+    journal = tmp_path / "k.json.journal.jsonl"
+    _journal_of(TWO, journal, "page.html", {"shape_bias_references": [str(good), str(bad), 7], "data": ["x"], "images": 3})
+    assert main(["report", "--from-journal", str(journal)]) == exit_codes.NOT_PASS
+    assert f"html: {tmp_path / 'page.html'} (rendered from the rebuilt report)" in capsys.readouterr().out
+    html = (tmp_path / "page.html").read_text()
+    assert "humans (given decisions), per category" in html  # the good reference is drawn
+    assert f"the per-category human references of {bad} are not drawn" in html, html[:3000]
+    assert "the journal&#39;s page_inputs are not what a run writes" in html, html[:3000]

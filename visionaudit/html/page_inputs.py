@@ -17,29 +17,53 @@ def page_inputs(references: Sequence[str | Path], data: str | Path | None, image
 
 def write_rebuilt_page(path: str | Path, report: dict[str, Any], inputs: dict[str, Any]) -> Path:
     """The page of a report rebuilt from a journal, drawn with the run's ``inputs`` (:func:`page_inputs`) where they are
-    still there; the page says what it lacks and why."""
+    still there and still what they were (a journal is a file anyone can edit or move); the page says what it lacks
+    and why, and is written all the same."""
     from visionaudit.html.page import write_html
     from visionaudit.html.thumbnails import ImageSource, transform_strips
 
     said = ["rendered by python -m visionaudit report --from-journal from the report rebuilt from the journal of a run "
             "that did not finish"]
-    references = [p for p in inputs.get("shape_bias_references") or [] if isinstance(p, str)]
+    if not inputs:  # a journal from before stop 44
+        said.append("the journal does not say which reference files or data root the run's page had (a journal from "
+                    "before visionaudit's stop 44): no human references per category, no images")
+    listed = inputs.get("shape_bias_references") or []
+    listed = listed if isinstance(listed, list) else [listed]
+    data, images = inputs.get("data"), inputs.get("images")
+    if not all(isinstance(p, str) for p in listed) or not isinstance(data, (str, type(None))) \
+            or not isinstance(images, (str, type(None))):
+        said.append("the journal's page_inputs are not what a run writes (paths and names as text): what is not is left "
+                    "out")
+    references = [p for p in listed if isinstance(p, str)]
     gone = [p for p in references if not Path(p).is_file()]
     if gone:
         said.append(f"the per-category human references of {', '.join(gone)} are not drawn: the journal names them, "
                     "and they are no longer there")
-    strips, images = None, None
-    if not inputs:  # a journal from before stop 44
-        said.append("the journal does not say which reference files or data root the run's page had (a journal from "
-                    "before visionaudit's stop 44): no human references per category, no images")
-    elif inputs.get("data") and Path(inputs["data"]).is_dir():
-        images = ImageSource(Path(inputs["data"]), inputs.get("images"))
+    unread = [p for p in references if p not in gone and not _decisions(p)]
+    if unread:
+        said.append(f"the per-category human references of {', '.join(unread)} are not drawn: they are no longer "
+                    "decision CSVs the page can read")
+    strips, source = None, None
+    images = images if isinstance(images, str) else None
+    if isinstance(data, str) and Path(data).is_dir():
+        source = ImageSource(Path(data), images)
         try:
-            strips = transform_strips(report, images.data_root, inputs.get("images"))
+            strips = transform_strips(report, source.data_root, images)
         except Exception:  # noqa: BLE001  (an unreadable image: the page goes without the strip, as the run's does)
             strips = None
-    elif inputs.get("data"):
-        said.append(f"no images: the run's data root {inputs['data']} is no longer there (python -m visionaudit html "
+    elif isinstance(data, str):
+        said.append(f"no images: the run's data root {data} is no longer there (python -m visionaudit html "
                     "REPORT.json -o PAGE.html --data DIR draws them)")
-    kept = [p for p in references if p not in gone]
-    return write_html(path, report, kept, strips, images=images, page_notes=said)
+    kept = [p for p in references if p not in gone and p not in unread]
+    return write_html(path, report, kept, strips, images=source, page_notes=said)
+
+
+def _decisions(path: str) -> bool:
+    """Whether ``path`` still reads as the decision CSV the run's page drew."""
+    from visionaudit.families.shape_bias.decisions_csv import shape_bias_from_csv
+
+    try:
+        shape_bias_from_csv(path)
+    except Exception:  # noqa: BLE001  (any way it fails to read, the page goes without it and says so)
+        return False
+    return True
