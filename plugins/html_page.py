@@ -40,9 +40,8 @@ class UnfinishedPage:
 
         config = self.config
         path, report = config.getoption("audit_html"), config.getoption("audit_json", None)
-        command = " ".join(["pytest", *map(str, config.invocation_params.args)])
         try:
-            write_unfinished_page(path, datetime.now(timezone.utc).isoformat(timespec="seconds"), command,
+            write_unfinished_page(path, datetime.now(timezone.utc).isoformat(timespec="seconds"), config.invocation_params.args,
                                   str(journal_path(report)) if report else None)
         except OSError:
             try:  # not written: an earlier run's page must not stand for this one all the same

@@ -8,14 +8,16 @@ fail for want of the ``html`` extra); no script, and the same Content-Security-P
 
 from __future__ import annotations
 
+import shlex
 from html import escape
 from pathlib import Path
+from typing import Sequence
 
 MARK = '<meta name="visionaudit-page" content="unfinished">'  # how `report --from-journal` tells it from a report's page
 
 
 def unfinished_page(start: str, command: str, journal: str | None) -> str:
-    """``start``: when the run began (ISO time); ``command``: as typed; ``journal``: the journal its ``--audit-json``
+    """``start``: when the run's first test began (ISO time); ``command``: as typed; ``journal``: the journal its ``--audit-json``
     run keeps beside the report (None: no ``--audit-json``, so no journal)."""
     if journal:
         after = (f"Its journal <code>{escape(journal)}</code> holds every test it finished: <code>python -m visionaudit "
@@ -39,7 +41,8 @@ code {{ font-size: 0.9em; overflow-wrap: anywhere; }}
 </head>
 <body>
 <h1>visionaudit report <span class="verdict" id="verdict">NOT FINISHED</span></h1>
-<p id="unfinished">The run that writes this page began at {escape(start)} and had not ended when this page was written.
+<p id="unfinished">The run that writes this page began its first test at {escape(start)}, and had not ended when this
+page was written.
 It replaces this page with its report when it ends, however it ends (a failed gate, Ctrl-C, SIGTERM). If this page is
 still here after the run, the run was killed before it could (SIGKILL, the OOM killer, a lost machine): it has no
 verdict, and no page of an earlier run stands for it.</p>
@@ -50,10 +53,11 @@ verdict, and no page of an earlier run stands for it.</p>
 """
 
 
-def write_unfinished_page(path: str | Path, start: str, command: str, journal: str | None) -> None:
+def write_unfinished_page(path: str | Path, start: str, args: Sequence[str], journal: str | None) -> None:
+    """``args``: pytest's arguments, shown as a command a shell reads back the same (quoted where they need it)."""
     from visionaudit.files import write_text_atomically
 
-    write_text_atomically(Path(path), unfinished_page(start, command, journal))
+    write_text_atomically(Path(path), unfinished_page(start, shlex.join(["pytest", *map(str, args)]), journal))
 
 
 def is_unfinished_page(path: str | Path) -> bool:
