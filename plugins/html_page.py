@@ -21,10 +21,41 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
     check_report_path(config.getoption("audit_html", None), "--audit-html", "report.html")
 
 
+class UnfinishedPage:
+    """As the run's first test begins (in the controller, under xdist too), the page at --audit-html says the run is
+    under way: a run killed outright writes no page at its end, and the page an earlier run left there would read as
+    this run's (visionaudit/html/unfinished.py). Not before a test begins: a run that runs none leaves the page alone."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config, self.written = config, False
+
+    def pytest_runtest_logstart(self, nodeid: str) -> None:
+        if self.written:
+            return
+        self.written = True
+        from datetime import datetime, timezone
+
+        from visionaudit.html.unfinished import write_unfinished_page
+        from visionaudit.report.journal import journal_path
+
+        config = self.config
+        path, report = config.getoption("audit_html"), config.getoption("audit_json", None)
+        try:
+            write_unfinished_page(path, datetime.now(timezone.utc).isoformat(timespec="seconds"), config.invocation_params.args,
+                                  str(journal_path(report)) if report else None)
+        except OSError:
+            try:  # not written: an earlier run's page must not stand for this one all the same
+                Path(path).unlink(missing_ok=True)
+            except OSError:
+                pass
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """References that are not there or not decision files stop the run now (exit 4), not after it."""
     if hasattr(config, "workerinput"):
         return
+    if config.getoption("audit_html", None) and not config.getoption("collectonly", False):
+        config.pluginmanager.register(UnfinishedPage(config), "visionaudit-unfinished-page")
     from visionaudit.errors import VisionAuditError
     from visionaudit.families.shape_bias.decisions_csv import read_decisions
 

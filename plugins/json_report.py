@@ -241,7 +241,21 @@ def pytest_configure(config: pytest.Config) -> None:
     # the report's folder, so that a journal moved with its page (a CI artifact) still finds it
     collector.journal.write("run", run=_run_info(config, None, {}), models=list(settings.models),
                            spellings=dict(settings.spellings), canonicals=dict(settings.canonicals),
-                           html=os.path.relpath(Path(page).resolve(), path.resolve().parent) if page else None)
+                           html=os.path.relpath(Path(page).resolve(), path.resolve().parent) if page else None,
+                           page_inputs=_page_inputs(config, settings) if page else None)
+
+
+def _page_inputs(config: pytest.Config, settings) -> dict[str, Any]:
+    """What the run's page is drawn with beside the report, for the page rebuilt from the journal (plugins/html_page.py
+    draws the run's own with the same)."""
+    from visionaudit.data.image_sets import data_root
+    from visionaudit.html.page_inputs import page_inputs
+
+    try:
+        root = data_root(settings.data)
+    except Exception:  # noqa: BLE001  (no data root: the run's page has no images either)
+        root = None
+    return page_inputs(config.getoption("audit_shape_bias_reference", None) or (), root, settings.images)
 
 
 def _journal_selection(config: pytest.Config) -> None:

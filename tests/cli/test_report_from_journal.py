@@ -7,6 +7,8 @@ import json
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+
 from tests.cli.test_exit_codes import NODE, OTHER, _journal
 from visionaudit import exit_codes
 from visionaudit.cli import main
@@ -158,3 +160,127 @@ def test_a_shard_killed_before_its_tests_were_journalled_is_not_said_to_be_left_
     assert report["verdict"] == "incomplete" and report["incomplete"]["interrupted"], report
     assert "left it none" not in (report["verdict_reason"] or ""), report["verdict_reason"]
     assert "left it none" not in capsys.readouterr().out
+
+
+def _journal_of(report: dict, path: Path, html: str, page_inputs: dict | None) -> None:
+    """A journal holding ``report``'s run, as plugins/json_report.py and plugins/collector.py write one: the run line
+    (naming the page and, from stop 44, what it is drawn with), the models, samples and every test, then killed."""
+    t = T0
+    lines = [{"event": "run", "run": {k: v for k, v in report["run"].items() if k != "exit_status"},
+              "models": list(report["models"]), "spellings": {}, "html": html, "time": t},
+             {"event": "collected", "nodeids": [e["nodeid"] for e in report["audits"]], "time": t + 1},
+             {"event": "tests", "tests": {e["nodeid"]: {"audit": e["audit"], "model": e["model"], "params": e["params"]}
+                                          for e in report["audits"]}, "time": t + 1},
+             {"event": "samples", "samples": report["samples"], "time": t + 1},
+             *({"event": "model", "id": m, "info": info, "time": t + 2} for m, info in report["models"].items()),
+             *({"event": "finished", "entry": e, "time": t + 3} for e in report["audits"])]
+    if page_inputs is not None:
+        lines[0]["page_inputs"] = page_inputs
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+
+@pytest.mark.slow  # the real data: the images under each transform, and the nine observers' decisions
+def test_the_page_rebuilt_from_a_journal_is_the_runs_page(tmp_path, capsys, shared_data, browser):
+    """stop 43's notes: the page `report --from-journal` rendered lacked the per-category human references and the
+    images under each transform that the run's page has. The journal says what the page was drawn with (the reference
+    files, the data root, the images); the rebuilt page is the run's page, in a browser: the same figures, the same
+    images; what differs is only what it says about itself, and what the journal cannot give (files no longer there)
+    is said on the page."""
+    from tests.browser import visit
+    from tests.html.fixture_reports import TWO
+    from visionaudit.html.page import write_html
+    from visionaudit.html.thumbnails import ImageSource, transform_strips
+    from visionaudit.report.journal import rebuild
+
+    references = sorted((shared_data / "texture-vs-shape-raw").glob("*.csv"))
+    inputs = {"shape_bias_references": [str(p) for p in references], "data": str(shared_data), "images": None}
+    journal = tmp_path / "k.json.journal.jsonl"
+    _journal_of(TWO, journal, "page.html", inputs)
+    rebuilt = rebuild(journal)
+    runs_page = write_html(tmp_path / "run.html", rebuilt, references, transform_strips(rebuilt, shared_data),
+                           images=ImageSource(shared_data))  # as plugins/html_page.py draws the run's own
+    assert main(["report", "--from-journal", str(journal)]) == exit_codes.NOT_PASS
+    assert f"html: {tmp_path / 'page.html'} (rendered from the rebuilt report)" in capsys.readouterr().out
+    run_seen, seen = visit(runs_page), visit(tmp_path / "page.html")
+    assert [f["label"] for f in seen.figures] == [f["label"] for f in run_seen.figures] and seen.figures
+    assert [i["alt"] for i in seen.images] == [i["alt"] for i in run_seen.images]
+    assert any(" of sample 1" in i["alt"] for i in seen.images) and all(i["loaded"] for i in seen.images), seen.images
+    html = (tmp_path / "page.html").read_text()
+    assert "humans (given decisions), per category" in html and html.count("<svg") == runs_page.read_text().count("<svg")
+    text = " ".join(seen.text.split())
+    assert "This page: rendered by python -m visionaudit report --from-journal" in text, text[:2000]
+    assert [c for c in seen.console if c["level"] in ("SEVERE", "WARNING")] == []
+    # the data root gone and one reference file gone: said, the rest drawn
+    (tmp_path / "page.html").unlink()
+    gone = tmp_path / "gone.csv"
+    inputs = {**inputs, "data": str(tmp_path / "moved"), "shape_bias_references": [str(references[0]), str(gone)]}
+    _journal_of(TWO, journal, "page.html", inputs)
+    assert main(["report", "--from-journal", str(journal)]) == exit_codes.NOT_PASS
+    text = " ".join(visit(tmp_path / "page.html").text.split())
+    assert (f"This page: the per-category human references of {gone} are not drawn: the journal names them, and they "
+            "are no longer there.") in text, text[:2000]
+    assert f"no images: the run's data root {tmp_path / 'moved'} is no longer there" in text
+    assert "humans (given decisions), per category" in (tmp_path / "page.html").read_text()  # the one still there
+
+
+def test_report_from_journal_reads_the_journal_once(tmp_path, capsys, monkeypatch):
+    """stop 43's notes: `report --from-journal` read the journal five times (whether it is a report, twice; the
+    rebuild; again for the page's name). Once: the page's name and inputs come with the rebuilt report."""
+    journal = _killed(tmp_path)
+    _naming_page(journal, "page.html")
+    real_open, reads = Path.open, []
+
+    def counting(self, *args, **kwargs):
+        if self.resolve() == journal.resolve():
+            reads.append(args[0] if args else kwargs.get("mode", "r"))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", counting)
+    assert main(["report", "--from-journal", str(journal)]) == exit_codes.NOT_PASS
+    assert "<!DOCTYPE html>" in (tmp_path / "page.html").read_text()
+    assert reads == ["r"], reads
+
+
+def test_a_run_that_ends_while_its_journal_is_read_keeps_its_own_report(tmp_path, capsys, monkeypatch):
+    """review44 F1: the journal is read before its run's lock is taken. A run still going that ends in between writes
+    its complete report and removes its journal: the partial report read before must not be written over it."""
+    from visionaudit.report import journal as journal_module
+
+    journal = _killed(tmp_path)
+    own = tmp_path / "k.json"
+    real = journal_module.rebuild_journal
+
+    def the_run_ends_meanwhile(path):
+        rebuilt = real(path)
+        if journal.exists():  # the run's end, as plugins/json_report.py does it: its report, then no journal
+            own.write_text('{"the run": "complete"}')
+            journal.unlink()
+        return rebuilt
+
+    monkeypatch.setattr(journal_module, "rebuild_journal", the_run_ends_meanwhile)
+    assert main(["report", "--from-journal", str(journal)]) == exit_codes.USAGE
+    assert json.loads(own.read_text()) == {"the run": "complete"}
+    assert "its run ended and wrote its own report" in capsys.readouterr().err
+
+
+def test_page_inputs_the_journal_gets_wrong_are_said_on_the_page_not_its_loss(tmp_path, capsys):
+    """review44 F2: a journal is a file a user can edit or move. A reference file that is there but no decision CSV,
+    a data root or image set that is no string: the page is still written, from what is right, saying what it left
+    out (the page was lost: 'html: ... not written (DataError ...)')."""
+    from tests.html.fixture_reports import TWO
+
+    good = tmp_path / "observer.csv"  # the authors' raw-data format, three trials
+    good.write_text("subj,session,trial,rt,object_response,category,condition,imagename\n"
+                    "subject-01,1,1,1.0,clock,clock,0,0001_s_clock_00_clock4-chair1.png\n"
+                    "subject-01,1,2,1.0,chair,clock,0,0002_s_clock_00_clock5-chair2.png\n"
+                    "subject-01,1,3,1.0,bird,bird,0,0003_s_bird_00_bird1-bear2.png\n")
+    bad = tmp_path / "notes.csv"
+    bad.write_text("this is no decision file\n")
+    journal = tmp_path / "k.json.journal.jsonl"
+    _journal_of(TWO, journal, "page.html", {"shape_bias_references": [str(good), str(bad), 7], "data": ["x"], "images": 3})
+    assert main(["report", "--from-journal", str(journal)]) == exit_codes.NOT_PASS
+    assert f"html: {tmp_path / 'page.html'} (rendered from the rebuilt report)" in capsys.readouterr().out
+    html = (tmp_path / "page.html").read_text()
+    assert "humans (given decisions), per category" in html  # the good reference is drawn
+    assert f"the per-category human references of {bad} are not drawn" in html, html[:3000]
+    assert "the journal&#39;s page_inputs are not what a run writes" in html, html[:3000]

@@ -129,3 +129,47 @@ def test_the_differences_figure_colours_only_a_failure_red():
     for outcome in ("interrupted", "timeout", "not_judged", "crashed"):
         assert "#d04040" not in colours(outcome) and "#40a040" not in colours(outcome), outcome
     assert "#d04040" in colours("failed") and "#d04040" in colours("error") and "#40a040" in colours("passed")
+
+
+def test_the_corruption_figures_list_corruptions_in_the_tables_order():
+    """stop 43's notes: the error figure's panels and the CE figure's rows were alphabetical while the table beside
+    them follows the benchmark (noise, blur, weather, digital; Hendrycks & Dietterich's order, written out here)."""
+    import random
+    import re
+
+    from visionaudit.html.figures import corruption_ce_figure, corruption_error_figure
+
+    order = ["gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",
+             "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression"]
+    shuffled = random.Random(1).sample(order, len(order))
+    data = {"models": {"m": {"normalized": True, "ce": {c: 50.0 + k for k, c in enumerate(shuffled)},
+                             "errors": {c: {s: {"error": 0.3, "ci": [0.2, 0.4]} for s in (1, 2)} for c in shuffled}}}}
+    names = [c.replace("_", " ") for c in order]
+
+    def drawn(svg: str) -> list[str]:  # the corruption names as the SVG's text runs them, top to bottom
+        texts = [t for t in re.findall(r">([^<>]+)</text>", svg)]
+        return [t for t in texts if t in names]
+
+    assert drawn(corruption_error_figure(data)) == names
+    ce = drawn(corruption_ce_figure(data))  # y ticks are drawn bottom up: the last first
+    assert ce == names[::-1] or ce == names, ce
+
+
+def test_the_shape_bias_scatter_keeps_its_axes_within_0_and_1():
+    """stop 43's notes: the scatter's axes ran below 0 (matplotlib's margins around values near 0): both are
+    fractions."""
+    import matplotlib.pyplot as plt
+
+    from visionaudit.html import figures
+
+    kept = []
+    real = figures._svg
+    figures._svg = lambda fig: kept.append((fig.axes[0].get_xlim(), fig.axes[0].get_ylim())) or real(fig)
+    try:
+        figures.accuracy_scatter([{"model": "a", "clean_top1": 0.0, "shape_bias": 0.0},
+                                  {"model": "b", "clean_top1": 0.02, "shape_bias": 1.0}])
+    finally:
+        figures._svg = real
+        plt.close("all")
+    (xlim, ylim), = kept
+    assert xlim[0] >= 0 and ylim[0] >= 0 and ylim[1] <= 1, (xlim, ylim)

@@ -221,6 +221,65 @@ def test_baseline_section_from_the_cli(tmp_path):
     assert '<section id="baseline">' in html and html.count(">unchanged<") == 2 * 4 and html.count(">not_compared<") == 2 * 12
 
 
+def test_html_accepts_an_incomplete_baseline_as_compare_does(tmp_path, capsys, browser):
+    """stop 43's notes: `visionaudit html --baseline` had no --accept-incomplete-baseline where `compare` and the run
+    have it: its page said INCOMPLETE for a comparison compare passes with the option. Same option, same verdict, as
+    people see the page."""
+    from visionaudit.cli import main
+
+    two = str(FIXTURES / "report_two_models.json")  # its own verdict is fail: a baseline that is no pass
+    for extra in ([], ["--accept-incomplete-baseline"]):
+        main(["compare", two, two, "--format", "json", *extra])
+        judged = json.loads(capsys.readouterr().out)
+        assert judged["accepted"] is bool(extra)
+        assert ("the old report has verdict fail" in judged["verdict_reason"]) is not bool(extra)
+        page = tmp_path / f"b{len(extra)}.html"
+        rc = main(["html", two, "--baseline", two, "-o", str(page), *extra])
+        assert rc == 0, capsys.readouterr()
+        capsys.readouterr()
+        text = " ".join(visit(page).text.split())
+        assert (f"As visionaudit compare judges it: {judged['verdict'].upper()}: 0 regression(s); not a pass: "
+                f"{judged['verdict_reason']}") in text, text[:3000]
+        assert ("accepted (--accept-incomplete-baseline)" in text) is bool(extra)
+
+
+def test_what_not_judged_tests_measured_is_shown_greyed_with_why(tmp_path, browser):
+    """stop 43's notes: the page hid the numbers of not-judged tests as "-" (shape bias 0.444 in the JSON, "-" on the
+    page) or left their section out (clean accuracy, the drops), and the verdict row's bounds read "-". Shown as
+    measured, in a browser: each row marked (not judged), greyed, with why under the table; the figures draw only
+    judged values. The edges and silhouettes accuracies have their columns too."""
+    report = json.loads(json.dumps(TWO))
+    why = "not judged: 20 images; this gate needs at least 50 (min_images in audit.toml)"
+    model = MODELS[0]
+    tests = [f"test_clean_top1[{model}]", f"test_shape_bias[{model}]", f"test_transform[{model}-rotation]",
+             f"test_shape_only_accuracy[{model}-edges]"]
+    for test in tests:
+        e = entry(report, test)
+        e["outcome"], e["message"], e["thresholds"] = "not_judged", why, {}
+    for e in report["audits"]:  # only the one model's, so that its rows read alone
+        if e["model"] == MODELS[1]:
+            e["outcome"] = "skipped"
+    page = tmp_path / "nj.html"
+    write_html(page, report)
+    seen = visit(page)
+    text = " ".join(seen.text.split())
+    m = {t: entry(report, t)["metrics"] for t in tests}
+    assert f"{model} (not judged) {m[tests[0]]['clean_top1']:.4g}" in text, text[:4000]
+    sb, ci = m[tests[1]]["shape_bias"], m[tests[1]]["shape_bias_ci"]
+    edges, silhouettes = m[tests[3]]["edges_accuracy"], entry(report, f"test_shape_only_accuracy[{model}-silhouettes]")
+    assert (f"{model} (not judged) {sb:.4g} [{ci[0]:.4g}, {ci[1]:.4g}]") in text, text[:4000]
+    assert f"{edges:.4g} (not judged) {silhouettes['metrics']['silhouettes_accuracy']:.4g}" in text, text[:4000]
+    assert f"{model} (not judged) rotation {m[tests[2]]['drop']:.4g}" in text, text[:4000]
+    assert text.count(f"{model}: {why}") >= 2 and f"{model} rotation: {why}" in text and "Greyed rows:" in text
+    assert f"{model}: edges: {why}" in text
+    assert "shape_bias=" in text and "none (not judged)" in text  # the verdict row: no "-" for the bounds
+    html = page.read_text()
+    for sid in ("accuracy", "shape_bias", "robustness"):
+        section = html.split(f'<section id="{sid}">', 1)[1].split("</section>", 1)[0]
+        assert '<tr class="not-judged"><td>' in section, sid
+    assert "tr.not-judged td { color: #777" in html
+
+
 @pytest.mark.slow
 def test_a_failing_render_keeps_the_json_and_the_exit_status(tmp_path, shared_data):
     """The page made to fail inside the run: the JSON is written, the exit status is the audits', an
@@ -301,3 +360,18 @@ def test_a_robustness_sweep_without_severity_1_says_its_severity_on_the_page():
     assert "zoom (severity 0.5)" in html and "Measured at severity 0.5 where the table says so" in html
     assert "rotation (severity" not in html  # at 1: the name alone
     assert figure_data.robustness_drops(swept)["models"][MODELS[0]]["zoom"]["severity"] == 0.5
+
+
+def test_the_not_finished_pages_command_reads_back_as_typed(tmp_path):
+    """review44 F3: the NOT FINISHED page showed pytest's arguments joined by spaces: `-k "a and not b"` read as
+    `-k a and not b`, another command. Quoted as a shell reads it back, and escaped in the page."""
+    import shlex
+
+    from visionaudit.html.unfinished import write_unfinished_page
+
+    args = ["audits", "-k", "accuracy and not lite0", "--audit-html=my page.html", "--note=<b>"]
+    write_unfinished_page(tmp_path / "p.html", "2026-12-07T22:00:00+00:00", args, None)
+    html = (tmp_path / "p.html").read_text()
+    shown = html.split("Command: <code>")[1].split("</code>")[0]
+    assert shlex.split(shown.replace("&lt;", "<").replace("&gt;", ">").replace("&#x27;", "'")) == ["pytest", *args], shown
+    assert "<b>" not in html

@@ -202,7 +202,9 @@ def test_error_consistency_figure_data_is_the_reports_and_the_page_draws_it():
 
 def test_a_not_judged_shape_bias_entrys_kappas_are_drawn_and_marked():
     """Too few stimuli leave shape bias not judged, but its kappas were recorded: the figure and the table show them,
-    marked not judged (the shape-bias figure leaves the entry out, as it leaves out every not-judged entry)."""
+    marked not judged (the shape-bias figure leaves the entry out, as it leaves out every not-judged entry). Stop 44:
+    the table showed "-" for its shape bias and interval, as decided then; nothing measured is thrown away, so they
+    are shown as measured, the row greyed and marked (tests/html/test_page.py checks it in a browser)."""
     report = _with_error_consistency(TWO)
     e = entry(report, f"test_shape_bias[{MODELS[1]}]")
     e["outcome"], e["message"] = "not_judged", "not judged: 20 cue-conflict images with conflicting cues, fewer than 100"
@@ -212,7 +214,9 @@ def test_a_not_judged_shape_bias_entrys_kappas_are_drawn_and_marked():
     assert MODELS[1] not in figure_data.shape_bias_by_category(report)["models"]
     section = _section(render(report), "shape_bias")
     assert f"{MODELS[1]} (not judged): mean kappa 0.3" in section  # the figure's legend
-    assert f"<td>{MODELS[1]} (not judged)</td><td>-</td><td>-</td><td>0.3</td>" in section  # the table's row
+    m = e["metrics"]
+    assert (f'<tr class="not-judged"><td>{MODELS[1]} (not judged)</td><td>{m["shape_bias"]:.4g}</td>'
+            f'<td>[{m["shape_bias_ci"][0]:.4g}, {m["shape_bias_ci"][1]:.4g}]</td><td>0.3</td>') in section  # the table's row
     assert "error consistency (kappa) of each model" not in render(TWO)
 
 
@@ -246,3 +250,15 @@ def test_a_page_against_a_baseline_from_the_cli_says_the_comparisons_verdict():
     accepted = compare_reports(TWO, TWO, accept_incomplete=True)
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", _section(render(TWO, comparison=accepted), "baseline")))
     assert "the old report has verdict fail, not pass; accepted (--accept-incomplete-baseline)" in text, text[:3000]
+
+
+def test_the_shape_only_accuracies_have_their_columns():
+    """stop 43's notes: the shape-bias family's edges and silhouettes accuracies (16-way, Geirhos et al.'s shape-only
+    stimuli) were in the JSON only. The shape-bias table gives each model's, beside its shape bias."""
+    section = _section(render(TWO), "shape_bias")
+    assert "<th scope=\"col\">edges accuracy (16-way)</th><th scope=\"col\">silhouettes accuracy (16-way)</th>" in section
+    for model in MODELS:
+        edges = entry(TWO, f"test_shape_only_accuracy[{model}-edges]")["metrics"]["edges_accuracy"]
+        silhouettes = entry(TWO, f"test_shape_only_accuracy[{model}-silhouettes]")["metrics"]["silhouettes_accuracy"]
+        row = section.split(f"<td>{model}</td>", 1)[1].split("</tr>", 1)[0]
+        assert row.endswith(f"<td>{edges:.4g}</td><td>{silhouettes:.4g}</td>"), row

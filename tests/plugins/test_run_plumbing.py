@@ -82,8 +82,9 @@ def project(suite: pytest.Pytester, monkeypatch) -> pytest.Pytester:
     return suite
 
 
-def start(project: pytest.Pytester, mode: str, *args: str, **env: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "pytest", *ARGS, *args], cwd=project.path,
+def start(project: pytest.Pytester, mode: str, *args: str, json_report: bool = True, **env: str) -> subprocess.Popen:
+    base = ARGS if json_report else [a for a in ARGS if not a.startswith("--audit-json")]
+    return subprocess.Popen([sys.executable, "-m", "pytest", *base, *args], cwd=project.path,
                             env=project_env(MODE=mode, **env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -99,9 +100,9 @@ def wait_for(path: Path, proc: subprocess.Popen, seconds: float = 180) -> None:
         time.sleep(0.1)
 
 
-def killed_while_holding(project: pytest.Pytester, *args: str) -> None:
+def killed_while_holding(project: pytest.Pytester, *args: str, json_report: bool = True) -> None:
     """A run SIGKILLed while its test holds (its journal and lock written, no report): as the OOM killer ends one."""
-    first = start(project, "hold", *args)
+    first = start(project, "hold", *args, json_report=json_report)
     try:
         wait_for(project.path / "holding", first)
         os.kill(first.pid, signal.SIGKILL)
@@ -308,12 +309,43 @@ def test_a_killed_runs_page_is_rendered_again_with_its_rebuilt_report(project, c
     page.write_text("<html>an earlier run's page: PASS</html>")
     killed_while_holding(project, "--audit-html=page.html")
     journal = project.path / "report.json.journal.jsonl"
-    assert "an earlier run's page" in page.read_text()
+    inputs = json.loads(journal.read_text().splitlines()[0])["page_inputs"]  # stop 44: what its page is drawn with
+    assert inputs["shape_bias_references"] == [] and inputs["images"] == "imagenet-sample" and Path(inputs["data"]).is_absolute()
+    unfinished = page.read_text()  # stop 44: the killed run's own page saying it did not finish, not the earlier one
+    assert "an earlier run's page" not in unfinished and "NOT FINISHED" in unfinished
+    assert f"python -m visionaudit report --from-journal {journal.name}" in unfinished
     assert main(["report", "--from-journal", str(journal), "-o", str(project.path / "other.json")]) == 1
-    assert "an earlier run's page" in page.read_text()
-    assert (f"html: {page} is left as it is (an earlier run's page; the report went to {project.path / 'other.json'}, not "
-            f"{project.path / 'report.json'})") in capsys.readouterr().out
+    assert page.read_text() == unfinished
+    assert (f"html: {page} is left as it is (the killed run's page saying it did not finish; the report went to "
+            f"{project.path / 'other.json'}, not {project.path / 'report.json'})") in capsys.readouterr().out
     assert main(["report", "--from-journal", str(journal)]) == 1
     rebuilt = page.read_text()
     assert "visionaudit report" in rebuilt and ">INCOMPLETE<" in rebuilt and "Interrupted:" in rebuilt, rebuilt[:2000]
     assert f"html: {page} (rendered from the rebuilt report)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "1"]], ids=["no-xdist", "xdist"])
+def test_a_killed_run_without_a_json_report_leaves_no_earlier_page_as_its_own(project, browser, workers):
+    """stop 43's notes: a run with --audit-html only (no --audit-json, so no journal) killed outright left the page of
+    an earlier run (PASS) at its path, reading as this run's. As its first test begins the run puts there a page
+    saying it is under way, which says, when it is still there afterwards, that the run did not finish and kept no
+    journal; a run that ends writes its report's page over it."""
+    from tests.browser import visit
+
+    page = project.path / "page.html"
+    page.write_text("<html><title>visionaudit report: PASS</title>an earlier run's page: PASS</html>")
+    killed_while_holding(project, "--audit-html=page.html", *workers, json_report=False)
+    seen = visit(page)
+    text = " ".join(seen.text.split())
+    assert "an earlier run's page" not in seen.text and "PASS" not in seen.text, text
+    assert text.startswith("visionaudit report NOT FINISHED"), text[:300]
+    assert "If this page is still here after the run, the run was killed before it could" in text
+    assert "It kept no journal (no --audit-json): what it measured is lost" in text
+    assert "Command: pytest --model tests.tiny_models:tiny" in text and "--audit-html=page.html" in text
+    assert [c for c in seen.console if c["level"] in ("SEVERE", "WARNING")] == []
+    assert all(u == page.resolve().as_uri() for u in seen.requests), seen.requests
+    (project.path / "release").unlink()
+    done = run_project(project.path, *[a for a in ARGS if not a.startswith("--audit-json")], "--audit-html=page.html",
+                       *workers, MODE="")
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "NOT FINISHED" not in page.read_text() and "<title>visionaudit report: PASS</title>" in page.read_text()

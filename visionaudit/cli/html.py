@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .options import (
+    add_accept_incomplete_baseline_option,
     add_baseline_options,
     add_config_option,
     add_data_options,
@@ -21,6 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     h.add_argument("report", metavar="REPORT.json", help="a run's report (--audit-json), or a merged one")
     h.add_argument("-o", "--output", required=True, metavar="PATH.html", help="the HTML file to write")
     add_baseline_options(h.add_argument, tool="html")
+    add_accept_incomplete_baseline_option(h.add_argument)  # the comparison's verdict on the page is compare's
     h.add_argument("--model", metavar="NEW_SPEC", help="with --baseline: the report's model to compare (with --baseline-as)")
     add_config_option(h.add_argument, tool="html")
     add_shape_bias_reference_option(h.add_argument)
@@ -62,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
         refuse_shard_part(baseline, f"baseline report {args.baseline}")
         refuse_shard_part(report, f"report {args.report}")  # a part is never compared, on either side
         config = load_config(args.config) if args.config is not None else None
-        comparison = compare_reports(baseline, report, pairs, config, unpaired=args.baseline_unpaired)
+        comparison = compare_reports(baseline, report, pairs, config, unpaired=args.baseline_unpaired,
+                                     accept_incomplete=args.accept_incomplete_baseline)
     strips = transform_strips(report, Path(args.data), args.images) if args.data else None
     images = ImageSource(Path(args.data), args.images) if args.data else None  # the lost images' thumbnails
     path = write_html(args.output, report, args.shape_bias_reference or (), strips, comparison, images)

@@ -107,7 +107,8 @@ def add_baseline_options(addoption: AddOption, prefix: str = "", report: bool = 
 
 
 def add_accept_incomplete_baseline_option(addoption: AddOption, prefix: str = "") -> None:
-    """Where a verdict is judged against a baseline (a run, ``compare``; not ``html``, which judges nothing)."""
+    """Where a verdict is judged against a baseline: a run, ``compare``, and ``html --baseline``, whose page says the
+    comparison's verdict as ``compare`` gives it (the page's own verdict stays the report's)."""
     _add(addoption, f"--{prefix}accept-incomplete-baseline", ACCEPT_INCOMPLETE_BASELINE_HELP, action="store_true", default=False)
 
 

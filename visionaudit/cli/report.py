@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from visionaudit.files import write_atomically
-    from visionaudit.report.journal import read_journal, rebuild, report_instead
+    from visionaudit.report.journal import ReportGiven, rebuild_journal
     from visionaudit.report.run_lock import ReportInUse, acquire, holder_text, lock_path
     from visionaudit.report.summaries import terminal_lines
 
@@ -34,16 +34,25 @@ def run(args: argparse.Namespace) -> int:
     if problem:  # not the working directory, "not named REPORT.journal.jsonl"
         raise VisionAuditError(problem)
     journal = Path(args.from_journal)
-    if (said := report_instead(journal)) is not None:  # before the name's rule, whose fix (-o) would not be one
-        raise VisionAuditError(said)
     own = journal.with_name(journal.name.removesuffix(".journal.jsonl")) if (
         journal.name.endswith(".journal.jsonl") and journal.name != ".journal.jsonl") else None
-    if args.output:
-        out = Path(args.output)
-    elif own is not None:
-        out = own
-    else:
-        raise VisionAuditError(f"{journal} is not named REPORT.journal.jsonl; say where the report goes with -o PATH")
+    out = Path(args.output) if args.output else own
+    unnamed = f"{journal} is not named REPORT.journal.jsonl; say where the report goes with -o PATH"
+    # Read once, first: a report given for a journal is said as one before the name's rule, whose fix (-o) would not
+    # be one; the name's rule before what else is wrong with it. A journal still being written is refused below, by
+    # its run's lock, and one that ended since it was read (it changed or went) is read again under that lock.
+    stamp = _stamp(journal)
+    try:
+        rebuilt = rebuild_journal(journal)
+    except ReportGiven:
+        raise
+    except VisionAuditError:
+        if out is None:
+            raise VisionAuditError(unnamed) from None
+        raise
+    if out is None:
+        raise VisionAuditError(unnamed)
+    data = rebuilt.report
     # Removed only once rebuilt to its own report path: rebuilt elsewhere (-o), REPORT still holds an earlier
     # run's report, and the journal left beside it is what tells the next run on REPORT that the last one was killed.
     removable = own is not None and out.resolve() == own.resolve()
@@ -61,8 +70,12 @@ def run(args: argparse.Namespace) -> int:
         kept = f"the journal is kept: its report path {own} was not written (-o)" if own is not None else \
             "the journal is kept (it has no report path of its own and no run looks at it: remove it by hand)"
     try:
-        data = rebuild(journal)
-        page = read_journal(journal)[0].get("html")  # the run's --audit-html page (journals before stop 43: none)
+        if _stamp(journal) != stamp:  # its run ended (or wrote on) between the read and the lock: not what was read
+            if not journal.exists():
+                raise VisionAuditError(f"{journal} went while it was read: its run ended and wrote its own report "
+                                       f"{own or ''}".rstrip() + "; nothing was rebuilt")
+            rebuilt = rebuild_journal(journal)
+            data = rebuilt.report
         try:
             write_atomically(out, data)
         except OSError as e:
@@ -84,8 +97,8 @@ def run(args: argparse.Namespace) -> int:
                 pass  # its lock file is left: a kernel lock, it never blocks the next run
     for line in terminal_lines(data):
         print(line)
-    if page:
-        print(_page_again(journal.parent, page, data, out, own))
+    if rebuilt.html:  # the run's --audit-html page (journals before stop 43: none)
+        print(_page_again(journal.parent, rebuilt, out, own))
     if kept:
         print(f"report rebuilt from {journal}: {out}; {kept}")
     else:
@@ -93,12 +106,23 @@ def run(args: argparse.Namespace) -> int:
     return exit_codes.for_verdict(data["verdict"])  # like merge: a report that is not pass fails the step
 
 
-def _page_again(folder, name, data: dict, out, own) -> str:
+def _stamp(path) -> tuple[int, int, int] | None:
+    """What tells a journal changed since it was read (None: it is not there)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _page_again(folder, rebuilt, out, own) -> str:
     """The killed run's --audit-html page, rendered from its rebuilt report when that went to the run's own report path
     (the page beside it otherwise an earlier run's, disagreeing with it); else it stays the page of the report there.
     The journal names it from the report's folder, and only a page inside that folder is written (or removed): a
     journal is a file anyone can hand over, and its page must not write over the report or anything outside."""
     from pathlib import Path
+
+    name = rebuilt.html
 
     def inside() -> bool:
         try:
@@ -115,14 +139,17 @@ def _page_again(folder, name, data: dict, out, own) -> str:
                 f"python -m visionaudit html {out} -o PAGE.html renders it")
     page = folder / name
     if own is None or out.resolve() != own.resolve():
-        held = "an earlier run's page; " if page.exists() else ""
+        from visionaudit.html.unfinished import is_unfinished_page
+
+        held = ("the killed run's page saying it did not finish; " if is_unfinished_page(page)
+                else "an earlier run's page; " if page.exists() else "")
         own_path = own if own is not None else "the run's own report path"  # a kept journal (.jsonl.<mtime>) has none
         return (f"html: {page} is left as it is ({held}the report went to {out}, not {own_path}); render this one "
                 f"with python -m visionaudit html {out} -o PAGE.html")
     try:
-        from visionaudit.html.page import write_html
+        from visionaudit.html.page_inputs import write_rebuilt_page
 
-        write_html(page, data)
+        write_rebuilt_page(page, rebuilt.report, rebuilt.page_inputs)
     except Exception as e:  # noqa: BLE001  (no html extra, a folder it cannot write: the report stands)
         try:
             page.unlink(missing_ok=True)  # an earlier run's page must not pass for this one's

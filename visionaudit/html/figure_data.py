@@ -14,22 +14,36 @@ from visionaudit.data.imagenet16 import categories
 from visionaudit.families.shape_bias import REFERENCES
 
 
-def _entries(report: dict[str, Any], audit: str, passed_only: bool = False) -> list[dict[str, Any]]:
-    ok = ("passed", "failed") if passed_only else None
+def _entries(report: dict[str, Any], audit: str, passed_only: bool = False, not_judged: bool = False) -> list[dict[str, Any]]:
+    """``passed_only``: the judged entries (passed, failed); with ``not_judged`` the not-judged ones too, which keep what
+    they measured (nothing measured is thrown away: the page shows it greyed, marked, with why: :func:`judged_mark`)."""
+    ok = ("passed", "failed", *(("not_judged",) if not_judged else ())) if passed_only else None
     return [e for e in report.get("audits", []) if e.get("audit") == audit and not e.get("control")
             and (ok is None or e.get("outcome") in ok)]
 
 
-def shape_bias_by_category(report: dict[str, Any]) -> dict[str, Any]:
+def judged_mark(e: dict[str, Any]) -> dict[str, Any]:
+    """``not_judged`` (the entry was held to no bound) and ``why`` (its message), for a row of a figure's data."""
+    return {"not_judged": e.get("outcome") == "not_judged",
+            "why": (e.get("message") or "not judged") if e.get("outcome") == "not_judged" else None}
+
+
+def judged_only(models: dict[str, Any]) -> dict[str, Any]:
+    """The judged models of a ``{model: {..., "not_judged"}}`` mapping: what a figure draws (the table shows the rest)."""
+    return {m: v for m, v in models.items() if not (isinstance(v, dict) and v.get("not_judged"))}
+
+
+def shape_bias_by_category(report: dict[str, Any], not_judged: bool = False) -> dict[str, Any]:
     """Per model: overall shape bias and the shape fraction (shape / (shape + texture)) per category,
-    in the style of the model-vs-human figure; the published overall references beside them."""
+    in the style of the model-vs-human figure; the published overall references beside them. ``not_judged``: the
+    not-judged entries too (too few stimuli), marked (:func:`judged_mark`)."""
     models = {}
-    for e in _entries(report, "shape_bias", passed_only=True):
+    for e in _entries(report, "shape_bias", passed_only=True, not_judged=not_judged):
         per = e["metrics"].get("per_category")
         if not isinstance(per, dict) or "shape_bias" not in e["metrics"]:
             continue
         models[e["model"]] = {"overall": e["metrics"]["shape_bias"], "ci": e["metrics"].get("shape_bias_ci"),
-                              "per_category": {c: per[c]["shape_bias"] for c in categories() if c in per}}
+                              "per_category": {c: per[c]["shape_bias"] for c in categories() if c in per}, **judged_mark(e)}
     return {"categories": list(categories()), "models": models, "references": dict(REFERENCES)}
 
 
@@ -61,13 +75,27 @@ def error_consistency(report: dict[str, Any]) -> dict[str, Any]:
             "n_trials": n_trials}
 
 
-def accuracies(report: dict[str, Any]) -> list[dict[str, Any]]:
+def accuracies(report: dict[str, Any], not_judged: bool = False) -> list[dict[str, Any]]:
     """Clean top-1, top-5 (None for 5 classes or fewer), balanced accuracy and the lowest class per model, with the
-    number of images and the per-class table (class name -> index, images, correct, accuracy)."""
+    number of images and the per-class table (class name -> index, images, correct, accuracy); ``not_judged``: the
+    not-judged entries too, marked (:func:`judged_mark`)."""
     return [{"model": e["model"], "clean_top1": e["metrics"]["clean_top1"], "top5": e["metrics"].get("top5"),
              "n_images": e["metrics"].get("n_images"), "balanced_accuracy": e["metrics"].get("balanced_accuracy"),
-             "lowest_class": e["metrics"].get("lowest_class"), "per_class": e["tables"].get("per_class")}
-            for e in _entries(report, "accuracy", True) if "clean_top1" in e["metrics"]]
+             "lowest_class": e["metrics"].get("lowest_class"), "per_class": (e.get("tables") or {}).get("per_class"),
+             **judged_mark(e)}
+            for e in _entries(report, "accuracy", True, not_judged) if "clean_top1" in e["metrics"]]
+
+
+def shape_only_accuracies(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per model, its 16-way accuracy on the shape-only stimuli (``edges``, ``silhouettes``: the shape-bias family's
+    ``edges_accuracy`` and ``silhouettes_accuracy``), judged or not (marked: :func:`judged_mark`)."""
+    out: dict[str, dict[str, Any]] = defaultdict(dict)
+    for e in _entries(report, "shape_bias", True, not_judged=True):
+        for kind in ("edges", "silhouettes"):
+            value = e["metrics"].get(f"{kind}_accuracy")
+            if value is not None or f"{kind}_accuracy" in e["metrics"]:
+                out[e["model"]][kind] = {"accuracy": value, "n_images": e["metrics"].get("n_images"), **judged_mark(e)}
+    return dict(out)
 
 
 def shape_bias_vs_accuracy(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -86,15 +114,16 @@ def channel_shares(report: dict[str, Any]) -> dict[str, Any]:
     return {"channels": ["R", "G", "B"], "models": models, "groups": groups}
 
 
-def robustness_drops(report: dict[str, Any]) -> dict[str, Any]:
-    """Per model and transform: the top-1 drop, its 95 % interval and Holm significance, at the severity reported."""
+def robustness_drops(report: dict[str, Any], not_judged: bool = False) -> dict[str, Any]:
+    """Per model and transform: the top-1 drop, its 95 % interval and Holm significance, at the severity reported;
+    ``not_judged``: the not-judged entries too, marked (:func:`judged_mark`)."""
     models: dict[str, dict[str, Any]] = defaultdict(dict)
-    for e in _entries(report, "robustness", True):
+    for e in _entries(report, "robustness", True, not_judged):
         m, t = e["metrics"], e["params"].get("transform")
         if t and isinstance(m.get("drop"), (int, float)):
             models[e["model"]][t] = {"drop": m["drop"], "ci": m.get("drop_ci"), "significant": m.get("significant"),
                                      "p_value_holm": m.get("p_value_holm"), "bound": e["thresholds"].get("max_drop"),
-                                     "severity": m.get("severity")}
+                                     "severity": m.get("severity"), **judged_mark(e)}
     return {"models": dict(models)}
 
 

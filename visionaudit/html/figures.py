@@ -137,6 +137,9 @@ def accuracy_scatter(rows: list[dict[str, Any]], style: dict[str, tuple[str, str
         ax.scatter(r["clean_top1"], r["shape_bias"], marker=marker, color=color, label=r["model"])
     ax.set_xlabel("clean top-1")
     ax.set_ylabel("shape bias")
+    for get, put in ((ax.get_xlim, ax.set_xlim), (ax.get_ylim, ax.set_ylim)):  # fractions: no axis below 0 or past 1
+        low, high = get()
+        put(max(low, 0.0), min(high, 1.0))
     ax.legend(fontsize=7, frameon=False)
     return _svg(fig)
 
@@ -323,7 +326,7 @@ def corruption_error_figure(data: dict[str, Any], style: dict[str, tuple[str, st
     models = {m: v for m, v in data["models"].items() if v["errors"]}
     if not models:
         return None
-    corruptions = sorted({c for v in models.values() for c in v["errors"]})
+    corruptions = sorted({c for v in models.values() for c in v["errors"]}, key=_benchmark_order)  # the table's order
     columns = min(len(corruptions), 4)
     rows = math.ceil(len(corruptions) / columns)
     fig, axes = plt.subplots(rows, columns, figsize=(1.7 * columns + 1.0, 1.7 * rows + 0.9), squeeze=False, sharey=True)
@@ -362,7 +365,7 @@ def corruption_ce_figure(data: dict[str, Any], style: dict[str, tuple[str, str]]
     models = {m: v for m, v in data["models"].items() if v["normalized"] and v["ce"]}
     if not models:
         return None
-    corruptions = sorted({c for v in models.values() for c in v["ce"]})
+    corruptions = sorted({c for v in models.values() for c in v["ce"]}, key=_benchmark_order)
     style = style or styles(list(models))
     fig, ax = plt.subplots(figsize=(6.4, 0.28 * len(corruptions) * max(1, len(models)) ** 0.5 + 0.9))
     ax.axvline(100, color=REFERENCE_STYLE["AlexNet"][0], linestyle=REFERENCE_STYLE["AlexNet"][1], linewidth=1,

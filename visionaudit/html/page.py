@@ -118,12 +118,14 @@ def how_it_stopped(report: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def render(report: dict[str, Any], references: Sequence[str | Path] = (), strips: dict[str, list[str]] | None = None,
-           comparison: dict[str, Any] | None = None, images: Any = None, json_kept: bool = True) -> str:
+           comparison: dict[str, Any] | None = None, images: Any = None, json_kept: bool = True,
+           page_notes: Sequence[str] = ()) -> str:
     """The HTML page of ``report``. ``references``: decision CSVs for per-category human references;
     ``strips``: what ``thumbnails.transform_strips`` returns (shown under robustness); ``comparison``:
     ``visionaudit.report.compare.compare_reports(baseline, report)``, when the report itself holds no baseline tests;
     ``images``: a ``thumbnails.ImageSource`` (the data root), for the thumbnails of the images a release lost;
-    ``json_kept``: False for a run's page written without ``--audit-json`` (the page then says no JSON was kept)."""
+    ``json_kept``: False for a run's page written without ``--audit-json`` (the page then says no JSON was kept);
+    ``page_notes``: what the page says about itself (one rebuilt from a journal: what it could not draw, and why)."""
     try:
         import jinja2
     except ImportError:
@@ -146,14 +148,14 @@ def render(report: dict[str, Any], references: Sequence[str | Path] = (), strips
         problems=problems,
         any_tests=bool(report.get("audits")), subset=run_subset_text(report) is not None,
         incomplete=report.get("incomplete") or {},
-        schema_version=report.get("schema_version"), json_kept=json_kept)
+        schema_version=report.get("schema_version"), json_kept=json_kept, page_notes=list(page_notes))
 
 
 def write_html(path: str | Path, report: dict[str, Any], references: Sequence[str | Path] = (),
                strips: dict[str, list[str]] | None = None, comparison: dict[str, Any] | None = None,
-               images: Any = None, json_kept: bool = True) -> Path:
+               images: Any = None, json_kept: bool = True, page_notes: Sequence[str] = ()) -> Path:
     from visionaudit.files import write_text_atomically
 
     path = Path(path)
-    write_text_atomically(path, render(report, references, strips, comparison, images, json_kept))
+    write_text_atomically(path, render(report, references, strips, comparison, images, json_kept, page_notes))
     return path

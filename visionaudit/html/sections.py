@@ -25,11 +25,6 @@ from visionaudit.families.registry import direction_words, families
 from visionaudit.formatting import first_few, fmt
 from visionaudit.html import figure_data as data
 
-SHAPE_BIAS_CITATION = ("Published values: Geirhos et al., ImageNet-trained CNNs are biased towards texture, ICLR 2019; the "
-                       "CNNs' are the torchvision models' from its texture-vs-shape repository README (not Fig. 4, whose "
-                       "AlexNet and VGG-16 are Caffe models), humans the paper's observers; humans per category are the "
-                       "mean of the nine observers.")
-
 
 @dataclass(frozen=True)
 class SectionInputs:
@@ -52,8 +47,26 @@ def figure(draw, *args, **kwargs) -> str | None:
                 'the numbers</p>')
 
 
-def _interval(ci: Any) -> str:
+def interval(ci: Any) -> str:
     return f"[{fmt(ci[0])}, {fmt(ci[1])}]" if ci else "-"
+
+
+NOT_JUDGED_ROW = "not-judged"  # a table row's class: greyed, what a not-judged test measured (held to no bound)
+
+
+def _name(name: str, row: dict[str, Any]) -> str:
+    return f"{name} (not judged)" if row.get("not_judged") else name
+
+
+def judged_rows(table: dict[str, Any], marks: list[dict[str, Any]], what: str) -> dict[str, Any]:
+    """``table`` with its not-judged rows greyed (``marks``: each row's :func:`figure_data.judged_mark`, with its model)
+    and a line under it saying why: what they measured is shown, never thrown away, and never read as judged."""
+    table["row_classes"] = [NOT_JUDGED_ROW if m.get("not_judged") else "" for m in marks]
+    whys = list(dict.fromkeys(f"{m['model']}: {m.get('why') or 'not judged'}" for m in marks if m.get("not_judged")))
+    if whys:
+        table["notes"] = [f"Greyed rows: {what} of tests not judged, as measured and held to no bound (the verdict is "
+                          "incomplete): " + "; ".join(whys) + "."]
+    return table
 
 
 PER_CLASS_ROWS = 50  # a model's per-class table shows all its classes up to this many, else its worst this many
@@ -62,7 +75,7 @@ PER_CLASS_ROWS = 50  # a model's per-class table shows all its classes up to thi
 def accuracy(page: SectionInputs) -> dict | None:
     """Top-1, top-5 and balanced accuracy per model; then per model a table of its classes by name, worst first
     (all of them up to :data:`PER_CLASS_ROWS`, else the worst that many)."""
-    acc = data.accuracies(page.report)
+    acc = data.accuracies(page.report, not_judged=True)
     if not acc:
         return None
     tables = []
@@ -74,17 +87,18 @@ def accuracy(page: SectionInputs) -> dict | None:
         shown = ranked[:PER_CLASS_ROWS]
         what = (f"all {len(ranked)} classes with images" if len(shown) == len(ranked)
                 else f"the {len(shown)} worst of {len(ranked)} classes with images")
-        tables.append({"title": f"{r['model']}: accuracy per class", "class": "per-class",
-                       "caption": f"Top-1 per class, worst first ({what}; the JSON report holds every class).",
+        tables.append({"title": f"{_name(r['model'], r)}: accuracy per class", "class": "per-class",
+                       "caption": ("Not judged: " if r["not_judged"] else "")
+                                  + f"Top-1 per class, worst first ({what}; the JSON report holds every class).",
                        "header": ["class", "output", "images", "correct", "accuracy"],
                        "rows": [[name, str(c["index"]), str(c["n_images"]), str(c["correct"]), fmt(c["accuracy"])]
                                 for name, c in shown]})
     return {"id": "accuracy", "title": "Clean accuracy", "figures": [],
-            "table": {"header": ["model", "clean top-1", "top-5", "balanced accuracy", "lowest class", "images"],
-                      "rows": [[r["model"], fmt(r["clean_top1"]),
-                                fmt(r["top5"]) if r["top5"] is not None else "- (5 classes or fewer)",
-                                fmt(r.get("balanced_accuracy")), _lowest(r.get("lowest_class")), fmt(r["n_images"])]
-                               for r in acc]},
+            "table": judged_rows({"header": ["model", "clean top-1", "top-5", "balanced accuracy", "lowest class", "images"],
+                                   "rows": [[_name(r["model"], r), fmt(r["clean_top1"]),
+                                             fmt(r["top5"]) if r["top5"] is not None else "- (5 classes or fewer)",
+                                             fmt(r.get("balanced_accuracy")), _lowest(r.get("lowest_class")),
+                                             fmt(r["n_images"])] for r in acc]}, acc, "the accuracies"),
             "tables": tables}
 
 
@@ -92,41 +106,6 @@ def _lowest(lowest: Any) -> str:
     if not isinstance(lowest, dict):
         return "-"
     return f"{lowest['class']} {fmt(lowest['accuracy'])} ({lowest['correct']}/{lowest['n_images']})"
-
-
-def shape_bias(page: SectionInputs) -> dict | None:
-    from visionaudit.html import figures
-
-    sb = data.shape_bias_by_category(page.report)
-    svg = figure(figures.shape_bias_figure, sb, page.references, page.style)
-    ec = data.error_consistency(page.report)
-    if not svg and not ec["models"]:
-        return None
-    figs = [{"svg": svg, "alt": "shape bias per category for each model, with published references",
-             "caption": "Fraction of shape decisions per category (cue-conflict images "
-                        "whose cues differ). " + SHAPE_BIAS_CITATION}] if svg else []
-    scatter = figure(figures.accuracy_scatter, data.shape_bias_vs_accuracy(page.report), page.style)
-    if scatter:
-        figs.append({"svg": scatter, "alt": "shape bias against clean top-1 accuracy",
-                     "caption": "Shape bias against clean top-1."})
-    consistency = figure(figures.error_consistency_figure, ec, page.style)
-    if consistency:
-        figs.append({"svg": consistency, "alt": "error consistency (kappa) of each model with each human observer, and of "
-                                                "the observers with each other",
-                     "caption": f"Error consistency with the human observers on the cue-conflict stimuli "
-                                f"({ec['n_trials'] or '?'} trials; right = the shape category): "
-                                "Geirhos, Meding & Wichmann, NeurIPS 2020, as model-vs-human computes it, except that an "
-                                "undefined kappa (both always right or always wrong, where it gives 1.0) is left "
-                                "out of the means. "
-                                f"Observers' mean pairwise kappa {fmt(ec['observers_mean'])}."})
-    rows = [[m, fmt(v["overall"]), _interval(v.get("ci")), fmt((ec["models"].get(m) or {}).get("mean")),
-             _interval((ec["models"].get(m) or {}).get("ci"))] for m, v in sb["models"].items()]
-    # a not-judged entry's kappas (its shape bias is not drawn: too few stimuli), marked as the figure marks it
-    rows += [[m + figures.NOT_JUDGED, "-", "-", fmt(v.get("mean")), _interval(v.get("ci"))]
-             for m, v in ec["models"].items() if m not in sb["models"]]
-    return {"id": "shape_bias", "title": "Shape bias", "figures": figs,
-            "table": {"header": ["model", "shape bias", "95% interval", "error consistency with observers (mean kappa)",
-                                 "95% interval"], "rows": rows}}
 
 
 def channel_bias(page: SectionInputs) -> dict | None:
@@ -150,11 +129,13 @@ def channel_bias(page: SectionInputs) -> dict | None:
 
 def robustness(page: SectionInputs) -> dict | None:
     from visionaudit.html import figures
-    drops = data.robustness_drops(page.report)
-    svg = figure(figures.robustness_figure, drops, page.style)
-    if not svg:
+    drops = data.robustness_drops(page.report, not_judged=True)
+    judged = {m: kept for m, per in drops["models"].items() if (kept := data.judged_only(per))}
+    svg = figure(figures.robustness_figure, {"models": judged}, page.style) if judged else None
+    if not drops["models"]:
         return None
-    rows = [[m, _at_severity(t, r.get("severity")), fmt(r["drop"]), _interval(r.get("ci")), fmt(r.get("p_value_holm")),
+    marks = [{"model": f"{m} {t}", **r} for m, per in drops["models"].items() for t, r in per.items()]
+    rows = [[_name(m, r), _at_severity(t, r.get("severity")), fmt(r["drop"]), interval(r.get("ci")), fmt(r.get("p_value_holm")),
              "yes" if r.get("significant") else "no"] for m, per in drops["models"].items() for t, r in per.items()]
     # A sweep without 1 (severities = [0.5, 2]) reports its first severity: said, not read as the default magnitude.
     swept = sorted({float(r["severity"]) for per in drops["models"].values() for r in per.values()
@@ -164,8 +145,10 @@ def robustness(page: SectionInputs) -> dict | None:
     strips = page.strips or {}
     return {"id": "robustness", "title": "Transform robustness", "figures": [{
         "svg": svg, "alt": "top-1 drop per transform with 95 % intervals",
-        "caption": "Top-1 drop per transform, paired with the clean pass." + at}],
-        "table": {"header": ["model", "transform", "drop", "95% interval", "Holm p", "significant"], "rows": rows},
+        "caption": "Top-1 drop per transform, paired with the clean pass (the not-judged ones are in the table, not "
+                   "drawn)." + at}] if svg else [],
+        "table": judged_rows({"header": ["model", "transform", "drop", "95% interval", "Holm p", "significant"],
+                               "rows": rows}, marks, "the drops"),
         "strips": strips.get("strips"), "strips_caption": strips.get("caption"), "attribution": strips.get("attribution")}
 
 
@@ -227,7 +210,7 @@ def _corruption_table(page: SectionInputs) -> dict | None:
 def _own_corruption(own: dict[str, Any]) -> dict:
     """Models whose label space is not ImageNet-1k: the mean error and its mean rise over the clean error, not
     normalized (AlexNet's errors are ImageNet-1k's), never called an mCE."""
-    said = " ".join(f"{r['model']}: mean error {fmt(r['mean_error'])} {_interval(r.get('ci'))}, mean rise over its clean error "
+    said = " ".join(f"{r['model']}: mean error {fmt(r['mean_error'])} {interval(r.get('ci'))}, mean rise over its clean error "
                     f"{fmt(r['mean_rise'])} (clean {fmt(r['clean_error'])}; {r['subset'] or str(r['n_images']) + ' images'})."
                     for r in own["models"])
     return {"id": "corruption", "title": "Common corruptions (ImageNet-C)", "figures": [],
@@ -274,7 +257,7 @@ def baseline(page: SectionInputs) -> dict | None:
              r["comparison"] + (f" ({r['per_class']['shown']})" if (r.get("per_class") or {}).get("shown")
                                                                  else ""), fmt(r["baseline"]), fmt(r["candidate"]),
              f"{r['delta']:+.4f}" if isinstance(r["delta"], (int, float)) else fmt(r["delta"]),
-             _interval(r.get("ci")), _kappa(r.get("error_consistency")), fmt(r["p_value_holm"]), r["verdict"]] for r in deltas]
+             interval(r.get("ci")), _kappa(r.get("error_consistency")), fmt(r["p_value_holm"]), r["verdict"]] for r in deltas]
     said, tables = _classes_against_baseline(deltas)
     # first: the page's verdict is the report's own, the comparison's is compare's (a CI gate reads both)
     verdict = [_compare_verdict(comparison)] if comparison else []
@@ -317,7 +300,7 @@ def _kappa(ec: Any) -> str:
         return "-"
     if ec.get("kappa") is None:
         return f"- (undefined: observed {fmt(ec.get('observed'))}, expected {fmt(ec.get('expected'))})"
-    return f"{fmt(ec['kappa'])} {_interval(ec.get('kappa_ci'))}"
+    return f"{fmt(ec['kappa'])} {interval(ec.get('kappa_ci'))}"
 
 
 def _baseline_top1_missing(page: SectionInputs) -> str:

@@ -3,8 +3,10 @@ run killed by anything (SIGKILL, the OOM killer, a cancelled CI job) keeps every
 metrics. ``visionaudit report --from-journal PATH`` rebuilds a valid report from it: finished tests as
 they ended, tests that had started ``interrupted``, the rest ``not_run``.
 
-Lines: ``{"event": "run", "run": {...}, "models": [...], "spellings": {...}, "canonicals": {id: spec}, "html": PAGE}``
-(``html``: the run's ``--audit-html`` page, from the report's folder, or null), ``{"event": "collected",
+Lines: ``{"event": "run", "run": {...}, "models": [...], "spellings": {...}, "canonicals": {id: spec}, "html": PAGE,
+"page_inputs": {"shape_bias_references": [CSV, ...], "data": DIR, "images": NAME}}`` (``html``: the run's
+``--audit-html`` page, from the report's folder, or null; ``page_inputs``: what the run's page is drawn with beside
+the report, absolute paths, so that the page rebuilt from the journal is the same page), ``{"event": "collected",
 "nodeids": [...]}``, ``{"event": "tests", "tests": {nodeid: {"audit", "model", "params"}}}``, ``{"event":
 "started", "nodeid"}``, ``{"event": "finished", "entry": {...}}``, ``{"event": "model", "id", "info"}``,
 ``{"event": "samples", "samples": {role: image set}}`` (what per-image outcomes refer to), ``{"event": "loading", "id",
@@ -22,6 +24,7 @@ import json
 import os
 import threading
 import time
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -32,6 +35,10 @@ from visionaudit.report.assembly import assemble, blank_entry, settle, unloaded_
 
 STOPPED_LOADING = ("the run ended while loading this model (killed, or its load crashed the process: a crash in native "
                    "code, or the process ended itself)")
+
+
+class ReportGiven(DataError):
+    """A report given where a journal was asked for (:func:`report_instead` says so)."""
 
 
 def journal_path(report_path: str | Path) -> Path:
@@ -64,13 +71,13 @@ class JournalWriter:
             self.path.unlink(missing_ok=True)
 
 
-def report_instead(path: str | Path) -> str | None:
+def report_instead(path: str | Path, text: str | None = None) -> str | None:
     """Where ``path`` holds a visionaudit report, not a journal (``--from-journal REPORT.json``): the message saying so,
     what to run instead, and the journal beside it where a killed run left one; else None (unreadable files too: their
-    reader says why)."""
+    reader says why). ``text``: the file's text, where the caller has read it already."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8") if text is None else text)
     except (OSError, UnicodeDecodeError, ValueError):  # a journal's lines are no one JSON document
         return None
     if not isinstance(data, dict) or not isinstance(data.get("schema_version"), int) or "audits" not in data:
@@ -85,17 +92,19 @@ def report_instead(path: str | Path) -> str | None:
 
 
 def read_journal(path: str | Path) -> list[dict[str, Any]]:
+    """The journal's lines, read once (a report given for it is said as one: :func:`report_instead`)."""
     path = Path(path)
-    if (said := report_instead(path)) is not None:
-        raise DataError(said)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise DataError(f"journal {path} does not exist; it is written beside the --audit-json report "
                         "while a run goes on") from None
     except (OSError, UnicodeDecodeError) as e:  # a folder, a binary file: not a traceback
         raise DataError(f"journal {path} cannot be read ({getattr(e, 'strerror', None) or e}); give the "
                         "REPORT.journal.jsonl file a killed run left beside its report") from None
+    if (said := report_instead(path, text)) is not None:
+        raise ReportGiven(said)
+    lines = text.splitlines()
     events = []
     for number, line in enumerate(lines, start=1):
         try:
@@ -109,9 +118,29 @@ def read_journal(path: str | Path) -> list[dict[str, Any]]:
     return events
 
 
+@dataclass(frozen=True)
+class Rebuilt:
+    """A journal read once: the report of its run, the run's ``--audit-html`` page (None: none, or a journal from
+    before stop 43) and what that page was drawn with beside the report (``page_inputs``; {} before stop 44)."""
+
+    report: dict[str, Any]
+    html: Any = None
+    page_inputs: dict[str, Any] = field(default_factory=dict)
+
+
 def rebuild(path: str | Path) -> dict[str, Any]:
     """The report of the run the journal describes (see the module docstring)."""
+    return rebuild_journal(path).report
+
+
+def rebuild_journal(path: str | Path) -> Rebuilt:
+    """The report of the run the journal describes, with its page's name and inputs, from one read of the journal."""
     events = read_journal(path)
+    inputs = events[0].get("page_inputs")
+    return Rebuilt(_report(events, path), events[0].get("html"), inputs if isinstance(inputs, dict) else {})
+
+
+def _report(events: list[dict[str, Any]], path: str | Path) -> dict[str, Any]:
     run = dict(events[0]["run"])
     collected: list[str] = []
     meta: dict[str, dict[str, Any]] = {}

@@ -48,7 +48,9 @@ def summary_rows(audits: list[dict[str, Any]], fold_controls: bool = True) -> li
             "model": model,
             "audit": audit,
             "metric": f"{key}={fmt_values(values)}" if values else "-",
-            "bound": ", ".join(f"{k}={fmt_values(v)}" for k, v in sorted(bounds.items())) or "-",
+            # a not-judged row was held to no bound: said, not "-" beside the value it measured
+            "bound": ", ".join(f"{k}={fmt_values(v)}" for k, v in sorted(bounds.items()))
+                     or ("none (not judged)" if worst == "not_judged" else "-"),
             "verdict": VERDICTS[worst],
             "tests": tests_cell(entries),
         }

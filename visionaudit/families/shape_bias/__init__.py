@@ -328,5 +328,5 @@ FAMILY = register_family(Family(
         "min_silhouettes_accuracy": f.fraction("16-way accuracy on the filled silhouettes", default=0.0625),
     },
     summary_lines=_summary_lines,
-    html_section="visionaudit.html.sections:shape_bias",
+    html_section="visionaudit.html.shape_bias_section:shape_bias",
 ))

@@ -1,0 +1,69 @@
+"""The page a run puts at its ``--audit-html`` path as its first test begins: it says the run is under way, and, if it
+is still there after the run, that the run did not finish. A run killed outright (SIGKILL, the OOM killer) writes no
+page at its end; without this one the page of an earlier run would stand at the path, reading as this run's.
+
+Plain text in the page's frame (no Jinja2, no matplotlib: it is written before any of them is needed, and must not
+fail for want of the ``html`` extra); no script, and the same Content-Security-Policy as the report's page.
+"""
+
+from __future__ import annotations
+
+import shlex
+from html import escape
+from pathlib import Path
+from typing import Sequence
+
+MARK = '<meta name="visionaudit-page" content="unfinished">'  # how `report --from-journal` tells it from a report's page
+
+
+def unfinished_page(start: str, command: str, journal: str | None) -> str:
+    """``start``: when the run's first test began (ISO time); ``command``: as typed; ``journal``: the journal its ``--audit-json``
+    run keeps beside the report (None: no ``--audit-json``, so no journal)."""
+    if journal:
+        after = (f"Its journal <code>{escape(journal)}</code> holds every test it finished: <code>python -m visionaudit "
+                 f"report --from-journal {escape(journal)}</code> rebuilds its report, and this page from it.")
+    else:
+        after = ("It kept no journal (no <code>--audit-json</code>): what it measured is lost. Run it with "
+                 "<code>--audit-json PATH</code> to keep a journal that rebuilds the report and this page of a killed run.")
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
+{MARK}
+<title>visionaudit report: NOT FINISHED</title>
+<style>
+body {{ font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; max-width: 980px; padding: 12px; }}
+.verdict {{ display: inline-block; padding: 2px 10px; border-radius: 4px; color: #fff; font-weight: 600; background: #ef6c00; }}
+code {{ font-size: 0.9em; overflow-wrap: anywhere; }}
+</style>
+</head>
+<body>
+<h1>visionaudit report <span class="verdict" id="verdict">NOT FINISHED</span></h1>
+<p id="unfinished">The run that writes this page began its first test at {escape(start)}, and had not ended when this
+page was written.
+It replaces this page with its report when it ends, however it ends (a failed gate, Ctrl-C, SIGTERM). If this page is
+still here after the run, the run was killed before it could (SIGKILL, the OOM killer, a lost machine): it has no
+verdict, and no page of an earlier run stands for it.</p>
+<p>{after}</p>
+<p>Command: <code>{escape(command)}</code></p>
+</body>
+</html>
+"""
+
+
+def write_unfinished_page(path: str | Path, start: str, args: Sequence[str], journal: str | None) -> None:
+    """``args``: pytest's arguments, shown as a command a shell reads back the same (quoted where they need it)."""
+    from visionaudit.files import write_text_atomically
+
+    write_text_atomically(Path(path), unfinished_page(start, shlex.join(["pytest", *map(str, args)]), journal))
+
+
+def is_unfinished_page(path: str | Path) -> bool:
+    """Whether ``path`` holds a page :func:`unfinished_page` wrote (a killed run's), not a report's page."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return MARK in f.read(2048)
+    except OSError:
+        return False
