@@ -216,3 +216,31 @@ def probe_crash() -> nn.Module:
     OOM kill of a large model's probe would: a crash after its load, not in it."""
     torch.manual_seed(0)
     return _DiesOnTwoImages()
+
+
+def one_logit() -> nn.Module:
+    """A binary classifier with one logit, read through a sigmoid: its top-1 is always output 0."""
+    torch.manual_seed(0)
+    return TinyNet(num_classes=1)
+
+
+class _DropoutNet(TinyNet):
+    def __init__(self) -> None:
+        super().__init__(num_classes=3)
+        self.bn = nn.BatchNorm2d(4)
+        self.drop = nn.Dropout(0.5)
+
+    def forward(self, x):
+        return self.fc(self.drop(self.bn(self.conv(x)).mean((2, 3))))
+
+
+def shipped_in_train_mode() -> nn.Module:
+    """Dropout and BatchNorm as a training script leaves them: in training mode."""
+    torch.manual_seed(0)
+    return _DropoutNet().train()
+
+
+def half_weights() -> nn.Module:
+    """A model handed over in half precision (weights float16), as a factory that calls .half() returns it."""
+    torch.manual_seed(0)
+    return TinyNet(num_classes=3).half()

@@ -19,7 +19,7 @@ import torch
 
 from visionaudit.data.label_space import LabelSpace, imagenet1k
 from visionaudit.devices import resolve_device, use_exact_float32
-from visionaudit.errors import CheckpointError, ModelOutputError, SpecError
+from visionaudit.errors import CheckpointError, SpecError
 from visionaudit.files import sha256_file
 from visionaudit.models import checkpoints, hf, hub
 from visionaudit.models.classes import (
@@ -36,6 +36,7 @@ from visionaudit.models.preprocessing_before_load import (
     timm_preprocessing,
     torchvision_preprocessing,
 )
+from visionaudit.models.probe import as_logits, probe_classes
 from visionaudit.models.specs import (
     DEFAULT_MODEL,
     ModelSpec,
@@ -103,14 +104,6 @@ class LoadedModel:
             "batch_size": self.batch_size,
             "batch_note": self.batch_note,
         }
-
-
-def as_logits(output: Any) -> Any:
-    """The logits tensor inside a model's output (HF-style ``.logits``, or the first of a tuple)."""
-    output = getattr(output, "logits", output)
-    if isinstance(output, (tuple, list)) and output:
-        output = output[0]
-    return output
 
 
 # --- architectures -------------------------------------------------------------------------------
@@ -340,7 +333,7 @@ def _load(parsed: ModelSpec, dev: torch.device, classes: str | None = None) -> L
     for p in module.parameters():
         p.requires_grad_(False)
     pre = fit_input_channels(module, pre, dev, parsed.raw, parsed.options)  # a 1-channel model is fed grayscale
-    num_classes = _probe_classes(module, pre, dev, parsed.raw)
+    num_classes = probe_classes(module, pre.channels, pre.crop_size, dev, parsed.raw)
     space = resolve(parsed, built.classes, num_classes, classes)
     imagenet = space.imagenet1k  # ?imagenet= is applied to the label space itself (classes.resolve)
     if built.identity is not None:
@@ -365,23 +358,3 @@ def _load(parsed: ModelSpec, dev: torch.device, classes: str | None = None) -> L
         architecture=built.architecture,
         label_space=space,
     )
-
-
-def _probe_classes(module: torch.nn.Module, pre: Preprocessing, device: torch.device, spec: str) -> int:
-    # One forward pass proves the model takes its declared input and says how many classes it has.
-    x = torch.zeros(1, pre.channels, pre.crop_size, pre.crop_size, device=device)
-    try:
-        with torch.inference_mode():
-            out = module(x)
-    except Exception as e:
-        raise ModelOutputError(
-            f"model {spec} failed on a {tuple(x.shape)} input ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
-            "check its input size (?size=N); a model that takes grayscale is fed it when its first convolution can be "
-            "found, else give it one mean and one std (?mean=M&std=S)"
-        ) from None
-    out = as_logits(out)
-    if not isinstance(out, torch.Tensor) or out.dim() != 2:
-        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ModelOutputError(f"model {spec} returned {shape} for one image; an image classifier returns (batch, "
-                               "classes) logits")
-    return int(out.shape[1])

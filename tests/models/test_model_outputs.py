@@ -1,0 +1,104 @@
+"""What a team's classifier returns, and the state it is handed over in: what the load refuses, saying what is wrong and
+the fix, because nothing measured of such a model would mean anything (visionaudit/models/probe.py), and what it
+accepts (a model left in training mode is put in eval mode). ONNX graphs whose input the suite cannot feed are refused
+at startup naming why."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torchvision  # noqa: F401  (imported once, at module level: a second import registers its ops twice)
+
+from tests.tiny_models import shipped_in_train_mode
+from visionaudit.errors import ModelOutputError, SpecError
+from visionaudit.models.inference import predict_logits
+from visionaudit.models.loading import load_model
+
+IMAGES = torch.randint(0, 256, (4, 3, 224, 224), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+
+
+def test_a_one_logit_model_is_refused_naming_the_two_logit_wrap():
+    # Its top-1 was output 0 for every image: with a one-name class file every gate passed on nothing.
+    with pytest.raises(ModelOutputError, match=r"has one output: its top-1 is always that one class.*"
+                                               r"torch.cat\(\[torch.zeros_like\(z\), z\], 1\)"):
+        load_model("tests.tiny_models:one_logit", "cpu")
+
+
+def test_the_two_logit_wrap_the_refusal_names_gives_the_sigmoid_probabilities():
+    z = torch.linspace(-4, 4, 9).view(-1, 1)
+    assert torch.allclose(torch.cat([torch.zeros_like(z), z], 1).softmax(1)[:, 1:], torch.sigmoid(z))
+
+
+def test_a_model_shipped_in_train_mode_is_audited_in_eval_mode():
+    model = load_model("tests.tiny_models:shipped_in_train_mode", "cpu")
+    assert not model.module.training and not any(m.training for m in model.module.modules())
+    first, again = predict_logits(model, IMAGES, batch_size=4), predict_logits(model, IMAGES[:1], batch_size=1)
+    assert torch.equal(first, predict_logits(model, IMAGES, batch_size=4))
+    assert torch.allclose(first[:1], again, atol=1e-6)
+
+
+@pytest.mark.parametrize("what", ["dropout", "batch statistics"])
+def test_a_torchscript_traced_in_train_mode_is_refused(tmp_path, what):
+    # torch.jit.trace records dropout and BatchNorm's batch statistics as they ran: eval() on the archive changes
+    # nothing, and its logits were a draw (dropout) or depended on the rest of the batch.
+    net = shipped_in_train_mode()
+    if what == "batch statistics":
+        net.drop = torch.nn.Identity()
+    x = torch.randn(2, 3, 224, 224)
+    torch.jit.trace(net, x, check_trace=False).save(str(tmp_path / "model.pt"))
+    with pytest.raises(ModelOutputError, match=r"returned other logits for the same image on a second pass.*"
+                                               r"model.eval\(\) before torch.jit.trace"):
+        load_model(str(tmp_path / "model.pt"), "cpu")
+    torch.jit.trace(net.eval(), x).save(str(tmp_path / "eval.pt"))  # traced in eval mode: audited
+    assert load_model(str(tmp_path / "eval.pt"), "cpu").num_classes == 3
+
+
+def test_half_precision_weights_are_named_not_the_input_size():
+    with pytest.raises(ModelOutputError, match=r"failed on a \(1, 3, 224, 224\) input .*its weights are float16, and the "
+                                               r"suite feeds it float32 images: give the model in float32 \(model.float\(\)") as e:
+        load_model("tests.tiny_models:half_weights", "cpu")
+    assert "?size=" not in str(e.value)
+
+
+def _graph(path, shape):
+    """input (shape) -> [Transpose to NCHW when channels last] -> Conv -> GlobalAveragePool -> Flatten."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    channels_last = shape[3] in (1, 3, 4) and shape[1] not in (1, 3, 4)
+    cin = shape[3] if channels_last else shape[1]
+    w = numpy_helper.from_array(np.random.default_rng(0).normal(size=(3, cin, 3, 3)).astype(np.float32), "W")
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 3, 1, 2])] if channels_last else []
+    nodes += [helper.make_node("Conv", ["t" if channels_last else "x", "W"], ["y"]),
+              helper.make_node("GlobalAveragePool", ["y"], ["p"]), helper.make_node("Flatten", ["p"], ["logits"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, None)], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save_model(model, str(path))
+    return str(path)
+
+
+@pytest.mark.parametrize("shape", [(1, 224, 224, 3), ("N", 224, 224, 3), ("N", "H", "W", 3)])
+def test_a_channels_last_onnx_graph_is_refused_at_startup_naming_nhwc(tmp_path, shape):
+    pytest.importorskip("onnxruntime")
+    path = _graph(tmp_path / "nhwc.onnx", shape)
+    with pytest.raises(SpecError, match=r"channels last \(NHWC\); the suite feeds \(N, C, H, W\) images.*"
+                                        r"model\(x.permute\(0, 2, 3, 1\)\)"):
+        load_model(path, "cpu")
+
+
+def test_a_four_channel_onnx_graph_is_refused_without_asking_for_four_means(tmp_path):
+    pytest.importorskip("onnxruntime")
+    path = _graph(tmp_path / "rgba.onnx", ("N", 4, 224, 224))
+    with pytest.raises(SpecError, match=r"takes 4 input channels \(its graph's input shape\): the suite feeds RGB images") as e:
+        load_model(path, "cpu")
+    assert "give 4" not in str(e.value)  # ?mean= takes 1 or 3 values: four are refused
+
+
+def test_a_fixed_batch_of_one_onnx_graph_loads_and_predicts_every_image(tmp_path):
+    pytest.importorskip("onnxruntime")
+    model = load_model(_graph(tmp_path / "b1.onnx", (1, 3, 224, 224)), "cpu")
+    logits = predict_logits(model, IMAGES, batch_size=3)
+    assert logits.shape == (4, 3) and torch.allclose(logits[1:2], predict_logits(model, IMAGES[1:2]), atol=1e-5)

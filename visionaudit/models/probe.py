@@ -1,0 +1,91 @@
+"""The load's forward passes (:func:`visionaudit.models.loading.load_model`): they prove that the model takes its declared
+input and returns ``(batch, classes)`` logits of more than one class, the same for an image however often it runs and
+whatever else is in its batch. A model that fails one is refused with what is wrong and the fix: nothing an audit
+measured of it would mean anything (one output's top-1 is always right; a draw's numbers are not the model's).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from visionaudit.errors import ModelOutputError
+
+LOW_PRECISION = (torch.float16, torch.bfloat16)
+# Largest difference of one image's logits between the probe's two passes, as a share of its largest logit (at least
+# 1): batch-size-dependent kernels differ by float32 rounding (1e-6 relative), float16 and bfloat16 by their own (about
+# 1e-3 and 8e-3); dropout or batch statistics change logits by a tenth of their scale and more.
+SAME_LOGITS = {torch.float32: 1e-3, torch.float64: 1e-3}
+SAME_LOGITS_LOW_PRECISION = 5e-2
+
+
+def as_logits(output: Any) -> Any:
+    """The logits tensor inside a model's output (HF-style ``.logits``, or the first of a tuple)."""
+    output = getattr(output, "logits", output)
+    if isinstance(output, (tuple, list)) and output:
+        output = output[0]
+    return output
+
+
+def _low_precision_weights(module: torch.nn.Module) -> str:
+    """Why a float input can fail: the module's weights are float16 or bfloat16 ('' when they are not)."""
+    dtypes = {p.dtype for p in module.parameters() if p.is_floating_point()}
+    low = sorted(str(d).replace("torch.", "") for d in dtypes if d in LOW_PRECISION)
+    if not low or torch.float32 in dtypes:
+        return ""
+    return (f"its weights are {' and '.join(low)}, and the suite feeds it float32 images: give the model in float32 "
+            "(model.float() in the factory, or export it from the float32 model); the deployment audit checks its float16 "
+            "and bfloat16 forms against it")
+
+
+def probe_classes(module: torch.nn.Module, channels: int, size: int, device: torch.device, spec: str) -> int:
+    """The model's number of outputs, from two forward passes of images drawn from a fixed seed: one image, then it
+    with two others (not two: the batch-size probe's count, visionaudit/models/batching.py)."""
+    x = torch.randn(3, channels, size, size, generator=torch.Generator().manual_seed(0)).to(device)
+    shown, in_batch = (1, *x.shape[1:]), None
+    try:
+        with torch.inference_mode():
+            out = as_logits(module(x[:1]))
+            if isinstance(out, torch.Tensor) and out.dim() == 2 and out.shape[1] > 1:
+                shown = tuple(x.shape)
+                in_batch = as_logits(module(x))
+    except Exception as e:
+        low = _low_precision_weights(module)
+        raise ModelOutputError(
+            f"model {spec} failed on a {shown} input ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+            + (low or "check its input size (?size=N); a model that takes grayscale is fed it when its first convolution "
+               "can be found, else give it one mean and one std (?mean=M&std=S)")
+        ) from None
+    if not isinstance(out, torch.Tensor) or out.dim() != 2:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ModelOutputError(f"model {spec} returned {shape} for one image; an image classifier returns (batch, "
+                               "classes) logits")
+    if out.shape[1] == 1:
+        raise ModelOutputError(
+            f"model {spec} has one output: its top-1 is always that one class, so no audit could judge anything. A binary "
+            "classifier with one logit (read through a sigmoid) is audited as two classes: wrap it to return "
+            "torch.cat([torch.zeros_like(z), z], 1) (whose softmax is 1 - sigmoid(z), sigmoid(z)) and name its classes, "
+            "the negative one first (?classes=FILE)")
+    _check_same(out, in_batch, spec)
+    return int(out.shape[1])
+
+
+def _check_same(alone: torch.Tensor, in_batch: Any, spec: str) -> None:
+    """One image's logits alone and first of three: the same up to rounding, else the model is refused (NaN is left
+    to the inference passes, which name the image)."""
+    if not isinstance(in_batch, torch.Tensor) or in_batch.shape != (3, alone.shape[1]):
+        shape = tuple(in_batch.shape) if isinstance(in_batch, torch.Tensor) else type(in_batch).__name__
+        raise ModelOutputError(f"model {spec} returned {tuple(alone.shape)} for one image but {shape} for three; an image "
+                               "classifier returns (batch, classes) logits")
+    a, b = alone.double(), in_batch[:1].double()
+    if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
+        return
+    scale, diff = float(a.abs().max()), float((a - b).abs().max())
+    if diff > SAME_LOGITS.get(alone.dtype, SAME_LOGITS_LOW_PRECISION) * max(1.0, scale):
+        raise ModelOutputError(
+            f"model {spec} returned other logits for the same image on a second pass, among other images (largest "
+            f"difference {diff:.3g}, its largest logit {scale:.3g}): its output depends on chance or on the other images of "
+            "its batch, so nothing measured would be the model's. Dropout or BatchNorm left in training mode does this, "
+            "and eval() cannot undo it in a TorchScript traced or an ONNX file exported in training mode: call "
+            "model.eval() before torch.jit.trace / torch.onnx.export and export it again")
