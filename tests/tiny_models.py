@@ -244,3 +244,9 @@ def half_weights() -> nn.Module:
     """A model handed over in half precision (weights float16), as a factory that calls .half() returns it."""
     torch.manual_seed(0)
     return TinyNet(num_classes=3).half()
+
+
+def double_weights() -> nn.Module:
+    """A model handed over in float64, as a factory that calls .double() returns it."""
+    torch.manual_seed(0)
+    return TinyNet(num_classes=3).double()

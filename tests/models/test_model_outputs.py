@@ -54,10 +54,11 @@ def test_a_torchscript_traced_in_train_mode_is_refused(tmp_path, what):
     assert load_model(str(tmp_path / "eval.pt"), "cpu").num_classes == 3
 
 
-def test_half_precision_weights_are_named_not_the_input_size():
-    with pytest.raises(ModelOutputError, match=r"failed on a \(1, 3, 224, 224\) input .*its weights are float16, and the "
+@pytest.mark.parametrize("factory, dtype", [("half_weights", "float16"), ("double_weights", "float64")])
+def test_weights_not_in_float32_are_named_not_the_input_size(factory, dtype):
+    with pytest.raises(ModelOutputError, match=rf"failed on a \(1, 3, 224, 224\) input .*its weights are {dtype}, and the "
                                                r"suite feeds it float32 images: give the model in float32 \(model.float\(\)") as e:
-        load_model("tests.tiny_models:half_weights", "cpu")
+        load_model(f"tests.tiny_models:{factory}", "cpu")
     assert "?size=" not in str(e.value)
 
 

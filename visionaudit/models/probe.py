@@ -28,15 +28,15 @@ def as_logits(output: Any) -> Any:
     return output
 
 
-def _low_precision_weights(module: torch.nn.Module) -> str:
-    """Why a float input can fail: the module's weights are float16 or bfloat16 ('' when they are not)."""
+def _weights_not_float32(module: torch.nn.Module) -> str:
+    """Why a float32 input can fail: the module's weights are float16, bfloat16 or float64 ('' when any is float32)."""
     dtypes = {p.dtype for p in module.parameters() if p.is_floating_point()}
-    low = sorted(str(d).replace("torch.", "") for d in dtypes if d in LOW_PRECISION)
-    if not low or torch.float32 in dtypes:
+    if not dtypes or torch.float32 in dtypes:
         return ""
-    return (f"its weights are {' and '.join(low)}, and the suite feeds it float32 images: give the model in float32 "
-            "(model.float() in the factory, or export it from the float32 model); the deployment audit checks its float16 "
-            "and bfloat16 forms against it")
+    said = " and ".join(sorted(str(d).replace("torch.", "") for d in dtypes))
+    return (f"its weights are {said}, and the suite feeds it float32 images: give the model in float32 (model.float() in "
+            "the factory, or export it from the float32 model)"
+            + ("; the deployment audit checks its float16 and bfloat16 forms against it" if dtypes & set(LOW_PRECISION) else ""))
 
 
 def probe_classes(module: torch.nn.Module, channels: int, size: int, device: torch.device, spec: str) -> int:
@@ -51,7 +51,7 @@ def probe_classes(module: torch.nn.Module, channels: int, size: int, device: tor
                 shown = tuple(x.shape)
                 in_batch = as_logits(module(x))
     except Exception as e:
-        low = _low_precision_weights(module)
+        low = _weights_not_float32(module)
         raise ModelOutputError(
             f"model {spec} failed on a {shown} input ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
             + (low or "check its input size (?size=N); a model that takes grayscale is fed it when its first convolution "
