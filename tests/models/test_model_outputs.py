@@ -56,8 +56,8 @@ def test_a_torchscript_traced_in_train_mode_is_refused(tmp_path, what):
 
 @pytest.mark.parametrize("factory, dtype", [("half_weights", "float16"), ("double_weights", "float64")])
 def test_weights_not_in_float32_are_named_not_the_input_size(factory, dtype):
-    with pytest.raises(ModelOutputError, match=rf"failed on a \(1, 3, 224, 224\) input .*its weights are {dtype}, and the "
-                                               r"suite feeds it float32 images: give the model in float32 \(model.float\(\)") as e:
+    said = rf"failed on a \(1, 3, 224, 224\) input .*its weights are {dtype}, and the suite feeds it float32 images: give "
+    with pytest.raises(ModelOutputError, match=said + r"the model in float32 \(model.float\(\)") as e:
         load_model(f"tests.tiny_models:{factory}", "cpu")
     assert "?size=" not in str(e.value)
 
