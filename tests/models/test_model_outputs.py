@@ -103,3 +103,22 @@ def test_a_fixed_batch_of_one_onnx_graph_loads_and_predicts_every_image(tmp_path
     model = load_model(_graph(tmp_path / "b1.onnx", (1, 3, 224, 224)), "cpu")
     logits = predict_logits(model, IMAGES, batch_size=3)
     assert logits.shape == (4, 3) and torch.allclose(logits[1:2], predict_logits(model, IMAGES[1:2]), atol=1e-5)
+
+
+def test_an_hf_folder_saved_in_float16_is_audited_in_float32(tmp_path):
+    # transformers 5 loads the dtype a folder was saved in: the model ran in float16, its functional channel shares
+    # stopped on a dtype mismatch and the colour-space folds failed on float16 rounding.
+    from transformers import ViTForImageClassification
+
+    from tests.hub_models import tiny_vit
+
+    folder = tiny_vit(tmp_path / "vit")
+    half = ViTForImageClassification.from_pretrained(str(folder), torch_dtype=torch.float32).half()
+    half.save_pretrained(tmp_path / "vit16")
+    (tmp_path / "vit16" / "preprocessor_config.json").write_bytes((folder / "preprocessor_config.json").read_bytes())
+    model = load_model(f"hf:{tmp_path / 'vit16'}", "cpu")
+    assert {p.dtype for p in model.module.parameters()} == {torch.float32}
+    reference = half.float().eval()  # the saved float16 weights, exactly, in float32
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        assert torch.equal(model.module(x).logits, reference(x).logits)

@@ -294,13 +294,17 @@ def check_preprocessing(spec: ModelSpec) -> None:
 def build(spec: ModelSpec):
     """The module, its preprocessing and classes, and the files that make it (``loading._Built`` is made from these)."""
     _need_transformers(spec.raw)
+    import torch
     from transformers import AutoModelForImageClassification
 
     files = model_files(spec)
     folder = files[0].parent  # all in one folder (hub.resolve_files: one snapshot)
     where = str(spec.path) if spec.path is not None else f"{spec.name}{'@' + spec.weights if spec.weights else ''} ({folder})"
     try:
-        module = AutoModelForImageClassification.from_pretrained(str(folder), local_files_only=True)
+        # float32 whatever dtype the folder's weights are saved in (transformers 5 loads that dtype, "auto"): the model
+        # the suite audits is float32, as a state dict loaded into its architecture is; the deployment audit checks its
+        # float16 and bfloat16 forms. (torch_dtype: transformers 4's name, still read by 5.)
+        module = AutoModelForImageClassification.from_pretrained(str(folder), local_files_only=True, torch_dtype=torch.float32)
     except Exception as e:
         raise CheckpointError(f"--model {spec.raw}: transformers could not load an image classifier from {where} "
                               f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
