@@ -206,14 +206,14 @@ def exit_load() -> nn.Module:
 
 class _DiesOnTwoImages(TinyNet):
     def forward(self, x):
-        if x.shape[0] == 2:  # the batch-size probe's (visionaudit/models/batching.py PROBE_IMAGES), not the load's 1
+        if x.shape[0] == 2:  # the batch-size probe's (visionaudit/models/batching.py PROBE_IMAGES), not the load's 1 and 3
             os._exit(9)
         return super().forward(x)
 
 
 def probe_crash() -> nn.Module:
-    """Loads (load_model's one-image check passes); the batch-size probe after the load then ends the process, as an
-    OOM kill of a large model's probe would: a crash after its load, not in it."""
+    """Loads (load_model's passes of one and three images); the batch-size probe after the load then ends the process,
+    as an OOM kill of a large model's probe would: a crash after its load, not in it."""
     torch.manual_seed(0)
     return _DiesOnTwoImages()
 
