@@ -108,12 +108,11 @@ def test_a_fixed_batch_of_one_onnx_graph_loads_and_predicts_every_image(tmp_path
 def test_an_hf_folder_saved_in_float16_is_audited_in_float32(tmp_path):
     # transformers 5 loads the dtype a folder was saved in: the model ran in float16, its functional channel shares
     # stopped on a dtype mismatch and the colour-space folds failed on float16 rounding.
-    from transformers import ViTForImageClassification
-
+    transformers = pytest.importorskip("transformers", reason="in the hf extra: pip install 'visionaudit[hf]'")
     from tests.hub_models import tiny_vit
 
     folder = tiny_vit(tmp_path / "vit")
-    half = ViTForImageClassification.from_pretrained(str(folder), torch_dtype=torch.float32).half()
+    half = transformers.ViTForImageClassification.from_pretrained(str(folder), torch_dtype=torch.float32).half()
     half.save_pretrained(tmp_path / "vit16")
     (tmp_path / "vit16" / "preprocessor_config.json").write_bytes((folder / "preprocessor_config.json").read_bytes())
     model = load_model(f"hf:{tmp_path / 'vit16'}", "cpu")
