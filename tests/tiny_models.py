@@ -250,3 +250,18 @@ def double_weights() -> nn.Module:
     """A model handed over in float64, as a factory that calls .double() returns it."""
     torch.manual_seed(0)
     return TinyNet(num_classes=3).double()
+
+
+class _Bfloat16Kernels(TinyNet):
+    def forward(self, x):
+        z = (8.0 * torch.tanh(super().forward(x))).bfloat16()  # logits up to 8, as a trained model's
+        if x.shape[0] > 1:  # a batched kernel rounding differently: one bfloat16 step (1/32 at 4..8, 4e-3 of 8)
+            z = torch.nextafter(z, torch.full_like(z, float("inf")))
+        return z.float()
+
+
+def bfloat16_kernels() -> nn.Module:
+    """Deterministic, computing in bfloat16 and returning float32 logits (as under autocast), its batch of three one
+    bfloat16 rounding step from its image alone (GPU kernels chosen by batch size do this)."""
+    torch.manual_seed(0)
+    return _Bfloat16Kernels(num_classes=3)
