@@ -5,6 +5,8 @@ at startup naming why."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -18,16 +20,42 @@ from visionaudit.models.loading import load_model
 IMAGES = torch.randint(0, 256, (4, 3, 224, 224), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
 
 
-def test_a_one_logit_model_is_refused_naming_the_two_logit_wrap():
+@pytest.mark.parametrize("given", [None, ["cat"], ["a", "b", "c"]])
+def test_a_one_logit_model_without_two_class_names_is_refused(tmp_path, given):
     # Its top-1 was output 0 for every image: with a one-name class file every gate passed on nothing.
-    with pytest.raises(ModelOutputError, match=r"has one output: its top-1 is always that one class.*"
-                                               r"torch.cat\(\[torch.zeros_like\(z\), z\], 1\)"):
-        load_model("tests.tiny_models:one_logit", "cpu")
+    spec = "tests.tiny_models:one_logit"
+    if given is not None:
+        (tmp_path / "classes.json").write_text(json.dumps(given))
+        spec += f"?classes={tmp_path / 'classes.json'}"
+    with pytest.raises(ModelOutputError, match=r"has one output .*audited as two classes, logits \[0, z\].*"
+                                               r"class file of two names, the negative one first"):
+        load_model(spec, "cpu")
 
 
-def test_the_two_logit_wrap_the_refusal_names_gives_the_sigmoid_probabilities():
-    z = torch.linspace(-4, 4, 9).view(-1, 1)
-    assert torch.allclose(torch.cat([torch.zeros_like(z), z], 1).softmax(1)[:, 1:], torch.sigmoid(z))
+def test_a_one_logit_model_is_audited_as_two_classes_its_sigmoid_the_second(tmp_path):
+    (tmp_path / "classes.txt").write_text("no cat\ncat\n")
+    model = load_model(f"tests.tiny_models:one_logit?classes={tmp_path / 'classes.txt'}", "cpu")
+    assert model.num_classes == 2 and model.label_space.names == ("no cat", "cat")
+    assert "audited as two classes, 'no cat' and 'cat', logits [0, z]" in model.outputs_note
+    logits = predict_logits(model, IMAGES, batch_size=3)
+    with torch.inference_mode():  # the module's own one logit, on the same preprocessed images
+        z = model.module(model.preprocessing.normalize(IMAGES))
+    assert z.shape == (4, 1) and torch.equal(logits[:, 0], torch.zeros(4))
+    assert torch.allclose(logits.softmax(1)[:, 1:], torch.sigmoid(z), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["torchscript", "torch_export", "onnxruntime"])
+def test_a_one_logit_models_deployment_forms_give_its_two_class_logits(name):
+    if name == "onnxruntime":
+        pytest.importorskip("onnxruntime", reason="in the deploy extra: pip install 'visionaudit[deploy]'")
+    from tests.tiny_models import one_logit
+    from visionaudit.families.deployment import convert
+
+    module, x = one_logit().eval(), torch.randn(3, 3, 32, 32)
+    with torch.inference_mode():
+        z = module(x)
+    got = convert(module, name, x[:2])(x)
+    assert got.shape == (3, 2) and torch.allclose(got, torch.cat([torch.zeros_like(z), z], 1), atol=1e-5)
 
 
 def test_a_model_shipped_in_train_mode_is_audited_in_eval_mode():

@@ -23,6 +23,7 @@ from visionaudit.errors import CheckpointError, SpecError
 from visionaudit.files import sha256_file
 from visionaudit.models import checkpoints, hf, hub
 from visionaudit.models.classes import (
+    ClassCountMismatch,
     from_names,
     hf_classes,
     resolve,
@@ -36,7 +37,7 @@ from visionaudit.models.preprocessing_before_load import (
     timm_preprocessing,
     torchvision_preprocessing,
 )
-from visionaudit.models.probe import as_logits, probe_classes
+from visionaudit.models.probe import as_logits, one_output_error, probe_classes
 from visionaudit.models.specs import (
     DEFAULT_MODEL,
     ModelSpec,
@@ -81,6 +82,7 @@ class LoadedModel:
     batch_size: int | None = None  # images per forward pass when a caller gives none (visionaudit.models.batching)
     batch_note: str | None = None  # why it was capped, when it was
     label_space: LabelSpace | None = None  # its classes in output order (visionaudit.data.label_space); set by load_model
+    outputs_note: str | None = None  # a one-output model audited as two classes says so (a run note)
 
     @property
     def input_size(self) -> int:
@@ -333,8 +335,8 @@ def _load(parsed: ModelSpec, dev: torch.device, classes: str | None = None) -> L
     for p in module.parameters():
         p.requires_grad_(False)
     pre = fit_input_channels(module, pre, dev, parsed.raw, parsed.options)  # a 1-channel model is fed grayscale
-    num_classes = probe_classes(module, pre.channels, pre.crop_size, dev, parsed.raw)
-    space = resolve(parsed, built.classes, num_classes, classes)
+    num_classes, one_output = probe_classes(module, pre.channels, pre.crop_size, dev, parsed.raw)
+    space, outputs_note = _label_space(parsed, built, num_classes, one_output, classes)
     imagenet = space.imagenet1k  # ?imagenet= is applied to the label space itself (classes.resolve)
     if built.identity is not None:
         sha, sha_of, _ = built.identity
@@ -357,4 +359,21 @@ def _load(parsed: ModelSpec, dev: torch.device, classes: str | None = None) -> L
         sha256_of=sha_of,
         architecture=built.architecture,
         label_space=space,
+        outputs_note=outputs_note,
     )
+
+
+def _label_space(parsed: ModelSpec, built: _Built, num_classes: int, one_output: bool,
+                 classes: str | None) -> tuple[LabelSpace, str | None]:
+    """Its classes; a one-output model's two (negative, positive) must be named: output indices would judge nothing."""
+    if not one_output:
+        return resolve(parsed, built.classes, num_classes, classes), None
+    if "classes" not in parsed.options and built.classes is None and not classes:
+        raise one_output_error(parsed.raw, "none were given")
+    try:
+        space = resolve(parsed, built.classes, num_classes, classes)
+    except ClassCountMismatch as e:
+        raise one_output_error(parsed.raw, f"not as given: {e}") from None
+    negative, positive = space.names
+    return space, (f"model {parsed.id} has one output z (a logit read through a sigmoid): audited as two classes, "
+                   f"{negative!r} and {positive!r}, logits [0, z] (softmax 1 - sigmoid(z), sigmoid(z))")

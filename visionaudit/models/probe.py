@@ -21,12 +21,33 @@ LOW_PRECISION = (torch.float16, torch.bfloat16)
 SAME_LOGITS = 5e-2
 
 
-def as_logits(output: Any) -> Any:
-    """The logits tensor inside a model's output (HF-style ``.logits``, or the first of a tuple)."""
+def _inside(output: Any) -> Any:
     output = getattr(output, "logits", output)
     if isinstance(output, (tuple, list)) and output:
         output = output[0]
     return output
+
+
+def _one_logit(out: Any) -> bool:
+    return isinstance(out, torch.Tensor) and out.dim() == 2 and out.shape[1] == 1
+
+
+def as_logits(output: Any) -> Any:
+    """The logits tensor inside a model's output (HF-style ``.logits``, or the first of a tuple). One output ``z`` (a
+    binary classifier's logit, read through a sigmoid) is two classes' logits ``[0, z]``: their softmax is
+    ``1 - sigmoid(z), sigmoid(z)``. The one place outputs become logits (inference, the deployment forms' wrappers and
+    exports, the functional audits), so every loader, ONNX included, gets it."""
+    output = _inside(output)
+    if _one_logit(output):
+        output = torch.cat([torch.zeros_like(output), output], 1)
+    return output
+
+
+def one_output_error(spec: str, why: str) -> ModelOutputError:
+    return ModelOutputError(
+        f"model {spec} has one output (a binary classifier's logit z, read through a sigmoid): it is audited as two "
+        "classes, logits [0, z] (softmax 1 - sigmoid(z), sigmoid(z)), so name them in a class file of two names, the "
+        f"negative one first (?classes=FILE or --audit-classes FILE); {why}")
 
 
 def _weights_not_float32(module: torch.nn.Module) -> str:
@@ -40,9 +61,10 @@ def _weights_not_float32(module: torch.nn.Module) -> str:
             + ("; the deployment audit checks its float16 and bfloat16 forms against it" if dtypes & set(LOW_PRECISION) else ""))
 
 
-def probe_classes(module: torch.nn.Module, channels: int, size: int, device: torch.device, spec: str) -> int:
-    """The model's number of outputs, from two forward passes of images drawn from a fixed seed: one image, then it
-    with two others (not two: the batch-size probe's count, visionaudit/models/batching.py)."""
+def probe_classes(module: torch.nn.Module, channels: int, size: int, device: torch.device, spec: str) -> tuple[int, bool]:
+    """The model's number of classes, and whether it has one output (audited as two, :func:`as_logits`), from two
+    forward passes of images drawn from a fixed seed: one image, then it with two others (not two: the batch-size
+    probe's count, visionaudit/models/batching.py)."""
     # Three images of other brightness and contrast: batch statistics left in training mode then differ between one
     # image and three (images drawn alike barely move them: a 4-channel BatchNorm net moved its logits 0.008, now 0.09)
     spread = torch.tensor([[1.0, 0.0], [0.5, 0.5], [2.0, 1.0]]).view(3, 2, 1, 1, 1)
@@ -51,7 +73,9 @@ def probe_classes(module: torch.nn.Module, channels: int, size: int, device: tor
     shown, in_batch = (1, *x.shape[1:]), None
     try:
         with torch.inference_mode():
-            out = as_logits(module(x[:1]))
+            out = _inside(module(x[:1]))
+            one = _one_logit(out)
+            out = as_logits(out)
             if isinstance(out, torch.Tensor) and out.dim() == 2 and out.shape[1] > 1:
                 shown = tuple(x.shape)
                 in_batch = as_logits(module(x))
@@ -66,14 +90,8 @@ def probe_classes(module: torch.nn.Module, channels: int, size: int, device: tor
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ModelOutputError(f"model {spec} returned {shape} for one image; an image classifier returns (batch, "
                                "classes) logits")
-    if out.shape[1] == 1:
-        raise ModelOutputError(
-            f"model {spec} has one output: its top-1 is always that one class, so no audit could judge anything. A binary "
-            "classifier with one logit (read through a sigmoid) is audited as two classes: wrap it to return "
-            "torch.cat([torch.zeros_like(z), z], 1) (whose softmax is 1 - sigmoid(z), sigmoid(z)) and name its classes, "
-            "the negative one first (?classes=FILE)")
     _check_same(out, in_batch, spec)
-    return int(out.shape[1])
+    return int(out.shape[1]), one
 
 
 def _check_same(alone: torch.Tensor, in_batch: Any, spec: str) -> None:
