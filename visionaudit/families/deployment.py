@@ -46,7 +46,7 @@ def _wrappers() -> tuple[type, type, type]:
     import torch
     from torch import nn
 
-    from visionaudit.models.loading import as_logits
+    from visionaudit.models.probe import as_logits
 
     class Cast(nn.Module):
         """Run ``module`` in ``dtype`` (and memory format); logits come back as float32."""

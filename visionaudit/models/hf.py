@@ -5,7 +5,7 @@ The folder is what ``save_pretrained`` writes: ``config.json``, the weights (``m
 come from the local Hugging Face cache (:mod:`visionaudit.models.hub`: the download policy). The model loads
 through ``AutoModelForImageClassification`` from local files only; its classes are ``config.id2label``
 (:func:`visionaudit.models.classes.hf_classes`); its output's ``.logits`` are the logits
-(:func:`visionaudit.models.loading.as_logits`).
+(:func:`visionaudit.models.probe.as_logits`).
 
 The image processor's rule, in the suite's :class:`~visionaudit.preprocessing.Preprocessing`
 (:func:`from_image_processor`):
