@@ -97,14 +97,14 @@ def test_weights_not_in_float32_are_named_not_the_input_size(factory, dtype):
     assert "?size=" not in str(e.value)
 
 
-def _graph(path, shape):
+def _graph(path, shape, outputs=3):
     """input (shape) -> [Transpose to NCHW when channels last] -> Conv -> GlobalAveragePool -> Flatten."""
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper, numpy_helper
 
     channels_last = shape[3] in (1, 3, 4) and shape[1] not in (1, 3, 4)
     cin = shape[3] if channels_last else shape[1]
-    w = numpy_helper.from_array(np.random.default_rng(0).normal(size=(3, cin, 3, 3)).astype(np.float32), "W")
+    w = numpy_helper.from_array(np.random.default_rng(0).normal(size=(outputs, cin, 3, 3)).astype(np.float32), "W")
     nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 3, 1, 2])] if channels_last else []
     nodes += [helper.make_node("Conv", ["t" if channels_last else "x", "W"], ["y"]),
               helper.make_node("GlobalAveragePool", ["y"], ["p"]), helper.make_node("Flatten", ["p"], ["logits"])]
@@ -138,6 +138,21 @@ def test_a_fixed_batch_of_one_onnx_graph_loads_and_predicts_every_image(tmp_path
     model = load_model(_graph(tmp_path / "b1.onnx", (1, 3, 224, 224)), "cpu")
     logits = predict_logits(model, IMAGES, batch_size=3)
     assert logits.shape == (4, 3) and torch.allclose(logits[1:2], predict_logits(model, IMAGES[1:2]), atol=1e-5)
+
+
+def test_a_one_output_onnx_graph_is_audited_as_two_classes(tmp_path):
+    # A team shipping an ONNX file cannot wrap its model: the [0, z] logits are the suite's, where outputs become logits.
+    pytest.importorskip("onnxruntime")
+    (tmp_path / "classes.json").write_text(json.dumps(["negative", "positive"]))
+    path = _graph(tmp_path / "one.onnx", ("N", 3, 224, 224), outputs=1)
+    model = load_model(f"{path}?classes={tmp_path / 'classes.json'}", "cpu")
+    logits = predict_logits(model, IMAGES, batch_size=3)
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    z = session.run(None, {"x": model.preprocessing.normalize(IMAGES).numpy()})[0]  # the graph's own one output
+    assert model.num_classes == 2 and z.shape == (4, 1) and torch.equal(logits[:, 0], torch.zeros(4))
+    assert torch.allclose(logits[:, 1:], torch.from_numpy(z), atol=1e-5)
 
 
 def test_an_hf_folder_saved_in_float16_is_audited_in_float32(tmp_path):
