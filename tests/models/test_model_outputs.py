@@ -36,7 +36,7 @@ def test_a_one_logit_model_is_audited_as_two_classes_its_sigmoid_the_second(tmp_
     (tmp_path / "classes.txt").write_text("no cat\ncat\n")
     model = load_model(f"tests.tiny_models:one_logit?classes={tmp_path / 'classes.txt'}", "cpu")
     assert model.num_classes == 2 and model.label_space.names == ("no cat", "cat")
-    assert "audited as two classes, 'no cat' and 'cat', logits [0, z]" in model.outputs_note
+    assert "audited as two classes, 'no cat' and 'cat', logits [0, z]" in model.notes[0]
     logits = predict_logits(model, IMAGES, batch_size=3)
     with torch.inference_mode():  # the module's own one logit, on the same preprocessed images
         z = model.module(model.preprocessing.normalize(IMAGES))
@@ -167,6 +167,9 @@ def test_an_hf_folder_saved_in_float16_is_audited_in_float32(tmp_path):
     (tmp_path / "vit16" / "preprocessor_config.json").write_bytes((folder / "preprocessor_config.json").read_bytes())
     model = load_model(f"hf:{tmp_path / 'vit16'}", "cpu")
     assert {p.dtype for p in model.module.parameters()} == {torch.float32}
+    assert model.notes == (f"model {model.id}: its weights are saved in float16; audited in float32 (those weights "
+                           "exactly, float32 arithmetic); the deployment audit checks its float16 and bfloat16 forms",)
+    assert load_model(f"hf:{folder}", "cpu").notes == ()  # saved in float32: nothing to say
     reference = half.float().eval()  # the saved float16 weights, exactly, in float32
     x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():

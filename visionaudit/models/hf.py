@@ -291,6 +291,19 @@ def check_preprocessing(spec: ModelSpec) -> None:
         preprocessing(spec, path.parent, str(spec.path) if spec.path is not None else spec.name)
 
 
+def saved_dtype_note(spec: ModelSpec, files) -> str | None:
+    """What the run says of a folder saved in another dtype than float32: it is audited in float32 (:func:`build`)."""
+    try:
+        config = json.loads((files[0].parent / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    saved = config.get("dtype") or config.get("torch_dtype")  # transformers 5's name, then 4's
+    if not isinstance(saved, str) or saved in ("float32", "auto"):
+        return None
+    return (f"model {spec.id}: its weights are saved in {saved}; audited in float32 (those weights exactly, float32 "
+            "arithmetic); the deployment audit checks its float16 and bfloat16 forms")
+
+
 def build(spec: ModelSpec):
     """The module, its preprocessing and classes, and the files that make it (``loading._Built`` is made from these)."""
     _need_transformers(spec.raw)

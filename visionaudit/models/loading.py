@@ -82,7 +82,7 @@ class LoadedModel:
     batch_size: int | None = None  # images per forward pass when a caller gives none (visionaudit.models.batching)
     batch_note: str | None = None  # why it was capped, when it was
     label_space: LabelSpace | None = None  # its classes in output order (visionaudit.data.label_space); set by load_model
-    outputs_note: str | None = None  # a one-output model audited as two classes says so (a run note)
+    notes: tuple[str, ...] = ()  # how it is audited when not as given (one output as two classes, ...): run notes
 
     @property
     def input_size(self) -> int:
@@ -120,6 +120,7 @@ class _Built:
     classes: LabelSpace | None = None  # the names the model carries (visionaudit.models.classes), if any
     files: tuple[Path, ...] = ()  # several files that make the model (a Hugging Face folder's): hashed together
     identity: tuple[str, str, int] | None = None  # sha256, what was hashed, parameters: weights outside torch (ONNX)
+    note: str | None = None  # how it is audited, when not as it was saved (a run note)
 
 
 def _build_lite(name: str, pretrained: bool) -> _Built:
@@ -287,7 +288,7 @@ def _build(spec: ModelSpec, device: torch.device | None = None) -> _Built:
         return _build_timm(spec.name, spec.path, pretrained=spec.weights == "pretrained")
     if spec.kind == "hf":
         module, pre, architecture, files, classes = hf.build(spec)
-        return _Built(module, pre, architecture, classes=classes, files=tuple(files))
+        return _Built(module, pre, architecture, classes=classes, files=tuple(files), note=hf.saved_dtype_note(spec, files))
     if spec.kind == "torchscript":
         try:
             module = torch.jit.load(str(spec.path), map_location="cpu")
@@ -359,7 +360,7 @@ def _load(parsed: ModelSpec, dev: torch.device, classes: str | None = None) -> L
         sha256_of=sha_of,
         architecture=built.architecture,
         label_space=space,
-        outputs_note=outputs_note,
+        notes=tuple(n for n in (outputs_note, built.note) if n),
     )
 
 
