@@ -206,13 +206,62 @@ def exit_load() -> nn.Module:
 
 class _DiesOnTwoImages(TinyNet):
     def forward(self, x):
-        if x.shape[0] == 2:  # the batch-size probe's (visionaudit/models/batching.py PROBE_IMAGES), not the load's 1
+        if x.shape[0] == 2:  # the batch-size probe's (visionaudit/models/batching.py PROBE_IMAGES), not the load's 1 and 3
             os._exit(9)
         return super().forward(x)
 
 
 def probe_crash() -> nn.Module:
-    """Loads (load_model's one-image check passes); the batch-size probe after the load then ends the process, as an
-    OOM kill of a large model's probe would: a crash after its load, not in it."""
+    """Loads (load_model's passes of one and three images); the batch-size probe after the load then ends the process,
+    as an OOM kill of a large model's probe would: a crash after its load, not in it."""
     torch.manual_seed(0)
     return _DiesOnTwoImages()
+
+
+def one_logit() -> nn.Module:
+    """A binary classifier with one logit, read through a sigmoid: its top-1 is always output 0."""
+    torch.manual_seed(0)
+    return TinyNet(num_classes=1)
+
+
+class _DropoutNet(TinyNet):
+    def __init__(self) -> None:
+        super().__init__(num_classes=3)
+        self.bn = nn.BatchNorm2d(4)
+        self.drop = nn.Dropout(0.5)
+
+    def forward(self, x):
+        return self.fc(self.drop(self.bn(self.conv(x)).mean((2, 3))))
+
+
+def shipped_in_train_mode() -> nn.Module:
+    """Dropout and BatchNorm as a training script leaves them: in training mode."""
+    torch.manual_seed(0)
+    return _DropoutNet().train()
+
+
+def half_weights() -> nn.Module:
+    """A model handed over in half precision (weights float16), as a factory that calls .half() returns it."""
+    torch.manual_seed(0)
+    return TinyNet(num_classes=3).half()
+
+
+def double_weights() -> nn.Module:
+    """A model handed over in float64, as a factory that calls .double() returns it."""
+    torch.manual_seed(0)
+    return TinyNet(num_classes=3).double()
+
+
+class _Bfloat16Kernels(TinyNet):
+    def forward(self, x):
+        z = (8.0 * torch.tanh(super().forward(x))).bfloat16()  # logits up to 8, as a trained model's
+        if x.shape[0] > 1:  # a batched kernel rounding differently: one bfloat16 step (1/32 at 4..8, 4e-3 of 8)
+            z = torch.nextafter(z, torch.full_like(z, float("inf")))
+        return z.float()
+
+
+def bfloat16_kernels() -> nn.Module:
+    """Deterministic, computing in bfloat16 and returning float32 logits (as under autocast), its batch of three one
+    bfloat16 rounding step from its image alone (GPU kernels chosen by batch size do this)."""
+    torch.manual_seed(0)
+    return _Bfloat16Kernels(num_classes=3)

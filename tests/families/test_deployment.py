@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 
 import pytest
@@ -83,3 +84,39 @@ class Scores(nn.Module):
 def test_an_untraceable_model_is_unsupported_naming_its_class():
     with pytest.raises(Unsupported, match="torch.jit.trace of Scores failed: .*dict"):
         convert(Scores(), "torchscript", torch.randn(2, 3, 8, 8))
+
+
+@dataclasses.dataclass
+class LogitsAndFeatures:
+    logits: torch.Tensor
+    features: torch.Tensor
+
+
+class ReturnsADataclass(nn.Module):
+    """A team's model returning its own dataclass (logits and features), which torch.export knows no pytree of."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = small()
+
+    def forward(self, x):
+        return LogitsAndFeatures(self.net(x), x.mean((2, 3)))
+
+
+@pytest.mark.parametrize("name", ["torch_export", "onnxruntime"])
+def test_a_model_returning_a_dataclass_is_exported_for_its_logits(name):
+    # Both forms were skipped ("torch.export failed: ... not a known type"): exported as TorchScript is, its logits.
+    if name == "onnxruntime":
+        pytest.importorskip("onnxruntime", reason="in the deploy extra: pip install 'visionaudit[deploy]'")
+    model, x = ReturnsADataclass().eval(), torch.randn(5, 3, 16, 16)
+    shipped = convert(model, name, x[:2])
+    with torch.no_grad():
+        expected, got = model(x).logits, shipped(x)
+    assert isinstance(got, torch.Tensor) and got.shape == (5, 10) and (got - expected).abs().max() < 1e-4
+
+
+def test_an_exporters_colour_codes_are_left_out_of_the_reason():
+    from visionaudit.families.deployment import _reason
+
+    assert _reason(RuntimeError("Failed to export. \x1b[96mThis is step 1/3\x1b[0m of exporting")) == (
+        "RuntimeError: Failed to export. This is step 1/3 of exporting")

@@ -122,7 +122,7 @@ def gradient_shares(model: LoadedModel, images: torch.Tensor, labels: torch.Tens
     """|d logit_true / d x| * x summed per channel over ``images`` (raw [0, 1] pixels), normalized."""
     import torch
 
-    from visionaudit.models.loading import as_logits
+    from visionaudit.models.probe import as_logits
 
     totals = torch.zeros(images.shape[1], dtype=torch.float64)
     for start in range(0, images.shape[0], batch_size):

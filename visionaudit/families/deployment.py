@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import functools
 import os
+import re
 import tempfile
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Mapping
@@ -45,7 +46,7 @@ def _wrappers() -> tuple[type, type, type]:
     import torch
     from torch import nn
 
-    from visionaudit.models.loading import as_logits
+    from visionaudit.models.probe import as_logits
 
     class Cast(nn.Module):
         """Run ``module`` in ``dtype`` (and memory format); logits come back as float32."""
@@ -82,7 +83,7 @@ def _wrappers() -> tuple[type, type, type]:
 
 
 def _reason(e: Exception) -> str:
-    text = str(e).strip().splitlines()
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip().splitlines()  # torch's ONNX exporter colours its messages
     return f"{type(e).__name__}: {text[0] if text else ''}"[:300]
 
 
@@ -102,7 +103,10 @@ def convert(module: nn.Module, name: str, example: torch.Tensor) -> nn.Module:
     if name == "torch_export":
         try:
             batch = torch.export.Dim("batch", min=1, max=4096)
-            return torch.export.export(copy.deepcopy(module), (example,), dynamic_shapes=({0: batch},)).module()
+            # its logits tensor, as for TorchScript: a model returning its own dataclass (logits and features) is no
+            # pytree torch.export knows, and was skipped
+            return torch.export.export(_LogitsOnly(copy.deepcopy(module)), (example,),
+                                       dynamic_shapes=({0: batch},)).module()
         except Exception as e:
             raise Unsupported(f"torch.export failed: {_reason(e)}") from None
     if name == "onnxruntime":
@@ -114,7 +118,7 @@ def convert(module: nn.Module, name: str, example: torch.Tensor) -> nn.Module:
         try:
             with tempfile.TemporaryDirectory(prefix="visionaudit-onnx-") as folder:
                 path = os.path.join(folder, "model.onnx")
-                export_onnx(copy.deepcopy(module).cpu(), example.cpu(), path)
+                export_onnx(_LogitsOnly(copy.deepcopy(module)).cpu(), example.cpu(), path)
                 session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
         except Exception as e:
             raise Unsupported(f"ONNX export or ONNX Runtime load failed: {_reason(e)}") from None

@@ -5,7 +5,7 @@ The folder is what ``save_pretrained`` writes: ``config.json``, the weights (``m
 come from the local Hugging Face cache (:mod:`visionaudit.models.hub`: the download policy). The model loads
 through ``AutoModelForImageClassification`` from local files only; its classes are ``config.id2label``
 (:func:`visionaudit.models.classes.hf_classes`); its output's ``.logits`` are the logits
-(:func:`visionaudit.models.loading.as_logits`).
+(:func:`visionaudit.models.probe.as_logits`).
 
 The image processor's rule, in the suite's :class:`~visionaudit.preprocessing.Preprocessing`
 (:func:`from_image_processor`):
@@ -291,16 +291,33 @@ def check_preprocessing(spec: ModelSpec) -> None:
         preprocessing(spec, path.parent, str(spec.path) if spec.path is not None else spec.name)
 
 
+def saved_dtype_note(spec: ModelSpec, files) -> str | None:
+    """What the run says of a folder saved in another dtype than float32: it is audited in float32 (:func:`build`)."""
+    try:
+        config = json.loads((files[0].parent / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    saved = config.get("dtype") or config.get("torch_dtype")  # transformers 5's name, then 4's
+    if not isinstance(saved, str) or saved in ("float32", "auto"):
+        return None
+    return (f"model {spec.id}: its weights are saved in {saved}; audited in float32 (those weights exactly, float32 "
+            "arithmetic); the deployment audit checks its float16 and bfloat16 forms")
+
+
 def build(spec: ModelSpec):
     """The module, its preprocessing and classes, and the files that make it (``loading._Built`` is made from these)."""
     _need_transformers(spec.raw)
+    import torch
     from transformers import AutoModelForImageClassification
 
     files = model_files(spec)
     folder = files[0].parent  # all in one folder (hub.resolve_files: one snapshot)
     where = str(spec.path) if spec.path is not None else f"{spec.name}{'@' + spec.weights if spec.weights else ''} ({folder})"
     try:
-        module = AutoModelForImageClassification.from_pretrained(str(folder), local_files_only=True)
+        # float32 whatever dtype the folder's weights are saved in (transformers 5 loads that dtype, "auto"): the model
+        # the suite audits is float32, as a state dict loaded into its architecture is; the deployment audit checks its
+        # float16 and bfloat16 forms. (torch_dtype: transformers 4's name, still read by 5.)
+        module = AutoModelForImageClassification.from_pretrained(str(folder), local_files_only=True, torch_dtype=torch.float32)
     except Exception as e:
         raise CheckpointError(f"--model {spec.raw}: transformers could not load an image classifier from {where} "
                               f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None

@@ -18,7 +18,7 @@ from visionaudit.devices import inference_memory_format, retain_freed_cpu_memory
 from visionaudit.errors import ModelOutputError
 from visionaudit.models import logit_cache
 from visionaudit.models.batching import default_batch_size
-from visionaudit.models.loading import as_logits
+from visionaudit.models.probe import as_logits
 from visionaudit.progress import phase
 
 if TYPE_CHECKING:

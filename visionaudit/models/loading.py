@@ -19,10 +19,11 @@ import torch
 
 from visionaudit.data.label_space import LabelSpace, imagenet1k
 from visionaudit.devices import resolve_device, use_exact_float32
-from visionaudit.errors import CheckpointError, ModelOutputError, SpecError
+from visionaudit.errors import CheckpointError, SpecError
 from visionaudit.files import sha256_file
 from visionaudit.models import checkpoints, hf, hub
 from visionaudit.models.classes import (
+    ClassCountMismatch,
     from_names,
     hf_classes,
     resolve,
@@ -36,6 +37,7 @@ from visionaudit.models.preprocessing_before_load import (
     timm_preprocessing,
     torchvision_preprocessing,
 )
+from visionaudit.models.probe import as_logits, one_output_error, probe_classes
 from visionaudit.models.specs import (
     DEFAULT_MODEL,
     ModelSpec,
@@ -80,6 +82,7 @@ class LoadedModel:
     batch_size: int | None = None  # images per forward pass when a caller gives none (visionaudit.models.batching)
     batch_note: str | None = None  # why it was capped, when it was
     label_space: LabelSpace | None = None  # its classes in output order (visionaudit.data.label_space); set by load_model
+    notes: tuple[str, ...] = ()  # how it is audited when not as given (one output as two classes, ...): run notes
 
     @property
     def input_size(self) -> int:
@@ -105,14 +108,6 @@ class LoadedModel:
         }
 
 
-def as_logits(output: Any) -> Any:
-    """The logits tensor inside a model's output (HF-style ``.logits``, or the first of a tuple)."""
-    output = getattr(output, "logits", output)
-    if isinstance(output, (tuple, list)) and output:
-        output = output[0]
-    return output
-
-
 # --- architectures -------------------------------------------------------------------------------
 
 
@@ -125,6 +120,7 @@ class _Built:
     classes: LabelSpace | None = None  # the names the model carries (visionaudit.models.classes), if any
     files: tuple[Path, ...] = ()  # several files that make the model (a Hugging Face folder's): hashed together
     identity: tuple[str, str, int] | None = None  # sha256, what was hashed, parameters: weights outside torch (ONNX)
+    note: str | None = None  # how it is audited, when not as it was saved (a run note)
 
 
 def _build_lite(name: str, pretrained: bool) -> _Built:
@@ -292,7 +288,7 @@ def _build(spec: ModelSpec, device: torch.device | None = None) -> _Built:
         return _build_timm(spec.name, spec.path, pretrained=spec.weights == "pretrained")
     if spec.kind == "hf":
         module, pre, architecture, files, classes = hf.build(spec)
-        return _Built(module, pre, architecture, classes=classes, files=tuple(files))
+        return _Built(module, pre, architecture, classes=classes, files=tuple(files), note=hf.saved_dtype_note(spec, files))
     if spec.kind == "torchscript":
         try:
             module = torch.jit.load(str(spec.path), map_location="cpu")
@@ -340,8 +336,8 @@ def _load(parsed: ModelSpec, dev: torch.device, classes: str | None = None) -> L
     for p in module.parameters():
         p.requires_grad_(False)
     pre = fit_input_channels(module, pre, dev, parsed.raw, parsed.options)  # a 1-channel model is fed grayscale
-    num_classes = _probe_classes(module, pre, dev, parsed.raw)
-    space = resolve(parsed, built.classes, num_classes, classes)
+    num_classes, one_output = probe_classes(module, pre.channels, pre.crop_size, dev, parsed.raw)
+    space, outputs_note = _label_space(parsed, built, num_classes, one_output, classes)
     imagenet = space.imagenet1k  # ?imagenet= is applied to the label space itself (classes.resolve)
     if built.identity is not None:
         sha, sha_of, _ = built.identity
@@ -364,24 +360,21 @@ def _load(parsed: ModelSpec, dev: torch.device, classes: str | None = None) -> L
         sha256_of=sha_of,
         architecture=built.architecture,
         label_space=space,
+        notes=tuple(n for n in (outputs_note, built.note) if n),
     )
 
 
-def _probe_classes(module: torch.nn.Module, pre: Preprocessing, device: torch.device, spec: str) -> int:
-    # One forward pass proves the model takes its declared input and says how many classes it has.
-    x = torch.zeros(1, pre.channels, pre.crop_size, pre.crop_size, device=device)
+def _label_space(parsed: ModelSpec, built: _Built, num_classes: int, one_output: bool,
+                 classes: str | None) -> tuple[LabelSpace, str | None]:
+    """Its classes; a one-output model's two (negative, positive) must be named: output indices would judge nothing."""
+    if not one_output:
+        return resolve(parsed, built.classes, num_classes, classes), None
+    if "classes" not in parsed.options and built.classes is None and not classes:
+        raise one_output_error(parsed.raw, "none were given")
     try:
-        with torch.inference_mode():
-            out = module(x)
-    except Exception as e:
-        raise ModelOutputError(
-            f"model {spec} failed on a {tuple(x.shape)} input ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
-            "check its input size (?size=N); a model that takes grayscale is fed it when its first convolution can be "
-            "found, else give it one mean and one std (?mean=M&std=S)"
-        ) from None
-    out = as_logits(out)
-    if not isinstance(out, torch.Tensor) or out.dim() != 2:
-        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ModelOutputError(f"model {spec} returned {shape} for one image; an image classifier returns (batch, "
-                               "classes) logits")
-    return int(out.shape[1])
+        space = resolve(parsed, built.classes, num_classes, classes)
+    except ClassCountMismatch as e:
+        raise one_output_error(parsed.raw, f"not as given: {e}") from None
+    negative, positive = space.names
+    return space, (f"model {parsed.id} has one output z (a logit read through a sigmoid): audited as two classes, "
+                   f"{negative!r} and {positive!r}, logits [0, z] (softmax 1 - sigmoid(z), sigmoid(z))")

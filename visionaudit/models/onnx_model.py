@@ -120,6 +120,11 @@ def _read_graph(path_text: str, size: int, mtime_ns: int) -> OnnxGraph:
     if len(shape) != 4:
         raise SpecError(f"{path}: its input {inputs[0].name} has {len(shape)} dimensions; an image classifier takes "
                         "(batch, channels, height, width)")
+    if shape[3] in (1, 3, 4) and shape[1] not in (1, 3, 4):  # (N, H, W, C): a TensorFlow-style channels-last graph
+        shown = tuple(d if d is not None else "?" for d in shape)
+        raise SpecError(f"{path}: its input {inputs[0].name} is {shown}, channels last (NHWC); the suite feeds (N, C, H, W) "
+                        "images, channels first: export the model to take them (wrap it as model(x.permute(0, 2, 3, 1)) "
+                        "before exporting, or convert the graph's input to NCHW)")
     if shape[2] is not None and shape[3] is not None and shape[2] != shape[3]:
         raise SpecError(f"{path}: its input is {shape[2]}x{shape[3]} pixels; the suite feeds square crops (export the "
                         "model for a square input)")
@@ -208,6 +213,9 @@ def own_preprocessing(graph: OnnxGraph) -> Preprocessing:
 def check_input(graph: OnnxGraph, pre: Preprocessing, who: str) -> None:
     """The preprocessing's input (channels, size) against what the graph fixes: a mismatch is a spec error now."""
     channels, size = graph.input_shape[1], graph.input_shape[2]
+    if channels is not None and channels not in (1, 3):
+        raise SpecError(f"model {who} takes {channels} input channels (its graph's input shape): the suite feeds RGB images "
+                        "(3 channels), or their luminance to a 1-channel model")
     if channels is not None and channels != pre.channels:
         raise SpecError(f"model {who} takes {channels} input channel(s) (its graph's input shape) but its preprocessing "
                         f"gives {pre.channels} mean/std value(s) ({pre.source}): give {channels}, e.g. ?mean=...&std=...")

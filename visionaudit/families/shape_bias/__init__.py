@@ -145,7 +145,7 @@ def stimulus_geometry(model: LoadedModel, mode: str = "native") -> Geometry:
     if model.input_size != STIMULUS_SIZE:
         import torch
 
-        from visionaudit.models.loading import as_logits
+        from visionaudit.models.probe import as_logits
 
         x = torch.zeros(1, model.preprocessing.channels, STIMULUS_SIZE, STIMULUS_SIZE, device=model.device)
         try:

@@ -1,0 +1,114 @@
+"""The load's forward passes (:func:`visionaudit.models.loading.load_model`): they prove that the model takes its declared
+input and returns ``(batch, classes)`` logits of more than one class, the same for an image however often it runs and
+whatever else is in its batch. A model that fails one is refused with what is wrong and the fix: nothing an audit
+measured of it would mean anything (one output's top-1 is always right; a draw's numbers are not the model's).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from visionaudit.errors import ModelOutputError
+
+LOW_PRECISION = (torch.float16, torch.bfloat16)
+# Largest difference of one image's logits between the probe's two passes, as a share of its largest logit (at least
+# 1), whatever the output's dtype: a model may compute in float16 or bfloat16 (autocast, an ONNX file exported in
+# float16) and return float32, so its batch-size-dependent kernels differ by a few of those steps (one bfloat16 step
+# is 4e-3 of a logit of 8). Training mode moves logits far more, measured on CPU for 3 images drawn as the probe's:
+# ResNet-50 (random init) 0.14, efficientnet_lite0 2.3. A false refusal of a good model is worse than a missed one.
+SAME_LOGITS = 5e-2
+
+
+def _inside(output: Any) -> Any:
+    output = getattr(output, "logits", output)
+    if isinstance(output, (tuple, list)) and output:
+        output = output[0]
+    return output
+
+
+def _one_logit(out: Any) -> bool:
+    return isinstance(out, torch.Tensor) and out.dim() == 2 and out.shape[1] == 1
+
+
+def as_logits(output: Any) -> Any:
+    """The logits tensor inside a model's output (HF-style ``.logits``, or the first of a tuple). One output ``z`` (a
+    binary classifier's logit, read through a sigmoid) is two classes' logits ``[0, z]``: their softmax is
+    ``1 - sigmoid(z), sigmoid(z)``. The one place outputs become logits (inference, the deployment forms' wrappers and
+    exports, the functional audits), so every loader, ONNX included, gets it."""
+    output = _inside(output)
+    if _one_logit(output):
+        output = torch.cat([torch.zeros_like(output), output], 1)
+    return output
+
+
+def one_output_error(spec: str, why: str) -> ModelOutputError:
+    return ModelOutputError(
+        f"model {spec} has one output (a binary classifier's logit z, read through a sigmoid): it is audited as two "
+        "classes, logits [0, z] (softmax 1 - sigmoid(z), sigmoid(z)), so name them in a class file of two names, the "
+        f"negative one first (?classes=FILE or --audit-classes FILE); {why}")
+
+
+def _weights_not_float32(module: torch.nn.Module) -> str:
+    """Why a float32 input can fail: the module's weights are float16, bfloat16 or float64 ('' when any is float32)."""
+    dtypes = {p.dtype for p in module.parameters() if p.is_floating_point()}
+    if not dtypes or torch.float32 in dtypes:
+        return ""
+    said = " and ".join(sorted(str(d).replace("torch.", "") for d in dtypes))
+    return (f"its weights are {said}, and the suite feeds it float32 images: give the model in float32 (model.float() in "
+            "the factory, or export it from the float32 model)"
+            + ("; the deployment audit checks its float16 and bfloat16 forms against it" if dtypes & set(LOW_PRECISION) else ""))
+
+
+def probe_classes(module: torch.nn.Module, channels: int, size: int, device: torch.device, spec: str) -> tuple[int, bool]:
+    """The model's number of classes, and whether it has one output (audited as two, :func:`as_logits`), from two
+    forward passes of images drawn from a fixed seed: one image, then it with two others (not two: the batch-size
+    probe's count, visionaudit/models/batching.py)."""
+    # Three images of other brightness and contrast: batch statistics left in training mode then differ between one
+    # image and three (images drawn alike barely move them: a 4-channel BatchNorm net moved its logits 0.008, now 0.09)
+    spread = torch.tensor([[1.0, 0.0], [0.5, 0.5], [2.0, 1.0]]).view(3, 2, 1, 1, 1)
+    x = torch.randn(3, channels, size, size, generator=torch.Generator().manual_seed(0)) * spread[:, 0] + spread[:, 1]
+    x = x.to(device)
+    shown, in_batch = (1, *x.shape[1:]), None
+    try:
+        with torch.inference_mode():
+            out = _inside(module(x[:1]))
+            one = _one_logit(out)
+            out = as_logits(out)
+            if isinstance(out, torch.Tensor) and out.dim() == 2 and out.shape[1] > 1:
+                shown = tuple(x.shape)
+                in_batch = as_logits(module(x))
+    except Exception as e:
+        low = _weights_not_float32(module)
+        raise ModelOutputError(
+            f"model {spec} failed on a {shown} input ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+            + (low or "check its input size (?size=N); a model that takes grayscale is fed it when its first convolution "
+               "can be found, else give it one mean and one std (?mean=M&std=S)")
+        ) from None
+    if not isinstance(out, torch.Tensor) or out.dim() != 2:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ModelOutputError(f"model {spec} returned {shape} for one image; an image classifier returns (batch, "
+                               "classes) logits")
+    _check_same(out, in_batch, spec)
+    return int(out.shape[1]), one
+
+
+def _check_same(alone: torch.Tensor, in_batch: Any, spec: str) -> None:
+    """One image's logits alone and first of three: the same up to rounding, else the model is refused (NaN is left
+    to the inference passes, which name the image)."""
+    if not isinstance(in_batch, torch.Tensor) or in_batch.shape != (3, alone.shape[1]):
+        shape = tuple(in_batch.shape) if isinstance(in_batch, torch.Tensor) else type(in_batch).__name__
+        raise ModelOutputError(f"model {spec} returned {tuple(alone.shape)} for one image but {shape} for three; an image "
+                               "classifier returns (batch, classes) logits")
+    a, b = alone.double(), in_batch[:1].double()
+    if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
+        return
+    scale, diff = float(a.abs().max()), float((a - b).abs().max())
+    if diff > SAME_LOGITS * max(1.0, scale):
+        raise ModelOutputError(
+            f"model {spec} returned other logits for the same image on a second pass, among other images (largest "
+            f"difference {diff:.3g}, its largest logit {scale:.3g}): its output depends on chance or on the other images of "
+            "its batch, so nothing measured would be the model's. Dropout or BatchNorm left in training mode does this, "
+            "and eval() cannot undo it in a TorchScript traced or an ONNX file exported in training mode: call "
+            "model.eval() before torch.jit.trace / torch.onnx.export and export it again")
