@@ -21,6 +21,7 @@ from visionaudit.data.image_sets import (
     run_image_set,
 )
 from visionaudit.data.observers import ObserversAbsent, observer_files
+from visionaudit.data.system_files import skipped_note
 from visionaudit.errors import DataError, UnusableImages
 from visionaudit.families.corruption.folder import condition_images, other_images
 from visionaudit.families.corruption.imagenet_c import condition_folder
@@ -135,8 +136,9 @@ def labelled_count(run: RunImages) -> int | None:
 
 
 def _headers(out: ImageSetCheck, images: ImageSet) -> None:
-    """The refusal of ``images``' unusable files, if any, to ``out``'s problems; their EXIF orientations to its notes."""
+    """The refusal of ``images``' unusable files, if any, to ``out``'s problems; their EXIF orientations and the
+    operating-system metadata files skipped beside them to its notes."""
     headers = check_headers(images)
     refusal, note = headers.problem(), headers.orientation_note()
-    out.notes += [note] if note else []
+    out.notes += [n for n in (skipped_note(images.root, images.skipped), note) if n]
     out.problems += [refusal] if refusal else []
