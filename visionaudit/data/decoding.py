@@ -104,8 +104,10 @@ def _sixteen_bit_colour(img: Image.Image) -> bool:
     return not _sixteen_bit(img) and any(isinstance(r, str) and _SIXTEEN_BIT_SAMPLES.match(r) for r in raw)
 
 
-def to_rgb(img: Image.Image, path: str | Path | None = None) -> Image.Image:
-    """Grayscale (8- or 16-bit), palette, CMYK, RGBA and the rest become plain 8-bit RGB.
+def to_rgb(img: Image.Image, path: str | Path | None = None, alpha_on_white: bool = False) -> Image.Image:
+    """Grayscale (8- or 16-bit), palette, CMYK, RGBA and the rest become plain 8-bit RGB: transparency dropped, as
+    torchvision's ImageFolder does, or (``alpha_on_white``) composited onto white, as transformers' ``convert_to_rgb``
+    does for a processor with ``do_convert_rgb`` (an alpha band, or a palette's or an RGB image's transparent colour).
 
     16-bit grayscale is brought to 8 bits as round(v / 257), the nearest 8-bit level and the exact inverse of
     the usual 8-to-16-bit expansion (v * 257, bit replication), as the PNG specification's sample depth
@@ -130,6 +132,9 @@ def to_rgb(img: Image.Image, path: str | Path | None = None) -> Image.Image:
         raise UnsupportedMode(problem)
     if img.mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")  # PIL warns when a palette with transparency goes straight to RGB
+    if alpha_on_white and ("A" in img.getbands() or img.info.get("transparency") is not None):
+        white = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, img.convert("RGBA")).convert("RGB")
     return img.convert("RGB")
 
 
@@ -231,7 +236,7 @@ def decode_image(path: str | Path, geometry: Geometry) -> torch.Tensor:
         check_header(img, path)
         colour16 = _sixteen_bit_colour(img)  # known from the tile, which loading clears
         img.load()
-        rgb = to_rgb(img, path)
+        rgb = to_rgb(img, path, geometry.alpha_on_white)
     if colour16 and (high := max(top for _, top in rgb.getextrema())) < 16:  # every value below 4,096 (v // 256 <= 15)
         with _narrow_lock:
             _narrow[str(path)] = (high + 1) * 256 - 1
