@@ -248,3 +248,45 @@ def test_a_bit_models_first_conv_is_measured_standardized():
     with torch.no_grad():
         first.module.weight[:, 1] += 2.0
     assert weight_shares(first.module) == pytest.approx(_shares_of(_standardized_by_hand(first.module)), rel=1e-6)
+
+
+def test_the_applied_kernel_is_read_without_running_the_convs_hooks():
+    """Review 44 F1: the kernel was read by calling the conv, which ran its hooks (a user's activation recorder got a
+    zeros image; a global hook fired) and, when one raised, fell back to the stored weight without a word."""
+    from timm.layers import StdConv2d
+
+    torch.manual_seed(0)
+    conv = StdConv2d(3, 8, 3)
+    with torch.no_grad():
+        conv.weight[:, 0] += 3.0
+    seen: list[str] = []
+
+    def refuse(module, inputs, output):
+        raise RuntimeError("a hook that only expects real images")
+
+    handles = [conv.register_forward_pre_hook(lambda m, i: seen.append("pre")), conv.register_forward_hook(refuse),
+               nn.modules.module.register_module_forward_hook(lambda m, i, o: seen.append("global"))]
+    try:
+        shares = weight_shares(conv)
+    finally:
+        for h in handles:
+            h.remove()
+    assert seen == []
+    assert shares == pytest.approx(_shares_of(_standardized_by_hand(conv)), rel=1e-6)
+
+
+def test_an_old_style_weight_norm_conv_is_measured_by_its_current_weight():
+    """The old ``torch.nn.utils.weight_norm`` computes the weight in a forward pre-hook: read without hooks, the
+    kernel must still be g * v / |v| of the current g and v, not the one the last forward left."""
+    import warnings
+
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        conv = torch.nn.utils.weight_norm(nn.Conv2d(3, 8, 3))
+    with torch.no_grad():
+        conv.weight_g.mul_(torch.rand_like(conv.weight_g) * 4)
+        conv.weight_v[:, 2] += 1.0
+    v = conv.weight_v.detach()
+    expected = conv.weight_g.detach() * v / v.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+    assert weight_shares(conv) == pytest.approx(_shares_of(expected), rel=1e-6)

@@ -117,9 +117,15 @@ def applied_weight(conv: nn.Conv2d) -> torch.Tensor:
 
     w = conv.weight
     side = [d * (k - 1) + 1 for d, k in zip(conv.dilation, conv.kernel_size)]  # enough for any padding, "valid" too
+    x = torch.zeros(1, conv.in_channels, *side, dtype=w.dtype, device=w.device)
     try:
-        with torch.inference_mode(), _Kernels():
-            conv(torch.zeros(1, conv.in_channels, *side, dtype=w.dtype, device=w.device))
+        with torch.no_grad(), _Kernels():  # not inference mode: a norm's pre-hook sets the weight the model keeps
+            # The forward alone: the conv's hooks and the global ones (a user's recorder, one that raises) are not for a
+            # probe. Only the old weight and spectral norms' pre-hooks run: they compute the weight the forward reads.
+            for hook in list(conv._forward_pre_hooks.values()):
+                if type(hook).__name__ in ("WeightNorm", "SpectralNorm"):
+                    hook(conv, (x,))
+            conv.forward(x)
     except Exception:  # noqa: BLE001  (a conv that cannot run alone keeps its stored weight, as before)
         seen = []
     if len(seen) == 1 and seen[0].shape == w.shape:
