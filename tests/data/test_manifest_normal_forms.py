@@ -45,3 +45,27 @@ def test_a_path_matching_two_files_in_other_normal_forms_names_both_and_the_fix(
     assert f"line 1: no such file {mixed}.png as written, but 2 files match it in another Unicode normal form" in message
     assert f"{NFC}.png (NFC)" in message and f"{NFD}.png (NFD)" in message
     assert "rename one of them, or write the path exactly as on disk" in message
+
+
+def test_many_rows_in_another_normal_form_list_each_folder_once(tmp_path, monkeypatch):
+    """Review 44 F4: each row in the other normal form listed and normalized its folders again (rows x folder size: a
+    macOS zip's 50,000 NFD names under 1,000 class folders, 50 million normalizations); each folder is listed once."""
+    for c in range(3):
+        for i in range(20):
+            _png(tmp_path / f"{on_disk(c)}" / f"{i}.png")
+    (tmp_path / "labels.csv").write_text("".join(f"{in_csv(c)}/{i}.png,c{c}\n" for c in range(3) for i in range(20)),
+                                         encoding="utf-8")
+    listed: list[Path] = []
+    iterdir = Path.iterdir
+    monkeypatch.setattr(Path, "iterdir", lambda self: (listed.append(self), iterdir(self))[1])
+    found = datasets.labelled_images(tmp_path / "labels.csv")
+    assert len(found) == 60 and all(p.is_file() for p in found.paths)
+    assert len(listed) == len(set(listed)) <= 4, listed  # the root and at most each class folder, once
+
+
+def on_disk(c: int) -> str:
+    return f"{NFD} {c}"
+
+
+def in_csv(c: int) -> str:
+    return f"{NFC} {c}"

@@ -16,15 +16,24 @@ from visionaudit.formatting import first_few
 KINDS = ("not a pair", "outside", "missing", "not an image", "repeat")
 
 
-def in_another_normal_form(root: Path, rel: str) -> list[Path] | None:
+def in_another_normal_form(root: Path, rel: str, listings: dict[Path, dict[str, list[str]]] | None = None
+                           ) -> list[Path] | None:
     """The files under ``root`` whose path is ``rel`` in another Unicode normal form (NFC, NFD: an accent composed or
-    decomposed), component by component; None when a component matches nothing there."""
+    decomposed), component by component; None when a component matches nothing there. ``listings``: each folder's
+    names by their NFC form, kept across the rows of one manifest (each folder listed once, not once per row)."""
+    listings = {} if listings is None else listings
+
+    def named(folder: Path, want: str) -> list[str]:
+        if folder not in listings:
+            listings[folder] = {}
+            for c in folder.iterdir():
+                listings[folder].setdefault(unicodedata.normalize("NFC", c.name), []).append(c.name)
+        return listings[folder].get(want, [])
+
     found = [root]
     for part in Path(rel).parts:
-        want = unicodedata.normalize("NFC", part)
         found = [p / n for p in found if p.is_dir()
-                 for n in ([part] if (p / part).exists() else [c.name for c in p.iterdir()
-                                                            if unicodedata.normalize("NFC", c.name) == want])]
+                 for n in ([part] if (p / part).exists() else named(p, unicodedata.normalize("NFC", part)))]
         if not found:
             return None
     return [p.resolve() for p in found if p.is_file()] or None
@@ -57,6 +66,7 @@ def read_manifest(manifest: Path, suffixes: set[str]) -> tuple[Path, tuple[Path,
     names: list[str] = []
     labels: list[str] = []  # of every path,label row, usable or not: a wrong label is said with the row's other problem
     first: dict[Path, int] = {}
+    listings: dict[Path, dict[str, list[str]]] = {}  # folders listed for paths in another normal form
     problems: dict[str, list[str]] = {kind: [] for kind in KINDS}
     kinds = ", ".join(sorted(suffixes))
     for line, row in rows:
@@ -67,7 +77,7 @@ def read_manifest(manifest: Path, suffixes: set[str]) -> tuple[Path, tuple[Path,
         labels.append(label)
         path, found = (root / rel).resolve(), None
         if not path.is_file() and path.is_relative_to(root) and not Path(rel).is_absolute():
-            found = in_another_normal_form(root, rel)  # macOS zips write names decomposed (NFD), most tools composed
+            found = in_another_normal_form(root, rel, listings)  # macOS zips write names decomposed (NFD), most tools composed
             path = found[0] if found and len(found) == 1 else path  # the one file it names, as named on disk
         if Path(rel).is_absolute() or not path.is_relative_to(root):
             problems["outside"].append(f"line {line}: {rel} is outside the manifest's folder {root} (paths are relative "
