@@ -53,3 +53,42 @@ def test_no_duplicates_no_warning(tmp_path):
         _ppm(tmp_path / label / "x.ppm", last=i)
     found = datasets.labelled_images(tmp_path)
     assert duplicates_warning("set", found.sample_ids, found.paths, found.label_names) is None
+
+
+def test_files_of_a_size_no_other_label_shares_are_never_opened(tmp_path, monkeypatch):
+    """Review 44 (the brief's cost question): a large set without such copies costs a stat per file. Files whose size is
+    unique, or shared under one label only, are never opened; same-size files under two labels whose first 8 KiB differ
+    are read 8 KiB, not whole."""
+    import builtins
+
+    from visionaudit.data import duplicates
+
+    for i in range(5):
+        _ppm(tmp_path / "cat" / f"own size {i}.ppm", side=10 + i)  # sizes no other file has
+    _ppm(tmp_path / "cat" / "x.ppm", side=40, last=1)
+    _ppm(tmp_path / "cat" / "x again.ppm", side=40, last=1)  # one size, one label
+    big = [_ppm(tmp_path / label / "big.ppm", side=128) for label in ("cat", "dog")]  # 49,167 bytes, one size
+    big[1].write_bytes(big[1].read_bytes()[:20] + b"\x00" + big[1].read_bytes()[21:])  # differs in the first 8 KiB
+    reads: list[tuple[str, int]] = []
+    real_open = builtins.open
+
+    class Counted:
+        def __init__(self, f, name):
+            self.f, self.name = f, name
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def read(self, size=-1):
+            data = self.f.read(size)
+            reads.append((self.name, len(data)))
+            return data
+
+    monkeypatch.setattr(duplicates, "open", lambda p, mode="r", *a, **k: Counted(real_open(p, mode, *a, **k), Path(p).parent.name
+                                                                               + "/" + Path(p).name), raising=False)
+    found = datasets.labelled_images(tmp_path)
+    assert duplicates.same_bytes_other_labels(found.paths, found.label_names) == []
+    assert sorted(reads) == [("cat/big.ppm", 8192), ("dog/big.ppm", 8192)]
