@@ -138,6 +138,8 @@ def check_data(config: pytest.Config, meta: dict[str, dict[str, Any]]) -> None:
                                    configured_conditions(settings.config))
         for note in checked.notes:
             say_once(config, note)
+        for warning in checked.warnings:
+            warn_once(config, warning)
         problems, count = checked.problems, checked.labelled_count
         if problems:
             message = "the collected audits cannot read their images (no test was run):\n  " + "\n  ".join(problems)

@@ -29,6 +29,8 @@ class Geometry:
     whole image to ``resize_size`` x ``resize_size``, its aspect not kept, then centre-cropped to ``crop_size`` when
     that is smaller (for stimuli the two are equal: nothing cut away); an image already that size is taken unchanged.
     A resize below the crop (timm's crop_pct above 1) is padded with black to it, as torchvision's centre crop pads.
+    ``alpha_on_white``: a transparent image is composited onto white (a Hugging Face processor's ``do_convert_rgb``),
+    not its alpha dropped (torchvision's ImageFolder, PIL's ``convert("RGB")``).
     """
 
     resize_size: int
@@ -36,6 +38,7 @@ class Geometry:
     interpolation: str = "bilinear"
     crop: bool = True
     floor_crop: bool = False  # the centre crop's offset rounded down (Hugging Face's), not to the nearest (torchvision's)
+    alpha_on_white: bool = False  # transparency composited onto white (Hugging Face), not dropped (torchvision)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"size": self.crop_size, "interpolation": self.interpolation, "crop": self.crop}
@@ -43,6 +46,8 @@ class Geometry:
             out["resize"] = self.resize_size
         if self.floor_crop:
             out["crop_offset"] = "floor"
+        if self.alpha_on_white:
+            out["alpha"] = "onto white"
         return out
 
 
@@ -60,8 +65,10 @@ class Preprocessing:
     ``resize_size`` x ``resize_size``, then centre-cropped to ``crop_size`` (nothing when they are equal). Said in
     the report only when False. ``floor_crop``: the centre crop starts at ``(side - crop) // 2`` (Hugging Face
     image processors' ``center_crop``) instead of torchvision's ``round((side - crop) / 2)``, one pixel apart when
-    the difference is odd; said in the report only when True. ``crop_pct``: timm's, where its configuration gives
-    the model's preprocessing (None once a spec sets the size or resize). Above 1 (timm's VOLO at 448) the resize is
+    the difference is odd; said in the report only when True. ``alpha_on_white``: transparent images composited onto
+    white, as a Hugging Face processor's ``do_convert_rgb`` does (:class:`Geometry`); said only when True.
+    ``crop_pct``: timm's, where its configuration gives the model's preprocessing (None once a spec sets the size or
+    resize). Above 1 (timm's VOLO at 448) the resize is
     below the crop and the image is padded with black to it, as timm's centre crop does; nowhere else is a resize
     below the crop accepted. Not in the report: ``resize_size`` and ``crop_size`` say it.
     """
@@ -75,6 +82,7 @@ class Preprocessing:
     keep_aspect: bool = True
     floor_crop: bool = False
     crop_pct: float | None = None
+    alpha_on_white: bool = False
 
     def __post_init__(self) -> None:
         if self.interpolation not in INTERPOLATIONS:
@@ -93,7 +101,8 @@ class Preprocessing:
 
     @property
     def geometry(self) -> Geometry:
-        return Geometry(self.resize_size, self.crop_size, self.interpolation, crop=self.keep_aspect, floor_crop=self.floor_crop)
+        return Geometry(self.resize_size, self.crop_size, self.interpolation, crop=self.keep_aspect, floor_crop=self.floor_crop,
+                        alpha_on_white=self.alpha_on_white)
 
     @property
     def gray(self) -> bool:
@@ -126,7 +135,7 @@ class Preprocessing:
         d = asdict(self)
         d["mean"], d["std"] = list(self.mean), list(self.std)
         del d["crop_pct"]  # resize_size and crop_size say what is fed; reports read as before
-        for key, usual in (("keep_aspect", True), ("floor_crop", False)):
+        for key, usual in (("keep_aspect", True), ("floor_crop", False), ("alpha_on_white", False)):
             if d[key] == usual:  # the usual rule goes unsaid: reports of such models read as before
                 del d[key]
         if self.gray:  # said in the report: what the model was fed, and how it was made

@@ -129,9 +129,9 @@ def test_16_bit_images_whose_values_fit_in_12_bits_are_noted_as_decoded(tmp_path
     out = decode_images([twelve, wider, ten], Geometry(2, 2, "nearest"))
     # As documented, unchanged: round(v / 257): 4,095 -> 15.93 -> 16, 4,096 -> 15.94 -> 16, 1,023 -> 3.98 -> 4
     assert out[0, 0].tolist() == [[0, 16], [0, 0]] and out[2, 0].tolist() == [[4, 0], [0, 0]]
-    assert take_narrow_sixteen_bit() == {str(twelve): 4095, str(ten): 1023}
+    assert take_narrow_sixteen_bit() == {str(twelve): (4095, 16), str(ten): (1023, 4)}  # and their levels, as above
     assert take_narrow_sixteen_bit() == {}  # taken once
-    note = decoding.narrow_sixteen_bit_note({str(twelve): 4095, str(ten): 1023})
+    note = decoding.narrow_sixteen_bit_note({str(twelve): [4095, 16], str(ten): [1023, 4]})  # lists, as sent
     assert note.startswith(f"2 16-bit image(s) hold no value above 4,095, e.g. {ten} (values up to 1,023): ")
     assert "reach 8-bit level 4 of 255 at most and are audited nearly black" in note
 
@@ -164,11 +164,16 @@ def test_16_bit_colour_images_whose_values_fit_in_12_bits_are_noted_too(tmp_path
     out = decode_images([twelve, ten, wider], Geometry(2, 2, "nearest"))
     assert out[0, :, 0, :].tolist() == [[0, 0], [15, 0], [1, 8]]  # v // 256 of each sample
     assert out[1, :, 0, 0].tolist() == [3, 0, 2]
-    assert take_narrow_sixteen_bit() == {str(twelve): 4095, str(ten): 1023}  # 4,096 is past 12 bits: not said
-    note = decoding.narrow_sixteen_bit_note({str(twelve): 4095})
+    found = take_narrow_sixteen_bit()
+    assert int(out[0].max()) == 15 and int(out[1].max()) == 3
+    # Stop 44: each image's level is its decoded top level, v // 256 (here 3 for ten.png, 15 for twelve.png)
+    assert "reach 8-bit level 3 of 255" in decoding.narrow_sixteen_bit_note(found)  # ten.png: its high bytes 3, 0, 2
+    assert {p: peak for p, (peak, _) in found.items()} == {str(twelve): 4095, str(ten): 1023}  # 4,096: past 12 bits
+    note = decoding.narrow_sixteen_bit_note({str(twelve): found[str(twelve)]})
+    # 4,095 in colour: v // 256 = 15 (out[0] above), not round(4095 / 257) = 16
     assert note.startswith(f"1 16-bit image(s) hold no value above 4,095, e.g. {twelve} (values up to 4,095): 16-bit "
                            "images are read as 0..65535 and brought to 8 bits (grayscale as round(v / 257), colour as "
-                           "v // 256, as PIL reads it), so these reach 8-bit level 16 of 255 at most"), note
+                           f"v // 256, as PIL reads it), so these reach 8-bit level {int(out[0].max())} of 255 at most"), note
 
 
 def rgb565_bmp(path: Path, rgb: tuple[int, int, int], size: int = 4) -> Path:

@@ -199,3 +199,94 @@ def test_an_input_read_first_by_a_functional_conv_is_not_called_a_non_rgb_model(
                                             "something else reads the input first"):
         assess_weight_shares(AuditRecord("channel_bias", tiny.id), weight_bias(replace(tiny, module=Functional())), {},
                              {"model": tiny.id})
+
+
+def _standardized_by_hand(conv: nn.Module) -> torch.Tensor:
+    """The kernel a weight-standardized conv computes with, as its forward standardizes it (batch_norm over each filter)."""
+    w = conv.weight.detach()
+    gain = (conv.gain * conv.scale).view(-1) if hasattr(conv, "gain") else None  # ScaledStdConv2d's learned scale
+    return torch.nn.functional.batch_norm(w.reshape(1, w.shape[0], -1), None, None, weight=gain, training=True,
+                                          momentum=0.0, eps=conv.eps).reshape_as(w)
+
+
+def _shares_of(w: torch.Tensor) -> list[float]:
+    per = w.abs().double().sum(dim=(0, 2, 3))
+    return (per / per.sum()).tolist()
+
+
+def _weight_standardized_convs() -> list[nn.Module]:
+    from timm.layers import ScaledStdConv2d, StdConv2d, StdConv2dSame
+    from transformers.models.bit.modeling_bit import WeightStandardizedConv2d
+
+    return [StdConv2d(3, 8, 3), StdConv2dSame(3, 8, 3, stride=2), ScaledStdConv2d(3, 8, 3),
+            WeightStandardizedConv2d(3, 8, 7, stride=2, eps=1e-8)]
+
+
+@pytest.mark.parametrize("index", range(4), ids=["StdConv2d", "StdConv2dSame", "ScaledStdConv2d", "hf-WeightStandardized"])
+def test_a_weight_standardized_conv_is_measured_by_the_kernel_it_computes_with(index):
+    torch.manual_seed(index)
+    conv = _weight_standardized_convs()[index]
+    with torch.no_grad():  # a per-filter offset on red, which standardization takes away: the raw weights read red-heavy
+        conv.weight[:, 0] += 3.0
+        if hasattr(conv, "gain"):
+            conv.gain.copy_(torch.rand_like(conv.gain) + 0.5)
+    expected = _shares_of(_standardized_by_hand(conv))
+    assert _shares_of(conv.weight)[0] > 0.6 > expected[0]  # the raw weights would say something else
+    assert weight_shares(conv) == pytest.approx(expected, rel=1e-6)
+    assert normalized_shares(conv, (0.5, 0.25, 1.0)) == pytest.approx(
+        _shares_of(_standardized_by_hand(conv) / torch.tensor([0.5, 0.25, 1.0]).view(1, 3, 1, 1)), rel=1e-6)
+
+
+def test_a_bit_models_first_conv_is_measured_standardized():
+    from transformers import BitConfig, BitForImageClassification
+
+    torch.manual_seed(0)
+    config = BitConfig(embedding_size=16, hidden_sizes=[16, 16, 16, 16], depths=[1, 1, 1, 1], num_groups=8, num_labels=5)
+    model = BitForImageClassification(config).eval()
+    first = find_first_conv(model, (1, 3, 64, 64))
+    assert type(first.module).__name__ == "WeightStandardizedConv2d"
+    with torch.no_grad():
+        first.module.weight[:, 1] += 2.0
+    assert weight_shares(first.module) == pytest.approx(_shares_of(_standardized_by_hand(first.module)), rel=1e-6)
+
+
+def test_the_applied_kernel_is_read_without_running_the_convs_hooks():
+    """Review 44 F1: the kernel was read by calling the conv, which ran its hooks (a user's activation recorder got a
+    zeros image; a global hook fired) and, when one raised, fell back to the stored weight without a word."""
+    from timm.layers import StdConv2d
+
+    torch.manual_seed(0)
+    conv = StdConv2d(3, 8, 3)
+    with torch.no_grad():
+        conv.weight[:, 0] += 3.0
+    seen: list[str] = []
+
+    def refuse(module, inputs, output):
+        raise RuntimeError("a hook that only expects real images")
+
+    handles = [conv.register_forward_pre_hook(lambda m, i: seen.append("pre")), conv.register_forward_hook(refuse),
+               nn.modules.module.register_module_forward_hook(lambda m, i, o: seen.append("global"))]
+    try:
+        shares = weight_shares(conv)
+    finally:
+        for h in handles:
+            h.remove()
+    assert seen == []
+    assert shares == pytest.approx(_shares_of(_standardized_by_hand(conv)), rel=1e-6)
+
+
+def test_an_old_style_weight_norm_conv_is_measured_by_its_current_weight():
+    """The old ``torch.nn.utils.weight_norm`` computes the weight in a forward pre-hook: read without hooks, the
+    kernel must still be g * v / |v| of the current g and v, not the one the last forward left."""
+    import warnings
+
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        conv = torch.nn.utils.weight_norm(nn.Conv2d(3, 8, 3))
+    with torch.no_grad():
+        conv.weight_g.mul_(torch.rand_like(conv.weight_g) * 4)
+        conv.weight_v[:, 2] += 1.0
+    v = conv.weight_v.detach()
+    expected = conv.weight_g.detach() * v / v.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+    assert weight_shares(conv) == pytest.approx(_shares_of(expected), rel=1e-6)

@@ -375,3 +375,45 @@ def test_the_report_names_the_first_conv_as_the_model_calls_it_in_both_direction
         result = check_equivalence(model, rgb, direction)
         assert result.conversion.offset_map or direction == "gray_to_rgb"  # the fold needs the border map
         assert result.conversion.first_conv == "conv1" and "conv1" in names, (direction, result.conversion.first_conv)
+
+
+def test_an_hf_efficientnets_zero_padded_input_folds_exactly_both_ways(tmp_path):
+    """transformers' EfficientNet zero-pads its input (ZeroPad2d) before the first conv: zero padding commutes with the
+    folds (the padded sum is the sum padded), so it is folded, not refused; checked in float64 against the original."""
+    pytest.importorskip("transformers", reason="transformers is in the hf extra; install visionaudit[hf]")
+    from tests.hub_models import EFFICIENTNET_QUERY, tiny_efficientnet
+
+    loaded = load_model(f"hf:{tiny_efficientnet(tmp_path / 'effnet')}?{EFFICIENTNET_QUERY}", "cpu")
+    model, pre = loaded.module.double(), loaded.preprocessing
+    assert isinstance(model.efficientnet.embeddings.padding, nn.ZeroPad2d)
+    folded = rgb_to_gray(model, pre)
+    assert folded.first_conv == "efficientnet.embeddings.convolution"
+    gray = torch.rand(2, 1, 32, 32, dtype=torch.float64)
+    stacked = run(model, pre, gray.expand(-1, 3, -1, -1)).logits
+    assert (run(folded.model, folded.preprocessing, gray).logits - stacked).abs().max() < 1e-12 * (1 + stacked.abs().max())
+    one = folded.model
+    expanded = gray_to_rgb(one, folded.preprocessing)
+    rgb = torch.rand(2, 3, 32, 32, dtype=torch.float64)
+    luma = (rgb * torch.tensor([0.299, 0.587, 0.114], dtype=torch.float64).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    reference = run(one, folded.preprocessing, luma).logits
+    assert (run(expanded.model, expanded.preprocessing, rgb).logits - reference).abs().max() < 1e-12 * (1 + reference.abs().max())
+
+
+def test_zero_padding_before_the_first_conv_is_folded_other_steps_are_refused_naming_them():
+    pre = Preprocessing(crop_size=12, resize_size=12)
+    gray = torch.rand(2, 1, 12, 12, dtype=torch.float64)
+    torch.manual_seed(0)
+    padded = nn.Sequential(nn.ConstantPad2d((2, 0, 1, 3), 0.0), head(nn.Conv2d(3, 4, 3, padding=1))).double().eval()
+    folded = rgb_to_gray(padded, pre)
+    error = (run(folded.model, folded.preprocessing, gray) - run(padded, pre, gray.expand(-1, 3, -1, -1))).abs().max()
+    assert error < 1e-12
+    nonzero = nn.Sequential(nn.ConstantPad2d(1, 0.5), head(nn.Conv2d(3, 4, 3))).double().eval()
+    with pytest.raises(ConversionError, match=r"padded with the constant 0\.5 before the first convolution \(1\.0\).*zero "
+                                              "padding only"):
+        rgb_to_gray(nonzero, pre)
+    reflect = nn.Sequential(nn.ReflectionPad2d(1), head(nn.Conv2d(3, 4, 3))).double().eval()
+    with pytest.raises(ConversionError, match="padded with values that are not one constant"):
+        rgb_to_gray(reflect, pre)
+    relu = nn.Sequential(nn.ReLU(), head(nn.Conv2d(3, 4, 3))).double().eval()  # the identity on inputs in [0, 1)
+    with pytest.raises(ConversionError, match=r"changes the input .*a non-linear step"):
+        rgb_to_gray(relu, pre)

@@ -139,6 +139,9 @@ def test_thumbnails_warp_where_the_model_was_fed_a_warp():
     assert _geometry(report) == Geometry(213, 192, "bicubic", crop=True)
     report["models"][model]["preprocessing"].update(keep_aspect=False, floor_crop=True)
     assert _geometry(report) == Geometry(213, 192, "bicubic", crop=False, floor_crop=True)
+    # Review 44 F2: an HF do_convert_rgb model was fed transparent images composited onto white; the strips dropped it.
+    report["models"][model]["preprocessing"]["alpha_on_white"] = True
+    assert _geometry(report) == Geometry(213, 192, "bicubic", crop=False, floor_crop=True, alpha_on_white=True)
 
 
 def test_the_baseline_figure_draws_every_comparison_and_says_how_it_paired():

@@ -9,11 +9,13 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import torchvision
 from PIL import Image
 
 from tests.conftest import ROOT
@@ -75,6 +77,74 @@ def test_the_suites_preprocessing_equals_the_image_processors_output(shared_data
             assert got.shape == expected.shape, (rule, path.name)
             worst = float(((got - expected).abs() * std).max())  # in [0, 1] units
             assert worst <= 1 / 255 + 1e-6, (rule, backend, path.name, worst * 255)
+
+
+def _transparent(source: Path, target: Path, mode: str) -> Path:
+    """``source`` (a real photo) saved as a PNG with transparency: an alpha band rising from 0 (left) to 255 (right)
+    (``RGBA``, ``LA``), or a palette whose darkest colour is transparent (``P``: far from white, so that it shows)."""
+    rgb = _rgb(source)
+    if mode == "P":
+        pal = rgb.quantize(64)
+        colours = pal.getpalette()
+        pal.save(target, transparency=min((sum(colours[3 * i:3 * i + 3]), i) for _, i in pal.getcolors())[1])
+        return target
+    ramp = Image.fromarray(np.tile(np.linspace(0, 255, rgb.width).round().astype(np.uint8), (rgb.height, 1)), "L")
+    image = rgb.convert("L" if mode == "LA" else "RGB")
+    image.putalpha(ramp)
+    image.save(target)
+    return target
+
+
+ALPHA = {  # do_convert_rgb composites onto white; a processor without it takes RGB images only: transformers' pipeline
+    "clip (onto white)": ("CLIPImageProcessor", {}),  # gives it load_image's convert("RGB"), the alpha dropped
+    "bit (onto white)": ("BitImageProcessor", {}),
+    "siglip (onto white)": ("SiglipImageProcessor", {}),
+    "vit (dropped, as the pipeline)": ("ViTImageProcessor", {"size": {"height": 224, "width": 224}}),
+}
+
+
+@pytest.mark.parametrize("rule", ALPHA)
+def test_transparent_pngs_reach_an_hf_model_as_transformers_gives_them(shared_data, tmp_path, rule):
+    """Stop 44: transformers' processors with do_convert_rgb (CLIP, BiT, SigLIP) composite a transparent image onto
+    white; the suite dropped the alpha, as torchvision does. Checked against the PIL processor on the PNG as opened
+    (RGBA, LA, a palette with a transparent colour), within 1/255; torchvision pipelines keep dropping it."""
+    import transformers
+    from transformers import AutoImageProcessor
+
+    from visionaudit.models.hf import from_image_processor
+
+    kind, kwargs = ALPHA[rule]
+    getattr(transformers, kind)(**kwargs).save_pretrained(tmp_path)
+    processor = AutoImageProcessor.from_pretrained(tmp_path, backend="pil")
+    pre = from_image_processor(processor.to_dict(), rule)
+    on_white = rule.endswith("(onto white)")
+    std = torch.tensor(processor.image_std).view(3, 1, 1)
+    for i, source in enumerate(_images(shared_data, 3)):
+        for mode in ("RGBA", "LA", "P"):
+            png = _transparent(source, tmp_path / f"{i}-{mode}.png", mode)
+            with Image.open(png) as opened:
+                given = opened.copy() if on_white else opened.convert("RGB")
+            expected = processor(given, return_tensors="pt")["pixel_values"][0]
+            got = _suite_input(pre, png)
+            worst = float(((got - expected).abs() * std).max())  # in [0, 1] units
+            assert worst <= 1 / 255 + 1e-6, (rule, mode, source.name, worst * 255)
+            if on_white:  # and the alpha matters here: dropped, it is far off
+                dropped = _suite_input(replace(pre, alpha_on_white=False), png)
+                assert float(((dropped - expected).abs() * std).max()) > 0.2, (rule, mode)
+    assert pre.alpha_on_white == on_white and pre.to_dict().get("alpha_on_white", False) == on_white
+
+
+def test_a_torchvision_pipeline_still_drops_the_alpha_as_imagefolder(tmp_path, shared_data):
+    from torchvision.datasets.folder import pil_loader
+
+    from visionaudit.data.decoding import decode_image
+    from visionaudit.preprocessing import Preprocessing
+
+    png = _transparent(_images(shared_data, 1)[0], tmp_path / "a.png", "RGBA")
+    pre = Preprocessing()
+    expected = torchvision.transforms.v2.functional.pil_to_tensor(torchvision.transforms.Compose(
+        [torchvision.transforms.Resize(256), torchvision.transforms.CenterCrop(224)])(pil_loader(str(png))))
+    assert torch.equal(decode_image(png, pre.geometry), expected)
 
 
 def test_a_folder_audit_of_an_hf_classifier_runs_as_a_folder_and_from_the_hub_cache(shared_data, tmp_path):

@@ -225,3 +225,26 @@ def test_a_bad_labelled_file_stops_a_corruption_only_run_at_startup(tmp_path):
         assert said_once(output, "1 of 5 images of val cannot be used; replace or remove them:"), (selected, output[-3000:])
         assert f"{bad} is unreadable or truncated (UnidentifiedImageError" in output and "Traceback" not in output
         assert not (tmp_path / "loads.log").exists()  # before any model loaded
+
+
+def test_os_metadata_is_skipped_and_an_image_under_two_labels_is_warned_of_in_the_run_notes(team):
+    """Stop 44: Thumbs.db, desktop.ini, ._NAME and a zip's __MACOSX/ stopped the run while .DS_Store was ignored; the
+    same bytes under two labels went unnoticed. Both are said, and the run goes on."""
+    team_dir = team.path / "team"
+    for i, name in enumerate(("airplane/a.png", "cat/b.png", "dog/c.png")):
+        Image.new("RGB", (16, 12), (40, 80, 120 + i)).save(_at(team_dir / name))
+    (team_dir / "dog" / "a copy.png").write_bytes((team_dir / "airplane" / "a.png").read_bytes())
+    (team_dir / "cat" / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0")
+    (team_dir / "dog" / "desktop.ini").write_bytes(b"[.ShellClassInfo]\r\n")
+    (team_dir / "cat" / "._b.png").write_bytes(b"\x00\x05\x16\x07")
+    (_at(team_dir / "__MACOSX" / "cat" / "._b.png")).write_bytes(b"\x00\x05\x16\x07")
+    result, output, report = _run(team)
+    assert result.ret == 0, output[-3000:]
+    assert _decoded(team)
+    skipped = ("4 operating-system metadata file(s) under team skipped, not images (1 ._NAME (AppleDouble), "
+               "1 Thumbs.db, 1 __MACOSX/, 1 desktop.ini): __MACOSX/, cat/._b.png, cat/Thumbs.db, dog/desktop.ini")
+    warning = ("1 image(s) of team are under two or more labels (the same bytes): airplane/a.png (airplane) = dog/a copy.png "
+               "(dog). An image cannot be top-1 right under both labels, so 1 of its 4 images cannot be right for any "
+               "model (clean top-1 at most 0.7500); remove each copy from the class it does not belong to")
+    assert skipped in report["run"]["notes"] and warning in report["run"]["notes"], report["run"]["notes"]
+    assert f"WARNING: {warning}" in output

@@ -45,10 +45,10 @@ def team(suite: pytest.Pytester, monkeypatch) -> pytest.Pytester:
 
 
 def _images(root: Path, folders: dict[str, int], suffix: str = ".jpg") -> None:
-    for folder, n in folders.items():
+    for k, (folder, n) in enumerate(folders.items()):  # each folder's own colour: no image under two labels
         (root / folder).mkdir(parents=True, exist_ok=True)
         for i in range(n):
-            Image.new("RGB", (12, 12), (20 * i, 40, 60)).save(root / folder / f"{i}{suffix}")
+            Image.new("RGB", (12, 12), (20 * i, k % 256, 60 + k // 256)).save(root / folder / f"{i}{suffix}")
 
 
 def _labels(p: pytest.Pytester) -> dict[str, int]:

@@ -165,3 +165,20 @@ def test_a_warping_preprocessing_validates_and_only_as_said():
     info["preprocessing"]["keep_aspect"] = True  # the usual rule goes unsaid
     with pytest.raises(jsonschema.ValidationError, match="False was expected"):
         jsonschema.validate(report, report_schema())
+
+
+def test_alpha_on_white_is_in_the_schema_with_its_one_value():
+    """Review 44 F3: ``alpha_on_white`` (an HF processor's do_convert_rgb) was written but not in the schema, so any
+    value validated; like floor_crop it appears only when true."""
+    report = json.loads(V3.read_text())
+    report["schema_version"] = SCHEMA_VERSION
+    info = next(iter(report["models"].values()))
+    for m in report["models"].values():
+        m["classes"] = {"count": 2, "source": "file", "imagenet1k": False, "names": ["a", "b"]}
+    info["preprocessing"]["alpha_on_white"] = True
+    jsonschema.validate(report, report_schema())
+    assert "alpha_on_white" in report_schema()["properties"]["models"]["additionalProperties"]["properties"][
+        "preprocessing"]["properties"]
+    info["preprocessing"]["alpha_on_white"] = False  # the usual rule goes unsaid
+    with pytest.raises(jsonschema.ValidationError, match="True was expected"):
+        jsonschema.validate(report, report_schema())

@@ -9,6 +9,7 @@ import os
 import re
 from pathlib import Path
 
+from visionaudit.data.system_files import system_kind
 from visionaudit.errors import DataError, UnusableImages
 from visionaudit.formatting import first_few
 
@@ -27,8 +28,8 @@ def read_class_folders(root: Path, folders: list[Path], suffixes: set[str],
     dangling = links_to_nothing(root, suffixes)  # a class folder's link to nothing, an image's
     for folder in folders:
         for path in sorted(folder.iterdir()):
-            if path.name.startswith("."):
-                continue  # .DS_Store and the like: no one's data
+            if path.name.startswith(".") or system_kind(path):
+                continue  # .DS_Store, Thumbs.db, ._NAME and the like: no one's data (counted: system_files.skipped_in)
             if path.is_file() and path.suffix.lower() in suffixes:
                 paths.append(path)
                 names.append(folder.name)
@@ -38,7 +39,7 @@ def read_class_folders(root: Path, folders: list[Path], suffixes: set[str],
                 nested.append(path)
             elif not path.exists():
                 dangling.append(path)
-    strays += sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in suffixes)  # no class
+    strays += sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in suffixes and not system_kind(p))
     problems = []
     if nested:  # its images would be left out without a word, or given a class nobody chose
         problems.append(f"{len(nested)} folder(s) inside the class folders of {root}: "

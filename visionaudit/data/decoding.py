@@ -66,27 +66,29 @@ def mode_problem(img: Image.Image) -> str | None:
 # A 16-bit image whose values all fit in 12 bits: most likely a 10- or 12-bit sensor's values stored in 16 bits, which
 # the 0..65535 scaling makes nearly black (8-bit levels 0..16). Scaled as documented all the same; the run says so.
 NARROW_SIXTEEN_BIT_MAX = 4095
-_narrow: dict[str, int] = {}  # path -> its largest value (colour: a bound), as decoded; :func:`take_narrow_sixteen_bit`
+_narrow: dict[str, tuple[int, int]] = {}  # path -> its largest value and 8-bit level, as decoded (take_narrow_sixteen_bit)
 _narrow_lock = threading.Lock()  # decoded in a thread pool
 
 
-def take_narrow_sixteen_bit() -> dict[str, int]:
+def take_narrow_sixteen_bit() -> dict[str, tuple[int, int]]:
     """The 16-bit images decoded in this process since the last call whose values are at most 4,095, each with its
-    largest value (a colour image's: the bound its high bytes give, (h + 1) * 256 - 1, PIL keeping no more)."""
+    largest value (a colour image's: the bound its high bytes give, (h + 1) * 256 - 1, PIL keeping no more) and the
+    8-bit level that becomes: round(v / 257) for grayscale, the high byte h for colour (4,095: 16 and 15)."""
     with _narrow_lock:
         found = dict(_narrow)
         _narrow.clear()
     return found
 
 
-def narrow_sixteen_bit_note(found: dict[str, int]) -> str | None:
-    """Said once (``run.notes``): 16-bit images that hold 10 or 12 bits come out nearly black."""
+def narrow_sixteen_bit_note(found: dict[str, tuple[int, int]]) -> str | None:
+    """Said once (``run.notes``): 16-bit images that hold 10 or 12 bits come out nearly black. ``found``: what
+    :func:`take_narrow_sixteen_bit` gave (its pairs as lists once sent between processes)."""
     if not found:
         return None
-    path, peak = min(found.items())
+    path, (peak, level) = min(found.items())
     return (f"{len(found):,} 16-bit image(s) hold no value above {NARROW_SIXTEEN_BIT_MAX:,}, e.g. {path} (values up to "
             f"{peak:,}): 16-bit images are read as 0..65535 and brought to 8 bits (grayscale as round(v / 257), colour as "
-            f"v // 256, as PIL reads it), so these reach 8-bit level {(peak + 128) // 257} of 255 at most and are audited "
+            f"v // 256, as PIL reads it), so these reach 8-bit level {level} of 255 at most and are audited "
             "nearly black. If they hold 10- or 12-bit values "
             "(a camera or scanner's), rescale them to the full range before the audit (v * 65535 // 4095 for 12 bits, "
             "v * 65535 // 1023 for 10) or save them as 8-bit; if they really are that dark, nothing is wrong")
@@ -104,8 +106,10 @@ def _sixteen_bit_colour(img: Image.Image) -> bool:
     return not _sixteen_bit(img) and any(isinstance(r, str) and _SIXTEEN_BIT_SAMPLES.match(r) for r in raw)
 
 
-def to_rgb(img: Image.Image, path: str | Path | None = None) -> Image.Image:
-    """Grayscale (8- or 16-bit), palette, CMYK, RGBA and the rest become plain 8-bit RGB.
+def to_rgb(img: Image.Image, path: str | Path | None = None, alpha_on_white: bool = False) -> Image.Image:
+    """Grayscale (8- or 16-bit), palette, CMYK, RGBA and the rest become plain 8-bit RGB: transparency dropped, as
+    torchvision's ImageFolder does, or (``alpha_on_white``) composited onto white, as transformers' ``convert_to_rgb``
+    does for a processor with ``do_convert_rgb`` (an alpha band, or a palette's or an RGB image's transparent colour).
 
     16-bit grayscale is brought to 8 bits as round(v / 257), the nearest 8-bit level and the exact inverse of
     the usual 8-to-16-bit expansion (v * 257, bit replication), as the PNG specification's sample depth
@@ -123,13 +127,16 @@ def to_rgb(img: Image.Image, path: str | Path | None = None) -> Image.Image:
         peak = int(wide.max()) if wide.size else 0
         if path is not None and peak <= NARROW_SIXTEEN_BIT_MAX:
             with _narrow_lock:
-                _narrow[str(path)] = peak
+                _narrow[str(path)] = (peak, (peak + 128) // 257)
         return Image.fromarray(((wide + 128) // 257).clip(0, 255).astype(np.uint8)).convert("RGB")
     problem = mode_problem(img)
     if problem:
         raise UnsupportedMode(problem)
     if img.mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")  # PIL warns when a palette with transparency goes straight to RGB
+    if alpha_on_white and ("A" in img.getbands() or img.info.get("transparency") is not None):
+        white = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, img.convert("RGBA")).convert("RGB")
     return img.convert("RGB")
 
 
@@ -231,10 +238,10 @@ def decode_image(path: str | Path, geometry: Geometry) -> torch.Tensor:
         check_header(img, path)
         colour16 = _sixteen_bit_colour(img)  # known from the tile, which loading clears
         img.load()
-        rgb = to_rgb(img, path)
+        rgb = to_rgb(img, path, geometry.alpha_on_white)
     if colour16 and (high := max(top for _, top in rgb.getextrema())) < 16:  # every value below 4,096 (v // 256 <= 15)
         with _narrow_lock:
-            _narrow[str(path)] = (high + 1) * 256 - 1
+            _narrow[str(path)] = ((high + 1) * 256 - 1, high)
     size = geometry.crop_size
     if geometry.crop:
         rgb = _resize(rgb, [geometry.resize_size], geometry.interpolation)

@@ -40,6 +40,7 @@ from visionaudit.data.imagenet import NOT_A_WNID, class_index, wnid_to_index
 from visionaudit.data.imagenet_val import label_folders, val_wnids
 from visionaudit.data.label_space import LabelSpace, imagenet1k, unmatched_message
 from visionaudit.data.manifest import read_manifest
+from visionaudit.data.system_files import skipped_in, system_kind
 from visionaudit.data.user_cache import cache_dir
 from visionaudit.errors import DataError
 from visionaudit.formatting import first_few
@@ -78,6 +79,7 @@ class ImageSet:
     label_names: tuple[str, ...] | None = None  # each image's class as the data names it (WNID, folder, CSV label)
     classes: LabelSpace | None = None  # the label space ``labels`` index (None until bound: :meth:`for_classes`)
     numeric_labels: bool = False  # a CSV manifest's labels may be output indices written as numbers; folders' may not
+    skipped: tuple[str, ...] = ()  # operating-system metadata files skipped, relative to root (data/system_files.py)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -115,15 +117,8 @@ class ImageSet:
 
     def select(self, indices: list[int], name: str | None = None) -> "ImageSet":
         pick = lambda seq: None if seq is None else tuple(seq[i] for i in indices)  # noqa: E731
-        return replace(
-            self,
-            name=name or self.name,
-            paths=pick(self.paths),
-            labels=pick(self.labels),
-            categories=pick(self.categories),
-            textures=pick(self.textures),
-            label_names=pick(self.label_names),
-        )
+        return replace(self, name=name or self.name, paths=pick(self.paths), labels=pick(self.labels),
+                       categories=pick(self.categories), textures=pick(self.textures), label_names=pick(self.label_names))
 
     def stratified_subset(self, n: int | None, seed: int = 0) -> "ImageSet":
         """A fixed, seeded subset of ``n`` images spread evenly over the classes (all when ``n`` is None or large)."""
@@ -240,7 +235,7 @@ def _require_dir(path: Path, what: str, fetch_name: str | None) -> None:
 
 
 def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not system_kind(p))
 
 
 def cue_conflict(root: Path) -> ImageSet:
@@ -288,7 +283,8 @@ def labelled_images(root: Path, name: str | None = None) -> ImageSet:
     name = name or root.name
     files = _images_in(root)
     devkit = label_folders(root, files)  # the devkit unpacked beside ILSVRC2012_val_* files: their labels, not a class
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and p not in devkit)
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and p not in devkit
+                     and not system_kind(p))  # a zip's __MACOSX/: no class (counted, said in run.notes)
     if folders:
         return _class_folders(root, name, folders)
     val = val_wnids(root, files)  # ILSVRC2012_val_* files: labelled by the devkit or Kaggle's CSV
@@ -311,15 +307,15 @@ def labelled_images(root: Path, name: str | None = None) -> ImageSet:
                                  + ([dangling_links(root, dangling)] if dangling else [])))
     if not paths:
         raise DataError(f"no images under {root}: expected {LABELLED_LAYOUTS}")
-    return _imagenet_set(name, root, tuple(paths), tuple(labels))
+    return _imagenet_set(name, root, tuple(paths), tuple(labels), skipped_in(root))
 
 
 def _class_folders(root: Path, name: str, folders: list[Path]) -> ImageSet:
     """``<root>/<class>/*``: every image labelled by its folder's name (a class name or a WNID)."""
     paths, names = read_class_folders(root, folders, IMAGE_SUFFIXES, LABELLED_LAYOUTS)
     if all(_WNID.match(f.name) and f.name in wnid_to_index() for f in folders):  # an ImageNet-1k set, bound now
-        return _imagenet_set(name, root, paths, tuple(class_index(n) for n in names))
-    return ImageSet(name, root, paths, categories=names, label_names=names)
+        return _imagenet_set(name, root, paths, tuple(class_index(n) for n in names), skipped_in(root, folders))
+    return ImageSet(name, root, paths, categories=names, label_names=names, skipped=skipped_in(root, folders))
 
 
 def csv_manifest(manifest: Path, name: str | None = None) -> ImageSet:
@@ -335,10 +331,11 @@ def classes_without_images(image_set: ImageSet, space: LabelSpace) -> list[str]:
     return [space.label(i) for i in range(len(space)) if i not in covered]
 
 
-def _imagenet_set(name: str, root: Path, paths: tuple[Path, ...], labels: tuple[int, ...]) -> ImageSet:
+def _imagenet_set(name: str, root: Path, paths: tuple[Path, ...], labels: tuple[int, ...],
+                  skipped: tuple[str, ...] = ()) -> ImageSet:
     space = imagenet1k()
     return ImageSet(name, root, paths, labels=labels, categories=tuple(str(i) for i in labels),
-                    label_names=tuple(space.ids[i] for i in labels), classes=space)  # type: ignore[index]
+                    label_names=tuple(space.ids[i] for i in labels), classes=space, skipped=skipped)  # type: ignore[index]
 
 
 def imagenette(root: Path, download: bool = False, size: str = "320px") -> ImageSet:

@@ -6,6 +6,7 @@ name or an output index of the model. Every unusable row is named; nothing is dr
 from __future__ import annotations
 
 import csv
+import unicodedata
 from pathlib import Path
 
 from visionaudit.errors import DataError, UnusableImages
@@ -13,6 +14,40 @@ from visionaudit.formatting import first_few
 
 # The kinds of unusable row, in the order the refusal lists them (each kind's first rows, then a count).
 KINDS = ("not a pair", "outside", "missing", "not an image", "repeat")
+
+
+def in_another_normal_form(root: Path, rel: str, listings: dict[Path, dict[str, list[str]]] | None = None
+                           ) -> list[Path] | None:
+    """The files under ``root`` whose path is ``rel`` in another Unicode normal form (NFC, NFD: an accent composed or
+    decomposed), component by component; None when a component matches nothing there. ``listings``: each folder's
+    names by their NFC form, kept across the rows of one manifest (each folder listed once, not once per row)."""
+    listings = {} if listings is None else listings
+
+    def named(folder: Path, want: str) -> list[str]:
+        if folder not in listings:
+            listings[folder] = {}
+            for c in folder.iterdir():
+                listings[folder].setdefault(unicodedata.normalize("NFC", c.name), []).append(c.name)
+        return listings[folder].get(want, [])
+
+    found = [root]
+    for part in Path(rel).parts:
+        found = [p / n for p in found if p.is_dir()
+                 for n in ([part] if (p / part).exists() else named(p, unicodedata.normalize("NFC", part)))]
+        if not found:
+            return None
+    return [p.resolve() for p in found if p.is_file()] or None
+
+
+def _forms(root: Path, found: list[Path] | None) -> str:
+    """What a missing row's path matches in another Unicode normal form (:func:`in_another_normal_form`): several
+    files, so that none is chosen."""
+    if not found:
+        return ""
+    form = lambda p: next((f for f in ("NFC", "NFD") if unicodedata.is_normalized(f, str(p))), "mixed")  # noqa: E731
+    names = " and ".join(f"{p.relative_to(root).as_posix() if p.is_relative_to(root) else p} ({form(p)})" for p in found)
+    return (f" as written, but {len(found)} files match it in another Unicode normal form (an accent composed, NFC, or "
+            f"decomposed, NFD: {names}); rename one of them, or write the path exactly as on disk")
 
 
 def read_manifest(manifest: Path, suffixes: set[str]) -> tuple[Path, tuple[Path, ...], tuple[str, ...]]:
@@ -31,6 +66,7 @@ def read_manifest(manifest: Path, suffixes: set[str]) -> tuple[Path, tuple[Path,
     names: list[str] = []
     labels: list[str] = []  # of every path,label row, usable or not: a wrong label is said with the row's other problem
     first: dict[Path, int] = {}
+    listings: dict[Path, dict[str, list[str]]] = {}  # folders listed for paths in another normal form
     problems: dict[str, list[str]] = {kind: [] for kind in KINDS}
     kinds = ", ".join(sorted(suffixes))
     for line, row in rows:
@@ -39,12 +75,15 @@ def read_manifest(manifest: Path, suffixes: set[str]) -> tuple[Path, tuple[Path,
             continue
         rel, label = row[0].strip(), row[1].strip()
         labels.append(label)
-        path = (root / rel).resolve()
+        path, found = (root / rel).resolve(), None
+        if not path.is_file() and path.is_relative_to(root) and not Path(rel).is_absolute():
+            found = in_another_normal_form(root, rel, listings)  # macOS zips write names decomposed (NFD), most tools composed
+            path = found[0] if found and len(found) == 1 else path  # the one file it names, as named on disk
         if Path(rel).is_absolute() or not path.is_relative_to(root):
             problems["outside"].append(f"line {line}: {rel} is outside the manifest's folder {root} (paths are relative "
                                        "to it, inside it)")
         elif not path.is_file():
-            problems["missing"].append(f"line {line}: no such file {rel}")
+            problems["missing"].append(f"line {line}: no such file {rel}" + _forms(root, found))
         elif path.suffix.lower() not in suffixes:
             problems["not an image"].append(f"line {line}: {rel} is not an image (images end in {kinds}, any case)")
         elif path in first:

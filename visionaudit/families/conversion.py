@@ -20,7 +20,8 @@ exact, borders included (a padded zero means ``rgb_i = m`` in every channel, so 
 
 The conv is found from the computation (:mod:`visionaudit.models.first_conv`); the converted conv is a copy of the
 original module (class, ``Conv2dStaticSamePadding`` included, stride, padding, padding mode, dilation, groups, bias; a
-weight or spectral norm's weight made plain); the original is not modified. A fold that is not exact is refused.
+weight or spectral norm's weight made plain); the original is not modified. Zero padding before the conv (``nn.ZeroPad2d``:
+HF EfficientNet) is taken as the conv's own; a fold that is not exact is refused.
 """
 
 from __future__ import annotations
@@ -100,22 +101,6 @@ class Conversion:
     offset_map: bool  # whether a border map was needed (input size fixed)
 
 
-def _swap(model: nn.Module, name: str, new: nn.Module) -> None:
-    old = model.get_submodule(name)
-    # Every name the module goes by (a tied copy, an alias attribute), else the old conv still reads the input.
-    for alias in [n for n, m in model.named_modules(remove_duplicate=False) if m is old]:
-        owner_name, _, child = alias.rpartition(".")
-        setattr(model.get_submodule(owner_name) if owner_name else model, child, new)
-    # Hugging Face models check the input's channels against a ``num_channels`` kept by the modules around the first
-    # conv (ViT's patch embeddings) and in their config: the copy's must say the new count, else it refuses its input.
-    before, after = getattr(old, "in_channels", None), getattr(new, "in_channels", None)
-    parts = name.split(".")[:-1]  # the owners above the first conv
-    owners = [model, *(model.get_submodule(".".join(parts[:i + 1])) for i in range(len(parts)))]
-    for owner in [*owners, getattr(model, "config", None)]:
-        if getattr(owner, "num_channels", None) == before and isinstance(before, int):
-            owner.num_channels = after
-
-
 def _conv_copy(conv: nn.Conv2d, weight: torch.Tensor, in_channels: int) -> nn.Conv2d:
     from torch import nn
 
@@ -128,7 +113,7 @@ def _conv_copy(conv: nn.Conv2d, weight: torch.Tensor, in_channels: int) -> nn.Co
 
 
 def _first(model: nn.Module, pre: Preprocessing, size: int) -> tuple:
-    """The first conv (refused when the input reaches it changed), its device and output size."""
+    """The first conv (refused when its input is the model's changed, zero-padded aside), device, output size, padding."""
     import torch
 
     from visionaudit.models.first_conv import find_first_conv
@@ -139,15 +124,25 @@ def _first(model: nn.Module, pre: Preprocessing, size: int) -> tuple:
         raise ConversionError(f"the first nn.Conv2d to run ({first.name}) takes {first.in_channels} channels, not the model's "
                               f"{pre.channels}: something else reads the input first (a functional conv2d, a Conv3d, a Linear "
                               "patch embedding); the folds rewrite the nn.Conv2d that reads the input")
-    if not first.input_is_model_input:
+    pad = first.padding
+    if pad is not None and not pad.is_zero:
+        what = f"the constant {pad.value:g}" if pad.value is not None else "values that are not one constant"
+        raise ConversionError(f"the input is padded with {what} before the first convolution ({first.name}); the folds "
+                              "allow zero padding only (nn.ZeroPad2d, a ConstantPad2d of 0): pad with zeros, or fold the "
+                              "padding into the convolution, then convert")
+    if not first.input_is_model_input and pad is None:
         raise ConversionError(f"something between the input and the first convolution ({first.name}) changes the input (a "
-                              "per-channel affine such as inception_v3's transform_input=True, a normalization layer, a padding "
-                              "or resizing module): fold an affine into the model's mean/std, a padding into the convolution, "
-                              "then convert")
+                              "per-channel affine such as inception_v3's transform_input=True, a normalization layer, a "
+                              "non-linear step, a resizing module): fold an affine into the model's mean/std, then convert; "
+                              "zero padding is allowed")
     conv = first.module
+
+    def lead(x: torch.Tensor) -> torch.Tensor:  # the zero padding before the conv: it commutes with the folds
+        return x if pad is None else torch.nn.functional.pad(x, pad.pads)
+
     with torch.inference_mode():
-        out_hw = conv(torch.zeros(1, pre.channels, size, size, device=device, dtype=conv.weight.dtype)).shape[-2:]
-    return first, conv, device, (int(out_hw[0]), int(out_hw[1]))
+        out_hw = conv(lead(torch.zeros(1, pre.channels, size, size, device=device, dtype=conv.weight.dtype))).shape[-2:]
+    return first, conv, device, (int(out_hw[0]), int(out_hw[1])), lead
 
 
 def _check_fold(first: str, conv: nn.Module, expect: torch.Tensor, got: torch.Tensor, converted: nn.Module,
@@ -168,20 +163,17 @@ def _check_fold(first: str, conv: nn.Module, expect: torch.Tensor, got: torch.Te
                               "else reads the model's input too (a second convolution, a skip from the input)") from None
 
 
-def _macs(conv: nn.Conv2d, in_channels: int, out_hw: tuple[int, int]) -> int:
-    kh, kw = conv.kernel_size
-    return conv.out_channels * (in_channels // conv.groups) * kh * kw * out_hw[0] * out_hw[1]
-
-
 def rgb_to_gray(model: nn.Module, preprocessing: Preprocessing, input_size: int | None = None) -> Conversion:
     """An exact grayscale copy of an RGB ``model`` (see the module docstring for the method)."""
     import torch
     from torch import nn
 
+    from visionaudit.models.first_conv import conv_macs, swap_module
+
     if preprocessing.channels != 3:
         raise ConversionError(f"rgb_to_gray needs a 3-channel model; this one takes {preprocessing.channels}")
     size = input_size or preprocessing.crop_size
-    first, conv, device, out_hw = _first(model, preprocessing, size)
+    first, conv, device, out_hw, lead = _first(model, preprocessing, size)
     if conv.in_channels != 3 or conv.groups != 1:
         raise ConversionError(f"{first.name} has in_channels={conv.in_channels}, groups={conv.groups}; rgb_to_gray folds a "
                               "3-channel, ungrouped first conv")
@@ -198,12 +190,12 @@ def rgb_to_gray(model: nn.Module, preprocessing: Preprocessing, input_size: int 
     cand = _conv_copy(ref, w_new, 1)
     with torch.inference_mode():
         x_at_mstar = ((m_star - m) / s).to(device).view(1, 3, 1, 1).expand(1, 3, size, size)
-        offset = ref(x_at_mstar) - cand(torch.zeros(1, 1, size, size, dtype=torch.float64, device=device))
+        offset = ref(lead(x_at_mstar)) - cand(lead(torch.zeros(1, 1, size, size, dtype=torch.float64, device=device)))
     converted = copy.deepcopy(model).eval()
     flat = offset.flatten(2)
     needs_map = bool((flat.amax(2) - flat.amin(2)).abs().max() > 1e-9 * (1 + flat.abs().max()))
     if needs_map:
-        _swap(converted, first.name, _border_offset()(new_conv, offset.to(conv.weight.dtype)))
+        swap_module(converted, first.name, _border_offset()(new_conv, offset.to(conv.weight.dtype)))
     else:
         per_channel = flat[0, :, 0].to(conv.weight.dtype)
         if new_conv.bias is None:
@@ -211,28 +203,30 @@ def rgb_to_gray(model: nn.Module, preprocessing: Preprocessing, input_size: int 
                 new_conv.bias = nn.Parameter(per_channel.clone(), requires_grad=False)
         else:
             new_conv.bias = nn.Parameter(new_conv.bias.detach() + per_channel, requires_grad=False)
-        _swap(converted, first.name, new_conv)
+        swap_module(converted, first.name, new_conv)
     with torch.inference_mode():  # the fold on a random gray image (its own generator: the global one is the caller's)
         g = torch.rand(1, 1, size, size, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
         x = ((g * s_star + m_star - m.view(1, 3, 1, 1)) / s.view(1, 3, 1, 1)).to(device)
-        expect, got = ref(x), cand(g.to(device)) + offset
+        expect, got = ref(lead(x)), cand(lead(g.to(device))) + offset
     _check_fold(first.name, conv, expect, got, converted, torch.zeros(1, 1, size, size, device=device, dtype=conv.weight.dtype))
     gray_pre = replace(preprocessing, mean=(m_star,), std=(s_star,), source=f"{preprocessing.source}; converted to grayscale")
     added = 0 if conv.bias is not None or new_conv.bias is None else new_conv.bias.numel()  # a bias the fold added
     return Conversion(converted, gray_pre, first.name, conv.weight.numel() - new_conv.weight.numel() - added,
-                      _macs(conv, 3, out_hw) - _macs(new_conv, 1, out_hw), needs_map)
+                      conv_macs(conv, 3, out_hw) - conv_macs(new_conv, 1, out_hw), needs_map)
 
 
 def naive_rgb_to_gray(model: nn.Module, preprocessing: Preprocessing) -> Conversion:
     """The folklore fold, for comparison: sum the kernels, keep the bias, feed gray normalized with the
     average mean and std, ignoring that each channel was normalized differently."""
-    first, conv, _, out_hw = _first(model, preprocessing, preprocessing.crop_size)
+    from visionaudit.models.first_conv import conv_macs, swap_module
+
+    first, conv, _, out_hw, _ = _first(model, preprocessing, preprocessing.crop_size)
     new_conv = _conv_copy(conv, conv.weight.detach().sum(dim=1, keepdim=True), 1)
     converted = copy.deepcopy(model).eval()
-    _swap(converted, first.name, new_conv)
+    swap_module(converted, first.name, new_conv)
     mean, std = sum(preprocessing.mean) / 3, sum(preprocessing.std) / 3
-    return Conversion(converted, replace(preprocessing, mean=(mean,), std=(std,)), first.name,
-                      conv.weight.numel() - new_conv.weight.numel(), _macs(conv, 3, out_hw) - _macs(new_conv, 1, out_hw), False)
+    return Conversion(converted, replace(preprocessing, mean=(mean,), std=(std,)), first.name, conv.weight.numel()
+                      - new_conv.weight.numel(), conv_macs(conv, 3, out_hw) - conv_macs(new_conv, 1, out_hw), False)
 
 
 def gray_to_rgb(model: nn.Module, preprocessing: Preprocessing, lambdas: tuple[float, float, float] = LUMA_BT601) -> Conversion:
@@ -241,29 +235,31 @@ def gray_to_rgb(model: nn.Module, preprocessing: Preprocessing, lambdas: tuple[f
     the suite runs it; a model trained on another luminance (BT.709's 0.2126, 0.7152, 0.0722) passes its own."""
     import torch
 
+    from visionaudit.models.first_conv import conv_macs, swap_module
+
     if preprocessing.channels != 1:
         raise ConversionError(f"gray_to_rgb needs a 1-channel model; this one takes {preprocessing.channels}")
     if abs(sum(lambdas) - 1.0) > 1e-6:
         raise ConversionError(f"the luminance weights {lambdas} must sum to 1 for an exact expansion (they sum to "
                               f"{sum(lambdas)})")
-    first, conv, device, out_hw = _first(model, preprocessing, preprocessing.crop_size)
+    first, conv, device, out_hw, lead = _first(model, preprocessing, preprocessing.crop_size)
     if conv.in_channels != 1 or conv.groups != 1:
         raise ConversionError(f"{first.name} has in_channels={conv.in_channels}, groups={conv.groups}; gray_to_rgb expands a "
                               "1-channel, ungrouped first conv")
     lam = torch.tensor(lambdas, dtype=torch.float64, device=device).view(1, 3, 1, 1)
     new_conv = _conv_copy(conv, conv.weight.detach().double() * lam, 3)
     converted = copy.deepcopy(model).eval()
-    _swap(converted, first.name, new_conv)
+    swap_module(converted, first.name, new_conv)
     size = preprocessing.crop_size
     with torch.inference_mode():  # normalized RGB: the gray model sees its luminance (the lambdas sum to 1)
         x = torch.rand(1, 3, size, size, dtype=torch.float64, generator=torch.Generator().manual_seed(0)).to(device)
         ref = _conv_copy(conv, conv.weight.detach(), 1).double()  # plain and unrounded, as in rgb_to_gray
-        expect, got = ref((x * lam).sum(dim=1, keepdim=True)), _conv_copy(ref, ref.weight.detach() * lam, 3)(x)
+        expect, got = ref(lead((x * lam).sum(dim=1, keepdim=True))), _conv_copy(ref, ref.weight.detach() * lam, 3)(lead(x))
     _check_fold(first.name, conv, expect, got, converted, torch.zeros(1, 3, size, size, device=device, dtype=conv.weight.dtype))
     rgb_pre = replace(preprocessing, mean=preprocessing.mean * 3, std=preprocessing.std * 3,
                       source=f"{preprocessing.source}; expanded to RGB")
     return Conversion(converted, rgb_pre, first.name, conv.weight.numel() - new_conv.weight.numel(),
-                      _macs(conv, 1, out_hw) - _macs(new_conv, 3, out_hw), False)
+                      conv_macs(conv, 1, out_hw) - conv_macs(new_conv, 3, out_hw), False)
 
 
 # -- the audit's measurement ------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Collection, Sequence
 
+from visionaudit.data.duplicates import duplicates_warning
 from visionaudit.data.fetch import OBSERVERS
 from visionaudit.data.header_check import check_headers
 from visionaudit.data.image_sets import (
@@ -21,6 +22,7 @@ from visionaudit.data.image_sets import (
     run_image_set,
 )
 from visionaudit.data.observers import ObserversAbsent, observer_files
+from visionaudit.data.system_files import skipped_note
 from visionaudit.errors import DataError, UnusableImages
 from visionaudit.families.corruption.folder import condition_images, other_images
 from visionaudit.families.corruption.imagenet_c import condition_folder
@@ -33,11 +35,13 @@ OPTIONAL_DATA = {OBSERVERS: "the error consistency with the human observers (sha
 
 @dataclass
 class ImageSetCheck:
-    """What the startup check found: problems (each naming its fix), notes (in order), and the labelled images the
-    run's tests read (its --audit-samples subset; None where they read none)."""
+    """What the startup check found: problems (each naming its fix), notes (in order), warnings (notes that must stand
+    out: the same image under two labels), and the labelled images the run's tests read (its --audit-samples subset;
+    None where they read none)."""
 
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     labelled_count: int | None = None
 
 
@@ -92,6 +96,9 @@ def check_image_sets(run: RunImages, needs: Collection[str], imagenet_c: Sequenc
         read = whole.stratified_subset(run.samples, run.seed)
         if role == LABELLED:
             out.labelled_count = len(read)
+            if read.label_names is not None and (warning := duplicates_warning(whole.name, read.sample_ids, read.paths,
+                                                                               read.label_names)):
+                out.warnings.append(warning)
         _headers(out, read)
     scored: dict[tuple[str, int], ImageSet] = {}
     for corruption, severity in imagenet_c:  # the files scored as they are (--audit-imagenet-c), checked alike
@@ -135,8 +142,9 @@ def labelled_count(run: RunImages) -> int | None:
 
 
 def _headers(out: ImageSetCheck, images: ImageSet) -> None:
-    """The refusal of ``images``' unusable files, if any, to ``out``'s problems; their EXIF orientations to its notes."""
+    """The refusal of ``images``' unusable files, if any, to ``out``'s problems; their EXIF orientations and the
+    operating-system metadata files skipped beside them to its notes."""
     headers = check_headers(images)
     refusal, note = headers.problem(), headers.orientation_note()
-    out.notes += [note] if note else []
+    out.notes += [n for n in (skipped_note(images.root, images.skipped), note) if n]
     out.problems += [refusal] if refusal else []

@@ -79,7 +79,8 @@ def _geometry(report: dict[str, Any]) -> Geometry:
         p = report.get("models", {}).get(spec, {}).get("preprocessing") or {}
         if isinstance(p.get("crop_size"), int) and isinstance(p.get("resize_size"), int):
             return Geometry(p["resize_size"], p["crop_size"], p.get("interpolation") or "bilinear",
-                            crop=p.get("keep_aspect", True), floor_crop=p.get("floor_crop", False))
+                            crop=p.get("keep_aspect", True), floor_crop=p.get("floor_crop", False),
+                            alpha_on_white=p.get("alpha_on_white", False))  # absent before stop 44: dropped
     return Geometry(256, 224, "bilinear", crop=True)
 
 

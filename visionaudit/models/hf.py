@@ -19,7 +19,9 @@ The image processor's rule, in the suite's :class:`~visionaudit.preprocessing.Pr
 - ``resample`` (PIL's numbers: 0 nearest, 2 bilinear, 3 bicubic; others are refused: the suite resizes with
   those three), ``rescale_factor`` (folded into mean and std: ``(x * r - m) / s = (x / 255 - m / 255r) / (s / 255r)``),
   ``image_mean``, ``image_std`` (0 and 1 when ``do_normalize`` is off);
-- the centre crop's offset rounded down, as transformers' ``center_crop`` does (``floor_crop``).
+- the centre crop's offset rounded down, as transformers' ``center_crop`` does (``floor_crop``);
+- ``do_convert_rgb`` (CLIP, BiT, SigLIP): a transparent image composited onto white, as transformers'
+  ``convert_to_rgb`` does (``alpha_on_white``), not its alpha dropped (torchvision's ImageFolder, kept for the rest).
 
 The suite resizes with PIL, as transformers' PIL processors do (``backend="pil"``, the "slow" ones): their output is
 matched exactly. The torchvision backend (the default in transformers 5) resizes tensors: within one level for
@@ -180,8 +182,11 @@ def from_image_processor(config: Mapping[str, Any], source: str) -> Preprocessin
     if not math.isclose(scale, 1.0, rel_tol=1e-9):
         mean, std = tuple(m / scale for m in mean), tuple(s / scale for s in std)
         rule += f", rescale {factor:g} (folded into mean and std)"
+    on_white = bool(config.get("do_convert_rgb"))  # transformers' convert_to_rgb: transparency composited onto white
+    rule += ", transparency onto white" if on_white else ""
     return Preprocessing(crop_size=crop_size, resize_size=resize, interpolation=_RESAMPLE[resample], mean=mean, std=std,
-                         keep_aspect=keep_aspect, floor_crop=True, source=f"{source}: {rule}, {_RESAMPLE[resample]}")
+                         keep_aspect=keep_aspect, floor_crop=True, alpha_on_white=on_white,
+                         source=f"{source}: {rule}, {_RESAMPLE[resample]}")
 
 
 def _per_channel(value: Any, key: str, source: str) -> tuple[float, ...]:
