@@ -41,7 +41,7 @@ from .collector import STEPWISE_STOP, get_collector
 from .data_check import STARTUP_ERROR_KEY
 from .interruptions import effective_timeout
 from .progress import phase_timings
-from .run_notes import NOTES_KEY, say_once
+from .run_notes import NOTE_SINK_KEY, NOTES_KEY, say_once
 from .selection import selection
 from .settings import SETTINGS_KEY, STARTUP_USAGE_ERROR_KEY, get_settings
 from .worker_channel import get_channel
@@ -243,6 +243,8 @@ def pytest_configure(config: pytest.Config) -> None:
                            spellings=dict(settings.spellings), canonicals=dict(settings.canonicals),
                            html=os.path.relpath(Path(page).resolve(), path.resolve().parent) if page else None,
                            page_inputs=_page_inputs(config, settings) if page else None)
+    journal_note = collector.journal.write  # the run line holds the notes said so far; later ones follow as said
+    config.stash[NOTE_SINK_KEY] = lambda note: journal_note("note", note=note)
 
 
 def _page_inputs(config: pytest.Config, settings) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from .settings import SETTINGS_KEY
 from .worker_channel import get_channel, send
 
 NOTES_KEY = pytest.StashKey[list]()  # things said once: the report's run.notes
+NOTE_SINK_KEY = pytest.StashKey[Any]()  # where a note said after the journal's run line goes (the journal), if anywhere
 PRINTED_KEY = pytest.StashKey[set]()  # the notes already on the terminal
 
 
@@ -51,6 +52,9 @@ def say_once(config: pytest.Config, note: str, now: bool = True) -> None:
     if note in notes:
         return
     notes.append(note)
+    sink = config.stash.get(NOTE_SINK_KEY, None)
+    if sink is not None:  # a report rebuilt from the journal keeps it (a killed run's page too)
+        sink(note)
     if now:
         TerminalLog(config).write(f"note: {note}\n")
         config.stash.setdefault(PRINTED_KEY, set()).add(note)

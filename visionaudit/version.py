@@ -45,6 +45,8 @@ __version__ = "0.1.0"
 # 9: (stop 42) a robustness `across_models` result's `alphas` (its models' levels, where they differ); `alpha` on every
 #    transform entry and corruption condition entry (the level its Holm `significant` and the per-class count were
 #    judged at: before 9 only a judged horizontal flip recorded it, and 0.05 was read); a merge's `run.phases` holds every
-#    part's timings, each worker named by its part. Added keys only: schemas 3 to 8 are still read.
+#    part's timings, each worker named by its part. Added keys only: schemas 3 to 8 are still read. Also in 9 (stop 44,
+#    an added key that older reports lack): a model's `preprocessing.alpha_on_white` (true: transparent images composited
+#    onto white, as a Hugging Face processor with do_convert_rgb does; absent: the alpha dropped).
 SCHEMA_VERSION = 9
 OLDEST_READABLE = 3  # the oldest schema still read as a baseline or a merge part

@@ -93,6 +93,27 @@ def test_contribution_shares_are_exact_with_zero_padding():
     assert contribution_shares(model, first, images) == pytest.approx((expected / expected.sum()).tolist(), rel=1e-4)
 
 
+def test_contribution_shares_of_a_zero_padded_input_are_its_padded_terms(tmp_path):
+    """transformers' EfficientNet zero-pads its input (ZeroPad2d) before the first conv: refused as "something before
+    it transforms the input" (whose fix, a mean/std, cannot express a padding). The terms are the model's own padding
+    module then its conv, each channel alone."""
+    pytest.importorskip("transformers", reason="transformers is in the hf extra; install visionaudit[hf]")
+    from tests.hub_models import EFFICIENTNET_QUERY, tiny_efficientnet
+
+    model = load_model(f"hf:{tiny_efficientnet(tmp_path / 'effnet')}?{EFFICIENTNET_QUERY}", "cpu")
+    first = find_first_conv(model.module, (1, 3, 32, 32))
+    embeddings = model.module.efficientnet.embeddings
+    assert first.module is embeddings.convolution and not first.input_is_model_input
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8)
+    x = model.preprocessing.normalize(images)
+    with torch.no_grad():
+        zero = embeddings.convolution(embeddings.padding(torch.zeros_like(x)))
+        terms = [embeddings.convolution(embeddings.padding(torch.where(torch.arange(3).view(1, 3, 1, 1) == c, x, 0))) - zero
+                 for c in range(3)]
+    expected = torch.tensor([t.abs().mean().item() for t in terms], dtype=torch.float64)
+    assert contribution_shares(model, first, images) == pytest.approx((expected / expected.sum()).tolist(), rel=1e-4)
+
 def red_labelled_images():
     torch.manual_seed(0)
     images = torch.randint(0, 256, (40, 3, 8, 8), dtype=torch.uint8)

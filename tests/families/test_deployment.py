@@ -103,7 +103,7 @@ class ReturnsADataclass(nn.Module):
         return LogitsAndFeatures(self.net(x), x.mean((2, 3)))
 
 
-@pytest.mark.parametrize("name", ["torch_export", "onnxruntime"])
+@pytest.mark.parametrize("name", [pytest.param(d, marks=pytest.mark.slow(data=False)) for d in ("torch_export", "onnxruntime")])
 def test_a_model_returning_a_dataclass_is_exported_for_its_logits(name):
     # Both forms were skipped ("torch.export failed: ... not a known type"): exported as TorchScript is, its logits.
     if name == "onnxruntime":

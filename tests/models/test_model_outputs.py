@@ -44,7 +44,8 @@ def test_a_one_logit_model_is_audited_as_two_classes_its_sigmoid_the_second(tmp_
     assert torch.allclose(logits.softmax(1)[:, 1:], torch.sigmoid(z), atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["torchscript", "torch_export", "onnxruntime"])
+@pytest.mark.parametrize("name", [pytest.param(d, marks=pytest.mark.slow(data=False)) if d != "torchscript" else d
+                                  for d in ("torchscript", "torch_export", "onnxruntime")])
 def test_a_one_logit_models_deployment_forms_give_its_two_class_logits(name):
     if name == "onnxruntime":
         pytest.importorskip("onnxruntime", reason="in the deploy extra: pip install 'visionaudit[deploy]'")

@@ -227,6 +227,7 @@ def test_a_bad_labelled_file_stops_a_corruption_only_run_at_startup(tmp_path):
         assert not (tmp_path / "loads.log").exists()  # before any model loaded
 
 
+@pytest.mark.slow(data=False)
 def test_os_metadata_is_skipped_and_an_image_under_two_labels_is_warned_of_in_the_run_notes(team):
     """Stop 44: Thumbs.db, desktop.ini, ._NAME and a zip's __MACOSX/ stopped the run while .DS_Store was ignored; the
     same bytes under two labels went unnoticed. Both are said, and the run goes on."""

@@ -38,8 +38,11 @@ pytestmark = pytest.mark.audit("accuracy")
 MODE = os.environ.get("MODE", "")
 
 
-def test_a(model, record):
+def test_a(model, record, request):
     record.metric("clean_top1", 0.9)
+    if os.environ.get("NOTE"):  # a note said as the run goes (as the data checks' and a model's load say theirs)
+        from plugins.run_notes import say_once
+        say_once(request.config, "said as test_a ran")
     if MODE == "hold":  # the first of two runs: holds the report until the test lets it go
         open("holding", "w").write(str(os.getpid()))
         deadline = time.time() + 120
@@ -324,6 +327,30 @@ def test_a_killed_runs_page_is_rendered_again_with_its_rebuilt_report(project, c
     assert f"html: {page} (rendered from the rebuilt report)" in capsys.readouterr().out
 
 
+@pytest.mark.slow(data=False)
+@pytest.mark.parametrize("workers", [[], ["-n", "1"]], ids=["no-xdist", "xdist"])
+def test_a_note_said_after_the_run_began_is_in_the_report_rebuilt_from_its_journal(project, workers):
+    """Stop 44 (review): the journal's run line holds the notes said by then; notes said later (the data checks' at
+    collection's end, a model's as it loads: a one-output model audited as two classes) were lost from the report and
+    page rebuilt from a killed run's journal. They are journalled as they are said."""
+    from visionaudit.report.journal import rebuild
+
+    first = start(project, "hold", *workers, NOTE="1")
+    journal = project.path / "report.json.journal.jsonl"
+    try:
+        wait_for(project.path / "holding", first)
+        deadline = time.time() + 30  # a worker's note reaches the controller on its channel's thread: a moment later
+        while "said as test_a ran" not in journal.read_text() and time.time() < deadline:
+            time.sleep(0.1)
+        os.kill(first.pid, signal.SIGKILL)
+        first.communicate(timeout=60)
+    finally:
+        (project.path / "release").touch()
+    notes = rebuild(journal)["run"].get("notes") or []
+    assert notes.count("said as test_a ran") == 1, notes
+
+
+@pytest.mark.slow(data=False)
 @pytest.mark.parametrize("workers", [[], ["-n", "1"]], ids=["no-xdist", "xdist"])
 def test_a_killed_run_without_a_json_report_leaves_no_earlier_page_as_its_own(project, browser, workers):
     """stop 43's notes: a run with --audit-html only (no --audit-json, so no journal) killed outright left the page of

@@ -42,6 +42,7 @@ def pytest_runtest_logreport(report):
 """
 
 
+@pytest.mark.slow(data=False)  # six test projects' pytest runs: the full run's, not the quick loop's
 @pytest.mark.parametrize("end, args", [
     ("internal", []), ("ctrl-c", []), ("exit", []), ("fail", ["-x"]), ("internal", ["-n", "1"]), ("fail", ["-n", "1", "-x"]),
 ], ids=["internalerror", "ctrl-c", "pytest.exit", "-x", "xdist-internalerror", "xdist--x"])

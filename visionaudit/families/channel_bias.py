@@ -71,7 +71,9 @@ def contribution_shares(model: LoadedModel, first: FirstConv, images: torch.Tens
     """
     import torch
 
-    if not first.input_is_model_input:
+    # zero padding before the conv (transformers' EfficientNet) pads each channel's term alike: padded here, exact
+    pads = first.padding.pads if first.padding is not None and first.padding.is_zero else None
+    if not first.input_is_model_input and pads is None:
         raise ModelOutputError(
             f"{first.name} does not receive the model input unchanged (something before it transforms the input), so its "
             "per-channel terms are not the image's; fold that step into the model's mean/std to measure contribution shares"
@@ -82,6 +84,8 @@ def contribution_shares(model: LoadedModel, first: FirstConv, images: torch.Tens
     with torch.inference_mode():
         for start in range(0, images.shape[0], batch_size):
             x = model.preprocessing.normalize(images[start : start + batch_size].to(model.device))
+            if pads is not None:
+                x = torch.nn.functional.pad(x, pads)
             base = conv(torch.zeros_like(x[:1]))
             for c in range(conv.in_channels):
                 masked = torch.zeros_like(x)

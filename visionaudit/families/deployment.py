@@ -75,6 +75,7 @@ def _wrappers() -> tuple[type, type, type]:
         def __init__(self, module: nn.Module) -> None:
             super().__init__()
             self.module = module
+            self.training = module.training  # in eval as the model is: an exporter warns of a wrapper in training mode
 
         def forward(self, x):
             return as_logits(self.module(x))  # x: HF classifiers' pixel_values, their first argument

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -321,9 +322,19 @@ def build(spec: ModelSpec):
     try:
         # float32 whatever dtype the folder's weights are saved in (transformers 5 loads that dtype, "auto"): the model
         # the suite audits is float32, as a state dict loaded into its architecture is; the deployment audit checks its
-        # float16 and bfloat16 forms. (torch_dtype: transformers 4's name, still read by 5.)
-        module = AutoModelForImageClassification.from_pretrained(str(folder), local_files_only=True, torch_dtype=torch.float32)
+        # float16 and bfloat16 forms. (`dtype` from transformers 4.56, which warns of the older `torch_dtype`.)
+        module = AutoModelForImageClassification.from_pretrained(str(folder), local_files_only=True,
+                                                                 **{_dtype_keyword(): torch.float32})
     except Exception as e:
         raise CheckpointError(f"--model {spec.raw}: transformers could not load an image classifier from {where} "
                               f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
     return module, preprocessing(spec, folder, where), f"hf:{type(module).__name__}", files, hf_classes(module)
+
+
+def _dtype_keyword() -> str:
+    """``from_pretrained``'s name for the weights' dtype in the installed transformers: ``dtype`` from 4.56, else
+    ``torch_dtype`` (which 4.56 and later read with a deprecation warning)."""
+    import transformers
+
+    major, minor = (int(part) for part in re.findall(r"\d+", transformers.__version__)[:2])
+    return "dtype" if (major, minor) >= (4, 56) else "torch_dtype"

@@ -1,11 +1,12 @@
 """The load's forward passes (:func:`visionaudit.models.loading.load_model`): they prove that the model takes its declared
-input and returns ``(batch, classes)`` logits of more than one class, the same for an image however often it runs and
-whatever else is in its batch. A model that fails one is refused with what is wrong and the fix: nothing an audit
-measured of it would mean anything (one output's top-1 is always right; a draw's numbers are not the model's).
+input and returns ``(batch, classes)`` logits, the same for an image however often it runs and whatever else is in its
+batch (one output, a sigmoid's logit, is audited as two classes: :func:`as_logits`). A model that fails one is refused
+with what is wrong and the fix: nothing an audit measured of it would mean anything (a draw's numbers are not the model's).
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -29,7 +30,13 @@ def _inside(output: Any) -> Any:
 
 
 def _one_logit(out: Any) -> bool:
-    return isinstance(out, torch.Tensor) and out.dim() == 2 and out.shape[1] == 1
+    if not (isinstance(out, torch.Tensor) and out.dim() == 2):
+        return False
+    if not torch.jit.is_tracing():
+        return out.shape[1] == 1
+    with warnings.catch_warnings():  # a model's class count is fixed: the trace keeping this test constant is right
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        return bool(out.shape[1] == 1)
 
 
 def as_logits(output: Any) -> Any:

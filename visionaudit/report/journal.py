@@ -174,6 +174,10 @@ def _report(events: list[dict[str, Any]], path: str | Path) -> dict[str, Any]:
             samples.update(e["samples"])
         elif kind == "selection":
             run["selection"] = e["selection"]
+        elif kind == "note":  # said after the run line (the data checks', a model's load)
+            notes = run["notes"] = list(run.get("notes") or [])
+            if e["note"] not in notes:
+                notes.append(e["note"])
         elif kind == "end":
             exit_status = e.get("exit_status")
     finished = set(entries)
