@@ -265,3 +265,36 @@ def bfloat16_kernels() -> nn.Module:
     bfloat16 rounding step from its image alone (GPU kernels chosen by batch size do this)."""
     torch.manual_seed(0)
     return _Bfloat16Kernels(num_classes=3)
+
+
+class _DictOutput(TinyNet):
+    def __init__(self, key: str) -> None:
+        super().__init__(num_classes=3)
+        self.key = key
+
+    def forward(self, x):
+        return {self.key: super().forward(x), "features": self.conv(x).mean((2, 3))}
+
+
+def dict_logits() -> nn.Module:
+    """Returns ``{"logits": ..., "features": ...}``, as a team's own model might (a plain dict, not an HF output)."""
+    torch.manual_seed(0)
+    return _DictOutput("logits")
+
+
+def dict_scores() -> nn.Module:
+    """Returns ``{"scores": ..., "features": ...}``: no key the suite reads."""
+    torch.manual_seed(0)
+    return _DictOutput("scores")
+
+
+class _FeaturesAndLogits(TinyNet):
+    def forward(self, x):
+        features = self.conv(x).mean((2, 3))
+        return features, self.fc(features)
+
+
+def features_and_logits() -> nn.Module:
+    """Returns ``(features, logits)``: its first element, (batch, 4), is not its logits, (batch, 3)."""
+    torch.manual_seed(0)
+    return _FeaturesAndLogits(num_classes=3)

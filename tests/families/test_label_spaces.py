@@ -91,6 +91,26 @@ def test_top5_only_with_more_than_five_classes(classes, has_top5):
         assert record.metrics["top5"] == pytest.approx(sum(hand) / 8)
 
 
+def test_min_top5_on_five_classes_or_fewer_is_said_not_to_apply():
+    """Top-5 of three classes is always 1.0: a set min_top5 holds the model to nothing, so the entry, the terminal's
+    row and the page say it did not apply (it was skipped without a word)."""
+    from visionaudit.html.sections import SectionInputs
+    from visionaudit.html.sections import accuracy as accuracy_section
+    from visionaudit.report.summaries import reason_lines, summary_rows
+
+    record = AuditRecord("accuracy", "m")
+    A.assess_clean_top1(record, A.clean_outcomes(_samples(10), torch.eye(3)[torch.from_numpy(LABELS)], torch.from_numpy(LABELS)),
+                        _bounds(min_top5=0.9), {"model": "m", "set_name": "hand", "preprocessing": "p", "class_names": NAMES})
+    why = record.metrics["bounds_not_applied"]["min_top5"]
+    assert "3 classes" in why and "always 1.0" in why and "min_top5" not in record.thresholds
+    entry = {**record.to_dict(), "nodeid": "t", "outcome": "passed", "duration": 0.0, "message": None}
+    (row,) = summary_rows([entry])
+    assert row["bound"].endswith("min_top5 not applied") and row["verdict"] == "PASS"
+    assert reason_lines([row]) == [f"accuracy, m: min_top5 not applied: {why}"]
+    page = accuracy_section(SectionInputs({"audits": [entry], "models": {}}))
+    assert page["table"]["rows"][0][2] == "- (5 classes or fewer; min_top5 not applied)"
+
+
 def test_the_defaults_follow_min_top1_so_a_model_it_passes_still_passes():
     """A team's ``min_top1 = 0.5`` and nothing else: the bounds added with per-class accuracy must not fail the
     model top-1 passes (one image per class, as imagenet-sample: balanced accuracy is top-1)."""

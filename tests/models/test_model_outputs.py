@@ -59,6 +59,36 @@ def test_a_one_logit_models_deployment_forms_give_its_two_class_logits(name):
     assert got.shape == (3, 2) and torch.allclose(got, torch.cat([torch.zeros_like(z), z], 1), atol=1e-5)
 
 
+def test_a_plain_dicts_logits_are_read_as_an_hf_outputs():
+    model = load_model("tests.tiny_models:dict_logits", "cpu")
+    assert model.num_classes == 3
+    with torch.inference_mode():  # the module's own "logits", on the same preprocessed images
+        own = model.module(model.preprocessing.normalize(IMAGES))["logits"]
+    assert torch.allclose(predict_logits(model, IMAGES, batch_size=4), own, atol=1e-6)
+
+
+def test_a_dict_without_logits_is_refused_naming_its_keys_and_the_fix():
+    # It was refused as "returned dict for one image", its keys and the key the suite reads unsaid.
+    with pytest.raises(ModelOutputError, match=r"returned a dict with keys \['features', 'scores'\] and no 'logits': the "
+                                               r"suite reads a dict's 'logits'.*wrap the model"):
+        load_model("tests.tiny_models:dict_scores", "cpu")
+
+
+def test_a_features_and_logits_tuple_is_refused_naming_it_not_read_as_its_first():
+    # Its first element, the (1, 4) features, was read as logits: a model of 4 classes, its 3 unsaid.
+    with pytest.raises(ModelOutputError, match=r"returned a tuple of 2 \(\(1, 4\), \(1, 3\)\), not one logits tensor.*"
+                                               r"return the logits alone, or wrap the model"):
+        load_model("tests.tiny_models:features_and_logits", "cpu")
+
+
+def test_a_tuple_of_logits_then_what_is_not_logits_reads_its_first():
+    # As HF's return_dict=False gives them: the logits, then a tuple of hidden states.
+    from visionaudit.models.probe import as_logits
+
+    logits = torch.randn(2, 5)
+    assert as_logits((logits, (torch.randn(2, 8, 4, 4),))) is logits and as_logits([logits]) is logits
+
+
 def test_a_model_shipped_in_train_mode_is_audited_in_eval_mode():
     model = load_model("tests.tiny_models:shipped_in_train_mode", "cpu")
     assert not model.module.training and not any(m.training for m in model.module.modules())

@@ -165,6 +165,10 @@ def assess_clean_top1(record: AuditRecord, measured: PerImage, thresholds: Mappi
     # Unset, min_top5 gates nothing (top-5 is recorded) and min_balanced_accuracy is min_top1: the bounds added
     # with per-class accuracy never fail a model that min_top1 passes on a set of one image per class.
     min_top5 = thresholds.get("min_top5")
+    if top5 is None and min_top5 is not None:  # no top-5 array (clean_outcomes): five classes or fewer
+        n_classes = len(context.get("class_names") or []) or "five or fewer"
+        record.not_applied("min_top5", f"the model has {n_classes} classes: every label is among its top five, so "
+                                       "top-5 is always 1.0 and holds it to nothing")
     if top5 is not None and min_top5 is not None and not record.check_min("top5", top5, "min_top5", min_top5):
         failures.append(f"top-5 {top5:.3f} is below min_top5 {min_top5}")
     top1_ok = record.check_min("clean_top1", top1, "min_top1", min_top1)

@@ -7,6 +7,7 @@ from typing import Any
 
 from visionaudit.files import to_jsonable
 
+NOT_APPLIED = "bounds_not_applied"  # the metric naming the configured bounds that did not apply, with why
 RECORD_KEY = "visionaudit"  # the user_properties entry that carries a record on the test report
 
 
@@ -67,6 +68,11 @@ class AuditRecord:
         self.metric(name, value)
         self.threshold(bound_name, bound)
         return value >= bound
+
+    def not_applied(self, bound_name: str, why: str) -> None:
+        """A configured bound that cannot hold this model to anything (``min_top5`` on five classes or fewer): said in
+        the entry's ``bounds_not_applied`` (bound -> why), and so in the terminal's row and the page, never passed."""
+        self.metrics.setdefault(NOT_APPLIED, {})[bound_name] = why
 
     def check_max(self, name: str, value: float, bound_name: str, bound: float) -> bool:
         self.metric(name, value)

@@ -11,6 +11,7 @@ from collections import defaultdict
 from typing import Any
 
 from visionaudit.data.imagenet16 import categories
+from visionaudit.families.records import NOT_APPLIED
 from visionaudit.families.shape_bias import REFERENCES
 
 
@@ -77,12 +78,13 @@ def error_consistency(report: dict[str, Any]) -> dict[str, Any]:
 
 def accuracies(report: dict[str, Any], not_judged: bool = False) -> list[dict[str, Any]]:
     """Clean top-1, top-5 (None for 5 classes or fewer), balanced accuracy and the lowest class per model, with the
-    number of images and the per-class table (class name -> index, images, correct, accuracy); ``not_judged``: the
+    number of images, the per-class table (class name -> index, images, correct, accuracy) and the configured bounds
+    that did not apply (``not_applied``: bound -> why, ``min_top5`` on five classes or fewer); ``not_judged``: the
     not-judged entries too, marked (:func:`judged_mark`)."""
     return [{"model": e["model"], "clean_top1": e["metrics"]["clean_top1"], "top5": e["metrics"].get("top5"),
              "n_images": e["metrics"].get("n_images"), "balanced_accuracy": e["metrics"].get("balanced_accuracy"),
              "lowest_class": e["metrics"].get("lowest_class"), "per_class": (e.get("tables") or {}).get("per_class"),
-             **judged_mark(e)}
+             "not_applied": e["metrics"].get(NOT_APPLIED) or {}, **judged_mark(e)}
             for e in _entries(report, "accuracy", True, not_judged) if "clean_top1" in e["metrics"]]
 
 

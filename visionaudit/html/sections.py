@@ -96,7 +96,8 @@ def accuracy(page: SectionInputs) -> dict | None:
     return {"id": "accuracy", "title": "Clean accuracy", "figures": [],
             "table": judged_rows({"header": ["model", "clean top-1", "top-5", "balanced accuracy", "lowest class", "images"],
                                    "rows": [[_name(r["model"], r), fmt(r["clean_top1"]),
-                                             fmt(r["top5"]) if r["top5"] is not None else "- (5 classes or fewer)",
+                                             fmt(r["top5"]) if r["top5"] is not None else "- (5 classes or fewer"
+                                             + ("; min_top5 not applied)" if "min_top5" in r["not_applied"] else ")"),
                                              fmt(r.get("balanced_accuracy")), _lowest(r.get("lowest_class")),
                                              fmt(r["n_images"])] for r in acc]}, acc, "the accuracies"),
             "tables": tables}

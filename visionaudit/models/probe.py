@@ -7,6 +7,7 @@ with what is wrong and the fix: nothing an audit measured of it would mean anyth
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -22,9 +23,35 @@ LOW_PRECISION = (torch.float16, torch.bfloat16)
 SAME_LOGITS = 5e-2
 
 
+class UnreadOutput(ModelOutputError):
+    """An output the suite cannot read as one logits tensor without guessing (said by :func:`_inside`)."""
+
+
+def _shape(x: Any) -> str:
+    return str(tuple(x.shape)) if isinstance(x, torch.Tensor) else type(x).__name__
+
+
 def _inside(output: Any) -> Any:
+    """The logits tensor in a model's output: an HF-style ``.logits`` (or a plain dict's ``"logits"``, read alike), or
+    a tuple's one (batch, classes) tensor, the first (a tuple of HF's ``return_dict=False``: logits, then hidden
+    states). What it cannot read without guessing is refused naming what it saw and the fix (:class:`UnreadOutput`)."""
     output = getattr(output, "logits", output)
+    if isinstance(output, Mapping):
+        if "logits" not in output:
+            raise UnreadOutput(
+                f"returned a dict with keys {sorted(map(str, output))} and no 'logits': the suite reads a dict's "
+                "'logits' (as a Hugging Face output's); return the logits tensor, or a dict with them under 'logits', or "
+                "wrap the model (a factory returning a module whose forward returns model(x)[KEY])")
+        output = output["logits"]
     if isinstance(output, (tuple, list)) and output:
+        matrices = [i for i, o in enumerate(output) if isinstance(o, torch.Tensor) and o.dim() == 2]
+        if matrices != [0] and len(output) > 1:  # (features, logits), (logits, aux_logits): which is meant is a guess
+            shapes = ", ".join(_shape(o) for o in output)
+            raise UnreadOutput(
+                f"returned a {type(output).__name__} of {len(output)} ({shapes}), not one logits tensor: the suite reads "
+                "the first element only when it is the one (batch, classes) tensor, and will not guess which of these "
+                "are the logits; return the logits alone, or wrap the model (a factory returning a module whose forward "
+                "returns model(x)[i], i the logits' index)")
         output = output[0]
     return output
 
@@ -39,15 +66,20 @@ def _one_logit(out: Any) -> bool:
         return bool(out.shape[1] == 1)
 
 
-def as_logits(output: Any) -> Any:
-    """The logits tensor inside a model's output (HF-style ``.logits``, or the first of a tuple). One output ``z`` (a
-    binary classifier's logit, read through a sigmoid) is two classes' logits ``[0, z]``: their softmax is
-    ``1 - sigmoid(z), sigmoid(z)``. The one place outputs become logits (inference, the deployment forms' wrappers and
-    exports, the functional audits), so every loader, ONNX included, gets it."""
+def _logits_and_one(output: Any) -> tuple[Any, bool]:
+    """:func:`as_logits`, and whether the model has one output (audited as two)."""
     output = _inside(output)
-    if _one_logit(output):
-        output = torch.cat([torch.zeros_like(output), output], 1)
-    return output
+    one = _one_logit(output)
+    return (torch.cat([torch.zeros_like(output), output], 1) if one else output), one
+
+
+def as_logits(output: Any) -> Any:
+    """The logits tensor inside a model's output (HF-style ``.logits`` or a dict's ``"logits"``, or the first of a tuple
+    when it is its one (batch, classes) tensor: :func:`_inside`). One output ``z`` (a binary classifier's logit, read
+    through a sigmoid) is two classes' logits ``[0, z]``: their softmax is ``1 - sigmoid(z), sigmoid(z)``. The one place
+    outputs become logits (inference, the deployment forms' wrappers and exports, the functional audits), so every
+    loader, ONNX included, gets it."""
+    return _logits_and_one(output)[0]
 
 
 def one_output_error(spec: str, why: str) -> ModelOutputError:
@@ -80,12 +112,12 @@ def probe_classes(module: torch.nn.Module, channels: int, size: int, device: tor
     shown, in_batch = (1, *x.shape[1:]), None
     try:
         with torch.inference_mode():
-            out = _inside(module(x[:1]))
-            one = _one_logit(out)
-            out = as_logits(out)
+            out, one = _logits_and_one(module(x[:1]))  # unwrapped once: the output's form is read in one place
             if isinstance(out, torch.Tensor) and out.dim() == 2 and out.shape[1] > 1:
                 shown = tuple(x.shape)
                 in_batch = as_logits(module(x))
+    except UnreadOutput as e:  # an output it cannot read (a dict without logits, a tuple of several)
+        raise ModelOutputError(f"model {spec} {e}") from None
     except Exception as e:
         low = _weights_not_float32(module)
         raise ModelOutputError(

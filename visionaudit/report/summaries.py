@@ -7,6 +7,7 @@ import re
 from collections import defaultdict
 from typing import Any
 
+from visionaudit.families.records import NOT_APPLIED
 from visionaudit.families.registry import families
 from visionaudit.formatting import fmt_values
 from visionaudit.report.assembly import SEVERITY, first_reason
@@ -56,9 +57,17 @@ def summary_rows(audits: list[dict[str, Any]], fold_controls: bool = True) -> li
         }
         if worst in ("not_judged", "skipped"):  # nothing judged to show: say why instead
             row["reason"] = row_reason([e for e in entries if e["outcome"] == worst])
+        elif unapplied := not_applied(keyed):  # a configured bound that held the model to nothing: said, not passed
+            row["bound"] += "".join(f", {k} not applied" for k in unapplied)
+            row["reason"] = "; ".join(f"{k} not applied: {why}" for k, why in unapplied.items())
         rows.append(row)
     rows.sort(key=lambda r: (-r.pop("severity"), r["model"], r["audit"]))
     return rows
+
+
+def not_applied(entries: list[dict[str, Any]]) -> dict[str, str]:
+    """The configured bounds that did not apply to these entries (``min_top5`` on five classes or fewer), with why."""
+    return {k: why for e in entries for k, why in (e["metrics"].get(NOT_APPLIED) or {}).items()}
 
 
 def tests_cell(entries: list[dict[str, Any]]) -> str:
@@ -84,7 +93,8 @@ def row_reason(entries: list[dict[str, Any]]) -> str:
 
 
 def reason_lines(rows: list[dict[str, str]]) -> list[str]:
-    """A line per row that was not judged or skipped: its audit, model and :func:`row_reason`."""
+    """A line per row that was not judged or skipped (:func:`row_reason`), or passed a bound that did not apply
+    (:func:`not_applied`): its audit, model and why."""
     return [f"{r['audit']}, {r['model']}: {r['reason']}" for r in rows if r.get("reason")]
 
 
