@@ -254,22 +254,27 @@ def _mismatch_advice(arch: str, in_spec: bool = False) -> str:
 
 def head_outputs(module: torch.nn.Module, state: Mapping[str, torch.Tensor], outputs: int | None) -> int | None:
     """The checkpoint's number of classes when the only difference between ``module`` (built with ``outputs``
-    classes) and ``state`` is the classifier head's output size: every misshapen tensor is ``outputs`` long in its
-    first dimension in the model and N in the checkpoint, the same N throughout, its other dimensions equal; no key
-    missing or extra. None otherwise (nothing to fit, or another difference: the strict load names it)."""
-    if not outputs:
-        return None
-    own = module.state_dict()
-    if set(own) != set(state):
+    classes) and ``state`` is the classifier head's output size (:func:`head_rows`); None otherwise (nothing to fit,
+    or another difference: the strict load names it)."""
+    return head_rows({k: tuple(v.shape) for k, v in module.state_dict().items()},
+                     {k: tuple(v.shape) for k, v in state.items()}, outputs)
+
+
+def head_rows(own: Mapping[str, tuple[int, ...]], theirs: Mapping[str, tuple[int, ...]], outputs: int | None) -> int | None:
+    """Of two state dicts' shapes, a model's (``own``, built with ``outputs`` classes) and a checkpoint's: the
+    checkpoint's number of classes when every misshapen tensor is ``outputs`` long in its first dimension in the model
+    and N in the checkpoint, the same N throughout, its other dimensions equal; no key missing or extra. None otherwise.
+    The load fits the head with it; the startup check reads it from the weights' shapes (visionaudit/models/heads.py)."""
+    if not outputs or set(own) != set(theirs):
         return None
     sizes = set()
-    for key, tensor in own.items():
-        mine, theirs = tuple(tensor.shape), tuple(state[key].shape)
-        if mine == theirs:
+    for key, mine in own.items():
+        other = tuple(theirs[key])
+        if mine == other:
             continue
-        if len(mine) != len(theirs) or not mine or mine[0] != outputs or mine[1:] != theirs[1:]:
+        if len(mine) != len(other) or not mine or mine[0] != outputs or mine[1:] != other[1:]:
             return None
-        sizes.add(theirs[0])
+        sizes.add(other[0])
     return sizes.pop() if len(sizes) == 1 and next(iter(sizes)) > 0 else None
 
 

@@ -38,7 +38,13 @@ from visionaudit.data.label_space import (
     read_classes_file,
 )
 from visionaudit.errors import ConfigError
+from visionaudit.models.heads import (
+    hf_config_problem_type,
+    regression_error,
+    state_dict_outputs,
+)
 from visionaudit.models.hub import hf_config_file
+from visionaudit.models.probe import one_output_error
 from visionaudit.models.specs import (
     IMAGENET_FALSE,
     IMAGENET_TRUE,
@@ -329,7 +335,8 @@ def _hf_config_classes(spec: ModelSpec) -> LabelSpace | None:
 def outputs_before_load(spec: ModelSpec) -> int | None:
     """How many outputs ``spec``'s model has, when that is known without loading it: EfficientNet-Lite's and a
     torchvision classifier's 1,000 (its weights' category count), a Hugging Face classifier's ``id2label``'s length,
-    a timm model's pretrained configuration's; None otherwise."""
+    a timm model's pretrained configuration's, a state dict's (:func:`visionaudit.models.heads.state_dict_outputs`);
+    None otherwise."""
     if spec.kind == "lite":
         return 1000
     if spec.kind == "hf":
@@ -337,6 +344,8 @@ def outputs_before_load(spec: ModelSpec) -> int | None:
         return len(id2label) if id2label else None
     if spec.kind == "timm":
         return _timm_spec_outputs(spec)
+    if spec.kind == "state_dict":  # its --arch's head, or the checkpoint's rows where they differ
+        return state_dict_outputs(spec)
     if spec.kind == "torchvision":
         import torchvision
 
@@ -358,9 +367,38 @@ def _pretrained_torchvision_weights(spec: ModelSpec) -> Any:
 
 
 def check_before_load(spec: ModelSpec, run_classes: str | None = None) -> None:
-    """A class list whose length is known to differ from the outputs before the model loads: refused now."""
-    space, outputs = known_before_load(spec, run_classes), outputs_before_load(spec)
+    """A class list whose length is known to differ from the outputs before the model loads: refused now; so is a head
+    of one output known now that the load would refuse (:func:`check_one_output`), with its message."""
+    outputs = outputs_before_load(spec)
+    if outputs == 1:
+        own = _hf_config_classes(spec) if spec.kind == "hf" else None
+        check_one_output(spec, one_output_names(spec, own, run_classes), hf_config_problem_type(spec))
+        return
+    space = known_before_load(spec, run_classes)
     if space is not None and outputs is not None:
         if imagenet_flag(spec) and outputs != 1000:
             raise _not_imagenet_outputs(spec, outputs)
         check_count(spec.id, space, outputs)
+
+
+def one_output_names(spec: ModelSpec, own: LabelSpace | None, run_classes: str | None) -> LabelSpace | None:
+    """The names a model of one output would be audited with, as :func:`resolve` picks them; None when none are given."""
+    if "classes" in spec.options:
+        return from_file(spec.options["classes"], "?classes=")
+    return own or (from_file(run_classes, "--audit-classes") if run_classes else None)
+
+
+def check_one_output(spec: ModelSpec, names: LabelSpace | None, problem_type: str | None = None) -> LabelSpace:
+    """A model of one output ``z`` is audited as two classes, logits ``[0, z]``: ``names`` (those it would be audited
+    with) must be two, else it is refused saying so; a Hugging Face regression head is refused saying what it is
+    (:func:`visionaudit.models.heads.regression_error`). At startup where the head is known then, else at load."""
+    regression = regression_error(spec, problem_type, names is not None and len(names) == 2)
+    if regression is not None:
+        raise regression
+    if names is None:
+        raise one_output_error(spec.raw, "none were given")
+    try:
+        check_count(spec.id, names, 2)
+    except ClassCountMismatch as e:
+        raise one_output_error(spec.raw, f"not as given: {e}") from None
+    return names

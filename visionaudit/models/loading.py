@@ -24,13 +24,16 @@ from visionaudit.files import sha256_file
 from visionaudit.models import checkpoints, hf, hub
 from visionaudit.models.classes import (
     ClassCountMismatch,
+    check_one_output,
     from_names,
     hf_classes,
+    one_output_names,
     resolve,
     timm_classes,
     torchvision_classes,
 )
 from visionaudit.models.first_conv import fit_input_channels
+from visionaudit.models.heads import hf_problem_type
 from visionaudit.models.preprocessing_before_load import (
     architecture_of,
     lite_preprocessing,
@@ -369,8 +372,8 @@ def _label_space(parsed: ModelSpec, built: _Built, num_classes: int, one_output:
     """Its classes; a one-output model's two (negative, positive) must be named: output indices would judge nothing."""
     if not one_output:
         return resolve(parsed, built.classes, num_classes, classes), None
-    if "classes" not in parsed.options and built.classes is None and not classes:
-        raise one_output_error(parsed.raw, "none were given")
+    config = getattr(built.module, "config", None) if parsed.kind == "hf" else None
+    check_one_output(parsed, one_output_names(parsed, built.classes, classes), hf_problem_type(config))  # as at startup
     try:
         space = resolve(parsed, built.classes, num_classes, classes)
     except ClassCountMismatch as e:
