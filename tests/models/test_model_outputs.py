@@ -167,6 +167,7 @@ def test_a_four_channel_onnx_graph_is_refused_without_asking_for_four_means(tmp_
 def test_a_fixed_batch_of_one_onnx_graph_loads_and_predicts_every_image(tmp_path):
     pytest.importorskip("onnxruntime")
     model = load_model(_graph(tmp_path / "b1.onnx", (1, 3, 224, 224)), "cpu")
+    assert model.to_dict()["dtype"] == "float32"  # its graph's input's: the suite sees no weights of it
     logits = predict_logits(model, IMAGES, batch_size=3)
     assert logits.shape == (4, 3) and torch.allclose(logits[1:2], predict_logits(model, IMAGES[1:2]), atol=1e-5)
 
@@ -200,7 +201,10 @@ def test_an_hf_folder_saved_in_float16_is_audited_in_float32(tmp_path):
     assert {p.dtype for p in model.module.parameters()} == {torch.float32}
     assert model.notes == (f"model {model.id}: its weights are saved in float16; audited in float32 (those weights "
                            "exactly, float32 arithmetic); the deployment audit checks its float16 and bfloat16 forms",)
-    assert load_model(f"hf:{folder}", "cpu").notes == ()  # saved in float32: nothing to say
+    # The report's model entry says it too, not only run.notes (it had no dtype): what it ran in, and what it was saved in
+    assert (model.to_dict()["dtype"], model.to_dict()["saved_dtype"]) == ("float32", "float16")
+    as_saved = load_model(f"hf:{folder}", "cpu")
+    assert as_saved.notes == () and as_saved.to_dict()["dtype"] == "float32" and "saved_dtype" not in as_saved.to_dict()
     reference = half.float().eval()  # the saved float16 weights, exactly, in float32
     x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():

@@ -297,14 +297,21 @@ def check_preprocessing(spec: ModelSpec) -> None:
         preprocessing(spec, path.parent, str(spec.path) if spec.path is not None else spec.name)
 
 
-def saved_dtype_note(spec: ModelSpec, files) -> str | None:
-    """What the run says of a folder saved in another dtype than float32: it is audited in float32 (:func:`build`)."""
+def saved_dtype(files) -> str | None:
+    """The dtype a folder's config.json says its weights are saved in, when not float32 (they are audited in float32,
+    :func:`build`); None when float32, "auto", unset or unreadable."""
     try:
         config = json.loads((files[0].parent / "config.json").read_text())
     except (OSError, ValueError):
         return None
     saved = config.get("dtype") or config.get("torch_dtype")  # transformers 5's name, then 4's
-    if not isinstance(saved, str) or saved in ("float32", "auto"):
+    return None if not isinstance(saved, str) or saved in ("float32", "auto") else saved
+
+
+def saved_dtype_note(spec: ModelSpec, files) -> str | None:
+    """What the run says of a folder saved in another dtype than float32: it is audited in float32 (:func:`build`)."""
+    saved = saved_dtype(files)
+    if saved is None:
         return None
     return (f"model {spec.id}: its weights are saved in {saved}; audited in float32 (those weights exactly, float32 "
             "arithmetic); the deployment audit checks its float16 and bfloat16 forms")

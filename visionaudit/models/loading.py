@@ -40,7 +40,7 @@ from visionaudit.models.preprocessing_before_load import (
     timm_preprocessing,
     torchvision_preprocessing,
 )
-from visionaudit.models.probe import as_logits, one_output_error, probe_classes
+from visionaudit.models.probe import as_logits, model_dtype, one_output_error, probe_classes
 from visionaudit.models.specs import (
     DEFAULT_MODEL,
     ModelSpec,
@@ -86,6 +86,8 @@ class LoadedModel:
     batch_note: str | None = None  # why it was capped, when it was
     label_space: LabelSpace | None = None  # its classes in output order (visionaudit.data.label_space); set by load_model
     notes: tuple[str, ...] = ()  # how it is audited when not as given (one output as two classes, ...): run notes
+    dtype: str | None = None  # what it runs in: its weights' (visionaudit.models.probe.model_dtype)
+    saved_dtype: str | None = None  # a Hugging Face folder's weights saved in another dtype than the one it runs in
 
     @property
     def input_size(self) -> int:
@@ -108,6 +110,8 @@ class LoadedModel:
             "device": str(self.device),
             "batch_size": self.batch_size,
             "batch_note": self.batch_note,
+            "dtype": self.dtype,
+            **({"saved_dtype": self.saved_dtype} if self.saved_dtype else {}),
         }
 
 
@@ -364,6 +368,8 @@ def _load(parsed: ModelSpec, dev: torch.device, classes: str | None = None) -> L
         architecture=built.architecture,
         label_space=space,
         notes=tuple(n for n in (outputs_note, built.note) if n),
+        dtype=model_dtype(module),
+        saved_dtype=hf.saved_dtype(built.files) if parsed.kind == "hf" else None,
     )
 
 

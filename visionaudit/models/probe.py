@@ -89,6 +89,18 @@ def one_output_error(spec: str, why: str) -> ModelOutputError:
         f"negative one first (?classes=FILE or --audit-classes FILE); {why}")
 
 
+def model_dtype(module: torch.nn.Module) -> str | None:
+    """The dtype the model runs in, as its report entry records it: its floating weights' (" and "-joined when several),
+    an ONNX graph's input's (the suite sees no weights of it); None when it has neither (nothing to tell it by)."""
+    graph_input = getattr(getattr(module, "graph", None), "input_dtype", None)
+    if graph_input is not None:
+        import numpy as np
+
+        return np.dtype(graph_input).name
+    dtypes = {str(p.dtype).replace("torch.", "") for p in module.parameters() if p.is_floating_point()}
+    return " and ".join(sorted(dtypes)) or None
+
+
 def _weights_not_float32(module: torch.nn.Module) -> str:
     """Why a float32 input can fail: the module's weights are float16, bfloat16 or float64 ('' when any is float32)."""
     dtypes = {p.dtype for p in module.parameters() if p.is_floating_point()}
