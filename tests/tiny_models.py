@@ -298,3 +298,16 @@ def features_and_logits() -> nn.Module:
     """Returns ``(features, logits)``: its first element, (batch, 4), is not its logits, (batch, 3)."""
     torch.manual_seed(0)
     return _FeaturesAndLogits(num_classes=3)
+
+
+class _Probabilities(TinyNet):
+    def forward(self, x):
+        base = torch.zeros(1000, device=x.device)
+        base[294] = 10.0  # brown bear: one of the bear category's 4 classes
+        return torch.softmax(base + 0.01 * super().forward(x), 1)
+
+
+def probabilities() -> nn.Module:
+    """Returns softmax probabilities, not logits, nearly all on ImageNet's brown bear, whatever the image."""
+    torch.manual_seed(0)
+    return _Probabilities()

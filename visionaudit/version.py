@@ -48,8 +48,9 @@ __version__ = "0.1.0"
 #    part's timings, each worker named by its part. Added keys only: schemas 3 to 8 are still read. Also in 9 (stop 44,
 #    an added key that older reports lack): a model's `preprocessing.alpha_on_white` (true: transparent images composited
 #    onto white, as a Hugging Face processor with do_convert_rgb does; absent: the alpha dropped). Also in 9 (stop 45,
-#    added keys that older reports lack): a model's `dtype` (what it ran in: its weights', an ONNX graph's input's) and
-#    `saved_dtype` (a Hugging Face folder's weights saved in another dtype, audited in float32); an entry's
+#    added keys that older reports lack): a model's `dtype` (what it ran in: its weights', an ONNX graph's input's),
+#    `saved_dtype` (a Hugging Face folder's weights saved in another dtype, audited in float32) and `outputs` (logits, or
+#    probabilities: a softmax's, read as their logarithms); an entry's
 #    `metrics.bounds_not_applied` (a configured bound that held the model to nothing, with why: min_top5 on five classes
 #    or fewer).
 SCHEMA_VERSION = 9

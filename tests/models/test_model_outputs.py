@@ -89,6 +89,22 @@ def test_a_tuple_of_logits_then_what_is_not_logits_reads_its_first():
     assert as_logits((logits, (torch.randn(2, 8, 4, 4),))) is logits and as_logits([logits]) is logits
 
 
+def test_a_model_returning_probabilities_is_read_as_their_logarithms_not_softmaxed_again():
+    # Its probabilities were read as logits: softmax of values in [0, 1] is nearly flat, so a category of many classes
+    # (dog, 109) outvoted its 0.98 on a brown bear under shape bias's aggregation = "sum".
+    from visionaudit.data.imagenet16 import categories, category_probabilities, decide
+
+    model = load_model("tests.tiny_models:probabilities", "cpu")
+    assert model.to_dict()["outputs"] == "probabilities" and "returns probabilities" in model.notes[0]
+    with torch.inference_mode():  # the module's own probabilities, on the same preprocessed images
+        own = model.module(model.preprocessing.normalize(IMAGES)).double()
+    logits = predict_logits(model, IMAGES, batch_size=4)
+    assert torch.allclose(logits.double().softmax(1), own, atol=1e-6)
+    by_hand = category_probabilities(own, "sum").argmax(1).tolist()  # its own probabilities, aggregated as they are
+    assert by_hand == [categories().index("bear")] * 4 and decide(logits, "sum") == ["bear"] * 4
+    assert load_model("tests.tiny_models:tiny", "cpu").to_dict()["outputs"] == "logits"  # logits are not taken for them
+
+
 def test_a_model_shipped_in_train_mode_is_audited_in_eval_mode():
     model = load_model("tests.tiny_models:shipped_in_train_mode", "cpu")
     assert not model.module.training and not any(m.training for m in model.module.modules())

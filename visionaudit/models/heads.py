@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from visionaudit.errors import ModelOutputError
-from visionaudit.models.specs import ModelSpec
+from visionaudit.errors import ModelOutputError, VisionAuditError
+from visionaudit.models.specs import ModelSpec, parse_spec
 
 REGRESSION = "regression"
 
@@ -19,11 +19,10 @@ def state_dict_outputs(spec: ModelSpec) -> int | None:
     where it differs from the architecture's own only there (:func:`visionaudit.models.checkpoints.head_rows`), else the
     architecture's; None when that cannot be read without loading it (another architecture, an unreadable file)."""
     from visionaudit.models.checkpoints import head_rows, tensor_shapes
-    from visionaudit.models.preprocessing_before_load import architecture_of
 
     try:
-        arch = architecture_of(spec.options["arch"])
-    except (KeyError, ValueError):  # said where the model loads
+        arch = parse_spec(spec.options["arch"])  # its kind and name, as the load builds it
+    except (KeyError, ValueError, VisionAuditError):  # said where the model loads
         return None
     if arch.kind not in ("torchvision", "timm") or spec.path is None:
         return None

@@ -81,6 +81,8 @@ def predict_logits(
                 first = start + int(bad.nonzero()[0])
                 raise ModelOutputError(f"model {model.id} returned NaN or infinite logits for image {first} (and "
                                        f"{int(bad.sum()) - 1} more in its batch)")
+            if model.outputs == "probabilities":  # their logarithms: softmax(log p) is p, not a softmax of p
+                logits = logits.clamp_min(torch.finfo(logits.dtype).tiny).log()
             out.append(logits.cpu())
             progress.advance(batch.shape[0])
     if not out:

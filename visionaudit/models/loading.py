@@ -40,7 +40,13 @@ from visionaudit.models.preprocessing_before_load import (
     timm_preprocessing,
     torchvision_preprocessing,
 )
-from visionaudit.models.probe import as_logits, model_dtype, one_output_error, probe_classes
+from visionaudit.models.probe import (
+    as_logits,
+    model_dtype,
+    one_output_error,
+    probabilities_note,
+    probe_classes,
+)
 from visionaudit.models.specs import (
     DEFAULT_MODEL,
     ModelSpec,
@@ -86,6 +92,7 @@ class LoadedModel:
     batch_note: str | None = None  # why it was capped, when it was
     label_space: LabelSpace | None = None  # its classes in output order (visionaudit.data.label_space); set by load_model
     notes: tuple[str, ...] = ()  # how it is audited when not as given (one output as two classes, ...): run notes
+    outputs: str = "logits"  # "probabilities": its outputs are a softmax's, read as their logarithms (inference.py)
     dtype: str | None = None  # what it runs in: its weights' (visionaudit.models.probe.model_dtype)
     saved_dtype: str | None = None  # a Hugging Face folder's weights saved in another dtype than the one it runs in
 
@@ -110,6 +117,7 @@ class LoadedModel:
             "device": str(self.device),
             "batch_size": self.batch_size,
             "batch_note": self.batch_note,
+            "outputs": self.outputs,
             "dtype": self.dtype,
             **({"saved_dtype": self.saved_dtype} if self.saved_dtype else {}),
         }
@@ -343,7 +351,7 @@ def _load(parsed: ModelSpec, dev: torch.device, classes: str | None = None) -> L
     for p in module.parameters():
         p.requires_grad_(False)
     pre = fit_input_channels(module, pre, dev, parsed.raw, parsed.options)  # a 1-channel model is fed grayscale
-    num_classes, one_output = probe_classes(module, pre.channels, pre.crop_size, dev, parsed.raw)
+    num_classes, one_output, probabilities = probe_classes(module, pre.channels, pre.crop_size, dev, parsed.raw)
     space, outputs_note = _label_space(parsed, built, num_classes, one_output, classes)
     imagenet = space.imagenet1k  # ?imagenet= is applied to the label space itself (classes.resolve)
     if built.identity is not None:
@@ -367,7 +375,8 @@ def _load(parsed: ModelSpec, dev: torch.device, classes: str | None = None) -> L
         sha256_of=sha_of,
         architecture=built.architecture,
         label_space=space,
-        notes=tuple(n for n in (outputs_note, built.note) if n),
+        notes=tuple(n for n in (outputs_note, probabilities_note(parsed.id) if probabilities else None, built.note) if n),
+        outputs="probabilities" if probabilities else "logits",
         dtype=model_dtype(module),
         saved_dtype=hf.saved_dtype(built.files) if parsed.kind == "hf" else None,
     )

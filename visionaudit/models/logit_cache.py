@@ -111,7 +111,8 @@ def entry(directory: Path, model: "LoadedModel", image_set: "ImageSet", geometry
     pre = model.preprocessing
     what = {
         "model": {"spec": model.spec.canonical, "architecture": model.architecture, "sha256": model.sha256,
-                  "sha256_of": model.sha256_of, "num_classes": model.num_classes},
+                  "sha256_of": model.sha256_of, "num_classes": model.num_classes,
+                  **({"outputs": model.outputs} if model.outputs != "logits" else {})},  # their logarithms, then
         "data": {"name": image_set.name, "n": len(image_set), "files": files_key(image_set)},
         # A 1-channel model's input is made from RGB by fixed weights: they are part of what its logits depend on.
         "preprocessing": {"geometry": geometry.to_dict(), "mean": list(pre.mean), "std": list(pre.std),

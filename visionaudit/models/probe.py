@@ -21,6 +21,7 @@ LOW_PRECISION = (torch.float16, torch.bfloat16)
 # is 4e-3 of a logit of 8). Training mode moves logits far more, measured on CPU for 3 images drawn as the probe's:
 # ResNet-50 (random init) 0.14, efficientnet_lite0 2.3. A false refusal of a good model is worse than a missed one.
 SAME_LOGITS = 5e-2
+PROBABILITY_SUM = 1e-2  # how far from 1 a row of probabilities may sum (float16's rounding over 1,000 classes)
 
 
 class UnreadOutput(ModelOutputError):
@@ -101,6 +102,12 @@ def model_dtype(module: torch.nn.Module) -> str | None:
     return " and ".join(sorted(dtypes)) or None
 
 
+def probabilities_note(model_id: str) -> str:
+    return (f"model {model_id} returns probabilities (every output within [0, 1], each image's summing to 1): the suite "
+            "reads their logarithms as its logits, whose softmax gives them back, so its shape-bias categories aggregate "
+            "its own probabilities, not a softmax of them; accuracy reads their order, which is the same")
+
+
 def _weights_not_float32(module: torch.nn.Module) -> str:
     """Why a float32 input can fail: the module's weights are float16, bfloat16 or float64 ('' when any is float32)."""
     dtypes = {p.dtype for p in module.parameters() if p.is_floating_point()}
@@ -112,10 +119,11 @@ def _weights_not_float32(module: torch.nn.Module) -> str:
             + ("; the deployment audit checks its float16 and bfloat16 forms against it" if dtypes & set(LOW_PRECISION) else ""))
 
 
-def probe_classes(module: torch.nn.Module, channels: int, size: int, device: torch.device, spec: str) -> tuple[int, bool]:
-    """The model's number of classes, and whether it has one output (audited as two, :func:`as_logits`), from two
-    forward passes of images drawn from a fixed seed: one image, then it with two others (not two: the batch-size
-    probe's count, visionaudit/models/batching.py)."""
+def probe_classes(module: torch.nn.Module, channels: int, size: int, device: torch.device,
+                  spec: str) -> tuple[int, bool, bool]:
+    """The model's number of classes, whether it has one output (audited as two, :func:`as_logits`), and whether it
+    returns probabilities (:func:`_probabilities`), from two forward passes of images drawn from a fixed seed: one
+    image, then it with two others (not two: the batch-size probe's count, visionaudit/models/batching.py)."""
     # Three images of other brightness and contrast: batch statistics left in training mode then differ between one
     # image and three (images drawn alike barely move them: a 4-channel BatchNorm net moved its logits 0.008, now 0.09)
     spread = torch.tensor([[1.0, 0.0], [0.5, 0.5], [2.0, 1.0]]).view(3, 2, 1, 1, 1)
@@ -142,7 +150,17 @@ def probe_classes(module: torch.nn.Module, channels: int, size: int, device: tor
         raise ModelOutputError(f"model {spec} returned {shape} for one image; an image classifier returns (batch, "
                                "classes) logits")
     _check_same(out, in_batch, spec)
-    return int(out.shape[1]), one
+    return int(out.shape[1]), one, not one and _probabilities(out) and _probabilities(in_batch)
+
+
+def _probabilities(out: torch.Tensor) -> bool:
+    """Rows that are a softmax's (every value within [0, 1], each row summing to 1): a model that returns probabilities.
+    Logits of three images drawn as the probe's are never so by chance; log-probabilities need nothing (their softmax
+    is the probabilities). The tolerance is a float16 softmax's rounding over many classes."""
+    x = out.double()
+    if out.shape[1] < 2 or not torch.isfinite(x).all():
+        return False
+    return bool((x >= 0).all() and (x <= 1 + PROBABILITY_SUM).all() and ((x.sum(1) - 1).abs() <= PROBABILITY_SUM).all())
 
 
 def _check_same(alone: torch.Tensor, in_batch: Any, spec: str) -> None:
