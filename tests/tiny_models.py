@@ -311,3 +311,22 @@ def probabilities() -> nn.Module:
     """Returns softmax probabilities, not logits, nearly all on ImageNet's brown bear, whatever the image."""
     torch.manual_seed(0)
     return _Probabilities()
+
+
+class _Bfloat16Autocast(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 16, 3, stride=4)
+        self.body = nn.Sequential(nn.ReLU(), nn.Conv2d(16, 16, 3, stride=2), nn.ReLU(), nn.Conv2d(16, 16, 3, stride=2),
+                                  nn.ReLU())
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        with torch.autocast(x.device.type, dtype=torch.bfloat16):
+            return self.fc(self.body(self.conv(x)).mean((2, 3))).float()
+
+
+def bfloat16_autocast() -> nn.Module:
+    """float32 weights, computing under bfloat16 autocast (a team's mixed-precision forward), float32 logits."""
+    torch.manual_seed(0)
+    return _Bfloat16Autocast()

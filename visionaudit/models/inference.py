@@ -136,6 +136,25 @@ class LogitComparison:
     reference_spread: float  # largest per-class std over images: 0 means the logits ignore the input
 
 
+# A low precision's relative rounding step (its machine epsilon, 2^-mantissa bits): bfloat16 first, since its values
+# within float16's range are float16's too.
+ROUNDING_STEPS = {"bfloat16": 2.0**-7, "float16": 2.0**-10}
+
+
+def low_precision_of(logits: torch.Tensor) -> str | None:
+    """The low precision every one of ``logits`` (float32) is a value of: the model computes, or returns, its logits in
+    it (autocast, float16 kernels), so they carry its rounding; None when they do not (float32 logits are all such
+    values only by chance, never over a batch)."""
+    import torch
+
+    if not logits.numel() or not torch.isfinite(logits).all():
+        return None
+    for name in ROUNDING_STEPS:
+        if torch.equal(logits.to(getattr(torch, name)).float(), logits.float()):
+            return name
+    return None
+
+
 def compare_logits(reference: torch.Tensor, candidate: torch.Tensor) -> LogitComparison:
     if reference.shape != candidate.shape:
         raise ValueError(f"reference logits {tuple(reference.shape)} and candidate logits {tuple(candidate.shape)} "
