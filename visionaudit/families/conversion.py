@@ -37,6 +37,7 @@ from visionaudit.families import thresholds as f
 from visionaudit.families.assessment import Deferred, NotApplicable, NotJudged
 from visionaudit.families.records import AuditRecord
 from visionaudit.families.registry import Family, register_family
+from visionaudit.families.rounding import rounding_alone
 from visionaudit.models.controls import CONTROL_ZOO  # noqa: F401  (the controls its audit parametrizes over)
 from visionaudit.preprocessing import LUMA_BT601, Preprocessing, luminance
 
@@ -48,10 +49,6 @@ if TYPE_CHECKING:  # torch and the models are imported where a model is converte
     from visionaudit.models.loading import LoadedModel
 
 DIRECTIONS = ("rgb_to_gray", "gray_to_rgb")
-# A difference of at most this many of a low precision's rounding steps (relative to the largest logit) in logits that
-# carry its rounding is said to be rounding: a fold's float32 last bits, rounded by the model's float16 arithmetic,
-# moved a bfloat16-autocast net's logits 0.3 to 0.9 of a step (measured, CPU: a small conv net and resnet18).
-ROUNDING_LIKE = 4
 # Whether the logits depend on the input at all (their spread over images) needs two images; with fewer,
 # equivalence would prove nothing, and the gate is not judged rather than failed with a misleading reason.
 MIN_IMAGES = 2
@@ -278,7 +275,6 @@ class Equivalence:
     logits: LogitComparison
     conversion: Conversion
     naive_max_abs_diff: float | None  # rgb_to_gray only: the folklore fold's error, for comparison
-    rounding: str | None = None  # the low precision the reference logits carry (inference.low_precision_of), if any
 
 
 def audit_inputs(model: LoadedModel, image_set: ImageSet, n_real: int, n_random: int, seed: int) -> torch.Tensor:
@@ -315,7 +311,7 @@ def check_equivalence(model: LoadedModel, rgb: torch.Tensor, direction: str) -> 
     """
     import torch
 
-    from visionaudit.models.inference import compare_logits, low_precision_of, predict_logits
+    from visionaudit.models.inference import compare_logits, predict_logits
     from visionaudit.models.onnx_model import OnnxModule
 
     if direction not in DIRECTIONS:
@@ -342,8 +338,7 @@ def check_equivalence(model: LoadedModel, rgb: torch.Tensor, direction: str) -> 
         reference = predict_logits(gray_model, rgb, what="conversion gray_to_rgb: the 1-channel model")
         converted = predict_logits(replace(model, module=result.model, preprocessing=result.preprocessing), rgb,
                                    what="conversion gray_to_rgb: expanded to 3 channels")
-    return Equivalence(direction, len(rgb), compare_logits(reference, converted), result, naive_error,
-                       low_precision_of(reference))
+    return Equivalence(direction, len(rgb), compare_logits(reference, converted), result, naive_error)
 
 
 # -- judging: the assessors its audit hands the measured equivalence --------------------------------
@@ -383,23 +378,7 @@ def _judge(record: AuditRecord, measured: Deferred, thresholds: Mapping[str, Any
         raise AssertionError(f"{context['model']} {result.direction}: converted logits differ by up to {logits.max_abs_diff:.3g} "
                              f"({logits.max_rel_diff:.3g} of the largest logit) "
                              f"(top-1 agreement {logits.top1_agreement:.3f}) on {result.n_images} images"
-                             + _rounding_alone(result, context))
-
-
-def _rounding_alone(result: Equivalence, context: Mapping[str, Any]) -> str:
-    """Why a failure may be the model's own rounding, not the fold: its logits are all values of a low precision (it
-    computes or returns them so) and differ by at most a few of its rounding steps. The folds are exact in float32;
-    the model's float16 arithmetic rounds their last-bit differences to whole steps, over max_rel_diff's 1e-4."""
-    from visionaudit.models.inference import ROUNDING_STEPS
-
-    step = ROUNDING_STEPS.get(result.rounding or "")
-    if step is None or not result.logits.max_rel_diff <= ROUNDING_LIKE * step:
-        return ""
-    return (f"; its logits are all {result.rounding} values (the model computes, or returns, them in {result.rounding}), "
-            f"and {result.logits.max_rel_diff:.3g} of the largest logit is {result.logits.max_rel_diff / step:.2g} of "
-            f"{result.rounding}'s rounding steps ({step:.3g} each): the fold is exact in float32, so this is the model's "
-            f"own rounding, not the fold's error; audit it computing in float32, or hold it to its precision with "
-            f'max_rel_diff (and max_abs_diff) under [models."{context["model"]}".conversion] in audit.toml')
+                             + rounding_alone(logits.reference_rounding, logits.max_rel_diff, context["model"]))
 
 
 def assess_configured_model(record: AuditRecord, measured: Deferred, thresholds: Mapping[str, Any],

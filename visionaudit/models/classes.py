@@ -40,11 +40,11 @@ from visionaudit.data.label_space import (
 from visionaudit.errors import ConfigError
 from visionaudit.models.heads import (
     hf_config_problem_type,
+    one_output_error,
     regression_error,
     state_dict_outputs,
 )
 from visionaudit.models.hub import hf_config_file
-from visionaudit.models.probe import one_output_error
 from visionaudit.models.specs import (
     IMAGENET_FALSE,
     IMAGENET_TRUE,

@@ -50,6 +50,13 @@ def state_dict_outputs(spec: ModelSpec) -> int | None:
     return outputs if own == shapes else head_rows(own, shapes, outputs)
 
 
+def one_output_error(spec: str, why: str) -> ModelOutputError:
+    return ModelOutputError(
+        f"model {spec} has one output (a binary classifier's logit z, read through a sigmoid): it is audited as two "
+        "classes, logits [0, z] (softmax 1 - sigmoid(z), sigmoid(z)), so name them in a class file of two names, the "
+        f"negative one first (?classes=FILE or --audit-classes FILE); {why}")
+
+
 def hf_problem_type(config: Any) -> str | None:
     """A Hugging Face config's ``problem_type`` (a loaded model's config, or its config.json's dict); None when unset."""
     value = config.get("problem_type") if isinstance(config, dict) else getattr(config, "problem_type", None)

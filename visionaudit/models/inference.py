@@ -134,11 +134,7 @@ class LogitComparison:
     max_rel_diff: float  # max |diff| / max |reference logit|: comparable across models' logit scales
     top1_agreement: float
     reference_spread: float  # largest per-class std over images: 0 means the logits ignore the input
-
-
-# A low precision's relative rounding step (its machine epsilon, 2^-mantissa bits): bfloat16 first, since its values
-# within float16's range are float16's too.
-ROUNDING_STEPS = {"bfloat16": 2.0**-7, "float16": 2.0**-10}
+    reference_rounding: str | None = None  # the low precision the reference's logits carry (low_precision_of), if any
 
 
 def low_precision_of(logits: torch.Tensor) -> str | None:
@@ -149,7 +145,7 @@ def low_precision_of(logits: torch.Tensor) -> str | None:
 
     if not logits.numel() or not torch.isfinite(logits).all():
         return None
-    for name in ROUNDING_STEPS:
+    for name in ("bfloat16", "float16"):  # bfloat16's values within float16's range are float16's too
         if torch.equal(logits.to(getattr(torch, name)).float(), logits.float()):
             return name
     return None
@@ -166,4 +162,5 @@ def compare_logits(reference: torch.Tensor, candidate: torch.Tensor) -> LogitCom
         # count over count, exact (a float32 mean is not); no images: NaN, as the mean of nothing was
         top1_agreement=int((reference.argmax(1) == candidate.argmax(1)).sum()) / n if (n := reference.shape[0]) else math.nan,
         reference_spread=float(reference.std(dim=0).max()) if reference.shape[0] > 1 else 0.0,
+        reference_rounding=low_precision_of(reference),
     )

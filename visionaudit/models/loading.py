@@ -33,7 +33,7 @@ from visionaudit.models.classes import (
     torchvision_classes,
 )
 from visionaudit.models.first_conv import fit_input_channels
-from visionaudit.models.heads import hf_problem_type
+from visionaudit.models.heads import hf_problem_type, one_output_error
 from visionaudit.models.preprocessing_before_load import (
     architecture_of,
     lite_preprocessing,
@@ -43,7 +43,6 @@ from visionaudit.models.preprocessing_before_load import (
 from visionaudit.models.probe import (
     as_logits,
     model_dtype,
-    one_output_error,
     probabilities_note,
     probe_classes,
 )

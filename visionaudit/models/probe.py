@@ -83,13 +83,6 @@ def as_logits(output: Any) -> Any:
     return _logits_and_one(output)[0]
 
 
-def one_output_error(spec: str, why: str) -> ModelOutputError:
-    return ModelOutputError(
-        f"model {spec} has one output (a binary classifier's logit z, read through a sigmoid): it is audited as two "
-        "classes, logits [0, z] (softmax 1 - sigmoid(z), sigmoid(z)), so name them in a class file of two names, the "
-        f"negative one first (?classes=FILE or --audit-classes FILE); {why}")
-
-
 def model_dtype(module: torch.nn.Module) -> str | None:
     """The dtype the model runs in, as its report entry records it: its floating weights' (" and "-joined when several),
     an ONNX graph's input's (the suite sees no weights of it); None when it has neither (nothing to tell it by)."""
