@@ -109,6 +109,7 @@ def test_min_top5_on_five_classes_or_fewer_is_said_not_to_apply():
     assert reason_lines([row]) == [f"accuracy, m: min_top5 not applied: {why}"]
     page = accuracy_section(SectionInputs({"audits": [entry], "models": {}}))
     assert page["table"]["rows"][0][2] == "- (5 classes or fewer; min_top5 not applied)"
+    assert page["table"]["notes"] == [f"m: min_top5 not applied ({why})"]
 
 
 def test_the_defaults_follow_min_top1_so_a_model_it_passes_still_passes():

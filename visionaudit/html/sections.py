@@ -93,14 +93,23 @@ def accuracy(page: SectionInputs) -> dict | None:
                        "header": ["class", "output", "images", "correct", "accuracy"],
                        "rows": [[name, str(c["index"]), str(c["n_images"]), str(c["correct"]), fmt(c["accuracy"])]
                                 for name, c in shown]})
+    unapplied = [f"{r['model']}: {k} not applied ({why})" for r in acc for k, why in r["not_applied"].items()]
     return {"id": "accuracy", "title": "Clean accuracy", "figures": [],
-            "table": judged_rows({"header": ["model", "clean top-1", "top-5", "balanced accuracy", "lowest class", "images"],
+            "table": _noted(unapplied, judged_rows({"header": ["model", "clean top-1", "top-5", "balanced accuracy",
+                                                              "lowest class", "images"],
                                    "rows": [[_name(r["model"], r), fmt(r["clean_top1"]),
                                              fmt(r["top5"]) if r["top5"] is not None else "- (5 classes or fewer"
                                              + ("; min_top5 not applied)" if "min_top5" in r["not_applied"] else ")"),
                                              fmt(r.get("balanced_accuracy")), _lowest(r.get("lowest_class")),
-                                             fmt(r["n_images"])] for r in acc]}, acc, "the accuracies"),
+                                             fmt(r["n_images"])] for r in acc]}, acc, "the accuracies")),
             "tables": tables}
+
+
+def _noted(lines: list[str], table: dict[str, Any]) -> dict[str, Any]:
+    """``table`` with ``lines`` under it (a configured bound that did not apply, with why), after any others."""
+    if lines:
+        table["notes"] = [*table.get("notes", []), *lines]
+    return table
 
 
 def _lowest(lowest: Any) -> str:
