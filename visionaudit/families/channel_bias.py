@@ -126,14 +126,15 @@ def gradient_shares(model: LoadedModel, images: torch.Tensor, labels: torch.Tens
     """|d logit_true / d x| * x summed per channel over ``images`` (raw [0, 1] pixels), normalized."""
     import torch
 
-    from visionaudit.models.probe import as_logits
+    from visionaudit.models.probe import as_logits, read_outputs
 
     totals = torch.zeros(images.shape[1], dtype=torch.float64)
     for start in range(0, images.shape[0], batch_size):
         x = (images[start : start + batch_size].to(model.device).float() / 255.0).requires_grad_(True)
         y = labels[start : start + batch_size].to(model.device)
         with torch.enable_grad():
-            logits = as_logits(model.module(model.preprocessing.normalize(x * 255.0)))
+            # read as the audits read it: a probabilities model's logarithms (visionaudit/models/probe.py)
+            logits = read_outputs(as_logits(model.module(model.preprocessing.normalize(x * 255.0))), model.outputs, model.id)
             logits.gather(1, y[:, None]).sum().backward()
         totals += (x.grad * x).detach().abs().double().sum(dim=(0, 2, 3)).cpu()
     return _normalize(totals)

@@ -311,7 +311,7 @@ def check_equivalence(model: LoadedModel, rgb: torch.Tensor, direction: str) -> 
     """
     import torch
 
-    from visionaudit.models.inference import compare_logits, predict_logits
+    from visionaudit.models.inference import compare_outputs, predict_logits
     from visionaudit.models.onnx_model import OnnxModule
 
     if direction not in DIRECTIONS:
@@ -330,7 +330,7 @@ def check_equivalence(model: LoadedModel, rgb: torch.Tensor, direction: str) -> 
         naive = naive_rgb_to_gray(model.module, model.preprocessing)
         naive_logits = predict_logits(replace(model, module=naive.model, preprocessing=naive.preprocessing), gray,
                                       what="conversion rgb_to_gray: the naive fold")
-        naive_error = float((reference - naive_logits).abs().max())
+        naive_error = compare_outputs(model, reference, naive_logits).max_abs_diff  # in the same form as the fold's
         result = folded
     else:
         # named as in the model, not as in the fold (a border map's inner conv); normalize() feeds the reference the luminance
@@ -338,7 +338,7 @@ def check_equivalence(model: LoadedModel, rgb: torch.Tensor, direction: str) -> 
         reference = predict_logits(gray_model, rgb, what="conversion gray_to_rgb: the 1-channel model")
         converted = predict_logits(replace(model, module=result.model, preprocessing=result.preprocessing), rgb,
                                    what="conversion gray_to_rgb: expanded to 3 channels")
-    return Equivalence(direction, len(rgb), compare_logits(reference, converted), result, naive_error)
+    return Equivalence(direction, len(rgb), compare_outputs(model, reference, converted), result, naive_error)
 
 
 # -- judging: the assessors its audit hands the measured equivalence --------------------------------

@@ -146,7 +146,7 @@ def check_form(model: LoadedModel, images: torch.Tensor, reference_logits: torch
     """
     import torch
 
-    from visionaudit.models.inference import compare_logits, predict_logits
+    from visionaudit.models.inference import compare_outputs, predict_logits
     from visionaudit.models.onnx_model import OnnxModule
 
     if isinstance(model.module, OnnxModule):
@@ -157,7 +157,7 @@ def check_form(model: LoadedModel, images: torch.Tensor, reference_logits: torch
     if name == "channels_last":
         reference_logits = predict_logits(model, images, memory_format=torch.contiguous_format,
                                           what="deployment form channels_last: its NCHW reference")
-    return compare_logits(reference_logits, logits)
+    return compare_outputs(model, reference_logits, logits)
 
 
 def _same_input(a: LoadedModel, b: LoadedModel) -> bool:
@@ -171,7 +171,7 @@ def check_against_reference(model: LoadedModel, images: torch.Tensor, logits: to
     the same images, each normalized by its own preprocessing: the deployed file and its source must agree image by
     image. Only the ``onnxruntime`` form applies (the others are torch conversions: :class:`Unsupported`); a
     preprocessing that differs from the reference's fails, naming both (the file would be fed other pixels)."""
-    from visionaudit.models.inference import compare_logits, predict_logits
+    from visionaudit.models.inference import compare_outputs, predict_logits
     from visionaudit.models.loading import load_model
 
     if name != "onnxruntime":
@@ -191,7 +191,11 @@ def check_against_reference(model: LoadedModel, images: torch.Tensor, logits: to
     if expected.shape != logits.shape:
         raise AssertionError(f"{model.id} returns {logits.shape[1]} logits per image, its reference {reference.id} "
                              f"{expected.shape[1]}: the reference is not the model the file was exported from")
-    return compare_logits(expected, logits)
+    if model.outputs != reference.outputs:  # a softmax added at export (or left out): the two read in other forms
+        raise AssertionError(f"{model.id} returns {model.outputs}, its reference {reference.id} {reference.outputs}: export "
+                             "the model as it is (without adding or removing a softmax), or name the reference that returns "
+                             f"{model.outputs}")
+    return compare_outputs(model, expected, logits)
 
 
 def _options_after_reference(options: Mapping[str, str]) -> str:

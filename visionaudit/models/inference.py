@@ -18,7 +18,7 @@ from visionaudit.devices import inference_memory_format, retain_freed_cpu_memory
 from visionaudit.errors import ModelOutputError
 from visionaudit.models import logit_cache
 from visionaudit.models.batching import default_batch_size
-from visionaudit.models.probe import as_logits
+from visionaudit.models.probe import as_logits, read_outputs
 from visionaudit.progress import phase
 
 if TYPE_CHECKING:
@@ -81,8 +81,7 @@ def predict_logits(
                 first = start + int(bad.nonzero()[0])
                 raise ModelOutputError(f"model {model.id} returned NaN or infinite logits for image {first} (and "
                                        f"{int(bad.sum()) - 1} more in its batch)")
-            if model.outputs == "probabilities":  # their logarithms: softmax(log p) is p, not a softmax of p
-                logits = logits.clamp_min(torch.finfo(logits.dtype).tiny).log()
+            logits = read_outputs(logits, model.outputs, model.id)  # a probabilities model's: their logarithms
             out.append(logits.cpu())
             progress.advance(batch.shape[0])
     if not out:
@@ -149,6 +148,15 @@ def low_precision_of(logits: torch.Tensor) -> str | None:
         if torch.equal(logits.to(getattr(torch, name)).float(), logits.float()):
             return name
     return None
+
+
+def compare_outputs(model: "LoadedModel", reference: torch.Tensor, candidate: torch.Tensor) -> LogitComparison:
+    """Two forms of ``model`` (:func:`predict_logits` of each) compared in what the model returns: a probabilities
+    model's probabilities, not their logarithms, which are unbounded where a low precision rounds a small one to 0
+    (a float16 form's 6e-8: log -87 against the reference's -30, on classes no decision reads)."""
+    if model.outputs == "probabilities":
+        return compare_logits(reference.exp(), candidate.exp())
+    return compare_logits(reference, candidate)
 
 
 def compare_logits(reference: torch.Tensor, candidate: torch.Tensor) -> LogitComparison:

@@ -43,6 +43,7 @@ from visionaudit.models.preprocessing_before_load import (
 from visionaudit.models.probe import (
     as_logits,
     model_dtype,
+    output_form,
     probabilities_note,
     probe_classes,
 )
@@ -351,6 +352,7 @@ def _load(parsed: ModelSpec, dev: torch.device, classes: str | None = None) -> L
         p.requires_grad_(False)
     pre = fit_input_channels(module, pre, dev, parsed.raw, parsed.options)  # a 1-channel model is fed grayscale
     num_classes, one_output, probabilities = probe_classes(module, pre.channels, pre.crop_size, dev, parsed.raw)
+    form = output_form(parsed.raw, parsed.options.get("outputs"), probabilities)  # ?outputs= overrides the finding
     space, outputs_note = _label_space(parsed, built, num_classes, one_output, classes)
     imagenet = space.imagenet1k  # ?imagenet= is applied to the label space itself (classes.resolve)
     if built.identity is not None:
@@ -374,8 +376,9 @@ def _load(parsed: ModelSpec, dev: torch.device, classes: str | None = None) -> L
         sha256_of=sha_of,
         architecture=built.architecture,
         label_space=space,
-        notes=tuple(n for n in (outputs_note, probabilities_note(parsed.id) if probabilities else None, built.note) if n),
-        outputs="probabilities" if probabilities else "logits",
+        notes=tuple(n for n in (outputs_note, probabilities_note(parsed.id) if form == "probabilities" and probabilities
+                                else None, built.note) if n),
+        outputs=form,
         dtype=model_dtype(module),
         saved_dtype=hf.saved_dtype(built.files) if parsed.kind == "hf" else None,
     )

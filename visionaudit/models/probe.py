@@ -98,7 +98,8 @@ def model_dtype(module: torch.nn.Module) -> str | None:
 def probabilities_note(model_id: str) -> str:
     return (f"model {model_id} returns probabilities (every output within [0, 1], each image's summing to 1): the suite "
             "reads their logarithms as its logits, whose softmax gives them back, so its shape-bias categories aggregate "
-            "its own probabilities, not a softmax of them; accuracy reads their order, which is the same")
+            "its own probabilities, not a softmax of them; accuracy reads their order, which is the same (if it returns "
+            "logits that look like probabilities, add ?outputs=logits to its spec)")
 
 
 def _weights_not_float32(module: torch.nn.Module) -> str:
@@ -150,10 +151,36 @@ def _probabilities(out: torch.Tensor) -> bool:
     """Rows that are a softmax's (every value within [0, 1], each row summing to 1): a model that returns probabilities.
     Logits of three images drawn as the probe's are never so by chance; log-probabilities need nothing (their softmax
     is the probabilities). The tolerance is a float16 softmax's rounding over many classes."""
-    x = out.double()
+    x = out.detach().double()
     if out.shape[1] < 2 or not torch.isfinite(x).all():
         return False
     return bool((x >= 0).all() and (x <= 1 + PROBABILITY_SUM).all() and ((x.sum(1) - 1).abs() <= PROBABILITY_SUM).all())
+
+
+def read_outputs(logits: torch.Tensor, outputs: str, model_id: str) -> torch.Tensor:
+    """A model's logits (:func:`as_logits`) in the form every audit reads: as they are, or, for a model found (or
+    declared, ``?outputs=``) to return probabilities, their logarithms (softmax(log p) is p, not a softmax of p).
+    Probabilities are checked batch by batch: outputs that are not (a model whose logits looked like probabilities on
+    the probe's three images) are refused, never clamped to a logarithm silently."""
+    if outputs != "probabilities":
+        return logits
+    if not _probabilities(logits):
+        x = logits.detach().double()
+        raise ModelOutputError(
+            f"model {model_id} was read as returning probabilities (its outputs on the load's probe images were a softmax's, "
+            f"or its spec says ?outputs=probabilities) but returned outputs that are not probabilities here (from "
+            f"{float(x.min()):.3g} to {float(x.max()):.3g}, rows summing to {float(x.sum(1).min()):.3g} to "
+            f"{float(x.sum(1).max()):.3g}): if it returns logits, add ?outputs=logits to its spec")
+    return logits.clamp_min(torch.finfo(logits.dtype).tiny).log()
+
+
+def output_form(spec: str, declared: str | None, found: bool) -> str:
+    """What the model returns: ``declared`` by ``?outputs=`` (probabilities checked against the probe's), else found."""
+    if declared == "probabilities" and not found:
+        raise ModelOutputError(f"model {spec}: its spec says ?outputs=probabilities, but its outputs on the load's probe "
+                               "images are not probabilities (each within [0, 1], each image's summing to 1); leave "
+                               "?outputs= out, or write ?outputs=logits")
+    return declared or ("probabilities" if found else "logits")
 
 
 def _check_same(alone: torch.Tensor, in_batch: Any, spec: str) -> None:

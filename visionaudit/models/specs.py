@@ -63,6 +63,7 @@ SPEC_OPTIONS = {
     "std": "per-channel std, comma-separated, in [0, 1] units",
     "imagenet": "true or false: whether the outputs are the ImageNet-1k classes (default: 1,000 outputs)",
     "classes": "a file of the model's class names in output order (one per line, or a JSON list)",
+    "outputs": "logits or probabilities: what the model returns (default: found as it loads)",
     "reference": "an ONNX file's source: the torch model (a spec) the deployment audit compares it with",
     "name": "a short name, the model's id in test ids, the report and messages (letters, digits, . _ + -; at most 64)",
 }
@@ -80,7 +81,8 @@ OTHER_FORMATS = {".ort": "ONNX Runtime", ".h5": "Keras (HDF5)", ".hdf5": "Keras 
                  ".keras": "Keras", ".tflite": "TensorFlow Lite", ".pb": "TensorFlow", ".mlmodel": "Core ML",
                  ".mlpackage": "Core ML", ".engine": "TensorRT", ".plan": "TensorRT", ".pdmodel": "PaddlePaddle",
                  ".msgpack": "Flax", ".gguf": "GGUF", ".npz": "NumPy", ".npy": "NumPy"}
-_LOWERCASE_OPTIONS = ("interpolation", "imagenet")
+_LOWERCASE_OPTIONS = ("interpolation", "imagenet", "outputs")
+OUTPUT_FORMS = ("logits", "probabilities")  # ?outputs='s values
 IMAGENET_TRUE, IMAGENET_FALSE = ("true", "1", "yes"), ("false", "0", "no")  # ?imagenet='s accepted values
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")  # a Hugging Face repo id: NAME or ORG/NAME
 
@@ -166,6 +168,9 @@ def _check_values(raw: str, pairs: list[tuple[str, str]], options: dict[str, str
     if "imagenet" in options and options["imagenet"] not in IMAGENET_TRUE + IMAGENET_FALSE:
         raise SpecError(f"--model {raw}: ?imagenet={options['imagenet']} is neither true nor false; write ?imagenet=true or "
                         f"?imagenet=false ({SPEC_OPTIONS['imagenet']})")
+    if "outputs" in options and options["outputs"] not in OUTPUT_FORMS:
+        raise SpecError(f"--model {raw}: ?outputs={options['outputs']} is neither logits nor probabilities "
+                        f"({SPEC_OPTIONS['outputs']})")
     if "classes" in options and not options["classes"]:
         raise SpecError(f"--model {raw}: ?classes= needs a file of class names (one per line in output order, or a JSON list)")
     for key in ("arch", "reference"):
