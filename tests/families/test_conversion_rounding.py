@@ -1,6 +1,6 @@
 """The conversion gate's max_rel_diff (1e-4) against a model that computes in low precision: the folds are exact in
 float32, but such a model rounds their last-bit differences to whole bfloat16 or float16 steps. Its failure says
-so (visionaudit/families/conversion.py ``_rounding_alone``) rather than reading as the fold's error."""
+so (visionaudit/families/rounding.py ``rounding_alone``) rather than reading as the fold's error."""
 
 from __future__ import annotations
 
