@@ -192,3 +192,13 @@ def test_a_model_one_shard_never_loaded_may_be_named_from_another_folder_there()
     assert (f"model w is {FOLDERS[0]}/models/w.pt?size=224 in part1.json and {FOLDERS[1]}/models/w.pt?size=224 in "
             "part2.json: run every shard with the same --model (it did not load in part2.json: its weights could not be "
             "compared)") in _refusal(parts)
+
+
+def test_parts_that_read_a_models_outputs_in_two_forms_are_refused():
+    # One shard's load found probabilities (read as their logarithms), the other's logits: their numbers merged as one
+    # model's, the merged entry saying the first part's form.
+    parts = _parts({"outputs": "probabilities"}, {"outputs": "logits"})
+    said = _refusal(parts)
+    assert ("model m returns probabilities in part1.json and logits in part2.json (as each part's load found, or its "
+            "?outputs= said)") in said and "?outputs=" in said
+    assert merge_reports(_parts({"outputs": "logits"}, {}), NAMES)["models"]["m"]["outputs"] == "logits"  # older: logits

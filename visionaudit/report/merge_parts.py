@@ -147,8 +147,18 @@ def _check_models(parts: Sequence[dict[str, Any]], names: Sequence[str]) -> list
                                 f"({_classes_differ(*classes, named_by, name)}): give every shard the same class names "
                                 "(?classes=, --audit-classes)")
             if name != first_name:
-                problems += filter(None, [_spec_differs(model, first, info, first_name, name, weights_differ)])
+                problems += filter(None, [_spec_differs(model, first, info, first_name, name, weights_differ),
+                                          _outputs_differ(model, first, info, first_name, name)])
     return problems
+
+
+def _outputs_differ(model: str, a: dict[str, Any], b: dict[str, Any], a_name: str, b_name: str) -> str | None:
+    """Two parts that read the model's outputs in two forms (logits, probabilities: their logarithms); an entry without
+    ``outputs`` (before stop 45, or never loaded) is not compared."""
+    if not a.get("outputs") or not b.get("outputs") or a["outputs"] == b["outputs"]:
+        return None
+    return (f"model {model} returns {a['outputs']} in {a_name} and {b['outputs']} in {b_name} (as each part's load found, "
+            "or its ?outputs= said): its numbers were read in two forms; run every shard with ?outputs= in its spec")
 
 
 def _one_file(a: dict[str, Any], b: dict[str, Any]) -> bool:
