@@ -64,8 +64,9 @@ def test_outputs_logits_overrides_the_finding_and_outputs_probabilities_is_check
         own = as_logits.module(as_logits.preprocessing.normalize(IMAGES))
     assert torch.allclose(predict_logits(as_logits, IMAGES), own, atol=1e-6)
     assert load_model(PROBABILITIES + "?outputs=probabilities", "cpu").outputs == "probabilities"
-    with pytest.raises(ModelOutputError, match=r"\?outputs=probabilities.*not probabilities"):
-        load_model("tests.tiny_models:tiny?outputs=probabilities", "cpu")
+    declared = load_model("tests.tiny_models:tiny?outputs=probabilities", "cpu")  # logits: checked as they are read
+    with pytest.raises(ModelOutputError, match=r"\?outputs=probabilities.*not probabilities here"):
+        predict_logits(declared, IMAGES)
 
 
 def test_gradient_shares_differentiate_the_logarithms_as_every_other_reading_does():
@@ -110,3 +111,28 @@ def test_outputs_takes_logits_or_probabilities():
     assert parse_spec("efficientnet_lite0?outputs=Logits").options["outputs"] == "logits"
     with pytest.raises(SpecError, match=r"\?outputs=softmax is neither logits nor probabilities"):
         parse_spec("efficientnet_lite0?outputs=softmax")
+
+
+class _NearSimplex(nn.Module):
+    """Two logits that are each within [0, 1] and sum to 1.005: a float32 softmax's rows sum to 1 within 1e-6."""
+
+    def forward(self, x):
+        a = torch.sigmoid(x.mean((1, 2, 3)))[:, None]
+        return torch.cat([a, 1.005 - a], 1)
+
+
+class _Float16Softmax(nn.Module):
+    def forward(self, x):
+        return torch.softmax(torch.arange(1000.0, device=x.device) / 200 + x.mean((1, 2, 3))[:, None], 1).half().float()
+
+
+def test_only_rows_summing_to_one_within_their_precisions_rounding_are_taken_for_probabilities():
+    # Rows within 0.01 of 1 were taken for probabilities whatever their precision: a two-class model's float32 logits
+    # in [0, 1] summing to 1.005 were read as their logarithms.
+    from visionaudit.models.probe import probe_classes
+
+    def found(module: nn.Module) -> bool:
+        return probe_classes(module.eval(), 3, 32, torch.device("cpu"), "m")[2]
+
+    assert not found(_NearSimplex())
+    assert found(_Float16Softmax())  # float16 values: their rounding over 1,000 classes is allowed

@@ -352,7 +352,7 @@ def _load(parsed: ModelSpec, dev: torch.device, classes: str | None = None) -> L
         p.requires_grad_(False)
     pre = fit_input_channels(module, pre, dev, parsed.raw, parsed.options)  # a 1-channel model is fed grayscale
     num_classes, one_output, probabilities = probe_classes(module, pre.channels, pre.crop_size, dev, parsed.raw)
-    form = output_form(parsed.raw, parsed.options.get("outputs"), probabilities)  # ?outputs= overrides the finding
+    form = output_form(parsed.options.get("outputs"), probabilities)  # ?outputs= overrides the finding
     space, outputs_note = _label_space(parsed, built, num_classes, one_output, classes)
     imagenet = space.imagenet1k  # ?imagenet= is applied to the label space itself (classes.resolve)
     if built.identity is not None:

@@ -22,6 +22,9 @@ LOW_PRECISION = (torch.float16, torch.bfloat16)
 # ResNet-50 (random init) 0.14, efficientnet_lite0 2.3. A false refusal of a good model is worse than a missed one.
 SAME_LOGITS = 5e-2
 PROBABILITY_SUM = 1e-2  # how far from 1 a row of probabilities may sum (float16's rounding over 1,000 classes)
+# ... when its values are float32 (not all of a low precision's): a float32 softmax's rows sum to 1 within about 1e-6
+# (autocast computes softmax in float32 too), so a few logits in [0, 1] summing to 1.005 are not taken for probabilities
+FLOAT32_PROBABILITY_SUM = 1e-4
 
 
 class UnreadOutput(ModelOutputError):
@@ -144,17 +147,20 @@ def probe_classes(module: torch.nn.Module, channels: int, size: int, device: tor
         raise ModelOutputError(f"model {spec} returned {shape} for one image; an image classifier returns (batch, "
                                "classes) logits")
     _check_same(out, in_batch, spec)
-    return int(out.shape[1]), one, not one and _probabilities(out) and _probabilities(in_batch)
+    return int(out.shape[1]), one, not one and _probabilities(out, True) and _probabilities(in_batch, True)
 
 
-def _probabilities(out: torch.Tensor) -> bool:
+def _probabilities(out: torch.Tensor, found: bool = False) -> bool:
     """Rows that are a softmax's (every value within [0, 1], each row summing to 1): a model that returns probabilities.
     Logits of three images drawn as the probe's are never so by chance; log-probabilities need nothing (their softmax
-    is the probabilities). The tolerance is a float16 softmax's rounding over many classes."""
+    is the probabilities). The sums' tolerance is a float16 softmax's rounding over many classes; to be ``found`` so
+    (not declared, nor checked again), rows of float32 values must sum to 1 within a float32 softmax's rounding."""
     x = out.detach().double()
     if out.shape[1] < 2 or not torch.isfinite(x).all():
         return False
-    return bool((x >= 0).all() and (x <= 1 + PROBABILITY_SUM).all() and ((x.sum(1) - 1).abs() <= PROBABILITY_SUM).all())
+    low = out.dtype in LOW_PRECISION or any(torch.equal(out.detach().to(d).to(out.dtype), out.detach()) for d in LOW_PRECISION)
+    tolerance = FLOAT32_PROBABILITY_SUM if found and not low else PROBABILITY_SUM
+    return bool((x >= 0).all() and (x <= 1 + PROBABILITY_SUM).all() and ((x.sum(1) - 1).abs() <= tolerance).all())
 
 
 def read_outputs(logits: torch.Tensor, outputs: str, model_id: str) -> torch.Tensor:
@@ -174,12 +180,9 @@ def read_outputs(logits: torch.Tensor, outputs: str, model_id: str) -> torch.Ten
     return logits.clamp_min(torch.finfo(logits.dtype).tiny).log()
 
 
-def output_form(spec: str, declared: str | None, found: bool) -> str:
-    """What the model returns: ``declared`` by ``?outputs=`` (probabilities checked against the probe's), else found."""
-    if declared == "probabilities" and not found:
-        raise ModelOutputError(f"model {spec}: its spec says ?outputs=probabilities, but its outputs on the load's probe "
-                               "images are not probabilities (each within [0, 1], each image's summing to 1); leave "
-                               "?outputs= out, or write ?outputs=logits")
+def output_form(declared: str | None, found: bool) -> str:
+    """What the model returns: ``declared`` by ``?outputs=``, else as the probe found it. Declared probabilities are
+    checked as found ones are, batch by batch (:func:`read_outputs`), within a float16 softmax's rounding."""
     return declared or ("probabilities" if found else "logits")
 
 
