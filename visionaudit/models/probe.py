@@ -158,8 +158,10 @@ def _probabilities(out: torch.Tensor, found: bool = False) -> bool:
     x = out.detach().double()
     if out.shape[1] < 2 or not torch.isfinite(x).all():
         return False
-    low = out.dtype in LOW_PRECISION or any(torch.equal(out.detach().to(d).to(out.dtype), out.detach()) for d in LOW_PRECISION)
-    tolerance = FLOAT32_PROBABILITY_SUM if found and not low else PROBABILITY_SUM
+    tolerance = PROBABILITY_SUM
+    if found and not (out.dtype in LOW_PRECISION or any(torch.equal(out.detach().to(d).to(out.dtype), out.detach())
+                                                        for d in LOW_PRECISION)):
+        tolerance = FLOAT32_PROBABILITY_SUM  # float32 values
     return bool((x >= 0).all() and (x <= 1 + PROBABILITY_SUM).all() and ((x.sum(1) - 1).abs() <= tolerance).all())
 
 
