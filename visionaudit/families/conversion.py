@@ -347,6 +347,9 @@ def _judge(record: AuditRecord, measured: Deferred, thresholds: Mapping[str, Any
            absolute: bool) -> None:
     """``measured.measure()`` gives the :class:`Equivalence` (:func:`check_equivalence`)."""
     record.metric("n_images", measured.n_images)  # kept even when the fold or the comparison fails
+    # The bounds before the count: a not_judged entry records what it would have been held to.
+    for name in ("max_rel_diff", *(("max_abs_diff",) if absolute else ()), "min_top1_agreement"):
+        record.threshold(name, thresholds[name])
     if measured.n_images < MIN_IMAGES:
         count = "real_images" if absolute else "zoo_images"
         record.not_judged = (f"{measured.n_images} image(s): whether the logits depend on the input at all (their "

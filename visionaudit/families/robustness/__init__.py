@@ -180,14 +180,14 @@ def assess_transform(record: AuditRecord, measured: PerImage, thresholds: Mappin
                      [{"severity": r.severity, "top1": r.top1, "drop": r.drop, "p_value": r.p_value} for r in results])
     record.metric("drop", main.drop)  # all of it kept when not judged (too few images), as measured
     record.threshold("alpha", thresholds["alpha"])  # on every entry with a p-value: Holm's and the per-class test's level
-    require_count(record, thresholds, len(arrays["labels"]), "labelled images")
+    bound = record.threshold("max_drop", thresholds.entry("max_drop_by_transform", transform, fallback="max_drop"))
+    require_count(record, thresholds, len(arrays["labels"]), "labelled images")  # not_judged: the bound above recorded
 
     names = context.get("class_names")
     if names is not None:  # the classes by name (a partial report of version 3 has none)
         record.metric("label_space", label_space_key(names))
         record.metric("most_affected_classes", most_affected(main.classwise_clean, main.classwise_transformed, names))
     require_clean_correct(record, thresholds, int(np.count_nonzero(arrays["clean"])), main.clean_top1)
-    bound = thresholds.entry("max_drop_by_transform", transform, fallback="max_drop")
     failed = [] if record.check_max("drop", main.drop, "max_drop", bound) else [f"above max_drop {bound}"]
     message = (f"{context['model']}: {transform} lowers top-1 by {main.drop:.3f} (95% CI "
                f"{main.drop_ci[0]:.3f}..{main.drop_ci[1]:.3f})")
