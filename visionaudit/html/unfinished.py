@@ -8,7 +8,6 @@ fail for want of the ``html`` extra); no script, and the same Content-Security-P
 
 from __future__ import annotations
 
-import shlex
 from html import escape
 from pathlib import Path
 from typing import Sequence
@@ -85,8 +84,13 @@ def write_unfinished_page(path: str | Path, start: str, args: Sequence[str], jou
 
 
 def command_line(args: Sequence[str]) -> str:
-    """pytest's ``args`` as a command a shell reads back the same (quoted where they need it)."""
-    return shlex.join(["pytest", *map(str, args)])
+    """pytest's ``args`` as a command a shell reads back the same (quoted where they need it), begun as it was typed
+    (``pytest``, ``python -m pytest``)."""
+    import sys
+
+    from visionaudit.report.run_lock import command_line as typed
+
+    return typed(sys.argv[0], args)
 
 
 def is_unfinished_page(path: str | Path) -> bool:
