@@ -12,6 +12,8 @@ from visionaudit.report.run_lock import ReportInUse, acquire, command_line, invo
     ("/venv/lib/python3.11/site-packages/pytest/__main__.py", "python -m pytest"),
     ("/venv/bin/pytest", "pytest"),
     ("/venv/bin/py.test", "py.test"),
+    ("-c", "pytest"),  # python -c (an xdist worker), or no script at all
+    ("", "pytest"),
 ])
 def test_the_program_is_named_as_typed(argv0, typed):
     assert invoked_as(argv0) == typed

@@ -51,11 +51,12 @@ def holder_text(holder: dict[str, Any]) -> str:
 
 def invoked_as(argv0: str) -> str:
     """The program of a command line as a person typed it: ``python -m pytest`` for ``python -m pytest``, whose
-    ``sys.argv[0]`` is pytest's ``__main__.py``; the script's name otherwise (``pytest``)."""
+    ``sys.argv[0]`` is pytest's ``__main__.py``; the script's name otherwise (``pytest``); ``pytest`` where there is
+    no script (``python -c``, an embedding process: ``-c`` or nothing)."""
     path = Path(argv0)
     if path.name == "__main__.py":
         return f"python -m {path.parent.name}"
-    return path.name or "python"
+    return "pytest" if not path.name or path.name.startswith("-") else path.name
 
 
 def command_line(argv0: str, args: Sequence[str]) -> str:
