@@ -18,7 +18,6 @@ import jsonschema
 import pytest
 
 from tests.audit_runs import run_project, suite_conftest
-from tests.browser import visit
 from tests.image_folders import (
     TWO_ACCURACY_TESTS,
     cut_after_header,
@@ -162,35 +161,6 @@ def test_a_killed_worker_is_crashed_with_its_last_output(project, mode):
     assert "tests.tiny_models:tiny: loading on cpu" in crashed["message"]
     assert metrics(data, A) == {"clean_top1": 0.9} and metrics(data, C) == {"clean_top1": 0.7}
     assert data["verdict"] == "fail"
-
-
-# A session-end hook (another plugin's) that raises before the suite's report and page are written.
-FAILING_END = """
-@pytest.hookimpl(tryfirst=True)
-def pytest_sessionfinish(session):
-    raise RuntimeError("planted session-end failure")
-"""
-
-
-@pytest.mark.slow(data=False)
-def test_a_failing_session_end_leaves_a_page_saying_so_and_the_journal(project, browser):
-    """stop 44's notes: a session-end hook raising before the page was written left the page that says the run is under
-    way, which then reads as a killed run's. In a browser: the page says the tests ran, the report was not written,
-    the error, and the journal that holds everything measured, which rebuilds the report."""
-    project.makeconftest(suite_conftest() + "import pytest\n" + FAILING_END)
-    proc = run(project, "", "--audit-html=report.html")
-    assert proc.returncode != 0 and "planted session-end failure" in proc.stderr + proc.stdout, proc.stdout[-2000:]
-    assert not (project.path / "report.json").exists()
-    journal = project.path / "report.json.journal.jsonl"
-    text = " ".join(visit(project.path / "report.html").text.split())
-    assert "NOT FINISHED" not in text and "killed" not in text, text
-    assert "REPORT NOT WRITTEN The run finished its tests, but writing its report failed: RuntimeError: planted " \
-           "session-end failure." in text, text
-    assert f"python -m visionaudit report --from-journal {journal.name} rebuilds" in text, text  # as --audit-json was given
-    rebuilt = subprocess.run([sys.executable, "-m", "visionaudit", "report", "--from-journal", str(journal)],
-                             capture_output=True, text=True, timeout=120, cwd=project.path)
-    assert rebuilt.returncode == 1, rebuilt.stdout + rebuilt.stderr  # rebuilt; incomplete: the run never said it ended
-    assert outcomes(report(project)) == {A: "passed", B: "passed", C: "passed"}
 
 
 @pytest.mark.parametrize("mode", MODES)
