@@ -121,4 +121,4 @@ def test_one_image_under_two_spellings_of_one_class_is_said_so_not_a_cap_on_top1
     assert ("2 image(s) of team are under two spellings of what is probably one class (the same bytes): Cat/a.ppm (Cat) = "
             f"cat/a.ppm (cat); {nfd}/x.ppm ('cafe\\u0301') = {nfc}/x.ppm ('caf\\xe9'). Class names match ignoring case, "
             "spaces, -, _ and how an accent is written, so these folders are read as one class") in warning, warning
-    assert "keep one folder, under one spelling" in warning
+    assert "each copy counted once per folder: keep one folder, under one spelling" in warning

@@ -68,15 +68,15 @@ def duplicates_warning(name: str, ids: Sequence[str], paths: Sequence[Path], lab
         # In a group, at most the images of its most common class can be right: the rest are wrong for any model.
         lost = sum(len(g) - max(Counter(loose(labels[i]) for i in g).values()) for g in conflicts)
         said.append(f"{len(conflicts)} image(s) of {name} are under two or more labels (the same bytes): "
-                    f"{_groups(conflicts, ids, labels)}. An image cannot be top-1 right under both labels, so {lost:,} of its {len(paths):,} images cannot be "
-                    f"right for any model (clean top-1 at most {(len(paths) - lost) / len(paths):.4f}); remove each copy "
-                    "from the class it does not belong to")
+                    f"{_groups(conflicts, ids, labels)}. An image cannot be top-1 right under both labels, so {lost:,} "
+                    f"of its {len(paths):,} images cannot be right for any model (clean top-1 at most "
+                    f"{(len(paths) - lost) / len(paths):.4f}); remove each copy from the class it does not belong to")
     if spelled:
         spellings = sorted({", ".join(_shown(labels[i]) for i in sorted({labels[i]: i for i in g}.values())) for g in spelled})
         said.append(f"{len(spelled)} image(s) of {name} are under two spellings of what is probably one class (the same "
                     f"bytes): {_groups(spelled, ids, labels)}. Class names match ignoring case, spaces, -, _ and how an "
                     f"accent is written, so these folders are read as one class ({first_few(spellings, sep='; ')}), each "
-                    "copy counted twice: keep one folder, under one spelling")
+                    "copy counted once per folder: keep one folder, under one spelling")
     return ". ".join(said)
 
 
