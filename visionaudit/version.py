@@ -47,6 +47,8 @@ __version__ = "0.1.0"
 #    judged at: before 9 only a judged horizontal flip recorded it, and 0.05 was read); a merge's `run.phases` holds every
 #    part's timings, each worker named by its part. Added keys only: schemas 3 to 8 are still read. Also in 9 (stop 44,
 #    an added key that older reports lack): a model's `preprocessing.alpha_on_white` (true: transparent images composited
-#    onto white, as a Hugging Face processor with do_convert_rgb does; absent: the alpha dropped).
+#    onto white, as a Hugging Face processor with do_convert_rgb does; absent: the alpha dropped). Also in 9 (stop 45,
+#    added keys): a not_judged entry's `thresholds` hold the bounds it would have been judged against, as a judged
+#    entry's (before, empty for every family but accuracy; such entries are read as before: "none (not judged)").
 SCHEMA_VERSION = 9
 OLDEST_READABLE = 3  # the oldest schema still read as a baseline or a merge part
