@@ -215,7 +215,9 @@ def assess_form(record: AuditRecord, measured: Deferred, thresholds: Mapping[str
     require_count(record, thresholds, measured.n_images, "labelled images")
     try:
         result = measured.measure()
-    except Unsupported as e:
+    except Unsupported as e:  # skipped: held to no bound, so it records none (a row of skipped forms shows none)
+        for name in ("max_abs_diff", "min_top1_agreement"):
+            record.thresholds.pop(name, None)
         raise NotApplicable(f"{context['model']} {form}: {e}") from None
     record.metric("n_images", measured.n_images)
     record.metric("max_rel_diff", result.max_rel_diff)
