@@ -131,7 +131,8 @@ def pytest_sessionfinish_page_of_a_failed_end(session: pytest.Session):
             try:
                 write_text_atomically(Path(config.getoption("audit_html")), report_failed_page(
                     command_line(config.invocation_params.args), error, report, config.stash.get(WRITTEN_KEY, False),
-                    str(journal) if journal is not None and journal.exists() else None))
+                    str(journal) if journal is not None and journal.exists() else None,
+                    interrupted=session.exitstatus == pytest.ExitCode.INTERRUPTED))
                 config.stash[HTML_RESULT_KEY] = f"html: the report was not written ({error}); the page says so"
             except OSError:
                 pass  # the page that says the run did not finish stays: not wrong, and the error is on the terminal

@@ -13,7 +13,13 @@ import pytest
 from visionaudit.config import load_config
 from visionaudit.data.fingerprint import SampleSet
 from visionaudit.data.imagenet16 import categories
-from visionaudit.families.assessment import Deferred, NotApplicable, NotJudged, PerImage, assess
+from visionaudit.families.assessment import (
+    Deferred,
+    NotApplicable,
+    NotJudged,
+    PerImage,
+    assess,
+)
 from visionaudit.families.records import AuditRecord
 
 

@@ -393,17 +393,3 @@ def test_a_robustness_sweep_without_severity_1_says_its_severity_on_the_page():
     assert "rotation (severity" not in html  # at 1: the name alone
     assert figure_data.robustness_drops(swept)["models"][MODELS[0]]["zoom"]["severity"] == 0.5
 
-
-def test_the_not_finished_pages_command_reads_back_as_typed(tmp_path):
-    """review44 F3: the NOT FINISHED page showed pytest's arguments joined by spaces: `-k "a and not b"` read as
-    `-k a and not b`, another command. Quoted as a shell reads it back, and escaped in the page."""
-    import shlex
-
-    from visionaudit.html.unfinished import write_unfinished_page
-
-    args = ["audits", "-k", "accuracy and not lite0", "--audit-html=my page.html", "--note=<b>"]
-    write_unfinished_page(tmp_path / "p.html", "2026-12-07T22:00:00+00:00", args, None)
-    html = (tmp_path / "p.html").read_text()
-    shown = html.split("Command: <code>")[1].split("</code>")[0]
-    assert shlex.split(shown.replace("&lt;", "<").replace("&gt;", ">").replace("&#x27;", "'")) == ["pytest", *args], shown
-    assert "<b>" not in html

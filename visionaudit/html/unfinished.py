@@ -33,10 +33,13 @@ verdict, and no page of an earlier run stands for it.</p>
 <p>Command: <code>{escape(command)}</code></p>""")
 
 
-def report_failed_page(command: str, error: str, report: str | None, written: bool, journal: str | None) -> str:
+def report_failed_page(command: str, error: str, report: str | None, written: bool, journal: str | None,
+                       interrupted: bool = False) -> str:
     """The page of a run that ran its tests but whose end failed before its page was written (a session-end hook
     raised: ``error``, as ``Type: message``). ``report``: its ``--audit-json`` path (None: none), ``written``: whether
-    that report was written all the same, ``journal``: the journal kept beside it."""
+    that report was written all the same, ``journal``: the journal kept beside it; ``interrupted``: the run was
+    interrupted (Ctrl-C, SIGTERM) before its end failed, so it did not finish its tests."""
+    ran = "was interrupted before it finished its tests, and then" if interrupted else "finished its tests, but"
     if report and written:
         after = (f"Its JSON report <code>{escape(report)}</code> was written and holds everything measured: <code>python -m "
                  f"visionaudit html {escape(report)} -o PAGE</code> renders this page from it.")
@@ -46,7 +49,7 @@ def report_failed_page(command: str, error: str, report: str | None, written: bo
                  f"--from-journal {escape(journal)}</code> rebuilds its report, and this page from it.")
     else:
         after = "It kept no JSON report (no <code>--audit-json</code>): what it measured is in its terminal output only."
-    return _frame("REPORT NOT WRITTEN", f"""<p id="report-failed">The run finished its tests, but writing its report failed:
+    return _frame("REPORT NOT WRITTEN", f"""<p id="report-failed">The run {ran} writing its report failed:
 <code>{escape(error)}</code>. It has no verdict here (its terminal output has the error's traceback).</p>
 <p>{after}</p>
 <p>Command: <code>{escape(command)}</code></p>""")
@@ -93,10 +96,14 @@ def command_line(args: Sequence[str]) -> str:
     return typed(sys.argv[0], args)
 
 
-def is_unfinished_page(path: str | Path) -> bool:
-    """Whether ``path`` holds a page :func:`unfinished_page` wrote (a killed run's), not a report's page."""
+def unfinished_verdict(path: str | Path) -> str | None:
+    """The badge of the page at ``path`` when this module wrote it (``NOT FINISHED``: a run killed, or still running;
+    ``REPORT NOT WRITTEN``: a run whose end failed); None for a report's page or no page."""
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
-            return MARK in f.read(2048)
+            head = f.read(2048)
     except OSError:
-        return False
+        return None
+    if MARK not in head:
+        return None
+    return "REPORT NOT WRITTEN" if "<title>visionaudit report: REPORT NOT WRITTEN</title>" in head else "NOT FINISHED"
