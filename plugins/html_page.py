@@ -109,6 +109,36 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     _write(config, report_data(session), with_strips=True)
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True, specname="pytest_sessionfinish")  # around every other session-end hook
+def pytest_sessionfinish_page_of_a_failed_end(session: pytest.Session):
+    """A session-end hook that raises (ours or another plugin's) stops the others, this page's among them: the page that
+    said the run was under way would be left saying it was killed. It says what happened instead: the tests ran, the
+    report was not written, the error, and where what was measured is kept (the JSON, else the journal)."""
+    try:
+        return (yield)
+    except Exception as e:
+        config = session.config
+        page = config.pluginmanager.get_plugin("visionaudit-unfinished-page")
+        if page is not None and page.written and HTML_RESULT_KEY not in config.stash:
+            from visionaudit.files import write_text_atomically
+            from visionaudit.html.unfinished import command_line, report_failed_page
+            from visionaudit.report.journal import journal_path
+
+            from .json_report import WRITTEN_KEY
+
+            report, error = config.getoption("audit_json", None), f"{type(e).__name__}: {e}"
+            journal = journal_path(report) if report else None
+            try:
+                write_text_atomically(Path(config.getoption("audit_html")), report_failed_page(
+                    command_line(config.invocation_params.args), error, report, config.stash.get(WRITTEN_KEY, False),
+                    str(journal) if journal is not None and journal.exists() else None,
+                    interrupted=session.exitstatus == pytest.ExitCode.INTERRUPTED))
+                config.stash[HTML_RESULT_KEY] = f"html: the report was not written ({error}); the page says so"
+            except OSError:
+                pass  # the page that says the run did not finish stays: not wrong, and the error is on the terminal
+        raise
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
     """A run stopped at startup gets its page too (the error, no test), so no earlier page stands for it."""

@@ -34,7 +34,7 @@ from visionaudit.report.assembly import (
     verdict_reasons,
 )
 from visionaudit.report.journal import JournalWriter, journal_path
-from visionaudit.report.run_lock import RunLock, acquire
+from visionaudit.report.run_lock import RunLock, acquire, command_line
 
 from .baseline import get_baseline
 from .collector import STEPWISE_STOP, get_collector
@@ -71,7 +71,7 @@ def _run_info(config: pytest.Config, exitstatus: int | None, models: dict[str, A
         "start": _iso(start),
         "end": _iso(end),
         "duration": round(end - start, 3),
-        "command": " ".join([Path(sys.argv[0]).name, *map(str, config.invocation_params.args)]),
+        "command": command_line(sys.argv[0], config.invocation_params.args),  # as typed: python -m pytest too
         "exit_status": int(exitstatus) if exitstatus is not None else None,
         "versions": {**software_versions(config.rootpath), "pytest": pytest.__version__},
         "platform": platform.platform(),
@@ -216,7 +216,7 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
     if path and not hasattr(config, "workerinput") and not config.getoption("collectonly", False):
         # Taken before configure, so that a config error's report (written at unconfigure) is written under it too.
         try:
-            config.stash[LOCK_KEY] = acquire(path, " ".join([Path(sys.argv[0]).name, *map(str, config.invocation_params.args)]))
+            config.stash[LOCK_KEY] = acquire(path, command_line(sys.argv[0], config.invocation_params.args))
         except VisionAuditError as e:
             raise pytest.UsageError(str(e)) from None
 

@@ -330,3 +330,25 @@ def bfloat16_autocast() -> nn.Module:
     """float32 weights, computing under bfloat16 autocast (a team's mixed-precision forward), float32 logits."""
     torch.manual_seed(0)
     return _Bfloat16Autocast()
+
+# The luminance (ITU-R BT.601) of ImageNet's mean and std: what the suite feeds a 1-channel model without ?mean=/?std=.
+GRAY_MEAN = 0.299 * 0.485 + 0.587 * 0.456 + 0.114 * 0.406
+GRAY_STD = 0.299 * 0.229 + 0.587 * 0.224 + 0.114 * 0.225
+
+
+def padded_rgb() -> nn.Module:
+    """An RGB model whose input is padded with a constant before its first conv (a ConstantPad2d of 0.5), then a
+    non-linear head (an error anywhere in the first conv's output shows). Fed with GRAY_MEAN/GRAY_STD in each channel,
+    ``padded_gray`` is its exact 1-channel fold."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.ConstantPad2d((2, 1, 0, 3), 0.5), nn.Conv2d(3, 4, 3, stride=2), nn.Tanh(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10))
+
+
+def padded_gray() -> nn.Module:
+    """``padded_rgb`` folded to one channel by the suite's rgb_to_gray: the padding module kept before the new conv."""
+    from visionaudit.families.conversion import rgb_to_gray
+    from visionaudit.preprocessing import Preprocessing
+
+    pre = Preprocessing(crop_size=32, resize_size=32, mean=(GRAY_MEAN,) * 3, std=(GRAY_STD,) * 3)
+    return rgb_to_gray(padded_rgb().eval(), pre).model

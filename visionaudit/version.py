@@ -52,6 +52,7 @@ __version__ = "0.1.0"
 #    `saved_dtype` (a Hugging Face folder's weights saved in another dtype, audited in float32) and `outputs` (logits, or
 #    probabilities: a softmax's, read as their logarithms); an entry's
 #    `metrics.bounds_not_applied` (a configured bound that held the model to nothing, with why: min_top5 on five classes
-#    or fewer).
+#    or fewer). Also: a not_judged entry's `thresholds` hold the bounds it would have been judged against, as a
+#    judged entry's (before, empty for every family but accuracy; such entries are read as before: "none (not judged)").
 SCHEMA_VERSION = 9
 OLDEST_READABLE = 3  # the oldest schema still read as a baseline or a merge part

@@ -45,6 +45,22 @@ def test_metadata_in_class_folders_is_skipped_and_counted_in_the_run_notes(tmp_p
     assert all(name in note for name in expected)
 
 
+def test_a_macosx_folder_counts_the_files_under_it(tmp_path):
+    """Stop 44's notes: a zip's __MACOSX/ folder, holding an AppleDouble file for every file zipped, was counted as one
+    metadata file. Each file under it is counted, and the folder named with its count."""
+    root = tmp_path / "images"
+    for folder in ("cat", "dog"):
+        _png(root / folder / "0.png")
+    for name in ("cat/._0.png", "dog/._0.png", "._cat", "._dog", "cat/.DS_Store"):  # 5 files, as macOS zips them
+        (root / "__MACOSX" / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / "__MACOSX" / name).write_bytes(APPLEDOUBLE)
+    (root / "cat" / "Thumbs.db").write_bytes(b"\xd0\xcf")
+    checked = check_image_sets(RunImages(str(tmp_path), "images", None, 0, (), None, None), {"labelled"})
+    note = next(n for n in checked.notes if "metadata" in n)
+    assert note == (f"6 operating-system metadata file(s) under {root} skipped, not images (5 under __MACOSX/, "
+                    "1 Thumbs.db): __MACOSX/ (5 files), cat/Thumbs.db"), note
+
+
 def test_metadata_beside_flat_imagenet_files_is_skipped_not_refused(tmp_path):
     _png(tmp_path / "flat" / "n01440764_1.png")
     (tmp_path / "flat" / "._n01440764_1.png").write_bytes(APPLEDOUBLE)  # as a macOS copy to a USB disk leaves it

@@ -311,3 +311,33 @@ def test_an_old_style_weight_norm_conv_is_measured_by_its_current_weight():
     v = conv.weight_v.detach()
     expected = conv.weight_g.detach() * v / v.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
     assert weight_shares(conv) == pytest.approx(_shares_of(expected), rel=1e-6)
+
+
+@pytest.mark.parametrize("value", [0.5, -1.25])
+def test_contribution_shares_of_a_constant_padded_input_are_its_padded_terms(value):
+    """Stop 45 (review): a ConstantPad2d of another value than 0 before the first conv, which the conversion folds take,
+    was refused here as "something before it transforms the input ... fold that step into the model's mean/std".
+    The border holds the same constant for every image, so, like the bias, it is in no channel's term: the terms are
+    the model's own padding module then its conv, each channel alone, less the same of an image of zeros."""
+    model = load_model("tests.tiny_models:padded_rgb?size=32&resize=32", "cpu")
+    pad, conv = model.module[0], model.module[1]
+    pad.value = value
+    first = find_first_conv(model.module, (1, 3, 32, 32))
+    assert first.module is conv and first.padding is not None and first.padding.value == value
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8)
+    x = model.preprocessing.normalize(images)
+    with torch.no_grad():
+        zero = conv(pad(torch.zeros_like(x)))
+        terms = [conv(pad(torch.where(torch.arange(3).view(1, 3, 1, 1) == c, x, 0))) - zero for c in range(3)]
+    expected = torch.tensor([t.abs().mean().item() for t in terms], dtype=torch.float64)
+    assert contribution_shares(model, first, images) == pytest.approx((expected / expected.sum()).tolist(), rel=1e-4)
+
+
+def test_contribution_shares_refuse_a_padding_of_no_one_value_naming_it():
+    model = load_model("tests.tiny_models:padded_rgb?size=32&resize=32", "cpu")
+    model.module[0] = nn.ReflectionPad2d((2, 1, 0, 3))
+    first = find_first_conv(model.module, (1, 3, 32, 32))
+    with pytest.raises(ModelOutputError, match=r"1 receives the model input padded with values that are not one constant "
+                                               r"\(a reflection or replication padding\)"):
+        contribution_shares(model, first, torch.zeros(2, 3, 32, 32, dtype=torch.uint8))

@@ -399,18 +399,9 @@ def test_an_hf_efficientnets_zero_padded_input_folds_exactly_both_ways(tmp_path)
     assert (run(expanded.model, expanded.preprocessing, rgb).logits - reference).abs().max() < 1e-12 * (1 + reference.abs().max())
 
 
-def test_zero_padding_before_the_first_conv_is_folded_other_steps_are_refused_naming_them():
+def test_steps_before_the_first_conv_other_than_constant_padding_are_refused_naming_them():
     pre = Preprocessing(crop_size=12, resize_size=12)
-    gray = torch.rand(2, 1, 12, 12, dtype=torch.float64)
     torch.manual_seed(0)
-    padded = nn.Sequential(nn.ConstantPad2d((2, 0, 1, 3), 0.0), head(nn.Conv2d(3, 4, 3, padding=1))).double().eval()
-    folded = rgb_to_gray(padded, pre)
-    error = (run(folded.model, folded.preprocessing, gray) - run(padded, pre, gray.expand(-1, 3, -1, -1))).abs().max()
-    assert error < 1e-12
-    nonzero = nn.Sequential(nn.ConstantPad2d(1, 0.5), head(nn.Conv2d(3, 4, 3))).double().eval()
-    with pytest.raises(ConversionError, match=r"padded with the constant 0\.5 before the first convolution \(1\.0\).*zero "
-                                              "padding only"):
-        rgb_to_gray(nonzero, pre)
     reflect = nn.Sequential(nn.ReflectionPad2d(1), head(nn.Conv2d(3, 4, 3))).double().eval()
     with pytest.raises(ConversionError, match="padded with values that are not one constant"):
         rgb_to_gray(reflect, pre)

@@ -246,24 +246,33 @@ def test_html_accepts_an_incomplete_baseline_as_compare_does(tmp_path, capsys, b
         assert ("accepted (--accept-incomplete-baseline)" in text) is bool(extra)
 
 
-def test_what_not_judged_tests_measured_is_shown_greyed_with_why(tmp_path, browser):
-    """stop 43's notes: the page hid the numbers of not-judged tests as "-" (shape bias 0.444 in the JSON, "-" on the
-    page) or left their section out (clean accuracy, the drops), and the verdict row's bounds read "-". Shown as
-    measured, in a browser: each row marked (not judged), greyed, with why under the table; the figures draw only
-    judged values. The edges and silhouettes accuracies have their columns too."""
+NOT_JUDGED_WHY = "not judged: 20 images; this gate needs at least 50 (min_images in audit.toml)"
+
+
+def _not_judged_page(tmp_path: Path) -> tuple[dict, list[str], Path]:
+    """The two-model report with one model's accuracy, shape bias, rotation and edges not judged, the other's skipped."""
     report = json.loads(json.dumps(TWO))
-    why = "not judged: 20 images; this gate needs at least 50 (min_images in audit.toml)"
     model = MODELS[0]
     tests = [f"test_clean_top1[{model}]", f"test_shape_bias[{model}]", f"test_transform[{model}-rotation]",
              f"test_shape_only_accuracy[{model}-edges]"]
     for test in tests:
         e = entry(report, test)
-        e["outcome"], e["message"], e["thresholds"] = "not_judged", why, {}
+        e["outcome"], e["message"], e["thresholds"] = "not_judged", NOT_JUDGED_WHY, {}
     for e in report["audits"]:  # only the one model's, so that its rows read alone
         if e["model"] == MODELS[1]:
             e["outcome"] = "skipped"
     page = tmp_path / "nj.html"
     write_html(page, report)
+    return report, tests, page
+
+
+def test_what_not_judged_tests_measured_is_shown_greyed_with_why(tmp_path, browser):
+    """stop 43's notes: the page hid the numbers of not-judged tests as "-" (shape bias 0.444 in the JSON, "-" on the
+    page) or left their section out (clean accuracy, the drops), and the verdict row's bounds read "-". Shown as
+    measured, in a browser: each row marked (not judged), greyed, with why under the table. The edges and silhouettes
+    accuracies have their columns too."""
+    report, tests, page = _not_judged_page(tmp_path)
+    why, model = NOT_JUDGED_WHY, MODELS[0]
     seen = visit(page)
     text = " ".join(seen.text.split())
     m = {t: entry(report, t)["metrics"] for t in tests}
@@ -281,6 +290,26 @@ def test_what_not_judged_tests_measured_is_shown_greyed_with_why(tmp_path, brows
         section = html.split(f'<section id="{sid}">', 1)[1].split("</section>", 1)[0]
         assert '<tr class="not-judged"><td>' in section, sid
     assert "tr.not-judged td { color: #777" in html
+
+
+def test_not_judged_values_are_drawn_hollow_and_their_drops_not_called_significant_or_not(tmp_path, browser):
+    """stop 44's notes: the figures threw a not-judged value away (a run whose drops were all not judged drew no drop
+    figure), and a not-judged drop's "significant" column read "no", as if Holm had judged it. In a browser: the
+    drop figure and the shape-bias figures are drawn with the model named (not judged) in their legends, and the
+    not-judged drop's significance reads not judged."""
+    report, tests, page = _not_judged_page(tmp_path)
+    model = MODELS[0]
+    seen = visit(page)
+    text = " ".join(seen.text.split())
+    r = entry(report, tests[2])["metrics"]
+    row = (f"{model} (not judged) rotation {r['drop']:.4g} [{r['drop_ci'][0]:.4g}, {r['drop_ci'][1]:.4g}] "
+           f"{r['p_value_holm']:.4g} - (not judged)")
+    assert row in text, text[text.find("Transform robustness"):][:3000]
+    html = page.read_text()
+    for sid in ("robustness", "shape_bias"):
+        section = html.split(f'<section id="{sid}">', 1)[1].split("</section>", 1)[0]
+        assert "<svg" in section and f"{model} (not judged: hollow, held to no bound)" in section, sid
+    assert f"{model} (not judged: hollow, held to no bound)" in text  # the legends, as the browser shows them
 
 
 @pytest.mark.slow
@@ -364,17 +393,3 @@ def test_a_robustness_sweep_without_severity_1_says_its_severity_on_the_page():
     assert "rotation (severity" not in html  # at 1: the name alone
     assert figure_data.robustness_drops(swept)["models"][MODELS[0]]["zoom"]["severity"] == 0.5
 
-
-def test_the_not_finished_pages_command_reads_back_as_typed(tmp_path):
-    """review44 F3: the NOT FINISHED page showed pytest's arguments joined by spaces: `-k "a and not b"` read as
-    `-k a and not b`, another command. Quoted as a shell reads it back, and escaped in the page."""
-    import shlex
-
-    from visionaudit.html.unfinished import write_unfinished_page
-
-    args = ["audits", "-k", "accuracy and not lite0", "--audit-html=my page.html", "--note=<b>"]
-    write_unfinished_page(tmp_path / "p.html", "2026-12-07T22:00:00+00:00", args, None)
-    html = (tmp_path / "p.html").read_text()
-    shown = html.split("Command: <code>")[1].split("</code>")[0]
-    assert shlex.split(shown.replace("&lt;", "<").replace("&gt;", ">").replace("&#x27;", "'")) == ["pytest", *args], shown
-    assert "<b>" not in html

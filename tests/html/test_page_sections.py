@@ -202,7 +202,7 @@ def test_error_consistency_figure_data_is_the_reports_and_the_page_draws_it():
 
 def test_a_not_judged_shape_bias_entrys_kappas_are_drawn_and_marked():
     """Too few stimuli leave shape bias not judged, but its kappas were recorded: the figure and the table show them,
-    marked not judged (the shape-bias figure leaves the entry out, as it leaves out every not-judged entry). Stop 44:
+    marked not judged (the shape-bias figure draws it hollow, as every not-judged value: stop 45). Stop 44:
     the table showed "-" for its shape bias and interval, as decided then; nothing measured is thrown away, so they
     are shown as measured, the row greyed and marked (tests/html/test_page.py checks it in a browser)."""
     report = _with_error_consistency(TWO)

@@ -359,3 +359,20 @@ def test_nan_outputs_are_refused():
     model = load_model("tests.tiny_models:nan_outputs", "cpu")
     with pytest.raises(ModelOutputError, match="NaN or infinite logits for image 0"):
         predict_logits(model, torch.zeros(3, 3, 224, 224, dtype=torch.uint8))
+
+
+def test_a_gray_model_with_padding_before_its_first_conv_is_fed_gray():
+    """Stop 44's notes: fit_input_channels found a 1-channel conv behind a padding module, but took the padded input for
+    a changed one and fed the model RGB (its load failed). The suite's own gray fold of a model that pads its input
+    (tests.tiny_models:padded_gray) is fed the luminance, and gives the RGB model's logits on gray images."""
+    from tests.tiny_models import GRAY_MEAN, GRAY_STD
+
+    gray = load_model("tests.tiny_models:padded_gray?size=32&resize=32", "cpu")
+    assert gray.preprocessing.channels == 1 and gray.preprocessing.mean == pytest.approx((GRAY_MEAN,))
+    means, stds = ",".join([repr(GRAY_MEAN)] * 3), ",".join([repr(GRAY_STD)] * 3)
+    rgb = load_model(f"tests.tiny_models:padded_rgb?size=32&resize=32&mean={means}&std={stds}", "cpu")
+    images = torch.randint(0, 256, (4, 1, 32, 32), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    expected = predict_logits(rgb, images.expand(-1, 3, -1, -1), batch_size=4)
+    got = predict_logits(gray, images, batch_size=4)
+    assert expected.std(dim=0).max() > 0  # the logits depend on the image
+    assert torch.allclose(got, expected, rtol=1e-5, atol=1e-5), (got - expected).abs().max()

@@ -243,7 +243,7 @@ def test_os_metadata_is_skipped_and_an_image_under_two_labels_is_warned_of_in_th
     assert result.ret == 0, output[-3000:]
     assert _decoded(team)
     skipped = ("4 operating-system metadata file(s) under team skipped, not images (1 ._NAME (AppleDouble), "
-               "1 Thumbs.db, 1 __MACOSX/, 1 desktop.ini): __MACOSX/, cat/._b.png, cat/Thumbs.db, dog/desktop.ini")
+               "1 Thumbs.db, 1 under __MACOSX/, 1 desktop.ini): __MACOSX/ (1 file), cat/._b.png, cat/Thumbs.db, dog/desktop.ini")
     warning = ("1 image(s) of team are under two or more labels (the same bytes): airplane/a.png (airplane) = dog/a copy.png "
                "(dog). An image cannot be top-1 right under both labels, so 1 of its 4 images cannot be right for any "
                "model (clean top-1 at most 0.7500); remove each copy from the class it does not belong to")

@@ -129,6 +129,8 @@ def test_a_second_run_on_the_same_report_refuses_naming_the_first(project):
         out = second.stdout + second.stderr
         assert second.returncode == pytest.ExitCode.USAGE_ERROR, out[-3000:]
         assert f"another run is writing the report report.json: pid {first.pid} on host " in out
+        # as the first was typed (python -m pytest), not pytest's __main__.py (stop 44's notes)
+        assert "(python -m pytest --model tests.tiny_models:tiny --device cpu" in out and "__main__.py" not in out, out
         assert "Traceback" not in out
         # The first run's journal is left where it writes it, and the second wrote no report.
         assert sorted(p.name for p in project.path.glob("report.json*")) == ["report.json.journal.jsonl", "report.json.lock"]
@@ -368,7 +370,8 @@ def test_a_killed_run_without_a_json_report_leaves_no_earlier_page_as_its_own(pr
     assert text.startswith("visionaudit report NOT FINISHED"), text[:300]
     assert "If this page is still here after the run, the run was killed before it could" in text
     assert "It kept no journal (no --audit-json): what it measured is lost" in text
-    assert "Command: pytest --model tests.tiny_models:tiny" in text and "--audit-html=page.html" in text
+    # started as python -m pytest: said so (stop 44's notes: a lock named pytest's __main__.py)
+    assert "Command: python -m pytest --model tests.tiny_models:tiny" in text and "--audit-html=page.html" in text
     assert [c for c in seen.console if c["level"] in ("SEVERE", "WARNING")] == []
     assert all(u == page.resolve().as_uri() for u in seen.requests), seen.requests
     (project.path / "release").unlink()

@@ -139,10 +139,11 @@ def _page_again(folder, rebuilt, out, own) -> str:
                 f"python -m visionaudit html {out} -o PAGE.html renders it")
     page = folder / name
     if own is None or out.resolve() != own.resolve():
-        from visionaudit.html.unfinished import is_unfinished_page
+        from visionaudit.html.unfinished import unfinished_verdict
 
-        held = ("the killed run's page saying it did not finish; " if is_unfinished_page(page)
-                else "an earlier run's page; " if page.exists() else "")
+        held = {"NOT FINISHED": "the killed run's page saying it did not finish; ",
+                "REPORT NOT WRITTEN": "the run's page saying its report was not written; "}.get(
+            unfinished_verdict(page) or "", "an earlier run's page; " if page.exists() else "")
         own_path = own if own is not None else "the run's own report path"  # a kept journal (.jsonl.<mtime>) has none
         return (f"html: {page} is left as it is ({held}the report went to {out}, not {own_path}); render this one "
                 f"with python -m visionaudit html {out} -o PAGE.html")

@@ -34,10 +34,23 @@ def skipped_in(root: Path, folders: Sequence[Path] = ()) -> tuple[str, ...]:
 
 
 def skipped_note(root: Path, skipped: Sequence[str]) -> str | None:
-    """The ``run.notes`` line for the metadata ``skipped`` under ``root`` (paths relative to it); None when none."""
+    """The ``run.notes`` line for the metadata ``skipped`` under ``root`` (paths relative to it, a folder's with a
+    trailing ``/``); None when none. A skipped folder (``__MACOSX/``) counts the files under it, each one skipped."""
     if not skipped:
         return None
-    kinds = Counter(system_kind(Path(p)) for p in skipped)
-    counted = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items(), key=lambda kv: (-kv[1], str(kv[0]))))
-    return (f"{len(skipped)} operating-system metadata file(s) under {root} skipped, not images ({counted}): "
-            f"{first_few(list(skipped), sep=', ')}")
+    files = {p: _files_under(root / p) if p.endswith("/") else 1 for p in skipped}
+    kinds: Counter = Counter()
+    for p, n in files.items():
+        kinds[system_kind(Path(p))] += n
+    counted = ", ".join(f"{n} {'under ' if str(kind).endswith('/') else ''}{kind}"
+                        for kind, n in sorted(kinds.items(), key=lambda kv: (-kv[1], str(kv[0]))))
+    named = [f"{p} ({n} file{'s' if n != 1 else ''})" if p.endswith("/") else p for p, n in files.items()]
+    return (f"{sum(files.values())} operating-system metadata file(s) under {root} skipped, not images ({counted}): "
+            f"{first_few(named, sep=', ')}")
+
+
+def _files_under(folder: Path) -> int:
+    try:
+        return sum(1 for p in folder.rglob("*") if not p.is_dir())
+    except OSError:  # unreadable: as one skipped entry
+        return 1

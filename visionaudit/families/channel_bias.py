@@ -67,12 +67,19 @@ def contribution_shares(model: LoadedModel, first: FirstConv, images: torch.Tens
     """Mean |term of channel i| in the first conv's output, on ``images`` (uint8), normalized.
 
     Each channel's term is the conv applied to its input with the other channels zeroed, minus the
-    conv of zeros (the bias and any constant padding): exact for any linear Conv2d subclass.
+    conv of zeros (the bias and any constant padding): exact for any linear Conv2d subclass, behind a constant
+    padding module too.
     """
     import torch
 
-    # zero padding before the conv (transformers' EfficientNet) pads each channel's term alike: padded here, exact
-    pads = first.padding.pads if first.padding is not None and first.padding.is_zero else None
+    # Constant padding before the conv (transformers' EfficientNet's zeros, a ConstantPad2d of any value): each term is
+    # its channel zero-padded, exact; the constant border, the same for every image, is in no channel's term (as the bias).
+    pads = first.padding.pads if first.padding is not None else None
+    if first.padding is not None and first.padding.value is None:
+        raise ModelOutputError(
+            f"{first.name} receives the model input padded with values that are not one constant (a reflection or "
+            "replication padding): each channel's term would need that padding of the channel alone, which the suite "
+            "does not know (it sees the padded input only), so contribution shares are not measured (the weight shares are)")
     if not first.input_is_model_input and pads is None:
         raise ModelOutputError(
             f"{first.name} does not receive the model input unchanged (something before it transforms the input), so its "

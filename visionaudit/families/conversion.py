@@ -20,8 +20,8 @@ exact, borders included (a padded zero means ``rgb_i = m`` in every channel, so 
 
 The conv is found from the computation (:mod:`visionaudit.models.first_conv`); the converted conv is a copy of the
 original module (class, ``Conv2dStaticSamePadding`` included, stride, padding, padding mode, dilation, groups, bias; a
-weight or spectral norm's weight made plain); the original is not modified. Zero padding before the conv (``nn.ZeroPad2d``:
-HF EfficientNet) is taken as the conv's own; a fold that is not exact is refused.
+weight or spectral norm's weight made plain); the original is not modified. Constant padding before the conv (any value:
+HF EfficientNet's ``nn.ZeroPad2d``) is taken as the conv's own; a fold that is not exact is refused.
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def _conv_copy(conv: nn.Conv2d, weight: torch.Tensor, in_channels: int) -> nn.Co
 
 
 def _first(model: nn.Module, pre: Preprocessing, size: int) -> tuple:
-    """The first conv (refused when its input is the model's changed, zero-padded aside), device, output size, padding."""
+    """The first conv (refused when its input is the model's changed, constant-padded aside), device, output size, padding."""
     import torch
 
     from visionaudit.models.first_conv import find_first_conv
@@ -126,20 +126,21 @@ def _first(model: nn.Module, pre: Preprocessing, size: int) -> tuple:
                               f"{pre.channels}: something else reads the input first (a functional conv2d, a Conv3d, a Linear "
                               "patch embedding); the folds rewrite the nn.Conv2d that reads the input")
     pad = first.padding
-    if pad is not None and not pad.is_zero:
-        what = f"the constant {pad.value:g}" if pad.value is not None else "values that are not one constant"
-        raise ConversionError(f"the input is padded with {what} before the first convolution ({first.name}); the folds "
-                              "allow zero padding only (nn.ZeroPad2d, a ConstantPad2d of 0): pad with zeros, or fold the "
-                              "padding into the convolution, then convert")
+    if pad is not None and pad.value is None:  # a reflection or replication: the border map below pads with one constant
+        raise ConversionError(f"the input is padded with values that are not one constant before the first convolution "
+                              f"({first.name}); the folds allow constant padding only (nn.ZeroPad2d, a ConstantPad2d): "
+                              "pad with a constant, or fold the padding into the convolution, then convert")
     if not first.input_is_model_input and pad is None:
         raise ConversionError(f"something between the input and the first convolution ({first.name}) changes the input (a "
                               "per-channel affine such as inception_v3's transform_input=True, a normalization layer, a "
                               "non-linear step, a resizing module): fold an affine into the model's mean/std, then convert; "
-                              "zero padding is allowed")
+                              "constant padding is allowed")
     conv = first.module
 
-    def lead(x: torch.Tensor) -> torch.Tensor:  # the zero padding before the conv: it commutes with the folds
-        return x if pad is None else torch.nn.functional.pad(x, pad.pads)
+    # The constant padding the converted model keeps: its border differs from the original's by a map independent of the
+    # image (zero for zeros and one mean/std over the channels), which the border offset adds back: exact either way.
+    def lead(x: torch.Tensor) -> torch.Tensor:
+        return x if pad is None else torch.nn.functional.pad(x, pad.pads, value=pad.value)
 
     with torch.inference_mode():
         out_hw = conv(lead(torch.zeros(1, pre.channels, size, size, device=device, dtype=conv.weight.dtype))).shape[-2:]
@@ -184,7 +185,7 @@ def rgb_to_gray(model: nn.Module, preprocessing: Preprocessing, input_size: int 
     w_new = s_star * (w / s.to(w.device).view(1, 3, 1, 1)).sum(dim=1, keepdim=True)
     new_conv = _conv_copy(conv, w_new, 1)
 
-    # The bracket of the docstring, in float64 with the modules themselves (any linear padding).
+    # The bracket of the docstring, in float64 with the modules themselves (any linear padding, the constant's too).
     # ref: the weight conv computes with, plainly (a weight norm recomputed in float64 would differ by 1e-7); cand: the
     # unrounded fold (a copy of the float64 ref keeps float64), so that _check_fold sees float64 rounding only
     ref = _conv_copy(conv, conv.weight.detach(), 3).double()
@@ -348,6 +349,9 @@ def _judge(record: AuditRecord, measured: Deferred, thresholds: Mapping[str, Any
            absolute: bool) -> None:
     """``measured.measure()`` gives the :class:`Equivalence` (:func:`check_equivalence`)."""
     record.metric("n_images", measured.n_images)  # kept even when the fold or the comparison fails
+    # The bounds before the count: a not_judged entry records what it would have been held to.
+    for name in ("max_rel_diff", *(("max_abs_diff",) if absolute else ()), "min_top1_agreement"):
+        record.threshold(name, thresholds[name])
     if measured.n_images < MIN_IMAGES:
         count = "real_images" if absolute else "zoo_images"
         record.not_judged = (f"{measured.n_images} image(s): whether the logits depend on the input at all (their "

@@ -213,10 +213,15 @@ def assess_form(record: AuditRecord, measured: Deferred, thresholds: Mapping[str
     ``measured.measure()`` exports and compares (:func:`check_form`), raising :class:`Unsupported` where the
     form does not apply here."""
     form = context["deployment"]
+    # The bounds before the count: a not_judged entry records what it would have been held to.
+    record.threshold("max_abs_diff", thresholds.entry("max_abs_diff", form))
+    record.threshold("min_top1_agreement", thresholds.entry("min_top1_agreement", form))
     require_count(record, thresholds, measured.n_images, "labelled images")
     try:
         result = measured.measure()
-    except Unsupported as e:
+    except Unsupported as e:  # skipped: held to no bound, so it records none (a row of skipped forms shows none)
+        for name in ("max_abs_diff", "min_top1_agreement"):
+            record.thresholds.pop(name, None)
         raise NotApplicable(f"{context['model']} {form}: {e}") from None
     record.metric("n_images", measured.n_images)
     record.metric("max_rel_diff", result.max_rel_diff)

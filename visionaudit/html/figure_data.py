@@ -29,11 +29,6 @@ def judged_mark(e: dict[str, Any]) -> dict[str, Any]:
             "why": (e.get("message") or "not judged") if e.get("outcome") == "not_judged" else None}
 
 
-def judged_only(models: dict[str, Any]) -> dict[str, Any]:
-    """The judged models of a ``{model: {..., "not_judged"}}`` mapping: what a figure draws (the table shows the rest)."""
-    return {m: v for m, v in models.items() if not (isinstance(v, dict) and v.get("not_judged"))}
-
-
 def shape_bias_by_category(report: dict[str, Any], not_judged: bool = False) -> dict[str, Any]:
     """Per model: overall shape bias and the shape fraction (shape / (shape + texture)) per category,
     in the style of the model-vs-human figure; the published overall references beside them. ``not_judged``: the
@@ -101,10 +96,13 @@ def shape_only_accuracies(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def shape_bias_vs_accuracy(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """(model, clean top-1, shape bias) for every model with both."""
-    top1 = {e["model"]: e["metrics"]["clean_top1"] for e in _entries(report, "accuracy", True) if "clean_top1" in e["metrics"]}
-    sb = {e["model"]: e["metrics"]["shape_bias"] for e in _entries(report, "shape_bias", True) if "shape_bias" in e["metrics"]}
-    return [{"model": m, "clean_top1": top1[m], "shape_bias": sb[m]} for m in sorted(set(top1) & set(sb))]
+    """(model, clean top-1, shape bias) for every model with both, ``not_judged`` when either was not judged (drawn
+    as measured, marked)."""
+    top1 = {e["model"]: e for e in _entries(report, "accuracy", True, True) if "clean_top1" in e["metrics"]}
+    sb = {e["model"]: e for e in _entries(report, "shape_bias", True, True) if "shape_bias" in e["metrics"]}
+    return [{"model": m, "clean_top1": top1[m]["metrics"]["clean_top1"], "shape_bias": sb[m]["metrics"]["shape_bias"],
+             "not_judged": judged_mark(top1[m])["not_judged"] or judged_mark(sb[m])["not_judged"]}
+            for m in sorted(set(top1) & set(sb))]
 
 
 def channel_shares(report: dict[str, Any]) -> dict[str, Any]:

@@ -73,8 +73,8 @@ def shape_bias_figure(data: dict[str, Any], human_per_category: dict[str, float]
     for model, m in data["models"].items():
         xs = [m["per_category"].get(c, math.nan) for c in cats]
         marker, color = style[model]
-        ax.scatter([x if x is not None else math.nan for x in xs], ys, marker=marker, s=30, color=color,
-                   label=f"{model}: {_label(m['overall'])}")
+        ax.scatter([x if x is not None else math.nan for x in xs], ys, marker=marker, s=30,
+                   **_marked(color, m.get("not_judged"), scatter=True), label=_model_label(model, m, _label(m["overall"])))
     ax.set_yticks(ys, cats)
     ax.set_xlim(0, 1)
     ax.set_xlabel("fraction of shape decisions (shape / (shape + texture))")
@@ -86,6 +86,19 @@ HUMAN_COLOR = "#c03030"
 
 
 NOT_JUDGED = " (not judged)"  # beside a model whose shape-bias entry was not judged (its kappas recorded all the same)
+NOT_JUDGED_DRAWN = " (not judged: hollow, held to no bound)"  # a figure's legend: what a hollow marker is
+
+
+def _marked(color: str, not_judged: Any, scatter: bool = False) -> dict[str, Any]:
+    """A marker's colours: filled for a judged value, hollow (edged in the model's colour) for a not-judged one, drawn
+    as measured and told apart in the legend (:data:`NOT_JUDGED_DRAWN`); ``scatter``: ax.scatter's keywords."""
+    if not not_judged:
+        return {"color": color}
+    return {"facecolors": "none", "edgecolors": color} if scatter else {"color": color, "markerfacecolor": "none"}
+
+
+def _model_label(model: str, row: dict[str, Any], value: str | None = None) -> str:
+    return f"{model}{NOT_JUDGED_DRAWN if row.get('not_judged') else ''}" + (f": {value}" if value is not None else "")
 
 
 def error_consistency_figure(data: dict[str, Any], style: dict[str, tuple[str, str]] | None = None) -> str | None:
@@ -134,7 +147,8 @@ def accuracy_scatter(rows: list[dict[str, Any]], style: dict[str, tuple[str, str
     fig, ax = plt.subplots(figsize=(4.8, 3.4))
     for r in rows:
         marker, color = style[r["model"]]
-        ax.scatter(r["clean_top1"], r["shape_bias"], marker=marker, color=color, label=r["model"])
+        ax.scatter(r["clean_top1"], r["shape_bias"], marker=marker, **_marked(color, r.get("not_judged"), scatter=True),
+                   label=_model_label(r["model"], r))
     ax.set_xlabel("clean top-1")
     ax.set_ylabel("shape bias")
     for get, put in ((ax.get_xlim, ax.set_xlim), (ax.get_ylim, ax.set_ylim)):  # fractions: no axis below 0 or past 1
@@ -175,16 +189,19 @@ def robustness_figure(data: dict[str, Any], style: dict[str, tuple[str, str]] | 
     n = len(data["models"])
     for k, (model, per) in enumerate(data["models"].items()):
         marker, color = style[model]
-        labelled = False
+        labelled: set[bool] = set()  # the legend names the model once per kind of point: judged, not judged
         for i, t in enumerate(transforms):
             if t not in per:
                 continue
             r = per[t]
             y = len(transforms) - 1 - i + (k - (n - 1) / 2) * 0.8 / max(n, 1)
             err = _xerr(r["drop"], r.get("ci"))
-            ax.errorbar(r["drop"], y, xerr=err, fmt=marker, color=color, capsize=2, label=None if labelled else model)
-            labelled = True  # the legend names the model at its first drawn point, whichever transform that is
-            if r.get("significant"):
+            # a not-judged drop (too few images) drawn as measured, hollow, and named so in the legend
+            kind = bool(r.get("not_judged"))
+            ax.errorbar(r["drop"], y, xerr=err, fmt=marker, capsize=2, **_marked(color, kind),
+                        label=None if kind in labelled else _model_label(model, r))
+            labelled.add(kind)
+            if r.get("significant") and not r.get("not_judged"):
                 ax.text(r["drop"] + err[1][0] + 0.01, y, "*", va="center", color=color)
     ax.axvline(0, color="#333333", linewidth=0.6)
     ax.set_yticks(range(len(transforms)), transforms[::-1])

@@ -140,13 +140,12 @@ def channel_bias(page: SectionInputs) -> dict | None:
 def robustness(page: SectionInputs) -> dict | None:
     from visionaudit.html import figures
     drops = data.robustness_drops(page.report, not_judged=True)
-    judged = {m: kept for m, per in drops["models"].items() if (kept := data.judged_only(per))}
-    svg = figure(figures.robustness_figure, {"models": judged}, page.style) if judged else None
+    svg = figure(figures.robustness_figure, drops, page.style) if drops["models"] else None
     if not drops["models"]:
         return None
     marks = [{"model": f"{m} {t}", **r} for m, per in drops["models"].items() for t, r in per.items()]
     rows = [[_name(m, r), _at_severity(t, r.get("severity")), fmt(r["drop"]), interval(r.get("ci")), fmt(r.get("p_value_holm")),
-             "yes" if r.get("significant") else "no"] for m, per in drops["models"].items() for t, r in per.items()]
+             _significant(r)] for m, per in drops["models"].items() for t, r in per.items()]
     # A sweep without 1 (severities = [0.5, 2]) reports its first severity: said, not read as the default magnitude.
     swept = sorted({float(r["severity"]) for per in drops["models"].values() for r in per.values()
                     if isinstance(r.get("severity"), (int, float)) and r["severity"] != 1.0})
@@ -155,11 +154,16 @@ def robustness(page: SectionInputs) -> dict | None:
     strips = page.strips or {}
     return {"id": "robustness", "title": "Transform robustness", "figures": [{
         "svg": svg, "alt": "top-1 drop per transform with 95 % intervals",
-        "caption": "Top-1 drop per transform, paired with the clean pass (the not-judged ones are in the table, not "
-                   "drawn)." + at}] if svg else [],
+        "caption": "Top-1 drop per transform, paired with the clean pass (hollow: not judged, as measured and held to "
+                   "no bound; the table says why)." + at}] if svg else [],
         "table": judged_rows({"header": ["model", "transform", "drop", "95% interval", "Holm p", "significant"],
                                "rows": rows}, marks, "the drops"),
         "strips": strips.get("strips"), "strips_caption": strips.get("caption"), "attribution": strips.get("attribution")}
+
+
+def _significant(row: dict[str, Any]) -> str:
+    """Holm's verdict on a drop; none on a drop not judged (too few images), which was held to no test."""
+    return "- (not judged)" if row.get("not_judged") else "yes" if row.get("significant") else "no"
 
 
 def _at_severity(transform: str, severity: Any) -> str:

@@ -21,19 +21,19 @@ def shape_bias(page: SectionInputs) -> dict | None:
     from visionaudit.html import figures
 
     sb = data.shape_bias_by_category(page.report, not_judged=True)
-    svg = figure(figures.shape_bias_figure, {**sb, "models": data.judged_only(sb["models"])}, page.references, page.style)
+    svg = figure(figures.shape_bias_figure, sb, page.references, page.style)
     ec = data.error_consistency(page.report)
     only = data.shape_only_accuracies(page.report)
     if not sb["models"] and not ec["models"] and not only:
         return None
     figs = [{"svg": svg, "alt": "shape bias per category for each model, with published references",
              "caption": "Fraction of shape decisions per category (cue-conflict images "
-                        "whose cues differ; models whose shape bias was not judged are in the table, not drawn). "
+                        "whose cues differ; hollow: a shape bias not judged, as measured and held to no bound). "
                         + SHAPE_BIAS_CITATION}] if svg else []
     scatter = figure(figures.accuracy_scatter, data.shape_bias_vs_accuracy(page.report), page.style)
     if scatter:
         figs.append({"svg": scatter, "alt": "shape bias against clean top-1 accuracy",
-                     "caption": "Shape bias against clean top-1."})
+                     "caption": "Shape bias against clean top-1 (hollow: either not judged, as measured)."})
     consistency = figure(figures.error_consistency_figure, ec, page.style)
     if consistency:
         figs.append({"svg": consistency, "alt": "error consistency (kappa) of each model with each human observer, and of "

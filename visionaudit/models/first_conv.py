@@ -152,12 +152,13 @@ def fit_input_channels(model: nn.Module, pre: Preprocessing, device: torch.devic
     """``pre`` made to fit the channels the model's first convolution takes from its input: a 1-channel model is fed
     grayscale (:meth:`Preprocessing.as_gray`). ``given``: the spec's options (a mean/std given there is the user's).
     Left as it is when no first convolution can be found (a TorchScript or functional conv; the load's probe then
-    says what is wrong) or something before it changes the input."""
+    says what is wrong) or something before it changes the input other than padding it (a padding module keeps the
+    channels: the conv behind it still takes the model's input, as the suite's own gray fold of a padded model does)."""
     try:
         first = find_first_conv(model, (1, pre.channels, pre.crop_size, pre.crop_size), device)
     except Exception:  # noqa: BLE001  (any failure here is the probe's to explain, with the model's own error)
         return pre
-    if not first.input_is_model_input or first.in_channels == pre.channels:
+    if (not first.input_is_model_input and first.padding is None) or first.in_channels == pre.channels:
         return pre
     from_spec = "mean" in given or "std" in given
     where = f"({first.name} is its first convolution)"

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import socket
 import sys
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Sequence
 
 from visionaudit.errors import VisionAuditError
 
@@ -46,6 +47,21 @@ def holder_text(holder: dict[str, Any]) -> str:
     when = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(start)) if isinstance(start, (int, float)) else "?"
     text = f"pid {holder.get('pid', '?')} on host {holder.get('host', '?')}, started {when}"
     return text + (f" ({holder['command']})" if holder.get("command") else "")
+
+
+def invoked_as(argv0: str) -> str:
+    """The program of a command line as a person typed it: ``python -m pytest`` for ``python -m pytest``, whose
+    ``sys.argv[0]`` is pytest's ``__main__.py``; the script's name otherwise (``pytest``); ``pytest`` where there is
+    no script (``python -c``, an embedding process: ``-c`` or nothing)."""
+    path = Path(argv0)
+    if path.name == "__main__.py":
+        return f"python -m {path.parent.name}"
+    return "pytest" if not path.name or path.name.startswith("-") else path.name
+
+
+def command_line(argv0: str, args: Sequence[str]) -> str:
+    """``argv0`` (:func:`invoked_as`) and ``args`` as a shell reads them back (quoted where they need it)."""
+    return shlex.join([*invoked_as(argv0).split(), *map(str, args)])
 
 
 class RunLock:
@@ -96,7 +112,7 @@ def acquire(report_path: str | Path, command: str = "") -> RunLock:
         file.seek(0)
         file.truncate()
         file.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "start": time.time(),
-                               "command": command or " ".join(sys.argv)}) + "\n")
+                               "command": command or command_line(sys.argv[0], sys.argv[1:])}) + "\n")
         file.flush()
         return RunLock(path, file)
     raise ReportInUse(f"the lock {path} of the report {report_path} keeps changing hands; give this run another "

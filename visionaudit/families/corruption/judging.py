@@ -178,9 +178,14 @@ def _mce_from_arrays(measured: PerImage, context: Mapping[str, Any]) -> MceScore
     return MceScore({"n_images": n, **described}, n, bool(described["comparable"]), measure)
 
 
-def _record_protocol(record: AuditRecord, protocol: Mapping[str, Any], n_images: int, thresholds: Mapping[str, Any]) -> None:
+def _record_protocol(record: AuditRecord, protocol: Mapping[str, Any], n_images: int, thresholds: Mapping[str, Any],
+                     bounds: Mapping[str, Any]) -> None:
+    """The protocol, then ``bounds`` (name -> value), then the count: a not_judged entry records what it would have
+    been held to, as a judged one does."""
     for name, value in protocol.items():
         record.metric(name, value)
+    for name, value in bounds.items():
+        record.threshold(name, value)
     require_count(record, thresholds, n_images, "images")
 
 
@@ -190,7 +195,9 @@ def assess_condition(record: AuditRecord, measured: ConditionScore, thresholds: 
     corruption, severity = context["corruption"], context["severity"]
     if isinstance(measured, PerImage):  # a shard, or the merge of the shards
         measured = _condition_from_arrays(measured, context)
-    _record_protocol(record, measured.protocol, measured.n_images, thresholds)
+    bound = thresholds.entry("max_error_by_corruption", corruption, fallback="max_error")
+    # alpha: Holm's level over the model's conditions, in the report (_aggregate)
+    _record_protocol(record, measured.protocol, measured.n_images, thresholds, {"alpha": thresholds["alpha"], "max_error": bound})
     if not context.get("imagenet", True):  # the report's summary of its conditions is then no mCE
         record.metric("alexnet_normalized", False)
     try:
@@ -202,8 +209,6 @@ def assess_condition(record: AuditRecord, measured: ConditionScore, thresholds: 
         record.outcomes_on(measured.sample_set, condition_name(corruption, severity), correct=r.correct, top1=r.predicted)
     for name in ("error_ci", "clean_error", "p_value", "discordant"):
         record.metric(name, getattr(r, name))
-    record.threshold("alpha", thresholds["alpha"])  # Holm's level over the model's conditions, in the report (_aggregate)
-    bound = thresholds.entry("max_error_by_corruption", corruption, fallback="max_error")
     if not record.check_max("error", r.error, "max_error", bound):
         raise AssertionError(
             f"{context['model']}: top-1 error {r.error:.3f} (95% CI {r.error_ci[0]:.3f}..{r.error_ci[1]:.3f}) under {corruption} "
@@ -216,10 +221,11 @@ def _error(correct: np.ndarray) -> float:
     return int((~correct).sum()) / correct.size if correct.size else float("nan")
 
 
-def _measure_and_record_references(record: AuditRecord, measured: MceScore, thresholds: Mapping[str, Any]):
+def _measure_and_record_references(record: AuditRecord, measured: MceScore, thresholds: Mapping[str, Any],
+                                    bounds: tuple[str, ...]):
     """What the mCE and the mean error share: the protocol, the measured conditions, and the clean and JPEG-only
     errors they are read against. Returns the measured score, the clean outcomes and the clean error (None without)."""
-    _record_protocol(record, measured.protocol, measured.n_images, thresholds)
+    _record_protocol(record, measured.protocol, measured.n_images, thresholds, {b: thresholds[b] for b in bounds})
     measured = measured.measure()
     clean = measured.clean
     clean_error = None if clean is None else _error(clean)
@@ -257,7 +263,7 @@ def assess_mce(record: AuditRecord, measured: MceScore, thresholds: Mapping[str,
     if not context.get("imagenet", True):
         return assess_mean_error(record, measured, thresholds, context)
     comparable = measured.comparable
-    measured, clean, clean_error = _measure_and_record_references(record, measured, thresholds)
+    measured, clean, clean_error = _measure_and_record_references(record, measured, thresholds, ("max_mce",))
     _require_scored(record, measured, thresholds, "mCE")
     summary = summarize(measured.errors, clean_error, measured.missing)
     for name, value in summary.to_dict().items():
@@ -280,7 +286,8 @@ def assess_mean_error(record: AuditRecord, measured: MceScore, thresholds: Mappi
     mean rise over the model's own clean error (``mean_rise``), each with a bound and a bootstrap interval. No
     mCE: AlexNet's published errors, its normalization, are errors on ImageNet-1k's 1,000 classes."""
     record.metric("alexnet_normalized", False)
-    measured, clean, clean_error = _measure_and_record_references(record, measured, thresholds)
+    measured, clean, clean_error = _measure_and_record_references(record, measured, thresholds,
+                                                                  ("max_mean_error", "max_mean_rise"))
     _require_scored(record, measured, thresholds, "mean error")
     summary = own_summary(measured.errors, clean_error, measured.missing)
     for name, value in summary.items():

@@ -162,6 +162,9 @@ def assess_transform(record: AuditRecord, measured: PerImage, thresholds: Mappin
     """One transform of one model, at every severity of ``thresholds["severities"]``."""
     sample_set, arrays = measured.sample_set, measured.arrays
     transform = context["transform"]
+    # The bounds first: a not_judged entry records what it would have been held to (no image at all included).
+    record.threshold("alpha", thresholds["alpha"])  # on every entry with a p-value: Holm's and the per-class test's level
+    bound = record.threshold("max_drop", thresholds.entry("max_drop_by_transform", transform, fallback="max_drop"))
     if not len(arrays["labels"]):
         require_count(record, thresholds, 0, "labelled images")  # nothing measured to keep
     results = [transform_result(transform, severity, arrays["clean"], arrays[f"correct@{severity_key(severity)}"],
@@ -179,15 +182,13 @@ def assess_transform(record: AuditRecord, measured: PerImage, thresholds: Mappin
         record.table("severity_sweep",
                      [{"severity": r.severity, "top1": r.top1, "drop": r.drop, "p_value": r.p_value} for r in results])
     record.metric("drop", main.drop)  # all of it kept when not judged (too few images), as measured
-    record.threshold("alpha", thresholds["alpha"])  # on every entry with a p-value: Holm's and the per-class test's level
-    require_count(record, thresholds, len(arrays["labels"]), "labelled images")
+    require_count(record, thresholds, len(arrays["labels"]), "labelled images")  # not_judged: the bounds above recorded
 
     names = context.get("class_names")
     if names is not None:  # the classes by name (a partial report of version 3 has none)
         record.metric("label_space", label_space_key(names))
         record.metric("most_affected_classes", most_affected(main.classwise_clean, main.classwise_transformed, names))
     require_clean_correct(record, thresholds, int(np.count_nonzero(arrays["clean"])), main.clean_top1)
-    bound = thresholds.entry("max_drop_by_transform", transform, fallback="max_drop")
     failed = [] if record.check_max("drop", main.drop, "max_drop", bound) else [f"above max_drop {bound}"]
     message = (f"{context['model']}: {transform} lowers top-1 by {main.drop:.3f} (95% CI "
                f"{main.drop_ci[0]:.3f}..{main.drop_ci[1]:.3f})")

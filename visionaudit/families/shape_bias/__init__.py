@@ -254,8 +254,11 @@ def assess_shape_bias(record: AuditRecord, measured: PerImage, thresholds: Mappi
     elif observers:  # recorded, not judged: no bound by default
         _record_consistency(record, sample_set.ids, decisions, list(arrays["categories"]), observers)
     record.metric("shape_bias", result.shape_bias)  # kept when not judged (too few images), as measured
-    require_count(record, thresholds, result.n_conflict, "cue-conflict images with conflicting cues")
+    # The bounds before the count: a not_judged entry records what it would have been held to, as every family's does.
     alpha = record.threshold("chance_alpha", thresholds["chance_alpha"])
+    record.threshold("min", thresholds["min"])
+    record.threshold("max", thresholds["max"])
+    require_count(record, thresholds, result.n_conflict, "cue-conflict images with conflicting cues")
     informative = record.metric("cue_information_p", result.cue_information_p) < alpha
     in_range = record.check_min("shape_bias", result.shape_bias, "min", thresholds["min"])
     in_range &= record.check_max("shape_bias", result.shape_bias, "max", thresholds["max"])
@@ -287,10 +290,10 @@ def assess_shape_only(record: AuditRecord, measured: PerImage, thresholds: Mappi
     accuracy = hits / len(decisions) if decisions else math.nan
     record.metric("n_images", len(decisions))
     record.metric(metric, accuracy)  # kept when not judged (too few images), as measured
+    alpha = record.threshold("chance_alpha", thresholds["chance_alpha"])  # before the count, as above
+    bound = record.threshold(f"min_{metric}", thresholds[f"min_{metric}"])
     require_count(record, thresholds, len(decisions), f"{stimuli} stimuli")
-    alpha = record.threshold("chance_alpha", thresholds["chance_alpha"])
     p = record.metric("p_above_chance", above_chance_p(hits, len(decisions), CHANCE_CATEGORY))
-    bound = thresholds[f"min_{metric}"]
     ok = record.check_min(metric, accuracy, f"min_{metric}", bound)
     if not (ok and p < alpha):
         raise AssertionError(
