@@ -349,8 +349,7 @@ def _judge(record: AuditRecord, measured: Deferred, thresholds: Mapping[str, Any
            absolute: bool) -> None:
     """``measured.measure()`` gives the :class:`Equivalence` (:func:`check_equivalence`)."""
     record.metric("n_images", measured.n_images)  # kept even when the fold or the comparison fails
-    # The bounds before the count: a not_judged entry records what it would have been held to.
-    for name in ("max_rel_diff", *(("max_abs_diff",) if absolute else ()), "min_top1_agreement"):
+    for name in ("max_rel_diff", *(("max_abs_diff",) if absolute else ()), "min_top1_agreement"):  # not judged too
         record.threshold(name, thresholds[name])
     if measured.n_images < MIN_IMAGES:
         count = "real_images" if absolute else "zoo_images"
@@ -366,9 +365,8 @@ def _judge(record: AuditRecord, measured: Deferred, thresholds: Mapping[str, Any
         raise AssertionError(f"{context['model']}: its logits are the same for every image, so equivalence would prove nothing")
     if result.naive_max_abs_diff is not None:
         record.metric("naive_max_abs_diff", result.naive_max_abs_diff)
-    record.metric("first_conv", result.conversion.first_conv)
-    record.metric("params_saved", result.conversion.params_saved)
-    record.metric("macs_saved", result.conversion.macs_saved)
+    for name in ("first_conv", "params_saved", "macs_saved"):
+        record.metric(name, getattr(result.conversion, name))
     record.metric("border_offset_map", result.conversion.offset_map)
     # Relative to the logits' scale for every model (random-init controls can have huge logits);
     # absolute too for real models, whose logits have a meaningful scale.
@@ -380,8 +378,8 @@ def _judge(record: AuditRecord, measured: Deferred, thresholds: Mapping[str, Any
     ok &= record.check_min("top1_agreement", logits.top1_agreement, "min_top1_agreement", thresholds["min_top1_agreement"])
     if not ok:
         raise AssertionError(f"{context['model']} {result.direction}: converted logits differ by up to {logits.max_abs_diff:.3g} "
-                             f"({logits.max_rel_diff:.3g} of the largest logit) "
-                             f"(top-1 agreement {logits.top1_agreement:.3f}) on {result.n_images} images"
+                             f"({logits.max_rel_diff:.3g} of the largest logit) (top-1 agreement {logits.top1_agreement:.3f}) "
+                             f"on {result.n_images} images"
                              + rounding_alone(logits.reference_rounding, logits.max_rel_diff, context["model"]))
 
 
