@@ -113,6 +113,31 @@ def test_batchnorm_calibration_draws_nothing_from_the_global_rng(control_model):
     assert all(torch.equal(a, b) for a, b in zip(*stats))
 
 
+@pytest.mark.slow(data=False)  # three builds and a copy: 8 s on a loaded machine
+def test_a_control_is_built_once_and_each_use_gets_the_model_as_built(control_model, monkeypatch):
+    """An architecture's control tests (channel bias, then the zoo's two directions, which calibrate theirs in place)
+    build it once per process: the second use gets the weights and statistics a fresh build has, not the first's."""
+    import fixtures.models
+    from visionaudit.models import loading
+    from visionaudit.models.controls import calibrate_batchnorm, control_spec
+
+    monkeypatch.setattr(fixtures.models, "_last_control", {}, raising=False)  # whatever an earlier test here built
+    builds = []
+    build = loading._load
+    monkeypatch.setattr(loading, "_load", lambda *a, **k: builds.append(a[0].id) or build(*a, **k))
+    first = control_model("squeezenet1_1")
+    calibrate_batchnorm(first.module, torch.rand(2, 3, 64, 64))
+    with torch.no_grad():
+        next(first.module.parameters()).mul_(2.0)
+    second = control_model("squeezenet1_1")
+    assert builds == ["torchvision:squeezenet1_1:none"] and second.module is not first.module
+    fresh = load_model(control_spec("squeezenet1_1"), second.device)  # the reference: a build of its own
+    assert second.to_dict() == fresh.to_dict()
+    assert all(torch.equal(a, b) for a, b in zip(second.module.state_dict().values(), fresh.module.state_dict().values()))
+    control_model("resnet18")  # another architecture replaces it: one kept, not the zoo's 1.7 GB
+    assert list(fixtures.models._last_control) == [(control_spec("resnet18"), str(second.device))]
+
+
 def test_control_model_leaves_the_cuda_generators_alone(control_model, monkeypatch):
     def boom(seed):
         raise AssertionError("the control reseeded the CUDA generators")

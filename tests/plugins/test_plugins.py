@@ -273,6 +273,20 @@ def test_the_scheduler_takes_a_tests_model_from_its_collection_where_it_has_it()
         "a.py::test_d[gaussian_noise-3]"
 
 
+def test_a_controls_tests_are_one_scope_whatever_their_family():
+    """An architecture's random-init control tests go to one worker together, which builds it once (fixtures/models.py)."""
+    from plugins.distribution import control_scope
+
+    spec, group = "torchvision:vit_b_16:none", "random-init controls"
+    metas = [{"audit": "channel_bias", "model": spec, "params": {"arch": "vit_b_16"}, "control": group},
+             *({"audit": "conversion", "model": spec, "params": {"arch": "vit_b_16", "direction": d}, "control": group}
+               for d in ("rgb_to_gray", "gray_to_rgb"))]
+    assert {control_scope(m) for m in metas} == {"control:torchvision:vit_b_16:none"}
+    assert control_scope({**metas[0], "model": "torchvision:alexnet:none"}) == "control:torchvision:alexnet:none"
+    assert control_scope({"audit": "conversion", "model": "efficientnet_lite0", "params": {}}) is None
+    assert control_scope(None) is None
+
+
 def test_a_family_that_asks_keeps_a_models_tests_on_one_worker(monkeypatch):
     """The scope the scheduler gives a test when models are not grouped whole: its family and model when the
     family's descriptor asks for one worker per model (a family registered at runtime, as a package would)."""
