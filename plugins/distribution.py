@@ -50,6 +50,12 @@ def pytest_configure(config: pytest.Config) -> None:
         torch.set_num_threads(cpu_thread_share(worker_count()))
 
 
+def control_scope(meta: dict | None) -> str | None:
+    """A random-init control's tests (its channel-bias control, its conversion zoo's directions) on one worker, one
+    after another: that worker builds the architecture once (fixtures/models.py keeps the last control built)."""
+    return f"control:{meta['model']}" if meta and meta.get("control") and meta.get("model") else None
+
+
 def family_scope(nodeid: str, family: str | None, model_ids: list[str], meta: dict | None = None) -> str:
     """The scope of a test when models are not grouped whole: its family and model when its family's
     descriptor asks for one worker per model (its tests share a computation one of them reads whole), the
@@ -86,6 +92,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
     class ModelScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             said = meta(nodeid)
+            if control_scope(said):
+                return control_scope(said)
             if by_model:
                 return model_scope(nodeid, models, said)
             return family_scope(nodeid, (said or {}).get("audit"), models, said)

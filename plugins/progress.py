@@ -22,7 +22,7 @@ _print_lock = threading.Lock()
 
 def _worth_printing(event: dict[str, Any], audited: tuple[str, ...]) -> bool:
     """Start and end lines for what takes long enough to wait for (the audited models' loading, large
-    decodes and passes; not the 54 loads of random-init controls); updates come every few seconds anyway."""
+    decodes and passes; not the 18 builds of random-init controls); updates come every few seconds anyway."""
     kind, phase, total = event["event"], event["phase"], event.get("total") or 0
     if kind == "update":
         return True

@@ -113,6 +113,56 @@ def test_batchnorm_calibration_draws_nothing_from_the_global_rng(control_model):
     assert all(torch.equal(a, b) for a, b in zip(*stats))
 
 
+@pytest.mark.slow(data=False)  # three builds and a copy: 8 s on a loaded machine
+def test_a_control_is_built_once_and_each_use_gets_the_model_as_built(control_model, monkeypatch):
+    """An architecture's control tests (channel bias, then the zoo's two directions, which calibrate theirs in place)
+    build it once per process: the second use gets the weights and statistics a fresh build has, not the first's."""
+    import fixtures.models
+    from visionaudit.models import loading
+    from visionaudit.models.controls import calibrate_batchnorm, control_spec
+
+    monkeypatch.setattr(fixtures.models, "_last_control", {}, raising=False)  # whatever an earlier test here built
+    builds = []
+    build = loading._load
+    monkeypatch.setattr(loading, "_load", lambda *a, **k: builds.append(a[0].id) or build(*a, **k))
+    arch = "shufflenet_v2_x0_5"  # small, with BatchNorm: the zoo's calibration changes its statistics
+    first = control_model(arch)
+    calibrate_batchnorm(first.module, torch.rand(2, 3, 64, 64))
+    with torch.no_grad():
+        next(first.module.parameters()).mul_(2.0)
+    second = control_model(arch)
+    assert builds == [control_spec(arch)] and second.module is not first.module
+    fresh = load_model(control_spec(arch), second.device)  # the reference: a build of its own
+    assert second.to_dict() == fresh.to_dict()
+    got, want, changed = second.module.state_dict(), fresh.module.state_dict(), first.module.state_dict()
+    assert list(got) == list(want) and all(torch.equal(got[k], want[k]) for k in want)
+    # the first use's changes were real (its weights and its BatchNorm statistics), so the equality above means something
+    assert not all(torch.equal(changed[k], want[k]) for k in want if k.endswith("running_mean"))
+    assert not torch.equal(next(iter(changed.values())), next(iter(want.values())))
+    control_model("resnet18")  # another architecture replaces it: one kept, not the zoo's 1.7 GB
+    assert list(fixtures.models._last_control) == [(control_spec("resnet18"), str(second.device))]
+
+
+def test_the_kept_control_goes_once_the_next_test_is_not_its_architectures(monkeypatch):
+    """Review 45 F1: the kept control stays only while the worker's next test is one of its architecture's; else it
+    would hold its memory (VGG-11: half a gigabyte, on the device) to the worker's end."""
+    from types import SimpleNamespace
+
+    import fixtures.models
+    from fixtures.models import pytest_runtest_teardown
+
+    def control(arch, **params):
+        return SimpleNamespace(callspec=SimpleNamespace(params={"arch": arch, **params}), fixturenames=["control_model"])
+
+    audit = SimpleNamespace(callspec=SimpleNamespace(params={"model": "efficientnet_lite0"}), fixturenames=["model"])
+    kept = {("torchvision:resnet18:none", "cpu"): object()}
+    for nextitem, stays in ((control("resnet18", direction="rgb_to_gray"), True), (control("alexnet"), False),
+                            (audit, False), (None, False), (SimpleNamespace(), False)):
+        monkeypatch.setattr(fixtures.models, "_last_control", dict(kept))
+        pytest_runtest_teardown(control("resnet18"), nextitem)
+        assert (fixtures.models._last_control == kept) is stays, nextitem
+
+
 def test_control_model_leaves_the_cuda_generators_alone(control_model, monkeypatch):
     def boom(seed):
         raise AssertionError("the control reseeded the CUDA generators")

@@ -273,6 +273,40 @@ def test_the_scheduler_takes_a_tests_model_from_its_collection_where_it_has_it()
         "a.py::test_d[gaussian_noise-3]"
 
 
+def test_a_controls_tests_are_one_scope_whatever_their_family():
+    """An architecture's random-init control tests go to one worker together, which builds it once (fixtures/models.py)."""
+    from plugins.distribution import control_scope
+
+    spec, group = "torchvision:vit_b_16:none", "random-init controls"
+    metas = [{"audit": "channel_bias", "model": spec, "params": {"arch": "vit_b_16"}, "control": group},
+             *({"audit": "conversion", "model": spec, "params": {"arch": "vit_b_16", "direction": d}, "control": group}
+               for d in ("rgb_to_gray", "gray_to_rgb"))]
+    assert {control_scope(m) for m in metas} == {"control:torchvision:vit_b_16:none"}
+    assert control_scope({**metas[0], "model": "torchvision:alexnet:none"}) == "control:torchvision:alexnet:none"
+    assert control_scope({"audit": "conversion", "model": "efficientnet_lite0", "params": {}}) is None
+    assert control_scope(None) is None
+    # and the scheduler the suite gives xdist uses it, models grouped whole or not (review 45 F2)
+    from types import SimpleNamespace
+
+    from plugins.collector import COLLECTOR_KEY
+    from plugins.distribution import pytest_xdist_make_scheduler
+    from plugins.settings import SETTINGS_KEY
+
+    ids = ["audits/test_channel_bias.py::test_random_init_control[vit_b_16]",
+           *(f"audits/test_conversion.py::test_zoo[vit_b_16-{d}]" for d in ("rgb_to_gray", "gray_to_rgb"))]
+    other = "audits/test_conversion.py::test_zoo[alexnet-rgb_to_gray]"
+    said = {**dict(zip(ids, metas)), other: {**metas[1], "model": "torchvision:alexnet:none"}}
+    for models in (["efficientnet_lite0"], ["m1", "m2", "m3"]):
+        config = SimpleNamespace(stash=pytest.Stash(), invocation_params=SimpleNamespace(args=("-n", "2")),
+                                 option=SimpleNamespace(loadscopereorder=True),
+                                 getvalue=lambda name: {"tx": ["2*popen"], "dist": "load"}.get(name))
+        config.stash[SETTINGS_KEY] = SimpleNamespace(models=models)
+        config.stash[COLLECTOR_KEY] = SimpleNamespace(meta=said)
+        scheduler = pytest_xdist_make_scheduler(config, None)
+        assert {scheduler._split_scope(i) for i in ids} == {"control:torchvision:vit_b_16:none"}, models
+        assert scheduler._split_scope(other) == "control:torchvision:alexnet:none"
+
+
 def test_a_family_that_asks_keeps_a_models_tests_on_one_worker(monkeypatch):
     """The scope the scheduler gives a test when models are not grouped whole: its family and model when the
     family's descriptor asks for one worker per model (a family registered at runtime, as a package would)."""
