@@ -78,6 +78,12 @@ def _refused_naming_the_file(tmp_path, text: str, message: str) -> None:
                      r"has zoom = 2.0, out of range; values must be in \[-1, 1\]",
                      id="nested-value-range"),
         pytest.param("[audits.robustness]\nseverities = []\n", r"severities = \[\] is empty", id="empty-list"),
+        # cfg45: refused only as the corruption tests were collected, a traceback and exit 2 (not 4) before
+        pytest.param("[audits.corruption]\nseverities = [1, 2.5]\n",
+                     r"audits.corruption.severities = \[1, 2.5\] holds 2.5, not a whole number; each must be a whole number "
+                     r"in \[1, 5\]", id="fractional-severity"),
+        pytest.param('[models."efficientnet_lite0".corruption]\nseverities = [0.5]\n', r"holds 0.5, not a whole number",
+                     id="fractional-severity-in-a-model-table"),
         pytest.param('[models."efficientnet_lite0".accuracy]\nmin_top1 = 7\n',
                      r'models."efficientnet_lite0".accuracy.min_top1 = 7 is out of range',
                      id="range-in-a-model-table"),
@@ -194,6 +200,12 @@ def test_missing_threshold_names_where_to_add_it(tmp_path):
     cfg = load_config(write(tmp_path, "[audits.deployment]\nmax_abs_diff = { onnxruntime = 0.01 }\n"))
     with pytest.raises(ConfigError, match=r"sets no max_drop_by_transform for zoom in the robustness audit"):
         cfg.thresholds("robustness", "m").entry("max_drop_by_transform", "zoom")
+
+
+def test_whole_severities_written_as_floats_are_still_read():
+    field = get_family("corruption").field("severities")
+    assert field.problem([1.0, 3]) is None
+    assert field.describe() == "list[int] in [1, 5]"
 
 
 def test_missing_config_file(tmp_path):
