@@ -213,3 +213,11 @@ def test_missing_config_file(tmp_path):
         load_config(tmp_path / "nope.toml")
     with pytest.raises(ConfigError, match="is a directory"):
         load_config(tmp_path)
+    # cfg45: these were an INTERNALERROR traceback (exit 3), and compare --config's a traceback with exit 1
+    (tmp_path / "file").write_text("")
+    (tmp_path / "loop.toml").symlink_to(tmp_path / "loop.toml")
+    for unreadable, why in [(tmp_path / "file" / "audit.toml", "Not a directory"),
+                            (tmp_path / "loop.toml", "Too many levels of symbolic links"),
+                            (tmp_path / ("a" * 300 + ".toml"), "File name too long")]:
+        with pytest.raises(ConfigError, match=rf"config file .* cannot be read \({why}\); pass --audit-config PATH"):
+            load_config(unreadable)

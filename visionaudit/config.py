@@ -300,6 +300,9 @@ def load_config(path: str | Path | None, arch: str | None = None) -> AuditConfig
         raise ConfigError(f"config file {path} is a directory; pass --audit-config PATH/{CONFIG_FILE}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path} is not valid TOML: {e}") from None
+    except OSError as e:  # a path under a file, a symlink loop, a name too long, no permission: not a traceback
+        raise ConfigError(f"config file {path} cannot be read ({e.strerror or e}); pass --audit-config PATH of a readable "
+                          f"{CONFIG_FILE}") from None
     for key in data:
         if key not in TOP_LEVEL:
             raise ConfigError(f"{path}: {unknown_name('top-level table', key, TOP_LEVEL)}")
