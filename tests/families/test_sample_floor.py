@@ -177,3 +177,21 @@ def test_the_note_says_which_gates_tests_will_not_measure():
             "(they stop at the count)") in note
     note = floor_note(20, {"accuracy": 50, "robustness": 60})
     assert "though their tests run and record what they measure;" in note and "will not measure" not in note
+
+
+def test_a_run_of_several_models_names_those_whose_gate_goes_unjudged_and_the_table_that_sets_their_floor():
+    """cfg45: with a model's own table setting min_images, the note said the whole gate would not be judged and named
+    [audits.accuracy] min_images as the fix, though the other model's gate was judged and that table was not the cause."""
+    meta = {"a": {"audit": "accuracy", "model": "m1"}, "b": {"audit": "accuracy", "model": "m2"}}
+    own = {"m2": 100}  # m2's [models."SPEC".accuracy] min_images; [audits.accuracy] (and the model id "") 10
+    note = sample_floor_note(20, 20, meta, lambda family, model: {"min_images": own.get(model, 10)})
+    assert "the accuracy (of m2 only) gate will not be judged" in note
+    assert "lower min_images in audit.toml (m2's own [models] table's accuracy min_images)" in note
+    assert "[audits.accuracy]" not in note
+    # Below [audits.accuracy]'s floor for one model only (the other's own table lowers it): that table is the fix.
+    own = {"m1": 10}
+    note = sample_floor_note(20, 20, meta, lambda family, model: {"min_images": own.get(model, 50)})
+    assert "the accuracy (of m2 only) gate" in note and "([audits.accuracy] min_images)" in note
+    # Every model below: the gate, as before.
+    note = sample_floor_note(20, 20, meta, lambda family, model: {"min_images": 50})
+    assert "the accuracy gate will not be judged" in note and "([audits.accuracy] min_images)" in note

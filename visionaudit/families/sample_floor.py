@@ -40,7 +40,7 @@ def _registry_order(found: dict[str, Any]) -> dict[str, Any]:
 
 def _counted(meta: Mapping[str, Mapping[str, Any]], bounds: Bounds, option: Option):
     """Each test of ``meta`` (the collection's family, model, data and control flag per test) whose gate counts the
-    run's labelled images: its family, descriptor and bounds (``min_images`` readable)."""
+    run's labelled images: its family, descriptor and bounds (``min_images`` readable), and its model."""
     known = families()
     for m in meta.values():
         family, model = m.get("audit"), m.get("model")
@@ -54,7 +54,7 @@ def _counted(meta: Mapping[str, Mapping[str, Any]], bounds: Bounds, option: Opti
             minimum, cap = int(thresholds["min_images"]), int(thresholds[counts.cap]) if counts.cap else 0
         except (ConfigError, KeyError, TypeError, ValueError):
             continue  # said where the test reads its bounds
-        yield family, known[family], counts, thresholds, minimum, cap
+        yield family, known[family], counts, thresholds, minimum, cap, model
 
 
 def capped_below_floor(meta: Mapping[str, Mapping[str, Any]], bounds: Bounds,
@@ -63,7 +63,7 @@ def capped_below_floor(meta: Mapping[str, Mapping[str, Any]], bounds: Bounds,
     model: ``(cap's key, the smallest such cap, the largest such minimum)``, in the registry's order. Never judged,
     whatever --audit-samples."""
     found: dict[str, tuple[str, int, int]] = {}
-    for family, _, counts, _, minimum, cap in _counted(meta, bounds, option):
+    for family, _, counts, _, minimum, cap, _ in _counted(meta, bounds, option):
         if 0 < cap < minimum:
             _, low, high = found.get(family, (counts.cap, cap, minimum))
             found[family] = (counts.cap, min(low, cap), max(high, minimum))
@@ -76,7 +76,7 @@ def below_floor(meta: Mapping[str, Mapping[str, Any]], n_images: int, bounds: Bo
     model, though its cap alone would not (:func:`capped_below_floor`), with the largest such minimum, in the registry's
     order. In a shard (``shard``) only the families that run whole there (not ``splits_by_image``)."""
     floors: dict[str, int] = {}
-    for family, fam, counts, thresholds, minimum, cap in _counted(meta, bounds, option):
+    for family, fam, counts, thresholds, minimum, cap, _ in _counted(meta, bounds, option):
         # a model whose cap alone is below its minimum is capped_below_floor's; the family's other models are not
         if 0 < cap < minimum or (shard and fam.splits_by_image):
             continue
@@ -85,13 +85,46 @@ def below_floor(meta: Mapping[str, Mapping[str, Any]], n_images: int, bounds: Bo
     return _registry_order(floors)
 
 
-def floor_note(samples: int, floors: dict[str, int]) -> str:
-    """The note: which families will not be judged, and the three fixes."""
-    names = ", ".join(floors)
+def floor_models(meta: Mapping[str, Mapping[str, Any]], n_images: int, bounds: Bounds, option: Option = _no_option, *,
+                 shard: bool = False) -> dict[str, tuple[list[str], list[str], list[str]]]:
+    """Per family of :func:`below_floor`: ``(its models below the floor, all its counted models, those of the models
+    below whose min_images is their own table's)``, so that a note of a run of several models names the ones whose
+    gate goes unjudged, and the table that sets their floor."""
+    out: dict[str, tuple[list[str], list[str], list[str]]] = {}
+    for family, fam, counts, thresholds, minimum, cap, model in _counted(meta, bounds, option):
+        if 0 < cap < minimum or (shard and fam.splits_by_image):
+            continue
+        below, every, own = out.setdefault(family, ([], [], []))
+        if model not in every:
+            every.append(model)
+        if counts.count(thresholds, n_images) < minimum and model not in below:
+            below.append(model)
+            try:
+                shared = int(bounds(family, "")["min_images"])  # [audits.FAMILY]'s (or the default): no model's table
+            except (ConfigError, KeyError, TypeError, ValueError):
+                shared = minimum
+            if shared != minimum:
+                own.append(model)
+    return {f: v for f, v in out.items() if v[0]}
+
+
+def floor_note(samples: int, floors: dict[str, int],
+               models: Mapping[str, tuple[list[str], list[str], list[str]]] | None = None) -> str:
+    """The note: which families will not be judged (``models``, :func:`floor_models`: for which of their models, where
+    not all), and the three fixes."""
+    models = models or {}
+    partial = {f: models[f][0] for f in floors if f in models and set(models[f][0]) != set(models[f][1])}
+    names = ", ".join(f + (f" (of {', '.join(partial[f])} only)" if f in partial else "") for f in floors)
     need = max(floors.values())
     mins = ", ".join(f"{f} {n}" for f, n in floors.items())
     deselect = " and ".join(f"not {f}" for f in floors)
-    tables = ", ".join(f"[audits.{f}] min_images" for f in floors)
+
+    def tables_of(f: str) -> list[str]:
+        below, _, own = models.get(f, ([], [], []))
+        shared = [] if below and set(own) == set(below) else [f"[audits.{f}] min_images"]
+        return shared + [f"{m}'s own [models] table's {f} min_images" for m in own]
+
+    tables = ", ".join(t for f in floors for t in tables_of(f))
     return (f"--audit-samples {samples:,} is below min_images ({mins}; audit.toml): the {names} gate"
             f"{'s' if len(floors) > 1 else ''} will not be judged (not_judged, verdict incomplete){_what_runs(floors)}; "
             f"use --audit-samples {need} or more, or lower min_images in audit.toml ({tables}), or deselect them "
@@ -132,5 +165,5 @@ def sample_floor_note(samples: int | None, n_images: int, meta: Mapping[str, Map
     if capped := capped_below_floor(meta, bounds, option):
         notes.append(capped_note(capped))
     if samples and samples == n_images and (floors := below_floor(meta, n_images, bounds, option, shard=shard)):
-        notes.append(floor_note(samples, floors))
+        notes.append(floor_note(samples, floors, floor_models(meta, n_images, bounds, option, shard=shard)))
     return "; and ".join(notes) or None
