@@ -129,6 +129,10 @@ def _resolve(config: pytest.Config) -> Settings:
             notes += [note] if (note := assumed_preprocessing_note(parsed)) else []
         elif canonicals[parsed.id] != parsed.canonical:  # one id, two models: their rows and tables would mix
             raise SpecError(_same_id(parsed, spellings[parsed.id], canonicals[parsed.id]))
+        else:  # the same model again: audited once, said (no input is dropped without a word)
+            where = "[run] models" if from_config else "--model"
+            again = "is given twice" if spec == spellings[parsed.id] else f"is {spellings[parsed.id]}, given already"
+            notes.append(f"{where} {spec} {again}: it is audited once, as {parsed.id}")
         spellings.setdefault(parsed.id, spec)
         canonicals.setdefault(parsed.id, parsed.canonical)
     samples = _number(config, "audit_samples", int, "a positive number of images")
