@@ -17,7 +17,7 @@ from visionaudit.data.label_space import read_classes_file
 from visionaudit.data.shards import Shard, parse_shard
 from visionaudit.data.user_cache import OFFLINE_ENV, offline
 from visionaudit.devices import check_device
-from visionaudit.errors import CheckpointError, SpecError, VisionAuditError
+from visionaudit.errors import CheckpointError, ConfigError, SpecError, VisionAuditError
 from visionaudit.families.baseline.pairing import merge_first
 from visionaudit.families.corruption.imagenet_c import check_root
 from visionaudit.files import blocking_file
@@ -141,7 +141,15 @@ def _resolve(config: pytest.Config) -> Settings:
                          "; leave it out for the default (8 on CPU, 128 on GPU)")
     seed = _number(config, "audit_seed", int, "a whole number, 0 or more", positive=False)
     device = config.getoption("audit_device") or run.get("device") or "auto"
-    check_device(device)  # a typo or a missing GPU stops the run here, not in every test
+    try:
+        check_device(device)  # a typo or a missing GPU stops the run here, not in every test
+    except VisionAuditError as e:
+        if config.getoption("audit_device") or not run.get("device"):
+            raise
+        # No --device was given: the message's "--device X" is audit.toml's, which must be said (a GPU runner's file on a
+        # CPU runner), with the fix that leaves the file alone.
+        raise ConfigError(f'{audit_config.path}: [run] device = "{device}": {e} (in audit.toml; or give --device on the '
+                          "command line, which wins over it)") from None
     return Settings(
         models=tuple(spellings),
         arch=arch,
@@ -158,7 +166,7 @@ def _resolve(config: pytest.Config) -> Settings:
         canonicals=canonicals,
         shard=_shard(config),
         offline=no_downloads,
-        decode_memory=_decode_memory(config, run),
+        decode_memory=_decode_memory(config, run, audit_config.path),
         cache=_cache(config, run),
         classes=_class_files(config.getoption("audit_classes", None) or run.get("classes"), spellings, arch),
         max_image_pixels=_number(config, "audit_max_image_pixels", int,
@@ -270,10 +278,11 @@ def _shard(config: pytest.Config) -> Shard | None:
     return shard
 
 
-def _decode_memory(config: pytest.Config, run: Mapping) -> int | None:
-    """``--audit-decode-memory``, else ``[run] decode_memory``, else the environment's, in bytes; None: the default."""
+def _decode_memory(config: pytest.Config, run: Mapping, path: Path | None = None) -> int | None:
+    """``--audit-decode-memory``, else ``[run] decode_memory`` (of the file ``path``), else the environment's, in bytes;
+    None: the default."""
     for value, where in ((config.getoption("audit_decode_memory"), "--audit-decode-memory"),
-                         (run.get("decode_memory"), "[run] decode_memory"),
+                         (run.get("decode_memory"), f"{path}: [run] decode_memory" if path else "[run] decode_memory"),
                          (os.environ.get(decode_budget.DECODE_MEMORY_ENV), f"${decode_budget.DECODE_MEMORY_ENV}")):
         if value:
             return decode_budget.parse_size(value, where)
