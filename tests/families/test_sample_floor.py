@@ -147,7 +147,11 @@ def test_one_models_cap_below_the_floor_does_not_hide_another_models_subset_belo
     assert capped_below_floor(meta, bounds) == {"deployment": ("images", 8, 16)}
     assert below_floor(meta, 12, bounds) == {"deployment": 16}
     note = sample_floor_note(12, 12, meta, bounds)
-    assert "[audits.deployment] images = 8" in note and "--audit-samples 16 or more" in note
+    assert "--audit-samples 16 or more" in note
+    # a's cap is its own table's, not [audits.deployment]'s (cfg45): the note names it, and the gate as a's and b's only
+    assert note.startswith("a's own [models] table's deployment images = 8 is below its min_images (16) (audit.toml): the "
+                           "deployment (of a only) gate will never be judged"), note
+    assert "the deployment (of b only) gate will not be judged" in note and "([audits.deployment] min_images)" in note
 
 
 def test_a_descriptor_with_a_counts_labelled_not_of_its_shape_is_refused_when_made():
@@ -195,3 +199,14 @@ def test_a_run_of_several_models_names_those_whose_gate_goes_unjudged_and_the_ta
     # Every model below: the gate, as before.
     note = sample_floor_note(20, 20, meta, lambda family, model: {"min_images": 50})
     assert "the accuracy gate will not be judged" in note and "([audits.accuracy] min_images)" in note
+
+
+def test_a_models_own_cap_below_its_floor_is_told_as_its_tables_and_its_gate_only():
+    """cfg45: [models."SPEC".deployment] images = 8 was told as "[audits.deployment] images = 8" (not in the file) and
+    "the deployment gate will never be judged", though the other model's was."""
+    meta = {"a": {"audit": "deployment", "model": "m1"}, "b": {"audit": "deployment", "model": "m2"}}
+    defaults = registry.get_family("deployment").defaults
+    note = sample_floor_note(None, 1000, meta, lambda family, model: {**defaults, "images": 8 if model == "m2" else 64})
+    assert note.startswith("m2's own [models] table's deployment images = 8 is below its min_images (16) (audit.toml): "
+                           "the deployment (of m2 only) gate will never be judged"), note
+    assert "raise m2's own [models] table's deployment images to 16 or more" in note and "[audits." not in note
