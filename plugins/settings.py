@@ -106,10 +106,7 @@ def _refuse_empty(config: pytest.Config) -> None:
 def _resolve(config: pytest.Config) -> Settings:
     _refuse_empty(config)
     arch = config.getoption("arch")
-    path = config.getoption("audit_config")
-    if path is None and (config.rootpath / CONFIG_FILE).is_file():
-        path = config.rootpath / CONFIG_FILE
-    audit_config = load_config(path, arch)
+    audit_config = load_config(_config_path(config), arch)
     run = audit_config.run
     spellings: dict[str, str] = {}
     canonicals: dict[str, str] = {}  # the model's id -> its canonical spec
@@ -140,20 +137,10 @@ def _resolve(config: pytest.Config) -> Settings:
     batch_size = _number(config, "audit_batch_size", int, "a positive number of images per forward pass",
                          "; leave it out for the default (8 on CPU, 128 on GPU)")
     seed = _number(config, "audit_seed", int, "a whole number, 0 or more", positive=False)
-    device = config.getoption("audit_device") or run.get("device") or "auto"
-    try:
-        check_device(device)  # a typo or a missing GPU stops the run here, not in every test
-    except VisionAuditError as e:
-        if config.getoption("audit_device") or not run.get("device"):
-            raise
-        # No --device was given: the message's "--device X" is audit.toml's, which must be said (a GPU runner's file on a
-        # CPU runner), with the fix that leaves the file alone.
-        raise ConfigError(f'{audit_config.path}: [run] device = "{device}": {e} (in audit.toml; or give --device on the '
-                          "command line, which wins over it)") from None
     return Settings(
         models=tuple(spellings),
         arch=arch,
-        device=device,
+        device=_device(config, run, audit_config.path),
         data=config.getoption("audit_data") or run.get("data"),
         images=config.getoption("audit_images") or run.get("images") or "imagenet-sample",
         samples=samples,
@@ -276,6 +263,32 @@ def _shard(config: pytest.Config) -> Shard | None:
                                 f"baseline ({holds}). Run without a baseline, {merge_first(shard.count)}: "
                                 "python -m visionaudit compare BASELINE.json REPORT.json")
     return shard
+
+
+def _config_path(config: pytest.Config) -> Path | None:
+    """``--audit-config``, else the rootdir's audit.toml where one is there: a link to none (or a loop) is there too,
+    and refused as unreadable (exit 4) rather than passed over for the defaults without a word."""
+    path = config.getoption("audit_config")
+    found = config.rootpath / CONFIG_FILE
+    if path is None and (found.is_file() or found.is_symlink()):
+        path = found
+    return path
+
+
+def _device(config: pytest.Config, run: Mapping, path: Path | None) -> str:
+    """``--device``, else ``[run] device`` (of the file ``path``), else auto; checked: a typo or a missing GPU stops the
+    run here, not in every test."""
+    device = config.getoption("audit_device") or run.get("device") or "auto"
+    try:
+        check_device(device)
+    except VisionAuditError as e:
+        if config.getoption("audit_device") or not run.get("device"):
+            raise
+        # No --device was given: the message's "--device X" is audit.toml's, which must be said (a GPU runner's file on a
+        # CPU runner), with the fix that leaves the file alone.
+        raise ConfigError(f'{path}: [run] device = "{device}": {e} (in audit.toml; or give --device on the '
+                          "command line, which wins over it)") from None
+    return device
 
 
 def _decode_memory(config: pytest.Config, run: Mapping, path: Path | None = None) -> int | None:

@@ -329,26 +329,6 @@ def test_a_missing_model_or_data_path_from_audit_toml_is_told_as_written_there(t
                 '(docs/config.md "Relative paths")') in output, output[-3000:]
 
 
-@pytest.mark.slow(data=False)
-def test_a_device_from_audit_toml_that_cannot_work_is_told_as_written_there(team):
-    """cfg45: [run] device = "gpu" (or "cuda" on a CPU runner) was told as "unknown device 'gpu'" or "--device cuda was
-    asked for", an option the user did not give, without the file; the command line's --device still wins over it.
-    [run] decode_memory's refusal named the key but not the file."""
-    (team.path / "ci").mkdir()
-    (team.path / "ci" / "audit.toml").write_text('[run]\ndevice = "gpu"\n')
-    args = ("--audit-config", "ci/audit.toml", "--model", "tests.tiny_models:tiny", "-p", "no:cacheprovider", "--collect-only")
-    result = team.runpytest_subprocess(*args)
-    output = _output(result)
-    assert result.ret == pytest.ExitCode.USAGE_ERROR, output[-3000:]
-    assert ('ci/audit.toml: [run] device = "gpu": unknown device \'gpu\': use auto, cpu, cuda, cuda:N or mps (in audit.toml; '
-            "or give --device on the command line, which wins over it)") in output, output[-3000:]
-    result = team.runpytest_subprocess(*args, "--device", "cpu")
-    assert result.ret == pytest.ExitCode.OK, _output(result)[-3000:]
-    (team.path / "ci" / "audit.toml").write_text('[run]\ndecode_memory = "lots"\n')  # named the key, not the file
-    result = team.runpytest_subprocess(*args)
-    assert result.ret == pytest.ExitCode.USAGE_ERROR and "ci/audit.toml: [run] decode_memory must be a size" in _output(result)
-
-
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
 def test_a_truncated_checkpoint_stops_the_run_at_startup(team, workers):
     """Stop 40: it was each test's load error (exit 1); its header shows it before any model loads."""
