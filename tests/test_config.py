@@ -81,6 +81,9 @@ def _refused_naming_the_file(tmp_path, text: str, message: str) -> None:
         # cfg45: an l typed for a 1 was answered "did you mean 'min_top5'?", another bound (difflib's tie-break)
         pytest.param("[audits.accuracy]\nmin_topl = 0.8\n", r"unknown key 'min_topl'; .*; did you mean 'min_top1'\?",
                      id="lookalike-typo"),
+        # cfg45 review: a capital I (or O) for a 1 (or 0) was not a lookalike: min_top5 again
+        pytest.param("[audits.accuracy]\nmin_topI = 0.8\n", r"unknown key 'min_topI'; .*; did you mean 'min_top1'\?",
+                     id="lookalike-typo-capital"),
         # cfg45: refused only as the corruption tests were collected, a traceback and exit 2 (not 4) before
         pytest.param("[audits.corruption]\nseverities = [1, 2.5]\n",
                      r"audits.corruption.severities = \[1, 2.5\] holds 2.5, not a whole number; each must be a whole number "
