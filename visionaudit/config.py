@@ -165,7 +165,8 @@ class AuditConfig:
                     merged[key] = {**merged[key], **value}
                 else:
                     merged[key] = value
-        return Thresholds(audit, model_id, MappingProxyType(merged), self.path)
+        own = frozenset(self.models[table].get(audit, {})) if table else frozenset()
+        return Thresholds(audit, model_id, MappingProxyType(merged), self.path, own)
 
     def models_not_in(self, run_models: list[str] | tuple[str, ...]) -> list[str]:
         """Per-model tables (as written) that apply to none of ``run_models`` (canonical specs)."""
@@ -197,8 +198,9 @@ class AuditConfig:
 class Thresholds(Mapping[str, Any]):
     """One audit's bounds for one model: defaults with that model's overrides applied."""
 
-    def __init__(self, audit: str, model_id: str, bounds: Mapping[str, Any], source: Path | None = None) -> None:
-        self.audit, self.model_id, self.bounds, self.source = audit, model_id, bounds, source
+    def __init__(self, audit: str, model_id: str, bounds: Mapping[str, Any], source: Path | None = None,
+                 own: frozenset[str] | None = None) -> None:  # own: the keys the model's own table sets (None: not known)
+        self.audit, self.model_id, self.bounds, self.source, self.own = audit, model_id, bounds, source, own
 
     def __repr__(self) -> str:
         return f"Thresholds({self.audit!r}, {self.model_id!r}, {dict(self.bounds)!r})"

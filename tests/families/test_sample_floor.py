@@ -210,3 +210,19 @@ def test_a_models_own_cap_below_its_floor_is_told_as_its_tables_and_its_gate_onl
     assert note.startswith("m2's own [models] table's deployment images = 8 is below its min_images (16) (audit.toml): "
                            "the deployment (of m2 only) gate will never be judged"), note
     assert "raise m2's own [models] table's deployment images to 16 or more" in note and "[audits." not in note
+
+
+def test_a_models_own_table_that_sets_the_shared_floor_again_is_named_as_the_fix(tmp_path):
+    """cfg45 review F3: whose table set min_images was told by value, so a model's own table that sets the same value
+    as [audits.accuracy] was left out of the fix, which named only [audits.accuracy] (lowering it changes nothing for
+    that model). The keys the model's own table sets decide it (visionaudit.config.Thresholds.own)."""
+    from visionaudit.config import load_config
+
+    path = tmp_path / "audit.toml"
+    path.write_text('[audits.accuracy]\nmin_images = 100\n\n[models."efficientnet_lite1".accuracy]\nmin_images = 100\n')
+    config = load_config(path)
+    meta = {"a": {"audit": "accuracy", "model": "efficientnet_lite0"}, "b": {"audit": "accuracy", "model": "efficientnet_lite1"}}
+    note = sample_floor_note(20, 20, meta, config.thresholds)
+    assert ("lower min_images in audit.toml ([audits.accuracy] min_images, efficientnet_lite1's own [models] table's "
+            "accuracy min_images)") in note, note
+    assert "the accuracy gate will not be judged" in note  # both models' gates: no "(of ... only)"

@@ -103,9 +103,10 @@ def _who(meta: Mapping[str, Mapping[str, Any]], bounds: Bounds, option: Option, 
             continue
         if below(counts, thresholds, minimum, cap) and model not in models_below:
             models_below.append(model)
-            try:
-                shared = bounds(family, "")  # [audits.FAMILY]'s (or the defaults): no model's table
-                mine = int(shared[counts.cap]) != cap if by_cap else int(shared["min_images"]) != minimum
+            key = counts.cap if by_cap else "min_images"
+            try:  # the keys its own table sets where known (a table may set [audits.FAMILY]'s value again), else by value
+                sets = getattr(thresholds, "own", None)
+                mine = key in sets if sets is not None else int(bounds(family, "")[key]) != (cap if by_cap else minimum)
             except (ConfigError, KeyError, TypeError, ValueError):
                 mine = False
             if mine:
