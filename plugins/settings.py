@@ -279,15 +279,15 @@ def _device(config: pytest.Config, run: Mapping, path: Path | None) -> str:
     """``--device``, else ``[run] device`` (of the file ``path``), else auto; checked: a typo or a missing GPU stops the
     run here, not in every test."""
     device = config.getoption("audit_device") or run.get("device") or "auto"
+    from_file = not config.getoption("audit_device") and bool(run.get("device"))
     try:
-        check_device(device)
+        check_device(device, f'[run] device = "{device}"' if from_file else None)
     except VisionAuditError as e:
-        if config.getoption("audit_device") or not run.get("device"):
+        if not from_file:
             raise
-        # No --device was given: the message's "--device X" is audit.toml's, which must be said (a GPU runner's file on a
-        # CPU runner), with the fix that leaves the file alone.
-        raise ConfigError(f'{path}: [run] device = "{device}": {e} (in audit.toml; or give --device on the '
-                          "command line, which wins over it)") from None
+        # No --device was given: audit.toml's device, which must be said (a GPU runner's file on a CPU runner), with the
+        # fix that leaves the file alone.
+        raise ConfigError(f"{path}: {e} (in audit.toml; or give --device on the command line, which wins over it)") from None
     return device
 
 

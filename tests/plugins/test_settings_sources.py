@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 import torchvision  # noqa: F401 (imported once, at module level: its op library cannot be registered twice)
 
 from plugins.settings import _config_path, _decode_memory, _device
@@ -50,6 +51,13 @@ def test_a_run_key_that_cannot_work_is_told_as_the_files(tmp_path):
         _device(_Config(tmp_path), {"device": "gpu"}, path)
     assert str(refused.value) == ('ci/audit.toml: [run] device = "gpu": unknown device \'gpu\': use auto, cpu, cuda, cuda:N '
                                   "or mps (in audit.toml; or give --device on the command line, which wins over it)")
+    if not torch.cuda.is_available():  # cfg45 review: a GPU runner's file on a CPU runner was "--device cuda was asked for"
+        with pytest.raises(ConfigError) as refused:
+            _device(_Config(tmp_path), {"device": "cuda"}, path)
+        said = str(refused.value)
+        assert said.startswith('ci/audit.toml: [run] device = "cuda" was asked for, but torch sees no CUDA GPU'), said
+        assert "--device cuda" not in said and said.endswith("(in audit.toml; or give --device on the command line, "
+                                                             "which wins over it)"), said
     assert _device(_Config(tmp_path, audit_device="cpu"), {"device": "gpu"}, path) == "cpu"
     with pytest.raises(DeviceError, match="^unknown device 'gpu'"):  # the command line's own: said as given there
         _device(_Config(tmp_path, audit_device="gpu"), {}, path)
