@@ -286,10 +286,10 @@ def _canonical_key(key: str, arch: str | None, path: Path) -> str:
         raise ConfigError(f'{path}: [models."{key}"] does not name a model: {said_of_a_written_spec(e, key)}{named}') from None
 
 
-def load_config(path: str | Path | None, arch: str | None = None) -> AuditConfig:
+def load_config(path: str | Path | None, arch: str | None = None, flag: str = "--audit-config") -> AuditConfig:
     """Read and validate ``path``; ``None`` gives an empty config (the families' defaults apply).
 
-    ``arch`` is the run's ``--arch``, folded into state-dict specs as it is for ``--model``.
+    ``arch`` is the run's ``--arch``, folded into state-dict specs as it is for ``--model``; ``flag``: the option named.
     """
     if path is None:
         return AuditConfig(None)
@@ -297,13 +297,13 @@ def load_config(path: str | Path | None, arch: str | None = None) -> AuditConfig
     try:
         data = tomllib.loads(path.read_text())
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist; pass --audit-config PATH or create {CONFIG_FILE}") from None
+        raise ConfigError(f"config file {path} does not exist; pass {flag} PATH or create {CONFIG_FILE}") from None
     except IsADirectoryError:
-        raise ConfigError(f"config file {path} is a directory; pass --audit-config PATH/{CONFIG_FILE}") from None
+        raise ConfigError(f"config file {path} is a directory; pass {flag} PATH/{CONFIG_FILE}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path} is not valid TOML: {e}") from None
     except OSError as e:  # a path under a file, a symlink loop, a name too long, no permission: not a traceback
-        raise ConfigError(f"config file {path} cannot be read ({e.strerror or e}); pass --audit-config PATH of a readable "
+        raise ConfigError(f"config file {path} cannot be read ({e.strerror or e}); pass {flag} PATH of a readable "
                           f"{CONFIG_FILE}") from None
     for key in data:
         if key not in TOP_LEVEL:
