@@ -17,7 +17,7 @@ from visionaudit.data.label_space import read_classes_file
 from visionaudit.data.shards import Shard, parse_shard
 from visionaudit.data.user_cache import OFFLINE_ENV, offline
 from visionaudit.devices import check_device
-from visionaudit.errors import CheckpointError, SpecError, VisionAuditError
+from visionaudit.errors import CheckpointError, ConfigError, SpecError, VisionAuditError
 from visionaudit.families.baseline.pairing import merge_first
 from visionaudit.families.corruption.imagenet_c import check_root
 from visionaudit.files import blocking_file
@@ -106,10 +106,7 @@ def _refuse_empty(config: pytest.Config) -> None:
 def _resolve(config: pytest.Config) -> Settings:
     _refuse_empty(config)
     arch = config.getoption("arch")
-    path = config.getoption("audit_config")
-    if path is None and (config.rootpath / CONFIG_FILE).is_file():
-        path = config.rootpath / CONFIG_FILE
-    audit_config = load_config(path, arch)
+    audit_config = load_config(_config_path(config), arch)
     run = audit_config.run
     spellings: dict[str, str] = {}
     canonicals: dict[str, str] = {}  # the model's id -> its canonical spec
@@ -129,6 +126,10 @@ def _resolve(config: pytest.Config) -> Settings:
             notes += [note] if (note := assumed_preprocessing_note(parsed)) else []
         elif canonicals[parsed.id] != parsed.canonical:  # one id, two models: their rows and tables would mix
             raise SpecError(_same_id(parsed, spellings[parsed.id], canonicals[parsed.id]))
+        else:  # the same model again: audited once, said (no input is dropped without a word)
+            where = "[run] models" if from_config else "--model"
+            again = "is given twice" if spec == spellings[parsed.id] else f"is {spellings[parsed.id]}, given already"
+            notes.append(f"{where} {spec} {again}: it is audited once, as {parsed.id}")
         spellings.setdefault(parsed.id, spec)
         canonicals.setdefault(parsed.id, parsed.canonical)
     samples = _number(config, "audit_samples", int, "a positive number of images")
@@ -136,12 +137,10 @@ def _resolve(config: pytest.Config) -> Settings:
     batch_size = _number(config, "audit_batch_size", int, "a positive number of images per forward pass",
                          "; leave it out for the default (8 on CPU, 128 on GPU)")
     seed = _number(config, "audit_seed", int, "a whole number, 0 or more", positive=False)
-    device = config.getoption("audit_device") or run.get("device") or "auto"
-    check_device(device)  # a typo or a missing GPU stops the run here, not in every test
     return Settings(
         models=tuple(spellings),
         arch=arch,
-        device=device,
+        device=_device(config, run, audit_config.path),
         data=config.getoption("audit_data") or run.get("data"),
         images=config.getoption("audit_images") or run.get("images") or "imagenet-sample",
         samples=samples,
@@ -154,7 +153,7 @@ def _resolve(config: pytest.Config) -> Settings:
         canonicals=canonicals,
         shard=_shard(config),
         offline=no_downloads,
-        decode_memory=_decode_memory(config, run),
+        decode_memory=_decode_memory(config, run, audit_config.path),
         cache=_cache(config, run),
         classes=_class_files(config.getoption("audit_classes", None) or run.get("classes"), spellings, arch),
         max_image_pixels=_number(config, "audit_max_image_pixels", int,
@@ -266,10 +265,37 @@ def _shard(config: pytest.Config) -> Shard | None:
     return shard
 
 
-def _decode_memory(config: pytest.Config, run: Mapping) -> int | None:
-    """``--audit-decode-memory``, else ``[run] decode_memory``, else the environment's, in bytes; None: the default."""
+def _config_path(config: pytest.Config) -> Path | None:
+    """``--audit-config``, else the rootdir's audit.toml where one is there: a link to none (or a loop) is there too,
+    and refused as unreadable (exit 4) rather than passed over for the defaults without a word."""
+    path = config.getoption("audit_config")
+    found = config.rootpath / CONFIG_FILE
+    if path is None and (found.is_file() or found.is_symlink()):
+        path = found
+    return path
+
+
+def _device(config: pytest.Config, run: Mapping, path: Path | None) -> str:
+    """``--device``, else ``[run] device`` (of the file ``path``), else auto; checked: a typo or a missing GPU stops the
+    run here, not in every test."""
+    device = config.getoption("audit_device") or run.get("device") or "auto"
+    from_file = not config.getoption("audit_device") and bool(run.get("device"))
+    try:
+        check_device(device, f'[run] device = "{device}"' if from_file else None)
+    except VisionAuditError as e:
+        if not from_file:
+            raise
+        # No --device was given: audit.toml's device, which must be said (a GPU runner's file on a CPU runner), with the
+        # fix that leaves the file alone.
+        raise ConfigError(f"{path}: {e} (in audit.toml; or give --device on the command line, which wins over it)") from None
+    return device
+
+
+def _decode_memory(config: pytest.Config, run: Mapping, path: Path | None = None) -> int | None:
+    """``--audit-decode-memory``, else ``[run] decode_memory`` (of the file ``path``), else the environment's, in bytes;
+    None: the default."""
     for value, where in ((config.getoption("audit_decode_memory"), "--audit-decode-memory"),
-                         (run.get("decode_memory"), "[run] decode_memory"),
+                         (run.get("decode_memory"), f"{path}: [run] decode_memory" if path else "[run] decode_memory"),
                          (os.environ.get(decode_budget.DECODE_MEMORY_ENV), f"${decode_budget.DECODE_MEMORY_ENV}")):
         if value:
             return decode_budget.parse_size(value, where)

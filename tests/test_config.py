@@ -78,6 +78,18 @@ def _refused_naming_the_file(tmp_path, text: str, message: str) -> None:
                      r"has zoom = 2.0, out of range; values must be in \[-1, 1\]",
                      id="nested-value-range"),
         pytest.param("[audits.robustness]\nseverities = []\n", r"severities = \[\] is empty", id="empty-list"),
+        # cfg45: an l typed for a 1 was answered "did you mean 'min_top5'?", another bound (difflib's tie-break)
+        pytest.param("[audits.accuracy]\nmin_topl = 0.8\n", r"unknown key 'min_topl'; .*; did you mean 'min_top1'\?",
+                     id="lookalike-typo"),
+        # cfg45 review: a capital I (or O) for a 1 (or 0) was not a lookalike: min_top5 again
+        pytest.param("[audits.accuracy]\nmin_topI = 0.8\n", r"unknown key 'min_topI'; .*; did you mean 'min_top1'\?",
+                     id="lookalike-typo-capital"),
+        # cfg45: refused only as the corruption tests were collected, a traceback and exit 2 (not 4) before
+        pytest.param("[audits.corruption]\nseverities = [1, 2.5]\n",
+                     r"audits.corruption.severities = \[1, 2.5\] holds 2.5, not a whole number; each must be a whole number "
+                     r"in \[1, 5\]", id="fractional-severity"),
+        pytest.param('[models."efficientnet_lite0".corruption]\nseverities = [0.5]\n', r"holds 0.5, not a whole number",
+                     id="fractional-severity-in-a-model-table"),
         pytest.param('[models."efficientnet_lite0".accuracy]\nmin_top1 = 7\n',
                      r'models."efficientnet_lite0".accuracy.min_top1 = 7 is out of range',
                      id="range-in-a-model-table"),
@@ -196,8 +208,22 @@ def test_missing_threshold_names_where_to_add_it(tmp_path):
         cfg.thresholds("robustness", "m").entry("max_drop_by_transform", "zoom")
 
 
+def test_whole_severities_written_as_floats_are_still_read():
+    field = get_family("corruption").field("severities")
+    assert field.problem([1.0, 3]) is None
+    assert field.describe() == "list[int] in [1, 5]"
+
+
 def test_missing_config_file(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.toml")
     with pytest.raises(ConfigError, match="is a directory"):
         load_config(tmp_path)
+    # cfg45: these were an INTERNALERROR traceback (exit 3), and compare --config's a traceback with exit 1
+    (tmp_path / "file").write_text("")
+    (tmp_path / "loop.toml").symlink_to(tmp_path / "loop.toml")
+    for unreadable, why in [(tmp_path / "file" / "audit.toml", "Not a directory"),
+                            (tmp_path / "loop.toml", "Too many levels of symbolic links"),
+                            (tmp_path / ("a" * 300 + ".toml"), "File name too long")]:
+        with pytest.raises(ConfigError, match=rf"config file .* cannot be read \({why}\); pass --audit-config PATH"):
+            load_config(unreadable)

@@ -108,6 +108,21 @@ def test_two_models_of_one_id_or_a_bad_name_stop_the_run_at_startup(tmp_path, mo
 
 
 @pytest.mark.slow(data=False)
+def test_the_same_model_given_twice_is_audited_once_and_said(tmp_path):
+    """cfg45: a second --model of a model given already (the same text, or another spelling of its spec) was dropped
+    without a word; it is still audited once, and the terminal and run.notes say so."""
+    spec, other_spelling = f"{TINY}?size=32&resize=36", f"{TINY}?resize=36&size=32"  # the latter is canonical
+    proc, data = audit(tmp_path, tmp_path, "twice", "--model", spec, "--model", other_spelling, "-k", "test_weight_shares",
+                       model=spec)
+    assert data is not None, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert list(data["models"]) == [other_spelling] and len(data["audits"]) == 1, proc.stdout[-3000:]
+    said = [f"--model {spec} is given twice: it is audited once, as {other_spelling}",
+            f"--model {other_spelling} is {spec}, given already: it is audited once, as {other_spelling}"]
+    assert [n for n in data["run"]["notes"] if "audited once" in n] == said
+    assert all(f"note: {n}" in proc.stdout for n in said), proc.stdout[-3000:]
+
+
+@pytest.mark.slow(data=False)
 def test_a_model_named_by_its_audit_toml_table(tmp_path):
     """``name = "..."`` in the model's [models."SPEC"] table names it as ?name= does; a spec naming it otherwise is
     refused (one model, one name). The weight-share audit reads no images: no data is needed."""

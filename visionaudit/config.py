@@ -165,7 +165,8 @@ class AuditConfig:
                     merged[key] = {**merged[key], **value}
                 else:
                     merged[key] = value
-        return Thresholds(audit, model_id, MappingProxyType(merged), self.path)
+        own = frozenset(self.models[table].get(audit, {})) if table else frozenset()
+        return Thresholds(audit, model_id, MappingProxyType(merged), self.path, own)
 
     def models_not_in(self, run_models: list[str] | tuple[str, ...]) -> list[str]:
         """Per-model tables (as written) that apply to none of ``run_models`` (canonical specs)."""
@@ -197,8 +198,9 @@ class AuditConfig:
 class Thresholds(Mapping[str, Any]):
     """One audit's bounds for one model: defaults with that model's overrides applied."""
 
-    def __init__(self, audit: str, model_id: str, bounds: Mapping[str, Any], source: Path | None = None) -> None:
-        self.audit, self.model_id, self.bounds, self.source = audit, model_id, bounds, source
+    def __init__(self, audit: str, model_id: str, bounds: Mapping[str, Any], source: Path | None = None,
+                 own: frozenset[str] | None = None) -> None:  # own: the keys the model's own table sets (None: not known)
+        self.audit, self.model_id, self.bounds, self.source, self.own = audit, model_id, bounds, source, own
 
     def __repr__(self) -> str:
         return f"Thresholds({self.audit!r}, {self.model_id!r}, {dict(self.bounds)!r})"
@@ -284,10 +286,10 @@ def _canonical_key(key: str, arch: str | None, path: Path) -> str:
         raise ConfigError(f'{path}: [models."{key}"] does not name a model: {said_of_a_written_spec(e, key)}{named}') from None
 
 
-def load_config(path: str | Path | None, arch: str | None = None) -> AuditConfig:
+def load_config(path: str | Path | None, arch: str | None = None, flag: str = "--audit-config") -> AuditConfig:
     """Read and validate ``path``; ``None`` gives an empty config (the families' defaults apply).
 
-    ``arch`` is the run's ``--arch``, folded into state-dict specs as it is for ``--model``.
+    ``arch`` is the run's ``--arch``, folded into state-dict specs as it is for ``--model``; ``flag``: the option named.
     """
     if path is None:
         return AuditConfig(None)
@@ -295,11 +297,14 @@ def load_config(path: str | Path | None, arch: str | None = None) -> AuditConfig
     try:
         data = tomllib.loads(path.read_text())
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist; pass --audit-config PATH or create {CONFIG_FILE}") from None
+        raise ConfigError(f"config file {path} does not exist; pass {flag} PATH or create {CONFIG_FILE}") from None
     except IsADirectoryError:
-        raise ConfigError(f"config file {path} is a directory; pass --audit-config PATH/{CONFIG_FILE}") from None
+        raise ConfigError(f"config file {path} is a directory; pass {flag} PATH/{CONFIG_FILE}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path} is not valid TOML: {e}") from None
+    except OSError as e:  # a path under a file, a symlink loop, a name too long, no permission: not a traceback
+        raise ConfigError(f"config file {path} cannot be read ({e.strerror or e}); pass {flag} PATH of a readable "
+                          f"{CONFIG_FILE}") from None
     for key in data:
         if key not in TOP_LEVEL:
             raise ConfigError(f"{path}: {unknown_name('top-level table', key, TOP_LEVEL)}")

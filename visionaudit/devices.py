@@ -27,14 +27,17 @@ def _mps_available() -> bool:
     return bool(backend and backend.is_available())
 
 
-def resolve_device(requested: str = "auto", worker_index: int | None = None) -> torch.device:
+def resolve_device(requested: str = "auto", worker_index: int | None = None, asked: str | None = None) -> torch.device:
     """Turn ``auto|cpu|cuda|cuda:N|mps`` into a concrete device.
 
     ``auto`` takes CUDA when present, then MPS, then the CPU. Under several worker processes
     (``worker_index`` given), ``auto`` and a bare ``cuda`` spread the workers over the GPUs as
-    ``worker_index % gpu_count``; ``cuda:N`` is taken as given.
+    ``worker_index % gpu_count``; ``cuda:N`` is taken as given. ``asked``: where the device was asked for, in
+    refusals (default ``--device X``; audit.toml's ``[run] device = "X"``).
     """
     import torch
+
+    asked = asked or f"--device {requested}"
 
     req = (requested or "auto").strip().lower()
     if req == "auto":
@@ -48,12 +51,12 @@ def resolve_device(requested: str = "auto", worker_index: int | None = None) -> 
         return torch.device("cpu")
     if req == "mps":
         if not _mps_available():
-            raise DeviceError("--device mps was asked for, but MPS is not available here; use --device auto or cpu")
+            raise DeviceError(f"{asked} was asked for, but MPS is not available here; use --device auto or cpu")
         return torch.device("mps")
     if req == "cuda" or req.startswith("cuda:"):
         if not torch.cuda.is_available():
             raise DeviceError(
-                f"--device {requested} was asked for, but torch sees no CUDA GPU "
+                f"{asked} was asked for, but torch sees no CUDA GPU "
                 f"(torch {torch.__version__}, CUDA build {torch.version.cuda}); use --device auto or cpu"
             )
         count = torch.cuda.device_count()
@@ -62,11 +65,12 @@ def resolve_device(requested: str = "auto", worker_index: int | None = None) -> 
         try:
             index = int(req.split(":", 1)[1])
         except ValueError:
-            raise DeviceError(f"--device {requested}: the GPU index must be a whole number, as in cuda:0") from None
+            raise DeviceError(f"{asked}: the GPU index must be a whole number, as in cuda:0") from None
         if not 0 <= index < count:
-            raise DeviceError(f"--device {requested}: there are {count} CUDA GPU(s), numbered 0 to {count - 1}")
+            raise DeviceError(f"{asked}: there are {count} CUDA GPU(s), numbered 0 to {count - 1}")
         return torch.device("cuda", index)
-    raise DeviceError(f"unknown device {requested!r}: use auto, cpu, cuda, cuda:N or mps")
+    where = "" if asked == f"--device {requested}" else f"{asked}: "
+    raise DeviceError(f"{where}unknown device {requested!r}: use auto, cpu, cuda, cuda:N or mps")
 
 
 def cpu_thread_share(worker_count: int | None, cpu_count: int | None = None) -> int:
@@ -153,12 +157,13 @@ def release_heap_fragments(limit: int = HEAP_FREE_LIMIT) -> bool:
     return True
 
 
-def check_device(requested: str) -> None:
-    """Stop on a ``--device`` that cannot work, before any model loads: a misspelling, or a GPU asked for that is
-    not there. ``auto`` and ``cpu`` always work, so they are checked without importing torch."""
+def check_device(requested: str, asked: str | None = None) -> None:
+    """Stop on a ``--device`` (``asked``: where else it was asked for) that cannot work, before any model loads: a
+    misspelling, or a GPU asked for that is not there. ``auto`` and ``cpu`` always work, so they are checked without
+    importing torch."""
     req = (requested or "auto").strip().lower()
     if req not in ("auto", "cpu"):
-        resolve_device(requested)
+        resolve_device(requested, asked=asked)
 
 
 def inference_memory_format(device: torch.device, batch: torch.Tensor) -> torch.memory_format:

@@ -56,9 +56,19 @@ class ModelOutputError(VisionAuditError):
 
 # -- did you mean --------------------------------------------------------------------------------
 
+# Characters typed for one another (an l or I for a 1, an O for a 0): difflib weighs min_topl as near min_top5 as
+# min_top1, and broke the tie toward min_top5, a suggestion that would set another bound.
+_LOOKALIKE = str.maketrans("liIoO", "11100")
+
+
 def closest(word: str, allowed: Iterable[str], cutoff: float = 0.6) -> str | None:
-    """The allowed word nearest to ``word`` (difflib's ratio), or None when nothing is as near as ``cutoff``."""
-    matches = difflib.get_close_matches(word, list(allowed), n=1, cutoff=cutoff)
+    """The allowed word nearest to ``word``: the one it spells but for lookalike characters (l, i and I for 1, o and O
+    for 0), else difflib's ratio; None when nothing is as near as ``cutoff``."""
+    allowed = list(allowed)
+    alike = [a for a in allowed if isinstance(a, str) and a.translate(_LOOKALIKE) == word.translate(_LOOKALIKE)]
+    if len(alike) == 1:
+        return alike[0]
+    matches = difflib.get_close_matches(word, allowed, n=1, cutoff=cutoff)
     return matches[0] if matches else None
 
 

@@ -368,3 +368,13 @@ def test_an_empty_option_of_a_command_is_said_to_be_empty(tmp_path, capsys, args
     assert err.startswith(f"error: {flag} is empty (an unset variable?); give "), err
     assert (f"or leave {flag} out" in err) == (flag != "--from-journal"), err  # a required one cannot be left out
     assert list(tmp_path.iterdir()) == []
+
+
+def test_compare_with_a_config_that_is_not_there_names_its_own_option(tmp_path, capsys):
+    """cfg45 review F8: compare --config's refusal said "pass --audit-config PATH", the run's option, not compare's."""
+    missing, looping = tmp_path / "nope.toml", tmp_path / "loop.toml"
+    looping.symlink_to(looping)
+    for config, said in [(missing, "does not exist; pass --config PATH"), (looping, "cannot be read (Too many levels")]:
+        assert main(["compare", "old.json", "new.json", "--config", str(config)]) == exit_codes.USAGE
+        err = capsys.readouterr().err
+        assert f"config file {config} {said}" in err and "--audit-config" not in err, err

@@ -147,7 +147,11 @@ def test_one_models_cap_below_the_floor_does_not_hide_another_models_subset_belo
     assert capped_below_floor(meta, bounds) == {"deployment": ("images", 8, 16)}
     assert below_floor(meta, 12, bounds) == {"deployment": 16}
     note = sample_floor_note(12, 12, meta, bounds)
-    assert "[audits.deployment] images = 8" in note and "--audit-samples 16 or more" in note
+    assert "--audit-samples 16 or more" in note
+    # a's cap is its own table's, not [audits.deployment]'s (cfg45): the note names it, and the gate as a's and b's only
+    assert note.startswith("a's own [models] table's deployment images = 8 is below its min_images (16) (audit.toml): the "
+                           "deployment (of a only) gate will never be judged"), note
+    assert "the deployment (of b only) gate will not be judged" in note and "([audits.deployment] min_images)" in note
 
 
 def test_a_descriptor_with_a_counts_labelled_not_of_its_shape_is_refused_when_made():
@@ -177,3 +181,48 @@ def test_the_note_says_which_gates_tests_will_not_measure():
             "(they stop at the count)") in note
     note = floor_note(20, {"accuracy": 50, "robustness": 60})
     assert "though their tests run and record what they measure;" in note and "will not measure" not in note
+
+
+def test_a_run_of_several_models_names_those_whose_gate_goes_unjudged_and_the_table_that_sets_their_floor():
+    """cfg45: with a model's own table setting min_images, the note said the whole gate would not be judged and named
+    [audits.accuracy] min_images as the fix, though the other model's gate was judged and that table was not the cause."""
+    meta = {"a": {"audit": "accuracy", "model": "m1"}, "b": {"audit": "accuracy", "model": "m2"}}
+    own = {"m2": 100}  # m2's [models."SPEC".accuracy] min_images; [audits.accuracy] (and the model id "") 10
+    note = sample_floor_note(20, 20, meta, lambda family, model: {"min_images": own.get(model, 10)})
+    assert "the accuracy (of m2 only) gate will not be judged" in note
+    assert "lower min_images in audit.toml (m2's own [models] table's accuracy min_images)" in note
+    assert "[audits.accuracy]" not in note
+    # Below [audits.accuracy]'s floor for one model only (the other's own table lowers it): that table is the fix.
+    own = {"m1": 10}
+    note = sample_floor_note(20, 20, meta, lambda family, model: {"min_images": own.get(model, 50)})
+    assert "the accuracy (of m2 only) gate" in note and "([audits.accuracy] min_images)" in note
+    # Every model below: the gate, as before.
+    note = sample_floor_note(20, 20, meta, lambda family, model: {"min_images": 50})
+    assert "the accuracy gate will not be judged" in note and "([audits.accuracy] min_images)" in note
+
+
+def test_a_models_own_cap_below_its_floor_is_told_as_its_tables_and_its_gate_only():
+    """cfg45: [models."SPEC".deployment] images = 8 was told as "[audits.deployment] images = 8" (not in the file) and
+    "the deployment gate will never be judged", though the other model's was."""
+    meta = {"a": {"audit": "deployment", "model": "m1"}, "b": {"audit": "deployment", "model": "m2"}}
+    defaults = registry.get_family("deployment").defaults
+    note = sample_floor_note(None, 1000, meta, lambda family, model: {**defaults, "images": 8 if model == "m2" else 64})
+    assert note.startswith("m2's own [models] table's deployment images = 8 is below its min_images (16) (audit.toml): "
+                           "the deployment (of m2 only) gate will never be judged"), note
+    assert "raise m2's own [models] table's deployment images to 16 or more" in note and "[audits." not in note
+
+
+def test_a_models_own_table_that_sets_the_shared_floor_again_is_named_as_the_fix(tmp_path):
+    """cfg45 review F3: whose table set min_images was told by value, so a model's own table that sets the same value
+    as [audits.accuracy] was left out of the fix, which named only [audits.accuracy] (lowering it changes nothing for
+    that model). The keys the model's own table sets decide it (visionaudit.config.Thresholds.own)."""
+    from visionaudit.config import load_config
+
+    path = tmp_path / "audit.toml"
+    path.write_text('[audits.accuracy]\nmin_images = 100\n\n[models."efficientnet_lite1".accuracy]\nmin_images = 100\n')
+    config = load_config(path)
+    meta = {"a": {"audit": "accuracy", "model": "efficientnet_lite0"}, "b": {"audit": "accuracy", "model": "efficientnet_lite1"}}
+    note = sample_floor_note(20, 20, meta, config.thresholds)
+    assert ("lower min_images in audit.toml ([audits.accuracy] min_images, efficientnet_lite1's own [models] table's "
+            "accuracy min_images)") in note, note
+    assert "the accuracy gate will not be judged" in note  # both models' gates: no "(of ... only)"

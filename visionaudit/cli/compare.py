@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         raise VisionAuditError(problem)
     pairs = model_pairs(args, "the new report's model and the old report's")
-    config = load_config(args.config) if args.config is not None else None
+    config = load_config(args.config, flag="--config") if args.config is not None else None
     old, new = read_report(args.old, "old report"), read_report(args.new, "new report")
     refuse_shard_part(old, f"old report {args.old}")
     refuse_shard_part(new, f"new report {args.new}")

@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         baseline = read_report(args.baseline)
         refuse_shard_part(baseline, f"baseline report {args.baseline}")
         refuse_shard_part(report, f"report {args.report}")  # a part is never compared, on either side
-        config = load_config(args.config) if args.config is not None else None
+        config = load_config(args.config, flag="--config") if args.config is not None else None
         comparison = compare_reports(baseline, report, pairs, config, unpaired=args.baseline_unpaired,
                                      accept_incomplete=args.accept_incomplete_baseline)
     strips = transform_strips(report, Path(args.data), args.images) if args.data else None

@@ -19,7 +19,7 @@ from visionaudit.errors import closest, unknown_name
 # A family's bounds for a model (canonical spec): how the core's checks take visionaudit.config.AuditConfig.thresholds.
 Bounds = Callable[[str, str], Mapping[str, Any]]
 
-KINDS = ("number", "int", "str", "bool", "list[str]", "list[number]", "map[number]", "map[str]")
+KINDS = ("number", "int", "str", "bool", "list[str]", "list[number]", "list[int]", "map[number]", "map[str]")
 
 
 def _is_number(v: Any) -> bool:
@@ -120,11 +120,15 @@ class Field:
                 return "is empty; give at least one or leave the key out" if not value else f"holds fewer than {self.minimum:g}"
             bad = [v for v in value if self.choices is not None and v not in self.choices]
             return unknown_name("item", bad[0], self.choices or ()) if bad else None
-        if self.kind == "list[number]":
+        if self.kind in ("list[number]", "list[int]"):
             if not isinstance(value, list) or not all(_is_number(v) for v in value):
                 return wrong_type
             if not value:
                 return "is empty; give at least one value"
+            # list[int]: 3.0 is the level 3 (as TOML may spell it); 2.5 is no level, refused here rather than at collection
+            fractional = [v for v in value if self.kind == "list[int]" and not float(v).is_integer()]
+            if fractional:
+                return f"holds {fractional[0]!r}, not a whole number; each must be a whole number in {self.range_text}"
             bad = [v for v in value if not self._in_range(v)]
             return f"holds {bad[0]!r}, out of range; each must be in {self.range_text}" if bad else None
         if not isinstance(value, dict):
@@ -214,6 +218,11 @@ def per_name(choices: Iterable[str], value: Field, help: str = "", default: Any 
 def numbers(help: str = "", minimum: float | None = None, maximum: float | None = None, exclusive_minimum: bool = False,
             default: Any = None) -> Field:
     return Field("list[number]", help, minimum, maximum, exclusive_minimum, default=default)
+
+
+def wholes(help: str = "", minimum: int | None = None, maximum: int | None = None, default: Any = None) -> Field:
+    """A list of whole numbers in [minimum, maximum] (levels: ImageNet-C's severities)."""
+    return Field("list[int]", help, minimum, maximum, default=default)
 
 
 def flag(help: str = "", default: Any = None) -> Field:

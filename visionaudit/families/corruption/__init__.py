@@ -379,8 +379,8 @@ FAMILY = register_family(Family(
         "corruptions": f.names(BENCHMARK, "the benchmark corruptions scored (the mCE is the published one with all 15)",
                                default=list(BENCHMARK)),
         "extras": f.names(EXTRAS, "ImageNet-C's four extra corruptions to score too (outside the mCE)", default=[]),
-        "severities": f.numbers("severities scored, whole numbers 1 to 5 (the mCE is the published one with all five)",
-                                minimum=1, maximum=5, default=[1, 2, 3, 4, 5]),
+        "severities": f.wholes("severities scored, whole numbers 1 to 5 (the mCE is the published one with all five)",
+                               minimum=1, maximum=5, default=[1, 2, 3, 4, 5]),
         "jpeg_round_trip": f.flag("JPEG quality 85 round trip after each corruption, as ImageNet-C was stored", default=True),
         "jpeg_on_device": f.flag("the JPEG round trip with nvJPEG on the model's CUDA device instead of libjpeg on the CPU: "
                                  "faster, but not PIL's pixels (the protocol records the codec; a baseline is compared "
