@@ -112,6 +112,25 @@ def test_min_top5_on_five_classes_or_fewer_is_said_not_to_apply():
     assert page["table"]["notes"] == [f"m: min_top5 not applied ({why})"]
 
 
+@pytest.mark.parametrize("n_classes", [3, 8])
+def test_a_not_judged_accuracy_says_min_top5_as_a_judged_one_does(n_classes):
+    """Too few images (min_images 50 over 10): the not_judged entry records min_top5 among its bounds (8 classes), or
+    says it did not apply (3 classes), as a judged entry does (the count was checked first, and min_top5 lost)."""
+    from visionaudit.families.assessment import NotJudged
+
+    labels = torch.from_numpy(LABELS)
+    record = AuditRecord("accuracy", "m")
+    with pytest.raises(NotJudged):
+        A.assess_clean_top1(record, A.clean_outcomes(_samples(10), torch.eye(n_classes)[labels], labels),
+                            _bounds(min_top5=0.9, min_images=50),
+                            {"model": "m", "set_name": "hand", "preprocessing": "p",
+                             "class_names": [f"c{k}" for k in range(n_classes)]})
+    if n_classes > 5:
+        assert record.thresholds["min_top5"] == 0.9 and "bounds_not_applied" not in record.metrics
+    else:
+        assert "always 1.0" in record.metrics["bounds_not_applied"]["min_top5"]
+
+
 def test_the_defaults_follow_min_top1_so_a_model_it_passes_still_passes():
     """A team's ``min_top1 = 0.5`` and nothing else: the bounds added with per-class accuracy must not fail the
     model top-1 passes (one image per class, as imagenet-sample: balanced accuracy is top-1)."""

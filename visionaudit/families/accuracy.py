@@ -160,8 +160,6 @@ def assess_clean_top1(record: AuditRecord, measured: PerImage, thresholds: Mappi
     min_balanced = min_top1 if thresholds.get("min_balanced_accuracy") is None else thresholds["min_balanced_accuracy"]
     if classes is not None:
         record.threshold("min_balanced_accuracy", min_balanced)
-    require_count(record, thresholds, len(correct), "labelled images")
-    failures = []
     # Unset, min_top5 gates nothing (top-5 is recorded) and min_balanced_accuracy is min_top1: the bounds added
     # with per-class accuracy never fail a model that min_top1 passes on a set of one image per class.
     min_top5 = thresholds.get("min_top5")
@@ -169,6 +167,10 @@ def assess_clean_top1(record: AuditRecord, measured: PerImage, thresholds: Mappi
         n_classes = len(context.get("class_names") or []) or "five or fewer"
         record.not_applied("min_top5", f"the model has {n_classes} classes: every label is among its top five, so "
                                        "top-5 is always 1.0 and holds it to nothing")
+    elif min_top5 is not None:  # before the count, as min_top1: a not_judged entry shows it too
+        record.threshold("min_top5", min_top5)
+    require_count(record, thresholds, len(correct), "labelled images")
+    failures = []
     if top5 is not None and min_top5 is not None and not record.check_min("top5", top5, "min_top5", min_top5):
         failures.append(f"top-5 {top5:.3f} is below min_top5 {min_top5}")
     top1_ok = record.check_min("clean_top1", top1, "min_top1", min_top1)
